@@ -1,0 +1,84 @@
+//! `mycel`: the one binary of the mycel network.
+//!
+//! Node roles (`up`, `node`, `init`, `localnet`) live in `node_cmd`; key management in `keys`;
+//! the commands that talk to a running node over its HTTP API (docs/node-api.md) in `client`.
+//!
+//! Exit codes: 0 on success, 1 on any error (including a command line that does not parse).
+//! Errors go to stderr and say what went wrong and what to do about it.
+
+mod client;
+mod keys;
+mod node_cmd;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// mycel: an open network for verifiable, pay-per-use AI.
+///
+/// Start a whole devnet on this machine with `mycel up`, then use the client commands
+/// (`status`, `balance`, `transfer`, `tx`, `block`) against it. Keys live in encrypted
+/// Ethereum JSON keystores managed by `mycel key`.
+#[derive(Debug, Parser)]
+#[command(name = "mycel", version, propagate_version = true, arg_required_else_help = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start a whole devnet on this machine (a validator, the API and the explorer) and print its URLs.
+    Up(node_cmd::UpArgs),
+    /// Run one validator node from a config file written by `mycel init` or `mycel localnet`.
+    Node(node_cmd::NodeArgs),
+    /// Write a genesis and node configs for a new network.
+    Init(node_cmd::InitArgs),
+    /// Write (if needed) and start an N-validator network on loopback.
+    Localnet(node_cmd::LocalnetArgs),
+    /// Create, import and list keys (encrypted Ethereum JSON keystores).
+    #[command(subcommand)]
+    Key(keys::KeyCommand),
+    /// Show the node's chain id, height, latest block and fee parameters.
+    Status(client::StatusArgs),
+    /// Show the MYC and mUSD balances and the next nonce of an account.
+    Balance(client::BalanceArgs),
+    /// Sign a transfer of MYC or mUSD and submit it to the node.
+    Transfer(client::TransferArgs),
+    /// Show the status and receipt of a transaction.
+    Tx(client::TxArgs),
+    /// Show a finalized block and its transactions.
+    Block(client::BlockArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            // --help and --version print to stdout and succeed; a bad command line is an error (1).
+            let _ = err.print();
+            return if err.use_stderr() { ExitCode::FAILURE } else { ExitCode::SUCCESS };
+        }
+    };
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Up(args) => node_cmd::run_up(args),
+        Command::Node(args) => node_cmd::run_node(args),
+        Command::Init(args) => node_cmd::run_init(args),
+        Command::Localnet(args) => node_cmd::run_localnet(args),
+        Command::Key(command) => keys::run(command),
+        Command::Status(args) => client::run_status(args),
+        Command::Balance(args) => client::run_balance(args),
+        Command::Transfer(args) => client::run_transfer(args),
+        Command::Tx(args) => client::run_tx(args),
+        Command::Block(args) => client::run_block(args),
+    }
+}
