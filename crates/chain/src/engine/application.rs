@@ -1,0 +1,302 @@
+//! The consensus application: builds blocks from the mempool, verifies blocks by re-executing
+//! them, and hands finalized blocks to the finalizer.
+
+use super::{
+    block::{digest_to_b256, Block, Context},
+    Scheme,
+};
+use crate::node::Shared;
+use bytes::Bytes;
+use commonware_actor::Feedback;
+use commonware_consensus::{
+    marshal::{ancestry::Ancestry, Update},
+    Heightable, Reporter,
+};
+use commonware_cryptography::{sha256::Digest, Digested, Digestible};
+use commonware_runtime::{Clock, Metrics, Spawner, Storage};
+use commonware_utils::{acknowledgement::Exact, SystemTimeExt};
+use futures::{channel::mpsc, StreamExt};
+use mycel_state::{BlockContext, State, TxError, TxReceipt, VerifiedTx};
+use mycel_types::SignedTx;
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
+use tracing::{debug, info, warn};
+
+/// Block timestamps past this instant (2200-01-01) are invalid, so waiting for a timestamp to
+/// come within the skew window is always bounded.
+const MAX_BLOCK_TIMESTAMP_MS: u64 = 7_258_118_400_000;
+
+/// A finalized block and the acknowledgement marshal waits for.
+pub(crate) type Finalized = (Digested<Block>, Exact);
+
+/// Block-building rules shared by proposer and verifier.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct BlockRules {
+    /// Minimum time between a parent's timestamp and its child's (proposal pacing).
+    pub block_time_ms: u64,
+    pub max_block_txs: usize,
+    pub max_block_bytes: usize,
+    /// How far ahead of the local clock a block's timestamp may be before verification waits.
+    pub max_future_skew_ms: u64,
+}
+
+/// A block executed on top of its parent, not yet finalized.
+#[derive(Clone)]
+pub(crate) struct Executed {
+    pub height: u64,
+    pub state: State,
+    pub results: Vec<Result<TxReceipt, TxError>>,
+}
+
+#[derive(Clone)]
+pub(crate) struct Application {
+    shared: Arc<Shared>,
+    rules: BlockRules,
+    finalized: mpsc::UnboundedSender<Finalized>,
+}
+
+impl Application {
+    pub fn new(
+        shared: Arc<Shared>,
+        rules: BlockRules,
+        finalized: mpsc::UnboundedSender<Finalized>,
+    ) -> Self {
+        Self { shared, rules, finalized }
+    }
+
+    /// The state after `parent`: the finalized state, a cached execution, or a re-execution of the
+    /// unfinalized blocks between the finalized tip and `parent` (read from `ancestry`, which must
+    /// be positioned just after `parent`). `None` if `parent` cannot extend the finalized chain.
+    async fn state_after(
+        &self,
+        parent: &Digested<Block>,
+        mut ancestry: impl Ancestry<Block>,
+    ) -> Option<State> {
+        let parent_digest = parent.digest();
+        if let Some(state) = self.known_state(&parent_digest, parent.height().get()) {
+            return state;
+        }
+
+        // Walk back to a block whose post-state is known, then replay forward.
+        let mut pending = vec![parent.clone()];
+        let mut base = loop {
+            let ancestor = ancestry.next().await?;
+            if let Some(state) = self.known_state(&ancestor.digest(), ancestor.height().get()) {
+                break state?;
+            }
+            pending.push(ancestor);
+        };
+        for block in pending.iter().rev() {
+            let txs = decode_txs(block.inner(), &base).ok()?;
+            let executed = execute(&base, block.inner(), &txs).ok()?;
+            base = executed.state.clone();
+            self.shared.cache_executed(block.digest(), executed);
+        }
+        debug!(height = parent.height().get(), replayed = pending.len(), "rebuilt parent state");
+        Some(base)
+    }
+
+    /// `Some(Some(state))` if the post-state of `digest` is known, `Some(None)` if the block cannot
+    /// be on the finalized chain, `None` if unknown.
+    fn known_state(&self, digest: &Digest, height: u64) -> Option<Option<State>> {
+        let finalized = self.shared.finalized_tip();
+        if digest_to_b256(digest) == finalized.hash {
+            return Some(Some(self.shared.finalized_state()));
+        }
+        if let Some(executed) = self.shared.executed(digest) {
+            return Some(Some(executed.state));
+        }
+        if height <= finalized.height {
+            return Some(None);
+        }
+        None
+    }
+}
+
+/// Decodes and statelessly verifies a block's transactions against `state`'s parameters.
+pub(crate) fn decode_txs(block: &Block, state: &State) -> Result<Vec<VerifiedTx>, String> {
+    block
+        .txs
+        .iter()
+        .enumerate()
+        .map(|(i, bytes)| {
+            let tx = SignedTx::decode(bytes).map_err(|e| format!("tx {i} does not decode: {e}"))?;
+            state.verify_stateless(tx).map_err(|e| format!("tx {i} is invalid: {e}"))
+        })
+        .collect()
+}
+
+/// Executes `block` on a copy of `parent_state`; fails if any transaction fails or the state root
+/// differs from the block's.
+pub(crate) fn execute(
+    parent_state: &State,
+    block: &Block,
+    txs: &[VerifiedTx],
+) -> Result<Executed, String> {
+    let mut state = parent_state.clone();
+    let ctx = BlockContext { height: block.height.get(), timestamp_ms: block.timestamp_ms };
+    let outcome = state.apply_block(ctx, txs).map_err(|e| e.to_string())?;
+    if let Some((i, Err(err))) = outcome.results.iter().enumerate().find(|(_, r)| r.is_err()) {
+        return Err(format!("tx {i} fails: {err}"));
+    }
+    if outcome.state_root != block.state_root {
+        return Err(format!(
+            "state root {} differs from the block's {}",
+            outcome.state_root, block.state_root
+        ));
+    }
+    Ok(Executed { height: block.height.get(), state, results: outcome.results })
+}
+
+impl<E> commonware_consensus::Application<E> for Application
+where
+    E: Clock + Spawner + Metrics + Storage + rand_core::CryptoRng,
+{
+    type SigningScheme = Scheme;
+    type Context = Context;
+    type Block = Block;
+    type Input = ();
+
+    async fn propose(
+        &mut self,
+        (runtime, context): (E, Context),
+        mut ancestry: impl Ancestry<Block>,
+        _input: (),
+    ) -> Option<Digested<Block>> {
+        let parent = ancestry.next().await?;
+
+        // Pace blocks: wait until the block time has passed since the parent.
+        let min_timestamp = parent.inner().timestamp_ms.checked_add(self.rules.block_time_ms.max(1))?;
+        if min_timestamp > MAX_BLOCK_TIMESTAMP_MS {
+            warn!(min_timestamp, "parent timestamp too large to build on");
+            return None;
+        }
+        let mut now = runtime.current().epoch_millis();
+        if now < min_timestamp {
+            runtime.sleep_until(SystemTime::UNIX_EPOCH + Duration::from_millis(min_timestamp)).await;
+            now = runtime.current().epoch_millis();
+        }
+        let timestamp_ms = now.max(min_timestamp);
+
+        let parent_state = self.state_after(&parent, ancestry).await?;
+        let candidates = self.shared.select_txs(
+            &parent_state,
+            self.rules.max_block_txs,
+            self.rules.max_block_bytes,
+        );
+        let height = parent.height().next();
+        let ctx = BlockContext { height: height.get(), timestamp_ms };
+
+        // Execute; a transaction that fails in the block (it should not, the mempool picked them in
+        // sequence) is left out and the block rebuilt.
+        let mut txs = candidates;
+        let (state, outcome) = loop {
+            let mut state = parent_state.clone();
+            let outcome = match state.apply_block(ctx, &txs) {
+                Ok(outcome) => outcome,
+                Err(err) => {
+                    warn!(%err, "cannot build on parent");
+                    return None;
+                }
+            };
+            if outcome.results.iter().all(Result::is_ok) {
+                break (state, outcome);
+            }
+            let keep: Vec<VerifiedTx> = txs
+                .iter()
+                .zip(&outcome.results)
+                .filter(|(_, r)| r.is_ok())
+                .map(|(tx, _)| tx.clone())
+                .collect();
+            txs = keep;
+        };
+
+        let encoded: Vec<Bytes> = txs.iter().map(|tx| Bytes::from(tx.tx.encode())).collect();
+        let block = Block::new(context, parent.digest(), height, timestamp_ms, outcome.state_root, encoded);
+        let digest = block.digest();
+        debug!(height = height.get(), txs = txs.len(), "proposed block");
+        self.shared.cache_executed(
+            digest,
+            Executed { height: height.get(), state, results: outcome.results },
+        );
+        Some(Digested::precomputed(block, digest))
+    }
+
+    async fn verify(
+        &mut self,
+        (runtime, _context): (E, Context),
+        mut ancestry: impl Ancestry<Block>,
+    ) -> bool {
+        let Some(block) = ancestry.next().await else {
+            return false;
+        };
+        let Some(parent) = ancestry.next().await else {
+            return false;
+        };
+        let digest = block.digest();
+        let block: &Block = block.inner();
+        let parent_block: &Block = parent.inner();
+        // Height and parent digest are checked by marshal before this is called.
+
+        if block.timestamp_ms <= parent_block.timestamp_ms || block.timestamp_ms > MAX_BLOCK_TIMESTAMP_MS {
+            debug!(height = block.height.get(), "rejecting block: bad timestamp");
+            return false;
+        }
+        if block.txs.len() > self.rules.max_block_txs || block.tx_bytes() > self.rules.max_block_bytes
+        {
+            debug!(height = block.height.get(), "rejecting block: over the size limits");
+            return false;
+        }
+
+        // Never reject on the local clock (the verdict must be the same on every honest node):
+        // wait until the timestamp is within the allowed skew instead.
+        let deadline_ms = block.timestamp_ms.saturating_sub(self.rules.max_future_skew_ms);
+        if runtime.current().epoch_millis() < deadline_ms {
+            runtime.sleep_until(SystemTime::UNIX_EPOCH + Duration::from_millis(deadline_ms)).await;
+        }
+
+        let Some(parent_state) = self.state_after(&parent, ancestry).await else {
+            // The parent is not on the finalized chain (or its state cannot be rebuilt): this block
+            // can never be finalized. Abstain rather than vote.
+            futures::future::pending::<()>().await;
+            return false;
+        };
+        let txs = match decode_txs(block, &parent_state) {
+            Ok(txs) => txs,
+            Err(reason) => {
+                info!(height = block.height.get(), %reason, "rejecting block");
+                return false;
+            }
+        };
+        match execute(&parent_state, block, &txs) {
+            Ok(executed) => {
+                self.shared.cache_executed(digest, executed);
+                true
+            }
+            Err(reason) => {
+                info!(height = block.height.get(), %reason, "rejecting block");
+                false
+            }
+        }
+    }
+}
+
+impl Reporter for Application {
+    type Activity = Update<Block>;
+
+    fn report(&mut self, activity: Self::Activity) -> Feedback {
+        match activity {
+            Update::Block(block, ack) => {
+                // The finalizer applies, persists, and only then acknowledges.
+                if self.finalized.unbounded_send((block, ack)).is_err() {
+                    warn!("finalizer stopped; block not applied");
+                    return Feedback::Closed;
+                }
+            }
+            Update::Tip(_, height, _) => self.shared.set_consensus_tip(height.get()),
+        }
+        Feedback::Ok
+    }
+}

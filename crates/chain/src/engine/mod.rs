@@ -1,0 +1,573 @@
+//! The adapter to commonware: every commonware type mycel uses lives under this module, so a
+//! commonware upgrade touches only here.
+//!
+//! Wiring (as in commonware's alto): buffered broadcast (block dissemination) → immutable archives
+//! (finalized blocks and finalizations) → marshal (ordered, at-least-once delivery of finalized
+//! blocks, with backfill from peers) → [`application::Application`] (propose/verify by
+//! execution) wrapped by marshal's `Deferred` → simplex consensus (ed25519 signatures).
+
+pub(crate) mod application;
+pub(crate) mod block;
+pub(crate) mod p2p;
+mod store;
+
+#[cfg(test)]
+mod tests;
+
+use crate::{
+    ledger::{tx_views, BlockReceipts, BlockView, Ledger, TipMeta, TxLocation, TxOutcome},
+    mempool::{Mempool, MempoolLimits},
+    node::{BlockSource, Node, Shared},
+    ChainError,
+};
+pub(crate) use application::Executed;
+use application::{Application, BlockRules, Finalized};
+use block::{digest_to_b256, Block, BlockLimits};
+use commonware_broadcast::buffered;
+use commonware_consensus::{
+    marshal::{
+        self,
+        core::{Actor as MarshalActor, Mailbox as MarshalMailbox},
+        resolver::p2p as marshal_p2p,
+        standard::{Deferred, Standard},
+        Identifier,
+    },
+    simplex::{self, elector::RoundRobin},
+    types::{Epoch, FixedEpocher, Height, ViewDelta},
+    Heightable,
+};
+use commonware_cryptography::{
+    certificate::ConstantProvider,
+    ed25519,
+    sha256::{Digest, Sha256},
+    Digested, Digestible, Signer,
+};
+use commonware_p2p::{Blocker, Provider, Receiver, Sender};
+use commonware_parallel::Sequential;
+use commonware_runtime::{
+    buffer::paged::{page_size, CacheRef},
+    Clock, Metrics, Spawner, Storage,
+};
+use commonware_storage::archive::immutable;
+use commonware_utils::{ordered::Set, NZDuration, NZUsize, NZU64};
+use futures::{channel::mpsc, future::BoxFuture, StreamExt};
+use mycel_state::State;
+use mycel_types::{Genesis, B256};
+use std::{
+    num::{NonZero, NonZeroUsize},
+    sync::{atomic::Ordering, Arc},
+    time::Duration,
+};
+use tracing::{error, info, warn};
+
+/// The consensus signing scheme: one ed25519 signature per validator per vote.
+pub(crate) type Scheme = simplex::scheme::ed25519::Scheme;
+
+/// mycel runs a single epoch with a fixed validator set (from genesis).
+const EPOCH: Epoch = Epoch::zero();
+const EPOCH_LENGTH: NonZero<u64> = NZU64!(u64::MAX);
+
+const PRUNABLE_ITEMS_PER_SECTION: NonZero<u64> = NZU64!(4_096);
+const IMMUTABLE_ITEMS_PER_SECTION: NonZero<u64> = NZU64!(262_144);
+const FREEZER_TABLE_RESIZE_FREQUENCY: u8 = 4;
+const FREEZER_TABLE_RESIZE_CHUNK_SIZE: u32 = 2u32.pow(16);
+const FREEZER_JOURNAL_TARGET_SIZE: u64 = 1024 * 1024 * 1024;
+const FREEZER_JOURNAL_COMPRESSION: Option<u8> = Some(3);
+const REPLAY_BUFFER: NonZero<usize> = NZUsize!(8 * 1024 * 1024);
+const WRITE_BUFFER: NonZero<usize> = NZUsize!(1024 * 1024);
+const PAGE_CACHE_PAGE_SIZE: NonZero<u16> = page_size(4_096);
+const PAGE_CACHE_CAPACITY: NonZero<usize> = NZUsize!(8_192);
+const MAX_REPAIR: NonZero<usize> = NZUsize!(20);
+const MAX_PENDING_ACKS: NonZero<usize> = NZUsize!(16);
+const DEQUE_SIZE: usize = 10;
+/// Executed-but-unfinalized states kept for building and verifying children.
+const MAX_EXECUTED: usize = 1_024;
+
+/// p2p channel numbers.
+pub(crate) const CHANNEL_VOTES: u64 = 0;
+pub(crate) const CHANNEL_CERTIFICATES: u64 = 1;
+pub(crate) const CHANNEL_RESOLVER: u64 = 2;
+pub(crate) const CHANNEL_BROADCAST: u64 = 3;
+pub(crate) const CHANNEL_BACKFILL: u64 = 4;
+
+/// Consensus timing.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Timeouts {
+    pub leader: Duration,
+    pub certification: Duration,
+    pub timeout_retry: Duration,
+    pub fetch: Duration,
+    pub view_retention: u64,
+}
+
+/// Everything the engine needs, in commonware terms.
+pub(crate) struct EngineConfig {
+    pub signer: ed25519::PrivateKey,
+    pub genesis: Genesis,
+    pub partition_prefix: String,
+    pub rules: BlockRules,
+    pub limits: BlockLimits,
+    pub mempool: MempoolLimits,
+    pub timeouts: Timeouts,
+    pub mailbox_size: NonZeroUsize,
+    /// Freezer table size of the block archives (small in tests: the deterministic runtime keeps
+    /// storage in memory).
+    pub freezer_table_initial_size: u32,
+}
+
+/// The five p2p channels the engine uses.
+pub(crate) struct Channels<S, R> {
+    pub votes: (S, R),
+    pub certificates: (S, R),
+    pub resolver: (S, R),
+    pub broadcast: (S, R),
+    pub backfill: (S, R),
+}
+
+/// The consensus namespace: binds every signature to this chain.
+pub(crate) fn namespace(genesis: &Genesis) -> Vec<u8> {
+    let mut ns = b"mycel-consensus-".to_vec();
+    ns.extend_from_slice(genesis.hash().as_slice());
+    ns
+}
+
+/// Parses an ed25519 public key from hex (with or without `0x`).
+pub(crate) fn parse_public_key(hex_key: &str) -> Result<ed25519::PublicKey, ChainError> {
+    use commonware_codec::DecodeExt;
+    let raw = hex_key.strip_prefix("0x").unwrap_or(hex_key);
+    let bytes = hex::decode(raw).map_err(|_| ChainError::BadKey(format!("'{hex_key}' is not hex")))?;
+    ed25519::PublicKey::decode(bytes)
+        .map_err(|_| ChainError::BadKey(format!("'{hex_key}' is not an ed25519 public key")))
+}
+
+/// Parses an ed25519 private key (32-byte seed, hex).
+pub(crate) fn parse_private_key(hex_key: &str) -> Result<ed25519::PrivateKey, ChainError> {
+    use commonware_codec::DecodeExt;
+    let raw = hex_key.strip_prefix("0x").unwrap_or(hex_key);
+    let bytes = hex::decode(raw)
+        .map_err(|_| ChainError::BadKey("the validator private key is not hex".into()))?;
+    ed25519::PrivateKey::decode(bytes)
+        .map_err(|_| ChainError::BadKey("the validator private key is not a 32-byte ed25519 key".into()))
+}
+
+pub(crate) fn public_key_hex(key: &ed25519::PublicKey) -> String {
+    hex::encode(key.as_ref())
+}
+
+#[allow(dead_code)]
+pub(crate) fn private_key_hex(key: &ed25519::PrivateKey) -> String {
+    use commonware_codec::Encode;
+    hex::encode(key.encode())
+}
+
+/// The validator set of `genesis`, in genesis order.
+pub(crate) fn validator_keys(genesis: &Genesis) -> Result<Vec<ed25519::PublicKey>, ChainError> {
+    genesis.validators.iter().map(|v| parse_public_key(v)).collect()
+}
+
+/// The genesis block and state of `genesis`.
+pub(crate) fn genesis_block(genesis: &Genesis) -> Result<(Block, State), ChainError> {
+    let validators = validator_keys(genesis)?;
+    let first = validators.first().cloned().ok_or(ChainError::NoValidators)?;
+    let mut state = State::from_genesis(genesis);
+    let root = state.state_root();
+    Ok((Block::genesis(genesis.hash(), genesis.genesis_time_ms, root, first), state))
+}
+
+/// Builds the API view of a finalized block.
+pub(crate) fn block_view(block: &Block, ledger: &Ledger) -> BlockView {
+    BlockView {
+        height: block.height.get(),
+        hash: digest_to_b256(&block.digest()),
+        parent: digest_to_b256(&block.parent),
+        timestamp_ms: block.timestamp_ms,
+        state_root: block.state_root,
+        proposer: (block.height.get() > 0).then(|| public_key_hex(&block.context.leader)),
+        view: block.context.round.view().get(),
+        txs: tx_views(block.txs.iter(), ledger),
+    }
+}
+
+impl Shared {
+    pub(crate) fn executed(&self, digest: &Digest) -> Option<Executed> {
+        self.executed_cache().get(&digest_to_b256(digest)).cloned()
+    }
+
+    pub(crate) fn cache_executed(&self, digest: Digest, executed: Executed) {
+        let finalized = self.finalized_tip().height;
+        let mut cache = self.executed_cache();
+        if cache.len() >= MAX_EXECUTED {
+            cache.retain(|_, e| e.height > finalized);
+            if cache.len() >= MAX_EXECUTED {
+                // Every entry can be rebuilt from the ancestry; dropping them only costs time.
+                cache.clear();
+            }
+        }
+        cache.insert(digest_to_b256(&digest), executed);
+    }
+
+    pub(crate) fn set_consensus_tip(&self, height: u64) {
+        self.counters.consensus_tip.fetch_max(height, Ordering::Relaxed);
+    }
+}
+
+struct MarshalBlocks {
+    mailbox: MarshalMailbox<Scheme, Standard<Block>>,
+    shared: Arc<Shared>,
+}
+
+impl BlockSource for MarshalBlocks {
+    fn block(&self, height: u64) -> BoxFuture<'static, Option<BlockView>> {
+        let mailbox = self.mailbox.clone();
+        let shared = self.shared.clone();
+        Box::pin(async move {
+            let block = mailbox.get_block(Identifier::Height(Height::new(height))).await?;
+            let ledger = shared.ledger();
+            Some(block_view(block.inner(), &ledger))
+        })
+    }
+}
+
+fn immutable_config<C>(
+    prefix: &str,
+    name: &str,
+    freezer_table_initial_size: u32,
+    page_cache: &CacheRef,
+    codec_config: C,
+) -> immutable::Config<C> {
+    immutable::Config {
+        metadata_partition: format!("{prefix}-{name}-metadata"),
+        freezer_table_partition: format!("{prefix}-{name}-freezer-table"),
+        freezer_table_initial_size,
+        freezer_table_resize_frequency: FREEZER_TABLE_RESIZE_FREQUENCY,
+        freezer_table_resize_chunk_size: FREEZER_TABLE_RESIZE_CHUNK_SIZE,
+        freezer_key_partition: format!("{prefix}-{name}-freezer-key"),
+        freezer_key_page_cache: page_cache.clone(),
+        freezer_key_write_buffer: WRITE_BUFFER,
+        freezer_value_partition: format!("{prefix}-{name}-freezer-value"),
+        freezer_value_write_buffer: WRITE_BUFFER,
+        freezer_value_target_size: FREEZER_JOURNAL_TARGET_SIZE,
+        freezer_value_compression: FREEZER_JOURNAL_COMPRESSION,
+        ordinal_partition: format!("{prefix}-{name}-ordinal"),
+        ordinal_write_buffer: WRITE_BUFFER,
+        items_per_section: IMMUTABLE_ITEMS_PER_SECTION,
+        codec_config,
+        replay_buffer: REPLAY_BUFFER,
+    }
+}
+
+/// The largest p2p message the engine sends, for sizing the network.
+pub(crate) fn max_message_size(validators: usize, limits: &BlockLimits) -> u32 {
+    let marshal = marshal::max_payload_size::<Standard<Block>, Scheme>(validators as u32, limits);
+    let consensus = simplex::max_payload_size::<Scheme, Digest>(validators as u32);
+    // Room for channel framing.
+    u32::try_from(marshal.max(consensus) + 1024).unwrap_or(u32::MAX)
+}
+
+/// Starts the node's consensus engine and finalizer on `context` with the given network.
+pub(crate) async fn launch<E, S, R, P, B>(
+    context: E,
+    cfg: EngineConfig,
+    provider: P,
+    blocker: B,
+    channels: Channels<S, R>,
+) -> Result<Node, ChainError>
+where
+    E: Clock + Spawner + Storage + Metrics + rand_core::CryptoRng,
+    S: Sender<PublicKey = ed25519::PublicKey>,
+    R: Receiver<PublicKey = ed25519::PublicKey>,
+    P: Provider<PublicKey = ed25519::PublicKey>,
+    B: Blocker<PublicKey = ed25519::PublicKey>,
+{
+    let genesis = cfg.genesis;
+    let me = cfg.signer.public_key();
+    let validators = validator_keys(&genesis)?;
+    if !validators.contains(&me) {
+        return Err(ChainError::NotAValidator(public_key_hex(&me)));
+    }
+    let participants = Set::from_iter_dedup(validators.iter().cloned());
+    let namespace = namespace(&genesis);
+    let scheme = Scheme::signer(&namespace, participants, cfg.signer.clone())
+        .ok_or_else(|| ChainError::NotAValidator(public_key_hex(&me)))?;
+    let (genesis_block, genesis_state) = genesis_block(&genesis)?;
+    let genesis_digest = genesis_block.digest();
+    let prefix = cfg.partition_prefix;
+
+    let page_cache = CacheRef::new(PAGE_CACHE_PAGE_SIZE, PAGE_CACHE_CAPACITY);
+
+    // The finalized ledger: from the last snapshot, or from genesis.
+    let (store, recovered) = store::Store::open(context.child("ledger"), &prefix, page_cache.clone()).await?;
+    let (state, tip) = match recovered.snapshot {
+        Some((state, tip)) => {
+            info!(height = tip.height, hash = %tip.hash, "restored finalized state");
+            (state, tip)
+        }
+        None => {
+            let mut state = genesis_state;
+            let tip = TipMeta {
+                height: 0,
+                hash: digest_to_b256(&genesis_digest),
+                timestamp_ms: genesis_block.timestamp_ms,
+                state_root: state.state_root(),
+                receipts_len: 0,
+            };
+            (state, tip)
+        }
+    };
+    let mut ledger = Ledger { state, tip, tx_index: Default::default() };
+    for receipts in &recovered.receipts {
+        ledger.index_block(receipts);
+    }
+    let shared = Arc::new(Shared::new(
+        genesis.chain_id,
+        genesis.hash(),
+        genesis.validators.clone(),
+        public_key_hex(&me),
+        ledger,
+        Mempool::new(cfg.mempool),
+    ));
+
+    // Block dissemination.
+    let (buffer, buffer_mailbox) = buffered::Engine::new(
+        context.child("buffer"),
+        buffered::Config {
+            public_key: me.clone(),
+            mailbox_size: cfg.mailbox_size,
+            deque_size: DEQUE_SIZE,
+            priority: true,
+            codec_config: cfg.limits,
+            peer_provider: provider.clone(),
+            strategy: Sequential,
+        },
+    );
+
+    // Finalized history.
+    let finalizations_by_height = immutable::Archive::init(
+        context.child("finalizations_by_height"),
+        immutable_config(
+            &prefix,
+            "finalizations-by-height",
+            cfg.freezer_table_initial_size,
+            &page_cache,
+            <Scheme as commonware_cryptography::certificate::Verifier>::certificate_codec_config_unbounded(),
+        ),
+    )
+    .await
+    .map_err(|e| ChainError::Storage(format!("opening the finalization archive: {e}")))?;
+    let finalized_blocks = immutable::Archive::init(
+        context.child("finalized_blocks"),
+        immutable_config(
+            &prefix,
+            "finalized-blocks",
+            cfg.freezer_table_initial_size,
+            &page_cache,
+            cfg.limits,
+        ),
+    )
+    .await
+    .map_err(|e| ChainError::Storage(format!("opening the block archive: {e}")))?;
+
+    // Marshal.
+    let epocher = FixedEpocher::new(EPOCH_LENGTH);
+    let (marshal_actor, marshal_mailbox, _floor) = MarshalActor::init(
+        context.child("marshal"),
+        finalizations_by_height,
+        finalized_blocks,
+        marshal::Config {
+            provider: ConstantProvider::new(scheme.clone()),
+            epocher: epocher.clone(),
+            start: marshal::Start::Genesis(Digested::precomputed(genesis_block.clone(), genesis_digest)),
+            partition_prefix: prefix.clone(),
+            mailbox_size: cfg.mailbox_size,
+            view_retention: ViewDelta::new(cfg.timeouts.view_retention.saturating_mul(10)),
+            prunable_items_per_section: PRUNABLE_ITEMS_PER_SECTION,
+            page_cache: page_cache.clone(),
+            replay_buffer: REPLAY_BUFFER,
+            key_write_buffer: WRITE_BUFFER,
+            value_write_buffer: WRITE_BUFFER,
+            block_codec_config: cfg.limits,
+            max_repair: MAX_REPAIR,
+            max_pending_acks: MAX_PENDING_ACKS,
+            strategy: Sequential,
+        },
+    )
+    .await;
+
+    // Application, wrapped by marshal's deferred verification.
+    let (finalized_tx, finalized_rx) = mpsc::unbounded();
+    let app = Application::new(shared.clone(), cfg.rules, finalized_tx);
+    let marshaled = Deferred::new(context.child("marshaled"), app.clone(), marshal_mailbox.clone(), epocher);
+
+    // Consensus.
+    let consensus = simplex::Engine::new(
+        context.child("consensus"),
+        simplex::Config {
+            epoch: EPOCH,
+            scheme,
+            elector: RoundRobin::<Sha256>::default(),
+            automaton: marshaled.clone(),
+            relay: marshaled.clone(),
+            reporter: marshaled.clone(),
+            blocker: blocker.clone(),
+            track_historical_votes: false,
+            partition: format!("{prefix}-consensus"),
+            mailbox_size: cfg.mailbox_size,
+            floor: simplex::Floor::Genesis(genesis_digest),
+            leader_timeout: cfg.timeouts.leader,
+            certification_timeout: cfg.timeouts.certification,
+            timeout_retry: cfg.timeouts.timeout_retry,
+            fetch_timeout: NZDuration!(Duration::from_secs(1)).max(
+                commonware_utils::NonZeroDuration::new(cfg.timeouts.fetch)
+                    .unwrap_or(NZDuration!(Duration::from_secs(1))),
+            ),
+            fetch_retry_delay: Duration::from_millis(100),
+            view_retention: ViewDelta::new(cfg.timeouts.view_retention),
+            skip: simplex::SkipPolicy::Disabled,
+            forward: simplex::ForwardPolicy::Disabled,
+            replay_buffer: REPLAY_BUFFER,
+            write_buffer: WRITE_BUFFER,
+            page_cache,
+            strategy: Sequential,
+        },
+    );
+
+    // Backfill resolver for marshal.
+    let marshal_resolver = marshal_p2p::init(
+        context.child("backfill"),
+        marshal_p2p::Config {
+            public_key: me.clone(),
+            peer_provider: provider,
+            blocker,
+            mailbox_size: cfg.mailbox_size,
+            fetch_timeout: commonware_utils::NonZeroDuration::new(cfg.timeouts.fetch)
+                .unwrap_or(NZDuration!(Duration::from_secs(2))),
+            fetch_retry_delay: Duration::from_millis(100),
+            priority_requests: false,
+            priority_responses: false,
+        },
+        channels.backfill,
+    );
+
+    // Start: the finalizer and marshal before consensus, so replayed consensus events find them.
+    let finalizer_shared = shared.clone();
+    context
+        .child("finalizer")
+        .spawn(move |_| run_finalizer(store, finalizer_shared, finalized_rx));
+    buffer.start(channels.broadcast);
+    marshal_actor.start(app, buffer_mailbox, marshal_resolver);
+    consensus.start(channels.votes, channels.certificates, channels.resolver);
+    info!(validator = %public_key_hex(&me), validators = validators.len(), "consensus started");
+
+    let metrics_context = context.child("metrics");
+    Ok(Node {
+        shared: shared.clone(),
+        blocks: Arc::new(MarshalBlocks { mailbox: marshal_mailbox, shared }),
+        runtime_metrics: Arc::new(move || metrics_context.encode()),
+    })
+}
+
+/// Applies finalized blocks in order: execute (or reuse the verified execution), persist, publish,
+/// and only then acknowledge to marshal. On any error it stops without acknowledging, which stops
+/// marshal: the node halts rather than diverge or lose a block.
+async fn run_finalizer<E: Storage + Clock + Metrics>(
+    mut store: store::Store<E>,
+    shared: Arc<Shared>,
+    mut blocks: mpsc::UnboundedReceiver<Finalized>,
+) {
+    while let Some((block, ack)) = blocks.next().await {
+        let height = block.height().get();
+        match apply_finalized(&mut store, &shared, &block).await {
+            Ok(()) => commonware_utils::Acknowledgement::acknowledge(ack),
+            Err(err) => {
+                error!(height, %err, "cannot apply finalized block; this node stops following the chain");
+                return;
+            }
+        }
+    }
+    warn!("finalizer stopped");
+}
+
+async fn apply_finalized<E: Storage + Clock + Metrics>(
+    store: &mut store::Store<E>,
+    shared: &Shared,
+    block: &Digested<Block>,
+) -> Result<(), ChainError> {
+    let block_ref: &Block = block.inner();
+    let height = block_ref.height.get();
+    let hash = digest_to_b256(&block.digest());
+    let tip = shared.finalized_tip();
+    if height <= tip.height {
+        // Marshal redelivers after a restart; this block is already applied.
+        return Ok(());
+    }
+    if height != tip.height + 1 {
+        return Err(ChainError::Divergence(format!(
+            "finalized block {height} does not follow the applied tip {}",
+            tip.height
+        )));
+    }
+    if digest_to_b256(&block_ref.parent) != tip.hash {
+        return Err(ChainError::Divergence(format!(
+            "finalized block {height} has parent {} but the applied tip is {}",
+            digest_to_b256(&block_ref.parent),
+            tip.hash
+        )));
+    }
+
+    let cached = shared.executed_cache().remove(&hash).filter(|e| e.height == height);
+    let executed = match cached {
+        Some(executed) => executed,
+        None => {
+            let parent_state = shared.finalized_state();
+            let txs = application::decode_txs(block_ref, &parent_state).map_err(ChainError::Divergence)?;
+            application::execute(&parent_state, block_ref, &txs).map_err(ChainError::Divergence)?
+        }
+    };
+
+    let hashes: Vec<B256> = block_ref.txs.iter().map(|tx| alloy_primitives::keccak256(tx)).collect();
+    let receipts = BlockReceipts {
+        height,
+        block_hash: hash,
+        txs: hashes
+            .iter()
+            .zip(executed.results.iter())
+            .enumerate()
+            .map(|(index, (tx_hash, result))| {
+                (
+                    *tx_hash,
+                    TxLocation { height, index: index as u32, result: TxOutcome::from(result.clone()) },
+                )
+            })
+            .collect(),
+    };
+    let new_tip = TipMeta {
+        height,
+        hash,
+        timestamp_ms: block_ref.timestamp_ms,
+        state_root: block_ref.state_root,
+        receipts_len: tip.receipts_len,
+    };
+    let new_tip = store
+        .save(&executed.state, new_tip, (!receipts.txs.is_empty()).then_some(&receipts))
+        .await?;
+
+    // Durable: publish.
+    let view = {
+        let mut ledger = shared.ledger_mut();
+        ledger.state = executed.state;
+        ledger.tip = new_tip;
+        ledger.index_block(&receipts);
+        block_view(block_ref, &ledger)
+    };
+    {
+        let ledger = shared.ledger();
+        shared.mempool().on_finalized(&hashes, &ledger.state);
+    }
+    shared.executed_cache().retain(|_, e| e.height > height);
+    shared.counters.blocks_finalized.fetch_add(1, Ordering::Relaxed);
+    shared.counters.txs_finalized.fetch_add(hashes.len() as u64, Ordering::Relaxed);
+    shared.set_consensus_tip(height);
+    info!(height, hash = %hash, txs = hashes.len(), "finalized block");
+    let _ = shared.blocks.send(Arc::new(view));
+    Ok(())
+}

@@ -1,0 +1,148 @@
+//! The finalized ledger: the state after the last finalized block, the index of finalized
+//! transactions, and the public views of them (no consensus types here).
+
+use mycel_state::{State, TxError, TxReceipt};
+use mycel_types::{SignedTx, TxJson, B256};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// What a finalized transaction did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum TxOutcome {
+    /// Applied; the receipt lists its effects.
+    Success { receipt: TxReceipt },
+    /// Included but changed nothing (mycel's block rules do not admit these today).
+    Failed { code: String, error: String },
+}
+
+impl From<Result<TxReceipt, TxError>> for TxOutcome {
+    fn from(result: Result<TxReceipt, TxError>) -> Self {
+        match result {
+            Ok(receipt) => TxOutcome::Success { receipt },
+            Err(err) => TxOutcome::Failed { code: err.code().to_string(), error: err.to_string() },
+        }
+    }
+}
+
+/// Where a transaction ended up.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum TxStatus {
+    /// In this node's mempool, waiting for a block.
+    Pending,
+    /// In the finalized block at `height`, position `index`.
+    Finalized { height: u64, index: u32, result: TxOutcome },
+    /// Refused on entry or dropped from the mempool later.
+    Rejected { reason: String },
+    /// Never seen by this node (or forgotten after a restart, if it was never finalized).
+    Unknown,
+}
+
+/// One transaction of a finalized block.
+#[derive(Clone, Debug, Serialize)]
+pub struct TxView {
+    pub hash: B256,
+    pub index: u32,
+    pub tx: TxJson,
+    pub result: Option<TxOutcome>,
+}
+
+/// A finalized block as the API shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct BlockView {
+    pub height: u64,
+    pub hash: B256,
+    pub parent: B256,
+    pub timestamp_ms: u64,
+    pub state_root: B256,
+    /// The consensus leader that proposed it (ed25519 public key, hex); none for genesis.
+    pub proposer: Option<String>,
+    /// The consensus view it was proposed in.
+    pub view: u64,
+    pub txs: Vec<TxView>,
+}
+
+/// Node and chain summary.
+#[derive(Clone, Debug, Serialize)]
+pub struct ChainStatus {
+    pub chain_id: u64,
+    pub genesis_hash: B256,
+    pub latest_height: u64,
+    pub latest_hash: B256,
+    pub latest_timestamp_ms: u64,
+    pub state_root: B256,
+    /// The validator set (ed25519 public keys, hex).
+    pub validators: Vec<String>,
+    /// This node's validator key (hex).
+    pub node_key: String,
+    pub mempool_size: usize,
+}
+
+/// Location and result of a finalized transaction (persisted).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxLocation {
+    pub height: u64,
+    pub index: u32,
+    pub result: TxOutcome,
+}
+
+/// The receipts of one finalized block, as persisted in the receipt journal.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockReceipts {
+    pub height: u64,
+    pub block_hash: B256,
+    pub txs: Vec<(B256, TxLocation)>,
+}
+
+/// Metadata of the finalized tip (persisted next to the state snapshot).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TipMeta {
+    pub height: u64,
+    pub hash: B256,
+    pub timestamp_ms: u64,
+    pub state_root: B256,
+    /// Number of entries in the receipt journal that belong to blocks up to `height`.
+    pub receipts_len: u64,
+}
+
+/// The finalized ledger.
+#[derive(Debug)]
+pub struct Ledger {
+    pub state: State,
+    pub tip: TipMeta,
+    pub tx_index: HashMap<B256, TxLocation>,
+}
+
+impl Ledger {
+    pub fn tx_location(&self, hash: &B256) -> Option<&TxLocation> {
+        self.tx_index.get(hash)
+    }
+
+    pub fn index_block(&mut self, receipts: &BlockReceipts) {
+        for (hash, location) in &receipts.txs {
+            self.tx_index.insert(*hash, location.clone());
+        }
+    }
+}
+
+/// Decodes a block's transactions for display (undecodable ones are skipped; finalized blocks
+/// never hold any).
+pub(crate) fn tx_views(
+    encoded: impl Iterator<Item = impl AsRef<[u8]>>,
+    ledger: &Ledger,
+) -> Vec<TxView> {
+    encoded
+        .enumerate()
+        .filter_map(|(index, bytes)| {
+            let tx = SignedTx::decode(bytes.as_ref()).ok()?;
+            let hash = tx.hash();
+            Some(TxView {
+                hash,
+                index: index as u32,
+                tx: tx.to_json(),
+                result: ledger.tx_location(&hash).map(|l| l.result.clone()),
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,80 @@
+//! mycel-chain: the consensus wiring of the mycel chain, its mempool, block building, storage and
+//! sync.
+//!
+//! # Contract
+//!
+//! Guarantees:
+//! - **Safety from commonware simplex**: with at most `f` faulty validators out of `3f + 1`, every
+//!   node finalizes the same blocks in the same order. A block is finalized only with a quorum of
+//!   ed25519 signatures from the genesis validator set.
+//! - **Every block is executed by everyone**: a block carries the state root after its
+//!   transactions. A proposer builds it from mempool transactions valid against the parent's
+//!   post-state; a verifier re-executes it on the parent's post-state and votes only if every
+//!   transaction applies, the root matches, the height and parent link up, the timestamp is later
+//!   than the parent's, and the block is within the size caps. A timestamp too far ahead of the
+//!   local clock is not rejected (that would make the verdict depend on the clock) but waited for.
+//! - **Nothing finalized is lost**: finalized blocks come from commonware marshal, in height order,
+//!   at least once. The finalizer applies each block (skipping duplicates by height), durably stores
+//!   the new state snapshot and the block's receipts, and only then acknowledges the block to
+//!   marshal. A crash at any point restarts from the last stored block; marshal redelivers the rest
+//!   from its archive or fetches it from peers.
+//! - **Transaction statuses survive restarts** for finalized transactions (a receipt journal).
+//! - The mempool validates on entry (signature, chain id, size, fee, nonce window, balance), keeps
+//!   per-sender nonce order, is bounded, and says why it refused or dropped a transaction.
+//!
+//! Assumes: the validator set is fixed by genesis (one epoch, no reconfiguration); validators'
+//! clocks are roughly synchronized (block timestamps); more than two thirds of validators are
+//! honest and online for liveness.
+//!
+//! Does not: persist the mempool (a restart empties it), gossip transactions between nodes (a
+//! transaction reaches a block when the node it was sent to proposes), prune block history, or run
+//! non-validator (follower) nodes.
+//!
+//! Every commonware type stays inside the `engine` module, so a commonware upgrade touches one
+//! place.
+
+mod config;
+mod engine;
+mod ledger;
+mod mempool;
+mod node;
+
+pub use config::{
+    generate_validator_key, validator_public_key, BlockLimitsConfig, ConsensusConfig, NodeConfig,
+    PeerConfig, ValidatorKey,
+};
+pub use ledger::{BlockView, ChainStatus, TxOutcome, TxStatus, TxView};
+pub use mempool::{MempoolError, MempoolLimits, NONCE_WINDOW};
+pub use mycel_state::Account;
+pub use node::Node;
+
+/// Why the node could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    #[error("invalid node configuration: {0}")]
+    Config(String),
+    #[error("invalid genesis: {0}")]
+    Genesis(#[from] mycel_types::GenesisError),
+    #[error("invalid key: {0}")]
+    BadKey(String),
+    #[error("genesis has no validators")]
+    NoValidators,
+    #[error("this node's key {0} is not a genesis validator; use a validator key from the genesis file")]
+    NotAValidator(String),
+    #[error("storage error: {0}; check the data directory's disk and permissions")]
+    Storage(String),
+    #[error("this node disagrees with the finalized chain: {0}")]
+    Divergence(String),
+}
+
+/// Starts a validator node on commonware's tokio runtime: authenticated p2p, simplex consensus,
+/// marshal, and the finalizer. Returns once everything is running.
+///
+/// Run it inside a runner made from [`NodeConfig::runtime_config`], so that chain data lands in the
+/// configured data directory.
+pub async fn start_node(
+    context: commonware_runtime::tokio::Context,
+    config: NodeConfig,
+) -> Result<Node, ChainError> {
+    engine::p2p::start(context, config).await
+}

@@ -1,0 +1,287 @@
+//! The mempool: transactions that passed validation and wait for a block.
+//!
+//! Guarantees: every transaction in the pool passed the stateless checks (size, chain id,
+//! signature) and had a nonce within [`NONCE_WINDOW`] of its sender's next nonce when it entered;
+//! the pool never holds more than its configured limits; per sender, transactions are kept in
+//! nonce order and at most one per nonce. Does not: persist anything (a restart empties it), or
+//! replace a transaction with a higher-fee one for the same nonce.
+
+use alloy_primitives::U256;
+use mycel_state::{State, TxError, VerifiedTx};
+use mycel_types::{Address, SignedTx, B256};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+
+/// How far ahead of an account's next nonce a pooled transaction may be.
+pub const NONCE_WINDOW: u64 = 64;
+
+/// How many rejection reasons the pool remembers for [`crate::TxStatus::Rejected`].
+const REJECTED_MEMORY: usize = 10_000;
+
+/// Size limits of the pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MempoolLimits {
+    /// Most transactions in the pool.
+    pub max_txs: usize,
+    /// Most transactions of one sender in the pool.
+    pub max_per_sender: usize,
+}
+
+impl Default for MempoolLimits {
+    fn default() -> Self {
+        Self { max_txs: 10_000, max_per_sender: NONCE_WINDOW as usize }
+    }
+}
+
+/// Why the mempool refused a transaction.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MempoolError {
+    /// The transaction failed a check of the state machine (size, chain id, signature, fee,
+    /// balance, nonce...).
+    #[error("{0}")]
+    Invalid(TxError),
+    #[error("transaction {0} is already in the mempool")]
+    AlreadyKnown(B256),
+    #[error("nonce {got} is more than {window} ahead of the account's next nonce {next}; send the earlier transactions first")]
+    NonceTooFarAhead { next: u64, got: u64, window: u64 },
+    #[error("another transaction with nonce {nonce} from {sender} is already pending")]
+    NonceTaken { sender: Address, nonce: u64 },
+    #[error("the mempool is full ({0} transactions); retry later")]
+    PoolFull(usize),
+    #[error("sender {sender} already has {max} pending transactions; wait for some to finalize")]
+    SenderFull { sender: Address, max: usize },
+    #[error("the node is shutting down")]
+    Stopped,
+}
+
+impl MempoolError {
+    /// A stable machine-readable name for the cause.
+    pub fn code(&self) -> &'static str {
+        match self {
+            MempoolError::Invalid(e) => e.code(),
+            MempoolError::AlreadyKnown(_) => "already_known",
+            MempoolError::NonceTooFarAhead { .. } => "nonce_too_far_ahead",
+            MempoolError::NonceTaken { .. } => "nonce_taken",
+            MempoolError::PoolFull(_) => "mempool_full",
+            MempoolError::SenderFull { .. } => "sender_full",
+            MempoolError::Stopped => "stopped",
+        }
+    }
+}
+
+/// The pool itself. Not thread-safe: the node wraps it in a mutex.
+#[derive(Debug)]
+pub struct Mempool {
+    limits: MempoolLimits,
+    by_sender: BTreeMap<Address, BTreeMap<u64, VerifiedTx>>,
+    by_hash: HashMap<B256, (Address, u64)>,
+    rejected: HashMap<B256, String>,
+    rejected_order: VecDeque<B256>,
+}
+
+impl Mempool {
+    pub fn new(limits: MempoolLimits) -> Self {
+        Self {
+            limits,
+            by_sender: BTreeMap::new(),
+            by_hash: HashMap::new(),
+            rejected: HashMap::new(),
+            rejected_order: VecDeque::new(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_hash.len()
+    }
+
+    #[allow(dead_code)]
+    pub fn is_empty(&self) -> bool {
+        self.by_hash.is_empty()
+    }
+
+    pub fn contains(&self, hash: &B256) -> bool {
+        self.by_hash.contains_key(hash)
+    }
+
+    /// `finalized_next` advanced past the sender's contiguous pending transactions.
+    pub fn next_nonce(&self, sender: &Address, finalized_next: u64) -> u64 {
+        let mut next = finalized_next;
+        if let Some(txs) = self.by_sender.get(sender) {
+            while txs.contains_key(&next) {
+                next += 1;
+            }
+        }
+        next
+    }
+
+    /// Why `hash` was dropped or refused, if the pool still remembers.
+    pub fn rejection(&self, hash: &B256) -> Option<&str> {
+        self.rejected.get(hash).map(String::as_str)
+    }
+
+    /// Validates `tx` against `state` (the latest finalized state) and pending transactions of its
+    /// sender, and adds it. Returns its hash.
+    pub fn submit(&mut self, tx: SignedTx, state: &State) -> Result<B256, MempoolError> {
+        let result = self.try_submit(tx.clone(), state);
+        if let Err(err) = &result {
+            if !matches!(err, MempoolError::AlreadyKnown(_)) {
+                self.remember_rejection(tx.hash(), err.to_string());
+            }
+        }
+        result
+    }
+
+    fn try_submit(&mut self, tx: SignedTx, state: &State) -> Result<B256, MempoolError> {
+        let verified = state.verify_stateless(tx).map_err(MempoolError::Invalid)?;
+        let hash = verified.hash;
+        if self.by_hash.contains_key(&hash) {
+            return Err(MempoolError::AlreadyKnown(hash));
+        }
+        let sender = verified.sender;
+        let nonce = verified.tx.nonce();
+        let next = state.next_nonce(&sender);
+        if nonce < next {
+            return Err(MempoolError::Invalid(TxError::StaleNonce { expected: next, got: nonce }));
+        }
+        if nonce >= next.saturating_add(NONCE_WINDOW) {
+            return Err(MempoolError::NonceTooFarAhead { next, got: nonce, window: NONCE_WINDOW });
+        }
+        let min_fee = U256::from(state.params().min_fee);
+        if verified.tx.fee() < min_fee {
+            return Err(MempoolError::Invalid(TxError::FeeTooLow {
+                min: min_fee.to_string(),
+                got: verified.tx.fee().to_string(),
+            }));
+        }
+        let pending = self.by_sender.get(&sender);
+        if pending.is_some_and(|p| p.contains_key(&nonce)) {
+            return Err(MempoolError::NonceTaken { sender, nonce });
+        }
+        if pending.map_or(0, BTreeMap::len) >= self.limits.max_per_sender {
+            return Err(MempoolError::SenderFull { sender, max: self.limits.max_per_sender });
+        }
+        if self.by_hash.len() >= self.limits.max_txs {
+            return Err(MempoolError::PoolFull(self.limits.max_txs));
+        }
+
+        // Full check against the state this transaction would run on: the finalized state plus the
+        // sender's pending transactions before it. With a gap before it, only the stateless checks
+        // above apply until the gap fills.
+        if nonce == next {
+            state.check_tx(&verified.tx).map_err(MempoolError::Invalid)?;
+        } else if let Some(pending) = pending {
+            let before: Vec<&VerifiedTx> = pending.range(next..nonce).map(|(_, tx)| tx).collect();
+            if before.len() as u64 == nonce - next {
+                let mut scratch = state.clone();
+                for tx in before {
+                    // A predecessor that no longer applies leaves this one unverifiable for now.
+                    if scratch.apply_verified(tx).is_err() {
+                        break;
+                    }
+                }
+                if scratch.next_nonce(&sender) == nonce {
+                    scratch.check_tx(&verified.tx).map_err(MempoolError::Invalid)?;
+                }
+            }
+        }
+
+        self.by_hash.insert(hash, (sender, nonce));
+        self.by_sender.entry(sender).or_default().insert(nonce, verified);
+        Ok(hash)
+    }
+
+    /// Picks transactions for a block built on `parent_state`: per sender in nonce order starting
+    /// at the sender's next nonce, each one applied to a scratch copy so that all picked
+    /// transactions are valid in sequence. Stops at `max_txs` transactions or `max_bytes` bytes.
+    pub fn select(&self, parent_state: &State, max_txs: usize, max_bytes: usize) -> Vec<VerifiedTx> {
+        let mut scratch = parent_state.clone();
+        let mut picked = Vec::new();
+        let mut bytes = 0usize;
+        'senders: for (sender, txs) in &self.by_sender {
+            let mut expected = scratch.next_nonce(sender);
+            for (nonce, tx) in txs.range(expected..) {
+                if *nonce != expected {
+                    continue 'senders;
+                }
+                if picked.len() >= max_txs {
+                    break 'senders;
+                }
+                if bytes + tx.encoded_len > max_bytes {
+                    continue 'senders;
+                }
+                if scratch.apply_verified(tx).is_err() {
+                    continue 'senders;
+                }
+                bytes += tx.encoded_len;
+                picked.push(tx.clone());
+                expected += 1;
+            }
+        }
+        picked
+    }
+
+    /// Removes finalized transactions, then drops what the new finalized `state` made invalid:
+    /// stale nonces, and for the senders in `included`, a head transaction that no longer applies
+    /// (with everything queued behind it).
+    pub fn on_finalized(&mut self, included: &[B256], state: &State) {
+        let mut touched = HashSet::new();
+        for hash in included {
+            if let Some((sender, nonce)) = self.by_hash.remove(hash) {
+                touched.insert(sender);
+                if let Some(txs) = self.by_sender.get_mut(&sender) {
+                    txs.remove(&nonce);
+                }
+            }
+        }
+        // A transaction of any sender can be made stale by a different transaction with the same
+        // nonce that another node included, so check every sender's stale prefix (cheap: a range).
+        let senders: Vec<Address> = self.by_sender.keys().copied().collect();
+        for sender in senders {
+            let next = state.next_nonce(&sender);
+            let mut drops: Vec<(B256, String)> = Vec::new();
+            if let Some(txs) = self.by_sender.get_mut(&sender) {
+                let stale: Vec<u64> = txs.range(..next).map(|(n, _)| *n).collect();
+                for nonce in stale {
+                    if let Some(tx) = txs.remove(&nonce) {
+                        drops.push((
+                            tx.hash,
+                            format!("nonce {nonce} was used by another finalized transaction"),
+                        ));
+                    }
+                }
+                if touched.contains(&sender) {
+                    if let Some(head) = txs.get(&next) {
+                        if let Err(err) = state.check_tx(&head.tx) {
+                            let reason = err.to_string();
+                            let dropped: Vec<u64> = txs.range(next..).map(|(n, _)| *n).collect();
+                            for nonce in dropped {
+                                if let Some(tx) = txs.remove(&nonce) {
+                                    drops.push((tx.hash, format!("dropped: {reason}")));
+                                }
+                            }
+                        }
+                    }
+                }
+                if txs.is_empty() {
+                    self.by_sender.remove(&sender);
+                }
+            }
+            for (hash, reason) in drops {
+                self.by_hash.remove(&hash);
+                tracing::debug!(%hash, %reason, "mempool dropped transaction");
+                self.remember_rejection(hash, reason);
+            }
+        }
+    }
+
+    fn remember_rejection(&mut self, hash: B256, reason: String) {
+        if self.rejected.insert(hash, reason).is_none() {
+            self.rejected_order.push_back(hash);
+            while self.rejected_order.len() > REJECTED_MEMORY {
+                if let Some(old) = self.rejected_order.pop_front() {
+                    self.rejected.remove(&old);
+                }
+            }
+        }
+    }
+}
