@@ -9,8 +9,8 @@ use alloy_primitives::{Address, Bytes, B256, U256};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use mycel_types::{
-    format_amount, keys::dev_signer, keys::DEV_ACCOUNTS, parse_amount, Amount, SignedTx, Token, Transfer,
-    TxKind, MAX_MEMO_BYTES,
+    format_amount, keys::dev_signer, keys::DEV_ACCOUNTS, parse_amount, Amount, SignedTx, Token,
+    Transfer, TxKind, MAX_MEMO_BYTES,
 };
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -19,7 +19,12 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone, Args)]
 pub struct ClientArgs {
     /// URL of the node's HTTP API.
-    #[arg(long, value_name = "URL", env = "MYCEL_RPC", default_value = "http://127.0.0.1:8545")]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "MYCEL_RPC",
+        default_value = "http://127.0.0.1:8545"
+    )]
     pub rpc: String,
     /// Print the node's JSON answer as it came, for scripts.
     #[arg(long)]
@@ -107,7 +112,9 @@ fn parse_block_ref(s: &str) -> Result<String, String> {
     if s == "latest" || s.parse::<u64>().is_ok() {
         Ok(s.to_string())
     } else {
-        Err(format!("'{s}' is neither a block height (a whole number) nor `latest`"))
+        Err(format!(
+            "'{s}' is neither a block height (a whole number) nor `latest`"
+        ))
     }
 }
 
@@ -117,7 +124,8 @@ pub fn run_status(args: StatusArgs) -> Result<()> {
     if args.client.json {
         return print_json(&status);
     }
-    let min_fee = amount_field(&status, "min_fee").map(|f| format!("{} MYC", format_amount(f, Token::Myc)));
+    let min_fee =
+        amount_field(&status, "min_fee").map(|f| format!("{} MYC", format_amount(f, Token::Myc)));
     let validators = status["validators"].as_array().map(|v| v.len().to_string());
     print_rows(&[
         ("node", Some(node.base.clone())),
@@ -125,12 +133,21 @@ pub fn run_status(args: StatusArgs) -> Result<()> {
         ("height", str_of(&status["height"])),
         ("block hash", str_of(&status["hash"])),
         ("state root", str_of(&status["state_root"])),
-        ("block time", status["timestamp_ms"].as_u64().map(format_time_ms)),
+        (
+            "block time",
+            status["timestamp_ms"].as_u64().map(format_time_ms),
+        ),
         ("genesis hash", str_of(&status["genesis_hash"])),
         ("validators", validators),
-        ("mempool", str_of(&status["mempool_size"]).map(|n| format!("{n} pending"))),
+        (
+            "mempool",
+            str_of(&status["mempool_size"]).map(|n| format!("{n} pending")),
+        ),
         ("min fee", min_fee),
-        ("max tx size", str_of(&status["max_tx_bytes"]).map(|n| format!("{n} bytes"))),
+        (
+            "max tx size",
+            str_of(&status["max_tx_bytes"]).map(|n| format!("{n} bytes")),
+        ),
     ]);
     Ok(())
 }
@@ -158,15 +175,22 @@ pub fn run_balance(args: BalanceArgs) -> Result<()> {
 pub fn run_transfer(args: TransferArgs) -> Result<()> {
     // Everything that can be checked locally is checked before asking for a passphrase or the node.
     let to = resolve_address(&args.to, &args.keystore)?;
-    let amount = parse_amount(&args.amount, args.token).with_context(|| format!("bad --amount '{}'", args.amount))?;
+    let amount = parse_amount(&args.amount, args.token)
+        .with_context(|| format!("bad --amount '{}'", args.amount))?;
     let fee = args
         .fee
         .as_deref()
-        .map(|f| parse_amount(f, Token::Myc).with_context(|| format!("bad --fee '{f}' (the fee is in MYC)")))
+        .map(|f| {
+            parse_amount(f, Token::Myc)
+                .with_context(|| format!("bad --fee '{f}' (the fee is in MYC)"))
+        })
         .transpose()?;
     let memo = Bytes::from(args.memo.clone().into_bytes());
     if memo.len() > MAX_MEMO_BYTES {
-        bail!("the memo is {} bytes, over the {MAX_MEMO_BYTES}-byte limit: shorten it", memo.len());
+        bail!(
+            "the memo is {} bytes, over the {MAX_MEMO_BYTES}-byte limit: shorten it",
+            memo.len()
+        );
     }
     if args.wait && args.timeout == 0 {
         bail!("--timeout must be at least 1 second");
@@ -176,16 +200,22 @@ pub fn run_transfer(args: TransferArgs) -> Result<()> {
         (None, Some(n)) if n < DEV_ACCOUNTS => {
             dev_signer(n).map_err(|e| anyhow!("cannot derive development account {n}: {e}"))?
         }
-        (None, Some(n)) => bail!("--dev-account {n} does not exist: development accounts are 0 to {}", DEV_ACCOUNTS - 1),
+        (None, Some(n)) => bail!(
+            "--dev-account {n} does not exist: development accounts are 0 to {}",
+            DEV_ACCOUNTS - 1
+        ),
         (None, None) => bail!("say who signs: --key FILE|NAME or --dev-account N"),
     };
     let from = signer.address();
 
     let node = Node::new(&args.client)?;
     let status = node.get("/v1/status")?;
-    let chain_id = status["chain_id"]
-        .as_u64()
-        .ok_or_else(|| anyhow!("the node's /v1/status has no chain_id: is {} a mycel node?", node.base))?;
+    let chain_id = status["chain_id"].as_u64().ok_or_else(|| {
+        anyhow!(
+            "the node's /v1/status has no chain_id: is {} a mycel node?",
+            node.base
+        )
+    })?;
     let fee = match fee {
         Some(fee) => fee,
         None => amount_field(&status, "min_fee")
@@ -193,8 +223,7 @@ pub fn run_transfer(args: TransferArgs) -> Result<()> {
     };
     let nonce = match args.nonce {
         Some(nonce) => nonce,
-        None => node
-            .get(&format!("/v1/accounts/{from}"))?["nonce"]
+        None => node.get(&format!("/v1/accounts/{from}"))?["nonce"]
             .as_u64()
             .ok_or_else(|| anyhow!("the node did not say the nonce of {from}: pass --nonce N"))?,
     };
@@ -245,7 +274,10 @@ pub fn run_transfer(args: TransferArgs) -> Result<()> {
                     return print_json(&status);
                 }
                 println!("{hash}");
-                eprintln!("finalized in block {}", str_of(&status["height"]).unwrap_or_else(|| "?".into()));
+                eprintln!(
+                    "finalized in block {}",
+                    str_of(&status["height"]).unwrap_or_else(|| "?".into())
+                );
                 return Ok(());
             }
             Some("rejected") => {
@@ -306,12 +338,20 @@ pub fn run_block(args: BlockArgs) -> Result<()> {
         ("state root", str_of(&block["state_root"])),
         ("txs", str_of(&block["tx_count"])),
     ]);
-    for entry in block["txs"].as_array().map(Vec::as_slice).unwrap_or_default() {
+    for entry in block["txs"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    {
         println!();
         println!("  tx {}", str_of(&entry["hash"]).unwrap_or_default());
         let message = &entry["tx"]["message"];
         let from = str_of(&message["from"]).unwrap_or_default();
-        println!("    {} from {from} nonce {}", str_of(&entry["tx"]["type"]).unwrap_or_default(), str_of(&message["nonce"]).unwrap_or_default());
+        println!(
+            "    {} from {from} nonce {}",
+            str_of(&entry["tx"]["type"]).unwrap_or_default(),
+            str_of(&message["nonce"]).unwrap_or_default()
+        );
         let result = &entry["result"];
         if let Some(err) = result.get("err").or_else(|| result.get("error")) {
             let (code, message) = error_parts(err);
@@ -333,8 +373,12 @@ struct Node {
 impl Node {
     fn new(args: &ClientArgs) -> Result<Node> {
         let base = args.rpc.trim_end_matches('/').to_string();
-        let parsed = reqwest::Url::parse(&base)
-            .map_err(|e| anyhow!("--rpc '{}' is not a URL ({e}): use e.g. http://127.0.0.1:8545", args.rpc))?;
+        let parsed = reqwest::Url::parse(&base).map_err(|e| {
+            anyhow!(
+                "--rpc '{}' is not a URL ({e}): use e.g. http://127.0.0.1:8545",
+                args.rpc
+            )
+        })?;
         if parsed.scheme() != "http" {
             bail!("--rpc '{}': only http:// node URLs are supported (put a TLS proxy's plain side here)", args.rpc);
         }
@@ -347,7 +391,11 @@ impl Node {
             .enable_all()
             .build()
             .context("cannot start the async runtime")?;
-        Ok(Node { base, http, runtime })
+        Ok(Node {
+            base,
+            http,
+            runtime,
+        })
     }
 
     fn get(&self, path: &str) -> Result<Value> {
@@ -355,7 +403,10 @@ impl Node {
     }
 
     fn post(&self, path: &str, body: &Value) -> Result<Value> {
-        self.call(self.http.post(format!("{}{path}", self.base)).json(body), path)
+        self.call(
+            self.http.post(format!("{}{path}", self.base)).json(body),
+            path,
+        )
     }
 
     fn call(&self, request: reqwest::RequestBuilder, path: &str) -> Result<Value> {
@@ -419,13 +470,12 @@ fn error_parts(err: &Value) -> (String, String) {
 /// A 0x address, or the name of a key in the keystore whose file records its address.
 fn resolve_address(spec: &str, keystore: &KeystoreArgs) -> Result<Address> {
     if spec.starts_with("0x") || spec.starts_with("0X") {
-        return spec
-            .parse::<Address>()
-            .map_err(|e| anyhow!("'{spec}' is not an address ({e}): expected 0x followed by 40 hex digits"));
+        return spec.parse::<Address>().map_err(|e| {
+            anyhow!("'{spec}' is not an address ({e}): expected 0x followed by 40 hex digits")
+        });
     }
-    keys::address_of(keystore, spec).with_context(|| {
-        format!("'{spec}' is not a 0x address, so it was taken as a key name")
-    })
+    keys::address_of(keystore, spec)
+        .with_context(|| format!("'{spec}' is not a 0x address, so it was taken as a key name"))
 }
 
 fn amount_field(value: &Value, field: &str) -> Option<Amount> {
@@ -461,11 +511,16 @@ fn print_rows(rows: &[(&str, Option<String>)]) {
 fn print_events(events: &Value, indent: &str) {
     for event in events.as_array().map(Vec::as_slice).unwrap_or_default() {
         let amount_of = |token: Token| {
-            amount_field(event, "amount").map(|a| format_amount(a, token)).unwrap_or_else(|| "?".into())
+            amount_field(event, "amount")
+                .map(|a| format_amount(a, token))
+                .unwrap_or_else(|| "?".into())
         };
         match event["event"].as_str() {
             Some("transfer") => {
-                let token = event["token"].as_str().and_then(|t| t.parse::<Token>().ok()).unwrap_or(Token::Myc);
+                let token = event["token"]
+                    .as_str()
+                    .and_then(|t| t.parse::<Token>().ok())
+                    .unwrap_or(Token::Myc);
                 println!(
                     "{indent}transfer {} {token}  {} -> {}",
                     amount_of(token),
@@ -509,7 +564,10 @@ mod tests {
     #[test]
     fn formats_times() {
         assert_eq!(format_time_ms(0), "1970-01-01 00:00:00.000 UTC");
-        assert_eq!(format_time_ms(1_764_072_000_123), "2025-11-25 12:00:00.123 UTC");
+        assert_eq!(
+            format_time_ms(1_764_072_000_123),
+            "2025-11-25 12:00:00.123 UTC"
+        );
     }
 
     #[test]

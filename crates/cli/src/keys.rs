@@ -137,7 +137,10 @@ pub fn run(command: KeyCommand) -> Result<()> {
                     .collect();
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else if keys.is_empty() {
-                eprintln!("no keys in {}: create one with `mycel key new`", dir.display());
+                eprintln!(
+                    "no keys in {}: create one with `mycel key new`",
+                    dir.display()
+                );
             } else {
                 let width = keys.iter().map(|k| k.name.len()).max().unwrap_or(4).max(4);
                 println!("{:<width$}  ADDRESS", "NAME");
@@ -159,7 +162,10 @@ pub fn run(command: KeyCommand) -> Result<()> {
                 None => unlock(&path, &args.password)?.address(),
             };
             if args.json {
-                println!("{}", serde_json::json!({"address": address.to_checksum(None)}));
+                println!(
+                    "{}",
+                    serde_json::json!({"address": address.to_checksum(None)})
+                );
             } else {
                 println!("{}", address.to_checksum(None));
             }
@@ -229,7 +235,9 @@ fn check_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && !name.starts_with('.')
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
     if !ok {
         bail!(
             "'{name}' is not a valid key name: use 1 to 64 letters, digits, '.', '_' or '-', \
@@ -274,7 +282,12 @@ fn prepare_dir(dir: &Path) -> Result<()> {
 }
 
 /// Encrypts `signer` into `<dir>/<name>.json` (mode 0600, never overwriting) and returns the path.
-fn store_key(dir: &Path, name: &str, signer: &PrivateKeySigner, passphrase: &str) -> Result<PathBuf> {
+fn store_key(
+    dir: &Path,
+    name: &str,
+    signer: &PrivateKeySigner,
+    passphrase: &str,
+) -> Result<PathBuf> {
     prepare_dir(dir)?;
     // eth-keystore writes with the process umask, so it writes a scratch file inside the 0700
     // directory; the real file is created 0600 with `create_new` and the scratch file removed.
@@ -347,8 +360,12 @@ fn read_private_key_file(path: &Path) -> Result<PrivateKeySigner> {
         );
     }
     let bytes = hex::decode(raw).map_err(|_| anyhow!("{} is not valid hex", path.display()))?;
-    PrivateKeySigner::from_slice(&bytes)
-        .map_err(|_| anyhow!("{} holds 32 bytes that are not a valid secp256k1 private key", path.display()))
+    PrivateKeySigner::from_slice(&bytes).map_err(|_| {
+        anyhow!(
+            "{} holds 32 bytes that are not a valid secp256k1 private key",
+            path.display()
+        )
+    })
 }
 
 struct ListedKey {
@@ -361,23 +378,38 @@ fn list_keys(dir: &Path) -> Result<Vec<ListedKey>> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e).with_context(|| format!("cannot read the keystore directory {}", dir.display())),
+        Err(e) => {
+            return Err(e)
+                .with_context(|| format!("cannot read the keystore directory {}", dir.display()))
+        }
     };
     let mut keys = Vec::new();
     for entry in entries {
-        let entry = entry.with_context(|| format!("cannot read the keystore directory {}", dir.display()))?;
+        let entry = entry
+            .with_context(|| format!("cannot read the keystore directory {}", dir.display()))?;
         let path = entry.path();
         let file_name = entry.file_name().to_string_lossy().into_owned();
         if file_name.starts_with('.') || !path.is_file() {
             continue;
         }
-        let Ok(text) = std::fs::read_to_string(&path) else { continue };
-        let Ok(json) = serde_json::from_str::<serde_json::Value>(&text) else { continue };
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let Ok(json) = serde_json::from_str::<serde_json::Value>(&text) else {
+            continue;
+        };
         if json.get("crypto").or_else(|| json.get("Crypto")).is_none() {
             continue;
         }
-        let name = file_name.strip_suffix(".json").unwrap_or(&file_name).to_string();
-        keys.push(ListedKey { name, address: address_field(&json), path });
+        let name = file_name
+            .strip_suffix(".json")
+            .unwrap_or(&file_name)
+            .to_string();
+        keys.push(ListedKey {
+            name,
+            address: address_field(&json),
+            path,
+        });
     }
     keys.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(keys)
@@ -391,11 +423,15 @@ fn address_field(json: &serde_json::Value) -> Option<Address> {
 
 /// The address a keystore file records about itself (geth's `address` field), if any.
 fn recorded_address(path: &Path) -> Result<Option<Address>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let json: serde_json::Value = serde_json::from_str(&text)
         .with_context(|| format!("{} is not a JSON keystore", path.display()))?;
     if json.get("crypto").or_else(|| json.get("Crypto")).is_none() {
-        bail!("{} is not an Ethereum JSON keystore (it has no `crypto` section)", path.display());
+        bail!(
+            "{} is not an Ethereum JSON keystore (it has no `crypto` section)",
+            path.display()
+        );
     }
     Ok(address_field(&json))
 }
@@ -431,7 +467,8 @@ fn new_passphrase(args: &PasswordArgs) -> Result<String> {
         bail!("the passphrase is empty: choose one that protects the key file");
     }
     if interactive {
-        let again = rpassword::prompt_password("Repeat the passphrase: ").context("cannot read the passphrase")?;
+        let again = rpassword::prompt_password("Repeat the passphrase: ")
+            .context("cannot read the passphrase")?;
         if again != passphrase {
             bail!("the two passphrases differ: run the command again");
         }
@@ -450,10 +487,14 @@ fn read_passphrase(args: &PasswordArgs, prompt: &str) -> Result<String> {
         return Ok(passphrase);
     }
     if std::io::stdin().is_terminal() {
-        return rpassword::prompt_password(prompt).context("cannot read the passphrase from the terminal");
+        return rpassword::prompt_password(prompt)
+            .context("cannot read the passphrase from the terminal");
     }
     let mut line = String::new();
-    let read = std::io::stdin().lock().read_line(&mut line).context("cannot read the passphrase from stdin")?;
+    let read = std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("cannot read the passphrase from stdin")?;
     if read == 0 {
         bail!("no passphrase: pass --password-file FILE, set MYCEL_PASSWORD, or run in a terminal");
     }

@@ -37,13 +37,29 @@ fn stderr(out: &Output) -> String {
 
 #[track_caller]
 fn assert_ok(out: &Output) {
-    assert_eq!(out.status.code(), Some(0), "expected success\nstdout: {}\nstderr: {}", stdout(out), stderr(out));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "expected success\nstdout: {}\nstderr: {}",
+        stdout(out),
+        stderr(out)
+    );
 }
 
 #[track_caller]
 fn assert_fails_with(out: &Output, needle: &str) {
-    assert_eq!(out.status.code(), Some(1), "expected exit 1\nstdout: {}\nstderr: {}", stdout(out), stderr(out));
-    assert!(stderr(out).contains(needle), "stderr lacks {needle:?}:\n{}", stderr(out));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "expected exit 1\nstdout: {}\nstderr: {}",
+        stdout(out),
+        stderr(out)
+    );
+    assert!(
+        stderr(out).contains(needle),
+        "stderr lacks {needle:?}:\n{}",
+        stderr(out)
+    );
 }
 
 /// A loopback URL where nothing listens.
@@ -60,12 +76,32 @@ fn dead_rpc() -> String {
 fn help_lists_every_command_and_exits_zero() {
     let out = mycel(&["--help"]);
     assert_ok(&out);
-    for command in ["up", "node", "init", "localnet", "key", "status", "balance", "transfer", "tx", "block"] {
-        assert!(stdout(&out).contains(&format!("  {command} ")), "--help lacks {command}:\n{}", stdout(&out));
+    for command in [
+        "up", "node", "init", "localnet", "key", "status", "balance", "transfer", "tx", "block",
+    ] {
+        assert!(
+            stdout(&out).contains(&format!("  {command} ")),
+            "--help lacks {command}:\n{}",
+            stdout(&out)
+        );
     }
     let out = mycel(&["transfer", "--help"]);
     assert_ok(&out);
-    for flag in ["--to", "--amount", "--token", "--memo", "--fee", "--key", "--dev-account", "--nonce", "--wait", "--timeout", "--rpc", "--json", "MYCEL_RPC"] {
+    for flag in [
+        "--to",
+        "--amount",
+        "--token",
+        "--memo",
+        "--fee",
+        "--key",
+        "--dev-account",
+        "--nonce",
+        "--wait",
+        "--timeout",
+        "--rpc",
+        "--json",
+        "MYCEL_RPC",
+    ] {
         assert!(stdout(&out).contains(flag), "transfer --help lacks {flag}");
     }
     let out = mycel(&["key", "new", "--help"]);
@@ -80,9 +116,28 @@ fn bad_command_lines_exit_one() {
     assert_fails_with(&mycel(&["balance"]), "ADDRESS");
     assert_fails_with(&mycel(&["block", "newest"]), "neither a block height");
     assert_fails_with(&mycel(&["tx", "0x1234"]), "HASH");
-    assert_fails_with(&mycel(&["transfer", "--to", "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", "--amount", "1"]), "--dev-account");
     assert_fails_with(
-        &mycel(&["transfer", "--to", "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", "--amount", "1", "--token", "ETH", "--dev-account", "0"]),
+        &mycel(&[
+            "transfer",
+            "--to",
+            "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+            "--amount",
+            "1",
+        ]),
+        "--dev-account",
+    );
+    assert_fails_with(
+        &mycel(&[
+            "transfer",
+            "--to",
+            "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+            "--amount",
+            "1",
+            "--token",
+            "ETH",
+            "--dev-account",
+            "0",
+        ]),
         "use MYC or mUSD",
     );
 }
@@ -96,16 +151,58 @@ fn bad_values_are_refused_before_contacting_the_node() {
         args.extend_from_slice(extra);
         mycel(&args)
     };
-    assert_fails_with(&transfer(&["--amount", "1.5.0", "--dev-account", "0"]), "is not an amount");
-    assert_fails_with(&transfer(&["--amount", "0.0000001", "--token", "mUSD", "--dev-account", "0"]), "more than 6 decimal places");
-    assert_fails_with(&transfer(&["--amount", "1", "--fee", "lots", "--dev-account", "0"]), "bad --fee");
-    assert_fails_with(&transfer(&["--amount", "1", "--dev-account", "10"]), "development accounts are 0 to 9");
-    assert_fails_with(&transfer(&["--amount", "1", "--memo", &"x".repeat(257), "--dev-account", "0"]), "256-byte limit");
     assert_fails_with(
-        &mycel(&["transfer", "--rpc", &rpc, "--to", "0x123", "--amount", "1", "--dev-account", "0"]),
+        &transfer(&["--amount", "1.5.0", "--dev-account", "0"]),
+        "is not an amount",
+    );
+    assert_fails_with(
+        &transfer(&[
+            "--amount",
+            "0.0000001",
+            "--token",
+            "mUSD",
+            "--dev-account",
+            "0",
+        ]),
+        "more than 6 decimal places",
+    );
+    assert_fails_with(
+        &transfer(&["--amount", "1", "--fee", "lots", "--dev-account", "0"]),
+        "bad --fee",
+    );
+    assert_fails_with(
+        &transfer(&["--amount", "1", "--dev-account", "10"]),
+        "development accounts are 0 to 9",
+    );
+    assert_fails_with(
+        &transfer(&[
+            "--amount",
+            "1",
+            "--memo",
+            &"x".repeat(257),
+            "--dev-account",
+            "0",
+        ]),
+        "256-byte limit",
+    );
+    assert_fails_with(
+        &mycel(&[
+            "transfer",
+            "--rpc",
+            &rpc,
+            "--to",
+            "0x123",
+            "--amount",
+            "1",
+            "--dev-account",
+            "0",
+        ]),
         "is not an address",
     );
-    assert_fails_with(&mycel(&["balance", "0xnothex", "--rpc", &rpc]), "is not an address");
+    assert_fails_with(
+        &mycel(&["balance", "0xnothex", "--rpc", &rpc]),
+        "is not an address",
+    );
     assert_fails_with(&mycel(&["status", "--rpc", "not a url"]), "is not a URL");
 }
 
@@ -114,16 +211,43 @@ fn unreachable_node_says_what_to_do() {
     let rpc = dead_rpc();
     for args in [
         vec!["status", "--rpc", &rpc],
-        vec!["balance", "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266", "--rpc", &rpc],
-        vec!["tx", "0x0000000000000000000000000000000000000000000000000000000000000001", "--rpc", &rpc],
+        vec![
+            "balance",
+            "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266",
+            "--rpc",
+            &rpc,
+        ],
+        vec![
+            "tx",
+            "0x0000000000000000000000000000000000000000000000000000000000000001",
+            "--rpc",
+            &rpc,
+        ],
         vec!["block", "latest", "--rpc", &rpc, "--json"],
-        vec!["transfer", "--rpc", &rpc, "--to", "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", "--amount", "1", "--dev-account", "0"],
+        vec![
+            "transfer",
+            "--rpc",
+            &rpc,
+            "--to",
+            "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+            "--amount",
+            "1",
+            "--dev-account",
+            "0",
+        ],
     ] {
         let out = mycel(&args);
-        assert_fails_with(&out, &format!("cannot reach the node at {rpc}: is `mycel up` running?"));
+        assert_fails_with(
+            &out,
+            &format!("cannot reach the node at {rpc}: is `mycel up` running?"),
+        );
     }
     // MYCEL_RPC is the default for --rpc.
-    let out = Command::new(env!("CARGO_BIN_EXE_mycel")).arg("status").env("MYCEL_RPC", &rpc).output().expect("run");
+    let out = Command::new(env!("CARGO_BIN_EXE_mycel"))
+        .arg("status")
+        .env("MYCEL_RPC", &rpc)
+        .output()
+        .expect("run");
     assert_fails_with(&out, &rpc);
 }
 
@@ -138,7 +262,11 @@ fn write_password(dir: &Path) -> String {
 #[cfg(unix)]
 fn mode(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).expect("metadata").permissions().mode() & 0o777
+    std::fs::metadata(path)
+        .expect("metadata")
+        .permissions()
+        .mode()
+        & 0o777
 }
 
 #[test]
@@ -148,9 +276,21 @@ fn key_new_list_export_round_trip() {
     let ks = keystore.to_string_lossy().into_owned();
     let pw = write_password(tmp.path());
 
-    let out = mycel(&["key", "new", "--name", "alice", "--keystore", &ks, "--password-file", &pw]);
+    let out = mycel(&[
+        "key",
+        "new",
+        "--name",
+        "alice",
+        "--keystore",
+        &ks,
+        "--password-file",
+        &pw,
+    ]);
     assert_ok(&out);
-    let address: Address = stdout(&out).trim().parse().expect("key new prints an address");
+    let address: Address = stdout(&out)
+        .trim()
+        .parse()
+        .expect("key new prints an address");
     let file = keystore.join("alice.json");
     #[cfg(unix)]
     {
@@ -158,7 +298,10 @@ fn key_new_list_export_round_trip() {
         assert_eq!(mode(&keystore), 0o700, "keystore dir mode");
     }
     // Nothing but the key file is left behind, and no secret was printed.
-    let names: Vec<_> = std::fs::read_dir(&keystore).expect("dir").map(|e| e.expect("entry").file_name()).collect();
+    let names: Vec<_> = std::fs::read_dir(&keystore)
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
     assert_eq!(names, vec![std::ffi::OsString::from("alice.json")]);
 
     // A standard keystore: any Ethereum tool decrypts it.
@@ -170,11 +313,28 @@ fn key_new_list_export_round_trip() {
     assert!(text.contains("\"scrypt\"") && !text.contains(&secret));
 
     // A second key with the same name is refused; the first is untouched.
-    let out = mycel(&["key", "new", "--name", "alice", "--keystore", &ks, "--password-file", &pw]);
+    let out = mycel(&[
+        "key",
+        "new",
+        "--name",
+        "alice",
+        "--keystore",
+        &ks,
+        "--password-file",
+        &pw,
+    ]);
     assert_fails_with(&out, "already exists");
     assert_eq!(std::fs::read_to_string(&file).expect("read"), text);
 
-    let out = mycel(&["key", "new", "--keystore", &ks, "--password-file", &pw, "--json"]);
+    let out = mycel(&[
+        "key",
+        "new",
+        "--keystore",
+        &ks,
+        "--password-file",
+        &pw,
+        "--json",
+    ]);
     assert_ok(&out);
     let bob: Value = serde_json::from_str(&stdout(&out)).expect("json");
     let bob_address = bob["address"].as_str().expect("address").to_string();
@@ -183,7 +343,10 @@ fn key_new_list_export_round_trip() {
     let out = mycel(&["key", "list", "--keystore", &ks]);
     assert_ok(&out);
     let listing = stdout(&out);
-    assert!(listing.contains("alice") && listing.contains(&address.to_checksum(None)), "{listing}");
+    assert!(
+        listing.contains("alice") && listing.contains(&address.to_checksum(None)),
+        "{listing}"
+    );
     assert!(listing.contains(&bob_address), "{listing}");
 
     let out = mycel(&["key", "list", "--keystore", &ks, "--json"]);
@@ -202,8 +365,23 @@ fn key_new_list_export_round_trip() {
     let out = mycel(&["key", "export-address", &file.to_string_lossy()]);
     assert_ok(&out);
     assert_eq!(stdout(&out).trim(), address.to_checksum(None));
-    assert_fails_with(&mycel(&["key", "export-address", "carol", "--keystore", &ks]), "no key named 'carol'");
-    assert_fails_with(&mycel(&["key", "new", "--name", "../evil", "--keystore", &ks, "--password-file", &pw]), "not a valid key name");
+    assert_fails_with(
+        &mycel(&["key", "export-address", "carol", "--keystore", &ks]),
+        "no key named 'carol'",
+    );
+    assert_fails_with(
+        &mycel(&[
+            "key",
+            "new",
+            "--name",
+            "../evil",
+            "--keystore",
+            &ks,
+            "--password-file",
+            &pw,
+        ]),
+        "not a valid key name",
+    );
 }
 
 #[test]
@@ -213,10 +391,25 @@ fn key_import_matches_the_dev_account_and_unlocks_only_with_the_passphrase() {
     let pw = write_password(tmp.path());
     let dev = dev_signer(0).expect("dev key");
     let key_file = tmp.path().join("dev0.hex");
-    std::fs::write(&key_file, format!("0x{}\n", alloy_primitives::hex::encode(dev.to_bytes()))).expect("write");
+    std::fs::write(
+        &key_file,
+        format!("0x{}\n", alloy_primitives::hex::encode(dev.to_bytes())),
+    )
+    .expect("write");
     let kf = key_file.to_string_lossy().into_owned();
 
-    let out = mycel(&["key", "import", "--private-key-file", &kf, "--name", "dev0", "--keystore", &ks, "--password-file", &pw]);
+    let out = mycel(&[
+        "key",
+        "import",
+        "--private-key-file",
+        &kf,
+        "--name",
+        "dev0",
+        "--keystore",
+        &ks,
+        "--password-file",
+        &pw,
+    ]);
     assert_ok(&out);
     assert_eq!(stdout(&out).trim(), dev.address().to_checksum(None));
     #[cfg(unix)]
@@ -224,7 +417,16 @@ fn key_import_matches_the_dev_account_and_unlocks_only_with_the_passphrase() {
 
     // Passphrase through MYCEL_PASSWORD works as well as a file.
     let out = Command::new(env!("CARGO_BIN_EXE_mycel"))
-        .args(["key", "import", "--private-key-file", &kf, "--name", "dev0-again", "--keystore", &ks])
+        .args([
+            "key",
+            "import",
+            "--private-key-file",
+            &kf,
+            "--name",
+            "dev0-again",
+            "--keystore",
+            &ks,
+        ])
         .env("MYCEL_PASSWORD", PASSWORD)
         .output()
         .expect("run");
@@ -239,11 +441,14 @@ fn key_import_matches_the_dev_account_and_unlocks_only_with_the_passphrase() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn");
-    std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), b"from stdin\n").expect("write stdin");
+    std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), b"from stdin\n")
+        .expect("write stdin");
     let out = child.wait_with_output().expect("wait");
     assert_ok(&out);
     let piped: Address = stdout(&out).trim().parse().expect("address");
-    let signer = PrivateKeySigner::decrypt_keystore(tmp.path().join("keys/piped.json"), "from stdin").expect("decrypt");
+    let signer =
+        PrivateKeySigner::decrypt_keystore(tmp.path().join("keys/piped.json"), "from stdin")
+            .expect("decrypt");
     assert_eq!(signer.address(), piped);
 
     // An empty stdin is no passphrase.
@@ -259,15 +464,35 @@ fn key_import_matches_the_dev_account_and_unlocks_only_with_the_passphrase() {
     let wrong = tmp.path().join("wrong");
     std::fs::write(&wrong, "nope\n").expect("write");
     let out = mycel(&[
-        "transfer", "--rpc", &dead_rpc(), "--to", "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", "--amount", "1",
-        "--key", "dev0", "--keystore", &ks, "--password-file", &wrong.to_string_lossy(),
+        "transfer",
+        "--rpc",
+        &dead_rpc(),
+        "--to",
+        "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+        "--amount",
+        "1",
+        "--key",
+        "dev0",
+        "--keystore",
+        &ks,
+        "--password-file",
+        &wrong.to_string_lossy(),
     ]);
     assert_fails_with(&out, "wrong passphrase");
 
     // Bad private key files say so without echoing their contents.
     let bad = tmp.path().join("bad.hex");
     std::fs::write(&bad, "deadbeefsecret").expect("write");
-    let out = mycel(&["key", "import", "--private-key-file", &bad.to_string_lossy(), "--keystore", &ks, "--password-file", &pw]);
+    let out = mycel(&[
+        "key",
+        "import",
+        "--private-key-file",
+        &bad.to_string_lossy(),
+        "--keystore",
+        &ks,
+        "--password-file",
+        &pw,
+    ]);
     assert_fails_with(&out, "does not hold a private key");
     assert!(!stderr(&out).contains("deadbeefsecret"));
 }
@@ -276,7 +501,9 @@ fn key_import_matches_the_dev_account_and_unlocks_only_with_the_passphrase() {
 
 #[allow(irrefutable_let_patterns)]
 fn transfer_of(tx: &SignedTx) -> &mycel_types::Transfer {
-    let TxKind::Transfer(t) = &tx.kind else { panic!("not a transfer: {tx:?}") };
+    let TxKind::Transfer(t) = &tx.kind else {
+        panic!("not a transfer: {tx:?}")
+    };
     t
 }
 
@@ -293,7 +520,10 @@ fn status_json() -> Value {
 }
 
 fn api_error(status: StatusCode, code: &str, message: &str) -> (StatusCode, Json<Value>) {
-    (status, Json(json!({"error": {"code": code, "message": message}})))
+    (
+        status,
+        Json(json!({"error": {"code": code, "message": message}})),
+    )
 }
 
 async fn submit(State(node): State<Node>, Json(body): Json<TxJson>) -> (StatusCode, Json<Value>) {
@@ -301,32 +531,70 @@ async fn submit(State(node): State<Node>, Json(body): Json<TxJson>) -> (StatusCo
         return api_error(StatusCode::BAD_REQUEST, "bad_tx", "does not parse");
     };
     if tx.recover_signer() != Some(tx.from()) {
-        return api_error(StatusCode::BAD_REQUEST, "bad_signature", "signature does not recover to the sender");
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            "bad_signature",
+            "signature does not recover to the sender",
+        );
     }
     if tx.fee() < alloy_primitives::U256::from(10_000u64) {
-        return api_error(StatusCode::BAD_REQUEST, "fee_too_low", "fee 1 is below the minimum fee 10000 (MYC base units)");
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            "fee_too_low",
+            "fee 1 is below the minimum fee 10000 (MYC base units)",
+        );
     }
     let hash = tx.hash();
     node.txs.lock().expect("lock").push(tx);
-    (StatusCode::ACCEPTED, Json(json!({"hash": hash, "status": "pending"})))
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({"hash": hash, "status": "pending"})),
+    )
 }
 
-async fn tx_status(State(node): State<Node>, UrlPath(hash): UrlPath<String>) -> (StatusCode, Json<Value>) {
+async fn tx_status(
+    State(node): State<Node>,
+    UrlPath(hash): UrlPath<String>,
+) -> (StatusCode, Json<Value>) {
     let txs = node.txs.lock().expect("lock");
-    let Some((index, tx)) = txs.iter().enumerate().find(|(_, tx)| tx.hash().to_string() == hash) else {
-        return api_error(StatusCode::NOT_FOUND, "unknown_tx", "this node has never seen that transaction");
+    let Some((index, tx)) = txs
+        .iter()
+        .enumerate()
+        .find(|(_, tx)| tx.hash().to_string() == hash)
+    else {
+        return api_error(
+            StatusCode::NOT_FOUND,
+            "unknown_tx",
+            "this node has never seen that transaction",
+        );
     };
     let t = transfer_of(tx);
-    let token = if t.token == Token::Musd.address() { "mUSD" } else { "MYC" };
-    (StatusCode::OK, Json(json!({"hash": hash, "status": "finalized", "height": 13, "index": index,
+    let token = if t.token == Token::Musd.address() {
+        "mUSD"
+    } else {
+        "MYC"
+    };
+    (
+        StatusCode::OK,
+        Json(
+            json!({"hash": hash, "status": "finalized", "height": 13, "index": index,
         "receipt": {"hash": hash, "from": t.from, "nonce": t.nonce, "type": "Transfer",
             "events": [{"event": "transfer", "token": token, "from": t.from, "to": t.to, "amount": t.amount.to_string()},
-                       {"event": "fee_burned", "from": t.from, "amount": t.fee.to_string()}]}})))
+                       {"event": "fee_burned", "from": t.from, "amount": t.fee.to_string()}]}}),
+        ),
+    )
 }
 
-async fn block(State(node): State<Node>, UrlPath(height): UrlPath<String>) -> (StatusCode, Json<Value>) {
+async fn block(
+    State(node): State<Node>,
+    UrlPath(height): UrlPath<String>,
+) -> (StatusCode, Json<Value>) {
     if height != "latest" && height != "13" {
-        return api_error(StatusCode::NOT_FOUND, "unknown_block", "block 99 is above the finalized height 13");
+        return api_error(
+            StatusCode::NOT_FOUND,
+            "unknown_block",
+            "block 99 is above the finalized height 13",
+        );
     }
     let txs: Vec<Value> = node
         .txs
@@ -336,8 +604,13 @@ async fn block(State(node): State<Node>, UrlPath(height): UrlPath<String>) -> (S
         .map(|tx| json!({"hash": tx.hash(), "tx": tx.to_json(), "result": {"ok": {"hash": tx.hash(), "from": tx.from(),
             "nonce": tx.nonce(), "type": "Transfer", "events": [{"event": "fee_burned", "from": tx.from(), "amount": tx.fee().to_string()}]}}}))
         .collect();
-    (StatusCode::OK, Json(json!({"height": 13, "hash": format!("0x{}", "13".repeat(32)), "parent": format!("0x{}", "12".repeat(32)),
-        "timestamp_ms": 1_764_072_001_000u64, "state_root": format!("0x{}", "aa".repeat(32)), "tx_count": txs.len(), "txs": txs})))
+    (
+        StatusCode::OK,
+        Json(
+            json!({"height": 13, "hash": format!("0x{}", "13".repeat(32)), "parent": format!("0x{}", "12".repeat(32)),
+        "timestamp_ms": 1_764_072_001_000u64, "state_root": format!("0x{}", "aa".repeat(32)), "tx_count": txs.len(), "txs": txs}),
+        ),
+    )
 }
 
 /// Starts the stand-in node on a loopback port; it lives as long as the test process.
@@ -358,10 +631,17 @@ fn start_node() -> (String, Node) {
         .with_state(node.clone());
     let (sender, receiver) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
         runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-            sender.send(listener.local_addr().expect("addr")).expect("send");
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            sender
+                .send(listener.local_addr().expect("addr"))
+                .expect("send");
             axum::serve(listener, app).await.expect("serve");
         });
     });
@@ -376,17 +656,31 @@ fn status_and_balance_are_readable() {
     assert_ok(&out);
     let text = stdout(&out);
     assert!(text.contains("chain id") && text.contains("1337"), "{text}");
-    assert!(text.contains("min fee") && text.contains("0.00001 MYC"), "{text}");
+    assert!(
+        text.contains("min fee") && text.contains("0.00001 MYC"),
+        "{text}"
+    );
     assert!(text.contains("2025-11-25 12:00:00.000 UTC"), "{text}");
 
     let out = mycel(&["status", "--rpc", &rpc, "--json"]);
     assert_ok(&out);
-    assert_eq!(serde_json::from_str::<Value>(&stdout(&out)).expect("json"), status_json());
+    assert_eq!(
+        serde_json::from_str::<Value>(&stdout(&out)).expect("json"),
+        status_json()
+    );
 
-    let out = mycel(&["balance", "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266", "--rpc", &format!("{rpc}/")]);
+    let out = mycel(&[
+        "balance",
+        "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266",
+        "--rpc",
+        &format!("{rpc}/"),
+    ]);
     assert_ok(&out);
     let text = stdout(&out);
-    assert!(text.contains("999998.5 MYC") && text.contains("1000000 mUSD"), "{text}");
+    assert!(
+        text.contains("999998.5 MYC") && text.contains("1000000 mUSD"),
+        "{text}"
+    );
     assert!(text.contains("next nonce") && text.contains('5'), "{text}");
 }
 
@@ -395,29 +689,66 @@ fn transfer_signs_submits_and_waits() {
     let (rpc, node) = start_node();
     let to = dev_signer(1).expect("dev key").address();
     let out = mycel(&[
-        "transfer", "--rpc", &rpc, "--to", &to.to_string(), "--amount", "2.5", "--token", "mUSD", "--memo", "coffee",
-        "--dev-account", "0", "--wait", "--timeout", "5",
+        "transfer",
+        "--rpc",
+        &rpc,
+        "--to",
+        &to.to_string(),
+        "--amount",
+        "2.5",
+        "--token",
+        "mUSD",
+        "--memo",
+        "coffee",
+        "--dev-account",
+        "0",
+        "--wait",
+        "--timeout",
+        "5",
     ]);
     assert_ok(&out);
     let txs = node.txs.lock().expect("lock").clone();
     assert_eq!(txs.len(), 1);
     let tx = &txs[0];
     assert_eq!(stdout(&out).trim(), tx.hash().to_string());
-    assert!(stderr(&out).contains("finalized in block 13"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("finalized in block 13"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(tx.chain_id, 1337);
-    assert_eq!(tx.recover_signer(), Some(dev_signer(0).expect("dev key").address()));
+    assert_eq!(
+        tx.recover_signer(),
+        Some(dev_signer(0).expect("dev key").address())
+    );
     let t = transfer_of(tx);
     assert_eq!(t.to, to);
     assert_eq!(t.token, Token::Musd.address());
     assert_eq!(t.amount, alloy_primitives::U256::from(2_500_000u64));
     assert_eq!(t.memo.as_ref(), b"coffee");
     assert_eq!(t.nonce, 5, "the nonce comes from the node");
-    assert_eq!(t.fee, alloy_primitives::U256::from(10_000u64), "the fee defaults to the node's min_fee");
+    assert_eq!(
+        t.fee,
+        alloy_primitives::U256::from(10_000u64),
+        "the fee defaults to the node's min_fee"
+    );
 
     // --json without --wait: the node's answer verbatim; --nonce and --fee override the node.
     let out = mycel(&[
-        "transfer", "--rpc", &rpc, "--to", &to.to_string(), "--amount", "1", "--fee", "0.001", "--nonce", "9",
-        "--dev-account", "2", "--json",
+        "transfer",
+        "--rpc",
+        &rpc,
+        "--to",
+        &to.to_string(),
+        "--amount",
+        "1",
+        "--fee",
+        "0.001",
+        "--nonce",
+        "9",
+        "--dev-account",
+        "2",
+        "--json",
     ]);
     assert_ok(&out);
     let answer: Value = serde_json::from_str(&stdout(&out)).expect("json");
@@ -428,21 +759,51 @@ fn transfer_signs_submits_and_waits() {
     assert_eq!(second.fee(), alloy_primitives::U256::from(1_000_000u64));
 
     // The node's refusal reaches the user with its reason and a hint.
-    let out = mycel(&["transfer", "--rpc", &rpc, "--to", &to.to_string(), "--amount", "1", "--fee", "0.000000001", "--dev-account", "0"]);
+    let out = mycel(&[
+        "transfer",
+        "--rpc",
+        &rpc,
+        "--to",
+        &to.to_string(),
+        "--amount",
+        "1",
+        "--fee",
+        "0.000000001",
+        "--dev-account",
+        "0",
+    ]);
     assert_fails_with(&out, "below the minimum fee");
-    assert!(stderr(&out).contains("fee_too_low") && stderr(&out).contains("raise --fee"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("fee_too_low") && stderr(&out).contains("raise --fee"),
+        "{}",
+        stderr(&out)
+    );
 
     // tx and block show what happened, in tokens.
     let out = mycel(&["tx", &tx.hash().to_string(), "--rpc", &rpc]);
     assert_ok(&out);
     let text = stdout(&out);
-    assert!(text.contains("finalized") && text.contains("transfer 2.5 mUSD") && text.contains("fee burned 0.00001 MYC"), "{text}");
+    assert!(
+        text.contains("finalized")
+            && text.contains("transfer 2.5 mUSD")
+            && text.contains("fee burned 0.00001 MYC"),
+        "{text}"
+    );
     let out = mycel(&["block", "latest", "--rpc", &rpc]);
     assert_ok(&out);
-    assert!(stdout(&out).contains(&tx.hash().to_string()), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains(&tx.hash().to_string()),
+        "{}",
+        stdout(&out)
+    );
     assert_fails_with(&mycel(&["block", "99", "--rpc", &rpc]), "unknown_block");
     assert_fails_with(
-        &mycel(&["tx", "0x0000000000000000000000000000000000000000000000000000000000000001", "--rpc", &rpc]),
+        &mycel(&[
+            "tx",
+            "0x0000000000000000000000000000000000000000000000000000000000000001",
+            "--rpc",
+            &rpc,
+        ]),
         "unknown_tx",
     );
 }
@@ -453,16 +814,45 @@ fn transfer_with_a_keystore_key_and_a_key_name_as_recipient() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let ks = tmp.path().join("keys").to_string_lossy().into_owned();
     let pw = write_password(tmp.path());
-    let out = mycel(&["key", "new", "--name", "payer", "--keystore", &ks, "--password-file", &pw]);
+    let out = mycel(&[
+        "key",
+        "new",
+        "--name",
+        "payer",
+        "--keystore",
+        &ks,
+        "--password-file",
+        &pw,
+    ]);
     assert_ok(&out);
     let payer: Address = stdout(&out).trim().parse().expect("address");
-    let out = mycel(&["key", "new", "--name", "payee", "--keystore", &ks, "--password-file", &pw]);
+    let out = mycel(&[
+        "key",
+        "new",
+        "--name",
+        "payee",
+        "--keystore",
+        &ks,
+        "--password-file",
+        &pw,
+    ]);
     assert_ok(&out);
     let payee: Address = stdout(&out).trim().parse().expect("address");
 
     let out = mycel(&[
-        "transfer", "--rpc", &rpc, "--to", "payee", "--amount", "0.5", "--key", "payer", "--keystore", &ks,
-        "--password-file", &pw,
+        "transfer",
+        "--rpc",
+        &rpc,
+        "--to",
+        "payee",
+        "--amount",
+        "0.5",
+        "--key",
+        "payer",
+        "--keystore",
+        &ks,
+        "--password-file",
+        &pw,
     ]);
     assert_ok(&out);
     let tx = node.txs.lock().expect("lock")[0].clone();

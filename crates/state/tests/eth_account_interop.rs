@@ -53,7 +53,10 @@ fn run_python(key_index: u32, spec: &Spec, extra: &[&str]) -> serde_json::Value 
     let python = std::env::var("MYCEL_PYTHON").unwrap_or_else(|_| "python3".into());
     let output = Command::new(&python)
         .arg(script())
-        .args(["--private-key", &format!("0x{}", alloy_primitives::hex::encode(private_key))])
+        .args([
+            "--private-key",
+            &format!("0x{}", alloy_primitives::hex::encode(private_key)),
+        ])
         .args(["--chain-id", &spec.chain_id.to_string()])
         .args(["--to", &spec.to.to_checksum(None)])
         .args(["--token", spec.token.symbol()])
@@ -77,17 +80,23 @@ fn run_python(key_index: u32, spec: &Spec, extra: &[&str]) -> serde_json::Value 
         output.status
     );
     serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!("the eth_account signer printed something that is not JSON ({e}): {}", String::from_utf8_lossy(&output.stdout))
+        panic!(
+            "the eth_account signer printed something that is not JSON ({e}): {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
     })
 }
 
 fn python_signed(key_index: u32, spec: &Spec) -> SignedTx {
-    let json: TxJson = serde_json::from_value(run_python(key_index, spec, &[])).expect("the JSON form of a tx");
+    let json: TxJson =
+        serde_json::from_value(run_python(key_index, spec, &[])).expect("the JSON form of a tx");
     SignedTx::from_json(&json).expect("eth_account's transaction parses")
 }
 
 fn devnet() -> State {
-    State::from_genesis(&Genesis::devnet(vec![VALIDATOR.into()], 1_764_072_000_000).expect("devnet genesis"))
+    State::from_genesis(
+        &Genesis::devnet(vec![VALIDATOR.into()], 1_764_072_000_000).expect("devnet genesis"),
+    )
 }
 
 fn myc_transfer() -> Spec {
@@ -109,7 +118,10 @@ fn eth_account_signs_the_same_typed_data_as_mycel() {
     let python = run_python(0, &spec, &["--typed-data"]);
     let rust = SignedTx::typed_data(&spec.kind(from), spec.chain_id);
     assert_eq!(python["domain"], rust["domain"]);
-    assert_eq!(python["types"], rust["types"], "EIP-712 types differ from docs/transactions.md");
+    assert_eq!(
+        python["types"], rust["types"],
+        "EIP-712 types differ from docs/transactions.md"
+    );
     assert_eq!(python["primaryType"], rust["primaryType"]);
     assert_eq!(python["message"], rust["message"]);
 }
@@ -122,7 +134,11 @@ fn eth_account_transfer_verifies_and_executes() {
     let tx = python_signed(0, &spec);
     assert_eq!(tx.chain_id, 1337);
     assert_eq!(tx.from(), sender);
-    assert_eq!(tx.recover_signer(), Some(sender), "eth_account's signature does not recover to the sender");
+    assert_eq!(
+        tx.recover_signer(),
+        Some(sender),
+        "eth_account's signature does not recover to the sender"
+    );
 
     let mut state = devnet();
     let receipt = state.apply_tx(&tx).expect("eth_account's transfer applies");
@@ -131,8 +147,16 @@ fn eth_account_transfer_verifies_and_executes() {
     assert_eq!(
         receipt.events,
         vec![
-            Event::Transfer { token: Token::Myc, from: sender, to: receiver, amount: spec.amount },
-            Event::FeeBurned { from: sender, amount: spec.fee },
+            Event::Transfer {
+                token: Token::Myc,
+                from: sender,
+                to: receiver,
+                amount: spec.amount
+            },
+            Event::FeeBurned {
+                from: sender,
+                amount: spec.fee
+            },
         ]
     );
     assert_eq!(state.account(&sender).myc, DEV_MYC - spec.amount - spec.fee);
@@ -141,13 +165,28 @@ fn eth_account_transfer_verifies_and_executes() {
     assert_eq!(state.supply().myc_burned, spec.fee);
 
     // The same signed bytes cannot be applied twice.
-    assert!(matches!(state.apply_tx(&tx), Err(TxError::StaleNonce { expected: 1, got: 0 })));
+    assert!(matches!(
+        state.apply_tx(&tx),
+        Err(TxError::StaleNonce {
+            expected: 1,
+            got: 0
+        })
+    ));
 
     // A second, mUSD transfer with the next nonce, to an address that had nothing.
     let fresh = Address::repeat_byte(0x42);
-    let musd = Spec { to: fresh, token: Token::Musd, amount: 2_500_000, memo: "", nonce: 1, ..myc_transfer() };
+    let musd = Spec {
+        to: fresh,
+        token: Token::Musd,
+        amount: 2_500_000,
+        memo: "",
+        nonce: 1,
+        ..myc_transfer()
+    };
     let tx = python_signed(0, &musd);
-    state.apply_tx(&tx).expect("eth_account's mUSD transfer applies");
+    state
+        .apply_tx(&tx)
+        .expect("eth_account's mUSD transfer applies");
     assert_eq!(state.account(&sender).musd, DEV_MUSD - musd.amount);
     assert_eq!(state.account(&fresh).musd, musd.amount);
     assert_eq!(state.next_nonce(&sender), 2);
@@ -161,13 +200,30 @@ fn rust_and_eth_account_signatures_are_identical() {
     let signer = dev_signer(0).expect("dev key");
     let specs = [
         myc_transfer(),
-        Spec { token: Token::Musd, amount: 1, memo: "", nonce: 7, fee: 123_456_789, ..myc_transfer() },
-        Spec { chain_id: 1, amount: u128::MAX, nonce: u64::MAX, ..myc_transfer() },
+        Spec {
+            token: Token::Musd,
+            amount: 1,
+            memo: "",
+            nonce: 7,
+            fee: 123_456_789,
+            ..myc_transfer()
+        },
+        Spec {
+            chain_id: 1,
+            amount: u128::MAX,
+            nonce: u64::MAX,
+            ..myc_transfer()
+        },
     ];
     for spec in &specs {
         let python = python_signed(0, spec);
-        let rust = SignedTx::sign(spec.kind(signer.address()), spec.chain_id, &signer).expect("rust signs");
-        assert_eq!(python.signature, rust.signature, "signatures differ for chain {} nonce {}", spec.chain_id, spec.nonce);
+        let rust = SignedTx::sign(spec.kind(signer.address()), spec.chain_id, &signer)
+            .expect("rust signs");
+        assert_eq!(
+            python.signature, rust.signature,
+            "signatures differ for chain {} nonce {}",
+            spec.chain_id, spec.nonce
+        );
         assert_eq!(python, rust);
         assert_eq!(python.encode(), rust.encode());
         assert_eq!(python.hash(), rust.hash());
@@ -180,9 +236,21 @@ fn rust_and_eth_account_signatures_are_identical() {
 
 #[test]
 fn eth_account_signature_for_another_chain_is_refused() {
-    let spec = Spec { chain_id: 1, ..myc_transfer() };
+    let spec = Spec {
+        chain_id: 1,
+        ..myc_transfer()
+    };
     let tx = python_signed(0, &spec);
     let mut state = devnet();
-    assert!(matches!(state.apply_tx(&tx), Err(TxError::WrongChainId { expected: 1337, got: 1 })));
-    assert_eq!(state.next_nonce(&dev_signer(0).expect("dev key").address()), 0);
+    assert!(matches!(
+        state.apply_tx(&tx),
+        Err(TxError::WrongChainId {
+            expected: 1337,
+            got: 1
+        })
+    ));
+    assert_eq!(
+        state.next_nonce(&dev_signer(0).expect("dev key").address()),
+        0
+    );
 }
