@@ -1,0 +1,407 @@
+//! mycel-state: the deterministic state machine of the mycel chain.
+//!
+//! Contract:
+//! - [`State::apply_block`] is a pure function of the state and the block: no I/O, no clocks, no
+//!   floats, no randomness, no hash-map iteration order. Two nodes that apply the same blocks from
+//!   the same genesis hold byte-identical states with the same [`State::state_root`].
+//! - Every transaction is fully validated before it changes anything. An invalid transaction
+//!   changes nothing at all and returns a [`TxError`] saying why (each cause has its own variant and
+//!   stable [`TxError::code`]).
+//! - After every block the books balance: for MYC, issued = balances + burned; for mUSD,
+//!   issued = balances. This is asserted; a violation stops the node rather than let it diverge.
+//!
+//! Does not: decide which transactions go into a block, store anything, or talk to peers (that is
+//! `mycel-chain`).
+
+mod bank;
+mod merkle;
+
+pub use bank::Account;
+
+use alloy_primitives::{Address, B256, U256};
+use mycel_types::{
+    genesis::amount_string, Amount, Genesis, SignedTx, Token, TxKind, MAX_MEMO_BYTES,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Chain-wide parameters, fixed at genesis.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Params {
+    pub chain_id: u64,
+    #[serde(with = "amount_string")]
+    pub min_fee: Amount,
+    pub max_tx_bytes: u32,
+}
+
+/// Where every unit of every token is accounted for.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Supply {
+    #[serde(with = "amount_string")]
+    pub myc_issued: Amount,
+    #[serde(with = "amount_string")]
+    pub myc_burned: Amount,
+    #[serde(with = "amount_string")]
+    pub musd_issued: Amount,
+}
+
+/// The header facts a block gives the state machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockContext {
+    pub height: u64,
+    pub timestamp_ms: u64,
+}
+
+/// Why a transaction was refused. Each variant is a distinct cause with a stable [`code`](Self::code).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[serde(tag = "code", rename_all = "snake_case")]
+pub enum TxError {
+    #[error("transaction is {size} bytes, over the {max}-byte limit")]
+    TooLarge { size: usize, max: u32 },
+    #[error("transaction is for chain {got}, this chain is {expected}")]
+    WrongChainId { expected: u64, got: u64 },
+    #[error("signature does not recover to the sender {from}")]
+    BadSignature { from: Address },
+    #[error("nonce {got} was already used: the next nonce of this account is {expected}")]
+    StaleNonce { expected: u64, got: u64 },
+    #[error("nonce {got} is ahead of the account's next nonce {expected}")]
+    FutureNonce { expected: u64, got: u64 },
+    #[error("fee {got} is below the minimum fee {min} (MYC base units)")]
+    FeeTooLow { min: String, got: String },
+    #[error("{token} balance {available} is short of the {needed} needed (base units)")]
+    InsufficientBalance { token: Token, needed: String, available: String },
+    #[error("token {0} is not a token of this chain (MYC is 0x0000…0000, mUSD 0x…6d5553)")]
+    UnknownToken(Address),
+    #[error("amount {0} is larger than any balance can be")]
+    AmountTooLarge(String),
+    #[error("memo is {size} bytes, over the {max}-byte limit")]
+    MemoTooLarge { size: usize, max: usize },
+}
+
+impl TxError {
+    /// A stable machine-readable name for the cause.
+    pub fn code(&self) -> &'static str {
+        match self {
+            TxError::TooLarge { .. } => "too_large",
+            TxError::WrongChainId { .. } => "wrong_chain_id",
+            TxError::BadSignature { .. } => "bad_signature",
+            TxError::StaleNonce { .. } => "stale_nonce",
+            TxError::FutureNonce { .. } => "future_nonce",
+            TxError::FeeTooLow { .. } => "fee_too_low",
+            TxError::InsufficientBalance { .. } => "insufficient_balance",
+            TxError::UnknownToken(_) => "unknown_token",
+            TxError::AmountTooLarge(_) => "amount_too_large",
+            TxError::MemoTooLarge { .. } => "memo_too_large",
+        }
+    }
+}
+
+/// Why a block could not be applied at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BlockError {
+    #[error("block height {got} does not follow the state's height {current}")]
+    WrongHeight { current: u64, got: u64 },
+    #[error("block timestamp {got} ms is before the previous block's {previous} ms")]
+    TimeWentBack { previous: u64, got: u64 },
+}
+
+/// A transaction whose stateless checks (size, chain id, signature) passed, with its sender,
+/// hash and size remembered so that they are computed once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedTx {
+    pub tx: SignedTx,
+    pub sender: Address,
+    pub hash: B256,
+    pub encoded_len: usize,
+}
+
+/// Something a transaction did, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    Transfer {
+        token: Token,
+        from: Address,
+        to: Address,
+        #[serde(with = "amount_string")]
+        amount: Amount,
+    },
+    FeeBurned {
+        from: Address,
+        #[serde(with = "amount_string")]
+        amount: Amount,
+    },
+}
+
+/// The outcome of an applied transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxReceipt {
+    pub hash: B256,
+    pub from: Address,
+    pub nonce: u64,
+    #[serde(rename = "type")]
+    pub tx_type: String,
+    pub events: Vec<Event>,
+}
+
+/// What applying a block did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockOutcome {
+    pub height: u64,
+    /// One entry per transaction, in block order. An `Err` changed nothing.
+    pub results: Vec<Result<TxReceipt, TxError>>,
+    pub state_root: B256,
+}
+
+/// The whole chain state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    params: Params,
+    accounts: BTreeMap<Address, Account>,
+    supply: Supply,
+    height: u64,
+    last_block_time_ms: u64,
+    #[serde(skip)]
+    tree: merkle::LeafCache,
+}
+
+impl State {
+    /// The state before the first block. The genesis must already be valid.
+    pub fn from_genesis(genesis: &Genesis) -> State {
+        let mut accounts = BTreeMap::new();
+        let mut supply = Supply::default();
+        for a in &genesis.accounts {
+            accounts.insert(a.address, Account { myc: a.myc, musd: a.musd, nonce: 0 });
+            supply.myc_issued = supply.myc_issued.saturating_add(a.myc);
+            supply.musd_issued = supply.musd_issued.saturating_add(a.musd);
+        }
+        let state = State {
+            params: Params {
+                chain_id: genesis.chain_id,
+                min_fee: genesis.min_fee,
+                max_tx_bytes: genesis.max_tx_bytes,
+            },
+            accounts,
+            supply,
+            height: 0,
+            last_block_time_ms: genesis.genesis_time_ms,
+            tree: merkle::LeafCache::default(),
+        };
+        state.assert_books_balance();
+        state
+    }
+
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    pub fn supply(&self) -> &Supply {
+        &self.supply
+    }
+
+    /// Height of the last applied block (0 before the first).
+    pub fn height(&self) -> u64 {
+        self.height
+    }
+
+    pub fn last_block_time_ms(&self) -> u64 {
+        self.last_block_time_ms
+    }
+
+    /// The account at `address` (all zero if it never received anything).
+    pub fn account(&self, address: &Address) -> Account {
+        self.accounts.get(address).copied().unwrap_or_default()
+    }
+
+    pub fn next_nonce(&self, address: &Address) -> u64 {
+        self.account(address).nonce
+    }
+
+    /// Number of accounts that hold anything or have sent anything.
+    pub fn account_count(&self) -> usize {
+        self.accounts.len()
+    }
+
+    /// The checks that do not depend on accounts: size, chain id, signature.
+    pub fn verify_stateless(&self, tx: SignedTx) -> Result<VerifiedTx, TxError> {
+        let encoded = tx.encode();
+        let encoded_len = encoded.len();
+        if encoded_len > self.params.max_tx_bytes as usize {
+            return Err(TxError::TooLarge { size: encoded_len, max: self.params.max_tx_bytes });
+        }
+        if tx.chain_id != self.params.chain_id {
+            return Err(TxError::WrongChainId { expected: self.params.chain_id, got: tx.chain_id });
+        }
+        let from = tx.from();
+        if tx.recover_signer() != Some(from) {
+            return Err(TxError::BadSignature { from });
+        }
+        let hash = alloy_primitives::keccak256(&encoded);
+        Ok(VerifiedTx { tx, sender: from, hash, encoded_len })
+    }
+
+    /// Every check, stateless and stateful, without changing anything. Returns the sender.
+    pub fn check_tx(&self, tx: &SignedTx) -> Result<Address, TxError> {
+        let verified = self.verify_stateless(tx.clone())?;
+        self.plan(&verified).map(|_| verified.sender)
+    }
+
+    /// Validates and applies one transaction; an error changes nothing.
+    pub fn apply_tx(&mut self, tx: &SignedTx) -> Result<TxReceipt, TxError> {
+        let verified = self.verify_stateless(tx.clone())?;
+        self.apply_verified(&verified)
+    }
+
+    /// Applies a transaction whose stateless checks passed; an error changes nothing.
+    pub fn apply_verified(&mut self, tx: &VerifiedTx) -> Result<TxReceipt, TxError> {
+        let plan = self.plan(tx)?;
+        // Nothing below can fail: every amount was checked by `plan`.
+        for (address, account) in &plan.writes {
+            self.accounts.insert(*address, *account);
+            self.tree.touch(*address);
+        }
+        self.supply.myc_burned += plan.fee;
+        Ok(TxReceipt {
+            hash: tx.hash,
+            from: tx.sender,
+            nonce: tx.tx.nonce(),
+            tx_type: tx.tx.kind.type_name().to_string(),
+            events: plan.events,
+        })
+    }
+
+    /// Applies a block's transactions in order. A transaction that fails is skipped (it changes
+    /// nothing); the caller decides whether a block holding one is acceptable.
+    pub fn apply_block(
+        &mut self,
+        ctx: BlockContext,
+        txs: &[VerifiedTx],
+    ) -> Result<BlockOutcome, BlockError> {
+        if ctx.height != self.height + 1 {
+            return Err(BlockError::WrongHeight { current: self.height, got: ctx.height });
+        }
+        if ctx.timestamp_ms < self.last_block_time_ms {
+            return Err(BlockError::TimeWentBack { previous: self.last_block_time_ms, got: ctx.timestamp_ms });
+        }
+        let results = txs.iter().map(|tx| self.apply_verified(tx)).collect();
+        self.height = ctx.height;
+        self.last_block_time_ms = ctx.timestamp_ms;
+        self.assert_books_balance();
+        Ok(BlockOutcome { height: ctx.height, results, state_root: self.state_root() })
+    }
+
+    /// The authenticated root of the whole state: a binary keccak Merkle tree whose leaves are the
+    /// chain parameters and supply (first) and then every account in address order.
+    pub fn state_root(&mut self) -> B256 {
+        let header = merkle::header_leaf(&self.params, &self.supply, self.height, self.last_block_time_ms);
+        self.tree.root(header, &self.accounts)
+    }
+
+    /// Panics unless every unit is accounted for. Runs after every block.
+    pub fn assert_books_balance(&self) {
+        let (mut myc, mut musd) = (0u128, 0u128);
+        for account in self.accounts.values() {
+            myc = myc.checked_add(account.myc).expect("MYC balances overflow");
+            musd = musd.checked_add(account.musd).expect("mUSD balances overflow");
+        }
+        assert_eq!(
+            self.supply.myc_issued,
+            myc + self.supply.myc_burned,
+            "books do not balance: MYC issued != balances + burned at height {}",
+            self.height
+        );
+        assert_eq!(
+            self.supply.musd_issued, musd,
+            "books do not balance: mUSD issued != balances at height {}",
+            self.height
+        );
+    }
+
+    /// The state as bytes, for a node's snapshot file.
+    pub fn to_snapshot_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("state serialises")
+    }
+
+    /// Reads bytes written by [`to_snapshot_bytes`](Self::to_snapshot_bytes), checking the books.
+    pub fn from_snapshot_bytes(bytes: &[u8]) -> Result<State, SnapshotError> {
+        let state: State = serde_json::from_slice(bytes).map_err(|e| SnapshotError(e.to_string()))?;
+        state.assert_books_balance();
+        Ok(state)
+    }
+
+    /// Works out what `tx` would write, without writing it.
+    fn plan(&self, tx: &VerifiedTx) -> Result<Plan, TxError> {
+        let sender = self.account(&tx.sender);
+        let nonce = tx.tx.nonce();
+        if nonce < sender.nonce {
+            return Err(TxError::StaleNonce { expected: sender.nonce, got: nonce });
+        }
+        if nonce > sender.nonce {
+            return Err(TxError::FutureNonce { expected: sender.nonce, got: nonce });
+        }
+        let fee_u256 = tx.tx.fee();
+        let fee = u128::try_from(fee_u256).map_err(|_| TxError::AmountTooLarge(fee_u256.to_string()))?;
+        if fee < self.params.min_fee {
+            return Err(TxError::FeeTooLow { min: self.params.min_fee.to_string(), got: fee.to_string() });
+        }
+        let mut payer = sender;
+        payer.nonce += 1;
+        payer.myc = debit(payer.myc, fee, Token::Myc)?;
+        let mut events = Vec::new();
+        let mut writes = Vec::with_capacity(2);
+        match &tx.tx.kind {
+            TxKind::Transfer(t) => {
+                if t.memo.len() > MAX_MEMO_BYTES {
+                    return Err(TxError::MemoTooLarge { size: t.memo.len(), max: MAX_MEMO_BYTES });
+                }
+                let token = Token::from_address(&t.token).ok_or(TxError::UnknownToken(t.token))?;
+                let amount = to_amount(t.amount)?;
+                // Check against the balance before the fee, so the error names the real need.
+                match token {
+                    Token::Myc => {
+                        let needed = amount.checked_add(fee).ok_or_else(|| TxError::AmountTooLarge(t.amount.to_string()))?;
+                        debit(sender.myc, needed, Token::Myc)?;
+                        payer.myc -= amount;
+                    }
+                    Token::Musd => payer.musd = debit(payer.musd, amount, Token::Musd)?,
+                }
+                if t.to == tx.sender {
+                    writes.push((tx.sender, bank::credit(payer, token, amount)?));
+                } else {
+                    let receiver = bank::credit(self.account(&t.to), token, amount)?;
+                    writes.push((tx.sender, payer));
+                    writes.push((t.to, receiver));
+                }
+                events.push(Event::Transfer { token, from: tx.sender, to: t.to, amount });
+            }
+        }
+        events.push(Event::FeeBurned { from: tx.sender, amount: fee });
+        Ok(Plan { writes, fee, events })
+    }
+}
+
+struct Plan {
+    writes: Vec<(Address, Account)>,
+    fee: Amount,
+    events: Vec<Event>,
+}
+
+fn to_amount(value: U256) -> Result<Amount, TxError> {
+    u128::try_from(value).map_err(|_| TxError::AmountTooLarge(value.to_string()))
+}
+
+fn debit(balance: Amount, amount: Amount, token: Token) -> Result<Amount, TxError> {
+    balance.checked_sub(amount).ok_or(TxError::InsufficientBalance {
+        token,
+        needed: amount.to_string(),
+        available: balance.to_string(),
+    })
+}
+
+/// A snapshot that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("state snapshot is unreadable: {0}")]
+pub struct SnapshotError(pub String);
+
+#[cfg(test)]
+mod tests;

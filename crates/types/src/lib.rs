@@ -1,0 +1,27 @@
+//! mycel-types: the vocabulary every other mycel crate speaks.
+//!
+//! Guarantees:
+//! - Accounts are Ethereum-style: 20-byte [`Address`]es recovered from secp256k1 signatures.
+//! - Every transaction is EIP-712 typed data under the domain `{name: "mycel", version: "1",
+//!   chainId}`, so viem, ethers, eth_account and alloy sign it with no mycel-specific code.
+//! - [`SignedTx`] has exactly one binary encoding ([`SignedTx::encode`]); its hash is the keccak-256
+//!   of that encoding, so a tx hash is the same for every node and every client.
+//! - Amounts are integers in base units ([`Amount`] = `u128`); decimals are only for display and
+//!   parsing ([`amount`]).
+//!
+//! Does not: do I/O, read clocks, keep state, or check balances and nonces (that is `mycel-state`).
+
+pub mod amount;
+pub mod genesis;
+pub mod keys;
+pub mod tx;
+
+pub use alloy_primitives::{Address, B256, U256};
+pub use amount::{format_amount, parse_amount, Amount, AmountError, Token};
+pub use genesis::{Genesis, GenesisAccount, GenesisError};
+pub use tx::{DecodeError, SignedTx, Transfer, TxKind, TxJson, MAX_MEMO_BYTES};
+
+/// The EIP-712 domain name of mycel transactions.
+pub const DOMAIN_NAME: &str = "mycel";
+/// The EIP-712 domain version of mycel transactions. Changes only with the tx wire format.
+pub const DOMAIN_VERSION: &str = "1";

@@ -1,0 +1,504 @@
+//! Transactions: EIP-712 typed messages, their signatures, one canonical binary encoding, and a
+//! JSON form for HTTP clients.
+//!
+//! Each kind of transaction is its own EIP-712 struct (its `primaryType`), and every kind carries
+//! `from`, `nonce` and `fee`. A later module adds a kind by declaring its struct with `sol!`,
+//! adding one [`TxKind`] variant and one arm in each `match` of this file; existing kinds and their
+//! encodings do not change.
+//!
+//! Binary encoding (`SignedTx::encode`), all integers big-endian:
+//! `[format = 0x01][kind tag: u8][chain id: u64][signature r‖s‖v: 65 bytes][ABI encoding of the message]`.
+//! Decoding rejects anything that does not re-encode to the same bytes, so one transaction has one
+//! hash: `keccak256(encoding)`.
+
+use crate::{DOMAIN_NAME, DOMAIN_VERSION};
+use alloy_primitives::{keccak256, Address, Bytes, Signature, B256, U256};
+use alloy_signer::SignerSync;
+use alloy_sol_types::{sol, Eip712Domain, SolStruct, SolValue};
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+
+/// The largest memo a transfer may carry.
+pub const MAX_MEMO_BYTES: usize = 256;
+
+const FORMAT: u8 = 0x01;
+const HEADER_LEN: usize = 1 + 1 + 8 + 65;
+
+sol! {
+    /// Moves `amount` base units of `token` (MYC: the zero address; mUSD: its asset address)
+    /// from `from` to `to`. `memo` is free-form bytes for the payer's own reference.
+    #[derive(Debug, PartialEq, Eq)]
+    struct Transfer {
+        address from;
+        address to;
+        address token;
+        uint256 amount;
+        bytes memo;
+        uint64 nonce;
+        uint256 fee;
+    }
+}
+
+/// Every kind of transaction the chain knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxKind {
+    Transfer(Transfer),
+}
+
+impl TxKind {
+    /// The one-byte tag of this kind in the binary encoding. Never reused.
+    pub fn tag(&self) -> u8 {
+        match self {
+            TxKind::Transfer(_) => 1,
+        }
+    }
+
+    /// The EIP-712 primary type name, also the `type` field of the JSON form.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            TxKind::Transfer(_) => "Transfer",
+        }
+    }
+
+    pub fn from(&self) -> Address {
+        match self {
+            TxKind::Transfer(t) => t.from,
+        }
+    }
+
+    pub fn nonce(&self) -> u64 {
+        match self {
+            TxKind::Transfer(t) => t.nonce,
+        }
+    }
+
+    /// The fee in MYC base units, as signed (a 256-bit value; the state machine bounds it).
+    pub fn fee(&self) -> U256 {
+        match self {
+            TxKind::Transfer(t) => t.fee,
+        }
+    }
+
+    /// The EIP-712 hash that the sender signs.
+    pub fn signing_hash(&self, chain_id: u64) -> B256 {
+        let domain = domain(chain_id);
+        match self {
+            TxKind::Transfer(t) => t.eip712_signing_hash(&domain),
+        }
+    }
+
+    fn abi_encode(&self) -> Vec<u8> {
+        match self {
+            TxKind::Transfer(t) => t.abi_encode(),
+        }
+    }
+
+    fn abi_decode(tag: u8, data: &[u8]) -> Result<TxKind, DecodeError> {
+        match tag {
+            1 => Transfer::abi_decode(data)
+                .map(TxKind::Transfer)
+                .map_err(|e| DecodeError::Message(e.to_string())),
+            other => Err(DecodeError::UnknownKind(other)),
+        }
+    }
+
+    /// The EIP-712 `types` entries for this kind (without `EIP712Domain`), as wallets want them.
+    pub fn eip712_types(&self) -> serde_json::Value {
+        let encode_type: Cow<'static, str> = match self {
+            TxKind::Transfer(_) => Transfer::eip712_encode_type(),
+        };
+        eip712_types_from_encode_type(&encode_type)
+    }
+}
+
+/// The EIP-712 domain of mycel transactions on the chain `chain_id`.
+pub fn domain(chain_id: u64) -> Eip712Domain {
+    Eip712Domain {
+        name: Some(Cow::Borrowed(DOMAIN_NAME)),
+        version: Some(Cow::Borrowed(DOMAIN_VERSION)),
+        chain_id: Some(U256::from(chain_id)),
+        verifying_contract: None,
+        salt: None,
+    }
+}
+
+/// Why bytes or JSON could not be read as a transaction.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("transaction is {0} bytes, shorter than the {HEADER_LEN}-byte header")]
+    TooShort(usize),
+    #[error("unknown transaction format version {0} (this node reads version 1)")]
+    UnknownFormat(u8),
+    #[error("unknown transaction kind tag {0}")]
+    UnknownKind(u8),
+    #[error("unknown transaction type '{0}' (known: Transfer)")]
+    UnknownType(String),
+    #[error("message does not decode: {0}")]
+    Message(String),
+    #[error("encoding is not canonical (re-encoding gives different bytes)")]
+    NonCanonical,
+    #[error("signature is not 65 bytes r||s||v, or has a high s value: {0}")]
+    Signature(String),
+    #[error("invalid field '{field}': {reason}")]
+    Field { field: &'static str, reason: String },
+}
+
+/// A transaction with its sender's signature over the EIP-712 hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedTx {
+    pub chain_id: u64,
+    pub kind: TxKind,
+    pub signature: Signature,
+}
+
+impl SignedTx {
+    /// Signs `kind` for the chain `chain_id` with a local key.
+    pub fn sign(
+        kind: TxKind,
+        chain_id: u64,
+        signer: &impl SignerSync,
+    ) -> Result<SignedTx, alloy_signer::Error> {
+        let signature = signer.sign_hash_sync(&kind.signing_hash(chain_id))?;
+        Ok(SignedTx { chain_id, kind, signature })
+    }
+
+    pub fn from(&self) -> Address {
+        self.kind.from()
+    }
+
+    pub fn nonce(&self) -> u64 {
+        self.kind.nonce()
+    }
+
+    pub fn fee(&self) -> U256 {
+        self.kind.fee()
+    }
+
+    pub fn signing_hash(&self) -> B256 {
+        self.kind.signing_hash(self.chain_id)
+    }
+
+    /// The address that signed this transaction (whatever `from` claims).
+    pub fn recover_signer(&self) -> Option<Address> {
+        self.signature.recover_address_from_prehash(&self.signing_hash()).ok()
+    }
+
+    /// The canonical binary encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        let message = self.kind.abi_encode();
+        let mut out = Vec::with_capacity(HEADER_LEN + message.len());
+        out.push(FORMAT);
+        out.push(self.kind.tag());
+        out.extend_from_slice(&self.chain_id.to_be_bytes());
+        out.extend_from_slice(&self.signature.as_bytes());
+        out.extend_from_slice(&message);
+        out
+    }
+
+    /// Reads the canonical binary encoding; anything else is an error.
+    pub fn decode(bytes: &[u8]) -> Result<SignedTx, DecodeError> {
+        if bytes.len() < HEADER_LEN {
+            return Err(DecodeError::TooShort(bytes.len()));
+        }
+        if bytes[0] != FORMAT {
+            return Err(DecodeError::UnknownFormat(bytes[0]));
+        }
+        let tag = bytes[1];
+        let mut chain_id = [0u8; 8];
+        chain_id.copy_from_slice(&bytes[2..10]);
+        let signature = parse_signature(&bytes[10..75])?;
+        let kind = TxKind::abi_decode(tag, &bytes[HEADER_LEN..])?;
+        let tx = SignedTx { chain_id: u64::from_be_bytes(chain_id), kind, signature };
+        if tx.encode() != bytes {
+            return Err(DecodeError::NonCanonical);
+        }
+        Ok(tx)
+    }
+
+    /// keccak-256 of the canonical encoding.
+    pub fn hash(&self) -> B256 {
+        keccak256(self.encode())
+    }
+
+    /// The full EIP-712 typed data (`domain`, `types`, `primaryType`, `message`) that the sender
+    /// signs, in the JSON shape of `eth_signTypedData_v4`, viem's `signTypedData` and eth_account's
+    /// `encode_typed_data(full_message=...)`.
+    pub fn typed_data(kind: &TxKind, chain_id: u64) -> serde_json::Value {
+        let mut types = kind.eip712_types();
+        types["EIP712Domain"] = serde_json::json!([
+            {"name": "name", "type": "string"},
+            {"name": "version", "type": "string"},
+            {"name": "chainId", "type": "uint256"},
+        ]);
+        serde_json::json!({
+            "domain": {"name": DOMAIN_NAME, "version": DOMAIN_VERSION, "chainId": chain_id},
+            "types": types,
+            "primaryType": kind.type_name(),
+            "message": message_json(kind),
+        })
+    }
+
+    pub fn to_json(&self) -> TxJson {
+        TxJson {
+            chain_id: self.chain_id,
+            tx_type: self.kind.type_name().to_string(),
+            message: message_json(&self.kind),
+            signature: format!("0x{}", hex::encode(self.signature.as_bytes())),
+        }
+    }
+
+    pub fn from_json(json: &TxJson) -> Result<SignedTx, DecodeError> {
+        let kind = message_from_json(&json.tx_type, &json.message)?;
+        let sig_hex = json.signature.strip_prefix("0x").unwrap_or(&json.signature);
+        let sig_bytes =
+            hex::decode(sig_hex).map_err(|e| DecodeError::Signature(format!("not hex: {e}")))?;
+        let signature = parse_signature(&sig_bytes)?;
+        Ok(SignedTx { chain_id: json.chain_id, kind, signature })
+    }
+}
+
+fn parse_signature(bytes: &[u8]) -> Result<Signature, DecodeError> {
+    if bytes.len() != 65 {
+        return Err(DecodeError::Signature(format!("{} bytes", bytes.len())));
+    }
+    // v may be 0/1 or 27/28 (as eth_account and most wallets write it).
+    let v = bytes[64];
+    let parity = match v {
+        0 | 27 => false,
+        1 | 28 => true,
+        other => return Err(DecodeError::Signature(format!("v = {other}"))),
+    };
+    let signature = Signature::from_bytes_and_parity(&bytes[..64], parity);
+    if signature.normalize_s().is_some() {
+        return Err(DecodeError::Signature("high s".into()));
+    }
+    Ok(signature)
+}
+
+/// The JSON form of a signed transaction, as the node API takes and returns it.
+///
+/// ```json
+/// {"chainId": 1337, "type": "Transfer",
+///  "message": {"from": "0x…", "to": "0x…", "token": "0x0000000000000000000000000000000000000000",
+///              "amount": "1500000000", "memo": "0x", "nonce": 0, "fee": "100000"},
+///  "signature": "0x…(65 bytes)"}
+/// ```
+/// Integers may be JSON numbers or decimal strings; `message` is exactly the EIP-712 message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TxJson {
+    #[serde(rename = "chainId")]
+    pub chain_id: u64,
+    #[serde(rename = "type")]
+    pub tx_type: String,
+    pub message: serde_json::Value,
+    pub signature: String,
+}
+
+fn message_json(kind: &TxKind) -> serde_json::Value {
+    match kind {
+        TxKind::Transfer(t) => serde_json::json!({
+            "from": t.from.to_checksum(None),
+            "to": t.to.to_checksum(None),
+            "token": t.token.to_checksum(None),
+            "amount": t.amount.to_string(),
+            "memo": format!("0x{}", hex::encode(&t.memo)),
+            "nonce": t.nonce,
+            "fee": t.fee.to_string(),
+        }),
+    }
+}
+
+fn message_from_json(tx_type: &str, message: &serde_json::Value) -> Result<TxKind, DecodeError> {
+    match tx_type {
+        "Transfer" => Ok(TxKind::Transfer(Transfer {
+            from: field_address(message, "from")?,
+            to: field_address(message, "to")?,
+            token: field_address(message, "token")?,
+            amount: field_u256(message, "amount")?,
+            memo: field_bytes(message, "memo")?,
+            nonce: field_u64(message, "nonce")?,
+            fee: field_u256(message, "fee")?,
+        })),
+        other => Err(DecodeError::UnknownType(other.to_string())),
+    }
+}
+
+fn field<'a>(
+    message: &'a serde_json::Value,
+    name: &'static str,
+) -> Result<&'a serde_json::Value, DecodeError> {
+    message
+        .get(name)
+        .ok_or(DecodeError::Field { field: name, reason: "missing".into() })
+}
+
+fn field_address(message: &serde_json::Value, name: &'static str) -> Result<Address, DecodeError> {
+    let value = field(message, name)?;
+    let s = value
+        .as_str()
+        .ok_or(DecodeError::Field { field: name, reason: "expected a 0x-hex address string".into() })?;
+    s.parse::<Address>().map_err(|e| DecodeError::Field { field: name, reason: e.to_string() })
+}
+
+fn field_u256(message: &serde_json::Value, name: &'static str) -> Result<U256, DecodeError> {
+    let value = field(message, name)?;
+    let bad = |reason: String| DecodeError::Field { field: name, reason };
+    match value {
+        serde_json::Value::Number(n) => n
+            .as_u64()
+            .map(U256::from)
+            .ok_or_else(|| bad("expected a non-negative integer (use a string above 2^64)".into())),
+        serde_json::Value::String(s) => {
+            if s.starts_with("0x") {
+                s.parse::<U256>().map_err(|e| bad(e.to_string()))
+            } else {
+                U256::from_str_radix(s, 10).map_err(|e| bad(e.to_string()))
+            }
+        }
+        _ => Err(bad("expected an integer or a decimal string".into())),
+    }
+}
+
+fn field_u64(message: &serde_json::Value, name: &'static str) -> Result<u64, DecodeError> {
+    let value = field_u256(message, name)?;
+    u64::try_from(value)
+        .map_err(|_| DecodeError::Field { field: name, reason: "does not fit in 64 bits".into() })
+}
+
+fn field_bytes(message: &serde_json::Value, name: &'static str) -> Result<Bytes, DecodeError> {
+    let Some(value) = message.get(name) else {
+        return Ok(Bytes::new());
+    };
+    let s = value
+        .as_str()
+        .ok_or(DecodeError::Field { field: name, reason: "expected a 0x-hex string".into() })?;
+    let raw = s.strip_prefix("0x").unwrap_or(s);
+    hex::decode(raw)
+        .map(Bytes::from)
+        .map_err(|e| DecodeError::Field { field: name, reason: e.to_string() })
+}
+
+/// Turns an EIP-712 encodeType string (`Transfer(address from,...)`) into the JSON `types` map.
+fn eip712_types_from_encode_type(encode_type: &str) -> serde_json::Value {
+    let mut types = serde_json::Map::new();
+    let mut rest = encode_type;
+    while let Some(open) = rest.find('(') {
+        let name = &rest[..open];
+        let Some(close) = rest[open..].find(')') else { break };
+        let fields: Vec<serde_json::Value> = rest[open + 1..open + close]
+            .split(',')
+            .filter(|f| !f.is_empty())
+            .filter_map(|f| f.split_once(' '))
+            .map(|(ty, field)| serde_json::json!({"name": field, "type": ty}))
+            .collect();
+        types.insert(name.to_string(), serde_json::Value::Array(fields));
+        rest = &rest[open + close + 1..];
+    }
+    serde_json::Value::Object(types)
+}
+
+#[cfg(test)]
+#[allow(irrefutable_let_patterns)]
+mod tests {
+    use super::*;
+    use crate::keys::dev_signer;
+    use proptest::prelude::*;
+
+    fn transfer(from: Address, nonce: u64, memo: Vec<u8>) -> TxKind {
+        TxKind::Transfer(Transfer {
+            from,
+            to: Address::repeat_byte(0x22),
+            token: Address::ZERO,
+            amount: U256::from(1_500_000_000u64),
+            memo: memo.into(),
+            nonce,
+            fee: U256::from(100_000u64),
+        })
+    }
+
+    #[test]
+    fn sign_encode_decode_recover() {
+        let signer = dev_signer(0).unwrap();
+        let tx = SignedTx::sign(transfer(signer.address(), 7, b"hi".to_vec()), 1337, &signer).unwrap();
+        let bytes = tx.encode();
+        let back = SignedTx::decode(&bytes).unwrap();
+        assert_eq!(back, tx);
+        assert_eq!(back.recover_signer(), Some(signer.address()));
+        assert_eq!(back.hash(), keccak256(&bytes));
+        let json = serde_json::to_string(&tx.to_json()).unwrap();
+        let parsed: TxJson = serde_json::from_str(&json).unwrap();
+        assert_eq!(SignedTx::from_json(&parsed).unwrap(), tx);
+    }
+
+    #[test]
+    fn another_chain_recovers_another_signer() {
+        let signer = dev_signer(0).unwrap();
+        let mut tx = SignedTx::sign(transfer(signer.address(), 0, vec![]), 1337, &signer).unwrap();
+        tx.chain_id = 1;
+        assert_ne!(tx.recover_signer(), Some(signer.address()));
+    }
+
+    #[test]
+    fn typed_data_has_the_wallet_shape() {
+        let kind = transfer(Address::repeat_byte(1), 0, vec![]);
+        let td = SignedTx::typed_data(&kind, 1337);
+        assert_eq!(td["primaryType"], "Transfer");
+        assert_eq!(td["types"]["Transfer"][0], serde_json::json!({"name": "from", "type": "address"}));
+        assert_eq!(td["types"]["Transfer"].as_array().unwrap().len(), 7);
+        assert_eq!(td["domain"]["name"], "mycel");
+    }
+
+    #[test]
+    fn rejects_malformed_bytes() {
+        let signer = dev_signer(1).unwrap();
+        let tx = SignedTx::sign(transfer(signer.address(), 0, vec![]), 1337, &signer).unwrap();
+        let bytes = tx.encode();
+        assert_eq!(SignedTx::decode(&bytes[..10]), Err(DecodeError::TooShort(10)));
+        let mut wrong_format = bytes.clone();
+        wrong_format[0] = 9;
+        assert_eq!(SignedTx::decode(&wrong_format), Err(DecodeError::UnknownFormat(9)));
+        let mut wrong_kind = bytes.clone();
+        wrong_kind[1] = 200;
+        assert_eq!(SignedTx::decode(&wrong_kind), Err(DecodeError::UnknownKind(200)));
+        let mut trailing = bytes.clone();
+        trailing.extend_from_slice(&[0u8; 32]);
+        assert!(SignedTx::decode(&trailing).is_err());
+        let mut truncated = bytes.clone();
+        truncated.truncate(bytes.len() - 1);
+        assert!(SignedTx::decode(&truncated).is_err());
+    }
+
+    #[test]
+    fn high_s_signatures_are_rejected() {
+        let signer = dev_signer(0).unwrap();
+        let tx = SignedTx::sign(transfer(signer.address(), 0, vec![]), 1337, &signer).unwrap();
+        // (r, n - s, !v) is the same signature's malleated twin.
+        let n = U256::from_str_radix(
+            "115792089237316195423570985008687907852837564279074904382605163141518161494337",
+            10,
+        )
+        .unwrap();
+        let twin = Signature::new(tx.signature.r(), n - tx.signature.s(), !tx.signature.v());
+        let mut bytes = tx.encode();
+        bytes[10..75].copy_from_slice(&twin.as_bytes());
+        assert!(matches!(SignedTx::decode(&bytes), Err(DecodeError::Signature(_))));
+    }
+
+    proptest! {
+        #[test]
+        fn any_transfer_round_trips(nonce in any::<u64>(), memo in proptest::collection::vec(any::<u8>(), 0..300), amount in any::<u128>()) {
+            let signer = dev_signer(2).unwrap();
+            let mut kind = transfer(signer.address(), nonce, memo);
+            if let TxKind::Transfer(t) = &mut kind { t.amount = U256::from(amount); }
+            let tx = SignedTx::sign(kind, 7, &signer).unwrap();
+            let back = SignedTx::decode(&tx.encode()).unwrap();
+            prop_assert_eq!(back.recover_signer(), Some(signer.address()));
+            prop_assert_eq!(back, tx);
+        }
+
+        #[test]
+        fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let _ = SignedTx::decode(&bytes);
+        }
+    }
+}
