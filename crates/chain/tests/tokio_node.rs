@@ -1,0 +1,75 @@
+//! The production path: a one-validator node on the tokio runtime with authenticated p2p on
+//! loopback finalizes a transfer, stops, and restarts from its data directory.
+
+use alloy_primitives::{Address, U256};
+use commonware_runtime::{Clock, Runner as _, Supervisor as _};
+use mycel_chain::{generate_validator_key, start_node, NodeConfig, TxStatus};
+use mycel_types::{keys::dev_signer, Genesis, SignedTx, Transfer, TxKind};
+use std::{net::SocketAddr, time::Duration};
+
+fn config(dir: &std::path::Path, port: u16) -> NodeConfig {
+    let key = generate_validator_key();
+    let genesis = Genesis::devnet(vec![key.public_key.clone()], 0).expect("genesis");
+    let listen: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let mut config = NodeConfig::new(dir, genesis, key.private_key, listen, vec![]);
+    config.consensus.block_time_ms = 100;
+    config.consensus.leader_timeout_ms = 1_000;
+    config.consensus.certification_timeout_ms = 2_000;
+    config
+}
+
+#[test]
+fn one_validator_on_tokio_finalizes_and_restarts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = config(dir.path(), 39_411);
+    let signer = dev_signer(0).expect("dev key");
+    let recipient = Address::repeat_byte(0x42);
+    let tx = SignedTx::sign(
+        TxKind::Transfer(Transfer {
+            from: signer.address(),
+            to: recipient,
+            token: Address::ZERO,
+            amount: U256::from(5_000u64),
+            memo: Default::default(),
+            nonce: 0,
+            fee: U256::from(10_000u64),
+        }),
+        config.genesis.chain_id,
+        &signer,
+    )
+    .expect("sign");
+
+    let first = config.clone();
+    let (hash, height) = commonware_runtime::tokio::Runner::new(first.runtime_config()).start(|context| async move {
+        let node = start_node(context.child("node"), first).await.expect("node starts");
+        let hash = node.submit_tx(tx).expect("accepted");
+        let mut blocks = node.subscribe();
+        for _ in 0..300 {
+            if matches!(node.tx_status(hash), TxStatus::Finalized { .. }) {
+                break;
+            }
+            context.sleep(Duration::from_millis(50)).await;
+        }
+        assert!(matches!(node.tx_status(hash), TxStatus::Finalized { .. }), "finalized in time");
+        assert_eq!(node.account(recipient).myc, 5_000);
+        let block = blocks.recv().await.expect("a block was published");
+        assert!(block.height >= 1);
+        assert!(node.block(block.height).await.is_some());
+        (hash, node.status().latest_height)
+    });
+
+    commonware_runtime::tokio::Runner::new(config.runtime_config()).start(|context| async move {
+        let node = start_node(context.child("node"), config).await.expect("node restarts");
+        assert!(node.status().latest_height >= height, "resumes from its data directory");
+        assert!(matches!(node.tx_status(hash), TxStatus::Finalized { .. }), "status survives restart");
+        assert_eq!(node.account(recipient).myc, 5_000);
+        let target = node.status().latest_height + 3;
+        for _ in 0..300 {
+            if node.status().latest_height >= target {
+                break;
+            }
+            context.sleep(Duration::from_millis(50)).await;
+        }
+        assert!(node.status().latest_height >= target, "keeps finalizing after restart");
+    });
+}
