@@ -73,3 +73,66 @@ fn one_validator_on_tokio_finalizes_and_restarts() {
         assert!(node.status().latest_height >= target, "keeps finalizing after restart");
     });
 }
+
+/// Four validators, each in its own process-like runtime with its own data directory, find each
+/// other over authenticated p2p on loopback and finalize the same blocks.
+#[test]
+fn four_validator_localnet_on_tokio() {
+    let keys: Vec<_> = (0..4).map(|_| generate_validator_key()).collect();
+    let genesis =
+        Genesis::devnet(keys.iter().map(|k| k.public_key.clone()).collect(), 0).expect("genesis");
+    let ports: Vec<u16> = (0..4).map(|i| 39_500 + i).collect();
+    let peers: Vec<mycel_chain::PeerConfig> = keys
+        .iter()
+        .zip(&ports)
+        .map(|(k, port)| mycel_chain::PeerConfig {
+            public_key: k.public_key.clone(),
+            address: format!("127.0.0.1:{port}").parse().expect("addr"),
+        })
+        .collect();
+    let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().expect("tempdir")).collect();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut threads = Vec::new();
+    for i in 0..4 {
+        let mut config = NodeConfig::new(
+            dirs[i].path(),
+            genesis.clone(),
+            keys[i].private_key.clone(),
+            format!("127.0.0.1:{}", ports[i]).parse().expect("addr"),
+            peers.clone(),
+        );
+        config.consensus.block_time_ms = 100;
+        config.consensus.leader_timeout_ms = 1_000;
+        config.consensus.certification_timeout_ms = 2_000;
+        let tx = tx.clone();
+        threads.push(std::thread::spawn(move || {
+            commonware_runtime::tokio::Runner::new(config.runtime_config()).start(|context| async move {
+                let node = start_node(context.child("node"), config).await.expect("node starts");
+                for _ in 0..600 {
+                    if node.status().latest_height >= 5 {
+                        break;
+                    }
+                    context.sleep(Duration::from_millis(50)).await;
+                }
+                let mut hashes = Vec::new();
+                for h in 0..=5 {
+                    hashes.push(node.block(h).await.map(|b| (b.hash, b.state_root)));
+                }
+                tx.send((i, hashes)).expect("report");
+                // Keep serving peers until everyone is done.
+                context.sleep(Duration::from_secs(3)).await;
+            })
+        }));
+    }
+    drop(tx);
+    let reports: Vec<_> = rx.iter().collect();
+    for thread in threads {
+        thread.join().expect("node thread");
+    }
+    assert_eq!(reports.len(), 4);
+    let reference = &reports[0].1;
+    assert!(reference.iter().all(Option::is_some), "node {} reached height 5", reports[0].0);
+    for (i, hashes) in &reports {
+        assert_eq!(hashes, reference, "node {i} agrees");
+    }
+}
