@@ -1,8 +1,19 @@
 //! The commands that run nodes: `mycel up`, `mycel node`, `mycel init`, `mycel localnet`.
-//! (Owned by the lead; bodies land with the chain crate.)
+//!
+//! A node's config file (`node.json`) is a [`NodeFile`]: the chain's [`NodeConfig`] plus the
+//! address of the HTTP API. It holds the validator's private key, so it is written 0600.
 
+use anyhow::{bail, Context as _};
+use commonware_runtime::Runner as _;
+use mycel_chain::{generate_validator_key, NodeConfig, PeerConfig};
+use mycel_types::{keys::dev_signer, keys::DEV_ACCOUNTS, keys::DEV_MNEMONIC, Genesis};
+use serde::{Deserialize, Serialize};
+use std::fs;
+use std::io::Write as _;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// `mycel up`: a whole devnet on this machine.
 #[derive(Debug, Clone, clap::Args)]
@@ -66,18 +77,304 @@ pub struct LocalnetArgs {
     pub rpc_port: u16,
 }
 
-pub fn run_up(_args: UpArgs) -> anyhow::Result<()> {
-    anyhow::bail!("mycel up is not wired yet")
+
+/// The file `mycel node --config` reads.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeFile {
+    /// Where the HTTP API listens.
+    pub rpc_addr: SocketAddr,
+    #[serde(flatten)]
+    pub node: NodeConfig,
 }
 
-pub fn run_node(_args: NodeArgs) -> anyhow::Result<()> {
-    anyhow::bail!("mycel node is not wired yet")
+const NODE_FILE: &str = "node.json";
+const GENESIS_FILE: &str = "genesis.json";
+
+pub fn run_up(args: UpArgs) -> anyhow::Result<()> {
+    init_logging();
+    let config_path = args.data_dir.join(NODE_FILE);
+    let mut file = if config_path.exists() {
+        let file = read_node_file(&config_path)?;
+        eprintln!("resuming the devnet in {}", args.data_dir.display());
+        file
+    } else {
+        fs::create_dir_all(&args.data_dir)
+            .with_context(|| format!("cannot create the data directory {}", args.data_dir.display()))?;
+        let key = generate_validator_key();
+        let genesis = Genesis::devnet(vec![key.public_key.clone()], now_ms())?;
+        let node = NodeConfig::new(&args.data_dir, genesis, key.private_key, args.p2p_addr, vec![]);
+        let file = NodeFile { rpc_addr: args.rpc_addr, node };
+        write_json(&args.data_dir.join(GENESIS_FILE), &file.node.genesis, false)?;
+        write_json(&config_path, &file, true)?;
+        eprintln!("created a new devnet in {}", args.data_dir.display());
+        file
+    };
+    // Flags given on this run win over the stored addresses.
+    file.rpc_addr = args.rpc_addr;
+    file.node.p2p_listen = args.p2p_addr;
+    file.node.data_dir = args.data_dir.clone();
+    run(file, Banner::Devnet)
 }
 
-pub fn run_init(_args: InitArgs) -> anyhow::Result<()> {
-    anyhow::bail!("mycel init is not wired yet")
+pub fn run_node(args: NodeArgs) -> anyhow::Result<()> {
+    init_logging();
+    let file = read_node_file(&args.config)?;
+    run(file, Banner::Node)
 }
 
-pub fn run_localnet(_args: LocalnetArgs) -> anyhow::Result<()> {
-    anyhow::bail!("mycel localnet is not wired yet")
+pub fn run_init(args: InitArgs) -> anyhow::Result<()> {
+    init(&args.dir, args.validators, args.chain_id, args.host, args.p2p_port, args.rpc_port, args.force)?;
+    println!("wrote a {}-validator network to {}", args.validators, args.dir.display());
+    for i in 0..args.validators {
+        println!("  mycel node --config {}", args.dir.join(format!("validator-{i}")).join(NODE_FILE).display());
+    }
+    Ok(())
+}
+
+pub fn run_localnet(args: LocalnetArgs) -> anyhow::Result<()> {
+    if args.validators == 0 {
+        bail!("--validators must be at least 1");
+    }
+    if !args.dir.join(GENESIS_FILE).exists() {
+        let host = std::net::IpAddr::from([127, 0, 0, 1]);
+        init(&args.dir, args.validators, mycel_types::genesis::DEVNET_CHAIN_ID, host, args.p2p_port, args.rpc_port, false)?;
+        eprintln!("wrote a {}-validator localnet to {}", args.validators, args.dir.display());
+    } else {
+        eprintln!("resuming the localnet in {}", args.dir.display());
+    }
+    let exe = std::env::current_exe().context("cannot find the mycel executable")?;
+    let mut children: Vec<(u32, Child)> = Vec::new();
+    for i in 0..args.validators {
+        let dir = args.dir.join(format!("validator-{i}"));
+        let config = dir.join(NODE_FILE);
+        if !config.exists() {
+            bail!("{} is missing: the localnet in {} has fewer validators; pick another --dir", config.display(), args.dir.display());
+        }
+        let log = fs::File::create(dir.join("node.log"))
+            .with_context(|| format!("cannot write {}", dir.join("node.log").display()))?;
+        let child = Command::new(&exe)
+            .arg("node")
+            .arg("--config")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("cannot start validator {i}"))?;
+        let rpc = read_node_file(&config)?.rpc_addr;
+        println!("validator {i}: http://{rpc}  (log: {})", dir.join("node.log").display());
+        children.push((i, child));
+    }
+    println!("localnet running; Ctrl-C stops it");
+    let stop = signal_flag()?;
+    let result = loop {
+        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+            break Ok(());
+        }
+        if let Some((i, status)) = children.iter_mut().find_map(|(i, c)| c.try_wait().ok().flatten().map(|s| (*i, s))) {
+            break Err(anyhow::anyhow!(
+                "validator {i} exited ({status}); see {}",
+                args.dir.join(format!("validator-{i}")).join("node.log").display()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    for (_, child) in &mut children {
+        terminate(child);
+    }
+    for (_, child) in &mut children {
+        let _ = child.wait();
+    }
+    eprintln!("localnet stopped");
+    result
+}
+
+/// Writes genesis.json and one validator-i/node.json per validator into `dir`.
+fn init(
+    dir: &Path,
+    validators: u32,
+    chain_id: u64,
+    host: std::net::IpAddr,
+    p2p_port: u16,
+    rpc_port: u16,
+    force: bool,
+) -> anyhow::Result<()> {
+    if validators == 0 {
+        bail!("--validators must be at least 1");
+    }
+    if dir.join(GENESIS_FILE).exists() && !force {
+        bail!("{} already holds a network; pass --force to overwrite it, or pick another --dir", dir.display());
+    }
+    let port = |base: u16, i: u32| -> anyhow::Result<u16> {
+        u16::try_from(base as u32 + i).context("port numbers run past 65535; pick lower base ports")
+    };
+    let keys: Vec<_> = (0..validators).map(|_| generate_validator_key()).collect();
+    let mut genesis = Genesis::devnet(keys.iter().map(|k| k.public_key.clone()).collect(), now_ms())?;
+    genesis.chain_id = chain_id;
+    let peers = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            Ok(PeerConfig { public_key: k.public_key.clone(), address: SocketAddr::new(host, port(p2p_port, i as u32)?) })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    write_json(&dir.join(GENESIS_FILE), &genesis, false)?;
+    for (i, key) in keys.into_iter().enumerate() {
+        let node_dir = dir.join(format!("validator-{i}"));
+        fs::create_dir_all(&node_dir).with_context(|| format!("cannot create {}", node_dir.display()))?;
+        let node_dir = fs::canonicalize(&node_dir)?;
+        let p2p = SocketAddr::new(host, port(p2p_port, i as u32)?);
+        let others = peers.iter().filter(|p| p.public_key != key.public_key).cloned().collect();
+        let node = NodeConfig::new(&node_dir, genesis.clone(), key.private_key, p2p, others);
+        let file = NodeFile { rpc_addr: SocketAddr::new(host, port(rpc_port, i as u32)?), node };
+        file.node.validate()?;
+        write_json(&node_dir.join(NODE_FILE), &file, true)?;
+    }
+    Ok(())
+}
+
+enum Banner {
+    Devnet,
+    Node,
+}
+
+/// Runs a node and its HTTP API until Ctrl-C or SIGTERM.
+fn run(file: NodeFile, banner: Banner) -> anyhow::Result<()> {
+    file.node.validate()?;
+    let rpc_addr = file.rpc_addr;
+    // Bind before starting consensus, so a taken port is a clear error and not a half-started node.
+    let listener = std::net::TcpListener::bind(rpc_addr).with_context(|| {
+        format!("cannot listen on {rpc_addr} for the HTTP API: is another mycel running? pick another with --rpc-addr")
+    })?;
+    listener.set_nonblocking(true)?;
+    let runner = commonware_runtime::tokio::Runner::new(file.node.runtime_config());
+    let genesis = file.node.genesis.clone();
+    let data_dir = file.node.data_dir.clone();
+    runner.start(|context| async move {
+        let node = mycel_chain::start_node(context, file.node)
+            .await
+            .context("the node could not start")?;
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        let status = node.status();
+        match banner {
+            Banner::Devnet => print_devnet_banner(rpc_addr, &data_dir, &status.node_key, status.latest_height),
+            Banner::Node => eprintln!(
+                "node {} serving http://{rpc_addr} (chain {}, height {})",
+                status.node_key, status.chain_id, status.latest_height
+            ),
+        }
+        mycel_rpc::serve(listener, node.clone(), genesis, shutdown_signal())
+            .await
+            .context("the HTTP API stopped")?;
+        eprintln!("stopped at finalized height {}", node.status().latest_height);
+        anyhow::Ok(())
+    })
+}
+
+fn print_devnet_banner(rpc_addr: SocketAddr, data_dir: &Path, node_key: &str, height: u64) {
+    let mut out = String::new();
+    out.push_str("\nmycel devnet is running\n\n");
+    out.push_str(&format!("  RPC        http://{rpc_addr}\n"));
+    out.push_str(&format!("  data dir   {}\n", data_dir.display()));
+    out.push_str(&format!("  validator  {node_key}\n"));
+    out.push_str(&format!("  height     {height}\n\n"));
+    out.push_str(&format!("dev accounts (1,000,000 MYC and 1,000,000 mUSD each; mnemonic \"{DEV_MNEMONIC}\"):\n"));
+    for i in 0..DEV_ACCOUNTS {
+        if let Ok(signer) = dev_signer(i) {
+            out.push_str(&format!("  ({i}) {}\n", signer.address()));
+        }
+    }
+    out.push_str("\ntry:\n");
+    out.push_str(&format!("  mycel status --rpc http://{rpc_addr}\n"));
+    out.push_str(&format!(
+        "  mycel transfer --rpc http://{rpc_addr} --dev-account 0 --to 0x70997970C51812dc3A010C7d01b50e0d17dc79C8 --amount 1.5 --wait\n"
+    ));
+    out.push_str("\nCtrl-C stops the devnet; running `mycel up` again resumes the same chain.\n");
+    print!("{out}");
+    let _ = std::io::stdout().flush();
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    eprintln!("stopping…");
+}
+
+/// A flag set on Ctrl-C or SIGTERM (for the blocking localnet supervisor).
+fn signal_flag() -> anyhow::Result<std::sync::Arc<std::sync::atomic::AtomicBool>> {
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let set = flag.clone();
+    std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+        rt.block_on(shutdown_signal());
+        set.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    Ok(flag)
+}
+
+fn terminate(child: &mut Child) {
+    #[cfg(unix)]
+    {
+        // SIGTERM lets the node stop its API cleanly; finalized data is durable either way.
+        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        for _ in 0..50 {
+            if matches!(child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    let _ = child.kill();
+}
+
+fn read_node_file(path: &Path) -> anyhow::Result<NodeFile> {
+    let text = fs::read_to_string(path)
+        .with_context(|| format!("cannot read the node config {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not a valid node config", path.display()))
+}
+
+/// Writes JSON atomically (temp file, fsync, rename); `secret` files get mode 0600.
+fn write_json<T: Serialize>(path: &Path, value: &T, secret: bool) -> anyhow::Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    if secret {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut f = options.open(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+    f.write_all(&serde_json::to_vec_pretty(value)?)?;
+    f.write_all(b"\n")?;
+    f.sync_all()?;
+    fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,mycel_chain=info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).try_init();
 }
