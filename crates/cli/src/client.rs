@@ -266,8 +266,21 @@ pub fn run_transfer(args: TransferArgs) -> Result<()> {
         eprintln!("submitted {hash}, waiting for finalization…");
     }
     let deadline = Instant::now() + Duration::from_secs(args.timeout);
+    let unknown_grace = Instant::now() + Duration::from_secs(args.timeout.min(5));
     loop {
-        let status = node.get(&format!("/v1/txs/{hash}"))?;
+        let status = match node.get(&format!("/v1/txs/{hash}")) {
+            Ok(status) => status,
+            // A node behind a load balancer may not have seen the tx yet: give it a moment.
+            Err(e)
+                if e.downcast_ref::<ApiError>()
+                    .is_some_and(|a| a.code == "unknown_tx")
+                    && Instant::now() < unknown_grace =>
+            {
+                std::thread::sleep(Duration::from_millis(250));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         match status["status"].as_str() {
             Some("finalized") => {
                 if args.client.json {
@@ -437,7 +450,7 @@ impl Node {
         match json.as_ref().map(|j| &j["error"]).filter(|e| e.is_object()) {
             Some(err) => {
                 let (code, message) = error_parts(err);
-                Err(anyhow!("{}", explain_error(&code, &message, status.as_u16())))
+                Err(ApiError { code, message, status: status.as_u16() }.into())
             }
             None => Err(anyhow!(
                 "the node at {base} answered {path} with HTTP {status}: is it a mycel node, and is the URL right?"
@@ -446,9 +459,34 @@ impl Node {
     }
 }
 
+/// An error the node answered with (`{"error": {"code", "message"}}`).
+#[derive(Debug)]
+struct ApiError {
+    code: String,
+    message: String,
+    status: u16,
+}
+
+impl std::error::Error for ApiError {}
+
 /// The node's error in words, plus what to do where the fix is not obvious from the message.
-fn explain_error(code: &str, message: &str, status: u16) -> String {
-    let hint = match code {
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ApiError {
+            code,
+            message,
+            status,
+        } = self;
+        write!(
+            f,
+            "the node answered: {message} [{code}, HTTP {status}]{}",
+            hint(code)
+        )
+    }
+}
+
+fn hint(code: &str) -> &'static str {
+    match code {
         "stale_nonce" | "future_nonce" => " (drop --nonce to use the account's next nonce)",
         "fee_too_low" => " (raise --fee, or leave it out to pay the node's minimum)",
         "insufficient_balance" => " (check the account with `mycel balance`)",
@@ -457,8 +495,7 @@ fn explain_error(code: &str, message: &str, status: u16) -> String {
         "unknown_tx" => " (it may not have reached this node; check the hash or --rpc)",
         "unknown_block" => " (it is not finalized yet; see `mycel status` for the height)",
         _ => "",
-    };
-    format!("the node refused: {message} [{code}, HTTP {status}]{hint}")
+    }
 }
 
 fn error_parts(err: &Value) -> (String, String) {
