@@ -57,7 +57,10 @@ pub struct BlockLimitsConfig {
 
 impl Default for BlockLimitsConfig {
     fn default() -> Self {
-        Self { max_block_txs: 2_000, max_block_bytes: 1 << 20 }
+        Self {
+            max_block_txs: 2_000,
+            max_block_bytes: 1 << 20,
+        }
     }
 }
 
@@ -146,7 +149,8 @@ impl NodeConfig {
         }
         if c.certification_timeout_ms <= c.leader_timeout_ms {
             return Err(ChainError::Config(
-                "consensus.certification_timeout_ms must be above consensus.leader_timeout_ms".into(),
+                "consensus.certification_timeout_ms must be above consensus.leader_timeout_ms"
+                    .into(),
             ));
         }
         if c.timeout_retry_ms == 0 || c.fetch_timeout_ms == 0 || c.view_retention == 0 {
@@ -163,7 +167,9 @@ impl NodeConfig {
             )));
         }
         if self.mempool.max_txs == 0 || self.mempool.max_per_sender == 0 {
-            return Err(ChainError::Config("mempool limits must be above zero".into()));
+            return Err(ChainError::Config(
+                "mempool limits must be above zero".into(),
+            ));
         }
         Ok(())
     }
@@ -198,7 +204,10 @@ pub fn generate_validator_key() -> ValidatorKey {
         let mut seed = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut seed);
         if let Ok(public_key) = validator_public_key(&hex::encode(seed)) {
-            return ValidatorKey { private_key: hex::encode(seed), public_key };
+            return ValidatorKey {
+                private_key: hex::encode(seed),
+                public_key,
+            };
         }
     }
 }

@@ -20,7 +20,10 @@ impl From<Result<TxReceipt, TxError>> for TxOutcome {
     fn from(result: Result<TxReceipt, TxError>) -> Self {
         match result {
             Ok(receipt) => TxOutcome::Success { receipt },
-            Err(err) => TxOutcome::Failed { code: err.code().to_string(), error: err.to_string() },
+            Err(err) => TxOutcome::Failed {
+                code: err.code().to_string(),
+                error: err.to_string(),
+            },
         }
     }
 }
@@ -32,7 +35,11 @@ pub enum TxStatus {
     /// In this node's mempool, waiting for a block.
     Pending,
     /// In the finalized block at `height`, position `index`.
-    Finalized { height: u64, index: u32, result: TxOutcome },
+    Finalized {
+        height: u64,
+        index: u32,
+        result: TxOutcome,
+    },
     /// Refused on entry or dropped from the mempool later.
     Rejected { reason: String },
     /// Never seen by this node (or forgotten after a restart, if it was never finalized).

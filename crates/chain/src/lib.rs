@@ -59,7 +59,9 @@ pub enum ChainError {
     BadKey(String),
     #[error("genesis has no validators")]
     NoValidators,
-    #[error("this node's key {0} is not a genesis validator; use a validator key from the genesis file")]
+    #[error(
+        "this node's key {0} is not a genesis validator; use a validator key from the genesis file"
+    )]
     NotAValidator(String),
     #[error("storage error: {0}; check the data directory's disk and permissions")]
     Storage(String),

@@ -29,7 +29,10 @@ pub struct MempoolLimits {
 
 impl Default for MempoolLimits {
     fn default() -> Self {
-        Self { max_txs: 10_000, max_per_sender: NONCE_WINDOW as usize }
+        Self {
+            max_txs: 10_000,
+            max_per_sender: NONCE_WINDOW as usize,
+        }
     }
 }
 
@@ -141,10 +144,17 @@ impl Mempool {
         let nonce = verified.tx.nonce();
         let next = state.next_nonce(&sender);
         if nonce < next {
-            return Err(MempoolError::Invalid(TxError::StaleNonce { expected: next, got: nonce }));
+            return Err(MempoolError::Invalid(TxError::StaleNonce {
+                expected: next,
+                got: nonce,
+            }));
         }
         if nonce >= next.saturating_add(NONCE_WINDOW) {
-            return Err(MempoolError::NonceTooFarAhead { next, got: nonce, window: NONCE_WINDOW });
+            return Err(MempoolError::NonceTooFarAhead {
+                next,
+                got: nonce,
+                window: NONCE_WINDOW,
+            });
         }
         let min_fee = U256::from(state.params().min_fee);
         if verified.tx.fee() < min_fee {
@@ -158,7 +168,10 @@ impl Mempool {
             return Err(MempoolError::NonceTaken { sender, nonce });
         }
         if pending.map_or(0, BTreeMap::len) >= self.limits.max_per_sender {
-            return Err(MempoolError::SenderFull { sender, max: self.limits.max_per_sender });
+            return Err(MempoolError::SenderFull {
+                sender,
+                max: self.limits.max_per_sender,
+            });
         }
         if self.by_hash.len() >= self.limits.max_txs {
             return Err(MempoolError::PoolFull(self.limits.max_txs));
@@ -168,7 +181,9 @@ impl Mempool {
         // sender's pending transactions before it. With a gap before it, only the stateless checks
         // above apply until the gap fills.
         if nonce == next {
-            state.check_tx(&verified.tx).map_err(MempoolError::Invalid)?;
+            state
+                .check_tx(&verified.tx)
+                .map_err(MempoolError::Invalid)?;
         } else if let Some(pending) = pending {
             let before: Vec<&VerifiedTx> = pending.range(next..nonce).map(|(_, tx)| tx).collect();
             if before.len() as u64 == nonce - next {
@@ -180,20 +195,30 @@ impl Mempool {
                     }
                 }
                 if scratch.next_nonce(&sender) == nonce {
-                    scratch.check_tx(&verified.tx).map_err(MempoolError::Invalid)?;
+                    scratch
+                        .check_tx(&verified.tx)
+                        .map_err(MempoolError::Invalid)?;
                 }
             }
         }
 
         self.by_hash.insert(hash, (sender, nonce));
-        self.by_sender.entry(sender).or_default().insert(nonce, verified);
+        self.by_sender
+            .entry(sender)
+            .or_default()
+            .insert(nonce, verified);
         Ok(hash)
     }
 
     /// Picks transactions for a block built on `parent_state`: per sender in nonce order starting
     /// at the sender's next nonce, each one applied to a scratch copy so that all picked
     /// transactions are valid in sequence. Stops at `max_txs` transactions or `max_bytes` bytes.
-    pub fn select(&self, parent_state: &State, max_txs: usize, max_bytes: usize) -> Vec<VerifiedTx> {
+    pub fn select(
+        &self,
+        parent_state: &State,
+        max_txs: usize,
+        max_bytes: usize,
+    ) -> Vec<VerifiedTx> {
         let mut scratch = parent_state.clone();
         let mut picked = Vec::new();
         let mut bytes = 0usize;

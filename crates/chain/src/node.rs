@@ -61,7 +61,9 @@ impl Shared {
     ) -> Self {
         let (blocks, _) = broadcast::channel(SUBSCRIBER_BACKLOG);
         let counters = Counters::default();
-        counters.consensus_tip.store(ledger.tip.height, Ordering::Relaxed);
+        counters
+            .consensus_tip
+            .store(ledger.tip.height, Ordering::Relaxed);
         Self {
             chain_id,
             genesis_hash,
@@ -126,11 +128,17 @@ impl Node {
         drop(ledger);
         match &result {
             Ok(hash) => {
-                self.shared.counters.txs_submitted.fetch_add(1, Ordering::Relaxed);
+                self.shared
+                    .counters
+                    .txs_submitted
+                    .fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(%hash, "transaction accepted");
             }
             Err(err) => {
-                self.shared.counters.txs_rejected.fetch_add(1, Ordering::Relaxed);
+                self.shared
+                    .counters
+                    .txs_rejected
+                    .fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(%err, "transaction refused");
             }
         }
@@ -151,7 +159,9 @@ impl Node {
             return TxStatus::Pending;
         }
         if let Some(reason) = mempool.rejection(&hash) {
-            return TxStatus::Rejected { reason: reason.to_string() };
+            return TxStatus::Rejected {
+                reason: reason.to_string(),
+            };
         }
         TxStatus::Unknown
     }
@@ -214,13 +224,48 @@ impl Node {
             let _ = writeln!(out, "# TYPE mycel_{name} {kind}");
             let _ = writeln!(out, "mycel_{name} {value}");
         };
-        metric("finalized_height", "gauge", "Height of the last applied finalized block.", tip.height);
-        metric("consensus_finalized_height", "gauge", "Highest finalized height known to consensus.", c.consensus_tip.load(Ordering::Relaxed));
-        metric("mempool_size", "gauge", "Transactions waiting in the mempool.", pool as u64);
-        metric("txs_submitted_total", "counter", "Transactions accepted into the mempool.", c.txs_submitted.load(Ordering::Relaxed));
-        metric("txs_rejected_total", "counter", "Transactions refused by the mempool.", c.txs_rejected.load(Ordering::Relaxed));
-        metric("txs_finalized_total", "counter", "Transactions in blocks finalized since start.", c.txs_finalized.load(Ordering::Relaxed));
-        metric("blocks_finalized_total", "counter", "Blocks finalized since start.", c.blocks_finalized.load(Ordering::Relaxed));
+        metric(
+            "finalized_height",
+            "gauge",
+            "Height of the last applied finalized block.",
+            tip.height,
+        );
+        metric(
+            "consensus_finalized_height",
+            "gauge",
+            "Highest finalized height known to consensus.",
+            c.consensus_tip.load(Ordering::Relaxed),
+        );
+        metric(
+            "mempool_size",
+            "gauge",
+            "Transactions waiting in the mempool.",
+            pool as u64,
+        );
+        metric(
+            "txs_submitted_total",
+            "counter",
+            "Transactions accepted into the mempool.",
+            c.txs_submitted.load(Ordering::Relaxed),
+        );
+        metric(
+            "txs_rejected_total",
+            "counter",
+            "Transactions refused by the mempool.",
+            c.txs_rejected.load(Ordering::Relaxed),
+        );
+        metric(
+            "txs_finalized_total",
+            "counter",
+            "Transactions in blocks finalized since start.",
+            c.txs_finalized.load(Ordering::Relaxed),
+        );
+        metric(
+            "blocks_finalized_total",
+            "counter",
+            "Blocks finalized since start.",
+            c.blocks_finalized.load(Ordering::Relaxed),
+        );
         out
     }
 }

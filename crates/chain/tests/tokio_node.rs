@@ -40,28 +40,43 @@ fn one_validator_on_tokio_finalizes_and_restarts() {
     .expect("sign");
 
     let first = config.clone();
-    let (hash, height) = commonware_runtime::tokio::Runner::new(first.runtime_config()).start(|context| async move {
-        let node = start_node(context.child("node"), first).await.expect("node starts");
-        let hash = node.submit_tx(tx).expect("accepted");
-        let mut blocks = node.subscribe();
-        for _ in 0..300 {
-            if matches!(node.tx_status(hash), TxStatus::Finalized { .. }) {
-                break;
+    let (hash, height) = commonware_runtime::tokio::Runner::new(first.runtime_config()).start(
+        |context| async move {
+            let node = start_node(context.child("node"), first)
+                .await
+                .expect("node starts");
+            let hash = node.submit_tx(tx).expect("accepted");
+            let mut blocks = node.subscribe();
+            for _ in 0..300 {
+                if matches!(node.tx_status(hash), TxStatus::Finalized { .. }) {
+                    break;
+                }
+                context.sleep(Duration::from_millis(50)).await;
             }
-            context.sleep(Duration::from_millis(50)).await;
-        }
-        assert!(matches!(node.tx_status(hash), TxStatus::Finalized { .. }), "finalized in time");
-        assert_eq!(node.account(recipient).myc, 5_000);
-        let block = blocks.recv().await.expect("a block was published");
-        assert!(block.height >= 1);
-        assert!(node.block(block.height).await.is_some());
-        (hash, node.status().latest_height)
-    });
+            assert!(
+                matches!(node.tx_status(hash), TxStatus::Finalized { .. }),
+                "finalized in time"
+            );
+            assert_eq!(node.account(recipient).myc, 5_000);
+            let block = blocks.recv().await.expect("a block was published");
+            assert!(block.height >= 1);
+            assert!(node.block(block.height).await.is_some());
+            (hash, node.status().latest_height)
+        },
+    );
 
     commonware_runtime::tokio::Runner::new(config.runtime_config()).start(|context| async move {
-        let node = start_node(context.child("node"), config).await.expect("node restarts");
-        assert!(node.status().latest_height >= height, "resumes from its data directory");
-        assert!(matches!(node.tx_status(hash), TxStatus::Finalized { .. }), "status survives restart");
+        let node = start_node(context.child("node"), config)
+            .await
+            .expect("node restarts");
+        assert!(
+            node.status().latest_height >= height,
+            "resumes from its data directory"
+        );
+        assert!(
+            matches!(node.tx_status(hash), TxStatus::Finalized { .. }),
+            "status survives restart"
+        );
         assert_eq!(node.account(recipient).myc, 5_000);
         let target = node.status().latest_height + 3;
         for _ in 0..300 {
@@ -70,7 +85,10 @@ fn one_validator_on_tokio_finalizes_and_restarts() {
             }
             context.sleep(Duration::from_millis(50)).await;
         }
-        assert!(node.status().latest_height >= target, "keeps finalizing after restart");
+        assert!(
+            node.status().latest_height >= target,
+            "keeps finalizing after restart"
+        );
     });
 }
 
@@ -90,7 +108,9 @@ fn four_validator_localnet_on_tokio() {
             address: format!("127.0.0.1:{port}").parse().expect("addr"),
         })
         .collect();
-    let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().expect("tempdir")).collect();
+    let dirs: Vec<_> = (0..4)
+        .map(|_| tempfile::tempdir().expect("tempdir"))
+        .collect();
     let (tx, rx) = std::sync::mpsc::channel();
     let mut threads = Vec::new();
     for i in 0..4 {
@@ -106,22 +126,26 @@ fn four_validator_localnet_on_tokio() {
         config.consensus.certification_timeout_ms = 2_000;
         let tx = tx.clone();
         threads.push(std::thread::spawn(move || {
-            commonware_runtime::tokio::Runner::new(config.runtime_config()).start(|context| async move {
-                let node = start_node(context.child("node"), config).await.expect("node starts");
-                for _ in 0..600 {
-                    if node.status().latest_height >= 5 {
-                        break;
+            commonware_runtime::tokio::Runner::new(config.runtime_config()).start(
+                |context| async move {
+                    let node = start_node(context.child("node"), config)
+                        .await
+                        .expect("node starts");
+                    for _ in 0..600 {
+                        if node.status().latest_height >= 5 {
+                            break;
+                        }
+                        context.sleep(Duration::from_millis(50)).await;
                     }
-                    context.sleep(Duration::from_millis(50)).await;
-                }
-                let mut hashes = Vec::new();
-                for h in 0..=5 {
-                    hashes.push(node.block(h).await.map(|b| (b.hash, b.state_root)));
-                }
-                tx.send((i, hashes)).expect("report");
-                // Keep serving peers until everyone is done.
-                context.sleep(Duration::from_secs(3)).await;
-            })
+                    let mut hashes = Vec::new();
+                    for h in 0..=5 {
+                        hashes.push(node.block(h).await.map(|b| (b.hash, b.state_root)));
+                    }
+                    tx.send((i, hashes)).expect("report");
+                    // Keep serving peers until everyone is done.
+                    context.sleep(Duration::from_secs(3)).await;
+                },
+            )
         }));
     }
     drop(tx);
@@ -131,7 +155,11 @@ fn four_validator_localnet_on_tokio() {
     }
     assert_eq!(reports.len(), 4);
     let reference = &reports[0].1;
-    assert!(reference.iter().all(Option::is_some), "node {} reached height 5", reports[0].0);
+    assert!(
+        reference.iter().all(Option::is_some),
+        "node {} reached height 5",
+        reports[0].0
+    );
     for (i, hashes) in &reports {
         assert_eq!(hashes, reference, "node {i} agrees");
     }

@@ -63,7 +63,11 @@ impl Application {
         rules: BlockRules,
         finalized: mpsc::UnboundedSender<Finalized>,
     ) -> Self {
-        Self { shared, rules, finalized }
+        Self {
+            shared,
+            rules,
+            finalized,
+        }
     }
 
     /// The state after `parent`: the finalized state, a cached execution, or a re-execution of the
@@ -94,7 +98,11 @@ impl Application {
             base = executed.state.clone();
             self.shared.cache_executed(block.digest(), executed);
         }
-        debug!(height = parent.height().get(), replayed = pending.len(), "rebuilt parent state");
+        debug!(
+            height = parent.height().get(),
+            replayed = pending.len(),
+            "rebuilt parent state"
+        );
         Some(base)
     }
 
@@ -123,7 +131,9 @@ pub(crate) fn decode_txs(block: &Block, state: &State) -> Result<Vec<VerifiedTx>
         .enumerate()
         .map(|(i, bytes)| {
             let tx = SignedTx::decode(bytes).map_err(|e| format!("tx {i} does not decode: {e}"))?;
-            state.verify_stateless(tx).map_err(|e| format!("tx {i} is invalid: {e}"))
+            state
+                .verify_stateless(tx)
+                .map_err(|e| format!("tx {i} is invalid: {e}"))
         })
         .collect()
 }
@@ -136,7 +146,10 @@ pub(crate) fn execute(
     txs: &[VerifiedTx],
 ) -> Result<Executed, String> {
     let mut state = parent_state.clone();
-    let ctx = BlockContext { height: block.height.get(), timestamp_ms: block.timestamp_ms };
+    let ctx = BlockContext {
+        height: block.height.get(),
+        timestamp_ms: block.timestamp_ms,
+    };
     let outcome = state.apply_block(ctx, txs).map_err(|e| e.to_string())?;
     if let Some((i, Err(err))) = outcome.results.iter().enumerate().find(|(_, r)| r.is_err()) {
         return Err(format!("tx {i} fails: {err}"));
@@ -147,7 +160,11 @@ pub(crate) fn execute(
             outcome.state_root, block.state_root
         ));
     }
-    Ok(Executed { height: block.height.get(), state, results: outcome.results })
+    Ok(Executed {
+        height: block.height.get(),
+        state,
+        results: outcome.results,
+    })
 }
 
 impl<E> commonware_consensus::Application<E> for Application
@@ -168,14 +185,19 @@ where
         let parent = ancestry.next().await?;
 
         // Pace blocks: wait until the block time has passed since the parent.
-        let min_timestamp = parent.inner().timestamp_ms.checked_add(self.rules.block_time_ms.max(1))?;
+        let min_timestamp = parent
+            .inner()
+            .timestamp_ms
+            .checked_add(self.rules.block_time_ms.max(1))?;
         if min_timestamp > MAX_BLOCK_TIMESTAMP_MS {
             warn!(min_timestamp, "parent timestamp too large to build on");
             return None;
         }
         let mut now = runtime.current().epoch_millis();
         if now < min_timestamp {
-            runtime.sleep_until(SystemTime::UNIX_EPOCH + Duration::from_millis(min_timestamp)).await;
+            runtime
+                .sleep_until(SystemTime::UNIX_EPOCH + Duration::from_millis(min_timestamp))
+                .await;
             now = runtime.current().epoch_millis();
         }
         let timestamp_ms = now.max(min_timestamp);
@@ -187,7 +209,10 @@ where
             self.rules.max_block_bytes,
         );
         let height = parent.height().next();
-        let ctx = BlockContext { height: height.get(), timestamp_ms };
+        let ctx = BlockContext {
+            height: height.get(),
+            timestamp_ms,
+        };
 
         // Execute; a transaction that fails in the block (it should not, the mempool picked them in
         // sequence) is left out and the block rebuilt.
@@ -214,12 +239,23 @@ where
         };
 
         let encoded: Vec<Bytes> = txs.iter().map(|tx| Bytes::from(tx.tx.encode())).collect();
-        let block = Block::new(context, parent.digest(), height, timestamp_ms, outcome.state_root, encoded);
+        let block = Block::new(
+            context,
+            parent.digest(),
+            height,
+            timestamp_ms,
+            outcome.state_root,
+            encoded,
+        );
         let digest = block.digest();
         debug!(height = height.get(), txs = txs.len(), "proposed block");
         self.shared.cache_executed(
             digest,
-            Executed { height: height.get(), state, results: outcome.results },
+            Executed {
+                height: height.get(),
+                state,
+                results: outcome.results,
+            },
         );
         Some(Digested::precomputed(block, digest))
     }
@@ -240,21 +276,34 @@ where
         let parent_block: &Block = parent.inner();
         // Height and parent digest are checked by marshal before this is called.
 
-        if block.timestamp_ms <= parent_block.timestamp_ms || block.timestamp_ms > MAX_BLOCK_TIMESTAMP_MS {
-            debug!(height = block.height.get(), "rejecting block: bad timestamp");
+        if block.timestamp_ms <= parent_block.timestamp_ms
+            || block.timestamp_ms > MAX_BLOCK_TIMESTAMP_MS
+        {
+            debug!(
+                height = block.height.get(),
+                "rejecting block: bad timestamp"
+            );
             return false;
         }
-        if block.txs.len() > self.rules.max_block_txs || block.tx_bytes() > self.rules.max_block_bytes
+        if block.txs.len() > self.rules.max_block_txs
+            || block.tx_bytes() > self.rules.max_block_bytes
         {
-            debug!(height = block.height.get(), "rejecting block: over the size limits");
+            debug!(
+                height = block.height.get(),
+                "rejecting block: over the size limits"
+            );
             return false;
         }
 
         // Never reject on the local clock (the verdict must be the same on every honest node):
         // wait until the timestamp is within the allowed skew instead.
-        let deadline_ms = block.timestamp_ms.saturating_sub(self.rules.max_future_skew_ms);
+        let deadline_ms = block
+            .timestamp_ms
+            .saturating_sub(self.rules.max_future_skew_ms);
         if runtime.current().epoch_millis() < deadline_ms {
-            runtime.sleep_until(SystemTime::UNIX_EPOCH + Duration::from_millis(deadline_ms)).await;
+            runtime
+                .sleep_until(SystemTime::UNIX_EPOCH + Duration::from_millis(deadline_ms))
+                .await;
         }
 
         let Some(parent_state) = self.state_after(&parent, ancestry).await else {

@@ -2,9 +2,8 @@
 
 use bytes::{BufMut, Bytes};
 use commonware_codec::{
-    Buf,
-    varint::UInt, Encode, EncodeSize, Error as CodecError, MaxEncodeSize, RangeCfg, Read, ReadExt,
-    Write,
+    varint::UInt, Buf, Encode, EncodeSize, Error as CodecError, MaxEncodeSize, RangeCfg, Read,
+    ReadExt, Write,
 };
 use commonware_consensus::{
     simplex::types::Context as SimplexContext,
@@ -80,7 +79,14 @@ impl Block {
             parent: (View::zero(), Digest::from([0u8; 32])),
         };
         let parent = Digest::from(genesis_hash.0);
-        Self::new(context, parent, Height::zero(), genesis_time_ms, state_root, Vec::new())
+        Self::new(
+            context,
+            parent,
+            Height::zero(),
+            genesis_time_ms,
+            state_root,
+            Vec::new(),
+        )
     }
 
     /// Sum of the encoded transaction sizes.
@@ -144,7 +150,14 @@ impl Read for Block {
                 RangeCfg::from(..=limits.max_tx_bytes),
             ),
         )?;
-        Ok(Self::new(context, parent, height, timestamp_ms, state_root, txs))
+        Ok(Self::new(
+            context,
+            parent,
+            height,
+            timestamp_ms,
+            state_root,
+            txs,
+        ))
     }
 }
 

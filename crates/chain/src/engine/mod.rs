@@ -135,7 +135,8 @@ pub(crate) fn namespace(genesis: &Genesis) -> Vec<u8> {
 pub(crate) fn parse_public_key(hex_key: &str) -> Result<ed25519::PublicKey, ChainError> {
     use commonware_codec::DecodeExt;
     let raw = hex_key.strip_prefix("0x").unwrap_or(hex_key);
-    let bytes = hex::decode(raw).map_err(|_| ChainError::BadKey(format!("'{hex_key}' is not hex")))?;
+    let bytes =
+        hex::decode(raw).map_err(|_| ChainError::BadKey(format!("'{hex_key}' is not hex")))?;
     ed25519::PublicKey::decode(bytes)
         .map_err(|_| ChainError::BadKey(format!("'{hex_key}' is not an ed25519 public key")))
 }
@@ -146,8 +147,9 @@ pub(crate) fn parse_private_key(hex_key: &str) -> Result<ed25519::PrivateKey, Ch
     let raw = hex_key.strip_prefix("0x").unwrap_or(hex_key);
     let bytes = hex::decode(raw)
         .map_err(|_| ChainError::BadKey("the validator private key is not hex".into()))?;
-    ed25519::PrivateKey::decode(bytes)
-        .map_err(|_| ChainError::BadKey("the validator private key is not a 32-byte ed25519 key".into()))
+    ed25519::PrivateKey::decode(bytes).map_err(|_| {
+        ChainError::BadKey("the validator private key is not a 32-byte ed25519 key".into())
+    })
 }
 
 pub(crate) fn public_key_hex(key: &ed25519::PublicKey) -> String {
@@ -162,16 +164,26 @@ pub(crate) fn private_key_hex(key: &ed25519::PrivateKey) -> String {
 
 /// The validator set of `genesis`, in genesis order.
 pub(crate) fn validator_keys(genesis: &Genesis) -> Result<Vec<ed25519::PublicKey>, ChainError> {
-    genesis.validators.iter().map(|v| parse_public_key(v)).collect()
+    genesis
+        .validators
+        .iter()
+        .map(|v| parse_public_key(v))
+        .collect()
 }
 
 /// The genesis block and state of `genesis`.
 pub(crate) fn genesis_block(genesis: &Genesis) -> Result<(Block, State), ChainError> {
     let validators = validator_keys(genesis)?;
-    let first = validators.first().cloned().ok_or(ChainError::NoValidators)?;
+    let first = validators
+        .first()
+        .cloned()
+        .ok_or(ChainError::NoValidators)?;
     let mut state = State::from_genesis(genesis);
     let root = state.state_root();
-    Ok((Block::genesis(genesis.hash(), genesis.genesis_time_ms, root, first), state))
+    Ok((
+        Block::genesis(genesis.hash(), genesis.genesis_time_ms, root, first),
+        state,
+    ))
 }
 
 /// Builds the API view of a finalized block.
@@ -207,7 +219,9 @@ impl Shared {
     }
 
     pub(crate) fn set_consensus_tip(&self, height: u64) {
-        self.counters.consensus_tip.fetch_max(height, Ordering::Relaxed);
+        self.counters
+            .consensus_tip
+            .fetch_max(height, Ordering::Relaxed);
     }
 }
 
@@ -221,7 +235,9 @@ impl BlockSource for MarshalBlocks {
         let mailbox = self.mailbox.clone();
         let shared = self.shared.clone();
         Box::pin(async move {
-            let block = mailbox.get_block(Identifier::Height(Height::new(height))).await?;
+            let block = mailbox
+                .get_block(Identifier::Height(Height::new(height)))
+                .await?;
             let ledger = shared.ledger();
             Some(block_view(block.inner(), &ledger))
         })
@@ -296,7 +312,8 @@ where
     let page_cache = CacheRef::new(PAGE_CACHE_PAGE_SIZE, PAGE_CACHE_CAPACITY);
 
     // The finalized ledger: from the last snapshot, or from genesis.
-    let (store, recovered) = store::Store::open(context.child("ledger"), &prefix, page_cache.clone()).await?;
+    let (store, recovered) =
+        store::Store::open(context.child("ledger"), &prefix, page_cache.clone()).await?;
     let (state, tip) = match recovered.snapshot {
         Some((state, tip)) => {
             info!(height = tip.height, hash = %tip.hash, "restored finalized state");
@@ -314,7 +331,11 @@ where
             (state, tip)
         }
     };
-    let mut ledger = Ledger { state, tip, tx_index: Default::default() };
+    let mut ledger = Ledger {
+        state,
+        tip,
+        tx_index: Default::default(),
+    };
     for receipts in &recovered.receipts {
         ledger.index_block(receipts);
     }
@@ -376,7 +397,10 @@ where
         marshal::Config {
             provider: ConstantProvider::new(scheme.clone()),
             epocher: epocher.clone(),
-            start: marshal::Start::Genesis(Digested::precomputed(genesis_block.clone(), genesis_digest)),
+            start: marshal::Start::Genesis(Digested::precomputed(
+                genesis_block.clone(),
+                genesis_digest,
+            )),
             partition_prefix: prefix.clone(),
             mailbox_size: cfg.mailbox_size,
             view_retention: ViewDelta::new(cfg.timeouts.view_retention.saturating_mul(10)),
@@ -396,7 +420,12 @@ where
     // Application, wrapped by marshal's deferred verification.
     let (finalized_tx, finalized_rx) = mpsc::unbounded();
     let app = Application::new(shared.clone(), cfg.rules, finalized_tx);
-    let marshaled = Deferred::new(context.child("marshaled"), app.clone(), marshal_mailbox.clone(), epocher);
+    let marshaled = Deferred::new(
+        context.child("marshaled"),
+        app.clone(),
+        marshal_mailbox.clone(),
+        epocher,
+    );
 
     // Consensus.
     let consensus = simplex::Engine::new(
@@ -450,9 +479,10 @@ where
 
     // Start: the finalizer and marshal before consensus, so replayed consensus events find them.
     let finalizer_shared = shared.clone();
+    let finalizer_marshal = marshal_mailbox.clone();
     context
         .child("finalizer")
-        .spawn(move |_| run_finalizer(store, finalizer_shared, finalized_rx));
+        .spawn(move |_| run_finalizer(store, finalizer_shared, finalizer_marshal, finalized_rx));
     buffer.start(channels.broadcast);
     marshal_actor.start(app, buffer_mailbox, marshal_resolver);
     consensus.start(channels.votes, channels.certificates, channels.resolver);
@@ -461,7 +491,10 @@ where
     let metrics_context = context.child("metrics");
     Ok(Node {
         shared: shared.clone(),
-        blocks: Arc::new(MarshalBlocks { mailbox: marshal_mailbox, shared }),
+        blocks: Arc::new(MarshalBlocks {
+            mailbox: marshal_mailbox,
+            shared,
+        }),
         runtime_metrics: Arc::new(move || metrics_context.encode()),
     })
 }
@@ -472,11 +505,16 @@ where
 async fn run_finalizer<E: Storage + Clock + Metrics>(
     mut store: store::Store<E>,
     shared: Arc<Shared>,
+    marshal: MarshalMailbox<Scheme, Standard<Block>>,
     mut blocks: mpsc::UnboundedReceiver<Finalized>,
 ) {
     while let Some((block, ack)) = blocks.next().await {
         let height = block.height().get();
-        match apply_finalized(&mut store, &shared, &block).await {
+        let result = match fill_gap(&mut store, &shared, &marshal, height).await {
+            Ok(()) => apply_finalized(&mut store, &shared, &block).await,
+            Err(err) => Err(err),
+        };
+        match result {
             Ok(()) => commonware_utils::Acknowledgement::acknowledge(ack),
             Err(err) => {
                 error!(height, %err, "cannot apply finalized block; this node stops following the chain");
@@ -485,6 +523,37 @@ async fn run_finalizer<E: Storage + Clock + Metrics>(
         }
     }
     warn!("finalizer stopped");
+}
+
+/// If the ledger is behind the block marshal delivers (its snapshot was lost or is older than
+/// marshal's progress), replays the missing finalized blocks from marshal's archive.
+async fn fill_gap<E: Storage + Clock + Metrics>(
+    store: &mut store::Store<E>,
+    shared: &Shared,
+    marshal: &MarshalMailbox<Scheme, Standard<Block>>,
+    height: u64,
+) -> Result<(), ChainError> {
+    let mut next = shared.finalized_tip().height + 1;
+    if next < height {
+        warn!(
+            from = next,
+            to = height - 1,
+            "ledger behind marshal; replaying finalized blocks from the archive"
+        );
+    }
+    while next < height {
+        let block = marshal
+            .get_block(Identifier::Height(Height::new(next)))
+            .await
+            .ok_or_else(|| {
+                ChainError::Divergence(format!(
+                    "finalized block {next} is missing from the archive"
+                ))
+            })?;
+        apply_finalized(store, shared, &block).await?;
+        next += 1;
+    }
+    Ok(())
 }
 
 async fn apply_finalized<E: Storage + Clock + Metrics>(
@@ -514,17 +583,25 @@ async fn apply_finalized<E: Storage + Clock + Metrics>(
         )));
     }
 
-    let cached = shared.executed_cache().remove(&hash).filter(|e| e.height == height);
+    let cached = shared
+        .executed_cache()
+        .remove(&hash)
+        .filter(|e| e.height == height);
     let executed = match cached {
         Some(executed) => executed,
         None => {
             let parent_state = shared.finalized_state();
-            let txs = application::decode_txs(block_ref, &parent_state).map_err(ChainError::Divergence)?;
+            let txs = application::decode_txs(block_ref, &parent_state)
+                .map_err(ChainError::Divergence)?;
             application::execute(&parent_state, block_ref, &txs).map_err(ChainError::Divergence)?
         }
     };
 
-    let hashes: Vec<B256> = block_ref.txs.iter().map(|tx| alloy_primitives::keccak256(tx)).collect();
+    let hashes: Vec<B256> = block_ref
+        .txs
+        .iter()
+        .map(alloy_primitives::keccak256)
+        .collect();
     let receipts = BlockReceipts {
         height,
         block_hash: hash,
@@ -535,7 +612,11 @@ async fn apply_finalized<E: Storage + Clock + Metrics>(
             .map(|(index, (tx_hash, result))| {
                 (
                     *tx_hash,
-                    TxLocation { height, index: index as u32, result: TxOutcome::from(result.clone()) },
+                    TxLocation {
+                        height,
+                        index: index as u32,
+                        result: TxOutcome::from(result.clone()),
+                    },
                 )
             })
             .collect(),
@@ -548,7 +629,11 @@ async fn apply_finalized<E: Storage + Clock + Metrics>(
         receipts_len: tip.receipts_len,
     };
     let new_tip = store
-        .save(&executed.state, new_tip, (!receipts.txs.is_empty()).then_some(&receipts))
+        .save(
+            &executed.state,
+            new_tip,
+            (!receipts.txs.is_empty()).then_some(&receipts),
+        )
         .await?;
 
     // Durable: publish.
@@ -564,8 +649,14 @@ async fn apply_finalized<E: Storage + Clock + Metrics>(
         shared.mempool().on_finalized(&hashes, &ledger.state);
     }
     shared.executed_cache().retain(|_, e| e.height > height);
-    shared.counters.blocks_finalized.fetch_add(1, Ordering::Relaxed);
-    shared.counters.txs_finalized.fetch_add(hashes.len() as u64, Ordering::Relaxed);
+    shared
+        .counters
+        .blocks_finalized
+        .fetch_add(1, Ordering::Relaxed);
+    shared
+        .counters
+        .txs_finalized
+        .fetch_add(hashes.len() as u64, Ordering::Relaxed);
     shared.set_consensus_tip(height);
     info!(height, hash = %hash, txs = hashes.len(), "finalized block");
     let _ = shared.blocks.send(Arc::new(view));

@@ -31,7 +31,8 @@ pub(crate) async fn start(context: tokio::Context, config: NodeConfig) -> Result
     };
 
     // Peers: ourselves plus every configured peer with an address.
-    let mut peers: Vec<(ed25519::PublicKey, Address)> = vec![(me.clone(), config.p2p_listen.into())];
+    let mut peers: Vec<(ed25519::PublicKey, Address)> =
+        vec![(me.clone(), config.p2p_listen.into())];
     for peer in &config.peers {
         let key = parse_public_key(&peer.public_key)?;
         if key != me {
@@ -109,5 +110,12 @@ pub(crate) async fn start(context: tokio::Context, config: NodeConfig) -> Result
         mailbox_size: NZUsize!(1024),
         freezer_table_initial_size: 2u32.pow(16),
     };
-    launch(context.child("node"), engine_config, oracle.clone(), oracle, channels).await
+    launch(
+        context.child("node"),
+        engine_config,
+        oracle.clone(),
+        oracle,
+        channels,
+    )
+    .await
 }

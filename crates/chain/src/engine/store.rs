@@ -55,7 +55,10 @@ impl<E: Storage + Clock + Metrics> Store<E> {
         .await
         .map_err(|e| storage_error("opening the ledger snapshot", e))?;
 
-        let snapshot = match (metadata.get(&U64::new(KEY_STATE)), metadata.get(&U64::new(KEY_TIP))) {
+        let snapshot = match (
+            metadata.get(&U64::new(KEY_STATE)),
+            metadata.get(&U64::new(KEY_TIP)),
+        ) {
             (Some(state), Some(tip)) => {
                 let tip: TipMeta = serde_json::from_slice(tip)
                     .map_err(|e| storage_error("reading the ledger tip", e))?;
@@ -94,7 +97,10 @@ impl<E: Storage + Clock + Metrics> Store<E> {
         }
 
         Ok((
-            Self { metadata: Some(metadata), receipts: Some(journal) },
+            Self {
+                metadata: Some(metadata),
+                receipts: Some(journal),
+            },
             Recovered { snapshot, receipts },
         ))
     }
@@ -112,14 +118,17 @@ impl<E: Storage + Clock + Metrics> Store<E> {
             .take()
             .ok_or_else(|| ChainError::Storage("receipt journal failed earlier".into()))?;
         if let Some(receipts) = receipts {
-            let bytes = serde_json::to_vec(receipts)
-                .map_err(|e| storage_error("encoding receipts", e))?;
+            let bytes =
+                serde_json::to_vec(receipts).map_err(|e| storage_error("encoding receipts", e))?;
             journal = journal
                 .append(&bytes)
                 .await
                 .map_err(|e| storage_error("appending receipts", e))?
                 .0;
-            journal = journal.sync().await.map_err(|e| storage_error("syncing receipts", e))?;
+            journal = journal
+                .sync()
+                .await
+                .map_err(|e| storage_error("syncing receipts", e))?;
         }
         tip.receipts_len = journal.size();
         self.receipts = Some(journal);
@@ -132,8 +141,10 @@ impl<E: Storage + Clock + Metrics> Store<E> {
             serde_json::to_vec(&tip).map_err(|e| storage_error("encoding the ledger tip", e))?;
         metadata.put(U64::new(KEY_STATE), state.to_snapshot_bytes());
         metadata.put(U64::new(KEY_TIP), tip_bytes);
-        let metadata =
-            metadata.sync().await.map_err(|e| storage_error("syncing the ledger snapshot", e))?;
+        let metadata = metadata
+            .sync()
+            .await
+            .map_err(|e| storage_error("syncing the ledger snapshot", e))?;
         self.metadata = Some(metadata);
         Ok(tip)
     }

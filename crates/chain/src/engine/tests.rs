@@ -22,7 +22,8 @@ use mycel_types::{keys::dev_signer, Genesis, SignedTx, Transfer, TxKind, B256};
 use std::{collections::HashMap, time::Duration};
 
 type PublicKey = ed25519::PublicKey;
-type Registration = Channels<simulated::Sender<PublicKey, deterministic::Context>, simulated::Receiver<PublicKey>>;
+type Registration =
+    Channels<simulated::Sender<PublicKey, deterministic::Context>, simulated::Receiver<PublicKey>>;
 
 const FEE: u128 = 10_000;
 
@@ -31,7 +32,10 @@ fn keys(n: u64) -> Vec<ed25519::PrivateKey> {
 }
 
 fn genesis_for(keys: &[ed25519::PrivateKey]) -> Genesis {
-    let validators = keys.iter().map(|k| super::public_key_hex(&k.public_key())).collect();
+    let validators = keys
+        .iter()
+        .map(|k| super::public_key_hex(&k.public_key()))
+        .collect();
     Genesis::devnet(validators, 0).expect("devnet genesis")
 }
 
@@ -46,7 +50,10 @@ fn engine_config(signer: ed25519::PrivateKey, genesis: &Genesis, index: usize) -
             max_block_bytes: 256 * 1024,
             max_future_skew_ms: 1_000,
         },
-        limits: BlockLimits { max_txs: 100, max_tx_bytes: genesis.max_tx_bytes as usize },
+        limits: BlockLimits {
+            max_txs: 100,
+            max_tx_bytes: genesis.max_tx_bytes as usize,
+        },
         mempool: MempoolLimits::default(),
         timeouts: Timeouts {
             leader: Duration::from_secs(1),
@@ -60,7 +67,10 @@ fn engine_config(signer: ed25519::PrivateKey, genesis: &Genesis, index: usize) -
     }
 }
 
-fn network(context: &deterministic::Context, n: usize) -> Oracle<PublicKey, deterministic::Context> {
+fn network(
+    context: &deterministic::Context,
+    n: usize,
+) -> Oracle<PublicKey, deterministic::Context> {
     let (network, oracle) = Network::new(
         context.child("network"),
         simulated::Config {
@@ -74,18 +84,38 @@ fn network(context: &deterministic::Context, n: usize) -> Oracle<PublicKey, dete
     oracle
 }
 
-async fn register(oracle: &mut Oracle<PublicKey, deterministic::Context>, validators: &[PublicKey]) -> HashMap<PublicKey, Registration> {
-    let _ = oracle.manager().track(0, Set::from_iter_dedup(validators.iter().cloned()));
+async fn register(
+    oracle: &mut Oracle<PublicKey, deterministic::Context>,
+    validators: &[PublicKey],
+) -> HashMap<PublicKey, Registration> {
+    let _ = oracle
+        .manager()
+        .track(0, Set::from_iter_dedup(validators.iter().cloned()));
     let quota = Quota::per_second(NZU32!(10_000));
     let mut registrations = HashMap::new();
     for validator in validators {
         let control = oracle.control(validator.clone());
         let registration = Channels {
-            votes: control.register(CHANNEL_VOTES, quota).await.expect("register"),
-            certificates: control.register(CHANNEL_CERTIFICATES, quota).await.expect("register"),
-            resolver: control.register(CHANNEL_RESOLVER, quota).await.expect("register"),
-            broadcast: control.register(CHANNEL_BROADCAST, quota).await.expect("register"),
-            backfill: control.register(CHANNEL_BACKFILL, quota).await.expect("register"),
+            votes: control
+                .register(CHANNEL_VOTES, quota)
+                .await
+                .expect("register"),
+            certificates: control
+                .register(CHANNEL_CERTIFICATES, quota)
+                .await
+                .expect("register"),
+            resolver: control
+                .register(CHANNEL_RESOLVER, quota)
+                .await
+                .expect("register"),
+            broadcast: control
+                .register(CHANNEL_BROADCAST, quota)
+                .await
+                .expect("register"),
+            backfill: control
+                .register(CHANNEL_BACKFILL, quota)
+                .await
+                .expect("register"),
         };
         registrations.insert(validator.clone(), registration);
     }
@@ -101,7 +131,10 @@ async fn link(
     for (i, a) in validators.iter().enumerate() {
         for (j, b) in validators.iter().enumerate() {
             if i != j && keep(i, j) {
-                oracle.add_link(a.clone(), b.clone(), link.clone()).await.expect("link");
+                oracle
+                    .add_link(a.clone(), b.clone(), link.clone())
+                    .await
+                    .expect("link");
             }
         }
     }
@@ -153,7 +186,9 @@ async fn wait_for_height(context: &deterministic::Context, nodes: &[&Node], heig
 async fn wait_finalized(context: &deterministic::Context, nodes: &[&Node], hashes: &[B256]) {
     loop {
         let done = nodes.iter().all(|n| {
-            hashes.iter().all(|h| matches!(n.tx_status(*h), TxStatus::Finalized { .. }))
+            hashes
+                .iter()
+                .all(|h| matches!(n.tx_status(*h), TxStatus::Finalized { .. }))
         });
         if done {
             return;
@@ -165,22 +200,47 @@ async fn wait_finalized(context: &deterministic::Context, nodes: &[&Node], hashe
 /// All nodes hold the same blocks (hash, state root, transactions) up to `height`.
 async fn assert_same_chain(nodes: &[&Node], height: u64) {
     for h in 0..=height {
-        let reference = nodes[0].block(h).await.unwrap_or_else(|| panic!("node 0 lacks block {h}"));
+        let reference = nodes[0]
+            .block(h)
+            .await
+            .unwrap_or_else(|| panic!("node 0 lacks block {h}"));
         for (i, node) in nodes.iter().enumerate().skip(1) {
-            let block = node.block(h).await.unwrap_or_else(|| panic!("node {i} lacks block {h}"));
+            let block = node
+                .block(h)
+                .await
+                .unwrap_or_else(|| panic!("node {i} lacks block {h}"));
             assert_eq!(block.hash, reference.hash, "node {i} block {h} hash");
-            assert_eq!(block.state_root, reference.state_root, "node {i} block {h} root");
-            assert_eq!(block.txs.len(), reference.txs.len(), "node {i} block {h} txs");
+            assert_eq!(
+                block.state_root, reference.state_root,
+                "node {i} block {h} root"
+            );
+            assert_eq!(
+                block.txs.len(),
+                reference.txs.len(),
+                "node {i} block {h} txs"
+            );
         }
         if h > 0 {
             let parent = nodes[0].block(h - 1).await.expect("parent");
-            assert_eq!(reference.parent, parent.hash, "block {h} links to its parent");
-            assert!(reference.timestamp_ms > parent.timestamp_ms, "block {h} timestamp increases");
+            assert_eq!(
+                reference.parent, parent.hash,
+                "block {h} links to its parent"
+            );
+            assert!(
+                reference.timestamp_ms > parent.timestamp_ms,
+                "block {h} timestamp increases"
+            );
         }
     }
 }
 
-fn transfer(signer: &PrivateKeySigner, chain_id: u64, to: Address, amount: u128, nonce: u64) -> SignedTx {
+fn transfer(
+    signer: &PrivateKeySigner,
+    chain_id: u64,
+    to: Address,
+    amount: u128,
+    nonce: u64,
+) -> SignedTx {
     let kind = TxKind::Transfer(Transfer {
         from: signer.address(),
         to,
@@ -195,7 +255,14 @@ fn transfer(signer: &PrivateKeySigner, chain_id: u64, to: Address, amount: u128,
 
 /// Submits `count` transfers from dev account `from` (nonces `first..`) to every node, as a client
 /// that broadcasts would. Returns their hashes.
-fn submit_transfers(nodes: &[&Node], chain_id: u64, from: u32, to: Address, first: u64, count: u64) -> Vec<B256> {
+fn submit_transfers(
+    nodes: &[&Node],
+    chain_id: u64,
+    from: u32,
+    to: Address,
+    first: u64,
+    count: u64,
+) -> Vec<B256> {
     let signer = dev_signer(from).expect("dev key");
     (first..first + count)
         .map(|nonce| {
@@ -227,14 +294,26 @@ fn good() -> Link {
 
 #[test]
 fn single_validator_finalizes_transfers() {
-    let runner = Runner::from(deterministic::Config::default().with_seed(7).with_timeout(Some(Duration::from_secs(120))));
+    let runner = Runner::from(
+        deterministic::Config::default()
+            .with_seed(7)
+            .with_timeout(Some(Duration::from_secs(120))),
+    );
     runner.start(|context| async move {
         let keys = keys(1);
         let genesis = genesis_for(&keys);
         let mut oracle = network(&context, 1);
         let validators = vec![keys[0].public_key()];
         let mut registrations = register(&mut oracle, &validators).await;
-        let node = start(&context, &oracle, &keys[0], &genesis, 0, registrations.remove(&validators[0]).expect("registered")).await;
+        let node = start(
+            &context,
+            &oracle,
+            &keys[0],
+            &genesis,
+            0,
+            registrations.remove(&validators[0]).expect("registered"),
+        )
+        .await;
 
         let recipient = dev_signer(5).expect("dev key").address();
         let before = node.account(recipient).myc;
@@ -244,11 +323,21 @@ fn single_validator_finalizes_transfers() {
         let received: u128 = (0..5u128).map(|n| 1_000 + n).sum();
         assert_eq!(node.account(recipient).myc, before + received);
         match node.tx_status(hashes[4]) {
-            TxStatus::Finalized { result: TxOutcome::Success { .. }, height, .. } => assert!(height > 0),
+            TxStatus::Finalized {
+                result: TxOutcome::Success { .. },
+                height,
+                ..
+            } => assert!(height > 0),
             other => panic!("unexpected status {other:?}"),
         }
         // Replaying a finalized nonce is refused with a reason.
-        let replay = transfer(&dev_signer(0).expect("dev key"), genesis.chain_id, recipient, 1, 0);
+        let replay = transfer(
+            &dev_signer(0).expect("dev key"),
+            genesis.chain_id,
+            recipient,
+            1,
+            0,
+        );
         let err = node.submit_tx(replay).expect_err("stale nonce refused");
         assert_eq!(err.code(), "stale_nonce");
         let status = node.status();
@@ -258,7 +347,11 @@ fn single_validator_finalizes_transfers() {
 }
 
 fn four_validators_lossy(seed: u64) -> String {
-    let runner = Runner::from(deterministic::Config::default().with_seed(seed).with_timeout(Some(Duration::from_secs(600))));
+    let runner = Runner::from(
+        deterministic::Config::default()
+            .with_seed(seed)
+            .with_timeout(Some(Duration::from_secs(600))),
+    );
     runner.start(|context| async move {
         let keys = keys(4);
         let genesis = genesis_for(&keys);
@@ -275,12 +368,22 @@ fn four_validators_lossy(seed: u64) -> String {
 
         let recipient = dev_signer(7).expect("dev key").address();
         let mut hashes = submit_transfers(&refs, genesis.chain_id, 0, recipient, 0, 8);
-        hashes.extend(submit_transfers(&refs[1..2], genesis.chain_id, 1, recipient, 0, 4));
+        hashes.extend(submit_transfers(
+            &refs[1..2],
+            genesis.chain_id,
+            1,
+            recipient,
+            0,
+            4,
+        ));
         wait_finalized(&context, &refs, &hashes).await;
         wait_for_height(&context, &refs, 12).await;
         assert_same_chain(&refs, 12).await;
         let balances: Vec<u128> = nodes.iter().map(|n| n.account(recipient).myc).collect();
-        assert!(balances.windows(2).all(|w| w[0] == w[1]), "balances agree: {balances:?}");
+        assert!(
+            balances.windows(2).all(|w| w[0] == w[1]),
+            "balances agree: {balances:?}"
+        );
         assert!(nodes.iter().all(|n| n.status().mempool_size == 0));
         context.auditor().state()
     })
@@ -295,7 +398,11 @@ fn four_validators_with_lossy_links_agree_on_blocks_and_state() {
 
 #[test]
 fn partition_heals() {
-    let runner = Runner::from(deterministic::Config::default().with_seed(3).with_timeout(Some(Duration::from_secs(600))));
+    let runner = Runner::from(
+        deterministic::Config::default()
+            .with_seed(3)
+            .with_timeout(Some(Duration::from_secs(600))),
+    );
     runner.start(|context| async move {
         let keys = keys(4);
         let genesis = genesis_for(&keys);
@@ -314,12 +421,23 @@ fn partition_heals() {
         // Split 2/2: no side has a quorum (3 of 4), so nothing more finalizes.
         unlink(&mut oracle, &validators, |i, j| (i < 2) != (j < 2)).await;
         context.sleep(Duration::from_secs(3)).await;
-        let stalled = refs.iter().map(|n| n.status().latest_height).max().expect("nodes");
+        let stalled = refs
+            .iter()
+            .map(|n| n.status().latest_height)
+            .max()
+            .expect("nodes");
         let recipient = dev_signer(8).expect("dev key").address();
         let hashes = submit_transfers(&refs, genesis.chain_id, 2, recipient, 0, 3);
         context.sleep(Duration::from_secs(10)).await;
-        let during = refs.iter().map(|n| n.status().latest_height).max().expect("nodes");
-        assert!(during <= stalled + 1, "no progress without quorum: {stalled} -> {during}");
+        let during = refs
+            .iter()
+            .map(|n| n.status().latest_height)
+            .max()
+            .expect("nodes");
+        assert!(
+            during <= stalled + 1,
+            "no progress without quorum: {stalled} -> {during}"
+        );
 
         // Heal: everyone catches up and agrees, including the transfers sent during the split.
         link(&mut oracle, &validators, good(), |i, j| (i < 2) != (j < 2)).await;
@@ -340,24 +458,28 @@ fn crashed_validator_restarts_and_catches_up() {
     // arbitrary instant (unsynced writes are lost per the runtime's crash model).
     let (first_hashes, checkpoint) = {
         let (keys, genesis, validators) = (keys.clone(), genesis.clone(), validators.clone());
-        Runner::from(deterministic::Config::default().with_seed(11).with_timeout(Some(Duration::from_secs(600))))
-            .start_and_recover(|context| async move {
-                let mut oracle = network(&context, 4);
-                let mut registrations = register(&mut oracle, &validators).await;
-                link(&mut oracle, &validators, good(), |_, _| true).await;
-                let mut nodes = Vec::new();
-                for (i, key) in keys.iter().enumerate() {
-                    let registration = registrations.remove(&validators[i]).expect("registered");
-                    nodes.push(start(&context, &oracle, key, &genesis, i, registration).await);
-                }
-                let refs: Vec<&Node> = nodes.iter().collect();
-                let hashes = submit_transfers(&refs, genesis.chain_id, 3, recipient, 0, 4);
-                wait_finalized(&context, &refs, &hashes).await;
-                wait_for_height(&context, &refs, 8).await;
-                // Die mid-flight, not at a quiet point.
-                context.sleep(Duration::from_millis(137)).await;
-                hashes
-            })
+        Runner::from(
+            deterministic::Config::default()
+                .with_seed(11)
+                .with_timeout(Some(Duration::from_secs(600))),
+        )
+        .start_and_recover(|context| async move {
+            let mut oracle = network(&context, 4);
+            let mut registrations = register(&mut oracle, &validators).await;
+            link(&mut oracle, &validators, good(), |_, _| true).await;
+            let mut nodes = Vec::new();
+            for (i, key) in keys.iter().enumerate() {
+                let registration = registrations.remove(&validators[i]).expect("registered");
+                nodes.push(start(&context, &oracle, key, &genesis, i, registration).await);
+            }
+            let refs: Vec<&Node> = nodes.iter().collect();
+            let hashes = submit_transfers(&refs, genesis.chain_id, 3, recipient, 0, 4);
+            wait_finalized(&context, &refs, &hashes).await;
+            wait_for_height(&context, &refs, 8).await;
+            // Die mid-flight, not at a quiet point.
+            context.sleep(Duration::from_millis(137)).await;
+            hashes
+        })
     };
 
     // Run 2: three validators restart (a quorum) and keep going; validator 3 stays down while the
@@ -374,23 +496,81 @@ fn crashed_validator_restarts_and_catches_up() {
         // Finalized transactions survived the crash.
         for node in &nodes {
             for hash in &first_hashes {
-                assert!(matches!(node.tx_status(*hash), TxStatus::Finalized { .. }), "status survives restart");
+                assert!(
+                    matches!(node.tx_status(*hash), TxStatus::Finalized { .. }),
+                    "status survives restart"
+                );
             }
         }
         let refs: Vec<&Node> = nodes.iter().collect();
-        let resumed = refs.iter().map(|n| n.status().latest_height).min().expect("nodes");
+        let resumed = refs
+            .iter()
+            .map(|n| n.status().latest_height)
+            .min()
+            .expect("nodes");
         let more = submit_transfers(&refs, genesis.chain_id, 3, recipient, 4, 3);
         wait_finalized(&context, &refs, &more).await;
         wait_for_height(&context, &refs, resumed + 15).await;
 
         let registration = registrations.remove(&validators[3]).expect("registered");
         let late = start(&context, &oracle, &keys[3], &genesis, 3, registration).await;
-        let target = refs.iter().map(|n| n.status().latest_height).max().expect("nodes");
+        let target = refs
+            .iter()
+            .map(|n| n.status().latest_height)
+            .max()
+            .expect("nodes");
         let mut all = refs.clone();
         all.push(&late);
         wait_for_height(&context, &all, target).await;
         wait_finalized(&context, &[&late], &more).await;
         assert_same_chain(&all, target).await;
         assert_eq!(late.account(recipient), nodes[0].account(recipient));
+    });
+}
+
+#[test]
+fn lost_ledger_snapshot_is_rebuilt_from_the_block_archive() {
+    let keys = keys(1);
+    let genesis = genesis_for(&keys);
+    let validators = vec![keys[0].public_key()];
+    let recipient = dev_signer(6).expect("dev key").address();
+
+    let ((hashes, height, balance), checkpoint) = {
+        let (keys, genesis, validators) = (keys.clone(), genesis.clone(), validators.clone());
+        Runner::from(
+            deterministic::Config::default()
+                .with_seed(5)
+                .with_timeout(Some(Duration::from_secs(120))),
+        )
+        .start_and_recover(|context| async move {
+            let mut oracle = network(&context, 1);
+            let mut registrations = register(&mut oracle, &validators).await;
+            let registration = registrations.remove(&validators[0]).expect("registered");
+            let node = start(&context, &oracle, &keys[0], &genesis, 0, registration).await;
+            let hashes = submit_transfers(&[&node], genesis.chain_id, 4, recipient, 0, 3);
+            wait_finalized(&context, &[&node], &hashes).await;
+            wait_for_height(&context, &[&node], 6).await;
+            let status = node.status();
+            (hashes, status.latest_height, node.account(recipient).myc)
+        })
+    };
+
+    Runner::from(checkpoint).start(|context| async move {
+        // Lose the ledger snapshot; the consensus archives survive.
+        commonware_runtime::Storage::remove(&context, "validator-0-ledger", None)
+            .await
+            .expect("remove snapshot");
+        let mut oracle = network(&context, 1);
+        let mut registrations = register(&mut oracle, &validators).await;
+        let registration = registrations.remove(&validators[0]).expect("registered");
+        let node = start(&context, &oracle, &keys[0], &genesis, 0, registration).await;
+        wait_for_height(&context, &[&node], height + 2).await;
+        assert_eq!(node.account(recipient).myc, balance);
+        for hash in &hashes {
+            assert!(
+                matches!(node.tx_status(*hash), TxStatus::Finalized { .. }),
+                "index rebuilt"
+            );
+        }
     });
 }
