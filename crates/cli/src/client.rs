@@ -326,7 +326,7 @@ pub fn run_tx(args: TxArgs) -> Result<()> {
     ];
     let receipt = &tx["receipt"];
     rows.push(("type", str_of(&receipt["type"])));
-    rows.push(("from", str_of(&receipt["from"])));
+    rows.push(("from", receipt.get("from").map(checksummed)));
     rows.push(("nonce", str_of(&receipt["nonce"])));
     if tx["status"] == "rejected" {
         let (code, message) = error_parts(&tx["error"]);
@@ -531,6 +531,14 @@ fn str_of(value: &Value) -> Option<String> {
     }
 }
 
+/// An address from the node's JSON in checksum form (as given if it does not parse).
+fn checksummed(value: &Value) -> String {
+    let text = str_of(value).unwrap_or_default();
+    text.parse::<Address>()
+        .map(|a| a.to_checksum(None))
+        .unwrap_or(text)
+}
+
 fn print_json(value: &Value) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
@@ -561,8 +569,8 @@ fn print_events(events: &Value, indent: &str) {
                 println!(
                     "{indent}transfer {} {token}  {} -> {}",
                     amount_of(token),
-                    str_of(&event["from"]).unwrap_or_default(),
-                    str_of(&event["to"]).unwrap_or_default()
+                    checksummed(&event["from"]),
+                    checksummed(&event["to"])
                 );
             }
             Some("fee_burned") => println!("{indent}fee burned {} MYC", amount_of(Token::Myc)),
