@@ -27,7 +27,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Start a whole devnet on this machine (a validator, the API and the explorer) and print its URLs.
+    /// Start a whole devnet on this machine (one validator and its HTTP API) and print its URLs.
     Up(node_cmd::UpArgs),
     /// Run one validator node from a config file written by `mycel init` or `mycel localnet`.
     Node(node_cmd::NodeArgs),
