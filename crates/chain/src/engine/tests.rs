@@ -574,3 +574,80 @@ fn lost_ledger_snapshot_is_rebuilt_from_the_block_archive() {
         }
     });
 }
+
+/// The whole network dies at random instants, again and again, while transfers flow. After every
+/// restart each node holds at least what it had finalized before the crash (nothing finalized is
+/// lost), and in the end all nodes agree.
+#[test]
+fn repeated_unclean_shutdowns_lose_nothing_finalized() {
+    let keys = keys(4);
+    let genesis = genesis_for(&keys);
+    let validators: Vec<PublicKey> = keys.iter().map(|k| k.public_key()).collect();
+    let recipient = dev_signer(9).expect("dev key").address();
+    let target = 30;
+
+    let mut checkpoint = None;
+    let mut floor: Vec<u64> = vec![0; 4];
+    let mut runs = 0;
+    loop {
+        let (keys, genesis, validators, previous) =
+            (keys.clone(), genesis.clone(), validators.clone(), floor.clone());
+        let run = move |context: deterministic::Context| async move {
+            let mut oracle = network(&context, 4);
+            let mut registrations = register(&mut oracle, &validators).await;
+            link(&mut oracle, &validators, good(), |_, _| true).await;
+            let mut nodes = Vec::new();
+            for (i, key) in keys.iter().enumerate() {
+                let registration = registrations.remove(&validators[i]).expect("registered");
+                nodes.push(start(&context, &oracle, key, &genesis, i, registration).await);
+            }
+            for (i, node) in nodes.iter().enumerate() {
+                assert!(
+                    node.status().latest_height >= previous[i],
+                    "node {i} lost finalized blocks: {} < {}",
+                    node.status().latest_height,
+                    previous[i]
+                );
+            }
+            // A transfer with the next free nonce, to every node.
+            let refs: Vec<&Node> = nodes.iter().collect();
+            let signer = dev_signer(2).expect("dev key");
+            let nonce = nodes[0].next_nonce(signer.address());
+            let tx = transfer(&signer, genesis.chain_id, recipient, 1, nonce);
+            for node in &refs {
+                let _ = node.submit_tx(tx.clone());
+            }
+
+            let wait = Duration::from_millis(300 + (context.current().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0) * 7919) % 1200);
+            let deadline = context.current() + wait;
+            loop {
+                let heights: Vec<u64> = refs.iter().map(|n| n.status().latest_height).collect();
+                if heights.iter().all(|h| *h >= target) {
+                    assert_same_chain(&refs, target).await;
+                    return (true, heights);
+                }
+                if context.current() >= deadline {
+                    return (false, heights);
+                }
+                context.sleep(Duration::from_millis(20)).await;
+            }
+        };
+        let runner = match checkpoint.take() {
+            Some(checkpoint) => Runner::from(checkpoint),
+            None => Runner::from(
+                deterministic::Config::default()
+                    .with_seed(21)
+                    .with_timeout(Some(Duration::from_secs(600))),
+            ),
+        };
+        let ((done, heights), next) = runner.start_and_recover(run);
+        runs += 1;
+        if done {
+            break;
+        }
+        floor = heights;
+        checkpoint = Some(next);
+        assert!(runs < 100, "network made no progress across restarts");
+    }
+    assert!(runs > 2, "the network crashed and recovered several times ({runs} runs)");
+}
