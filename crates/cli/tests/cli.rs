@@ -569,6 +569,23 @@ async fn tx_status(
         );
     };
     let t = transfer_of(tx);
+    // Memos steer the stand-in: "stuck" never finalizes, "doomed" is rejected.
+    match t.memo.as_ref() {
+        b"stuck" => {
+            return (
+                StatusCode::OK,
+                Json(json!({"hash": hash, "status": "pending"})),
+            )
+        }
+        b"doomed" => {
+            return (
+                StatusCode::OK,
+                Json(json!({"hash": hash, "status": "rejected",
+                    "error": {"code": "insufficient_balance", "message": "MYC balance 0 is short of the 1010000 needed (base units)"}})),
+            )
+        }
+        _ => {}
+    }
     let token = if t.token == Token::Musd.address() {
         "mUSD"
     } else {
@@ -860,4 +877,56 @@ fn transfer_with_a_keystore_key_and_a_key_name_as_recipient() {
     let t = transfer_of(&tx);
     assert_eq!(t.to, payee);
     assert_eq!(t.amount, alloy_primitives::U256::from(500_000_000u64));
+}
+
+#[test]
+fn waiting_reports_rejection_and_timeout() {
+    let (rpc, _node) = start_node();
+    let to = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
+    let send = |memo: &str, extra: &[&str]| {
+        let mut args = vec![
+            "transfer",
+            "--rpc",
+            &rpc,
+            "--to",
+            to,
+            "--amount",
+            "1",
+            "--memo",
+            memo,
+            "--dev-account",
+            "0",
+        ];
+        args.extend_from_slice(extra);
+        mycel(&args)
+    };
+    let out = send("doomed", &["--wait"]);
+    assert_fails_with(&out, "was rejected: MYC balance 0 is short");
+    assert!(
+        stderr(&out).contains("insufficient_balance"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = send("stuck", &["--wait", "--timeout", "1"]);
+    assert_fails_with(&out, "still pending after 1s");
+    assert!(stderr(&out).contains("mycel tx 0x"), "{}", stderr(&out));
+
+    // Without --wait a stuck transfer is simply submitted.
+    assert_ok(&send("stuck", &[]));
+
+    // tx shows a rejection with its reason.
+    let out = send("doomed", &["--json"]);
+    assert_ok(&out);
+    let hash = serde_json::from_str::<Value>(&stdout(&out)).expect("json")["hash"]
+        .as_str()
+        .expect("hash")
+        .to_string();
+    let out = mycel(&["tx", &hash, "--rpc", &rpc]);
+    assert_ok(&out);
+    assert!(
+        stdout(&out).contains("rejected") && stdout(&out).contains("short of the 1010000 needed"),
+        "{}",
+        stdout(&out)
+    );
 }
