@@ -372,3 +372,122 @@ fn four_process_localnet_finalizes_transfers_and_agrees() {
     }
     drop(localnet);
 }
+
+#[test]
+fn node_api_gives_reasons_for_bad_input_and_streams_blocks() {
+    use alloy_primitives::{Address, U256};
+    use mycel_types::{keys::dev_signer, SignedTx, Transfer, TxKind};
+
+    let dir = tempfile::tempdir().unwrap();
+    let rpc_port = free_port();
+    let p2p_port = free_port();
+    let rpc = format!("http://127.0.0.1:{rpc_port}");
+    let data = dir.path().join("devnet").display().to_string();
+    let rpc_addr = format!("127.0.0.1:{rpc_port}");
+    let p2p_addr = format!("127.0.0.1:{p2p_port}");
+    let node = Proc::spawn(
+        "devnet",
+        &["up", "--data-dir", &data, "--rpc-addr", &rpc_addr, "--p2p-addr", &p2p_addr],
+        dir.path().join("up.log"),
+    );
+    wait_for_height(&rpc, 1, &node, Duration::from_secs(90));
+
+    let signer = dev_signer(7).unwrap();
+    let transfer = |chain_id: u64, nonce: u64| {
+        let kind = TxKind::Transfer(Transfer {
+            from: signer.address(),
+            to: Address::repeat_byte(0x11),
+            token: Address::ZERO,
+            amount: U256::from(5u64),
+            memo: Default::default(),
+            nonce,
+            fee: U256::from(10_000u64),
+        });
+        SignedTx::sign(kind, chain_id, &signer).unwrap()
+    };
+
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let http = reqwest::Client::new();
+        let get = |path: &str| {
+            let (http, url) = (http.clone(), format!("{rpc}{path}"));
+            async move {
+                let r = http.get(url).send().await.unwrap();
+                let status = r.status().as_u16();
+                (status, r.text().await.unwrap())
+            }
+        };
+        let post = |body: String| {
+            let (http, url) = (http.clone(), format!("{rpc}/v1/txs"));
+            async move {
+                let r = http.post(url).header("content-type", "application/json").body(body).send().await.unwrap();
+                let status = r.status().as_u16();
+                let json: Value = r.json().await.unwrap_or(Value::Null);
+                (status, json)
+            }
+        };
+        let code = |v: &Value| v["error"]["code"].as_str().unwrap_or("").to_string();
+
+        assert_eq!(get("/health").await, (200, "ok".to_string()));
+        let (status, metrics) = get("/metrics").await;
+        assert_eq!(status, 200);
+        assert!(metrics.contains("mycel_finalized_height"), "{metrics}");
+
+        // Bad input: each a 4xx with a machine-readable code.
+        let (s, v) = post("{not json".into()).await;
+        assert_eq!((s, code(&v).as_str()), (400, "bad_json"));
+        let (s, v) = post(r#"{"raw": "0xnothex"}"#.into()).await;
+        assert_eq!((s, code(&v).as_str()), (400, "bad_tx"));
+        let (s, v) = post(r#"{"chainId": 1337, "type": "Mint", "message": {}, "signature": "0x"}"#.into()).await;
+        assert_eq!((s, code(&v).as_str()), (400, "bad_tx"));
+        let (s, v) = post(serde_json::to_string(&transfer(1, 0).to_json()).unwrap()).await;
+        assert_eq!((s, code(&v).as_str()), (400, "wrong_chain_id"), "{v}");
+        let mut forged = transfer(1337, 0);
+        if let TxKind::Transfer(t) = &mut forged.kind {
+            t.amount = U256::from(6u64);
+        }
+        let (s, v) = post(serde_json::to_string(&forged.to_json()).unwrap()).await;
+        assert_eq!((s, code(&v).as_str()), (400, "bad_signature"), "{v}");
+        let (s, v) = post(serde_json::to_string(&transfer(1337, 1_000).to_json()).unwrap()).await;
+        assert_eq!((s, code(&v).as_str()), (400, "nonce_too_far_ahead"), "{v}");
+        for (path, status, expected) in [
+            ("/v1/accounts/0x1234", 400, "bad_address"),
+            ("/v1/txs/0x12", 400, "bad_hash"),
+            (&format!("/v1/txs/0x{}", "ab".repeat(32)), 404, "unknown_tx"),
+            ("/v1/blocks/abc", 400, "bad_height"),
+            ("/v1/blocks/999999999", 404, "unknown_block"),
+            ("/v1/nothing", 404, "not_found"),
+        ] {
+            let (s, body) = get(path).await;
+            let v: Value = serde_json::from_str(&body).unwrap();
+            assert_eq!((s, code(&v).as_str()), (status, expected), "{path}: {body}");
+        }
+
+        // The SSE stream delivers the block holding a transaction submitted in raw form.
+        let mut events = http.get(format!("{rpc}/v1/events/blocks")).send().await.unwrap();
+        let tx = transfer(1337, 0);
+        let raw = format!("0x{}", hex::encode(tx.encode()));
+        let (s, v) = post(serde_json::json!({ "raw": raw }).to_string()).await;
+        assert_eq!(s, 202, "{v}");
+        assert_eq!(v["hash"].as_str().unwrap(), tx.hash().to_string());
+        let (s, v) = post(serde_json::json!({ "raw": raw }).to_string()).await;
+        assert_eq!((s, code(&v).as_str()), (400, "already_known"), "{v}");
+        let mut buffer = String::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !buffer.contains(&tx.hash().to_string()) {
+            assert!(Instant::now() < deadline, "no block event with the tx; got:\n{buffer}");
+            let chunk = tokio::time::timeout(Duration::from_secs(30), events.chunk()).await.unwrap().unwrap().unwrap();
+            buffer.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        assert!(buffer.contains("event: block"), "{buffer}");
+        // Now final: the same nonce again is stale.
+        let mut again = transfer(1337, 0);
+        if let TxKind::Transfer(t) = &mut again.kind {
+            t.amount = U256::from(9u64);
+        }
+        let again = SignedTx::sign(again.kind, 1337, &signer).unwrap();
+        let (s, v) = post(serde_json::to_string(&again.to_json()).unwrap()).await;
+        assert_eq!((s, code(&v).as_str()), (400, "stale_nonce"), "{v}");
+    });
+    drop(node);
+}

@@ -256,6 +256,7 @@ async fn account(
         "myc": account.myc.to_string(),
         "musd": account.musd.to_string(),
         "nonce": account.nonce,
+        "next_nonce": api.node.next_nonce(parsed),
         "myc_display": format_amount(account.myc, Token::Myc),
         "musd_display": format_amount(account.musd, Token::Musd),
         "height": height,
