@@ -262,16 +262,33 @@ fn ensure_absent(dir: &Path, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Creates the keystore directory with mode 0700 (and tightens an existing one to 0700).
+/// Creates the keystore directory with mode 0700. An existing directory is left as it is (it may be
+/// one the user shares on purpose), with a warning if other users can read it.
 fn prepare_dir(dir: &Path) -> Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        if dir.is_dir() {
+            let mode = std::fs::metadata(dir)
+                .with_context(|| format!("cannot inspect {}", dir.display()))?
+                .permissions()
+                .mode();
+            if mode & 0o077 != 0 {
+                eprintln!(
+                    "warning: other users can list the keystore directory {} (mode {:o}); `chmod 700 {}` to fix",
+                    dir.display(),
+                    mode & 0o777,
+                    dir.display()
+                );
+            }
+            return Ok(());
+        }
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(dir)
             .with_context(|| format!("cannot create the keystore directory {}", dir.display()))?;
+        // The mode given to mkdir is reduced by the umask; make it exactly 0700.
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
             .with_context(|| format!("cannot set mode 0700 on {}", dir.display()))?;
     }

@@ -930,3 +930,32 @@ fn waiting_reports_rejection_and_timeout() {
         stdout(&out)
     );
 }
+
+#[cfg(unix)]
+#[test]
+fn an_existing_shared_keystore_dir_is_left_alone_with_a_warning() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let shared = tmp.path().join("shared");
+    std::fs::create_dir(&shared).expect("mkdir");
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let pw = write_password(tmp.path());
+    let out = mycel(&[
+        "key",
+        "new",
+        "--name",
+        "k",
+        "--keystore",
+        &shared.to_string_lossy(),
+        "--password-file",
+        &pw,
+    ]);
+    assert_ok(&out);
+    assert!(stderr(&out).contains("chmod 700"), "{}", stderr(&out));
+    assert_eq!(mode(&shared), 0o755, "an existing directory keeps its mode");
+    assert_eq!(
+        mode(&shared.join("k.json")),
+        0o600,
+        "the key file is still private"
+    );
+}
