@@ -49,7 +49,14 @@ pub struct BalanceArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("signer").required(true).args(["key", "dev_account"])))]
+#[command(
+    group(clap::ArgGroup::new("signer").required(true).args(["key", "dev_account"])),
+    after_help = "Examples:\n  \
+      mycel transfer --dev-account 0 --to 0x70997970C51812dc3A010C7d01b50e0d17dc79C8 --amount 1.5\n  \
+      mycel transfer --key alice --to bob --amount 2.5 --token mUSD --memo \"invoice 7\" --wait\n\n\
+      Prints the transaction hash on stdout (with --wait once it is finalized). The chain id, the nonce\n\
+      and the default fee come from the node. See docs/transactions.md for the format."
+)]
 pub struct TransferArgs {
     /// Recipient: a 0x address, or the name of a key in the keystore.
     #[arg(long, value_name = "ADDRESS")]

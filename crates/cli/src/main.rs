@@ -19,7 +19,16 @@ use std::process::ExitCode;
 /// (`status`, `balance`, `transfer`, `tx`, `block`) against it. Keys live in encrypted
 /// Ethereum JSON keystores managed by `mycel key`.
 #[derive(Debug, Parser)]
-#[command(name = "mycel", version, propagate_version = true, arg_required_else_help = true)]
+#[command(
+    name = "mycel",
+    version,
+    propagate_version = true,
+    arg_required_else_help = true,
+    after_help = "Get started:\n  \
+      mycel up                      # a devnet on this machine, API on http://127.0.0.1:8545\n  \
+      mycel status                  # in another terminal\n  \
+      mycel transfer --dev-account 0 --to 0x70997970C51812dc3A010C7d01b50e0d17dc79C8 --amount 1.5 --wait"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
