@@ -1,0 +1,732 @@
+//! `mycel-bench`: a load generator for a running mycel devnet or localnet (loopback only).
+//!
+//! It funds `--senders` fresh accounts from the development accounts (so the 64-nonce window per
+//! sender does not cap throughput), pre-signs `--txs` MYC transfers among those accounts (so the
+//! state does not grow during the run), submits them over HTTP with bounded concurrency (and an
+//! optional rate limit), follows every node's `/v1/events/blocks` stream to see when each
+//! transaction is finalized, and reports finalized tx/s, submit→finality latency and block fill.
+//!
+//! Bounded: it sends exactly `--txs` transactions, gives up after `--timeout-secs`, and only talks
+//! to loopback addresses. It never touches the node's files; `scripts/bench-chain` does that.
+
+use alloy_primitives::{keccak256, Address, Bytes, B256, U256};
+use alloy_signer_local::PrivateKeySigner;
+use anyhow::{anyhow, bail, Context as _, Result};
+use clap::Parser;
+use futures::StreamExt;
+use mycel_types::{keys::dev_signer, keys::DEV_ACCOUNTS, SignedTx, Transfer, TxKind};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Parser)]
+#[command(name = "mycel-bench", about = "Load generator for a local mycel chain: finalized tx/s and submit-to-finality latency")]
+struct Args {
+    /// Node HTTP API(s), comma-separated or repeated. Sender i submits to node i mod n.
+    #[arg(long, value_delimiter = ',', default_value = "http://127.0.0.1:8545")]
+    rpc: Vec<String>,
+    /// Number of transfers to submit.
+    #[arg(long, default_value_t = 20_000)]
+    txs: usize,
+    /// Number of fresh sender accounts (funded from the dev accounts first).
+    #[arg(long, default_value_t = 500)]
+    senders: usize,
+    /// Concurrent in-flight HTTP submissions.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Target submission rate in tx/s (0: as fast as the node accepts them).
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
+    /// Send every transaction to all `--rpc` nodes instead of one (what transaction gossip would
+    /// give: whichever node leads next can include it).
+    #[arg(long)]
+    broadcast: bool,
+    /// Submit the binary encoding (`{"raw"}`) or the JSON form.
+    #[arg(long, value_enum, default_value_t = Form::Raw)]
+    form: Form,
+    /// Give up waiting for finality this long after the first submission.
+    #[arg(long, default_value_t = 180)]
+    timeout_secs: u64,
+    /// Seed for the sender keys (the same seed gives the same accounts; use a new one per run on
+    /// the same chain, or the nonces will be stale).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// A label copied into the JSON report.
+    #[arg(long, default_value = "")]
+    label: String,
+    /// Write the report as JSON here.
+    #[arg(long)]
+    out: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Form {
+    Raw,
+    Json,
+}
+
+/// What the tracker needs from a block event.
+#[derive(Deserialize)]
+struct BlockEvent {
+    height: u64,
+    timestamp_ms: u64,
+    txs: Vec<BlockTx>,
+}
+
+#[derive(Deserialize)]
+struct BlockTx {
+    hash: B256,
+}
+
+/// A finalized block as the bench saw it first (on any node).
+#[derive(Clone, Debug)]
+struct SeenBlock {
+    height: u64,
+    timestamp_ms: u64,
+    tx_count: usize,
+    bench_txs: usize,
+    seen_us: u64,
+}
+
+/// Shared between submitters, trackers and the reporter.
+struct Run {
+    t0: Instant,
+    index: HashMap<B256, usize>,
+    /// Microseconds since t0 when the submission of tx i started (u64::MAX: not sent).
+    submit_us: Vec<AtomicU64>,
+    /// Microseconds since t0 when tx i was first seen finalized (u64::MAX: not yet).
+    final_us: Vec<AtomicU64>,
+    /// Microseconds the node took to answer the submission of tx i.
+    rtt_us: Vec<AtomicU64>,
+    accepted: AtomicUsize,
+    finalized: AtomicUsize,
+    rejected: Mutex<BTreeMap<String, usize>>,
+    retries: AtomicUsize,
+    blocks: Mutex<BTreeMap<u64, SeenBlock>>,
+}
+
+impl Run {
+    fn now_us(&self) -> u64 {
+        self.t0.elapsed().as_micros() as u64
+    }
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    if args.txs == 0 || args.senders == 0 || args.concurrency == 0 {
+        bail!("--txs, --senders and --concurrency must be above zero");
+    }
+    for url in &args.rpc {
+        let parsed = reqwest::Url::parse(url).map_err(|e| anyhow!("--rpc '{url}' is not a URL: {e}"))?;
+        let host = parsed.host_str().unwrap_or("").trim_start_matches('[').trim_end_matches(']');
+        let loopback =
+            host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+        if !loopback || parsed.scheme() != "http" {
+            bail!("--rpc '{url}': mycel-bench only talks to http:// loopback nodes (127.0.0.1, ::1, localhost)");
+        }
+    }
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(run(args))
+}
+
+async fn run(args: Args) -> Result<()> {
+    let rpcs: Vec<String> = args.rpc.iter().map(|u| u.trim_end_matches('/').to_string()).collect();
+    let http = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(30))
+        .pool_max_idle_per_host(args.concurrency.max(8))
+        .build()?;
+
+    let status = get_json(&http, &format!("{}/v1/status", rpcs[0])).await.context("is the node running?")?;
+    let chain_id = status["chain_id"].as_u64().ok_or_else(|| anyhow!("/v1/status has no chain_id"))?;
+    let min_fee: u128 = status["min_fee"].as_str().and_then(|s| s.parse().ok()).unwrap_or(10_000);
+    let validators = status["validators"].as_array().map_or(0, Vec::len);
+    eprintln!("chain {chain_id}, {validators} validator(s), height {}, {} node(s) under load", status["height"], rpcs.len());
+
+    // Sender keys: deterministic from the seed, so a run can be reproduced.
+    let senders: Vec<PrivateKeySigner> = (0..args.senders)
+        .map(|i| {
+            let mut key = keccak256(format!("mycel-bench/{}/{}", args.seed, i));
+            // A keccak output is a valid secp256k1 key with overwhelming probability; retry if not.
+            loop {
+                if let Ok(signer) = PrivateKeySigner::from_bytes(&key) {
+                    return signer;
+                }
+                key = keccak256(key);
+            }
+        })
+        .collect();
+    let per_sender = args.txs.div_ceil(args.senders);
+    let amount: u128 = 1;
+    let fee = min_fee;
+    // Enough for every transfer plus slack; recipients are other senders, so balances only grow
+    // back, but a sender may spend before it receives.
+    let funding = (amount + fee) * per_sender as u128 * 2 + 1_000_000;
+
+    let started = Instant::now();
+    fund(&http, &rpcs, chain_id, fee, &senders, funding).await?;
+    let funding_secs = started.elapsed().as_secs_f64();
+    eprintln!("funded {} senders in {funding_secs:.1}s", senders.len());
+
+    // Pre-sign: tx k is sender (k mod K)'s nonce (k div K), so submission order interleaves senders
+    // and every sender's nonces go out in order.
+    let started = Instant::now();
+    let signed = presign(&senders, args.txs, chain_id, amount, fee);
+    let sign_secs = started.elapsed().as_secs_f64();
+    eprintln!("signed {} transfers in {sign_secs:.1}s", signed.len());
+    // What one signature recovery costs on this machine (the node does at least one per tx).
+    let sample = signed.len().min(500);
+    let started = Instant::now();
+    let recovered = signed[..sample].iter().filter(|(_, tx)| tx.recover_signer() == Some(tx.from())).count();
+    let ecrecover_us = started.elapsed().as_secs_f64() * 1e6 / sample as f64;
+    if recovered != sample {
+        bail!("a pre-signed transfer does not recover to its sender");
+    }
+    eprintln!("one signature recovery takes {ecrecover_us:.0} µs on this machine (one core)");
+    let bodies: Vec<(usize, String)> = signed
+        .iter()
+        .map(|(sender, tx)| {
+            let body = match args.form {
+                Form::Raw => json!({"raw": format!("0x{}", hex::encode(tx.encode()))}).to_string(),
+                Form::Json => serde_json::to_string(&tx.to_json()).unwrap_or_default(),
+            };
+            (*sender % rpcs.len(), body)
+        })
+        .collect();
+    let index: HashMap<B256, usize> = signed.iter().enumerate().map(|(i, (_, tx))| (tx.hash(), i)).collect();
+
+    let metrics_before = scrape_metrics(&http, &rpcs).await;
+    let n = signed.len();
+    let run = Arc::new(Run {
+        t0: Instant::now(),
+        index,
+        submit_us: (0..n).map(|_| AtomicU64::new(u64::MAX)).collect(),
+        final_us: (0..n).map(|_| AtomicU64::new(u64::MAX)).collect(),
+        rtt_us: (0..n).map(|_| AtomicU64::new(0)).collect(),
+        accepted: AtomicUsize::new(0),
+        finalized: AtomicUsize::new(0),
+        rejected: Mutex::new(BTreeMap::new()),
+        retries: AtomicUsize::new(0),
+        blocks: Mutex::new(BTreeMap::new()),
+    });
+
+    // Follow finalized blocks on every node before the first submission.
+    let mut trackers = Vec::new();
+    for rpc in &rpcs {
+        trackers.push(tokio::spawn(track_blocks(http.clone(), rpc.clone(), run.clone())));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let submit_start_us = run.now_us();
+
+    let bodies = Arc::new(bodies);
+    let next = Arc::new(AtomicUsize::new(0));
+    let deadline = run.t0 + Duration::from_secs(args.timeout_secs);
+    let mut workers = Vec::new();
+    for _ in 0..args.concurrency.min(n) {
+        let (http, rpcs, bodies, next, run) = (http.clone(), rpcs.clone(), bodies.clone(), next.clone(), run.clone());
+        let rate = args.rate;
+        let broadcast = args.broadcast;
+        workers.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= bodies.len() || Instant::now() > deadline {
+                    return;
+                }
+                if rate > 0.0 {
+                    let due = Duration::from_micros(submit_start_us) + Duration::from_secs_f64(i as f64 / rate);
+                    tokio::time::sleep_until((run.t0 + due).into()).await;
+                }
+                submit(&http, &rpcs, &bodies, i, &run, deadline, broadcast).await;
+            }
+        }));
+    }
+    for w in workers {
+        let _ = w.await;
+    }
+    let submit_end_us = run.now_us();
+    let accepted = run.accepted.load(Ordering::Relaxed);
+    eprintln!(
+        "submitted {n} ({accepted} accepted) in {:.2}s: {:.0} tx/s accepted",
+        (submit_end_us - submit_start_us) as f64 / 1e6,
+        accepted as f64 / ((submit_end_us - submit_start_us).max(1) as f64 / 1e6)
+    );
+
+    // Wait for every accepted transaction to finalize (or the deadline).
+    let mut last_progress = (0usize, Instant::now());
+    loop {
+        let done = run.finalized.load(Ordering::Relaxed);
+        if done >= accepted || Instant::now() > deadline {
+            break;
+        }
+        if done != last_progress.0 {
+            last_progress = (done, Instant::now());
+        } else if last_progress.1.elapsed() > Duration::from_secs(30) {
+            eprintln!("no progress for 30s; stopping with {done}/{accepted} finalized");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for t in &trackers {
+        t.abort();
+    }
+    let metrics_after = scrape_metrics(&http, &rpcs).await;
+
+    let report = build_report(&args, &run, validators, submit_start_us, submit_end_us, funding_secs, sign_secs, ecrecover_us, metrics_before, metrics_after);
+    print_table(&report);
+    if let Some(path) = &args.out {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).ok();
+        }
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?).with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+async fn get_json(http: &reqwest::Client, url: &str) -> Result<Value> {
+    let response = http.get(url).send().await.with_context(|| format!("GET {url}"))?;
+    let status = response.status();
+    let body: Value = response.json().await.with_context(|| format!("GET {url}: not JSON"))?;
+    if !status.is_success() {
+        bail!("GET {url}: HTTP {status}: {body}");
+    }
+    Ok(body)
+}
+
+/// Posts a transaction body; Ok(hash) or Err((http status, error code)).
+async fn post_tx(http: &reqwest::Client, rpc: &str, body: String) -> std::result::Result<(), (u16, String)> {
+    let response = http
+        .post(format!("{rpc}/v1/txs"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| (0, format!("http: {e}")))?;
+    let status = response.status();
+    if status.is_success() {
+        let _ = response.bytes().await;
+        return Ok(());
+    }
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    let code = body["error"]["code"].as_str().unwrap_or("unknown").to_string();
+    Err((status.as_u16(), code))
+}
+
+/// Error codes that mean "not now": retry the same transaction a little later.
+fn retryable(code: &str) -> bool {
+    matches!(code, "mempool_full" | "sender_full" | "nonce_too_far_ahead" | "future_nonce")
+}
+
+async fn submit(
+    http: &reqwest::Client,
+    rpcs: &[String],
+    bodies: &[(usize, String)],
+    i: usize,
+    run: &Run,
+    deadline: Instant,
+    broadcast: bool,
+) {
+    let (node, body) = &bodies[i];
+    let mut first = true;
+    loop {
+        let start = run.now_us();
+        if first {
+            run.submit_us[i].store(start, Ordering::Relaxed);
+            first = false;
+        }
+        let result = if broadcast {
+            let all = futures::future::join_all(rpcs.iter().map(|rpc| post_tx(http, rpc, body.clone()))).await;
+            let ok = all.iter().any(Result::is_ok);
+            all.into_iter().find(|r| ok == r.is_ok()).unwrap_or(Ok(()))
+        } else {
+            post_tx(http, &rpcs[*node], body.clone()).await
+        };
+        match result {
+            Ok(()) => {
+                run.rtt_us[i].store(run.now_us() - start, Ordering::Relaxed);
+                run.accepted.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            Err((_, code)) if retryable(&code) && Instant::now() < deadline => {
+                run.retries.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err((_, code)) => {
+                *run.rejected.lock().unwrap_or_else(|e| e.into_inner()).entry(code).or_default() += 1;
+                return;
+            }
+        }
+    }
+}
+
+/// Follows `/v1/events/blocks` on one node; records the first time each bench tx is seen final.
+/// Reconnects if the stream drops; fetches blocks it missed (a `lagged` event or a height gap).
+async fn track_blocks(http: reqwest::Client, rpc: String, run: Arc<Run>) {
+    let mut last_height: Option<u64> = None;
+    loop {
+        let response = match http
+            .get(format!("{rpc}/v1/events/blocks"))
+            .timeout(Duration::from_secs(3600))
+            .send()
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("{rpc}: block stream: {e}; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        let mut stream = response.bytes_stream();
+        let mut buf: Vec<u8> = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let Ok(chunk) = chunk else { break };
+            buf.extend_from_slice(&chunk);
+            while let Some(end) = find_event_end(&buf) {
+                let event: Vec<u8> = buf.drain(..end).collect();
+                let (kind, data) = parse_sse(&event);
+                match kind.as_str() {
+                    "block" => {
+                        if let Ok(block) = serde_json::from_str::<BlockEvent>(&data) {
+                            if let Some(prev) = last_height {
+                                for missing in prev + 1..block.height {
+                                    fetch_block(&http, &rpc, missing, &run).await;
+                                }
+                            }
+                            last_height = Some(block.height);
+                            record_block(&run, block);
+                        }
+                    }
+                    "lagged" => eprintln!("{rpc}: the block stream lagged; fetching missed blocks"),
+                    _ => {}
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn find_event_end(buf: &[u8]) -> Option<usize> {
+    buf.windows(2).position(|w| w == b"\n\n").map(|p| p + 2)
+}
+
+fn parse_sse(event: &[u8]) -> (String, String) {
+    let text = String::from_utf8_lossy(event);
+    let (mut kind, mut data) = (String::new(), String::new());
+    for line in text.lines() {
+        if let Some(v) = line.strip_prefix("event:") {
+            kind = v.trim().to_string();
+        } else if let Some(v) = line.strip_prefix("data:") {
+            if !data.is_empty() {
+                data.push('\n');
+            }
+            data.push_str(v.strip_prefix(' ').unwrap_or(v));
+        }
+    }
+    (kind, data)
+}
+
+async fn fetch_block(http: &reqwest::Client, rpc: &str, height: u64, run: &Run) {
+    if let Ok(value) = get_json(http, &format!("{rpc}/v1/blocks/{height}")).await {
+        if let Ok(block) = serde_json::from_value::<BlockEvent>(value) {
+            record_block(run, block);
+        }
+    }
+}
+
+fn record_block(run: &Run, block: BlockEvent) {
+    let now = run.now_us();
+    let mut bench_txs = 0;
+    for tx in &block.txs {
+        if let Some(&i) = run.index.get(&tx.hash) {
+            bench_txs += 1;
+            if run.final_us[i].compare_exchange(u64::MAX, now, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+                run.finalized.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    let mut blocks = run.blocks.lock().unwrap_or_else(|e| e.into_inner());
+    blocks.entry(block.height).or_insert(SeenBlock {
+        height: block.height,
+        timestamp_ms: block.timestamp_ms,
+        tx_count: block.txs.len(),
+        bench_txs,
+        seen_us: now,
+    });
+}
+
+/// Funds every sender with `amount` MYC base units from the dev accounts, at most 64 pending per
+/// dev account at a time, and waits until all funding transfers are finalized.
+async fn fund(
+    http: &reqwest::Client,
+    rpcs: &[String],
+    chain_id: u64,
+    fee: u128,
+    senders: &[PrivateKeySigner],
+    amount: u128,
+) -> Result<()> {
+    let rpc = &rpcs[0];
+    let funders: Vec<PrivateKeySigner> = (0..DEV_ACCOUNTS).map(dev_signer).collect::<std::result::Result<_, _>>()?;
+    // Skip senders that already hold enough (a re-run with the same seed).
+    let mut todo: Vec<Address> = Vec::new();
+    for s in senders {
+        let account = get_json(http, &format!("{rpc}/v1/accounts/{}", s.address())).await?;
+        let myc: u128 = account["myc"].as_str().and_then(|v| v.parse().ok()).unwrap_or(0);
+        if myc < amount / 2 {
+            todo.push(s.address());
+        }
+    }
+    while !todo.is_empty() {
+        let mut pending: Vec<B256> = Vec::new();
+        for (f, funder) in funders.iter().enumerate() {
+            let account = get_json(http, &format!("{rpc}/v1/accounts/{}", funder.address())).await?;
+            let mut nonce = account["nonce"].as_u64().ok_or_else(|| anyhow!("account has no nonce"))?;
+            let mine: Vec<Address> = todo.iter().skip(f).step_by(funders.len()).take(60).copied().collect();
+            for to in mine {
+                let tx = transfer(funder, to, amount, fee, nonce, chain_id)?;
+                let body = json!({"raw": format!("0x{}", hex::encode(tx.encode()))}).to_string();
+                post_tx(http, rpc, body).await.map_err(|(s, c)| anyhow!("funding transfer refused: HTTP {s} {c}"))?;
+                pending.push(tx.hash());
+                nonce += 1;
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !pending.is_empty() {
+            if Instant::now() > deadline {
+                bail!("{} funding transfers did not finalize within 120s", pending.len());
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            let mut still = Vec::new();
+            for h in pending {
+                let s = get_json(http, &format!("{rpc}/v1/txs/{h}")).await?;
+                match s["status"].as_str() {
+                    Some("finalized") => {}
+                    Some("pending") => still.push(h),
+                    other => bail!("funding transfer {h} ended {other:?}: {s}"),
+                }
+            }
+            pending = still;
+        }
+        let mut still = Vec::new();
+        for a in todo {
+            let account = get_json(http, &format!("{rpc}/v1/accounts/{a}")).await?;
+            let myc: u128 = account["myc"].as_str().and_then(|v| v.parse().ok()).unwrap_or(0);
+            if myc < amount / 2 {
+                still.push(a);
+            }
+        }
+        todo = still;
+    }
+    Ok(())
+}
+
+fn transfer(signer: &PrivateKeySigner, to: Address, amount: u128, fee: u128, nonce: u64, chain_id: u64) -> Result<SignedTx> {
+    let kind = TxKind::Transfer(Transfer {
+        from: signer.address(),
+        to,
+        token: Address::ZERO,
+        amount: U256::from(amount),
+        memo: Bytes::new(),
+        nonce,
+        fee: U256::from(fee),
+    });
+    SignedTx::sign(kind, chain_id, signer).map_err(|e| anyhow!("signing failed: {e}"))
+}
+
+/// Signs `count` transfers on all cores: tx k is from sender k mod K with nonce k div K, to the
+/// next sender. Returns (sender index, tx) in submission order.
+fn presign(senders: &[PrivateKeySigner], count: usize, chain_id: u64, amount: u128, fee: u128) -> Vec<(usize, SignedTx)> {
+    let k = senders.len();
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let chunk = count.div_ceil(threads);
+    let mut out: Vec<(usize, SignedTx)> = Vec::with_capacity(count);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                scope.spawn(move || {
+                    (t * chunk..((t + 1) * chunk).min(count))
+                        .map(|i| {
+                            let (s, nonce) = (i % k, (i / k) as u64);
+                            let to = senders[(s + 1) % k].address();
+                            let tx = transfer(&senders[s], to, amount, fee, nonce, chain_id).expect("local signing");
+                            (s, tx)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for h in handles {
+            out.extend(h.join().expect("signing thread"));
+        }
+    });
+    out
+}
+
+async fn scrape_metrics(http: &reqwest::Client, rpcs: &[String]) -> Vec<BTreeMap<String, f64>> {
+    let mut all = Vec::new();
+    for rpc in rpcs {
+        let mut m = BTreeMap::new();
+        if let Ok(r) = http.get(format!("{rpc}/metrics")).send().await {
+            if let Ok(text) = r.text().await {
+                for line in text.lines() {
+                    if line.starts_with('#') {
+                        continue;
+                    }
+                    let mut parts = line.rsplitn(2, ' ');
+                    if let (Some(v), Some(k)) = (parts.next(), parts.next()) {
+                        if k.starts_with("mycel_") {
+                            if let Ok(v) = v.parse::<f64>() {
+                                m.insert(k.to_string(), v);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        all.push(m);
+    }
+    all
+}
+
+fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_report(
+    args: &Args,
+    run: &Run,
+    validators: usize,
+    submit_start_us: u64,
+    submit_end_us: u64,
+    funding_secs: f64,
+    sign_secs: f64,
+    ecrecover_us: f64,
+    metrics_before: Vec<BTreeMap<String, f64>>,
+    metrics_after: Vec<BTreeMap<String, f64>>,
+) -> Value {
+    let n = run.submit_us.len();
+    let accepted = run.accepted.load(Ordering::Relaxed);
+    let mut latencies: Vec<u64> = Vec::new();
+    let mut rtts: Vec<u64> = Vec::new();
+    for i in 0..n {
+        let (s, f) = (run.submit_us[i].load(Ordering::Relaxed), run.final_us[i].load(Ordering::Relaxed));
+        if s != u64::MAX && f != u64::MAX {
+            latencies.push(f.saturating_sub(s));
+        }
+        let r = run.rtt_us[i].load(Ordering::Relaxed);
+        if r > 0 {
+            rtts.push(r);
+        }
+    }
+    latencies.sort_unstable();
+    rtts.sort_unstable();
+    let finalized = latencies.len();
+
+    // Blocks that carried bench transactions, in height order.
+    let blocks: Vec<SeenBlock> =
+        run.blocks.lock().unwrap_or_else(|e| e.into_inner()).values().filter(|b| b.bench_txs > 0).cloned().collect();
+    // Steady window: from the first to the last block with bench txs, by block timestamp; the first
+    // block's txs were gathered before the window opened, so they are not counted.
+    let (steady_tps, window_secs) = if blocks.len() >= 2 {
+        let first = &blocks[0];
+        let last = &blocks[blocks.len() - 1];
+        let txs: usize = blocks[1..].iter().map(|b| b.bench_txs).sum();
+        let secs = (last.timestamp_ms.saturating_sub(first.timestamp_ms)) as f64 / 1e3;
+        (if secs > 0.0 { txs as f64 / secs } else { 0.0 }, secs)
+    } else {
+        (0.0, 0.0)
+    };
+    let last_final_us = run.final_us.iter().map(|f| f.load(Ordering::Relaxed)).filter(|&f| f != u64::MAX).max().unwrap_or(submit_start_us);
+    let end_to_end_secs = (last_final_us.saturating_sub(submit_start_us)) as f64 / 1e6;
+    let submit_secs = (submit_end_us - submit_start_us) as f64 / 1e6;
+    let intervals: Vec<u64> = blocks.windows(2).map(|w| w[1].timestamp_ms.saturating_sub(w[0].timestamp_ms)).collect();
+    let txs_per_block: Vec<usize> = blocks.iter().map(|b| b.bench_txs).collect();
+    let ms = |us: u64| us as f64 / 1e3;
+    let delta = |key: &str| -> Vec<f64> {
+        metrics_before
+            .iter()
+            .zip(&metrics_after)
+            .map(|(b, a)| a.get(key).copied().unwrap_or(0.0) - b.get(key).copied().unwrap_or(0.0))
+            .collect()
+    };
+    json!({
+        "label": args.label,
+        "validators": validators,
+        "rpcs": args.rpc,
+        "params": {
+            "txs": args.txs, "senders": args.senders, "concurrency": args.concurrency,
+            "rate": args.rate, "broadcast": args.broadcast, "form": format!("{:?}", args.form).to_lowercase(), "timeout_secs": args.timeout_secs,
+        },
+        "setup": {"funding_secs": funding_secs, "signing_secs": sign_secs, "ecrecover_us_one_core": ecrecover_us},
+        "submitted": n,
+        "accepted": accepted,
+        "rejected": *run.rejected.lock().unwrap_or_else(|e| e.into_inner()),
+        "retries": run.retries.load(Ordering::Relaxed),
+        "finalized": finalized,
+        "submit": {
+            "secs": submit_secs,
+            "accepted_per_sec": accepted as f64 / submit_secs.max(1e-9),
+            "rtt_ms_p50": ms(percentile(&rtts, 50.0)),
+            "rtt_ms_p99": ms(percentile(&rtts, 99.0)),
+        },
+        "throughput": {
+            "finalized_tps_steady": steady_tps,
+            "steady_window_secs": window_secs,
+            "finalized_tps_end_to_end": finalized as f64 / end_to_end_secs.max(1e-9),
+            "end_to_end_secs": end_to_end_secs,
+        },
+        "latency_ms": {
+            "p50": ms(percentile(&latencies, 50.0)),
+            "p90": ms(percentile(&latencies, 90.0)),
+            "p99": ms(percentile(&latencies, 99.0)),
+            "max": ms(latencies.last().copied().unwrap_or(0)),
+            "min": ms(latencies.first().copied().unwrap_or(0)),
+        },
+        "blocks": {
+            "count": blocks.len(),
+            "first_height": blocks.first().map(|b| b.height),
+            "last_height": blocks.last().map(|b| b.height),
+            "txs_per_block_mean": if blocks.is_empty() { 0.0 } else { finalized as f64 / blocks.len() as f64 },
+            "txs_per_block_max": txs_per_block.iter().max().copied().unwrap_or(0),
+            "interval_ms_mean": if intervals.is_empty() { 0.0 } else { intervals.iter().sum::<u64>() as f64 / intervals.len() as f64 },
+            "interval_ms_max": intervals.iter().max().copied().unwrap_or(0),
+            "per_block": blocks.iter().map(|b| json!([b.height, b.timestamp_ms, b.tx_count, b.bench_txs, ms(b.seen_us)])).collect::<Vec<_>>(),
+        },
+        "node_metrics_delta": {
+            "txs_submitted_total": delta("mycel_txs_submitted_total"),
+            "txs_rejected_total": delta("mycel_txs_rejected_total"),
+            "txs_finalized_total": delta("mycel_txs_finalized_total"),
+            "blocks_finalized_total": delta("mycel_blocks_finalized_total"),
+        },
+    })
+}
+
+fn print_table(r: &Value) {
+    let f = |v: &Value| v.as_f64().unwrap_or(0.0);
+    println!();
+    println!("mycel-bench {}", r["label"].as_str().unwrap_or(""));
+    println!("  {:<34} {}", "validators / nodes under load", format!("{} / {}", r["validators"], r["rpcs"].as_array().map_or(0, Vec::len)));
+    println!("  {:<34} {} submitted, {} accepted, {} finalized", "transactions", r["submitted"], r["accepted"], r["finalized"]);
+    println!("  {:<34} {}  (retries {})", "rejected", r["rejected"], r["retries"]);
+    println!("  {:<34} {:.0} tx/s over {:.2}s (rtt p50 {:.2} ms, p99 {:.2} ms)", "submission", f(&r["submit"]["accepted_per_sec"]), f(&r["submit"]["secs"]), f(&r["submit"]["rtt_ms_p50"]), f(&r["submit"]["rtt_ms_p99"]));
+    println!("  {:<34} {:.0} tx/s over {:.2}s", "finalized, steady window", f(&r["throughput"]["finalized_tps_steady"]), f(&r["throughput"]["steady_window_secs"]));
+    println!("  {:<34} {:.0} tx/s over {:.2}s", "finalized, first submit→last final", f(&r["throughput"]["finalized_tps_end_to_end"]), f(&r["throughput"]["end_to_end_secs"]));
+    let l = &r["latency_ms"];
+    println!("  {:<34} p50 {:.0} ms, p90 {:.0} ms, p99 {:.0} ms, max {:.0} ms", "submit→finality latency", f(&l["p50"]), f(&l["p90"]), f(&l["p99"]), f(&l["max"]));
+    let b = &r["blocks"];
+    println!("  {:<34} {} blocks, {:.0} tx/block mean, {} max, {:.0} ms mean interval", "blocks with bench txs", b["count"], f(&b["txs_per_block_mean"]), b["txs_per_block_max"], f(&b["interval_ms_mean"]));
+    println!();
+}
