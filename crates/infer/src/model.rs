@@ -1,0 +1,420 @@
+//! A loaded model and its decode loop.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::ops::ControlFlow;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use candle_core::quantized::gguf_file::Content;
+use candle_core::{Device, Tensor};
+use candle_transformers::models::quantized_llama::{ModelWeights, MAX_SEQ_LEN};
+use serde::Serialize;
+
+use crate::chat::{ChatMessage, ChatTemplate};
+use crate::error::InferError;
+use crate::fetch::{ensure_default_model, FetchProgress, DEFAULT_MODEL};
+use crate::gguf::{model_info, sha256_file, Metadata, ModelId, ModelInfo};
+use crate::sampling::{Sampler, SamplingParams};
+use crate::tokenizer::{TokenType, Tokenizer};
+
+/// A GGUF llama model ready to generate. Generations share the weights and never share state:
+/// each one starts from an empty KV cache.
+#[derive(Debug)]
+pub struct Model {
+    weights: ModelWeights,
+    tokenizer: Tokenizer,
+    chat_template: Option<ChatTemplate>,
+    info: ModelInfo,
+    end_of_generation: Vec<u32>,
+    context_limit: usize,
+    device: Device,
+}
+
+/// One sampled token, as streamed to the caller.
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenEvent {
+    /// 0 for the first generated token.
+    pub index: usize,
+    pub token: u32,
+    /// Text released by this token. Empty while a multi-byte character or a possible stop
+    /// sequence is incomplete; the held text is released with a later token.
+    pub text: String,
+}
+
+/// Why a generation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    /// The model produced an end-of-generation token.
+    EndOfGeneration,
+    /// The text reached one of the stop sequences.
+    StopSequence,
+    /// `max_tokens` tokens were sampled.
+    MaxTokens,
+    /// The context window is full.
+    ContextFull,
+    /// The streaming callback asked to stop.
+    Cancelled,
+}
+
+/// The result of one generation.
+#[derive(Debug, Clone, Serialize)]
+pub struct Generation {
+    pub prompt_tokens: Vec<u32>,
+    /// Every sampled token in order, including a final end-of-generation token and the tokens that
+    /// completed a stop sequence.
+    pub output_tokens: Vec<u32>,
+    /// The output text: control tokens left out, cut before a stop sequence.
+    pub text: String,
+    pub finish_reason: FinishReason,
+    /// Time of the prompt's forward pass (up to the first sampled token).
+    pub prefill_time: Duration,
+    /// Time of the forward passes of the tokens after the first.
+    pub decode_time: Duration,
+}
+
+impl Generation {
+    /// Tokens per second after the first token; `None` when fewer than two were sampled.
+    pub fn decode_tokens_per_second(&self) -> Option<f64> {
+        let n = self.output_tokens.len().checked_sub(1)?;
+        let secs = self.decode_time.as_secs_f64();
+        (n > 0 && secs > 0.0).then(|| n as f64 / secs)
+    }
+}
+
+impl Model {
+    /// Loads any llama-architecture GGUF file. Hashes the whole file to compute the model id.
+    pub fn load(path: &Path) -> Result<Self, InferError> {
+        let started = Instant::now();
+        let digest = sha256_file(path, &mut |_, _| {})?;
+        let id = ModelId(digest);
+        let file = File::open(path).map_err(|e| InferError::io("open", path, e))?;
+        let file_size = file
+            .metadata()
+            .map_err(|e| InferError::io("read the size of", path, e))?
+            .len();
+        let mut reader = BufReader::new(file);
+        let content = Content::read(&mut reader).map_err(|source| InferError::Gguf {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let md = Metadata(&content.metadata);
+        let architecture = md.string("general.architecture")?;
+        if architecture != "llama" {
+            return Err(InferError::UnsupportedArchitecture(architecture.to_string()));
+        }
+        let tokenizer = Tokenizer::from_gguf_metadata(&content.metadata)?;
+        let chat_template = match md.opt_string("tokenizer.chat_template")? {
+            Some(jinja) => match ChatTemplate::from_jinja(jinja) {
+                Ok(template) => Some(template),
+                Err(e) => {
+                    tracing::warn!(error = %e, "chat completions are unavailable for this model");
+                    None
+                }
+            },
+            None if tokenizer.token_id("<|im_start|>").is_some() => Some(ChatTemplate::chatml()),
+            None => None,
+        };
+        let info = model_info(&content, id, path, file_size, tokenizer.vocab_size())?;
+        let context_limit = usize::try_from(info.context_length)
+            .unwrap_or(usize::MAX)
+            .min(MAX_SEQ_LEN);
+        let device = Device::Cpu;
+        let weights = ModelWeights::from_gguf(content, &mut reader, &device).map_err(|source| {
+            InferError::Gguf {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
+        let end_of_generation = tokenizer.end_of_generation_ids();
+        tracing::info!(
+            model = %id,
+            path = %path.display(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "model loaded"
+        );
+        Ok(Self {
+            weights,
+            tokenizer,
+            chat_template,
+            info,
+            end_of_generation,
+            context_limit,
+            device,
+        })
+    }
+
+    /// Loads the pinned default model from `cache_dir`, fetching it on first use, and checks that
+    /// the file's hash is the pinned one.
+    pub fn load_default(
+        cache_dir: &Path,
+        progress: &mut dyn FnMut(FetchProgress),
+    ) -> Result<Self, InferError> {
+        let path = ensure_default_model(cache_dir, progress)?;
+        let model = Self::load(&path)?;
+        if model.id() != DEFAULT_MODEL.id() {
+            return Err(InferError::ChecksumMismatch {
+                path,
+                expected: DEFAULT_MODEL.sha256.into(),
+                actual: model.id().to_hex(),
+            });
+        }
+        Ok(model)
+    }
+
+    pub fn id(&self) -> ModelId {
+        self.info.id
+    }
+
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    pub fn chat_template(&self) -> Option<&ChatTemplate> {
+        self.chat_template.as_ref()
+    }
+
+    /// Most tokens (prompt and output together) one generation can hold.
+    pub fn context_limit(&self) -> usize {
+        self.context_limit
+    }
+
+    /// Token ids that end a generation.
+    pub fn end_of_generation_ids(&self) -> &[u32] {
+        &self.end_of_generation
+    }
+
+    /// The prompt tokens of a chat: the template rendered with the generation prompt, special tokens
+    /// parsed, BOS first if the model asks for it.
+    pub fn chat_prompt_tokens(&self, messages: &[ChatMessage]) -> Result<Vec<u32>, InferError> {
+        let template = self.chat_template.as_ref().ok_or(InferError::UnsupportedChatTemplate)?;
+        let text = template.render(messages, true);
+        let mut tokens = Vec::new();
+        if self.tokenizer.add_bos() {
+            tokens.extend(self.tokenizer.bos_token_id());
+        }
+        tokens.extend(self.tokenizer.encode(&text, true));
+        Ok(tokens)
+    }
+
+    /// Generates a chat completion; see [`Model::generate`].
+    pub fn complete_chat(
+        &self,
+        messages: &[ChatMessage],
+        params: &SamplingParams,
+        on_token: &mut dyn FnMut(&TokenEvent) -> ControlFlow<()>,
+    ) -> Result<Generation, InferError> {
+        let prompt = self.chat_prompt_tokens(messages)?;
+        self.generate(&prompt, params, on_token)
+    }
+
+    /// Generates from prompt token ids with mycel's fixed decode schedule: one forward pass over
+    /// the whole prompt at position 0, then one pass per sampled token at the next position.
+    /// `on_token` is called after every sampled token; returning `Break` ends the generation.
+    pub fn generate(
+        &self,
+        prompt: &[u32],
+        params: &SamplingParams,
+        on_token: &mut dyn FnMut(&TokenEvent) -> ControlFlow<()>,
+    ) -> Result<Generation, InferError> {
+        if prompt.is_empty() {
+            return Err(InferError::EmptyPrompt);
+        }
+        if prompt.len() >= self.context_limit {
+            return Err(InferError::PromptTooLong {
+                tokens: prompt.len(),
+                limit: self.context_limit,
+            });
+        }
+        if let Some(&bad) = prompt.iter().find(|&&t| t as usize >= self.tokenizer.vocab_size()) {
+            return Err(InferError::UnknownTokenId(bad));
+        }
+        let mut sampler = Sampler::new(params.clone())?;
+        // Cloning shares the weight tensors and gives this generation its own, empty KV cache.
+        let mut weights = self.weights.clone();
+        weights.clear_kv_cache();
+        let mut text = TextAssembler::new(&params.stop);
+        let mut output: Vec<u32> = Vec::new();
+
+        let started = Instant::now();
+        let mut logits = self.forward(&mut weights, prompt, 0)?;
+        let prefill_time = started.elapsed();
+        let decode_started = Instant::now();
+        let finish_reason = loop {
+            let token = sampler.sample(&logits);
+            output.push(token);
+            let index = output.len() - 1;
+            if self.end_of_generation.contains(&token) {
+                break FinishReason::EndOfGeneration;
+            }
+            let (delta, stopped) = text.push_token(&self.tokenizer, token)?;
+            let event = TokenEvent {
+                index,
+                token,
+                text: delta,
+            };
+            let flow = on_token(&event);
+            if stopped {
+                break FinishReason::StopSequence;
+            }
+            if flow.is_break() {
+                break FinishReason::Cancelled;
+            }
+            if output.len() >= params.max_tokens as usize {
+                break FinishReason::MaxTokens;
+            }
+            let position = prompt.len() + index;
+            if position + 1 >= self.context_limit {
+                break FinishReason::ContextFull;
+            }
+            logits = self.forward(&mut weights, &[token], position)?;
+        };
+        let decode_time = if output.len() > 1 {
+            decode_started.elapsed()
+        } else {
+            Duration::ZERO
+        };
+        let tail = text.finish();
+        if !tail.is_empty() && finish_reason != FinishReason::StopSequence {
+            // The held-back tail of a stop-sequence prefix that never completed.
+            let event = TokenEvent {
+                index: output.len().saturating_sub(1),
+                token: *output.last().unwrap_or(&0),
+                text: tail.clone(),
+            };
+            let _ = on_token(&event);
+        }
+        Ok(Generation {
+            prompt_tokens: prompt.to_vec(),
+            output_tokens: output,
+            text: text.text,
+            finish_reason,
+            prefill_time,
+            decode_time,
+        })
+    }
+
+    fn forward(&self, weights: &mut ModelWeights, tokens: &[u32], position: usize) -> Result<Vec<f32>, InferError> {
+        let input = Tensor::new(tokens, &self.device)?.unsqueeze(0)?;
+        let logits = weights.forward(&input, position)?;
+        Ok(logits.squeeze(0)?.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?)
+    }
+}
+
+/// Turns sampled tokens into text: completes multi-byte characters across tokens, watches for stop
+/// sequences, and holds back any tail that could still become one.
+struct TextAssembler<'s> {
+    stop: &'s [String],
+    text: String,
+    pending: Vec<u8>,
+    released: usize,
+    stopped: bool,
+}
+
+impl<'s> TextAssembler<'s> {
+    fn new(stop: &'s [String]) -> Self {
+        Self {
+            stop,
+            text: String::new(),
+            pending: Vec::new(),
+            released: 0,
+            stopped: false,
+        }
+    }
+
+    /// Adds a token; returns the newly released text and whether a stop sequence was reached.
+    fn push_token(&mut self, tokenizer: &Tokenizer, token: u32) -> Result<(String, bool), InferError> {
+        if tokenizer.token_type(token) == Some(TokenType::Control) {
+            return Ok((String::new(), false));
+        }
+        tokenizer.append_token_bytes(token, true, &mut self.pending)?;
+        self.drain_pending(false);
+        if let Some(at) = self.find_stop() {
+            self.text.truncate(at);
+            self.stopped = true;
+            let delta = self.text[self.released..].to_string();
+            self.released = self.text.len();
+            return Ok((delta, true));
+        }
+        let hold = self.held_tail();
+        let end = self.text.len() - hold;
+        let delta = self.text[self.released..end].to_string();
+        self.released = end;
+        Ok((delta, false))
+    }
+
+    fn drain_pending(&mut self, at_end: bool) {
+        loop {
+            match std::str::from_utf8(&self.pending) {
+                Ok(valid) => {
+                    self.text.push_str(valid);
+                    self.pending.clear();
+                    return;
+                }
+                Err(e) => {
+                    let valid = e.valid_up_to();
+                    // Safe: the prefix up to `valid_up_to` is valid UTF-8.
+                    self.text.push_str(&String::from_utf8_lossy(&self.pending[..valid]));
+                    match e.error_len() {
+                        Some(bad) => {
+                            self.text.push('\u{FFFD}');
+                            self.pending.drain(..valid + bad);
+                        }
+                        None if at_end => {
+                            self.text.push('\u{FFFD}');
+                            self.pending.clear();
+                            return;
+                        }
+                        None => {
+                            self.pending.drain(..valid);
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Byte offset of the earliest stop sequence starting at or after the released text.
+    fn find_stop(&self) -> Option<usize> {
+        let search = &self.text[self.released..];
+        self.stop
+            .iter()
+            .filter_map(|s| search.find(s.as_str()))
+            .min()
+            .map(|at| self.released + at)
+    }
+
+    /// Length of the longest unreleased suffix that is a proper prefix of a stop sequence.
+    fn held_tail(&self) -> usize {
+        let unreleased = &self.text[self.released..];
+        let mut hold = 0;
+        for stop in self.stop {
+            for k in (1..stop.len()).rev() {
+                if k <= hold {
+                    break;
+                }
+                if stop.is_char_boundary(k) && unreleased.ends_with(&stop[..k]) {
+                    hold = k;
+                    break;
+                }
+            }
+        }
+        hold
+    }
+
+    /// Releases whatever is still held (the generation is over).
+    fn finish(&mut self) -> String {
+        if !self.stopped {
+            self.drain_pending(true);
+        }
+        let tail = self.text[self.released..].to_string();
+        self.released = self.text.len();
+        tail
+    }
+}

@@ -1,0 +1,572 @@
+//! GPT-2 style byte-level BPE built from a GGUF file's own vocabulary, matching llama.cpp.
+//!
+//! Encoding, in llama.cpp's order:
+//! 1. If special tokens are parsed, the text is cut at every occurrence of a control,
+//!    user-defined or unknown token's text, longest tokens first; each such piece becomes its id.
+//!    (User-defined tokens are always parsed.)
+//! 2. Each remaining piece is pre-tokenized. `smollm` (and the other StarCoder-family names) first
+//!    isolates every `\p{N}` character, then applies the GPT-2 split
+//!    `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`.
+//!    `gpt2`/`default` apply the GPT-2 split alone. No prefix space is ever added.
+//! 3. Each word's UTF-8 bytes are mapped to GPT-2's printable byte alphabet and merged by BPE:
+//!    repeatedly merge the adjacent pair with the lowest merge rank, leftmost first.
+//!
+//! Decoding maps normal tokens back through the byte alphabet and writes control and
+//! user-defined tokens as their text.
+
+use std::collections::HashMap;
+
+use candle_core::quantized::gguf_file::Value;
+use unicode_general_category::{get_general_category, GeneralCategory};
+
+use crate::error::InferError;
+use crate::gguf::{as_i64, Metadata};
+
+/// llama.cpp's token types (`tokenizer.ggml.token_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenType {
+    Normal,
+    Unknown,
+    Control,
+    UserDefined,
+    Unused,
+    Byte,
+}
+
+impl TokenType {
+    fn from_gguf(code: i64) -> Self {
+        match code {
+            2 => Self::Unknown,
+            3 => Self::Control,
+            4 => Self::UserDefined,
+            5 => Self::Unused,
+            6 => Self::Byte,
+            _ => Self::Normal,
+        }
+    }
+
+    /// Tokens whose text is matched literally in the input when special tokens are parsed.
+    fn is_special(self) -> bool {
+        matches!(self, Self::Control | Self::UserDefined | Self::Unknown)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PreTokenizer {
+    /// GPT-2 split only.
+    Gpt2,
+    /// Every `\p{N}` isolated, then the GPT-2 split (llama.cpp: smollm, starcoder, refact, ...).
+    DigitsThenGpt2,
+}
+
+/// A byte-level BPE tokenizer read from GGUF metadata.
+#[derive(Debug, Clone)]
+pub struct Tokenizer {
+    tokens: Vec<String>,
+    token_types: Vec<TokenType>,
+    token_to_id: HashMap<String, u32>,
+    /// (left id, right id) -> (rank, merged id)
+    merges: HashMap<(u32, u32), (u32, u32)>,
+    /// Special tokens, longest text first (ties by id), with whether they are user-defined.
+    specials: Vec<(String, u32, TokenType)>,
+    pre: PreTokenizer,
+    byte_to_char: [char; 256],
+    char_to_byte: HashMap<char, u8>,
+    bos: Option<u32>,
+    eos: Option<u32>,
+    eot: Option<u32>,
+    add_bos: bool,
+}
+
+impl Tokenizer {
+    /// Builds the tokenizer from GGUF metadata.
+    pub fn from_gguf_metadata(metadata: &HashMap<String, Value>) -> Result<Self, InferError> {
+        let md = Metadata(metadata);
+        let model = md.string("tokenizer.ggml.model")?;
+        if model != "gpt2" {
+            return Err(InferError::UnsupportedTokenizer(model.to_string()));
+        }
+        let pre_name = md.opt_string("tokenizer.ggml.pre")?.unwrap_or("default");
+        let pre = match pre_name {
+            "default" | "gpt-2" | "gpt2" => PreTokenizer::Gpt2,
+            "smollm" | "starcoder" | "refact" | "command-r" | "codeshell" | "exaone" | "minerva-7b" => {
+                PreTokenizer::DigitsThenGpt2
+            }
+            other => return Err(InferError::UnsupportedPreTokenizer(other.to_string())),
+        };
+        let tokens: Vec<String> = md
+            .string_array("tokenizer.ggml.tokens")?
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        let token_types: Vec<TokenType> = match md.opt_array("tokenizer.ggml.token_type")? {
+            None => vec![TokenType::Normal; tokens.len()],
+            Some(types) => {
+                if types.len() != tokens.len() {
+                    return Err(InferError::BadMetadata {
+                        key: "tokenizer.ggml.token_type".into(),
+                        reason: format!("{} types for {} tokens", types.len(), tokens.len()),
+                    });
+                }
+                types
+                    .iter()
+                    .map(|v| as_i64(v).map(TokenType::from_gguf))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| InferError::BadMetadata {
+                        key: "tokenizer.ggml.token_type".into(),
+                        reason: "not an integer array".into(),
+                    })?
+            }
+        };
+        let vocab_size = u32::try_from(tokens.len()).map_err(|_| InferError::BadMetadata {
+            key: "tokenizer.ggml.tokens".into(),
+            reason: "too many tokens".into(),
+        })?;
+        let mut token_to_id = HashMap::with_capacity(tokens.len());
+        for (id, text) in tokens.iter().enumerate() {
+            // On duplicates llama.cpp keeps the last id; do the same.
+            token_to_id.insert(text.clone(), id as u32);
+        }
+
+        let mut merges = HashMap::new();
+        for (rank, line) in md.string_array("tokenizer.ggml.merges")?.into_iter().enumerate() {
+            // A merge is "left right"; the split is at the first space after the first character
+            // (llama.cpp: `word.find(' ', 1)`).
+            let Some((left, right)) = split_merge(line) else {
+                return Err(InferError::BadMetadata {
+                    key: "tokenizer.ggml.merges".into(),
+                    reason: format!("merge {rank} ({line:?}) has no space"),
+                });
+            };
+            let (Some(&l), Some(&r), Some(&m)) = (
+                token_to_id.get(left),
+                token_to_id.get(right),
+                token_to_id.get(&format!("{left}{right}")),
+            ) else {
+                tracing::debug!(rank, line, "merge refers to tokens outside the vocabulary; ignored");
+                continue;
+            };
+            merges.entry((l, r)).or_insert((rank as u32, m));
+        }
+
+        let mut specials: Vec<(String, u32, TokenType)> = tokens
+            .iter()
+            .zip(&token_types)
+            .enumerate()
+            .filter(|(_, (text, ty))| ty.is_special() && !text.is_empty())
+            .map(|(id, (text, ty))| (text.clone(), id as u32, *ty))
+            .collect();
+        specials.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.1.cmp(&b.1)));
+
+        let byte_to_char = gpt2_byte_alphabet();
+        let char_to_byte = byte_to_char
+            .iter()
+            .enumerate()
+            .map(|(b, &c)| (c, b as u8))
+            .collect();
+        let check = |key: &str, id: Option<u32>| -> Result<Option<u32>, InferError> {
+            match id {
+                Some(id) if id >= vocab_size => Err(InferError::BadMetadata {
+                    key: key.into(),
+                    reason: format!("token id {id} is outside the vocabulary of {vocab_size}"),
+                }),
+                other => Ok(other),
+            }
+        };
+        let bos = check("tokenizer.ggml.bos_token_id", md.opt_u32("tokenizer.ggml.bos_token_id")?)?;
+        let eos = check("tokenizer.ggml.eos_token_id", md.opt_u32("tokenizer.ggml.eos_token_id")?)?;
+        let eot = check("tokenizer.ggml.eot_token_id", md.opt_u32("tokenizer.ggml.eot_token_id")?)?;
+        let add_bos = md.opt_bool("tokenizer.ggml.add_bos_token")?.unwrap_or(false);
+        tracing::debug!(
+            vocab = tokens.len(),
+            merges = merges.len(),
+            specials = specials.len(),
+            pre = pre_name,
+            "tokenizer built from GGUF metadata"
+        );
+        Ok(Self {
+            tokens,
+            token_types,
+            token_to_id,
+            merges,
+            specials,
+            pre,
+            byte_to_char,
+            char_to_byte,
+            bos,
+            eos,
+            eot,
+            add_bos,
+        })
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.tokens.len()
+    }
+
+    pub fn bos_token_id(&self) -> Option<u32> {
+        self.bos
+    }
+
+    pub fn eos_token_id(&self) -> Option<u32> {
+        self.eos
+    }
+
+    /// Whether the model asks for a BOS token before the prompt (`tokenizer.ggml.add_bos_token`).
+    pub fn add_bos(&self) -> bool {
+        self.add_bos
+    }
+
+    /// The id of a token given by its exact text, e.g. `"<|im_end|>"`.
+    pub fn token_id(&self, text: &str) -> Option<u32> {
+        self.token_to_id.get(text).copied()
+    }
+
+    /// The token's text as stored in the vocabulary (byte-level alphabet for normal tokens).
+    pub fn token_text(&self, id: u32) -> Option<&str> {
+        self.tokens.get(id as usize).map(String::as_str)
+    }
+
+    pub fn token_type(&self, id: u32) -> Option<TokenType> {
+        self.token_types.get(id as usize).copied()
+    }
+
+    /// Tokens that end a generation: EOS, EOT and, for chat models, `<|im_end|>`/`<|endoftext|>`
+    /// when they are control tokens. Sorted, no duplicates.
+    pub fn end_of_generation_ids(&self) -> Vec<u32> {
+        let mut ids: Vec<u32> = [self.eos, self.eot].into_iter().flatten().collect();
+        for text in ["<|im_end|>", "<|endoftext|>", "<|eot_id|>"] {
+            if let Some(id) = self.token_id(text) {
+                if self.token_type(id) == Some(TokenType::Control) {
+                    ids.push(id);
+                }
+            }
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
+    /// Encodes `text` to token ids. With `parse_special`, the text of control tokens (e.g.
+    /// `<|im_start|>`) becomes their id; without it, only user-defined tokens are matched. Never adds
+    /// BOS; use [`Tokenizer::add_bos`] to decide.
+    pub fn encode(&self, text: &str, parse_special: bool) -> Vec<u32> {
+        let mut out = Vec::new();
+        for fragment in self.split_special(text, parse_special) {
+            match fragment {
+                Fragment::Special(id) => out.push(id),
+                Fragment::Text(piece) => self.encode_text(piece, &mut out),
+            }
+        }
+        out
+    }
+
+    /// Decodes ids to bytes: normal tokens through the byte alphabet, others as their text.
+    /// With `skip_special`, control tokens are left out.
+    pub fn decode_bytes(&self, ids: &[u32], skip_special: bool) -> Result<Vec<u8>, InferError> {
+        let mut out = Vec::new();
+        for &id in ids {
+            self.append_token_bytes(id, skip_special, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    /// Decodes ids to text, replacing invalid UTF-8 (e.g. a cut multi-byte character) with U+FFFD.
+    pub fn decode(&self, ids: &[u32], skip_special: bool) -> Result<String, InferError> {
+        Ok(String::from_utf8_lossy(&self.decode_bytes(ids, skip_special)?).into_owned())
+    }
+
+    /// Appends the bytes of one token to `out`.
+    pub fn append_token_bytes(&self, id: u32, skip_special: bool, out: &mut Vec<u8>) -> Result<(), InferError> {
+        let text = self.token_text(id).ok_or(InferError::UnknownTokenId(id))?;
+        match self.token_types[id as usize] {
+            TokenType::Control | TokenType::Unknown if skip_special => {}
+            TokenType::Normal | TokenType::Byte | TokenType::Unused => {
+                for c in text.chars() {
+                    match self.char_to_byte.get(&c) {
+                        Some(&b) => out.push(b),
+                        None => {
+                            let mut buf = [0u8; 4];
+                            out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                        }
+                    }
+                }
+            }
+            _ => out.extend_from_slice(text.as_bytes()),
+        }
+        Ok(())
+    }
+
+    fn split_special<'t>(&self, text: &'t str, parse_special: bool) -> Vec<Fragment<'t>> {
+        let mut fragments = vec![Fragment::Text(text)];
+        for (special, id, ty) in &self.specials {
+            if !parse_special && *ty != TokenType::UserDefined {
+                continue;
+            }
+            let mut next = Vec::with_capacity(fragments.len());
+            for fragment in fragments {
+                let Fragment::Text(mut rest) = fragment else {
+                    next.push(fragment);
+                    continue;
+                };
+                while let Some(at) = rest.find(special.as_str()) {
+                    if at > 0 {
+                        next.push(Fragment::Text(&rest[..at]));
+                    }
+                    next.push(Fragment::Special(*id));
+                    rest = &rest[at + special.len()..];
+                }
+                if !rest.is_empty() {
+                    next.push(Fragment::Text(rest));
+                }
+            }
+            fragments = next;
+        }
+        fragments
+    }
+
+    fn encode_text(&self, text: &str, out: &mut Vec<u32>) {
+        let chars: Vec<char> = text.chars().collect();
+        let mut words: Vec<(usize, usize)> = Vec::new();
+        match self.pre {
+            PreTokenizer::Gpt2 => gpt2_split(&chars, 0, chars.len(), &mut words),
+            PreTokenizer::DigitsThenGpt2 => {
+                let mut start = 0;
+                for (i, &c) in chars.iter().enumerate() {
+                    if flags(c).number {
+                        gpt2_split(&chars, start, i, &mut words);
+                        words.push((i, i + 1));
+                        start = i + 1;
+                    }
+                }
+                gpt2_split(&chars, start, chars.len(), &mut words);
+            }
+        }
+        let mut word = String::new();
+        for (start, end) in words {
+            word.clear();
+            let mut buf = [0u8; 4];
+            for c in &chars[start..end] {
+                for b in c.encode_utf8(&mut buf).bytes() {
+                    word.push(self.byte_to_char[b as usize]);
+                }
+            }
+            self.bpe_word(&word, out);
+        }
+    }
+
+    fn bpe_word(&self, word: &str, out: &mut Vec<u32>) {
+        // llama.cpp runs the merges even when the whole word is a token (its shortcut is only
+        // for vocabularies flagged `ignore_merges`), so this does too.
+        let mut symbols: Vec<u32> = Vec::with_capacity(word.len());
+        let mut buf = [0u8; 4];
+        for c in word.chars() {
+            let s = c.encode_utf8(&mut buf);
+            match self.token_to_id.get(&*s) {
+                Some(&id) => symbols.push(id),
+                None => {
+                    tracing::warn!(symbol = %s, "byte symbol missing from the vocabulary; dropped");
+                }
+            }
+        }
+        loop {
+            let mut best: Option<(u32, usize, u32)> = None;
+            for i in 0..symbols.len().saturating_sub(1) {
+                if let Some(&(rank, merged)) = self.merges.get(&(symbols[i], symbols[i + 1])) {
+                    if best.is_none_or(|(r, _, _)| rank < r) {
+                        best = Some((rank, i, merged));
+                    }
+                }
+            }
+            let Some((_, i, merged)) = best else { break };
+            symbols[i] = merged;
+            symbols.remove(i + 1);
+        }
+        out.extend_from_slice(&symbols);
+    }
+}
+
+enum Fragment<'t> {
+    Text(&'t str),
+    Special(u32),
+}
+
+fn split_merge(line: &str) -> Option<(&str, &str)> {
+    let first_len = line.chars().next()?.len_utf8();
+    let at = line[first_len..].find(' ')? + first_len;
+    Some((&line[..at], &line[at + 1..]))
+}
+
+#[derive(Clone, Copy, Default)]
+struct Flags {
+    letter: bool,
+    number: bool,
+    whitespace: bool,
+    /// The code point is assigned (llama.cpp gives unassigned code points no flags at all).
+    defined: bool,
+}
+
+fn flags(c: char) -> Flags {
+    use GeneralCategory as G;
+    let category = get_general_category(c);
+    Flags {
+        letter: matches!(
+            category,
+            G::UppercaseLetter | G::LowercaseLetter | G::TitlecaseLetter | G::ModifierLetter | G::OtherLetter
+        ),
+        number: matches!(category, G::DecimalNumber | G::LetterNumber | G::OtherNumber),
+        whitespace: c.is_whitespace(),
+        defined: category != G::Unassigned,
+    }
+}
+
+/// llama.cpp's hand-written GPT-2 splitter (`unicode_regex_split_custom_gpt2`) over
+/// `chars[start..end]`, pushing word ranges.
+fn gpt2_split(chars: &[char], start: usize, end: usize, words: &mut Vec<(usize, usize)>) {
+    let get = |i: usize| if i < end { Some(chars[i]) } else { None };
+    let get_flags = |i: usize| get(i).map(flags).unwrap_or_default();
+    let mut pos = start;
+    while pos < end {
+        let word_start = pos;
+        let c = chars[pos];
+        let f = flags(c);
+        // 's|'t|'re|'ve|'m|'ll|'d
+        if c == '\'' && pos + 1 < end {
+            let next = chars[pos + 1];
+            if matches!(next, 's' | 't' | 'm' | 'd') {
+                words.push((pos, pos + 2));
+                pos += 2;
+                continue;
+            }
+            if let Some(next2) = get(pos + 2) {
+                if matches!((next, next2), ('r', 'e') | ('v', 'e') | ('l', 'l')) {
+                    words.push((pos, pos + 3));
+                    pos += 3;
+                    continue;
+                }
+            }
+        }
+        let f2 = if c == ' ' { get_flags(pos + 1) } else { f };
+        // ' ?\p{L}+'
+        if f2.letter {
+            pos += usize::from(c == ' ');
+            while get_flags(pos).letter {
+                pos += 1;
+            }
+            words.push((word_start, pos));
+            continue;
+        }
+        // ' ?\p{N}+'
+        if f2.number {
+            pos += usize::from(c == ' ');
+            while get_flags(pos).number {
+                pos += 1;
+            }
+            words.push((word_start, pos));
+            continue;
+        }
+        // ' ?[^\s\p{L}\p{N}]+'
+        let is_punct = |f: Flags| f.defined && !(f.whitespace || f.letter || f.number);
+        if is_punct(f2) {
+            pos += usize::from(c == ' ');
+            while is_punct(get_flags(pos)) {
+                pos += 1;
+            }
+            words.push((word_start, pos));
+            continue;
+        }
+        let mut spaces = 0;
+        while get_flags(pos + spaces).whitespace {
+            spaces += 1;
+        }
+        // '\s+(?!\S)'
+        if spaces > 1 && get(pos + spaces).is_some() {
+            pos += spaces - 1;
+            words.push((word_start, pos));
+            continue;
+        }
+        // '\s+'
+        if spaces > 0 {
+            pos += spaces;
+            words.push((word_start, pos));
+            continue;
+        }
+        // no match: the character stands alone
+        pos += 1;
+        words.push((word_start, pos));
+    }
+}
+
+/// GPT-2's `bytes_to_unicode`: printable bytes map to themselves, the others to U+0100 onwards.
+fn gpt2_byte_alphabet() -> [char; 256] {
+    let mut table = ['\0'; 256];
+    let mut next = 256u32;
+    for b in 0..=255u8 {
+        let printable = matches!(b, b'!'..=b'~' | 0xA1..=0xAC | 0xAE..=0xFF);
+        table[b as usize] = if printable {
+            char::from(b)
+        } else {
+            let c = char::from_u32(next).unwrap_or('\u{FFFD}');
+            next += 1;
+            c
+        };
+    }
+    table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(text: &str, digits: bool) -> Vec<String> {
+        let chars: Vec<char> = text.chars().collect();
+        let mut ranges = Vec::new();
+        if digits {
+            let mut start = 0;
+            for (i, &c) in chars.iter().enumerate() {
+                if flags(c).number {
+                    gpt2_split(&chars, start, i, &mut ranges);
+                    ranges.push((i, i + 1));
+                    start = i + 1;
+                }
+            }
+            gpt2_split(&chars, start, chars.len(), &mut ranges);
+        } else {
+            gpt2_split(&chars, 0, chars.len(), &mut ranges);
+        }
+        ranges.into_iter().map(|(s, e)| chars[s..e].iter().collect()).collect()
+    }
+
+    #[test]
+    fn gpt2_split_matches_the_regex() {
+        assert_eq!(words("Hello world", false), ["Hello", " world"]);
+        assert_eq!(words("I'm   here  ", false), ["I", "'m", "  ", " here", "  "]);
+        assert_eq!(words("a\n\nb", false), ["a", "\n", "\n", "b"]);
+        assert_eq!(words("x=1+22;", false), ["x", "=", "1", "+", "22", ";"]);
+        assert_eq!(words("they'll", false), ["they", "'ll"]);
+    }
+
+    #[test]
+    fn smollm_isolates_digits() {
+        assert_eq!(words("abc 123", true), ["abc", " ", "1", "2", "3"]);
+        assert_eq!(words("v2.0", true), ["v", "2", ".", "0"]);
+    }
+
+    #[test]
+    fn byte_alphabet_is_a_bijection() {
+        let table = gpt2_byte_alphabet();
+        assert_eq!(table[b' ' as usize], 'Ġ');
+        assert_eq!(table[b'\n' as usize], 'Ċ');
+        let mut seen: Vec<char> = table.to_vec();
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen.len(), 256);
+    }
+
+    #[test]
+    fn merge_lines_split_after_the_first_character() {
+        assert_eq!(split_merge("Ġ t"), Some(("Ġ", "t")));
+        assert_eq!(split_merge("  a"), Some((" ", "a")));
+    }
+}
