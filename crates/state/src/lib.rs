@@ -15,6 +15,7 @@
 
 mod bank;
 mod merkle;
+pub mod incentive;
 
 pub use bank::Account;
 
