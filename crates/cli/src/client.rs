@@ -173,7 +173,7 @@ pub fn run_balance(args: BalanceArgs) -> Result<()> {
         ("address", Some(address.to_checksum(None))),
         ("MYC", token_row("myc", Token::Myc)),
         ("mUSD", token_row("musd", Token::Musd)),
-        ("next nonce", str_of(&account["nonce"])),
+        ("next nonce", next_nonce_row(&account)),
         ("as of block", str_of(&account["height"])),
     ]);
     Ok(())
@@ -230,9 +230,17 @@ pub fn run_transfer(args: TransferArgs) -> Result<()> {
     };
     let nonce = match args.nonce {
         Some(nonce) => nonce,
-        None => node.get(&format!("/v1/accounts/{from}"))?["nonce"]
-            .as_u64()
-            .ok_or_else(|| anyhow!("the node did not say the nonce of {from}: pass --nonce N"))?,
+        None => {
+            // `next_nonce` counts the node's pending transactions from this account, so
+            // back-to-back transfers without --wait each get their own nonce.
+            let account = node.get(&format!("/v1/accounts/{from}"))?;
+            account["next_nonce"]
+                .as_u64()
+                .or_else(|| account["nonce"].as_u64())
+                .ok_or_else(|| {
+                    anyhow!("the node did not say the nonce of {from}: pass --nonce N")
+                })?
+        }
     };
 
     let kind = TxKind::Transfer(Transfer {
@@ -494,7 +502,13 @@ impl std::fmt::Display for ApiError {
 
 fn hint(code: &str) -> &'static str {
     match code {
-        "stale_nonce" | "future_nonce" => " (drop --nonce to use the account's next nonce)",
+        "stale_nonce" | "future_nonce" | "nonce_too_far_ahead" | "nonce_taken" => {
+            " (drop --nonce to use the account's next nonce)"
+        }
+        "already_known" => " (the node already has this exact transaction: see `mycel tx HASH`)",
+        "sender_full" => {
+            " (this account has too many pending transactions: wait for some to finalize)"
+        }
         "fee_too_low" => " (raise --fee, or leave it out to pay the node's minimum)",
         "insufficient_balance" => " (check the account with `mycel balance`)",
         "wrong_chain_id" => " (is --rpc pointing at the chain you meant?)",
@@ -535,6 +549,18 @@ fn str_of(value: &Value) -> Option<String> {
         Value::Null => None,
         Value::String(s) => Some(s.clone()),
         other => Some(other.to_string()),
+    }
+}
+
+/// The nonce to sign with next, and how many of the account's transactions are still pending.
+fn next_nonce_row(account: &Value) -> Option<String> {
+    let finalized = account["nonce"].as_u64();
+    match (account["next_nonce"].as_u64(), finalized) {
+        (Some(next), Some(done)) if next > done => {
+            Some(format!("{next} ({} pending)", next - done))
+        }
+        (Some(next), _) => Some(next.to_string()),
+        (None, done) => done.map(|n| n.to_string()),
     }
 }
 

@@ -638,7 +638,7 @@ fn start_node() -> (String, Node) {
         .route(
             "/v1/accounts/{address}",
             get(|UrlPath(address): UrlPath<String>| async move {
-                Json(json!({"address": address, "myc": "999998500000000", "musd": "1000000000000", "nonce": 5,
+                Json(json!({"address": address, "myc": "999998500000000", "musd": "1000000000000", "nonce": 5, "next_nonce": 6,
                             "myc_display": "999998.5", "musd_display": "1000000", "height": 12}))
             }),
         )
@@ -698,7 +698,10 @@ fn status_and_balance_are_readable() {
         text.contains("999998.5 MYC") && text.contains("1000000 mUSD"),
         "{text}"
     );
-    assert!(text.contains("next nonce") && text.contains('5'), "{text}");
+    assert!(
+        text.contains("next nonce") && text.contains("6 (1 pending)"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -743,7 +746,10 @@ fn transfer_signs_submits_and_waits() {
     assert_eq!(t.token, Token::Musd.address());
     assert_eq!(t.amount, alloy_primitives::U256::from(2_500_000u64));
     assert_eq!(t.memo.as_ref(), b"coffee");
-    assert_eq!(t.nonce, 5, "the nonce comes from the node");
+    assert_eq!(
+        t.nonce, 6,
+        "the nonce is the node's next_nonce (pending txs counted)"
+    );
     assert_eq!(
         t.fee,
         alloy_primitives::U256::from(10_000u64),
