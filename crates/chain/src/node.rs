@@ -93,6 +93,14 @@ impl Shared {
         self.executed.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Adds `tx` to the mempool, validated against the latest finalized state.
+    pub fn submit(&self, tx: SignedTx) -> Result<B256, MempoolError> {
+        let ledger = self.ledger();
+        let result = self.mempool().submit(tx, &ledger.state);
+        drop(ledger);
+        result
+    }
+
     pub fn finalized_tip(&self) -> TipMeta {
         self.ledger().tip
     }
@@ -117,15 +125,16 @@ pub struct Node {
     pub(crate) shared: Arc<Shared>,
     pub(crate) blocks: Arc<dyn BlockSource>,
     pub(crate) runtime_metrics: Arc<dyn Fn() -> String + Send + Sync>,
+    /// Relays an accepted transaction to the other validators.
+    pub(crate) gossip: Arc<dyn Fn(&SignedTx) + Send + Sync>,
 }
 
 impl Node {
-    /// Validates `tx` against the latest finalized state and the sender's pending transactions and
-    /// adds it to the mempool. Returns the transaction hash.
+    /// Validates `tx` against the latest finalized state and the sender's pending transactions, adds
+    /// it to the mempool and relays it to the other validators (so whoever leads next can include
+    /// it). Returns the transaction hash.
     pub fn submit_tx(&self, tx: SignedTx) -> Result<B256, MempoolError> {
-        let ledger = self.shared.ledger();
-        let result = self.shared.mempool().submit(tx, &ledger.state);
-        drop(ledger);
+        let result = self.shared.submit(tx.clone());
         match &result {
             Ok(hash) => {
                 self.shared
@@ -133,6 +142,7 @@ impl Node {
                     .txs_submitted
                     .fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(%hash, "transaction accepted");
+                (self.gossip)(&tx);
             }
             Err(err) => {
                 self.shared

@@ -89,6 +89,7 @@ pub(crate) const CHANNEL_CERTIFICATES: u64 = 1;
 pub(crate) const CHANNEL_RESOLVER: u64 = 2;
 pub(crate) const CHANNEL_BROADCAST: u64 = 3;
 pub(crate) const CHANNEL_BACKFILL: u64 = 4;
+pub(crate) const CHANNEL_TXS: u64 = 5;
 
 /// Consensus timing.
 #[derive(Clone, Copy, Debug)]
@@ -122,6 +123,8 @@ pub(crate) struct Channels<S, R> {
     pub resolver: (S, R),
     pub broadcast: (S, R),
     pub backfill: (S, R),
+    /// Transaction relay between mempools.
+    pub txs: (S, R),
 }
 
 /// The consensus namespace: binds every signature to this chain.
@@ -488,6 +491,34 @@ where
     consensus.start(channels.votes, channels.certificates, channels.resolver);
     info!(validator = %public_key_hex(&me), validators = validators.len(), "consensus started");
 
+    // Transaction relay: accepted transactions go to every peer once (the validators are fully
+    // connected, so one hop reaches everyone); received ones enter the local mempool.
+    let (tx_sender, mut tx_receiver) = channels.txs;
+    let relay_shared = shared.clone();
+    context.child("tx_relay").spawn(move |_| async move {
+        while let Ok((peer, message)) = tx_receiver.recv().await {
+            match mycel_types::SignedTx::decode(message.as_ref()) {
+                Ok(tx) => {
+                    if let Err(err) = relay_shared.submit(tx) {
+                        tracing::trace!(%err, "relayed transaction refused");
+                    }
+                }
+                Err(err) => {
+                    tracing::debug!(%err, peer = %public_key_hex(&peer), "undecodable relayed transaction")
+                }
+            }
+        }
+    });
+    let tx_sender = std::sync::Mutex::new(tx_sender);
+    let gossip = move |tx: &mycel_types::SignedTx| {
+        let mut sender = tx_sender.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = sender.send(
+            commonware_p2p::Recipients::All,
+            bytes::Bytes::from(tx.encode()),
+            false,
+        );
+    };
+
     let metrics_context = context.child("metrics");
     Ok(Node {
         shared: shared.clone(),
@@ -496,6 +527,7 @@ where
             shared,
         }),
         runtime_metrics: Arc::new(move || metrics_context.encode()),
+        gossip: Arc::new(gossip),
     })
 }
 

@@ -5,7 +5,7 @@
 use super::{
     block::BlockLimits, launch, max_message_size, parse_private_key, parse_public_key,
     validator_keys, Channels, EngineConfig, Timeouts, CHANNEL_BACKFILL, CHANNEL_BROADCAST,
-    CHANNEL_CERTIFICATES, CHANNEL_RESOLVER, CHANNEL_VOTES,
+    CHANNEL_CERTIFICATES, CHANNEL_RESOLVER, CHANNEL_TXS, CHANNEL_VOTES,
 };
 use crate::{engine::application::BlockRules, ChainError, Node, NodeConfig};
 use commonware_cryptography::{ed25519, ChaCha20Poly1305, Signer};
@@ -83,6 +83,7 @@ pub(crate) async fn start(context: tokio::Context, config: NodeConfig) -> Result
         resolver: network.register(CHANNEL_RESOLVER, quota),
         broadcast: network.register(CHANNEL_BROADCAST, quota),
         backfill: network.register(CHANNEL_BACKFILL, quota),
+        txs: network.register(CHANNEL_TXS, quota),
     };
     network.start();
     info!(listen = %config.p2p_listen, peers = config.peers.len(), "p2p started");
