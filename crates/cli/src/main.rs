@@ -7,6 +7,7 @@
 //! Errors go to stderr and say what went wrong and what to do about it.
 
 mod client;
+mod epoch_cmd;
 mod keys;
 mod node_cmd;
 
@@ -57,6 +58,8 @@ enum Command {
     Tx(client::TxArgs),
     /// Show a finalized block and its transactions.
     Block(client::BlockArgs),
+    /// Run one Yuma consensus epoch on JSON input (no chain) and print the result as JSON.
+    Epoch(epoch_cmd::EpochArgs),
 }
 
 fn main() -> ExitCode {
@@ -89,5 +92,6 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Transfer(args) => client::run_transfer(args),
         Command::Tx(args) => client::run_tx(args),
         Command::Block(args) => client::run_block(args),
+        Command::Epoch(args) => epoch_cmd::run(args),
     }
 }
