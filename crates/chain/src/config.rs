@@ -214,7 +214,5 @@ pub fn generate_validator_key() -> ValidatorKey {
 
 /// The public key (hex) of a validator private key (hex).
 pub fn validator_public_key(private_key: &str) -> Result<String, ChainError> {
-    use commonware_cryptography::Signer;
-    let key = engine::parse_private_key(private_key)?;
-    Ok(engine::public_key_hex(&key.public_key()))
+    engine::public_key_of(private_key)
 }

@@ -310,3 +310,121 @@ impl Mempool {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy_primitives::U256;
+    use alloy_signer_local::PrivateKeySigner;
+    use mycel_state::BlockContext;
+    use mycel_types::{keys::dev_signer, Genesis, Transfer, TxKind};
+
+    fn genesis() -> Genesis {
+        Genesis::devnet(vec![hex::encode([7u8; 32])], 0).expect("genesis")
+    }
+
+    fn transfer(signer: &PrivateKeySigner, chain_id: u64, nonce: u64, amount: u128) -> SignedTx {
+        SignedTx::sign(
+            TxKind::Transfer(Transfer {
+                from: signer.address(),
+                to: Address::repeat_byte(1),
+                token: Address::ZERO,
+                amount: U256::from(amount),
+                memo: Default::default(),
+                nonce,
+                fee: U256::from(10_000u64),
+            }),
+            chain_id,
+            signer,
+        )
+        .expect("sign")
+    }
+
+    #[test]
+    fn validates_on_entry_with_reasons() {
+        let genesis = genesis();
+        let state = State::from_genesis(&genesis);
+        let alice = dev_signer(0).expect("key");
+        let mut pool = Mempool::new(MempoolLimits::default());
+
+        let tx = transfer(&alice, genesis.chain_id, 0, 1);
+        let hash = pool.submit(tx.clone(), &state).expect("valid");
+        assert_eq!(pool.submit(tx, &state).unwrap_err().code(), "already_known");
+        assert!(pool.contains(&hash));
+
+        let wrong_chain = transfer(&alice, genesis.chain_id + 1, 1, 1);
+        let err = pool.submit(wrong_chain.clone(), &state).unwrap_err();
+        assert_eq!(err.code(), "wrong_chain_id");
+        assert!(pool.rejection(&wrong_chain.hash()).is_some());
+
+        let far = transfer(&alice, genesis.chain_id, NONCE_WINDOW + 1, 1);
+        assert_eq!(
+            pool.submit(far, &state).unwrap_err().code(),
+            "nonce_too_far_ahead"
+        );
+
+        let other = transfer(&alice, genesis.chain_id, 0, 2);
+        assert_eq!(
+            pool.submit(other, &state).unwrap_err().code(),
+            "nonce_taken"
+        );
+
+        // Nonce 1 is checked on top of pending nonce 0: it cannot spend more than is left.
+        let balance = state.account(&alice.address()).myc;
+        let too_much = transfer(&alice, genesis.chain_id, 1, balance);
+        assert_eq!(
+            pool.submit(too_much, &state).unwrap_err().code(),
+            "insufficient_balance"
+        );
+        assert_eq!(pool.len(), 1);
+    }
+
+    #[test]
+    fn selects_in_nonce_order_and_cleans_up_after_finalization() {
+        let genesis = genesis();
+        let mut state = State::from_genesis(&genesis);
+        let alice = dev_signer(0).expect("key");
+        let bob = dev_signer(1).expect("key");
+        let mut pool = Mempool::new(MempoolLimits::default());
+        for nonce in [2u64, 0, 1] {
+            pool.submit(transfer(&alice, genesis.chain_id, nonce, 5), &state)
+                .expect("valid");
+        }
+        // A gap: nonce 1 missing for bob, so only nonce 0 is selectable.
+        pool.submit(transfer(&bob, genesis.chain_id, 0, 5), &state)
+            .expect("valid");
+        pool.submit(transfer(&bob, genesis.chain_id, 2, 5), &state)
+            .expect("valid");
+
+        let picked = pool.select(&state, 100, 1 << 20);
+        let alice_nonces: Vec<u64> = picked
+            .iter()
+            .filter(|t| t.sender == alice.address())
+            .map(|t| t.tx.nonce())
+            .collect();
+        assert_eq!(alice_nonces, vec![0, 1, 2]);
+        assert_eq!(
+            picked.iter().filter(|t| t.sender == bob.address()).count(),
+            1
+        );
+        assert_eq!(pool.select(&state, 2, 1 << 20).len(), 2, "tx count cap");
+
+        let outcome = state
+            .apply_block(
+                BlockContext {
+                    height: 1,
+                    timestamp_ms: 1,
+                },
+                &picked,
+            )
+            .expect("applies");
+        assert!(outcome.results.iter().all(Result::is_ok));
+        let hashes: Vec<B256> = picked.iter().map(|t| t.hash).collect();
+        pool.on_finalized(&hashes, &state);
+        assert_eq!(pool.len(), 1, "only bob's nonce 2 waits");
+        assert_eq!(
+            pool.next_nonce(&bob.address(), state.next_nonce(&bob.address())),
+            1
+        );
+    }
+}

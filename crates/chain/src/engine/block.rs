@@ -207,3 +207,83 @@ impl BoundedBlock for Block {
 pub fn encode_block(block: &Block) -> Vec<u8> {
     block.encode().to_vec()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use commonware_codec::{Decode, Encode};
+    use commonware_cryptography::Signer;
+
+    fn block(txs: Vec<Bytes>) -> Block {
+        let leader = ed25519::PrivateKey::from_seed(1).public_key();
+        let genesis = Block::genesis(
+            B256::repeat_byte(9),
+            0,
+            B256::repeat_byte(1),
+            leader.clone(),
+        );
+        let context = Context {
+            round: Round::new(Epoch::zero(), View::new(1)),
+            leader,
+            parent: (View::zero(), genesis.digest()),
+        };
+        Block::new(
+            context,
+            genesis.digest(),
+            Height::new(1),
+            5,
+            B256::repeat_byte(2),
+            txs,
+        )
+    }
+
+    #[test]
+    fn round_trips_and_commits_to_every_field() {
+        let limits = BlockLimits {
+            max_txs: 4,
+            max_tx_bytes: 8,
+        };
+        let original = block(vec![
+            Bytes::from_static(b"abc"),
+            Bytes::from_static(b"defgh"),
+        ]);
+        let decoded = Block::decode_cfg(original.encode(), &limits).expect("decodes");
+        assert_eq!(decoded, original);
+        assert_eq!(decoded.digest(), original.digest());
+        assert!(original.encode_size() <= Block::max_encode_size(&limits));
+
+        let mut other = original.clone();
+        other.state_root = B256::repeat_byte(3);
+        let other = Block::new(
+            other.context,
+            other.parent,
+            other.height,
+            other.timestamp_ms,
+            other.state_root,
+            other.txs,
+        );
+        assert_ne!(
+            other.digest(),
+            original.digest(),
+            "the digest covers the state root"
+        );
+    }
+
+    #[test]
+    fn decoding_enforces_limits() {
+        let encoded = block(vec![Bytes::from_static(b"abcdefghij")]).encode();
+        let tight = BlockLimits {
+            max_txs: 4,
+            max_tx_bytes: 8,
+        };
+        assert!(
+            Block::decode_cfg(encoded.clone(), &tight).is_err(),
+            "tx too large"
+        );
+        let few = BlockLimits {
+            max_txs: 0,
+            max_tx_bytes: 64,
+        };
+        assert!(Block::decode_cfg(encoded, &few).is_err(), "too many txs");
+    }
+}

@@ -155,6 +155,13 @@ pub(crate) fn parse_private_key(hex_key: &str) -> Result<ed25519::PrivateKey, Ch
     })
 }
 
+/// The public key (hex) of a private key (hex).
+pub(crate) fn public_key_of(private_key: &str) -> Result<String, ChainError> {
+    Ok(public_key_hex(
+        &parse_private_key(private_key)?.public_key(),
+    ))
+}
+
 pub(crate) fn public_key_hex(key: &ed25519::PublicKey) -> String {
     hex::encode(key.as_ref())
 }
