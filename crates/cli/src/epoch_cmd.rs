@@ -97,7 +97,10 @@ struct EpochResultJson {
 /// A dense `n × n` matrix (rows `[]` allowed) to sparse rows, dropping zeros.
 fn to_sparse(field: &str, m: &[Vec<u16>], n: usize) -> anyhow::Result<Vec<Vec<(u16, u16)>>> {
     if m.len() != n {
-        return Err(anyhow!("`{field}` has {} rows but `stake` has {n} neurons: give one row per neuron", m.len()));
+        return Err(anyhow!(
+            "`{field}` has {} rows but `stake` has {n} neurons: give one row per neuron",
+            m.len()
+        ));
     }
     m.iter()
         .enumerate()
@@ -126,7 +129,9 @@ fn parse_input(text: &str) -> anyhow::Result<EpochInput> {
     })?;
     let n = json.stake.len();
     if n > u16::MAX as usize {
-        return Err(anyhow!("`stake` lists {n} neurons; at most 65535 are supported"));
+        return Err(anyhow!(
+            "`stake` lists {n} neurons; at most 65535 are supported"
+        ));
     }
     Ok(EpochInput {
         yuma: json.yuma,
@@ -159,15 +164,20 @@ fn parse_input(text: &str) -> anyhow::Result<EpochInput> {
 pub fn run(args: EpochArgs) -> anyhow::Result<()> {
     let text = if args.input == "-" {
         let mut s = String::new();
-        std::io::stdin().read_to_string(&mut s).context("reading the epoch input from standard input")?;
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .context("reading the epoch input from standard input")?;
         s
     } else {
-        std::fs::read_to_string(&args.input).with_context(|| format!("reading the epoch input {}", args.input))?
+        std::fs::read_to_string(&args.input)
+            .with_context(|| format!("reading the epoch input {}", args.input))?
     };
     let input = parse_input(&text)?;
     let out = run_epoch(&input).map_err(|err| anyhow!("bad epoch input: {err}"))?;
     let n = input.stake.len();
-    let frac = |v: &[mycel_state::incentive::I32F32]| v.iter().map(|x| x.to_num::<f64>()).collect::<Vec<f64>>();
+    let frac = |v: &[mycel_state::incentive::I32F32]| {
+        v.iter().map(|x| x.to_num::<f64>()).collect::<Vec<f64>>()
+    };
     let bonds: Vec<Vec<u16>> = out
         .bonds
         .iter()

@@ -13,7 +13,12 @@ fn epoch_stdin(input: &Value) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("run mycel");
-    child.stdin.take().expect("stdin").write_all(input.to_string().as_bytes()).expect("write stdin");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.to_string().as_bytes())
+        .expect("write stdin");
     child.wait_with_output().expect("wait mycel")
 }
 
@@ -29,13 +34,22 @@ fn epoch_file(input: &Value) -> Output {
 
 #[track_caller]
 fn ok_json(out: &Output) -> Value {
-    assert!(out.status.success(), "mycel epoch failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "mycel epoch failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("stdout is JSON")
 }
 
 #[track_caller]
 fn err_text(out: &Output) -> String {
-    assert_eq!(out.status.code(), Some(1), "expected failure, stdout: {}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "expected failure, stdout: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
@@ -72,9 +86,19 @@ fn epoch_runs_subtensor_test_bonds_through_the_cli() {
     let mut input = test_bonds_input();
     let out = ok_json(&epoch_file(&input));
     assert_eq!(col(&out["bonds"], 4), [16383, 32767, 49151, 65535]);
-    let emission: u64 = out["emission"].as_array().unwrap().iter().map(|e| e.as_u64().unwrap()).sum();
+    let emission: u64 = out["emission"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_u64().unwrap())
+        .sum();
     assert_eq!(emission, 1_000_000_000, "no dust lost");
-    let incentive: f64 = out["incentive"].as_array().unwrap().iter().map(|e| e.as_f64().unwrap()).sum();
+    let incentive: f64 = out["incentive"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_f64().unwrap())
+        .sum();
     assert!((incentive - 1.0).abs() < 1e-6);
     let c7 = out["consensus"][7].as_f64().unwrap();
     assert!((c7 - 0.400008545).abs() < 2e-9, "consensus[7] = {c7}");
@@ -99,7 +123,10 @@ fn epoch_names_missing_and_inconsistent_fields() {
     let mut input = test_bonds_input();
     input["active"] = json!([true, true]);
     let err = err_text(&epoch_stdin(&input));
-    assert!(err.contains("`active`") && err.contains("2 entries"), "{err}");
+    assert!(
+        err.contains("`active`") && err.contains("2 entries"),
+        "{err}"
+    );
 
     let mut input = test_bonds_input();
     input["weights"][2] = json!([1, 2, 3]);

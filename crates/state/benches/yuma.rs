@@ -21,12 +21,38 @@ impl Xorshift {
 
 fn network(n: usize, validators: usize, yuma: YumaVersion) -> EpochInput {
     let mut rng = Xorshift(0x9E37_79B9_7F4A_7C15 ^ n as u64);
-    let stake = (0..n).map(|i| if i < validators { 1_000_000_000 + rng.next() % 1_000_000_000_000 } else { 0 }).collect();
+    let stake = (0..n)
+        .map(|i| {
+            if i < validators {
+                1_000_000_000 + rng.next() % 1_000_000_000_000
+            } else {
+                0
+            }
+        })
+        .collect();
     let row = |rng: &mut Xorshift| -> Vec<(u16, u16)> {
-        (validators..n).map(|j| (j as u16, (rng.next() % 65536) as u16)).collect()
+        (validators..n)
+            .map(|j| (j as u16, (rng.next() % 65536) as u16))
+            .collect()
     };
-    let weights = (0..n).map(|i| if i < validators { row(&mut rng) } else { Vec::new() }).collect();
-    let bonds = (0..n).map(|i| if i < validators { row(&mut rng) } else { Vec::new() }).collect();
+    let weights = (0..n)
+        .map(|i| {
+            if i < validators {
+                row(&mut rng)
+            } else {
+                Vec::new()
+            }
+        })
+        .collect();
+    let bonds = (0..n)
+        .map(|i| {
+            if i < validators {
+                row(&mut rng)
+            } else {
+                Vec::new()
+            }
+        })
+        .collect();
     EpochInput {
         yuma,
         stake,
@@ -43,7 +69,10 @@ fn network(n: usize, validators: usize, yuma: YumaVersion) -> EpochInput {
         kappa: 32767,
         bonds_penalty: 65535,
         bonds_moving_average: 900_000,
-        liquid_alpha: LiquidAlpha { enabled: yuma == YumaVersion::Yuma3, ..LiquidAlpha::default() },
+        liquid_alpha: LiquidAlpha {
+            enabled: yuma == YumaVersion::Yuma3,
+            ..LiquidAlpha::default()
+        },
         max_allowed_validators: validators as u16,
         stake_threshold: 0,
         owner_uid: None,
@@ -56,8 +85,13 @@ fn bench_epoch(c: &mut Criterion) {
     for (n, v) in [(256usize, 64usize), (4096, 128)] {
         for yuma in [YumaVersion::Yuma2, YumaVersion::Yuma3] {
             let input = network(n, v, yuma);
-            let id = BenchmarkId::new(format!("{yuma:?}").to_lowercase(), format!("{n}uids_{v}validators"));
-            group.bench_with_input(id, &input, |b, input| b.iter(|| run_epoch(black_box(input)).expect("valid input")));
+            let id = BenchmarkId::new(
+                format!("{yuma:?}").to_lowercase(),
+                format!("{n}uids_{v}validators"),
+            );
+            group.bench_with_input(id, &input, |b, input| {
+                b.iter(|| run_epoch(black_box(input)).expect("valid input"))
+            });
         }
     }
     group.finish();

@@ -84,7 +84,10 @@ mod tests {
         assert_eq!(block_emission(TOTAL_SUPPLY), 0);
         assert_eq!(block_emission(u64::MAX), 0);
         assert_eq!(next_halving_at(0, TOTAL_SUPPLY), Some(10_500_000 * TOKEN));
-        assert_eq!(next_halving_at(10_500_000 * TOKEN, TOTAL_SUPPLY), Some(15_750_000 * TOKEN));
+        assert_eq!(
+            next_halving_at(10_500_000 * TOKEN, TOTAL_SUPPLY),
+            Some(15_750_000 * TOKEN)
+        );
         assert_eq!(next_halving_at(TOTAL_SUPPLY, TOTAL_SUPPLY), None);
     }
 

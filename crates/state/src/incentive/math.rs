@@ -116,7 +116,10 @@ pub fn vec_max_upscale_to_u16(vec: &[I32F32]) -> Vec<u16> {
         return Vec::new();
     };
     if max == ZERO {
-        return vec.iter().map(|e| e.saturating_mul(u16_max).saturating_to_num::<u16>()).collect();
+        return vec
+            .iter()
+            .map(|e| e.saturating_mul(u16_max).saturating_to_num::<u16>())
+            .collect();
     }
     if max > threshold {
         let scale = safe_div(u16_max, max);
@@ -126,7 +129,11 @@ pub fn vec_max_upscale_to_u16(vec: &[I32F32]) -> Vec<u16> {
             .collect();
     }
     vec.iter()
-        .map(|e| safe_div(e.saturating_mul(u16_max), max).round().saturating_to_num::<u16>())
+        .map(|e| {
+            safe_div(e.saturating_mul(u16_max), max)
+                .round()
+                .saturating_to_num::<u16>()
+        })
         .collect()
 }
 
@@ -140,39 +147,52 @@ pub fn vec_u16_max_upscale_to_u16(vec: &[u16]) -> Vec<u16> {
 // Exponential and sigmoid
 // ---------------------------------------------------------------------------------------------
 
-/// ln 2 in 64.64, correctly rounded (0xB17217F7D1CF79AB / 2^64).
-const LN_2_BITS: i128 = 0xB172_17F7_D1CF_79AB;
-
-/// e^x for x clamped to [−20, 20] (subtensor's `exp_safe`), computed deterministically.
-///
-/// Method: in 64.64, write x = k·ln 2 + r with k = round(x / ln 2) and |r| ≤ ln 2 / 2, sum the
-/// Taylor series of e^r until the terms vanish (≤ 30 terms, each rounded toward −∞ at 2^−64),
-/// then scale by 2^k with a shift. The 64.64 result is within about 1e-16 relative of e^x (a few
-/// dozen ulps of 2^−64 accumulated over the series); it is then truncated to 32.32, so the
-/// returned value is the floor of e^x to 2^−32 or one ulp (2^−32 ≈ 2.3e-10) below it.
-/// Subtensor's `substrate_fixed::transcendental::exp` uses a different series and can differ by
-/// a few ulps of 2^−32; the ported tests compare within such a tolerance.
-pub fn exp_safe(input: I32F32) -> I32F32 {
-    let min_input = I32F32::from_num(-20);
-    let max_input = I32F32::from_num(20);
-    let x = input.clamp(min_input, max_input);
-    let x64 = I64F64::from_num(x);
-    let ln2 = I64F64::from_bits(LN_2_BITS);
-    // k = round(x / ln2); |x| ≤ 20 so |k| ≤ 29.
-    let k: i32 = safe_div_64(x64, ln2).round().saturating_to_num::<i32>();
-    let r = x64.saturating_sub(ln2.saturating_mul(I64F64::from_num(k)));
-    // Taylor series of e^r, |r| ≤ 0.35.
-    let mut term = I64F64::ONE;
-    let mut acc = I64F64::ONE;
-    for n in 1..=30i32 {
-        term = safe_div_64(term.saturating_mul(r), I64F64::from_num(n));
-        if term == I64F64::ZERO {
-            break;
+/// Fraction bits of the integer arithmetic inside [`exp_safe`].
+const EXP_FRAC: u32 = 62;
+/// ln 2 · 2^62, rounded to nearest.
+const LN_2_Q62: i128 = 0x2C5C_85FD_F473_DE6B;
+/// (1 / ln 2) · 2^62, rounded to nearest.
+const INV_LN_2_Q62: i128 = 0x5C55_1D94_AE0B_F85E;
+/// Terms of the Taylor series of e^r kept by [`exp_safe`] (|r| ≤ ln 2 / 2, so the 21st term is
+/// below 2^−80).
+const EXP_TERMS: usize = 21;
+/// 2^62 / n! (floored), n = 0 … 20: the Taylor coefficients of e^r.
+const EXP_COEFFS: [i128; EXP_TERMS] = {
+    let mut c = [0i128; EXP_TERMS];
+    let mut fact: i128 = 1;
+    let mut n = 0;
+    while n < EXP_TERMS {
+        if n > 0 {
+            fact *= n as i128;
         }
-        acc = acc.saturating_add(term);
+        c[n] = (1i128 << EXP_FRAC) / fact;
+        n += 1;
     }
-    let scaled = if k >= 0 { acc.saturating_mul(I64F64::from_num(1i64 << k)) } else { acc >> (-k) as u32 };
-    I32F32::saturating_from_num(scaled)
+    c
+};
+
+/// e^x for x clamped to [−20, 20] (subtensor's `exp_safe`), computed deterministically in
+/// integers.
+///
+/// Method: write x = k·ln 2 + r with k = round(x / ln 2) and |r| ≤ ln 2 / 2, evaluate the Taylor
+/// polynomial of e^r of degree 20 by Horner's rule in 2.62 fixed point (each step rounded toward
+/// −∞), then scale by 2^k with a shift. The intermediate is within ~1e-17 relative of e^x, so the
+/// returned 32.32 value is the floor of e^x to the 2^−32 grid, except when e^x lies within that
+/// ~1e-17 of a grid point (then it may be one ulp, 2^−32 ≈ 2.3e-10, below). Subtensor uses
+/// `substrate_fixed::transcendental::exp`, which is less precise: results can differ from it by
+/// a few ulps of 2^−32, and the ported sigmoid vectors are compared within 2 ulps.
+pub fn exp_safe(input: I32F32) -> I32F32 {
+    let x32 = input.clamp(I32F32::from_num(-20), I32F32::from_num(20)).to_bits() as i128;
+    // k = round(x / ln 2): x32 has 32 fraction bits, INV_LN_2_Q62 62, the product 94.
+    let k = ((x32 * INV_LN_2_Q62) + (1i128 << 93)) >> 94;
+    let r = (x32 << (EXP_FRAC - 32)) - k * LN_2_Q62;
+    let mut acc = EXP_COEFFS[EXP_TERMS - 1];
+    for c in EXP_COEFFS[..EXP_TERMS - 1].iter().rev() {
+        acc = ((acc * r) >> EXP_FRAC) + c;
+    }
+    // |k| ≤ 29, so 30 − k is in [1, 59]: always a right shift from 62 to 32 fraction bits.
+    let bits = acc >> (EXP_FRAC as i128 - 32 - k);
+    I32F32::from_bits(bits.clamp(0, i64::MAX as i128) as i64)
 }
 
 /// `1 / (1 + e^(−rho·(input − kappa)))` (subtensor's `sigmoid_safe`).
@@ -254,7 +274,10 @@ pub fn inplace_mask_vector(mask: &[bool], vector: &mut [I32F32]) {
 
 /// Element-wise product; an overflowing product is 0 (subtensor's `vec_mul`).
 pub fn vec_mul(a: &[I32F32], b: &[I32F32]) -> Vec<I32F32> {
-    a.iter().zip(b).map(|(x, y)| x.checked_mul(*y).unwrap_or(ZERO)).collect()
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| x.checked_mul(*y).unwrap_or(ZERO))
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -275,7 +298,9 @@ pub fn inplace_row_normalize_sparse(m: &mut [Vec<(u16, I32F32)>]) {
 
 /// Sum of each row.
 pub fn row_sum_sparse(m: &[Vec<(u16, I32F32)>]) -> Vec<I32F32> {
-    m.iter().map(|row| row.iter().fold(ZERO, |acc, (_, v)| acc.saturating_add(*v))).collect()
+    m.iter()
+        .map(|row| row.iter().fold(ZERO, |acc, (_, v)| acc.saturating_add(*v)))
+        .collect()
 }
 
 /// Normalise each column to sum 1 (columns summing to 0 unchanged).
@@ -324,7 +349,13 @@ pub fn inplace_col_max_upscale_sparse(m: &mut [Vec<(u16, I32F32)>], columns: u16
 pub fn mask_rows_sparse(mask: &[bool], m: &[Vec<(u16, I32F32)>]) -> SparseMatrix {
     m.iter()
         .enumerate()
-        .map(|(i, row)| if mask.get(i).copied().unwrap_or(true) { Vec::new() } else { row.clone() })
+        .map(|(i, row)| {
+            if mask.get(i).copied().unwrap_or(true) {
+                Vec::new()
+            } else {
+                row.clone()
+            }
+        })
         .collect()
 }
 
@@ -382,7 +413,11 @@ pub fn scalar_vec_mask_sparse_matrix(
 pub fn row_hadamard_sparse(m: &[Vec<(u16, I32F32)>], vector: &[I32F32]) -> SparseMatrix {
     m.iter()
         .zip(vector)
-        .map(|(row, s)| row.iter().map(|&(j, v)| (j, v.saturating_mul(*s))).collect())
+        .map(|(row, s)| {
+            row.iter()
+                .map(|&(j, v)| (j, v.saturating_mul(*s)))
+                .collect()
+        })
         .collect()
 }
 
@@ -405,7 +440,13 @@ pub fn matmul_transpose_sparse(m: &[Vec<(u16, I32F32)>], vector: &[I32F32]) -> V
     m.iter()
         .map(|row| {
             row.iter().fold(ZERO, |acc, &(j, v)| {
-                acc.saturating_add(vector.get(j as usize).copied().unwrap_or(ZERO).saturating_mul(v))
+                acc.saturating_add(
+                    vector
+                        .get(j as usize)
+                        .copied()
+                        .unwrap_or(ZERO)
+                        .saturating_mul(v),
+                )
             })
         })
         .collect()
@@ -445,11 +486,7 @@ pub fn col_clip_sparse(m: &[Vec<(u16, I32F32)>], col_threshold: &[I32F32]) -> Sp
 
 /// Visit the union of the columns of two sorted sparse rows, in column order, with the value of
 /// each (0 where a row has no entry).
-fn merge_rows(
-    a: &[(u16, I32F32)],
-    b: &[(u16, I32F32)],
-    mut f: impl FnMut(u16, I32F32, I32F32),
-) {
+fn merge_rows(a: &[(u16, I32F32)], b: &[(u16, I32F32)], mut f: impl FnMut(u16, I32F32, I32F32)) {
     let (mut ia, mut ib) = (0, 0);
     loop {
         match (a.get(ia), b.get(ib)) {
@@ -521,7 +558,9 @@ pub fn mat_ema_sparse(
             let orow = old.get(i).unwrap_or(&empty);
             let mut out = Vec::with_capacity(nrow.len().max(orow.len()));
             merge_rows(nrow, orow, |j, n, o| {
-                let v = alpha.saturating_mul(n).saturating_add(one_minus_alpha.saturating_mul(o));
+                let v = alpha
+                    .saturating_mul(n)
+                    .saturating_add(one_minus_alpha.saturating_mul(o));
                 if v > ZERO {
                     out.push((j, v));
                 }

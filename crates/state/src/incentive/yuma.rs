@@ -23,10 +23,10 @@
 //!    α = 1 − bonds_moving_average / 1e6; column-normalised; dividends `D = B·I` normalised;
 //!    stored column-max-upscaled as `floor(b · 65535)`.
 //! 10. **Yuma 3 bonds**: previous bonds read as `u16 / 65535` (not normalised), same mask;
-//!    `B = α·W̃ + (1−α)·B_old` clamped to [0, 1], α either the fixed one above or, with liquid
-//!    alpha on and some consensus non-zero, per entry from the sigmoid [`alpha_sigmoid`];
-//!    dividends `D_i = S_i · Σ_j (B_ij / Σ_k B_kj) · I_j`, normalised; stored as `floor(b·65535)`.
-//!    Liquid alpha applies to Yuma 3 only, as in subtensor.
+//!     `B = α·W̃ + (1−α)·B_old` clamped to [0, 1], α either the fixed one above or, with liquid
+//!     alpha on and some consensus non-zero, per entry from the sigmoid [`alpha_sigmoid`];
+//!     dividends `D_i = S_i · Σ_j (B_ij / Σ_k B_kj) · I_j`, normalised; stored as `floor(b·65535)`.
+//!     Liquid alpha applies to Yuma 3 only, as in subtensor.
 //! 11. **Emission split**: see [`split_emission`] — exact, no base unit lost.
 //!
 //! Stored bonds: rows of neurons holding a new permit get their new bonds; every other row is
@@ -63,7 +63,12 @@ pub struct LiquidAlpha {
 
 impl Default for LiquidAlpha {
     fn default() -> Self {
-        Self { enabled: false, alpha_low: 45875, alpha_high: 58982, steepness: 1000 }
+        Self {
+            enabled: false,
+            alpha_low: 45875,
+            alpha_high: 58982,
+            steepness: 1000,
+        }
     }
 }
 
@@ -132,7 +137,11 @@ pub struct EpochOutput {
 impl EpochOutput {
     /// Total emission per UID (server + validator).
     pub fn emission(&self) -> Vec<u64> {
-        self.server_emission.iter().zip(&self.validator_emission).map(|(s, v)| s + v).collect()
+        self.server_emission
+            .iter()
+            .zip(&self.validator_emission)
+            .map(|(s, v)| s + v)
+            .collect()
     }
 }
 
@@ -140,13 +149,26 @@ impl EpochOutput {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EpochError {
     #[error("`{field}` has {got} entries but `stake` has {expected}: every per-UID vector needs one entry per UID")]
-    LengthMismatch { field: &'static str, expected: usize, got: usize },
+    LengthMismatch {
+        field: &'static str,
+        expected: usize,
+        got: usize,
+    },
     #[error("the subnet has {0} UIDs; at most 65535 are supported")]
     TooManyNeurons(usize),
     #[error("`{field}` row {row} names UID {uid}, but UIDs go up to {max}")]
-    UidOutOfRange { field: &'static str, row: usize, uid: u16, max: usize },
+    UidOutOfRange {
+        field: &'static str,
+        row: usize,
+        uid: u16,
+        max: usize,
+    },
     #[error("`{field}` row {row} lists UID {uid} out of order: UIDs in a row must be strictly increasing")]
-    UnsortedRow { field: &'static str, row: usize, uid: u16 },
+    UnsortedRow {
+        field: &'static str,
+        row: usize,
+        uid: u16,
+    },
     #[error("`{field}`: {reason}")]
     InvalidParameter { field: &'static str, reason: String },
 }
@@ -168,7 +190,11 @@ impl EpochInput {
         ];
         for (field, got) in lens {
             if got != n {
-                return Err(EpochError::LengthMismatch { field, expected: n, got });
+                return Err(EpochError::LengthMismatch {
+                    field,
+                    expected: n,
+                    got,
+                });
             }
         }
         for (field, m) in [("weights", &self.weights), ("bonds", &self.bonds)] {
@@ -176,7 +202,12 @@ impl EpochInput {
                 let mut prev: Option<u16> = None;
                 for &(uid, _) in entries {
                     if uid as usize >= n {
-                        return Err(EpochError::UidOutOfRange { field, row, uid, max: n.saturating_sub(1) });
+                        return Err(EpochError::UidOutOfRange {
+                            field,
+                            row,
+                            uid,
+                            max: n.saturating_sub(1),
+                        });
                     }
                     if prev.is_some_and(|p| p >= uid) {
                         return Err(EpochError::UnsortedRow { field, row, uid });
@@ -188,7 +219,10 @@ impl EpochInput {
         if self.bonds_moving_average > 1_000_000 {
             return Err(EpochError::InvalidParameter {
                 field: "bonds_moving_average",
-                reason: format!("{} is above 1000000 (it is in millionths)", self.bonds_moving_average),
+                reason: format!(
+                    "{} is above 1000000 (it is in millionths)",
+                    self.bonds_moving_average
+                ),
             });
         }
         if self.liquid_alpha.alpha_low > self.liquid_alpha.alpha_high {
@@ -213,7 +247,9 @@ impl EpochInput {
 }
 
 fn to_fixed_sparse(m: &[Vec<(u16, u16)>], convert: impl Fn(u16) -> I32F32) -> SparseMatrix {
-    m.iter().map(|row| row.iter().map(|&(j, v)| (j, convert(v))).collect()).collect()
+    m.iter()
+        .map(|row| row.iter().map(|&(j, v)| (j, convert(v))).collect())
+        .collect()
 }
 
 /// Liquid alpha for one bond (subtensor's `alpha_sigmoid`): how far the weight sits above
@@ -235,13 +271,17 @@ pub fn alpha_sigmoid(
     let exponent = safe_div(steepness, I32F32::from_num(-100))
         .saturating_mul(combined.saturating_sub(I32F32::from_num(0.5)));
     let sigmoid = safe_div(one, one.saturating_add(exp_safe(exponent)));
-    let alpha = alpha_low.saturating_add(sigmoid.saturating_mul(alpha_high.saturating_sub(alpha_low)));
+    let alpha =
+        alpha_low.saturating_add(sigmoid.saturating_mul(alpha_high.saturating_sub(alpha_low)));
     clamp_value(alpha, alpha_low, alpha_high)
 }
 
 /// The fixed EMA coefficient `1 − bonds_moving_average / 1e6` (via 64.64, as subtensor).
 pub fn bonds_ema_alpha(bonds_moving_average: u64) -> I32F32 {
-    let bma = safe_div_64(I64F64::from_num(bonds_moving_average), I64F64::from_num(1_000_000));
+    let bma = safe_div_64(
+        I64F64::from_num(bonds_moving_average),
+        I64F64::from_num(1_000_000),
+    );
     I32F32::ONE.saturating_sub(fixed64_to_fixed32(bma))
 }
 
@@ -290,9 +330,12 @@ pub fn run_epoch(input: &EpochInput) -> Result<EpochOutput, EpochError> {
     let mut weights = to_fixed_sparse(&input.weights, u16_to_fixed);
     weights = mask_rows_sparse(&forbids, &weights);
     weights = mask_diag_sparse_except(&weights, owner);
-    weights = vec_mask_sparse_matrix(&weights, &input.last_update, &input.block_at_registration, |updated, registered| {
-        updated <= registered
-    });
+    weights = vec_mask_sparse_matrix(
+        &weights,
+        &input.last_update,
+        &input.block_at_registration,
+        |updated, registered| updated <= registered,
+    );
     inplace_row_normalize_sparse(&mut weights);
 
     // == Consensus, clipping, validator trust ==
@@ -320,7 +363,12 @@ pub fn run_epoch(input: &EpochInput) -> Result<EpochOutput, EpochError> {
     match input.yuma {
         YumaVersion::Yuma3 => {
             let bonds = to_fixed_sparse(&input.bonds, u16_proportion_to_fixed);
-            let bonds = scalar_vec_mask_sparse_matrix(&bonds, last_tempo, &input.block_at_registration, recently_registered);
+            let bonds = scalar_vec_mask_sparse_matrix(
+                &bonds,
+                last_tempo,
+                &input.block_at_registration,
+                recently_registered,
+            );
             let la = input.liquid_alpha;
             ema_bonds = if la.enabled && consensus.iter().any(|c| *c != I32F32::ZERO) {
                 let lo = u16_proportion_to_fixed(la.alpha_low);
@@ -341,7 +389,12 @@ pub fn run_epoch(input: &EpochInput) -> Result<EpochOutput, EpochError> {
         }
         YumaVersion::Yuma2 => {
             let bonds = to_fixed_sparse(&input.bonds, u16_to_fixed);
-            let mut bonds = scalar_vec_mask_sparse_matrix(&bonds, last_tempo, &input.block_at_registration, recently_registered);
+            let mut bonds = scalar_vec_mask_sparse_matrix(
+                &bonds,
+                last_tempo,
+                &input.block_at_registration,
+                recently_registered,
+            );
             inplace_col_normalize_sparse(&mut bonds, cols);
             let mut delta = row_hadamard_sparse(&weights_for_bonds, &active_stake);
             inplace_col_normalize_sparse(&mut delta, cols);
@@ -360,7 +413,11 @@ pub fn run_epoch(input: &EpochInput) -> Result<EpochOutput, EpochError> {
             if new_permits[i] {
                 ema_bonds
                     .get(i)
-                    .map(|row| row.iter().map(|&(j, v)| (j, fixed_proportion_to_u16(v))).collect())
+                    .map(|row| {
+                        row.iter()
+                            .map(|&(j, v)| (j, fixed_proportion_to_u16(v)))
+                            .collect()
+                    })
                     .unwrap_or_default()
             } else {
                 Vec::new()
@@ -369,8 +426,13 @@ pub fn run_epoch(input: &EpochInput) -> Result<EpochOutput, EpochError> {
         .collect();
 
     // == Emission ==
-    let (server_emission, validator_emission, undistributed) =
-        split_emission(input.emission, &incentive, &dividends, &active_stake, &stake);
+    let (server_emission, validator_emission, undistributed) = split_emission(
+        input.emission,
+        &incentive,
+        &dividends,
+        &active_stake,
+        &stake,
+    );
 
     Ok(EpochOutput {
         stake,
@@ -408,10 +470,20 @@ pub fn split_emission(
 ) -> (Vec<u64>, Vec<u64>, u64) {
     let n = incentive.len();
     let bits = |v: &I32F32| v.to_bits().max(0) as u128;
-    let mut w: Vec<u128> = incentive.iter().map(bits).chain(dividends.iter().map(bits)).collect();
+    let mut w: Vec<u128> = incentive
+        .iter()
+        .map(bits)
+        .chain(dividends.iter().map(bits))
+        .collect();
     if w.iter().all(|x| *x == 0) {
-        let fallback = if active_stake.iter().any(|s| *s > I32F32::ZERO) { active_stake } else { stake };
-        w = std::iter::repeat_n(0u128, n).chain(fallback.iter().map(bits)).collect();
+        let fallback = if active_stake.iter().any(|s| *s > I32F32::ZERO) {
+            active_stake
+        } else {
+            stake
+        };
+        w = std::iter::repeat_n(0u128, n)
+            .chain(fallback.iter().map(bits))
+            .collect();
     }
     let parts = largest_remainder(emission, &w);
     let Some(parts) = parts else {

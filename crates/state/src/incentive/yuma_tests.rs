@@ -41,7 +41,11 @@ fn step(input: &mut EpochInput) -> EpochOutput {
 }
 
 fn bond(out: &EpochOutput, i: usize, j: u16) -> u16 {
-    out.bonds[i].iter().find(|(c, _)| *c == j).map(|(_, v)| *v).unwrap_or(0)
+    out.bonds[i]
+        .iter()
+        .find(|(c, _)| *c == j)
+        .map(|(_, v)| *v)
+        .unwrap_or(0)
 }
 
 fn close(got: I32F32, want: f64, eps: f64) -> bool {
@@ -53,7 +57,10 @@ fn subtensor_test_bonds_vector() {
     let mut input = base_input(YumaVersion::Yuma2, vec![1, 2, 3, 4, 0, 0, 0, 0]);
     // The first epoch (no weights) hands out permits: the four staked neurons.
     let out = step(&mut input);
-    assert_eq!(out.validator_permit, [true, true, true, true, false, false, false, false]);
+    assert_eq!(
+        out.validator_permit,
+        [true, true, true, true, false, false, false, false]
+    );
 
     let w = vec![(4, 16383), (5, 32767), (6, 49149), (7, 65535)];
     for i in 0..4 {
@@ -61,23 +68,67 @@ fn subtensor_test_bonds_vector() {
         input.last_update[i] = input.block;
     }
     let out = step(&mut input);
-    assert_eq!([bond(&out, 0, 4), bond(&out, 1, 4), bond(&out, 2, 4), bond(&out, 3, 4)], [16383, 32767, 49151, 65535]);
+    assert_eq!(
+        [
+            bond(&out, 0, 4),
+            bond(&out, 1, 4),
+            bond(&out, 2, 4),
+            bond(&out, 3, 4)
+        ],
+        [16383, 32767, 49151, 65535]
+    );
     // Intermediate values from the vector's comments (printed to 10 digits).
     let eps = 2e-9;
-    for (j, c) in [(4, 0.0999975584), (5, 0.2000012207), (6, 0.2999926754), (7, 0.400008545)] {
-        assert!(close(out.consensus[j], c, eps), "C[{j}] = {}", out.consensus[j]);
+    for (j, c) in [
+        (4, 0.0999975584),
+        (5, 0.2000012207),
+        (6, 0.2999926754),
+        (7, 0.400008545),
+    ] {
+        assert!(
+            close(out.consensus[j], c, eps),
+            "C[{j}] = {}",
+            out.consensus[j]
+        );
     }
-    for (j, i) in [(4, 0.0999975582), (5, 0.2000012207), (6, 0.2999926752), (7, 0.4000085455)] {
-        assert!(close(out.incentive[j], i, eps), "I[{j}] = {}", out.incentive[j]);
+    for (j, i) in [
+        (4, 0.0999975582),
+        (5, 0.2000012207),
+        (6, 0.2999926752),
+        (7, 0.4000085455),
+    ] {
+        assert!(
+            close(out.incentive[j], i, eps),
+            "I[{j}] = {}",
+            out.incentive[j]
+        );
     }
-    for (j, d) in [(0, 0.0999999978), (1, 0.1999999983), (2, 0.3000000012), (3, 0.4000000022)] {
-        assert!(close(out.dividends[j], d, eps), "D[{j}] = {}", out.dividends[j]);
+    for (j, d) in [
+        (0, 0.0999999978),
+        (1, 0.1999999983),
+        (2, 0.3000000012),
+        (3, 0.4000000022),
+    ] {
+        assert!(
+            close(out.dividends[j], d, eps),
+            "D[{j}] = {}",
+            out.dividends[j]
+        );
     }
     for i in 0..4 {
         assert!(close(out.validator_trust[i], 0.9999999995, eps));
     }
     // Subtensor floors each share and drops the dust; mycel hands it out, so ±2 base units.
-    let want_e = [49999998u64, 99999999, 150000000, 200000001, 49998779, 100000610, 149996337, 200004272];
+    let want_e = [
+        49999998u64,
+        99999999,
+        150000000,
+        200000001,
+        49998779,
+        100000610,
+        149996337,
+        200004272,
+    ];
     for (got, want) in out.emission().iter().zip(want_e) {
         assert!(got.abs_diff(want) <= 2, "emission {got} vs {want}");
     }
@@ -86,32 +137,80 @@ fn subtensor_test_bonds_vector() {
     input.weights[0] = vec![(0, 65535)];
     input.last_update[0] = input.block;
     let out = step(&mut input);
-    assert_eq!([bond(&out, 0, 4), bond(&out, 1, 4), bond(&out, 2, 4), bond(&out, 3, 4)], [14582, 32767, 49151, 65535]);
-    for (j, d) in [(0, 0.0899967032), (1, 0.2022211233), (2, 0.303334432), (3, 0.404447741)] {
-        assert!(close(out.dividends[j], d, eps), "D[{j}] = {}", out.dividends[j]);
+    assert_eq!(
+        [
+            bond(&out, 0, 4),
+            bond(&out, 1, 4),
+            bond(&out, 2, 4),
+            bond(&out, 3, 4)
+        ],
+        [14582, 32767, 49151, 65535]
+    );
+    for (j, d) in [
+        (0, 0.0899967032),
+        (1, 0.2022211233),
+        (2, 0.303334432),
+        (3, 0.404447741),
+    ] {
+        assert!(
+            close(out.dividends[j], d, eps),
+            "D[{j}] = {}",
+            out.dividends[j]
+        );
     }
 
     // Val 2 too.
     input.weights[1] = vec![(1, 65535)];
     input.last_update[1] = input.block;
     let out = step(&mut input);
-    assert_eq!([bond(&out, 0, 4), bond(&out, 1, 4), bond(&out, 2, 4), bond(&out, 3, 4)], [12603, 28321, 49151, 65535]);
+    assert_eq!(
+        [
+            bond(&out, 0, 4),
+            bond(&out, 1, 4),
+            bond(&out, 2, 4),
+            bond(&out, 3, 4)
+        ],
+        [12603, 28321, 49151, 65535]
+    );
 
     // Val 3 too: consensus collapses, validators are paid by stake.
     input.weights[2] = vec![(2, 65535)];
     input.last_update[2] = input.block;
     let out = step(&mut input);
-    assert_eq!([bond(&out, 0, 7), bond(&out, 1, 7), bond(&out, 2, 7), bond(&out, 3, 7)], [12602, 28320, 49150, 65535]);
+    assert_eq!(
+        [
+            bond(&out, 0, 7),
+            bond(&out, 1, 7),
+            bond(&out, 2, 7),
+            bond(&out, 3, 7)
+        ],
+        [12602, 28320, 49150, 65535]
+    );
     assert!(out.consensus.iter().all(|c| *c == I32F32::ZERO));
-    assert_eq!(out.emission(), [100000000, 200000000, 300000000, 400000000, 0, 0, 0, 0]);
+    assert_eq!(
+        out.emission(),
+        [100000000, 200000000, 300000000, 400000000, 0, 0, 0, 0]
+    );
 
     // Val 3 -> server 4 only.
     input.weights[2] = vec![(7, 65535)];
     input.last_update[2] = input.block;
-    let want = [[10951, 24609, 49150, 65535], [9559, 21482, 49150, 65535], [8376, 18824, 49150, 65535]];
+    let want = [
+        [10951, 24609, 49150, 65535],
+        [9559, 21482, 49150, 65535],
+        [8376, 18824, 49150, 65535],
+    ];
     for want in want {
         let out = step(&mut input);
-        assert_eq!([bond(&out, 0, 7), bond(&out, 1, 7), bond(&out, 2, 7), bond(&out, 3, 7)], want);
+        assert_eq!(
+            [
+                bond(&out, 0, 7),
+                bond(&out, 1, 7),
+                bond(&out, 2, 7),
+                bond(&out, 3, 7)
+            ],
+            want
+        );
         assert_eq!(out.server_emission[7], 500_000_000);
     }
 }
@@ -124,7 +223,12 @@ fn yuma3_scenario(stake: Vec<u64>) -> EpochInput {
     input.kappa = u16::MAX / 2;
     input.bonds_penalty = 0;
     input.bonds_moving_average = 975_000;
-    input.liquid_alpha = LiquidAlpha { enabled: true, alpha_low: 6553, alpha_high: 19660, steepness: 1000 };
+    input.liquid_alpha = LiquidAlpha {
+        enabled: true,
+        alpha_low: 6553,
+        alpha_high: 19660,
+        steepness: 1000,
+    };
     input.max_allowed_validators = 3;
     input.block_at_registration = vec![1; 5];
     input.block = 1;
@@ -145,19 +249,32 @@ const M2: [u16; 2] = [0, u16::MAX];
 
 /// Runs the epochs and checks dividends (and the miner bonds, which subtensor lists as targets)
 /// within subtensor's own tolerance of 1e-3.
-fn run_yuma3(mut input: EpochInput, weights: impl Fn(usize) -> Option<[[u16; 2]; 3]>, bonds: &[[[f64; 2]; 3]], dividends: &[[f64; 5]]) {
+fn run_yuma3(
+    mut input: EpochInput,
+    weights: impl Fn(usize) -> Option<[[u16; 2]; 3]>,
+    bonds: &[[[f64; 2]; 3]],
+    dividends: &[[f64; 5]],
+) {
     for (epoch, (want_b, want_d)) in bonds.iter().zip(dividends).enumerate() {
         if let Some(w) = weights(epoch) {
             set_weights(&mut input, w);
         }
         let out = step(&mut input);
         for (i, d) in want_d.iter().enumerate() {
-            assert!(close(out.dividends[i], *d, 1e-3), "epoch {epoch}: D[{i}] = {} want {d}", out.dividends[i]);
+            assert!(
+                close(out.dividends[i], *d, 1e-3),
+                "epoch {epoch}: D[{i}] = {} want {d}",
+                out.dividends[i]
+            );
         }
         for (i, row) in want_b.iter().enumerate() {
             for (k, b) in row.iter().enumerate() {
                 let got = u16_proportion_to_fixed(bond(&out, i, 3 + k as u16));
-                assert!(close(got, *b, 1e-3), "epoch {epoch}: B[{i}][{}] = {got} want {b}", 3 + k);
+                assert!(
+                    close(got, *b, 1e-3),
+                    "epoch {epoch}: B[{i}][{}] = {got} want {b}",
+                    3 + k
+                );
             }
         }
     }
@@ -188,7 +305,12 @@ fn subtensor_yuma3_kappa_moves_first() {
         3 => Some([M2, M2, M2]),
         _ => None,
     };
-    run_yuma3(yuma3_scenario(vec![8, 1, 1, 0, 0]), weights, &bonds, &dividends);
+    run_yuma3(
+        yuma3_scenario(vec![8, 1, 1, 0, 0]),
+        weights,
+        &bonds,
+        &dividends,
+    );
 }
 
 #[test]
@@ -216,7 +338,12 @@ fn subtensor_yuma3_kappa_moves_second() {
         3 => Some([M2, M2, M2]),
         _ => None,
     };
-    run_yuma3(yuma3_scenario(vec![8, 1, 1, 0, 0]), weights, &bonds, &dividends);
+    run_yuma3(
+        yuma3_scenario(vec![8, 1, 1, 0, 0]),
+        weights,
+        &bonds,
+        &dividends,
+    );
 }
 
 #[test]
@@ -244,7 +371,12 @@ fn subtensor_yuma3_kappa_moves_last() {
         3 => Some([M2, M2, M2]),
         _ => None,
     };
-    run_yuma3(yuma3_scenario(vec![8, 1, 1, 0, 0]), weights, &bonds, &dividends);
+    run_yuma3(
+        yuma3_scenario(vec![8, 1, 1, 0, 0]),
+        weights,
+        &bonds,
+        &dividends,
+    );
 }
 
 #[test]
@@ -260,10 +392,21 @@ fn subtensor_yuma3_liquid_alpha_disabled() {
         [0.3495, 0.3495, 0.3009, 0., 0.],
     ];
     for (epoch, want) in dividends.iter().enumerate() {
-        set_weights(&mut input, if epoch == 2 { [M1, M1, M2] } else { [M1, M1, M1] });
+        set_weights(
+            &mut input,
+            if epoch == 2 {
+                [M1, M1, M2]
+            } else {
+                [M1, M1, M1]
+            },
+        );
         let out = step(&mut input);
         for (i, d) in want.iter().enumerate() {
-            assert!(close(out.dividends[i], *d, 1e-3), "epoch {epoch}: D[{i}] = {} want {d}", out.dividends[i]);
+            assert!(
+                close(out.dividends[i], *d, 1e-3),
+                "epoch {epoch}: D[{i}] = {} want {d}",
+                out.dividends[i]
+            );
         }
     }
 }
@@ -272,16 +415,44 @@ fn subtensor_yuma3_liquid_alpha_disabled() {
 fn bad_input_names_the_field() {
     let mut input = base_input(YumaVersion::Yuma2, vec![1, 2, 3]);
     input.active = vec![true; 2];
-    assert!(matches!(run_epoch(&input), Err(EpochError::LengthMismatch { field: "active", expected: 3, got: 2 })));
+    assert!(matches!(
+        run_epoch(&input),
+        Err(EpochError::LengthMismatch {
+            field: "active",
+            expected: 3,
+            got: 2
+        })
+    ));
     let mut input = base_input(YumaVersion::Yuma2, vec![1, 2, 3]);
     input.weights[1] = vec![(3, 1)];
-    assert!(matches!(run_epoch(&input), Err(EpochError::UidOutOfRange { field: "weights", row: 1, uid: 3, .. })));
+    assert!(matches!(
+        run_epoch(&input),
+        Err(EpochError::UidOutOfRange {
+            field: "weights",
+            row: 1,
+            uid: 3,
+            ..
+        })
+    ));
     let mut input = base_input(YumaVersion::Yuma2, vec![1, 2, 3]);
     input.bonds[0] = vec![(2, 1), (1, 1)];
-    assert!(matches!(run_epoch(&input), Err(EpochError::UnsortedRow { field: "bonds", row: 0, uid: 1 })));
+    assert!(matches!(
+        run_epoch(&input),
+        Err(EpochError::UnsortedRow {
+            field: "bonds",
+            row: 0,
+            uid: 1
+        })
+    ));
     let mut input = base_input(YumaVersion::Yuma2, vec![1, 2, 3]);
     input.bonds_moving_average = 1_000_001;
-    assert!(matches!(run_epoch(&input), Err(EpochError::InvalidParameter { field: "bonds_moving_average", .. })));
+    assert!(matches!(
+        run_epoch(&input),
+        Err(EpochError::InvalidParameter {
+            field: "bonds_moving_average",
+            ..
+        })
+    ));
 }
 
 #[test]
@@ -297,11 +468,21 @@ fn largest_remainder_is_exact_and_fair() {
     assert_eq!(largest_remainder(10, &[1, 1, 1]), Some(vec![4, 3, 3]));
     assert_eq!(largest_remainder(0, &[1, 2]), Some(vec![0, 0]));
     assert_eq!(largest_remainder(7, &[0, 0]), None);
-    assert_eq!(largest_remainder(u64::MAX, &[1, 1]), Some(vec![u64::MAX / 2 + 1, u64::MAX / 2]));
+    assert_eq!(
+        largest_remainder(u64::MAX, &[1, 1]),
+        Some(vec![u64::MAX / 2 + 1, u64::MAX / 2])
+    );
 }
 
 fn arb_input() -> impl Strategy<Value = EpochInput> {
-    (2usize..12, any::<bool>(), any::<u64>(), 0u16..=u16::MAX, 0u16..=u16::MAX, 0u64..=1_000_000)
+    (
+        2usize..12,
+        any::<bool>(),
+        any::<u64>(),
+        0u16..=u16::MAX,
+        0u16..=u16::MAX,
+        0u64..=1_000_000,
+    )
         .prop_flat_map(|(n, y3, emission, kappa, penalty, bma)| {
             (
                 proptest::collection::vec(0u64..1_000_000, n),
@@ -312,10 +493,23 @@ fn arb_input() -> impl Strategy<Value = EpochInput> {
                 any::<bool>(),
             )
                 .prop_map(move |(stake, w, b, active, permit, la)| {
-                    let mut input = base_input(if y3 { YumaVersion::Yuma3 } else { YumaVersion::Yuma2 }, stake);
+                    let mut input = base_input(
+                        if y3 {
+                            YumaVersion::Yuma3
+                        } else {
+                            YumaVersion::Yuma2
+                        },
+                        stake,
+                    );
                     let sparse = |m: Vec<Vec<u16>>| -> Vec<Vec<(u16, u16)>> {
                         m.into_iter()
-                            .map(|r| r.into_iter().enumerate().filter(|(_, v)| *v > 30000).map(|(j, v)| (j as u16, v)).collect())
+                            .map(|r| {
+                                r.into_iter()
+                                    .enumerate()
+                                    .filter(|(_, v)| *v > 30000)
+                                    .map(|(j, v)| (j as u16, v))
+                                    .collect()
+                            })
                             .collect()
                     };
                     input.weights = sparse(w);
@@ -367,11 +561,11 @@ proptest! {
                 }
             }
         }
-        for j in 0..n {
-            prop_assert!(out.consensus[j] <= col_max[j] + I32F32::from_bits(1));
+        for (c, max) in out.consensus.iter().zip(&col_max) {
+            prop_assert!(*c <= *max + I32F32::from_bits(1));
         }
-        for i in 0..n {
-            prop_assert!(out.validator_permit[i] || out.bonds[i].is_empty());
+        for (permit, bonds) in out.validator_permit.iter().zip(&out.bonds) {
+            prop_assert!(*permit || bonds.is_empty());
         }
         prop_assert_eq!(run_epoch(&input).unwrap(), out, "deterministic");
     }
