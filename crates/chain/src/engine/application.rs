@@ -349,3 +349,154 @@ impl Reporter for Application {
         Feedback::Ok
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        engine::{genesis_block, public_key_hex},
+        ledger::{Ledger, TipMeta},
+        mempool::{Mempool, MempoolLimits},
+    };
+    use alloy_primitives::{Address, U256};
+    use commonware_consensus::{
+        marshal::ancestry,
+        types::{Epoch, Round, View},
+        Application as _,
+    };
+    use commonware_cryptography::{ed25519, Signer};
+    use commonware_runtime::{deterministic, Runner as _, Supervisor as _};
+    use mycel_types::{keys::dev_signer, Genesis, Transfer, TxKind, B256};
+
+    const RULES: BlockRules = BlockRules {
+        block_time_ms: 10,
+        max_block_txs: 10,
+        max_block_bytes: 64 * 1024,
+        max_future_skew_ms: 1_000,
+    };
+
+    fn setup() -> (Application, Genesis, Digested<Block>) {
+        let key = ed25519::PrivateKey::from_seed(0);
+        let genesis = Genesis::devnet(vec![public_key_hex(&key.public_key())], 0).expect("genesis");
+        let (block, mut state) = genesis_block(&genesis).expect("genesis block");
+        let tip = TipMeta {
+            height: 0,
+            hash: digest_to_b256(&block.digest()),
+            timestamp_ms: 0,
+            state_root: state.state_root(),
+            receipts_len: 0,
+        };
+        let shared = Arc::new(Shared::new(
+            genesis.chain_id,
+            genesis.hash(),
+            genesis.validators.clone(),
+            public_key_hex(&key.public_key()),
+            Ledger {
+                state,
+                tip,
+                tx_index: Default::default(),
+            },
+            Mempool::new(MempoolLimits::default()),
+        ));
+        let (finalized, _) = mpsc::unbounded();
+        let digest = block.digest();
+        (
+            Application::new(shared, RULES, finalized),
+            genesis,
+            Digested::precomputed(block, digest),
+        )
+    }
+
+    fn consensus_context(view: u64, parent: &Digested<Block>) -> Context {
+        Context {
+            round: Round::new(Epoch::zero(), View::new(view)),
+            leader: ed25519::PrivateKey::from_seed(0).public_key(),
+            parent: (View::new(view - 1), parent.digest()),
+        }
+    }
+
+    fn rebuild(block: &Block, f: impl FnOnce(&mut Block)) -> Digested<Block> {
+        let mut b = block.clone();
+        f(&mut b);
+        let b = Block::new(
+            b.context,
+            b.parent,
+            b.height,
+            b.timestamp_ms,
+            b.state_root,
+            b.txs,
+        );
+        let digest = b.digest();
+        Digested::precomputed(b, digest)
+    }
+
+    #[test]
+    fn verify_accepts_proposals_and_rejects_tampering() {
+        deterministic::Runner::default().start(|context| async move {
+            let (mut app, genesis, parent) = setup();
+            let alice = dev_signer(0).expect("key");
+            let tx = SignedTx::sign(
+                TxKind::Transfer(Transfer {
+                    from: alice.address(),
+                    to: Address::repeat_byte(3),
+                    token: Address::ZERO,
+                    amount: U256::from(7u64),
+                    memo: Default::default(),
+                    nonce: 0,
+                    fee: U256::from(10_000u64),
+                }),
+                genesis.chain_id,
+                &alice,
+            )
+            .expect("sign");
+            app.shared.submit(tx.clone()).expect("accepted");
+
+            let proposal = app
+                .propose(
+                    (context.child("propose"), consensus_context(1, &parent)),
+                    ancestry::from_iter([parent.clone()]),
+                    (),
+                )
+                .await
+                .expect("proposes");
+            assert_eq!(
+                proposal.inner().txs.len(),
+                1,
+                "includes the pending transfer"
+            );
+            let mut verify = |block: Digested<Block>| {
+                let mut app = app.clone();
+                let ctx = context.child("verify");
+                let parent = parent.clone();
+                async move {
+                    let consensus_context = block.inner().context.clone();
+                    app.verify(
+                        (ctx, consensus_context),
+                        ancestry::from_iter([block, parent]),
+                    )
+                    .await
+                }
+            };
+            assert!(verify(proposal.clone()).await, "a proposal verifies");
+
+            let block = proposal.inner();
+            let wrong_root = rebuild(block, |b| b.state_root = B256::repeat_byte(1));
+            assert!(!verify(wrong_root).await, "wrong state root");
+            let old_time = rebuild(block, |b| b.timestamp_ms = 0);
+            assert!(!verify(old_time).await, "timestamp not after the parent's");
+            let garbage = rebuild(block, |b| b.txs = vec![Bytes::from_static(b"not a tx")]);
+            assert!(!verify(garbage).await, "undecodable transaction");
+            let replayed = rebuild(block, |b| {
+                b.txs = vec![Bytes::from(tx.encode()), Bytes::from(tx.encode())]
+            });
+            assert!(
+                !verify(replayed).await,
+                "a transaction that fails (replayed nonce)"
+            );
+            let too_many = rebuild(block, |b| {
+                b.txs = vec![Bytes::from(tx.encode()); RULES.max_block_txs + 1]
+            });
+            assert!(!verify(too_many).await, "over the tx cap");
+        });
+    }
+}
