@@ -464,7 +464,7 @@ mod tests {
                 1,
                 "includes the pending transfer"
             );
-            let mut verify = |block: Digested<Block>| {
+            let verify = |block: Digested<Block>| {
                 let mut app = app.clone();
                 let ctx = context.child("verify");
                 let parent = parent.clone();
