@@ -7,7 +7,7 @@ use mycel_chain::{generate_validator_key, start_node, NodeConfig, TxStatus};
 use mycel_types::{keys::dev_signer, Genesis, SignedTx, Transfer, TxKind};
 use std::{net::SocketAddr, time::Duration};
 
-fn config(dir: &std::path::Path, port: u16) -> NodeConfig {
+fn node_config(dir: &std::path::Path, port: u16) -> NodeConfig {
     let key = generate_validator_key();
     let genesis = Genesis::devnet(vec![key.public_key.clone()], 0).expect("genesis");
     let listen: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
@@ -21,7 +21,7 @@ fn config(dir: &std::path::Path, port: u16) -> NodeConfig {
 #[test]
 fn one_validator_on_tokio_finalizes_and_restarts() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = config(dir.path(), 39_411);
+    let config = node_config(dir.path(), 39_411);
     let signer = dev_signer(0).expect("dev key");
     let recipient = Address::repeat_byte(0x42);
     let tx = SignedTx::sign(
@@ -89,6 +89,16 @@ fn one_validator_on_tokio_finalizes_and_restarts() {
             node.status().latest_height >= target,
             "keeps finalizing after restart"
         );
+    });
+
+    // Another chain's genesis on the same data directory is refused with an error, not a panic.
+    let other = node_config(dir.path(), 39_412);
+    commonware_runtime::tokio::Runner::new(other.runtime_config()).start(|context| async move {
+        let err = start_node(context.child("node"), other)
+            .await
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains("another data directory"), "{err}");
     });
 }
 

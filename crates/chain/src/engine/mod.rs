@@ -324,6 +324,8 @@ where
     // The finalized ledger: from the last snapshot, or from genesis.
     let (store, recovered) =
         store::Store::open(context.child("ledger"), &prefix, page_cache.clone()).await?;
+    let mut store = store;
+    store.check_genesis(genesis.hash()).await?;
     let (state, tip) = match recovered.snapshot {
         Some((state, tip)) => {
             info!(height = tip.height, hash = %tip.hash, "restored finalized state");

@@ -23,6 +23,7 @@ use mycel_state::State;
 
 const KEY_STATE: u64 = 0;
 const KEY_TIP: u64 = 1;
+const KEY_GENESIS: u64 = 2;
 
 pub(crate) struct Store<E: Storage + Clock + Metrics> {
     metadata: Option<Metadata<E, U64, Vec<u8>>>,
@@ -103,6 +104,38 @@ impl<E: Storage + Clock + Metrics> Store<E> {
             },
             Recovered { snapshot, receipts },
         ))
+    }
+
+    /// Binds the data directory to the chain of `genesis_hash` on first use, and refuses a data
+    /// directory that belongs to another chain.
+    pub async fn check_genesis(
+        &mut self,
+        genesis_hash: mycel_types::B256,
+    ) -> Result<(), ChainError> {
+        let mut metadata = self
+            .metadata
+            .take()
+            .ok_or_else(|| ChainError::Storage("ledger snapshot failed earlier".into()))?;
+        match metadata.get(&U64::new(KEY_GENESIS)) {
+            Some(stored) if stored.as_slice() == genesis_hash.as_slice() => {}
+            Some(stored) => {
+                let stored = hex::encode(stored);
+                self.metadata = Some(metadata);
+                return Err(ChainError::Config(format!(
+                    "the data directory holds the chain with genesis 0x{stored}, not this genesis \
+                     ({genesis_hash}); use another data directory or the matching genesis"
+                )));
+            }
+            None => {
+                metadata.put(U64::new(KEY_GENESIS), genesis_hash.to_vec());
+                metadata = metadata
+                    .sync()
+                    .await
+                    .map_err(|e| storage_error("recording the genesis", e))?;
+            }
+        }
+        self.metadata = Some(metadata);
+        Ok(())
     }
 
     /// Durably records the finalized `state` at `tip` (and the block's receipts, if it had
