@@ -32,6 +32,31 @@
 //!
 //! Every commonware type stays inside the `engine` module, so a commonware upgrade touches one
 //! place.
+//!
+//! # Running a node
+//!
+//! A one-validator devnet: generate a key, put its public key in the genesis, start.
+//!
+//! ```no_run
+//! use commonware_runtime::Runner as _;
+//! use mycel_chain::{generate_validator_key, start_node, NodeConfig};
+//!
+//! let key = generate_validator_key();
+//! let genesis = mycel_types::Genesis::devnet(vec![key.public_key.clone()], 0).unwrap();
+//! let config = NodeConfig::new("/tmp/mycel", genesis, key.private_key, "127.0.0.1:7100".parse().unwrap(), vec![]);
+//! commonware_runtime::tokio::Runner::new(config.runtime_config()).start(|context| async move {
+//!     let node = start_node(context, config).await.unwrap();
+//!     println!("{:?}", node.status());
+//!     futures::future::pending::<()>().await;
+//! });
+//! ```
+//!
+//! A network of N validators: one key per validator, one shared genesis listing all N public keys,
+//! and per validator a `NodeConfig` with its own key, data directory and `p2p_listen`, and `peers`
+//! listing every other validator's public key and p2p address (validators connect only to listed
+//! peers, mutually authenticated by these keys). Set `allow_private_ips` to false on a public
+//! network. Every validator must use the same `block_limits`. Run each node in its own runtime
+//! (process), since a runtime's storage directory holds one node.
 
 mod config;
 mod engine;

@@ -350,7 +350,9 @@ fn single_validator_finalizes_transfers() {
         assert_eq!(err.code(), "stale_nonce");
         let status = node.status();
         assert!(status.latest_height >= 1);
-        assert!(node.metrics().contains("mycel_finalized_height"));
+        let metrics = node.metrics();
+        assert!(metrics.contains("mycel_finalized_height"), "own counters");
+        assert!(metrics.contains("marshal_processed_height"), "runtime metrics");
     });
 }
 
