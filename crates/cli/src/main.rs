@@ -9,6 +9,7 @@
 mod client;
 mod epoch_cmd;
 mod keys;
+mod model_cmd;
 mod node_cmd;
 
 use clap::{Parser, Subcommand};
@@ -60,6 +61,9 @@ enum Command {
     Block(client::BlockArgs),
     /// Run one Yuma consensus epoch on JSON input (no chain) and print the result as JSON.
     Epoch(epoch_cmd::EpochArgs),
+    /// Use a model locally: tokenize, show its metadata and id, generate.
+    #[command(subcommand)]
+    Model(model_cmd::ModelCommand),
 }
 
 fn main() -> ExitCode {
@@ -100,5 +104,6 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Tx(args) => client::run_tx(args),
         Command::Block(args) => client::run_block(args),
         Command::Epoch(args) => epoch_cmd::run(args),
+        Command::Model(command) => model_cmd::run(command),
     }
 }

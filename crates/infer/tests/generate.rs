@@ -155,14 +155,14 @@ fn streamed_text_equals_the_final_text() {
 #[test]
 fn max_tokens_and_stop_sequences_end_generation() {
     let messages = chat("Count from 1 to 20, separated by commas.");
-    let long = run(&messages, &SamplingParams::greedy(60));
+    let long = run(&messages, &SamplingParams::greedy(30));
     assert!(long.text.contains('5'), "expected counting: {:?}", long.text);
 
     let short = run(&messages, &SamplingParams::greedy(3));
     assert_eq!(short.output_tokens.len(), 3);
     assert_eq!(short.finish_reason, FinishReason::MaxTokens);
 
-    let mut params = SamplingParams::greedy(60);
+    let mut params = SamplingParams::greedy(30);
     params.stop = vec!["5".into()];
     let mut streamed = String::new();
     let stopped = common::default_model()
