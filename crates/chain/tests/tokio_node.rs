@@ -122,6 +122,7 @@ fn four_validator_localnet_on_tokio() {
         .map(|_| tempfile::tempdir().expect("tempdir"))
         .collect();
     let (tx, rx) = std::sync::mpsc::channel();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut threads = Vec::new();
     for i in 0..4 {
         let mut config = NodeConfig::new(
@@ -135,13 +136,14 @@ fn four_validator_localnet_on_tokio() {
         config.consensus.leader_timeout_ms = 1_000;
         config.consensus.certification_timeout_ms = 2_000;
         let tx = tx.clone();
+        let done = done.clone();
         threads.push(std::thread::spawn(move || {
             commonware_runtime::tokio::Runner::new(config.runtime_config()).start(
                 |context| async move {
                     let node = start_node(context.child("node"), config)
                         .await
                         .expect("node starts");
-                    for _ in 0..600 {
+                    for _ in 0..1_200 {
                         if node.status().latest_height >= 5 {
                             break;
                         }
@@ -152,8 +154,15 @@ fn four_validator_localnet_on_tokio() {
                         hashes.push(node.block(h).await.map(|b| (b.hash, b.state_root)));
                     }
                     tx.send((i, hashes)).expect("report");
-                    // Keep serving peers until everyone is done.
-                    context.sleep(Duration::from_secs(3)).await;
+                    // Keep serving peers until everyone is done (lagging peers backfill from us).
+                    done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    for _ in 0..1_200 {
+                        if done.load(std::sync::atomic::Ordering::SeqCst) == 4 {
+                            break;
+                        }
+                        context.sleep(Duration::from_millis(50)).await;
+                    }
+                    context.sleep(Duration::from_millis(500)).await;
                 },
             )
         }));
