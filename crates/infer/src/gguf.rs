@@ -42,7 +42,10 @@ impl Serialize for ModelId {
 }
 
 /// SHA-256 of a file, read in 1 MiB chunks; `on_progress(done, total)` is called after each chunk.
-pub fn sha256_file(path: &Path, on_progress: &mut dyn FnMut(u64, u64)) -> Result<[u8; 32], InferError> {
+pub fn sha256_file(
+    path: &Path,
+    on_progress: &mut dyn FnMut(u64, u64),
+) -> Result<[u8; 32], InferError> {
     let mut file = std::fs::File::open(path).map_err(|e| InferError::io("open", path, e))?;
     let total = file
         .metadata()
@@ -52,7 +55,9 @@ pub fn sha256_file(path: &Path, on_progress: &mut dyn FnMut(u64, u64)) -> Result
     let mut buf = vec![0u8; 1 << 20];
     let mut done = 0u64;
     loop {
-        let n = file.read(&mut buf).map_err(|e| InferError::io("read", path, e))?;
+        let n = file
+            .read(&mut buf)
+            .map_err(|e| InferError::io("read", path, e))?;
         if n == 0 {
             break;
         }
@@ -99,13 +104,18 @@ impl<'a> Metadata<'a> {
     }
 
     fn require(&self, key: &str) -> Result<&'a Value, InferError> {
-        self.0.get(key).ok_or_else(|| InferError::MissingMetadata { key: key.into() })
+        self.0
+            .get(key)
+            .ok_or_else(|| InferError::MissingMetadata { key: key.into() })
     }
 
     pub fn string(&self, key: &str) -> Result<&'a str, InferError> {
         match self.require(key)? {
             Value::String(s) => Ok(s),
-            other => Err(bad(key, format!("expected a string, found {:?}", other.value_type()))),
+            other => Err(bad(
+                key,
+                format!("expected a string, found {:?}", other.value_type()),
+            )),
         }
     }
 
@@ -140,7 +150,10 @@ impl<'a> Metadata<'a> {
         match self.get(key) {
             None => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(other) => Err(bad(key, format!("expected a bool, found {:?}", other.value_type()))),
+            Some(other) => Err(bad(
+                key,
+                format!("expected a bool, found {:?}", other.value_type()),
+            )),
         }
     }
 
@@ -149,14 +162,20 @@ impl<'a> Metadata<'a> {
             None => Ok(None),
             Some(Value::F32(v)) => Ok(Some(*v)),
             Some(Value::F64(v)) => Ok(Some(*v as f32)),
-            Some(other) => Err(bad(key, format!("expected a float, found {:?}", other.value_type()))),
+            Some(other) => Err(bad(
+                key,
+                format!("expected a float, found {:?}", other.value_type()),
+            )),
         }
     }
 
     pub fn array(&self, key: &str) -> Result<&'a [Value], InferError> {
         match self.require(key)? {
             Value::Array(items) => Ok(items),
-            other => Err(bad(key, format!("expected an array, found {:?}", other.value_type()))),
+            other => Err(bad(
+                key,
+                format!("expected an array, found {:?}", other.value_type()),
+            )),
         }
     }
 
@@ -227,7 +246,9 @@ pub(crate) fn model_info(
     let arch = architecture.as_str();
     let mut tensor_types = BTreeMap::new();
     for info in content.tensor_infos.values() {
-        *tensor_types.entry(format!("{:?}", info.ggml_dtype)).or_insert(0) += 1;
+        *tensor_types
+            .entry(format!("{:?}", info.ggml_dtype))
+            .or_insert(0) += 1;
     }
     Ok(ModelInfo {
         id,
@@ -252,9 +273,13 @@ pub(crate) fn model_info(
             .to_string(),
         bos_token_id: md.opt_u32("tokenizer.ggml.bos_token_id")?,
         eos_token_id: md.opt_u32("tokenizer.ggml.eos_token_id")?,
-        add_bos_token: md.opt_bool("tokenizer.ggml.add_bos_token")?.unwrap_or(false),
+        add_bos_token: md
+            .opt_bool("tokenizer.ggml.add_bos_token")?
+            .unwrap_or(false),
         tensor_count: content.tensor_infos.len(),
         tensor_types,
-        chat_template: md.opt_string("tokenizer.chat_template")?.map(str::to_string),
+        chat_template: md
+            .opt_string("tokenizer.chat_template")?
+            .map(str::to_string),
     })
 }

@@ -102,7 +102,9 @@ impl Model {
         let md = Metadata(&content.metadata);
         let architecture = md.string("general.architecture")?;
         if architecture != "llama" {
-            return Err(InferError::UnsupportedArchitecture(architecture.to_string()));
+            return Err(InferError::UnsupportedArchitecture(
+                architecture.to_string(),
+            ));
         }
         let tokenizer = Tokenizer::from_gguf_metadata(&content.metadata)?;
         let chat_template = match md.opt_string("tokenizer.chat_template")? {
@@ -192,7 +194,10 @@ impl Model {
     /// The prompt tokens of a chat: the template rendered with the generation prompt, special tokens
     /// parsed, BOS first if the model asks for it.
     pub fn chat_prompt_tokens(&self, messages: &[ChatMessage]) -> Result<Vec<u32>, InferError> {
-        let template = self.chat_template.as_ref().ok_or(InferError::UnsupportedChatTemplate)?;
+        let template = self
+            .chat_template
+            .as_ref()
+            .ok_or(InferError::UnsupportedChatTemplate)?;
         let text = template.render(messages, true);
         let mut tokens = Vec::new();
         if self.tokenizer.add_bos() {
@@ -231,7 +236,10 @@ impl Model {
                 limit: self.context_limit,
             });
         }
-        if let Some(&bad) = prompt.iter().find(|&&t| t as usize >= self.tokenizer.vocab_size()) {
+        if let Some(&bad) = prompt
+            .iter()
+            .find(|&&t| t as usize >= self.tokenizer.vocab_size())
+        {
             return Err(InferError::UnknownTokenId(bad));
         }
         let mut sampler = Sampler::new(params.clone())?;
@@ -299,10 +307,18 @@ impl Model {
         })
     }
 
-    fn forward(&self, weights: &mut ModelWeights, tokens: &[u32], position: usize) -> Result<Vec<f32>, InferError> {
+    fn forward(
+        &self,
+        weights: &mut ModelWeights,
+        tokens: &[u32],
+        position: usize,
+    ) -> Result<Vec<f32>, InferError> {
         let input = Tensor::new(tokens, &self.device)?.unsqueeze(0)?;
         let logits = weights.forward(&input, position)?;
-        Ok(logits.squeeze(0)?.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?)
+        Ok(logits
+            .squeeze(0)?
+            .to_dtype(candle_core::DType::F32)?
+            .to_vec1::<f32>()?)
     }
 }
 
@@ -328,7 +344,11 @@ impl<'s> TextAssembler<'s> {
     }
 
     /// Adds a token; returns the newly released text and whether a stop sequence was reached.
-    fn push_token(&mut self, tokenizer: &Tokenizer, token: u32) -> Result<(String, bool), InferError> {
+    fn push_token(
+        &mut self,
+        tokenizer: &Tokenizer,
+        token: u32,
+    ) -> Result<(String, bool), InferError> {
         if tokenizer.token_type(token) == Some(TokenType::Control) {
             return Ok((String::new(), false));
         }
@@ -359,7 +379,8 @@ impl<'s> TextAssembler<'s> {
                 Err(e) => {
                     let valid = e.valid_up_to();
                     // Safe: the prefix up to `valid_up_to` is valid UTF-8.
-                    self.text.push_str(&String::from_utf8_lossy(&self.pending[..valid]));
+                    self.text
+                        .push_str(&String::from_utf8_lossy(&self.pending[..valid]));
                     match e.error_len() {
                         Some(bad) => {
                             self.text.push('\u{FFFD}');

@@ -69,7 +69,9 @@ impl SamplingParams {
             )));
         }
         if self.stop.iter().any(String::is_empty) {
-            return Err(InferError::InvalidSampling("stop sequences must not be empty".into()));
+            return Err(InferError::InvalidSampling(
+                "stop sequences must not be empty".into(),
+            ));
         }
         Ok(())
     }

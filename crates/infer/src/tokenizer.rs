@@ -90,9 +90,8 @@ impl Tokenizer {
         let pre_name = md.opt_string("tokenizer.ggml.pre")?.unwrap_or("default");
         let pre = match pre_name {
             "default" | "gpt-2" | "gpt2" => PreTokenizer::Gpt2,
-            "smollm" | "starcoder" | "refact" | "command-r" | "codeshell" | "exaone" | "minerva-7b" => {
-                PreTokenizer::DigitsThenGpt2
-            }
+            "smollm" | "starcoder" | "refact" | "command-r" | "codeshell" | "exaone"
+            | "minerva-7b" => PreTokenizer::DigitsThenGpt2,
             other => return Err(InferError::UnsupportedPreTokenizer(other.to_string())),
         };
         let tokens: Vec<String> = md
@@ -130,7 +129,11 @@ impl Tokenizer {
         }
 
         let mut merges = HashMap::new();
-        for (rank, line) in md.string_array("tokenizer.ggml.merges")?.into_iter().enumerate() {
+        for (rank, line) in md
+            .string_array("tokenizer.ggml.merges")?
+            .into_iter()
+            .enumerate()
+        {
             // A merge is "left right"; the split is at the first space after the first character
             // (llama.cpp: `word.find(' ', 1)`).
             let Some((left, right)) = split_merge(line) else {
@@ -144,7 +147,11 @@ impl Tokenizer {
                 token_to_id.get(right),
                 token_to_id.get(&format!("{left}{right}")),
             ) else {
-                tracing::debug!(rank, line, "merge refers to tokens outside the vocabulary; ignored");
+                tracing::debug!(
+                    rank,
+                    line,
+                    "merge refers to tokens outside the vocabulary; ignored"
+                );
                 continue;
             };
             merges.entry((l, r)).or_insert((rank as u32, m));
@@ -174,10 +181,21 @@ impl Tokenizer {
                 other => Ok(other),
             }
         };
-        let bos = check("tokenizer.ggml.bos_token_id", md.opt_u32("tokenizer.ggml.bos_token_id")?)?;
-        let eos = check("tokenizer.ggml.eos_token_id", md.opt_u32("tokenizer.ggml.eos_token_id")?)?;
-        let eot = check("tokenizer.ggml.eot_token_id", md.opt_u32("tokenizer.ggml.eot_token_id")?)?;
-        let add_bos = md.opt_bool("tokenizer.ggml.add_bos_token")?.unwrap_or(false);
+        let bos = check(
+            "tokenizer.ggml.bos_token_id",
+            md.opt_u32("tokenizer.ggml.bos_token_id")?,
+        )?;
+        let eos = check(
+            "tokenizer.ggml.eos_token_id",
+            md.opt_u32("tokenizer.ggml.eos_token_id")?,
+        )?;
+        let eot = check(
+            "tokenizer.ggml.eot_token_id",
+            md.opt_u32("tokenizer.ggml.eot_token_id")?,
+        )?;
+        let add_bos = md
+            .opt_bool("tokenizer.ggml.add_bos_token")?
+            .unwrap_or(false);
         tracing::debug!(
             vocab = tokens.len(),
             merges = merges.len(),
@@ -205,12 +223,13 @@ impl Tokenizer {
     pub fn from_gguf_file(path: &std::path::Path) -> Result<Self, InferError> {
         let file = std::fs::File::open(path).map_err(|e| InferError::io("open", path, e))?;
         let mut reader = std::io::BufReader::new(file);
-        let content = candle_core::quantized::gguf_file::Content::read(&mut reader).map_err(|source| {
-            InferError::Gguf {
-                path: path.to_path_buf(),
-                source,
-            }
-        })?;
+        let content =
+            candle_core::quantized::gguf_file::Content::read(&mut reader).map_err(|source| {
+                InferError::Gguf {
+                    path: path.to_path_buf(),
+                    source,
+                }
+            })?;
         Self::from_gguf_metadata(&content.metadata)
     }
 
@@ -291,7 +310,12 @@ impl Tokenizer {
     }
 
     /// Appends the bytes of one token to `out`.
-    pub fn append_token_bytes(&self, id: u32, skip_special: bool, out: &mut Vec<u8>) -> Result<(), InferError> {
+    pub fn append_token_bytes(
+        &self,
+        id: u32,
+        skip_special: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<(), InferError> {
         let text = self.token_text(id).ok_or(InferError::UnknownTokenId(id))?;
         match self.token_types[id as usize] {
             TokenType::Control | TokenType::Unknown if skip_special => {}
@@ -426,9 +450,16 @@ fn flags(c: char) -> Flags {
     Flags {
         letter: matches!(
             category,
-            G::UppercaseLetter | G::LowercaseLetter | G::TitlecaseLetter | G::ModifierLetter | G::OtherLetter
+            G::UppercaseLetter
+                | G::LowercaseLetter
+                | G::TitlecaseLetter
+                | G::ModifierLetter
+                | G::OtherLetter
         ),
-        number: matches!(category, G::DecimalNumber | G::LetterNumber | G::OtherNumber),
+        number: matches!(
+            category,
+            G::DecimalNumber | G::LetterNumber | G::OtherNumber
+        ),
         whitespace: c.is_whitespace(),
         defined: category != G::Unassigned,
     }
@@ -548,13 +579,19 @@ mod tests {
         } else {
             gpt2_split(&chars, 0, chars.len(), &mut ranges);
         }
-        ranges.into_iter().map(|(s, e)| chars[s..e].iter().collect()).collect()
+        ranges
+            .into_iter()
+            .map(|(s, e)| chars[s..e].iter().collect())
+            .collect()
     }
 
     #[test]
     fn gpt2_split_matches_the_regex() {
         assert_eq!(words("Hello world", false), ["Hello", " world"]);
-        assert_eq!(words("I'm   here  ", false), ["I", "'m", "  ", " here", "  "]);
+        assert_eq!(
+            words("I'm   here  ", false),
+            ["I", "'m", "  ", " here", "  "]
+        );
         assert_eq!(words("a\n\nb", false), ["a", "\n", "\n", "b"]);
         assert_eq!(words("x=1+22;", false), ["x", "=", "1", "+", "22", ";"]);
         assert_eq!(words("they'll", false), ["they", "'ll"]);

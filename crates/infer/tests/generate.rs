@@ -6,7 +6,9 @@ mod common;
 use std::ops::ControlFlow;
 use std::process::Command;
 
-use mycel_infer::{ChatMessage, FinishReason, Generation, SamplingParams, TokenEvent, DEFAULT_MODEL};
+use mycel_infer::{
+    ChatMessage, FinishReason, Generation, SamplingParams, TokenEvent, DEFAULT_MODEL,
+};
 
 fn chat(question: &str) -> Vec<ChatMessage> {
     vec![ChatMessage::user(question)]
@@ -56,11 +58,18 @@ fn chat_prompt_uses_the_default_system_prompt() {
 
 #[test]
 fn greedy_output_is_coherent() {
-    let generation = run(&chat("What is the capital city of Germany?"), &SamplingParams::greedy(40));
+    let generation = run(
+        &chat("What is the capital city of Germany?"),
+        &SamplingParams::greedy(40),
+    );
     assert_eq!(generation.finish_reason, FinishReason::EndOfGeneration);
     assert_eq!(generation.text, "The capital city of Germany is Berlin.");
     let generation = run(&chat("What is 2+2?"), &SamplingParams::greedy(40));
-    assert!(generation.text.contains('4'), "greedy answer: {:?}", generation.text);
+    assert!(
+        generation.text.contains('4'),
+        "greedy answer: {:?}",
+        generation.text
+    );
     if let Some(rate) = generation.decode_tokens_per_second() {
         eprintln!("greedy decode: {rate:.1} tokens/s");
     }
@@ -70,12 +79,18 @@ fn greedy_output_is_coherent() {
 fn greedy_and_seeded_generation_repeat_exactly_in_one_process() {
     let messages = chat("Write a short poem about mushrooms.");
     let greedy = SamplingParams::greedy(12);
-    assert_eq!(run(&messages, &greedy).output_tokens, run(&messages, &greedy).output_tokens);
+    assert_eq!(
+        run(&messages, &greedy).output_tokens,
+        run(&messages, &greedy).output_tokens
+    );
     let a = run(&messages, &sampled(42, 12));
     let b = run(&messages, &sampled(42, 12));
     assert_eq!(a.output_tokens, b.output_tokens);
     let c = run(&messages, &sampled(43, 12));
-    assert_ne!(a.output_tokens, c.output_tokens, "a different seed should change the sample");
+    assert_ne!(
+        a.output_tokens, c.output_tokens,
+        "a different seed should change the sample"
+    );
 }
 
 /// The child half of `same_tokens_with_one_and_two_threads`: does nothing unless started by it.
@@ -89,19 +104,31 @@ fn child_generation_for_thread_test() {
     let seeded = run(&messages, &sampled(7, 16));
     println!("GREEDY {:?}", greedy.output_tokens);
     println!("SEEDED {:?}", seeded.output_tokens);
-    println!("RATE {:.2}", greedy.decode_tokens_per_second().unwrap_or(0.0));
+    println!(
+        "RATE {:.2}",
+        greedy.decode_tokens_per_second().unwrap_or(0.0)
+    );
 }
 
 fn child_tokens(threads: usize) -> (String, String, f64) {
     let exe = std::env::current_exe().expect("test binary path");
     let output = Command::new(exe)
-        .args(["child_generation_for_thread_test", "--exact", "--nocapture", "--test-threads=1"])
+        .args([
+            "child_generation_for_thread_test",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("MYCEL_INFER_CHILD", "1")
         .env("RAYON_NUM_THREADS", threads.to_string())
         .output()
         .expect("run the child test process");
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "child failed: {stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "child failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let line = |prefix: &str| {
         stdout
             .lines()
@@ -120,7 +147,10 @@ fn same_tokens_with_one_and_two_threads() {
     common::default_model_path();
     let one = child_tokens(1);
     let two = child_tokens(2);
-    eprintln!("greedy decode: {:.1} tokens/s on 1 thread, {:.1} on 2 threads", one.2, two.2);
+    eprintln!(
+        "greedy decode: {:.1} tokens/s on 1 thread, {:.1} on 2 threads",
+        one.2, two.2
+    );
     assert_eq!(one.0, two.0, "greedy tokens differ between 1 and 2 threads");
     assert_eq!(one.1, two.1, "seeded tokens differ between 1 and 2 threads");
     // Two processes with the same thread count agree too.
@@ -156,7 +186,11 @@ fn streamed_text_equals_the_final_text() {
 fn max_tokens_and_stop_sequences_end_generation() {
     let messages = chat("Count from 1 to 20, separated by commas.");
     let long = run(&messages, &SamplingParams::greedy(30));
-    assert!(long.text.contains('5'), "expected counting: {:?}", long.text);
+    assert!(
+        long.text.contains('5'),
+        "expected counting: {:?}",
+        long.text
+    );
 
     let short = run(&messages, &SamplingParams::greedy(3));
     assert_eq!(short.output_tokens.len(), 3);
@@ -181,14 +215,18 @@ fn max_tokens_and_stop_sequences_end_generation() {
 fn cancelling_from_the_callback_stops() {
     let mut seen = 0;
     let generation = common::default_model()
-        .complete_chat(&chat("Tell me a story."), &SamplingParams::greedy(50), &mut |_| {
-            seen += 1;
-            if seen == 2 {
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
-            }
-        })
+        .complete_chat(
+            &chat("Tell me a story."),
+            &SamplingParams::greedy(50),
+            &mut |_| {
+                seen += 1;
+                if seen == 2 {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            },
+        )
         .unwrap();
     assert_eq!(generation.finish_reason, FinishReason::Cancelled);
     assert_eq!(generation.output_tokens.len(), 2);
@@ -198,10 +236,16 @@ fn cancelling_from_the_callback_stops() {
 fn bad_requests_are_typed_errors() {
     let model = common::default_model();
     let noop = &mut |_: &TokenEvent| ControlFlow::Continue(());
-    assert!(model.generate(&[], &SamplingParams::greedy(1), noop).is_err());
-    assert!(model.generate(&[999_999], &SamplingParams::greedy(1), noop).is_err());
+    assert!(model
+        .generate(&[], &SamplingParams::greedy(1), noop)
+        .is_err());
+    assert!(model
+        .generate(&[999_999], &SamplingParams::greedy(1), noop)
+        .is_err());
     let too_long = vec![198u32; model.context_limit()];
-    assert!(model.generate(&too_long, &SamplingParams::greedy(1), noop).is_err());
+    assert!(model
+        .generate(&too_long, &SamplingParams::greedy(1), noop)
+        .is_err());
     let mut bad = SamplingParams::greedy(1);
     bad.top_p = 1.5;
     assert!(model.generate(&[1], &bad, noop).is_err());

@@ -10,7 +10,10 @@ const FIXTURE: &str = include_str!("../../../tests/fixtures/tokenizer/smollm2-ll
 
 fn fixture_cases() -> Vec<(String, Vec<u32>)> {
     let fixture: Value = serde_json::from_str(FIXTURE).expect("fixture is JSON");
-    assert_eq!(fixture["model_sha256"], DEFAULT_MODEL.sha256, "fixture made from another model");
+    assert_eq!(
+        fixture["model_sha256"], DEFAULT_MODEL.sha256,
+        "fixture made from another model"
+    );
     fixture["cases"]
         .as_array()
         .expect("cases")
@@ -36,12 +39,17 @@ fn tokenizer() -> Tokenizer {
 fn tokenizer_matches_llama_cpp_fixture() {
     let tokenizer = tokenizer();
     let cases = fixture_cases();
-    assert!(cases.len() >= 40, "the fixture should cover at least 40 strings");
+    assert!(
+        cases.len() >= 40,
+        "the fixture should cover at least 40 strings"
+    );
     let mut mismatches = Vec::new();
     for (text, expected) in &cases {
         let actual = tokenizer.encode(text, true);
         if &actual != expected {
-            mismatches.push(format!("{text:?}\n  llama.cpp: {expected:?}\n  mycel:     {actual:?}"));
+            mismatches.push(format!(
+                "{text:?}\n  llama.cpp: {expected:?}\n  mycel:     {actual:?}"
+            ));
         }
     }
     assert!(
@@ -65,10 +73,16 @@ fn decoding_the_fixture_ids_gives_back_the_text() {
 fn special_tokens_are_plain_text_unless_parsed() {
     let tokenizer = tokenizer();
     let im_start = tokenizer.token_id("<|im_start|>").unwrap();
-    assert_eq!(tokenizer.encode("<|im_start|>user\n", true), vec![im_start, 4093, 198]);
+    assert_eq!(
+        tokenizer.encode("<|im_start|>user\n", true),
+        vec![im_start, 4093, 198]
+    );
     let plain = tokenizer.encode("<|im_start|>user\n", false);
     assert!(!plain.contains(&im_start));
-    assert_eq!(tokenizer.decode(&plain, false).unwrap(), "<|im_start|>user\n");
+    assert_eq!(
+        tokenizer.decode(&plain, false).unwrap(),
+        "<|im_start|>user\n"
+    );
 }
 
 #[test]
