@@ -109,14 +109,16 @@ impl Application {
     /// `Some(Some(state))` if the post-state of `digest` is known, `Some(None)` if the block cannot
     /// be on the finalized chain, `None` if unknown.
     fn known_state(&self, digest: &Digest, height: u64) -> Option<Option<State>> {
-        let finalized = self.shared.finalized_tip();
-        if digest_to_b256(digest) == finalized.hash {
-            return Some(Some(self.shared.finalized_state()));
-        }
+        // The cache first: the finalizer drops a block's entry only after the ledger holds its
+        // state. Tip and state are read under one lock, as the finalizer advances them together.
         if let Some(executed) = self.shared.executed(digest) {
             return Some(Some(executed.state));
         }
-        if height <= finalized.height {
+        let ledger = self.shared.ledger();
+        if digest_to_b256(digest) == ledger.tip.hash {
+            return Some(Some(ledger.state.clone()));
+        }
+        if height <= ledger.tip.height {
             return Some(None);
         }
         None

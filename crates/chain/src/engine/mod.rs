@@ -624,9 +624,11 @@ async fn apply_finalized<E: Storage + Clock + Metrics>(
         )));
     }
 
+    // Keep the cache entry until the ledger holds this state (see `known_state`).
     let cached = shared
         .executed_cache()
-        .remove(&hash)
+        .get(&hash)
+        .cloned()
         .filter(|e| e.height == height);
     let executed = match cached {
         Some(executed) => executed,

@@ -352,7 +352,10 @@ fn single_validator_finalizes_transfers() {
         assert!(status.latest_height >= 1);
         let metrics = node.metrics();
         assert!(metrics.contains("mycel_finalized_height"), "own counters");
-        assert!(metrics.contains("marshal_processed_height"), "runtime metrics");
+        assert!(
+            metrics.contains("marshal_processed_height"),
+            "runtime metrics"
+        );
     });
 }
 
