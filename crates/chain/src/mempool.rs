@@ -53,8 +53,6 @@ pub enum MempoolError {
     PoolFull(usize),
     #[error("sender {sender} already has {max} pending transactions; wait for some to finalize")]
     SenderFull { sender: Address, max: usize },
-    #[error("the node is shutting down")]
-    Stopped,
 }
 
 impl MempoolError {
@@ -67,7 +65,6 @@ impl MempoolError {
             MempoolError::NonceTaken { .. } => "nonce_taken",
             MempoolError::PoolFull(_) => "mempool_full",
             MempoolError::SenderFull { .. } => "sender_full",
-            MempoolError::Stopped => "stopped",
         }
     }
 }
