@@ -69,6 +69,34 @@ impl MempoolError {
     }
 }
 
+/// A transaction with the checks that need no pool state done: signature recovery and, when its
+/// nonce is the sender's next, the full state check. Made without holding the pool's lock, so
+/// concurrent submissions verify in parallel.
+#[derive(Debug)]
+pub struct Prechecked {
+    hash: B256,
+    verified: Result<VerifiedTx, TxError>,
+    next_nonce_check: Option<Result<(), TxError>>,
+}
+
+impl Prechecked {
+    pub fn new(tx: SignedTx, state: &State) -> Self {
+        let hash = tx.hash();
+        let verified = state.verify_stateless(tx);
+        let next_nonce_check = match &verified {
+            Ok(v) if v.tx.nonce() == state.next_nonce(&v.sender) => {
+                Some(state.check_tx(&v.tx).map(|_| ()))
+            }
+            _ => None,
+        };
+        Self {
+            hash,
+            verified,
+            next_nonce_check,
+        }
+    }
+}
+
 /// The pool itself. Not thread-safe: the node wraps it in a mutex.
 #[derive(Debug)]
 pub struct Mempool {
@@ -121,18 +149,37 @@ impl Mempool {
 
     /// Validates `tx` against `state` (the latest finalized state) and pending transactions of its
     /// sender, and adds it. Returns its hash.
+    #[allow(dead_code)]
     pub fn submit(&mut self, tx: SignedTx, state: &State) -> Result<B256, MempoolError> {
-        let result = self.try_submit(tx.clone(), state);
+        let prechecked = Prechecked::new(tx, state);
+        self.submit_prechecked(prechecked, state)
+    }
+
+    /// Adds a transaction whose expensive checks ran before taking the pool's lock. `state` must
+    /// be the state `prechecked` was made with.
+    pub fn submit_prechecked(
+        &mut self,
+        prechecked: Prechecked,
+        state: &State,
+    ) -> Result<B256, MempoolError> {
+        let hash = prechecked.hash;
+        let result = self.try_submit(prechecked, state);
         if let Err(err) = &result {
             if !matches!(err, MempoolError::AlreadyKnown(_)) {
-                self.remember_rejection(tx.hash(), err.to_string());
+                self.remember_rejection(hash, err.to_string());
             }
         }
         result
     }
 
-    fn try_submit(&mut self, tx: SignedTx, state: &State) -> Result<B256, MempoolError> {
-        let verified = state.verify_stateless(tx).map_err(MempoolError::Invalid)?;
+    /// The pooled, already verified transaction `hash`.
+    pub fn verified(&self, hash: &B256) -> Option<VerifiedTx> {
+        let (sender, nonce) = self.by_hash.get(hash)?;
+        self.by_sender.get(sender)?.get(nonce).cloned()
+    }
+
+    fn try_submit(&mut self, prechecked: Prechecked, state: &State) -> Result<B256, MempoolError> {
+        let verified = prechecked.verified.map_err(MempoolError::Invalid)?;
         let hash = verified.hash;
         if self.by_hash.contains_key(&hash) {
             return Err(MempoolError::AlreadyKnown(hash));
@@ -178,9 +225,14 @@ impl Mempool {
         // sender's pending transactions before it. With a gap before it, only the stateless checks
         // above apply until the gap fills.
         if nonce == next {
-            state
-                .check_tx(&verified.tx)
-                .map_err(MempoolError::Invalid)?;
+            match prechecked.next_nonce_check {
+                Some(result) => result.map_err(MempoolError::Invalid)?,
+                None => {
+                    state
+                        .check_tx(&verified.tx)
+                        .map_err(MempoolError::Invalid)?;
+                }
+            }
         } else if let Some(pending) = pending {
             let before: Vec<&VerifiedTx> = pending.range(next..nonce).map(|(_, tx)| tx).collect();
             if before.len() as u64 == nonce - next {

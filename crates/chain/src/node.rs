@@ -3,7 +3,7 @@
 use crate::{
     engine::Executed,
     ledger::{BlockView, ChainStatus, Ledger, TipMeta, TxStatus},
-    mempool::{Mempool, MempoolError},
+    mempool::{Mempool, MempoolError, Prechecked},
 };
 use futures::future::BoxFuture;
 use mycel_state::{Account, State};
@@ -96,7 +96,9 @@ impl Shared {
     /// Adds `tx` to the mempool, validated against the latest finalized state.
     pub fn submit(&self, tx: SignedTx) -> Result<B256, MempoolError> {
         let ledger = self.ledger();
-        let result = self.mempool().submit(tx, &ledger.state);
+        // Signature recovery and state checks before taking the pool's lock.
+        let prechecked = Prechecked::new(tx, &ledger.state);
+        let result = self.mempool().submit_prechecked(prechecked, &ledger.state);
         drop(ledger);
         result
     }

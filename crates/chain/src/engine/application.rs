@@ -93,7 +93,7 @@ impl Application {
             pending.push(ancestor);
         };
         for block in pending.iter().rev() {
-            let txs = decode_txs(block.inner(), &base).ok()?;
+            let txs = decode_txs(&self.shared, block.inner(), &base).ok()?;
             let executed = execute(&base, block.inner(), &txs).ok()?;
             base = executed.state.clone();
             self.shared.cache_executed(block.digest(), executed);
@@ -125,17 +125,36 @@ impl Application {
     }
 }
 
-/// Decodes and statelessly verifies a block's transactions against `state`'s parameters.
-pub(crate) fn decode_txs(block: &Block, state: &State) -> Result<Vec<VerifiedTx>, String> {
+/// Decodes and statelessly verifies a block's transactions against `state`'s parameters. A
+/// transaction already in the mempool was verified on entry (against the same chain parameters)
+/// and is taken from there: no second signature recovery.
+pub(crate) fn decode_txs(
+    shared: &Shared,
+    block: &Block,
+    state: &State,
+) -> Result<Vec<VerifiedTx>, String> {
+    let pooled: Vec<Option<VerifiedTx>> = {
+        let pool = shared.mempool();
+        block
+            .txs
+            .iter()
+            .map(|bytes| pool.verified(&alloy_primitives::keccak256(bytes)))
+            .collect()
+    };
     block
         .txs
         .iter()
+        .zip(pooled)
         .enumerate()
-        .map(|(i, bytes)| {
-            let tx = SignedTx::decode(bytes).map_err(|e| format!("tx {i} does not decode: {e}"))?;
-            state
-                .verify_stateless(tx)
-                .map_err(|e| format!("tx {i} is invalid: {e}"))
+        .map(|(i, (bytes, pooled))| match pooled {
+            Some(verified) => Ok(verified),
+            None => {
+                let tx =
+                    SignedTx::decode(bytes).map_err(|e| format!("tx {i} does not decode: {e}"))?;
+                state
+                    .verify_stateless(tx)
+                    .map_err(|e| format!("tx {i} is invalid: {e}"))
+            }
         })
         .collect()
 }
@@ -314,7 +333,7 @@ where
             futures::future::pending::<()>().await;
             return false;
         };
-        let txs = match decode_txs(block, &parent_state) {
+        let txs = match decode_txs(&self.shared, block, &parent_state) {
             Ok(txs) => txs,
             Err(reason) => {
                 info!(height = block.height.get(), %reason, "rejecting block");

@@ -76,7 +76,8 @@ const FREEZER_JOURNAL_COMPRESSION: Option<u8> = Some(3);
 const REPLAY_BUFFER: NonZero<usize> = NZUsize!(8 * 1024 * 1024);
 const WRITE_BUFFER: NonZero<usize> = NZUsize!(1024 * 1024);
 const PAGE_CACHE_PAGE_SIZE: NonZero<u16> = page_size(4_096);
-const PAGE_CACHE_CAPACITY: NonZero<usize> = NZUsize!(8_192);
+/// 8 MiB of 4 KiB pages (commonware allocates the whole cache up front).
+const PAGE_CACHE_CAPACITY: NonZero<usize> = NZUsize!(2_048);
 const MAX_REPAIR: NonZero<usize> = NZUsize!(20);
 const MAX_PENDING_ACKS: NonZero<usize> = NZUsize!(16);
 const DEQUE_SIZE: usize = 10;
@@ -634,7 +635,7 @@ async fn apply_finalized<E: Storage + Clock + Metrics>(
         Some(executed) => executed,
         None => {
             let parent_state = shared.finalized_state();
-            let txs = application::decode_txs(block_ref, &parent_state)
+            let txs = application::decode_txs(shared, block_ref, &parent_state)
                 .map_err(ChainError::Divergence)?;
             application::execute(&parent_state, block_ref, &txs).map_err(ChainError::Divergence)?
         }
