@@ -1,19 +1,13 @@
 //! The real `mycel` binary: argument parsing, error paths, key management round trips, and the
-//! client commands against a small stand-in node that speaks docs/node-api.md.
+//! client commands against a real devnet (`mycel up`) on loopback.
 
-use alloy_primitives::Address;
+use alloy_primitives::{Address, U256};
 use alloy_signer_local::PrivateKeySigner;
-use axum::{
-    extract::{Path as UrlPath, State},
-    http::StatusCode,
-    routing::{get, post},
-    Json, Router,
-};
-use mycel_types::{keys::dev_signer, SignedTx, Token, TxJson, TxKind};
+use mycel_types::{keys::dev_signer, SignedTx, Token, TxKind};
 use serde_json::{json, Value};
-use std::path::Path;
-use std::process::{Command, Output};
-use std::sync::{Arc, Mutex};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 const PASSWORD: &str = "correct horse battery staple";
 
@@ -497,221 +491,366 @@ fn key_import_matches_the_dev_account_and_unlocks_only_with_the_passphrase() {
     assert!(!stderr(&out).contains("deadbeefsecret"));
 }
 
-// ---------------------------------------------------------------- against a stand-in node
+// ---------------------------------------------------------------- against a real devnet
 
-#[allow(irrefutable_let_patterns)]
-fn transfer_of(tx: &SignedTx) -> &mycel_types::Transfer {
-    let TxKind::Transfer(t) = &tx.kind else {
-        panic!("not a transfer: {tx:?}")
-    };
-    t
+/// A devnet (`mycel up`) of its own on free loopback ports, killed when dropped; its log is kept
+/// in a temporary directory and shown when it fails to start.
+///
+/// One per test: nextest runs every test in a process of its own, so a devnet shared through a
+/// static would be started once per test anyway, and one per test needs no cross-process cleanup.
+struct Devnet {
+    rpc: String,
+    child: std::process::Child,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
 }
 
-#[derive(Clone, Default)]
-struct Node {
-    txs: Arc<Mutex<Vec<SignedTx>>>,
-}
-
-fn status_json() -> Value {
-    json!({"chain_id": 1337, "genesis_hash": format!("0x{}", "ab".repeat(32)), "height": 12,
-           "hash": format!("0x{}", "cd".repeat(32)), "state_root": format!("0x{}", "ef".repeat(32)),
-           "timestamp_ms": 1_764_072_000_000u64, "validators": ["11".repeat(32)], "mempool_size": 0,
-           "min_fee": "10000", "max_tx_bytes": 2048})
-}
-
-fn api_error(status: StatusCode, code: &str, message: &str) -> (StatusCode, Json<Value>) {
-    (
-        status,
-        Json(json!({"error": {"code": code, "message": message}})),
-    )
-}
-
-async fn submit(State(node): State<Node>, Json(body): Json<TxJson>) -> (StatusCode, Json<Value>) {
-    let Ok(tx) = SignedTx::from_json(&body) else {
-        return api_error(StatusCode::BAD_REQUEST, "bad_tx", "does not parse");
-    };
-    if tx.recover_signer() != Some(tx.from()) {
-        return api_error(
-            StatusCode::BAD_REQUEST,
-            "bad_signature",
-            "signature does not recover to the sender",
-        );
-    }
-    if tx.fee() < alloy_primitives::U256::from(10_000u64) {
-        return api_error(
-            StatusCode::BAD_REQUEST,
-            "fee_too_low",
-            "fee 1 is below the minimum fee 10000 (MYC base units)",
-        );
-    }
-    let hash = tx.hash();
-    node.txs.lock().expect("lock").push(tx);
-    (
-        StatusCode::ACCEPTED,
-        Json(json!({"hash": hash, "status": "pending"})),
-    )
-}
-
-async fn tx_status(
-    State(node): State<Node>,
-    UrlPath(hash): UrlPath<String>,
-) -> (StatusCode, Json<Value>) {
-    let txs = node.txs.lock().expect("lock");
-    let Some((index, tx)) = txs
-        .iter()
-        .enumerate()
-        .find(|(_, tx)| tx.hash().to_string() == hash)
-    else {
-        return api_error(
-            StatusCode::NOT_FOUND,
-            "unknown_tx",
-            "this node has never seen that transaction",
-        );
-    };
-    let t = transfer_of(tx);
-    // Memos steer the stand-in: "stuck" never finalizes, "doomed" is rejected.
-    match t.memo.as_ref() {
-        b"stuck" => {
-            return (
-                StatusCode::OK,
-                Json(json!({"hash": hash, "status": "pending"})),
-            )
+impl Devnet {
+    fn start() -> Devnet {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (rpc_port, p2p_port) = (free_port(), free_port());
+        let log = dir.path().join("up.log");
+        let file = std::fs::File::create(&log).expect("log file");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_mycel"));
+        command
+            .arg("up")
+            .arg("--data-dir")
+            .arg(dir.path().join("devnet"))
+            .args(["--rpc-addr", &format!("127.0.0.1:{rpc_port}")])
+            .args(["--p2p-addr", &format!("127.0.0.1:{p2p_port}")])
+            .env("RUST_LOG", "warn,mycel_chain=info")
+            .env_remove("MYCEL_DATA_DIR")
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("log file"))
+            .stderr(file);
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::unix::process::CommandExt;
+            // If the test process dies without unwinding (a signal, a nextest timeout), the
+            // kernel stops the node too instead of leaving it holding its ports.
+            // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+            unsafe {
+                command.pre_exec(|| {
+                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
         }
-        b"doomed" => {
-            return (
-                StatusCode::OK,
-                Json(json!({"hash": hash, "status": "rejected",
-                    "error": {"code": "insufficient_balance", "message": "MYC balance 0 is short of the 1010000 needed (base units)"}})),
-            )
+        let child = command.spawn().expect("spawn mycel up");
+        let devnet = Devnet {
+            rpc: format!("http://127.0.0.1:{rpc_port}"),
+            child,
+            log,
+            _dir: dir,
+        };
+        devnet.wait_for_height(1, Duration::from_secs(90));
+        devnet
+    }
+
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+
+    /// The finalized height, once it is at least `height`.
+    fn wait_for_height(&self, height: u64, timeout: Duration) -> u64 {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let out = mycel(&["status", "--rpc", &self.rpc, "--json"]);
+            if out.status.success() {
+                let status: Value = serde_json::from_slice(&out.stdout).expect("status json");
+                let now = status["height"].as_u64().expect("height");
+                if now >= height {
+                    return now;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the devnet at {} did not reach height {height} in {timeout:?}; log:\n{}",
+                self.rpc,
+                self.log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(200));
         }
-        _ => {}
     }
-    let token = if t.token == Token::Musd.address() {
-        "mUSD"
-    } else {
-        "MYC"
-    };
-    (
-        StatusCode::OK,
-        Json(
-            json!({"hash": hash, "status": "finalized", "height": 13, "index": index,
-        "receipt": {"hash": hash, "from": t.from, "nonce": t.nonce, "type": "Transfer",
-            "events": [{"event": "transfer", "token": token, "from": t.from, "to": t.to, "amount": t.amount.to_string()},
-                       {"event": "fee_burned", "from": t.from, "amount": t.fee.to_string()}]}}),
-        ),
-    )
-}
 
-async fn block(
-    State(node): State<Node>,
-    UrlPath(height): UrlPath<String>,
-) -> (StatusCode, Json<Value>) {
-    if height != "latest" && height != "13" {
-        return api_error(
-            StatusCode::NOT_FOUND,
-            "unknown_block",
-            "block 99 is above the finalized height 13",
-        );
+    /// `mycel ARGS --rpc <this devnet>`.
+    fn mycel(&self, args: &[&str]) -> Output {
+        let mut all = args.to_vec();
+        all.extend(["--rpc", &self.rpc]);
+        mycel(&all)
     }
-    let txs: Vec<Value> = node
-        .txs
-        .lock()
-        .expect("lock")
-        .iter()
-        .map(|tx| json!({"hash": tx.hash(), "tx": tx.to_json(), "result": {"ok": {"hash": tx.hash(), "from": tx.from(),
-            "nonce": tx.nonce(), "type": "Transfer", "events": [{"event": "fee_burned", "from": tx.from(), "amount": tx.fee().to_string()}]}}}))
-        .collect();
-    (
-        StatusCode::OK,
-        Json(
-            json!({"height": 13, "hash": format!("0x{}", "13".repeat(32)), "parent": format!("0x{}", "12".repeat(32)),
-        "timestamp_ms": 1_764_072_001_000u64, "state_root": format!("0x{}", "aa".repeat(32)), "tx_count": txs.len(), "txs": txs}),
-        ),
-    )
-}
 
-/// Starts the stand-in node on a loopback port; it lives as long as the test process.
-fn start_node() -> (String, Node) {
-    let node = Node::default();
-    let app = Router::new()
-        .route("/v1/status", get(|| async { Json(status_json()) }))
-        .route(
-            "/v1/accounts/{address}",
-            get(|UrlPath(address): UrlPath<String>| async move {
-                Json(json!({"address": address, "myc": "999998500000000", "musd": "1000000000000", "nonce": 5, "next_nonce": 6,
-                            "myc_display": "999998.5", "musd_display": "1000000", "height": 12}))
-            }),
-        )
-        .route("/v1/txs", post(submit))
-        .route("/v1/txs/{hash}", get(tx_status))
-        .route("/v1/blocks/{height}", get(block))
-        .with_state(node.clone());
-    let (sender, receiver) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
+    /// `mycel ARGS --rpc <this devnet> --json`, which must succeed.
+    #[track_caller]
+    fn json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let out = self.mycel(&all);
+        assert_ok(&out);
+        serde_json::from_str(&stdout(&out)).expect("--json prints JSON")
+    }
+
+    fn account(&self, address: Address) -> Value {
+        self.json(&["balance", &address.to_string()])
+    }
+
+    /// The node's own answer to GET `path`, not through the CLI.
+    fn http_get(&self, path: &str) -> Value {
+        let url = format!("{}{path}", self.rpc);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("runtime");
-        runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("bind");
-            sender
-                .send(listener.local_addr().expect("addr"))
-                .expect("send");
-            axum::serve(listener, app).await.expect("serve");
-        });
-    });
-    let addr = receiver.recv().expect("node address");
-    (format!("http://{addr}"), node)
+        runtime.block_on(async {
+            let response = reqwest::get(&url).await.expect("GET");
+            assert_eq!(response.status().as_u16(), 200, "GET {url}");
+            response.json().await.expect("JSON")
+        })
+    }
 }
+
+impl Drop for Devnet {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+fn dev_address(index: u32) -> Address {
+    dev_signer(index).expect("dev key").address()
+}
+
+/// Base units from the node's JSON (amounts travel as decimal strings).
+fn units(value: &Value) -> u128 {
+    value
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an amount: {value}"))
+}
+
+/// The value of the row `key` in the CLI's human output (`key   value`).
+fn row<'a>(text: &'a str, key: &str) -> &'a str {
+    text.lines()
+        .find_map(|line| {
+            line.strip_prefix(key)
+                .filter(|rest| rest.starts_with("  "))
+                .map(str::trim)
+        })
+        .unwrap_or_else(|| panic!("no row {key:?} in:\n{text}"))
+}
+
+/// "YYYY-MM-DD HH:MM:SS.mmm UTC" back to milliseconds since the Unix epoch (the inverse of what
+/// the CLI prints, with days-from-civil from Howard Hinnant's date algorithms).
+fn parse_utc_ms(text: &str) -> u64 {
+    let parse = || -> Option<u64> {
+        let (date, time) = text.strip_suffix(" UTC")?.split_once(' ')?;
+        let (hms, ms) = time.split_once('.')?;
+        let numbers = |s: &str, sep: char| -> Option<Vec<i64>> {
+            s.split(sep).map(|p| p.parse().ok()).collect()
+        };
+        let (d, t) = (numbers(date, '-')?, numbers(hms, ':')?);
+        if d.len() != 3 || t.len() != 3 || ms.len() != 3 {
+            return None;
+        }
+        let (year, month, day) = (d[0] - i64::from(d[1] <= 2), d[1], d[2]);
+        let era = year.div_euclid(400);
+        let yoe = year - era * 400;
+        let doy = (153 * (month + if month > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        let days = era * 146_097 + doe - 719_468;
+        let secs = days * 86_400 + t[0] * 3600 + t[1] * 60 + t[2];
+        u64::try_from(secs * 1000 + ms.parse::<i64>().ok()?).ok()
+    };
+    parse().unwrap_or_else(|| panic!("not a UTC time: {text:?}"))
+}
+
+/// The transfer the CLI should have built, signed here independently: same fields, same hash
+/// (RFC 6979 signatures are deterministic).
+fn expected_transfer(
+    from: u32,
+    to: Address,
+    token: Token,
+    amount: u128,
+    memo: &str,
+    nonce: u64,
+    fee: u128,
+) -> SignedTx {
+    let kind = TxKind::Transfer(mycel_types::Transfer {
+        from: dev_address(from),
+        to,
+        token: token.address(),
+        amount: U256::from(amount),
+        memo: memo.as_bytes().to_vec().into(),
+        nonce,
+        fee: U256::from(fee),
+    });
+    SignedTx::sign(kind, 1337, &dev_signer(from).expect("dev key")).expect("sign")
+}
+
+const MIN_FEE: u128 = 10_000;
+const MYC: u128 = 1_000_000_000;
+/// What genesis gives every development account, in MYC base units.
+const DEV_MYC: u128 = 1_000_000 * MYC;
 
 #[test]
 fn status_and_balance_are_readable() {
-    let (rpc, _node) = start_node();
-    let out = mycel(&["status", "--rpc", &rpc]);
+    let node = Devnet::start();
+    let out = node.mycel(&["status"]);
     assert_ok(&out);
     let text = stdout(&out);
-    assert!(text.contains("chain id") && text.contains("1337"), "{text}");
+    assert_eq!(row(&text, "chain id"), "1337", "{text}");
+    assert_eq!(row(&text, "min fee"), "0.00001 MYC", "{text}");
+    assert_eq!(row(&text, "validators"), "1", "{text}");
+    assert_eq!(row(&text, "max tx size"), "2048 bytes", "{text}");
     assert!(
-        text.contains("min fee") && text.contains("0.00001 MYC"),
+        row(&text, "height").parse::<u64>().expect("height") >= 1,
         "{text}"
     );
-    assert!(text.contains("2025-11-25 12:00:00.000 UTC"), "{text}");
+    // The newest block is from the last minutes.
+    let block_time = parse_utc_ms(row(&text, "block time"));
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64;
+    assert!(
+        block_time <= now_ms && now_ms - block_time < 600_000,
+        "{text}"
+    );
 
-    let out = mycel(&["status", "--rpc", &rpc, "--json"]);
+    // A block's time in tokens of the calendar is its timestamp_ms to the millisecond.
+    let block_one = node.json(&["block", "1"]);
+    let out = node.mycel(&["block", "1"]);
     assert_ok(&out);
     assert_eq!(
-        serde_json::from_str::<Value>(&stdout(&out)).expect("json"),
-        status_json()
+        Some(parse_utc_ms(row(&stdout(&out), "time"))),
+        block_one["timestamp_ms"].as_u64(),
+        "{}",
+        stdout(&out)
     );
 
-    let out = mycel(&[
-        "balance",
-        "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266",
-        "--rpc",
-        &format!("{rpc}/"),
+    // --json is the node's answer as it came: the same fields as GET /v1/status, and the same
+    // values for everything that does not move with the chain.
+    let from_cli = node.json(&["status"]);
+    let from_node = node.http_get("/v1/status");
+    let keys = |v: &Value| {
+        v.as_object()
+            .expect("object")
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(keys(&from_cli), keys(&from_node));
+    for key in [
+        "chain_id",
+        "genesis_hash",
+        "validators",
+        "node_key",
+        "min_fee",
+        "max_tx_bytes",
+    ] {
+        assert_eq!(from_cli[key], from_node[key], "{key}");
+    }
+    assert_eq!(from_cli["min_fee"], "10000");
+
+    // A fresh development account, through a URL with a trailing slash.
+    let account = dev_address(4);
+    let balance = |address: Address| {
+        let out = mycel(&[
+            "balance",
+            &address.to_string(),
+            "--rpc",
+            &format!("{}/", node.rpc),
+        ]);
+        assert_ok(&out);
+        stdout(&out)
+    };
+    let text = balance(account);
+    assert_eq!(row(&text, "address"), account.to_checksum(None), "{text}");
+    assert_eq!(row(&text, "MYC"), "1000000 MYC", "{text}");
+    assert_eq!(row(&text, "mUSD"), "1000000 mUSD", "{text}");
+    assert_eq!(row(&text, "next nonce"), "0", "{text}");
+
+    // After a transfer: fractions of a token, and the nonce moved on.
+    let to = dev_address(9).to_string();
+    let out = node.mycel(&[
+        "transfer",
+        "--dev-account",
+        "4",
+        "--to",
+        &to,
+        "--amount",
+        "1.5",
+        "--wait",
     ]);
     assert_ok(&out);
-    let text = stdout(&out);
+    let text = balance(account);
+    assert_eq!(row(&text, "MYC"), "999998.49999 MYC", "{text}");
+    assert_eq!(row(&text, "next nonce"), "1", "{text}");
+
+    // Pending transactions show in the next nonce. A block comes every second, so the balance
+    // read right after a submission nearly always sees it pending; try a few times.
+    let mut seen_pending = false;
+    for attempt in 0..10u64 {
+        let out = node.mycel(&[
+            "transfer",
+            "--dev-account",
+            "4",
+            "--to",
+            &to,
+            "--amount",
+            "0.5",
+        ]);
+        assert_ok(&out);
+        let text = balance(account);
+        let next_nonce = row(&text, "next nonce");
+        if next_nonce == format!("{} (1 pending)", attempt + 2) {
+            seen_pending = true;
+            break;
+        }
+        assert_eq!(next_nonce, (attempt + 2).to_string(), "{text}");
+    }
     assert!(
-        text.contains("999998.5 MYC") && text.contains("1000000 mUSD"),
-        "{text}"
-    );
-    assert!(
-        text.contains("next nonce") && text.contains("6 (1 pending)"),
-        "{text}"
+        seen_pending,
+        "a balance read right after a transfer never saw it pending"
     );
 }
 
 #[test]
 fn transfer_signs_submits_and_waits() {
-    let (rpc, node) = start_node();
-    let to = dev_signer(1).expect("dev key").address();
-    let out = mycel(&[
+    let node = Devnet::start();
+    let to = dev_address(1);
+
+    // Back to back without --wait and then with it: the second signs with the next nonce whether
+    // or not the first is final yet, since the node's next_nonce counts pending transactions.
+    let out = node.mycel(&[
         "transfer",
-        "--rpc",
-        &rpc,
+        "--to",
+        &to.to_string(),
+        "--amount",
+        "1",
+        "--dev-account",
+        "0",
+    ]);
+    assert_ok(&out);
+    let first = expected_transfer(0, to, Token::Myc, MYC, "", 0, MIN_FEE);
+    assert_eq!(stdout(&out).trim(), first.hash().to_string());
+    assert!(
+        stderr(&out).contains("(nonce 0, fee 0.00001 MYC)"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = node.mycel(&[
+        "transfer",
         "--to",
         &to.to_string(),
         "--amount",
@@ -724,43 +863,40 @@ fn transfer_signs_submits_and_waits() {
         "0",
         "--wait",
         "--timeout",
-        "5",
+        "60",
     ]);
     assert_ok(&out);
-    let txs = node.txs.lock().expect("lock").clone();
-    assert_eq!(txs.len(), 1);
-    let tx = &txs[0];
-    assert_eq!(stdout(&out).trim(), tx.hash().to_string());
+    // The same hash as signing the intended transfer here: chain id 1337 and the fee (the node's
+    // min_fee) from the node, the nonce from next_nonce, token, amount and memo from the flags.
+    let tx = expected_transfer(0, to, Token::Musd, 2_500_000, "coffee", 1, MIN_FEE);
+    let hash = tx.hash().to_string();
+    assert_eq!(stdout(&out).trim(), hash);
+    let status = node.json(&["tx", &hash]);
+    assert_eq!(status["status"], "finalized", "{status}");
+    let height = status["height"].as_u64().expect("height");
     assert!(
-        stderr(&out).contains("finalized in block 13"),
+        stderr(&out).contains(&format!("finalized in block {height}")),
         "{}",
         stderr(&out)
     );
-    assert_eq!(tx.chain_id, 1337);
+    let receipt = &status["receipt"];
+    assert_eq!(receipt["nonce"], 1);
     assert_eq!(
-        tx.recover_signer(),
-        Some(dev_signer(0).expect("dev key").address())
+        receipt["from"].as_str().map(str::to_lowercase),
+        Some(dev_address(0).to_string().to_lowercase())
     );
-    let t = transfer_of(tx);
-    assert_eq!(t.to, to);
-    assert_eq!(t.token, Token::Musd.address());
-    assert_eq!(t.amount, alloy_primitives::U256::from(2_500_000u64));
-    assert_eq!(t.memo.as_ref(), b"coffee");
-    assert_eq!(
-        t.nonce, 6,
-        "the nonce is the node's next_nonce (pending txs counted)"
-    );
-    assert_eq!(
-        t.fee,
-        alloy_primitives::U256::from(10_000u64),
-        "the fee defaults to the node's min_fee"
-    );
+    let events = receipt["events"].as_array().expect("events");
+    assert_eq!(events[0]["event"], "transfer");
+    assert_eq!(events[0]["token"], "mUSD");
+    assert_eq!(units(&events[0]["amount"]), 2_500_000);
+    assert_eq!(events[1]["event"], "fee_burned");
+    assert_eq!(units(&events[1]["amount"]), MIN_FEE);
+    let musd = node.account(to)["musd"].clone();
+    assert_eq!(units(&musd), 1_000_000 * 1_000_000 + 2_500_000);
 
     // --json without --wait: the node's answer verbatim; --nonce and --fee override the node.
-    let out = mycel(&[
+    let out = node.mycel(&[
         "transfer",
-        "--rpc",
-        &rpc,
         "--to",
         &to.to_string(),
         "--amount",
@@ -775,17 +911,15 @@ fn transfer_signs_submits_and_waits() {
     ]);
     assert_ok(&out);
     let answer: Value = serde_json::from_str(&stdout(&out)).expect("json");
-    assert_eq!(answer["status"], "pending");
-    let second = node.txs.lock().expect("lock")[1].clone();
-    assert_eq!(answer["hash"], second.hash().to_string());
-    assert_eq!(second.nonce(), 9);
-    assert_eq!(second.fee(), alloy_primitives::U256::from(1_000_000u64));
+    let gapped = expected_transfer(2, to, Token::Myc, MYC, "", 9, 1_000_000);
+    assert_eq!(
+        answer,
+        json!({"hash": gapped.hash().to_string(), "status": "pending"})
+    );
 
     // The node's refusal reaches the user with its reason and a hint.
-    let out = mycel(&[
+    let out = node.mycel(&[
         "transfer",
-        "--rpc",
-        &rpc,
         "--to",
         &to.to_string(),
         "--amount",
@@ -803,138 +937,241 @@ fn transfer_signs_submits_and_waits() {
     );
 
     // tx and block show what happened, in tokens.
-    let out = mycel(&["tx", &tx.hash().to_string(), "--rpc", &rpc]);
+    let out = node.mycel(&["tx", &hash]);
     assert_ok(&out);
     let text = stdout(&out);
+    assert_eq!(row(&text, "status"), "finalized", "{text}");
+    assert_eq!(
+        row(&text, "from"),
+        dev_address(0).to_checksum(None),
+        "{text}"
+    );
     assert!(
-        text.contains("finalized")
-            && text.contains("transfer 2.5 mUSD")
+        text.contains(&format!("transfer 2.5 mUSD  {} -> {}", dev_address(0), to))
             && text.contains("fee burned 0.00001 MYC"),
         "{text}"
     );
-    let out = mycel(&["block", "latest", "--rpc", &rpc]);
+    let out = node.mycel(&["block", &height.to_string()]);
     assert_ok(&out);
+    let text = stdout(&out);
     assert!(
-        stdout(&out).contains(&tx.hash().to_string()),
+        text.contains(&format!("tx {hash}")) && text.contains("transfer 2.5 mUSD"),
+        "{text}"
+    );
+    let latest = node.json(&["block", "latest"]);
+    assert!(
+        latest["height"].as_u64().expect("height") >= height,
+        "{latest}"
+    );
+    let out = node.mycel(&["tx", &gapped.hash().to_string()]);
+    assert_ok(&out);
+    assert_eq!(row(&stdout(&out), "status"), "pending", "{}", stdout(&out));
+
+    let out = node.mycel(&["block", "999999999"]);
+    assert_fails_with(&out, "unknown_block");
+    assert!(
+        stderr(&out).contains("it is not finalized yet"),
         "{}",
-        stdout(&out)
+        stderr(&out)
     );
-    assert_fails_with(&mycel(&["block", "99", "--rpc", &rpc]), "unknown_block");
-    assert_fails_with(
-        &mycel(&[
-            "tx",
-            "0x0000000000000000000000000000000000000000000000000000000000000001",
-            "--rpc",
-            &rpc,
-        ]),
-        "unknown_tx",
-    );
+    let out = node.mycel(&[
+        "tx",
+        "0x0000000000000000000000000000000000000000000000000000000000000001",
+    ]);
+    assert_fails_with(&out, "unknown_tx");
 }
 
 #[test]
 fn transfer_with_a_keystore_key_and_a_key_name_as_recipient() {
-    let (rpc, node) = start_node();
+    let node = Devnet::start();
     let tmp = tempfile::tempdir().expect("tempdir");
     let ks = tmp.path().join("keys").to_string_lossy().into_owned();
     let pw = write_password(tmp.path());
-    let out = mycel(&[
-        "key",
-        "new",
-        "--name",
-        "payer",
-        "--keystore",
-        &ks,
-        "--password-file",
-        &pw,
-    ]);
-    assert_ok(&out);
-    let payer: Address = stdout(&out).trim().parse().expect("address");
-    let out = mycel(&[
-        "key",
-        "new",
-        "--name",
-        "payee",
-        "--keystore",
-        &ks,
-        "--password-file",
-        &pw,
-    ]);
-    assert_ok(&out);
-    let payee: Address = stdout(&out).trim().parse().expect("address");
-
-    let out = mycel(&[
-        "transfer",
-        "--rpc",
-        &rpc,
-        "--to",
-        "payee",
-        "--amount",
-        "0.5",
-        "--key",
-        "payer",
-        "--keystore",
-        &ks,
-        "--password-file",
-        &pw,
-    ]);
-    assert_ok(&out);
-    let tx = node.txs.lock().expect("lock")[0].clone();
-    assert_eq!(tx.recover_signer(), Some(payer));
-    let t = transfer_of(&tx);
-    assert_eq!(t.to, payee);
-    assert_eq!(t.amount, alloy_primitives::U256::from(500_000_000u64));
-}
-
-#[test]
-fn waiting_reports_rejection_and_timeout() {
-    let (rpc, _node) = start_node();
-    let to = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
-    let send = |memo: &str, extra: &[&str]| {
-        let mut args = vec![
-            "transfer",
-            "--rpc",
-            &rpc,
-            "--to",
-            to,
-            "--amount",
-            "1",
-            "--memo",
-            memo,
-            "--dev-account",
-            "0",
-        ];
-        args.extend_from_slice(extra);
-        mycel(&args)
+    let new_key = |name: &str| {
+        let out = mycel(&[
+            "key",
+            "new",
+            "--name",
+            name,
+            "--keystore",
+            &ks,
+            "--password-file",
+            &pw,
+        ]);
+        assert_ok(&out);
+        stdout(&out).trim().parse::<Address>().expect("address")
     };
-    let out = send("doomed", &["--wait"]);
-    assert_fails_with(&out, "was rejected: MYC balance 0 is short");
+    let payer = new_key("payer");
+    let payee = new_key("payee");
+    let pay = |amount: &str| {
+        node.mycel(&[
+            "transfer",
+            "--to",
+            "payee",
+            "--amount",
+            amount,
+            "--key",
+            "payer",
+            "--keystore",
+            &ks,
+            "--password-file",
+            &pw,
+            "--wait",
+        ])
+    };
+
+    // A new key has nothing: the node refuses, and says where to look.
+    let out = pay("0.5");
+    assert_fails_with(&out, "is short of the");
     assert!(
-        stderr(&out).contains("insufficient_balance"),
+        stderr(&out).contains("insufficient_balance") && stderr(&out).contains("mycel balance"),
         "{}",
         stderr(&out)
     );
 
-    let out = send("stuck", &["--wait", "--timeout", "1"]);
-    assert_fails_with(&out, "still pending after 1s");
-    assert!(stderr(&out).contains("mycel tx 0x"), "{}", stderr(&out));
+    // Fund it by key name, then pay by key name.
+    let out = node.mycel(&[
+        "transfer",
+        "--dev-account",
+        "6",
+        "--to",
+        "payer",
+        "--keystore",
+        &ks,
+        "--amount",
+        "1",
+        "--wait",
+    ]);
+    assert_ok(&out);
+    let out = pay("0.5");
+    assert_ok(&out);
+    let hash = stdout(&out).trim().to_string();
+    let receipt = node.json(&["tx", &hash])["receipt"].clone();
+    assert_eq!(
+        receipt["from"].as_str().map(str::to_lowercase),
+        Some(payer.to_string().to_lowercase())
+    );
+    assert_eq!(receipt["nonce"], 0);
+    let transfer = &receipt["events"][0];
+    assert_eq!(transfer["event"], "transfer");
+    assert_eq!(
+        transfer["to"].as_str().map(str::to_lowercase),
+        Some(payee.to_string().to_lowercase())
+    );
+    assert_eq!(units(&transfer["amount"]), 500_000_000);
 
-    // Without --wait a stuck transfer is simply submitted.
-    assert_ok(&send("stuck", &[]));
+    // balance takes key names too.
+    let out = node.mycel(&["balance", "payee", "--keystore", &ks]);
+    assert_ok(&out);
+    assert_eq!(row(&stdout(&out), "MYC"), "0.5 MYC", "{}", stdout(&out));
+    assert_eq!(
+        units(&node.account(payer)["myc"]),
+        MYC - 500_000_000 - MIN_FEE
+    );
+    assert_eq!(
+        units(&node.account(dev_address(6))["myc"]),
+        DEV_MYC - MYC - MIN_FEE
+    );
+}
+
+#[test]
+fn waiting_reports_rejection_and_timeout() {
+    use std::io::BufRead;
+    let node = Devnet::start();
+    let to = dev_address(1).to_string();
+
+    // A transfer queued behind a gap is accepted on its own merits; the transfer that fills the
+    // gap spends everything, so the node drops the queued one when that lands: --wait reports
+    // the rejection with the node's reason.
+    let mut waiting = Command::new(env!("CARGO_BIN_EXE_mycel"))
+        .args([
+            "transfer", "--rpc", &node.rpc, "--to", &to, "--amount", "1", "--nonce", "1",
+        ])
+        .args(["--dev-account", "3", "--wait", "--timeout", "60"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut waiting_stderr = std::io::BufReader::new(waiting.stderr.take().expect("stderr"));
+    let mut submitted = String::new();
+    waiting_stderr.read_line(&mut submitted).expect("read");
+    assert!(submitted.starts_with("submitted 0x"), "{submitted}");
+    let everything = mycel_types::format_amount(DEV_MYC - MIN_FEE, Token::Myc);
+    let out = node.mycel(&[
+        "transfer",
+        "--dev-account",
+        "3",
+        "--to",
+        &to,
+        "--amount",
+        &everything,
+        "--nonce",
+        "0",
+    ]);
+    assert_ok(&out);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut waiting_stderr, &mut rest).expect("read");
+    let status = waiting.wait().expect("wait");
+    assert_eq!(status.code(), Some(1), "{submitted}{rest}");
+    assert!(
+        rest.contains("was rejected: dropped: MYC balance 0 is short of the 10000 needed"),
+        "{rest}"
+    );
+    let dropped = submitted
+        .split_whitespace()
+        .nth(1)
+        .expect("hash")
+        .trim_end_matches(',')
+        .to_string();
 
     // tx shows a rejection with its reason.
-    let out = send("doomed", &["--json"]);
+    let out = node.mycel(&["tx", &dropped]);
     assert_ok(&out);
-    let hash = serde_json::from_str::<Value>(&stdout(&out)).expect("json")["hash"]
-        .as_str()
-        .expect("hash")
-        .to_string();
-    let out = mycel(&["tx", &hash, "--rpc", &rpc]);
-    assert_ok(&out);
+    let text = stdout(&out);
+    assert_eq!(row(&text, "status"), "rejected", "{text}");
     assert!(
-        stdout(&out).contains("rejected") && stdout(&out).contains("short of the 1010000 needed"),
-        "{}",
-        stdout(&out)
+        row(&text, "error").contains("short of the 10000 needed"),
+        "{text}"
     );
+
+    // A transfer behind a nonce gap stays pending: --wait gives up and says how to check later.
+    let out = node.mycel(&[
+        "transfer",
+        "--dev-account",
+        "7",
+        "--to",
+        &to,
+        "--amount",
+        "1",
+        "--nonce",
+        "5",
+        "--wait",
+        "--timeout",
+        "1",
+    ]);
+    assert_fails_with(&out, "still pending after 1s");
+    assert!(stderr(&out).contains("mycel tx 0x"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--timeout"), "{}", stderr(&out));
+
+    // Without --wait such a transfer is simply submitted, and stays pending.
+    let out = node.mycel(&[
+        "transfer",
+        "--dev-account",
+        "7",
+        "--to",
+        &to,
+        "--amount",
+        "1",
+        "--nonce",
+        "6",
+    ]);
+    assert_ok(&out);
+    let stuck = stdout(&out).trim().to_string();
+    let out = node.mycel(&["tx", &stuck]);
+    assert_ok(&out);
+    assert_eq!(row(&stdout(&out), "status"), "pending", "{}", stdout(&out));
+    assert_eq!(node.account(dev_address(7))["next_nonce"], 0);
 }
 
 #[cfg(unix)]
