@@ -14,6 +14,11 @@ fn chat(question: &str) -> Vec<ChatMessage> {
     vec![ChatMessage::user(question)]
 }
 
+/// A short prompt (no default system prompt) keeps the prefill cheap in the determinism tests.
+fn brief(question: &str) -> Vec<ChatMessage> {
+    vec![ChatMessage::system("Be brief."), ChatMessage::user(question)]
+}
+
 fn run(messages: &[ChatMessage], params: &SamplingParams) -> Generation {
     common::default_model()
         .complete_chat(messages, params, &mut |_| ControlFlow::Continue(()))
@@ -77,7 +82,7 @@ fn greedy_output_is_coherent() {
 
 #[test]
 fn greedy_and_seeded_generation_repeat_exactly_in_one_process() {
-    let messages = chat("Write a short poem about mushrooms.");
+    let messages = brief("Write a poem about mushrooms.");
     let greedy = SamplingParams::greedy(12);
     assert_eq!(
         run(&messages, &greedy).output_tokens,
@@ -99,7 +104,7 @@ fn child_generation_for_thread_test() {
     if std::env::var_os("MYCEL_INFER_CHILD").is_none() {
         return;
     }
-    let messages = chat("Explain in two sentences why the sky is blue.");
+    let messages = brief("Why is the sky blue?");
     let greedy = run(&messages, &SamplingParams::greedy(16));
     let seeded = run(&messages, &sampled(7, 16));
     println!("GREEDY {:?}", greedy.output_tokens);
@@ -165,7 +170,7 @@ fn streamed_text_equals_the_final_text() {
     let mut streamed = String::new();
     let mut events: Vec<TokenEvent> = Vec::new();
     let generation = model
-        .complete_chat(&chat("List three colors."), &sampled(1, 20), &mut |event| {
+        .complete_chat(&brief("List three colors."), &sampled(1, 20), &mut |event| {
             streamed.push_str(&event.text);
             events.push(event.clone());
             ControlFlow::Continue(())
@@ -216,7 +221,7 @@ fn cancelling_from_the_callback_stops() {
     let mut seen = 0;
     let generation = common::default_model()
         .complete_chat(
-            &chat("Tell me a story."),
+            &brief("Tell me a story."),
             &SamplingParams::greedy(50),
             &mut |_| {
                 seen += 1;
