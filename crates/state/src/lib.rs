@@ -244,7 +244,14 @@ impl State {
     /// Every check, stateless and stateful, without changing anything. Returns the sender.
     pub fn check_tx(&self, tx: &SignedTx) -> Result<Address, TxError> {
         let verified = self.verify_stateless(tx.clone())?;
-        self.plan(&verified).map(|_| verified.sender)
+        self.check_verified(&verified).map(|_| verified.sender)
+    }
+
+    /// The stateful checks (nonce, fee, balances, kind-specific rules) of a transaction whose
+    /// stateless checks passed, without changing anything and without recovering its signature
+    /// again (recovery is the most expensive step of a transfer).
+    pub fn check_verified(&self, tx: &VerifiedTx) -> Result<(), TxError> {
+        self.plan(tx).map(|_| ())
     }
 
     /// Validates and applies one transaction; an error changes nothing.
