@@ -2,8 +2,12 @@
 //!
 //! Each validator weights every miner (a dense, worst-case weight matrix) and holds bonds to all
 //! of them from a previous epoch. Run with `cargo bench -p mycel-state --bench yuma`.
+//!
+//! On a busy machine wall-clock medians overstate the cost; `YUMA_CPU_ITERS=N cargo bench -p
+//! mycel-state --bench yuma` instead runs each case N times and prints the CPU time per epoch
+//! of this thread (from /proc/thread-self/stat, 10 ms ticks, so use N ≥ 20).
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use criterion::{criterion_group, BenchmarkId, Criterion};
 use mycel_state::incentive::{run_epoch, EpochInput, LiquidAlpha, YumaVersion};
 use std::hint::black_box;
 
@@ -98,4 +102,41 @@ fn bench_epoch(c: &mut Criterion) {
 }
 
 criterion_group!(benches, bench_epoch);
-criterion_main!(benches);
+
+/// This thread's user + system CPU time in clock ticks (normally 10 ms).
+fn thread_cpu_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+fn cpu_report(iters: u32) {
+    for (n, v) in [(256usize, 64usize), (4096, 128)] {
+        for yuma in [YumaVersion::Yuma2, YumaVersion::Yuma3] {
+            let input = network(n, v, yuma);
+            let start = thread_cpu_ticks().unwrap_or(0);
+            for _ in 0..iters {
+                black_box(run_epoch(black_box(&input)).expect("valid input"));
+            }
+            let ticks = thread_cpu_ticks().unwrap_or(0) - start;
+            let ms = ticks as f64 * 10.0 / iters as f64;
+            println!(
+                "{yuma:?} {n} UIDs x {v} validators: {ms:.2} ms CPU per epoch ({iters} epochs)"
+            );
+        }
+    }
+}
+
+fn main() {
+    if let Some(iters) = std::env::var("YUMA_CPU_ITERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        cpu_report(iters);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -32,8 +32,27 @@ pub fn u16_max_fixed() -> I32F32 {
     I32F32::from_num(u16::MAX)
 }
 
-/// `x / d`, or 0 when `d == 0` (subtensor's `safe_div`).
+/// `x / d` truncated, or 0 when `d == 0` or the quotient overflows (subtensor's `safe_div`).
+///
+/// The epoch divides hundreds of thousands of values by positive sums. The exact quotient's bits
+/// are `floor(X · 2^32 / D)` for bit patterns X, D; cancelling the trailing zero bits of D (at
+/// most 32) keeps the rational exact, and when the shifted numerator still fits in 64 bits —
+/// always for fractions below 1, and for any X when D is an integer — one native 64-bit division
+/// gives the same bits as the fixed crate's 128-bit one.
+#[inline]
 pub fn safe_div(x: I32F32, d: I32F32) -> I32F32 {
+    let (xb, db) = (x.to_bits(), d.to_bits());
+    if db > 0 && xb >= 0 {
+        let g = db.trailing_zeros().min(32);
+        let shift = 32 - g;
+        let (xu, du) = (xb as u64, (db as u64) >> g);
+        if xu.leading_zeros() >= shift {
+            let q = (xu << shift) / du;
+            if q <= i64::MAX as u64 {
+                return I32F32::from_bits(q as i64);
+            }
+        }
+    }
     x.checked_div(d).unwrap_or(ZERO)
 }
 
@@ -153,19 +172,19 @@ const EXP_FRAC: u32 = 62;
 const LN_2_Q62: i128 = 0x2C5C_85FD_F473_DE6B;
 /// (1 / ln 2) · 2^62, rounded to nearest.
 const INV_LN_2_Q62: i128 = 0x5C55_1D94_AE0B_F85E;
-/// Terms of the Taylor series of e^r kept by [`exp_safe`] (|r| ≤ ln 2 / 2, so the 21st term is
-/// below 2^−80).
-const EXP_TERMS: usize = 21;
-/// 2^62 / n! (floored), n = 0 … 20: the Taylor coefficients of e^r.
-const EXP_COEFFS: [i128; EXP_TERMS] = {
-    let mut c = [0i128; EXP_TERMS];
-    let mut fact: i128 = 1;
+/// Terms of the Taylor series of e^r kept by [`exp_safe`]: |r| ≤ ln 2 / 2, so the first term
+/// left out, r^14 / 14!, is below 5e-18.
+const EXP_TERMS: usize = 14;
+/// 2^62 / n! (floored), n = 0 … 13: the Taylor coefficients of e^r.
+const EXP_COEFFS: [i64; EXP_TERMS] = {
+    let mut c = [0i64; EXP_TERMS];
+    let mut fact: i64 = 1;
     let mut n = 0;
     while n < EXP_TERMS {
         if n > 0 {
-            fact *= n as i128;
+            fact *= n as i64;
         }
-        c[n] = (1i128 << EXP_FRAC) / fact;
+        c[n] = (1i64 << EXP_FRAC) / fact;
         n += 1;
     }
     c
@@ -175,24 +194,28 @@ const EXP_COEFFS: [i128; EXP_TERMS] = {
 /// integers.
 ///
 /// Method: write x = k·ln 2 + r with k = round(x / ln 2) and |r| ≤ ln 2 / 2, evaluate the Taylor
-/// polynomial of e^r of degree 20 by Horner's rule in 2.62 fixed point (each step rounded toward
-/// −∞), then scale by 2^k with a shift. The intermediate is within ~1e-17 relative of e^x, so the
-/// returned 32.32 value is the floor of e^x to the 2^−32 grid, except when e^x lies within that
-/// ~1e-17 of a grid point (then it may be one ulp, 2^−32 ≈ 2.3e-10, below). Subtensor uses
+/// polynomial of e^r of degree 13 by Horner's rule in 2.62 fixed point (each step rounded toward
+/// −∞; every intermediate is below 1.5 · 2^62, so it fits an i64 and each step is one widening
+/// multiply), then scale by 2^k with a shift. The intermediate is within ~1e-17 relative of e^x,
+/// so the returned 32.32 value is the floor of e^x to the 2^−32 grid, except when e^x lies within
+/// that ~1e-17 of a grid point (then it may be one ulp, 2^−32 ≈ 2.3e-10, below). Subtensor uses
 /// `substrate_fixed::transcendental::exp`, which is less precise: results can differ from it by
 /// a few ulps of 2^−32, and the ported sigmoid vectors are compared within 2 ulps.
 pub fn exp_safe(input: I32F32) -> I32F32 {
-    let x32 = input.clamp(I32F32::from_num(-20), I32F32::from_num(20)).to_bits() as i128;
+    let x32 = input
+        .clamp(I32F32::from_num(-20), I32F32::from_num(20))
+        .to_bits() as i128;
     // k = round(x / ln 2): x32 has 32 fraction bits, INV_LN_2_Q62 62, the product 94.
     let k = ((x32 * INV_LN_2_Q62) + (1i128 << 93)) >> 94;
-    let r = (x32 << (EXP_FRAC - 32)) - k * LN_2_Q62;
+    // |r| ≤ ln 2 / 2 (plus rounding), far inside i64 at 62 fraction bits.
+    let r = ((x32 << (EXP_FRAC - 32)) - k * LN_2_Q62) as i64;
     let mut acc = EXP_COEFFS[EXP_TERMS - 1];
     for c in EXP_COEFFS[..EXP_TERMS - 1].iter().rev() {
-        acc = ((acc * r) >> EXP_FRAC) + c;
+        acc = (((acc as i128 * r as i128) >> EXP_FRAC) as i64) + c;
     }
     // |k| ≤ 29, so 30 − k is in [1, 59]: always a right shift from 62 to 32 fraction bits.
     let bits = acc >> (EXP_FRAC as i128 - 32 - k);
-    I32F32::from_bits(bits.clamp(0, i64::MAX as i128) as i64)
+    I32F32::from_bits(bits.max(0))
 }
 
 /// `1 / (1 + e^(−rho·(input − kappa)))` (subtensor's `sigmoid_safe`).
@@ -616,6 +639,35 @@ pub fn weighted_median(
     score: &[I32F32],
     partition_idx: &[usize],
     minority: I32F32,
+    partition_lo: I32F32,
+    partition_hi: I32F32,
+) -> I32F32 {
+    let mut scratch = MedianScratch::default();
+    weighted_median_with(
+        &mut scratch,
+        stake,
+        score,
+        partition_idx,
+        minority,
+        partition_lo,
+        partition_hi,
+    )
+}
+
+/// Buffers [`weighted_median`] reuses from one column to the next.
+#[derive(Default)]
+struct MedianScratch {
+    current: Vec<usize>,
+    lower: Vec<usize>,
+    upper: Vec<usize>,
+}
+
+fn weighted_median_with(
+    scratch: &mut MedianScratch,
+    stake: &[I32F32],
+    score: &[I32F32],
+    partition_idx: &[usize],
+    minority: I32F32,
     mut partition_lo: I32F32,
     mut partition_hi: I32F32,
 ) -> I32F32 {
@@ -623,9 +675,13 @@ pub fn weighted_median(
         return ZERO;
     }
     let get = |v: &[I32F32], i: usize| v.get(i).copied().unwrap_or(ZERO);
-    let mut current: Vec<usize> = partition_idx.to_vec();
-    let mut lower: Vec<usize> = Vec::new();
-    let mut upper: Vec<usize> = Vec::new();
+    let MedianScratch {
+        current,
+        lower,
+        upper,
+    } = scratch;
+    current.clear();
+    current.extend_from_slice(partition_idx);
     let limit = partition_idx.len();
     let mut iterations = 0usize;
     loop {
@@ -639,7 +695,9 @@ pub fn weighted_median(
         let pivot = get(score, current[n / 2]);
         let mut lo_stake = ZERO;
         let mut hi_stake = ZERO;
-        for &idx in &current {
+        lower.clear();
+        upper.clear();
+        for &idx in current.iter() {
             let s = get(score, idx);
             if s == pivot {
                 continue;
@@ -654,15 +712,13 @@ pub fn weighted_median(
         }
         if minority < partition_lo.saturating_add(lo_stake) && !lower.is_empty() {
             partition_hi = partition_lo.saturating_add(lo_stake);
-            std::mem::swap(&mut current, &mut lower);
+            std::mem::swap(current, lower);
         } else if partition_hi.saturating_sub(hi_stake) <= minority && !upper.is_empty() {
             partition_lo = partition_hi.saturating_sub(hi_stake);
-            std::mem::swap(&mut current, &mut upper);
+            std::mem::swap(current, upper);
         } else {
             return pivot;
         }
-        lower.clear();
-        upper.clear();
         iterations += 1;
         if iterations > limit {
             return ZERO;
@@ -697,9 +753,20 @@ pub fn weighted_median_col_sparse(
             k += 1;
         }
     }
+    let mut scratch = MedianScratch::default();
     use_score
         .iter()
-        .map(|col| weighted_median(&use_stake, col, &stake_idx, minority, ZERO, stake_sum))
+        .map(|col| {
+            weighted_median_with(
+                &mut scratch,
+                &use_stake,
+                col,
+                &stake_idx,
+                minority,
+                ZERO,
+                stake_sum,
+            )
+        })
         .collect()
 }
 

@@ -472,17 +472,7 @@ fn col_normalize_and_upscale_sparse() {
     inplace_col_normalize_sparse(&mut m, 3);
     assert_sparse_close(
         &m,
-        &sparse(
-            &[
-                1.,
-                0.6666667,
-                0.3333333,
-                0.,
-                0.3333333,
-                0.6666667,
-            ],
-            2,
-        ),
+        &sparse(&[1., 0.6666667, 0.3333333, 0., 0.3333333, 0.6666667], 2),
         fx(1e-7),
     );
     let mut m = sparse(&[1., 2., 3., 0., 1., 6.], 2);
@@ -533,5 +523,17 @@ proptest! {
         let (elo, ehi) = (exp_safe(I32F32::from_num(lo)), exp_safe(I32F32::from_num(hi)));
         prop_assert!(elo <= ehi + I32F32::from_bits(1));
         prop_assert!(elo > I32F32::ZERO);
+    }
+}
+
+proptest! {
+    /// The 64-bit fast path of `safe_div` gives the fixed crate's bits exactly.
+    #[test]
+    fn safe_div_matches_fixed_division(
+        x in prop_oneof![any::<i64>(), 0i64..(1i64 << 32)],
+        d in prop_oneof![any::<i64>(), 1i64..(1i64 << 34)],
+    ) {
+        let (x, d) = (I32F32::from_bits(x), I32F32::from_bits(d));
+        prop_assert_eq!(safe_div(x, d), x.checked_div(d).unwrap_or(I32F32::ZERO));
     }
 }

@@ -246,9 +246,47 @@ impl EpochInput {
     }
 }
 
-fn to_fixed_sparse(m: &[Vec<(u16, u16)>], convert: impl Fn(u16) -> I32F32) -> SparseMatrix {
+/// Previous bonds converted with `convert`, without the entries of neurons registered since the
+/// last epoch (`last_tempo ≤ block_at_registration`): subtensor's conversion followed by
+/// `scalar_vec_mask_sparse_matrix`, in one pass.
+fn masked_bonds(
+    input: &EpochInput,
+    last_tempo: u64,
+    convert: impl Fn(u16) -> I32F32,
+) -> SparseMatrix {
+    input
+        .bonds
+        .iter()
+        .map(|row| {
+            row.iter()
+                .filter(|(j, _)| last_tempo > input.block_at_registration[*j as usize])
+                .map(|&(j, v)| (j, convert(v)))
+                .collect()
+        })
+        .collect()
+}
+
+/// `row_sum(mat_vec_mul(col_normalize(m), vector))` without building the two intermediate
+/// matrices: the same per-entry operations in the same order (a product that is exactly 0, which
+/// subtensor drops before summing, adds nothing).
+fn col_normalized_matvec(m: &[Vec<(u16, I32F32)>], columns: u16, vector: &[I32F32]) -> Vec<I32F32> {
+    let mut col_sum = vec![I32F32::ZERO; columns as usize];
+    for row in m {
+        for &(j, v) in row {
+            col_sum[j as usize] = col_sum[j as usize].saturating_add(v);
+        }
+    }
     m.iter()
-        .map(|row| row.iter().map(|&(j, v)| (j, convert(v))).collect())
+        .map(|row| {
+            row.iter().fold(I32F32::ZERO, |acc, &(j, v)| {
+                let d = col_sum[j as usize];
+                let normalized = if d != I32F32::ZERO { safe_div(v, d) } else { v };
+                acc.saturating_add(
+                    normalized
+                        .saturating_mul(vector.get(j as usize).copied().unwrap_or(I32F32::ZERO)),
+                )
+            })
+        })
         .collect()
 }
 
@@ -263,13 +301,25 @@ pub fn alpha_sigmoid(
     alpha_high: I32F32,
     steepness: I32F32,
 ) -> I32F32 {
+    let rate = safe_div(steepness, I32F32::from_num(-100));
+    alpha_sigmoid_with_rate(consensus, weight, bond, alpha_low, alpha_high, rate)
+}
+
+/// [`alpha_sigmoid`] with `rate = steepness / −100` computed once by the caller.
+fn alpha_sigmoid_with_rate(
+    consensus: I32F32,
+    weight: I32F32,
+    bond: I32F32,
+    alpha_low: I32F32,
+    alpha_high: I32F32,
+    rate: I32F32,
+) -> I32F32 {
     let zero = I32F32::ZERO;
     let one = I32F32::ONE;
     let diff_buy = clamp_value(weight.saturating_sub(consensus), zero, one);
     let diff_sell = clamp_value(bond.saturating_sub(weight), zero, one);
     let combined = if weight >= bond { diff_buy } else { diff_sell };
-    let exponent = safe_div(steepness, I32F32::from_num(-100))
-        .saturating_mul(combined.saturating_sub(I32F32::from_num(0.5)));
+    let exponent = rate.saturating_mul(combined.saturating_sub(I32F32::from_num(0.5)));
     let sigmoid = safe_div(one, one.saturating_add(exp_safe(exponent)));
     let alpha =
         alpha_low.saturating_add(sigmoid.saturating_mul(alpha_high.saturating_sub(alpha_low)));
@@ -327,15 +377,24 @@ pub fn run_epoch(input: &EpochInput) -> Result<EpochOutput, EpochError> {
     inplace_normalize(&mut active_stake);
 
     // == Weights ==
-    let mut weights = to_fixed_sparse(&input.weights, u16_to_fixed);
-    weights = mask_rows_sparse(&forbids, &weights);
-    weights = mask_diag_sparse_except(&weights, owner);
-    weights = vec_mask_sparse_matrix(
-        &weights,
-        &input.last_update,
-        &input.block_at_registration,
-        |updated, registered| updated <= registered,
-    );
+    // One pass doing what subtensor does in four (`mask_rows_sparse`, `mask_diag_sparse_except_index`,
+    // `vec_mask_sparse_matrix`, conversion): the kept entries and their values are the same.
+    let mut weights: SparseMatrix = input
+        .weights
+        .iter()
+        .enumerate()
+        .map(|(i, row)| {
+            if forbids[i] {
+                return Vec::new();
+            }
+            let updated = input.last_update[i];
+            row.iter()
+                .filter(|(j, _)| i != *j as usize || owner == Some(*j))
+                .filter(|(j, _)| updated > input.block_at_registration[*j as usize])
+                .map(|&(j, v)| (j, u16_to_fixed(v)))
+                .collect()
+        })
+        .collect();
     inplace_row_normalize_sparse(&mut weights);
 
     // == Consensus, clipping, validator trust ==
@@ -350,51 +409,44 @@ pub fn run_epoch(input: &EpochInput) -> Result<EpochOutput, EpochError> {
 
     // == Bonds, dividends ==
     let bonds_penalty = u16_proportion_to_fixed(input.bonds_penalty);
-    let weights_for_bonds = interpolate_sparse(&weights, &clipped, bonds_penalty);
+    let interpolated;
+    let weights_for_bonds: &SparseMatrix = if bonds_penalty == I32F32::ONE {
+        &clipped
+    } else if bonds_penalty == I32F32::ZERO {
+        &weights
+    } else {
+        interpolated = interpolate_sparse(&weights, &clipped, bonds_penalty);
+        &interpolated
+    };
     let last_tempo = match input.last_epoch_block {
         Some(b) => b.saturating_add(1),
         None => input.block.saturating_sub(input.tempo),
     };
-    let recently_registered = |last_tempo: u64, registered: u64| last_tempo <= registered;
     let fixed_alpha = bonds_ema_alpha(input.bonds_moving_average);
 
     let mut dividends: Vec<I32F32>;
     let ema_bonds: SparseMatrix;
     match input.yuma {
         YumaVersion::Yuma3 => {
-            let bonds = to_fixed_sparse(&input.bonds, u16_proportion_to_fixed);
-            let bonds = scalar_vec_mask_sparse_matrix(
-                &bonds,
-                last_tempo,
-                &input.block_at_registration,
-                recently_registered,
-            );
+            let bonds = masked_bonds(input, last_tempo, u16_proportion_to_fixed);
             let la = input.liquid_alpha;
             ema_bonds = if la.enabled && consensus.iter().any(|c| *c != I32F32::ZERO) {
                 let lo = u16_proportion_to_fixed(la.alpha_low);
                 let hi = u16_proportion_to_fixed(la.alpha_high);
-                let steep = I32F32::from_num(la.steepness);
+                let rate = safe_div(I32F32::from_num(la.steepness), I32F32::from_num(-100));
                 mat_ema_alpha_sparse(&weights_for_bonds, &bonds, |_, j, w, b| {
                     let c = consensus.get(j as usize).copied().unwrap_or(I32F32::ZERO);
-                    alpha_sigmoid(c, w, b, lo, hi, steep)
+                    alpha_sigmoid_with_rate(c, w, b, lo, hi, rate)
                 })
             } else {
                 mat_ema_sparse(&weights_for_bonds, &bonds, fixed_alpha)
             };
-            let mut norm = ema_bonds.clone();
-            inplace_col_normalize_sparse(&mut norm, cols);
-            let per_validator = row_sum_sparse(&mat_vec_mul_sparse(&norm, &incentive));
+            let per_validator = col_normalized_matvec(&ema_bonds, cols, &incentive);
             dividends = vec_mul(&per_validator, &active_stake);
             inplace_normalize(&mut dividends);
         }
         YumaVersion::Yuma2 => {
-            let bonds = to_fixed_sparse(&input.bonds, u16_to_fixed);
-            let mut bonds = scalar_vec_mask_sparse_matrix(
-                &bonds,
-                last_tempo,
-                &input.block_at_registration,
-                recently_registered,
-            );
+            let mut bonds = masked_bonds(input, last_tempo, u16_to_fixed);
             inplace_col_normalize_sparse(&mut bonds, cols);
             let mut delta = row_hadamard_sparse(&weights_for_bonds, &active_stake);
             inplace_col_normalize_sparse(&mut delta, cols);
