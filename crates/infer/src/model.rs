@@ -352,20 +352,26 @@ impl<'s> TextAssembler<'s> {
         if tokenizer.token_type(token) == Some(TokenType::Control) {
             return Ok((String::new(), false));
         }
-        tokenizer.append_token_bytes(token, true, &mut self.pending)?;
+        let mut bytes = Vec::new();
+        tokenizer.append_token_bytes(token, true, &mut bytes)?;
+        Ok(self.push_bytes(&bytes))
+    }
+
+    fn push_bytes(&mut self, bytes: &[u8]) -> (String, bool) {
+        self.pending.extend_from_slice(bytes);
         self.drain_pending(false);
         if let Some(at) = self.find_stop() {
             self.text.truncate(at);
             self.stopped = true;
             let delta = self.text[self.released..].to_string();
             self.released = self.text.len();
-            return Ok((delta, true));
+            return (delta, true);
         }
         let hold = self.held_tail();
         let end = self.text.len() - hold;
         let delta = self.text[self.released..end].to_string();
         self.released = end;
-        Ok((delta, false))
+        (delta, false)
     }
 
     fn drain_pending(&mut self, at_end: bool) {
@@ -437,5 +443,59 @@ impl<'s> TextAssembler<'s> {
         let tail = self.text[self.released..].to_string();
         self.released = self.text.len();
         tail
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TextAssembler;
+
+    fn stream(stop: &[&str], pieces: &[&[u8]]) -> (Vec<String>, bool, String) {
+        let stop: Vec<String> = stop.iter().map(|s| s.to_string()).collect();
+        let mut text = TextAssembler::new(&stop);
+        let mut deltas = Vec::new();
+        let mut stopped = false;
+        for piece in pieces {
+            let (delta, hit) = text.push_bytes(piece);
+            deltas.push(delta);
+            if hit {
+                stopped = true;
+                break;
+            }
+        }
+        let tail = text.finish();
+        deltas.push(tail);
+        (deltas, stopped, text.text)
+    }
+
+    #[test]
+    fn multi_byte_characters_wait_for_their_last_byte() {
+        let euro = "€".as_bytes();
+        let (deltas, _, text) = stream(&[], &[b"a", &euro[..1], &euro[1..], b"b"]);
+        assert_eq!(deltas, ["a", "", "€", "b", ""]);
+        assert_eq!(text, "a€b");
+    }
+
+    #[test]
+    fn a_possible_stop_sequence_is_held_back_and_cut() {
+        let (deltas, stopped, text) = stream(&["END"], &[b"one E", b"N", b"D two"]);
+        assert!(stopped);
+        assert_eq!(deltas, ["one ", "", "", ""]);
+        assert_eq!(text, "one ");
+    }
+
+    #[test]
+    fn a_stop_prefix_that_does_not_complete_is_released() {
+        let (deltas, stopped, text) = stream(&["END"], &[b"one E", b"Nx", b"!"]);
+        assert!(!stopped);
+        assert_eq!(deltas.concat(), "one ENx!");
+        assert_eq!(deltas[0], "one ");
+        assert_eq!(text, "one ENx!");
+    }
+
+    #[test]
+    fn a_dangling_byte_at_the_end_becomes_a_replacement_character() {
+        let (_, _, text) = stream(&[], &[b"ok", &"€".as_bytes()[..2]]);
+        assert_eq!(text, "ok\u{FFFD}");
     }
 }
