@@ -654,12 +654,13 @@ pub fn weighted_median(
     )
 }
 
-/// Buffers [`weighted_median`] reuses from one column to the next.
+/// Buffers [`weighted_median`] reuses from one column to the next: the current partition and its
+/// lower and upper parts, as `(score, stake)` pairs in index order.
 #[derive(Default)]
 struct MedianScratch {
-    current: Vec<usize>,
-    lower: Vec<usize>,
-    upper: Vec<usize>,
+    current: Vec<(I32F32, I32F32)>,
+    lower: Vec<(I32F32, I32F32)>,
+    upper: Vec<(I32F32, I32F32)>,
 }
 
 fn weighted_median_with(
@@ -681,7 +682,11 @@ fn weighted_median_with(
         upper,
     } = scratch;
     current.clear();
-    current.extend_from_slice(partition_idx);
+    current.extend(
+        partition_idx
+            .iter()
+            .map(|&i| (get(score, i), get(stake, i))),
+    );
     let limit = partition_idx.len();
     let mut iterations = 0usize;
     loop {
@@ -690,24 +695,23 @@ fn weighted_median_with(
             return ZERO;
         }
         if n == 1 {
-            return get(score, current[0]);
+            return current[0].0;
         }
-        let pivot = get(score, current[n / 2]);
+        let pivot = current[n / 2].0;
         let mut lo_stake = ZERO;
         let mut hi_stake = ZERO;
         lower.clear();
         upper.clear();
-        for &idx in current.iter() {
-            let s = get(score, idx);
+        for &(s, st) in current.iter() {
             if s == pivot {
                 continue;
             }
             if s < pivot {
-                lo_stake = lo_stake.saturating_add(get(stake, idx));
-                lower.push(idx);
+                lo_stake = lo_stake.saturating_add(st);
+                lower.push((s, st));
             } else {
-                hi_stake = hi_stake.saturating_add(get(stake, idx));
-                upper.push(idx);
+                hi_stake = hi_stake.saturating_add(st);
+                upper.push((s, st));
             }
         }
         if minority < partition_lo.saturating_add(lo_stake) && !lower.is_empty() {

@@ -409,14 +409,14 @@ pub fn run_epoch(input: &EpochInput) -> Result<EpochOutput, EpochError> {
 
     // == Bonds, dividends ==
     let bonds_penalty = u16_proportion_to_fixed(input.bonds_penalty);
-    let interpolated;
-    let weights_for_bonds: &SparseMatrix = if bonds_penalty == I32F32::ONE {
-        &clipped
+    // `interpolate_sparse` returns one of its inputs unchanged at β = 1 or 0; neither is needed
+    // after this, so take it instead of copying.
+    let mut weights_for_bonds: SparseMatrix = if bonds_penalty == I32F32::ONE {
+        clipped
     } else if bonds_penalty == I32F32::ZERO {
-        &weights
+        weights
     } else {
-        interpolated = interpolate_sparse(&weights, &clipped, bonds_penalty);
-        &interpolated
+        interpolate_sparse(&weights, &clipped, bonds_penalty)
     };
     let last_tempo = match input.last_epoch_block {
         Some(b) => b.saturating_add(1),
@@ -448,7 +448,13 @@ pub fn run_epoch(input: &EpochInput) -> Result<EpochOutput, EpochError> {
         YumaVersion::Yuma2 => {
             let mut bonds = masked_bonds(input, last_tempo, u16_to_fixed);
             inplace_col_normalize_sparse(&mut bonds, cols);
-            let mut delta = row_hadamard_sparse(&weights_for_bonds, &active_stake);
+            // ΔB = W̃ ∘ S (subtensor's `row_hadamard_sparse`), in place.
+            for (row, s) in weights_for_bonds.iter_mut().zip(&active_stake) {
+                for (_, v) in row.iter_mut() {
+                    *v = v.saturating_mul(*s);
+                }
+            }
+            let mut delta = weights_for_bonds;
             inplace_col_normalize_sparse(&mut delta, cols);
             let mut ema = mat_ema_sparse(&delta, &bonds, fixed_alpha);
             inplace_col_normalize_sparse(&mut ema, cols);
