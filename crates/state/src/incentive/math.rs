@@ -42,6 +42,15 @@ pub fn u16_max_fixed() -> I32F32 {
 #[inline]
 pub fn safe_div(x: I32F32, d: I32F32) -> I32F32 {
     let (xb, db) = (x.to_bits(), d.to_bits());
+    // 1 / d (the sigmoid's 1 / (1 + e)): floor(2^64 / D) = floor((2^64 − 1) / D), plus 1 when D
+    // divides 2^64, i.e. is a power of two.
+    if xb == 1i64 << 32 && db > 2 {
+        let du = db as u64;
+        let q = u64::MAX / du + u64::from(du.is_power_of_two());
+        if q <= i64::MAX as u64 {
+            return I32F32::from_bits(q as i64);
+        }
+    }
     if db > 0 && xb >= 0 {
         let g = db.trailing_zeros().min(32);
         let shift = 32 - g;

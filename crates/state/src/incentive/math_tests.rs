@@ -530,8 +530,8 @@ proptest! {
     /// The 64-bit fast path of `safe_div` gives the fixed crate's bits exactly.
     #[test]
     fn safe_div_matches_fixed_division(
-        x in prop_oneof![any::<i64>(), 0i64..(1i64 << 32)],
-        d in prop_oneof![any::<i64>(), 1i64..(1i64 << 34)],
+        x in prop_oneof![any::<i64>(), 0i64..(1i64 << 32), Just(1i64 << 32)],
+        d in prop_oneof![any::<i64>(), 1i64..(1i64 << 34), (0u32..63).prop_map(|k| 1i64 << k)],
     ) {
         let (x, d) = (I32F32::from_bits(x), I32F32::from_bits(d));
         prop_assert_eq!(safe_div(x, d), x.checked_div(d).unwrap_or(I32F32::ZERO));
