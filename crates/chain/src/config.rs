@@ -57,9 +57,10 @@ pub struct BlockLimitsConfig {
 
 impl Default for BlockLimitsConfig {
     fn default() -> Self {
+        // 5,000 transfers a block at one block a second (a transfer is ~400 bytes).
         Self {
-            max_block_txs: 2_000,
-            max_block_bytes: 1 << 20,
+            max_block_txs: 5_000,
+            max_block_bytes: 4 << 20,
         }
     }
 }

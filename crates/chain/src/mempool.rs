@@ -85,7 +85,7 @@ impl Prechecked {
         let verified = state.verify_stateless(tx);
         let next_nonce_check = match &verified {
             Ok(v) if v.tx.nonce() == state.next_nonce(&v.sender) => {
-                Some(state.check_tx(&v.tx).map(|_| ()))
+                Some(state.check_verified(v))
             }
             _ => None,
         };
@@ -229,7 +229,7 @@ impl Mempool {
                 Some(result) => result.map_err(MempoolError::Invalid)?,
                 None => {
                     state
-                        .check_tx(&verified.tx)
+                        .check_verified(&verified)
                         .map_err(MempoolError::Invalid)?;
                 }
             }
@@ -245,7 +245,7 @@ impl Mempool {
                 }
                 if scratch.next_nonce(&sender) == nonce {
                     scratch
-                        .check_tx(&verified.tx)
+                        .check_verified(&verified)
                         .map_err(MempoolError::Invalid)?;
                 }
             }
@@ -325,7 +325,7 @@ impl Mempool {
                 }
                 if touched.contains(&sender) {
                     if let Some(head) = txs.get(&next) {
-                        if let Err(err) = state.check_tx(&head.tx) {
+                        if let Err(err) = state.check_verified(head) {
                             let reason = err.to_string();
                             let dropped: Vec<u64> = txs.range(next..).map(|(n, _)| *n).collect();
                             for nonce in dropped {

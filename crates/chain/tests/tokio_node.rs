@@ -7,6 +7,14 @@ use mycel_chain::{generate_validator_key, start_node, NodeConfig, TxStatus};
 use mycel_types::{keys::dev_signer, Genesis, SignedTx, Transfer, TxKind};
 use std::{net::SocketAddr, time::Duration};
 
+/// A port the OS says is free now (tests run in parallel; fixed ports would collide).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
 fn node_config(dir: &std::path::Path, port: u16) -> NodeConfig {
     let key = generate_validator_key();
     let genesis = Genesis::devnet(vec![key.public_key.clone()], 0).expect("genesis");
@@ -21,7 +29,7 @@ fn node_config(dir: &std::path::Path, port: u16) -> NodeConfig {
 #[test]
 fn one_validator_on_tokio_finalizes_and_restarts() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = node_config(dir.path(), 39_411);
+    let config = node_config(dir.path(), free_port());
     let signer = dev_signer(0).expect("dev key");
     let recipient = Address::repeat_byte(0x42);
     let tx = SignedTx::sign(
@@ -92,7 +100,7 @@ fn one_validator_on_tokio_finalizes_and_restarts() {
     });
 
     // Another chain's genesis on the same data directory is refused with an error, not a panic.
-    let other = node_config(dir.path(), 39_412);
+    let other = node_config(dir.path(), free_port());
     commonware_runtime::tokio::Runner::new(other.runtime_config()).start(|context| async move {
         let err = start_node(context.child("node"), other)
             .await
@@ -109,7 +117,7 @@ fn four_validator_localnet_on_tokio() {
     let keys: Vec<_> = (0..4).map(|_| generate_validator_key()).collect();
     let genesis =
         Genesis::devnet(keys.iter().map(|k| k.public_key.clone()).collect(), 0).expect("genesis");
-    let ports: Vec<u16> = (0..4).map(|i| 39_500 + i).collect();
+    let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
     let peers: Vec<mycel_chain::PeerConfig> = keys
         .iter()
         .zip(&ports)
