@@ -35,7 +35,7 @@ pub struct ModelSource {
 pub struct TokenizeArgs {
     /// The text to tokenize.
     text: String,
-    /// Print JSON: {"ids": [...], "pieces": [...]}.
+    /// Print JSON: {"ids": [...], "tokens": [...]} (tokens as written in the vocabulary).
     #[arg(long)]
     json: bool,
     /// Treat special-token text such as <|im_start|> as plain text.
@@ -96,11 +96,11 @@ fn tokenize(args: TokenizeArgs) -> anyhow::Result<()> {
     let tokenizer = Tokenizer::from_gguf_file(&path)?;
     let ids = tokenizer.encode(&args.text, !args.no_special);
     if args.json {
-        let pieces: Vec<String> = ids
+        let tokens: Vec<&str> = ids
             .iter()
-            .map(|&id| tokenizer.decode(&[id], false))
-            .collect::<Result<_, _>>()?;
-        let out = serde_json::json!({ "ids": ids, "pieces": pieces });
+            .map(|&id| tokenizer.token_text(id).unwrap_or_default())
+            .collect();
+        let out = serde_json::json!({ "ids": ids, "tokens": tokens });
         println!("{out}");
     } else {
         let line: Vec<String> = ids.iter().map(u32::to_string).collect();

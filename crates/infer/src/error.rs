@@ -5,12 +5,13 @@ use std::path::PathBuf;
 /// Everything that can go wrong while fetching, loading or running a model.
 #[derive(Debug, thiserror::Error)]
 pub enum InferError {
-    #[error("cannot {action} {path}: {source}")]
+    // The underlying errors are part of the message and deliberately not `source()`, so that an
+    // error chain printer (anyhow's `{:#}`) does not repeat them.
+    #[error("cannot {action} {path}: {error}")]
     Io {
         action: &'static str,
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
 
     #[error(
@@ -30,12 +31,8 @@ pub enum InferError {
         actual: String,
     },
 
-    #[error("{path} is not a readable GGUF model: {source}")]
-    Gguf {
-        path: PathBuf,
-        #[source]
-        source: candle_core::Error,
-    },
+    #[error("{path} is not a readable GGUF model: {detail}")]
+    Gguf { path: PathBuf, detail: String },
 
     #[error("the GGUF metadata has no `{key}`; this file cannot be used as a mycel model")]
     MissingMetadata { key: String },
@@ -76,19 +73,35 @@ pub enum InferError {
     InvalidSampling(String),
 
     #[error("model computation failed: {0}")]
-    Compute(#[from] candle_core::Error),
+    Compute(String),
+}
+
+impl From<candle_core::Error> for InferError {
+    fn from(error: candle_core::Error) -> Self {
+        Self::Compute(candle_message(&error))
+    }
+}
+
+/// candle's message without the backtrace it appends when `RUST_BACKTRACE` is set.
+pub(crate) fn candle_message(error: &candle_core::Error) -> String {
+    error
+        .to_string()
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string()
 }
 
 impl InferError {
     pub(crate) fn io(
         action: &'static str,
         path: impl Into<PathBuf>,
-        source: std::io::Error,
+        error: std::io::Error,
     ) -> Self {
         Self::Io {
             action,
             path: path.into(),
-            source,
+            error,
         }
     }
 }

@@ -95,9 +95,9 @@ impl Model {
             .map_err(|e| InferError::io("read the size of", path, e))?
             .len();
         let mut reader = BufReader::new(file);
-        let content = Content::read(&mut reader).map_err(|source| InferError::Gguf {
+        let content = Content::read(&mut reader).map_err(|error| InferError::Gguf {
             path: path.to_path_buf(),
-            source,
+            detail: crate::error::candle_message(&error),
         })?;
         let md = Metadata(&content.metadata);
         let architecture = md.string("general.architecture")?;
@@ -123,10 +123,10 @@ impl Model {
             .unwrap_or(usize::MAX)
             .min(MAX_SEQ_LEN);
         let device = Device::Cpu;
-        let weights = ModelWeights::from_gguf(content, &mut reader, &device).map_err(|source| {
+        let weights = ModelWeights::from_gguf(content, &mut reader, &device).map_err(|error| {
             InferError::Gguf {
                 path: path.to_path_buf(),
-                source,
+                detail: crate::error::candle_message(&error),
             }
         })?;
         let end_of_generation = tokenizer.end_of_generation_ids();

@@ -224,10 +224,10 @@ impl Tokenizer {
         let file = std::fs::File::open(path).map_err(|e| InferError::io("open", path, e))?;
         let mut reader = std::io::BufReader::new(file);
         let content =
-            candle_core::quantized::gguf_file::Content::read(&mut reader).map_err(|source| {
+            candle_core::quantized::gguf_file::Content::read(&mut reader).map_err(|error| {
                 InferError::Gguf {
                     path: path.to_path_buf(),
-                    source,
+                    detail: crate::error::candle_message(&error),
                 }
             })?;
         Self::from_gguf_metadata(&content.metadata)
