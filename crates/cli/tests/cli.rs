@@ -502,51 +502,86 @@ struct Devnet {
     rpc: String,
     child: std::process::Child,
     log: PathBuf,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// `mycel up` with a data directory in `dir`, its output to `log`.
+fn spawn_up(dir: &Path, log: &Path, rpc_port: u16, p2p_port: u16) -> std::process::Child {
+    let file = std::fs::File::create(log).expect("log file");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_mycel"));
+    command
+        .arg("up")
+        .arg("--data-dir")
+        .arg(dir.join("devnet"))
+        .args(["--rpc-addr", &format!("127.0.0.1:{rpc_port}")])
+        .args(["--p2p-addr", &format!("127.0.0.1:{p2p_port}")])
+        .env("RUST_LOG", "warn,mycel_chain=info")
+        .env_remove("MYCEL_DATA_DIR")
+        .stdin(Stdio::null())
+        .stdout(file.try_clone().expect("log file"))
+        .stderr(file);
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        // If the test process dies without unwinding (a signal, a nextest timeout), the kernel
+        // stops the node too instead of leaving it holding its ports.
+        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    command.spawn().expect("spawn mycel up")
 }
 
 impl Devnet {
+    /// A port from `free_port` is free only until someone binds it: a test running in parallel
+    /// may take the same one first. Then this node exits with "Address already in use" and the
+    /// URL would reach the other test's node, so wait for this node's own banner (printed once
+    /// its ports are bound) and try new ports if it could not bind.
     fn start() -> Devnet {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (rpc_port, p2p_port) = (free_port(), free_port());
         let log = dir.path().join("up.log");
-        let file = std::fs::File::create(&log).expect("log file");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_mycel"));
-        command
-            .arg("up")
-            .arg("--data-dir")
-            .arg(dir.path().join("devnet"))
-            .args(["--rpc-addr", &format!("127.0.0.1:{rpc_port}")])
-            .args(["--p2p-addr", &format!("127.0.0.1:{p2p_port}")])
-            .env("RUST_LOG", "warn,mycel_chain=info")
-            .env_remove("MYCEL_DATA_DIR")
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("log file"))
-            .stderr(file);
-        #[cfg(target_os = "linux")]
-        {
-            use std::os::unix::process::CommandExt;
-            // If the test process dies without unwinding (a signal, a nextest timeout), the
-            // kernel stops the node too instead of leaving it holding its ports.
-            // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-            unsafe {
-                command.pre_exec(|| {
-                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
+        let deadline = Instant::now() + Duration::from_secs(90);
+        for _attempt in 0..5 {
+            let (rpc_port, p2p_port) = (free_port(), free_port());
+            let mut devnet = Devnet {
+                rpc: format!("http://127.0.0.1:{rpc_port}"),
+                child: spawn_up(dir.path(), &log, rpc_port, p2p_port),
+                log: log.clone(),
+                _dir: None,
+            };
+            loop {
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                if text.contains("mycel devnet is running") {
+                    devnet._dir = Some(dir);
+                    devnet.wait_for_height(1, Duration::from_secs(90));
+                    return devnet;
+                }
+                if let Ok(Some(_)) = devnet.child.try_wait() {
+                    assert!(
+                        text.contains("Address already in use")
+                            || std::fs::read_to_string(&log)
+                                .unwrap_or_default()
+                                .contains("Address already in use"),
+                        "mycel up exited; log:\n{}",
+                        devnet.log_tail()
+                    );
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "mycel up did not start in 90 s; log:\n{}",
+                    devnet.log_tail()
+                );
+                std::thread::sleep(Duration::from_millis(100));
             }
         }
-        let child = command.spawn().expect("spawn mycel up");
-        let devnet = Devnet {
-            rpc: format!("http://127.0.0.1:{rpc_port}"),
-            child,
-            log,
-            _dir: dir,
-        };
-        devnet.wait_for_height(1, Duration::from_secs(90));
-        devnet
+        panic!("five tries, and every time a port was taken before the devnet could bind it");
     }
 
     fn log_tail(&self) -> String {

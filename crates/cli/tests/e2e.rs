@@ -138,6 +138,42 @@ impl Drop for Proc {
     }
 }
 
+/// `mycel up` on `data` with fresh loopback ports; returns once this process serves its API,
+/// with its URL.
+///
+/// A port from `free_port` is free only until someone binds it: a test running in parallel may
+/// take the same one first. Then this node exits with "Address already in use" and a check
+/// against the URL would reach the other test's node, so wait for this node's own banner
+/// (printed once its ports are bound) and try new ports if it could not bind.
+fn start_devnet(name: &str, data: &Path, log: PathBuf) -> (Proc, String) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    for _attempt in 0..5 {
+        let (rpc_port, p2p_port) = (free_port(), free_port());
+        let (rpc_addr, p2p_addr) = (format!("127.0.0.1:{rpc_port}"), format!("127.0.0.1:{p2p_port}"));
+        let data = data.display().to_string();
+        let mut proc = Proc::spawn(
+            name,
+            &["up", "--data-dir", &data, "--rpc-addr", &rpc_addr, "--p2p-addr", &p2p_addr],
+            log.clone(),
+        );
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.contains("mycel devnet is running") {
+                return (proc, format!("http://{rpc_addr}"));
+            }
+            if let Ok(Some(_)) = proc.child.try_wait() {
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                assert!(text.contains("Address already in use"), "{name} exited; log:\n{}", proc.log_tail());
+                eprintln!("{name}: port {rpc_port} or {p2p_port} was taken meanwhile; trying others");
+                break;
+            }
+            assert!(Instant::now() < deadline, "{name} did not start in 90 s; log:\n{}", proc.log_tail());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    panic!("{name}: five tries, and every time a port was taken before the node could bind it");
+}
+
 /// Waits until the node at `rpc` has finalized at least `height`.
 fn wait_for_height(rpc: &str, height: u64, proc: &Proc, timeout: Duration) -> Value {
     let deadline = Instant::now() + timeout;
@@ -220,19 +256,7 @@ fn stream_transfer_hash(dev_account: u32, nonce: u64) -> String {
 fn devnet_survives_kill_9_mid_stream_and_keeps_finalizing() {
     let dir = TestDir::new();
     let data = dir.path().join("devnet");
-    let (rpc_port, p2p_port) = (free_port(), free_port());
-    let rpc = format!("http://127.0.0.1:{rpc_port}");
-    let args_owned = [
-        "up".to_string(),
-        "--data-dir".into(),
-        data.display().to_string(),
-        "--rpc-addr".into(),
-        format!("127.0.0.1:{rpc_port}"),
-        "--p2p-addr".into(),
-        format!("127.0.0.1:{p2p_port}"),
-    ];
-    let args: Vec<&str> = args_owned.iter().map(String::as_str).collect();
-    let mut node = Proc::spawn("devnet", &args, dir.path().join("up-1.log"));
+    let (mut node, rpc) = start_devnet("devnet", &data, dir.path().join("up-1.log"));
     wait_for_height(&rpc, 1, &node, Duration::from_secs(90));
     let start_balance = balance_base_units(&rpc, RECEIVER);
 
@@ -291,8 +315,8 @@ fn devnet_survives_kill_9_mid_stream_and_keeps_finalizing() {
     let sent = sent.lock().unwrap().clone();
     assert!(sent.len() > finalized_before.len(), "the stream was still running at the kill");
 
-    // Restart on the same data directory.
-    let mut node = Proc::spawn("devnet (restarted)", &args, dir.path().join("up-2.log"));
+    // Restart on the same data directory (on new ports: the old ones may be taken by now).
+    let (mut node, rpc) = start_devnet("devnet (restarted)", &data, dir.path().join("up-2.log"));
     wait_for_height(&rpc, height_before + 1, &node, Duration::from_secs(90));
     for (hash, height) in &finalized_before {
         let s = tx_status(&rpc, hash).unwrap_or_else(|| panic!("finalized tx {hash} lost after kill -9"));
@@ -355,7 +379,7 @@ fn devnet_survives_kill_9_mid_stream_and_keeps_finalizing() {
 
     node.terminate();
     // A clean stop (SIGTERM) then resume also works.
-    let node = Proc::spawn("devnet (third run)", &args, dir.path().join("up-3.log"));
+    let (node, rpc) = start_devnet("devnet (third run)", &data, dir.path().join("up-3.log"));
     let status = wait_for_height(&rpc, height_before + 2, &node, Duration::from_secs(90));
     assert_eq!(status["genesis_hash"], status_before["genesis_hash"], "the same chain resumed");
 }
@@ -459,17 +483,7 @@ fn node_api_gives_reasons_for_bad_input_and_streams_blocks() {
     use mycel_types::{keys::dev_signer, SignedTx, Transfer, TxKind};
 
     let dir = TestDir::new();
-    let rpc_port = free_port();
-    let p2p_port = free_port();
-    let rpc = format!("http://127.0.0.1:{rpc_port}");
-    let data = dir.path().join("devnet").display().to_string();
-    let rpc_addr = format!("127.0.0.1:{rpc_port}");
-    let p2p_addr = format!("127.0.0.1:{p2p_port}");
-    let node = Proc::spawn(
-        "devnet",
-        &["up", "--data-dir", &data, "--rpc-addr", &rpc_addr, "--p2p-addr", &p2p_addr],
-        dir.path().join("up.log"),
-    );
+    let (node, rpc) = start_devnet("devnet", &dir.path().join("devnet"), dir.path().join("up.log"));
     wait_for_height(&rpc, 1, &node, Duration::from_secs(90));
 
     let signer = dev_signer(7).unwrap();
