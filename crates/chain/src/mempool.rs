@@ -84,9 +84,7 @@ impl Prechecked {
         let hash = tx.hash();
         let verified = state.verify_stateless(tx);
         let next_nonce_check = match &verified {
-            Ok(v) if v.tx.nonce() == state.next_nonce(&v.sender) => {
-                Some(state.check_verified(v))
-            }
+            Ok(v) if v.tx.nonce() == state.next_nonce(&v.sender) => Some(state.check_verified(v)),
             _ => None,
         };
         Self {

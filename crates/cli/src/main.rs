@@ -79,7 +79,11 @@ fn main() -> ExitCode {
         Err(err) => {
             // --help and --version print to stdout and succeed; a bad command line is an error (1).
             let _ = err.print();
-            return if err.use_stderr() { ExitCode::FAILURE } else { ExitCode::SUCCESS };
+            return if err.use_stderr() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     match run(cli.command) {

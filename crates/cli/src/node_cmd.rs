@@ -77,7 +77,6 @@ pub struct LocalnetArgs {
     pub rpc_port: u16,
 }
 
-
 /// The file `mycel node --config` reads.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NodeFile {
@@ -98,12 +97,25 @@ pub fn run_up(args: UpArgs) -> anyhow::Result<()> {
         eprintln!("resuming the devnet in {}", args.data_dir.display());
         file
     } else {
-        fs::create_dir_all(&args.data_dir)
-            .with_context(|| format!("cannot create the data directory {}", args.data_dir.display()))?;
+        fs::create_dir_all(&args.data_dir).with_context(|| {
+            format!(
+                "cannot create the data directory {}",
+                args.data_dir.display()
+            )
+        })?;
         let key = generate_validator_key();
         let genesis = Genesis::devnet(vec![key.public_key.clone()], now_ms())?;
-        let node = NodeConfig::new(&args.data_dir, genesis, key.private_key, args.p2p_addr, vec![]);
-        let file = NodeFile { rpc_addr: args.rpc_addr, node };
+        let node = NodeConfig::new(
+            &args.data_dir,
+            genesis,
+            key.private_key,
+            args.p2p_addr,
+            vec![],
+        );
+        let file = NodeFile {
+            rpc_addr: args.rpc_addr,
+            node,
+        };
         write_json(&args.data_dir.join(GENESIS_FILE), &file.node.genesis, false)?;
         write_json(&config_path, &file, true)?;
         eprintln!("created a new devnet in {}", args.data_dir.display());
@@ -123,10 +135,28 @@ pub fn run_node(args: NodeArgs) -> anyhow::Result<()> {
 }
 
 pub fn run_init(args: InitArgs) -> anyhow::Result<()> {
-    init(&args.dir, args.validators, args.chain_id, args.host, args.p2p_port, args.rpc_port, args.force)?;
-    println!("wrote a {}-validator network to {}", args.validators, args.dir.display());
+    init(
+        &args.dir,
+        args.validators,
+        args.chain_id,
+        args.host,
+        args.p2p_port,
+        args.rpc_port,
+        args.force,
+    )?;
+    println!(
+        "wrote a {}-validator network to {}",
+        args.validators,
+        args.dir.display()
+    );
     for i in 0..args.validators {
-        println!("  mycel node --config {}", args.dir.join(format!("validator-{i}")).join(NODE_FILE).display());
+        println!(
+            "  mycel node --config {}",
+            args.dir
+                .join(format!("validator-{i}"))
+                .join(NODE_FILE)
+                .display()
+        );
     }
     Ok(())
 }
@@ -137,8 +167,20 @@ pub fn run_localnet(args: LocalnetArgs) -> anyhow::Result<()> {
     }
     if !args.dir.join(GENESIS_FILE).exists() {
         let host = std::net::IpAddr::from([127, 0, 0, 1]);
-        init(&args.dir, args.validators, mycel_types::genesis::DEVNET_CHAIN_ID, host, args.p2p_port, args.rpc_port, false)?;
-        eprintln!("wrote a {}-validator localnet to {}", args.validators, args.dir.display());
+        init(
+            &args.dir,
+            args.validators,
+            mycel_types::genesis::DEVNET_CHAIN_ID,
+            host,
+            args.p2p_port,
+            args.rpc_port,
+            false,
+        )?;
+        eprintln!(
+            "wrote a {}-validator localnet to {}",
+            args.validators,
+            args.dir.display()
+        );
     } else {
         eprintln!("resuming the localnet in {}", args.dir.display());
     }
@@ -148,7 +190,11 @@ pub fn run_localnet(args: LocalnetArgs) -> anyhow::Result<()> {
         let dir = args.dir.join(format!("validator-{i}"));
         let config = dir.join(NODE_FILE);
         if !config.exists() {
-            bail!("{} is missing: the localnet in {} has fewer validators; pick another --dir", config.display(), args.dir.display());
+            bail!(
+                "{} is missing: the localnet in {} has fewer validators; pick another --dir",
+                config.display(),
+                args.dir.display()
+            );
         }
         let log = fs::File::create(dir.join("node.log"))
             .with_context(|| format!("cannot write {}", dir.join("node.log").display()))?;
@@ -162,7 +208,10 @@ pub fn run_localnet(args: LocalnetArgs) -> anyhow::Result<()> {
             .spawn()
             .with_context(|| format!("cannot start validator {i}"))?;
         let rpc = read_node_file(&config)?.rpc_addr;
-        println!("validator {i}: http://{rpc}  (log: {})", dir.join("node.log").display());
+        println!(
+            "validator {i}: http://{rpc}  (log: {})",
+            dir.join("node.log").display()
+        );
         children.push((i, child));
     }
     println!("localnet running; Ctrl-C stops it");
@@ -171,10 +220,16 @@ pub fn run_localnet(args: LocalnetArgs) -> anyhow::Result<()> {
         if stop.load(std::sync::atomic::Ordering::Relaxed) {
             break Ok(());
         }
-        if let Some((i, status)) = children.iter_mut().find_map(|(i, c)| c.try_wait().ok().flatten().map(|s| (*i, s))) {
+        if let Some((i, status)) = children
+            .iter_mut()
+            .find_map(|(i, c)| c.try_wait().ok().flatten().map(|s| (*i, s)))
+        {
             break Err(anyhow::anyhow!(
                 "validator {i} exited ({status}); see {}",
-                args.dir.join(format!("validator-{i}")).join("node.log").display()
+                args.dir
+                    .join(format!("validator-{i}"))
+                    .join("node.log")
+                    .display()
             ));
         }
         std::thread::sleep(Duration::from_millis(200));
@@ -203,31 +258,48 @@ fn init(
         bail!("--validators must be at least 1");
     }
     if dir.join(GENESIS_FILE).exists() && !force {
-        bail!("{} already holds a network; pass --force to overwrite it, or pick another --dir", dir.display());
+        bail!(
+            "{} already holds a network; pass --force to overwrite it, or pick another --dir",
+            dir.display()
+        );
     }
     let port = |base: u16, i: u32| -> anyhow::Result<u16> {
         u16::try_from(base as u32 + i).context("port numbers run past 65535; pick lower base ports")
     };
     let keys: Vec<_> = (0..validators).map(|_| generate_validator_key()).collect();
-    let mut genesis = Genesis::devnet(keys.iter().map(|k| k.public_key.clone()).collect(), now_ms())?;
+    let mut genesis = Genesis::devnet(
+        keys.iter().map(|k| k.public_key.clone()).collect(),
+        now_ms(),
+    )?;
     genesis.chain_id = chain_id;
     let peers = keys
         .iter()
         .enumerate()
         .map(|(i, k)| {
-            Ok(PeerConfig { public_key: k.public_key.clone(), address: SocketAddr::new(host, port(p2p_port, i as u32)?) })
+            Ok(PeerConfig {
+                public_key: k.public_key.clone(),
+                address: SocketAddr::new(host, port(p2p_port, i as u32)?),
+            })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     write_json(&dir.join(GENESIS_FILE), &genesis, false)?;
     for (i, key) in keys.into_iter().enumerate() {
         let node_dir = dir.join(format!("validator-{i}"));
-        fs::create_dir_all(&node_dir).with_context(|| format!("cannot create {}", node_dir.display()))?;
+        fs::create_dir_all(&node_dir)
+            .with_context(|| format!("cannot create {}", node_dir.display()))?;
         let node_dir = fs::canonicalize(&node_dir)?;
         let p2p = SocketAddr::new(host, port(p2p_port, i as u32)?);
-        let others = peers.iter().filter(|p| p.public_key != key.public_key).cloned().collect();
+        let others = peers
+            .iter()
+            .filter(|p| p.public_key != key.public_key)
+            .cloned()
+            .collect();
         let node = NodeConfig::new(&node_dir, genesis.clone(), key.private_key, p2p, others);
-        let file = NodeFile { rpc_addr: SocketAddr::new(host, port(rpc_port, i as u32)?), node };
+        let file = NodeFile {
+            rpc_addr: SocketAddr::new(host, port(rpc_port, i as u32)?),
+            node,
+        };
         file.node.validate()?;
         write_json(&node_dir.join(NODE_FILE), &file, true)?;
     }
@@ -258,7 +330,9 @@ fn run(file: NodeFile, banner: Banner) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::from_std(listener)?;
         let status = node.status();
         match banner {
-            Banner::Devnet => print_devnet_banner(rpc_addr, &data_dir, &status.node_key, status.latest_height),
+            Banner::Devnet => {
+                print_devnet_banner(rpc_addr, &data_dir, &status.node_key, status.latest_height)
+            }
             Banner::Node => eprintln!(
                 "node {} serving http://{rpc_addr} (chain {}, height {})",
                 status.node_key, status.chain_id, status.latest_height
@@ -267,7 +341,10 @@ fn run(file: NodeFile, banner: Banner) -> anyhow::Result<()> {
         mycel_rpc::serve(listener, node.clone(), genesis, shutdown_signal())
             .await
             .context("the HTTP API stopped")?;
-        eprintln!("stopped at finalized height {}", node.status().latest_height);
+        eprintln!(
+            "stopped at finalized height {}",
+            node.status().latest_height
+        );
         anyhow::Ok(())
     })
 }
@@ -279,7 +356,9 @@ fn print_devnet_banner(rpc_addr: SocketAddr, data_dir: &Path, node_key: &str, he
     out.push_str(&format!("  data dir   {}\n", data_dir.display()));
     out.push_str(&format!("  validator  {node_key}\n"));
     out.push_str(&format!("  height     {height}\n\n"));
-    out.push_str(&format!("dev accounts (1,000,000 MYC and 1,000,000 mUSD each; mnemonic \"{DEV_MNEMONIC}\"):\n"));
+    out.push_str(&format!(
+        "dev accounts (1,000,000 MYC and 1,000,000 mUSD each; mnemonic \"{DEV_MNEMONIC}\"):\n"
+    ));
     for i in 0..DEV_ACCOUNTS {
         if let Ok(signer) = dev_signer(i) {
             out.push_str(&format!("  ({i}) {}\n", signer.address()));
@@ -322,7 +401,12 @@ fn signal_flag() -> anyhow::Result<std::sync::Arc<std::sync::atomic::AtomicBool>
     let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let set = flag.clone();
     std::thread::spawn(move || {
-        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
         rt.block_on(shutdown_signal());
         set.store(true, std::sync::atomic::Ordering::Relaxed);
     });
@@ -333,7 +417,10 @@ fn terminate(child: &mut Child) {
     #[cfg(unix)]
     {
         // SIGTERM lets the node stop its API cleanly; finalized data is durable either way.
-        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
         for _ in 0..50 {
             if matches!(child.try_wait(), Ok(Some(_))) {
                 return;
@@ -347,7 +434,8 @@ fn terminate(child: &mut Child) {
 fn read_node_file(path: &Path) -> anyhow::Result<NodeFile> {
     let text = fs::read_to_string(path)
         .with_context(|| format!("cannot read the node config {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("{} is not a valid node config", path.display()))
+    serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a valid node config", path.display()))
 }
 
 /// Writes JSON atomically (temp file, fsync, rename); `secret` files get mode 0600.
@@ -360,7 +448,9 @@ fn write_json<T: Serialize>(path: &Path, value: &T, secret: bool) -> anyhow::Res
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut f = options.open(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+    let mut f = options
+        .open(&tmp)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
     f.write_all(&serde_json::to_vec_pretty(value)?)?;
     f.write_all(b"\n")?;
     f.sync_all()?;
@@ -369,12 +459,19 @@ fn write_json<T: Serialize>(path: &Path, value: &T, secret: bool) -> anyhow::Res
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,mycel_chain=info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

@@ -24,7 +24,11 @@ fn repo_root() -> PathBuf {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// `count` consecutive free ports.
@@ -66,7 +70,12 @@ struct TestDir(Option<tempfile::TempDir>);
 
 impl TestDir {
     fn new() -> TestDir {
-        TestDir(Some(tempfile::Builder::new().prefix("mycel-e2e-").tempdir().unwrap()))
+        TestDir(Some(
+            tempfile::Builder::new()
+                .prefix("mycel-e2e-")
+                .tempdir()
+                .unwrap(),
+        ))
     }
 
     fn path(&self) -> &Path {
@@ -78,7 +87,10 @@ impl Drop for TestDir {
     fn drop(&mut self) {
         if std::thread::panicking() || std::env::var_os("MYCEL_E2E_KEEP_DIRS").is_some() {
             if let Some(dir) = self.0.take() {
-                eprintln!("keeping the test directory with the node logs: {}", dir.keep().display());
+                eprintln!(
+                    "keeping the test directory with the node logs: {}",
+                    dir.keep().display()
+                );
             }
         }
     }
@@ -102,7 +114,11 @@ impl Proc {
             .stderr(file)
             .spawn()
             .expect("spawn mycel");
-        Proc { child, name: name.to_string(), log }
+        Proc {
+            child,
+            name: name.to_string(),
+            log,
+        }
     }
 
     fn kill_9(&mut self) {
@@ -111,7 +127,10 @@ impl Proc {
     }
 
     fn terminate(&mut self) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
@@ -149,11 +168,22 @@ fn start_devnet(name: &str, data: &Path, log: PathBuf) -> (Proc, String) {
     let deadline = Instant::now() + Duration::from_secs(90);
     for _attempt in 0..5 {
         let (rpc_port, p2p_port) = (free_port(), free_port());
-        let (rpc_addr, p2p_addr) = (format!("127.0.0.1:{rpc_port}"), format!("127.0.0.1:{p2p_port}"));
+        let (rpc_addr, p2p_addr) = (
+            format!("127.0.0.1:{rpc_port}"),
+            format!("127.0.0.1:{p2p_port}"),
+        );
         let data = data.display().to_string();
         let mut proc = Proc::spawn(
             name,
-            &["up", "--data-dir", &data, "--rpc-addr", &rpc_addr, "--p2p-addr", &p2p_addr],
+            &[
+                "up",
+                "--data-dir",
+                &data,
+                "--rpc-addr",
+                &rpc_addr,
+                "--p2p-addr",
+                &p2p_addr,
+            ],
             log.clone(),
         );
         loop {
@@ -163,11 +193,21 @@ fn start_devnet(name: &str, data: &Path, log: PathBuf) -> (Proc, String) {
             }
             if let Ok(Some(_)) = proc.child.try_wait() {
                 let text = std::fs::read_to_string(&log).unwrap_or_default();
-                assert!(text.contains("Address already in use"), "{name} exited; log:\n{}", proc.log_tail());
-                eprintln!("{name}: port {rpc_port} or {p2p_port} was taken meanwhile; trying others");
+                assert!(
+                    text.contains("Address already in use"),
+                    "{name} exited; log:\n{}",
+                    proc.log_tail()
+                );
+                eprintln!(
+                    "{name}: port {rpc_port} or {p2p_port} was taken meanwhile; trying others"
+                );
                 break;
             }
-            assert!(Instant::now() < deadline, "{name} did not start in 90 s; log:\n{}", proc.log_tail());
+            assert!(
+                Instant::now() < deadline,
+                "{name} did not start in 90 s; log:\n{}",
+                proc.log_tail()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -184,7 +224,11 @@ fn wait_for_height(rpc: &str, height: u64, proc: &Proc, timeout: Duration) -> Va
             }
         }
         if Instant::now() > deadline {
-            panic!("{} at {rpc} did not reach height {height} in {timeout:?}; log:\n{}", proc.name, proc.log_tail());
+            panic!(
+                "{} at {rpc} did not reach height {height} in {timeout:?}; log:\n{}",
+                proc.name,
+                proc.log_tail()
+            );
         }
         std::thread::sleep(Duration::from_millis(250));
     }
@@ -204,7 +248,10 @@ fn wait_finalized(rpc: &str, hash: &str, timeout: Duration) -> Value {
                 _ => {}
             }
         }
-        assert!(Instant::now() < deadline, "tx {hash} not finalized within {timeout:?}");
+        assert!(
+            Instant::now() < deadline,
+            "tx {hash} not finalized within {timeout:?}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -223,15 +270,26 @@ fn try_transfer(rpc: &str, dev_account: u32, nonce: u64, amount: &str) -> Result
     let out = cli(
         rpc,
         &[
-            "transfer", "--dev-account", &dev_account.to_string(), "--to", RECEIVER, "--amount", amount,
-            "--nonce", &nonce.to_string(), "--json",
+            "transfer",
+            "--dev-account",
+            &dev_account.to_string(),
+            "--to",
+            RECEIVER,
+            "--amount",
+            amount,
+            "--nonce",
+            &nonce.to_string(),
+            "--json",
         ],
     );
     if !out.status.success() {
         return Err(String::from_utf8_lossy(&out.stderr).into_owned());
     }
     let v: Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
-    v["hash"].as_str().map(str::to_string).ok_or_else(|| format!("no hash in {v}"))
+    v["hash"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| format!("no hash in {v}"))
 }
 
 /// The hash of the 0.001 MYC transfer to RECEIVER that `transfer` sends, computed here: a
@@ -249,7 +307,10 @@ fn stream_transfer_hash(dev_account: u32, nonce: u64) -> String {
         nonce,
         fee: U256::from(10_000u64),
     });
-    SignedTx::sign(kind, 1337, &signer).unwrap().hash().to_string()
+    SignedTx::sign(kind, 1337, &signer)
+        .unwrap()
+        .hash()
+        .to_string()
 }
 
 #[test]
@@ -275,7 +336,10 @@ fn devnet_survives_kill_9_mid_stream_and_keeps_finalizing() {
             while failures < 3 {
                 for account in 0..3u32 {
                     let nonce = nonces[account as usize];
-                    attempted.lock().unwrap().push(stream_transfer_hash(account, nonce));
+                    attempted
+                        .lock()
+                        .unwrap()
+                        .push(stream_transfer_hash(account, nonce));
                     match transfer(&rpc, account, nonce, "0.001") {
                         Some(hash) => {
                             assert_eq!(hash, stream_transfer_hash(account, nonce));
@@ -304,7 +368,11 @@ fn devnet_survives_kill_9_mid_stream_and_keeps_finalizing() {
         if finalized.len() >= 12 {
             break finalized;
         }
-        assert!(Instant::now() < deadline, "transfers are not finalizing; log:\n{}", node.log_tail());
+        assert!(
+            Instant::now() < deadline,
+            "transfers are not finalizing; log:\n{}",
+            node.log_tail()
+        );
         std::thread::sleep(Duration::from_millis(300));
     };
     let status_before = cli_json(&rpc, &["status"]).unwrap();
@@ -313,13 +381,17 @@ fn devnet_survives_kill_9_mid_stream_and_keeps_finalizing() {
     node.kill_9();
     sender.join().unwrap();
     let sent = sent.lock().unwrap().clone();
-    assert!(sent.len() > finalized_before.len(), "the stream was still running at the kill");
+    assert!(
+        sent.len() > finalized_before.len(),
+        "the stream was still running at the kill"
+    );
 
     // Restart on the same data directory (on new ports: the old ones may be taken by now).
     let (mut node, rpc) = start_devnet("devnet (restarted)", &data, dir.path().join("up-2.log"));
     wait_for_height(&rpc, height_before + 1, &node, Duration::from_secs(90));
     for (hash, height) in &finalized_before {
-        let s = tx_status(&rpc, hash).unwrap_or_else(|| panic!("finalized tx {hash} lost after kill -9"));
+        let s = tx_status(&rpc, hash)
+            .unwrap_or_else(|| panic!("finalized tx {hash} lost after kill -9"));
         assert_eq!(s["status"], "finalized", "{hash}: {s}");
         assert_eq!(s["height"].as_u64(), Some(*height), "{hash} moved blocks");
     }
@@ -336,10 +408,15 @@ fn devnet_survives_kill_9_mid_stream_and_keeps_finalizing() {
     // N was already used"): read the nonce again and retry until the node has caught up.
     let mut resent = Vec::new();
     for account in 0..3u32 {
-        let address = mycel_types::keys::dev_signer(account).unwrap().address().to_string();
+        let address = mycel_types::keys::dev_signer(account)
+            .unwrap()
+            .address()
+            .to_string();
         let deadline = Instant::now() + Duration::from_secs(60);
         let hash = loop {
-            let nonce = cli_json(&rpc, &["balance", &address]).unwrap()["nonce"].as_u64().unwrap();
+            let nonce = cli_json(&rpc, &["balance", &address]).unwrap()["nonce"]
+                .as_u64()
+                .unwrap();
             match try_transfer(&rpc, account, nonce, "0.001") {
                 Ok(hash) => break hash,
                 Err(error) => {
@@ -369,10 +446,17 @@ fn devnet_survives_kill_9_mid_stream_and_keeps_finalizing() {
     all.dedup();
     let finalized_total = all
         .iter()
-        .filter(|h| tx_status(&rpc, h).map(|s| s["status"] == "finalized").unwrap_or(false))
+        .filter(|h| {
+            tx_status(&rpc, h)
+                .map(|s| s["status"] == "finalized")
+                .unwrap_or(false)
+        })
         .count() as u128;
     assert!(finalized_total as usize > finalized_before.len());
-    assert_eq!(balance_base_units(&rpc, RECEIVER), start_balance + finalized_total * amount_units);
+    assert_eq!(
+        balance_base_units(&rpc, RECEIVER),
+        start_balance + finalized_total * amount_units
+    );
 
     // An independent signer: Python's eth_account signs a transfer, submitted over HTTP.
     eth_account_signed_transfer_executes(&rpc);
@@ -381,7 +465,10 @@ fn devnet_survives_kill_9_mid_stream_and_keeps_finalizing() {
     // A clean stop (SIGTERM) then resume also works.
     let (node, rpc) = start_devnet("devnet (third run)", &data, dir.path().join("up-3.log"));
     let status = wait_for_height(&rpc, height_before + 2, &node, Duration::from_secs(90));
-    assert_eq!(status["genesis_hash"], status_before["genesis_hash"], "the same chain resumed");
+    assert_eq!(
+        status["genesis_hash"], status_before["genesis_hash"],
+        "the same chain resumed"
+    );
 }
 
 fn eth_account_signed_transfer_executes(rpc: &str) {
@@ -394,13 +481,29 @@ fn eth_account_signed_transfer_executes(rpc: &str) {
     let script = repo_root().join("tests/interop/sign_transfer.py");
     let out = Command::new("python3")
         .arg(&script)
-        .args(["--private-key", &key, "--chain-id", "1337", "--to", RECEIVER, "--amount", "777"])
+        .args([
+            "--private-key",
+            &key,
+            "--chain-id",
+            "1337",
+            "--to",
+            RECEIVER,
+            "--amount",
+            "777",
+        ])
         .args(["--nonce", &nonce.to_string(), "--fee", "10000"])
         .output()
         .expect("python3 must be installed (and eth_account: pip install eth-account)");
-    assert!(out.status.success(), "sign_transfer.py failed (pip install eth-account?): {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "sign_transfer.py failed (pip install eth-account?): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let body = String::from_utf8(out.stdout).unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let (status, reply): (u16, Value) = rt.block_on(async {
         let resp = reqwest::Client::new()
             .post(format!("{rpc}/v1/txs"))
@@ -436,7 +539,9 @@ fn four_process_localnet_finalizes_transfers_and_agrees() {
     ];
     let args: Vec<&str> = args_owned.iter().map(String::as_str).collect();
     let localnet = Proc::spawn("localnet", &args, dir.path().join("localnet.log"));
-    let rpcs: Vec<String> = (0..4).map(|i| format!("http://127.0.0.1:{}", rpc_base + i)).collect();
+    let rpcs: Vec<String> = (0..4)
+        .map(|i| format!("http://127.0.0.1:{}", rpc_base + i))
+        .collect();
     for rpc in &rpcs {
         wait_for_height(rpc, 2, &localnet, Duration::from_secs(120));
     }
@@ -457,17 +562,25 @@ fn four_process_localnet_finalizes_transfers_and_agrees() {
     }
     // Every node knows every tx at the same height, and the blocks are identical.
     for hash in &hashes {
-        let seen: Vec<Value> = rpcs.iter().map(|rpc| tx_status(rpc, hash).expect("tx known")).collect();
+        let seen: Vec<Value> = rpcs
+            .iter()
+            .map(|rpc| tx_status(rpc, hash).expect("tx known"))
+            .collect();
         for s in &seen {
             assert_eq!(s["status"], "finalized");
             assert_eq!(s["height"], seen[0]["height"]);
         }
     }
     for height in 1..=top {
-        let blocks: Vec<Value> =
-            rpcs.iter().map(|rpc| cli_json(rpc, &["block", &height.to_string()]).expect("block")).collect();
+        let blocks: Vec<Value> = rpcs
+            .iter()
+            .map(|rpc| cli_json(rpc, &["block", &height.to_string()]).expect("block"))
+            .collect();
         for b in &blocks {
-            assert_eq!(b["hash"], blocks[0]["hash"], "nodes disagree at height {height}");
+            assert_eq!(
+                b["hash"], blocks[0]["hash"],
+                "nodes disagree at height {height}"
+            );
             assert_eq!(b["state_root"], blocks[0]["state_root"]);
         }
     }
@@ -483,7 +596,11 @@ fn node_api_gives_reasons_for_bad_input_and_streams_blocks() {
     use mycel_types::{keys::dev_signer, SignedTx, Transfer, TxKind};
 
     let dir = TestDir::new();
-    let (node, rpc) = start_devnet("devnet", &dir.path().join("devnet"), dir.path().join("up.log"));
+    let (node, rpc) = start_devnet(
+        "devnet",
+        &dir.path().join("devnet"),
+        dir.path().join("up.log"),
+    );
     wait_for_height(&rpc, 1, &node, Duration::from_secs(90));
 
     let signer = dev_signer(7).unwrap();
@@ -500,7 +617,10 @@ fn node_api_gives_reasons_for_bad_input_and_streams_blocks() {
         SignedTx::sign(kind, chain_id, &signer).unwrap()
     };
 
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let http = reqwest::Client::new();
         let get = |path: &str| {
@@ -514,7 +634,13 @@ fn node_api_gives_reasons_for_bad_input_and_streams_blocks() {
         let post = |body: String| {
             let (http, url) = (http.clone(), format!("{rpc}/v1/txs"));
             async move {
-                let r = http.post(url).header("content-type", "application/json").body(body).send().await.unwrap();
+                let r = http
+                    .post(url)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap();
                 let status = r.status().as_u16();
                 let json: Value = r.json().await.unwrap_or(Value::Null);
                 (status, json)
@@ -532,13 +658,18 @@ fn node_api_gives_reasons_for_bad_input_and_streams_blocks() {
         assert_eq!((s, code(&v).as_str()), (400, "bad_json"));
         let (s, v) = post(r#"{"raw": "0xnothex"}"#.into()).await;
         assert_eq!((s, code(&v).as_str()), (400, "bad_tx"));
-        let (s, v) = post(r#"{"chainId": 1337, "type": "Mint", "message": {}, "signature": "0x"}"#.into()).await;
+        let (s, v) =
+            post(r#"{"chainId": 1337, "type": "Mint", "message": {}, "signature": "0x"}"#.into())
+                .await;
         assert_eq!((s, code(&v).as_str()), (400, "bad_tx"));
         let (s, v) = post(serde_json::to_string(&transfer(1, 0).to_json()).unwrap()).await;
         assert_eq!((s, code(&v).as_str()), (400, "wrong_chain_id"), "{v}");
         let mut forged = transfer(1337, 0);
         #[allow(irrefutable_let_patterns)]
-        let TxKind::Transfer(t) = &mut forged.kind else { unreachable!("a transfer") };
+        let TxKind::Transfer(t) = &mut forged.kind
+        else {
+            unreachable!("a transfer")
+        };
         t.amount = U256::from(6u64);
         let (s, v) = post(serde_json::to_string(&forged.to_json()).unwrap()).await;
         assert_eq!((s, code(&v).as_str()), (400, "bad_signature"), "{v}");
@@ -558,7 +689,11 @@ fn node_api_gives_reasons_for_bad_input_and_streams_blocks() {
         }
 
         // The SSE stream delivers the block holding a transaction submitted in raw form.
-        let mut events = http.get(format!("{rpc}/v1/events/blocks")).send().await.unwrap();
+        let mut events = http
+            .get(format!("{rpc}/v1/events/blocks"))
+            .send()
+            .await
+            .unwrap();
         let tx = transfer(1337, 0);
         let raw = format!("0x{}", hex::encode(tx.encode()));
         let (s, v) = post(serde_json::json!({ "raw": raw }).to_string()).await;
@@ -569,15 +704,25 @@ fn node_api_gives_reasons_for_bad_input_and_streams_blocks() {
         let mut buffer = String::new();
         let deadline = Instant::now() + Duration::from_secs(60);
         while !buffer.contains(&tx.hash().to_string()) {
-            assert!(Instant::now() < deadline, "no block event with the tx; got:\n{buffer}");
-            let chunk = tokio::time::timeout(Duration::from_secs(30), events.chunk()).await.unwrap().unwrap().unwrap();
+            assert!(
+                Instant::now() < deadline,
+                "no block event with the tx; got:\n{buffer}"
+            );
+            let chunk = tokio::time::timeout(Duration::from_secs(30), events.chunk())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
             buffer.push_str(&String::from_utf8_lossy(&chunk));
         }
         assert!(buffer.contains("event: block"), "{buffer}");
         // Now final: the same nonce again is stale.
         let mut again = transfer(1337, 0);
         #[allow(irrefutable_let_patterns)]
-        let TxKind::Transfer(t) = &mut again.kind else { unreachable!("a transfer") };
+        let TxKind::Transfer(t) = &mut again.kind
+        else {
+            unreachable!("a transfer")
+        };
         t.amount = U256::from(9u64);
         let again = SignedTx::sign(again.kind, 1337, &signer).unwrap();
         let (s, v) = post(serde_json::to_string(&again.to_json()).unwrap()).await;

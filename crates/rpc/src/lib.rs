@@ -34,7 +34,10 @@ pub struct ApiState {
 
 /// The API's routes over a running node.
 pub fn router(node: Node, genesis: Genesis) -> Router {
-    let state = ApiState { node, genesis: Arc::new(genesis) };
+    let state = ApiState {
+        node,
+        genesis: Arc::new(genesis),
+    };
     Router::new()
         .route("/health", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
@@ -46,7 +49,13 @@ pub fn router(node: Node, genesis: Genesis) -> Router {
         .route("/v1/blocks/{height}", get(block))
         .route("/v1/accounts/{address}", get(account))
         .route("/v1/events/blocks", get(block_events))
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint; see docs/node-api.md") })
+        .fallback(|| async {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such endpoint; see docs/node-api.md",
+            )
+        })
         .with_state(state)
 }
 
@@ -57,7 +66,9 @@ pub async fn serve(
     genesis: Genesis,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(node, genesis)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router(node, genesis))
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 /// An error response: status plus `{"error": {"code", "message"}}`.
@@ -70,7 +81,11 @@ pub struct ApiError {
 
 impl ApiError {
     fn new(status: StatusCode, code: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { status, code: code.into(), message: message.into() }
+        Self {
+            status,
+            code: code.into(),
+            message: message.into(),
+        }
     }
 
     fn bad_request(code: &str, message: impl Into<String>) -> Self {
@@ -80,7 +95,11 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({"error": {"code": self.code, "message": self.message}}))).into_response()
+        (
+            self.status,
+            Json(json!({"error": {"code": self.code, "message": self.message}})),
+        )
+            .into_response()
     }
 }
 
@@ -102,7 +121,10 @@ impl From<MempoolError> for ApiError {
 }
 
 async fn metrics(State(api): State<ApiState>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], api.node.metrics())
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        api.node.metrics(),
+    )
 }
 
 async fn status(State(api): State<ApiState>) -> Json<Value> {
@@ -133,7 +155,10 @@ async fn submit_tx(
     let Json(body) = body?;
     let tx = parse_submitted_tx(&body)?;
     let hash = api.node.submit_tx(tx)?;
-    Ok((StatusCode::ACCEPTED, Json(json!({"hash": hash, "status": "pending"}))))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"hash": hash, "status": "pending"})),
+    ))
 }
 
 fn parse_submitted_tx(body: &Value) -> Result<SignedTx, ApiError> {
@@ -141,8 +166,10 @@ fn parse_submitted_tx(body: &Value) -> Result<SignedTx, ApiError> {
         let raw = raw
             .as_str()
             .ok_or_else(|| ApiError::bad_request("bad_tx", "'raw' must be a 0x-hex string"))?;
-        let bytes = hex_bytes(raw).map_err(|e| ApiError::bad_request("bad_tx", format!("'raw' is not hex: {e}")))?;
-        return SignedTx::decode(&bytes).map_err(|e| ApiError::bad_request("bad_tx", e.to_string()));
+        let bytes = hex_bytes(raw)
+            .map_err(|e| ApiError::bad_request("bad_tx", format!("'raw' is not hex: {e}")))?;
+        return SignedTx::decode(&bytes)
+            .map_err(|e| ApiError::bad_request("bad_tx", e.to_string()));
     }
     let json: TxJson = serde_json::from_value(body.clone()).map_err(|e| {
         ApiError::bad_request(
@@ -161,13 +188,18 @@ async fn tx_status(
     State(api): State<ApiState>,
     Path(hash): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let hash: B256 = hash
-        .parse()
-        .map_err(|_| ApiError::bad_request("bad_hash", format!("'{hash}' is not a 32-byte 0x-hex hash")))?;
+    let hash: B256 = hash.parse().map_err(|_| {
+        ApiError::bad_request("bad_hash", format!("'{hash}' is not a 32-byte 0x-hex hash"))
+    })?;
     let body = match api.node.tx_status(hash) {
         TxStatus::Pending => json!({"hash": hash, "status": "pending"}),
-        TxStatus::Finalized { height, index, result } => {
-            let mut body = json!({"hash": hash, "status": "finalized", "height": height, "index": index});
+        TxStatus::Finalized {
+            height,
+            index,
+            result,
+        } => {
+            let mut body =
+                json!({"hash": hash, "status": "finalized", "height": height, "index": index});
             match result {
                 TxOutcome::Success { receipt } => body["receipt"] = json!(receipt),
                 TxOutcome::Failed { code, error } => {
@@ -197,7 +229,9 @@ fn block_json(block: &BlockView) -> Value {
         .map(|t| {
             let result = match &t.result {
                 Some(TxOutcome::Success { receipt }) => json!({"ok": receipt}),
-                Some(TxOutcome::Failed { code, error }) => json!({"err": {"code": code, "message": error}}),
+                Some(TxOutcome::Failed { code, error }) => {
+                    json!({"err": {"code": code, "message": error}})
+                }
                 None => Value::Null,
             };
             json!({"hash": t.hash, "index": t.index, "tx": t.tx, "result": result})
@@ -221,7 +255,10 @@ async fn block(
     Path(height): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let height: u64 = height.parse().map_err(|_| {
-        ApiError::bad_request("bad_height", format!("'{height}' is not a block height (or use 'latest')"))
+        ApiError::bad_request(
+            "bad_height",
+            format!("'{height}' is not a block height (or use 'latest')"),
+        )
     })?;
     find_block(&api, height).await
 }
@@ -237,7 +274,10 @@ async fn find_block(api: &ApiState, height: u64) -> Result<Json<Value>, ApiError
         None => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "unknown_block",
-            format!("no finalized block at height {height} (finalized height is {})", api.node.status().latest_height),
+            format!(
+                "no finalized block at height {height} (finalized height is {})",
+                api.node.status().latest_height
+            ),
         )),
     }
 }
@@ -247,7 +287,10 @@ async fn account(
     Path(address): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let parsed: Address = address.parse().map_err(|_| {
-        ApiError::bad_request("bad_address", format!("'{address}' is not a 20-byte 0x-hex address"))
+        ApiError::bad_request(
+            "bad_address",
+            format!("'{address}' is not a 20-byte 0x-hex address"),
+        )
     })?;
     let height = api.node.status().latest_height;
     let account = api.node.account(parsed);
@@ -267,10 +310,14 @@ async fn block_events(
     State(api): State<ApiState>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let stream = BroadcastStream::new(api.node.subscribe()).filter_map(|item| match item {
-        Ok(block) => Some(Ok(Event::default().event("block").data(block_json(&block).to_string()))),
+        Ok(block) => Some(Ok(Event::default()
+            .event("block")
+            .data(block_json(&block).to_string()))),
         // A slow reader missed blocks: say so, and carry on from the newest.
         Err(tokio_stream::wrappers::errors::BroadcastStreamRecvError::Lagged(n)) => {
-            Some(Ok(Event::default().event("lagged").data(json!({"missed": n}).to_string())))
+            Some(Ok(Event::default()
+                .event("lagged")
+                .data(json!({"missed": n}).to_string())))
         }
     });
     Sse::new(stream).keep_alive(KeepAlive::default())
@@ -290,7 +337,10 @@ mod tests {
         assert!(e.message.contains("shorter"), "{}", e.message);
         let e = parse_submitted_tx(&json!({"chainId": 1})).unwrap_err();
         assert!(e.message.contains("expected"), "{}", e.message);
-        let e = parse_submitted_tx(&json!({"chainId": 1, "type": "Mint", "message": {}, "signature": "0x"})).unwrap_err();
+        let e = parse_submitted_tx(
+            &json!({"chainId": 1, "type": "Mint", "message": {}, "signature": "0x"}),
+        )
+        .unwrap_err();
         assert!(e.message.contains("Mint"), "{}", e.message);
     }
 

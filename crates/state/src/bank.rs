@@ -23,11 +23,17 @@ impl Account {
     }
 }
 
-pub(crate) fn credit(mut account: Account, token: Token, amount: Amount) -> Result<Account, TxError> {
+pub(crate) fn credit(
+    mut account: Account,
+    token: Token,
+    amount: Amount,
+) -> Result<Account, TxError> {
     let slot = match token {
         Token::Myc => &mut account.myc,
         Token::Musd => &mut account.musd,
     };
-    *slot = slot.checked_add(amount).ok_or_else(|| TxError::AmountTooLarge(amount.to_string()))?;
+    *slot = slot
+        .checked_add(amount)
+        .ok_or_else(|| TxError::AmountTooLarge(amount.to_string()))?;
     Ok(account)
 }

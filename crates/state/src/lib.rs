@@ -14,8 +14,8 @@
 //! `mycel-chain`).
 
 mod bank;
-mod merkle;
 pub mod incentive;
+mod merkle;
 
 pub use bank::Account;
 
@@ -70,7 +70,11 @@ pub enum TxError {
     #[error("fee {got} is below the minimum fee {min} (MYC base units)")]
     FeeTooLow { min: String, got: String },
     #[error("{token} balance {available} is short of the {needed} needed (base units)")]
-    InsufficientBalance { token: Token, needed: String, available: String },
+    InsufficientBalance {
+        token: Token,
+        needed: String,
+        available: String,
+    },
     #[error("token {0} is not a token of this chain (MYC is 0x0000…0000, mUSD 0x…6d5553)")]
     UnknownToken(Address),
     #[error("amount {0} is larger than any balance can be")]
@@ -172,7 +176,14 @@ impl State {
         let mut accounts = BTreeMap::new();
         let mut supply = Supply::default();
         for a in &genesis.accounts {
-            accounts.insert(a.address, Account { myc: a.myc, musd: a.musd, nonce: 0 });
+            accounts.insert(
+                a.address,
+                Account {
+                    myc: a.myc,
+                    musd: a.musd,
+                    nonce: 0,
+                },
+            );
             supply.myc_issued = supply.myc_issued.saturating_add(a.myc);
             supply.musd_issued = supply.musd_issued.saturating_add(a.musd);
         }
@@ -228,17 +239,28 @@ impl State {
         let encoded = tx.encode();
         let encoded_len = encoded.len();
         if encoded_len > self.params.max_tx_bytes as usize {
-            return Err(TxError::TooLarge { size: encoded_len, max: self.params.max_tx_bytes });
+            return Err(TxError::TooLarge {
+                size: encoded_len,
+                max: self.params.max_tx_bytes,
+            });
         }
         if tx.chain_id != self.params.chain_id {
-            return Err(TxError::WrongChainId { expected: self.params.chain_id, got: tx.chain_id });
+            return Err(TxError::WrongChainId {
+                expected: self.params.chain_id,
+                got: tx.chain_id,
+            });
         }
         let from = tx.from();
         if tx.recover_signer() != Some(from) {
             return Err(TxError::BadSignature { from });
         }
         let hash = alloy_primitives::keccak256(&encoded);
-        Ok(VerifiedTx { tx, sender: from, hash, encoded_len })
+        Ok(VerifiedTx {
+            tx,
+            sender: from,
+            hash,
+            encoded_len,
+        })
     }
 
     /// Every check, stateless and stateful, without changing anything. Returns the sender.
@@ -286,22 +308,37 @@ impl State {
         txs: &[VerifiedTx],
     ) -> Result<BlockOutcome, BlockError> {
         if ctx.height != self.height + 1 {
-            return Err(BlockError::WrongHeight { current: self.height, got: ctx.height });
+            return Err(BlockError::WrongHeight {
+                current: self.height,
+                got: ctx.height,
+            });
         }
         if ctx.timestamp_ms < self.last_block_time_ms {
-            return Err(BlockError::TimeWentBack { previous: self.last_block_time_ms, got: ctx.timestamp_ms });
+            return Err(BlockError::TimeWentBack {
+                previous: self.last_block_time_ms,
+                got: ctx.timestamp_ms,
+            });
         }
         let results = txs.iter().map(|tx| self.apply_verified(tx)).collect();
         self.height = ctx.height;
         self.last_block_time_ms = ctx.timestamp_ms;
         self.assert_books_balance();
-        Ok(BlockOutcome { height: ctx.height, results, state_root: self.state_root() })
+        Ok(BlockOutcome {
+            height: ctx.height,
+            results,
+            state_root: self.state_root(),
+        })
     }
 
     /// The authenticated root of the whole state: a binary keccak Merkle tree whose leaves are the
     /// chain parameters and supply (first) and then every account in address order.
     pub fn state_root(&mut self) -> B256 {
-        let header = merkle::header_leaf(&self.params, &self.supply, self.height, self.last_block_time_ms);
+        let header = merkle::header_leaf(
+            &self.params,
+            &self.supply,
+            self.height,
+            self.last_block_time_ms,
+        );
         self.tree.root(header, &self.accounts)
     }
 
@@ -310,7 +347,9 @@ impl State {
         let (mut myc, mut musd) = (0u128, 0u128);
         for account in self.accounts.values() {
             myc = myc.checked_add(account.myc).expect("MYC balances overflow");
-            musd = musd.checked_add(account.musd).expect("mUSD balances overflow");
+            musd = musd
+                .checked_add(account.musd)
+                .expect("mUSD balances overflow");
         }
         assert_eq!(
             self.supply.myc_issued,
@@ -332,7 +371,8 @@ impl State {
 
     /// Reads bytes written by [`to_snapshot_bytes`](Self::to_snapshot_bytes), checking the books.
     pub fn from_snapshot_bytes(bytes: &[u8]) -> Result<State, SnapshotError> {
-        let state: State = serde_json::from_slice(bytes).map_err(|e| SnapshotError(e.to_string()))?;
+        let state: State =
+            serde_json::from_slice(bytes).map_err(|e| SnapshotError(e.to_string()))?;
         state.assert_books_balance();
         Ok(state)
     }
@@ -342,15 +382,25 @@ impl State {
         let sender = self.account(&tx.sender);
         let nonce = tx.tx.nonce();
         if nonce < sender.nonce {
-            return Err(TxError::StaleNonce { expected: sender.nonce, got: nonce });
+            return Err(TxError::StaleNonce {
+                expected: sender.nonce,
+                got: nonce,
+            });
         }
         if nonce > sender.nonce {
-            return Err(TxError::FutureNonce { expected: sender.nonce, got: nonce });
+            return Err(TxError::FutureNonce {
+                expected: sender.nonce,
+                got: nonce,
+            });
         }
         let fee_u256 = tx.tx.fee();
-        let fee = u128::try_from(fee_u256).map_err(|_| TxError::AmountTooLarge(fee_u256.to_string()))?;
+        let fee =
+            u128::try_from(fee_u256).map_err(|_| TxError::AmountTooLarge(fee_u256.to_string()))?;
         if fee < self.params.min_fee {
-            return Err(TxError::FeeTooLow { min: self.params.min_fee.to_string(), got: fee.to_string() });
+            return Err(TxError::FeeTooLow {
+                min: self.params.min_fee.to_string(),
+                got: fee.to_string(),
+            });
         }
         let mut payer = sender;
         payer.nonce += 1;
@@ -360,14 +410,19 @@ impl State {
         match &tx.tx.kind {
             TxKind::Transfer(t) => {
                 if t.memo.len() > MAX_MEMO_BYTES {
-                    return Err(TxError::MemoTooLarge { size: t.memo.len(), max: MAX_MEMO_BYTES });
+                    return Err(TxError::MemoTooLarge {
+                        size: t.memo.len(),
+                        max: MAX_MEMO_BYTES,
+                    });
                 }
                 let token = Token::from_address(&t.token).ok_or(TxError::UnknownToken(t.token))?;
                 let amount = to_amount(t.amount)?;
                 // Check against the balance before the fee, so the error names the real need.
                 match token {
                     Token::Myc => {
-                        let needed = amount.checked_add(fee).ok_or_else(|| TxError::AmountTooLarge(t.amount.to_string()))?;
+                        let needed = amount
+                            .checked_add(fee)
+                            .ok_or_else(|| TxError::AmountTooLarge(t.amount.to_string()))?;
                         debit(sender.myc, needed, Token::Myc)?;
                         payer.myc -= amount;
                     }
@@ -380,11 +435,23 @@ impl State {
                     writes.push((tx.sender, payer));
                     writes.push((t.to, receiver));
                 }
-                events.push(Event::Transfer { token, from: tx.sender, to: t.to, amount });
+                events.push(Event::Transfer {
+                    token,
+                    from: tx.sender,
+                    to: t.to,
+                    amount,
+                });
             }
         }
-        events.push(Event::FeeBurned { from: tx.sender, amount: fee });
-        Ok(Plan { writes, fee, events })
+        events.push(Event::FeeBurned {
+            from: tx.sender,
+            amount: fee,
+        });
+        Ok(Plan {
+            writes,
+            fee,
+            events,
+        })
     }
 }
 
@@ -399,11 +466,13 @@ fn to_amount(value: U256) -> Result<Amount, TxError> {
 }
 
 fn debit(balance: Amount, amount: Amount, token: Token) -> Result<Amount, TxError> {
-    balance.checked_sub(amount).ok_or(TxError::InsufficientBalance {
-        token,
-        needed: amount.to_string(),
-        available: balance.to_string(),
-    })
+    balance
+        .checked_sub(amount)
+        .ok_or(TxError::InsufficientBalance {
+            token,
+            needed: amount.to_string(),
+            available: balance.to_string(),
+        })
 }
 
 /// A snapshot that could not be read.

@@ -35,7 +35,10 @@ impl LeafCache {
 
     pub(crate) fn root(&mut self, header: B256, accounts: &BTreeMap<Address, Account>) -> B256 {
         if !self.built {
-            self.leaves = accounts.iter().map(|(a, acc)| (*a, account_leaf(a, acc))).collect();
+            self.leaves = accounts
+                .iter()
+                .map(|(a, acc)| (*a, account_leaf(a, acc)))
+                .collect();
             self.built = true;
         } else {
             for address in std::mem::take(&mut self.dirty) {
@@ -124,14 +127,35 @@ mod tests {
     fn cached_root_equals_fresh_root() {
         let mut accounts = BTreeMap::new();
         for i in 0..37u8 {
-            accounts.insert(Address::repeat_byte(i), Account { myc: i as u128, musd: 0, nonce: 0 });
+            accounts.insert(
+                Address::repeat_byte(i),
+                Account {
+                    myc: i as u128,
+                    musd: 0,
+                    nonce: 0,
+                },
+            );
         }
         let header = B256::repeat_byte(9);
         let mut cache = LeafCache::default();
         cache.root(header, &accounts);
-        accounts.insert(Address::repeat_byte(5), Account { myc: 999, musd: 1, nonce: 3 });
+        accounts.insert(
+            Address::repeat_byte(5),
+            Account {
+                myc: 999,
+                musd: 1,
+                nonce: 3,
+            },
+        );
         cache.touch(Address::repeat_byte(5));
-        accounts.insert(Address::repeat_byte(200), Account { myc: 1, musd: 1, nonce: 1 });
+        accounts.insert(
+            Address::repeat_byte(200),
+            Account {
+                myc: 1,
+                musd: 1,
+                nonce: 1,
+            },
+        );
         cache.touch(Address::repeat_byte(200));
         let cached = cache.root(header, &accounts);
         assert_eq!(cached, LeafCache::default().root(header, &accounts));

@@ -16,7 +16,14 @@ fn genesis() -> Genesis {
     GENESIS.clone()
 }
 
-fn transfer_kind(from: usize, to: Address, token: Token, amount: u128, nonce: u64, fee: u128) -> TxKind {
+fn transfer_kind(
+    from: usize,
+    to: Address,
+    token: Token,
+    amount: u128,
+    nonce: u64,
+    fee: u128,
+) -> TxKind {
     TxKind::Transfer(Transfer {
         from: SIGNERS[from].address(),
         to,
@@ -40,7 +47,11 @@ fn refused(state: &mut State, tx: &SignedTx) -> TxError {
     let err = state.apply_tx(tx).expect_err("tx should be refused");
     assert_eq!(*state, before, "a refused tx changed the state");
     assert_eq!(state.state_root(), root_before);
-    assert_eq!(state.check_tx(tx), Err(err.clone()), "check_tx and apply_tx disagree");
+    assert_eq!(
+        state.check_tx(tx),
+        Err(err.clone()),
+        "check_tx and apply_tx disagree"
+    );
     err
 }
 
@@ -49,7 +60,9 @@ fn transfer_moves_funds_burns_fee_and_bumps_nonce() {
     let mut state = State::from_genesis(&genesis());
     let to = Address::repeat_byte(0x42);
     let before = state.account(&SIGNERS[0].address());
-    let receipt = state.apply_tx(&signed(0, to, Token::Myc, 1_500_000_000, 0)).unwrap();
+    let receipt = state
+        .apply_tx(&signed(0, to, Token::Myc, 1_500_000_000, 0))
+        .unwrap();
     let after = state.account(&SIGNERS[0].address());
     let fee = genesis().min_fee;
     assert_eq!(after.myc, before.myc - 1_500_000_000 - fee);
@@ -80,8 +93,16 @@ fn each_bad_tx_is_refused_with_its_own_error_and_changes_nothing() {
     let mut codes = std::collections::BTreeSet::new();
 
     // Bad signature: signed by key 1, claims to be from key 0.
-    let forged = SignedTx::sign(transfer_kind(0, to, Token::Myc, 1, 1, 10_000), 1337, &SIGNERS[1]).unwrap();
-    assert!(matches!(refused(&mut state, &forged), TxError::BadSignature { .. }));
+    let forged = SignedTx::sign(
+        transfer_kind(0, to, Token::Myc, 1, 1, 10_000),
+        1337,
+        &SIGNERS[1],
+    )
+    .unwrap();
+    assert!(matches!(
+        refused(&mut state, &forged),
+        TxError::BadSignature { .. }
+    ));
     codes.insert("bad_signature");
 
     // Tampered amount after signing.
@@ -89,30 +110,82 @@ fn each_bad_tx_is_refused_with_its_own_error_and_changes_nothing() {
     if let TxKind::Transfer(t) = &mut tampered.kind {
         t.amount = U256::from(1_000_000u64);
     }
-    assert!(matches!(refused(&mut state, &tampered), TxError::BadSignature { .. }));
+    assert!(matches!(
+        refused(&mut state, &tampered),
+        TxError::BadSignature { .. }
+    ));
 
     // Wrong chain id (signed properly, for another chain).
-    let other_chain = SignedTx::sign(transfer_kind(0, to, Token::Myc, 1, 1, 10_000), 1, &SIGNERS[0]).unwrap();
-    assert_eq!(refused(&mut state, &other_chain), TxError::WrongChainId { expected: 1337, got: 1 });
+    let other_chain = SignedTx::sign(
+        transfer_kind(0, to, Token::Myc, 1, 1, 10_000),
+        1,
+        &SIGNERS[0],
+    )
+    .unwrap();
+    assert_eq!(
+        refused(&mut state, &other_chain),
+        TxError::WrongChainId {
+            expected: 1337,
+            got: 1
+        }
+    );
     codes.insert("wrong_chain_id");
 
     // Stale and future nonces.
-    assert_eq!(refused(&mut state, &signed(0, to, Token::Myc, 1, 0)), TxError::StaleNonce { expected: 1, got: 0 });
-    assert_eq!(refused(&mut state, &signed(0, to, Token::Myc, 1, 5)), TxError::FutureNonce { expected: 1, got: 5 });
+    assert_eq!(
+        refused(&mut state, &signed(0, to, Token::Myc, 1, 0)),
+        TxError::StaleNonce {
+            expected: 1,
+            got: 0
+        }
+    );
+    assert_eq!(
+        refused(&mut state, &signed(0, to, Token::Myc, 1, 5)),
+        TxError::FutureNonce {
+            expected: 1,
+            got: 5
+        }
+    );
     codes.insert("stale_nonce");
     codes.insert("future_nonce");
 
     // Overdraft, in each token, and by the fee alone.
     let balance = state.account(&SIGNERS[0].address());
     let e = refused(&mut state, &signed(0, to, Token::Myc, balance.myc, 1));
-    assert!(matches!(e, TxError::InsufficientBalance { token: Token::Myc, .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            TxError::InsufficientBalance {
+                token: Token::Myc,
+                ..
+            }
+        ),
+        "{e}"
+    );
     let e = refused(&mut state, &signed(0, to, Token::Musd, balance.musd + 1, 1));
-    assert!(matches!(e, TxError::InsufficientBalance { token: Token::Musd, .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            TxError::InsufficientBalance {
+                token: Token::Musd,
+                ..
+            }
+        ),
+        "{e}"
+    );
     codes.insert("insufficient_balance");
 
     // Fee shortfall.
-    let cheap = SignedTx::sign(transfer_kind(0, to, Token::Myc, 1, 1, 9_999), 1337, &SIGNERS[0]).unwrap();
-    assert!(matches!(refused(&mut state, &cheap), TxError::FeeTooLow { .. }));
+    let cheap = SignedTx::sign(
+        transfer_kind(0, to, Token::Myc, 1, 1, 9_999),
+        1337,
+        &SIGNERS[0],
+    )
+    .unwrap();
+    assert!(matches!(
+        refused(&mut state, &cheap),
+        TxError::FeeTooLow { .. }
+    ));
     codes.insert("fee_too_low");
 
     // Oversized tx: a memo that pushes the encoding over max_tx_bytes.
@@ -121,7 +194,10 @@ fn each_bad_tx_is_refused_with_its_own_error_and_changes_nothing() {
         t.memo = vec![0u8; 4096].into();
     }
     let big = SignedTx::sign(big, 1337, &SIGNERS[0]).unwrap();
-    assert!(matches!(refused(&mut state, &big), TxError::TooLarge { .. }));
+    assert!(matches!(
+        refused(&mut state, &big),
+        TxError::TooLarge { .. }
+    ));
     codes.insert("too_large");
 
     // Memo over its own limit but under the size limit.
@@ -130,7 +206,10 @@ fn each_bad_tx_is_refused_with_its_own_error_and_changes_nothing() {
         t.memo = vec![0u8; MAX_MEMO_BYTES + 1].into();
     }
     let memo = SignedTx::sign(memo, 1337, &SIGNERS[0]).unwrap();
-    assert!(matches!(refused(&mut state, &memo), TxError::MemoTooLarge { .. }));
+    assert!(matches!(
+        refused(&mut state, &memo),
+        TxError::MemoTooLarge { .. }
+    ));
     codes.insert("memo_too_large");
 
     // A token the chain does not have.
@@ -139,7 +218,10 @@ fn each_bad_tx_is_refused_with_its_own_error_and_changes_nothing() {
         t.token = Address::repeat_byte(0xee);
     }
     let unknown = SignedTx::sign(unknown, 1337, &SIGNERS[0]).unwrap();
-    assert!(matches!(refused(&mut state, &unknown), TxError::UnknownToken(_)));
+    assert!(matches!(
+        refused(&mut state, &unknown),
+        TxError::UnknownToken(_)
+    ));
     codes.insert("unknown_token");
 
     // An amount no balance can hold.
@@ -148,7 +230,10 @@ fn each_bad_tx_is_refused_with_its_own_error_and_changes_nothing() {
         t.amount = U256::MAX;
     }
     let huge = SignedTx::sign(huge, 1337, &SIGNERS[0]).unwrap();
-    assert!(matches!(refused(&mut state, &huge), TxError::AmountTooLarge(_)));
+    assert!(matches!(
+        refused(&mut state, &huge),
+        TxError::AmountTooLarge(_)
+    ));
     codes.insert("amount_too_large");
 
     assert_eq!(codes.len(), 10, "every cause has its own code");
@@ -160,21 +245,53 @@ fn each_bad_tx_is_refused_with_its_own_error_and_changes_nothing() {
 fn blocks_check_height_and_time_and_report_each_tx() {
     let mut state = State::from_genesis(&genesis());
     let to = Address::repeat_byte(3);
-    let txs: Vec<VerifiedTx> = [signed(0, to, Token::Myc, 1, 0), signed(0, to, Token::Myc, 1, 0)]
-        .into_iter()
-        .map(|t| state.verify_stateless(t).unwrap())
-        .collect();
+    let txs: Vec<VerifiedTx> = [
+        signed(0, to, Token::Myc, 1, 0),
+        signed(0, to, Token::Myc, 1, 0),
+    ]
+    .into_iter()
+    .map(|t| state.verify_stateless(t).unwrap())
+    .collect();
     assert_eq!(
-        state.apply_block(BlockContext { height: 2, timestamp_ms: 2_000 }, &txs),
+        state.apply_block(
+            BlockContext {
+                height: 2,
+                timestamp_ms: 2_000
+            },
+            &txs
+        ),
         Err(BlockError::WrongHeight { current: 0, got: 2 })
     );
     assert_eq!(
-        state.apply_block(BlockContext { height: 1, timestamp_ms: 999 }, &txs),
-        Err(BlockError::TimeWentBack { previous: 1_000, got: 999 })
+        state.apply_block(
+            BlockContext {
+                height: 1,
+                timestamp_ms: 999
+            },
+            &txs
+        ),
+        Err(BlockError::TimeWentBack {
+            previous: 1_000,
+            got: 999
+        })
     );
-    let outcome = state.apply_block(BlockContext { height: 1, timestamp_ms: 2_000 }, &txs).unwrap();
+    let outcome = state
+        .apply_block(
+            BlockContext {
+                height: 1,
+                timestamp_ms: 2_000,
+            },
+            &txs,
+        )
+        .unwrap();
     assert!(outcome.results[0].is_ok());
-    assert_eq!(outcome.results[1], Err(TxError::StaleNonce { expected: 1, got: 0 }));
+    assert_eq!(
+        outcome.results[1],
+        Err(TxError::StaleNonce {
+            expected: 1,
+            got: 0
+        })
+    );
     assert_eq!(state.height(), 1);
     assert_eq!(outcome.state_root, state.state_root());
 }
@@ -182,7 +299,9 @@ fn blocks_check_height_and_time_and_report_each_tx() {
 #[test]
 fn snapshot_round_trips_with_the_same_root() {
     let mut state = State::from_genesis(&genesis());
-    state.apply_tx(&signed(2, MUSD_ADDRESS, Token::Musd, 10, 0)).unwrap();
+    state
+        .apply_tx(&signed(2, MUSD_ADDRESS, Token::Musd, 10, 0))
+        .unwrap();
     let root = state.state_root();
     let mut back = State::from_snapshot_bytes(&state.to_snapshot_bytes()).unwrap();
     assert_eq!(back, state);
@@ -200,8 +319,20 @@ struct Op {
 }
 
 fn op() -> impl Strategy<Value = Op> {
-    (0..4usize, 0..5usize, any::<bool>(), 0..3_000_000_000_000_000u128, -1i8..=1)
-        .prop_map(|(from, to, musd, amount, nonce_skew)| Op { from, to, musd, amount, nonce_skew })
+    (
+        0..4usize,
+        0..5usize,
+        any::<bool>(),
+        0..3_000_000_000_000_000u128,
+        -1i8..=1,
+    )
+        .prop_map(|(from, to, musd, amount, nonce_skew)| Op {
+            from,
+            to,
+            musd,
+            amount,
+            nonce_skew,
+        })
 }
 
 proptest! {

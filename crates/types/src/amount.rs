@@ -76,7 +76,11 @@ pub enum AmountError {
     #[error("'{0}' is not an amount: use digits with at most one '.', e.g. 1.5")]
     NotANumber(String),
     #[error("'{input}' has more than {decimals} decimal places, the precision of {token}")]
-    TooPrecise { input: String, decimals: u32, token: Token },
+    TooPrecise {
+        input: String,
+        decimals: u32,
+        token: Token,
+    },
     #[error("'{0}' is too large")]
     TooLarge(String),
     #[error("unknown token '{0}': use MYC or mUSD")]
@@ -97,11 +101,23 @@ pub fn parse_amount(input: &str, token: Token) -> Result<Amount, AmountError> {
     }
     let frac = frac.trim_end_matches('0');
     if frac.len() > decimals as usize {
-        return Err(AmountError::TooPrecise { input: input.to_string(), decimals, token });
+        return Err(AmountError::TooPrecise {
+            input: input.to_string(),
+            decimals,
+            token,
+        });
     }
     let too_large = || AmountError::TooLarge(input.to_string());
-    let whole: Amount = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| too_large())? };
-    let mut frac_units: Amount = if frac.is_empty() { 0 } else { frac.parse().map_err(|_| too_large())? };
+    let whole: Amount = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().map_err(|_| too_large())?
+    };
+    let mut frac_units: Amount = if frac.is_empty() {
+        0
+    } else {
+        frac.parse().map_err(|_| too_large())?
+    };
     frac_units *= 10u128.pow(decimals - frac.len() as u32);
     whole
         .checked_mul(10u128.pow(decimals))
@@ -133,11 +149,26 @@ mod tests {
         assert_eq!(parse_amount("42", Token::Musd), Ok(42_000_000));
         assert_eq!(parse_amount(".5", Token::Musd), Ok(500_000));
         assert_eq!(parse_amount("1.50000000000", Token::Myc), Ok(1_500_000_000));
-        assert!(matches!(parse_amount("0.0000001", Token::Musd), Err(AmountError::TooPrecise { .. })));
-        assert!(matches!(parse_amount("1,5", Token::Musd), Err(AmountError::NotANumber(_))));
-        assert!(matches!(parse_amount("-1", Token::Musd), Err(AmountError::NotANumber(_))));
-        assert!(matches!(parse_amount(".", Token::Musd), Err(AmountError::NotANumber(_))));
-        assert!(matches!(parse_amount("", Token::Musd), Err(AmountError::NotANumber(_))));
+        assert!(matches!(
+            parse_amount("0.0000001", Token::Musd),
+            Err(AmountError::TooPrecise { .. })
+        ));
+        assert!(matches!(
+            parse_amount("1,5", Token::Musd),
+            Err(AmountError::NotANumber(_))
+        ));
+        assert!(matches!(
+            parse_amount("-1", Token::Musd),
+            Err(AmountError::NotANumber(_))
+        ));
+        assert!(matches!(
+            parse_amount(".", Token::Musd),
+            Err(AmountError::NotANumber(_))
+        ));
+        assert!(matches!(
+            parse_amount("", Token::Musd),
+            Err(AmountError::NotANumber(_))
+        ));
         assert!(matches!(
             parse_amount("999999999999999999999999999999999", Token::Myc),
             Err(AmountError::TooLarge(_))

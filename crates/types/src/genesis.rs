@@ -67,7 +67,11 @@ impl Genesis {
         let accounts = (0..DEV_ACCOUNTS)
             .map(|i| {
                 dev_signer(i)
-                    .map(|s| GenesisAccount { address: s.address(), myc: DEV_MYC, musd: DEV_MUSD })
+                    .map(|s| GenesisAccount {
+                        address: s.address(),
+                        myc: DEV_MYC,
+                        musd: DEV_MUSD,
+                    })
                     .map_err(|e| GenesisError::DevKey(e.to_string()))
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -119,7 +123,8 @@ impl Genesis {
                 Token::Myc => a.myc,
                 Token::Musd => a.musd,
             };
-            sum.checked_add(v).ok_or(GenesisError::SupplyOverflow(token))
+            sum.checked_add(v)
+                .ok_or(GenesisError::SupplyOverflow(token))
         })
     }
 
@@ -146,7 +151,9 @@ pub mod amount_string {
             N(u64),
         }
         match Either::deserialize(d)? {
-            Either::S(s) => s.parse().map_err(|_| de::Error::custom(format!("'{s}' is not an integer amount"))),
+            Either::S(s) => s
+                .parse()
+                .map_err(|_| de::Error::custom(format!("'{s}' is not an integer amount"))),
             Either::N(n) => Ok(n as u128),
         }
     }
@@ -168,7 +175,10 @@ mod tests {
         let back: Genesis = serde_json::from_str(&json).unwrap();
         assert_eq!(back, g);
         assert_eq!(back.hash(), g.hash());
-        assert_eq!(g.supply(Token::Myc).unwrap(), DEV_MYC * DEV_ACCOUNTS as u128);
+        assert_eq!(
+            g.supply(Token::Myc).unwrap(),
+            DEV_MYC * DEV_ACCOUNTS as u128
+        );
     }
 
     #[test]
@@ -179,10 +189,16 @@ mod tests {
         g.validators = vec!["abc".into()];
         assert!(matches!(g.validate(), Err(GenesisError::BadValidator(_))));
         g.validators = vec![validator(), validator()];
-        assert!(matches!(g.validate(), Err(GenesisError::DuplicateValidator(_))));
+        assert!(matches!(
+            g.validate(),
+            Err(GenesisError::DuplicateValidator(_))
+        ));
         g.validators = vec![validator()];
         let first = g.accounts[0].clone();
         g.accounts.push(first);
-        assert!(matches!(g.validate(), Err(GenesisError::DuplicateAccount(_))));
+        assert!(matches!(
+            g.validate(),
+            Err(GenesisError::DuplicateAccount(_))
+        ));
     }
 }

@@ -19,7 +19,7 @@ pub mod tx;
 pub use alloy_primitives::{Address, B256, U256};
 pub use amount::{format_amount, parse_amount, Amount, AmountError, Token};
 pub use genesis::{Genesis, GenesisAccount, GenesisError};
-pub use tx::{DecodeError, SignedTx, Transfer, TxKind, TxJson, MAX_MEMO_BYTES};
+pub use tx::{DecodeError, SignedTx, Transfer, TxJson, TxKind, MAX_MEMO_BYTES};
 
 /// The EIP-712 domain name of mycel transactions.
 pub const DOMAIN_NAME: &str = "mycel";

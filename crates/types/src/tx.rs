@@ -159,7 +159,11 @@ impl SignedTx {
         signer: &impl SignerSync,
     ) -> Result<SignedTx, alloy_signer::Error> {
         let signature = signer.sign_hash_sync(&kind.signing_hash(chain_id))?;
-        Ok(SignedTx { chain_id, kind, signature })
+        Ok(SignedTx {
+            chain_id,
+            kind,
+            signature,
+        })
     }
 
     pub fn from(&self) -> Address {
@@ -180,7 +184,9 @@ impl SignedTx {
 
     /// The address that signed this transaction (whatever `from` claims).
     pub fn recover_signer(&self) -> Option<Address> {
-        self.signature.recover_address_from_prehash(&self.signing_hash()).ok()
+        self.signature
+            .recover_address_from_prehash(&self.signing_hash())
+            .ok()
     }
 
     /// The canonical binary encoding.
@@ -208,7 +214,11 @@ impl SignedTx {
         chain_id.copy_from_slice(&bytes[2..10]);
         let signature = parse_signature(&bytes[10..75])?;
         let kind = TxKind::abi_decode(tag, &bytes[HEADER_LEN..])?;
-        let tx = SignedTx { chain_id: u64::from_be_bytes(chain_id), kind, signature };
+        let tx = SignedTx {
+            chain_id: u64::from_be_bytes(chain_id),
+            kind,
+            signature,
+        };
         if tx.encode() != bytes {
             return Err(DecodeError::NonCanonical);
         }
@@ -253,7 +263,11 @@ impl SignedTx {
         let sig_bytes =
             hex::decode(sig_hex).map_err(|e| DecodeError::Signature(format!("not hex: {e}")))?;
         let signature = parse_signature(&sig_bytes)?;
-        Ok(SignedTx { chain_id: json.chain_id, kind, signature })
+        Ok(SignedTx {
+            chain_id: json.chain_id,
+            kind,
+            signature,
+        })
     }
 }
 
@@ -327,22 +341,30 @@ fn field<'a>(
     message: &'a serde_json::Value,
     name: &'static str,
 ) -> Result<&'a serde_json::Value, DecodeError> {
-    message
-        .get(name)
-        .ok_or(DecodeError::Field { field: name, reason: "missing".into() })
+    message.get(name).ok_or(DecodeError::Field {
+        field: name,
+        reason: "missing".into(),
+    })
 }
 
 fn field_address(message: &serde_json::Value, name: &'static str) -> Result<Address, DecodeError> {
     let value = field(message, name)?;
-    let s = value
-        .as_str()
-        .ok_or(DecodeError::Field { field: name, reason: "expected a 0x-hex address string".into() })?;
-    s.parse::<Address>().map_err(|e| DecodeError::Field { field: name, reason: e.to_string() })
+    let s = value.as_str().ok_or(DecodeError::Field {
+        field: name,
+        reason: "expected a 0x-hex address string".into(),
+    })?;
+    s.parse::<Address>().map_err(|e| DecodeError::Field {
+        field: name,
+        reason: e.to_string(),
+    })
 }
 
 fn field_u256(message: &serde_json::Value, name: &'static str) -> Result<U256, DecodeError> {
     let value = field(message, name)?;
-    let bad = |reason: String| DecodeError::Field { field: name, reason };
+    let bad = |reason: String| DecodeError::Field {
+        field: name,
+        reason,
+    };
     match value {
         serde_json::Value::Number(n) => n
             .as_u64()
@@ -361,21 +383,27 @@ fn field_u256(message: &serde_json::Value, name: &'static str) -> Result<U256, D
 
 fn field_u64(message: &serde_json::Value, name: &'static str) -> Result<u64, DecodeError> {
     let value = field_u256(message, name)?;
-    u64::try_from(value)
-        .map_err(|_| DecodeError::Field { field: name, reason: "does not fit in 64 bits".into() })
+    u64::try_from(value).map_err(|_| DecodeError::Field {
+        field: name,
+        reason: "does not fit in 64 bits".into(),
+    })
 }
 
 fn field_bytes(message: &serde_json::Value, name: &'static str) -> Result<Bytes, DecodeError> {
     let Some(value) = message.get(name) else {
         return Ok(Bytes::new());
     };
-    let s = value
-        .as_str()
-        .ok_or(DecodeError::Field { field: name, reason: "expected a 0x-hex string".into() })?;
+    let s = value.as_str().ok_or(DecodeError::Field {
+        field: name,
+        reason: "expected a 0x-hex string".into(),
+    })?;
     let raw = s.strip_prefix("0x").unwrap_or(s);
     hex::decode(raw)
         .map(Bytes::from)
-        .map_err(|e| DecodeError::Field { field: name, reason: e.to_string() })
+        .map_err(|e| DecodeError::Field {
+            field: name,
+            reason: e.to_string(),
+        })
 }
 
 /// Turns an EIP-712 encodeType string (`Transfer(address from,...)`) into the JSON `types` map.
@@ -384,7 +412,9 @@ fn eip712_types_from_encode_type(encode_type: &str) -> serde_json::Value {
     let mut rest = encode_type;
     while let Some(open) = rest.find('(') {
         let name = &rest[..open];
-        let Some(close) = rest[open..].find(')') else { break };
+        let Some(close) = rest[open..].find(')') else {
+            break;
+        };
         let fields: Vec<serde_json::Value> = rest[open + 1..open + close]
             .split(',')
             .filter(|f| !f.is_empty())
@@ -419,7 +449,8 @@ mod tests {
     #[test]
     fn sign_encode_decode_recover() {
         let signer = dev_signer(0).unwrap();
-        let tx = SignedTx::sign(transfer(signer.address(), 7, b"hi".to_vec()), 1337, &signer).unwrap();
+        let tx =
+            SignedTx::sign(transfer(signer.address(), 7, b"hi".to_vec()), 1337, &signer).unwrap();
         let bytes = tx.encode();
         let back = SignedTx::decode(&bytes).unwrap();
         assert_eq!(back, tx);
@@ -443,7 +474,10 @@ mod tests {
         let kind = transfer(Address::repeat_byte(1), 0, vec![]);
         let td = SignedTx::typed_data(&kind, 1337);
         assert_eq!(td["primaryType"], "Transfer");
-        assert_eq!(td["types"]["Transfer"][0], serde_json::json!({"name": "from", "type": "address"}));
+        assert_eq!(
+            td["types"]["Transfer"][0],
+            serde_json::json!({"name": "from", "type": "address"})
+        );
         assert_eq!(td["types"]["Transfer"].as_array().unwrap().len(), 7);
         assert_eq!(td["domain"]["name"], "mycel");
     }
@@ -453,13 +487,22 @@ mod tests {
         let signer = dev_signer(1).unwrap();
         let tx = SignedTx::sign(transfer(signer.address(), 0, vec![]), 1337, &signer).unwrap();
         let bytes = tx.encode();
-        assert_eq!(SignedTx::decode(&bytes[..10]), Err(DecodeError::TooShort(10)));
+        assert_eq!(
+            SignedTx::decode(&bytes[..10]),
+            Err(DecodeError::TooShort(10))
+        );
         let mut wrong_format = bytes.clone();
         wrong_format[0] = 9;
-        assert_eq!(SignedTx::decode(&wrong_format), Err(DecodeError::UnknownFormat(9)));
+        assert_eq!(
+            SignedTx::decode(&wrong_format),
+            Err(DecodeError::UnknownFormat(9))
+        );
         let mut wrong_kind = bytes.clone();
         wrong_kind[1] = 200;
-        assert_eq!(SignedTx::decode(&wrong_kind), Err(DecodeError::UnknownKind(200)));
+        assert_eq!(
+            SignedTx::decode(&wrong_kind),
+            Err(DecodeError::UnknownKind(200))
+        );
         let mut trailing = bytes.clone();
         trailing.extend_from_slice(&[0u8; 32]);
         assert!(SignedTx::decode(&trailing).is_err());
@@ -481,7 +524,10 @@ mod tests {
         let twin = Signature::new(tx.signature.r(), n - tx.signature.s(), !tx.signature.v());
         let mut bytes = tx.encode();
         bytes[10..75].copy_from_slice(&twin.as_bytes());
-        assert!(matches!(SignedTx::decode(&bytes), Err(DecodeError::Signature(_))));
+        assert!(matches!(
+            SignedTx::decode(&bytes),
+            Err(DecodeError::Signature(_))
+        ));
     }
 
     proptest! {

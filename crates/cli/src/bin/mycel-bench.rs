@@ -23,7 +23,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Parser)]
-#[command(name = "mycel-bench", about = "Load generator for a local mycel chain: finalized tx/s and submit-to-finality latency")]
+#[command(
+    name = "mycel-bench",
+    about = "Load generator for a local mycel chain: finalized tx/s and submit-to-finality latency"
+)]
 struct Args {
     /// Node HTTP API(s), comma-separated or repeated. Sender i submits to node i mod n.
     #[arg(long, value_delimiter = ',', default_value = "http://127.0.0.1:8545")]
@@ -120,15 +123,24 @@ fn main() -> Result<()> {
         bail!("--txs, --senders and --concurrency must be above zero");
     }
     for url in &args.rpc {
-        let parsed = reqwest::Url::parse(url).map_err(|e| anyhow!("--rpc '{url}' is not a URL: {e}"))?;
-        let host = parsed.host_str().unwrap_or("").trim_start_matches('[').trim_end_matches(']');
-        let loopback =
-            host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+        let parsed =
+            reqwest::Url::parse(url).map_err(|e| anyhow!("--rpc '{url}' is not a URL: {e}"))?;
+        let host = parsed
+            .host_str()
+            .unwrap_or("")
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let loopback = host == "localhost"
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
         if !loopback || parsed.scheme() != "http" {
             bail!("--rpc '{url}': mycel-bench only talks to http:// loopback nodes (127.0.0.1, ::1, localhost)");
         }
     }
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
         .enable_all()
@@ -138,18 +150,33 @@ fn main() -> Result<()> {
 }
 
 async fn run(args: Args) -> Result<()> {
-    let rpcs: Vec<String> = args.rpc.iter().map(|u| u.trim_end_matches('/').to_string()).collect();
+    let rpcs: Vec<String> = args
+        .rpc
+        .iter()
+        .map(|u| u.trim_end_matches('/').to_string())
+        .collect();
     let http = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(30))
         .pool_max_idle_per_host(args.concurrency.max(8))
         .build()?;
 
-    let status = get_json(&http, &format!("{}/v1/status", rpcs[0])).await.context("is the node running?")?;
-    let chain_id = status["chain_id"].as_u64().ok_or_else(|| anyhow!("/v1/status has no chain_id"))?;
-    let min_fee: u128 = status["min_fee"].as_str().and_then(|s| s.parse().ok()).unwrap_or(10_000);
+    let status = get_json(&http, &format!("{}/v1/status", rpcs[0]))
+        .await
+        .context("is the node running?")?;
+    let chain_id = status["chain_id"]
+        .as_u64()
+        .ok_or_else(|| anyhow!("/v1/status has no chain_id"))?;
+    let min_fee: u128 = status["min_fee"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10_000);
     let validators = status["validators"].as_array().map_or(0, Vec::len);
-    eprintln!("chain {chain_id}, {validators} validator(s), height {}, {} node(s) under load", status["height"], rpcs.len());
+    eprintln!(
+        "chain {chain_id}, {validators} validator(s), height {}, {} node(s) under load",
+        status["height"],
+        rpcs.len()
+    );
 
     // Sender keys: deterministic from the seed, so a run can be reproduced.
     let senders: Vec<PrivateKeySigner> = (0..args.senders)
@@ -185,7 +212,10 @@ async fn run(args: Args) -> Result<()> {
     // What one signature recovery costs on this machine (the node does at least one per tx).
     let sample = signed.len().min(500);
     let started = Instant::now();
-    let recovered = signed[..sample].iter().filter(|(_, tx)| tx.recover_signer() == Some(tx.from())).count();
+    let recovered = signed[..sample]
+        .iter()
+        .filter(|(_, tx)| tx.recover_signer() == Some(tx.from()))
+        .count();
     let ecrecover_us = started.elapsed().as_secs_f64() * 1e6 / sample as f64;
     if recovered != sample {
         bail!("a pre-signed transfer does not recover to its sender");
@@ -201,7 +231,11 @@ async fn run(args: Args) -> Result<()> {
             (*sender % rpcs.len(), body)
         })
         .collect();
-    let index: HashMap<B256, usize> = signed.iter().enumerate().map(|(i, (_, tx))| (tx.hash(), i)).collect();
+    let index: HashMap<B256, usize> = signed
+        .iter()
+        .enumerate()
+        .map(|(i, (_, tx))| (tx.hash(), i))
+        .collect();
 
     let metrics_before = scrape_metrics(&http, &rpcs).await;
     let n = signed.len();
@@ -221,7 +255,11 @@ async fn run(args: Args) -> Result<()> {
     // Follow finalized blocks on every node before the first submission.
     let mut trackers = Vec::new();
     for rpc in &rpcs {
-        trackers.push(tokio::spawn(track_blocks(http.clone(), rpc.clone(), run.clone())));
+        trackers.push(tokio::spawn(track_blocks(
+            http.clone(),
+            rpc.clone(),
+            run.clone(),
+        )));
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let submit_start_us = run.now_us();
@@ -231,7 +269,13 @@ async fn run(args: Args) -> Result<()> {
     let deadline = run.t0 + Duration::from_secs(args.timeout_secs);
     let mut workers = Vec::new();
     for _ in 0..args.concurrency.min(n) {
-        let (http, rpcs, bodies, next, run) = (http.clone(), rpcs.clone(), bodies.clone(), next.clone(), run.clone());
+        let (http, rpcs, bodies, next, run) = (
+            http.clone(),
+            rpcs.clone(),
+            bodies.clone(),
+            next.clone(),
+            run.clone(),
+        );
         let rate = args.rate;
         let broadcast = args.broadcast;
         workers.push(tokio::spawn(async move {
@@ -241,7 +285,8 @@ async fn run(args: Args) -> Result<()> {
                     return;
                 }
                 if rate > 0.0 {
-                    let due = Duration::from_micros(submit_start_us) + Duration::from_secs_f64(i as f64 / rate);
+                    let due = Duration::from_micros(submit_start_us)
+                        + Duration::from_secs_f64(i as f64 / rate);
                     tokio::time::sleep_until((run.t0 + due).into()).await;
                 }
                 submit(&http, &rpcs, &bodies, i, &run, deadline, broadcast).await;
@@ -279,22 +324,41 @@ async fn run(args: Args) -> Result<()> {
     }
     let metrics_after = scrape_metrics(&http, &rpcs).await;
 
-    let report = build_report(&args, &run, validators, submit_start_us, submit_end_us, funding_secs, sign_secs, ecrecover_us, metrics_before, metrics_after);
+    let report = build_report(
+        &args,
+        &run,
+        validators,
+        submit_start_us,
+        submit_end_us,
+        funding_secs,
+        sign_secs,
+        ecrecover_us,
+        metrics_before,
+        metrics_after,
+    );
     print_table(&report);
     if let Some(path) = &args.out {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).ok();
         }
-        std::fs::write(path, serde_json::to_vec_pretty(&report)?).with_context(|| format!("cannot write {}", path.display()))?;
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
         eprintln!("wrote {}", path.display());
     }
     Ok(())
 }
 
 async fn get_json(http: &reqwest::Client, url: &str) -> Result<Value> {
-    let response = http.get(url).send().await.with_context(|| format!("GET {url}"))?;
+    let response = http
+        .get(url)
+        .send()
+        .await
+        .with_context(|| format!("GET {url}"))?;
     let status = response.status();
-    let body: Value = response.json().await.with_context(|| format!("GET {url}: not JSON"))?;
+    let body: Value = response
+        .json()
+        .await
+        .with_context(|| format!("GET {url}: not JSON"))?;
     if !status.is_success() {
         bail!("GET {url}: HTTP {status}: {body}");
     }
@@ -302,7 +366,11 @@ async fn get_json(http: &reqwest::Client, url: &str) -> Result<Value> {
 }
 
 /// Posts a transaction body; Ok(hash) or Err((http status, error code)).
-async fn post_tx(http: &reqwest::Client, rpc: &str, body: String) -> std::result::Result<(), (u16, String)> {
+async fn post_tx(
+    http: &reqwest::Client,
+    rpc: &str,
+    body: String,
+) -> std::result::Result<(), (u16, String)> {
     let response = http
         .post(format!("{rpc}/v1/txs"))
         .header("content-type", "application/json")
@@ -316,13 +384,19 @@ async fn post_tx(http: &reqwest::Client, rpc: &str, body: String) -> std::result
         return Ok(());
     }
     let body: Value = response.json().await.unwrap_or(Value::Null);
-    let code = body["error"]["code"].as_str().unwrap_or("unknown").to_string();
+    let code = body["error"]["code"]
+        .as_str()
+        .unwrap_or("unknown")
+        .to_string();
     Err((status.as_u16(), code))
 }
 
 /// Error codes that mean "not now": retry the same transaction a little later.
 fn retryable(code: &str) -> bool {
-    matches!(code, "mempool_full" | "sender_full" | "nonce_too_far_ahead" | "future_nonce")
+    matches!(
+        code,
+        "mempool_full" | "sender_full" | "nonce_too_far_ahead" | "future_nonce"
+    )
 }
 
 async fn submit(
@@ -343,7 +417,9 @@ async fn submit(
             first = false;
         }
         let result = if broadcast {
-            let all = futures::future::join_all(rpcs.iter().map(|rpc| post_tx(http, rpc, body.clone()))).await;
+            let all =
+                futures::future::join_all(rpcs.iter().map(|rpc| post_tx(http, rpc, body.clone())))
+                    .await;
             let ok = all.iter().any(Result::is_ok);
             all.into_iter().find(|r| ok == r.is_ok()).unwrap_or(Ok(()))
         } else {
@@ -360,7 +436,11 @@ async fn submit(
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             Err((_, code)) => {
-                *run.rejected.lock().unwrap_or_else(|e| e.into_inner()).entry(code).or_default() += 1;
+                *run.rejected
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .entry(code)
+                    .or_default() += 1;
                 return;
             }
         }
@@ -448,7 +528,10 @@ fn record_block(run: &Run, block: BlockEvent) {
     for tx in &block.txs {
         if let Some(&i) = run.index.get(&tx.hash) {
             bench_txs += 1;
-            if run.final_us[i].compare_exchange(u64::MAX, now, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+            if run.final_us[i]
+                .compare_exchange(u64::MAX, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+            {
                 run.finalized.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -474,12 +557,17 @@ async fn fund(
     amount: u128,
 ) -> Result<()> {
     let rpc = &rpcs[0];
-    let funders: Vec<PrivateKeySigner> = (0..DEV_ACCOUNTS).map(dev_signer).collect::<std::result::Result<_, _>>()?;
+    let funders: Vec<PrivateKeySigner> = (0..DEV_ACCOUNTS)
+        .map(dev_signer)
+        .collect::<std::result::Result<_, _>>()?;
     // Skip senders that already hold enough (a re-run with the same seed).
     let mut todo: Vec<Address> = Vec::new();
     for s in senders {
         let account = get_json(http, &format!("{rpc}/v1/accounts/{}", s.address())).await?;
-        let myc: u128 = account["myc"].as_str().and_then(|v| v.parse().ok()).unwrap_or(0);
+        let myc: u128 = account["myc"]
+            .as_str()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
         if myc < amount / 2 {
             todo.push(s.address());
         }
@@ -487,20 +575,28 @@ async fn fund(
     while !todo.is_empty() {
         let mut pending: Vec<B256> = Vec::new();
         for (f, funder) in funders.iter().enumerate() {
-            let account = get_json(http, &format!("{rpc}/v1/accounts/{}", funder.address())).await?;
-            let first_nonce = account["nonce"].as_u64().ok_or_else(|| anyhow!("account has no nonce"))?;
+            let account =
+                get_json(http, &format!("{rpc}/v1/accounts/{}", funder.address())).await?;
+            let first_nonce = account["nonce"]
+                .as_u64()
+                .ok_or_else(|| anyhow!("account has no nonce"))?;
             let mine = todo.iter().skip(f).step_by(funders.len()).take(60).copied();
             for (nonce, to) in (first_nonce..).zip(mine) {
                 let tx = transfer(funder, to, amount, fee, nonce, chain_id)?;
                 let body = json!({"raw": format!("0x{}", hex::encode(tx.encode()))}).to_string();
-                post_tx(http, rpc, body).await.map_err(|(s, c)| anyhow!("funding transfer refused: HTTP {s} {c}"))?;
+                post_tx(http, rpc, body)
+                    .await
+                    .map_err(|(s, c)| anyhow!("funding transfer refused: HTTP {s} {c}"))?;
                 pending.push(tx.hash());
             }
         }
         let deadline = Instant::now() + Duration::from_secs(120);
         while !pending.is_empty() {
             if Instant::now() > deadline {
-                bail!("{} funding transfers did not finalize within 120s", pending.len());
+                bail!(
+                    "{} funding transfers did not finalize within 120s",
+                    pending.len()
+                );
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
             let mut still = Vec::new();
@@ -517,7 +613,10 @@ async fn fund(
         let mut still = Vec::new();
         for a in todo {
             let account = get_json(http, &format!("{rpc}/v1/accounts/{a}")).await?;
-            let myc: u128 = account["myc"].as_str().and_then(|v| v.parse().ok()).unwrap_or(0);
+            let myc: u128 = account["myc"]
+                .as_str()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
             if myc < amount / 2 {
                 still.push(a);
             }
@@ -527,7 +626,14 @@ async fn fund(
     Ok(())
 }
 
-fn transfer(signer: &PrivateKeySigner, to: Address, amount: u128, fee: u128, nonce: u64, chain_id: u64) -> Result<SignedTx> {
+fn transfer(
+    signer: &PrivateKeySigner,
+    to: Address,
+    amount: u128,
+    fee: u128,
+    nonce: u64,
+    chain_id: u64,
+) -> Result<SignedTx> {
     let kind = TxKind::Transfer(Transfer {
         from: signer.address(),
         to,
@@ -542,9 +648,17 @@ fn transfer(signer: &PrivateKeySigner, to: Address, amount: u128, fee: u128, non
 
 /// Signs `count` transfers on all cores: tx k is from sender k mod K with nonce k div K, to the
 /// next sender. Returns (sender index, tx) in submission order.
-fn presign(senders: &[PrivateKeySigner], count: usize, chain_id: u64, amount: u128, fee: u128) -> Vec<(usize, SignedTx)> {
+fn presign(
+    senders: &[PrivateKeySigner],
+    count: usize,
+    chain_id: u64,
+    amount: u128,
+    fee: u128,
+) -> Vec<(usize, SignedTx)> {
     let k = senders.len();
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
     let chunk = count.div_ceil(threads);
     let mut out: Vec<(usize, SignedTx)> = Vec::with_capacity(count);
     std::thread::scope(|scope| {
@@ -555,7 +669,8 @@ fn presign(senders: &[PrivateKeySigner], count: usize, chain_id: u64, amount: u1
                         .map(|i| {
                             let (s, nonce) = (i % k, (i / k) as u64);
                             let to = senders[(s + 1) % k].address();
-                            let tx = transfer(&senders[s], to, amount, fee, nonce, chain_id).expect("local signing");
+                            let tx = transfer(&senders[s], to, amount, fee, nonce, chain_id)
+                                .expect("local signing");
                             (s, tx)
                         })
                         .collect::<Vec<_>>()
@@ -621,7 +736,10 @@ fn build_report(
     let mut latencies: Vec<u64> = Vec::new();
     let mut rtts: Vec<u64> = Vec::new();
     for i in 0..n {
-        let (s, f) = (run.submit_us[i].load(Ordering::Relaxed), run.final_us[i].load(Ordering::Relaxed));
+        let (s, f) = (
+            run.submit_us[i].load(Ordering::Relaxed),
+            run.final_us[i].load(Ordering::Relaxed),
+        );
         if s != u64::MAX && f != u64::MAX {
             latencies.push(f.saturating_sub(s));
         }
@@ -635,8 +753,14 @@ fn build_report(
     let finalized = latencies.len();
 
     // Blocks that carried bench transactions, in height order.
-    let blocks: Vec<SeenBlock> =
-        run.blocks.lock().unwrap_or_else(|e| e.into_inner()).values().filter(|b| b.bench_txs > 0).cloned().collect();
+    let blocks: Vec<SeenBlock> = run
+        .blocks
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .values()
+        .filter(|b| b.bench_txs > 0)
+        .cloned()
+        .collect();
     // Steady window: from the first to the last block with bench txs, by block timestamp; the first
     // block's txs were gathered before the window opened, so they are not counted.
     let (steady_tps, window_secs) = if blocks.len() >= 2 {
@@ -648,10 +772,19 @@ fn build_report(
     } else {
         (0.0, 0.0)
     };
-    let last_final_us = run.final_us.iter().map(|f| f.load(Ordering::Relaxed)).filter(|&f| f != u64::MAX).max().unwrap_or(submit_start_us);
+    let last_final_us = run
+        .final_us
+        .iter()
+        .map(|f| f.load(Ordering::Relaxed))
+        .filter(|&f| f != u64::MAX)
+        .max()
+        .unwrap_or(submit_start_us);
     let end_to_end_secs = (last_final_us.saturating_sub(submit_start_us)) as f64 / 1e6;
     let submit_secs = (submit_end_us - submit_start_us) as f64 / 1e6;
-    let intervals: Vec<u64> = blocks.windows(2).map(|w| w[1].timestamp_ms.saturating_sub(w[0].timestamp_ms)).collect();
+    let intervals: Vec<u64> = blocks
+        .windows(2)
+        .map(|w| w[1].timestamp_ms.saturating_sub(w[0].timestamp_ms))
+        .collect();
     let txs_per_block: Vec<usize> = blocks.iter().map(|b| b.bench_txs).collect();
     let ms = |us: u64| us as f64 / 1e3;
     let delta = |key: &str| -> Vec<f64> {
@@ -717,19 +850,64 @@ fn print_table(r: &Value) {
     let f = |v: &Value| v.as_f64().unwrap_or(0.0);
     println!();
     println!("mycel-bench {}", r["label"].as_str().unwrap_or(""));
-    println!("  {:<34} {} / {}", "validators / nodes under load", r["validators"], r["rpcs"].as_array().map_or(0, Vec::len));
-    println!("  {:<34} {} submitted, {} accepted, {} finalized", "transactions", r["submitted"], r["accepted"], r["finalized"]);
-    println!("  {:<34} {}  (retries {})", "rejected", r["rejected"], r["retries"]);
-    println!("  {:<34} {:.0} tx/s over {:.2}s (rtt p50 {:.2} ms, p99 {:.2} ms)", "submission", f(&r["submit"]["accepted_per_sec"]), f(&r["submit"]["secs"]), f(&r["submit"]["rtt_ms_p50"]), f(&r["submit"]["rtt_ms_p99"]));
+    println!(
+        "  {:<34} {} / {}",
+        "validators / nodes under load",
+        r["validators"],
+        r["rpcs"].as_array().map_or(0, Vec::len)
+    );
+    println!(
+        "  {:<34} {} submitted, {} accepted, {} finalized",
+        "transactions", r["submitted"], r["accepted"], r["finalized"]
+    );
+    println!(
+        "  {:<34} {}  (retries {})",
+        "rejected", r["rejected"], r["retries"]
+    );
+    println!(
+        "  {:<34} {:.0} tx/s over {:.2}s (rtt p50 {:.2} ms, p99 {:.2} ms)",
+        "submission",
+        f(&r["submit"]["accepted_per_sec"]),
+        f(&r["submit"]["secs"]),
+        f(&r["submit"]["rtt_ms_p50"]),
+        f(&r["submit"]["rtt_ms_p99"])
+    );
     if f(&r["throughput"]["steady_window_secs"]) > 0.0 {
-        println!("  {:<34} {:.0} tx/s over {:.2}s", "finalized, steady window", f(&r["throughput"]["finalized_tps_steady"]), f(&r["throughput"]["steady_window_secs"]));
+        println!(
+            "  {:<34} {:.0} tx/s over {:.2}s",
+            "finalized, steady window",
+            f(&r["throughput"]["finalized_tps_steady"]),
+            f(&r["throughput"]["steady_window_secs"])
+        );
     } else {
-        println!("  {:<34} n/a: all in one block (send more --txs)", "finalized, steady window");
+        println!(
+            "  {:<34} n/a: all in one block (send more --txs)",
+            "finalized, steady window"
+        );
     }
-    println!("  {:<34} {:.0} tx/s over {:.2}s", "finalized, first submit→last final", f(&r["throughput"]["finalized_tps_end_to_end"]), f(&r["throughput"]["end_to_end_secs"]));
+    println!(
+        "  {:<34} {:.0} tx/s over {:.2}s",
+        "finalized, first submit→last final",
+        f(&r["throughput"]["finalized_tps_end_to_end"]),
+        f(&r["throughput"]["end_to_end_secs"])
+    );
     let l = &r["latency_ms"];
-    println!("  {:<34} p50 {:.0} ms, p90 {:.0} ms, p99 {:.0} ms, max {:.0} ms", "submit→finality latency", f(&l["p50"]), f(&l["p90"]), f(&l["p99"]), f(&l["max"]));
+    println!(
+        "  {:<34} p50 {:.0} ms, p90 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+        "submit→finality latency",
+        f(&l["p50"]),
+        f(&l["p90"]),
+        f(&l["p99"]),
+        f(&l["max"])
+    );
     let b = &r["blocks"];
-    println!("  {:<34} {} blocks, {:.0} tx/block mean, {} max, {:.0} ms mean interval", "blocks with bench txs", b["count"], f(&b["txs_per_block_mean"]), b["txs_per_block_max"], f(&b["interval_ms_mean"]));
+    println!(
+        "  {:<34} {} blocks, {:.0} tx/block mean, {} max, {:.0} ms mean interval",
+        "blocks with bench txs",
+        b["count"],
+        f(&b["txs_per_block_mean"]),
+        b["txs_per_block_max"],
+        f(&b["interval_ms_mean"])
+    );
     println!();
 }
