@@ -45,6 +45,11 @@ pub mod model;
 pub mod sampling;
 pub mod tokenizer;
 
+/// The name of the kernel set and decode schedule that produce this crate's logits. Two runs with
+/// the same model, request and profile give the same tokens on every CPU and thread count; a
+/// receipt carries it so a verifier knows which arithmetic to re-run.
+pub const DETERMINISM_PROFILE: &str = "mycel-det-v1";
+
 pub use chat::{ChatMessage, ChatTemplate};
 pub use error::InferError;
 pub use fetch::{default_cache_dir, ensure_default_model, FetchProgress, DEFAULT_MODEL};
