@@ -40,7 +40,9 @@
 pub mod chat;
 pub mod error;
 pub mod fetch;
+pub mod forward;
 pub mod gguf;
+pub mod kernels;
 pub mod model;
 pub mod sampling;
 pub mod tokenizer;
@@ -54,6 +56,6 @@ pub use chat::{ChatMessage, ChatTemplate};
 pub use error::InferError;
 pub use fetch::{default_cache_dir, ensure_default_model, FetchProgress, DEFAULT_MODEL};
 pub use gguf::{ModelId, ModelInfo};
-pub use model::{FinishReason, Generation, Model, TokenEvent};
+pub use model::{Decoder, FinishReason, Generation, Model, TokenEvent};
 pub use sampling::SamplingParams;
 pub use tokenizer::{TokenType, Tokenizer};

@@ -7,13 +7,12 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use candle_core::quantized::gguf_file::Content;
-use candle_core::{Device, Tensor};
-use candle_transformers::models::quantized_llama::{ModelWeights, MAX_SEQ_LEN};
 use serde::Serialize;
 
 use crate::chat::{ChatMessage, ChatTemplate};
 use crate::error::InferError;
 use crate::fetch::{ensure_default_model, FetchProgress, DEFAULT_MODEL};
+use crate::forward::{KvCache, Llama};
 use crate::gguf::{model_info, sha256_file, Metadata, ModelId, ModelInfo};
 use crate::sampling::{Sampler, SamplingParams};
 use crate::tokenizer::{TokenType, Tokenizer};
@@ -22,13 +21,48 @@ use crate::tokenizer::{TokenType, Tokenizer};
 /// each one starts from an empty KV cache.
 #[derive(Debug)]
 pub struct Model {
-    weights: ModelWeights,
+    llama: Llama,
     tokenizer: Tokenizer,
     chat_template: Option<ChatTemplate>,
     info: ModelInfo,
     end_of_generation: Vec<u32>,
     context_limit: usize,
-    device: Device,
+}
+
+/// One sequence being decoded: the model and a KV cache. Feed it tokens, get the logits of the
+/// last one. The logits of a token depend only on the tokens before it, not on how they were
+/// grouped into [`Decoder::feed`] calls (see [`crate::forward`]).
+#[derive(Debug)]
+pub struct Decoder<'m> {
+    model: &'m Model,
+    cache: KvCache,
+}
+
+impl Decoder<'_> {
+    /// Runs `tokens` at the next positions; returns the logits (one per vocabulary entry) after
+    /// the last of them.
+    pub fn feed(&mut self, tokens: &[u32]) -> Result<Vec<f32>, InferError> {
+        if tokens.is_empty() {
+            return Err(InferError::EmptyPrompt);
+        }
+        let vocab = self.model.llama.config.vocab;
+        if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= vocab) {
+            return Err(InferError::UnknownTokenId(bad));
+        }
+        let total = self.cache.len() + tokens.len();
+        if total > self.model.context_limit {
+            return Err(InferError::PromptTooLong {
+                tokens: total,
+                limit: self.model.context_limit,
+            });
+        }
+        Ok(self.model.llama.forward(&mut self.cache, tokens))
+    }
+
+    /// Tokens fed so far (the position of the next one).
+    pub fn position(&self) -> usize {
+        self.cache.len()
+    }
 }
 
 /// One sampled token, as streamed to the caller.
@@ -119,16 +153,18 @@ impl Model {
             None => None,
         };
         let info = model_info(&content, id, path, file_size, tokenizer.vocab_size())?;
-        let context_limit = usize::try_from(info.context_length)
-            .unwrap_or(usize::MAX)
-            .min(MAX_SEQ_LEN);
-        let device = Device::Cpu;
-        let weights = ModelWeights::from_gguf(content, &mut reader, &device).map_err(|error| {
-            InferError::Gguf {
-                path: path.to_path_buf(),
-                detail: crate::error::candle_message(&error),
-            }
-        })?;
+        let context_limit = usize::try_from(info.context_length).unwrap_or(usize::MAX);
+        let llama = Llama::load(&content, &mut reader)?;
+        if llama.config.vocab < tokenizer.vocab_size() {
+            return Err(InferError::BadMetadata {
+                key: "token_embd.weight".into(),
+                reason: format!(
+                    "{} embedding rows for a vocabulary of {} tokens",
+                    llama.config.vocab,
+                    tokenizer.vocab_size()
+                ),
+            });
+        }
         let end_of_generation = tokenizer.end_of_generation_ids();
         tracing::info!(
             model = %id,
@@ -137,13 +173,12 @@ impl Model {
             "model loaded"
         );
         Ok(Self {
-            weights,
+            llama,
             tokenizer,
             chat_template,
             info,
             end_of_generation,
             context_limit,
-            device,
         })
     }
 
@@ -184,6 +219,15 @@ impl Model {
     /// Most tokens (prompt and output together) one generation can hold.
     pub fn context_limit(&self) -> usize {
         self.context_limit
+    }
+
+    /// A fresh sequence (empty KV cache) for step-by-step decoding; [`Model::generate`] is the
+    /// protocol's schedule on top of it.
+    pub fn decoder(&self) -> Decoder<'_> {
+        Decoder {
+            model: self,
+            cache: KvCache::new(&self.llama.config),
+        }
     }
 
     /// Token ids that end a generation.
@@ -243,14 +287,12 @@ impl Model {
             return Err(InferError::UnknownTokenId(bad));
         }
         let mut sampler = Sampler::new(params.clone())?;
-        // Cloning shares the weight tensors and gives this generation its own, empty KV cache.
-        let mut weights = self.weights.clone();
-        weights.clear_kv_cache();
+        let mut decoder = self.decoder();
         let mut text = TextAssembler::new(&params.stop);
         let mut output: Vec<u32> = Vec::new();
 
         let started = Instant::now();
-        let mut logits = self.forward(&mut weights, prompt, 0)?;
+        let mut logits = decoder.feed(prompt)?;
         let prefill_time = started.elapsed();
         let decode_started = Instant::now();
         let finish_reason = loop {
@@ -280,7 +322,7 @@ impl Model {
             if position + 1 >= self.context_limit {
                 break FinishReason::ContextFull;
             }
-            logits = self.forward(&mut weights, &[token], position)?;
+            logits = decoder.feed(&[token])?;
         };
         let decode_time = if output.len() > 1 {
             decode_started.elapsed()
@@ -305,20 +347,6 @@ impl Model {
             prefill_time,
             decode_time,
         })
-    }
-
-    fn forward(
-        &self,
-        weights: &mut ModelWeights,
-        tokens: &[u32],
-        position: usize,
-    ) -> Result<Vec<f32>, InferError> {
-        let input = Tensor::new(tokens, &self.device)?.unsqueeze(0)?;
-        let logits = weights.forward(&input, position)?;
-        Ok(logits
-            .squeeze(0)?
-            .to_dtype(candle_core::DType::F32)?
-            .to_vec1::<f32>()?)
     }
 }
 

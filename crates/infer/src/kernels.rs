@@ -1,0 +1,860 @@
+//! The arithmetic of determinism profile `mycel-det-v1`: quantized matrix–vector products and the
+//! f32 reductions of a llama forward pass, each defined as one exact sequence of IEEE-754
+//! single-precision operations, so that every CPU, SIMD level and thread count gives the same bits.
+//!
+//! # The rules
+//! - **No fused multiply-add, no reassociation.** Rust never contracts `a * b + c` into an FMA and
+//!   never reorders float operations, so plain Rust code *is* the specification; the SIMD paths
+//!   below perform per lane exactly the operations of the scalar code, in the same order.
+//! - **Matrix–vector products are integer sums combined in a fixed order.** An activation vector is
+//!   quantized in blocks of 32 to 8 bits ([`QuantizedActivations`]): `amax = max |x_i|`,
+//!   `d = amax / 127`, `q_i = round(x_i * (1/d))` (half away from zero; `q = 0` when `d = 0`), and
+//!   the block's `s = d * (Σ q_i as f32)`. For one weight row and one activation block, the integer
+//!   `isum = Σ w_i q_i` is exact whatever the instruction set (it never exceeds 2²⁴ in magnitude, so
+//!   the conversion to f32 is exact as well). The block's term is
+//!   - Q4_0 (`w_i = nibble − 8`): `(d_w * d) * isum`
+//!   - Q4_1 (`w_i = nibble`, value `d_w·nibble + m_w`): `(d_w * d) * isum + m_w * s`
+//!   - Q8_0 (`w_i` the signed byte): `(d_w * d) * isum`
+//!
+//!   and the row's output is `((0 + t_0) + t_1) + …`, block by block from the left. Weight scales
+//!   are the file's f16 values widened to f32 (exact).
+//! - **Sums of f32 vectors** ([`sum_lanes`], [`dot`]) use eight partial sums: element `i` is added to
+//!   lane `i mod 8` in index order, then the lanes are combined as
+//!   `((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))`.
+//! - **Transcendentals** come from the `libm` crate (a portable software implementation): `expf`
+//!   for softmax and SiLU; RoPE angles in f64 with `libm::pow`, `libm::cos`, `libm::sin`.
+//! - **Threads split only independent outputs** (rows of a product, heads of attention); no sum is
+//!   ever split between threads.
+//!
+//! The only run-time choice is the instruction set of the exact integer part (AVX2 or portable
+//! Rust); both produce identical bits, which the tests check on random data and, end to end, with
+//! the whole model on an emulated CPU without AVX2.
+
+use std::sync::OnceLock;
+
+use rayon::prelude::*;
+
+/// Elements per quantization block (weights and activations).
+pub const BLOCK: usize = 32;
+/// Weight rows stored interleaved, so that one SIMD register holds the same block of 8 rows.
+const GROUP: usize = 8;
+
+/// The instruction set used for the exact integer part of the products.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SimdLevel {
+    /// Portable Rust (whatever the compiler makes of it for the build's baseline target).
+    Portable,
+    /// x86-64 AVX2 intrinsics.
+    Avx2,
+}
+
+impl SimdLevel {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Portable => "portable",
+            Self::Avx2 => "avx2",
+        }
+    }
+}
+
+/// The level this process uses: the best the CPU supports, unless `MYCEL_INFER_SIMD=portable`
+/// asks for the portable code (results are the same; it only exists to compare).
+pub fn simd_level() -> SimdLevel {
+    static LEVEL: OnceLock<SimdLevel> = OnceLock::new();
+    *LEVEL.get_or_init(|| {
+        if std::env::var("MYCEL_INFER_SIMD").as_deref() == Ok("portable") {
+            return SimdLevel::Portable;
+        }
+        detected_level()
+    })
+}
+
+fn detected_level() -> SimdLevel {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") {
+            return SimdLevel::Avx2;
+        }
+    }
+    SimdLevel::Portable
+}
+
+/// IEEE half to single precision; exact for every input (subnormals, infinities, NaN).
+pub fn f16_to_f32(bits: u16) -> f32 {
+    let sign = u32::from(bits >> 15) << 31;
+    let exponent = u32::from((bits >> 10) & 0x1f);
+    let mantissa = u32::from(bits & 0x3ff);
+    let magnitude = match (exponent, mantissa) {
+        (0, 0) => 0,
+        (0, m) => {
+            // Subnormal: m · 2⁻²⁴, normalised.
+            let shift = m.leading_zeros() - 21;
+            let m = (m << shift) & 0x3ff;
+            ((127 - 15 + 1 - shift) << 23) | (m << 13)
+        }
+        (0x1f, m) => 0x7f80_0000 | (m << 13),
+        (e, m) => ((e + 127 - 15) << 23) | (m << 13),
+    };
+    f32::from_bits(sign | magnitude)
+}
+
+/// The quantized weight formats the kernels multiply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeightFormat {
+    Q4_0,
+    Q4_1,
+    Q8_0,
+}
+
+impl WeightFormat {
+    /// Bytes of one block in a GGUF file.
+    pub fn block_bytes(self) -> usize {
+        match self {
+            Self::Q4_0 => 18,
+            Self::Q4_1 => 20,
+            Self::Q8_0 => 34,
+        }
+    }
+
+    /// Bytes of quantized values per block (after the scales).
+    fn quant_bytes(self) -> usize {
+        match self {
+            Self::Q4_0 | Self::Q4_1 => 16,
+            Self::Q8_0 => 32,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Q4_0 => "Q4_0",
+            Self::Q4_1 => "Q4_1",
+            Self::Q8_0 => "Q8_0",
+        }
+    }
+}
+
+/// A quantized weight matrix (`rows` outputs × `cols` inputs), its blocks repacked so that 8
+/// consecutive rows sit side by side: block `b` of rows `8g..8g+8` is contiguous.
+#[derive(Debug)]
+pub struct QMatrix {
+    format: WeightFormat,
+    rows: usize,
+    cols: usize,
+    blocks: usize,
+    /// `d` per (group, block, lane), widened to f32.
+    scales: Vec<f32>,
+    /// `m` per (group, block, lane) for Q4_1; empty otherwise.
+    mins: Vec<f32>,
+    /// Quantized values per (group, block, lane), in the file's byte order.
+    quants: Vec<u8>,
+}
+
+impl QMatrix {
+    /// Repacks the raw GGUF bytes of a row-major matrix (`rows` rows of `cols` values).
+    pub fn from_gguf_bytes(
+        format: WeightFormat,
+        rows: usize,
+        cols: usize,
+        bytes: &[u8],
+    ) -> Result<Self, String> {
+        if !cols.is_multiple_of(BLOCK) {
+            return Err(format!(
+                "a row has {cols} values, not a multiple of {BLOCK}"
+            ));
+        }
+        let blocks = cols / BLOCK;
+        let block_bytes = format.block_bytes();
+        if bytes.len() != rows * blocks * block_bytes {
+            return Err(format!(
+                "{} bytes of {} data for a {rows}×{cols} matrix, expected {}",
+                bytes.len(),
+                format.name(),
+                rows * blocks * block_bytes
+            ));
+        }
+        let groups = rows.div_ceil(GROUP);
+        let slots = groups * blocks * GROUP;
+        let quant_bytes = format.quant_bytes();
+        let mut scales = vec![0f32; slots];
+        let mut mins = if format == WeightFormat::Q4_1 {
+            vec![0f32; slots]
+        } else {
+            Vec::new()
+        };
+        // Padding rows (past `rows`) stay zero: their outputs are computed and never read.
+        let mut quants = vec![0u8; slots * quant_bytes];
+        for row in 0..rows {
+            let (group, lane) = (row / GROUP, row % GROUP);
+            for block in 0..blocks {
+                let src = &bytes[(row * blocks + block) * block_bytes..][..block_bytes];
+                let slot = (group * blocks + block) * GROUP + lane;
+                let half = |at: usize| f16_to_f32(u16::from_le_bytes([src[at], src[at + 1]]));
+                scales[slot] = half(0);
+                let values = match format {
+                    WeightFormat::Q4_1 => {
+                        mins[slot] = half(2);
+                        &src[4..]
+                    }
+                    WeightFormat::Q4_0 | WeightFormat::Q8_0 => &src[2..],
+                };
+                quants[slot * quant_bytes..][..quant_bytes].copy_from_slice(values);
+            }
+        }
+        Ok(Self {
+            format,
+            rows,
+            cols,
+            blocks,
+            scales,
+            mins,
+            quants,
+        })
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    pub fn format(&self) -> WeightFormat {
+        self.format
+    }
+
+    /// Stacks matrices with the same input size and format into one (rows one after another), so
+    /// that products sharing an input (q, k, v) run as one.
+    pub fn stack(parts: &[QMatrix]) -> Result<Self, String> {
+        let first = parts.first().ok_or("nothing to stack")?;
+        let (format, cols) = (first.format, first.cols);
+        if let Some(odd) = parts.iter().find(|p| p.format != format || p.cols != cols) {
+            return Err(format!(
+                "cannot stack a {} {}-column matrix with a {} {}-column one",
+                odd.format.name(),
+                odd.cols,
+                format.name(),
+                cols
+            ));
+        }
+        let rows: usize = parts.iter().map(|p| p.rows).sum();
+        let mut bytes = Vec::with_capacity(rows * first.blocks * format.block_bytes());
+        for part in parts {
+            for row in 0..part.rows {
+                part.append_row_gguf_bytes(row, &mut bytes);
+            }
+        }
+        Self::from_gguf_bytes(format, rows, cols, &bytes)
+    }
+
+    /// The GGUF bytes of one row (the inverse of the repacking; f16 scales are exact in f32 and
+    /// convert back exactly).
+    fn append_row_gguf_bytes(&self, row: usize, out: &mut Vec<u8>) {
+        let quant_bytes = self.format.quant_bytes();
+        for block in 0..self.blocks {
+            let slot = self.slot(row, block);
+            out.extend_from_slice(&f32_to_f16_exact(self.scales[slot]).to_le_bytes());
+            if self.format == WeightFormat::Q4_1 {
+                out.extend_from_slice(&f32_to_f16_exact(self.mins[slot]).to_le_bytes());
+            }
+            out.extend_from_slice(&self.quants[slot * quant_bytes..][..quant_bytes]);
+        }
+    }
+
+    fn slot(&self, row: usize, block: usize) -> usize {
+        ((row / GROUP) * self.blocks + block) * GROUP + row % GROUP
+    }
+
+    /// Writes row `row`, dequantized, into `out` (`cols` values): the embedding lookup.
+    /// `d·w` (Q4_0, Q8_0) or `d·w + m` (Q4_1), each one rounding.
+    pub fn dequantize_row(&self, row: usize, out: &mut [f32]) {
+        assert!(row < self.rows && out.len() == self.cols);
+        let quant_bytes = self.format.quant_bytes();
+        for block in 0..self.blocks {
+            let slot = self.slot(row, block);
+            let d = self.scales[slot];
+            let q = &self.quants[slot * quant_bytes..][..quant_bytes];
+            let out = &mut out[block * BLOCK..][..BLOCK];
+            match self.format {
+                WeightFormat::Q8_0 => {
+                    for (o, &v) in out.iter_mut().zip(q) {
+                        *o = d * f32::from(v as i8);
+                    }
+                }
+                WeightFormat::Q4_0 => {
+                    for j in 0..16 {
+                        out[j] = d * f32::from((q[j] & 0x0f) as i8 - 8);
+                        out[j + 16] = d * f32::from((q[j] >> 4) as i8 - 8);
+                    }
+                }
+                WeightFormat::Q4_1 => {
+                    let m = self.mins[slot];
+                    for j in 0..16 {
+                        out[j] = d * f32::from(q[j] & 0x0f) + m;
+                        out[j + 16] = d * f32::from(q[j] >> 4) + m;
+                    }
+                }
+            }
+        }
+    }
+
+    /// `out[t * rows + r] = row r · activation t` for every token `t` of `x`, on the calling
+    /// thread pool. The split over threads is by groups of rows and never changes a result.
+    pub fn matmul(&self, x: &QuantizedActivations, out: &mut [f32]) {
+        self.matmul_with(simd_level(), x, out)
+    }
+
+    /// [`QMatrix::matmul`] with a given instruction set (the tests compare them).
+    pub fn matmul_with(&self, level: SimdLevel, x: &QuantizedActivations, out: &mut [f32]) {
+        assert_eq!(x.blocks, self.blocks, "activation width ≠ matrix width");
+        assert_eq!(out.len(), x.tokens * self.rows);
+        let groups = self.rows.div_ceil(GROUP);
+        let threads = rayon::current_num_threads();
+        // About 4 chunks per thread evens out the load; one chunk when running alone.
+        let chunk = if threads <= 1 {
+            groups
+        } else {
+            groups.div_ceil(threads * 4).max(1)
+        };
+        let out_ptr = SharedOut(out.as_mut_ptr());
+        let run = |first_group: usize| {
+            let end = (first_group + chunk).min(groups);
+            let mut lanes = [0f32; GROUP];
+            for group in first_group..end {
+                for token in 0..x.tokens {
+                    self.group_dot(level, group, x, token, &mut lanes);
+                    let row0 = group * GROUP;
+                    let n = GROUP.min(self.rows - row0);
+                    for (lane, &value) in lanes[..n].iter().enumerate() {
+                        // SAFETY: each (token, row) is written by exactly one chunk: rows of
+                        // different chunks are disjoint, and `out` outlives the parallel loop.
+                        unsafe { out_ptr.write(token * self.rows + row0 + lane, value) };
+                    }
+                }
+            }
+        };
+        if chunk >= groups {
+            run(0);
+        } else {
+            (0..groups)
+                .step_by(chunk)
+                .collect::<Vec<_>>()
+                .into_par_iter()
+                .for_each(run);
+        }
+    }
+
+    /// The 8 outputs of rows `8g..8g+8` for activation `token`.
+    fn group_dot(
+        &self,
+        level: SimdLevel,
+        group: usize,
+        x: &QuantizedActivations,
+        token: usize,
+        lanes: &mut [f32; GROUP],
+    ) {
+        match level {
+            #[cfg(target_arch = "x86_64")]
+            SimdLevel::Avx2 => {
+                // SAFETY: `Avx2` is only chosen when the CPU reports AVX2 (or by a test that checks
+                // it first); the indices are within the vectors, as in the portable code.
+                unsafe { avx2::group_dot(self, group, x, token, lanes) }
+            }
+            _ => self.group_dot_portable(group, x, token, lanes),
+        }
+    }
+
+    fn group_dot_portable(
+        &self,
+        group: usize,
+        x: &QuantizedActivations,
+        token: usize,
+        lanes: &mut [f32; GROUP],
+    ) {
+        let quant_bytes = self.format.quant_bytes();
+        *lanes = [0.0; GROUP];
+        for block in 0..self.blocks {
+            let a = x.block(token, block);
+            let (da, sa) = (x.d[token * x.blocks + block], x.s[token * x.blocks + block]);
+            let base = (group * self.blocks + block) * GROUP;
+            for (lane, acc) in lanes.iter_mut().enumerate() {
+                let slot = base + lane;
+                let q = &self.quants[slot * quant_bytes..][..quant_bytes];
+                let dw = self.scales[slot];
+                let term = match self.format {
+                    WeightFormat::Q4_0 => {
+                        let isum = dot_nibbles(q, a) - 8 * x.qsum[token * x.blocks + block];
+                        (dw * da) * isum as f32
+                    }
+                    WeightFormat::Q4_1 => {
+                        let isum = dot_nibbles(q, a);
+                        (dw * da) * isum as f32 + self.mins[slot] * sa
+                    }
+                    WeightFormat::Q8_0 => {
+                        let isum: i32 = q
+                            .iter()
+                            .zip(a)
+                            .map(|(&w, &v)| i32::from(w as i8) * i32::from(v))
+                            .sum();
+                        (dw * da) * isum as f32
+                    }
+                };
+                *acc += term;
+            }
+        }
+    }
+}
+
+/// Σ nibble_j · a_j with the GGUF nibble order: byte `j` holds value `j` (low) and `j + 16` (high).
+fn dot_nibbles(q: &[u8], a: &[i8]) -> i32 {
+    let mut sum = 0i32;
+    for j in 0..16 {
+        sum += i32::from(q[j] & 0x0f) * i32::from(a[j]);
+        sum += i32::from(q[j] >> 4) * i32::from(a[j + 16]);
+    }
+    sum
+}
+
+/// f32 → f16 bits for values that came from f16 (exact); used only to re-emit repacked rows.
+fn f32_to_f16_exact(value: f32) -> u16 {
+    let bits = value.to_bits();
+    let sign = ((bits >> 16) & 0x8000) as u16;
+    let exponent = ((bits >> 23) & 0xff) as i32;
+    let mantissa = bits & 0x7f_ffff;
+    if exponent == 0xff {
+        return sign | 0x7c00 | (mantissa >> 13) as u16;
+    }
+    if exponent == 0 {
+        return sign;
+    }
+    let e = exponent - 127 + 15;
+    if e >= 1 {
+        sign | ((e as u16) << 10) | (mantissa >> 13) as u16
+    } else {
+        // A half subnormal: the implicit bit shifted into the mantissa.
+        let m = (mantissa | 0x80_0000) >> (14 - e);
+        sign | m as u16
+    }
+}
+
+struct SharedOut(*mut f32);
+// SAFETY: used only to write disjoint indices from the chunks of one parallel loop.
+unsafe impl Sync for SharedOut {}
+impl SharedOut {
+    /// # Safety
+    /// `index` is in bounds and no other thread writes it during the loop.
+    unsafe fn write(&self, index: usize, value: f32) {
+        unsafe { *self.0.add(index) = value };
+    }
+}
+
+/// Activations of one or more tokens quantized to 8-bit blocks (see the module docs).
+#[derive(Debug, Default, Clone)]
+pub struct QuantizedActivations {
+    tokens: usize,
+    blocks: usize,
+    d: Vec<f32>,
+    s: Vec<f32>,
+    qsum: Vec<i32>,
+    q: Vec<i8>,
+}
+
+impl QuantizedActivations {
+    /// Quantizes `x`, `tokens` rows of `width` values, reusing this buffer's memory.
+    pub fn quantize(&mut self, x: &[f32], tokens: usize, width: usize) {
+        assert!(width.is_multiple_of(BLOCK) && x.len() == tokens * width);
+        self.tokens = tokens;
+        self.blocks = width / BLOCK;
+        let n = tokens * self.blocks;
+        self.d.resize(n, 0.0);
+        self.s.resize(n, 0.0);
+        self.qsum.resize(n, 0);
+        self.q.resize(n * BLOCK, 0);
+        for (i, values) in x.chunks_exact(BLOCK).enumerate() {
+            let amax = values.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let d = amax / 127.0;
+            let inverse = if d != 0.0 { 1.0 / d } else { 0.0 };
+            let q = &mut self.q[i * BLOCK..][..BLOCK];
+            let mut sum = 0i32;
+            for (q, &v) in q.iter_mut().zip(values) {
+                let r = (v * inverse).round().clamp(-127.0, 127.0) as i8;
+                *q = r;
+                sum += i32::from(r);
+            }
+            self.d[i] = d;
+            self.qsum[i] = sum;
+            self.s[i] = d * sum as f32;
+        }
+    }
+
+    fn block(&self, token: usize, block: usize) -> &[i8] {
+        &self.q[(token * self.blocks + block) * BLOCK..][..BLOCK]
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::{QMatrix, QuantizedActivations, WeightFormat, BLOCK, GROUP};
+
+    /// Sums each of 8 vectors of 8 i32 into lane `i` of the result (exact integer adds).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn reduce8(v: [__m256i; 8]) -> __m256i {
+        let s01 = _mm256_hadd_epi32(v[0], v[1]);
+        let s23 = _mm256_hadd_epi32(v[2], v[3]);
+        let s45 = _mm256_hadd_epi32(v[4], v[5]);
+        let s67 = _mm256_hadd_epi32(v[6], v[7]);
+        let t0 = _mm256_hadd_epi32(s01, s23);
+        let t1 = _mm256_hadd_epi32(s45, s67);
+        let low = _mm256_permute2x128_si256(t0, t1, 0x20);
+        let high = _mm256_permute2x128_si256(t0, t1, 0x31);
+        _mm256_add_epi32(low, high)
+    }
+
+    /// Same operations per lane as `QMatrix::group_dot_portable`.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn group_dot(
+        m: &QMatrix,
+        group: usize,
+        x: &QuantizedActivations,
+        token: usize,
+        lanes: &mut [f32; GROUP],
+    ) {
+        let ones = _mm256_set1_epi16(1);
+        let low_nibbles = _mm_set1_epi8(0x0f);
+        let quant_bytes = m.format.quant_bytes();
+        let mut acc = _mm256_setzero_ps();
+        for block in 0..m.blocks {
+            let at = token * x.blocks + block;
+            // SAFETY (all loads): `at < x.d.len()` and the block's 32 bytes are inside `x.q`;
+            // `base + 8 <= scales.len()` and `(base + 8) * quant_bytes <= quants.len()` because
+            // the matrix stores whole groups.
+            let a = unsafe { _mm256_loadu_si256(x.q.as_ptr().add(at * BLOCK).cast()) };
+            let base = (group * m.blocks + block) * GROUP;
+            let q = unsafe { m.quants.as_ptr().add(base * quant_bytes) };
+            let mut sums = [_mm256_setzero_si256(); GROUP];
+            match m.format {
+                WeightFormat::Q4_0 | WeightFormat::Q4_1 => {
+                    for (lane, sum) in sums.iter_mut().enumerate() {
+                        let packed = unsafe { _mm_loadu_si128(q.add(lane * 16).cast()) };
+                        let low = _mm_and_si128(packed, low_nibbles);
+                        let high = _mm_and_si128(_mm_srli_epi16(packed, 4), low_nibbles);
+                        let w = _mm256_set_m128i(high, low);
+                        *sum = _mm256_madd_epi16(_mm256_maddubs_epi16(w, a), ones);
+                    }
+                }
+                WeightFormat::Q8_0 => {
+                    for (lane, sum) in sums.iter_mut().enumerate() {
+                        let w = unsafe { _mm256_loadu_si256(q.add(lane * 32).cast()) };
+                        // |w| · (a · sign w): unsigned × signed, pairs at most 2·128·127.
+                        let magnitude = _mm256_sign_epi8(w, w);
+                        let signed = _mm256_sign_epi8(a, w);
+                        *sum = _mm256_madd_epi16(_mm256_maddubs_epi16(magnitude, signed), ones);
+                    }
+                }
+            }
+            let mut isum = reduce8(sums);
+            if m.format == WeightFormat::Q4_0 {
+                isum = _mm256_sub_epi32(isum, _mm256_set1_epi32(8 * x.qsum[at]));
+            }
+            let isum = _mm256_cvtepi32_ps(isum);
+            let dw = unsafe { _mm256_loadu_ps(m.scales.as_ptr().add(base)) };
+            let scale = _mm256_mul_ps(dw, _mm256_set1_ps(x.d[at]));
+            let mut term = _mm256_mul_ps(scale, isum);
+            if m.format == WeightFormat::Q4_1 {
+                let mw = unsafe { _mm256_loadu_ps(m.mins.as_ptr().add(base)) };
+                term = _mm256_add_ps(term, _mm256_mul_ps(mw, _mm256_set1_ps(x.s[at])));
+            }
+            acc = _mm256_add_ps(acc, term);
+        }
+        // SAFETY: `lanes` holds exactly 8 f32.
+        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), acc) };
+    }
+}
+
+/// Σ x_i in the fixed eight-lane order (see the module docs).
+pub fn sum_lanes(x: &[f32]) -> f32 {
+    let mut lanes = [0f32; 8];
+    let mut chunks = x.chunks_exact(8);
+    for chunk in &mut chunks {
+        for j in 0..8 {
+            lanes[j] += chunk[j];
+        }
+    }
+    for (j, &v) in chunks.remainder().iter().enumerate() {
+        lanes[j] += v;
+    }
+    combine_lanes(lanes)
+}
+
+/// Σ a_i·b_i in the fixed eight-lane order (each product rounded, then added).
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    let mut lanes = [0f32; 8];
+    let mut ca = a.chunks_exact(8);
+    let mut cb = b.chunks_exact(8);
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        for j in 0..8 {
+            lanes[j] += x[j] * y[j];
+        }
+    }
+    for (j, (&x, &y)) in ca.remainder().iter().zip(cb.remainder()).enumerate() {
+        lanes[j] += x * y;
+    }
+    combine_lanes(lanes)
+}
+
+/// Σ x_i² in the fixed eight-lane order.
+fn sum_squares(x: &[f32]) -> f32 {
+    dot(x, x)
+}
+
+fn combine_lanes(l: [f32; 8]) -> f32 {
+    ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]))
+}
+
+/// RMSNorm: `y_i = (x_i * r) * w_i` with `r = 1 / sqrt(Σx²/n + eps)` (sqrt and division are
+/// correctly rounded in IEEE arithmetic, hence the same everywhere).
+pub fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
+    let mean = sum_squares(x) / x.len() as f32;
+    let r = 1.0 / (mean + eps).sqrt();
+    for ((o, &v), &w) in out.iter_mut().zip(x).zip(weight) {
+        *o = (v * r) * w;
+    }
+}
+
+/// In-place softmax: `e_i = expf(x_i − max)`, `p_i = e_i / Σe` (eight-lane sum).
+pub fn softmax(x: &mut [f32]) {
+    let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    for v in x.iter_mut() {
+        *v = libm::expf(*v - max);
+    }
+    let total = sum_lanes(x);
+    for v in x.iter_mut() {
+        *v /= total;
+    }
+}
+
+/// SiLU(g) · u, elementwise: `(g / (1 + expf(−g))) * u`.
+pub fn silu_mul(gate: &[f32], up: &[f32], out: &mut [f32]) {
+    for ((o, &g), &u) in out.iter_mut().zip(gate).zip(up) {
+        *o = (g / (1.0 + libm::expf(-g))) * u;
+    }
+}
+
+/// Cosines and sines of the RoPE angles at `position` for `half_dim` frequency pairs:
+/// `θ_i = position · base^(−2i/dim)`, computed in f64 with libm and rounded to f32.
+pub fn rope_angles(position: usize, half_dim: usize, base: f32, cos: &mut [f32], sin: &mut [f32]) {
+    let dim = (2 * half_dim) as f64;
+    for i in 0..half_dim {
+        let frequency = libm::pow(f64::from(base), -((2 * i) as f64) / dim);
+        let angle = position as f64 * frequency;
+        cos[i] = libm::cos(angle) as f32;
+        sin[i] = libm::sin(angle) as f32;
+    }
+}
+
+/// Rotates consecutive pairs `(x_2i, x_2i+1)` of one head (GGUF llama order):
+/// `x' = x·c − y·s`, `y' = x·s + y·c`.
+pub fn rope_rotate(head: &mut [f32], cos: &[f32], sin: &[f32]) {
+    for (i, pair) in head.chunks_exact_mut(2).enumerate() {
+        let (x, y) = (pair[0], pair[1]);
+        pair[0] = x * cos[i] - y * sin[i];
+        pair[1] = x * sin[i] + y * cos[i];
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::{RngCore, SeedableRng};
+
+    use super::*;
+
+    fn random_f16_scale(rng: &mut ChaCha20Rng) -> [u8; 2] {
+        // A normal half in [2⁻¹⁰, 2⁻²), either sign.
+        let exponent = 5 + rng.next_u32() % 8;
+        let bits = ((rng.next_u32() & 1) << 15) | (exponent << 10) | (rng.next_u32() & 0x3ff);
+        (bits as u16).to_le_bytes()
+    }
+
+    fn random_matrix(format: WeightFormat, rows: usize, cols: usize, seed: u64) -> QMatrix {
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let mut bytes = Vec::new();
+        for _ in 0..rows * cols / BLOCK {
+            bytes.extend(random_f16_scale(&mut rng));
+            if format == WeightFormat::Q4_1 {
+                bytes.extend(random_f16_scale(&mut rng));
+            }
+            for _ in 0..format.quant_bytes() {
+                bytes.push(rng.next_u32() as u8);
+            }
+        }
+        QMatrix::from_gguf_bytes(format, rows, cols, &bytes).unwrap()
+    }
+
+    fn random_activations(n: usize, seed: u64) -> Vec<f32> {
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        (0..n)
+            .map(|_| (rng.next_u32() as i32) as f32 / 2f32.powi(29))
+            .collect()
+    }
+
+    #[test]
+    fn f16_conversion_is_exact() {
+        assert_eq!(f16_to_f32(0x3c00), 1.0);
+        assert_eq!(f16_to_f32(0xc000), -2.0);
+        assert_eq!(f16_to_f32(0x0001), 2f32.powi(-24));
+        assert_eq!(f16_to_f32(0x03ff), 1023.0 * 2f32.powi(-24));
+        assert_eq!(f16_to_f32(0x7bff), 65504.0);
+        assert_eq!(f16_to_f32(0x7c00), f32::INFINITY);
+        assert!(f16_to_f32(0x7e00).is_nan());
+        assert_eq!(f16_to_f32(0x8000).to_bits(), (-0.0f32).to_bits());
+        for bits in 0..=u16::MAX {
+            let value = f16_to_f32(bits);
+            if !value.is_nan() {
+                assert_eq!(f32_to_f16_exact(value), bits, "{bits:#06x}");
+            }
+        }
+    }
+
+    /// The reference: the block formula of the module docs, written out per row.
+    fn reference_row(m: &QMatrix, row: usize, x: &QuantizedActivations, token: usize) -> f32 {
+        let mut acc = 0f32;
+        let mut bytes = Vec::new();
+        m.append_row_gguf_bytes(row, &mut bytes);
+        for block in 0..m.blocks {
+            let src = &bytes[block * m.format.block_bytes()..][..m.format.block_bytes()];
+            let dw = f16_to_f32(u16::from_le_bytes([src[0], src[1]]));
+            let at = token * x.blocks + block;
+            let a = x.block(token, block);
+            let mut weights = [0i32; BLOCK];
+            match m.format {
+                WeightFormat::Q8_0 => {
+                    for j in 0..BLOCK {
+                        weights[j] = i32::from(src[2 + j] as i8);
+                    }
+                }
+                WeightFormat::Q4_0 | WeightFormat::Q4_1 => {
+                    let q = &src[src.len() - 16..];
+                    let offset = if m.format == WeightFormat::Q4_0 { 8 } else { 0 };
+                    for j in 0..16 {
+                        weights[j] = i32::from(q[j] & 15) - offset;
+                        weights[j + 16] = i32::from(q[j] >> 4) - offset;
+                    }
+                }
+            }
+            let isum: i32 = (0..BLOCK).map(|j| weights[j] * i32::from(a[j])).sum();
+            let mut term = (dw * x.d[at]) * isum as f32;
+            if m.format == WeightFormat::Q4_1 {
+                let mw = f16_to_f32(u16::from_le_bytes([src[2], src[3]]));
+                term += mw * x.s[at];
+            }
+            acc += term;
+        }
+        acc
+    }
+
+    #[test]
+    fn every_instruction_set_gives_the_reference_bits() {
+        let mut levels = vec![SimdLevel::Portable];
+        if detected_level() != SimdLevel::Portable {
+            levels.push(detected_level());
+        }
+        for (i, format) in [WeightFormat::Q4_0, WeightFormat::Q4_1, WeightFormat::Q8_0]
+            .into_iter()
+            .enumerate()
+        {
+            // 21 rows: two whole groups and a partial one; 3 tokens.
+            let (rows, cols, tokens) = (21, 7 * BLOCK, 3);
+            let m = random_matrix(format, rows, cols, i as u64);
+            let mut x = QuantizedActivations::default();
+            x.quantize(
+                &random_activations(tokens * cols, 100 + i as u64),
+                tokens,
+                cols,
+            );
+            for &level in &levels {
+                let mut out = vec![0f32; tokens * rows];
+                m.matmul_with(level, &x, &mut out);
+                for token in 0..tokens {
+                    for row in 0..rows {
+                        assert_eq!(
+                            out[token * rows + row].to_bits(),
+                            reference_row(&m, row, &x, token).to_bits(),
+                            "{format:?} {level:?} row {row} token {token}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn products_do_not_depend_on_the_thread_count() {
+        let m = random_matrix(WeightFormat::Q4_1, 200, 576, 9);
+        let mut x = QuantizedActivations::default();
+        x.quantize(&random_activations(2 * 576, 10), 2, 576);
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let mut out = vec![0f32; 400];
+            pool.install(|| m.matmul(&x, &mut out));
+            out.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        };
+        assert_eq!(run(1), run(2));
+        assert_eq!(run(1), run(3));
+    }
+
+    #[test]
+    fn stacking_keeps_every_row() {
+        let a = random_matrix(WeightFormat::Q4_1, 10, 64, 1);
+        let b = random_matrix(WeightFormat::Q4_1, 5, 64, 2);
+        let stacked = QMatrix::stack(&[a, b]).unwrap();
+        let (a, b) = (
+            random_matrix(WeightFormat::Q4_1, 10, 64, 1),
+            random_matrix(WeightFormat::Q4_1, 5, 64, 2),
+        );
+        let mut x = QuantizedActivations::default();
+        x.quantize(&random_activations(64, 3), 1, 64);
+        let (mut oa, mut ob, mut os) = (vec![0f32; 10], vec![0f32; 5], vec![0f32; 15]);
+        a.matmul(&x, &mut oa);
+        b.matmul(&x, &mut ob);
+        stacked.matmul(&x, &mut os);
+        assert_eq!(os, [oa, ob].concat());
+    }
+
+    #[test]
+    fn quantization_follows_the_definition() {
+        let mut values = vec![0f32; 64];
+        values[0] = 1.27;
+        values[1] = -0.635;
+        values[2] = 0.005; // 0.5 after scaling: rounds away from zero
+        let mut x = QuantizedActivations::default();
+        x.quantize(&values, 1, 64);
+        assert_eq!(x.d[0], 1.27f32 / 127.0);
+        assert_eq!(x.block(0, 0)[0], 127);
+        assert_eq!(x.block(0, 0)[1], -64);
+        assert_eq!(x.block(0, 0)[2], 1);
+        assert_eq!(x.d[1], 0.0);
+        assert!(x.block(0, 1).iter().all(|&q| q == 0));
+        assert_eq!(x.qsum[0], 127 - 64 + 1);
+    }
+
+    #[test]
+    fn reductions_use_the_documented_order() {
+        let x: Vec<f32> = (0..19).map(|i| 1.0 + i as f32 * 1e-7).collect();
+        let mut lanes = [0f32; 8];
+        for (i, v) in x.iter().enumerate() {
+            lanes[i % 8] += v;
+        }
+        assert_eq!(sum_lanes(&x).to_bits(), combine_lanes(lanes).to_bits());
+        let mut p = vec![1.0f32, 2.0, 3.0];
+        softmax(&mut p);
+        assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-6 && p[2] > p[1]);
+    }
+}
