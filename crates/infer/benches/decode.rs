@@ -1,0 +1,146 @@
+//! Single-stream greedy decode of the default model, for scripts/bench-infer: time to first token
+//! (prompt prefill + first arg-max) and decode tokens/s over a fixed number of tokens (end-of-
+//! generation tokens do not stop it, so every engine decodes the same count).
+//!
+//! ```sh
+//! RAYON_NUM_THREADS=1 cargo bench -p mycel-infer --bench decode -- --engine mycel --tokens 128
+//! ```
+//!
+//! Engines: `mycel` (this crate's bit-reproducible kernels, profile `mycel-det-v1`) and `candle`
+//! (candle 0.11's quantized llama, the fastest path candle offers on CPU, with run-time SIMD
+//! choices that make its logits CPU-dependent). Threads: `RAYON_NUM_THREADS` for both. Prints one
+//! JSON object per run.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::time::Instant;
+
+use candle_core::quantized::gguf_file::Content;
+use candle_core::{Device, Tensor};
+use candle_transformers::models::quantized_llama::ModelWeights;
+use mycel_infer::{default_cache_dir, kernels, ChatMessage, Model, DETERMINISM_PROFILE};
+
+const QUESTION: &str = "Write a long story about a dragon who learns to bake bread.";
+
+struct Args {
+    engine: String,
+    tokens: usize,
+    runs: usize,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        engine: "mycel".into(),
+        tokens: 128,
+        runs: 1,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or(format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--engine" => args.engine = value()?,
+            "--tokens" => args.tokens = value()?.parse().map_err(|e| format!("--tokens: {e}"))?,
+            "--runs" => args.runs = value()?.parse().map_err(|e| format!("--runs: {e}"))?,
+            // cargo bench passes --bench to harness-less targets.
+            "--bench" => {}
+            "--help" | "-h" => {
+                return Err("usage: decode [--engine mycel|candle] [--tokens N] [--runs N]".into())
+            }
+            other => return Err(format!("unknown argument {other}; try --help")),
+        }
+    }
+    if args.tokens < 2 {
+        return Err("--tokens must be at least 2".into());
+    }
+    Ok(args)
+}
+
+fn argmax(logits: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, v) in logits.iter().enumerate() {
+        if *v > logits[best] {
+            best = i;
+        }
+    }
+    best as u32
+}
+
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = parse_args()?;
+    let model = Model::load_default(&default_cache_dir()?, &mut |_| {})?;
+    let prompt = model.chat_prompt_tokens(&[ChatMessage::user(QUESTION)])?;
+    let threads = candle_core::utils::get_num_threads();
+    // candle's weights, loaded only when measuring candle (so mycel's peak memory is its own).
+    let candle = if args.engine == "candle" {
+        let path = default_cache_dir()?.join("SmolLM2-135M-Instruct.Q4_1.gguf");
+        let mut reader = BufReader::new(File::open(&path)?);
+        let content = Content::read(&mut reader)?;
+        Some(ModelWeights::from_gguf(content, &mut reader, &Device::Cpu)?)
+    } else if args.engine == "mycel" {
+        None
+    } else {
+        return Err(format!("unknown engine {}; use mycel or candle", args.engine).into());
+    };
+    for run in 0..args.runs {
+        let started = Instant::now();
+        let mut tokens = Vec::with_capacity(args.tokens);
+        let (first_token_s, decode_s) = match &candle {
+            None => {
+                let mut decoder = model.decoder();
+                let logits = decoder.feed(&prompt)?;
+                tokens.push(argmax(&logits));
+                let first = started.elapsed().as_secs_f64();
+                let decode_started = Instant::now();
+                while tokens.len() < args.tokens {
+                    let logits = decoder.feed(&tokens[tokens.len() - 1..])?;
+                    tokens.push(argmax(&logits));
+                }
+                (first, decode_started.elapsed().as_secs_f64())
+            }
+            Some(weights) => {
+                let mut weights = weights.clone();
+                weights.clear_kv_cache();
+                let forward = |weights: &mut ModelWeights, ids: &[u32], at: usize| {
+                    let input = Tensor::new(ids, &Device::Cpu)?.unsqueeze(0)?;
+                    weights.forward(&input, at)?.squeeze(0)?.to_vec1::<f32>()
+                };
+                tokens.push(argmax(&forward(&mut weights, &prompt, 0)?));
+                let first = started.elapsed().as_secs_f64();
+                let decode_started = Instant::now();
+                while tokens.len() < args.tokens {
+                    let at = prompt.len() + tokens.len() - 1;
+                    let logits = forward(&mut weights, &tokens[tokens.len() - 1..], at)?;
+                    tokens.push(argmax(&logits));
+                }
+                (first, decode_started.elapsed().as_secs_f64())
+            }
+        };
+        let decode_tokens = tokens.len() - 1;
+        let report = serde_json::json!({
+            "engine": args.engine,
+            "profile": if candle.is_none() { DETERMINISM_PROFILE } else { "none" },
+            "simd": if candle.is_none() { kernels::simd_level().name() } else { "candle-runtime" },
+            "threads": threads,
+            "run": run,
+            "prompt_tokens": prompt.len(),
+            "generated_tokens": tokens.len(),
+            "ttft_ms": first_token_s * 1e3,
+            "decode_tok_s": decode_tokens as f64 / decode_s,
+            "peak_rss_mib": peak_rss_kib() as f64 / 1024.0,
+            "first_tokens": &tokens[..8.min(tokens.len())],
+        });
+        println!("{report}");
+    }
+    Ok(())
+}

@@ -1,0 +1,196 @@
+//! Bit-reproducibility of the logits (determinism profile `mycel-det-v1`): across the grouping of
+//! tokens into forward passes, across the instruction set of the kernels (AVX2 against portable
+//! code in the same process family), and across CPUs — the same test binary run under
+//! `qemu-x86_64 -cpu Nehalem`, a CPU without AVX, AVX2 or AVX-512, must print the same SHA-256 of
+//! every logit it computed as the native run.
+
+mod common;
+
+use std::process::Command;
+
+use mycel_infer::{kernels, ChatMessage, Model, DETERMINISM_PROFILE};
+use sha2::{Digest, Sha256};
+
+fn prompt(model: &Model) -> Vec<u32> {
+    model
+        .chat_prompt_tokens(&[ChatMessage::system("Be brief."), ChatMessage::user("Hi")])
+        .unwrap()
+}
+
+fn bits(logits: &[f32]) -> Vec<u32> {
+    logits.iter().map(|v| v.to_bits()).collect()
+}
+
+#[test]
+fn prompt_in_one_pass_equals_token_by_token() {
+    let model = common::default_model();
+    let prompt = prompt(model);
+    let mut whole = model.decoder();
+    let mut stepwise = model.decoder();
+    let a = whole.feed(&prompt).unwrap();
+    let mut b = Vec::new();
+    for &token in &prompt {
+        b = stepwise.feed(&[token]).unwrap();
+    }
+    assert_eq!(
+        bits(&a),
+        bits(&b),
+        "logits depend on how the prompt was fed"
+    );
+    // Split in two uneven passes, and one more token after each.
+    let mut split = model.decoder();
+    split.feed(&prompt[..5]).unwrap();
+    let c = split.feed(&prompt[5..]).unwrap();
+    assert_eq!(bits(&a), bits(&c));
+    let next = [504u32];
+    assert_eq!(
+        bits(&whole.feed(&next).unwrap()),
+        bits(&split.feed(&next).unwrap())
+    );
+    assert_eq!(whole.position(), prompt.len() + 1);
+}
+
+#[test]
+fn decoder_rejects_what_the_model_cannot_run() {
+    let model = common::default_model();
+    let mut decoder = model.decoder();
+    assert!(decoder.feed(&[]).is_err());
+    assert!(decoder.feed(&[u32::MAX]).is_err());
+    let too_long = vec![198u32; model.context_limit() + 1];
+    assert!(decoder.feed(&too_long).is_err());
+    assert_eq!(decoder.position(), 0, "a rejected feed changes nothing");
+}
+
+/// The child half of the cross-CPU tests: prefill a short chat, decode 3 greedy tokens, print
+/// the kernels it used, the tokens and the SHA-256 of all logits. Does nothing unless started by
+/// `child_run`.
+#[test]
+fn child_logit_digest() {
+    if std::env::var_os("MYCEL_INFER_DIGEST_CHILD").is_none() {
+        return;
+    }
+    let model = common::default_model();
+    let mut decoder = model.decoder();
+    let mut hasher = Sha256::new();
+    let mut logits = decoder.feed(&prompt(model)).unwrap();
+    let mut tokens = Vec::new();
+    for step in 0..3 {
+        for v in &logits {
+            hasher.update(v.to_le_bytes());
+        }
+        // Greedy: the arg-max, ties to the lowest id.
+        let mut best = 0;
+        for (i, v) in logits.iter().enumerate() {
+            if *v > logits[best] {
+                best = i;
+            }
+        }
+        tokens.push(best as u32);
+        if step < 2 {
+            logits = decoder.feed(&[best as u32]).unwrap();
+        }
+    }
+    println!("SIMD {}", kernels::simd_level().name());
+    println!("TOKENS {tokens:?}");
+    println!("DIGEST {}", hex::encode(hasher.finalize()));
+}
+
+struct ChildRun {
+    simd: String,
+    tokens: String,
+    digest: String,
+}
+
+/// Runs `child_logit_digest` in a new process, optionally through a wrapper such as qemu.
+fn child_run(wrapper: &[&str], envs: &[(&str, &str)]) -> ChildRun {
+    let exe = std::env::current_exe().expect("test binary path");
+    let mut command = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(&exe);
+            c
+        }
+        None => Command::new(&exe),
+    };
+    command
+        .args([
+            "child_logit_digest",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("MYCEL_INFER_DIGEST_CHILD", "1")
+        .envs(envs.iter().copied());
+    let output = command.output().unwrap_or_else(|e| {
+        panic!(
+            "cannot start {:?}: {e}{}",
+            command.get_program(),
+            if wrapper.is_empty() {
+                ""
+            } else {
+                " — install Debian's qemu-user package (apt-get install qemu-user)"
+            }
+        )
+    });
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "child failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let line = |prefix: &str| {
+        stdout
+            .lines()
+            .find_map(|l| {
+                l.split_once(prefix)
+                    .map(|(_, rest)| rest.trim().to_string())
+            })
+            .unwrap_or_else(|| panic!("child printed no {prefix}: {stdout}"))
+    };
+    ChildRun {
+        simd: line("SIMD "),
+        tokens: line("TOKENS "),
+        digest: line("DIGEST "),
+    }
+}
+
+#[test]
+fn portable_kernels_give_the_same_logits_as_simd_ones() {
+    common::default_model_path();
+    let native = child_run(&[], &[("RAYON_NUM_THREADS", "2")]);
+    let portable = child_run(
+        &[],
+        &[("RAYON_NUM_THREADS", "1"), ("MYCEL_INFER_SIMD", "portable")],
+    );
+    assert_eq!(portable.simd, "portable");
+    eprintln!(
+        "{DETERMINISM_PROFILE}: {} (2 threads) and portable (1 thread) both give tokens {} and \
+         logits digest {}",
+        native.simd, native.tokens, native.digest
+    );
+    assert_eq!(native.tokens, portable.tokens);
+    assert_eq!(native.digest, portable.digest);
+}
+
+/// The same binary on an emulated Nehalem (SSE4.2, no AVX): CPUID tells the kernels there is no
+/// AVX2, and every instruction runs in qemu's software floating point.
+#[test]
+#[cfg(target_arch = "x86_64")]
+fn same_logits_on_a_cpu_without_avx2() {
+    common::default_model_path();
+    let native = child_run(&[], &[("RAYON_NUM_THREADS", "2")]);
+    let emulated = child_run(
+        &["qemu-x86_64", "-cpu", "Nehalem"],
+        &[("RAYON_NUM_THREADS", "1")],
+    );
+    assert_eq!(
+        emulated.simd, "portable",
+        "qemu's Nehalem should report no AVX2"
+    );
+    eprintln!(
+        "native ({}) and qemu Nehalem ({}): tokens {} / {}, logits digest {} / {}",
+        native.simd, emulated.simd, native.tokens, emulated.tokens, native.digest, emulated.digest
+    );
+    assert_eq!(native.tokens, emulated.tokens);
+    assert_eq!(native.digest, emulated.digest);
+}
