@@ -1,0 +1,38 @@
+//! mycel-gateway: the paid front door of mycel — an x402 paywall in front of an OpenAI-compatible
+//! server, and an x402 facilitator that settles on the mycel chain.
+//!
+//! Contract:
+//! - A paid route serves only after a payment verified ([`paywall`]), and charges only after the
+//!   handler succeeded: if the handler fails, the payment is not settled.
+//! - Settlement executes the payer's EIP-3009 authorization on mUSD through the node's HTTP API
+//!   and waits for finality ([`facilitator::Facilitator::settle`]). It is idempotent on the
+//!   authorization `(from, nonce)`: concurrent and repeated settles of one payment submit at most
+//!   one transaction and all get its result; the chain refuses a used `(from, nonce)` anyway.
+//! - Every refusal has a stable reason code, the reference facilitator's where it has one
+//!   ([`facilitator::reason`]); docs/payments.md lists them.
+//!
+//! Assumes: the node's HTTP API (docs/node-api.md) is reachable, and the facilitator's key holds
+//! MYC for fees. Does not: hold payers' keys, persist settlements across restarts (the chain's
+//! record of used authorizations is the source of truth), or route between miners (the upstream is
+//! one OpenAI-compatible server for now).
+//!
+//! Why not the `x402-types` / `x402-axum` crates (x402-rs, 2.0.2, checked with `cargo info` in
+//! November 2026): both need Rust 1.93 and edition 2024 (this workspace promises 1.85);
+//! `x402-types` pulls `rust_decimal`, `serde_with` and `async-trait` for types that are ~200 lines
+//! of serde here; `x402-axum`'s dynamic price callback sees only the headers and URI, not the
+//! body, so it cannot price a request by its `max_tokens`; and its price tags come from
+//! `x402-chain-eip155`, which settles over Ethereum JSON-RPC that mycel's chain does not speak.
+//! So the wire types are written here ([`wire`]) after the x402 v2 specification and the
+//! `@x402/core` types, and checked against the spec's examples and the real npm client
+//! (interop/x402-client, crates/cli/tests/gateway.rs).
+
+pub mod facilitator;
+pub mod node;
+pub mod paywall;
+pub mod server;
+pub mod wire;
+
+pub use facilitator::{Asset, Clock, Facilitator, FacilitatorConfig, FixedClock, SystemClock};
+pub use node::{NodeClient, NodeError};
+pub use paywall::{Paywall, Pricing};
+pub use server::{router, GatewayConfig};

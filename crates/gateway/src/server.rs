@@ -1,0 +1,302 @@
+//! The gateway's HTTP server: the OpenAI-compatible routes (paywalled unless free) forwarded to
+//! an upstream OpenAI-compatible server, and the facilitator's x402 API.
+
+use crate::facilitator::Facilitator;
+use crate::paywall::{error, paywall, Paywall, Pricing, MAX_REQUEST_BYTES};
+use crate::wire::{AnyPayment, FacilitatorRequest, PaymentRequirements, PaymentRequirementsV1};
+use alloy_primitives::Address;
+use axum::{
+    body::{to_bytes, Body},
+    extract::{rejection::JsonRejection, Request, State},
+    http::{header, HeaderName, StatusCode},
+    middleware::from_fn_with_state,
+    response::{IntoResponse, Response},
+    routing::{get, post},
+    Json, Router,
+};
+use serde_json::Value;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How the gateway serves.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// Base URL of the OpenAI-compatible server requests are forwarded to.
+    pub upstream: String,
+    /// Who is paid (x402 `payTo`).
+    pub pay_to: Address,
+    pub pricing: Pricing,
+    /// Serve without payment (local use).
+    pub free: bool,
+    /// x402 `maxTimeoutSeconds`: how long a client's authorization should stay valid.
+    pub max_timeout_seconds: u64,
+}
+
+struct Upstream {
+    base: String,
+    http: reqwest::Client,
+    forwarded: AtomicU64,
+    failed: AtomicU64,
+}
+
+#[derive(Clone)]
+struct AppState {
+    upstream: Arc<Upstream>,
+    facilitator: Option<Arc<Facilitator>>,
+}
+
+/// The gateway's routes. `facilitator` may be `None` only in free mode.
+pub fn router(config: GatewayConfig, facilitator: Option<Arc<Facilitator>>) -> Router {
+    let upstream = Arc::new(Upstream {
+        base: config.upstream.trim_end_matches('/').to_string(),
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(600))
+            .pool_max_idle_per_host(256)
+            .build()
+            .unwrap_or_default(),
+        forwarded: AtomicU64::new(0),
+        failed: AtomicU64::new(0),
+    });
+    let state = AppState {
+        upstream,
+        facilitator: facilitator.clone(),
+    };
+    let mut paid = Router::new()
+        .route("/v1/chat/completions", post(forward))
+        .route("/v1/completions", post(forward));
+    match (&facilitator, config.free) {
+        (Some(f), false) => {
+            let wall = Arc::new(Paywall {
+                facilitator: f.clone(),
+                pay_to: config.pay_to,
+                pricing: config.pricing,
+                max_timeout_seconds: config.max_timeout_seconds,
+                description: "mycel inference (OpenAI-compatible completion)".into(),
+            });
+            paid = paid.layer(from_fn_with_state(wall, paywall));
+        }
+        (None, false) => {
+            tracing::warn!("no facilitator and not free: paid routes will answer 503");
+            paid = Router::new()
+                .route("/v1/chat/completions", post(no_facilitator))
+                .route("/v1/completions", post(no_facilitator));
+        }
+        _ => {}
+    }
+    Router::new()
+        .merge(paid)
+        .route("/v1/models", get(forward))
+        .route("/health", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
+        .route("/supported", get(supported))
+        .route("/verify", post(verify))
+        .route("/settle", post(settle))
+        .fallback(|| async {
+            error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such endpoint; see docs/payments.md",
+            )
+        })
+        .with_state(state)
+}
+
+async fn no_facilitator() -> Response {
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "no_facilitator",
+        "this gateway has no facilitator: start it with --rpc and --key, or --free",
+    )
+}
+
+/// Forwards the request to the upstream server and streams its answer back.
+async fn forward(State(app): State<AppState>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let bytes = match to_bytes(body, MAX_REQUEST_BYTES).await {
+        Ok(b) => b,
+        Err(_) => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request_too_large",
+                "request body too large",
+            )
+        }
+    };
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let url = format!("{}{path}", app.upstream.base);
+    let mut outgoing = app.upstream.http.request(parts.method.clone(), &url);
+    if let Some(ct) = parts.headers.get(header::CONTENT_TYPE) {
+        outgoing = outgoing.header(header::CONTENT_TYPE, ct);
+    }
+    if let Some(accept) = parts.headers.get(header::ACCEPT) {
+        outgoing = outgoing.header(header::ACCEPT, accept);
+    }
+    let answer = match outgoing.body(bytes).send().await {
+        Ok(a) => a,
+        Err(e) => {
+            app.upstream.failed.fetch_add(1, Relaxed);
+            return error(
+                StatusCode::BAD_GATEWAY,
+                "upstream_unreachable",
+                format!("the model server did not answer ({e}); you were not charged"),
+            );
+        }
+    };
+    app.upstream.forwarded.fetch_add(1, Relaxed);
+    let mut response = Response::builder().status(answer.status().as_u16());
+    for (name, value) in answer.headers() {
+        if is_hop_by_hop(name) {
+            continue;
+        }
+        response = response.header(name, value);
+    }
+    response
+        .body(Body::from_stream(answer.bytes_stream()))
+        .unwrap_or_else(|e| {
+            error(
+                StatusCode::BAD_GATEWAY,
+                "upstream_bad_answer",
+                e.to_string(),
+            )
+        })
+}
+
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection" | "transfer-encoding" | "content-length" | "keep-alive" | "upgrade"
+    )
+}
+
+fn facilitator(app: &AppState) -> Result<&Arc<Facilitator>, Response> {
+    app.facilitator.as_ref().ok_or_else(no_facilitator_response)
+}
+
+fn no_facilitator_response() -> Response {
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "no_facilitator",
+        "this gateway runs in free mode without a facilitator",
+    )
+}
+
+async fn supported(State(app): State<AppState>) -> Response {
+    match facilitator(&app) {
+        Ok(f) => Json(f.supported()).into_response(),
+        Err(r) => r,
+    }
+}
+
+/// Reads a facilitator request body into a payment and requirements of the same version.
+fn parse_facilitator_request(
+    body: Result<Json<Value>, JsonRejection>,
+) -> Result<(AnyPayment, PaymentRequirements), Response> {
+    let Json(body) =
+        body.map_err(|e| error(StatusCode::BAD_REQUEST, "invalid_payload", e.body_text()))?;
+    let request: FacilitatorRequest = serde_json::from_value(body).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "invalid_payload",
+            format!("{e}; expected {{x402Version, paymentPayload, paymentRequirements}}"),
+        )
+    })?;
+    let payment = AnyPayment::from_json(&request.payment_payload)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, "invalid_payload", e.to_string()))?;
+    let requirements = match payment {
+        AnyPayment::V1(_) => {
+            serde_json::from_value::<PaymentRequirementsV1>(request.payment_requirements)
+                .map(|r| r.to_v2())
+        }
+        AnyPayment::V2(_) => {
+            serde_json::from_value::<PaymentRequirements>(request.payment_requirements)
+        }
+    }
+    .map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "invalid_payload",
+            format!("paymentRequirements: {e}"),
+        )
+    })?;
+    Ok((payment, requirements))
+}
+
+async fn verify(State(app): State<AppState>, body: Result<Json<Value>, JsonRejection>) -> Response {
+    let f = match facilitator(&app) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    match parse_facilitator_request(body) {
+        Ok((payment, requirements)) => {
+            Json(f.verify(&payment, &requirements).await).into_response()
+        }
+        Err(r) => r,
+    }
+}
+
+async fn settle(State(app): State<AppState>, body: Result<Json<Value>, JsonRejection>) -> Response {
+    let f = match facilitator(&app) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    match parse_facilitator_request(body) {
+        Ok((payment, requirements)) => {
+            Json(f.settle(&payment, &requirements).await).into_response()
+        }
+        Err(r) => r,
+    }
+}
+
+async fn metrics(State(app): State<AppState>) -> Response {
+    let mut out = String::new();
+    let mut metric = |name: &str, help: &str, value: u64| {
+        let _ = writeln!(out, "# HELP mycel_gateway_{name} {help}");
+        let _ = writeln!(out, "# TYPE mycel_gateway_{name} counter");
+        let _ = writeln!(out, "mycel_gateway_{name} {value}");
+    };
+    metric(
+        "upstream_forwarded_total",
+        "Requests forwarded to the upstream server.",
+        app.upstream.forwarded.load(Relaxed),
+    );
+    metric(
+        "upstream_failed_total",
+        "Requests the upstream server did not answer.",
+        app.upstream.failed.load(Relaxed),
+    );
+    if let Some(f) = &app.facilitator {
+        let c = f.counters();
+        metric(
+            "payments_verified_total",
+            "Payments that verified.",
+            c.verified.load(Relaxed),
+        );
+        metric(
+            "payments_refused_total",
+            "Payments refused at verification.",
+            c.refused.load(Relaxed),
+        );
+        metric(
+            "payments_settled_total",
+            "Payments settled on chain.",
+            c.settled.load(Relaxed),
+        );
+        metric(
+            "settlements_failed_total",
+            "Settlements that failed.",
+            c.settle_failed.load(Relaxed),
+        );
+        metric(
+            "settlements_deduplicated_total",
+            "Settle calls answered from an earlier settlement of the same authorization.",
+            c.settle_deduplicated.load(Relaxed),
+        );
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
