@@ -16,6 +16,8 @@
 mod bank;
 pub mod incentive;
 mod merkle;
+pub mod subnets;
+pub mod payments;
 
 pub use bank::Account;
 
@@ -81,6 +83,18 @@ pub enum TxError {
     AmountTooLarge(String),
     #[error("memo is {size} bytes, over the {max}-byte limit")]
     MemoTooLarge { size: usize, max: usize },
+    #[error("{0}")]
+    Incentive(subnets::IncentiveError),
+    #[error("authorization signature is malformed: {0}")]
+    AuthorizationBadSignature(String),
+    #[error("authorization is signed by {recovered}, not by its payer {payer} (or a field was changed after signing)")]
+    AuthorizationWrongSigner { payer: Address, recovered: Address },
+    #[error("authorization is valid only after {valid_after}; block time is {block_time} s")]
+    AuthorizationNotYetValid { valid_after: String, block_time: u64 },
+    #[error("authorization expired at {valid_before}; block time is {block_time} s")]
+    AuthorizationExpired { valid_before: String, block_time: u64 },
+    #[error("authorization nonce {nonce} of {payer} was already used")]
+    AuthorizationUsed { payer: Address, nonce: B256 },
 }
 
 impl TxError {
@@ -97,6 +111,12 @@ impl TxError {
             TxError::UnknownToken(_) => "unknown_token",
             TxError::AmountTooLarge(_) => "amount_too_large",
             TxError::MemoTooLarge { .. } => "memo_too_large",
+            TxError::Incentive(e) => e.code(),
+            TxError::AuthorizationBadSignature(_) => "authorization_bad_signature",
+            TxError::AuthorizationWrongSigner { .. } => "authorization_wrong_signer",
+            TxError::AuthorizationNotYetValid { .. } => "authorization_not_yet_valid",
+            TxError::AuthorizationExpired { .. } => "authorization_expired",
+            TxError::AuthorizationUsed { .. } => "authorization_used",
         }
     }
 }
@@ -136,6 +156,10 @@ pub enum Event {
         #[serde(with = "amount_string")]
         amount: Amount,
     },
+    /// Subnets, neurons, weights and stake (`action` says which).
+    Incentive(subnets::IncentiveEvent),
+    /// An EIP-3009 authorization `(authorizer, nonce)` executed and can never execute again.
+    AuthorizationUsed { authorizer: Address, nonce: B256 },
 }
 
 /// The outcome of an applied transaction.
@@ -156,6 +180,9 @@ pub struct BlockOutcome {
     /// One entry per transaction, in block order. An `Err` changed nothing.
     pub results: Vec<Result<TxReceipt, TxError>>,
     pub state_root: B256,
+    /// Where this block's emission went (none while there are no subnets).
+    #[serde(default)]
+    pub emission: Option<subnets::EmissionReceipt>,
 }
 
 /// The whole chain state.
@@ -166,6 +193,10 @@ pub struct State {
     supply: Supply,
     height: u64,
     last_block_time_ms: u64,
+    #[serde(default)]
+    payments: payments::Payments,
+    #[serde(default)]
+    subnets: subnets::Subnets,
     #[serde(skip)]
     tree: merkle::LeafCache,
 }
@@ -197,6 +228,8 @@ impl State {
             supply,
             height: 0,
             last_block_time_ms: genesis.genesis_time_ms,
+            payments: payments::Payments::default(),
+            subnets: subnets::Subnets::default(),
             tree: merkle::LeafCache::default(),
         };
         state.assert_books_balance();
@@ -229,6 +262,17 @@ impl State {
         self.account(address).nonce
     }
 
+    /// EIP-3009 `authorizationState(authorizer, nonce)` of mUSD: true once that authorization
+    /// executed (it never can again).
+    pub fn authorization_state(&self, authorizer: &Address, nonce: &B256) -> bool {
+        self.payments.authorization_state(authorizer, nonce)
+    }
+
+    /// The executed EIP-3009 authorizations.
+    pub fn payments(&self) -> &payments::Payments {
+        &self.payments
+    }
+
     /// Number of accounts that hold anything or have sent anything.
     pub fn account_count(&self) -> usize {
         self.accounts.len()
@@ -253,6 +297,9 @@ impl State {
         let from = tx.from();
         if tx.recover_signer() != Some(from) {
             return Err(TxError::BadSignature { from });
+        }
+        if let TxKind::TransferWithAuthorization(t) = &tx.kind {
+            payments::verify_authorization_signature(t, self.params.chain_id)?;
         }
         let hash = alloy_primitives::keccak256(&encoded);
         Ok(VerifiedTx {
@@ -291,6 +338,12 @@ impl State {
             self.tree.touch(*address);
         }
         self.supply.myc_burned += plan.fee;
+        if let Some(write) = plan.incentive {
+            subnets::apply_write(self, write);
+        }
+        if let Some((authorizer, nonce)) = plan.authorization {
+            self.payments.record(authorizer, nonce);
+        }
         Ok(TxReceipt {
             hash: tx.hash,
             from: tx.sender,
@@ -319,14 +372,18 @@ impl State {
                 got: ctx.timestamp_ms,
             });
         }
-        let results = txs.iter().map(|tx| self.apply_verified(tx)).collect();
-        self.height = ctx.height;
+        // Transactions see their own block's time (EIP-3009 windows are checked against it).
         self.last_block_time_ms = ctx.timestamp_ms;
+        // Transactions, then the batch of stake orders, then emission and epochs (subnets module).
+        let (results, swaps) = subnets::block::apply_txs(self, txs);
+        self.height = ctx.height;
+        subnets::block::end_block(self, swaps);
         self.assert_books_balance();
         Ok(BlockOutcome {
             height: ctx.height,
             results,
             state_root: self.state_root(),
+            emission: self.subnets.latest_receipt().cloned(),
         })
     }
 
@@ -339,11 +396,14 @@ impl State {
             self.height,
             self.last_block_time_ms,
         );
-        self.tree.root(header, &self.accounts)
+        let accounts_root = self.tree.root(header, &self.accounts);
+        let root = self.payments.fold_root(accounts_root);
+        self.subnets.fold_root(root)
     }
 
     /// Panics unless every unit is accounted for. Runs after every block.
     pub fn assert_books_balance(&self) {
+        self.subnets.assert_alpha_books(self.height);
         let (mut myc, mut musd) = (0u128, 0u128);
         for account in self.accounts.values() {
             myc = myc.checked_add(account.myc).expect("MYC balances overflow");
@@ -353,7 +413,7 @@ impl State {
         }
         assert_eq!(
             self.supply.myc_issued,
-            myc + self.supply.myc_burned,
+            myc + self.supply.myc_burned + self.subnets.myc_held(),
             "books do not balance: MYC issued != balances + burned at height {}",
             self.height
         );
@@ -407,7 +467,23 @@ impl State {
         payer.myc = debit(payer.myc, fee, Token::Myc)?;
         let mut events = Vec::new();
         let mut writes = Vec::with_capacity(2);
+        let mut authorization = None;
+        let mut incentive = None;
         match &tx.tx.kind {
+            TxKind::RegisterSubnet(_)
+            | TxKind::SetSubnetParams(_)
+            | TxKind::BurnedRegister(_)
+            | TxKind::ServeEndpoint(_)
+            | TxKind::SetWeights(_)
+            | TxKind::CommitWeights(_)
+            | TxKind::RevealWeights(_)
+            | TxKind::AddStake(_)
+            | TxKind::RemoveStake(_) => {
+                let planned = subnets::plan_tx(self, tx.sender, &tx.tx.kind, payer)?;
+                writes.push((tx.sender, planned.payer));
+                events.extend(planned.events.into_iter().map(Event::Incentive));
+                incentive = Some(planned.write);
+            }
             TxKind::Transfer(t) => {
                 if t.memo.len() > MAX_MEMO_BYTES {
                     return Err(TxError::MemoTooLarge {
@@ -442,6 +518,17 @@ impl State {
                     amount,
                 });
             }
+            TxKind::TransferWithAuthorization(t) => {
+                let planned =
+                    payments::plan_transfer_with_authorization(self, tx.sender, payer, t)?;
+                writes.extend(planned.writes);
+                events.push(planned.event);
+                events.push(Event::AuthorizationUsed {
+                    authorizer: planned.used.0,
+                    nonce: planned.used.1,
+                });
+                authorization = Some(planned.used);
+            }
         }
         events.push(Event::FeeBurned {
             from: tx.sender,
@@ -451,6 +538,8 @@ impl State {
             writes,
             fee,
             events,
+            authorization,
+            incentive,
         })
     }
 }
@@ -459,6 +548,10 @@ struct Plan {
     writes: Vec<(Address, Account)>,
     fee: Amount,
     events: Vec<Event>,
+    /// An EIP-3009 authorization `(authorizer, nonce)` to record as used.
+    authorization: Option<(Address, B256)>,
+    /// What an incentive-layer transaction writes besides accounts.
+    incentive: Option<subnets::IncentiveWrite>,
 }
 
 fn to_amount(value: U256) -> Result<Amount, TxError> {

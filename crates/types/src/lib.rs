@@ -12,6 +12,7 @@
 //! Does not: do I/O, read clocks, keep state, or check balances and nonces (that is `mycel-state`).
 
 pub mod amount;
+pub mod eip3009;
 pub mod genesis;
 pub mod keys;
 pub mod tx;
@@ -20,6 +21,8 @@ pub use alloy_primitives::{Address, B256, U256};
 pub use amount::{format_amount, parse_amount, Amount, AmountError, Token};
 pub use genesis::{Genesis, GenesisAccount, GenesisError};
 pub use tx::{DecodeError, SignedTx, Transfer, TxJson, TxKind, MAX_MEMO_BYTES};
+pub use eip3009::{MUSD_EIP712_NAME, MUSD_EIP712_VERSION};
+pub use tx::TransferWithAuthorization;
 
 /// The EIP-712 domain name of mycel transactions.
 pub const DOMAIN_NAME: &str = "mycel";

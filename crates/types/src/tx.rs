@@ -21,6 +21,13 @@ use std::borrow::Cow;
 /// The largest memo a transfer may carry.
 pub const MAX_MEMO_BYTES: usize = 256;
 
+mod incentive;
+use incentive::MessageJson;
+pub use incentive::{
+    weights_commit_hash, AddStake, BurnedRegister, CommitWeights, RegisterSubnet, RemoveStake,
+    RevealWeights, ServeEndpoint, SetSubnetParams, SetWeights,
+};
+
 const FORMAT: u8 = 0x01;
 const HEADER_LEN: usize = 1 + 1 + 8 + 65;
 
@@ -39,10 +46,54 @@ sol! {
     }
 }
 
+sol! {
+    /// Executes a payer's EIP-3009 authorization on mUSD (see [`crate::eip3009`]): moves `value`
+    /// mUSD from `payer` to `to` if `signature` is `payer`'s signature of
+    /// `TransferWithAuthorization(payer, to, value, validAfter, validBefore, authorizationNonce)`
+    /// under mUSD's domain. `from` is whoever submits it (a facilitator) and pays the fee.
+    #[derive(Debug, PartialEq, Eq)]
+    struct TransferWithAuthorization {
+        address from;
+        address payer;
+        address to;
+        uint256 value;
+        uint256 validAfter;
+        uint256 validBefore;
+        bytes32 authorizationNonce;
+        bytes signature;
+        uint64 nonce;
+        uint256 fee;
+    }
+}
+
+impl TransferWithAuthorization {
+    /// The EIP-3009 authorization this transaction executes.
+    pub fn authorization(&self) -> crate::eip3009::TransferWithAuthorization {
+        crate::eip3009::TransferWithAuthorization {
+            from: self.payer,
+            to: self.to,
+            value: self.value,
+            validAfter: self.validAfter,
+            validBefore: self.validBefore,
+            nonce: self.authorizationNonce,
+        }
+    }
+}
+
 /// Every kind of transaction the chain knows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TxKind {
     Transfer(Transfer),
+    RegisterSubnet(RegisterSubnet),
+    SetSubnetParams(SetSubnetParams),
+    BurnedRegister(BurnedRegister),
+    ServeEndpoint(ServeEndpoint),
+    SetWeights(SetWeights),
+    CommitWeights(CommitWeights),
+    RevealWeights(RevealWeights),
+    AddStake(AddStake),
+    RemoveStake(RemoveStake),
+    TransferWithAuthorization(TransferWithAuthorization),
 }
 
 impl TxKind {
@@ -50,6 +101,16 @@ impl TxKind {
     pub fn tag(&self) -> u8 {
         match self {
             TxKind::Transfer(_) => 1,
+            TxKind::RegisterSubnet(_) => 2,
+            TxKind::SetSubnetParams(_) => 3,
+            TxKind::BurnedRegister(_) => 4,
+            TxKind::ServeEndpoint(_) => 5,
+            TxKind::SetWeights(_) => 6,
+            TxKind::CommitWeights(_) => 7,
+            TxKind::RevealWeights(_) => 8,
+            TxKind::AddStake(_) => 9,
+            TxKind::RemoveStake(_) => 10,
+            TxKind::TransferWithAuthorization(_) => 20,
         }
     }
 
@@ -57,18 +118,48 @@ impl TxKind {
     pub fn type_name(&self) -> &'static str {
         match self {
             TxKind::Transfer(_) => "Transfer",
+            TxKind::RegisterSubnet(_) => "RegisterSubnet",
+            TxKind::SetSubnetParams(_) => "SetSubnetParams",
+            TxKind::BurnedRegister(_) => "BurnedRegister",
+            TxKind::ServeEndpoint(_) => "ServeEndpoint",
+            TxKind::SetWeights(_) => "SetWeights",
+            TxKind::CommitWeights(_) => "CommitWeights",
+            TxKind::RevealWeights(_) => "RevealWeights",
+            TxKind::AddStake(_) => "AddStake",
+            TxKind::RemoveStake(_) => "RemoveStake",
+            TxKind::TransferWithAuthorization(_) => "TransferWithAuthorization",
         }
     }
 
     pub fn from(&self) -> Address {
         match self {
             TxKind::Transfer(t) => t.from,
+            TxKind::RegisterSubnet(t) => t.from,
+            TxKind::SetSubnetParams(t) => t.from,
+            TxKind::BurnedRegister(t) => t.from,
+            TxKind::ServeEndpoint(t) => t.from,
+            TxKind::SetWeights(t) => t.from,
+            TxKind::CommitWeights(t) => t.from,
+            TxKind::RevealWeights(t) => t.from,
+            TxKind::AddStake(t) => t.from,
+            TxKind::RemoveStake(t) => t.from,
+            TxKind::TransferWithAuthorization(t) => t.from,
         }
     }
 
     pub fn nonce(&self) -> u64 {
         match self {
             TxKind::Transfer(t) => t.nonce,
+            TxKind::RegisterSubnet(t) => t.nonce,
+            TxKind::SetSubnetParams(t) => t.nonce,
+            TxKind::BurnedRegister(t) => t.nonce,
+            TxKind::ServeEndpoint(t) => t.nonce,
+            TxKind::SetWeights(t) => t.nonce,
+            TxKind::CommitWeights(t) => t.nonce,
+            TxKind::RevealWeights(t) => t.nonce,
+            TxKind::AddStake(t) => t.nonce,
+            TxKind::RemoveStake(t) => t.nonce,
+            TxKind::TransferWithAuthorization(t) => t.nonce,
         }
     }
 
@@ -76,6 +167,16 @@ impl TxKind {
     pub fn fee(&self) -> U256 {
         match self {
             TxKind::Transfer(t) => t.fee,
+            TxKind::RegisterSubnet(t) => t.fee,
+            TxKind::SetSubnetParams(t) => t.fee,
+            TxKind::BurnedRegister(t) => t.fee,
+            TxKind::ServeEndpoint(t) => t.fee,
+            TxKind::SetWeights(t) => t.fee,
+            TxKind::CommitWeights(t) => t.fee,
+            TxKind::RevealWeights(t) => t.fee,
+            TxKind::AddStake(t) => t.fee,
+            TxKind::RemoveStake(t) => t.fee,
+            TxKind::TransferWithAuthorization(t) => t.fee,
         }
     }
 
@@ -84,12 +185,32 @@ impl TxKind {
         let domain = domain(chain_id);
         match self {
             TxKind::Transfer(t) => t.eip712_signing_hash(&domain),
+            TxKind::RegisterSubnet(t) => t.eip712_signing_hash(&domain),
+            TxKind::SetSubnetParams(t) => t.eip712_signing_hash(&domain),
+            TxKind::BurnedRegister(t) => t.eip712_signing_hash(&domain),
+            TxKind::ServeEndpoint(t) => t.eip712_signing_hash(&domain),
+            TxKind::SetWeights(t) => t.eip712_signing_hash(&domain),
+            TxKind::CommitWeights(t) => t.eip712_signing_hash(&domain),
+            TxKind::RevealWeights(t) => t.eip712_signing_hash(&domain),
+            TxKind::AddStake(t) => t.eip712_signing_hash(&domain),
+            TxKind::RemoveStake(t) => t.eip712_signing_hash(&domain),
+            TxKind::TransferWithAuthorization(t) => t.eip712_signing_hash(&domain),
         }
     }
 
     fn abi_encode(&self) -> Vec<u8> {
         match self {
             TxKind::Transfer(t) => t.abi_encode(),
+            TxKind::RegisterSubnet(t) => t.abi_encode(),
+            TxKind::SetSubnetParams(t) => t.abi_encode(),
+            TxKind::BurnedRegister(t) => t.abi_encode(),
+            TxKind::ServeEndpoint(t) => t.abi_encode(),
+            TxKind::SetWeights(t) => t.abi_encode(),
+            TxKind::CommitWeights(t) => t.abi_encode(),
+            TxKind::RevealWeights(t) => t.abi_encode(),
+            TxKind::AddStake(t) => t.abi_encode(),
+            TxKind::RemoveStake(t) => t.abi_encode(),
+            TxKind::TransferWithAuthorization(t) => t.abi_encode(),
         }
     }
 
@@ -97,6 +218,36 @@ impl TxKind {
         match tag {
             1 => Transfer::abi_decode(data)
                 .map(TxKind::Transfer)
+                .map_err(|e| DecodeError::Message(e.to_string())),
+            2 => RegisterSubnet::abi_decode(data)
+                .map(TxKind::RegisterSubnet)
+                .map_err(|e| DecodeError::Message(e.to_string())),
+            3 => SetSubnetParams::abi_decode(data)
+                .map(TxKind::SetSubnetParams)
+                .map_err(|e| DecodeError::Message(e.to_string())),
+            4 => BurnedRegister::abi_decode(data)
+                .map(TxKind::BurnedRegister)
+                .map_err(|e| DecodeError::Message(e.to_string())),
+            5 => ServeEndpoint::abi_decode(data)
+                .map(TxKind::ServeEndpoint)
+                .map_err(|e| DecodeError::Message(e.to_string())),
+            6 => SetWeights::abi_decode(data)
+                .map(TxKind::SetWeights)
+                .map_err(|e| DecodeError::Message(e.to_string())),
+            7 => CommitWeights::abi_decode(data)
+                .map(TxKind::CommitWeights)
+                .map_err(|e| DecodeError::Message(e.to_string())),
+            8 => RevealWeights::abi_decode(data)
+                .map(TxKind::RevealWeights)
+                .map_err(|e| DecodeError::Message(e.to_string())),
+            9 => AddStake::abi_decode(data)
+                .map(TxKind::AddStake)
+                .map_err(|e| DecodeError::Message(e.to_string())),
+            10 => RemoveStake::abi_decode(data)
+                .map(TxKind::RemoveStake)
+                .map_err(|e| DecodeError::Message(e.to_string())),
+            20 => TransferWithAuthorization::abi_decode(data)
+                .map(TxKind::TransferWithAuthorization)
                 .map_err(|e| DecodeError::Message(e.to_string())),
             other => Err(DecodeError::UnknownKind(other)),
         }
@@ -106,6 +257,16 @@ impl TxKind {
     pub fn eip712_types(&self) -> serde_json::Value {
         let encode_type: Cow<'static, str> = match self {
             TxKind::Transfer(_) => Transfer::eip712_encode_type(),
+            TxKind::RegisterSubnet(_) => RegisterSubnet::eip712_encode_type(),
+            TxKind::SetSubnetParams(_) => SetSubnetParams::eip712_encode_type(),
+            TxKind::BurnedRegister(_) => BurnedRegister::eip712_encode_type(),
+            TxKind::ServeEndpoint(_) => ServeEndpoint::eip712_encode_type(),
+            TxKind::SetWeights(_) => SetWeights::eip712_encode_type(),
+            TxKind::CommitWeights(_) => CommitWeights::eip712_encode_type(),
+            TxKind::RevealWeights(_) => RevealWeights::eip712_encode_type(),
+            TxKind::AddStake(_) => AddStake::eip712_encode_type(),
+            TxKind::RemoveStake(_) => RemoveStake::eip712_encode_type(),
+            TxKind::TransferWithAuthorization(_) => TransferWithAuthorization::eip712_encode_type(),
         };
         eip712_types_from_encode_type(&encode_type)
     }
@@ -131,7 +292,7 @@ pub enum DecodeError {
     UnknownFormat(u8),
     #[error("unknown transaction kind tag {0}")]
     UnknownKind(u8),
-    #[error("unknown transaction type '{0}' (known: Transfer)")]
+    #[error("unknown transaction type '{0}' (known: Transfer, TransferWithAuthorization, RegisterSubnet, SetSubnetParams, BurnedRegister, ServeEndpoint, SetWeights, CommitWeights, RevealWeights, AddStake, RemoveStake)")]
     UnknownType(String),
     #[error("message does not decode: {0}")]
     Message(String),
@@ -310,6 +471,15 @@ pub struct TxJson {
 
 fn message_json(kind: &TxKind) -> serde_json::Value {
     match kind {
+        TxKind::RegisterSubnet(t) => t.to_message(),
+        TxKind::SetSubnetParams(t) => t.to_message(),
+        TxKind::BurnedRegister(t) => t.to_message(),
+        TxKind::ServeEndpoint(t) => t.to_message(),
+        TxKind::SetWeights(t) => t.to_message(),
+        TxKind::CommitWeights(t) => t.to_message(),
+        TxKind::RevealWeights(t) => t.to_message(),
+        TxKind::AddStake(t) => t.to_message(),
+        TxKind::RemoveStake(t) => t.to_message(),
         TxKind::Transfer(t) => serde_json::json!({
             "from": t.from.to_checksum(None),
             "to": t.to.to_checksum(None),
@@ -319,11 +489,32 @@ fn message_json(kind: &TxKind) -> serde_json::Value {
             "nonce": t.nonce,
             "fee": t.fee.to_string(),
         }),
+        TxKind::TransferWithAuthorization(t) => serde_json::json!({
+            "from": t.from.to_checksum(None),
+            "payer": t.payer.to_checksum(None),
+            "to": t.to.to_checksum(None),
+            "value": t.value.to_string(),
+            "validAfter": t.validAfter.to_string(),
+            "validBefore": t.validBefore.to_string(),
+            "authorizationNonce": t.authorizationNonce.to_string(),
+            "signature": format!("0x{}", hex::encode(&t.signature)),
+            "nonce": t.nonce,
+            "fee": t.fee.to_string(),
+        }),
     }
 }
 
 fn message_from_json(tx_type: &str, message: &serde_json::Value) -> Result<TxKind, DecodeError> {
     match tx_type {
+        "RegisterSubnet" => RegisterSubnet::from_message(message).map(TxKind::RegisterSubnet),
+        "SetSubnetParams" => SetSubnetParams::from_message(message).map(TxKind::SetSubnetParams),
+        "BurnedRegister" => BurnedRegister::from_message(message).map(TxKind::BurnedRegister),
+        "ServeEndpoint" => ServeEndpoint::from_message(message).map(TxKind::ServeEndpoint),
+        "SetWeights" => SetWeights::from_message(message).map(TxKind::SetWeights),
+        "CommitWeights" => CommitWeights::from_message(message).map(TxKind::CommitWeights),
+        "RevealWeights" => RevealWeights::from_message(message).map(TxKind::RevealWeights),
+        "AddStake" => AddStake::from_message(message).map(TxKind::AddStake),
+        "RemoveStake" => RemoveStake::from_message(message).map(TxKind::RemoveStake),
         "Transfer" => Ok(TxKind::Transfer(Transfer {
             from: field_address(message, "from")?,
             to: field_address(message, "to")?,
@@ -333,6 +524,20 @@ fn message_from_json(tx_type: &str, message: &serde_json::Value) -> Result<TxKin
             nonce: field_u64(message, "nonce")?,
             fee: field_u256(message, "fee")?,
         })),
+        "TransferWithAuthorization" => Ok(TxKind::TransferWithAuthorization(
+            TransferWithAuthorization {
+                from: field_address(message, "from")?,
+                payer: field_address(message, "payer")?,
+                to: field_address(message, "to")?,
+                value: field_u256(message, "value")?,
+                validAfter: field_u256(message, "validAfter")?,
+                validBefore: field_u256(message, "validBefore")?,
+                authorizationNonce: field_b256(message, "authorizationNonce")?,
+                signature: field_bytes(message, "signature")?,
+                nonce: field_u64(message, "nonce")?,
+                fee: field_u256(message, "fee")?,
+            },
+        )),
         other => Err(DecodeError::UnknownType(other.to_string())),
     }
 }
@@ -386,6 +591,18 @@ fn field_u64(message: &serde_json::Value, name: &'static str) -> Result<u64, Dec
     u64::try_from(value).map_err(|_| DecodeError::Field {
         field: name,
         reason: "does not fit in 64 bits".into(),
+    })
+}
+
+fn field_b256(message: &serde_json::Value, name: &'static str) -> Result<B256, DecodeError> {
+    let value = field(message, name)?;
+    let s = value.as_str().ok_or(DecodeError::Field {
+        field: name,
+        reason: "expected a 0x-hex 32-byte string".into(),
+    })?;
+    s.parse::<B256>().map_err(|e| DecodeError::Field {
+        field: name,
+        reason: e.to_string(),
     })
 }
 
