@@ -49,6 +49,11 @@ pub fn router(node: Node, genesis: Genesis) -> Router {
         .route("/v1/blocks/{height}", get(block))
         .route("/v1/accounts/{address}", get(account))
         .route("/v1/events/blocks", get(block_events))
+        .route("/v1/musd", get(musd_info))
+        .route(
+            "/v1/musd/authorizations/{authorizer}/{nonce}",
+            get(authorization_state),
+        )
         .fallback(|| async {
             ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -302,6 +307,49 @@ async fn account(
         "next_nonce": api.node.next_nonce(parsed),
         "myc_display": format_amount(account.myc, Token::Myc),
         "musd_display": format_amount(account.musd, Token::Musd),
+        "height": height,
+    })))
+}
+
+/// mUSD's EIP-3009 identity: what an x402 client puts in `asset` and `extra`.
+async fn musd_info(State(api): State<ApiState>) -> Json<Value> {
+    let chain_id = api.genesis.chain_id;
+    Json(json!({
+        "asset": mycel_types::amount::MUSD_ADDRESS.to_checksum(None),
+        "name": mycel_types::MUSD_EIP712_NAME,
+        "version": mycel_types::MUSD_EIP712_VERSION,
+        "decimals": Token::Musd.decimals(),
+        "chainId": chain_id,
+        "network": format!("eip155:{chain_id}"),
+    }))
+}
+
+/// EIP-3009 `authorizationState(authorizer, nonce)` in the latest finalized state.
+async fn authorization_state(
+    State(api): State<ApiState>,
+    Path((authorizer, nonce)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let parsed: Address = authorizer.parse().map_err(|_| {
+        ApiError::bad_request(
+            "bad_address",
+            format!("'{authorizer}' is not a 20-byte 0x-hex address"),
+        )
+    })?;
+    let nonce_b256: B256 = nonce.parse().map_err(|_| {
+        ApiError::bad_request(
+            "bad_nonce",
+            format!("'{nonce}' is not a 32-byte 0x-hex authorization nonce"),
+        )
+    })?;
+    let height = api.node.status().latest_height;
+    let used = api
+        .node
+        .finalized_state()
+        .authorization_state(&parsed, &nonce_b256);
+    Ok(Json(json!({
+        "authorizer": parsed.to_checksum(None),
+        "nonce": nonce_b256,
+        "used": used,
         "height": height,
     })))
 }
