@@ -57,6 +57,7 @@ pub mod forward;
 pub mod gguf;
 pub mod kernels;
 pub mod model;
+pub mod receipt;
 pub mod sampling;
 pub mod tokenizer;
 
@@ -70,5 +71,8 @@ pub use error::InferError;
 pub use fetch::{default_cache_dir, ensure_default_model, FetchProgress, DEFAULT_MODEL};
 pub use gguf::{ModelId, ModelInfo};
 pub use model::{Decoder, FinishReason, Generation, Model, TokenEvent};
+pub use receipt::{
+    CanonicalRequest, Endpoint, InferenceReceipt, ReceiptError, ReceiptJson, SignedReceipt,
+};
 pub use sampling::SamplingParams;
 pub use tokenizer::{TokenType, Tokenizer};

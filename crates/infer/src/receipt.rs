@@ -1,0 +1,739 @@
+//! Inference receipts: what a miner signs for every completion it serves, so that anyone can check
+//! who served it and, by re-running the request, whether the output is the one the model gives.
+//!
+//! A receipt is EIP-712 typed data (primary type `InferenceReceipt`) under the domain
+//! `{name: "mycel-receipt", version: "1", chainId}`; any Ethereum library (eth_account, viem,
+//! alloy, ethers) recovers its signer. It binds:
+//!
+//! | field | what it is |
+//! |---|---|
+//! | domain `chainId` | the chain the miner serves on |
+//! | `netuid` | the subnet |
+//! | `miner` | the miner's hotkey address; the signature must recover to it |
+//! | `modelId` | SHA-256 of the GGUF file |
+//! | `requestHash` | EIP-712 `hashStruct` of the canonical request ([`CanonicalRequest`]) |
+//! | `promptTokensHash`, `outputTokensHash` | [`token_ids_hash`] of the prompt / sampled token ids |
+//! | `promptTokenCount`, `outputTokenCount` | how many of each |
+//! | `determinismProfile` | the kernel set and decode schedule ([`crate::DETERMINISM_PROFILE`]) |
+//! | `blockHeight` | the finalized height the miner saw when it served the request |
+//!
+//! The canonical request is itself an EIP-712 struct, so its hash is computed by the same library
+//! code that checks the signature: every sampling setting is present with its default filled in,
+//! and the two float settings are bound as the bits of the IEEE-754 binary32 value the sampler uses.
+//! docs/receipts.md documents every encoding with a worked example.
+//!
+//! Does not: read clocks, do I/O, or decide what a mismatch means (that is the verifier's job).
+
+use std::borrow::Cow;
+use std::ops::ControlFlow;
+
+use alloy_primitives::{keccak256, Address, Signature, B256, U256};
+use alloy_signer::SignerSync;
+use alloy_sol_types::{Eip712Domain, SolStruct};
+use serde::{Deserialize, Serialize};
+
+use crate::chat::ChatMessage;
+use crate::error::InferError;
+use crate::model::{Generation, Model, TokenEvent};
+use crate::sampling::SamplingParams;
+
+/// The EIP-712 domain name of receipts.
+pub const RECEIPT_DOMAIN_NAME: &str = "mycel-receipt";
+/// The EIP-712 domain version of receipts. Changes only when a field or an encoding changes.
+pub const RECEIPT_DOMAIN_VERSION: &str = "1";
+/// The `type` of a receipt's JSON form (and its EIP-712 primary type).
+pub const RECEIPT_TYPE: &str = "InferenceReceipt";
+
+/// The EIP-712 structs, declared once; docs/receipts.md repeats them for other languages.
+pub mod eip712 {
+    alloy_sol_types::sol! {
+        /// What a miner signs for one completion.
+        #[derive(Debug, PartialEq, Eq)]
+        struct InferenceReceipt {
+            uint16 netuid;
+            address miner;
+            bytes32 modelId;
+            bytes32 requestHash;
+            bytes32 promptTokensHash;
+            bytes32 outputTokensHash;
+            uint32 promptTokenCount;
+            uint32 outputTokenCount;
+            string determinismProfile;
+            uint64 blockHeight;
+        }
+
+        /// One chat message of a canonical request.
+        #[derive(Debug, PartialEq, Eq)]
+        struct Message {
+            string role;
+            string content;
+        }
+
+        /// The canonical request; `requestHash` is its `hashStruct`.
+        #[derive(Debug, PartialEq, Eq)]
+        struct InferenceRequest {
+            string endpoint;
+            Message[] messages;
+            string prompt;
+            uint32 temperature;
+            uint32 topP;
+            uint32 topK;
+            uint64 seed;
+            uint32 maxTokens;
+            string[] stop;
+        }
+    }
+}
+
+pub use eip712::InferenceReceipt;
+
+/// The EIP-712 domain of receipts on the chain `chain_id`.
+pub fn receipt_domain(chain_id: u64) -> Eip712Domain {
+    Eip712Domain {
+        name: Some(Cow::Borrowed(RECEIPT_DOMAIN_NAME)),
+        version: Some(Cow::Borrowed(RECEIPT_DOMAIN_VERSION)),
+        chain_id: Some(U256::from(chain_id)),
+        verifying_contract: None,
+        salt: None,
+    }
+}
+
+/// The hash of a list of token ids: keccak-256 of the ids written as 4-byte big-endian unsigned
+/// integers, one after the other, nothing else (an empty list hashes the empty string).
+pub fn token_ids_hash(ids: &[u32]) -> B256 {
+    let mut bytes = Vec::with_capacity(ids.len() * 4);
+    for id in ids {
+        bytes.extend_from_slice(&id.to_be_bytes());
+    }
+    keccak256(&bytes)
+}
+
+/// Which API a request came through; it decides how the prompt is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Endpoint {
+    /// `POST /v1/chat/completions`: the messages rendered with the model's chat template.
+    #[serde(rename = "chat.completions")]
+    ChatCompletions,
+    /// `POST /v1/completions`: the prompt text as it is.
+    #[serde(rename = "completions")]
+    Completions,
+}
+
+impl Endpoint {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Endpoint::ChatCompletions => "chat.completions",
+            Endpoint::Completions => "completions",
+        }
+    }
+}
+
+/// A request with every setting explicit: what a miner executes and a verifier re-executes.
+///
+/// JSON form (the `request` field of a receipt's JSON):
+/// `{"endpoint": "chat.completions", "messages": [{"role", "content"}], "prompt": "",
+///   "temperature": 0.7, "top_p": 1.0, "top_k": 0, "seed": 42, "max_tokens": 16, "stop": []}`.
+/// The floats are binary32 values; their JSON text is the shortest that reads back to the same bits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CanonicalRequest {
+    pub endpoint: Endpoint,
+    /// The chat messages (empty for `completions`).
+    pub messages: Vec<ChatMessage>,
+    /// The prompt text (empty for `chat.completions`).
+    pub prompt: String,
+    pub temperature: f32,
+    pub top_p: f32,
+    pub top_k: u32,
+    pub seed: u64,
+    pub max_tokens: u32,
+    pub stop: Vec<String>,
+}
+
+impl CanonicalRequest {
+    /// A chat request with these messages and settings.
+    pub fn chat(messages: Vec<ChatMessage>, params: &SamplingParams) -> Self {
+        Self::new(Endpoint::ChatCompletions, messages, String::new(), params)
+    }
+
+    /// A plain-text completion request.
+    pub fn completion(prompt: String, params: &SamplingParams) -> Self {
+        Self::new(Endpoint::Completions, Vec::new(), prompt, params)
+    }
+
+    fn new(
+        endpoint: Endpoint,
+        messages: Vec<ChatMessage>,
+        prompt: String,
+        params: &SamplingParams,
+    ) -> Self {
+        Self {
+            endpoint,
+            messages,
+            prompt,
+            temperature: params.temperature,
+            top_p: params.top_p,
+            top_k: params.top_k,
+            seed: params.seed,
+            max_tokens: params.max_tokens,
+            stop: params.stop.clone(),
+        }
+    }
+
+    pub fn sampling(&self) -> SamplingParams {
+        SamplingParams {
+            temperature: self.temperature,
+            top_p: self.top_p,
+            top_k: self.top_k,
+            seed: self.seed,
+            max_tokens: self.max_tokens,
+            stop: self.stop.clone(),
+        }
+    }
+
+    /// The request as the EIP-712 struct whose `hashStruct` is the receipt's `requestHash`.
+    pub fn to_eip712(&self) -> eip712::InferenceRequest {
+        eip712::InferenceRequest {
+            endpoint: self.endpoint.as_str().to_string(),
+            messages: self
+                .messages
+                .iter()
+                .map(|m| eip712::Message {
+                    role: m.role.clone(),
+                    content: m.content.clone(),
+                })
+                .collect(),
+            prompt: self.prompt.clone(),
+            temperature: self.temperature.to_bits(),
+            topP: self.top_p.to_bits(),
+            topK: self.top_k,
+            seed: self.seed,
+            maxTokens: self.max_tokens,
+            stop: self.stop.clone(),
+        }
+    }
+
+    /// `hashStruct(InferenceRequest)` as EIP-712 defines it.
+    pub fn hash(&self) -> B256 {
+        self.to_eip712().eip712_hash_struct()
+    }
+
+    /// The EIP-712 typed-data JSON of the request (domain of `chain_id`), so a library that only
+    /// exposes "hash typed data" can compute `hashStruct` through it.
+    pub fn typed_data(&self, chain_id: u64) -> serde_json::Value {
+        let mut types = types_json(&eip712::InferenceRequest::eip712_encode_type());
+        types["EIP712Domain"] = domain_types_json();
+        serde_json::json!({
+            "domain": domain_json(chain_id),
+            "types": types,
+            "primaryType": "InferenceRequest",
+            "message": {
+                "endpoint": self.endpoint.as_str(),
+                "messages": self.messages.iter()
+                    .map(|m| serde_json::json!({"role": m.role, "content": m.content}))
+                    .collect::<Vec<_>>(),
+                "prompt": self.prompt,
+                "temperature": self.temperature.to_bits(),
+                "topP": self.top_p.to_bits(),
+                "topK": self.top_k,
+                "seed": self.seed,
+                "maxTokens": self.max_tokens,
+                "stop": self.stop,
+            },
+        })
+    }
+
+    /// The prompt token ids this request feeds the model: the chat template rendered with the
+    /// generation prompt (chat), or the prompt text (completions); special-token text is parsed in
+    /// both, and BOS comes first when the model asks for it.
+    pub fn prompt_tokens(&self, model: &Model) -> Result<Vec<u32>, InferError> {
+        match self.endpoint {
+            Endpoint::ChatCompletions => model.chat_prompt_tokens(&self.messages),
+            Endpoint::Completions => {
+                let tokenizer = model.tokenizer();
+                let mut tokens = Vec::new();
+                if tokenizer.add_bos() {
+                    tokens.extend(tokenizer.bos_token_id());
+                }
+                tokens.extend(tokenizer.encode(&self.prompt, true));
+                Ok(tokens)
+            }
+        }
+    }
+
+    /// Runs the request on `model` with the protocol's decode schedule.
+    pub fn execute(
+        &self,
+        model: &Model,
+        on_token: &mut dyn FnMut(&TokenEvent) -> ControlFlow<()>,
+    ) -> Result<Generation, InferError> {
+        let prompt = self.prompt_tokens(model)?;
+        model.generate(&prompt, &self.sampling(), on_token)
+    }
+}
+
+impl InferenceReceipt {
+    /// The receipt of `generation`, served by `miner` on subnet `netuid` at `block_height`.
+    pub fn for_generation(
+        netuid: u16,
+        miner: Address,
+        model: &Model,
+        request: &CanonicalRequest,
+        generation: &Generation,
+        block_height: u64,
+    ) -> Self {
+        Self {
+            netuid,
+            miner,
+            modelId: B256::from(model.id().0),
+            requestHash: request.hash(),
+            promptTokensHash: token_ids_hash(&generation.prompt_tokens),
+            outputTokensHash: token_ids_hash(&generation.output_tokens),
+            promptTokenCount: count(generation.prompt_tokens.len()),
+            outputTokenCount: count(generation.output_tokens.len()),
+            determinismProfile: crate::DETERMINISM_PROFILE.to_string(),
+            blockHeight: block_height,
+        }
+    }
+
+    /// The EIP-712 hash the miner signs on the chain `chain_id`.
+    pub fn signing_hash(&self, chain_id: u64) -> B256 {
+        self.eip712_signing_hash(&receipt_domain(chain_id))
+    }
+}
+
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// Why a receipt is not valid or cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReceiptError {
+    #[error("the receipt is not valid JSON of a signed receipt: {0}")]
+    Json(String),
+    #[error("the receipt's type is `{0}`, expected `InferenceReceipt`")]
+    WrongType(String),
+    #[error("invalid receipt field `{field}`: {reason}")]
+    Field { field: &'static str, reason: String },
+    #[error("the signature is not 65 bytes r‖s‖v with v in 0, 1, 27, 28 and a low s: {0}")]
+    Signature(String),
+    #[error("the signature does not recover to any address")]
+    Unrecoverable,
+    #[error(
+        "the signature was made by {signer}, not by the miner {miner} that the receipt names: \
+         the receipt is forged or was altered after signing"
+    )]
+    WrongSigner { signer: Address, miner: Address },
+    #[error(
+        "the request in the receipt hashes to {actual}, but the signed requestHash is {signed}: \
+         the request was altered"
+    )]
+    RequestMismatch { signed: B256, actual: B256 },
+    #[error("signing failed: {0}")]
+    Signing(String),
+}
+
+/// A receipt with the miner's signature over its EIP-712 hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedReceipt {
+    pub chain_id: u64,
+    pub receipt: InferenceReceipt,
+    pub signature: Signature,
+}
+
+impl SignedReceipt {
+    /// Signs `receipt` for the chain `chain_id` (RFC 6979 nonces, low s).
+    pub fn sign(
+        receipt: InferenceReceipt,
+        chain_id: u64,
+        signer: &impl SignerSync,
+    ) -> Result<Self, ReceiptError> {
+        let signature = signer
+            .sign_hash_sync(&receipt.signing_hash(chain_id))
+            .map_err(|e| ReceiptError::Signing(e.to_string()))?;
+        Ok(Self {
+            chain_id,
+            receipt,
+            signature,
+        })
+    }
+
+    pub fn signing_hash(&self) -> B256 {
+        self.receipt.signing_hash(self.chain_id)
+    }
+
+    /// The address that made the signature, whatever `miner` says.
+    pub fn recover_signer(&self) -> Result<Address, ReceiptError> {
+        self.signature
+            .recover_address_from_prehash(&self.signing_hash())
+            .map_err(|_| ReceiptError::Unrecoverable)
+    }
+
+    /// Checks that the signature was made by the miner the receipt names.
+    pub fn verify(&self) -> Result<Address, ReceiptError> {
+        let signer = self.recover_signer()?;
+        if signer != self.receipt.miner {
+            return Err(ReceiptError::WrongSigner {
+                signer,
+                miner: self.receipt.miner,
+            });
+        }
+        Ok(signer)
+    }
+
+    /// The full EIP-712 typed data (`domain`, `types`, `primaryType`, `message`) that the miner
+    /// signed, in the shape `eth_signTypedData_v4`, viem and eth_account take.
+    pub fn typed_data(&self) -> serde_json::Value {
+        let mut types = types_json(&InferenceReceipt::eip712_encode_type());
+        types["EIP712Domain"] = domain_types_json();
+        serde_json::json!({
+            "domain": domain_json(self.chain_id),
+            "types": types,
+            "primaryType": RECEIPT_TYPE,
+            "message": message_json(&self.receipt),
+        })
+    }
+
+    /// The JSON form; `request` (the canonical request) is included when given.
+    pub fn to_json(&self, request: Option<&CanonicalRequest>) -> ReceiptJson {
+        ReceiptJson {
+            chain_id: self.chain_id,
+            receipt_type: RECEIPT_TYPE.to_string(),
+            message: message_json(&self.receipt),
+            signature: format!("0x{}", hex::encode(self.signature.as_bytes())),
+            request: request.cloned(),
+        }
+    }
+
+    /// Reads the JSON form. Does not check the signature (see [`SignedReceipt::verify`]) but does
+    /// check that an included request hashes to the signed `requestHash`.
+    pub fn from_json(json: &ReceiptJson) -> Result<Self, ReceiptError> {
+        if json.receipt_type != RECEIPT_TYPE {
+            return Err(ReceiptError::WrongType(json.receipt_type.clone()));
+        }
+        let m = &json.message;
+        let receipt = InferenceReceipt {
+            netuid: field_uint(m, "netuid")?,
+            miner: field_address(m, "miner")?,
+            modelId: field_b256(m, "modelId")?,
+            requestHash: field_b256(m, "requestHash")?,
+            promptTokensHash: field_b256(m, "promptTokensHash")?,
+            outputTokensHash: field_b256(m, "outputTokensHash")?,
+            promptTokenCount: field_uint(m, "promptTokenCount")?,
+            outputTokenCount: field_uint(m, "outputTokenCount")?,
+            determinismProfile: field_string(m, "determinismProfile")?,
+            blockHeight: field_uint(m, "blockHeight")?,
+        };
+        let signature = parse_signature(&json.signature)?;
+        if let Some(request) = &json.request {
+            let actual = request.hash();
+            if actual != receipt.requestHash {
+                return Err(ReceiptError::RequestMismatch {
+                    signed: receipt.requestHash,
+                    actual,
+                });
+            }
+        }
+        Ok(Self {
+            chain_id: json.chain_id,
+            receipt,
+            signature,
+        })
+    }
+}
+
+/// The JSON form of a signed receipt:
+///
+/// ```json
+/// {"chainId": 1337, "type": "InferenceReceipt",
+///  "message": {"netuid": 1, "miner": "0x…", "modelId": "0x…", "requestHash": "0x…",
+///              "promptTokensHash": "0x…", "outputTokensHash": "0x…", "promptTokenCount": 31,
+///              "outputTokenCount": 8, "determinismProfile": "mycel-det-v1", "blockHeight": 12},
+///  "signature": "0x…65 bytes r‖s‖v…",
+///  "request": {…the canonical request, optional…}}
+/// ```
+/// `message` is exactly the EIP-712 message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReceiptJson {
+    #[serde(rename = "chainId")]
+    pub chain_id: u64,
+    #[serde(rename = "type")]
+    pub receipt_type: String,
+    pub message: serde_json::Value,
+    pub signature: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<CanonicalRequest>,
+}
+
+fn domain_json(chain_id: u64) -> serde_json::Value {
+    serde_json::json!({
+        "name": RECEIPT_DOMAIN_NAME,
+        "version": RECEIPT_DOMAIN_VERSION,
+        "chainId": chain_id,
+    })
+}
+
+fn domain_types_json() -> serde_json::Value {
+    serde_json::json!([
+        {"name": "name", "type": "string"},
+        {"name": "version", "type": "string"},
+        {"name": "chainId", "type": "uint256"},
+    ])
+}
+
+fn message_json(r: &InferenceReceipt) -> serde_json::Value {
+    serde_json::json!({
+        "netuid": r.netuid,
+        "miner": r.miner.to_checksum(None),
+        "modelId": r.modelId.to_string(),
+        "requestHash": r.requestHash.to_string(),
+        "promptTokensHash": r.promptTokensHash.to_string(),
+        "outputTokensHash": r.outputTokensHash.to_string(),
+        "promptTokenCount": r.promptTokenCount,
+        "outputTokenCount": r.outputTokenCount,
+        "determinismProfile": r.determinismProfile,
+        "blockHeight": r.blockHeight,
+    })
+}
+
+/// Turns an EIP-712 encodeType string (`A(uint16 x,B[] b)B(string s)`) into the JSON `types` map.
+fn types_json(encode_type: &str) -> serde_json::Value {
+    let mut types = serde_json::Map::new();
+    let mut rest = encode_type;
+    while let Some(open) = rest.find('(') {
+        let name = &rest[..open];
+        let Some(close) = rest[open..].find(')') else {
+            break;
+        };
+        let fields: Vec<serde_json::Value> = rest[open + 1..open + close]
+            .split(',')
+            .filter_map(|f| f.split_once(' '))
+            .map(|(ty, field)| serde_json::json!({"name": field, "type": ty}))
+            .collect();
+        types.insert(name.to_string(), serde_json::Value::Array(fields));
+        rest = &rest[open + close + 1..];
+    }
+    serde_json::Value::Object(types)
+}
+
+fn field<'a>(
+    m: &'a serde_json::Value,
+    name: &'static str,
+) -> Result<&'a serde_json::Value, ReceiptError> {
+    m.get(name).ok_or(ReceiptError::Field {
+        field: name,
+        reason: "missing".into(),
+    })
+}
+
+fn field_uint<T: TryFrom<u64>>(
+    m: &serde_json::Value,
+    name: &'static str,
+) -> Result<T, ReceiptError> {
+    let bad = |reason: &str| ReceiptError::Field {
+        field: name,
+        reason: reason.into(),
+    };
+    let value = match field(m, name)? {
+        serde_json::Value::Number(n) => n
+            .as_u64()
+            .ok_or_else(|| bad("not a non-negative integer"))?,
+        serde_json::Value::String(s) => {
+            s.parse::<u64>().map_err(|_| bad("not a decimal integer"))?
+        }
+        _ => return Err(bad("expected an integer")),
+    };
+    T::try_from(value).map_err(|_| bad("out of range"))
+}
+
+fn field_string(m: &serde_json::Value, name: &'static str) -> Result<String, ReceiptError> {
+    field(m, name)?
+        .as_str()
+        .map(str::to_string)
+        .ok_or(ReceiptError::Field {
+            field: name,
+            reason: "expected a string".into(),
+        })
+}
+
+fn field_address(m: &serde_json::Value, name: &'static str) -> Result<Address, ReceiptError> {
+    let text = field_string(m, name)?;
+    text.parse::<Address>().map_err(|e| ReceiptError::Field {
+        field: name,
+        reason: format!("not a 0x-hex address: {e}"),
+    })
+}
+
+fn field_b256(m: &serde_json::Value, name: &'static str) -> Result<B256, ReceiptError> {
+    let text = field_string(m, name)?;
+    let raw = text.strip_prefix("0x").unwrap_or(&text);
+    let bytes = hex::decode(raw).map_err(|e| ReceiptError::Field {
+        field: name,
+        reason: format!("not hex: {e}"),
+    })?;
+    let bytes: [u8; 32] = bytes.try_into().map_err(|b: Vec<u8>| ReceiptError::Field {
+        field: name,
+        reason: format!("{} bytes, expected 32", b.len()),
+    })?;
+    Ok(B256::from(bytes))
+}
+
+fn parse_signature(text: &str) -> Result<Signature, ReceiptError> {
+    let raw = text.strip_prefix("0x").unwrap_or(text);
+    let bytes = hex::decode(raw).map_err(|e| ReceiptError::Signature(format!("not hex: {e}")))?;
+    if bytes.len() != 65 {
+        return Err(ReceiptError::Signature(format!("{} bytes", bytes.len())));
+    }
+    let parity = match bytes[64] {
+        0 | 27 => false,
+        1 | 28 => true,
+        other => return Err(ReceiptError::Signature(format!("v = {other}"))),
+    };
+    let signature = Signature::from_bytes_and_parity(&bytes[..64], parity);
+    if signature.normalize_s().is_some() {
+        return Err(ReceiptError::Signature("high s".into()));
+    }
+    Ok(signature)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy_signer_local::PrivateKeySigner;
+
+    fn signer() -> PrivateKeySigner {
+        PrivateKeySigner::from_slice(&[0x11; 32]).unwrap()
+    }
+
+    fn request() -> CanonicalRequest {
+        CanonicalRequest::chat(
+            vec![ChatMessage::user("What is 2+2?")],
+            &SamplingParams {
+                temperature: 0.7,
+                top_p: 0.9,
+                top_k: 40,
+                seed: 42,
+                max_tokens: 16,
+                stop: vec!["\n\n".into()],
+            },
+        )
+    }
+
+    fn receipt(miner: Address) -> InferenceReceipt {
+        InferenceReceipt {
+            netuid: 1,
+            miner,
+            modelId: B256::repeat_byte(0xab),
+            requestHash: request().hash(),
+            promptTokensHash: token_ids_hash(&[1, 9690, 198]),
+            outputTokensHash: token_ids_hash(&[34, 2]),
+            promptTokenCount: 3,
+            outputTokenCount: 2,
+            determinismProfile: crate::DETERMINISM_PROFILE.into(),
+            blockHeight: 12,
+        }
+    }
+
+    #[test]
+    fn token_hash_is_keccak_of_big_endian_u32s() {
+        assert_eq!(token_ids_hash(&[]), keccak256([]));
+        assert_eq!(
+            token_ids_hash(&[1, 0x01020304]),
+            keccak256([0, 0, 0, 1, 1, 2, 3, 4])
+        );
+    }
+
+    #[test]
+    fn sign_json_round_trip_verify() {
+        let key = signer();
+        let signed = SignedReceipt::sign(receipt(key.address()), 1337, &key).unwrap();
+        assert_eq!(signed.verify().unwrap(), key.address());
+        let json = serde_json::to_string(&signed.to_json(Some(&request()))).unwrap();
+        let back: ReceiptJson = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.request.as_ref(), Some(&request()));
+        let parsed = SignedReceipt::from_json(&back).unwrap();
+        assert_eq!(parsed, signed);
+        assert_eq!(parsed.verify().unwrap(), key.address());
+    }
+
+    #[test]
+    fn altered_receipts_fail() {
+        let key = signer();
+        let signed = SignedReceipt::sign(receipt(key.address()), 1337, &key).unwrap();
+
+        let mut altered = signed.clone();
+        altered.receipt.outputTokensHash = token_ids_hash(&[35, 2]);
+        assert!(matches!(
+            altered.verify(),
+            Err(ReceiptError::WrongSigner { .. })
+        ));
+
+        let mut other_chain = signed.clone();
+        other_chain.chain_id = 1;
+        assert!(other_chain.verify().is_err());
+
+        // Another key signs a receipt that names the miner.
+        let forger = PrivateKeySigner::from_slice(&[0x22; 32]).unwrap();
+        let forged = SignedReceipt::sign(receipt(key.address()), 1337, &forger).unwrap();
+        assert_eq!(
+            forged.verify(),
+            Err(ReceiptError::WrongSigner {
+                signer: forger.address(),
+                miner: key.address()
+            })
+        );
+
+        // A request that is not the one signed.
+        let mut json = signed.to_json(Some(&request()));
+        json.request.as_mut().unwrap().seed = 43;
+        assert!(matches!(
+            SignedReceipt::from_json(&json),
+            Err(ReceiptError::RequestMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn request_hash_binds_every_setting() {
+        let base = request();
+        let variants: Vec<Box<dyn Fn(&mut CanonicalRequest)>> = vec![
+            Box::new(|r| r.temperature = 0.70000005),
+            Box::new(|r| r.top_p = 1.0),
+            Box::new(|r| r.top_k = 0),
+            Box::new(|r| r.seed = 0),
+            Box::new(|r| r.max_tokens = 17),
+            Box::new(|r| r.stop.clear()),
+            Box::new(|r| r.messages[0].role = "system".into()),
+            Box::new(|r| r.messages[0].content.push(' ')),
+            Box::new(|r| r.endpoint = Endpoint::Completions),
+            Box::new(|r| r.prompt = "x".into()),
+        ];
+        for (i, change) in variants.iter().enumerate() {
+            let mut other = base.clone();
+            change(&mut other);
+            assert_ne!(other.hash(), base.hash(), "variant {i} hashes the same");
+        }
+    }
+
+    #[test]
+    fn canonical_request_json_keeps_float_bits() {
+        let r = request();
+        let text = serde_json::to_string(&r).unwrap();
+        assert!(text.contains("\"temperature\":0.7"), "{text}");
+        let back: CanonicalRequest = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.temperature.to_bits(), r.temperature.to_bits());
+        assert_eq!(back.hash(), r.hash());
+    }
+
+    #[test]
+    fn typed_data_has_the_wallet_shape() {
+        let key = signer();
+        let signed = SignedReceipt::sign(receipt(key.address()), 1337, &key).unwrap();
+        let td = signed.typed_data();
+        assert_eq!(td["primaryType"], "InferenceReceipt");
+        assert_eq!(td["domain"]["name"], "mycel-receipt");
+        assert_eq!(td["types"]["InferenceReceipt"][0]["name"], "netuid");
+        assert_eq!(td["types"]["InferenceReceipt"][0]["type"], "uint16");
+        let rtd = request().typed_data(1337);
+        assert_eq!(rtd["types"]["Message"][1]["name"], "content");
+        assert_eq!(rtd["types"]["InferenceRequest"][1]["type"], "Message[]");
+    }
+}

@@ -1,0 +1,731 @@
+//! The miner: an OpenAI-compatible HTTP server over one loaded model, signing a receipt for every
+//! completion.
+//!
+//! Routes: `POST /v1/chat/completions`, `POST /v1/completions` (both with `stream: true` as
+//! server-sent events in OpenAI's chunk format, ending with `data: [DONE]`), `GET /v1/models`,
+//! `GET /health`, `GET /metrics`.
+//!
+//! The receipt of a completion is in the body (an extra `receipt` field: the signed receipt's JSON
+//! form with the canonical request) and, for non-streaming answers, in the `x-mycel-receipt`
+//! header (base64 of the receipt's JSON without the request, which can be long). A streaming
+//! answer has its headers sent before the output exists, so its receipt is in the last chunk
+//! (the one with `finish_reason`).
+//!
+//! Requests are decoded by `workers` threads, one request at a time each, in arrival order. At
+//! most `queue_size` admitted requests wait for a worker; one more is refused with 429.
+
+pub mod metrics;
+pub mod openai;
+
+use std::net::SocketAddr;
+use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use alloy_primitives::Address;
+use alloy_signer_local::PrivateKeySigner;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use base64::Engine;
+use futures::{Stream, StreamExt};
+use mycel_infer::{
+    CanonicalRequest, Endpoint, FinishReason, Generation, InferError, InferenceReceipt, Model,
+    SignedReceipt, TokenEvent,
+};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+
+pub use metrics::MinerMetrics;
+pub use openai::{ApiError, Limits};
+
+/// The response header that carries a non-streaming completion's receipt (base64 of its JSON).
+pub const RECEIPT_HEADER: &str = "x-mycel-receipt";
+
+/// How a miner runs.
+#[derive(Debug, Clone)]
+pub struct MinerConfig {
+    pub chain_id: u64,
+    pub netuid: u16,
+    /// The name `/v1/models` lists and requests use. The model's id (SHA-256 hex) is accepted too.
+    pub model_name: String,
+    /// Threads that decode, one request at a time each.
+    pub workers: usize,
+    /// Admitted requests that may wait for a worker.
+    pub queue_size: usize,
+    pub limits: Limits,
+}
+
+/// Where the current finalized block height comes from. The miner reads it when a request starts
+/// decoding and puts it in the receipt; [`follow_chain_height`] keeps it up to date from a node.
+#[derive(Debug, Clone, Default)]
+pub struct BlockHeight(Arc<AtomicU64>);
+
+impl BlockHeight {
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    pub fn set(&self, height: u64) {
+        self.0.store(height, Ordering::Relaxed);
+    }
+}
+
+/// A request that finished decoding, with its signed receipt.
+#[derive(Debug)]
+pub struct Served {
+    pub generation: Generation,
+    pub receipt: SignedReceipt,
+    pub started: Instant,
+}
+
+enum JobEvent {
+    Token(TokenEvent),
+    Done(Result<Served, ApiError>),
+}
+
+struct Job {
+    request: CanonicalRequest,
+    prompt: Vec<u32>,
+    admitted: Instant,
+    events: UnboundedSender<JobEvent>,
+}
+
+struct Shared {
+    config: MinerConfig,
+    model: Arc<Model>,
+    signer: PrivateKeySigner,
+    height: BlockHeight,
+    metrics: MinerMetrics,
+    /// Requests admitted and not finished (queued + decoding).
+    admitted: AtomicUsize,
+    jobs: Mutex<mpsc::Sender<Job>>,
+}
+
+/// A running miner: its router and its worker threads.
+#[derive(Clone)]
+pub struct Miner {
+    shared: Arc<Shared>,
+}
+
+impl Miner {
+    /// Starts the worker threads over `model`; serve [`Miner::router`] to answer requests.
+    pub fn start(
+        config: MinerConfig,
+        model: Arc<Model>,
+        signer: PrivateKeySigner,
+        height: BlockHeight,
+    ) -> Self {
+        let (sender, receiver) = mpsc::channel::<Job>();
+        let receiver = Arc::new(Mutex::new(receiver));
+        let workers = config.workers.max(1);
+        let shared = Arc::new(Shared {
+            config,
+            model,
+            signer,
+            height,
+            metrics: MinerMetrics::new(),
+            admitted: AtomicUsize::new(0),
+            jobs: Mutex::new(sender),
+        });
+        for index in 0..workers {
+            let shared = Arc::clone(&shared);
+            let receiver = Arc::clone(&receiver);
+            let spawned = std::thread::Builder::new()
+                .name(format!("miner-worker-{index}"))
+                .spawn(move || worker_loop(&shared, &receiver));
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start a miner worker thread");
+            }
+        }
+        Self { shared }
+    }
+
+    pub fn address(&self) -> Address {
+        self.shared.signer.address()
+    }
+
+    pub fn metrics(&self) -> &MinerMetrics {
+        &self.shared.metrics
+    }
+
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/v1/chat/completions", post(chat_completions))
+            .route("/v1/completions", post(completions))
+            .route("/v1/models", get(models))
+            .route("/health", get(health))
+            .route("/metrics", get(metrics_text))
+            .fallback(not_found)
+            .with_state(self.clone())
+    }
+
+    /// Admits a request, or refuses it when every worker is busy and the queue is full.
+    fn submit(
+        &self,
+        request: CanonicalRequest,
+        prompt: Vec<u32>,
+    ) -> Result<UnboundedReceiver<JobEvent>, ApiError> {
+        let shared = &self.shared;
+        let capacity = shared.config.workers.max(1) + shared.config.queue_size;
+        let admitted = shared
+            .admitted
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < capacity).then_some(n + 1)
+            });
+        if admitted.is_err() {
+            shared.metrics.rejected_busy.inc();
+            return Err(ApiError::queue_full(self.retry_after_seconds()));
+        }
+        let (events, receiver) = unbounded_channel();
+        let job = Job {
+            request,
+            prompt,
+            admitted: Instant::now(),
+            events,
+        };
+        shared.metrics.queue_depth.inc();
+        let sent = shared
+            .jobs
+            .lock()
+            .map_err(|_| ApiError::internal("the miner's job queue is poisoned"))?
+            .send(job);
+        if sent.is_err() {
+            shared.metrics.queue_depth.dec();
+            shared.admitted.fetch_sub(1, Ordering::AcqRel);
+            return Err(ApiError::internal("the miner's workers have stopped"));
+        }
+        Ok(receiver)
+    }
+
+    /// A rough wait: the mean request latency so far times the queue length per worker.
+    fn retry_after_seconds(&self) -> u64 {
+        let per_worker = (self.shared.config.queue_size / self.shared.config.workers.max(1)).max(1);
+        per_worker as u64
+    }
+
+    fn accepts_model(&self, name: &str) -> bool {
+        let id = self.shared.model.id().to_hex();
+        name == self.shared.config.model_name
+            || name
+                .strip_prefix("0x")
+                .unwrap_or(name)
+                .eq_ignore_ascii_case(&id)
+    }
+}
+
+fn worker_loop(shared: &Shared, receiver: &Mutex<mpsc::Receiver<Job>>) {
+    loop {
+        let job = match receiver.lock() {
+            Ok(guard) => guard.recv(),
+            Err(_) => return,
+        };
+        let Ok(job) = job else { return };
+        shared.metrics.queue_depth.dec();
+        shared.metrics.in_flight.inc();
+        shared
+            .metrics
+            .queue_wait
+            .observe(job.admitted.elapsed().as_secs_f64());
+        let result = run_job(shared, &job);
+        shared.metrics.in_flight.dec();
+        shared.admitted.fetch_sub(1, Ordering::AcqRel);
+        let _ = job.events.send(JobEvent::Done(result));
+    }
+}
+
+fn run_job(shared: &Shared, job: &Job) -> Result<Served, ApiError> {
+    let started = Instant::now();
+    let block_height = shared.height.get();
+    let mut first = true;
+    let generation = shared
+        .model
+        .generate(&job.prompt, &job.request.sampling(), &mut |event| {
+            if first {
+                first = false;
+                shared
+                    .metrics
+                    .time_to_first_token
+                    .observe(job.admitted.elapsed().as_secs_f64());
+            }
+            // A closed channel means the client went away: stop decoding for it.
+            match job.events.send(JobEvent::Token(event.clone())) {
+                Ok(()) => ControlFlow::Continue(()),
+                Err(_) => ControlFlow::Break(()),
+            }
+        })
+        .map_err(infer_error)?;
+    shared
+        .metrics
+        .request_latency
+        .observe(job.admitted.elapsed().as_secs_f64());
+    shared.metrics.count_tokens(
+        generation.prompt_tokens.len(),
+        generation.output_tokens.len(),
+    );
+    let receipt = InferenceReceipt::for_generation(
+        shared.config.netuid,
+        shared.signer.address(),
+        &shared.model,
+        &job.request,
+        &generation,
+        block_height,
+    );
+    let receipt = SignedReceipt::sign(receipt, shared.config.chain_id, &shared.signer)
+        .map_err(|e| ApiError::internal(format!("cannot sign the receipt: {e}")))?;
+    shared.metrics.receipts_signed.inc();
+    Ok(Served {
+        generation,
+        receipt,
+        started,
+    })
+}
+
+fn infer_error(error: InferError) -> ApiError {
+    match error {
+        InferError::PromptTooLong { tokens, limit } => ApiError::invalid(
+            Some("messages"),
+            "context_length_exceeded",
+            format!(
+                "The prompt has {tokens} tokens but the model's context holds {limit}. Shorten \
+                 the messages."
+            ),
+        ),
+        InferError::EmptyPrompt => {
+            ApiError::invalid(Some("prompt"), "invalid_value", "The prompt is empty.")
+        }
+        InferError::InvalidSampling(reason) => ApiError::invalid(
+            None,
+            "invalid_value",
+            format!("Invalid sampling setting: {reason}"),
+        ),
+        InferError::UnsupportedChatTemplate => ApiError::invalid(
+            Some("messages"),
+            "unsupported_model",
+            "This model has no ChatML chat template; use /v1/completions.",
+        ),
+        other => ApiError::internal(format!("the model failed: {other}")),
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn finish_reason(reason: FinishReason) -> &'static str {
+    match reason {
+        FinishReason::EndOfGeneration | FinishReason::StopSequence | FinishReason::Cancelled => {
+            "stop"
+        }
+        FinishReason::MaxTokens | FinishReason::ContextFull => "length",
+    }
+}
+
+fn usage_json(g: &Generation) -> serde_json::Value {
+    serde_json::json!({
+        "prompt_tokens": g.prompt_tokens.len(),
+        "completion_tokens": g.output_tokens.len(),
+        "total_tokens": g.prompt_tokens.len() + g.output_tokens.len(),
+    })
+}
+
+fn completion_id(endpoint: Endpoint) -> String {
+    let prefix = match endpoint {
+        Endpoint::ChatCompletions => "chatcmpl",
+        Endpoint::Completions => "cmpl",
+    };
+    format!("{prefix}-{}", hex::encode(rand::random::<[u8; 12]>()))
+}
+
+async fn chat_completions(State(miner): State<Miner>, body: Bytes) -> Response {
+    let parsed = openai::parse_chat(&body, &miner.shared.config.limits);
+    serve(miner, parsed, Endpoint::ChatCompletions).await
+}
+
+async fn completions(State(miner): State<Miner>, body: Bytes) -> Response {
+    let parsed = openai::parse_completion(&body, &miner.shared.config.limits);
+    serve(miner, parsed, Endpoint::Completions).await
+}
+
+async fn serve(
+    miner: Miner,
+    parsed: Result<openai::ParsedRequest, ApiError>,
+    endpoint: Endpoint,
+) -> Response {
+    let metrics = miner.shared.metrics.clone();
+    let response = match prepare(&miner, parsed) {
+        Err(error) => error.into_response(),
+        Ok((parsed, receiver)) => {
+            if parsed.stream {
+                stream_response(miner, parsed, receiver, endpoint)
+            } else {
+                whole_response(miner, parsed, receiver, endpoint).await
+            }
+        }
+    };
+    metrics.count_request(endpoint.as_str(), response.status().as_u16());
+    response
+}
+
+/// Checks the model name, tokenizes the prompt and admits the request.
+fn prepare(
+    miner: &Miner,
+    parsed: Result<openai::ParsedRequest, ApiError>,
+) -> Result<(openai::ParsedRequest, UnboundedReceiver<JobEvent>), ApiError> {
+    let parsed = parsed?;
+    if !miner.accepts_model(&parsed.model) {
+        return Err(ApiError::model_not_found(
+            &parsed.model,
+            &miner.shared.config.model_name,
+        ));
+    }
+    let model = &miner.shared.model;
+    let prompt = parsed.request.prompt_tokens(model).map_err(infer_error)?;
+    if prompt.len() >= model.context_limit() {
+        return Err(infer_error(InferError::PromptTooLong {
+            tokens: prompt.len(),
+            limit: model.context_limit(),
+        }));
+    }
+    let receiver = miner.submit(parsed.request.clone(), prompt)?;
+    Ok((parsed, receiver))
+}
+
+async fn whole_response(
+    miner: Miner,
+    parsed: openai::ParsedRequest,
+    mut receiver: UnboundedReceiver<JobEvent>,
+    endpoint: Endpoint,
+) -> Response {
+    let served = loop {
+        match receiver.recv().await {
+            Some(JobEvent::Token(_)) => continue,
+            Some(JobEvent::Done(result)) => break result,
+            None => break Err(ApiError::internal("the worker stopped before answering")),
+        }
+    };
+    let served = match served {
+        Ok(served) => served,
+        Err(error) => return error.into_response(),
+    };
+    let g = &served.generation;
+    let receipt = served.receipt.to_json(Some(&parsed.request));
+    let id = completion_id(endpoint);
+    let model = miner.shared.config.model_name.clone();
+    let choice = match endpoint {
+        Endpoint::ChatCompletions => serde_json::json!({
+            "index": 0,
+            "message": {"role": "assistant", "content": g.text, "refusal": null},
+            "logprobs": null,
+            "finish_reason": finish_reason(g.finish_reason),
+        }),
+        Endpoint::Completions => serde_json::json!({
+            "index": 0,
+            "text": g.text,
+            "logprobs": null,
+            "finish_reason": finish_reason(g.finish_reason),
+        }),
+    };
+    let object = match endpoint {
+        Endpoint::ChatCompletions => "chat.completion",
+        Endpoint::Completions => "text_completion",
+    };
+    let body = serde_json::json!({
+        "id": id,
+        "object": object,
+        "created": unix_now(),
+        "model": model,
+        "system_fingerprint": mycel_infer::DETERMINISM_PROFILE,
+        "choices": [choice],
+        "usage": usage_json(g),
+        "receipt": receipt,
+    });
+    let mut response = (StatusCode::OK, axum::Json(body)).into_response();
+    let header_json = serde_json::to_vec(&served.receipt.to_json(None)).unwrap_or_default();
+    let encoded = base64::engine::general_purpose::STANDARD.encode(header_json);
+    if let Ok(value) = HeaderValue::from_str(&encoded) {
+        response.headers_mut().insert(RECEIPT_HEADER, value);
+    }
+    response
+}
+
+/// Everything a streamed answer needs to write its chunks.
+struct ChunkWriter {
+    id: String,
+    created: u64,
+    model: String,
+    endpoint: Endpoint,
+}
+
+impl ChunkWriter {
+    fn chunk(&self, choices: serde_json::Value) -> serde_json::Value {
+        let object = match self.endpoint {
+            Endpoint::ChatCompletions => "chat.completion.chunk",
+            Endpoint::Completions => "text_completion",
+        };
+        serde_json::json!({
+            "id": self.id,
+            "object": object,
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": mycel_infer::DETERMINISM_PROFILE,
+            "choices": choices,
+        })
+    }
+
+    fn choice(&self, text: Option<&str>, role: bool, finish: Option<&str>) -> serde_json::Value {
+        match self.endpoint {
+            Endpoint::ChatCompletions => {
+                let mut delta = serde_json::Map::new();
+                if role {
+                    delta.insert("role".into(), "assistant".into());
+                }
+                if let Some(text) = text {
+                    delta.insert("content".into(), text.into());
+                }
+                serde_json::json!([{
+                    "index": 0, "delta": delta, "logprobs": null, "finish_reason": finish,
+                }])
+            }
+            Endpoint::Completions => serde_json::json!([{
+                "index": 0, "text": text.unwrap_or(""), "logprobs": null, "finish_reason": finish,
+            }]),
+        }
+    }
+}
+
+fn sse_json(value: &serde_json::Value) -> Event {
+    Event::default().data(value.to_string())
+}
+
+fn stream_response(
+    miner: Miner,
+    parsed: openai::ParsedRequest,
+    receiver: UnboundedReceiver<JobEvent>,
+    endpoint: Endpoint,
+) -> Response {
+    let writer = ChunkWriter {
+        id: completion_id(endpoint),
+        created: unix_now(),
+        model: miner.shared.config.model_name.clone(),
+        endpoint,
+    };
+    let events = sse_events(writer, parsed, receiver);
+    let mut response = Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+fn sse_events(
+    writer: ChunkWriter,
+    parsed: openai::ParsedRequest,
+    receiver: UnboundedReceiver<JobEvent>,
+) -> impl Stream<Item = Result<Event, std::convert::Infallible>> {
+    enum Phase {
+        Start,
+        Tokens,
+        Done,
+    }
+    let state = (writer, parsed, receiver, Phase::Start);
+    futures::stream::unfold(state, |(writer, parsed, mut receiver, phase)| async move {
+        match phase {
+            Phase::Start => {
+                // OpenAI opens a chat stream with the role and empty content.
+                let first = match writer.endpoint {
+                    Endpoint::ChatCompletions => {
+                        sse_json(&writer.chunk(writer.choice(Some(""), true, None)))
+                    }
+                    Endpoint::Completions => Event::default().comment("mycel"),
+                };
+                Some((vec![first], (writer, parsed, receiver, Phase::Tokens)))
+            }
+            Phase::Tokens => loop {
+                match receiver.recv().await {
+                    Some(JobEvent::Token(event)) => {
+                        if event.text.is_empty() {
+                            continue;
+                        }
+                        let chunk = writer.chunk(writer.choice(Some(&event.text), false, None));
+                        return Some((
+                            vec![sse_json(&chunk)],
+                            (writer, parsed, receiver, Phase::Tokens),
+                        ));
+                    }
+                    Some(JobEvent::Done(Ok(served))) => {
+                        let g = &served.generation;
+                        let mut last = writer.chunk(writer.choice(
+                            None,
+                            false,
+                            Some(finish_reason(g.finish_reason)),
+                        ));
+                        last["receipt"] =
+                            serde_json::to_value(served.receipt.to_json(Some(&parsed.request)))
+                                .unwrap_or_default();
+                        let mut events = vec![sse_json(&last)];
+                        if parsed.include_usage {
+                            let mut usage = writer.chunk(serde_json::json!([]));
+                            usage["usage"] = usage_json(g);
+                            events.push(sse_json(&usage));
+                        }
+                        events.push(Event::default().data("[DONE]"));
+                        return Some((events, (writer, parsed, receiver, Phase::Done)));
+                    }
+                    Some(JobEvent::Done(Err(error))) => {
+                        return Some((
+                            vec![sse_json(&error.body()), Event::default().data("[DONE]")],
+                            (writer, parsed, receiver, Phase::Done),
+                        ));
+                    }
+                    None => {
+                        let error = ApiError::internal("the worker stopped before answering");
+                        return Some((
+                            vec![sse_json(&error.body())],
+                            (writer, parsed, receiver, Phase::Done),
+                        ));
+                    }
+                }
+            },
+            Phase::Done => None,
+        }
+    })
+    .flat_map(|events| futures::stream::iter(events.into_iter().map(Ok)))
+}
+
+async fn models(State(miner): State<Miner>) -> Response {
+    let model = &miner.shared.model;
+    let body = serde_json::json!({
+        "object": "list",
+        "data": [{
+            "id": miner.shared.config.model_name,
+            "object": "model",
+            "created": 0,
+            "owned_by": miner.address().to_checksum(None),
+            "mycel": {
+                "model_id": format!("0x{}", model.id().to_hex()),
+                "determinism_profile": mycel_infer::DETERMINISM_PROFILE,
+                "context_length": model.context_limit(),
+                "max_tokens": miner.shared.config.limits.max_tokens,
+                "chain_id": miner.shared.config.chain_id,
+                "netuid": miner.shared.config.netuid,
+                "miner": miner.address().to_checksum(None),
+            },
+        }],
+    });
+    miner.shared.metrics.count_request("models", 200);
+    axum::Json(body).into_response()
+}
+
+async fn health() -> &'static str {
+    "ok"
+}
+
+async fn metrics_text(State(miner): State<Miner>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        miner.shared.metrics.encode(),
+    )
+        .into_response()
+}
+
+async fn not_found() -> Response {
+    ApiError {
+        status: StatusCode::NOT_FOUND,
+        message: "Unknown route. A mycel miner serves POST /v1/chat/completions, POST \
+                  /v1/completions, GET /v1/models, GET /health and GET /metrics."
+            .into(),
+        error_type: "invalid_request_error",
+        param: None,
+        code: Some("unknown_url"),
+        retry_after: None,
+    }
+    .into_response()
+}
+
+/// Binds `listen` and serves the miner until `shutdown` resolves. Returns the bound address through
+/// `on_bound` first (useful with port 0).
+pub async fn serve_until(
+    miner: Miner,
+    listen: SocketAddr,
+    on_bound: impl FnOnce(SocketAddr),
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    on_bound(listener.local_addr()?);
+    axum::serve(listener, miner.router())
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Why the chain could not be asked for its status.
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    #[error("cannot reach the node at {url}: {detail}")]
+    Unreachable { url: String, detail: String },
+    #[error("the node at {url} answered {detail}")]
+    BadAnswer { url: String, detail: String },
+}
+
+/// The chain id and finalized height from a node's `GET /v1/status`.
+pub async fn chain_status(client: &reqwest::Client, rpc: &str) -> Result<(u64, u64), ChainError> {
+    let url = format!("{}/v1/status", rpc.trim_end_matches('/'));
+    let response = client
+        .get(&url)
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .map_err(|e| ChainError::Unreachable {
+            url: url.clone(),
+            detail: e.to_string(),
+        })?;
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.map_err(|e| ChainError::BadAnswer {
+        url: url.clone(),
+        detail: format!("{status} with a body that is not JSON: {e}"),
+    })?;
+    match (body["chain_id"].as_u64(), body["height"].as_u64()) {
+        (Some(chain_id), Some(height)) => Ok((chain_id, height)),
+        _ => Err(ChainError::BadAnswer {
+            url,
+            detail: format!("{status} without chain_id and height: {body}"),
+        }),
+    }
+}
+
+/// Polls the node every `every` and stores its finalized height; logs (once per outage) when the
+/// node cannot be reached and keeps the last height it saw.
+pub async fn follow_chain_height(rpc: String, height: BlockHeight, every: Duration) {
+    let client = reqwest::Client::new();
+    let mut reachable = true;
+    loop {
+        match chain_status(&client, &rpc).await {
+            Ok((_, h)) => {
+                height.set(h);
+                if !reachable {
+                    tracing::info!(rpc = %rpc, height = h, "the node is reachable again");
+                }
+                reachable = true;
+            }
+            Err(e) => {
+                if reachable {
+                    tracing::warn!(error = %e, "cannot read the chain height; receipts keep the last one seen");
+                }
+                reachable = false;
+            }
+        }
+        tokio::time::sleep(every).await;
+    }
+}
