@@ -1,5 +1,11 @@
-//! candle's forward pass against llama.cpp: the same prompt tokens and the same greedy tokens.
-//! The fixture was written by scripts/make-tokenizer-fixture-greedy.py with llama-cpp-python.
+//! mycel's forward pass (determinism profile `mycel-det-v1`) against llama.cpp: the same prompt
+//! tokens and the same greedy tokens. The fixture was written by
+//! scripts/make-tokenizer-fixture-greedy.py with llama-cpp-python (1 thread, AVX2/AVX-512 build).
+//!
+//! Both engines quantize activations to 8 bits before the Q4_1/Q8_0 products, but llama.cpp
+//! stores the activation scales as f16 and sums in a CPU-dependent order, so a near-tie late in a
+//! sequence may go either way. mycel's side is bit-reproducible, so the agreement measured here is
+//! the same on every machine.
 
 mod common;
 
@@ -26,6 +32,7 @@ fn greedy_tokens_match_llama_cpp() {
     assert_eq!(fixture["model_sha256"], DEFAULT_MODEL.sha256);
     let model = common::default_model();
     let mut report = Vec::new();
+    let mut identical = 0;
     for case in fixture["cases"].as_array().expect("cases") {
         let question = case["question"].as_str().expect("question");
         let prompt = model
@@ -50,13 +57,13 @@ fn greedy_tokens_match_llama_cpp() {
             .zip(&expected)
             .take_while(|(a, b)| a == b)
             .count();
+        identical += usize::from(agree == expected.len() && generation.output_tokens == expected);
         report.push(format!(
             "{question:?}: {agree}/{} tokens agree; mycel {:?}",
             expected.len(),
             generation.text
         ));
-        // Float kernels differ between the two engines, so a near-tie late in a sequence may go
-        // either way; the start of every answer must agree.
+        // The start of every answer must agree.
         assert!(
             agree >= expected.len().min(8),
             "greedy tokens diverge from llama.cpp early:\n{}",
@@ -64,4 +71,11 @@ fn greedy_tokens_match_llama_cpp() {
         );
     }
     eprintln!("{}", report.join("\n"));
+    // Measured with mycel-det-v1: 3 of the 4 answers are token for token llama.cpp's; the 4th
+    // diverges at token 16 of 24 (a near-tie), as candle's forward pass did before.
+    assert!(
+        identical >= 3,
+        "only {identical} of 4 greedy answers equal llama.cpp's:\n{}",
+        report.join("\n")
+    );
 }
