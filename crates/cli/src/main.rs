@@ -8,6 +8,7 @@
 
 mod client;
 mod epoch_cmd;
+mod gateway_cmd;
 mod keys;
 mod model_cmd;
 mod node_cmd;
@@ -64,6 +65,8 @@ enum Command {
     /// Use a model locally: tokenize, show its metadata and id, generate.
     #[command(subcommand)]
     Model(model_cmd::ModelCommand),
+    /// Serve an OpenAI-compatible API behind an x402 paywall, settling mUSD payments on the chain.
+    Gateway(gateway_cmd::GatewayArgs),
 }
 
 fn main() -> ExitCode {
@@ -109,5 +112,6 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Block(args) => client::run_block(args),
         Command::Epoch(args) => epoch_cmd::run(args),
         Command::Model(command) => model_cmd::run(command),
+        Command::Gateway(args) => gateway_cmd::run(args),
     }
 }

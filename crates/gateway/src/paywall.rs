@@ -14,7 +14,7 @@ use crate::wire::{
     self, AnyPayment, PaymentRequired, PaymentRequiredV1, PaymentRequirements, ResourceInfo,
     SettleResponse,
 };
-use alloy_primitives::Address;
+use alloy_primitives::{Address, B256};
 use axum::{
     body::{to_bytes, Body},
     extract::{Request, State},
@@ -25,7 +25,8 @@ use axum::{
 };
 use mycel_types::Amount;
 use serde_json::{json, Value};
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
 /// Largest request body the paywall reads (it must read the body to price it).
 pub const MAX_REQUEST_BYTES: usize = 1 << 20;
@@ -94,9 +95,53 @@ pub struct Paywall {
     pub pricing: Pricing,
     pub max_timeout_seconds: u64,
     pub description: String,
+    /// Authorizations `(from, nonce)` a request is using right now: one payment buys one answer,
+    /// so a copy sent while the first is being served is refused.
+    pub in_flight: Mutex<HashSet<(Address, B256)>>,
+}
+
+/// Releases an in-flight authorization when its request ends, however it ends.
+struct InFlight<'a> {
+    set: &'a Mutex<HashSet<(Address, B256)>>,
+    key: (Address, B256),
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.set
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.key);
+    }
 }
 
 impl Paywall {
+    /// A paywall with nothing in flight.
+    pub fn new(
+        facilitator: Arc<Facilitator>,
+        pay_to: Address,
+        pricing: Pricing,
+        max_timeout_seconds: u64,
+        description: impl Into<String>,
+    ) -> Paywall {
+        Paywall {
+            facilitator,
+            pay_to,
+            pricing,
+            max_timeout_seconds,
+            description: description.into(),
+            in_flight: Mutex::new(HashSet::new()),
+        }
+    }
+
+    fn claim(&self, key: (Address, B256)) -> Option<InFlight<'_>> {
+        let mut set = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        set.insert(key).then(|| InFlight {
+            set: &self.in_flight,
+            key,
+        })
+    }
+
     fn requirements(&self, amount: Amount) -> PaymentRequirements {
         self.facilitator
             .asset()
@@ -187,6 +232,26 @@ pub async fn paywall(State(pw): State<Arc<Paywall>>, request: Request, next: Nex
             return payment_required(&resource, &requirements, code, &message);
         }
     }
+    let a = &payment.payload().authorization;
+    let key = match (a.from.parse::<Address>(), a.nonce.parse::<B256>()) {
+        (Ok(from), Ok(nonce)) => (from, nonce),
+        _ => {
+            return payment_required(
+                &resource,
+                &requirements,
+                reason::INVALID_PAYLOAD,
+                "authorization.from must be a 0x address and authorization.nonce 0x + 32 bytes",
+            )
+        }
+    };
+    let Some(_in_flight) = pw.claim(key) else {
+        return payment_required(
+            &resource,
+            &requirements,
+            reason::NONCE_ALREADY_USED,
+            "this payment is already paying for another request in progress; sign a new one",
+        );
+    };
     let verified = pw.facilitator.verify(&payment, &requirements).await;
     if !verified.is_valid {
         let code = verified

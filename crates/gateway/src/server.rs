@@ -68,13 +68,13 @@ pub fn router(config: GatewayConfig, facilitator: Option<Arc<Facilitator>>) -> R
         .route("/v1/completions", post(forward));
     match (&facilitator, config.free) {
         (Some(f), false) => {
-            let wall = Arc::new(Paywall {
-                facilitator: f.clone(),
-                pay_to: config.pay_to,
-                pricing: config.pricing,
-                max_timeout_seconds: config.max_timeout_seconds,
-                description: "mycel inference (OpenAI-compatible completion)".into(),
-            });
+            let wall = Arc::new(Paywall::new(
+                f.clone(),
+                config.pay_to,
+                config.pricing,
+                config.max_timeout_seconds,
+                "mycel inference (OpenAI-compatible completion)",
+            ));
             paid = paid.layer(from_fn_with_state(wall, paywall));
         }
         (None, false) => {
@@ -245,11 +245,21 @@ async fn settle(State(app): State<AppState>, body: Result<Json<Value>, JsonRejec
         Ok(f) => f,
         Err(r) => return r,
     };
-    match parse_facilitator_request(body) {
-        Ok((payment, requirements)) => {
-            Json(f.settle(&payment, &requirements).await).into_response()
-        }
-        Err(r) => r,
+    let (payment, requirements) = match parse_facilitator_request(body) {
+        Ok(parsed) => parsed,
+        Err(r) => return r,
+    };
+    // Settle in a task of its own: a client that hangs up (a timeout) must not cancel a
+    // settlement half way; its retry waits for this one and gets its result.
+    let f = f.clone();
+    let settlement = tokio::spawn(async move { f.settle(&payment, &requirements).await });
+    match settlement.await {
+        Ok(response) => Json(response).into_response(),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "settle_failed",
+            format!("settlement task failed: {e}"),
+        ),
     }
 }
 

@@ -1,0 +1,767 @@
+//! The paid gateway end to end: a real devnet (`mycel up`), a real `mycel gateway` process in
+//! front of a real OpenAI-shaped HTTP server on loopback, payments signed by the stock npm x402
+//! client (interop/x402-client) and by Rust, settlement checked on chain.
+
+use alloy_primitives::{Address, B256, U256};
+use alloy_signer::SignerSync;
+use alloy_signer_local::PrivateKeySigner;
+use axum::{extract::State, http::StatusCode, routing::post, Json, Router};
+use mycel_gateway::wire::{
+    self, AuthorizationJson, ExactEvmPayload, PaymentPayload, PaymentPayloadV1, PaymentRequired,
+    PaymentRequirements,
+};
+use mycel_types::{eip3009, keys::dev_signer};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+// ---------------------------------------------------------------- processes
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+/// Kills the child when the test process dies without unwinding.
+fn die_with_parent(command: &mut Command) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+}
+
+fn tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
+/// A process killed when dropped.
+struct Proc {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `mycel ARGS` with output to `log` and waits for `banner` in it. Retries with new ports
+/// (`args` is rebuilt per attempt) when a port was taken by a parallel test.
+fn start_mycel(
+    dir: &Path,
+    name: &str,
+    banner: &str,
+    args: impl Fn() -> Vec<String>,
+) -> (Proc, String) {
+    let log = dir.join(format!("{name}.log"));
+    for _attempt in 0..5 {
+        let file = std::fs::File::create(&log).expect("log file");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_mycel"));
+        command
+            .args(args())
+            .env("RUST_LOG", "warn")
+            .env_remove("MYCEL_RPC")
+            .env_remove("MYCEL_DATA_DIR")
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("log"))
+            .stderr(file);
+        die_with_parent(&mut command);
+        let mut proc = Proc {
+            child: command.spawn().expect("spawn mycel"),
+            log: log.clone(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.contains(banner) {
+                return (proc, text);
+            }
+            if let Ok(Some(_)) = proc.child.try_wait() {
+                assert!(
+                    text.contains("Address already in use"),
+                    "mycel {name} exited; log:\n{}",
+                    tail(&log)
+                );
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "mycel {name} did not start in 90 s; log:\n{}",
+                tail(&proc.log)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    panic!("five tries, and every time a port was taken first");
+}
+
+/// An OpenAI-shaped upstream on loopback: answers chat completions, fails (500) when the model is
+/// "fail", and counts the requests it answered.
+struct Upstream {
+    url: String,
+    calls: Arc<AtomicU64>,
+}
+
+async fn completion(
+    State(calls): State<Arc<AtomicU64>>,
+    Json(body): Json<Value>,
+) -> (StatusCode, Json<Value>) {
+    calls.fetch_add(1, Ordering::SeqCst);
+    if body["model"] == "fail" {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({"error": {"message": "the model crashed"}})),
+        );
+    }
+    let prompt = body["messages"][0]["content"].as_str().unwrap_or_default();
+    (
+        StatusCode::OK,
+        Json(json!({
+            "id": "chatcmpl-test",
+            "object": "chat.completion",
+            "model": body["model"],
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": format!("echo: {prompt}")}}],
+        })),
+    )
+}
+
+fn start_upstream(runtime: &tokio::runtime::Runtime) -> Upstream {
+    let calls = Arc::new(AtomicU64::new(0));
+    let app = Router::new()
+        .route("/v1/chat/completions", post(completion))
+        .with_state(calls.clone());
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind upstream");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    runtime.spawn(async move { axum::serve(listener, app).await });
+    Upstream { url, calls }
+}
+
+/// A devnet, an upstream and a gateway, all on loopback.
+struct Setup {
+    runtime: tokio::runtime::Runtime,
+    rpc: String,
+    gateway: String,
+    upstream: Upstream,
+    pay_to: Address,
+    http: reqwest::Client,
+    _devnet: Proc,
+    _gateway: Proc,
+    _dir: tempfile::TempDir,
+}
+
+const FACILITATOR_DEV_ACCOUNT: u32 = 0;
+const PAY_TO_DEV_ACCOUNT: u32 = 9;
+
+impl Setup {
+    fn start() -> Setup {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let data = dir.path().join("devnet");
+        let rpc_port = std::cell::Cell::new(0u16);
+        let (devnet, _) = start_mycel(dir.path(), "up", "mycel devnet is running", || {
+            rpc_port.set(free_port());
+            vec![
+                "up".into(),
+                "--data-dir".into(),
+                data.display().to_string(),
+                "--rpc-addr".into(),
+                format!("127.0.0.1:{}", rpc_port.get()),
+                "--p2p-addr".into(),
+                format!("127.0.0.1:{}", free_port()),
+            ]
+        });
+        let rpc = format!("http://127.0.0.1:{}", rpc_port.get());
+        let upstream = start_upstream(&runtime);
+        let pay_to = dev_signer(PAY_TO_DEV_ACCOUNT).expect("dev key").address();
+        let (gateway, banner) = start_mycel(dir.path(), "gateway", "facilitator http://", || {
+            vec![
+                "gateway".into(),
+                "--upstream".into(),
+                upstream.url.clone(),
+                "--rpc".into(),
+                rpc.clone(),
+                "--listen".into(),
+                "127.0.0.1:0".into(),
+                "--dev-account".into(),
+                FACILITATOR_DEV_ACCOUNT.to_string(),
+                "--pay-to".into(),
+                pay_to.to_string(),
+            ]
+        });
+        let api_line = banner
+            .lines()
+            .find(|l| l.trim_start().starts_with("api"))
+            .expect("api line in the gateway banner");
+        let url = api_line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .expect("url");
+        let gateway_url = url.trim_end_matches("/v1/chat/completions").to_string();
+        let setup = Setup {
+            runtime,
+            rpc,
+            gateway: gateway_url,
+            upstream,
+            pay_to,
+            http: reqwest::Client::new(),
+            _devnet: devnet,
+            _gateway: gateway,
+            _dir: dir,
+        };
+        setup.wait_for_height(1);
+        setup
+    }
+
+    fn wait_for_height(&self, height: u64) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.node_get("/v1/status")["height"].as_u64().unwrap_or(0) < height {
+            assert!(
+                Instant::now() < deadline,
+                "devnet stuck below height {height}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn node_get(&self, path: &str) -> Value {
+        let url = format!("{}{path}", self.rpc);
+        self.runtime.block_on(async {
+            let r = self.http.get(&url).send().await.expect("GET node");
+            r.json().await.expect("node JSON")
+        })
+    }
+
+    fn musd(&self, address: Address) -> u128 {
+        self.node_get(&format!("/v1/accounts/{address}"))["musd"]
+            .as_str()
+            .expect("musd")
+            .parse()
+            .expect("amount")
+    }
+
+    fn authorization_used(&self, authorizer: Address, nonce: B256) -> bool {
+        self.node_get(&format!("/v1/musd/authorizations/{authorizer}/{nonce}"))["used"]
+            .as_bool()
+            .expect("used")
+    }
+
+    /// POST a chat completion to the gateway with optional payment headers.
+    fn chat(&self, body: &Value, headers: &[(&str, String)]) -> Answer {
+        self.runtime
+            .block_on(post_chat(&self.http, &self.gateway, body, headers))
+    }
+
+    /// The requirements of a 402 for `body`.
+    fn requirements(&self, body: &Value) -> PaymentRequirements {
+        let answer = self.chat(body, &[]);
+        assert_eq!(answer.status, 402, "unpaid request: {}", answer.body);
+        let required: PaymentRequired = wire::decode_header(
+            answer
+                .header(wire::PAYMENT_REQUIRED)
+                .expect("PAYMENT-REQUIRED"),
+        )
+        .expect("PaymentRequired");
+        assert_eq!(required.x402_version, 2);
+        required.accepts[0].clone()
+    }
+}
+
+struct Answer {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    body: Value,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The `error` reason of a 402 (from the PAYMENT-REQUIRED header, checked against the body).
+    fn reason(&self) -> String {
+        assert_eq!(
+            self.status, 402,
+            "expected 402, got {}: {}",
+            self.status, self.body
+        );
+        let required: PaymentRequired = wire::decode_header(
+            self.header(wire::PAYMENT_REQUIRED)
+                .expect("PAYMENT-REQUIRED"),
+        )
+        .expect("PaymentRequired");
+        let reason = required.error.expect("error reason");
+        assert_eq!(self.body["error"], reason.as_str());
+        reason
+    }
+
+    fn settlement(&self, header: &str) -> wire::SettleResponse {
+        wire::decode_header(self.header(header).expect("payment response header"))
+            .expect("SettleResponse")
+    }
+}
+
+async fn post_chat(
+    http: &reqwest::Client,
+    gateway: &str,
+    body: &Value,
+    headers: &[(&str, String)],
+) -> Answer {
+    let mut request = http
+        .post(format!("{gateway}/v1/chat/completions"))
+        .json(body);
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    let response = request.send().await.expect("POST gateway");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response.json().await.unwrap_or(Value::Null);
+    Answer {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn chat_body(model: &str, max_tokens: u64) -> Value {
+    json!({"model": model, "max_tokens": max_tokens,
+           "messages": [{"role": "user", "content": "hello gateway"}]})
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+}
+
+/// A payment of `requirements` by `payer`, signed the way the exact EVM scheme signs it.
+struct Pay {
+    authorization: AuthorizationJson,
+    signature: String,
+}
+
+fn sign(
+    payer: &PrivateKeySigner,
+    requirements: &PaymentRequirements,
+    tweak: impl Fn(&mut eip3009::TransferWithAuthorization),
+) -> Pay {
+    let mut auth = eip3009::TransferWithAuthorization {
+        from: payer.address(),
+        to: requirements.pay_to.parse().expect("payTo"),
+        value: requirements.amount.parse().expect("amount"),
+        validAfter: U256::ZERO,
+        validBefore: U256::from(now_secs() + requirements.max_timeout_seconds),
+        nonce: B256::random(),
+    };
+    tweak(&mut auth);
+    let chain_id: u64 = requirements.network["eip155:".len()..]
+        .parse()
+        .expect("chain id");
+    let domain = eip3009::musd_domain(chain_id);
+    let signature = payer
+        .sign_hash_sync(&auth.signing_hash(&domain))
+        .expect("sign");
+    Pay {
+        authorization: AuthorizationJson {
+            from: auth.from.to_checksum(None),
+            to: auth.to.to_checksum(None),
+            value: auth.value.to_string(),
+            valid_after: auth.validAfter.to_string(),
+            valid_before: auth.validBefore.to_string(),
+            nonce: auth.nonce.to_string(),
+        },
+        signature: format!("0x{}", hex::encode(signature.as_bytes())),
+    }
+}
+
+impl Pay {
+    fn nonce(&self) -> B256 {
+        self.authorization.nonce.parse().expect("nonce")
+    }
+
+    fn v2(&self, accepted: &PaymentRequirements) -> (&'static str, String) {
+        let payload = PaymentPayload {
+            x402_version: 2,
+            resource: None,
+            accepted: accepted.clone(),
+            payload: ExactEvmPayload {
+                signature: self.signature.clone(),
+                authorization: self.authorization.clone(),
+            },
+            extensions: None,
+        };
+        ("PAYMENT-SIGNATURE", wire::encode_header(&payload))
+    }
+
+    fn v1(&self, network: &str) -> (&'static str, String) {
+        let payload = PaymentPayloadV1 {
+            x402_version: 1,
+            scheme: "exact".into(),
+            network: network.into(),
+            payload: ExactEvmPayload {
+                signature: self.signature.clone(),
+                authorization: self.authorization.clone(),
+            },
+        };
+        ("X-PAYMENT", wire::encode_header(&payload))
+    }
+}
+
+// ---------------------------------------------------------------- the npm client
+
+fn interop_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../interop/x402-client")
+}
+
+/// `npm ci` once per lockfile: skipped when node_modules already matches package-lock.json.
+fn npm_ci() {
+    let dir = interop_dir();
+    let lock = std::fs::read(dir.join("package-lock.json")).expect("package-lock.json");
+    let stamp = dir.join("node_modules/.mycel-lock-stamp");
+    if std::fs::read(&stamp).ok().as_deref() == Some(&lock[..]) {
+        return;
+    }
+    let out = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund", "--prefer-offline"])
+        .current_dir(&dir)
+        .output()
+        .expect("npm is needed for the x402 interop test (.ci/run installs it)");
+    assert!(
+        out.status.success(),
+        "npm ci failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(&stamp, &lock).expect("stamp");
+}
+
+#[test]
+fn the_npm_x402_client_pays_the_gateway_and_the_payment_settles_on_chain() {
+    npm_ci();
+    let setup = Setup::start();
+    let payer = dev_signer(1).expect("dev key");
+    let before_payer = setup.musd(payer.address());
+    let before_pay_to = setup.musd(setup.pay_to);
+    let body = chat_body("smollm2", 100);
+    let price: u128 = setup.requirements(&body).amount.parse().expect("price");
+    assert_eq!(
+        price,
+        1_000 + 1_000,
+        "0.001 mUSD + 100 tokens at 0.01 mUSD per 1k"
+    );
+
+    let out = Command::new("node")
+        .arg("pay.mjs")
+        .arg(format!("{}/v1/chat/completions", setup.gateway))
+        .arg(body.to_string())
+        .env("PAYER_KEY", format!("0x{}", hex::encode(payer.to_bytes())))
+        .current_dir(interop_dir())
+        .output()
+        .expect("node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "pay.mjs failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result: Value = serde_json::from_str(stdout.trim()).expect("pay.mjs prints JSON");
+    assert_eq!(result["status"], 200, "{result}");
+    let completion: Value =
+        serde_json::from_str(result["body"].as_str().expect("body")).expect("completion JSON");
+    assert_eq!(
+        completion["choices"][0]["message"]["content"],
+        "echo: hello gateway"
+    );
+    let settled = &result["paymentResponse"];
+    assert_eq!(settled["success"], true, "{result}");
+    assert_eq!(settled["network"], "eip155:1337");
+    assert_eq!(
+        settled["payer"].as_str().map(str::to_lowercase),
+        Some(payer.address().to_string().to_lowercase())
+    );
+
+    // On chain: the transaction executed the authorization, the money moved once.
+    let tx = settled["transaction"].as_str().expect("tx hash");
+    let status = setup.node_get(&format!("/v1/txs/{tx}"));
+    assert_eq!(status["status"], "finalized", "{status}");
+    assert_eq!(status["receipt"]["type"], "TransferWithAuthorization");
+    let used = status["receipt"]["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .find(|e| e["event"] == "authorization_used")
+        .expect("authorization_used event")
+        .clone();
+    let nonce: B256 = used["nonce"]
+        .as_str()
+        .expect("nonce")
+        .parse()
+        .expect("B256");
+    assert!(setup.authorization_used(payer.address(), nonce));
+    assert_eq!(setup.musd(payer.address()), before_payer - price);
+    assert_eq!(setup.musd(setup.pay_to), before_pay_to + price);
+    assert_eq!(setup.upstream.calls.load(Ordering::SeqCst), 1);
+}
+
+// ---------------------------------------------------------------- Rust-signed payments
+
+#[test]
+fn replays_failures_and_bad_payments_never_charge_twice_or_wrongly() {
+    let setup = Setup::start();
+    let payer = dev_signer(2).expect("dev key");
+    let body = chat_body("smollm2", 50);
+    let requirements = setup.requirements(&body);
+    let price: u128 = requirements.amount.parse().expect("price");
+    let start = setup.musd(payer.address());
+
+    // The handler fails: nothing is settled, and the same payment still works afterwards.
+    let pay = sign(&payer, &requirements, |_| {});
+    let failed = setup.chat(&chat_body("fail", 50), &[pay.v2(&requirements)]);
+    assert_eq!(failed.status, 500, "{}", failed.body);
+    assert!(failed.header(wire::PAYMENT_RESPONSE).is_none());
+    assert_eq!(setup.musd(payer.address()), start);
+    assert!(!setup.authorization_used(payer.address(), pay.nonce()));
+
+    // The same payment sent 50 times at once: one answer is served and paid, once.
+    let calls_before = setup.upstream.calls.load(Ordering::SeqCst);
+    let header = pay.v2(&requirements);
+    let answers: Vec<Answer> = setup.runtime.block_on(async {
+        let tasks: Vec<_> = (0..50)
+            .map(|_| {
+                let (http, gateway, body, header) = (
+                    setup.http.clone(),
+                    setup.gateway.clone(),
+                    body.clone(),
+                    header.clone(),
+                );
+                tokio::spawn(async move { post_chat(&http, &gateway, &body, &[header]).await })
+            })
+            .collect();
+        let mut answers = vec![];
+        for t in tasks {
+            answers.push(t.await.expect("task"));
+        }
+        answers
+    });
+    let paid: Vec<&Answer> = answers.iter().filter(|a| a.status == 200).collect();
+    assert_eq!(
+        paid.len(),
+        1,
+        "statuses: {:?}",
+        answers.iter().map(|a| a.status).collect::<Vec<_>>()
+    );
+    let settled = paid[0].settlement(wire::PAYMENT_RESPONSE);
+    assert!(settled.success, "{settled:?}");
+    for a in answers.iter().filter(|a| a.status != 200) {
+        assert_eq!(a.reason(), "invalid_exact_evm_nonce_already_used");
+    }
+    assert_eq!(
+        setup.upstream.calls.load(Ordering::SeqCst),
+        calls_before + 1
+    );
+    assert_eq!(setup.musd(payer.address()), start - price);
+    assert!(setup.authorization_used(payer.address(), pay.nonce()));
+    // And once more, later: refused by the chain's record.
+    assert_eq!(
+        setup.chat(&body, &[pay.v2(&requirements)]).reason(),
+        "invalid_exact_evm_nonce_already_used"
+    );
+
+    // v1 (X-PAYMENT) pays too, and gets X-PAYMENT-RESPONSE.
+    let v1 = sign(&payer, &requirements, |_| {});
+    let answer = setup.chat(&body, &[v1.v1(&requirements.network)]);
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert!(answer.settlement(wire::X_PAYMENT_RESPONSE).success);
+    assert_eq!(setup.musd(payer.address()), start - 2 * price);
+
+    // Bad payments: each a 402 with its reason, nothing charged, the model never called.
+    let calls_before = setup.upstream.calls.load(Ordering::SeqCst);
+    let balance_before = setup.musd(payer.address());
+    let good = sign(&payer, &requirements, |_| {});
+    let mut wrong_network = requirements.clone();
+    wrong_network.network = "eip155:8453".into();
+    let mut wrong_asset = requirements.clone();
+    wrong_asset.asset = "0x036CbD53842c5426634e7929541eC2318f3dCF7e".into();
+    let too_much = sign(&payer, &requirements, |a| a.value += U256::from(1));
+    let expired = sign(&payer, &requirements, |a| {
+        a.validBefore = U256::from(now_secs() - 10)
+    });
+    let not_yet = sign(&payer, &requirements, |a| {
+        a.validAfter = U256::from(now_secs() + 3600)
+    });
+    let stranger = PrivateKeySigner::random();
+    let broke = sign(&stranger, &requirements, |_| {});
+    let other_key = sign(&payer, &requirements, |_| {});
+    let mut forged = other_key.v2(&requirements);
+    forged.1 = {
+        let mut p: PaymentPayload = wire::decode_header(&forged.1).expect("payload");
+        p.payload.authorization.from = stranger.address().to_checksum(None);
+        wire::encode_header(&p)
+    };
+    let cases: Vec<(&str, (&str, String), &str)> = vec![
+        (
+            "malformed base64",
+            ("PAYMENT-SIGNATURE", "%%% not base64 %%%".into()),
+            "invalid_payload",
+        ),
+        (
+            "not JSON",
+            ("PAYMENT-SIGNATURE", wire::encode_header(&"hello")),
+            "invalid_payload",
+        ),
+        ("wrong network", good.v2(&wrong_network), "invalid_network"),
+        (
+            "wrong asset",
+            good.v2(&wrong_asset),
+            "invalid_exact_evm_asset_mismatch",
+        ),
+        (
+            "amount mismatch",
+            too_much.v2(&requirements),
+            "invalid_exact_evm_payload_authorization_value_mismatch",
+        ),
+        (
+            "expired window",
+            expired.v2(&requirements),
+            "invalid_exact_evm_payload_authorization_valid_before",
+        ),
+        (
+            "not yet valid",
+            not_yet.v2(&requirements),
+            "invalid_exact_evm_payload_authorization_valid_after",
+        ),
+        (
+            "insufficient balance",
+            broke.v2(&requirements),
+            "invalid_exact_evm_insufficient_balance",
+        ),
+        (
+            "signed by another key",
+            forged,
+            "invalid_exact_evm_signature",
+        ),
+    ];
+    for (what, header, expected) in cases {
+        let answer = setup.chat(&body, &[header]);
+        assert_eq!(answer.reason(), expected, "{what}: {}", answer.body);
+    }
+    assert_eq!(setup.upstream.calls.load(Ordering::SeqCst), calls_before);
+    assert_eq!(setup.musd(payer.address()), balance_before);
+    assert_eq!(setup.musd(stranger.address()), 0);
+    // The good payment was never used by any of this.
+    let answer = setup.chat(&body, &[good.v2(&requirements)]);
+    assert_eq!(answer.status, 200, "{}", answer.body);
+}
+
+#[test]
+fn facilitator_api_settles_once_across_a_timed_out_retry() {
+    let setup = Setup::start();
+    let payer = dev_signer(3).expect("dev key");
+    let body = chat_body("smollm2", 10);
+    let requirements = setup.requirements(&body);
+    let price: u128 = requirements.amount.parse().expect("price");
+    let start = setup.musd(payer.address());
+
+    let supported: Value = setup.runtime.block_on(async {
+        setup
+            .http
+            .get(format!("{}/supported", setup.gateway))
+            .send()
+            .await
+            .expect("GET")
+            .json()
+            .await
+            .expect("JSON")
+    });
+    assert!(supported["kinds"]
+        .as_array()
+        .expect("kinds")
+        .iter()
+        .any(|k| k["x402Version"] == 2 && k["network"] == "eip155:1337"));
+    assert_eq!(
+        supported["signers"]["eip155:*"][0]
+            .as_str()
+            .map(str::to_lowercase),
+        Some(
+            dev_signer(FACILITATOR_DEV_ACCOUNT)
+                .expect("key")
+                .address()
+                .to_string()
+                .to_lowercase()
+        )
+    );
+
+    let pay = sign(&payer, &requirements, |_| {});
+    let (_, header) = pay.v2(&requirements);
+    let payload = wire::decode_header_json(&header).expect("payload");
+    let request =
+        json!({"x402Version": 2, "paymentPayload": payload, "paymentRequirements": requirements});
+    let post = |path: &str, timeout: Duration| {
+        let url = format!("{}{path}", setup.gateway);
+        setup.runtime.block_on(async {
+            let r = setup
+                .http
+                .post(&url)
+                .json(&request)
+                .timeout(timeout)
+                .send()
+                .await?;
+            r.json::<Value>().await
+        })
+    };
+    let verified = post("/verify", Duration::from_secs(30)).expect("verify");
+    assert_eq!(verified["isValid"], true, "{verified}");
+
+    // The client gives up before finality; the settlement goes on without it.
+    assert!(
+        post("/settle", Duration::from_millis(5)).is_err(),
+        "settle should not be final in 5 ms"
+    );
+    let first = post("/settle", Duration::from_secs(60)).expect("settle");
+    assert_eq!(first["success"], true, "{first}");
+    let again = post("/settle", Duration::from_secs(60)).expect("settle again");
+    assert_eq!(again, first, "a retried settle returns the first result");
+    assert_eq!(setup.musd(payer.address()), start - price);
+    assert!(setup.authorization_used(payer.address(), pay.nonce()));
+
+    // Verify now says the nonce is used; a malformed body is a 400 that says what is expected.
+    let verified = post("/verify", Duration::from_secs(30)).expect("verify");
+    assert_eq!(
+        verified["invalidReason"],
+        "invalid_exact_evm_nonce_already_used"
+    );
+    let bad = setup.runtime.block_on(async {
+        setup
+            .http
+            .post(format!("{}/verify", setup.gateway))
+            .json(&json!({"x402Version": 2}))
+            .send()
+            .await
+            .expect("POST")
+    });
+    assert_eq!(bad.status().as_u16(), 400);
+}
