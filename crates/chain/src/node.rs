@@ -196,6 +196,12 @@ impl Node {
         self.shared.finalized_state()
     }
 
+    /// Runs `f` on the latest finalized state without copying it. Keep `f` short: the finalizer
+    /// waits while it runs.
+    pub fn with_finalized_state<R>(&self, f: impl FnOnce(&State) -> R) -> R {
+        f(&self.shared.ledger().state)
+    }
+
     /// The nonce `addr` should use for its next transaction: its finalized next nonce, plus its
     /// transactions pending in this node's mempool without a gap.
     pub fn next_nonce(&self, addr: Address) -> u64 {

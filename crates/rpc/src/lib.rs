@@ -49,6 +49,13 @@ pub fn router(node: Node, genesis: Genesis) -> Router {
         .route("/v1/blocks/{height}", get(block))
         .route("/v1/accounts/{address}", get(account))
         .route("/v1/events/blocks", get(block_events))
+        .route("/v1/subnets", get(subnet_list))
+        .route("/v1/subnets/{netuid}", get(subnet_info))
+        .route("/v1/subnets/{netuid}/metagraph", get(metagraph))
+        .route("/v1/pools", get(pools))
+        .route("/v1/emission", get(emission_schedule))
+        .route("/v1/emission/receipts/latest", get(latest_emission_receipt))
+        .route("/v1/stakes/{coldkey}", get(stakes_of))
         .route("/v1/musd", get(musd_info))
         .route(
             "/v1/musd/authorizations/{authorizer}/{nonce}",
@@ -352,6 +359,97 @@ async fn authorization_state(
         "used": used,
         "height": height,
     })))
+}
+
+fn parse_netuid(netuid: &str) -> Result<u16, ApiError> {
+    netuid.parse().map_err(|_| {
+        ApiError::bad_request(
+            "bad_netuid",
+            format!("'{netuid}' is not a subnet id (an integer 0..65535)"),
+        )
+    })
+}
+
+fn unknown_subnet(netuid: u16) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "unknown_subnet",
+        format!("subnet {netuid} does not exist; GET /v1/subnets lists them"),
+    )
+}
+
+async fn subnet_list(State(api): State<ApiState>) -> Json<Value> {
+    api.node
+        .with_finalized_state(|s| Json(json!({"height": s.height(), "subnets": s.subnet_list()})))
+}
+
+async fn subnet_info(
+    State(api): State<ApiState>,
+    Path(netuid): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let netuid = parse_netuid(&netuid)?;
+    api.node.with_finalized_state(|s| {
+        let info = s
+            .subnet_info(netuid)
+            .ok_or_else(|| unknown_subnet(netuid))?;
+        let mut body = json!(info);
+        body["height"] = json!(s.height());
+        Ok(Json(body))
+    })
+}
+
+async fn metagraph(
+    State(api): State<ApiState>,
+    Path(netuid): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let netuid = parse_netuid(&netuid)?;
+    api.node.with_finalized_state(|s| {
+        let mg = s.metagraph(netuid).ok_or_else(|| unknown_subnet(netuid))?;
+        Ok(Json(json!(mg)))
+    })
+}
+
+async fn pools(State(api): State<ApiState>) -> Json<Value> {
+    api.node
+        .with_finalized_state(|s| Json(json!({"height": s.height(), "pools": s.pools()})))
+}
+
+async fn emission_schedule(State(api): State<ApiState>) -> Json<Value> {
+    api.node
+        .with_finalized_state(|s| Json(json!(s.emission_schedule())))
+}
+
+async fn latest_emission_receipt(State(api): State<ApiState>) -> Result<Json<Value>, ApiError> {
+    api.node.with_finalized_state(|s| {
+        s.latest_emission_receipt()
+            .map(|r| Json(json!(r)))
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "no_emission_receipt",
+                    "no emission yet: receipts start with the first subnet (RegisterSubnet)",
+                )
+            })
+    })
+}
+
+async fn stakes_of(
+    State(api): State<ApiState>,
+    Path(coldkey): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let parsed: Address = coldkey.parse().map_err(|_| {
+        ApiError::bad_request(
+            "bad_address",
+            format!("'{coldkey}' is not a 20-byte 0x-hex address"),
+        )
+    })?;
+    Ok(api.node.with_finalized_state(|s| {
+        Json(json!({
+            "coldkey": parsed.to_checksum(None),
+            "height": s.height(),
+            "stakes": s.stakes_of(&parsed),
+        }))
+    }))
 }
 
 async fn block_events(

@@ -57,6 +57,7 @@
 
 pub(crate) mod block;
 pub mod pool;
+mod query;
 mod tx;
 
 #[cfg(test)]
@@ -64,6 +65,10 @@ mod tests;
 
 pub use block::{EmissionReceipt, EpochReceipt, NeuronPayout, SubnetEmission, SwapFill};
 pub use pool::Side;
+pub use query::{
+    EmissionSchedule, Metagraph, MetagraphNeuron, PoolInfo, StakePosition, SubnetInfo,
+    SubnetSummary,
+};
 
 use crate::incentive::I64F64;
 use alloy_primitives::{keccak256, Address, B256};

@@ -737,6 +737,25 @@ fn epochs_pay_miners_validators_and_owner_exactly() {
     // Higher weight, higher incentive.
     let inc = |m: usize| s.neurons[s.uid_of(&addr(m)).unwrap() as usize].incentive;
     assert!(inc(4) > inc(3) && inc(3) > inc(2));
+    // The queries show the same.
+    let mg = c.state.metagraph(1).unwrap();
+    assert_eq!(mg.neurons.len(), 6);
+    let m4 = &mg.neurons[s.uid_of(&addr(4)).unwrap() as usize];
+    assert!(m4.emission > 0 && m4.incentive == inc(4) && m4.active);
+    let v = &mg.neurons[v5];
+    assert_eq!(v.alpha, s.hotkey_alpha(&addr(5)));
+    assert!(v.stake > 0 && v.validator_permit);
+    let info = c.state.subnet_info(1).unwrap();
+    assert!(info.next_epoch_at > c.state.height());
+    assert_eq!((info.next_epoch_at + 2) % 10, 0);
+    let stakes = c.state.stakes_of(&addr(7));
+    assert_eq!(stakes.len(), 1);
+    assert_eq!(stakes[0].alpha, s.position(&addr(5), &addr(7)));
+    assert_eq!(c.state.pools()[0].myc_reserve, s.pool.myc);
+    let latest = c.state.latest_emission_receipt().unwrap();
+    assert_eq!(latest.height, c.state.height());
+    let json = serde_json::to_value(&mg).unwrap();
+    assert!(json["neurons"][0]["alpha"].is_string());
 }
 
 #[test]
