@@ -17,7 +17,7 @@ use std::time::Duration;
 #[command(
     after_help = "Example (a devnet from `mycel up`, a model server on port 8000):\n  \
     mycel gateway --upstream http://127.0.0.1:8000 --dev-account 0 \\\n      \
-    --pay-to 0x70997970C51812dc3A010C7d01b50e0d17dc79C8\n\n\
+    --pay-to 0xa0Ee7A142d267C1f36714E4a8F75612F20a79720\n\n\
 Clients pay with x402: a request without payment gets 402 and a PAYMENT-REQUIRED header;\n\
 the stock npm client (@x402/fetch + @x402/evm) pays automatically. See docs/payments.md."
 )]
