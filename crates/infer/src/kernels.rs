@@ -38,6 +38,8 @@ use rayon::prelude::*;
 pub const BLOCK: usize = 32;
 /// Weight rows stored interleaved, so that one SIMD register holds the same block of 8 rows.
 const GROUP: usize = 8;
+/// Tokens of a prompt multiplied together against each unpacked weight block.
+const TOKEN_TILE: usize = 4;
 
 /// The instruction set used for the exact integer part of the products.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -310,26 +312,31 @@ impl QMatrix {
         assert_eq!(out.len(), x.tokens * self.rows);
         let groups = self.rows.div_ceil(GROUP);
         let threads = rayon::current_num_threads();
-        // About 4 chunks per thread evens out the load; one chunk when running alone.
-        let chunk = if threads <= 1 {
-            groups
-        } else {
-            groups.div_ceil(threads * 4).max(1)
-        };
+        // One chunk per thread for a small product (a decode step's 576×576 takes ~15 µs, so
+        // more chunks would cost more to schedule than they balance); up to 4 per thread for
+        // large ones (the output head, a prompt) to even out the load.
+        let work = groups * GROUP * self.blocks * x.tokens;
+        let chunks = (work / (1 << 15)).clamp(threads, threads * 4);
+        let chunk = groups.div_ceil(chunks).max(1);
         let out_ptr = SharedOut(out.as_mut_ptr());
         let run = |first_group: usize| {
             let end = (first_group + chunk).min(groups);
-            let mut lanes = [0f32; GROUP];
+            let mut lanes = [[0f32; GROUP]; TOKEN_TILE];
             for group in first_group..end {
-                for token in 0..x.tokens {
-                    self.group_dot(level, group, x, token, &mut lanes);
+                let mut token = 0;
+                while token < x.tokens {
+                    let tile = TOKEN_TILE.min(x.tokens - token);
+                    self.group_dot(level, group, x, token, tile, &mut lanes);
                     let row0 = group * GROUP;
                     let n = GROUP.min(self.rows - row0);
-                    for (lane, &value) in lanes[..n].iter().enumerate() {
-                        // SAFETY: each (token, row) is written by exactly one chunk: rows of
-                        // different chunks are disjoint, and `out` outlives the parallel loop.
-                        unsafe { out_ptr.write(token * self.rows + row0 + lane, value) };
+                    for (t, lanes) in lanes[..tile].iter().enumerate() {
+                        for (lane, &value) in lanes[..n].iter().enumerate() {
+                            // SAFETY: each (token, row) is written by exactly one chunk: rows of
+                            // different chunks are disjoint, and `out` outlives the parallel loop.
+                            unsafe { out_ptr.write((token + t) * self.rows + row0 + lane, value) };
+                        }
                     }
+                    token += tile;
                 }
             }
         };
@@ -344,23 +351,38 @@ impl QMatrix {
         }
     }
 
-    /// The 8 outputs of rows `8g..8g+8` for activation `token`.
+    /// The 8 outputs of rows `8g..8g+8` for activations `token..token + tile` (`tile` at most
+    /// [`TOKEN_TILE`]; a prompt's tokens share each unpacked weight block).
     fn group_dot(
         &self,
         level: SimdLevel,
         group: usize,
         x: &QuantizedActivations,
         token: usize,
-        lanes: &mut [f32; GROUP],
+        tile: usize,
+        lanes: &mut [[f32; GROUP]; TOKEN_TILE],
     ) {
         match level {
             #[cfg(target_arch = "x86_64")]
-            SimdLevel::Avx2 => {
-                // SAFETY: `Avx2` is only chosen when the CPU reports AVX2 (or by a test that checks
-                // it first); the indices are within the vectors, as in the portable code.
-                unsafe { avx2::group_dot(self, group, x, token, lanes) }
+            // SAFETY: `Avx2` is only chosen when the CPU reports AVX2 (or by a test that checks it
+            // first); the indices are within the vectors, as in the portable code.
+            SimdLevel::Avx2 => unsafe {
+                match tile {
+                    TOKEN_TILE => {
+                        avx2::group_dot::<TOKEN_TILE>(self, group, x, token, &mut lanes[..])
+                    }
+                    _ => {
+                        for t in 0..tile {
+                            avx2::group_dot::<1>(self, group, x, token + t, &mut lanes[t..t + 1]);
+                        }
+                    }
+                }
+            },
+            _ => {
+                for (t, lanes) in lanes[..tile].iter_mut().enumerate() {
+                    self.group_dot_portable(group, x, token + t, lanes);
+                }
             }
-            _ => self.group_dot_portable(group, x, token, lanes),
         }
     }
 
@@ -513,64 +535,77 @@ mod avx2 {
         _mm256_add_epi32(low, high)
     }
 
-    /// Same operations per lane as `QMatrix::group_dot_portable`.
+    /// Same operations per lane as `QMatrix::group_dot_portable`, for `T` consecutive tokens
+    /// starting at `token` (each weight block is unpacked once for all of them).
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn group_dot(
+    pub(super) unsafe fn group_dot<const T: usize>(
         m: &QMatrix,
         group: usize,
         x: &QuantizedActivations,
         token: usize,
-        lanes: &mut [f32; GROUP],
+        lanes: &mut [[f32; GROUP]],
     ) {
         let ones = _mm256_set1_epi16(1);
         let low_nibbles = _mm_set1_epi8(0x0f);
         let quant_bytes = m.format.quant_bytes();
-        let mut acc = _mm256_setzero_ps();
+        let mut acc = [_mm256_setzero_ps(); T];
         for block in 0..m.blocks {
-            let at = token * x.blocks + block;
-            // SAFETY (all loads): `at < x.d.len()` and the block's 32 bytes are inside `x.q`;
-            // `base + 8 <= scales.len()` and `(base + 8) * quant_bytes <= quants.len()` because
-            // the matrix stores whole groups.
-            let a = unsafe { _mm256_loadu_si256(x.q.as_ptr().add(at * BLOCK).cast()) };
             let base = (group * m.blocks + block) * GROUP;
+            // SAFETY (all loads): `base + 8 <= scales.len()` and `(base + 8) * quant_bytes <=
+            // quants.len()` because the matrix stores whole groups; for every token `t` of the
+            // tile, `at < x.d.len()` and the block's 32 bytes are inside `x.q`.
             let q = unsafe { m.quants.as_ptr().add(base * quant_bytes) };
-            let mut sums = [_mm256_setzero_si256(); GROUP];
-            match m.format {
-                WeightFormat::Q4_0 | WeightFormat::Q4_1 => {
-                    for (lane, sum) in sums.iter_mut().enumerate() {
+            let mut activations = [_mm256_setzero_si256(); T];
+            for (t, a) in activations.iter_mut().enumerate() {
+                let at = (token + t) * x.blocks + block;
+                *a = unsafe { _mm256_loadu_si256(x.q.as_ptr().add(at * BLOCK).cast()) };
+            }
+            // Per row: unpack its block once, multiply it with every token's block.
+            let mut sums = [[_mm256_setzero_si256(); GROUP]; T];
+            for lane in 0..GROUP {
+                match m.format {
+                    WeightFormat::Q4_0 | WeightFormat::Q4_1 => {
                         let packed = unsafe { _mm_loadu_si128(q.add(lane * 16).cast()) };
                         let low = _mm_and_si128(packed, low_nibbles);
                         let high = _mm_and_si128(_mm_srli_epi16(packed, 4), low_nibbles);
                         let w = _mm256_set_m128i(high, low);
-                        *sum = _mm256_madd_epi16(_mm256_maddubs_epi16(w, a), ones);
+                        for (sums, &a) in sums.iter_mut().zip(&activations) {
+                            sums[lane] = _mm256_madd_epi16(_mm256_maddubs_epi16(w, a), ones);
+                        }
                     }
-                }
-                WeightFormat::Q8_0 => {
-                    for (lane, sum) in sums.iter_mut().enumerate() {
+                    WeightFormat::Q8_0 => {
                         let w = unsafe { _mm256_loadu_si256(q.add(lane * 32).cast()) };
                         // |w| · (a · sign w): unsigned × signed, pairs at most 2·128·127.
                         let magnitude = _mm256_sign_epi8(w, w);
-                        let signed = _mm256_sign_epi8(a, w);
-                        *sum = _mm256_madd_epi16(_mm256_maddubs_epi16(magnitude, signed), ones);
+                        for (sums, &a) in sums.iter_mut().zip(&activations) {
+                            let signed = _mm256_sign_epi8(a, w);
+                            let products = _mm256_maddubs_epi16(magnitude, signed);
+                            sums[lane] = _mm256_madd_epi16(products, ones);
+                        }
                     }
                 }
             }
-            let mut isum = reduce8(sums);
-            if m.format == WeightFormat::Q4_0 {
-                isum = _mm256_sub_epi32(isum, _mm256_set1_epi32(8 * x.qsum[at]));
-            }
-            let isum = _mm256_cvtepi32_ps(isum);
             let dw = unsafe { _mm256_loadu_ps(m.scales.as_ptr().add(base)) };
-            let scale = _mm256_mul_ps(dw, _mm256_set1_ps(x.d[at]));
-            let mut term = _mm256_mul_ps(scale, isum);
-            if m.format == WeightFormat::Q4_1 {
-                let mw = unsafe { _mm256_loadu_ps(m.mins.as_ptr().add(base)) };
-                term = _mm256_add_ps(term, _mm256_mul_ps(mw, _mm256_set1_ps(x.s[at])));
+            for (t, (acc, sums)) in acc.iter_mut().zip(sums).enumerate() {
+                let at = (token + t) * x.blocks + block;
+                let mut isum = reduce8(sums);
+                if m.format == WeightFormat::Q4_0 {
+                    isum = _mm256_sub_epi32(isum, _mm256_set1_epi32(8 * x.qsum[at]));
+                }
+                let isum = _mm256_cvtepi32_ps(isum);
+                let scale = _mm256_mul_ps(dw, _mm256_set1_ps(x.d[at]));
+                let mut term = _mm256_mul_ps(scale, isum);
+                if m.format == WeightFormat::Q4_1 {
+                    let mw = unsafe { _mm256_loadu_ps(m.mins.as_ptr().add(base)) };
+                    term = _mm256_add_ps(term, _mm256_mul_ps(mw, _mm256_set1_ps(x.s[at])));
+                }
+                *acc = _mm256_add_ps(*acc, term);
             }
-            acc = _mm256_add_ps(acc, term);
         }
-        // SAFETY: `lanes` holds exactly 8 f32.
-        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), acc) };
+        for (lanes, acc) in lanes.iter_mut().zip(acc) {
+            // SAFETY: each row of `lanes` holds exactly 8 f32.
+            unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), acc) };
+        }
     }
 }
 
@@ -767,8 +802,8 @@ mod tests {
             .into_iter()
             .enumerate()
         {
-            // 21 rows: two whole groups and a partial one; 3 tokens.
-            let (rows, cols, tokens) = (21, 7 * BLOCK, 3);
+            // 21 rows: two whole groups and a partial one; 7 tokens: a whole tile and 3 more.
+            let (rows, cols, tokens) = (21, 7 * BLOCK, 7);
             let m = random_matrix(format, rows, cols, i as u64);
             let mut x = QuantizedActivations::default();
             x.quantize(
