@@ -10,8 +10,10 @@ mod client;
 mod epoch_cmd;
 mod gateway_cmd;
 mod keys;
+mod miner_cmd;
 mod model_cmd;
 mod node_cmd;
+mod receipt_cmd;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -67,6 +69,11 @@ enum Command {
     Model(model_cmd::ModelCommand),
     /// Serve an OpenAI-compatible API behind an x402 paywall, settling mUSD payments on the chain.
     Gateway(gateway_cmd::GatewayArgs),
+    /// Serve a model on an OpenAI-compatible API, signing a receipt for every completion.
+    Miner(miner_cmd::MinerArgs),
+    /// Check inference receipts: signature, request, and (with --rerun) the output itself.
+    #[command(subcommand)]
+    Receipt(receipt_cmd::ReceiptCommand),
 }
 
 fn main() -> ExitCode {
@@ -113,5 +120,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Epoch(args) => epoch_cmd::run(args),
         Command::Model(command) => model_cmd::run(command),
         Command::Gateway(args) => gateway_cmd::run(args),
+        Command::Miner(args) => miner_cmd::run(args),
+        Command::Receipt(command) => receipt_cmd::run(command),
     }
 }

@@ -1,0 +1,682 @@
+//! A real miner (`mycel miner`, the real model, a real HTTP server on loopback) against real
+//! clients: the official `openai` Python client (streaming and not), raw HTTP for the error paths
+//! and the bounded queue, eth_account for receipt signatures, and `mycel receipt verify --rerun`
+//! for honest, altered, forged and dishonestly signed receipts.
+//!
+//! Needs Python 3 with the packages of tests/interop/requirements.txt (openai, eth-account); fails,
+//! never skips, without them. Every generation is a few tokens: the model decodes ~10-40 tokens/s
+//! here.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use alloy_signer_local::PrivateKeySigner;
+use mycel_infer::receipt::token_ids_hash;
+use mycel_infer::{ReceiptJson, SignedReceipt};
+use mycel_types::keys::dev_signer;
+use serde_json::{json, Value};
+
+/// The hotkey of the test miner: development account 3.
+const HOTKEY: u32 = 3;
+
+/// A `mycel miner` process on a free loopback port, killed when dropped.
+struct MinerProc {
+    child: Child,
+    url: String,
+    model: String,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for MinerProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl MinerProc {
+    /// Starts `mycel miner` with `extra` flags and waits for its banner (which names the port it
+    /// bound: it listens on port 0, so no two tests race for a port).
+    fn start(extra: &[&str]) -> MinerProc {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("miner.log");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_mycel"));
+        command
+            .args(["miner", "--netuid", "7", "--listen", "127.0.0.1:0"])
+            .args(["--dev-account", &HOTKEY.to_string()])
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .env_remove("MYCEL_RPC")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).expect("log"));
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::unix::process::CommandExt;
+            // If the test process dies without unwinding, the kernel stops the miner too.
+            // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+            unsafe {
+                command.pre_exec(|| {
+                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let mut child = command.spawn().expect("spawn mycel miner");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            if let Some(Ok(line)) = lines.next() {
+                let _ = tx.send(line);
+            }
+            // Keep draining so the miner never blocks on a full pipe.
+            for _ in lines {}
+        });
+        // The first start may download the model (~100 MB) and hash it.
+        let banner = match rx.recv_timeout(Duration::from_secs(300)) {
+            Ok(line) => line,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "mycel miner printed no banner; log:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+        };
+        // "mycel miner serving http://127.0.0.1:PORT/v1 (model NAME 0x…, hotkey …)"
+        let url = banner
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no URL in the banner: {banner}"))
+            .trim_end_matches("/v1")
+            .to_string();
+        let model = banner
+            .split("(model ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no model in the banner: {banner}"))
+            .to_string();
+        MinerProc {
+            child,
+            url,
+            model,
+            log,
+            _dir: dir,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// POSTs raw `body` to `path`; returns status, headers and body text.
+async fn post_raw(url: &str, path: &str, body: &str) -> (u16, reqwest::header::HeaderMap, String) {
+    let response = reqwest::Client::new()
+        .post(format!("{url}{path}"))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("the miner answers");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    (status, headers, response.text().await.expect("body"))
+}
+
+async fn get_text(url: &str, path: &str) -> (u16, String) {
+    let response = reqwest::get(format!("{url}{path}"))
+        .await
+        .expect("the miner answers");
+    (
+        response.status().as_u16(),
+        response.text().await.expect("body"),
+    )
+}
+
+#[track_caller]
+fn assert_openai_error(status: u16, body: &str, want_status: u16, param: Option<&str>, code: &str) {
+    assert_eq!(status, want_status, "body: {body}");
+    let v: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"));
+    let error = &v["error"];
+    assert!(
+        error["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    assert!(error["type"].is_string(), "{body}");
+    assert_eq!(error["code"], code, "{body}");
+    match param {
+        Some(p) => assert_eq!(error["param"], p, "{body}"),
+        None => assert!(error.get("param").is_some(), "{body}"),
+    }
+}
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Bad requests get OpenAI-style 4xx errors, and a full queue gets 429 with Retry-After.
+#[test]
+fn http_api_errors_queue_and_metrics() {
+    let miner = MinerProc::start(&["--workers", "1", "--queue", "1", "--max-tokens-limit", "32"]);
+    let url = miner.url.clone();
+    let model = miner.model.clone();
+    runtime().block_on(async {
+        let (status, body) = get_text(&url, "/health").await;
+        assert_eq!((status, body.as_str()), (200, "ok"));
+        let (status, body) = get_text(&url, "/v1/models").await;
+        assert_eq!(status, 200);
+        let models: Value = serde_json::from_str(&body).expect("json");
+        assert_eq!(models["object"], "list");
+        assert_eq!(models["data"][0]["id"], model.as_str());
+        assert_eq!(
+            models["data"][0]["owned_by"],
+            dev_signer(HOTKEY).expect("key").address().to_checksum(None)
+        );
+
+        let user = json!([{"role": "user", "content": "Hi"}]);
+        let chat = "/v1/chat/completions";
+        let cases: Vec<(Value, u16, Option<&str>, &str)> = vec![
+            (
+                json!({"model": "gpt-4o", "messages": user}),
+                404,
+                Some("model"),
+                "model_not_found",
+            ),
+            (
+                json!({"model": model, "messages": []}),
+                400,
+                Some("messages"),
+                "empty_array",
+            ),
+            (
+                json!({"model": model}),
+                400,
+                Some("messages"),
+                "missing_required_parameter",
+            ),
+            (
+                json!({"messages": user}),
+                400,
+                Some("model"),
+                "missing_required_parameter",
+            ),
+            (
+                json!({"model": model, "messages": user, "max_tokens": 33}),
+                400,
+                Some("max_tokens"),
+                "max_tokens_exceeded",
+            ),
+            (
+                json!({"model": model, "messages": user, "temperature": 3}),
+                400,
+                Some("temperature"),
+                "invalid_value",
+            ),
+            (
+                json!({"model": model, "messages": user, "temperature": -0.5}),
+                400,
+                Some("temperature"),
+                "invalid_value",
+            ),
+            (
+                json!({"model": model, "messages": user, "top_p": 1.5}),
+                400,
+                Some("top_p"),
+                "invalid_value",
+            ),
+            (
+                json!({"model": model, "messages": user, "n": 3}),
+                400,
+                Some("n"),
+                "unsupported_value",
+            ),
+            (
+                json!({"model": model, "messages": [{"role": "robot", "content": "x"}]}),
+                400,
+                Some("messages[0].role"),
+                "invalid_value",
+            ),
+        ];
+        for (body, status_want, param, code) in cases {
+            let (status, _, text) = post_raw(&url, chat, &body.to_string()).await;
+            assert_openai_error(status, &text, status_want, param, code);
+        }
+        let (status, _, text) = post_raw(&url, chat, "{\"model\": ").await;
+        assert_openai_error(status, &text, 400, None, "invalid_json");
+        let (status, _, text) = post_raw(
+            &url,
+            "/v1/completions",
+            &json!({"model": model}).to_string(),
+        )
+        .await;
+        assert_openai_error(
+            status,
+            &text,
+            400,
+            Some("prompt"),
+            "missing_required_parameter",
+        );
+        let (status, _, text) = post_raw(
+            &url,
+            "/v1/completions",
+            &json!({"model": model, "prompt": "x", "max_tokens": 100}).to_string(),
+        )
+        .await;
+        assert_openai_error(
+            status,
+            &text,
+            400,
+            Some("max_tokens"),
+            "max_tokens_exceeded",
+        );
+
+        // One worker and a queue of one: a request decoding, one waiting, the third is refused.
+        // The first has a long prompt, so that it is still being computed when the others arrive,
+        // even on a fast machine.
+        let long_prompt = format!("Repeat after me: {}", "mycel ".repeat(100));
+        let long = json!({"model": model, "messages": [{"role": "user", "content": long_prompt}],
+                          "max_tokens": 24, "temperature": 0, "stream": true})
+        .to_string();
+        let first = {
+            let (url, body) = (url.clone(), long.clone());
+            tokio::spawn(async move {
+                let response = reqwest::Client::new()
+                    .post(format!("{url}/v1/chat/completions"))
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await
+                    .expect("first request");
+                response.text().await.expect("first body")
+            })
+        };
+        let wait_for = |name: &'static str, value: f64| {
+            let url = url.clone();
+            async move {
+                let deadline = Instant::now() + Duration::from_secs(60);
+                loop {
+                    let (_, text) = get_text(&url, "/metrics").await;
+                    if metric(&text, name) == value {
+                        return;
+                    }
+                    assert!(
+                        Instant::now() < deadline,
+                        "{name} never reached {value}:\n{text}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        };
+        wait_for("mycel_miner_in_flight", 1.0).await;
+        let second = {
+            let url = url.clone();
+            let body = json!({"model": model, "messages": user, "max_tokens": 4}).to_string();
+            tokio::spawn(async move { post_raw(&url, "/v1/chat/completions", &body).await })
+        };
+        wait_for("mycel_miner_queue_depth", 1.0).await;
+        let (status, headers, text) = post_raw(
+            &url,
+            chat,
+            &json!({"model": model, "messages": user, "max_tokens": 2}).to_string(),
+        )
+        .await;
+        assert_openai_error(status, &text, 429, None, "queue_full");
+        let retry_after: u64 = headers
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .expect("a Retry-After header in seconds");
+        assert!(retry_after >= 1);
+
+        // Both admitted requests complete, with receipts.
+        let streamed = first.await.expect("first task");
+        assert!(streamed.trim_end().ends_with("data: [DONE]"), "{streamed}");
+        assert!(streamed.contains("\"receipt\""), "{streamed}");
+        let (status, headers, text) = second.await.expect("second task");
+        assert_eq!(status, 200, "{text}");
+        assert!(headers.contains_key("x-mycel-receipt"));
+
+        // Queue drained: a new request is admitted again.
+        wait_for("mycel_miner_in_flight", 0.0).await;
+        let (status, _, text) = post_raw(
+            &url,
+            chat,
+            &json!({"model": model, "messages": user, "max_tokens": 1}).to_string(),
+        )
+        .await;
+        assert_eq!(status, 200, "{text}");
+
+        let (_, text) = get_text(&url, "/metrics").await;
+        assert_eq!(
+            metric(&text, "mycel_miner_rejected_busy_total"),
+            1.0,
+            "{text}"
+        );
+        assert_eq!(
+            metric(&text, "mycel_miner_receipts_signed_total"),
+            3.0,
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "mycel_miner_requests_total{endpoint=\"chat.completions\",status=\"429\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("mycel_miner_request_latency_seconds_count 3"),
+            "{text}"
+        );
+        assert!(
+            metric(&text, "mycel_miner_tokens_total{kind=\"completion\"}") >= 3.0,
+            "{text}"
+        );
+    });
+    drop(miner);
+}
+
+fn python() -> String {
+    std::env::var("MYCEL_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+fn interop_script(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/interop")
+        .join(name)
+}
+
+fn mycel(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mycel"))
+        .args(args)
+        .env_remove("MYCEL_MODEL")
+        .output()
+        .expect("run mycel")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn write_json(dir: &Path, name: &str, value: &Value) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, serde_json::to_vec_pretty(value).expect("json")).expect("write");
+    path.display().to_string()
+}
+
+/// The official openai client gets the same answer streamed and not, every receipt recovers to the
+/// miner in eth_account, and `mycel receipt verify --rerun` accepts the honest receipt and rejects
+/// altered, forged and dishonestly signed ones.
+#[test]
+fn openai_client_and_receipt_verification() {
+    let miner = MinerProc::start(&["--chain-id", "31337"]);
+    let hotkey = dev_signer(HOTKEY).expect("key");
+    let output = Command::new(python())
+        .arg(interop_script("openai_client.py"))
+        .args(["--base-url", &format!("{}/v1", miner.url)])
+        .args(["--model", &miner.model, "--max-tokens", "8"])
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run python3 ({e}): pip install -r tests/interop/requirements.txt")
+        });
+    assert!(
+        output.status.success(),
+        "the openai client failed: {}\nminer log:\n{}",
+        text(&output.stderr),
+        miner.log()
+    );
+    let seen: Value = serde_json::from_slice(&output.stdout).expect("the client prints JSON");
+    let miner_address = hotkey.address().to_checksum(None);
+
+    let chat = &seen["chat"];
+    assert_eq!(chat["object"], "chat.completion");
+    assert_eq!(chat["role"], "assistant");
+    assert!(chat["id"]
+        .as_str()
+        .is_some_and(|id| id.starts_with("chatcmpl-")));
+    assert!(
+        chat["text"].as_str().is_some_and(|t| !t.is_empty()),
+        "{chat}"
+    );
+    assert_eq!(
+        chat["usage"]["completion_tokens"].as_u64(),
+        Some(8)
+            .filter(|_| chat["finish_reason"] == "length")
+            .or(chat["usage"]["completion_tokens"].as_u64())
+    );
+    assert!(chat["finish_reason"] == "length" || chat["finish_reason"] == "stop");
+    assert_eq!(chat["system_fingerprint"], mycel_infer::DETERMINISM_PROFILE);
+    for verified in [
+        &chat["verified"],
+        &seen["stream"]["verified"],
+        &seen["completion"]["verified"],
+    ] {
+        assert_eq!(verified["signer"], miner_address.as_str(), "{verified}");
+        assert_eq!(verified["signature_valid"], true, "{verified}");
+        assert_eq!(verified["request_hash_matches"], true, "{verified}");
+    }
+    let receipt = &chat["receipt"];
+    assert_eq!(receipt["chainId"], 31337);
+    assert_eq!(receipt["message"]["netuid"], 7);
+    assert_eq!(
+        receipt["message"]["outputTokenCount"],
+        chat["usage"]["completion_tokens"]
+    );
+    assert_eq!(
+        receipt["message"]["promptTokenCount"],
+        chat["usage"]["prompt_tokens"]
+    );
+    assert_eq!(receipt["request"]["seed"], 7);
+    assert_eq!(receipt["request"]["max_tokens"], 8);
+    // The header carries the same signed receipt, without the request.
+    let mut without_request = receipt.clone();
+    without_request
+        .as_object_mut()
+        .expect("object")
+        .remove("request");
+    assert_eq!(chat["header_receipt"], without_request);
+
+    // Streamed: same request, same tokens, same output hash.
+    let stream = &seen["stream"];
+    assert_eq!(stream["text"], chat["text"], "{seen}");
+    assert_eq!(stream["finish_reason"], chat["finish_reason"]);
+    assert_eq!(stream["usage"], chat["usage"]);
+    assert!(
+        stream["pieces"].as_u64().is_some_and(|n| n >= 2),
+        "{stream}"
+    );
+    assert_eq!(
+        stream["receipt"]["message"]["outputTokensHash"],
+        receipt["message"]["outputTokensHash"]
+    );
+
+    let completion = &seen["completion"];
+    assert_eq!(completion["object"], "text_completion");
+    assert_eq!(completion["receipt"]["request"]["endpoint"], "completions");
+    assert_eq!(seen["models"], json!([miner.model]));
+    assert_eq!(seen["unknown_model"]["raised"], "NotFoundError", "{seen}");
+    assert_eq!(seen["unknown_model"]["status"], 404);
+    assert_eq!(seen["unknown_model"]["code"], "model_not_found");
+    drop(miner);
+
+    // ---------------------------------------------------------- mycel receipt verify
+    let dir = tempfile::tempdir().expect("tempdir");
+    let honest = write_json(dir.path(), "honest.json", chat);
+    let out = mycel(&["receipt", "verify", &honest]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stdout).contains("VALID: signed by the miner"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let out = mycel(&["receipt", "verify", &honest, "--rerun", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).expect("--json");
+    assert_eq!(report["valid"], true, "{report}");
+    assert!(report["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .any(|c| c["name"] == "output tokens" && c["ok"] == true));
+
+    // The completion's receipt (the /v1/completions path) re-runs too.
+    let completion_file = write_json(dir.path(), "completion.json", &completion["receipt"]);
+    let out = mycel(&["receipt", "verify", &completion_file, "--rerun"]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+
+    // The output hash changed after signing: the signature no longer recovers to the miner.
+    let mut altered = receipt.clone();
+    altered["message"]["outputTokensHash"] = json!(token_ids_hash(&[1, 2, 3]).to_string());
+    let altered_file = write_json(dir.path(), "altered.json", &altered);
+    let out = mycel(&["receipt", "verify", &altered_file, "--rerun"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("INVALID") && text(&out.stdout).contains("not by the miner"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // Forged: another key signs a receipt that names the miner.
+    let parsed = SignedReceipt::from_json(
+        &serde_json::from_value::<ReceiptJson>(receipt.clone()).expect("receipt json"),
+    )
+    .expect("receipt");
+    let forger = PrivateKeySigner::random();
+    let forged =
+        SignedReceipt::sign(parsed.receipt.clone(), parsed.chain_id, &forger).expect("sign");
+    let forged_json = serde_json::to_value(
+        forged.to_json(
+            serde_json::from_value(receipt["request"].clone())
+                .ok()
+                .as_ref(),
+        ),
+    )
+    .expect("json");
+    let forged_file = write_json(dir.path(), "forged.json", &forged_json);
+    let out = mycel(&["receipt", "verify", &forged_file, "--rerun"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains(&forger.address().to_checksum(None)),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // Dishonest but properly signed: the miner's own key signs an output the model did not produce.
+    // Only re-execution catches it.
+    let mut lie = parsed.receipt.clone();
+    lie.outputTokensHash = token_ids_hash(&[4093, 4093, 2]);
+    let lie = SignedReceipt::sign(lie, parsed.chain_id, &hotkey).expect("sign");
+    let lie_json = serde_json::to_value(
+        lie.to_json(
+            serde_json::from_value(receipt["request"].clone())
+                .ok()
+                .as_ref(),
+        ),
+    )
+    .expect("json");
+    let lie_file = write_json(dir.path(), "dishonest.json", &lie_json);
+    let out = mycel(&["receipt", "verify", &lie_file]);
+    assert!(
+        out.status.success(),
+        "the signature itself is valid: {}",
+        text(&out.stdout)
+    );
+    let out = mycel(&["receipt", "verify", &lie_file, "--rerun"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("FAIL") && stdout.contains("output tokens") && stdout.contains("INVALID"),
+        "{stdout}"
+    );
+
+    // A request altered after signing is caught before any re-run.
+    let mut tampered = receipt.clone();
+    tampered["request"]["seed"] = json!(8);
+    let tampered_file = write_json(dir.path(), "tampered.json", &tampered);
+    let out = mycel(&["receipt", "verify", &tampered_file]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("request"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn receipt_verify_reports_bad_input_clearly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let not_json = dir.path().join("x.json");
+    std::fs::write(&not_json, "hello").expect("write");
+    let out = mycel(&["receipt", "verify", &not_json.display().to_string()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("is not JSON"),
+        "{}",
+        text(&out.stderr)
+    );
+    let no_receipt = write_json(dir.path(), "y.json", &json!({"id": "chatcmpl-1"}));
+    let out = mycel(&["receipt", "verify", &no_receipt]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("holds no receipt"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = mycel(&["miner", "--netuid", "1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("--hotkey") || text(&out.stderr).contains("--dev-account"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = mycel(&["miner", "--help"]);
+    assert!(out.status.success());
+    for flag in [
+        "--netuid",
+        "--listen",
+        "--hotkey",
+        "--dev-account",
+        "--rpc",
+        "--workers",
+        "--queue",
+        "--max-tokens-limit",
+    ] {
+        assert!(
+            text(&out.stdout).contains(flag),
+            "miner --help lacks {flag}"
+        );
+    }
+}
