@@ -1,0 +1,274 @@
+//! Paid requests per second and added latency: the gateway's exact-scheme paywall (each request
+//! verified and settled on the chain, waiting for finality) against free mode, in front of a
+//! trivial upstream handler on loopback.
+//!
+//! Needs a running node: `mycel up`, then
+//! `cargo run -p mycel-gateway --example paybench -- --rpc http://127.0.0.1:8545 [--seconds 20] [--concurrency 32]`.
+//! Prints a table and writes JSON (`--json FILE`).
+
+use alloy_primitives::{B256, U256};
+use alloy_signer::SignerSync;
+use axum::{routing::post, Json, Router};
+use mycel_gateway::{
+    router,
+    wire::{self, AuthorizationJson, ExactEvmPayload, PaymentPayload, PaymentRequired},
+    Facilitator, FacilitatorConfig, GatewayConfig, NodeClient, Pricing, SystemClock,
+};
+use mycel_types::{eip3009, keys::dev_signer};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+struct Args {
+    rpc: String,
+    seconds: u64,
+    concurrency: usize,
+    json: Option<String>,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        rpc: "http://127.0.0.1:8545".into(),
+        seconds: 20,
+        concurrency: 32,
+        json: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
+        match flag.as_str() {
+            "--rpc" => a.rpc = value,
+            "--seconds" => a.seconds = value.parse().expect("--seconds N"),
+            "--concurrency" => a.concurrency = value.parse().expect("--concurrency N"),
+            "--json" => a.json = Some(value),
+            other => panic!(
+                "unknown flag {other}; flags: --rpc URL --seconds N --concurrency N --json FILE"
+            ),
+        }
+    }
+    a
+}
+
+async fn serve(app: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+}
+
+#[derive(Debug)]
+struct Run {
+    mode: &'static str,
+    requests: usize,
+    failed: usize,
+    seconds: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+async fn load(mode: &'static str, gateway: String, args: &Args, paid: bool) -> Run {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()
+        .expect("client");
+    let body = json!({"model": "trivial", "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]});
+    let requirements = if paid {
+        let r = http
+            .post(format!("{gateway}/v1/chat/completions"))
+            .json(&body)
+            .send()
+            .await
+            .expect("probe");
+        assert_eq!(r.status().as_u16(), 402);
+        let required: PaymentRequired = wire::decode_header(
+            r.headers()
+                .get(wire::PAYMENT_REQUIRED)
+                .expect("header")
+                .to_str()
+                .expect("ascii"),
+        )
+        .expect("requirements");
+        Some(required.accepts[0].clone())
+    } else {
+        None
+    };
+    let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    let started = Instant::now();
+    let mut tasks = vec![];
+    for worker in 0..args.concurrency {
+        let (http, gateway, body, requirements) = (
+            http.clone(),
+            gateway.clone(),
+            body.clone(),
+            requirements.clone(),
+        );
+        // Payers: dev accounts 1..=8, spread over the workers.
+        let payer = dev_signer(1 + (worker as u32 % 8)).expect("dev key");
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = vec![];
+            let mut failed = 0usize;
+            while Instant::now() < deadline {
+                let mut request = http
+                    .post(format!("{gateway}/v1/chat/completions"))
+                    .json(&body);
+                let t0 = Instant::now();
+                if let Some(req) = &requirements {
+                    let auth = eip3009::TransferWithAuthorization {
+                        from: payer.address(),
+                        to: req.pay_to.parse().expect("payTo"),
+                        value: req.amount.parse().expect("amount"),
+                        validAfter: U256::ZERO,
+                        validBefore: U256::from(now() + req.max_timeout_seconds),
+                        nonce: B256::random(),
+                    };
+                    let chain_id: u64 = req.network["eip155:".len()..].parse().expect("chain");
+                    let sig = payer
+                        .sign_hash_sync(&auth.signing_hash(&eip3009::musd_domain(chain_id)))
+                        .expect("sign");
+                    let payload = PaymentPayload {
+                        x402_version: 2,
+                        resource: None,
+                        accepted: req.clone(),
+                        payload: ExactEvmPayload {
+                            signature: format!("0x{}", hex::encode(sig.as_bytes())),
+                            authorization: AuthorizationJson {
+                                from: auth.from.to_checksum(None),
+                                to: auth.to.to_checksum(None),
+                                value: auth.value.to_string(),
+                                valid_after: "0".into(),
+                                valid_before: auth.validBefore.to_string(),
+                                nonce: auth.nonce.to_string(),
+                            },
+                        },
+                        extensions: None,
+                    };
+                    request =
+                        request.header(wire::PAYMENT_SIGNATURE, wire::encode_header(&payload));
+                }
+                match request.send().await {
+                    Ok(r) if r.status().is_success() => {
+                        let settled_ok = !paid
+                            || r.headers()
+                                .get(wire::PAYMENT_RESPONSE)
+                                .and_then(|h| h.to_str().ok())
+                                .and_then(|h| wire::decode_header::<wire::SettleResponse>(h).ok())
+                                .is_some_and(|s| s.success);
+                        let _ = r.bytes().await;
+                        if settled_ok {
+                            latencies.push(t0.elapsed());
+                        } else {
+                            failed += 1;
+                        }
+                    }
+                    _ => failed += 1,
+                }
+            }
+            (latencies, failed)
+        }));
+    }
+    let mut all = vec![];
+    let mut failed = 0;
+    for t in tasks {
+        let (l, f) = t.await.expect("worker");
+        all.extend(l);
+        failed += f;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    all.sort();
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 - 1.0) * p).round() as usize)
+            .map(|d| d.as_secs_f64() * 1000.0)
+            .unwrap_or(f64::NAN)
+    };
+    Run {
+        mode,
+        requests: all.len(),
+        failed,
+        seconds,
+        p50_ms: pct(0.5),
+        p99_ms: pct(0.99),
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let args = args();
+    let upstream = serve(Router::new().route(
+        "/v1/chat/completions",
+        post(|Json(_): Json<Value>| async {
+            Json(json!({"object": "chat.completion", "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}}]}))
+        }),
+    ))
+    .await;
+    let facilitator = Arc::new(
+        Facilitator::connect(
+            NodeClient::new(&args.rpc),
+            FacilitatorConfig {
+                signer: dev_signer(0).expect("dev key"),
+                fee: None,
+                settle_timeout: Duration::from_secs(30),
+                clock: Arc::new(SystemClock),
+            },
+        )
+        .await
+        .expect("node: start one with `mycel up` and pass --rpc"),
+    );
+    let pay_to = dev_signer(9).expect("dev key").address();
+    let config = |free: bool| GatewayConfig {
+        upstream: upstream.clone(),
+        pay_to,
+        pricing: Pricing::default(),
+        free,
+        max_timeout_seconds: 60,
+    };
+    let free_gateway = serve(router(config(true), None)).await;
+    let paid_gateway = serve(router(config(false), Some(facilitator.clone()))).await;
+
+    let direct = load("upstream directly", upstream.clone(), &args, false).await;
+    let free = load("gateway, free mode", free_gateway, &args, false).await;
+    let exact = load(
+        "gateway, x402 exact (settled, final)",
+        paid_gateway,
+        &args,
+        true,
+    )
+    .await;
+    println!("| mode | requests | failed | req/s | p50 ms | p99 ms |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    let mut rows = vec![];
+    for r in [&direct, &free, &exact] {
+        println!(
+            "| {} | {} | {} | {:.0} | {:.2} | {:.2} |",
+            r.mode,
+            r.requests,
+            r.failed,
+            r.requests as f64 / r.seconds,
+            r.p50_ms,
+            r.p99_ms
+        );
+        rows.push(
+            json!({"mode": r.mode, "requests": r.requests, "failed": r.failed,
+            "req_per_s": r.requests as f64 / r.seconds, "p50_ms": r.p50_ms, "p99_ms": r.p99_ms}),
+        );
+    }
+    let c = facilitator.counters();
+    println!(
+        "settled {} payments; concurrency {}, {} s per mode",
+        c.settled.load(std::sync::atomic::Ordering::Relaxed),
+        args.concurrency,
+        args.seconds
+    );
+    if let Some(path) = &args.json {
+        let doc = json!({"concurrency": args.concurrency, "seconds": args.seconds, "runs": rows});
+        std::fs::write(path, serde_json::to_vec_pretty(&doc).expect("json")).expect("write --json");
+    }
+}
