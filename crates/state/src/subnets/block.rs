@@ -409,6 +409,7 @@ fn emission_shares(subnets: &Subnets, emission: u128) -> Vec<u128> {
 
 /// Runs one Yuma epoch of `s` at `block` and pays out its pending alpha.
 fn run_subnet_epoch(s: &mut Subnet, block: u64) -> EpochReceipt {
+    s.touch();
     drop_expired_commits(s, block);
     let pending = s.pending_alpha;
     let owner_cut = s.pending_owner;

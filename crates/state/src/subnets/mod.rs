@@ -310,13 +310,132 @@ pub struct Subnet {
     pub stakes: BTreeMap<Address, BTreeMap<Address, AlphaAmount>>,
     /// Unrevealed commits per hotkey, oldest first.
     pub commits: BTreeMap<Address, Vec<WeightsCommit>>,
+    /// Digest of `neurons`, `stakes` and `commits` for the state root; cleared by every write to
+    /// them ([`Subnet::touch`]).
+    #[serde(skip)]
+    pub(crate) heavy_digest: DigestCache,
 }
+
+/// A cached digest. Derived data: two values compare equal whatever their caches hold.
+#[derive(Debug, Clone, Default)]
+pub struct DigestCache(Option<B256>);
+
+impl PartialEq for DigestCache {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+impl Eq for DigestCache {}
 
 /// An alpha amount that serialises as a decimal string.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct AlphaAmount(#[serde(with = "amount_string")] pub u128);
 
 impl Subnet {
+    /// Marks `neurons`, `stakes` or `commits` as changed (their digest is recomputed).
+    pub(crate) fn touch(&mut self) {
+        self.heavy_digest.0 = None;
+    }
+
+    fn heavy_digest(&mut self) -> B256 {
+        if let Some(d) = self.heavy_digest.0 {
+            return d;
+        }
+        let d = self.heavy_digest_uncached();
+        self.heavy_digest.0 = Some(d);
+        d
+    }
+
+    /// keccak of a compact binary encoding of `neurons`, `stakes` and `commits` (integers
+    /// big-endian, lists length-prefixed, options as a 0/1 byte then the value).
+    fn heavy_digest_uncached(&self) -> B256 {
+        let mut h = alloy_primitives::Keccak256::new();
+        let pairs = |h: &mut alloy_primitives::Keccak256, row: &[(u16, u16)]| {
+            h.update((row.len() as u32).to_be_bytes());
+            let mut buf = Vec::with_capacity(row.len() * 4);
+            for (u, v) in row {
+                buf.extend_from_slice(&u.to_be_bytes());
+                buf.extend_from_slice(&v.to_be_bytes());
+            }
+            h.update(&buf);
+        };
+        h.update((self.neurons.len() as u32).to_be_bytes());
+        for n in &self.neurons {
+            h.update(n.hotkey);
+            h.update(n.coldkey);
+            h.update(n.registered_at.to_be_bytes());
+            h.update(n.last_update.to_be_bytes());
+            match n.weights_set_at {
+                Some(b) => {
+                    h.update([1u8]);
+                    h.update(b.to_be_bytes());
+                }
+                None => h.update([0u8]),
+            }
+            pairs(&mut h, &n.weights);
+            pairs(&mut h, &n.bonds);
+            h.update([n.validator_permit as u8]);
+            for v in [n.consensus, n.incentive, n.dividends, n.validator_trust] {
+                h.update(v.to_be_bytes());
+            }
+            h.update(n.emission.to_be_bytes());
+            match &n.endpoint {
+                Some(e) => {
+                    h.update([1u8]);
+                    h.update((e.host.len() as u32).to_be_bytes());
+                    h.update(e.host.as_bytes());
+                    h.update(e.port.to_be_bytes());
+                    h.update((e.protocol.len() as u32).to_be_bytes());
+                    h.update(e.protocol.as_bytes());
+                    h.update(e.block.to_be_bytes());
+                }
+                None => h.update([0u8]),
+            }
+        }
+        h.update((self.stakes.len() as u32).to_be_bytes());
+        for (hotkey, by_cold) in &self.stakes {
+            h.update(hotkey);
+            h.update((by_cold.len() as u32).to_be_bytes());
+            for (coldkey, a) in by_cold {
+                h.update(coldkey);
+                h.update(a.0.to_be_bytes());
+            }
+        }
+        h.update((self.commits.len() as u32).to_be_bytes());
+        for (hotkey, commits) in &self.commits {
+            h.update(hotkey);
+            h.update((commits.len() as u32).to_be_bytes());
+            for c in commits {
+                h.update(c.hash);
+                h.update(c.block.to_be_bytes());
+            }
+        }
+        h.finalize()
+    }
+
+    fn light_digest(&self) -> B256 {
+        let light = (
+            (
+                self.netuid,
+                self.owner,
+                self.owner_hotkey,
+                self.registered_at,
+            ),
+            (self.lock.to_string(), &self.params, self.burn.to_string()),
+            (
+                self.regs_this_interval,
+                &self.pool,
+                self.alpha_issued.to_string(),
+            ),
+            (
+                self.pending_alpha.to_string(),
+                self.pending_owner.to_string(),
+            ),
+            (self.flow_ema_bits.to_string(), self.last_epoch),
+        );
+        keccak256(serde_json::to_vec(&light).expect("subnet serialises"))
+    }
+
     pub fn uid_of(&self, hotkey: &Address) -> Option<u16> {
         self.neurons
             .iter()
@@ -344,6 +463,7 @@ impl Subnet {
         if amount == 0 {
             return;
         }
+        self.touch();
         let slot = self
             .stakes
             .entry(hotkey)
@@ -354,6 +474,7 @@ impl Subnet {
     }
 
     pub(crate) fn sub_position(&mut self, hotkey: Address, coldkey: Address, amount: u128) {
+        self.touch();
         let Some(by_cold) = self.stakes.get_mut(&hotkey) else {
             panic!("no stake on {hotkey} to take {amount} from");
         };
@@ -433,8 +554,11 @@ pub struct Subnets {
     /// Net MYC flow per pool from the block's settled orders (empty between blocks).
     #[serde(default)]
     pub(crate) block_flow: BTreeMap<u16, i128>,
-    /// The last block's emission receipt.
+    /// The last block's emission receipt (derived data: not in the state root).
     pub(crate) latest_receipt: Option<EmissionReceipt>,
+    /// Digest of `hotkey_owner`; cleared when it changes.
+    #[serde(skip)]
+    pub(crate) owners_digest: DigestCache,
 }
 
 impl Subnets {
@@ -503,16 +627,42 @@ impl Subnets {
         }
     }
 
-    /// Folds the incentive state into the state root (unchanged while there are no subnets).
-    pub(crate) fn fold_root(&self, root: B256) -> B256 {
+    /// Folds the incentive state into the state root (unchanged while there are no subnets):
+    /// `keccak(0x06 ‖ root ‖ keccak(globals ‖ owners ‖ (light ‖ heavy) per subnet))`, each part a
+    /// keccak of its JSON. The heavy parts (neurons, stakes, commits; hotkey owners) are cached
+    /// until written, so a block without epochs or neuron changes hashes only small parts. The
+    /// latest emission receipt is derived data and not part of the root.
+    pub(crate) fn fold_root(&mut self, root: B256) -> B256 {
         if self.subnets.is_empty() && self.orders.is_empty() {
             return root;
         }
-        let bytes = serde_json::to_vec(self).expect("incentive state serialises");
+        let globals = (
+            self.last_lock.to_string(),
+            self.last_lock_block,
+            &self.orders,
+            &self.block_flow,
+        );
+        let mut parts = Vec::with_capacity(64 * (self.subnets.len() + 1));
+        parts.extend_from_slice(
+            keccak256(serde_json::to_vec(&globals).expect("serialises")).as_slice(),
+        );
+        let owners = match self.owners_digest.0 {
+            Some(d) => d,
+            None => {
+                let d = keccak256(serde_json::to_vec(&self.hotkey_owner).expect("serialises"));
+                self.owners_digest.0 = Some(d);
+                d
+            }
+        };
+        parts.extend_from_slice(owners.as_slice());
+        for s in self.subnets.values_mut() {
+            parts.extend_from_slice(s.light_digest().as_slice());
+            parts.extend_from_slice(s.heavy_digest().as_slice());
+        }
         let mut buf = [0u8; 65];
         buf[0] = 0x06;
         buf[1..33].copy_from_slice(root.as_slice());
-        buf[33..].copy_from_slice(keccak256(bytes).as_slice());
+        buf[33..].copy_from_slice(keccak256(parts).as_slice());
         keccak256(buf)
     }
 }

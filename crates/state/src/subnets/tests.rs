@@ -879,6 +879,9 @@ proptest! {
             let oa = a.block(txs.clone());
             let ob = b.block(txs);
             prop_assert_eq!(oa.state_root, ob.state_root);
+            // A node restarting from a snapshot (no caches) computes the same root.
+            let mut restored = State::from_snapshot_bytes(&a.state.to_snapshot_bytes()).unwrap();
+            prop_assert_eq!(restored.state_root(), oa.state_root);
             prop_assert_eq!(&oa.results, &ob.results);
             for (netuid, hotkeys, immune) in before {
                 let s = a.state.subnets.get(netuid).unwrap();

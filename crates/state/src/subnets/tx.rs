@@ -42,6 +42,20 @@ pub(crate) enum IncentiveWrite {
     Order(Order),
 }
 
+impl IncentiveWrite {
+    fn netuid(&self) -> u16 {
+        match self {
+            IncentiveWrite::NewSubnet(s) => s.netuid,
+            IncentiveWrite::Params { netuid, .. }
+            | IncentiveWrite::Register { netuid, .. }
+            | IncentiveWrite::Endpoint { netuid, .. }
+            | IncentiveWrite::Weights { netuid, .. }
+            | IncentiveWrite::Commit { netuid, .. } => *netuid,
+            IncentiveWrite::Order(o) => o.netuid,
+        }
+    }
+}
+
 pub(crate) struct Planned {
     pub payer: Account,
     pub events: Vec<IncentiveEvent>,
@@ -123,6 +137,7 @@ pub(crate) fn plan_tx(
                 neurons: vec![owner_neuron],
                 stakes: BTreeMap::new(),
                 commits: BTreeMap::new(),
+                heavy_digest: DigestCache::default(),
             };
             (
                 vec![IncentiveEvent::SubnetRegistered {
@@ -515,6 +530,7 @@ fn live_commits(s: &Subnet, hotkey: Address, block: u64) -> Vec<WeightsCommit> {
 
 /// Drops every expired commit of a subnet (run at its epochs).
 pub(crate) fn drop_expired_commits(s: &mut Subnet, block: u64) {
+    s.touch();
     let epoch = s.epoch_index(block);
     let (reveal_period, netuid, tempo) = (s.params.reveal_period, s.netuid as u64, s.params.tempo);
     let epoch_of = |b: u64| (b + netuid + 1) / (tempo + 1);
@@ -600,6 +616,15 @@ fn normalise_weights(s: &Subnet, uids: &[u16], values: &[u16]) -> Result<Vec<(u1
 pub(crate) fn apply_write(state: &mut State, write: IncentiveWrite) {
     let block = state.height + 1;
     let subnets = &mut state.subnets;
+    if let Some(s) = subnets.subnets.get_mut(&write.netuid()) {
+        s.touch();
+    }
+    if matches!(
+        write,
+        IncentiveWrite::NewSubnet(_) | IncentiveWrite::Register { .. }
+    ) {
+        subnets.owners_digest = DigestCache::default();
+    }
     match write {
         IncentiveWrite::NewSubnet(s) => {
             subnets.last_lock = s.lock;
