@@ -7,9 +7,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use alloy_signer_local::PrivateKeySigner;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use mycel_infer::{default_cache_dir, FetchProgress, Model};
+use mycel_subnet::miner::chain::{self, NodeClient, ServedAt};
 use mycel_subnet::miner::{self, BlockHeight, Limits, Miner, MinerConfig};
 use mycel_types::keys::{dev_signer, DEV_ACCOUNTS};
 
@@ -43,9 +45,25 @@ pub struct MinerArgs {
     /// Use development account N (0-9) of the public devnet mnemonic as the hotkey. Devnets only.
     #[arg(long, value_name = "N")]
     pub dev_account: Option<u32>,
-    /// A node's HTTP API: the chain id and the block height in receipts come from it.
+    /// A node's HTTP API. With it the miner reads the chain id and the block height for its
+    /// receipts, registers its hotkey on the subnet if needed (BurnedRegister, paid by the coldkey)
+    /// and announces its endpoint (ServeEndpoint) before it serves.
     #[arg(long, value_name = "URL", env = "MYCEL_RPC")]
     pub rpc: Option<String>,
+    /// With --rpc: only read the chain; do not register or announce.
+    #[arg(long)]
+    pub no_register: bool,
+    /// The endpoint to announce on chain, HOST:PORT [default: the address the miner listens on].
+    /// Needed when listening on 0.0.0.0 or behind a proxy.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub announce: Option<String>,
+    /// The coldkey that pays the registration burn: a key name in the keystore or a keystore file
+    /// [default: the hotkey pays for itself].
+    #[arg(long, value_name = "FILE|NAME", conflicts_with = "coldkey_dev_account")]
+    pub coldkey: Option<String>,
+    /// Use development account N (0-9) as the coldkey that pays the registration burn.
+    #[arg(long, value_name = "N")]
+    pub coldkey_dev_account: Option<u32>,
     /// The chain id to sign receipts for when no --rpc is given [default: 1337, the devnet's].
     #[arg(long, value_name = "ID")]
     pub chain_id: Option<u64>,
@@ -94,16 +112,15 @@ pub fn run(args: MinerArgs) -> Result<()> {
     }
     let signer = match (&args.hotkey, args.dev_account) {
         (Some(spec), _) => keys::load_signer(&args.keystore, spec, &args.password)?,
-        (None, Some(n)) if n < DEV_ACCOUNTS => {
-            dev_signer(n).map_err(|e| anyhow!("cannot derive development account {n}: {e}"))?
-        }
-        (None, Some(n)) => bail!(
-            "--dev-account {n} does not exist: development accounts are 0 to {}",
-            DEV_ACCOUNTS - 1
-        ),
+        (None, Some(n)) => dev_account(n, "--dev-account")?,
         (None, None) => {
             bail!("say which hotkey signs receipts: --hotkey FILE|NAME or --dev-account N")
         }
+    };
+    let coldkey = match (&args.coldkey, args.coldkey_dev_account) {
+        (Some(spec), _) => Some(keys::load_signer(&args.keystore, spec, &args.password)?),
+        (None, Some(n)) => Some(dev_account(n, "--coldkey-dev-account")?),
+        (None, None) => None,
     };
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -113,10 +130,11 @@ pub fn run(args: MinerArgs) -> Result<()> {
         .context("cannot start the async runtime")?;
 
     let height = BlockHeight::default();
-    let chain_id = match &args.rpc {
-        Some(rpc) => {
+    let node = args.rpc.as_deref().map(NodeClient::new);
+    let chain_id = match &node {
+        Some(node) => {
             let (node_chain, node_height) = runtime
-                .block_on(miner::chain_status(&reqwest::Client::new(), rpc))
+                .block_on(node.status())
                 .map_err(|e| anyhow!("{e}: is the node running? (or leave out --rpc)"))?;
             if let Some(given) = args.chain_id {
                 if given != node_chain {
@@ -148,12 +166,58 @@ pub fn run(args: MinerArgs) -> Result<()> {
         },
     };
     let hotkey = signer.address();
-    let miner = Miner::start(config, Arc::new(model), signer, height.clone());
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(args.listen))
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let bound = listener
+        .local_addr()
+        .context("cannot read the bound address")?;
 
+    if let (Some(node), false) = (&node, args.no_register) {
+        let served_at = announced_endpoint(args.announce.as_deref(), bound)?;
+        let payer = coldkey.as_ref().unwrap_or(&signer);
+        eprintln!(
+            "checking subnet {} on {} for hotkey {} (endpoint http://{}:{})…",
+            args.netuid,
+            node.base(),
+            hotkey.to_checksum(None),
+            served_at.host,
+            served_at.port
+        );
+        let on_chain = runtime
+            .block_on(chain::register_and_announce(
+                node,
+                args.netuid,
+                &signer,
+                payer,
+                &served_at,
+                None,
+                Duration::from_secs(120),
+            ))
+            .context("registering the miner on chain (pass --no-register to serve without it)")?;
+        eprintln!(
+            "hotkey {} is UID {} of subnet {}{}{}",
+            hotkey.to_checksum(None),
+            on_chain.uid,
+            args.netuid,
+            if on_chain.registered_now {
+                " (registered now)"
+            } else {
+                ""
+            },
+            if on_chain.announced_now {
+                ", endpoint announced"
+            } else {
+                ", endpoint already announced"
+            }
+        );
+    }
+
+    let miner = Miner::start(config, Arc::new(model), signer, height.clone());
     runtime.block_on(async move {
-        if let Some(rpc) = args.rpc.clone() {
-            tokio::spawn(miner::follow_chain_height(
-                rpc,
+        if let Some(node) = node {
+            tokio::spawn(chain::follow_chain_height(
+                node,
                 height,
                 Duration::from_secs(1),
             ));
@@ -161,23 +225,59 @@ pub fn run(args: MinerArgs) -> Result<()> {
         let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;
         };
-        miner::serve_until(
-            miner,
-            args.listen,
-            |bound| {
-                let mut out = std::io::stdout().lock();
-                let _ = writeln!(
-                    out,
-                    "mycel miner serving http://{bound}/v1 (model {model_name} 0x{model_id}, hotkey {}, chain {chain_id}, subnet {})",
-                    hotkey.to_checksum(None),
-                    args.netuid
-                );
-                let _ = out.flush();
-            },
-            shutdown,
-        )
-        .await
-        .with_context(|| format!("cannot serve on {}", args.listen))
+        {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(
+                out,
+                "mycel miner serving http://{bound}/v1 (model {model_name} 0x{model_id}, hotkey {}, chain {chain_id}, subnet {})",
+                hotkey.to_checksum(None),
+                args.netuid
+            );
+            let _ = out.flush();
+        }
+        miner::serve(miner, listener, shutdown)
+            .await
+            .with_context(|| format!("serving on {bound}"))
+    })
+}
+
+fn dev_account(n: u32, flag: &str) -> Result<PrivateKeySigner> {
+    if n >= DEV_ACCOUNTS {
+        bail!(
+            "{flag} {n} does not exist: development accounts are 0 to {}",
+            DEV_ACCOUNTS - 1
+        );
+    }
+    dev_signer(n).map_err(|e| anyhow!("cannot derive development account {n}: {e}"))
+}
+
+/// `--announce HOST:PORT`, or the bound address when it is a specific one.
+fn announced_endpoint(announce: Option<&str>, bound: SocketAddr) -> Result<ServedAt> {
+    let (host, port) = match announce {
+        Some(text) => {
+            let (host, port) = text.rsplit_once(':').ok_or_else(|| {
+                anyhow!("--announce {text}: expected HOST:PORT, e.g. miner.example.org:8000")
+            })?;
+            let port: u16 = port
+                .parse()
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| anyhow!("--announce {text}: the port must be 1 to 65535"))?;
+            if host.is_empty() {
+                bail!("--announce {text}: the host is empty");
+            }
+            (host.to_string(), port)
+        }
+        None if bound.ip().is_unspecified() => bail!(
+            "the miner listens on {bound}, which is no address others can reach: pass \
+             --announce HOST:PORT with the address to announce on chain"
+        ),
+        None => (bound.ip().to_string(), bound.port()),
+    };
+    Ok(ServedAt {
+        host,
+        port,
+        protocol: "http".into(),
     })
 }
 

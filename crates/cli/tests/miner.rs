@@ -41,11 +41,22 @@ impl MinerProc {
     /// Starts `mycel miner` with `extra` flags and waits for its banner (which names the port it
     /// bound: it listens on port 0, so no two tests race for a port).
     fn start(extra: &[&str]) -> MinerProc {
+        Self::start_on(7, extra)
+    }
+
+    /// Starts `mycel miner --netuid NETUID` with `extra` flags.
+    fn start_on(netuid: u16, extra: &[&str]) -> MinerProc {
         let dir = tempfile::tempdir().expect("tempdir");
         let log = dir.path().join("miner.log");
         let mut command = Command::new(env!("CARGO_BIN_EXE_mycel"));
         command
-            .args(["miner", "--netuid", "7", "--listen", "127.0.0.1:0"])
+            .args([
+                "miner",
+                "--netuid",
+                &netuid.to_string(),
+                "--listen",
+                "127.0.0.1:0",
+            ])
             .args(["--dev-account", &HOTKEY.to_string()])
             .args(extra)
             .env("RUST_LOG", "warn")
@@ -679,4 +690,197 @@ fn receipt_verify_reports_bad_input_clearly() {
             "miner --help lacks {flag}"
         );
     }
+}
+
+// ---------------------------------------------------------------- on a real devnet
+
+/// `mycel up` on free loopback ports, killed when dropped.
+struct DevnetProc {
+    child: Child,
+    rpc: String,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for DevnetProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+impl DevnetProc {
+    /// Starts a devnet and waits for its banner; tries new ports when a parallel test took one.
+    fn start() -> DevnetProc {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("up.log");
+        for _attempt in 0..5 {
+            let rpc_port = free_port();
+            let mut command = Command::new(env!("CARGO_BIN_EXE_mycel"));
+            command
+                .arg("up")
+                .arg("--data-dir")
+                .arg(dir.path().join("devnet"))
+                .args(["--rpc-addr", &format!("127.0.0.1:{rpc_port}")])
+                .args(["--p2p-addr", &format!("127.0.0.1:{}", free_port())])
+                .env("RUST_LOG", "warn")
+                .env_remove("MYCEL_DATA_DIR")
+                .stdin(Stdio::null())
+                .stdout(std::fs::File::create(&log).expect("log"))
+                .stderr(
+                    std::fs::File::options()
+                        .append(true)
+                        .open(&log)
+                        .expect("log"),
+                );
+            #[cfg(target_os = "linux")]
+            {
+                use std::os::unix::process::CommandExt;
+                // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+                unsafe {
+                    command.pre_exec(|| {
+                        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                        Ok(())
+                    });
+                }
+            }
+            let mut child = command.spawn().expect("spawn mycel up");
+            let deadline = Instant::now() + Duration::from_secs(90);
+            loop {
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                if text.contains("mycel devnet is running") {
+                    return DevnetProc {
+                        child,
+                        rpc: format!("http://127.0.0.1:{rpc_port}"),
+                        log,
+                        _dir: dir,
+                    };
+                }
+                if let Ok(Some(_)) = child.try_wait() {
+                    assert!(
+                        text.contains("Address already in use"),
+                        "mycel up exited:\n{text}"
+                    );
+                    break;
+                }
+                assert!(Instant::now() < deadline, "mycel up did not start:\n{text}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        panic!("five tries, and every time a port was taken before the devnet could bind it");
+    }
+}
+
+async fn get_json(url: &str) -> Value {
+    reqwest::get(url)
+        .await
+        .expect("the node answers")
+        .json()
+        .await
+        .expect("json")
+}
+
+/// With `--rpc`, the miner registers its hotkey on the subnet (paying the burn), announces its
+/// endpoint, and signs receipts for the node's chain id at the node's height.
+#[test]
+fn miner_registers_and_announces_on_a_devnet() {
+    use alloy_primitives::U256;
+    use mycel_types::{tx::RegisterSubnet, SignedTx, TxKind};
+
+    let devnet = DevnetProc::start();
+    let rpc = devnet.rpc.clone();
+    // Development account 0 creates subnet 1, with account 1 as the owner's hotkey.
+    runtime().block_on(async {
+        let owner = dev_signer(0).expect("key");
+        let status = get_json(&format!("{rpc}/v1/status")).await;
+        let chain_id = status["chain_id"].as_u64().expect("chain id");
+        let fee: u64 = status["min_fee"]
+            .as_str()
+            .and_then(|f| f.parse().ok())
+            .expect("min fee");
+        let tx = SignedTx::sign(
+            TxKind::RegisterSubnet(RegisterSubnet {
+                from: owner.address(),
+                hotkey: dev_signer(1).expect("key").address(),
+                maxLockCost: U256::from(1_000_000_000_000u64),
+                nonce: 0,
+                fee: U256::from(fee),
+            }),
+            chain_id,
+            &owner,
+        )
+        .expect("sign");
+        let response = reqwest::Client::new()
+            .post(format!("{rpc}/v1/txs"))
+            .json(&tx.to_json())
+            .send()
+            .await
+            .expect("submit");
+        assert_eq!(
+            response.status().as_u16(),
+            202,
+            "{}",
+            response.text().await.unwrap_or_default()
+        );
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let status = get_json(&format!("{rpc}/v1/txs/{}", tx.hash())).await;
+            if status["status"] == "finalized" {
+                assert!(status.get("error").is_none_or(Value::is_null), "{status}");
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "RegisterSubnet not finalized: {status}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+
+    let hotkey = dev_signer(HOTKEY).expect("key").address();
+    let miner = MinerProc::start_on(1, &["--rpc", &rpc]);
+    let port: u16 = miner
+        .url
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    assert!(miner.log().contains("(registered now)"), "{}", miner.log());
+    runtime().block_on(async {
+        let metagraph = get_json(&format!("{rpc}/v1/subnets/1/metagraph")).await;
+        let neuron = metagraph["neurons"]
+            .as_array()
+            .expect("neurons")
+            .iter()
+            .find(|n| n["hotkey"].as_str().and_then(|h| h.parse().ok()) == Some(hotkey))
+            .unwrap_or_else(|| panic!("the miner's hotkey is not in the metagraph: {metagraph}"))
+            .clone();
+        assert_eq!(
+            neuron["endpoint"],
+            json!({"host": "127.0.0.1", "port": port, "protocol": "http", "block": neuron["endpoint"]["block"]}),
+            "{neuron}"
+        );
+        let (status, _, text) = post_raw(
+            &miner.url,
+            "/v1/chat/completions",
+            &json!({"model": miner.model, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2}).to_string(),
+        )
+        .await;
+        assert_eq!(status, 200, "{text}");
+        let body: Value = serde_json::from_str(&text).expect("json");
+        assert_eq!(body["receipt"]["chainId"], 1337);
+        assert_eq!(body["receipt"]["message"]["netuid"], 1);
+        assert!(body["receipt"]["message"]["blockHeight"].as_u64().is_some_and(|h| h > 0), "{body}");
+    });
+    drop(miner);
+    drop(devnet);
 }

@@ -14,10 +14,10 @@
 //! Requests are decoded by `workers` threads, one request at a time each, in arrival order. At
 //! most `queue_size` admitted requests wait for a worker; one more is refused with 429.
 
+pub mod chain;
 pub mod metrics;
 pub mod openai;
 
-use std::net::SocketAddr;
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -346,15 +346,15 @@ fn completion_id(endpoint: Endpoint) -> String {
 
 async fn chat_completions(State(miner): State<Miner>, body: Bytes) -> Response {
     let parsed = openai::parse_chat(&body, &miner.shared.config.limits);
-    serve(miner, parsed, Endpoint::ChatCompletions).await
+    answer(miner, parsed, Endpoint::ChatCompletions).await
 }
 
 async fn completions(State(miner): State<Miner>, body: Bytes) -> Response {
     let parsed = openai::parse_completion(&body, &miner.shared.config.limits);
-    serve(miner, parsed, Endpoint::Completions).await
+    answer(miner, parsed, Endpoint::Completions).await
 }
 
-async fn serve(
+async fn answer(
     miner: Miner,
     parsed: Result<openai::ParsedRequest, ApiError>,
     endpoint: Endpoint,
@@ -655,77 +655,13 @@ async fn not_found() -> Response {
     .into_response()
 }
 
-/// Binds `listen` and serves the miner until `shutdown` resolves. Returns the bound address through
-/// `on_bound` first (useful with port 0).
-pub async fn serve_until(
+/// Serves the miner on a bound listener until `shutdown` resolves.
+pub async fn serve(
     miner: Miner,
-    listen: SocketAddr,
-    on_bound: impl FnOnce(SocketAddr),
+    listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(listen).await?;
-    on_bound(listener.local_addr()?);
     axum::serve(listener, miner.router())
         .with_graceful_shutdown(shutdown)
         .await
-}
-
-/// Why the chain could not be asked for its status.
-#[derive(Debug, thiserror::Error)]
-pub enum ChainError {
-    #[error("cannot reach the node at {url}: {detail}")]
-    Unreachable { url: String, detail: String },
-    #[error("the node at {url} answered {detail}")]
-    BadAnswer { url: String, detail: String },
-}
-
-/// The chain id and finalized height from a node's `GET /v1/status`.
-pub async fn chain_status(client: &reqwest::Client, rpc: &str) -> Result<(u64, u64), ChainError> {
-    let url = format!("{}/v1/status", rpc.trim_end_matches('/'));
-    let response = client
-        .get(&url)
-        .timeout(Duration::from_secs(5))
-        .send()
-        .await
-        .map_err(|e| ChainError::Unreachable {
-            url: url.clone(),
-            detail: e.to_string(),
-        })?;
-    let status = response.status();
-    let body: serde_json::Value = response.json().await.map_err(|e| ChainError::BadAnswer {
-        url: url.clone(),
-        detail: format!("{status} with a body that is not JSON: {e}"),
-    })?;
-    match (body["chain_id"].as_u64(), body["height"].as_u64()) {
-        (Some(chain_id), Some(height)) => Ok((chain_id, height)),
-        _ => Err(ChainError::BadAnswer {
-            url,
-            detail: format!("{status} without chain_id and height: {body}"),
-        }),
-    }
-}
-
-/// Polls the node every `every` and stores its finalized height; logs (once per outage) when the
-/// node cannot be reached and keeps the last height it saw.
-pub async fn follow_chain_height(rpc: String, height: BlockHeight, every: Duration) {
-    let client = reqwest::Client::new();
-    let mut reachable = true;
-    loop {
-        match chain_status(&client, &rpc).await {
-            Ok((_, h)) => {
-                height.set(h);
-                if !reachable {
-                    tracing::info!(rpc = %rpc, height = h, "the node is reachable again");
-                }
-                reachable = true;
-            }
-            Err(e) => {
-                if reachable {
-                    tracing::warn!(error = %e, "cannot read the chain height; receipts keep the last one seen");
-                }
-                reachable = false;
-            }
-        }
-        tokio::time::sleep(every).await;
-    }
 }
