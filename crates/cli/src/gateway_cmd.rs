@@ -200,3 +200,235 @@ fn init_logging() {
         .with_writer(std::io::stderr)
         .try_init();
 }
+
+#[derive(Debug, Args)]
+#[command(after_help = "Example (a paid gateway from `mycel gateway`):\n  \
+    mycel pay http://127.0.0.1:8402/v1/chat/completions --dev-account 1 --max 0.01 \\\n      \
+    --data '{\"model\":\"smollm2\",\"max_tokens\":64,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}'")]
+pub struct PayArgs {
+    /// The URL to call (POST with --data, else GET).
+    #[arg(value_name = "URL")]
+    pub url: String,
+    /// JSON body to POST.
+    #[arg(long, value_name = "JSON")]
+    pub data: Option<String>,
+    /// Pay at most this much mUSD; a dearer request is refused before anything is signed.
+    #[arg(long, value_name = "mUSD", default_value = "0.1")]
+    pub max: String,
+    /// Show the price and stop without paying.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Sign with this key: a name in the keystore or the path of a keystore file.
+    #[arg(long, value_name = "FILE|NAME")]
+    pub key: Option<String>,
+    /// Sign with development account N (0-9). Devnets only.
+    #[arg(long, value_name = "N")]
+    pub dev_account: Option<u32>,
+    #[command(flatten)]
+    pub keystore: KeystoreArgs,
+    #[command(flatten)]
+    pub password: PasswordArgs,
+}
+
+/// `mycel pay`: calls a URL, and if it asks for an x402 payment in mUSD, shows the price, signs an
+/// EIP-3009 authorization for exactly that (within `--max`) and calls again with it.
+pub fn run_pay(args: PayArgs) -> Result<()> {
+    use alloy_primitives::{B256, U256};
+    use alloy_signer::SignerSync;
+    use mycel_gateway::wire::{self, AuthorizationJson, ExactEvmPayload, PaymentPayload};
+    use mycel_types::eip3009;
+
+    let max =
+        parse_amount(&args.max, Token::Musd).with_context(|| format!("--max '{}'", args.max))?;
+    let body: Option<serde_json::Value> = match &args.data {
+        Some(d) => Some(serde_json::from_str(d).context("--data is not JSON")?),
+        None => None,
+    };
+    let signer = if args.dry_run {
+        None
+    } else {
+        Some(match (&args.key, args.dev_account) {
+            (Some(spec), _) => keys::load_signer(&args.keystore, spec, &args.password)?,
+            (None, Some(n)) if n < DEV_ACCOUNTS => {
+                dev_signer(n).map_err(|e| anyhow!("cannot derive development account {n}: {e}"))?
+            }
+            (None, Some(n)) => bail!(
+                "--dev-account {n} does not exist: development accounts are 0 to {}",
+                DEV_ACCOUNTS - 1
+            ),
+            (None, None) => {
+                bail!("say who pays: --key FILE|NAME or --dev-account N (or --dry-run)")
+            }
+        })
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(600))
+            .build()
+            .context("HTTP client")?;
+        let send = |header: Option<(&'static str, String)>| {
+            let mut request = match &body {
+                Some(b) => http.post(&args.url).json(b),
+                None => http.get(&args.url),
+            };
+            if let Some((name, value)) = header {
+                request = request.header(name, value);
+            }
+            request.send()
+        };
+        let first = send(None)
+            .await
+            .with_context(|| format!("cannot reach {}", args.url))?;
+        if first.status().as_u16() != 402 {
+            let status = first.status();
+            let text = first.text().await.unwrap_or_default();
+            println!("{text}");
+            if !status.is_success() {
+                bail!("{} answered {status} (no payment was asked for)", args.url);
+            }
+            return Ok(());
+        }
+        let header = first
+            .headers()
+            .get(wire::PAYMENT_REQUIRED)
+            .and_then(|h| h.to_str().ok())
+            .ok_or_else(|| {
+                anyhow!("402 without a PAYMENT-REQUIRED header: not an x402 v2 server")
+            })?;
+        let required: wire::PaymentRequired =
+            wire::decode_header(header).context("PAYMENT-REQUIRED does not decode")?;
+        let requirements = required
+            .accepts
+            .iter()
+            .find(|r| r.scheme == "exact" && r.network.starts_with("eip155:"))
+            .ok_or_else(|| {
+                anyhow!(
+                    "the server accepts no exact EVM payment: {:?}",
+                    required.accepts
+                )
+            })?
+            .clone();
+        let extra = requirements.extra.clone().unwrap_or_default();
+        let (name, version) = (
+            extra["name"].as_str().unwrap_or_default().to_string(),
+            extra["version"].as_str().unwrap_or_default().to_string(),
+        );
+        let amount: u128 = requirements
+            .amount
+            .parse()
+            .map_err(|_| anyhow!("price '{}' is not an integer", requirements.amount))?;
+        eprintln!(
+            "price: {} {} (asset {}, {}) to {}",
+            format_amount(amount, Token::Musd),
+            if name == mycel_types::MUSD_EIP712_NAME {
+                "mUSD"
+            } else {
+                name.as_str()
+            },
+            requirements.asset,
+            requirements.network,
+            requirements.pay_to
+        );
+        if amount > max {
+            bail!(
+                "the price {} mUSD is over --max {} mUSD: nothing was paid",
+                format_amount(amount, Token::Musd),
+                format_amount(max, Token::Musd)
+            );
+        }
+        let Some(signer) = signer else {
+            return Ok(());
+        };
+        let chain_id: u64 = requirements
+            .network
+            .trim_start_matches("eip155:")
+            .parse()
+            .map_err(|_| {
+                anyhow!(
+                    "network '{}' is not eip155:<chain id>",
+                    requirements.network
+                )
+            })?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
+        let asset: Address = requirements.asset.parse().context("asset address")?;
+        let authorization = eip3009::TransferWithAuthorization {
+            from: signer.address(),
+            to: requirements.pay_to.parse().context("payTo address")?,
+            value: U256::from(amount),
+            validAfter: U256::ZERO,
+            validBefore: U256::from(now + requirements.max_timeout_seconds),
+            nonce: B256::random(),
+        };
+        let domain = eip3009::token_domain(&name, &version, chain_id, asset);
+        let signature = signer
+            .sign_hash_sync(&authorization.signing_hash(&domain))
+            .context("signing the payment")?;
+        let payment = PaymentPayload {
+            x402_version: 2,
+            resource: Some(required.resource.clone()),
+            accepted: requirements.clone(),
+            payload: ExactEvmPayload {
+                signature: format!("0x{}", hex::encode(signature.as_bytes())),
+                authorization: AuthorizationJson {
+                    from: authorization.from.to_checksum(None),
+                    to: authorization.to.to_checksum(None),
+                    value: authorization.value.to_string(),
+                    valid_after: authorization.validAfter.to_string(),
+                    valid_before: authorization.validBefore.to_string(),
+                    nonce: authorization.nonce.to_string(),
+                },
+            },
+            extensions: None,
+        };
+        let paid = send(Some((
+            wire::PAYMENT_SIGNATURE,
+            wire::encode_header(&payment),
+        )))
+        .await
+        .with_context(|| format!("cannot reach {}", args.url))?;
+        let status = paid.status();
+        let settlement = paid
+            .headers()
+            .get(wire::PAYMENT_RESPONSE)
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| wire::decode_header::<wire::SettleResponse>(h).ok());
+        let rejection = paid
+            .headers()
+            .get(wire::PAYMENT_REQUIRED)
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| wire::decode_header::<wire::PaymentRequired>(h).ok())
+            .and_then(|r| r.error);
+        let text = paid.text().await.unwrap_or_default();
+        println!("{text}");
+        match settlement {
+            Some(s) if s.success => {
+                eprintln!(
+                    "paid: transaction {} on {} by {}",
+                    s.transaction,
+                    s.network,
+                    signer.address()
+                );
+                Ok(())
+            }
+            Some(s) => bail!(
+                "payment not settled: {} {}",
+                s.error_reason.unwrap_or_default(),
+                s.error_message.unwrap_or_default()
+            ),
+            None => bail!(
+                "{} answered {status}{}",
+                args.url,
+                rejection
+                    .map(|r| format!(": payment refused ({r})"))
+                    .unwrap_or_default()
+            ),
+        }
+    })
+}

@@ -69,6 +69,8 @@ enum Command {
     Model(model_cmd::ModelCommand),
     /// Serve an OpenAI-compatible API behind an x402 paywall, settling mUSD payments on the chain.
     Gateway(gateway_cmd::GatewayArgs),
+    /// Call a URL that asks for an x402 payment: show the price, pay it in mUSD (within --max).
+    Pay(gateway_cmd::PayArgs),
     /// Serve a model on an OpenAI-compatible API, signing a receipt for every completion.
     Miner(miner_cmd::MinerArgs),
     /// Check inference receipts: signature, request, and (with --rerun) the output itself.
@@ -120,6 +122,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Epoch(args) => epoch_cmd::run(args),
         Command::Model(command) => model_cmd::run(command),
         Command::Gateway(args) => gateway_cmd::run(args),
+        Command::Pay(args) => gateway_cmd::run_pay(args),
         Command::Miner(args) => miner_cmd::run(args),
         Command::Receipt(command) => receipt_cmd::run(command),
     }

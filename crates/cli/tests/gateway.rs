@@ -765,3 +765,55 @@ fn facilitator_api_settles_once_across_a_timed_out_retry() {
     });
     assert_eq!(bad.status().as_u16(), 400);
 }
+
+#[test]
+fn mycel_pay_shows_the_price_keeps_to_the_cap_and_pays() {
+    let setup = Setup::start();
+    let payer = dev_signer(4).expect("dev key");
+    let start = setup.musd(payer.address());
+    let body = chat_body("smollm2", 20);
+    let price: u128 = setup.requirements(&body).amount.parse().expect("price");
+    let url = format!("{}/v1/chat/completions", setup.gateway);
+    let pay = |extra: &[&str]| {
+        let data = body.to_string();
+        let mut args = vec!["pay", url.as_str(), "--data", data.as_str()];
+        args.extend_from_slice(extra);
+        Command::new(env!("CARGO_BIN_EXE_mycel"))
+            .args(&args)
+            .env_remove("MYCEL_KEYSTORE")
+            .output()
+            .expect("mycel pay")
+    };
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+
+    let dry = pay(&["--dry-run"]);
+    assert!(dry.status.success(), "{}", text(&dry.stderr));
+    assert!(
+        text(&dry.stderr).contains("price: 0.0012 mUSD"),
+        "{}",
+        text(&dry.stderr)
+    );
+
+    let capped = pay(&["--dev-account", "4", "--max", "0.001"]);
+    assert_eq!(capped.status.code(), Some(1));
+    assert!(
+        text(&capped.stderr).contains("over --max"),
+        "{}",
+        text(&capped.stderr)
+    );
+    assert_eq!(setup.musd(payer.address()), start);
+
+    let paid = pay(&["--dev-account", "4", "--max", "0.01"]);
+    assert!(paid.status.success(), "{}", text(&paid.stderr));
+    let completion: Value = serde_json::from_str(text(&paid.stdout).trim()).expect("completion");
+    assert_eq!(
+        completion["choices"][0]["message"]["content"],
+        "echo: hello gateway"
+    );
+    assert!(
+        text(&paid.stderr).contains("paid: transaction 0x"),
+        "{}",
+        text(&paid.stderr)
+    );
+    assert_eq!(setup.musd(payer.address()), start - price);
+}

@@ -351,8 +351,7 @@ async fn authorization_state(
     let height = api.node.status().latest_height;
     let used = api
         .node
-        .finalized_state()
-        .authorization_state(&parsed, &nonce_b256);
+        .with_finalized_state(|state| state.authorization_state(&parsed, &nonce_b256));
     Ok(Json(json!({
         "authorizer": parsed.to_checksum(None),
         "nonce": nonce_b256,
