@@ -9,6 +9,7 @@
 mod client;
 mod epoch_cmd;
 mod gateway_cmd;
+mod incentive_cmd;
 mod keys;
 mod miner_cmd;
 mod model_cmd;
@@ -64,6 +65,22 @@ enum Command {
     Block(client::BlockArgs),
     /// Run one Yuma consensus epoch on JSON input (no chain) and print the result as JSON.
     Epoch(epoch_cmd::EpochArgs),
+    /// Create, list, show and configure subnets (docs/incentives.md).
+    #[command(subcommand)]
+    Subnet(incentive_cmd::SubnetCommand),
+    /// Register neurons (hotkeys) on a subnet, list them, announce their endpoints.
+    #[command(subcommand)]
+    Neuron(incentive_cmd::NeuronCommand),
+    /// Stake MYC on a subnet's hotkeys (a swap into its alpha), unstake, list positions.
+    #[command(subcommand)]
+    Stake(incentive_cmd::StakeCommand),
+    /// Set, commit and reveal a validator's weights on a subnet.
+    #[command(subcommand)]
+    Weights(incentive_cmd::WeightsCommand),
+    /// Show a subnet's metagraph: every UID's stake, consensus, incentive, dividends, emission.
+    Metagraph(incentive_cmd::MetagraphArgs),
+    /// Show the MYC emission schedule and where the last block's emission went.
+    Emission(incentive_cmd::EmissionArgs),
     /// Use a model locally: tokenize, show its metadata and id, generate.
     #[command(subcommand)]
     Model(model_cmd::ModelCommand),
@@ -120,6 +137,12 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Tx(args) => client::run_tx(args),
         Command::Block(args) => client::run_block(args),
         Command::Epoch(args) => epoch_cmd::run(args),
+        Command::Subnet(command) => incentive_cmd::run_subnet(command),
+        Command::Neuron(command) => incentive_cmd::run_neuron(command),
+        Command::Stake(command) => incentive_cmd::run_stake(command),
+        Command::Weights(command) => incentive_cmd::run_weights(command),
+        Command::Metagraph(args) => incentive_cmd::run_metagraph(args),
+        Command::Emission(args) => incentive_cmd::run_emission(args),
         Command::Model(command) => model_cmd::run(command),
         Command::Gateway(args) => gateway_cmd::run(args),
         Command::Pay(args) => gateway_cmd::run_pay(args),
