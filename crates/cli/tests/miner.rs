@@ -840,7 +840,8 @@ fn miner_registers_and_announces_on_a_devnet() {
             }
             assert!(
                 Instant::now() < deadline,
-                "RegisterSubnet not finalized: {status}"
+                "RegisterSubnet not finalized: {status}\nnode log:\n{}",
+                std::fs::read_to_string(&devnet.log).unwrap_or_default()
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
