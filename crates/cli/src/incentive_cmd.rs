@@ -575,7 +575,7 @@ fn subnet_list(args: QueryArgs) -> Result<()> {
         "TEMPO",
         "BURN (MYC)",
         "PRICE (MYC/α)",
-        "FLOW EMA",
+        "FLOW (MYC/block)",
     ]);
     for s in subnets {
         table.row(vec![
@@ -585,7 +585,7 @@ fn subnet_list(args: QueryArgs) -> Result<()> {
             str_of(&s["tempo"]),
             myc_of(&s["burn"]),
             myc_of(&s["price"]),
-            str_of(&s["flow_ema"]),
+            flow_of(&s["flow_ema"]),
         ]);
     }
     table.print();
@@ -636,7 +636,10 @@ fn subnet_show(args: SubnetShowArgs) -> Result<()> {
             "alpha staked",
             format!("{} α", myc_of(&pool["alpha_staked"])),
         ),
-        ("flow EMA", str_of(&s["flow_ema"])),
+        (
+            "flow EMA",
+            format!("{} MYC per block", flow_of(&s["flow_ema"])),
+        ),
         (
             "pending emission",
             format!(
@@ -696,7 +699,15 @@ fn subnet_set(args: SubnetSetArgs) -> Result<()> {
         },
     )?;
     if done.is_some() {
-        let list: Vec<String> = params.iter().map(|(n, v)| format!("{n} = {v}")).collect();
+        let list: Vec<String> = params
+            .iter()
+            .map(|(n, v)| match *n {
+                "commit_reveal" | "liquid_alpha" | "yuma3" | "registration_allowed" => {
+                    format!("{n} = {}", *v == 1)
+                }
+                _ => format!("{n} = {v}"),
+            })
+            .collect();
         println!("subnet {netuid}: {}", list.join(", "));
     }
     Ok(())
@@ -874,11 +885,12 @@ fn stake_add(args: StakeAddArgs) -> Result<()> {
             })
         },
     )?;
-    if done.is_some() {
+    if let Some(done) = done {
         println!(
             "staked {} MYC on {hotkey} in subnet {netuid}",
             format_amount(amount, Token::Myc)
         );
+        print_fill(&node, &done, signer.address(), hotkey, netuid, "stake")?;
         print_position(&node, signer.address(), hotkey, netuid)?;
     }
     Ok(())
@@ -934,11 +946,12 @@ fn stake_remove(args: StakeRemoveArgs) -> Result<()> {
             })
         },
     )?;
-    if done.is_some() {
+    if let Some(done) = done {
         println!(
             "unstaked {} α from {hotkey} in subnet {netuid}",
             format_amount(amount, Token::Myc)
         );
+        print_fill(&node, &done, coldkey, hotkey, netuid, "unstake")?;
         print_position(&node, coldkey, hotkey, netuid)?;
     }
     Ok(())
@@ -1041,6 +1054,50 @@ fn position(
             )
         })
     }))
+}
+
+/// What a stake order filled at, from the emission receipt of its block (which lists the block's
+/// fills). Only the latest block's receipt can be read, so this says nothing if the chain has
+/// already moved on.
+fn print_fill(
+    node: &Rpc,
+    done: &Value,
+    coldkey: Address,
+    hotkey: Address,
+    netuid: u16,
+    side: &str,
+) -> Result<()> {
+    let receipt = match node.get("/v1/emission/receipts/latest") {
+        Ok(r) => r,
+        Err(_) => return Ok(()),
+    };
+    if receipt["height"] != done["height"] {
+        return Ok(());
+    }
+    let fill = array(&receipt["swaps"]).iter().find(|f| {
+        f["side"] == side
+            && f["netuid"].as_u64() == Some(u64::from(netuid))
+            && f["coldkey"]
+                .as_str()
+                .and_then(|a| a.parse::<Address>().ok())
+                == Some(coldkey)
+            && f["hotkey"].as_str().and_then(|a| a.parse::<Address>().ok()) == Some(hotkey)
+    });
+    if let Some(f) = fill {
+        let (input, output) = if side == "stake" {
+            ("MYC", "α")
+        } else {
+            ("α", "MYC")
+        };
+        println!(
+            "filled in block {}: {} {input} → {} {output} at the batch price {} MYC per α",
+            str_of(&done["height"]),
+            myc_of(&f["amount_in"]),
+            myc_of(&f["amount_out"]),
+            myc_of(&f["price"])
+        );
+    }
+    Ok(())
 }
 
 fn print_position(node: &Rpc, coldkey: Address, hotkey: Address, netuid: u16) -> Result<()> {
@@ -1677,6 +1734,12 @@ impl std::fmt::Display for ApiError {
                 " (register it with `mycel neuron register`; see `mycel neuron list --netuid N`)"
             }
             "rate_limited" => " (see weights_rate_limit in `mycel subnet show NETUID`)",
+            "reveal_too_early" => {
+                " (reveal from the block `mycel weights commit` printed; epochs: `mycel subnet show NETUID`)"
+            }
+            "price_already_beyond_limit" | "price_limit" => {
+                " (see the price with `mycel subnet show NETUID`; loosen or drop --limit-price)"
+            }
             "insufficient_balance" => " (check the account with `mycel balance`)",
             "stale_nonce" | "future_nonce" | "nonce_too_far_ahead" | "nonce_taken" => {
                 " (drop --nonce to use the account's next nonce)"
@@ -1824,6 +1887,21 @@ fn myc_of(value: &Value) -> String {
     }
 }
 
+/// The Taoflow EMA (a decimal of MYC base units per block, maybe negative) in MYC, to the base
+/// unit.
+fn flow_of(value: &Value) -> String {
+    let text = str_of(value);
+    let (sign, digits) = match text.strip_prefix('-') {
+        Some(rest) => ("-", rest),
+        None => ("", text.as_str()),
+    };
+    let whole = digits.split('.').next().unwrap_or_default();
+    match whole.parse::<Amount>() {
+        Ok(units) => format!("{sign}{}", format_amount(units, Token::Myc)),
+        Err(_) => text,
+    }
+}
+
 /// A `u16` proportion (x/65535) as a decimal with 4 places, rounded.
 fn fraction(value: &Value) -> String {
     match value.as_u64() {
@@ -1962,6 +2040,8 @@ mod tests {
         assert_eq!(fraction(&json!(0)), "0.0000");
         assert_eq!(fraction(&json!(32767)), "0.5000");
         assert_eq!(myc_of(&json!("1500000000")), "1.5");
+        assert_eq!(flow_of(&json!("481300.5735")), "0.0004813");
+        assert_eq!(flow_of(&json!("-2000000000.1")), "-2");
         assert_eq!(
             short_address(&json!("0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266")),
             "0xf39F…2266"
