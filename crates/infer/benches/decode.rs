@@ -76,6 +76,22 @@ fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU time of this process (all threads, user + system) in seconds, from /proc/self/stat: the
+/// figure that holds when other work shares the machine.
+fn process_cpu_seconds() -> f64 {
+    let ticks = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|stat| {
+            // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+            let rest = stat.rsplit_once(')')?.1;
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+        })
+        .unwrap_or(0);
+    // USER_HZ is 100 on Linux.
+    ticks as f64 / 100.0
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = parse_args()?;
     let model = Model::load_default(&default_cache_dir()?, &mut |_| {})?;
@@ -95,12 +111,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for run in 0..args.runs {
         let started = Instant::now();
         let mut tokens = Vec::with_capacity(args.tokens);
+        let mut decode_cpu_started = 0.0;
         let (first_token_s, decode_s) = match &candle {
             None => {
                 let mut decoder = model.decoder();
                 let logits = decoder.feed(&prompt)?;
                 tokens.push(argmax(&logits));
                 let first = started.elapsed().as_secs_f64();
+                decode_cpu_started = process_cpu_seconds();
                 let decode_started = Instant::now();
                 while tokens.len() < args.tokens {
                     let logits = decoder.feed(&tokens[tokens.len() - 1..])?;
@@ -117,6 +135,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 };
                 tokens.push(argmax(&forward(&mut weights, &prompt, 0)?));
                 let first = started.elapsed().as_secs_f64();
+                decode_cpu_started = process_cpu_seconds();
                 let decode_started = Instant::now();
                 while tokens.len() < args.tokens {
                     let at = prompt.len() + tokens.len() - 1;
@@ -126,6 +145,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 (first, decode_started.elapsed().as_secs_f64())
             }
         };
+        let decode_cpu_s = process_cpu_seconds() - decode_cpu_started;
         let decode_tokens = tokens.len() - 1;
         let report = serde_json::json!({
             "engine": args.engine,
@@ -137,6 +157,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "generated_tokens": tokens.len(),
             "ttft_ms": first_token_s * 1e3,
             "decode_tok_s": decode_tokens as f64 / decode_s,
+            "decode_cpu_ms_per_token": decode_cpu_s * 1e3 / decode_tokens as f64,
             "peak_rss_mib": peak_rss_kib() as f64 / 1024.0,
             "first_tokens": &tokens[..8.min(tokens.len())],
         });
