@@ -73,19 +73,16 @@ fn incentive_transactions_and_queries_over_http() {
                     .to_string()
             }
         };
-        let wait_finalized = |hash: String| {
-            let get = get.clone();
-            async move {
-                for _ in 0..300 {
-                    let (_, body) = get(&format!("/v1/txs/{hash}")).await;
-                    if body["status"] == "finalized" {
-                        assert!(body.get("receipt").is_some(), "{body}");
-                        return body;
-                    }
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+        let wait_finalized = |hash: String| async move {
+            for _ in 0..300 {
+                let (_, body) = get(&format!("/v1/txs/{hash}")).await;
+                if body["status"] == "finalized" {
+                    assert!(body.get("receipt").is_some(), "{body}");
+                    return body;
                 }
-                panic!("transaction {hash} not finalized in time");
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
+            panic!("transaction {hash} not finalized in time");
         };
 
         let (status, body) = get("/v1/emission/receipts/latest").await;

@@ -346,7 +346,7 @@ pub(crate) fn end_block(state: &mut State, swaps: Vec<SwapFill>) {
         let m = fx(s.pool.moving_price_bits);
         s.pool.moving_price_bits = (m + alpha * (spot - m)).to_bits();
 
-        let epoch = if (block + *netuid as u64 + 1) % (s.params.tempo + 1) == 0 {
+        let epoch = if (block + *netuid as u64 + 1).is_multiple_of(s.params.tempo + 1) {
             Some(run_subnet_epoch(s, block))
         } else {
             None
@@ -366,7 +366,7 @@ pub(crate) fn end_block(state: &mut State, swaps: Vec<SwapFill>) {
 
         // Registration burn adjustment.
         let interval = s.params.adjustment_interval;
-        if block > s.registered_at && (block - s.registered_at) % interval == 0 {
+        if block > s.registered_at && (block - s.registered_at).is_multiple_of(interval) {
             s.burn = adjusted_burn(
                 s.burn,
                 s.regs_this_interval,

@@ -896,3 +896,26 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn receipts_and_errors_round_trip_through_json() {
+    // The chain's receipt journal stores receipts as JSON and reads them back after a restart.
+    let mut c = Chain::new();
+    let tx = register_subnet(&mut c, 0, hot(1));
+    let out = c.ok(vec![tx]);
+    let receipt = out.results[0].clone().unwrap();
+    let json = serde_json::to_string(&receipt).unwrap();
+    assert!(
+        json.contains(r#""event":"incentive","action":"subnet_registered""#),
+        "{json}"
+    );
+    let back: crate::TxReceipt = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, receipt);
+    let err = TxError::Incentive(IncentiveError::SubnetFull { netuid: 1 });
+    let json = serde_json::to_string(&err).unwrap();
+    assert_eq!(serde_json::from_str::<TxError>(&json).unwrap(), err);
+    assert_eq!(err.code(), "subnet_full");
+    let outcome = serde_json::to_string(&out).unwrap();
+    let back: crate::BlockOutcome = serde_json::from_str(&outcome).unwrap();
+    assert_eq!(back, out);
+}

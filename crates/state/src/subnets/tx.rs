@@ -366,8 +366,6 @@ pub(crate) fn plan_tx(
                 }));
             }
             let weights = normalise_weights(s, &t.uids, &t.values)?;
-            let mut remaining = commits;
-            remaining.remove(index);
             (
                 vec![IncentiveEvent::WeightsSet {
                     netuid: t.netuid,
