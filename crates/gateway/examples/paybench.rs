@@ -24,6 +24,10 @@ struct Args {
     seconds: u64,
     concurrency: usize,
     json: Option<String>,
+    /// A real OpenAI-compatible server (e.g. `mycel miner`) instead of the trivial handler.
+    upstream: Option<String>,
+    model: String,
+    max_tokens: u64,
 }
 
 fn args() -> Args {
@@ -32,6 +36,9 @@ fn args() -> Args {
         seconds: 20,
         concurrency: 32,
         json: None,
+        upstream: None,
+        model: "trivial".into(),
+        max_tokens: 16,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -41,8 +48,12 @@ fn args() -> Args {
             "--seconds" => a.seconds = value.parse().expect("--seconds N"),
             "--concurrency" => a.concurrency = value.parse().expect("--concurrency N"),
             "--json" => a.json = Some(value),
+            "--upstream" => a.upstream = Some(value),
+            "--model" => a.model = value,
+            "--max-tokens" => a.max_tokens = value.parse().expect("--max-tokens N"),
             other => panic!(
-                "unknown flag {other}; flags: --rpc URL --seconds N --concurrency N --json FILE"
+                "unknown flag {other}; flags: --rpc URL --seconds N --concurrency N --json FILE \
+                 --upstream URL --model NAME --max-tokens N"
             ),
         }
     }
@@ -80,7 +91,8 @@ async fn load(mode: &'static str, gateway: String, args: &Args, paid: bool) -> R
         .pool_max_idle_per_host(256)
         .build()
         .expect("client");
-    let body = json!({"model": "trivial", "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]});
+    let body = json!({"model": args.model, "max_tokens": args.max_tokens,
+                      "messages": [{"role": "user", "content": "Say hi."}]});
     let requirements = if paid {
         let r = http
             .post(format!("{gateway}/v1/chat/completions"))
@@ -202,13 +214,14 @@ async fn load(mode: &'static str, gateway: String, args: &Args, paid: bool) -> R
 #[tokio::main]
 async fn main() {
     let args = args();
-    let upstream = serve(Router::new().route(
+    let trivial = serve(Router::new().route(
         "/v1/chat/completions",
         post(|Json(_): Json<Value>| async {
             Json(json!({"object": "chat.completion", "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}}]}))
         }),
     ))
     .await;
+    let upstream = args.upstream.clone().unwrap_or(trivial);
     let facilitator = Arc::new(
         Facilitator::connect(
             NodeClient::new(&args.rpc),
@@ -267,8 +280,26 @@ async fn main() {
         args.concurrency,
         args.seconds
     );
+    // Peak resident memory of this process: the gateways, the trivial handler and the clients.
+    let peak_kib = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<u64>().ok())
+            })
+        });
+    if let Some(kib) = peak_kib {
+        println!(
+            "peak RSS of the bench process (gateways + handler + clients): {} MiB",
+            kib / 1024
+        );
+    }
     if let Some(path) = &args.json {
-        let doc = json!({"concurrency": args.concurrency, "seconds": args.seconds, "runs": rows});
+        let doc = json!({"concurrency": args.concurrency, "seconds": args.seconds, "runs": rows,
+                         "upstream": args.upstream, "model": args.model, "max_tokens": args.max_tokens,
+                         "peak_rss_kib": peak_kib});
         std::fs::write(path, serde_json::to_vec_pretty(&doc).expect("json")).expect("write --json");
     }
 }

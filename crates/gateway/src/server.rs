@@ -174,6 +174,7 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
     )
 }
 
+#[allow(clippy::result_large_err)] // an axum Response, built once per refused request
 fn facilitator(app: &AppState) -> Result<&Arc<Facilitator>, Response> {
     app.facilitator.as_ref().ok_or_else(no_facilitator_response)
 }
@@ -194,6 +195,7 @@ async fn supported(State(app): State<AppState>) -> Response {
 }
 
 /// Reads a facilitator request body into a payment and requirements of the same version.
+#[allow(clippy::result_large_err)]
 fn parse_facilitator_request(
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<(AnyPayment, PaymentRequirements), Response> {

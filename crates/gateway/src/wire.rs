@@ -165,6 +165,8 @@ pub struct PaymentPayloadV1 {
 
 /// A payment in either version, as the facilitator checks it: the requirements the client says
 /// it accepted (for v1, its scheme and network only) and the signed authorization.
+// v2 carries the accepted requirements, v1 does not; one short-lived value per request.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum AnyPayment {
     V1(PaymentPayloadV1),
