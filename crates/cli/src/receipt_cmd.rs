@@ -2,7 +2,7 @@
 //! its request locally and compare the output token hash (docs/receipts.md).
 
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
@@ -48,7 +48,7 @@ pub fn run(command: ReceiptCommand) -> Result<()> {
     }
 }
 
-fn read_input(file: &PathBuf) -> Result<String> {
+fn read_input(file: &Path) -> Result<String> {
     if file.as_os_str() == "-" {
         let mut text = String::new();
         std::io::stdin()
@@ -60,7 +60,7 @@ fn read_input(file: &PathBuf) -> Result<String> {
 }
 
 /// Finds the receipt: the document itself, or its `receipt` field (a completion response).
-fn parse_receipt(text: &str, file: &PathBuf) -> Result<ReceiptJson> {
+fn parse_receipt(text: &str, file: &Path) -> Result<ReceiptJson> {
     let value: serde_json::Value =
         serde_json::from_str(text).with_context(|| format!("{} is not JSON", file.display()))?;
     let receipt = match value.get("receipt") {

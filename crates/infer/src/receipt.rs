@@ -694,7 +694,8 @@ mod tests {
     #[test]
     fn request_hash_binds_every_setting() {
         let base = request();
-        let variants: Vec<Box<dyn Fn(&mut CanonicalRequest)>> = vec![
+        type Change = Box<dyn Fn(&mut CanonicalRequest)>;
+        let variants: Vec<Change> = vec![
             Box::new(|r| r.temperature = 0.70000005),
             Box::new(|r| r.top_p = 1.0),
             Box::new(|r| r.top_k = 0),

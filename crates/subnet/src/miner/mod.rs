@@ -85,7 +85,7 @@ pub struct Served {
 
 enum JobEvent {
     Token(TokenEvent),
-    Done(Result<Served, ApiError>),
+    Done(Box<Result<Served, ApiError>>),
 }
 
 struct Job {
@@ -234,7 +234,7 @@ fn worker_loop(shared: &Shared, receiver: &Mutex<mpsc::Receiver<Job>>) {
         let result = run_job(shared, &job);
         shared.metrics.in_flight.dec();
         shared.admitted.fetch_sub(1, Ordering::AcqRel);
-        let _ = job.events.send(JobEvent::Done(result));
+        let _ = job.events.send(JobEvent::Done(Box::new(result)));
     }
 }
 
@@ -407,7 +407,7 @@ async fn whole_response(
     let served = loop {
         match receiver.recv().await {
             Some(JobEvent::Token(_)) => continue,
-            Some(JobEvent::Done(result)) => break result,
+            Some(JobEvent::Done(result)) => break *result,
             None => break Err(ApiError::internal("the worker stopped before answering")),
         }
     };
@@ -562,31 +562,33 @@ fn sse_events(
                             (writer, parsed, receiver, Phase::Tokens),
                         ));
                     }
-                    Some(JobEvent::Done(Ok(served))) => {
-                        let g = &served.generation;
-                        let mut last = writer.chunk(writer.choice(
-                            None,
-                            false,
-                            Some(finish_reason(g.finish_reason)),
-                        ));
-                        last["receipt"] =
-                            serde_json::to_value(served.receipt.to_json(Some(&parsed.request)))
-                                .unwrap_or_default();
-                        let mut events = vec![sse_json(&last)];
-                        if parsed.include_usage {
-                            let mut usage = writer.chunk(serde_json::json!([]));
-                            usage["usage"] = usage_json(g);
-                            events.push(sse_json(&usage));
+                    Some(JobEvent::Done(result)) => match *result {
+                        Ok(served) => {
+                            let g = &served.generation;
+                            let mut last = writer.chunk(writer.choice(
+                                None,
+                                false,
+                                Some(finish_reason(g.finish_reason)),
+                            ));
+                            last["receipt"] =
+                                serde_json::to_value(served.receipt.to_json(Some(&parsed.request)))
+                                    .unwrap_or_default();
+                            let mut events = vec![sse_json(&last)];
+                            if parsed.include_usage {
+                                let mut usage = writer.chunk(serde_json::json!([]));
+                                usage["usage"] = usage_json(g);
+                                events.push(sse_json(&usage));
+                            }
+                            events.push(Event::default().data("[DONE]"));
+                            return Some((events, (writer, parsed, receiver, Phase::Done)));
                         }
-                        events.push(Event::default().data("[DONE]"));
-                        return Some((events, (writer, parsed, receiver, Phase::Done)));
-                    }
-                    Some(JobEvent::Done(Err(error))) => {
-                        return Some((
-                            vec![sse_json(&error.body()), Event::default().data("[DONE]")],
-                            (writer, parsed, receiver, Phase::Done),
-                        ));
-                    }
+                        Err(error) => {
+                            return Some((
+                                vec![sse_json(&error.body()), Event::default().data("[DONE]")],
+                                (writer, parsed, receiver, Phase::Done),
+                            ));
+                        }
+                    },
                     None => {
                         let error = ApiError::internal("the worker stopped before answering");
                         return Some((
