@@ -16,8 +16,8 @@
 mod bank;
 pub mod incentive;
 mod merkle;
-pub mod subnets;
 pub mod payments;
+pub mod subnets;
 
 pub use bank::Account;
 
