@@ -83,7 +83,7 @@ pub enum SubnetCommand {
     /// Show one subnet: owner, hyperparameters, pool, pending emission, next epoch.
     Show(SubnetShowArgs),
     /// Set hyperparameters of a subnet you own (one flag per hyperparameter).
-    Set(SubnetSetArgs),
+    Set(Box<SubnetSetArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -468,7 +468,7 @@ pub fn run_subnet(command: SubnetCommand) -> Result<()> {
         SubnetCommand::Create(args) => subnet_create(args),
         SubnetCommand::List(args) => subnet_list(args),
         SubnetCommand::Show(args) => subnet_show(args),
-        SubnetCommand::Set(args) => subnet_set(args),
+        SubnetCommand::Set(args) => subnet_set(*args),
     }
 }
 
