@@ -40,12 +40,13 @@ pub struct GatewayArgs {
     #[arg(long, value_name = "ADDRESS")]
     pub pay_to: Option<Address>,
     /// The facilitator's key, which signs settlement transactions and pays their MYC fees: a
-    /// name in the keystore or the path of a keystore file.
+    /// name in the keystore or the path of a keystore file. Repeat it to settle with several
+    /// keys in turn (each can have 64 settlements pending).
     #[arg(long, value_name = "FILE|NAME")]
-    pub key: Option<String>,
-    /// Use development account N (0-9) as the facilitator's key. Devnets only.
+    pub key: Vec<String>,
+    /// Use development account N (0-9) as a facilitator key (repeatable). Devnets only.
     #[arg(long, value_name = "N")]
-    pub dev_account: Option<u32>,
+    pub dev_account: Vec<u32>,
     /// Serve without payment (local use): no paywall, no facilitator.
     #[arg(long)]
     pub free: bool,
@@ -101,19 +102,31 @@ pub fn run(args: GatewayArgs) -> Result<()> {
         let pay_to = args.pay_to.ok_or_else(|| {
             anyhow!("say who is paid: --pay-to ADDRESS (or serve without payment with --free)")
         })?;
-        let signer = match (&args.key, args.dev_account) {
-            (Some(spec), _) => keys::load_signer(&args.keystore, spec, &args.password)?,
-            (None, Some(n)) if n < DEV_ACCOUNTS => dev_signer(n)
-                .map_err(|e| anyhow!("cannot derive development account {n}: {e}"))?,
-            (None, Some(n)) => bail!(
-                "--dev-account {n} does not exist: development accounts are 0 to {}",
-                DEV_ACCOUNTS - 1
-            ),
-            (None, None) => bail!(
+        let mut signers = Vec::new();
+        for spec in &args.key {
+            signers.push(keys::load_signer(&args.keystore, spec, &args.password)?);
+        }
+        for &n in &args.dev_account {
+            if n >= DEV_ACCOUNTS {
+                bail!(
+                    "--dev-account {n} does not exist: development accounts are 0 to {}",
+                    DEV_ACCOUNTS - 1
+                );
+            }
+            signers.push(
+                dev_signer(n).map_err(|e| anyhow!("cannot derive development account {n}: {e}"))?,
+            );
+        }
+        if signers.is_empty() {
+            bail!(
                 "the facilitator needs a key to settle payments: --key FILE|NAME or --dev-account N (or --free)"
-            ),
-        };
-        Some((signer, pay_to))
+            );
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        if let Some(dup) = signers.iter().find(|s| !seen.insert(s.address())) {
+            bail!("facilitator key {} is given twice", dup.address());
+        }
+        Some((signers, pay_to))
     };
 
     init_logging();
@@ -124,10 +137,10 @@ pub fn run(args: GatewayArgs) -> Result<()> {
     runtime.block_on(async move {
         let (facilitator, pay_to) = match signer {
             None => (None, Address::ZERO),
-            Some((signer, pay_to)) => {
+            Some((signers, pay_to)) => {
                 let node = NodeClient::new(&args.rpc);
                 let config = FacilitatorConfig {
-                    signer,
+                    signers,
                     fee: None,
                     settle_timeout: Duration::from_secs(args.settle_timeout),
                     clock: Arc::new(SystemClock),
@@ -174,8 +187,12 @@ pub fn run(args: GatewayArgs) -> Result<()> {
                     format_amount(pricing.per_1k_tokens, Token::Musd)
                 );
                 println!(
-                    "  facilitator http://{local}/verify /settle /supported, signer {}",
-                    f.signer_address()
+                    "  facilitator http://{local}/verify /settle /supported, signers {}",
+                    f.signer_addresses()
+                        .iter()
+                        .map(|a| a.to_string())
+                        .collect::<Vec<_>>()
+                        .join(" ")
                 );
                 println!("  node       {}", args.rpc);
             }

@@ -28,6 +28,8 @@ struct Args {
     upstream: Option<String>,
     model: String,
     max_tokens: u64,
+    /// Settlement keys (1-5).
+    facilitators: usize,
 }
 
 fn args() -> Args {
@@ -39,6 +41,7 @@ fn args() -> Args {
         upstream: None,
         model: "trivial".into(),
         max_tokens: 16,
+        facilitators: 1,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -51,6 +54,10 @@ fn args() -> Args {
             "--upstream" => a.upstream = Some(value),
             "--model" => a.model = value,
             "--max-tokens" => a.max_tokens = value.parse().expect("--max-tokens N"),
+            "--facilitators" => {
+                a.facilitators = value.parse().expect("--facilitators N");
+                assert!((1..=5).contains(&a.facilitators), "--facilitators 1 to 5");
+            }
             other => panic!(
                 "unknown flag {other}; flags: --rpc URL --seconds N --concurrency N --json FILE \
                  --upstream URL --model NAME --max-tokens N"
@@ -226,7 +233,12 @@ async fn main() {
         Facilitator::connect(
             NodeClient::new(&args.rpc),
             FacilitatorConfig {
-                signer: dev_signer(0).expect("dev key"),
+                // Settlement keys: dev account 0, then 8, 7, … (also payers; that does not matter:
+                // payers only sign authorizations).
+                signers: [0u32, 8, 7, 6, 5][..args.facilitators]
+                    .iter()
+                    .map(|&i| dev_signer(i).expect("dev key"))
+                    .collect(),
                 fee: None,
                 settle_timeout: Duration::from_secs(30),
                 clock: Arc::new(SystemClock),
@@ -275,8 +287,9 @@ async fn main() {
     }
     let c = facilitator.counters();
     println!(
-        "settled {} payments; concurrency {}, {} s per mode",
+        "settled {} payments with {} facilitator key(s); concurrency {}, {} s per mode",
         c.settled.load(std::sync::atomic::Ordering::Relaxed),
+        args.facilitators,
         args.concurrency,
         args.seconds
     );

@@ -334,7 +334,9 @@ pub fn check_stateless(
         )
         .payer(from));
     }
-    if valid_after > U256::from(now) {
+    // Strict, as the chain checks `validAfter < block time`: an authorization that becomes valid
+    // this very second could still be refused by a block of this second.
+    if valid_after >= U256::from(now) {
         return Err(Invalid::new(
             reason::VALID_AFTER,
             format!("authorization is valid only after {valid_after}; now is {now}"),
@@ -386,8 +388,9 @@ fn parse_uint(s: &str) -> Result<U256, String> {
 /// How a facilitator behaves.
 #[derive(Clone)]
 pub struct FacilitatorConfig {
-    /// Signs and pays for settlement transactions.
-    pub signer: PrivateKeySigner,
+    /// Sign and pay for settlement transactions, taking turns. Each key can have 64 settlements
+    /// pending in the node's mempool; more keys settle more per block.
+    pub signers: Vec<PrivateKeySigner>,
     /// Fee per settlement transaction, MYC base units [default: the chain's minimum].
     pub fee: Option<Amount>,
     /// How long settle waits for finality before answering `settlement_pending`.
@@ -414,6 +417,13 @@ struct SettlementSlot {
 
 type Slot = Arc<tokio::sync::Mutex<SettlementSlot>>;
 
+/// One settlement key and its account's next nonce (held while submitting, so that its
+/// transactions get consecutive nonces).
+struct Submitter {
+    signer: PrivateKeySigner,
+    next_nonce: tokio::sync::Mutex<Option<u64>>,
+}
+
 /// The facilitator. Cheap to share behind an `Arc`.
 pub struct Facilitator {
     node: NodeClient,
@@ -421,8 +431,9 @@ pub struct Facilitator {
     config: FacilitatorConfig,
     fee: Amount,
     settlements: Mutex<HashMap<(Address, B256), Slot>>,
-    /// The next nonce of the facilitator's account, once known.
-    tx_nonce: tokio::sync::Mutex<Option<u64>>,
+    /// Each signer with the next nonce of its account, once known.
+    submitters: Vec<Submitter>,
+    next_submitter: std::sync::atomic::AtomicUsize,
     counters: Counters,
 }
 
@@ -442,7 +453,21 @@ impl Facilitator {
         node: NodeClient,
         config: FacilitatorConfig,
     ) -> Result<Facilitator, NodeError> {
+        if config.signers.is_empty() {
+            return Err(NodeError::Unexpected {
+                path: "facilitator config".into(),
+                reason: "no signer key: a facilitator needs at least one".into(),
+            });
+        }
         let info = node.chain_info().await?;
+        let submitters = config
+            .signers
+            .iter()
+            .map(|signer| Submitter {
+                signer: signer.clone(),
+                next_nonce: tokio::sync::Mutex::new(None),
+            })
+            .collect();
         let fee = config.fee.unwrap_or(info.min_fee).max(info.min_fee);
         Ok(Facilitator {
             node,
@@ -450,7 +475,8 @@ impl Facilitator {
             config,
             fee,
             settlements: Mutex::new(HashMap::new()),
-            tx_nonce: tokio::sync::Mutex::new(None),
+            submitters,
+            next_submitter: std::sync::atomic::AtomicUsize::new(0),
             counters: Counters::default(),
         })
     }
@@ -463,8 +489,14 @@ impl Facilitator {
         &self.node
     }
 
+    /// The first signer's address.
     pub fn signer_address(&self) -> Address {
-        self.config.signer.address()
+        self.submitters[0].signer.address()
+    }
+
+    /// Every signer's address.
+    pub fn signer_addresses(&self) -> Vec<Address> {
+        self.submitters.iter().map(|s| s.signer.address()).collect()
     }
 
     pub fn counters(&self) -> &Counters {
@@ -484,7 +516,10 @@ impl Facilitator {
         let mut signers = BTreeMap::new();
         signers.insert(
             "eip155:*".to_string(),
-            vec![self.signer_address().to_checksum(None)],
+            self.signer_addresses()
+                .iter()
+                .map(|a| a.to_checksum(None))
+                .collect(),
         );
         SupportedResponse {
             kinds,
@@ -682,7 +717,12 @@ impl Facilitator {
     /// Signs and submits the settlement transaction with the facilitator's next nonce.
     async fn submit(&self, checked: &CheckedPayment) -> Result<B256, Invalid> {
         let a = &checked.authorization;
-        let mut next = self.tx_nonce.lock().await;
+        let turn = self
+            .next_submitter
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let submitter = &self.submitters[turn % self.submitters.len()];
+        let signer_address = submitter.signer.address();
+        let mut next = submitter.next_nonce.lock().await;
         let mut attempts = 0;
         loop {
             attempts += 1;
@@ -690,14 +730,14 @@ impl Facilitator {
                 Some(n) => n,
                 None => {
                     self.node
-                        .account(self.signer_address())
+                        .account(signer_address)
                         .await
                         .map_err(|e| Invalid::new(reason::NODE_UNAVAILABLE, e.to_string()))?
                         .next_nonce
                 }
             };
             let kind = TxKind::TransferWithAuthorization(TransferWithAuthorization {
-                from: self.signer_address(),
+                from: signer_address,
                 payer: a.from,
                 to: a.to,
                 value: a.value,
@@ -708,10 +748,9 @@ impl Facilitator {
                 nonce,
                 fee: U256::from(self.fee),
             });
-            let tx =
-                SignedTx::sign(kind, self.asset.chain_id, &self.config.signer).map_err(|e| {
-                    Invalid::new(reason::TRANSACTION_FAILED, format!("cannot sign: {e}"))
-                })?;
+            let tx = SignedTx::sign(kind, self.asset.chain_id, &submitter.signer).map_err(|e| {
+                Invalid::new(reason::TRANSACTION_FAILED, format!("cannot sign: {e}"))
+            })?;
             match self.node.submit(&tx).await {
                 Ok(hash) => {
                     *next = Some(nonce + 1);
