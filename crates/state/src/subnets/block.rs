@@ -389,7 +389,7 @@ pub fn adjusted_burn(burn: u128, regs: u64, target: u64) -> u128 {
 }
 
 /// Each subnet's MYC share of `emission`, in netuid order (exact; the rest is unassigned).
-fn emission_shares(subnets: &Subnets, emission: u128) -> Vec<u128> {
+pub(crate) fn emission_shares(subnets: &Subnets, emission: u128) -> Vec<u128> {
     let emas: Vec<i128> = subnets.subnets.values().map(|s| s.flow_ema_bits).collect();
     let mut z: Vec<u128> = emas.iter().map(|b| (*b).max(0) as u128).collect();
     if z.iter().all(|v| *v == 0) {

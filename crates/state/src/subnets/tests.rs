@@ -919,3 +919,51 @@ fn receipts_and_errors_round_trip_through_json() {
     let back: crate::BlockOutcome = serde_json::from_str(&outcome).unwrap();
     assert_eq!(back, out);
 }
+
+/// A registered subnet to copy from.
+static TEMPLATE_SUBNET: LazyLock<Subnet> = LazyLock::new(|| {
+    let mut c = Chain::new();
+    let tx = register_subnet(&mut c, 0, hot(1));
+    c.ok(vec![tx]);
+    c.subnet(1).clone()
+});
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Taoflow shares: a subnet with negative flow EMA gets nothing, the shares add up to the
+    /// block emission exactly whenever some subnet can take it, and a larger positive EMA never
+    /// gets a smaller share.
+    #[test]
+    fn taoflow_shares(emas in proptest::collection::vec(-(1i128 << 100)..(1i128 << 100), 1..40),
+                      emission in 0u128..=1_000_000_000) {
+        let template = TEMPLATE_SUBNET.clone();
+        let mut subnets = Subnets::default();
+        for (i, ema) in emas.iter().enumerate() {
+            let mut s = template.clone();
+            s.netuid = i as u16 + 1;
+            s.flow_ema_bits = *ema;
+            subnets.subnets.insert(s.netuid, s);
+        }
+        let shares = block::emission_shares(&subnets, emission);
+        prop_assert_eq!(shares.len(), emas.len());
+        for (ema, share) in emas.iter().zip(&shares) {
+            if *ema < 0 {
+                prop_assert_eq!(*share, 0);
+            }
+        }
+        let total: u128 = shares.iter().sum();
+        if emas.iter().any(|e| *e >= 0) {
+            prop_assert_eq!(total, emission);
+        } else {
+            prop_assert_eq!(total, 0);
+        }
+        for (i, a) in emas.iter().enumerate() {
+            for (j, b) in emas.iter().enumerate() {
+                if a > b && *b > 0 {
+                    prop_assert!(shares[i] + 1 >= shares[j]);
+                }
+            }
+        }
+    }
+}
