@@ -954,6 +954,12 @@ fn weights_commit_then_reveal_on_a_devnet() {
         "uses commit-reveal",
     );
 
+    // Commit early in an epoch, so there is time to try a reveal before its window opens.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while (net.height() + 1 + 2) % (TEMPO + 1) > 2 {
+        assert!(Instant::now() < deadline, "no epoch start seen");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let out = net.ok(&[
         "weights",
         "commit",
