@@ -165,6 +165,7 @@ struct Setup {
     http: reqwest::Client,
     _devnet: Proc,
     _gateway: Proc,
+    _upstream: Option<Proc>,
     _dir: tempfile::TempDir,
 }
 
@@ -173,6 +174,14 @@ const PAY_TO_DEV_ACCOUNT: u32 = 9;
 
 impl Setup {
     fn start() -> Setup {
+        Setup::start_with(|_, runtime| (start_upstream(runtime), None))
+    }
+
+    /// A devnet and a gateway in front of the upstream that `upstream` starts (given the test's
+    /// directory and runtime; it may return a process to keep alive).
+    fn start_with(
+        upstream: impl FnOnce(&Path, &tokio::runtime::Runtime) -> (Upstream, Option<Proc>),
+    ) -> Setup {
         let dir = tempfile::tempdir().expect("tempdir");
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -194,7 +203,7 @@ impl Setup {
             ]
         });
         let rpc = format!("http://127.0.0.1:{}", rpc_port.get());
-        let upstream = start_upstream(&runtime);
+        let (upstream, upstream_proc) = upstream(dir.path(), &runtime);
         let pay_to = dev_signer(PAY_TO_DEV_ACCOUNT).expect("dev key").address();
         let (gateway, banner) = start_mycel(dir.path(), "gateway", "facilitator http://", || {
             vec![
@@ -229,6 +238,7 @@ impl Setup {
             http: reqwest::Client::new(),
             _devnet: devnet,
             _gateway: gateway,
+            _upstream: upstream_proc,
             _dir: dir,
         };
         setup.wait_for_height(1);
@@ -440,6 +450,14 @@ fn interop_dir() -> PathBuf {
 /// `npm ci` once per lockfile: skipped when node_modules already matches package-lock.json.
 fn npm_ci() {
     let dir = interop_dir();
+    // Tests run in parallel processes: one `npm ci` at a time in this folder.
+    let guard = std::fs::File::create(dir.join(".npm-ci.lock")).expect("lock file");
+    {
+        use std::os::unix::io::AsRawFd;
+        // SAFETY: flock on a file descriptor this function owns; released when `guard` closes.
+        let rc = unsafe { libc::flock(guard.as_raw_fd(), libc::LOCK_EX) };
+        assert_eq!(rc, 0, "flock: {}", std::io::Error::last_os_error());
+    }
     let lock = std::fs::read(dir.join("package-lock.json")).expect("package-lock.json");
     let stamp = dir.join("node_modules/.mycel-lock-stamp");
     if std::fs::read(&stamp).ok().as_deref() == Some(&lock[..]) {
@@ -816,4 +834,72 @@ fn mycel_pay_shows_the_price_keeps_to_the_cap_and_pays() {
         text(&paid.stderr)
     );
     assert_eq!(setup.musd(payer.address()), start - price);
+}
+
+/// The whole product path: the stock npm client buys a real completion of SmolLM2 from a real
+/// miner (`mycel miner`) through the gateway, with the miner's signed receipt.
+#[test]
+fn the_npm_x402_client_buys_a_real_completion_from_a_miner() {
+    npm_ci();
+    let setup = Setup::start_with(|dir, _| {
+        let (miner, banner) = start_mycel(dir, "miner", "mycel miner serving http://", || {
+            vec![
+                "miner".into(),
+                "--netuid".into(),
+                "1".into(),
+                "--dev-account".into(),
+                "5".into(),
+                "--listen".into(),
+                "127.0.0.1:0".into(),
+                "--chain-id".into(),
+                "1337".into(),
+            ]
+        });
+        let url = banner
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .expect("miner url")
+            .trim_end_matches("/v1")
+            .to_string();
+        (
+            Upstream {
+                url,
+                calls: Arc::new(AtomicU64::new(0)),
+            },
+            Some(miner),
+        )
+    });
+    let payer = dev_signer(6).expect("dev key");
+    let before = setup.musd(payer.address());
+    let body = json!({"model": "SmolLM2-135M-Instruct.Q4_1", "max_tokens": 12,
+                      "messages": [{"role": "user", "content": "What is the capital of France?"}]});
+    let price: u128 = setup.requirements(&body).amount.parse().expect("price");
+    let out = Command::new("node")
+        .arg("pay.mjs")
+        .arg(format!("{}/v1/chat/completions", setup.gateway))
+        .arg(body.to_string())
+        .env("PAYER_KEY", format!("0x{}", hex::encode(payer.to_bytes())))
+        .current_dir(interop_dir())
+        .output()
+        .expect("node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "pay.mjs failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result: Value = serde_json::from_str(stdout.trim()).expect("pay.mjs prints JSON");
+    assert_eq!(result["status"], 200, "{result}");
+    let completion: Value =
+        serde_json::from_str(result["body"].as_str().expect("body")).expect("completion JSON");
+    let text = completion["choices"][0]["message"]["content"]
+        .as_str()
+        .expect("content");
+    assert!(!text.is_empty());
+    assert_eq!(
+        completion["receipt"]["message"]["outputTokenCount"], 12,
+        "{completion}"
+    );
+    assert_eq!(result["paymentResponse"]["success"], true, "{result}");
+    assert_eq!(setup.musd(payer.address()), before - price);
 }
