@@ -305,7 +305,7 @@ pub enum StakeCommand {
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
     mycel stake add --netuid 1 --hotkey-dev-account 4 --amount 100 --dev-account 4\n  \
-    mycel stake add --netuid 1 --hotkey 0x15d3…65 --amount 2.5 --limit-price 1.05 --key alice\n\n\
+    mycel stake add --netuid 1 --hotkey 0x15d34AAf54267DB7D7c367839AAf71A00a2C6A65 --amount 2.5 --limit-price 1.05 --key alice\n\n\
     All stake and unstake orders of a block on one pool fill at one batch price at the end of\n\
     the block. With --limit-price the order is refused rather than filled above that price.")]
 pub struct StakeAddArgs {
@@ -329,7 +329,7 @@ pub struct StakeAddArgs {
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
     mycel stake remove --netuid 1 --hotkey-dev-account 4 --amount 10 --dev-account 4\n  \
-    mycel stake remove --netuid 1 --hotkey 0x15d3…65 --amount all --limit-price 0.95 --key alice")]
+    mycel stake remove --netuid 1 --hotkey 0x15d34AAf54267DB7D7c367839AAf71A00a2C6A65 --amount all --limit-price 0.95 --key alice")]
 pub struct StakeRemoveArgs {
     /// The subnet whose alpha to sell.
     #[arg(long, value_name = "NETUID")]
