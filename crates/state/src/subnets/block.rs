@@ -338,8 +338,9 @@ pub(crate) fn end_block(state: &mut State, swaps: Vec<SwapFill>) {
 
         // Moving price: EMA of min(spot, 1).
         let b = block.saturating_sub(s.registered_at);
-        let alpha = I64F64::from_num(3) / I64F64::from_num(1_000_000) * I64F64::from_num(b)
-            / I64F64::from_num(b + 201_600);
+        let alpha = I64F64::from_num(3) / I64F64::from_num(1_000_000)
+            * I64F64::saturating_from_num(b)
+            / I64F64::saturating_from_num(b.saturating_add(201_600));
         let spot = (I64F64::saturating_from_num(s.pool.myc)
             / I64F64::saturating_from_num(s.pool.alpha))
         .min(I64F64::ONE);

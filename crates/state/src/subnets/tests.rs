@@ -752,6 +752,9 @@ fn epochs_pay_miners_validators_and_owner_exactly() {
     assert_eq!(stakes.len(), 1);
     assert_eq!(stakes[0].alpha, s.position(&addr(5), &addr(7)));
     assert_eq!(c.state.pools()[0].myc_reserve, s.pool.myc);
+    // The moving price rises from 0 towards min(spot, 1).
+    let moving = fx(s.pool.moving_price_bits);
+    assert!(moving > 0 && moving < 1, "{moving}");
     let latest = c.state.latest_emission_receipt().unwrap();
     assert_eq!(latest.height, c.state.height());
     let json = serde_json::to_value(&mg).unwrap();
