@@ -250,6 +250,19 @@ pub struct PayArgs {
 /// `mycel pay`: calls a URL, and if it asks for an x402 payment in mUSD, shows the price, signs an
 /// EIP-3009 authorization for exactly that (within `--max`) and calls again with it.
 pub fn run_pay(args: PayArgs) -> Result<()> {
+    let body: Option<serde_json::Value> = match &args.data {
+        Some(d) => Some(serde_json::from_str(d).context("--data is not JSON")?),
+        None => None,
+    };
+    if let Some(text) = fetch_paying(&args, body)? {
+        println!("{text}");
+    }
+    Ok(())
+}
+
+/// Calls `args.url` (POST `body`, else GET); if it asks for an x402 payment, shows the price on
+/// stderr, refuses it above `--max`, and pays. Returns the answer's body (`None` after a dry run).
+fn fetch_paying(args: &PayArgs, body: Option<serde_json::Value>) -> Result<Option<String>> {
     use alloy_primitives::{B256, U256};
     use alloy_signer::SignerSync;
     use mycel_gateway::wire::{self, AuthorizationJson, ExactEvmPayload, PaymentPayload};
@@ -257,10 +270,6 @@ pub fn run_pay(args: PayArgs) -> Result<()> {
 
     let max =
         parse_amount(&args.max, Token::Musd).with_context(|| format!("--max '{}'", args.max))?;
-    let body: Option<serde_json::Value> = match &args.data {
-        Some(d) => Some(serde_json::from_str(d).context("--data is not JSON")?),
-        None => None,
-    };
     let signer = if args.dry_run {
         None
     } else {
@@ -303,11 +312,13 @@ pub fn run_pay(args: PayArgs) -> Result<()> {
         if first.status().as_u16() != 402 {
             let status = first.status();
             let text = first.text().await.unwrap_or_default();
-            println!("{text}");
             if !status.is_success() {
-                bail!("{} answered {status} (no payment was asked for)", args.url);
+                bail!(
+                    "{} answered {status} (no payment was asked for): {text}",
+                    args.url
+                );
             }
-            return Ok(());
+            return Ok(Some(text));
         }
         let header = first
             .headers()
@@ -358,7 +369,7 @@ pub fn run_pay(args: PayArgs) -> Result<()> {
             );
         }
         let Some(signer) = signer else {
-            return Ok(());
+            return Ok(None);
         };
         let chain_id: u64 = requirements
             .network
@@ -423,7 +434,9 @@ pub fn run_pay(args: PayArgs) -> Result<()> {
             .and_then(|h| wire::decode_header::<wire::PaymentRequired>(h).ok())
             .and_then(|r| r.error);
         let text = paid.text().await.unwrap_or_default();
-        println!("{text}");
+        if !status.is_success() {
+            eprintln!("{text}");
+        }
         match settlement {
             Some(s) if s.success => {
                 eprintln!(
@@ -432,7 +445,15 @@ pub fn run_pay(args: PayArgs) -> Result<()> {
                     s.network,
                     signer.address()
                 );
-                Ok(())
+                Ok(Some(text))
+            }
+            Some(s) if status.is_success() => {
+                eprintln!(
+                    "payment on its way ({}): transaction {}",
+                    s.error_reason.unwrap_or_default(),
+                    s.transaction
+                );
+                Ok(Some(text))
             }
             Some(s) => bail!(
                 "payment not settled: {} {}",
@@ -448,4 +469,88 @@ pub fn run_pay(args: PayArgs) -> Result<()> {
             ),
         }
     })
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Example (a paid gateway from `mycel gateway`):\n  \
+    mycel chat \"What is the capital of France?\" --dev-account 1 --max 0.01")]
+pub struct ChatArgs {
+    /// What to ask.
+    #[arg(value_name = "PROMPT")]
+    pub prompt: String,
+    /// The gateway's base URL.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "MYCEL_GATEWAY",
+        default_value = "http://127.0.0.1:8402"
+    )]
+    pub gateway: String,
+    /// The model to ask for.
+    #[arg(long, default_value = "SmolLM2-135M-Instruct.Q4_1")]
+    pub model: String,
+    /// Most tokens to generate (the price grows with it).
+    #[arg(long, value_name = "N", default_value_t = 128)]
+    pub max_tokens: u64,
+    /// Print the whole answer (with its receipt) as JSON instead of the text.
+    #[arg(long)]
+    pub json: bool,
+    /// Pay at most this much mUSD; a dearer request is refused before anything is signed.
+    #[arg(long, value_name = "mUSD", default_value = "0.1")]
+    pub max: String,
+    /// Show the price and stop without paying.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Pay with this key: a name in the keystore or the path of a keystore file.
+    #[arg(long, value_name = "FILE|NAME")]
+    pub key: Option<String>,
+    /// Pay with development account N (0-9). Devnets only.
+    #[arg(long, value_name = "N")]
+    pub dev_account: Option<u32>,
+    #[command(flatten)]
+    pub keystore: KeystoreArgs,
+    #[command(flatten)]
+    pub password: PasswordArgs,
+}
+
+/// `mycel chat`: one paid chat completion through a gateway; prints the answer and its receipt.
+pub fn run_chat(args: ChatArgs) -> Result<()> {
+    let body = serde_json::json!({
+        "model": args.model,
+        "max_tokens": args.max_tokens,
+        "messages": [{"role": "user", "content": args.prompt}],
+    });
+    let pay = PayArgs {
+        url: format!("{}/v1/chat/completions", args.gateway.trim_end_matches('/')),
+        data: None,
+        max: args.max,
+        dry_run: args.dry_run,
+        key: args.key,
+        dev_account: args.dev_account,
+        keystore: args.keystore,
+        password: args.password,
+    };
+    let Some(text) = fetch_paying(&pay, Some(body))? else {
+        return Ok(());
+    };
+    let answer: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("the gateway's answer is not JSON: {text}"))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+        return Ok(());
+    }
+    let content = answer["choices"][0]["message"]["content"]
+        .as_str()
+        .ok_or_else(|| anyhow!("the answer has no choices[0].message.content: {text}"))?;
+    println!("{content}");
+    let receipt = &answer["receipt"]["message"];
+    if receipt.is_object() {
+        eprintln!(
+            "receipt: miner {}, model {}, {} output tokens (check it: save --json output, then `mycel receipt verify FILE`)",
+            receipt["miner"].as_str().unwrap_or("?"),
+            receipt["modelId"].as_str().unwrap_or("?"),
+            receipt["outputTokenCount"]
+        );
+    }
+    Ok(())
 }

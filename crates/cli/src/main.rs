@@ -88,6 +88,8 @@ enum Command {
     Gateway(gateway_cmd::GatewayArgs),
     /// Call a URL that asks for an x402 payment: show the price, pay it in mUSD (within --max).
     Pay(gateway_cmd::PayArgs),
+    /// Ask a paid gateway one question: shows the price, pays it (within --max), prints the answer.
+    Chat(gateway_cmd::ChatArgs),
     /// Serve a model on an OpenAI-compatible API, signing a receipt for every completion.
     Miner(miner_cmd::MinerArgs),
     /// Check inference receipts: signature, request, and (with --rerun) the output itself.
@@ -146,6 +148,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Model(command) => model_cmd::run(command),
         Command::Gateway(args) => gateway_cmd::run(args),
         Command::Pay(args) => gateway_cmd::run_pay(args),
+        Command::Chat(args) => gateway_cmd::run_chat(args),
         Command::Miner(args) => miner_cmd::run(args),
         Command::Receipt(command) => receipt_cmd::run(command),
     }

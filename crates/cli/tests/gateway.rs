@@ -902,4 +902,36 @@ fn the_npm_x402_client_buys_a_real_completion_from_a_miner() {
     );
     assert_eq!(result["paymentResponse"]["success"], true, "{result}");
     assert_eq!(setup.musd(payer.address()), before - price);
+
+    // `mycel chat` pays the same way, and the miner's receipt survives the gateway intact.
+    let chat = Command::new(env!("CARGO_BIN_EXE_mycel"))
+        .args(["chat", "Name a color.", "--gateway", &setup.gateway])
+        .args([
+            "--dev-account",
+            "7",
+            "--max",
+            "0.01",
+            "--max-tokens",
+            "6",
+            "--json",
+        ])
+        .env_remove("MYCEL_GATEWAY")
+        .output()
+        .expect("mycel chat");
+    let stderr = String::from_utf8_lossy(&chat.stderr);
+    assert!(chat.status.success(), "{stderr}");
+    assert!(stderr.contains("price: 0.00106 mUSD"), "{stderr}");
+    let answer_file = setup._dir.path().join("answer.json");
+    std::fs::write(&answer_file, &chat.stdout).expect("write answer");
+    let verify = Command::new(env!("CARGO_BIN_EXE_mycel"))
+        .args(["receipt", "verify"])
+        .arg(&answer_file)
+        .output()
+        .expect("mycel receipt verify");
+    assert!(
+        verify.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
 }
