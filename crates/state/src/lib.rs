@@ -7,8 +7,11 @@
 //! - Every transaction is fully validated before it changes anything. An invalid transaction
 //!   changes nothing at all and returns a [`TxError`] saying why (each cause has its own variant and
 //!   stable [`TxError::code`]).
-//! - After every block the books balance: for MYC, issued = balances + burned; for mUSD,
+//! - After every block the books balance: for MYC, issued = balances + burned + MYC in subnet
+//!   pools; for each subnet's alpha, issued = pool + staked + pending ([`subnets`]); for mUSD,
 //!   issued = balances. This is asserted; a violation stops the node rather than let it diverge.
+//! - The incentive layer ([`subnets`]) runs after each block's transactions: batch-settled stake
+//!   orders, emission, epochs; [`BlockOutcome::emission`] says where every unit went.
 //!
 //! Does not: decide which transactions go into a block, store anything, or talk to peers (that is
 //! `mycel-chain`).
