@@ -15,6 +15,7 @@ mod miner_cmd;
 mod model_cmd;
 mod node_cmd;
 mod receipt_cmd;
+mod validator_cmd;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -95,6 +96,8 @@ enum Command {
     /// Check inference receipts: signature, request, and (with --rerun) the output itself.
     #[command(subcommand)]
     Receipt(receipt_cmd::ReceiptCommand),
+    /// Challenge a subnet's miners each tempo, check their receipts, re-run a sample, set weights.
+    Validator(validator_cmd::ValidatorArgs),
 }
 
 fn main() -> ExitCode {
@@ -151,5 +154,6 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Chat(args) => gateway_cmd::run_chat(args),
         Command::Miner(args) => miner_cmd::run(args),
         Command::Receipt(command) => receipt_cmd::run(command),
+        Command::Validator(args) => validator_cmd::run(args),
     }
 }

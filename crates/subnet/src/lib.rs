@@ -1,7 +1,8 @@
 //! mycel-subnet: the roles of an inference subnet.
 //!
 //! [`miner`] serves a model through an OpenAI-compatible HTTP API and signs a receipt
-//! ([`mycel_infer::receipt`]) for every completion it returns.
+//! ([`mycel_infer::receipt`]) for every completion it returns. [`validator`] challenges the
+//! miners of a subnet, checks their receipts, re-executes a sample, and sets weights on chain.
 //!
 //! # What it guarantees
 //! - Every completion the miner returns carries a receipt signed by its hotkey that binds the chain,
@@ -19,3 +20,4 @@
 //! No command-line parsing, no key files (the caller hands over a signer), no consensus.
 
 pub mod miner;
+pub mod validator;

@@ -1,0 +1,195 @@
+//! `mycel validator`: challenge a subnet's miners each tempo, check their receipts, re-execute a
+//! sample, and set weights (crates/subnet/src/validator, docs/validator.md).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::Args;
+use mycel_subnet::validator::chain::Node;
+use mycel_subnet::validator::{status_router, Validator, ValidatorConfig};
+use mycel_types::keys::{dev_signer, DEV_ACCOUNTS};
+
+use crate::keys::{self, KeystoreArgs, PasswordArgs};
+
+#[derive(Debug, Args)]
+#[command(
+    group(clap::ArgGroup::new("hotkey_source").required(true).args(["hotkey", "dev_account"])),
+    after_help = "Each tempo the validator reads the metagraph, sends every miner with an endpoint \
+    --challenges requests (shipped and generated prompts, fresh seeds), checks every receipt \
+    (signature by the miner's hotkey, model, request hash), re-executes --reruns answers per miner \
+    with the same model, scores the miners and sets weights (commit-reveal when the subnet uses it). \
+    A wrong output, a bad or missing receipt or signature, or another model scores 0.\n\n\
+    Examples:\n  \
+      mycel validator --netuid 1 --dev-account 4 --rpc http://127.0.0.1:8545\n  \
+      mycel validator --netuid 1 --hotkey my-hotkey --listen 127.0.0.1:9100 --report report.json\n  \
+      curl http://127.0.0.1:9100/status\n\n\
+    Its weights count once its hotkey has a validator permit: stake on it first, e.g.\n  \
+      mycel stake add --netuid 1 --hotkey-dev-account 4 --amount 100 --dev-account 4\n\
+    See docs/validator.md."
+)]
+pub struct ValidatorArgs {
+    /// The subnet to validate.
+    #[arg(long, value_name = "N")]
+    pub netuid: u16,
+    /// A node's HTTP API.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "MYCEL_RPC",
+        default_value = "http://127.0.0.1:8545"
+    )]
+    pub rpc: String,
+    /// The validator's hotkey, which signs its weights: a key name in the keystore or a keystore
+    /// file path.
+    #[arg(long, value_name = "FILE|NAME")]
+    pub hotkey: Option<String>,
+    /// Use development account N (0-9) of the public devnet mnemonic as the hotkey. Devnets only.
+    #[arg(long, value_name = "N")]
+    pub dev_account: Option<u32>,
+    /// The coldkey that pays the registration burn if the hotkey is not registered: a key name or
+    /// keystore file [default: the hotkey pays for itself].
+    #[arg(long, value_name = "FILE|NAME", conflicts_with = "coldkey_dev_account")]
+    pub coldkey: Option<String>,
+    /// Use development account N (0-9) as the coldkey that pays the registration burn.
+    #[arg(long, value_name = "N")]
+    pub coldkey_dev_account: Option<u32>,
+    /// The GGUF model the subnet serves, used to re-execute answers [default: SmolLM2-135M-Instruct
+    /// Q4_1, downloaded on first use into $MYCEL_MODEL_CACHE].
+    #[arg(long, env = "MYCEL_MODEL", value_name = "GGUF")]
+    pub model: Option<PathBuf>,
+    /// Challenges per miner per round.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub challenges: usize,
+    /// Answers per miner re-executed locally per round (chosen at random after they arrive).
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub reruns: usize,
+    /// max_tokens of each challenge (small keeps rounds short).
+    #[arg(long, value_name = "N", default_value_t = 12)]
+    pub max_tokens: u32,
+    /// Seconds a miner has to answer one challenge before it counts as unanswered.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub request_timeout: u64,
+    /// Stop after N rounds [default: run until interrupted].
+    #[arg(long, value_name = "N")]
+    pub rounds: Option<u64>,
+    /// Serve GET /status (the last round's findings as JSON) and /health on this address.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Write the status JSON to this file after every round.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    #[command(flatten)]
+    pub keystore: KeystoreArgs,
+    #[command(flatten)]
+    pub password: PasswordArgs,
+}
+
+pub fn run(args: ValidatorArgs) -> Result<()> {
+    if args.challenges == 0 {
+        bail!("--challenges must be at least 1");
+    }
+    if args.reruns > args.challenges {
+        bail!(
+            "--reruns {} is more than --challenges {}: a validator can only re-run answers it got",
+            args.reruns,
+            args.challenges
+        );
+    }
+    if args.max_tokens == 0 {
+        bail!("--max-tokens must be at least 1");
+    }
+    if args.request_timeout == 0 {
+        bail!("--request-timeout must be at least 1 second");
+    }
+    if args.rounds == Some(0) {
+        bail!("--rounds must be at least 1");
+    }
+    let hotkey = match (&args.hotkey, args.dev_account) {
+        (Some(spec), _) => keys::load_signer(&args.keystore, spec, &args.password)?,
+        (None, Some(n)) => dev_account(n, "--dev-account")?,
+        (None, None) => {
+            bail!("say which hotkey signs weights: --hotkey FILE|NAME or --dev-account N")
+        }
+    };
+    let coldkey = match (&args.coldkey, args.coldkey_dev_account) {
+        (Some(spec), _) => keys::load_signer(&args.keystore, spec, &args.password)?,
+        (None, Some(n)) => dev_account(n, "--coldkey-dev-account")?,
+        (None, None) => hotkey.clone(),
+    };
+    init_logging();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let node = Node::new(&args.rpc);
+    runtime
+        .block_on(node.subnet(args.netuid))
+        .map_err(|e| anyhow!("{e} (is the node at {} running?)", args.rpc))?;
+    let model = Arc::new(crate::miner_cmd::load_model(args.model.as_ref())?);
+    let config = ValidatorConfig {
+        netuid: args.netuid,
+        challenges: args.challenges,
+        reruns: args.reruns,
+        max_tokens: args.max_tokens,
+        request_timeout: Duration::from_secs(args.request_timeout),
+        tx_timeout: Duration::from_secs(60),
+        rounds: args.rounds,
+        report: args.report.clone(),
+    };
+    let address = hotkey.address();
+    let mut validator = Validator::new(config, node, hotkey, coldkey, Arc::clone(&model));
+    runtime.block_on(async move {
+        if let Some(listen) = args.listen {
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("cannot listen on {listen}"))?;
+            let bound = listener
+                .local_addr()
+                .context("cannot read the bound address")?;
+            let router = status_router(validator.status());
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, router).await {
+                    tracing::error!(error = %e, "the status server stopped");
+                }
+            });
+            println!("validator status on http://{bound}/status");
+        }
+        println!(
+            "mycel validator on subnet {} (hotkey {}, model 0x{}, node {})",
+            args.netuid,
+            address.to_checksum(None),
+            model.id().to_hex(),
+            args.rpc
+        );
+        tokio::select! {
+            result = validator.run() => result.context("validating"),
+            _ = tokio::signal::ctrl_c() => Ok(()),
+        }
+    })
+}
+
+fn dev_account(n: u32, flag: &str) -> Result<alloy_signer_local::PrivateKeySigner> {
+    if n >= DEV_ACCOUNTS {
+        bail!(
+            "{flag} {n} does not exist: development accounts are 0 to {}",
+            DEV_ACCOUNTS - 1
+        );
+    }
+    dev_signer(n).map_err(|e| anyhow!("cannot derive development account {n}: {e}"))
+}
+
+/// Logs to stderr; `RUST_LOG` overrides the default (the validator's findings at info).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,mycel_subnet=info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
