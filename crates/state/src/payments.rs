@@ -190,12 +190,19 @@ mod tests {
 
     const GENESIS_MS: u64 = 1_700_000_000_000;
 
+    static GENESIS: std::sync::LazyLock<Genesis> =
+        std::sync::LazyLock::new(|| Genesis::devnet(vec!["ab".repeat(32)], GENESIS_MS).unwrap());
+
     fn genesis() -> Genesis {
-        Genesis::devnet(vec!["ab".repeat(32)], GENESIS_MS).unwrap()
+        GENESIS.clone()
     }
 
+    /// Deriving a key from the mnemonic is slow (PBKDF2): derive the dev keys once.
+    static SIGNERS: std::sync::LazyLock<Vec<PrivateKeySigner>> =
+        std::sync::LazyLock::new(|| (0..10).map(|i| dev_signer(i).unwrap()).collect());
+
     fn signer(i: u32) -> PrivateKeySigner {
-        dev_signer(i).unwrap()
+        SIGNERS[i as usize].clone()
     }
 
     struct Auth {
@@ -485,6 +492,57 @@ mod tests {
         assert_eq!(state.account(&me.address()), before);
         assert!(state.authorization_state(&me.address(), &to_self.nonce));
         state.assert_books_balance();
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// Any mix of valid, tampered, replayed and unaffordable authorizations, from any
+        /// submitters: mUSD is conserved, the books balance, each (payer, nonce) executes at most
+        /// once, and a tampered one never executes.
+        #[test]
+        fn authorizations_conserve_musd_and_execute_at_most_once(
+            ops in proptest::collection::vec(
+                (1u32..5, 0u8..6, 0u128..1_500_000_000_000u128, proptest::bool::weighted(0.2), 0u32..3),
+                1..20,
+            )
+        ) {
+            let mut state = State::from_genesis(&genesis());
+            let musd_total = |s: &State| -> u128 {
+                (0..10).map(|i| s.account(&signer(i).address()).musd).sum::<u128>()
+                    + s.account(&Address::repeat_byte(0x77)).musd
+            };
+            let issued = state.supply().musd_issued;
+            let mut executed = std::collections::BTreeSet::new();
+            for (payer, nonce, value, tamper, submitter) in ops {
+                let mut auth = Auth::new(payer, nonce);
+                auth.value = value;
+                let submitter = signer(submitter);
+                let tx_nonce = state.next_nonce(&submitter.address());
+                let mut kind = auth.message(&submitter, tx_nonce);
+                if tamper {
+                    if let TxKind::TransferWithAuthorization(t) = &mut kind {
+                        t.value += U256::from(1);
+                    }
+                }
+                let tx = resign(kind, &submitter);
+                let key = (auth.payer.address(), auth.nonce);
+                match state.apply_tx(&tx) {
+                    Ok(_) => {
+                        proptest::prop_assert!(!tamper, "a tampered authorization executed");
+                        proptest::prop_assert!(executed.insert(key), "executed twice: {key:?}");
+                    }
+                    Err(e) => {
+                        if executed.contains(&key) && !tamper {
+                            proptest::prop_assert_eq!(e.code(), "authorization_used");
+                        }
+                    }
+                }
+                state.assert_books_balance();
+                proptest::prop_assert_eq!(musd_total(&state), issued);
+                proptest::prop_assert_eq!(state.payments().used_count(), executed.len());
+            }
+        }
     }
 
     #[test]
