@@ -535,7 +535,7 @@ fn subnet_create(args: SubnetCreateArgs) -> Result<()> {
             })
         },
     )?;
-    if let Some(done) = done {
+    if let Some(done) = done.filter(|_| !args.client.json) {
         if let Some(e) = incentive_event(&done, "subnet_registered") {
             println!(
                 "created subnet {}: owner {}, owner hotkey {} (UID 0), locked {} MYC",
@@ -698,7 +698,7 @@ fn subnet_set(args: SubnetSetArgs) -> Result<()> {
             })
         },
     )?;
-    if done.is_some() {
+    if done.is_some() && !args.client.json {
         let list: Vec<String> = params
             .iter()
             .map(|(n, v)| match *n {
@@ -750,7 +750,7 @@ fn neuron_register(args: NeuronRegisterArgs) -> Result<()> {
             })
         },
     )?;
-    if let Some(done) = done {
+    if let Some(done) = done.filter(|_| !args.client.json) {
         if let Some(e) = incentive_event(&done, "neuron_registered") {
             print!(
                 "registered hotkey {} on subnet {netuid} as UID {} (burned {} MYC",
@@ -838,7 +838,7 @@ fn neuron_serve(args: NeuronServeArgs) -> Result<()> {
             })
         },
     )?;
-    if let Some(done) = done {
+    if let Some(done) = done.filter(|_| !args.client.json) {
         if let Some(e) = incentive_event(&done, "endpoint_served") {
             println!(
                 "UID {} of subnet {netuid} serves at {}://{}:{}",
@@ -885,7 +885,7 @@ fn stake_add(args: StakeAddArgs) -> Result<()> {
             })
         },
     )?;
-    if let Some(done) = done {
+    if let Some(done) = done.filter(|_| !args.client.json) {
         println!(
             "staked {} MYC on {hotkey} in subnet {netuid}",
             format_amount(amount, Token::Myc)
@@ -946,7 +946,7 @@ fn stake_remove(args: StakeRemoveArgs) -> Result<()> {
             })
         },
     )?;
-    if let Some(done) = done {
+    if let Some(done) = done.filter(|_| !args.client.json) {
         println!(
             "unstaked {} α from {hotkey} in subnet {netuid}",
             format_amount(amount, Token::Myc)
@@ -1178,7 +1178,7 @@ fn weights_set(args: WeightsSetArgs) -> Result<()> {
             })
         },
     )?;
-    if let Some(done) = done {
+    if let Some(done) = done.filter(|_| !args.client.json) {
         let uid = incentive_event(&done, "weights_set").map(|e| str_of(&e["uid"]));
         println!(
             "UID {} of subnet {netuid} set weights {shown}",

@@ -512,6 +512,39 @@ fn subnet_neurons_stake_weights_and_emission_on_a_devnet() {
         "0",
     ]);
     assert!(out.contains("tempo = 4, weights_rate_limit = 0"), "{out}");
+    // --json: the finalized transaction as the node reports it; --no-wait: just the hash.
+    let done = net.json(&[
+        "subnet",
+        "set",
+        "1",
+        "--activity-cutoff",
+        "4000",
+        "--dev-account",
+        "0",
+    ]);
+    assert_eq!(done["status"], "finalized", "{done:#}");
+    let events = done["receipt"]["events"].as_array().expect("events");
+    assert!(
+        events.iter().any(|e| e["action"] == "subnet_params_set"),
+        "{done:#}"
+    );
+    let out = net.ok(&[
+        "subnet",
+        "set",
+        "1",
+        "--activity-cutoff",
+        "5000",
+        "--no-wait",
+        "--dev-account",
+        "0",
+    ]);
+    let hash = out.trim();
+    assert!(hash.starts_with("0x") && hash.len() == 66, "{out}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while net.json(&["subnet", "show", "1"])["params"]["activity_cutoff"] != 5000 {
+        assert!(Instant::now() < deadline, "{hash} never applied");
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let show = net.json(&["subnet", "show", "1"]);
     assert_eq!(show["params"]["tempo"], TEMPO);
     assert_eq!(show["params"]["weights_rate_limit"], 0);
