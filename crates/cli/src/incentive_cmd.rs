@@ -349,6 +349,11 @@ pub struct StakeRemoveArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "With --coldkey, --json prints the node's GET /v1/stakes/{coldkey}; \
+    without, {\"height\": …, \"hotkeys\": [{\"netuid\", \"uid\", \"hotkey\", \"alpha\", \"stake\"}]} \
+    gathered from every subnet's metagraph (hotkeys with alpha only)."
+)]
 pub struct StakeListArgs {
     /// The coldkey whose positions to list: a 0x address or a key name [default: the alpha
     /// staked on every hotkey of every subnet].
@@ -1446,6 +1451,11 @@ pub fn run_metagraph(args: MetagraphArgs) -> Result<()> {
 }
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "With --json: {\"schedule\": …, \"latest_receipt\": …}, the node's answers to \
+    GET /v1/emission and GET /v1/emission/receipts/latest (null before the first subnet exists); \
+    docs/node-api.md describes both."
+)]
 pub struct EmissionArgs {
     #[command(flatten)]
     pub client: ClientArgs,
