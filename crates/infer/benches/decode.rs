@@ -111,7 +111,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for run in 0..args.runs {
         let started = Instant::now();
         let mut tokens = Vec::with_capacity(args.tokens);
-        let mut decode_cpu_started = 0.0;
+        let decode_cpu_started;
         let (first_token_s, decode_s) = match &candle {
             None => {
                 let mut decoder = model.decoder();

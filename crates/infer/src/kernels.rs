@@ -46,7 +46,7 @@ const TOKEN_TILE: usize = 4;
 pub enum SimdLevel {
     /// Portable Rust (whatever the compiler makes of it for the build's baseline target).
     Portable,
-    /// x86-64 AVX2 intrinsics.
+    /// x86-64 AVX2 intrinsics (and F16C to widen the weight scales, exactly).
     Avx2,
 }
 
@@ -74,7 +74,7 @@ pub fn simd_level() -> SimdLevel {
 fn detected_level() -> SimdLevel {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::is_x86_feature_detected!("avx2") {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("f16c") {
             return SimdLevel::Avx2;
         }
     }
@@ -143,10 +143,10 @@ pub struct QMatrix {
     rows: usize,
     cols: usize,
     blocks: usize,
-    /// `d` per (group, block, lane), widened to f32.
-    scales: Vec<f32>,
+    /// `d` per (group, block, lane): the file's f16 bits (widened to f32 when used).
+    scales: Vec<u16>,
     /// `m` per (group, block, lane) for Q4_1; empty otherwise.
-    mins: Vec<f32>,
+    mins: Vec<u16>,
     /// Quantized values per (group, block, lane), in the file's byte order.
     quants: Vec<u8>,
 }
@@ -177,9 +177,9 @@ impl QMatrix {
         let groups = rows.div_ceil(GROUP);
         let slots = groups * blocks * GROUP;
         let quant_bytes = format.quant_bytes();
-        let mut scales = vec![0f32; slots];
+        let mut scales = vec![0u16; slots];
         let mut mins = if format == WeightFormat::Q4_1 {
-            vec![0f32; slots]
+            vec![0u16; slots]
         } else {
             Vec::new()
         };
@@ -190,7 +190,7 @@ impl QMatrix {
             for block in 0..blocks {
                 let src = &bytes[(row * blocks + block) * block_bytes..][..block_bytes];
                 let slot = (group * blocks + block) * GROUP + lane;
-                let half = |at: usize| f16_to_f32(u16::from_le_bytes([src[at], src[at + 1]]));
+                let half = |at: usize| u16::from_le_bytes([src[at], src[at + 1]]);
                 scales[slot] = half(0);
                 let values = match format {
                     WeightFormat::Q4_1 => {
@@ -249,15 +249,15 @@ impl QMatrix {
         Self::from_gguf_bytes(format, rows, cols, &bytes)
     }
 
-    /// The GGUF bytes of one row (the inverse of the repacking; f16 scales are exact in f32 and
+    /// The GGUF bytes of one row (the inverse of the repacking;
     /// convert back exactly).
     fn append_row_gguf_bytes(&self, row: usize, out: &mut Vec<u8>) {
         let quant_bytes = self.format.quant_bytes();
         for block in 0..self.blocks {
             let slot = self.slot(row, block);
-            out.extend_from_slice(&f32_to_f16_exact(self.scales[slot]).to_le_bytes());
+            out.extend_from_slice(&self.scales[slot].to_le_bytes());
             if self.format == WeightFormat::Q4_1 {
-                out.extend_from_slice(&f32_to_f16_exact(self.mins[slot]).to_le_bytes());
+                out.extend_from_slice(&self.mins[slot].to_le_bytes());
             }
             out.extend_from_slice(&self.quants[slot * quant_bytes..][..quant_bytes]);
         }
@@ -274,7 +274,7 @@ impl QMatrix {
         let quant_bytes = self.format.quant_bytes();
         for block in 0..self.blocks {
             let slot = self.slot(row, block);
-            let d = self.scales[slot];
+            let d = f16_to_f32(self.scales[slot]);
             let q = &self.quants[slot * quant_bytes..][..quant_bytes];
             let out = &mut out[block * BLOCK..][..BLOCK];
             match self.format {
@@ -290,7 +290,7 @@ impl QMatrix {
                     }
                 }
                 WeightFormat::Q4_1 => {
-                    let m = self.mins[slot];
+                    let m = f16_to_f32(self.mins[slot]);
                     for j in 0..16 {
                         out[j] = d * f32::from(q[j] & 0x0f) + m;
                         out[j + 16] = d * f32::from(q[j] >> 4) + m;
@@ -402,7 +402,7 @@ impl QMatrix {
             for (lane, acc) in lanes.iter_mut().enumerate() {
                 let slot = base + lane;
                 let q = &self.quants[slot * quant_bytes..][..quant_bytes];
-                let dw = self.scales[slot];
+                let dw = f16_to_f32(self.scales[slot]);
                 let term = match self.format {
                     WeightFormat::Q4_0 => {
                         let isum = dot_nibbles(q, a) - 8 * x.qsum[token * x.blocks + block];
@@ -410,7 +410,7 @@ impl QMatrix {
                     }
                     WeightFormat::Q4_1 => {
                         let isum = dot_nibbles(q, a);
-                        (dw * da) * isum as f32 + self.mins[slot] * sa
+                        (dw * da) * isum as f32 + f16_to_f32(self.mins[slot]) * sa
                     }
                     WeightFormat::Q8_0 => {
                         let isum: i32 = q
@@ -435,28 +435,6 @@ fn dot_nibbles(q: &[u8], a: &[i8]) -> i32 {
         sum += i32::from(q[j] >> 4) * i32::from(a[j + 16]);
     }
     sum
-}
-
-/// f32 → f16 bits for values that came from f16 (exact); used only to re-emit repacked rows.
-fn f32_to_f16_exact(value: f32) -> u16 {
-    let bits = value.to_bits();
-    let sign = ((bits >> 16) & 0x8000) as u16;
-    let exponent = ((bits >> 23) & 0xff) as i32;
-    let mantissa = bits & 0x7f_ffff;
-    if exponent == 0xff {
-        return sign | 0x7c00 | (mantissa >> 13) as u16;
-    }
-    if exponent == 0 {
-        return sign;
-    }
-    let e = exponent - 127 + 15;
-    if e >= 1 {
-        sign | ((e as u16) << 10) | (mantissa >> 13) as u16
-    } else {
-        // A half subnormal: the implicit bit shifted into the mantissa.
-        let m = (mantissa | 0x80_0000) >> (14 - e);
-        sign | m as u16
-    }
 }
 
 struct SharedOut(*mut f32);
@@ -537,7 +515,7 @@ mod avx2 {
 
     /// Same operations per lane as `QMatrix::group_dot_portable`, for `T` consecutive tokens
     /// starting at `token` (each weight block is unpacked once for all of them).
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,f16c")]
     pub(super) unsafe fn group_dot<const T: usize>(
         m: &QMatrix,
         group: usize,
@@ -585,7 +563,9 @@ mod avx2 {
                     }
                 }
             }
-            let dw = unsafe { _mm256_loadu_ps(m.scales.as_ptr().add(base)) };
+            // F16C widening is exact, like `f16_to_f32`.
+            let dw =
+                _mm256_cvtph_ps(unsafe { _mm_loadu_si128(m.scales.as_ptr().add(base).cast()) });
             for (t, (acc, sums)) in acc.iter_mut().zip(sums).enumerate() {
                 let at = (token + t) * x.blocks + block;
                 let mut isum = reduce8(sums);
@@ -596,7 +576,9 @@ mod avx2 {
                 let scale = _mm256_mul_ps(dw, _mm256_set1_ps(x.d[at]));
                 let mut term = _mm256_mul_ps(scale, isum);
                 if m.format == WeightFormat::Q4_1 {
-                    let mw = unsafe { _mm256_loadu_ps(m.mins.as_ptr().add(base)) };
+                    let mw = _mm256_cvtph_ps(unsafe {
+                        _mm_loadu_si128(m.mins.as_ptr().add(base).cast())
+                    });
                     term = _mm256_add_ps(term, _mm256_mul_ps(mw, _mm256_set1_ps(x.s[at])));
                 }
                 *acc = _mm256_add_ps(*acc, term);
@@ -748,10 +730,22 @@ mod tests {
         assert!(f16_to_f32(0x7e00).is_nan());
         assert_eq!(f16_to_f32(0x8000).to_bits(), (-0.0f32).to_bits());
         for bits in 0..=u16::MAX {
-            let value = f16_to_f32(bits);
-            if !value.is_nan() {
-                assert_eq!(f32_to_f16_exact(value), bits, "{bits:#06x}");
+            // The value by definition: (-1)^s · 2^(e-15) · (1 + m/1024), or 2^-14 · m/1024.
+            let (e, m) = (i32::from((bits >> 10) & 0x1f), f64::from(bits & 0x3ff));
+            if e == 0x1f {
+                continue;
             }
+            let magnitude = if e == 0 {
+                2f64.powi(-14) * m / 1024.0
+            } else {
+                2f64.powi(e - 15) * (1.0 + m / 1024.0)
+            };
+            let value = if bits & 0x8000 != 0 {
+                -magnitude
+            } else {
+                magnitude
+            };
+            assert_eq!(f64::from(f16_to_f32(bits)), value, "{bits:#06x}");
         }
     }
 
