@@ -28,6 +28,9 @@ pub struct UpArgs {
     /// Address the validator's p2p listens on.
     #[arg(long, default_value = "127.0.0.1:30300")]
     pub p2p_addr: SocketAddr,
+    /// Start only the chain: no inference subnet, miners, validator or gateway (no model needed).
+    #[arg(long)]
+    pub chain_only: bool,
 }
 
 /// `mycel node`: one validator from a config file written by `mycel init` or `mycel localnet`.

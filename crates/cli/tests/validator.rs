@@ -1,0 +1,569 @@
+//! `mycel validator` against a real devnet (`mycel up --chain-only`) on loopback: two honest
+//! `mycel miner` processes and one dishonest miner built here (a real HTTP server that runs the
+//! real model, alters the output tokens and signs a receipt for them with its own hotkey). After
+//! the validator's weights reach an epoch, the honest miners earn incentive and the dishonest one
+//! none; the validator's report says why.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use alloy_primitives::Address;
+use alloy_signer_local::PrivateKeySigner;
+use axum::routing::post;
+use axum::{Json, Router};
+use mycel_infer::{
+    default_cache_dir, CanonicalRequest, ChatMessage, InferenceReceipt, Model, SamplingParams,
+    SignedReceipt,
+};
+use mycel_types::keys::dev_signer;
+use serde_json::{json, Value};
+
+const CHAIN_ID: u64 = 1337;
+const NETUID: u16 = 1;
+
+fn mycel(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mycel"))
+        .args(args)
+        .env_remove("MYCEL_RPC")
+        .env_remove("MYCEL_KEYSTORE")
+        .env_remove("MYCEL_PASSWORD")
+        .output()
+        .expect("run mycel")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+fn dev_address(index: u32) -> Address {
+    dev_signer(index).expect("dev key").address()
+}
+
+/// A child process killed when dropped (and by the kernel if the test dies).
+struct Proc {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Proc {
+    fn spawn(args: &[&str], log: &Path) -> Proc {
+        let file = std::fs::File::create(log).expect("log file");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_mycel"));
+        command
+            .args(args)
+            .env("RUST_LOG", "warn,mycel_subnet=info")
+            .env_remove("MYCEL_RPC")
+            .env_remove("MYCEL_DATA_DIR")
+            .env_remove("MYCEL_KEYSTORE")
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("log file"))
+            .stderr(file);
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+            unsafe {
+                command.pre_exec(|| {
+                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        Proc {
+            child: command.spawn().expect("spawn mycel"),
+            log: log.to_path_buf(),
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until the log contains `needle`; fails if the process exits first.
+    fn wait_for(&mut self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let log = self.log();
+            if log.contains(needle) {
+                return log;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("the process exited ({status}) before printing {needle:?}; log:\n{log}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {needle:?} within {timeout:?}; log:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Devnet {
+    rpc: String,
+    proc: Proc,
+}
+
+impl Devnet {
+    fn start(dir: &Path) -> Devnet {
+        for attempt in 0..5 {
+            let rpc_port = free_port();
+            let log = dir.join(format!("up-{attempt}.log"));
+            let mut proc = Proc::spawn(
+                &[
+                    "up",
+                    "--chain-only",
+                    "--data-dir",
+                    dir.join(format!("devnet-{attempt}"))
+                        .to_str()
+                        .expect("utf-8"),
+                    "--rpc-addr",
+                    &format!("127.0.0.1:{rpc_port}"),
+                    "--p2p-addr",
+                    &format!("127.0.0.1:{}", free_port()),
+                ],
+                &log,
+            );
+            let deadline = Instant::now() + Duration::from_secs(90);
+            loop {
+                let log = proc.log();
+                if log.contains("mycel devnet is running") {
+                    return Devnet {
+                        rpc: format!("http://127.0.0.1:{rpc_port}"),
+                        proc,
+                    };
+                }
+                if let Ok(Some(_)) = proc.child.try_wait() {
+                    assert!(
+                        log.contains("Address already in use"),
+                        "mycel up exited:\n{log}"
+                    );
+                    break;
+                }
+                assert!(Instant::now() < deadline, "mycel up did not start:\n{log}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        panic!("every try found a port taken");
+    }
+
+    #[track_caller]
+    fn ok(&self, args: &[&str]) -> String {
+        let mut all = args.to_vec();
+        all.extend(["--rpc", &self.rpc]);
+        let out = mycel(&all);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "mycel {all:?} failed\nstdout: {}\nstderr: {}\nnode log tail:\n{}",
+            text(&out.stdout),
+            text(&out.stderr),
+            self.proc
+                .log()
+                .lines()
+                .rev()
+                .take(20)
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        text(&out.stdout)
+    }
+
+    fn get(&self, path: &str) -> Value {
+        http::get_json(&format!("{}{path}", self.rpc))
+    }
+}
+
+/// A blocking GET of JSON, without pulling in reqwest's blocking feature.
+mod http {
+    pub fn get_json(url: &str) -> serde_json::Value {
+        let url = url.to_string();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async {
+                reqwest::get(&url)
+                    .await
+                    .expect("GET")
+                    .json::<serde_json::Value>()
+                    .await
+                    .expect("JSON")
+            })
+        })
+        .join()
+        .expect("thread")
+    }
+}
+
+/// The dishonest miner's handler: the real model runs the real request, then the output is
+/// altered (its first token replaced, its text changed) and a receipt for the altered output is
+/// signed by the miner's own hotkey. Every check without the model passes; a re-run does not.
+async fn dishonest_chat(
+    model: Arc<Model>,
+    signer: PrivateKeySigner,
+    Json(body): Json<Value>,
+) -> Json<Value> {
+    let messages: Vec<ChatMessage> =
+        serde_json::from_value(body["messages"].clone()).expect("messages");
+    let params = SamplingParams {
+        temperature: body["temperature"].as_f64().unwrap_or(1.0) as f32,
+        top_p: body["top_p"].as_f64().unwrap_or(1.0) as f32,
+        top_k: body["top_k"].as_u64().unwrap_or(0) as u32,
+        seed: body["seed"].as_u64().unwrap_or(0),
+        max_tokens: body["max_tokens"].as_u64().unwrap_or(16) as u32,
+        stop: Vec::new(),
+    };
+    let request = CanonicalRequest::chat(messages, &params);
+    let (request, mut generation) = tokio::task::spawn_blocking({
+        let model = Arc::clone(&model);
+        move || {
+            let generation = request
+                .execute(&model, &mut |_| std::ops::ControlFlow::Continue(()))
+                .expect("generate");
+            (request, generation)
+        }
+    })
+    .await
+    .expect("join");
+    generation.output_tokens[0] = (generation.output_tokens[0] + 1) % 1000;
+    generation.text = format!("{} (cheaper answer)", generation.text);
+    let receipt = InferenceReceipt::for_generation(
+        NETUID,
+        signer.address(),
+        &model,
+        &request,
+        &generation,
+        0,
+    );
+    let signed = SignedReceipt::sign(receipt, CHAIN_ID, &signer).expect("sign");
+    Json(json!({
+        "id": "chatcmpl-dishonest",
+        "object": "chat.completion",
+        "model": body["model"],
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": generation.text},
+                     "finish_reason": "length"}],
+        "usage": {"prompt_tokens": generation.prompt_tokens.len(),
+                  "completion_tokens": generation.output_tokens.len(),
+                  "total_tokens": generation.prompt_tokens.len() + generation.output_tokens.len()},
+        "receipt": signed.to_json(Some(&request)),
+    }))
+}
+
+fn neuron(graph: &Value, hotkey: Address) -> Value {
+    graph["neurons"]
+        .as_array()
+        .expect("neurons")
+        .iter()
+        .find(|n| n["hotkey"].as_str().and_then(|h| h.parse::<Address>().ok()) == Some(hotkey))
+        .cloned()
+        .unwrap_or_else(|| panic!("{hotkey} not in the metagraph: {graph:#}"))
+}
+
+#[test]
+fn validator_gives_the_dishonest_miner_weight_zero() {
+    let started = Instant::now();
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The model first (downloaded once per machine), for the dishonest miner.
+    let model = Arc::new(
+        Model::load_default(&default_cache_dir().expect("cache dir"), &mut |_| {})
+            .expect("the default model"),
+    );
+    let net = Devnet::start(dir.path());
+
+    // Subnet 1 (owner dev 0, owner hotkey dev 9), a short tempo, weights any block.
+    let out = net.ok(&[
+        "subnet",
+        "create",
+        "--dev-account",
+        "0",
+        "--hotkey-dev-account",
+        "9",
+    ]);
+    assert!(out.contains("created subnet 1"), "{out}");
+    net.ok(&[
+        "subnet",
+        "set",
+        "1",
+        "--tempo",
+        "9",
+        "--weights-rate-limit",
+        "0",
+        "--dev-account",
+        "0",
+    ]);
+    // The validator (dev 4) registers and stakes, so the next epoch gives it a permit.
+    net.ok(&[
+        "neuron",
+        "register",
+        "--netuid",
+        "1",
+        "--hotkey-dev-account",
+        "4",
+        "--max-burn",
+        "10",
+        "--dev-account",
+        "4",
+    ]);
+    net.ok(&[
+        "stake",
+        "add",
+        "--netuid",
+        "1",
+        "--hotkey-dev-account",
+        "4",
+        "--amount",
+        "100",
+        "--dev-account",
+        "4",
+    ]);
+
+    // The dishonest miner: dev 3, a real server on loopback, registered and announced on chain.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let liar = dev_signer(3).expect("dev key");
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let liar_port = listener.local_addr().expect("addr").port();
+    let router = Router::new().route(
+        "/v1/chat/completions",
+        post({
+            let model = Arc::clone(&model);
+            let liar = liar.clone();
+            move |body| dishonest_chat(model, liar, body)
+        }),
+    );
+    runtime.spawn(async move { axum::serve(listener, router).await });
+    net.ok(&[
+        "neuron",
+        "register",
+        "--netuid",
+        "1",
+        "--hotkey-dev-account",
+        "3",
+        "--max-burn",
+        "10",
+        "--dev-account",
+        "3",
+    ]);
+    net.ok(&[
+        "neuron",
+        "serve",
+        "--netuid",
+        "1",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &liar_port.to_string(),
+        "--protocol",
+        "http",
+        "--dev-account",
+        "3",
+    ]);
+
+    // Two honest miners (dev 1 and 2): they register and announce themselves.
+    let mut miners: Vec<Proc> = [1u32, 2]
+        .iter()
+        .map(|i| {
+            Proc::spawn(
+                &[
+                    "miner",
+                    "--netuid",
+                    "1",
+                    "--dev-account",
+                    &i.to_string(),
+                    "--rpc",
+                    &net.rpc,
+                    "--listen",
+                    "127.0.0.1:0",
+                ],
+                &dir.path().join(format!("miner-{i}.log")),
+            )
+        })
+        .collect();
+    for miner in &mut miners {
+        miner.wait_for("mycel miner serving", Duration::from_secs(300));
+    }
+
+    // The validator, with a status endpoint and a report file.
+    let report = dir.path().join("report.json");
+    let status_port = free_port();
+    let mut validator = Proc::spawn(
+        &[
+            "validator",
+            "--netuid",
+            "1",
+            "--dev-account",
+            "4",
+            "--rpc",
+            &net.rpc,
+            "--challenges",
+            "3",
+            "--reruns",
+            "2",
+            "--max-tokens",
+            "8",
+            "--listen",
+            &format!("127.0.0.1:{status_port}"),
+            "--report",
+            report.to_str().expect("utf-8"),
+        ],
+        &dir.path().join("validator.log"),
+    );
+    validator.wait_for("weights set", Duration::from_secs(180));
+
+    // What the validator found: the liar's re-run failed, the honest miners' matched.
+    let found: Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("JSON");
+    let status = http::get_json(&format!("http://127.0.0.1:{status_port}/status"));
+    assert!(
+        status["rounds"].as_u64().expect("rounds") >= 1,
+        "{status:#}"
+    );
+    let miners_found = found["last_round"]["miners"]
+        .as_array()
+        .expect("miners")
+        .clone();
+    assert_eq!(miners_found.len(), 3, "{found:#}");
+    let by_hotkey = |i: u32| {
+        miners_found
+            .iter()
+            .find(|m| {
+                m["hotkey"].as_str().and_then(|h| h.parse::<Address>().ok()) == Some(dev_address(i))
+            })
+            .cloned()
+            .unwrap_or_else(|| panic!("dev {i} not in the report: {found:#}"))
+    };
+    let lie = by_hotkey(3);
+    assert_eq!(lie["weight"], 0, "{lie:#}");
+    assert_eq!(lie["faults"][0]["kind"], "wrong_output", "{lie:#}");
+    assert!(
+        lie["verdict"]
+            .as_str()
+            .expect("verdict")
+            .contains("wrong output"),
+        "{lie:#}"
+    );
+    for i in [1, 2] {
+        let honest = by_hotkey(i);
+        assert!(honest["weight"].as_u64().expect("weight") > 0, "{honest:#}");
+        assert_eq!(honest["answered"], 3, "{honest:#}");
+        assert_eq!(honest["reruns_matched"], 2, "{honest:#}");
+        assert_eq!(honest["verdict"], "ok", "{honest:#}");
+    }
+    let log = validator.log();
+    assert!(log.contains("miner checked"), "{log}");
+
+    // On chain: once an epoch counts the validator's weights, the honest miners earn incentive and
+    // the liar none.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let graph = loop {
+        let graph = net.get("/v1/subnets/1/metagraph");
+        let honest_paid = [1, 2].iter().all(|&i| {
+            neuron(&graph, dev_address(i))["incentive"]
+                .as_u64()
+                .unwrap_or(0)
+                > 0
+        });
+        if honest_paid {
+            break graph;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no incentive for the honest miners within 120 s; metagraph: {graph:#}\nvalidator log:\n{}",
+            validator.log()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(neuron(&graph, dev_address(3))["incentive"], 0, "{graph:#}");
+    assert_eq!(
+        neuron(&graph, dev_address(4))["validator_permit"],
+        true,
+        "{graph:#}"
+    );
+    eprintln!("validator test took {:?}", started.elapsed());
+}
+
+#[test]
+fn validator_command_line_errors_are_clear() {
+    let out = mycel(&["validator", "--help"]);
+    assert!(out.status.success());
+    let help = text(&out.stdout);
+    assert!(
+        help.contains("--challenges") && help.contains("commit-reveal"),
+        "{help}"
+    );
+
+    let out = mycel(&["validator", "--netuid", "1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("--hotkey"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = mycel(&[
+        "validator",
+        "--netuid",
+        "1",
+        "--dev-account",
+        "4",
+        "--challenges",
+        "2",
+        "--reruns",
+        "3",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("--reruns 3 is more than --challenges 2"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = mycel(&["validator", "--netuid", "1", "--dev-account", "12"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("development accounts are 0 to 9"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // No node there: says so.
+    let port = free_port();
+    let out = mycel(&[
+        "validator",
+        "--netuid",
+        "1",
+        "--dev-account",
+        "4",
+        "--rpc",
+        &format!("http://127.0.0.1:{port}"),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("cannot reach the node"),
+        "{}",
+        text(&out.stderr)
+    );
+}
