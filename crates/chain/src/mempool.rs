@@ -346,6 +346,38 @@ impl Mempool {
         }
     }
 
+    /// Drops a transaction that was valid on its own but refused when its block was executed (for
+    /// example a stake order whose limit the block's batch price breaks), with every transaction of
+    /// the same sender queued behind it. Without this the sender's queue would wait forever: the
+    /// transaction would be picked, refused and left out of every block.
+    pub fn reject_in_block(&mut self, hash: &B256, reason: &str) {
+        let Some((sender, nonce)) = self.by_hash.get(hash).copied() else {
+            return;
+        };
+        let mut drops: Vec<(B256, String)> = Vec::new();
+        if let Some(txs) = self.by_sender.get_mut(&sender) {
+            let behind: Vec<u64> = txs.range(nonce..).map(|(n, _)| *n).collect();
+            for n in behind {
+                if let Some(tx) = txs.remove(&n) {
+                    let why = if n == nonce {
+                        format!("refused in block: {reason}")
+                    } else {
+                        format!("dropped: nonce {nonce} before it was refused in block: {reason}")
+                    };
+                    drops.push((tx.hash, why));
+                }
+            }
+            if txs.is_empty() {
+                self.by_sender.remove(&sender);
+            }
+        }
+        for (hash, reason) in drops {
+            self.by_hash.remove(&hash);
+            tracing::debug!(%hash, %reason, "mempool dropped transaction");
+            self.remember_rejection(hash, reason);
+        }
+    }
+
     fn remember_rejection(&mut self, hash: B256, reason: String) {
         if self.rejected.insert(hash, reason).is_none() {
             self.rejected_order.push_back(hash);
@@ -424,6 +456,40 @@ mod tests {
             "insufficient_balance"
         );
         assert_eq!(pool.len(), 1);
+    }
+
+    #[test]
+    fn a_transaction_refused_in_block_is_dropped_with_its_queue_and_a_reason() {
+        let genesis = genesis();
+        let state = State::from_genesis(&genesis);
+        let alice = dev_signer(0).expect("key");
+        let bob = dev_signer(1).expect("key");
+        let mut pool = Mempool::new(MempoolLimits::default());
+        let hashes: Vec<B256> = (0..3u64)
+            .map(|n| {
+                pool.submit(transfer(&alice, genesis.chain_id, n, 5), &state)
+                    .expect("valid")
+            })
+            .collect();
+        let bobs = pool
+            .submit(transfer(&bob, genesis.chain_id, 0, 5), &state)
+            .expect("valid");
+
+        pool.reject_in_block(&hashes[1], "price_limit");
+        assert!(pool.contains(&hashes[0]), "the earlier nonce stays");
+        assert!(!pool.contains(&hashes[1]) && !pool.contains(&hashes[2]));
+        assert!(pool.contains(&bobs), "other senders are untouched");
+        assert!(pool
+            .rejection(&hashes[1])
+            .unwrap()
+            .contains("refused in block: price_limit"));
+        assert!(pool.rejection(&hashes[2]).unwrap().contains("nonce 1"));
+        // Alice's queue is free again: nonce 1 can be resubmitted.
+        pool.submit(transfer(&alice, genesis.chain_id, 1, 6), &state)
+            .expect("nonce 1 free again");
+        // Unknown hashes are ignored.
+        pool.reject_in_block(&B256::ZERO, "x");
+        assert_eq!(pool.len(), 3);
     }
 
     #[test]

@@ -119,6 +119,11 @@ impl Shared {
     ) -> Vec<mycel_state::VerifiedTx> {
         self.mempool().select(parent_state, max_txs, max_bytes)
     }
+
+    /// See [`Mempool::reject_in_block`].
+    pub fn reject_in_block(&self, hash: &B256, reason: &str) {
+        self.mempool().reject_in_block(hash, reason)
+    }
 }
 
 /// A running node. Cheap to clone; every clone talks to the same node.

@@ -250,12 +250,16 @@ where
             if outcome.results.iter().all(Result::is_ok) {
                 break (state, outcome);
             }
-            let keep: Vec<VerifiedTx> = txs
-                .iter()
-                .zip(&outcome.results)
-                .filter(|(_, r)| r.is_ok())
-                .map(|(tx, _)| tx.clone())
-                .collect();
+            let mut keep: Vec<VerifiedTx> = Vec::with_capacity(txs.len());
+            for (tx, result) in txs.iter().zip(&outcome.results) {
+                match result {
+                    Ok(_) => keep.push(tx.clone()),
+                    Err(err) => {
+                        debug!(hash = %tx.hash, %err, "transaction refused in block, dropped");
+                        self.shared.reject_in_block(&tx.hash, &err.to_string());
+                    }
+                }
+            }
             txs = keep;
         };
 
