@@ -299,6 +299,21 @@ fn http_api_errors_queue_and_metrics() {
             "max_tokens_exceeded",
         );
 
+        let too_long = "mycel ".repeat(9000);
+        let (status, _, text) = post_raw(
+            &url,
+            "/v1/completions",
+            &json!({"model": model, "prompt": too_long, "max_tokens": 1}).to_string(),
+        )
+        .await;
+        assert_openai_error(
+            status,
+            &text,
+            400,
+            Some("prompt"),
+            "context_length_exceeded",
+        );
+
         // One worker and a queue of one: a request decoding, one waiting, the third is refused.
         // The first has a long prompt, so that it is still being computed when the others arrive,
         // even on a fast machine.
@@ -725,7 +740,8 @@ impl DevnetProc {
             let rpc_port = free_port();
             let mut command = Command::new(env!("CARGO_BIN_EXE_mycel"));
             command
-                .arg("up")
+                // The chain alone: this test creates the subnet and runs the miner itself.
+                .args(["up", "--chain-only"])
                 .arg("--data-dir")
                 .arg(dir.path().join("devnet"))
                 .args(["--rpc-addr", &format!("127.0.0.1:{rpc_port}")])

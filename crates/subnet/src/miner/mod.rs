@@ -103,6 +103,9 @@ struct Shared {
     metrics: MinerMetrics,
     /// Requests admitted and not finished (queued + decoding).
     admitted: AtomicUsize,
+    /// Requests decoded and their total decode time, for `Retry-After`.
+    decoded: AtomicU64,
+    decode_ms: AtomicU64,
     jobs: Mutex<mpsc::Sender<Job>>,
 }
 
@@ -130,6 +133,8 @@ impl Miner {
             height,
             metrics: MinerMetrics::new(),
             admitted: AtomicUsize::new(0),
+            decoded: AtomicU64::new(0),
+            decode_ms: AtomicU64::new(0),
             jobs: Mutex::new(sender),
         });
         for index in 0..workers {
@@ -202,10 +207,19 @@ impl Miner {
         Ok(receiver)
     }
 
-    /// A rough wait: the mean request latency so far times the queue length per worker.
+    /// When a refused client should come back: the time the requests ahead of it take, i.e. the
+    /// mean decode time so far times the requests per worker, within 1 to 60 s.
     fn retry_after_seconds(&self) -> u64 {
-        let per_worker = (self.shared.config.queue_size / self.shared.config.workers.max(1)).max(1);
-        per_worker as u64
+        let shared = &self.shared;
+        let done = shared.decoded.load(Ordering::Relaxed);
+        let mean_ms = shared
+            .decode_ms
+            .load(Ordering::Relaxed)
+            .checked_div(done)
+            .unwrap_or(1000);
+        let workers = shared.config.workers.max(1) as u64;
+        let ahead = (workers + shared.config.queue_size as u64).div_ceil(workers);
+        (mean_ms * ahead).div_ceil(1000).clamp(1, 60)
     }
 
     fn accepts_model(&self, name: &str) -> bool {
@@ -263,6 +277,11 @@ fn run_job(shared: &Shared, job: &Job) -> Result<Served, ApiError> {
         .metrics
         .request_latency
         .observe(job.admitted.elapsed().as_secs_f64());
+    shared.decoded.fetch_add(1, Ordering::Relaxed);
+    shared.decode_ms.fetch_add(
+        u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        Ordering::Relaxed,
+    );
     shared.metrics.count_tokens(
         generation.prompt_tokens.len(),
         generation.output_tokens.len(),
@@ -387,9 +406,16 @@ fn prepare(
         ));
     }
     let model = &miner.shared.model;
-    let prompt = parsed.request.prompt_tokens(model).map_err(infer_error)?;
+    let prompt_error = |error: InferError| {
+        let mut error = infer_error(error);
+        if parsed.request.endpoint == Endpoint::Completions && error.param.is_some() {
+            error.param = Some("prompt".into());
+        }
+        error
+    };
+    let prompt = parsed.request.prompt_tokens(model).map_err(prompt_error)?;
     if prompt.len() >= model.context_limit() {
-        return Err(infer_error(InferError::PromptTooLong {
+        return Err(prompt_error(InferError::PromptTooLong {
             tokens: prompt.len(),
             limit: model.context_limit(),
         }));
