@@ -46,6 +46,14 @@ impl MinerProc {
 
     /// Starts `mycel miner --netuid NETUID` with `extra` flags.
     fn start_on(netuid: u16, extra: &[&str]) -> MinerProc {
+        let hotkey = HOTKEY.to_string();
+        let mut args = vec!["--dev-account", hotkey.as_str()];
+        args.extend_from_slice(extra);
+        Self::start_with(netuid, &args, &[])
+    }
+
+    /// Starts `mycel miner --netuid NETUID ARGS` with environment `envs`; ARGS name the hotkey.
+    fn start_with(netuid: u16, args: &[&str], envs: &[(&str, &str)]) -> MinerProc {
         let dir = tempfile::tempdir().expect("tempdir");
         let log = dir.path().join("miner.log");
         let mut command = Command::new(env!("CARGO_BIN_EXE_mycel"));
@@ -57,8 +65,8 @@ impl MinerProc {
                 "--listen",
                 "127.0.0.1:0",
             ])
-            .args(["--dev-account", &HOTKEY.to_string()])
-            .args(extra)
+            .args(args)
+            .envs(envs.iter().copied())
             .env("RUST_LOG", "warn")
             .env_remove("MYCEL_RPC")
             .stdin(Stdio::null())
@@ -658,6 +666,66 @@ fn openai_client_and_receipt_verification() {
         text(&out.stdout).contains("request"),
         "{}",
         text(&out.stdout)
+    );
+}
+
+/// The hotkey can live in an encrypted keystore (`mycel key`), as on a real network.
+#[test]
+fn miner_signs_with_a_keystore_hotkey() {
+    let keys = tempfile::tempdir().expect("tempdir");
+    let secret = keys.path().join("secret.txt");
+    let key = PrivateKeySigner::random();
+    std::fs::write(&secret, hex::encode(key.to_bytes())).expect("write");
+    let keystore = keys.path().join("keystore").display().to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_mycel"))
+        .args([
+            "key",
+            "import",
+            "--name",
+            "miner-hot",
+            "--keystore",
+            &keystore,
+        ])
+        .arg("--private-key-file")
+        .arg(&secret)
+        .env("MYCEL_PASSWORD", "miner passphrase")
+        .output()
+        .expect("mycel key import");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let miner = MinerProc::start_with(
+        2,
+        &["--hotkey", "miner-hot", "--keystore", &keystore],
+        &[("MYCEL_PASSWORD", "miner passphrase")],
+    );
+    runtime().block_on(async {
+        let (status, _, body) = post_raw(
+            &miner.url,
+            "/v1/completions",
+            &json!({"model": miner.model, "prompt": "Hello", "max_tokens": 2}).to_string(),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let body: Value = serde_json::from_str(&body).expect("json");
+        let receipt: ReceiptJson =
+            serde_json::from_value(body["receipt"].clone()).expect("receipt");
+        let signed = SignedReceipt::from_json(&receipt).expect("parses");
+        assert_eq!(signed.verify().expect("valid"), key.address());
+        assert_eq!(signed.receipt.netuid, 2);
+    });
+
+    // A wrong passphrase stops the miner before it serves, with a clear error.
+    let out = Command::new(env!("CARGO_BIN_EXE_mycel"))
+        .args(["miner", "--netuid", "2", "--listen", "127.0.0.1:0"])
+        .args(["--hotkey", "miner-hot", "--keystore", &keystore])
+        .env("MYCEL_PASSWORD", "wrong")
+        .output()
+        .expect("mycel miner");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("wrong passphrase"),
+        "{}",
+        text(&out.stderr)
     );
 }
 
