@@ -182,6 +182,14 @@ impl Setup {
     fn start_with(
         upstream: impl FnOnce(&Path, &tokio::runtime::Runtime) -> (Upstream, Option<Proc>),
     ) -> Setup {
+        Setup::start_with_args(upstream, &[])
+    }
+
+    /// As [`Setup::start_with`], with more `mycel gateway` flags.
+    fn start_with_args(
+        upstream: impl FnOnce(&Path, &tokio::runtime::Runtime) -> (Upstream, Option<Proc>),
+        gateway_args: &[&str],
+    ) -> Setup {
         let dir = tempfile::tempdir().expect("tempdir");
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -194,6 +202,7 @@ impl Setup {
             rpc_port.set(free_port());
             vec![
                 "up".into(),
+                "--chain-only".into(),
                 "--data-dir".into(),
                 data.display().to_string(),
                 "--rpc-addr".into(),
@@ -219,6 +228,9 @@ impl Setup {
                 "--pay-to".into(),
                 pay_to.to_string(),
             ]
+            .into_iter()
+            .chain(gateway_args.iter().map(|a| a.to_string()))
+            .collect()
         });
         let api_line = banner
             .lines()
@@ -934,4 +946,106 @@ fn the_npm_x402_client_buys_a_real_completion_from_a_miner() {
         String::from_utf8_lossy(&verify.stdout),
         String::from_utf8_lossy(&verify.stderr)
     );
+}
+
+/// Someone else uses the facilitator's key (its cached nonce goes stale), and a settlement the
+/// node drops (an authorization that expired in the mempool, with the key's queue behind it):
+/// settlement re-reads the key's nonce and goes on; nothing is charged for what was dropped.
+#[test]
+fn settlement_survives_a_stale_nonce_and_a_dropped_transaction() {
+    let setup = Setup::start();
+    let key = dev_signer(FACILITATOR_DEV_ACCOUNT).expect("dev key");
+    let payer = dev_signer(2).expect("dev key");
+    let body = chat_body("smollm2", 10);
+    let requirements = setup.requirements(&body);
+    let price: u128 = requirements.amount.parse().expect("price");
+    let start = setup.musd(payer.address());
+    let pay = |setup: &Setup| {
+        let answer = setup.chat(
+            &body,
+            &[sign(&payer, &requirements, |_| {}).v2(&requirements)],
+        );
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        let settled = answer.settlement(wire::PAYMENT_RESPONSE);
+        assert!(settled.success, "{settled:?}");
+    };
+    pay(&setup);
+
+    let submit = |kind: mycel_types::TxKind| {
+        let tx = mycel_types::SignedTx::sign(kind, 1337, &key).expect("sign tx");
+        let status = setup.runtime.block_on(async {
+            setup
+                .http
+                .post(format!("{}/v1/txs", setup.rpc))
+                .json(&json!({"raw": format!("0x{}", hex::encode(tx.encode()))}))
+                .send()
+                .await
+                .expect("POST")
+                .status()
+        });
+        assert_eq!(status.as_u16(), 202);
+        tx.hash()
+    };
+    let next_nonce = || {
+        setup.node_get(&format!("/v1/accounts/{}", key.address()))["next_nonce"]
+            .as_u64()
+            .expect("nonce")
+    };
+    let wait_final = |hash: B256| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let status = setup.node_get(&format!("/v1/txs/{hash}"));
+            if status["status"] != "pending" {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "{hash} still pending");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+
+    // 1. A transfer signed with the facilitator's key by someone else uses its next nonce.
+    let transfer = submit(mycel_types::TxKind::Transfer(mycel_types::Transfer {
+        from: key.address(),
+        to: payer.address(),
+        token: alloy_primitives::Address::ZERO,
+        amount: U256::from(1u64),
+        memo: Default::default(),
+        nonce: next_nonce(),
+        fee: U256::from(mycel_types::genesis::DEFAULT_MIN_FEE),
+    }));
+    assert_eq!(wait_final(transfer)["status"], "finalized");
+    pay(&setup);
+
+    // 2. An authorization that expires before any block includes it: the node drops it.
+    let victim = dev_signer(7).expect("dev key");
+    let auth = eip3009::TransferWithAuthorization {
+        from: victim.address(),
+        to: key.address(),
+        value: U256::from(1u64),
+        validAfter: U256::ZERO,
+        validBefore: U256::from(now_secs() + 1),
+        nonce: B256::random(),
+    };
+    let signature = victim
+        .sign_hash_sync(&auth.signing_hash(&eip3009::musd_domain(1337)))
+        .expect("sign");
+    let doomed = submit(mycel_types::TxKind::TransferWithAuthorization(
+        mycel_types::TransferWithAuthorization {
+            from: key.address(),
+            payer: auth.from,
+            to: auth.to,
+            value: auth.value,
+            validAfter: auth.validAfter,
+            validBefore: auth.validBefore,
+            authorizationNonce: auth.nonce,
+            signature: signature.as_bytes().to_vec().into(),
+            nonce: next_nonce(),
+            fee: U256::from(mycel_types::genesis::DEFAULT_MIN_FEE),
+        },
+    ));
+    assert_eq!(wait_final(doomed)["status"], "rejected");
+    assert!(!setup.authorization_used(victim.address(), auth.nonce));
+    pay(&setup);
+    pay(&setup);
+    assert_eq!(setup.musd(payer.address()), start - 4 * price);
 }

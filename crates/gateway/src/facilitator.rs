@@ -401,8 +401,8 @@ pub struct FacilitatorConfig {
 /// What a settlement of one `(from, nonce)` came to.
 #[derive(Debug, Clone)]
 enum Settlement {
-    /// Submitted as `tx`; not known final yet.
-    Submitted { tx: B256 },
+    /// Submitted as `tx` by submitter number `submitter`; not known final yet.
+    Submitted { tx: B256, submitter: usize },
     /// Final: the answer every later call gets.
     Done(SettleResponse),
 }
@@ -422,6 +422,11 @@ type Slot = Arc<tokio::sync::Mutex<SettlementSlot>>;
 struct Submitter {
     signer: PrivateKeySigner,
     next_nonce: tokio::sync::Mutex<Option<u64>>,
+    /// Set when one of this key's transactions can no longer execute but stays in the node's
+    /// mempool, holding back every later nonce of the key (the node drops it only when another
+    /// transaction of the key is included, or on restart). The key is skipped until the node
+    /// reports nothing pending for it.
+    blocked: std::sync::atomic::AtomicBool,
 }
 
 /// The facilitator. Cheap to share behind an `Arc`.
@@ -466,6 +471,7 @@ impl Facilitator {
             .map(|signer| Submitter {
                 signer: signer.clone(),
                 next_nonce: tokio::sync::Mutex::new(None),
+                blocked: std::sync::atomic::AtomicBool::new(false),
             })
             .collect();
         let fee = config.fee.unwrap_or(info.min_fee).max(info.min_fee);
@@ -644,9 +650,9 @@ impl Facilitator {
                 self.counters.settle_deduplicated.fetch_add(1, Relaxed);
                 return response;
             }
-            Some(Settlement::Submitted { tx }) => {
+            Some(Settlement::Submitted { tx, submitter }) => {
                 self.counters.settle_deduplicated.fetch_add(1, Relaxed);
-                let response = self.await_final(tx, &checked).await;
+                let response = self.await_final(tx, submitter, &checked).await;
                 if !is_pending(&response) {
                     slot.state = Some(Settlement::Done(response.clone()));
                 }
@@ -658,12 +664,12 @@ impl Facilitator {
         if let Err(invalid) = self.check(payment, requirements).await {
             return self.failure(invalid, None);
         }
-        let tx = match self.submit(&checked).await {
-            Ok(tx) => tx,
+        let (tx, submitter) = match self.submit(&checked).await {
+            Ok(submitted) => submitted,
             Err(invalid) => return self.failure(invalid, None),
         };
-        slot.state = Some(Settlement::Submitted { tx });
-        let response = self.await_final(tx, &checked).await;
+        slot.state = Some(Settlement::Submitted { tx, submitter });
+        let response = self.await_final(tx, submitter, &checked).await;
         if !is_pending(&response) {
             slot.state = Some(Settlement::Done(response.clone()));
         }
@@ -715,12 +721,42 @@ impl Facilitator {
     }
 
     /// Signs and submits the settlement transaction with the facilitator's next nonce.
-    async fn submit(&self, checked: &CheckedPayment) -> Result<B256, Invalid> {
+    /// Makes the next submission through `submitter` re-read its account's next nonce.
+    async fn forget_nonce(&self, submitter: usize) {
+        *self.submitters[submitter].next_nonce.lock().await = None;
+    }
+
+    /// The next key whose transactions can get through, in turn.
+    async fn pick_submitter(&self) -> Result<(usize, &Submitter), Invalid> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let count = self.submitters.len();
+        let start = self.next_submitter.fetch_add(1, Relaxed);
+        for i in 0..count {
+            let index = (start + i) % count;
+            let submitter = &self.submitters[index];
+            if !submitter.blocked.load(Relaxed) {
+                return Ok((index, submitter));
+            }
+            // Blocked: usable again once the node holds nothing pending for it.
+            if let Ok(view) = self.node.account(submitter.signer.address()).await {
+                if view.next_nonce == view.nonce {
+                    *submitter.next_nonce.lock().await = None;
+                    submitter.blocked.store(false, Relaxed);
+                    tracing::info!(key = %submitter.signer.address(), "facilitator key unblocked");
+                    return Ok((index, submitter));
+                }
+            }
+        }
+        Err(Invalid::new(
+            reason::NODE_UNAVAILABLE,
+            "every facilitator key is blocked by a settlement the node can no longer execute; \
+             add keys (--key/--dev-account) or wait for the node to drop it",
+        ))
+    }
+
+    async fn submit(&self, checked: &CheckedPayment) -> Result<(B256, usize), Invalid> {
         let a = &checked.authorization;
-        let turn = self
-            .next_submitter
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let submitter = &self.submitters[turn % self.submitters.len()];
+        let (submitter_index, submitter) = self.pick_submitter().await?;
         let signer_address = submitter.signer.address();
         let mut next = submitter.next_nonce.lock().await;
         let mut attempts = 0;
@@ -754,7 +790,7 @@ impl Facilitator {
             match self.node.submit(&tx).await {
                 Ok(hash) => {
                     *next = Some(nonce + 1);
-                    return Ok(hash);
+                    return Ok((hash, submitter_index));
                 }
                 Err(NodeError::Refused { code, message })
                     if attempts < 3
@@ -790,7 +826,12 @@ impl Facilitator {
     }
 
     /// Polls `tx` until it is final or the settle timeout passes.
-    async fn await_final(&self, tx: B256, checked: &CheckedPayment) -> SettleResponse {
+    async fn await_final(
+        &self,
+        tx: B256,
+        submitter: usize,
+        checked: &CheckedPayment,
+    ) -> SettleResponse {
         let payer = checked.authorization.from;
         let deadline = Instant::now() + self.config.settle_timeout;
         let mut wait = Duration::from_millis(20);
@@ -811,6 +852,8 @@ impl Facilitator {
                     error: Some((code, message)),
                     ..
                 }) => {
+                    // A refused transaction does not use its nonce: re-read the key's next one.
+                    self.forget_nonce(submitter).await;
                     let reason = match code.as_str() {
                         "authorization_used" => reason::NONCE_ALREADY_USED,
                         "insufficient_balance" => reason::INSUFFICIENT_BALANCE,
@@ -827,6 +870,8 @@ impl Facilitator {
                     );
                 }
                 Ok(TxState::Rejected(message)) => {
+                    // The node dropped it (and the key's queue behind it): re-read the nonce.
+                    self.forget_nonce(submitter).await;
                     return self.failure(
                         Invalid::new(
                             reason::TRANSACTION_FAILED,
@@ -834,11 +879,35 @@ impl Facilitator {
                         )
                         .payer(payer),
                         Some(tx),
-                    )
+                    );
+                }
+                Ok(TxState::Pending)
+                    if U256::from(self.config.clock.now_secs())
+                        > checked.authorization.validBefore + U256::from(5) =>
+                {
+                    // Expired while waiting: no block can include it any more, and until the node
+                    // drops it, it holds back this key's later transactions.
+                    self.submitters[submitter]
+                        .blocked
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                    tracing::warn!(%tx, "settlement expired in the mempool; its key is blocked");
+                    return self.failure(
+                        Invalid::new(
+                            reason::VALID_BEFORE,
+                            format!("settlement {tx} expired before a block included it; nothing was charged"),
+                        )
+                        .payer(payer),
+                        Some(tx),
+                    );
                 }
                 Ok(TxState::Pending) | Ok(TxState::Unknown) | Err(_) => {}
             }
             if Instant::now() + wait > deadline {
+                // Not final after the whole timeout: this key's queue is stuck or the node is
+                // overwhelmed. Send new settlements through other keys until it drains.
+                self.submitters[submitter]
+                    .blocked
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
                 return SettleResponse {
                     success: false,
                     error_reason: Some(reason::SETTLEMENT_PENDING.to_string()),

@@ -35,6 +35,8 @@ pub struct AccountView {
     pub myc: Amount,
     /// Finalized next nonce plus this node's pending transactions of the account.
     pub next_nonce: u64,
+    /// The finalized next nonce (nothing pending counted).
+    pub nonce: u64,
 }
 
 /// Where a transaction is.
@@ -139,6 +141,12 @@ impl NodeClient {
                 .ok_or_else(|| NodeError::Unexpected {
                     path: path.clone(),
                     reason: "no next_nonce".into(),
+                })?,
+            nonce: body["nonce"]
+                .as_u64()
+                .ok_or_else(|| NodeError::Unexpected {
+                    path: path.clone(),
+                    reason: "no nonce".into(),
                 })?,
         })
     }
