@@ -1049,3 +1049,92 @@ fn settlement_survives_a_stale_nonce_and_a_dropped_transaction() {
     pay(&setup);
     assert_eq!(setup.musd(payer.address()), start - 4 * price);
 }
+
+#[test]
+fn gateway_and_pay_command_lines_say_what_is_wrong() {
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_mycel"))
+            .args(args)
+            .env_remove("MYCEL_RPC")
+            .env_remove("MYCEL_GATEWAY")
+            .output()
+            .expect("mycel");
+        assert_eq!(out.status.code(), Some(1), "{args:?} should fail");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let pay_to = "0xa0Ee7A142d267C1f36714E4a8F75612F20a79720";
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["gateway", "--upstream", "http://127.0.0.1:1"],
+            "--pay-to",
+        ),
+        (
+            vec!["gateway", "--upstream", "ftp://x", "--pay-to", pay_to],
+            "not an http:// or https:// URL",
+        ),
+        (
+            vec![
+                "gateway",
+                "--upstream",
+                "http://127.0.0.1:1",
+                "--pay-to",
+                pay_to,
+            ],
+            "needs a key",
+        ),
+        (
+            vec![
+                "gateway",
+                "--upstream",
+                "http://127.0.0.1:1",
+                "--pay-to",
+                pay_to,
+                "--dev-account",
+                "12",
+            ],
+            "does not exist",
+        ),
+        (
+            vec![
+                "gateway",
+                "--upstream",
+                "http://127.0.0.1:1",
+                "--pay-to",
+                pay_to,
+                "--dev-account",
+                "0",
+                "--rpc",
+                &dead,
+            ],
+            "is the node running",
+        ),
+        (
+            vec![
+                "gateway",
+                "--upstream",
+                "http://127.0.0.1:1",
+                "--pay-to",
+                "0x12",
+            ],
+            "invalid value",
+        ),
+        (vec!["pay", &dead, "--dev-account", "1"], "cannot reach"),
+        (
+            vec!["pay", &dead, "--max", "lots", "--dev-account", "1"],
+            "--max 'lots'",
+        ),
+        (
+            vec!["pay", &dead, "--data", "{not json", "--dev-account", "1"],
+            "--data is not JSON",
+        ),
+        (vec!["pay", &dead], "say who pays"),
+    ];
+    for (args, needle) in cases {
+        let stderr = run(&args);
+        assert!(
+            stderr.contains(needle),
+            "{args:?}: stderr lacks {needle:?}:\n{stderr}"
+        );
+    }
+}
