@@ -177,6 +177,7 @@ fn start_devnet(name: &str, data: &Path, log: PathBuf) -> (Proc, String) {
             name,
             &[
                 "up",
+                "--chain-only",
                 "--data-dir",
                 &data,
                 "--rpc-addr",

@@ -92,6 +92,7 @@ fn spawn_up(dir: &Path, log: &Path, rpc_port: u16, p2p_port: u16) -> std::proces
     let mut command = Command::new(env!("CARGO_BIN_EXE_mycel"));
     command
         .arg("up")
+        .arg("--chain-only")
         .arg("--data-dir")
         .arg(dir.join("devnet"))
         .args(["--rpc-addr", &format!("127.0.0.1:{rpc_port}")])
