@@ -56,6 +56,10 @@ pub struct GatewayArgs {
     /// mUSD charged per 1,000 tokens of the request's max_tokens.
     #[arg(long, value_name = "mUSD", default_value = "0.01")]
     pub price_per_1k_tokens: String,
+    /// A model with its own price: NAME=BASE,PER1K in mUSD (repeatable), e.g.
+    /// `--model-price big-model=0.005,0.1`. Other models pay --price-base and --price-per-1k-tokens.
+    #[arg(long, value_name = "NAME=BASE,PER1K")]
+    pub model_price: Vec<String>,
     /// max_tokens assumed for pricing when a request does not say.
     #[arg(long, value_name = "N", default_value_t = 256)]
     pub default_max_tokens: u64,
@@ -82,6 +86,11 @@ pub fn run(args: GatewayArgs) -> Result<()> {
             .with_context(|| format!("--price-per-1k-tokens '{}'", args.price_per_1k_tokens))?,
         default_max_tokens: args.default_max_tokens,
         max_tokens_limit: args.max_tokens_limit,
+        per_model: args
+            .model_price
+            .iter()
+            .map(|spec| parse_model_price(spec))
+            .collect::<Result<_>>()?,
     };
     if args.default_max_tokens > args.max_tokens_limit {
         bail!("--default-max-tokens must not exceed --max-tokens-limit");
@@ -157,7 +166,7 @@ pub fn run(args: GatewayArgs) -> Result<()> {
         let config = GatewayConfig {
             upstream: upstream.clone(),
             pay_to,
-            pricing,
+            pricing: pricing.clone(),
             free: args.free,
             max_timeout_seconds: args.max_timeout,
         };
@@ -186,6 +195,13 @@ pub fn run(args: GatewayArgs) -> Result<()> {
                     format_amount(pricing.base, Token::Musd),
                     format_amount(pricing.per_1k_tokens, Token::Musd)
                 );
+                for (model, (base, per_1k)) in &pricing.per_model {
+                    println!(
+                        "  price      {model}: {} mUSD + {} mUSD per 1k max_tokens",
+                        format_amount(*base, Token::Musd),
+                        format_amount(*per_1k, Token::Musd)
+                    );
+                }
                 println!(
                     "  facilitator http://{local}/verify /settle /supported, signers {}",
                     f.signer_addresses()
@@ -511,6 +527,24 @@ pub struct ChatArgs {
     pub keystore: KeystoreArgs,
     #[command(flatten)]
     pub password: PasswordArgs,
+}
+
+/// `NAME=BASE,PER1K` (mUSD) into a model's price in base units.
+fn parse_model_price(spec: &str) -> Result<(String, (mycel_types::Amount, mycel_types::Amount))> {
+    let bad =
+        || anyhow!("--model-price '{spec}' is not NAME=BASE,PER1K (mUSD), e.g. big=0.005,0.1");
+    let (name, prices) = spec.split_once('=').ok_or_else(bad)?;
+    let (base, per_1k) = prices.split_once(',').ok_or_else(bad)?;
+    if name.is_empty() {
+        return Err(bad());
+    }
+    Ok((
+        name.to_string(),
+        (
+            parse_amount(base, Token::Musd).with_context(bad)?,
+            parse_amount(per_1k, Token::Musd).with_context(bad)?,
+        ),
+    ))
 }
 
 /// `mycel chat`: one paid chat completion through a gateway; prints the answer and its receipt.

@@ -1129,6 +1129,20 @@ fn gateway_and_pay_command_lines_say_what_is_wrong() {
             "--data is not JSON",
         ),
         (vec!["pay", &dead], "say who pays"),
+        (
+            vec![
+                "gateway",
+                "--upstream",
+                "http://127.0.0.1:1",
+                "--pay-to",
+                pay_to,
+                "--dev-account",
+                "0",
+                "--model-price",
+                "big",
+            ],
+            "is not NAME=BASE,PER1K",
+        ),
     ];
     for (args, needle) in cases {
         let stderr = run(&args);

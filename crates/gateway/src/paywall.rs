@@ -33,8 +33,8 @@ pub const MAX_REQUEST_BYTES: usize = 1 << 20;
 /// Largest handler answer the paywall buffers before settling.
 pub const MAX_RESPONSE_BYTES: usize = 64 << 20;
 
-/// Price per request, in mUSD base units (6 decimals), from the request's `max_tokens`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Price per request, in mUSD base units (6 decimals), from the request's model and `max_tokens`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pricing {
     /// Paid for every request.
     pub base: Amount,
@@ -44,6 +44,8 @@ pub struct Pricing {
     pub default_max_tokens: u64,
     /// Requests asking for more tokens are refused (400) before any payment.
     pub max_tokens_limit: u64,
+    /// Models with their own `(base, per_1k_tokens)`; other models use the two above.
+    pub per_model: std::collections::BTreeMap<String, (Amount, Amount)>,
 }
 
 impl Default for Pricing {
@@ -53,6 +55,7 @@ impl Default for Pricing {
             per_1k_tokens: 10_000,
             default_max_tokens: 256,
             max_tokens_limit: 8192,
+            per_model: Default::default(),
         }
     }
 }
@@ -61,8 +64,14 @@ impl Pricing {
     /// The price of a request with this JSON body (`max_tokens`, or `max_completion_tokens`).
     /// A body that is not JSON is priced at the default; the handler will refuse it.
     pub fn price(&self, body: &[u8]) -> Result<Amount, String> {
-        let tokens = match serde_json::from_slice::<Value>(body) {
-            Ok(json) => match json
+        let json = serde_json::from_slice::<Value>(body).ok();
+        let model = json
+            .as_ref()
+            .and_then(|j| j.get("model"))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let tokens = match &json {
+            Some(json) => match json
                 .get("max_tokens")
                 .or_else(|| json.get("max_completion_tokens"))
             {
@@ -71,7 +80,7 @@ impl Pricing {
                     .as_u64()
                     .ok_or_else(|| format!("max_tokens must be a non-negative integer, got {v}"))?,
             },
-            Err(_) => self.default_max_tokens,
+            None => self.default_max_tokens,
         };
         if tokens > self.max_tokens_limit {
             return Err(format!(
@@ -79,12 +88,23 @@ impl Pricing {
                 self.max_tokens_limit
             ));
         }
-        Ok(self.price_of_tokens(tokens))
+        Ok(self.price_of(model, tokens))
     }
 
+    /// The price of `tokens` of `model`.
+    pub fn price_of(&self, model: &str, tokens: u64) -> Amount {
+        let (base, per_1k) = self
+            .per_model
+            .get(model)
+            .copied()
+            .unwrap_or((self.base, self.per_1k_tokens));
+        let per_token = (tokens as u128 * per_1k).div_ceil(1000);
+        base.saturating_add(per_token)
+    }
+
+    /// The price of `tokens` of a model without its own price.
     pub fn price_of_tokens(&self, tokens: u64) -> Amount {
-        let per_token = (tokens as u128 * self.per_1k_tokens).div_ceil(1000);
-        self.base.saturating_add(per_token)
+        self.price_of("", tokens)
     }
 }
 
@@ -442,6 +462,16 @@ mod tests {
         assert_eq!(p.price(b"{}").unwrap(), p.price_of_tokens(256));
         assert_eq!(p.price(b"not json").unwrap(), p.price_of_tokens(256));
         assert!(p.price(br#"{"max_tokens": -1}"#).is_err());
+        let mut p = p;
+        p.per_model.insert("big".into(), (5_000, 100_000));
+        assert_eq!(
+            p.price(br#"{"model": "big", "max_tokens": 10}"#).unwrap(),
+            6_000
+        );
+        assert_eq!(
+            p.price(br#"{"model": "small", "max_tokens": 10}"#).unwrap(),
+            1_100
+        );
         assert!(p.price(br#"{"max_tokens": 100000}"#).is_err());
     }
 }
