@@ -383,6 +383,97 @@ mod tests {
         assert_eq!(hashes.len(), 12);
     }
 
+    /// A completion body with a receipt for `request`, signed by `signer` and naming `miner`.
+    fn answer_body(
+        request: &CanonicalRequest,
+        signer: &alloy_signer_local::PrivateKeySigner,
+        miner: Address,
+        model_id: B256,
+        chain_id: u64,
+        tweak: impl FnOnce(&mut mycel_infer::InferenceReceipt),
+    ) -> String {
+        let mut receipt = mycel_infer::InferenceReceipt {
+            netuid: 1,
+            miner,
+            modelId: model_id,
+            requestHash: request.hash(),
+            promptTokensHash: token_ids_hash(&[1, 2, 3]),
+            outputTokensHash: token_ids_hash(&[7, 8]),
+            promptTokenCount: 3,
+            outputTokenCount: 2,
+            determinismProfile: DETERMINISM_PROFILE.to_string(),
+            blockHeight: 5,
+        };
+        tweak(&mut receipt);
+        let signed = SignedReceipt::sign(receipt, chain_id, signer).expect("sign");
+        serde_json::json!({
+            "choices": [{"message": {"role": "assistant", "content": "hello"}}],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 2},
+            "receipt": signed.to_json(Some(request)),
+        })
+        .to_string()
+    }
+
+    #[test]
+    fn receipts_are_checked_against_the_metagraph_model_and_request() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let request = challenge_requests(1, 8, &mut rng).remove(0);
+        let miner = alloy_signer_local::PrivateKeySigner::random();
+        let other = alloy_signer_local::PrivateKeySigner::random();
+        let model_id = B256::repeat_byte(9);
+        let expected = Expected {
+            chain_id: 1337,
+            netuid: 1,
+            hotkey: miner.address(),
+            model_id,
+        };
+        let ok = answer_body(&request, &miner, miner.address(), model_id, 1337, |_| {});
+        let answer = check_answer(&ok, &request, &expected).expect("an honest receipt passes");
+        assert_eq!(answer.text, "hello");
+        assert_eq!(answer.receipt.receipt.outputTokenCount, 2);
+
+        // Signed by a key that is not the miner's hotkey (naming either of them).
+        for named in [miner.address(), other.address()] {
+            let body = answer_body(&request, &other, named, model_id, 1337, |_| {});
+            assert!(matches!(
+                check_answer(&body, &request, &expected),
+                Err(Fault::BadSignature(_))
+            ));
+        }
+        // Another model, another chain, another profile.
+        let body = answer_body(&request, &miner, miner.address(), B256::ZERO, 1337, |_| {});
+        assert!(matches!(
+            check_answer(&body, &request, &expected),
+            Err(Fault::WrongModel(_))
+        ));
+        let body = answer_body(&request, &miner, miner.address(), model_id, 1, |_| {});
+        assert!(matches!(
+            check_answer(&body, &request, &expected),
+            Err(Fault::WrongModel(_))
+        ));
+        let body = answer_body(&request, &miner, miner.address(), model_id, 1337, |r| {
+            r.determinismProfile = "fast-simd".into()
+        });
+        assert!(matches!(
+            check_answer(&body, &request, &expected),
+            Err(Fault::WrongModel(_))
+        ));
+        // A receipt for another request (a cached answer), or with counts that disagree.
+        let cached = challenge_requests(1, 8, &mut rng).remove(0);
+        let body = answer_body(&cached, &miner, miner.address(), model_id, 1337, |_| {});
+        assert!(matches!(
+            check_answer(&body, &request, &expected),
+            Err(Fault::WrongRequest(_))
+        ));
+        let body = answer_body(&request, &miner, miner.address(), model_id, 1337, |r| {
+            r.outputTokenCount = 5
+        });
+        assert!(matches!(
+            check_answer(&body, &request, &expected),
+            Err(Fault::WrongRequest(_))
+        ));
+    }
+
     #[test]
     fn answers_without_a_valid_receipt_are_faults() {
         let request = challenge_requests(1, 8, &mut rand::thread_rng()).remove(0);
