@@ -86,7 +86,8 @@ fn start_mycel(
             child: command.spawn().expect("spawn mycel"),
             log: log.clone(),
         };
-        let deadline = Instant::now() + Duration::from_secs(90);
+        // Generous: a miner on a fresh machine first downloads the model (~100 MB).
+        let deadline = Instant::now() + Duration::from_secs(300);
         loop {
             let text = std::fs::read_to_string(&log).unwrap_or_default();
             if text.contains(banner) {
@@ -102,7 +103,7 @@ fn start_mycel(
             }
             assert!(
                 Instant::now() < deadline,
-                "mycel {name} did not start in 90 s; log:\n{}",
+                "mycel {name} did not start in 300 s; log:\n{}",
                 tail(&proc.log)
             );
             std::thread::sleep(Duration::from_millis(100));
