@@ -567,3 +567,119 @@ fn validator_command_line_errors_are_clear() {
         text(&out.stderr)
     );
 }
+
+/// With commit-reveal on, the validator commits its weights and reveals them in a later round;
+/// the revealed weights pay the honest miner.
+#[test]
+fn validator_commits_and_reveals_when_the_subnet_asks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let net = Devnet::start(dir.path());
+    net.ok(&[
+        "subnet",
+        "create",
+        "--dev-account",
+        "0",
+        "--hotkey-dev-account",
+        "9",
+    ]);
+    net.ok(&[
+        "subnet",
+        "set",
+        "1",
+        "--tempo",
+        "9",
+        "--weights-rate-limit",
+        "0",
+        "--commit-reveal",
+        "true",
+        "--dev-account",
+        "0",
+    ]);
+    net.ok(&[
+        "neuron",
+        "register",
+        "--netuid",
+        "1",
+        "--hotkey-dev-account",
+        "4",
+        "--max-burn",
+        "10",
+        "--dev-account",
+        "4",
+    ]);
+    net.ok(&[
+        "stake",
+        "add",
+        "--netuid",
+        "1",
+        "--hotkey-dev-account",
+        "4",
+        "--amount",
+        "100",
+        "--dev-account",
+        "4",
+    ]);
+    let mut miner = Proc::spawn(
+        &[
+            "miner",
+            "--netuid",
+            "1",
+            "--dev-account",
+            "1",
+            "--rpc",
+            &net.rpc,
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        &dir.path().join("miner.log"),
+    );
+    miner.wait_for("mycel miner serving", Duration::from_secs(300));
+    let report = dir.path().join("report.json");
+    let mut validator = Proc::spawn(
+        &[
+            "validator",
+            "--netuid",
+            "1",
+            "--dev-account",
+            "4",
+            "--rpc",
+            &net.rpc,
+            "--challenges",
+            "2",
+            "--reruns",
+            "1",
+            "--max-tokens",
+            "6",
+            "--report",
+            report.to_str().expect("utf-8"),
+        ],
+        &dir.path().join("validator.log"),
+    );
+    validator.wait_for("weights committed", Duration::from_secs(180));
+    validator.wait_for("weights revealed", Duration::from_secs(120));
+    let found: Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("JSON");
+    assert_eq!(found["last_round"]["commit_reveal"], true, "{found:#}");
+    assert_eq!(
+        found["last_round"]["weights"]["kind"], "CommitWeights",
+        "{found:#}"
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let graph = net.get("/v1/subnets/1/metagraph");
+        if neuron(&graph, dev_address(1))["incentive"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the revealed weights paid nothing within 120 s: {graph:#}\nvalidator log:\n{}",
+            validator.log()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
