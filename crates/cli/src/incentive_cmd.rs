@@ -1496,6 +1496,10 @@ pub fn run_emission(args: EmissionArgs) -> Result<()> {
                 v => format!("{} MYC issued", myc_of(v)),
             },
         ),
+        (
+            "subnet lock cost",
+            format!("{} MYC", myc_of(&schedule["subnet_lock_cost"])),
+        ),
     ]);
     let Some(r) = receipt else {
         println!("\nno emission receipt yet: emission goes to subnets once one exists");

@@ -125,6 +125,10 @@ pub struct EmissionSchedule {
     pub halvings: Option<u32>,
     /// Issuance at which the emission next halves (none once the cap is reached).
     pub next_halving_at: Option<String>,
+    /// The MYC a `RegisterSubnet` in the next block locks (a `maxLockCost` at least this large
+    /// is accepted).
+    #[serde(with = "amount_string")]
+    pub subnet_lock_cost: u128,
 }
 
 /// One stake position of a coldkey.
@@ -268,6 +272,7 @@ impl State {
             block_emission: block_emission(i) as u128,
             halvings: halvings(i, TOTAL_SUPPLY),
             next_halving_at: next_halving_at(i, TOTAL_SUPPLY).map(|v| v.to_string()),
+            subnet_lock_cost: self.subnets.lock_cost(self.height + 1),
         }
     }
 
