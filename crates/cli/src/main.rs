@@ -43,7 +43,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Start a whole devnet on this machine (one validator and its HTTP API) and print its URLs.
+    /// Start a whole devnet on this machine (one validator and its HTTP API) and, unless
+    /// --chain-only, an inference subnet: two miners, a validator and the x402 gateway. Prints URLs.
     Up(node_cmd::UpArgs),
     /// Run one validator node from a config file written by `mycel init` or `mycel localnet`.
     Node(node_cmd::NodeArgs),
