@@ -1,0 +1,63 @@
+//! The `mycel-det-v1` matrix–vector products on the default model's shapes, AVX2 (when the CPU has
+//! it) against the portable code that gives the same bits:
+//! `cargo bench -p mycel-infer --bench kernels`. One thread (the products split rows over rayon's
+//! pool otherwise; run with RAYON_NUM_THREADS to compare).
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use mycel_infer::kernels::{self, QMatrix, QuantizedActivations, SimdLevel, WeightFormat, BLOCK};
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
+
+fn matrix(format: WeightFormat, rows: usize, cols: usize, rng: &mut ChaCha20Rng) -> QMatrix {
+    let mut bytes = Vec::with_capacity(rows * cols / BLOCK * format.block_bytes());
+    for _ in 0..rows * cols / BLOCK {
+        let scales = if format == WeightFormat::Q4_1 { 2 } else { 1 };
+        for _ in 0..scales {
+            // A small normal f16 scale.
+            bytes.extend_from_slice(&(0x2000u16 | (rng.next_u32() as u16 & 0x3ff)).to_le_bytes());
+        }
+        let quant_bytes = format.block_bytes() - 2 * scales;
+        bytes.extend((0..quant_bytes).map(|_| rng.next_u32() as u8));
+    }
+    QMatrix::from_gguf_bytes(format, rows, cols, &bytes).expect("a well-formed matrix")
+}
+
+fn bench_products(c: &mut Criterion) {
+    let mut rng = ChaCha20Rng::seed_from_u64(1);
+    // SmolLM2-135M: q/k/v stacked (960×576), ffn gate+up (3072×576), ffn down (576×1536), the
+    // Q8_0 output head (49152×576).
+    let shapes = [
+        ("qkv_q4_1", WeightFormat::Q4_1, 960, 576),
+        ("gate_up_q4_1", WeightFormat::Q4_1, 3072, 576),
+        ("down_q4_1", WeightFormat::Q4_1, 576, 1536),
+        ("head_q8_0", WeightFormat::Q8_0, 49152, 576),
+    ];
+    let mut levels = vec![SimdLevel::Portable];
+    if kernels::simd_level() != SimdLevel::Portable {
+        levels.push(kernels::simd_level());
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .expect("a pool");
+    let mut group = c.benchmark_group("matmul_1_token");
+    for (name, format, rows, cols) in shapes {
+        let m = matrix(format, rows, cols, &mut rng);
+        let x: Vec<f32> = (0..cols)
+            .map(|_| (rng.next_u32() as i32) as f32 / 2e9)
+            .collect();
+        let mut q = QuantizedActivations::default();
+        q.quantize(&x, 1, cols);
+        let mut out = vec![0f32; rows];
+        group.throughput(Throughput::Elements((rows * cols) as u64));
+        for &level in &levels {
+            group.bench_with_input(BenchmarkId::new(name, level.name()), &level, |b, &level| {
+                b.iter(|| pool.install(|| m.matmul_with(level, &q, &mut out)))
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_products);
+criterion_main!(benches);
