@@ -6,7 +6,8 @@ use alloy_primitives::Address;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use mycel_gateway::{
-    router, Facilitator, FacilitatorConfig, GatewayConfig, NodeClient, Pricing, SystemClock,
+    router_with, Facilitator, FacilitatorConfig, GatewayConfig, MinerRouter, NodeClient, Pricing,
+    RevenueConfig, RevenueShare, RoutingConfig, SystemClock,
 };
 use mycel_types::{format_amount, keys::dev_signer, keys::DEV_ACCOUNTS, parse_amount, Token};
 use std::net::SocketAddr;
@@ -18,13 +19,48 @@ use std::time::Duration;
     after_help = "Example (a devnet from `mycel up`, a model server on port 8000):\n  \
     mycel gateway --upstream http://127.0.0.1:8000 --dev-account 0 \\\n      \
     --pay-to 0xa0Ee7A142d267C1f36714E4a8F75612F20a79720\n\n\
+Routing to the miners of subnet 1, half of each price to the serving miner's coldkey:\n  \
+    mycel gateway --netuid 1 --dev-account 0 --pay-to <dev 5 address> --payout-dev-account 5\n\n\
 Clients pay with x402: a request without payment gets 402 and a PAYMENT-REQUIRED header;\n\
 the stock npm client (@x402/fetch + @x402/evm) pays automatically. See docs/payments.md."
 )]
 pub struct GatewayArgs {
-    /// Base URL of the OpenAI-compatible server that answers the requests (a miner).
-    #[arg(long, value_name = "URL")]
-    pub upstream: String,
+    /// Base URL of the one OpenAI-compatible server that answers the requests (a miner). Give
+    /// this or --netuid.
+    #[arg(long, value_name = "URL", required_unless_present = "netuid")]
+    pub upstream: Option<String>,
+    /// Route to the miners of subnet N instead: read its metagraph from --rpc, choose a miner by
+    /// incentive, health and latency, fail over on miner errors, check every receipt
+    /// (docs/payments.md, "Routing to miners").
+    #[arg(long, value_name = "N", conflicts_with = "upstream")]
+    pub netuid: Option<u16>,
+    /// With --netuid: how often the metagraph is read again.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    pub metagraph_refresh: u64,
+    /// With --netuid: how long one miner may take before the next is tried.
+    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    pub miner_timeout: u64,
+    /// With --netuid: most miners tried for one request.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub max_attempts: usize,
+    /// With --netuid: the model receipts must name (SHA-256 of the GGUF, hex), or `any`.
+    /// Default: the pinned default model (SmolLM2-135M-Instruct Q4_1).
+    #[arg(long, value_name = "HEX|any")]
+    pub model_id: Option<String>,
+    /// With --netuid, paid: the serving miner's share of each settled price, 0 to 1, paid in mUSD
+    /// from --pay-to to the miner's coldkey.
+    #[arg(long, value_name = "FRACTION", default_value = "0.5")]
+    pub miner_share: String,
+    /// How often owed miner shares are paid out (one transfer per coldkey per batch).
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    pub payout_interval: u64,
+    /// The key of the --pay-to account, which pays the miners' shares: a keystore name or file.
+    /// Default: a facilitator key whose address is --pay-to, if there is one.
+    #[arg(long, value_name = "FILE|NAME")]
+    pub payout_key: Option<String>,
+    /// Use development account N as the --pay-to key that pays the miners' shares. Devnets only.
+    #[arg(long, value_name = "N")]
+    pub payout_dev_account: Option<u32>,
     /// Address to listen on.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8402")]
     pub listen: SocketAddr,
@@ -101,10 +137,48 @@ pub fn run(args: GatewayArgs) -> Result<()> {
     if args.settle_timeout == 0 {
         bail!("--settle-timeout must be at least 1 second");
     }
-    let upstream = args.upstream.trim_end_matches('/').to_string();
-    if !(upstream.starts_with("http://") || upstream.starts_with("https://")) {
+    let upstream = args
+        .upstream
+        .as_deref()
+        .unwrap_or("")
+        .trim_end_matches('/')
+        .to_string();
+    if args.netuid.is_none()
+        && !(upstream.starts_with("http://") || upstream.starts_with("https://"))
+    {
         bail!("--upstream '{upstream}' is not an http:// or https:// URL");
     }
+    let miner_share_ppm = parse_share(&args.miner_share)?;
+    if args.max_attempts == 0 {
+        bail!("--max-attempts must be at least 1");
+    }
+    if args.miner_timeout == 0 || args.metagraph_refresh == 0 || args.payout_interval == 0 {
+        bail!(
+            "--miner-timeout, --metagraph-refresh and --payout-interval must be at least 1 second"
+        );
+    }
+    let model_id = match args.model_id.as_deref() {
+        None => Some(alloy_primitives::B256::from(
+            mycel_infer::DEFAULT_MODEL.id().0,
+        )),
+        Some("any") => None,
+        Some(hex) => Some(
+            hex.trim_start_matches("0x")
+                .parse::<alloy_primitives::B256>()
+                .map_err(|_| anyhow!("--model-id '{hex}' is not 64 hex digits or `any`"))?,
+        ),
+    };
+    let payout_signer = match (&args.payout_key, args.payout_dev_account) {
+        (Some(spec), _) => Some(keys::load_signer(&args.keystore, spec, &args.password)?),
+        (None, Some(n)) if n < DEV_ACCOUNTS => {
+            Some(dev_signer(n).map_err(|e| anyhow!("cannot derive development account {n}: {e}"))?)
+        }
+        (None, Some(n)) => bail!(
+            "--payout-dev-account {n} does not exist: development accounts are 0 to {}",
+            DEV_ACCOUNTS - 1
+        ),
+        (None, None) => None,
+    };
     let signer = if args.free {
         None
     } else {
@@ -137,6 +211,27 @@ pub fn run(args: GatewayArgs) -> Result<()> {
         }
         Some((signers, pay_to))
     };
+    // The revenue share: paid by the pay-to key, with --netuid, paid mode and a share above 0.
+    let payout_signer = match (&signer, args.netuid) {
+        (Some((signers, pay_to)), Some(_)) if miner_share_ppm > 0 => {
+            let key = payout_signer
+                .or_else(|| signers.iter().find(|s| s.address() == *pay_to).cloned())
+                .ok_or_else(|| {
+                    anyhow!(
+                        "the miners' share is paid from --pay-to {pay_to}: give its key with \
+                         --payout-key FILE|NAME or --payout-dev-account N (or --miner-share 0)"
+                    )
+                })?;
+            if key.address() != *pay_to {
+                bail!(
+                    "the payout key is {}, but --pay-to is {pay_to}: the share is paid from the account that is paid",
+                    key.address()
+                );
+            }
+            Some(key)
+        }
+        _ => None,
+    };
 
     init_logging();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -163,6 +258,43 @@ pub fn run(args: GatewayArgs) -> Result<()> {
                 (Some(Arc::new(facilitator)), pay_to)
             }
         };
+        let miners = match args.netuid {
+            None => None,
+            Some(netuid) => {
+                let routing = RoutingConfig {
+                    rpc: args.rpc.clone(),
+                    netuid,
+                    refresh: Duration::from_secs(args.metagraph_refresh),
+                    miner_timeout: Duration::from_secs(args.miner_timeout),
+                    max_attempts: args.max_attempts,
+                    model_id,
+                };
+                let miners = MinerRouter::connect(routing).await.map_err(|e| {
+                    anyhow!("{e}: is the node running (`mycel up`), --rpc right, and subnet {netuid} created?")
+                })?;
+                let miners = Arc::new(miners);
+                tokio::spawn(miners.clone().follow_metagraph());
+                Some(miners)
+            }
+        };
+        let revenue = match payout_signer {
+            None => None,
+            Some(key) => {
+                let revenue = RevenueShare::connect(
+                    NodeClient::new(&args.rpc),
+                    key,
+                    RevenueConfig {
+                        share_ppm: miner_share_ppm,
+                        interval: Duration::from_secs(args.payout_interval),
+                    },
+                )
+                .await
+                .map_err(|e| anyhow!("{e}: is --rpc {} right?", args.rpc))?;
+                let revenue = Arc::new(revenue);
+                tokio::spawn(revenue.clone().run());
+                Some(revenue)
+            }
+        };
         let config = GatewayConfig {
             upstream: upstream.clone(),
             pay_to,
@@ -176,7 +308,22 @@ pub fn run(args: GatewayArgs) -> Result<()> {
         let local = listener.local_addr()?;
         println!("mycel gateway is running");
         println!("  api        http://{local}/v1/chat/completions  (OpenAI-compatible)");
-        println!("  upstream   {upstream}");
+        match &miners {
+            Some(m) => println!(
+                "  miners     subnet {} ({} with an endpoint now), status at http://{local}/v1/miners",
+                m.config().netuid,
+                m.miners().len()
+            ),
+            None => println!("  upstream   {upstream}"),
+        }
+        if let Some(r) = &revenue {
+            println!(
+                "  miner share {}% of each settled price, paid from {} every {} s",
+                r.config().share_ppm as f64 / 10_000.0,
+                r.payer(),
+                r.config().interval.as_secs()
+            );
+        }
         match &facilitator {
             Some(f) => {
                 println!(
@@ -216,7 +363,7 @@ pub fn run(args: GatewayArgs) -> Result<()> {
         }
         use std::io::Write as _;
         let _ = std::io::stdout().flush();
-        axum::serve(listener, router(config, facilitator))
+        axum::serve(listener, router_with(config, facilitator, miners, revenue))
             .with_graceful_shutdown(async {
                 let _ = tokio::signal::ctrl_c().await;
             })
@@ -527,6 +674,36 @@ pub struct ChatArgs {
     pub keystore: KeystoreArgs,
     #[command(flatten)]
     pub password: PasswordArgs,
+}
+
+/// A fraction 0 to 1 (at most 6 decimals) into parts per million.
+fn parse_share(text: &str) -> Result<u64> {
+    let bad = || anyhow!("--miner-share '{text}' is not a fraction from 0 to 1 (e.g. 0.5)");
+    let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
+    if frac.len() > 6
+        || !frac.chars().all(|c| c.is_ascii_digit())
+        || whole.is_empty() && frac.is_empty()
+    {
+        return Err(bad());
+    }
+    let whole: u64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().map_err(|_| bad())?
+    };
+    let frac: u64 = if frac.is_empty() {
+        0
+    } else {
+        format!("{frac:0<6}").parse().map_err(|_| bad())?
+    };
+    let ppm = whole
+        .checked_mul(1_000_000)
+        .and_then(|w| w.checked_add(frac))
+        .ok_or_else(bad)?;
+    if ppm > 1_000_000 {
+        return Err(bad());
+    }
+    Ok(ppm)
 }
 
 /// `NAME=BASE,PER1K` (mUSD) into a model's price in base units.

@@ -13,8 +13,11 @@
 //!
 //! Assumes: the node's HTTP API (docs/node-api.md) is reachable, and the facilitator's key holds
 //! MYC for fees. Does not: hold payers' keys, persist settlements across restarts (the chain's
-//! record of used authorizations is the source of truth), or route between miners (the upstream is
-//! one OpenAI-compatible server for now).
+//! record of used authorizations is the source of truth).
+//! - With `--netuid`, requests go to the subnet's miners ([`router`]): chosen by incentive,
+//!   health and latency, failed over on miner errors, each answer's receipt checked against the
+//!   miner's hotkey; a share of each settled price goes to the serving miner's coldkey
+//!   ([`revenue`]).
 //!
 //! Why not the `x402-types` / `x402-axum` crates (x402-rs, 2.0.2, checked with `cargo info` in
 //! November 2026): both need Rust 1.93 and edition 2024 (this workspace promises 1.85);
@@ -29,10 +32,14 @@
 pub mod facilitator;
 pub mod node;
 pub mod paywall;
+pub mod revenue;
+pub mod router;
 pub mod server;
 pub mod wire;
 
 pub use facilitator::{Asset, Clock, Facilitator, FacilitatorConfig, FixedClock, SystemClock};
 pub use node::{NodeClient, NodeError};
 pub use paywall::{Paywall, Pricing};
-pub use server::{router, GatewayConfig};
+pub use revenue::{RevenueConfig, RevenueShare};
+pub use router::{MinerRouter, RoutingConfig};
+pub use server::{router, router_with, GatewayConfig};

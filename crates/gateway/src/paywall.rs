@@ -118,7 +118,13 @@ pub struct Paywall {
     /// Authorizations `(from, nonce)` a request is using right now: one payment buys one answer,
     /// so a copy sent while the first is being served is refused.
     pub in_flight: Mutex<HashSet<(Address, B256)>>,
+    /// Called after a payment settled successfully, with the answer's headers and the price paid
+    /// (the revenue share uses it to credit the serving miner).
+    pub on_settled: Option<SettledHook>,
 }
+
+/// See [`Paywall::on_settled`].
+pub type SettledHook = Arc<dyn Fn(&axum::http::HeaderMap, Amount) + Send + Sync>;
 
 /// Releases an in-flight authorization when its request ends, however it ends.
 struct InFlight<'a> {
@@ -151,6 +157,7 @@ impl Paywall {
             max_timeout_seconds,
             description: description.into(),
             in_flight: Mutex::new(HashSet::new()),
+            on_settled: None,
         }
     }
 
@@ -315,6 +322,11 @@ pub async fn paywall(State(pw): State<Arc<Paywall>>, request: Request, next: Nex
     let header_value = HeaderValue::from_str(&wire::encode_header(&settled))
         .unwrap_or_else(|_| HeaderValue::from_static(""));
     let pending = settled.error_reason.as_deref() == Some(reason::SETTLEMENT_PENDING);
+    if settled.success {
+        if let (Some(hook), Ok(price)) = (&pw.on_settled, requirements.amount.parse::<Amount>()) {
+            hook(&response_parts.headers, price);
+        }
+    }
     if settled.success || pending {
         response_parts.headers.insert(header_name, header_value);
         response_parts.headers.insert(

@@ -3,6 +3,10 @@
 
 use crate::facilitator::Facilitator;
 use crate::paywall::{error, paywall, Paywall, Pricing, MAX_REQUEST_BYTES};
+use crate::revenue::RevenueShare;
+use crate::router::{
+    MinerRouter, RouteError, ATTEMPTS_HEADER, MINER_HOTKEY_HEADER, MINER_UID_HEADER,
+};
 use crate::wire::{AnyPayment, FacilitatorRequest, PaymentRequirements, PaymentRequirementsV1};
 use alloy_primitives::Address;
 use axum::{
@@ -45,10 +49,24 @@ struct Upstream {
 struct AppState {
     upstream: Arc<Upstream>,
     facilitator: Option<Arc<Facilitator>>,
+    miners: Option<Arc<MinerRouter>>,
+    revenue: Option<Arc<RevenueShare>>,
 }
 
 /// The gateway's routes. `facilitator` may be `None` only in free mode.
 pub fn router(config: GatewayConfig, facilitator: Option<Arc<Facilitator>>) -> Router {
+    router_with(config, facilitator, None, None)
+}
+
+/// The gateway's routes, sending requests to the subnet's miners through `miners` when given
+/// (else to `config.upstream`), and crediting `revenue` with the serving miner's share of each
+/// settled payment. Spawn [`MinerRouter::follow_metagraph`] and [`RevenueShare::run`] beside it.
+pub fn router_with(
+    config: GatewayConfig,
+    facilitator: Option<Arc<Facilitator>>,
+    miners: Option<Arc<MinerRouter>>,
+    revenue: Option<Arc<RevenueShare>>,
+) -> Router {
     let upstream = Arc::new(Upstream {
         base: config.upstream.trim_end_matches('/').to_string(),
         http: reqwest::Client::builder()
@@ -62,19 +80,34 @@ pub fn router(config: GatewayConfig, facilitator: Option<Arc<Facilitator>>) -> R
     let state = AppState {
         upstream,
         facilitator: facilitator.clone(),
+        miners: miners.clone(),
+        revenue: revenue.clone(),
     };
     let mut paid = Router::new()
         .route("/v1/chat/completions", post(forward))
         .route("/v1/completions", post(forward));
     match (&facilitator, config.free) {
         (Some(f), false) => {
-            let wall = Arc::new(Paywall::new(
+            let mut wall = Paywall::new(
                 f.clone(),
                 config.pay_to,
                 config.pricing,
                 config.max_timeout_seconds,
                 "mycel inference (OpenAI-compatible completion)",
-            ));
+            );
+            if let (Some(miners), Some(revenue)) = (&miners, &revenue) {
+                let (miners, revenue) = (miners.clone(), revenue.clone());
+                wall.on_settled = Some(Arc::new(move |headers, price| {
+                    let hotkey = headers
+                        .get(MINER_HOTKEY_HEADER)
+                        .and_then(|h| h.to_str().ok())
+                        .and_then(|h| h.parse().ok());
+                    if let Some(miner) = hotkey.and_then(|h| miners.miner(h)) {
+                        revenue.credit(miner.coldkey, price);
+                    }
+                }));
+            }
+            let wall = Arc::new(wall);
             paid = paid.layer(from_fn_with_state(wall, paywall));
         }
         (None, false) => {
@@ -89,6 +122,7 @@ pub fn router(config: GatewayConfig, facilitator: Option<Arc<Facilitator>>) -> R
         .merge(paid)
         .route("/v1/models", get(forward))
         .route("/health", get(|| async { "ok" }))
+        .route("/v1/miners", get(miners_status))
         .route("/metrics", get(metrics))
         .route("/supported", get(supported))
         .route("/verify", post(verify))
@@ -111,7 +145,102 @@ async fn no_facilitator() -> Response {
     )
 }
 
-/// Forwards the request to the upstream server and streams its answer back.
+/// `GET /v1/miners`: the miners the gateway routes to, their health, and the revenue share.
+async fn miners_status(State(app): State<AppState>) -> Response {
+    match &app.miners {
+        Some(m) => {
+            let mut status = m.status();
+            if let Some(r) = &app.revenue {
+                status["revenue_share"] = r.status();
+            }
+            Json(status).into_response()
+        }
+        None => error(
+            StatusCode::NOT_FOUND,
+            "no_routing",
+            "this gateway forwards to one --upstream; start it with --netuid to route to miners",
+        ),
+    }
+}
+
+/// Sends the request to a miner of the subnet (failing over between them) and returns the first
+/// good answer, with headers naming the miner.
+async fn route_to_miners(
+    miners: &MinerRouter,
+    parts: axum::http::request::Parts,
+    bytes: axum::body::Bytes,
+) -> Response {
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let served = match miners
+        .route(parts.method.clone(), path, &parts.headers, bytes)
+        .await
+    {
+        Ok(s) => s,
+        Err(RouteError::NoMiners) => {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no_miners",
+                format!(
+                    "no miner of subnet {} has announced an endpoint yet; you were not charged",
+                    miners.config().netuid
+                ),
+            )
+        }
+        Err(RouteError::AllFailed(failures)) => {
+            let tried = failures
+                .iter()
+                .map(|(uid, _, e)| format!("uid {uid}: {e}"))
+                .collect::<Vec<_>>()
+                .join("; ");
+            return error(
+                StatusCode::BAD_GATEWAY,
+                "miners_failed",
+                format!("every miner tried failed ({tried}); you were not charged"),
+            );
+        }
+        Err(RouteError::Client {
+            status,
+            headers,
+            body,
+        }) => {
+            let mut response = Response::builder().status(status);
+            for (name, value) in &headers {
+                if !is_hop_by_hop(name) {
+                    response = response.header(name, value);
+                }
+            }
+            return response.body(Body::from(body)).unwrap_or_else(|e| {
+                error(
+                    StatusCode::BAD_GATEWAY,
+                    "upstream_bad_answer",
+                    e.to_string(),
+                )
+            });
+        }
+    };
+    let mut response = Response::builder().status(served.status);
+    for (name, value) in &served.headers {
+        if !is_hop_by_hop(name) {
+            response = response.header(name, value);
+        }
+    }
+    response
+        .header(MINER_HOTKEY_HEADER, served.miner.hotkey.to_checksum(None))
+        .header(MINER_UID_HEADER, served.miner.uid.to_string())
+        .header(ATTEMPTS_HEADER, served.attempts.to_string())
+        .header(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            "x-mycel-miner, x-mycel-miner-uid, x-mycel-attempts, x-mycel-receipt, PAYMENT-RESPONSE, X-PAYMENT-RESPONSE",
+        )
+        .body(Body::from(served.body))
+        .unwrap_or_else(|e| error(StatusCode::BAD_GATEWAY, "upstream_bad_answer", e.to_string()))
+}
+
+/// Forwards the request to a miner (with --netuid) or the upstream server and returns its answer.
 async fn forward(State(app): State<AppState>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let bytes = match to_bytes(body, MAX_REQUEST_BYTES).await {
@@ -124,6 +253,9 @@ async fn forward(State(app): State<AppState>, request: Request) -> Response {
             )
         }
     };
+    if let Some(miners) = &app.miners {
+        return route_to_miners(miners, parts, bytes).await;
+    }
     let path = parts
         .uri
         .path_and_query()

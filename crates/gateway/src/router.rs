@@ -1,0 +1,513 @@
+//! Routing between the subnet's miners: the gateway reads the subnet's metagraph from the node,
+//! keeps the miners that announced an endpoint, and sends each request to one of them, failing
+//! over to the next within the same request when a miner errs.
+//!
+//! The rule (docs/payments.md, "Routing"):
+//! - A miner's **score** is `(incentive + 1) / (latency_ms + 50)`: `incentive` is its share of
+//!   the last epoch from the metagraph (`u16`, out of 65535), `latency_ms` the EWMA (α = 0.3) of
+//!   its successful answers' times, 1000 ms until it has answered once.
+//! - A miner is **healthy** unless its last attempt failed: then it rests for
+//!   `2^(failures in a row − 1)` seconds (at most 60 s). Resting miners are tried only after every
+//!   healthy one.
+//! - The order for a request: healthy miners drawn at random weighted by score (without
+//!   replacement, so load spreads in proportion to score), then resting miners by score. At most
+//!   `max_attempts` miners are tried.
+//! - A **miner error**: no connection, a timeout, a 5xx or 429 answer, or a 2xx answer whose
+//!   receipt is missing or wrong (not signed by the miner's hotkey in the metagraph, naming
+//!   another miner, another chain or subnet, another model or determinism profile). The next
+//!   miner is tried. Any other 4xx is the client's fault and is returned as is.
+//!
+//! Assumes: the metagraph's hotkeys are the keys miners sign receipts with (the validator checks
+//! the same). Does not: re-run the model (validators do), or stream: the answer is read whole so
+//! its receipt can be checked before anything reaches the client.
+
+use alloy_primitives::{Address, B256};
+use axum::body::Bytes;
+use axum::http::{HeaderMap, Method, StatusCode};
+use mycel_infer::{ReceiptJson, SignedReceipt, DETERMINISM_PROFILE};
+use rand::Rng;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::{Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+/// Response header naming the miner that served: its hotkey.
+pub const MINER_HOTKEY_HEADER: &str = "x-mycel-miner";
+/// Response header naming the miner that served: its uid in the subnet.
+pub const MINER_UID_HEADER: &str = "x-mycel-miner-uid";
+/// Response header: how many miners were tried before one answered (1 = the first).
+pub const ATTEMPTS_HEADER: &str = "x-mycel-attempts";
+
+const EWMA_ALPHA: f64 = 0.3;
+const UNKNOWN_LATENCY_MS: f64 = 1000.0;
+const MAX_REST_SECS: u64 = 60;
+
+/// How the router reads the chain and talks to miners.
+#[derive(Debug, Clone)]
+pub struct RoutingConfig {
+    /// The node's HTTP API, where the metagraph is read.
+    pub rpc: String,
+    pub netuid: u16,
+    /// How often the metagraph is read again.
+    pub refresh: Duration,
+    /// How long one miner may take to answer before it counts as failed.
+    pub miner_timeout: Duration,
+    /// Most miners tried for one request.
+    pub max_attempts: usize,
+    /// The model receipts must name (`None`: any model).
+    pub model_id: Option<B256>,
+}
+
+/// A miner as the metagraph lists it, with an endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MinerInfo {
+    pub uid: u16,
+    pub hotkey: Address,
+    pub coldkey: Address,
+    pub incentive: u64,
+    /// Base URL, e.g. `http://127.0.0.1:8080`.
+    pub url: String,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Health {
+    latency_ms: Option<f64>,
+    failures_in_row: u32,
+    rest_until: Option<Instant>,
+    served: u64,
+    failed: u64,
+    last_error: Option<String>,
+}
+
+impl Health {
+    fn resting(&self, now: Instant) -> bool {
+        self.rest_until.is_some_and(|t| t > now)
+    }
+}
+
+/// Why a miner's answer was not used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MinerError {
+    #[error("no connection: {0}")]
+    Unreachable(String),
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    #[error("answered {0}")]
+    Status(u16),
+    #[error("bad receipt: {0}")]
+    BadReceipt(String),
+}
+
+/// A miner's answer that passed the checks.
+#[derive(Debug)]
+pub struct Served {
+    pub miner: MinerInfo,
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub attempts: usize,
+}
+
+/// Why no miner answered.
+#[derive(Debug)]
+pub enum RouteError {
+    /// The metagraph has no miner with an endpoint (yet).
+    NoMiners,
+    /// Every miner tried failed: `(uid, hotkey, error)` each.
+    AllFailed(Vec<(u16, Address, MinerError)>),
+    /// A miner refused the request as the client's fault (4xx other than 429): returned as is.
+    Client {
+        status: StatusCode,
+        headers: HeaderMap,
+        body: Bytes,
+    },
+}
+
+/// The router. Share it (`Arc`) between the server and [`MinerRouter::follow_metagraph`].
+pub struct MinerRouter {
+    config: RoutingConfig,
+    chain_id: u64,
+    http: reqwest::Client,
+    miners: RwLock<Vec<MinerInfo>>,
+    health: Mutex<BTreeMap<Address, Health>>,
+}
+
+impl MinerRouter {
+    /// A router for the chain `chain_id`, with no miners until the metagraph is read.
+    pub fn new(config: RoutingConfig, chain_id: u64) -> MinerRouter {
+        let http = reqwest::Client::builder()
+            .timeout(config.miner_timeout)
+            .connect_timeout(Duration::from_secs(3))
+            .pool_max_idle_per_host(64)
+            .build()
+            .unwrap_or_default();
+        MinerRouter {
+            config,
+            chain_id,
+            http,
+            miners: RwLock::new(Vec::new()),
+            health: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Reads the node's chain id and the metagraph once; fails if the node cannot be reached or
+    /// the subnet does not exist.
+    pub async fn connect(config: RoutingConfig) -> Result<MinerRouter, String> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| e.to_string())?;
+        let url = format!("{}/v1/status", config.rpc.trim_end_matches('/'));
+        let status: Value = get_json(&http, &url).await?;
+        let chain_id = status["chain_id"]
+            .as_u64()
+            .ok_or_else(|| format!("{url} has no chain_id"))?;
+        let router = MinerRouter::new(config, chain_id);
+        router.refresh().await?;
+        Ok(router)
+    }
+
+    pub fn config(&self) -> &RoutingConfig {
+        &self.config
+    }
+
+    /// The miners with an endpoint, as last read.
+    pub fn miners(&self) -> Vec<MinerInfo> {
+        self.miners
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The miner with this hotkey, if it is in the last metagraph read.
+    pub fn miner(&self, hotkey: Address) -> Option<MinerInfo> {
+        self.miners().into_iter().find(|m| m.hotkey == hotkey)
+    }
+
+    /// Reads the metagraph and replaces the miner list.
+    pub async fn refresh(&self) -> Result<usize, String> {
+        let url = format!(
+            "{}/v1/subnets/{}/metagraph",
+            self.config.rpc.trim_end_matches('/'),
+            self.config.netuid
+        );
+        let graph = get_json(&self.http, &url).await?;
+        let miners = parse_metagraph(&graph).map_err(|e| format!("{url}: {e}"))?;
+        let n = miners.len();
+        *self.miners.write().unwrap_or_else(|e| e.into_inner()) = miners;
+        Ok(n)
+    }
+
+    /// Re-reads the metagraph every `refresh` (forever; spawn it).
+    pub async fn follow_metagraph(self: std::sync::Arc<Self>) {
+        loop {
+            tokio::time::sleep(self.config.refresh).await;
+            if let Err(e) = self.refresh().await {
+                tracing::warn!("cannot read the metagraph: {e}");
+            }
+        }
+    }
+
+    /// The order in which miners are tried for one request (see the module's rule).
+    pub fn plan(&self) -> Vec<MinerInfo> {
+        let miners = self.miners();
+        let now = Instant::now();
+        let health = self.health.lock().unwrap_or_else(|e| e.into_inner());
+        let mut healthy = Vec::new();
+        let mut resting = Vec::new();
+        for m in miners {
+            let h = health.get(&m.hotkey).cloned().unwrap_or_default();
+            let score =
+                (m.incentive as f64 + 1.0) / (h.latency_ms.unwrap_or(UNKNOWN_LATENCY_MS) + 50.0);
+            if h.resting(now) {
+                resting.push((score, m));
+            } else {
+                healthy.push((score, m));
+            }
+        }
+        drop(health);
+        let mut order = Vec::new();
+        let mut rng = rand::thread_rng();
+        while !healthy.is_empty() {
+            let total: f64 = healthy.iter().map(|(s, _)| s).sum();
+            let mut pick = rng.gen::<f64>() * total;
+            let mut index = healthy.len() - 1;
+            for (i, (s, _)) in healthy.iter().enumerate() {
+                if pick < *s {
+                    index = i;
+                    break;
+                }
+                pick -= s;
+            }
+            order.push(healthy.swap_remove(index).1);
+        }
+        resting.sort_by(|a, b| b.0.total_cmp(&a.0));
+        order.extend(resting.into_iter().map(|(_, m)| m));
+        order.truncate(self.config.max_attempts.max(1));
+        order
+    }
+
+    fn record(&self, hotkey: Address, outcome: Result<Duration, &MinerError>) {
+        let mut health = self.health.lock().unwrap_or_else(|e| e.into_inner());
+        let h = health.entry(hotkey).or_default();
+        match outcome {
+            Ok(took) => {
+                let ms = took.as_secs_f64() * 1000.0;
+                h.latency_ms = Some(match h.latency_ms {
+                    Some(old) => old + EWMA_ALPHA * (ms - old),
+                    None => ms,
+                });
+                h.failures_in_row = 0;
+                h.rest_until = None;
+                h.served += 1;
+            }
+            Err(e) => {
+                h.failures_in_row += 1;
+                h.failed += 1;
+                let rest = (1u64 << (h.failures_in_row - 1).min(6)).min(MAX_REST_SECS);
+                h.rest_until = Some(Instant::now() + Duration::from_secs(rest));
+                h.last_error = Some(e.to_string());
+            }
+        }
+    }
+
+    /// Sends the request to miners in [`MinerRouter::plan`] order until one gives a good answer.
+    pub async fn route(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Result<Served, RouteError> {
+        let plan = self.plan();
+        if plan.is_empty() {
+            return Err(RouteError::NoMiners);
+        }
+        let mut failures = Vec::new();
+        for (attempt, miner) in plan.into_iter().enumerate() {
+            let started = Instant::now();
+            match self
+                .try_miner(
+                    &miner,
+                    method.clone(),
+                    path_and_query,
+                    headers,
+                    body.clone(),
+                )
+                .await
+            {
+                Ok(Ok((status, headers, body))) => {
+                    self.record(miner.hotkey, Ok(started.elapsed()));
+                    return Ok(Served {
+                        miner,
+                        status,
+                        headers,
+                        body,
+                        attempts: attempt + 1,
+                    });
+                }
+                Ok(Err(client)) => return Err(client),
+                Err(e) => {
+                    tracing::warn!(uid = miner.uid, hotkey = %miner.hotkey, "miner failed: {e}");
+                    self.record(miner.hotkey, Err(&e));
+                    failures.push((miner.uid, miner.hotkey, e));
+                }
+            }
+        }
+        Err(RouteError::AllFailed(failures))
+    }
+
+    /// One attempt: `Err` is a miner error, `Ok(Err)` the client's fault.
+    #[allow(clippy::type_complexity)]
+    async fn try_miner(
+        &self,
+        miner: &MinerInfo,
+        method: Method,
+        path_and_query: &str,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Result<Result<(StatusCode, HeaderMap, Bytes), RouteError>, MinerError> {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path_and_query}", miner.url));
+        for name in [axum::http::header::CONTENT_TYPE, axum::http::header::ACCEPT] {
+            if let Some(v) = headers.get(&name) {
+                request = request.header(name, v);
+            }
+        }
+        let answer = request.body(body).send().await.map_err(|e| {
+            if e.is_timeout() {
+                MinerError::Timeout(self.config.miner_timeout)
+            } else {
+                MinerError::Unreachable(e.to_string())
+            }
+        })?;
+        let status = StatusCode::from_u16(answer.status().as_u16())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let headers = answer.headers().clone();
+        let bytes = answer.bytes().await.map_err(|e| {
+            if e.is_timeout() {
+                MinerError::Timeout(self.config.miner_timeout)
+            } else {
+                MinerError::Unreachable(e.to_string())
+            }
+        })?;
+        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+            return Err(MinerError::Status(status.as_u16()));
+        }
+        if !status.is_success() {
+            return Ok(Err(RouteError::Client {
+                status,
+                headers,
+                body: bytes,
+            }));
+        }
+        if path_and_query.starts_with("/v1/chat/completions")
+            || path_and_query.starts_with("/v1/completions")
+        {
+            self.check_receipt(miner, &bytes)?;
+        }
+        Ok(Ok((status, headers, bytes)))
+    }
+
+    /// Checks the receipt an answer carries (JSON body, or the last SSE chunk that has one).
+    pub fn check_receipt(&self, miner: &MinerInfo, body: &[u8]) -> Result<(), MinerError> {
+        let bad = |m: String| MinerError::BadReceipt(m);
+        let receipt =
+            find_receipt(body).ok_or_else(|| bad("the answer carries no receipt".into()))?;
+        let json: ReceiptJson = serde_json::from_value(receipt)
+            .map_err(|e| bad(format!("the receipt cannot be read: {e}")))?;
+        let signed = SignedReceipt::from_json(&json).map_err(|e| bad(e.to_string()))?;
+        let signer = signed.recover_signer().map_err(|e| bad(e.to_string()))?;
+        if signer != miner.hotkey {
+            return Err(bad(format!(
+                "signed by {signer}, but uid {}'s hotkey is {}",
+                miner.uid, miner.hotkey
+            )));
+        }
+        let r = &signed.receipt;
+        if r.miner != miner.hotkey {
+            return Err(bad(format!(
+                "names the miner {}, not {}",
+                r.miner, miner.hotkey
+            )));
+        }
+        if signed.chain_id != self.chain_id || r.netuid != self.config.netuid {
+            return Err(bad(format!(
+                "for chain {} subnet {}, not chain {} subnet {}",
+                signed.chain_id, r.netuid, self.chain_id, self.config.netuid
+            )));
+        }
+        if let Some(model) = self.config.model_id {
+            if r.modelId != model {
+                return Err(bad(format!("model {}, expected {model}", r.modelId)));
+            }
+        }
+        if r.determinismProfile != DETERMINISM_PROFILE {
+            return Err(bad(format!(
+                "determinism profile `{}`, expected `{DETERMINISM_PROFILE}`",
+                r.determinismProfile
+            )));
+        }
+        Ok(())
+    }
+
+    /// Each miner with its health, for `GET /v1/miners`.
+    pub fn status(&self) -> Value {
+        let now = Instant::now();
+        let health = self.health.lock().unwrap_or_else(|e| e.into_inner());
+        let miners: Vec<Value> = self
+            .miners()
+            .into_iter()
+            .map(|m| {
+                let h = health.get(&m.hotkey).cloned().unwrap_or_default();
+                serde_json::json!({
+                    "uid": m.uid,
+                    "hotkey": m.hotkey,
+                    "coldkey": m.coldkey,
+                    "incentive": m.incentive,
+                    "url": m.url,
+                    "healthy": !h.resting(now),
+                    "latency_ms": h.latency_ms.map(|l| l.round() as u64),
+                    "served": h.served,
+                    "failed": h.failed,
+                    "failures_in_row": h.failures_in_row,
+                    "last_error": h.last_error,
+                })
+            })
+            .collect();
+        serde_json::json!({"netuid": self.config.netuid, "miners": miners})
+    }
+}
+
+async fn get_json(http: &reqwest::Client, url: &str) -> Result<Value, String> {
+    let answer = http
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach {url}: {e}"))?;
+    let status = answer.status();
+    let text = answer.text().await.map_err(|e| e.to_string())?;
+    if !status.is_success() {
+        return Err(format!("{url} answered {status}: {text}"));
+    }
+    serde_json::from_str(&text).map_err(|e| format!("{url} did not answer JSON: {e}"))
+}
+
+/// The miners with an http(s) endpoint in a metagraph answer (docs/node-api.md).
+pub fn parse_metagraph(graph: &Value) -> Result<Vec<MinerInfo>, String> {
+    let neurons = graph["neurons"]
+        .as_array()
+        .ok_or("the answer has no neurons array")?;
+    let mut miners = Vec::new();
+    for n in neurons {
+        let endpoint = &n["endpoint"];
+        if endpoint.is_null() {
+            continue;
+        }
+        let (Some(host), Some(port)) = (endpoint["host"].as_str(), endpoint["port"].as_u64())
+        else {
+            continue;
+        };
+        let protocol = endpoint["protocol"].as_str().unwrap_or("http");
+        if protocol != "http" && protocol != "https" {
+            continue;
+        }
+        let address = |field: &str| -> Result<Address, String> {
+            n[field]
+                .as_str()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| format!("a neuron has no valid {field}: {n}"))
+        };
+        let host = if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]")
+        } else {
+            host.to_string()
+        };
+        miners.push(MinerInfo {
+            uid: n["uid"]
+                .as_u64()
+                .and_then(|u| u16::try_from(u).ok())
+                .ok_or_else(|| format!("a neuron has no uid: {n}"))?,
+            hotkey: address("hotkey")?,
+            coldkey: address("coldkey")?,
+            incentive: n["incentive"].as_u64().unwrap_or(0),
+            url: format!("{protocol}://{host}:{port}"),
+        });
+    }
+    Ok(miners)
+}
+
+/// The receipt in a completion: the JSON body's `receipt`, or the last `data:` chunk of an SSE
+/// stream that has one.
+fn find_receipt(body: &[u8]) -> Option<Value> {
+    if let Ok(value) = serde_json::from_slice::<Value>(body) {
+        return value.get("receipt").filter(|r| !r.is_null()).cloned();
+    }
+    let text = std::str::from_utf8(body).ok()?;
+    text.lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
+        .filter_map(|v| v.get("receipt").filter(|r| !r.is_null()).cloned())
+        .last()
+}
