@@ -9,7 +9,8 @@
 //!   stable [`TxError::code`]).
 //! - After every block the books balance: for MYC, issued = balances + burned + MYC in subnet
 //!   pools; for each subnet's alpha, issued = pool + staked + pending ([`subnets`]); for mUSD,
-//!   issued = balances. This is asserted; a violation stops the node rather than let it diverge.
+//!   issued = balances + escrow in payment channels ([`sessions`]). This is asserted; a
+//!   violation stops the node rather than let it diverge.
 //! - The incentive layer ([`subnets`]) runs after each block's transactions: batch-settled stake
 //!   orders, emission, epochs; [`BlockOutcome::emission`] says where every unit went.
 //!
@@ -20,6 +21,7 @@ mod bank;
 pub mod incentive;
 mod merkle;
 pub mod payments;
+pub mod sessions;
 pub mod subnets;
 
 pub use bank::Account;
@@ -93,11 +95,19 @@ pub enum TxError {
     #[error("authorization is signed by {recovered}, not by its payer {payer} (or a field was changed after signing)")]
     AuthorizationWrongSigner { payer: Address, recovered: Address },
     #[error("authorization is valid only after {valid_after}; block time is {block_time} s")]
-    AuthorizationNotYetValid { valid_after: String, block_time: u64 },
+    AuthorizationNotYetValid {
+        valid_after: String,
+        block_time: u64,
+    },
     #[error("authorization expired at {valid_before}; block time is {block_time} s")]
-    AuthorizationExpired { valid_before: String, block_time: u64 },
+    AuthorizationExpired {
+        valid_before: String,
+        block_time: u64,
+    },
     #[error("authorization nonce {nonce} of {payer} was already used")]
     AuthorizationUsed { payer: Address, nonce: B256 },
+    #[error("{0}")]
+    Session(sessions::SessionError),
 }
 
 impl TxError {
@@ -120,6 +130,7 @@ impl TxError {
             TxError::AuthorizationNotYetValid { .. } => "authorization_not_yet_valid",
             TxError::AuthorizationExpired { .. } => "authorization_expired",
             TxError::AuthorizationUsed { .. } => "authorization_used",
+            TxError::Session(e) => e.code(),
         }
     }
 }
@@ -163,6 +174,8 @@ pub enum Event {
     Incentive(subnets::IncentiveEvent),
     /// An EIP-3009 authorization `(authorizer, nonce)` executed and can never execute again.
     AuthorizationUsed { authorizer: Address, nonce: B256 },
+    /// A payment channel was opened, topped up, claimed from, or withdrawn ([`sessions`]).
+    Channel(sessions::ChannelEvent),
 }
 
 /// The outcome of an applied transaction.
@@ -200,6 +213,8 @@ pub struct State {
     payments: payments::Payments,
     #[serde(default)]
     subnets: subnets::Subnets,
+    #[serde(default)]
+    sessions: sessions::Sessions,
     #[serde(skip)]
     tree: merkle::LeafCache,
 }
@@ -233,6 +248,7 @@ impl State {
             last_block_time_ms: genesis.genesis_time_ms,
             payments: payments::Payments::default(),
             subnets: subnets::Subnets::default(),
+            sessions: sessions::Sessions::default(),
             tree: merkle::LeafCache::default(),
         };
         state.assert_books_balance();
@@ -274,6 +290,16 @@ impl State {
     /// The executed EIP-3009 authorizations.
     pub fn payments(&self) -> &payments::Payments {
         &self.payments
+    }
+
+    /// The payment channels ([`sessions`]).
+    pub fn sessions(&self) -> &sessions::Sessions {
+        &self.sessions
+    }
+
+    /// The payment channel `id`, if it was ever opened.
+    pub fn channel(&self, id: &B256) -> Option<sessions::Channel> {
+        self.sessions.channel(id).copied()
     }
 
     /// Number of accounts that hold anything or have sent anything.
@@ -347,6 +373,9 @@ impl State {
         if let Some((authorizer, nonce)) = plan.authorization {
             self.payments.record(authorizer, nonce);
         }
+        if let Some((id, channel)) = plan.channel {
+            self.sessions.put(id, channel);
+        }
         Ok(TxReceipt {
             hash: tx.hash,
             from: tx.sender,
@@ -401,6 +430,7 @@ impl State {
         );
         let accounts_root = self.tree.root(header, &self.accounts);
         let root = self.payments.fold_root(accounts_root);
+        let root = self.sessions.fold_root(root);
         self.subnets.fold_root(root)
     }
 
@@ -421,8 +451,9 @@ impl State {
             self.height
         );
         assert_eq!(
-            self.supply.musd_issued, musd,
-            "books do not balance: mUSD issued != balances at height {}",
+            self.supply.musd_issued,
+            musd + self.sessions.escrowed(),
+            "books do not balance: mUSD issued != balances + escrow at height {}",
             self.height
         );
     }
@@ -472,7 +503,18 @@ impl State {
         let mut writes = Vec::with_capacity(2);
         let mut authorization = None;
         let mut incentive = None;
+        let mut channel = None;
         match &tx.tx.kind {
+            kind @ (TxKind::OpenChannel(_)
+            | TxKind::TopUpChannel(_)
+            | TxKind::ClaimChannel(_)
+            | TxKind::RequestChannelWithdraw(_)
+            | TxKind::WithdrawChannel(_)) => {
+                let planned = sessions::plan_tx(self, tx.sender, payer, kind)?;
+                writes.extend(planned.writes);
+                events.push(Event::Channel(planned.event));
+                channel = Some(planned.channel);
+            }
             TxKind::RegisterSubnet(_)
             | TxKind::SetSubnetParams(_)
             | TxKind::BurnedRegister(_)
@@ -543,6 +585,7 @@ impl State {
             events,
             authorization,
             incentive,
+            channel,
         })
     }
 }
@@ -555,6 +598,8 @@ struct Plan {
     authorization: Option<(Address, B256)>,
     /// What an incentive-layer transaction writes besides accounts.
     incentive: Option<subnets::IncentiveWrite>,
+    /// A payment channel to store ([`sessions`]).
+    channel: Option<(B256, sessions::Channel)>,
 }
 
 fn to_amount(value: U256) -> Result<Amount, TxError> {

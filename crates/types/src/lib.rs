@@ -19,10 +19,14 @@ pub mod tx;
 
 pub use alloy_primitives::{Address, B256, U256};
 pub use amount::{format_amount, parse_amount, Amount, AmountError, Token};
-pub use genesis::{Genesis, GenesisAccount, GenesisError};
-pub use tx::{DecodeError, SignedTx, Transfer, TxJson, TxKind, MAX_MEMO_BYTES};
 pub use eip3009::{MUSD_EIP712_NAME, MUSD_EIP712_VERSION};
+pub use genesis::{Genesis, GenesisAccount, GenesisError};
 pub use tx::TransferWithAuthorization;
+pub use tx::{
+    channel_id, ChannelVoucher, ClaimChannel, OpenChannel, RequestChannelWithdraw, TopUpChannel,
+    WithdrawChannel,
+};
+pub use tx::{DecodeError, SignedTx, Transfer, TxJson, TxKind, MAX_MEMO_BYTES};
 
 /// The EIP-712 domain name of mycel transactions.
 pub const DOMAIN_NAME: &str = "mycel";

@@ -27,6 +27,11 @@ pub use incentive::{
     weights_commit_hash, AddStake, BurnedRegister, CommitWeights, RegisterSubnet, RemoveStake,
     RevealWeights, ServeEndpoint, SetSubnetParams, SetWeights,
 };
+mod sessions;
+pub use sessions::{
+    channel_id, ChannelVoucher, ClaimChannel, OpenChannel, RequestChannelWithdraw, TopUpChannel,
+    WithdrawChannel,
+};
 
 const FORMAT: u8 = 0x01;
 const HEADER_LEN: usize = 1 + 1 + 8 + 65;
@@ -94,6 +99,11 @@ pub enum TxKind {
     AddStake(AddStake),
     RemoveStake(RemoveStake),
     TransferWithAuthorization(TransferWithAuthorization),
+    OpenChannel(OpenChannel),
+    TopUpChannel(TopUpChannel),
+    ClaimChannel(ClaimChannel),
+    RequestChannelWithdraw(RequestChannelWithdraw),
+    WithdrawChannel(WithdrawChannel),
 }
 
 impl TxKind {
@@ -111,6 +121,11 @@ impl TxKind {
             TxKind::AddStake(_) => 9,
             TxKind::RemoveStake(_) => 10,
             TxKind::TransferWithAuthorization(_) => 20,
+            TxKind::OpenChannel(_) => 21,
+            TxKind::TopUpChannel(_) => 22,
+            TxKind::ClaimChannel(_) => 23,
+            TxKind::RequestChannelWithdraw(_) => 24,
+            TxKind::WithdrawChannel(_) => 25,
         }
     }
 
@@ -128,6 +143,11 @@ impl TxKind {
             TxKind::AddStake(_) => "AddStake",
             TxKind::RemoveStake(_) => "RemoveStake",
             TxKind::TransferWithAuthorization(_) => "TransferWithAuthorization",
+            TxKind::OpenChannel(_) => "OpenChannel",
+            TxKind::TopUpChannel(_) => "TopUpChannel",
+            TxKind::ClaimChannel(_) => "ClaimChannel",
+            TxKind::RequestChannelWithdraw(_) => "RequestChannelWithdraw",
+            TxKind::WithdrawChannel(_) => "WithdrawChannel",
         }
     }
 
@@ -144,6 +164,11 @@ impl TxKind {
             TxKind::AddStake(t) => t.from,
             TxKind::RemoveStake(t) => t.from,
             TxKind::TransferWithAuthorization(t) => t.from,
+            TxKind::OpenChannel(t) => t.from,
+            TxKind::TopUpChannel(t) => t.from,
+            TxKind::ClaimChannel(t) => t.from,
+            TxKind::RequestChannelWithdraw(t) => t.from,
+            TxKind::WithdrawChannel(t) => t.from,
         }
     }
 
@@ -160,6 +185,11 @@ impl TxKind {
             TxKind::AddStake(t) => t.nonce,
             TxKind::RemoveStake(t) => t.nonce,
             TxKind::TransferWithAuthorization(t) => t.nonce,
+            TxKind::OpenChannel(t) => t.nonce,
+            TxKind::TopUpChannel(t) => t.nonce,
+            TxKind::ClaimChannel(t) => t.nonce,
+            TxKind::RequestChannelWithdraw(t) => t.nonce,
+            TxKind::WithdrawChannel(t) => t.nonce,
         }
     }
 
@@ -177,6 +207,11 @@ impl TxKind {
             TxKind::AddStake(t) => t.fee,
             TxKind::RemoveStake(t) => t.fee,
             TxKind::TransferWithAuthorization(t) => t.fee,
+            TxKind::OpenChannel(t) => t.fee,
+            TxKind::TopUpChannel(t) => t.fee,
+            TxKind::ClaimChannel(t) => t.fee,
+            TxKind::RequestChannelWithdraw(t) => t.fee,
+            TxKind::WithdrawChannel(t) => t.fee,
         }
     }
 
@@ -195,6 +230,11 @@ impl TxKind {
             TxKind::AddStake(t) => t.eip712_signing_hash(&domain),
             TxKind::RemoveStake(t) => t.eip712_signing_hash(&domain),
             TxKind::TransferWithAuthorization(t) => t.eip712_signing_hash(&domain),
+            TxKind::OpenChannel(t) => t.eip712_signing_hash(&domain),
+            TxKind::TopUpChannel(t) => t.eip712_signing_hash(&domain),
+            TxKind::ClaimChannel(t) => t.eip712_signing_hash(&domain),
+            TxKind::RequestChannelWithdraw(t) => t.eip712_signing_hash(&domain),
+            TxKind::WithdrawChannel(t) => t.eip712_signing_hash(&domain),
         }
     }
 
@@ -211,6 +251,11 @@ impl TxKind {
             TxKind::AddStake(t) => t.abi_encode(),
             TxKind::RemoveStake(t) => t.abi_encode(),
             TxKind::TransferWithAuthorization(t) => t.abi_encode(),
+            TxKind::OpenChannel(t) => t.abi_encode(),
+            TxKind::TopUpChannel(t) => t.abi_encode(),
+            TxKind::ClaimChannel(t) => t.abi_encode(),
+            TxKind::RequestChannelWithdraw(t) => t.abi_encode(),
+            TxKind::WithdrawChannel(t) => t.abi_encode(),
         }
     }
 
@@ -249,6 +294,21 @@ impl TxKind {
             20 => TransferWithAuthorization::abi_decode(data)
                 .map(TxKind::TransferWithAuthorization)
                 .map_err(|e| DecodeError::Message(e.to_string())),
+            21 => OpenChannel::abi_decode(data)
+                .map(TxKind::OpenChannel)
+                .map_err(|e| DecodeError::Message(e.to_string())),
+            22 => TopUpChannel::abi_decode(data)
+                .map(TxKind::TopUpChannel)
+                .map_err(|e| DecodeError::Message(e.to_string())),
+            23 => ClaimChannel::abi_decode(data)
+                .map(TxKind::ClaimChannel)
+                .map_err(|e| DecodeError::Message(e.to_string())),
+            24 => RequestChannelWithdraw::abi_decode(data)
+                .map(TxKind::RequestChannelWithdraw)
+                .map_err(|e| DecodeError::Message(e.to_string())),
+            25 => WithdrawChannel::abi_decode(data)
+                .map(TxKind::WithdrawChannel)
+                .map_err(|e| DecodeError::Message(e.to_string())),
             other => Err(DecodeError::UnknownKind(other)),
         }
     }
@@ -267,6 +327,11 @@ impl TxKind {
             TxKind::AddStake(_) => AddStake::eip712_encode_type(),
             TxKind::RemoveStake(_) => RemoveStake::eip712_encode_type(),
             TxKind::TransferWithAuthorization(_) => TransferWithAuthorization::eip712_encode_type(),
+            TxKind::OpenChannel(_) => OpenChannel::eip712_encode_type(),
+            TxKind::TopUpChannel(_) => TopUpChannel::eip712_encode_type(),
+            TxKind::ClaimChannel(_) => ClaimChannel::eip712_encode_type(),
+            TxKind::RequestChannelWithdraw(_) => RequestChannelWithdraw::eip712_encode_type(),
+            TxKind::WithdrawChannel(_) => WithdrawChannel::eip712_encode_type(),
         };
         eip712_types_from_encode_type(&encode_type)
     }
@@ -292,7 +357,7 @@ pub enum DecodeError {
     UnknownFormat(u8),
     #[error("unknown transaction kind tag {0}")]
     UnknownKind(u8),
-    #[error("unknown transaction type '{0}' (known: Transfer, TransferWithAuthorization, RegisterSubnet, SetSubnetParams, BurnedRegister, ServeEndpoint, SetWeights, CommitWeights, RevealWeights, AddStake, RemoveStake)")]
+    #[error("unknown transaction type '{0}' (known: Transfer, TransferWithAuthorization, RegisterSubnet, SetSubnetParams, BurnedRegister, ServeEndpoint, SetWeights, CommitWeights, RevealWeights, AddStake, RemoveStake, OpenChannel, TopUpChannel, ClaimChannel, RequestChannelWithdraw, WithdrawChannel)")]
     UnknownType(String),
     #[error("message does not decode: {0}")]
     Message(String),
@@ -480,6 +545,11 @@ fn message_json(kind: &TxKind) -> serde_json::Value {
         TxKind::RevealWeights(t) => t.to_message(),
         TxKind::AddStake(t) => t.to_message(),
         TxKind::RemoveStake(t) => t.to_message(),
+        TxKind::OpenChannel(t) => t.to_message(),
+        TxKind::TopUpChannel(t) => t.to_message(),
+        TxKind::ClaimChannel(t) => t.to_message(),
+        TxKind::RequestChannelWithdraw(t) => t.to_message(),
+        TxKind::WithdrawChannel(t) => t.to_message(),
         TxKind::Transfer(t) => serde_json::json!({
             "from": t.from.to_checksum(None),
             "to": t.to.to_checksum(None),
@@ -515,6 +585,13 @@ fn message_from_json(tx_type: &str, message: &serde_json::Value) -> Result<TxKin
         "RevealWeights" => RevealWeights::from_message(message).map(TxKind::RevealWeights),
         "AddStake" => AddStake::from_message(message).map(TxKind::AddStake),
         "RemoveStake" => RemoveStake::from_message(message).map(TxKind::RemoveStake),
+        "OpenChannel" => OpenChannel::from_message(message).map(TxKind::OpenChannel),
+        "TopUpChannel" => TopUpChannel::from_message(message).map(TxKind::TopUpChannel),
+        "ClaimChannel" => ClaimChannel::from_message(message).map(TxKind::ClaimChannel),
+        "RequestChannelWithdraw" => {
+            RequestChannelWithdraw::from_message(message).map(TxKind::RequestChannelWithdraw)
+        }
+        "WithdrawChannel" => WithdrawChannel::from_message(message).map(TxKind::WithdrawChannel),
         "Transfer" => Ok(TxKind::Transfer(Transfer {
             from: field_address(message, "from")?,
             to: field_address(message, "to")?,
