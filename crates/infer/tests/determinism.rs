@@ -194,3 +194,68 @@ fn same_logits_on_a_cpu_without_avx2() {
     assert_eq!(native.tokens, emulated.tokens);
     assert_eq!(native.digest, emulated.digest);
 }
+
+/// A long chat prompt (~300 tokens): several paragraphs of varied text, so that prefill runs in
+/// more than one chunk of the forward pass and attention spans hundreds of positions.
+fn long_prompt(model: &Model) -> Vec<u32> {
+    let text = (0..4)
+        .map(|i| {
+            format!(
+                "Paragraph {i}: the miller's {i}th apprentice counted {} sacks of flour, then \
+                 wrote `fn grind(x: u32) -> u32 {{ x * {} }}` on the wall, sang «été, 夏, лето» \
+                 and asked why the river runs east when the wind blows from the {} hills.",
+                17 * i + 3,
+                i + 2,
+                ["northern", "southern", "western"][i % 3]
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    model
+        .chat_prompt_tokens(&[ChatMessage::system("Be brief."), ChatMessage::user(&text)])
+        .unwrap()
+}
+
+/// The logits of a ~300-token prompt and of 2 greedy tokens after it, pinned by their SHA-256 as
+/// computed before prefill was optimised: the profile is a protocol, so receipts made by earlier
+/// builds must still verify. Fed in one pass and in uneven passes, both must give the pinned bits.
+#[test]
+fn long_prompt_logits_match_the_pinned_digest() {
+    let model = common::default_model();
+    let prompt = long_prompt(model);
+    assert_eq!(prompt.len(), LONG_PROMPT_TOKENS, "the long prompt's tokens");
+    let digest = |feeds: &[&[u32]]| {
+        let mut decoder = model.decoder();
+        let mut logits = Vec::new();
+        for part in feeds {
+            logits = decoder.feed(part).unwrap();
+        }
+        let mut hasher = Sha256::new();
+        for step in 0..3 {
+            for v in &logits {
+                hasher.update(v.to_le_bytes());
+            }
+            let mut best = 0;
+            for (i, v) in logits.iter().enumerate() {
+                if *v > logits[best] {
+                    best = i;
+                }
+            }
+            if step < 2 {
+                logits = decoder.feed(&[best as u32]).unwrap();
+            }
+        }
+        hex::encode(hasher.finalize())
+    };
+    assert_eq!(digest(&[&prompt]), LONG_PROMPT_DIGEST, "one pass");
+    let (a, rest) = prompt.split_at(7);
+    let (b, c) = rest.split_at(150);
+    assert_eq!(
+        digest(&[a, b, c]),
+        LONG_PROMPT_DIGEST,
+        "three uneven passes"
+    );
+}
+
+const LONG_PROMPT_TOKENS: usize = 335;
+const LONG_PROMPT_DIGEST: &str = "90f65a552d919e4280315d9d3f224597063bc66cd67e8313fed591deef4c61a4";
