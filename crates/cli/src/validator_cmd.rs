@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use mycel_subnet::validator::chain::Node;
-use mycel_subnet::validator::{status_router, Validator, ValidatorConfig};
+use mycel_subnet::validator::{Validator, ValidatorConfig};
 use mycel_types::keys::{dev_signer, DEV_ACCOUNTS};
 
 use crate::keys::{self, KeystoreArgs, PasswordArgs};
@@ -75,7 +75,8 @@ pub struct ValidatorArgs {
     /// Stop after N rounds [default: run until interrupted].
     #[arg(long, value_name = "N")]
     pub rounds: Option<u64>,
-    /// Serve GET /status (the last round's findings as JSON) and /health on this address.
+    /// Serve GET /status (the last round's findings as JSON), /metrics (Prometheus) and /health
+    /// on this address.
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
     /// Write the status JSON to this file after every round.
@@ -150,7 +151,7 @@ pub fn run(args: ValidatorArgs) -> Result<()> {
             let bound = listener
                 .local_addr()
                 .context("cannot read the bound address")?;
-            let router = status_router(validator.status());
+            let router = validator.router();
             tokio::spawn(async move {
                 if let Err(e) = axum::serve(listener, router).await {
                     tracing::error!(error = %e, "the status server stopped");

@@ -192,6 +192,26 @@ impl Devnet {
 
 /// A blocking GET of JSON, without pulling in reqwest's blocking feature.
 mod http {
+    pub fn get_text(url: &str) -> String {
+        let url = url.to_string();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async {
+                reqwest::get(&url)
+                    .await
+                    .expect("GET")
+                    .text()
+                    .await
+                    .expect("text")
+            })
+        })
+        .join()
+        .expect("thread")
+    }
+
     pub fn get_json(url: &str) -> serde_json::Value {
         let url = url.to_string();
         std::thread::spawn(move || {
@@ -474,6 +494,17 @@ fn validator_gives_the_dishonest_miner_weight_zero() {
     }
     let log = validator.log();
     assert!(log.contains("miner checked"), "{log}");
+    let metrics = http::get_text(&format!("http://127.0.0.1:{status_port}/metrics"));
+    for needle in [
+        "mycel_validator_challenges_total{result=\"wrong_output\"}",
+        "mycel_validator_reruns_total{result=\"matched\"}",
+        "mycel_validator_weight_txs_total{result=\"SetWeights_ok\"}",
+    ] {
+        assert!(
+            metrics.contains(needle),
+            "/metrics lacks {needle}:\n{metrics}"
+        );
+    }
 
     // On chain: once an epoch counts the validator's weights, the honest miners earn incentive and
     // the liar none.

@@ -124,6 +124,20 @@ pub enum Fault {
     WrongOutput(String),
 }
 
+impl Fault {
+    /// The fault's name in reports and metrics: `bad_receipt`, `bad_signature`, `wrong_model`,
+    /// `wrong_request`, `wrong_output`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Fault::BadReceipt(_) => "bad_receipt",
+            Fault::BadSignature(_) => "bad_signature",
+            Fault::WrongModel(_) => "wrong_model",
+            Fault::WrongRequest(_) => "wrong_request",
+            Fault::WrongOutput(_) => "wrong_output",
+        }
+    }
+}
+
 /// One challenge's outcome.
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {

@@ -18,6 +18,7 @@
 
 pub mod chain;
 pub mod challenge;
+pub mod metrics;
 pub mod score;
 
 use std::path::PathBuf;
@@ -35,6 +36,7 @@ use serde::Serialize;
 
 use chain::{ChainError, Neuron, Node, PendingCommit, SubnetParams};
 use challenge::{Expected, Fault, Outcome};
+pub use metrics::ValidatorMetrics;
 
 /// How a validator runs.
 #[derive(Debug, Clone)]
@@ -131,6 +133,7 @@ pub struct Validator {
     model: Arc<Model>,
     http: reqwest::Client,
     status: Arc<Mutex<Status>>,
+    metrics: ValidatorMetrics,
     pending: Vec<PendingCommit>,
 }
 
@@ -157,6 +160,7 @@ impl Validator {
             model,
             http: reqwest::Client::new(),
             status: Arc::new(Mutex::new(status)),
+            metrics: ValidatorMetrics::new(),
             pending: Vec::new(),
         }
     }
@@ -164,6 +168,15 @@ impl Validator {
     /// The live status, shared with [`status_router`].
     pub fn status(&self) -> Arc<Mutex<Status>> {
         Arc::clone(&self.status)
+    }
+
+    pub fn metrics(&self) -> &ValidatorMetrics {
+        &self.metrics
+    }
+
+    /// `GET /status`, `GET /metrics` and `GET /health`.
+    pub fn router(&self) -> Router {
+        status_router(self.status(), self.metrics.clone())
     }
 
     fn update_status(&self, change: impl FnOnce(&mut Status)) -> Status {
@@ -287,6 +300,7 @@ impl Validator {
             }
         });
         let mut all_outcomes = futures::future::join_all(sends).await;
+        self.metrics.miners.set(miners.len() as i64);
 
         // Re-execute a random sample of each miner's checked answers.
         let mut reruns = vec![(0usize, 0usize); miners.len()];
@@ -313,12 +327,32 @@ impl Validator {
                 outcomes[i].rerun = true;
                 reruns[index].0 += 1;
                 match checked {
-                    Ok(()) => reruns[index].1 += 1,
-                    Err(fault) => outcomes[i].fault = Some(fault),
+                    Ok(()) => {
+                        reruns[index].1 += 1;
+                        ValidatorMetrics::count(&self.metrics.reruns, "matched");
+                    }
+                    Err(fault) => {
+                        outcomes[i].fault = Some(fault);
+                        ValidatorMetrics::count(&self.metrics.reruns, "mismatched");
+                    }
                 }
             }
         }
 
+        for outcome in all_outcomes.iter().flatten() {
+            let result = match (&outcome.fault, &outcome.error) {
+                (Some(fault), _) => fault.kind(),
+                (None, Some(_)) => "error",
+                (None, None) => "ok",
+            };
+            ValidatorMetrics::count(&self.metrics.challenges, result);
+            if outcome.error.is_none() {
+                self.metrics
+                    .challenge_latency
+                    .observe(outcome.latency_ms as f64 / 1000.0);
+            }
+        }
+        self.metrics.rounds.inc();
         let fastest = all_outcomes
             .iter()
             .filter(|o| o.iter().all(|o| o.fault.is_none()))
@@ -386,11 +420,13 @@ impl Validator {
                 .await
             {
                 Ok(commit) => {
+                    ValidatorMetrics::count(&self.metrics.weight_txs, "CommitWeights_ok");
                     tracing::info!(netuid, commit = %commit.hash, "weights committed; revealed in a later round");
                     weights_report.tx = Some(commit.hash);
                     self.pending.push(commit);
                 }
                 Err(e) => {
+                    ValidatorMetrics::count(&self.metrics.weight_txs, "CommitWeights_refused");
                     tracing::warn!(netuid, error = %e, "cannot commit weights");
                     weights_report.error = Some(e.to_string());
                 }
@@ -410,10 +446,12 @@ impl Validator {
                 .await
             {
                 Ok(hash) => {
+                    ValidatorMetrics::count(&self.metrics.weight_txs, "SetWeights_ok");
                     tracing::info!(netuid, tx = %hash, ?uids, ?values, "weights set");
                     weights_report.tx = Some(hash);
                 }
                 Err(e) => {
+                    ValidatorMetrics::count(&self.metrics.weight_txs, "SetWeights_refused");
                     tracing::warn!(netuid, error = %e, "cannot set weights");
                     weights_report.error = Some(e.to_string());
                 }
@@ -445,6 +483,7 @@ impl Validator {
                 .await
             {
                 Ok(_) => {
+                    ValidatorMetrics::count(&self.metrics.weight_txs, "RevealWeights_ok");
                     tracing::info!(commit = %commit.hash, "weights revealed");
                     revealed.push(commit.hash);
                 }
@@ -454,6 +493,7 @@ impl Validator {
                     keep.push(commit);
                 }
                 Err(e) => {
+                    ValidatorMetrics::count(&self.metrics.weight_txs, "RevealWeights_refused");
                     tracing::warn!(commit = %commit.hash, error = %e, "the chain refused the reveal; dropping this commit");
                 }
             }
@@ -527,12 +567,27 @@ fn write_report(path: &PathBuf, status: &Status) -> Result<(), ValidatorError> {
     std::fs::rename(&tmp, path).map_err(|e| error(e.to_string()))
 }
 
-/// `GET /status` (the [`Status`] JSON) and `GET /health`.
-pub fn status_router(status: Arc<Mutex<Status>>) -> Router {
+/// `GET /status` (the [`Status`] JSON), `GET /metrics` (Prometheus text) and `GET /health`.
+pub fn status_router(status: Arc<Mutex<Status>>, metrics: ValidatorMetrics) -> Router {
     Router::new()
         .route("/status", get(status_json))
         .route("/health", get(|| async { "ok" }))
         .with_state(status)
+        .route(
+            "/metrics",
+            get(move || {
+                let text = metrics.encode();
+                async move {
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
+                        text,
+                    )
+                }
+            }),
+        )
 }
 
 async fn status_json(State(status): State<Arc<Mutex<Status>>>) -> Json<Status> {
