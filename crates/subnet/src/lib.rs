@@ -15,6 +15,9 @@
 //!   OpenAI-style error and `Retry-After`, instead of letting latency grow without bound.
 //! - Bad requests get OpenAI-style 4xx errors (`{"error": {"message", "type", "param", "code"}}`)
 //!   that name the offending parameter.
+//! - The validator gives a miner weight 0 for a round in which any of its answers lacks a valid
+//!   receipt signed by its metagraph hotkey for the validator's model and exact request, or is not
+//!   reproduced token for token by a local re-run; it weighs only UIDs it challenged.
 //!
 //! # What it does not do
 //! No command-line parsing, no key files (the caller hands over a signer), no consensus.
