@@ -61,6 +61,7 @@ pub fn router(node: Node, genesis: Genesis) -> Router {
             "/v1/musd/authorizations/{authorizer}/{nonce}",
             get(authorization_state),
         )
+        .route("/v1/channels/{id}", get(channel))
         .fallback(|| async {
             ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -356,6 +357,42 @@ async fn authorization_state(
         "authorizer": parsed.to_checksum(None),
         "nonce": nonce_b256,
         "used": used,
+        "height": height,
+    })))
+}
+
+/// A payment channel (escrow of mUSD paid out by vouchers) in the latest finalized state.
+async fn channel(
+    State(api): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let parsed: B256 = id.parse().map_err(|_| {
+        ApiError::bad_request(
+            "bad_channel_id",
+            format!("'{id}' is not a 32-byte 0x-hex channel id"),
+        )
+    })?;
+    let height = api.node.status().latest_height;
+    let channel = api
+        .node
+        .with_finalized_state(|state| state.channel(&parsed))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_channel",
+                format!("no channel {parsed}"),
+            )
+        })?;
+    Ok(Json(json!({
+        "id": parsed,
+        "payer": channel.payer.to_checksum(None),
+        "payee": channel.payee.to_checksum(None),
+        "deposit": channel.deposit.to_string(),
+        "claimed": channel.claimed.to_string(),
+        "escrowed": channel.escrowed().to_string(),
+        "withdraw_delay_s": channel.withdraw_delay_s,
+        "withdraw_at_s": channel.withdraw_at_s,
+        "closed": channel.closed,
         "height": height,
     })))
 }
