@@ -27,7 +27,7 @@ the stock npm client (@x402/fetch + @x402/evm) pays automatically. See docs/paym
 pub struct GatewayArgs {
     /// Base URL of the one OpenAI-compatible server that answers the requests (a miner). Give
     /// this or --netuid.
-    #[arg(long, value_name = "URL", required_unless_present = "netuid")]
+    #[arg(long, value_name = "URL")]
     pub upstream: Option<String>,
     /// Route to the miners of subnet N instead: read its metagraph from --rpc, choose a miner by
     /// incentive, health and latency, fail over on miner errors, check every receipt
@@ -143,6 +143,9 @@ pub fn run(args: GatewayArgs) -> Result<()> {
         .unwrap_or("")
         .trim_end_matches('/')
         .to_string();
+    if args.upstream.is_none() && args.netuid.is_none() {
+        bail!("say where requests go: --upstream URL (one OpenAI-compatible server) or --netuid N (the subnet's miners)");
+    }
     if args.netuid.is_none()
         && !(upstream.starts_with("http://") || upstream.starts_with("https://"))
     {
