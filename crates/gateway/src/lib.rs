@@ -35,6 +35,7 @@ pub mod paywall;
 pub mod revenue;
 pub mod router;
 pub mod server;
+pub mod session;
 pub mod wire;
 
 pub use facilitator::{Asset, Clock, Facilitator, FacilitatorConfig, FixedClock, SystemClock};
@@ -42,4 +43,5 @@ pub use node::{NodeClient, NodeError};
 pub use paywall::{Paywall, Pricing};
 pub use revenue::{RevenueConfig, RevenueShare};
 pub use router::{MinerRouter, RoutingConfig};
-pub use server::{router, router_with, GatewayConfig};
+pub use server::{router, router_with, router_with_sessions, GatewayConfig};
+pub use session::{SessionBook, SessionVoucher};

@@ -10,6 +10,7 @@
 //! and, in its body, the v1 shape `{x402Version: 1, error, accepts}` plus a human `message`.
 
 use crate::facilitator::{reason, Facilitator};
+use crate::session::{self, SESSION_HEADER};
 use crate::wire::{
     self, AnyPayment, PaymentRequired, PaymentRequiredV1, PaymentRequirements, ResourceInfo,
     SettleResponse,
@@ -121,6 +122,8 @@ pub struct Paywall {
     /// Called after a payment settled successfully, with the answer's headers and the price paid
     /// (the revenue share uses it to credit the serving miner).
     pub on_settled: Option<SettledHook>,
+    /// The session scheme (`X-MYCEL-SESSION` vouchers on an escrow channel), when enabled.
+    pub sessions: Option<Arc<crate::session::SessionBook>>,
 }
 
 /// See [`Paywall::on_settled`].
@@ -158,6 +161,7 @@ impl Paywall {
             description: description.into(),
             in_flight: Mutex::new(HashSet::new()),
             on_settled: None,
+            sessions: None,
         }
     }
 
@@ -200,6 +204,21 @@ pub async fn paywall(State(pw): State<Arc<Paywall>>, request: Request, next: Nex
         mime_type: Some("application/json".into()),
     };
 
+    if let (Some(book), Some(voucher)) = (&pw.sessions, parts.headers.get(SESSION_HEADER)) {
+        let voucher = voucher.clone();
+        let request = Request::from_parts(parts, Body::from(bytes));
+        return session::serve(
+            &pw,
+            book,
+            &voucher,
+            amount,
+            request,
+            next,
+            &resource,
+            &requirements,
+        )
+        .await;
+    }
     let (header_value, version) = match (
         parts.headers.get(wire::PAYMENT_SIGNATURE),
         parts.headers.get(wire::X_PAYMENT),

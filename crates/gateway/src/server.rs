@@ -67,6 +67,18 @@ pub fn router_with(
     miners: Option<Arc<MinerRouter>>,
     revenue: Option<Arc<RevenueShare>>,
 ) -> Router {
+    router_with_sessions(config, facilitator, miners, revenue, None)
+}
+
+/// [`router_with`], also accepting session vouchers (`X-MYCEL-SESSION`) checked and claimed by
+/// `sessions` ([`crate::session`]). Spawn [`crate::session::SessionBook::claim_loop`] beside it.
+pub fn router_with_sessions(
+    config: GatewayConfig,
+    facilitator: Option<Arc<Facilitator>>,
+    miners: Option<Arc<MinerRouter>>,
+    revenue: Option<Arc<RevenueShare>>,
+    sessions: Option<Arc<crate::session::SessionBook>>,
+) -> Router {
     let upstream = Arc::new(Upstream {
         base: config.upstream.trim_end_matches('/').to_string(),
         http: reqwest::Client::builder()
@@ -95,6 +107,7 @@ pub fn router_with(
                 config.max_timeout_seconds,
                 "mycel inference (OpenAI-compatible completion)",
             );
+            wall.sessions = sessions;
             if let (Some(miners), Some(revenue)) = (&miners, &revenue) {
                 let (miners, revenue) = (miners.clone(), revenue.clone());
                 wall.on_settled = Some(Arc::new(move |headers, price| {
