@@ -511,7 +511,8 @@ fn init_logging() {
 const SUBNET_NETUID: u16 = 1;
 const SUBNET_TEMPO: u64 = 20;
 /// Dev accounts of the subnet: the owner's coldkey and hotkey, two miners, the validator, the
-/// gateway's facilitator, and the example payer.
+/// gateway's facilitator (also the account paid, which pays the miners' shares), and the example
+/// payer.
 const SUBNET_OWNER: u32 = 0;
 const SUBNET_OWNER_HOTKEY: u32 = 9;
 const SUBNET_MINERS: [u32; 2] = [1, 2];
@@ -839,11 +840,13 @@ fn start_subnet(plan: &SubnetPlan, children: &SubnetChildren) -> anyhow::Result<
     let validator_status = url_in(&line).unwrap_or_default();
 
     let gateway_log = plan.dir.join("gateway.log");
-    let pay_to = dev_signer(SUBNET_MINERS[0])?.address();
+    // The gateway's operator (the facilitator's account) is paid, and pays each serving miner's
+    // coldkey its share.
+    let pay_to = dev_signer(GATEWAY_FACILITATOR)?.address();
     let args: Vec<String> = [
         "gateway",
-        "--upstream",
-        &miner_urls[0],
+        "--netuid",
+        &netuid,
         "--listen",
         &plan.gateway_addr.to_string(),
         "--rpc",
@@ -893,8 +896,8 @@ fn print_subnet_banner(
         report.display()
     ));
     out.push_str(&format!(
-        "  gateway    {gateway}/v1   (x402, mUSD; in front of the first miner, pays dev account {})\n",
-        SUBNET_MINERS[0]
+        "  gateway    {gateway}/v1   (x402, mUSD; routes to the subnet's miners, paid to dev account \
+         {GATEWAY_FACILITATOR}, which pays the serving miner its share)\n"
     ));
     out.push_str(&format!("  logs       {}\n", plan.dir.display()));
     out.push_str(&format!(

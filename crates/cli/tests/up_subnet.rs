@@ -179,7 +179,7 @@ fn up_starts_an_inference_subnet_behind_a_paid_gateway() {
     }
 
     // A paid request through the gateway: dev account 5 pays, a miner answers with a receipt.
-    let before = get_json(&format!("{}/v1/accounts/{}", up.rpc, dev_address(1)));
+    let before = get_json(&format!("{}/v1/accounts/{}", up.rpc, dev_address(5)));
     let out = mycel(&[
         "chat",
         "What is the capital of France?",
@@ -218,17 +218,23 @@ fn up_starts_an_inference_subnet_behind_a_paid_gateway() {
         text(&verified.stderr)
     );
     let report: Value = serde_json::from_str(&verified_text).expect("verify --json");
-    assert_eq!(
-        report["miner"]
-            .as_str()
-            .and_then(|m| m.parse::<Address>().ok()),
-        Some(dev_address(1)),
+    let served_by = report["miner"]
+        .as_str()
+        .and_then(|m| m.parse::<Address>().ok());
+    assert!(
+        served_by == Some(dev_address(1)) || served_by == Some(dev_address(2)),
         "{report:#}"
     );
-    // The payment settled on chain: the miner's account (the gateway's payTo) got mUSD.
-    let after = get_json(&format!("{}/v1/accounts/{}", up.rpc, dev_address(1)));
-    assert_ne!(
-        before["musd"], after["musd"],
+    // The payment settled on chain: the payer has less mUSD.
+    let after = get_json(&format!("{}/v1/accounts/{}", up.rpc, dev_address(5)));
+    let musd = |v: &Value| {
+        v["musd"]
+            .as_str()
+            .and_then(|m| m.parse::<u128>().ok())
+            .expect("musd")
+    };
+    assert!(
+        musd(&after) < musd(&before),
         "before {before:#}\nafter {after:#}"
     );
 
