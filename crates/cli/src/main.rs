@@ -15,6 +15,7 @@ mod miner_cmd;
 mod model_cmd;
 mod node_cmd;
 mod receipt_cmd;
+mod session_cmd;
 mod validator_cmd;
 
 use clap::{Parser, Subcommand};
@@ -92,6 +93,9 @@ enum Command {
     Pay(gateway_cmd::PayArgs),
     /// Ask a paid gateway one question: shows the price, pays it (within --max), prints the answer.
     Chat(gateway_cmd::ChatArgs),
+    /// Pay a gateway per call from an escrow channel: open, sign vouchers, show, close, withdraw.
+    #[command(subcommand)]
+    Session(session_cmd::SessionCommand),
     /// Serve a model on an OpenAI-compatible API, signing a receipt for every completion.
     Miner(miner_cmd::MinerArgs),
     /// Check inference receipts: signature, request, and (with --rerun) the output itself.
@@ -153,6 +157,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Gateway(args) => gateway_cmd::run(args),
         Command::Pay(args) => gateway_cmd::run_pay(args),
         Command::Chat(args) => gateway_cmd::run_chat(args),
+        Command::Session(command) => session_cmd::run(command),
         Command::Miner(args) => miner_cmd::run(args),
         Command::Receipt(command) => receipt_cmd::run(command),
         Command::Validator(args) => validator_cmd::run(args),
