@@ -540,11 +540,20 @@ fn gateway_routes_to_miners_fails_over_avoids_bad_receipts_and_pays_shares() {
         .expect("miner")
         .1
         .kill();
+    // Until the gateway has tried the dead miner: every request succeeds all the same.
+    let dead_failures = || {
+        miner_entry(
+            &http.get(&format!("{gateway_url}/v1/miners")),
+            address(last),
+        )["failed"]
+            .as_u64()
+            .expect("failed")
+    };
     let mut failed_over = false;
     while !failed_over {
         assert!(
             served_by.len() - killed_at < 12,
-            "no request tried the dead miner first; gateway status: {:#}",
+            "no request tried the dead miner; gateway status: {:#}",
             http.get(&format!("{gateway_url}/v1/miners"))
         );
         let answer = paid(&mut served_by);
@@ -558,11 +567,10 @@ fn gateway_routes_to_miners_fails_over_avoids_bad_receipts_and_pays_shares() {
             .expect("x-mycel-attempts")
             .parse()
             .expect("attempts");
-        failed_over = attempts >= 2;
+        // The dead miner was tried in this request (it failed, then another miner answered).
+        failed_over = dead_failures() >= 1;
+        assert!(!failed_over || attempts >= 2, "attempts {attempts}");
     }
-    let status = http.get(&format!("{gateway_url}/v1/miners"));
-    let dead = miner_entry(&status, address(last));
-    assert!(dead["failed"].as_u64().expect("failed") >= 1, "{dead:#}");
 
     // Every request was paid once; each serving miner's coldkey gets half of what it earned.
     assert_eq!(

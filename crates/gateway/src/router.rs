@@ -5,7 +5,8 @@
 //! The rule (docs/payments.md, "Routing"):
 //! - A miner's **score** is `(incentive + 1) / (latency_ms + 50)`: `incentive` is its share of
 //!   the last epoch from the metagraph (`u16`, out of 65535), `latency_ms` the EWMA (α = 0.3) of
-//!   its successful answers' times, 1000 ms until it has answered once.
+//!   its successful answers' times; until a miner has answered once, the average of the measured
+//!   miners' (1000 ms if none is measured), so new miners get their share and are measured.
 //! - A miner is **healthy** unless its last attempt failed: then it rests for
 //!   `2^(failures in a row − 1)` seconds (at most 60 s). Resting miners are tried only after every
 //!   healthy one.
@@ -215,10 +216,20 @@ impl MinerRouter {
         let health = self.health.lock().unwrap_or_else(|e| e.into_inner());
         let mut healthy = Vec::new();
         let mut resting = Vec::new();
+        // A miner not measured yet is assumed as fast as the average measured one, so new miners
+        // get their share of requests and are measured.
+        let known: Vec<f64> = miners
+            .iter()
+            .filter_map(|m| health.get(&m.hotkey).and_then(|h| h.latency_ms))
+            .collect();
+        let assumed = if known.is_empty() {
+            UNKNOWN_LATENCY_MS
+        } else {
+            known.iter().sum::<f64>() / known.len() as f64
+        };
         for m in miners {
             let h = health.get(&m.hotkey).cloned().unwrap_or_default();
-            let score =
-                (m.incentive as f64 + 1.0) / (h.latency_ms.unwrap_or(UNKNOWN_LATENCY_MS) + 50.0);
+            let score = (m.incentive as f64 + 1.0) / (h.latency_ms.unwrap_or(assumed) + 50.0);
             if h.resting(now) {
                 resting.push((score, m));
             } else {
