@@ -1,0 +1,332 @@
+//! Payment sessions end to end: a real devnet (`mycel up`), a channel opened with `mycel session
+//! open`, a real gateway (paywall with the session scheme, on loopback) in front of a real
+//! OpenAI-shaped server on loopback, 20 calls paid with signed vouchers, the gateway's batched
+//! claims seen on chain, refused vouchers, and the payer's withdraw after the delay.
+
+use alloy_primitives::B256;
+use axum::{routing::post, Json, Router};
+use mycel_gateway::{
+    router_with_sessions, Facilitator, FacilitatorConfig, GatewayConfig, NodeClient, Pricing,
+    SessionBook, SessionVoucher, SystemClock,
+};
+use mycel_types::keys::dev_signer;
+use serde_json::{json, Value};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const PAYER: u32 = 1;
+const PAY_TO: u32 = 9;
+const DELAY_S: u64 = 4;
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `mycel up --chain-only` on fresh ports; returns the process and the RPC URL.
+fn start_devnet(dir: &Path) -> (Proc, String) {
+    for _ in 0..5 {
+        let rpc_port = free_port();
+        let log = dir.join("up.log");
+        let file = std::fs::File::create(&log).expect("log");
+        let child = Command::new(env!("CARGO_BIN_EXE_mycel"))
+            .args([
+                "up",
+                "--chain-only",
+                "--data-dir",
+                &dir.join("devnet").display().to_string(),
+                "--rpc-addr",
+                &format!("127.0.0.1:{rpc_port}"),
+                "--p2p-addr",
+                &format!("127.0.0.1:{}", free_port()),
+            ])
+            .env("RUST_LOG", "warn")
+            .env_remove("MYCEL_RPC")
+            .env_remove("MYCEL_DATA_DIR")
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("log"))
+            .stderr(file)
+            .spawn()
+            .expect("spawn mycel up");
+        let mut proc = Proc(child);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.contains("mycel devnet is running") {
+                return (proc, format!("http://127.0.0.1:{rpc_port}"));
+            }
+            if let Ok(Some(_)) = proc.0.try_wait() {
+                assert!(
+                    text.contains("Address already in use"),
+                    "mycel up exited:\n{text}"
+                );
+                break;
+            }
+            assert!(Instant::now() < deadline, "mycel up did not start:\n{text}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    panic!("no free ports in five tries");
+}
+
+fn mycel(rpc: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mycel"))
+        .args(args)
+        .args(["--rpc", rpc])
+        .env_remove("MYCEL_RPC")
+        .output()
+        .expect("run mycel")
+}
+
+fn get(rt: &tokio::runtime::Runtime, url: &str) -> Value {
+    rt.block_on(async { reqwest::get(url).await.unwrap().json().await.unwrap() })
+}
+
+fn amount(v: &Value) -> u128 {
+    v.as_str().expect("amount string").parse().expect("amount")
+}
+
+#[test]
+fn twenty_calls_on_vouchers_are_claimed_in_batches_and_the_rest_is_withdrawn() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (_devnet, rpc) = start_devnet(dir.path());
+    let payer = dev_signer(PAYER).unwrap();
+    let payee = dev_signer(PAY_TO).unwrap();
+    let payer0 = amount(&get(&rt, &format!("{rpc}/v1/accounts/{}", payer.address()))["musd"]);
+    let payee0 = amount(&get(&rt, &format!("{rpc}/v1/accounts/{}", payee.address()))["musd"]);
+    let chain_id = get(&rt, &format!("{rpc}/v1/status"))["chain_id"]
+        .as_u64()
+        .unwrap();
+
+    // The client opens a channel with the CLI: 1 mUSD, a 4 s withdraw delay.
+    let out = mycel(
+        &rpc,
+        &[
+            "session",
+            "open",
+            "--to",
+            &payee.address().to_string(),
+            "--amount",
+            "1",
+            "--delay",
+            &DELAY_S.to_string(),
+            "--dev-account",
+            &PAYER.to_string(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let channel: B256 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    let deposit = 1_000_000u128;
+    let on_chain = get(&rt, &format!("{rpc}/v1/channels/{channel}"));
+    assert_eq!(amount(&on_chain["deposit"]), deposit);
+    assert_eq!(on_chain["payer"], payer.address().to_checksum(None));
+
+    // Upstream and gateway on loopback.
+    let upstream = rt.block_on(async {
+        let app = Router::new().route(
+            "/v1/chat/completions",
+            post(|Json(body): Json<Value>| async move {
+                Json(json!({"object": "chat.completion", "model": body["model"],
+                    "choices": [{"index": 0, "finish_reason": "stop",
+                                 "message": {"role": "assistant", "content": "ok"}}]}))
+            }),
+        );
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(l, app).await });
+        url
+    });
+    let book_file = dir.path().join("sessions.json");
+    let (gateway, book) = rt.block_on(async {
+        let node = NodeClient::new(&rpc);
+        let facilitator = Facilitator::connect(
+            node.clone(),
+            FacilitatorConfig {
+                signers: vec![dev_signer(0).unwrap()],
+                fee: None,
+                settle_timeout: Duration::from_secs(30),
+                clock: Arc::new(SystemClock),
+            },
+        )
+        .await
+        .unwrap();
+        let mut book = SessionBook::open(
+            node,
+            payee.clone(),
+            chain_id,
+            mycel_types::genesis::DEFAULT_MIN_FEE,
+            book_file.clone(),
+        )
+        .unwrap();
+        book.claim_every_vouchers = 10;
+        book.claim_every = Duration::from_secs(3600);
+        let book = Arc::new(book);
+        let app = router_with_sessions(
+            GatewayConfig {
+                upstream: upstream.clone(),
+                pay_to: payee.address(),
+                pricing: Pricing::default(),
+                free: false,
+                max_timeout_seconds: 60,
+            },
+            Some(Arc::new(facilitator)),
+            None,
+            None,
+            Some(book.clone()),
+        );
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(l, app).await });
+        (url, book)
+    });
+    let http = reqwest::Client::new();
+    let body = json!({"model": "smollm2", "max_tokens": 16,
+                      "messages": [{"role": "user", "content": "hi"}]});
+    let call = |cumulative: u128| -> (u16, Value) {
+        let header = SessionVoucher::sign(&payer, chain_id, channel, cumulative).to_header();
+        rt.block_on(async {
+            let r = http
+                .post(format!("{gateway}/v1/chat/completions"))
+                .header("X-MYCEL-SESSION", header)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+        })
+    };
+    let price = Pricing::default()
+        .price(&serde_json::to_vec(&body).unwrap())
+        .unwrap();
+    assert!(price > 0 && 20 * price < deposit);
+
+    for i in 1..=20u128 {
+        let (status, answer) = call(i * price);
+        assert_eq!(status, 200, "call {i}: {answer}");
+        assert_eq!(answer["choices"][0]["message"]["content"], "ok");
+    }
+    // Refused: a replayed (lower) voucher, one that does not add the price, one over the deposit,
+    // one signed by someone else.
+    let (status, answer) = call(19 * price);
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (402, Some("session_voucher_too_low"))
+    );
+    let (status, answer) = call(20 * price + price - 1);
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (402, Some("session_voucher_too_low"))
+    );
+    let (status, answer) = call(deposit + 1);
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (402, Some("session_over_deposit"))
+    );
+    let stranger = dev_signer(3).unwrap();
+    let forged = SessionVoucher::sign(&stranger, chain_id, channel, 21 * price).to_header();
+    let status = rt.block_on(async {
+        http.post(format!("{gateway}/v1/chat/completions"))
+            .header("X-MYCEL-SESSION", forged)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    });
+    assert_eq!(status, 402);
+
+    // The latest voucher is on disk.
+    let saved: Value = serde_json::from_slice(&std::fs::read(&book_file).unwrap()).unwrap();
+    assert_eq!(saved[channel.to_string()]["accepted"], json!(20 * price));
+
+    // The gateway claims in batches of 10 vouchers: the chain ends at 20 × price.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let c = get(&rt, &format!("{rpc}/v1/channels/{channel}"));
+        if amount(&c["claimed"]) == 20 * price {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "claims did not reach 20 × price: {c}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(book.channel(&channel), Some((20 * price, 20 * price)));
+    let payee_now = amount(&get(&rt, &format!("{rpc}/v1/accounts/{}", payee.address()))["musd"]);
+    assert_eq!(payee_now, payee0 + 20 * price);
+
+    // The payer takes the rest back: not before the delay, then yes.
+    let dev = PAYER.to_string();
+    let ch = channel.to_string();
+    let out = mycel(
+        &rpc,
+        &["session", "close", "--channel", &ch, "--dev-account", &dev],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = mycel(
+        &rpc,
+        &[
+            "session",
+            "withdraw",
+            "--channel",
+            &ch,
+            "--dev-account",
+            &dev,
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("channel_withdraw_too_early"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::thread::sleep(Duration::from_secs(DELAY_S + 1));
+    let out = mycel(
+        &rpc,
+        &[
+            "session",
+            "withdraw",
+            "--channel",
+            &ch,
+            "--dev-account",
+            &dev,
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let c = get(&rt, &format!("{rpc}/v1/channels/{channel}"));
+    assert_eq!(c["closed"], true);
+    assert_eq!(amount(&c["claimed"]), 20 * price);
+    assert_eq!(amount(&c["escrowed"]), 0);
+    let payer_now = amount(&get(&rt, &format!("{rpc}/v1/accounts/{}", payer.address()))["musd"]);
+    assert_eq!(payer_now, payer0 - 20 * price);
+}
