@@ -1,5 +1,6 @@
 //! Paid requests per second and added latency: the gateway's exact-scheme paywall (each request
-//! verified and settled on the chain, waiting for finality) against free mode, in front of a
+//! verified and settled on the chain, waiting for finality) and its session scheme (one channel
+//! per client, a signed voucher per request, claims batched) against free mode, in front of a
 //! trivial upstream handler on loopback.
 //!
 //! Needs a running node: `mycel up`, then
@@ -10,11 +11,13 @@ use alloy_primitives::{B256, U256};
 use alloy_signer::SignerSync;
 use axum::{routing::post, Json, Router};
 use mycel_gateway::{
-    router,
+    router, router_with_sessions,
+    session::{SessionVoucher, SESSION_HEADER, SESSION_RESPONSE_HEADER},
     wire::{self, AuthorizationJson, ExactEvmPayload, PaymentPayload, PaymentRequired},
-    Facilitator, FacilitatorConfig, GatewayConfig, NodeClient, Pricing, SystemClock,
+    Facilitator, FacilitatorConfig, GatewayConfig, NodeClient, Pricing, SessionBook, SystemClock,
 };
 use mycel_types::{eip3009, keys::dev_signer};
+use mycel_types::{OpenChannel, SignedTx, TxKind};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -93,7 +96,70 @@ struct Run {
     p99_ms: f64,
 }
 
-async fn load(mode: &'static str, gateway: String, args: &Args, paid: bool) -> Run {
+/// Payment of each request: none, x402 exact, or vouchers on per-worker channels.
+#[derive(Clone)]
+enum Pay {
+    Free,
+    Exact,
+    /// `(chain id, price, channel of each worker)`.
+    Session(u64, u128, Vec<B256>),
+}
+
+/// Opens one channel per worker to `pay_to` (payers: dev accounts 1..=8), `deposit` each, and
+/// waits until they are final.
+async fn open_channels(
+    node: &NodeClient,
+    chain_id: u64,
+    fee: u128,
+    pay_to: alloy_primitives::Address,
+    workers: usize,
+    deposit: u128,
+) -> Vec<B256> {
+    let mut ids = vec![];
+    let mut hashes = vec![];
+    let mut nonces = std::collections::BTreeMap::new();
+    for worker in 0..workers {
+        let payer = dev_signer(1 + (worker as u32 % 8)).expect("dev key");
+        let nonce = match nonces.get(&payer.address()) {
+            Some(n) => *n,
+            None => {
+                node.account(payer.address())
+                    .await
+                    .expect("account")
+                    .next_nonce
+            }
+        };
+        nonces.insert(payer.address(), nonce + 1);
+        let salt = B256::random();
+        ids.push(mycel_types::channel_id(payer.address(), pay_to, salt));
+        let kind = TxKind::OpenChannel(OpenChannel {
+            from: payer.address(),
+            payee: pay_to,
+            amount: U256::from(deposit),
+            withdrawDelay: 3600,
+            salt,
+            nonce,
+            fee: U256::from(fee),
+        });
+        let tx = SignedTx::sign(kind, chain_id, &payer).expect("sign");
+        hashes.push(node.submit(&tx).await.expect("submit OpenChannel"));
+    }
+    for hash in hashes {
+        loop {
+            match node.tx_state(hash).await.expect("tx state") {
+                mycel_gateway::node::TxState::Finalized { error: None, .. } => break,
+                mycel_gateway::node::TxState::Finalized { error: Some(e), .. } => {
+                    panic!("OpenChannel failed: {e:?}")
+                }
+                _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+    ids
+}
+
+async fn load(mode: &'static str, gateway: String, args: &Args, pay: Pay) -> Run {
+    let paid = matches!(pay, Pay::Exact);
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(256)
         .build()
@@ -124,12 +190,14 @@ async fn load(mode: &'static str, gateway: String, args: &Args, paid: bool) -> R
     let started = Instant::now();
     let mut tasks = vec![];
     for worker in 0..args.concurrency {
-        let (http, gateway, body, requirements) = (
+        let (http, gateway, body, requirements, pay) = (
             http.clone(),
             gateway.clone(),
             body.clone(),
             requirements.clone(),
+            pay.clone(),
         );
+        let mut cumulative = 0u128;
         // Payers: dev accounts 1..=8, spread over the workers.
         let payer = dev_signer(1 + (worker as u32 % 8)).expect("dev key");
         tasks.push(tokio::spawn(async move {
@@ -140,6 +208,12 @@ async fn load(mode: &'static str, gateway: String, args: &Args, paid: bool) -> R
                     .post(format!("{gateway}/v1/chat/completions"))
                     .json(&body);
                 let t0 = Instant::now();
+                if let Pay::Session(chain_id, price, channels) = &pay {
+                    cumulative += price;
+                    let voucher =
+                        SessionVoucher::sign(&payer, *chain_id, channels[worker], cumulative);
+                    request = request.header(SESSION_HEADER, voucher.to_header());
+                }
                 if let Some(req) = &requirements {
                     let auth = eip3009::TransferWithAuthorization {
                         from: payer.address(),
@@ -175,12 +249,16 @@ async fn load(mode: &'static str, gateway: String, args: &Args, paid: bool) -> R
                 }
                 match request.send().await {
                     Ok(r) if r.status().is_success() => {
-                        let settled_ok = !paid
-                            || r.headers()
+                        let settled_ok = match &pay {
+                            Pay::Free => true,
+                            Pay::Session(..) => r.headers().contains_key(SESSION_RESPONSE_HEADER),
+                            Pay::Exact => r
+                                .headers()
                                 .get(wire::PAYMENT_RESPONSE)
                                 .and_then(|h| h.to_str().ok())
                                 .and_then(|h| wire::decode_header::<wire::SettleResponse>(h).ok())
-                                .is_some_and(|s| s.success);
+                                .is_some_and(|s| s.success),
+                        };
                         let _ = r.bytes().await;
                         if settled_ok {
                             latencies.push(t0.elapsed());
@@ -258,19 +336,74 @@ async fn main() {
     let free_gateway = serve(router(config(true), None)).await;
     let paid_gateway = serve(router(config(false), Some(facilitator.clone()))).await;
 
-    let direct = load("upstream directly", upstream.clone(), &args, false).await;
-    let free = load("gateway, free mode", free_gateway, &args, false).await;
+    // Sessions: a book for the pay-to key (dev account 9), one channel per worker.
+    let node = NodeClient::new(&args.rpc);
+    let info = node.chain_info().await.expect("node");
+    let book_file =
+        std::env::temp_dir().join(format!("paybench-sessions-{}.json", std::process::id()));
+    let book = Arc::new(
+        SessionBook::open(
+            node.clone(),
+            dev_signer(9).expect("dev key"),
+            info.chain_id,
+            info.min_fee,
+            book_file.clone(),
+        )
+        .expect("session book"),
+    );
+    tokio::spawn(book.clone().claim_loop(Duration::from_secs(1)));
+    let session_gateway = serve(router_with_sessions(
+        config(false),
+        Some(facilitator.clone()),
+        None,
+        None,
+        Some(book.clone()),
+    ))
+    .await;
+    let body = json!({"model": args.model, "max_tokens": args.max_tokens,
+                      "messages": [{"role": "user", "content": "Say hi."}]});
+    let price = Pricing::default()
+        .price(&serde_json::to_vec(&body).expect("json"))
+        .expect("price");
+    let channels = open_channels(
+        &node,
+        info.chain_id,
+        info.min_fee,
+        pay_to,
+        args.concurrency,
+        // Enough for 100,000 calls per worker.
+        price * 100_000,
+    )
+    .await;
+
+    let direct = load("upstream directly", upstream.clone(), &args, Pay::Free).await;
+    let free = load("gateway, free mode", free_gateway, &args, Pay::Free).await;
     let exact = load(
         "gateway, x402 exact (settled, final)",
         paid_gateway,
         &args,
-        true,
+        Pay::Exact,
     )
     .await;
+    let sessions = load(
+        "gateway, sessions (voucher per call, batched claims)",
+        session_gateway,
+        &args,
+        Pay::Session(info.chain_id, price, channels.clone()),
+    )
+    .await;
+    let claimed = book.claim_now().await.expect("final claim");
+    let mut claimed_on_chain = 0u128;
+    for id in &channels {
+        if let Some((_, c)) = book.channel(id) {
+            claimed_on_chain += c;
+        }
+    }
+    let _ = std::fs::remove_file(&book_file);
     println!("| mode | requests | failed | req/s | p50 ms | p99 ms |");
     println!("|---|---:|---:|---:|---:|---:|");
     let mut rows = vec![];
-    for r in [&direct, &free, &exact] {
+    for r in [&direct, &free, &exact, &sessions] {
         println!(
             "| {} | {} | {} | {:.0} | {:.2} | {:.2} |",
             r.mode,
@@ -285,6 +418,14 @@ async fn main() {
             "req_per_s": r.requests as f64 / r.seconds, "p50_ms": r.p50_ms, "p99_ms": r.p99_ms}),
         );
     }
+    println!(
+        "sessions: {} channels, {} paid calls, {} mUSD base units claimed on chain ({} in the last claim), price {}",
+        channels.len(),
+        sessions.requests,
+        claimed_on_chain,
+        claimed,
+        price
+    );
     let c = facilitator.counters();
     println!(
         "settled {} payments with {} facilitator key(s); concurrency {}, {} s per mode",
