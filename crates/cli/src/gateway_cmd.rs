@@ -20,7 +20,8 @@ use std::time::Duration;
     mycel gateway --upstream http://127.0.0.1:8000 --dev-account 0 \\\n      \
     --pay-to 0xa0Ee7A142d267C1f36714E4a8F75612F20a79720\n\n\
 Routing to the miners of subnet 1, half of each price to the serving miner's coldkey:\n  \
-    mycel gateway --netuid 1 --dev-account 0 --pay-to <dev 5 address> --payout-dev-account 5\n\n\
+    mycel gateway --netuid 1 --dev-account 8 \\\n      \
+    --pay-to 0x9965507D1a55bcC2695C58ba16FB37d819B0A4dc --payout-dev-account 5\n\n\
 Clients pay with x402: a request without payment gets 402 and a PAYMENT-REQUIRED header;\n\
 the stock npm client (@x402/fetch + @x402/evm) pays automatically. See docs/payments.md."
 )]
