@@ -89,7 +89,8 @@ impl RevenueShare {
             return;
         }
         let mut owed = self.owed.lock().unwrap_or_else(|e| e.into_inner());
-        *owed.entry(coldkey).or_default() += share;
+        let entry = owed.entry(coldkey).or_default();
+        *entry = entry.saturating_add(share);
     }
 
     /// Pays every owed share now: one transfer per coldkey. Returns how many were submitted.
@@ -149,7 +150,8 @@ impl RevenueShare {
     fn owe_again(&self, amounts: BTreeMap<Address, Amount>) {
         let mut owed = self.owed.lock().unwrap_or_else(|e| e.into_inner());
         for (coldkey, amount) in amounts {
-            *owed.entry(coldkey).or_default() += amount;
+            let entry = owed.entry(coldkey).or_default();
+            *entry = entry.saturating_add(amount);
         }
     }
 
@@ -179,5 +181,49 @@ impl RevenueShare {
             "transfers": self.transfers.load(Relaxed),
             "refused": self.refused.load(Relaxed),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn share(ppm: u64, price: Amount) -> Amount {
+        let r = RevenueShare {
+            node: NodeClient::new("http://127.0.0.1:1"),
+            signer: PrivateKeySigner::random(),
+            chain_id: 1,
+            musd: Address::ZERO,
+            fee: 0,
+            config: RevenueConfig {
+                share_ppm: ppm,
+                interval: Duration::from_secs(1),
+            },
+            owed: Mutex::new(BTreeMap::new()),
+            paid: Mutex::new(BTreeMap::new()),
+            transfers: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+        };
+        r.credit(Address::ZERO, price);
+        r.credit(Address::ZERO, price);
+        let owed = r
+            .owed
+            .lock()
+            .expect("lock")
+            .get(&Address::ZERO)
+            .copied()
+            .unwrap_or(0);
+        assert_eq!(owed, r.share_of(price).saturating_mul(2));
+        r.share_of(price)
+    }
+
+    #[test]
+    fn shares_round_down_and_never_overflow() {
+        assert_eq!(share(500_000, 1_060), 530);
+        assert_eq!(share(500_000, 1_061), 530);
+        assert_eq!(share(PPM, 1_061), 1_061);
+        assert_eq!(share(333_333, 3_000_000), 999_999);
+        assert_eq!(share(PPM, u128::MAX), u128::MAX);
+        assert_eq!(share(1, 999_999), 0);
     }
 }

@@ -520,5 +520,179 @@ fn find_receipt(body: &[u8]) -> Option<Value> {
         .filter_map(|l| l.strip_prefix("data:"))
         .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
         .filter_map(|v| v.get("receipt").filter(|r| !r.is_null()).cloned())
-        .last()
+        .next_back()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy_signer_local::PrivateKeySigner;
+    use mycel_infer::InferenceReceipt;
+
+    const CHAIN: u64 = 1337;
+    const MODEL: B256 = B256::repeat_byte(7);
+
+    fn config() -> RoutingConfig {
+        RoutingConfig {
+            rpc: "http://127.0.0.1:1".into(),
+            netuid: 1,
+            refresh: Duration::from_secs(10),
+            miner_timeout: Duration::from_secs(5),
+            max_attempts: 3,
+            model_id: Some(MODEL),
+        }
+    }
+
+    fn miner(uid: u16, key: &PrivateKeySigner, incentive: u64) -> MinerInfo {
+        MinerInfo {
+            uid,
+            hotkey: key.address(),
+            coldkey: Address::repeat_byte(uid as u8),
+            incentive,
+            url: format!("http://127.0.0.1:{}", 9000 + uid),
+        }
+    }
+
+    /// A chat answer whose receipt `signer` signed, naming `named` as the miner.
+    fn answer(
+        signer: &PrivateKeySigner,
+        named: Address,
+        edit: impl Fn(&mut InferenceReceipt),
+    ) -> Vec<u8> {
+        let mut receipt = InferenceReceipt {
+            netuid: 1,
+            miner: named,
+            modelId: MODEL,
+            requestHash: B256::repeat_byte(1),
+            promptTokensHash: B256::repeat_byte(2),
+            outputTokensHash: B256::repeat_byte(3),
+            promptTokenCount: 5,
+            outputTokenCount: 4,
+            determinismProfile: DETERMINISM_PROFILE.into(),
+            blockHeight: 9,
+        };
+        edit(&mut receipt);
+        let signed = SignedReceipt::sign(receipt, CHAIN, signer).expect("sign");
+        serde_json::to_vec(&serde_json::json!({
+            "choices": [{"message": {"content": "hi"}}],
+            "receipt": signed.to_json(None),
+        }))
+        .expect("json")
+    }
+
+    #[test]
+    fn receipts_must_be_signed_by_the_miners_hotkey_for_this_chain_subnet_and_model() {
+        let router = MinerRouter::new(config(), CHAIN);
+        let (a, b) = (PrivateKeySigner::random(), PrivateKeySigner::random());
+        let m = miner(0, &a, 0);
+        router
+            .check_receipt(&m, &answer(&a, a.address(), |_| {}))
+            .expect("a good receipt");
+        // As an SSE stream: the last chunk with a receipt counts.
+        let json: Value = serde_json::from_slice(&answer(&a, a.address(), |_| {})).expect("json");
+        let sse = format!(
+            "data: {{\"choices\":[]}}\n\ndata: {}\n\ndata: [DONE]\n\n",
+            serde_json::json!({"choices": [], "receipt": json["receipt"]})
+        );
+        router.check_receipt(&m, sse.as_bytes()).expect("streamed");
+
+        let refused = |body: Vec<u8>| match router.check_receipt(&m, &body) {
+            Err(MinerError::BadReceipt(why)) => why,
+            other => panic!("accepted: {other:?}"),
+        };
+        // Another miner's answer passed off as its own, and a receipt signed by someone else.
+        assert!(refused(answer(&b, b.address(), |_| {})).contains("signed by"));
+        assert!(refused(answer(&b, a.address(), |_| {})).contains("signed by"));
+        assert!(refused(answer(&a, b.address(), |_| {})).contains("names the miner"));
+        assert!(refused(answer(&a, a.address(), |r| r.netuid = 2)).contains("subnet 2"));
+        assert!(refused(answer(&a, a.address(), |r| r.modelId = B256::ZERO)).contains("model"));
+        assert!(
+            refused(answer(&a, a.address(), |r| r.determinismProfile = "x".into()))
+                .contains("profile")
+        );
+        // An altered receipt no longer recovers to the miner.
+        let mut altered: Value =
+            serde_json::from_slice(&answer(&a, a.address(), |_| {})).expect("json");
+        altered["receipt"]["message"]["outputTokenCount"] = 5.into();
+        assert!(refused(serde_json::to_vec(&altered).expect("json")).contains("signed by"));
+        assert!(refused(br#"{"choices":[]}"#.to_vec()).contains("no receipt"));
+        // Any model when none is configured.
+        let mut any = config();
+        any.model_id = None;
+        MinerRouter::new(any, CHAIN)
+            .check_receipt(&m, &answer(&a, a.address(), |r| r.modelId = B256::ZERO))
+            .expect("any model");
+    }
+
+    #[test]
+    fn resting_miners_come_last_and_attempts_are_capped() {
+        let keys: Vec<PrivateKeySigner> = (0..4).map(|_| PrivateKeySigner::random()).collect();
+        let router = MinerRouter::new(config(), CHAIN);
+        *router.miners.write().expect("lock") = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| miner(i as u16, k, 100))
+            .collect();
+        let failure = MinerError::Status(500);
+        router.record(keys[0].address(), Err(&failure));
+        router.record(keys[1].address(), Err(&failure));
+        router.record(keys[1].address(), Err(&failure));
+        for _ in 0..50 {
+            let plan = router.plan();
+            assert_eq!(plan.len(), 3);
+            let first_two: Vec<Address> = plan[..2].iter().map(|m| m.hotkey).collect();
+            assert!(
+                first_two.contains(&keys[2].address()) && first_two.contains(&keys[3].address())
+            );
+        }
+        // A success ends the rest.
+        router.record(keys[1].address(), Ok(Duration::from_millis(20)));
+        let status = router.status();
+        assert_eq!(status["miners"][1]["healthy"], true);
+        assert_eq!(status["miners"][1]["failed"], 2);
+        assert_eq!(status["miners"][1]["served"], 1);
+        assert_eq!(status["miners"][0]["healthy"], false);
+    }
+
+    #[test]
+    fn load_follows_incentive_and_latency() {
+        let keys: Vec<PrivateKeySigner> = (0..2).map(|_| PrivateKeySigner::random()).collect();
+        let mut c = config();
+        c.max_attempts = 1;
+        let router = MinerRouter::new(c, CHAIN);
+        // Same latency; miner 1 has 3× miner 0's incentive + 1.
+        *router.miners.write().expect("lock") =
+            vec![miner(0, &keys[0], 999), miner(1, &keys[1], 2999)];
+        router.record(keys[0].address(), Ok(Duration::from_millis(100)));
+        router.record(keys[1].address(), Ok(Duration::from_millis(100)));
+        let firsts = (0..4000)
+            .filter(|_| router.plan()[0].hotkey == keys[1].address())
+            .count();
+        // Expected 3000 of 4000; a binomial's σ is ~27.
+        assert!((2800..3200).contains(&firsts), "{firsts}");
+    }
+
+    #[test]
+    fn metagraph_neurons_without_an_http_endpoint_are_skipped() {
+        let graph = serde_json::json!({"neurons": [
+            {"uid": 0, "hotkey": "0x00000000000000000000000000000000000000aa",
+             "coldkey": "0x00000000000000000000000000000000000000bb", "incentive": 7,
+             "endpoint": {"host": "127.0.0.1", "port": 8080, "protocol": "http", "block": 3}},
+            {"uid": 1, "hotkey": "0x00000000000000000000000000000000000000cc",
+             "coldkey": "0x00000000000000000000000000000000000000dd", "incentive": 0,
+             "endpoint": null},
+            {"uid": 2, "hotkey": "0x00000000000000000000000000000000000000ee",
+             "coldkey": "0x00000000000000000000000000000000000000ff", "incentive": 0,
+             "endpoint": {"host": "::1", "port": 9, "protocol": "grpc", "block": 3}},
+            {"uid": 3, "hotkey": "0x00000000000000000000000000000000000000ee",
+             "coldkey": "0x00000000000000000000000000000000000000ff", "incentive": 0,
+             "endpoint": {"host": "::1", "port": 9, "protocol": "https", "block": 3}}
+        ]});
+        let miners = parse_metagraph(&graph).expect("parse");
+        assert_eq!(miners.len(), 2);
+        assert_eq!(miners[0].url, "http://127.0.0.1:8080");
+        assert_eq!(miners[0].incentive, 7);
+        assert_eq!(miners[1].url, "https://[::1]:9");
+        assert!(parse_metagraph(&serde_json::json!({})).is_err());
+    }
 }
