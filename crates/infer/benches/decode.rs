@@ -4,7 +4,11 @@
 //!
 //! ```sh
 //! RAYON_NUM_THREADS=1 cargo bench -p mycel-infer --bench decode -- --engine mycel --tokens 128
+//! RAYON_NUM_THREADS=1 cargo bench -p mycel-infer --bench decode -- --repeat 75 --tokens 2
 //! ```
+//!
+//! `--repeat N` asks the question N times in one user message (separated by spaces), for a long
+//! prompt: 17 gives ~250 prompt tokens, 75 ~1,000, so TTFT measures prefill.
 //!
 //! Engines: `mycel` (this crate's bit-reproducible kernels, profile `mycel-det-v1`) and `candle`
 //! (candle 0.11's quantized llama, the fastest path candle offers on CPU, with run-time SIMD
@@ -26,6 +30,7 @@ struct Args {
     engine: String,
     tokens: usize,
     runs: usize,
+    repeat: usize,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -33,6 +38,7 @@ fn parse_args() -> Result<Args, String> {
         engine: "mycel".into(),
         tokens: 128,
         runs: 1,
+        repeat: 1,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -41,13 +47,20 @@ fn parse_args() -> Result<Args, String> {
             "--engine" => args.engine = value()?,
             "--tokens" => args.tokens = value()?.parse().map_err(|e| format!("--tokens: {e}"))?,
             "--runs" => args.runs = value()?.parse().map_err(|e| format!("--runs: {e}"))?,
+            "--repeat" => args.repeat = value()?.parse().map_err(|e| format!("--repeat: {e}"))?,
             // cargo bench passes --bench to harness-less targets.
             "--bench" => {}
             "--help" | "-h" => {
-                return Err("usage: decode [--engine mycel|candle] [--tokens N] [--runs N]".into())
+                return Err(
+                    "usage: decode [--engine mycel|candle] [--tokens N] [--runs N] [--repeat N]"
+                        .into(),
+                )
             }
             other => return Err(format!("unknown argument {other}; try --help")),
         }
+    }
+    if args.repeat == 0 {
+        return Err("--repeat must be at least 1".into());
     }
     if args.tokens < 2 {
         return Err("--tokens must be at least 2".into());
@@ -95,7 +108,8 @@ fn process_cpu_seconds() -> f64 {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = parse_args()?;
     let model = Model::load_default(&default_cache_dir()?, &mut |_| {})?;
-    let prompt = model.chat_prompt_tokens(&[ChatMessage::user(QUESTION)])?;
+    let question = vec![QUESTION; args.repeat].join(" ");
+    let prompt = model.chat_prompt_tokens(&[ChatMessage::user(&question)])?;
     let threads = candle_core::utils::get_num_threads();
     // candle's weights, loaded only when measuring candle (so mycel's peak memory is its own).
     let candle = if args.engine == "candle" {

@@ -263,22 +263,16 @@ impl Llama {
         let qkv_width = dim + 2 * kv_dim;
         let group = c.heads / c.kv_heads;
         let scale = 1.0 / (head_dim as f32).sqrt();
+        let level = kernels::simd_level();
         let one_head = |index: usize, o: &mut [f32]| {
             let (t, head) = (index / c.heads, index % c.heads);
             let q = &qkv[t * qkv_width + head * head_dim..][..head_dim];
             let kv_offset = (head / group) * head_dim;
             let positions = start + t + 1;
-            let mut scores: Vec<f32> = (0..positions)
-                .map(|j| kernels::dot(q, &kv.keys[j * kv_dim + kv_offset..][..head_dim]) * scale)
-                .collect();
-            kernels::softmax(&mut scores);
-            o.fill(0.0);
-            for (j, &a) in scores.iter().enumerate() {
-                let v = &kv.values[j * kv_dim + kv_offset..][..head_dim];
-                for (o, &v) in o.iter_mut().zip(v) {
-                    *o += a * v;
-                }
-            }
+            let mut scores = vec![0f32; positions];
+            kernels::attention_scores(level, q, &kv.keys, kv_dim, kv_offset, scale, &mut scores);
+            kernels::softmax_with(level, &mut scores);
+            kernels::weighted_sum(level, &scores, &kv.values, kv_dim, kv_offset, o);
         };
         let n = qkv.len() / qkv_width;
         // Small attention (a decode step over a short context) costs less than waking threads.

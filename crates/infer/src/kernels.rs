@@ -39,7 +39,7 @@ pub const BLOCK: usize = 32;
 /// Weight rows stored interleaved, so that one SIMD register holds the same block of 8 rows.
 const GROUP: usize = 8;
 /// Tokens of a prompt multiplied together against each unpacked weight block.
-const TOKEN_TILE: usize = 4;
+const TOKEN_TILE: usize = 8;
 
 /// The instruction set used for the exact integer part of the products.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -427,6 +427,71 @@ impl QMatrix {
     }
 }
 
+/// Attention scores of one query head against `scores.len()` cached keys:
+/// `scores[j] = dot(q, keys[j * stride + offset..][..q.len()]) * scale`, each [`dot`] in its
+/// fixed eight-lane order. The AVX2 path computes 8 keys at once (their lanes side by side) with
+/// the same operations per key, so it gives the same bits.
+pub fn attention_scores(
+    level: SimdLevel,
+    q: &[f32],
+    keys: &[f32],
+    stride: usize,
+    offset: usize,
+    scale: f32,
+    scores: &mut [f32],
+) {
+    let head_dim = q.len();
+    if let Some(last) = scores.len().checked_sub(1) {
+        assert!(
+            last * stride + offset + head_dim <= keys.len(),
+            "keys out of range"
+        );
+    }
+    #[cfg(target_arch = "x86_64")]
+    if level == SimdLevel::Avx2 && head_dim.is_multiple_of(8) {
+        // SAFETY: `Avx2` is only chosen when the CPU has it; every key read was checked above.
+        unsafe { avx2::attention_scores(q, keys, stride, offset, scale, scores) };
+        return;
+    }
+    let _ = level;
+    for (j, s) in scores.iter_mut().enumerate() {
+        *s = dot(q, &keys[j * stride + offset..][..head_dim]) * scale;
+    }
+}
+
+/// The attention output of one head: `out[d] = ((0 + w_0·v_0[d]) + w_1·v_1[d]) + …` over the
+/// positions in order, each product rounded and then added; `v_j = values[j * stride + offset..]`.
+pub fn weighted_sum(
+    level: SimdLevel,
+    weights: &[f32],
+    values: &[f32],
+    stride: usize,
+    offset: usize,
+    out: &mut [f32],
+) {
+    let head_dim = out.len();
+    if let Some(last) = weights.len().checked_sub(1) {
+        assert!(
+            last * stride + offset + head_dim <= values.len(),
+            "values out of range"
+        );
+    }
+    #[cfg(target_arch = "x86_64")]
+    if level == SimdLevel::Avx2 && head_dim.is_multiple_of(8) {
+        // SAFETY: as in `attention_scores`.
+        unsafe { avx2::weighted_sum(weights, values, stride, offset, out) };
+        return;
+    }
+    let _ = level;
+    out.fill(0.0);
+    for (j, &w) in weights.iter().enumerate() {
+        let v = &values[j * stride + offset..][..head_dim];
+        for (o, &v) in out.iter_mut().zip(v) {
+            *o += w * v;
+        }
+    }
+}
+
 /// Σ nibble_j · a_j with the GGUF nibble order: byte `j` holds value `j` (low) and `j + 16` (high).
 fn dot_nibbles(q: &[u8], a: &[i8]) -> i32 {
     let mut sum = 0i32;
@@ -513,10 +578,321 @@ mod avx2 {
         _mm256_add_epi32(low, high)
     }
 
+    /// [`super::attention_scores`] for a head size that is a multiple of 8. Per key, lane `l` of
+    /// its accumulator adds `q_i * k_i` for `i ≡ l (mod 8)` in order, from 0, exactly as
+    /// [`super::dot`]; the lanes of 8 keys are then combined by horizontal adds in the order
+    /// `((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))` (IEEE addition is commutative, so
+    /// `hadd`'s operand order changes nothing).
+    ///
+    /// # Safety
+    /// The CPU has AVX2; `q.len()` is a multiple of 8 and every key is inside `keys`.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn attention_scores(
+        q: &[f32],
+        keys: &[f32],
+        stride: usize,
+        offset: usize,
+        scale: f32,
+        scores: &mut [f32],
+    ) {
+        let chunks = q.len() / 8;
+        let scale_lanes = _mm256_set1_ps(scale);
+        let key = |j: usize| unsafe { keys.as_ptr().add(j * stride + offset) };
+        let one_key = |j: usize| {
+            let mut acc = _mm256_setzero_ps();
+            for c in 0..chunks {
+                // SAFETY: chunk `c` of `q` and of key `j` are in bounds (checked by the caller).
+                let (qv, kv) = unsafe {
+                    (
+                        _mm256_loadu_ps(q.as_ptr().add(8 * c)),
+                        _mm256_loadu_ps(key(j).add(8 * c)),
+                    )
+                };
+                acc = _mm256_add_ps(acc, _mm256_mul_ps(qv, kv));
+            }
+            acc
+        };
+        let whole = scores.len() / 8 * 8;
+        for first in (0..whole).step_by(8) {
+            let mut acc = [_mm256_setzero_ps(); 8];
+            for c in 0..chunks {
+                // SAFETY: as in `one_key`.
+                let qv = unsafe { _mm256_loadu_ps(q.as_ptr().add(8 * c)) };
+                for (k, acc) in acc.iter_mut().enumerate() {
+                    let kv = unsafe { _mm256_loadu_ps(key(first + k).add(8 * c)) };
+                    *acc = _mm256_add_ps(*acc, _mm256_mul_ps(qv, kv));
+                }
+            }
+            // Per key k: [l0+l1, l2+l3, ...] pairs, then quads, then the two halves.
+            let t0 = _mm256_hadd_ps(
+                _mm256_hadd_ps(acc[0], acc[1]),
+                _mm256_hadd_ps(acc[2], acc[3]),
+            );
+            let t1 = _mm256_hadd_ps(
+                _mm256_hadd_ps(acc[4], acc[5]),
+                _mm256_hadd_ps(acc[6], acc[7]),
+            );
+            let low = _mm256_permute2f128_ps(t0, t1, 0x20);
+            let high = _mm256_permute2f128_ps(t0, t1, 0x31);
+            let dots = _mm256_add_ps(low, high);
+            // SAFETY: `first + 8 <= scores.len()`.
+            unsafe {
+                _mm256_storeu_ps(
+                    scores.as_mut_ptr().add(first),
+                    _mm256_mul_ps(dots, scale_lanes),
+                )
+            };
+        }
+        for (j, s) in scores.iter_mut().enumerate().skip(whole) {
+            let mut lanes = [0f32; 8];
+            // SAFETY: `lanes` holds 8 f32.
+            unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), one_key(j)) };
+            *s = super::combine_lanes(lanes) * scale;
+        }
+    }
+
+    /// `libm::expf` (libm 0.2's port of FreeBSD `e_expf.c`) on 8 inputs, each in (−80, 80).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub(super) fn expf_in_range(x: __m256) -> __m256 {
+        // libm's constants, by their bits.
+        const LN2_HI: f32 = f32::from_bits(0x3f317200); // 0.69314575195
+        const LN2_LO: f32 = f32::from_bits(0x35bfbe8e); // 1.4286067653e-06
+        const INV_LN2: f32 = f32::from_bits(0x3fb8aa3b); // 1.4426950216
+        const P1: f32 = f32::from_bits(0x3e2aaa8f); // 0.1666662544
+        const P2: f32 = f32::from_bits(0xbb355215); // -0.0027667332906
+        let bits = _mm256_castps_si256(x);
+        let magnitude = _mm256_and_si256(bits, _mm256_set1_epi32(0x7fff_ffff));
+        let negative = _mm256_srai_epi32(bits, 31); // all ones where the sign bit is set
+        let above = |limit: i32| _mm256_cmpgt_epi32(magnitude, _mm256_set1_epi32(limit));
+        // |x| > 1.5 ln2: k = trunc(INV_LN2 * x ± 0.5); 0.5 ln2 < |x| ≤ 1.5 ln2: k = ±1; else 0.
+        let half = _mm256_blendv_ps(
+            _mm256_set1_ps(0.5),
+            _mm256_set1_ps(-0.5),
+            _mm256_castsi256_ps(negative),
+        );
+        let k_far = _mm256_cvttps_epi32(_mm256_add_ps(
+            _mm256_mul_ps(_mm256_set1_ps(INV_LN2), x),
+            half,
+        ));
+        let k_near = _mm256_or_si256(negative, _mm256_set1_epi32(1)); // -1 or 1
+        let reduce = above(0x3eb1_7218);
+        let k = _mm256_blendv_epi8(k_near, k_far, above(0x3f85_1592));
+        let k = _mm256_and_si256(k, reduce);
+        let kf = _mm256_cvtepi32_ps(k);
+        let reduce_ps = _mm256_castsi256_ps(reduce);
+        let hi = _mm256_blendv_ps(
+            x,
+            _mm256_sub_ps(x, _mm256_mul_ps(kf, _mm256_set1_ps(LN2_HI))),
+            reduce_ps,
+        );
+        let lo = _mm256_and_ps(_mm256_mul_ps(kf, _mm256_set1_ps(LN2_LO)), reduce_ps);
+        let r = _mm256_blendv_ps(x, _mm256_sub_ps(hi, lo), reduce_ps);
+        let rr = _mm256_mul_ps(r, r);
+        let c = _mm256_sub_ps(
+            r,
+            _mm256_mul_ps(
+                rr,
+                _mm256_add_ps(_mm256_set1_ps(P1), _mm256_mul_ps(rr, _mm256_set1_ps(P2))),
+            ),
+        );
+        let one = _mm256_set1_ps(1.0);
+        let quotient = _mm256_div_ps(_mm256_mul_ps(r, c), _mm256_sub_ps(_mm256_set1_ps(2.0), c));
+        let y = _mm256_add_ps(one, _mm256_add_ps(_mm256_sub_ps(quotient, lo), hi));
+        // 2^k is normal for |k| ≤ 116, so y · 2^k is exact, as libm's scalbnf is.
+        let scale = _mm256_castsi256_ps(_mm256_slli_epi32(
+            _mm256_add_epi32(k, _mm256_set1_epi32(127)),
+            23,
+        ));
+        let general = _mm256_mul_ps(y, scale);
+        // |x| ≤ 2⁻¹⁴: 1 + x.
+        let tiny = _mm256_castsi256_ps(_mm256_cmpgt_epi32(
+            _mm256_set1_epi32(0x3900_0001),
+            magnitude,
+        ));
+        _mm256_blendv_ps(general, _mm256_add_ps(one, x), tiny)
+    }
+
+    /// [`super::softmax`], 8 values at a time (see [`super::softmax_with`]).
+    ///
+    /// # Safety
+    /// The CPU has AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn softmax(x: &mut [f32]) {
+        let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+        let max_lanes = _mm256_set1_ps(max);
+        let limit = _mm256_set1_ps(80.0);
+        let mut chunks = x.chunks_exact_mut(8);
+        let mut sums = _mm256_setzero_ps();
+        for chunk in &mut chunks {
+            // SAFETY: `chunk` holds 8 f32.
+            let v = unsafe { _mm256_loadu_ps(chunk.as_ptr()) };
+            let shifted = _mm256_sub_ps(v, max_lanes);
+            // In range: |shifted| < 80 (false for NaN).
+            let in_range =
+                _mm256_cmp_ps::<_CMP_LT_OQ>(_mm256_andnot_ps(_mm256_set1_ps(-0.0), shifted), limit);
+            let e = if _mm256_movemask_ps(in_range) == 0xff {
+                expf_in_range(shifted)
+            } else {
+                let mut lanes = [0f32; 8];
+                // SAFETY: `lanes` holds 8 f32.
+                unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), shifted) };
+                for v in &mut lanes {
+                    *v = libm::expf(*v);
+                }
+                unsafe { _mm256_loadu_ps(lanes.as_ptr()) }
+            };
+            unsafe { _mm256_storeu_ps(chunk.as_mut_ptr(), e) };
+            sums = _mm256_add_ps(sums, e);
+        }
+        let mut lanes = [0f32; 8];
+        // SAFETY: `lanes` holds 8 f32.
+        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), sums) };
+        for (lane, v) in lanes.iter_mut().zip(chunks.into_remainder()) {
+            *v = libm::expf(*v - max);
+            *lane += *v;
+        }
+        let total = super::combine_lanes(lanes);
+        let total_lanes = _mm256_set1_ps(total);
+        let mut chunks = x.chunks_exact_mut(8);
+        for chunk in &mut chunks {
+            // SAFETY: `chunk` holds 8 f32.
+            unsafe {
+                let v = _mm256_loadu_ps(chunk.as_ptr());
+                _mm256_storeu_ps(chunk.as_mut_ptr(), _mm256_div_ps(v, total_lanes));
+            }
+        }
+        for v in chunks.into_remainder() {
+            *v /= total;
+        }
+    }
+
+    /// [`super::weighted_sum`] for a head size that is a multiple of 8: per output component the
+    /// same products and additions, in position order, 8 components per register.
+    ///
+    /// # Safety
+    /// The CPU has AVX2; `out.len()` is a multiple of 8 and every value row is inside `values`.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn weighted_sum(
+        weights: &[f32],
+        values: &[f32],
+        stride: usize,
+        offset: usize,
+        out: &mut [f32],
+    ) {
+        let chunks = out.len() / 8;
+        let mut c = 0;
+        while c < chunks {
+            // Up to 4 registers of output at once, kept in registers across all positions.
+            let width = (chunks - c).min(4);
+            let mut acc = [_mm256_setzero_ps(); 4];
+            for (j, &w) in weights.iter().enumerate() {
+                let w = _mm256_set1_ps(w);
+                // SAFETY: row `j`'s components `8c..8(c + width)` are inside `values`.
+                let row = unsafe { values.as_ptr().add(j * stride + offset + 8 * c) };
+                for (r, acc) in acc[..width].iter_mut().enumerate() {
+                    let v = unsafe { _mm256_loadu_ps(row.add(8 * r)) };
+                    *acc = _mm256_add_ps(*acc, _mm256_mul_ps(w, v));
+                }
+            }
+            for (r, acc) in acc[..width].iter().enumerate() {
+                // SAFETY: components `8(c + r)..+8` are inside `out`.
+                unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(8 * (c + r)), *acc) };
+            }
+            c += width;
+        }
+    }
+
     /// Same operations per lane as `QMatrix::group_dot_portable`, for `T` consecutive tokens
     /// starting at `token` (each weight block is unpacked once for all of them).
     #[target_feature(enable = "avx2,f16c")]
     pub(super) unsafe fn group_dot<const T: usize>(
+        m: &QMatrix,
+        group: usize,
+        x: &QuantizedActivations,
+        token: usize,
+        lanes: &mut [[f32; GROUP]],
+    ) {
+        // SAFETY: the callers' contract, passed on.
+        unsafe {
+            match m.format {
+                WeightFormat::Q4_0 => group_dot_q4::<T, false>(m, group, x, token, lanes),
+                WeightFormat::Q4_1 => group_dot_q4::<T, true>(m, group, x, token, lanes),
+                WeightFormat::Q8_0 => group_dot_any::<T>(m, group, x, token, lanes),
+            }
+        }
+    }
+
+    /// [`group_dot`] for Q4_0 (`MIN = false`) and Q4_1 (`MIN = true`), the format fixed at compile
+    /// time: the block's 8 rows are unpacked into registers once, then each token's integer sums
+    /// are reduced right away (integer sums are exact, so their grouping is free), which keeps
+    /// the live registers within the 16 AVX2 has. The f32 operations per (row, token) are those of
+    /// the portable code, in the same order.
+    #[target_feature(enable = "avx2,f16c")]
+    unsafe fn group_dot_q4<const T: usize, const MIN: bool>(
+        m: &QMatrix,
+        group: usize,
+        x: &QuantizedActivations,
+        token: usize,
+        lanes: &mut [[f32; GROUP]],
+    ) {
+        let ones = _mm256_set1_epi16(1);
+        let low_nibbles = _mm_set1_epi8(0x0f);
+        let mut acc = [_mm256_setzero_ps(); T];
+        for block in 0..m.blocks {
+            let base = (group * m.blocks + block) * GROUP;
+            // SAFETY (all loads): as in `group_dot_any`.
+            let q = unsafe { m.quants.as_ptr().add(base * 16) };
+            let mut w = [_mm256_setzero_si256(); GROUP];
+            for (lane, w) in w.iter_mut().enumerate() {
+                let packed = unsafe { _mm_loadu_si128(q.add(lane * 16).cast()) };
+                let low = _mm_and_si128(packed, low_nibbles);
+                let high = _mm_and_si128(_mm_srli_epi16(packed, 4), low_nibbles);
+                *w = _mm256_set_m128i(high, low);
+            }
+            let dw =
+                _mm256_cvtph_ps(unsafe { _mm_loadu_si128(m.scales.as_ptr().add(base).cast()) });
+            let mw = if MIN {
+                _mm256_cvtph_ps(unsafe { _mm_loadu_si128(m.mins.as_ptr().add(base).cast()) })
+            } else {
+                _mm256_setzero_ps()
+            };
+            for (t, acc) in acc.iter_mut().enumerate() {
+                let at = (token + t) * x.blocks + block;
+                let a = unsafe { _mm256_loadu_si256(x.q.as_ptr().add(at * BLOCK).cast()) };
+                let dot = |lane: usize| _mm256_madd_epi16(_mm256_maddubs_epi16(w[lane], a), ones);
+                let t0 = _mm256_hadd_epi32(
+                    _mm256_hadd_epi32(dot(0), dot(1)),
+                    _mm256_hadd_epi32(dot(2), dot(3)),
+                );
+                let t1 = _mm256_hadd_epi32(
+                    _mm256_hadd_epi32(dot(4), dot(5)),
+                    _mm256_hadd_epi32(dot(6), dot(7)),
+                );
+                let mut isum = _mm256_add_epi32(
+                    _mm256_permute2x128_si256(t0, t1, 0x20),
+                    _mm256_permute2x128_si256(t0, t1, 0x31),
+                );
+                if !MIN {
+                    isum = _mm256_sub_epi32(isum, _mm256_set1_epi32(8 * x.qsum[at]));
+                }
+                let scale = _mm256_mul_ps(dw, _mm256_set1_ps(x.d[at]));
+                let mut term = _mm256_mul_ps(scale, _mm256_cvtepi32_ps(isum));
+                if MIN {
+                    term = _mm256_add_ps(term, _mm256_mul_ps(mw, _mm256_set1_ps(x.s[at])));
+                }
+                *acc = _mm256_add_ps(*acc, term);
+            }
+        }
+        for (lanes, acc) in lanes.iter_mut().zip(acc) {
+            // SAFETY: each row of `lanes` holds exactly 8 f32.
+            unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), acc) };
+        }
+    }
+
+    /// [`group_dot`] for any format, the format read per block (used for Q8_0).
+    #[target_feature(enable = "avx2,f16c")]
+    unsafe fn group_dot_any<const T: usize>(
         m: &QMatrix,
         group: usize,
         x: &QuantizedActivations,
@@ -652,6 +1028,24 @@ pub fn softmax(x: &mut [f32]) {
     for v in x.iter_mut() {
         *v /= total;
     }
+}
+
+/// [`softmax`] with a given instruction set: the same bits. The AVX2 path subtracts, sums and
+/// divides 8 values per instruction, and evaluates `libm::expf`'s own algorithm (FreeBSD's
+/// `e_expf`: argument reduction by `k·ln2`, a degree-2 rational approximation, scaling by `2^k`)
+/// on 8 inputs at once, operation for operation in f32, wherever the inputs lie in (−80, 80):
+/// there every branch of that algorithm is a lane-wise select and `2^k` is a normal number, so
+/// the scaling is exact. A group of 8 with any other input (a very negative score, NaN) calls
+/// `libm::expf` itself.
+pub fn softmax_with(level: SimdLevel, x: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if level == SimdLevel::Avx2 {
+        // SAFETY: `Avx2` is only chosen when the CPU has it.
+        unsafe { avx2::softmax(x) };
+        return;
+    }
+    let _ = level;
+    softmax(x)
 }
 
 /// SiLU(g) · u, elementwise: `(g / (1 + expf(−g))) * u`.
@@ -872,6 +1266,111 @@ mod tests {
         assert_eq!(x.d[1], 0.0);
         assert!(x.block(0, 1).iter().all(|&q| q == 0));
         assert_eq!(x.qsum[0], 127 - 64 + 1);
+    }
+
+    /// The attention kernels (scores, softmax, weighted sum) at every instruction set give the
+    /// bits of the plain formulas, for head sizes with and without an AVX2 path and context
+    /// lengths with a partial group of 8.
+    #[test]
+    fn attention_kernels_give_the_reference_bits() {
+        let mut levels = vec![SimdLevel::Portable];
+        if detected_level() != SimdLevel::Portable {
+            levels.push(detected_level());
+        }
+        for (seed, (head_dim, positions)) in [(64, 1), (64, 8), (64, 333), (24, 19), (20, 9)]
+            .into_iter()
+            .enumerate()
+        {
+            let (stride, offset) = (3 * head_dim, head_dim);
+            let seed = 200 + 10 * seed as u64;
+            let q = random_activations(head_dim, seed);
+            let keys = random_activations(positions * stride, seed + 1);
+            let values = random_activations(positions * stride, seed + 2);
+            let scale = 1.0 / (head_dim as f32).sqrt();
+            let mut expected: Vec<f32> = (0..positions)
+                .map(|j| dot(&q, &keys[j * stride + offset..][..head_dim]) * scale)
+                .collect();
+            let expected_scores = expected.clone();
+            softmax(&mut expected);
+            let mut expected_out = vec![0f32; head_dim];
+            for (j, &a) in expected.iter().enumerate() {
+                for (d, o) in expected_out.iter_mut().enumerate() {
+                    *o += a * values[j * stride + offset + d];
+                }
+            }
+            let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            for &level in &levels {
+                let mut scores = vec![0f32; positions];
+                attention_scores(level, &q, &keys, stride, offset, scale, &mut scores);
+                assert_eq!(
+                    bits(&scores),
+                    bits(&expected_scores),
+                    "{level:?} {head_dim} scores"
+                );
+                softmax_with(level, &mut scores);
+                assert_eq!(
+                    bits(&scores),
+                    bits(&expected),
+                    "{level:?} {head_dim} softmax"
+                );
+                let mut out = vec![1f32; head_dim];
+                weighted_sum(level, &scores, &values, stride, offset, &mut out);
+                assert_eq!(
+                    bits(&out),
+                    bits(&expected_out),
+                    "{level:?} {head_dim} output"
+                );
+            }
+        }
+    }
+
+    /// The AVX2 softmax evaluates `libm::expf` itself: over inputs spread across (−100, 100),
+    /// including the branch boundaries, its exponentials equal libm's bit for bit.
+    #[test]
+    fn vector_expf_equals_libm() {
+        if detected_level() != SimdLevel::Avx2 {
+            return;
+        }
+        let mut inputs: Vec<f32> = Vec::new();
+        let mut bits = 0u32;
+        while bits < 0x42c8_0000 {
+            inputs.push(f32::from_bits(bits));
+            inputs.push(-f32::from_bits(bits));
+            bits += 257;
+        }
+        for boundary in [0x3900_0000u32, 0x3eb1_7218, 0x3f85_1592, 0x42a0_0000] {
+            for b in boundary - 3..=boundary + 3 {
+                inputs.push(f32::from_bits(b));
+                inputs.push(-f32::from_bits(b));
+            }
+        }
+        for chunk in inputs.chunks(8 * 1024) {
+            // Shift so that the maximum is 0: softmax then exponentiates the inputs unchanged.
+            let max = chunk.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+            let shifted: Vec<f32> = chunk.iter().map(|&v| v - max).collect();
+            let mut expected = shifted.clone();
+            softmax(&mut expected);
+            let mut got = shifted.clone();
+            softmax_with(SimdLevel::Avx2, &mut got);
+            for ((e, g), x) in expected.iter().zip(&got).zip(&shifted) {
+                assert_eq!(e.to_bits(), g.to_bits(), "softmax term for input {x}");
+            }
+            // The exponentials themselves, without the division: a softmax of one group.
+            for group in chunk.chunks_exact(8).chain(shifted.chunks_exact(8)) {
+                let mut exps = [0f32; 8];
+                // SAFETY: the CPU has AVX2 (checked above).
+                unsafe {
+                    use std::arch::x86_64::*;
+                    let v = _mm256_loadu_ps(group.as_ptr());
+                    if group.iter().all(|v| v.abs() < 80.0) {
+                        _mm256_storeu_ps(exps.as_mut_ptr(), avx2::expf_in_range(v));
+                        for (e, &x) in exps.iter().zip(group) {
+                            assert_eq!(e.to_bits(), libm::expf(x).to_bits(), "expf({x})");
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]
