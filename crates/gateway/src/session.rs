@@ -150,9 +150,12 @@ pub struct SessionBook {
     fee: Amount,
     file: PathBuf,
     channels: Mutex<BTreeMap<B256, ChannelBook>>,
-    /// Version of the book's content, and the last version written to the file.
+    /// Version of the book's content (bumped under the `channels` lock), the last version written
+    /// to the file, and the writer's turn (requests waiting for it find their version written by
+    /// an earlier turn: one file write serves every request that arrived meanwhile).
     version: std::sync::atomic::AtomicU64,
-    persisted: Mutex<u64>,
+    persisted: std::sync::atomic::AtomicU64,
+    writer: tokio::sync::Mutex<()>,
     /// Claim once this many vouchers are unclaimed…
     pub claim_every_vouchers: u64,
     /// …or this long after the last claim.
@@ -191,7 +194,8 @@ impl SessionBook {
             file,
             channels: Mutex::new(channels),
             version: std::sync::atomic::AtomicU64::new(0),
-            persisted: Mutex::new(0),
+            persisted: std::sync::atomic::AtomicU64::new(0),
+            writer: tokio::sync::Mutex::new(()),
             claim_every_vouchers: 100,
             claim_every: Duration::from_secs(30),
             last_claim: Mutex::new(Instant::now()),
@@ -268,9 +272,9 @@ impl SessionBook {
         })
     }
 
-    /// The request was served: the voucher counts, and is written to the file.
-    pub fn commit(&self, r: &Reserved) {
-        let snapshot = {
+    /// The request was served: the voucher counts, and is written to the file before this returns.
+    pub async fn commit(&self, r: &Reserved) {
+        let version = {
             let mut map = self.channels.lock().unwrap_or_else(|e| e.into_inner());
             let Some(c) = map.get_mut(&r.channel) else {
                 return;
@@ -280,9 +284,9 @@ impl SessionBook {
                 c.signature = r.signature.clone();
             }
             c.unclaimed_vouchers += 1;
-            self.snapshot(&map)
+            self.bump()
         };
-        self.persist(snapshot);
+        self.persist(version).await;
     }
 
     /// Serving failed: the range is free again if no later voucher reserved after it.
@@ -363,7 +367,7 @@ impl SessionBook {
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            let snapshot = {
+            let version = {
                 let mut map = self.channels.lock().unwrap_or_else(|e| e.into_inner());
                 if let Some(c) = map.get_mut(&id) {
                     total += cumulative.saturating_sub(c.claimed);
@@ -372,9 +376,9 @@ impl SessionBook {
                         c.unclaimed_vouchers = 0;
                     }
                 }
-                self.snapshot(&map)
+                self.bump()
             };
-            self.persist(snapshot);
+            self.persist(version).await;
         }
         Ok(total)
     }
@@ -438,30 +442,32 @@ impl SessionBook {
         Ok(c.payer)
     }
 
-    /// The book's bytes and their version (taken under the channels lock, so versions follow
-    /// the order of changes).
-    fn snapshot(&self, map: &BTreeMap<B256, ChannelBook>) -> (u64, Vec<u8>) {
-        let version = self
-            .version
+    /// Marks a change (call with the `channels` lock held); returns its version.
+    fn bump(&self) -> u64 {
+        self.version
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
-            + 1;
-        (
-            version,
-            serde_json::to_vec(map).expect("the book serialises"),
-        )
+            + 1
     }
 
-    /// Writes a snapshot unless a newer one was written already (write then rename, so the file
-    /// is always a whole book).
-    fn persist(&self, (version, bytes): (u64, Vec<u8>)) {
-        let mut persisted = self.persisted.lock().unwrap_or_else(|e| e.into_inner());
-        if version <= *persisted {
+    /// Returns once the file holds version `version` of the book or a later one (write to a
+    /// temporary file, then rename, so the file is always a whole book).
+    async fn persist(&self, version: u64) {
+        use std::sync::atomic::Ordering;
+        let _turn = self.writer.lock().await;
+        if self.persisted.load(Ordering::SeqCst) >= version {
             return;
         }
+        let (latest, bytes) = {
+            let map = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+            (
+                self.version.load(Ordering::SeqCst),
+                serde_json::to_vec(&*map).expect("the book serialises"),
+            )
+        };
         let tmp = self.file.with_extension("tmp");
         let result = std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, &self.file));
         match result {
-            Ok(()) => *persisted = version,
+            Ok(()) => self.persisted.store(latest, Ordering::SeqCst),
             Err(e) => {
                 tracing::error!("cannot write the session book {}: {e}", self.file.display())
             }
@@ -520,7 +526,7 @@ pub(crate) async fn serve(
         book.release(&reserved);
         return response;
     }
-    book.commit(&reserved);
+    book.commit(&reserved).await;
     if let Some(hook) = &pw.on_settled {
         hook(response.headers(), price);
     }
