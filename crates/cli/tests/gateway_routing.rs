@@ -529,10 +529,23 @@ fn gateway_routes_to_miners_fails_over_avoids_bad_receipts_and_pays_shares() {
         "{liar:#}"
     );
 
-    // Kill the miner that served last: requests go on, served by the other one, and at least one
-    // of them tried the dead miner first and failed over within the request.
-    let last = *served_by.last().expect("served");
+    // Kill the honest miner with the better score (the lower latency), so that requests soon try
+    // it: they go on, served by the other one, failing over within the request.
+    let status = http.get(&format!("{gateway_url}/v1/miners"));
+    let latency = |i: u32| miner_entry(&status, address(i))["latency_ms"].as_u64();
+    let last = match (latency(1), latency(2)) {
+        (Some(a), Some(b)) if b < a => 2,
+        (Some(_), _) => 1,
+        _ => 2,
+    };
     let other = if last == 1 { 2 } else { 1 };
+    if !served_by.contains(&last) {
+        // It has not served yet: until it has, so that the serving miner visibly changes.
+        while !served_by.contains(&last) {
+            assert!(served_by.len() < 40, "miner {last} never served");
+            paid(&mut served_by);
+        }
+    }
     let killed_at = served_by.len();
     miners
         .iter_mut()
@@ -594,6 +607,24 @@ fn gateway_routes_to_miners_fails_over_avoids_bad_receipts_and_pays_shares() {
             std::thread::sleep(Duration::from_millis(500));
         }
     }
+    let metrics = http.runtime.block_on(async {
+        http.client
+            .get(format!("{gateway_url}/metrics"))
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("text")
+    });
+    assert!(
+        metrics.contains(&format!(
+            "mycel_gateway_miner_served_total{{uid=\"{}\",hotkey=\"{}\"}} 0",
+            miner_entry(&http.get(&format!("{gateway_url}/v1/miners")), address(3))["uid"],
+            address(3)
+        )),
+        "{metrics}"
+    );
     let status = http.get(&format!("{gateway_url}/v1/miners"));
     assert!(
         status["revenue_share"]["transfers"]

@@ -173,7 +173,7 @@ impl RevenueShare {
                 .collect::<serde_json::Map<_, _>>()
         };
         serde_json::json!({
-            "payer": self.payer(),
+            "payer": self.payer().to_checksum(None),
             "share_ppm": self.config.share_ppm,
             "interval_seconds": self.config.interval.as_secs_f64(),
             "owed": map(owed),

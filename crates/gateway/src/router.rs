@@ -5,8 +5,8 @@
 //! The rule (docs/payments.md, "Routing"):
 //! - A miner's **score** is `(incentive + 1) / (latency_ms + 50)`: `incentive` is its share of
 //!   the last epoch from the metagraph (`u16`, out of 65535), `latency_ms` the EWMA (α = 0.3) of
-//!   its successful answers' times; until a miner has answered once, the average of the measured
-//!   miners' (1000 ms if none is measured), so new miners get their share and are measured.
+//!   its successful answers' times; until a miner has answered once, the fastest measured miner's
+//!   (1000 ms if none is measured), so new miners are tried soon and measured.
 //! - A miner is **healthy** unless its last attempt failed: then it rests for
 //!   `2^(failures in a row − 1)` seconds (at most 60 s). Resting miners are tried only after every
 //!   healthy one.
@@ -216,17 +216,13 @@ impl MinerRouter {
         let health = self.health.lock().unwrap_or_else(|e| e.into_inner());
         let mut healthy = Vec::new();
         let mut resting = Vec::new();
-        // A miner not measured yet is assumed as fast as the average measured one, so new miners
-        // get their share of requests and are measured.
-        let known: Vec<f64> = miners
+        // A miner not measured yet is assumed as fast as the fastest measured one (optimism), so
+        // new miners are tried soon and measured.
+        let assumed = miners
             .iter()
             .filter_map(|m| health.get(&m.hotkey).and_then(|h| h.latency_ms))
-            .collect();
-        let assumed = if known.is_empty() {
-            UNKNOWN_LATENCY_MS
-        } else {
-            known.iter().sum::<f64>() / known.len() as f64
-        };
+            .reduce(f64::min)
+            .unwrap_or(UNKNOWN_LATENCY_MS);
         for m in miners {
             let h = health.get(&m.hotkey).cloned().unwrap_or_default();
             let score = (m.incentive as f64 + 1.0) / (h.latency_ms.unwrap_or(assumed) + 50.0);
@@ -434,8 +430,8 @@ impl MinerRouter {
                 let h = health.get(&m.hotkey).cloned().unwrap_or_default();
                 serde_json::json!({
                     "uid": m.uid,
-                    "hotkey": m.hotkey,
-                    "coldkey": m.coldkey,
+                    "hotkey": m.hotkey.to_checksum(None),
+                    "coldkey": m.coldkey.to_checksum(None),
                     "incentive": m.incentive,
                     "url": m.url,
                     "healthy": !h.resting(now),

@@ -455,5 +455,40 @@ async fn metrics(State(app): State<AppState>) -> Response {
             c.settle_deduplicated.load(Relaxed),
         );
     }
+    if let Some(miners) = &app.miners {
+        let status = miners.status();
+        for (name, help) in [
+            ("served", "Answers of this miner returned to clients."),
+            (
+                "failed",
+                "Attempts of this miner that failed (error, timeout, bad receipt).",
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP mycel_gateway_miner_{name}_total {help}");
+            let _ = writeln!(out, "# TYPE mycel_gateway_miner_{name}_total counter");
+            for m in status["miners"].as_array().into_iter().flatten() {
+                let _ = writeln!(
+                    out,
+                    "mycel_gateway_miner_{name}_total{{uid=\"{}\",hotkey=\"{}\"}} {}",
+                    m["uid"],
+                    m["hotkey"].as_str().unwrap_or_default(),
+                    m[name].as_u64().unwrap_or_default()
+                );
+            }
+        }
+    }
+    if let Some(revenue) = &app.revenue {
+        let status = revenue.status();
+        let _ = writeln!(
+            out,
+            "# HELP mycel_gateway_revenue_transfers_total Miner share transfers submitted."
+        );
+        let _ = writeln!(out, "# TYPE mycel_gateway_revenue_transfers_total counter");
+        let _ = writeln!(
+            out,
+            "mycel_gateway_revenue_transfers_total {}",
+            status["transfers"].as_u64().unwrap_or_default()
+        );
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
