@@ -529,6 +529,39 @@ fn gateway_routes_to_miners_fails_over_avoids_bad_receipts_and_pays_shares() {
         "{liar:#}"
     );
 
+    // A streamed answer: checked the same way (its receipt is in the last chunk), then returned.
+    let mut stream_body = body.clone();
+    stream_body["stream"] = true.into();
+    let (pay_header, pay_value) = payment(&payer, &requirements);
+    let (status, miner, text) = http.runtime.block_on(async {
+        let answer = http
+            .client
+            .post(&chat_url)
+            .json(&stream_body)
+            .header(pay_header, &pay_value)
+            .send()
+            .await
+            .expect("POST");
+        let miner = answer
+            .headers()
+            .get("x-mycel-miner")
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_string);
+        (
+            answer.status().as_u16(),
+            miner,
+            answer.text().await.expect("text"),
+        )
+    });
+    assert_eq!(status, 200, "{text}");
+    let miner: Address = miner.expect("x-mycel-miner").parse().expect("hotkey");
+    assert!(
+        text.contains("data:") && text.contains("\"receipt\""),
+        "{text}"
+    );
+    served_by.push(if miner == address(1) { 1 } else { 2 });
+    assert!(miner == address(1) || miner == address(2), "{miner}");
+
     // Kill the honest miner with the better score (the lower latency), so that requests soon try
     // it: they go on, served by the other one, failing over within the request.
     let status = http.get(&format!("{gateway_url}/v1/miners"));
