@@ -10,14 +10,14 @@
 //!   one transaction and all get its result; the chain refuses a used `(from, nonce)` anyway.
 //! - Every refusal has a stable reason code, the reference facilitator's where it has one
 //!   ([`facilitator::reason`]); docs/payments.md lists them.
-//!
-//! Assumes: the node's HTTP API (docs/node-api.md) is reachable, and the facilitator's key holds
-//! MYC for fees. Does not: hold payers' keys, persist settlements across restarts (the chain's
-//! record of used authorizations is the source of truth).
 //! - With `--netuid`, requests go to the subnet's miners ([`router`]): chosen by incentive,
 //!   health and latency, failed over on miner errors, each answer's receipt checked against the
 //!   miner's hotkey; a share of each settled price goes to the serving miner's coldkey
 //!   ([`revenue`]).
+//!
+//! Assumes: the node's HTTP API (docs/node-api.md) is reachable, and the facilitator's key holds
+//! MYC for fees. Does not: hold payers' keys, persist settlements across restarts (the chain's
+//! record of used authorizations is the source of truth).
 //!
 //! Why not the `x402-types` / `x402-axum` crates (x402-rs, 2.0.2, checked with `cargo info` in
 //! November 2026): both need Rust 1.93 and edition 2024 (this workspace promises 1.85);
