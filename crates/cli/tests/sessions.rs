@@ -259,6 +259,23 @@ fn twenty_calls_on_vouchers_are_claimed_in_batches_and_the_rest_is_withdrawn() {
     // The latest voucher is on disk.
     let saved: Value = serde_json::from_slice(&std::fs::read(&book_file).unwrap()).unwrap();
     assert_eq!(saved[channel.to_string()]["accepted"], json!(20 * price));
+    // A gateway restarted from that file still refuses the replay of an older voucher, and
+    // accepts the next one.
+    std::fs::copy(&book_file, dir.path().join("restarted.json")).unwrap();
+    let restarted = SessionBook::open(
+        NodeClient::new(&rpc),
+        payee.clone(),
+        chain_id,
+        mycel_types::genesis::DEFAULT_MIN_FEE,
+        dir.path().join("restarted.json"),
+    )
+    .unwrap();
+    assert_eq!(restarted.channel(&channel).map(|c| c.0), Some(20 * price));
+    let replay = SessionVoucher::sign(&payer, chain_id, channel, 20 * price).to_header();
+    let refused = rt.block_on(restarted.reserve(&replay, price)).unwrap_err();
+    assert_eq!(refused.code(), "session_voucher_too_low");
+    let next = SessionVoucher::sign(&payer, chain_id, channel, 21 * price).to_header();
+    assert!(rt.block_on(restarted.reserve(&next, price)).is_ok());
 
     // The gateway claims in batches of 10 vouchers: the chain ends at 20 × price.
     let deadline = Instant::now() + Duration::from_secs(60);
