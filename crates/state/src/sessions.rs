@@ -69,12 +69,12 @@ impl Channel {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 #[serde(tag = "reason", rename_all = "snake_case")]
 pub enum SessionError {
-    #[error("channel {0} already exists (choose another salt)")]
-    ChannelExists(B256),
-    #[error("no channel {0}")]
-    UnknownChannel(B256),
-    #[error("channel {0} is closed")]
-    ChannelClosed(B256),
+    #[error("channel {channel} already exists (choose another salt)")]
+    ChannelExists { channel: B256 },
+    #[error("no channel {channel}")]
+    UnknownChannel { channel: B256 },
+    #[error("channel {channel} is closed")]
+    ChannelClosed { channel: B256 },
     #[error("amount must be above zero")]
     ZeroAmount,
     #[error("withdraw delay {got} s is over the {max} s limit")]
@@ -83,8 +83,8 @@ pub enum SessionError {
     NotPayer { sender: Address, payer: Address },
     #[error("{sender} is not the payee {payee} of this channel")]
     NotPayee { sender: Address, payee: Address },
-    #[error("voucher signature is malformed: {0}")]
-    VoucherBadSignature(String),
+    #[error("voucher signature is malformed: {message}")]
+    VoucherBadSignature { message: String },
     #[error("voucher is signed by {recovered}, not by the channel's payer {payer}")]
     VoucherWrongSigner { payer: Address, recovered: Address },
     #[error("voucher for {cumulative} is over the channel's deposit {deposit}")]
@@ -102,14 +102,14 @@ pub enum SessionError {
 impl SessionError {
     pub fn code(&self) -> &'static str {
         match self {
-            SessionError::ChannelExists(_) => "channel_exists",
-            SessionError::UnknownChannel(_) => "channel_unknown",
-            SessionError::ChannelClosed(_) => "channel_closed",
+            SessionError::ChannelExists { .. } => "channel_exists",
+            SessionError::UnknownChannel { .. } => "channel_unknown",
+            SessionError::ChannelClosed { .. } => "channel_closed",
             SessionError::ZeroAmount => "channel_zero_amount",
             SessionError::DelayTooLong { .. } => "channel_delay_too_long",
             SessionError::NotPayer { .. } => "channel_not_payer",
             SessionError::NotPayee { .. } => "channel_not_payee",
-            SessionError::VoucherBadSignature(_) => "voucher_bad_signature",
+            SessionError::VoucherBadSignature { .. } => "voucher_bad_signature",
             SessionError::VoucherWrongSigner { .. } => "voucher_wrong_signer",
             SessionError::VoucherOverDeposit { .. } => "voucher_over_deposit",
             SessionError::VoucherStale { .. } => "voucher_stale",
@@ -238,9 +238,9 @@ fn open_channel(state: &State, id: &B256) -> Result<Channel, TxError> {
         .sessions()
         .channel(id)
         .copied()
-        .ok_or(err(SessionError::UnknownChannel(*id)))?;
+        .ok_or(err(SessionError::UnknownChannel { channel: *id }))?;
     if c.closed {
-        return Err(err(SessionError::ChannelClosed(*id)));
+        return Err(err(SessionError::ChannelClosed { channel: *id }));
     }
     Ok(c)
 }
@@ -280,7 +280,7 @@ pub(crate) fn plan_tx(
         TxKind::OpenChannel(t) => {
             let id = channel_id(sender_address, t.payee, t.salt);
             if state.sessions().channel(&id).is_some() {
-                return Err(err(SessionError::ChannelExists(id)));
+                return Err(err(SessionError::ChannelExists { channel: id }));
             }
             if t.withdrawDelay > MAX_WITHDRAW_DELAY_S {
                 return Err(err(SessionError::DelayTooLong {
@@ -392,7 +392,11 @@ fn plan_claim(
     let recovered = t
         .voucher()
         .recover_signer(state.params().chain_id, &t.voucherSignature)
-        .map_err(|e| err(SessionError::VoucherBadSignature(e.to_string())))?;
+        .map_err(|e| {
+            err(SessionError::VoucherBadSignature {
+                message: e.to_string(),
+            })
+        })?;
     if recovered != c.payer {
         return Err(err(SessionError::VoucherWrongSigner {
             payer: c.payer,
@@ -781,6 +785,49 @@ mod tests {
         assert_eq!(f.refused(&tx), "voucher_wrong_signer");
         f.ok(&f.claim(id, 100));
         f.state.assert_books_balance();
+    }
+
+    #[test]
+    fn every_refusal_survives_json_as_a_block_outcome_carries_it() {
+        let id = B256::repeat_byte(1);
+        for e in [
+            SessionError::ChannelExists { channel: id },
+            SessionError::UnknownChannel { channel: id },
+            SessionError::ChannelClosed { channel: id },
+            SessionError::ZeroAmount,
+            SessionError::DelayTooLong { got: 1, max: 0 },
+            SessionError::NotPayer {
+                sender: Address::ZERO,
+                payer: Address::ZERO,
+            },
+            SessionError::NotPayee {
+                sender: Address::ZERO,
+                payee: Address::ZERO,
+            },
+            SessionError::VoucherBadSignature {
+                message: "x".into(),
+            },
+            SessionError::VoucherWrongSigner {
+                payer: Address::ZERO,
+                recovered: Address::ZERO,
+            },
+            SessionError::VoucherOverDeposit {
+                cumulative: "2".into(),
+                deposit: "1".into(),
+            },
+            SessionError::VoucherStale {
+                cumulative: "1".into(),
+                claimed: "1".into(),
+            },
+            SessionError::WithdrawAlreadyRequested,
+            SessionError::WithdrawNotRequested,
+            SessionError::WithdrawTooEarly { at: 2, now: 1 },
+        ] {
+            let tx_error = TxError::Session(e);
+            let json = serde_json::to_string(&tx_error).unwrap();
+            let back: TxError = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, tx_error, "{json}");
+        }
     }
 
     #[derive(Debug, Clone)]
