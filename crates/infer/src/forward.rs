@@ -204,7 +204,15 @@ impl Llama {
         let mut act = vec![0f32; n * c.ffn];
         let mut qa = QuantizedActivations::default();
         let half = head_dim / 2;
-        let (mut cos, mut sin) = (vec![0f32; half], vec![0f32; half]);
+        // The RoPE angles of each position, the same in every layer: computed once per pass.
+        let (mut cos, mut sin) = (vec![0f32; n * half], vec![0f32; n * half]);
+        for (t, (cos, sin)) in cos
+            .chunks_exact_mut(half)
+            .zip(sin.chunks_exact_mut(half))
+            .enumerate()
+        {
+            kernels::rope_angles(start + t, half, c.rope_base, cos, sin);
+        }
 
         for (layer, kv) in self.layers.iter().zip(cache.layers.iter_mut()) {
             for (xt, ht) in x.chunks_exact(dim).zip(h.chunks_exact_mut(dim)) {
@@ -213,9 +221,9 @@ impl Llama {
             qa.quantize(&h, n, dim);
             layer.qkv.matmul(&qa, &mut qkv);
             for (t, row) in qkv.chunks_exact_mut(qkv_width).enumerate() {
-                kernels::rope_angles(start + t, half, c.rope_base, &mut cos, &mut sin);
+                let (cos, sin) = (&cos[t * half..][..half], &sin[t * half..][..half]);
                 for head in row[..dim + kv_dim].chunks_exact_mut(head_dim) {
-                    kernels::rope_rotate(head, &cos, &sin);
+                    kernels::rope_rotate(head, cos, sin);
                 }
                 kv.keys.extend_from_slice(&row[dim..dim + kv_dim]);
                 kv.values.extend_from_slice(&row[dim + kv_dim..]);
