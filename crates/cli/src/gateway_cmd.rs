@@ -6,8 +6,8 @@ use alloy_primitives::Address;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use mycel_gateway::{
-    router_with, Facilitator, FacilitatorConfig, GatewayConfig, MinerRouter, NodeClient, Pricing,
-    RevenueConfig, RevenueShare, RoutingConfig, SystemClock,
+    router_with_sessions, Facilitator, FacilitatorConfig, GatewayConfig, MinerRouter, NodeClient,
+    Pricing, RevenueConfig, RevenueShare, RoutingConfig, SessionBook, SystemClock,
 };
 use mycel_types::{format_amount, keys::dev_signer, keys::DEV_ACCOUNTS, parse_amount, Token};
 use std::net::SocketAddr;
@@ -23,7 +23,11 @@ Routing to the miners of subnet 1, half of each price to the serving miner's col
     mycel gateway --netuid 1 --dev-account 8 \\\n      \
     --pay-to 0x9965507D1a55bcC2695C58ba16FB37d819B0A4dc --payout-dev-account 5\n\n\
 Clients pay with x402: a request without payment gets 402 and a PAYMENT-REQUIRED header;\n\
-the stock npm client (@x402/fetch + @x402/evm) pays automatically. See docs/payments.md."
+the stock npm client (@x402/fetch + @x402/evm) pays automatically. See docs/payments.md.\n\n\
+Also accept session vouchers (`mycel session open`, then `mycel chat --session ID`), claimed\n\
+every 100 vouchers or 30 s with the --pay-to key (here a facilitator key):\n  \
+    mycel gateway --upstream http://127.0.0.1:8000 --dev-account 9 \\\n      \
+    --pay-to 0xa0Ee7A142d267C1f36714E4a8F75612F20a79720 --sessions"
 )]
 pub struct GatewayArgs {
     /// Base URL of the one OpenAI-compatible server that answers the requests (a miner). Give
@@ -62,6 +66,21 @@ pub struct GatewayArgs {
     /// Use development account N as the --pay-to key that pays the miners' shares. Devnets only.
     #[arg(long, value_name = "N")]
     pub payout_dev_account: Option<u32>,
+    /// Also accept session vouchers (X-MYCEL-SESSION) on escrow channels paying --pay-to, and
+    /// claim them on chain with the --pay-to key (--payout-key, --payout-dev-account, or a
+    /// facilitator key whose address is --pay-to). See docs/payments.md, "Sessions".
+    #[arg(long)]
+    pub sessions: bool,
+    /// With --sessions: where the latest voucher of each channel is kept (read back on restart).
+    /// Default: ~/.mycel/gateway/sessions-<pay-to>.json.
+    #[arg(long, value_name = "PATH")]
+    pub session_file: Option<std::path::PathBuf>,
+    /// With --sessions: claim once this many vouchers are unclaimed…
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub claim_every: u64,
+    /// …or this long after the last claim (keep it below the channels' withdraw delay).
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub claim_interval: u64,
     /// Address to listen on.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8402")]
     pub listen: SocketAddr,
@@ -215,6 +234,46 @@ pub fn run(args: GatewayArgs) -> Result<()> {
         }
         Some((signers, pay_to))
     };
+    if args.sessions && signer.is_none() {
+        bail!("--sessions needs a paid gateway (--pay-to and a facilitator key), not --free");
+    }
+    if args.sessions && (args.claim_every == 0 || args.claim_interval == 0) {
+        bail!("--claim-every and --claim-interval must be at least 1");
+    }
+    // The sessions' claims: signed by the pay-to key.
+    let session_key = match &signer {
+        Some((signers, pay_to)) if args.sessions => {
+            let key = payout_signer
+                .clone()
+                .or_else(|| signers.iter().find(|s| s.address() == *pay_to).cloned())
+                .ok_or_else(|| {
+                    anyhow!(
+                        "--sessions: the vouchers are claimed by --pay-to {pay_to}: give its key with \
+                         --payout-key FILE|NAME or --payout-dev-account N, or use it as a facilitator key"
+                    )
+                })?;
+            if key.address() != *pay_to {
+                bail!(
+                    "the payout key is {}, but --pay-to is {pay_to}: session vouchers are claimed by the account that is paid",
+                    key.address()
+                );
+            }
+            Some(key)
+        }
+        _ => None,
+    };
+    let session_file = match (&signer, &args.session_file) {
+        (_, Some(path)) => Some(path.clone()),
+        (Some((_, pay_to)), None) if args.sessions => Some(
+            std::path::PathBuf::from(
+                std::env::var_os("HOME")
+                    .filter(|h| !h.is_empty())
+                    .ok_or_else(|| anyhow!("HOME is not set: pass --session-file PATH"))?,
+            )
+            .join(format!(".mycel/gateway/sessions-{pay_to}.json")),
+        ),
+        _ => None,
+    };
     // The revenue share: paid by the pay-to key, with --netuid, paid mode and a share above 0.
     let payout_signer = match (&signer, args.netuid) {
         (Some((signers, pay_to)), Some(_)) if miner_share_ppm > 0 => {
@@ -299,6 +358,28 @@ pub fn run(args: GatewayArgs) -> Result<()> {
                 Some(revenue)
             }
         };
+        let sessions = match (session_key, &session_file) {
+            (Some(key), Some(file)) => {
+                let node = NodeClient::new(&args.rpc);
+                let chain = node
+                    .chain_info()
+                    .await
+                    .map_err(|e| anyhow!("{e}: is --rpc {} right?", args.rpc))?;
+                if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir)
+                        .with_context(|| format!("cannot create {}", dir.display()))?;
+                }
+                let mut book =
+                    SessionBook::open(node, key, chain.chain_id, chain.min_fee, file.clone())
+                        .map_err(|e| anyhow!("--session-file: {e}"))?;
+                book.claim_every_vouchers = args.claim_every;
+                book.claim_every = Duration::from_secs(args.claim_interval);
+                let book = Arc::new(book);
+                tokio::spawn(book.clone().claim_loop(Duration::from_millis(500)));
+                Some(book)
+            }
+            _ => None,
+        };
         let config = GatewayConfig {
             upstream: upstream.clone(),
             pay_to,
@@ -341,6 +422,15 @@ pub fn run(args: GatewayArgs) -> Result<()> {
                     f.asset().version
                 );
                 println!("  pay to     {pay_to}");
+                if let (Some(book), Some(file)) = (&sessions, &session_file) {
+                    println!(
+                        "  sessions   on: X-MYCEL-SESSION vouchers to {}, claimed every {} vouchers or {} s; book {}",
+                        book.payee(),
+                        args.claim_every,
+                        args.claim_interval,
+                        file.display()
+                    );
+                }
                 println!(
                     "  price      {} mUSD + {} mUSD per 1k max_tokens",
                     format_amount(pricing.base, Token::Musd),
@@ -367,7 +457,10 @@ pub fn run(args: GatewayArgs) -> Result<()> {
         }
         use std::io::Write as _;
         let _ = std::io::stdout().flush();
-        axum::serve(listener, router_with(config, facilitator, miners, revenue))
+        axum::serve(
+            listener,
+            router_with_sessions(config, facilitator, miners, revenue, sessions),
+        )
             .with_graceful_shutdown(async {
                 let _ = tokio::signal::ctrl_c().await;
             })
@@ -408,6 +501,19 @@ pub struct PayArgs {
     /// Sign with development account N (0-9). Devnets only.
     #[arg(long, value_name = "N")]
     pub dev_account: Option<u32>,
+    /// Pay from this session channel (`mycel session open`) with a cumulative voucher instead of
+    /// one x402 payment: the new total is the last one signed (kept in ~/.mycel/sessions, or
+    /// $MYCEL_SESSION_DIR) or the chain's claimed amount, whichever is higher, + the price.
+    #[arg(long, value_name = "CHANNEL_ID")]
+    pub session: Option<alloy_primitives::B256>,
+    /// With --session: the node's HTTP API, where the channel is read.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "MYCEL_RPC",
+        default_value = "http://127.0.0.1:8545"
+    )]
+    pub rpc: String,
     #[command(flatten)]
     pub keystore: KeystoreArgs,
     #[command(flatten)]
@@ -453,6 +559,15 @@ fn fetch_paying(args: &PayArgs, body: Option<serde_json::Value>) -> Result<Optio
                 bail!("say who pays: --key FILE|NAME or --dev-account N (or --dry-run)")
             }
         })
+    };
+    // A session payer reads its channel before the call (blocking, outside the runtime below).
+    let session = match (&signer, args.session) {
+        (Some(signer), Some(channel)) => Some(crate::session_cmd::SessionPayer::prepare(
+            &args.rpc,
+            signer.clone(),
+            channel,
+        )?),
+        _ => None,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -538,6 +653,43 @@ fn fetch_paying(args: &PayArgs, body: Option<serde_json::Value>) -> Result<Optio
         let Some(signer) = signer else {
             return Ok(None);
         };
+        if let Some(payer) = session {
+            let (voucher, cumulative) = payer.voucher(amount)?;
+            let paid = send(Some((
+                mycel_gateway::session::SESSION_HEADER,
+                voucher.to_header(),
+            )))
+            .await
+            .with_context(|| format!("cannot reach {}", args.url))?;
+            let status = paid.status();
+            let text = paid.text().await.unwrap_or_default();
+            if !status.is_success() {
+                let code = serde_json::from_str::<serde_json::Value>(&text)
+                    .ok()
+                    .and_then(|v| v["error"].as_str().map(str::to_string))
+                    .unwrap_or_default();
+                if code.starts_with("session_") {
+                    bail!(
+                        "{} refused the voucher for {} mUSD in total ({code}): {text}",
+                        args.url,
+                        format_amount(cumulative, Token::Musd)
+                    );
+                }
+                bail!(
+                    "{} answered {status} (the voucher was not counted): {text}",
+                    args.url
+                );
+            }
+            payer.record(cumulative)?;
+            eprintln!(
+                "paid: {} mUSD from channel {}, {} mUSD in total, {} mUSD left",
+                format_amount(amount, Token::Musd),
+                payer.channel,
+                format_amount(cumulative, Token::Musd),
+                format_amount(payer.left(cumulative), Token::Musd)
+            );
+            return Ok(Some(text));
+        }
         let chain_id: u64 = requirements
             .network
             .trim_start_matches("eip155:")
@@ -674,6 +826,19 @@ pub struct ChatArgs {
     /// Pay with development account N (0-9). Devnets only.
     #[arg(long, value_name = "N")]
     pub dev_account: Option<u32>,
+    /// Pay from this session channel (`mycel session open`) with a cumulative voucher instead of
+    /// one x402 payment: the new total is the last one signed (kept in ~/.mycel/sessions, or
+    /// $MYCEL_SESSION_DIR) or the chain's claimed amount, whichever is higher, + the price.
+    #[arg(long, value_name = "CHANNEL_ID")]
+    pub session: Option<alloy_primitives::B256>,
+    /// With --session: the node's HTTP API, where the channel is read.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "MYCEL_RPC",
+        default_value = "http://127.0.0.1:8545"
+    )]
+    pub rpc: String,
     #[command(flatten)]
     pub keystore: KeystoreArgs,
     #[command(flatten)]
@@ -742,6 +907,8 @@ pub fn run_chat(args: ChatArgs) -> Result<()> {
         dry_run: args.dry_run,
         key: args.key,
         dev_account: args.dev_account,
+        session: args.session,
+        rpc: args.rpc,
         keystore: args.keystore,
         password: args.password,
     };

@@ -843,6 +843,7 @@ fn start_subnet(plan: &SubnetPlan, children: &SubnetChildren) -> anyhow::Result<
     // The gateway's operator (the facilitator's account) is paid, and pays each serving miner's
     // coldkey its share.
     let pay_to = dev_signer(GATEWAY_FACILITATOR)?.address();
+    let session_file = plan.dir.join("gateway-sessions.json").display().to_string();
     let args: Vec<String> = [
         "gateway",
         "--netuid",
@@ -855,6 +856,9 @@ fn start_subnet(plan: &SubnetPlan, children: &SubnetChildren) -> anyhow::Result<
         &pay_to.to_string(),
         "--dev-account",
         &dev(GATEWAY_FACILITATOR),
+        "--sessions",
+        "--session-file",
+        &session_file,
     ]
     .iter()
     .map(|s| s.to_string())
@@ -907,6 +911,12 @@ fn print_subnet_banner(
     out.push_str(&format!(
         "\npay and ask through the gateway (dev account {EXAMPLE_PAYER} pays):\n  \
          mycel chat \"What is the capital of France?\" --gateway {gateway} --dev-account {EXAMPLE_PAYER} --max 0.01\n"
+    ));
+    out.push_str(&format!(
+        "\nor from a session (a deposit once, then a signed voucher per call, claimed in batches):\n  \
+         CH=$(mycel session open --to {gateway_pay_to} --amount 1 --dev-account {EXAMPLE_PAYER} --rpc {rpc})\n  \
+         mycel chat \"Hi\" --session $CH --gateway {gateway} --dev-account {EXAMPLE_PAYER} --rpc {rpc}\n",
+        gateway_pay_to = dev_signer(GATEWAY_FACILITATOR)?.address()
     ));
     out.push_str(&format!(
         "\nwith the npm x402 client (interop/x402-client; `npm ci` there first):\n  \

@@ -18,6 +18,7 @@ use mycel_types::{
     OpenChannel, RequestChannelWithdraw, SignedTx, Token, TopUpChannel, TxKind, WithdrawChannel,
 };
 use serde_json::Value;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Subcommand)]
@@ -124,6 +125,11 @@ pub fn run(command: SessionCommand) -> Result<()> {
             let rpc = Rpc::new(&args.client.rpc)?;
             let chain_id = rpc.chain_id()?;
             let voucher = SessionVoucher::sign(&signer, chain_id, args.channel, cumulative);
+            // Keep the highest total signed, so `mycel chat --session` continues from it.
+            let store = VoucherStore::new()?;
+            if cumulative > store.last(args.channel)? {
+                store.record(args.channel, cumulative)?;
+            }
             if args.client.json {
                 println!("{}", serde_json::to_string_pretty(&voucher)?);
             } else {
@@ -220,11 +226,11 @@ fn show_channel(client: &ClientArgs, id: B256) -> Result<()> {
     Ok(())
 }
 
-fn musd(text: &str, flag: &str) -> Result<Amount> {
+pub(crate) fn musd(text: &str, flag: &str) -> Result<Amount> {
     parse_amount(text, Token::Musd).map_err(|e| anyhow!("{flag} {text:?}: {e}"))
 }
 
-fn signer(args: &SendArgs) -> Result<PrivateKeySigner> {
+pub(crate) fn signer(args: &SendArgs) -> Result<PrivateKeySigner> {
     match (&args.key, args.dev_account) {
         (Some(_), Some(_)) => bail!("give one signer: --key or --dev-account, not both"),
         (Some(spec), None) => keys::load_signer(&args.keystore, spec, &args.password),
@@ -302,14 +308,14 @@ fn submit(
     }
 }
 
-struct Rpc {
+pub(crate) struct Rpc {
     base: String,
     http: reqwest::Client,
     runtime: tokio::runtime::Runtime,
 }
 
 impl Rpc {
-    fn new(base: &str) -> Result<Rpc> {
+    pub(crate) fn new(base: &str) -> Result<Rpc> {
         Ok(Rpc {
             base: base.trim_end_matches('/').to_string(),
             http: reqwest::Client::builder()
@@ -321,13 +327,13 @@ impl Rpc {
         })
     }
 
-    fn chain_id(&self) -> Result<u64> {
+    pub(crate) fn chain_id(&self) -> Result<u64> {
         self.get("/v1/status")?["chain_id"]
             .as_u64()
             .ok_or_else(|| anyhow!("{} is not a mycel node (no chain_id)", self.base))
     }
 
-    fn get(&self, path: &str) -> Result<Value> {
+    pub(crate) fn get(&self, path: &str) -> Result<Value> {
         let url = format!("{}{path}", self.base);
         self.read(self.http.get(&url), &url)
     }
@@ -356,5 +362,155 @@ impl Rpc {
             }
             Ok(body)
         })
+    }
+}
+
+/// The payer's record of the highest cumulative voucher it signed per channel: one file per
+/// channel, `<dir>/<channel id>.json`, mode 0600, in `$MYCEL_SESSION_DIR` or `~/.mycel/sessions`.
+pub(crate) struct VoucherStore {
+    dir: PathBuf,
+}
+
+impl VoucherStore {
+    pub(crate) fn new() -> Result<VoucherStore> {
+        let dir = match std::env::var_os("MYCEL_SESSION_DIR").filter(|d| !d.is_empty()) {
+            Some(d) => PathBuf::from(d),
+            None => PathBuf::from(
+                std::env::var_os("HOME")
+                    .filter(|h| !h.is_empty())
+                    .ok_or_else(|| anyhow!("HOME is not set: set MYCEL_SESSION_DIR"))?,
+            )
+            .join(".mycel/sessions"),
+        };
+        Ok(VoucherStore { dir })
+    }
+
+    fn path(&self, channel: B256) -> PathBuf {
+        self.dir.join(format!("{channel}.json"))
+    }
+
+    /// The highest total signed for `channel` (0 if none was recorded).
+    pub(crate) fn last(&self, channel: B256) -> Result<Amount> {
+        let path = self.path(channel);
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                let v: Value = serde_json::from_slice(&bytes)
+                    .with_context(|| format!("{} is not JSON", path.display()))?;
+                v["cumulative"]
+                    .as_str()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(|| anyhow!("{} has no cumulative", path.display()))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+            Err(e) => Err(anyhow!("cannot read {}: {e}", path.display())),
+        }
+    }
+
+    /// Records `cumulative` as the highest total signed for `channel` (written atomically, 0600).
+    pub(crate) fn record(&self, channel: B256, cumulative: Amount) -> Result<()> {
+        use std::io::Write as _;
+        std::fs::create_dir_all(&self.dir)
+            .with_context(|| format!("cannot create {}", self.dir.display()))?;
+        let path = self.path(channel);
+        let tmp = path.with_extension("json.tmp");
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options
+            .open(&tmp)
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        let body = serde_json::json!({"channel": channel, "cumulative": cumulative.to_string()});
+        file.write_all(body.to_string().as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(())
+    }
+}
+
+/// Pays calls from one channel: what the chain and the local record say before the call, then
+/// [`SessionPayer::voucher`] for the call's price and [`SessionPayer::record`] once it was served.
+pub(crate) struct SessionPayer {
+    pub channel: B256,
+    chain_id: u64,
+    signer: PrivateKeySigner,
+    deposit: Amount,
+    /// The total already owed: the highest of the local record and the chain's claimed amount.
+    pub previous: Amount,
+    store: VoucherStore,
+}
+
+impl SessionPayer {
+    /// Reads `channel` from the node at `rpc` and checks that `signer` can pay from it.
+    pub(crate) fn prepare(
+        rpc: &str,
+        signer: PrivateKeySigner,
+        channel: B256,
+    ) -> Result<SessionPayer> {
+        let rpc = Rpc::new(rpc)?;
+        let chain_id = rpc.chain_id()?;
+        let c = rpc.get(&format!("/v1/channels/{channel}"))?;
+        let amount = |name: &str| -> Result<Amount> {
+            c[name]
+                .as_str()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| anyhow!("the node's channel {channel} has no {name}"))
+        };
+        let payer: Address = c["payer"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| anyhow!("the node's channel {channel} has no payer"))?;
+        if payer != signer.address() {
+            bail!(
+                "channel {channel} is paid by {payer}, not by {}: sign with the payer's key",
+                signer.address()
+            );
+        }
+        if c["closed"].as_bool() != Some(false) {
+            bail!("channel {channel} is closed");
+        }
+        if !c["withdraw_at_s"].is_null() {
+            bail!("channel {channel} is closing (a withdraw was requested): open a new one");
+        }
+        let (deposit, claimed) = (amount("deposit")?, amount("claimed")?);
+        let store = VoucherStore::new()?;
+        let previous = store.last(channel)?.max(claimed);
+        Ok(SessionPayer {
+            channel,
+            chain_id,
+            signer,
+            deposit,
+            previous,
+            store,
+        })
+    }
+
+    /// The voucher for a call costing `price`: the new total is the previous one + `price`.
+    pub(crate) fn voucher(&self, price: Amount) -> Result<(SessionVoucher, Amount)> {
+        let cumulative = self
+            .previous
+            .checked_add(price)
+            .ok_or_else(|| anyhow!("the total overflows"))?;
+        if cumulative > self.deposit {
+            bail!(
+                "channel {} has {} mUSD left, the price is {} mUSD: top it up (`mycel session top-up`) \
+                 or open a new one; nothing was paid",
+                self.channel,
+                format_amount(self.deposit.saturating_sub(self.previous), Token::Musd),
+                format_amount(price, Token::Musd)
+            );
+        }
+        let voucher = SessionVoucher::sign(&self.signer, self.chain_id, self.channel, cumulative);
+        Ok((voucher, cumulative))
+    }
+
+    /// Records `cumulative` once the gateway accepted it.
+    pub(crate) fn record(&self, cumulative: Amount) -> Result<()> {
+        self.store.record(self.channel, cumulative)
+    }
+
+    /// mUSD left in the channel after `cumulative`.
+    pub(crate) fn left(&self, cumulative: Amount) -> Amount {
+        self.deposit.saturating_sub(cumulative)
     }
 }

@@ -1,0 +1,351 @@
+//! Sessions from the command line: a real devnet (`mycel up`), `mycel gateway --sessions` as a
+//! process in front of an OpenAI-shaped server on loopback, a channel opened with `mycel session
+//! open`, three calls paid with `mycel chat --session`, and the gateway's claim seen on chain.
+
+use axum::{routing::post, Json, Router};
+use mycel_gateway::Pricing;
+use mycel_types::keys::dev_signer;
+use serde_json::{json, Value};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const PAYER: u32 = 1;
+const PAY_TO: u32 = 9;
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `mycel ARGS` with its output in `log`; waits until the log has `ready`. Retries on
+/// fresh ports (`args` gets them from `ports`) if a port was taken meanwhile.
+fn start(
+    dir: &Path,
+    name: &str,
+    ready: &str,
+    args: impl Fn() -> Vec<String>,
+) -> (Proc, Vec<String>) {
+    for _ in 0..5 {
+        let args = args();
+        let log = dir.join(format!("{name}.log"));
+        let file = std::fs::File::create(&log).expect("log");
+        let child = Command::new(env!("CARGO_BIN_EXE_mycel"))
+            .args(&args)
+            .env("RUST_LOG", "warn,mycel_gateway=info")
+            .env_remove("MYCEL_RPC")
+            .env_remove("MYCEL_DATA_DIR")
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("log"))
+            .stderr(file)
+            .spawn()
+            .expect("spawn mycel");
+        let mut proc = Proc(child);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.contains(ready) {
+                return (proc, args);
+            }
+            if let Ok(Some(_)) = proc.0.try_wait() {
+                assert!(
+                    text.contains("Address already in use") || text.contains("cannot listen"),
+                    "mycel {name} exited:\n{text}"
+                );
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "mycel {name} did not start:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    panic!("no free ports in five tries");
+}
+
+fn mycel(envs: &[(&str, &Path)], args: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_mycel"));
+    command.args(args).env_remove("MYCEL_RPC");
+    for (k, v) in envs {
+        command.env(k, v);
+    }
+    command.output().expect("run mycel")
+}
+
+fn get(url: &str) -> Value {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async { reqwest::get(url).await.unwrap().json().await.unwrap() })
+}
+
+fn amount(v: &Value) -> u128 {
+    v.as_str().expect("amount string").parse().expect("amount")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "status {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn gateway_flags_for_sessions_are_checked() {
+    let pay_to = dev_signer(PAY_TO).unwrap().address().to_string();
+    // Sessions need a paid gateway.
+    let out = mycel(
+        &[],
+        &[
+            "gateway",
+            "--upstream",
+            "http://127.0.0.1:1",
+            "--free",
+            "--sessions",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--sessions needs a paid gateway"),
+        "{}",
+        text(&out)
+    );
+    // The claims are signed by the pay-to key: here no key for it is given.
+    let out = mycel(
+        &[],
+        &[
+            "gateway",
+            "--upstream",
+            "http://127.0.0.1:1",
+            "--pay-to",
+            &pay_to,
+            "--dev-account",
+            "0",
+            "--sessions",
+        ],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("claimed by --pay-to") && err.contains("--payout-dev-account"),
+        "{}",
+        text(&out)
+    );
+    // A payout key for another account is refused.
+    let out = mycel(
+        &[],
+        &[
+            "gateway",
+            "--upstream",
+            "http://127.0.0.1:1",
+            "--pay-to",
+            &pay_to,
+            "--dev-account",
+            "0",
+            "--payout-dev-account",
+            "3",
+            "--sessions",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("but --pay-to is"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn three_chats_on_a_session_are_claimed_by_the_gateway_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (_devnet, up_args) = start(d, "up", "mycel devnet is running", || {
+        vec![
+            "up".into(),
+            "--chain-only".into(),
+            "--data-dir".into(),
+            d.join("devnet").display().to_string(),
+            "--rpc-addr".into(),
+            format!("127.0.0.1:{}", free_port()),
+            "--p2p-addr".into(),
+            format!("127.0.0.1:{}", free_port()),
+        ]
+    });
+    let rpc = format!("http://{}", up_args[5]);
+    let payer = dev_signer(PAYER).unwrap();
+    let payee = dev_signer(PAY_TO).unwrap();
+    let payee0 = amount(&get(&format!("{rpc}/v1/accounts/{}", payee.address()))["musd"]);
+
+    // The model server: OpenAI-shaped, on loopback.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let upstream = rt.block_on(async {
+        let app = Router::new().route(
+            "/v1/chat/completions",
+            post(|Json(body): Json<Value>| async move {
+                Json(json!({"object": "chat.completion", "model": body["model"],
+                    "choices": [{"index": 0, "finish_reason": "stop",
+                                 "message": {"role": "assistant", "content": "Paris."}}]}))
+            }),
+        );
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(l, app).await });
+        url
+    });
+
+    // The gateway process, with sessions: claims every 1,000 vouchers or 3 s.
+    let book = d.join("gateway-sessions.json");
+    let (_gateway, gw_args) = start(d, "gateway", "sessions   on", || {
+        vec![
+            "gateway".into(),
+            "--upstream".into(),
+            upstream.clone(),
+            "--listen".into(),
+            format!("127.0.0.1:{}", free_port()),
+            "--rpc".into(),
+            rpc.clone(),
+            "--pay-to".into(),
+            payee.address().to_string(),
+            "--dev-account".into(),
+            PAY_TO.to_string(),
+            "--sessions".into(),
+            "--session-file".into(),
+            book.display().to_string(),
+            "--claim-every".into(),
+            "1000".into(),
+            "--claim-interval".into(),
+            "3".into(),
+        ]
+    });
+    let gateway = format!("http://{}", gw_args[4]);
+
+    // The client opens a channel: 1 mUSD to the gateway's pay-to address.
+    let vouchers = d.join("vouchers");
+    let env = [("MYCEL_SESSION_DIR", vouchers.as_path())];
+    let out = mycel(
+        &env,
+        &[
+            "session",
+            "open",
+            "--to",
+            &payee.address().to_string(),
+            "--amount",
+            "1",
+            "--delay",
+            "3600",
+            "--dev-account",
+            &PAYER.to_string(),
+            "--rpc",
+            &rpc,
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let channel = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let on_chain = get(&format!("{rpc}/v1/channels/{channel}"));
+    assert_eq!(on_chain["payer"], payer.address().to_checksum(None));
+
+    let max_tokens = 16u64;
+    let body = json!({"model": "SmolLM2-135M-Instruct.Q4_1", "max_tokens": max_tokens,
+                      "messages": [{"role": "user", "content": "Capital of France?"}]});
+    let price = Pricing::default()
+        .price(&serde_json::to_vec(&body).unwrap())
+        .unwrap();
+    assert!(price > 0);
+    let chat = |max: &str| {
+        mycel(
+            &env,
+            &[
+                "chat",
+                "Capital of France?",
+                "--session",
+                &channel,
+                "--gateway",
+                &gateway,
+                "--max-tokens",
+                &max_tokens.to_string(),
+                "--max",
+                max,
+                "--dev-account",
+                &PAYER.to_string(),
+                "--rpc",
+                &rpc,
+            ],
+        )
+    };
+
+    // Over --max: refused before anything is signed.
+    let out = chat("0.000001");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("over --max"),
+        "{}",
+        text(&out)
+    );
+    assert!(!vouchers.join(format!("{channel}.json")).exists());
+
+    for i in 1..=3u128 {
+        let out = chat("0.1");
+        assert!(out.status.success(), "call {i}: {}", text(&out));
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "Paris.");
+        let err = String::from_utf8_lossy(&out.stderr);
+        let total = mycel_types::format_amount(i * price, mycel_types::Token::Musd);
+        assert!(
+            err.contains(&format!("{total} mUSD in total")),
+            "call {i} should pay {total} in total: {}",
+            text(&out)
+        );
+        // The client's record of its last voucher: the running total, readable by its owner only.
+        let record = vouchers.join(format!("{channel}.json"));
+        let kept: Value = serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
+        assert_eq!(amount(&kept["cumulative"]), i * price);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&record).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    // After the claim interval the gateway claims the latest voucher: 3 × price on chain.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let c = get(&format!("{rpc}/v1/channels/{channel}"));
+        if amount(&c["claimed"]) == 3 * price {
+            assert_eq!(amount(&c["deposit"]), 1_000_000);
+            break;
+        }
+        assert!(amount(&c["claimed"]) < 3 * price, "{c}");
+        assert!(
+            Instant::now() < deadline,
+            "no claim of {} after 60 s: {c}\n{}",
+            3 * price,
+            std::fs::read_to_string(d.join("gateway.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let payee1 = amount(&get(&format!("{rpc}/v1/accounts/{}", payee.address()))["musd"]);
+    assert_eq!(payee1 - payee0, 3 * price);
+    // The gateway's book on disk has the latest voucher.
+    let kept: Value = serde_json::from_slice(&std::fs::read(&book).unwrap()).unwrap();
+    assert!(
+        kept.to_string().contains(&(3 * price).to_string()),
+        "{kept}"
+    );
+}
