@@ -668,11 +668,27 @@ fn fetch_paying(args: &PayArgs, body: Option<serde_json::Value>) -> Result<Optio
                     .ok()
                     .and_then(|v| v["error"].as_str().map(str::to_string))
                     .unwrap_or_default();
+                if code == "session_voucher_too_low" {
+                    bail!(
+                        "{} refused the voucher for {} mUSD in total ({code}): it holds a higher \
+                         total than this machine recorded (a voucher signed elsewhere, or an answer \
+                         lost on the way); nothing was paid",
+                        args.url,
+                        format_amount(cumulative, Token::Musd)
+                    );
+                }
                 if code.starts_with("session_") {
                     bail!(
                         "{} refused the voucher for {} mUSD in total ({code}): {text}",
                         args.url,
                         format_amount(cumulative, Token::Musd)
+                    );
+                }
+                if status.as_u16() == 402 {
+                    bail!(
+                        "{} does not take session vouchers (is the gateway running with \
+                         --sessions?): it answered 402 {code}; nothing was paid",
+                        args.url
                     );
                 }
                 bail!(

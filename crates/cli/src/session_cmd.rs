@@ -126,9 +126,14 @@ pub fn run(command: SessionCommand) -> Result<()> {
             let chain_id = rpc.chain_id()?;
             let voucher = SessionVoucher::sign(&signer, chain_id, args.channel, cumulative);
             // Keep the highest total signed, so `mycel chat --session` continues from it.
-            let store = VoucherStore::new()?;
-            if cumulative > store.last(args.channel)? {
-                store.record(args.channel, cumulative)?;
+            let recorded = VoucherStore::new().and_then(|store| {
+                if cumulative > store.last(args.channel)? {
+                    store.record(args.channel, cumulative)?;
+                }
+                Ok(())
+            });
+            if let Err(e) = recorded {
+                eprintln!("warning: the total was not recorded for `mycel chat --session`: {e:#}");
             }
             if args.client.json {
                 println!("{}", serde_json::to_string_pretty(&voucher)?);
@@ -190,7 +195,7 @@ fn open(args: OpenArgs) -> Result<()> {
             "opened channel {id}: {} mUSD for {to}, withdraw delay {delay} s",
             format_amount(amount, Token::Musd)
         );
-        eprintln!("pay a call: -H \"X-MYCEL-SESSION: $(mycel session voucher --channel {id} --cumulative TOTAL ...)\"");
+        eprintln!("pay a call: mycel chat PROMPT --session {id} (same key), or by hand -H \"X-MYCEL-SESSION: $(mycel session voucher --channel {id} --cumulative TOTAL ...)\"");
     }
     Ok(())
 }

@@ -342,6 +342,44 @@ fn three_chats_on_a_session_are_claimed_by_the_gateway_process() {
     }
     let payee1 = amount(&get(&format!("{rpc}/v1/accounts/{}", payee.address()))["musd"]);
     assert_eq!(payee1 - payee0, 3 * price);
+    // A lost record: the next total starts from what the chain says was claimed.
+    let record = vouchers.join(format!("{channel}.json"));
+    std::fs::remove_file(&record).unwrap();
+    let musd = |n: u128| mycel_types::format_amount(n * price, mycel_types::Token::Musd);
+    let out = chat("0.1");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!("{} mUSD in total", musd(4))),
+        "{}",
+        text(&out)
+    );
+    // A voucher signed with `mycel session voucher` is recorded too, and chat continues from it.
+    let out = mycel(
+        &env,
+        &[
+            "session",
+            "voucher",
+            "--channel",
+            &channel,
+            "--cumulative",
+            &musd(10),
+            "--dev-account",
+            &PAYER.to_string(),
+            "--rpc",
+            &rpc,
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let out = chat("0.1");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!("{} mUSD in total", musd(11))),
+        "{}",
+        text(&out)
+    );
+    let kept: Value = serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
+    assert_eq!(amount(&kept["cumulative"]), 11 * price);
+
     // The gateway's book on disk has the latest voucher.
     let kept: Value = serde_json::from_slice(&std::fs::read(&book).unwrap()).unwrap();
     assert!(
