@@ -570,3 +570,167 @@ proptest! {
         prop_assert_eq!(run_epoch(&input).unwrap(), out, "deterministic");
     }
 }
+
+/// xorshift64, so the large epochs below are random but the same on every run.
+struct Seeded(u64);
+
+impl Seeded {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, m: u64) -> u64 {
+        self.next() % m
+    }
+}
+
+/// A large subnet with everything that changes an epoch's path: sparse and dense weight rows,
+/// inactive and unpermitted validators, self-weights, an owner, stake under the threshold,
+/// weights set before a neuron registered, bonds to neurons registered since the last epoch.
+fn large_input(yuma: YumaVersion, seed: u64, bonds_penalty: u16, liquid: bool) -> EpochInput {
+    let n = 2048usize;
+    let validators = 96usize;
+    let mut rng = Seeded(seed);
+    let stake = (0..n)
+        .map(|i| {
+            if i < validators + 8 {
+                rng.below(1_000_000_000_000)
+            } else if i % 37 == 0 {
+                rng.below(1_000_000)
+            } else {
+                0
+            }
+        })
+        .collect();
+    let row = |rng: &mut Seeded, density: u64| -> Vec<(u16, u16)> {
+        let mut r = Vec::new();
+        for j in 0..n {
+            if rng.below(100) < density {
+                r.push((j as u16, rng.next() as u16));
+            }
+        }
+        r
+    };
+    let mut weights = Vec::with_capacity(n);
+    let mut bonds = Vec::with_capacity(n);
+    for i in 0..n {
+        if i < validators + 8 {
+            let density = [100, 90, 50, 10, 1][i % 5];
+            weights.push(row(&mut rng, density));
+            bonds.push(row(&mut rng, 70));
+        } else {
+            weights.push(Vec::new());
+            bonds.push(Vec::new());
+        }
+    }
+    let block_at_registration = (0..n)
+        .map(|j| {
+            if j % 53 == 0 {
+                1700 + rng.below(400)
+            } else {
+                rng.below(1000)
+            }
+        })
+        .collect();
+    let last_update = (0..n)
+        .map(|i| {
+            if i % 11 == 0 {
+                900 + rng.below(200)
+            } else {
+                1990
+            }
+        })
+        .collect();
+    EpochInput {
+        yuma,
+        stake,
+        weights,
+        bonds,
+        active: (0..n).map(|i| i % 17 != 3).collect(),
+        validator_permit: (0..n).map(|i| i < validators && i % 23 != 5).collect(),
+        block_at_registration,
+        last_update,
+        block: 2000,
+        tempo: 360,
+        last_epoch_block: Some(1640),
+        emission: 360 * 1_000_000_000 + 12_345,
+        kappa: 32767,
+        bonds_penalty,
+        bonds_moving_average: 900_000,
+        liquid_alpha: LiquidAlpha {
+            enabled: liquid,
+            ..LiquidAlpha::default()
+        },
+        max_allowed_validators: validators as u16,
+        stake_threshold: 1_000,
+        owner_uid: Some(7),
+    }
+}
+
+/// Keccak of every output of `out`, bit for bit.
+fn output_digest(out: &EpochOutput) -> String {
+    let mut bytes = Vec::new();
+    for v in [
+        &out.stake,
+        &out.active_stake,
+        &out.consensus,
+        &out.validator_trust,
+        &out.incentive,
+        &out.dividends,
+    ] {
+        bytes.extend((v.len() as u64).to_le_bytes());
+        for x in v.iter() {
+            bytes.extend(x.to_bits().to_le_bytes());
+        }
+    }
+    bytes.extend(out.validator_permit.iter().map(|p| *p as u8));
+    for row in &out.bonds {
+        bytes.extend((row.len() as u64).to_le_bytes());
+        for (j, v) in row {
+            bytes.extend(j.to_le_bytes());
+            bytes.extend(v.to_le_bytes());
+        }
+    }
+    for e in out.server_emission.iter().chain(&out.validator_emission) {
+        bytes.extend(e.to_le_bytes());
+    }
+    bytes.extend(out.undistributed.to_le_bytes());
+    alloy_primitives::keccak256(&bytes).to_string()
+}
+
+/// Large seeded epochs (2048 UIDs, ~100 validators, two chained epochs each) pinned to digests of
+/// their outputs computed before the epoch was optimised: any change of a single output bit in
+/// any step fails this test.
+#[test]
+fn large_seeded_epochs_match_pinned_digests() {
+    let cases = [
+        (YumaVersion::Yuma2, 65535, false),
+        (YumaVersion::Yuma2, 30000, false),
+        (YumaVersion::Yuma3, 65535, true),
+        (YumaVersion::Yuma3, 30000, true),
+        (YumaVersion::Yuma3, 0, false),
+    ];
+    let mut got = Vec::new();
+    for (k, (yuma, penalty, liquid)) in cases.into_iter().enumerate() {
+        let mut input = large_input(yuma, 0x5EED_0000 + k as u64, penalty, liquid);
+        for _ in 0..2 {
+            let out = step(&mut input);
+            got.push(output_digest(&out));
+        }
+    }
+    let want = [
+        "0xb95304d601dd139346aad92cd86c019dd29ab7544cb15038e7fc85aa7d3dbf96",
+        "0xebc136be020628b7cdf006ac62ea53eb816139473b403f09c848e4e930e2db08",
+        "0x9fdbffbf7ab8f2a5d59633105949e63f649f830f618969a84117e13b8d649f05",
+        "0x6bc474bda5588fef4b65e53b06be3c9232b050ae509c6c6da9357880709707af",
+        "0xdcbefa2fae38fc3cfddc950c36c55151b8b7bfa69dec64ceac73d40a47e54f5f",
+        "0x30b1cb923b95330a6950e9e645eaafc379e74d74c7f98e67a90e3f679ccd9f3c",
+        "0x265bf021f76f69f202aea6a27c2a40f18551aaeac7167dfe52b6a16d8205725f",
+        "0x15e110454fcd9ecc7b3dddeb6167bc65d350d2305ca3ba9c7efc748c70c12b04",
+        "0x4aebb06d1f65f864d64a333fffe8b29813cab8a33f0614f3cc6c69bdd5c78b87",
+        "0xdaea9782c1f64d46b231a4c3eddbfcd5fc0204623e0acd65aa2b60b879e5a0e7",
+    ];
+    assert_eq!(got, want);
+}
