@@ -65,6 +65,64 @@ pub fn safe_div(x: I32F32, d: I32F32) -> I32F32 {
     x.checked_div(d).unwrap_or(ZERO)
 }
 
+/// [`safe_div`] by one divisor many times (a column sum, a row sum, 65535): the same bits,
+/// with the 64-bit division replaced by a multiplication by a reciprocal computed once.
+///
+/// For the fast path's `n = X << shift` and `du = D >> g`, take `m = floor((2^64 − 1) / du)`.
+/// Then `2^64 − m·du ≤ du`, so `n/du − n·m/2^64 = n·(2^64 − m·du)/(du·2^64) < 1`: the estimate
+/// `q = floor(n·m / 2^64)` is `floor(n / du)` or one less, and one comparison of the remainder
+/// corrects it. Integers only, so the result is the exact floor, as `safe_div`'s.
+#[derive(Clone, Copy, Debug)]
+pub struct Divisor {
+    d: I32F32,
+    /// 0 when the fast path never applies (d ≤ 0).
+    du: u64,
+    shift: u32,
+    m: u64,
+}
+
+impl Divisor {
+    pub fn new(d: I32F32) -> Self {
+        let db = d.to_bits();
+        if db <= 0 {
+            return Self {
+                d,
+                du: 0,
+                shift: 0,
+                m: 0,
+            };
+        }
+        let g = db.trailing_zeros().min(32);
+        let du = (db as u64) >> g;
+        Self {
+            d,
+            du,
+            shift: 32 - g,
+            m: u64::MAX / du,
+        }
+    }
+
+    /// `safe_div(x, d)`, bit for bit.
+    #[inline]
+    pub fn div(&self, x: I32F32) -> I32F32 {
+        let xb = x.to_bits();
+        if self.du != 0 && xb >= 0 {
+            let xu = xb as u64;
+            if xu.leading_zeros() >= self.shift {
+                let n = xu << self.shift;
+                let mut q = ((n as u128 * self.m as u128) >> 64) as u64;
+                if n - q * self.du >= self.du {
+                    q += 1;
+                }
+                if q <= i64::MAX as u64 {
+                    return I32F32::from_bits(q as i64);
+                }
+            }
+        }
+        safe_div(x, self.d)
+    }
+}
+
 /// `x / d` in 64.64, or 0 when `d == 0`.
 pub fn safe_div_64(x: I64F64, d: I64F64) -> I64F64 {
     x.checked_div(d).unwrap_or(I64F64::ZERO)
@@ -96,7 +154,9 @@ pub fn u16_to_fixed(x: u16) -> I32F32 {
 
 /// `x / 65535`: a stored `u16` proportion as a fraction in [0, 1].
 pub fn u16_proportion_to_fixed(x: u16) -> I32F32 {
-    safe_div(I32F32::from_num(x), u16_max_fixed())
+    // x / 65535 for x ≤ 65535: X = x·2^32 and D = 65535·2^32, so the quotient's bits are
+    // floor(x · 2^32 / 65535) (what `safe_div` computes).
+    I32F32::from_bits((((x as u64) << 32) / 65535) as i64)
 }
 
 /// `x / 65535` for a value already in fixed point (subtensor's `fixed_to_fixed_u16_proportion`).
@@ -321,8 +381,9 @@ pub fn inplace_row_normalize_sparse(m: &mut [Vec<(u16, I32F32)>]) {
     for row in m.iter_mut() {
         let s = row.iter().fold(ZERO, |acc, (_, v)| acc.saturating_add(*v));
         if s > ZERO {
+            let s = Divisor::new(s);
             for (_, v) in row.iter_mut() {
-                *v = safe_div(*v, s);
+                *v = s.div(*v);
             }
         }
     }
@@ -345,11 +406,14 @@ pub fn inplace_col_normalize_sparse(m: &mut [Vec<(u16, I32F32)>], columns: u16) 
             }
         }
     }
+    let col_div: Vec<Option<Divisor>> = col_sum
+        .iter()
+        .map(|d| (*d != ZERO).then(|| Divisor::new(*d)))
+        .collect();
     for row in m.iter_mut() {
         for (j, v) in row.iter_mut() {
-            let d = col_sum.get(*j as usize).copied().unwrap_or(ZERO);
-            if d != ZERO {
-                *v = safe_div(*v, d);
+            if let Some(Some(d)) = col_div.get(*j as usize) {
+                *v = d.div(*v);
             }
         }
     }
@@ -367,11 +431,14 @@ pub fn inplace_col_max_upscale_sparse(m: &mut [Vec<(u16, I32F32)>], columns: u16
             }
         }
     }
+    let col_div: Vec<Option<Divisor>> = col_max
+        .iter()
+        .map(|d| (*d != ZERO).then(|| Divisor::new(*d)))
+        .collect();
     for row in m.iter_mut() {
         for (j, v) in row.iter_mut() {
-            let mx = col_max.get(*j as usize).copied().unwrap_or(ZERO);
-            if mx != ZERO {
-                *v = safe_div(*v, mx);
+            if let Some(Some(d)) = col_div.get(*j as usize) {
+                *v = d.div(*v);
             }
         }
     }
@@ -502,16 +569,16 @@ pub fn mat_vec_mul_sparse(m: &[Vec<(u16, I32F32)>], vector: &[I32F32]) -> Sparse
 pub fn col_clip_sparse(m: &[Vec<(u16, I32F32)>], col_threshold: &[I32F32]) -> SparseMatrix {
     m.iter()
         .map(|row| {
-            row.iter()
-                .filter_map(|&(j, v)| {
-                    let th = col_threshold.get(j as usize).copied().unwrap_or(ZERO);
-                    if th < v {
-                        (th > ZERO).then_some((j, th))
-                    } else {
-                        Some((j, v))
-                    }
-                })
-                .collect()
+            let mut out = Vec::with_capacity(row.len());
+            out.extend(row.iter().filter_map(|&(j, v)| {
+                let th = col_threshold.get(j as usize).copied().unwrap_or(ZERO);
+                if th < v {
+                    (th > ZERO).then_some((j, th))
+                } else {
+                    Some((j, v))
+                }
+            }));
+            out
         })
         .collect()
 }
@@ -753,22 +820,24 @@ pub fn weighted_median_col_sparse(
     let stake_sum = sum(&use_stake);
     let minority = stake_sum.saturating_sub(majority);
     let stake_idx: Vec<usize> = (0..use_stake.len()).collect();
-    // Column-major scores of the staked rows only.
-    let mut use_score = vec![vec![ZERO; use_stake.len()]; columns as usize];
+    // Column-major scores of the staked rows only, in one allocation: column c is
+    // `use_score[c·rows .. (c+1)·rows]`.
+    let rows = use_stake.len();
+    let mut use_score = vec![ZERO; rows * columns as usize];
     let mut k = 0usize;
     for (s, row) in stake.iter().zip(score) {
         if *s > ZERO {
             for &(c, v) in row {
-                if let Some(cell) = use_score.get_mut(c as usize).and_then(|col| col.get_mut(k)) {
-                    *cell = v;
+                if (c as usize) < columns as usize {
+                    use_score[c as usize * rows + k] = v;
                 }
             }
             k += 1;
         }
     }
     let mut scratch = MedianScratch::default();
-    use_score
-        .iter()
+    (0..columns as usize)
+        .map(|c| &use_score[c * rows..(c + 1) * rows])
         .map(|col| {
             weighted_median_with(
                 &mut scratch,

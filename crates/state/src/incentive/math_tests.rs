@@ -537,3 +537,27 @@ proptest! {
         prop_assert_eq!(safe_div(x, d), x.checked_div(d).unwrap_or(I32F32::ZERO));
     }
 }
+
+proptest! {
+    /// `Divisor` (reciprocal multiplication) gives `safe_div`'s bits exactly.
+    #[test]
+    fn divisor_matches_safe_div(
+        x in prop_oneof![any::<i64>(), 0i64..(1i64 << 32), Just(1i64 << 32), (0u32..63).prop_map(|k| (1i64 << k) - 1)],
+        d in prop_oneof![any::<i64>(), 1i64..(1i64 << 34), (0u32..63).prop_map(|k| 1i64 << k), (1u32..63).prop_map(|k| (1i64 << k) - 1), Just(65535i64 << 32)],
+    ) {
+        let (x, d) = (I32F32::from_bits(x), I32F32::from_bits(d));
+        prop_assert_eq!(Divisor::new(d).div(x), safe_div(x, d));
+    }
+
+}
+
+/// The shortcut in `u16_proportion_to_fixed` is `safe_div(x, 65535)` for every `u16`.
+#[test]
+fn u16_proportion_matches_safe_div() {
+    for x in 0..=u16::MAX {
+        assert_eq!(
+            u16_proportion_to_fixed(x),
+            safe_div(I32F32::from_num(x), u16_max_fixed())
+        );
+    }
+}

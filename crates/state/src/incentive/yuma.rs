@@ -258,10 +258,14 @@ fn masked_bonds(
         .bonds
         .iter()
         .map(|row| {
-            row.iter()
-                .filter(|(j, _)| last_tempo > input.block_at_registration[*j as usize])
-                .map(|&(j, v)| (j, convert(v)))
-                .collect()
+            // Sized up front: collecting a filter would grow (and copy) the row ~12 times.
+            let mut out = Vec::with_capacity(row.len());
+            out.extend(
+                row.iter()
+                    .filter(|(j, _)| last_tempo > input.block_at_registration[*j as usize])
+                    .map(|&(j, v)| (j, convert(v))),
+            );
+            out
         })
         .collect()
 }
@@ -276,11 +280,17 @@ fn col_normalized_matvec(m: &[Vec<(u16, I32F32)>], columns: u16, vector: &[I32F3
             col_sum[j as usize] = col_sum[j as usize].saturating_add(v);
         }
     }
+    let col_div: Vec<Option<Divisor>> = col_sum
+        .iter()
+        .map(|d| (*d != I32F32::ZERO).then(|| Divisor::new(*d)))
+        .collect();
     m.iter()
         .map(|row| {
             row.iter().fold(I32F32::ZERO, |acc, &(j, v)| {
-                let d = col_sum[j as usize];
-                let normalized = if d != I32F32::ZERO { safe_div(v, d) } else { v };
+                let normalized = match col_div[j as usize] {
+                    Some(d) => d.div(v),
+                    None => v,
+                };
                 acc.saturating_add(
                     normalized
                         .saturating_mul(vector.get(j as usize).copied().unwrap_or(I32F32::ZERO)),
@@ -388,11 +398,14 @@ pub fn run_epoch(input: &EpochInput) -> Result<EpochOutput, EpochError> {
                 return Vec::new();
             }
             let updated = input.last_update[i];
-            row.iter()
-                .filter(|(j, _)| i != *j as usize || owner == Some(*j))
-                .filter(|(j, _)| updated > input.block_at_registration[*j as usize])
-                .map(|&(j, v)| (j, u16_to_fixed(v)))
-                .collect()
+            let mut out = Vec::with_capacity(row.len());
+            out.extend(
+                row.iter()
+                    .filter(|(j, _)| i != *j as usize || owner == Some(*j))
+                    .filter(|(j, _)| updated > input.block_at_registration[*j as usize])
+                    .map(|&(j, v)| (j, u16_to_fixed(v))),
+            );
+            out
         })
         .collect();
     inplace_row_normalize_sparse(&mut weights);
