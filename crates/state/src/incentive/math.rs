@@ -583,6 +583,21 @@ pub fn col_clip_sparse(m: &[Vec<(u16, I32F32)>], col_threshold: &[I32F32]) -> Sp
         .collect()
 }
 
+/// [`col_clip_sparse`] in place: the same kept entries and values, without a second matrix.
+pub fn inplace_col_clip_sparse(m: &mut [Vec<(u16, I32F32)>], col_threshold: &[I32F32]) {
+    for row in m.iter_mut() {
+        row.retain_mut(|(j, v)| {
+            let th = col_threshold.get(*j as usize).copied().unwrap_or(ZERO);
+            if th < *v {
+                *v = th;
+                th > ZERO
+            } else {
+                true
+            }
+        });
+    }
+}
+
 /// Visit the union of the columns of two sorted sparse rows, in column order, with the value of
 /// each (0 where a row has no entry).
 fn merge_rows(a: &[(u16, I32F32)], b: &[(u16, I32F32)], mut f: impl FnMut(u16, I32F32, I32F32)) {

@@ -413,7 +413,14 @@ pub fn run_epoch(input: &EpochInput) -> Result<EpochOutput, EpochError> {
     // == Consensus, clipping, validator trust ==
     let kappa = u16_proportion_to_fixed(input.kappa);
     let consensus = weighted_median_col_sparse(&active_stake, &weights, cols, kappa);
-    let clipped = col_clip_sparse(&weights, &consensus);
+    let bonds_penalty = u16_proportion_to_fixed(input.bonds_penalty);
+    // At β = 1 the bonds use the clipped weights only, so clip the weights in place.
+    let clipped = if bonds_penalty == I32F32::ONE {
+        inplace_col_clip_sparse(&mut weights, &consensus);
+        std::mem::take(&mut weights)
+    } else {
+        col_clip_sparse(&weights, &consensus)
+    };
     let validator_trust = row_sum_sparse(&clipped);
 
     // == Ranks, incentive ==
@@ -421,7 +428,6 @@ pub fn run_epoch(input: &EpochInput) -> Result<EpochOutput, EpochError> {
     inplace_normalize(&mut incentive);
 
     // == Bonds, dividends ==
-    let bonds_penalty = u16_proportion_to_fixed(input.bonds_penalty);
     // `interpolate_sparse` returns one of its inputs unchanged at β = 1 or 0; neither is needed
     // after this, so take it instead of copying.
     let mut weights_for_bonds: SparseMatrix = if bonds_penalty == I32F32::ONE {
