@@ -58,7 +58,7 @@ use std::{
     sync::{atomic::Ordering, Arc},
     time::Duration,
 };
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 /// The consensus signing scheme: one ed25519 signature per validator per vote.
 pub(crate) type Scheme = simplex::scheme::ed25519::Scheme;
@@ -702,7 +702,13 @@ async fn apply_finalized<E: Storage + Clock + Metrics>(
         .txs_finalized
         .fetch_add(hashes.len() as u64, Ordering::Relaxed);
     shared.set_consensus_tip(height);
-    info!(height, hash = %hash, txs = hashes.len(), "finalized block");
+    // Empty blocks (one a second on an idle devnet) only at debug, so the console shows what
+    // happened rather than the clock.
+    if hashes.is_empty() {
+        debug!(height, hash = %hash, "finalized empty block");
+    } else {
+        info!(height, hash = %hash, txs = hashes.len(), "finalized block");
+    }
     let _ = shared.blocks.send(Arc::new(view));
     Ok(())
 }
