@@ -270,6 +270,67 @@ fn masked_bonds(
         .collect()
 }
 
+/// The Yuma 3 bond EMA straight from the stored bonds: for each entry of the union of row `i` of
+/// `new` and row `i` of [`masked_bonds`]`(input, last_tempo, u16_proportion_to_fixed)`, in column
+/// order, `entry(j, new_ij, old_ij)`, kept when > 0. The same entries and values as
+/// [`mat_ema_sparse`] / [`mat_ema_alpha_sparse`] over the masked bonds, without building them.
+fn ema_from_stored_bonds(
+    new: &[Vec<(u16, I32F32)>],
+    input: &EpochInput,
+    last_tempo: u64,
+    mut entry: impl FnMut(u16, I32F32, I32F32) -> I32F32,
+) -> SparseMatrix {
+    let zero = I32F32::ZERO;
+    let keep: Vec<bool> = input
+        .block_at_registration
+        .iter()
+        .map(|registered| last_tempo > *registered)
+        .collect();
+    new.iter()
+        .zip(&input.bonds)
+        .map(|(nrow, stored)| {
+            let mut out = Vec::with_capacity(nrow.len().max(stored.len()));
+            let mut old = stored
+                .iter()
+                .filter(|(j, _)| keep[*j as usize])
+                .map(|&(j, v)| (j, u16_proportion_to_fixed(v)))
+                .peekable();
+            let mut fresh = nrow.iter().copied().peekable();
+            loop {
+                let (j, n, o) = match (fresh.peek().copied(), old.peek().copied()) {
+                    (Some((ja, va)), Some((jb, vb))) => {
+                        if ja == jb {
+                            fresh.next();
+                            old.next();
+                            (ja, va, vb)
+                        } else if ja < jb {
+                            fresh.next();
+                            (ja, va, zero)
+                        } else {
+                            old.next();
+                            (jb, zero, vb)
+                        }
+                    }
+                    (Some((ja, va)), None) => {
+                        fresh.next();
+                        (ja, va, zero)
+                    }
+                    (None, Some((jb, vb))) => {
+                        old.next();
+                        (jb, zero, vb)
+                    }
+                    (None, None) => break,
+                };
+                let v = entry(j, n, o);
+                if v > zero {
+                    out.push((j, v));
+                }
+            }
+            out
+        })
+        .collect()
+}
+
 /// `row_sum(mat_vec_mul(col_normalize(m), vector))` without building the two intermediate
 /// matrices: the same per-entry operations in the same order (a product that is exactly 0, which
 /// subtensor drops before summing, adds nothing).
@@ -447,18 +508,27 @@ pub fn run_epoch(input: &EpochInput) -> Result<EpochOutput, EpochError> {
     let ema_bonds: SparseMatrix;
     match input.yuma {
         YumaVersion::Yuma3 => {
-            let bonds = masked_bonds(input, last_tempo, u16_proportion_to_fixed);
+            // The same entry formulas as `mat_ema_alpha_sparse` and `mat_ema_sparse`, fed the
+            // masked stored bonds directly.
             let la = input.liquid_alpha;
             ema_bonds = if la.enabled && consensus.iter().any(|c| *c != I32F32::ZERO) {
                 let lo = u16_proportion_to_fixed(la.alpha_low);
                 let hi = u16_proportion_to_fixed(la.alpha_high);
                 let rate = safe_div(I32F32::from_num(la.steepness), I32F32::from_num(-100));
-                mat_ema_alpha_sparse(&weights_for_bonds, &bonds, |_, j, w, b| {
+                ema_from_stored_bonds(&weights_for_bonds, input, last_tempo, |j, n, o| {
                     let c = consensus.get(j as usize).copied().unwrap_or(I32F32::ZERO);
-                    alpha_sigmoid_with_rate(c, w, b, lo, hi, rate)
+                    let a = alpha_sigmoid_with_rate(c, n, o, lo, hi, rate);
+                    let decayed = I32F32::ONE.saturating_sub(a).saturating_mul(o);
+                    let inc = a.saturating_mul(n).max(I32F32::ZERO);
+                    decayed.saturating_add(inc).min(I32F32::ONE)
                 })
             } else {
-                mat_ema_sparse(&weights_for_bonds, &bonds, fixed_alpha)
+                let one_minus_alpha = I32F32::ONE.saturating_sub(fixed_alpha);
+                ema_from_stored_bonds(&weights_for_bonds, input, last_tempo, |_, n, o| {
+                    fixed_alpha
+                        .saturating_mul(n)
+                        .saturating_add(one_minus_alpha.saturating_mul(o))
+                })
             };
             let per_validator = col_normalized_matvec(&ema_bonds, cols, &incentive);
             dividends = vec_mul(&per_validator, &active_stake);
