@@ -561,3 +561,14 @@ fn u16_proportion_matches_safe_div() {
         );
     }
 }
+
+proptest! {
+    /// `exp_safe4` gives `exp_safe`'s bits in every lane, including clamped inputs.
+    #[test]
+    fn exp_safe4_matches_exp_safe(
+        x in proptest::array::uniform4(prop_oneof![any::<i64>(), -(25i64 << 32)..(25i64 << 32), -(6i64 << 32)..(6i64 << 32)]),
+    ) {
+        let input = x.map(I32F32::from_bits);
+        prop_assert_eq!(exp_safe4(input), input.map(exp_safe));
+    }
+}

@@ -280,6 +280,25 @@ fn ema_from_stored_bonds(
     last_tempo: u64,
     mut entry: impl FnMut(u16, I32F32, I32F32) -> I32F32,
 ) -> SparseMatrix {
+    ema_rows_from_stored_bonds(new, input, last_tempo, |entries, out| {
+        for &(j, n, o) in entries {
+            let v = entry(j, n, o);
+            if v > I32F32::ZERO {
+                out.push((j, v));
+            }
+        }
+    })
+}
+
+/// The merge of [`ema_from_stored_bonds`], one row at a time: `row(entries, out)` gets the
+/// union entries `(j, new_ij, old_ij)` of row `i` in column order and fills the output row.
+fn ema_rows_from_stored_bonds(
+    new: &[Vec<(u16, I32F32)>],
+    input: &EpochInput,
+    last_tempo: u64,
+    mut row: impl FnMut(&[(u16, I32F32, I32F32)], &mut Vec<(u16, I32F32)>),
+) -> SparseMatrix {
+    let mut entries: Vec<(u16, I32F32, I32F32)> = Vec::new();
     let zero = I32F32::ZERO;
     let keep: Vec<bool> = input
         .block_at_registration
@@ -290,6 +309,7 @@ fn ema_from_stored_bonds(
         .zip(&input.bonds)
         .map(|(nrow, stored)| {
             let mut out = Vec::with_capacity(nrow.len().max(stored.len()));
+            entries.clear();
             let mut old = stored
                 .iter()
                 .filter(|(j, _)| keep[*j as usize])
@@ -321,11 +341,9 @@ fn ema_from_stored_bonds(
                     }
                     (None, None) => break,
                 };
-                let v = entry(j, n, o);
-                if v > zero {
-                    out.push((j, v));
-                }
+                entries.push((j, n, o));
             }
+            row(&entries, &mut out);
             out
         })
         .collect()
@@ -385,16 +403,71 @@ fn alpha_sigmoid_with_rate(
     alpha_high: I32F32,
     rate: I32F32,
 ) -> I32F32 {
+    let exponent = sigmoid_exponent(consensus, weight, bond, rate);
+    alpha_from_exp(exp_safe(exponent), alpha_low, alpha_high)
+}
+
+/// The exponent of [`alpha_sigmoid`]: `rate · (combined − 0.5)`.
+#[inline]
+fn sigmoid_exponent(consensus: I32F32, weight: I32F32, bond: I32F32, rate: I32F32) -> I32F32 {
     let zero = I32F32::ZERO;
     let one = I32F32::ONE;
     let diff_buy = clamp_value(weight.saturating_sub(consensus), zero, one);
     let diff_sell = clamp_value(bond.saturating_sub(weight), zero, one);
     let combined = if weight >= bond { diff_buy } else { diff_sell };
-    let exponent = rate.saturating_mul(combined.saturating_sub(I32F32::from_num(0.5)));
-    let sigmoid = safe_div(one, one.saturating_add(exp_safe(exponent)));
+    rate.saturating_mul(combined.saturating_sub(I32F32::from_num(0.5)))
+}
+
+/// [`alpha_sigmoid`] from `e^exponent`.
+#[inline]
+fn alpha_from_exp(exp: I32F32, alpha_low: I32F32, alpha_high: I32F32) -> I32F32 {
+    let one = I32F32::ONE;
+    let sigmoid = safe_div(one, one.saturating_add(exp));
     let alpha =
         alpha_low.saturating_add(sigmoid.saturating_mul(alpha_high.saturating_sub(alpha_low)));
     clamp_value(alpha, alpha_low, alpha_high)
+}
+
+/// The liquid-alpha bond entry `min(1, (1 − a)·old + max(0, a·new))` (as
+/// [`mat_ema_alpha_sparse`]) with `a` already computed.
+#[inline]
+fn liquid_ema_entry(a: I32F32, new: I32F32, old: I32F32) -> I32F32 {
+    let decayed = I32F32::ONE.saturating_sub(a).saturating_mul(old);
+    let inc = a.saturating_mul(new).max(I32F32::ZERO);
+    decayed.saturating_add(inc).min(I32F32::ONE)
+}
+
+/// The liquid-alpha EMA over the union `(j, new_ij, old_ij)` entries of one row, in order,
+/// pushing the entries > 0 to `out`. The alphas are computed four at a time ([`exp_safe4`]),
+/// which gives the same bits as one at a time.
+fn liquid_ema_row(
+    entries: &[(u16, I32F32, I32F32)],
+    consensus: &[I32F32],
+    (lo, hi, rate): (I32F32, I32F32, I32F32),
+    out: &mut Vec<(u16, I32F32)>,
+) {
+    let consensus_of = |j: u16| consensus.get(j as usize).copied().unwrap_or(I32F32::ZERO);
+    let mut chunks = entries.chunks_exact(4);
+    for chunk in &mut chunks {
+        let mut exponents = [I32F32::ZERO; 4];
+        for (e, &(j, n, o)) in exponents.iter_mut().zip(chunk) {
+            *e = sigmoid_exponent(consensus_of(j), n, o, rate);
+        }
+        let exps = exp_safe4(exponents);
+        for (&(j, n, o), e) in chunk.iter().zip(exps) {
+            let v = liquid_ema_entry(alpha_from_exp(e, lo, hi), n, o);
+            if v > I32F32::ZERO {
+                out.push((j, v));
+            }
+        }
+    }
+    for &(j, n, o) in chunks.remainder() {
+        let a = alpha_sigmoid_with_rate(consensus_of(j), n, o, lo, hi, rate);
+        let v = liquid_ema_entry(a, n, o);
+        if v > I32F32::ZERO {
+            out.push((j, v));
+        }
+    }
 }
 
 /// The fixed EMA coefficient `1 − bonds_moving_average / 1e6` (via 64.64, as subtensor).
@@ -515,12 +588,8 @@ pub fn run_epoch(input: &EpochInput) -> Result<EpochOutput, EpochError> {
                 let lo = u16_proportion_to_fixed(la.alpha_low);
                 let hi = u16_proportion_to_fixed(la.alpha_high);
                 let rate = safe_div(I32F32::from_num(la.steepness), I32F32::from_num(-100));
-                ema_from_stored_bonds(&weights_for_bonds, input, last_tempo, |j, n, o| {
-                    let c = consensus.get(j as usize).copied().unwrap_or(I32F32::ZERO);
-                    let a = alpha_sigmoid_with_rate(c, n, o, lo, hi, rate);
-                    let decayed = I32F32::ONE.saturating_sub(a).saturating_mul(o);
-                    let inc = a.saturating_mul(n).max(I32F32::ZERO);
-                    decayed.saturating_add(inc).min(I32F32::ONE)
+                ema_rows_from_stored_bonds(&weights_for_bonds, input, last_tempo, |row, out| {
+                    liquid_ema_row(row, &consensus, (lo, hi, rate), out)
                 })
             } else {
                 let one_minus_alpha = I32F32::ONE.saturating_sub(fixed_alpha);
