@@ -246,41 +246,21 @@ impl EpochInput {
     }
 }
 
-/// Previous bonds converted with `convert`, without the entries of neurons registered since the
-/// last epoch (`last_tempo ≤ block_at_registration`): subtensor's conversion followed by
-/// `scalar_vec_mask_sparse_matrix`, in one pass.
-fn masked_bonds(
-    input: &EpochInput,
-    last_tempo: u64,
-    convert: impl Fn(u16) -> I32F32,
-) -> SparseMatrix {
-    input
-        .bonds
-        .iter()
-        .map(|row| {
-            // Sized up front: collecting a filter would grow (and copy) the row ~12 times.
-            let mut out = Vec::with_capacity(row.len());
-            out.extend(
-                row.iter()
-                    .filter(|(j, _)| last_tempo > input.block_at_registration[*j as usize])
-                    .map(|&(j, v)| (j, convert(v))),
-            );
-            out
-        })
-        .collect()
-}
-
-/// The Yuma 3 bond EMA straight from the stored bonds: for each entry of the union of row `i` of
-/// `new` and row `i` of [`masked_bonds`]`(input, last_tempo, u16_proportion_to_fixed)`, in column
-/// order, `entry(j, new_ij, old_ij)`, kept when > 0. The same entries and values as
-/// [`mat_ema_sparse`] / [`mat_ema_alpha_sparse`] over the masked bonds, without building them.
+/// The bond EMA straight from the stored bonds: for each entry of the union of row `i` of `new`
+/// and row `i` of the previous bonds (stored value `v` in column `j` read as `convert(j, v)`,
+/// without the entries of neurons registered since the last epoch, `last_tempo ≤
+/// block_at_registration`: subtensor's conversion and `scalar_vec_mask_sparse_matrix`), in
+/// column order, `entry(j, new_ij, old_ij)`, kept when > 0. The
+/// same entries and values as [`mat_ema_sparse`] / [`mat_ema_alpha_sparse`] over the masked
+/// bonds, without building them.
 fn ema_from_stored_bonds(
     new: &[Vec<(u16, I32F32)>],
     input: &EpochInput,
     last_tempo: u64,
+    convert: impl Fn(u16, u16) -> I32F32,
     mut entry: impl FnMut(u16, I32F32, I32F32) -> I32F32,
 ) -> SparseMatrix {
-    ema_rows_from_stored_bonds(new, input, last_tempo, |entries, out| {
+    ema_rows_from_stored_bonds(new, input, last_tempo, convert, |entries, out| {
         for &(j, n, o) in entries {
             let v = entry(j, n, o);
             if v > I32F32::ZERO {
@@ -296,6 +276,7 @@ fn ema_rows_from_stored_bonds(
     new: &[Vec<(u16, I32F32)>],
     input: &EpochInput,
     last_tempo: u64,
+    convert: impl Fn(u16, u16) -> I32F32,
     mut row: impl FnMut(&[(u16, I32F32, I32F32)], &mut Vec<(u16, I32F32)>),
 ) -> SparseMatrix {
     let mut entries: Vec<(u16, I32F32, I32F32)> = Vec::new();
@@ -313,7 +294,7 @@ fn ema_rows_from_stored_bonds(
             let mut old = stored
                 .iter()
                 .filter(|(j, _)| keep[*j as usize])
-                .map(|&(j, v)| (j, u16_proportion_to_fixed(v)))
+                .map(|&(j, v)| (j, convert(j, v)))
                 .peekable();
             let mut fresh = nrow.iter().copied().peekable();
             loop {
@@ -588,12 +569,18 @@ pub fn run_epoch(input: &EpochInput) -> Result<EpochOutput, EpochError> {
                 let lo = u16_proportion_to_fixed(la.alpha_low);
                 let hi = u16_proportion_to_fixed(la.alpha_high);
                 let rate = safe_div(I32F32::from_num(la.steepness), I32F32::from_num(-100));
-                ema_rows_from_stored_bonds(&weights_for_bonds, input, last_tempo, |row, out| {
-                    liquid_ema_row(row, &consensus, (lo, hi, rate), out)
-                })
+                let convert = |_, v| u16_proportion_to_fixed(v);
+                ema_rows_from_stored_bonds(
+                    &weights_for_bonds,
+                    input,
+                    last_tempo,
+                    convert,
+                    |row, out| liquid_ema_row(row, &consensus, (lo, hi, rate), out),
+                )
             } else {
                 let one_minus_alpha = I32F32::ONE.saturating_sub(fixed_alpha);
-                ema_from_stored_bonds(&weights_for_bonds, input, last_tempo, |_, n, o| {
+                let convert = |_, v| u16_proportion_to_fixed(v);
+                ema_from_stored_bonds(&weights_for_bonds, input, last_tempo, convert, |_, n, o| {
                     fixed_alpha
                         .saturating_mul(n)
                         .saturating_add(one_minus_alpha.saturating_mul(o))
@@ -604,8 +591,6 @@ pub fn run_epoch(input: &EpochInput) -> Result<EpochOutput, EpochError> {
             inplace_normalize(&mut dividends);
         }
         YumaVersion::Yuma2 => {
-            let mut bonds = masked_bonds(input, last_tempo, u16_to_fixed);
-            inplace_col_normalize_sparse(&mut bonds, cols);
             // ΔB = W̃ ∘ S (subtensor's `row_hadamard_sparse`), in place.
             for (row, s) in weights_for_bonds.iter_mut().zip(&active_stake) {
                 for (_, v) in row.iter_mut() {
@@ -614,7 +599,32 @@ pub fn run_epoch(input: &EpochInput) -> Result<EpochOutput, EpochError> {
             }
             let mut delta = weights_for_bonds;
             inplace_col_normalize_sparse(&mut delta, cols);
-            let mut ema = mat_ema_sparse(&delta, &bonds, fixed_alpha);
+            // Old bonds: masked, as integers, column-normalised (subtensor's steps), read
+            // straight from the stored bonds: column sums first (rows in order, as
+            // `inplace_col_normalize_sparse`), then each value divided as it is merged.
+            let keep = |j: u16| last_tempo > input.block_at_registration[j as usize];
+            let mut col_sum = vec![I32F32::ZERO; n];
+            for row in &input.bonds {
+                for &(j, v) in row {
+                    if keep(j) {
+                        col_sum[j as usize] = col_sum[j as usize].saturating_add(u16_to_fixed(v));
+                    }
+                }
+            }
+            let col_div: Vec<Option<Divisor>> = col_sum
+                .iter()
+                .map(|d| (*d != I32F32::ZERO).then(|| Divisor::new(*d)))
+                .collect();
+            let convert = |j: u16, v: u16| match col_div[j as usize] {
+                Some(d) => d.div(u16_to_fixed(v)),
+                None => u16_to_fixed(v),
+            };
+            let one_minus_alpha = I32F32::ONE.saturating_sub(fixed_alpha);
+            let mut ema = ema_from_stored_bonds(&delta, input, last_tempo, convert, |_, n, o| {
+                fixed_alpha
+                    .saturating_mul(n)
+                    .saturating_add(one_minus_alpha.saturating_mul(o))
+            });
             inplace_col_normalize_sparse(&mut ema, cols);
             dividends = matmul_transpose_sparse(&ema, &incentive);
             inplace_normalize(&mut dividends);
