@@ -392,14 +392,14 @@ pub fn run_block(args: BlockArgs) -> Result<()> {
 }
 
 /// A blocking-style client for one node, on a small runtime of its own.
-struct Node {
-    base: String,
+pub(crate) struct Node {
+    pub(crate) base: String,
     http: reqwest::Client,
     runtime: tokio::runtime::Runtime,
 }
 
 impl Node {
-    fn new(args: &ClientArgs) -> Result<Node> {
+    pub(crate) fn new(args: &ClientArgs) -> Result<Node> {
         let base = args.rpc.trim_end_matches('/').to_string();
         let parsed = reqwest::Url::parse(&base).map_err(|e| {
             anyhow!(
@@ -426,11 +426,11 @@ impl Node {
         })
     }
 
-    fn get(&self, path: &str) -> Result<Value> {
+    pub(crate) fn get(&self, path: &str) -> Result<Value> {
         self.call(self.http.get(format!("{}{path}", self.base)), path)
     }
 
-    fn post(&self, path: &str, body: &Value) -> Result<Value> {
+    pub(crate) fn post(&self, path: &str, body: &Value) -> Result<Value> {
         self.call(
             self.http.post(format!("{}{path}", self.base)).json(body),
             path,
@@ -476,10 +476,10 @@ impl Node {
 
 /// An error the node answered with (`{"error": {"code", "message"}}`).
 #[derive(Debug)]
-struct ApiError {
-    code: String,
-    message: String,
-    status: u16,
+pub(crate) struct ApiError {
+    pub(crate) code: String,
+    pub(crate) message: String,
+    pub(crate) status: u16,
 }
 
 impl std::error::Error for ApiError {}
@@ -515,18 +515,30 @@ fn hint(code: &str) -> &'static str {
         "mempool_full" => " (try again in a few seconds)",
         "unknown_tx" => " (it may not have reached this node; check the hash or --rpc)",
         "unknown_block" => " (it is not finalized yet; see `mycel status` for the height)",
+        "unknown_subnet" => " (list the subnets with `mycel subnet list`)",
+        "not_owner" => " (sign with the subnet owner's coldkey)",
+        "not_registered" | "hotkey_not_neuron" => {
+            " (register it with `mycel neuron register`; see `mycel neuron list --netuid N`)"
+        }
+        "rate_limited" => " (see weights_rate_limit in `mycel subnet show NETUID`)",
+        "reveal_too_early" => {
+            " (reveal from the block `mycel weights commit` printed; epochs: `mycel subnet show NETUID`)"
+        }
+        "price_already_beyond_limit" | "price_limit" => {
+            " (see the price with `mycel subnet show NETUID`; loosen or drop --limit-price)"
+        }
         _ => "",
     }
 }
 
-fn error_parts(err: &Value) -> (String, String) {
+pub(crate) fn error_parts(err: &Value) -> (String, String) {
     let code = err["code"].as_str().unwrap_or("unknown").to_string();
     let message = err["message"].as_str().unwrap_or("no message").to_string();
     (code, message)
 }
 
 /// A 0x address, or the name of a key in the keystore whose file records its address.
-fn resolve_address(spec: &str, keystore: &KeystoreArgs) -> Result<Address> {
+pub(crate) fn resolve_address(spec: &str, keystore: &KeystoreArgs) -> Result<Address> {
     if spec.starts_with("0x") || spec.starts_with("0X") {
         return spec.parse::<Address>().map_err(|e| {
             anyhow!("'{spec}' is not an address ({e}): expected 0x followed by 40 hex digits")

@@ -9,7 +9,7 @@
 //!
 //! Amounts are whole tokens with decimals (MYC and alpha both have 9); prices are MYC per alpha.
 
-use crate::client::ClientArgs;
+use crate::client::{error_parts, resolve_address, ApiError, ClientArgs, Node as Rpc};
 use crate::keys::{self, KeystoreArgs, PasswordArgs};
 use alloy_primitives::{Address, B256, U256};
 use alloy_signer_local::PrivateKeySigner;
@@ -1720,149 +1720,7 @@ fn incentive_event<'a>(done: &'a Value, action: &str) -> Option<&'a Value> {
         .find(|e| e["action"] == action)
 }
 
-// ---------------------------------------------------------------- the node
-
-/// A blocking client for one node's HTTP API.
-struct Rpc {
-    base: String,
-    http: reqwest::Client,
-    runtime: tokio::runtime::Runtime,
-}
-
-/// An error the node answered with (`{"error": {"code", "message"}}`).
-#[derive(Debug)]
-struct ApiError {
-    code: String,
-    message: String,
-    status: u16,
-}
-
-impl std::error::Error for ApiError {}
-
-impl std::fmt::Display for ApiError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let hint = match self.code.as_str() {
-            "unknown_subnet" => " (list the subnets with `mycel subnet list`)",
-            "not_owner" => " (sign with the subnet owner's coldkey)",
-            "not_registered" | "hotkey_not_neuron" => {
-                " (register it with `mycel neuron register`; see `mycel neuron list --netuid N`)"
-            }
-            "rate_limited" => " (see weights_rate_limit in `mycel subnet show NETUID`)",
-            "reveal_too_early" => {
-                " (reveal from the block `mycel weights commit` printed; epochs: `mycel subnet show NETUID`)"
-            }
-            "price_already_beyond_limit" | "price_limit" => {
-                " (see the price with `mycel subnet show NETUID`; loosen or drop --limit-price)"
-            }
-            "insufficient_balance" => " (check the account with `mycel balance`)",
-            "stale_nonce" | "future_nonce" | "nonce_too_far_ahead" | "nonce_taken" => {
-                " (drop --nonce to use the account's next nonce)"
-            }
-            "fee_too_low" => " (raise --fee, or leave it out to pay the node's minimum)",
-            _ => "",
-        };
-        write!(
-            f,
-            "the node answered: {} [{}, HTTP {}]{hint}",
-            self.message, self.code, self.status
-        )
-    }
-}
-
-impl Rpc {
-    fn new(args: &ClientArgs) -> Result<Rpc> {
-        let base = args.rpc.trim_end_matches('/').to_string();
-        let url = reqwest::Url::parse(&base).map_err(|e| {
-            anyhow!(
-                "--rpc '{}' is not a URL ({e}): use e.g. http://127.0.0.1:8545",
-                args.rpc
-            )
-        })?;
-        if url.scheme() != "http" {
-            bail!("--rpc '{}': only http:// node URLs are supported", args.rpc);
-        }
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(30))
-            .build()
-            .context("cannot set up the HTTP client")?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("cannot start the async runtime")?;
-        Ok(Rpc {
-            base,
-            http,
-            runtime,
-        })
-    }
-
-    fn get(&self, path: &str) -> Result<Value> {
-        self.call(self.http.get(format!("{}{path}", self.base)), path)
-    }
-
-    fn post(&self, path: &str, body: &Value) -> Result<Value> {
-        self.call(
-            self.http.post(format!("{}{path}", self.base)).json(body),
-            path,
-        )
-    }
-
-    fn call(&self, request: reqwest::RequestBuilder, path: &str) -> Result<Value> {
-        let base = &self.base;
-        let (status, text) = self.runtime.block_on(async {
-            let response = request.send().await.map_err(|e| {
-                if e.is_connect() {
-                    anyhow!("cannot reach the node at {base}: is `mycel up` running? (point elsewhere with --rpc URL or MYCEL_RPC)")
-                } else if e.is_timeout() {
-                    anyhow!("the node at {base} did not answer {path} in time")
-                } else {
-                    anyhow!("request to the node at {base}{path} failed: {e}")
-                }
-            })?;
-            let status = response.status();
-            let text = response
-                .text()
-                .await
-                .map_err(|e| anyhow!("reading the node's answer to {path} failed: {e}"))?;
-            Ok::<_, anyhow::Error>((status, text))
-        })?;
-        let json: Option<Value> = serde_json::from_str(&text).ok();
-        if status.is_success() {
-            return json.ok_or_else(|| {
-                anyhow!("the node at {base} answered {path} with something that is not JSON: is it a mycel node?")
-            });
-        }
-        match json.as_ref().map(|j| &j["error"]).filter(|e| e.is_object()) {
-            Some(err) => {
-                let (code, message) = error_parts(err);
-                Err(ApiError { code, message, status: status.as_u16() }.into())
-            }
-            None => Err(anyhow!(
-                "the node at {base} answered {path} with HTTP {status}: is it a mycel node of this version (with the incentive layer)?"
-            )),
-        }
-    }
-}
-
-fn error_parts(err: &Value) -> (String, String) {
-    (
-        err["code"].as_str().unwrap_or("unknown").to_string(),
-        err["message"].as_str().unwrap_or("no message").to_string(),
-    )
-}
-
 // ---------------------------------------------------------------- formatting
-
-fn resolve_address(spec: &str, keystore: &KeystoreArgs) -> Result<Address> {
-    if spec.starts_with("0x") || spec.starts_with("0X") {
-        return spec.parse::<Address>().map_err(|e| {
-            anyhow!("'{spec}' is not an address ({e}): expected 0x followed by 40 hex digits")
-        });
-    }
-    keys::address_of(keystore, spec)
-        .with_context(|| format!("'{spec}' is not a 0x address, so it was taken as a key name"))
-}
 
 fn parse_myc(text: &str, flag: &str) -> Result<Amount> {
     parse_amount(text, Token::Myc).with_context(|| format!("bad {flag} '{text}'"))
