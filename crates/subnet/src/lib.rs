@@ -23,4 +23,5 @@
 //! No command-line parsing, no key files (the caller hands over a signer), no consensus.
 
 pub mod miner;
+pub mod node;
 pub mod validator;

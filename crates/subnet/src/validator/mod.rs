@@ -191,7 +191,7 @@ impl Validator {
     /// Registers the hotkey if needed, then runs rounds, one per tempo, until `config.rounds`
     /// are done (or forever).
     pub async fn run(&mut self) -> Result<(), ValidatorError> {
-        let (chain_id, _, _) = self.node.status().await?;
+        let (chain_id, _, _) = self.node.status_with_fee().await?;
         let netuid = self.config.netuid;
         let (uid, registered_now) = self
             .node
@@ -226,7 +226,7 @@ impl Validator {
             // One round per tempo: wait until the epoch these weights were for has run.
             loop {
                 tokio::time::sleep(Duration::from_millis(500)).await;
-                match self.node.status().await {
+                match self.node.status_with_fee().await {
                     Ok((_, height, _)) if height > params.next_epoch_at => break,
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "cannot read the chain height"),
