@@ -25,7 +25,7 @@
 use alloy_primitives::{Address, B256};
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode};
-use mycel_infer::{ReceiptJson, SignedReceipt, DETERMINISM_PROFILE};
+use mycel_infer::{ReceiptBinding, ReceiptJson, SignedReceipt};
 use rand::Rng;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -385,38 +385,14 @@ impl MinerRouter {
         let json: ReceiptJson = serde_json::from_value(receipt)
             .map_err(|e| bad(format!("the receipt cannot be read: {e}")))?;
         let signed = SignedReceipt::from_json(&json).map_err(|e| bad(e.to_string()))?;
-        let signer = signed.recover_signer().map_err(|e| bad(e.to_string()))?;
-        if signer != miner.hotkey {
-            return Err(bad(format!(
-                "signed by {signer}, but uid {}'s hotkey is {}",
-                miner.uid, miner.hotkey
-            )));
-        }
-        let r = &signed.receipt;
-        if r.miner != miner.hotkey {
-            return Err(bad(format!(
-                "names the miner {}, not {}",
-                r.miner, miner.hotkey
-            )));
-        }
-        if signed.chain_id != self.chain_id || r.netuid != self.config.netuid {
-            return Err(bad(format!(
-                "for chain {} subnet {}, not chain {} subnet {}",
-                signed.chain_id, r.netuid, self.chain_id, self.config.netuid
-            )));
-        }
-        if let Some(model) = self.config.model_id {
-            if r.modelId != model {
-                return Err(bad(format!("model {}, expected {model}", r.modelId)));
-            }
-        }
-        if r.determinismProfile != DETERMINISM_PROFILE {
-            return Err(bad(format!(
-                "determinism profile `{}`, expected `{DETERMINISM_PROFILE}`",
-                r.determinismProfile
-            )));
-        }
-        Ok(())
+        signed
+            .check_binding(&ReceiptBinding {
+                miner: miner.hotkey,
+                chain_id: self.chain_id,
+                netuid: self.config.netuid,
+                model_id: self.config.model_id,
+            })
+            .map_err(|e| bad(format!("uid {}: {e}", miner.uid)))
     }
 
     /// Each miner with its health, for `GET /v1/miners`.
@@ -564,7 +540,7 @@ mod tests {
             outputTokensHash: B256::repeat_byte(3),
             promptTokenCount: 5,
             outputTokenCount: 4,
-            determinismProfile: DETERMINISM_PROFILE.into(),
+            determinismProfile: mycel_infer::DETERMINISM_PROFILE.into(),
             blockHeight: 9,
         };
         edit(&mut receipt);

@@ -72,7 +72,8 @@ pub use fetch::{default_cache_dir, ensure_default_model, FetchProgress, DEFAULT_
 pub use gguf::{ModelId, ModelInfo};
 pub use model::{Decoder, FinishReason, Generation, Model, TokenEvent};
 pub use receipt::{
-    CanonicalRequest, Endpoint, InferenceReceipt, ReceiptError, ReceiptJson, SignedReceipt,
+    BindingError, CanonicalRequest, Endpoint, InferenceReceipt, ReceiptBinding, ReceiptError,
+    ReceiptJson, SignedReceipt,
 };
 pub use sampling::SamplingParams;
 pub use tokenizer::{TokenType, Tokenizer};

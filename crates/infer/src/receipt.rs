@@ -332,6 +332,56 @@ pub enum ReceiptError {
     Signing(String),
 }
 
+/// What the checker of a miner's receipt expects it to bind ([`SignedReceipt::check_binding`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReceiptBinding {
+    /// The miner's hotkey, from the metagraph.
+    pub miner: Address,
+    pub chain_id: u64,
+    pub netuid: u16,
+    /// The model's id; `None` accepts any model.
+    pub model_id: Option<B256>,
+}
+
+/// Why a receipt does not bind what its checker expects.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BindingError {
+    #[error("{0}")]
+    Unrecoverable(ReceiptError),
+    #[error("signed by {signer}, but the miner's hotkey in the metagraph is {expected}")]
+    Signer { signer: Address, expected: Address },
+    #[error("the receipt names the miner {named}, not the hotkey {expected}")]
+    NamedMiner { named: Address, expected: Address },
+    #[error(
+        "the receipt is for chain {chain_id} subnet {netuid}, not chain {expected_chain_id} subnet {expected_netuid}"
+    )]
+    Place {
+        chain_id: u64,
+        netuid: u16,
+        expected_chain_id: u64,
+        expected_netuid: u16,
+    },
+    #[error("the receipt's model is {got}, expected {expected}")]
+    Model { got: B256, expected: B256 },
+    #[error(
+        "determinism profile `{got}`, expected `{}`",
+        crate::DETERMINISM_PROFILE
+    )]
+    Profile { got: String },
+}
+
+impl BindingError {
+    /// True when the signature or the named miner is wrong (rather than what was served).
+    pub fn is_signature(&self) -> bool {
+        matches!(
+            self,
+            BindingError::Unrecoverable(_)
+                | BindingError::Signer { .. }
+                | BindingError::NamedMiner { .. }
+        )
+    }
+}
+
 /// A receipt with the miner's signature over its EIP-712 hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignedReceipt {
@@ -378,6 +428,48 @@ impl SignedReceipt {
             });
         }
         Ok(signer)
+    }
+
+    /// Checks what a validator or a gateway expects of a miner's receipt: signed by the hotkey
+    /// the metagraph gives, naming that hotkey, for this chain and subnet, this model (when
+    /// `expected.model_id` is set) and mycel's determinism profile.
+    pub fn check_binding(&self, expected: &ReceiptBinding) -> Result<(), BindingError> {
+        let signer = self.recover_signer().map_err(BindingError::Unrecoverable)?;
+        if signer != expected.miner {
+            return Err(BindingError::Signer {
+                signer,
+                expected: expected.miner,
+            });
+        }
+        let r = &self.receipt;
+        if r.miner != expected.miner {
+            return Err(BindingError::NamedMiner {
+                named: r.miner,
+                expected: expected.miner,
+            });
+        }
+        if self.chain_id != expected.chain_id || r.netuid != expected.netuid {
+            return Err(BindingError::Place {
+                chain_id: self.chain_id,
+                netuid: r.netuid,
+                expected_chain_id: expected.chain_id,
+                expected_netuid: expected.netuid,
+            });
+        }
+        if let Some(model) = expected.model_id {
+            if r.modelId != model {
+                return Err(BindingError::Model {
+                    got: r.modelId,
+                    expected: model,
+                });
+            }
+        }
+        if r.determinismProfile != crate::DETERMINISM_PROFILE {
+            return Err(BindingError::Profile {
+                got: r.determinismProfile.clone(),
+            });
+        }
+        Ok(())
     }
 
     /// The full EIP-712 typed data (`domain`, `types`, `primaryType`, `message`) that the miner

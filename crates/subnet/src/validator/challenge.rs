@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use alloy_primitives::{Address, B256};
 use mycel_infer::receipt::token_ids_hash;
 use mycel_infer::{
-    CanonicalRequest, ChatMessage, Model, ReceiptError, ReceiptJson, SamplingParams, SignedReceipt,
-    DETERMINISM_PROFILE,
+    CanonicalRequest, ChatMessage, Model, ReceiptBinding, ReceiptError, ReceiptJson,
+    SamplingParams, SignedReceipt,
 };
 use rand::seq::SliceRandom;
 use rand::Rng;
@@ -276,40 +276,21 @@ pub fn check_answer(
         }
         Err(e) => return Err(Fault::BadReceipt(e.to_string())),
     };
-    let signer = signed
-        .recover_signer()
-        .map_err(|e| Fault::BadSignature(e.to_string()))?;
-    if signer != expected.hotkey {
-        return Err(Fault::BadSignature(format!(
-            "signed by {signer}, but the miner's hotkey in the metagraph is {}",
-            expected.hotkey
-        )));
-    }
+    signed
+        .check_binding(&ReceiptBinding {
+            miner: expected.hotkey,
+            chain_id: expected.chain_id,
+            netuid: expected.netuid,
+            model_id: Some(expected.model_id),
+        })
+        .map_err(|e| {
+            if e.is_signature() {
+                Fault::BadSignature(e.to_string())
+            } else {
+                Fault::WrongModel(e.to_string())
+            }
+        })?;
     let r = &signed.receipt;
-    if r.miner != expected.hotkey {
-        return Err(Fault::BadSignature(format!(
-            "the receipt names the miner {}, not the hotkey {}",
-            r.miner, expected.hotkey
-        )));
-    }
-    if signed.chain_id != expected.chain_id || r.netuid != expected.netuid {
-        return Err(Fault::WrongModel(format!(
-            "the receipt is for chain {} subnet {}, not chain {} subnet {}",
-            signed.chain_id, r.netuid, expected.chain_id, expected.netuid
-        )));
-    }
-    if r.modelId != expected.model_id {
-        return Err(Fault::WrongModel(format!(
-            "the receipt's model is {}, the subnet's is {}",
-            r.modelId, expected.model_id
-        )));
-    }
-    if r.determinismProfile != DETERMINISM_PROFILE {
-        return Err(Fault::WrongModel(format!(
-            "determinism profile `{}`, expected `{DETERMINISM_PROFILE}`",
-            r.determinismProfile
-        )));
-    }
     let sent = request.hash();
     if r.requestHash != sent {
         return Err(Fault::WrongRequest(format!(
@@ -415,7 +396,7 @@ mod tests {
             outputTokensHash: token_ids_hash(&[7, 8]),
             promptTokenCount: 3,
             outputTokenCount: 2,
-            determinismProfile: DETERMINISM_PROFILE.to_string(),
+            determinismProfile: mycel_infer::DETERMINISM_PROFILE.to_string(),
             blockHeight: 5,
         };
         tweak(&mut receipt);
