@@ -1017,35 +1017,68 @@ fn settlement_survives_a_stale_nonce_and_a_dropped_transaction() {
     assert_eq!(wait_final(transfer)["status"], "finalized");
     pay(&setup);
 
-    // 2. An authorization that expires before any block includes it: the node drops it.
+    // 2. An authorization that expires before any block includes it: the node drops it. It is
+    // valid only within the second of the latest finalized block; blocks are at least 1 s apart
+    // (the proposer waits block_time after its parent), so every later block is past it. If a
+    // block finalizes between reading the time and submitting, the node refuses it on entry:
+    // read the time again and retry.
     let victim = dev_signer(7).expect("dev key");
-    let auth = eip3009::TransferWithAuthorization {
-        from: victim.address(),
-        to: key.address(),
-        value: U256::from(1u64),
-        validAfter: U256::ZERO,
-        validBefore: U256::from(now_secs() + 1),
-        nonce: B256::random(),
+    let doomed = loop {
+        let latest_ms = setup.node_get("/v1/blocks/latest")["timestamp_ms"]
+            .as_u64()
+            .expect("timestamp_ms");
+        let auth = eip3009::TransferWithAuthorization {
+            from: victim.address(),
+            to: key.address(),
+            value: U256::from(1u64),
+            validAfter: U256::ZERO,
+            validBefore: U256::from(latest_ms / 1000 + 1),
+            nonce: B256::random(),
+        };
+        let signature = victim
+            .sign_hash_sync(&auth.signing_hash(&eip3009::musd_domain(1337)))
+            .expect("sign");
+        let tx = mycel_types::SignedTx::sign(
+            mycel_types::TxKind::TransferWithAuthorization(
+                mycel_types::TransferWithAuthorization {
+                    from: key.address(),
+                    payer: auth.from,
+                    to: auth.to,
+                    value: auth.value,
+                    validAfter: auth.validAfter,
+                    validBefore: auth.validBefore,
+                    authorizationNonce: auth.nonce,
+                    signature: signature.as_bytes().to_vec().into(),
+                    nonce: next_nonce(),
+                    fee: U256::from(mycel_types::genesis::DEFAULT_MIN_FEE),
+                },
+            ),
+            1337,
+            &key,
+        )
+        .expect("sign tx");
+        let (status, body) = setup.runtime.block_on(async {
+            let response = setup
+                .http
+                .post(format!("{}/v1/txs", setup.rpc))
+                .json(&json!({"raw": format!("0x{}", hex::encode(tx.encode()))}))
+                .send()
+                .await
+                .expect("POST");
+            let status = response.status().as_u16();
+            (status, response.text().await.unwrap_or_default())
+        });
+        if status == 202 {
+            break (tx.hash(), auth.nonce);
+        }
+        assert!(
+            body.contains("authorization_expired"),
+            "refused for another reason: {status} {body}"
+        );
     };
-    let signature = victim
-        .sign_hash_sync(&auth.signing_hash(&eip3009::musd_domain(1337)))
-        .expect("sign");
-    let doomed = submit(mycel_types::TxKind::TransferWithAuthorization(
-        mycel_types::TransferWithAuthorization {
-            from: key.address(),
-            payer: auth.from,
-            to: auth.to,
-            value: auth.value,
-            validAfter: auth.validAfter,
-            validBefore: auth.validBefore,
-            authorizationNonce: auth.nonce,
-            signature: signature.as_bytes().to_vec().into(),
-            nonce: next_nonce(),
-            fee: U256::from(mycel_types::genesis::DEFAULT_MIN_FEE),
-        },
-    ));
+    let (doomed, doomed_nonce) = doomed;
     assert_eq!(wait_final(doomed)["status"], "rejected");
-    assert!(!setup.authorization_used(victim.address(), auth.nonce));
+    assert!(!setup.authorization_used(victim.address(), doomed_nonce));
     pay(&setup);
     pay(&setup);
     assert_eq!(setup.musd(payer.address()), start - 4 * price);
