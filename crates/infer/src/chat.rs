@@ -11,6 +11,12 @@
 //! ```
 //!
 //! The default system prompt is read from the template text itself.
+//!
+//! Special tokens come only from the template: [`ChatTemplate::pieces`] gives the markup
+//! (`<|im_start|>`, `<|im_end|>`) apart from the text between it, and the text — roles and message
+//! contents — is tokenized as plain text. A message that contains the string `<|im_start|>` gets
+//! the tokens of those characters, never the control token, so no message can open a turn of
+//! another role (OpenAI treats such strings as text too).
 
 use serde::{Deserialize, Serialize};
 
@@ -87,26 +93,58 @@ impl ChatTemplate {
         }
     }
 
-    /// Renders the conversation; with `add_generation_prompt`, ends with the assistant's header.
-    pub fn render(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> String {
-        let mut out = String::new();
+    /// The conversation as the template lays it out: its markup as [`ChatPiece::Special`] and
+    /// everything else (roles, contents, newlines) as [`ChatPiece::Text`], adjacent text joined.
+    /// With `add_generation_prompt`, it ends with the assistant's header.
+    pub fn pieces(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Vec<ChatPiece> {
+        let mut pieces = Vec::with_capacity(messages.len() * 4 + 6);
+        let turn = |pieces: &mut Vec<ChatPiece>, role: &str, content: Option<&str>| {
+            pieces.push(ChatPiece::Special(IM_START));
+            let mut text = format!("{role}\n");
+            if let Some(content) = content {
+                text.push_str(content);
+                pieces.push(ChatPiece::Text(text));
+                pieces.push(ChatPiece::Special(IM_END));
+                pieces.push(ChatPiece::Text("\n".into()));
+            } else {
+                pieces.push(ChatPiece::Text(text));
+            }
+        };
         let first_is_system = messages.first().is_some_and(|m| m.role == "system");
         if !first_is_system && !messages.is_empty() {
             if let Some(system) = &self.default_system_prompt {
-                out.push_str(&format!("{IM_START}system\n{system}{IM_END}\n"));
+                turn(&mut pieces, "system", Some(system));
             }
         }
         for message in messages {
-            out.push_str(&format!(
-                "{IM_START}{}\n{}{IM_END}\n",
-                message.role, message.content
-            ));
+            turn(&mut pieces, &message.role, Some(&message.content));
         }
         if add_generation_prompt {
-            out.push_str(&format!("{IM_START}assistant\n"));
+            turn(&mut pieces, "assistant", None);
         }
-        out
+        pieces
     }
+
+    /// Renders the conversation as one string (what the Jinja template would print); for
+    /// display. Tokenize [`ChatTemplate::pieces`] instead, so that text stays text.
+    pub fn render(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> String {
+        self.pieces(messages, add_generation_prompt)
+            .iter()
+            .map(|piece| match piece {
+                ChatPiece::Special(markup) => markup,
+                ChatPiece::Text(text) => text.as_str(),
+            })
+            .collect()
+    }
+}
+
+/// One piece of a rendered conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChatPiece {
+    /// Template markup that is one special token (`<|im_start|>`, `<|im_end|>`).
+    Special(&'static str),
+    /// Text: tokenized as text, whatever characters it holds.
+    Text(String),
 }
 
 #[cfg(test)]

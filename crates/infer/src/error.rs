@@ -66,6 +66,12 @@ pub enum InferError {
     #[error("the prompt has {tokens} tokens but the model's context holds {limit}; shorten it")]
     PromptTooLong { tokens: usize, limit: usize },
 
+    #[error("the prompt has more than {limit} tokens, more than this request may use; shorten it")]
+    PromptOverLimit { limit: usize },
+
+    #[error("the generation was cancelled (its client went away)")]
+    Cancelled,
+
     #[error("the prompt is empty; give at least one token")]
     EmptyPrompt,
 

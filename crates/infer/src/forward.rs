@@ -177,16 +177,28 @@ impl Llama {
         })
     }
 
-    /// Runs `tokens` at positions `cache.len()..` and returns the logits of the last one.
-    pub fn forward(&self, cache: &mut KvCache, tokens: &[u32]) -> Vec<f32> {
+    /// Runs `tokens` at positions `cache.len()..` and returns the logits of the last one, or
+    /// `None` if `cancelled` answered true between two layers (asked once per layer of every
+    /// chunk, so a cancel takes effect within one layer's work).
+    pub fn forward(
+        &self,
+        cache: &mut KvCache,
+        tokens: &[u32],
+        cancelled: &dyn Fn() -> bool,
+    ) -> Option<Vec<f32>> {
         let mut logits = Vec::new();
         for chunk in tokens.chunks(PREFILL_CHUNK) {
-            logits = self.forward_chunk(cache, chunk);
+            logits = self.forward_chunk(cache, chunk, cancelled)?;
         }
-        logits
+        Some(logits)
     }
 
-    fn forward_chunk(&self, cache: &mut KvCache, tokens: &[u32]) -> Vec<f32> {
+    fn forward_chunk(
+        &self,
+        cache: &mut KvCache,
+        tokens: &[u32],
+        cancelled: &dyn Fn() -> bool,
+    ) -> Option<Vec<f32>> {
         let c = &self.config;
         let n = tokens.len();
         let (dim, kv_dim, head_dim) = (c.dim, c.kv_dim(), c.head_dim);
@@ -215,6 +227,9 @@ impl Llama {
         }
 
         for (layer, kv) in self.layers.iter().zip(cache.layers.iter_mut()) {
+            if cancelled() {
+                return None;
+            }
             for (xt, ht) in x.chunks_exact(dim).zip(h.chunks_exact_mut(dim)) {
                 kernels::rms_norm(xt, &layer.attn_norm, c.rms_eps, ht);
             }
@@ -261,7 +276,7 @@ impl Llama {
         let head = self.output.as_ref().unwrap_or(&self.embedding);
         let mut logits = vec![0f32; c.vocab];
         head.matmul(&qa, &mut logits);
-        logits
+        Some(logits)
     }
 
     /// Causal attention of the `n` new tokens (their q in `qkv`) over the cache.

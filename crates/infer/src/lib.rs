@@ -57,6 +57,7 @@ pub mod forward;
 pub mod gguf;
 pub mod kernels;
 pub mod model;
+pub mod prompt;
 pub mod receipt;
 pub mod sampling;
 pub mod tokenizer;
@@ -66,14 +67,15 @@ pub mod tokenizer;
 /// receipt carries it so a verifier knows which arithmetic to re-run.
 pub const DETERMINISM_PROFILE: &str = "mycel-det-v1";
 
-pub use chat::{ChatMessage, ChatTemplate};
+pub use chat::{ChatMessage, ChatPiece, ChatTemplate};
 pub use error::InferError;
 pub use fetch::{default_cache_dir, ensure_default_model, FetchProgress, DEFAULT_MODEL};
 pub use gguf::{ModelId, ModelInfo};
 pub use model::{Decoder, FinishReason, Generation, Model, TokenEvent};
+pub use prompt::PromptFormat;
 pub use receipt::{
     BindingError, CanonicalRequest, Endpoint, InferenceReceipt, ReceiptBinding, ReceiptError,
     ReceiptJson, SignedReceipt,
 };
 pub use sampling::SamplingParams;
-pub use tokenizer::{TokenType, Tokenizer};
+pub use tokenizer::{TokenType, Tokenizer, TooManyTokens};

@@ -13,7 +13,8 @@ use crate::chat::{ChatMessage, ChatTemplate};
 use crate::error::InferError;
 use crate::fetch::{ensure_default_model, FetchProgress, DEFAULT_MODEL};
 use crate::forward::{KvCache, Llama};
-use crate::gguf::{model_info, sha256_file, Metadata, ModelId, ModelInfo};
+use crate::gguf::{model_info, sha256_file, ModelId, ModelInfo};
+use crate::prompt::PromptFormat;
 use crate::sampling::{Sampler, SamplingParams};
 use crate::tokenizer::{TokenType, Tokenizer};
 
@@ -22,8 +23,7 @@ use crate::tokenizer::{TokenType, Tokenizer};
 #[derive(Debug)]
 pub struct Model {
     llama: Llama,
-    tokenizer: Tokenizer,
-    chat_template: Option<ChatTemplate>,
+    format: PromptFormat,
     info: ModelInfo,
     end_of_generation: Vec<u32>,
     context_limit: usize,
@@ -42,6 +42,16 @@ impl Decoder<'_> {
     /// Runs `tokens` at the next positions; returns the logits (one per vocabulary entry) after
     /// the last of them.
     pub fn feed(&mut self, tokens: &[u32]) -> Result<Vec<f32>, InferError> {
+        self.feed_cancellable(tokens, &|| false)
+    }
+
+    /// [`Decoder::feed`], giving up with [`InferError::Cancelled`] when `cancelled` answers true
+    /// between two layers. The decoder is unusable afterwards (its cache holds part of a pass).
+    pub fn feed_cancellable(
+        &mut self,
+        tokens: &[u32],
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<Vec<f32>, InferError> {
         if tokens.is_empty() {
             return Err(InferError::EmptyPrompt);
         }
@@ -56,7 +66,10 @@ impl Decoder<'_> {
                 limit: self.model.context_limit,
             });
         }
-        Ok(self.model.llama.forward(&mut self.cache, tokens))
+        self.model
+            .llama
+            .forward(&mut self.cache, tokens, cancelled)
+            .ok_or(InferError::Cancelled)
     }
 
     /// Tokens fed so far (the position of the next one).
@@ -133,25 +146,8 @@ impl Model {
             path: path.to_path_buf(),
             detail: crate::error::candle_message(&error),
         })?;
-        let md = Metadata(&content.metadata);
-        let architecture = md.string("general.architecture")?;
-        if architecture != "llama" {
-            return Err(InferError::UnsupportedArchitecture(
-                architecture.to_string(),
-            ));
-        }
-        let tokenizer = Tokenizer::from_gguf_metadata(&content.metadata)?;
-        let chat_template = match md.opt_string("tokenizer.chat_template")? {
-            Some(jinja) => match ChatTemplate::from_jinja(jinja) {
-                Ok(template) => Some(template),
-                Err(e) => {
-                    tracing::warn!(error = %e, "chat completions are unavailable for this model");
-                    None
-                }
-            },
-            None if tokenizer.token_id("<|im_start|>").is_some() => Some(ChatTemplate::chatml()),
-            None => None,
-        };
+        let format = PromptFormat::from_metadata(id, &content.metadata)?;
+        let tokenizer = format.tokenizer();
         let info = model_info(&content, id, path, file_size, tokenizer.vocab_size())?;
         let context_limit = usize::try_from(info.context_length).unwrap_or(usize::MAX);
         let llama = Llama::load(&content, &mut reader)?;
@@ -174,8 +170,7 @@ impl Model {
         );
         Ok(Self {
             llama,
-            tokenizer,
-            chat_template,
+            format,
             info,
             end_of_generation,
             context_limit,
@@ -209,11 +204,16 @@ impl Model {
     }
 
     pub fn tokenizer(&self) -> &Tokenizer {
-        &self.tokenizer
+        self.format.tokenizer()
     }
 
     pub fn chat_template(&self) -> Option<&ChatTemplate> {
-        self.chat_template.as_ref()
+        self.format.chat_template()
+    }
+
+    /// How requests become this model's prompt tokens.
+    pub fn prompt_format(&self) -> &PromptFormat {
+        &self.format
     }
 
     /// Most tokens (prompt and output together) one generation can hold.
@@ -235,20 +235,10 @@ impl Model {
         &self.end_of_generation
     }
 
-    /// The prompt tokens of a chat: the template rendered with the generation prompt, special tokens
-    /// parsed, BOS first if the model asks for it.
+    /// The prompt tokens of a chat ([`PromptFormat::chat_tokens`]): the template's markup as
+    /// special tokens, message text as text, BOS first if the model asks for it.
     pub fn chat_prompt_tokens(&self, messages: &[ChatMessage]) -> Result<Vec<u32>, InferError> {
-        let template = self
-            .chat_template
-            .as_ref()
-            .ok_or(InferError::UnsupportedChatTemplate)?;
-        let text = template.render(messages, true);
-        let mut tokens = Vec::new();
-        if self.tokenizer.add_bos() {
-            tokens.extend(self.tokenizer.bos_token_id());
-        }
-        tokens.extend(self.tokenizer.encode(&text, true));
-        Ok(tokens)
+        self.format.chat_tokens(messages, usize::MAX)
     }
 
     /// Generates a chat completion; see [`Model::generate`].
@@ -271,6 +261,19 @@ impl Model {
         params: &SamplingParams,
         on_token: &mut dyn FnMut(&TokenEvent) -> ControlFlow<()>,
     ) -> Result<Generation, InferError> {
+        self.generate_cancellable(prompt, params, &|| false, on_token)
+    }
+
+    /// [`Model::generate`], asking `cancelled` between the layers of every forward pass (a long
+    /// prompt's prefill included): once it answers true the generation ends with
+    /// [`InferError::Cancelled`] within one layer's work. A server passes "the client went away".
+    pub fn generate_cancellable(
+        &self,
+        prompt: &[u32],
+        params: &SamplingParams,
+        cancelled: &dyn Fn() -> bool,
+        on_token: &mut dyn FnMut(&TokenEvent) -> ControlFlow<()>,
+    ) -> Result<Generation, InferError> {
         if prompt.is_empty() {
             return Err(InferError::EmptyPrompt);
         }
@@ -282,7 +285,7 @@ impl Model {
         }
         if let Some(&bad) = prompt
             .iter()
-            .find(|&&t| t as usize >= self.tokenizer.vocab_size())
+            .find(|&&t| t as usize >= self.format.tokenizer().vocab_size())
         {
             return Err(InferError::UnknownTokenId(bad));
         }
@@ -292,7 +295,7 @@ impl Model {
         let mut output: Vec<u32> = Vec::new();
 
         let started = Instant::now();
-        let mut logits = decoder.feed(prompt)?;
+        let mut logits = decoder.feed_cancellable(prompt, cancelled)?;
         let prefill_time = started.elapsed();
         let decode_started = Instant::now();
         let finish_reason = loop {
@@ -302,7 +305,7 @@ impl Model {
             if self.end_of_generation.contains(&token) {
                 break FinishReason::EndOfGeneration;
             }
-            let (delta, stopped) = text.push_token(&self.tokenizer, token)?;
+            let (delta, stopped) = text.push_token(self.format.tokenizer(), token)?;
             let event = TokenEvent {
                 index,
                 token,
@@ -322,7 +325,7 @@ impl Model {
             if position + 1 >= self.context_limit {
                 break FinishReason::ContextFull;
             }
-            logits = decoder.feed(&[token])?;
+            logits = decoder.feed_cancellable(&[token], cancelled)?;
         };
         let decode_time = if output.len() > 1 {
             decode_started.elapsed()

@@ -35,6 +35,7 @@ use serde::{Deserialize, Serialize};
 use crate::chat::ChatMessage;
 use crate::error::InferError;
 use crate::model::{Generation, Model, TokenEvent};
+use crate::prompt::PromptFormat;
 use crate::sampling::SamplingParams;
 
 /// The EIP-712 domain name of receipts.
@@ -242,21 +243,23 @@ impl CanonicalRequest {
         })
     }
 
-    /// The prompt token ids this request feeds the model: the chat template rendered with the
-    /// generation prompt (chat), or the prompt text (completions); special-token text is parsed in
-    /// both, and BOS comes first when the model asks for it.
+    /// The prompt token ids this request feeds the model ([`crate::prompt`]): the chat
+    /// template's markup as special tokens and every message as text (chat), or the prompt as
+    /// text (completions); BOS first when the model asks for it.
     pub fn prompt_tokens(&self, model: &Model) -> Result<Vec<u32>, InferError> {
+        self.prompt_tokens_within(model.prompt_format(), usize::MAX)
+    }
+
+    /// [`CanonicalRequest::prompt_tokens`] from a model's [`PromptFormat`], refused with
+    /// [`InferError::PromptOverLimit`] past `limit` tokens (after work bounded by the limit).
+    pub fn prompt_tokens_within(
+        &self,
+        format: &PromptFormat,
+        limit: usize,
+    ) -> Result<Vec<u32>, InferError> {
         match self.endpoint {
-            Endpoint::ChatCompletions => model.chat_prompt_tokens(&self.messages),
-            Endpoint::Completions => {
-                let tokenizer = model.tokenizer();
-                let mut tokens = Vec::new();
-                if tokenizer.add_bos() {
-                    tokens.extend(tokenizer.bos_token_id());
-                }
-                tokens.extend(tokenizer.encode(&self.prompt, true));
-                Ok(tokens)
-            }
+            Endpoint::ChatCompletions => format.chat_tokens(&self.messages, limit),
+            Endpoint::Completions => format.completion_tokens(&self.prompt, limit),
         }
     }
 

@@ -77,6 +77,17 @@ pub struct Tokenizer {
     eos: Option<u32>,
     eot: Option<u32>,
     add_bos: bool,
+    /// The longest token, in bytes of the text it stands for: a text of `n` bytes becomes at least
+    /// `n / longest_token_bytes` tokens, which lets [`Tokenizer::encode_within`] refuse an
+    /// over-long text before running BPE on it.
+    longest_token_bytes: usize,
+}
+
+/// The text has more tokens than the limit it was encoded within.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the text has more than {limit} tokens")]
+pub struct TooManyTokens {
+    pub limit: usize,
 }
 
 impl Tokenizer {
@@ -196,6 +207,13 @@ impl Tokenizer {
         let add_bos = md
             .opt_bool("tokenizer.ggml.add_bos_token")?
             .unwrap_or(false);
+        // Normal tokens are stored one char per byte, special ones as their UTF-8 text.
+        let longest_token_bytes = tokens
+            .iter()
+            .map(|text| text.chars().count().max(text.len()))
+            .max()
+            .unwrap_or(1)
+            .max(1);
         tracing::debug!(
             vocab = tokens.len(),
             merges = merges.len(),
@@ -216,6 +234,7 @@ impl Tokenizer {
             eos,
             eot,
             add_bos,
+            longest_token_bytes,
         })
     }
 
@@ -285,13 +304,38 @@ impl Tokenizer {
     /// BOS; use [`Tokenizer::add_bos`] to decide.
     pub fn encode(&self, text: &str, parse_special: bool) -> Vec<u32> {
         let mut out = Vec::new();
+        // Without a limit nothing can be refused.
+        let _ = self.encode_within(text, parse_special, &mut out, usize::MAX);
+        out
+    }
+
+    /// Appends the tokens of `text` to `out` (as [`Tokenizer::encode`]), giving up as soon as
+    /// `out` would hold more than `limit` tokens. The work is bounded by the limit, not by the
+    /// text: a text far too long is refused from its length alone, and BPE (whose cost grows
+    /// with a word's length) never runs on a word that cannot fit. Priced and rate-limited
+    /// servers tokenize untrusted prompts with this.
+    pub fn encode_within(
+        &self,
+        text: &str,
+        parse_special: bool,
+        out: &mut Vec<u32>,
+        limit: usize,
+    ) -> Result<(), TooManyTokens> {
+        let too_many = TooManyTokens { limit };
+        let room = |out: &Vec<u32>| limit.saturating_sub(out.len());
+        if text.len().div_ceil(self.longest_token_bytes) > room(out) {
+            return Err(too_many);
+        }
         for fragment in self.split_special(text, parse_special) {
             match fragment {
                 Fragment::Special(id) => out.push(id),
-                Fragment::Text(piece) => self.encode_text(piece, &mut out),
+                Fragment::Text(piece) => self.encode_text(piece, out, limit)?,
+            }
+            if out.len() > limit {
+                return Err(too_many);
             }
         }
-        out
+        Ok(())
     }
 
     /// Decodes ids to bytes: normal tokens through the byte alphabet, others as their text.
@@ -363,7 +407,7 @@ impl Tokenizer {
         fragments
     }
 
-    fn encode_text(&self, text: &str, out: &mut Vec<u32>) {
+    fn encode_text(&self, text: &str, out: &mut Vec<u32>, limit: usize) -> Result<(), TooManyTokens> {
         let chars: Vec<char> = text.chars().collect();
         let mut words: Vec<(usize, usize)> = Vec::new();
         match self.pre {
@@ -389,11 +433,27 @@ impl Tokenizer {
                     word.push(self.byte_to_char[b as usize]);
                 }
             }
+            // Each char of `word` stands for one byte; this word alone needs at least this many.
+            let at_least = word.chars().count().div_ceil(self.longest_token_bytes);
+            if out.len().saturating_add(at_least) > limit {
+                return Err(TooManyTokens { limit });
+            }
             self.bpe_word(&word, out);
+            if out.len() > limit {
+                return Err(TooManyTokens { limit });
+            }
         }
+        Ok(())
     }
 
+    /// Merges one word's byte symbols: repeatedly the adjacent pair with the lowest merge rank,
+    /// leftmost first (llama.cpp's order). A heap of candidate pairs over a linked list of
+    /// symbols keeps it O(n log n) in the word's length; a pair whose symbols changed since it
+    /// was queued is skipped when it comes up.
     fn bpe_word(&self, word: &str, out: &mut Vec<u32>) {
+        use std::cmp::Reverse;
+        use std::collections::BinaryHeap;
+
         // llama.cpp runs the merges even when the whole word is a token (its shortcut is only
         // for vocabularies flagged `ignore_merges`), so this does too.
         let mut symbols: Vec<u32> = Vec::with_capacity(word.len());
@@ -407,20 +467,48 @@ impl Tokenizer {
                 }
             }
         }
-        loop {
-            let mut best: Option<(u32, usize, u32)> = None;
-            for i in 0..symbols.len().saturating_sub(1) {
-                if let Some(&(rank, merged)) = self.merges.get(&(symbols[i], symbols[i + 1])) {
-                    if best.is_none_or(|(r, _, _)| rank < r) {
-                        best = Some((rank, i, merged));
-                    }
-                }
-            }
-            let Some((_, i, merged)) = best else { break };
-            symbols[i] = merged;
-            symbols.remove(i + 1);
+        const NONE: usize = usize::MAX;
+        let n = symbols.len();
+        let mut next: Vec<usize> = (1..=n).map(|i| if i == n { NONE } else { i }).collect();
+        let mut prev: Vec<usize> = (0..n).map(|i| i.checked_sub(1).unwrap_or(NONE)).collect();
+        let mut alive = vec![true; n];
+        // (rank, left position, left id, right id); positions keep their order as symbols merge.
+        let mut queue: BinaryHeap<Reverse<(u32, usize, u32, u32)>> = BinaryHeap::new();
+        let pair = |symbols: &[u32], left: usize, right: usize| {
+            self.merges
+                .get(&(symbols[left], symbols[right]))
+                .map(|&(rank, _)| Reverse((rank, left, symbols[left], symbols[right])))
+        };
+        for i in 1..n {
+            queue.extend(pair(&symbols, i - 1, i));
         }
-        out.extend_from_slice(&symbols);
+        while let Some(Reverse((_, left, left_id, right_id))) = queue.pop() {
+            let right = next[left];
+            if !alive[left] || right == NONE || symbols[left] != left_id || symbols[right] != right_id
+            {
+                continue;
+            }
+            let Some(&(_, merged)) = self.merges.get(&(left_id, right_id)) else {
+                continue;
+            };
+            symbols[left] = merged;
+            alive[right] = false;
+            next[left] = next[right];
+            if next[right] != NONE {
+                prev[next[right]] = left;
+            }
+            if prev[left] != NONE {
+                queue.extend(pair(&symbols, prev[left], left));
+            }
+            if next[left] != NONE {
+                queue.extend(pair(&symbols, left, next[left]));
+            }
+        }
+        let mut at = if n == 0 { NONE } else { 0 };
+        while at != NONE {
+            out.push(symbols[at]);
+            at = next[at];
+        }
     }
 }
 
@@ -618,5 +706,88 @@ mod tests {
     fn merge_lines_split_after_the_first_character() {
         assert_eq!(split_merge("Ġ t"), Some(("Ġ", "t")));
         assert_eq!(split_merge("  a"), Some((" ", "a")));
+    }
+
+    /// A tokenizer over the letters a, b, c with merges that overlap and chain.
+    fn tiny() -> Tokenizer {
+        let tokens = ["a", "b", "c", "aa", "ab", "bc", "aaa", "abc", "ca", "aab", "cab"];
+        let merges = ["a a", "a b", "b c", "aa a", "ab c", "c a", "aa b", "c ab"];
+        let strings = |items: &[&str]| {
+            Value::Array(items.iter().map(|s| Value::String(s.to_string())).collect())
+        };
+        let metadata = HashMap::from([
+            ("tokenizer.ggml.model".to_string(), Value::String("gpt2".into())),
+            ("tokenizer.ggml.tokens".to_string(), strings(&tokens)),
+            ("tokenizer.ggml.merges".to_string(), strings(&merges)),
+        ]);
+        Tokenizer::from_gguf_metadata(&metadata).expect("tiny tokenizer")
+    }
+
+    /// The textbook quadratic BPE: merge the lowest-ranked adjacent pair, leftmost first.
+    fn reference_bpe(tokenizer: &Tokenizer, word: &str) -> Vec<u32> {
+        let mut symbols: Vec<u32> = word
+            .chars()
+            .map(|c| tokenizer.token_id(&c.to_string()).expect("a letter"))
+            .collect();
+        loop {
+            let mut best: Option<(u32, usize, u32)> = None;
+            for i in 0..symbols.len().saturating_sub(1) {
+                if let Some(&(rank, merged)) = tokenizer.merges.get(&(symbols[i], symbols[i + 1])) {
+                    if best.is_none_or(|(r, _, _)| rank < r) {
+                        best = Some((rank, i, merged));
+                    }
+                }
+            }
+            let Some((_, i, merged)) = best else { break };
+            symbols[i] = merged;
+            symbols.remove(i + 1);
+        }
+        symbols
+    }
+
+    #[test]
+    fn heap_bpe_equals_the_quadratic_reference() {
+        let tokenizer = tiny();
+        // Every word over {a, b, c} up to length 8, and some long ones.
+        let mut words: Vec<String> = vec![String::new()];
+        for _ in 0..8 {
+            let longer: Vec<String> = words
+                .iter()
+                .flat_map(|w| ["a", "b", "c"].map(|l| format!("{w}{l}")))
+                .collect();
+            words.extend(longer);
+            words.sort();
+            words.dedup();
+        }
+        words.push("a".repeat(1001));
+        words.push("cab".repeat(333) + "aab");
+        for word in &words {
+            let mut heap = Vec::new();
+            tokenizer.bpe_word(word, &mut heap);
+            assert_eq!(heap, reference_bpe(&tokenizer, word), "{word}");
+        }
+    }
+
+    #[test]
+    fn encoding_within_a_limit_stops_early_and_agrees_below_it() {
+        let tokenizer = tiny();
+        let text = "abcaab".repeat(50);
+        let all = tokenizer.encode(&text, false);
+        let mut out = Vec::new();
+        tokenizer
+            .encode_within(&text, false, &mut out, all.len())
+            .expect("fits exactly");
+        assert_eq!(out, all);
+        let mut out = Vec::new();
+        assert_eq!(
+            tokenizer.encode_within(&text, false, &mut out, all.len() - 1),
+            Err(TooManyTokens { limit: all.len() - 1 })
+        );
+        // Far too long for the limit: refused from its length alone, nothing encoded.
+        let mut out = Vec::new();
+        assert!(tokenizer
+            .encode_within(&"a".repeat(10_000), false, &mut out, 10)
+            .is_err());
+        assert!(out.is_empty());
     }
 }

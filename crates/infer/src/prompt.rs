@@ -1,0 +1,143 @@
+//! From a request to prompt tokens: a model's tokenizer, chat template and context length — the
+//! part of a GGUF model a gateway needs to count (and price) a prompt exactly as a miner will feed
+//! it, without loading the weights.
+//!
+//! The rule, part of mycel's inference protocol (docs/receipts.md):
+//! - chat: BOS if the model asks for it, then the chat template's pieces
+//!   ([`ChatTemplate::pieces`]): its markup as special tokens, every other piece — roles and
+//!   message contents — tokenized as text (special-token text in a message stays text);
+//! - completions: BOS if the model asks for it, then the prompt tokenized as text.
+//!
+//! Tokenizing is bounded ([`PromptFormat::chat_tokens`] and friends take a limit): a prompt with
+//! more tokens than the limit is refused after work proportional to the limit, not to the text.
+
+use std::path::Path;
+
+use crate::chat::{ChatMessage, ChatPiece, ChatTemplate};
+use crate::error::InferError;
+use crate::gguf::{sha256_file, Metadata, ModelId};
+use crate::tokenizer::{TooManyTokens, Tokenizer};
+
+/// What turns messages or a prompt into the tokens a model is fed.
+#[derive(Debug, Clone)]
+pub struct PromptFormat {
+    id: ModelId,
+    tokenizer: Tokenizer,
+    chat_template: Option<ChatTemplate>,
+    context_length: usize,
+}
+
+impl PromptFormat {
+    /// Builds the format from a GGUF file's metadata, and `id` (the file's SHA-256).
+    pub(crate) fn from_metadata(
+        id: ModelId,
+        metadata: &std::collections::HashMap<String, candle_core::quantized::gguf_file::Value>,
+    ) -> Result<Self, InferError> {
+        let md = Metadata(metadata);
+        let architecture = md.string("general.architecture")?;
+        if architecture != "llama" {
+            return Err(InferError::UnsupportedArchitecture(
+                architecture.to_string(),
+            ));
+        }
+        let tokenizer = Tokenizer::from_gguf_metadata(metadata)?;
+        let chat_template = match md.opt_string("tokenizer.chat_template")? {
+            Some(jinja) => match ChatTemplate::from_jinja(jinja) {
+                Ok(template) => Some(template),
+                Err(e) => {
+                    tracing::warn!(error = %e, "chat completions are unavailable for this model");
+                    None
+                }
+            },
+            None if tokenizer.token_id("<|im_start|>").is_some() => Some(ChatTemplate::chatml()),
+            None => None,
+        };
+        let context_length =
+            usize::try_from(md.u64(&format!("{architecture}.context_length"))?).unwrap_or(usize::MAX);
+        Ok(Self {
+            id,
+            tokenizer,
+            chat_template,
+            context_length,
+        })
+    }
+
+    /// Reads a GGUF file's metadata (not its tensors) and hashes the file for its id.
+    pub fn from_gguf_file(path: &Path) -> Result<Self, InferError> {
+        let id = ModelId(sha256_file(path, &mut |_, _| {})?);
+        let file = std::fs::File::open(path).map_err(|e| InferError::io("open", path, e))?;
+        let mut reader = std::io::BufReader::new(file);
+        let content =
+            candle_core::quantized::gguf_file::Content::read(&mut reader).map_err(|error| {
+                InferError::Gguf {
+                    path: path.to_path_buf(),
+                    detail: crate::error::candle_message(&error),
+                }
+            })?;
+        Self::from_metadata(id, &content.metadata)
+    }
+
+    /// The model's id: the SHA-256 of its GGUF file.
+    pub fn model_id(&self) -> ModelId {
+        self.id
+    }
+
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    pub fn chat_template(&self) -> Option<&ChatTemplate> {
+        self.chat_template.as_ref()
+    }
+
+    /// Most tokens (prompt and output together) one generation can hold.
+    pub fn context_length(&self) -> usize {
+        self.context_length
+    }
+
+    /// The prompt tokens of a chat, refused with [`InferError::PromptOverLimit`] past `limit`.
+    pub fn chat_tokens(&self, messages: &[ChatMessage], limit: usize) -> Result<Vec<u32>, InferError> {
+        let template = self
+            .chat_template
+            .as_ref()
+            .ok_or(InferError::UnsupportedChatTemplate)?;
+        let mut tokens = self.start();
+        let over = |_: TooManyTokens| InferError::PromptOverLimit { limit };
+        for piece in template.pieces(messages, true) {
+            match piece {
+                ChatPiece::Special(markup) => {
+                    let id = self
+                        .tokenizer
+                        .token_id(markup)
+                        .ok_or(InferError::UnsupportedChatTemplate)?;
+                    tokens.push(id);
+                    if tokens.len() > limit {
+                        return Err(InferError::PromptOverLimit { limit });
+                    }
+                }
+                ChatPiece::Text(text) => self
+                    .tokenizer
+                    .encode_within(&text, false, &mut tokens, limit)
+                    .map_err(over)?,
+            }
+        }
+        Ok(tokens)
+    }
+
+    /// The prompt tokens of a plain completion, refused past `limit`.
+    pub fn completion_tokens(&self, prompt: &str, limit: usize) -> Result<Vec<u32>, InferError> {
+        let mut tokens = self.start();
+        self.tokenizer
+            .encode_within(prompt, false, &mut tokens, limit)
+            .map_err(|_| InferError::PromptOverLimit { limit })?;
+        Ok(tokens)
+    }
+
+    fn start(&self) -> Vec<u32> {
+        let mut tokens = Vec::new();
+        if self.tokenizer.add_bos() {
+            tokens.extend(self.tokenizer.bos_token_id());
+        }
+        tokens
+    }
+}
