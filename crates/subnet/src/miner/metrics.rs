@@ -32,6 +32,8 @@ pub struct MinerMetrics {
     pub in_flight: Gauge,
     /// Requests refused because the queue was full.
     pub rejected_busy: Counter,
+    /// Requests stopped because their client went away.
+    pub cancelled: Counter,
     /// From admission to the last token.
     pub request_latency: Histogram,
     /// Time spent waiting in the queue.
@@ -50,6 +52,7 @@ impl MinerMetrics {
             queue_depth: Gauge::default(),
             in_flight: Gauge::default(),
             rejected_busy: Counter::default(),
+            cancelled: Counter::default(),
             request_latency: seconds(),
             queue_wait: seconds(),
             time_to_first_token: seconds(),
@@ -103,6 +106,11 @@ impl MinerMetrics {
             "rejected_busy",
             "Requests refused with 429 because the queue was full",
             self.rejected_busy.clone(),
+        );
+        registry.register(
+            "cancelled",
+            "Requests stopped because their client went away",
+            self.cancelled.clone(),
         );
         registry.register(
             "request_latency_seconds",

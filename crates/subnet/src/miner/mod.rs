@@ -11,12 +11,17 @@
 //! answer has its headers sent before the output exists, so its receipt is in the last chunk
 //! (the one with `finish_reason`).
 //!
-//! Requests are decoded by `workers` threads, one request at a time each, in arrival order. At
-//! most `queue_size` admitted requests wait for a worker; one more is refused with 429.
+//! Requests are read by [`mycel_openai`] (the same reading a gateway prices them by): the prompt
+//! is tokenized — message text as text — and a request whose prompt and `max_tokens` do not fit
+//! the context is refused with 400 before it takes a queue slot. Admitted requests are decoded by
+//! `workers` threads, one at a time each, in arrival order. At most `queue_size` admitted
+//! requests wait for a worker; one more is refused with 429 and a `Retry-After` of the time until
+//! the first running request is expected to end (from its token counts and the measured speed).
+//! A request whose client goes away stops within one layer of the model's work, prompt prefill
+//! included, and frees its worker.
 
 pub mod chain;
 pub mod metrics;
-pub mod openai;
 
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -41,7 +46,8 @@ use mycel_infer::{
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 pub use metrics::MinerMetrics;
-pub use openai::{ApiError, Limits};
+pub use mycel_openai::{ApiError, Limits};
+use mycel_openai::{Admitted, ParsedRequest};
 
 /// The response header that carries a non-streaming completion's receipt (base64 of its JSON).
 pub const RECEIPT_HEADER: &str = "x-mycel-receipt";
@@ -95,6 +101,44 @@ struct Job {
     events: UnboundedSender<JobEvent>,
 }
 
+/// Measured speed, nanoseconds per token (moving averages), for `Retry-After`.
+struct Speed {
+    prefill_ns: AtomicU64,
+    decode_ns: AtomicU64,
+}
+
+impl Speed {
+    /// How long a request of these token counts is expected to take.
+    fn expected(&self, prompt_tokens: usize, max_tokens: u32) -> Duration {
+        let ns = self.prefill_ns.load(Ordering::Relaxed) * prompt_tokens as u64
+            + self.decode_ns.load(Ordering::Relaxed) * u64::from(max_tokens);
+        Duration::from_nanos(ns)
+    }
+
+    /// Folds one generation into the averages (weight 1/4 for the newest).
+    fn record(&self, generation: &Generation) {
+        let update = |average: &AtomicU64, total: Duration, tokens: usize| {
+            if tokens == 0 || total.is_zero() {
+                return;
+            }
+            let sample = u64::try_from(total.as_nanos() / tokens as u128).unwrap_or(u64::MAX);
+            let _ = average.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
+                Some(old - old / 4 + sample / 4)
+            });
+        };
+        update(
+            &self.prefill_ns,
+            generation.prefill_time,
+            generation.prompt_tokens.len(),
+        );
+        update(
+            &self.decode_ns,
+            generation.decode_time,
+            generation.output_tokens.len().saturating_sub(1),
+        );
+    }
+}
+
 struct Shared {
     config: MinerConfig,
     model: Arc<Model>,
@@ -103,9 +147,9 @@ struct Shared {
     metrics: MinerMetrics,
     /// Requests admitted and not finished (queued + decoding).
     admitted: AtomicUsize,
-    /// Requests decoded and their total decode time, for `Retry-After`.
-    decoded: AtomicU64,
-    decode_ms: AtomicU64,
+    speed: Speed,
+    /// Per worker, the request it runs: when it started and how long it is expected to take.
+    running: Mutex<Vec<Option<(Instant, Duration)>>>,
     jobs: Mutex<mpsc::Sender<Job>>,
 }
 
@@ -133,8 +177,12 @@ impl Miner {
             height,
             metrics: MinerMetrics::new(),
             admitted: AtomicUsize::new(0),
-            decoded: AtomicU64::new(0),
-            decode_ms: AtomicU64::new(0),
+            // First guesses until requests are measured (this machine class, one thread).
+            speed: Speed {
+                prefill_ns: AtomicU64::new(5_000_000),
+                decode_ns: AtomicU64::new(20_000_000),
+            },
+            running: Mutex::new(vec![None; workers]),
             jobs: Mutex::new(sender),
         });
         for index in 0..workers {
@@ -142,7 +190,7 @@ impl Miner {
             let receiver = Arc::clone(&receiver);
             let spawned = std::thread::Builder::new()
                 .name(format!("miner-worker-{index}"))
-                .spawn(move || worker_loop(&shared, &receiver));
+                .spawn(move || worker_loop(&shared, &receiver, index));
             if let Err(e) = spawned {
                 tracing::error!(error = %e, "cannot start a miner worker thread");
             }
@@ -207,19 +255,21 @@ impl Miner {
         Ok(receiver)
     }
 
-    /// When a refused client should come back: the time the requests ahead of it take, i.e. the
-    /// mean decode time so far times the requests per worker, within 1 to 60 s.
+    /// When a refused client should come back: a queue slot frees when the first running
+    /// request ends, expected from its token counts at the measured speed (within 1 to 60 s).
     fn retry_after_seconds(&self) -> u64 {
-        let shared = &self.shared;
-        let done = shared.decoded.load(Ordering::Relaxed);
-        let mean_ms = shared
-            .decode_ms
-            .load(Ordering::Relaxed)
-            .checked_div(done)
-            .unwrap_or(1000);
-        let workers = shared.config.workers.max(1) as u64;
-        let ahead = (workers + shared.config.queue_size as u64).div_ceil(workers);
-        (mean_ms * ahead).div_ceil(1000).clamp(1, 60)
+        let running = self
+            .shared
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let first_end = running
+            .iter()
+            .flatten()
+            .map(|(started, expected)| expected.saturating_sub(started.elapsed()))
+            .min()
+            .unwrap_or(Duration::from_secs(1));
+        first_end.as_millis().div_ceil(1000).clamp(1, 60) as u64
     }
 
     fn accepts_model(&self, name: &str) -> bool {
@@ -232,7 +282,7 @@ impl Miner {
     }
 }
 
-fn worker_loop(shared: &Shared, receiver: &Mutex<mpsc::Receiver<Job>>) {
+fn worker_loop(shared: &Shared, receiver: &Mutex<mpsc::Receiver<Job>>, index: usize) {
     loop {
         let job = match receiver.lock() {
             Ok(guard) => guard.recv(),
@@ -245,10 +295,22 @@ fn worker_loop(shared: &Shared, receiver: &Mutex<mpsc::Receiver<Job>>) {
             .metrics
             .queue_wait
             .observe(job.admitted.elapsed().as_secs_f64());
+        let expected = shared
+            .speed
+            .expected(job.prompt.len(), job.request.max_tokens);
+        set_running(shared, index, Some((Instant::now(), expected)));
         let result = run_job(shared, &job);
+        set_running(shared, index, None);
         shared.metrics.in_flight.dec();
         shared.admitted.fetch_sub(1, Ordering::AcqRel);
         let _ = job.events.send(JobEvent::Done(Box::new(result)));
+    }
+}
+
+fn set_running(shared: &Shared, worker: usize, job: Option<(Instant, Duration)>) {
+    let mut running = shared.running.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(slot) = running.get_mut(worker) {
+        *slot = job;
     }
 }
 
@@ -256,9 +318,15 @@ fn run_job(shared: &Shared, job: &Job) -> Result<Served, ApiError> {
     let started = Instant::now();
     let block_height = shared.height.get();
     let mut first = true;
+    // A client that went away dropped its receiver: stop within one layer, prefill included.
+    let gone = || job.events.is_closed();
+    if gone() {
+        shared.metrics.cancelled.inc();
+        return Err(ApiError::internal("the client went away before decoding started"));
+    }
     let generation = shared
         .model
-        .generate(&job.prompt, &job.request.sampling(), &mut |event| {
+        .generate_cancellable(&job.prompt, &job.request.sampling(), &gone, &mut |event| {
             if first {
                 first = false;
                 shared
@@ -272,16 +340,17 @@ fn run_job(shared: &Shared, job: &Job) -> Result<Served, ApiError> {
                 Err(_) => ControlFlow::Break(()),
             }
         })
-        .map_err(infer_error)?;
+        .map_err(|error| {
+            if matches!(error, InferError::Cancelled) {
+                shared.metrics.cancelled.inc();
+            }
+            infer_error(error)
+        })?;
     shared
         .metrics
         .request_latency
         .observe(job.admitted.elapsed().as_secs_f64());
-    shared.decoded.fetch_add(1, Ordering::Relaxed);
-    shared.decode_ms.fetch_add(
-        u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        Ordering::Relaxed,
-    );
+    shared.speed.record(&generation);
     shared.metrics.count_tokens(
         generation.prompt_tokens.len(),
         generation.output_tokens.len(),
@@ -305,15 +374,14 @@ fn run_job(shared: &Shared, job: &Job) -> Result<Served, ApiError> {
 }
 
 fn infer_error(error: InferError) -> ApiError {
-    match error {
-        InferError::PromptTooLong { tokens, limit } => ApiError::invalid(
-            Some("messages"),
-            "context_length_exceeded",
-            format!(
-                "The prompt has {tokens} tokens but the model's context holds {limit}. Shorten \
-                 the messages."
-            ),
-        ),
+    match &error {
+        InferError::PromptTooLong { .. } | InferError::PromptOverLimit { .. } => {
+            ApiError::invalid(
+                Some("messages"),
+                "context_length_exceeded",
+                format!("{error}"),
+            )
+        }
         InferError::EmptyPrompt => {
             ApiError::invalid(Some("prompt"), "invalid_value", "The prompt is empty.")
         }
@@ -327,6 +395,7 @@ fn infer_error(error: InferError) -> ApiError {
             "unsupported_model",
             "This model has no ChatML chat template; use /v1/completions.",
         ),
+        InferError::Cancelled => ApiError::internal("the client went away; decoding stopped"),
         other => ApiError::internal(format!("the model failed: {other}")),
     }
 }
@@ -364,18 +433,18 @@ fn completion_id(endpoint: Endpoint) -> String {
 }
 
 async fn chat_completions(State(miner): State<Miner>, body: Bytes) -> Response {
-    let parsed = openai::parse_chat(&body, &miner.shared.config.limits);
+    let parsed = mycel_openai::parse_chat(&body, &miner.shared.config.limits);
     answer(miner, parsed, Endpoint::ChatCompletions).await
 }
 
 async fn completions(State(miner): State<Miner>, body: Bytes) -> Response {
-    let parsed = openai::parse_completion(&body, &miner.shared.config.limits);
+    let parsed = mycel_openai::parse_completion(&body, &miner.shared.config.limits);
     answer(miner, parsed, Endpoint::Completions).await
 }
 
 async fn answer(
     miner: Miner,
-    parsed: Result<openai::ParsedRequest, ApiError>,
+    parsed: Result<ParsedRequest, ApiError>,
     endpoint: Endpoint,
 ) -> Response {
     let metrics = miner.shared.metrics.clone();
@@ -393,11 +462,11 @@ async fn answer(
     response
 }
 
-/// Checks the model name, tokenizes the prompt and admits the request.
+/// Checks the model name, tokenizes the prompt (within the context) and admits the request.
 fn prepare(
     miner: &Miner,
-    parsed: Result<openai::ParsedRequest, ApiError>,
-) -> Result<(openai::ParsedRequest, UnboundedReceiver<JobEvent>), ApiError> {
+    parsed: Result<ParsedRequest, ApiError>,
+) -> Result<(Admitted, UnboundedReceiver<JobEvent>), ApiError> {
     let parsed = parsed?;
     if !miner.accepts_model(&parsed.model) {
         return Err(ApiError::model_not_found(
@@ -405,28 +474,14 @@ fn prepare(
             &miner.shared.config.model_name,
         ));
     }
-    let model = &miner.shared.model;
-    let prompt_error = |error: InferError| {
-        let mut error = infer_error(error);
-        if parsed.request.endpoint == Endpoint::Completions && error.param.is_some() {
-            error.param = Some("prompt".into());
-        }
-        error
-    };
-    let prompt = parsed.request.prompt_tokens(model).map_err(prompt_error)?;
-    if prompt.len() >= model.context_limit() {
-        return Err(prompt_error(InferError::PromptTooLong {
-            tokens: prompt.len(),
-            limit: model.context_limit(),
-        }));
-    }
-    let receiver = miner.submit(parsed.request.clone(), prompt)?;
-    Ok((parsed, receiver))
+    let admitted = parsed.admit(miner.shared.model.prompt_format())?;
+    let receiver = miner.submit(admitted.request.clone(), admitted.prompt_tokens.clone())?;
+    Ok((admitted, receiver))
 }
 
 async fn whole_response(
     miner: Miner,
-    parsed: openai::ParsedRequest,
+    parsed: Admitted,
     mut receiver: UnboundedReceiver<JobEvent>,
     endpoint: Endpoint,
 ) -> Response {
@@ -533,7 +588,7 @@ fn sse_json(value: &serde_json::Value) -> Event {
 
 fn stream_response(
     miner: Miner,
-    parsed: openai::ParsedRequest,
+    parsed: Admitted,
     receiver: UnboundedReceiver<JobEvent>,
     endpoint: Endpoint,
 ) -> Response {
@@ -555,7 +610,7 @@ fn stream_response(
 
 fn sse_events(
     writer: ChunkWriter,
-    parsed: openai::ParsedRequest,
+    parsed: Admitted,
     receiver: UnboundedReceiver<JobEvent>,
 ) -> impl Stream<Item = Result<Event, std::convert::Infallible>> {
     enum Phase {
