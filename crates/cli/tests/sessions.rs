@@ -188,6 +188,8 @@ fn twenty_calls_on_vouchers_are_claimed_in_batches_and_the_rest_is_withdrawn() {
                 pricing: Pricing::default(),
                 free: false,
                 max_timeout_seconds: 60,
+                format: std::sync::Arc::new(prompt_format()),
+                timeout: Default::default(),
             },
             Some(Arc::new(facilitator)),
             None,
@@ -215,8 +217,8 @@ fn twenty_calls_on_vouchers_are_claimed_in_batches_and_the_rest_is_withdrawn() {
             (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
         })
     };
-    let price = Pricing::default()
-        .price(&serde_json::to_vec(&body).unwrap())
+    let (price, _) = Pricing::default()
+        .quote(true, &serde_json::to_vec(&body).unwrap(), &prompt_format())
         .unwrap();
     assert!(price > 0 && 20 * price < deposit);
 
@@ -225,9 +227,27 @@ fn twenty_calls_on_vouchers_are_claimed_in_batches_and_the_rest_is_withdrawn() {
         assert_eq!(status, 200, "call {i}: {answer}");
         assert_eq!(answer["choices"][0]["message"]["content"], "ok");
     }
-    // Refused: a replayed (lower) voucher, one that does not add the price, one over the deposit,
-    // one signed by someone else.
-    let (status, answer) = call(19 * price);
+    // A replayed voucher for the same request is a retry: the answer it paid for, again, and
+    // nothing more is counted. For another request it is refused.
+    let (status, answer) = call(20 * price);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["choices"][0]["message"]["content"], "ok");
+    let replayed = SessionVoucher::sign(&payer, chain_id, channel, 20 * price).to_header();
+    let (status, answer) = rt.block_on(async {
+        let r = http
+            .post(format!("{gateway}/v1/chat/completions"))
+            .header("X-MYCEL-SESSION", replayed)
+            .json(&json!({"model": "smollm2", "max_tokens": 15,
+                          "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null))
+    });
+    assert_eq!((status, answer["error"].as_str()), (402, Some("session_voucher_used")));
+    // Refused: a lower voucher, one that does not add the price, one over the deposit, one
+    // signed by someone else.
+    let (status, answer) = call(19 * price + 1);
     assert_eq!(
         (status, answer["error"].as_str()),
         (402, Some("session_voucher_too_low"))
@@ -348,4 +368,11 @@ fn twenty_calls_on_vouchers_are_claimed_in_batches_and_the_rest_is_withdrawn() {
     assert_eq!(amount(&c["escrowed"]), 0);
     let payer_now = amount(&get(&rt, &format!("{rpc}/v1/accounts/{}", payer.address()))["musd"]);
     assert_eq!(payer_now, payer0 - 20 * price);
+}
+
+/// The default model's prompt format (tokenizer, template, context), fetched on first use.
+fn prompt_format() -> mycel_infer::PromptFormat {
+    let cache = mycel_infer::default_cache_dir().expect("a model cache directory");
+    let path = mycel_infer::ensure_default_model(&cache, &mut |_| {}).expect("the default model");
+    mycel_infer::PromptFormat::from_gguf_file(&path).expect("its tokenizer")
 }

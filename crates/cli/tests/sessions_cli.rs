@@ -264,8 +264,8 @@ fn three_chats_on_a_session_are_claimed_by_the_gateway_process() {
     let max_tokens = 16u64;
     let body = json!({"model": "SmolLM2-135M-Instruct.Q4_1", "max_tokens": max_tokens,
                       "messages": [{"role": "user", "content": "Capital of France?"}]});
-    let price = Pricing::default()
-        .price(&serde_json::to_vec(&body).unwrap())
+    let (price, _) = Pricing::default()
+        .quote(true, &serde_json::to_vec(&body).unwrap(), &prompt_format())
         .unwrap();
     assert!(price > 0);
     let chat = |max: &str| {
@@ -386,4 +386,11 @@ fn three_chats_on_a_session_are_claimed_by_the_gateway_process() {
         kept.to_string().contains(&(3 * price).to_string()),
         "{kept}"
     );
+}
+
+/// The default model's prompt format (tokenizer, template, context), fetched on first use.
+fn prompt_format() -> mycel_infer::PromptFormat {
+    let cache = mycel_infer::default_cache_dir().expect("a model cache directory");
+    let path = mycel_infer::ensure_default_model(&cache, &mut |_| {}).expect("the default model");
+    mycel_infer::PromptFormat::from_gguf_file(&path).expect("its tokenizer")
 }

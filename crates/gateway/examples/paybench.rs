@@ -326,12 +326,21 @@ async fn main() {
         .expect("node: start one with `mycel up` and pass --rpc"),
     );
     let pay_to = dev_signer(9).expect("dev key").address();
+    // Requests are admitted (and prompts counted) with the default model's tokenizer.
+    let model = mycel_infer::ensure_default_model(
+        &mycel_infer::default_cache_dir().expect("a model cache"),
+        &mut |_| {},
+    )
+    .expect("the default model");
+    let format = Arc::new(mycel_infer::PromptFormat::from_gguf_file(&model).expect("tokenizer"));
     let config = |free: bool| GatewayConfig {
         upstream: upstream.clone(),
         pay_to,
         pricing: Pricing::default(),
         free,
         max_timeout_seconds: 60,
+        format: format.clone(),
+        timeout: Default::default(),
     };
     let free_gateway = serve(router(config(true), None)).await;
     let paid_gateway = serve(router(config(false), Some(facilitator.clone()))).await;
@@ -362,9 +371,9 @@ async fn main() {
     .await;
     let body = json!({"model": args.model, "max_tokens": args.max_tokens,
                       "messages": [{"role": "user", "content": "Say hi."}]});
-    let price = Pricing::default()
-        .price(&serde_json::to_vec(&body).expect("json"))
-        .expect("price");
+    let (price, _) = Pricing::default()
+        .quote(true, &serde_json::to_vec(&body).expect("json"), &format)
+        .expect("a valid request");
     let channels = open_channels(
         &node,
         info.chain_id,

@@ -2,8 +2,14 @@
 //! server, and an x402 facilitator that settles on the mycel chain.
 //!
 //! Contract:
+//! - A completion request is read as a miner will read it and its prompt tokenized with the
+//!   served model's tokenizer before anything else ([`admission`]): it is priced by its prompt
+//!   tokens and the output it may take, a request that cannot fit the context is refused before
+//!   payment, and the body forwarded names its output limit, so no more is generated than sold.
 //! - A paid route serves only after a payment verified ([`paywall`]), and charges only after the
-//!   handler succeeded: if the handler fails, the payment is not settled.
+//!   handler succeeded: if the handler fails, the payment is not settled. A client that loses a
+//!   paid answer gets it again by resending the same request with the same payment
+//!   ([`answers`]).
 //! - Settlement executes the payer's EIP-3009 authorization on mUSD through the node's HTTP API
 //!   and waits for finality ([`facilitator::Facilitator::settle`]). It is idempotent on the
 //!   authorization `(from, nonce)`: concurrent and repeated settles of one payment submit at most
@@ -29,6 +35,8 @@
 //! `@x402/core` types, and checked against the spec's examples and the real npm client
 //! (interop/x402-client, crates/cli/tests/gateway.rs).
 
+pub mod admission;
+pub mod answers;
 pub mod facilitator;
 pub mod node;
 pub mod paywall;
@@ -40,7 +48,9 @@ pub mod wire;
 
 pub use facilitator::{Asset, Clock, Facilitator, FacilitatorConfig, FixedClock, SystemClock};
 pub use node::{NodeClient, NodeError};
-pub use paywall::{Paywall, Pricing};
+pub use admission::{Admission, WorkTimeout};
+pub use answers::PaidAnswers;
+pub use paywall::{ModelPrice, Paywall, Pricing};
 pub use revenue::{RevenueConfig, RevenueShare};
 pub use router::{MinerRouter, RoutingConfig};
 pub use server::{router, router_with, router_with_sessions, GatewayConfig};

@@ -9,6 +9,8 @@
 //! A 402 always carries the v2 `PAYMENT-REQUIRED` header (base64 JSON, with `error` saying why)
 //! and, in its body, the v1 shape `{x402Version: 1, error, accepts}` plus a human `message`.
 
+use crate::admission::{RequestDigest, Terms};
+use crate::answers::{payment_key, Lookup, PaidAnswers, StoredAnswer};
 use crate::facilitator::{reason, Facilitator};
 use crate::session::{self, SESSION_HEADER};
 use crate::wire::{
@@ -24,8 +26,9 @@ use axum::{
     response::{IntoResponse, Response},
     Json,
 };
+use mycel_openai::Admitted;
 use mycel_types::Amount;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
@@ -34,26 +37,38 @@ pub const MAX_REQUEST_BYTES: usize = 1 << 20;
 /// Largest handler answer the paywall buffers before settling.
 pub const MAX_RESPONSE_BYTES: usize = 64 << 20;
 
-/// Price per request, in mUSD base units (6 decimals), from the request's model and `max_tokens`.
+/// The price of one model: per request, per 1,000 prompt tokens and per 1,000 output tokens
+/// (the request's `max_tokens` as admitted), in mUSD base units (6 decimals).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModelPrice {
+    pub base: Amount,
+    pub per_1k_prompt_tokens: Amount,
+    pub per_1k_tokens: Amount,
+}
+
+/// Prices of completions by their admitted terms ([`crate::admission`]): the prompt's tokens as
+/// the miner will count them, and the most tokens the answer may take.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pricing {
-    /// Paid for every request.
-    pub base: Amount,
-    /// Paid per 1,000 tokens of `max_tokens` (rounded up to a whole base unit).
-    pub per_1k_tokens: Amount,
-    /// `max_tokens` assumed when the request does not say.
+    /// Models without a price of their own.
+    pub default: ModelPrice,
+    /// `max_tokens` of a chat request that does not say (cut to what the context has left).
     pub default_max_tokens: u64,
     /// Requests asking for more tokens are refused (400) before any payment.
     pub max_tokens_limit: u64,
-    /// Models with their own `(base, per_1k_tokens)`; other models use the two above.
-    pub per_model: std::collections::BTreeMap<String, (Amount, Amount)>,
+    /// Models with their own price, by the name requests use.
+    pub per_model: std::collections::BTreeMap<String, ModelPrice>,
 }
 
 impl Default for Pricing {
     fn default() -> Self {
         Pricing {
-            base: 1_000,
-            per_1k_tokens: 10_000,
+            default: ModelPrice {
+                base: 1_000,
+                // Prefill costs a miner about a quarter of decoding per token (BENCHMARKS.md).
+                per_1k_prompt_tokens: 2_500,
+                per_1k_tokens: 10_000,
+            },
             default_max_tokens: 256,
             max_tokens_limit: 8192,
             per_model: Default::default(),
@@ -62,50 +77,49 @@ impl Default for Pricing {
 }
 
 impl Pricing {
-    /// The price of a request with this JSON body (`max_tokens`, or `max_completion_tokens`).
-    /// A body that is not JSON is priced at the default; the handler will refuse it.
-    pub fn price(&self, body: &[u8]) -> Result<Amount, String> {
-        let json = serde_json::from_slice::<Value>(body).ok();
-        let model = json
-            .as_ref()
-            .and_then(|j| j.get("model"))
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let tokens = match &json {
-            Some(json) => match json
-                .get("max_tokens")
-                .or_else(|| json.get("max_completion_tokens"))
-            {
-                None | Some(Value::Null) => self.default_max_tokens,
-                Some(v) => v
-                    .as_u64()
-                    .ok_or_else(|| format!("max_tokens must be a non-negative integer, got {v}"))?,
-            },
-            None => self.default_max_tokens,
-        };
-        if tokens > self.max_tokens_limit {
-            return Err(format!(
-                "max_tokens {tokens} is over this gateway's limit of {}",
-                self.max_tokens_limit
-            ));
+    /// The price of an admitted request: `base + ⌈(prompt × per_1k_prompt + max_tokens ×
+    /// per_1k) / 1000⌉`.
+    pub fn price(&self, terms: &Admitted) -> Amount {
+        self.price_of(
+            &terms.model,
+            terms.prompt_tokens.len() as u64,
+            u64::from(terms.request.max_tokens),
+        )
+    }
+
+    /// The price of `prompt_tokens` in and at most `max_tokens` out of `model`.
+    pub fn price_of(&self, model: &str, prompt_tokens: u64, max_tokens: u64) -> Amount {
+        let price = self.per_model.get(model).unwrap_or(&self.default);
+        let per_token = (u128::from(prompt_tokens) * price.per_1k_prompt_tokens)
+            .saturating_add(u128::from(max_tokens) * price.per_1k_tokens)
+            .div_ceil(1000);
+        price.base.saturating_add(per_token)
+    }
+
+    /// Reads a completion body as the gateway does ([`crate::admission`]) and prices it: what a
+    /// client will be asked to pay for it, or why it is refused before payment.
+    pub fn quote(
+        &self,
+        chat: bool,
+        body: &[u8],
+        format: &mycel_infer::PromptFormat,
+    ) -> Result<(Amount, Admitted), mycel_openai::ApiError> {
+        let parsed = if chat {
+            mycel_openai::parse_chat(body, &self.limits())
+        } else {
+            mycel_openai::parse_completion(body, &self.limits())
+        }?;
+        let terms = parsed.admit(format)?;
+        Ok((self.price(&terms), terms))
+    }
+
+    /// The limits requests are read with ([`mycel_openai::Limits`]).
+    pub fn limits(&self) -> mycel_openai::Limits {
+        let clamp = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+        mycel_openai::Limits {
+            max_tokens: clamp(self.max_tokens_limit),
+            default_chat_max_tokens: clamp(self.default_max_tokens),
         }
-        Ok(self.price_of(model, tokens))
-    }
-
-    /// The price of `tokens` of `model`.
-    pub fn price_of(&self, model: &str, tokens: u64) -> Amount {
-        let (base, per_1k) = self
-            .per_model
-            .get(model)
-            .copied()
-            .unwrap_or((self.base, self.per_1k_tokens));
-        let per_token = (tokens as u128 * per_1k).div_ceil(1000);
-        base.saturating_add(per_token)
-    }
-
-    /// The price of `tokens` of a model without its own price.
-    pub fn price_of_tokens(&self, tokens: u64) -> Amount {
-        self.price_of("", tokens)
     }
 }
 
@@ -124,6 +138,8 @@ pub struct Paywall {
     pub on_settled: Option<SettledHook>,
     /// The session scheme (`X-MYCEL-SESSION` vouchers on an escrow channel), when enabled.
     pub sessions: Option<Arc<crate::session::SessionBook>>,
+    /// Paid answers kept for retries ([`crate::answers`]).
+    pub answers: Arc<PaidAnswers>,
 }
 
 /// See [`Paywall::on_settled`].
@@ -162,6 +178,7 @@ impl Paywall {
             in_flight: Mutex::new(HashSet::new()),
             on_settled: None,
             sessions: None,
+            answers: Arc::new(PaidAnswers::default()),
         }
     }
 
@@ -180,9 +197,20 @@ impl Paywall {
     }
 }
 
-/// The middleware. Use with `axum::middleware::from_fn_with_state(Arc<Paywall>, paywall)`.
+/// The middleware. Use with `axum::middleware::from_fn_with_state(Arc<Paywall>, paywall)`, inside
+/// [`crate::admission::admit`] (which puts the request's terms in its extensions).
 pub async fn paywall(State(pw): State<Arc<Paywall>>, request: Request, next: Next) -> Response {
     let (parts, body) = request.into_parts();
+    let (Some(terms), Some(digest)) = (
+        parts.extensions.get::<Terms>().cloned(),
+        parts.extensions.get::<RequestDigest>().copied(),
+    ) else {
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "not_admitted",
+            "the paywall runs after admission; this gateway is misconfigured",
+        );
+    };
     let bytes = match to_bytes(body, MAX_REQUEST_BYTES).await {
         Ok(b) => b,
         Err(_) => {
@@ -193,10 +221,7 @@ pub async fn paywall(State(pw): State<Arc<Paywall>>, request: Request, next: Nex
             )
         }
     };
-    let amount = match pw.pricing.price(&bytes) {
-        Ok(a) => a,
-        Err(message) => return error(StatusCode::BAD_REQUEST, "bad_request", message),
-    };
+    let amount = pw.pricing.price(&terms);
     let requirements = pw.requirements(amount);
     let resource = ResourceInfo {
         url: resource_url(&parts.headers, &parts.uri),
@@ -212,6 +237,7 @@ pub async fn paywall(State(pw): State<Arc<Paywall>>, request: Request, next: Nex
             book,
             &voucher,
             amount,
+            digest,
             request,
             next,
             &resource,
@@ -290,6 +316,27 @@ pub async fn paywall(State(pw): State<Arc<Paywall>>, request: Request, next: Nex
             )
         }
     };
+    // The same payment again for the same request: the answer it already bought.
+    let answer_key = payment_key(
+        "x402",
+        &[
+            key.0.as_slice(),
+            key.1.as_slice(),
+            payment.payload().signature.to_ascii_lowercase().as_bytes(),
+        ],
+    );
+    match pw.answers.lookup(answer_key, digest.0).await {
+        Lookup::Answered(answer) => return answer.response(),
+        Lookup::OtherRequest => {
+            return payment_required(
+                &resource,
+                &requirements,
+                reason::NONCE_ALREADY_USED,
+                "this payment already paid for another request; sign a new one",
+            )
+        }
+        Lookup::Vacant => {}
+    }
     let Some(_in_flight) = pw.claim(key) else {
         return payment_required(
             &resource,
@@ -332,30 +379,53 @@ pub async fn paywall(State(pw): State<Arc<Paywall>>, request: Request, next: Nex
             )
         }
     };
-    let settled = pw.facilitator.settle(&payment, &requirements).await;
-    let header_name = if version == 2 {
-        wire::PAYMENT_RESPONSE
-    } else {
-        wire::X_PAYMENT_RESPONSE
-    };
-    let header_value = HeaderValue::from_str(&wire::encode_header(&settled))
-        .unwrap_or_else(|_| HeaderValue::from_static(""));
-    let pending = settled.error_reason.as_deref() == Some(reason::SETTLEMENT_PENDING);
-    if settled.success {
-        if let (Some(hook), Ok(price)) = (&pw.on_settled, requirements.amount.parse::<Amount>()) {
-            hook(&response_parts.headers, price);
+    // Settle in a task of its own: a client that hangs up must not cancel a settlement half
+    // way, and the answer it paid for is kept for its retry ([`crate::answers`]).
+    let pending = pw.answers.begin(answer_key, digest.0);
+    let pw = pw.clone();
+    let settlement = tokio::spawn(async move {
+        let settled = pw.facilitator.settle(&payment, &requirements).await;
+        let header_name = if version == 2 {
+            wire::PAYMENT_RESPONSE
+        } else {
+            wire::X_PAYMENT_RESPONSE
+        };
+        let header_value = HeaderValue::from_str(&wire::encode_header(&settled))
+            .unwrap_or_else(|_| HeaderValue::from_static(""));
+        let still_pending = settled.error_reason.as_deref() == Some(reason::SETTLEMENT_PENDING);
+        if settled.success {
+            if let (Some(hook), Ok(price)) =
+                (&pw.on_settled, requirements.amount.parse::<Amount>())
+            {
+                hook(&response_parts.headers, price);
+            }
         }
-    }
-    if settled.success || pending {
+        if !(settled.success || still_pending) {
+            return settle_failed(header_name, header_value, &settled);
+        }
         response_parts.headers.insert(header_name, header_value);
         response_parts.headers.insert(
             header::ACCESS_CONTROL_EXPOSE_HEADERS,
             HeaderValue::from_static("PAYMENT-RESPONSE, X-PAYMENT-RESPONSE"),
         );
         response_parts.headers.remove(header::CONTENT_LENGTH);
-        return Response::from_parts(response_parts, Body::from(response_bytes));
+        let answer = StoredAnswer {
+            status: response_parts.status,
+            headers: response_parts.headers,
+            body: response_bytes,
+        };
+        let response = answer.response();
+        pending.fulfil(answer);
+        response
+    });
+    match settlement.await {
+        Ok(response) => response,
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "settle_failed",
+            format!("settlement task failed: {e}"),
+        ),
     }
-    settle_failed(header_name, header_value, &settled)
 }
 
 /// Why the requirements a client says it accepted are not the ones offered.
@@ -482,27 +552,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn price_follows_max_tokens() {
+    fn price_follows_prompt_and_output_tokens() {
         let p = Pricing::default();
-        assert_eq!(p.price(br#"{"max_tokens": 1000}"#).unwrap(), 1_000 + 10_000);
-        assert_eq!(p.price(br#"{"max_tokens": 1}"#).unwrap(), 1_000 + 10);
-        assert_eq!(
-            p.price(br#"{"max_completion_tokens": 100}"#).unwrap(),
-            2_000
-        );
-        assert_eq!(p.price(b"{}").unwrap(), p.price_of_tokens(256));
-        assert_eq!(p.price(b"not json").unwrap(), p.price_of_tokens(256));
-        assert!(p.price(br#"{"max_tokens": -1}"#).is_err());
+        assert_eq!(p.price_of("m", 0, 1000), 1_000 + 10_000);
+        assert_eq!(p.price_of("m", 0, 1), 1_000 + 10);
+        // The attack: an 8,181-token prompt for one output token is no longer a 1-token price.
+        assert_eq!(p.price_of("m", 8181, 1), 1_000 + (8181 * 2_500 + 10_000_u128).div_ceil(1000));
+        assert!(p.price_of("m", 8181, 1) > 20 * p.price_of("m", 0, 1));
         let mut p = p;
-        p.per_model.insert("big".into(), (5_000, 100_000));
-        assert_eq!(
-            p.price(br#"{"model": "big", "max_tokens": 10}"#).unwrap(),
-            6_000
+        p.per_model.insert(
+            "big".into(),
+            ModelPrice {
+                base: 5_000,
+                per_1k_prompt_tokens: 0,
+                per_1k_tokens: 100_000,
+            },
         );
-        assert_eq!(
-            p.price(br#"{"model": "small", "max_tokens": 10}"#).unwrap(),
-            1_100
-        );
-        assert!(p.price(br#"{"max_tokens": 100000}"#).is_err());
+        assert_eq!(p.price_of("big", 500, 10), 6_000);
+        assert_eq!(p.price_of("small", 0, 10), 1_100);
     }
 }

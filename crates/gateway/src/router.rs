@@ -15,8 +15,13 @@
 //!   `max_attempts` miners are tried.
 //! - A **miner error**: no connection, a timeout, a 5xx or 429 answer, or a 2xx answer whose
 //!   receipt is missing or wrong (not signed by the miner's hotkey in the metagraph, naming
-//!   another miner, another chain or subnet, another model or determinism profile). The next
-//!   miner is tried. Any other 4xx is the client's fault and is returned as is.
+//!   another miner, another chain or subnet, another model or determinism profile, or another
+//!   request than the one admitted: its request hash, prompt tokens and output limit are checked
+//!   against the admitted terms). The next miner is tried. Any other 4xx is the client's fault
+//!   and is returned as is. When every miner tried answered 429, the client gets 429 with the
+//!   shortest `Retry-After` they gave.
+//! - A miner's **timeout** grows with the work sold: a base plus a time per prompt token and per
+//!   token it may generate ([`crate::admission::WorkTimeout`]).
 //!
 //! Assumes: the metagraph's hotkeys are the keys miners sign receipts with (the validator checks
 //! the same). Does not: re-run the model (validators do), or stream: the answer is read whole so
@@ -25,7 +30,10 @@
 use alloy_primitives::{Address, B256};
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode};
+use crate::admission::WorkTimeout;
+use mycel_infer::receipt::token_ids_hash;
 use mycel_infer::{ReceiptBinding, ReceiptJson, SignedReceipt};
+use mycel_openai::Admitted;
 use rand::Rng;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -51,8 +59,8 @@ pub struct RoutingConfig {
     pub netuid: u16,
     /// How often the metagraph is read again.
     pub refresh: Duration,
-    /// How long one miner may take to answer before it counts as failed.
-    pub miner_timeout: Duration,
+    /// How long one miner may take to answer a request before it counts as failed.
+    pub timeout: WorkTimeout,
     /// Most miners tried for one request.
     pub max_attempts: usize,
     /// The model receipts must name (`None`: any model).
@@ -95,6 +103,8 @@ pub enum MinerError {
     Timeout(Duration),
     #[error("answered {0}")]
     Status(u16),
+    #[error("busy (429, retry after {0} s)")]
+    Busy(u64),
     #[error("bad receipt: {0}")]
     BadReceipt(String),
 }
@@ -116,6 +126,8 @@ pub enum RouteError {
     NoMiners,
     /// Every miner tried failed: `(uid, hotkey, error)` each.
     AllFailed(Vec<(u16, Address, MinerError)>),
+    /// Every miner tried was busy (429): come back after this many seconds.
+    Busy(u64),
     /// A miner refused the request as the client's fault (4xx other than 429): returned as is.
     Client {
         status: StatusCode,
@@ -137,7 +149,6 @@ impl MinerRouter {
     /// A router for the chain `chain_id`, with no miners until the metagraph is read.
     pub fn new(config: RoutingConfig, chain_id: u64) -> MinerRouter {
         let http = reqwest::Client::builder()
-            .timeout(config.miner_timeout)
             .connect_timeout(Duration::from_secs(3))
             .pool_max_idle_per_host(64)
             .build()
@@ -278,13 +289,15 @@ impl MinerRouter {
         }
     }
 
-    /// Sends the request to miners in [`MinerRouter::plan`] order until one gives a good answer.
+    /// Sends the request to miners in [`MinerRouter::plan`] order until one gives a good answer;
+    /// `terms` (a completion's admitted terms) size the timeout and bind the receipt.
     pub async fn route(
         &self,
         method: Method,
         path_and_query: &str,
         headers: &HeaderMap,
         body: Bytes,
+        terms: Option<&Admitted>,
     ) -> Result<Served, RouteError> {
         let plan = self.plan();
         if plan.is_empty() {
@@ -300,6 +313,7 @@ impl MinerRouter {
                     path_and_query,
                     headers,
                     body.clone(),
+                    terms,
                 )
                 .await
             {
@@ -321,7 +335,16 @@ impl MinerRouter {
                 }
             }
         }
-        Err(RouteError::AllFailed(failures))
+        let busy = failures.iter().map(|(_, _, e)| match e {
+            MinerError::Busy(seconds) => Some(*seconds),
+            _ => None,
+        });
+        match busy.collect::<Option<Vec<u64>>>() {
+            Some(waits) if !waits.is_empty() => {
+                Err(RouteError::Busy(waits.into_iter().min().unwrap_or(1)))
+            }
+            _ => Err(RouteError::AllFailed(failures)),
+        }
     }
 
     /// One attempt: `Err` is a miner error, `Ok(Err)` the client's fault.
@@ -333,10 +356,13 @@ impl MinerRouter {
         path_and_query: &str,
         headers: &HeaderMap,
         body: Bytes,
+        terms: Option<&Admitted>,
     ) -> Result<Result<(StatusCode, HeaderMap, Bytes), RouteError>, MinerError> {
+        let timeout = self.config.timeout.for_terms(terms);
         let mut request = self
             .http
-            .request(method, format!("{}{path_and_query}", miner.url));
+            .request(method, format!("{}{path_and_query}", miner.url))
+            .timeout(timeout);
         for name in [axum::http::header::CONTENT_TYPE, axum::http::header::ACCEPT] {
             if let Some(v) = headers.get(&name) {
                 request = request.header(name, v);
@@ -344,7 +370,7 @@ impl MinerRouter {
         }
         let answer = request.body(body).send().await.map_err(|e| {
             if e.is_timeout() {
-                MinerError::Timeout(self.config.miner_timeout)
+                MinerError::Timeout(timeout)
             } else {
                 MinerError::Unreachable(e.to_string())
             }
@@ -354,12 +380,20 @@ impl MinerRouter {
         let headers = answer.headers().clone();
         let bytes = answer.bytes().await.map_err(|e| {
             if e.is_timeout() {
-                MinerError::Timeout(self.config.miner_timeout)
+                MinerError::Timeout(timeout)
             } else {
                 MinerError::Unreachable(e.to_string())
             }
         })?;
-        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            let seconds = headers
+                .get(axum::http::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(1);
+            return Err(MinerError::Busy(seconds.clamp(1, 3600)));
+        }
+        if status.is_server_error() {
             return Err(MinerError::Status(status.as_u16()));
         }
         if !status.is_success() {
@@ -372,13 +406,21 @@ impl MinerRouter {
         if path_and_query.starts_with("/v1/chat/completions")
             || path_and_query.starts_with("/v1/completions")
         {
-            self.check_receipt(miner, &bytes)?;
+            self.check_receipt(miner, &bytes, terms)?;
         }
         Ok(Ok((status, headers, bytes)))
     }
 
-    /// Checks the receipt an answer carries (JSON body, or the last SSE chunk that has one).
-    pub fn check_receipt(&self, miner: &MinerInfo, body: &[u8]) -> Result<(), MinerError> {
+    /// Checks the receipt an answer carries (JSON body, or the last SSE chunk that has one):
+    /// signed by the miner for this chain, subnet and model, and — given the admitted `terms` —
+    /// for exactly the admitted request: its hash, its prompt tokens (when the model is pinned,
+    /// the gateway's tokenizer is the model's) and no more output than its limit.
+    pub fn check_receipt(
+        &self,
+        miner: &MinerInfo,
+        body: &[u8],
+        terms: Option<&Admitted>,
+    ) -> Result<(), MinerError> {
         let bad = |m: String| MinerError::BadReceipt(m);
         let receipt =
             find_receipt(body).ok_or_else(|| bad("the answer carries no receipt".into()))?;
@@ -392,7 +434,35 @@ impl MinerRouter {
                 netuid: self.config.netuid,
                 model_id: self.config.model_id,
             })
-            .map_err(|e| bad(format!("uid {}: {e}", miner.uid)))
+            .map_err(|e| bad(format!("uid {}: {e}", miner.uid)))?;
+        let Some(terms) = terms else {
+            return Ok(());
+        };
+        let r = &signed.receipt;
+        if r.requestHash != terms.request.hash() {
+            return Err(bad(format!(
+                "uid {}: the receipt is for another request than the one sent",
+                miner.uid
+            )));
+        }
+        if r.outputTokenCount > terms.request.max_tokens {
+            return Err(bad(format!(
+                "uid {}: {} output tokens, more than the {} paid for",
+                miner.uid, r.outputTokenCount, terms.request.max_tokens
+            )));
+        }
+        if self.config.model_id.is_some()
+            && (r.promptTokensHash != token_ids_hash(&terms.prompt_tokens)
+                || r.promptTokenCount as usize != terms.prompt_tokens.len())
+        {
+            return Err(bad(format!(
+                "uid {}: the receipt's prompt tokens are not the request's ({} counted, {} in the receipt)",
+                miner.uid,
+                terms.prompt_tokens.len(),
+                r.promptTokenCount
+            )));
+        }
+        Ok(())
     }
 
     /// Each miner with its health, for `GET /v1/miners`.
@@ -509,7 +579,7 @@ mod tests {
             rpc: "http://127.0.0.1:1".into(),
             netuid: 1,
             refresh: Duration::from_secs(10),
-            miner_timeout: Duration::from_secs(5),
+            timeout: WorkTimeout::default(),
             max_attempts: 3,
             model_id: Some(MODEL),
         }
@@ -558,7 +628,7 @@ mod tests {
         let (a, b) = (PrivateKeySigner::random(), PrivateKeySigner::random());
         let m = miner(0, &a, 0);
         router
-            .check_receipt(&m, &answer(&a, a.address(), |_| {}))
+            .check_receipt(&m, &answer(&a, a.address(), |_| {}), None)
             .expect("a good receipt");
         // As an SSE stream: the last chunk with a receipt counts.
         let json: Value = serde_json::from_slice(&answer(&a, a.address(), |_| {})).expect("json");
@@ -566,9 +636,9 @@ mod tests {
             "data: {{\"choices\":[]}}\n\ndata: {}\n\ndata: [DONE]\n\n",
             serde_json::json!({"choices": [], "receipt": json["receipt"]})
         );
-        router.check_receipt(&m, sse.as_bytes()).expect("streamed");
+        router.check_receipt(&m, sse.as_bytes(), None).expect("streamed");
 
-        let refused = |body: Vec<u8>| match router.check_receipt(&m, &body) {
+        let refused = |body: Vec<u8>| match router.check_receipt(&m, &body, None) {
             Err(MinerError::BadReceipt(why)) => why,
             other => panic!("accepted: {other:?}"),
         };
@@ -592,7 +662,7 @@ mod tests {
         let mut any = config();
         any.model_id = None;
         MinerRouter::new(any, CHAIN)
-            .check_receipt(&m, &answer(&a, a.address(), |r| r.modelId = B256::ZERO))
+            .check_receipt(&m, &answer(&a, a.address(), |r| r.modelId = B256::ZERO), None)
             .expect("any model");
     }
 

@@ -1,6 +1,7 @@
 //! The gateway's HTTP server: the OpenAI-compatible routes (paywalled unless free) forwarded to
 //! an upstream OpenAI-compatible server, and the facilitator's x402 API.
 
+use crate::admission::{admit, Admission, Terms, WorkTimeout};
 use crate::facilitator::Facilitator;
 use crate::paywall::{error, paywall, Paywall, Pricing, MAX_REQUEST_BYTES};
 use crate::revenue::RevenueShare;
@@ -36,11 +37,17 @@ pub struct GatewayConfig {
     pub free: bool,
     /// x402 `maxTimeoutSeconds`: how long a client's authorization should stay valid.
     pub max_timeout_seconds: u64,
+    /// The served model's prompt format: requests are read and their prompts counted with it
+    /// before they are priced ([`crate::admission`]).
+    pub format: Arc<mycel_infer::PromptFormat>,
+    /// How long the upstream server may take for a request (with --upstream).
+    pub timeout: WorkTimeout,
 }
 
 struct Upstream {
     base: String,
     http: reqwest::Client,
+    timeout: WorkTimeout,
     forwarded: AtomicU64,
     failed: AtomicU64,
 }
@@ -82,10 +89,11 @@ pub fn router_with_sessions(
     let upstream = Arc::new(Upstream {
         base: config.upstream.trim_end_matches('/').to_string(),
         http: reqwest::Client::builder()
-            .timeout(Duration::from_secs(600))
+            .connect_timeout(Duration::from_secs(3))
             .pool_max_idle_per_host(256)
             .build()
             .unwrap_or_default(),
+        timeout: config.timeout,
         forwarded: AtomicU64::new(0),
         failed: AtomicU64::new(0),
     });
@@ -95,6 +103,10 @@ pub fn router_with_sessions(
         miners: miners.clone(),
         revenue: revenue.clone(),
     };
+    let admission = Arc::new(Admission {
+        format: config.format.clone(),
+        limits: config.pricing.limits(),
+    });
     let mut paid = Router::new()
         .route("/v1/chat/completions", post(forward))
         .route("/v1/completions", post(forward));
@@ -131,6 +143,8 @@ pub fn router_with_sessions(
         }
         _ => {}
     }
+    // Admission runs first (the outermost layer): refused requests never see the paywall.
+    let paid = paid.layer(from_fn_with_state(admission, admit));
     Router::new()
         .merge(paid)
         .route("/v1/models", get(forward))
@@ -188,11 +202,31 @@ async fn route_to_miners(
         .path_and_query()
         .map(|p| p.as_str())
         .unwrap_or("/");
+    let terms = parts.extensions.get::<Terms>().cloned();
     let served = match miners
-        .route(parts.method.clone(), path, &parts.headers, bytes)
+        .route(
+            parts.method.clone(),
+            path,
+            &parts.headers,
+            bytes,
+            terms.as_deref(),
+        )
         .await
     {
         Ok(s) => s,
+        Err(RouteError::Busy(seconds)) => {
+            let mut response = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "miners_busy",
+                format!(
+                    "every miner tried is busy; retry after {seconds} s (you were not charged)"
+                ),
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, seconds.into());
+            return response;
+        }
         Err(RouteError::NoMiners) => {
             return error(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -275,7 +309,15 @@ async fn forward(State(app): State<AppState>, request: Request) -> Response {
         .map(|p| p.as_str())
         .unwrap_or("/");
     let url = format!("{}{path}", app.upstream.base);
-    let mut outgoing = app.upstream.http.request(parts.method.clone(), &url);
+    let timeout = app
+        .upstream
+        .timeout
+        .for_terms(parts.extensions.get::<Terms>().map(|t| t.as_ref()));
+    let mut outgoing = app
+        .upstream
+        .http
+        .request(parts.method.clone(), &url)
+        .timeout(timeout);
     if let Some(ct) = parts.headers.get(header::CONTENT_TYPE) {
         outgoing = outgoing.header(header::CONTENT_TYPE, ct);
     }
