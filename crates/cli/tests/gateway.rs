@@ -578,7 +578,6 @@ fn requests_are_priced_by_their_tokens_and_refused_before_payment_when_they_cann
 /// same request with the same payment gets the answer it paid for, and it is charged once.
 #[test]
 fn a_paid_answer_lost_in_transit_is_given_again_and_paid_once() {
-    use std::io::Write;
     let setup = Setup::start();
     let payer = dev_signer(5).expect("dev key");
     let facilitator = dev_signer(FACILITATOR_DEV_ACCOUNT).expect("dev key").address();
@@ -609,13 +608,7 @@ fn a_paid_answer_lost_in_transit_is_given_again_and_paid_once() {
         // The client sends the paid request and never reads the answer; it hangs up once the
         // settlement is submitted (still pending) or final.
         let payload = body.to_string();
-        let mut socket = std::net::TcpStream::connect(&gateway_addr).expect("connect");
-        write!(
-            socket,
-            "POST /v1/chat/completions HTTP/1.1\r\nHost: {gateway_addr}\r\ncontent-type: application/json\r\n{header}: {value}\r\ncontent-length: {}\r\n\r\n{payload}",
-            payload.len()
-        )
-        .expect("send");
+        let socket = send_unread(&gateway_addr, "/v1/chat/completions", &[(header, &value)], &payload);
         match hang_up_when {
             "submitted" => wait_until("the settlement", &|| next_nonce(facilitator) > nonce_before),
             _ => wait_until("finality", &|| setup.authorization_used(payer.address(), pay.nonce())),
@@ -638,6 +631,29 @@ fn a_paid_answer_lost_in_transit_is_given_again_and_paid_once() {
             "{case}: the model ran once"
         );
     }
+}
+
+/// Sends a JSON POST on a raw connection whose answer is never read; dropping the returned
+/// socket hangs up, as a client that goes away does.
+fn send_unread(
+    address: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> std::net::TcpStream {
+    use std::io::Write;
+    let mut socket = std::net::TcpStream::connect(address).expect("connect");
+    let mut request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {address}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    socket.write_all(request.as_bytes()).expect("send");
+    socket
 }
 
 /// A real `mycel miner` (the default model) as the gateway's upstream.
@@ -674,7 +690,6 @@ fn miner_upstream(dir: &Path) -> (Upstream, Option<Proc>) {
 /// within a second (its worker is free again) and the client is not charged.
 #[test]
 fn a_client_that_hangs_up_during_a_paid_request_pays_nothing_and_frees_the_miner() {
-    use std::io::Write;
     let setup = Setup::start_with(|dir, _| miner_upstream(dir));
     let metric = |name: &str| -> f64 {
         let url = format!("{}/metrics", setup.upstream.url);
@@ -694,13 +709,7 @@ fn a_client_that_hangs_up_during_a_paid_request_pays_nothing_and_frees_the_miner
     let (header, value) = pay.v2(&requirements);
     let gateway_addr = setup.gateway.trim_start_matches("http://").to_string();
     let payload = body.to_string();
-    let mut socket = std::net::TcpStream::connect(&gateway_addr).expect("connect");
-    write!(
-        socket,
-        "POST /v1/chat/completions HTTP/1.1\r\nHost: {gateway_addr}\r\ncontent-type: application/json\r\n{header}: {value}\r\ncontent-length: {}\r\n\r\n{payload}",
-        payload.len()
-    )
-    .expect("send");
+    let socket = send_unread(&gateway_addr, "/v1/chat/completions", &[(header, &value)], &payload);
     let deadline = Instant::now() + Duration::from_secs(30);
     while metric("mycel_miner_in_flight") != 1.0 {
         assert!(Instant::now() < deadline, "the miner never started the request");

@@ -13,15 +13,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::{to_bytes, Body};
+use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use mycel_infer::PromptFormat;
 use mycel_openai::{Admitted, ApiError, Limits};
 
-use crate::paywall::{error, MAX_REQUEST_BYTES};
+use crate::paywall::read_request_body;
 
 /// What admission needs: the served model's prompt format and the gateway's request limits.
 #[derive(Debug, Clone)]
@@ -67,15 +66,9 @@ impl Default for WorkTimeout {
 /// `POST /v1/chat/completions` and `POST /v1/completions`.
 pub async fn admit(State(admission): State<Arc<Admission>>, request: Request, next: Next) -> Response {
     let (mut parts, body) = request.into_parts();
-    let bytes = match to_bytes(body, MAX_REQUEST_BYTES).await {
+    let bytes = match read_request_body(body).await {
         Ok(b) => b,
-        Err(_) => {
-            return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "request_too_large",
-                format!("request body over {MAX_REQUEST_BYTES} bytes"),
-            )
-        }
+        Err(refused) => return refused,
     };
     let chat = parts.uri.path().ends_with("/chat/completions");
     let body = bytes.clone();

@@ -211,15 +211,9 @@ pub async fn paywall(State(pw): State<Arc<Paywall>>, request: Request, next: Nex
             "the paywall runs after admission; this gateway is misconfigured",
         );
     };
-    let bytes = match to_bytes(body, MAX_REQUEST_BYTES).await {
+    let bytes = match read_request_body(body).await {
         Ok(b) => b,
-        Err(_) => {
-            return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "request_too_large",
-                format!("request body over {MAX_REQUEST_BYTES} bytes"),
-            )
-        }
+        Err(refused) => return refused,
     };
     let amount = pw.pricing.price(&terms);
     let requirements = pw.requirements(amount);
@@ -536,6 +530,17 @@ fn settle_failed(
         .into_response();
     response.headers_mut().insert(header_name, value);
     response
+}
+
+/// Reads a request body of at most [`MAX_REQUEST_BYTES`], or the 413 that refuses it.
+pub(crate) async fn read_request_body(body: Body) -> Result<axum::body::Bytes, Response> {
+    to_bytes(body, MAX_REQUEST_BYTES).await.map_err(|_| {
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request_too_large",
+            format!("request body over {MAX_REQUEST_BYTES} bytes"),
+        )
+    })
 }
 
 /// A plain JSON error in the node API's shape.

@@ -3,7 +3,7 @@
 
 use crate::admission::{admit, Admission, Terms, WorkTimeout};
 use crate::facilitator::Facilitator;
-use crate::paywall::{error, paywall, Paywall, Pricing, MAX_REQUEST_BYTES};
+use crate::paywall::{error, paywall, read_request_body, Paywall, Pricing};
 use crate::revenue::RevenueShare;
 use crate::router::{
     MinerRouter, RouteError, ATTEMPTS_HEADER, MINER_HOTKEY_HEADER, MINER_UID_HEADER,
@@ -11,7 +11,7 @@ use crate::router::{
 use crate::wire::{AnyPayment, FacilitatorRequest, PaymentRequirements, PaymentRequirementsV1};
 use alloy_primitives::Address;
 use axum::{
-    body::{to_bytes, Body},
+    body::Body,
     extract::{rejection::JsonRejection, Request, State},
     http::{header, HeaderName, StatusCode},
     middleware::from_fn_with_state,
@@ -290,15 +290,9 @@ async fn route_to_miners(
 /// Forwards the request to a miner (with --netuid) or the upstream server and returns its answer.
 async fn forward(State(app): State<AppState>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let bytes = match to_bytes(body, MAX_REQUEST_BYTES).await {
+    let bytes = match read_request_body(body).await {
         Ok(b) => b,
-        Err(_) => {
-            return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "request_too_large",
-                "request body too large",
-            )
-        }
+        Err(refused) => return refused,
     };
     if let Some(miners) = &app.miners {
         return route_to_miners(miners, parts, bytes).await;

@@ -283,3 +283,21 @@ pub(crate) fn model_info(
             .map(str::to_string),
     })
 }
+
+/// Reads the header of a GGUF file (metadata and tensor descriptions, not the tensors) with
+/// `reader` left after it.
+pub(crate) fn read_content<R: std::io::Read + std::io::Seek>(
+    path: &std::path::Path,
+    reader: &mut R,
+) -> Result<Content, InferError> {
+    Content::read(reader).map_err(|error| InferError::Gguf {
+        path: path.to_path_buf(),
+        detail: crate::error::candle_message(&error),
+    })
+}
+
+/// Reads only the header of the GGUF file at `path`.
+pub(crate) fn read_header(path: &std::path::Path) -> Result<Content, InferError> {
+    let file = std::fs::File::open(path).map_err(|e| InferError::io("open", path, e))?;
+    read_content(path, &mut std::io::BufReader::new(file))
+}

@@ -6,7 +6,6 @@ use std::ops::ControlFlow;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use candle_core::quantized::gguf_file::Content;
 use serde::Serialize;
 
 use crate::chat::{ChatMessage, ChatTemplate};
@@ -142,10 +141,7 @@ impl Model {
             .map_err(|e| InferError::io("read the size of", path, e))?
             .len();
         let mut reader = BufReader::new(file);
-        let content = Content::read(&mut reader).map_err(|error| InferError::Gguf {
-            path: path.to_path_buf(),
-            detail: crate::error::candle_message(&error),
-        })?;
+        let content = crate::gguf::read_content(path, &mut reader)?;
         let format = PromptFormat::from_metadata(id, &content.metadata)?;
         let tokenizer = format.tokenizer();
         let info = model_info(&content, id, path, file_size, tokenizer.vocab_size())?;

@@ -65,16 +65,7 @@ impl PromptFormat {
     /// Reads a GGUF file's metadata (not its tensors) and hashes the file for its id.
     pub fn from_gguf_file(path: &Path) -> Result<Self, InferError> {
         let id = ModelId(sha256_file(path, &mut |_, _| {})?);
-        let file = std::fs::File::open(path).map_err(|e| InferError::io("open", path, e))?;
-        let mut reader = std::io::BufReader::new(file);
-        let content =
-            candle_core::quantized::gguf_file::Content::read(&mut reader).map_err(|error| {
-                InferError::Gguf {
-                    path: path.to_path_buf(),
-                    detail: crate::error::candle_message(&error),
-                }
-            })?;
-        Self::from_metadata(id, &content.metadata)
+        Self::from_metadata(id, &crate::gguf::read_header(path)?.metadata)
     }
 
     /// The model's id: the SHA-256 of its GGUF file.

@@ -240,16 +240,7 @@ impl Tokenizer {
 
     /// Reads only the metadata of a GGUF file (not its tensors) and builds the tokenizer.
     pub fn from_gguf_file(path: &std::path::Path) -> Result<Self, InferError> {
-        let file = std::fs::File::open(path).map_err(|e| InferError::io("open", path, e))?;
-        let mut reader = std::io::BufReader::new(file);
-        let content =
-            candle_core::quantized::gguf_file::Content::read(&mut reader).map_err(|error| {
-                InferError::Gguf {
-                    path: path.to_path_buf(),
-                    detail: crate::error::candle_message(&error),
-                }
-            })?;
-        Self::from_gguf_metadata(&content.metadata)
+        Self::from_gguf_metadata(&crate::gguf::read_header(path)?.metadata)
     }
 
     pub fn vocab_size(&self) -> usize {
