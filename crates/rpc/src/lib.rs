@@ -4,6 +4,9 @@
 //! transactions get a 4xx with `{"error": {"code", "message"}}` and never crash the node.
 //! Amounts leave as decimal strings of base units. Reads come from the latest finalized state.
 //!
+//! Slow or silent clients cannot hold it: [`serve`] runs on mycel-http, which caps connections and
+//! closes a connection that sends no complete request head (or body) in time.
+//!
 //! Does not: sign anything, hold keys, or expose anything that changes the node except
 //! transaction submission. It binds where it is told (loopback by default in the CLI).
 
@@ -72,16 +75,16 @@ pub fn router(node: Node, genesis: Genesis) -> Router {
         .with_state(state)
 }
 
-/// Serves the API on `listener` until `shutdown` resolves.
+/// Serves the API on `listener` under `limits` (connection cap, header/body/write deadlines; see
+/// mycel-http and docs/node-api.md "Limits") until `shutdown` resolves.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     node: Node,
     genesis: Genesis,
+    limits: mycel_http::ServeLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(node, genesis))
-        .with_graceful_shutdown(shutdown)
-        .await
+    mycel_http::serve(listener, router(node, genesis), limits, shutdown).await
 }
 
 /// An error response: status plus `{"error": {"code", "message"}}`.
