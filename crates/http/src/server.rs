@@ -54,6 +54,13 @@ impl Server {
         ServerStats(self.counters.clone())
     }
 
+    /// Counts into `stats` instead: for a router that reports its own server's counts (its
+    /// `/metrics`), made before the server that takes the router.
+    pub fn with_stats(mut self, stats: ServerStats) -> Self {
+        self.counters = stats.0;
+        self
+    }
+
     /// Serves until `shutdown` resolves, then drains (see [`ServeLimits::shutdown_grace`]).
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
         let Server {
@@ -239,10 +246,15 @@ impl Drop for OpenGuard {
 }
 
 /// A live view of a server's connections.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ServerStats(Arc<Counters>);
 
 impl ServerStats {
+    /// Counts of no server yet; give them to one with [`Server::with_stats`].
+    pub fn new() -> Self {
+        Self::default()
+    }
+
     /// The counts now.
     pub fn snapshot(&self) -> StatsSnapshot {
         self.0.snapshot()
@@ -264,4 +276,55 @@ pub struct StatsSnapshot {
     pub body_timeouts: u64,
     /// Connections cut because the client read none of the answer in time.
     pub write_timeouts: u64,
+}
+
+impl StatsSnapshot {
+    /// The counts as Prometheus text (exposition format 0.0.4), each metric named
+    /// `{prefix}_http_…`.
+    pub fn to_prometheus(&self, prefix: &str) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
+            let _ = writeln!(out, "# HELP {prefix}_http_{name} {help}");
+            let _ = writeln!(out, "# TYPE {prefix}_http_{name} {kind}");
+            let _ = writeln!(out, "{prefix}_http_{name} {value}");
+        };
+        metric(
+            "connections_open",
+            "gauge",
+            "HTTP connections open now.",
+            self.open as u64,
+        );
+        metric(
+            "connections_peak",
+            "gauge",
+            "Most HTTP connections open at once since the start (at most the cap).",
+            self.peak as u64,
+        );
+        metric(
+            "connections_accepted_total",
+            "counter",
+            "HTTP connections accepted.",
+            self.accepted,
+        );
+        metric(
+            "header_timeouts_total",
+            "counter",
+            "Connections closed for sending no complete request head in time.",
+            self.header_timeouts,
+        );
+        metric(
+            "body_timeouts_total",
+            "counter",
+            "Requests answered 408 because their body did not arrive in time.",
+            self.body_timeouts,
+        );
+        metric(
+            "write_timeouts_total",
+            "counter",
+            "Connections cut because the client read none of the answer in time.",
+            self.write_timeouts,
+        );
+        out
+    }
 }

@@ -193,11 +193,20 @@ async fn a_partial_request_head_is_closed_after_the_header_timeout() {
         closed.at - opened >= header,
         "closed before the header timeout: {closed:?}"
     );
-    server
+    let stats = server
         .wait_for("the header timeout to be counted", |s| {
             s.header_timeouts == 1 && s.open == 0
         })
         .await;
+    let metrics = stats.to_prometheus("mycel");
+    assert!(
+        metrics.contains("\nmycel_http_header_timeouts_total 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("\nmycel_http_connections_open 0\n"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
