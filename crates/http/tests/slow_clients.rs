@@ -210,6 +210,25 @@ async fn a_partial_request_head_is_closed_after_the_header_timeout() {
 }
 
 #[tokio::test]
+async fn a_connection_that_sends_nothing_is_closed_after_the_header_timeout() {
+    let header = Duration::from_secs(1);
+    let server = Running::start(limits(header, GENEROUS, GENEROUS)).await;
+    let mut client = TcpStream::connect(server.addr).await.unwrap();
+    let opened = Instant::now();
+    let closed = until_closed(&mut client).await;
+    assert!(closed.received.is_empty(), "{closed:?}");
+    assert!(
+        closed.at - opened >= header,
+        "closed before the header timeout"
+    );
+    server
+        .wait_for("the header timeout to be counted", |s| {
+            s.header_timeouts == 1
+        })
+        .await;
+}
+
+#[tokio::test]
 async fn a_request_head_dripped_byte_by_byte_is_closed_at_the_header_timeout() {
     // Every byte arrives well within the timeout; the head as a whole does not.
     let header = Duration::from_secs(1);
