@@ -95,6 +95,8 @@ pub struct GatewayArgs {
     /// Address to listen on.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8402")]
     pub listen: SocketAddr,
+    #[command(flatten)]
+    pub http: crate::http_limits::HttpLimitsArgs,
     /// The node's HTTP API, where payments settle.
     #[arg(
         long,
@@ -151,6 +153,7 @@ pub struct GatewayArgs {
 }
 
 pub fn run(args: GatewayArgs) -> Result<()> {
+    let limits = args.http.limits()?;
     let default_price = ModelPrice {
         base: parse_amount(&args.price_base, Token::Musd)
             .with_context(|| format!("--price-base '{}'", args.price_base))?,
@@ -502,15 +505,16 @@ pub fn run(args: GatewayArgs) -> Result<()> {
         }
         use std::io::Write as _;
         let _ = std::io::stdout().flush();
-        axum::serve(
+        mycel_http::serve(
             listener,
             router_with_sessions(config, facilitator, miners, revenue, sessions),
-        )
-            .with_graceful_shutdown(async {
+            limits,
+            async {
                 let _ = tokio::signal::ctrl_c().await;
-            })
-            .await
-            .context("the gateway server stopped")
+            },
+        )
+        .await
+        .context("the gateway server stopped")
     })
 }
 

@@ -9,6 +9,7 @@
 mod client;
 mod epoch_cmd;
 mod gateway_cmd;
+mod http_limits;
 mod incentive_cmd;
 mod keys;
 mod miner_cmd;

@@ -15,6 +15,7 @@ use mycel_subnet::miner::chain::{self, NodeClient, ServedAt};
 use mycel_subnet::miner::{self, BlockHeight, Limits, Miner, MinerConfig};
 use mycel_types::keys::{dev_signer, DEV_ACCOUNTS};
 
+use crate::http_limits::HttpLimitsArgs;
 use crate::keys::{self, KeystoreArgs, PasswordArgs};
 
 /// The chain id of a devnet (`mycel up`), used when no node is given.
@@ -89,6 +90,8 @@ pub struct MinerArgs {
     #[arg(long, value_name = "N")]
     pub default_max_tokens: Option<u32>,
     #[command(flatten)]
+    pub http: HttpLimitsArgs,
+    #[command(flatten)]
     pub keystore: KeystoreArgs,
     #[command(flatten)]
     pub password: PasswordArgs,
@@ -110,6 +113,7 @@ pub fn run(args: MinerArgs) -> Result<()> {
             args.max_tokens_limit
         );
     }
+    let limits = args.http.limits()?;
     let signer = match (&args.hotkey, args.dev_account) {
         (Some(spec), _) => keys::load_signer(&args.keystore, spec, &args.password)?,
         (None, Some(n)) => dev_account(n, "--dev-account")?,
@@ -235,7 +239,7 @@ pub fn run(args: MinerArgs) -> Result<()> {
             );
             let _ = out.flush();
         }
-        miner::serve(miner, listener, shutdown)
+        miner::serve(miner, listener, limits, shutdown)
             .await
             .with_context(|| format!("serving on {bound}"))
     })

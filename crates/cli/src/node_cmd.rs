@@ -3,6 +3,7 @@
 //! A node's config file (`node.json`) is a [`NodeFile`]: the chain's [`NodeConfig`] plus the
 //! address of the HTTP API. It holds the validator's private key, so it is written 0600.
 
+use crate::http_limits::HttpLimitsArgs;
 use anyhow::{bail, Context as _};
 use commonware_runtime::Runner as _;
 use mycel_chain::{generate_validator_key, NodeConfig, PeerConfig};
@@ -35,6 +36,10 @@ pub struct UpArgs {
     /// Address of the x402 gateway in front of the subnet's miners.
     #[arg(long, default_value = "127.0.0.1:8402")]
     pub gateway_addr: SocketAddr,
+    /// Limits of every HTTP server the devnet runs: the node API, and the miners, validator and
+    /// gateway of the subnet.
+    #[command(flatten)]
+    pub http: HttpLimitsArgs,
 }
 
 /// `mycel node`: one validator from a config file written by `mycel init` or `mycel localnet`.
@@ -43,6 +48,8 @@ pub struct NodeArgs {
     /// The node's config file.
     #[arg(long)]
     pub config: PathBuf,
+    #[command(flatten)]
+    pub http: HttpLimitsArgs,
 }
 
 /// `mycel init`: write a genesis and node configs for a new network.
@@ -98,6 +105,7 @@ const GENESIS_FILE: &str = "genesis.json";
 
 pub fn run_up(args: UpArgs) -> anyhow::Result<()> {
     init_logging();
+    let limits = args.http.limits()?;
     let config_path = args.data_dir.join(NODE_FILE);
     let mut file = if config_path.exists() {
         let file = read_node_file(&config_path)?;
@@ -136,14 +144,16 @@ pub fn run_up(args: UpArgs) -> anyhow::Result<()> {
         rpc: format!("http://{}", args.rpc_addr),
         dir: args.data_dir.join("subnet"),
         gateway_addr: args.gateway_addr,
+        http: args.http.clone(),
     });
-    run(file, Banner::Devnet(subnet))
+    run(file, Banner::Devnet(subnet), limits)
 }
 
 pub fn run_node(args: NodeArgs) -> anyhow::Result<()> {
     init_logging();
+    let limits = args.http.limits()?;
     let file = read_node_file(&args.config)?;
-    run(file, Banner::Node)
+    run(file, Banner::Node, limits)
 }
 
 pub fn run_init(args: InitArgs) -> anyhow::Result<()> {
@@ -325,7 +335,7 @@ enum Banner {
 }
 
 /// Runs a node and its HTTP API until Ctrl-C or SIGTERM.
-fn run(file: NodeFile, banner: Banner) -> anyhow::Result<()> {
+fn run(file: NodeFile, banner: Banner, limits: mycel_http::ServeLimits) -> anyhow::Result<()> {
     file.node.validate()?;
     let rpc_addr = file.rpc_addr;
     // Bind before starting consensus, so a taken port is a clear error and not a half-started node.
@@ -365,7 +375,7 @@ fn run(file: NodeFile, banner: Banner) -> anyhow::Result<()> {
                 status.node_key, status.chain_id, status.latest_height
             ),
         }
-        mycel_rpc::serve(listener, node.clone(), genesis, shutdown_signal())
+        mycel_rpc::serve(listener, node.clone(), genesis, limits, shutdown_signal())
             .await
             .context("the HTTP API stopped")?;
         children.stop_all();
@@ -529,6 +539,8 @@ struct SubnetPlan {
     /// Logs and the validator's report live here (under the devnet's data dir).
     dir: PathBuf,
     gateway_addr: SocketAddr,
+    /// The HTTP limits each role serves with.
+    http: HttpLimitsArgs,
 }
 
 /// The miner, validator and gateway processes, stopped with the devnet.
@@ -794,6 +806,7 @@ fn start_subnet(plan: &SubnetPlan, children: &SubnetChildren) -> anyhow::Result<
         ]
         .iter()
         .map(|s| s.to_string())
+        .chain(plan.http.to_args())
         .collect();
         spawn_role(&args, &log, children)?;
         miner_logs.push(log);
@@ -829,6 +842,7 @@ fn start_subnet(plan: &SubnetPlan, children: &SubnetChildren) -> anyhow::Result<
     ]
     .iter()
     .map(|s| s.to_string())
+    .chain(plan.http.to_args())
     .collect();
     spawn_role(&args, &validator_log, children)?;
     let line = wait_for_line(
@@ -862,6 +876,7 @@ fn start_subnet(plan: &SubnetPlan, children: &SubnetChildren) -> anyhow::Result<
     ]
     .iter()
     .map(|s| s.to_string())
+    .chain(plan.http.to_args())
     .collect();
     spawn_role(&args, &gateway_log, children)?;
     let line = wait_for_line(&gateway_log, "api ", "the gateway", Duration::from_secs(60))?;

@@ -79,6 +79,9 @@ pub struct ValidatorArgs {
     /// on this address.
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
+    /// Limits of the --listen status server.
+    #[command(flatten)]
+    pub http: crate::http_limits::HttpLimitsArgs,
     /// Write the status JSON to this file after every round.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
@@ -89,6 +92,7 @@ pub struct ValidatorArgs {
 }
 
 pub fn run(args: ValidatorArgs) -> Result<()> {
+    let limits = args.http.limits()?;
     if args.challenges == 0 {
         bail!("--challenges must be at least 1");
     }
@@ -153,7 +157,9 @@ pub fn run(args: ValidatorArgs) -> Result<()> {
                 .context("cannot read the bound address")?;
             let router = validator.router();
             tokio::spawn(async move {
-                if let Err(e) = axum::serve(listener, router).await {
+                if let Err(e) =
+                    mycel_http::serve(listener, router, limits, std::future::pending()).await
+                {
                     tracing::error!(error = %e, "the status server stopped");
                 }
             });

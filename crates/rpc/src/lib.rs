@@ -4,6 +4,9 @@
 //! transactions get a 4xx with `{"error": {"code", "message"}}` and never crash the node.
 //! Amounts leave as decimal strings of base units. Reads come from the latest finalized state.
 //!
+//! Slow or silent clients cannot hold it: [`serve`] runs on mycel-http, which caps connections and
+//! closes a connection that sends no complete request head (or body) in time.
+//!
 //! Does not: sign anything, hold keys, or expose anything that changes the node except
 //! transaction submission. It binds where it is told (loopback by default in the CLI).
 
@@ -20,6 +23,7 @@ use axum::{
 };
 use futures::Stream;
 use mycel_chain::{BlockView, MempoolError, Node, TxOutcome, TxStatus};
+use mycel_http::{Server, ServerStats};
 use mycel_types::{format_amount, Genesis, SignedTx, Token, TxJson};
 use serde_json::{json, Value};
 use std::{convert::Infallible, sync::Arc};
@@ -30,13 +34,21 @@ use tokio_stream::{wrappers::BroadcastStream, StreamExt};
 pub struct ApiState {
     node: Node,
     genesis: Arc<Genesis>,
+    /// The connection counts of the server this router runs in, reported by `/metrics`.
+    http: ServerStats,
 }
 
 /// The API's routes over a running node.
 pub fn router(node: Node, genesis: Genesis) -> Router {
+    router_counting(node, genesis, ServerStats::new())
+}
+
+/// The API's routes, reporting `http` (its server's counts) in `/metrics`.
+fn router_counting(node: Node, genesis: Genesis, http: ServerStats) -> Router {
     let state = ApiState {
         node,
         genesis: Arc::new(genesis),
+        http,
     };
     Router::new()
         .route("/health", get(|| async { "ok" }))
@@ -72,15 +84,21 @@ pub fn router(node: Node, genesis: Genesis) -> Router {
         .with_state(state)
 }
 
-/// Serves the API on `listener` until `shutdown` resolves.
+/// Serves the API on `listener` under `limits` (connection cap, header/body/write deadlines; see
+/// mycel-http and docs/node-api.md "Limits") until `shutdown` resolves.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     node: Node,
     genesis: Genesis,
+    limits: mycel_http::ServeLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(node, genesis))
-        .with_graceful_shutdown(shutdown)
+    let http = ServerStats::new();
+    let router = router_counting(node, genesis, http.clone());
+    Server::new(listener, router, limits)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?
+        .with_stats(http)
+        .run(shutdown)
         .await
 }
 
@@ -134,10 +152,9 @@ impl From<MempoolError> for ApiError {
 }
 
 async fn metrics(State(api): State<ApiState>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        api.node.metrics(),
-    )
+    let mut text = api.node.metrics();
+    text.push_str(&api.http.snapshot().to_prometheus("mycel"));
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
 
 async fn status(State(api): State<ApiState>) -> Json<Value> {

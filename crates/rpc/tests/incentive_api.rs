@@ -50,6 +50,7 @@ fn incentive_transactions_and_queries_over_http() {
             listener,
             node.clone(),
             genesis,
+            mycel_http::ServeLimits::default(),
             std::future::pending(),
         ));
         let http = reqwest::Client::new();

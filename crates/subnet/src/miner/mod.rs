@@ -738,13 +738,13 @@ async fn not_found() -> Response {
     .into_response()
 }
 
-/// Serves the miner on a bound listener until `shutdown` resolves.
+/// Serves the miner on a bound listener under `limits` (mycel-http: connection cap, header/body
+/// deadlines; decodes and streamed completions are never cut) until `shutdown` resolves.
 pub async fn serve(
     miner: Miner,
     listener: tokio::net::TcpListener,
+    limits: mycel_http::ServeLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, miner.router())
-        .with_graceful_shutdown(shutdown)
-        .await
+    mycel_http::serve(listener, miner.router(), limits, shutdown).await
 }
