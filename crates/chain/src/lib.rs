@@ -69,7 +69,7 @@ pub use config::{
     PeerConfig, ValidatorKey,
 };
 pub use ledger::{BlockView, ChainStatus, TxOutcome, TxStatus, TxView};
-pub use mempool::{MempoolError, MempoolLimits, NONCE_WINDOW};
+pub use mempool::{MempoolError, MempoolLimits, Rejection, NONCE_WINDOW};
 pub use mycel_state::Account;
 pub use node::Node;
 

@@ -221,8 +221,8 @@ async fn tx_status(
             }
             body
         }
-        TxStatus::Rejected { reason } => {
-            json!({"hash": hash, "status": "rejected", "error": {"code": "rejected", "message": reason}})
+        TxStatus::Rejected { code, reason } => {
+            json!({"hash": hash, "status": "rejected", "error": {"code": code, "message": reason}})
         }
         TxStatus::Unknown => {
             return Err(ApiError::new(
