@@ -201,7 +201,89 @@ impl SenderQueue {
             .range(next..)
             .try_fold(Spend::default(), |sum, (_, t)| sum.checked_add(t.spend))
     }
+
+    /// Takes out the transactions below `next`: their nonces were used.
+    fn take_stale(&mut self, next: u64) -> Vec<Dropped> {
+        let current = self.txs.split_off(&next);
+        let stale = std::mem::replace(&mut self.txs, current);
+        stale
+            .into_iter()
+            .map(|(nonce, t)| {
+                let reason = format!("nonce {nonce} was used by another finalized transaction");
+                (t.tx.hash, Rejection::new("stale_nonce", reason))
+            })
+            .collect()
+    }
+
+    /// Takes out everything if the transaction at `next` no longer applies on `state`.
+    fn take_if_head_fails(&mut self, next: u64, state: &State) -> Vec<Dropped> {
+        let Some(Err(err)) = self
+            .txs
+            .get(&next)
+            .map(|head| state.check_verified(&head.tx))
+        else {
+            return Vec::new();
+        };
+        std::mem::take(&mut self.txs)
+            .into_iter()
+            .map(|(nonce, t)| {
+                let reason = if nonce == next {
+                    format!("dropped: {err}")
+                } else {
+                    format!("dropped: nonce {next} before it no longer applies: {err}")
+                };
+                (t.tx.hash, Rejection::new(err.code(), reason))
+            })
+            .collect()
+    }
+
+    /// Takes out the first transaction that entered `ttl` or more blocks before `height`, with
+    /// everything behind it.
+    fn take_expired(&mut self, height: u64, ttl: u64) -> Vec<Dropped> {
+        let Some((first, entered_at)) = self
+            .txs
+            .iter()
+            .find(|(_, t)| height >= t.entered_at.saturating_add(ttl))
+            .map(|(nonce, t)| (*nonce, t.entered_at))
+        else {
+            return Vec::new();
+        };
+        self.txs
+            .split_off(&first)
+            .into_iter()
+            .map(|(nonce, t)| {
+                let reason = if nonce == first {
+                    format!("expired: not included within {ttl} blocks of entering the mempool at height {entered_at}; resubmit it")
+                } else {
+                    format!("expired: waited behind nonce {first}, which expired; resubmit both")
+                };
+                (t.tx.hash, Rejection::new("expired", reason))
+            })
+            .collect()
+    }
+
+    /// Takes out the latest transactions until `account` covers the rest.
+    fn take_unaffordable(&mut self, next: u64, account: &Account) -> Vec<Dropped> {
+        let mut drops = Vec::new();
+        while self
+            .queued_spend(next)
+            .is_none_or(|queued| over_balance(queued, account).is_some())
+        {
+            let Some((_, t)) = self.txs.pop_last() else {
+                break;
+            };
+            let reason = "dropped: the account's balance no longer covers its queued transactions; resubmit once the earlier ones are final";
+            drops.push((
+                t.tx.hash,
+                Rejection::new("insufficient_balance", reason.into()),
+            ));
+        }
+        drops
+    }
 }
+
+/// A transaction taken out of the pool, and why.
+type Dropped = (B256, Rejection);
 
 /// The pool itself. Not thread-safe: the node wraps it in a mutex.
 #[derive(Debug)]
@@ -465,75 +547,20 @@ impl Mempool {
 
     /// Takes out of `sender`'s queue what `state` made stale, invalid, expired or unaffordable,
     /// with the reasons.
-    fn recheck_sender(
-        &mut self,
-        sender: Address,
-        touched: bool,
-        state: &State,
-    ) -> Vec<(B256, Rejection)> {
-        let ttl = self.limits.ttl_blocks;
+    fn recheck_sender(&mut self, sender: Address, touched: bool, state: &State) -> Vec<Dropped> {
         let Some(queue) = self.by_sender.get_mut(&sender) else {
             return Vec::new();
         };
         let next = state.next_nonce(&sender);
         queue.next = next;
-        let current = queue.txs.split_off(&next);
-        let mut drops: Vec<(B256, Rejection)> = std::mem::replace(&mut queue.txs, current)
-            .into_iter()
-            .map(|(nonce, t)| {
-                let reason = format!("nonce {nonce} was used by another finalized transaction");
-                (t.tx.hash, Rejection::new("stale_nonce", reason))
-            })
-            .collect();
+        let mut drops = queue.take_stale(next);
         if touched {
-            if let Some(Err(err)) = queue
-                .txs
-                .get(&next)
-                .map(|head| state.check_verified(&head.tx))
-            {
-                drops.extend(
-                    std::mem::take(&mut queue.txs)
-                        .into_iter()
-                        .map(|(nonce, t)| {
-                            let reason = if nonce == next {
-                                format!("dropped: {err}")
-                            } else {
-                                format!("dropped: nonce {next} before it no longer applies: {err}")
-                            };
-                            (t.tx.hash, Rejection::new(err.code(), reason))
-                        }),
-                );
-            }
+            drops.extend(queue.take_if_head_fails(next, state));
         }
-        let height = state.height();
-        let expired = queue
-            .txs
-            .iter()
-            .find(|(_, t)| height >= t.entered_at.saturating_add(ttl))
-            .map(|(nonce, t)| (*nonce, t.entered_at));
-        if let Some((first, entered_at)) = expired {
-            let gone = queue.txs.split_off(&first);
-            self.expired_total += gone.len() as u64;
-            drops.extend(gone.into_iter().map(|(nonce, t)| {
-                let reason = if nonce == first {
-                    format!("expired: not included within {ttl} blocks of entering the mempool at height {entered_at}; resubmit it")
-                } else {
-                    format!("expired: waited behind nonce {first}, which expired; resubmit both")
-                };
-                (t.tx.hash, Rejection::new("expired", reason))
-            }));
-        }
-        let account = state.account(&sender);
-        while queue
-            .queued_spend(next)
-            .is_none_or(|queued| over_balance(queued, &account).is_some())
-        {
-            let Some((_, t)) = queue.txs.pop_last() else {
-                break;
-            };
-            let reason = "dropped: the account's balance no longer covers its queued transactions; resubmit once the earlier ones are final".to_string();
-            drops.push((t.tx.hash, Rejection::new("insufficient_balance", reason)));
-        }
+        let expired = queue.take_expired(state.height(), self.limits.ttl_blocks);
+        self.expired_total += expired.len() as u64;
+        drops.extend(expired);
+        drops.extend(queue.take_unaffordable(next, &state.account(&sender)));
         drops
     }
 
@@ -548,7 +575,7 @@ impl Mempool {
         let Some(queue) = self.by_sender.get_mut(&sender) else {
             return;
         };
-        let drops = queue
+        let drops: Vec<Dropped> = queue
             .txs
             .split_off(&nonce)
             .into_iter()
@@ -589,7 +616,7 @@ impl Mempool {
     }
 
     /// Forgets transactions already taken out of their sender's queue, remembering why.
-    fn forget(&mut self, drops: Vec<(B256, Rejection)>) {
+    fn forget(&mut self, drops: Vec<Dropped>) {
         for (hash, rejection) in drops {
             self.by_hash.remove(&hash);
             tracing::debug!(%hash, code = rejection.code, reason = %rejection.reason, "mempool dropped transaction");

@@ -363,7 +363,9 @@ impl State {
     /// block would give, and the returned [`Spend`] lets the pool make an account's balance
     /// cover everything it queued. Effects of the sender's earlier queued transactions are not
     /// seen: a transaction that needs one (a subnet or channel it creates) waits until that one
-    /// is final.
+    /// is final. A priced kind (a subnet's lock cost, a registration burn) spends the current
+    /// price, which the check found within the signed maximum; the maximum itself would refuse
+    /// `mycel subnet create`, which signs the whole balance as its maximum.
     pub fn check_ignoring_nonce(&self, tx: &VerifiedTx) -> Result<Spend, TxError> {
         let sender = Account {
             nonce: tx.tx.nonce(),
