@@ -167,10 +167,17 @@ impl NodeConfig {
                 self.genesis.max_tx_bytes
             )));
         }
-        if self.mempool.max_txs == 0 || self.mempool.max_per_sender == 0 {
+        let m = &self.mempool;
+        if m.max_txs == 0 || m.max_per_sender == 0 || m.ttl_blocks == 0 {
             return Err(ChainError::Config(
-                "mempool limits must be above zero".into(),
+                "mempool.max_txs, max_per_sender and ttl_blocks must be above zero".into(),
             ));
+        }
+        if m.max_gapped_per_sender > m.max_per_sender {
+            return Err(ChainError::Config(format!(
+                "mempool.max_gapped_per_sender ({}) must be at most mempool.max_per_sender ({})",
+                m.max_gapped_per_sender, m.max_per_sender
+            )));
         }
         Ok(())
     }

@@ -40,8 +40,9 @@ pub enum TxStatus {
         index: u32,
         result: TxOutcome,
     },
-    /// Refused on entry or dropped from the mempool later.
-    Rejected { reason: String },
+    /// Refused on entry or dropped from the mempool later: `code` is the refusal's code, or
+    /// `evicted` / `expired` / the code of the check it failed after entering.
+    Rejected { code: String, reason: String },
     /// Never seen by this node (or forgotten after a restart, if it was never finalized).
     Unknown,
 }

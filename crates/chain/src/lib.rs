@@ -19,8 +19,11 @@
 //!   marshal. A crash at any point restarts from the last stored block; marshal redelivers the rest
 //!   from its archive or fetches it from peers.
 //! - **Transaction statuses survive restarts** for finalized transactions (a receipt journal).
-//! - The mempool validates on entry (signature, chain id, size, fee, nonce window, balance), keeps
-//!   per-sender nonce order, is bounded, and says why it refused or dropped a transaction.
+//! - The mempool checks every transaction in full on entry except its nonce (which must be within a
+//!   window of the sender's next), makes each sender's balance cover everything it queued, keeps
+//!   per-sender nonce order, is bounded per sender, behind gaps and overall (evicting the worst
+//!   sender-last transaction for a better one), expires what waits too long, and says why it
+//!   refused or dropped a transaction (see the `mempool` module).
 //!
 //! Assumes: the validator set is fixed by genesis (one epoch, no reconfiguration); validators'
 //! clocks are roughly synchronized (block timestamps); more than two thirds of validators are
@@ -69,7 +72,7 @@ pub use config::{
     PeerConfig, ValidatorKey,
 };
 pub use ledger::{BlockView, ChainStatus, TxOutcome, TxStatus, TxView};
-pub use mempool::{MempoolError, MempoolLimits, NONCE_WINDOW};
+pub use mempool::{MempoolError, MempoolLimits, Rejection, NONCE_WINDOW};
 pub use mycel_state::Account;
 pub use node::Node;
 

@@ -121,8 +121,8 @@ impl Shared {
     }
 
     /// See [`Mempool::reject_in_block`].
-    pub fn reject_in_block(&self, hash: &B256, reason: &str) {
-        self.mempool().reject_in_block(hash, reason)
+    pub fn reject_in_block(&self, hash: &B256, err: &mycel_state::TxError) {
+        self.mempool().reject_in_block(hash, err)
     }
 }
 
@@ -175,9 +175,10 @@ impl Node {
         if mempool.contains(&hash) {
             return TxStatus::Pending;
         }
-        if let Some(reason) = mempool.rejection(&hash) {
+        if let Some(rejection) = mempool.rejection(&hash) {
             return TxStatus::Rejected {
-                reason: reason.to_string(),
+                code: rejection.code.to_string(),
+                reason: rejection.reason.clone(),
             };
         }
         TxStatus::Unknown
@@ -241,7 +242,10 @@ impl Node {
         let mut out = (self.runtime_metrics)();
         let c = &self.shared.counters;
         let tip = self.shared.finalized_tip();
-        let pool = self.shared.mempool().len();
+        let (pool, (evicted, expired)) = {
+            let mempool = self.shared.mempool();
+            (mempool.len(), mempool.dropped_totals())
+        };
         let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
             let _ = writeln!(out, "# HELP mycel_{name} {help}");
             let _ = writeln!(out, "# TYPE mycel_{name} {kind}");
@@ -264,6 +268,18 @@ impl Node {
             "gauge",
             "Transactions waiting in the mempool.",
             pool as u64,
+        );
+        metric(
+            "mempool_evicted_total",
+            "counter",
+            "Transactions evicted from the full mempool by better ones.",
+            evicted,
+        );
+        metric(
+            "mempool_expired_total",
+            "counter",
+            "Transactions dropped from the mempool after waiting ttl_blocks blocks.",
+            expired,
         );
         metric(
             "txs_submitted_total",

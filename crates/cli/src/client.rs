@@ -510,9 +510,14 @@ fn hint(code: &str) -> &'static str {
             " (this account has too many pending transactions: wait for some to finalize)"
         }
         "fee_too_low" => " (raise --fee, or leave it out to pay the node's minimum)",
-        "insufficient_balance" => " (check the account with `mycel balance`)",
+        "insufficient_balance" => {
+            " (check the account with `mycel balance`; its pending transactions count too)"
+        }
+        "gapped_full" => " (send the missing nonce first, or drop --nonce)",
+        "evicted" => " (the mempool was full: resubmit, with a higher --fee if it stays full)",
+        "expired" => " (it waited too long in the mempool: resubmit it)",
         "wrong_chain_id" => " (is --rpc pointing at the chain you meant?)",
-        "mempool_full" => " (try again in a few seconds)",
+        "mempool_full" => " (try again in a few seconds, or raise --fee)",
         "unknown_tx" => " (it may not have reached this node; check the hash or --rpc)",
         "unknown_block" => " (it is not finalized yet; see `mycel status` for the height)",
         "unknown_subnet" => " (list the subnets with `mycel subnet list`)",

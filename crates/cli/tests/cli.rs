@@ -634,6 +634,24 @@ impl Devnet {
         self.json(&["balance", &address.to_string()])
     }
 
+    /// POSTs `tx` to the node's /v1/txs, not through the CLI; returns the HTTP status.
+    fn http_post_tx(&self, tx: &SignedTx) -> u16 {
+        let url = format!("{}/v1/txs", self.rpc);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let response = reqwest::Client::new()
+                .post(&url)
+                .json(&tx.to_json())
+                .send()
+                .await
+                .expect("POST");
+            response.status().as_u16()
+        })
+    }
+
     /// The node's own answer to GET `path`, not through the CLI.
     fn http_get(&self, path: &str) -> Value {
         let url = format!("{}{path}", self.rpc);
@@ -647,6 +665,40 @@ impl Devnet {
             response.json().await.expect("JSON")
         })
     }
+}
+
+/// A TransferWithAuthorization that `submitter` (a dev account) sends, moving all `musd` of the
+/// dev account `payer` (who signs the authorization) to a fresh address.
+fn authorization_of_all_musd(node: &Devnet, payer: u32, submitter: u32, musd: u128) -> SignedTx {
+    use alloy_signer::SignerSync as _;
+    use mycel_types::eip3009;
+    let (payer, submitter) = (dev_signer(payer).unwrap(), dev_signer(submitter).unwrap());
+    let auth = eip3009::TransferWithAuthorization {
+        from: payer.address(),
+        to: Address::repeat_byte(0x3d),
+        value: U256::from(musd),
+        validAfter: U256::ZERO,
+        validBefore: U256::from(u64::MAX),
+        nonce: alloy_primitives::B256::repeat_byte(0x3d),
+    };
+    let signature = payer
+        .sign_hash_sync(&auth.signing_hash(&eip3009::musd_domain(1337)))
+        .expect("sign authorization");
+    let kind = TxKind::TransferWithAuthorization(mycel_types::TransferWithAuthorization {
+        from: submitter.address(),
+        payer: auth.from,
+        to: auth.to,
+        value: auth.value,
+        validAfter: auth.validAfter,
+        validBefore: auth.validBefore,
+        authorizationNonce: auth.nonce,
+        signature: signature.as_bytes().to_vec().into(),
+        nonce: node.account(submitter.address())["next_nonce"]
+            .as_u64()
+            .expect("next_nonce"),
+        fee: U256::from(MIN_FEE),
+    });
+    SignedTx::sign(kind, 1337, &submitter).expect("sign")
 }
 
 impl Drop for Devnet {
@@ -1116,12 +1168,25 @@ fn waiting_reports_rejection_and_timeout() {
     let node = Devnet::start();
     let to = dev_address(1).to_string();
 
-    // A transfer queued behind a gap is accepted on its own merits; the transfer that fills the
-    // gap spends everything, so the node drops the queued one when that lands: --wait reports
-    // the rejection with the node's reason.
+    // A transfer queued behind a gap is accepted: the account's balance covers it. Then an
+    // EIP-3009 authorization, submitted by another account, takes all of the account's mUSD;
+    // when it lands the balance no longer covers the queued transfer and the node drops it:
+    // --wait reports the rejection with the node's reason.
+    let musd = units(&node.account(dev_address(3))["musd"]);
+    let everything = mycel_types::format_amount(musd, Token::Musd);
     let mut waiting = Command::new(env!("CARGO_BIN_EXE_mycel"))
         .args([
-            "transfer", "--rpc", &node.rpc, "--to", &to, "--amount", "1", "--nonce", "1",
+            "transfer",
+            "--rpc",
+            &node.rpc,
+            "--to",
+            &to,
+            "--amount",
+            &everything,
+            "--token",
+            "mUSD",
+            "--nonce",
+            "1",
         ])
         .args(["--dev-account", "3", "--wait", "--timeout", "60"])
         .stdin(Stdio::null())
@@ -1133,27 +1198,17 @@ fn waiting_reports_rejection_and_timeout() {
     let mut submitted = String::new();
     waiting_stderr.read_line(&mut submitted).expect("read");
     assert!(submitted.starts_with("submitted 0x"), "{submitted}");
-    let everything = mycel_types::format_amount(DEV_MYC - MIN_FEE, Token::Myc);
-    let out = node.mycel(&[
-        "transfer",
-        "--dev-account",
-        "3",
-        "--to",
-        &to,
-        "--amount",
-        &everything,
-        "--nonce",
-        "0",
-    ]);
-    assert_ok(&out);
+    let drain = authorization_of_all_musd(&node, 3, 4, musd);
+    assert_eq!(node.http_post_tx(&drain), 202);
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut waiting_stderr, &mut rest).expect("read");
     let status = waiting.wait().expect("wait");
     assert_eq!(status.code(), Some(1), "{submitted}{rest}");
     assert!(
-        rest.contains("was rejected: dropped: MYC balance 0 is short of the 10000 needed"),
+        rest.contains("was rejected: dropped: the account's balance no longer covers"),
         "{rest}"
     );
+    assert_eq!(units(&node.account(dev_address(3))["musd"]), 0);
     let dropped = submitted
         .split_whitespace()
         .nth(1)
@@ -1167,7 +1222,7 @@ fn waiting_reports_rejection_and_timeout() {
     let text = stdout(&out);
     assert_eq!(row(&text, "status"), "rejected", "{text}");
     assert!(
-        row(&text, "error").contains("short of the 10000 needed"),
+        row(&text, "error").contains("no longer covers its queued transactions"),
         "{text}"
     );
 

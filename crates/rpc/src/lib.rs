@@ -238,8 +238,8 @@ async fn tx_status(
             }
             body
         }
-        TxStatus::Rejected { reason } => {
-            json!({"hash": hash, "status": "rejected", "error": {"code": "rejected", "message": reason}})
+        TxStatus::Rejected { code, reason } => {
+            json!({"hash": hash, "status": "rejected", "error": {"code": code, "message": reason}})
         }
         TxStatus::Unknown => {
             return Err(ApiError::new(
@@ -541,6 +541,16 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.message.contains("Mint"), "{}", e.message);
+        let transfer = |amount: &str| {
+            json!({"chainId": 1337, "type": "Transfer", "signature": format!("0x{}", "11".repeat(65)),
+                   "message": {"from": Address::ZERO, "to": Address::ZERO, "token": Address::ZERO,
+                               "amount": amount, "memo": "0x", "nonce": 0, "fee": "10000"}})
+        };
+        for bad in ["", "1.0", "-1", "0x"] {
+            let e = parse_submitted_tx(&transfer(bad)).unwrap_err();
+            assert_eq!(e.code, "bad_tx");
+            assert!(e.message.contains("'amount'"), "{bad:?}: {}", e.message);
+        }
     }
 
     #[test]

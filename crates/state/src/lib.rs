@@ -352,6 +352,38 @@ impl State {
         self.plan(tx).map(|_| ())
     }
 
+    /// Every check of [`check_verified`](Self::check_verified) but the nonce's: the transaction
+    /// is checked as if its nonce were the sender's next. Returns what it would take from the
+    /// sender's balances if it ran on this state (fee included).
+    ///
+    /// Why: a mempool holds transactions whose nonce is ahead of the account's next (a client
+    /// sends several in a row). Checked only statelessly, they let an account with nothing queue
+    /// transactions it could never pay for (an unknown token, an oversized memo, an amount above
+    /// its balance); checked this way, they are refused on entry with the same [`TxError`] the
+    /// block would give, and the returned [`Spend`] lets the pool make an account's balance
+    /// cover everything it queued. Effects of the sender's earlier queued transactions are not
+    /// seen: a transaction that needs one (a subnet or channel it creates) waits until that one
+    /// is final. A priced kind (a subnet's lock cost, a registration burn) spends the current
+    /// price, which the check found within the signed maximum; the maximum itself would refuse
+    /// `mycel subnet create`, which signs the whole balance as its maximum.
+    pub fn check_ignoring_nonce(&self, tx: &VerifiedTx) -> Result<Spend, TxError> {
+        let sender = Account {
+            nonce: tx.tx.nonce(),
+            ..self.account(&tx.sender)
+        };
+        let plan = self.plan_from(tx, sender)?;
+        let after = plan
+            .writes
+            .iter()
+            .rev()
+            .find(|(address, _)| *address == tx.sender)
+            .map_or(sender, |(_, account)| *account);
+        Ok(Spend {
+            myc: sender.myc.saturating_sub(after.myc),
+            musd: sender.musd.saturating_sub(after.musd),
+        })
+    }
+
     /// Validates and applies one transaction; an error changes nothing.
     pub fn apply_tx(&mut self, tx: &SignedTx) -> Result<TxReceipt, TxError> {
         let verified = self.verify_stateless(tx.clone())?;
@@ -487,6 +519,12 @@ impl State {
                 got: nonce,
             });
         }
+        self.plan_from(tx, sender)
+    }
+
+    /// Every check of [`plan`](Self::plan) after the nonce's, with `sender` as the sender's
+    /// account.
+    fn plan_from(&self, tx: &VerifiedTx, sender: Account) -> Result<Plan, TxError> {
         let fee_u256 = tx.tx.fee();
         let fee =
             u128::try_from(fee_u256).map_err(|_| TxError::AmountTooLarge(fee_u256.to_string()))?;
@@ -587,6 +625,33 @@ impl State {
             incentive,
             channel,
         })
+    }
+}
+
+/// What a transaction takes from its sender's balances, per token (base units; the fee is in
+/// `myc`). A transaction that pays its sender something takes nothing of that token.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Spend {
+    pub myc: Amount,
+    pub musd: Amount,
+}
+
+impl Spend {
+    /// The two spends together, to total what an account has queued; `None` if a sum overflows
+    /// (no balance could cover it).
+    pub fn checked_add(self, other: Spend) -> Option<Spend> {
+        Some(Spend {
+            myc: self.myc.checked_add(other.myc)?,
+            musd: self.musd.checked_add(other.musd)?,
+        })
+    }
+
+    /// The part of this spend in `token`, to compare with [`Account::balance`] of the same token.
+    pub fn get(&self, token: Token) -> Amount {
+        match token {
+            Token::Myc => self.myc,
+            Token::Musd => self.musd,
+        }
     }
 }
 

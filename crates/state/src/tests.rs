@@ -374,3 +374,173 @@ proptest! {
         }
     }
 }
+
+/// `kind` signed by its sender with `nonce` in place of its own.
+fn signed_at(mut kind: TxKind, nonce: u64, from: usize) -> VerifiedTx {
+    match &mut kind {
+        TxKind::Transfer(t) => t.nonce = nonce,
+        TxKind::OpenChannel(t) => t.nonce = nonce,
+        TxKind::AddStake(t) => t.nonce = nonce,
+        other => unreachable!("not generated: {}", other.type_name()),
+    }
+    let tx = SignedTx::sign(kind, genesis().chain_id, &SIGNERS[from]).unwrap();
+    State::from_genesis(&genesis())
+        .verify_stateless(tx)
+        .unwrap()
+}
+
+#[test]
+fn a_transaction_ahead_of_its_nonce_is_checked_in_full_but_for_the_nonce() {
+    let mut state = State::from_genesis(&genesis());
+    let to = Address::repeat_byte(7);
+    state.apply_tx(&signed(0, to, Token::Myc, 1, 0)).unwrap();
+    let balance = state.account(&SIGNERS[0].address());
+    let fee = genesis().min_fee;
+    let ahead = |kind: TxKind| state.check_ignoring_nonce(&signed_at(kind, 9, 0));
+
+    assert_eq!(
+        ahead(transfer_kind(0, to, Token::Myc, 5, 0, fee)),
+        Ok(Spend {
+            myc: 5 + fee,
+            musd: 0
+        })
+    );
+    assert_eq!(
+        ahead(transfer_kind(0, to, Token::Musd, 5, 0, fee)),
+        Ok(Spend { myc: fee, musd: 5 })
+    );
+    let to_self = SIGNERS[0].address();
+    assert_eq!(
+        ahead(transfer_kind(0, to_self, Token::Myc, 5, 0, fee)),
+        Ok(Spend { myc: fee, musd: 0 }),
+        "a transfer to oneself takes only the fee"
+    );
+    let code = |r: Result<Spend, TxError>| r.unwrap_err().code();
+    assert_eq!(
+        code(ahead(transfer_kind(0, to, Token::Myc, balance.myc, 0, fee))),
+        "insufficient_balance"
+    );
+    assert_eq!(
+        code(ahead(transfer_kind(0, to, Token::Myc, 1, 0, fee - 1))),
+        "fee_too_low"
+    );
+    let mut unknown = transfer_kind(0, to, Token::Myc, 1, 0, fee);
+    let mut memo = unknown.clone();
+    if let (TxKind::Transfer(u), TxKind::Transfer(m)) = (&mut unknown, &mut memo) {
+        u.token = Address::repeat_byte(0xee);
+        m.memo = vec![0u8; MAX_MEMO_BYTES + 1].into();
+    }
+    assert_eq!(code(ahead(unknown)), "unknown_token");
+    assert_eq!(code(ahead(memo)), "memo_too_large");
+    // A key that holds nothing cannot pay even the fee, whatever its nonce.
+    let empty = PrivateKeySigner::random();
+    let kind = TxKind::Transfer(Transfer {
+        from: empty.address(),
+        to,
+        token: Address::ZERO,
+        amount: U256::ZERO,
+        memo: Bytes::new(),
+        nonce: 40,
+        fee: U256::from(fee),
+    });
+    let tx = state
+        .verify_stateless(SignedTx::sign(kind, genesis().chain_id, &empty).unwrap())
+        .unwrap();
+    assert_eq!(
+        code(state.check_ignoring_nonce(&tx)),
+        "insufficient_balance"
+    );
+    // Checking changes nothing.
+    let before = state.clone();
+    let _ = state.check_ignoring_nonce(&signed_at(
+        transfer_kind(0, to, Token::Myc, 5, 0, fee),
+        9,
+        0,
+    ));
+    assert_eq!(state, before);
+}
+
+/// A transaction of a kind the mempool budgets: transfers (of either token or an unknown one,
+/// with any memo and fee), channel deposits and stake orders (no subnet exists: refused).
+fn budgeted_kind() -> impl Strategy<Value = (usize, TxKind)> {
+    let transfer = (
+        0..4usize,
+        0..5usize,
+        0..3u8,
+        0..2_000_000_000_000_000u128,
+        0..300usize,
+        prop_oneof![1 => Just(9_999u128), 9 => 10_000..20_000u128],
+    )
+        .prop_map(|(from, to, token, amount, memo, fee)| {
+            let to = SIGNERS
+                .get(to)
+                .map_or(Address::repeat_byte(9), |s| s.address());
+            // About half of each token's balance range is affordable (mUSD has 1000x less).
+            let amount = if token == 1 { amount / 1_000 } else { amount };
+            let mut kind = transfer_kind(from, to, Token::Myc, amount, 0, fee);
+            if let TxKind::Transfer(t) = &mut kind {
+                t.token = match token {
+                    0 => Token::Myc.address(),
+                    1 => Token::Musd.address(),
+                    _ => Address::repeat_byte(0xee),
+                };
+                t.memo = vec![1u8; memo].into();
+            }
+            (from, kind)
+        });
+    let deposit = (0..4usize, 0..2_000_000_000_000u128).prop_map(|(from, amount)| {
+        let kind = TxKind::OpenChannel(mycel_types::OpenChannel {
+            from: SIGNERS[from].address(),
+            payee: Address::repeat_byte(3),
+            amount: U256::from(amount),
+            withdrawDelay: 60,
+            salt: B256::repeat_byte(from as u8),
+            nonce: 0,
+            fee: U256::from(genesis().min_fee),
+        });
+        (from, kind)
+    });
+    let stake = (0..4usize, 0..1_000_000_000_000u128).prop_map(|(from, amount)| {
+        let kind = TxKind::AddStake(mycel_types::tx::AddStake {
+            from: SIGNERS[from].address(),
+            hotkey: Address::repeat_byte(4),
+            netuid: 1,
+            amount: U256::from(amount),
+            limitPrice: U256::ZERO,
+            nonce: 0,
+            fee: U256::from(genesis().min_fee),
+        });
+        (from, kind)
+    });
+    prop_oneof![4 => transfer, 1 => deposit, 1 => stake]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// At the sender's next nonce, the check that ignores the nonce gives the full check's
+    /// verdict, and its spend is what applying the transaction takes from the sender; ahead of
+    /// the next nonce it gives the same verdict and spend as at the next nonce.
+    #[test]
+    fn ignoring_the_nonce_agrees_with_the_full_check((from, kind) in budgeted_kind(), ahead in 1..100u64) {
+        let mut state = State::from_genesis(&genesis());
+        state.apply_tx(&signed(from, Address::repeat_byte(7), Token::Myc, 1, 0)).unwrap();
+        let sender = SIGNERS[from].address();
+        let next = state.next_nonce(&sender);
+        let at_next = signed_at(kind.clone(), next, from);
+        let full = state.check_verified(&at_next);
+        let ignoring = state.check_ignoring_nonce(&at_next);
+        prop_assert_eq!(full.clone().err(), ignoring.clone().err());
+        let later = state.check_ignoring_nonce(&signed_at(kind, next + ahead, from));
+        prop_assert_eq!(&later, &ignoring);
+        if let Ok(spend) = ignoring {
+            let before = state.account(&sender);
+            state.apply_verified(&at_next).unwrap();
+            let after = state.account(&sender);
+            prop_assert_eq!(spend, Spend {
+                myc: before.myc.saturating_sub(after.myc),
+                musd: before.musd.saturating_sub(after.musd),
+            });
+        }
+    }
+}

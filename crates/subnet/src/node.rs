@@ -229,7 +229,7 @@ pub(crate) fn sign(
 /// An amount the node writes as a decimal string (or a small JSON number).
 pub(crate) fn decimal(value: &Value) -> Option<U256> {
     match value {
-        Value::String(s) => U256::from_str_radix(s, 10).ok(),
+        Value::String(s) => mycel_types::parse_decimal_u256(s).ok(),
         Value::Number(n) => n.as_u64().map(U256::from),
         _ => None,
     }
@@ -241,5 +241,27 @@ fn error_text(body: &Value, status: u16) -> String {
     match (error["code"].as_str(), error["message"].as_str()) {
         (Some(code), Some(message)) => format!("{code}: {message}"),
         _ => format!("status {status}: {body}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn node_amounts_are_read_strictly() {
+        assert_eq!(decimal(&json!("10000")), Some(U256::from(10_000u64)));
+        assert_eq!(decimal(&json!(10_000)), Some(U256::from(10_000u64)));
+        // A malformed amount in an answer is missing, not zero.
+        for bad in [
+            json!(""),
+            json!("1.5"),
+            json!("-1"),
+            json!(" 1"),
+            json!(null),
+        ] {
+            assert_eq!(decimal(&bad), None, "{bad}");
+        }
     }
 }

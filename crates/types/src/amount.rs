@@ -1,6 +1,6 @@
 //! Tokens and amounts: integers in base units; decimal strings only at the edges.
 
-use alloy_primitives::{address, Address};
+use alloy_primitives::{address, Address, U256};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -125,6 +125,46 @@ pub fn parse_amount(input: &str, token: Token) -> Result<Amount, AmountError> {
         .ok_or_else(too_large)
 }
 
+/// Why a string is not an integer of base units.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IntegerError {
+    #[error("is empty: write an integer of base units, e.g. \"1500000000\"")]
+    Empty,
+    #[error("'{0}' is not a decimal integer: use only the digits 0-9 (base units: no sign, decimal point, spaces or exponent)")]
+    NotDecimal(String),
+    #[error(
+        "'{0}' is not a 0x-hex integer: give at least one hex digit after 0x, and only 0-9, a-f"
+    )]
+    NotHex(String),
+    #[error("'{0}' does not fit in 256 bits")]
+    TooLarge(String),
+}
+
+/// Parses a decimal integer of base units ("1500000000"): one or more ASCII digits, nothing
+/// else. Transactions and node answers carry 256-bit integers as decimal strings, and the lenient
+/// `U256::from_str_radix` reads "" as 0 (and skips `_`), which would turn a malformed amount into
+/// a valid-looking zero; every decimal string of an integer is read here instead.
+pub fn parse_decimal_u256(input: &str) -> Result<U256, IntegerError> {
+    if input.is_empty() {
+        return Err(IntegerError::Empty);
+    }
+    if !input.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(IntegerError::NotDecimal(input.to_string()));
+    }
+    U256::from_str_radix(input, 10).map_err(|_| IntegerError::TooLarge(input.to_string()))
+}
+
+/// Parses a 256-bit integer written as `0x` followed by one or more hex digits, as strictly as
+/// [`parse_decimal_u256`] (the lenient parser reads a bare "0x" as 0).
+pub fn parse_hex_u256(input: &str) -> Result<U256, IntegerError> {
+    let digits = input
+        .strip_prefix("0x")
+        .or_else(|| input.strip_prefix("0X"))
+        .filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_hexdigit()))
+        .ok_or_else(|| IntegerError::NotHex(input.to_string()))?;
+    U256::from_str_radix(digits, 16).map_err(|_| IntegerError::TooLarge(input.to_string()))
+}
+
 /// Formats base units of `token` as a decimal string with no trailing zeros ("1.5", "42").
 pub fn format_amount(amount: Amount, token: Token) -> String {
     let unit = 10u128.pow(token.decimals());
@@ -176,6 +216,45 @@ mod tests {
     }
 
     #[test]
+    fn integers_of_base_units_are_read_strictly() {
+        assert_eq!(parse_decimal_u256("0"), Ok(U256::ZERO));
+        assert_eq!(
+            parse_decimal_u256("1500000000"),
+            Ok(U256::from(1_500_000_000u64))
+        );
+        assert_eq!(parse_decimal_u256("007"), Ok(U256::from(7u8)));
+        assert_eq!(parse_decimal_u256(&U256::MAX.to_string()), Ok(U256::MAX));
+        assert_eq!(parse_decimal_u256(""), Err(IntegerError::Empty));
+        for bad in [" 1", "1 ", "+1", "-1", "1.0", "1e9", "1_000", "0x10", "１"] {
+            assert_eq!(
+                parse_decimal_u256(bad),
+                Err(IntegerError::NotDecimal(bad.to_string())),
+                "{bad:?}"
+            );
+        }
+        let too_large = format!("{}0", U256::MAX);
+        assert_eq!(
+            parse_decimal_u256(&too_large),
+            Err(IntegerError::TooLarge(too_large.clone()))
+        );
+        assert!(IntegerError::Empty.to_string().contains("base units"));
+
+        assert_eq!(parse_hex_u256("0x10"), Ok(U256::from(16u8)));
+        assert_eq!(parse_hex_u256("0XfF"), Ok(U256::from(255u8)));
+        for bad in ["0x", "0x_1", "0xg", "10", "0x 1"] {
+            assert_eq!(
+                parse_hex_u256(bad),
+                Err(IntegerError::NotHex(bad.to_string())),
+                "{bad:?}"
+            );
+        }
+        assert!(matches!(
+            parse_hex_u256(&format!("0x1{}", "0".repeat(64))),
+            Err(IntegerError::TooLarge(_))
+        ));
+    }
+
+    #[test]
     fn tokens_by_name_and_address() {
         assert_eq!("musd".parse::<Token>(), Ok(Token::Musd));
         assert_eq!("MYC".parse::<Token>(), Ok(Token::Myc));
@@ -185,6 +264,13 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn any_u256_round_trips_through_its_decimal_and_hex_strings(limbs in any::<[u64; 4]>()) {
+            let value = U256::from_limbs(limbs);
+            prop_assert_eq!(parse_decimal_u256(&value.to_string()), Ok(value));
+            prop_assert_eq!(parse_hex_u256(&format!("{value:#x}")), Ok(value));
+        }
+
         #[test]
         fn format_then_parse_round_trips(amount in any::<u64>(), musd in any::<bool>()) {
             let token = if musd { Token::Musd } else { Token::Myc };

@@ -18,7 +18,10 @@ pub mod keys;
 pub mod tx;
 
 pub use alloy_primitives::{Address, B256, U256};
-pub use amount::{format_amount, parse_amount, Amount, AmountError, Token};
+pub use amount::{
+    format_amount, parse_amount, parse_decimal_u256, parse_hex_u256, Amount, AmountError,
+    IntegerError, Token,
+};
 pub use eip3009::{MUSD_EIP712_NAME, MUSD_EIP712_VERSION};
 pub use genesis::{Genesis, GenesisAccount, GenesisError};
 pub use tx::TransferWithAuthorization;

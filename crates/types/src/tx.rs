@@ -652,12 +652,11 @@ fn field_u256(message: &serde_json::Value, name: &'static str) -> Result<U256, D
             .as_u64()
             .map(U256::from)
             .ok_or_else(|| bad("expected a non-negative integer (use a string above 2^64)".into())),
+        serde_json::Value::String(s) if s.starts_with("0x") || s.starts_with("0X") => {
+            crate::parse_hex_u256(s).map_err(|e| bad(e.to_string()))
+        }
         serde_json::Value::String(s) => {
-            if s.starts_with("0x") {
-                s.parse::<U256>().map_err(|e| bad(e.to_string()))
-            } else {
-                U256::from_str_radix(s, 10).map_err(|e| bad(e.to_string()))
-            }
+            crate::parse_decimal_u256(s).map_err(|e| bad(e.to_string()))
         }
         _ => Err(bad("expected an integer or a decimal string".into())),
     }
@@ -753,6 +752,46 @@ mod tests {
         let json = serde_json::to_string(&tx.to_json()).unwrap();
         let parsed: TxJson = serde_json::from_str(&json).unwrap();
         assert_eq!(SignedTx::from_json(&parsed).unwrap(), tx);
+    }
+
+    #[test]
+    fn json_integers_must_be_digits() {
+        let signer = dev_signer(0).unwrap();
+        let tx = SignedTx::sign(transfer(signer.address(), 0, vec![]), 1337, &signer).unwrap();
+        let with = |field: &str, value: serde_json::Value| {
+            let mut json = tx.to_json();
+            json.message[field] = value;
+            SignedTx::from_json(&json)
+        };
+        for (field, value) in [
+            ("amount", ""),
+            ("fee", ""),
+            ("amount", "1.5"),
+            ("amount", " 7"),
+        ] {
+            match with(field, value.into()) {
+                Err(DecodeError::Field { field: f, reason }) => {
+                    assert_eq!(f, field);
+                    assert!(reason.contains("base units"), "{reason}");
+                }
+                other => panic!("{field} = {value:?} was read as {other:?}"),
+            }
+        }
+        assert!(matches!(
+            with("amount", "0x".into()),
+            Err(DecodeError::Field {
+                field: "amount",
+                ..
+            })
+        ));
+        assert!(matches!(
+            with("nonce", "".into()),
+            Err(DecodeError::Field { field: "nonce", .. })
+        ));
+        // The strict readers still take what clients write.
+        assert_eq!(with("amount", "1500000000".into()).unwrap(), tx);
+        assert_eq!(with("amount", 1_500_000_000u64.into()).unwrap(), tx);
+        assert_eq!(with("amount", "0x59682f00".into()).unwrap(), tx);
     }
 
     #[test]

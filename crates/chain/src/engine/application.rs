@@ -256,7 +256,7 @@ where
                     Ok(_) => keep.push(tx.clone()),
                     Err(err) => {
                         debug!(hash = %tx.hash, %err, "transaction refused in block, dropped");
-                        self.shared.reject_in_block(&tx.hash, &err.to_string());
+                        self.shared.reject_in_block(&tx.hash, err);
                     }
                 }
             }

@@ -395,7 +395,7 @@ async fn post_tx(
 fn retryable(code: &str) -> bool {
     matches!(
         code,
-        "mempool_full" | "sender_full" | "nonce_too_far_ahead" | "future_nonce"
+        "mempool_full" | "sender_full" | "gapped_full" | "nonce_too_far_ahead" | "future_nonce"
     )
 }
 
