@@ -11,8 +11,12 @@
 //!   pools; for each subnet's alpha, issued = pool + staked + pending ([`subnets`]); for mUSD,
 //!   issued = balances + escrow in payment channels ([`sessions`]). This is asserted; a
 //!   violation stops the node rather than let it diverge.
-//! - The incentive layer ([`subnets`]) runs after each block's transactions: batch-settled stake
-//!   orders, emission, epochs; [`BlockOutcome::emission`] says where every unit went.
+//! - A block's steps run in one order, written out once in [`pipeline`]: header checks, the
+//!   transactions, batch-settled stake orders, then the incentive layer ([`subnets`]: Taoflow,
+//!   emission, moving prices, epochs, burn adjustment), the books and the state root.
+//!   [`BlockOutcome::emission`] says where every unit of a block's emission went.
+//! - Each rule has one home: in which blocks a subnet's epoch runs is
+//!   [`subnets::EpochSchedule`], which the node API, the CLI and the benches call too.
 //!
 //! Does not: decide which transactions go into a block, store anything, or talk to peers (that is
 //! `mycel-chain`).
@@ -21,10 +25,12 @@ mod bank;
 pub mod incentive;
 mod merkle;
 pub mod payments;
+pub mod pipeline;
 pub mod sessions;
 pub mod subnets;
 
 pub use bank::Account;
+pub use pipeline::{BlockContext, BlockError, BlockOutcome};
 
 use alloy_primitives::{Address, B256, U256};
 use mycel_types::{
@@ -51,13 +57,6 @@ pub struct Supply {
     pub myc_burned: Amount,
     #[serde(with = "amount_string")]
     pub musd_issued: Amount,
-}
-
-/// The header facts a block gives the state machine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BlockContext {
-    pub height: u64,
-    pub timestamp_ms: u64,
 }
 
 /// Why a transaction was refused. Each variant is a distinct cause with a stable [`code`](Self::code).
@@ -135,15 +134,6 @@ impl TxError {
     }
 }
 
-/// Why a block could not be applied at all.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum BlockError {
-    #[error("block height {got} does not follow the state's height {current}")]
-    WrongHeight { current: u64, got: u64 },
-    #[error("block timestamp {got} ms is before the previous block's {previous} ms")]
-    TimeWentBack { previous: u64, got: u64 },
-}
-
 /// A transaction whose stateless checks (size, chain id, signature) passed, with its sender,
 /// hash and size remembered so that they are computed once.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -187,18 +177,6 @@ pub struct TxReceipt {
     #[serde(rename = "type")]
     pub tx_type: String,
     pub events: Vec<Event>,
-}
-
-/// What applying a block did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BlockOutcome {
-    pub height: u64,
-    /// One entry per transaction, in block order. An `Err` changed nothing.
-    pub results: Vec<Result<TxReceipt, TxError>>,
-    pub state_root: B256,
-    /// Where this block's emission went (none while there are no subnets).
-    #[serde(default)]
-    pub emission: Option<subnets::EmissionReceipt>,
 }
 
 /// The whole chain state.
@@ -417,38 +395,15 @@ impl State {
         })
     }
 
-    /// Applies a block's transactions in order. A transaction that fails is skipped (it changes
-    /// nothing); the caller decides whether a block holding one is acceptable.
+    /// Applies a block: the steps of [`pipeline`], in its order. A transaction that fails is
+    /// skipped (it changes nothing); the caller decides whether a block holding one is
+    /// acceptable. A block refused as a whole ([`BlockError`]) changes nothing.
     pub fn apply_block(
         &mut self,
         ctx: BlockContext,
         txs: &[VerifiedTx],
     ) -> Result<BlockOutcome, BlockError> {
-        if ctx.height != self.height + 1 {
-            return Err(BlockError::WrongHeight {
-                current: self.height,
-                got: ctx.height,
-            });
-        }
-        if ctx.timestamp_ms < self.last_block_time_ms {
-            return Err(BlockError::TimeWentBack {
-                previous: self.last_block_time_ms,
-                got: ctx.timestamp_ms,
-            });
-        }
-        // Transactions see their own block's time (EIP-3009 windows are checked against it).
-        self.last_block_time_ms = ctx.timestamp_ms;
-        // Transactions, then the batch of stake orders, then emission and epochs (subnets module).
-        let (results, swaps) = subnets::block::apply_txs(self, txs);
-        self.height = ctx.height;
-        subnets::block::end_block(self, swaps);
-        self.assert_books_balance();
-        Ok(BlockOutcome {
-            height: ctx.height,
-            results,
-            state_root: self.state_root(),
-            emission: self.subnets.latest_receipt().cloned(),
-        })
+        pipeline::apply_block(self, ctx, txs)
     }
 
     /// The authenticated root of the whole state: a binary keccak Merkle tree whose leaves are the

@@ -16,37 +16,16 @@
 //!   [[`MIN_BURN`], [`MAX_BURN`]]. A full subnet replaces the non-immune neuron with the lowest
 //!   emission (ties: earlier registration, then lower UID); the owner hotkey is never replaced.
 //! - `ServeEndpoint`, `SetWeights`, `CommitWeights`, `RevealWeights` (hotkey).
-//! - `AddStake` / `RemoveStake` (coldkey): orders into the block's batch, see below.
+//! - `AddStake` / `RemoveStake` (coldkey): orders into the block's batch, settled at one price
+//!   per pool after the block's transactions ([`crate::pipeline`], step 3).
 //!
-//! # One block, in order
+//! # A block
 //!
-//! 1. Transactions, in block order. Stake and unstake orders take their input at once (MYC from
-//!    the coldkey's balance, alpha from its position) into the block's batch.
-//! 2. **Batch settlement** per pool, ascending netuid: every order of the block on a pool fills
-//!    at one price ([`pool`] explains it: `p = (y+Y)/(x+X)`, k never falls). If the price breaks
-//!    some order's limit, that order is refused: the block's transactions are applied again from
-//!    the state before the block without it (a refused transaction changes nothing), until every
-//!    remaining order fills within its limit. Each round removes an order, so this ends.
-//! 3. **Taoflow**: each subnet's net MYC flow of the block (MYC into its pool minus MYC out,
-//!    from swaps) updates `flow_ema ← flow_ema + a·(flow − flow_ema)`, a = 3.209e-6 (I64F64).
-//! 4. **Emission**: `E = block_emission(MYC issued − burned)`. Shares `z_i = max(flow_ema_i, 0)`
-//!    split E by largest remainder (exact). If every `z_i` is 0, subnets with `flow_ema ≥ 0`
-//!    share equally; if there are none (no subnets, or all negative), E is not minted
-//!    ("recycled"). Subnet i's MYC `e_i` is injected with alpha at the pool price:
-//!    `alpha_in = ⌊e_i·x/y⌋`, capped at the subnet's alpha emission; when capped, only
-//!    `⌊alpha_in·y/x⌋` MYC is injected and the rest is recycled (never minted). Then the
-//!    subnet's alpha emission `block_emission(alpha issued)` is minted: owner cut 18%
-//!    (11796/65535) to pending owner alpha, the rest to pending epoch alpha.
-//! 5. **Moving price** per pool: `m ← m + α·(min(spot, 1) − m)`, α = 3e-6·b/(b + 201600), b =
-//!    blocks since the subnet registered.
-//! 6. **Epochs**: subnets with `(block + netuid + 1) % (tempo + 1) == 0` run Yuma
-//!    ([`crate::incentive::run_epoch`]) on their pending alpha; miners' incentive goes to their
-//!    own (coldkey, hotkey) position; a validator's dividends pay its take (18%) to its own
-//!    position and the rest to everyone staked on its hotkey in proportion to their alpha
-//!    (largest remainder, exact). The pending owner cut goes to the owner's (coldkey, owner
-//!    hotkey) position. What the epoch cannot give anyone is recycled (alpha issuance lowered).
-//!    Miners and validators each get half because incentive and dividends are both normalised.
-//! 7. Burn adjustment, then the books are asserted.
+//! After a block's transactions come batch settlement of the stake orders, Taoflow, emission,
+//! moving prices, epochs and burn adjustment. Their order and formulas are written out once, in
+//! [`crate::pipeline`], which calls them; they are in `block` (batch, Taoflow, emission, moving
+//! prices, burn) and `epoch` (one subnet's epoch and its payout). In which blocks a subnet's
+//! epoch runs is the epoch rule, [`EpochSchedule`]: nothing else computes it.
 //!
 //! # Books (asserted after every block)
 //!
@@ -56,19 +35,23 @@
 //! of every epoch's payout; this is asserted too.
 
 pub(crate) mod block;
+mod epoch;
 pub mod pool;
 mod query;
+mod receipt;
+mod schedule;
 mod tx;
 
 #[cfg(test)]
 mod tests;
 
-pub use block::{EmissionReceipt, EpochReceipt, NeuronPayout, SubnetEmission, SwapFill};
 pub use pool::Side;
 pub use query::{
     EmissionSchedule, Metagraph, MetagraphNeuron, PoolInfo, StakePosition, SubnetInfo,
     SubnetSummary,
 };
+pub use receipt::{EmissionReceipt, EpochReceipt, NeuronPayout, SubnetEmission, SwapFill};
+pub use schedule::EpochSchedule;
 
 use crate::incentive::I64F64;
 use alloy_primitives::{keccak256, Address, B256};
@@ -499,10 +482,14 @@ impl Subnet {
             .sum()
     }
 
-    /// The epoch index of `block` for this subnet: epochs end where
-    /// `(block + netuid + 1) % (tempo + 1) == 0`.
+    /// When this subnet's epochs fall: the epoch rule for its netuid and tempo.
+    pub fn epochs(&self) -> EpochSchedule {
+        EpochSchedule::new(self.netuid, self.params.tempo)
+    }
+
+    /// The epoch index of `block` for this subnet ([`EpochSchedule::epoch_index`]).
     pub fn epoch_index(&self, block: u64) -> u64 {
-        (block + self.netuid as u64 + 1) / (self.params.tempo + 1)
+        self.epochs().epoch_index(block)
     }
 
     pub fn is_immune(&self, uid: u16, block: u64) -> bool {

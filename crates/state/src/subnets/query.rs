@@ -190,12 +190,7 @@ impl State {
     /// One subnet, or `None` if `netuid` does not exist.
     pub fn subnet_info(&self, netuid: u16) -> Option<SubnetInfo> {
         let s = self.subnets.get(netuid)?;
-        let period = s.params.tempo + 1;
-        // The smallest b > height with (b + netuid + 1) % period == 0.
-        let offset = s.netuid as u64 + 1;
-        let next = self.height + 1;
-        let rem = (next + offset) % period;
-        let next_epoch_at = if rem == 0 { next } else { next + period - rem };
+        let next_epoch_at = s.epochs().next_epoch_at(self.height);
         Some(SubnetInfo {
             netuid,
             owner: s.owner,

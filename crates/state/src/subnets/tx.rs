@@ -356,8 +356,10 @@ pub(crate) fn plan_tx(
                 .iter()
                 .position(|c| c.hash == hash)
                 .ok_or(err(IncentiveError::NoMatchingCommit))?;
-            let reveal_epoch = s.epoch_index(commits[index].block) + s.params.reveal_period;
-            let epoch = s.epoch_index(block);
+            let reveal_epoch = s
+                .epochs()
+                .reveal_epoch(commits[index].block, s.params.reveal_period);
+            let epoch = s.epochs().epoch_index(block);
             if epoch < reveal_epoch {
                 return Err(err(IncentiveError::RevealTooEarly {
                     block: commits[index].block,
@@ -512,14 +514,20 @@ pub fn price_string(num: u128, den: u128) -> String {
     pool::mul_div(num, pool::PRICE_SCALE, den).to_string()
 }
 
+/// Whether a commit made at `commit_block` can still be revealed at `block`: its reveal epoch
+/// ([`EpochSchedule::reveal_epoch`]) has not passed.
+fn commit_is_live(s: &Subnet, commit_block: u64, block: u64) -> bool {
+    let epochs = s.epochs();
+    epochs.reveal_epoch(commit_block, s.params.reveal_period) >= epochs.epoch_index(block)
+}
+
 /// Commits of `hotkey` still revealable at `block` (expired ones dropped).
 fn live_commits(s: &Subnet, hotkey: Address, block: u64) -> Vec<WeightsCommit> {
-    let epoch = s.epoch_index(block);
     s.commits
         .get(&hotkey)
         .map(|cs| {
             cs.iter()
-                .filter(|c| s.epoch_index(c.block) + s.params.reveal_period >= epoch)
+                .filter(|c| commit_is_live(s, c.block, block))
                 .cloned()
                 .collect()
         })
@@ -529,13 +537,12 @@ fn live_commits(s: &Subnet, hotkey: Address, block: u64) -> Vec<WeightsCommit> {
 /// Drops every expired commit of a subnet (run at its epochs).
 pub(crate) fn drop_expired_commits(s: &mut Subnet, block: u64) {
     s.touch();
-    let epoch = s.epoch_index(block);
-    let (reveal_period, netuid, tempo) = (s.params.reveal_period, s.netuid as u64, s.params.tempo);
-    let epoch_of = |b: u64| (b + netuid + 1) / (tempo + 1);
-    for commits in s.commits.values_mut() {
-        commits.retain(|c| epoch_of(c.block) + reveal_period >= epoch);
+    let mut commits = std::mem::take(&mut s.commits);
+    for list in commits.values_mut() {
+        list.retain(|c| commit_is_live(s, c.block, block));
     }
-    s.commits.retain(|_, cs| !cs.is_empty());
+    commits.retain(|_, list| !list.is_empty());
+    s.commits = commits;
 }
 
 fn check_endpoint(host: &str, port: u16, protocol: &str) -> Result<(), TxError> {
