@@ -1312,10 +1312,9 @@ fn weights_commit(args: WeightsCommitArgs) -> Result<()> {
         subnet["params"]["tempo"].as_u64(),
         subnet["params"]["reveal_period"].as_u64(),
     ) {
-        let n = u64::from(netuid) + 1;
-        let epoch = (block + n) / (tempo + 1);
-        let first = ((epoch + period) * (tempo + 1)).saturating_sub(n);
-        let last = ((epoch + period + 1) * (tempo + 1)).saturating_sub(n + 1);
+        let window =
+            mycel_state::subnets::EpochSchedule::new(netuid, tempo).reveal_window(block, period);
+        let (first, last) = (window.start(), window.end());
         println!("reveal with `mycel weights reveal --netuid {netuid}` from block {first} to block {last}");
     }
     Ok(())

@@ -3,6 +3,7 @@
 //! arrives where the metagraph says; commit-reveal; and the error paths.
 
 use alloy_primitives::Address;
+use mycel_state::subnets::EpochSchedule;
 use mycel_types::keys::dev_signer;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -461,8 +462,10 @@ fn help_and_bad_command_lines() {
 // ---------------------------------------------------------------- end to end
 
 /// The block of the last epoch of subnet `netuid` with `tempo` at or before `block`.
-fn last_epoch_block(block: u64, netuid: u64, tempo: u64) -> u64 {
-    block - (block + netuid + 1) % (tempo + 1)
+fn last_epoch_block(block: u64, netuid: u16, tempo: u64) -> u64 {
+    EpochSchedule::new(netuid, tempo)
+        .last_epoch_at(block)
+        .expect("an epoch ran at or before the block")
 }
 
 fn neuron_by_hotkey(graph: &Value, hotkey: Address) -> &Value {
@@ -726,7 +729,8 @@ fn subnet_neurons_stake_weights_and_emission_on_a_devnet() {
     // Epoch 1 after the weights gives validator permits (from stake), epoch 2 counts the
     // weights. Then follow one more epoch: between two consecutive epochs nothing but the epoch
     // changes a position, so each UID's alpha grows by exactly the metagraph's emission.
-    let first_counted = last_epoch_block(weights_block, 1, TEMPO) + 2 * (TEMPO + 1);
+    let first_counted =
+        last_epoch_block(weights_block, 1, TEMPO) + 2 * EpochSchedule::new(1, TEMPO).period();
     net.wait_for_height(first_counted, Duration::from_secs(120));
     let deadline = Instant::now() + Duration::from_secs(90);
     let mut before: Option<(u64, Value)> = None;
@@ -739,7 +743,9 @@ fn subnet_neurons_stake_weights_and_emission_on_a_devnet() {
         let graph = net.json(&["metagraph", "1"]);
         let epoch = last_epoch_block(graph["block"].as_u64().expect("block"), 1, TEMPO);
         match &before {
-            Some((e, _)) if epoch == *e + TEMPO + 1 => break (epoch, graph),
+            Some((e, _)) if epoch == EpochSchedule::new(1, TEMPO).next_epoch_at(*e) => {
+                break (epoch, graph)
+            }
             Some((e, _)) if epoch == *e => {}
             _ => before = Some((epoch, graph)),
         }
@@ -990,7 +996,8 @@ fn weights_commit_then_reveal_on_a_devnet() {
 
     // Commit early in an epoch, so there is time to try a reveal before its window opens.
     let deadline = Instant::now() + Duration::from_secs(60);
-    while (net.height() + 1 + 2) % (TEMPO + 1) > 2 {
+    let since_epoch = |b: u64| EpochSchedule::new(1, TEMPO).last_epoch_at(b).map(|e| b - e);
+    while since_epoch(net.height() + 1).is_none_or(|blocks| blocks > 2) {
         assert!(Instant::now() < deadline, "no epoch start seen");
         std::thread::sleep(Duration::from_millis(100));
     }

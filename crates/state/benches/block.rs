@@ -12,7 +12,7 @@
 use alloy_primitives::{Address, U256};
 use criterion::{criterion_group, BatchSize, Criterion};
 use mycel_state::{
-    subnets::{AlphaAmount, Neuron, Subnet},
+    subnets::{AlphaAmount, EpochSchedule, Neuron, Subnet},
     BlockContext, State,
 };
 use mycel_types::{keys::dev_signer, tx, Genesis, SignedTx, TxKind};
@@ -79,8 +79,10 @@ fn fixture() -> State {
         let mut s: Subnet = template.clone();
         s.netuid = netuid;
         s.owner_hotkey = key(netuid, 0);
-        // The next block b = height + 1 runs the epoch: (b + netuid + 1) % (tempo + 1) == 0.
-        s.params.tempo = height + 1 + netuid as u64;
+        // The smallest tempo that puts this subnet's epoch in the next block (the epoch rule).
+        s.params.tempo = (1..)
+            .find(|tempo| EpochSchedule::new(netuid, *tempo).is_epoch_block(height + 1))
+            .expect("some tempo puts the epoch in the next block");
         s.params.max_uids = UIDS as u16;
         s.params.max_validators = VALIDATORS as u16;
         s.pool.myc = 1000 * TOKEN;

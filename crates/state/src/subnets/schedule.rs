@@ -34,7 +34,7 @@ impl EpochSchedule {
 
     /// Whether the subnet's epoch runs in `block`.
     pub fn is_epoch_block(self, block: u64) -> bool {
-        self.shifted(block) % self.period_wide() == 0
+        self.shifted(block).is_multiple_of(self.period_wide())
     }
 
     /// The epoch index of `block`: it goes up by one at each epoch block.
@@ -59,16 +59,17 @@ impl EpochSchedule {
         u64::try_from(rem).ok().and_then(|r| block.checked_sub(r))
     }
 
-    /// The blocks whose [`epoch_index`](Self::epoch_index) is `index` (empty if none is).
-    pub fn blocks_of_epoch(self, index: u64) -> RangeInclusive<u64> {
+    /// The blocks whose [`epoch_index`](Self::epoch_index) is `index` (`None` if no block is:
+    /// the first indices of a subnet with a large netuid and a short tempo are skipped).
+    pub fn blocks_of_epoch(self, index: u64) -> Option<RangeInclusive<u64>> {
         let start = u128::from(index).saturating_mul(self.period_wide());
         let end = start.saturating_add(self.period_wide());
         // Blocks b with start <= b + offset < end.
         if end <= self.offset() {
-            return 1..=0;
+            return None;
         }
         let first = start.saturating_sub(self.offset());
-        block_of(first)..=block_of(end - self.offset() - 1)
+        Some(block_of(first)..=block_of(end - self.offset() - 1))
     }
 
     /// The epoch in which a weights commit made at `commit_block` must be revealed: `reveal_period`
@@ -80,6 +81,7 @@ impl EpochSchedule {
     /// The blocks in which a commit made at `commit_block` can be revealed.
     pub fn reveal_window(self, commit_block: u64, reveal_period: u64) -> RangeInclusive<u64> {
         self.blocks_of_epoch(self.reveal_epoch(commit_block, reveal_period))
+            .expect("the commit's epoch and every later one have blocks")
     }
 
     /// What is added to a block before dividing by the period: `netuid + 1`.
@@ -124,8 +126,8 @@ mod tests {
         assert_eq!(s.last_epoch_at(7), None);
         assert_eq!(s.last_epoch_at(8), Some(8));
         assert_eq!(s.last_epoch_at(17), Some(8));
-        assert_eq!(s.blocks_of_epoch(0), 0..=7);
-        assert_eq!(s.blocks_of_epoch(1), 8..=17);
+        assert_eq!(s.blocks_of_epoch(0), Some(0..=7));
+        assert_eq!(s.blocks_of_epoch(1), Some(8..=17));
         // Subnet 0, default tempo 360: (b + 1) % 361 == 0.
         let s = EpochSchedule::new(0, 360);
         assert_eq!(epoch_blocks(s, 1000), vec![360, 721]);
@@ -144,9 +146,9 @@ mod tests {
         assert_eq!(s.last_epoch_at(0), Some(0));
         assert_eq!(s.epoch_index(0), 4);
         assert_eq!(s.epoch_index(10), 14);
-        assert_eq!(s.blocks_of_epoch(14), 10..=10);
+        assert_eq!(s.blocks_of_epoch(14), Some(10..=10));
         // Epochs 0..=3 have no blocks (the offset is 4).
-        assert!(s.blocks_of_epoch(3).is_empty());
+        assert_eq!(s.blocks_of_epoch(3), None);
         assert_eq!(s.reveal_window(10, 2), 12..=12);
     }
 
@@ -159,9 +161,9 @@ mod tests {
         assert_eq!(s.next_epoch_at(166), 527);
         assert_eq!(s.epoch_index(165), 181);
         assert_eq!(s.epoch_index(166), 182);
-        assert_eq!(s.blocks_of_epoch(182), 166..=526);
-        assert_eq!(s.blocks_of_epoch(181), 0..=165);
-        assert!(s.blocks_of_epoch(180).is_empty());
+        assert_eq!(s.blocks_of_epoch(182), Some(166..=526));
+        assert_eq!(s.blocks_of_epoch(181), Some(0..=165));
+        assert_eq!(s.blocks_of_epoch(180), None);
         // Largest tempo too: one epoch in the whole u64 range, at 2^64 − 65536.
         let s = EpochSchedule::new(u16::MAX, u64::MAX);
         assert_eq!(s.period(), u64::MAX);
@@ -221,6 +223,25 @@ mod tests {
             prop_assert_eq!(s.next_epoch_at(end), end + 1);
             prop_assert_eq!(s.epoch_index(first), s.reveal_epoch(block, reveal_period));
             prop_assert_eq!(s.epoch_index(end), s.reveal_epoch(block, reveal_period));
+        }
+
+        #[test]
+        fn blocks_of_an_epoch_are_exactly_those_with_its_index(
+            netuid in prop_oneof![Just(0u16), Just(u16::MAX), any::<u16>()],
+            tempo in prop_oneof![Just(0u64), 0u64..5000],
+            index in 0u64..(1 << 30),
+        ) {
+            let s = EpochSchedule::new(netuid, tempo);
+            match s.blocks_of_epoch(index) {
+                Some(blocks) => {
+                    let (first, end) = (*blocks.start(), *blocks.end());
+                    prop_assert_eq!(s.epoch_index(first), index);
+                    prop_assert_eq!(s.epoch_index(end), index);
+                    prop_assert!(first == 0 || s.epoch_index(first - 1) < index);
+                    prop_assert!(s.epoch_index(end + 1) > index);
+                }
+                None => prop_assert!(s.epoch_index(0) > index),
+            }
         }
     }
 }
