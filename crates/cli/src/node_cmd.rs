@@ -921,7 +921,7 @@ fn print_subnet_banner(
     out.push_str(&format!("  logs       {}\n", plan.dir.display()));
     out.push_str(&format!(
         "\nmetagraph (emissions every {} blocks): mycel metagraph {netuid} --rpc {rpc}\n",
-        SUBNET_TEMPO + 1
+        mycel_state::subnets::EpochSchedule::new(SUBNET_NETUID, SUBNET_TEMPO).period()
     ));
     out.push_str(&format!(
         "\npay and ask through the gateway (dev account {EXAMPLE_PAYER} pays):\n  \

@@ -1051,7 +1051,10 @@ fn weights_commit_then_reveal_on_a_devnet() {
         );
         assert!(path.exists(), "a failed reveal keeps the saved commit");
     }
-    net.wait_for_height(first - 1, Duration::from_secs(3 * (TEMPO + 1)));
+    net.wait_for_height(
+        first - 1,
+        Duration::from_secs(3 * EpochSchedule::new(1, TEMPO).period()),
+    );
     let out = net.ok(&[
         "weights",
         "reveal",
