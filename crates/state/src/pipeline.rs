@@ -1,7 +1,7 @@
 //! The block pipeline: the one place that says which step of a block runs when.
 //!
-//! [`State::apply_block`](crate::State::apply_block) calls [`apply_block`] here, and nothing
-//! else runs a block. The steps, in order:
+//! [`State::apply_block`](crate::State::apply_block) calls this module's `apply_block`, and
+//! nothing else runs a block. The steps, in order:
 //!
 //! 1. **Header**: the height must follow the state's and the time must not go back, else the
 //!    block is refused ([`BlockError`]) and nothing changes. The block's time becomes the state's
