@@ -34,10 +34,10 @@
 //! 6. **Moving price** per pool: `m ← m + α·(min(spot, 1) − m)`, α = 3e-6·b/(b + 201600), b =
 //!    blocks since the subnet registered.
 //! 7. **Epochs**: every subnet whose epoch falls in this block (the epoch rule,
-//!    [`EpochSchedule::is_epoch_block`](crate::subnets::EpochSchedule::is_epoch_block)) drops its expired weight commits and runs Yuma
-//!    ([`crate::incentive::run_epoch`]) on its pending alpha; the payout rules are in the
-//!    subnets' `epoch` module: incentive to miners, dividends to validators (take 18%) and their
-//!    stakers, the owner cut to the owner, what nobody can receive recycled.
+//!    [`crate::subnets::EpochSchedule::is_epoch_block`]) drops its expired weight commits and
+//!    runs Yuma ([`crate::incentive::run_epoch`]) on its pending alpha; the payout rules are in
+//!    the subnets' `epoch` module: incentive to miners, dividends to validators (take 18%) and
+//!    their stakers, the owner cut to the owner, what nobody can receive recycled.
 //! 8. **Burn adjustment**: every `adjustment_interval` blocks after a subnet registered,
 //!    `burn' = α·burn + (1−α)·burn·(regs + T)/(2T)`, α = 0.9, within the burn bounds.
 //! 9. **Emission receipt**: asserted to account for every base unit of E and of every epoch's
