@@ -1,9 +1,9 @@
 //! Every route of the node API, byte for byte: a one-validator node on loopback runs a scenario
 //! that makes each route answer something non-trivial (transfers in MYC and mUSD, a subnet with
-//! tuned hyperparameters, two neurons, weights, a stake and an epoch, an EIP-3009 authorization,
-//! a payment channel opened, topped up, claimed from and closing), then the answers — status,
-//! content type and body — are compared with `tests/api_bytes.txt`, the SSE block event and the
-//! error bodies included.
+//! tuned hyperparameters, two neurons, weights, a stake, an unstake and an epoch, an EIP-3009
+//! authorization, a payment channel opened, topped up, claimed from and closing), then the
+//! answers — status, content type and body — are compared with `tests/api_bytes.txt`, the SSE
+//! block event and the error bodies included.
 //!
 //! The scenario is deterministic: a fixed validator key (so a fixed genesis), dev accounts, fixed
 //! salts and nonces, deterministic signatures, and every batch of transactions submitted right
@@ -190,8 +190,10 @@ struct Scenario {
     first: Vec<SignedTx>,
     /// Block 4: hyperparameters, a second neuron, a stake, a claim and a top-up.
     second: Vec<SignedTx>,
-    /// Block 5: an endpoint, weights, a withdraw request. The epoch runs at the end of block 6.
+    /// Block 5: an endpoint, weights, a withdraw request.
     third: Vec<SignedTx>,
+    /// Block 6: an unstake, filled at the end of the block that also runs the subnet's epoch.
+    fourth: Vec<SignedTx>,
     /// Submitted while the answers are read: pending throughout.
     pending: SignedTx,
     channel: B256,
@@ -384,6 +386,18 @@ fn scenario(api: &Api) -> Scenario {
             &payer,
         ),
     ];
+    let fourth = vec![api.sign(
+        TxKind::RemoveStake(tx::RemoveStake {
+            from: staker.address(),
+            hotkey: owner_hotkey.address(),
+            netuid: 1,
+            amount: U256::from(MYC),
+            limitPrice: U256::ZERO,
+            nonce: 1,
+            fee,
+        }),
+        &staker,
+    )];
     let pending = api.sign(
         TxKind::Transfer(Transfer {
             from: receiver.address(),
@@ -400,6 +414,7 @@ fn scenario(api: &Api) -> Scenario {
         first,
         second,
         third,
+        fourth,
         pending,
         channel,
         authorization_nonce,
@@ -542,6 +557,7 @@ async fn reads(api: &Api, transcript: &mut Transcript, scenario: &Scenario, heig
         .iter()
         .chain(&scenario.second)
         .chain(&scenario.third)
+        .chain(&scenario.fourth)
         .chain([&scenario.pending])
     {
         paths.push(format!("/v1/txs/{}", tx.hash()));
@@ -633,8 +649,10 @@ fn run_once() -> Result<String, OffTimeline> {
         }
         batch(&api, &mut transcript, 3, &scenario.second).await?;
         batch(&api, &mut transcript, 4, &scenario.third).await?;
+        // Block 6 also runs the subnet's epoch (tempo 3: (6 + 1 + 1) % 4 == 0).
+        batch(&api, &mut transcript, 5, &scenario.fourth).await?;
 
-        // Block 6 runs the subnet's epoch (tempo 3: (6 + 1 + 1) % 4 == 0). Read everything at 6.
+        // Read everything at 6.
         api.await_height(6).await?;
         let answer = api.submit(&scenario.pending).await;
         transcript.record("POST /v1/txs (Transfer, stays pending)", &answer);
