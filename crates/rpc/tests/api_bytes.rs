@@ -13,6 +13,9 @@
 //! the block time) become `<block N hash>`, `<block N time>`, `<block N root>`, and the channel's
 //! `withdraw_at_s` (block time + delay) becomes `<withdraw_at_s>`.
 //!
+//! Each answer is also read with its wire type ([`mycel_types::api`], what every client reads)
+//! and written again: the same bytes come out.
+//!
 //! `MYCEL_BLESS=1 cargo nextest run -p mycel-rpc --test api_bytes` rewrites the expected file.
 
 use alloy_primitives::{Address, Bytes, B256, U256};
@@ -22,7 +25,7 @@ use commonware_runtime::{Runner as _, Supervisor as _};
 use futures::StreamExt;
 use mycel_chain::{start_node, validator_public_key, NodeConfig};
 use mycel_types::{
-    eip3009, keys::dev_signer, tx, ChannelVoucher, ClaimChannel, Genesis, OpenChannel,
+    api, eip3009, keys::dev_signer, tx, ChannelVoucher, ClaimChannel, Genesis, OpenChannel,
     RequestChannelWithdraw, SignedTx, TopUpChannel, Transfer, TransferWithAuthorization, TxKind,
 };
 use std::{collections::BTreeMap, net::SocketAddr, time::Duration};
@@ -72,11 +75,56 @@ struct Transcript {
 }
 
 impl Transcript {
+    /// Records `answer` to `request`, after checking that its wire type reads it back.
     fn record(&mut self, request: &str, answer: &Answer) {
+        reads_back(request, answer);
         self.entries.push(format!(
             "{request}\n{} {}\n{}\n",
             answer.status, answer.content_type, answer.body
         ));
+    }
+}
+
+/// The wire type of `answer` ([`mycel_types::api`], what clients read) reads its body and writes
+/// it again byte for byte (keys sorted, as the node writes them).
+fn reads_back(request: &str, answer: &Answer) {
+    fn same<T: serde::Serialize + serde::de::DeserializeOwned>(request: &str, body: &str) {
+        let typed: T = serde_json::from_str(body)
+            .unwrap_or_else(|e| panic!("{request}: the wire type does not read {body}: {e}"));
+        let again = serde_json::to_value(&typed).expect("serializes").to_string();
+        assert_eq!(again, body, "{request}: the wire type writes it differently");
+    }
+    let path = request
+        .split_whitespace()
+        .nth(1)
+        .expect("a request line names a path");
+    let body = answer.body.as_str();
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    if answer.status >= 400 {
+        return same::<api::ErrorBody>(request, body);
+    }
+    match segments.as_slice() {
+        ["health"] => assert_eq!(body, "ok"),
+        ["v1", "txs", ..] => same::<api::TxStatus>(request, body),
+        ["v1", "status"] => same::<api::Status>(request, body),
+        ["v1", "genesis"] => {
+            // The genesis document is written as it is (its own field order), not sorted.
+            let genesis: Genesis = serde_json::from_str(body).expect("a genesis");
+            assert_eq!(serde_json::to_string(&genesis).expect("serializes"), body);
+        }
+        ["v1", "blocks", _] => same::<api::Block>(request, body),
+        ["v1", "subnets"] => same::<api::SubnetList>(request, body),
+        ["v1", "subnets", _] => same::<api::Subnet>(request, body),
+        ["v1", "subnets", _, "metagraph"] => same::<api::Metagraph>(request, body),
+        ["v1", "pools"] => same::<api::Pools>(request, body),
+        ["v1", "emission"] => same::<api::EmissionSchedule>(request, body),
+        ["v1", "emission", "receipts", "latest"] => same::<api::EmissionReceipt>(request, body),
+        ["v1", "stakes", _] => same::<api::Stakes>(request, body),
+        ["v1", "accounts", _] => same::<api::Account>(request, body),
+        ["v1", "musd"] => same::<api::Musd>(request, body),
+        ["v1", "musd", "authorizations", _, _] => same::<api::AuthorizationState>(request, body),
+        ["v1", "channels", _] => same::<api::Channel>(request, body),
+        other => panic!("{request}: no wire type for {other:?}"),
     }
 }
 
@@ -583,6 +631,17 @@ async fn block_event(response: reqwest::Response, height: u64) -> String {
             let event: String = buffer.drain(..end + 2).collect();
             let wanted = format!("\"height\":{height},");
             if event.starts_with("event: block\n") && event.contains(&wanted) {
+                let data = event
+                    .strip_prefix("event: block\ndata: ")
+                    .and_then(|d| d.strip_suffix("\n\n"))
+                    .expect("one data line");
+                match api::BlockEvent::from_sse("block", data) {
+                    Ok(Some(api::BlockEvent::Block(block))) => {
+                        let again = serde_json::to_value(&block).expect("serializes").to_string();
+                        assert_eq!(again, data, "the block event's data reads back");
+                    }
+                    other => panic!("the block event does not read: {other:?}"),
+                }
                 return event;
             }
         }

@@ -65,10 +65,6 @@ mod tests;
 
 pub use block::{EmissionReceipt, EpochReceipt, NeuronPayout, SubnetEmission, SwapFill};
 pub use pool::Side;
-pub use query::{
-    EmissionSchedule, Metagraph, MetagraphNeuron, PoolInfo, StakePosition, SubnetInfo,
-    SubnetSummary,
-};
 
 use crate::incentive::I64F64;
 use alloy_primitives::{keccak256, Address, B256};
