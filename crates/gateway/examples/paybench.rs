@@ -8,15 +8,15 @@
 //! Prints a table and writes JSON (`--json FILE`).
 
 use alloy_primitives::{B256, U256};
-use alloy_signer::SignerSync;
 use axum::{routing::post, Json, Router};
+use mycel_client::x402::{Payer, PaymentAsk};
+use mycel_client::{NodeClient, Nonces};
 use mycel_gateway::{
     router, router_with_sessions,
     session::{SessionVoucher, SESSION_HEADER, SESSION_RESPONSE_HEADER},
-    wire::{self, AuthorizationJson, ExactEvmPayload, PaymentPayload, PaymentRequired},
-    Facilitator, FacilitatorConfig, GatewayConfig, NodeClient, Pricing, SessionBook, SystemClock,
+    wire, Facilitator, FacilitatorConfig, GatewayConfig, Pricing, SessionBook, SystemClock,
 };
-use mycel_types::{eip3009, keys::dev_signer};
+use mycel_types::keys::dev_signer;
 use mycel_types::{OpenChannel, SignedTx, TxKind};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -117,19 +117,10 @@ async fn open_channels(
 ) -> Vec<B256> {
     let mut ids = vec![];
     let mut hashes = vec![];
-    let mut nonces = std::collections::BTreeMap::new();
+    let mut nonces = Nonces::new();
     for worker in 0..workers {
         let payer = dev_signer(1 + (worker as u32 % 8)).expect("dev key");
-        let nonce = match nonces.get(&payer.address()) {
-            Some(n) => *n,
-            None => {
-                node.account(payer.address())
-                    .await
-                    .expect("account")
-                    .next_nonce
-            }
-        };
-        nonces.insert(payer.address(), nonce + 1);
+        let nonce = nonces.take(node, payer.address()).await.expect("account");
         let salt = B256::random();
         ids.push(mycel_types::channel_id(payer.address(), pay_to, salt));
         let kind = TxKind::OpenChannel(OpenChannel {
@@ -145,14 +136,12 @@ async fn open_channels(
         hashes.push(node.submit(&tx).await.expect("submit OpenChannel"));
     }
     for hash in hashes {
-        loop {
-            match node.tx_state(hash).await.expect("tx state") {
-                mycel_gateway::node::TxState::Finalized { error: None, .. } => break,
-                mycel_gateway::node::TxState::Finalized { error: Some(e), .. } => {
-                    panic!("OpenChannel failed: {e:?}")
-                }
-                _ => tokio::time::sleep(Duration::from_millis(100)).await,
-            }
+        let outcome = node
+            .wait(hash, Duration::from_secs(60))
+            .await
+            .expect("the node answers");
+        if let Err(e) = outcome.applied() {
+            panic!("OpenChannel: {e}");
         }
     }
     ids
@@ -166,7 +155,7 @@ async fn load(mode: &'static str, gateway: String, args: &Args, pay: Pay) -> Run
         .expect("client");
     let body = json!({"model": args.model, "max_tokens": args.max_tokens,
                       "messages": [{"role": "user", "content": "Say hi."}]});
-    let requirements = if paid {
+    let ask = if paid {
         let r = http
             .post(format!("{gateway}/v1/chat/completions"))
             .json(&body)
@@ -174,15 +163,13 @@ async fn load(mode: &'static str, gateway: String, args: &Args, pay: Pay) -> Run
             .await
             .expect("probe");
         assert_eq!(r.status().as_u16(), 402);
-        let required: PaymentRequired = wire::decode_header(
-            r.headers()
-                .get(wire::PAYMENT_REQUIRED)
-                .expect("header")
-                .to_str()
-                .expect("ascii"),
-        )
-        .expect("requirements");
-        Some(required.accepts[0].clone())
+        let header = r
+            .headers()
+            .get(wire::PAYMENT_REQUIRED)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_string);
+        let bytes = r.bytes().await.expect("402 body");
+        Some(PaymentAsk::from_402(header.as_deref(), &bytes).expect("requirements"))
     } else {
         None
     };
@@ -190,16 +177,17 @@ async fn load(mode: &'static str, gateway: String, args: &Args, pay: Pay) -> Run
     let started = Instant::now();
     let mut tasks = vec![];
     for worker in 0..args.concurrency {
-        let (http, gateway, body, requirements, pay) = (
+        let (http, gateway, body, ask, pay) = (
             http.clone(),
             gateway.clone(),
             body.clone(),
-            requirements.clone(),
+            ask.clone(),
             pay.clone(),
         );
         let mut cumulative = 0u128;
         // Payers: dev accounts 1..=8, spread over the workers.
         let payer = dev_signer(1 + (worker as u32 % 8)).expect("dev key");
+        let x402_payer = Payer::new(payer.clone());
         tasks.push(tokio::spawn(async move {
             let mut latencies = vec![];
             let mut failed = 0usize;
@@ -214,38 +202,9 @@ async fn load(mode: &'static str, gateway: String, args: &Args, pay: Pay) -> Run
                         SessionVoucher::sign(&payer, *chain_id, channels[worker], cumulative);
                     request = request.header(SESSION_HEADER, voucher.to_header());
                 }
-                if let Some(req) = &requirements {
-                    let auth = eip3009::TransferWithAuthorization {
-                        from: payer.address(),
-                        to: req.pay_to.parse().expect("payTo"),
-                        value: req.amount.parse().expect("amount"),
-                        validAfter: U256::ZERO,
-                        validBefore: U256::from(now() + req.max_timeout_seconds),
-                        nonce: B256::random(),
-                    };
-                    let chain_id: u64 = req.network["eip155:".len()..].parse().expect("chain");
-                    let sig = payer
-                        .sign_hash_sync(&auth.signing_hash(&eip3009::musd_domain(chain_id)))
-                        .expect("sign");
-                    let payload = PaymentPayload {
-                        x402_version: 2,
-                        resource: None,
-                        accepted: req.clone(),
-                        payload: ExactEvmPayload {
-                            signature: format!("0x{}", hex::encode(sig.as_bytes())),
-                            authorization: AuthorizationJson {
-                                from: auth.from.to_checksum(None),
-                                to: auth.to.to_checksum(None),
-                                value: auth.value.to_string(),
-                                valid_after: "0".into(),
-                                valid_before: auth.validBefore.to_string(),
-                                nonce: auth.nonce.to_string(),
-                            },
-                        },
-                        extensions: None,
-                    };
-                    request =
-                        request.header(wire::PAYMENT_SIGNATURE, wire::encode_header(&payload));
+                if let Some(ask) = &ask {
+                    let payment = x402_payer.pay(ask, now()).expect("a payable price");
+                    request = request.header(payment.header, payment.value);
                 }
                 match request.send().await {
                     Ok(r) if r.status().is_success() => {
@@ -309,7 +268,7 @@ async fn main() {
     let upstream = args.upstream.clone().unwrap_or(trivial);
     let facilitator = Arc::new(
         Facilitator::connect(
-            NodeClient::new(&args.rpc),
+            NodeClient::new(&args.rpc).expect("--rpc URL"),
             FacilitatorConfig {
                 // Settlement keys: dev account 0, then 8, 7, … (also payers; that does not matter:
                 // payers only sign authorizations).
@@ -346,8 +305,8 @@ async fn main() {
     let paid_gateway = serve(router(config(false), Some(facilitator.clone()))).await;
 
     // Sessions: a book for the pay-to key (dev account 9), one channel per worker.
-    let node = NodeClient::new(&args.rpc);
-    let info = node.chain_info().await.expect("node");
+    let node = NodeClient::new(&args.rpc).expect("--rpc URL");
+    let info = node.chain_params().await.expect("node");
     let book_file =
         std::env::temp_dir().join(format!("paybench-sessions-{}.json", std::process::id()));
     let book = Arc::new(

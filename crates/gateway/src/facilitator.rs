@@ -18,13 +18,14 @@
 //! answers a retry of an already executed authorization with `invalid_exact_evm_nonce_already_used`),
 //! or settle any token but mUSD.
 
-use crate::node::{ChainInfo, NodeClient, NodeError, TxState};
 use crate::wire::{
     AnyPayment, PaymentRequirements, SettleResponse, SupportedKind, SupportedResponse,
     VerifyResponse, SCHEME_EXACT,
 };
 use alloy_primitives::{Address, Bytes, B256, U256};
 use alloy_signer_local::PrivateKeySigner;
+use mycel_client::api::{self, TxResult, TxState};
+use mycel_client::{ClientError, NodeClient};
 use mycel_types::{
     eip3009::{self, AuthorizationSignatureError},
     Amount, SignedTx, TransferWithAuthorization, TxKind,
@@ -114,12 +115,13 @@ pub struct Asset {
 }
 
 impl Asset {
-    pub fn from_chain(info: &ChainInfo) -> Asset {
+    /// mUSD as the node describes it (`GET /v1/musd`).
+    pub fn from_musd(musd: &api::Musd) -> Asset {
         Asset {
-            chain_id: info.chain_id,
-            address: info.musd_asset,
-            name: info.musd_name.clone(),
-            version: info.musd_version.clone(),
+            chain_id: musd.chain_id,
+            address: musd.asset,
+            name: musd.name.clone(),
+            version: musd.version.clone(),
         }
     }
 
@@ -417,6 +419,15 @@ struct SettlementSlot {
 
 type Slot = Arc<tokio::sync::Mutex<SettlementSlot>>;
 
+/// Why a facilitator could not start.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SetupError {
+    #[error("no signer key: a facilitator needs at least one")]
+    NoSigner,
+    #[error("cannot read the chain from the node: {0}")]
+    Node(#[from] ClientError),
+}
+
 /// One settlement key and its account's next nonce (held while submitting, so that its
 /// transactions get consecutive nonces).
 struct Submitter {
@@ -457,14 +468,12 @@ impl Facilitator {
     pub async fn connect(
         node: NodeClient,
         config: FacilitatorConfig,
-    ) -> Result<Facilitator, NodeError> {
+    ) -> Result<Facilitator, SetupError> {
         if config.signers.is_empty() {
-            return Err(NodeError::Unexpected {
-                path: "facilitator config".into(),
-                reason: "no signer key: a facilitator needs at least one".into(),
-            });
+            return Err(SetupError::NoSigner);
         }
-        let info = node.chain_info().await?;
+        let params = node.chain_params().await?;
+        let musd = node.musd().await?;
         let submitters = config
             .signers
             .iter()
@@ -474,10 +483,10 @@ impl Facilitator {
                 blocked: std::sync::atomic::AtomicBool::new(false),
             })
             .collect();
-        let fee = config.fee.unwrap_or(info.min_fee).max(info.min_fee);
+        let fee = config.fee.unwrap_or(params.min_fee).max(params.min_fee);
         Ok(Facilitator {
             node,
-            asset: Asset::from_chain(&info),
+            asset: Asset::from_musd(&musd),
             config,
             fee,
             settlements: Mutex::new(HashMap::new()),
@@ -548,12 +557,12 @@ impl Facilitator {
         )?;
         let a = &checked.authorization;
         let unavailable =
-            |e: NodeError| Invalid::new(reason::NODE_UNAVAILABLE, e.to_string()).payer(a.from);
-        let (used, account) = tokio::join!(
-            self.node.authorization_used(a.from, a.nonce),
+            |e: ClientError| Invalid::new(reason::NODE_UNAVAILABLE, e.to_string()).payer(a.from);
+        let (authorization, account) = tokio::join!(
+            self.node.authorization(a.from, a.nonce),
             self.node.account(a.from)
         );
-        if used.map_err(unavailable)? {
+        if authorization.map_err(unavailable)?.used {
             return Err(Invalid::new(
                 reason::NONCE_ALREADY_USED,
                 format!(
@@ -792,7 +801,7 @@ impl Facilitator {
                     *next = Some(nonce + 1);
                     return Ok((hash, submitter_index));
                 }
-                Err(NodeError::Refused { code, message })
+                Err(ClientError::Node { code, message, .. })
                     if attempts < 3
                         && matches!(
                             code.as_str(),
@@ -802,7 +811,7 @@ impl Facilitator {
                     tracing::debug!(%code, %message, "facilitator nonce out of step; re-reading it");
                     *next = None;
                 }
-                Err(NodeError::Refused { code, message }) => {
+                Err(ClientError::Node { code, message, .. }) => {
                     *next = None;
                     let reason = match code.as_str() {
                         "authorization_used" => reason::NONCE_ALREADY_USED,
@@ -836,8 +845,11 @@ impl Facilitator {
         let deadline = Instant::now() + self.config.settle_timeout;
         let mut wait = Duration::from_millis(20);
         loop {
-            match self.node.tx_state(tx).await {
-                Ok(TxState::Finalized { error: None, .. }) => {
+            match self.node.tx(tx).await.map(|status| status.state) {
+                Ok(TxState::Finalized {
+                    result: TxResult::Receipt(_),
+                    ..
+                }) => {
                     return SettleResponse {
                         success: true,
                         error_reason: None,
@@ -849,7 +861,7 @@ impl Facilitator {
                     }
                 }
                 Ok(TxState::Finalized {
-                    error: Some((code, message)),
+                    result: TxResult::Error(api::ErrorDetail { code, message }),
                     ..
                 }) => {
                     // A refused transaction does not use its nonce: re-read the key's next one.
@@ -869,7 +881,9 @@ impl Facilitator {
                         Some(tx),
                     );
                 }
-                Ok(TxState::Rejected(message)) => {
+                Ok(TxState::Rejected {
+                    error: api::ErrorDetail { message, .. },
+                }) => {
                     // The node dropped it (and the key's queue behind it): re-read the nonce.
                     self.forget_nonce(submitter).await;
                     return self.failure(
@@ -900,7 +914,8 @@ impl Facilitator {
                         Some(tx),
                     );
                 }
-                Ok(TxState::Pending) | Ok(TxState::Unknown) | Err(_) => {}
+                // Unknown to the node (a restart) or unreachable for now: ask again.
+                Ok(TxState::Pending) | Err(_) => {}
             }
             if Instant::now() + wait > deadline {
                 // Not final after the whole timeout: this key's queue is stuck or the node is

@@ -21,8 +21,8 @@
 //!   miner's hotkey; a share of each settled price goes to the serving miner's coldkey
 //!   ([`revenue`]).
 //!
-//! Assumes: the node's HTTP API (docs/node-api.md) is reachable, and the facilitator's key holds
-//! MYC for fees. Does not: hold payers' keys, persist settlements across restarts (the chain's
+//! Assumes: the node's HTTP API (docs/node-api.md) is reachable — through `mycel-client`, the
+//! only client of it — and the facilitator's key holds MYC for fees. Does not: hold payers' keys, persist settlements across restarts (the chain's
 //! record of used authorizations is the source of truth).
 //!
 //! Why not the `x402-types` / `x402-axum` crates (x402-rs, 2.0.2, checked with `cargo info` in
@@ -31,14 +31,14 @@
 //! of serde here; `x402-axum`'s dynamic price callback sees only the headers and URI, not the
 //! body, so it cannot price a request by its `max_tokens`; and its price tags come from
 //! `x402-chain-eip155`, which settles over Ethereum JSON-RPC that mycel's chain does not speak.
-//! So the wire types are written here ([`wire`]) after the x402 v2 specification and the
-//! `@x402/core` types, and checked against the spec's examples and the real npm client
+//! So the wire types are written in `mycel_types::x402` (named here as [`wire`]; the payer in
+//! `mycel-client` builds its headers with the same types) after the x402 v2 specification and
+//! the `@x402/core` types, and checked against the spec's examples and the real npm client
 //! (interop/x402-client, crates/cli/tests/gateway.rs).
 
 pub mod admission;
 pub mod answers;
 pub mod facilitator;
-pub mod node;
 pub mod paywall;
 pub mod revenue;
 pub mod router;
@@ -46,8 +46,9 @@ pub mod server;
 pub mod session;
 pub mod wire;
 
-pub use facilitator::{Asset, Clock, Facilitator, FacilitatorConfig, FixedClock, SystemClock};
-pub use node::{NodeClient, NodeError};
+pub use facilitator::{
+    Asset, Clock, Facilitator, FacilitatorConfig, FixedClock, SetupError, SystemClock,
+};
 pub use admission::{Admission, WorkTimeout};
 pub use answers::PaidAnswers;
 pub use paywall::{ModelPrice, Paywall, Pricing};

@@ -10,9 +10,9 @@
 //! process; a batch interval of a few seconds keeps that small), or buy the subnet's alpha (the
 //! chain's pools trade MYC for alpha, not mUSD; docs/payments.md).
 
-use crate::node::{NodeClient, NodeError};
 use alloy_primitives::{Address, Bytes, U256};
 use alloy_signer_local::PrivateKeySigner;
+use mycel_client::{ClientError, NodeClient};
 use mycel_types::{Amount, SignedTx, Transfer, TxKind};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -51,14 +51,15 @@ impl RevenueShare {
         node: NodeClient,
         signer: PrivateKeySigner,
         config: RevenueConfig,
-    ) -> Result<RevenueShare, NodeError> {
-        let info = node.chain_info().await?;
+    ) -> Result<RevenueShare, ClientError> {
+        let params = node.chain_params().await?;
+        let musd = node.musd().await?;
         Ok(RevenueShare {
             node,
             signer,
-            chain_id: info.chain_id,
-            musd: info.musd_asset,
-            fee: info.min_fee,
+            chain_id: params.chain_id,
+            musd: musd.asset,
+            fee: params.min_fee,
             config,
             owed: Mutex::new(BTreeMap::new()),
             paid: Mutex::new(BTreeMap::new()),
@@ -190,7 +191,7 @@ mod tests {
 
     fn share(ppm: u64, price: Amount) -> Amount {
         let r = RevenueShare {
-            node: NodeClient::new("http://127.0.0.1:1"),
+            node: NodeClient::new("http://127.0.0.1:1").expect("a node URL"),
             signer: PrivateKeySigner::random(),
             chain_id: 1,
             musd: Address::ZERO,

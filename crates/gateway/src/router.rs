@@ -31,6 +31,8 @@ use alloy_primitives::{Address, B256};
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode};
 use crate::admission::WorkTimeout;
+use mycel_client::api::Metagraph;
+use mycel_client::NodeClient;
 use mycel_infer::receipt::token_ids_hash;
 use mycel_infer::{ReceiptBinding, ReceiptJson, SignedReceipt};
 use mycel_openai::Admitted;
@@ -141,6 +143,8 @@ pub struct MinerRouter {
     config: RoutingConfig,
     chain_id: u64,
     http: reqwest::Client,
+    /// Where the metagraph is read (`None` if `config.rpc` is not a node URL).
+    node: Option<NodeClient>,
     miners: RwLock<Vec<MinerInfo>>,
     health: Mutex<BTreeMap<Address, Health>>,
 }
@@ -153,9 +157,13 @@ impl MinerRouter {
             .pool_max_idle_per_host(64)
             .build()
             .unwrap_or_default();
+        let node = NodeClient::new(&config.rpc)
+            .ok()
+            .map(|n| n.with_timeout(Duration::from_secs(10)));
         MinerRouter {
             config,
             chain_id,
+            node,
             http,
             miners: RwLock::new(Vec::new()),
             health: Mutex::new(BTreeMap::new()),
@@ -165,15 +173,13 @@ impl MinerRouter {
     /// Reads the node's chain id and the metagraph once; fails if the node cannot be reached or
     /// the subnet does not exist.
     pub async fn connect(config: RoutingConfig) -> Result<MinerRouter, String> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|e| e.to_string())?;
-        let url = format!("{}/v1/status", config.rpc.trim_end_matches('/'));
-        let status: Value = get_json(&http, &url).await?;
-        let chain_id = status["chain_id"]
-            .as_u64()
-            .ok_or_else(|| format!("{url} has no chain_id"))?;
+        let node = NodeClient::new(&config.rpc).map_err(|e| e.to_string())?;
+        let chain_id = node
+            .with_timeout(Duration::from_secs(10))
+            .chain_params()
+            .await
+            .map_err(|e| e.to_string())?
+            .chain_id;
         let router = MinerRouter::new(config, chain_id);
         router.refresh().await?;
         Ok(router)
@@ -198,13 +204,15 @@ impl MinerRouter {
 
     /// Reads the metagraph and replaces the miner list.
     pub async fn refresh(&self) -> Result<usize, String> {
-        let url = format!(
-            "{}/v1/subnets/{}/metagraph",
-            self.config.rpc.trim_end_matches('/'),
-            self.config.netuid
-        );
-        let graph = get_json(&self.http, &url).await?;
-        let miners = parse_metagraph(&graph).map_err(|e| format!("{url}: {e}"))?;
+        let node = self
+            .node
+            .as_ref()
+            .ok_or_else(|| format!("'{}' is not a node URL", self.config.rpc))?;
+        let graph = node
+            .metagraph(self.config.netuid)
+            .await
+            .map_err(|e| e.to_string())?;
+        let miners = miners_of(&graph);
         let n = miners.len();
         *self.miners.write().unwrap_or_else(|e| e.into_inner()) = miners;
         Ok(n)
@@ -493,62 +501,25 @@ impl MinerRouter {
     }
 }
 
-async fn get_json(http: &reqwest::Client, url: &str) -> Result<Value, String> {
-    let answer = http
-        .get(url)
-        .send()
-        .await
-        .map_err(|e| format!("cannot reach {url}: {e}"))?;
-    let status = answer.status();
-    let text = answer.text().await.map_err(|e| e.to_string())?;
-    if !status.is_success() {
-        return Err(format!("{url} answered {status}: {text}"));
-    }
-    serde_json::from_str(&text).map_err(|e| format!("{url} did not answer JSON: {e}"))
-}
-
-/// The miners with an http(s) endpoint in a metagraph answer (docs/node-api.md).
-pub fn parse_metagraph(graph: &Value) -> Result<Vec<MinerInfo>, String> {
-    let neurons = graph["neurons"]
-        .as_array()
-        .ok_or("the answer has no neurons array")?;
-    let mut miners = Vec::new();
-    for n in neurons {
-        let endpoint = &n["endpoint"];
-        if endpoint.is_null() {
-            continue;
-        }
-        let (Some(host), Some(port)) = (endpoint["host"].as_str(), endpoint["port"].as_u64())
-        else {
-            continue;
-        };
-        let protocol = endpoint["protocol"].as_str().unwrap_or("http");
-        if protocol != "http" && protocol != "https" {
-            continue;
-        }
-        let address = |field: &str| -> Result<Address, String> {
-            n[field]
-                .as_str()
-                .and_then(|s| s.parse().ok())
-                .ok_or_else(|| format!("a neuron has no valid {field}: {n}"))
-        };
-        let host = if host.contains(':') && !host.starts_with('[') {
-            format!("[{host}]")
-        } else {
-            host.to_string()
-        };
-        miners.push(MinerInfo {
-            uid: n["uid"]
-                .as_u64()
-                .and_then(|u| u16::try_from(u).ok())
-                .ok_or_else(|| format!("a neuron has no uid: {n}"))?,
-            hotkey: address("hotkey")?,
-            coldkey: address("coldkey")?,
-            incentive: n["incentive"].as_u64().unwrap_or(0),
-            url: format!("{protocol}://{host}:{port}"),
-        });
-    }
-    Ok(miners)
+/// The miners with an http(s) endpoint in a metagraph.
+pub fn miners_of(graph: &Metagraph) -> Vec<MinerInfo> {
+    graph
+        .neurons
+        .iter()
+        .filter_map(|n| {
+            let endpoint = n.endpoint.as_ref()?;
+            if endpoint.protocol != "http" && endpoint.protocol != "https" {
+                return None;
+            }
+            Some(MinerInfo {
+                uid: n.uid,
+                hotkey: n.hotkey,
+                coldkey: n.coldkey,
+                incentive: u64::from(n.incentive),
+                url: endpoint.url(),
+            })
+        })
+        .collect()
 }
 
 /// The receipt in a completion: the JSON body's `receipt`, or the last `data:` chunk of an SSE
@@ -716,25 +687,45 @@ mod tests {
 
     #[test]
     fn metagraph_neurons_without_an_http_endpoint_are_skipped() {
-        let graph = serde_json::json!({"neurons": [
-            {"uid": 0, "hotkey": "0x00000000000000000000000000000000000000aa",
-             "coldkey": "0x00000000000000000000000000000000000000bb", "incentive": 7,
-             "endpoint": {"host": "127.0.0.1", "port": 8080, "protocol": "http", "block": 3}},
-            {"uid": 1, "hotkey": "0x00000000000000000000000000000000000000cc",
-             "coldkey": "0x00000000000000000000000000000000000000dd", "incentive": 0,
-             "endpoint": null},
-            {"uid": 2, "hotkey": "0x00000000000000000000000000000000000000ee",
-             "coldkey": "0x00000000000000000000000000000000000000ff", "incentive": 0,
-             "endpoint": {"host": "::1", "port": 9, "protocol": "grpc", "block": 3}},
-            {"uid": 3, "hotkey": "0x00000000000000000000000000000000000000ee",
-             "coldkey": "0x00000000000000000000000000000000000000ff", "incentive": 0,
-             "endpoint": {"host": "::1", "port": 9, "protocol": "https", "block": 3}}
-        ]});
-        let miners = parse_metagraph(&graph).expect("parse");
+        let neuron = |uid: u16, key: u8, incentive: u16, endpoint: Option<(&str, &str)>| {
+            mycel_client::api::MetagraphNeuron {
+                uid,
+                hotkey: Address::repeat_byte(key),
+                coldkey: Address::repeat_byte(key + 1),
+                alpha: 0,
+                stake: 0,
+                validator_permit: false,
+                consensus: 0,
+                incentive,
+                dividends: 0,
+                validator_trust: 0,
+                emission: 0,
+                registered_at: 1,
+                last_update: 1,
+                active: true,
+                immune: false,
+                endpoint: endpoint.map(|(host, protocol)| mycel_client::api::Endpoint {
+                    host: host.into(),
+                    port: if protocol == "http" { 8080 } else { 9 },
+                    protocol: protocol.into(),
+                    block: 3,
+                }),
+            }
+        };
+        let graph = Metagraph {
+            netuid: 1,
+            block: 5,
+            neurons: vec![
+                neuron(0, 0xaa, 7, Some(("127.0.0.1", "http"))),
+                neuron(1, 0xcc, 0, None),
+                neuron(2, 0xee, 0, Some(("::1", "grpc"))),
+                neuron(3, 0xee, 0, Some(("::1", "https"))),
+            ],
+        };
+        let miners = miners_of(&graph);
         assert_eq!(miners.len(), 2);
         assert_eq!(miners[0].url, "http://127.0.0.1:8080");
         assert_eq!(miners[0].incentive, 7);
         assert_eq!(miners[1].url, "https://[::1]:9");
-        assert!(parse_metagraph(&serde_json::json!({})).is_err());
     }
 }

@@ -13,12 +13,12 @@
 //! two requests can never be paid by the same voucher range (each reserves its range before it is
 //! served). Refusals are 402 with a reason code (`session_*`).
 
-use crate::node::{NodeClient, TxState};
 use alloy_primitives::{Address, Bytes, B256, U256};
 use alloy_signer_local::PrivateKeySigner;
+use mycel_client::api::code;
+use mycel_client::{NodeClient, Outcome};
 use mycel_types::{Amount, ChannelVoucher, ClaimChannel, SignedTx, TxKind};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use std::{
     collections::BTreeMap,
     path::PathBuf,
@@ -348,24 +348,22 @@ impl SessionBook {
                 fee: U256::from(self.fee),
             });
             let tx = SignedTx::sign(kind, self.chain_id, &self.payee).map_err(|e| e.to_string())?;
-            let hash = self.node.submit(&tx).await.map_err(|e| e.to_string())?;
-            let deadline = Instant::now() + Duration::from_secs(60);
-            loop {
-                match self.node.tx_state(hash).await.map_err(|e| e.to_string())? {
-                    TxState::Finalized { error: None, .. } => break,
-                    TxState::Finalized {
-                        error: Some((code, message)),
-                        ..
-                    } => return Err(format!("claim of {id} failed: {code}: {message}")),
-                    TxState::Rejected(message) => {
-                        return Err(format!("claim of {id} rejected: {message}"))
-                    }
-                    TxState::Pending | TxState::Unknown => {}
+            let outcome = self
+                .node
+                .submit_and_wait(&tx, Duration::from_secs(60))
+                .await
+                .map_err(|e| e.to_string())?;
+            match outcome {
+                Outcome::Applied(_) => {}
+                Outcome::Failed { error, .. } => {
+                    return Err(format!("claim of {id} failed: {}: {}", error.code, error.message))
                 }
-                if Instant::now() > deadline {
-                    return Err(format!("claim {hash} of {id} not final after 60 s"));
+                Outcome::Rejected { error, .. } => {
+                    return Err(format!("claim of {id} rejected: {error}"))
                 }
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                Outcome::TimedOut { hash, .. } => {
+                    return Err(format!("claim {hash} of {id} not final after 60 s"))
+                }
             }
             let version = {
                 let mut map = self.channels.lock().unwrap_or_else(|e| e.into_inner());
@@ -397,36 +395,18 @@ impl SessionBook {
 
     /// Reads the channel from the chain and adds it to the book.
     async fn learn(&self, id: B256) -> Result<Address, SessionRefusal> {
-        let url = format!("{}/v1/channels/{id}", self.node.base());
-        let response = reqwest::get(&url)
-            .await
-            .map_err(|e| SessionRefusal::Chain(e.to_string()))?;
-        if response.status() == reqwest::StatusCode::NOT_FOUND {
-            return Err(SessionRefusal::UnknownChannel(id));
-        }
-        let body: Value = response
-            .json()
-            .await
-            .map_err(|e| SessionRefusal::Chain(e.to_string()))?;
-        let payee: Address = body["payee"]
-            .as_str()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| SessionRefusal::Chain(format!("unexpected channel answer {body}")))?;
-        let payer: Address = body["payer"]
-            .as_str()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| SessionRefusal::Chain(format!("unexpected channel answer {body}")))?;
-        let amount = |name: &str| -> Result<Amount, SessionRefusal> {
-            body[name]
-                .as_str()
-                .and_then(|s| s.parse().ok())
-                .ok_or_else(|| SessionRefusal::Chain(format!("no {name} in {body}")))
+        let channel = match self.node.channel(id).await {
+            Ok(channel) => channel,
+            Err(e) if e.is_code(code::UNKNOWN_CHANNEL) => {
+                return Err(SessionRefusal::UnknownChannel(id))
+            }
+            Err(e) => return Err(SessionRefusal::Chain(e.to_string())),
         };
-        let (deposit, claimed) = (amount("deposit")?, amount("claimed")?);
-        if payee != self.payee.address() {
-            return Err(SessionRefusal::WrongPayee(id, payee));
+        let (payer, deposit, claimed) = (channel.payer, channel.deposit, channel.claimed);
+        if channel.payee != self.payee.address() {
+            return Err(SessionRefusal::WrongPayee(id, channel.payee));
         }
-        if body["closed"].as_bool() != Some(false) || !body["withdraw_at_s"].is_null() {
+        if !channel.is_open() {
             return Err(SessionRefusal::Closing(id));
         }
         let mut map = self.channels.lock().unwrap_or_else(|e| e.into_inner());

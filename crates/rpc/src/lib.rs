@@ -24,8 +24,10 @@ use axum::{
 use futures::Stream;
 use mycel_chain::{BlockView, MempoolError, Node, TxOutcome, TxStatus};
 use mycel_http::{Server, ServerStats};
-use mycel_types::{format_amount, Genesis, SignedTx, Token, TxJson};
-use serde_json::{json, Value};
+use mycel_types::api::{self, code};
+use mycel_types::{Genesis, SignedTx, Token, TxJson};
+use serde::Serialize;
+use serde_json::Value;
 use std::{convert::Infallible, sync::Arc};
 use tokio_stream::{wrappers::BroadcastStream, StreamExt};
 
@@ -75,11 +77,7 @@ fn router_counting(node: Node, genesis: Genesis, http: ServerStats) -> Router {
         )
         .route("/v1/channels/{id}", get(channel))
         .fallback(|| async {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                "no such endpoint; see docs/node-api.md",
-            )
+            ApiError::not_found(code::NOT_FOUND, "no such endpoint; see docs/node-api.md")
         })
         .with_state(state)
 }
@@ -102,47 +100,70 @@ pub async fn serve(
         .await
 }
 
-/// An error response: status plus `{"error": {"code", "message"}}`.
+/// A JSON answer: a wire type of [`mycel_types::api`] with its status. Object keys go out in
+/// sorted order (the value passes through `serde_json::Value`, whose maps are sorted), the order
+/// the node has always written them in.
+struct Answer<T>(StatusCode, T);
+
+impl<T: Serialize> IntoResponse for Answer<T> {
+    fn into_response(self) -> Response {
+        let Answer(status, body) = self;
+        match serde_json::to_value(&body).and_then(|v| serde_json::to_vec(&v)) {
+            Ok(bytes) => (status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
+            Err(e) => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                format!("the answer does not serialize: {e}"),
+            )
+            .into_response(),
+        }
+    }
+}
+
+/// A 200 answer.
+fn ok<T>(body: T) -> Answer<T> {
+    Answer(StatusCode::OK, body)
+}
+
+/// An error response: status plus [`api::ErrorBody`].
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
-    code: String,
-    message: String,
+    error: api::ErrorDetail,
 }
 
 impl ApiError {
     fn new(status: StatusCode, code: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             status,
-            code: code.into(),
-            message: message.into(),
+            error: api::ErrorDetail::new(code, message),
         }
     }
 
     fn bad_request(code: &str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
+
+    fn not_found(code: &str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, code, message)
+    }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
-            self.status,
-            Json(json!({"error": {"code": self.code, "message": self.message}})),
-        )
-            .into_response()
+        Answer(self.status, api::ErrorBody { error: self.error }).into_response()
     }
 }
 
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
-        ApiError::bad_request("bad_json", rejection.body_text())
+        ApiError::bad_request(code::BAD_JSON, rejection.body_text())
     }
 }
 
 impl From<MempoolError> for ApiError {
     fn from(err: MempoolError) -> Self {
-        let status = if err.code() == "mempool_full" {
+        let status = if err.code() == code::MEMPOOL_FULL {
             StatusCode::SERVICE_UNAVAILABLE
         } else {
             StatusCode::BAD_REQUEST
@@ -151,27 +172,29 @@ impl From<MempoolError> for ApiError {
     }
 }
 
+type Answered<T> = Result<Answer<T>, ApiError>;
+
 async fn metrics(State(api): State<ApiState>) -> impl IntoResponse {
     let mut text = api.node.metrics();
     text.push_str(&api.http.snapshot().to_prometheus("mycel"));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
 
-async fn status(State(api): State<ApiState>) -> Json<Value> {
+async fn status(State(api): State<ApiState>) -> Answer<api::Status> {
     let s = api.node.status();
-    Json(json!({
-        "chain_id": s.chain_id,
-        "genesis_hash": s.genesis_hash,
-        "height": s.latest_height,
-        "hash": s.latest_hash,
-        "state_root": s.state_root,
-        "timestamp_ms": s.latest_timestamp_ms,
-        "validators": s.validators,
-        "node_key": s.node_key,
-        "mempool_size": s.mempool_size,
-        "min_fee": api.genesis.min_fee.to_string(),
-        "max_tx_bytes": api.genesis.max_tx_bytes,
-    }))
+    ok(api::Status {
+        chain_id: s.chain_id,
+        genesis_hash: s.genesis_hash,
+        height: s.latest_height,
+        hash: s.latest_hash,
+        state_root: s.state_root,
+        timestamp_ms: s.latest_timestamp_ms,
+        validators: s.validators,
+        node_key: s.node_key,
+        mempool_size: s.mempool_size,
+        min_fee: api.genesis.min_fee,
+        max_tx_bytes: api.genesis.max_tx_bytes,
+    })
 }
 
 async fn genesis_doc(State(api): State<ApiState>) -> Json<Genesis> {
@@ -181,33 +204,38 @@ async fn genesis_doc(State(api): State<ApiState>) -> Json<Genesis> {
 async fn submit_tx(
     State(api): State<ApiState>,
     body: Result<Json<Value>, JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Answered<api::TxStatus> {
     let Json(body) = body?;
     let tx = parse_submitted_tx(&body)?;
     let hash = api.node.submit_tx(tx)?;
-    Ok((
+    Ok(Answer(
         StatusCode::ACCEPTED,
-        Json(json!({"hash": hash, "status": "pending"})),
+        api::TxStatus {
+            hash,
+            state: api::TxState::Pending,
+        },
     ))
 }
 
+/// Reads an [`api::SubmitTx`] body, saying what is wrong with one that is not.
 fn parse_submitted_tx(body: &Value) -> Result<SignedTx, ApiError> {
     if let Some(raw) = body.get("raw") {
         let raw = raw
             .as_str()
-            .ok_or_else(|| ApiError::bad_request("bad_tx", "'raw' must be a 0x-hex string"))?;
-        let bytes = hex_bytes(raw)
-            .map_err(|e| ApiError::bad_request("bad_tx", format!("'raw' is not hex: {e}")))?;
+            .ok_or_else(|| ApiError::bad_request(code::BAD_TX, "'raw' must be a 0x-hex string"))?;
+        let bytes = hex_bytes(raw).map_err(|e| {
+            ApiError::bad_request(code::BAD_TX, format!("'raw' is not hex: {e}"))
+        })?;
         return SignedTx::decode(&bytes)
-            .map_err(|e| ApiError::bad_request("bad_tx", e.to_string()));
+            .map_err(|e| ApiError::bad_request(code::BAD_TX, e.to_string()));
     }
     let json: TxJson = serde_json::from_value(body.clone()).map_err(|e| {
         ApiError::bad_request(
-            "bad_tx",
+            code::BAD_TX,
             format!("{e}; expected {{\"chainId\", \"type\", \"message\", \"signature\"}} or {{\"raw\"}}"),
         )
     })?;
-    SignedTx::from_json(&json).map_err(|e| ApiError::bad_request("bad_tx", e.to_string()))
+    SignedTx::from_json(&json).map_err(|e| ApiError::bad_request(code::BAD_TX, e.to_string()))
 }
 
 fn hex_bytes(s: &str) -> Result<Vec<u8>, String> {
@@ -217,93 +245,91 @@ fn hex_bytes(s: &str) -> Result<Vec<u8>, String> {
 async fn tx_status(
     State(api): State<ApiState>,
     Path(hash): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Answered<api::TxStatus> {
     let hash: B256 = hash.parse().map_err(|_| {
-        ApiError::bad_request("bad_hash", format!("'{hash}' is not a 32-byte 0x-hex hash"))
+        ApiError::bad_request(
+            code::BAD_HASH,
+            format!("'{hash}' is not a 32-byte 0x-hex hash"),
+        )
     })?;
-    let body = match api.node.tx_status(hash) {
-        TxStatus::Pending => json!({"hash": hash, "status": "pending"}),
+    let state = match api.node.tx_status(hash) {
+        TxStatus::Pending => api::TxState::Pending,
         TxStatus::Finalized {
             height,
             index,
             result,
-        } => {
-            let mut body =
-                json!({"hash": hash, "status": "finalized", "height": height, "index": index});
-            match result {
-                TxOutcome::Success { receipt } => body["receipt"] = json!(receipt),
+        } => api::TxState::Finalized {
+            height,
+            index,
+            result: match result {
+                TxOutcome::Success { receipt } => api::TxResult::Receipt((&receipt).into()),
                 TxOutcome::Failed { code, error } => {
-                    body["error"] = json!({"code": code, "message": error});
+                    api::TxResult::Error(api::ErrorDetail::new(code, error))
                 }
-            }
-            body
-        }
-        TxStatus::Rejected { code, reason } => {
-            json!({"hash": hash, "status": "rejected", "error": {"code": code, "message": reason}})
-        }
+            },
+        },
+        TxStatus::Rejected { code, reason } => api::TxState::Rejected {
+            error: api::ErrorDetail::new(code, reason),
+        },
         TxStatus::Unknown => {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "unknown_tx",
+            return Err(ApiError::not_found(
+                code::UNKNOWN_TX,
                 format!("this node has not seen transaction {hash}"),
             ))
         }
     };
-    Ok(Json(body))
+    Ok(ok(api::TxStatus { hash, state }))
 }
 
-fn block_json(block: &BlockView) -> Value {
-    let txs: Vec<Value> = block
+fn block_answer(block: &BlockView) -> api::Block {
+    let txs = block
         .txs
         .iter()
-        .map(|t| {
-            let result = match &t.result {
-                Some(TxOutcome::Success { receipt }) => json!({"ok": receipt}),
-                Some(TxOutcome::Failed { code, error }) => {
-                    json!({"err": {"code": code, "message": error}})
+        .map(|t| api::BlockTx {
+            hash: t.hash,
+            index: t.index,
+            tx: t.tx.clone(),
+            result: t.result.as_ref().map(|result| match result {
+                TxOutcome::Success { receipt } => api::BlockTxResult::Ok(receipt.into()),
+                TxOutcome::Failed { code, error } => {
+                    api::BlockTxResult::Err(api::ErrorDetail::new(code, error))
                 }
-                None => Value::Null,
-            };
-            json!({"hash": t.hash, "index": t.index, "tx": t.tx, "result": result})
+            }),
         })
         .collect();
-    json!({
-        "height": block.height,
-        "hash": block.hash,
-        "parent": block.parent,
-        "timestamp_ms": block.timestamp_ms,
-        "state_root": block.state_root,
-        "proposer": block.proposer,
-        "view": block.view,
-        "tx_count": block.txs.len(),
-        "txs": txs,
-    })
+    api::Block {
+        height: block.height,
+        hash: block.hash,
+        parent: block.parent,
+        timestamp_ms: block.timestamp_ms,
+        state_root: block.state_root,
+        proposer: block.proposer.clone(),
+        view: block.view,
+        tx_count: block.txs.len(),
+        txs,
+    }
 }
 
-async fn block(
-    State(api): State<ApiState>,
-    Path(height): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+async fn block(State(api): State<ApiState>, Path(height): Path<String>) -> Answered<api::Block> {
     let height: u64 = height.parse().map_err(|_| {
         ApiError::bad_request(
-            "bad_height",
+            code::BAD_HEIGHT,
             format!("'{height}' is not a block height (or use 'latest')"),
         )
     })?;
     find_block(&api, height).await
 }
 
-async fn latest_block(State(api): State<ApiState>) -> Result<Json<Value>, ApiError> {
+async fn latest_block(State(api): State<ApiState>) -> Answered<api::Block> {
     let height = api.node.status().latest_height;
     find_block(&api, height).await
 }
 
-async fn find_block(api: &ApiState, height: u64) -> Result<Json<Value>, ApiError> {
+async fn find_block(api: &ApiState, height: u64) -> Answered<api::Block> {
     match api.node.block(height).await {
-        Some(block) => Ok(Json(block_json(&block))),
-        None => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_block",
+        Some(block) => Ok(ok(block_answer(&block))),
+        None => Err(ApiError::not_found(
+            code::UNKNOWN_BLOCK,
             format!(
                 "no finalized block at height {height} (finalized height is {})",
                 api.node.status().latest_height
@@ -312,235 +338,230 @@ async fn find_block(api: &ApiState, height: u64) -> Result<Json<Value>, ApiError
     }
 }
 
+fn parse_address(address: &str) -> Result<Address, ApiError> {
+    address.parse().map_err(|_| {
+        ApiError::bad_request(
+            code::BAD_ADDRESS,
+            format!("'{address}' is not a 20-byte 0x-hex address"),
+        )
+    })
+}
+
 async fn account(
     State(api): State<ApiState>,
     Path(address): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let parsed: Address = address.parse().map_err(|_| {
-        ApiError::bad_request(
-            "bad_address",
-            format!("'{address}' is not a 20-byte 0x-hex address"),
-        )
-    })?;
+) -> Answered<api::Account> {
+    let address = parse_address(&address)?;
     let height = api.node.status().latest_height;
-    let account = api.node.account(parsed);
-    Ok(Json(json!({
-        "address": parsed.to_checksum(None),
-        "myc": account.myc.to_string(),
-        "musd": account.musd.to_string(),
-        "nonce": account.nonce,
-        "next_nonce": api.node.next_nonce(parsed),
-        "myc_display": format_amount(account.myc, Token::Myc),
-        "musd_display": format_amount(account.musd, Token::Musd),
-        "height": height,
-    })))
+    let account = api.node.account(address);
+    Ok(ok(api::Account::new(
+        address,
+        account.myc,
+        account.musd,
+        account.nonce,
+        api.node.next_nonce(address),
+        height,
+    )))
 }
 
 /// mUSD's EIP-3009 identity: what an x402 client puts in `asset` and `extra`.
-async fn musd_info(State(api): State<ApiState>) -> Json<Value> {
+async fn musd_info(State(api): State<ApiState>) -> Answer<api::Musd> {
     let chain_id = api.genesis.chain_id;
-    Json(json!({
-        "asset": mycel_types::amount::MUSD_ADDRESS.to_checksum(None),
-        "name": mycel_types::MUSD_EIP712_NAME,
-        "version": mycel_types::MUSD_EIP712_VERSION,
-        "decimals": Token::Musd.decimals(),
-        "chainId": chain_id,
-        "network": format!("eip155:{chain_id}"),
-    }))
+    ok(api::Musd {
+        asset: mycel_types::amount::MUSD_ADDRESS,
+        name: mycel_types::MUSD_EIP712_NAME.into(),
+        version: mycel_types::MUSD_EIP712_VERSION.into(),
+        decimals: Token::Musd.decimals(),
+        chain_id,
+        network: format!("eip155:{chain_id}"),
+    })
 }
 
 /// EIP-3009 `authorizationState(authorizer, nonce)` in the latest finalized state.
 async fn authorization_state(
     State(api): State<ApiState>,
     Path((authorizer, nonce)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
-    let parsed: Address = authorizer.parse().map_err(|_| {
+) -> Answered<api::AuthorizationState> {
+    let authorizer = parse_address(&authorizer)?;
+    let nonce: B256 = nonce.parse().map_err(|_| {
         ApiError::bad_request(
-            "bad_address",
-            format!("'{authorizer}' is not a 20-byte 0x-hex address"),
-        )
-    })?;
-    let nonce_b256: B256 = nonce.parse().map_err(|_| {
-        ApiError::bad_request(
-            "bad_nonce",
+            code::BAD_NONCE,
             format!("'{nonce}' is not a 32-byte 0x-hex authorization nonce"),
         )
     })?;
     let height = api.node.status().latest_height;
     let used = api
         .node
-        .with_finalized_state(|state| state.authorization_state(&parsed, &nonce_b256));
-    Ok(Json(json!({
-        "authorizer": parsed.to_checksum(None),
-        "nonce": nonce_b256,
-        "used": used,
-        "height": height,
-    })))
+        .with_finalized_state(|state| state.authorization_state(&authorizer, &nonce));
+    Ok(ok(api::AuthorizationState {
+        authorizer,
+        nonce,
+        used,
+        height,
+    }))
 }
 
 /// A payment channel (escrow of mUSD paid out by vouchers) in the latest finalized state.
-async fn channel(
-    State(api): State<ApiState>,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let parsed: B256 = id.parse().map_err(|_| {
+async fn channel(State(api): State<ApiState>, Path(id): Path<String>) -> Answered<api::Channel> {
+    let id: B256 = id.parse().map_err(|_| {
         ApiError::bad_request(
-            "bad_channel_id",
+            code::BAD_CHANNEL_ID,
             format!("'{id}' is not a 32-byte 0x-hex channel id"),
         )
     })?;
     let height = api.node.status().latest_height;
     let channel = api
         .node
-        .with_finalized_state(|state| state.channel(&parsed))
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "unknown_channel",
-                format!("no channel {parsed}"),
-            )
-        })?;
-    Ok(Json(json!({
-        "id": parsed,
-        "payer": channel.payer.to_checksum(None),
-        "payee": channel.payee.to_checksum(None),
-        "deposit": channel.deposit.to_string(),
-        "claimed": channel.claimed.to_string(),
-        "escrowed": channel.escrowed().to_string(),
-        "withdraw_delay_s": channel.withdraw_delay_s,
-        "withdraw_at_s": channel.withdraw_at_s,
-        "closed": channel.closed,
-        "height": height,
-    })))
+        .with_finalized_state(|state| state.channel(&id))
+        .ok_or_else(|| ApiError::not_found(code::UNKNOWN_CHANNEL, format!("no channel {id}")))?;
+    Ok(ok(api::Channel {
+        id,
+        payer: channel.payer,
+        payee: channel.payee,
+        deposit: channel.deposit,
+        claimed: channel.claimed,
+        escrowed: channel.escrowed(),
+        withdraw_delay_s: channel.withdraw_delay_s,
+        withdraw_at_s: channel.withdraw_at_s,
+        closed: channel.closed,
+        height,
+    }))
 }
 
 fn parse_netuid(netuid: &str) -> Result<u16, ApiError> {
     netuid.parse().map_err(|_| {
         ApiError::bad_request(
-            "bad_netuid",
+            code::BAD_NETUID,
             format!("'{netuid}' is not a subnet id (an integer 0..65535)"),
         )
     })
 }
 
 fn unknown_subnet(netuid: u16) -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "unknown_subnet",
+    ApiError::not_found(
+        code::UNKNOWN_SUBNET,
         format!("subnet {netuid} does not exist; GET /v1/subnets lists them"),
     )
 }
 
-async fn subnet_list(State(api): State<ApiState>) -> Json<Value> {
-    api.node
-        .with_finalized_state(|s| Json(json!({"height": s.height(), "subnets": s.subnet_list()})))
+async fn subnet_list(State(api): State<ApiState>) -> Answer<api::SubnetList> {
+    api.node.with_finalized_state(|s| {
+        ok(api::SubnetList {
+            height: s.height(),
+            subnets: s.subnet_list(),
+        })
+    })
 }
 
 async fn subnet_info(
     State(api): State<ApiState>,
     Path(netuid): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Answered<api::Subnet> {
     let netuid = parse_netuid(&netuid)?;
-    api.node.with_finalized_state(|s| {
-        let info = s
-            .subnet_info(netuid)
-            .ok_or_else(|| unknown_subnet(netuid))?;
-        let mut body = json!(info);
-        body["height"] = json!(s.height());
-        Ok(Json(body))
-    })
+    api.node
+        .with_finalized_state(|s| s.subnet_info(netuid))
+        .map(ok)
+        .ok_or_else(|| unknown_subnet(netuid))
 }
 
 async fn metagraph(
     State(api): State<ApiState>,
     Path(netuid): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Answered<api::Metagraph> {
     let netuid = parse_netuid(&netuid)?;
+    api.node
+        .with_finalized_state(|s| s.metagraph(netuid))
+        .map(ok)
+        .ok_or_else(|| unknown_subnet(netuid))
+}
+
+async fn pools(State(api): State<ApiState>) -> Answer<api::Pools> {
     api.node.with_finalized_state(|s| {
-        let mg = s.metagraph(netuid).ok_or_else(|| unknown_subnet(netuid))?;
-        Ok(Json(json!(mg)))
+        ok(api::Pools {
+            height: s.height(),
+            pools: s.pools(),
+        })
     })
 }
 
-async fn pools(State(api): State<ApiState>) -> Json<Value> {
-    api.node
-        .with_finalized_state(|s| Json(json!({"height": s.height(), "pools": s.pools()})))
+async fn emission_schedule(State(api): State<ApiState>) -> Answer<api::EmissionSchedule> {
+    ok(api.node.with_finalized_state(|s| s.emission_schedule()))
 }
 
-async fn emission_schedule(State(api): State<ApiState>) -> Json<Value> {
+async fn latest_emission_receipt(State(api): State<ApiState>) -> Answered<api::EmissionReceipt> {
     api.node
-        .with_finalized_state(|s| Json(json!(s.emission_schedule())))
-}
-
-async fn latest_emission_receipt(State(api): State<ApiState>) -> Result<Json<Value>, ApiError> {
-    api.node.with_finalized_state(|s| {
-        s.latest_emission_receipt()
-            .map(|r| Json(json!(r)))
-            .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    "no_emission_receipt",
-                    "no emission yet: receipts start with the first subnet (RegisterSubnet)",
-                )
-            })
-    })
+        .with_finalized_state(|s| s.latest_emission_receipt().map(api::EmissionReceipt::from))
+        .map(ok)
+        .ok_or_else(|| {
+            ApiError::not_found(
+                code::NO_EMISSION_RECEIPT,
+                "no emission yet: receipts start with the first subnet (RegisterSubnet)",
+            )
+        })
 }
 
 async fn stakes_of(
     State(api): State<ApiState>,
     Path(coldkey): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let parsed: Address = coldkey.parse().map_err(|_| {
-        ApiError::bad_request(
-            "bad_address",
-            format!("'{coldkey}' is not a 20-byte 0x-hex address"),
-        )
-    })?;
+) -> Answered<api::Stakes> {
+    let coldkey = parse_address(&coldkey)?;
     Ok(api.node.with_finalized_state(|s| {
-        Json(json!({
-            "coldkey": parsed.to_checksum(None),
-            "height": s.height(),
-            "stakes": s.stakes_of(&parsed),
-        }))
+        ok(api::Stakes {
+            coldkey,
+            height: s.height(),
+            stakes: s.stakes_of(&coldkey),
+        })
     }))
 }
 
+/// Server-sent events: `block` with an [`api::Block`], `lagged` with an [`api::Lagged`].
 async fn block_events(
     State(api): State<ApiState>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let stream = BroadcastStream::new(api.node.subscribe()).filter_map(|item| match item {
-        Ok(block) => Some(Ok(Event::default()
-            .event("block")
-            .data(block_json(&block).to_string()))),
-        // A slow reader missed blocks: say so, and carry on from the newest.
-        Err(tokio_stream::wrappers::errors::BroadcastStreamRecvError::Lagged(n)) => {
-            Some(Ok(Event::default()
-                .event("lagged")
-                .data(json!({"missed": n}).to_string())))
-        }
+    let stream = BroadcastStream::new(api.node.subscribe()).filter_map(|item| {
+        let event = match item {
+            Ok(block) => api::BlockEvent::Block(Box::new(block_answer(&block))),
+            // A slow reader missed blocks: say so, and carry on from the newest.
+            Err(tokio_stream::wrappers::errors::BroadcastStreamRecvError::Lagged(missed)) => {
+                api::BlockEvent::Lagged(api::Lagged { missed })
+            }
+        };
+        let data = match &event {
+            api::BlockEvent::Block(block) => canonical_json(block),
+            api::BlockEvent::Lagged(lagged) => canonical_json(lagged),
+        };
+        Some(Ok(Event::default().event(event.name()).data(data)))
     });
     Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+/// `value` as JSON with its object keys sorted, as every answer is written.
+fn canonical_json<T: Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .map(|v| v.to_string())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn submitted_tx_parsing_reports_what_is_wrong() {
         let e = parse_submitted_tx(&json!({"raw": 5})).unwrap_err();
-        assert_eq!(e.code, "bad_tx");
+        assert_eq!(e.error.code, "bad_tx");
         let e = parse_submitted_tx(&json!({"raw": "0xzz"})).unwrap_err();
-        assert!(e.message.contains("not hex"), "{}", e.message);
+        assert!(e.error.message.contains("not hex"), "{}", e.error.message);
         let e = parse_submitted_tx(&json!({"raw": "0x0101"})).unwrap_err();
-        assert!(e.message.contains("shorter"), "{}", e.message);
+        assert!(e.error.message.contains("shorter"), "{}", e.error.message);
         let e = parse_submitted_tx(&json!({"chainId": 1})).unwrap_err();
-        assert!(e.message.contains("expected"), "{}", e.message);
+        assert!(e.error.message.contains("expected"), "{}", e.error.message);
         let e = parse_submitted_tx(
             &json!({"chainId": 1, "type": "Mint", "message": {}, "signature": "0x"}),
         )
         .unwrap_err();
-        assert!(e.message.contains("Mint"), "{}", e.message);
+        assert!(e.error.message.contains("Mint"), "{}", e.error.message);
         let transfer = |amount: &str| {
             json!({"chainId": 1337, "type": "Transfer", "signature": format!("0x{}", "11".repeat(65)),
                    "message": {"from": Address::ZERO, "to": Address::ZERO, "token": Address::ZERO,
@@ -548,8 +569,8 @@ mod tests {
         };
         for bad in ["", "1.0", "-1", "0x"] {
             let e = parse_submitted_tx(&transfer(bad)).unwrap_err();
-            assert_eq!(e.code, "bad_tx");
-            assert!(e.message.contains("'amount'"), "{bad:?}: {}", e.message);
+            assert_eq!(e.error.code, "bad_tx");
+            assert!(e.error.message.contains("'amount'"), "{bad:?}: {}", e.error.message);
         }
     }
 

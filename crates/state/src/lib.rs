@@ -21,6 +21,7 @@
 //! Does not: decide which transactions go into a block, store anything, or talk to peers (that is
 //! `mycel-chain`).
 
+mod api;
 mod bank;
 pub mod incentive;
 mod merkle;

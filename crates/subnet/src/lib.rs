@@ -22,6 +22,8 @@
 //! # What it does not do
 //! No command-line parsing, no key files (the caller hands over a signer), no consensus.
 
+mod chain;
 pub mod miner;
-pub mod node;
 pub mod validator;
+
+pub use chain::ChainError;

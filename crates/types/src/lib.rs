@@ -12,10 +12,12 @@
 //! Does not: do I/O, read clocks, keep state, or check balances and nonces (that is `mycel-state`).
 
 pub mod amount;
+pub mod api;
 pub mod eip3009;
 pub mod genesis;
 pub mod keys;
 pub mod tx;
+pub mod x402;
 
 pub use alloy_primitives::{Address, B256, U256};
 pub use amount::{

@@ -46,10 +46,6 @@ mod tx;
 mod tests;
 
 pub use pool::Side;
-pub use query::{
-    EmissionSchedule, Metagraph, MetagraphNeuron, PoolInfo, StakePosition, SubnetInfo,
-    SubnetSummary,
-};
 pub use receipt::{EmissionReceipt, EpochReceipt, NeuronPayout, SubnetEmission, SwapFill};
 pub use schedule::EpochSchedule;
 

@@ -7,12 +7,13 @@ use std::time::Duration;
 
 use alloy_primitives::{Address, U256};
 use alloy_signer_local::PrivateKeySigner;
+use mycel_client::{NodeClient, SendOptions};
 use mycel_types::tx::{BurnedRegister, ServeEndpoint};
 use mycel_types::TxKind;
 
 use super::BlockHeight;
-use crate::node::{decimal, sign};
-pub use crate::node::{ChainError, NodeClient};
+pub use crate::chain::ChainError;
+use crate::chain::subnet_error;
 
 /// The endpoint a miner announces.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,48 +33,21 @@ pub struct OnChain {
     pub announced_now: bool,
 }
 
-/// What a miner reads from the chain, on top of the shared node client.
-impl NodeClient {
-    /// The subnet's current registration burn.
-    async fn burn(&self, netuid: u16) -> Result<U256, ChainError> {
-        let path = format!("/v1/subnets/{netuid}");
-        let body = self.get(&path).await?.ok_or(ChainError::NoSubnet(netuid))?;
-        decimal(&body["burn"]).ok_or_else(|| self.bad(&path, &body, "no burn"))
-    }
-
-    /// The hotkey's UID and announced endpoint on the subnet, if it is registered.
-    async fn neuron(
-        &self,
-        netuid: u16,
-        hotkey: Address,
-    ) -> Result<Option<(u64, Option<ServedAt>)>, ChainError> {
-        let path = format!("/v1/subnets/{netuid}/metagraph");
-        let body = self.get(&path).await?.ok_or(ChainError::NoSubnet(netuid))?;
-        let neurons = body["neurons"]
-            .as_array()
-            .ok_or_else(|| self.bad(&path, &body, "no neurons"))?;
-        for neuron in neurons {
-            let is_ours = neuron["hotkey"]
-                .as_str()
-                .and_then(|h| h.parse::<Address>().ok())
-                == Some(hotkey);
-            if !is_ours {
-                continue;
-            }
-            let uid = neuron["uid"]
-                .as_u64()
-                .ok_or_else(|| self.bad(&path, neuron, "a neuron without uid"))?;
-            let endpoint = neuron["endpoint"].as_object().and_then(|e| {
-                Some(ServedAt {
-                    host: e.get("host")?.as_str()?.to_string(),
-                    port: u16::try_from(e.get("port")?.as_u64()?).ok()?,
-                    protocol: e.get("protocol")?.as_str()?.to_string(),
-                })
-            });
-            return Ok(Some((uid, endpoint)));
-        }
-        Ok(None)
-    }
+/// The hotkey's UID and announced endpoint on the subnet, if it is registered.
+async fn neuron(
+    node: &NodeClient,
+    netuid: u16,
+    hotkey: Address,
+) -> Result<Option<(u64, Option<ServedAt>)>, ChainError> {
+    let graph = node.metagraph(netuid).await.map_err(subnet_error(netuid))?;
+    Ok(graph.neuron(hotkey).map(|n| {
+        let endpoint = n.endpoint.as_ref().map(|e| ServedAt {
+            host: e.host.clone(),
+            port: e.port,
+            protocol: e.protocol.clone(),
+        });
+        (u64::from(n.uid), endpoint)
+    }))
 }
 
 /// Registers `hotkey` on `netuid` if it is not registered yet (the burn paid by `coldkey`, refused
@@ -88,30 +62,29 @@ pub async fn register_and_announce(
     max_burn: Option<U256>,
     timeout: Duration,
 ) -> Result<OnChain, ChainError> {
-    let (chain_id, _) = node.status().await?;
-    let fee = node.min_fee().await?;
+    let options = SendOptions::timeout(timeout);
     let mut registered_now = false;
-    let (uid, endpoint) = match node.neuron(netuid, hotkey.address()).await? {
+    let (uid, endpoint) = match neuron(node, netuid, hotkey.address()).await? {
         Some(found) => found,
         None => {
-            let burn = node.burn(netuid).await?;
-            let tx = TxKind::BurnedRegister(BurnedRegister {
-                from: coldkey.address(),
-                netuid,
-                hotkey: hotkey.address(),
-                maxBurn: max_burn.unwrap_or(burn.saturating_mul(U256::from(2u8))),
-                nonce: node.next_nonce(coldkey.address()).await?,
-                fee,
-            });
-            let tx = sign("BurnedRegister", tx, chain_id, coldkey)?;
-            node.submit_and_wait("BurnedRegister", &tx, timeout).await?;
+            let burn = U256::from(node.subnet(netuid).await.map_err(subnet_error(netuid))?.burn);
+            let hot = hotkey.address();
+            node.send_and_wait(coldkey, &options, |f| {
+                TxKind::BurnedRegister(BurnedRegister {
+                    from: f.from,
+                    netuid,
+                    hotkey: hot,
+                    maxBurn: max_burn.unwrap_or(burn.saturating_mul(U256::from(2u8))),
+                    nonce: f.nonce,
+                    fee: f.fee,
+                })
+            })
+            .await?
+            .applied()?;
             registered_now = true;
-            node.neuron(netuid, hotkey.address())
+            neuron(node, netuid, hot)
                 .await?
-                .ok_or_else(|| ChainError::Refused {
-                    kind: "BurnedRegister",
-                    reason: "finalized, but the hotkey is not in the metagraph".into(),
-                })?
+                .ok_or(ChainError::NotInMetagraph("BurnedRegister"))?
         }
     };
     if endpoint.as_ref() == Some(served_at) {
@@ -121,17 +94,19 @@ pub async fn register_and_announce(
             announced_now: false,
         });
     }
-    let tx = TxKind::ServeEndpoint(ServeEndpoint {
-        from: hotkey.address(),
-        netuid,
-        host: served_at.host.clone(),
-        port: served_at.port,
-        protocol: served_at.protocol.clone(),
-        nonce: node.next_nonce(hotkey.address()).await?,
-        fee,
-    });
-    let tx = sign("ServeEndpoint", tx, chain_id, hotkey)?;
-    node.submit_and_wait("ServeEndpoint", &tx, timeout).await?;
+    node.send_and_wait(hotkey, &options, |f| {
+        TxKind::ServeEndpoint(ServeEndpoint {
+            from: f.from,
+            netuid,
+            host: served_at.host.clone(),
+            port: served_at.port,
+            protocol: served_at.protocol.clone(),
+            nonce: f.nonce,
+            fee: f.fee,
+        })
+    })
+    .await?
+    .applied()?;
     Ok(OnChain {
         uid,
         registered_now,
@@ -144,8 +119,8 @@ pub async fn register_and_announce(
 pub async fn follow_chain_height(node: NodeClient, height: BlockHeight, every: Duration) {
     let mut reachable = true;
     loop {
-        match node.status().await {
-            Ok((_, h)) => {
+        match node.status().await.map(|s| s.height) {
+            Ok(h) => {
                 height.set(h);
                 if !reachable {
                     tracing::info!(rpc = %node.base(), height = h, "the node is reachable again");

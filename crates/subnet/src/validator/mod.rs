@@ -34,7 +34,8 @@ use mycel_infer::Model;
 use rand::seq::SliceRandom;
 use serde::Serialize;
 
-use chain::{ChainError, Neuron, Node, PendingCommit, SubnetParams};
+use chain::{ChainError, Neuron, PendingCommit, SubnetParams};
+use mycel_client::NodeClient;
 use challenge::{Expected, Fault, Outcome};
 pub use metrics::ValidatorMetrics;
 
@@ -127,7 +128,7 @@ pub enum ValidatorError {
 /// A validator over one loaded model.
 pub struct Validator {
     config: ValidatorConfig,
-    node: Node,
+    node: NodeClient,
     hotkey: PrivateKeySigner,
     coldkey: PrivateKeySigner,
     model: Arc<Model>,
@@ -141,7 +142,7 @@ impl Validator {
     /// `coldkey` pays the registration burn if the hotkey is not registered yet.
     pub fn new(
         config: ValidatorConfig,
-        node: Node,
+        node: NodeClient,
         hotkey: PrivateKeySigner,
         coldkey: PrivateKeySigner,
         model: Arc<Model>,
@@ -191,12 +192,21 @@ impl Validator {
     /// Registers the hotkey if needed, then runs rounds, one per tempo, until `config.rounds`
     /// are done (or forever).
     pub async fn run(&mut self) -> Result<(), ValidatorError> {
-        let (chain_id, _, _) = self.node.status_with_fee().await?;
-        let netuid = self.config.netuid;
-        let (uid, registered_now) = self
+        let chain_id = self
             .node
-            .ensure_registered(netuid, &self.hotkey, &self.coldkey, self.config.tx_timeout)
-            .await?;
+            .chain_params()
+            .await
+            .map_err(ChainError::from)?
+            .chain_id;
+        let netuid = self.config.netuid;
+        let (uid, registered_now) = chain::ensure_registered(
+            &self.node,
+            netuid,
+            &self.hotkey,
+            &self.coldkey,
+            self.config.tx_timeout,
+        )
+        .await?;
         tracing::info!(
             netuid,
             uid,
@@ -210,7 +220,7 @@ impl Validator {
         });
         let mut done = 0u64;
         loop {
-            let params = self.node.subnet(netuid).await?;
+            let params = chain::subnet_params(&self.node, netuid).await?;
             let round = self.round(chain_id, uid, &params).await?;
             done += 1;
             let status = self.update_status(|s| {
@@ -226,8 +236,8 @@ impl Validator {
             // One round per tempo: wait until the epoch these weights were for has run.
             loop {
                 tokio::time::sleep(Duration::from_millis(500)).await;
-                match self.node.status_with_fee().await {
-                    Ok((_, height, _)) if height > params.next_epoch_at => break,
+                match self.node.status().await {
+                    Ok(status) if status.height > params.next_epoch_at => break,
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "cannot read the chain height"),
                 }
@@ -243,7 +253,7 @@ impl Validator {
     ) -> Result<Round, ValidatorError> {
         let netuid = self.config.netuid;
         let revealed = self.reveal_pending().await;
-        let graph = self.node.metagraph(netuid).await?;
+        let graph = chain::neurons(&self.node, netuid).await?;
         let miners: Vec<Neuron> = graph
             .into_iter()
             .filter(|n| n.uid != own_uid && n.endpoint.is_some())
@@ -407,9 +417,8 @@ impl Validator {
             tracing::warn!(netuid, "no miner earned weight this round; no weights sent");
         } else if params.commit_reveal {
             weights_report.kind = "CommitWeights".into();
-            match self
-                .node
-                .commit_weights(
+            match chain::commit_weights(
+                    &self.node,
                     netuid,
                     &self.hotkey,
                     &uids,
@@ -433,9 +442,8 @@ impl Validator {
             }
         } else {
             weights_report.kind = "SetWeights".into();
-            match self
-                .node
-                .set_weights(
+            match chain::set_weights(
+                    &self.node,
                     netuid,
                     &self.hotkey,
                     &uids,
@@ -472,9 +480,8 @@ impl Validator {
         let mut revealed = Vec::new();
         let mut keep = Vec::new();
         for commit in std::mem::take(&mut self.pending) {
-            match self
-                .node
-                .reveal_weights(
+            match chain::reveal_weights(
+                    &self.node,
                     self.config.netuid,
                     &self.hotkey,
                     &commit,
@@ -487,8 +494,8 @@ impl Validator {
                     tracing::info!(commit = %commit.hash, "weights revealed");
                     revealed.push(commit.hash);
                 }
-                Err(e) if e.refusal_code() == Some("reveal_too_early") => keep.push(commit),
-                Err(e @ (ChainError::Unreachable { .. } | ChainError::Timeout { .. })) => {
+                Err(e) if e.code() == Some("reveal_too_early") => keep.push(commit),
+                Err(e) if e.is_transient() => {
                     tracing::warn!(commit = %commit.hash, error = %e, "cannot reveal now; retrying next round");
                     keep.push(commit);
                 }

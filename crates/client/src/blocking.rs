@@ -1,0 +1,134 @@
+//! The same client for code without an async runtime (the CLI): each call runs on a small
+//! runtime of the client's own. Do not call it from inside an async runtime.
+
+use crate::node::ChainParams;
+use crate::send::{Outcome, SendOptions, TxFields};
+use crate::ClientError;
+use alloy_primitives::{Address, B256};
+use alloy_signer_local::PrivateKeySigner;
+use mycel_types::api;
+use mycel_types::{Genesis, SignedTx, TxKind};
+use std::time::Duration;
+
+/// A blocking [`crate::NodeClient`].
+pub struct NodeClient {
+    inner: crate::NodeClient,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl NodeClient {
+    /// A client of the node at `url` (see [`crate::NodeClient::new`]).
+    pub fn new(url: &str) -> Result<NodeClient, ClientError> {
+        let inner = crate::NodeClient::new(url)?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| ClientError::BadUrl {
+                url: url.to_string(),
+                reason: format!("cannot start a runtime for the client: {e}"),
+            })?;
+        Ok(NodeClient { inner, runtime })
+    }
+
+    /// The same client with calls limited to `timeout` each.
+    pub fn with_timeout(self, timeout: Duration) -> NodeClient {
+        NodeClient {
+            inner: self.inner.with_timeout(timeout),
+            runtime: self.runtime,
+        }
+    }
+
+    /// The async client underneath (for use on another runtime).
+    pub fn client(&self) -> &crate::NodeClient {
+        &self.inner
+    }
+
+    pub fn base(&self) -> &str {
+        self.inner.base()
+    }
+
+    /// See [`crate::NodeClient::sign`].
+    pub fn sign(
+        &self,
+        signer: &PrivateKeySigner,
+        options: &SendOptions,
+        build: impl FnOnce(TxFields) -> TxKind,
+    ) -> Result<SignedTx, ClientError> {
+        self.runtime
+            .block_on(self.inner.sign(signer, options, build))
+    }
+
+    /// See [`crate::NodeClient::send_and_wait`].
+    pub fn send_and_wait(
+        &self,
+        signer: &PrivateKeySigner,
+        options: &SendOptions,
+        build: impl FnOnce(TxFields) -> TxKind,
+    ) -> Result<Outcome, ClientError> {
+        self.runtime
+            .block_on(self.inner.send_and_wait(signer, options, build))
+    }
+}
+
+/// Blocking forms of the async client's calls, one for one.
+macro_rules! blocking_calls {
+    ($( $(#[$doc:meta])* fn $name:ident(&self $(, $arg:ident: $ty:ty)*) -> $ret:ty; )*) => {
+        impl NodeClient {
+            $(
+                $(#[$doc])*
+                pub fn $name(&self $(, $arg: $ty)*) -> Result<$ret, ClientError> {
+                    self.runtime.block_on(self.inner.$name($($arg),*))
+                }
+            )*
+        }
+    };
+}
+
+blocking_calls! {
+    /// `GET /health`.
+    fn health(&self) -> ();
+    /// `GET /v1/status`.
+    fn status(&self) -> api::Status;
+    /// The chain id and minimum fee (read once).
+    fn chain_params(&self) -> ChainParams;
+    /// `GET /v1/genesis`.
+    fn genesis(&self) -> Genesis;
+    /// `GET /metrics`.
+    fn metrics(&self) -> String;
+    /// `POST /v1/txs`.
+    fn submit(&self, tx: &SignedTx) -> B256;
+    /// Follows a transaction until it is final or rejected, or `timeout` passes.
+    fn wait(&self, hash: B256, timeout: Duration) -> Outcome;
+    /// Submits a signed transaction and waits for it.
+    fn submit_and_wait(&self, tx: &SignedTx, timeout: Duration) -> Outcome;
+    /// `GET /v1/txs/{hash}`.
+    fn tx(&self, hash: B256) -> api::TxStatus;
+    /// `GET /v1/blocks/{height}`.
+    fn block(&self, height: u64) -> api::Block;
+    /// `GET /v1/blocks/latest`.
+    fn latest_block(&self) -> api::Block;
+    /// `GET /v1/accounts/{address}`.
+    fn account(&self, address: Address) -> api::Account;
+    /// The nonce to sign `address`'s next transaction with.
+    fn next_nonce(&self, address: Address) -> u64;
+    /// `GET /v1/subnets`.
+    fn subnets(&self) -> api::SubnetList;
+    /// `GET /v1/subnets/{netuid}`.
+    fn subnet(&self, netuid: u16) -> api::Subnet;
+    /// `GET /v1/subnets/{netuid}/metagraph`.
+    fn metagraph(&self, netuid: u16) -> api::Metagraph;
+    /// `GET /v1/pools`.
+    fn pools(&self) -> api::Pools;
+    /// `GET /v1/emission`.
+    fn emission(&self) -> api::EmissionSchedule;
+    /// `GET /v1/emission/receipts/latest` (`None` before the first subnet).
+    fn latest_emission_receipt(&self) -> Option<api::EmissionReceipt>;
+    /// `GET /v1/stakes/{coldkey}`.
+    fn stakes(&self, coldkey: Address) -> api::Stakes;
+    /// `GET /v1/musd`.
+    fn musd(&self) -> api::Musd;
+    /// `GET /v1/musd/authorizations/{authorizer}/{nonce}`.
+    fn authorization(&self, authorizer: Address, nonce: B256) -> api::AuthorizationState;
+    /// `GET /v1/channels/{id}`.
+    fn channel(&self, id: B256) -> api::Channel;
+}

@@ -1,0 +1,333 @@
+//! [`NodeClient`]: one typed call per route of the node API.
+
+use crate::sse::BlockStream;
+use crate::ClientError;
+use alloy_primitives::{Address, B256};
+use mycel_types::api::{self, code};
+use mycel_types::{Genesis, SignedTx};
+use serde::de::DeserializeOwned;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+/// How long a call may take by default (a connection, the request and the whole answer).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What a chain fixes at genesis and a client needs to sign: read once per client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChainParams {
+    pub chain_id: u64,
+    /// The smallest fee a transaction may pay, MYC base units.
+    pub min_fee: u128,
+}
+
+/// A client of one node's HTTP API. Cheap to clone; clones share connections.
+#[derive(Debug, Clone)]
+pub struct NodeClient {
+    base: String,
+    http: reqwest::Client,
+    timeout: Duration,
+    params: Arc<OnceLock<ChainParams>>,
+}
+
+impl NodeClient {
+    /// A client of the node at `url` (e.g. `http://127.0.0.1:8545`; a trailing `/` is dropped).
+    pub fn new(url: &str) -> Result<NodeClient, ClientError> {
+        let base = url.trim().trim_end_matches('/').to_string();
+        let parsed = reqwest::Url::parse(&base).map_err(|e| ClientError::BadUrl {
+            url: url.to_string(),
+            reason: e.to_string(),
+        })?;
+        if parsed.scheme() != "http" {
+            return Err(ClientError::BadUrl {
+                url: url.to_string(),
+                reason: "only http:// node URLs are supported (put a TLS proxy's plain side here)"
+                    .into(),
+            });
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .pool_max_idle_per_host(64)
+            .build()
+            .map_err(|e| ClientError::BadUrl {
+                url: url.to_string(),
+                reason: format!("cannot set up an HTTP client: {e}"),
+            })?;
+        Ok(NodeClient {
+            base,
+            http,
+            timeout: DEFAULT_TIMEOUT,
+            params: Arc::new(OnceLock::new()),
+        })
+    }
+
+    /// The same client with calls limited to `timeout` each (the block stream excepted).
+    pub fn with_timeout(mut self, timeout: Duration) -> NodeClient {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The node's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// `GET /health`: `Ok` while the node runs.
+    pub async fn health(&self) -> Result<(), ClientError> {
+        let path = "/health";
+        let (status, bytes) = self.call(self.http.get(self.url(path)), path).await?;
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(self.refusal(path, status, &bytes))
+        }
+    }
+
+    /// `GET /v1/status`.
+    pub async fn status(&self) -> Result<api::Status, ClientError> {
+        let status: api::Status = self.get("/v1/status").await?;
+        let _ = self.params.set(ChainParams {
+            chain_id: status.chain_id,
+            min_fee: status.min_fee,
+        });
+        Ok(status)
+    }
+
+    /// The chain id and minimum fee (read from `/v1/status` once, then remembered).
+    pub async fn chain_params(&self) -> Result<ChainParams, ClientError> {
+        if let Some(params) = self.params.get() {
+            return Ok(*params);
+        }
+        self.status().await?;
+        Ok(*self.params.get().expect("set by status"))
+    }
+
+    /// `GET /v1/genesis`.
+    pub async fn genesis(&self) -> Result<Genesis, ClientError> {
+        self.get("/v1/genesis").await
+    }
+
+    /// `GET /metrics`: Prometheus text.
+    pub async fn metrics(&self) -> Result<String, ClientError> {
+        let path = "/metrics";
+        let (status, bytes) = self.call(self.http.get(self.url(path)), path).await?;
+        if !status.is_success() {
+            return Err(self.refusal(path, status, &bytes));
+        }
+        String::from_utf8(bytes).map_err(|_| self.unexpected(path, "text that is not UTF-8"))
+    }
+
+    /// `POST /v1/txs`: submits `tx` (its canonical encoding); its hash once the node's mempool
+    /// took it. A refusal is [`ClientError::Node`] with the mempool's code.
+    pub async fn submit(&self, tx: &SignedTx) -> Result<B256, ClientError> {
+        let path = "/v1/txs";
+        let request = self
+            .http
+            .post(self.url(path))
+            .json(&api::SubmitTx::raw(tx));
+        let accepted: api::TxStatus = self.read(request, path).await?;
+        if accepted.hash != tx.hash() {
+            return Err(self.unexpected(
+                path,
+                &format!(
+                    "hash {} for a transaction whose hash is {} (it encodes transactions differently)",
+                    accepted.hash,
+                    tx.hash()
+                ),
+            ));
+        }
+        Ok(accepted.hash)
+    }
+
+    /// `GET /v1/txs/{hash}`. A transaction the node never saw is [`code::UNKNOWN_TX`].
+    pub async fn tx(&self, hash: B256) -> Result<api::TxStatus, ClientError> {
+        self.get(&format!("/v1/txs/{hash}")).await
+    }
+
+    /// `GET /v1/blocks/{height}`. Above the finalized height: [`code::UNKNOWN_BLOCK`].
+    pub async fn block(&self, height: u64) -> Result<api::Block, ClientError> {
+        self.get(&format!("/v1/blocks/{height}")).await
+    }
+
+    /// `GET /v1/blocks/latest`.
+    pub async fn latest_block(&self) -> Result<api::Block, ClientError> {
+        self.get("/v1/blocks/latest").await
+    }
+
+    /// `GET /v1/events/blocks`: finalized blocks as they come (no timeout).
+    pub async fn block_events(&self) -> Result<BlockStream, ClientError> {
+        let path = "/v1/events/blocks";
+        let response = self
+            .http
+            .get(self.url(path))
+            .send()
+            .await
+            .map_err(|e| self.unreachable(path, &e))?;
+        let status = response.status();
+        if !status.is_success() {
+            let bytes = response.bytes().await.unwrap_or_default();
+            return Err(self.refusal(path, status, &bytes));
+        }
+        Ok(BlockStream::new(response, self.base.clone()))
+    }
+
+    /// `GET /v1/accounts/{address}`.
+    pub async fn account(&self, address: Address) -> Result<api::Account, ClientError> {
+        self.get(&format!("/v1/accounts/{address}")).await
+    }
+
+    /// The nonce to sign `address`'s next transaction with (its pending ones counted).
+    pub async fn next_nonce(&self, address: Address) -> Result<u64, ClientError> {
+        Ok(self.account(address).await?.next_nonce)
+    }
+
+    /// `GET /v1/subnets`.
+    pub async fn subnets(&self) -> Result<api::SubnetList, ClientError> {
+        self.get("/v1/subnets").await
+    }
+
+    /// `GET /v1/subnets/{netuid}`. No such subnet: [`code::UNKNOWN_SUBNET`].
+    pub async fn subnet(&self, netuid: u16) -> Result<api::Subnet, ClientError> {
+        self.get(&format!("/v1/subnets/{netuid}")).await
+    }
+
+    /// `GET /v1/subnets/{netuid}/metagraph`. No such subnet: [`code::UNKNOWN_SUBNET`].
+    pub async fn metagraph(&self, netuid: u16) -> Result<api::Metagraph, ClientError> {
+        self.get(&format!("/v1/subnets/{netuid}/metagraph")).await
+    }
+
+    /// `GET /v1/pools`.
+    pub async fn pools(&self) -> Result<api::Pools, ClientError> {
+        self.get("/v1/pools").await
+    }
+
+    /// `GET /v1/emission`.
+    pub async fn emission(&self) -> Result<api::EmissionSchedule, ClientError> {
+        self.get("/v1/emission").await
+    }
+
+    /// `GET /v1/emission/receipts/latest`; `None` before the first subnet
+    /// ([`code::NO_EMISSION_RECEIPT`]).
+    pub async fn latest_emission_receipt(
+        &self,
+    ) -> Result<Option<api::EmissionReceipt>, ClientError> {
+        match self.get("/v1/emission/receipts/latest").await {
+            Ok(receipt) => Ok(Some(receipt)),
+            Err(e) if e.is_code(code::NO_EMISSION_RECEIPT) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `GET /v1/stakes/{coldkey}`.
+    pub async fn stakes(&self, coldkey: Address) -> Result<api::Stakes, ClientError> {
+        self.get(&format!("/v1/stakes/{coldkey}")).await
+    }
+
+    /// `GET /v1/musd`.
+    pub async fn musd(&self) -> Result<api::Musd, ClientError> {
+        self.get("/v1/musd").await
+    }
+
+    /// `GET /v1/musd/authorizations/{authorizer}/{nonce}`.
+    pub async fn authorization(
+        &self,
+        authorizer: Address,
+        nonce: B256,
+    ) -> Result<api::AuthorizationState, ClientError> {
+        self.get(&format!("/v1/musd/authorizations/{authorizer}/{nonce}"))
+            .await
+    }
+
+    /// `GET /v1/channels/{id}`. No such channel: [`code::UNKNOWN_CHANNEL`].
+    pub async fn channel(&self, id: B256) -> Result<api::Channel, ClientError> {
+        self.get(&format!("/v1/channels/{id}")).await
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        self.read(self.http.get(self.url(path)), path).await
+    }
+
+    /// Sends `request` and reads a `T` from a success, the node's error from a refusal.
+    async fn read<T: DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+        path: &str,
+    ) -> Result<T, ClientError> {
+        let (status, bytes) = self.call(request, path).await?;
+        if !status.is_success() {
+            return Err(self.refusal(path, status, &bytes));
+        }
+        serde_json::from_slice(&bytes).map_err(|e| {
+            self.unexpected(
+                path,
+                &format!("an answer that does not read as {}: {e}", short_type_name::<T>()),
+            )
+        })
+    }
+
+    async fn call(
+        &self,
+        request: reqwest::RequestBuilder,
+        path: &str,
+    ) -> Result<(reqwest::StatusCode, Vec<u8>), ClientError> {
+        let response = request
+            .timeout(self.timeout)
+            .send()
+            .await
+            .map_err(|e| self.unreachable(path, &e))?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| self.unreachable(path, &e))?;
+        Ok((status, bytes.to_vec()))
+    }
+
+    fn unreachable(&self, path: &str, e: &reqwest::Error) -> ClientError {
+        ClientError::Unreachable {
+            url: self.base.clone(),
+            path: path.to_string(),
+            reason: if e.is_timeout() {
+                format!("no answer within {} s", self.timeout.as_secs_f64())
+            } else {
+                e.to_string()
+            },
+            timed_out: e.is_timeout(),
+        }
+    }
+
+    fn refusal(&self, path: &str, status: reqwest::StatusCode, bytes: &[u8]) -> ClientError {
+        match serde_json::from_slice::<api::ErrorBody>(bytes) {
+            Ok(body) => ClientError::Node {
+                status: status.as_u16(),
+                code: body.error.code,
+                message: body.error.message,
+            },
+            Err(_) => self.unexpected(
+                path,
+                &format!(
+                    "HTTP {status} without an error body ({})",
+                    String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
+                ),
+            ),
+        }
+    }
+
+    pub(crate) fn unexpected(&self, path: &str, reason: &str) -> ClientError {
+        ClientError::Unexpected {
+            url: self.base.clone(),
+            path: path.to_string(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// `Metagraph` for `mycel_types::api::Metagraph`.
+fn short_type_name<T>() -> &'static str {
+    let full = std::any::type_name::<T>();
+    full.rsplit("::").next().unwrap_or(full)
+}
