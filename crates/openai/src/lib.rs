@@ -21,7 +21,8 @@
 //! - Errors in OpenAI's shape ([`ApiError`]): `{"error": {"message", "type", "param", "code"}}`.
 //!
 //! # What it does not do
-//! No I/O, no model execution, no pricing (the gateway prices [`Admitted`]).
+//! No I/O, no model execution (it depends on mycel-tokenizer and mycel-types, not on the model
+//! runtime), no pricing (the gateway prices [`Admitted`]).
 
 mod error;
 mod request;
