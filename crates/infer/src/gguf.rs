@@ -117,22 +117,30 @@ pub(crate) fn model_info(
         embedding_length: md.field(&format!("{arch}.embedding_length")).u64()?,
         block_count: md.field(&format!("{arch}.block_count")).u64()?,
         head_count: md.field(&format!("{arch}.attention.head_count")).u64()?,
-        head_count_kv: md.field(&format!("{arch}.attention.head_count_kv")).opt_u64()?
+        head_count_kv: md
+            .field(&format!("{arch}.attention.head_count_kv"))
+            .opt_u64()?
             .unwrap_or(md.field(&format!("{arch}.attention.head_count")).u64()?),
         feed_forward_length: md.field(&format!("{arch}.feed_forward_length")).opt_u64()?,
         rope_freq_base: md.field(&format!("{arch}.rope.freq_base")).opt_f32()?,
         vocab_size,
         tokenizer_model: md.field("tokenizer.ggml.model").string()?.to_string(),
-        tokenizer_pre: md.field("tokenizer.ggml.pre").opt_string()?
+        tokenizer_pre: md
+            .field("tokenizer.ggml.pre")
+            .opt_string()?
             .unwrap_or("default")
             .to_string(),
         bos_token_id: md.field("tokenizer.ggml.bos_token_id").opt_u32()?,
         eos_token_id: md.field("tokenizer.ggml.eos_token_id").opt_u32()?,
-        add_bos_token: md.field("tokenizer.ggml.add_bos_token").opt_bool()?
+        add_bos_token: md
+            .field("tokenizer.ggml.add_bos_token")
+            .opt_bool()?
             .unwrap_or(false),
         tensor_count: content.tensor_infos.len(),
         tensor_types,
-        chat_template: md.field("tokenizer.chat_template").opt_string()?
+        chat_template: md
+            .field("tokenizer.chat_template")
+            .opt_string()?
             .map(str::to_string),
     })
 }
@@ -148,4 +156,3 @@ pub(crate) fn read_content<R: std::io::Read + std::io::Seek>(
         detail: crate::error::candle_message(&error),
     })
 }
-

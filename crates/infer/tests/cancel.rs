@@ -21,15 +21,11 @@ fn a_cancelled_generation_stops_during_the_prefill() {
         asked.get() >= 5
     };
     let mut tokens = 0;
-    let result = model.generate_cancellable(
-        &prompt,
-        &SamplingParams::greedy(8),
-        &cancelled,
-        &mut |_| {
+    let result =
+        model.generate_cancellable(&prompt, &SamplingParams::greedy(8), &cancelled, &mut |_| {
             tokens += 1;
             std::ops::ControlFlow::Continue(())
-        },
-    );
+        });
     assert!(matches!(result, Err(InferError::Cancelled)), "{result:?}");
     assert_eq!(asked.get(), 5, "asked once per layer until it said yes");
     assert_eq!(tokens, 0);

@@ -638,10 +638,7 @@ mod tests {
         assert_eq!(md.get("u64"), Some(&Value::U64(u64::MAX)));
         assert_eq!(md.get("i64"), Some(&Value::I64(i64::MIN)));
         assert_eq!(md.get("f64"), Some(&Value::F64(-0.25)));
-        assert_eq!(
-            md.field("strings").string_array().unwrap(),
-            vec!["a", ""]
-        );
+        assert_eq!(md.field("strings").string_array().unwrap(), vec!["a", ""]);
         assert_eq!(
             md.get("nested"),
             Some(&Value::Array(vec![

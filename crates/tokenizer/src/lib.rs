@@ -40,7 +40,9 @@ pub mod tokenizer;
 
 pub use chat::{ChatPiece, ChatTemplate};
 pub use error::TokenizerError;
-pub use fetch::{default_cache_dir, ensure_default_model, FetchProgress, PinnedModel, DEFAULT_MODEL};
+pub use fetch::{
+    default_cache_dir, ensure_default_model, FetchProgress, PinnedModel, DEFAULT_MODEL,
+};
 pub use gguf::{read_header, read_header_file, GgufError, GgufHeader, Metadata, ModelId, Value};
 pub use mycel_types::receipt::ChatMessage;
 pub use prompt::PromptFormat;

@@ -18,7 +18,7 @@ use mycel_types::receipt::{CanonicalRequest, ChatMessage, Endpoint};
 use crate::chat::{ChatPiece, ChatTemplate};
 use crate::error::TokenizerError;
 use crate::gguf::{read_header_file, sha256_file, Metadata, ModelId};
-use crate::tokenizer::{TooManyTokens, Tokenizer};
+use crate::tokenizer::{Tokenizer, TooManyTokens};
 
 /// What turns messages or a prompt into the tokens a model is fed.
 #[derive(Debug, Clone)]
@@ -51,7 +51,8 @@ impl PromptFormat {
             None => None,
         };
         let context_length =
-            usize::try_from(md.field(&format!("{architecture}.context_length")).u64()?).unwrap_or(usize::MAX);
+            usize::try_from(md.field(&format!("{architecture}.context_length")).u64()?)
+                .unwrap_or(usize::MAX);
         Ok(Self {
             id,
             tokenizer,
@@ -85,7 +86,11 @@ impl PromptFormat {
     }
 
     /// The prompt tokens of a chat, refused with [`TokenizerError::PromptOverLimit`] past `limit`.
-    pub fn chat_tokens(&self, messages: &[ChatMessage], limit: usize) -> Result<Vec<u32>, TokenizerError> {
+    pub fn chat_tokens(
+        &self,
+        messages: &[ChatMessage],
+        limit: usize,
+    ) -> Result<Vec<u32>, TokenizerError> {
         let template = self
             .chat_template
             .as_ref()
@@ -114,7 +119,11 @@ impl PromptFormat {
     }
 
     /// The prompt tokens of a plain completion, refused past `limit`.
-    pub fn completion_tokens(&self, prompt: &str, limit: usize) -> Result<Vec<u32>, TokenizerError> {
+    pub fn completion_tokens(
+        &self,
+        prompt: &str,
+        limit: usize,
+    ) -> Result<Vec<u32>, TokenizerError> {
         let mut tokens = self.start();
         self.tokenizer
             .encode_within(prompt, false, &mut tokens, limit)

@@ -96,7 +96,10 @@ impl Tokenizer {
         if model != "gpt2" {
             return Err(TokenizerError::UnsupportedTokenizer(model.to_string()));
         }
-        let pre_name = md.field("tokenizer.ggml.pre").opt_string()?.unwrap_or("default");
+        let pre_name = md
+            .field("tokenizer.ggml.pre")
+            .opt_string()?
+            .unwrap_or("default");
         let pre = match pre_name {
             "default" | "gpt-2" | "gpt2" => PreTokenizer::Gpt2,
             "smollm" | "starcoder" | "refact" | "command-r" | "codeshell" | "exaone"
@@ -352,7 +355,9 @@ impl Tokenizer {
         skip_special: bool,
         out: &mut Vec<u8>,
     ) -> Result<(), TokenizerError> {
-        let text = self.token_text(id).ok_or(TokenizerError::UnknownTokenId(id))?;
+        let text = self
+            .token_text(id)
+            .ok_or(TokenizerError::UnknownTokenId(id))?;
         match self.token_types[id as usize] {
             TokenType::Control | TokenType::Unknown if skip_special => {}
             TokenType::Normal | TokenType::Byte | TokenType::Unused => {
@@ -399,7 +404,12 @@ impl Tokenizer {
         fragments
     }
 
-    fn encode_text(&self, text: &str, out: &mut Vec<u32>, limit: usize) -> Result<(), TooManyTokens> {
+    fn encode_text(
+        &self,
+        text: &str,
+        out: &mut Vec<u32>,
+        limit: usize,
+    ) -> Result<(), TooManyTokens> {
         let chars: Vec<char> = text.chars().collect();
         let mut words: Vec<(usize, usize)> = Vec::new();
         match self.pre {
@@ -476,7 +486,10 @@ impl Tokenizer {
         }
         while let Some(Reverse((_, left, left_id, right_id))) = queue.pop() {
             let right = next[left];
-            if !alive[left] || right == NONE || symbols[left] != left_id || symbols[right] != right_id
+            if !alive[left]
+                || right == NONE
+                || symbols[left] != left_id
+                || symbols[right] != right_id
             {
                 continue;
             }
@@ -703,13 +716,18 @@ mod tests {
 
     /// A tokenizer over the letters a, b, c with merges that overlap and chain.
     fn tiny() -> Tokenizer {
-        let tokens = ["a", "b", "c", "aa", "ab", "bc", "aaa", "abc", "ca", "aab", "cab"];
+        let tokens = [
+            "a", "b", "c", "aa", "ab", "bc", "aaa", "abc", "ca", "aab", "cab",
+        ];
         let merges = ["a a", "a b", "b c", "aa a", "ab c", "c a", "aa b", "c ab"];
         let strings = |items: &[&str]| {
             Value::Array(items.iter().map(|s| Value::String(s.to_string())).collect())
         };
         let metadata = Metadata::from_iter([
-            ("tokenizer.ggml.model".to_string(), Value::String("gpt2".into())),
+            (
+                "tokenizer.ggml.model".to_string(),
+                Value::String("gpt2".into()),
+            ),
             ("tokenizer.ggml.tokens".to_string(), strings(&tokens)),
             ("tokenizer.ggml.merges".to_string(), strings(&merges)),
         ]);
@@ -774,7 +792,9 @@ mod tests {
         let mut out = Vec::new();
         assert_eq!(
             tokenizer.encode_within(&text, false, &mut out, all.len() - 1),
-            Err(TooManyTokens { limit: all.len() - 1 })
+            Err(TooManyTokens {
+                limit: all.len() - 1
+            })
         );
         // Far too long for the limit: refused from its length alone, nothing encoded.
         let mut out = Vec::new();

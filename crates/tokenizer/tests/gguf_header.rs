@@ -29,9 +29,17 @@ fn the_default_models_header_reads() {
     let md = &header.metadata;
     assert_eq!(md.field("general.architecture").string().unwrap(), "llama");
     assert_eq!(md.field("llama.context_length").u64().unwrap(), 8192);
-    assert_eq!(md.field("tokenizer.ggml.tokens").array().unwrap().len(), 49152);
+    assert_eq!(
+        md.field("tokenizer.ggml.tokens").array().unwrap().len(),
+        49152
+    );
     assert!(matches!(md.get("tokenizer.ggml.merges"), Some(Value::Array(m)) if m.len() > 40_000));
-    assert_eq!(DEFAULT_MODEL.size, std::fs::metadata(common::default_model_path()).unwrap().len());
+    assert_eq!(
+        DEFAULT_MODEL.size,
+        std::fs::metadata(common::default_model_path())
+            .unwrap()
+            .len()
+    );
 }
 
 #[test]
@@ -51,7 +59,10 @@ fn a_model_cut_inside_its_header_is_refused() {
         }
     }
     let header_len = hi;
-    assert!(header_len > 1 << 20, "SmolLM2's header is over 1 MiB, got {header_len}");
+    assert!(
+        header_len > 1 << 20,
+        "SmolLM2's header is over 1 MiB, got {header_len}"
+    );
     for cut in (0..header_len).step_by(header_len / 97) {
         match read_header(&bytes[..cut], cut as u64) {
             Err(GgufError::Truncated { .. } | GgufError::Length { .. }) => {}
@@ -66,5 +77,8 @@ fn a_file_whose_length_lies_is_refused() {
     let (bytes, len) = head();
     let cut = &bytes[..1 << 20];
     let error = read_header(cut, len).unwrap_err();
-    assert!(matches!(error, GgufError::Truncated { at } if at <= 1 << 20), "{error}");
+    assert!(
+        matches!(error, GgufError::Truncated { at } if at <= 1 << 20),
+        "{error}"
+    );
 }

@@ -84,15 +84,17 @@ fn tokenizing_is_bounded_by_the_limit_not_the_text() {
     ));
     // 8 MiB of text, and one 2 MiB word (BPE is superlinear in a word's length): both refused
     // against a context-sized limit, quickly.
-    for text in [sentence.repeat((8 << 20) / sentence.len()), "a".repeat(2 << 20)] {
+    for text in [
+        sentence.repeat((8 << 20) / sentence.len()),
+        "a".repeat(2 << 20),
+    ] {
         let started = Instant::now();
         let refused = format.completion_tokens(&text, 8192);
-        assert!(matches!(refused, Err(TokenizerError::PromptOverLimit { limit: 8192 })));
-        eprintln!(
-            "{} bytes refused in {:?}",
-            text.len(),
-            started.elapsed()
-        );
+        assert!(matches!(
+            refused,
+            Err(TokenizerError::PromptOverLimit { limit: 8192 })
+        ));
+        eprintln!("{} bytes refused in {:?}", text.len(), started.elapsed());
     }
     let messages = vec![ChatMessage::user(sentence.repeat(1000))];
     assert!(matches!(

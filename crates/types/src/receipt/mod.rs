@@ -182,10 +182,7 @@ pub enum BindingError {
     },
     #[error("the receipt's model is {got}, expected {expected}")]
     Model { got: B256, expected: B256 },
-    #[error(
-        "determinism profile `{got}`, expected `{}`",
-        DETERMINISM_PROFILE
-    )]
+    #[error("determinism profile `{got}`, expected `{}`", DETERMINISM_PROFILE)]
     Profile { got: String },
 }
 
