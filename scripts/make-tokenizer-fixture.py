@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes tests/fixtures/tokenizer/smollm2-llama-cpp.json: llama.cpp's token ids for a set of
-varied strings, tokenized with the default model's vocabulary. crates/infer's tests compare
+varied strings, tokenized with the default model's vocabulary. crates/tokenizer's tests compare
 mycel's tokenizer with it exactly.
 
 Needs llama.cpp's Python binding (builds llama.cpp from source, several minutes):

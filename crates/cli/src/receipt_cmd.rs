@@ -243,8 +243,8 @@ fn run_checks(args: &VerifyArgs, json: &ReceiptJson, report: &mut Report) -> Res
             model.info().path
         );
     }
-    let generation = request
-        .execute(&model, &mut |_| std::ops::ControlFlow::Continue(()))
+    let generation = model
+        .execute(&request, &mut |_| std::ops::ControlFlow::Continue(()))
         .context("re-running the request")?;
     let prompt_hash = token_ids_hash(&generation.prompt_tokens);
     report.check(

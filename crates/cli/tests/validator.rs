@@ -14,8 +14,8 @@ use alloy_signer_local::PrivateKeySigner;
 use axum::routing::post;
 use axum::{Json, Router};
 use mycel_infer::{
-    default_cache_dir, CanonicalRequest, ChatMessage, InferenceReceipt, Model, SamplingParams,
-    SignedReceipt,
+    default_cache_dir, receipt_for_generation, CanonicalRequest, ChatMessage, Model,
+    SamplingParams, SignedReceipt,
 };
 use mycel_types::keys::dev_signer;
 use serde_json::{json, Value};
@@ -255,8 +255,8 @@ async fn dishonest_chat(
     let (request, mut generation) = tokio::task::spawn_blocking({
         let model = Arc::clone(&model);
         move || {
-            let generation = request
-                .execute(&model, &mut |_| std::ops::ControlFlow::Continue(()))
+            let generation = model
+                .execute(&request, &mut |_| std::ops::ControlFlow::Continue(()))
                 .expect("generate");
             (request, generation)
         }
@@ -265,7 +265,7 @@ async fn dishonest_chat(
     .expect("join");
     generation.output_tokens[0] = (generation.output_tokens[0] + 1) % 1000;
     generation.text = format!("{} (cheaper answer)", generation.text);
-    let receipt = InferenceReceipt::for_generation(
+    let receipt = receipt_for_generation(
         NETUID,
         signer.address(),
         &model,

@@ -286,12 +286,12 @@ async fn main() {
     );
     let pay_to = dev_signer(9).expect("dev key").address();
     // Requests are admitted (and prompts counted) with the default model's tokenizer.
-    let model = mycel_infer::ensure_default_model(
-        &mycel_infer::default_cache_dir().expect("a model cache"),
+    let model = mycel_tokenizer::ensure_default_model(
+        &mycel_tokenizer::default_cache_dir().expect("a model cache"),
         &mut |_| {},
     )
     .expect("the default model");
-    let format = Arc::new(mycel_infer::PromptFormat::from_gguf_file(&model).expect("tokenizer"));
+    let format = Arc::new(mycel_tokenizer::PromptFormat::from_gguf_file(&model).expect("tokenizer"));
     let config = |free: bool| GatewayConfig {
         upstream: upstream.clone(),
         pay_to,

@@ -17,7 +17,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use mycel_infer::PromptFormat;
+use mycel_tokenizer::PromptFormat;
 use mycel_openai::{Admitted, ApiError, Limits};
 
 use crate::paywall::read_request_body;

@@ -22,8 +22,10 @@
 //!   ([`revenue`]).
 //!
 //! Assumes: the node's HTTP API (docs/node-api.md) is reachable — through `mycel-client`, the
-//! only client of it — and the facilitator's key holds MYC for fees. Does not: hold payers' keys, persist settlements across restarts (the chain's
-//! record of used authorizations is the source of truth).
+//! only client of it — and the facilitator's key holds MYC for fees. Does not: hold payers' keys,
+//! persist settlements across restarts (the chain's record of used authorizations is the source
+//! of truth), or link the model runtime: prompts are counted with mycel-tokenizer and receipts
+//! checked with mycel-types, never with mycel-infer.
 //!
 //! Why not the `x402-types` / `x402-axum` crates (x402-rs, 2.0.2, checked with `cargo info` in
 //! November 2026): both need Rust 1.93 and edition 2024 (this workspace promises 1.85);

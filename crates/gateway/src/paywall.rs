@@ -102,7 +102,7 @@ impl Pricing {
         &self,
         chat: bool,
         body: &[u8],
-        format: &mycel_infer::PromptFormat,
+        format: &mycel_tokenizer::PromptFormat,
     ) -> Result<(Amount, Admitted), mycel_openai::ApiError> {
         let parsed = if chat {
             mycel_openai::parse_chat(body, &self.limits())

@@ -33,8 +33,7 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use crate::admission::WorkTimeout;
 use mycel_client::api::Metagraph;
 use mycel_client::NodeClient;
-use mycel_infer::receipt::token_ids_hash;
-use mycel_infer::{ReceiptBinding, ReceiptJson, SignedReceipt};
+use mycel_types::receipt::{token_ids_hash, ReceiptBinding, ReceiptJson, SignedReceipt};
 use mycel_openai::Admitted;
 use rand::Rng;
 use serde_json::Value;
@@ -540,7 +539,7 @@ fn find_receipt(body: &[u8]) -> Option<Value> {
 mod tests {
     use super::*;
     use alloy_signer_local::PrivateKeySigner;
-    use mycel_infer::InferenceReceipt;
+    use mycel_types::receipt::InferenceReceipt;
 
     const CHAIN: u64 = 1337;
     const MODEL: B256 = B256::repeat_byte(7);
@@ -581,7 +580,7 @@ mod tests {
             outputTokensHash: B256::repeat_byte(3),
             promptTokenCount: 5,
             outputTokenCount: 4,
-            determinismProfile: mycel_infer::DETERMINISM_PROFILE.into(),
+            determinismProfile: mycel_types::receipt::DETERMINISM_PROFILE.into(),
             blockHeight: 9,
         };
         edit(&mut receipt);

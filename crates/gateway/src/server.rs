@@ -39,7 +39,7 @@ pub struct GatewayConfig {
     pub max_timeout_seconds: u64,
     /// The served model's prompt format: requests are read and their prompts counted with it
     /// before they are priced ([`crate::admission`]).
-    pub format: Arc<mycel_infer::PromptFormat>,
+    pub format: Arc<mycel_tokenizer::PromptFormat>,
     /// How long the upstream server may take for a request (with --upstream).
     pub timeout: WorkTimeout,
 }

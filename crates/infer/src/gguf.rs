@@ -1,72 +1,16 @@
-//! Reading a GGUF file: its identity (SHA-256 of the bytes) and the metadata mycel uses.
+//! The parts of a GGUF file only the runtime needs: what `mycel model info` shows, candle's reading
+//! of the tensor descriptions, and typed access to candle's metadata for the forward pass. The
+//! header itself (identity, metadata) is read by mycel-tokenizer's bounded reader.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
-use std::io::Read;
 use std::path::Path;
 
-use candle_core::quantized::gguf_file::{Content, Value};
+use candle_core::quantized::gguf_file::{Content, Value as CandleValue};
+use mycel_tokenizer::gguf::{Field, Value};
+use mycel_tokenizer::{ModelId, TokenizerError};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::error::InferError;
-
-/// A model's identity: the SHA-256 of its GGUF file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ModelId(pub [u8; 32]);
-
-impl ModelId {
-    /// Lower-case hex, 64 characters, no `0x`.
-    pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
-    }
-
-    /// Parses 64 hex characters (an optional `0x` prefix is accepted).
-    pub fn from_hex(text: &str) -> Option<Self> {
-        let text = text.strip_prefix("0x").unwrap_or(text);
-        let bytes = hex::decode(text).ok()?;
-        Some(Self(bytes.try_into().ok()?))
-    }
-}
-
-impl fmt::Display for ModelId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_hex())
-    }
-}
-
-impl Serialize for ModelId {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.to_hex())
-    }
-}
-
-/// SHA-256 of a file, read in 1 MiB chunks; `on_progress(done, total)` is called after each chunk.
-pub fn sha256_file(
-    path: &Path,
-    on_progress: &mut dyn FnMut(u64, u64),
-) -> Result<[u8; 32], InferError> {
-    let mut file = std::fs::File::open(path).map_err(|e| InferError::io("open", path, e))?;
-    let total = file
-        .metadata()
-        .map_err(|e| InferError::io("read the size of", path, e))?
-        .len();
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut done = 0u64;
-    loop {
-        let n = file
-            .read(&mut buf)
-            .map_err(|e| InferError::io("read", path, e))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        done += n as u64;
-        on_progress(done, total);
-    }
-    Ok(hasher.finalize().into())
-}
 
 /// What `mycel model info` shows: identity, architecture and tokenizer facts of a loaded model.
 #[derive(Debug, Clone, Serialize)]
@@ -95,154 +39,67 @@ pub struct ModelInfo {
     pub chat_template: Option<String>,
 }
 
-/// Typed access to GGUF metadata with errors that name the key.
-pub(crate) struct Metadata<'a>(pub &'a HashMap<String, Value>);
+/// Typed access to candle's reading of the metadata, for the forward pass's hyper-parameters,
+/// by the same rules and messages as mycel-tokenizer's [`Field`].
+pub(crate) struct Metadata<'a>(pub &'a HashMap<String, CandleValue>);
 
-impl<'a> Metadata<'a> {
-    pub fn get(&self, key: &str) -> Option<&'a Value> {
-        self.0.get(key)
+impl Metadata<'_> {
+    fn read<T>(
+        &self,
+        key: &str,
+        read: impl FnOnce(Field<'_, '_>) -> Result<T, TokenizerError>,
+    ) -> Result<T, TokenizerError> {
+        let value = self.0.get(key).map(value_from_candle);
+        read(Field::new(key, value.as_ref()))
     }
 
-    fn require(&self, key: &str) -> Result<&'a Value, InferError> {
-        self.0
-            .get(key)
-            .ok_or_else(|| InferError::MissingMetadata { key: key.into() })
+    pub fn u64(&self, key: &str) -> Result<u64, TokenizerError> {
+        self.read(key, |field| field.u64())
     }
 
-    pub fn string(&self, key: &str) -> Result<&'a str, InferError> {
-        match self.require(key)? {
-            Value::String(s) => Ok(s),
-            other => Err(bad(
-                key,
-                format!("expected a string, found {:?}", other.value_type()),
-            )),
-        }
+    pub fn opt_u64(&self, key: &str) -> Result<Option<u64>, TokenizerError> {
+        self.read(key, |field| field.opt_u64())
     }
 
-    pub fn opt_string(&self, key: &str) -> Result<Option<&'a str>, InferError> {
-        match self.get(key) {
-            None => Ok(None),
-            Some(_) => self.string(key).map(Some),
-        }
+    pub fn opt_f32(&self, key: &str) -> Result<Option<f32>, TokenizerError> {
+        self.read(key, |field| field.opt_f32())
     }
 
-    pub fn u64(&self, key: &str) -> Result<u64, InferError> {
-        as_u64(self.require(key)?).ok_or_else(|| bad(key, "expected a non-negative integer".into()))
-    }
-
-    pub fn opt_u64(&self, key: &str) -> Result<Option<u64>, InferError> {
-        match self.get(key) {
-            None => Ok(None),
-            Some(_) => self.u64(key).map(Some),
-        }
-    }
-
-    pub fn opt_u32(&self, key: &str) -> Result<Option<u32>, InferError> {
-        match self.opt_u64(key)? {
-            None => Ok(None),
-            Some(v) => u32::try_from(v)
-                .map(Some)
-                .map_err(|_| bad(key, format!("{v} does not fit in 32 bits"))),
-        }
-    }
-
-    pub fn opt_bool(&self, key: &str) -> Result<Option<bool>, InferError> {
-        match self.get(key) {
-            None => Ok(None),
-            Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(other) => Err(bad(
-                key,
-                format!("expected a bool, found {:?}", other.value_type()),
-            )),
-        }
-    }
-
-    pub fn opt_f32(&self, key: &str) -> Result<Option<f32>, InferError> {
-        match self.get(key) {
-            None => Ok(None),
-            Some(Value::F32(v)) => Ok(Some(*v)),
-            Some(Value::F64(v)) => Ok(Some(*v as f32)),
-            Some(other) => Err(bad(
-                key,
-                format!("expected a float, found {:?}", other.value_type()),
-            )),
-        }
-    }
-
-    pub fn array(&self, key: &str) -> Result<&'a [Value], InferError> {
-        match self.require(key)? {
-            Value::Array(items) => Ok(items),
-            other => Err(bad(
-                key,
-                format!("expected an array, found {:?}", other.value_type()),
-            )),
-        }
-    }
-
-    pub fn opt_array(&self, key: &str) -> Result<Option<&'a [Value]>, InferError> {
-        match self.get(key) {
-            None => Ok(None),
-            Some(_) => self.array(key).map(Some),
-        }
-    }
-
-    pub fn string_array(&self, key: &str) -> Result<Vec<&'a str>, InferError> {
-        self.array(key)?
-            .iter()
-            .enumerate()
-            .map(|(i, v)| match v {
-                Value::String(s) => Ok(s.as_str()),
-                _ => Err(bad(key, format!("element {i} is not a string"))),
-            })
-            .collect()
+    pub fn opt_string(&self, key: &str) -> Result<Option<String>, TokenizerError> {
+        self.read(key, |field| Ok(field.opt_string()?.map(str::to_string)))
     }
 }
 
-pub(crate) fn as_u64(value: &Value) -> Option<u64> {
-    match *value {
-        Value::U8(v) => Some(v.into()),
-        Value::U16(v) => Some(v.into()),
-        Value::U32(v) => Some(v.into()),
-        Value::U64(v) => Some(v),
-        Value::I8(v) => u64::try_from(v).ok(),
-        Value::I16(v) => u64::try_from(v).ok(),
-        Value::I32(v) => u64::try_from(v).ok(),
-        Value::I64(v) => u64::try_from(v).ok(),
-        _ => None,
+/// candle's metadata value as mycel-tokenizer's [`Value`].
+fn value_from_candle(value: &CandleValue) -> Value {
+    match value {
+        CandleValue::U8(v) => Value::U8(*v),
+        CandleValue::I8(v) => Value::I8(*v),
+        CandleValue::U16(v) => Value::U16(*v),
+        CandleValue::I16(v) => Value::I16(*v),
+        CandleValue::U32(v) => Value::U32(*v),
+        CandleValue::I32(v) => Value::I32(*v),
+        CandleValue::U64(v) => Value::U64(*v),
+        CandleValue::I64(v) => Value::I64(*v),
+        CandleValue::F32(v) => Value::F32(*v),
+        CandleValue::F64(v) => Value::F64(*v),
+        CandleValue::Bool(v) => Value::Bool(*v),
+        CandleValue::String(v) => Value::String(v.clone()),
+        CandleValue::Array(items) => Value::Array(items.iter().map(value_from_candle).collect()),
     }
 }
 
-pub(crate) fn as_i64(value: &Value) -> Option<i64> {
-    match *value {
-        Value::I8(v) => Some(v.into()),
-        Value::I16(v) => Some(v.into()),
-        Value::I32(v) => Some(v.into()),
-        Value::I64(v) => Some(v),
-        Value::U8(v) => Some(v.into()),
-        Value::U16(v) => Some(v.into()),
-        Value::U32(v) => Some(v.into()),
-        Value::U64(v) => i64::try_from(v).ok(),
-        _ => None,
-    }
-}
-
-fn bad(key: &str, reason: String) -> InferError {
-    InferError::BadMetadata {
-        key: key.into(),
-        reason,
-    }
-}
-
-/// Collects [`ModelInfo`] from parsed GGUF content. `vocab_size` comes from the tokenizer.
+/// Collects [`ModelInfo`] from a GGUF file's metadata and candle's tensor descriptions.
+/// `vocab_size` comes from the tokenizer.
 pub(crate) fn model_info(
+    md: &mycel_tokenizer::Metadata,
     content: &Content,
     id: ModelId,
     path: &Path,
     file_size: u64,
     vocab_size: usize,
-) -> Result<ModelInfo, InferError> {
-    let md = Metadata(&content.metadata);
-    let architecture = md.string("general.architecture")?.to_string();
+) -> Result<ModelInfo, TokenizerError> {
+    let architecture = md.field("general.architecture").string()?.to_string();
     let arch = architecture.as_str();
     let mut tensor_types = BTreeMap::new();
     for info in content.tensor_infos.values() {
@@ -254,32 +111,36 @@ pub(crate) fn model_info(
         id,
         path: path.display().to_string(),
         file_size,
-        name: md.opt_string("general.name")?.map(str::to_string),
+        name: md.field("general.name").opt_string()?.map(str::to_string),
         architecture: architecture.clone(),
-        context_length: md.u64(&format!("{arch}.context_length"))?,
-        embedding_length: md.u64(&format!("{arch}.embedding_length"))?,
-        block_count: md.u64(&format!("{arch}.block_count"))?,
-        head_count: md.u64(&format!("{arch}.attention.head_count"))?,
+        context_length: md.field(&format!("{arch}.context_length")).u64()?,
+        embedding_length: md.field(&format!("{arch}.embedding_length")).u64()?,
+        block_count: md.field(&format!("{arch}.block_count")).u64()?,
+        head_count: md.field(&format!("{arch}.attention.head_count")).u64()?,
         head_count_kv: md
-            .opt_u64(&format!("{arch}.attention.head_count_kv"))?
-            .unwrap_or(md.u64(&format!("{arch}.attention.head_count"))?),
-        feed_forward_length: md.opt_u64(&format!("{arch}.feed_forward_length"))?,
-        rope_freq_base: md.opt_f32(&format!("{arch}.rope.freq_base"))?,
+            .field(&format!("{arch}.attention.head_count_kv"))
+            .opt_u64()?
+            .unwrap_or(md.field(&format!("{arch}.attention.head_count")).u64()?),
+        feed_forward_length: md.field(&format!("{arch}.feed_forward_length")).opt_u64()?,
+        rope_freq_base: md.field(&format!("{arch}.rope.freq_base")).opt_f32()?,
         vocab_size,
-        tokenizer_model: md.string("tokenizer.ggml.model")?.to_string(),
+        tokenizer_model: md.field("tokenizer.ggml.model").string()?.to_string(),
         tokenizer_pre: md
-            .opt_string("tokenizer.ggml.pre")?
+            .field("tokenizer.ggml.pre")
+            .opt_string()?
             .unwrap_or("default")
             .to_string(),
-        bos_token_id: md.opt_u32("tokenizer.ggml.bos_token_id")?,
-        eos_token_id: md.opt_u32("tokenizer.ggml.eos_token_id")?,
+        bos_token_id: md.field("tokenizer.ggml.bos_token_id").opt_u32()?,
+        eos_token_id: md.field("tokenizer.ggml.eos_token_id").opt_u32()?,
         add_bos_token: md
-            .opt_bool("tokenizer.ggml.add_bos_token")?
+            .field("tokenizer.ggml.add_bos_token")
+            .opt_bool()?
             .unwrap_or(false),
         tensor_count: content.tensor_infos.len(),
         tensor_types,
         chat_template: md
-            .opt_string("tokenizer.chat_template")?
+            .field("tokenizer.chat_template")
+            .opt_string()?
             .map(str::to_string),
     })
 }
@@ -294,10 +155,4 @@ pub(crate) fn read_content<R: std::io::Read + std::io::Seek>(
         path: path.to_path_buf(),
         detail: crate::error::candle_message(&error),
     })
-}
-
-/// Reads only the header of the GGUF file at `path`.
-pub(crate) fn read_header(path: &std::path::Path) -> Result<Content, InferError> {
-    let file = std::fs::File::open(path).map_err(|e| InferError::io("open", path, e))?;
-    read_content(path, &mut std::io::BufReader::new(file))
 }

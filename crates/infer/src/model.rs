@@ -1,21 +1,24 @@
 //! A loaded model and its decode loop.
 
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Seek, SeekFrom};
 use std::ops::ControlFlow;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::chat::{ChatMessage, ChatTemplate};
+use mycel_tokenizer::gguf::{read_header, sha256_file};
+use mycel_tokenizer::{
+    ensure_default_model, ChatTemplate, FetchProgress, ModelId, PromptFormat, TokenType,
+    Tokenizer, TokenizerError, DEFAULT_MODEL,
+};
+use mycel_types::receipt::{CanonicalRequest, ChatMessage};
+
 use crate::error::InferError;
-use crate::fetch::{ensure_default_model, FetchProgress, DEFAULT_MODEL};
 use crate::forward::{KvCache, Llama};
-use crate::gguf::{model_info, sha256_file, ModelId, ModelInfo};
-use crate::prompt::PromptFormat;
+use crate::gguf::{model_info, ModelInfo};
 use crate::sampling::{Sampler, SamplingParams};
-use crate::tokenizer::{TokenType, Tokenizer};
 
 /// A GGUF llama model ready to generate. Generations share the weights and never share state:
 /// each one starts from an empty KV cache.
@@ -56,7 +59,7 @@ impl Decoder<'_> {
         }
         let vocab = self.model.llama.config.vocab;
         if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= vocab) {
-            return Err(InferError::UnknownTokenId(bad));
+            return Err(TokenizerError::UnknownTokenId(bad).into());
         }
         let total = self.cache.len() + tokens.len();
         if total > self.model.context_limit {
@@ -141,10 +144,26 @@ impl Model {
             .map_err(|e| InferError::io("read the size of", path, e))?
             .len();
         let mut reader = BufReader::new(file);
+        // The metadata by mycel's bounded reader (the prompt side is read exactly as a gateway
+        // reads it), then candle's reading of the tensor descriptions for the weights.
+        let header = read_header(&mut reader, file_size).map_err(|error| TokenizerError::Gguf {
+            path: path.to_path_buf(),
+            error,
+        })?;
+        reader
+            .seek(SeekFrom::Start(0))
+            .map_err(|e| InferError::io("read", path, e))?;
         let content = crate::gguf::read_content(path, &mut reader)?;
-        let format = PromptFormat::from_metadata(id, &content.metadata)?;
+        let format = PromptFormat::from_metadata(id, &header.metadata)?;
         let tokenizer = format.tokenizer();
-        let info = model_info(&content, id, path, file_size, tokenizer.vocab_size())?;
+        let info = model_info(
+            &header.metadata,
+            &content,
+            id,
+            path,
+            file_size,
+            tokenizer.vocab_size(),
+        )?;
         let context_limit = usize::try_from(info.context_length).unwrap_or(usize::MAX);
         let llama = Llama::load(&content, &mut reader)?;
         if llama.config.vocab < tokenizer.vocab_size() {
@@ -182,11 +201,12 @@ impl Model {
         let path = ensure_default_model(cache_dir, progress)?;
         let model = Self::load(&path)?;
         if model.id() != DEFAULT_MODEL.id() {
-            return Err(InferError::ChecksumMismatch {
+            return Err(TokenizerError::ChecksumMismatch {
                 path,
                 expected: DEFAULT_MODEL.sha256.into(),
                 actual: model.id().to_hex(),
-            });
+            }
+            .into());
         }
         Ok(model)
     }
@@ -234,7 +254,7 @@ impl Model {
     /// The prompt tokens of a chat ([`PromptFormat::chat_tokens`]): the template's markup as
     /// special tokens, message text as text, BOS first if the model asks for it.
     pub fn chat_prompt_tokens(&self, messages: &[ChatMessage]) -> Result<Vec<u32>, InferError> {
-        self.format.chat_tokens(messages, usize::MAX)
+        Ok(self.format.chat_tokens(messages, usize::MAX)?)
     }
 
     /// Generates a chat completion; see [`Model::generate`].
@@ -246,6 +266,18 @@ impl Model {
     ) -> Result<Generation, InferError> {
         let prompt = self.chat_prompt_tokens(messages)?;
         self.generate(&prompt, params, on_token)
+    }
+
+    /// Runs a canonical request with the protocol's decode schedule: its prompt tokens
+    /// ([`PromptFormat::request_tokens`]), then [`Model::generate`] with its sampling settings.
+    /// This is what a miner serves and what a verifier re-runs.
+    pub fn execute(
+        &self,
+        request: &CanonicalRequest,
+        on_token: &mut dyn FnMut(&TokenEvent) -> ControlFlow<()>,
+    ) -> Result<Generation, InferError> {
+        let prompt = self.format.request_tokens(request, usize::MAX)?;
+        self.generate(&prompt, &request.sampling(), on_token)
     }
 
     /// Generates from prompt token ids with mycel's fixed decode schedule: one forward pass over
@@ -283,7 +315,7 @@ impl Model {
             .iter()
             .find(|&&t| t as usize >= self.format.tokenizer().vocab_size())
         {
-            return Err(InferError::UnknownTokenId(bad));
+            return Err(TokenizerError::UnknownTokenId(bad).into());
         }
         let mut sampler = Sampler::new(params.clone())?;
         let mut decoder = self.decoder();

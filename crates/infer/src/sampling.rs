@@ -13,69 +13,11 @@
 
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
-use serde::{Deserialize, Serialize};
 
 use crate::error::InferError;
 
-/// Decoding settings of one request. Every field is part of what a receipt must bind.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SamplingParams {
-    /// 0 means greedy.
-    pub temperature: f32,
-    /// Nucleus sampling mass in (0, 1]; 1 disables it.
-    pub top_p: f32,
-    /// Keep only the k most likely tokens; 0 disables it.
-    pub top_k: u32,
-    pub seed: u64,
-    /// Most tokens to sample (the end-of-generation token counts).
-    pub max_tokens: u32,
-    /// Generation ends when the text contains one of these; the text is cut before it.
-    pub stop: Vec<String>,
-}
-
-impl Default for SamplingParams {
-    fn default() -> Self {
-        Self {
-            temperature: 0.0,
-            top_p: 1.0,
-            top_k: 0,
-            seed: 0,
-            max_tokens: 256,
-            stop: Vec::new(),
-        }
-    }
-}
-
-impl SamplingParams {
-    /// Greedy decoding of at most `max_tokens` tokens.
-    pub fn greedy(max_tokens: u32) -> Self {
-        Self {
-            max_tokens,
-            ..Self::default()
-        }
-    }
-
-    pub fn validate(&self) -> Result<(), InferError> {
-        if !(self.temperature.is_finite() && self.temperature >= 0.0) {
-            return Err(InferError::InvalidSampling(format!(
-                "temperature must be a finite number >= 0, got {}",
-                self.temperature
-            )));
-        }
-        if !(self.top_p > 0.0 && self.top_p <= 1.0) {
-            return Err(InferError::InvalidSampling(format!(
-                "top_p must be in (0, 1], got {}",
-                self.top_p
-            )));
-        }
-        if self.stop.iter().any(String::is_empty) {
-            return Err(InferError::InvalidSampling(
-                "stop sequences must not be empty".into(),
-            ));
-        }
-        Ok(())
-    }
-}
+/// The settings, declared with the canonical request that binds them (mycel-types).
+pub use mycel_types::receipt::SamplingParams;
 
 /// The sampler of one generation: the settings and the seeded random stream.
 pub struct Sampler {
@@ -85,7 +27,9 @@ pub struct Sampler {
 
 impl Sampler {
     pub fn new(params: SamplingParams) -> Result<Self, InferError> {
-        params.validate()?;
+        params
+            .validate()
+            .map_err(|invalid| InferError::InvalidSampling(invalid.0))?;
         let mut key = [0u8; 32];
         key[..8].copy_from_slice(&params.seed.to_le_bytes());
         Ok(Self {

@@ -9,7 +9,7 @@
 //!   ignored — unless they are given at their no-op value (`tools: []`, `logit_bias: {}`, ...);
 //!   unknown parameters are refused as OpenAI refuses them.
 //! - **One admission.** [`ParsedRequest::admit`] tokenizes the prompt with the model's
-//!   [`mycel_infer::PromptFormat`] (message text is always text: no special tokens from users)
+//!   [`mycel_tokenizer::PromptFormat`] (message text is always text: no special tokens from users)
 //!   and decides how many tokens the answer may take: the requested `max_tokens` if prompt and
 //!   output fit the context, else a 400 `context_length_exceeded`; without a request, the default
 //!   cut to what the context has left. Tokenizing stops at the context: a prompt far too long
@@ -21,7 +21,8 @@
 //! - Errors in OpenAI's shape ([`ApiError`]): `{"error": {"message", "type", "param", "code"}}`.
 //!
 //! # What it does not do
-//! No I/O, no model execution, no pricing (the gateway prices [`Admitted`]).
+//! No I/O, no model execution (it depends on mycel-tokenizer and mycel-types, not on the model
+//! runtime), no pricing (the gateway prices [`Admitted`]).
 
 mod error;
 mod request;

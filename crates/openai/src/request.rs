@@ -4,9 +4,8 @@
 //! `/v1/completions`); mycel adds `top_k` (default 0, off) and fills `seed` with 0 when none is
 //! given, so that every request is reproducible and its receipt re-runnable.
 
-use mycel_infer::{
-    CanonicalRequest, ChatMessage, Endpoint, InferError, PromptFormat, SamplingParams,
-};
+use mycel_tokenizer::{PromptFormat, TokenizerError};
+use mycel_types::receipt::{CanonicalRequest, ChatMessage, Endpoint, SamplingParams};
 use serde::Deserialize;
 
 use crate::error::ApiError;
@@ -76,10 +75,10 @@ impl ParsedRequest {
             Endpoint::ChatCompletions => CanonicalRequest::chat(self.messages, &self.sampling),
             Endpoint::Completions => CanonicalRequest::completion(self.prompt, &self.sampling),
         };
-        let prompt_tokens = request
-            .prompt_tokens_within(format, room_for_prompt)
+        let prompt_tokens = format
+            .request_tokens(&request, room_for_prompt)
             .map_err(|error| match error {
-                InferError::PromptOverLimit { .. } if self.max_tokens_requested => {
+                TokenizerError::PromptOverLimit { .. } if self.max_tokens_requested => {
                     ApiError::invalid(
                         Some(param),
                         "context_length_exceeded",
@@ -91,7 +90,7 @@ impl ParsedRequest {
                         ),
                     )
                 }
-                InferError::PromptOverLimit { .. } => ApiError::invalid(
+                TokenizerError::PromptOverLimit { .. } => ApiError::invalid(
                     Some(param),
                     "context_length_exceeded",
                     format!(
@@ -100,7 +99,7 @@ impl ParsedRequest {
                          length of the {param}."
                     ),
                 ),
-                InferError::UnsupportedChatTemplate => ApiError::invalid(
+                TokenizerError::UnsupportedChatTemplate => ApiError::invalid(
                     Some("messages"),
                     "unsupported_model",
                     "This model has no ChatML chat template; use /v1/completions.",

@@ -3,7 +3,8 @@
 
 use std::sync::OnceLock;
 
-use mycel_infer::{default_cache_dir, ensure_default_model, Endpoint, PromptFormat};
+use mycel_tokenizer::{default_cache_dir, ensure_default_model, PromptFormat};
+use mycel_types::receipt::Endpoint;
 use mycel_openai::{parse_chat, parse_completion, Limits};
 
 fn format() -> &'static PromptFormat {
@@ -87,7 +88,7 @@ fn the_admitted_request_is_what_a_miner_runs() {
     assert_eq!(admitted.request.max_tokens, 7);
     assert_eq!(
         admitted.prompt_tokens,
-        admitted.request.prompt_tokens_within(format(), usize::MAX).unwrap()
+        format().request_tokens(&admitted.request, usize::MAX).unwrap()
     );
     // The body forwarded upstream names the limit explicitly, under one name.
     let forwarded: serde_json::Value =

@@ -5,8 +5,10 @@
 use alloy_primitives::B256;
 use alloy_signer_local::PrivateKeySigner;
 use criterion::{criterion_group, criterion_main, Criterion};
-use mycel_infer::receipt::token_ids_hash;
-use mycel_infer::{CanonicalRequest, ChatMessage, InferenceReceipt, SamplingParams, SignedReceipt};
+use mycel_types::receipt::{
+    token_ids_hash, CanonicalRequest, ChatMessage, InferenceReceipt, SamplingParams,
+    SignedReceipt, DETERMINISM_PROFILE,
+};
 use std::hint::black_box;
 
 fn request() -> CanonicalRequest {
@@ -42,7 +44,7 @@ fn make_receipt(
         outputTokensHash: token_ids_hash(output),
         promptTokenCount: prompt.len() as u32,
         outputTokenCount: output.len() as u32,
-        determinismProfile: mycel_infer::DETERMINISM_PROFILE.into(),
+        determinismProfile: DETERMINISM_PROFILE.into(),
         blockHeight: 1234,
     };
     SignedReceipt::sign(receipt, 1337, key).expect("sign")

@@ -1,7 +1,7 @@
 //! mycel-subnet: the roles of an inference subnet.
 //!
 //! [`miner`] serves a model through an OpenAI-compatible HTTP API and signs a receipt
-//! ([`mycel_infer::receipt`]) for every completion it returns. [`validator`] challenges the
+//! ([`mycel_types::receipt`]) for every completion it returns. [`validator`] challenges the
 //! miners of a subnet, checks their receipts, re-executes a sample, and sets weights on chain.
 //!
 //! # What it guarantees

@@ -12,8 +12,10 @@ use std::process::{Command, Stdio};
 
 use alloy_primitives::{Address, B256};
 use alloy_signer_local::PrivateKeySigner;
-use mycel_infer::receipt::token_ids_hash;
-use mycel_infer::{CanonicalRequest, ChatMessage, InferenceReceipt, SamplingParams, SignedReceipt};
+use mycel_types::receipt::{
+    token_ids_hash, CanonicalRequest, ChatMessage, InferenceReceipt, SamplingParams,
+    SignedReceipt, DETERMINISM_PROFILE,
+};
 
 fn script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/verify_receipt.py")
@@ -84,7 +86,7 @@ fn receipt(miner: Address, request: &CanonicalRequest) -> InferenceReceipt {
         outputTokensHash: token_ids_hash(&[4093, 2]),
         promptTokenCount: 4,
         outputTokenCount: 2,
-        determinismProfile: mycel_infer::DETERMINISM_PROFILE.into(),
+        determinismProfile: DETERMINISM_PROFILE.into(),
         blockHeight: u64::MAX,
     }
 }

@@ -8,14 +8,23 @@
 //!   of that encoding, so a tx hash is the same for every node and every client.
 //! - Amounts are integers in base units ([`Amount`] = `u128`); decimals are only for display and
 //!   parsing ([`amount`]).
+//! - Inference receipts ([`receipt`]) are EIP-712 typed data under the domain
+//!   `{name: "mycel-receipt", version: "1", chainId}`: their structs, the canonical request they
+//!   bind, signing, recovering, checking what a receipt binds, and their JSON forms. Checking a
+//!   receipt needs this crate only, not the model runtime.
+//! - The JSON `types` of every typed data come from alloy's EIP-712 resolver over the `sol!`
+//!   declarations ([`eip712`]), never from a second parser.
 //!
-//! Does not: do I/O, read clocks, keep state, or check balances and nonces (that is `mycel-state`).
+//! Does not: do I/O, read clocks, keep state, check balances and nonces (that is `mycel-state`),
+//! or run a model (re-running a receipt's request is `mycel-infer`).
 
 pub mod amount;
 pub mod api;
 pub mod eip3009;
+pub mod eip712;
 pub mod genesis;
 pub mod keys;
+pub mod receipt;
 pub mod tx;
 pub mod x402;
 
@@ -26,6 +35,11 @@ pub use amount::{
 };
 pub use eip3009::{MUSD_EIP712_NAME, MUSD_EIP712_VERSION};
 pub use genesis::{Genesis, GenesisAccount, GenesisError};
+pub use receipt::{
+    token_ids_hash, BindingError, CanonicalRequest, ChatMessage, Endpoint, InferenceReceipt,
+    InvalidSampling, ReceiptBinding, ReceiptError, ReceiptJson, SamplingParams, SignedReceipt,
+    DETERMINISM_PROFILE,
+};
 pub use tx::TransferWithAuthorization;
 pub use tx::{
     channel_id, ChannelVoucher, ClaimChannel, OpenChannel, RequestChannelWithdraw, TopUpChannel,

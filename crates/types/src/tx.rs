@@ -11,6 +11,7 @@
 //! Decoding rejects anything that does not re-encode to the same bytes, so one transaction has one
 //! hash: `keccak256(encoding)`.
 
+use crate::eip712::{domain_types, struct_types};
 use crate::{DOMAIN_NAME, DOMAIN_VERSION};
 use alloy_primitives::{keccak256, Address, Bytes, Signature, B256, U256};
 use alloy_signer::SignerSync;
@@ -315,25 +316,24 @@ impl TxKind {
 
     /// The EIP-712 `types` entries for this kind (without `EIP712Domain`), as wallets want them.
     pub fn eip712_types(&self) -> serde_json::Value {
-        let encode_type: Cow<'static, str> = match self {
-            TxKind::Transfer(_) => Transfer::eip712_encode_type(),
-            TxKind::RegisterSubnet(_) => RegisterSubnet::eip712_encode_type(),
-            TxKind::SetSubnetParams(_) => SetSubnetParams::eip712_encode_type(),
-            TxKind::BurnedRegister(_) => BurnedRegister::eip712_encode_type(),
-            TxKind::ServeEndpoint(_) => ServeEndpoint::eip712_encode_type(),
-            TxKind::SetWeights(_) => SetWeights::eip712_encode_type(),
-            TxKind::CommitWeights(_) => CommitWeights::eip712_encode_type(),
-            TxKind::RevealWeights(_) => RevealWeights::eip712_encode_type(),
-            TxKind::AddStake(_) => AddStake::eip712_encode_type(),
-            TxKind::RemoveStake(_) => RemoveStake::eip712_encode_type(),
-            TxKind::TransferWithAuthorization(_) => TransferWithAuthorization::eip712_encode_type(),
-            TxKind::OpenChannel(_) => OpenChannel::eip712_encode_type(),
-            TxKind::TopUpChannel(_) => TopUpChannel::eip712_encode_type(),
-            TxKind::ClaimChannel(_) => ClaimChannel::eip712_encode_type(),
-            TxKind::RequestChannelWithdraw(_) => RequestChannelWithdraw::eip712_encode_type(),
-            TxKind::WithdrawChannel(_) => WithdrawChannel::eip712_encode_type(),
-        };
-        eip712_types_from_encode_type(&encode_type)
+        match self {
+            TxKind::Transfer(_) => struct_types::<Transfer>(),
+            TxKind::RegisterSubnet(_) => struct_types::<RegisterSubnet>(),
+            TxKind::SetSubnetParams(_) => struct_types::<SetSubnetParams>(),
+            TxKind::BurnedRegister(_) => struct_types::<BurnedRegister>(),
+            TxKind::ServeEndpoint(_) => struct_types::<ServeEndpoint>(),
+            TxKind::SetWeights(_) => struct_types::<SetWeights>(),
+            TxKind::CommitWeights(_) => struct_types::<CommitWeights>(),
+            TxKind::RevealWeights(_) => struct_types::<RevealWeights>(),
+            TxKind::AddStake(_) => struct_types::<AddStake>(),
+            TxKind::RemoveStake(_) => struct_types::<RemoveStake>(),
+            TxKind::TransferWithAuthorization(_) => struct_types::<TransferWithAuthorization>(),
+            TxKind::OpenChannel(_) => struct_types::<OpenChannel>(),
+            TxKind::TopUpChannel(_) => struct_types::<TopUpChannel>(),
+            TxKind::ClaimChannel(_) => struct_types::<ClaimChannel>(),
+            TxKind::RequestChannelWithdraw(_) => struct_types::<RequestChannelWithdraw>(),
+            TxKind::WithdrawChannel(_) => struct_types::<WithdrawChannel>(),
+        }
     }
 }
 
@@ -461,11 +461,7 @@ impl SignedTx {
     /// `encode_typed_data(full_message=...)`.
     pub fn typed_data(kind: &TxKind, chain_id: u64) -> serde_json::Value {
         let mut types = kind.eip712_types();
-        types["EIP712Domain"] = serde_json::json!([
-            {"name": "name", "type": "string"},
-            {"name": "version", "type": "string"},
-            {"name": "chainId", "type": "uint256"},
-        ]);
+        types["EIP712Domain"] = domain_types(&domain(chain_id));
         serde_json::json!({
             "domain": {"name": DOMAIN_NAME, "version": DOMAIN_VERSION, "chainId": chain_id},
             "types": types,
@@ -697,27 +693,6 @@ fn field_bytes(message: &serde_json::Value, name: &'static str) -> Result<Bytes,
             field: name,
             reason: e.to_string(),
         })
-}
-
-/// Turns an EIP-712 encodeType string (`Transfer(address from,...)`) into the JSON `types` map.
-fn eip712_types_from_encode_type(encode_type: &str) -> serde_json::Value {
-    let mut types = serde_json::Map::new();
-    let mut rest = encode_type;
-    while let Some(open) = rest.find('(') {
-        let name = &rest[..open];
-        let Some(close) = rest[open..].find(')') else {
-            break;
-        };
-        let fields: Vec<serde_json::Value> = rest[open + 1..open + close]
-            .split(',')
-            .filter(|f| !f.is_empty())
-            .filter_map(|f| f.split_once(' '))
-            .map(|(ty, field)| serde_json::json!({"name": field, "type": ty}))
-            .collect();
-        types.insert(name.to_string(), serde_json::Value::Array(fields));
-        rest = &rest[open + close + 1..];
-    }
-    serde_json::Value::Object(types)
 }
 
 #[cfg(test)]

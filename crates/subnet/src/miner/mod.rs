@@ -40,8 +40,8 @@ use axum::Router;
 use base64::Engine;
 use futures::{Stream, StreamExt};
 use mycel_infer::{
-    CanonicalRequest, Endpoint, FinishReason, Generation, InferError, InferenceReceipt, Model,
-    SignedReceipt, TokenEvent,
+    receipt_for_generation, CanonicalRequest, Endpoint, FinishReason, Generation, InferError,
+    Model, SignedReceipt, TokenEvent, TokenizerError,
 };
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
@@ -355,7 +355,7 @@ fn run_job(shared: &Shared, job: &Job) -> Result<Served, ApiError> {
         generation.prompt_tokens.len(),
         generation.output_tokens.len(),
     );
-    let receipt = InferenceReceipt::for_generation(
+    let receipt = receipt_for_generation(
         shared.config.netuid,
         shared.signer.address(),
         &shared.model,
@@ -375,7 +375,8 @@ fn run_job(shared: &Shared, job: &Job) -> Result<Served, ApiError> {
 
 fn infer_error(error: InferError) -> ApiError {
     match &error {
-        InferError::PromptTooLong { .. } | InferError::PromptOverLimit { .. } => {
+        InferError::PromptTooLong { .. }
+        | InferError::Tokenizer(TokenizerError::PromptOverLimit { .. }) => {
             ApiError::invalid(
                 Some("messages"),
                 "context_length_exceeded",
@@ -390,7 +391,7 @@ fn infer_error(error: InferError) -> ApiError {
             "invalid_value",
             format!("Invalid sampling setting: {reason}"),
         ),
-        InferError::UnsupportedChatTemplate => ApiError::invalid(
+        InferError::Tokenizer(TokenizerError::UnsupportedChatTemplate) => ApiError::invalid(
             Some("messages"),
             "unsupported_model",
             "This model has no ChatML chat template; use /v1/completions.",

@@ -323,9 +323,8 @@ pub fn check_answer(
 /// Re-executes `answer`'s request on `model` and compares prompt and output token hashes and the
 /// text exactly.
 pub fn rerun(model: &Model, answer: &Answer) -> Result<(), Fault> {
-    let generation = answer
-        .request
-        .execute(model, &mut |_| ControlFlow::Continue(()))
+    let generation = model
+        .execute(&answer.request, &mut |_| ControlFlow::Continue(()))
         .map_err(|e| Fault::WrongRequest(format!("the request cannot be re-run: {e}")))?;
     let r = &answer.receipt.receipt;
     let prompt_hash = token_ids_hash(&generation.prompt_tokens);

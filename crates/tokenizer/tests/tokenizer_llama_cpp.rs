@@ -3,7 +3,7 @@
 
 mod common;
 
-use mycel_infer::{Tokenizer, DEFAULT_MODEL};
+use mycel_tokenizer::{Tokenizer, DEFAULT_MODEL};
 use serde_json::Value;
 
 const FIXTURE: &str = include_str!("../../../tests/fixtures/tokenizer/smollm2-llama-cpp.json");

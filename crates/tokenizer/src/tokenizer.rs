@@ -16,11 +16,10 @@
 
 use std::collections::HashMap;
 
-use candle_core::quantized::gguf_file::Value;
 use unicode_general_category::{get_general_category, GeneralCategory};
 
-use crate::error::InferError;
-use crate::gguf::{as_i64, Metadata};
+use crate::error::TokenizerError;
+use crate::gguf::Metadata;
 
 /// llama.cpp's token types (`tokenizer.ggml.token_type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -92,44 +91,47 @@ pub struct TooManyTokens {
 
 impl Tokenizer {
     /// Builds the tokenizer from GGUF metadata.
-    pub fn from_gguf_metadata(metadata: &HashMap<String, Value>) -> Result<Self, InferError> {
-        let md = Metadata(metadata);
-        let model = md.string("tokenizer.ggml.model")?;
+    pub fn from_gguf_metadata(md: &Metadata) -> Result<Self, TokenizerError> {
+        let model = md.field("tokenizer.ggml.model").string()?;
         if model != "gpt2" {
-            return Err(InferError::UnsupportedTokenizer(model.to_string()));
+            return Err(TokenizerError::UnsupportedTokenizer(model.to_string()));
         }
-        let pre_name = md.opt_string("tokenizer.ggml.pre")?.unwrap_or("default");
+        let pre_name = md
+            .field("tokenizer.ggml.pre")
+            .opt_string()?
+            .unwrap_or("default");
         let pre = match pre_name {
             "default" | "gpt-2" | "gpt2" => PreTokenizer::Gpt2,
             "smollm" | "starcoder" | "refact" | "command-r" | "codeshell" | "exaone"
             | "minerva-7b" => PreTokenizer::DigitsThenGpt2,
-            other => return Err(InferError::UnsupportedPreTokenizer(other.to_string())),
+            other => return Err(TokenizerError::UnsupportedPreTokenizer(other.to_string())),
         };
         let tokens: Vec<String> = md
-            .string_array("tokenizer.ggml.tokens")?
+            .field("tokenizer.ggml.tokens")
+            .string_array()?
             .into_iter()
             .map(str::to_string)
             .collect();
-        let token_types: Vec<TokenType> = match md.opt_array("tokenizer.ggml.token_type")? {
+        let token_types: Vec<TokenType> = match md.field("tokenizer.ggml.token_type").opt_array()? {
             None => vec![TokenType::Normal; tokens.len()],
             Some(types) => {
                 if types.len() != tokens.len() {
-                    return Err(InferError::BadMetadata {
+                    return Err(TokenizerError::BadMetadata {
                         key: "tokenizer.ggml.token_type".into(),
                         reason: format!("{} types for {} tokens", types.len(), tokens.len()),
                     });
                 }
                 types
                     .iter()
-                    .map(|v| as_i64(v).map(TokenType::from_gguf))
+                    .map(|v| v.as_i64().map(TokenType::from_gguf))
                     .collect::<Option<Vec<_>>>()
-                    .ok_or_else(|| InferError::BadMetadata {
+                    .ok_or_else(|| TokenizerError::BadMetadata {
                         key: "tokenizer.ggml.token_type".into(),
                         reason: "not an integer array".into(),
                     })?
             }
         };
-        let vocab_size = u32::try_from(tokens.len()).map_err(|_| InferError::BadMetadata {
+        let vocab_size = u32::try_from(tokens.len()).map_err(|_| TokenizerError::BadMetadata {
             key: "tokenizer.ggml.tokens".into(),
             reason: "too many tokens".into(),
         })?;
@@ -141,14 +143,15 @@ impl Tokenizer {
 
         let mut merges = HashMap::new();
         for (rank, line) in md
-            .string_array("tokenizer.ggml.merges")?
+            .field("tokenizer.ggml.merges")
+            .string_array()?
             .into_iter()
             .enumerate()
         {
             // A merge is "left right"; the split is at the first space after the first character
             // (llama.cpp: `word.find(' ', 1)`).
             let Some((left, right)) = split_merge(line) else {
-                return Err(InferError::BadMetadata {
+                return Err(TokenizerError::BadMetadata {
                     key: "tokenizer.ggml.merges".into(),
                     reason: format!("merge {rank} ({line:?}) has no space"),
                 });
@@ -183,9 +186,9 @@ impl Tokenizer {
             .enumerate()
             .map(|(b, &c)| (c, b as u8))
             .collect();
-        let check = |key: &str, id: Option<u32>| -> Result<Option<u32>, InferError> {
+        let check = |key: &str, id: Option<u32>| -> Result<Option<u32>, TokenizerError> {
             match id {
-                Some(id) if id >= vocab_size => Err(InferError::BadMetadata {
+                Some(id) if id >= vocab_size => Err(TokenizerError::BadMetadata {
                     key: key.into(),
                     reason: format!("token id {id} is outside the vocabulary of {vocab_size}"),
                 }),
@@ -194,18 +197,19 @@ impl Tokenizer {
         };
         let bos = check(
             "tokenizer.ggml.bos_token_id",
-            md.opt_u32("tokenizer.ggml.bos_token_id")?,
+            md.field("tokenizer.ggml.bos_token_id").opt_u32()?,
         )?;
         let eos = check(
             "tokenizer.ggml.eos_token_id",
-            md.opt_u32("tokenizer.ggml.eos_token_id")?,
+            md.field("tokenizer.ggml.eos_token_id").opt_u32()?,
         )?;
         let eot = check(
             "tokenizer.ggml.eot_token_id",
-            md.opt_u32("tokenizer.ggml.eot_token_id")?,
+            md.field("tokenizer.ggml.eot_token_id").opt_u32()?,
         )?;
         let add_bos = md
-            .opt_bool("tokenizer.ggml.add_bos_token")?
+            .field("tokenizer.ggml.add_bos_token")
+            .opt_bool()?
             .unwrap_or(false);
         // Normal tokens are stored one char per byte, special ones as their UTF-8 text.
         let longest_token_bytes = tokens
@@ -239,8 +243,8 @@ impl Tokenizer {
     }
 
     /// Reads only the metadata of a GGUF file (not its tensors) and builds the tokenizer.
-    pub fn from_gguf_file(path: &std::path::Path) -> Result<Self, InferError> {
-        Self::from_gguf_metadata(&crate::gguf::read_header(path)?.metadata)
+    pub fn from_gguf_file(path: &std::path::Path) -> Result<Self, TokenizerError> {
+        Self::from_gguf_metadata(&crate::gguf::read_header_file(path)?.metadata)
     }
 
     pub fn vocab_size(&self) -> usize {
@@ -331,7 +335,7 @@ impl Tokenizer {
 
     /// Decodes ids to bytes: normal tokens through the byte alphabet, others as their text.
     /// With `skip_special`, control tokens are left out.
-    pub fn decode_bytes(&self, ids: &[u32], skip_special: bool) -> Result<Vec<u8>, InferError> {
+    pub fn decode_bytes(&self, ids: &[u32], skip_special: bool) -> Result<Vec<u8>, TokenizerError> {
         let mut out = Vec::new();
         for &id in ids {
             self.append_token_bytes(id, skip_special, &mut out)?;
@@ -340,7 +344,7 @@ impl Tokenizer {
     }
 
     /// Decodes ids to text, replacing invalid UTF-8 (e.g. a cut multi-byte character) with U+FFFD.
-    pub fn decode(&self, ids: &[u32], skip_special: bool) -> Result<String, InferError> {
+    pub fn decode(&self, ids: &[u32], skip_special: bool) -> Result<String, TokenizerError> {
         Ok(String::from_utf8_lossy(&self.decode_bytes(ids, skip_special)?).into_owned())
     }
 
@@ -350,8 +354,10 @@ impl Tokenizer {
         id: u32,
         skip_special: bool,
         out: &mut Vec<u8>,
-    ) -> Result<(), InferError> {
-        let text = self.token_text(id).ok_or(InferError::UnknownTokenId(id))?;
+    ) -> Result<(), TokenizerError> {
+        let text = self
+            .token_text(id)
+            .ok_or(TokenizerError::UnknownTokenId(id))?;
         match self.token_types[id as usize] {
             TokenType::Control | TokenType::Unknown if skip_special => {}
             TokenType::Normal | TokenType::Byte | TokenType::Unused => {
@@ -398,7 +404,12 @@ impl Tokenizer {
         fragments
     }
 
-    fn encode_text(&self, text: &str, out: &mut Vec<u32>, limit: usize) -> Result<(), TooManyTokens> {
+    fn encode_text(
+        &self,
+        text: &str,
+        out: &mut Vec<u32>,
+        limit: usize,
+    ) -> Result<(), TooManyTokens> {
         let chars: Vec<char> = text.chars().collect();
         let mut words: Vec<(usize, usize)> = Vec::new();
         match self.pre {
@@ -475,7 +486,10 @@ impl Tokenizer {
         }
         while let Some(Reverse((_, left, left_id, right_id))) = queue.pop() {
             let right = next[left];
-            if !alive[left] || right == NONE || symbols[left] != left_id || symbols[right] != right_id
+            if !alive[left]
+                || right == NONE
+                || symbols[left] != left_id
+                || symbols[right] != right_id
             {
                 continue;
             }
@@ -641,6 +655,7 @@ fn gpt2_byte_alphabet() -> [char; 256] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gguf::Value;
 
     fn words(text: &str, digits: bool) -> Vec<String> {
         let chars: Vec<char> = text.chars().collect();
@@ -701,13 +716,18 @@ mod tests {
 
     /// A tokenizer over the letters a, b, c with merges that overlap and chain.
     fn tiny() -> Tokenizer {
-        let tokens = ["a", "b", "c", "aa", "ab", "bc", "aaa", "abc", "ca", "aab", "cab"];
+        let tokens = [
+            "a", "b", "c", "aa", "ab", "bc", "aaa", "abc", "ca", "aab", "cab",
+        ];
         let merges = ["a a", "a b", "b c", "aa a", "ab c", "c a", "aa b", "c ab"];
         let strings = |items: &[&str]| {
             Value::Array(items.iter().map(|s| Value::String(s.to_string())).collect())
         };
-        let metadata = HashMap::from([
-            ("tokenizer.ggml.model".to_string(), Value::String("gpt2".into())),
+        let metadata = Metadata::from_iter([
+            (
+                "tokenizer.ggml.model".to_string(),
+                Value::String("gpt2".into()),
+            ),
             ("tokenizer.ggml.tokens".to_string(), strings(&tokens)),
             ("tokenizer.ggml.merges".to_string(), strings(&merges)),
         ]);
@@ -772,7 +792,9 @@ mod tests {
         let mut out = Vec::new();
         assert_eq!(
             tokenizer.encode_within(&text, false, &mut out, all.len() - 1),
-            Err(TooManyTokens { limit: all.len() - 1 })
+            Err(TooManyTokens {
+                limit: all.len() - 1
+            })
         );
         // Far too long for the limit: refused from its length alone, nothing encoded.
         let mut out = Vec::new();

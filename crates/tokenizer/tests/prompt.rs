@@ -1,12 +1,11 @@
-//! Prompt tokens from requests: special tokens come only from the chat template, tokenizing is
-//! bounded by a limit, and a cancelled generation stops within a layer.
+//! Prompt tokens from requests: special tokens come only from the chat template, and tokenizing
+//! is bounded by a limit.
 
 mod common;
 
-use std::cell::Cell;
 use std::time::Instant;
 
-use mycel_infer::{ChatMessage, InferError, PromptFormat, SamplingParams};
+use mycel_tokenizer::{ChatMessage, PromptFormat, TokenizerError};
 
 fn format() -> PromptFormat {
     PromptFormat::from_gguf_file(&common::default_model_path()).expect("the model's metadata")
@@ -81,24 +80,26 @@ fn tokenizing_is_bounded_by_the_limit_not_the_text() {
     assert_eq!(exact, fits);
     assert!(matches!(
         format.completion_tokens(sentence, fits.len() - 1),
-        Err(InferError::PromptOverLimit { .. })
+        Err(TokenizerError::PromptOverLimit { .. })
     ));
     // 8 MiB of text, and one 2 MiB word (BPE is superlinear in a word's length): both refused
     // against a context-sized limit, quickly.
-    for text in [sentence.repeat((8 << 20) / sentence.len()), "a".repeat(2 << 20)] {
+    for text in [
+        sentence.repeat((8 << 20) / sentence.len()),
+        "a".repeat(2 << 20),
+    ] {
         let started = Instant::now();
         let refused = format.completion_tokens(&text, 8192);
-        assert!(matches!(refused, Err(InferError::PromptOverLimit { limit: 8192 })));
-        eprintln!(
-            "{} bytes refused in {:?}",
-            text.len(),
-            started.elapsed()
-        );
+        assert!(matches!(
+            refused,
+            Err(TokenizerError::PromptOverLimit { limit: 8192 })
+        ));
+        eprintln!("{} bytes refused in {:?}", text.len(), started.elapsed());
     }
     let messages = vec![ChatMessage::user(sentence.repeat(1000))];
     assert!(matches!(
         format.chat_tokens(&messages, 500),
-        Err(InferError::PromptOverLimit { limit: 500 })
+        Err(TokenizerError::PromptOverLimit { limit: 500 })
     ));
     // A long word that fits is tokenized the same as without a limit.
     let word = "ab".repeat(3000);
@@ -106,33 +107,4 @@ fn tokenizing_is_bounded_by_the_limit_not_the_text() {
         format.completion_tokens(&word, 8192).expect("fits"),
         format.completion_tokens(&word, usize::MAX).expect("fits")
     );
-}
-
-#[test]
-fn a_cancelled_generation_stops_during_the_prefill() {
-    let model = common::default_model();
-    let prompt = model
-        .prompt_format()
-        .completion_tokens(&"Once upon a time there was a fox. ".repeat(40), usize::MAX)
-        .expect("tokens");
-    assert!(prompt.len() > 300, "a prompt of several chunks");
-    let asked = Cell::new(0u32);
-    // Cancel at the 5th question: during the first chunk of the prefill, before any token.
-    let cancelled = || {
-        asked.set(asked.get() + 1);
-        asked.get() >= 5
-    };
-    let mut tokens = 0;
-    let result = model.generate_cancellable(
-        &prompt,
-        &SamplingParams::greedy(8),
-        &cancelled,
-        &mut |_| {
-            tokens += 1;
-            std::ops::ControlFlow::Continue(())
-        },
-    );
-    assert!(matches!(result, Err(InferError::Cancelled)), "{result:?}");
-    assert_eq!(asked.get(), 5, "asked once per layer until it said yes");
-    assert_eq!(tokens, 0);
 }

@@ -18,37 +18,10 @@
 //! the tokens of those characters, never the control token, so no message can open a turn of
 //! another role (OpenAI treats such strings as text too).
 
-use serde::{Deserialize, Serialize};
+use mycel_types::receipt::ChatMessage;
+use serde::Serialize;
 
-use crate::error::InferError;
-
-/// One chat message. `role` is free text (`system`, `user`, `assistant`, ...), as in ChatML.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChatMessage {
-    pub role: String,
-    pub content: String,
-}
-
-impl ChatMessage {
-    pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
-        Self {
-            role: role.into(),
-            content: content.into(),
-        }
-    }
-
-    pub fn system(content: impl Into<String>) -> Self {
-        Self::new("system", content)
-    }
-
-    pub fn user(content: impl Into<String>) -> Self {
-        Self::new("user", content)
-    }
-
-    pub fn assistant(content: impl Into<String>) -> Self {
-        Self::new("assistant", content)
-    }
-}
+use crate::error::TokenizerError;
 
 /// A ChatML template with an optional default system prompt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -61,9 +34,9 @@ const IM_END: &str = "<|im_end|>";
 
 impl ChatTemplate {
     /// Recognises a ChatML Jinja template and extracts its default system prompt, if any.
-    pub fn from_jinja(template: &str) -> Result<Self, InferError> {
+    pub fn from_jinja(template: &str) -> Result<Self, TokenizerError> {
         if !template.contains(IM_START) || !template.contains(IM_END) {
-            return Err(InferError::UnsupportedChatTemplate);
+            return Err(TokenizerError::UnsupportedChatTemplate);
         }
         let marker = format!("{IM_START}system");
         let default_system_prompt = template.find(&marker).and_then(|at| {

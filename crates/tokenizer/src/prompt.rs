@@ -13,10 +13,12 @@
 
 use std::path::Path;
 
-use crate::chat::{ChatMessage, ChatPiece, ChatTemplate};
-use crate::error::InferError;
-use crate::gguf::{sha256_file, Metadata, ModelId};
-use crate::tokenizer::{TooManyTokens, Tokenizer};
+use mycel_types::receipt::{CanonicalRequest, ChatMessage, Endpoint};
+
+use crate::chat::{ChatPiece, ChatTemplate};
+use crate::error::TokenizerError;
+use crate::gguf::{read_header_file, sha256_file, Metadata, ModelId};
+use crate::tokenizer::{Tokenizer, TooManyTokens};
 
 /// What turns messages or a prompt into the tokens a model is fed.
 #[derive(Debug, Clone)]
@@ -29,19 +31,15 @@ pub struct PromptFormat {
 
 impl PromptFormat {
     /// Builds the format from a GGUF file's metadata, and `id` (the file's SHA-256).
-    pub(crate) fn from_metadata(
-        id: ModelId,
-        metadata: &std::collections::HashMap<String, candle_core::quantized::gguf_file::Value>,
-    ) -> Result<Self, InferError> {
-        let md = Metadata(metadata);
-        let architecture = md.string("general.architecture")?;
+    pub fn from_metadata(id: ModelId, md: &Metadata) -> Result<Self, TokenizerError> {
+        let architecture = md.field("general.architecture").string()?;
         if architecture != "llama" {
-            return Err(InferError::UnsupportedArchitecture(
+            return Err(TokenizerError::UnsupportedArchitecture(
                 architecture.to_string(),
             ));
         }
-        let tokenizer = Tokenizer::from_gguf_metadata(metadata)?;
-        let chat_template = match md.opt_string("tokenizer.chat_template")? {
+        let tokenizer = Tokenizer::from_gguf_metadata(md)?;
+        let chat_template = match md.field("tokenizer.chat_template").opt_string()? {
             Some(jinja) => match ChatTemplate::from_jinja(jinja) {
                 Ok(template) => Some(template),
                 Err(e) => {
@@ -53,7 +51,8 @@ impl PromptFormat {
             None => None,
         };
         let context_length =
-            usize::try_from(md.u64(&format!("{architecture}.context_length"))?).unwrap_or(usize::MAX);
+            usize::try_from(md.field(&format!("{architecture}.context_length")).u64()?)
+                .unwrap_or(usize::MAX);
         Ok(Self {
             id,
             tokenizer,
@@ -63,9 +62,9 @@ impl PromptFormat {
     }
 
     /// Reads a GGUF file's metadata (not its tensors) and hashes the file for its id.
-    pub fn from_gguf_file(path: &Path) -> Result<Self, InferError> {
+    pub fn from_gguf_file(path: &Path) -> Result<Self, TokenizerError> {
         let id = ModelId(sha256_file(path, &mut |_, _| {})?);
-        Self::from_metadata(id, &crate::gguf::read_header(path)?.metadata)
+        Self::from_metadata(id, &read_header_file(path)?.metadata)
     }
 
     /// The model's id: the SHA-256 of its GGUF file.
@@ -86,24 +85,28 @@ impl PromptFormat {
         self.context_length
     }
 
-    /// The prompt tokens of a chat, refused with [`InferError::PromptOverLimit`] past `limit`.
-    pub fn chat_tokens(&self, messages: &[ChatMessage], limit: usize) -> Result<Vec<u32>, InferError> {
+    /// The prompt tokens of a chat, refused with [`TokenizerError::PromptOverLimit`] past `limit`.
+    pub fn chat_tokens(
+        &self,
+        messages: &[ChatMessage],
+        limit: usize,
+    ) -> Result<Vec<u32>, TokenizerError> {
         let template = self
             .chat_template
             .as_ref()
-            .ok_or(InferError::UnsupportedChatTemplate)?;
+            .ok_or(TokenizerError::UnsupportedChatTemplate)?;
         let mut tokens = self.start();
-        let over = |_: TooManyTokens| InferError::PromptOverLimit { limit };
+        let over = |_: TooManyTokens| TokenizerError::PromptOverLimit { limit };
         for piece in template.pieces(messages, true) {
             match piece {
                 ChatPiece::Special(markup) => {
                     let id = self
                         .tokenizer
                         .token_id(markup)
-                        .ok_or(InferError::UnsupportedChatTemplate)?;
+                        .ok_or(TokenizerError::UnsupportedChatTemplate)?;
                     tokens.push(id);
                     if tokens.len() > limit {
-                        return Err(InferError::PromptOverLimit { limit });
+                        return Err(TokenizerError::PromptOverLimit { limit });
                     }
                 }
                 ChatPiece::Text(text) => self
@@ -116,12 +119,30 @@ impl PromptFormat {
     }
 
     /// The prompt tokens of a plain completion, refused past `limit`.
-    pub fn completion_tokens(&self, prompt: &str, limit: usize) -> Result<Vec<u32>, InferError> {
+    pub fn completion_tokens(
+        &self,
+        prompt: &str,
+        limit: usize,
+    ) -> Result<Vec<u32>, TokenizerError> {
         let mut tokens = self.start();
         self.tokenizer
             .encode_within(prompt, false, &mut tokens, limit)
-            .map_err(|_| InferError::PromptOverLimit { limit })?;
+            .map_err(|_| TokenizerError::PromptOverLimit { limit })?;
         Ok(tokens)
+    }
+
+    /// The prompt tokens a canonical request feeds the model: [`PromptFormat::chat_tokens`] of
+    /// its messages (chat) or [`PromptFormat::completion_tokens`] of its prompt (completions),
+    /// refused past `limit`.
+    pub fn request_tokens(
+        &self,
+        request: &CanonicalRequest,
+        limit: usize,
+    ) -> Result<Vec<u32>, TokenizerError> {
+        match request.endpoint {
+            Endpoint::ChatCompletions => self.chat_tokens(&request.messages, limit),
+            Endpoint::Completions => self.completion_tokens(&request.prompt, limit),
+        }
     }
 
     fn start(&self) -> Vec<u32> {

