@@ -11,7 +11,6 @@ use crate::router::{
     MinerRouter, RouteError, ATTEMPTS_HEADER, MINER_HOTKEY_HEADER, MINER_UID_HEADER,
 };
 use crate::wire::{AnyPayment, FacilitatorRequest, PaymentRequirements, PaymentRequirementsV1};
-use alloy_primitives::Address;
 use axum::{
     body::Body,
     extract::{rejection::JsonRejection, Request, State},

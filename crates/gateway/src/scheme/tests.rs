@@ -66,7 +66,7 @@ impl PaymentScheme for Stub {
             token,
             price,
             seen: self.seen.clone(),
-        })))
+        }) as Box<dyn Payment>))
     }
 }
 
@@ -182,7 +182,7 @@ async fn admit_fixed(request: Request, next: Next) -> Response {
 }
 
 async fn call(router: &Router, headers: &[(&str, &str)], body: &str) -> (StatusCode, HeaderMap, String) {
-    let mut request = Request::post("/v1/chat/completions");
+    let mut request = axum::http::Request::post("/v1/chat/completions");
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
