@@ -5,9 +5,10 @@
 
 use alloy_primitives::B256;
 use axum::{routing::post, Json, Router};
+use mycel_client::NodeClient;
 use mycel_gateway::{
-    ExactScheme, Facilitator, FacilitatorConfig, GatewayBuilder, GatewayConfig, NodeClient,
-    Pricing, SessionBook, SessionScheme, SessionVoucher, SystemClock,
+    ExactScheme, Facilitator, FacilitatorConfig, GatewayBuilder, GatewayConfig, Pricing,
+    SessionBook, SessionScheme, SessionVoucher, SystemClock,
 };
 use mycel_types::keys::dev_signer;
 use serde_json::{json, Value};
@@ -158,7 +159,7 @@ fn twenty_calls_on_vouchers_are_claimed_in_batches_and_the_rest_is_withdrawn() {
     });
     let book_file = dir.path().join("sessions.json");
     let (gateway, book) = rt.block_on(async {
-        let node = NodeClient::new(&rpc);
+        let node = NodeClient::new(&rpc).unwrap();
         let facilitator = Facilitator::connect(
             node.clone(),
             FacilitatorConfig {
@@ -239,9 +240,15 @@ fn twenty_calls_on_vouchers_are_claimed_in_batches_and_the_rest_is_withdrawn() {
             .send()
             .await
             .unwrap();
-        (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null))
+        (
+            r.status().as_u16(),
+            r.json::<Value>().await.unwrap_or(Value::Null),
+        )
     });
-    assert_eq!((status, answer["error"].as_str()), (402, Some("session_voucher_used")));
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (402, Some("session_voucher_used"))
+    );
     // Refused: a lower voucher, one that does not add the price, one over the deposit, one
     // signed by someone else.
     let (status, answer) = call(19 * price + 1);
@@ -280,7 +287,7 @@ fn twenty_calls_on_vouchers_are_claimed_in_batches_and_the_rest_is_withdrawn() {
     // accepts the next one.
     std::fs::copy(&book_file, dir.path().join("restarted.json")).unwrap();
     let restarted = SessionBook::open(
-        NodeClient::new(&rpc),
+        NodeClient::new(&rpc).unwrap(),
         payee.clone(),
         chain_id,
         mycel_types::genesis::DEFAULT_MIN_FEE,

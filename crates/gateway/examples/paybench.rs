@@ -291,7 +291,8 @@ async fn main() {
         &mut |_| {},
     )
     .expect("the default model");
-    let format = Arc::new(mycel_tokenizer::PromptFormat::from_gguf_file(&model).expect("tokenizer"));
+    let format =
+        Arc::new(mycel_tokenizer::PromptFormat::from_gguf_file(&model).expect("tokenizer"));
     let config = |free: bool| GatewayConfig {
         upstream: upstream.clone(),
         pricing: Pricing::default(),

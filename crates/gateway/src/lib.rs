@@ -55,11 +55,11 @@ pub mod server;
 pub mod session;
 pub mod wire;
 
+pub use admission::{Admission, WorkTimeout};
+pub use answers::PaidAnswers;
 pub use facilitator::{
     Asset, Clock, Facilitator, FacilitatorConfig, FixedClock, SetupError, SystemClock,
 };
-pub use admission::{Admission, WorkTimeout};
-pub use answers::PaidAnswers;
 pub use paywall::{ModelPrice, Paywall, Pricing};
 pub use revenue::{RevenueConfig, RevenueShare};
 pub use router::{MinerRouter, RoutingConfig};

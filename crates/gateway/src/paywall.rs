@@ -17,6 +17,7 @@ use crate::admission::{RequestDigest, Terms};
 use crate::answers::{Lookup, PaidAnswers, StoredAnswer};
 use crate::scheme::{PaymentScheme, Refusal, Reserved};
 use crate::wire::{self, PaymentRequired, PaymentRequiredV1, PaymentRequirements, ResourceInfo};
+use alloy_primitives::B256;
 use axum::{
     body::{to_bytes, Body},
     extract::{Request, State},
@@ -25,7 +26,6 @@ use axum::{
     response::{IntoResponse, Response},
     Json,
 };
-use alloy_primitives::B256;
 use mycel_openai::Admitted;
 use mycel_types::Amount;
 use serde_json::json;
@@ -165,7 +165,12 @@ struct Ask {
 
 impl Ask {
     fn refuse(&self, refusal: &Refusal) -> Response {
-        payment_required(&self.resource, &self.accepts, &refusal.code, &refusal.message)
+        payment_required(
+            &self.resource,
+            &self.accepts,
+            &refusal.code,
+            &refusal.message,
+        )
     }
 }
 
@@ -196,7 +201,11 @@ pub async fn paywall(State(pw): State<Arc<Paywall>>, request: Request, next: Nex
         },
         accepts: pw.schemes.iter().flat_map(|s| s.accepts(price)).collect(),
     };
-    let Some(read) = pw.schemes.iter().find_map(|s| s.read(&parts.headers, price)) else {
+    let Some(read) = pw
+        .schemes
+        .iter()
+        .find_map(|s| s.read(&parts.headers, price))
+    else {
         return ask.refuse(&pw.how_to_pay());
     };
     let payment = match read {
@@ -373,7 +382,10 @@ mod tests {
         assert_eq!(p.price_of("m", 0, 1000), 1_000 + 10_000);
         assert_eq!(p.price_of("m", 0, 1), 1_000 + 10);
         // The attack: an 8,181-token prompt for one output token is no longer a 1-token price.
-        assert_eq!(p.price_of("m", 8181, 1), 1_000 + (8181 * 2_500 + 10_000_u128).div_ceil(1000));
+        assert_eq!(
+            p.price_of("m", 8181, 1),
+            1_000 + (8181 * 2_500 + 10_000_u128).div_ceil(1000)
+        );
         assert!(p.price_of("m", 8181, 1) > 20 * p.price_of("m", 0, 1));
         let mut p = p;
         p.per_model.insert(

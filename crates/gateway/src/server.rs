@@ -5,11 +5,11 @@
 use crate::admission::{admit, Admission, Terms, WorkTimeout};
 use crate::facilitator::Facilitator;
 use crate::paywall::{error, paywall, read_request_body, Paywall, Pricing};
-use crate::scheme::PaymentScheme;
 use crate::revenue::RevenueShare;
 use crate::router::{
     MinerRouter, RouteError, ATTEMPTS_HEADER, MINER_HOTKEY_HEADER, MINER_UID_HEADER,
 };
+use crate::scheme::PaymentScheme;
 use crate::wire::{AnyPayment, FacilitatorRequest, PaymentRequirements, PaymentRequirementsV1};
 use axum::{
     body::Body,

@@ -357,7 +357,10 @@ impl SessionBook {
             match outcome {
                 Outcome::Applied(_) => {}
                 Outcome::Failed { error, .. } => {
-                    return Err(format!("claim of {id} failed: {}: {}", error.code, error.message))
+                    return Err(format!(
+                        "claim of {id} failed: {}: {}",
+                        error.code, error.message
+                    ))
                 }
                 Outcome::Rejected { error, .. } => {
                     return Err(format!("claim of {id} rejected: {error}"))

@@ -17,9 +17,7 @@ use mycel_types::Amount;
 
 use super::{BoxFuture, Committed, Payment, PaymentScheme, Refusal, Reserved};
 use crate::answers::payment_key;
-use crate::session::{
-    self, SessionBook, SessionRefusal, SESSION_HEADER, SESSION_RESPONSE_HEADER,
-};
+use crate::session::{self, SessionBook, SessionRefusal, SESSION_HEADER, SESSION_RESPONSE_HEADER};
 use crate::wire::PaymentRequirements;
 
 /// Session vouchers paying the channels of one book.

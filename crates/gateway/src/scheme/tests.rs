@@ -56,8 +56,16 @@ impl PaymentScheme for Stub {
         }]
     }
 
-    fn read(&self, headers: &HeaderMap, price: Amount) -> Option<Result<Box<dyn Payment>, Refusal>> {
-        let token = headers.get(format!("x-{}", self.name))?.to_str().ok()?.to_string();
+    fn read(
+        &self,
+        headers: &HeaderMap,
+        price: Amount,
+    ) -> Option<Result<Box<dyn Payment>, Refusal>> {
+        let token = headers
+            .get(format!("x-{}", self.name))?
+            .to_str()
+            .ok()?
+            .to_string();
         if token == "bad" {
             return Some(Err(Refusal::new("stub_bad", "a bad token")));
         }
@@ -132,8 +140,14 @@ impl Reserved for StubReserved {
 fn gateway(paid: Arc<AtomicU64>) -> (Router, Arc<Seen>, Arc<Seen>) {
     let (a, b) = (Arc::new(Seen::default()), Arc::new(Seen::default()));
     let schemes: Vec<Arc<dyn PaymentScheme>> = vec![
-        Arc::new(Stub { name: "a", seen: a.clone() }),
-        Arc::new(Stub { name: "b", seen: b.clone() }),
+        Arc::new(Stub {
+            name: "a",
+            seen: a.clone(),
+        }),
+        Arc::new(Stub {
+            name: "b",
+            seen: b.clone(),
+        }),
     ];
     let mut wall = Paywall::new(Pricing::default(), "test", schemes);
     wall.on_settled = Some(Arc::new(move |_, price| {
@@ -146,7 +160,10 @@ fn gateway(paid: Arc<AtomicU64>) -> (Router, Arc<Seen>, Arc<Seen>) {
             if body == "fail" {
                 return (StatusCode::INTERNAL_SERVER_ERROR, "failed".to_string());
             }
-            (StatusCode::OK, format!("answer {}", calls.fetch_add(1, SeqCst)))
+            (
+                StatusCode::OK,
+                format!("answer {}", calls.fetch_add(1, SeqCst)),
+            )
         }
     };
     let router = Router::new()
@@ -178,22 +195,35 @@ async fn admit_fixed(request: Request, next: Next) -> Response {
     };
     parts.extensions.insert(RequestDigest(keccak256(&bytes)));
     parts.extensions.insert::<Terms>(Arc::new(terms));
-    next.run(Request::from_parts(parts, Body::from(bytes))).await
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
 }
 
-async fn call(router: &Router, headers: &[(&str, &str)], body: &str) -> (StatusCode, HeaderMap, String) {
+async fn call(
+    router: &Router,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (StatusCode, HeaderMap, String) {
     let mut request = axum::http::Request::post("/v1/chat/completions");
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
     let response = router
         .clone()
-        .oneshot(request.body(Body::from(body.to_string())).expect("a request"))
+        .oneshot(
+            request
+                .body(Body::from(body.to_string()))
+                .expect("a request"),
+        )
         .await
         .expect("infallible");
     let (parts, body) = response.into_parts();
     let body = to_bytes(body, 1 << 20).await.expect("a body");
-    (parts.status, parts.headers, String::from_utf8_lossy(&body).into_owned())
+    (
+        parts.status,
+        parts.headers,
+        String::from_utf8_lossy(&body).into_owned(),
+    )
 }
 
 fn error_of(body: &str) -> Value {
@@ -215,7 +245,10 @@ async fn a_402_offers_every_scheme_and_the_first_scheme_with_a_payment_serves() 
             .expect("a PAYMENT-REQUIRED header");
     let offered: Vec<_> = required.accepts.iter().map(|r| r.scheme.as_str()).collect();
     assert_eq!(offered, ["a", "b"]);
-    assert!(required.accepts.iter().all(|r| r.amount == price.to_string()));
+    assert!(required
+        .accepts
+        .iter()
+        .all(|r| r.amount == price.to_string()));
 
     // Both schemes' payments: the first scheme asked takes it.
     let (status, headers, body) = call(&router, &[("x-b", "t1"), ("x-a", "t1")], "hi").await;
@@ -250,10 +283,16 @@ async fn a_retry_gets_the_paid_answer_and_a_failed_handler_charges_nothing() {
 
     // The handler fails: its answer goes back, the payment is released, not committed.
     let (status, _, body) = call(&router, &[("x-b", "t2")], "fail").await;
-    assert_eq!((status, body.as_str()), (StatusCode::INTERNAL_SERVER_ERROR, "failed"));
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::INTERNAL_SERVER_ERROR, "failed")
+    );
     assert_eq!((b.reserved.load(SeqCst), b.committed.load(SeqCst)), (2, 1));
     assert_eq!(b.released.load(SeqCst), 1);
-    assert_eq!(paid.load(SeqCst), Pricing::default().price_of("m", 10, 100) as u64);
+    assert_eq!(
+        paid.load(SeqCst),
+        Pricing::default().price_of("m", 10, 100) as u64
+    );
     // Nothing was kept for it: the same payment serves once the handler succeeds.
     let (status, _, body) = call(&router, &[("x-b", "t2")], "now").await;
     assert_eq!((status, body.as_str()), (StatusCode::OK, "answer 1"));
