@@ -10,6 +10,7 @@ use mycel_gateway::wire::{
     self, AuthorizationJson, ExactEvmPayload, PaymentPayload, PaymentPayloadV1, PaymentRequired,
     PaymentRequirements,
 };
+use mycel_testkit::http::{post_json, Answer};
 use mycel_testkit::interop::{npm_ci, x402_client_dir};
 use mycel_testkit::{free_port, Devnet, DevnetOptions, Proc, TestDir};
 use mycel_types::{eip3009, keys::dev_signer};
@@ -218,18 +219,9 @@ impl Setup {
 
     /// POST to `path` of the gateway with optional payment headers.
     fn post(&self, path: &str, body: &Value, headers: &[(&str, String)]) -> Answer {
-        self.runtime.block_on(async {
-            let mut request = self.http.post(format!("{}{path}", self.gateway)).json(body);
-            for (name, value) in headers {
-                request = request.header(*name, value);
-            }
-            let response = request.send().await.expect("POST gateway");
-            Answer {
-                status: response.status().as_u16(),
-                headers: response.headers().clone(),
-                body: response.json().await.unwrap_or(Value::Null),
-            }
-        })
+        let url = format!("{}{path}", self.gateway);
+        self.runtime
+            .block_on(post_json(&self.http, &url, body, headers))
     }
 
     /// The requirements of a 402 for `body`.
@@ -247,18 +239,14 @@ impl Setup {
     }
 }
 
-struct Answer {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    body: Value,
+/// What a gateway test reads from an answer beyond its status and body.
+trait PaidAnswer {
+    /// The `error` reason of a 402 (from the PAYMENT-REQUIRED header, checked against the body).
+    fn reason(&self) -> String;
+    fn settlement(&self, header: &str) -> wire::SettleResponse;
 }
 
-impl Answer {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    /// The `error` reason of a 402 (from the PAYMENT-REQUIRED header, checked against the body).
+impl PaidAnswer for Answer {
     fn reason(&self) -> String {
         assert_eq!(
             self.status, 402,
@@ -287,21 +275,13 @@ async fn post_chat(
     body: &Value,
     headers: &[(&str, String)],
 ) -> Answer {
-    let mut request = http
-        .post(format!("{gateway}/v1/chat/completions"))
-        .json(body);
-    for (name, value) in headers {
-        request = request.header(*name, value);
-    }
-    let response = request.send().await.expect("POST gateway");
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let body = response.json().await.unwrap_or(Value::Null);
-    Answer {
-        status,
-        headers,
+    post_json(
+        http,
+        &format!("{gateway}/v1/chat/completions"),
         body,
-    }
+        headers,
+    )
+    .await
 }
 
 fn chat_body(model: &str, max_tokens: u64) -> Value {

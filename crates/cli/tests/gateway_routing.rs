@@ -16,6 +16,7 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use axum::Router;
 use mycel_gateway::wire::{self, PaymentRequired};
+use mycel_testkit::http::{post_json, Answer};
 use mycel_testkit::payer::{Payer, PaymentAsk};
 use mycel_testkit::{dev_signer, free_port, now_secs, Devnet, Proc, TestDir};
 use serde_json::{json, Value};
@@ -48,18 +49,6 @@ struct Http {
     client: reqwest::Client,
 }
 
-struct Answer {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    body: Value,
-}
-
-impl Answer {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-}
-
 impl Http {
     fn get(&self, url: &str) -> Value {
         self.runtime.block_on(async {
@@ -75,18 +64,8 @@ impl Http {
     }
 
     fn post(&self, url: &str, body: &Value, headers: &[(&str, String)]) -> Answer {
-        self.runtime.block_on(async {
-            let mut request = self.client.post(url).json(body);
-            for (name, value) in headers {
-                request = request.header(*name, value);
-            }
-            let response = request.send().await.expect("POST");
-            Answer {
-                status: response.status().as_u16(),
-                headers: response.headers().clone(),
-                body: response.json().await.unwrap_or(Value::Null),
-            }
-        })
+        self.runtime
+            .block_on(post_json(&self.client, url, body, headers))
     }
 }
 

@@ -4,12 +4,12 @@
 //! claims seen on chain, refused vouchers, and the payer's withdraw after the delay.
 
 use alloy_primitives::B256;
-use axum::{routing::post, Json, Router};
 use mycel_client::NodeClient;
 use mycel_gateway::{
     ExactScheme, Facilitator, FacilitatorConfig, GatewayBuilder, GatewayConfig, Pricing,
     SessionBook, SessionScheme, SessionVoucher, SystemClock,
 };
+use mycel_testkit::http::fixed_chat_server;
 use mycel_testkit::{Devnet, DevnetOptions};
 use mycel_types::keys::dev_signer;
 use serde_json::{json, Value};
@@ -84,20 +84,7 @@ fn twenty_calls_on_vouchers_are_claimed_in_batches_and_the_rest_is_withdrawn() {
     assert_eq!(on_chain["payer"], payer.address().to_checksum(None));
 
     // Upstream and gateway on loopback.
-    let upstream = rt.block_on(async {
-        let app = Router::new().route(
-            "/v1/chat/completions",
-            post(|Json(body): Json<Value>| async move {
-                Json(json!({"object": "chat.completion", "model": body["model"],
-                    "choices": [{"index": 0, "finish_reason": "stop",
-                                 "message": {"role": "assistant", "content": "ok"}}]}))
-            }),
-        );
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", l.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(l, app).await });
-        url
-    });
+    let upstream = fixed_chat_server(&rt, "ok");
     let book_file = dir.path().join("sessions.json");
     let (gateway, book) = rt.block_on(async {
         let node = NodeClient::new(&rpc).expect("client");

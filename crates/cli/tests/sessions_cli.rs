@@ -2,8 +2,8 @@
 //! process in front of an OpenAI-shaped server on loopback, a channel opened with `mycel session
 //! open`, three calls paid with `mycel chat --session`, and the gateway's claim seen on chain.
 
-use axum::{routing::post, Json, Router};
 use mycel_gateway::Pricing;
+use mycel_testkit::http::fixed_chat_server;
 use mycel_testkit::process::start_mycel;
 use mycel_testkit::{free_port, Devnet, DevnetOptions, TestDir};
 use mycel_types::keys::dev_signer;
@@ -128,20 +128,7 @@ fn three_chats_on_a_session_are_claimed_by_the_gateway_process() {
         .enable_all()
         .build()
         .unwrap();
-    let upstream = rt.block_on(async {
-        let app = Router::new().route(
-            "/v1/chat/completions",
-            post(|Json(body): Json<Value>| async move {
-                Json(json!({"object": "chat.completion", "model": body["model"],
-                    "choices": [{"index": 0, "finish_reason": "stop",
-                                 "message": {"role": "assistant", "content": "Paris."}}]}))
-            }),
-        );
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", l.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(l, app).await });
-        url
-    });
+    let upstream = fixed_chat_server(&rt, "Paris.");
 
     // The gateway process, with sessions: claims every 1,000 vouchers or 3 s.
     let book = d.join("gateway-sessions.json");

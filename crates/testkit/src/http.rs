@@ -48,3 +48,65 @@ pub fn get_text(url: &str) -> String {
             .unwrap_or_else(|e| panic!("GET {url}: {e}"))
     })
 }
+
+/// An HTTP answer as a test checks it: status, headers, and the body as JSON (`Null` when it is
+/// not JSON).
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: serde_json::Value,
+}
+
+impl Answer {
+    /// A header's value, when present and text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// POSTs `body` as JSON to `url` with `headers`; the answer, whatever its status.
+pub async fn post_json(
+    client: &reqwest::Client,
+    url: &str,
+    body: &serde_json::Value,
+    headers: &[(&str, String)],
+) -> Answer {
+    let mut request = client.post(url).json(body);
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    let response = request
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+    Answer {
+        status: response.status().as_u16(),
+        headers: response.headers().clone(),
+        body: response.json().await.unwrap_or(serde_json::Value::Null),
+    }
+}
+
+/// An OpenAI-shaped chat server on loopback, run on `runtime`, that answers every chat
+/// completion with `content` (the upstream behind a gateway under test, where the model's answer
+/// is not what is tested); its base URL.
+pub fn fixed_chat_server(runtime: &tokio::runtime::Runtime, content: &'static str) -> String {
+    use axum::{routing::post, Json, Router};
+    use serde_json::{json, Value};
+    runtime.block_on(async {
+        let app = Router::new().route(
+            "/v1/chat/completions",
+            post(move |Json(body): Json<Value>| async move {
+                Json(json!({"object": "chat.completion", "model": body["model"],
+                    "choices": [{"index": 0, "finish_reason": "stop",
+                                 "message": {"role": "assistant", "content": content}}]}))
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        let url = format!("http://{}", listener.local_addr().expect("address"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        url
+    })
+}
