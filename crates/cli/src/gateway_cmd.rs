@@ -519,12 +519,7 @@ pub fn run(args: GatewayArgs) -> Result<()> {
 }
 
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,mycel_gateway=info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    crate::logging::init(crate::logging::GATEWAY);
 }
 
 #[derive(Debug, Args)]
@@ -544,12 +539,8 @@ pub struct PayArgs {
     /// Show the price and stop without paying.
     #[arg(long)]
     pub dry_run: bool,
-    /// Sign with this key: a name in the keystore or the path of a keystore file.
-    #[arg(long, value_name = "FILE|NAME")]
-    pub key: Option<String>,
-    /// Sign with development account N (0-9). Devnets only.
-    #[arg(long, value_name = "N")]
-    pub dev_account: Option<u32>,
+    #[command(flatten)]
+    pub signer: crate::signer::SignerArgs,
     /// Pay from this session channel (`mycel session open`) with a cumulative voucher instead of
     /// one x402 payment: the new total is the last one signed (kept in ~/.mycel/sessions, or
     /// $MYCEL_SESSION_DIR) or the chain's claimed amount, whichever is higher, + the price.
@@ -563,10 +554,6 @@ pub struct PayArgs {
         default_value = "http://127.0.0.1:8545"
     )]
     pub rpc: String,
-    #[command(flatten)]
-    pub keystore: KeystoreArgs,
-    #[command(flatten)]
-    pub password: PasswordArgs,
 }
 
 /// `mycel pay`: calls a URL, and if it asks for an x402 payment in mUSD, shows the price, signs an
@@ -585,29 +572,14 @@ pub fn run_pay(args: PayArgs) -> Result<()> {
 /// Calls `args.url` (POST `body`, else GET); if it asks for an x402 payment, shows the price on
 /// stderr, refuses it above `--max`, and pays. Returns the answer's body (`None` after a dry run).
 fn fetch_paying(args: &PayArgs, body: Option<serde_json::Value>) -> Result<Option<String>> {
-    use alloy_primitives::{B256, U256};
-    use alloy_signer::SignerSync;
-    use mycel_gateway::wire::{self, AuthorizationJson, ExactEvmPayload, PaymentPayload};
-    use mycel_types::eip3009;
-
     let max =
         parse_amount(&args.max, Token::Musd).with_context(|| format!("--max '{}'", args.max))?;
     let signer = if args.dry_run {
         None
     } else {
-        Some(match (&args.key, args.dev_account) {
-            (Some(spec), _) => keys::load_signer(&args.keystore, spec, &args.password)?,
-            (None, Some(n)) if n < DEV_ACCOUNTS => {
-                dev_signer(n).map_err(|e| anyhow!("cannot derive development account {n}: {e}"))?
-            }
-            (None, Some(n)) => bail!(
-                "--dev-account {n} does not exist: development accounts are 0 to {}",
-                DEV_ACCOUNTS - 1
-            ),
-            (None, None) => {
-                bail!("say who pays: --key FILE|NAME or --dev-account N (or --dry-run)")
-            }
-        })
+        Some(args.signer.load_if_given()?.ok_or_else(|| {
+            anyhow!("say who pays: --key FILE|NAME or --dev-account N (or --dry-run)")
+        })?)
     };
     // A session payer reads its channel before the call (blocking, outside the runtime below).
     let session = match (&signer, args.session) {
@@ -651,46 +623,26 @@ fn fetch_paying(args: &PayArgs, body: Option<serde_json::Value>) -> Result<Optio
             }
             return Ok(Some(text));
         }
-        let header = first
+        let payment_required = first
             .headers()
-            .get(wire::PAYMENT_REQUIRED)
+            .get(x402::PAYMENT_REQUIRED)
             .and_then(|h| h.to_str().ok())
-            .ok_or_else(|| {
-                anyhow!("402 without a PAYMENT-REQUIRED header: not an x402 v2 server")
-            })?;
-        let required: wire::PaymentRequired =
-            wire::decode_header(header).context("PAYMENT-REQUIRED does not decode")?;
-        let requirements = required
-            .accepts
-            .iter()
-            .find(|r| r.scheme == "exact" && r.network.starts_with("eip155:"))
-            .ok_or_else(|| {
-                anyhow!(
-                    "the server accepts no exact EVM payment: {:?}",
-                    required.accepts
-                )
-            })?
-            .clone();
-        let extra = requirements.extra.clone().unwrap_or_default();
-        let (name, version) = (
-            extra["name"].as_str().unwrap_or_default().to_string(),
-            extra["version"].as_str().unwrap_or_default().to_string(),
-        );
-        let amount: u128 = requirements
-            .amount
-            .parse()
-            .map_err(|_| anyhow!("price '{}' is not an integer", requirements.amount))?;
+            .map(str::to_string);
+        let asked = first.bytes().await.unwrap_or_default();
+        let ask = PaymentAsk::from_402(payment_required.as_deref(), &asked)?;
+        let price = ask.exact()?;
+        let amount = price.amount;
         eprintln!(
             "price: {} {} (asset {}, {}) to {}",
             format_amount(amount, Token::Musd),
-            if name == mycel_types::MUSD_EIP712_NAME {
+            if price.token_name == mycel_types::MUSD_EIP712_NAME {
                 "mUSD"
             } else {
-                name.as_str()
+                price.token_name.as_str()
             },
-            requirements.asset,
-            requirements.network,
-            requirements.pay_to
+            price.requirements.asset,
+            price.requirements.network,
+            price.requirements.pay_to
         );
         if amount > max {
             bail!(
@@ -755,67 +707,25 @@ fn fetch_paying(args: &PayArgs, body: Option<serde_json::Value>) -> Result<Optio
             );
             return Ok(Some(text));
         }
-        let chain_id: u64 = requirements
-            .network
-            .trim_start_matches("eip155:")
-            .parse()
-            .map_err(|_| {
-                anyhow!(
-                    "network '{}' is not eip155:<chain id>",
-                    requirements.network
-                )
-            })?;
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or_default();
-        let asset: Address = requirements.asset.parse().context("asset address")?;
-        let authorization = eip3009::TransferWithAuthorization {
-            from: signer.address(),
-            to: requirements.pay_to.parse().context("payTo address")?,
-            value: U256::from(amount),
-            validAfter: U256::ZERO,
-            validBefore: U256::from(now + requirements.max_timeout_seconds),
-            nonce: B256::random(),
-        };
-        let domain = eip3009::token_domain(&name, &version, chain_id, asset);
-        let signature = signer
-            .sign_hash_sync(&authorization.signing_hash(&domain))
-            .context("signing the payment")?;
-        let payment = PaymentPayload {
-            x402_version: 2,
-            resource: Some(required.resource.clone()),
-            accepted: requirements.clone(),
-            payload: ExactEvmPayload {
-                signature: format!("0x{}", hex::encode(signature.as_bytes())),
-                authorization: AuthorizationJson {
-                    from: authorization.from.to_checksum(None),
-                    to: authorization.to.to_checksum(None),
-                    value: authorization.value.to_string(),
-                    valid_after: authorization.validAfter.to_string(),
-                    valid_before: authorization.validBefore.to_string(),
-                    nonce: authorization.nonce.to_string(),
-                },
-            },
-            extensions: None,
-        };
-        let paid = send(Some((
-            wire::PAYMENT_SIGNATURE,
-            wire::encode_header(&payment),
-        )))
+        let payment = Payer::new(signer.clone()).pay(&ask, now)?;
+        let paid = send(Some((payment.header, payment.value)))
         .await
         .with_context(|| format!("cannot reach {}", args.url))?;
         let status = paid.status();
         let settlement = paid
             .headers()
-            .get(wire::PAYMENT_RESPONSE)
+            .get(x402::PAYMENT_RESPONSE)
             .and_then(|h| h.to_str().ok())
-            .and_then(|h| wire::decode_header::<wire::SettleResponse>(h).ok());
+            .and_then(|h| x402::decode_header::<x402::SettleResponse>(h).ok());
         let rejection = paid
             .headers()
-            .get(wire::PAYMENT_REQUIRED)
+            .get(x402::PAYMENT_REQUIRED)
             .and_then(|h| h.to_str().ok())
-            .and_then(|h| wire::decode_header::<wire::PaymentRequired>(h).ok())
+            .and_then(|h| x402::decode_header::<x402::PaymentRequired>(h).ok())
             .and_then(|r| r.error);
         let text = paid.text().await.unwrap_or_default();
         if !status.is_success() {
@@ -885,12 +795,8 @@ pub struct ChatArgs {
     /// Show the price and stop without paying.
     #[arg(long)]
     pub dry_run: bool,
-    /// Pay with this key: a name in the keystore or the path of a keystore file.
-    #[arg(long, value_name = "FILE|NAME")]
-    pub key: Option<String>,
-    /// Pay with development account N (0-9). Devnets only.
-    #[arg(long, value_name = "N")]
-    pub dev_account: Option<u32>,
+    #[command(flatten)]
+    pub signer: crate::signer::SignerArgs,
     /// Pay from this session channel (`mycel session open`) with a cumulative voucher instead of
     /// one x402 payment: the new total is the last one signed (kept in ~/.mycel/sessions, or
     /// $MYCEL_SESSION_DIR) or the chain's claimed amount, whichever is higher, + the price.
@@ -904,10 +810,6 @@ pub struct ChatArgs {
         default_value = "http://127.0.0.1:8545"
     )]
     pub rpc: String,
-    #[command(flatten)]
-    pub keystore: KeystoreArgs,
-    #[command(flatten)]
-    pub password: PasswordArgs,
 }
 
 /// A fraction 0 to 1 (at most 6 decimals) into parts per million.
@@ -996,12 +898,9 @@ pub fn run_chat(args: ChatArgs) -> Result<()> {
         data: None,
         max: args.max,
         dry_run: args.dry_run,
-        key: args.key,
-        dev_account: args.dev_account,
+        signer: args.signer,
         session: args.session,
         rpc: args.rpc,
-        keystore: args.keystore,
-        password: args.password,
     };
     let Some(text) = fetch_paying(&pay, Some(body))? else {
         return Ok(());

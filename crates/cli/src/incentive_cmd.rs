@@ -1,63 +1,33 @@
 //! The incentive-layer commands (docs/incentives.md): `subnet`, `neuron`, `stake`, `weights`,
 //! `metagraph`, `emission`.
 //!
-//! Transactions are signed here (a keystore key or a development account), submitted to the node
-//! and, unless `--no-wait`, followed until finalized, so the command can say what the chain did
-//! (the new netuid, the UID, the stake position). Queries read the node's `/v1/subnets…`,
-//! `/v1/pools`, `/v1/emission…` and `/v1/stakes/…` routes (docs/node-api.md); `--json` prints the
-//! node's JSON as it came.
+//! Transactions are signed (a keystore key or a development account), submitted and, unless
+//! `--no-wait`, followed until finalized the one way every command sends ([`crate::send`]), so the
+//! command can say what the chain did (the new netuid, the UID, the stake position). Queries read
+//! the node through mycel-client's typed calls (docs/node-api.md); `--json` prints the node's
+//! answer as it came.
 //!
 //! Amounts are whole tokens with decimals (MYC and alpha both have 9); prices are MYC per alpha.
 
-use crate::client::{error_parts, resolve_address, ApiError, ClientArgs, Node as Rpc};
-use crate::keys::{self, KeystoreArgs, PasswordArgs};
+use crate::client::{print_json, resolve_address, ClientArgs, Node};
+use crate::keys::KeystoreArgs;
+use crate::send::{self, SendArgs, Sent};
+use crate::signer::dev_account;
 use alloy_primitives::{Address, B256, U256};
 use alloy_signer_local::PrivateKeySigner;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
+use mycel_client::api::{self, IncentiveEvent, Side};
+use mycel_client::Applied;
 use mycel_types::tx::{
     weights_commit_hash, AddStake, BurnedRegister, CommitWeights, RegisterSubnet, RemoveStake,
     RevealWeights, ServeEndpoint, SetSubnetParams, SetWeights,
 };
-use mycel_types::{
-    format_amount, keys::dev_signer, keys::DEV_ACCOUNTS, parse_amount, Amount, SignedTx, Token,
-    TxKind,
-};
+use mycel_types::{format_amount, parse_amount, Amount, Token, TxKind};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 // ---------------------------------------------------------------- command line
-
-/// Who signs a transaction and how it is sent.
-#[derive(Debug, Args)]
-pub struct SendArgs {
-    /// Sign with this key: a name in the keystore or the path of a keystore file.
-    #[arg(long, value_name = "FILE|NAME")]
-    pub key: Option<String>,
-    /// Sign with development account N (0-9) of the public devnet mnemonic. Devnets only: anyone
-    /// can spend from these accounts.
-    #[arg(long, value_name = "N")]
-    pub dev_account: Option<u32>,
-    /// Fee in MYC (burned) [default: the node's minimum fee].
-    #[arg(long, value_name = "AMOUNT")]
-    pub fee: Option<String>,
-    /// Use this nonce instead of the account's next nonce from the node.
-    #[arg(long)]
-    pub nonce: Option<u64>,
-    /// Return as soon as the node accepted the transaction (print its hash) instead of waiting
-    /// until it is finalized.
-    #[arg(long)]
-    pub no_wait: bool,
-    /// Give up waiting for finalization after this many seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
-    pub timeout: u64,
-    #[command(flatten)]
-    pub keystore: KeystoreArgs,
-    #[command(flatten)]
-    pub password: PasswordArgs,
-}
 
 /// A hotkey named on the command line: an address, a key name, or a development account.
 #[derive(Debug, Args)]
@@ -509,21 +479,17 @@ fn subnet_create(args: SubnetCreateArgs) -> Result<()> {
         .as_deref()
         .map(|a| parse_myc(a, "--max-lock-cost"))
         .transpose()?;
-    let signer = load_signer(&args.send)?;
+    let signer = args.send.load_signer(true)?;
     let hotkey = args
         .hotkey
-        .resolve(&args.send.keystore)?
+        .resolve(&args.send.signer.keystore)?
         .unwrap_or(signer.address());
-    let node = Rpc::new(&args.client)?;
+    let node = args.client.connect()?;
     let max_lock = match max_lock {
         Some(max) => max,
         // The node does not publish the lock cost before the fact; the balance bounds what can
         // be paid, and the receipt says what was.
-        None => amount_of(
-            &node.get(&format!("/v1/accounts/{}", signer.address()))?,
-            "myc",
-        )
-        .ok_or_else(|| anyhow!("the node did not say the balance of the signer"))?,
+        None => node.account(signer.address())?.myc,
     };
     let done = send(
         &node,
@@ -540,36 +506,39 @@ fn subnet_create(args: SubnetCreateArgs) -> Result<()> {
             })
         },
     )?;
-    if let Some(done) = done.filter(|_| !args.client.json) {
-        if let Some(e) = incentive_event(&done, "subnet_registered") {
-            println!(
-                "created subnet {}: owner {}, owner hotkey {} (UID 0), locked {} MYC",
-                str_of(&e["netuid"]),
-                checksummed(&e["owner"]),
-                checksummed(&e["owner_hotkey"]),
-                myc_of(&e["lock"]),
-            );
-            println!(
-                "next: `mycel subnet set {} --tempo …` to tune it, `mycel neuron register --netuid {}` to join it",
-                str_of(&e["netuid"]),
-                str_of(&e["netuid"])
-            );
-        }
+    let registered = done.filter(|_| !args.client.json).and_then(|done| {
+        done.receipt.incentive_events().find_map(|e| match e {
+            IncentiveEvent::SubnetRegistered {
+                netuid,
+                owner,
+                owner_hotkey,
+                lock,
+            } => Some((*netuid, *owner, *owner_hotkey, *lock)),
+            _ => None,
+        })
+    });
+    if let Some((netuid, owner, owner_hotkey, lock)) = registered {
+        println!(
+            "created subnet {netuid}: owner {owner}, owner hotkey {owner_hotkey} (UID 0), locked {} MYC",
+            myc(lock),
+        );
+        println!(
+            "next: `mycel subnet set {netuid} --tempo …` to tune it, `mycel neuron register --netuid {netuid}` to join it"
+        );
     }
     Ok(())
 }
 
 fn subnet_list(args: QueryArgs) -> Result<()> {
-    let node = Rpc::new(&args.client)?;
-    let list = node.get("/v1/subnets")?;
+    let node = args.client.connect()?;
+    let list = node.subnets()?;
     if args.client.json {
         return print_json(&list);
     }
-    let subnets = array(&list["subnets"]);
-    if subnets.is_empty() {
+    if list.subnets.is_empty() {
         println!(
             "no subnets yet (as of block {}); create one with `mycel subnet create`",
-            str_of(&list["height"])
+            list.height
         );
         return Ok(());
     }
@@ -582,96 +551,80 @@ fn subnet_list(args: QueryArgs) -> Result<()> {
         "PRICE (MYC/α)",
         "FLOW (MYC/block)",
     ]);
-    for s in subnets {
+    for s in &list.subnets {
         table.row(vec![
-            str_of(&s["netuid"]),
-            checksummed(&s["owner"]),
-            format!("{}/{}", str_of(&s["neurons"]), str_of(&s["max_uids"])),
-            str_of(&s["tempo"]),
-            myc_of(&s["burn"]),
-            myc_of(&s["price"]),
-            flow_of(&s["flow_ema"]),
+            s.netuid.to_string(),
+            s.owner.to_string(),
+            format!("{}/{}", s.neurons, s.max_uids),
+            s.tempo.to_string(),
+            myc(s.burn),
+            myc(s.price),
+            flow_of(&s.flow_ema),
         ]);
     }
     table.print();
-    println!("as of block {}", str_of(&list["height"]));
+    println!("as of block {}", list.height);
     Ok(())
 }
 
 fn subnet_show(args: SubnetShowArgs) -> Result<()> {
-    let node = Rpc::new(&args.client)?;
-    let s = node.get(&format!("/v1/subnets/{}", args.netuid))?;
+    let node = args.client.connect()?;
+    let s = node.subnet(args.netuid)?;
     if args.client.json {
         return print_json(&s);
     }
-    let pool = &s["pool"];
+    let pool = &s.pool;
     print_rows(&[
-        ("netuid", str_of(&s["netuid"])),
-        ("owner", checksummed(&s["owner"])),
-        ("owner hotkey", checksummed(&s["owner_hotkey"])),
-        (
-            "registered at",
-            format!("block {}", str_of(&s["registered_at"])),
-        ),
-        ("locked", format!("{} MYC", myc_of(&s["lock"]))),
+        ("netuid", s.netuid.to_string()),
+        ("owner", s.owner.to_string()),
+        ("owner hotkey", s.owner_hotkey.to_string()),
+        ("registered at", format!("block {}", s.registered_at)),
+        ("locked", format!("{} MYC", myc(s.lock))),
         (
             "neurons",
-            format!(
-                "{} of {}",
-                str_of(&s["neurons"]),
-                str_of(&s["params"]["max_uids"])
-            ),
+            format!("{} of {}", s.neurons, s.params.max_uids),
         ),
-        ("registration burn", format!("{} MYC", myc_of(&s["burn"]))),
+        ("registration burn", format!("{} MYC", myc(s.burn))),
         (
             "pool",
             format!(
                 "{} MYC / {} α, price {} MYC per α",
-                myc_of(&pool["myc_reserve"]),
-                myc_of(&pool["alpha_reserve"]),
-                myc_of(&pool["spot_price"])
+                myc(pool.myc_reserve),
+                myc(pool.alpha_reserve),
+                myc(pool.spot_price)
             ),
         ),
-        ("moving price", str_of(&pool["moving_price"])),
-        (
-            "alpha issued",
-            format!("{} α", myc_of(&pool["alpha_issued"])),
-        ),
-        (
-            "alpha staked",
-            format!("{} α", myc_of(&pool["alpha_staked"])),
-        ),
+        ("moving price", pool.moving_price.clone()),
+        ("alpha issued", format!("{} α", myc(pool.alpha_issued))),
+        ("alpha staked", format!("{} α", myc(pool.alpha_staked))),
         (
             "flow EMA",
-            format!("{} MYC per block", flow_of(&s["flow_ema"])),
+            format!("{} MYC per block", flow_of(&s.flow_ema)),
         ),
         (
             "pending emission",
             format!(
                 "{} α for the epoch, {} α owner cut",
-                myc_of(&s["pending_alpha"]),
-                myc_of(&s["pending_owner_cut"])
+                myc(s.pending_alpha),
+                myc(s.pending_owner_cut)
             ),
         ),
         (
             "last epoch",
-            s["last_epoch"]
-                .as_u64()
+            s.last_epoch
                 .map(|b| format!("block {b}"))
                 .unwrap_or_else(|| "none yet".into()),
         ),
-        (
-            "next epoch",
-            format!("block {}", str_of(&s["next_epoch_at"])),
-        ),
-        ("pending commits", str_of(&s["pending_commits"])),
-        ("as of block", str_of(&s["height"])),
+        ("next epoch", format!("block {}", s.next_epoch_at)),
+        ("pending commits", s.pending_commits.to_string()),
+        ("as of block", s.height.to_string()),
     ]);
     println!("hyperparameters:");
-    if let Some(params) = s["params"].as_object() {
+    // By name, as the node writes them.
+    if let serde_json::Value::Object(params) = serde_json::to_value(&s.params)? {
         let width = params.keys().map(String::len).max().unwrap_or(0);
         for (name, value) in params {
-            println!("  {name:<width$}  {}", str_of(value));
+            println!("  {name:<width$}  {value}");
         }
     }
     Ok(())
@@ -682,8 +635,8 @@ fn subnet_set(args: SubnetSetArgs) -> Result<()> {
     if params.is_empty() {
         bail!("give at least one hyperparameter to set, e.g. --tempo 99 (see `mycel subnet set --help`)");
     }
-    let signer = load_signer(&args.send)?;
-    let node = Rpc::new(&args.client)?;
+    let signer = args.send.load_signer(true)?;
+    let node = args.client.connect()?;
     let netuid = args.netuid;
     let names: Vec<String> = params.iter().map(|(n, _)| n.to_string()).collect();
     let values: Vec<u64> = params.iter().map(|(_, v)| *v).collect();
@@ -721,24 +674,26 @@ fn subnet_set(args: SubnetSetArgs) -> Result<()> {
 // ---------------------------------------------------------------- neurons
 
 fn neuron_register(args: NeuronRegisterArgs) -> Result<()> {
-    let hotkey = args.hotkey.resolve(&args.send.keystore)?.ok_or_else(|| {
-        anyhow!("say which hotkey to register: --hotkey ADDRESS|NAME or --hotkey-dev-account I")
-    })?;
+    let hotkey = args
+        .hotkey
+        .resolve(&args.send.signer.keystore)?
+        .ok_or_else(|| {
+            anyhow!(
+                "say which hotkey to register: --hotkey ADDRESS|NAME or --hotkey-dev-account I"
+            )
+        })?;
     let max_burn = args
         .max_burn
         .as_deref()
         .map(|a| parse_myc(a, "--max-burn"))
         .transpose()?;
-    let signer = load_signer(&args.send)?;
-    let node = Rpc::new(&args.client)?;
+    let signer = args.send.load_signer(true)?;
+    let node = args.client.connect()?;
     let netuid = args.netuid;
-    let max_burn =
-        match max_burn {
-            Some(max) => max,
-            None => amount_of(&node.get(&format!("/v1/subnets/{netuid}"))?, "burn").ok_or_else(
-                || anyhow!("the node did not say subnet {netuid}'s burn: pass --max-burn AMOUNT"),
-            )?,
-        };
+    let max_burn = match max_burn {
+        Some(max) => max,
+        None => node.subnet(netuid)?.burn,
+    };
     let done = send(
         &node,
         &args.send,
@@ -755,26 +710,34 @@ fn neuron_register(args: NeuronRegisterArgs) -> Result<()> {
             })
         },
     )?;
-    if let Some(done) = done.filter(|_| !args.client.json) {
-        if let Some(e) = incentive_event(&done, "neuron_registered") {
-            print!(
-                "registered hotkey {} on subnet {netuid} as UID {} (burned {} MYC",
-                checksummed(&e["hotkey"]),
-                str_of(&e["uid"]),
-                myc_of(&e["burned"])
-            );
-            match e["replaced"].as_str() {
-                Some(old) => println!(", replacing {old})"),
-                None => println!(")"),
-            }
+    let registered = done.filter(|_| !args.client.json).and_then(|done| {
+        done.receipt.incentive_events().find_map(|e| match e {
+            IncentiveEvent::NeuronRegistered {
+                uid,
+                hotkey,
+                burned,
+                replaced,
+                ..
+            } => Some((*uid, *hotkey, *burned, *replaced)),
+            _ => None,
+        })
+    });
+    if let Some((uid, hotkey, burned, replaced)) = registered {
+        print!(
+            "registered hotkey {hotkey} on subnet {netuid} as UID {uid} (burned {} MYC",
+            myc(burned)
+        );
+        match replaced {
+            Some(old) => println!(", replacing {old})"),
+            None => println!(")"),
         }
     }
     Ok(())
 }
 
 fn neuron_list(args: NeuronListArgs) -> Result<()> {
-    let node = Rpc::new(&args.client)?;
-    let graph = node.get(&format!("/v1/subnets/{}/metagraph", args.netuid))?;
+    let node = args.client.connect()?;
+    let graph = node.metagraph(args.netuid)?;
     if args.client.json {
         return print_json(&graph);
     }
@@ -787,23 +750,23 @@ fn neuron_list(args: NeuronListArgs) -> Result<()> {
         "IMMUNE",
         "ENDPOINT",
     ]);
-    for n in array(&graph["neurons"]) {
+    for n in &graph.neurons {
         table.row(vec![
-            str_of(&n["uid"]),
-            checksummed(&n["hotkey"]),
-            checksummed(&n["coldkey"]),
-            str_of(&n["registered_at"]),
-            yes_no(&n["active"]),
-            yes_no(&n["immune"]),
-            endpoint_of(&n["endpoint"]),
+            n.uid.to_string(),
+            n.hotkey.to_string(),
+            n.coldkey.to_string(),
+            n.registered_at.to_string(),
+            yes_no(n.active),
+            yes_no(n.immune),
+            endpoint_of(n.endpoint.as_ref()),
         ]);
     }
     table.print();
     println!(
         "subnet {}, {} neurons, as of block {}",
         args.netuid,
-        array(&graph["neurons"]).len(),
-        str_of(&graph["block"])
+        graph.neurons.len(),
+        graph.block
     );
     Ok(())
 }
@@ -818,8 +781,8 @@ fn neuron_serve(args: NeuronServeArgs) -> Result<()> {
     if args.protocol.trim().is_empty() {
         bail!("--protocol is empty: give e.g. http or https");
     }
-    let signer = load_signer(&args.send)?;
-    let node = Rpc::new(&args.client)?;
+    let signer = args.send.load_signer(true)?;
+    let node = args.client.connect()?;
     let (netuid, host, port, protocol) = (
         args.netuid,
         args.host.clone(),
@@ -843,16 +806,20 @@ fn neuron_serve(args: NeuronServeArgs) -> Result<()> {
             })
         },
     )?;
-    if let Some(done) = done.filter(|_| !args.client.json) {
-        if let Some(e) = incentive_event(&done, "endpoint_served") {
-            println!(
-                "UID {} of subnet {netuid} serves at {}://{}:{}",
-                str_of(&e["uid"]),
-                str_of(&e["protocol"]),
-                str_of(&e["host"]),
-                str_of(&e["port"])
-            );
-        }
+    let served = done.filter(|_| !args.client.json).and_then(|done| {
+        done.receipt.incentive_events().find_map(|e| match e {
+            IncentiveEvent::EndpointServed {
+                uid,
+                host,
+                port,
+                protocol,
+                ..
+            } => Some(format!("UID {uid} of subnet {netuid} serves at {protocol}://{host}:{port}")),
+            _ => None,
+        })
+    });
+    if let Some(line) = served {
+        println!("{line}");
     }
     Ok(())
 }
@@ -860,9 +827,12 @@ fn neuron_serve(args: NeuronServeArgs) -> Result<()> {
 // ---------------------------------------------------------------- stake
 
 fn stake_add(args: StakeAddArgs) -> Result<()> {
-    let hotkey = args.hotkey.resolve(&args.send.keystore)?.ok_or_else(|| {
-        anyhow!("say which hotkey to stake on: --hotkey ADDRESS|NAME or --hotkey-dev-account I")
-    })?;
+    let hotkey = args
+        .hotkey
+        .resolve(&args.send.signer.keystore)?
+        .ok_or_else(|| {
+            anyhow!("say which hotkey to stake on: --hotkey ADDRESS|NAME or --hotkey-dev-account I")
+        })?;
     let amount = parse_myc(&args.amount, "--amount")?;
     let limit = args
         .limit_price
@@ -870,8 +840,8 @@ fn stake_add(args: StakeAddArgs) -> Result<()> {
         .map(|p| parse_price(p, "--limit-price"))
         .transpose()?
         .unwrap_or(0);
-    let signer = load_signer(&args.send)?;
-    let node = Rpc::new(&args.client)?;
+    let signer = args.send.load_signer(true)?;
+    let node = args.client.connect()?;
     let netuid = args.netuid;
     let done = send(
         &node,
@@ -895,16 +865,27 @@ fn stake_add(args: StakeAddArgs) -> Result<()> {
             "staked {} MYC on {hotkey} in subnet {netuid}",
             format_amount(amount, Token::Myc)
         );
-        print_fill(&node, &done, signer.address(), hotkey, netuid, "stake")?;
-        print_position(&node, signer.address(), hotkey, netuid)?;
+        let order = Order {
+            coldkey: signer.address(),
+            hotkey,
+            netuid,
+            side: Side::Stake,
+        };
+        print_fill(&node, &done, &order);
+        print_position(&node, &order)?;
     }
     Ok(())
 }
 
 fn stake_remove(args: StakeRemoveArgs) -> Result<()> {
-    let hotkey = args.hotkey.resolve(&args.send.keystore)?.ok_or_else(|| {
-        anyhow!("say which hotkey to unstake from: --hotkey ADDRESS|NAME or --hotkey-dev-account I")
-    })?;
+    let hotkey = args
+        .hotkey
+        .resolve(&args.send.signer.keystore)?
+        .ok_or_else(|| {
+            anyhow!(
+                "say which hotkey to unstake from: --hotkey ADDRESS|NAME or --hotkey-dev-account I"
+            )
+        })?;
     let amount = match args.amount.as_str() {
         "all" => None,
         a => Some(parse_myc(a, "--amount").context("--amount is in alpha, or `all`")?),
@@ -915,21 +896,24 @@ fn stake_remove(args: StakeRemoveArgs) -> Result<()> {
         .map(|p| parse_price(p, "--limit-price"))
         .transpose()?
         .unwrap_or(0);
-    let signer = load_signer(&args.send)?;
-    let node = Rpc::new(&args.client)?;
+    let signer = args.send.load_signer(true)?;
+    let node = args.client.connect()?;
     let netuid = args.netuid;
-    let coldkey = signer.address();
+    let order = Order {
+        coldkey: signer.address(),
+        hotkey,
+        netuid,
+        side: Side::Unstake,
+    };
     let amount = match amount {
         Some(a) => a,
-        None => {
-            let alpha = position(&node, coldkey, hotkey, netuid)?.map(|(alpha, _)| alpha);
-            match alpha {
-                Some(a) if a > 0 => a,
-                _ => bail!(
-                    "{coldkey} has no stake on {hotkey} in subnet {netuid}: nothing to unstake"
-                ),
-            }
-        }
+        None => match position(&node, &order)? {
+            Some(p) if p.alpha > 0 => p.alpha,
+            _ => bail!(
+                "{} has no stake on {hotkey} in subnet {netuid}: nothing to unstake",
+                order.coldkey
+            ),
+        },
     };
     if amount == 0 {
         bail!("--amount must be above 0");
@@ -956,10 +940,29 @@ fn stake_remove(args: StakeRemoveArgs) -> Result<()> {
             "unstaked {} α from {hotkey} in subnet {netuid}",
             format_amount(amount, Token::Myc)
         );
-        print_fill(&node, &done, coldkey, hotkey, netuid, "unstake")?;
-        print_position(&node, coldkey, hotkey, netuid)?;
+        print_fill(&node, &done, &order);
+        print_position(&node, &order)?;
     }
     Ok(())
+}
+
+/// The alpha staked on one hotkey of one subnet (`mycel stake list` without `--coldkey`).
+#[derive(Debug, Serialize)]
+struct HotkeyStake {
+    netuid: u16,
+    uid: u16,
+    hotkey: Address,
+    #[serde(with = "api::amount")]
+    alpha: Amount,
+    #[serde(with = "api::amount")]
+    stake: Amount,
+}
+
+/// What `mycel stake list --json` prints without `--coldkey`.
+#[derive(Debug, Serialize)]
+struct HotkeyStakes {
+    height: u64,
+    hotkeys: Vec<HotkeyStake>,
 }
 
 fn stake_list(args: StakeListArgs) -> Result<()> {
@@ -968,153 +971,150 @@ fn stake_list(args: StakeListArgs) -> Result<()> {
         (None, Some(n)) => Some(dev_address(n)?),
         (None, None) => None,
     };
-    let node = Rpc::new(&args.client)?;
+    let node = args.client.connect()?;
     if let Some(coldkey) = coldkey {
-        let stakes = node.get(&format!("/v1/stakes/{coldkey}"))?;
-        if args.client.json {
-            return print_json(&stakes);
-        }
-        let positions = array(&stakes["stakes"]);
-        if positions.is_empty() {
-            println!(
-                "{coldkey} has no stake (as of block {})",
-                str_of(&stakes["height"])
-            );
-            return Ok(());
-        }
-        let mut table = Table::new(&["NETUID", "HOTKEY", "ALPHA", "VALUE (MYC)"]);
-        for p in positions {
-            table.row(vec![
-                str_of(&p["netuid"]),
-                checksummed(&p["hotkey"]),
-                myc_of(&p["alpha"]),
-                myc_of(&p["value"]),
-            ]);
-        }
-        table.print();
-        println!(
-            "coldkey {coldkey}, as of block {}",
-            str_of(&stakes["height"])
-        );
-        return Ok(());
+        return print_stakes(&node.stakes(coldkey)?, args.client.json);
     }
     // Every hotkey's total, from each subnet's metagraph.
-    let list = node.get("/v1/subnets")?;
-    let mut rows = Vec::new();
-    for s in array(&list["subnets"]) {
-        let netuid = str_of(&s["netuid"]);
-        let graph = node.get(&format!("/v1/subnets/{netuid}/metagraph"))?;
-        for n in array(&graph["neurons"]) {
-            if amount_of(n, "alpha").unwrap_or(0) > 0 {
-                rows.push(
-                    json!({"netuid": s["netuid"], "uid": n["uid"], "hotkey": n["hotkey"],
-                                 "alpha": n["alpha"], "stake": n["stake"]}),
-                );
-            }
-        }
+    let list = node.subnets()?;
+    let mut staked = HotkeyStakes {
+        height: list.height,
+        hotkeys: Vec::new(),
+    };
+    for s in &list.subnets {
+        let graph = node.metagraph(s.netuid)?;
+        staked.hotkeys.extend(
+            graph
+                .neurons
+                .iter()
+                .filter(|n| n.alpha > 0)
+                .map(|n| HotkeyStake {
+                    netuid: s.netuid,
+                    uid: n.uid,
+                    hotkey: n.hotkey,
+                    alpha: n.alpha,
+                    stake: n.stake,
+                }),
+        );
     }
     if args.client.json {
-        return print_json(&json!({"height": list["height"], "hotkeys": rows}));
+        return print_json(&staked);
     }
-    if rows.is_empty() {
-        println!(
-            "nothing is staked (as of block {})",
-            str_of(&list["height"])
-        );
+    if staked.hotkeys.is_empty() {
+        println!("nothing is staked (as of block {})", list.height);
         return Ok(());
     }
     let mut table = Table::new(&["NETUID", "UID", "HOTKEY", "ALPHA", "VALUE (MYC)"]);
-    for r in &rows {
+    for r in &staked.hotkeys {
         table.row(vec![
-            str_of(&r["netuid"]),
-            str_of(&r["uid"]),
-            checksummed(&r["hotkey"]),
-            myc_of(&r["alpha"]),
-            myc_of(&r["stake"]),
+            r.netuid.to_string(),
+            r.uid.to_string(),
+            r.hotkey.to_string(),
+            myc(r.alpha),
+            myc(r.stake),
         ]);
     }
     table.print();
     println!(
         "alpha staked on each hotkey by all coldkeys, as of block {}; one coldkey's positions: --coldkey ADDRESS",
-        str_of(&list["height"])
+        list.height
     );
     Ok(())
 }
 
-/// The coldkey's (alpha, value) on `hotkey` in `netuid`, if it has a position.
-fn position(
-    node: &Rpc,
+/// One coldkey's positions.
+fn print_stakes(stakes: &api::Stakes, json: bool) -> Result<()> {
+    if json {
+        return print_json(stakes);
+    }
+    let coldkey = stakes.coldkey;
+    if stakes.stakes.is_empty() {
+        println!("{coldkey} has no stake (as of block {})", stakes.height);
+        return Ok(());
+    }
+    let mut table = Table::new(&["NETUID", "HOTKEY", "ALPHA", "VALUE (MYC)"]);
+    for p in &stakes.stakes {
+        table.row(vec![
+            p.netuid.to_string(),
+            p.hotkey.to_string(),
+            myc(p.alpha),
+            myc(p.value),
+        ]);
+    }
+    table.print();
+    println!("coldkey {coldkey}, as of block {}", stakes.height);
+    Ok(())
+}
+
+/// A stake or unstake order: whose, on which hotkey and subnet, which way.
+struct Order {
     coldkey: Address,
     hotkey: Address,
     netuid: u16,
-) -> Result<Option<(Amount, Amount)>> {
-    let stakes = node.get(&format!("/v1/stakes/{coldkey}"))?;
-    Ok(array(&stakes["stakes"]).iter().find_map(|p| {
-        let same_hotkey =
-            p["hotkey"].as_str().and_then(|h| h.parse::<Address>().ok()) == Some(hotkey);
-        (same_hotkey && p["netuid"].as_u64() == Some(u64::from(netuid))).then(|| {
-            (
-                amount_of(p, "alpha").unwrap_or(0),
-                amount_of(p, "value").unwrap_or(0),
-            )
-        })
-    }))
+    side: Side,
+}
+
+/// The order's coldkey's position on its hotkey and subnet, if it has one.
+fn position(node: &Node, order: &Order) -> Result<Option<api::StakePosition>> {
+    Ok(node
+        .stakes(order.coldkey)?
+        .position(order.netuid, order.hotkey)
+        .cloned())
 }
 
 /// What a stake order filled at, from the emission receipt of its block (which lists the block's
 /// fills). Only the latest block's receipt can be read, so this says nothing if the chain has
 /// already moved on.
-fn print_fill(
-    node: &Rpc,
-    done: &Value,
-    coldkey: Address,
-    hotkey: Address,
-    netuid: u16,
-    side: &str,
-) -> Result<()> {
-    let receipt = match node.get("/v1/emission/receipts/latest") {
-        Ok(r) => r,
-        Err(_) => return Ok(()),
+fn print_fill(node: &Node, done: &Applied, order: &Order) {
+    let Ok(Some(receipt)) = node.latest_emission_receipt() else {
+        return;
     };
-    if receipt["height"] != done["height"] {
-        return Ok(());
+    if receipt.height != done.height {
+        return;
     }
-    let fill = array(&receipt["swaps"]).iter().find(|f| {
-        f["side"] == side
-            && f["netuid"].as_u64() == Some(u64::from(netuid))
-            && f["coldkey"]
-                .as_str()
-                .and_then(|a| a.parse::<Address>().ok())
-                == Some(coldkey)
-            && f["hotkey"].as_str().and_then(|a| a.parse::<Address>().ok()) == Some(hotkey)
+    let fill = receipt.swaps.iter().find(|f| {
+        f.side == order.side
+            && f.netuid == order.netuid
+            && f.coldkey == order.coldkey
+            && f.hotkey == order.hotkey
     });
     if let Some(f) = fill {
-        let (input, output) = if side == "stake" {
-            ("MYC", "α")
-        } else {
-            ("α", "MYC")
-        };
+        let (input, output) = swap_units(f.side);
         println!(
             "filled in block {}: {} {input} → {} {output} at the batch price {} MYC per α",
-            str_of(&done["height"]),
-            myc_of(&f["amount_in"]),
-            myc_of(&f["amount_out"]),
-            myc_of(&f["price"])
+            done.height,
+            myc(f.amount_in),
+            myc(f.amount_out),
+            myc(f.price)
         );
     }
-    Ok(())
 }
 
-fn print_position(node: &Rpc, coldkey: Address, hotkey: Address, netuid: u16) -> Result<()> {
-    match position(node, coldkey, hotkey, netuid)? {
-        Some((alpha, value)) => println!(
+fn print_position(node: &Node, order: &Order) -> Result<()> {
+    match position(node, order)? {
+        Some(p) => println!(
             "position now: {} α (worth {} MYC at the spot price)",
-            format_amount(alpha, Token::Myc),
-            format_amount(value, Token::Myc)
+            myc(p.alpha),
+            myc(p.value)
         ),
         None => println!("position now: none"),
     }
     Ok(())
+}
+
+/// What goes into and comes out of a swap.
+fn swap_units(side: Side) -> (&'static str, &'static str) {
+    match side {
+        Side::Stake => ("MYC", "α"),
+        Side::Unstake => ("α", "MYC"),
+    }
+}
+
+fn side_name(side: Side) -> &'static str {
+    match side {
+        Side::Stake => "stake",
+        Side::Unstake => "unstake",
+    }
 }
 
 // ---------------------------------------------------------------- weights
@@ -1162,8 +1162,8 @@ fn parse_weights(text: &str) -> Result<(Vec<u16>, Vec<u16>)> {
 
 fn weights_set(args: WeightsSetArgs) -> Result<()> {
     let (uids, values) = parse_weights(&args.weights)?;
-    let signer = load_signer(&args.send)?;
-    let node = Rpc::new(&args.client)?;
+    let signer = args.send.load_signer(true)?;
+    let node = args.client.connect()?;
     let (netuid, version_key) = (args.netuid, args.version_key);
     let shown = weights_text(&uids, &values);
     let done = send(
@@ -1184,7 +1184,10 @@ fn weights_set(args: WeightsSetArgs) -> Result<()> {
         },
     )?;
     if let Some(done) = done.filter(|_| !args.client.json) {
-        let uid = incentive_event(&done, "weights_set").map(|e| str_of(&e["uid"]));
+        let uid = done.receipt.incentive_events().find_map(|e| match e {
+            IncentiveEvent::WeightsSet { uid, .. } => Some(uid.to_string()),
+            _ => None,
+        });
         println!(
             "UID {} of subnet {netuid} set weights {shown}",
             uid.unwrap_or_else(|| "?".into())
@@ -1242,14 +1245,14 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
 fn weights_commit(args: WeightsCommitArgs) -> Result<()> {
     let (uids, values) = parse_weights(&args.weights)?;
     let dir = commits_dir(&args.commits)?;
-    let signer = load_signer(&args.send)?;
+    let signer = args.send.load_signer(true)?;
     let hotkey = signer.address();
     let (netuid, version_key) = (args.netuid, args.version_key);
     let salt = B256::from(rand::random::<[u8; 32]>());
     let hash = weights_commit_hash(hotkey, netuid, &uids, &values, salt, version_key);
-    let node = Rpc::new(&args.client)?;
-    let subnet = node.get(&format!("/v1/subnets/{netuid}"))?;
-    if subnet["params"]["commit_reveal"] == json!(false) {
+    let node = args.client.connect()?;
+    let subnet = node.subnet(netuid)?;
+    if !subnet.params.commit_reveal {
         bail!("subnet {netuid} does not use commit-reveal: set weights directly with `mycel weights set`");
     }
     // Saved before sending: a commit on chain whose salt was lost could never be revealed.
@@ -1295,7 +1298,7 @@ fn weights_commit(args: WeightsCommitArgs) -> Result<()> {
         }
     };
     if let Some(done) = &done {
-        saved.block = done["height"].as_u64();
+        saved.block = Some(done.height);
         std::fs::remove_file(&path).ok();
         write_private(&path, &serde_json::to_vec_pretty(&saved)?)?;
     }
@@ -1307,11 +1310,8 @@ fn weights_commit(args: WeightsCommitArgs) -> Result<()> {
         weights_text(&uids, &values)
     );
     println!("saved the weights and salt to {}", path.display());
-    if let (Some(block), Some(tempo), Some(period)) = (
-        saved.block,
-        subnet["params"]["tempo"].as_u64(),
-        subnet["params"]["reveal_period"].as_u64(),
-    ) {
+    if let Some(block) = saved.block {
+        let (tempo, period) = (subnet.params.tempo, subnet.params.reveal_period);
         let window =
             mycel_state::subnets::EpochSchedule::new(netuid, tempo).reveal_window(block, period);
         let (first, last) = (window.start(), window.end());
@@ -1322,7 +1322,7 @@ fn weights_commit(args: WeightsCommitArgs) -> Result<()> {
 
 fn weights_reveal(args: WeightsRevealArgs) -> Result<()> {
     let dir = commits_dir(&args.commits)?;
-    let signer = load_signer(&args.send)?;
+    let signer = args.send.load_signer(true)?;
     let hotkey = signer.address();
     let netuid = args.netuid;
     let prefix = format!("{netuid}-{}-", hex::encode(hotkey));
@@ -1367,7 +1367,7 @@ fn weights_reveal(args: WeightsRevealArgs) -> Result<()> {
             .min_by_key(|(_, c)| c.block.unwrap_or(u64::MAX))
             .expect("not empty"),
     };
-    let node = Rpc::new(&args.client)?;
+    let node = args.client.connect()?;
     let shown = weights_text(&commit.uids, &commit.values);
     let done = send(
         &node,
@@ -1411,8 +1411,8 @@ fn weights_text(uids: &[u16], values: &[u16]) -> String {
 // ---------------------------------------------------------------- metagraph and emission
 
 pub fn run_metagraph(args: MetagraphArgs) -> Result<()> {
-    let node = Rpc::new(&args.client)?;
-    let graph = node.get(&format!("/v1/subnets/{}/metagraph", args.netuid))?;
+    let node = args.client.connect()?;
+    let graph = node.metagraph(args.netuid)?;
     if args.client.json {
         return print_json(&graph);
     }
@@ -1420,31 +1420,26 @@ pub fn run_metagraph(args: MetagraphArgs) -> Result<()> {
         "UID", "HOTKEY", "COLDKEY", "ALPHA", "VP", "CONS", "INCENT", "DIVS", "VTRUST", "EMISSION",
         "UPDATED", "ENDPOINT",
     ]);
-    for n in array(&graph["neurons"]) {
+    for n in &graph.neurons {
         table.row(vec![
-            str_of(&n["uid"]),
-            short_address(&n["hotkey"]),
-            short_address(&n["coldkey"]),
-            myc_of(&n["alpha"]),
-            if n["validator_permit"] == json!(true) {
-                "*".into()
-            } else {
-                String::new()
-            },
-            fraction(&n["consensus"]),
-            fraction(&n["incentive"]),
-            fraction(&n["dividends"]),
-            fraction(&n["validator_trust"]),
-            myc_of(&n["emission"]),
-            str_of(&n["last_update"]),
-            endpoint_of(&n["endpoint"]),
+            n.uid.to_string(),
+            short_address(n.hotkey),
+            short_address(n.coldkey),
+            myc(n.alpha),
+            if n.validator_permit { "*" } else { "" }.into(),
+            fraction(n.consensus),
+            fraction(n.incentive),
+            fraction(n.dividends),
+            fraction(n.validator_trust),
+            myc(n.emission),
+            n.last_update.to_string(),
+            endpoint_of(n.endpoint.as_ref()),
         ]);
     }
     table.print();
     println!(
         "subnet {}, block {}; alpha and emission in α; full addresses with --json",
-        args.netuid,
-        str_of(&graph["block"])
+        args.netuid, graph.block
     );
     Ok(())
 }
@@ -1460,114 +1455,118 @@ pub struct EmissionArgs {
     pub client: ClientArgs,
 }
 
+/// What `mycel emission --json` prints.
+#[derive(Debug, Serialize)]
+struct Emission {
+    schedule: api::EmissionSchedule,
+    latest_receipt: Option<api::EmissionReceipt>,
+}
+
 pub fn run_emission(args: EmissionArgs) -> Result<()> {
-    let node = Rpc::new(&args.client)?;
-    let schedule = node.get("/v1/emission")?;
-    let receipt = match node.get("/v1/emission/receipts/latest") {
-        Ok(r) => Some(r),
-        Err(e)
-            if e.downcast_ref::<ApiError>()
-                .is_some_and(|a| a.code == "no_emission_receipt") =>
-        {
-            None
-        }
-        Err(e) => return Err(e),
+    let node = args.client.connect()?;
+    let emission = Emission {
+        schedule: node.emission()?,
+        latest_receipt: node.latest_emission_receipt()?,
     };
     if args.client.json {
-        return print_json(&json!({"schedule": schedule, "latest_receipt": receipt}));
+        return print_json(&emission);
     }
+    let schedule = &emission.schedule;
     print_rows(&[
-        ("as of block", str_of(&schedule["height"])),
-        ("issuance", format!("{} MYC", myc_of(&schedule["issuance"]))),
-        (
-            "supply cap",
-            format!("{} MYC", myc_of(&schedule["total_supply"])),
-        ),
+        ("as of block", schedule.height.to_string()),
+        ("issuance", format!("{} MYC", myc(schedule.issuance))),
+        ("supply cap", format!("{} MYC", myc(schedule.total_supply))),
         (
             "block emission",
-            format!("{} MYC", myc_of(&schedule["block_emission"])),
+            format!("{} MYC", myc(schedule.block_emission)),
         ),
-        ("halvings so far", str_of(&schedule["halvings"])),
+        (
+            "halvings so far",
+            schedule
+                .halvings
+                .map_or_else(|| "-".into(), |h| h.to_string()),
+        ),
         (
             "next halving at",
-            match &schedule["next_halving_at"] {
-                Value::Null => "never (the cap is reached)".into(),
-                v => format!("{} MYC issued", myc_of(v)),
+            match schedule.next_halving_at {
+                None => "never (the cap is reached)".into(),
+                Some(at) => format!("{} MYC issued", myc(at)),
             },
         ),
         (
             "subnet lock cost",
-            format!("{} MYC", myc_of(&schedule["subnet_lock_cost"])),
+            format!("{} MYC", myc(schedule.subnet_lock_cost)),
         ),
     ]);
-    let Some(r) = receipt else {
+    let Some(r) = &emission.latest_receipt else {
         println!("\nno emission receipt yet: emission goes to subnets once one exists");
         return Ok(());
     };
     println!();
     println!(
         "block {}: emitted {} MYC, {} MYC to no subnet",
-        str_of(&r["height"]),
-        myc_of(&r["block_emission"]),
-        myc_of(&r["myc_unassigned"])
+        r.height,
+        myc(r.block_emission),
+        myc(r.myc_unassigned)
     );
-    for s in array(&r["subnets"]) {
-        println!(
-            "  subnet {}: share {} MYC (injected {}, recycled {}), alpha {} α in the pool, {} α emitted: owner cut {}, pending {}",
-            str_of(&s["netuid"]),
-            myc_of(&s["myc_share"]),
-            myc_of(&s["myc_injected"]),
-            myc_of(&s["myc_recycled"]),
-            myc_of(&s["alpha_injected"]),
-            myc_of(&s["alpha_emission"]),
-            myc_of(&s["owner_cut"]),
-            myc_of(&s["pending_added"]),
-        );
-        let epoch = &s["epoch"];
-        if epoch.is_object() {
-            println!(
-                "    epoch paid {} α: owner {} α, recycled {} α",
-                myc_of(&epoch["paid"]),
-                myc_of(&epoch["owner_cut"]),
-                myc_of(&epoch["recycled"])
-            );
-            let mut table = Table::new(&[
-                "UID",
-                "HOTKEY",
-                "INCENTIVE",
-                "DIVIDENDS",
-                "TAKE",
-                "TO STAKERS",
-            ]);
-            for n in array(&epoch["neurons"]) {
-                table.row(vec![
-                    str_of(&n["uid"]),
-                    short_address(&n["hotkey"]),
-                    myc_of(&n["incentive"]),
-                    myc_of(&n["dividends"]),
-                    myc_of(&n["take"]),
-                    myc_of(&n["to_stakers"]),
-                ]);
-            }
-            table.print_indented("    ");
-        }
+    for s in &r.subnets {
+        print_subnet_emission(s);
     }
-    for swap in array(&r["swaps"]) {
-        let (input, output) = if swap["side"] == "stake" {
-            ("MYC", "α")
-        } else {
-            ("α", "MYC")
-        };
+    for swap in &r.swaps {
+        let (input, output) = swap_units(swap.side);
         println!(
             "  {} on subnet {}: {} {input} → {} {output} at {} MYC per α",
-            str_of(&swap["side"]),
-            str_of(&swap["netuid"]),
-            myc_of(&swap["amount_in"]),
-            myc_of(&swap["amount_out"]),
-            myc_of(&swap["price"])
+            side_name(swap.side),
+            swap.netuid,
+            myc(swap.amount_in),
+            myc(swap.amount_out),
+            myc(swap.price)
         );
     }
     Ok(())
+}
+
+/// One subnet's line of an emission receipt, and its epoch's payouts if one ran.
+fn print_subnet_emission(s: &api::SubnetEmission) {
+    println!(
+        "  subnet {}: share {} MYC (injected {}, recycled {}), alpha {} α in the pool, {} α emitted: owner cut {}, pending {}",
+        s.netuid,
+        myc(s.myc_share),
+        myc(s.myc_injected),
+        myc(s.myc_recycled),
+        myc(s.alpha_injected),
+        myc(s.alpha_emission),
+        myc(s.owner_cut),
+        myc(s.pending_added),
+    );
+    let Some(epoch) = &s.epoch else {
+        return;
+    };
+    println!(
+        "    epoch paid {} α: owner {} α, recycled {} α",
+        myc(epoch.paid),
+        myc(epoch.owner_cut),
+        myc(epoch.recycled)
+    );
+    let mut table = Table::new(&[
+        "UID",
+        "HOTKEY",
+        "INCENTIVE",
+        "DIVIDENDS",
+        "TAKE",
+        "TO STAKERS",
+    ]);
+    for n in &epoch.neurons {
+        table.row(vec![
+            n.uid.to_string(),
+            short_address(n.hotkey),
+            myc(n.incentive),
+            myc(n.dividends),
+            myc(n.take),
+            myc(n.to_stakers),
+        ]);
+    }
+    table.print_indented("    ");
 }
 
 // ---------------------------------------------------------------- signing and sending
@@ -1585,138 +1584,27 @@ impl HotkeyArgs {
 }
 
 fn dev_address(n: u32) -> Result<Address> {
-    if n >= DEV_ACCOUNTS {
-        bail!(
-            "development account {n} does not exist: they are 0 to {}",
-            DEV_ACCOUNTS - 1
-        );
-    }
-    Ok(dev_signer(n)
-        .map_err(|e| anyhow!("cannot derive development account {n}: {e}"))?
-        .address())
+    Ok(dev_account(n, "development account")?.address())
 }
 
-fn load_signer(args: &SendArgs) -> Result<PrivateKeySigner> {
-    if args.timeout == 0 {
-        bail!("--timeout must be at least 1 second");
-    }
-    match (&args.key, args.dev_account) {
-        (Some(_), Some(_)) => bail!("give one signer: --key or --dev-account, not both"),
-        (Some(spec), None) => keys::load_signer(&args.keystore, spec, &args.password),
-        (None, Some(n)) if n < DEV_ACCOUNTS => {
-            dev_signer(n).map_err(|e| anyhow!("cannot derive development account {n}: {e}"))
-        }
-        (None, Some(n)) => bail!(
-            "--dev-account {n} does not exist: development accounts are 0 to {}",
-            DEV_ACCOUNTS - 1
-        ),
-        (None, None) => bail!("say who signs: --key FILE|NAME or --dev-account N"),
-    }
-}
-
-/// Signs the transaction `build` makes (given sender, nonce, fee), submits it and, unless
-/// `--no-wait`, waits for it. Returns the finalized transaction's JSON (`None` with
-/// `--no-wait`). With `json`, prints the node's answer.
+/// Sends the transaction `build` makes (given sender, nonce, fee) and, unless `--no-wait`,
+/// waits for it (see [`send::send`]). `None` with `--no-wait`, after printing the hash.
 fn send(
-    node: &Rpc,
+    node: &Node,
     args: &SendArgs,
     signer: &PrivateKeySigner,
     json: bool,
     build: impl FnOnce(Address, u64, U256) -> TxKind,
-) -> Result<Option<Value>> {
-    let fee = args
-        .fee
-        .as_deref()
-        .map(|f| parse_myc(f, "--fee"))
-        .transpose()?;
-    let from = signer.address();
-    let status = node.get("/v1/status")?;
-    let chain_id = status["chain_id"].as_u64().ok_or_else(|| {
-        anyhow!(
-            "the node's /v1/status has no chain_id: is {} a mycel node?",
-            node.base
-        )
-    })?;
-    let fee = match fee {
-        Some(fee) => fee,
-        None => amount_of(&status, "min_fee")
-            .ok_or_else(|| anyhow!("the node's /v1/status has no min_fee: pass --fee AMOUNT"))?,
-    };
-    let nonce = match args.nonce {
-        Some(n) => n,
-        None => {
-            let account = node.get(&format!("/v1/accounts/{from}"))?;
-            account["next_nonce"]
-                .as_u64()
-                .or_else(|| account["nonce"].as_u64())
-                .ok_or_else(|| {
-                    anyhow!("the node did not say the nonce of {from}: pass --nonce N")
-                })?
+) -> Result<Option<Applied>> {
+    match send::send(node, args, signer, json, true, |f| {
+        build(f.from, f.nonce, f.fee)
+    })? {
+        Sent::Submitted(tx) => {
+            send::print_submitted(&tx, json)?;
+            Ok(None)
         }
-    };
-    let kind = build(from, nonce, U256::from(fee));
-    let type_name = kind.type_name();
-    let tx = SignedTx::sign(kind, chain_id, signer).context("signing the transaction failed")?;
-    let hash = tx.hash();
-    let accepted = node.post("/v1/txs", &serde_json::to_value(tx.to_json())?)?;
-    if args.no_wait {
-        if json {
-            print_json(&accepted)?;
-        } else {
-            println!("{hash}");
-            eprintln!(
-                "sent {type_name} from {from} (nonce {nonce}); see it with `mycel tx {hash}`"
-            );
-        }
-        return Ok(None);
+        Sent::Applied(applied) => Ok(Some(applied)),
     }
-    if !json {
-        eprintln!("submitted {type_name} {hash}, waiting for finalization…");
-    }
-    let deadline = Instant::now() + Duration::from_secs(args.timeout);
-    loop {
-        let status = node.get(&format!("/v1/txs/{hash}"))?;
-        match status["status"].as_str() {
-            Some("finalized") => {
-                if json {
-                    print_json(&status)?;
-                }
-                if let Some(err) = status.get("error").filter(|e| e.is_object()) {
-                    let (code, message) = error_parts(err);
-                    bail!(
-                        "{type_name} {hash} failed in block {}: {message} ({code})",
-                        str_of(&status["height"])
-                    );
-                }
-                if !json {
-                    eprintln!("finalized in block {}", str_of(&status["height"]));
-                }
-                return Ok(Some(status));
-            }
-            Some("rejected") => {
-                if json {
-                    print_json(&status)?;
-                }
-                let (code, message) = error_parts(&status["error"]);
-                bail!("{type_name} {hash} was rejected: {message} ({code})");
-            }
-            _ => {}
-        }
-        if Instant::now() >= deadline {
-            bail!(
-                "{type_name} {hash} is still pending after {}s: check later with `mycel tx {hash}`, or wait longer with --timeout",
-                args.timeout
-            );
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// The first incentive event named `action` in a finalized transaction's receipt.
-fn incentive_event<'a>(done: &'a Value, action: &str) -> Option<&'a Value> {
-    array(&done["receipt"]["events"])
-        .iter()
-        .find(|e| e["action"] == action)
 }
 
 // ---------------------------------------------------------------- formatting
@@ -1734,104 +1622,46 @@ fn parse_price(text: &str, flag: &str) -> Result<Amount> {
     Ok(price)
 }
 
-fn amount_of(value: &Value, field: &str) -> Option<Amount> {
-    match &value[field] {
-        Value::String(s) => s.parse().ok(),
-        Value::Number(n) => n.as_u64().map(Amount::from),
-        _ => None,
-    }
-}
-
-/// Base units (a decimal string) as whole tokens with 9 decimals (MYC and alpha alike).
-fn myc_of(value: &Value) -> String {
-    match value {
-        Value::String(s) => s
-            .parse::<Amount>()
-            .map(|a| format_amount(a, Token::Myc))
-            .unwrap_or_else(|_| s.clone()),
-        Value::Number(n) => n
-            .as_u64()
-            .map(|a| format_amount(Amount::from(a), Token::Myc))
-            .unwrap_or_else(|| n.to_string()),
-        Value::Null => "-".into(),
-        other => other.to_string(),
-    }
+/// Base units as whole tokens with 9 decimals (MYC and alpha alike).
+fn myc(amount: Amount) -> String {
+    format_amount(amount, Token::Myc)
 }
 
 /// The Taoflow EMA (a decimal of MYC base units per block, maybe negative) in MYC, to the base
 /// unit.
-fn flow_of(value: &Value) -> String {
-    let text = str_of(value);
+fn flow_of(text: &str) -> String {
     let (sign, digits) = match text.strip_prefix('-') {
         Some(rest) => ("-", rest),
-        None => ("", text.as_str()),
+        None => ("", text),
     };
     let whole = digits.split('.').next().unwrap_or_default();
     match whole.parse::<Amount>() {
         Ok(units) => format!("{sign}{}", format_amount(units, Token::Myc)),
-        Err(_) => text,
+        Err(_) => text.to_string(),
     }
 }
 
 /// A `u16` proportion (x/65535) as a decimal with 4 places, rounded.
-fn fraction(value: &Value) -> String {
-    match value.as_u64() {
-        Some(x) => {
-            let scaled = (x * 20_000 + 65_535) / (2 * 65_535);
-            format!("{}.{:04}", scaled / 10_000, scaled % 10_000)
-        }
+fn fraction(x: u16) -> String {
+    let scaled = (u64::from(x) * 20_000 + 65_535) / (2 * 65_535);
+    format!("{}.{:04}", scaled / 10_000, scaled % 10_000)
+}
+
+/// `0xAbCd…1234`, for tables.
+fn short_address(address: Address) -> String {
+    let full = address.to_checksum(None);
+    format!("{}…{}", &full[..6], &full[38..])
+}
+
+fn endpoint_of(endpoint: Option<&api::Endpoint>) -> String {
+    match endpoint {
+        Some(e) => format!("{}://{}:{}", e.protocol, e.host, e.port),
         None => "-".into(),
     }
 }
 
-fn str_of(value: &Value) -> String {
-    match value {
-        Value::Null => "-".into(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-fn checksummed(value: &Value) -> String {
-    let text = str_of(value);
-    text.parse::<Address>()
-        .map(|a| a.to_checksum(None))
-        .unwrap_or(text)
-}
-
-/// `0xAbCd…1234`, for tables.
-fn short_address(value: &Value) -> String {
-    let full = checksummed(value);
-    if full.len() == 42 {
-        format!("{}…{}", &full[..6], &full[38..])
-    } else {
-        full
-    }
-}
-
-fn endpoint_of(value: &Value) -> String {
-    if value.is_null() {
-        return "-".into();
-    }
-    format!(
-        "{}://{}:{}",
-        str_of(&value["protocol"]),
-        str_of(&value["host"]),
-        str_of(&value["port"])
-    )
-}
-
-fn yes_no(value: &Value) -> String {
-    if *value == json!(true) { "yes" } else { "no" }.into()
-}
-
-fn array(value: &Value) -> &[Value] {
-    value.as_array().map(Vec::as_slice).unwrap_or_default()
-}
-
-fn print_json(value: &Value) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
-    Ok(())
+fn yes_no(value: bool) -> String {
+    if value { "yes" } else { "no" }.into()
 }
 
 fn print_rows(rows: &[(&str, String)]) {
@@ -1907,15 +1737,13 @@ mod tests {
 
     #[test]
     fn fractions_and_addresses_print_compactly() {
-        assert_eq!(fraction(&json!(65535)), "1.0000");
-        assert_eq!(fraction(&json!(0)), "0.0000");
-        assert_eq!(fraction(&json!(32767)), "0.5000");
-        assert_eq!(myc_of(&json!("1500000000")), "1.5");
-        assert_eq!(flow_of(&json!("481300.5735")), "0.0004813");
-        assert_eq!(flow_of(&json!("-2000000000.1")), "-2");
-        assert_eq!(
-            short_address(&json!("0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266")),
-            "0xf39F…2266"
-        );
+        assert_eq!(fraction(65535), "1.0000");
+        assert_eq!(fraction(0), "0.0000");
+        assert_eq!(fraction(32767), "0.5000");
+        assert_eq!(myc(1_500_000_000), "1.5");
+        assert_eq!(flow_of("481300.5735"), "0.0004813");
+        assert_eq!(flow_of("-2000000000.1"), "-2");
+        let address: Address = "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266".parse().unwrap();
+        assert_eq!(short_address(address), "0xf39F…2266");
     }
 }

@@ -15,8 +15,11 @@ mod keys;
 mod miner_cmd;
 mod model_cmd;
 mod node_cmd;
+mod logging;
 mod receipt_cmd;
+mod send;
 mod session_cmd;
+mod signer;
 mod validator_cmd;
 
 use clap::{Parser, Subcommand};
@@ -129,7 +132,7 @@ fn main() -> ExitCode {
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", client::describe(&err));
             ExitCode::FAILURE
         }
     }
