@@ -1,7 +1,10 @@
 //! `mycel`: the one binary of the mycel network.
 //!
 //! Node roles (`up`, `node`, `init`, `localnet`) live in `node_cmd`; key management in `keys`;
-//! the commands that talk to a running node over its HTTP API (docs/node-api.md) in `client`.
+//! the commands that read a running node over its HTTP API (docs/node-api.md) in `client`, which
+//! also holds what every node-facing command shares (the connection through mycel-client, the
+//! hints for the node's error codes). Shared flags and setup are defined once: who signs in
+//! `signer`, how a transaction is sent and followed in `send`, logging in `logging`.
 //!
 //! Exit codes: 0 on success, 1 on any error (including a command line that does not parse).
 //! Errors go to stderr and say what went wrong and what to do about it.

@@ -17,7 +17,7 @@ use futures::StreamExt;
 use mycel_client::api::{Block, BlockEvent, TxState};
 use mycel_client::{ClientError, NodeClient};
 use mycel_types::{keys::dev_signer, keys::DEV_ACCOUNTS, SignedTx, Transfer, TxKind};
-use serde_json::{json, Value};
+use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -612,7 +612,7 @@ fn build_report(
     ecrecover_us: f64,
     metrics_before: Vec<BTreeMap<String, f64>>,
     metrics_after: Vec<BTreeMap<String, f64>>,
-) -> Value {
+) -> Report {
     let n = run.submit_us.len();
     let accepted = run.accepted.load(Ordering::Relaxed);
     let mut latencies: Vec<u64> = Vec::new();
@@ -676,90 +676,198 @@ fn build_report(
             .map(|(b, a)| a.get(key).copied().unwrap_or(0.0) - b.get(key).copied().unwrap_or(0.0))
             .collect()
     };
-    json!({
-        "label": args.label,
-        "validators": validators,
-        "rpcs": args.rpc,
-        "params": {
-            "txs": args.txs, "senders": args.senders, "concurrency": args.concurrency,
-            "rate": args.rate, "broadcast": args.broadcast, "form": format!("{:?}", args.form).to_lowercase(), "timeout_secs": args.timeout_secs,
+    let txs_per_block_mean = if blocks.is_empty() {
+        0.0
+    } else {
+        finalized as f64 / blocks.len() as f64
+    };
+    let interval_ms_mean = if intervals.is_empty() {
+        0.0
+    } else {
+        intervals.iter().sum::<u64>() as f64 / intervals.len() as f64
+    };
+    Report {
+        label: args.label.clone(),
+        validators,
+        rpcs: args.rpc.clone(),
+        params: Params {
+            txs: args.txs,
+            senders: args.senders,
+            concurrency: args.concurrency,
+            rate: args.rate,
+            broadcast: args.broadcast,
+            form: format!("{:?}", args.form).to_lowercase(),
+            timeout_secs: args.timeout_secs,
         },
-        "setup": {"funding_secs": funding_secs, "signing_secs": sign_secs, "ecrecover_us_one_core": ecrecover_us},
-        "submitted": n,
-        "accepted": accepted,
-        "rejected": *run.rejected.lock().unwrap_or_else(|e| e.into_inner()),
-        "retries": run.retries.load(Ordering::Relaxed),
-        "finalized": finalized,
-        "submit": {
-            "secs": submit_secs,
-            "accepted_per_sec": accepted as f64 / submit_secs.max(1e-9),
-            "rtt_ms_p50": ms(percentile(&rtts, 50.0)),
-            "rtt_ms_p99": ms(percentile(&rtts, 99.0)),
+        setup: Setup {
+            funding_secs,
+            signing_secs: sign_secs,
+            ecrecover_us_one_core: ecrecover_us,
         },
-        "throughput": {
-            "finalized_tps_steady": steady_tps,
-            "steady_window_secs": window_secs,
-            "finalized_tps_end_to_end": finalized as f64 / end_to_end_secs.max(1e-9),
-            "end_to_end_secs": end_to_end_secs,
+        submitted: n,
+        accepted,
+        rejected: run.rejected.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+        retries: run.retries.load(Ordering::Relaxed),
+        finalized,
+        submit: SubmitFigures {
+            secs: submit_secs,
+            accepted_per_sec: accepted as f64 / submit_secs.max(1e-9),
+            rtt_ms_p50: ms(percentile(&rtts, 50.0)),
+            rtt_ms_p99: ms(percentile(&rtts, 99.0)),
         },
-        "latency_ms": {
-            "p50": ms(percentile(&latencies, 50.0)),
-            "p90": ms(percentile(&latencies, 90.0)),
-            "p99": ms(percentile(&latencies, 99.0)),
-            "max": ms(latencies.last().copied().unwrap_or(0)),
-            "min": ms(latencies.first().copied().unwrap_or(0)),
+        throughput: Throughput {
+            finalized_tps_steady: steady_tps,
+            steady_window_secs: window_secs,
+            finalized_tps_end_to_end: finalized as f64 / end_to_end_secs.max(1e-9),
+            end_to_end_secs,
         },
-        "blocks": {
-            "count": blocks.len(),
-            "first_height": blocks.first().map(|b| b.height),
-            "last_height": blocks.last().map(|b| b.height),
-            "txs_per_block_mean": if blocks.is_empty() { 0.0 } else { finalized as f64 / blocks.len() as f64 },
-            "txs_per_block_max": txs_per_block.iter().max().copied().unwrap_or(0),
-            "interval_ms_mean": if intervals.is_empty() { 0.0 } else { intervals.iter().sum::<u64>() as f64 / intervals.len() as f64 },
-            "interval_ms_max": intervals.iter().max().copied().unwrap_or(0),
-            "per_block": blocks.iter().map(|b| json!([b.height, b.timestamp_ms, b.tx_count, b.bench_txs, ms(b.seen_us)])).collect::<Vec<_>>(),
+        latency_ms: Latency {
+            p50: ms(percentile(&latencies, 50.0)),
+            p90: ms(percentile(&latencies, 90.0)),
+            p99: ms(percentile(&latencies, 99.0)),
+            max: ms(latencies.last().copied().unwrap_or(0)),
+            min: ms(latencies.first().copied().unwrap_or(0)),
         },
-        "node_metrics_delta": {
-            "txs_submitted_total": delta("mycel_txs_submitted_total"),
-            "txs_rejected_total": delta("mycel_txs_rejected_total"),
-            "txs_finalized_total": delta("mycel_txs_finalized_total"),
-            "blocks_finalized_total": delta("mycel_blocks_finalized_total"),
+        blocks: BlockFigures {
+            count: blocks.len(),
+            first_height: blocks.first().map(|b| b.height),
+            last_height: blocks.last().map(|b| b.height),
+            txs_per_block_mean,
+            txs_per_block_max: txs_per_block.iter().max().copied().unwrap_or(0),
+            interval_ms_mean,
+            interval_ms_max: intervals.iter().max().copied().unwrap_or(0),
+            per_block: blocks
+                .iter()
+                .map(|b| (b.height, b.timestamp_ms, b.tx_count, b.bench_txs, ms(b.seen_us)))
+                .collect(),
         },
-    })
+        node_metrics_delta: MetricsDelta {
+            txs_submitted_total: delta("mycel_txs_submitted_total"),
+            txs_rejected_total: delta("mycel_txs_rejected_total"),
+            txs_finalized_total: delta("mycel_txs_finalized_total"),
+            blocks_finalized_total: delta("mycel_blocks_finalized_total"),
+        },
+    }
 }
 
-fn print_table(r: &Value) {
-    let f = |v: &Value| v.as_f64().unwrap_or(0.0);
+/// What a run measured: printed as a table, written as JSON with `--out`.
+#[derive(Debug, Serialize)]
+struct Report {
+    label: String,
+    validators: usize,
+    rpcs: Vec<String>,
+    params: Params,
+    setup: Setup,
+    submitted: usize,
+    accepted: usize,
+    /// Refusals by error code.
+    rejected: BTreeMap<String, usize>,
+    retries: usize,
+    finalized: usize,
+    submit: SubmitFigures,
+    throughput: Throughput,
+    latency_ms: Latency,
+    blocks: BlockFigures,
+    node_metrics_delta: MetricsDelta,
+}
+
+#[derive(Debug, Serialize)]
+struct Params {
+    txs: usize,
+    senders: usize,
+    concurrency: usize,
+    rate: f64,
+    broadcast: bool,
+    form: String,
+    timeout_secs: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct Setup {
+    funding_secs: f64,
+    signing_secs: f64,
+    ecrecover_us_one_core: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct SubmitFigures {
+    secs: f64,
+    accepted_per_sec: f64,
+    rtt_ms_p50: f64,
+    rtt_ms_p99: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct Throughput {
+    finalized_tps_steady: f64,
+    steady_window_secs: f64,
+    finalized_tps_end_to_end: f64,
+    end_to_end_secs: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct Latency {
+    p50: f64,
+    p90: f64,
+    p99: f64,
+    max: f64,
+    min: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct BlockFigures {
+    count: usize,
+    first_height: Option<u64>,
+    last_height: Option<u64>,
+    txs_per_block_mean: f64,
+    txs_per_block_max: usize,
+    interval_ms_mean: f64,
+    interval_ms_max: u64,
+    /// Height, timestamp (ms), transactions, bench transactions, seen at (ms after the start).
+    per_block: Vec<(u64, u64, usize, usize, f64)>,
+}
+
+#[derive(Debug, Serialize)]
+struct MetricsDelta {
+    txs_submitted_total: Vec<f64>,
+    txs_rejected_total: Vec<f64>,
+    txs_finalized_total: Vec<f64>,
+    blocks_finalized_total: Vec<f64>,
+}
+
+fn print_table(r: &Report) {
     println!();
-    println!("mycel-bench {}", r["label"].as_str().unwrap_or(""));
+    println!("mycel-bench {}", r.label);
     println!(
         "  {:<34} {} / {}",
         "validators / nodes under load",
-        r["validators"],
-        r["rpcs"].as_array().map_or(0, Vec::len)
+        r.validators,
+        r.rpcs.len()
     );
     println!(
         "  {:<34} {} submitted, {} accepted, {} finalized",
-        "transactions", r["submitted"], r["accepted"], r["finalized"]
+        "transactions", r.submitted, r.accepted, r.finalized
     );
     println!(
         "  {:<34} {}  (retries {})",
-        "rejected", r["rejected"], r["retries"]
+        "rejected",
+        serde_json::to_string(&r.rejected).unwrap_or_default(),
+        r.retries
     );
     println!(
         "  {:<34} {:.0} tx/s over {:.2}s (rtt p50 {:.2} ms, p99 {:.2} ms)",
         "submission",
-        f(&r["submit"]["accepted_per_sec"]),
-        f(&r["submit"]["secs"]),
-        f(&r["submit"]["rtt_ms_p50"]),
-        f(&r["submit"]["rtt_ms_p99"])
+        r.submit.accepted_per_sec,
+        r.submit.secs,
+        r.submit.rtt_ms_p50,
+        r.submit.rtt_ms_p99
     );
-    if f(&r["throughput"]["steady_window_secs"]) > 0.0 {
+    if r.throughput.steady_window_secs > 0.0 {
         println!(
             "  {:<34} {:.0} tx/s over {:.2}s",
             "finalized, steady window",
-            f(&r["throughput"]["finalized_tps_steady"]),
-            f(&r["throughput"]["steady_window_secs"])
+            r.throughput.finalized_tps_steady,
+            r.throughput.steady_window_secs
         );
     } else {
         println!(
@@ -770,26 +878,22 @@ fn print_table(r: &Value) {
     println!(
         "  {:<34} {:.0} tx/s over {:.2}s",
         "finalized, first submit→last final",
-        f(&r["throughput"]["finalized_tps_end_to_end"]),
-        f(&r["throughput"]["end_to_end_secs"])
+        r.throughput.finalized_tps_end_to_end,
+        r.throughput.end_to_end_secs
     );
-    let l = &r["latency_ms"];
+    let l = &r.latency_ms;
     println!(
         "  {:<34} p50 {:.0} ms, p90 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
-        "submit→finality latency",
-        f(&l["p50"]),
-        f(&l["p90"]),
-        f(&l["p99"]),
-        f(&l["max"])
+        "submit→finality latency", l.p50, l.p90, l.p99, l.max
     );
-    let b = &r["blocks"];
+    let b = &r.blocks;
     println!(
         "  {:<34} {} blocks, {:.0} tx/block mean, {} max, {:.0} ms mean interval",
         "blocks with bench txs",
-        b["count"],
-        f(&b["txs_per_block_mean"]),
-        b["txs_per_block_max"],
-        f(&b["interval_ms_mean"])
+        b.count,
+        b.txs_per_block_mean,
+        b.txs_per_block_max,
+        b.interval_ms_mean
     );
     println!();
 }
