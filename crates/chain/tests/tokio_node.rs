@@ -4,17 +4,11 @@
 use alloy_primitives::{Address, U256};
 use commonware_runtime::{Clock, Runner as _, Supervisor as _};
 use mycel_chain::{generate_validator_key, start_node, NodeConfig, TxStatus};
+use mycel_testkit::free_port;
 use mycel_types::{keys::dev_signer, Genesis, SignedTx, Transfer, TxKind};
 use std::{net::SocketAddr, time::Duration};
 
 /// A port the OS says is free now (tests run in parallel; fixed ports would collide).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
 fn node_config(dir: &std::path::Path, port: u16) -> NodeConfig {
     let key = generate_validator_key();
     let genesis = Genesis::devnet(vec![key.public_key.clone()], 0).expect("genesis");

@@ -5,10 +5,10 @@ use crate::keys::{self, KeystoreArgs, PasswordArgs};
 use alloy_primitives::Address;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
+use mycel_client::NodeClient;
 use mycel_gateway::{
     router_with_sessions, Facilitator, FacilitatorConfig, GatewayConfig, MinerRouter, ModelPrice,
-    NodeClient, Pricing, RevenueConfig, RevenueShare, RoutingConfig, SessionBook, SystemClock,
-    WorkTimeout,
+    Pricing, RevenueConfig, RevenueShare, RoutingConfig, SessionBook, SystemClock, WorkTimeout,
 };
 use mycel_types::{format_amount, keys::dev_signer, keys::DEV_ACCOUNTS, parse_amount, Token};
 use std::net::SocketAddr;
@@ -228,7 +228,9 @@ pub fn run(args: GatewayArgs) -> Result<()> {
                  served model with --model (the gateway counts prompt tokens with its tokenizer)",
                 args.model
                     .as_ref()
-                    .map_or("(the default model)".to_string(), |p| p.display().to_string()),
+                    .map_or("(the default model)".to_string(), |p| p
+                        .display()
+                        .to_string()),
                 format.model_id()
             );
         }
@@ -351,7 +353,7 @@ pub fn run(args: GatewayArgs) -> Result<()> {
         let (facilitator, pay_to) = match signer {
             None => (None, Address::ZERO),
             Some((signers, pay_to)) => {
-                let node = NodeClient::new(&args.rpc);
+                let node = NodeClient::new(&args.rpc).map_err(|e| anyhow!("--rpc: {e}"))?;
                 let config = FacilitatorConfig {
                     signers,
                     fee: None,
@@ -390,7 +392,7 @@ pub fn run(args: GatewayArgs) -> Result<()> {
             None => None,
             Some(key) => {
                 let revenue = RevenueShare::connect(
-                    NodeClient::new(&args.rpc),
+                    NodeClient::new(&args.rpc).map_err(|e| anyhow!("--rpc: {e}"))?,
                     key,
                     RevenueConfig {
                         share_ppm: miner_share_ppm,
@@ -406,9 +408,9 @@ pub fn run(args: GatewayArgs) -> Result<()> {
         };
         let sessions = match (session_key, &session_file) {
             (Some(key), Some(file)) => {
-                let node = NodeClient::new(&args.rpc);
+                let node = NodeClient::new(&args.rpc).map_err(|e| anyhow!("--rpc: {e}"))?;
                 let chain = node
-                    .chain_info()
+                    .chain_params()
                     .await
                     .map_err(|e| anyhow!("{e}: is --rpc {} right?", args.rpc))?;
                 if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {

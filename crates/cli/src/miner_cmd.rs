@@ -10,8 +10,9 @@ use std::time::Duration;
 use alloy_signer_local::PrivateKeySigner;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
+use mycel_client::NodeClient;
 use mycel_infer::{default_cache_dir, FetchProgress, Model};
-use mycel_subnet::miner::chain::{self, NodeClient, ServedAt};
+use mycel_subnet::miner::chain::{self, ServedAt};
 use mycel_subnet::miner::{self, BlockHeight, Limits, Miner, MinerConfig};
 
 use crate::http_limits::HttpLimitsArgs;
@@ -128,12 +129,18 @@ pub fn run(args: MinerArgs) -> Result<()> {
         .context("cannot start the async runtime")?;
 
     let height = BlockHeight::default();
-    let node = args.rpc.as_deref().map(NodeClient::new);
+    let node = args
+        .rpc
+        .as_deref()
+        .map(NodeClient::new)
+        .transpose()
+        .map_err(|e| anyhow!("--rpc: {e}"))?;
     let chain_id = match &node {
         Some(node) => {
-            let (node_chain, node_height) = runtime
+            let status = runtime
                 .block_on(node.status())
                 .map_err(|e| anyhow!("{e}: is the node running? (or leave out --rpc)"))?;
+            let (node_chain, node_height) = (status.chain_id, status.height);
             if let Some(given) = args.chain_id {
                 if given != node_chain {
                     bail!("--chain-id {given} differs from the node's chain id {node_chain}");

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
-use mycel_subnet::validator::chain::Node;
+use mycel_client::NodeClient;
 use mycel_subnet::validator::{Validator, ValidatorConfig};
 
 use crate::keys::{KeystoreArgs, PasswordArgs};
@@ -125,7 +125,7 @@ pub fn run(args: ValidatorArgs) -> Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let node = Node::new(&args.rpc);
+    let node = NodeClient::new(&args.rpc).map_err(|e| anyhow!("--rpc: {e}"))?;
     runtime
         .block_on(node.subnet(args.netuid))
         .map_err(|e| anyhow!("{e} (is the node at {} running?)", args.rpc))?;

@@ -3,58 +3,19 @@
 
 use alloy_primitives::{Address, U256};
 use alloy_signer_local::PrivateKeySigner;
+use mycel_testkit::mycel::{assert_fails_with, assert_ok, stderr, stdout};
+use mycel_testkit::{dev_address, units, Devnet};
 use mycel_types::{keys::dev_signer, SignedTx, Token, TxKind};
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::{Output, Stdio};
+
+/// `mycel ARGS` with none of the user's MYCEL_* settings.
+fn mycel(args: &[&str]) -> Output {
+    mycel_testkit::mycel::run(args)
+}
 
 const PASSWORD: &str = "correct horse battery staple";
-
-fn mycel(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mycel"))
-        .args(args)
-        .env_remove("MYCEL_RPC")
-        .env_remove("MYCEL_KEYSTORE")
-        .env_remove("MYCEL_PASSWORD")
-        .output()
-        .expect("run mycel")
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-#[track_caller]
-fn assert_ok(out: &Output) {
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "expected success\nstdout: {}\nstderr: {}",
-        stdout(out),
-        stderr(out)
-    );
-}
-
-#[track_caller]
-fn assert_fails_with(out: &Output, needle: &str) {
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "expected exit 1\nstdout: {}\nstderr: {}",
-        stdout(out),
-        stderr(out)
-    );
-    assert!(
-        stderr(out).contains(needle),
-        "stderr lacks {needle:?}:\n{}",
-        stderr(out)
-    );
-}
 
 /// A loopback URL where nothing listens.
 fn dead_rpc() -> String {
@@ -237,7 +198,7 @@ fn unreachable_node_says_what_to_do() {
         );
     }
     // MYCEL_RPC is the default for --rpc.
-    let out = Command::new(env!("CARGO_BIN_EXE_mycel"))
+    let out = mycel_testkit::mycel::command::<&str>(&[])
         .arg("status")
         .env("MYCEL_RPC", &rpc)
         .output()
@@ -349,7 +310,7 @@ fn key_new_list_export_round_trip() {
     assert_eq!(rows.as_array().map(Vec::len), Some(2));
 
     // export-address by name (env keystore), and by file path.
-    let out = Command::new(env!("CARGO_BIN_EXE_mycel"))
+    let out = mycel_testkit::mycel::command::<&str>(&[])
         .args(["key", "export-address", "alice"])
         .env("MYCEL_KEYSTORE", &ks)
         .output()
@@ -410,7 +371,7 @@ fn key_import_matches_the_dev_account_and_unlocks_only_with_the_passphrase() {
     assert_eq!(mode(&tmp.path().join("keys/dev0.json")), 0o600);
 
     // Passphrase through MYCEL_PASSWORD works as well as a file.
-    let out = Command::new(env!("CARGO_BIN_EXE_mycel"))
+    let out = mycel_testkit::mycel::command::<&str>(&[])
         .args([
             "key",
             "import",
@@ -427,7 +388,7 @@ fn key_import_matches_the_dev_account_and_unlocks_only_with_the_passphrase() {
     assert_ok(&out);
 
     // And through stdin when it is not a terminal.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mycel"))
+    let mut child = mycel_testkit::mycel::command::<&str>(&[])
         .args(["key", "new", "--name", "piped", "--keystore", &ks])
         .env_remove("MYCEL_PASSWORD")
         .stdin(std::process::Stdio::piped())
@@ -446,7 +407,7 @@ fn key_import_matches_the_dev_account_and_unlocks_only_with_the_passphrase() {
     assert_eq!(signer.address(), piped);
 
     // An empty stdin is no passphrase.
-    let out = Command::new(env!("CARGO_BIN_EXE_mycel"))
+    let out = mycel_testkit::mycel::command::<&str>(&[])
         .args(["key", "new", "--name", "none", "--keystore", &ks])
         .env_remove("MYCEL_PASSWORD")
         .stdin(std::process::Stdio::null())
@@ -493,180 +454,6 @@ fn key_import_matches_the_dev_account_and_unlocks_only_with_the_passphrase() {
 
 // ---------------------------------------------------------------- against a real devnet
 
-/// A devnet (`mycel up`) of its own on free loopback ports, killed when dropped; its log is kept
-/// in a temporary directory and shown when it fails to start.
-///
-/// One per test: nextest runs every test in a process of its own, so a devnet shared through a
-/// static would be started once per test anyway, and one per test needs no cross-process cleanup.
-struct Devnet {
-    rpc: String,
-    child: std::process::Child,
-    log: PathBuf,
-    _dir: Option<tempfile::TempDir>,
-}
-
-/// `mycel up` with a data directory in `dir`, its output to `log`.
-fn spawn_up(dir: &Path, log: &Path, rpc_port: u16, p2p_port: u16) -> std::process::Child {
-    let file = std::fs::File::create(log).expect("log file");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_mycel"));
-    command
-        .arg("up")
-        .arg("--chain-only")
-        .arg("--data-dir")
-        .arg(dir.join("devnet"))
-        .args(["--rpc-addr", &format!("127.0.0.1:{rpc_port}")])
-        .args(["--p2p-addr", &format!("127.0.0.1:{p2p_port}")])
-        .env("RUST_LOG", "warn,mycel_chain=info")
-        .env_remove("MYCEL_DATA_DIR")
-        .stdin(Stdio::null())
-        .stdout(file.try_clone().expect("log file"))
-        .stderr(file);
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::unix::process::CommandExt;
-        // If the test process dies without unwinding (a signal, a nextest timeout), the kernel
-        // stops the node too instead of leaving it holding its ports.
-        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-        unsafe {
-            command.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-    }
-    command.spawn().expect("spawn mycel up")
-}
-
-impl Devnet {
-    /// A port from `free_port` is free only until someone binds it: a test running in parallel
-    /// may take the same one first. Then this node exits with "Address already in use" and the
-    /// URL would reach the other test's node, so wait for this node's own banner (printed once
-    /// its ports are bound) and try new ports if it could not bind.
-    fn start() -> Devnet {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let log = dir.path().join("up.log");
-        let deadline = Instant::now() + Duration::from_secs(90);
-        for _attempt in 0..5 {
-            let (rpc_port, p2p_port) = (free_port(), free_port());
-            let mut devnet = Devnet {
-                rpc: format!("http://127.0.0.1:{rpc_port}"),
-                child: spawn_up(dir.path(), &log, rpc_port, p2p_port),
-                log: log.clone(),
-                _dir: None,
-            };
-            loop {
-                let text = std::fs::read_to_string(&log).unwrap_or_default();
-                if text.contains("mycel devnet is running") {
-                    devnet._dir = Some(dir);
-                    devnet.wait_for_height(1, Duration::from_secs(90));
-                    return devnet;
-                }
-                if let Ok(Some(_)) = devnet.child.try_wait() {
-                    assert!(
-                        text.contains("Address already in use")
-                            || std::fs::read_to_string(&log)
-                                .unwrap_or_default()
-                                .contains("Address already in use"),
-                        "mycel up exited; log:\n{}",
-                        devnet.log_tail()
-                    );
-                    break;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "mycel up did not start in 90 s; log:\n{}",
-                    devnet.log_tail()
-                );
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        }
-        panic!("five tries, and every time a port was taken before the devnet could bind it");
-    }
-
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
-    }
-
-    /// The finalized height, once it is at least `height`.
-    fn wait_for_height(&self, height: u64, timeout: Duration) -> u64 {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let out = mycel(&["status", "--rpc", &self.rpc, "--json"]);
-            if out.status.success() {
-                let status: Value = serde_json::from_slice(&out.stdout).expect("status json");
-                let now = status["height"].as_u64().expect("height");
-                if now >= height {
-                    return now;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the devnet at {} did not reach height {height} in {timeout:?}; log:\n{}",
-                self.rpc,
-                self.log_tail()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    /// `mycel ARGS --rpc <this devnet>`.
-    fn mycel(&self, args: &[&str]) -> Output {
-        let mut all = args.to_vec();
-        all.extend(["--rpc", &self.rpc]);
-        mycel(&all)
-    }
-
-    /// `mycel ARGS --rpc <this devnet> --json`, which must succeed.
-    #[track_caller]
-    fn json(&self, args: &[&str]) -> Value {
-        let mut all = args.to_vec();
-        all.push("--json");
-        let out = self.mycel(&all);
-        assert_ok(&out);
-        serde_json::from_str(&stdout(&out)).expect("--json prints JSON")
-    }
-
-    fn account(&self, address: Address) -> Value {
-        self.json(&["balance", &address.to_string()])
-    }
-
-    /// POSTs `tx` to the node's /v1/txs, not through the CLI; returns the HTTP status.
-    fn http_post_tx(&self, tx: &SignedTx) -> u16 {
-        let url = format!("{}/v1/txs", self.rpc);
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        runtime.block_on(async {
-            let response = reqwest::Client::new()
-                .post(&url)
-                .json(&tx.to_json())
-                .send()
-                .await
-                .expect("POST");
-            response.status().as_u16()
-        })
-    }
-
-    /// The node's own answer to GET `path`, not through the CLI.
-    fn http_get(&self, path: &str) -> Value {
-        let url = format!("{}{path}", self.rpc);
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        runtime.block_on(async {
-            let response = reqwest::get(&url).await.expect("GET");
-            assert_eq!(response.status().as_u16(), 200, "GET {url}");
-            response.json().await.expect("JSON")
-        })
-    }
-}
-
 /// A TransferWithAuthorization that `submitter` (a dev account) sends, moving all `musd` of the
 /// dev account `payer` (who signs the authorization) to a fresh address.
 fn authorization_of_all_musd(node: &Devnet, payer: u32, submitter: u32, musd: u128) -> SignedTx {
@@ -699,30 +486,6 @@ fn authorization_of_all_musd(node: &Devnet, payer: u32, submitter: u32, musd: u1
         fee: U256::from(MIN_FEE),
     });
     SignedTx::sign(kind, 1337, &submitter).expect("sign")
-}
-
-impl Drop for Devnet {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
-}
-
-fn dev_address(index: u32) -> Address {
-    dev_signer(index).expect("dev key").address()
-}
-
-/// Base units from the node's JSON (amounts travel as decimal strings).
-fn units(value: &Value) -> u128 {
-    value
-        .as_str()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("not an amount: {value}"))
 }
 
 /// The value of the row `key` in the CLI's human output (`key   value`).
@@ -856,7 +619,7 @@ fn status_and_balance_are_readable() {
             "balance",
             &address.to_string(),
             "--rpc",
-            &format!("{}/", node.rpc),
+            &format!("{}/", node.rpc()),
         ]);
         assert_ok(&out);
         stdout(&out)
@@ -1174,11 +937,11 @@ fn waiting_reports_rejection_and_timeout() {
     // --wait reports the rejection with the node's reason.
     let musd = units(&node.account(dev_address(3))["musd"]);
     let everything = mycel_types::format_amount(musd, Token::Musd);
-    let mut waiting = Command::new(env!("CARGO_BIN_EXE_mycel"))
+    let mut waiting = mycel_testkit::mycel::command::<&str>(&[])
         .args([
             "transfer",
             "--rpc",
-            &node.rpc,
+            node.rpc(),
             "--to",
             &to,
             "--amount",

@@ -6,52 +6,20 @@
 //!   accepted over HTTP and executes;
 //! - a 4-process localnet finalizes transfers, and all four nodes agree on the blocks.
 
+use mycel_testkit::devnet::wait_for_height;
+use mycel_testkit::interop::interop_script;
+use mycel_testkit::{free_port_range, mycel, Devnet, Proc, TestDir};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 const RECEIVER: &str = "0x000000000000000000000000000000000000bEEF";
 
-fn mycel_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_mycel")
-}
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// `count` consecutive free ports.
-fn free_port_range(count: u16) -> u16 {
-    for _ in 0..200 {
-        let base = free_port();
-        if base > 65_000 {
-            continue;
-        }
-        if (0..count).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
-            return base;
-        }
-    }
-    panic!("no {count} consecutive free ports");
-}
-
 fn cli(rpc: &str, args: &[&str]) -> Output {
-    Command::new(mycel_bin())
-        .args(args)
-        .args(["--rpc", rpc])
-        .stdin(Stdio::null())
-        .output()
-        .expect("run mycel")
+    let mut all = args.to_vec();
+    all.extend(["--rpc", rpc]);
+    mycel::run(&all)
 }
 
 fn cli_json(rpc: &str, args: &[&str]) -> Option<Value> {
@@ -62,177 +30,6 @@ fn cli_json(rpc: &str, args: &[&str]) -> Option<Value> {
         return None;
     }
     serde_json::from_slice(&out.stdout).ok()
-}
-
-/// A temporary directory for a test's nodes, removed when the test passes and kept (its path
-/// printed) when it fails or when MYCEL_E2E_KEEP_DIRS is set, so that the node logs can be read.
-struct TestDir(Option<tempfile::TempDir>);
-
-impl TestDir {
-    fn new() -> TestDir {
-        TestDir(Some(
-            tempfile::Builder::new()
-                .prefix("mycel-e2e-")
-                .tempdir()
-                .unwrap(),
-        ))
-    }
-
-    fn path(&self) -> &Path {
-        self.0.as_ref().unwrap().path()
-    }
-}
-
-impl Drop for TestDir {
-    fn drop(&mut self) {
-        if std::thread::panicking() || std::env::var_os("MYCEL_E2E_KEEP_DIRS").is_some() {
-            if let Some(dir) = self.0.take() {
-                eprintln!(
-                    "keeping the test directory with the node logs: {}",
-                    dir.keep().display()
-                );
-            }
-        }
-    }
-}
-
-/// A process that is killed (SIGKILL) when dropped, unless it already exited.
-struct Proc {
-    child: Child,
-    name: String,
-    log: PathBuf,
-}
-
-impl Proc {
-    fn spawn(name: &str, args: &[&str], log: PathBuf) -> Proc {
-        let file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(mycel_bin())
-            .args(args)
-            .env("RUST_LOG", "warn,mycel_chain=info")
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .spawn()
-            .expect("spawn mycel");
-        Proc {
-            child,
-            name: name.to_string(),
-            log,
-        }
-    }
-
-    fn kill_9(&mut self) {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().unwrap();
-    }
-
-    fn terminate(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            self.terminate();
-        }
-    }
-}
-
-/// `mycel up` on `data` with fresh loopback ports; returns once this process serves its API,
-/// with its URL.
-///
-/// A port from `free_port` is free only until someone binds it: a test running in parallel may
-/// take the same one first. Then this node exits with "Address already in use" and a check
-/// against the URL would reach the other test's node, so wait for this node's own banner
-/// (printed once its ports are bound) and try new ports if it could not bind.
-fn start_devnet(name: &str, data: &Path, log: PathBuf) -> (Proc, String) {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    for _attempt in 0..5 {
-        let (rpc_port, p2p_port) = (free_port(), free_port());
-        let (rpc_addr, p2p_addr) = (
-            format!("127.0.0.1:{rpc_port}"),
-            format!("127.0.0.1:{p2p_port}"),
-        );
-        let data = data.display().to_string();
-        let mut proc = Proc::spawn(
-            name,
-            &[
-                "up",
-                "--chain-only",
-                "--data-dir",
-                &data,
-                "--rpc-addr",
-                &rpc_addr,
-                "--p2p-addr",
-                &p2p_addr,
-            ],
-            log.clone(),
-        );
-        loop {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            if text.contains("mycel devnet is running") {
-                return (proc, format!("http://{rpc_addr}"));
-            }
-            if let Ok(Some(_)) = proc.child.try_wait() {
-                let text = std::fs::read_to_string(&log).unwrap_or_default();
-                assert!(
-                    text.contains("Address already in use"),
-                    "{name} exited; log:\n{}",
-                    proc.log_tail()
-                );
-                eprintln!(
-                    "{name}: port {rpc_port} or {p2p_port} was taken meanwhile; trying others"
-                );
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{name} did not start in 90 s; log:\n{}",
-                proc.log_tail()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-    panic!("{name}: five tries, and every time a port was taken before the node could bind it");
-}
-
-/// Waits until the node at `rpc` has finalized at least `height`.
-fn wait_for_height(rpc: &str, height: u64, proc: &Proc, timeout: Duration) -> Value {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(status) = cli_json(rpc, &["status"]) {
-            if status["height"].as_u64().unwrap_or(0) >= height {
-                return status;
-            }
-        }
-        if Instant::now() > deadline {
-            panic!(
-                "{} at {rpc} did not reach height {height} in {timeout:?}; log:\n{}",
-                proc.name,
-                proc.log_tail()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
 }
 
 fn tx_status(rpc: &str, hash: &str) -> Option<Value> {
@@ -316,10 +113,8 @@ fn stream_transfer_hash(dev_account: u32, nonce: u64) -> String {
 
 #[test]
 fn devnet_survives_kill_9_mid_stream_and_keeps_finalizing() {
-    let dir = TestDir::new();
-    let data = dir.path().join("devnet");
-    let (mut node, rpc) = start_devnet("devnet", &data, dir.path().join("up-1.log"));
-    wait_for_height(&rpc, 1, &node, Duration::from_secs(90));
+    let mut node = Devnet::start();
+    let rpc = node.rpc().to_string();
     let start_balance = balance_base_units(&rpc, RECEIVER);
 
     // A stream of transfers from three dev accounts (0.001 MYC each, explicit nonces), sent from
@@ -388,8 +183,9 @@ fn devnet_survives_kill_9_mid_stream_and_keeps_finalizing() {
     );
 
     // Restart on the same data directory (on new ports: the old ones may be taken by now).
-    let (mut node, rpc) = start_devnet("devnet (restarted)", &data, dir.path().join("up-2.log"));
-    wait_for_height(&rpc, height_before + 1, &node, Duration::from_secs(90));
+    node.restart();
+    let rpc = node.rpc().to_string();
+    node.wait_for_height(height_before + 1, Duration::from_secs(90));
     for (hash, height) in &finalized_before {
         let s = tx_status(&rpc, hash)
             .unwrap_or_else(|| panic!("finalized tx {hash} lost after kill -9"));
@@ -462,10 +258,11 @@ fn devnet_survives_kill_9_mid_stream_and_keeps_finalizing() {
     // An independent signer: Python's eth_account signs a transfer, submitted over HTTP.
     eth_account_signed_transfer_executes(&rpc);
 
-    node.terminate();
+    node.stop();
     // A clean stop (SIGTERM) then resume also works.
-    let (node, rpc) = start_devnet("devnet (third run)", &data, dir.path().join("up-3.log"));
-    let status = wait_for_height(&rpc, height_before + 2, &node, Duration::from_secs(90));
+    node.restart();
+    node.wait_for_height(height_before + 2, Duration::from_secs(90));
+    let status = cli_json(node.rpc(), &["status"]).expect("status");
     assert_eq!(
         status["genesis_hash"], status_before["genesis_hash"],
         "the same chain resumed"
@@ -479,7 +276,7 @@ fn eth_account_signed_transfer_executes(rpc: &str) {
     let account = cli_json(rpc, &["balance", &address]).unwrap();
     let nonce = account["nonce"].as_u64().unwrap();
     let before = balance_base_units(rpc, RECEIVER);
-    let script = repo_root().join("tests/interop/sign_transfer.py");
+    let script = interop_script("sign_transfer.py");
     let out = Command::new("python3")
         .arg(&script)
         .args([
@@ -538,8 +335,12 @@ fn four_process_localnet_finalizes_transfers_and_agrees() {
         "--rpc-port".into(),
         rpc_base.to_string(),
     ];
-    let args: Vec<&str> = args_owned.iter().map(String::as_str).collect();
-    let localnet = Proc::spawn("localnet", &args, dir.path().join("localnet.log"));
+    let localnet = Proc::mycel(
+        "localnet",
+        &args_owned,
+        "warn,mycel_chain=info",
+        &dir.join("localnet.log"),
+    );
     let rpcs: Vec<String> = (0..4)
         .map(|i| format!("http://127.0.0.1:{}", rpc_base + i))
         .collect();
@@ -596,13 +397,8 @@ fn node_api_gives_reasons_for_bad_input_and_streams_blocks() {
     use alloy_primitives::{Address, U256};
     use mycel_types::{keys::dev_signer, SignedTx, Transfer, TxKind};
 
-    let dir = TestDir::new();
-    let (node, rpc) = start_devnet(
-        "devnet",
-        &dir.path().join("devnet"),
-        dir.path().join("up.log"),
-    );
-    wait_for_height(&rpc, 1, &node, Duration::from_secs(90));
+    let node = Devnet::start();
+    let rpc = node.rpc().to_string();
 
     let signer = dev_signer(7).unwrap();
     let transfer = |chain_id: u64, nonce: u64| {

@@ -1,13 +1,13 @@
 //! `mycel epoch` through the real binary: subtensor's `test_bonds` vector end to end, stdin input,
 //! and input errors that name the field.
 
+use mycel_testkit::mycel;
 use serde_json::{json, Value};
 use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
 fn epoch_stdin(input: &Value) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mycel"))
-        .args(["epoch", "--input", "-"])
+    let mut child = mycel::command(&["epoch", "--input", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -26,10 +26,7 @@ fn epoch_file(input: &Value) -> Output {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("epoch.json");
     std::fs::write(&path, input.to_string()).expect("write input");
-    Command::new(env!("CARGO_BIN_EXE_mycel"))
-        .args(["epoch", "--input", path.to_str().expect("utf-8 path")])
-        .output()
-        .expect("run mycel")
+    mycel::run(&["epoch", "--input", path.to_str().expect("utf-8 path")])
 }
 
 #[track_caller]
@@ -151,10 +148,7 @@ fn epoch_names_missing_and_inconsistent_fields() {
     let err = err_text(&epoch_stdin(&json!("not an object")));
     assert!(err.contains("bad epoch input"), "{err}");
 
-    let out = Command::new(env!("CARGO_BIN_EXE_mycel"))
-        .args(["epoch", "--input", "/nonexistent/epoch.json"])
-        .output()
-        .expect("run mycel");
+    let out = mycel::run(&["epoch", "--input", "/nonexistent/epoch.json"]);
     let err = err_text(&out);
     assert!(err.contains("/nonexistent/epoch.json"), "{err}");
 }

@@ -10,106 +10,28 @@ use mycel_gateway::wire::{
     self, AuthorizationJson, ExactEvmPayload, PaymentPayload, PaymentPayloadV1, PaymentRequired,
     PaymentRequirements,
 };
+use mycel_testkit::interop::{npm_ci, x402_client_dir};
+use mycel_testkit::{free_port, Proc, TestDir};
 use mycel_types::{eip3009, keys::dev_signer};
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 // ---------------------------------------------------------------- processes
 
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
-}
-
-/// Kills the child when the test process dies without unwinding.
-fn die_with_parent(command: &mut Command) {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::unix::process::CommandExt;
-        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-        unsafe {
-            command.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-    }
-}
-
-fn tail(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(30)..].join("\n")
-}
-
-/// A process killed when dropped.
-struct Proc {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `mycel ARGS` with output to `log` and waits for `banner` in it. Retries with new ports
-/// (`args` is rebuilt per attempt) when a port was taken by a parallel test.
+/// `mycel ARGS` as a server (see the test kit), its log text once it printed `banner`.
 fn start_mycel(
     dir: &Path,
     name: &str,
     banner: &str,
-    args: impl Fn() -> Vec<String>,
+    args: impl FnMut() -> Vec<String>,
 ) -> (Proc, String) {
-    let log = dir.join(format!("{name}.log"));
-    for _attempt in 0..5 {
-        let file = std::fs::File::create(&log).expect("log file");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_mycel"));
-        command
-            .args(args())
-            .env("RUST_LOG", "warn")
-            .env_remove("MYCEL_RPC")
-            .env_remove("MYCEL_DATA_DIR")
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("log"))
-            .stderr(file);
-        die_with_parent(&mut command);
-        let mut proc = Proc {
-            child: command.spawn().expect("spawn mycel"),
-            log: log.clone(),
-        };
-        // Generous: a miner on a fresh machine first downloads the model (~100 MB).
-        let deadline = Instant::now() + Duration::from_secs(300);
-        loop {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            if text.contains(banner) {
-                return (proc, text);
-            }
-            if let Ok(Some(_)) = proc.child.try_wait() {
-                assert!(
-                    text.contains("Address already in use"),
-                    "mycel {name} exited; log:\n{}",
-                    tail(&log)
-                );
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "mycel {name} did not start in 300 s; log:\n{}",
-                tail(&proc.log)
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-    panic!("five tries, and every time a port was taken first");
+    let (proc, _) = mycel_testkit::process::start_mycel(dir, name, banner, "warn", args);
+    let log = proc.log();
+    (proc, log)
 }
 
 /// An OpenAI-shaped upstream on loopback: answers chat completions, fails (500) when the model is
@@ -175,7 +97,7 @@ struct Setup {
     _devnet: Proc,
     _gateway: Proc,
     _upstream: Option<Proc>,
-    _dir: tempfile::TempDir,
+    _dir: TestDir,
 }
 
 const FACILITATOR_DEV_ACCOUNT: u32 = 0;
@@ -199,7 +121,7 @@ impl Setup {
         upstream: impl FnOnce(&Path, &tokio::runtime::Runtime) -> (Upstream, Option<Proc>),
         gateway_args: &[&str],
     ) -> Setup {
-        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = TestDir::new();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -495,7 +417,8 @@ fn requests_are_priced_by_their_tokens_and_refused_before_payment_when_they_cann
             .expect("tokens")
             .len() as u128
     };
-    let price_of = |prompt: u128, output: u128| 1_000 + (prompt * 2_500 + output * 10_000).div_ceil(1000);
+    let price_of =
+        |prompt: u128, output: u128| 1_000 + (prompt * 2_500 + output * 10_000).div_ceil(1000);
 
     let long = json!({"model": "smollm2", "max_tokens": 1,
                       "messages": [{"role": "user", "content": words}]});
@@ -507,7 +430,10 @@ fn requests_are_priced_by_their_tokens_and_refused_before_payment_when_they_cann
         .amount
         .parse()
         .expect("price");
-    assert!(long_price > 15 * short_price, "{long_price} vs {short_price}");
+    assert!(
+        long_price > 15 * short_price,
+        "{long_price} vs {short_price}"
+    );
 
     // Refused before payment, the model never called: with the OpenAI error of the miner.
     let refused = |body: Value, param: &str, code: &str| {
@@ -530,7 +456,10 @@ fn requests_are_priced_by_their_tokens_and_refused_before_payment_when_they_cann
         "invalid_value",
     );
     for (name, value) in [
-        ("tools", json!([{"type": "function", "function": {"name": "f"}}])),
+        (
+            "tools",
+            json!([{"type": "function", "function": {"name": "f"}}]),
+        ),
         ("response_format", json!({"type": "json_object"})),
         ("logit_bias", json!({"42": 10})),
     ] {
@@ -544,12 +473,36 @@ fn requests_are_priced_by_their_tokens_and_refused_before_payment_when_they_cann
     let payer = dev_signer(3).expect("dev key");
     let hi = json!([{"role": "user", "content": "hi"}]);
     let cases: Vec<(&str, Value, u128)> = vec![
-        ("/v1/chat/completions", json!({"model": "m", "messages": hi, "max_tokens": 7}), 7),
-        ("/v1/chat/completions", json!({"model": "m", "messages": hi, "max_completion_tokens": 9}), 9),
-        ("/v1/chat/completions", json!({"model": "m", "messages": hi, "max_tokens": 4, "max_completion_tokens": 4}), 4),
-        ("/v1/chat/completions", json!({"model": "m", "messages": hi}), 256),
-        ("/v1/completions", json!({"model": "m", "prompt": "Once upon"}), 16),
-        ("/v1/completions", json!({"model": "m", "prompt": "Once upon", "max_tokens": 3}), 3),
+        (
+            "/v1/chat/completions",
+            json!({"model": "m", "messages": hi, "max_tokens": 7}),
+            7,
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "m", "messages": hi, "max_completion_tokens": 9}),
+            9,
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "m", "messages": hi, "max_tokens": 4, "max_completion_tokens": 4}),
+            4,
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "m", "messages": hi}),
+            256,
+        ),
+        (
+            "/v1/completions",
+            json!({"model": "m", "prompt": "Once upon"}),
+            16,
+        ),
+        (
+            "/v1/completions",
+            json!({"model": "m", "prompt": "Once upon", "max_tokens": 3}),
+            3,
+        ),
     ];
     for (path, body, limit) in cases {
         let unpaid = setup.post(path, &body, &[]);
@@ -561,14 +514,21 @@ fn requests_are_priced_by_their_tokens_and_refused_before_payment_when_they_cann
         let price: u128 = requirements.amount.parse().expect("price");
         let prompt = match path {
             "/v1/chat/completions" => prompt_tokens("hi"),
-            _ => format.completion_tokens("Once upon", usize::MAX).expect("tokens").len() as u128,
+            _ => format
+                .completion_tokens("Once upon", usize::MAX)
+                .expect("tokens")
+                .len() as u128,
         };
         assert_eq!(price, price_of(prompt, limit), "{path} {body}");
         let before = setup.musd(payer.address());
         let pay = sign(&payer, &requirements, |_| {});
         let answer = setup.post(path, &body, &[pay.v2(&requirements)]);
         assert_eq!(answer.status, 200, "{path} {body}: {}", answer.body);
-        assert_eq!(answer.body["received"]["max_tokens"], json!(limit), "{body}");
+        assert_eq!(
+            answer.body["received"]["max_tokens"],
+            json!(limit),
+            "{body}"
+        );
         assert!(answer.body["received"]["max_completion_tokens"].is_null());
         assert_eq!(setup.musd(payer.address()), before - price);
     }
@@ -580,7 +540,9 @@ fn requests_are_priced_by_their_tokens_and_refused_before_payment_when_they_cann
 fn a_paid_answer_lost_in_transit_is_given_again_and_paid_once() {
     let setup = Setup::start();
     let payer = dev_signer(5).expect("dev key");
-    let facilitator = dev_signer(FACILITATOR_DEV_ACCOUNT).expect("dev key").address();
+    let facilitator = dev_signer(FACILITATOR_DEV_ACCOUNT)
+        .expect("dev key")
+        .address();
     let gateway_addr = setup.gateway.trim_start_matches("http://").to_string();
     let next_nonce = |who: Address| {
         setup.node_get(&format!("/v1/accounts/{who}"))["next_nonce"]
@@ -608,10 +570,17 @@ fn a_paid_answer_lost_in_transit_is_given_again_and_paid_once() {
         // The client sends the paid request and never reads the answer; it hangs up once the
         // settlement is submitted (still pending) or final.
         let payload = body.to_string();
-        let socket = send_unread(&gateway_addr, "/v1/chat/completions", &[(header, &value)], &payload);
+        let socket = send_unread(
+            &gateway_addr,
+            "/v1/chat/completions",
+            &[(header, &value)],
+            &payload,
+        );
         match hang_up_when {
             "submitted" => wait_until("the settlement", &|| next_nonce(facilitator) > nonce_before),
-            _ => wait_until("finality", &|| setup.authorization_used(payer.address(), pay.nonce())),
+            _ => wait_until("finality", &|| {
+                setup.authorization_used(payer.address(), pay.nonce())
+            }),
         }
         drop(socket);
 
@@ -624,7 +593,11 @@ fn a_paid_answer_lost_in_transit_is_given_again_and_paid_once() {
             format!("echo: lost answer, {case}")
         );
         assert!(setup.authorization_used(payer.address(), pay.nonce()));
-        assert_eq!(setup.musd(payer.address()), before - price, "{case}: charged once");
+        assert_eq!(
+            setup.musd(payer.address()),
+            before - price,
+            "{case}: charged once"
+        );
         assert_eq!(
             setup.upstream.calls.load(Ordering::SeqCst),
             calls_before + 1,
@@ -694,7 +667,15 @@ fn a_client_that_hangs_up_during_a_paid_request_pays_nothing_and_frees_the_miner
     let metric = |name: &str| -> f64 {
         let url = format!("{}/metrics", setup.upstream.url);
         let text = setup.runtime.block_on(async {
-            setup.http.get(&url).send().await.expect("metrics").text().await.expect("text")
+            setup
+                .http
+                .get(&url)
+                .send()
+                .await
+                .expect("metrics")
+                .text()
+                .await
+                .expect("text")
         });
         text.lines()
             .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
@@ -709,10 +690,18 @@ fn a_client_that_hangs_up_during_a_paid_request_pays_nothing_and_frees_the_miner
     let (header, value) = pay.v2(&requirements);
     let gateway_addr = setup.gateway.trim_start_matches("http://").to_string();
     let payload = body.to_string();
-    let socket = send_unread(&gateway_addr, "/v1/chat/completions", &[(header, &value)], &payload);
+    let socket = send_unread(
+        &gateway_addr,
+        "/v1/chat/completions",
+        &[(header, &value)],
+        &payload,
+    );
     let deadline = Instant::now() + Duration::from_secs(30);
     while metric("mycel_miner_in_flight") != 1.0 {
-        assert!(Instant::now() < deadline, "the miner never started the request");
+        assert!(
+            Instant::now() < deadline,
+            "the miner never started the request"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     std::thread::sleep(Duration::from_millis(300));
@@ -735,40 +724,6 @@ fn a_client_that_hangs_up_during_a_paid_request_pays_nothing_and_frees_the_miner
 }
 
 // ---------------------------------------------------------------- the npm client
-
-fn interop_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../interop/x402-client")
-}
-
-/// `npm ci` once per lockfile: skipped when node_modules already matches package-lock.json.
-fn npm_ci() {
-    let dir = interop_dir();
-    // Tests run in parallel processes: one `npm ci` at a time in this folder.
-    let guard = std::fs::File::create(dir.join(".npm-ci.lock")).expect("lock file");
-    {
-        use std::os::unix::io::AsRawFd;
-        // SAFETY: flock on a file descriptor this function owns; released when `guard` closes.
-        let rc = unsafe { libc::flock(guard.as_raw_fd(), libc::LOCK_EX) };
-        assert_eq!(rc, 0, "flock: {}", std::io::Error::last_os_error());
-    }
-    let lock = std::fs::read(dir.join("package-lock.json")).expect("package-lock.json");
-    let stamp = dir.join("node_modules/.mycel-lock-stamp");
-    if std::fs::read(&stamp).ok().as_deref() == Some(&lock[..]) {
-        return;
-    }
-    let out = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund", "--prefer-offline"])
-        .current_dir(&dir)
-        .output()
-        .expect("npm is needed for the x402 interop test (.ci/run installs it)");
-    assert!(
-        out.status.success(),
-        "npm ci failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    std::fs::write(&stamp, &lock).expect("stamp");
-}
 
 #[test]
 fn the_npm_x402_client_pays_the_gateway_and_the_payment_settles_on_chain() {
@@ -797,7 +752,7 @@ fn the_npm_x402_client_pays_the_gateway_and_the_payment_settles_on_chain() {
         .arg(format!("{}/v1/chat/completions", setup.gateway))
         .arg(body.to_string())
         .env("PAYER_KEY", format!("0x{}", hex::encode(payer.to_bytes())))
-        .current_dir(interop_dir())
+        .current_dir(x402_client_dir())
         .output()
         .expect("node");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -1112,7 +1067,7 @@ fn mycel_pay_shows_the_price_keeps_to_the_cap_and_pays() {
         let data = body.to_string();
         let mut args = vec!["pay", url.as_str(), "--data", data.as_str()];
         args.extend_from_slice(extra);
-        Command::new(env!("CARGO_BIN_EXE_mycel"))
+        mycel_testkit::mycel::command::<&str>(&[])
             .args(&args)
             .env_remove("MYCEL_KEYSTORE")
             .output()
@@ -1168,7 +1123,7 @@ fn the_npm_x402_client_buys_a_real_completion_from_a_miner() {
         .arg(format!("{}/v1/chat/completions", setup.gateway))
         .arg(body.to_string())
         .env("PAYER_KEY", format!("0x{}", hex::encode(payer.to_bytes())))
-        .current_dir(interop_dir())
+        .current_dir(x402_client_dir())
         .output()
         .expect("node");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -1193,7 +1148,7 @@ fn the_npm_x402_client_buys_a_real_completion_from_a_miner() {
     assert_eq!(setup.musd(payer.address()), before - price);
 
     // `mycel chat` pays the same way, and the miner's receipt survives the gateway intact.
-    let chat = Command::new(env!("CARGO_BIN_EXE_mycel"))
+    let chat = mycel_testkit::mycel::command::<&str>(&[])
         .args(["chat", "Name a color.", "--gateway", &setup.gateway])
         .args([
             "--dev-account",
@@ -1221,7 +1176,7 @@ fn the_npm_x402_client_buys_a_real_completion_from_a_miner() {
     assert!(stderr.contains(&shown), "{shown}: {stderr}");
     let answer_file = setup._dir.path().join("answer.json");
     std::fs::write(&answer_file, &chat.stdout).expect("write answer");
-    let verify = Command::new(env!("CARGO_BIN_EXE_mycel"))
+    let verify = mycel_testkit::mycel::command::<&str>(&[])
         .args(["receipt", "verify"])
         .arg(&answer_file)
         .output()
@@ -1372,7 +1327,7 @@ fn settlement_survives_a_stale_nonce_and_a_dropped_transaction() {
 #[test]
 fn gateway_and_pay_command_lines_say_what_is_wrong() {
     let run = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_mycel"))
+        let out = mycel_testkit::mycel::command::<&str>(&[])
             .args(args)
             .env_remove("MYCEL_RPC")
             .env_remove("MYCEL_GATEWAY")

@@ -5,23 +5,19 @@
 //! (real EIP-3009 signatures) go to the honest miners only; when one is killed the other serves,
 //! within the same request; the serving miners' coldkeys receive their share in mUSD on chain.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use alloy_primitives::{Address, B256, U256};
-use alloy_signer::SignerSync;
-use alloy_signer_local::PrivateKeySigner;
+use alloy_primitives::Address;
 use axum::body::Bytes;
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::Router;
-use mycel_gateway::wire::{
-    self, AuthorizationJson, ExactEvmPayload, PaymentPayload, PaymentRequired, PaymentRequirements,
-};
-use mycel_types::{eip3009, keys::dev_signer};
+use mycel_gateway::wire::{self, PaymentRequired};
+use mycel_testkit::payer::{Payer, PaymentAsk};
+use mycel_testkit::{dev_signer, free_port, now_secs, Devnet, Proc, TestDir};
 use serde_json::{json, Value};
 
 const MODEL: &str = "SmolLM2-135M-Instruct.Q4_1";
@@ -31,156 +27,19 @@ const PAY_TO: u32 = 5;
 const FACILITATOR: u32 = 8;
 const PAYER: u32 = 7;
 
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
-}
-
 fn address(index: u32) -> Address {
-    dev_signer(index).expect("dev key").address()
+    dev_signer(index).address()
 }
 
-/// A `mycel` child process killed when dropped (and by the kernel if the test dies).
-struct Proc {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Proc {
-    fn spawn(args: &[&str], log: &Path) -> Proc {
-        let file = std::fs::File::create(log).expect("log file");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_mycel"));
-        command
-            .args(args)
-            .env("RUST_LOG", "warn,mycel_gateway=info,mycel_subnet=info")
-            .env_remove("MYCEL_RPC")
-            .env_remove("MYCEL_DATA_DIR")
-            .env_remove("MYCEL_KEYSTORE")
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("log file"))
-            .stderr(file);
-        #[cfg(target_os = "linux")]
-        {
-            use std::os::unix::process::CommandExt;
-            // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-            unsafe {
-                command.pre_exec(|| {
-                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
-            }
-        }
-        Proc {
-            child: command.spawn().expect("spawn mycel"),
-            log: log.to_path_buf(),
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Waits until the log contains `needle` and returns the line; fails if the process exits.
-    fn wait_for(&mut self, needle: &str, timeout: Duration) -> String {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let log = self.log();
-            if let Some(line) = log.lines().find(|l| l.contains(needle)) {
-                return line.to_string();
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("the process exited ({status}) before printing {needle:?}; log:\n{log}");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no {needle:?} within {timeout:?}; log:\n{log}"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-struct Devnet {
-    rpc: String,
-    proc: Proc,
-}
-
-impl Devnet {
-    fn start(dir: &Path) -> Devnet {
-        for attempt in 0..5 {
-            let rpc_port = free_port();
-            let mut proc = Proc::spawn(
-                &[
-                    "up",
-                    "--chain-only",
-                    "--data-dir",
-                    dir.join(format!("devnet-{attempt}"))
-                        .to_str()
-                        .expect("utf-8"),
-                    "--rpc-addr",
-                    &format!("127.0.0.1:{rpc_port}"),
-                    "--p2p-addr",
-                    &format!("127.0.0.1:{}", free_port()),
-                ],
-                &dir.join(format!("up-{attempt}.log")),
-            );
-            let deadline = Instant::now() + Duration::from_secs(90);
-            loop {
-                let log = proc.log();
-                if log.contains("mycel devnet is running") {
-                    return Devnet {
-                        rpc: format!("http://127.0.0.1:{rpc_port}"),
-                        proc,
-                    };
-                }
-                if let Ok(Some(_)) = proc.child.try_wait() {
-                    assert!(
-                        log.contains("Address already in use"),
-                        "mycel up exited:\n{log}"
-                    );
-                    break;
-                }
-                assert!(Instant::now() < deadline, "mycel up did not start:\n{log}");
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        }
-        panic!("every try found a port taken");
-    }
-
-    #[track_caller]
-    fn ok(&self, args: &[&str]) -> String {
-        let mut all = args.to_vec();
-        all.extend(["--rpc", &self.rpc]);
-        let out = Command::new(env!("CARGO_BIN_EXE_mycel"))
-            .args(&all)
-            .env_remove("MYCEL_RPC")
-            .env_remove("MYCEL_KEYSTORE")
-            .env_remove("MYCEL_PASSWORD")
-            .output()
-            .expect("run mycel");
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "mycel {all:?} failed\nstdout: {}\nstderr: {}\nnode log:\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr),
-            self.proc.log()
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
+/// `mycel ARGS` as a server with its output in `log`.
+fn spawn(args: &[&str], log: &Path) -> Proc {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    Proc::mycel(
+        "mycel",
+        &args,
+        "warn,mycel_gateway=info,mycel_subnet=info",
+        log,
+    )
 }
 
 /// Blocking HTTP over a runtime of the test's own.
@@ -231,47 +90,10 @@ impl Http {
     }
 }
 
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock")
-        .as_secs()
-}
-
-/// A v2 `PAYMENT-SIGNATURE` paying `requirements` from `payer`, signed as the exact EVM scheme.
-fn payment(payer: &PrivateKeySigner, requirements: &PaymentRequirements) -> (&'static str, String) {
-    let auth = eip3009::TransferWithAuthorization {
-        from: payer.address(),
-        to: requirements.pay_to.parse().expect("payTo"),
-        value: requirements.amount.parse().expect("amount"),
-        validAfter: U256::ZERO,
-        validBefore: U256::from(now_secs() + requirements.max_timeout_seconds),
-        nonce: B256::random(),
-    };
-    let chain_id: u64 = requirements.network["eip155:".len()..]
-        .parse()
-        .expect("chain id");
-    let signature = payer
-        .sign_hash_sync(&auth.signing_hash(&eip3009::musd_domain(chain_id)))
-        .expect("sign");
-    let payload = PaymentPayload {
-        x402_version: 2,
-        resource: None,
-        accepted: requirements.clone(),
-        payload: ExactEvmPayload {
-            signature: format!("0x{}", hex::encode(signature.as_bytes())),
-            authorization: AuthorizationJson {
-                from: auth.from.to_checksum(None),
-                to: auth.to.to_checksum(None),
-                value: auth.value.to_string(),
-                valid_after: auth.validAfter.to_string(),
-                valid_before: auth.validBefore.to_string(),
-                nonce: auth.nonce.to_string(),
-            },
-        },
-        extensions: None,
-    };
-    (wire::PAYMENT_SIGNATURE, wire::encode_header(&payload))
+/// An x402 payment header paying what `ask` asks, signed by `payer`.
+fn payment(payer: &Payer, ask: &PaymentAsk) -> (&'static str, String) {
+    let payment = payer.pay(ask, now_secs()).expect("pay");
+    (payment.header, payment.value)
 }
 
 fn miner_entry(status: &Value, hotkey: Address) -> Value {
@@ -287,8 +109,8 @@ fn miner_entry(status: &Value, hotkey: Address) -> Value {
 #[test]
 fn gateway_routes_to_miners_fails_over_avoids_bad_receipts_and_pays_shares() {
     let started = Instant::now();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let net = Devnet::start(dir.path());
+    let dir = TestDir::new();
+    let net = Devnet::start();
     let http = Http {
         runtime: tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -301,7 +123,7 @@ fn gateway_routes_to_miners_fails_over_avoids_bad_receipts_and_pays_shares() {
             .expect("client"),
     };
     let musd = |who: Address| -> u128 {
-        http.get(&format!("{}/v1/accounts/{who}", net.rpc))["musd"]
+        http.get(&format!("{}/v1/accounts/{who}", net.rpc()))["musd"]
             .as_str()
             .expect("musd")
             .parse()
@@ -322,7 +144,7 @@ fn gateway_routes_to_miners_fails_over_avoids_bad_receipts_and_pays_shares() {
     let mut miners: Vec<(u32, Proc, String)> = [1u32, 2]
         .iter()
         .map(|&i| {
-            let proc = Proc::spawn(
+            let proc = spawn(
                 &[
                     "miner",
                     "--netuid",
@@ -330,7 +152,7 @@ fn gateway_routes_to_miners_fails_over_avoids_bad_receipts_and_pays_shares() {
                     "--dev-account",
                     &i.to_string(),
                     "--rpc",
-                    &net.rpc,
+                    net.rpc(),
                     "--listen",
                     "127.0.0.1:0",
                 ],
@@ -340,7 +162,7 @@ fn gateway_routes_to_miners_fails_over_avoids_bad_receipts_and_pays_shares() {
         })
         .collect();
     for (_, proc, url) in &mut miners {
-        let banner = proc.wait_for("mycel miner serving http://", Duration::from_secs(300));
+        let banner = proc.wait_for_log("mycel miner serving http://", Duration::from_secs(300));
         *url = banner
             .split_whitespace()
             .find(|w| w.starts_with("http://"))
@@ -418,13 +240,13 @@ fn gateway_routes_to_miners_fails_over_avoids_bad_receipts_and_pays_shares() {
     // The gateway routes to subnet 1; half of each price goes to the serving miner's coldkey.
     let gateway_port = free_port();
     let gateway_url = format!("http://127.0.0.1:{gateway_port}");
-    let mut gateway = Proc::spawn(
+    let mut gateway = spawn(
         &[
             "gateway",
             "--netuid",
             "1",
             "--rpc",
-            &net.rpc,
+            net.rpc(),
             "--listen",
             &format!("127.0.0.1:{gateway_port}"),
             "--dev-account",
@@ -444,7 +266,7 @@ fn gateway_routes_to_miners_fails_over_avoids_bad_receipts_and_pays_shares() {
         ],
         &dir.path().join("gateway.log"),
     );
-    gateway.wait_for("mycel gateway is running", Duration::from_secs(60));
+    gateway.wait_for_log("mycel gateway is running", Duration::from_secs(60));
     let banner = gateway.log();
     assert!(banner.contains("miner share 50%"), "{banner}");
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -465,7 +287,7 @@ fn gateway_routes_to_miners_fails_over_avoids_bad_receipts_and_pays_shares() {
     };
     let coldkeys = [coldkey(1), coldkey(2)];
     let shares_before = coldkeys.map(&musd);
-    let payer = dev_signer(PAYER).expect("dev key");
+    let payer = Payer::new(dev_signer(PAYER));
     let payer_before = musd(payer.address());
 
     let body = json!({"model": MODEL, "max_tokens": 4,
@@ -481,12 +303,13 @@ fn gateway_routes_to_miners_fails_over_avoids_bad_receipts_and_pays_shares() {
     .expect("PaymentRequired");
     let requirements = required.accepts[0].clone();
     let price: u128 = requirements.amount.parse().expect("price");
+    let ask = PaymentAsk::from_402(unpaid.header(wire::PAYMENT_REQUIRED), b"").expect("a 402");
 
     // Paid requests until the relay has been tried: every answer comes from an honest miner, with
     // a receipt signed by the hotkey the header names.
     let mut served_by: Vec<u32> = Vec::new();
     let paid = |served_by: &mut Vec<u32>| -> Answer {
-        let answer = http.post(&chat_url, &body, &[payment(&payer, &requirements)]);
+        let answer = http.post(&chat_url, &body, &[payment(&payer, &ask)]);
         assert_eq!(answer.status, 200, "{:#}\n{}", answer.body, gateway.log());
         let hotkey: Address = answer
             .header("x-mycel-miner")
@@ -532,7 +355,7 @@ fn gateway_routes_to_miners_fails_over_avoids_bad_receipts_and_pays_shares() {
     // A streamed answer: checked the same way (its receipt is in the last chunk), then returned.
     let mut stream_body = body.clone();
     stream_body["stream"] = true.into();
-    let (pay_header, pay_value) = payment(&payer, &requirements);
+    let (pay_header, pay_value) = payment(&payer, &ask);
     let (status, miner, text) = http.runtime.block_on(async {
         let answer = http
             .client
@@ -585,7 +408,7 @@ fn gateway_routes_to_miners_fails_over_avoids_bad_receipts_and_pays_shares() {
         .find(|(i, _, _)| *i == last)
         .expect("miner")
         .1
-        .kill();
+        .kill_9();
     // Until the gateway has tried the dead miner: every request succeeds all the same.
     let dead_failures = || {
         miner_entry(
@@ -677,11 +500,7 @@ fn gateway_routes_to_miners_fails_over_avoids_bad_receipts_and_pays_shares() {
 #[test]
 fn gateway_routing_command_line_errors_are_clear() {
     let run = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_mycel"))
-            .args(args)
-            .env_remove("MYCEL_RPC")
-            .output()
-            .expect("mycel");
+        let out = mycel_testkit::mycel::run(args);
         assert!(!out.status.success(), "{args:?} succeeded");
         String::from_utf8_lossy(&out.stderr).into_owned()
     };

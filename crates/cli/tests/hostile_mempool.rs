@@ -16,146 +16,15 @@
 use alloy_primitives::{Address, U256};
 use alloy_signer_local::PrivateKeySigner;
 use futures::StreamExt as _;
+use mycel_testkit::Devnet;
 use mycel_types::{genesis::DEFAULT_MIN_FEE, keys::dev_signer, SignedTx, Token, Transfer, TxKind};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const CHAIN_ID: u64 = 1337;
 const FEE: u128 = DEFAULT_MIN_FEE;
 const MYC: u128 = 1_000_000_000;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A temporary directory, kept (its path printed) when the test fails, for the node logs.
-struct TestDir(Option<tempfile::TempDir>);
-
-impl TestDir {
-    fn new() -> TestDir {
-        let dir = tempfile::Builder::new()
-            .prefix("mycel-hostile-")
-            .tempdir()
-            .unwrap();
-        TestDir(Some(dir))
-    }
-
-    fn path(&self) -> &Path {
-        self.0.as_ref().unwrap().path()
-    }
-}
-
-impl Drop for TestDir {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            if let Some(dir) = self.0.take() {
-                eprintln!("keeping the node logs in {}", dir.keep().display());
-            }
-        }
-    }
-}
-
-/// A `mycel` process, stopped (SIGTERM, then SIGKILL) when dropped.
-struct Proc {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Proc {
-    fn spawn(args: &[&str], log: PathBuf) -> Proc {
-        let file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_mycel"))
-            .args(args)
-            .env("RUST_LOG", "warn,mycel_chain=info")
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .spawn()
-            .expect("spawn mycel");
-        Proc { child, log }
-    }
-
-    fn terminate(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            self.terminate();
-        }
-    }
-}
-
-/// `mycel up --chain-only` on `data` with fresh loopback ports, once it serves its API; retries
-/// with other ports if one was taken between choosing and binding it.
-fn start_devnet(data: &Path, log: PathBuf) -> (Proc, String) {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    for _attempt in 0..5 {
-        let rpc_addr = format!("127.0.0.1:{}", free_port());
-        let p2p_addr = format!("127.0.0.1:{}", free_port());
-        let data = data.display().to_string();
-        let args = [
-            "up",
-            "--chain-only",
-            "--data-dir",
-            &data,
-            "--rpc-addr",
-            &rpc_addr,
-            "--p2p-addr",
-            &p2p_addr,
-        ];
-        let mut proc = Proc::spawn(&args, log.clone());
-        loop {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            if text.contains("mycel devnet is running") {
-                return (proc, format!("http://{rpc_addr}"));
-            }
-            if let Ok(Some(_)) = proc.child.try_wait() {
-                assert!(
-                    text.contains("Address already in use"),
-                    "mycel up exited; log:\n{}",
-                    proc.log_tail()
-                );
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "mycel up did not start in 90 s; log:\n{}",
-                proc.log_tail()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-    panic!("five tries, and every time a port was taken before the node could bind it");
-}
 
 /// A transfer of `amount` base units of MYC from `key`, signed.
 fn transfer(key: &PrivateKeySigner, nonce: u64, to: Address, amount: u128) -> SignedTx {
@@ -386,19 +255,18 @@ impl HonestTransfer {
 
 #[test]
 fn a_zero_balance_flood_is_refused_funded_attackers_are_bounded_and_parked_txs_expire() {
-    let dir = TestDir::new();
-    let data = dir.path().join("devnet");
     let rt = tokio::runtime::Runtime::new().unwrap();
 
     // 1. Default limits.
-    let (mut node, rpc) = start_devnet(&data, dir.path().join("up-1.log"));
-    let api = Api::new(&rpc);
+    let mut node = Devnet::start();
+    let data = node.data_dir().to_path_buf();
+    let api = Api::new(node.rpc());
     rt.block_on(async {
         api.wait_for_height(1).await;
         zero_balance_flood_under_default_limits(&api).await;
         invalid_gapped_transactions_are_refused(&api).await;
     });
-    node.terminate();
+    node.stop();
 
     // 2 and 3. Small limits, through the node's config file, then a restart of the same chain.
     let config = data.join("node.json");
@@ -411,8 +279,8 @@ fn a_zero_balance_flood_is_refused_funded_attackers_are_bounded_and_parked_txs_e
     file["mempool"] = json!({"max_txs": MAX_TXS, "max_per_sender": 64,
                              "max_gapped_per_sender": MAX_GAPPED, "ttl_blocks": TTL_BLOCKS});
     std::fs::write(&config, serde_json::to_vec_pretty(&file).unwrap()).unwrap();
-    let (node, rpc) = start_devnet(&data, dir.path().join("up-2.log"));
-    let api = Api::new(&rpc);
+    node.restart();
+    let api = Api::new(node.rpc());
     rt.block_on(funded_attackers_are_bounded_then_expire(&api));
     drop(node);
 }

@@ -4,69 +4,16 @@
 
 use alloy_primitives::Address;
 use mycel_state::subnets::EpochSchedule;
-use mycel_types::keys::dev_signer;
+use mycel_testkit::mycel::{assert_fails_with, assert_ok, stdout};
+use mycel_testkit::{dev_address, units, Devnet};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
+/// `mycel ARGS` with none of the user's MYCEL_* settings.
 fn mycel(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mycel"))
-        .args(args)
-        .env_remove("MYCEL_RPC")
-        .env_remove("MYCEL_KEYSTORE")
-        .env_remove("MYCEL_PASSWORD")
-        .env_remove("MYCEL_COMMITS")
-        .output()
-        .expect("run mycel")
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-#[track_caller]
-fn assert_ok(out: &Output) {
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "expected success\nstdout: {}\nstderr: {}",
-        stdout(out),
-        stderr(out)
-    );
-}
-
-#[track_caller]
-fn assert_fails_with(out: &Output, needle: &str) {
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "expected exit 1\nstdout: {}\nstderr: {}",
-        stdout(out),
-        stderr(out)
-    );
-    assert!(
-        stderr(out).contains(needle),
-        "stderr lacks {needle:?}:\n{}",
-        stderr(out)
-    );
-}
-
-fn dev_address(index: u32) -> Address {
-    dev_signer(index).expect("dev key").address()
-}
-
-/// Base units from the node's JSON (amounts travel as decimal strings).
-fn units(value: &Value) -> u128 {
-    value
-        .as_str()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("not an amount: {value}"))
+    mycel_testkit::mycel::run(args)
 }
 
 fn same_address(value: &Value, address: Address) -> bool {
@@ -75,174 +22,28 @@ fn same_address(value: &Value, address: Address) -> bool {
 
 // ---------------------------------------------------------------- the devnet
 
-/// One `mycel up` process on free loopback ports with its data in a temporary directory.
-struct Devnet {
-    rpc: String,
-    child: std::process::Child,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
-}
-
-fn spawn_up(dir: &Path, log: &Path, rpc_port: u16, p2p_port: u16) -> std::process::Child {
-    let file = std::fs::File::create(log).expect("log file");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_mycel"));
-    command
-        .arg("up")
-        .arg("--chain-only")
-        .arg("--data-dir")
-        .arg(dir.join("devnet"))
-        .args(["--rpc-addr", &format!("127.0.0.1:{rpc_port}")])
-        .args(["--p2p-addr", &format!("127.0.0.1:{p2p_port}")])
-        .env("RUST_LOG", "warn,mycel_chain=info")
-        .env_remove("MYCEL_DATA_DIR")
-        .stdin(Stdio::null())
-        .stdout(file.try_clone().expect("log file"))
-        .stderr(file);
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::unix::process::CommandExt;
-        // If the test process dies without unwinding, the kernel stops the node too.
-        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-        unsafe {
-            command.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-    }
-    command.spawn().expect("spawn mycel up")
-}
-
-impl Devnet {
-    /// Waits for the node's own banner, and tries new ports if a parallel test took one first.
-    fn start() -> Devnet {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let log = dir.path().join("up.log");
-        let deadline = Instant::now() + Duration::from_secs(90);
-        for _attempt in 0..5 {
-            let (rpc_port, p2p_port) = (free_port(), free_port());
-            let mut child = spawn_up(dir.path(), &log, rpc_port, p2p_port);
-            loop {
-                let text = std::fs::read_to_string(&log).unwrap_or_default();
-                if text.contains("mycel devnet is running") {
-                    let net = Devnet {
-                        rpc: format!("http://127.0.0.1:{rpc_port}"),
-                        child,
-                        log,
-                        _dir: dir,
-                    };
-                    net.wait_for_height(1, Duration::from_secs(90));
-                    return net;
-                }
-                if let Ok(Some(_)) = child.try_wait() {
-                    assert!(
-                        text.contains("Address already in use"),
-                        "mycel up exited; log:\n{text}"
-                    );
-                    break;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "mycel up did not start in 90 s; log:\n{text}"
-                );
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        }
-        panic!("five tries, and every time a port was taken before the devnet could bind it");
-    }
-
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
-    }
-
-    fn height(&self) -> u64 {
-        self.json(&["status"])["height"].as_u64().expect("height")
-    }
-
-    fn wait_for_height(&self, height: u64, timeout: Duration) -> u64 {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let out = self.mycel(&["status", "--json"]);
-            if out.status.success() {
-                let status: Value = serde_json::from_slice(&out.stdout).expect("status json");
-                let now = status["height"].as_u64().expect("height");
-                if now >= height {
-                    return now;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the devnet did not reach height {height} in {timeout:?}; log:\n{}",
-                self.log_tail()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    /// `mycel ARGS --rpc <this devnet>`.
-    fn mycel(&self, args: &[&str]) -> Output {
-        let mut all = args.to_vec();
-        all.extend(["--rpc", &self.rpc]);
-        mycel(&all)
-    }
-
-    /// `mycel ARGS --rpc <this devnet>`, which must succeed; its stdout.
-    #[track_caller]
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.mycel(args);
-        assert_ok(&out);
-        stdout(&out)
-    }
-
-    /// `mycel ARGS --rpc <this devnet> --json`, which must succeed.
-    #[track_caller]
-    fn json(&self, args: &[&str]) -> Value {
-        let mut all = args.to_vec();
-        all.push("--json");
-        let out = self.mycel(&all);
-        assert_ok(&out);
-        serde_json::from_str(&stdout(&out)).expect("--json prints JSON")
-    }
-
-    /// Runs several commands at once (different signers, so their nonces do not collide); each
-    /// must succeed. Their stdouts, in order.
-    fn ok_all(&self, commands: &[Vec<String>]) -> Vec<String> {
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = commands
-                .iter()
-                .map(|args| {
-                    scope.spawn(move || {
-                        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-                        self.mycel(&args)
-                    })
+/// Runs several commands at once on `net` (different signers, so their nonces do not collide);
+/// each must succeed. Their stdouts, in order.
+fn ok_all(net: &Devnet, commands: &[Vec<String>]) -> Vec<String> {
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = commands
+            .iter()
+            .map(|args| {
+                scope.spawn(move || {
+                    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                    net.mycel(&args)
                 })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    let out = h.join().expect("thread");
-                    assert_ok(&out);
-                    stdout(&out)
-                })
-                .collect()
-        })
-    }
-}
-
-impl Drop for Devnet {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                let out = h.join().expect("thread");
+                assert_ok(&out);
+                stdout(&out)
+            })
+            .collect()
+    })
 }
 
 fn args(text: &str) -> Vec<String> {
@@ -586,7 +387,7 @@ fn subnet_neurons_stake_weights_and_emission_on_a_devnet() {
     );
 
     // Three miners and two validators, each its own coldkey and hotkey, registered at once.
-    let registered = net.ok_all(
+    let registered = ok_all(&net,
         &miners
             .iter()
             .chain(&validators)
@@ -634,7 +435,7 @@ fn subnet_neurons_stake_weights_and_emission_on_a_devnet() {
     commands.push(args(
         "stake add --netuid 1 --hotkey-dev-account 5 --amount 50 --limit-price 10 --dev-account 5",
     ));
-    let outs = net.ok_all(&commands);
+    let outs = ok_all(&net, &commands);
     assert!(
         outs[0].contains("serves at http://127.0.0.1:9001"),
         "{}",
@@ -671,14 +472,17 @@ fn subnet_neurons_stake_weights_and_emission_on_a_devnet() {
 
     // Validators weigh miners 1 and 2 (not 3).
     let (m1, m2, m3) = (miner_uids[0], miner_uids[1], miner_uids[2]);
-    let outs = net.ok_all(&[
-        args(&format!(
-            "weights set --netuid 1 --weights {m1}=1,{m2}=0.5 --dev-account 4"
-        )),
-        args(&format!(
-            "weights set --netuid 1 --weights {m1}=1,{m2}=1 --dev-account 5"
-        )),
-    ]);
+    let outs = ok_all(
+        &net,
+        &[
+            args(&format!(
+                "weights set --netuid 1 --weights {m1}=1,{m2}=0.5 --dev-account 4"
+            )),
+            args(&format!(
+                "weights set --netuid 1 --weights {m1}=1,{m2}=1 --dev-account 5"
+            )),
+        ],
+    );
     assert!(
         outs[0].contains(&format!("{m1}=65535,{m2}=32768")),
         "{}",

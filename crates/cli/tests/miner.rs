@@ -7,9 +7,10 @@
 //! never skips, without them. Every generation is a few tokens: the model decodes ~10-40 tokens/s
 //! here.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use mycel_testkit::interop::{interop_script, python};
+use mycel_testkit::{Devnet, DevnetOptions, Proc, TestDir};
+use std::path::Path;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use alloy_signer_local::PrivateKeySigner;
@@ -21,20 +22,12 @@ use serde_json::{json, Value};
 /// The hotkey of the test miner: development account 3.
 const HOTKEY: u32 = 3;
 
-/// A `mycel miner` process on a free loopback port, killed when dropped.
+/// A `mycel miner` process on a free loopback port, stopped when dropped.
 struct MinerProc {
-    child: Child,
+    proc: Proc,
     url: String,
     model: String,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for MinerProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    _dir: TestDir,
 }
 
 impl MinerProc {
@@ -54,61 +47,16 @@ impl MinerProc {
 
     /// Starts `mycel miner --netuid NETUID ARGS` with environment `envs`; ARGS name the hotkey.
     fn start_with(netuid: u16, args: &[&str], envs: &[(&str, &str)]) -> MinerProc {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let log = dir.path().join("miner.log");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_mycel"));
-        command
-            .args([
-                "miner",
-                "--netuid",
-                &netuid.to_string(),
-                "--listen",
-                "127.0.0.1:0",
-            ])
-            .args(args)
-            .envs(envs.iter().copied())
-            .env("RUST_LOG", "warn")
-            .env_remove("MYCEL_RPC")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).expect("log"));
-        #[cfg(target_os = "linux")]
-        {
-            use std::os::unix::process::CommandExt;
-            // If the test process dies without unwinding, the kernel stops the miner too.
-            // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-            unsafe {
-                command.pre_exec(|| {
-                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
-            }
-        }
-        let mut child = command.spawn().expect("spawn mycel miner");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(line)) = lines.next() {
-                let _ = tx.send(line);
-            }
-            // Keep draining so the miner never blocks on a full pipe.
-            for _ in lines {}
-        });
+        let dir = TestDir::new();
+        let netuid = netuid.to_string();
+        let mut all = vec!["miner", "--netuid", &netuid, "--listen", "127.0.0.1:0"];
+        all.extend_from_slice(args);
+        let mut command = mycel_testkit::mycel::command(&all);
+        command.envs(envs.iter().copied()).env("RUST_LOG", "warn");
+        let mut proc = Proc::spawn("mycel miner", command, &dir.join("miner.log"));
         // The first start may download the model (~100 MB) and hash it.
-        let banner = match rx.recv_timeout(Duration::from_secs(300)) {
-            Ok(line) => line,
-            Err(_) => {
-                let _ = child.kill();
-                panic!(
-                    "mycel miner printed no banner; log:\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                );
-            }
-        };
         // "mycel miner serving http://127.0.0.1:PORT/v1 (model NAME 0x…, hotkey …)"
+        let banner = proc.wait_for_log("mycel miner serving", Duration::from_secs(300));
         let url = banner
             .split_whitespace()
             .find(|w| w.starts_with("http://"))
@@ -122,16 +70,15 @@ impl MinerProc {
             .unwrap_or_else(|| panic!("no model in the banner: {banner}"))
             .to_string();
         MinerProc {
-            child,
+            proc,
             url,
             model,
-            log,
             _dir: dir,
         }
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.proc.log()
     }
 }
 
@@ -554,7 +501,11 @@ fn special_token_text_in_messages_stays_text() {
         parsed.extend(format.tokenizer().bos_token_id());
     }
     let template = format.chat_template().expect("template");
-    parsed.extend(format.tokenizer().encode(&template.render(&messages, true), true));
+    parsed.extend(
+        format
+            .tokenizer()
+            .encode(&template.render(&messages, true), true),
+    );
     assert_ne!(as_text, parsed, "the injection spells real control tokens");
     let receipt = &answer["receipt"]["message"];
     assert_eq!(
@@ -567,18 +518,8 @@ fn special_token_text_in_messages_stays_text() {
     assert_eq!(as_text.iter().filter(|&&t| t == im_start).count(), 3);
 }
 
-fn python() -> String {
-    std::env::var("MYCEL_PYTHON").unwrap_or_else(|_| "python3".into())
-}
-
-fn interop_script(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/interop")
-        .join(name)
-}
-
 fn mycel(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mycel"))
+    mycel_testkit::mycel::command::<&str>(&[])
         .args(args)
         .env_remove("MYCEL_MODEL")
         .output()
@@ -817,7 +758,7 @@ fn miner_signs_with_a_keystore_hotkey() {
     let key = PrivateKeySigner::random();
     std::fs::write(&secret, hex::encode(key.to_bytes())).expect("write");
     let keystore = keys.path().join("keystore").display().to_string();
-    let out = Command::new(env!("CARGO_BIN_EXE_mycel"))
+    let out = mycel_testkit::mycel::command::<&str>(&[])
         .args([
             "key",
             "import",
@@ -855,7 +796,7 @@ fn miner_signs_with_a_keystore_hotkey() {
     });
 
     // A wrong passphrase stops the miner before it serves, with a clear error.
-    let out = Command::new(env!("CARGO_BIN_EXE_mycel"))
+    let out = mycel_testkit::mycel::command::<&str>(&[])
         .args(["miner", "--netuid", "2", "--listen", "127.0.0.1:0"])
         .args(["--hotkey", "miner-hot", "--keystore", &keystore])
         .env("MYCEL_PASSWORD", "wrong")
@@ -917,93 +858,6 @@ fn receipt_verify_reports_bad_input_clearly() {
 
 // ---------------------------------------------------------------- on a real devnet
 
-/// `mycel up` on free loopback ports, killed when dropped.
-struct DevnetProc {
-    child: Child,
-    rpc: String,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for DevnetProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-impl DevnetProc {
-    /// Starts a devnet and waits for its banner; tries new ports when a parallel test took one.
-    fn start() -> DevnetProc {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let log = dir.path().join("up.log");
-        for _attempt in 0..5 {
-            let rpc_port = free_port();
-            let mut command = Command::new(env!("CARGO_BIN_EXE_mycel"));
-            command
-                // The chain alone: this test creates the subnet and runs the miner itself.
-                .args(["up", "--chain-only"])
-                .arg("--data-dir")
-                .arg(dir.path().join("devnet"))
-                .args(["--rpc-addr", &format!("127.0.0.1:{rpc_port}")])
-                .args(["--p2p-addr", &format!("127.0.0.1:{}", free_port())])
-                .env("RUST_LOG", "warn")
-                .env_remove("MYCEL_DATA_DIR")
-                .stdin(Stdio::null())
-                .stdout(std::fs::File::create(&log).expect("log"))
-                .stderr(
-                    std::fs::File::options()
-                        .append(true)
-                        .open(&log)
-                        .expect("log"),
-                );
-            #[cfg(target_os = "linux")]
-            {
-                use std::os::unix::process::CommandExt;
-                // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-                unsafe {
-                    command.pre_exec(|| {
-                        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                            return Err(std::io::Error::last_os_error());
-                        }
-                        Ok(())
-                    });
-                }
-            }
-            let mut child = command.spawn().expect("spawn mycel up");
-            let deadline = Instant::now() + Duration::from_secs(90);
-            loop {
-                let text = std::fs::read_to_string(&log).unwrap_or_default();
-                if text.contains("mycel devnet is running") {
-                    return DevnetProc {
-                        child,
-                        rpc: format!("http://127.0.0.1:{rpc_port}"),
-                        log,
-                        _dir: dir,
-                    };
-                }
-                if let Ok(Some(_)) = child.try_wait() {
-                    assert!(
-                        text.contains("Address already in use"),
-                        "mycel up exited:\n{text}"
-                    );
-                    break;
-                }
-                assert!(Instant::now() < deadline, "mycel up did not start:\n{text}");
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        }
-        panic!("five tries, and every time a port was taken before the devnet could bind it");
-    }
-}
-
 async fn get_json(url: &str) -> Value {
     reqwest::get(url)
         .await
@@ -1020,8 +874,12 @@ fn miner_registers_and_announces_on_a_devnet() {
     use alloy_primitives::U256;
     use mycel_types::{tx::RegisterSubnet, SignedTx, TxKind};
 
-    let devnet = DevnetProc::start();
-    let rpc = devnet.rpc.clone();
+    let devnet = Devnet::start_with(DevnetOptions {
+        rust_log: "warn".into(),
+        min_height: 0,
+        ..DevnetOptions::default()
+    });
+    let rpc = devnet.rpc().to_string();
     // Development account 0 creates subnet 1, with account 1 as the owner's hotkey.
     runtime().block_on(async {
         let owner = dev_signer(0).expect("key");
@@ -1065,7 +923,7 @@ fn miner_registers_and_announces_on_a_devnet() {
             assert!(
                 Instant::now() < deadline,
                 "RegisterSubnet not finalized: {status}\nnode log:\n{}",
-                std::fs::read_to_string(&devnet.log).unwrap_or_default()
+                devnet.log()
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }

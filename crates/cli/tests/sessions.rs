@@ -5,14 +5,15 @@
 
 use alloy_primitives::B256;
 use axum::{routing::post, Json, Router};
+use mycel_client::NodeClient;
 use mycel_gateway::{
-    router_with_sessions, Facilitator, FacilitatorConfig, GatewayConfig, NodeClient, Pricing,
-    SessionBook, SessionVoucher, SystemClock,
+    router_with_sessions, Facilitator, FacilitatorConfig, GatewayConfig, Pricing, SessionBook,
+    SessionVoucher, SystemClock,
 };
+use mycel_testkit::{Devnet, DevnetOptions};
 use mycel_types::keys::dev_signer;
 use serde_json::{json, Value};
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Output;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,73 +21,10 @@ const PAYER: u32 = 1;
 const PAY_TO: u32 = 9;
 const DELAY_S: u64 = 4;
 
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
-}
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// `mycel up --chain-only` on fresh ports; returns the process and the RPC URL.
-fn start_devnet(dir: &Path) -> (Proc, String) {
-    for _ in 0..5 {
-        let rpc_port = free_port();
-        let log = dir.join("up.log");
-        let file = std::fs::File::create(&log).expect("log");
-        let child = Command::new(env!("CARGO_BIN_EXE_mycel"))
-            .args([
-                "up",
-                "--chain-only",
-                "--data-dir",
-                &dir.join("devnet").display().to_string(),
-                "--rpc-addr",
-                &format!("127.0.0.1:{rpc_port}"),
-                "--p2p-addr",
-                &format!("127.0.0.1:{}", free_port()),
-            ])
-            .env("RUST_LOG", "warn")
-            .env_remove("MYCEL_RPC")
-            .env_remove("MYCEL_DATA_DIR")
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("log"))
-            .stderr(file)
-            .spawn()
-            .expect("spawn mycel up");
-        let mut proc = Proc(child);
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            if text.contains("mycel devnet is running") {
-                return (proc, format!("http://127.0.0.1:{rpc_port}"));
-            }
-            if let Ok(Some(_)) = proc.0.try_wait() {
-                assert!(
-                    text.contains("Address already in use"),
-                    "mycel up exited:\n{text}"
-                );
-                break;
-            }
-            assert!(Instant::now() < deadline, "mycel up did not start:\n{text}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-    panic!("no free ports in five tries");
-}
-
 fn mycel(rpc: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mycel"))
-        .args(args)
-        .args(["--rpc", rpc])
-        .env_remove("MYCEL_RPC")
-        .output()
-        .expect("run mycel")
+    let mut all = args.to_vec();
+    all.extend(["--rpc", rpc]);
+    mycel_testkit::mycel::run(&all)
 }
 
 fn get(rt: &tokio::runtime::Runtime, url: &str) -> Value {
@@ -105,7 +43,11 @@ fn twenty_calls_on_vouchers_are_claimed_in_batches_and_the_rest_is_withdrawn() {
         .enable_all()
         .build()
         .unwrap();
-    let (_devnet, rpc) = start_devnet(dir.path());
+    let devnet = Devnet::start_with(DevnetOptions {
+        rust_log: "warn".into(),
+        ..DevnetOptions::default()
+    });
+    let rpc = devnet.rpc().to_string();
     let payer = dev_signer(PAYER).unwrap();
     let payee = dev_signer(PAY_TO).unwrap();
     let payer0 = amount(&get(&rt, &format!("{rpc}/v1/accounts/{}", payer.address()))["musd"]);
@@ -158,7 +100,7 @@ fn twenty_calls_on_vouchers_are_claimed_in_batches_and_the_rest_is_withdrawn() {
     });
     let book_file = dir.path().join("sessions.json");
     let (gateway, book) = rt.block_on(async {
-        let node = NodeClient::new(&rpc);
+        let node = NodeClient::new(&rpc).expect("client");
         let facilitator = Facilitator::connect(
             node.clone(),
             FacilitatorConfig {
@@ -242,9 +184,15 @@ fn twenty_calls_on_vouchers_are_claimed_in_batches_and_the_rest_is_withdrawn() {
             .send()
             .await
             .unwrap();
-        (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null))
+        (
+            r.status().as_u16(),
+            r.json::<Value>().await.unwrap_or(Value::Null),
+        )
     });
-    assert_eq!((status, answer["error"].as_str()), (402, Some("session_voucher_used")));
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (402, Some("session_voucher_used"))
+    );
     // Refused: a lower voucher, one that does not add the price, one over the deposit, one
     // signed by someone else.
     let (status, answer) = call(19 * price + 1);
@@ -283,7 +231,7 @@ fn twenty_calls_on_vouchers_are_claimed_in_batches_and_the_rest_is_withdrawn() {
     // accepts the next one.
     std::fs::copy(&book_file, dir.path().join("restarted.json")).unwrap();
     let restarted = SessionBook::open(
-        NodeClient::new(&rpc),
+        NodeClient::new(&rpc).expect("client"),
         payee.clone(),
         chain_id,
         mycel_types::genesis::DEFAULT_MIN_FEE,

@@ -4,78 +4,19 @@
 
 use axum::{routing::post, Json, Router};
 use mycel_gateway::Pricing;
+use mycel_testkit::free_port;
+use mycel_testkit::process::start_mycel;
 use mycel_types::keys::dev_signer;
 use serde_json::{json, Value};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 const PAYER: u32 = 1;
 const PAY_TO: u32 = 9;
 
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
-}
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `mycel ARGS` with its output in `log`; waits until the log has `ready`. Retries on
-/// fresh ports (`args` gets them from `ports`) if a port was taken meanwhile.
-fn start(
-    dir: &Path,
-    name: &str,
-    ready: &str,
-    args: impl Fn() -> Vec<String>,
-) -> (Proc, Vec<String>) {
-    for _ in 0..5 {
-        let args = args();
-        let log = dir.join(format!("{name}.log"));
-        let file = std::fs::File::create(&log).expect("log");
-        let child = Command::new(env!("CARGO_BIN_EXE_mycel"))
-            .args(&args)
-            .env("RUST_LOG", "warn,mycel_gateway=info")
-            .env_remove("MYCEL_RPC")
-            .env_remove("MYCEL_DATA_DIR")
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("log"))
-            .stderr(file)
-            .spawn()
-            .expect("spawn mycel");
-        let mut proc = Proc(child);
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            if text.contains(ready) {
-                return (proc, args);
-            }
-            if let Ok(Some(_)) = proc.0.try_wait() {
-                assert!(
-                    text.contains("Address already in use") || text.contains("cannot listen"),
-                    "mycel {name} exited:\n{text}"
-                );
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "mycel {name} did not start:\n{text}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-    panic!("no free ports in five tries");
-}
-
 fn mycel(envs: &[(&str, &Path)], args: &[&str]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_mycel"));
-    command.args(args).env_remove("MYCEL_RPC");
+    let mut command = mycel_testkit::mycel::command(args);
     for (k, v) in envs {
         command.env(k, v);
     }
@@ -172,18 +113,24 @@ fn gateway_flags_for_sessions_are_checked() {
 fn three_chats_on_a_session_are_claimed_by_the_gateway_process() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let (_devnet, up_args) = start(d, "up", "mycel devnet is running", || {
-        vec![
-            "up".into(),
-            "--chain-only".into(),
-            "--data-dir".into(),
-            d.join("devnet").display().to_string(),
-            "--rpc-addr".into(),
-            format!("127.0.0.1:{}", free_port()),
-            "--p2p-addr".into(),
-            format!("127.0.0.1:{}", free_port()),
-        ]
-    });
+    let (_devnet, up_args) = start_mycel(
+        d,
+        "up",
+        "mycel devnet is running",
+        "warn,mycel_gateway=info",
+        || {
+            vec![
+                "up".into(),
+                "--chain-only".into(),
+                "--data-dir".into(),
+                d.join("devnet").display().to_string(),
+                "--rpc-addr".into(),
+                format!("127.0.0.1:{}", free_port()),
+                "--p2p-addr".into(),
+                format!("127.0.0.1:{}", free_port()),
+            ]
+        },
+    );
     let rpc = format!("http://{}", up_args[5]);
     let payer = dev_signer(PAYER).unwrap();
     let payee = dev_signer(PAY_TO).unwrap();
@@ -212,28 +159,34 @@ fn three_chats_on_a_session_are_claimed_by_the_gateway_process() {
 
     // The gateway process, with sessions: claims every 1,000 vouchers or 3 s.
     let book = d.join("gateway-sessions.json");
-    let (_gateway, gw_args) = start(d, "gateway", "sessions   on", || {
-        vec![
-            "gateway".into(),
-            "--upstream".into(),
-            upstream.clone(),
-            "--listen".into(),
-            format!("127.0.0.1:{}", free_port()),
-            "--rpc".into(),
-            rpc.clone(),
-            "--pay-to".into(),
-            payee.address().to_string(),
-            "--dev-account".into(),
-            PAY_TO.to_string(),
-            "--sessions".into(),
-            "--session-file".into(),
-            book.display().to_string(),
-            "--claim-every".into(),
-            "1000".into(),
-            "--claim-interval".into(),
-            "3".into(),
-        ]
-    });
+    let (_gateway, gw_args) = start_mycel(
+        d,
+        "gateway",
+        "sessions   on",
+        "warn,mycel_gateway=info",
+        || {
+            vec![
+                "gateway".into(),
+                "--upstream".into(),
+                upstream.clone(),
+                "--listen".into(),
+                format!("127.0.0.1:{}", free_port()),
+                "--rpc".into(),
+                rpc.clone(),
+                "--pay-to".into(),
+                payee.address().to_string(),
+                "--dev-account".into(),
+                PAY_TO.to_string(),
+                "--sessions".into(),
+                "--session-file".into(),
+                book.display().to_string(),
+                "--claim-every".into(),
+                "1000".into(),
+                "--claim-interval".into(),
+                "3".into(),
+            ]
+        },
+    );
     let gateway = format!("http://{}", gw_args[4]);
 
     // The client opens a channel: 1 mUSD to the gateway's pay-to address.

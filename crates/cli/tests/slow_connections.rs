@@ -6,10 +6,9 @@
 //! Nothing here sleeps to decide an outcome: the test waits for what it expects (the node's own
 //! connection count, each connection's EOF) under deadlines, and fails with what it saw.
 
+use mycel_testkit::{Devnet, DevnetOptions};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 /// Connections the attacker opens (the issue saw 40 held for 75 s and more).
@@ -21,125 +20,6 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 const SLACK: Duration = Duration::from_secs(20);
 /// Half a request: the request line and one header, never the blank line that ends the head.
 const PARTIAL_HEAD: &[u8] = b"GET /v1/status HTTP/1.1\r\nHost: mycel\r\n";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A temporary directory kept (and its path printed) when the test fails, for the node's log.
-struct TestDir(Option<tempfile::TempDir>);
-
-impl TestDir {
-    fn new() -> TestDir {
-        TestDir(Some(
-            tempfile::Builder::new()
-                .prefix("mycel-slowconn-")
-                .tempdir()
-                .unwrap(),
-        ))
-    }
-
-    fn path(&self) -> &Path {
-        self.0.as_ref().unwrap().path()
-    }
-}
-
-impl Drop for TestDir {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            if let Some(dir) = self.0.take() {
-                eprintln!("keeping the test directory: {}", dir.keep().display());
-            }
-        }
-    }
-}
-
-/// A `mycel` process, stopped (SIGTERM, then SIGKILL) when dropped.
-struct Proc {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Proc {
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(self.child.id().to_string())
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = self.child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// `mycel up --chain-only` with `extra` flags on fresh loopback ports; returns once it serves its
-/// API. A port picked free may be taken by a parallel test before the node binds it: then the
-/// node exits with "Address already in use" and this tries other ports.
-fn start_devnet(data: &Path, extra: &[&str]) -> (Proc, SocketAddr) {
-    let log = data.join("node.log");
-    let deadline = Instant::now() + Duration::from_secs(90);
-    for _attempt in 0..5 {
-        let rpc: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let p2p = format!("127.0.0.1:{}", free_port());
-        let file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_mycel"))
-            .args(["up", "--chain-only", "--data-dir"])
-            .arg(data.join("devnet"))
-            .args(["--rpc-addr", &rpc.to_string(), "--p2p-addr", &p2p])
-            .args(extra)
-            .env("RUST_LOG", "warn,mycel_chain=info")
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .spawn()
-            .expect("spawn mycel");
-        let mut proc = Proc {
-            child,
-            log: log.clone(),
-        };
-        loop {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            if text.contains("mycel devnet is running") {
-                return (proc, rpc);
-            }
-            if let Ok(Some(_)) = proc.child.try_wait() {
-                assert!(
-                    text.contains("Address already in use"),
-                    "the node exited; log:\n{}",
-                    proc.log_tail()
-                );
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the node did not start in 90 s; log:\n{}",
-                proc.log_tail()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-    panic!("five tries, and every time a port was taken before the node could bind it");
-}
 
 /// `GET path` on a new connection; the status code and body.
 fn get(rpc: SocketAddr, path: &str) -> (u16, String) {
@@ -182,9 +62,13 @@ fn metric(rpc: SocketAddr, name: &str) -> u64 {
 
 #[test]
 fn partial_requests_are_closed_after_the_header_timeout_while_the_api_keeps_answering() {
-    let dir = TestDir::new();
     let timeout = HEADER_TIMEOUT.as_secs().to_string();
-    let (node, rpc) = start_devnet(dir.path(), &["--header-timeout", &timeout]);
+    let node = Devnet::start_with(DevnetOptions::default().args(&["--header-timeout", &timeout]));
+    let rpc: SocketAddr = node
+        .rpc()
+        .trim_start_matches("http://")
+        .parse()
+        .expect("the node's address");
 
     // The attack: 40 connections, each with half a request head, then silence.
     let opened = Instant::now();

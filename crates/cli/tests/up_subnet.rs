@@ -3,35 +3,19 @@
 //! gateway is answered by a miner with a receipt; the miners are in the metagraph with their
 //! endpoints; the validator scores them and emission reaches them.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use alloy_primitives::Address;
-use mycel_types::keys::dev_signer;
+use mycel_testkit::{dev_address, Devnet, DevnetOptions};
 use serde_json::Value;
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
-}
-
-fn dev_address(index: u32) -> Address {
-    dev_signer(index).expect("dev key").address()
-}
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
 fn mycel(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mycel"))
-        .args(args)
-        .env_remove("MYCEL_RPC")
-        .env_remove("MYCEL_KEYSTORE")
-        .env_remove("MYCEL_PASSWORD")
-        .output()
-        .expect("run mycel")
+    mycel_testkit::mycel::run(args)
 }
 
 fn get_json(url: &str) -> Value {
@@ -54,103 +38,17 @@ fn get_json(url: &str) -> Value {
     .expect("thread")
 }
 
-struct Up {
-    child: Child,
-    log: PathBuf,
-    rpc: String,
-    gateway: String,
-}
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        // SIGTERM, so `mycel up` stops its miners, validator and gateway too.
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        for _ in 0..100 {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Up {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn start(dir: &Path) -> Up {
-        let log = dir.join("up.log");
-        let rpc_port = free_port();
-        let gateway_port = free_port();
-        let file = std::fs::File::create(&log).expect("log");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_mycel"));
-        command
-            .arg("up")
-            .arg("--data-dir")
-            .arg(dir.join("devnet"))
-            .args(["--rpc-addr", &format!("127.0.0.1:{rpc_port}")])
-            .args(["--p2p-addr", &format!("127.0.0.1:{}", free_port())])
-            .args(["--gateway-addr", &format!("127.0.0.1:{gateway_port}")])
-            .env("RUST_LOG", "warn")
-            .env_remove("MYCEL_DATA_DIR")
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("log"))
-            .stderr(file);
-        #[cfg(target_os = "linux")]
-        {
-            use std::os::unix::process::CommandExt;
-            // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-            unsafe {
-                command.pre_exec(|| {
-                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
-            }
-        }
-        let mut up = Up {
-            child: command.spawn().expect("spawn mycel up"),
-            log,
-            rpc: format!("http://127.0.0.1:{rpc_port}"),
-            gateway: format!("http://127.0.0.1:{gateway_port}"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(600);
-        loop {
-            let log = up.log();
-            if log.contains("inference subnet 1 is running") {
-                return up;
-            }
-            assert!(
-                !log.contains("did not start"),
-                "the subnet did not start:\n{log}"
-            );
-            if let Ok(Some(status)) = up.child.try_wait() {
-                panic!("mycel up exited ({status}):\n{log}");
-            }
-            assert!(Instant::now() < deadline, "no subnet banner:\n{log}");
-            std::thread::sleep(Duration::from_millis(250));
-        }
-    }
-}
-
 #[test]
 fn up_starts_an_inference_subnet_behind_a_paid_gateway() {
     let started = Instant::now();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let up = Up::start(dir.path());
+    let up = Devnet::start_with(DevnetOptions::with_subnet());
+    let dir = up.dir();
     let banner = up.log();
     // The banner gives the URLs and copy-paste examples.
     for needle in [
         "miner      http://127.0.0.1:",
         "validator  http://127.0.0.1:",
-        &format!("gateway    {}/v1", up.gateway),
+        &format!("gateway    {}/v1", up.gateway()),
         "node interop/x402-client/pay.mjs",
         "from openai import OpenAI",
         "mycel chat",
@@ -163,7 +61,7 @@ fn up_starts_an_inference_subnet_behind_a_paid_gateway() {
     }
 
     // Both miners are in the metagraph with their endpoints.
-    let graph = get_json(&format!("{}/v1/subnets/1/metagraph", up.rpc));
+    let graph = get_json(&format!("{}/v1/subnets/1/metagraph", up.rpc()));
     for i in [1u32, 2] {
         let neuron = graph["neurons"]
             .as_array()
@@ -179,12 +77,12 @@ fn up_starts_an_inference_subnet_behind_a_paid_gateway() {
     }
 
     // A paid request through the gateway: dev account 5 pays, a miner answers with a receipt.
-    let before = get_json(&format!("{}/v1/accounts/{}", up.rpc, dev_address(5)));
+    let before = get_json(&format!("{}/v1/accounts/{}", up.rpc(), dev_address(5)));
     let out = mycel(&[
         "chat",
         "What is the capital of France?",
         "--gateway",
-        &up.gateway,
+        up.gateway(),
         "--dev-account",
         "5",
         "--max-tokens",
@@ -226,7 +124,7 @@ fn up_starts_an_inference_subnet_behind_a_paid_gateway() {
         "{report:#}"
     );
     // The payment settled on chain: the payer has less mUSD.
-    let after = get_json(&format!("{}/v1/accounts/{}", up.rpc, dev_address(5)));
+    let after = get_json(&format!("{}/v1/accounts/{}", up.rpc(), dev_address(5)));
     let musd = |v: &Value| {
         v["musd"]
             .as_str()
@@ -241,7 +139,7 @@ fn up_starts_an_inference_subnet_behind_a_paid_gateway() {
     // The validator scores both miners and emission reaches them.
     let deadline = Instant::now() + Duration::from_secs(180);
     loop {
-        let graph = get_json(&format!("{}/v1/subnets/1/metagraph", up.rpc));
+        let graph = get_json(&format!("{}/v1/subnets/1/metagraph", up.rpc()));
         let paid = [1u32, 2].iter().all(|&i| {
             graph["neurons"]
                 .as_array()

@@ -4,8 +4,8 @@
 //! the validator's weights reach an epoch, the honest miners earn incentive and the dishonest one
 //! none; the validator's report says why.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::Output;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,6 +17,8 @@ use mycel_infer::{
     default_cache_dir, receipt_for_generation, CanonicalRequest, ChatMessage, Model,
     SamplingParams, SignedReceipt,
 };
+use mycel_testkit::http::{get_json, get_text};
+use mycel_testkit::{dev_address, free_port, Devnet, Proc, TestDir};
 use mycel_types::keys::dev_signer;
 use serde_json::{json, Value};
 
@@ -24,213 +26,17 @@ const CHAIN_ID: u64 = 1337;
 const NETUID: u16 = 1;
 
 fn mycel(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mycel"))
-        .args(args)
-        .env_remove("MYCEL_RPC")
-        .env_remove("MYCEL_KEYSTORE")
-        .env_remove("MYCEL_PASSWORD")
-        .output()
-        .expect("run mycel")
+    mycel_testkit::mycel::run(args)
 }
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
-}
-
-fn dev_address(index: u32) -> Address {
-    dev_signer(index).expect("dev key").address()
-}
-
-/// A child process killed when dropped (and by the kernel if the test dies).
-struct Proc {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Proc {
-    fn spawn(args: &[&str], log: &Path) -> Proc {
-        let file = std::fs::File::create(log).expect("log file");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_mycel"));
-        command
-            .args(args)
-            .env("RUST_LOG", "warn,mycel_subnet=info")
-            .env_remove("MYCEL_RPC")
-            .env_remove("MYCEL_DATA_DIR")
-            .env_remove("MYCEL_KEYSTORE")
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("log file"))
-            .stderr(file);
-        #[cfg(target_os = "linux")]
-        {
-            use std::os::unix::process::CommandExt;
-            // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-            unsafe {
-                command.pre_exec(|| {
-                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
-            }
-        }
-        Proc {
-            child: command.spawn().expect("spawn mycel"),
-            log: log.to_path_buf(),
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Waits until the log contains `needle`; fails if the process exits first.
-    fn wait_for(&mut self, needle: &str, timeout: Duration) -> String {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let log = self.log();
-            if log.contains(needle) {
-                return log;
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("the process exited ({status}) before printing {needle:?}; log:\n{log}");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no {needle:?} within {timeout:?}; log:\n{log}"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-struct Devnet {
-    rpc: String,
-    proc: Proc,
-}
-
-impl Devnet {
-    fn start(dir: &Path) -> Devnet {
-        for attempt in 0..5 {
-            let rpc_port = free_port();
-            let log = dir.join(format!("up-{attempt}.log"));
-            let mut proc = Proc::spawn(
-                &[
-                    "up",
-                    "--chain-only",
-                    "--data-dir",
-                    dir.join(format!("devnet-{attempt}"))
-                        .to_str()
-                        .expect("utf-8"),
-                    "--rpc-addr",
-                    &format!("127.0.0.1:{rpc_port}"),
-                    "--p2p-addr",
-                    &format!("127.0.0.1:{}", free_port()),
-                ],
-                &log,
-            );
-            let deadline = Instant::now() + Duration::from_secs(90);
-            loop {
-                let log = proc.log();
-                if log.contains("mycel devnet is running") {
-                    return Devnet {
-                        rpc: format!("http://127.0.0.1:{rpc_port}"),
-                        proc,
-                    };
-                }
-                if let Ok(Some(_)) = proc.child.try_wait() {
-                    assert!(
-                        log.contains("Address already in use"),
-                        "mycel up exited:\n{log}"
-                    );
-                    break;
-                }
-                assert!(Instant::now() < deadline, "mycel up did not start:\n{log}");
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        }
-        panic!("every try found a port taken");
-    }
-
-    #[track_caller]
-    fn ok(&self, args: &[&str]) -> String {
-        let mut all = args.to_vec();
-        all.extend(["--rpc", &self.rpc]);
-        let out = mycel(&all);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "mycel {all:?} failed\nstdout: {}\nstderr: {}\nnode log tail:\n{}",
-            text(&out.stdout),
-            text(&out.stderr),
-            self.proc
-                .log()
-                .lines()
-                .rev()
-                .take(20)
-                .collect::<Vec<_>>()
-                .join("\n")
-        );
-        text(&out.stdout)
-    }
-
-    fn get(&self, path: &str) -> Value {
-        http::get_json(&format!("{}{path}", self.rpc))
-    }
-}
-
-/// A blocking GET of JSON, without pulling in reqwest's blocking feature.
-mod http {
-    pub fn get_text(url: &str) -> String {
-        let url = url.to_string();
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            runtime.block_on(async {
-                reqwest::get(&url)
-                    .await
-                    .expect("GET")
-                    .text()
-                    .await
-                    .expect("text")
-            })
-        })
-        .join()
-        .expect("thread")
-    }
-
-    pub fn get_json(url: &str) -> serde_json::Value {
-        let url = url.to_string();
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            runtime.block_on(async {
-                reqwest::get(&url)
-                    .await
-                    .expect("GET")
-                    .json::<serde_json::Value>()
-                    .await
-                    .expect("JSON")
-            })
-        })
-        .join()
-        .expect("thread")
-    }
+/// `mycel ARGS` as a server with its output in `log`.
+fn spawn(args: &[&str], log: &Path) -> Proc {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    Proc::mycel("mycel", &args, "warn,mycel_subnet=info", log)
 }
 
 /// The dishonest miner's handler: the real model runs the real request, then the output is
@@ -265,14 +71,8 @@ async fn dishonest_chat(
     .expect("join");
     generation.output_tokens[0] = (generation.output_tokens[0] + 1) % 1000;
     generation.text = format!("{} (cheaper answer)", generation.text);
-    let receipt = receipt_for_generation(
-        NETUID,
-        signer.address(),
-        &model,
-        &request,
-        &generation,
-        0,
-    );
+    let receipt =
+        receipt_for_generation(NETUID, signer.address(), &model, &request, &generation, 0);
     let signed = SignedReceipt::sign(receipt, CHAIN_ID, &signer).expect("sign");
     Json(json!({
         "id": "chatcmpl-dishonest",
@@ -300,13 +100,13 @@ fn neuron(graph: &Value, hotkey: Address) -> Value {
 #[test]
 fn validator_gives_the_dishonest_miner_weight_zero() {
     let started = Instant::now();
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = TestDir::new();
     // The model first (downloaded once per machine), for the dishonest miner.
     let model = Arc::new(
         Model::load_default(&default_cache_dir().expect("cache dir"), &mut |_| {})
             .expect("the default model"),
     );
-    let net = Devnet::start(dir.path());
+    let net = Devnet::start();
 
     // Subnet 1 (owner dev 0, owner hotkey dev 9), a short tempo, weights any block.
     let out = net.ok(&[
@@ -406,7 +206,7 @@ fn validator_gives_the_dishonest_miner_weight_zero() {
     let mut miners: Vec<Proc> = [1u32, 2]
         .iter()
         .map(|i| {
-            Proc::spawn(
+            spawn(
                 &[
                     "miner",
                     "--netuid",
@@ -414,7 +214,7 @@ fn validator_gives_the_dishonest_miner_weight_zero() {
                     "--dev-account",
                     &i.to_string(),
                     "--rpc",
-                    &net.rpc,
+                    net.rpc(),
                     "--listen",
                     "127.0.0.1:0",
                 ],
@@ -423,13 +223,13 @@ fn validator_gives_the_dishonest_miner_weight_zero() {
         })
         .collect();
     for miner in &mut miners {
-        miner.wait_for("mycel miner serving", Duration::from_secs(300));
+        miner.wait_for_log("mycel miner serving", Duration::from_secs(300));
     }
 
     // The validator, with a status endpoint and a report file.
     let report = dir.path().join("report.json");
     let status_port = free_port();
-    let mut validator = Proc::spawn(
+    let mut validator = spawn(
         &[
             "validator",
             "--netuid",
@@ -437,7 +237,7 @@ fn validator_gives_the_dishonest_miner_weight_zero() {
             "--dev-account",
             "4",
             "--rpc",
-            &net.rpc,
+            net.rpc(),
             "--challenges",
             "3",
             "--reruns",
@@ -451,12 +251,12 @@ fn validator_gives_the_dishonest_miner_weight_zero() {
         ],
         &dir.path().join("validator.log"),
     );
-    validator.wait_for("weights set", Duration::from_secs(180));
+    validator.wait_for_log("weights set", Duration::from_secs(180));
 
     // What the validator found: the liar's re-run failed, the honest miners' matched.
     let found: Value =
         serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("JSON");
-    let status = http::get_json(&format!("http://127.0.0.1:{status_port}/status"));
+    let status = get_json(&format!("http://127.0.0.1:{status_port}/status"));
     assert!(
         status["rounds"].as_u64().expect("rounds") >= 1,
         "{status:#}"
@@ -494,7 +294,7 @@ fn validator_gives_the_dishonest_miner_weight_zero() {
     }
     let log = validator.log();
     assert!(log.contains("miner checked"), "{log}");
-    let metrics = http::get_text(&format!("http://127.0.0.1:{status_port}/metrics"));
+    let metrics = get_text(&format!("http://127.0.0.1:{status_port}/metrics"));
     for needle in [
         "mycel_validator_challenges_total{result=\"wrong_output\"}",
         "mycel_validator_reruns_total{result=\"matched\"}",
@@ -510,7 +310,7 @@ fn validator_gives_the_dishonest_miner_weight_zero() {
     // the liar none.
     let deadline = Instant::now() + Duration::from_secs(120);
     let graph = loop {
-        let graph = net.get("/v1/subnets/1/metagraph");
+        let graph = net.http_get("/v1/subnets/1/metagraph");
         let honest_paid = [1, 2].iter().all(|&i| {
             neuron(&graph, dev_address(i))["incentive"]
                 .as_u64()
@@ -603,8 +403,8 @@ fn validator_command_line_errors_are_clear() {
 /// the revealed weights pay the honest miner.
 #[test]
 fn validator_commits_and_reveals_when_the_subnet_asks() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let net = Devnet::start(dir.path());
+    let dir = TestDir::new();
+    let net = Devnet::start();
     net.ok(&[
         "subnet",
         "create",
@@ -650,7 +450,7 @@ fn validator_commits_and_reveals_when_the_subnet_asks() {
         "--dev-account",
         "4",
     ]);
-    let mut miner = Proc::spawn(
+    let mut miner = spawn(
         &[
             "miner",
             "--netuid",
@@ -658,15 +458,15 @@ fn validator_commits_and_reveals_when_the_subnet_asks() {
             "--dev-account",
             "1",
             "--rpc",
-            &net.rpc,
+            net.rpc(),
             "--listen",
             "127.0.0.1:0",
         ],
         &dir.path().join("miner.log"),
     );
-    miner.wait_for("mycel miner serving", Duration::from_secs(300));
+    miner.wait_for_log("mycel miner serving", Duration::from_secs(300));
     let report = dir.path().join("report.json");
-    let mut validator = Proc::spawn(
+    let mut validator = spawn(
         &[
             "validator",
             "--netuid",
@@ -674,7 +474,7 @@ fn validator_commits_and_reveals_when_the_subnet_asks() {
             "--dev-account",
             "4",
             "--rpc",
-            &net.rpc,
+            net.rpc(),
             "--challenges",
             "2",
             "--reruns",
@@ -686,8 +486,8 @@ fn validator_commits_and_reveals_when_the_subnet_asks() {
         ],
         &dir.path().join("validator.log"),
     );
-    validator.wait_for("weights committed", Duration::from_secs(180));
-    validator.wait_for("weights revealed", Duration::from_secs(120));
+    validator.wait_for_log("weights committed", Duration::from_secs(180));
+    validator.wait_for_log("weights revealed", Duration::from_secs(120));
     let found: Value =
         serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("JSON");
     assert_eq!(found["last_round"]["commit_reveal"], true, "{found:#}");
@@ -698,7 +498,7 @@ fn validator_commits_and_reveals_when_the_subnet_asks() {
 
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let graph = net.get("/v1/subnets/1/metagraph");
+        let graph = net.http_get("/v1/subnets/1/metagraph");
         if neuron(&graph, dev_address(1))["incentive"]
             .as_u64()
             .unwrap_or(0)

@@ -24,6 +24,7 @@ use alloy_signer_local::PrivateKeySigner;
 use commonware_runtime::{Runner as _, Supervisor as _};
 use futures::StreamExt;
 use mycel_chain::{start_node, validator_public_key, NodeConfig};
+use mycel_testkit::free_port;
 use mycel_types::{
     api, eip3009, keys::dev_signer, tx, ChannelVoucher, ClaimChannel, Genesis, OpenChannel,
     RequestChannelWithdraw, SignedTx, TopUpChannel, Transfer, TransferWithAuthorization, TxKind,
@@ -38,13 +39,6 @@ const BLOCK_TIME_MS: u64 = 1_000;
 const FEE: u64 = 10_000;
 const MYC: u64 = 1_000_000_000;
 const MUSD: u64 = 1_000_000;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
 
 fn node_config(dir: &std::path::Path) -> NodeConfig {
     let public = validator_public_key(VALIDATOR_SEED).expect("a valid seed");
@@ -91,8 +85,13 @@ fn reads_back(request: &str, answer: &Answer) {
     fn same<T: serde::Serialize + serde::de::DeserializeOwned>(request: &str, body: &str) {
         let typed: T = serde_json::from_str(body)
             .unwrap_or_else(|e| panic!("{request}: the wire type does not read {body}: {e}"));
-        let again = serde_json::to_value(&typed).expect("serializes").to_string();
-        assert_eq!(again, body, "{request}: the wire type writes it differently");
+        let again = serde_json::to_value(&typed)
+            .expect("serializes")
+            .to_string();
+        assert_eq!(
+            again, body,
+            "{request}: the wire type writes it differently"
+        );
     }
     let path = request
         .split_whitespace()
@@ -200,7 +199,9 @@ impl Api {
                 return Ok(());
             }
             if now > height {
-                return Err(OffTimeline(format!("waited for height {height}, found {now}")));
+                return Err(OffTimeline(format!(
+                    "waited for height {height}, found {now}"
+                )));
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -250,8 +251,14 @@ struct Scenario {
 
 fn scenario(api: &Api) -> Scenario {
     let fee = U256::from(FEE);
-    let (owner, owner_hotkey, payer, payee, musd_sender, miner) =
-        (signer(0), signer(1), signer(2), signer(3), signer(4), signer(5));
+    let (owner, owner_hotkey, payer, payee, musd_sender, miner) = (
+        signer(0),
+        signer(1),
+        signer(2),
+        signer(3),
+        signer(4),
+        signer(5),
+    );
     let (authorizer, facilitator, staker, receiver) = (signer(6), signer(7), signer(8), signer(9));
     let musd_token = mycel_types::Token::Musd.address();
     let myc_token = mycel_types::Token::Myc.address();
@@ -550,7 +557,10 @@ async fn refusals(api: &Api, transcript: &mut Transcript, scenario: &Scenario) {
     };
     let other_chain = SignedTx::sign(transfer(1, FEE), 7, &receiver).expect("signs");
     let answer = api
-        .post(serde_json::to_vec(&other_chain.to_json()).expect("json"), true)
+        .post(
+            serde_json::to_vec(&other_chain.to_json()).expect("json"),
+            true,
+        )
         .await;
     transcript.record("POST /v1/txs (another chain)", &answer);
     let cheap = api.sign(transfer(1, 1), &receiver);
@@ -637,7 +647,9 @@ async fn block_event(response: reqwest::Response, height: u64) -> String {
                     .expect("one data line");
                 match api::BlockEvent::from_sse("block", data) {
                     Ok(Some(api::BlockEvent::Block(block))) => {
-                        let again = serde_json::to_value(&block).expect("serializes").to_string();
+                        let again = serde_json::to_value(&block)
+                            .expect("serializes")
+                            .to_string();
                         assert_eq!(again, data, "the block event's data reads back");
                     }
                     other => panic!("the block event does not read: {other:?}"),
@@ -743,7 +755,11 @@ async fn wall_clock_values(api: &Api, up_to: u64) -> BTreeMap<String, String> {
         let block: serde_json::Value =
             serde_json::from_str(&api.get(&format!("/v1/blocks/{height}")).await.body)
                 .expect("json");
-        for (field, name) in [("hash", "hash"), ("state_root", "root"), ("timestamp_ms", "time")] {
+        for (field, name) in [
+            ("hash", "hash"),
+            ("state_root", "root"),
+            ("timestamp_ms", "time"),
+        ] {
             let value = match &block[field] {
                 serde_json::Value::String(s) => s.clone(),
                 other => other.to_string(),

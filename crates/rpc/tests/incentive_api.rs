@@ -5,16 +5,10 @@
 use alloy_primitives::{Address, U256};
 use commonware_runtime::{Runner as _, Supervisor as _};
 use mycel_chain::{generate_validator_key, start_node, NodeConfig};
+use mycel_testkit::free_port;
 use mycel_types::{keys::dev_signer, tx, Genesis, SignedTx, TxKind};
 use serde_json::Value;
 use std::{net::SocketAddr, time::Duration};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
 
 fn node_config(dir: &std::path::Path) -> NodeConfig {
     let key = generate_validator_key();
