@@ -11,7 +11,7 @@ use crate::send::{self, SendArgs, Sent};
 use alloy_primitives::{Address, Bytes, B256, U256};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
-use mycel_client::api::{self, BlockTxResult, Event, TxResult, TxState};
+use mycel_client::api::{BlockTxResult, Event, TxResult, TxState};
 use mycel_client::ClientError;
 use mycel_types::{format_amount, parse_amount, SignedTx, Token, Transfer, TxKind, MAX_MEMO_BYTES};
 use serde::Serialize;
@@ -140,7 +140,10 @@ pub fn run_status(args: StatusArgs) -> Result<()> {
             "min fee",
             Some(format!("{} MYC", format_amount(status.min_fee, Token::Myc))),
         ),
-        ("max tx size", Some(format!("{} bytes", status.max_tx_bytes))),
+        (
+            "max tx size",
+            Some(format!("{} bytes", status.max_tx_bytes)),
+        ),
     ]);
     Ok(())
 }
@@ -158,7 +161,10 @@ pub fn run_balance(args: BalanceArgs) -> Result<()> {
     };
     print_rows(&[
         ("address", Some(address.to_checksum(None))),
-        ("MYC", Some(format!("{} MYC", format_amount(account.myc, Token::Myc)))),
+        (
+            "MYC",
+            Some(format!("{} MYC", format_amount(account.myc, Token::Myc))),
+        ),
         (
             "mUSD",
             Some(format!("{} mUSD", format_amount(account.musd, Token::Musd))),

@@ -574,7 +574,7 @@ pub fn run_pay(args: PayArgs) -> Result<()> {
 /// Calls `args.url` (POST `body`, else GET); if it asks for an x402 payment, shows the price on
 /// stderr, refuses it above `--max`, and pays. Returns the answer's body (`None` after a dry run).
 fn fetch_paying(args: &PayArgs, body: Option<serde_json::Value>) -> Result<Option<String>> {
-    use mycel_client::x402::{PaymentAsk, Payer};
+    use mycel_client::x402::{Payer, PaymentAsk};
     use mycel_types::x402;
 
     let max =

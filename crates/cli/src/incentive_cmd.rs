@@ -580,10 +580,7 @@ fn subnet_show(args: SubnetShowArgs) -> Result<()> {
         ("owner hotkey", s.owner_hotkey.to_string()),
         ("registered at", format!("block {}", s.registered_at)),
         ("locked", format!("{} MYC", myc(s.lock))),
-        (
-            "neurons",
-            format!("{} of {}", s.neurons, s.params.max_uids),
-        ),
+        ("neurons", format!("{} of {}", s.neurons, s.params.max_uids)),
         ("registration burn", format!("{} MYC", myc(s.burn))),
         (
             "pool",
@@ -678,9 +675,7 @@ fn neuron_register(args: NeuronRegisterArgs) -> Result<()> {
         .hotkey
         .resolve(&args.send.signer.keystore)?
         .ok_or_else(|| {
-            anyhow!(
-                "say which hotkey to register: --hotkey ADDRESS|NAME or --hotkey-dev-account I"
-            )
+            anyhow!("say which hotkey to register: --hotkey ADDRESS|NAME or --hotkey-dev-account I")
         })?;
     let max_burn = args
         .max_burn
@@ -814,7 +809,9 @@ fn neuron_serve(args: NeuronServeArgs) -> Result<()> {
                 port,
                 protocol,
                 ..
-            } => Some(format!("UID {uid} of subnet {netuid} serves at {protocol}://{host}:{port}")),
+            } => Some(format!(
+                "UID {uid} of subnet {netuid} serves at {protocol}://{host}:{port}"
+            )),
             _ => None,
         })
     });
@@ -1743,7 +1740,9 @@ mod tests {
         assert_eq!(myc(1_500_000_000), "1.5");
         assert_eq!(flow_of("481300.5735"), "0.0004813");
         assert_eq!(flow_of("-2000000000.1"), "-2");
-        let address: Address = "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266".parse().unwrap();
+        let address: Address = "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266"
+            .parse()
+            .unwrap();
         assert_eq!(short_address(address), "0xf39F…2266");
     }
 }

@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use alloy_signer_local::PrivateKeySigner;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use mycel_client::NodeClient;
@@ -120,7 +119,11 @@ pub fn run(args: MinerArgs) -> Result<()> {
     let signer = key(&args.hotkey, args.dev_account, "--dev-account")?.ok_or_else(|| {
         anyhow!("say which hotkey signs receipts: --hotkey FILE|NAME or --dev-account N")
     })?;
-    let coldkey = key(&args.coldkey, args.coldkey_dev_account, "--coldkey-dev-account")?;
+    let coldkey = key(
+        &args.coldkey,
+        args.coldkey_dev_account,
+        "--coldkey-dev-account",
+    )?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

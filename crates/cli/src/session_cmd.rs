@@ -106,15 +106,20 @@ pub fn run(command: SessionCommand) -> Result<()> {
         SessionCommand::TopUp(args) => {
             let amount = musd(&args.amount, "--amount")?;
             let id = args.channel;
-            submit(&args.client, &args.send, &args.send.load_signer(true)?, |from, nonce, fee| {
-                TxKind::TopUpChannel(TopUpChannel {
-                    from,
-                    channelId: id,
-                    amount: U256::from(amount),
-                    nonce,
-                    fee,
-                })
-            })?;
+            submit(
+                &args.client,
+                &args.send,
+                &args.send.load_signer(true)?,
+                |from, nonce, fee| {
+                    TxKind::TopUpChannel(TopUpChannel {
+                        from,
+                        channelId: id,
+                        amount: U256::from(amount),
+                        nonce,
+                        fee,
+                    })
+                },
+            )?;
             show_channel(&args.client, id)
         }
         SessionCommand::Voucher(args) => {
@@ -142,26 +147,36 @@ pub fn run(command: SessionCommand) -> Result<()> {
         SessionCommand::Show(args) => show_channel(&args.client, args.channel),
         SessionCommand::Close(args) => {
             let id = args.channel;
-            submit(&args.client, &args.send, &args.send.load_signer(true)?, |from, nonce, fee| {
-                TxKind::RequestChannelWithdraw(RequestChannelWithdraw {
-                    from,
-                    channelId: id,
-                    nonce,
-                    fee,
-                })
-            })?;
+            submit(
+                &args.client,
+                &args.send,
+                &args.send.load_signer(true)?,
+                |from, nonce, fee| {
+                    TxKind::RequestChannelWithdraw(RequestChannelWithdraw {
+                        from,
+                        channelId: id,
+                        nonce,
+                        fee,
+                    })
+                },
+            )?;
             show_channel(&args.client, id)
         }
         SessionCommand::Withdraw(args) => {
             let id = args.channel;
-            submit(&args.client, &args.send, &args.send.load_signer(true)?, |from, nonce, fee| {
-                TxKind::WithdrawChannel(WithdrawChannel {
-                    from,
-                    channelId: id,
-                    nonce,
-                    fee,
-                })
-            })?;
+            submit(
+                &args.client,
+                &args.send,
+                &args.send.load_signer(true)?,
+                |from, nonce, fee| {
+                    TxKind::WithdrawChannel(WithdrawChannel {
+                        from,
+                        channelId: id,
+                        nonce,
+                        fee,
+                    })
+                },
+            )?;
             show_channel(&args.client, id)
         }
     }

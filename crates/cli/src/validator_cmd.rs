@@ -117,8 +117,12 @@ pub fn run(args: ValidatorArgs) -> Result<()> {
     let hotkey = key(&args.hotkey, args.dev_account, "--dev-account")?.ok_or_else(|| {
         anyhow!("say which hotkey signs weights: --hotkey FILE|NAME or --dev-account N")
     })?;
-    let coldkey = key(&args.coldkey, args.coldkey_dev_account, "--coldkey-dev-account")?
-        .unwrap_or_else(|| hotkey.clone());
+    let coldkey = key(
+        &args.coldkey,
+        args.coldkey_dev_account,
+        "--coldkey-dev-account",
+    )?
+    .unwrap_or_else(|| hotkey.clone());
     crate::logging::init(crate::logging::SUBNET);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -173,4 +177,3 @@ pub fn run(args: ValidatorArgs) -> Result<()> {
         }
     })
 }
-

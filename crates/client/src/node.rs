@@ -271,7 +271,10 @@ impl NodeClient {
         serde_json::from_slice(&bytes).map_err(|e| {
             self.unexpected(
                 path,
-                &format!("an answer that does not read as {}: {e}", short_type_name::<T>()),
+                &format!(
+                    "an answer that does not read as {}: {e}",
+                    short_type_name::<T>()
+                ),
             )
         })
     }

@@ -233,8 +233,7 @@ async fn run(args: Args) -> Result<()> {
     let deadline = run.t0 + Duration::from_secs(args.timeout_secs);
     let mut workers = Vec::new();
     for _ in 0..args.concurrency.min(n) {
-        let (nodes, bodies, next, run) =
-            (nodes.clone(), bodies.clone(), next.clone(), run.clone());
+        let (nodes, bodies, next, run) = (nodes.clone(), bodies.clone(), next.clone(), run.clone());
         let (rate, broadcast, form) = (args.rate, args.broadcast, args.form);
         workers.push(tokio::spawn(async move {
             loop {
@@ -706,7 +705,11 @@ fn build_report(
         },
         submitted: n,
         accepted,
-        rejected: run.rejected.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+        rejected: run
+            .rejected
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone(),
         retries: run.retries.load(Ordering::Relaxed),
         finalized,
         submit: SubmitFigures {
@@ -738,7 +741,15 @@ fn build_report(
             interval_ms_max: intervals.iter().max().copied().unwrap_or(0),
             per_block: blocks
                 .iter()
-                .map(|b| (b.height, b.timestamp_ms, b.tx_count, b.bench_txs, ms(b.seen_us)))
+                .map(|b| {
+                    (
+                        b.height,
+                        b.timestamp_ms,
+                        b.tx_count,
+                        b.bench_txs,
+                        ms(b.seen_us),
+                    )
+                })
                 .collect(),
         },
         node_metrics_delta: MetricsDelta {
