@@ -44,7 +44,12 @@ impl ClientArgs {
 
 /// A client of the node at `rpc`.
 pub(crate) fn connect(rpc: &str) -> Result<Node> {
-    Node::new(rpc).map_err(|e| anyhow!("--rpc {e}"))
+    Node::new(rpc).map_err(|e| match e {
+        ClientError::BadUrl { reason, .. } => {
+            anyhow!("--rpc '{rpc}' is not a URL ({reason}): use e.g. http://127.0.0.1:8545")
+        }
+        other => other.into(),
+    })
 }
 
 #[derive(Debug, Args)]
