@@ -19,6 +19,7 @@ mod logging;
 mod miner_cmd;
 mod model_cmd;
 mod node_cmd;
+mod pay_cmd;
 mod receipt_cmd;
 mod send;
 mod session_cmd;
@@ -97,9 +98,9 @@ enum Command {
     /// Serve an OpenAI-compatible API behind an x402 paywall, settling mUSD payments on the chain.
     Gateway(gateway_cmd::GatewayArgs),
     /// Call a URL that asks for an x402 payment: show the price, pay it in mUSD (within --max).
-    Pay(gateway_cmd::PayArgs),
+    Pay(pay_cmd::PayArgs),
     /// Ask a paid gateway one question: shows the price, pays it (within --max), prints the answer.
-    Chat(gateway_cmd::ChatArgs),
+    Chat(pay_cmd::ChatArgs),
     /// Pay a gateway per call from an escrow channel: open, sign vouchers, show, close, withdraw.
     #[command(subcommand)]
     Session(session_cmd::SessionCommand),
@@ -162,8 +163,8 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Emission(args) => incentive_cmd::run_emission(args),
         Command::Model(command) => model_cmd::run(command),
         Command::Gateway(args) => gateway_cmd::run(args),
-        Command::Pay(args) => gateway_cmd::run_pay(args),
-        Command::Chat(args) => gateway_cmd::run_chat(args),
+        Command::Pay(args) => pay_cmd::run_pay(args),
+        Command::Chat(args) => pay_cmd::run_chat(args),
         Command::Session(command) => session_cmd::run(command),
         Command::Miner(args) => miner_cmd::run(args),
         Command::Receipt(command) => receipt_cmd::run(command),
