@@ -96,7 +96,7 @@ enum Command {
     #[command(subcommand)]
     Model(model_cmd::ModelCommand),
     /// Serve an OpenAI-compatible API behind an x402 paywall, settling mUSD payments on the chain.
-    Gateway(gateway_cmd::GatewayArgs),
+    Gateway(Box<gateway_cmd::GatewayArgs>),
     /// Call a URL that asks for an x402 payment: show the price, pay it in mUSD (within --max).
     Pay(pay_cmd::PayArgs),
     /// Ask a paid gateway one question: shows the price, pays it (within --max), prints the answer.
@@ -162,7 +162,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Metagraph(args) => incentive_cmd::run_metagraph(args),
         Command::Emission(args) => incentive_cmd::run_emission(args),
         Command::Model(command) => model_cmd::run(command),
-        Command::Gateway(args) => gateway_cmd::run(args),
+        Command::Gateway(args) => gateway_cmd::run(*args),
         Command::Pay(args) => pay_cmd::run_pay(args),
         Command::Chat(args) => pay_cmd::run_chat(args),
         Command::Session(command) => session_cmd::run(command),
