@@ -7,8 +7,9 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use mycel_client::NodeClient;
 use mycel_gateway::{
-    router_with_sessions, Facilitator, FacilitatorConfig, GatewayConfig, MinerRouter, ModelPrice,
-    Pricing, RevenueConfig, RevenueShare, RoutingConfig, SessionBook, SystemClock, WorkTimeout,
+    ExactScheme, Facilitator, FacilitatorConfig, GatewayBuilder, GatewayConfig, MinerRouter,
+    ModelPrice, Pricing, RevenueConfig, RevenueShare, RoutingConfig, SessionBook, SessionScheme,
+    SystemClock, WorkTimeout,
 };
 use mycel_types::{format_amount, keys::dev_signer, keys::DEV_ACCOUNTS, parse_amount, Token};
 use std::net::SocketAddr;
@@ -430,13 +431,22 @@ pub fn run(args: GatewayArgs) -> Result<()> {
         };
         let config = GatewayConfig {
             upstream: upstream.clone(),
-            pay_to,
             pricing: pricing.clone(),
             free: args.free,
-            max_timeout_seconds: args.max_timeout,
             format: format.clone(),
             timeout,
         };
+        // Sessions are asked first: a request carrying a voucher is paid by it.
+        let mut gateway = GatewayBuilder::new(config)
+            .facilitator(facilitator.clone())
+            .miners(miners.clone())
+            .revenue(revenue.clone());
+        if let Some(book) = &sessions {
+            gateway = gateway.scheme(SessionScheme::new(book.clone()));
+        }
+        if let Some(f) = &facilitator {
+            gateway = gateway.scheme(ExactScheme::new(f.clone(), pay_to, args.max_timeout));
+        }
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -507,16 +517,12 @@ pub fn run(args: GatewayArgs) -> Result<()> {
         }
         use std::io::Write as _;
         let _ = std::io::stdout().flush();
-        mycel_http::serve(
-            listener,
-            router_with_sessions(config, facilitator, miners, revenue, sessions),
-            limits,
-            async {
+        gateway
+            .serve(listener, limits, async {
                 let _ = tokio::signal::ctrl_c().await;
-            },
-        )
-        .await
-        .context("the gateway server stopped")
+            })
+            .await
+            .context("the gateway server stopped")
     })
 }
 

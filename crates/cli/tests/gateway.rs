@@ -11,7 +11,7 @@ use mycel_gateway::wire::{
     PaymentRequirements,
 };
 use mycel_testkit::interop::{npm_ci, x402_client_dir};
-use mycel_testkit::{free_port, Proc, TestDir};
+use mycel_testkit::{free_port, Devnet, DevnetOptions, Proc, TestDir};
 use mycel_types::{eip3009, keys::dev_signer};
 use serde_json::{json, Value};
 use std::path::Path;
@@ -94,7 +94,7 @@ struct Setup {
     upstream: Upstream,
     pay_to: Address,
     http: reqwest::Client,
-    _devnet: Proc,
+    _devnet: Devnet,
     _gateway: Proc,
     _upstream: Option<Proc>,
     _dir: TestDir,
@@ -127,22 +127,11 @@ impl Setup {
             .enable_all()
             .build()
             .expect("runtime");
-        let data = dir.path().join("devnet");
-        let rpc_port = std::cell::Cell::new(0u16);
-        let (devnet, _) = start_mycel(dir.path(), "up", "mycel devnet is running", || {
-            rpc_port.set(free_port());
-            vec![
-                "up".into(),
-                "--chain-only".into(),
-                "--data-dir".into(),
-                data.display().to_string(),
-                "--rpc-addr".into(),
-                format!("127.0.0.1:{}", rpc_port.get()),
-                "--p2p-addr".into(),
-                format!("127.0.0.1:{}", free_port()),
-            ]
+        let devnet = Devnet::start_with(DevnetOptions {
+            rust_log: "warn".into(),
+            ..DevnetOptions::default()
         });
-        let rpc = format!("http://127.0.0.1:{}", rpc_port.get());
+        let rpc = devnet.rpc().to_string();
         let (upstream, upstream_proc) = upstream(dir.path(), &runtime);
         let pay_to = dev_signer(PAY_TO_DEV_ACCOUNT).expect("dev key").address();
         let (gateway, banner) = start_mycel(dir.path(), "gateway", "facilitator http://", || {

@@ -7,8 +7,8 @@ use alloy_primitives::B256;
 use axum::{routing::post, Json, Router};
 use mycel_client::NodeClient;
 use mycel_gateway::{
-    router_with_sessions, Facilitator, FacilitatorConfig, GatewayConfig, Pricing, SessionBook,
-    SessionVoucher, SystemClock,
+    ExactScheme, Facilitator, FacilitatorConfig, GatewayBuilder, GatewayConfig, Pricing,
+    SessionBook, SessionScheme, SessionVoucher, SystemClock,
 };
 use mycel_testkit::{Devnet, DevnetOptions};
 use mycel_types::keys::dev_signer;
@@ -123,21 +123,18 @@ fn twenty_calls_on_vouchers_are_claimed_in_batches_and_the_rest_is_withdrawn() {
         book.claim_every_vouchers = 10;
         book.claim_every = Duration::from_secs(3600);
         let book = Arc::new(book);
-        let app = router_with_sessions(
-            GatewayConfig {
-                upstream: upstream.clone(),
-                pay_to: payee.address(),
-                pricing: Pricing::default(),
-                free: false,
-                max_timeout_seconds: 60,
-                format: std::sync::Arc::new(prompt_format()),
-                timeout: Default::default(),
-            },
-            Some(Arc::new(facilitator)),
-            None,
-            None,
-            Some(book.clone()),
-        );
+        let facilitator = Arc::new(facilitator);
+        let app = GatewayBuilder::new(GatewayConfig {
+            upstream: upstream.clone(),
+            pricing: Pricing::default(),
+            free: false,
+            format: std::sync::Arc::new(prompt_format()),
+            timeout: Default::default(),
+        })
+        .facilitator(facilitator.clone())
+        .scheme(SessionScheme::new(book.clone()))
+        .scheme(ExactScheme::new(facilitator, payee.address(), 60))
+        .router();
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", l.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(l, app).await });

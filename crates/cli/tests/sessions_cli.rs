@@ -4,8 +4,8 @@
 
 use axum::{routing::post, Json, Router};
 use mycel_gateway::Pricing;
-use mycel_testkit::free_port;
 use mycel_testkit::process::start_mycel;
+use mycel_testkit::{free_port, Devnet, DevnetOptions, TestDir};
 use mycel_types::keys::dev_signer;
 use serde_json::{json, Value};
 use std::path::Path;
@@ -111,27 +111,13 @@ fn gateway_flags_for_sessions_are_checked() {
 
 #[test]
 fn three_chats_on_a_session_are_claimed_by_the_gateway_process() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestDir::new();
     let d = dir.path();
-    let (_devnet, up_args) = start_mycel(
-        d,
-        "up",
-        "mycel devnet is running",
-        "warn,mycel_gateway=info",
-        || {
-            vec![
-                "up".into(),
-                "--chain-only".into(),
-                "--data-dir".into(),
-                d.join("devnet").display().to_string(),
-                "--rpc-addr".into(),
-                format!("127.0.0.1:{}", free_port()),
-                "--p2p-addr".into(),
-                format!("127.0.0.1:{}", free_port()),
-            ]
-        },
-    );
-    let rpc = format!("http://{}", up_args[5]);
+    let devnet = Devnet::start_with(DevnetOptions {
+        rust_log: "warn".into(),
+        ..DevnetOptions::default()
+    });
+    let rpc = devnet.rpc().to_string();
     let payer = dev_signer(PAYER).unwrap();
     let payee = dev_signer(PAY_TO).unwrap();
     let payee0 = amount(&get(&format!("{rpc}/v1/accounts/{}", payee.address()))["musd"]);

@@ -12,9 +12,9 @@ use axum::{routing::post, Json, Router};
 use mycel_client::x402::{Payer, PaymentAsk};
 use mycel_client::{NodeClient, Nonces};
 use mycel_gateway::{
-    router, router_with_sessions,
     session::{SessionVoucher, SESSION_HEADER, SESSION_RESPONSE_HEADER},
-    wire, Facilitator, FacilitatorConfig, GatewayConfig, Pricing, SessionBook, SystemClock,
+    wire, ExactScheme, Facilitator, FacilitatorConfig, GatewayBuilder, GatewayConfig, Pricing,
+    SessionBook, SessionScheme, SystemClock,
 };
 use mycel_types::keys::dev_signer;
 use mycel_types::{OpenChannel, SignedTx, TxKind};
@@ -291,18 +291,24 @@ async fn main() {
         &mut |_| {},
     )
     .expect("the default model");
-    let format = Arc::new(mycel_tokenizer::PromptFormat::from_gguf_file(&model).expect("tokenizer"));
+    let format =
+        Arc::new(mycel_tokenizer::PromptFormat::from_gguf_file(&model).expect("tokenizer"));
     let config = |free: bool| GatewayConfig {
         upstream: upstream.clone(),
-        pay_to,
         pricing: Pricing::default(),
         free,
-        max_timeout_seconds: 60,
         format: format.clone(),
         timeout: Default::default(),
     };
-    let free_gateway = serve(router(config(true), None)).await;
-    let paid_gateway = serve(router(config(false), Some(facilitator.clone()))).await;
+    let exact = ExactScheme::new(facilitator.clone(), pay_to, 60);
+    let free_gateway = serve(GatewayBuilder::new(config(true)).router()).await;
+    let paid_gateway = serve(
+        GatewayBuilder::new(config(false))
+            .facilitator(facilitator.clone())
+            .scheme(exact.clone())
+            .router(),
+    )
+    .await;
 
     // Sessions: a book for the pay-to key (dev account 9), one channel per worker.
     let node = NodeClient::new(&args.rpc).expect("--rpc URL");
@@ -320,13 +326,13 @@ async fn main() {
         .expect("session book"),
     );
     tokio::spawn(book.clone().claim_loop(Duration::from_secs(1)));
-    let session_gateway = serve(router_with_sessions(
-        config(false),
-        Some(facilitator.clone()),
-        None,
-        None,
-        Some(book.clone()),
-    ))
+    let session_gateway = serve(
+        GatewayBuilder::new(config(false))
+            .facilitator(facilitator.clone())
+            .scheme(SessionScheme::new(book.clone()))
+            .scheme(exact)
+            .router(),
+    )
     .await;
     let body = json!({"model": args.model, "max_tokens": args.max_tokens,
                       "messages": [{"role": "user", "content": "Say hi."}]});

@@ -17,8 +17,8 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use mycel_tokenizer::PromptFormat;
 use mycel_openai::{Admitted, ApiError, Limits};
+use mycel_tokenizer::PromptFormat;
 
 use crate::paywall::read_request_body;
 
@@ -48,8 +48,10 @@ pub struct WorkTimeout {
 impl WorkTimeout {
     pub fn for_terms(&self, terms: Option<&Admitted>) -> Duration {
         let tokens = terms.map_or(0, |t| t.prompt_tokens.len() + t.request.max_tokens as usize);
-        self.base
-            .saturating_add(self.per_token.saturating_mul(u32::try_from(tokens).unwrap_or(u32::MAX)))
+        self.base.saturating_add(
+            self.per_token
+                .saturating_mul(u32::try_from(tokens).unwrap_or(u32::MAX)),
+        )
     }
 }
 
@@ -64,7 +66,11 @@ impl Default for WorkTimeout {
 
 /// The middleware. Use with `axum::middleware::from_fn_with_state(Arc<Admission>, admit)` on
 /// `POST /v1/chat/completions` and `POST /v1/completions`.
-pub async fn admit(State(admission): State<Arc<Admission>>, request: Request, next: Next) -> Response {
+pub async fn admit(
+    State(admission): State<Arc<Admission>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let (mut parts, body) = request.into_parts();
     let bytes = match read_request_body(body).await {
         Ok(b) => b,
@@ -92,5 +98,6 @@ pub async fn admit(State(admission): State<Arc<Admission>>, request: Request, ne
         .insert(RequestDigest(alloy_primitives::keccak256(&bytes)));
     parts.extensions.insert::<Terms>(Arc::new(admitted));
     parts.headers.remove(axum::http::header::CONTENT_LENGTH);
-    next.run(Request::from_parts(parts, Body::from(forwarded))).await
+    next.run(Request::from_parts(parts, Body::from(forwarded)))
+        .await
 }

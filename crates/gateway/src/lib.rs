@@ -6,10 +6,16 @@
 //!   served model's tokenizer before anything else ([`admission`]): it is priced by its prompt
 //!   tokens and the output it may take, a request that cannot fit the context is refused before
 //!   payment, and the body forwarded names its output limit, so no more is generated than sold.
-//! - A paid route serves only after a payment verified ([`paywall`]), and charges only after the
-//!   handler succeeded: if the handler fails, the payment is not settled. A client that loses a
-//!   paid answer gets it again by resending the same request with the same payment
-//!   ([`answers`]).
+//! - A paid route serves only after a payment was checked and held ([`paywall`]), and charges
+//!   only after the handler succeeded: if the handler fails, the payment is released, not taken.
+//!   The paywall knows no scheme: it asks the payment schemes it was given ([`scheme`]: x402
+//!   `exact`, settled per request; `session`, cumulative vouchers on an escrow channel, kept in
+//!   the [`session`] book), and a 402 carries every scheme's offer. A client that loses a paid
+//!   answer gets it again by resending the same request with the same payment, whatever the
+//!   scheme ([`answers`]).
+//! - A gateway is put together in one place, [`GatewayBuilder`] (config, facilitator, schemes,
+//!   miner router, revenue share); `mycel gateway`, `mycel up` (which runs `mycel gateway`),
+//!   the tests and the benchmark all use it.
 //! - Settlement executes the payer's EIP-3009 authorization on mUSD through the node's HTTP API
 //!   and waits for finality ([`facilitator::Facilitator::settle`]). It is idempotent on the
 //!   authorization `(from, nonce)`: concurrent and repeated settles of one payment submit at most
@@ -44,17 +50,19 @@ pub mod facilitator;
 pub mod paywall;
 pub mod revenue;
 pub mod router;
+pub mod scheme;
 pub mod server;
 pub mod session;
 pub mod wire;
 
+pub use admission::{Admission, WorkTimeout};
+pub use answers::PaidAnswers;
 pub use facilitator::{
     Asset, Clock, Facilitator, FacilitatorConfig, FixedClock, SetupError, SystemClock,
 };
-pub use admission::{Admission, WorkTimeout};
-pub use answers::PaidAnswers;
 pub use paywall::{ModelPrice, Paywall, Pricing};
 pub use revenue::{RevenueConfig, RevenueShare};
 pub use router::{MinerRouter, RoutingConfig};
-pub use server::{router, router_with, router_with_sessions, GatewayConfig};
+pub use scheme::{ExactScheme, PaymentScheme, SessionScheme};
+pub use server::{GatewayBuilder, GatewayConfig};
 pub use session::{SessionBook, SessionVoucher};

@@ -1,23 +1,23 @@
-//! The x402 paywall: axum middleware that asks for, verifies and settles a payment around a
-//! handler.
+//! The paywall: axum middleware that asks for, holds and takes a payment around a handler,
+//! through the payment schemes it was given ([`crate::scheme`]) and without knowing any of them.
 //!
-//! Order (as the reference resource server): read the request and price it → no payment: 402 with
-//! `PAYMENT-REQUIRED` → verify the payment → run the handler, buffering its answer → the handler
-//! failed (non-2xx): return its answer, nothing is charged → settle → 200 with `PAYMENT-RESPONSE`
-//! (v2) or `X-PAYMENT-RESPONSE` (v1), or 402 with the failed settlement.
+//! Order (as the reference x402 resource server): read the admitted request and price it → ask
+//! each scheme in turn for the payment the request carries; none: 402 with `PAYMENT-REQUIRED` →
+//! the same payment already bought this request's answer: that answer again ([`crate::answers`])
+//! → the scheme holds the payment (x402: verify; a voucher: reserve its range) → run the
+//! handler, buffering its answer → the handler failed (non-2xx): return its answer, the payment
+//! is released and nothing is charged → the scheme takes the payment (x402: settle) in a task the
+//! client cannot cancel → 200 with the scheme's receipt header, or the scheme's failure.
 //!
-//! A 402 always carries the v2 `PAYMENT-REQUIRED` header (base64 JSON, with `error` saying why)
-//! and, in its body, the v1 shape `{x402Version: 1, error, accepts}` plus a human `message`.
+//! Every 402 carries the v2 `PAYMENT-REQUIRED` header (base64 JSON, with `error` saying why) and,
+//! in its body, the v1 shape `{x402Version: 1, error, accepts}` plus a human `message`; `accepts`
+//! holds every scheme's offer at the request's price, whichever scheme refused.
 
 use crate::admission::{RequestDigest, Terms};
-use crate::answers::{payment_key, Lookup, PaidAnswers, StoredAnswer};
-use crate::facilitator::{reason, Facilitator};
-use crate::session::{self, SESSION_HEADER};
-use crate::wire::{
-    self, AnyPayment, PaymentRequired, PaymentRequiredV1, PaymentRequirements, ResourceInfo,
-    SettleResponse,
-};
-use alloy_primitives::{Address, B256};
+use crate::answers::{Lookup, PaidAnswers, StoredAnswer};
+use crate::scheme::{PaymentScheme, Refusal, Reserved};
+use crate::wire::{self, PaymentRequired, PaymentRequiredV1, PaymentRequirements, ResourceInfo};
+use alloy_primitives::B256;
 use axum::{
     body::{to_bytes, Body},
     extract::{Request, State},
@@ -29,8 +29,7 @@ use axum::{
 use mycel_openai::Admitted;
 use mycel_types::Amount;
 use serde_json::json;
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// Largest request body the paywall reads (it must read the body to price it).
 pub const MAX_REQUEST_BYTES: usize = 1 << 20;
@@ -123,21 +122,17 @@ impl Pricing {
     }
 }
 
-/// What the paywall needs.
+/// What the paywall needs: how requests are priced, the schemes that take payment, and where
+/// paid answers are kept.
 pub struct Paywall {
-    pub facilitator: Arc<Facilitator>,
-    pub pay_to: Address,
     pub pricing: Pricing,
-    pub max_timeout_seconds: u64,
+    /// The resource's description in a 402.
     pub description: String,
-    /// Authorizations `(from, nonce)` a request is using right now: one payment buys one answer,
-    /// so a copy sent while the first is being served is refused.
-    pub in_flight: Mutex<HashSet<(Address, B256)>>,
-    /// Called after a payment settled successfully, with the answer's headers and the price paid
-    /// (the revenue share uses it to credit the serving miner).
+    /// The ways to pay, asked in this order ([`crate::scheme`]).
+    pub schemes: Vec<Arc<dyn PaymentScheme>>,
+    /// Called after a payment was taken, with the answer's headers and the price paid (the
+    /// revenue share uses it to credit the serving miner).
     pub on_settled: Option<SettledHook>,
-    /// The session scheme (`X-MYCEL-SESSION` vouchers on an escrow channel), when enabled.
-    pub sessions: Option<Arc<crate::session::SessionBook>>,
     /// Paid answers kept for retries ([`crate::answers`]).
     pub answers: Arc<PaidAnswers>,
 }
@@ -145,55 +140,37 @@ pub struct Paywall {
 /// See [`Paywall::on_settled`].
 pub type SettledHook = Arc<dyn Fn(&axum::http::HeaderMap, Amount) + Send + Sync>;
 
-/// Releases an in-flight authorization when its request ends, however it ends.
-struct InFlight<'a> {
-    set: &'a Mutex<HashSet<(Address, B256)>>,
-    key: (Address, B256),
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.set
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.key);
-    }
-}
-
 impl Paywall {
-    /// A paywall with nothing in flight.
+    /// A paywall taking payment through `schemes`, with no hook and an empty answer cache.
     pub fn new(
-        facilitator: Arc<Facilitator>,
-        pay_to: Address,
         pricing: Pricing,
-        max_timeout_seconds: u64,
         description: impl Into<String>,
+        schemes: Vec<Arc<dyn PaymentScheme>>,
     ) -> Paywall {
         Paywall {
-            facilitator,
-            pay_to,
             pricing,
-            max_timeout_seconds,
             description: description.into(),
-            in_flight: Mutex::new(HashSet::new()),
+            schemes,
             on_settled: None,
-            sessions: None,
             answers: Arc::new(PaidAnswers::default()),
         }
     }
+}
 
-    fn claim(&self, key: (Address, B256)) -> Option<InFlight<'_>> {
-        let mut set = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-        set.insert(key).then(|| InFlight {
-            set: &self.in_flight,
-            key,
-        })
-    }
+/// A request's 402s: its resource and every scheme's offer at its price.
+struct Ask {
+    resource: ResourceInfo,
+    accepts: Vec<PaymentRequirements>,
+}
 
-    fn requirements(&self, amount: Amount) -> PaymentRequirements {
-        self.facilitator
-            .asset()
-            .requirements(amount, self.pay_to, self.max_timeout_seconds)
+impl Ask {
+    fn refuse(&self, refusal: &Refusal) -> Response {
+        payment_required(
+            &self.resource,
+            &self.accepts,
+            &refusal.code,
+            &refusal.message,
+        )
     }
 }
 
@@ -215,154 +192,58 @@ pub async fn paywall(State(pw): State<Arc<Paywall>>, request: Request, next: Nex
         Ok(b) => b,
         Err(refused) => return refused,
     };
-    let amount = pw.pricing.price(&terms);
-    let requirements = pw.requirements(amount);
-    let resource = ResourceInfo {
-        url: resource_url(&parts.headers, &parts.uri),
-        description: Some(pw.description.clone()),
-        mime_type: Some("application/json".into()),
-    };
-
-    if let (Some(book), Some(voucher)) = (&pw.sessions, parts.headers.get(SESSION_HEADER)) {
-        let voucher = voucher.clone();
-        let request = Request::from_parts(parts, Body::from(bytes));
-        return session::serve(
-            &pw,
-            book,
-            &voucher,
-            amount,
-            digest,
-            request,
-            next,
-            &resource,
-            &requirements,
-        )
-        .await;
-    }
-    let (header_value, version) = match (
-        parts.headers.get(wire::PAYMENT_SIGNATURE),
-        parts.headers.get(wire::X_PAYMENT),
-    ) {
-        (Some(v), _) => (v, 2u8),
-        (None, Some(v)) => (v, 1u8),
-        (None, None) => {
-            return payment_required(
-                &resource,
-                &requirements,
-                "payment_required",
-                "this resource costs mUSD: retry with a PAYMENT-SIGNATURE (x402 v2) or X-PAYMENT (v1) header",
-            )
-        }
-    };
-    let payment = match header_value
-        .to_str()
-        .map_err(|e| e.to_string())
-        .and_then(|s| wire::decode_header_json(s).map_err(|e| e.to_string()))
-    {
-        Ok(json) => match AnyPayment::from_json(&json) {
-            Ok(p) => p,
-            Err(wire::WireError::Version(v)) => {
-                return payment_required(
-                    &resource,
-                    &requirements,
-                    reason::INVALID_X402_VERSION,
-                    &format!("x402Version {v} is not supported (1 or 2)"),
-                )
-            }
-            Err(e) => {
-                return payment_required(
-                    &resource,
-                    &requirements,
-                    reason::INVALID_PAYLOAD,
-                    &e.to_string(),
-                )
-            }
+    let price = pw.pricing.price(&terms);
+    let ask = Ask {
+        resource: ResourceInfo {
+            url: resource_url(&parts.headers, &parts.uri),
+            description: Some(pw.description.clone()),
+            mime_type: Some("application/json".into()),
         },
-        Err(message) => {
-            return payment_required(&resource, &requirements, reason::INVALID_PAYLOAD, &message)
-        }
+        accepts: pw.schemes.iter().flat_map(|s| s.accepts(price)).collect(),
     };
-    if payment.version() != version {
-        return payment_required(
-            &resource,
-            &requirements,
-            reason::INVALID_X402_VERSION,
-            &format!(
-                "a version {} payment came in the version {version} header",
-                payment.version()
-            ),
-        );
-    }
-    if let AnyPayment::V2(p) = &payment {
-        if let Some((code, message)) = accepted_mismatch(&p.accepted, &requirements) {
-            return payment_required(&resource, &requirements, code, &message);
-        }
-    }
-    let a = &payment.payload().authorization;
-    let key = match (a.from.parse::<Address>(), a.nonce.parse::<B256>()) {
-        (Ok(from), Ok(nonce)) => (from, nonce),
-        _ => {
-            return payment_required(
-                &resource,
-                &requirements,
-                reason::INVALID_PAYLOAD,
-                "authorization.from must be a 0x address and authorization.nonce 0x + 32 bytes",
-            )
-        }
+    let Some(read) = pw
+        .schemes
+        .iter()
+        .find_map(|s| s.read(&parts.headers, price))
+    else {
+        return ask.refuse(&pw.how_to_pay());
+    };
+    let payment = match read {
+        Ok(payment) => payment,
+        Err(refusal) => return ask.refuse(&refusal),
     };
     // The same payment again for the same request: the answer it already bought.
-    let answer_key = payment_key(
-        "x402",
-        &[
-            key.0.as_slice(),
-            key.1.as_slice(),
-            payment.payload().signature.to_ascii_lowercase().as_bytes(),
-        ],
-    );
+    let answer_key = payment.answer_key();
     match pw.answers.lookup(answer_key, digest.0).await {
         Lookup::Answered(answer) => return answer.response(),
-        Lookup::OtherRequest => {
-            return payment_required(
-                &resource,
-                &requirements,
-                reason::NONCE_ALREADY_USED,
-                "this payment already paid for another request; sign a new one",
-            )
-        }
+        Lookup::OtherRequest => return ask.refuse(&payment.used_elsewhere()),
         Lookup::Vacant => {}
     }
-    let Some(_in_flight) = pw.claim(key) else {
-        return payment_required(
-            &resource,
-            &requirements,
-            reason::NONCE_ALREADY_USED,
-            "this payment is already paying for another request in progress; sign a new one",
-        );
+    let reserved = match payment.reserve().await {
+        Ok(reserved) => reserved,
+        Err(refusal) => return ask.refuse(&refusal),
     };
-    let verified = pw.facilitator.verify(&payment, &requirements).await;
-    if !verified.is_valid {
-        let code = verified
-            .invalid_reason
-            .unwrap_or_else(|| reason::INVALID_PAYLOAD.to_string());
-        return payment_required(
-            &resource,
-            &requirements,
-            &code,
-            verified
-                .invalid_message
-                .as_deref()
-                .unwrap_or("invalid payment"),
-        );
-    }
-
     let response = next
         .run(Request::from_parts(parts, Body::from(bytes)))
         .await;
     if !response.status().is_success() {
-        // The handler failed: nothing is settled, the payer keeps the money.
+        // The handler failed: the payment is released (dropped), nothing is charged.
         return response;
     }
-    let (mut response_parts, response_body) = response.into_parts();
+    take_payment(&pw, reserved, response, answer_key, digest).await
+}
+
+/// After a 2xx: buffers the answer, commits the payment and keeps the answer for a retry under
+/// `answer_key`, in a task of its own: a client that hangs up must not cancel a payment half
+/// way, and the answer it paid for is kept for its retry ([`crate::answers`]).
+async fn take_payment(
+    pw: &Paywall,
+    reserved: Box<dyn Reserved>,
+    response: Response,
+    answer_key: B256,
+    digest: RequestDigest,
+) -> Response {
+    let (response_parts, response_body) = response.into_parts();
     let response_bytes = match to_bytes(response_body, MAX_RESPONSE_BYTES).await {
         Ok(b) => b,
         Err(e) => {
@@ -373,101 +254,53 @@ pub async fn paywall(State(pw): State<Arc<Paywall>>, request: Request, next: Nex
             )
         }
     };
-    // Settle in a task of its own: a client that hangs up must not cancel a settlement half
-    // way, and the answer it paid for is kept for its retry ([`crate::answers`]).
     let pending = pw.answers.begin(answer_key, digest.0);
-    let pw = pw.clone();
-    let settlement = tokio::spawn(async move {
-        let settled = pw.facilitator.settle(&payment, &requirements).await;
-        let header_name = if version == 2 {
-            wire::PAYMENT_RESPONSE
-        } else {
-            wire::X_PAYMENT_RESPONSE
+    let hook = pw.on_settled.clone();
+    let committing = tokio::spawn(async move {
+        let committed = match reserved.commit().await {
+            Ok(committed) => committed,
+            Err(refused) => return refused,
         };
-        let header_value = HeaderValue::from_str(&wire::encode_header(&settled))
-            .unwrap_or_else(|_| HeaderValue::from_static(""));
-        let still_pending = settled.error_reason.as_deref() == Some(reason::SETTLEMENT_PENDING);
-        if settled.success {
-            if let (Some(hook), Ok(price)) =
-                (&pw.on_settled, requirements.amount.parse::<Amount>())
-            {
-                hook(&response_parts.headers, price);
-            }
+        let mut headers = response_parts.headers;
+        if let (Some(hook), Some(paid)) = (&hook, committed.paid) {
+            hook(&headers, paid);
         }
-        if !(settled.success || still_pending) {
-            return settle_failed(header_name, header_value, &settled);
+        for (name, value) in committed.headers {
+            headers.insert(name, value);
         }
-        response_parts.headers.insert(header_name, header_value);
-        response_parts.headers.insert(
-            header::ACCESS_CONTROL_EXPOSE_HEADERS,
-            HeaderValue::from_static("PAYMENT-RESPONSE, X-PAYMENT-RESPONSE"),
-        );
-        response_parts.headers.remove(header::CONTENT_LENGTH);
+        headers.remove(header::CONTENT_LENGTH);
         let answer = StoredAnswer {
             status: response_parts.status,
-            headers: response_parts.headers,
+            headers,
             body: response_bytes,
         };
         let response = answer.response();
         pending.fulfil(answer);
         response
     });
-    match settlement.await {
-        Ok(response) => response,
-        Err(e) => error(
+    committing.await.unwrap_or_else(|e| {
+        error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "settle_failed",
             format!("settlement task failed: {e}"),
-        ),
-    }
+        )
+    })
 }
 
-/// Why the requirements a client says it accepted are not the ones offered.
-fn accepted_mismatch(
-    accepted: &PaymentRequirements,
-    offered: &PaymentRequirements,
-) -> Option<(&'static str, String)> {
-    if accepted == offered {
-        return None;
+impl Paywall {
+    /// The refusal of a request that carries no payment: how each scheme is paid.
+    fn how_to_pay(&self) -> Refusal {
+        let ways: Vec<&str> = self.schemes.iter().filter_map(|s| s.how_to_pay()).collect();
+        let ways = if ways.is_empty() {
+            "a payment".to_string()
+        } else {
+            ways.join(", or ")
+        };
+        Refusal::new(
+            "payment_required",
+            format!("this resource costs mUSD: retry with {ways}"),
+        )
     }
-    let differ = |what: &str, got: &str, want: &str| {
-        format!("payment accepted {what} '{got}', this resource asks for '{want}'")
-    };
-    Some(if accepted.scheme != offered.scheme {
-        (
-            reason::UNSUPPORTED_SCHEME,
-            differ("scheme", &accepted.scheme, &offered.scheme),
-        )
-    } else if accepted.network != offered.network {
-        (
-            reason::INVALID_NETWORK,
-            differ("network", &accepted.network, &offered.network),
-        )
-    } else if !accepted.asset.eq_ignore_ascii_case(&offered.asset) {
-        (
-            reason::ASSET_MISMATCH,
-            differ("asset", &accepted.asset, &offered.asset),
-        )
-    } else if accepted.amount != offered.amount {
-        (
-            reason::VALUE_MISMATCH,
-            differ("amount", &accepted.amount, &offered.amount),
-        )
-    } else if !accepted.pay_to.eq_ignore_ascii_case(&offered.pay_to) {
-        (
-            reason::RECIPIENT_MISMATCH,
-            differ("payTo", &accepted.pay_to, &offered.pay_to),
-        )
-    } else if accepted.extra != offered.extra {
-        (
-            reason::MISSING_EIP712_DOMAIN,
-            "payment accepted another token EIP-712 domain (extra) than offered".to_string(),
-        )
-    } else {
-        // Only letter case of addresses or maxTimeoutSeconds differ: the payment still binds
-        // the same token, amount and recipient, which the facilitator checks.
-        return None;
-    })
 }
 
 /// The URL of the requested resource, as the client addressed it.
@@ -479,10 +312,10 @@ fn resource_url(headers: &HeaderMap, uri: &axum::http::Uri) -> String {
     format!("http://{host}{}", uri.path())
 }
 
-/// A 402 asking for payment.
+/// A 402 asking for payment: every scheme's offer in `accepts`, `code` as the x402 `error`.
 pub fn payment_required(
     resource: &ResourceInfo,
-    requirements: &PaymentRequirements,
+    accepts: &[PaymentRequirements],
     code: &str,
     message: &str,
 ) -> Response {
@@ -490,16 +323,21 @@ pub fn payment_required(
         x402_version: 2,
         error: Some(code.to_string()),
         resource: resource.clone(),
-        accepts: vec![requirements.clone()],
+        accepts: accepts.to_vec(),
     };
     let v1 = PaymentRequiredV1 {
         x402_version: 1,
         error: code.to_string(),
-        accepts: vec![requirements.to_v1(
-            &resource.url,
-            resource.description.as_deref().unwrap_or_default(),
-            resource.mime_type.as_deref().unwrap_or("application/json"),
-        )],
+        accepts: accepts
+            .iter()
+            .map(|requirements| {
+                requirements.to_v1(
+                    &resource.url,
+                    resource.description.as_deref().unwrap_or_default(),
+                    resource.mime_type.as_deref().unwrap_or("application/json"),
+                )
+            })
+            .collect(),
     };
     let mut body = serde_json::to_value(&v1).unwrap_or_else(|_| json!({}));
     body["message"] = json!(message);
@@ -511,24 +349,6 @@ pub fn payment_required(
         header::ACCESS_CONTROL_EXPOSE_HEADERS,
         HeaderValue::from_static("PAYMENT-REQUIRED"),
     );
-    response
-}
-
-fn settle_failed(
-    header_name: &'static str,
-    value: HeaderValue,
-    settled: &SettleResponse,
-) -> Response {
-    let mut response = (
-        StatusCode::PAYMENT_REQUIRED,
-        Json(json!({
-            "x402Version": 2,
-            "error": settled.error_reason,
-            "message": settled.error_message,
-        })),
-    )
-        .into_response();
-    response.headers_mut().insert(header_name, value);
     response
 }
 
@@ -562,7 +382,10 @@ mod tests {
         assert_eq!(p.price_of("m", 0, 1000), 1_000 + 10_000);
         assert_eq!(p.price_of("m", 0, 1), 1_000 + 10);
         // The attack: an 8,181-token prompt for one output token is no longer a 1-token price.
-        assert_eq!(p.price_of("m", 8181, 1), 1_000 + (8181 * 2_500 + 10_000_u128).div_ceil(1000));
+        assert_eq!(
+            p.price_of("m", 8181, 1),
+            1_000 + (8181 * 2_500 + 10_000_u128).div_ceil(1000)
+        );
         assert!(p.price_of("m", 8181, 1) > 20 * p.price_of("m", 0, 1));
         let mut p = p;
         p.per_model.insert(

@@ -27,14 +27,14 @@
 //! the same). Does not: re-run the model (validators do), or stream: the answer is read whole so
 //! its receipt can be checked before anything reaches the client.
 
+use crate::admission::WorkTimeout;
 use alloy_primitives::{Address, B256};
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode};
-use crate::admission::WorkTimeout;
 use mycel_client::api::Metagraph;
 use mycel_client::NodeClient;
-use mycel_types::receipt::{token_ids_hash, ReceiptBinding, ReceiptJson, SignedReceipt};
 use mycel_openai::Admitted;
+use mycel_types::receipt::{token_ids_hash, ReceiptBinding, ReceiptJson, SignedReceipt};
 use rand::Rng;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -606,7 +606,9 @@ mod tests {
             "data: {{\"choices\":[]}}\n\ndata: {}\n\ndata: [DONE]\n\n",
             serde_json::json!({"choices": [], "receipt": json["receipt"]})
         );
-        router.check_receipt(&m, sse.as_bytes(), None).expect("streamed");
+        router
+            .check_receipt(&m, sse.as_bytes(), None)
+            .expect("streamed");
 
         let refused = |body: Vec<u8>| match router.check_receipt(&m, &body, None) {
             Err(MinerError::BadReceipt(why)) => why,
@@ -632,7 +634,11 @@ mod tests {
         let mut any = config();
         any.model_id = None;
         MinerRouter::new(any, CHAIN)
-            .check_receipt(&m, &answer(&a, a.address(), |r| r.modelId = B256::ZERO), None)
+            .check_receipt(
+                &m,
+                &answer(&a, a.address(), |r| r.modelId = B256::ZERO),
+                None,
+            )
             .expect("any model");
     }
 

@@ -1,5 +1,6 @@
-//! The gateway's HTTP server: the OpenAI-compatible routes (paywalled unless free) forwarded to
-//! an upstream OpenAI-compatible server, and the facilitator's x402 API.
+//! The gateway's HTTP server, put together by [`GatewayBuilder`]: the OpenAI-compatible routes
+//! (behind admission, then the paywall and its payment schemes unless free) forwarded to the
+//! subnet's miners or an upstream OpenAI-compatible server, and the facilitator's x402 API.
 
 use crate::admission::{admit, Admission, Terms, WorkTimeout};
 use crate::facilitator::Facilitator;
@@ -8,8 +9,8 @@ use crate::revenue::RevenueShare;
 use crate::router::{
     MinerRouter, RouteError, ATTEMPTS_HEADER, MINER_HOTKEY_HEADER, MINER_UID_HEADER,
 };
+use crate::scheme::PaymentScheme;
 use crate::wire::{AnyPayment, FacilitatorRequest, PaymentRequirements, PaymentRequirementsV1};
-use alloy_primitives::Address;
 use axum::{
     body::Body,
     extract::{rejection::JsonRejection, Request, State},
@@ -28,15 +29,12 @@ use std::time::Duration;
 /// How the gateway serves.
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
-    /// Base URL of the OpenAI-compatible server requests are forwarded to.
+    /// Base URL of the OpenAI-compatible server requests are forwarded to (when no miner router
+    /// is given).
     pub upstream: String,
-    /// Who is paid (x402 `payTo`).
-    pub pay_to: Address,
     pub pricing: Pricing,
     /// Serve without payment (local use).
     pub free: bool,
-    /// x402 `maxTimeoutSeconds`: how long a client's authorization should stay valid.
-    pub max_timeout_seconds: u64,
     /// The served model's prompt format: requests are read and their prompts counted with it
     /// before they are priced ([`crate::admission`]).
     pub format: Arc<mycel_tokenizer::PromptFormat>,
@@ -60,108 +58,164 @@ struct AppState {
     revenue: Option<Arc<RevenueShare>>,
 }
 
-/// The gateway's routes. `facilitator` may be `None` only in free mode.
-pub fn router(config: GatewayConfig, facilitator: Option<Arc<Facilitator>>) -> Router {
-    router_with(config, facilitator, None, None)
-}
-
-/// The gateway's routes, sending requests to the subnet's miners through `miners` when given
-/// (else to `config.upstream`), and crediting `revenue` with the serving miner's share of each
-/// settled payment. Spawn [`MinerRouter::follow_metagraph`] and [`RevenueShare::run`] beside it.
-pub fn router_with(
+/// The one way to put a gateway together, for `mycel gateway`, tests and benchmarks:
+///
+/// ```ignore
+/// let gateway = GatewayBuilder::new(config)
+///     .facilitator(facilitator.clone())                 // POST /verify, /settle, GET /supported
+///     .scheme(SessionScheme::new(book))                 // asked first: X-MYCEL-SESSION
+///     .scheme(ExactScheme::new(facilitator, pay_to, 60)) // x402 exact
+///     .miners(miners)                                   // else config.upstream
+///     .revenue(revenue);                                // a share of each payment to the miner
+/// gateway.serve(listener, limits, shutdown).await?;
+/// ```
+///
+/// Paid routes take payment through the schemes, asked in the order added; a gateway that is not
+/// `free` and has no scheme answers them 503 `no_facilitator`. Spawn the background loops of the
+/// parts beside it: [`MinerRouter::follow_metagraph`], [`RevenueShare::run`],
+/// [`crate::SessionBook::claim_loop`].
+pub struct GatewayBuilder {
     config: GatewayConfig,
     facilitator: Option<Arc<Facilitator>>,
+    schemes: Vec<Arc<dyn PaymentScheme>>,
     miners: Option<Arc<MinerRouter>>,
     revenue: Option<Arc<RevenueShare>>,
-) -> Router {
-    router_with_sessions(config, facilitator, miners, revenue, None)
 }
 
-/// [`router_with`], also accepting session vouchers (`X-MYCEL-SESSION`) checked and claimed by
-/// `sessions` ([`crate::session`]). Spawn [`crate::session::SessionBook::claim_loop`] beside it.
-pub fn router_with_sessions(
-    config: GatewayConfig,
-    facilitator: Option<Arc<Facilitator>>,
-    miners: Option<Arc<MinerRouter>>,
-    revenue: Option<Arc<RevenueShare>>,
-    sessions: Option<Arc<crate::session::SessionBook>>,
-) -> Router {
-    let upstream = Arc::new(Upstream {
-        base: config.upstream.trim_end_matches('/').to_string(),
-        http: reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(3))
-            .pool_max_idle_per_host(256)
-            .build()
-            .unwrap_or_default(),
-        timeout: config.timeout,
-        forwarded: AtomicU64::new(0),
-        failed: AtomicU64::new(0),
-    });
-    let state = AppState {
-        upstream,
-        facilitator: facilitator.clone(),
-        miners: miners.clone(),
-        revenue: revenue.clone(),
-    };
-    let admission = Arc::new(Admission {
-        format: config.format.clone(),
-        limits: config.pricing.limits(),
-    });
-    let mut paid = Router::new()
-        .route("/v1/chat/completions", post(forward))
-        .route("/v1/completions", post(forward));
-    match (&facilitator, config.free) {
-        (Some(f), false) => {
-            let mut wall = Paywall::new(
-                f.clone(),
-                config.pay_to,
-                config.pricing,
-                config.max_timeout_seconds,
-                "mycel inference (OpenAI-compatible completion)",
-            );
-            wall.sessions = sessions;
-            if let (Some(miners), Some(revenue)) = (&miners, &revenue) {
-                let (miners, revenue) = (miners.clone(), revenue.clone());
-                wall.on_settled = Some(Arc::new(move |headers, price| {
-                    let hotkey = headers
-                        .get(MINER_HOTKEY_HEADER)
-                        .and_then(|h| h.to_str().ok())
-                        .and_then(|h| h.parse().ok());
-                    if let Some(miner) = hotkey.and_then(|h| miners.miner(h)) {
-                        revenue.credit(miner.coldkey, price);
-                    }
-                }));
-            }
-            let wall = Arc::new(wall);
-            paid = paid.layer(from_fn_with_state(wall, paywall));
+impl GatewayBuilder {
+    /// A gateway forwarding to `config.upstream`, with no facilitator API and no scheme.
+    pub fn new(config: GatewayConfig) -> GatewayBuilder {
+        GatewayBuilder {
+            config,
+            facilitator: None,
+            schemes: Vec::new(),
+            miners: None,
+            revenue: None,
         }
-        (None, false) => {
-            tracing::warn!("no facilitator and not free: paid routes will answer 503");
-            paid = Router::new()
-                .route("/v1/chat/completions", post(no_facilitator))
-                .route("/v1/completions", post(no_facilitator));
-        }
-        _ => {}
     }
-    // Admission runs first (the outermost layer): refused requests never see the paywall.
-    let paid = paid.layer(from_fn_with_state(admission, admit));
+
+    /// Serves the facilitator's x402 API (`/verify`, `/settle`, `/supported`) and its metrics.
+    pub fn facilitator(mut self, facilitator: impl Into<Option<Arc<Facilitator>>>) -> Self {
+        self.facilitator = facilitator.into();
+        self
+    }
+
+    /// Takes payment with `scheme` too, asked after the schemes added before it.
+    pub fn scheme(mut self, scheme: impl PaymentScheme + 'static) -> Self {
+        self.schemes.push(Arc::new(scheme));
+        self
+    }
+
+    /// Sends requests to the subnet's miners through `miners` instead of `config.upstream`.
+    pub fn miners(mut self, miners: impl Into<Option<Arc<MinerRouter>>>) -> Self {
+        self.miners = miners.into();
+        self
+    }
+
+    /// Credits `revenue` with the serving miner's share of each payment taken (with
+    /// [`GatewayBuilder::miners`]).
+    pub fn revenue(mut self, revenue: impl Into<Option<Arc<RevenueShare>>>) -> Self {
+        self.revenue = revenue.into();
+        self
+    }
+
+    /// The gateway's routes.
+    pub fn router(self) -> Router {
+        let admission = Arc::new(Admission {
+            format: self.config.format.clone(),
+            limits: self.config.pricing.limits(),
+        });
+        let paid = match (self.config.free, self.schemes.is_empty()) {
+            (true, _) => paid_routes(),
+            (false, false) => {
+                let wall = Arc::new(self.paywall());
+                paid_routes().layer(from_fn_with_state(wall, paywall))
+            }
+            (false, true) => {
+                tracing::warn!("no payment scheme and not free: paid routes will answer 503");
+                Router::new()
+                    .route("/v1/chat/completions", post(no_facilitator))
+                    .route("/v1/completions", post(no_facilitator))
+            }
+        };
+        // Admission runs first (the outermost layer): refused requests never see the paywall.
+        let paid = paid.layer(from_fn_with_state(admission, admit));
+        Router::new()
+            .merge(paid)
+            .route("/v1/models", get(forward))
+            .route("/health", get(|| async { "ok" }))
+            .route("/v1/miners", get(miners_status))
+            .route("/metrics", get(metrics))
+            .route("/supported", get(supported))
+            .route("/verify", post(verify))
+            .route("/settle", post(settle))
+            .fallback(|| async {
+                error(
+                    StatusCode::NOT_FOUND,
+                    "not_found",
+                    "no such endpoint; see docs/payments.md",
+                )
+            })
+            .with_state(self.state())
+    }
+
+    /// Serves the gateway on `listener` with `limits` until `shutdown` resolves
+    /// ([`mycel_http::serve`]).
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        limits: mycel_http::ServeLimits,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        mycel_http::serve(listener, self.router(), limits, shutdown).await
+    }
+
+    fn paywall(&self) -> Paywall {
+        let mut wall = Paywall::new(
+            self.config.pricing.clone(),
+            "mycel inference (OpenAI-compatible completion)",
+            self.schemes.clone(),
+        );
+        if let (Some(miners), Some(revenue)) = (&self.miners, &self.revenue) {
+            let (miners, revenue) = (miners.clone(), revenue.clone());
+            wall.on_settled = Some(Arc::new(move |headers, price| {
+                let hotkey = headers
+                    .get(MINER_HOTKEY_HEADER)
+                    .and_then(|h| h.to_str().ok())
+                    .and_then(|h| h.parse().ok());
+                if let Some(miner) = hotkey.and_then(|h| miners.miner(h)) {
+                    revenue.credit(miner.coldkey, price);
+                }
+            }));
+        }
+        wall
+    }
+
+    fn state(self) -> AppState {
+        let upstream = Arc::new(Upstream {
+            base: self.config.upstream.trim_end_matches('/').to_string(),
+            http: reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(3))
+                .pool_max_idle_per_host(256)
+                .build()
+                .unwrap_or_default(),
+            timeout: self.config.timeout,
+            forwarded: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+        });
+        AppState {
+            upstream,
+            facilitator: self.facilitator,
+            miners: self.miners,
+            revenue: self.revenue,
+        }
+    }
+}
+
+fn paid_routes() -> Router<AppState> {
     Router::new()
-        .merge(paid)
-        .route("/v1/models", get(forward))
-        .route("/health", get(|| async { "ok" }))
-        .route("/v1/miners", get(miners_status))
-        .route("/metrics", get(metrics))
-        .route("/supported", get(supported))
-        .route("/verify", post(verify))
-        .route("/settle", post(settle))
-        .fallback(|| async {
-            error(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                "no such endpoint; see docs/payments.md",
-            )
-        })
-        .with_state(state)
+        .route("/v1/chat/completions", post(forward))
+        .route("/v1/completions", post(forward))
 }
 
 async fn no_facilitator() -> Response {

@@ -1,5 +1,6 @@
-//! The session scheme: pay per call with cumulative vouchers on an escrow channel
-//! (docs/payments.md, "Sessions").
+//! The session book: the channels that pay the gateway with cumulative vouchers on an escrow
+//! channel (docs/payments.md, "Sessions"), and their claims on chain. The paywall reaches it
+//! through the session scheme ([`crate::scheme::session`]); the book knows no HTTP.
 //!
 //! The client opens a channel (`OpenChannel`) to the gateway's pay-to address, then sends per call
 //! `X-MYCEL-SESSION: base64(JSON {"channel", "cumulative", "signature"})`: its EIP-712 signature
@@ -356,7 +357,10 @@ impl SessionBook {
             match outcome {
                 Outcome::Applied(_) => {}
                 Outcome::Failed { error, .. } => {
-                    return Err(format!("claim of {id} failed: {}: {}", error.code, error.message))
+                    return Err(format!(
+                        "claim of {id} failed: {}: {}",
+                        error.code, error.message
+                    ))
                 }
                 Outcome::Rejected { error, .. } => {
                     return Err(format!("claim of {id} rejected: {error}"))
@@ -462,124 +466,4 @@ impl std::fmt::Debug for SessionBook {
             .field("file", &self.file)
             .finish_non_exhaustive()
     }
-}
-
-/// Releases a voucher's reserved range if its request ends without being counted (the handler
-/// failed, or the client went away and the request was dropped), so no range is charged for an
-/// answer that was not delivered.
-struct Reservation<'a> {
-    book: &'a SessionBook,
-    reserved: Option<Reserved>,
-}
-
-impl Drop for Reservation<'_> {
-    fn drop(&mut self) {
-        if let Some(reserved) = self.reserved.take() {
-            self.book.release(&reserved);
-        }
-    }
-}
-
-/// The paywall's session path: checks the voucher in `header` against `price`, serves, and
-/// counts the voucher only if the answer succeeded. The counted answer is kept for a retry with
-/// the same voucher ([`crate::answers`]). Refusals are 402 with a `session_*` reason.
-#[allow(clippy::too_many_arguments)]
-pub(crate) async fn serve(
-    pw: &std::sync::Arc<crate::Paywall>,
-    book: &std::sync::Arc<SessionBook>,
-    header: &axum::http::HeaderValue,
-    price: Amount,
-    digest: crate::admission::RequestDigest,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-    resource: &crate::wire::ResourceInfo,
-    requirements: &crate::wire::PaymentRequirements,
-) -> axum::response::Response {
-    use crate::answers::{payment_key, Lookup, StoredAnswer};
-    use axum::http::HeaderValue;
-    let refuse = |refusal: SessionRefusal| {
-        crate::paywall::payment_required(resource, requirements, refusal.code(), &refusal.to_string())
-    };
-    let header = match header.to_str() {
-        Ok(h) => h,
-        Err(e) => return refuse(SessionRefusal::Malformed(e.to_string())),
-    };
-    let answer_key = payment_key("session", &[header.as_bytes()]);
-    match pw.answers.lookup(answer_key, digest.0).await {
-        Lookup::Answered(answer) => return answer.response(),
-        Lookup::OtherRequest => {
-            return crate::paywall::payment_required(
-                resource,
-                requirements,
-                "session_voucher_used",
-                "this voucher already paid for another request; sign the next one",
-            )
-        }
-        Lookup::Vacant => {}
-    }
-    let reserved = match book.reserve(header, price).await {
-        Ok(r) => r,
-        Err(refusal) => return refuse(refusal),
-    };
-    let mut reservation = Reservation {
-        book,
-        reserved: Some(reserved.clone()),
-    };
-    let response = next.run(request).await;
-    if !response.status().is_success() {
-        return response;
-    }
-    let (mut parts, body) = response.into_parts();
-    let bytes = match axum::body::to_bytes(body, crate::paywall::MAX_RESPONSE_BYTES).await {
-        Ok(b) => b,
-        Err(e) => {
-            return crate::paywall::error(
-                axum::http::StatusCode::BAD_GATEWAY,
-                "upstream_failed",
-                format!("the answer could not be read, so it was not charged: {e}"),
-            )
-        }
-    };
-    let receipt = crate::wire::encode_header(&serde_json::json!({
-        "channel": reserved.channel,
-        "cumulative": reserved.cumulative.to_string(),
-        "price": price.to_string(),
-    }));
-    if let Ok(value) = HeaderValue::from_str(&receipt) {
-        parts.headers.insert(SESSION_RESPONSE_HEADER, value);
-    }
-    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
-    // From here the voucher counts: commit and keep the answer in a task of their own, so a
-    // client that hangs up now can fetch it again with the same voucher.
-    reservation.reserved = None;
-    let pending = pw.answers.begin(answer_key, digest.0);
-    let (pw, book) = (pw.clone(), book.clone());
-    let counted = tokio::spawn(async move {
-        book.commit(&reserved).await;
-        if let Some(hook) = &pw.on_settled {
-            hook(&parts.headers, price);
-        }
-        let answer = StoredAnswer {
-            status: parts.status,
-            headers: parts.headers,
-            body: bytes,
-        };
-        let response = answer.response();
-        pending.fulfil(answer);
-        if book.claim_due() {
-            tokio::spawn(async move {
-                if let Err(e) = book.claim_now().await {
-                    tracing::warn!("session claim failed (retried at the next batch): {e}");
-                }
-            });
-        }
-        response
-    });
-    counted.await.unwrap_or_else(|e| {
-        crate::paywall::error(
-            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-            "session_failed",
-            format!("counting the voucher failed: {e}"),
-        )
-    })
 }
