@@ -8,6 +8,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use mycel_client::x402::{ExactPrice, Payer, PaymentAsk};
 use mycel_types::{format_amount, parse_amount, x402, Amount, Token};
+use serde::Deserialize;
 use std::time::Duration;
 
 #[derive(Debug, Args)]
@@ -197,7 +198,7 @@ impl Call<'_> {
         text: &str,
         cumulative: Amount,
     ) -> anyhow::Error {
-        #[derive(serde::Deserialize)]
+        #[derive(Deserialize)]
         struct Refusal {
             error: String,
         }
@@ -355,18 +356,53 @@ pub fn run_chat(args: ChatArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&answer)?);
         return Ok(());
     }
-    let content = answer["choices"][0]["message"]["content"]
-        .as_str()
-        .ok_or_else(|| anyhow!("the answer has no choices[0].message.content: {text}"))?;
+    let content = serde_json::from_value::<ChatAnswer>(answer)
+        .ok()
+        .and_then(|a| Some((a.choices.into_iter().next()?.message.content?, a.receipt)));
+    let Some((content, receipt)) = content else {
+        bail!("the answer has no choices[0].message.content: {text}");
+    };
     println!("{content}");
-    let receipt = &answer["receipt"]["message"];
-    if receipt.is_object() {
+    if let Some(ChatReceipt { message: Some(r) }) = receipt {
         eprintln!(
             "receipt: miner {}, model {}, {} output tokens (check it: save --json output, then `mycel receipt verify FILE`)",
-            receipt["miner"].as_str().unwrap_or("?"),
-            receipt["modelId"].as_str().unwrap_or("?"),
-            receipt["outputTokenCount"]
+            r.miner.as_deref().unwrap_or("?"),
+            r.model_id.as_deref().unwrap_or("?"),
+            r.output_token_count
         );
     }
     Ok(())
+}
+
+/// What `mycel chat` prints of a chat completion: the text, and who answered per its receipt.
+#[derive(Debug, Deserialize)]
+struct ChatAnswer {
+    choices: Vec<ChatChoice>,
+    receipt: Option<ChatReceipt>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ChatChoice {
+    message: ChatMessage,
+}
+
+#[derive(Debug, Deserialize)]
+struct ChatMessage {
+    content: Option<String>,
+}
+
+/// The signed receipt's message, the fields shown (`mycel receipt verify` checks it all).
+#[derive(Debug, Deserialize)]
+struct ChatReceipt {
+    #[serde(default)]
+    message: Option<ReceiptSummary>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ReceiptSummary {
+    miner: Option<String>,
+    model_id: Option<String>,
+    #[serde(default)]
+    output_token_count: serde_json::Value,
 }
