@@ -24,14 +24,16 @@
 //!   per-sender nonce order, is bounded per sender, behind gaps and overall (evicting the worst
 //!   sender-last transaction for a better one), expires what waits too long, and says why it
 //!   refused or dropped a transaction (see the `mempool` module).
+//! - A transaction a node accepts ([`Node::submit_tx`]) is relayed once to the other validators,
+//!   whose mempools check it the same way, so whichever validator leads next can include it.
 //!
 //! Assumes: the validator set is fixed by genesis (one epoch, no reconfiguration); validators'
 //! clocks are roughly synchronized (block timestamps); more than two thirds of validators are
 //! honest and online for liveness.
 //!
-//! Does not: persist the mempool (a restart empties it), gossip transactions between nodes (a
-//! transaction reaches a block when the node it was sent to proposes), prune block history, or run
-//! non-validator (follower) nodes.
+//! Does not: persist the mempool (a restart empties it), relay a transaction again to a validator
+//! that missed it (it reaches a block when a validator that has it proposes), prune block history,
+//! or run non-validator (follower) nodes.
 //!
 //! Every commonware type stays inside the `engine` module, so a commonware upgrade touches one
 //! place.

@@ -1,7 +1,10 @@
 //! `mycel`: the one binary of the mycel network.
 //!
 //! Node roles (`up`, `node`, `init`, `localnet`) live in `node_cmd`; key management in `keys`;
-//! the commands that talk to a running node over its HTTP API (docs/node-api.md) in `client`.
+//! the commands that read a running node over its HTTP API (docs/node-api.md) in `client`, which
+//! also holds what every node-facing command shares (the connection through mycel-client, the
+//! hints for the node's error codes). Shared flags and setup are defined once: who signs in
+//! `signer`, how a transaction is sent and followed in `send`, logging in `logging`.
 //!
 //! Exit codes: 0 on success, 1 on any error (including a command line that does not parse).
 //! Errors go to stderr and say what went wrong and what to do about it.
@@ -12,11 +15,15 @@ mod gateway_cmd;
 mod http_limits;
 mod incentive_cmd;
 mod keys;
+mod logging;
 mod miner_cmd;
 mod model_cmd;
 mod node_cmd;
+mod pay_cmd;
 mod receipt_cmd;
+mod send;
 mod session_cmd;
+mod signer;
 mod validator_cmd;
 
 use clap::{Parser, Subcommand};
@@ -89,11 +96,11 @@ enum Command {
     #[command(subcommand)]
     Model(model_cmd::ModelCommand),
     /// Serve an OpenAI-compatible API behind an x402 paywall, settling mUSD payments on the chain.
-    Gateway(gateway_cmd::GatewayArgs),
+    Gateway(Box<gateway_cmd::GatewayArgs>),
     /// Call a URL that asks for an x402 payment: show the price, pay it in mUSD (within --max).
-    Pay(gateway_cmd::PayArgs),
+    Pay(pay_cmd::PayArgs),
     /// Ask a paid gateway one question: shows the price, pays it (within --max), prints the answer.
-    Chat(gateway_cmd::ChatArgs),
+    Chat(pay_cmd::ChatArgs),
     /// Pay a gateway per call from an escrow channel: open, sign vouchers, show, close, withdraw.
     #[command(subcommand)]
     Session(session_cmd::SessionCommand),
@@ -129,7 +136,7 @@ fn main() -> ExitCode {
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", client::describe(&err));
             ExitCode::FAILURE
         }
     }
@@ -155,9 +162,9 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Metagraph(args) => incentive_cmd::run_metagraph(args),
         Command::Emission(args) => incentive_cmd::run_emission(args),
         Command::Model(command) => model_cmd::run(command),
-        Command::Gateway(args) => gateway_cmd::run(args),
-        Command::Pay(args) => gateway_cmd::run_pay(args),
-        Command::Chat(args) => gateway_cmd::run_chat(args),
+        Command::Gateway(args) => gateway_cmd::run(*args),
+        Command::Pay(args) => pay_cmd::run_pay(args),
+        Command::Chat(args) => pay_cmd::run_chat(args),
         Command::Session(command) => session_cmd::run(command),
         Command::Miner(args) => miner_cmd::run(args),
         Command::Receipt(command) => receipt_cmd::run(command),

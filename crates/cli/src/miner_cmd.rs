@@ -7,17 +7,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use alloy_signer_local::PrivateKeySigner;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use mycel_client::NodeClient;
 use mycel_infer::{default_cache_dir, FetchProgress, Model};
 use mycel_subnet::miner::chain::{self, ServedAt};
 use mycel_subnet::miner::{self, BlockHeight, Limits, Miner, MinerConfig};
-use mycel_types::keys::{dev_signer, DEV_ACCOUNTS};
 
 use crate::http_limits::HttpLimitsArgs;
-use crate::keys::{self, KeystoreArgs, PasswordArgs};
+use crate::keys::{KeystoreArgs, PasswordArgs};
 
 /// The chain id of a devnet (`mycel up`), used when no node is given.
 const DEVNET_CHAIN_ID: u64 = 1337;
@@ -115,18 +113,17 @@ pub fn run(args: MinerArgs) -> Result<()> {
         );
     }
     let limits = args.http.limits()?;
-    let signer = match (&args.hotkey, args.dev_account) {
-        (Some(spec), _) => keys::load_signer(&args.keystore, spec, &args.password)?,
-        (None, Some(n)) => dev_account(n, "--dev-account")?,
-        (None, None) => {
-            bail!("say which hotkey signs receipts: --hotkey FILE|NAME or --dev-account N")
-        }
+    let key = |spec: &Option<String>, dev, flag| {
+        crate::signer::resolve(spec.as_deref(), dev, flag, &args.keystore, &args.password)
     };
-    let coldkey = match (&args.coldkey, args.coldkey_dev_account) {
-        (Some(spec), _) => Some(keys::load_signer(&args.keystore, spec, &args.password)?),
-        (None, Some(n)) => Some(dev_account(n, "--coldkey-dev-account")?),
-        (None, None) => None,
-    };
+    let signer = key(&args.hotkey, args.dev_account, "--dev-account")?.ok_or_else(|| {
+        anyhow!("say which hotkey signs receipts: --hotkey FILE|NAME or --dev-account N")
+    })?;
+    let coldkey = key(
+        &args.coldkey,
+        args.coldkey_dev_account,
+        "--coldkey-dev-account",
+    )?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -250,16 +247,6 @@ pub fn run(args: MinerArgs) -> Result<()> {
             .await
             .with_context(|| format!("serving on {bound}"))
     })
-}
-
-fn dev_account(n: u32, flag: &str) -> Result<PrivateKeySigner> {
-    if n >= DEV_ACCOUNTS {
-        bail!(
-            "{flag} {n} does not exist: development accounts are 0 to {}",
-            DEV_ACCOUNTS - 1
-        );
-    }
-    dev_signer(n).map_err(|e| anyhow!("cannot derive development account {n}: {e}"))
 }
 
 /// `--announce HOST:PORT`, or the bound address when it is a specific one.

@@ -504,14 +504,7 @@ fn now_ms() -> u64 {
 }
 
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,mycel_chain=info"));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr)
-        .try_init();
+    crate::logging::init(crate::logging::NODE);
 }
 
 // ---------------------------------------------------------------- the inference subnet of `mycel up`
@@ -679,35 +672,15 @@ fn url_in(line: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-fn get_json(url: &str) -> anyhow::Result<Option<serde_json::Value>> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        let response = reqwest::Client::new()
-            .get(url)
-            .timeout(Duration::from_secs(10))
-            .send()
-            .await?;
-        if response.status() == reqwest::StatusCode::NOT_FOUND {
-            return Ok(None);
-        }
-        Ok(Some(response.error_for_status()?.json().await?))
-    })
-}
-
 /// Creates the subnet if this devnet has none, stakes for the validator, and starts two miners,
 /// the validator and the gateway; prints their URLs and examples.
 fn start_subnet(plan: &SubnetPlan, children: &SubnetChildren) -> anyhow::Result<()> {
     fs::create_dir_all(&plan.dir)
         .with_context(|| format!("cannot create {}", plan.dir.display()))?;
     let rpc = plan.rpc.as_str();
+    let node = crate::client::connect(rpc)?.with_timeout(Duration::from_secs(10));
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while get_json(&format!("{rpc}/v1/status"))
-        .ok()
-        .flatten()
-        .is_none()
-    {
+    while node.status().is_err() {
         if std::time::Instant::now() > deadline {
             bail!("the node's API at {rpc} did not answer within 60 s");
         }
@@ -715,7 +688,12 @@ fn start_subnet(plan: &SubnetPlan, children: &SubnetChildren) -> anyhow::Result<
     }
     let netuid = SUBNET_NETUID.to_string();
     let dev = |i: u32| i.to_string();
-    if get_json(&format!("{rpc}/v1/subnets/{netuid}"))?.is_none() {
+    let exists = match node.subnet(SUBNET_NETUID) {
+        Ok(_) => true,
+        Err(e) if e.is_code(mycel_client::api::code::UNKNOWN_SUBNET) => false,
+        Err(e) => return Err(e.into()),
+    };
+    if !exists {
         eprintln!("creating inference subnet {netuid} (tempo {SUBNET_TEMPO})…");
         mycel_step(
             rpc,
@@ -744,16 +722,13 @@ fn start_subnet(plan: &SubnetPlan, children: &SubnetChildren) -> anyhow::Result<
         )?;
     }
     let validator = dev_signer(SUBNET_VALIDATOR)?.address();
-    let stakes = get_json(&format!("{rpc}/v1/stakes/{validator}"))?.unwrap_or_default();
-    let staked = stakes["stakes"]
-        .as_array()
-        .is_some_and(|s| s.iter().any(|p| p["netuid"] == SUBNET_NETUID));
+    let staked = node
+        .stakes(validator)?
+        .stakes
+        .iter()
+        .any(|p| p.netuid == SUBNET_NETUID);
     if !staked {
-        let graph = get_json(&format!("{rpc}/v1/subnets/{netuid}/metagraph"))?.unwrap_or_default();
-        let registered = graph["neurons"].as_array().is_some_and(|n| {
-            n.iter()
-                .any(|n| n["hotkey"].as_str().and_then(|h| h.parse().ok()) == Some(validator))
-        });
+        let registered = node.metagraph(SUBNET_NETUID)?.neuron(validator).is_some();
         if !registered {
             mycel_step(
                 rpc,

@@ -244,7 +244,7 @@ fn run_checks(args: &VerifyArgs, json: &ReceiptJson, report: &mut Report) -> Res
         );
     }
     let generation = model
-        .execute(&request, &mut |_| std::ops::ControlFlow::Continue(()))
+        .execute(request, &mut |_| std::ops::ControlFlow::Continue(()))
         .context("re-running the request")?;
     let prompt_hash = token_ids_hash(&generation.prompt_tokens);
     report.check(

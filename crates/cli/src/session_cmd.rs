@@ -5,21 +5,19 @@
 //! `show` reads the channel from the chain; `close` starts the withdraw delay and `withdraw` takes
 //! back the unclaimed rest after it. Transactions are signed here and followed until finalized.
 
-use crate::client::ClientArgs;
-use crate::incentive_cmd::SendArgs;
-use crate::keys;
+use crate::client::{connect, print_json, ClientArgs};
+use crate::send::{self, SendArgs, Sent};
 use alloy_primitives::{Address, B256, U256};
 use alloy_signer_local::PrivateKeySigner;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
 use mycel_gateway::SessionVoucher;
 use mycel_types::{
-    channel_id, format_amount, keys::dev_signer, keys::DEV_ACCOUNTS, parse_amount, Amount,
-    OpenChannel, RequestChannelWithdraw, SignedTx, Token, TopUpChannel, TxKind, WithdrawChannel,
+    channel_id, format_amount, parse_amount, Amount, OpenChannel, RequestChannelWithdraw, Token,
+    TopUpChannel, TxKind, WithdrawChannel,
 };
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
 
 #[derive(Debug, Subcommand)]
 pub enum SessionCommand {
@@ -108,22 +106,26 @@ pub fn run(command: SessionCommand) -> Result<()> {
         SessionCommand::TopUp(args) => {
             let amount = musd(&args.amount, "--amount")?;
             let id = args.channel;
-            submit(&args.client, &args.send, |from, nonce, fee| {
-                TxKind::TopUpChannel(TopUpChannel {
-                    from,
-                    channelId: id,
-                    amount: U256::from(amount),
-                    nonce,
-                    fee,
-                })
-            })?;
+            submit(
+                &args.client,
+                &args.send,
+                &args.send.load_signer(true)?,
+                |from, nonce, fee| {
+                    TxKind::TopUpChannel(TopUpChannel {
+                        from,
+                        channelId: id,
+                        amount: U256::from(amount),
+                        nonce,
+                        fee,
+                    })
+                },
+            )?;
             show_channel(&args.client, id)
         }
         SessionCommand::Voucher(args) => {
-            let signer = signer(&args.send)?;
+            let signer = args.send.signer.load()?;
             let cumulative = musd(&args.cumulative, "--cumulative")?;
-            let rpc = Rpc::new(&args.client.rpc)?;
-            let chain_id = rpc.chain_id()?;
+            let chain_id = args.client.connect()?.chain_params()?.chain_id;
             let voucher = SessionVoucher::sign(&signer, chain_id, args.channel, cumulative);
             // Keep the highest total signed, so `mycel chat --session` continues from it.
             let recorded = VoucherStore::new().and_then(|store| {
@@ -145,40 +147,50 @@ pub fn run(command: SessionCommand) -> Result<()> {
         SessionCommand::Show(args) => show_channel(&args.client, args.channel),
         SessionCommand::Close(args) => {
             let id = args.channel;
-            submit(&args.client, &args.send, |from, nonce, fee| {
-                TxKind::RequestChannelWithdraw(RequestChannelWithdraw {
-                    from,
-                    channelId: id,
-                    nonce,
-                    fee,
-                })
-            })?;
+            submit(
+                &args.client,
+                &args.send,
+                &args.send.load_signer(true)?,
+                |from, nonce, fee| {
+                    TxKind::RequestChannelWithdraw(RequestChannelWithdraw {
+                        from,
+                        channelId: id,
+                        nonce,
+                        fee,
+                    })
+                },
+            )?;
             show_channel(&args.client, id)
         }
         SessionCommand::Withdraw(args) => {
             let id = args.channel;
-            submit(&args.client, &args.send, |from, nonce, fee| {
-                TxKind::WithdrawChannel(WithdrawChannel {
-                    from,
-                    channelId: id,
-                    nonce,
-                    fee,
-                })
-            })?;
+            submit(
+                &args.client,
+                &args.send,
+                &args.send.load_signer(true)?,
+                |from, nonce, fee| {
+                    TxKind::WithdrawChannel(WithdrawChannel {
+                        from,
+                        channelId: id,
+                        nonce,
+                        fee,
+                    })
+                },
+            )?;
             show_channel(&args.client, id)
         }
     }
 }
 
 fn open(args: OpenArgs) -> Result<()> {
-    let signer = signer(&args.send)?;
+    let signer = args.send.load_signer(true)?;
     let amount = musd(&args.amount, "--amount")?;
     let salt = args
         .salt
         .unwrap_or_else(|| B256::from(rand::random::<[u8; 32]>()));
     let id = channel_id(signer.address(), args.to, salt);
     let (to, delay) = (args.to, args.delay);
-    submit(&args.client, &args.send, |from, nonce, fee| {
+    submit(&args.client, &args.send, &signer, |from, nonce, fee| {
         TxKind::OpenChannel(OpenChannel {
             from,
             payee: to,
@@ -201,32 +213,24 @@ fn open(args: OpenArgs) -> Result<()> {
 }
 
 fn show_channel(client: &ClientArgs, id: B256) -> Result<()> {
-    let rpc = Rpc::new(&client.rpc)?;
-    let c = rpc.get(&format!("/v1/channels/{id}"))?;
+    let c = client.connect()?.channel(id)?;
     if client.json {
-        println!("{}", serde_json::to_string_pretty(&c)?);
-        return Ok(());
+        return print_json(&c);
     }
-    let m = |name: &str| -> String {
-        c[name]
-            .as_str()
-            .and_then(|s| s.parse::<Amount>().ok())
-            .map(|a| format_amount(a, Token::Musd))
-            .unwrap_or_else(|| "?".into())
-    };
+    let m = |amount: Amount| format_amount(amount, Token::Musd);
     eprintln!(
         "channel {id}\n  payer    {}\n  payee    {}\n  deposit  {} mUSD\n  claimed  {} mUSD\n  escrowed {} mUSD\n  delay    {} s\n  withdraw {}\n  closed   {}",
-        c["payer"].as_str().unwrap_or("?"),
-        c["payee"].as_str().unwrap_or("?"),
-        m("deposit"),
-        m("claimed"),
-        m("escrowed"),
-        c["withdraw_delay_s"],
-        match c["withdraw_at_s"].as_u64() {
+        c.payer,
+        c.payee,
+        m(c.deposit),
+        m(c.claimed),
+        m(c.escrowed),
+        c.withdraw_delay_s,
+        match c.withdraw_at_s {
             Some(at) => format!("from block time {at} s"),
             None => "not requested".into(),
         },
-        c["closed"],
+        c.closed,
     );
     Ok(())
 }
@@ -235,139 +239,30 @@ pub(crate) fn musd(text: &str, flag: &str) -> Result<Amount> {
     parse_amount(text, Token::Musd).map_err(|e| anyhow!("{flag} {text:?}: {e}"))
 }
 
-pub(crate) fn signer(args: &SendArgs) -> Result<PrivateKeySigner> {
-    match (&args.key, args.dev_account) {
-        (Some(_), Some(_)) => bail!("give one signer: --key or --dev-account, not both"),
-        (Some(spec), None) => keys::load_signer(&args.keystore, spec, &args.password),
-        (None, Some(n)) if n < DEV_ACCOUNTS => {
-            dev_signer(n).map_err(|e| anyhow!("cannot derive development account {n}: {e}"))
-        }
-        (None, Some(n)) => bail!(
-            "--dev-account {n} does not exist: development accounts are 0 to {}",
-            DEV_ACCOUNTS - 1
-        ),
-        (None, None) => bail!("say who signs: --key FILE|NAME or --dev-account N"),
-    }
-}
-
-/// Signs what `build` makes (sender, nonce, fee), submits it, waits until final.
+/// Signs what `build` makes (sender, nonce, fee), submits it and, unless `--no-wait`, waits
+/// until it is final (see [`send::send`]).
 fn submit(
     client: &ClientArgs,
     args: &SendArgs,
+    signer: &PrivateKeySigner,
     build: impl FnOnce(Address, u64, U256) -> TxKind,
 ) -> Result<()> {
-    let signer = signer(args)?;
-    let rpc = Rpc::new(&client.rpc)?;
-    let status = rpc.get("/v1/status")?;
-    let chain_id = status["chain_id"]
-        .as_u64()
-        .ok_or_else(|| anyhow!("{} is not a mycel node (no chain_id)", rpc.base))?;
-    let fee = match &args.fee {
-        Some(f) => parse_amount(f, Token::Myc).map_err(|e| anyhow!("--fee {f:?}: {e}"))?,
-        None => status["min_fee"]
-            .as_str()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| anyhow!("the node did not say its min_fee: pass --fee"))?,
-    };
-    let from = signer.address();
-    let nonce = match args.nonce {
-        Some(n) => n,
-        None => rpc.get(&format!("/v1/accounts/{from}"))?["next_nonce"]
-            .as_u64()
-            .ok_or_else(|| anyhow!("the node did not say the nonce of {from}: pass --nonce"))?,
-    };
-    let kind = build(from, nonce, U256::from(fee));
-    let type_name = kind.type_name();
-    let tx = SignedTx::sign(kind, chain_id, &signer).context("signing failed")?;
-    let hash = tx.hash();
-    rpc.post("/v1/txs", &serde_json::to_value(tx.to_json())?)?;
-    if args.no_wait {
-        eprintln!("sent {type_name} {hash}");
-        return Ok(());
+    let node = client.connect()?;
+    let sent = send::send(&node, args, signer, false, true, |f| {
+        build(f.from, f.nonce, f.fee)
+    })?;
+    if let Sent::Submitted(tx) = sent {
+        eprintln!("sent {} {}", tx.kind.type_name(), tx.hash());
     }
-    let deadline = Instant::now() + Duration::from_secs(args.timeout.max(1));
-    loop {
-        let s = rpc.get(&format!("/v1/txs/{hash}"))?;
-        match s["status"].as_str() {
-            Some("finalized") => {
-                if let Some(e) = s.get("error").filter(|e| e.is_object()) {
-                    bail!(
-                        "{type_name} {hash} failed: {} ({})",
-                        e["message"].as_str().unwrap_or(""),
-                        e["code"].as_str().unwrap_or("")
-                    );
-                }
-                eprintln!("{type_name} {hash} finalized in block {}", s["height"]);
-                return Ok(());
-            }
-            Some("rejected") => bail!("{type_name} {hash} was rejected: {}", s["error"]),
-            _ => {}
-        }
-        if Instant::now() >= deadline {
-            bail!(
-                "{type_name} {hash} still pending after {} s: see `mycel tx {hash}`",
-                args.timeout
-            );
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    Ok(())
 }
 
-pub(crate) struct Rpc {
-    base: String,
-    http: reqwest::Client,
-    runtime: tokio::runtime::Runtime,
-}
-
-impl Rpc {
-    pub(crate) fn new(base: &str) -> Result<Rpc> {
-        Ok(Rpc {
-            base: base.trim_end_matches('/').to_string(),
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(20))
-                .build()?,
-            runtime: tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?,
-        })
-    }
-
-    pub(crate) fn chain_id(&self) -> Result<u64> {
-        self.get("/v1/status")?["chain_id"]
-            .as_u64()
-            .ok_or_else(|| anyhow!("{} is not a mycel node (no chain_id)", self.base))
-    }
-
-    pub(crate) fn get(&self, path: &str) -> Result<Value> {
-        let url = format!("{}{path}", self.base);
-        self.read(self.http.get(&url), &url)
-    }
-
-    fn post(&self, path: &str, body: &Value) -> Result<Value> {
-        let url = format!("{}{path}", self.base);
-        self.read(self.http.post(&url).json(body), &url)
-    }
-
-    fn read(&self, request: reqwest::RequestBuilder, url: &str) -> Result<Value> {
-        self.runtime.block_on(async {
-            let response = request.send().await.with_context(|| {
-                format!("cannot reach the node at {url} (is it running? --rpc)")
-            })?;
-            let status = response.status();
-            let body: Value = response
-                .json()
-                .await
-                .with_context(|| format!("{url} did not answer JSON"))?;
-            if !status.is_success() {
-                bail!(
-                    "the node answered: {} [{}, HTTP {status}]",
-                    body["error"]["message"].as_str().unwrap_or(""),
-                    body["error"]["code"].as_str().unwrap_or("error"),
-                );
-            }
-            Ok(body)
-        })
-    }
+/// What the voucher store keeps per channel.
+#[derive(Debug, Serialize, Deserialize)]
+struct RecordedVoucher {
+    channel: B256,
+    #[serde(with = "mycel_client::api::amount")]
+    cumulative: Amount,
 }
 
 /// The payer's record of the highest cumulative voucher it signed per channel: one file per
@@ -398,14 +293,9 @@ impl VoucherStore {
     pub(crate) fn last(&self, channel: B256) -> Result<Amount> {
         let path = self.path(channel);
         match std::fs::read(&path) {
-            Ok(bytes) => {
-                let v: Value = serde_json::from_slice(&bytes)
-                    .with_context(|| format!("{} is not JSON", path.display()))?;
-                v["cumulative"]
-                    .as_str()
-                    .and_then(|s| s.parse().ok())
-                    .ok_or_else(|| anyhow!("{} has no cumulative", path.display()))
-            }
+            Ok(bytes) => serde_json::from_slice::<RecordedVoucher>(&bytes)
+                .map(|v| v.cumulative)
+                .with_context(|| format!("{} is not a recorded voucher", path.display())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
             Err(e) => Err(anyhow!("cannot read {}: {e}", path.display())),
         }
@@ -425,8 +315,11 @@ impl VoucherStore {
         let mut file = options
             .open(&tmp)
             .with_context(|| format!("cannot write {}", tmp.display()))?;
-        let body = serde_json::json!({"channel": channel, "cumulative": cumulative.to_string()});
-        file.write_all(body.to_string().as_bytes())?;
+        let body = serde_json::to_vec(&RecordedVoucher {
+            channel,
+            cumulative,
+        })?;
+        file.write_all(&body)?;
         file.sync_all()?;
         std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
         Ok(())
@@ -452,32 +345,23 @@ impl SessionPayer {
         signer: PrivateKeySigner,
         channel: B256,
     ) -> Result<SessionPayer> {
-        let rpc = Rpc::new(rpc)?;
-        let chain_id = rpc.chain_id()?;
-        let c = rpc.get(&format!("/v1/channels/{channel}"))?;
-        let amount = |name: &str| -> Result<Amount> {
-            c[name]
-                .as_str()
-                .and_then(|s| s.parse().ok())
-                .ok_or_else(|| anyhow!("the node's channel {channel} has no {name}"))
-        };
-        let payer: Address = c["payer"]
-            .as_str()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| anyhow!("the node's channel {channel} has no payer"))?;
-        if payer != signer.address() {
+        let node = connect(rpc)?;
+        let chain_id = node.chain_params()?.chain_id;
+        let c = node.channel(channel)?;
+        if c.payer != signer.address() {
             bail!(
-                "channel {channel} is paid by {payer}, not by {}: sign with the payer's key",
+                "channel {channel} is paid by {}, not by {}: sign with the payer's key",
+                c.payer,
                 signer.address()
             );
         }
-        if c["closed"].as_bool() != Some(false) {
+        if c.closed {
             bail!("channel {channel} is closed");
         }
-        if !c["withdraw_at_s"].is_null() {
+        if c.withdraw_at_s.is_some() {
             bail!("channel {channel} is closing (a withdraw was requested): open a new one");
         }
-        let (deposit, claimed) = (amount("deposit")?, amount("claimed")?);
+        let (deposit, claimed) = (c.deposit, c.claimed);
         let store = VoucherStore::new()?;
         let previous = store.last(channel)?.max(claimed);
         Ok(SessionPayer {

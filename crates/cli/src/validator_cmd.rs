@@ -10,9 +10,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use mycel_client::NodeClient;
 use mycel_subnet::validator::{Validator, ValidatorConfig};
-use mycel_types::keys::{dev_signer, DEV_ACCOUNTS};
 
-use crate::keys::{self, KeystoreArgs, PasswordArgs};
+use crate::keys::{KeystoreArgs, PasswordArgs};
 
 #[derive(Debug, Args)]
 #[command(
@@ -112,19 +111,19 @@ pub fn run(args: ValidatorArgs) -> Result<()> {
     if args.rounds == Some(0) {
         bail!("--rounds must be at least 1");
     }
-    let hotkey = match (&args.hotkey, args.dev_account) {
-        (Some(spec), _) => keys::load_signer(&args.keystore, spec, &args.password)?,
-        (None, Some(n)) => dev_account(n, "--dev-account")?,
-        (None, None) => {
-            bail!("say which hotkey signs weights: --hotkey FILE|NAME or --dev-account N")
-        }
+    let key = |spec: &Option<String>, dev, flag| {
+        crate::signer::resolve(spec.as_deref(), dev, flag, &args.keystore, &args.password)
     };
-    let coldkey = match (&args.coldkey, args.coldkey_dev_account) {
-        (Some(spec), _) => keys::load_signer(&args.keystore, spec, &args.password)?,
-        (None, Some(n)) => dev_account(n, "--coldkey-dev-account")?,
-        (None, None) => hotkey.clone(),
-    };
-    init_logging();
+    let hotkey = key(&args.hotkey, args.dev_account, "--dev-account")?.ok_or_else(|| {
+        anyhow!("say which hotkey signs weights: --hotkey FILE|NAME or --dev-account N")
+    })?;
+    let coldkey = key(
+        &args.coldkey,
+        args.coldkey_dev_account,
+        "--coldkey-dev-account",
+    )?
+    .unwrap_or_else(|| hotkey.clone());
+    crate::logging::init(crate::logging::SUBNET);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -177,26 +176,4 @@ pub fn run(args: ValidatorArgs) -> Result<()> {
             _ = tokio::signal::ctrl_c() => Ok(()),
         }
     })
-}
-
-fn dev_account(n: u32, flag: &str) -> Result<alloy_signer_local::PrivateKeySigner> {
-    if n >= DEV_ACCOUNTS {
-        bail!(
-            "{flag} {n} does not exist: development accounts are 0 to {}",
-            DEV_ACCOUNTS - 1
-        );
-    }
-    dev_signer(n).map_err(|e| anyhow!("cannot derive development account {n}: {e}"))
-}
-
-/// Logs to stderr; `RUST_LOG` overrides the default (the validator's findings at info).
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,mycel_subnet=info"));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr)
-        .try_init();
 }

@@ -97,6 +97,8 @@ blocking_calls! {
     fn metrics(&self) -> String;
     /// `POST /v1/txs`.
     fn submit(&self, tx: &SignedTx) -> B256;
+    /// `POST /v1/txs` with the transaction's JSON form.
+    fn submit_json(&self, tx: &SignedTx) -> B256;
     /// Follows a transaction until it is final or rejected, or `timeout` passes.
     fn wait(&self, hash: B256, timeout: Duration) -> Outcome;
     /// Submits a signed transaction and waits for it.

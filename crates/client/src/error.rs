@@ -25,7 +25,9 @@ pub enum ClientError {
         message: String,
     },
     /// Something answered that is not the node API this client speaks.
-    #[error("the node at {url} answered {path} with {reason}: is it a mycel node of this version?")]
+    #[error(
+        "the node at {url} answered {path} with {reason}: is it a mycel node of this version?"
+    )]
     Unexpected {
         url: String,
         path: String,

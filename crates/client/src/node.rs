@@ -120,11 +120,18 @@ impl NodeClient {
     /// `POST /v1/txs`: submits `tx` (its canonical encoding); its hash once the node's mempool
     /// took it. A refusal is [`ClientError::Node`] with the mempool's code.
     pub async fn submit(&self, tx: &SignedTx) -> Result<B256, ClientError> {
+        self.submit_as(tx, &api::SubmitTx::raw(tx)).await
+    }
+
+    /// [`NodeClient::submit`] with `tx` in its JSON form (`{"chainId", "type", "message",
+    /// "signature"}`) instead of its binary encoding.
+    pub async fn submit_json(&self, tx: &SignedTx) -> Result<B256, ClientError> {
+        self.submit_as(tx, &api::SubmitTx::json(tx)).await
+    }
+
+    async fn submit_as(&self, tx: &SignedTx, body: &api::SubmitTx) -> Result<B256, ClientError> {
         let path = "/v1/txs";
-        let request = self
-            .http
-            .post(self.url(path))
-            .json(&api::SubmitTx::raw(tx));
+        let request = self.http.post(self.url(path)).json(body);
         let accepted: api::TxStatus = self.read(request, path).await?;
         if accepted.hash != tx.hash() {
             return Err(self.unexpected(
@@ -264,7 +271,10 @@ impl NodeClient {
         serde_json::from_slice(&bytes).map_err(|e| {
             self.unexpected(
                 path,
-                &format!("an answer that does not read as {}: {e}", short_type_name::<T>()),
+                &format!(
+                    "an answer that does not read as {}: {e}",
+                    short_type_name::<T>()
+                ),
             )
         })
     }

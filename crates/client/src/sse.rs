@@ -94,7 +94,10 @@ mod tests {
     #[test]
     fn events_are_cut_at_blank_lines() {
         let mut buffer = ":\n\nevent: lagged\ndata: {\"missed\":3}\n\nevent: blo".to_string();
-        assert_eq!(take_event(&mut buffer), Some((String::new(), String::new())));
+        assert_eq!(
+            take_event(&mut buffer),
+            Some((String::new(), String::new()))
+        );
         assert_eq!(
             take_event(&mut buffer),
             Some(("lagged".into(), "{\"missed\":3}".into()))

@@ -48,11 +48,13 @@ impl PaymentAsk {
                 .map(PaymentAsk::V2)
                 .map_err(|e| PayError::NoRequirements(format!("PAYMENT-REQUIRED: {e}")));
         }
-        serde_json::from_slice(body).map(PaymentAsk::V1).map_err(|e| {
-            PayError::NoRequirements(format!(
-                "no PAYMENT-REQUIRED header, and the body is not a v1 402 ({e})"
-            ))
-        })
+        serde_json::from_slice(body)
+            .map(PaymentAsk::V1)
+            .map_err(|e| {
+                PayError::NoRequirements(format!(
+                    "no PAYMENT-REQUIRED header, and the body is not a v1 402 ({e})"
+                ))
+            })
     }
 
     pub fn version(&self) -> u8 {
@@ -119,13 +121,22 @@ pub struct ExactPrice {
 impl ExactPrice {
     fn new(requirements: PaymentRequirements) -> Result<ExactPrice, PayError> {
         let bad = |what: String| PayError::BadRequirements(what);
-        let amount = mycel_types::api::amount::parse(&requirements.amount)
-            .ok_or_else(|| bad(format!("amount '{}' is not an integer", requirements.amount)))?;
+        let amount = mycel_types::api::amount::parse(&requirements.amount).ok_or_else(|| {
+            bad(format!(
+                "amount '{}' is not an integer",
+                requirements.amount
+            ))
+        })?;
         let chain_id = requirements
             .network
             .strip_prefix("eip155:")
             .and_then(|id| id.parse().ok())
-            .ok_or_else(|| bad(format!("network '{}' is not eip155:<chain id>", requirements.network)))?;
+            .ok_or_else(|| {
+                bad(format!(
+                    "network '{}' is not eip155:<chain id>",
+                    requirements.network
+                ))
+            })?;
         let asset = requirements
             .asset
             .parse()
@@ -138,7 +149,9 @@ impl ExactPrice {
             .extra
             .clone()
             .and_then(|extra| serde_json::from_value(extra).ok())
-            .ok_or_else(|| bad("no extra.name and extra.version (the token's EIP-712 domain)".into()))?;
+            .ok_or_else(|| {
+                bad("no extra.name and extra.version (the token's EIP-712 domain)".into())
+            })?;
         Ok(ExactPrice {
             amount,
             chain_id,
@@ -196,7 +209,9 @@ impl Payer {
             to: price.pay_to,
             value: U256::from(price.amount),
             validAfter: U256::ZERO,
-            validBefore: U256::from(now_secs.saturating_add(price.requirements.max_timeout_seconds)),
+            validBefore: U256::from(
+                now_secs.saturating_add(price.requirements.max_timeout_seconds),
+            ),
             nonce,
         };
         let domain = eip3009::token_domain(
@@ -319,7 +334,10 @@ mod tests {
         let payment = payer().pay(&ask, 0).unwrap();
         assert_eq!(payment.header, x402::X_PAYMENT);
         let json = x402::decode_header_json(&payment.value).unwrap();
-        assert!(matches!(AnyPayment::from_json(&json), Ok(AnyPayment::V1(_))));
+        assert!(matches!(
+            AnyPayment::from_json(&json),
+            Ok(AnyPayment::V1(_))
+        ));
     }
 
     #[test]
@@ -343,7 +361,10 @@ mod tests {
             accepts: vec![no_domain],
             ..ask_v2(&ask)
         });
-        assert!(matches!(payer().pay(&ask, 0), Err(PayError::BadRequirements(_))));
+        assert!(matches!(
+            payer().pay(&ask, 0),
+            Err(PayError::BadRequirements(_))
+        ));
         assert!(matches!(
             PaymentAsk::from_402(None, b"<html>"),
             Err(PayError::NoRequirements(_))

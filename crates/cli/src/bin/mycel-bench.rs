@@ -14,9 +14,10 @@ use alloy_signer_local::PrivateKeySigner;
 use anyhow::{anyhow, bail, Context as _, Result};
 use clap::Parser;
 use futures::StreamExt;
+use mycel_client::api::{Block, BlockEvent, TxState};
+use mycel_client::{ClientError, NodeClient};
 use mycel_types::{keys::dev_signer, keys::DEV_ACCOUNTS, SignedTx, Transfer, TxKind};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -43,8 +44,8 @@ struct Args {
     /// Target submission rate in tx/s (0: as fast as the node accepts them).
     #[arg(long, default_value_t = 0.0)]
     rate: f64,
-    /// Send every transaction to all `--rpc` nodes instead of one (what transaction gossip would
-    /// give: whichever node leads next can include it).
+    /// Send every transaction to all `--rpc` nodes instead of one (the nodes also relay what they
+    /// accept to each other; this measures the node API without relying on the relay).
     #[arg(long)]
     broadcast: bool,
     /// Submit the binary encoding (`{"raw"}`) or the JSON form.
@@ -69,19 +70,6 @@ struct Args {
 enum Form {
     Raw,
     Json,
-}
-
-/// What the tracker needs from a block event.
-#[derive(Deserialize)]
-struct BlockEvent {
-    height: u64,
-    timestamp_ms: u64,
-    txs: Vec<BlockTx>,
-}
-
-#[derive(Deserialize)]
-struct BlockTx {
-    hash: B256,
 }
 
 /// A finalized block as the bench saw it first (on any node).
@@ -150,32 +138,18 @@ fn main() -> Result<()> {
 }
 
 async fn run(args: Args) -> Result<()> {
-    let rpcs: Vec<String> = args
+    let nodes: Vec<NodeClient> = args
         .rpc
         .iter()
-        .map(|u| u.trim_end_matches('/').to_string())
-        .collect();
-    let http = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(30))
-        .pool_max_idle_per_host(args.concurrency.max(8))
-        .build()?;
-
-    let status = get_json(&http, &format!("{}/v1/status", rpcs[0]))
-        .await
-        .context("is the node running?")?;
-    let chain_id = status["chain_id"]
-        .as_u64()
-        .ok_or_else(|| anyhow!("/v1/status has no chain_id"))?;
-    let min_fee: u128 = status["min_fee"]
-        .as_str()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10_000);
-    let validators = status["validators"].as_array().map_or(0, Vec::len);
+        .map(|url| NodeClient::new(url))
+        .collect::<std::result::Result<_, _>>()?;
+    let status = nodes[0].status().await.context("is the node running?")?;
+    let (chain_id, min_fee) = (status.chain_id, status.min_fee);
+    let validators = status.validators.len();
     eprintln!(
         "chain {chain_id}, {validators} validator(s), height {}, {} node(s) under load",
-        status["height"],
-        rpcs.len()
+        status.height,
+        nodes.len()
     );
 
     // Sender keys: deterministic from the seed, so a run can be reproduced.
@@ -199,7 +173,7 @@ async fn run(args: Args) -> Result<()> {
     let funding = (amount + fee) * per_sender as u128 * 2 + 1_000_000;
 
     let started = Instant::now();
-    fund(&http, &rpcs, chain_id, fee, &senders, funding).await?;
+    fund(&nodes[0], chain_id, fee, &senders, funding).await?;
     let funding_secs = started.elapsed().as_secs_f64();
     eprintln!("funded {} senders in {funding_secs:.1}s", senders.len());
 
@@ -221,15 +195,9 @@ async fn run(args: Args) -> Result<()> {
         bail!("a pre-signed transfer does not recover to its sender");
     }
     eprintln!("one signature recovery takes {ecrecover_us:.0} µs on this machine (one core)");
-    let bodies: Vec<(usize, String)> = signed
+    let bodies: Vec<(usize, SignedTx)> = signed
         .iter()
-        .map(|(sender, tx)| {
-            let body = match args.form {
-                Form::Raw => json!({"raw": format!("0x{}", hex::encode(tx.encode()))}).to_string(),
-                Form::Json => serde_json::to_string(&tx.to_json()).unwrap_or_default(),
-            };
-            (*sender % rpcs.len(), body)
-        })
+        .map(|(sender, tx)| (*sender % nodes.len(), tx.clone()))
         .collect();
     let index: HashMap<B256, usize> = signed
         .iter()
@@ -237,7 +205,7 @@ async fn run(args: Args) -> Result<()> {
         .map(|(i, (_, tx))| (tx.hash(), i))
         .collect();
 
-    let metrics_before = scrape_metrics(&http, &rpcs).await;
+    let metrics_before = scrape_metrics(&nodes).await;
     let n = signed.len();
     let run = Arc::new(Run {
         t0: Instant::now(),
@@ -254,12 +222,8 @@ async fn run(args: Args) -> Result<()> {
 
     // Follow finalized blocks on every node before the first submission.
     let mut trackers = Vec::new();
-    for rpc in &rpcs {
-        trackers.push(tokio::spawn(track_blocks(
-            http.clone(),
-            rpc.clone(),
-            run.clone(),
-        )));
+    for node in &nodes {
+        trackers.push(tokio::spawn(track_blocks(node.clone(), run.clone())));
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let submit_start_us = run.now_us();
@@ -269,15 +233,8 @@ async fn run(args: Args) -> Result<()> {
     let deadline = run.t0 + Duration::from_secs(args.timeout_secs);
     let mut workers = Vec::new();
     for _ in 0..args.concurrency.min(n) {
-        let (http, rpcs, bodies, next, run) = (
-            http.clone(),
-            rpcs.clone(),
-            bodies.clone(),
-            next.clone(),
-            run.clone(),
-        );
-        let rate = args.rate;
-        let broadcast = args.broadcast;
+        let (nodes, bodies, next, run) = (nodes.clone(), bodies.clone(), next.clone(), run.clone());
+        let (rate, broadcast, form) = (args.rate, args.broadcast, args.form);
         workers.push(tokio::spawn(async move {
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
@@ -289,7 +246,12 @@ async fn run(args: Args) -> Result<()> {
                         + Duration::from_secs_f64(i as f64 / rate);
                     tokio::time::sleep_until((run.t0 + due).into()).await;
                 }
-                submit(&http, &rpcs, &bodies, i, &run, deadline, broadcast).await;
+                let to = Submission {
+                    nodes: &nodes,
+                    form,
+                    broadcast,
+                };
+                submit(&to, &bodies, i, &run, deadline).await;
             }
         }));
     }
@@ -322,7 +284,7 @@ async fn run(args: Args) -> Result<()> {
     for t in &trackers {
         t.abort();
     }
-    let metrics_after = scrape_metrics(&http, &rpcs).await;
+    let metrics_after = scrape_metrics(&nodes).await;
 
     let report = build_report(
         &args,
@@ -348,47 +310,29 @@ async fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-async fn get_json(http: &reqwest::Client, url: &str) -> Result<Value> {
-    let response = http
-        .get(url)
-        .send()
-        .await
-        .with_context(|| format!("GET {url}"))?;
-    let status = response.status();
-    let body: Value = response
-        .json()
-        .await
-        .with_context(|| format!("GET {url}: not JSON"))?;
-    if !status.is_success() {
-        bail!("GET {url}: HTTP {status}: {body}");
+/// Submits `tx` in `form`; `Err((http status, error code))` if the node refused it (status 0:
+/// no answer).
+async fn post_tx(
+    node: &NodeClient,
+    tx: &SignedTx,
+    form: Form,
+) -> std::result::Result<(), (u16, String)> {
+    let submitted = match form {
+        Form::Raw => node.submit(tx).await,
+        Form::Json => node.submit_json(tx).await,
+    };
+    match submitted {
+        Ok(_) => Ok(()),
+        Err(ClientError::Node { status, code, .. }) => Err((status, code)),
+        Err(e) => Err((0, format!("http: {e}"))),
     }
-    Ok(body)
 }
 
-/// Posts a transaction body; Ok(hash) or Err((http status, error code)).
-async fn post_tx(
-    http: &reqwest::Client,
-    rpc: &str,
-    body: String,
-) -> std::result::Result<(), (u16, String)> {
-    let response = http
-        .post(format!("{rpc}/v1/txs"))
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| (0, format!("http: {e}")))?;
-    let status = response.status();
-    if status.is_success() {
-        let _ = response.bytes().await;
-        return Ok(());
-    }
-    let body: Value = response.json().await.unwrap_or(Value::Null);
-    let code = body["error"]["code"]
-        .as_str()
-        .unwrap_or("unknown")
-        .to_string();
-    Err((status.as_u16(), code))
+/// Where a worker submits: one node per sender, or every node.
+struct Submission<'a> {
+    nodes: &'a [NodeClient],
+    form: Form,
+    broadcast: bool,
 }
 
 /// Error codes that mean "not now": retry the same transaction a little later.
@@ -400,15 +344,13 @@ fn retryable(code: &str) -> bool {
 }
 
 async fn submit(
-    http: &reqwest::Client,
-    rpcs: &[String],
-    bodies: &[(usize, String)],
+    to: &Submission<'_>,
+    bodies: &[(usize, SignedTx)],
     i: usize,
     run: &Run,
     deadline: Instant,
-    broadcast: bool,
 ) {
-    let (node, body) = &bodies[i];
+    let (node, tx) = &bodies[i];
     let mut first = true;
     loop {
         let start = run.now_us();
@@ -416,14 +358,13 @@ async fn submit(
             run.submit_us[i].store(start, Ordering::Relaxed);
             first = false;
         }
-        let result = if broadcast {
+        let result = if to.broadcast {
             let all =
-                futures::future::join_all(rpcs.iter().map(|rpc| post_tx(http, rpc, body.clone())))
-                    .await;
+                futures::future::join_all(to.nodes.iter().map(|n| post_tx(n, tx, to.form))).await;
             let ok = all.iter().any(Result::is_ok);
             all.into_iter().find(|r| ok == r.is_ok()).unwrap_or(Ok(()))
         } else {
-            post_tx(http, &rpcs[*node], body.clone()).await
+            post_tx(&to.nodes[*node], tx, to.form).await
         };
         match result {
             Ok(()) => {
@@ -449,44 +390,33 @@ async fn submit(
 
 /// Follows `/v1/events/blocks` on one node; records the first time each bench tx is seen final.
 /// Reconnects if the stream drops; fetches blocks it missed (a `lagged` event or a height gap).
-async fn track_blocks(http: reqwest::Client, rpc: String, run: Arc<Run>) {
+async fn track_blocks(node: NodeClient, run: Arc<Run>) {
+    let rpc = node.base().to_string();
     let mut last_height: Option<u64> = None;
     loop {
-        let response = match http
-            .get(format!("{rpc}/v1/events/blocks"))
-            .timeout(Duration::from_secs(3600))
-            .send()
-            .await
-        {
-            Ok(r) => r,
+        let mut stream = match node.block_events().await {
+            Ok(stream) => stream,
             Err(e) => {
                 eprintln!("{rpc}: block stream: {e}; retrying");
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 continue;
             }
         };
-        let mut stream = response.bytes_stream();
-        let mut buf: Vec<u8> = Vec::new();
-        while let Some(chunk) = stream.next().await {
-            let Ok(chunk) = chunk else { break };
-            buf.extend_from_slice(&chunk);
-            while let Some(end) = find_event_end(&buf) {
-                let event: Vec<u8> = buf.drain(..end).collect();
-                let (kind, data) = parse_sse(&event);
-                match kind.as_str() {
-                    "block" => {
-                        if let Ok(block) = serde_json::from_str::<BlockEvent>(&data) {
-                            if let Some(prev) = last_height {
-                                for missing in prev + 1..block.height {
-                                    fetch_block(&http, &rpc, missing, &run).await;
-                                }
+        while let Some(Ok(event)) = stream.next().await {
+            match event {
+                BlockEvent::Block(block) => {
+                    if let Some(prev) = last_height {
+                        for missing in prev + 1..block.height {
+                            if let Ok(block) = node.block(missing).await {
+                                record_block(&run, &block);
                             }
-                            last_height = Some(block.height);
-                            record_block(&run, block);
                         }
                     }
-                    "lagged" => eprintln!("{rpc}: the block stream lagged; fetching missed blocks"),
-                    _ => {}
+                    last_height = Some(block.height);
+                    record_block(&run, &block);
+                }
+                BlockEvent::Lagged(_) => {
+                    eprintln!("{rpc}: the block stream lagged; fetching missed blocks")
                 }
             }
         }
@@ -494,35 +424,7 @@ async fn track_blocks(http: reqwest::Client, rpc: String, run: Arc<Run>) {
     }
 }
 
-fn find_event_end(buf: &[u8]) -> Option<usize> {
-    buf.windows(2).position(|w| w == b"\n\n").map(|p| p + 2)
-}
-
-fn parse_sse(event: &[u8]) -> (String, String) {
-    let text = String::from_utf8_lossy(event);
-    let (mut kind, mut data) = (String::new(), String::new());
-    for line in text.lines() {
-        if let Some(v) = line.strip_prefix("event:") {
-            kind = v.trim().to_string();
-        } else if let Some(v) = line.strip_prefix("data:") {
-            if !data.is_empty() {
-                data.push('\n');
-            }
-            data.push_str(v.strip_prefix(' ').unwrap_or(v));
-        }
-    }
-    (kind, data)
-}
-
-async fn fetch_block(http: &reqwest::Client, rpc: &str, height: u64, run: &Run) {
-    if let Ok(value) = get_json(http, &format!("{rpc}/v1/blocks/{height}")).await {
-        if let Ok(block) = serde_json::from_value::<BlockEvent>(value) {
-            record_block(run, block);
-        }
-    }
-}
-
-fn record_block(run: &Run, block: BlockEvent) {
+fn record_block(run: &Run, block: &Block) {
     let now = run.now_us();
     let mut bench_txs = 0;
     for tx in &block.txs {
@@ -546,47 +448,30 @@ fn record_block(run: &Run, block: BlockEvent) {
     });
 }
 
-/// Funds every sender with `amount` MYC base units from the dev accounts, at most 64 pending per
+/// Funds every sender with `amount` MYC base units from the dev accounts, at most 60 pending per
 /// dev account at a time, and waits until all funding transfers are finalized.
 async fn fund(
-    http: &reqwest::Client,
-    rpcs: &[String],
+    node: &NodeClient,
     chain_id: u64,
     fee: u128,
     senders: &[PrivateKeySigner],
     amount: u128,
 ) -> Result<()> {
-    let rpc = &rpcs[0];
     let funders: Vec<PrivateKeySigner> = (0..DEV_ACCOUNTS)
         .map(dev_signer)
         .collect::<std::result::Result<_, _>>()?;
     // Skip senders that already hold enough (a re-run with the same seed).
-    let mut todo: Vec<Address> = Vec::new();
-    for s in senders {
-        let account = get_json(http, &format!("{rpc}/v1/accounts/{}", s.address())).await?;
-        let myc: u128 = account["myc"]
-            .as_str()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        if myc < amount / 2 {
-            todo.push(s.address());
-        }
-    }
+    let mut todo = underfunded(node, senders.iter().map(|s| s.address()), amount).await?;
     while !todo.is_empty() {
         let mut pending: Vec<B256> = Vec::new();
         for (f, funder) in funders.iter().enumerate() {
-            let account =
-                get_json(http, &format!("{rpc}/v1/accounts/{}", funder.address())).await?;
-            let first_nonce = account["nonce"]
-                .as_u64()
-                .ok_or_else(|| anyhow!("account has no nonce"))?;
+            let first_nonce = node.account(funder.address()).await?.nonce;
             let mine = todo.iter().skip(f).step_by(funders.len()).take(60).copied();
             for (nonce, to) in (first_nonce..).zip(mine) {
                 let tx = transfer(funder, to, amount, fee, nonce, chain_id)?;
-                let body = json!({"raw": format!("0x{}", hex::encode(tx.encode()))}).to_string();
-                post_tx(http, rpc, body)
+                node.submit(&tx)
                     .await
-                    .map_err(|(s, c)| anyhow!("funding transfer refused: HTTP {s} {c}"))?;
+                    .context("a funding transfer was refused")?;
                 pending.push(tx.hash());
             }
         }
@@ -601,29 +486,32 @@ async fn fund(
             tokio::time::sleep(Duration::from_millis(250)).await;
             let mut still = Vec::new();
             for h in pending {
-                let s = get_json(http, &format!("{rpc}/v1/txs/{h}")).await?;
-                match s["status"].as_str() {
-                    Some("finalized") => {}
-                    Some("pending") => still.push(h),
-                    other => bail!("funding transfer {h} ended {other:?}: {s}"),
+                match node.tx(h).await?.state {
+                    TxState::Finalized { .. } => {}
+                    TxState::Pending => still.push(h),
+                    other => bail!("funding transfer {h} ended {other:?}"),
                 }
             }
             pending = still;
         }
-        let mut still = Vec::new();
-        for a in todo {
-            let account = get_json(http, &format!("{rpc}/v1/accounts/{a}")).await?;
-            let myc: u128 = account["myc"]
-                .as_str()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0);
-            if myc < amount / 2 {
-                still.push(a);
-            }
-        }
-        todo = still;
+        todo = underfunded(node, todo, amount).await?;
     }
     Ok(())
+}
+
+/// The accounts of `addresses` holding less than half of `amount` MYC base units.
+async fn underfunded(
+    node: &NodeClient,
+    addresses: impl IntoIterator<Item = Address>,
+    amount: u128,
+) -> Result<Vec<Address>> {
+    let mut short = Vec::new();
+    for a in addresses {
+        if node.account(a).await?.myc < amount / 2 {
+            short.push(a);
+        }
+    }
+    Ok(short)
 }
 
 fn transfer(
@@ -684,23 +572,16 @@ fn presign(
     out
 }
 
-async fn scrape_metrics(http: &reqwest::Client, rpcs: &[String]) -> Vec<BTreeMap<String, f64>> {
+async fn scrape_metrics(nodes: &[NodeClient]) -> Vec<BTreeMap<String, f64>> {
     let mut all = Vec::new();
-    for rpc in rpcs {
+    for node in nodes {
         let mut m = BTreeMap::new();
-        if let Ok(r) = http.get(format!("{rpc}/metrics")).send().await {
-            if let Ok(text) = r.text().await {
-                for line in text.lines() {
-                    if line.starts_with('#') {
-                        continue;
-                    }
-                    let mut parts = line.rsplitn(2, ' ');
-                    if let (Some(v), Some(k)) = (parts.next(), parts.next()) {
-                        if k.starts_with("mycel_") {
-                            if let Ok(v) = v.parse::<f64>() {
-                                m.insert(k.to_string(), v);
-                            }
-                        }
+        if let Ok(text) = node.metrics().await {
+            for line in text.lines().filter(|l| !l.starts_with('#')) {
+                let mut parts = line.rsplitn(2, ' ');
+                if let (Some(v), Some(k)) = (parts.next(), parts.next()) {
+                    if let (true, Ok(v)) = (k.starts_with("mycel_"), v.parse::<f64>()) {
+                        m.insert(k.to_string(), v);
                     }
                 }
             }
@@ -730,7 +611,7 @@ fn build_report(
     ecrecover_us: f64,
     metrics_before: Vec<BTreeMap<String, f64>>,
     metrics_after: Vec<BTreeMap<String, f64>>,
-) -> Value {
+) -> Report {
     let n = run.submit_us.len();
     let accepted = run.accepted.load(Ordering::Relaxed);
     let mut latencies: Vec<u64> = Vec::new();
@@ -794,90 +675,210 @@ fn build_report(
             .map(|(b, a)| a.get(key).copied().unwrap_or(0.0) - b.get(key).copied().unwrap_or(0.0))
             .collect()
     };
-    json!({
-        "label": args.label,
-        "validators": validators,
-        "rpcs": args.rpc,
-        "params": {
-            "txs": args.txs, "senders": args.senders, "concurrency": args.concurrency,
-            "rate": args.rate, "broadcast": args.broadcast, "form": format!("{:?}", args.form).to_lowercase(), "timeout_secs": args.timeout_secs,
+    let txs_per_block_mean = if blocks.is_empty() {
+        0.0
+    } else {
+        finalized as f64 / blocks.len() as f64
+    };
+    let interval_ms_mean = if intervals.is_empty() {
+        0.0
+    } else {
+        intervals.iter().sum::<u64>() as f64 / intervals.len() as f64
+    };
+    Report {
+        label: args.label.clone(),
+        validators,
+        rpcs: args.rpc.clone(),
+        params: Params {
+            txs: args.txs,
+            senders: args.senders,
+            concurrency: args.concurrency,
+            rate: args.rate,
+            broadcast: args.broadcast,
+            form: format!("{:?}", args.form).to_lowercase(),
+            timeout_secs: args.timeout_secs,
         },
-        "setup": {"funding_secs": funding_secs, "signing_secs": sign_secs, "ecrecover_us_one_core": ecrecover_us},
-        "submitted": n,
-        "accepted": accepted,
-        "rejected": *run.rejected.lock().unwrap_or_else(|e| e.into_inner()),
-        "retries": run.retries.load(Ordering::Relaxed),
-        "finalized": finalized,
-        "submit": {
-            "secs": submit_secs,
-            "accepted_per_sec": accepted as f64 / submit_secs.max(1e-9),
-            "rtt_ms_p50": ms(percentile(&rtts, 50.0)),
-            "rtt_ms_p99": ms(percentile(&rtts, 99.0)),
+        setup: Setup {
+            funding_secs,
+            signing_secs: sign_secs,
+            ecrecover_us_one_core: ecrecover_us,
         },
-        "throughput": {
-            "finalized_tps_steady": steady_tps,
-            "steady_window_secs": window_secs,
-            "finalized_tps_end_to_end": finalized as f64 / end_to_end_secs.max(1e-9),
-            "end_to_end_secs": end_to_end_secs,
+        submitted: n,
+        accepted,
+        rejected: run
+            .rejected
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone(),
+        retries: run.retries.load(Ordering::Relaxed),
+        finalized,
+        submit: SubmitFigures {
+            secs: submit_secs,
+            accepted_per_sec: accepted as f64 / submit_secs.max(1e-9),
+            rtt_ms_p50: ms(percentile(&rtts, 50.0)),
+            rtt_ms_p99: ms(percentile(&rtts, 99.0)),
         },
-        "latency_ms": {
-            "p50": ms(percentile(&latencies, 50.0)),
-            "p90": ms(percentile(&latencies, 90.0)),
-            "p99": ms(percentile(&latencies, 99.0)),
-            "max": ms(latencies.last().copied().unwrap_or(0)),
-            "min": ms(latencies.first().copied().unwrap_or(0)),
+        throughput: Throughput {
+            finalized_tps_steady: steady_tps,
+            steady_window_secs: window_secs,
+            finalized_tps_end_to_end: finalized as f64 / end_to_end_secs.max(1e-9),
+            end_to_end_secs,
         },
-        "blocks": {
-            "count": blocks.len(),
-            "first_height": blocks.first().map(|b| b.height),
-            "last_height": blocks.last().map(|b| b.height),
-            "txs_per_block_mean": if blocks.is_empty() { 0.0 } else { finalized as f64 / blocks.len() as f64 },
-            "txs_per_block_max": txs_per_block.iter().max().copied().unwrap_or(0),
-            "interval_ms_mean": if intervals.is_empty() { 0.0 } else { intervals.iter().sum::<u64>() as f64 / intervals.len() as f64 },
-            "interval_ms_max": intervals.iter().max().copied().unwrap_or(0),
-            "per_block": blocks.iter().map(|b| json!([b.height, b.timestamp_ms, b.tx_count, b.bench_txs, ms(b.seen_us)])).collect::<Vec<_>>(),
+        latency_ms: Latency {
+            p50: ms(percentile(&latencies, 50.0)),
+            p90: ms(percentile(&latencies, 90.0)),
+            p99: ms(percentile(&latencies, 99.0)),
+            max: ms(latencies.last().copied().unwrap_or(0)),
+            min: ms(latencies.first().copied().unwrap_or(0)),
         },
-        "node_metrics_delta": {
-            "txs_submitted_total": delta("mycel_txs_submitted_total"),
-            "txs_rejected_total": delta("mycel_txs_rejected_total"),
-            "txs_finalized_total": delta("mycel_txs_finalized_total"),
-            "blocks_finalized_total": delta("mycel_blocks_finalized_total"),
+        blocks: BlockFigures {
+            count: blocks.len(),
+            first_height: blocks.first().map(|b| b.height),
+            last_height: blocks.last().map(|b| b.height),
+            txs_per_block_mean,
+            txs_per_block_max: txs_per_block.iter().max().copied().unwrap_or(0),
+            interval_ms_mean,
+            interval_ms_max: intervals.iter().max().copied().unwrap_or(0),
+            per_block: blocks
+                .iter()
+                .map(|b| {
+                    (
+                        b.height,
+                        b.timestamp_ms,
+                        b.tx_count,
+                        b.bench_txs,
+                        ms(b.seen_us),
+                    )
+                })
+                .collect(),
         },
-    })
+        node_metrics_delta: MetricsDelta {
+            txs_submitted_total: delta("mycel_txs_submitted_total"),
+            txs_rejected_total: delta("mycel_txs_rejected_total"),
+            txs_finalized_total: delta("mycel_txs_finalized_total"),
+            blocks_finalized_total: delta("mycel_blocks_finalized_total"),
+        },
+    }
 }
 
-fn print_table(r: &Value) {
-    let f = |v: &Value| v.as_f64().unwrap_or(0.0);
+/// What a run measured: printed as a table, written as JSON with `--out`.
+#[derive(Debug, Serialize)]
+struct Report {
+    label: String,
+    validators: usize,
+    rpcs: Vec<String>,
+    params: Params,
+    setup: Setup,
+    submitted: usize,
+    accepted: usize,
+    /// Refusals by error code.
+    rejected: BTreeMap<String, usize>,
+    retries: usize,
+    finalized: usize,
+    submit: SubmitFigures,
+    throughput: Throughput,
+    latency_ms: Latency,
+    blocks: BlockFigures,
+    node_metrics_delta: MetricsDelta,
+}
+
+#[derive(Debug, Serialize)]
+struct Params {
+    txs: usize,
+    senders: usize,
+    concurrency: usize,
+    rate: f64,
+    broadcast: bool,
+    form: String,
+    timeout_secs: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct Setup {
+    funding_secs: f64,
+    signing_secs: f64,
+    ecrecover_us_one_core: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct SubmitFigures {
+    secs: f64,
+    accepted_per_sec: f64,
+    rtt_ms_p50: f64,
+    rtt_ms_p99: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct Throughput {
+    finalized_tps_steady: f64,
+    steady_window_secs: f64,
+    finalized_tps_end_to_end: f64,
+    end_to_end_secs: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct Latency {
+    p50: f64,
+    p90: f64,
+    p99: f64,
+    max: f64,
+    min: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct BlockFigures {
+    count: usize,
+    first_height: Option<u64>,
+    last_height: Option<u64>,
+    txs_per_block_mean: f64,
+    txs_per_block_max: usize,
+    interval_ms_mean: f64,
+    interval_ms_max: u64,
+    /// Height, timestamp (ms), transactions, bench transactions, seen at (ms after the start).
+    per_block: Vec<(u64, u64, usize, usize, f64)>,
+}
+
+#[derive(Debug, Serialize)]
+struct MetricsDelta {
+    txs_submitted_total: Vec<f64>,
+    txs_rejected_total: Vec<f64>,
+    txs_finalized_total: Vec<f64>,
+    blocks_finalized_total: Vec<f64>,
+}
+
+fn print_table(r: &Report) {
     println!();
-    println!("mycel-bench {}", r["label"].as_str().unwrap_or(""));
+    println!("mycel-bench {}", r.label);
     println!(
         "  {:<34} {} / {}",
         "validators / nodes under load",
-        r["validators"],
-        r["rpcs"].as_array().map_or(0, Vec::len)
+        r.validators,
+        r.rpcs.len()
     );
     println!(
         "  {:<34} {} submitted, {} accepted, {} finalized",
-        "transactions", r["submitted"], r["accepted"], r["finalized"]
+        "transactions", r.submitted, r.accepted, r.finalized
     );
     println!(
         "  {:<34} {}  (retries {})",
-        "rejected", r["rejected"], r["retries"]
+        "rejected",
+        serde_json::to_string(&r.rejected).unwrap_or_default(),
+        r.retries
     );
     println!(
         "  {:<34} {:.0} tx/s over {:.2}s (rtt p50 {:.2} ms, p99 {:.2} ms)",
         "submission",
-        f(&r["submit"]["accepted_per_sec"]),
-        f(&r["submit"]["secs"]),
-        f(&r["submit"]["rtt_ms_p50"]),
-        f(&r["submit"]["rtt_ms_p99"])
+        r.submit.accepted_per_sec,
+        r.submit.secs,
+        r.submit.rtt_ms_p50,
+        r.submit.rtt_ms_p99
     );
-    if f(&r["throughput"]["steady_window_secs"]) > 0.0 {
+    if r.throughput.steady_window_secs > 0.0 {
         println!(
             "  {:<34} {:.0} tx/s over {:.2}s",
             "finalized, steady window",
-            f(&r["throughput"]["finalized_tps_steady"]),
-            f(&r["throughput"]["steady_window_secs"])
+            r.throughput.finalized_tps_steady,
+            r.throughput.steady_window_secs
         );
     } else {
         println!(
@@ -888,26 +889,22 @@ fn print_table(r: &Value) {
     println!(
         "  {:<34} {:.0} tx/s over {:.2}s",
         "finalized, first submit→last final",
-        f(&r["throughput"]["finalized_tps_end_to_end"]),
-        f(&r["throughput"]["end_to_end_secs"])
+        r.throughput.finalized_tps_end_to_end,
+        r.throughput.end_to_end_secs
     );
-    let l = &r["latency_ms"];
+    let l = &r.latency_ms;
     println!(
         "  {:<34} p50 {:.0} ms, p90 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
-        "submit→finality latency",
-        f(&l["p50"]),
-        f(&l["p90"]),
-        f(&l["p99"]),
-        f(&l["max"])
+        "submit→finality latency", l.p50, l.p90, l.p99, l.max
     );
-    let b = &r["blocks"];
+    let b = &r.blocks;
     println!(
         "  {:<34} {} blocks, {:.0} tx/block mean, {} max, {:.0} ms mean interval",
         "blocks with bench txs",
-        b["count"],
-        f(&b["txs_per_block_mean"]),
-        b["txs_per_block_max"],
-        f(&b["interval_ms_mean"])
+        b.count,
+        b.txs_per_block_mean,
+        b.txs_per_block_max,
+        b.interval_ms_mean
     );
     println!();
 }

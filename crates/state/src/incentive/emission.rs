@@ -1,7 +1,7 @@
 //! Block emission from total issuance, with halvings and the 21M cap.
 //!
-//! Reference: `shared/reference/bittensor.md`, "Block emission and halving" (subtensor's
-//! `coinbase/block_emission.rs`):
+//! Reference: subtensor's `pallets/subtensor/src/coinbase/block_emission.rs` (github.com/
+//! opentensor/subtensor):
 //!
 //! `E(I) = 1e9 · 2^−⌊log2(1 / (1 − I / 21e15))⌋` base units (1 token = 1e9 base units), and
 //! `E = 0` once `I ≥ 21e15`.

@@ -1,8 +1,7 @@
 //! One Yuma consensus epoch of one subnet, as a pure function: [`run_epoch`]`(&EpochInput)`.
 //!
-//! Follows subtensor's `epoch/run_epoch.rs` (`epoch_mechanism`, the sparse epoch) step by step;
-//! the numbered steps below are those of the reference (`shared/reference/bittensor.md`,
-//! "Yuma consensus — one epoch of one subnet"):
+//! Follows subtensor's `pallets/subtensor/src/epoch/run_epoch.rs` (`epoch_mechanism`, the sparse
+//! epoch; github.com/opentensor/subtensor) step by step, in the order of these numbered steps:
 //!
 //! 1. **Active**: given by the caller ([`EpochInput::active`]).
 //! 2. **Stake**: raw stakes in 64.64, below [`EpochInput::stake_threshold`] → 0 (owner exempt),

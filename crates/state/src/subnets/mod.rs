@@ -1,7 +1,7 @@
 //! The incentive layer on chain: subnets, neurons, weights, stake pools, emission and epochs.
 //!
 //! Built on the pure functions of [`crate::incentive`] (Yuma epoch, block emission). Semantics
-//! follow subtensor (`shared/reference/bittensor.md`); where mycel differs it says so here.
+//! follow subtensor (github.com/opentensor/subtensor); where mycel differs it says so here.
 //!
 //! # Transactions (checked fully, then written; a refused one changes nothing)
 //!
