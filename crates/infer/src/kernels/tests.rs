@@ -343,7 +343,7 @@ fn vector_quantization_equals_the_definition() {
     }
     let mut bad = vec![1.0f32; BLOCK];
     bad[3] = f32::INFINITY;
-    // SAFETY (this and the next two): the CPU has AVX2 (checked above); blocks of BLOCK values.
+    // SAFETY: the CPU has AVX2 (checked above); `bad` holds BLOCK values.
     assert!(unsafe { avx2::quantize_block(&bad, &mut [0; BLOCK]) }.is_none());
     bad[3] = f32::NAN;
     // SAFETY: as above.
