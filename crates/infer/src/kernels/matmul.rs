@@ -123,17 +123,23 @@ impl QMatrix {
         for block in 0..self.blocks {
             let at = token * x.blocks + block;
             let a = x.block(token, block);
+            let (da, sa, qsum) = (x.d[at], x.s[at], x.qsum[at]);
             let base = (group * self.blocks + block) * GROUP;
             for (lane, acc) in lanes.iter_mut().enumerate() {
                 let slot = base + lane;
                 let q = &self.quants[slot * quant_bytes..][..quant_bytes];
                 let dw = spec::f16_to_f32(self.scales[slot]);
-                let mw = match self.format {
-                    WeightFormat::Q4_1 => spec::f16_to_f32(self.mins[slot]),
-                    WeightFormat::Q4_0 | WeightFormat::Q8_0 => 0.0,
+                let isum = spec::block_isum(self.format, q, a, qsum);
+                let term = match self.format {
+                    WeightFormat::Q4_1 => {
+                        let mw = spec::f16_to_f32(self.mins[slot]);
+                        spec::block_term(self.format, dw, mw, da, sa, isum)
+                    }
+                    WeightFormat::Q4_0 | WeightFormat::Q8_0 => {
+                        spec::block_term(self.format, dw, 0.0, da, sa, isum)
+                    }
                 };
-                let isum = spec::block_isum(self.format, q, a, x.qsum[at]);
-                *acc += spec::block_term(self.format, dw, mw, x.d[at], x.s[at], isum);
+                *acc += term;
             }
         }
     }

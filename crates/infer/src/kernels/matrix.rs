@@ -23,6 +23,7 @@ impl WeightFormat {
     }
 
     /// Bytes of quantized values per block (after the scales).
+    #[inline]
     pub(super) fn quant_bytes(self) -> usize {
         match self {
             Self::Q4_0 | Self::Q4_1 => 16,

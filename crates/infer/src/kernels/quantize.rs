@@ -44,6 +44,7 @@ impl QuantizedActivations {
     }
 
     /// The quantized values of one block of one token.
+    #[inline]
     pub(super) fn block(&self, token: usize, block: usize) -> &[i8] {
         &self.q[(token * self.blocks + block) * BLOCK..][..BLOCK]
     }
