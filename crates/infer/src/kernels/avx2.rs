@@ -1,0 +1,493 @@
+//! The AVX2 (and F16C) kernels: the products, the activation quantization, softmax and attention,
+//! each performing per lane exactly the operations of `spec.rs`, in the same order, so that they
+//! give its bits (`tests.rs` checks it). Integer sums are exact, so only their results, not their
+//! grouping, must match.
+//!
+//! Every function here is compiled with `#[target_feature]` and is only called after
+//! `SimdLevel::available` (in `mod.rs`) saw AVX2 and F16C on the CPU: that check is what makes the
+//! calls from `matmul.rs`, `quantize.rs` and `reductions.rs` sound. Loads and stores are unaligned
+//! (`loadu`/`storeu`), so only their bounds need arguing, at each `unsafe` block.
+
+use std::arch::x86_64::*;
+
+use super::{spec, QMatrix, QuantizedActivations, WeightFormat, BLOCK, GROUP};
+
+/// Sums each of 8 vectors of 8 i32 into lane `i` of the result (exact integer adds).
+#[inline]
+#[target_feature(enable = "avx2")]
+fn reduce8(v: [__m256i; 8]) -> __m256i {
+    let s01 = _mm256_hadd_epi32(v[0], v[1]);
+    let s23 = _mm256_hadd_epi32(v[2], v[3]);
+    let s45 = _mm256_hadd_epi32(v[4], v[5]);
+    let s67 = _mm256_hadd_epi32(v[6], v[7]);
+    let t0 = _mm256_hadd_epi32(s01, s23);
+    let t1 = _mm256_hadd_epi32(s45, s67);
+    let low = _mm256_permute2x128_si256(t0, t1, 0x20);
+    let high = _mm256_permute2x128_si256(t0, t1, 0x31);
+    _mm256_add_epi32(low, high)
+}
+
+/// [`super::attention_scores`] for a head size that is a multiple of 8. Per key, lane `l` of
+/// its accumulator adds `q_i * k_i` for `i ≡ l (mod 8)` in order, from 0, exactly as
+/// [`super::dot`]; the lanes of 8 keys are then combined by horizontal adds in the order
+/// `((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))` (IEEE addition is commutative, so
+/// `hadd`'s operand order changes nothing).
+///
+/// # Safety
+/// The CPU has AVX2; `q.len()` is a multiple of 8 and every key is inside `keys`.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn attention_scores(
+    q: &[f32],
+    keys: &[f32],
+    stride: usize,
+    offset: usize,
+    scale: f32,
+    scores: &mut [f32],
+) {
+    let chunks = q.len() / 8;
+    let scale_lanes = _mm256_set1_ps(scale);
+    // SAFETY: the caller checked `(scores.len() − 1) * stride + offset + q.len() <= keys.len()`,
+    // and `key` is only called with `j < scores.len()`: the pointer stays inside `keys`.
+    let key = |j: usize| unsafe { keys.as_ptr().add(j * stride + offset) };
+    let one_key = |j: usize| {
+        let mut acc = _mm256_setzero_ps();
+        for c in 0..chunks {
+            // SAFETY: chunk `c` of `q` and of key `j` are in bounds (checked by the caller).
+            let (qv, kv) = unsafe {
+                (
+                    _mm256_loadu_ps(q.as_ptr().add(8 * c)),
+                    _mm256_loadu_ps(key(j).add(8 * c)),
+                )
+            };
+            acc = _mm256_add_ps(acc, _mm256_mul_ps(qv, kv));
+        }
+        acc
+    };
+    let whole = scores.len() / 8 * 8;
+    for first in (0..whole).step_by(8) {
+        let mut acc = [_mm256_setzero_ps(); 8];
+        for c in 0..chunks {
+            // SAFETY: `8c + 8 <= q.len()`.
+            let qv = unsafe { _mm256_loadu_ps(q.as_ptr().add(8 * c)) };
+            for (k, acc) in acc.iter_mut().enumerate() {
+                // SAFETY: key `first + k < scores.len()` is in bounds, and so is its chunk `c`.
+                let kv = unsafe { _mm256_loadu_ps(key(first + k).add(8 * c)) };
+                *acc = _mm256_add_ps(*acc, _mm256_mul_ps(qv, kv));
+            }
+        }
+        // Per key k: [l0+l1, l2+l3, ...] pairs, then quads, then the two halves.
+        let t0 = _mm256_hadd_ps(
+            _mm256_hadd_ps(acc[0], acc[1]),
+            _mm256_hadd_ps(acc[2], acc[3]),
+        );
+        let t1 = _mm256_hadd_ps(
+            _mm256_hadd_ps(acc[4], acc[5]),
+            _mm256_hadd_ps(acc[6], acc[7]),
+        );
+        let low = _mm256_permute2f128_ps(t0, t1, 0x20);
+        let high = _mm256_permute2f128_ps(t0, t1, 0x31);
+        let dots = _mm256_add_ps(low, high);
+        // SAFETY: `first + 8 <= scores.len()`.
+        unsafe {
+            _mm256_storeu_ps(
+                scores.as_mut_ptr().add(first),
+                _mm256_mul_ps(dots, scale_lanes),
+            )
+        };
+    }
+    for (j, s) in scores.iter_mut().enumerate().skip(whole) {
+        let mut lanes = [0f32; 8];
+        // SAFETY: `lanes` holds 8 f32.
+        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), one_key(j)) };
+        *s = spec::combine_lanes(lanes) * scale;
+    }
+}
+
+/// `libm::expf` (libm 0.2's port of FreeBSD `e_expf.c`) on 8 inputs, each in (−80, 80).
+#[inline]
+#[target_feature(enable = "avx2")]
+pub(super) fn expf_in_range(x: __m256) -> __m256 {
+    // libm's constants, by their bits.
+    const LN2_HI: f32 = f32::from_bits(0x3f317200); // 0.69314575195
+    const LN2_LO: f32 = f32::from_bits(0x35bfbe8e); // 1.4286067653e-06
+    const INV_LN2: f32 = f32::from_bits(0x3fb8aa3b); // 1.4426950216
+    const P1: f32 = f32::from_bits(0x3e2aaa8f); // 0.1666662544
+    const P2: f32 = f32::from_bits(0xbb355215); // -0.0027667332906
+    let bits = _mm256_castps_si256(x);
+    let magnitude = _mm256_and_si256(bits, _mm256_set1_epi32(0x7fff_ffff));
+    let negative = _mm256_srai_epi32(bits, 31); // all ones where the sign bit is set
+    let above = |limit: i32| _mm256_cmpgt_epi32(magnitude, _mm256_set1_epi32(limit));
+    // |x| > 1.5 ln2: k = trunc(INV_LN2 * x ± 0.5); 0.5 ln2 < |x| ≤ 1.5 ln2: k = ±1; else 0.
+    let half = _mm256_blendv_ps(
+        _mm256_set1_ps(0.5),
+        _mm256_set1_ps(-0.5),
+        _mm256_castsi256_ps(negative),
+    );
+    let k_far = _mm256_cvttps_epi32(_mm256_add_ps(
+        _mm256_mul_ps(_mm256_set1_ps(INV_LN2), x),
+        half,
+    ));
+    let k_near = _mm256_or_si256(negative, _mm256_set1_epi32(1)); // -1 or 1
+    let reduce = above(0x3eb1_7218);
+    let k = _mm256_blendv_epi8(k_near, k_far, above(0x3f85_1592));
+    let k = _mm256_and_si256(k, reduce);
+    let kf = _mm256_cvtepi32_ps(k);
+    let reduce_ps = _mm256_castsi256_ps(reduce);
+    let hi = _mm256_blendv_ps(
+        x,
+        _mm256_sub_ps(x, _mm256_mul_ps(kf, _mm256_set1_ps(LN2_HI))),
+        reduce_ps,
+    );
+    let lo = _mm256_and_ps(_mm256_mul_ps(kf, _mm256_set1_ps(LN2_LO)), reduce_ps);
+    let r = _mm256_blendv_ps(x, _mm256_sub_ps(hi, lo), reduce_ps);
+    let rr = _mm256_mul_ps(r, r);
+    let c = _mm256_sub_ps(
+        r,
+        _mm256_mul_ps(
+            rr,
+            _mm256_add_ps(_mm256_set1_ps(P1), _mm256_mul_ps(rr, _mm256_set1_ps(P2))),
+        ),
+    );
+    let one = _mm256_set1_ps(1.0);
+    let quotient = _mm256_div_ps(_mm256_mul_ps(r, c), _mm256_sub_ps(_mm256_set1_ps(2.0), c));
+    let y = _mm256_add_ps(one, _mm256_add_ps(_mm256_sub_ps(quotient, lo), hi));
+    // 2^k is normal for |k| ≤ 116, so y · 2^k is exact, as libm's scalbnf is.
+    let scale = _mm256_castsi256_ps(_mm256_slli_epi32(
+        _mm256_add_epi32(k, _mm256_set1_epi32(127)),
+        23,
+    ));
+    let general = _mm256_mul_ps(y, scale);
+    // |x| ≤ 2⁻¹⁴: 1 + x.
+    let tiny = _mm256_castsi256_ps(_mm256_cmpgt_epi32(
+        _mm256_set1_epi32(0x3900_0001),
+        magnitude,
+    ));
+    _mm256_blendv_ps(general, _mm256_add_ps(one, x), tiny)
+}
+
+/// [`super::softmax`], 8 values at a time (see [`super::softmax_with`]).
+///
+/// # Safety
+/// The CPU has AVX2. (Every access is inside `x`: whole chunks of 8, then the remainder.)
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn softmax(x: &mut [f32]) {
+    let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    let max_lanes = _mm256_set1_ps(max);
+    let limit = _mm256_set1_ps(80.0);
+    let mut chunks = x.chunks_exact_mut(8);
+    let mut sums = _mm256_setzero_ps();
+    for chunk in &mut chunks {
+        // SAFETY: `chunk` holds 8 f32.
+        let v = unsafe { _mm256_loadu_ps(chunk.as_ptr()) };
+        let shifted = _mm256_sub_ps(v, max_lanes);
+        // In range: |shifted| < 80 (false for NaN).
+        let in_range =
+            _mm256_cmp_ps::<_CMP_LT_OQ>(_mm256_andnot_ps(_mm256_set1_ps(-0.0), shifted), limit);
+        let e = if _mm256_movemask_ps(in_range) == 0xff {
+            expf_in_range(shifted)
+        } else {
+            let mut lanes = [0f32; 8];
+            // SAFETY: `lanes` holds 8 f32.
+            unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), shifted) };
+            for v in &mut lanes {
+                *v = libm::expf(*v);
+            }
+            // SAFETY: `lanes` holds 8 f32.
+            unsafe { _mm256_loadu_ps(lanes.as_ptr()) }
+        };
+        // SAFETY: `chunk` holds 8 f32.
+        unsafe { _mm256_storeu_ps(chunk.as_mut_ptr(), e) };
+        sums = _mm256_add_ps(sums, e);
+    }
+    let mut lanes = [0f32; 8];
+    // SAFETY: `lanes` holds 8 f32.
+    unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), sums) };
+    for (lane, v) in lanes.iter_mut().zip(chunks.into_remainder()) {
+        *v = libm::expf(*v - max);
+        *lane += *v;
+    }
+    let total = spec::combine_lanes(lanes);
+    let total_lanes = _mm256_set1_ps(total);
+    let mut chunks = x.chunks_exact_mut(8);
+    for chunk in &mut chunks {
+        // SAFETY: `chunk` holds 8 f32.
+        unsafe {
+            let v = _mm256_loadu_ps(chunk.as_ptr());
+            _mm256_storeu_ps(chunk.as_mut_ptr(), _mm256_div_ps(v, total_lanes));
+        }
+    }
+    for v in chunks.into_remainder() {
+        *v /= total;
+    }
+}
+
+/// One block of [`super::QuantizedActivations::quantize`] with the same operations, 8 values
+/// per instruction: `amax`, `d = amax / 127`, `q_i = clamp(round(x_i * (1/d)), ±127)` with
+/// halves rounded away from zero (`t = trunc(y)`, plus `±1` where `|y − t| ≥ 0.5`; `y − t`
+/// is exact), the exact integer sum. Returns `None`, leaving the block to the portable code,
+/// when a value or `1/d` is not finite (where `max`, `min` and the float-to-int conversion
+/// differ from the scalar code).
+///
+/// # Safety
+/// The CPU has AVX2. (`values` must hold [`BLOCK`] values, which is asserted.)
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn quantize_block(values: &[f32], q: &mut [i8; BLOCK]) -> Option<(f32, i32)> {
+    assert_eq!(values.len(), BLOCK);
+    let sign_bit = _mm256_set1_ps(-0.0);
+    // SAFETY: `values` holds 32 f32 (asserted above), so chunk `c < 4` is in bounds.
+    let v: [__m256; 4] =
+        std::array::from_fn(|c| unsafe { _mm256_loadu_ps(values.as_ptr().add(8 * c)) });
+    let abs: [__m256; 4] = std::array::from_fn(|c| _mm256_andnot_ps(sign_bit, v[c]));
+    // Finite: |x| < ∞ (false for NaN).
+    let infinity = _mm256_set1_ps(f32::INFINITY);
+    let finite = abs.iter().fold(0xff, |all, &a| {
+        all & _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_LT_OQ>(a, infinity))
+    });
+    if finite != 0xff {
+        return None;
+    }
+    let m = _mm256_max_ps(_mm256_max_ps(abs[0], abs[1]), _mm256_max_ps(abs[2], abs[3]));
+    let mut lanes = [0f32; 8];
+    // SAFETY: `lanes` holds 8 f32.
+    unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), m) };
+    // The maximum of finite non-negative values does not depend on the order.
+    let amax = lanes.iter().fold(0f32, |m, &v| m.max(v));
+    let d = amax / 127.0;
+    let inverse = if d != 0.0 { 1.0 / d } else { 0.0 };
+    if !inverse.is_finite() {
+        // A subnormal scale: products may be infinite or NaN, left to the portable code.
+        return None;
+    }
+    let inverse = _mm256_set1_ps(inverse);
+    let half = _mm256_set1_ps(0.5);
+    let one = _mm256_set1_ps(1.0);
+    let limit = _mm256_set1_ps(127.0);
+    let mut ints = [_mm256_setzero_si256(); 4];
+    for (c, int) in ints.iter_mut().enumerate() {
+        let y = _mm256_mul_ps(v[c], inverse);
+        let t = _mm256_round_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(y);
+        let away =
+            _mm256_cmp_ps::<_CMP_GE_OQ>(_mm256_andnot_ps(sign_bit, _mm256_sub_ps(y, t)), half);
+        // ±1 with the sign of y, where the fraction is at least a half.
+        let step = _mm256_and_ps(away, _mm256_or_ps(one, _mm256_and_ps(sign_bit, y)));
+        let r = _mm256_add_ps(t, step);
+        let r = _mm256_min_ps(
+            _mm256_max_ps(r, _mm256_sub_ps(_mm256_setzero_ps(), limit)),
+            limit,
+        );
+        *int = _mm256_cvttps_epi32(r);
+    }
+    // i32 → i16 → i8 (values within ±127: no saturation); packs work per 128-bit half.
+    let w01 = _mm256_packs_epi32(ints[0], ints[1]);
+    let w23 = _mm256_packs_epi32(ints[2], ints[3]);
+    let bytes = _mm256_packs_epi16(w01, w23);
+    let ordered = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    // SAFETY: `q` holds 32 bytes, one 256-bit store.
+    unsafe { _mm256_storeu_si256(q.as_mut_ptr().cast(), ordered) };
+    let sum = q.iter().map(|&v| i32::from(v)).sum();
+    Some((d, sum))
+}
+
+/// [`super::weighted_sum`] for a head size that is a multiple of 8: per output component the
+/// same products and additions, in position order, 8 components per register.
+///
+/// # Safety
+/// The CPU has AVX2; `out.len()` is a multiple of 8 and every value row is inside `values`.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn weighted_sum(
+    weights: &[f32],
+    values: &[f32],
+    stride: usize,
+    offset: usize,
+    out: &mut [f32],
+) {
+    let chunks = out.len() / 8;
+    let mut c = 0;
+    while c < chunks {
+        // Up to 4 registers of output at once, kept in registers across all positions.
+        let width = (chunks - c).min(4);
+        let mut acc = [_mm256_setzero_ps(); 4];
+        for (j, &w) in weights.iter().enumerate() {
+            let w = _mm256_set1_ps(w);
+            // SAFETY: row `j < weights.len()` is inside `values` (the caller's contract), and
+            // `8(c + width) <= out.len()`, the row's length.
+            let row = unsafe { values.as_ptr().add(j * stride + offset + 8 * c) };
+            for (r, acc) in acc[..width].iter_mut().enumerate() {
+                // SAFETY: components `8(c + r)..8(c + r + 1)` of row `j`, inside it (above).
+                let v = unsafe { _mm256_loadu_ps(row.add(8 * r)) };
+                *acc = _mm256_add_ps(*acc, _mm256_mul_ps(w, v));
+            }
+        }
+        for (r, acc) in acc[..width].iter().enumerate() {
+            // SAFETY: components `8(c + r)..8(c + r + 1)` are inside `out` (`c + r < chunks`).
+            unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(8 * (c + r)), *acc) };
+        }
+        c += width;
+    }
+}
+
+/// Same operations per lane as `QMatrix::group_dot_portable`, for `T` consecutive tokens
+/// starting at `token` (each weight block is unpacked once for all of them); row `8·group + l`'s
+/// output for token `token + t` goes to `lanes[t][l]`.
+///
+/// # Safety
+/// The CPU has AVX2 and F16C; `group < m.rows.div_ceil(8)`, `token + T <= x.tokens`,
+/// `x.blocks == m.blocks` and `lanes.len() >= T`. Then every load below is inside the matrix,
+/// which stores whole groups of 8 rows (padding rows are zero), and inside `x`.
+#[target_feature(enable = "avx2,f16c")]
+pub(super) unsafe fn group_dot<const T: usize>(
+    m: &QMatrix,
+    group: usize,
+    x: &QuantizedActivations,
+    token: usize,
+    lanes: &mut [[f32; GROUP]],
+) {
+    debug_assert!(
+        group < m.rows.div_ceil(GROUP)
+            && token + T <= x.tokens
+            && x.blocks == m.blocks
+            && lanes.len() >= T
+    );
+    // SAFETY: the caller's contract, passed on unchanged.
+    unsafe {
+        match m.format {
+            WeightFormat::Q4_0 => group_dot_q4::<T, false>(m, group, x, token, lanes),
+            WeightFormat::Q4_1 => group_dot_q4::<T, true>(m, group, x, token, lanes),
+            WeightFormat::Q8_0 => group_dot_q8::<T>(m, group, x, token, lanes),
+        }
+    }
+}
+
+/// [`group_dot`] for Q4_0 (`MIN = false`) and Q4_1 (`MIN = true`), the format fixed at compile
+/// time: the block's 8 rows are unpacked into registers once, then each token's integer sums
+/// are reduced right away (integer sums are exact, so their grouping is free), which keeps
+/// the live registers within the 16 AVX2 has. The f32 operations per (row, token) are those of
+/// `spec::block_term`, in the same order.
+///
+/// # Safety
+/// As for [`group_dot`], with `m.format` Q4_0 or Q4_1 (16 quantized bytes per block).
+#[target_feature(enable = "avx2,f16c")]
+unsafe fn group_dot_q4<const T: usize, const MIN: bool>(
+    m: &QMatrix,
+    group: usize,
+    x: &QuantizedActivations,
+    token: usize,
+    lanes: &mut [[f32; GROUP]],
+) {
+    let ones = _mm256_set1_epi16(1);
+    let low_nibbles = _mm_set1_epi8(0x0f);
+    let mut acc = [_mm256_setzero_ps(); T];
+    for block in 0..m.blocks {
+        // Slots `base..base + 8` are this block of the group's 8 rows: `base + 8 <=
+        // scales.len()` (and `mins.len()` for Q4_1), `(base + 8) * 16 <= quants.len()`.
+        let base = (group * m.blocks + block) * GROUP;
+        // SAFETY: `base * 16 < quants.len()` (above).
+        let q = unsafe { m.quants.as_ptr().add(base * 16) };
+        let mut w = [_mm256_setzero_si256(); GROUP];
+        for (lane, w) in w.iter_mut().enumerate() {
+            // SAFETY: the 16 bytes of slot `base + lane`, inside `quants` (above).
+            let packed = unsafe { _mm_loadu_si128(q.add(lane * 16).cast()) };
+            let low = _mm_and_si128(packed, low_nibbles);
+            let high = _mm_and_si128(_mm_srli_epi16(packed, 4), low_nibbles);
+            *w = _mm256_set_m128i(high, low);
+        }
+        // F16C widening is exact, like `spec::f16_to_f32`.
+        // SAFETY: the 8 scales of slots `base..base + 8`, inside `scales` (above).
+        let dw = _mm256_cvtph_ps(unsafe { _mm_loadu_si128(m.scales.as_ptr().add(base).cast()) });
+        let mw = if MIN {
+            // SAFETY: Q4_1 stores a minimum per slot, as many as scales (above).
+            _mm256_cvtph_ps(unsafe { _mm_loadu_si128(m.mins.as_ptr().add(base).cast()) })
+        } else {
+            _mm256_setzero_ps()
+        };
+        for (t, acc) in acc.iter_mut().enumerate() {
+            let at = (token + t) * x.blocks + block;
+            // SAFETY: `token + t < x.tokens` and `block < x.blocks`: the block's 32 bytes are
+            // inside `x.q`.
+            let a = unsafe { _mm256_loadu_si256(x.q.as_ptr().add(at * BLOCK).cast()) };
+            let dot = |lane: usize| _mm256_madd_epi16(_mm256_maddubs_epi16(w[lane], a), ones);
+            let t0 = _mm256_hadd_epi32(
+                _mm256_hadd_epi32(dot(0), dot(1)),
+                _mm256_hadd_epi32(dot(2), dot(3)),
+            );
+            let t1 = _mm256_hadd_epi32(
+                _mm256_hadd_epi32(dot(4), dot(5)),
+                _mm256_hadd_epi32(dot(6), dot(7)),
+            );
+            let mut isum = _mm256_add_epi32(
+                _mm256_permute2x128_si256(t0, t1, 0x20),
+                _mm256_permute2x128_si256(t0, t1, 0x31),
+            );
+            if !MIN {
+                isum = _mm256_sub_epi32(isum, _mm256_set1_epi32(8 * x.qsum[at]));
+            }
+            let scale = _mm256_mul_ps(dw, _mm256_set1_ps(x.d[at]));
+            let mut term = _mm256_mul_ps(scale, _mm256_cvtepi32_ps(isum));
+            if MIN {
+                term = _mm256_add_ps(term, _mm256_mul_ps(mw, _mm256_set1_ps(x.s[at])));
+            }
+            *acc = _mm256_add_ps(*acc, term);
+        }
+    }
+    for (lanes, acc) in lanes.iter_mut().zip(acc) {
+        // SAFETY: each row of `lanes` holds exactly 8 f32.
+        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), acc) };
+    }
+}
+
+/// [`group_dot`] for Q8_0: per row, its block is loaded once and multiplied with every token's
+/// block; the integer sums of the 8 rows are then reduced together ([`reduce8`]). The f32
+/// operations per (row, token) are those of `spec::block_term`, in the same order.
+///
+/// # Safety
+/// As for [`group_dot`], with `m.format` Q8_0 (32 quantized bytes per block).
+#[target_feature(enable = "avx2,f16c")]
+unsafe fn group_dot_q8<const T: usize>(
+    m: &QMatrix,
+    group: usize,
+    x: &QuantizedActivations,
+    token: usize,
+    lanes: &mut [[f32; GROUP]],
+) {
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = [_mm256_setzero_ps(); T];
+    for block in 0..m.blocks {
+        // Slots `base..base + 8` are this block of the group's 8 rows: `base + 8 <=
+        // scales.len()`, `(base + 8) * 32 <= quants.len()`.
+        let base = (group * m.blocks + block) * GROUP;
+        // SAFETY: `base * 32 < quants.len()` (above).
+        let q = unsafe { m.quants.as_ptr().add(base * 32) };
+        let mut activations = [_mm256_setzero_si256(); T];
+        for (t, a) in activations.iter_mut().enumerate() {
+            let at = (token + t) * x.blocks + block;
+            // SAFETY: `token + t < x.tokens` and `block < x.blocks`: the block's 32 bytes are
+            // inside `x.q`.
+            *a = unsafe { _mm256_loadu_si256(x.q.as_ptr().add(at * BLOCK).cast()) };
+        }
+        let mut sums = [[_mm256_setzero_si256(); GROUP]; T];
+        for lane in 0..GROUP {
+            // SAFETY: the 32 bytes of slot `base + lane`, inside `quants` (above).
+            let w = unsafe { _mm256_loadu_si256(q.add(lane * 32).cast()) };
+            // |w| · (a · sign w): unsigned × signed, pairs at most 2·128·127.
+            let magnitude = _mm256_sign_epi8(w, w);
+            for (sums, &a) in sums.iter_mut().zip(&activations) {
+                let signed = _mm256_sign_epi8(a, w);
+                let products = _mm256_maddubs_epi16(magnitude, signed);
+                sums[lane] = _mm256_madd_epi16(products, ones);
+            }
+        }
+        // F16C widening is exact, like `spec::f16_to_f32`.
+        // SAFETY: the 8 scales of slots `base..base + 8`, inside `scales` (above).
+        let dw = _mm256_cvtph_ps(unsafe { _mm_loadu_si128(m.scales.as_ptr().add(base).cast()) });
+        for (t, (acc, sums)) in acc.iter_mut().zip(sums).enumerate() {
+            let at = (token + t) * x.blocks + block;
+            let isum = _mm256_cvtepi32_ps(reduce8(sums));
+            let scale = _mm256_mul_ps(dw, _mm256_set1_ps(x.d[at]));
+            *acc = _mm256_add_ps(*acc, _mm256_mul_ps(scale, isum));
+        }
+    }
+    for (lanes, acc) in lanes.iter_mut().zip(acc) {
+        // SAFETY: each row of `lanes` holds exactly 8 f32.
+        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), acc) };
+    }
+}

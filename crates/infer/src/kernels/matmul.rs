@@ -1,0 +1,162 @@
+//! The matrix–vector products ([`QMatrix::matmul`]): rows split over rayon's thread pool by groups
+//! of 8, each group's outputs computed by `avx2.rs` or by the formulas of `spec.rs`. A thread owns
+//! whole rows, so the split never changes a result.
+
+use rayon::prelude::*;
+
+use super::{
+    simd_level, spec, QMatrix, QuantizedActivations, SimdLevel, WeightFormat, GROUP, TOKEN_TILE,
+};
+
+impl QMatrix {
+    /// `out[t * rows + r] = row r · activation t` for every token `t` of `x`, on the calling
+    /// thread pool. The split over threads is by groups of rows and never changes a result.
+    pub fn matmul(&self, x: &QuantizedActivations, out: &mut [f32]) {
+        self.matmul_with(simd_level(), x, out)
+    }
+
+    /// [`QMatrix::matmul`] with a given instruction set (the tests compare them); a level the CPU
+    /// lacks runs the portable code.
+    pub fn matmul_with(&self, level: SimdLevel, x: &QuantizedActivations, out: &mut [f32]) {
+        assert_eq!(x.blocks, self.blocks, "activation width ≠ matrix width");
+        assert_eq!(out.len(), x.tokens * self.rows);
+        let level = level.available();
+        let groups = self.rows.div_ceil(GROUP);
+        let threads = rayon::current_num_threads();
+        // One chunk per thread for a small product (a decode step's 576×576 takes ~15 µs, so
+        // more chunks would cost more to schedule than they balance); up to 4 per thread for
+        // large ones (the output head, a prompt) to even out the load.
+        let work = groups * GROUP * self.blocks * x.tokens;
+        let chunks = (work / (1 << 15)).clamp(threads, threads * 4);
+        let chunk = groups.div_ceil(chunks).max(1);
+        let out_ptr = SharedOut(out.as_mut_ptr());
+        let run = |first_group: usize| {
+            let end = (first_group + chunk).min(groups);
+            let mut lanes = [[0f32; GROUP]; TOKEN_TILE];
+            for group in first_group..end {
+                let mut token = 0;
+                while token < x.tokens {
+                    let tile = TOKEN_TILE.min(x.tokens - token);
+                    self.group_dot(level, group, x, token, tile, &mut lanes);
+                    let row0 = group * GROUP;
+                    let n = GROUP.min(self.rows - row0);
+                    for (t, lanes) in lanes[..tile].iter().enumerate() {
+                        for (lane, &value) in lanes[..n].iter().enumerate() {
+                            // SAFETY: `(token + t) * rows + row0 + lane < tokens * rows =
+                            // out.len()` (asserted above); each (token, row) is written by
+                            // exactly one chunk, as the rows of different chunks are disjoint,
+                            // and `out` outlives the parallel loop.
+                            unsafe { out_ptr.write((token + t) * self.rows + row0 + lane, value) };
+                        }
+                    }
+                    token += tile;
+                }
+            }
+        };
+        if chunk >= groups {
+            run(0);
+        } else {
+            (0..groups)
+                .step_by(chunk)
+                .collect::<Vec<_>>()
+                .into_par_iter()
+                .for_each(run);
+        }
+    }
+
+    /// The 8 outputs of rows `8g..8g+8` for activations `token..token + tile` (`tile` at most
+    /// [`TOKEN_TILE`]; a prompt's tokens share each unpacked weight block). `level` has been
+    /// through [`SimdLevel::available`].
+    fn group_dot(
+        &self,
+        level: SimdLevel,
+        group: usize,
+        x: &QuantizedActivations,
+        token: usize,
+        tile: usize,
+        lanes: &mut [[f32; GROUP]; TOKEN_TILE],
+    ) {
+        debug_assert!(group < self.rows.div_ceil(GROUP) && token + tile <= x.tokens);
+        match level {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `level` is `Avx2` only when the CPU reports AVX2 and F16C
+            // (`SimdLevel::available`); `group` is a group of the matrix and `token..token + tile`
+            // are tokens of `x` with the matrix's width (asserted by `matmul_with`), which is what
+            // `avx2::group_dot` reads.
+            SimdLevel::Avx2 => unsafe {
+                match tile {
+                    TOKEN_TILE => {
+                        super::avx2::group_dot::<TOKEN_TILE>(self, group, x, token, &mut lanes[..])
+                    }
+                    _ => {
+                        for t in 0..tile {
+                            super::avx2::group_dot::<1>(
+                                self,
+                                group,
+                                x,
+                                token + t,
+                                &mut lanes[t..t + 1],
+                            );
+                        }
+                    }
+                }
+            },
+            _ => {
+                for (t, lanes) in lanes[..tile].iter_mut().enumerate() {
+                    self.group_dot_portable(group, x, token + t, lanes);
+                }
+            }
+        }
+    }
+
+    /// The specification's products for rows `8g..8g+8` and one token: per row, the block terms of
+    /// `spec.rs` added to 0 from the left.
+    fn group_dot_portable(
+        &self,
+        group: usize,
+        x: &QuantizedActivations,
+        token: usize,
+        lanes: &mut [f32; GROUP],
+    ) {
+        let quant_bytes = self.format.quant_bytes();
+        *lanes = [0.0; GROUP];
+        for block in 0..self.blocks {
+            let at = token * x.blocks + block;
+            let a = x.block(token, block);
+            let (da, sa, qsum) = (x.d[at], x.s[at], x.qsum[at]);
+            let base = (group * self.blocks + block) * GROUP;
+            for (lane, acc) in lanes.iter_mut().enumerate() {
+                let slot = base + lane;
+                let q = &self.quants[slot * quant_bytes..][..quant_bytes];
+                let dw = spec::f16_to_f32(self.scales[slot]);
+                let isum = spec::block_isum(self.format, q, a, qsum);
+                let term = match self.format {
+                    WeightFormat::Q4_1 => {
+                        let mw = spec::f16_to_f32(self.mins[slot]);
+                        spec::block_term(self.format, dw, mw, da, sa, isum)
+                    }
+                    WeightFormat::Q4_0 | WeightFormat::Q8_0 => {
+                        spec::block_term(self.format, dw, 0.0, da, sa, isum)
+                    }
+                };
+                *acc += term;
+            }
+        }
+    }
+}
+
+/// The output of a product, written from the chunks of one parallel loop.
+struct SharedOut(*mut f32);
+
+// SAFETY: the pointer is only written through `write`, at indices no other thread writes during
+// the loop (each chunk owns its rows), so sharing it between threads creates no data race.
+unsafe impl Sync for SharedOut {}
+
+impl SharedOut {
+    /// # Safety
+    /// `index` is in bounds and no other thread writes it during the loop.
+    unsafe fn write(&self, index: usize, value: f32) {
+        // SAFETY: the caller's contract: in bounds, and written by this thread alone.
+        unsafe { *self.0.add(index) = value };
+    }
+}
