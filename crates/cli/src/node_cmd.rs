@@ -523,7 +523,9 @@ const SUBNET_VALIDATOR: u32 = 4;
 const GATEWAY_FACILITATOR: u32 = 8;
 const EXAMPLE_PAYER: u32 = 5;
 /// MYC the validator stakes on itself, so it gets a validator permit.
-const VALIDATOR_STAKE: &str = "100";
+const VALIDATOR_STAKE_MYC: u128 = 100;
+/// The most MYC a devnet registration may burn.
+const MAX_BURN_MYC: u128 = 10;
 
 /// What `mycel up` starts besides the chain.
 #[derive(Debug, Clone)]
@@ -586,25 +588,6 @@ impl SubnetChildren {
 }
 
 /// Runs `mycel ARGS --rpc RPC` (this same binary) and returns its stdout.
-fn mycel_step(rpc: &str, args: &[&str]) -> anyhow::Result<String> {
-    let exe = std::env::current_exe().context("cannot find the mycel binary")?;
-    let out = Command::new(exe)
-        .args(args)
-        .args(["--rpc", rpc])
-        .env_remove("MYCEL_KEYSTORE")
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("cannot run mycel {}", args.join(" ")))?;
-    if !out.status.success() {
-        bail!(
-            "mycel {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
 /// Starts `mycel ARGS` in the background with its output in `log`; it dies with this process.
 fn spawn_role(args: &[String], log: &Path, children: &SubnetChildren) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("cannot find the mycel binary")?;
@@ -686,82 +669,20 @@ fn start_subnet(plan: &SubnetPlan, children: &SubnetChildren) -> anyhow::Result<
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+    crate::up_subnet::ensure_on_chain(
+        &node,
+        &crate::up_subnet::SubnetSetup {
+            netuid: SUBNET_NETUID,
+            tempo: SUBNET_TEMPO,
+            owner: SUBNET_OWNER,
+            owner_hotkey: SUBNET_OWNER_HOTKEY,
+            validator: SUBNET_VALIDATOR,
+            validator_stake: VALIDATOR_STAKE_MYC,
+            max_burn: MAX_BURN_MYC,
+        },
+    )?;
     let netuid = SUBNET_NETUID.to_string();
     let dev = |i: u32| i.to_string();
-    let exists = match node.subnet(SUBNET_NETUID) {
-        Ok(_) => true,
-        Err(e) if e.is_code(mycel_client::api::code::UNKNOWN_SUBNET) => false,
-        Err(e) => return Err(e.into()),
-    };
-    if !exists {
-        eprintln!("creating inference subnet {netuid} (tempo {SUBNET_TEMPO})…");
-        mycel_step(
-            rpc,
-            &[
-                "subnet",
-                "create",
-                "--dev-account",
-                &dev(SUBNET_OWNER),
-                "--hotkey-dev-account",
-                &dev(SUBNET_OWNER_HOTKEY),
-            ],
-        )?;
-        mycel_step(
-            rpc,
-            &[
-                "subnet",
-                "set",
-                &netuid,
-                "--tempo",
-                &SUBNET_TEMPO.to_string(),
-                "--weights-rate-limit",
-                "0",
-                "--dev-account",
-                &dev(SUBNET_OWNER),
-            ],
-        )?;
-    }
-    let validator = dev_signer(SUBNET_VALIDATOR)?.address();
-    let staked = node
-        .stakes(validator)?
-        .stakes
-        .iter()
-        .any(|p| p.netuid == SUBNET_NETUID);
-    if !staked {
-        let registered = node.metagraph(SUBNET_NETUID)?.neuron(validator).is_some();
-        if !registered {
-            mycel_step(
-                rpc,
-                &[
-                    "neuron",
-                    "register",
-                    "--netuid",
-                    &netuid,
-                    "--hotkey-dev-account",
-                    &dev(SUBNET_VALIDATOR),
-                    "--max-burn",
-                    "10",
-                    "--dev-account",
-                    &dev(SUBNET_VALIDATOR),
-                ],
-            )?;
-        }
-        mycel_step(
-            rpc,
-            &[
-                "stake",
-                "add",
-                "--netuid",
-                &netuid,
-                "--hotkey-dev-account",
-                &dev(SUBNET_VALIDATOR),
-                "--amount",
-                VALIDATOR_STAKE,
-                "--dev-account",
-                &dev(SUBNET_VALIDATOR),
-            ],
-        )?;
-    }
 
     eprintln!("starting two miners (the model is downloaded on first use)…");
     let mut miner_urls = Vec::new();
