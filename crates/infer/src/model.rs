@@ -10,8 +10,8 @@ use serde::Serialize;
 
 use mycel_tokenizer::gguf::{read_header, sha256_file};
 use mycel_tokenizer::{
-    ensure_default_model, ChatTemplate, FetchProgress, ModelId, PromptFormat, TokenType,
-    Tokenizer, TokenizerError, DEFAULT_MODEL,
+    ensure_default_model, ChatTemplate, FetchProgress, ModelId, PromptFormat, TokenType, Tokenizer,
+    TokenizerError, DEFAULT_MODEL,
 };
 use mycel_types::receipt::{CanonicalRequest, ChatMessage};
 

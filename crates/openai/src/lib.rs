@@ -29,6 +29,6 @@ mod request;
 
 pub use error::ApiError;
 pub use request::{
-    parse_chat, parse_completion, Admitted, Limits, ParsedRequest,
-    DEFAULT_COMPLETION_MAX_TOKENS, MAX_STOP_SEQUENCES,
+    parse_chat, parse_completion, Admitted, Limits, ParsedRequest, DEFAULT_COMPLETION_MAX_TOKENS,
+    MAX_STOP_SEQUENCES,
 };

@@ -10,6 +10,9 @@ use serde::Deserialize;
 
 use crate::error::ApiError;
 
+/// Whether a parameter's value is its no-op (the value at which mycel may accept it).
+type IsNoOp = fn(&serde_json::Value) -> bool;
+
 /// The most stop sequences a request may give (OpenAI's limit).
 pub const MAX_STOP_SEQUENCES: usize = 4;
 
@@ -108,7 +111,9 @@ impl ParsedRequest {
             })?;
         if !self.max_tokens_requested {
             let room = context.saturating_sub(prompt_tokens.len());
-            request.max_tokens = request.max_tokens.min(u32::try_from(room).unwrap_or(u32::MAX));
+            request.max_tokens = request
+                .max_tokens
+                .min(u32::try_from(room).unwrap_or(u32::MAX));
         }
         Ok(Admitted {
             model: self.model,
@@ -144,9 +149,7 @@ fn requested(fields: &Fields) -> Result<Option<u32>, ApiError> {
         (Some(a), Some(b)) if a != b => Err(ApiError::invalid(
             Some("max_tokens"),
             "invalid_value",
-            format!(
-                "max_tokens ({b}) and max_completion_tokens ({a}) disagree; give one of them."
-            ),
+            format!("max_tokens ({b}) and max_completion_tokens ({a}) disagree; give one of them."),
         )),
         (Some(a), _) => Ok(Some(a)),
         (None, b) => Ok(b),
@@ -244,7 +247,7 @@ impl Fields {
     fn check_known(
         &self,
         supported: &[&str],
-        no_op_unless: &[(&str, fn(&serde_json::Value) -> bool)],
+        no_op_unless: &[(&str, IsNoOp)],
     ) -> Result<(), ApiError> {
         for (name, value) in &self.0 {
             if supported.contains(&name.as_str()) {
@@ -739,7 +742,9 @@ mod tests {
             7
         );
         rejects(
-            chat(serde_json::json!({"model": "m", "messages": user, "max_tokens": 1, "max_completion_tokens": 300})),
+            chat(
+                serde_json::json!({"model": "m", "messages": user, "max_tokens": 1, "max_completion_tokens": 300}),
+            ),
             Some("max_tokens"),
             "invalid_value",
         );
@@ -753,9 +758,15 @@ mod tests {
     fn parameters_that_would_be_ignored_are_refused_by_name() {
         let user = serde_json::json!([{"role": "user", "content": "hi"}]);
         for (name, value) in [
-            ("tools", serde_json::json!([{"type": "function", "function": {"name": "f"}}])),
+            (
+                "tools",
+                serde_json::json!([{"type": "function", "function": {"name": "f"}}]),
+            ),
             ("tool_choice", serde_json::json!("auto")),
-            ("response_format", serde_json::json!({"type": "json_object"})),
+            (
+                "response_format",
+                serde_json::json!({"type": "json_object"}),
+            ),
             ("logit_bias", serde_json::json!({"123": 5})),
             ("frequency_penalty", serde_json::json!(0.5)),
             ("presence_penalty", serde_json::json!(-1)),

@@ -3,9 +3,9 @@
 
 use std::sync::OnceLock;
 
+use mycel_openai::{parse_chat, parse_completion, Limits};
 use mycel_tokenizer::{default_cache_dir, ensure_default_model, PromptFormat};
 use mycel_types::receipt::Endpoint;
-use mycel_openai::{parse_chat, parse_completion, Limits};
 
 fn format() -> &'static PromptFormat {
     static FORMAT: OnceLock<PromptFormat> = OnceLock::new();
@@ -38,7 +38,11 @@ fn prompt_and_output_must_fit_the_context() {
         .unwrap()
         .admit(format())
         .expect("8,100 words and 1 token fit");
-    assert!(admitted.prompt_tokens.len() > 8100, "{}", admitted.prompt_tokens.len());
+    assert!(
+        admitted.prompt_tokens.len() > 8100,
+        "{}",
+        admitted.prompt_tokens.len()
+    );
     assert_eq!(admitted.request.max_tokens, 1);
 
     // The same prompt with 100 output tokens does not fit: refused before any work.
@@ -88,7 +92,9 @@ fn the_admitted_request_is_what_a_miner_runs() {
     assert_eq!(admitted.request.max_tokens, 7);
     assert_eq!(
         admitted.prompt_tokens,
-        format().request_tokens(&admitted.request, usize::MAX).unwrap()
+        format()
+            .request_tokens(&admitted.request, usize::MAX)
+            .unwrap()
     );
     // The body forwarded upstream names the limit explicitly, under one name.
     let forwarded: serde_json::Value =
@@ -110,7 +116,10 @@ fn the_admitted_request_is_what_a_miner_runs() {
 
     // Completions default to 16 tokens; forwarded explicitly.
     let body = br#"{"model": "m", "prompt": "Once upon a time"}"#;
-    let admitted = parse_completion(body, &LIMITS).unwrap().admit(format()).unwrap();
+    let admitted = parse_completion(body, &LIMITS)
+        .unwrap()
+        .admit(format())
+        .unwrap();
     assert_eq!(admitted.request.max_tokens, 16);
     let forwarded: serde_json::Value =
         serde_json::from_slice(&admitted.forward_body(body)).unwrap();

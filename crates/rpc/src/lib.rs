@@ -109,7 +109,9 @@ impl<T: Serialize> IntoResponse for Answer<T> {
     fn into_response(self) -> Response {
         let Answer(status, body) = self;
         match serde_json::to_value(&body).and_then(|v| serde_json::to_vec(&v)) {
-            Ok(bytes) => (status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
+            Ok(bytes) => {
+                (status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response()
+            }
             Err(e) => ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -223,9 +225,8 @@ fn parse_submitted_tx(body: &Value) -> Result<SignedTx, ApiError> {
         let raw = raw
             .as_str()
             .ok_or_else(|| ApiError::bad_request(code::BAD_TX, "'raw' must be a 0x-hex string"))?;
-        let bytes = hex_bytes(raw).map_err(|e| {
-            ApiError::bad_request(code::BAD_TX, format!("'raw' is not hex: {e}"))
-        })?;
+        let bytes = hex_bytes(raw)
+            .map_err(|e| ApiError::bad_request(code::BAD_TX, format!("'raw' is not hex: {e}")))?;
         return SignedTx::decode(&bytes)
             .map_err(|e| ApiError::bad_request(code::BAD_TX, e.to_string()));
     }
@@ -570,7 +571,11 @@ mod tests {
         for bad in ["", "1.0", "-1", "0x"] {
             let e = parse_submitted_tx(&transfer(bad)).unwrap_err();
             assert_eq!(e.error.code, "bad_tx");
-            assert!(e.error.message.contains("'amount'"), "{bad:?}: {}", e.error.message);
+            assert!(
+                e.error.message.contains("'amount'"),
+                "{bad:?}: {}",
+                e.error.message
+            );
         }
     }
 

@@ -7,8 +7,8 @@
 
 use crate::sessions::ChannelEvent;
 use crate::subnets::{
-    pool::Side, EmissionReceipt, Endpoint, EpochReceipt, HyperParams, IncentiveEvent,
-    NeuronPayout, SubnetEmission, SwapFill,
+    pool::Side, EmissionReceipt, Endpoint, EpochReceipt, HyperParams, IncentiveEvent, NeuronPayout,
+    SubnetEmission, SwapFill,
 };
 use crate::{Event, TxReceipt};
 use mycel_types::api;

@@ -6,8 +6,8 @@ use alloy_primitives::B256;
 use alloy_signer_local::PrivateKeySigner;
 use criterion::{criterion_group, criterion_main, Criterion};
 use mycel_types::receipt::{
-    token_ids_hash, CanonicalRequest, ChatMessage, InferenceReceipt, SamplingParams,
-    SignedReceipt, DETERMINISM_PROFILE,
+    token_ids_hash, CanonicalRequest, ChatMessage, InferenceReceipt, SamplingParams, SignedReceipt,
+    DETERMINISM_PROFILE,
 };
 use std::hint::black_box;
 

@@ -13,8 +13,8 @@ use std::process::{Command, Stdio};
 use alloy_primitives::{Address, B256};
 use alloy_signer_local::PrivateKeySigner;
 use mycel_types::receipt::{
-    token_ids_hash, CanonicalRequest, ChatMessage, InferenceReceipt, SamplingParams,
-    SignedReceipt, DETERMINISM_PROFILE,
+    token_ids_hash, CanonicalRequest, ChatMessage, InferenceReceipt, SamplingParams, SignedReceipt,
+    DETERMINISM_PROFILE,
 };
 
 fn script() -> PathBuf {

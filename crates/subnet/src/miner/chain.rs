@@ -12,8 +12,8 @@ use mycel_types::tx::{BurnedRegister, ServeEndpoint};
 use mycel_types::TxKind;
 
 use super::BlockHeight;
-pub use crate::chain::ChainError;
 use crate::chain::subnet_error;
+pub use crate::chain::ChainError;
 
 /// The endpoint a miner announces.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,7 +67,12 @@ pub async fn register_and_announce(
     let (uid, endpoint) = match neuron(node, netuid, hotkey.address()).await? {
         Some(found) => found,
         None => {
-            let burn = U256::from(node.subnet(netuid).await.map_err(subnet_error(netuid))?.burn);
+            let burn = U256::from(
+                node.subnet(netuid)
+                    .await
+                    .map_err(subnet_error(netuid))?
+                    .burn,
+            );
             let hot = hotkey.address();
             node.send_and_wait(coldkey, &options, |f| {
                 TxKind::BurnedRegister(BurnedRegister {

@@ -46,8 +46,8 @@ use mycel_infer::{
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 pub use metrics::MinerMetrics;
-pub use mycel_openai::{ApiError, Limits};
 use mycel_openai::{Admitted, ParsedRequest};
+pub use mycel_openai::{ApiError, Limits};
 
 /// The response header that carries a non-streaming completion's receipt (base64 of its JSON).
 pub const RECEIPT_HEADER: &str = "x-mycel-receipt";
@@ -322,7 +322,9 @@ fn run_job(shared: &Shared, job: &Job) -> Result<Served, ApiError> {
     let gone = || job.events.is_closed();
     if gone() {
         shared.metrics.cancelled.inc();
-        return Err(ApiError::internal("the client went away before decoding started"));
+        return Err(ApiError::internal(
+            "the client went away before decoding started",
+        ));
     }
     let generation = shared
         .model
@@ -376,13 +378,11 @@ fn run_job(shared: &Shared, job: &Job) -> Result<Served, ApiError> {
 fn infer_error(error: InferError) -> ApiError {
     match &error {
         InferError::PromptTooLong { .. }
-        | InferError::Tokenizer(TokenizerError::PromptOverLimit { .. }) => {
-            ApiError::invalid(
-                Some("messages"),
-                "context_length_exceeded",
-                format!("{error}"),
-            )
-        }
+        | InferError::Tokenizer(TokenizerError::PromptOverLimit { .. }) => ApiError::invalid(
+            Some("messages"),
+            "context_length_exceeded",
+            format!("{error}"),
+        ),
         InferError::EmptyPrompt => {
             ApiError::invalid(Some("prompt"), "invalid_value", "The prompt is empty.")
         }

@@ -13,8 +13,8 @@ use mycel_types::tx::{
 };
 use mycel_types::TxKind;
 
-pub use crate::chain::ChainError;
 use crate::chain::subnet_error;
+pub use crate::chain::ChainError;
 
 /// The subnet parameters a validator needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,8 +95,8 @@ pub async fn ensure_registered(
         })
     })
     .await?;
-    let uid = find(&neurons(node, netuid).await?)
-        .ok_or(ChainError::NotInMetagraph("BurnedRegister"))?;
+    let uid =
+        find(&neurons(node, netuid).await?).ok_or(ChainError::NotInMetagraph("BurnedRegister"))?;
     Ok((uid, true))
 }
 

@@ -35,9 +35,9 @@ use rand::seq::SliceRandom;
 use serde::Serialize;
 
 use chain::{ChainError, Neuron, PendingCommit, SubnetParams};
-use mycel_client::NodeClient;
 use challenge::{Expected, Fault, Outcome};
 pub use metrics::ValidatorMetrics;
+use mycel_client::NodeClient;
 
 /// How a validator runs.
 #[derive(Debug, Clone)]
@@ -418,15 +418,15 @@ impl Validator {
         } else if params.commit_reveal {
             weights_report.kind = "CommitWeights".into();
             match chain::commit_weights(
-                    &self.node,
-                    netuid,
-                    &self.hotkey,
-                    &uids,
-                    &values,
-                    params.weights_version_key,
-                    self.config.tx_timeout,
-                )
-                .await
+                &self.node,
+                netuid,
+                &self.hotkey,
+                &uids,
+                &values,
+                params.weights_version_key,
+                self.config.tx_timeout,
+            )
+            .await
             {
                 Ok(commit) => {
                     ValidatorMetrics::count(&self.metrics.weight_txs, "CommitWeights_ok");
@@ -443,15 +443,15 @@ impl Validator {
         } else {
             weights_report.kind = "SetWeights".into();
             match chain::set_weights(
-                    &self.node,
-                    netuid,
-                    &self.hotkey,
-                    &uids,
-                    &values,
-                    params.weights_version_key,
-                    self.config.tx_timeout,
-                )
-                .await
+                &self.node,
+                netuid,
+                &self.hotkey,
+                &uids,
+                &values,
+                params.weights_version_key,
+                self.config.tx_timeout,
+            )
+            .await
             {
                 Ok(hash) => {
                     ValidatorMetrics::count(&self.metrics.weight_txs, "SetWeights_ok");
@@ -481,13 +481,13 @@ impl Validator {
         let mut keep = Vec::new();
         for commit in std::mem::take(&mut self.pending) {
             match chain::reveal_weights(
-                    &self.node,
-                    self.config.netuid,
-                    &self.hotkey,
-                    &commit,
-                    self.config.tx_timeout,
-                )
-                .await
+                &self.node,
+                self.config.netuid,
+                &self.hotkey,
+                &commit,
+                self.config.tx_timeout,
+            )
+            .await
             {
                 Ok(_) => {
                     ValidatorMetrics::count(&self.metrics.weight_txs, "RevealWeights_ok");

@@ -27,7 +27,14 @@ pub struct Account {
 
 impl Account {
     /// The answer for `address` holding `myc` and `musd` at `height`.
-    pub fn new(address: Address, myc: u128, musd: u128, nonce: u64, next_nonce: u64, height: u64) -> Account {
+    pub fn new(
+        address: Address,
+        myc: u128,
+        musd: u128,
+        nonce: u64,
+        next_nonce: u64,
+        height: u64,
+    ) -> Account {
         Account {
             address,
             myc,

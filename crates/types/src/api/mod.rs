@@ -120,7 +120,8 @@ pub mod amount {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u128, D::Error> {
         let text = std::borrow::Cow::<str>::deserialize(d)?;
-        parse(&text).ok_or_else(|| de::Error::custom(format!("'{text}' is not an amount in base units")))
+        parse(&text)
+            .ok_or_else(|| de::Error::custom(format!("'{text}' is not an amount in base units")))
     }
 
     /// `text` as an amount if it is only decimal digits.
@@ -175,7 +176,9 @@ mod tests {
         let read = |text: &str| serde_json::from_str::<A>(text).map(|A(a)| a).ok();
         assert_eq!(read("\"10000\""), Some(10_000));
         assert_eq!(read("\"0\""), Some(0));
-        for bad in ["\"\"", "\"1.5\"", "\"-1\"", "\"+1\"", "\" 1\"", "null", "10000"] {
+        for bad in [
+            "\"\"", "\"1.5\"", "\"-1\"", "\"+1\"", "\" 1\"", "null", "10000",
+        ] {
             assert_eq!(read(bad), None, "{bad}");
         }
     }

@@ -73,7 +73,10 @@ mod tests {
     fn round_trip(text: &str) -> TxStatus {
         let status: TxStatus = serde_json::from_str(text).unwrap();
         let again = serde_json::to_value(&status).unwrap();
-        assert_eq!(again, serde_json::from_str::<serde_json::Value>(text).unwrap());
+        assert_eq!(
+            again,
+            serde_json::from_str::<serde_json::Value>(text).unwrap()
+        );
         status
     }
 
@@ -92,7 +95,13 @@ mod tests {
         let done = round_trip(&format!(
             r#"{{"hash":"{hash}","height":3,"index":0,"receipt":{{"events":[{{"amount":"10000","event":"fee_burned","from":"0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266"}}],"from":"0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266","hash":"{hash}","nonce":0,"type":"Transfer"}},"status":"finalized"}}"#
         ));
-        assert!(matches!(done.state, TxState::Finalized { result: TxResult::Receipt(_), .. }));
+        assert!(matches!(
+            done.state,
+            TxState::Finalized {
+                result: TxResult::Receipt(_),
+                ..
+            }
+        ));
         let rejected = round_trip(&format!(
             r#"{{"error":{{"code":"expired","message":"too old"}},"hash":"{hash}","status":"rejected"}}"#
         ));
