@@ -11,11 +11,8 @@ use mycel_client::api::code::UNKNOWN_SUBNET;
 use mycel_client::{SendOptions, TxFields};
 use mycel_types::keys::dev_signer;
 use mycel_types::tx::{AddStake, BurnedRegister, RegisterSubnet, SetSubnetParams};
-use mycel_types::TxKind;
+use mycel_types::{Token, TxKind};
 use std::time::Duration;
-
-/// MYC base units per MYC.
-const MYC: u128 = 1_000_000_000;
 
 /// Who runs the subnet and how, by dev account.
 pub struct SubnetSetup {
@@ -79,7 +76,7 @@ pub fn ensure_on_chain(node: &Node, setup: &SubnetSetup) -> Result<()> {
                 from: f.from,
                 netuid,
                 hotkey,
-                maxBurn: U256::from(setup.max_burn * MYC),
+                maxBurn: U256::from(setup.max_burn * myc_unit()),
                 nonce: f.nonce,
                 fee: f.fee,
             })
@@ -90,13 +87,18 @@ pub fn ensure_on_chain(node: &Node, setup: &SubnetSetup) -> Result<()> {
             from: f.from,
             hotkey,
             netuid,
-            amount: U256::from(setup.validator_stake * MYC),
+            amount: U256::from(setup.validator_stake * myc_unit()),
             // No price limit: the devnet's pool is fresh.
             limitPrice: U256::ZERO,
             nonce: f.nonce,
             fee: f.fee,
         })
     })
+}
+
+/// MYC base units per MYC.
+fn myc_unit() -> u128 {
+    10u128.pow(Token::Myc.decimals())
 }
 
 fn dev(index: u32) -> Result<PrivateKeySigner> {

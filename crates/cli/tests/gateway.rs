@@ -12,14 +12,14 @@ use mycel_gateway::wire::{
 };
 use mycel_testkit::http::{post_json, Answer};
 use mycel_testkit::interop::{npm_ci, x402_client_dir};
-use mycel_testkit::{free_port, Devnet, DevnetOptions, Proc, TestDir};
+use mycel_testkit::{free_port, now_secs, Devnet, DevnetOptions, Proc, TestDir};
 use mycel_types::{eip3009, keys::dev_signer};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 // ---------------------------------------------------------------- processes
 
@@ -287,13 +287,6 @@ async fn post_chat(
 fn chat_body(model: &str, max_tokens: u64) -> Value {
     json!({"model": model, "max_tokens": max_tokens,
            "messages": [{"role": "user", "content": "hello gateway"}]})
-}
-
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock")
-        .as_secs()
 }
 
 /// A payment of `requirements` by `payer`, signed the way the exact EVM scheme signs it.

@@ -18,7 +18,7 @@ use axum::Router;
 use mycel_gateway::wire::{self, PaymentRequired};
 use mycel_testkit::http::{post_json, Answer};
 use mycel_testkit::payer::{Payer, PaymentAsk};
-use mycel_testkit::{dev_signer, free_port, now_secs, Devnet, Proc, TestDir};
+use mycel_testkit::{dev_address, dev_signer, free_port, now_secs, Devnet, Proc, TestDir};
 use serde_json::{json, Value};
 
 const MODEL: &str = "SmolLM2-135M-Instruct.Q4_1";
@@ -27,10 +27,6 @@ const PAY_TO: u32 = 5;
 /// The facilitator's key (settles payments, pays their fees).
 const FACILITATOR: u32 = 8;
 const PAYER: u32 = 7;
-
-fn address(index: u32) -> Address {
-    dev_signer(index).address()
-}
 
 /// `mycel ARGS` as a server with its output in `log`.
 fn spawn(args: &[&str], log: &Path) -> Proc {
@@ -231,7 +227,7 @@ fn gateway_routes_to_miners_fails_over_avoids_bad_receipts_and_pays_shares() {
             "--dev-account",
             &FACILITATOR.to_string(),
             "--pay-to",
-            &address(PAY_TO).to_string(),
+            &dev_address(PAY_TO).to_string(),
             "--payout-dev-account",
             &PAY_TO.to_string(),
             "--miner-share",
@@ -258,7 +254,7 @@ fn gateway_routes_to_miners_fails_over_avoids_bad_receipts_and_pays_shares() {
         std::thread::sleep(Duration::from_millis(300));
     };
     let coldkey = |i: u32| -> Address {
-        miner_entry(&status, address(i))["coldkey"]
+        miner_entry(&status, dev_address(i))["coldkey"]
             .as_str()
             .expect("coldkey")
             .parse()
@@ -297,7 +293,7 @@ fn gateway_routes_to_miners_fails_over_avoids_bad_receipts_and_pays_shares() {
             .expect("hotkey");
         let miner = [1u32, 2]
             .into_iter()
-            .find(|&i| address(i) == hotkey)
+            .find(|&i| dev_address(i) == hotkey)
             .unwrap_or_else(|| panic!("served by {hotkey}, not an honest miner"));
         assert_eq!(
             answer.body["receipt"]["message"]["miner"]
@@ -320,7 +316,7 @@ fn gateway_routes_to_miners_fails_over_avoids_bad_receipts_and_pays_shares() {
         paid(&mut served_by);
     }
     let status = http.get(&format!("{gateway_url}/v1/miners"));
-    let liar = miner_entry(&status, address(3));
+    let liar = miner_entry(&status, dev_address(3));
     assert_eq!(liar["served"], 0, "{liar:#}");
     assert!(liar["failed"].as_u64().expect("failed") >= 1, "{liar:#}");
     assert!(
@@ -361,13 +357,16 @@ fn gateway_routes_to_miners_fails_over_avoids_bad_receipts_and_pays_shares() {
         text.contains("data:") && text.contains("\"receipt\""),
         "{text}"
     );
-    served_by.push(if miner == address(1) { 1 } else { 2 });
-    assert!(miner == address(1) || miner == address(2), "{miner}");
+    served_by.push(if miner == dev_address(1) { 1 } else { 2 });
+    assert!(
+        miner == dev_address(1) || miner == dev_address(2),
+        "{miner}"
+    );
 
     // Kill the honest miner with the better score (the lower latency), so that requests soon try
     // it: they go on, served by the other one, failing over within the request.
     let status = http.get(&format!("{gateway_url}/v1/miners"));
-    let latency = |i: u32| miner_entry(&status, address(i))["latency_ms"].as_u64();
+    let latency = |i: u32| miner_entry(&status, dev_address(i))["latency_ms"].as_u64();
     let last = match (latency(1), latency(2)) {
         (Some(a), Some(b)) if b < a => 2,
         (Some(_), _) => 1,
@@ -392,7 +391,7 @@ fn gateway_routes_to_miners_fails_over_avoids_bad_receipts_and_pays_shares() {
     let dead_failures = || {
         miner_entry(
             &http.get(&format!("{gateway_url}/v1/miners")),
-            address(last),
+            dev_address(last),
         )["failed"]
             .as_u64()
             .expect("failed")
@@ -455,8 +454,11 @@ fn gateway_routes_to_miners_fails_over_avoids_bad_receipts_and_pays_shares() {
     assert!(
         metrics.contains(&format!(
             "mycel_gateway_miner_served_total{{uid=\"{}\",hotkey=\"{}\"}} 0",
-            miner_entry(&http.get(&format!("{gateway_url}/v1/miners")), address(3))["uid"],
-            address(3)
+            miner_entry(
+                &http.get(&format!("{gateway_url}/v1/miners")),
+                dev_address(3)
+            )["uid"],
+            dev_address(3)
         )),
         "{metrics}"
     );
@@ -494,7 +496,7 @@ fn gateway_routing_command_line_errors_are_clear() {
     assert!(err.contains("--miner-share '1.5'"), "{err}");
     let err = run(&["gateway", "--netuid", "1", "--free", "--model-id", "xyz"]);
     assert!(err.contains("--model-id 'xyz'"), "{err}");
-    let to = address(PAY_TO).to_string();
+    let to = dev_address(PAY_TO).to_string();
     let err = run(&[
         "gateway",
         "--netuid",

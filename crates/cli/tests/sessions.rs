@@ -10,6 +10,7 @@ use mycel_gateway::{
     SessionBook, SessionScheme, SessionVoucher, SystemClock,
 };
 use mycel_testkit::http::fixed_chat_server;
+use mycel_testkit::units;
 use mycel_testkit::{Devnet, DevnetOptions};
 use mycel_types::keys::dev_signer;
 use serde_json::{json, Value};
@@ -31,10 +32,6 @@ fn get(rt: &tokio::runtime::Runtime, url: &str) -> Value {
     rt.block_on(async { reqwest::get(url).await.unwrap().json().await.unwrap() })
 }
 
-fn amount(v: &Value) -> u128 {
-    v.as_str().expect("amount string").parse().expect("amount")
-}
-
 #[test]
 fn twenty_calls_on_vouchers_are_claimed_in_batches_and_the_rest_is_withdrawn() {
     let dir = tempfile::tempdir().unwrap();
@@ -50,8 +47,8 @@ fn twenty_calls_on_vouchers_are_claimed_in_batches_and_the_rest_is_withdrawn() {
     let rpc = devnet.rpc().to_string();
     let payer = dev_signer(PAYER).unwrap();
     let payee = dev_signer(PAY_TO).unwrap();
-    let payer0 = amount(&get(&rt, &format!("{rpc}/v1/accounts/{}", payer.address()))["musd"]);
-    let payee0 = amount(&get(&rt, &format!("{rpc}/v1/accounts/{}", payee.address()))["musd"]);
+    let payer0 = units(&get(&rt, &format!("{rpc}/v1/accounts/{}", payer.address()))["musd"]);
+    let payee0 = units(&get(&rt, &format!("{rpc}/v1/accounts/{}", payee.address()))["musd"]);
     let chain_id = get(&rt, &format!("{rpc}/v1/status"))["chain_id"]
         .as_u64()
         .unwrap();
@@ -80,7 +77,7 @@ fn twenty_calls_on_vouchers_are_claimed_in_batches_and_the_rest_is_withdrawn() {
     let channel: B256 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
     let deposit = 1_000_000u128;
     let on_chain = get(&rt, &format!("{rpc}/v1/channels/{channel}"));
-    assert_eq!(amount(&on_chain["deposit"]), deposit);
+    assert_eq!(units(&on_chain["deposit"]), deposit);
     assert_eq!(on_chain["payer"], payer.address().to_checksum(None));
 
     // Upstream and gateway on loopback.
@@ -234,7 +231,7 @@ fn twenty_calls_on_vouchers_are_claimed_in_batches_and_the_rest_is_withdrawn() {
     loop {
         let c = get(&rt, &format!("{rpc}/v1/channels/{channel}"));
         // The gateway's book learns of a claim when it sees it final (polling), just after.
-        if amount(&c["claimed"]) == 20 * price
+        if units(&c["claimed"]) == 20 * price
             && book.channel(&channel) == Some((20 * price, 20 * price))
         {
             break;
@@ -245,7 +242,7 @@ fn twenty_calls_on_vouchers_are_claimed_in_batches_and_the_rest_is_withdrawn() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    let payee_now = amount(&get(&rt, &format!("{rpc}/v1/accounts/{}", payee.address()))["musd"]);
+    let payee_now = units(&get(&rt, &format!("{rpc}/v1/accounts/{}", payee.address()))["musd"]);
     assert_eq!(payee_now, payee0 + 20 * price);
 
     // The payer takes the rest back: not before the delay, then yes.
@@ -296,9 +293,9 @@ fn twenty_calls_on_vouchers_are_claimed_in_batches_and_the_rest_is_withdrawn() {
     );
     let c = get(&rt, &format!("{rpc}/v1/channels/{channel}"));
     assert_eq!(c["closed"], true);
-    assert_eq!(amount(&c["claimed"]), 20 * price);
-    assert_eq!(amount(&c["escrowed"]), 0);
-    let payer_now = amount(&get(&rt, &format!("{rpc}/v1/accounts/{}", payer.address()))["musd"]);
+    assert_eq!(units(&c["claimed"]), 20 * price);
+    assert_eq!(units(&c["escrowed"]), 0);
+    let payer_now = units(&get(&rt, &format!("{rpc}/v1/accounts/{}", payer.address()))["musd"]);
     assert_eq!(payer_now, payer0 - 20 * price);
 }
 

@@ -5,6 +5,7 @@
 use mycel_gateway::Pricing;
 use mycel_testkit::http::fixed_chat_server;
 use mycel_testkit::process::start_mycel;
+use mycel_testkit::units;
 use mycel_testkit::{free_port, Devnet, DevnetOptions, TestDir};
 use mycel_types::keys::dev_signer;
 use serde_json::{json, Value};
@@ -29,10 +30,6 @@ fn get(url: &str) -> Value {
         .build()
         .unwrap();
     rt.block_on(async { reqwest::get(url).await.unwrap().json().await.unwrap() })
-}
-
-fn amount(v: &Value) -> u128 {
-    v.as_str().expect("amount string").parse().expect("amount")
 }
 
 fn text(out: &Output) -> String {
@@ -120,7 +117,7 @@ fn three_chats_on_a_session_are_claimed_by_the_gateway_process() {
     let rpc = devnet.rpc().to_string();
     let payer = dev_signer(PAYER).unwrap();
     let payee = dev_signer(PAY_TO).unwrap();
-    let payee0 = amount(&get(&format!("{rpc}/v1/accounts/{}", payee.address()))["musd"]);
+    let payee0 = units(&get(&format!("{rpc}/v1/accounts/{}", payee.address()))["musd"]);
 
     // The model server: OpenAI-shaped, on loopback.
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -240,7 +237,7 @@ fn three_chats_on_a_session_are_claimed_by_the_gateway_process() {
         // The client's record of its last voucher: the running total, readable by its owner only.
         let record = vouchers.join(format!("{channel}.json"));
         let kept: Value = serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
-        assert_eq!(amount(&kept["cumulative"]), i * price);
+        assert_eq!(units(&kept["cumulative"]), i * price);
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -253,11 +250,11 @@ fn three_chats_on_a_session_are_claimed_by_the_gateway_process() {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let c = get(&format!("{rpc}/v1/channels/{channel}"));
-        if amount(&c["claimed"]) == 3 * price {
-            assert_eq!(amount(&c["deposit"]), 1_000_000);
+        if units(&c["claimed"]) == 3 * price {
+            assert_eq!(units(&c["deposit"]), 1_000_000);
             break;
         }
-        assert!(amount(&c["claimed"]) < 3 * price, "{c}");
+        assert!(units(&c["claimed"]) < 3 * price, "{c}");
         assert!(
             Instant::now() < deadline,
             "no claim of {} after 60 s: {c}\n{}",
@@ -266,7 +263,7 @@ fn three_chats_on_a_session_are_claimed_by_the_gateway_process() {
         );
         std::thread::sleep(Duration::from_millis(250));
     }
-    let payee1 = amount(&get(&format!("{rpc}/v1/accounts/{}", payee.address()))["musd"]);
+    let payee1 = units(&get(&format!("{rpc}/v1/accounts/{}", payee.address()))["musd"]);
     assert_eq!(payee1 - payee0, 3 * price);
     // A lost record: the next total starts from what the chain says was claimed.
     let record = vouchers.join(format!("{channel}.json"));
@@ -304,7 +301,7 @@ fn three_chats_on_a_session_are_claimed_by_the_gateway_process() {
         text(&out)
     );
     let kept: Value = serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
-    assert_eq!(amount(&kept["cumulative"]), 11 * price);
+    assert_eq!(units(&kept["cumulative"]), 11 * price);
 
     // The gateway's book on disk has the latest voucher (11 × price): a request's voucher is
     // written before its answer is sent. (Not the claimed amount: with --claim-interval 3 a

@@ -7,6 +7,7 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 use alloy_primitives::Address;
+use mycel_testkit::http::get_json;
 use mycel_testkit::{dev_address, Devnet, DevnetOptions};
 use serde_json::Value;
 
@@ -16,26 +17,6 @@ fn text(bytes: &[u8]) -> String {
 
 fn mycel(args: &[&str]) -> Output {
     mycel_testkit::mycel::run(args)
-}
-
-fn get_json(url: &str) -> Value {
-    let url = url.to_string();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        runtime.block_on(async {
-            reqwest::get(&url)
-                .await
-                .expect("GET")
-                .json::<Value>()
-                .await
-                .expect("JSON")
-        })
-    })
-    .join()
-    .expect("thread")
 }
 
 #[test]
