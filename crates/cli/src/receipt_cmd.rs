@@ -234,7 +234,7 @@ fn run_checks(args: &VerifyArgs, json: &ReceiptJson, report: &mut Report) -> Res
         );
         return Ok(());
     }
-    let model = crate::miner_cmd::load_model(args.model.as_ref())?;
+    let model = crate::miner_cmd::load_model(args.model.as_ref(), &crate::logging::Say::Console)?;
     let local_id = alloy_primitives::B256::from(model.id().0);
     if local_id != r.modelId {
         bail!(

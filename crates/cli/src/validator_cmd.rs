@@ -1,17 +1,23 @@
 //! `mycel validator`: challenge a subnet's miners each tempo, check their receipts, re-execute a
 //! sample, and set weights (crates/subnet/src/validator, docs/validator.md).
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use alloy_signer_local::PrivateKeySigner as Signer;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use mycel_client::NodeClient;
+use mycel_http::ServeLimits;
+use mycel_infer::Model;
 use mycel_subnet::validator::{Validator, ValidatorConfig};
 
 use crate::keys::{KeystoreArgs, PasswordArgs};
+use crate::logging::Say;
+use tracing::Instrument as _;
 
 #[derive(Debug, Args)]
 #[command(
@@ -91,6 +97,32 @@ pub struct ValidatorArgs {
 }
 
 pub fn run(args: ValidatorArgs) -> Result<()> {
+    let plan = plan(args)?;
+    crate::logging::init(crate::logging::SUBNET);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        let (_, validating) = start(plan, None, Say::Console, shutdown).await?;
+        validating.await
+    })
+}
+
+/// A validator's flags, checked, with its keys.
+pub struct ValidatorPlan {
+    args: ValidatorArgs,
+    hotkey: Signer,
+    coldkey: Signer,
+    limits: ServeLimits,
+}
+
+/// Checks the flags and finds the keys (may ask for a keystore passphrase).
+pub fn plan(args: ValidatorArgs) -> Result<ValidatorPlan> {
     let limits = args.http.limits()?;
     if args.challenges == 0 {
         bail!("--challenges must be at least 1");
@@ -123,17 +155,45 @@ pub fn run(args: ValidatorArgs) -> Result<()> {
         "--coldkey-dev-account",
     )?
     .unwrap_or_else(|| hotkey.clone());
-    crate::logging::init(crate::logging::SUBNET);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    Ok(ValidatorPlan {
+        args,
+        hotkey,
+        coldkey,
+        limits,
+    })
+}
+
+/// Starts a validator: checks the subnet, loads `model` (or the one its flags name), serves its
+/// status if asked, and says so. Returns the status server's address and the future that
+/// validates until its rounds are done or `shutdown`.
+pub async fn start(
+    plan: ValidatorPlan,
+    model: Option<Arc<Model>>,
+    say: Say,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(Option<SocketAddr>, impl Future<Output = Result<()>> + Send)> {
+    let ValidatorPlan {
+        args,
+        hotkey,
+        coldkey,
+        limits,
+    } = plan;
     let node = NodeClient::new(&args.rpc).map_err(|e| anyhow!("--rpc: {e}"))?;
-    runtime
-        .block_on(node.subnet(args.netuid))
+    node.subnet(args.netuid)
+        .await
         .map_err(|e| anyhow!("{e} (is the node at {} running?)", args.rpc))?;
-    let model = Arc::new(crate::miner_cmd::load_model(args.model.as_ref())?);
+    let model = match model {
+        Some(model) => model,
+        None => {
+            let (path, progress) = (args.model.clone(), say.clone());
+            let loaded = tokio::task::spawn_blocking(move || {
+                crate::miner_cmd::load_model(path.as_ref(), &progress)
+            })
+            .await
+            .context("loading the model")??;
+            Arc::new(loaded)
+        }
+    };
     let config = ValidatorConfig {
         netuid: args.netuid,
         challenges: args.challenges,
@@ -146,34 +206,44 @@ pub fn run(args: ValidatorArgs) -> Result<()> {
     };
     let address = hotkey.address();
     let mut validator = Validator::new(config, node, hotkey, coldkey, Arc::clone(&model));
-    runtime.block_on(async move {
-        if let Some(listen) = args.listen {
-            let listener = tokio::net::TcpListener::bind(listen)
-                .await
-                .with_context(|| format!("cannot listen on {listen}"))?;
-            let bound = listener
-                .local_addr()
-                .context("cannot read the bound address")?;
-            let router = validator.router();
-            tokio::spawn(async move {
-                if let Err(e) =
-                    mycel_http::serve(listener, router, limits, std::future::pending()).await
-                {
+    let (stop_status, stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut status = None;
+    if let Some(listen) = args.listen {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        let bound = listener
+            .local_addr()
+            .context("cannot read the bound address")?;
+        let router = validator.router();
+        tokio::spawn(
+            async move {
+                let stop = async {
+                    let _ = stopped.await;
+                };
+                if let Err(e) = mycel_http::serve(listener, router, limits, stop).await {
                     tracing::error!(error = %e, "the status server stopped");
                 }
-            });
-            println!("validator status on http://{bound}/status");
-        }
-        println!(
-            "mycel validator on subnet {} (hotkey {}, model 0x{}, node {})",
-            args.netuid,
-            address.to_checksum(None),
-            model.id().to_hex(),
-            args.rpc
+            }
+            .in_current_span(),
         );
-        tokio::select! {
+        say.out(&format!("validator status on http://{bound}/status"));
+        status = Some(bound);
+    }
+    say.out(&format!(
+        "mycel validator on subnet {} (hotkey {}, model 0x{}, node {})",
+        args.netuid,
+        address.to_checksum(None),
+        model.id().to_hex(),
+        args.rpc
+    ));
+    let validating = async move {
+        let result = tokio::select! {
             result = validator.run() => result.context("validating"),
-            _ = tokio::signal::ctrl_c() => Ok(()),
-        }
-    })
+            () = shutdown => Ok(()),
+        };
+        let _ = stop_status.send(());
+        result
+    };
+    Ok((status, validating.in_current_span()))
 }

@@ -22,7 +22,7 @@ fn mycel(args: &[&str]) -> Output {
 #[test]
 fn up_starts_an_inference_subnet_behind_a_paid_gateway() {
     let started = Instant::now();
-    let up = Devnet::start_with(DevnetOptions::with_subnet());
+    let mut up = Devnet::start_with(DevnetOptions::with_subnet());
     let dir = up.dir();
     let banner = up.log();
     // The banner gives the URLs and copy-paste examples.
@@ -143,5 +143,75 @@ fn up_starts_an_inference_subnet_behind_a_paid_gateway() {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
+
+    // The roles run inside `mycel up` (no child processes), each logging to its own file; the
+    // console keeps the node's lines and the banners.
+    let pid = up.proc().id();
+    assert_eq!(children_of(pid), Vec::<u32>::new(), "mycel up has child processes");
+    let subnet_dir = up.data_dir().join("subnet");
+    for (file, line) in [
+        ("miner-1.log", "mycel miner serving http://127.0.0.1:"),
+        ("miner-2.log", "mycel miner serving http://127.0.0.1:"),
+        ("validator.log", "mycel validator on subnet 1"),
+        ("validator.log", "INFO mycel_subnet::validator: miner checked"),
+        ("gateway.log", "mycel gateway is running"),
+    ] {
+        let text = std::fs::read_to_string(subnet_dir.join(file)).unwrap_or_default();
+        assert!(text.contains(line), "{file} lacks {line:?}:\n{text}");
+    }
+    let console = up.log();
+    for role_line in ["mycel_subnet::validator", "mycel miner serving"] {
+        assert!(
+            !console.contains(role_line),
+            "the console shows a role's log line {role_line:?}:\n{console}"
+        );
+    }
+
+    // Stopped (SIGTERM, as Ctrl-C), everything stops with it; started again on the same data
+    // directory, the subnet comes back and a paid request is answered again.
+    let status = up.stop().expect("mycel up stops on SIGTERM");
+    assert!(status.success(), "{status}\n{}", up.log_tail());
+    up.restart();
+    let out = mycel(&[
+        "chat",
+        "Hi",
+        "--gateway",
+        up.gateway(),
+        "--dev-account",
+        "5",
+        "--max-tokens",
+        "4",
+        "--max",
+        "0.05",
+    ]);
+    assert!(
+        out.status.success(),
+        "mycel chat after a restart failed\nstdout: {}\nstderr: {}\nup log:\n{}",
+        text(&out.stdout),
+        text(&out.stderr),
+        up.log()
+    );
     eprintln!("up_subnet test took {:?}", started.elapsed());
+}
+
+/// The processes whose parent is `pid`.
+fn children_of(pid: u32) -> Vec<u32> {
+    let mut children = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid …; comm may hold spaces and parentheses.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(pid) {
+            children.push(child);
+        }
+    }
+    children
 }

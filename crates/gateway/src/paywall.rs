@@ -30,6 +30,7 @@ use mycel_openai::Admitted;
 use mycel_types::Amount;
 use serde_json::json;
 use std::sync::Arc;
+use tracing::Instrument as _;
 
 /// Largest request body the paywall reads (it must read the body to price it).
 pub const MAX_REQUEST_BYTES: usize = 1 << 20;
@@ -256,28 +257,31 @@ async fn take_payment(
     };
     let pending = pw.answers.begin(answer_key, digest.0);
     let hook = pw.on_settled.clone();
-    let committing = tokio::spawn(async move {
-        let committed = match reserved.commit().await {
-            Ok(committed) => committed,
-            Err(refused) => return refused,
-        };
-        let mut headers = response_parts.headers;
-        if let (Some(hook), Some(paid)) = (&hook, committed.paid) {
-            hook(&headers, paid);
+    let committing = tokio::spawn(
+        async move {
+            let committed = match reserved.commit().await {
+                Ok(committed) => committed,
+                Err(refused) => return refused,
+            };
+            let mut headers = response_parts.headers;
+            if let (Some(hook), Some(paid)) = (&hook, committed.paid) {
+                hook(&headers, paid);
+            }
+            for (name, value) in committed.headers {
+                headers.insert(name, value);
+            }
+            headers.remove(header::CONTENT_LENGTH);
+            let answer = StoredAnswer {
+                status: response_parts.status,
+                headers,
+                body: response_bytes,
+            };
+            let response = answer.response();
+            pending.fulfil(answer);
+            response
         }
-        for (name, value) in committed.headers {
-            headers.insert(name, value);
-        }
-        headers.remove(header::CONTENT_LENGTH);
-        let answer = StoredAnswer {
-            status: response_parts.status,
-            headers,
-            body: response_bytes,
-        };
-        let response = answer.response();
-        pending.fulfil(answer);
-        response
-    });
+        .in_current_span(),
+    );
     committing.await.unwrap_or_else(|e| {
         error(
             StatusCode::INTERNAL_SERVER_ERROR,

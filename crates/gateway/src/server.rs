@@ -25,6 +25,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument as _;
 
 /// How the gateway serves.
 #[derive(Debug, Clone)]
@@ -489,7 +490,8 @@ async fn settle(State(app): State<AppState>, body: Result<Json<Value>, JsonRejec
     // Settle in a task of its own: a client that hangs up (a timeout) must not cancel a
     // settlement half way; its retry waits for this one and gets its result.
     let f = f.clone();
-    let settlement = tokio::spawn(async move { f.settle(&payment, &requirements).await });
+    let settlement =
+        tokio::spawn(async move { f.settle(&payment, &requirements).await }.in_current_span());
     match settlement.await {
         Ok(response) => Json(response).into_response(),
         Err(e) => error(

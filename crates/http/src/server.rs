@@ -14,6 +14,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
+use tracing::Instrument as _;
 
 use crate::io::WriteDeadline;
 use crate::request::RequestService;
@@ -92,7 +93,8 @@ impl Server {
                             draining: draining.clone(),
                             _slot: taken,
                         };
-                        connections.spawn(connection.serve(stream, remote));
+                        // A connection logs in the server's span (a role's, under `mycel up`).
+                        connections.spawn(connection.serve(stream, remote).in_current_span());
                     }
                     Err(e) => on_accept_error(e).await,
                 },

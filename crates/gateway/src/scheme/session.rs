@@ -9,6 +9,7 @@
 //! price from the `exact` offer.
 
 use std::sync::Arc;
+use tracing::Instrument as _;
 
 use alloy_primitives::B256;
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
@@ -132,11 +133,14 @@ impl Reserved for SessionReserved {
             }));
             book.commit(&reserved).await;
             if book.claim_due() {
-                tokio::spawn(async move {
-                    if let Err(e) = book.claim_now().await {
-                        tracing::warn!("session claim failed (retried at the next batch): {e}");
+                tokio::spawn(
+                    async move {
+                        if let Err(e) = book.claim_now().await {
+                            tracing::warn!("session claim failed (retried at the next batch): {e}");
+                        }
                     }
-                });
+                    .in_current_span(),
+                );
             }
             Ok(Committed {
                 paid: Some(reserved.price),
