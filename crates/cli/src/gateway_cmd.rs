@@ -162,17 +162,7 @@ pub struct GatewayArgs {
 pub fn run(args: GatewayArgs) -> Result<()> {
     let plan = plan(args, &Say::Console)?;
     init_logging();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(async move {
-        let shutdown = async {
-            let _ = tokio::signal::ctrl_c().await;
-        };
-        let (_, serving) = start(plan, Say::Console, shutdown).await?;
-        serving.await
-    })
+    crate::run_role(|interrupted| start(plan, Say::Console, interrupted))
 }
 
 /// A gateway's flags, checked: its prices, keys and the served model's prompt format.

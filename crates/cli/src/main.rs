@@ -173,3 +173,27 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Validator(args) => validator_cmd::run(args),
     }
 }
+
+/// Runs a miner, validator or gateway as its own command: `start` gets the future that resolves
+/// on Ctrl-C and returns what it bound and the future that runs the role; this drives both on a
+/// runtime of the role's own until the role ends or is interrupted.
+fn run_role<A, Started, Running>(
+    start: impl FnOnce(std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>) -> Started,
+) -> anyhow::Result<()>
+where
+    Started: std::future::Future<Output = anyhow::Result<(A, Running)>>,
+    Running: std::future::Future<Output = anyhow::Result<()>>,
+{
+    use anyhow::Context as _;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let interrupted = Box::pin(async {
+            let _ = tokio::signal::ctrl_c().await;
+        });
+        let (_, running) = start(interrupted).await?;
+        running.await
+    })
+}

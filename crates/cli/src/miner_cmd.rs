@@ -102,18 +102,7 @@ pub struct MinerArgs {
 
 pub fn run(args: MinerArgs) -> Result<()> {
     let plan = plan(args)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(async move {
-        let shutdown = async {
-            let _ = tokio::signal::ctrl_c().await;
-        };
-        let (_, serving) = start(plan, None, Say::Console, shutdown).await?;
-        serving.await
-    })
+    crate::run_role(|interrupted| start(plan, None, Say::Console, interrupted))
 }
 
 /// A miner's flags, checked, with its keys.

@@ -99,18 +99,7 @@ pub struct ValidatorArgs {
 pub fn run(args: ValidatorArgs) -> Result<()> {
     let plan = plan(args)?;
     crate::logging::init(crate::logging::SUBNET);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(async move {
-        let shutdown = async {
-            let _ = tokio::signal::ctrl_c().await;
-        };
-        let (_, validating) = start(plan, None, Say::Console, shutdown).await?;
-        validating.await
-    })
+    crate::run_role(|interrupted| start(plan, None, Say::Console, interrupted))
 }
 
 /// A validator's flags, checked, with its keys.

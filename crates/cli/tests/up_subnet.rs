@@ -147,13 +147,20 @@ fn up_starts_an_inference_subnet_behind_a_paid_gateway() {
     // The roles run inside `mycel up` (no child processes), each logging to its own file; the
     // console keeps the node's lines and the banners.
     let pid = up.proc().id();
-    assert_eq!(children_of(pid), Vec::<u32>::new(), "mycel up has child processes");
+    assert_eq!(
+        children_of(pid),
+        Vec::<u32>::new(),
+        "mycel up has child processes"
+    );
     let subnet_dir = up.data_dir().join("subnet");
     for (file, line) in [
         ("miner-1.log", "mycel miner serving http://127.0.0.1:"),
         ("miner-2.log", "mycel miner serving http://127.0.0.1:"),
         ("validator.log", "mycel validator on subnet 1"),
-        ("validator.log", "INFO mycel_subnet::validator: miner checked"),
+        (
+            "validator.log",
+            "INFO mycel_subnet::validator: miner checked",
+        ),
         ("gateway.log", "mycel gateway is running"),
     ] {
         let text = std::fs::read_to_string(subnet_dir.join(file)).unwrap_or_default();
