@@ -414,154 +414,153 @@ pub async fn start(
         timeout,
     } = plan;
     let mut background = Vec::new();
-    {
-        let (facilitator, pay_to) = match signer {
-            None => (None, Address::ZERO),
-            Some((signers, pay_to)) => {
-                let node = NodeClient::new(&args.rpc).map_err(|e| anyhow!("--rpc: {e}"))?;
-                let config = FacilitatorConfig {
-                    signers,
-                    fee: None,
-                    settle_timeout: Duration::from_secs(args.settle_timeout),
-                    clock: Arc::new(SystemClock),
-                };
-                let facilitator = Facilitator::connect(node, config).await.map_err(|e| {
-                    anyhow!(
-                        "{e}: is the node running (`mycel up`) and is --rpc {} right?",
-                        args.rpc
-                    )
-                })?;
-                (Some(Arc::new(facilitator)), pay_to)
-            }
-        };
-        let miners = match args.netuid {
-            None => None,
-            Some(netuid) => {
-                let routing = RoutingConfig {
-                    rpc: args.rpc.clone(),
-                    netuid,
-                    refresh: Duration::from_secs(args.metagraph_refresh),
-                    timeout,
-                    max_attempts: args.max_attempts,
-                    model_id,
-                };
-                let miners = MinerRouter::connect(routing).await.map_err(|e| {
+    let (facilitator, pay_to) = match signer {
+        None => (None, Address::ZERO),
+        Some((signers, pay_to)) => {
+            let node = NodeClient::new(&args.rpc).map_err(|e| anyhow!("--rpc: {e}"))?;
+            let config = FacilitatorConfig {
+                signers,
+                fee: None,
+                settle_timeout: Duration::from_secs(args.settle_timeout),
+                clock: Arc::new(SystemClock),
+            };
+            let facilitator = Facilitator::connect(node, config).await.map_err(|e| {
+                anyhow!(
+                    "{e}: is the node running (`mycel up`) and is --rpc {} right?",
+                    args.rpc
+                )
+            })?;
+            (Some(Arc::new(facilitator)), pay_to)
+        }
+    };
+    let miners = match args.netuid {
+        None => None,
+        Some(netuid) => {
+            let routing = RoutingConfig {
+                rpc: args.rpc.clone(),
+                netuid,
+                refresh: Duration::from_secs(args.metagraph_refresh),
+                timeout,
+                max_attempts: args.max_attempts,
+                model_id,
+            };
+            let miners = MinerRouter::connect(routing).await.map_err(|e| {
                     anyhow!("{e}: is the node running (`mycel up`), --rpc right, and subnet {netuid} created?")
                 })?;
-                let miners = Arc::new(miners);
-                background.push(tokio::spawn(
-                    miners.clone().follow_metagraph().in_current_span(),
-                ));
-                Some(miners)
-            }
-        };
-        let revenue = match payout_signer {
-            None => None,
-            Some(key) => {
-                let revenue = RevenueShare::connect(
-                    NodeClient::new(&args.rpc).map_err(|e| anyhow!("--rpc: {e}"))?,
-                    key,
-                    RevenueConfig {
-                        share_ppm: miner_share_ppm,
-                        interval: Duration::from_secs(args.payout_interval),
-                    },
-                )
+            let miners = Arc::new(miners);
+            background.push(tokio::spawn(
+                miners.clone().follow_metagraph().in_current_span(),
+            ));
+            Some(miners)
+        }
+    };
+    let revenue = match payout_signer {
+        None => None,
+        Some(key) => {
+            let revenue = RevenueShare::connect(
+                NodeClient::new(&args.rpc).map_err(|e| anyhow!("--rpc: {e}"))?,
+                key,
+                RevenueConfig {
+                    share_ppm: miner_share_ppm,
+                    interval: Duration::from_secs(args.payout_interval),
+                },
+            )
+            .await
+            .map_err(|e| anyhow!("{e}: is --rpc {} right?", args.rpc))?;
+            let revenue = Arc::new(revenue);
+            background.push(tokio::spawn(revenue.clone().run().in_current_span()));
+            Some(revenue)
+        }
+    };
+    let sessions = match (session_key, &session_file) {
+        (Some(key), Some(file)) => {
+            let node = NodeClient::new(&args.rpc).map_err(|e| anyhow!("--rpc: {e}"))?;
+            let chain = node
+                .chain_params()
                 .await
                 .map_err(|e| anyhow!("{e}: is --rpc {} right?", args.rpc))?;
-                let revenue = Arc::new(revenue);
-                background.push(tokio::spawn(revenue.clone().run().in_current_span()));
-                Some(revenue)
+            if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
             }
-        };
-        let sessions = match (session_key, &session_file) {
-            (Some(key), Some(file)) => {
-                let node = NodeClient::new(&args.rpc).map_err(|e| anyhow!("--rpc: {e}"))?;
-                let chain = node
-                    .chain_params()
-                    .await
-                    .map_err(|e| anyhow!("{e}: is --rpc {} right?", args.rpc))?;
-                if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir)
-                        .with_context(|| format!("cannot create {}", dir.display()))?;
-                }
-                let mut book =
-                    SessionBook::open(node, key, chain.chain_id, chain.min_fee, file.clone())
-                        .map_err(|e| anyhow!("--session-file: {e}"))?;
-                book.claim_every_vouchers = args.claim_every;
-                book.claim_every = Duration::from_secs(args.claim_interval);
-                let book = Arc::new(book);
-                background.push(tokio::spawn(
-                    book.clone()
-                        .claim_loop(Duration::from_millis(500))
-                        .in_current_span(),
-                ));
-                Some(book)
-            }
-            _ => None,
-        };
-        let config = GatewayConfig {
-            upstream: upstream.clone(),
-            pricing: pricing.clone(),
-            free: args.free,
-            format: format.clone(),
-            timeout,
-        };
-        // Sessions are asked first: a request carrying a voucher is paid by it.
-        let mut gateway = GatewayBuilder::new(config)
-            .facilitator(facilitator.clone())
-            .miners(miners.clone())
-            .revenue(revenue.clone());
-        if let Some(book) = &sessions {
-            gateway = gateway.scheme(SessionScheme::new(book.clone()));
+            let mut book =
+                SessionBook::open(node, key, chain.chain_id, chain.min_fee, file.clone())
+                    .map_err(|e| anyhow!("--session-file: {e}"))?;
+            book.claim_every_vouchers = args.claim_every;
+            book.claim_every = Duration::from_secs(args.claim_interval);
+            let book = Arc::new(book);
+            background.push(tokio::spawn(
+                book.clone()
+                    .claim_loop(Duration::from_millis(500))
+                    .in_current_span(),
+            ));
+            Some(book)
         }
-        if let Some(f) = &facilitator {
-            gateway = gateway.scheme(ExactScheme::new(f.clone(), pay_to, args.max_timeout));
-        }
-        let listener = tokio::net::TcpListener::bind(args.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", args.listen))?;
-        let local = listener.local_addr()?;
-        let mut banner = String::new();
-        let _ = writeln!(banner, "mycel gateway is running");
+        _ => None,
+    };
+    let config = GatewayConfig {
+        upstream: upstream.clone(),
+        pricing: pricing.clone(),
+        free: args.free,
+        format: format.clone(),
+        timeout,
+    };
+    // Sessions are asked first: a request carrying a voucher is paid by it.
+    let mut gateway = GatewayBuilder::new(config)
+        .facilitator(facilitator.clone())
+        .miners(miners.clone())
+        .revenue(revenue.clone());
+    if let Some(book) = &sessions {
+        gateway = gateway.scheme(SessionScheme::new(book.clone()));
+    }
+    if let Some(f) = &facilitator {
+        gateway = gateway.scheme(ExactScheme::new(f.clone(), pay_to, args.max_timeout));
+    }
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let local = listener.local_addr()?;
+    let mut banner = String::new();
+    let _ = writeln!(banner, "mycel gateway is running");
+    let _ = writeln!(
+        banner,
+        "  api        http://{local}/v1/chat/completions  (OpenAI-compatible)"
+    );
+    let _ = match &miners {
+        Some(m) => writeln!(
+            banner,
+            "  miners     subnet {} ({} with an endpoint now), status at http://{local}/v1/miners",
+            m.config().netuid,
+            m.miners().len()
+        ),
+        None => writeln!(banner, "  upstream   {upstream}"),
+    };
+    if let Some(r) = &revenue {
         let _ = writeln!(
             banner,
-            "  api        http://{local}/v1/chat/completions  (OpenAI-compatible)"
+            "  miner share {}% of each settled price, paid from {} every {} s",
+            r.config().share_ppm as f64 / 10_000.0,
+            r.payer(),
+            r.config().interval.as_secs()
         );
-        let _ = match &miners {
-            Some(m) => writeln!(
-                banner,
-                "  miners     subnet {} ({} with an endpoint now), status at http://{local}/v1/miners",
-                m.config().netuid,
-                m.miners().len()
-            ),
-            None => writeln!(banner, "  upstream   {upstream}"),
-        };
-        if let Some(r) = &revenue {
+    }
+    match &facilitator {
+        Some(f) => {
             let _ = writeln!(
                 banner,
-                "  miner share {}% of each settled price, paid from {} every {} s",
-                r.config().share_ppm as f64 / 10_000.0,
-                r.payer(),
-                r.config().interval.as_secs()
+                "  payments   x402 v2 and v1, exact scheme, mUSD on {}",
+                f.asset().network()
             );
-        }
-        match &facilitator {
-            Some(f) => {
+            let _ = writeln!(
+                banner,
+                "  asset      {} ({} v{})",
+                f.asset().address,
+                f.asset().name,
+                f.asset().version
+            );
+            let _ = writeln!(banner, "  pay to     {pay_to}");
+            if let (Some(book), Some(file)) = (&sessions, &session_file) {
                 let _ = writeln!(
-                    banner,
-                    "  payments   x402 v2 and v1, exact scheme, mUSD on {}",
-                    f.asset().network()
-                );
-                let _ = writeln!(
-                    banner,
-                    "  asset      {} ({} v{})",
-                    f.asset().address,
-                    f.asset().name,
-                    f.asset().version
-                );
-                let _ = writeln!(banner, "  pay to     {pay_to}");
-                if let (Some(book), Some(file)) = (&sessions, &session_file) {
-                    let _ = writeln!(
                 banner,
                         "  sessions   on: X-MYCEL-SESSION vouchers to {}, claimed every {} vouchers or {} s; book {}",
                         book.payee(),
@@ -569,47 +568,46 @@ pub async fn start(
                         args.claim_interval,
                         file.display()
                     );
-                }
-                let show = |price: &ModelPrice| {
-                    format!(
-                        "{} mUSD + {} mUSD per 1k prompt tokens + {} mUSD per 1k max_tokens",
-                        format_amount(price.base, Token::Musd),
-                        format_amount(price.per_1k_prompt_tokens, Token::Musd),
-                        format_amount(price.per_1k_tokens, Token::Musd)
-                    )
-                };
-                let _ = writeln!(banner, "  price      {}", show(&pricing.default));
-                for (model, price) in &pricing.per_model {
-                    let _ = writeln!(banner, "  price      {model}: {}", show(price));
-                }
-                let _ = writeln!(
-                    banner,
-                    "  facilitator http://{local}/verify /settle /supported, signers {}",
-                    f.signer_addresses()
-                        .iter()
-                        .map(|a| a.to_string())
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                );
-                let _ = writeln!(banner, "  node       {}", args.rpc);
             }
-            None => {
-                let _ = writeln!(banner, "  payments   none (--free)");
+            let show = |price: &ModelPrice| {
+                format!(
+                    "{} mUSD + {} mUSD per 1k prompt tokens + {} mUSD per 1k max_tokens",
+                    format_amount(price.base, Token::Musd),
+                    format_amount(price.per_1k_prompt_tokens, Token::Musd),
+                    format_amount(price.per_1k_tokens, Token::Musd)
+                )
+            };
+            let _ = writeln!(banner, "  price      {}", show(&pricing.default));
+            for (model, price) in &pricing.per_model {
+                let _ = writeln!(banner, "  price      {model}: {}", show(price));
             }
+            let _ = writeln!(
+                banner,
+                "  facilitator http://{local}/verify /settle /supported, signers {}",
+                f.signer_addresses()
+                    .iter()
+                    .map(|a| a.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
+            let _ = writeln!(banner, "  node       {}", args.rpc);
         }
-        say.out(&banner);
-        let serving = async move {
-            let served = gateway
-                .serve(listener, limits, shutdown)
-                .await
-                .context("the gateway server stopped");
-            for task in background {
-                task.abort();
-            }
-            served
-        };
-        Ok((local, serving.in_current_span()))
+        None => {
+            let _ = writeln!(banner, "  payments   none (--free)");
+        }
     }
+    say.out(&banner);
+    let serving = async move {
+        let served = gateway
+            .serve(listener, limits, shutdown)
+            .await
+            .context("the gateway server stopped");
+        for task in background {
+            task.abort();
+        }
+        served
+    };
+    Ok((local, serving.in_current_span()))
 }
 
 fn init_logging() {
