@@ -343,6 +343,11 @@ fn run(file: NodeFile, banner: Banner, limits: mycel_http::ServeLimits) -> anyho
         format!("cannot listen on {rpc_addr} for the HTTP API: is another mycel running? pick another with --rpc-addr")
     })?;
     listener.set_nonblocking(true)?;
+    // The p2p listener is bound inside consensus, which cannot say why it failed: try it first.
+    let p2p = file.node.p2p_listen;
+    drop(std::net::TcpListener::bind(p2p).with_context(|| {
+        format!("cannot listen on {p2p} for p2p: is another mycel running? pick another port (`mycel up --p2p-addr`, or p2p_listen in the node config)")
+    })?);
     let runner = commonware_runtime::tokio::Runner::new(file.node.runtime_config());
     let genesis = file.node.genesis.clone();
     let data_dir = file.node.data_dir.clone();

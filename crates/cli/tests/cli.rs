@@ -206,6 +206,47 @@ fn unreachable_node_says_what_to_do() {
     assert_fails_with(&out, &rpc);
 }
 
+/// A taken port is a clear error before the node starts, for the API and for p2p alike (p2p's
+/// listener is bound inside consensus, where a failure used to leave a node without p2p running).
+#[test]
+fn taken_ports_are_refused_before_the_node_starts() {
+    let dir = mycel_testkit::TestDir::new();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let taken = taken.local_addr().expect("addr").to_string();
+    let free = || format!("127.0.0.1:{}", mycel_testkit::ports::free_port());
+    let data = dir.path().join("devnet");
+    let data = data.to_str().expect("utf-8");
+    for (rpc, p2p, needle) in [
+        (
+            taken.clone(),
+            free(),
+            format!("cannot listen on {taken} for the HTTP API"),
+        ),
+        (
+            free(),
+            taken.clone(),
+            format!("cannot listen on {taken} for p2p"),
+        ),
+    ] {
+        let out = mycel(&[
+            "up",
+            "--chain-only",
+            "--data-dir",
+            data,
+            "--rpc-addr",
+            &rpc,
+            "--p2p-addr",
+            &p2p,
+        ]);
+        assert_fails_with(&out, &needle);
+        assert!(
+            !stdout(&out).contains("devnet is running"),
+            "{}",
+            stdout(&out)
+        );
+    }
+}
+
 // ---------------------------------------------------------------- keys
 
 fn write_password(dir: &Path) -> String {
