@@ -29,6 +29,6 @@ pub mod x402;
 
 pub use error::ClientError;
 pub use mycel_types::api;
-pub use node::NodeClient;
+pub use node::{NodeClient, PreparedTx};
 pub use send::{Applied, Nonces, Outcome, SendOptions, TxFields};
 pub use sse::BlockStream;

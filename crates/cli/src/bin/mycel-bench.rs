@@ -15,7 +15,7 @@ use anyhow::{anyhow, bail, Context as _, Result};
 use clap::Parser;
 use futures::StreamExt;
 use mycel_client::api::{Block, BlockEvent, TxState};
-use mycel_client::{ClientError, NodeClient};
+use mycel_client::{ClientError, NodeClient, PreparedTx};
 use mycel_types::{keys::dev_signer, keys::DEV_ACCOUNTS, SignedTx, Transfer, TxKind};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -195,9 +195,17 @@ async fn run(args: Args) -> Result<()> {
         bail!("a pre-signed transfer does not recover to its sender");
     }
     eprintln!("one signature recovery takes {ecrecover_us:.0} µs on this machine (one core)");
-    let bodies: Vec<(usize, SignedTx)> = signed
+    // Request bodies are built before the clock starts: the load generator shares the machine's
+    // cores with the node, and what it spends per request is taken from the node.
+    let bodies: Vec<(usize, PreparedTx)> = signed
         .iter()
-        .map(|(sender, tx)| (*sender % nodes.len(), tx.clone()))
+        .map(|(sender, tx)| {
+            let body = match args.form {
+                Form::Raw => PreparedTx::raw(tx),
+                Form::Json => PreparedTx::json(tx),
+            };
+            (*sender % nodes.len(), body)
+        })
         .collect();
     let index: HashMap<B256, usize> = signed
         .iter()
@@ -234,7 +242,7 @@ async fn run(args: Args) -> Result<()> {
     let mut workers = Vec::new();
     for _ in 0..args.concurrency.min(n) {
         let (nodes, bodies, next, run) = (nodes.clone(), bodies.clone(), next.clone(), run.clone());
-        let (rate, broadcast, form) = (args.rate, args.broadcast, args.form);
+        let (rate, broadcast) = (args.rate, args.broadcast);
         workers.push(tokio::spawn(async move {
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
@@ -248,7 +256,6 @@ async fn run(args: Args) -> Result<()> {
                 }
                 let to = Submission {
                     nodes: &nodes,
-                    form,
                     broadcast,
                 };
                 submit(&to, &bodies, i, &run, deadline).await;
@@ -310,18 +317,9 @@ async fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-/// Submits `tx` in `form`; `Err((http status, error code))` if the node refused it (status 0:
-/// no answer).
-async fn post_tx(
-    node: &NodeClient,
-    tx: &SignedTx,
-    form: Form,
-) -> std::result::Result<(), (u16, String)> {
-    let submitted = match form {
-        Form::Raw => node.submit(tx).await,
-        Form::Json => node.submit_json(tx).await,
-    };
-    match submitted {
+/// Submits `tx`; `Err((http status, error code))` if the node refused it (status 0: no answer).
+async fn post_tx(node: &NodeClient, tx: &PreparedTx) -> std::result::Result<(), (u16, String)> {
+    match node.submit_prepared(tx).await {
         Ok(_) => Ok(()),
         Err(ClientError::Node { status, code, .. }) => Err((status, code)),
         Err(e) => Err((0, format!("http: {e}"))),
@@ -331,7 +329,6 @@ async fn post_tx(
 /// Where a worker submits: one node per sender, or every node.
 struct Submission<'a> {
     nodes: &'a [NodeClient],
-    form: Form,
     broadcast: bool,
 }
 
@@ -345,7 +342,7 @@ fn retryable(code: &str) -> bool {
 
 async fn submit(
     to: &Submission<'_>,
-    bodies: &[(usize, SignedTx)],
+    bodies: &[(usize, PreparedTx)],
     i: usize,
     run: &Run,
     deadline: Instant,
@@ -359,12 +356,11 @@ async fn submit(
             first = false;
         }
         let result = if to.broadcast {
-            let all =
-                futures::future::join_all(to.nodes.iter().map(|n| post_tx(n, tx, to.form))).await;
+            let all = futures::future::join_all(to.nodes.iter().map(|n| post_tx(n, tx))).await;
             let ok = all.iter().any(Result::is_ok);
             all.into_iter().find(|r| ok == r.is_ok()).unwrap_or(Ok(()))
         } else {
-            post_tx(&to.nodes[*node], tx, to.form).await
+            post_tx(&to.nodes[*node], tx).await
         };
         match result {
             Ok(()) => {
