@@ -59,26 +59,7 @@ fn up_starts_an_inference_subnet_behind_a_paid_gateway() {
 
     // A paid request through the gateway: dev account 5 pays, a miner answers with a receipt.
     let before = get_json(&format!("{}/v1/accounts/{}", up.rpc(), dev_address(5)));
-    let out = mycel(&[
-        "chat",
-        "What is the capital of France?",
-        "--gateway",
-        up.gateway(),
-        "--dev-account",
-        "5",
-        "--max-tokens",
-        "8",
-        "--max",
-        "0.05",
-        "--json",
-    ]);
-    assert!(
-        out.status.success(),
-        "mycel chat failed\nstdout: {}\nstderr: {}\nup log:\n{}",
-        text(&out.stdout),
-        text(&out.stderr),
-        up.log()
-    );
+    let out = paid_chat(&up, "What is the capital of France?");
     let answer: Value = serde_json::from_slice(&out.stdout).expect("--json prints JSON");
     let answer_file = dir.path().join("answer.json");
     std::fs::write(&answer_file, serde_json::to_vec(&answer).expect("json")).expect("write");
@@ -179,26 +160,34 @@ fn up_starts_an_inference_subnet_behind_a_paid_gateway() {
     let status = up.stop().expect("mycel up stops on SIGTERM");
     assert!(status.success(), "{status}\n{}", up.log_tail());
     up.restart();
+    paid_chat(&up, "Hi");
+    eprintln!("up_subnet test took {:?}", started.elapsed());
+}
+
+/// `mycel chat PROMPT --json` through the devnet's gateway, paid by dev account 5; panics with
+/// the devnet's log if it fails.
+fn paid_chat(up: &Devnet, prompt: &str) -> Output {
     let out = mycel(&[
         "chat",
-        "Hi",
+        prompt,
         "--gateway",
         up.gateway(),
         "--dev-account",
         "5",
         "--max-tokens",
-        "4",
+        "8",
         "--max",
         "0.05",
+        "--json",
     ]);
     assert!(
         out.status.success(),
-        "mycel chat after a restart failed\nstdout: {}\nstderr: {}\nup log:\n{}",
+        "mycel chat {prompt:?} failed\nstdout: {}\nstderr: {}\nup log:\n{}",
         text(&out.stdout),
         text(&out.stderr),
         up.log()
     );
-    eprintln!("up_subnet test took {:?}", started.elapsed());
+    out
 }
 
 /// The processes whose parent is `pid`.
