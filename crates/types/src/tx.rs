@@ -3,8 +3,8 @@
 //!
 //! Each kind of transaction is its own EIP-712 struct (its `primaryType`), and every kind carries
 //! `from`, `nonce` and `fee`. A later module adds a kind by declaring its struct with `sol!`,
-//! adding one [`TxKind`] variant and one arm in each `match` of this file; existing kinds and their
-//! encodings do not change.
+//! implementing [`MessageJson`] for it (its JSON `message`) and adding one line `tag => Kind` to the
+//! table of [`tx_kinds!`]; existing kinds and their encodings do not change.
 //!
 //! Binary encoding (`SignedTx::encode`), all integers big-endian:
 //! `[format = 0x01][kind tag: u8][chain id: u64][signature r‖s‖v: 65 bytes][ABI encoding of the message]`.
@@ -86,255 +86,122 @@ impl TransferWithAuthorization {
     }
 }
 
-/// Every kind of transaction the chain knows.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TxKind {
-    Transfer(Transfer),
-    RegisterSubnet(RegisterSubnet),
-    SetSubnetParams(SetSubnetParams),
-    BurnedRegister(BurnedRegister),
-    ServeEndpoint(ServeEndpoint),
-    SetWeights(SetWeights),
-    CommitWeights(CommitWeights),
-    RevealWeights(RevealWeights),
-    AddStake(AddStake),
-    RemoveStake(RemoveStake),
-    TransferWithAuthorization(TransferWithAuthorization),
-    OpenChannel(OpenChannel),
-    TopUpChannel(TopUpChannel),
-    ClaimChannel(ClaimChannel),
-    RequestChannelWithdraw(RequestChannelWithdraw),
-    WithdrawChannel(WithdrawChannel),
+/// Declares [`TxKind`] from one table of `tag => Kind`: the enum and everything that goes from a
+/// kind to its struct (tag, EIP-712 type name and types, `from`/`nonce`/`fee`, signing hash, ABI
+/// encoding both ways, JSON message both ways). Each struct is declared with `sol!` (the EIP-712
+/// type name is the struct's name) and implements [`MessageJson`].
+macro_rules! tx_kinds {
+    ($( $tag:literal => $kind:ident ),+ $(,)?) => {
+        /// Every kind of transaction the chain knows.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub enum TxKind {
+            $( $kind($kind), )+
+        }
+
+        impl TxKind {
+            /// The one-byte tag of this kind in the binary encoding. Never reused.
+            pub fn tag(&self) -> u8 {
+                match self {
+                    $( TxKind::$kind(_) => $tag, )+
+                }
+            }
+
+            /// The EIP-712 primary type name, also the `type` field of the JSON form.
+            pub fn type_name(&self) -> &'static str {
+                match self {
+                    $( TxKind::$kind(_) => stringify!($kind), )+
+                }
+            }
+
+            pub fn from(&self) -> Address {
+                match self {
+                    $( TxKind::$kind(t) => t.from, )+
+                }
+            }
+
+            pub fn nonce(&self) -> u64 {
+                match self {
+                    $( TxKind::$kind(t) => t.nonce, )+
+                }
+            }
+
+            /// The fee in MYC base units, as signed (a 256-bit value; the state machine bounds
+            /// it).
+            pub fn fee(&self) -> U256 {
+                match self {
+                    $( TxKind::$kind(t) => t.fee, )+
+                }
+            }
+
+            /// The EIP-712 hash that the sender signs.
+            pub fn signing_hash(&self, chain_id: u64) -> B256 {
+                let domain = domain(chain_id);
+                match self {
+                    $( TxKind::$kind(t) => t.eip712_signing_hash(&domain), )+
+                }
+            }
+
+            fn abi_encode(&self) -> Vec<u8> {
+                match self {
+                    $( TxKind::$kind(t) => t.abi_encode(), )+
+                }
+            }
+
+            fn abi_decode(tag: u8, data: &[u8]) -> Result<TxKind, DecodeError> {
+                match tag {
+                    $( $tag => $kind::abi_decode(data)
+                        .map(TxKind::$kind)
+                        .map_err(|e| DecodeError::Message(e.to_string())), )+
+                    other => Err(DecodeError::UnknownKind(other)),
+                }
+            }
+
+            /// The EIP-712 `types` entries for this kind (without `EIP712Domain`), as wallets
+            /// want them.
+            pub fn eip712_types(&self) -> serde_json::Value {
+                match self {
+                    $( TxKind::$kind(_) => struct_types::<$kind>(), )+
+                }
+            }
+
+            /// The `message` of the JSON form.
+            fn message_json(&self) -> serde_json::Value {
+                match self {
+                    $( TxKind::$kind(t) => t.to_message(), )+
+                }
+            }
+
+            /// Reads the `message` of the JSON form of the kind named `tx_type`.
+            fn message_from_json(
+                tx_type: &str,
+                message: &serde_json::Value,
+            ) -> Result<TxKind, DecodeError> {
+                match tx_type {
+                    $( stringify!($kind) => $kind::from_message(message).map(TxKind::$kind), )+
+                    other => Err(DecodeError::UnknownType(other.to_string())),
+                }
+            }
+        }
+    };
 }
 
-impl TxKind {
-    /// The one-byte tag of this kind in the binary encoding. Never reused.
-    pub fn tag(&self) -> u8 {
-        match self {
-            TxKind::Transfer(_) => 1,
-            TxKind::RegisterSubnet(_) => 2,
-            TxKind::SetSubnetParams(_) => 3,
-            TxKind::BurnedRegister(_) => 4,
-            TxKind::ServeEndpoint(_) => 5,
-            TxKind::SetWeights(_) => 6,
-            TxKind::CommitWeights(_) => 7,
-            TxKind::RevealWeights(_) => 8,
-            TxKind::AddStake(_) => 9,
-            TxKind::RemoveStake(_) => 10,
-            TxKind::TransferWithAuthorization(_) => 20,
-            TxKind::OpenChannel(_) => 21,
-            TxKind::TopUpChannel(_) => 22,
-            TxKind::ClaimChannel(_) => 23,
-            TxKind::RequestChannelWithdraw(_) => 24,
-            TxKind::WithdrawChannel(_) => 25,
-        }
-    }
-
-    /// The EIP-712 primary type name, also the `type` field of the JSON form.
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            TxKind::Transfer(_) => "Transfer",
-            TxKind::RegisterSubnet(_) => "RegisterSubnet",
-            TxKind::SetSubnetParams(_) => "SetSubnetParams",
-            TxKind::BurnedRegister(_) => "BurnedRegister",
-            TxKind::ServeEndpoint(_) => "ServeEndpoint",
-            TxKind::SetWeights(_) => "SetWeights",
-            TxKind::CommitWeights(_) => "CommitWeights",
-            TxKind::RevealWeights(_) => "RevealWeights",
-            TxKind::AddStake(_) => "AddStake",
-            TxKind::RemoveStake(_) => "RemoveStake",
-            TxKind::TransferWithAuthorization(_) => "TransferWithAuthorization",
-            TxKind::OpenChannel(_) => "OpenChannel",
-            TxKind::TopUpChannel(_) => "TopUpChannel",
-            TxKind::ClaimChannel(_) => "ClaimChannel",
-            TxKind::RequestChannelWithdraw(_) => "RequestChannelWithdraw",
-            TxKind::WithdrawChannel(_) => "WithdrawChannel",
-        }
-    }
-
-    pub fn from(&self) -> Address {
-        match self {
-            TxKind::Transfer(t) => t.from,
-            TxKind::RegisterSubnet(t) => t.from,
-            TxKind::SetSubnetParams(t) => t.from,
-            TxKind::BurnedRegister(t) => t.from,
-            TxKind::ServeEndpoint(t) => t.from,
-            TxKind::SetWeights(t) => t.from,
-            TxKind::CommitWeights(t) => t.from,
-            TxKind::RevealWeights(t) => t.from,
-            TxKind::AddStake(t) => t.from,
-            TxKind::RemoveStake(t) => t.from,
-            TxKind::TransferWithAuthorization(t) => t.from,
-            TxKind::OpenChannel(t) => t.from,
-            TxKind::TopUpChannel(t) => t.from,
-            TxKind::ClaimChannel(t) => t.from,
-            TxKind::RequestChannelWithdraw(t) => t.from,
-            TxKind::WithdrawChannel(t) => t.from,
-        }
-    }
-
-    pub fn nonce(&self) -> u64 {
-        match self {
-            TxKind::Transfer(t) => t.nonce,
-            TxKind::RegisterSubnet(t) => t.nonce,
-            TxKind::SetSubnetParams(t) => t.nonce,
-            TxKind::BurnedRegister(t) => t.nonce,
-            TxKind::ServeEndpoint(t) => t.nonce,
-            TxKind::SetWeights(t) => t.nonce,
-            TxKind::CommitWeights(t) => t.nonce,
-            TxKind::RevealWeights(t) => t.nonce,
-            TxKind::AddStake(t) => t.nonce,
-            TxKind::RemoveStake(t) => t.nonce,
-            TxKind::TransferWithAuthorization(t) => t.nonce,
-            TxKind::OpenChannel(t) => t.nonce,
-            TxKind::TopUpChannel(t) => t.nonce,
-            TxKind::ClaimChannel(t) => t.nonce,
-            TxKind::RequestChannelWithdraw(t) => t.nonce,
-            TxKind::WithdrawChannel(t) => t.nonce,
-        }
-    }
-
-    /// The fee in MYC base units, as signed (a 256-bit value; the state machine bounds it).
-    pub fn fee(&self) -> U256 {
-        match self {
-            TxKind::Transfer(t) => t.fee,
-            TxKind::RegisterSubnet(t) => t.fee,
-            TxKind::SetSubnetParams(t) => t.fee,
-            TxKind::BurnedRegister(t) => t.fee,
-            TxKind::ServeEndpoint(t) => t.fee,
-            TxKind::SetWeights(t) => t.fee,
-            TxKind::CommitWeights(t) => t.fee,
-            TxKind::RevealWeights(t) => t.fee,
-            TxKind::AddStake(t) => t.fee,
-            TxKind::RemoveStake(t) => t.fee,
-            TxKind::TransferWithAuthorization(t) => t.fee,
-            TxKind::OpenChannel(t) => t.fee,
-            TxKind::TopUpChannel(t) => t.fee,
-            TxKind::ClaimChannel(t) => t.fee,
-            TxKind::RequestChannelWithdraw(t) => t.fee,
-            TxKind::WithdrawChannel(t) => t.fee,
-        }
-    }
-
-    /// The EIP-712 hash that the sender signs.
-    pub fn signing_hash(&self, chain_id: u64) -> B256 {
-        let domain = domain(chain_id);
-        match self {
-            TxKind::Transfer(t) => t.eip712_signing_hash(&domain),
-            TxKind::RegisterSubnet(t) => t.eip712_signing_hash(&domain),
-            TxKind::SetSubnetParams(t) => t.eip712_signing_hash(&domain),
-            TxKind::BurnedRegister(t) => t.eip712_signing_hash(&domain),
-            TxKind::ServeEndpoint(t) => t.eip712_signing_hash(&domain),
-            TxKind::SetWeights(t) => t.eip712_signing_hash(&domain),
-            TxKind::CommitWeights(t) => t.eip712_signing_hash(&domain),
-            TxKind::RevealWeights(t) => t.eip712_signing_hash(&domain),
-            TxKind::AddStake(t) => t.eip712_signing_hash(&domain),
-            TxKind::RemoveStake(t) => t.eip712_signing_hash(&domain),
-            TxKind::TransferWithAuthorization(t) => t.eip712_signing_hash(&domain),
-            TxKind::OpenChannel(t) => t.eip712_signing_hash(&domain),
-            TxKind::TopUpChannel(t) => t.eip712_signing_hash(&domain),
-            TxKind::ClaimChannel(t) => t.eip712_signing_hash(&domain),
-            TxKind::RequestChannelWithdraw(t) => t.eip712_signing_hash(&domain),
-            TxKind::WithdrawChannel(t) => t.eip712_signing_hash(&domain),
-        }
-    }
-
-    fn abi_encode(&self) -> Vec<u8> {
-        match self {
-            TxKind::Transfer(t) => t.abi_encode(),
-            TxKind::RegisterSubnet(t) => t.abi_encode(),
-            TxKind::SetSubnetParams(t) => t.abi_encode(),
-            TxKind::BurnedRegister(t) => t.abi_encode(),
-            TxKind::ServeEndpoint(t) => t.abi_encode(),
-            TxKind::SetWeights(t) => t.abi_encode(),
-            TxKind::CommitWeights(t) => t.abi_encode(),
-            TxKind::RevealWeights(t) => t.abi_encode(),
-            TxKind::AddStake(t) => t.abi_encode(),
-            TxKind::RemoveStake(t) => t.abi_encode(),
-            TxKind::TransferWithAuthorization(t) => t.abi_encode(),
-            TxKind::OpenChannel(t) => t.abi_encode(),
-            TxKind::TopUpChannel(t) => t.abi_encode(),
-            TxKind::ClaimChannel(t) => t.abi_encode(),
-            TxKind::RequestChannelWithdraw(t) => t.abi_encode(),
-            TxKind::WithdrawChannel(t) => t.abi_encode(),
-        }
-    }
-
-    fn abi_decode(tag: u8, data: &[u8]) -> Result<TxKind, DecodeError> {
-        match tag {
-            1 => Transfer::abi_decode(data)
-                .map(TxKind::Transfer)
-                .map_err(|e| DecodeError::Message(e.to_string())),
-            2 => RegisterSubnet::abi_decode(data)
-                .map(TxKind::RegisterSubnet)
-                .map_err(|e| DecodeError::Message(e.to_string())),
-            3 => SetSubnetParams::abi_decode(data)
-                .map(TxKind::SetSubnetParams)
-                .map_err(|e| DecodeError::Message(e.to_string())),
-            4 => BurnedRegister::abi_decode(data)
-                .map(TxKind::BurnedRegister)
-                .map_err(|e| DecodeError::Message(e.to_string())),
-            5 => ServeEndpoint::abi_decode(data)
-                .map(TxKind::ServeEndpoint)
-                .map_err(|e| DecodeError::Message(e.to_string())),
-            6 => SetWeights::abi_decode(data)
-                .map(TxKind::SetWeights)
-                .map_err(|e| DecodeError::Message(e.to_string())),
-            7 => CommitWeights::abi_decode(data)
-                .map(TxKind::CommitWeights)
-                .map_err(|e| DecodeError::Message(e.to_string())),
-            8 => RevealWeights::abi_decode(data)
-                .map(TxKind::RevealWeights)
-                .map_err(|e| DecodeError::Message(e.to_string())),
-            9 => AddStake::abi_decode(data)
-                .map(TxKind::AddStake)
-                .map_err(|e| DecodeError::Message(e.to_string())),
-            10 => RemoveStake::abi_decode(data)
-                .map(TxKind::RemoveStake)
-                .map_err(|e| DecodeError::Message(e.to_string())),
-            20 => TransferWithAuthorization::abi_decode(data)
-                .map(TxKind::TransferWithAuthorization)
-                .map_err(|e| DecodeError::Message(e.to_string())),
-            21 => OpenChannel::abi_decode(data)
-                .map(TxKind::OpenChannel)
-                .map_err(|e| DecodeError::Message(e.to_string())),
-            22 => TopUpChannel::abi_decode(data)
-                .map(TxKind::TopUpChannel)
-                .map_err(|e| DecodeError::Message(e.to_string())),
-            23 => ClaimChannel::abi_decode(data)
-                .map(TxKind::ClaimChannel)
-                .map_err(|e| DecodeError::Message(e.to_string())),
-            24 => RequestChannelWithdraw::abi_decode(data)
-                .map(TxKind::RequestChannelWithdraw)
-                .map_err(|e| DecodeError::Message(e.to_string())),
-            25 => WithdrawChannel::abi_decode(data)
-                .map(TxKind::WithdrawChannel)
-                .map_err(|e| DecodeError::Message(e.to_string())),
-            other => Err(DecodeError::UnknownKind(other)),
-        }
-    }
-
-    /// The EIP-712 `types` entries for this kind (without `EIP712Domain`), as wallets want them.
-    pub fn eip712_types(&self) -> serde_json::Value {
-        match self {
-            TxKind::Transfer(_) => struct_types::<Transfer>(),
-            TxKind::RegisterSubnet(_) => struct_types::<RegisterSubnet>(),
-            TxKind::SetSubnetParams(_) => struct_types::<SetSubnetParams>(),
-            TxKind::BurnedRegister(_) => struct_types::<BurnedRegister>(),
-            TxKind::ServeEndpoint(_) => struct_types::<ServeEndpoint>(),
-            TxKind::SetWeights(_) => struct_types::<SetWeights>(),
-            TxKind::CommitWeights(_) => struct_types::<CommitWeights>(),
-            TxKind::RevealWeights(_) => struct_types::<RevealWeights>(),
-            TxKind::AddStake(_) => struct_types::<AddStake>(),
-            TxKind::RemoveStake(_) => struct_types::<RemoveStake>(),
-            TxKind::TransferWithAuthorization(_) => struct_types::<TransferWithAuthorization>(),
-            TxKind::OpenChannel(_) => struct_types::<OpenChannel>(),
-            TxKind::TopUpChannel(_) => struct_types::<TopUpChannel>(),
-            TxKind::ClaimChannel(_) => struct_types::<ClaimChannel>(),
-            TxKind::RequestChannelWithdraw(_) => struct_types::<RequestChannelWithdraw>(),
-            TxKind::WithdrawChannel(_) => struct_types::<WithdrawChannel>(),
-        }
-    }
+tx_kinds! {
+    1 => Transfer,
+    2 => RegisterSubnet,
+    3 => SetSubnetParams,
+    4 => BurnedRegister,
+    5 => ServeEndpoint,
+    6 => SetWeights,
+    7 => CommitWeights,
+    8 => RevealWeights,
+    9 => AddStake,
+    10 => RemoveStake,
+    20 => TransferWithAuthorization,
+    21 => OpenChannel,
+    22 => TopUpChannel,
+    23 => ClaimChannel,
+    24 => RequestChannelWithdraw,
+    25 => WithdrawChannel,
 }
 
 /// The EIP-712 domain of mycel transactions on the chain `chain_id`.
@@ -466,7 +333,7 @@ impl SignedTx {
             "domain": {"name": DOMAIN_NAME, "version": DOMAIN_VERSION, "chainId": chain_id},
             "types": types,
             "primaryType": kind.type_name(),
-            "message": message_json(kind),
+            "message": kind.message_json(),
         })
     }
 
@@ -474,13 +341,13 @@ impl SignedTx {
         TxJson {
             chain_id: self.chain_id,
             tx_type: self.kind.type_name().to_string(),
-            message: message_json(&self.kind),
+            message: self.kind.message_json(),
             signature: format!("0x{}", hex::encode(self.signature.as_bytes())),
         }
     }
 
     pub fn from_json(json: &TxJson) -> Result<SignedTx, DecodeError> {
-        let kind = message_from_json(&json.tx_type, &json.message)?;
+        let kind = TxKind::message_from_json(&json.tx_type, &json.message)?;
         let sig_hex = json.signature.strip_prefix("0x").unwrap_or(&json.signature);
         let sig_bytes =
             hex::decode(sig_hex).map_err(|e| DecodeError::Signature(format!("not hex: {e}")))?;
@@ -530,65 +397,21 @@ pub struct TxJson {
     pub signature: String,
 }
 
-fn message_json(kind: &TxKind) -> serde_json::Value {
-    match kind {
-        TxKind::RegisterSubnet(t) => t.to_message(),
-        TxKind::SetSubnetParams(t) => t.to_message(),
-        TxKind::BurnedRegister(t) => t.to_message(),
-        TxKind::ServeEndpoint(t) => t.to_message(),
-        TxKind::SetWeights(t) => t.to_message(),
-        TxKind::CommitWeights(t) => t.to_message(),
-        TxKind::RevealWeights(t) => t.to_message(),
-        TxKind::AddStake(t) => t.to_message(),
-        TxKind::RemoveStake(t) => t.to_message(),
-        TxKind::OpenChannel(t) => t.to_message(),
-        TxKind::TopUpChannel(t) => t.to_message(),
-        TxKind::ClaimChannel(t) => t.to_message(),
-        TxKind::RequestChannelWithdraw(t) => t.to_message(),
-        TxKind::WithdrawChannel(t) => t.to_message(),
-        TxKind::Transfer(t) => serde_json::json!({
-            "from": t.from.to_checksum(None),
-            "to": t.to.to_checksum(None),
-            "token": t.token.to_checksum(None),
-            "amount": t.amount.to_string(),
-            "memo": format!("0x{}", hex::encode(&t.memo)),
-            "nonce": t.nonce,
-            "fee": t.fee.to_string(),
-        }),
-        TxKind::TransferWithAuthorization(t) => serde_json::json!({
-            "from": t.from.to_checksum(None),
-            "payer": t.payer.to_checksum(None),
-            "to": t.to.to_checksum(None),
-            "value": t.value.to_string(),
-            "validAfter": t.validAfter.to_string(),
-            "validBefore": t.validBefore.to_string(),
-            "authorizationNonce": t.authorizationNonce.to_string(),
-            "signature": format!("0x{}", hex::encode(&t.signature)),
-            "nonce": t.nonce,
-            "fee": t.fee.to_string(),
-        }),
+impl MessageJson for Transfer {
+    fn to_message(&self) -> serde_json::Value {
+        serde_json::json!({
+            "from": self.from.to_checksum(None),
+            "to": self.to.to_checksum(None),
+            "token": self.token.to_checksum(None),
+            "amount": self.amount.to_string(),
+            "memo": format!("0x{}", hex::encode(&self.memo)),
+            "nonce": self.nonce,
+            "fee": self.fee.to_string(),
+        })
     }
-}
 
-fn message_from_json(tx_type: &str, message: &serde_json::Value) -> Result<TxKind, DecodeError> {
-    match tx_type {
-        "RegisterSubnet" => RegisterSubnet::from_message(message).map(TxKind::RegisterSubnet),
-        "SetSubnetParams" => SetSubnetParams::from_message(message).map(TxKind::SetSubnetParams),
-        "BurnedRegister" => BurnedRegister::from_message(message).map(TxKind::BurnedRegister),
-        "ServeEndpoint" => ServeEndpoint::from_message(message).map(TxKind::ServeEndpoint),
-        "SetWeights" => SetWeights::from_message(message).map(TxKind::SetWeights),
-        "CommitWeights" => CommitWeights::from_message(message).map(TxKind::CommitWeights),
-        "RevealWeights" => RevealWeights::from_message(message).map(TxKind::RevealWeights),
-        "AddStake" => AddStake::from_message(message).map(TxKind::AddStake),
-        "RemoveStake" => RemoveStake::from_message(message).map(TxKind::RemoveStake),
-        "OpenChannel" => OpenChannel::from_message(message).map(TxKind::OpenChannel),
-        "TopUpChannel" => TopUpChannel::from_message(message).map(TxKind::TopUpChannel),
-        "ClaimChannel" => ClaimChannel::from_message(message).map(TxKind::ClaimChannel),
-        "RequestChannelWithdraw" => {
-            RequestChannelWithdraw::from_message(message).map(TxKind::RequestChannelWithdraw)
-        }
-        "WithdrawChannel" => WithdrawChannel::from_message(message).map(TxKind::WithdrawChannel),
-        "Transfer" => Ok(TxKind::Transfer(Transfer {
+    fn from_message(message: &serde_json::Value) -> Result<Self, DecodeError> {
+        Ok(Transfer {
             from: field_address(message, "from")?,
             to: field_address(message, "to")?,
             token: field_address(message, "token")?,
@@ -596,22 +419,39 @@ fn message_from_json(tx_type: &str, message: &serde_json::Value) -> Result<TxKin
             memo: field_bytes(message, "memo")?,
             nonce: field_u64(message, "nonce")?,
             fee: field_u256(message, "fee")?,
-        })),
-        "TransferWithAuthorization" => Ok(TxKind::TransferWithAuthorization(
-            TransferWithAuthorization {
-                from: field_address(message, "from")?,
-                payer: field_address(message, "payer")?,
-                to: field_address(message, "to")?,
-                value: field_u256(message, "value")?,
-                validAfter: field_u256(message, "validAfter")?,
-                validBefore: field_u256(message, "validBefore")?,
-                authorizationNonce: field_b256(message, "authorizationNonce")?,
-                signature: field_bytes(message, "signature")?,
-                nonce: field_u64(message, "nonce")?,
-                fee: field_u256(message, "fee")?,
-            },
-        )),
-        other => Err(DecodeError::UnknownType(other.to_string())),
+        })
+    }
+}
+
+impl MessageJson for TransferWithAuthorization {
+    fn to_message(&self) -> serde_json::Value {
+        serde_json::json!({
+            "from": self.from.to_checksum(None),
+            "payer": self.payer.to_checksum(None),
+            "to": self.to.to_checksum(None),
+            "value": self.value.to_string(),
+            "validAfter": self.validAfter.to_string(),
+            "validBefore": self.validBefore.to_string(),
+            "authorizationNonce": self.authorizationNonce.to_string(),
+            "signature": format!("0x{}", hex::encode(&self.signature)),
+            "nonce": self.nonce,
+            "fee": self.fee.to_string(),
+        })
+    }
+
+    fn from_message(message: &serde_json::Value) -> Result<Self, DecodeError> {
+        Ok(TransferWithAuthorization {
+            from: field_address(message, "from")?,
+            payer: field_address(message, "payer")?,
+            to: field_address(message, "to")?,
+            value: field_u256(message, "value")?,
+            validAfter: field_u256(message, "validAfter")?,
+            validBefore: field_u256(message, "validBefore")?,
+            authorizationNonce: field_b256(message, "authorizationNonce")?,
+            signature: field_bytes(message, "signature")?,
+            nonce: field_u64(message, "nonce")?,
+            fee: field_u256(message, "fee")?,
+        })
     }
 }
 
@@ -670,11 +510,11 @@ fn field_b256(message: &serde_json::Value, name: &'static str) -> Result<B256, D
     let value = field(message, name)?;
     let s = value.as_str().ok_or(DecodeError::Field {
         field: name,
-        reason: "expected a 0x-hex 32-byte string".into(),
+        reason: "expected a 0x-hex string of 32 bytes".into(),
     })?;
     s.parse::<B256>().map_err(|e| DecodeError::Field {
         field: name,
-        reason: e.to_string(),
+        reason: format!("not 32 bytes of 0x-hex: {e}"),
     })
 }
 

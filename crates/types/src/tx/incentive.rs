@@ -12,7 +12,7 @@
 //! The JSON `message` of each kind uses exactly the EIP-712 field names below. Integers may be
 //! JSON numbers or decimal strings; 256-bit amounts leave as decimal strings; `bytes32` as 0x-hex.
 
-use super::{field, field_address, field_u256, field_u64, DecodeError};
+use super::{field, field_address, field_b256, field_u256, field_u64, DecodeError};
 use alloy_primitives::{keccak256, Address, B256};
 use alloy_sol_types::{sol, SolValue};
 use serde_json::{json, Value};
@@ -201,17 +201,6 @@ fn field_string(message: &Value, name: &'static str) -> Result<String, DecodeErr
             field: name,
             reason: "expected a string".into(),
         })
-}
-
-fn field_b256(message: &Value, name: &'static str) -> Result<B256, DecodeError> {
-    let s = field(message, name)?.as_str().ok_or(DecodeError::Field {
-        field: name,
-        reason: "expected a 0x-hex string of 32 bytes".into(),
-    })?;
-    s.parse::<B256>().map_err(|e| DecodeError::Field {
-        field: name,
-        reason: format!("not 32 bytes of 0x-hex: {e}"),
-    })
 }
 
 impl MessageJson for RegisterSubnet {
