@@ -76,7 +76,7 @@ pub use config::{
 pub use ledger::{BlockView, ChainStatus, TxOutcome, TxStatus, TxView};
 pub use mempool::{MempoolError, MempoolLimits, Rejection, NONCE_WINDOW};
 pub use mycel_state::Account;
-pub use node::Node;
+pub use node::{Node, SyncStatus};
 
 /// Why the node could not start or stopped.
 #[derive(Debug, thiserror::Error)]

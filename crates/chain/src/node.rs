@@ -42,6 +42,8 @@ pub(crate) struct Shared {
     pub genesis_hash: B256,
     pub validators: Vec<String>,
     pub node_key: String,
+    /// The consensus block time: how often a healthy chain finalizes a block.
+    pub block_time_ms: u64,
     pub ledger: RwLock<Ledger>,
     pub mempool: Mutex<Mempool>,
     /// Executed but not yet finalized blocks, by block hash.
@@ -56,6 +58,7 @@ impl Shared {
         genesis_hash: B256,
         validators: Vec<String>,
         node_key: String,
+        block_time_ms: u64,
         ledger: Ledger,
         mempool: Mempool,
     ) -> Self {
@@ -69,6 +72,7 @@ impl Shared {
             genesis_hash,
             validators,
             node_key,
+            block_time_ms,
             ledger: RwLock::new(ledger),
             mempool: Mutex::new(mempool),
             executed: Mutex::new(HashMap::new()),
@@ -134,6 +138,65 @@ pub struct Node {
     pub(crate) runtime_metrics: Arc<dyn Fn() -> String + Send + Sync>,
     /// Relays an accepted transaction to the other validators.
     pub(crate) gossip: Arc<dyn Fn(&SignedTx) + Send + Sync>,
+    /// The node's data directory (for its disk use in the metrics), if it has one on disk.
+    pub(crate) data_dir: Option<Arc<DataDir>>,
+}
+
+/// A node's data directory and its last measured size.
+pub(crate) struct DataDir {
+    path: std::path::PathBuf,
+    /// `(measured at, Unix ms; bytes)`: the directory is walked at most every
+    /// [`DataDir::REMEASURE_MS`], however often `/metrics` is asked.
+    measured: Mutex<Option<(u64, u64)>>,
+}
+
+impl DataDir {
+    const REMEASURE_MS: u64 = 10_000;
+
+    pub(crate) fn new(path: std::path::PathBuf) -> Self {
+        Self {
+            path,
+            measured: Mutex::new(None),
+        }
+    }
+
+    fn bytes(&self, now_ms: u64) -> u64 {
+        let mut measured = self.measured.lock().unwrap_or_else(|e| e.into_inner());
+        match *measured {
+            Some((at, bytes)) if now_ms.saturating_sub(at) < Self::REMEASURE_MS => bytes,
+            _ => {
+                let bytes = directory_bytes(&self.path);
+                *measured = Some((now_ms, bytes));
+                bytes
+            }
+        }
+    }
+}
+
+/// Whether a node keeps up with its chain, at a given wall-clock time: what `/health/sync`
+/// answers and what the metrics' lag gauges show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncStatus {
+    /// The last finalized block applied to the state (what the API serves).
+    pub height: u64,
+    /// The highest height consensus has finalized (applied or not yet).
+    pub consensus_height: u64,
+    /// Milliseconds from the last applied block's timestamp to `now` (0 if in the future).
+    pub finality_lag_ms: u64,
+    /// Consensus block time of this node.
+    pub block_time_ms: u64,
+}
+
+impl SyncStatus {
+    /// In sync: every finalized block is applied (or the one being applied), and the last one is
+    /// at most [`SyncStatus::MAX_LAG_BLOCKS`] block times old.
+    pub fn in_sync(&self) -> bool {
+        self.consensus_height <= self.height + 1
+            && self.finality_lag_ms <= self.block_time_ms.saturating_mul(Self::MAX_LAG_BLOCKS)
+    }
+
+    /// How many block times the last finalized block may be behind the clock.
+    pub const MAX_LAG_BLOCKS: u64 = 10;
 }
 
 impl Node {
@@ -237,11 +300,25 @@ impl Node {
         self.shared.blocks.subscribe()
     }
 
-    /// Prometheus text: the consensus runtime's metrics and this crate's counters.
-    pub fn metrics(&self) -> String {
+    /// Where the node stands at wall-clock time `now_ms` (Unix ms).
+    pub fn sync_status(&self, now_ms: u64) -> SyncStatus {
+        let tip = self.shared.finalized_tip();
+        SyncStatus {
+            height: tip.height,
+            consensus_height: self.shared.counters.consensus_tip.load(Ordering::Relaxed),
+            finality_lag_ms: now_ms.saturating_sub(tip.timestamp_ms),
+            block_time_ms: self.shared.block_time_ms,
+        }
+    }
+
+    /// Prometheus text at wall-clock time `now_ms`: the consensus runtime's metrics, this
+    /// crate's counters, how far behind the clock the chain is, and the data directory's size.
+    pub fn metrics(&self, now_ms: u64) -> String {
         let mut out = (self.runtime_metrics)();
         let c = &self.shared.counters;
         let tip = self.shared.finalized_tip();
+        let sync = self.sync_status(now_ms);
+        let disk = self.data_dir.as_deref().map(|dir| dir.bytes(now_ms));
         let (pool, (evicted, expired)) = {
             let mempool = self.shared.mempool();
             (mempool.len(), mempool.dropped_totals())
@@ -305,6 +382,93 @@ impl Node {
             "Blocks finalized since start.",
             c.blocks_finalized.load(Ordering::Relaxed),
         );
+        metric(
+            "finality_lag_ms",
+            "gauge",
+            "Milliseconds from the last finalized block's timestamp to now.",
+            sync.finality_lag_ms,
+        );
+        metric(
+            "in_sync",
+            "gauge",
+            "1 if every finalized block is applied and the last is at most 10 block times old.",
+            u64::from(sync.in_sync()),
+        );
+        metric(
+            "validators",
+            "gauge",
+            "Validators in the genesis set.",
+            self.shared.validators.len() as u64,
+        );
+        if let Some(bytes) = disk {
+            metric(
+                "data_dir_bytes",
+                "gauge",
+                "Bytes of the files under the node's data directory.",
+                bytes,
+            );
+        }
         out
+    }
+}
+
+/// The total size of the files under `dir` (what cannot be read counts 0).
+fn directory_bytes(dir: &std::path::Path) -> u64 {
+    let mut total = 0u64;
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            match entry.file_type() {
+                Ok(kind) if kind.is_dir() => pending.push(entry.path()),
+                Ok(kind) if kind.is_file() => {
+                    total += entry.metadata().map_or(0, |m| m.len());
+                }
+                _ => {}
+            }
+        }
+    }
+    total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(height: u64, consensus_height: u64, finality_lag_ms: u64) -> SyncStatus {
+        SyncStatus {
+            height,
+            consensus_height,
+            finality_lag_ms,
+            block_time_ms: 1_000,
+        }
+    }
+
+    #[test]
+    fn in_sync_needs_applied_blocks_and_a_recent_tip() {
+        assert!(at(10, 10, 0).in_sync());
+        // The block being applied right now does not count as behind.
+        assert!(at(10, 11, 900).in_sync());
+        assert!(at(10, 10, 10_000).in_sync());
+        // Two finalized blocks not applied: the node lags consensus.
+        assert!(!at(10, 12, 0).in_sync());
+        // The chain has not finalized for more than 10 block times.
+        assert!(!at(10, 10, 10_001).in_sync());
+    }
+
+    #[test]
+    fn the_data_directory_is_measured_at_most_every_ten_seconds() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("sub")).expect("mkdir");
+        std::fs::write(dir.path().join("a"), [0u8; 100]).expect("write");
+        std::fs::write(dir.path().join("sub").join("b"), [0u8; 23]).expect("write");
+        let data = DataDir::new(dir.path().to_path_buf());
+        assert_eq!(data.bytes(1_000), 123);
+        std::fs::write(dir.path().join("c"), [0u8; 7]).expect("write");
+        // Within 10 s: the last measurement, however often it is asked.
+        assert_eq!(data.bytes(10_999), 123);
+        assert_eq!(data.bytes(11_000), 130);
     }
 }

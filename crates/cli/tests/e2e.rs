@@ -9,6 +9,7 @@
 use mycel_testkit::devnet::wait_for_height;
 use mycel_testkit::interop::interop_script;
 use mycel_testkit::{free_port_range, mycel, Devnet, Proc, TestDir};
+use mycel_types::api;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::process::{Command, Output};
@@ -390,6 +391,93 @@ fn four_process_localnet_finalizes_transfers_and_agrees() {
         assert_eq!(balance_base_units(rpc, RECEIVER), 4 * 2_500_000_000);
     }
     drop(localnet);
+}
+
+/// `/health/sync` and the sync metrics on a real 4-validator network: in sync while it
+/// finalizes; once two of the four are killed the other two cannot finalize, and after 10 block
+/// times they say so (503, `in_sync: false`, `mycel_in_sync 0`) while still answering reads.
+#[test]
+fn a_stalled_network_is_reported_out_of_sync() {
+    let dir = TestDir::new();
+    let net = dir.path().join("network");
+    let p2p = free_port_range(4);
+    let rpc_base = free_port_range(4);
+    mycel::assert_ok(&mycel::run(&[
+        "init",
+        "--validators",
+        "4",
+        "--dir",
+        net.to_str().expect("utf-8"),
+        "--p2p-port",
+        &p2p.to_string(),
+        "--rpc-port",
+        &rpc_base.to_string(),
+    ]));
+    let mut nodes: Vec<Proc> = (0..4)
+        .map(|i| {
+            let config = net.join(format!("validator-{i}")).join("node.json");
+            Proc::mycel(
+                &format!("validator {i}"),
+                &[
+                    "node".to_string(),
+                    "--config".into(),
+                    config.display().to_string(),
+                ],
+                "warn",
+                &dir.join(&format!("validator-{i}.log")),
+            )
+        })
+        .collect();
+    let rpc = format!("http://127.0.0.1:{rpc_base}");
+    wait_for_height(&rpc, 2, &nodes[0], Duration::from_secs(120));
+    let sync = |rpc: &str| -> (u16, api::SyncHealth) {
+        mycel_testkit::http::block_on(async {
+            let answer = reqwest::get(format!("{rpc}/health/sync"))
+                .await
+                .expect("GET");
+            let status = answer.status().as_u16();
+            (status, answer.json().await.expect("a SyncHealth body"))
+        })
+    };
+    let metric = |rpc: &str, name: &str| -> u64 {
+        let text = mycel_testkit::http::get_text(&format!("{rpc}/metrics"));
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in the metrics:\n{text}"))
+    };
+    let (status, health) = sync(&rpc);
+    assert_eq!(status, 200, "{health:?}");
+    assert!(health.in_sync && health.height >= 2, "{health:?}");
+    assert_eq!(health.block_time_ms, 1_000);
+    assert!(health.finality_lag_ms < 10_000, "{health:?}");
+    assert_eq!(metric(&rpc, "mycel_in_sync"), 1);
+    assert_eq!(metric(&rpc, "mycel_validators"), 4);
+    assert!(metric(&rpc, "mycel_data_dir_bytes") > 0);
+
+    // Two of four down: no quorum, no new blocks.
+    nodes[2].kill_9();
+    nodes[3].kill_9();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (status, health) = loop {
+        let (status, health) = sync(&rpc);
+        if status == 503 {
+            break (status, health);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still reported in sync 60 s after losing quorum: {health:?}\n{}",
+            nodes[0].log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert!(!health.in_sync, "{health:?}");
+    assert!(health.finality_lag_ms > 10_000, "{health:?}");
+    assert_eq!(status, 503);
+    assert_eq!(metric(&rpc, "mycel_in_sync"), 0);
+    assert!(metric(&rpc, "mycel_finality_lag_ms") > 10_000);
+    // Reads still work on the stalled node.
+    assert!(cli_json(&rpc, &["status"]).is_some());
 }
 
 #[test]

@@ -54,6 +54,7 @@ fn router_counting(node: Node, genesis: Genesis, http: ServerStats) -> Router {
     };
     Router::new()
         .route("/health", get(|| async { "ok" }))
+        .route("/health/sync", get(sync_health))
         .route("/metrics", get(metrics))
         .route("/v1/status", get(status))
         .route("/v1/genesis", get(genesis_doc))
@@ -176,8 +177,38 @@ impl From<MempoolError> for ApiError {
 
 type Answered<T> = Result<Answer<T>, ApiError>;
 
+/// The node's wall clock, Unix milliseconds (0 before 1970).
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+async fn sync_health(State(api): State<ApiState>) -> Answer<api::SyncHealth> {
+    let sync = api.node.sync_status(now_ms());
+    let status = if sync.in_sync() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    Answer(
+        status,
+        api::SyncHealth {
+            in_sync: sync.in_sync(),
+            height: sync.height,
+            consensus_height: sync.consensus_height,
+            finality_lag_ms: sync.finality_lag_ms,
+            block_time_ms: sync.block_time_ms,
+        },
+    )
+}
+
 async fn metrics(State(api): State<ApiState>) -> impl IntoResponse {
-    let mut text = api.node.metrics();
+    // Walking the data directory is file work: off the async threads.
+    let node = api.node.clone();
+    let mut text = tokio::task::spawn_blocking(move || node.metrics(now_ms()))
+        .await
+        .unwrap_or_default();
     text.push_str(&api.http.snapshot().to_prometheus("mycel"));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }

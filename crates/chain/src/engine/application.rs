@@ -416,6 +416,7 @@ mod tests {
             genesis.hash(),
             genesis.validators.clone(),
             public_key_hex(&key.public_key()),
+            RULES.block_time_ms,
             Ledger {
                 state,
                 tip,

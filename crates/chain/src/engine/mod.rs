@@ -357,6 +357,7 @@ where
         genesis.hash(),
         genesis.validators.clone(),
         public_key_hex(&me),
+        cfg.rules.block_time_ms,
         ledger,
         Mempool::new(cfg.mempool),
     ));
@@ -538,6 +539,7 @@ where
         }),
         runtime_metrics: Arc::new(move || metrics_context.encode()),
         gossip: Arc::new(gossip),
+        data_dir: None,
     })
 }
 

@@ -115,12 +115,16 @@ pub(crate) async fn start(context: tokio::Context, config: NodeConfig) -> Result
         mailbox_size: NZUsize!(1024),
         freezer_table_initial_size: 2u32.pow(16),
     };
-    launch(
+    let mut node = launch(
         context.child("node"),
         engine_config,
         oracle.clone(),
         oracle,
         channels,
     )
-    .await
+    .await?;
+    node.data_dir = Some(std::sync::Arc::new(crate::node::DataDir::new(
+        config.data_dir.clone(),
+    )));
+    Ok(node)
 }

@@ -350,8 +350,10 @@ fn single_validator_finalizes_transfers() {
         assert_eq!(err.code(), "stale_nonce");
         let status = node.status();
         assert!(status.latest_height >= 1);
-        let metrics = node.metrics();
+        let metrics = node.metrics(status.latest_timestamp_ms);
         assert!(metrics.contains("mycel_finalized_height"), "own counters");
+        assert!(metrics.contains("\nmycel_finality_lag_ms 0\n"), "{metrics}");
+        assert!(metrics.contains("\nmycel_in_sync 1\n"), "{metrics}");
         assert!(
             metrics.contains("marshal_processed_height"),
             "runtime metrics"

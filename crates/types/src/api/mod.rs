@@ -34,7 +34,7 @@ pub use incentive::{
 };
 pub use payments::{AuthorizationState, Channel, Musd};
 pub use receipt::{ChannelEvent, Event, IncentiveEvent, TxReceipt};
-pub use status::Status;
+pub use status::{Status, SyncHealth};
 pub use tx::{SubmitTx, TxResult, TxState, TxStatus};
 
 use serde::{Deserialize, Serialize};

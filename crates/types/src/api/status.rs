@@ -25,3 +25,20 @@ pub struct Status {
     /// The largest encoded transaction, in bytes.
     pub max_tx_bytes: u32,
 }
+
+/// `GET /health/sync`: whether the node keeps up with its chain (200 when it does, 503 when not,
+/// with this body either way).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncHealth {
+    /// Every finalized block is applied (or being applied) and the last one is at most 10 block
+    /// times older than the node's clock.
+    pub in_sync: bool,
+    /// The last finalized block the API serves.
+    pub height: u64,
+    /// The highest height consensus has finalized.
+    pub consensus_height: u64,
+    /// Milliseconds from the last finalized block's timestamp to the node's clock.
+    pub finality_lag_ms: u64,
+    /// The consensus block time.
+    pub block_time_ms: u64,
+}
