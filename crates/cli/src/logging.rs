@@ -35,15 +35,40 @@ pub const ROLE_FILES: &str = "warn,mycel_subnet=info,mycel_gateway=info";
 /// The name of a role's span; its field `log` is the path of the role's file.
 const ROLE_SPAN: &str = "mycel_role";
 
+/// How the console log is written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per event (colored on a terminal).
+    #[default]
+    Text,
+    /// One JSON object per line (`timestamp`, `level`, `target`, `fields`, `span`), for log
+    /// collectors.
+    Json,
+}
+
 /// Logs to stderr with `RUST_LOG`, else `default_filter`, and a role's events to its file. Does
 /// nothing if logging is set up.
 pub fn init(default_filter: &str) {
+    init_with(default_filter, LogFormat::Text);
+}
+
+/// [`init`] in the given console format.
+pub fn init_with(default_filter: &str, format: LogFormat) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let console = tracing_subscriber::fmt::layer()
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr)
+    let console = match format {
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_ansi(ansi)
+            .with_writer(std::io::stderr)
+            .boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .with_current_span(false)
+            .with_writer(std::io::stderr)
+            .boxed(),
+    };
+    let console = console
         .with_filter(filter)
         .with_filter(DynFilterFn::new(|_, cx| {
             cx.lookup_current()

@@ -36,6 +36,10 @@ pub struct UpArgs {
     /// Address of the x402 gateway in front of the subnet's miners.
     #[arg(long, default_value = "127.0.0.1:8402")]
     pub gateway_addr: SocketAddr,
+    /// How the console log is written: `text` (for people) or `json` (one object per line, for
+    /// log collectors).
+    #[arg(long, value_enum, default_value = "text", env = "MYCEL_LOG_FORMAT")]
+    pub log_format: crate::logging::LogFormat,
     /// Limits of every HTTP server the devnet runs: the node API, and the miners, validator and
     /// gateway of the subnet.
     #[command(flatten)]
@@ -48,6 +52,10 @@ pub struct NodeArgs {
     /// The node's config file.
     #[arg(long)]
     pub config: PathBuf,
+    /// How the console log is written: `text` (for people) or `json` (one object per line, for
+    /// log collectors).
+    #[arg(long, value_enum, default_value = "text", env = "MYCEL_LOG_FORMAT")]
+    pub log_format: crate::logging::LogFormat,
     #[command(flatten)]
     pub http: HttpLimitsArgs,
 }
@@ -89,6 +97,9 @@ pub struct LocalnetArgs {
     pub p2p_port: u16,
     #[arg(long, default_value_t = 8645)]
     pub rpc_port: u16,
+    /// How each validator's log (validator-N/node.log) is written: `text` or `json`.
+    #[arg(long, value_enum, default_value = "text", env = "MYCEL_LOG_FORMAT")]
+    pub log_format: crate::logging::LogFormat,
 }
 
 /// The file `mycel node --config` reads.
@@ -104,7 +115,7 @@ const NODE_FILE: &str = "node.json";
 const GENESIS_FILE: &str = "genesis.json";
 
 pub fn run_up(args: UpArgs) -> anyhow::Result<()> {
-    init_logging();
+    init_logging(args.log_format);
     let limits = args.http.limits()?;
     let config_path = args.data_dir.join(NODE_FILE);
     let mut file = if config_path.exists() {
@@ -150,7 +161,7 @@ pub fn run_up(args: UpArgs) -> anyhow::Result<()> {
 }
 
 pub fn run_node(args: NodeArgs) -> anyhow::Result<()> {
-    init_logging();
+    init_logging(args.log_format);
     let limits = args.http.limits()?;
     let file = read_node_file(&args.config)?;
     run(file, Banner::Node, limits)
@@ -224,6 +235,11 @@ pub fn run_localnet(args: LocalnetArgs) -> anyhow::Result<()> {
             .arg("node")
             .arg("--config")
             .arg(&config)
+            .arg("--log-format")
+            .arg(match args.log_format {
+                crate::logging::LogFormat::Text => "text",
+                crate::logging::LogFormat::Json => "json",
+            })
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -500,6 +516,6 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-fn init_logging() {
-    crate::logging::init(crate::logging::NODE);
+fn init_logging(format: crate::logging::LogFormat) {
+    crate::logging::init_with(crate::logging::NODE, format);
 }

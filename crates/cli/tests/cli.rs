@@ -247,6 +247,33 @@ fn taken_ports_are_refused_before_the_node_starts() {
     }
 }
 
+/// `--log-format json`: the node's log is one JSON object per line, for log collectors.
+#[test]
+fn the_node_log_can_be_json_lines() {
+    let node = Devnet::start_with(
+        mycel_testkit::DevnetOptions::default().args(&["--log-format", "json"]),
+    );
+    node.wait_for_height(2, std::time::Duration::from_secs(60));
+    let log = node.log();
+    let events: Vec<Value> = log
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let consensus = events
+        .iter()
+        .find(|e| e["fields"]["message"] == "consensus started")
+        .unwrap_or_else(|| panic!("no JSON event for the consensus start:\n{log}"));
+    assert_eq!(consensus["level"], "INFO", "{consensus}");
+    assert_eq!(consensus["target"], "mycel_chain::engine", "{consensus}");
+    assert!(consensus["timestamp"].is_string(), "{consensus}");
+    // No text-format log lines mixed in (the banner on stdout is text, and starts otherwise).
+    assert!(
+        !log.lines().any(|l| l.contains(" INFO mycel_chain")),
+        "a text log line in JSON mode:\n{log}"
+    );
+}
+
 // ---------------------------------------------------------------- keys
 
 fn write_password(dir: &Path) -> String {
