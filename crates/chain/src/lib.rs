@@ -65,6 +65,7 @@
 
 mod config;
 mod engine;
+mod journal;
 mod ledger;
 mod mempool;
 mod node;

@@ -374,6 +374,13 @@ impl Mempool {
         result
     }
 
+    /// Every pooled transaction, by sender and then nonce.
+    pub fn transactions(&self) -> impl Iterator<Item = &VerifiedTx> {
+        self.by_sender
+            .values()
+            .flat_map(|queue| queue.txs.values().map(|queued| &queued.tx))
+    }
+
     /// The pooled, already verified transaction `hash`.
     pub fn verified(&self, hash: &B256) -> Option<VerifiedTx> {
         let (sender, nonce) = self.by_hash.get(hash)?;

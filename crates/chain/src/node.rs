@@ -2,6 +2,7 @@
 
 use crate::{
     engine::Executed,
+    journal::Journal,
     ledger::{BlockView, ChainStatus, Ledger, TipMeta, TxStatus},
     mempool::{Mempool, MempoolError, Prechecked},
 };
@@ -46,6 +47,8 @@ pub(crate) struct Shared {
     pub block_time_ms: u64,
     pub ledger: RwLock<Ledger>,
     pub mempool: Mutex<Mempool>,
+    /// The mempool's journal on disk (none in the simulations, whose nodes have no directory).
+    journal: Mutex<Option<Journal>>,
     /// Executed but not yet finalized blocks, by block hash.
     pub executed: Mutex<HashMap<B256, Executed>>,
     pub blocks: broadcast::Sender<Arc<BlockView>>,
@@ -75,6 +78,7 @@ impl Shared {
             block_time_ms,
             ledger: RwLock::new(ledger),
             mempool: Mutex::new(mempool),
+            journal: Mutex::new(None),
             executed: Mutex::new(HashMap::new()),
             blocks,
             counters,
@@ -97,14 +101,70 @@ impl Shared {
         self.executed.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Adds `tx` to the mempool, validated against the latest finalized state.
+    /// Adds `tx` to the mempool, validated against the latest finalized state, and to the
+    /// mempool's journal before it returns.
     pub fn submit(&self, tx: SignedTx) -> Result<B256, MempoolError> {
         let ledger = self.ledger();
+        let encoded = self.journaling().then(|| tx.encode());
         // Signature recovery and state checks before taking the pool's lock.
         let prechecked = Prechecked::new(tx, &ledger.state);
-        let result = self.mempool().submit_prechecked(prechecked, &ledger.state);
+        let mut mempool = self.mempool();
+        let result = mempool.submit_prechecked(prechecked, &ledger.state);
+        if let (Ok(hash), Some(encoded)) = (&result, encoded) {
+            // Under the pool's lock, so a rewrite of the journal never misses it.
+            if let Some(journal) = self.journal().as_mut() {
+                if let Err(e) = journal.append(&encoded) {
+                    tracing::error!(%hash, error = %e, "cannot write the mempool journal");
+                }
+            }
+        }
+        drop(mempool);
         drop(ledger);
         result
+    }
+
+    fn journal(&self) -> MutexGuard<'_, Option<Journal>> {
+        self.journal.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn journaling(&self) -> bool {
+        self.journal().is_some()
+    }
+
+    /// Opens the mempool's journal at `path` and submits what it holds again (checked against
+    /// the finalized state; what was finalized meanwhile is dropped). Returns how many of how
+    /// many journaled transactions are back in the mempool.
+    pub fn restore_journal(&self, path: &std::path::Path) -> std::io::Result<(usize, usize)> {
+        let (journal, txs) = Journal::open(path)?;
+        *self.journal() = Some(journal);
+        let total = txs.len();
+        let restored = txs
+            .into_iter()
+            .filter(|tx| self.submit(tx.clone()).is_ok())
+            .count();
+        self.compact_journal(true);
+        Ok((restored, total))
+    }
+
+    /// Rewrites the journal with what the mempool holds, if `force` or once it holds more than
+    /// twice that (and at least [`crate::journal::COMPACT_MIN_BYTES`]).
+    pub fn compact_journal(&self, force: bool) {
+        let mempool = self.mempool();
+        let mut journal = self.journal();
+        let Some(journal) = journal.as_mut() else {
+            return;
+        };
+        let live: u64 = mempool
+            .transactions()
+            .map(|tx| 4 + tx.encoded_len as u64)
+            .sum();
+        let bloated =
+            journal.bytes() >= crate::journal::COMPACT_MIN_BYTES && journal.bytes() > 2 * live;
+        if force || bloated {
+            if let Err(e) = journal.rewrite(mempool.transactions().map(|tx| &tx.tx)) {
+                tracing::error!(error = %e, "cannot rewrite the mempool journal");
+            }
+        }
     }
 
     pub fn finalized_tip(&self) -> TipMeta {

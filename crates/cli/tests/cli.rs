@@ -250,9 +250,8 @@ fn taken_ports_are_refused_before_the_node_starts() {
 /// `--log-format json`: the node's log is one JSON object per line, for log collectors.
 #[test]
 fn the_node_log_can_be_json_lines() {
-    let node = Devnet::start_with(
-        mycel_testkit::DevnetOptions::default().args(&["--log-format", "json"]),
-    );
+    let node =
+        Devnet::start_with(mycel_testkit::DevnetOptions::default().args(&["--log-format", "json"]));
     node.wait_for_height(2, std::time::Duration::from_secs(60));
     let log = node.log();
     let events: Vec<Value> = log

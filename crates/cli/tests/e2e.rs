@@ -197,9 +197,14 @@ fn devnet_survives_kill_9_mid_stream_and_keeps_finalizing() {
     assert_eq!(block_after["hash"], block_before["hash"]);
     assert_eq!(block_after["state_root"], block_before["state_root"]);
 
-    // Transfers that were pending at the kill may be lost with the mempool (it is not durable);
-    // resend from the finalized nonces and check the books: the receiver holds exactly the sum of
-    // finalized transfers.
+    // Every transfer the node acknowledged before the kill was in its mempool's journal: all of
+    // them are finalized after the restart, none sent again.
+    for hash in &sent {
+        wait_finalized(&rpc, hash, Duration::from_secs(90));
+    }
+
+    // Then more transfers from the finalized nonces, and the books: the receiver holds exactly
+    // the sum of finalized transfers.
     //
     // The restarted node may still finalize blocks proposed before the kill (recovered from the
     // consensus journal) after its API answers, which moves the nonces on under a resend ("nonce

@@ -694,6 +694,7 @@ async fn apply_finalized<E: Storage + Clock + Metrics>(
         let ledger = shared.ledger();
         shared.mempool().on_finalized(&hashes, &ledger.state);
     }
+    shared.compact_journal(false);
     shared.executed_cache().retain(|_, e| e.height > height);
     shared
         .counters

@@ -126,5 +126,23 @@ pub(crate) async fn start(context: tokio::Context, config: NodeConfig) -> Result
     node.data_dir = Some(std::sync::Arc::new(crate::node::DataDir::new(
         config.data_dir.clone(),
     )));
+    // Transactions accepted before the last stop (or crash) come back.
+    let journal = config.data_dir.join("mempool.journal");
+    match node.shared.restore_journal(&journal) {
+        Ok((restored, total)) if total > 0 => {
+            info!(
+                restored,
+                journaled = total,
+                "mempool restored from its journal"
+            )
+        }
+        Ok(_) => {}
+        Err(e) => {
+            return Err(crate::ChainError::Storage(format!(
+                "cannot open the mempool journal {}: {e}",
+                journal.display()
+            )))
+        }
+    }
     Ok(node)
 }
