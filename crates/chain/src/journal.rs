@@ -75,18 +75,19 @@ impl Journal {
         txs: impl Iterator<Item = &'a SignedTx>,
     ) -> io::Result<()> {
         let tmp = self.path.with_extension("tmp");
-        let mut all = Vec::new();
+        // Streamed through a small buffer: a full pool is not copied in memory once more.
+        let mut file = io::BufWriter::with_capacity(64 * 1024, File::create(&tmp)?);
+        let mut bytes = 0u64;
         for tx in txs {
-            all.extend_from_slice(&record(&tx.encode()));
+            let encoded = tx.encode();
+            file.write_all(&(encoded.len() as u32).to_be_bytes())?;
+            file.write_all(&encoded)?;
+            bytes += 4 + encoded.len() as u64;
         }
-        {
-            let mut file = File::create(&tmp)?;
-            file.write_all(&all)?;
-            file.sync_all()?;
-        }
+        file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
         fs::rename(&tmp, &self.path)?;
         self.file = OpenOptions::new().append(true).open(&self.path)?;
-        self.bytes = all.len() as u64;
+        self.bytes = bytes;
         Ok(())
     }
 }
