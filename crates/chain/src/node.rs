@@ -375,6 +375,11 @@ impl Node {
     /// crate's counters, how far behind the clock the chain is, and the data directory's size.
     pub fn metrics(&self, now_ms: u64) -> String {
         let mut out = (self.runtime_metrics)();
+        // p2p keeps one `network_tracker_directory_connected{peer=…}` series per connected peer.
+        let peers = out
+            .lines()
+            .filter(|line| line.starts_with("network_tracker_directory_connected{"))
+            .count();
         let c = &self.shared.counters;
         let tip = self.shared.finalized_tip();
         let sync = self.sync_status(now_ms);
@@ -459,6 +464,12 @@ impl Node {
             "gauge",
             "Validators in the genesis set.",
             self.shared.validators.len() as u64,
+        );
+        metric(
+            "peers_connected",
+            "gauge",
+            "Validators this node has a p2p connection to.",
+            peers as u64,
         );
         if let Some(bytes) = disk {
             metric(

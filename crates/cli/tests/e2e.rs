@@ -458,6 +458,14 @@ fn a_stalled_network_is_reported_out_of_sync() {
     assert!(health.finality_lag_ms < 10_000, "{health:?}");
     assert_eq!(metric(&rpc, "mycel_in_sync"), 1);
     assert_eq!(metric(&rpc, "mycel_validators"), 4);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while metric(&rpc, "mycel_peers_connected") != 3 {
+        assert!(
+            Instant::now() < deadline,
+            "validator 0 is not connected to its 3 peers"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     assert!(metric(&rpc, "mycel_data_dir_bytes") > 0);
 
     // Two of four down: no quorum, no new blocks.
@@ -481,6 +489,15 @@ fn a_stalled_network_is_reported_out_of_sync() {
     assert_eq!(status, 503);
     assert_eq!(metric(&rpc, "mycel_in_sync"), 0);
     assert!(metric(&rpc, "mycel_finality_lag_ms") > 10_000);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while metric(&rpc, "mycel_peers_connected") != 1 {
+        assert!(
+            Instant::now() < deadline,
+            "validator 0 still counts {} peers with two of them killed",
+            metric(&rpc, "mycel_peers_connected")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     // Reads still work on the stalled node.
     assert!(cli_json(&rpc, &["status"]).is_some());
 }
