@@ -22,6 +22,13 @@ pub struct PayArgs {
     /// JSON body to POST.
     #[arg(long, value_name = "JSON")]
     pub data: Option<String>,
+    #[command(flatten)]
+    pub payment: PaymentArgs,
+}
+
+/// How `mycel pay` and `mycel chat` pay: the most they pay, who signs, and from where.
+#[derive(Debug, Args)]
+pub struct PaymentArgs {
     /// Pay at most this much mUSD; a dearer request is refused before anything is signed.
     #[arg(long, value_name = "mUSD", default_value = "0.1")]
     pub max: String,
@@ -52,16 +59,20 @@ pub fn run_pay(args: PayArgs) -> Result<()> {
         Some(d) => Some(serde_json::from_str(d).context("--data is not JSON")?),
         None => None,
     };
-    if let Some(text) = fetch_paying(&args, body)? {
+    if let Some(text) = fetch_paying(&args.url, body, &args.payment)? {
         println!("{text}");
     }
     Ok(())
 }
 
-/// Calls `args.url` (POST `body`, else GET); if it asks for an x402 payment, shows the price on
+/// Calls `url` (POST `body`, else GET); if it asks for an x402 payment, shows the price on
 /// stderr, refuses it above `--max`, and pays (from the `--session` channel, or with one exact
 /// payment from mycel-client's x402 payer). Returns the answer's body (`None` after a dry run).
-fn fetch_paying(args: &PayArgs, body: Option<serde_json::Value>) -> Result<Option<String>> {
+fn fetch_paying(
+    url: &str,
+    body: Option<serde_json::Value>,
+    args: &PaymentArgs,
+) -> Result<Option<String>> {
     let max =
         parse_amount(&args.max, Token::Musd).with_context(|| format!("--max '{}'", args.max))?;
     let signer = if args.dry_run {
@@ -88,7 +99,7 @@ fn fetch_paying(args: &PayArgs, body: Option<serde_json::Value>) -> Result<Optio
                 .timeout(Duration::from_secs(600))
                 .build()
                 .context("HTTP client")?,
-            url: &args.url,
+            url,
             body: body.as_ref(),
         };
         let first = call.send(None).await?;
@@ -98,7 +109,7 @@ fn fetch_paying(args: &PayArgs, body: Option<serde_json::Value>) -> Result<Optio
             if !status.is_success() {
                 bail!(
                     "{} answered {status} (no payment was asked for): {text}",
-                    args.url
+                    url
                 );
             }
             return Ok(Some(text));
@@ -308,27 +319,8 @@ pub struct ChatArgs {
     /// Print the whole answer (with its receipt) as JSON instead of the text.
     #[arg(long)]
     pub json: bool,
-    /// Pay at most this much mUSD; a dearer request is refused before anything is signed.
-    #[arg(long, value_name = "mUSD", default_value = "0.1")]
-    pub max: String,
-    /// Show the price and stop without paying.
-    #[arg(long)]
-    pub dry_run: bool,
     #[command(flatten)]
-    pub signer: SignerArgs,
-    /// Pay from this session channel (`mycel session open`) with a cumulative voucher instead of
-    /// one x402 payment: the new total is the last one signed (kept in ~/.mycel/sessions, or
-    /// $MYCEL_SESSION_DIR) or the chain's claimed amount, whichever is higher, + the price.
-    #[arg(long, value_name = "CHANNEL_ID")]
-    pub session: Option<alloy_primitives::B256>,
-    /// With --session: the node's HTTP API, where the channel is read.
-    #[arg(
-        long,
-        value_name = "URL",
-        env = "MYCEL_RPC",
-        default_value = "http://127.0.0.1:8545"
-    )]
-    pub rpc: String,
+    pub payment: PaymentArgs,
 }
 
 /// `mycel chat`: one paid chat completion through a gateway; prints the answer and its receipt.
@@ -338,16 +330,8 @@ pub fn run_chat(args: ChatArgs) -> Result<()> {
         "max_tokens": args.max_tokens,
         "messages": [{"role": "user", "content": args.prompt}],
     });
-    let pay = PayArgs {
-        url: format!("{}/v1/chat/completions", args.gateway.trim_end_matches('/')),
-        data: None,
-        max: args.max,
-        dry_run: args.dry_run,
-        signer: args.signer,
-        session: args.session,
-        rpc: args.rpc,
-    };
-    let Some(text) = fetch_paying(&pay, Some(body))? else {
+    let url = format!("{}/v1/chat/completions", args.gateway.trim_end_matches('/'));
+    let Some(text) = fetch_paying(&url, Some(body), &args.payment)? else {
         return Ok(());
     };
     let answer: serde_json::Value = serde_json::from_str(&text)
