@@ -14,7 +14,7 @@ use std::{
     fmt::Write as _,
     sync::{
         atomic::{AtomicU64, Ordering},
-        Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard,
+        Arc, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard,
     },
 };
 use tokio::sync::broadcast;
@@ -37,6 +37,11 @@ pub(crate) struct Counters {
     pub consensus_tip: AtomicU64,
 }
 
+/// Locks `mutex`, also after a panic elsewhere poisoned it.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// State shared by the node handle, the consensus application and the finalizer.
 pub(crate) struct Shared {
     pub chain_id: u64,
@@ -48,7 +53,7 @@ pub(crate) struct Shared {
     pub ledger: RwLock<Ledger>,
     pub mempool: Mutex<Mempool>,
     /// The mempool's journal on disk (none in the simulations, whose nodes have no directory).
-    journal: Mutex<Option<Journal>>,
+    journal: OnceLock<Mutex<Journal>>,
     /// Executed but not yet finalized blocks, by block hash.
     pub executed: Mutex<HashMap<B256, Executed>>,
     pub blocks: broadcast::Sender<Arc<BlockView>>,
@@ -78,7 +83,7 @@ impl Shared {
             block_time_ms,
             ledger: RwLock::new(ledger),
             mempool: Mutex::new(mempool),
-            journal: Mutex::new(None),
+            journal: OnceLock::new(),
             executed: Mutex::new(HashMap::new()),
             blocks,
             counters,
@@ -94,28 +99,27 @@ impl Shared {
     }
 
     pub fn mempool(&self) -> MutexGuard<'_, Mempool> {
-        self.mempool.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.mempool)
     }
 
     pub fn executed_cache(&self) -> MutexGuard<'_, HashMap<B256, Executed>> {
-        self.executed.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.executed)
     }
 
     /// Adds `tx` to the mempool, validated against the latest finalized state, and to the
     /// mempool's journal before it returns.
     pub fn submit(&self, tx: SignedTx) -> Result<B256, MempoolError> {
         let ledger = self.ledger();
-        let encoded = self.journaling().then(|| tx.encode());
+        let journal = self.journal.get();
+        let encoded = journal.map(|_| tx.encode());
         // Signature recovery and state checks before taking the pool's lock.
         let prechecked = Prechecked::new(tx, &ledger.state);
         let mut mempool = self.mempool();
         let result = mempool.submit_prechecked(prechecked, &ledger.state);
-        if let (Ok(hash), Some(encoded)) = (&result, encoded) {
+        if let (Ok(hash), Some(journal), Some(encoded)) = (&result, journal, encoded) {
             // Under the pool's lock, so a rewrite of the journal never misses it.
-            if let Some(journal) = self.journal().as_mut() {
-                if let Err(e) = journal.append(&encoded) {
-                    tracing::error!(%hash, error = %e, "cannot write the mempool journal");
-                }
+            if let Err(e) = lock(journal).append(&encoded) {
+                tracing::error!(%hash, error = %e, "cannot write the mempool journal");
             }
         }
         drop(mempool);
@@ -123,20 +127,14 @@ impl Shared {
         result
     }
 
-    fn journal(&self) -> MutexGuard<'_, Option<Journal>> {
-        self.journal.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn journaling(&self) -> bool {
-        self.journal().is_some()
-    }
-
     /// Opens the mempool's journal at `path` and submits what it holds again (checked against
     /// the finalized state; what was finalized meanwhile is dropped). Returns how many of how
     /// many journaled transactions are back in the mempool.
     pub fn restore_journal(&self, path: &std::path::Path) -> std::io::Result<(usize, usize)> {
         let (journal, txs) = Journal::open(path)?;
-        *self.journal() = Some(journal);
+        if self.journal.set(Mutex::new(journal)).is_err() {
+            return Err(std::io::Error::other("the mempool journal is already open"));
+        }
         let total = txs.len();
         let restored = txs
             .into_iter()
@@ -149,18 +147,19 @@ impl Shared {
     /// Rewrites the journal with what the mempool holds, if `force` or once it holds more than
     /// twice that (and at least [`crate::journal::COMPACT_MIN_BYTES`]).
     pub fn compact_journal(&self, force: bool) {
-        let mempool = self.mempool();
-        let mut journal = self.journal();
-        let Some(journal) = journal.as_mut() else {
+        let Some(journal) = self.journal.get() else {
             return;
         };
+        let mempool = self.mempool();
+        let mut journal = lock(journal);
+        if !force && journal.bytes() < crate::journal::COMPACT_MIN_BYTES {
+            return;
+        }
         let live: u64 = mempool
             .transactions()
             .map(|tx| 4 + tx.encoded_len as u64)
             .sum();
-        let bloated =
-            journal.bytes() >= crate::journal::COMPACT_MIN_BYTES && journal.bytes() > 2 * live;
-        if force || bloated {
+        if force || journal.bytes() > 2 * live {
             if let Err(e) = journal.rewrite(mempool.transactions().map(|tx| &tx.tx)) {
                 tracing::error!(error = %e, "cannot rewrite the mempool journal");
             }
@@ -221,7 +220,7 @@ impl DataDir {
     }
 
     fn bytes(&self, now_ms: u64) -> u64 {
-        let mut measured = self.measured.lock().unwrap_or_else(|e| e.into_inner());
+        let mut measured = lock(&self.measured);
         match *measured {
             Some((at, bytes)) if now_ms.saturating_sub(at) < Self::REMEASURE_MS => bytes,
             _ => {
@@ -381,7 +380,6 @@ impl Node {
             .filter(|line| line.starts_with("network_tracker_directory_connected{"))
             .count();
         let c = &self.shared.counters;
-        let tip = self.shared.finalized_tip();
         let sync = self.sync_status(now_ms);
         let disk = self.data_dir.as_deref().map(|dir| dir.bytes(now_ms));
         let (pool, (evicted, expired)) = {
@@ -397,13 +395,13 @@ impl Node {
             "finalized_height",
             "gauge",
             "Height of the last applied finalized block.",
-            tip.height,
+            sync.height,
         );
         metric(
             "consensus_finalized_height",
             "gauge",
             "Highest finalized height known to consensus.",
-            c.consensus_tip.load(Ordering::Relaxed),
+            sync.consensus_height,
         );
         metric(
             "mempool_size",
