@@ -56,6 +56,7 @@ impl From<&Event> for api::Event {
                 nonce: *nonce,
             },
             Event::Channel(e) => api::Event::Channel(e.into()),
+            Event::Agent(e) => api::Event::Agent(e.clone()),
         }
     }
 }

@@ -21,6 +21,7 @@
 //! Does not: decide which transactions go into a block, store anything, or talk to peers (that is
 //! `mycel-chain`).
 
+pub mod agents;
 mod api;
 mod bank;
 pub mod incentive;
@@ -108,6 +109,8 @@ pub enum TxError {
     AuthorizationUsed { payer: Address, nonce: B256 },
     #[error("{0}")]
     Session(sessions::SessionError),
+    #[error("{0}")]
+    Agent(agents::AgentError),
 }
 
 impl TxError {
@@ -131,6 +134,7 @@ impl TxError {
             TxError::AuthorizationExpired { .. } => "authorization_expired",
             TxError::AuthorizationUsed { .. } => "authorization_used",
             TxError::Session(e) => e.code(),
+            TxError::Agent(e) => e.code(),
         }
     }
 }
@@ -167,6 +171,8 @@ pub enum Event {
     AuthorizationUsed { authorizer: Address, nonce: B256 },
     /// A payment channel was opened, topped up, claimed from, or withdrawn ([`sessions`]).
     Channel(sessions::ChannelEvent),
+    /// An agent was registered, changed or rated ([`agents`]).
+    Agent(mycel_types::api::AgentEvent),
 }
 
 /// The outcome of an applied transaction.
@@ -194,6 +200,8 @@ pub struct State {
     subnets: subnets::Subnets,
     #[serde(default)]
     sessions: sessions::Sessions,
+    #[serde(default)]
+    agents: agents::Agents,
     #[serde(skip)]
     tree: merkle::LeafCache,
 }
@@ -228,6 +236,7 @@ impl State {
             payments: payments::Payments::default(),
             subnets: subnets::Subnets::default(),
             sessions: sessions::Sessions::default(),
+            agents: agents::Agents::default(),
             tree: merkle::LeafCache::default(),
         };
         state.assert_books_balance();
@@ -274,6 +283,11 @@ impl State {
     /// The payment channels ([`sessions`]).
     pub fn sessions(&self) -> &sessions::Sessions {
         &self.sessions
+    }
+
+    /// The agents and their reputations ([`agents`]).
+    pub fn agents(&self) -> &agents::Agents {
+        &self.agents
     }
 
     /// The payment channel `id`, if it was ever opened.
@@ -381,11 +395,14 @@ impl State {
         if let Some(write) = plan.incentive {
             subnets::apply_write(self, write);
         }
-        if let Some((authorizer, nonce)) = plan.authorization {
-            self.payments.record(authorizer, nonce);
+        if let Some(used) = plan.authorization {
+            self.payments.record(used);
         }
         if let Some((id, channel)) = plan.channel {
             self.sessions.put(id, channel);
+        }
+        if let Some(write) = plan.agent {
+            self.agents.apply(write, tx.hash);
         }
         Ok(TxReceipt {
             hash: tx.hash,
@@ -419,6 +436,7 @@ impl State {
         let accounts_root = self.tree.root(header, &self.accounts);
         let root = self.payments.fold_root(accounts_root);
         let root = self.sessions.fold_root(root);
+        let root = self.agents.fold_root(root);
         self.subnets.fold_root(root)
     }
 
@@ -498,7 +516,23 @@ impl State {
         let mut authorization = None;
         let mut incentive = None;
         let mut channel = None;
+        let mut agent = None;
         match &tx.tx.kind {
+            kind @ (TxKind::RegisterAgent(_)
+            | TxKind::SetAgentURI(_)
+            | TxKind::SetAgentMetadata(_)
+            | TxKind::SetAgentWallet(_)
+            | TxKind::TransferAgent(_)
+            | TxKind::ApproveAgent(_)
+            | TxKind::SetAgentOperator(_)
+            | TxKind::GiveFeedback(_)
+            | TxKind::RevokeFeedback(_)
+            | TxKind::AppendResponse(_)) => {
+                let planned = agents::plan_tx(self, tx.sender, kind)?;
+                writes.push((tx.sender, payer));
+                events.extend(planned.events.into_iter().map(Event::Agent));
+                agent = Some(planned.write);
+            }
             kind @ (TxKind::OpenChannel(_)
             | TxKind::TopUpChannel(_)
             | TxKind::ClaimChannel(_)
@@ -563,8 +597,8 @@ impl State {
                 writes.extend(planned.writes);
                 events.push(planned.event);
                 events.push(Event::AuthorizationUsed {
-                    authorizer: planned.used.0,
-                    nonce: planned.used.1,
+                    authorizer: planned.used.authorizer,
+                    nonce: planned.used.nonce,
                 });
                 authorization = Some(planned.used);
             }
@@ -580,6 +614,7 @@ impl State {
             authorization,
             incentive,
             channel,
+            agent,
         })
     }
 }
@@ -615,12 +650,14 @@ struct Plan {
     writes: Vec<(Address, Account)>,
     fee: Amount,
     events: Vec<Event>,
-    /// An EIP-3009 authorization `(authorizer, nonce)` to record as used.
-    authorization: Option<(Address, B256)>,
+    /// An EIP-3009 authorization to record as used.
+    authorization: Option<payments::UsedAuthorization>,
     /// What an incentive-layer transaction writes besides accounts.
     incentive: Option<subnets::IncentiveWrite>,
     /// A payment channel to store ([`sessions`]).
     channel: Option<(B256, sessions::Channel)>,
+    /// What an agent transaction writes ([`agents`]).
+    agent: Option<agents::AgentWrite>,
 }
 
 fn to_amount(value: U256) -> Result<Amount, TxError> {

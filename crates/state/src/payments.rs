@@ -18,7 +18,7 @@
 //! submitter's nonce).
 //!
 //! State root: the used authorizations are summarised by a running digest,
-//! `d' = keccak(0x04 ‖ d ‖ payer ‖ nonce)` in execution order (starting from zero), added to the
+//! `d' = keccak(0x04 ‖ d ‖ payer ‖ nonce ‖ to ‖ value)` (value: 16 bytes) in execution order (starting from zero), added to the
 //! root as `keccak(0x05 ‖ accounts_root ‖ d)` once any authorization has been used. Nodes that
 //! executed the same blocks hold the same set in the same order, so the same digest.
 
@@ -31,11 +31,39 @@ use mycel_types::{
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Every EIP-3009 authorization ever executed, and their digest.
+/// Every EIP-3009 authorization ever executed, whom it paid, and their digest.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Payments {
     used: BTreeSet<(Address, B256)>,
+    /// Whom each executed authorization paid and how much, by [`authorization_id`] (a feedback
+    /// that cites a payment is checked against it).
+    #[serde(default)]
+    paid: BTreeMap<B256, Paid>,
     digest: B256,
+}
+
+/// Whom an executed authorization paid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Paid {
+    pub to: Address,
+    #[serde(with = "mycel_types::genesis::amount_string")]
+    pub value: Amount,
+}
+
+/// An executed EIP-3009 authorization: `(authorizer, nonce)` and the payment it made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct UsedAuthorization {
+    pub(crate) authorizer: Address,
+    pub(crate) nonce: B256,
+    pub(crate) paid: Paid,
+}
+
+/// The key of the authorization `(authorizer, nonce)`: `keccak256(authorizer ‖ nonce)`.
+pub fn authorization_id(authorizer: &Address, nonce: &B256) -> B256 {
+    let mut buf = [0u8; 52];
+    buf[..20].copy_from_slice(authorizer.as_slice());
+    buf[20..].copy_from_slice(nonce.as_slice());
+    keccak256(buf)
 }
 
 impl Payments {
@@ -54,17 +82,31 @@ impl Payments {
         self.digest
     }
 
-    pub(crate) fn record(&mut self, authorizer: Address, nonce: B256) {
+    /// Whom the executed authorization `(authorizer, nonce)` paid; `None` if it never executed.
+    pub fn paid(&self, authorizer: &Address, nonce: &B256) -> Option<Paid> {
+        self.paid.get(&authorization_id(authorizer, nonce)).copied()
+    }
+
+    pub(crate) fn record(&mut self, used: UsedAuthorization) {
+        let UsedAuthorization {
+            authorizer,
+            nonce,
+            paid,
+        } = used;
         let inserted = self.used.insert((authorizer, nonce));
         assert!(
             inserted,
             "authorization ({authorizer}, {nonce}) recorded twice: plan must refuse a used nonce"
         );
-        let mut buf = [0u8; 1 + 32 + 20 + 32];
+        self.paid
+            .insert(authorization_id(&authorizer, &nonce), paid);
+        let mut buf = [0u8; 1 + 32 + 20 + 32 + 20 + 16];
         buf[0] = 0x04;
         buf[1..33].copy_from_slice(self.digest.as_slice());
         buf[33..53].copy_from_slice(authorizer.as_slice());
-        buf[53..].copy_from_slice(nonce.as_slice());
+        buf[53..85].copy_from_slice(nonce.as_slice());
+        buf[85..105].copy_from_slice(paid.to.as_slice());
+        buf[105..].copy_from_slice(&paid.value.to_be_bytes());
         self.digest = keccak256(buf);
     }
 
@@ -106,7 +148,7 @@ pub(crate) fn verify_authorization_signature(
 pub(crate) struct AuthorizationPlan {
     pub(crate) writes: Vec<(Address, Account)>,
     pub(crate) event: Event,
-    pub(crate) used: (Address, B256),
+    pub(crate) used: UsedAuthorization,
 }
 
 /// The stateful checks of a `TransferWithAuthorization` whose signatures were verified, and the
@@ -173,7 +215,11 @@ pub(crate) fn plan_transfer_with_authorization(
             to: t.to,
             amount: value,
         },
-        used: (t.payer, t.authorizationNonce),
+        used: UsedAuthorization {
+            authorizer: t.payer,
+            nonce: t.authorizationNonce,
+            paid: Paid { to: t.to, value },
+        },
     })
 }
 

@@ -28,6 +28,13 @@ pub use incentive::{
     weights_commit_hash, AddStake, BurnedRegister, CommitWeights, RegisterSubnet, RemoveStake,
     RevealWeights, ServeEndpoint, SetSubnetParams, SetWeights,
 };
+mod agents;
+pub use agents::{
+    agent_registry, identity_domain, AgentWalletSet, AppendResponse, ApproveAgent, GiveFeedback,
+    MetadataEntry, RegisterAgent, RevokeFeedback, SetAgentMetadata, SetAgentOperator, SetAgentURI,
+    SetAgentWallet, TransferAgent, AGENT_WALLET_KEY, IDENTITY_EIP712_NAME, IDENTITY_EIP712_VERSION,
+    IDENTITY_REGISTRY, REPUTATION_REGISTRY,
+};
 mod sessions;
 pub use sessions::{
     channel_id, ChannelVoucher, ClaimChannel, OpenChannel, RequestChannelWithdraw, TopUpChannel,
@@ -99,6 +106,9 @@ macro_rules! tx_kinds {
         }
 
         impl TxKind {
+            /// The EIP-712 type names of every kind, in tag order.
+            pub const TYPE_NAMES: &'static [&'static str] = &[$( stringify!($kind), )+];
+
             /// The one-byte tag of this kind in the binary encoding. Never reused.
             pub fn tag(&self) -> u8 {
                 match self {
@@ -202,6 +212,16 @@ tx_kinds! {
     23 => ClaimChannel,
     24 => RequestChannelWithdraw,
     25 => WithdrawChannel,
+    30 => RegisterAgent,
+    31 => SetAgentURI,
+    32 => SetAgentMetadata,
+    33 => SetAgentWallet,
+    34 => TransferAgent,
+    35 => ApproveAgent,
+    36 => SetAgentOperator,
+    40 => GiveFeedback,
+    41 => RevokeFeedback,
+    42 => AppendResponse,
 }
 
 /// The EIP-712 domain of mycel transactions on the chain `chain_id`.
@@ -224,7 +244,7 @@ pub enum DecodeError {
     UnknownFormat(u8),
     #[error("unknown transaction kind tag {0}")]
     UnknownKind(u8),
-    #[error("unknown transaction type '{0}' (known: Transfer, TransferWithAuthorization, RegisterSubnet, SetSubnetParams, BurnedRegister, ServeEndpoint, SetWeights, CommitWeights, RevealWeights, AddStake, RemoveStake, OpenChannel, TopUpChannel, ClaimChannel, RequestChannelWithdraw, WithdrawChannel)")]
+    #[error("unknown transaction type '{0}' (known: {known})", known = TxKind::TYPE_NAMES.join(", "))]
     UnknownType(String),
     #[error("message does not decode: {0}")]
     Message(String),

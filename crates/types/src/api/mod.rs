@@ -18,6 +18,7 @@
 //! Does not: do I/O or know HTTP paths beyond the documentation of each type.
 
 mod account;
+mod agents;
 mod block;
 mod incentive;
 mod payments;
@@ -26,6 +27,10 @@ mod status;
 mod tx;
 
 pub use account::Account;
+pub use agents::{
+    Agent, AgentEvent, AgentHistory, AgentList, AgentTx, Feedback, FeedbackList, FeedbackResponse,
+    ReputationSummary,
+};
 pub use block::{Block, BlockEvent, BlockTx, BlockTxResult, Lagged};
 pub use incentive::{
     EmissionReceipt, EmissionSchedule, Endpoint, EpochReceipt, HyperParams, Metagraph,
@@ -91,6 +96,12 @@ pub mod code {
     pub const BAD_CHANNEL_ID: &str = "bad_channel_id";
     /// A malformed subnet id in the path (400).
     pub const BAD_NETUID: &str = "bad_netuid";
+    /// A malformed agent id in the path (400).
+    pub const BAD_AGENT_ID: &str = "bad_agent_id";
+    /// A query parameter that does not parse or is over its limit (400).
+    pub const BAD_QUERY: &str = "bad_query";
+    /// An agent that was never registered (404).
+    pub const UNKNOWN_AGENT: &str = "unknown_agent";
     /// A transaction this node has never seen (404).
     pub const UNKNOWN_TX: &str = "unknown_tx";
     /// A block above the finalized height (404).

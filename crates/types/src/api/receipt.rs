@@ -59,6 +59,8 @@ pub enum Event {
     AuthorizationUsed { authorizer: Address, nonce: B256 },
     /// A payment channel was opened, topped up, claimed from, or withdrawn (`action`).
     Channel(ChannelEvent),
+    /// An agent was registered or changed, or rated (`action`).
+    Agent(super::AgentEvent),
 }
 
 /// Something an incentive-layer transaction did.

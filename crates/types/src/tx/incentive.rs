@@ -182,7 +182,7 @@ fn field_array<'a>(message: &'a Value, name: &'static str) -> Result<&'a Vec<Val
 }
 
 /// Reads each element of an array field with `read` (which sees the element as the field `name`).
-fn field_list<T>(
+pub(super) fn field_list<T>(
     message: &Value,
     name: &'static str,
     read: fn(&Value, &'static str) -> Result<T, DecodeError>,
@@ -193,7 +193,7 @@ fn field_list<T>(
         .collect()
 }
 
-fn field_string(message: &Value, name: &'static str) -> Result<String, DecodeError> {
+pub(super) fn field_string(message: &Value, name: &'static str) -> Result<String, DecodeError> {
     field(message, name)?
         .as_str()
         .map(str::to_string)
