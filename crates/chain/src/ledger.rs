@@ -1,10 +1,10 @@
 //! The finalized ledger: the state after the last finalized block, the index of finalized
 //! transactions, and the public views of them (no consensus types here).
 
-use mycel_state::{State, TxError, TxReceipt};
+use mycel_state::{Event, State, TxError, TxReceipt};
 use mycel_types::{SignedTx, TxJson, B256};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// What a finalized transaction did.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,15 +120,45 @@ pub struct Ledger {
     pub state: State,
     pub tip: TipMeta,
     pub tx_index: HashMap<B256, TxLocation>,
+    /// Per agent, the finalized transactions that did something to it, oldest first.
+    pub agent_index: BTreeMap<u64, Vec<B256>>,
 }
 
 impl Ledger {
+    /// A ledger at `tip` with no indexed transactions.
+    pub fn new(state: State, tip: TipMeta) -> Ledger {
+        Ledger {
+            state,
+            tip,
+            tx_index: HashMap::new(),
+            agent_index: BTreeMap::new(),
+        }
+    }
+
+    /// The finalized transactions that did something to agent `id`, oldest first.
+    pub fn agent_txs(&self, id: u64) -> &[B256] {
+        self.agent_index.get(&id).map_or(&[], Vec::as_slice)
+    }
+
     pub fn tx_location(&self, hash: &B256) -> Option<&TxLocation> {
         self.tx_index.get(hash)
     }
 
     pub fn index_block(&mut self, receipts: &BlockReceipts) {
         for (hash, location) in &receipts.txs {
+            if let TxOutcome::Success { receipt } = &location.result {
+                let agents: BTreeSet<u64> = receipt
+                    .events
+                    .iter()
+                    .filter_map(|e| match e {
+                        Event::Agent(a) => a.agent_id(),
+                        _ => None,
+                    })
+                    .collect();
+                for id in agents {
+                    self.agent_index.entry(id).or_default().push(*hash);
+                }
+            }
             self.tx_index.insert(*hash, location.clone());
         }
     }

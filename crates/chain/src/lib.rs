@@ -74,7 +74,7 @@ pub use config::{
     generate_validator_key, validator_public_key, BlockLimitsConfig, ConsensusConfig, NodeConfig,
     PeerConfig, ValidatorKey,
 };
-pub use ledger::{BlockView, ChainStatus, TxOutcome, TxStatus, TxView};
+pub use ledger::{BlockView, ChainStatus, TxLocation, TxOutcome, TxStatus, TxView};
 pub use mempool::{MempoolError, MempoolLimits, Rejection, NONCE_WINDOW};
 pub use mycel_state::Account;
 pub use node::{Node, SyncStatus};

@@ -3,7 +3,7 @@
 use crate::{
     engine::Executed,
     journal::Journal,
-    ledger::{BlockView, ChainStatus, Ledger, TipMeta, TxStatus},
+    ledger::{BlockView, ChainStatus, Ledger, TipMeta, TxLocation, TxStatus},
     mempool::{Mempool, MempoolError, Prechecked},
 };
 use futures::future::BoxFuture;
@@ -328,6 +328,26 @@ impl Node {
     /// waits while it runs.
     pub fn with_finalized_state<R>(&self, f: impl FnOnce(&State) -> R) -> R {
         f(&self.shared.ledger().state)
+    }
+
+    /// The finalized transactions that did something to agent `id`, oldest first: at most
+    /// `limit` from position `from`, with where they are and what they did, and how many there
+    /// are in all.
+    pub fn agent_txs(
+        &self,
+        id: u64,
+        from: usize,
+        limit: usize,
+    ) -> (Vec<(B256, TxLocation)>, usize) {
+        let ledger = self.shared.ledger();
+        let all = ledger.agent_txs(id);
+        let page = all
+            .iter()
+            .skip(from)
+            .take(limit)
+            .filter_map(|hash| Some((*hash, ledger.tx_location(hash)?.clone())))
+            .collect();
+        (page, all.len())
     }
 
     /// The nonce `addr` should use for its next transaction: its finalized next nonce, plus its

@@ -9,6 +9,7 @@
 //! Exit codes: 0 on success, 1 on any error (including a command line that does not parse).
 //! Errors go to stderr and say what went wrong and what to do about it.
 
+mod agent_cmd;
 mod client;
 mod epoch_cmd;
 mod gateway_cmd;
@@ -106,6 +107,9 @@ enum Command {
     /// Pay a gateway per call from an escrow channel: open, sign vouchers, show, close, withdraw.
     #[command(subcommand)]
     Session(session_cmd::SessionCommand),
+    /// ERC-8004 agents: register, show, list, rate (with a payment as proof), wallets, history.
+    #[command(subcommand)]
+    Agent(agent_cmd::AgentCommand),
     /// Serve a model on an OpenAI-compatible API, signing a receipt for every completion.
     Miner(miner_cmd::MinerArgs),
     /// Check inference receipts: signature, request, and (with --rerun) the output itself.
@@ -168,6 +172,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Pay(args) => pay_cmd::run_pay(args),
         Command::Chat(args) => pay_cmd::run_chat(args),
         Command::Session(command) => session_cmd::run(command),
+        Command::Agent(command) => agent_cmd::run(command),
         Command::Miner(args) => miner_cmd::run(args),
         Command::Receipt(command) => receipt_cmd::run(command),
         Command::Validator(args) => validator_cmd::run(args),

@@ -133,4 +133,14 @@ blocking_calls! {
     fn authorization(&self, authorizer: Address, nonce: B256) -> api::AuthorizationState;
     /// `GET /v1/channels/{id}`.
     fn channel(&self, id: B256) -> api::Channel;
+    /// `GET /v1/agents`.
+    fn agents(&self, cursor: Option<u64>, limit: Option<usize>) -> api::AgentList;
+    /// `GET /v1/agents/{id}`.
+    fn agent(&self, id: u64) -> api::Agent;
+    /// `GET /v1/agents/{id}/feedback`.
+    fn agent_feedback(&self, id: u64, client: Option<Address>, cursor: Option<String>) -> api::FeedbackList;
+    /// `GET /v1/agents/{id}/reputation`.
+    fn reputation(&self, id: u64, clients: Vec<Address>, tag1: String, tag2: String, verified: bool) -> api::ReputationSummary;
+    /// `GET /v1/agents/{id}/events`.
+    fn agent_events(&self, id: u64, cursor: Option<u64>) -> api::AgentHistory;
 }

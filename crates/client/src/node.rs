@@ -254,12 +254,103 @@ impl NodeClient {
         self.get(&format!("/v1/channels/{id}")).await
     }
 
+    /// `GET /v1/agents`: a page of agents from id `cursor` (1 if none).
+    pub async fn agents(
+        &self,
+        cursor: Option<u64>,
+        limit: Option<usize>,
+    ) -> Result<api::AgentList, ClientError> {
+        let mut query = Vec::new();
+        if let Some(c) = cursor {
+            query.push(("cursor", c.to_string()));
+        }
+        if let Some(l) = limit {
+            query.push(("limit", l.to_string()));
+        }
+        self.get_with("/v1/agents", &query).await
+    }
+
+    /// `GET /v1/agents/{id}`. No such agent: [`code::UNKNOWN_AGENT`].
+    pub async fn agent(&self, id: u64) -> Result<api::Agent, ClientError> {
+        self.get(&format!("/v1/agents/{id}")).await
+    }
+
+    /// `GET /v1/agents/{id}/feedback`: a page of an agent's feedback (of `client` only, if
+    /// given), from `cursor` (a previous page's `next_cursor`).
+    pub async fn agent_feedback(
+        &self,
+        id: u64,
+        client: Option<Address>,
+        cursor: Option<String>,
+    ) -> Result<api::FeedbackList, ClientError> {
+        let mut query = Vec::new();
+        if let Some(c) = client {
+            query.push(("client", c.to_string()));
+        }
+        if let Some(c) = cursor {
+            query.push(("cursor", c));
+        }
+        self.get_with(&format!("/v1/agents/{id}/feedback"), &query)
+            .await
+    }
+
+    /// `GET /v1/agents/{id}/reputation`: ERC-8004's summary over `clients` (all if empty) and
+    /// the tags (empty: any); `verified` counts only feedback citing a payment, weighted by it.
+    pub async fn reputation(
+        &self,
+        id: u64,
+        clients: Vec<Address>,
+        tag1: String,
+        tag2: String,
+        verified: bool,
+    ) -> Result<api::ReputationSummary, ClientError> {
+        let clients: Vec<String> = clients.iter().map(Address::to_string).collect();
+        let query = [
+            ("clients", clients.join(",")),
+            ("tag1", tag1),
+            ("tag2", tag2),
+            ("verified", verified.to_string()),
+        ];
+        self.get_with(&format!("/v1/agents/{id}/reputation"), &query)
+            .await
+    }
+
+    /// `GET /v1/agents/{id}/events`: the transactions that did something to an agent, oldest
+    /// first, from position `cursor`.
+    pub async fn agent_events(
+        &self,
+        id: u64,
+        cursor: Option<u64>,
+    ) -> Result<api::AgentHistory, ClientError> {
+        let query: Vec<(&str, String)> = cursor
+            .map(|c| ("cursor", c.to_string()))
+            .into_iter()
+            .collect();
+        self.get_with(&format!("/v1/agents/{id}/events"), &query)
+            .await
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
         self.read(self.http.get(self.url(path)), path).await
+    }
+
+    /// `GET path?query`, the query's values percent-encoded.
+    async fn get_with<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<T, ClientError> {
+        let url = reqwest::Url::parse_with_params(&self.url(path), query).map_err(|e| {
+            ClientError::BadUrl {
+                url: self.url(path),
+                reason: e.to_string(),
+            }
+        })?;
+        self.read(self.http.get(url), path).await
     }
 
     /// Sends `request` and reads a `T` from a success, the node's error from a refusal.

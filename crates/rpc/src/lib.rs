@@ -10,6 +10,8 @@
 //! Does not: sign anything, hold keys, or expose anything that changes the node except
 //! transaction submission. It binds where it is told (loopback by default in the CLI).
 
+mod agents;
+
 use alloy_primitives::{Address, B256};
 use axum::{
     extract::{rejection::JsonRejection, Path, State},
@@ -77,6 +79,11 @@ fn router_counting(node: Node, genesis: Genesis, http: ServerStats) -> Router {
             get(authorization_state),
         )
         .route("/v1/channels/{id}", get(channel))
+        .route("/v1/agents", get(agents::agent_list))
+        .route("/v1/agents/{id}", get(agents::agent))
+        .route("/v1/agents/{id}/feedback", get(agents::feedback_list))
+        .route("/v1/agents/{id}/reputation", get(agents::reputation))
+        .route("/v1/agents/{id}/events", get(agents::agent_events))
         .fallback(|| async {
             ApiError::not_found(code::NOT_FOUND, "no such endpoint; see docs/node-api.md")
         })

@@ -492,10 +492,8 @@ fn normalize(value: i128, decimals: u8) -> Option<I256> {
     if decimals > SUMMARY_DECIMALS {
         return None;
     }
-    let scale = 10u128.pow(u32::from(decimals));
-    if value.unsigned_abs() / scale > MAX_WHOLE_VALUE
-        || (value.unsigned_abs() / scale == MAX_WHOLE_VALUE && value.unsigned_abs() % scale != 0)
-    {
+    // 10^18 · 10^18 fits in u128.
+    if value.unsigned_abs() > MAX_WHOLE_VALUE * 10u128.pow(u32::from(decimals)) {
         return None;
     }
     let factor = I256::from_raw(U256::from(

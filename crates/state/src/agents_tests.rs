@@ -339,7 +339,8 @@ fn bad_inputs_are_refused_with_their_own_code_and_change_nothing() {
         .unwrap();
     let now = chain.now_s();
     let long = "x".repeat(MAX_URI_BYTES + 1);
-    let cases: Vec<(&str, usize, Box<dyn FnOnce(Address, u64) -> TxKind>)> = vec![
+    type Make = Box<dyn FnOnce(Address, u64) -> TxKind>;
+    let cases: Vec<(&str, usize, Make)> = vec![
         ("agent_unknown", 1, Box::new(set_uri(99, "x"))),
         ("agent_not_authorized", 2, Box::new(set_uri(id, "x"))),
         ("agent_field_too_long", 1, Box::new(set_uri(id, &long))),

@@ -417,11 +417,7 @@ mod tests {
             genesis.validators.clone(),
             public_key_hex(&key.public_key()),
             RULES.block_time_ms,
-            Ledger {
-                state,
-                tip,
-                tx_index: Default::default(),
-            },
+            Ledger::new(state, tip),
             Mempool::new(MempoolLimits::default()),
         ));
         let (finalized, _) = mpsc::unbounded();

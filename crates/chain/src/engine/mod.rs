@@ -344,11 +344,7 @@ where
             (state, tip)
         }
     };
-    let mut ledger = Ledger {
-        state,
-        tip,
-        tx_index: Default::default(),
-    };
+    let mut ledger = Ledger::new(state, tip);
     for receipts in &recovered.receipts {
         ledger.index_block(receipts);
     }
