@@ -91,7 +91,7 @@ impl SendArgs {
 #[derive(Debug)]
 pub enum Sent {
     /// Accepted by the node's mempool (the command did not wait).
-    Submitted(SignedTx),
+    Submitted(Box<SignedTx>),
     /// Applied in a finalized block.
     Applied(Applied),
 }
@@ -113,7 +113,7 @@ pub fn send(
     let tx = node.sign(signer, &options, build)?;
     let hash = node.submit(&tx)?;
     if !args.wait.waits(waits_by_default) {
-        return Ok(Sent::Submitted(tx));
+        return Ok(Sent::Submitted(Box::new(tx)));
     }
     let type_name = tx.kind.type_name();
     if !json {
