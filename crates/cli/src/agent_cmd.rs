@@ -10,7 +10,9 @@ use alloy_primitives::{Address, Bytes, B256, U256};
 use alloy_signer::SignerSync;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
-use mycel_client::api::{self, AgentEvent, Event};
+use mycel_client::api::{
+    self, AgentEvent, Event, AGENT_REGISTRATION_PATH, AGENT_REGISTRATION_TYPE,
+};
 use mycel_types::tx::{
     AgentWalletSet, AppendResponse, ApproveAgent, GiveFeedback, MetadataEntry, RegisterAgent,
     RevokeFeedback, SetAgentMetadata, SetAgentOperator, SetAgentURI, SetAgentWallet, TransferAgent,
@@ -55,8 +57,17 @@ pub enum AgentCommand {
 #[derive(Debug, Args)]
 pub struct RegisterArgs {
     /// The URL of the agent's registration file (ERC-8004 registration-v1 JSON).
-    #[arg(long, value_name = "URL", default_value = "")]
+    #[arg(
+        long,
+        value_name = "URL",
+        default_value = "",
+        conflicts_with = "service"
+    )]
     pub uri: String,
+    /// A running service (a mycel gateway or miner, or any server of ERC-8004 registration files):
+    /// its file at URL/.well-known/agent-registration.json is fetched, checked and registered.
+    #[arg(long, value_name = "URL")]
+    pub service: Option<String>,
     /// A metadata entry KEY=VALUE (VALUE as text, or 0x-hex); repeat for more.
     #[arg(long = "meta", value_name = "KEY=VALUE")]
     pub metadata: Vec<String>,
@@ -76,6 +87,9 @@ pub struct AgentArgs {
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
+    /// Only the agents this address owns.
+    #[arg(long, value_name = "ADDRESS")]
+    pub owner: Option<Address>,
     /// Start from this agent id.
     #[arg(long, value_name = "ID")]
     pub from: Option<u64>,
@@ -451,7 +465,22 @@ fn register(args: RegisterArgs) -> Result<()> {
         .iter()
         .map(|m| metadata_entry(m))
         .collect::<Result<Vec<_>>>()?;
-    let uri = args.uri.clone();
+    let uri = match &args.service {
+        Some(base) => {
+            let url = format!("{}{AGENT_REGISTRATION_PATH}", base.trim_end_matches('/'));
+            let file = fetch_registration(&url)?;
+            if !args.client.json {
+                eprintln!(
+                    "{url}: \"{}\", {} services, x402 {}",
+                    file.name,
+                    file.services.len(),
+                    if file.x402_support { "yes" } else { "no" }
+                );
+            }
+            url
+        }
+        None => args.uri.clone(),
+    };
     let events = submit(&args.client, &args.send, move |from, nonce, fee| {
         TxKind::RegisterAgent(RegisterAgent {
             from,
@@ -472,6 +501,37 @@ fn register(args: RegisterArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The registration file at `url`, which must be ERC-8004 `registration-v1` JSON.
+fn fetch_registration(url: &str) -> Result<api::AgentRegistration> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let body = runtime.block_on(async {
+        let response = reqwest::Client::new()
+            .get(url)
+            .timeout(std::time::Duration::from_secs(10))
+            .send()
+            .await
+            .with_context(|| format!("cannot fetch {url}: is the service running?"))?;
+        if !response.status().is_success() {
+            bail!("{url} answered {}", response.status());
+        }
+        response
+            .bytes()
+            .await
+            .with_context(|| format!("reading {url}"))
+    })?;
+    let file: api::AgentRegistration = serde_json::from_slice(&body)
+        .with_context(|| format!("{url} is not an ERC-8004 registration file"))?;
+    if file.kind != AGENT_REGISTRATION_TYPE {
+        bail!(
+            "{url} has type '{}', not ERC-8004's {AGENT_REGISTRATION_TYPE}",
+            file.kind
+        );
+    }
+    Ok(file)
 }
 
 fn show(client: &ClientArgs, id: u64) -> Result<()> {
@@ -509,7 +569,10 @@ fn print_agent(a: &api::Agent) {
 }
 
 fn list(args: ListArgs) -> Result<()> {
-    let page = args.client.connect()?.agents(args.from, args.limit)?;
+    let page = args
+        .client
+        .connect()?
+        .agents(args.owner, args.from, args.limit)?;
     if args.client.json {
         return print_json(&page);
     }

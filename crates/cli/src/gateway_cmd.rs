@@ -7,6 +7,7 @@ use alloy_primitives::Address;
 use alloy_signer_local::PrivateKeySigner;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
+use mycel_client::agents::AgentDirectory;
 use mycel_client::NodeClient;
 use mycel_gateway::{
     ExactScheme, Facilitator, FacilitatorConfig, GatewayBuilder, GatewayConfig, MinerRouter,
@@ -506,10 +507,16 @@ pub async fn start(
         timeout,
     };
     // Sessions are asked first: a request carrying a voucher is paid by it.
+    // The registration file lists the agents the operator (the account paid) owns.
+    let agents = match &facilitator {
+        Some(f) => Some(Arc::new(AgentDirectory::new(f.node().clone(), pay_to))),
+        None => None,
+    };
     let mut gateway = GatewayBuilder::new(config)
         .facilitator(facilitator.clone())
         .miners(miners.clone())
-        .revenue(revenue.clone());
+        .revenue(revenue.clone())
+        .agents(agents);
     if let Some(book) = &sessions {
         gateway = gateway.scheme(SessionScheme::new(book.clone()));
     }

@@ -276,6 +276,9 @@ pub async fn start(
     }
 
     let miner = Miner::start(config, model, signer, height.clone());
+    if let Some(node) = &node {
+        miner.list_agents(node.clone());
+    }
     let follow = node.map(|node| {
         tokio::spawn(
             chain::follow_chain_height(node, height, Duration::from_secs(1)).in_current_span(),

@@ -7,8 +7,12 @@
 use crate::http_limits::HttpLimitsArgs;
 use crate::logging::{RoleLog, Say};
 use crate::{gateway_cmd, miner_cmd, validator_cmd};
+use alloy_primitives::U256;
 use anyhow::{bail, Context as _, Result};
+use mycel_client::api::{AgentEvent, Event, AGENT_REGISTRATION_PATH};
 use mycel_types::keys::dev_signer;
+use mycel_types::tx::{RegisterAgent, SetAgentURI};
+use mycel_types::TxKind;
 use std::fs;
 use std::future::Future;
 use std::io::Write as _;
@@ -254,7 +258,31 @@ async fn run_roles(plan: &SubnetPlan, mut stopping: watch::Receiver<bool>) -> Re
         &stopping,
     ));
 
-    print_subnet_banner(plan, &miner_urls, &validator_status, &report, &gateway)?;
+    // The gateway and the miners are agents too: registered (or, on a restarted devnet, pointed
+    // at their new addresses), so a fresh devnet has agents to find, rate and hire.
+    let node = mycel_client::NodeClient::new(rpc)?;
+    let services = std::iter::once((GATEWAY_FACILITATOR, gateway.clone()))
+        .chain(SUBNET_MINERS.into_iter().zip(miner_urls.iter().cloned()));
+    let registering = services.map(|(key, base)| {
+        let node = node.clone();
+        async move {
+            let signer = dev_signer(key)?;
+            let uri = format!("{base}{AGENT_REGISTRATION_PATH}");
+            ensure_agent(&node, &signer, uri)
+                .await
+                .with_context(|| format!("registering dev account {key} as an agent"))
+        }
+    });
+    let agents = futures::future::try_join_all(registering).await?;
+
+    print_subnet_banner(
+        plan,
+        &miner_urls,
+        &validator_status,
+        &report,
+        &gateway,
+        &agents,
+    )?;
 
     let _ = stopping.wait_for(|stop| *stop).await;
     let all = futures::future::join_all(running);
@@ -265,6 +293,56 @@ async fn run_roles(plan: &SubnetPlan, mut stopping: watch::Receiver<bool>) -> Re
         );
     }
     Ok(())
+}
+
+/// Makes `key` own an agent whose registration file is `uri`: registers one, or points the agent
+/// it already owns there (a restarted devnet serves on new ports). Returns the agent's id.
+async fn ensure_agent(
+    node: &mycel_client::NodeClient,
+    key: &alloy_signer_local::PrivateKeySigner,
+    uri: String,
+) -> Result<u64> {
+    let owned = node.agents(Some(key.address()), None, Some(1)).await?;
+    let options = mycel_client::SendOptions::default();
+    if let Some(agent) = owned.agents.first() {
+        if agent.uri != uri {
+            let id = agent.agent_id;
+            let outcome = node
+                .send_and_wait(key, &options, |f| {
+                    TxKind::SetAgentURI(SetAgentURI {
+                        from: f.from,
+                        agentId: U256::from(id),
+                        newURI: uri,
+                        nonce: f.nonce,
+                        fee: f.fee,
+                    })
+                })
+                .await?;
+            outcome.applied()?;
+        }
+        return Ok(agent.agent_id);
+    }
+    let outcome = node
+        .send_and_wait(key, &options, |f| {
+            TxKind::RegisterAgent(RegisterAgent {
+                from: f.from,
+                agentURI: uri,
+                metadata: vec![],
+                nonce: f.nonce,
+                fee: f.fee,
+            })
+        })
+        .await?;
+    let applied = outcome.applied()?;
+    applied
+        .receipt
+        .events
+        .iter()
+        .find_map(|e| match e {
+            Event::Agent(AgentEvent::Registered { agent_id, .. }) => Some(*agent_id),
+            _ => None,
+        })
+        .ok_or_else(|| anyhow::anyhow!("RegisterAgent applied without a Registered event"))
 }
 
 /// Runs a started role in its span; says on the console if it stops before the devnet does.
@@ -318,6 +396,7 @@ fn print_subnet_banner(
     validator_status: &str,
     report: &Path,
     gateway: &str,
+    agents: &[u64],
 ) -> anyhow::Result<()> {
     let payer = dev_signer(EXAMPLE_PAYER)?;
     let payer_key = format!("0x{}", hex::encode(payer.to_bytes()));
@@ -338,6 +417,15 @@ fn print_subnet_banner(
     out.push_str(&format!(
         "  gateway    {gateway}/v1   (x402, mUSD; routes to the subnet's miners, paid to dev account \
          {GATEWAY_FACILITATOR}, which pays the serving miner its share)\n"
+    ));
+    out.push_str(&format!(
+        "  agents     {}   (ERC-8004: the gateway, then the miners; mycel agent list --rpc {})\n",
+        agents
+            .iter()
+            .map(|id| format!("#{id}"))
+            .collect::<Vec<_>>()
+            .join(" "),
+        plan.rpc
     ));
     out.push_str(&format!("  logs       {}\n", plan.dir.display()));
     out.push_str(&format!(

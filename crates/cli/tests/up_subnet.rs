@@ -57,6 +57,11 @@ fn up_starts_an_inference_subnet_behind_a_paid_gateway() {
         assert!(neuron["endpoint"]["port"].as_u64().expect("port") > 0);
     }
 
+    // The gateway and both miners are ERC-8004 agents, each serving a registration file that
+    // lists its own agent id.
+    let agents = check_agents(&up);
+    assert!(banner.contains("agents     #"), "{banner}");
+
     // A paid request through the gateway: dev account 5 pays, a miner answers with a receipt.
     let before = get_json(&format!("{}/v1/accounts/{}", up.rpc(), dev_address(5)));
     let out = paid_chat(&up, "What is the capital of France?");
@@ -161,7 +166,46 @@ fn up_starts_an_inference_subnet_behind_a_paid_gateway() {
     assert!(status.success(), "{status}\n{}", up.log_tail());
     up.restart();
     paid_chat(&up, "Hi");
+    // Restarted on new ports, the same agents point at the new addresses.
+    assert_eq!(check_agents(&up), agents);
     eprintln!("up_subnet test took {:?}", started.elapsed());
+}
+
+/// The devnet's agents (the gateway's, then the miners'), after checking that each registration
+/// file is served where the chain says, names the service's real API and lists the agent.
+fn check_agents(up: &Devnet) -> Vec<u64> {
+    let mut ids = Vec::new();
+    for (key, x402) in [(8u32, true), (1, false), (2, false)] {
+        let list = get_json(&format!(
+            "{}/v1/agents?owner={}",
+            up.rpc(),
+            dev_address(key)
+        ));
+        let agent = &list["agents"][0];
+        let id = agent["agent_id"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no agent of dev {key}: {list:#}"));
+        let uri = agent["uri"].as_str().expect("uri");
+        assert!(
+            uri.ends_with("/.well-known/agent-registration.json"),
+            "{uri}"
+        );
+        let file = get_json(uri);
+        assert_eq!(
+            file["type"],
+            "https://eips.ethereum.org/EIPS/eip-8004#registration-v1"
+        );
+        assert_eq!(file["x402Support"], x402, "{file:#}");
+        assert_eq!(file["registrations"][0]["agentId"], id, "{file:#}");
+        let base = uri.trim_end_matches("/.well-known/agent-registration.json");
+        assert_eq!(
+            file["services"][0]["endpoint"],
+            format!("{base}/v1/chat/completions"),
+            "{file:#}"
+        );
+        ids.push(id);
+    }
+    ids
 }
 
 /// `mycel chat PROMPT --json` through the devnet's gateway, paid by dev account 5; panics with

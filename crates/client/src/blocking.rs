@@ -134,7 +134,7 @@ blocking_calls! {
     /// `GET /v1/channels/{id}`.
     fn channel(&self, id: B256) -> api::Channel;
     /// `GET /v1/agents`.
-    fn agents(&self, cursor: Option<u64>, limit: Option<usize>) -> api::AgentList;
+    fn agents(&self, owner: Option<Address>, cursor: Option<u64>, limit: Option<usize>) -> api::AgentList;
     /// `GET /v1/agents/{id}`.
     fn agent(&self, id: u64) -> api::Agent;
     /// `GET /v1/agents/{id}/feedback`.

@@ -19,6 +19,7 @@
 //! Assumes: the node is reached over plain `http://` (put a TLS proxy's plain side in front).
 //! Does not: keep keys beyond the call that signs, retry refused transactions, or pick fees.
 
+pub mod agents;
 pub mod blocking;
 mod error;
 mod node;

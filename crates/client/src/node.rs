@@ -254,13 +254,18 @@ impl NodeClient {
         self.get(&format!("/v1/channels/{id}")).await
     }
 
-    /// `GET /v1/agents`: a page of agents from id `cursor` (1 if none).
+    /// `GET /v1/agents`: a page of agents (of `owner` only, if given) from id `cursor` (1 if
+    /// none).
     pub async fn agents(
         &self,
+        owner: Option<Address>,
         cursor: Option<u64>,
         limit: Option<usize>,
     ) -> Result<api::AgentList, ClientError> {
         let mut query = Vec::new();
+        if let Some(o) = owner {
+            query.push(("owner", o.to_string()));
+        }
         if let Some(c) = cursor {
             query.push(("cursor", c.to_string()));
         }

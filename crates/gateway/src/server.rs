@@ -20,6 +20,8 @@ use axum::{
     routing::{get, post},
     Json, Router,
 };
+use mycel_client::agents::{registration_file, request_base, AgentDirectory};
+use mycel_client::api::AGENT_REGISTRATION_PATH;
 use serde_json::Value;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -57,6 +59,9 @@ struct AppState {
     facilitator: Option<Arc<Facilitator>>,
     miners: Option<Arc<MinerRouter>>,
     revenue: Option<Arc<RevenueShare>>,
+    agents: Option<Arc<AgentDirectory>>,
+    /// Takes x402 payments (not free, with a scheme).
+    x402: bool,
 }
 
 /// The one way to put a gateway together, for `mycel gateway`, tests and benchmarks:
@@ -81,6 +86,7 @@ pub struct GatewayBuilder {
     schemes: Vec<Arc<dyn PaymentScheme>>,
     miners: Option<Arc<MinerRouter>>,
     revenue: Option<Arc<RevenueShare>>,
+    agents: Option<Arc<AgentDirectory>>,
 }
 
 impl GatewayBuilder {
@@ -92,7 +98,15 @@ impl GatewayBuilder {
             schemes: Vec::new(),
             miners: None,
             revenue: None,
+            agents: None,
         }
+    }
+
+    /// Lists the agents `directory`'s owner (the gateway's operator) owns in the registration
+    /// file at `/.well-known/agent-registration.json` (served either way, empty without).
+    pub fn agents(mut self, directory: impl Into<Option<Arc<AgentDirectory>>>) -> Self {
+        self.agents = directory.into();
+        self
     }
 
     /// Serves the facilitator's x402 API (`/verify`, `/settle`, `/supported`) and its metrics.
@@ -146,6 +160,7 @@ impl GatewayBuilder {
             .route("/v1/models", get(forward))
             .route("/health", get(|| async { "ok" }))
             .route("/v1/miners", get(miners_status))
+            .route(AGENT_REGISTRATION_PATH, get(registration))
             .route("/metrics", get(metrics))
             .route("/supported", get(supported))
             .route("/verify", post(verify))
@@ -209,6 +224,8 @@ impl GatewayBuilder {
             facilitator: self.facilitator,
             miners: self.miners,
             revenue: self.revenue,
+            agents: self.agents,
+            x402: !self.config.free && !self.schemes.is_empty(),
         }
     }
 }
@@ -225,6 +242,32 @@ async fn no_facilitator() -> Response {
         "no_facilitator",
         "this gateway has no facilitator: start it with --rpc and --key, or --free",
     )
+}
+
+/// `GET /.well-known/agent-registration.json`: the gateway's ERC-8004 registration file, built
+/// from what it serves: the OpenAI-compatible API at the address the request reached, whether it
+/// takes x402 payments, and the agents its operator owns.
+async fn registration(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let base = request_base(host, "http://127.0.0.1");
+    let registrations = match &state.agents {
+        Some(directory) => directory.registrations().await,
+        None => Vec::new(),
+    };
+    let description = if state.miners.is_some() {
+        "mycel gateway: OpenAI-compatible inference from a subnet's miners, every answer with a \
+         signed receipt anyone can re-run; paid per call in mUSD over x402"
+    } else {
+        "mycel gateway: an OpenAI-compatible API paid per call in mUSD over x402"
+    };
+    Json(registration_file(
+        "mycel gateway",
+        description,
+        &base,
+        state.x402,
+        registrations,
+    ))
+    .into_response()
 }
 
 /// `GET /v1/miners`: the miners the gateway routes to, their health, and the revenue share.

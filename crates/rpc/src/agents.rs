@@ -1,5 +1,5 @@
 //! Agents (ERC-8004 identity and reputation) in the latest finalized state:
-//! `GET /v1/agents`, `/v1/agents/{id}`, `/v1/agents/{id}/feedback`,
+//! `GET /v1/agents` (`owner`: only that address's), `/v1/agents/{id}`, `/v1/agents/{id}/feedback`,
 //! `/v1/agents/{id}/reputation`, `/v1/agents/{id}/events` (docs/agents.md).
 //!
 //! Every list is paged with `cursor` and `limit` (at most [`MAX_PAGE`]); a summary names at most
@@ -98,12 +98,15 @@ pub(super) async fn agent_list(
     let Query(params) = params?;
     let limit = limit(&params)?;
     let from = number(&params, "cursor")?.unwrap_or(1);
+    let owner = params.get("owner").map(|o| parse_address(o)).transpose()?;
     let chain_id = api.genesis.chain_id;
     Ok(api.node.with_finalized_state(|s| {
-        let mut agents: Vec<api::Agent> = s
-            .agents()
-            .agents_from(from)
-            .take(limit + 1)
+        let page: Vec<(u64, &agents::Agent)> = match &owner {
+            Some(owner) => s.agents().owned_by(owner, from).take(limit + 1).collect(),
+            None => s.agents().agents_from(from).take(limit + 1).collect(),
+        };
+        let mut agents: Vec<api::Agent> = page
+            .into_iter()
             .map(|(id, a)| agent_answer(chain_id, id, a, s))
             .collect();
         let next_cursor = (agents.len() > limit).then(|| agents[limit].agent_id);

@@ -243,6 +243,9 @@ impl Reputation {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Agents {
     agents: BTreeMap<u64, Agent>,
+    /// The agents each address owns (derived from `agents`, kept for lookups by owner).
+    #[serde(default)]
+    by_owner: BTreeMap<Address, BTreeSet<u64>>,
     operators: BTreeMap<Address, BTreeSet<Address>>,
     reputation: BTreeMap<u64, Reputation>,
     /// Authorizations cited by a feedback (by `payments::authorization_id`).
@@ -265,6 +268,15 @@ impl Agents {
         self.agents.range(from..).map(|(id, a)| (*id, a))
     }
 
+    /// The agents `owner` owns, from id `from`, in id order.
+    pub fn owned_by(&self, owner: &Address, from: u64) -> impl Iterator<Item = (u64, &Agent)> {
+        self.by_owner
+            .get(owner)
+            .into_iter()
+            .flat_map(move |ids| ids.range(from..))
+            .filter_map(|id| Some((*id, self.agents.get(id)?)))
+    }
+
     pub fn reputation(&self, id: u64) -> Option<&Reputation> {
         self.reputation.get(&id)
     }
@@ -284,7 +296,16 @@ impl Agents {
     pub(crate) fn apply(&mut self, write: AgentWrite, tx_hash: B256) {
         match write {
             AgentWrite::Agent(id, agent) => {
-                self.agents.insert(id, agent);
+                let owner = agent.owner;
+                if let Some(old) = self.agents.insert(id, agent) {
+                    if let Some(ids) = self.by_owner.get_mut(&old.owner) {
+                        ids.remove(&id);
+                        if ids.is_empty() {
+                            self.by_owner.remove(&old.owner);
+                        }
+                    }
+                }
+                self.by_owner.entry(owner).or_default().insert(id);
             }
             AgentWrite::Operator {
                 owner,

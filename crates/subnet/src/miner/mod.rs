@@ -23,6 +23,9 @@
 pub mod chain;
 pub mod metrics;
 
+use mycel_client::agents::{registration_file, request_base, AgentDirectory};
+use mycel_client::api::AGENT_REGISTRATION_PATH;
+use mycel_client::NodeClient;
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -151,6 +154,8 @@ struct Shared {
     /// Per worker, the request it runs: when it started and how long it is expected to take.
     running: Mutex<Vec<Option<(Instant, Duration)>>>,
     jobs: Mutex<mpsc::Sender<Job>>,
+    /// The agents the miner's hotkey owns, for its registration file (set once, with a node).
+    agents: std::sync::OnceLock<Arc<AgentDirectory>>,
 }
 
 /// A running miner: its router and its worker threads.
@@ -184,6 +189,7 @@ impl Miner {
             },
             running: Mutex::new(vec![None; workers]),
             jobs: Mutex::new(sender),
+            agents: std::sync::OnceLock::new(),
         });
         for index in 0..workers {
             let shared = Arc::clone(&shared);
@@ -202,6 +208,15 @@ impl Miner {
         self.shared.signer.address()
     }
 
+    /// Lists the agents the miner's hotkey owns (read from `node`) in its registration file.
+    /// Only the first call counts.
+    pub fn list_agents(&self, node: NodeClient) {
+        let _ = self
+            .shared
+            .agents
+            .set(Arc::new(AgentDirectory::new(node, self.address())));
+    }
+
     pub fn metrics(&self) -> &MinerMetrics {
         &self.shared.metrics
     }
@@ -211,6 +226,7 @@ impl Miner {
             .route("/v1/chat/completions", post(chat_completions))
             .route("/v1/completions", post(completions))
             .route("/v1/models", get(models))
+            .route(AGENT_REGISTRATION_PATH, get(registration))
             .route("/health", get(health))
             .route("/metrics", get(metrics_text))
             .fallback(not_found)
@@ -708,6 +724,32 @@ async fn models(State(miner): State<Miner>) -> Response {
     });
     miner.shared.metrics.count_request("models", 200);
     axum::Json(body).into_response()
+}
+
+/// `GET /.well-known/agent-registration.json`: the miner's ERC-8004 registration file: its
+/// OpenAI-compatible API at the address the request reached (no x402: the gateway takes the
+/// payments) and the agents its hotkey owns.
+async fn registration(State(miner): State<Miner>, headers: axum::http::HeaderMap) -> Response {
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok());
+    let base = request_base(host, "http://127.0.0.1");
+    let registrations = match miner.shared.agents.get() {
+        Some(directory) => directory.registrations().await,
+        None => Vec::new(),
+    };
+    let description = format!(
+        "mycel miner of subnet {}: serves {} with a signed, re-runnable receipt for every answer",
+        miner.shared.config.netuid, miner.shared.config.model_name
+    );
+    axum::Json(registration_file(
+        &format!("mycel miner {}", miner.address()),
+        &description,
+        &base,
+        false,
+        registrations,
+    ))
+    .into_response()
 }
 
 async fn health() -> &'static str {

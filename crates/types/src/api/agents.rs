@@ -224,3 +224,48 @@ pub struct AgentHistory {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<u64>,
 }
+
+/// Where a service serves its ERC-8004 registration file.
+pub const AGENT_REGISTRATION_PATH: &str = "/.well-known/agent-registration.json";
+/// The `type` of an ERC-8004 registration file.
+pub const AGENT_REGISTRATION_TYPE: &str = "https://eips.ethereum.org/EIPS/eip-8004#registration-v1";
+
+/// An ERC-8004 registration file (`registration-v1`), as the gateway and miners serve it at
+/// [`AGENT_REGISTRATION_PATH`]. Field names are the standard's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentRegistration {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub name: String,
+    pub description: String,
+    #[serde(default)]
+    pub image: String,
+    pub services: Vec<AgentService>,
+    #[serde(default)]
+    pub x402_support: bool,
+    #[serde(default)]
+    pub active: bool,
+    #[serde(default)]
+    pub registrations: Vec<AgentRegistrationRef>,
+    #[serde(default)]
+    pub supported_trust: Vec<String>,
+}
+
+/// One service an agent offers: its protocol's name (`web`, `A2A`, `MCP`, `OpenAI`, …) and
+/// endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentService {
+    pub name: String,
+    pub endpoint: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+}
+
+/// Where the agent is registered: its id in the registry `eip155:<chainId>:<registry>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentRegistrationRef {
+    pub agent_id: u64,
+    pub agent_registry: String,
+}

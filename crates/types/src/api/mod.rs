@@ -28,8 +28,9 @@ mod tx;
 
 pub use account::Account;
 pub use agents::{
-    Agent, AgentEvent, AgentHistory, AgentList, AgentTx, Feedback, FeedbackList, FeedbackResponse,
-    ReputationSummary,
+    Agent, AgentEvent, AgentHistory, AgentList, AgentRegistration, AgentRegistrationRef,
+    AgentService, AgentTx, Feedback, FeedbackList, FeedbackResponse, ReputationSummary,
+    AGENT_REGISTRATION_PATH, AGENT_REGISTRATION_TYPE,
 };
 pub use block::{Block, BlockEvent, BlockTx, BlockTxResult, Lagged};
 pub use incentive::{
