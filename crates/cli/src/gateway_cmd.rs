@@ -508,10 +508,9 @@ pub async fn start(
     };
     // Sessions are asked first: a request carrying a voucher is paid by it.
     // The registration file lists the agents the operator (the account paid) owns.
-    let agents = match &facilitator {
-        Some(f) => Some(Arc::new(AgentDirectory::new(f.node().clone(), pay_to))),
-        None => None,
-    };
+    let agents = facilitator
+        .as_ref()
+        .map(|f| Arc::new(AgentDirectory::new(f.node().clone(), pay_to)));
     let mut gateway = GatewayBuilder::new(config)
         .facilitator(facilitator.clone())
         .miners(miners.clone())
