@@ -9,7 +9,7 @@
 //!   stable [`TxError::code`]).
 //! - After every block the books balance: for MYC, issued = balances + burned + MYC in subnet
 //!   pools; for each subnet's alpha, issued = pool + staked + pending ([`subnets`]); for mUSD,
-//!   issued = balances + escrow in payment channels ([`sessions`]). This is asserted; a
+//!   issued = balances + escrow in payment channels ([`sessions`]) + escrow of jobs ([`jobs`]). This is asserted; a
 //!   violation stops the node rather than let it diverge.
 //! - A block's steps run in one order, written out once in [`pipeline`]: header checks, the
 //!   transactions, batch-settled stake orders, then the incentive layer ([`subnets`]: Taoflow,
@@ -25,6 +25,7 @@ pub mod agents;
 mod api;
 mod bank;
 pub mod incentive;
+pub mod jobs;
 mod merkle;
 pub mod payments;
 pub mod pipeline;
@@ -111,6 +112,8 @@ pub enum TxError {
     Session(sessions::SessionError),
     #[error("{0}")]
     Agent(agents::AgentError),
+    #[error("{0}")]
+    Job(jobs::JobError),
 }
 
 impl TxError {
@@ -135,6 +138,7 @@ impl TxError {
             TxError::AuthorizationUsed { .. } => "authorization_used",
             TxError::Session(e) => e.code(),
             TxError::Agent(e) => e.code(),
+            TxError::Job(e) => e.code(),
         }
     }
 }
@@ -173,6 +177,8 @@ pub enum Event {
     Channel(sessions::ChannelEvent),
     /// An agent was registered, changed or rated ([`agents`]).
     Agent(mycel_types::api::AgentEvent),
+    /// A job was created, funded, delivered or settled ([`jobs`]).
+    Job(mycel_types::api::JobEvent),
 }
 
 /// The outcome of an applied transaction.
@@ -202,6 +208,8 @@ pub struct State {
     sessions: sessions::Sessions,
     #[serde(default)]
     agents: agents::Agents,
+    #[serde(default)]
+    jobs: jobs::Jobs,
     #[serde(skip)]
     tree: merkle::LeafCache,
 }
@@ -237,6 +245,7 @@ impl State {
             subnets: subnets::Subnets::default(),
             sessions: sessions::Sessions::default(),
             agents: agents::Agents::default(),
+            jobs: jobs::Jobs::default(),
             tree: merkle::LeafCache::default(),
         };
         state.assert_books_balance();
@@ -288,6 +297,11 @@ impl State {
     /// The agents and their reputations ([`agents`]).
     pub fn agents(&self) -> &agents::Agents {
         &self.agents
+    }
+
+    /// The jobs with escrow ([`jobs`]).
+    pub fn jobs(&self) -> &jobs::Jobs {
+        &self.jobs
     }
 
     /// The payment channel `id`, if it was ever opened.
@@ -404,6 +418,9 @@ impl State {
         if let Some(write) = plan.agent {
             self.agents.apply(write, tx.hash);
         }
+        if let Some((id, job)) = plan.job {
+            self.jobs.put(id, job, tx.hash);
+        }
         Ok(TxReceipt {
             hash: tx.hash,
             from: tx.sender,
@@ -437,6 +454,7 @@ impl State {
         let root = self.payments.fold_root(accounts_root);
         let root = self.sessions.fold_root(root);
         let root = self.agents.fold_root(root);
+        let root = self.jobs.fold_root(root);
         self.subnets.fold_root(root)
     }
 
@@ -458,8 +476,8 @@ impl State {
         );
         assert_eq!(
             self.supply.musd_issued,
-            musd + self.sessions.escrowed(),
-            "books do not balance: mUSD issued != balances + escrow at height {}",
+            musd + self.sessions.escrowed() + self.jobs.escrowed(),
+            "books do not balance: mUSD issued != balances + channel escrow + job escrow at height {}",
             self.height
         );
     }
@@ -517,7 +535,21 @@ impl State {
         let mut incentive = None;
         let mut channel = None;
         let mut agent = None;
+        let mut job = None;
         match &tx.tx.kind {
+            kind @ (TxKind::CreateJob(_)
+            | TxKind::SetJobProvider(_)
+            | TxKind::SetJobBudget(_)
+            | TxKind::FundJob(_)
+            | TxKind::SubmitJob(_)
+            | TxKind::CompleteJob(_)
+            | TxKind::RejectJob(_)
+            | TxKind::ClaimJobRefund(_)) => {
+                let planned = jobs::plan_tx(self, tx.sender, payer, kind)?;
+                writes.extend(planned.writes);
+                events.push(Event::Job(planned.event));
+                job = Some(planned.job);
+            }
             kind @ (TxKind::RegisterAgent(_)
             | TxKind::SetAgentURI(_)
             | TxKind::SetAgentMetadata(_)
@@ -615,6 +647,7 @@ impl State {
             incentive,
             channel,
             agent,
+            job,
         })
     }
 }
@@ -658,6 +691,8 @@ struct Plan {
     channel: Option<(B256, sessions::Channel)>,
     /// What an agent transaction writes ([`agents`]).
     agent: Option<agents::AgentWrite>,
+    /// A job to store ([`jobs`]).
+    job: Option<(u64, jobs::Job)>,
 }
 
 fn to_amount(value: U256) -> Result<Amount, TxError> {
@@ -679,5 +714,7 @@ fn debit(balance: Amount, amount: Amount, token: Token) -> Result<Amount, TxErro
 #[error("state snapshot is unreadable: {0}")]
 pub struct SnapshotError(pub String);
 
+#[cfg(test)]
+mod test_chain;
 #[cfg(test)]
 mod tests;

@@ -1,4 +1,4 @@
-//! Every incentive-layer and agent transaction kind, signed by Python's eth_account from the typed
+//! Every incentive-layer, agent and job transaction kind, signed by Python's eth_account from the typed
 //! data mycel publishes (`SignedTx::typed_data`), gives the same signature as mycel's own signer:
 //! the EIP-712 encoding of their arrays (`string[]`, `uint16[]`, `uint64[]`, a `MetadataEntry[]`
 //! of nested structs), `int128`, `bool` and `bytes32` fields is what wallets compute. ERC-8004's
@@ -143,6 +143,73 @@ fn kinds(from: Address) -> Vec<TxKind> {
     ]
 }
 
+fn job_kinds(from: Address) -> Vec<TxKind> {
+    let other = Address::repeat_byte(0x55);
+    let fee = U256::from(10_000u64);
+    vec![
+        TxKind::CreateJob(tx::CreateJob {
+            from,
+            provider: other,
+            evaluator: Address::repeat_byte(0x66),
+            expiredAt: 1_765_000_000,
+            description: "translate the README into French".into(),
+            platform: Address::repeat_byte(0x77),
+            platformFeeBps: 250,
+            nonce: 10,
+            fee,
+        }),
+        TxKind::SetJobProvider(tx::SetJobProvider {
+            from,
+            jobId: 4,
+            provider: other,
+            nonce: 11,
+            fee,
+        }),
+        TxKind::SetJobBudget(tx::SetJobBudget {
+            from,
+            jobId: 4,
+            amount: U256::from(2_500_000u64),
+            nonce: 12,
+            fee,
+        }),
+        TxKind::FundJob(tx::FundJob {
+            from,
+            jobId: 4,
+            expectedBudget: U256::from(2_500_000u64),
+            nonce: 13,
+            fee,
+        }),
+        TxKind::SubmitJob(tx::SubmitJob {
+            from,
+            jobId: 4,
+            deliverable: B256::repeat_byte(0xd1),
+            deliverableURI: "https://provider.example/out/4".into(),
+            nonce: 14,
+            fee,
+        }),
+        TxKind::CompleteJob(tx::CompleteJob {
+            from,
+            jobId: 4,
+            reason: B256::repeat_byte(0x01),
+            nonce: 15,
+            fee,
+        }),
+        TxKind::RejectJob(tx::RejectJob {
+            from,
+            jobId: 4,
+            reason: B256::repeat_byte(0x02),
+            nonce: 16,
+            fee,
+        }),
+        TxKind::ClaimJobRefund(tx::ClaimJobRefund {
+            from,
+            jobId: 4,
+            nonce: 17,
+            fee,
+        }),
+    ]
+}
+
 fn agent_kinds(from: Address) -> Vec<TxKind> {
     let other = Address::repeat_byte(0x44);
     let fee = U256::from(10_000u64);
@@ -244,12 +311,13 @@ fn agent_kinds(from: Address) -> Vec<TxKind> {
 }
 
 #[test]
-fn eth_account_signs_every_incentive_and_agent_kind_like_mycel() {
+fn eth_account_signs_every_incentive_agent_and_job_kind_like_mycel() {
     let signer = dev_signer(4).expect("dev key");
     let key = format!("0x{}", alloy_primitives::hex::encode(signer.to_bytes()));
     let kinds = kinds(signer.address())
         .into_iter()
-        .chain(agent_kinds(signer.address()));
+        .chain(agent_kinds(signer.address()))
+        .chain(job_kinds(signer.address()));
     for kind in kinds {
         let ours = SignedTx::sign(kind.clone(), 1337, &signer).expect("sign");
         let typed = SignedTx::typed_data(&kind, 1337);

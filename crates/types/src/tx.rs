@@ -35,6 +35,11 @@ pub use agents::{
     SetAgentWallet, TransferAgent, AGENT_WALLET_KEY, IDENTITY_EIP712_NAME, IDENTITY_EIP712_VERSION,
     IDENTITY_REGISTRY, REPUTATION_REGISTRY,
 };
+mod jobs;
+pub use jobs::{
+    ClaimJobRefund, CompleteJob, CreateJob, FundJob, RejectJob, SetJobBudget, SetJobProvider,
+    SubmitJob,
+};
 mod sessions;
 pub use sessions::{
     channel_id, ChannelVoucher, ClaimChannel, OpenChannel, RequestChannelWithdraw, TopUpChannel,
@@ -222,6 +227,14 @@ tx_kinds! {
     40 => GiveFeedback,
     41 => RevokeFeedback,
     42 => AppendResponse,
+    50 => CreateJob,
+    51 => SetJobProvider,
+    52 => SetJobBudget,
+    53 => FundJob,
+    54 => SubmitJob,
+    55 => CompleteJob,
+    56 => RejectJob,
+    57 => ClaimJobRefund,
 }
 
 /// The EIP-712 domain of mycel transactions on the chain `chain_id`.

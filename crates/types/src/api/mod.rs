@@ -21,6 +21,7 @@ mod account;
 mod agents;
 mod block;
 mod incentive;
+mod jobs;
 mod payments;
 mod receipt;
 mod status;
@@ -38,6 +39,7 @@ pub use incentive::{
     MetagraphNeuron, NeuronPayout, PoolInfo, Pools, Side, StakePosition, Stakes, Subnet,
     SubnetEmission, SubnetList, SubnetSummary, SwapFill,
 };
+pub use jobs::{Job, JobEvent, JobList, JobStatus};
 pub use payments::{AuthorizationState, Channel, Musd};
 pub use receipt::{ChannelEvent, Event, IncentiveEvent, TxReceipt};
 pub use status::{Status, SyncHealth};
@@ -101,6 +103,10 @@ pub mod code {
     pub const BAD_AGENT_ID: &str = "bad_agent_id";
     /// A query parameter that does not parse or is over its limit (400).
     pub const BAD_QUERY: &str = "bad_query";
+    /// A job that was never created (404).
+    pub const UNKNOWN_JOB: &str = "unknown_job";
+    /// A malformed job id in the path (400).
+    pub const BAD_JOB_ID: &str = "bad_job_id";
     /// An agent that was never registered (404).
     pub const UNKNOWN_AGENT: &str = "unknown_agent";
     /// A transaction this node has never seen (404).

@@ -61,6 +61,8 @@ pub enum Event {
     Channel(ChannelEvent),
     /// An agent was registered or changed, or rated (`action`).
     Agent(super::AgentEvent),
+    /// A job was created, funded, delivered or settled (`action`).
+    Job(super::JobEvent),
 }
 
 /// Something an incentive-layer transaction did.
