@@ -5,7 +5,7 @@
 //! Transactions are signed here and followed until final; `--json` prints the node's answers.
 
 use crate::client::{print_json, ClientArgs};
-use crate::send::{self, SendArgs, Sent};
+use crate::send::{self, SendArgs};
 use alloy_primitives::{Address, Bytes, B256, U256};
 use alloy_signer::SignerSync;
 use anyhow::{anyhow, bail, Context, Result};
@@ -371,8 +371,8 @@ pub fn run(command: AgentCommand) -> Result<()> {
                     nonce,
                     fee,
                 })
-            })?;
-            Ok(())
+            })
+            .and_then(|events| print_events(&args.client, &events))
         }
         AgentCommand::Feedback(args) => feedback(args),
         AgentCommand::Revoke(args) => {
@@ -385,8 +385,8 @@ pub fn run(command: AgentCommand) -> Result<()> {
                     nonce,
                     fee,
                 })
-            })?;
-            Ok(())
+            })
+            .and_then(|events| print_events(&args.client, &events))
         }
         AgentCommand::Respond(args) => {
             let (id, client, index) = (args.agent, args.client_address, args.index);
@@ -405,41 +405,36 @@ pub fn run(command: AgentCommand) -> Result<()> {
                     nonce,
                     fee,
                 })
-            })?;
-            Ok(())
+            })
+            .and_then(|events| print_events(&args.client, &events))
         }
         AgentCommand::Reputation(args) => reputation(args),
         AgentCommand::History(args) => history(args),
     }
 }
 
-/// Signs what `build` makes, submits it and waits until final (see [`send::send`]); returns the
-/// agent events of its receipt.
+/// Signs, submits and follows what `build` makes ([`send::submit_for_events`]); the agent
+/// events of its receipt.
 fn submit(
     client: &ClientArgs,
     args: &SendArgs,
     build: impl FnOnce(Address, u64, U256) -> TxKind,
 ) -> Result<Vec<AgentEvent>> {
-    let signer = args.load_signer(true)?;
-    let node = client.connect()?;
-    let sent = send::send(&node, args, &signer, client.json, true, |f| {
-        build(f.from, f.nonce, f.fee)
-    })?;
-    Ok(match sent {
-        Sent::Submitted(tx) => {
-            eprintln!("sent {} {}", tx.kind.type_name(), tx.hash());
-            Vec::new()
-        }
-        Sent::Applied(applied) => applied
-            .receipt
-            .events
-            .into_iter()
-            .filter_map(|e| match e {
-                Event::Agent(a) => Some(a),
-                _ => None,
-            })
-            .collect(),
-    })
+    Ok(send::submit_for_events(client, args, build)?
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Agent(a) => Some(a),
+            _ => None,
+        })
+        .collect())
+}
+
+/// With `--json`, what the transaction did (its agent events).
+fn print_events(client: &ClientArgs, events: &[AgentEvent]) -> Result<()> {
+    if client.json {
+        print_json(&events)?;
+    }
+    Ok(())
 }
 
 /// `KEY=VALUE`, the value as 0x-hex if it is, else as UTF-8 text.
@@ -494,13 +489,15 @@ fn register(args: RegisterArgs) -> Result<()> {
         AgentEvent::Registered { agent_id, .. } => Some(*agent_id),
         _ => None,
     });
-    if let Some(id) = id {
-        if !args.client.json {
+    match id {
+        Some(id) if args.client.json => show(&args.client, id),
+        Some(id) => {
             println!("{id}");
             eprintln!("registered agent {id}: see it with `mycel agent show {id}`");
+            Ok(())
         }
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// The registration file at `url`, which must be ERC-8004 `registration-v1` JSON.
@@ -706,6 +703,9 @@ fn feedback(args: FeedbackArgs) -> Result<()> {
             fee,
         })
     })?;
+    if args.client.json {
+        return print_events(&args.client, &events);
+    }
     for e in events {
         if let AgentEvent::FeedbackGiven { index, paid, .. } = e {
             if !args.client.json {

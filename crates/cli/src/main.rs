@@ -15,6 +15,7 @@ mod epoch_cmd;
 mod gateway_cmd;
 mod http_limits;
 mod incentive_cmd;
+mod job_cmd;
 mod keys;
 mod logging;
 mod miner_cmd;
@@ -110,6 +111,9 @@ enum Command {
     /// ERC-8004 agents: register, show, list, rate (with a payment as proof), wallets, history.
     #[command(subcommand)]
     Agent(agent_cmd::AgentCommand),
+    /// ERC-8183 jobs with escrow: create, budget, fund, submit, complete, reject, refund, list.
+    #[command(subcommand)]
+    Job(job_cmd::JobCommand),
     /// Serve a model on an OpenAI-compatible API, signing a receipt for every completion.
     Miner(miner_cmd::MinerArgs),
     /// Check inference receipts: signature, request, and (with --rerun) the output itself.
@@ -173,6 +177,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Chat(args) => pay_cmd::run_chat(args),
         Command::Session(command) => session_cmd::run(command),
         Command::Agent(command) => agent_cmd::run(command),
+        Command::Job(command) => job_cmd::run(command),
         Command::Miner(args) => miner_cmd::run(args),
         Command::Receipt(command) => receipt_cmd::run(command),
         Command::Validator(args) => validator_cmd::run(args),

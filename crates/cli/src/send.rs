@@ -96,6 +96,28 @@ pub enum Sent {
     Applied(Applied),
 }
 
+/// Signs what `build` makes (sender, nonce, fee) with the flags' signer, submits it to `--rpc`
+/// and, unless `--no-wait`, follows it until final ([`send`]); the events of its receipt (none
+/// when it was not followed). Prints nothing on stdout: the command prints its answer.
+pub fn submit_for_events(
+    client: &crate::client::ClientArgs,
+    args: &SendArgs,
+    build: impl FnOnce(alloy_primitives::Address, u64, alloy_primitives::U256) -> TxKind,
+) -> Result<Vec<mycel_client::api::Event>> {
+    let signer = args.load_signer(true)?;
+    let node = client.connect()?;
+    let sent = send(&node, args, &signer, false, true, |f| {
+        build(f.from, f.nonce, f.fee)
+    })?;
+    Ok(match sent {
+        Sent::Submitted(tx) => {
+            eprintln!("sent {} {}", tx.kind.type_name(), tx.hash());
+            Vec::new()
+        }
+        Sent::Applied(applied) => applied.receipt.events,
+    })
+}
+
 /// Signs what `build` makes (the fee and nonce from the flags, else the node's minimum fee and
 /// the account's next nonce), submits it and, if the command waits (`waits_by_default` unless
 /// `--wait`/`--no-wait` say otherwise), follows it until it is final. A transaction that fails,

@@ -141,6 +141,10 @@ blocking_calls! {
     fn agent_feedback(&self, id: u64, client: Option<Address>, cursor: Option<String>) -> api::FeedbackList;
     /// `GET /v1/agents/{id}/reputation`.
     fn reputation(&self, id: u64, clients: Vec<Address>, tag1: String, tag2: String, verified: bool) -> api::ReputationSummary;
+    /// `GET /v1/jobs/{id}`.
+    fn job(&self, id: u64) -> api::Job;
+    /// `GET /v1/jobs`.
+    fn jobs(&self, filter: crate::JobFilter, cursor: Option<u64>) -> api::JobList;
     /// `GET /v1/agents/{id}/events`.
     fn agent_events(&self, id: u64, cursor: Option<u64>) -> api::AgentHistory;
 }

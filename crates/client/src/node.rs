@@ -335,6 +335,36 @@ impl NodeClient {
             .await
     }
 
+    /// `GET /v1/jobs/{id}`. No such job: [`code::UNKNOWN_JOB`].
+    pub async fn job(&self, id: u64) -> Result<api::Job, ClientError> {
+        self.get(&format!("/v1/jobs/{id}")).await
+    }
+
+    /// `GET /v1/jobs`: a page of jobs matching `filter` from id `cursor` (1 if none).
+    pub async fn jobs(
+        &self,
+        filter: JobFilter,
+        cursor: Option<u64>,
+    ) -> Result<api::JobList, ClientError> {
+        let mut query = Vec::new();
+        for (name, party) in [
+            ("client", filter.client),
+            ("provider", filter.provider),
+            ("evaluator", filter.evaluator),
+        ] {
+            if let Some(a) = party {
+                query.push((name, a.to_string()));
+            }
+        }
+        if let Some(s) = filter.status {
+            query.push(("status", s.as_str().to_string()));
+        }
+        if let Some(c) = cursor {
+            query.push(("cursor", c.to_string()));
+        }
+        self.get_with("/v1/jobs", &query).await
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
@@ -472,4 +502,13 @@ impl PreparedTx {
     pub fn hash(&self) -> B256 {
         self.hash
     }
+}
+
+/// Which jobs `GET /v1/jobs` lists: those with every party and the status given.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JobFilter {
+    pub client: Option<Address>,
+    pub provider: Option<Address>,
+    pub evaluator: Option<Address>,
+    pub status: Option<api::JobStatus>,
 }

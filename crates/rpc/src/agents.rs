@@ -19,7 +19,7 @@ pub const MAX_PAGE: usize = 100;
 /// The most clients a summary may name.
 pub const MAX_CLIENTS: usize = 100;
 
-type Params = Result<Query<BTreeMap<String, String>>, QueryRejection>;
+pub(super) type Params = Result<Query<BTreeMap<String, String>>, QueryRejection>;
 
 impl From<QueryRejection> for ApiError {
     fn from(rejection: QueryRejection) -> Self {
@@ -36,7 +36,7 @@ fn parse_agent_id(id: &str) -> Result<u64, ApiError> {
     })
 }
 
-fn bad_query(message: impl Into<String>) -> ApiError {
+pub(super) fn bad_query(message: impl Into<String>) -> ApiError {
     ApiError::bad_request(code::BAD_QUERY, message)
 }
 
@@ -44,7 +44,7 @@ fn unknown_agent(id: u64) -> ApiError {
     ApiError::not_found(code::UNKNOWN_AGENT, format!("no agent {id}"))
 }
 
-fn limit(params: &BTreeMap<String, String>) -> Result<usize, ApiError> {
+pub(super) fn limit(params: &BTreeMap<String, String>) -> Result<usize, ApiError> {
     match params.get("limit") {
         None => Ok(MAX_PAGE),
         Some(text) => match text.parse::<usize>() {
@@ -56,7 +56,10 @@ fn limit(params: &BTreeMap<String, String>) -> Result<usize, ApiError> {
     }
 }
 
-fn number(params: &BTreeMap<String, String>, name: &str) -> Result<Option<u64>, ApiError> {
+pub(super) fn number(
+    params: &BTreeMap<String, String>,
+    name: &str,
+) -> Result<Option<u64>, ApiError> {
     params
         .get(name)
         .map(|text| {

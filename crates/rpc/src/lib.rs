@@ -11,6 +11,7 @@
 //! transaction submission. It binds where it is told (loopback by default in the CLI).
 
 mod agents;
+mod jobs;
 
 use alloy_primitives::{Address, B256};
 use axum::{
@@ -84,6 +85,8 @@ fn router_counting(node: Node, genesis: Genesis, http: ServerStats) -> Router {
         .route("/v1/agents/{id}/feedback", get(agents::feedback_list))
         .route("/v1/agents/{id}/reputation", get(agents::reputation))
         .route("/v1/agents/{id}/events", get(agents::agent_events))
+        .route("/v1/jobs", get(jobs::job_list))
+        .route("/v1/jobs/{id}", get(jobs::job))
         .fallback(|| async {
             ApiError::not_found(code::NOT_FOUND, "no such endpoint; see docs/node-api.md")
         })

@@ -97,10 +97,9 @@ impl Jobs {
 
     /// mUSD held in escrow by all jobs.
     pub fn escrowed(&self) -> Amount {
-        self.jobs
-            .values()
-            .map(|j| j.escrowed)
-            .fold(0u128, |a, b| a.checked_add(b).expect("job escrow overflows"))
+        self.jobs.values().map(|j| j.escrowed).fold(0u128, |a, b| {
+            a.checked_add(b).expect("job escrow overflows")
+        })
     }
 
     pub(crate) fn put(&mut self, id: u64, job: Job, tx_hash: B256) {
@@ -174,7 +173,9 @@ pub enum JobError {
         expired_at: u64,
         now: u64,
     },
-    #[error("expiry {expired_at} s is not after the block time {now} s, or more than a year ahead")]
+    #[error(
+        "expiry {expired_at} s is not after the block time {now} s, or more than a year ahead"
+    )]
     BadExpiry { expired_at: u64, now: u64 },
     #[error("a job needs an evaluator (not the zero address)")]
     NoEvaluator,
@@ -440,7 +441,11 @@ pub(crate) fn plan_tx(
             }
             status_is(&job, t.jobId, &[JobStatus::Funded])?;
             not_expired(&job, t.jobId, now)?;
-            check_len("deliverableURI", &t.deliverableURI, MAX_DELIVERABLE_URI_BYTES)?;
+            check_len(
+                "deliverableURI",
+                &t.deliverableURI,
+                MAX_DELIVERABLE_URI_BYTES,
+            )?;
             job.deliverable = Some(t.deliverable);
             job.deliverable_uri = t.deliverableURI.clone();
             job.status = JobStatus::Submitted;

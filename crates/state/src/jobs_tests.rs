@@ -128,10 +128,19 @@ fn musd(chain: &Chain, who: usize) -> u128 {
 #[test]
 fn a_job_is_funded_delivered_completed_and_the_platform_takes_its_fee() {
     let mut chain = Chain::new();
-    let r = chain.run(key(CLIENT), create(Some(PROVIDER), 3600, 250, &chain)).unwrap();
-    assert!(matches!(&r.events[0], Event::Job(JobEvent::Created { job_id: 1, .. })));
+    let r = chain
+        .run(key(CLIENT), create(Some(PROVIDER), 3600, 250, &chain))
+        .unwrap();
+    assert!(matches!(
+        &r.events[0],
+        Event::Job(JobEvent::Created { job_id: 1, .. })
+    ));
     chain.run(key(PROVIDER), budget(1, 2_000_000)).unwrap();
-    let before = (musd(&chain, CLIENT), musd(&chain, PROVIDER), musd(&chain, PLATFORM));
+    let before = (
+        musd(&chain, CLIENT),
+        musd(&chain, PROVIDER),
+        musd(&chain, PLATFORM),
+    );
     chain.run(key(CLIENT), fund(1, 2_000_000)).unwrap();
     assert_eq!(chain.state.jobs().escrowed(), 2_000_000);
     assert_eq!(musd(&chain, CLIENT), before.0 - 2_000_000);
@@ -139,7 +148,11 @@ fn a_job_is_funded_delivered_completed_and_the_platform_takes_its_fee() {
     let r = chain.run(key(EVALUATOR), complete(1)).unwrap();
     assert!(matches!(
         &r.events[0],
-        Event::Job(JobEvent::Completed { paid: 1_950_000, platform_fee: 50_000, .. })
+        Event::Job(JobEvent::Completed {
+            paid: 1_950_000,
+            platform_fee: 50_000,
+            ..
+        })
     ));
     assert_eq!(musd(&chain, PROVIDER), before.1 + 1_950_000);
     assert_eq!(musd(&chain, PLATFORM), before.2 + 50_000);
@@ -149,7 +162,10 @@ fn a_job_is_funded_delivered_completed_and_the_platform_takes_its_fee() {
     assert_eq!(job.deliverable, Some(B256::repeat_byte(0xd0)));
     // Listed for every party.
     for who in [CLIENT, PROVIDER, EVALUATOR] {
-        assert_eq!(chain.state.jobs().jobs_of(&key(who).address(), 1).count(), 1);
+        assert_eq!(
+            chain.state.jobs().jobs_of(&key(who).address(), 1).count(),
+            1
+        );
     }
 }
 
@@ -158,14 +174,18 @@ fn rejection_and_expiry_refund_the_client() {
     let mut chain = Chain::new();
     let start = musd(&chain, CLIENT);
     // Rejected by the evaluator after delivery.
-    chain.run(key(CLIENT), create(Some(PROVIDER), 3600, 0, &chain)).unwrap();
+    chain
+        .run(key(CLIENT), create(Some(PROVIDER), 3600, 0, &chain))
+        .unwrap();
     chain.run(key(CLIENT), budget(1, 700)).unwrap();
     chain.run(key(CLIENT), fund(1, 700)).unwrap();
     chain.run(key(PROVIDER), submit(1)).unwrap();
     chain.run(key(EVALUATOR), reject(1)).unwrap();
     assert_eq!(musd(&chain, CLIENT), start);
     // Funded, never delivered: refunded by anyone after the expiry, not before.
-    chain.run(key(CLIENT), create(Some(PROVIDER), 60, 0, &chain)).unwrap();
+    chain
+        .run(key(CLIENT), create(Some(PROVIDER), 60, 0, &chain))
+        .unwrap();
     chain.run(key(CLIENT), budget(2, 900)).unwrap();
     chain.run(key(CLIENT), fund(2, 900)).unwrap();
     assert_eq!(chain.refused(key(STRANGER), refund(2)), "job_not_expired");
@@ -173,18 +193,25 @@ fn rejection_and_expiry_refund_the_client() {
     assert_eq!(chain.refused(key(PROVIDER), submit(2)), "job_expired");
     chain.run(key(STRANGER), refund(2)).unwrap();
     assert_eq!(musd(&chain, CLIENT), start);
-    assert_eq!(chain.state.jobs().job(2).unwrap().status, JobStatus::Expired);
+    assert_eq!(
+        chain.state.jobs().job(2).unwrap().status,
+        JobStatus::Expired
+    );
     // Reject and expiry are final.
     assert_eq!(chain.refused(key(EVALUATOR), reject(2)), "job_wrong_status");
     // An unfunded job the client cancels.
-    chain.run(key(CLIENT), create(None, 600, 0, &chain)).unwrap();
+    chain
+        .run(key(CLIENT), create(None, 600, 0, &chain))
+        .unwrap();
     chain.run(key(CLIENT), reject(3)).unwrap();
 }
 
 #[test]
 fn bad_inputs_are_refused_with_their_own_code_and_change_nothing() {
     let mut chain = Chain::new();
-    chain.run(key(CLIENT), create(None, 3600, 0, &chain)).unwrap();
+    chain
+        .run(key(CLIENT), create(None, 3600, 0, &chain))
+        .unwrap();
     chain.run(key(CLIENT), budget(1, 1_000)).unwrap();
     let no_evaluator: Make = Box::new(|from, nonce| {
         TxKind::CreateJob(CreateJob {
@@ -207,7 +234,11 @@ fn bad_inputs_are_refused_with_their_own_code_and_change_nothing() {
             CLIENT,
             create(None, MAX_JOB_LIFETIME_S + 10, 0, &chain),
         ),
-        ("job_bad_platform_fee", CLIENT, create(None, 60, 1001, &chain)),
+        (
+            "job_bad_platform_fee",
+            CLIENT,
+            create(None, 60, 1001, &chain),
+        ),
         ("job_unknown", CLIENT, fund(9, 1_000)),
         ("job_no_provider", CLIENT, fund(1, 1_000)),
         ("job_not_client", STRANGER, set_provider(1, PROVIDER)),
@@ -222,7 +253,11 @@ fn bad_inputs_are_refused_with_their_own_code_and_change_nothing() {
     }
     chain.run(key(CLIENT), set_provider(1, PROVIDER)).unwrap();
     let cases: Vec<(&str, usize, Make)> = vec![
-        ("job_provider_already_set", CLIENT, set_provider(1, STRANGER)),
+        (
+            "job_provider_already_set",
+            CLIENT,
+            set_provider(1, STRANGER),
+        ),
         // The provider raised the budget under the client: the client's fund is refused.
         ("job_budget_changed", CLIENT, fund(1, 999)),
         ("job_not_client", PROVIDER, fund(1, 1_000)),
@@ -237,9 +272,15 @@ fn bad_inputs_are_refused_with_their_own_code_and_change_nothing() {
     }
     chain.run(key(CLIENT), budget(1, 1_000)).unwrap();
     chain.run(key(CLIENT), fund(1, 1_000)).unwrap();
-    assert_eq!(chain.refused(key(CLIENT), fund(1, 1_000)), "job_wrong_status");
+    assert_eq!(
+        chain.refused(key(CLIENT), fund(1, 1_000)),
+        "job_wrong_status"
+    );
     assert_eq!(chain.refused(key(STRANGER), submit(1)), "job_not_provider");
-    assert_eq!(chain.refused(key(PROVIDER), complete(1)), "job_not_evaluator");
+    assert_eq!(
+        chain.refused(key(PROVIDER), complete(1)),
+        "job_not_evaluator"
+    );
 }
 
 #[derive(Debug, Clone)]
@@ -257,10 +298,19 @@ enum Step {
 
 fn step() -> impl Strategy<Value = Step> {
     let job = 1u64..4;
-    let party = prop_oneof![Just(CLIENT), Just(PROVIDER), Just(EVALUATOR), Just(STRANGER)];
+    let party = prop_oneof![
+        Just(CLIENT),
+        Just(PROVIDER),
+        Just(EVALUATOR),
+        Just(STRANGER)
+    ];
     prop_oneof![
-        (any::<bool>(), 5u64..120).prop_map(|(provider, expires_in)| Step::Create { provider, expires_in }),
-        (job.clone(), party.clone(), 0u128..5_000_000).prop_map(|(job, who, amount)| Step::Budget { job, who, amount }),
+        (any::<bool>(), 5u64..120).prop_map(|(provider, expires_in)| Step::Create {
+            provider,
+            expires_in
+        }),
+        (job.clone(), party.clone(), 0u128..5_000_000)
+            .prop_map(|(job, who, amount)| Step::Budget { job, who, amount }),
         job.clone().prop_map(|job| Step::Provider { job }),
         job.clone().prop_map(|job| Step::Fund { job }),
         job.clone().prop_map(|job| Step::Submit { job }),
