@@ -25,6 +25,13 @@
 //!   per named client, never the feedback itself. Values are summed in fixed point with 18
 //!   decimals (int256); verified summaries weight each value by the mUSD its payment moved.
 //!
+//! Validation:
+//! - `ValidationRequest`: by whoever may act for the agent; names a validator (not zero) and a
+//!   request hash never used before.
+//! - `ValidationResponse`: only by the validator the request names, 0–100, repeatable (the last
+//!   answer stands, the count goes up). mycel's subnet validator answers requests about inference
+//!   receipts by re-running them (100: reproduced bit for bit).
+//!
 //! Bounds (a stranger pays one fee per transaction, so what a transaction may store is bounded):
 //! strings and metadata values by [`MAX_URI_BYTES`] and friends, metadata entries per agent by
 //! [`MAX_METADATA_ENTRIES`]. Each refusal has its own code; a refused transaction changes nothing.
@@ -104,6 +111,21 @@ impl Feedback {
     fn normalized(&self) -> I256 {
         normalize(self.value, self.value_decimals).expect("stored feedback was range-checked")
     }
+}
+
+/// A validation request and its latest response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Validation {
+    pub agent_id: u64,
+    pub validator: Address,
+    pub request_uri: String,
+    pub response: Option<u8>,
+    pub response_uri: String,
+    pub response_hash: B256,
+    pub tag: String,
+    pub responses: u32,
+    pub requested_height: u64,
+    pub updated_height: u64,
 }
 
 /// Running totals of feedback under one filter.
@@ -250,6 +272,14 @@ pub struct Agents {
     reputation: BTreeMap<u64, Reputation>,
     /// Authorizations cited by a feedback (by `payments::authorization_id`).
     cited: BTreeSet<B256>,
+    /// Validation requests by request hash, and their hashes per agent and per validator in the
+    /// order they were made.
+    #[serde(default)]
+    validations: BTreeMap<B256, Validation>,
+    #[serde(default)]
+    validations_by_agent: BTreeMap<u64, Vec<B256>>,
+    #[serde(default)]
+    validations_by_validator: BTreeMap<Address, Vec<B256>>,
     digest: B256,
 }
 
@@ -279,6 +309,25 @@ impl Agents {
 
     pub fn reputation(&self, id: u64) -> Option<&Reputation> {
         self.reputation.get(&id)
+    }
+
+    /// ERC-8004 `getValidationStatus(requestHash)`.
+    pub fn validation(&self, request_hash: &B256) -> Option<&Validation> {
+        self.validations.get(request_hash)
+    }
+
+    /// The validation requests about agent `id`, oldest first.
+    pub fn agent_validations(&self, id: u64) -> &[B256] {
+        self.validations_by_agent
+            .get(&id)
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// The validation requests addressed to `validator`, oldest first.
+    pub fn validator_requests(&self, validator: &Address) -> &[B256] {
+        self.validations_by_validator
+            .get(validator)
+            .map_or(&[], Vec::as_slice)
     }
 
     /// ERC-721 `isApprovedForAll(owner, operator)`.
@@ -357,6 +406,19 @@ impl Agents {
                     &mut rep.clients.get_mut(&client).expect("client").entries[index as usize - 1];
                 slot.revoked = true;
             }
+            AgentWrite::Validation(hash, validation) => {
+                if !self.validations.contains_key(&hash) {
+                    self.validations_by_agent
+                        .entry(validation.agent_id)
+                        .or_default()
+                        .push(hash);
+                    self.validations_by_validator
+                        .entry(validation.validator)
+                        .or_default()
+                        .push(hash);
+                }
+                self.validations.insert(hash, validation);
+            }
             AgentWrite::Response {
                 agent,
                 client,
@@ -414,6 +476,7 @@ pub(crate) enum AgentWrite {
         index: u64,
         response: Response,
     },
+    Validation(B256, Validation),
 }
 
 /// Why an agent transaction was refused.
@@ -474,6 +537,16 @@ pub enum AgentError {
     AlreadyRevoked { index: u64 },
     #[error("feedback {index} already has the most responses ({max})")]
     TooManyResponses { index: u64, max: usize },
+    #[error("validation request {request_hash} already exists (each request hash is used once)")]
+    ValidationExists { request_hash: B256 },
+    #[error("no validation request {request_hash}")]
+    UnknownValidation { request_hash: B256 },
+    #[error("{sender} is not the validator {validator} this request names")]
+    NotValidator { sender: Address, validator: Address },
+    #[error("response {got} is over 100")]
+    ResponseOutOfRange { got: u8 },
+    #[error("a validation request needs a validator (not the zero address)")]
+    NoValidator,
 }
 
 impl AgentError {
@@ -500,6 +573,11 @@ impl AgentError {
             AgentError::UnknownFeedback { .. } => "feedback_unknown",
             AgentError::AlreadyRevoked { .. } => "feedback_already_revoked",
             AgentError::TooManyResponses { .. } => "feedback_too_many_responses",
+            AgentError::ValidationExists { .. } => "validation_exists",
+            AgentError::UnknownValidation { .. } => "validation_unknown",
+            AgentError::NotValidator { .. } => "validation_not_validator",
+            AgentError::ResponseOutOfRange { .. } => "validation_response_out_of_range",
+            AgentError::NoValidator => "validation_no_validator",
         }
     }
 }
@@ -901,6 +979,76 @@ pub(crate) fn plan_tx(state: &State, sender: Address, kind: &TxKind) -> Result<A
                         height,
                     },
                 },
+            })
+        }
+        TxKind::ValidationRequest(t) => {
+            let (id, _) = acting(state, &t.agentId, sender)?;
+            if t.validator == Address::ZERO {
+                return Err(err(AgentError::NoValidator));
+            }
+            check_text("requestURI", &t.requestURI, MAX_URI_BYTES)?;
+            if state.agents().validation(&t.requestHash).is_some() {
+                return Err(err(AgentError::ValidationExists {
+                    request_hash: t.requestHash,
+                }));
+            }
+            Ok(AgentPlan {
+                events: vec![AgentEvent::ValidationRequested {
+                    agent_id: id,
+                    validator: t.validator,
+                    request_hash: t.requestHash,
+                }],
+                write: AgentWrite::Validation(
+                    t.requestHash,
+                    Validation {
+                        agent_id: id,
+                        validator: t.validator,
+                        request_uri: t.requestURI.clone(),
+                        response: None,
+                        response_uri: String::new(),
+                        response_hash: B256::ZERO,
+                        tag: String::new(),
+                        responses: 0,
+                        requested_height: height,
+                        updated_height: height,
+                    },
+                ),
+            })
+        }
+        TxKind::ValidationResponse(t) => {
+            let mut v = state
+                .agents()
+                .validation(&t.requestHash)
+                .cloned()
+                .ok_or(err(AgentError::UnknownValidation {
+                    request_hash: t.requestHash,
+                }))?;
+            if v.validator != sender {
+                return Err(err(AgentError::NotValidator {
+                    sender,
+                    validator: v.validator,
+                }));
+            }
+            if t.response > 100 {
+                return Err(err(AgentError::ResponseOutOfRange { got: t.response }));
+            }
+            check_text("responseURI", &t.responseURI, MAX_URI_BYTES)?;
+            check_text("tag", &t.tag, MAX_KEY_BYTES)?;
+            v.response = Some(t.response);
+            v.response_uri = t.responseURI.clone();
+            v.response_hash = t.responseHash;
+            v.tag = t.tag.clone();
+            v.responses = v.responses.saturating_add(1);
+            v.updated_height = height;
+            Ok(AgentPlan {
+                events: vec![AgentEvent::ValidationResponded {
+                    agent_id: v.agent_id,
+                    validator: sender,
+                    request_hash: t.requestHash,
+                    response: t.response,
+                    tag: t.tag.clone(),
+                }],
+                write: AgentWrite::Validation(t.requestHash, v),
             })
         }
         other => unreachable!("{} is not an agent transaction", other.type_name()),

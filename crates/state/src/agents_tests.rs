@@ -574,3 +574,86 @@ proptest! {
         }
     }
 }
+
+fn validation_request(
+    agent: u64,
+    validator: Address,
+    hash: u8,
+) -> impl FnOnce(Address, u64) -> TxKind {
+    move |from, nonce| {
+        TxKind::ValidationRequest(mycel_types::tx::ValidationRequest {
+            from,
+            validator,
+            agentId: U256::from(agent),
+            requestURI: "https://agent.example/answers/1.json".into(),
+            requestHash: B256::repeat_byte(hash),
+            nonce,
+            fee: fee(),
+        })
+    }
+}
+
+fn validation_response(hash: u8, response: u8) -> impl FnOnce(Address, u64) -> TxKind {
+    move |from, nonce| {
+        TxKind::ValidationResponse(mycel_types::tx::ValidationResponse {
+            from,
+            requestHash: B256::repeat_byte(hash),
+            response,
+            responseURI: "https://validator.example/reports/1".into(),
+            responseHash: B256::repeat_byte(0x77),
+            tag: "inference-rerun".into(),
+            nonce,
+            fee: fee(),
+        })
+    }
+}
+
+#[test]
+fn validations_are_asked_by_the_agent_and_answered_only_by_the_named_validator() {
+    let mut chain = Chain::new();
+    let id = chain.register(key(1), "u");
+    let validator = key(4).address();
+    assert_eq!(
+        chain.refused(key(2), validation_request(id, validator, 0x01)),
+        "agent_not_authorized"
+    );
+    assert_eq!(
+        chain.refused(key(1), validation_request(id, Address::ZERO, 0x01)),
+        "validation_no_validator"
+    );
+    chain
+        .run(key(1), validation_request(id, validator, 0x01))
+        .unwrap();
+    assert_eq!(
+        chain.refused(key(1), validation_request(id, validator, 0x01)),
+        "validation_exists"
+    );
+    assert_eq!(
+        chain.refused(key(3), validation_response(0x01, 100)),
+        "validation_not_validator"
+    );
+    assert_eq!(
+        chain.refused(key(4), validation_response(0x01, 101)),
+        "validation_response_out_of_range"
+    );
+    assert_eq!(
+        chain.refused(key(4), validation_response(0x02, 100)),
+        "validation_unknown"
+    );
+    chain.run(key(4), validation_response(0x01, 0)).unwrap();
+    chain.run(key(4), validation_response(0x01, 100)).unwrap();
+    let v = chain
+        .state
+        .agents()
+        .validation(&B256::repeat_byte(0x01))
+        .unwrap();
+    assert_eq!(
+        (v.response, v.responses, v.tag.as_str()),
+        (Some(100), 2, "inference-rerun")
+    );
+    assert_eq!(
+        chain.state.agents().agent_validations(id),
+        &[B256::repeat_byte(0x01)]
+    );
+    assert_eq!(chain.state.agents().validator_requests(&validator).len(), 1);
+}

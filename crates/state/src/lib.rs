@@ -559,7 +559,9 @@ impl State {
             | TxKind::SetAgentOperator(_)
             | TxKind::GiveFeedback(_)
             | TxKind::RevokeFeedback(_)
-            | TxKind::AppendResponse(_)) => {
+            | TxKind::AppendResponse(_)
+            | TxKind::ValidationRequest(_)
+            | TxKind::ValidationResponse(_)) => {
                 let planned = agents::plan_tx(self, tx.sender, kind)?;
                 writes.push((tx.sender, payer));
                 events.extend(planned.events.into_iter().map(Event::Agent));

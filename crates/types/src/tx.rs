@@ -32,8 +32,8 @@ mod agents;
 pub use agents::{
     agent_registry, identity_domain, AgentWalletSet, AppendResponse, ApproveAgent, GiveFeedback,
     MetadataEntry, RegisterAgent, RevokeFeedback, SetAgentMetadata, SetAgentOperator, SetAgentURI,
-    SetAgentWallet, TransferAgent, AGENT_WALLET_KEY, IDENTITY_EIP712_NAME, IDENTITY_EIP712_VERSION,
-    IDENTITY_REGISTRY, REPUTATION_REGISTRY,
+    SetAgentWallet, TransferAgent, ValidationRequest, ValidationResponse, AGENT_WALLET_KEY,
+    IDENTITY_EIP712_NAME, IDENTITY_EIP712_VERSION, IDENTITY_REGISTRY, REPUTATION_REGISTRY,
 };
 mod jobs;
 pub use jobs::{
@@ -227,6 +227,8 @@ tx_kinds! {
     40 => GiveFeedback,
     41 => RevokeFeedback,
     42 => AppendResponse,
+    43 => ValidationRequest,
+    44 => ValidationResponse,
     50 => CreateJob,
     51 => SetJobProvider,
     52 => SetJobBudget,

@@ -84,6 +84,20 @@ pub enum AgentEvent {
         index: u64,
         responder: Address,
     },
+    /// ERC-8004 `ValidationRequest(validatorAddress, agentId, requestURI, requestHash)`.
+    ValidationRequested {
+        agent_id: u64,
+        validator: Address,
+        request_hash: B256,
+    },
+    /// ERC-8004 `ValidationResponse(validatorAddress, agentId, requestHash, response, …, tag)`.
+    ValidationResponded {
+        agent_id: u64,
+        validator: Address,
+        request_hash: B256,
+        response: u8,
+        tag: String,
+    },
 }
 
 impl AgentEvent {
@@ -98,7 +112,9 @@ impl AgentEvent {
             | AgentEvent::Approved { agent_id, .. }
             | AgentEvent::FeedbackGiven { agent_id, .. }
             | AgentEvent::FeedbackRevoked { agent_id, .. }
-            | AgentEvent::ResponseAppended { agent_id, .. } => Some(*agent_id),
+            | AgentEvent::ResponseAppended { agent_id, .. }
+            | AgentEvent::ValidationRequested { agent_id, .. }
+            | AgentEvent::ValidationResponded { agent_id, .. } => Some(*agent_id),
             AgentEvent::OperatorSet { .. } => None,
         }
     }
@@ -203,6 +219,45 @@ pub struct ReputationSummary {
     /// mUSD paid by the counted feedback's cited payments.
     #[serde(with = "super::amount")]
     pub paid_total: u128,
+    pub height: u64,
+}
+
+/// A validation request and its latest response (ERC-8004 `getValidationStatus`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Validation {
+    pub request_hash: B256,
+    pub agent_id: u64,
+    pub validator: Address,
+    pub request_uri: String,
+    /// 0 (failed) to 100 (passed); absent until the validator answers.
+    pub response: Option<u8>,
+    pub response_uri: String,
+    pub response_hash: B256,
+    pub tag: String,
+    /// How many times the validator answered.
+    pub responses: u32,
+    pub requested_height: u64,
+    pub updated_height: u64,
+}
+
+/// A page of validations (of an agent, or for a validator), oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidationList {
+    pub validations: Vec<Validation>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<u64>,
+    pub height: u64,
+}
+
+/// ERC-8004 validation `getSummary(agentId, validatorAddresses, tag)`: answered requests only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidationSummary {
+    pub agent_id: u64,
+    pub validators: Vec<Address>,
+    pub tag: String,
+    pub count: u64,
+    /// The mean response (0–100), a decimal string.
+    pub average_response: String,
     pub height: u64,
 }
 

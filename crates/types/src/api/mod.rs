@@ -30,8 +30,8 @@ mod tx;
 pub use account::Account;
 pub use agents::{
     Agent, AgentEvent, AgentHistory, AgentList, AgentRegistration, AgentRegistrationRef,
-    AgentService, AgentTx, Feedback, FeedbackList, FeedbackResponse, ReputationSummary,
-    AGENT_REGISTRATION_PATH, AGENT_REGISTRATION_TYPE,
+    AgentService, AgentTx, Feedback, FeedbackList, FeedbackResponse, ReputationSummary, Validation,
+    ValidationList, ValidationSummary, AGENT_REGISTRATION_PATH, AGENT_REGISTRATION_TYPE,
 };
 pub use block::{Block, BlockEvent, BlockTx, BlockTxResult, Lagged};
 pub use incentive::{
@@ -103,6 +103,8 @@ pub mod code {
     pub const BAD_AGENT_ID: &str = "bad_agent_id";
     /// A query parameter that does not parse or is over its limit (400).
     pub const BAD_QUERY: &str = "bad_query";
+    /// A validation request that was never made (404).
+    pub const UNKNOWN_VALIDATION: &str = "unknown_validation";
     /// A job that was never created (404).
     pub const UNKNOWN_JOB: &str = "unknown_job";
     /// A malformed job id in the path (400).

@@ -10,7 +10,9 @@
 //!   [`SetAgentOperator`] (`setApprovalForAll`);
 //! - reputation: [`GiveFeedback`] (`giveFeedback`, plus `paymentNonce`: the EIP-3009
 //!   authorization nonce of a payment the author made to the agent, zero for none),
-//!   [`RevokeFeedback`], [`AppendResponse`].
+//!   [`RevokeFeedback`], [`AppendResponse`];
+//! - validation: [`ValidationRequest`] (`validationRequest`), [`ValidationResponse`]
+//!   (`validationResponse`).
 //!
 //! A new wallet proves it agrees with [`AgentWalletSet`], signed under the identity registry's
 //! own EIP-712 domain ([`identity_domain`]) as ERC-8004 specifies, so a wallet that signs for an
@@ -166,6 +168,36 @@ sol! {
         uint64 feedbackIndex;
         string responseURI;
         bytes32 responseHash;
+        uint64 nonce;
+        uint256 fee;
+    }
+}
+
+sol! {
+    /// The owner (or an approved address or operator) of agent `agentId` asks `validator` to
+    /// check something the agent did: `requestURI` is where the payload is (for an inference,
+    /// the answer with its receipt), `requestHash` its keccak-256 (the request's id: used once).
+    #[derive(Debug, PartialEq, Eq)]
+    struct ValidationRequest {
+        address from;
+        address validator;
+        uint256 agentId;
+        string requestURI;
+        bytes32 requestHash;
+        uint64 nonce;
+        uint256 fee;
+    }
+
+    /// The validator named by request `requestHash` answers: `response` from 0 (failed) to 100
+    /// (passed), a report's URI and hash, and a tag. It may answer again (the last answer counts).
+    #[derive(Debug, PartialEq, Eq)]
+    struct ValidationResponse {
+        address from;
+        bytes32 requestHash;
+        uint8 response;
+        string responseURI;
+        bytes32 responseHash;
+        string tag;
         uint64 nonce;
         uint256 fee;
     }
@@ -483,6 +515,47 @@ impl MessageJson for AppendResponse {
             feedbackIndex: field_u64(m, "feedbackIndex")?,
             responseURI: field_string(m, "responseURI")?,
             responseHash: field_b256(m, "responseHash")?,
+            nonce: field_u64(m, "nonce")?,
+            fee: field_u256(m, "fee")?,
+        })
+    }
+}
+
+impl MessageJson for ValidationRequest {
+    fn to_message(&self) -> Value {
+        json!({"from": addr(&self.from), "validator": addr(&self.validator),
+               "agentId": self.agentId.to_string(), "requestURI": self.requestURI,
+               "requestHash": self.requestHash.to_string(), "nonce": self.nonce,
+               "fee": self.fee.to_string()})
+    }
+    fn from_message(m: &Value) -> Result<Self, DecodeError> {
+        Ok(ValidationRequest {
+            from: field_address(m, "from")?,
+            validator: field_address(m, "validator")?,
+            agentId: field_u256(m, "agentId")?,
+            requestURI: field_string(m, "requestURI")?,
+            requestHash: field_b256(m, "requestHash")?,
+            nonce: field_u64(m, "nonce")?,
+            fee: field_u256(m, "fee")?,
+        })
+    }
+}
+
+impl MessageJson for ValidationResponse {
+    fn to_message(&self) -> Value {
+        json!({"from": addr(&self.from), "requestHash": self.requestHash.to_string(),
+               "response": self.response, "responseURI": self.responseURI,
+               "responseHash": self.responseHash.to_string(), "tag": self.tag,
+               "nonce": self.nonce, "fee": self.fee.to_string()})
+    }
+    fn from_message(m: &Value) -> Result<Self, DecodeError> {
+        Ok(ValidationResponse {
+            from: field_address(m, "from")?,
+            requestHash: field_b256(m, "requestHash")?,
+            response: field_u8(m, "response")?,
+            responseURI: field_string(m, "responseURI")?,
+            responseHash: field_b256(m, "responseHash")?,
+            tag: field_string(m, "tag")?,
             nonce: field_u64(m, "nonce")?,
             fee: field_u256(m, "fee")?,
         })
