@@ -16,6 +16,7 @@ use mycel_client::api::{
 use mycel_types::tx::{
     AgentWalletSet, AppendResponse, ApproveAgent, GiveFeedback, MetadataEntry, RegisterAgent,
     RevokeFeedback, SetAgentMetadata, SetAgentOperator, SetAgentURI, SetAgentWallet, TransferAgent,
+    ValidationRequest,
 };
 use mycel_types::{format_amount, Token, TxKind};
 use serde::{Deserialize, Serialize};
@@ -52,6 +53,40 @@ pub enum AgentCommand {
     Reputation(ReputationArgs),
     /// Show the transactions that did something to an agent, oldest first.
     History(HistoryArgs),
+    /// Ask a validator to check something your agent did (e.g. an inference answer at --uri);
+    /// mycel's subnet validators answer by re-running it. Prints the request hash.
+    Validate(ValidateArgs),
+    /// Show a validation request and its latest response.
+    Validation(ValidationArgs),
+    /// List the validation requests about an agent.
+    Validations(AgentArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    #[arg(long, value_name = "ID")]
+    pub agent: u64,
+    /// The validator asked (e.g. a subnet validator's hotkey).
+    #[arg(long, value_name = "ADDRESS")]
+    pub validator: Address,
+    /// Where the payload is (for an inference: the completion JSON with its receipt).
+    #[arg(long, value_name = "URL")]
+    pub uri: String,
+    /// keccak-256 of the payload [default: fetched from --uri and hashed here].
+    #[arg(long, value_name = "HASH")]
+    pub hash: Option<B256>,
+    #[command(flatten)]
+    pub send: SendArgs,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidationArgs {
+    /// The request hash.
+    pub hash: B256,
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 #[derive(Debug, Args)]
@@ -410,6 +445,25 @@ pub fn run(command: AgentCommand) -> Result<()> {
         }
         AgentCommand::Reputation(args) => reputation(args),
         AgentCommand::History(args) => history(args),
+        AgentCommand::Validate(args) => validate(args),
+        AgentCommand::Validation(args) => {
+            let v = args.client.connect()?.validation(args.hash)?;
+            if args.client.json {
+                return print_json(&v);
+            }
+            print_validation(&v);
+            Ok(())
+        }
+        AgentCommand::Validations(args) => {
+            let list = args.client.connect()?.agent_validations(args.agent, None)?;
+            if args.client.json {
+                return print_json(&list);
+            }
+            for v in &list.validations {
+                print_validation(v);
+            }
+            Ok(())
+        }
     }
 }
 
@@ -500,8 +554,48 @@ fn register(args: RegisterArgs) -> Result<()> {
     }
 }
 
-/// The registration file at `url`, which must be ERC-8004 `registration-v1` JSON.
-fn fetch_registration(url: &str) -> Result<api::AgentRegistration> {
+fn validate(args: ValidateArgs) -> Result<()> {
+    let hash = match args.hash {
+        Some(h) => h,
+        None => alloy_primitives::keccak256(fetch(&args.uri)?),
+    };
+    let (id, validator, uri) = (args.agent, args.validator, args.uri.clone());
+    submit(&args.client, &args.send, move |from, nonce, fee| {
+        TxKind::ValidationRequest(ValidationRequest {
+            from,
+            validator,
+            agentId: U256::from(id),
+            requestURI: uri,
+            requestHash: hash,
+            nonce,
+            fee,
+        })
+    })?;
+    if args.client.json {
+        return print_json(&args.client.connect()?.validation(hash)?);
+    }
+    println!("{hash}");
+    eprintln!(
+        "asked {validator} to validate it: see the answer with `mycel agent validation {hash}`"
+    );
+    Ok(())
+}
+
+fn print_validation(v: &api::Validation) {
+    println!("validation {} (agent {})", v.request_hash, v.agent_id);
+    println!("  validator  {}", v.validator);
+    println!("  request    {}", v.request_uri);
+    match v.response {
+        Some(r) => println!(
+            "  response   {r}/100 ({} answers, tag {:?}) {}",
+            v.responses, v.tag, v.response_uri
+        ),
+        None => println!("  response   none yet"),
+    }
+}
+
+/// The body at `url` (at most 1 MiB).
+fn fetch(url: &str) -> Result<Vec<u8>> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -511,7 +605,7 @@ fn fetch_registration(url: &str) -> Result<api::AgentRegistration> {
             .timeout(std::time::Duration::from_secs(10))
             .send()
             .await
-            .with_context(|| format!("cannot fetch {url}: is the service running?"))?;
+            .with_context(|| format!("cannot fetch {url}"))?;
         if !response.status().is_success() {
             bail!("{url} answered {}", response.status());
         }
@@ -520,6 +614,15 @@ fn fetch_registration(url: &str) -> Result<api::AgentRegistration> {
             .await
             .with_context(|| format!("reading {url}"))
     })?;
+    if body.len() > 1 << 20 {
+        bail!("{url} is over 1 MiB");
+    }
+    Ok(body.to_vec())
+}
+
+/// The registration file at `url`, which must be ERC-8004 `registration-v1` JSON.
+fn fetch_registration(url: &str) -> Result<api::AgentRegistration> {
+    let body = fetch(url).with_context(|| format!("is the service at {url} running?"))?;
     let file: api::AgentRegistration = serde_json::from_slice(&body)
         .with_context(|| format!("{url} is not an ERC-8004 registration file"))?;
     if file.kind != AGENT_REGISTRATION_TYPE {

@@ -1,6 +1,7 @@
 //! `mycel validator`: challenge a subnet's miners each tempo, check their receipts, re-execute a
 //! sample, and set weights (crates/subnet/src/validator, docs/validator.md).
 
+use mycel_subnet::validator::evaluate::Evaluator;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -87,6 +88,10 @@ pub struct ValidatorArgs {
     /// Limits of the --listen status server.
     #[command(flatten)]
     pub http: crate::http_limits::HttpLimitsArgs,
+    /// Seconds between looks at the chain for validation requests addressed to the hotkey and
+    /// delivered jobs that name it as evaluator (both answered by re-running the inference).
+    #[arg(long, value_name = "SECONDS", default_value_t = 2)]
+    pub evaluate_interval: u64,
     /// Write the status JSON to this file after every round.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
@@ -194,6 +199,7 @@ pub async fn start(
         report: args.report.clone(),
     };
     let address = hotkey.address();
+    let mut evaluator = Evaluator::new(node.clone(), hotkey.clone(), Arc::clone(&model));
     let mut validator = Validator::new(config, node, hotkey, coldkey, Arc::clone(&model));
     let (stop_status, stopped) = tokio::sync::oneshot::channel::<()>();
     let mut status = None;
@@ -204,7 +210,8 @@ pub async fn start(
         let bound = listener
             .local_addr()
             .context("cannot read the bound address")?;
-        let router = validator.router();
+        evaluator = evaluator.serving_reports_at(format!("http://{bound}"));
+        let router = validator.router().merge(evaluator.router());
         tokio::spawn(
             async move {
                 let stop = async {
@@ -226,9 +233,11 @@ pub async fn start(
         model.id().to_hex(),
         args.rpc
     ));
+    let interval = Duration::from_secs(args.evaluate_interval.max(1));
     let validating = async move {
         let result = tokio::select! {
             result = validator.run() => result.context("validating"),
+            () = evaluator.run(interval) => Ok(()),
             () = shutdown => Ok(()),
         };
         let _ = stop_status.send(());

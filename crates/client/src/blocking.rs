@@ -141,6 +141,12 @@ blocking_calls! {
     fn agent_feedback(&self, id: u64, client: Option<Address>, cursor: Option<String>) -> api::FeedbackList;
     /// `GET /v1/agents/{id}/reputation`.
     fn reputation(&self, id: u64, clients: Vec<Address>, tag1: String, tag2: String, verified: bool) -> api::ReputationSummary;
+    /// `GET /v1/validations/{hash}`.
+    fn validation(&self, request_hash: B256) -> api::Validation;
+    /// `GET /v1/validations?validator=`.
+    fn validations_for(&self, validator: Address, pending: bool, cursor: Option<u64>) -> api::ValidationList;
+    /// `GET /v1/agents/{id}/validations`.
+    fn agent_validations(&self, id: u64, cursor: Option<u64>) -> api::ValidationList;
     /// `GET /v1/jobs/{id}`.
     fn job(&self, id: u64) -> api::Job;
     /// `GET /v1/jobs`.

@@ -335,6 +335,44 @@ impl NodeClient {
             .await
     }
 
+    /// `GET /v1/validations/{hash}`: a validation request and its latest response. Never
+    /// requested: [`code::UNKNOWN_VALIDATION`].
+    pub async fn validation(&self, request_hash: B256) -> Result<api::Validation, ClientError> {
+        self.get(&format!("/v1/validations/{request_hash}")).await
+    }
+
+    /// `GET /v1/validations?validator=`: requests addressed to `validator` from position
+    /// `cursor`, only the unanswered ones if `pending`.
+    pub async fn validations_for(
+        &self,
+        validator: Address,
+        pending: bool,
+        cursor: Option<u64>,
+    ) -> Result<api::ValidationList, ClientError> {
+        let mut query = vec![
+            ("validator", validator.to_string()),
+            ("pending", pending.to_string()),
+        ];
+        if let Some(c) = cursor {
+            query.push(("cursor", c.to_string()));
+        }
+        self.get_with("/v1/validations", &query).await
+    }
+
+    /// `GET /v1/agents/{id}/validations`: the requests about an agent from position `cursor`.
+    pub async fn agent_validations(
+        &self,
+        id: u64,
+        cursor: Option<u64>,
+    ) -> Result<api::ValidationList, ClientError> {
+        let query: Vec<(&str, String)> = cursor
+            .map(|c| ("cursor", c.to_string()))
+            .into_iter()
+            .collect();
+        self.get_with(&format!("/v1/agents/{id}/validations"), &query)
+            .await
+    }
+
     /// `GET /v1/jobs/{id}`. No such job: [`code::UNKNOWN_JOB`].
     pub async fn job(&self, id: u64) -> Result<api::Job, ClientError> {
         self.get(&format!("/v1/jobs/{id}")).await

@@ -16,8 +16,10 @@ use std::collections::BTreeMap;
 
 /// The most items a page holds.
 pub const MAX_PAGE: usize = 100;
-/// The most clients a summary may name.
+/// The most clients (or validators) a summary may name.
 pub const MAX_CLIENTS: usize = 100;
+/// The most items one list request looks at.
+pub const MAX_SCAN: usize = 10_000;
 
 pub(super) type Params = Result<Query<BTreeMap<String, String>>, QueryRejection>;
 
@@ -238,31 +240,8 @@ pub(super) async fn reputation(
 ) -> Answered<api::ReputationSummary> {
     let Query(params) = params?;
     let id = parse_agent_id(&id)?;
-    let clients = match params.get("clients").map(String::as_str) {
-        None | Some("") => Vec::new(),
-        Some(list) => {
-            let parts: Vec<&str> = list.split(',').collect();
-            if parts.len() > MAX_CLIENTS {
-                return Err(bad_query(format!(
-                    "{} clients named; a summary takes at most {MAX_CLIENTS}",
-                    parts.len()
-                )));
-            }
-            parts
-                .into_iter()
-                .map(parse_address)
-                .collect::<Result<Vec<_>, _>>()?
-        }
-    };
-    let verified_only = match params.get("verified").map(String::as_str) {
-        None | Some("false") => false,
-        Some("true") => true,
-        Some(other) => {
-            return Err(bad_query(format!(
-                "verified '{other}' is not true or false"
-            )))
-        }
-    };
+    let clients = addresses(&params, "clients")?;
+    let verified_only = flag(&params, "verified")?;
     let tag1 = params.get("tag1").cloned().unwrap_or_default();
     let tag2 = params.get("tag2").cloned().unwrap_or_default();
     api.node.with_finalized_state(|s| {
@@ -341,4 +320,193 @@ pub(super) async fn agent_events(
         txs,
         next_cursor: (next < total).then_some(next as u64),
     }))
+}
+
+fn validation_answer(hash: alloy_primitives::B256, v: &agents::Validation) -> api::Validation {
+    api::Validation {
+        request_hash: hash,
+        agent_id: v.agent_id,
+        validator: v.validator,
+        request_uri: v.request_uri.clone(),
+        response: v.response,
+        response_uri: v.response_uri.clone(),
+        response_hash: v.response_hash,
+        tag: v.tag.clone(),
+        responses: v.responses,
+        requested_height: v.requested_height,
+        updated_height: v.updated_height,
+    }
+}
+
+/// ERC-8004 `getValidationStatus(requestHash)`.
+pub(super) async fn validation(
+    State(api): State<ApiState>,
+    Path(hash): Path<String>,
+) -> Answered<api::Validation> {
+    let hash: alloy_primitives::B256 = hash.parse().map_err(|_| {
+        ApiError::bad_request(
+            code::BAD_HASH,
+            format!("'{hash}' is not a 32-byte 0x-hex request hash"),
+        )
+    })?;
+    api.node.with_finalized_state(|s| {
+        let v = s.agents().validation(&hash).ok_or_else(|| {
+            ApiError::not_found(
+                code::UNKNOWN_VALIDATION,
+                format!("no validation request {hash}"),
+            )
+        })?;
+        Ok(ok(validation_answer(hash, v)))
+    })
+}
+
+/// Validation requests addressed to `validator` (required), oldest first from position
+/// `cursor`; `pending=true` keeps those not answered yet.
+pub(super) async fn validations_for(
+    State(api): State<ApiState>,
+    params: Params,
+) -> Answered<api::ValidationList> {
+    let Query(params) = params?;
+    let validator = params
+        .get("validator")
+        .ok_or_else(|| bad_query("name the validator: ?validator=0x…"))
+        .and_then(|v| parse_address(v))?;
+    let pending = flag(&params, "pending")?;
+    let limit = limit(&params)?;
+    let from = usize::try_from(number(&params, "cursor")?.unwrap_or(0))
+        .map_err(|_| bad_query("cursor is too large"))?;
+    Ok(api.node.with_finalized_state(|s| {
+        let hashes = s.agents().validator_requests(&validator);
+        validation_page(s, hashes, from, limit, pending)
+    }))
+}
+
+/// The validation requests about an agent, oldest first from position `cursor`.
+pub(super) async fn agent_validations(
+    State(api): State<ApiState>,
+    Path(id): Path<String>,
+    params: Params,
+) -> Answered<api::ValidationList> {
+    let Query(params) = params?;
+    let id = parse_agent_id(&id)?;
+    let limit = limit(&params)?;
+    let from = usize::try_from(number(&params, "cursor")?.unwrap_or(0))
+        .map_err(|_| bad_query("cursor is too large"))?;
+    api.node.with_finalized_state(|s| {
+        s.agents().agent(id).ok_or_else(|| unknown_agent(id))?;
+        Ok(validation_page(
+            s,
+            s.agents().agent_validations(id),
+            from,
+            limit,
+            false,
+        ))
+    })
+}
+
+/// At most `limit` of `hashes` from position `from` (the answered ones skipped if `pending`),
+/// looking at no more than [`MAX_SCAN`] of them.
+fn validation_page(
+    s: &mycel_state::State,
+    hashes: &[alloy_primitives::B256],
+    from: usize,
+    limit: usize,
+    pending: bool,
+) -> super::Answer<api::ValidationList> {
+    let mut validations = Vec::new();
+    let mut next_cursor = None;
+    for (position, hash) in hashes.iter().enumerate().skip(from) {
+        if position - from == MAX_SCAN || validations.len() == limit {
+            next_cursor = Some(position as u64);
+            break;
+        }
+        let Some(v) = s.agents().validation(hash) else {
+            continue;
+        };
+        if pending && v.response.is_some() {
+            continue;
+        }
+        validations.push(validation_answer(*hash, v));
+    }
+    ok(api::ValidationList {
+        validations,
+        next_cursor,
+        height: s.height(),
+    })
+}
+
+/// ERC-8004 validation `getSummary(agentId, validatorAddresses, tag)` over answered requests:
+/// `validators` (comma-separated, at most [`MAX_CLIENTS`]; none: all) and `tag` (empty: any).
+pub(super) async fn validation_summary(
+    State(api): State<ApiState>,
+    Path(id): Path<String>,
+    params: Params,
+) -> Answered<api::ValidationSummary> {
+    let Query(params) = params?;
+    let id = parse_agent_id(&id)?;
+    let validators = addresses(&params, "validators")?;
+    let tag = params.get("tag").cloned().unwrap_or_default();
+    api.node.with_finalized_state(|s| {
+        s.agents().agent(id).ok_or_else(|| unknown_agent(id))?;
+        let (mut count, mut sum) = (0u64, 0u64);
+        for hash in s.agents().agent_validations(id) {
+            let Some(v) = s.agents().validation(hash) else {
+                continue;
+            };
+            let Some(response) = v.response else { continue };
+            if (!validators.is_empty() && !validators.contains(&v.validator))
+                || (!tag.is_empty() && v.tag != tag)
+            {
+                continue;
+            }
+            count += 1;
+            sum += u64::from(response);
+        }
+        let average = if count == 0 {
+            "0".to_string()
+        } else {
+            let hundredths = sum * 100 / count;
+            fixed_to_decimal(
+                alloy_primitives::I256::try_from(hundredths).unwrap_or_default(),
+                2,
+            )
+        };
+        Ok(ok(api::ValidationSummary {
+            agent_id: id,
+            validators,
+            tag,
+            count,
+            average_response: average,
+            height: s.height(),
+        }))
+    })
+}
+
+/// A comma-separated list of at most [`MAX_CLIENTS`] addresses (none if absent or empty).
+fn addresses(
+    params: &BTreeMap<String, String>,
+    name: &str,
+) -> Result<Vec<alloy_primitives::Address>, ApiError> {
+    match params.get(name).map(String::as_str) {
+        None | Some("") => Ok(Vec::new()),
+        Some(list) => {
+            let parts: Vec<&str> = list.split(',').collect();
+            if parts.len() > MAX_CLIENTS {
+                return Err(bad_query(format!(
+                    "{} addresses in {name}; at most {MAX_CLIENTS}",
+                    parts.len()
+                )));
+            }
+            parts.into_iter().map(parse_address).collect()
+        }
+    }
+}
+
+/// A `true`/`false` query flag (absent: false).
+fn flag(params: &BTreeMap<String, String>, name: &str) -> Result<bool, ApiError> {
+    match params.get(name).map(String::as_str) {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(other) => Err(bad_query(format!("{name} '{other}' is not true or false"))),
+    }
 }

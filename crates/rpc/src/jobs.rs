@@ -6,14 +6,11 @@
 //! funded jobs from the last id it saw and misses none. One request looks at no more than
 //! [`MAX_SCAN`] jobs: a filter that matches few gets a short page and a `next_cursor` to go on.
 
-use super::agents::{bad_query, limit, number, Params};
+use super::agents::{bad_query, limit, number, Params, MAX_SCAN};
 use super::{ok, parse_address, Answered, ApiError, ApiState};
 use axum::extract::{Path, Query, State};
 use mycel_state::jobs;
 use mycel_types::api::{self, code, JobStatus};
-
-/// The most jobs one list request examines.
-pub const MAX_SCAN: usize = 10_000;
 
 fn job_answer(id: u64, j: &jobs::Job) -> api::Job {
     api::Job {

@@ -85,6 +85,16 @@ fn router_counting(node: Node, genesis: Genesis, http: ServerStats) -> Router {
         .route("/v1/agents/{id}/feedback", get(agents::feedback_list))
         .route("/v1/agents/{id}/reputation", get(agents::reputation))
         .route("/v1/agents/{id}/events", get(agents::agent_events))
+        .route(
+            "/v1/agents/{id}/validations",
+            get(agents::agent_validations),
+        )
+        .route(
+            "/v1/agents/{id}/validations/summary",
+            get(agents::validation_summary),
+        )
+        .route("/v1/validations", get(agents::validations_for))
+        .route("/v1/validations/{hash}", get(agents::validation))
         .route("/v1/jobs", get(jobs::job_list))
         .route("/v1/jobs/{id}", get(jobs::job))
         .fallback(|| async {

@@ -110,3 +110,40 @@ pub fn fixed_chat_server(runtime: &tokio::runtime::Runtime, content: &'static st
         url
     })
 }
+
+/// A server on loopback, run on `runtime`, that answers `GET path` with the bytes given for it
+/// (404 otherwise): payloads a test puts where a URI on chain points. Its base URL.
+pub fn file_server(
+    runtime: &tokio::runtime::Runtime,
+    files: Vec<(&'static str, Vec<u8>)>,
+) -> String {
+    use axum::{extract::Path, http::StatusCode, routing::get, Router};
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+    let files: Arc<BTreeMap<String, Vec<u8>>> = Arc::new(
+        files
+            .into_iter()
+            .map(|(path, body)| (path.trim_start_matches('/').to_string(), body))
+            .collect(),
+    );
+    runtime.block_on(async {
+        let app = Router::new().route(
+            "/{*path}",
+            get(move |Path(path): Path<String>| {
+                let files = files.clone();
+                async move {
+                    match files.get(&path) {
+                        Some(body) => Ok(body.clone()),
+                        None => Err(StatusCode::NOT_FOUND),
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        let url = format!("http://{}", listener.local_addr().expect("address"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        url
+    })
+}

@@ -320,6 +320,60 @@ pub fn check_answer(
     })
 }
 
+/// The checks that need no model for an answer nobody asked this validator for (a validation
+/// request, a job's deliverable): a completion whose receipt carries its request, signed by the
+/// miner it names, for `model_id` and this determinism profile. The request the receipt binds is
+/// the one re-run.
+pub fn check_standalone_answer(body: &[u8], model_id: B256) -> Result<Answer, Fault> {
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| Fault::BadReceipt(format!("the answer is not JSON: {e}")))?;
+    let text = value["choices"][0]["message"]["content"]
+        .as_str()
+        .ok_or_else(|| Fault::BadReceipt("the answer has no choices[0].message.content".into()))?
+        .to_string();
+    let receipt_value = value
+        .get("receipt")
+        .filter(|r| !r.is_null())
+        .ok_or_else(|| Fault::BadReceipt("the answer carries no receipt".into()))?;
+    let json: ReceiptJson = serde_json::from_value(receipt_value.clone())
+        .map_err(|e| Fault::BadReceipt(format!("the receipt cannot be read: {e}")))?;
+    let request = json
+        .request
+        .clone()
+        .ok_or_else(|| Fault::BadReceipt("the receipt carries no request to re-run".into()))?;
+    let signed = match SignedReceipt::from_json(&json) {
+        Ok(signed) => signed,
+        Err(e @ ReceiptError::RequestMismatch { .. }) => {
+            return Err(Fault::WrongRequest(e.to_string()))
+        }
+        Err(e) => return Err(Fault::BadReceipt(e.to_string())),
+    };
+    let r = &signed.receipt;
+    match signed.recover_signer() {
+        Ok(signer) if signer == r.miner => {}
+        Ok(signer) => {
+            return Err(Fault::BadSignature(format!(
+                "signed by {signer}, not by the miner {} it names",
+                r.miner
+            )))
+        }
+        Err(e) => return Err(Fault::BadSignature(e.to_string())),
+    }
+    if r.modelId != model_id || r.determinismProfile != mycel_infer::DETERMINISM_PROFILE {
+        return Err(Fault::WrongModel(format!(
+            "the receipt is for model {} with profile {}; this validator runs {model_id} with {}",
+            r.modelId,
+            r.determinismProfile,
+            mycel_infer::DETERMINISM_PROFILE
+        )));
+    }
+    Ok(Answer {
+        request,
+        receipt: signed,
+        text,
+    })
+}
+
 /// Re-executes `answer`'s request on `model` and compares prompt and output token hashes and the
 /// text exactly.
 pub fn rerun(model: &Model, answer: &Answer) -> Result<(), Fault> {

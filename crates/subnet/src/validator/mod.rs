@@ -18,6 +18,7 @@
 
 pub mod chain;
 pub mod challenge;
+pub mod evaluate;
 pub mod metrics;
 pub mod score;
 
