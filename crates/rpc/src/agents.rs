@@ -462,15 +462,12 @@ pub(super) async fn validation_summary(
             count += 1;
             sum += u64::from(response);
         }
-        let average = if count == 0 {
-            "0".to_string()
-        } else {
-            let hundredths = sum * 100 / count;
-            fixed_to_decimal(
-                alloy_primitives::I256::try_from(hundredths).unwrap_or_default(),
-                2,
-            )
-        };
+        // In hundredths, shown with two decimals at most.
+        let hundredths = (sum * 100).checked_div(count).unwrap_or(0);
+        let average = fixed_to_decimal(
+            alloy_primitives::I256::try_from(hundredths).unwrap_or_default(),
+            2,
+        );
         Ok(ok(api::ValidationSummary {
             agent_id: id,
             validators,
