@@ -10,6 +10,7 @@
 //! Errors go to stderr and say what went wrong and what to do about it.
 
 mod agent_cmd;
+mod allowance_cmd;
 mod client;
 mod epoch_cmd;
 mod gateway_cmd;
@@ -111,6 +112,9 @@ enum Command {
     /// ERC-8004 agents: register, show, list, rate (with a payment as proof), wallets, history.
     #[command(subcommand)]
     Agent(agent_cmd::AgentCommand),
+    /// Spend allowances: let an agent key spend from your account within limits.
+    #[command(subcommand)]
+    Allowance(allowance_cmd::AllowanceCommand),
     /// ERC-8183 jobs with escrow: create, budget, fund, submit, complete, reject, refund, list.
     #[command(subcommand)]
     Job(job_cmd::JobCommand),
@@ -178,6 +182,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Session(command) => session_cmd::run(command),
         Command::Agent(command) => agent_cmd::run(command),
         Command::Job(command) => job_cmd::run(command),
+        Command::Allowance(command) => allowance_cmd::run(command),
         Command::Miner(args) => miner_cmd::run(args),
         Command::Receipt(command) => receipt_cmd::run(command),
         Command::Validator(args) => validator_cmd::run(args),

@@ -147,6 +147,8 @@ blocking_calls! {
     fn validations_for(&self, validator: Address, pending: bool, cursor: Option<u64>) -> api::ValidationList;
     /// `GET /v1/agents/{id}/validations`.
     fn agent_validations(&self, id: u64, cursor: Option<u64>) -> api::ValidationList;
+    /// `GET /v1/allowances/{agent}`.
+    fn allowance(&self, agent: Address) -> api::Allowance;
     /// `GET /v1/jobs/{id}`.
     fn job(&self, id: u64) -> api::Job;
     /// `GET /v1/jobs`.

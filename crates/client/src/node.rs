@@ -373,6 +373,11 @@ impl NodeClient {
             .await
     }
 
+    /// `GET /v1/allowances/{agent}`: a delegated key's grant. Not one: [`code::NO_ALLOWANCE`].
+    pub async fn allowance(&self, agent: Address) -> Result<api::Allowance, ClientError> {
+        self.get(&format!("/v1/allowances/{agent}")).await
+    }
+
     /// `GET /v1/jobs/{id}`. No such job: [`code::UNKNOWN_JOB`].
     pub async fn job(&self, id: u64) -> Result<api::Job, ClientError> {
         self.get(&format!("/v1/jobs/{id}")).await

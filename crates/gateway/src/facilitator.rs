@@ -573,12 +573,15 @@ impl Facilitator {
             .payer(a.from));
         }
         let account = account.map_err(unavailable)?;
-        if account.musd < checked.amount {
+        // A delegated key's payment is drawn from its owner within the allowance.
+        if account.payable_musd() < checked.amount {
             return Err(Invalid::new(
                 reason::INSUFFICIENT_BALANCE,
                 format!(
-                    "{} holds {} mUSD base units, the payment is {}",
-                    a.from, account.musd, checked.amount
+                    "{} may pay {} mUSD base units, the payment is {}",
+                    a.from,
+                    account.payable_musd(),
+                    checked.amount
                 ),
             )
             .payer(a.from));

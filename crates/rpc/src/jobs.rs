@@ -1,5 +1,5 @@
 //! Jobs with escrow (ERC-8183) in the latest finalized state: `GET /v1/jobs` and
-//! `GET /v1/jobs/{id}` (docs/agents.md).
+//! `GET /v1/jobs/{id}`; and spend allowances, `GET /v1/allowances/{agent}` (docs/agents.md).
 //!
 //! `GET /v1/jobs` filters by `client`, `provider`, `evaluator` (addresses) and `status`, in id
 //! order from `cursor`, at most `limit` (100) per page; a provider that was offline lists its
@@ -100,4 +100,44 @@ pub(super) async fn job_list(
             height: s.height(),
         })
     }))
+}
+
+/// A delegated key's grant (`GET /v1/allowances/{agent}`), with what it may still spend.
+pub(super) async fn allowance(
+    State(api): State<ApiState>,
+    Path(agent): Path<String>,
+) -> Answered<api::Allowance> {
+    let agent = parse_address(&agent)?;
+    api.node.with_finalized_state(|s| {
+        let a = s.allowances().of(&agent).ok_or_else(|| {
+            ApiError::not_found(
+                code::NO_ALLOWANCE,
+                format!("{agent} has no allowance (it spends only its own account)"),
+            )
+        })?;
+        let height = s.height() + 1;
+        let owner = s.account(&a.owner);
+        Ok(ok(api::Allowance {
+            agent,
+            owner: a.owner,
+            tokens: a
+                .limits
+                .iter()
+                .map(|(token, l)| api::TokenAllowance {
+                    token: *token,
+                    period_budget: l.period_budget,
+                    max_per_tx: l.max_per_tx,
+                    spent: l.spent_at(height, a.period_blocks),
+                    spendable: a.spendable(*token, height, owner.balance(*token)),
+                })
+                .collect(),
+            period_blocks: a.period_blocks,
+            next_period: (height / a.period_blocks + 1).saturating_mul(a.period_blocks),
+            recipients: a.recipients.iter().copied().collect(),
+            kinds: a.kinds.iter().cloned().collect(),
+            expires_at: a.expires_at,
+            granted_height: a.granted_height,
+            height: s.height(),
+        }))
+    })
 }

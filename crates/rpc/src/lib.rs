@@ -95,6 +95,7 @@ fn router_counting(node: Node, genesis: Genesis, http: ServerStats) -> Router {
         )
         .route("/v1/validations", get(agents::validations_for))
         .route("/v1/validations/{hash}", get(agents::validation))
+        .route("/v1/allowances/{agent}", get(jobs::allowance))
         .route("/v1/jobs", get(jobs::job_list))
         .route("/v1/jobs/{id}", get(jobs::job))
         .fallback(|| async {
@@ -404,16 +405,23 @@ async fn account(
     Path(address): Path<String>,
 ) -> Answered<api::Account> {
     let address = parse_address(&address)?;
-    let height = api.node.status().latest_height;
-    let account = api.node.account(address);
-    Ok(ok(api::Account::new(
+    let (account, height, spendable) = api.node.with_finalized_state(|s| {
+        let spendable = s
+            .allowances()
+            .of(&address)
+            .map(|a| a.spendable(Token::Musd, s.height() + 1, s.account(&a.owner).musd));
+        (s.account(&address), s.height(), spendable)
+    });
+    let mut answer = api::Account::new(
         address,
         account.myc,
         account.musd,
         account.nonce,
         api.node.next_nonce(address),
         height,
-    )))
+    );
+    answer.spendable_musd = spendable;
+    Ok(ok(answer))
 }
 
 /// mUSD's EIP-3009 identity: what an x402 client puts in `asset` and `extra`.

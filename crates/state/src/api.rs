@@ -58,6 +58,7 @@ impl From<&Event> for api::Event {
             Event::Channel(e) => api::Event::Channel(e.into()),
             Event::Agent(e) => api::Event::Agent(e.clone()),
             Event::Job(e) => api::Event::Job(e.clone()),
+            Event::Allowance(e) => api::Event::Allowance(e.clone()),
         }
     }
 }

@@ -258,53 +258,6 @@ fn check_len(field: &str, value: &str, max: usize) -> Result<(), TxError> {
     Ok(())
 }
 
-/// Applies `change` to the latest version of each account it touches (the sender's, after its
-/// fee and nonce, first).
-struct Touched<'a> {
-    state: &'a State,
-    accounts: BTreeMap<Address, Account>,
-}
-
-impl<'a> Touched<'a> {
-    fn new(state: &'a State, sender: Address, account: Account) -> Self {
-        Touched {
-            state,
-            accounts: BTreeMap::from([(sender, account)]),
-        }
-    }
-
-    fn get(&self, address: &Address) -> Account {
-        self.accounts
-            .get(address)
-            .copied()
-            .unwrap_or_else(|| self.state.account(address))
-    }
-
-    fn debit_musd(&mut self, address: Address, value: Amount) -> Result<(), TxError> {
-        let mut account = self.get(&address);
-        account.musd = account
-            .musd
-            .checked_sub(value)
-            .ok_or(TxError::InsufficientBalance {
-                token: Token::Musd,
-                needed: value.to_string(),
-                available: account.musd.to_string(),
-            })?;
-        self.accounts.insert(address, account);
-        Ok(())
-    }
-
-    fn credit_musd(&mut self, address: Address, value: Amount) -> Result<(), TxError> {
-        let account = bank::credit(self.get(&address), Token::Musd, value)?;
-        self.accounts.insert(address, account);
-        Ok(())
-    }
-
-    fn writes(self) -> Vec<(Address, Account)> {
-        self.accounts.into_iter().collect()
-    }
-}
-
 /// The stateful checks of a job transaction and what it would write. `payer` is the sender's
 /// account after its fee and nonce.
 pub(crate) fn plan_tx(
@@ -315,7 +268,7 @@ pub(crate) fn plan_tx(
 ) -> Result<JobPlan, TxError> {
     let now = state.last_block_time_ms() / 1000;
     let height = state.height() + 1;
-    let mut accounts = Touched::new(state, sender, payer);
+    let mut accounts = bank::Touched::new(state, sender, payer);
     let (id, job, event) = match kind {
         TxKind::CreateJob(t) => {
             if t.evaluator == Address::ZERO {
@@ -422,7 +375,7 @@ pub(crate) fn plan_tx(
                 return Err(err(JobError::ZeroBudget { job_id: t.jobId }));
             }
             not_expired(&job, t.jobId, now)?;
-            accounts.debit_musd(sender, job.budget)?;
+            accounts.debit(sender, Token::Musd, job.budget)?;
             job.escrowed = job.budget;
             job.status = JobStatus::Funded;
             let event = JobEvent::Funded {
@@ -470,9 +423,9 @@ pub(crate) fn plan_tx(
             .to::<u128>();
             let paid = job.escrowed - platform_fee;
             let provider = job.provider.expect("a submitted job has a provider");
-            accounts.credit_musd(provider, paid)?;
+            accounts.credit(provider, Token::Musd, paid)?;
             if let Some(platform) = job.platform.filter(|_| platform_fee > 0) {
-                accounts.credit_musd(platform, platform_fee)?;
+                accounts.credit(platform, Token::Musd, platform_fee)?;
             }
             job.escrowed = 0;
             job.status = JobStatus::Completed;
@@ -504,7 +457,7 @@ pub(crate) fn plan_tx(
             }
             let refunded = job.escrowed;
             if refunded > 0 {
-                accounts.credit_musd(job.client, refunded)?;
+                accounts.credit(job.client, Token::Musd, refunded)?;
             }
             job.escrowed = 0;
             job.status = JobStatus::Rejected;
@@ -527,7 +480,7 @@ pub(crate) fn plan_tx(
                 }));
             }
             let refunded = job.escrowed;
-            accounts.credit_musd(job.client, refunded)?;
+            accounts.credit(job.client, Token::Musd, refunded)?;
             job.escrowed = 0;
             job.status = JobStatus::Expired;
             let event = JobEvent::Expired {

@@ -22,6 +22,7 @@
 //! `mycel-chain`).
 
 pub mod agents;
+pub mod allowances;
 mod api;
 mod bank;
 pub mod incentive;
@@ -36,6 +37,7 @@ pub use bank::Account;
 pub use pipeline::{BlockContext, BlockError, BlockOutcome};
 
 use alloy_primitives::{Address, B256, U256};
+use mycel_types::api::AllowanceEvent;
 use mycel_types::{
     genesis::amount_string, Amount, Genesis, SignedTx, Token, TxKind, MAX_MEMO_BYTES,
 };
@@ -114,6 +116,8 @@ pub enum TxError {
     Agent(agents::AgentError),
     #[error("{0}")]
     Job(jobs::JobError),
+    #[error("{0}")]
+    Allowance(allowances::AllowanceError),
 }
 
 impl TxError {
@@ -139,6 +143,7 @@ impl TxError {
             TxError::Session(e) => e.code(),
             TxError::Agent(e) => e.code(),
             TxError::Job(e) => e.code(),
+            TxError::Allowance(e) => e.code(),
         }
     }
 }
@@ -179,6 +184,8 @@ pub enum Event {
     Agent(mycel_types::api::AgentEvent),
     /// A job was created, funded, delivered or settled ([`jobs`]).
     Job(mycel_types::api::JobEvent),
+    /// An allowance was granted or revoked, or a delegated key spent ([`allowances`]).
+    Allowance(mycel_types::api::AllowanceEvent),
 }
 
 /// The outcome of an applied transaction.
@@ -210,6 +217,8 @@ pub struct State {
     agents: agents::Agents,
     #[serde(default)]
     jobs: jobs::Jobs,
+    #[serde(default)]
+    allowances: allowances::Allowances,
     #[serde(skip)]
     tree: merkle::LeafCache,
 }
@@ -246,6 +255,7 @@ impl State {
             sessions: sessions::Sessions::default(),
             agents: agents::Agents::default(),
             jobs: jobs::Jobs::default(),
+            allowances: allowances::Allowances::default(),
             tree: merkle::LeafCache::default(),
         };
         state.assert_books_balance();
@@ -302,6 +312,11 @@ impl State {
     /// The jobs with escrow ([`jobs`]).
     pub fn jobs(&self) -> &jobs::Jobs {
         &self.jobs
+    }
+
+    /// The spend allowances of agent keys ([`allowances`]).
+    pub fn allowances(&self) -> &allowances::Allowances {
+        &self.allowances
     }
 
     /// The payment channel `id`, if it was ever opened.
@@ -421,6 +436,9 @@ impl State {
         if let Some((id, job)) = plan.job {
             self.jobs.put(id, job, tx.hash);
         }
+        if let Some((agent, allowance)) = plan.allowance {
+            self.allowances.apply(agent, allowance, tx.hash);
+        }
         Ok(TxReceipt {
             hash: tx.hash,
             from: tx.sender,
@@ -455,6 +473,7 @@ impl State {
         let root = self.sessions.fold_root(root);
         let root = self.agents.fold_root(root);
         let root = self.jobs.fold_root(root);
+        let root = self.allowances.fold_root(root);
         self.subnets.fold_root(root)
     }
 
@@ -536,7 +555,23 @@ impl State {
         let mut channel = None;
         let mut agent = None;
         let mut job = None;
+        let mut allowance = None;
         match &tx.tx.kind {
+            kind @ (TxKind::GrantAllowance(_) | TxKind::RevokeAllowance(_)) => {
+                let (agent, grant) = allowances::plan_tx(self, tx.sender, kind)?;
+                writes.push((tx.sender, payer));
+                events.push(Event::Allowance(match &grant {
+                    Some(_) => AllowanceEvent::Granted {
+                        owner: tx.sender,
+                        agent,
+                    },
+                    None => AllowanceEvent::Revoked {
+                        owner: tx.sender,
+                        agent,
+                    },
+                }));
+                allowance = Some((agent, grant));
+            }
             kind @ (TxKind::CreateJob(_)
             | TxKind::SetJobProvider(_)
             | TxKind::SetJobBudget(_)
@@ -600,6 +635,43 @@ impl State {
                 }
                 let token = Token::from_address(&t.token).ok_or(TxError::UnknownToken(t.token))?;
                 let amount = to_amount(t.amount)?;
+                if let Some(spend) =
+                    allowances::delegated_spend(self, tx.sender, "Transfer", t.to, token, amount)?
+                {
+                    // A delegated key moves its owner's tokens; it pays only its fee.
+                    let mut accounts = bank::Touched::new(self, tx.sender, payer);
+                    accounts.debit(spend.owner, token, amount)?;
+                    accounts.credit(t.to, token, amount)?;
+                    writes.extend(accounts.writes());
+                    events.push(Event::Transfer {
+                        token,
+                        from: spend.owner,
+                        to: t.to,
+                        amount,
+                    });
+                    events.push(Event::Allowance(AllowanceEvent::Spent {
+                        owner: spend.owner,
+                        agent: tx.sender,
+                        token,
+                        amount,
+                    }));
+                    allowance = Some((tx.sender, Some(spend.allowance)));
+                    events.push(Event::FeeBurned {
+                        from: tx.sender,
+                        amount: fee,
+                    });
+                    return Ok(Plan {
+                        writes,
+                        fee,
+                        events,
+                        authorization,
+                        incentive,
+                        channel,
+                        agent,
+                        job,
+                        allowance,
+                    });
+                }
                 // Check against the balance before the fee, so the error names the real need.
                 match token {
                     Token::Myc => {
@@ -630,6 +702,15 @@ impl State {
                     payments::plan_transfer_with_authorization(self, tx.sender, payer, t)?;
                 writes.extend(planned.writes);
                 events.push(planned.event);
+                if let Some(spend) = planned.delegated {
+                    events.push(Event::Allowance(AllowanceEvent::Spent {
+                        owner: spend.owner,
+                        agent: t.payer,
+                        token: Token::Musd,
+                        amount: planned.used.paid.value,
+                    }));
+                    allowance = Some((t.payer, Some(spend.allowance)));
+                }
                 events.push(Event::AuthorizationUsed {
                     authorizer: planned.used.authorizer,
                     nonce: planned.used.nonce,
@@ -650,6 +731,7 @@ impl State {
             channel,
             agent,
             job,
+            allowance,
         })
     }
 }
@@ -695,6 +777,8 @@ struct Plan {
     agent: Option<agents::AgentWrite>,
     /// A job to store ([`jobs`]).
     job: Option<(u64, jobs::Job)>,
+    /// An agent key's grant to store or remove ([`allowances`]).
+    allowance: Option<(Address, Option<allowances::Allowance>)>,
 }
 
 fn to_amount(value: U256) -> Result<Amount, TxError> {

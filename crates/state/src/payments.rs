@@ -149,6 +149,8 @@ pub(crate) struct AuthorizationPlan {
     pub(crate) writes: Vec<(Address, Account)>,
     pub(crate) event: Event,
     pub(crate) used: UsedAuthorization,
+    /// The payer is a delegated key: its owner paid, and the grant after it.
+    pub(crate) delegated: Option<crate::allowances::DelegatedSpend>,
 }
 
 /// The stateful checks of a `TransferWithAuthorization` whose signatures were verified, and the
@@ -194,7 +196,17 @@ pub(crate) fn plan_transfer_with_authorization(
             .copied()
             .unwrap_or_else(|| state.account(address))
     };
-    let mut payer = latest(&touched, &t.payer);
+    // A delegated key's authorization moves its owner's mUSD, within the allowance.
+    let delegated = crate::allowances::delegated_spend(
+        state,
+        t.payer,
+        "TransferWithAuthorization",
+        t.to,
+        Token::Musd,
+        value,
+    )?;
+    let paying = delegated.as_ref().map_or(t.payer, |d| d.owner);
+    let mut payer = latest(&touched, &paying);
     payer.musd = payer
         .musd
         .checked_sub(value)
@@ -203,7 +215,7 @@ pub(crate) fn plan_transfer_with_authorization(
             needed: value.to_string(),
             available: payer.musd.to_string(),
         })?;
-    touched.insert(t.payer, payer);
+    touched.insert(paying, payer);
     let receiver = bank::credit(latest(&touched, &t.to), Token::Musd, value)?;
     touched.insert(t.to, receiver);
     let writes = touched.into_iter().collect();
@@ -211,7 +223,7 @@ pub(crate) fn plan_transfer_with_authorization(
         writes,
         event: Event::Transfer {
             token: Token::Musd,
-            from: t.payer,
+            from: paying,
             to: t.to,
             amount: value,
         },
@@ -220,6 +232,7 @@ pub(crate) fn plan_transfer_with_authorization(
             nonce: t.authorizationNonce,
             paid: Paid { to: t.to, value },
         },
+        delegated,
     })
 }
 

@@ -84,6 +84,13 @@ impl Chain {
             .unwrap();
     }
 
+    /// `n` empty blocks, a second apart.
+    pub(crate) fn advance_blocks(&mut self, n: u64) {
+        for _ in 0..n {
+            self.advance(1);
+        }
+    }
+
     /// Like [`run`](Self::run) but expects a refusal, and checks that it changed nothing.
     pub(crate) fn refused(
         &mut self,

@@ -1,4 +1,4 @@
-//! Every incentive-layer, agent and job transaction kind, signed by Python's eth_account from the typed
+//! Every incentive-layer, agent, job and allowance transaction kind, signed by Python's eth_account from the typed
 //! data mycel publishes (`SignedTx::typed_data`), gives the same signature as mycel's own signer:
 //! the EIP-712 encoding of their arrays (`string[]`, `uint16[]`, `uint64[]`, a `MetadataEntry[]`
 //! of nested structs), `int128`, `bool` and `bytes32` fields is what wallets compute. ERC-8004's
@@ -210,6 +210,31 @@ fn job_kinds(from: Address) -> Vec<TxKind> {
     ]
 }
 
+fn allowance_kinds(from: Address) -> Vec<TxKind> {
+    let fee = U256::from(10_000u64);
+    vec![
+        TxKind::GrantAllowance(tx::GrantAllowance {
+            from,
+            agent: Address::repeat_byte(0x88),
+            tokens: vec![Address::ZERO, mycel_types::amount::MUSD_ADDRESS],
+            periodBudgets: vec![U256::from(5_000_000_000u64), U256::from(10_000_000u64)],
+            maxPerTx: vec![U256::from(1_000_000_000u64), U256::from(1_000_000u64)],
+            periodBlocks: 86_400,
+            recipients: vec![Address::repeat_byte(0x99)],
+            kinds: vec!["TransferWithAuthorization".into()],
+            expiresAt: 1_000_000,
+            nonce: 20,
+            fee,
+        }),
+        TxKind::RevokeAllowance(tx::RevokeAllowance {
+            from,
+            agent: Address::repeat_byte(0x88),
+            nonce: 21,
+            fee,
+        }),
+    ]
+}
+
 fn agent_kinds(from: Address) -> Vec<TxKind> {
     let other = Address::repeat_byte(0x44);
     let fee = U256::from(10_000u64);
@@ -330,13 +355,14 @@ fn agent_kinds(from: Address) -> Vec<TxKind> {
 }
 
 #[test]
-fn eth_account_signs_every_incentive_agent_and_job_kind_like_mycel() {
+fn eth_account_signs_every_incentive_agent_job_and_allowance_kind_like_mycel() {
     let signer = dev_signer(4).expect("dev key");
     let key = format!("0x{}", alloy_primitives::hex::encode(signer.to_bytes()));
     let kinds = kinds(signer.address())
         .into_iter()
         .chain(agent_kinds(signer.address()))
-        .chain(job_kinds(signer.address()));
+        .chain(job_kinds(signer.address()))
+        .chain(allowance_kinds(signer.address()));
     for kind in kinds {
         let ours = SignedTx::sign(kind.clone(), 1337, &signer).expect("sign");
         let typed = SignedTx::typed_data(&kind, 1337);

@@ -35,6 +35,8 @@ pub use agents::{
     SetAgentWallet, TransferAgent, ValidationRequest, ValidationResponse, AGENT_WALLET_KEY,
     IDENTITY_EIP712_NAME, IDENTITY_EIP712_VERSION, IDENTITY_REGISTRY, REPUTATION_REGISTRY,
 };
+mod allowances;
+pub use allowances::{GrantAllowance, RevokeAllowance};
 mod jobs;
 pub use jobs::{
     ClaimJobRefund, CompleteJob, CreateJob, FundJob, RejectJob, SetJobBudget, SetJobProvider,
@@ -237,6 +239,8 @@ tx_kinds! {
     55 => CompleteJob,
     56 => RejectJob,
     57 => ClaimJobRefund,
+    60 => GrantAllowance,
+    61 => RevokeAllowance,
 }
 
 /// The EIP-712 domain of mycel transactions on the chain `chain_id`.

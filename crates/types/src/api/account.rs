@@ -22,6 +22,14 @@ pub struct Account {
     pub myc_display: String,
     /// `musd` in whole tokens, for people.
     pub musd_display: String,
+    /// For a delegated key (an agent key with an allowance): the mUSD one payment it signs may
+    /// move from its owner now (what x402 facilitators check instead of `musd`).
+    #[serde(
+        with = "super::amount::option",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub spendable_musd: Option<u128>,
     pub height: u64,
 }
 
@@ -43,8 +51,15 @@ impl Account {
             next_nonce,
             myc_display: format_amount(myc, Token::Myc),
             musd_display: format_amount(musd, Token::Musd),
+            spendable_musd: None,
             height,
         }
+    }
+
+    /// What a payment signed by this account may move: its owner's allowance for a delegated
+    /// key, else its own mUSD.
+    pub fn payable_musd(&self) -> u128 {
+        self.spendable_musd.unwrap_or(self.musd)
     }
 
     /// How many of the account's transactions wait in the node's mempool.

@@ -19,6 +19,7 @@
 
 mod account;
 mod agents;
+mod allowances;
 mod block;
 mod incentive;
 mod jobs;
@@ -33,6 +34,7 @@ pub use agents::{
     AgentService, AgentTx, Feedback, FeedbackList, FeedbackResponse, ReputationSummary, Validation,
     ValidationList, ValidationSummary, AGENT_REGISTRATION_PATH, AGENT_REGISTRATION_TYPE,
 };
+pub use allowances::{Allowance, AllowanceEvent, TokenAllowance};
 pub use block::{Block, BlockEvent, BlockTx, BlockTxResult, Lagged};
 pub use incentive::{
     EmissionReceipt, EmissionSchedule, Endpoint, EpochReceipt, HyperParams, Metagraph,
@@ -103,6 +105,8 @@ pub mod code {
     pub const BAD_AGENT_ID: &str = "bad_agent_id";
     /// A query parameter that does not parse or is over its limit (400).
     pub const BAD_QUERY: &str = "bad_query";
+    /// An address that is not a delegated key (404).
+    pub const NO_ALLOWANCE: &str = "no_allowance";
     /// A validation request that was never made (404).
     pub const UNKNOWN_VALIDATION: &str = "unknown_validation";
     /// A job that was never created (404).

@@ -63,6 +63,8 @@ pub enum Event {
     Agent(super::AgentEvent),
     /// A job was created, funded, delivered or settled (`action`).
     Job(super::JobEvent),
+    /// An allowance was granted or revoked, or a delegated key spent its owner's tokens.
+    Allowance(super::AllowanceEvent),
 }
 
 /// Something an incentive-layer transaction did.
