@@ -252,8 +252,12 @@ pub struct FeedbackArgs {
     pub feedback_hash: Option<B256>,
     /// The EIP-3009 nonce of a payment you made to the agent (x402's `authorization.nonce`):
     /// the chain checks it and marks the feedback as paid.
-    #[arg(long, value_name = "NONCE")]
+    #[arg(long, value_name = "NONCE", conflicts_with = "job")]
     pub payment_nonce: Option<B256>,
+    /// A completed job of yours the agent did: the chain checks it and marks the feedback as
+    /// paid with its budget.
+    #[arg(long, value_name = "ID")]
+    pub job: Option<u64>,
     #[command(flatten)]
     pub send: SendArgs,
     #[command(flatten)]
@@ -788,7 +792,10 @@ fn feedback(args: FeedbackArgs) -> Result<()> {
     );
     let (hash, payment) = (
         args.feedback_hash.unwrap_or_default(),
-        args.payment_nonce.unwrap_or_default(),
+        match args.job {
+            Some(job) => mycel_state::agents::cite_job(job),
+            None => args.payment_nonce.unwrap_or_default(),
+        },
     );
     let events = submit(&args.client, &args.send, move |from, nonce, fee| {
         TxKind::GiveFeedback(GiveFeedback {

@@ -17,7 +17,10 @@
 //!   `valueDecimals ≤ 18` and `|value| / 10^valueDecimals ≤ 10^18`. Each client's feedback on an
 //!   agent is numbered 1, 2, …. A nonzero `paymentNonce` cites the EIP-3009 authorization
 //!   `(sender, paymentNonce)`: it must have executed, have paid the agent's wallet or owner, and
-//!   not be cited by another feedback; the feedback is then `paid` with its value.
+//!   not be cited by another feedback; the feedback is then `paid` with its value. A
+//!   `paymentNonce` that is a job id (zeros above its low 8 bytes, [`cite_job`]) cites instead a
+//!   completed job whose client is the sender and whose provider is the agent's wallet or owner;
+//!   the feedback is `paid` with the job's budget. Either is cited once.
 //! - `RevokeFeedback`: by the feedback's author, once. `AppendResponse`: by anyone, at most
 //!   [`MAX_RESPONSES`] per feedback.
 //! - Summaries come from running totals kept per agent and per (agent, client), for every tag
@@ -873,26 +876,47 @@ pub(crate) fn plan_tx(state: &State, sender: Address, kind: &TxKind) -> Result<A
             let (paid, cited) = if t.paymentNonce == B256::ZERO {
                 (None, None)
             } else {
-                let payment = state.payments().paid(&sender, &t.paymentNonce).ok_or(err(
-                    AgentError::PaymentUnknown {
-                        payer: sender,
-                        nonce: t.paymentNonce,
-                    },
-                ))?;
-                if payment.to != agent.owner && Some(payment.to) != agent.wallet {
-                    return Err(err(AgentError::PaymentWrongPayee {
-                        agent_id: id,
-                        to: payment.to,
-                    }));
+                let (to, value, cited) = match job_citation(&t.paymentNonce) {
+                    Some(job_id) => {
+                        // A completed job the author paid for (its client), done by the agent.
+                        let job = state
+                            .jobs()
+                            .job(job_id)
+                            .filter(|j| {
+                                j.client == sender
+                                    && j.status == mycel_types::api::JobStatus::Completed
+                            })
+                            .ok_or(err(AgentError::PaymentUnknown {
+                                payer: sender,
+                                nonce: t.paymentNonce,
+                            }))?;
+                        let provider = job.provider.unwrap_or_default();
+                        let mut key = [0u8; 12];
+                        key[..4].copy_from_slice(b"job:");
+                        key[4..].copy_from_slice(&job_id.to_be_bytes());
+                        (provider, job.budget, keccak256(key))
+                    }
+                    None => {
+                        let payment = state.payments().paid(&sender, &t.paymentNonce).ok_or(
+                            err(AgentError::PaymentUnknown {
+                                payer: sender,
+                                nonce: t.paymentNonce,
+                            }),
+                        )?;
+                        let cited = crate::payments::authorization_id(&sender, &t.paymentNonce);
+                        (payment.to, payment.value, cited)
+                    }
+                };
+                if to != agent.owner && Some(to) != agent.wallet {
+                    return Err(err(AgentError::PaymentWrongPayee { agent_id: id, to }));
                 }
-                let cited = crate::payments::authorization_id(&sender, &t.paymentNonce);
                 if state.agents().cited.contains(&cited) {
                     return Err(err(AgentError::PaymentAlreadyCited {
                         payer: sender,
                         nonce: t.paymentNonce,
                     }));
                 }
-                (Some(payment.value), Some(cited))
+                (Some(value), Some(cited))
             };
             let index = state
                 .agents()
@@ -1053,6 +1077,24 @@ pub(crate) fn plan_tx(state: &State, sender: Address, kind: &TxKind) -> Result<A
         }
         other => unreachable!("{} is not an agent transaction", other.type_name()),
     }
+}
+
+/// The job a feedback's `paymentNonce` cites, if it names one: a job id in its low 8 bytes and
+/// zeros above (an EIP-3009 nonce is 32 random bytes, so the two never meet in practice).
+pub fn job_citation(payment_nonce: &B256) -> Option<u64> {
+    let bytes = payment_nonce.as_slice();
+    bytes[..24]
+        .iter()
+        .all(|b| *b == 0)
+        .then(|| u64::from_be_bytes(bytes[24..].try_into().expect("8 bytes")))
+        .filter(|id| *id != 0)
+}
+
+/// The `paymentNonce` that cites job `job_id`.
+pub fn cite_job(job_id: u64) -> B256 {
+    let mut bytes = [0u8; 32];
+    bytes[24..].copy_from_slice(&job_id.to_be_bytes());
+    B256::from(bytes)
 }
 
 fn feedback_entry(

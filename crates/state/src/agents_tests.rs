@@ -657,3 +657,98 @@ fn validations_are_asked_by_the_agent_and_answered_only_by_the_named_validator()
     );
     assert_eq!(chain.state.agents().validator_requests(&validator).len(), 1);
 }
+
+#[test]
+fn a_completed_job_backs_one_review_by_its_client() {
+    use mycel_types::tx::{CompleteJob, CreateJob, FundJob, SetJobBudget, SubmitJob};
+    let mut chain = Chain::new();
+    let id = chain.register(key(1), "u");
+    let (client, provider, evaluator) = (key(2), key(1), key(3));
+    let expires = chain.time_ms / 1000 + 3600;
+    chain
+        .run(client, |from, nonce| {
+            TxKind::CreateJob(CreateJob {
+                from,
+                provider: provider.address(),
+                evaluator: evaluator.address(),
+                expiredAt: expires,
+                description: String::new(),
+                platform: Address::ZERO,
+                platformFeeBps: 0,
+                nonce,
+                fee: fee(),
+            })
+        })
+        .unwrap();
+    let job = 1u64;
+    chain
+        .run(client, |from, nonce| {
+            TxKind::SetJobBudget(SetJobBudget {
+                from,
+                jobId: job,
+                amount: U256::from(900u64),
+                nonce,
+                fee: fee(),
+            })
+        })
+        .unwrap();
+    // Not completed yet: nothing to cite.
+    assert_eq!(
+        chain.refused(client, feedback(id, 80, 0, "", cite_job(job))),
+        "feedback_payment_unknown"
+    );
+    chain
+        .run(client, |from, nonce| {
+            TxKind::FundJob(FundJob {
+                from,
+                jobId: job,
+                expectedBudget: U256::from(900u64),
+                nonce,
+                fee: fee(),
+            })
+        })
+        .unwrap();
+    chain
+        .run(provider, |from, nonce| {
+            TxKind::SubmitJob(SubmitJob {
+                from,
+                jobId: job,
+                deliverable: B256::repeat_byte(1),
+                deliverableURI: String::new(),
+                nonce,
+                fee: fee(),
+            })
+        })
+        .unwrap();
+    chain
+        .run(evaluator, |from, nonce| {
+            TxKind::CompleteJob(CompleteJob {
+                from,
+                jobId: job,
+                reason: B256::ZERO,
+                nonce,
+                fee: fee(),
+            })
+        })
+        .unwrap();
+    // Only its client may cite it, and only once.
+    assert_eq!(
+        chain.refused(key(4), feedback(id, 80, 0, "", cite_job(job))),
+        "feedback_payment_unknown"
+    );
+    let r = chain
+        .run(client, feedback(id, 80, 0, "", cite_job(job)))
+        .unwrap();
+    assert!(matches!(
+        &r.events[0],
+        Event::Agent(AgentEvent::FeedbackGiven {
+            paid: Some(900),
+            ..
+        })
+    ));
+    assert_eq!(
+        chain.refused(client, feedback(id, 80, 0, "", cite_job(job))),
+        "feedback_payment_already_cited"
+    );
+    assert_eq!(job_citation(&B256::repeat_byte(0x01)), None);
+}
