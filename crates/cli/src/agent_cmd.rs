@@ -591,7 +591,7 @@ fn print_validation(v: &api::Validation) {
     println!("  request    {}", v.request_uri);
     match v.response {
         Some(r) => println!(
-            "  response   {r}/100 ({} answers, tag {:?}) {}",
+            "  response   {r}/100 (answered {} times, tag {:?}) {}",
             v.responses, v.tag, v.response_uri
         ),
         None => println!("  response   none yet"),

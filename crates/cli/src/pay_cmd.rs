@@ -244,6 +244,7 @@ impl Call<'_> {
             .unwrap_or_default();
         let payer = Payer::new(signer);
         let payment = payer.pay(ask, now)?;
+        let authorization_nonce = payment.authorization.nonce;
         let paid = self.send(Some((payment.header, payment.value))).await?;
         let status = paid.status();
         let settlement = paid
@@ -264,7 +265,8 @@ impl Call<'_> {
         match settlement {
             Some(s) if s.success => {
                 eprintln!(
-                    "paid: transaction {} on {} by {}",
+                    "paid: transaction {} on {} by {}, authorization nonce {authorization_nonce} \
+                     (cite it in a review: mycel agent feedback --payment-nonce …)",
                     s.transaction,
                     s.network,
                     payer.address()
