@@ -440,3 +440,31 @@ fn eth_account_signs_the_erc8004_wallet_consent_like_mycel() {
     );
     assert_eq!(consent.recover_signer(1337, &theirs), Ok(wallet.address()));
 }
+
+#[test]
+fn every_kind_round_trips_through_bytes_and_json() {
+    let signer = dev_signer(4).expect("dev key");
+    let all = kinds(signer.address())
+        .into_iter()
+        .chain(agent_kinds(signer.address()))
+        .chain(job_kinds(signer.address()))
+        .chain(allowance_kinds(signer.address()));
+    for kind in all {
+        let signed = SignedTx::sign(kind, 1337, &signer).expect("sign");
+        let name = signed.kind.type_name();
+        assert_eq!(
+            SignedTx::decode(&signed.encode()).as_ref(),
+            Ok(&signed),
+            "{name}: binary"
+        );
+        assert_eq!(
+            SignedTx::from_json(&signed.to_json()).as_ref(),
+            Ok(&signed),
+            "{name}: JSON"
+        );
+        assert!(
+            TxKind::TYPE_NAMES.contains(&name),
+            "{name} is not in the table of kinds"
+        );
+    }
+}
