@@ -480,10 +480,7 @@ fn submit(
 ) -> Result<Vec<AgentEvent>> {
     Ok(send::submit_for_events(client, args, build)?
         .into_iter()
-        .filter_map(|e| match e {
-            Event::Agent(a) => Some(a),
-            _ => None,
-        })
+        .filter_map(Event::into_agent)
         .collect())
 }
 

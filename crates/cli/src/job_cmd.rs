@@ -171,10 +171,7 @@ fn job_events(
 ) -> Result<Vec<JobEvent>> {
     Ok(send::submit_for_events(client, send, build)?
         .into_iter()
-        .filter_map(|e| match e {
-            Event::Job(j) => Some(j),
-            _ => None,
-        })
+        .filter_map(Event::into_job)
         .collect())
 }
 

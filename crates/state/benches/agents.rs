@@ -16,7 +16,9 @@ use mycel_state::{BlockContext, State, VerifiedTx};
 use mycel_types::tx::{
     CreateJob, GiveFeedback, GrantAllowance, MetadataEntry, RegisterAgent, SetAgentURI,
 };
-use mycel_types::{genesis::DEFAULT_MIN_FEE, keys::dev_signer, Genesis, SignedTx, Token, Transfer, TxKind};
+use mycel_types::{
+    genesis::DEFAULT_MIN_FEE, keys::dev_signer, Genesis, SignedTx, Token, Transfer, TxKind,
+};
 use std::time::Instant;
 
 const BLOCK: usize = 500;
@@ -49,7 +51,12 @@ impl Chain {
             .expect("block");
         let took = started.elapsed().as_secs_f64();
         let failed = outcome.results.iter().filter(|r| r.is_err()).count();
-        assert_eq!(failed, 0, "{:?}", outcome.results.iter().find(|r| r.is_err()));
+        assert_eq!(
+            failed,
+            0,
+            "{:?}",
+            outcome.results.iter().find(|r| r.is_err())
+        );
         took
     }
 
@@ -94,7 +101,10 @@ fn main() {
     let mut transfer_times = Vec::new();
     for (round, chunk) in clients.chunks(BLOCK).enumerate() {
         let mut txs = Vec::new();
-        for (token, amount) in [(Token::Myc, 100_000_000_000u128), (Token::Musd, 100_000_000)] {
+        for (token, amount) in [
+            (Token::Myc, 100_000_000_000u128),
+            (Token::Musd, 100_000_000),
+        ] {
             for c in chunk {
                 txs.push(chain.sign(
                     &funder,
@@ -123,30 +133,30 @@ fn main() {
     // State bytes per agent: the snapshot before and after 500 agents.
     let before = chain.state.to_snapshot_bytes().len();
     let t = measure(&mut chain, &clients, &mut nonces, &mut |i, nonce| {
-            TxKind::RegisterAgent(RegisterAgent {
-                from: client_address(i),
-                agentURI: format!("https://agent-{i}.example/.well-known/agent-registration.json"),
-                metadata: vec![MetadataEntry {
-                    metadataKey: "model".into(),
-                    metadataValue: b"smollm2-135m".to_vec().into(),
-                }],
-                nonce,
-                fee: fee(),
-            })
-        });
+        TxKind::RegisterAgent(RegisterAgent {
+            from: client_address(i),
+            agentURI: format!("https://agent-{i}.example/.well-known/agent-registration.json"),
+            metadata: vec![MetadataEntry {
+                metadataKey: "model".into(),
+                metadataValue: b"smollm2-135m".to_vec().into(),
+            }],
+            nonce,
+            fee: fee(),
+        })
+    });
     rows.push(("RegisterAgent (1 metadata entry)".into(), t));
     let agents = chain.state.agents().count() as usize;
     let per_agent = (chain.state.to_snapshot_bytes().len() - before) / agents;
 
     let t = measure(&mut chain, &clients, &mut nonces, &mut |i, nonce| {
-            TxKind::SetAgentURI(SetAgentURI {
-                from: client_address(i),
-                agentId: U256::from(i as u64 + 1),
-                newURI: format!("https://agent-{i}.example/v2/agent.json"),
-                nonce,
-                fee: fee(),
-            })
-        });
+        TxKind::SetAgentURI(SetAgentURI {
+            from: client_address(i),
+            agentId: U256::from(i as u64 + 1),
+            newURI: format!("https://agent-{i}.example/v2/agent.json"),
+            nonce,
+            fee: fee(),
+        })
+    });
     rows.push(("SetAgentURI".into(), t));
 
     // Feedback on agent 1 (owned by client 0) from the other clients, until `feedback_total`.
@@ -189,37 +199,37 @@ fn main() {
     let before = chain.state.to_snapshot_bytes().len();
     let now_s = chain.time_ms / 1000;
     let t = measure(&mut chain, &clients, &mut nonces, &mut |i, nonce| {
-            TxKind::CreateJob(CreateJob {
-                from: client_address(i),
-                provider: client_address((i + 1) % CLIENTS),
-                evaluator: client_address((i + 2) % CLIENTS),
-                expiredAt: now_s + 86_400,
-                description: "summarise ten papers".into(),
-                platform: Address::ZERO,
-                platformFeeBps: 0,
-                nonce,
-                fee: fee(),
-            })
-        });
+        TxKind::CreateJob(CreateJob {
+            from: client_address(i),
+            provider: client_address((i + 1) % CLIENTS),
+            evaluator: client_address((i + 2) % CLIENTS),
+            expiredAt: now_s + 86_400,
+            description: "summarise ten papers".into(),
+            platform: Address::ZERO,
+            platformFeeBps: 0,
+            nonce,
+            fee: fee(),
+        })
+    });
     rows.push(("CreateJob".into(), t));
     let jobs = chain.state.jobs().count() as usize;
     let per_job = (chain.state.to_snapshot_bytes().len() - before) / jobs;
 
     let t = measure(&mut chain, &clients, &mut nonces, &mut |i, nonce| {
-            TxKind::GrantAllowance(GrantAllowance {
-                from: client_address(i),
-                agent: client_address(CLIENTS - 1 - i),
-                tokens: vec![Token::Musd.address()],
-                periodBudgets: vec![U256::from(1_000_000u64)],
-                maxPerTx: vec![U256::from(1_000u64)],
-                periodBlocks: 86_400,
-                recipients: vec![],
-                kinds: vec![],
-                expiresAt: 0,
-                nonce,
-                fee: fee(),
-            })
-        });
+        TxKind::GrantAllowance(GrantAllowance {
+            from: client_address(i),
+            agent: client_address(CLIENTS - 1 - i),
+            tokens: vec![Token::Musd.address()],
+            periodBudgets: vec![U256::from(1_000_000u64)],
+            maxPerTx: vec![U256::from(1_000u64)],
+            periodBlocks: 86_400,
+            recipients: vec![],
+            kinds: vec![],
+            expiresAt: 0,
+            nonce,
+            fee: fee(),
+        })
+    });
     rows.push(("GrantAllowance".into(), t));
     // Clients 999..500 are now delegated keys of clients 0..499: their transfers spend the
     // owners' allowances.
@@ -243,10 +253,18 @@ fn main() {
             .collect();
         times.push(chain.block(txs) / BLOCK as f64);
     }
-    rows.push(("Transfer by a delegated key (allowance)".into(), median(times)));
+    rows.push((
+        "Transfer by a delegated key (allowance)".into(),
+        median(times),
+    ));
 
     // Summaries over agent 1's feedback.
-    let rep = chain.state.agents().reputation(1).expect("feedback").clone();
+    let rep = chain
+        .state
+        .agents()
+        .reputation(1)
+        .expect("feedback")
+        .clone();
     let named: Vec<Address> = clients[1..101].iter().map(|c| c.address()).collect();
     let time = |f: &dyn Fn() -> u64| {
         let mut v = Vec::new();
@@ -272,12 +290,21 @@ fn main() {
     println!("| per agent (URI ~60 B, one metadata entry) | {per_agent} |");
     println!("| per feedback (tag, endpoint ~45 B, no URI) | {per_feedback} |");
     println!("| per job (description 20 B) | {per_job} |");
-    println!("\n| summary over {} feedback entries of one agent | µs (median of 1,000) |", rep.feedback_count());
+    println!(
+        "\n| summary over {} feedback entries of one agent | µs (median of 1,000) |",
+        rep.feedback_count()
+    );
     println!("|---|---|");
     println!("| all clients, any tag | {:.2} |", all * 1e6);
     println!("| all clients, tag1 = starred | {:.2} |", tagged * 1e6);
-    println!("| 100 named clients, tag1 = starred | {:.2} |", hundred * 1e6);
-    println!("| 100 named clients, verified only (weighted) | {:.2} |", verified * 1e6);
+    println!(
+        "| 100 named clients, tag1 = starred | {:.2} |",
+        hundred * 1e6
+    );
+    println!(
+        "| 100 named clients, verified only (weighted) | {:.2} |",
+        verified * 1e6
+    );
 }
 
 /// The median cost per transaction of 5 blocks of `make(i, nonce)` signed by clients 0..BLOCK.

@@ -283,7 +283,7 @@ pub struct Agents {
     validations_by_agent: BTreeMap<u64, Vec<B256>>,
     #[serde(default)]
     validations_by_validator: BTreeMap<Address, Vec<B256>>,
-    digest: B256,
+    digest: crate::merkle::RunningDigest,
 }
 
 impl Agents {
@@ -434,22 +434,11 @@ impl Agents {
                     .push(response);
             }
         }
-        let mut buf = [0u8; 65];
-        buf[0] = 0x08;
-        buf[1..33].copy_from_slice(self.digest.as_slice());
-        buf[33..].copy_from_slice(tx_hash.as_slice());
-        self.digest = keccak256(buf);
+        self.digest.extend(0x08, tx_hash);
     }
 
     pub(crate) fn fold_root(&self, root: B256) -> B256 {
-        if self.digest == B256::ZERO {
-            return root;
-        }
-        let mut buf = [0u8; 65];
-        buf[0] = 0x07;
-        buf[1..33].copy_from_slice(root.as_slice());
-        buf[33..].copy_from_slice(self.digest.as_slice());
-        keccak256(buf)
+        self.digest.fold(0x07, root)
     }
 }
 

@@ -21,7 +21,7 @@
 //! `d' = keccak(0x0c ‖ d ‖ tx hash)`, folded in as `keccak(0x0b ‖ root ‖ d)`.
 
 use crate::{State, TxError};
-use alloy_primitives::{keccak256, Address, B256, U256};
+use alloy_primitives::{Address, B256, U256};
 use mycel_types::{genesis::amount_string, Amount, Token, TxKind};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -96,7 +96,7 @@ impl Allowance {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Allowances {
     by_agent: BTreeMap<Address, Allowance>,
-    digest: B256,
+    digest: crate::merkle::RunningDigest,
 }
 
 impl Allowances {
@@ -120,22 +120,11 @@ impl Allowances {
                 self.by_agent.remove(&agent);
             }
         }
-        let mut buf = [0u8; 65];
-        buf[0] = 0x0c;
-        buf[1..33].copy_from_slice(self.digest.as_slice());
-        buf[33..].copy_from_slice(tx_hash.as_slice());
-        self.digest = keccak256(buf);
+        self.digest.extend(0x0c, tx_hash);
     }
 
     pub(crate) fn fold_root(&self, root: B256) -> B256 {
-        if self.digest == B256::ZERO {
-            return root;
-        }
-        let mut buf = [0u8; 65];
-        buf[0] = 0x0b;
-        buf[1..33].copy_from_slice(root.as_slice());
-        buf[33..].copy_from_slice(self.digest.as_slice());
-        keccak256(buf)
+        self.digest.fold(0x0b, root)
     }
 }
 

@@ -26,7 +26,7 @@
 //! tx hash)`, folded in as `keccak(0x09 ‖ root ‖ d)` once any job transaction applied.
 
 use crate::{bank, Account, State, TxError};
-use alloy_primitives::{keccak256, Address, B256, U256};
+use alloy_primitives::{Address, B256, U256};
 use mycel_types::api::{JobEvent, JobStatus};
 use mycel_types::{genesis::amount_string, Amount, Token, TxKind};
 use serde::{Deserialize, Serialize};
@@ -68,7 +68,7 @@ pub struct Jobs {
     jobs: BTreeMap<u64, Job>,
     /// The jobs each address is client, provider or evaluator of (for listing by party).
     by_party: BTreeMap<Address, BTreeSet<u64>>,
-    digest: B256,
+    digest: crate::merkle::RunningDigest,
 }
 
 impl Jobs {
@@ -110,22 +110,11 @@ impl Jobs {
             self.by_party.entry(party).or_default().insert(id);
         }
         self.jobs.insert(id, job);
-        let mut buf = [0u8; 65];
-        buf[0] = 0x0a;
-        buf[1..33].copy_from_slice(self.digest.as_slice());
-        buf[33..].copy_from_slice(tx_hash.as_slice());
-        self.digest = keccak256(buf);
+        self.digest.extend(0x0a, tx_hash);
     }
 
     pub(crate) fn fold_root(&self, root: B256) -> B256 {
-        if self.digest == B256::ZERO {
-            return root;
-        }
-        let mut buf = [0u8; 65];
-        buf[0] = 0x09;
-        buf[1..33].copy_from_slice(root.as_slice());
-        buf[33..].copy_from_slice(self.digest.as_slice());
-        keccak256(buf)
+        self.digest.fold(0x09, root)
     }
 }
 

@@ -635,67 +635,55 @@ impl State {
                 }
                 let token = Token::from_address(&t.token).ok_or(TxError::UnknownToken(t.token))?;
                 let amount = to_amount(t.amount)?;
-                if let Some(spend) =
-                    allowances::delegated_spend(self, tx.sender, "Transfer", t.to, token, amount)?
-                {
-                    // A delegated key moves its owner's tokens; it pays only its fee.
-                    let mut accounts = bank::Touched::new(self, tx.sender, payer);
-                    accounts.debit(spend.owner, token, amount)?;
-                    accounts.credit(t.to, token, amount)?;
-                    writes.extend(accounts.writes());
-                    events.push(Event::Transfer {
-                        token,
-                        from: spend.owner,
-                        to: t.to,
-                        amount,
-                    });
+                let delegated =
+                    allowances::delegated_spend(self, tx.sender, "Transfer", t.to, token, amount)?;
+                let from = match delegated {
+                    Some(spend) => {
+                        // A delegated key moves its owner's tokens; it pays only its fee.
+                        let mut accounts = bank::Touched::new(self, tx.sender, payer);
+                        accounts.debit(spend.owner, token, amount)?;
+                        accounts.credit(t.to, token, amount)?;
+                        writes.extend(accounts.writes());
+                        allowance = Some((tx.sender, Some(spend.allowance)));
+                        spend.owner
+                    }
+                    None => {
+                        // Check against the balance before the fee, so the error names the real
+                        // need.
+                        match token {
+                            Token::Myc => {
+                                let needed = amount
+                                    .checked_add(fee)
+                                    .ok_or_else(|| TxError::AmountTooLarge(t.amount.to_string()))?;
+                                debit(sender.myc, needed, Token::Myc)?;
+                                payer.myc -= amount;
+                            }
+                            Token::Musd => payer.musd = debit(payer.musd, amount, Token::Musd)?,
+                        }
+                        if t.to == tx.sender {
+                            writes.push((tx.sender, bank::credit(payer, token, amount)?));
+                        } else {
+                            let receiver = bank::credit(self.account(&t.to), token, amount)?;
+                            writes.push((tx.sender, payer));
+                            writes.push((t.to, receiver));
+                        }
+                        tx.sender
+                    }
+                };
+                events.push(Event::Transfer {
+                    token,
+                    from,
+                    to: t.to,
+                    amount,
+                });
+                if from != tx.sender {
                     events.push(Event::Allowance(AllowanceEvent::Spent {
-                        owner: spend.owner,
+                        owner: from,
                         agent: tx.sender,
                         token,
                         amount,
                     }));
-                    allowance = Some((tx.sender, Some(spend.allowance)));
-                    events.push(Event::FeeBurned {
-                        from: tx.sender,
-                        amount: fee,
-                    });
-                    return Ok(Plan {
-                        writes,
-                        fee,
-                        events,
-                        authorization,
-                        incentive,
-                        channel,
-                        agent,
-                        job,
-                        allowance,
-                    });
                 }
-                // Check against the balance before the fee, so the error names the real need.
-                match token {
-                    Token::Myc => {
-                        let needed = amount
-                            .checked_add(fee)
-                            .ok_or_else(|| TxError::AmountTooLarge(t.amount.to_string()))?;
-                        debit(sender.myc, needed, Token::Myc)?;
-                        payer.myc -= amount;
-                    }
-                    Token::Musd => payer.musd = debit(payer.musd, amount, Token::Musd)?,
-                }
-                if t.to == tx.sender {
-                    writes.push((tx.sender, bank::credit(payer, token, amount)?));
-                } else {
-                    let receiver = bank::credit(self.account(&t.to), token, amount)?;
-                    writes.push((tx.sender, payer));
-                    writes.push((t.to, receiver));
-                }
-                events.push(Event::Transfer {
-                    token,
-                    from: tx.sender,
-                    to: t.to,
-                    amount,
-                });
             }
             TxKind::TransferWithAuthorization(t) => {
                 let planned =

@@ -161,3 +161,32 @@ mod tests {
         assert_eq!(cached, LeafCache::default().root(header, &accounts));
     }
 }
+
+/// A running digest of the transactions that changed one part of the state, in execution order:
+/// `d' = keccak(tag ‖ d ‖ tx hash)`, folded into the state root as `keccak(fold_tag ‖ root ‖ d)`
+/// once anything changed (the root is unchanged before). Nodes that executed the same blocks hold
+/// the same digest; its cost per block does not grow with the part's size.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub(crate) struct RunningDigest(B256);
+
+impl RunningDigest {
+    pub(crate) fn extend(&mut self, tag: u8, tx_hash: B256) {
+        self.0 = tagged_pair(tag, self.0, tx_hash);
+    }
+
+    pub(crate) fn fold(&self, tag: u8, root: B256) -> B256 {
+        if self.0 == B256::ZERO {
+            return root;
+        }
+        tagged_pair(tag, root, self.0)
+    }
+}
+
+fn tagged_pair(tag: u8, a: B256, b: B256) -> B256 {
+    let mut buf = [0u8; 65];
+    buf[0] = tag;
+    buf[1..33].copy_from_slice(a.as_slice());
+    buf[33..].copy_from_slice(b.as_slice());
+    alloy_primitives::keccak256(buf)
+}

@@ -67,6 +67,24 @@ pub enum Event {
     Allowance(super::AllowanceEvent),
 }
 
+impl Event {
+    /// The agent event, if it is one.
+    pub fn into_agent(self) -> Option<super::AgentEvent> {
+        match self {
+            Event::Agent(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// The job event, if it is one.
+    pub fn into_job(self) -> Option<super::JobEvent> {
+        match self {
+            Event::Job(j) => Some(j),
+            _ => None,
+        }
+    }
+}
+
 /// Something an incentive-layer transaction did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
