@@ -13,8 +13,8 @@ use clap::{Args, Subcommand};
 use mycel_client::api::{self, Event, JobEvent, JobStatus};
 use mycel_client::JobFilter;
 use mycel_types::tx::{
-    ClaimJobRefund, CompleteJob, CreateJob, FundJob, RejectJob, SetJobBudget, SetJobProvider,
-    SubmitJob,
+    ClaimJobRefund, CompleteJob, CreateJob, DisputeJob, FundJob, RejectJob, SetJobBudget,
+    SetJobProvider, SubmitJob,
 };
 use mycel_types::{format_amount, Token, TxKind};
 
@@ -37,6 +37,9 @@ pub enum JobCommand {
     Reject(DecideArgs),
     /// After the expiry: refund a job nobody settled to its client (anyone may).
     Refund(JobTxArgs),
+    /// As the client, within the dispute window after delivery: hand the decision to a subnet
+    /// validator, which re-runs the deliverable and completes or rejects the job.
+    Dispute(DisputeArgs),
     /// Show a job.
     Show(ShowArgs),
     /// List jobs, e.g. a provider's funded work: --provider ADDRESS --status funded.
@@ -56,6 +59,10 @@ pub struct CreateArgs {
     pub expires_in: u64,
     #[arg(long, default_value = "")]
     pub description: String,
+    /// Seconds after delivery in which you may hand the decision to a subnet validator's
+    /// re-execution (`mycel job dispute`); the evaluator cannot complete the job during them.
+    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+    pub dispute_window: u64,
     /// A platform that takes --platform-fee-bps of the budget on completion.
     #[arg(long, value_name = "ADDRESS", requires = "platform_fee_bps")]
     pub platform: Option<Address>,
@@ -126,6 +133,22 @@ pub struct DecideArgs {
 pub struct JobTxArgs {
     #[arg(long, value_name = "ID")]
     pub job: u64,
+    #[command(flatten)]
+    pub send: SendArgs,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DisputeArgs {
+    #[arg(long, value_name = "ID")]
+    pub job: u64,
+    /// The subnet whose validator decides.
+    #[arg(long, value_name = "NETUID", default_value_t = 1)]
+    pub netuid: u16,
+    /// The validator's hotkey (it must hold a validator permit in the subnet).
+    #[arg(long, value_name = "ADDRESS")]
+    pub validator: Address,
     #[command(flatten)]
     pub send: SendArgs,
     #[command(flatten)]
@@ -269,6 +292,20 @@ pub fn run(command: JobCommand) -> Result<()> {
             })?;
             show(&args.client, id)
         }
+        JobCommand::Dispute(args) => {
+            let (id, netuid, validator) = (args.job, args.netuid, args.validator);
+            job_events(&args.client, &args.send, move |from, nonce, fee| {
+                TxKind::DisputeJob(DisputeJob {
+                    from,
+                    jobId: id,
+                    netuid,
+                    validator,
+                    nonce,
+                    fee,
+                })
+            })?;
+            show(&args.client, id)
+        }
         JobCommand::Show(args) => show(&args.client, args.job),
         JobCommand::List(args) => list(args),
     }
@@ -280,6 +317,7 @@ fn create(args: CreateArgs) -> Result<()> {
     let now = node.latest_block()?.timestamp_ms / 1000;
     let expired_at = now + args.expires_in;
     let (provider, evaluator) = (args.provider.unwrap_or(Address::ZERO), args.evaluator);
+    let dispute_window = args.dispute_window;
     let (platform, bps) = (
         args.platform.unwrap_or(Address::ZERO),
         args.platform_fee_bps.unwrap_or(0),
@@ -291,6 +329,7 @@ fn create(args: CreateArgs) -> Result<()> {
             provider,
             evaluator,
             expiredAt: expired_at,
+            disputeWindow: dispute_window,
             description,
             platform,
             platformFeeBps: bps,
@@ -340,6 +379,14 @@ fn print_job(j: &api::Job) {
     }
     if let Some(d) = j.deliverable {
         println!("  delivered  {d} {}", j.deliverable_uri);
+    }
+    match (j.disputed, j.dispute_window_s, j.submitted_at_s) {
+        (true, _, _) => println!("  disputed: the validator {} decides", j.evaluator),
+        (false, w, Some(at)) if w > 0 => {
+            println!("  dispute window until block time {} s", at + w)
+        }
+        (false, w, None) if w > 0 => println!("  dispute window {w} s after delivery"),
+        _ => {}
     }
     if !j.description.is_empty() {
         println!("  {}", j.description);

@@ -4,7 +4,9 @@
 //! (ERC-8004), and the validator answers by re-running them: 100 for the honest one, 0 for the
 //! other, each with a report it serves. Two jobs (ERC-8183) name the validator as evaluator: the
 //! honest deliverable is completed (the provider paid), the dishonest one rejected (the client
-//! refunded). Last, an agent key pays the gateway over x402 from its owner's allowance.
+//! refunded). A third job with a human evaluator is disputed by its client within the dispute
+//! window and decided by the validator's re-run. Last, an agent key pays the gateway over x402
+//! from its owner's allowance.
 
 use alloy_primitives::{keccak256, Address};
 use mycel_testkit::http::{file_server, get_json};

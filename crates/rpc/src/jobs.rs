@@ -27,6 +27,9 @@ fn job_answer(id: u64, j: &jobs::Job) -> api::Job {
         platform_fee_bps: j.platform_fee_bps,
         deliverable: j.deliverable,
         deliverable_uri: j.deliverable_uri.clone(),
+        dispute_window_s: j.dispute_window_s,
+        submitted_at_s: j.submitted_at_s,
+        disputed: j.disputed,
         created_height: j.created_height,
         updated_height: j.updated_height,
     }

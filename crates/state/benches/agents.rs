@@ -204,6 +204,7 @@ fn main() {
             provider: client_address((i + 1) % CLIENTS),
             evaluator: client_address((i + 2) % CLIENTS),
             expiredAt: now_s + 86_400,
+            disputeWindow: 0,
             description: "summarise ten papers".into(),
             platform: Address::ZERO,
             platformFeeBps: 0,

@@ -672,6 +672,7 @@ fn a_completed_job_backs_one_review_by_its_client() {
                 provider: provider.address(),
                 evaluator: evaluator.address(),
                 expiredAt: expires,
+                disputeWindow: 0,
                 description: String::new(),
                 platform: Address::ZERO,
                 platformFeeBps: 0,

@@ -18,6 +18,12 @@
 //!   or the client while Open (nothing was escrowed).
 //! - `ClaimJobRefund` (anyone): once the block time is past the expiry, while Funded or
 //!   Submitted; the escrow goes back to the client. Reject and expiry are final.
+//! - Beyond ERC-8183, a dispute window (`disputeWindow` seconds, at most
+//!   [`MAX_DISPUTE_WINDOW_S`], fixed at creation): for that long after delivery the evaluator may
+//!   reject but not complete, and the client may `DisputeJob`, naming a validator that holds a
+//!   validator permit in a subnet; that validator becomes the evaluator and decides by re-running
+//!   the deliverable (`mycel validator` does). Once the window closes undisputed, the evaluator
+//!   decides as before.
 //!
 //! Escrow is in the books: `mUSD issued = balances + channel escrow + job escrow`, asserted after
 //! every block. Each refusal has its own code; a refused transaction changes nothing.
@@ -40,6 +46,8 @@ pub const MAX_DELIVERABLE_URI_BYTES: usize = 512;
 pub const MAX_PLATFORM_FEE_BPS: u16 = 1000;
 /// How far ahead a job may expire: 365 days.
 pub const MAX_JOB_LIFETIME_S: u64 = 365 * 24 * 3600;
+/// The longest dispute window: 7 days.
+pub const MAX_DISPUTE_WINDOW_S: u64 = 7 * 24 * 3600;
 
 /// One job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,6 +66,12 @@ pub struct Job {
     pub platform_fee_bps: u16,
     pub deliverable: Option<B256>,
     pub deliverable_uri: String,
+    #[serde(default)]
+    pub dispute_window_s: u64,
+    #[serde(default)]
+    pub submitted_at_s: Option<u64>,
+    #[serde(default)]
+    pub disputed: bool,
     pub created_height: u64,
     pub updated_height: u64,
 }
@@ -176,6 +190,16 @@ pub enum JobError {
         size: usize,
         max: usize,
     },
+    #[error("dispute window {got} s is over the {max} s limit")]
+    DisputeWindowTooLong { got: u64, max: u64 },
+    #[error("job {job_id}'s client may dispute until block time {until} s: the evaluator completes after that")]
+    DisputeWindowOpen { job_id: u64, until: u64 },
+    #[error("job {job_id}'s dispute window {detail}")]
+    DisputeWindowClosed { job_id: u64, detail: String },
+    #[error("job {job_id} is already disputed")]
+    AlreadyDisputed { job_id: u64 },
+    #[error("{validator} holds no validator permit in subnet {netuid}")]
+    NotAValidator { validator: Address, netuid: u16 },
 }
 
 impl JobError {
@@ -197,6 +221,11 @@ impl JobError {
             JobError::NoEvaluator => "job_no_evaluator",
             JobError::BadPlatformFee { .. } => "job_bad_platform_fee",
             JobError::FieldTooLong { .. } => "job_field_too_long",
+            JobError::DisputeWindowTooLong { .. } => "job_dispute_window_too_long",
+            JobError::DisputeWindowOpen { .. } => "job_dispute_window_open",
+            JobError::DisputeWindowClosed { .. } => "job_dispute_window_closed",
+            JobError::AlreadyDisputed { .. } => "job_already_disputed",
+            JobError::NotAValidator { .. } => "job_not_a_validator",
         }
     }
 }
@@ -278,6 +307,12 @@ pub(crate) fn plan_tx(
                 }));
             }
             check_len("description", &t.description, MAX_DESCRIPTION_BYTES)?;
+            if t.disputeWindow > MAX_DISPUTE_WINDOW_S {
+                return Err(err(JobError::DisputeWindowTooLong {
+                    got: t.disputeWindow,
+                    max: MAX_DISPUTE_WINDOW_S,
+                }));
+            }
             let id = state.jobs().count() + 1;
             let provider = (t.provider != Address::ZERO).then_some(t.provider);
             let job = Job {
@@ -293,6 +328,9 @@ pub(crate) fn plan_tx(
                 platform_fee_bps: t.platformFeeBps,
                 deliverable: None,
                 deliverable_uri: String::new(),
+                dispute_window_s: t.disputeWindow,
+                submitted_at_s: None,
+                disputed: false,
                 created_height: height,
                 updated_height: height,
             };
@@ -390,6 +428,7 @@ pub(crate) fn plan_tx(
             )?;
             job.deliverable = Some(t.deliverable);
             job.deliverable_uri = t.deliverableURI.clone();
+            job.submitted_at_s = Some(now);
             job.status = JobStatus::Submitted;
             let event = JobEvent::Submitted {
                 job_id: t.jobId,
@@ -406,6 +445,12 @@ pub(crate) fn plan_tx(
                 }));
             }
             status_is(&job, t.jobId, &[JobStatus::Submitted])?;
+            if let Some(until) = dispute_until(&job).filter(|until| !job.disputed && now < *until) {
+                return Err(err(JobError::DisputeWindowOpen {
+                    job_id: t.jobId,
+                    until,
+                }));
+            }
             // bps ≤ 1000, so the product fits: budget < 2^128 / 2^10 is not needed with U256.
             let platform_fee = (U256::from(job.escrowed) * U256::from(job.platform_fee_bps)
                 / U256::from(10_000u64))
@@ -478,6 +523,53 @@ pub(crate) fn plan_tx(
             };
             (t.jobId, job, event)
         }
+        TxKind::DisputeJob(t) => {
+            let mut job = existing(state, t.jobId)?;
+            if job.client != sender {
+                return Err(err(JobError::NotClient {
+                    job_id: t.jobId,
+                    sender,
+                }));
+            }
+            status_is(&job, t.jobId, &[JobStatus::Submitted])?;
+            if job.disputed {
+                return Err(err(JobError::AlreadyDisputed { job_id: t.jobId }));
+            }
+            match dispute_until(&job) {
+                None => {
+                    return Err(err(JobError::DisputeWindowClosed {
+                        job_id: t.jobId,
+                        detail: "is 0: the job cannot be disputed".into(),
+                    }))
+                }
+                Some(until) if now > until => {
+                    return Err(err(JobError::DisputeWindowClosed {
+                        job_id: t.jobId,
+                        detail: format!("closed at block time {until} s; it is {now} s"),
+                    }))
+                }
+                Some(_) => {}
+            }
+            let permitted = state.subnets().get(t.netuid).is_some_and(|s| {
+                s.neurons
+                    .iter()
+                    .any(|n| n.hotkey == t.validator && n.validator_permit)
+            });
+            if !permitted {
+                return Err(err(JobError::NotAValidator {
+                    validator: t.validator,
+                    netuid: t.netuid,
+                }));
+            }
+            job.evaluator = t.validator;
+            job.disputed = true;
+            let event = JobEvent::Disputed {
+                job_id: t.jobId,
+                validator: t.validator,
+                netuid: t.netuid,
+            };
+            (t.jobId, job, event)
+        }
         other => unreachable!("{} is not a job transaction", other.type_name()),
     };
     let mut job = job;
@@ -487,6 +579,16 @@ pub(crate) fn plan_tx(
         event,
         job: (id, job),
     })
+}
+
+/// The end of a delivered job's dispute window (block time, s); `None` without one.
+fn dispute_until(job: &Job) -> Option<u64> {
+    (job.dispute_window_s > 0)
+        .then(|| {
+            job.submitted_at_s
+                .map(|at| at.saturating_add(job.dispute_window_s))
+        })
+        .flatten()
 }
 
 fn not_expired(job: &Job, id: u64, now: u64) -> Result<(), TxError> {

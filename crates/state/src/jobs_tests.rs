@@ -12,6 +12,8 @@ const PROVIDER: usize = 2;
 const EVALUATOR: usize = 3;
 const PLATFORM: usize = 4;
 const STRANGER: usize = 5;
+/// The jobs of these tests have no dispute window (the dispute test makes its own).
+const DISPUTE: u64 = 0;
 
 type Make = Box<dyn FnOnce(Address, u64) -> TxKind>;
 
@@ -24,6 +26,7 @@ fn create(provider: Option<usize>, expires_in_s: u64, fee_bps: u16, chain: &Chai
             provider,
             evaluator: key(EVALUATOR).address(),
             expiredAt: expired_at,
+            disputeWindow: DISPUTE,
             description: "summarise 10 papers".into(),
             platform: if fee_bps > 0 {
                 key(PLATFORM).address()
@@ -219,6 +222,7 @@ fn bad_inputs_are_refused_with_their_own_code_and_change_nothing() {
             provider: Address::ZERO,
             evaluator: Address::ZERO,
             expiredAt: u64::MAX,
+            disputeWindow: DISPUTE,
             description: String::new(),
             platform: Address::ZERO,
             platformFeeBps: 0,
@@ -379,4 +383,87 @@ proptest! {
             prop_assert_eq!(held(&chain), start);
         }
     }
+}
+
+#[test]
+fn the_dispute_window_holds_completion_and_needs_a_real_validator() {
+    use mycel_types::tx::DisputeJob;
+    let mut chain = Chain::new();
+    let expires = chain.time_ms / 1000 + 3600;
+    let make = |window: u64| -> Make {
+        Box::new(move |from, nonce| {
+            TxKind::CreateJob(CreateJob {
+                from,
+                provider: key(PROVIDER).address(),
+                evaluator: key(EVALUATOR).address(),
+                expiredAt: expires,
+                disputeWindow: window,
+                description: String::new(),
+                platform: Address::ZERO,
+                platformFeeBps: 0,
+                nonce,
+                fee: fee(),
+            })
+        })
+    };
+    assert_eq!(
+        chain.refused(key(CLIENT), make(MAX_DISPUTE_WINDOW_S + 1)),
+        "job_dispute_window_too_long"
+    );
+    chain.run(key(CLIENT), make(30)).unwrap();
+    chain.run(key(CLIENT), budget(1, 100)).unwrap();
+    chain.run(key(CLIENT), fund(1, 100)).unwrap();
+    chain.run(key(PROVIDER), submit(1)).unwrap();
+    let dispute = |validator: usize| -> Make {
+        Box::new(move |from, nonce| {
+            TxKind::DisputeJob(DisputeJob {
+                from,
+                jobId: 1,
+                netuid: 1,
+                validator: key(validator).address(),
+                nonce,
+                fee: fee(),
+            })
+        })
+    };
+    // Inside the window: the evaluator may not complete; only the client disputes, and only to
+    // a validator with a permit (there is no subnet here).
+    assert_eq!(
+        chain.refused(key(EVALUATOR), complete(1)),
+        "job_dispute_window_open"
+    );
+    assert_eq!(
+        chain.refused(key(STRANGER), dispute(EVALUATOR)),
+        "job_not_client"
+    );
+    assert_eq!(
+        chain.refused(key(CLIENT), dispute(STRANGER)),
+        "job_not_a_validator"
+    );
+    // After it: no dispute, and the evaluator completes.
+    chain.advance(31);
+    assert_eq!(
+        chain.refused(key(CLIENT), dispute(STRANGER)),
+        "job_dispute_window_closed"
+    );
+    chain.run(key(EVALUATOR), complete(1)).unwrap();
+    // A job without a window cannot be disputed.
+    chain.run(key(CLIENT), make(0)).unwrap();
+    chain.run(key(CLIENT), budget(2, 100)).unwrap();
+    chain.run(key(CLIENT), fund(2, 100)).unwrap();
+    chain.run(key(PROVIDER), submit(2)).unwrap();
+    let dispute2: Make = Box::new(|from, nonce| {
+        TxKind::DisputeJob(DisputeJob {
+            from,
+            jobId: 2,
+            netuid: 1,
+            validator: key(EVALUATOR).address(),
+            nonce,
+            fee: fee(),
+        })
+    });
+    assert_eq!(
+        chain.refused(key(CLIENT), dispute2),
+        "job_dispute_window_closed"
+    );
 }

@@ -579,7 +579,8 @@ impl State {
             | TxKind::SubmitJob(_)
             | TxKind::CompleteJob(_)
             | TxKind::RejectJob(_)
-            | TxKind::ClaimJobRefund(_)) => {
+            | TxKind::ClaimJobRefund(_)
+            | TxKind::DisputeJob(_)) => {
                 let planned = jobs::plan_tx(self, tx.sender, payer, kind)?;
                 writes.extend(planned.writes);
                 events.push(Event::Job(planned.event));

@@ -152,6 +152,7 @@ fn job_kinds(from: Address) -> Vec<TxKind> {
             provider: other,
             evaluator: Address::repeat_byte(0x66),
             expiredAt: 1_765_000_000,
+            disputeWindow: 600,
             description: "translate the README into French".into(),
             platform: Address::repeat_byte(0x77),
             platformFeeBps: 250,
@@ -199,6 +200,14 @@ fn job_kinds(from: Address) -> Vec<TxKind> {
             jobId: 4,
             reason: B256::repeat_byte(0x02),
             nonce: 16,
+            fee,
+        }),
+        TxKind::DisputeJob(tx::DisputeJob {
+            from,
+            jobId: 4,
+            netuid: 1,
+            validator: Address::repeat_byte(0x44),
+            nonce: 18,
             fee,
         }),
         TxKind::ClaimJobRefund(tx::ClaimJobRefund {

@@ -39,8 +39,8 @@ mod allowances;
 pub use allowances::{GrantAllowance, RevokeAllowance};
 mod jobs;
 pub use jobs::{
-    ClaimJobRefund, CompleteJob, CreateJob, FundJob, RejectJob, SetJobBudget, SetJobProvider,
-    SubmitJob,
+    ClaimJobRefund, CompleteJob, CreateJob, DisputeJob, FundJob, RejectJob, SetJobBudget,
+    SetJobProvider, SubmitJob,
 };
 mod sessions;
 pub use sessions::{
@@ -239,6 +239,7 @@ tx_kinds! {
     55 => CompleteJob,
     56 => RejectJob,
     57 => ClaimJobRefund,
+    58 => DisputeJob,
     60 => GrantAllowance,
     61 => RevokeAllowance,
 }

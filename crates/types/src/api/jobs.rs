@@ -110,6 +110,12 @@ pub enum JobEvent {
         #[serde(with = "super::amount")]
         refunded: u128,
     },
+    /// The client handed the decision to `validator` (a validator of subnet `netuid`).
+    Disputed {
+        job_id: u64,
+        validator: Address,
+        netuid: u16,
+    },
 }
 
 impl JobEvent {
@@ -122,7 +128,8 @@ impl JobEvent {
             | JobEvent::Submitted { job_id, .. }
             | JobEvent::Completed { job_id, .. }
             | JobEvent::Rejected { job_id, .. }
-            | JobEvent::Expired { job_id, .. } => *job_id,
+            | JobEvent::Expired { job_id, .. }
+            | JobEvent::Disputed { job_id, .. } => *job_id,
         }
     }
 }
@@ -148,6 +155,12 @@ pub struct Job {
     pub platform_fee_bps: u16,
     pub deliverable: Option<B256>,
     pub deliverable_uri: String,
+    /// Seconds after delivery in which the client may dispute (0: no window).
+    pub dispute_window_s: u64,
+    /// Block time (s) of the delivery.
+    pub submitted_at_s: Option<u64>,
+    /// The client handed the decision to a validator (now `evaluator`).
+    pub disputed: bool,
     pub created_height: u64,
     /// The block of the last change.
     pub updated_height: u64,

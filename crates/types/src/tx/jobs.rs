@@ -5,7 +5,8 @@
 //! One kind per ERC-8183 function, the caller as `from`: [`CreateJob`] (`createJob`, with an
 //! optional platform fee agreed at creation), [`SetJobProvider`], [`SetJobBudget`], [`FundJob`]
 //! (`fund(jobId, expectedBudget)`), [`SubmitJob`], [`CompleteJob`], [`RejectJob`],
-//! [`ClaimJobRefund`]. Every kind's fee is paid in MYC by `from`. The rules are in
+//! [`ClaimJobRefund`]; and beyond the standard [`DisputeJob`]: within a dispute window after
+//! delivery, the client hands the decision to a subnet validator that re-runs the deliverable. Every kind's fee is paid in MYC by `from`. The rules are in
 //! `mycel_state::jobs` and docs/agents.md.
 
 use super::incentive::{field_string, MessageJson};
@@ -16,7 +17,9 @@ use serde_json::{json, Value};
 
 sol! {
     /// The client `from` opens a job: `provider` (zero: set later), the `evaluator` who decides
-    /// it, its expiry (block time, seconds), a description, and an optional `platform` that takes
+    /// it, its expiry (block time, seconds), a dispute window (seconds after delivery in which
+    /// the client may hand the decision to a subnet validator's re-execution, and the evaluator
+    /// may not complete; 0: none), a description, and an optional `platform` that takes
     /// `platformFeeBps` (at most 10%) of the budget on completion.
     #[derive(Debug, PartialEq, Eq)]
     struct CreateJob {
@@ -24,6 +27,7 @@ sol! {
         address provider;
         address evaluator;
         uint64 expiredAt;
+        uint64 disputeWindow;
         string description;
         address platform;
         uint16 platformFeeBps;
@@ -94,6 +98,19 @@ sol! {
         uint256 fee;
     }
 
+    /// The client, within the dispute window after delivery, hands the decision to `validator`,
+    /// which must hold a validator permit in subnet `netuid`: it re-runs the deliverable and
+    /// completes or rejects the job.
+    #[derive(Debug, PartialEq, Eq)]
+    struct DisputeJob {
+        address from;
+        uint64 jobId;
+        uint16 netuid;
+        address validator;
+        uint64 nonce;
+        uint256 fee;
+    }
+
     /// Anyone, after the expiry, returns the escrow of a job nobody settled to its client.
     #[derive(Debug, PartialEq, Eq)]
     struct ClaimJobRefund {
@@ -120,6 +137,7 @@ impl MessageJson for CreateJob {
     fn to_message(&self) -> Value {
         json!({"from": addr(&self.from), "provider": addr(&self.provider),
                "evaluator": addr(&self.evaluator), "expiredAt": self.expiredAt,
+               "disputeWindow": self.disputeWindow,
                "description": self.description, "platform": addr(&self.platform),
                "platformFeeBps": self.platformFeeBps, "nonce": self.nonce,
                "fee": self.fee.to_string()})
@@ -130,6 +148,7 @@ impl MessageJson for CreateJob {
             provider: field_address(m, "provider")?,
             evaluator: field_address(m, "evaluator")?,
             expiredAt: field_u64(m, "expiredAt")?,
+            disputeWindow: field_u64(m, "disputeWindow")?,
             description: field_string(m, "description")?,
             platform: field_address(m, "platform")?,
             platformFeeBps: field_u16(m, "platformFeeBps")?,
@@ -232,6 +251,24 @@ impl MessageJson for RejectJob {
             from: field_address(m, "from")?,
             jobId: field_u64(m, "jobId")?,
             reason: field_b256(m, "reason")?,
+            nonce: field_u64(m, "nonce")?,
+            fee: field_u256(m, "fee")?,
+        })
+    }
+}
+
+impl MessageJson for DisputeJob {
+    fn to_message(&self) -> Value {
+        json!({"from": addr(&self.from), "jobId": self.jobId, "netuid": self.netuid,
+               "validator": addr(&self.validator), "nonce": self.nonce,
+               "fee": self.fee.to_string()})
+    }
+    fn from_message(m: &Value) -> Result<Self, DecodeError> {
+        Ok(DisputeJob {
+            from: field_address(m, "from")?,
+            jobId: field_u64(m, "jobId")?,
+            netuid: field_u16(m, "netuid")?,
+            validator: field_address(m, "validator")?,
             nonce: field_u64(m, "nonce")?,
             fee: field_u256(m, "fee")?,
         })
