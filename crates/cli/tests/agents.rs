@@ -248,6 +248,14 @@ fn an_agent_registers_is_paid_rated_answered_and_handed_over() {
     let after = devnet.json(&["agent", "reputation", "1"]);
     assert_eq!(after["count"], 1);
 
+    // The clients, in the order of their first feedback, with their last index.
+    let (_, clients) = get(&devnet, "/v1/agents/1/clients");
+    assert_eq!(
+        clients["clients"][0]["client"],
+        addr(PAYING_CLIENT).to_string().to_lowercase()
+    );
+    assert_eq!(clients["clients"][1]["last_index"], 1);
+
     // Pages: one item per page walks the same list.
     let (_, first) = get(&devnet, "/v1/agents/1/feedback?limit=1");
     let cursor = first["next_cursor"]

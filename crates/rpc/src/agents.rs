@@ -507,3 +507,40 @@ fn flag(params: &BTreeMap<String, String>, name: &str) -> Result<bool, ApiError>
         Some(other) => Err(bad_query(format!("{name} '{other}' is not true or false"))),
     }
 }
+
+/// ERC-8004 `getClients` and `getLastIndex`: an agent's clients in the order of their first
+/// feedback, from position `cursor`.
+pub(super) async fn agent_clients(
+    State(api): State<ApiState>,
+    Path(id): Path<String>,
+    params: Params,
+) -> Answered<api::ClientList> {
+    let Query(params) = params?;
+    let id = parse_agent_id(&id)?;
+    let limit = limit(&params)?;
+    let from = usize::try_from(number(&params, "cursor")?.unwrap_or(0))
+        .map_err(|_| bad_query("cursor is too large"))?;
+    api.node.with_finalized_state(|s| {
+        s.agents().agent(id).ok_or_else(|| unknown_agent(id))?;
+        let all = s.agents().reputation(id).map_or(&[][..], |r| r.clients());
+        let clients = all
+            .iter()
+            .skip(from)
+            .take(limit)
+            .map(|c| api::AgentClient {
+                client: *c,
+                last_index: s
+                    .agents()
+                    .reputation(id)
+                    .map_or(0, |r| r.client_feedback(c).len() as u64),
+            })
+            .collect::<Vec<_>>();
+        let next = from + clients.len();
+        Ok(ok(api::ClientList {
+            agent_id: id,
+            clients,
+            next_cursor: (next < all.len()).then_some(next as u64),
+            height: s.height(),
+        }))
+    })
+}

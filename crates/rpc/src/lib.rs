@@ -83,6 +83,7 @@ fn router_counting(node: Node, genesis: Genesis, http: ServerStats) -> Router {
         .route("/v1/agents", get(agents::agent_list))
         .route("/v1/agents/{id}", get(agents::agent))
         .route("/v1/agents/{id}/feedback", get(agents::feedback_list))
+        .route("/v1/agents/{id}/clients", get(agents::agent_clients))
         .route("/v1/agents/{id}/reputation", get(agents::reputation))
         .route("/v1/agents/{id}/events", get(agents::agent_events))
         .route(

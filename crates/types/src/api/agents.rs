@@ -197,6 +197,25 @@ pub struct FeedbackList {
     pub height: u64,
 }
 
+/// An agent's clients in the order of their first feedback (ERC-8004 `getClients`), each with its
+/// last feedback index (`getLastIndex`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientList {
+    pub agent_id: u64,
+    pub clients: Vec<AgentClient>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<u64>,
+    pub height: u64,
+}
+
+/// One client of an agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentClient {
+    pub client: Address,
+    /// Its feedback on the agent is numbered 1..=last_index.
+    pub last_index: u64,
+}
+
 /// ERC-8004 `getSummary(agentId, clientAddresses, tag1, tag2)`, from running totals.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReputationSummary {

@@ -30,9 +30,10 @@ mod tx;
 
 pub use account::Account;
 pub use agents::{
-    Agent, AgentEvent, AgentHistory, AgentList, AgentRegistration, AgentRegistrationRef,
-    AgentService, AgentTx, Feedback, FeedbackList, FeedbackResponse, ReputationSummary, Validation,
-    ValidationList, ValidationSummary, AGENT_REGISTRATION_PATH, AGENT_REGISTRATION_TYPE,
+    Agent, AgentClient, AgentEvent, AgentHistory, AgentList, AgentRegistration,
+    AgentRegistrationRef, AgentService, AgentTx, ClientList, Feedback, FeedbackList,
+    FeedbackResponse, ReputationSummary, Validation, ValidationList, ValidationSummary,
+    AGENT_REGISTRATION_PATH, AGENT_REGISTRATION_TYPE,
 };
 pub use allowances::{Allowance, AllowanceEvent, TokenAllowance};
 pub use block::{Block, BlockEvent, BlockTx, BlockTxResult, Lagged};
