@@ -19,6 +19,7 @@ mod incentive_cmd;
 mod job_cmd;
 mod keys;
 mod logging;
+mod mcp_cmd;
 mod miner_cmd;
 mod model_cmd;
 mod node_cmd;
@@ -118,6 +119,8 @@ enum Command {
     /// ERC-8183 jobs with escrow: create, budget, fund, submit, complete, reject, refund, list.
     #[command(subcommand)]
     Job(job_cmd::JobCommand),
+    /// Serve the network as MCP tools for AI assistants (stdio, or streamable HTTP with --listen).
+    Mcp(mcp_cmd::McpArgs),
     /// Serve a model on an OpenAI-compatible API, signing a receipt for every completion.
     Miner(miner_cmd::MinerArgs),
     /// Check inference receipts: signature, request, and (with --rerun) the output itself.
@@ -183,6 +186,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Agent(command) => agent_cmd::run(command),
         Command::Job(command) => job_cmd::run(command),
         Command::Allowance(command) => allowance_cmd::run(command),
+        Command::Mcp(args) => mcp_cmd::run(args),
         Command::Miner(args) => miner_cmd::run(args),
         Command::Receipt(command) => receipt_cmd::run(command),
         Command::Validator(args) => validator_cmd::run(args),

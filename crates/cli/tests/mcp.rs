@@ -1,0 +1,207 @@
+//! `mycel mcp` driven by the official Python MCP client (PyPI `mcp`) on a real devnet: over stdio
+//! with the stateless 2026-07-28 revision and over streamable HTTP with the 2025-11-25 initialize
+//! handshake. Every tool is listed with a schema; reads answer what the node answers; a transfer
+//! with the server's key lands on chain; without a key, with a bad argument, for an unknown tool,
+//! from a foreign Origin, and for an agent key over its allowance, the client gets a clear error
+//! and nothing is spent.
+
+use mycel_testkit::interop::{python, repo_root};
+use mycel_testkit::process::start_mycel;
+use mycel_testkit::{dev_address, free_port, Devnet};
+use serde_json::{json, Value};
+use std::process::Command;
+
+const TOOLS: [&str; 16] = [
+    "agent",
+    "agent_registration",
+    "balance",
+    "block",
+    "emission",
+    "find_agents",
+    "give_feedback",
+    "job",
+    "jobs",
+    "metagraph",
+    "reputation",
+    "status",
+    "subnets",
+    "transaction",
+    "transfer",
+    "verify_receipt",
+];
+
+/// Runs tests/interop/mcp_client.py against `server` (`--stdio JSON` or `--url URL`).
+fn client(server: &[&str], mode: &str, calls: Value) -> Value {
+    let script = repo_root().join("tests/interop/mcp_client.py");
+    let out = Command::new(python())
+        .arg(&script)
+        .args(server)
+        .args(["--mode", mode, "--calls", &calls.to_string()])
+        .output()
+        .expect("run python3 (pip install -r tests/interop/requirements.txt)");
+    assert!(
+        out.status.success(),
+        "mcp_client.py failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}", String::from_utf8_lossy(&out.stdout));
+    })
+}
+
+fn musd(devnet: &Devnet, who: u32) -> u128 {
+    devnet.account(dev_address(who))["musd"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn the_python_mcp_client_reads_and_transfers_over_stdio_and_http() {
+    let devnet = Devnet::start();
+    let mycel = mycel_testkit::mycel::bin().display().to_string();
+    let recipient = "0x0000000000000000000000000000000000000abc";
+
+    // stdio, stateless 2026-07-28, with dev key 3.
+    let stdio = json!([mycel, "mcp", "--rpc", devnet.rpc(), "--dev-account", "3"]).to_string();
+    let out = client(
+        &["--stdio", &stdio],
+        "auto",
+        json!([
+            ["status", {}],
+            ["balance", {"address": dev_address(1).to_string()}],
+            ["transfer", {"to": recipient, "amount": "2.5", "token": "mUSD"}],
+            ["balance", {"address": "not an address"}],
+            ["no_such_tool", {}],
+            ["metagraph", {"netuid": "one"}],
+        ]),
+    );
+    assert_eq!(out["protocol_version"], "2026-07-28");
+    let names: Vec<&str> = out["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, TOOLS);
+    for t in out["tools"].as_array().unwrap() {
+        assert!(t["description"].as_str().unwrap().len() > 20, "{t}");
+        assert_eq!(t["input_schema"]["type"], "object", "{t}");
+    }
+    let r = out["results"].as_array().unwrap();
+    assert_eq!(r[0]["structured"]["chain_id"], 1337);
+    assert_eq!(r[1]["structured"]["musd_display"], "1000000");
+    assert_eq!(r[2]["is_error"], false, "{}", r[2]);
+    assert_eq!(r[2]["structured"]["status"], "finalized");
+    assert_eq!(
+        (
+            r[3]["is_error"].as_bool(),
+            r[3]["structured"]["code"].as_str()
+        ),
+        (Some(true), Some("bad_argument"))
+    );
+    assert!(
+        r[4]["exception"]
+            .as_str()
+            .is_some_and(|e| e.contains("not found")),
+        "{}",
+        r[4]
+    );
+    // A schema violation: an error result that says which argument is wrong.
+    assert_eq!(r[5]["is_error"], true, "{}", r[5]);
+    assert!(r[5]["text"].as_str().unwrap().contains("expected u16"), "{}", r[5]);
+    assert_eq!(
+        devnet.account(recipient.parse().unwrap())["musd"],
+        "2500000",
+        "the transfer is on chain"
+    );
+
+    // An agent key with an allowance spends within it through MCP.
+    devnet.ok(&[
+        "allowance",
+        "grant",
+        "--agent",
+        &dev_address(7).to_string(),
+        "--musd-per-period",
+        "1",
+        "--period-blocks",
+        "100000",
+        "--dev-account",
+        "1",
+    ]);
+    let owner_before = musd(&devnet, 1);
+    let stdio7 = json!([mycel, "mcp", "--rpc", devnet.rpc(), "--dev-account", "7"]).to_string();
+    let out = client(
+        &["--stdio", &stdio7],
+        "auto",
+        json!([
+            ["transfer", {"to": recipient, "amount": "0.75", "token": "mUSD"}],
+            ["transfer", {"to": recipient, "amount": "0.5", "token": "mUSD"}],
+        ]),
+    );
+    let r = out["results"].as_array().unwrap();
+    assert_eq!(r[0]["is_error"], false, "{}", r[0]);
+    assert_eq!(
+        r[1]["structured"]["code"], "allowance_over_period_budget",
+        "{}",
+        r[1]
+    );
+    assert_eq!(
+        musd(&devnet, 1),
+        owner_before - 750_000,
+        "only the first one spent"
+    );
+
+    // Streamable HTTP, 2025-11-25 with initialize, no key.
+    let dir = devnet.dir();
+    let (mut proc, args) = start_mycel(
+        dir.path(),
+        "mcp-http",
+        "mycel MCP server on",
+        "warn",
+        || {
+            let port = free_port();
+            vec![
+                "mcp".into(),
+                "--rpc".into(),
+                devnet.rpc().into(),
+                "--listen".into(),
+                format!("127.0.0.1:{port}"),
+            ]
+        },
+    );
+    let url = format!("http://{}/mcp", args[4]);
+    let out = client(
+        &["--url", &url],
+        "legacy",
+        json!([
+            ["status", {}],
+            ["find_agents", {}],
+            ["transfer", {"to": recipient, "amount": "1"}],
+        ]),
+    );
+    assert_eq!(out["protocol_version"], "2025-11-25");
+    let r = out["results"].as_array().unwrap();
+    assert_eq!(r[0]["structured"]["chain_id"], 1337);
+    assert_eq!(r[1]["structured"]["total"], 0);
+    assert_eq!(r[2]["structured"]["code"], "no_key", "{}", r[2]);
+
+    // A browser page from another origin is refused.
+    let status = mycel_testkit::http::block_on(async {
+        reqwest::Client::new()
+            .post(&url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("origin", "http://evil.example")
+            .body(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}"#)
+            .send()
+            .await
+            .expect("POST")
+            .status()
+            .as_u16()
+    });
+    assert_eq!(status, 403);
+    let _ = proc.terminate(std::time::Duration::from_secs(5));
+}

@@ -1,0 +1,641 @@
+//! mycel-mcp: the network as MCP tools for AI assistants (docs/mcp.md).
+//!
+//! [`Server`] is one MCP server over a node's API (through mycel-client): tools that read the chain
+//! (status, balances, transactions, blocks, subnets, metagraphs, emission), find and read agents
+//! (ERC-8004: agents ranked by verified reputation, registration files, summaries), jobs, check an
+//! inference receipt, and, with a key, transfer and leave feedback. It is served over stdio
+//! ([`serve_stdio`], for desktop assistants) or streamable HTTP ([`http_router`]) by the official
+//! Rust SDK (`rmcp`), which speaks both protocol generations in use: 2025-11-25 (`initialize`,
+//! sessions) and the stateless 2026-07-28.
+//!
+//! Contract:
+//! - Every tool has a JSON schema and a description; its result is structured JSON (and the same
+//!   JSON as text). A node's refusal is a tool result with `isError` and `{code, message}`, so an
+//!   assistant can read why; malformed arguments are MCP errors.
+//! - Amounts go in and out in whole tokens ("1.5"), next to base units where the node gives them.
+//! - Write tools refuse without a key and say how to give one; the key may be an agent key with
+//!   an allowance (`mycel allowance grant`), so an assistant spends within its owner's limits.
+//! - Over HTTP: loopback by default, Host and Origin checked (a foreign Origin gets 403), served
+//!   by mycel-http (connection cap, request deadlines).
+
+use alloy_primitives::{Address, B256, U256};
+use alloy_signer_local::PrivateKeySigner;
+use mycel_client::api::{self, AgentRegistration, AGENT_REGISTRATION_TYPE};
+use mycel_client::{ClientError, JobFilter, NodeClient, Outcome, SendOptions};
+use mycel_types::tx::GiveFeedback;
+use mycel_types::{
+    format_amount, parse_amount, ReceiptJson, SignedReceipt, Token, Transfer, TxKind,
+};
+use rmcp::handler::server::{router::tool::ToolRouter, wrapper::Parameters};
+use rmcp::model::{CallToolResult, Implementation, ServerCapabilities, ServerConfig};
+use rmcp::transport::streamable_http_server::{
+    session::local::LocalSessionManager, StreamableHttpServerConfig, StreamableHttpService,
+};
+use rmcp::{tool, tool_handler, tool_router, ErrorData, ServiceExt};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The largest registration file or answer read for a tool.
+const MAX_FETCH_BYTES: usize = 256 * 1024;
+/// How many agents `find_agents` ranks at most.
+const MAX_RANKED: usize = 50;
+
+/// The MCP server of one node.
+#[derive(Clone)]
+pub struct Server {
+    node: NodeClient,
+    signer: Option<Arc<PrivateKeySigner>>,
+    http: reqwest::Client,
+    tool_router: ToolRouter<Server>,
+}
+
+type ToolResult = Result<CallToolResult, ErrorData>;
+
+fn answer(value: impl serde::Serialize) -> ToolResult {
+    match serde_json::to_value(value) {
+        Ok(v) => Ok(CallToolResult::structured(v)),
+        Err(e) => Err(ErrorData::internal_error(e.to_string(), None)),
+    }
+}
+
+/// A refusal the assistant can read and act on.
+fn refusal(code: &str, message: impl Into<String>) -> ToolResult {
+    Ok(CallToolResult::structured_error(
+        json!({"code": code, "message": message.into()}),
+    ))
+}
+
+fn node_refusal(e: ClientError) -> ToolResult {
+    match &e {
+        ClientError::Node { code, message, .. } => refusal(code, message.clone()),
+        other => refusal(
+            other.code().unwrap_or("node_unavailable"),
+            other.to_string(),
+        ),
+    }
+}
+
+fn parse<T: std::str::FromStr>(what: &str, text: &str) -> Result<T, CallToolResult> {
+    text.parse().map_err(|_| {
+        CallToolResult::structured_error(
+            json!({"code": "bad_argument", "message": format!("{what} '{text}' does not parse")}),
+        )
+    })
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct AddressArgs {
+    /// A 0x address (20 bytes, hex).
+    pub address: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct HashArgs {
+    /// A transaction hash (0x + 32 bytes hex).
+    pub hash: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct BlockArgs {
+    /// The block height; the latest finalized block if absent.
+    pub height: Option<u64>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct NetuidArgs {
+    /// The subnet id (1 is the inference subnet of a devnet).
+    pub netuid: u16,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct AgentArgs {
+    /// The agent id (1, 2, …).
+    pub agent_id: u64,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct FindAgentsArgs {
+    /// Only feedback with this tag counts (e.g. "starred"); any tag if absent.
+    pub tag: Option<String>,
+    /// Only the agents this address owns.
+    pub owner: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ReputationArgs {
+    pub agent_id: u64,
+    /// Count only these clients (0x addresses); every client if absent.
+    pub clients: Option<Vec<String>>,
+    pub tag1: Option<String>,
+    pub tag2: Option<String>,
+    /// Only feedback citing a payment the chain verified, weighted by the amount paid.
+    pub verified: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct JobsArgs {
+    pub client: Option<String>,
+    pub provider: Option<String>,
+    pub evaluator: Option<String>,
+    /// open, funded, submitted, completed, rejected or expired.
+    pub status: Option<String>,
+    /// Start from this job id (a previous page's next_cursor).
+    pub cursor: Option<u64>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct JobArgs {
+    pub job_id: u64,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ReceiptArgs {
+    /// A miner's completion JSON with its `receipt` (or the receipt JSON alone).
+    pub answer: Value,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct TransferArgs {
+    /// The recipient (0x address).
+    pub to: String,
+    /// How much, in whole tokens (e.g. "1.5").
+    pub amount: String,
+    /// "MYC" (the default) or "mUSD".
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct FeedbackArgs {
+    pub agent_id: u64,
+    /// The rating: an integer (0–100 is usual); `value_decimals` gives it decimals.
+    pub value: i64,
+    pub value_decimals: Option<u8>,
+    pub tag1: Option<String>,
+    pub tag2: Option<String>,
+    /// The EIP-3009 nonce of an x402 payment the key made to the agent (proves the review was
+    /// paid for).
+    pub payment_nonce: Option<String>,
+}
+
+impl Server {
+    /// A server over `node`; `signer` signs the write tools (none: they refuse).
+    pub fn new(node: NodeClient, signer: Option<PrivateKeySigner>) -> Server {
+        Server {
+            node,
+            signer: signer.map(Arc::new),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()
+                .unwrap_or_default(),
+            tool_router: Self::tool_router(),
+        }
+    }
+
+    /// Signs `build`, submits it and waits until final; the tool's answer.
+    async fn send(&self, build: impl FnOnce(mycel_client::TxFields) -> TxKind) -> ToolResult {
+        let Some(signer) = &self.signer else {
+            return refusal(
+                "no_key",
+                "this tool signs a transaction: start `mycel mcp` with --key NAME (a keystore key) \
+                 or --dev-account N (devnets); an agent key with an allowance (`mycel allowance \
+                 grant`) keeps its spending within its owner's limits",
+            );
+        };
+        match self
+            .node
+            .send_and_wait(signer, &SendOptions::default(), build)
+            .await
+        {
+            Ok(Outcome::Applied(applied)) => answer(json!({
+                "status": "finalized",
+                "hash": applied.hash,
+                "height": applied.height,
+                "receipt": applied.receipt,
+            })),
+            Ok(other) => {
+                let code = other.error().map_or("not_applied", |e| e.code.as_str());
+                refusal(code, other.to_string())
+            }
+            Err(e) => node_refusal(e),
+        }
+    }
+
+    async fn fetch(&self, url: &str) -> Result<Vec<u8>, String> {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(format!("'{url}' is not an http(s) URL"));
+        }
+        let mut response = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| format!("cannot fetch {url}: {e}"))?;
+        if !response.status().is_success() {
+            return Err(format!("{url} answered {}", response.status()));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
+            if body.len() + chunk.len() > MAX_FETCH_BYTES {
+                return Err(format!("{url} is over {MAX_FETCH_BYTES} bytes"));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+}
+
+#[tool_router]
+impl Server {
+    #[tool(
+        description = "The chain's status: chain id, finalized height, latest block hash and \
+                          time, validators, mempool size."
+    )]
+    async fn status(&self) -> ToolResult {
+        self.node.status().await.map_or_else(node_refusal, answer)
+    }
+
+    #[tool(
+        description = "An account's MYC and mUSD balances (base units and whole tokens) and \
+                          its next nonce; for an agent key with an allowance, what one payment it \
+                          may move from its owner (spendable_musd)."
+    )]
+    async fn balance(&self, Parameters(a): Parameters<AddressArgs>) -> ToolResult {
+        let address: Address = match parse("address", &a.address) {
+            Ok(v) => v,
+            Err(e) => return Ok(e),
+        };
+        self.node
+            .account(address)
+            .await
+            .map_or_else(node_refusal, answer)
+    }
+
+    #[tool(
+        description = "A transaction's status (pending, finalized with its receipt and events, \
+                          rejected with a code, or unknown)."
+    )]
+    async fn transaction(&self, Parameters(a): Parameters<HashArgs>) -> ToolResult {
+        let hash: B256 = match parse("hash", &a.hash) {
+            Ok(v) => v,
+            Err(e) => return Ok(e),
+        };
+        self.node.tx(hash).await.map_or_else(node_refusal, answer)
+    }
+
+    #[tool(description = "A finalized block and its transactions (the latest if no height).")]
+    async fn block(&self, Parameters(a): Parameters<BlockArgs>) -> ToolResult {
+        let block = match a.height {
+            Some(h) => self.node.block(h).await,
+            None => self.node.latest_block().await,
+        };
+        block.map_or_else(node_refusal, answer)
+    }
+
+    #[tool(description = "Every subnet: netuid, owner, tempo, pool price, emission share.")]
+    async fn subnets(&self) -> ToolResult {
+        self.node.subnets().await.map_or_else(node_refusal, answer)
+    }
+
+    #[tool(
+        description = "A subnet's metagraph: every UID's hotkey, stake, validator permit, \
+                          consensus, incentive, dividends, emission and endpoint (miners serve \
+                          inference at their endpoint)."
+    )]
+    async fn metagraph(&self, Parameters(a): Parameters<NetuidArgs>) -> ToolResult {
+        self.node
+            .metagraph(a.netuid)
+            .await
+            .map_or_else(node_refusal, answer)
+    }
+
+    #[tool(
+        description = "The MYC emission schedule (per block, halvings) and where the last \
+                          block's emission went."
+    )]
+    async fn emission(&self) -> ToolResult {
+        let (schedule, latest) =
+            tokio::join!(self.node.emission(), self.node.latest_emission_receipt());
+        match (schedule, latest) {
+            (Ok(s), Ok(l)) => answer(json!({"schedule": s, "latest_receipt": l})),
+            (Err(e), _) | (_, Err(e)) => node_refusal(e),
+        }
+    }
+
+    #[tool(
+        description = "Find ERC-8004 agents, ranked by reputation from verified payments (then \
+                          by all feedback): id, owner, registration URI, verified and overall \
+                          averages and counts. Looks at the first 50 agents (or an owner's)."
+    )]
+    async fn find_agents(&self, Parameters(a): Parameters<FindAgentsArgs>) -> ToolResult {
+        let owner: Option<Address> = match a.owner.as_deref().map(|o| parse("owner", o)) {
+            Some(Ok(o)) => Some(o),
+            Some(Err(e)) => return Ok(e),
+            None => None,
+        };
+        let list = match self.node.agents(owner, None, Some(MAX_RANKED)).await {
+            Ok(l) => l,
+            Err(e) => return node_refusal(e),
+        };
+        let tag = a.tag.unwrap_or_default();
+        let mut ranked = Vec::new();
+        for agent in list.agents {
+            let id = agent.agent_id;
+            let (verified, all) = tokio::join!(
+                self.node
+                    .reputation(id, vec![], tag.clone(), String::new(), true),
+                self.node
+                    .reputation(id, vec![], tag.clone(), String::new(), false)
+            );
+            let (verified, all) = match (verified, all) {
+                (Ok(v), Ok(a)) => (v, a),
+                (Err(e), _) | (_, Err(e)) => return node_refusal(e),
+            };
+            ranked.push((agent, verified, all));
+        }
+        let key = |s: &api::ReputationSummary| {
+            (
+                s.count > 0,
+                s.summary_value.parse::<i128>().unwrap_or(i128::MIN),
+            )
+        };
+        ranked.sort_by(|x, y| {
+            key(&y.1)
+                .cmp(&key(&x.1))
+                .then(key(&y.2).cmp(&key(&x.2)))
+                .then(x.0.agent_id.cmp(&y.0.agent_id))
+        });
+        let agents: Vec<Value> = ranked
+            .into_iter()
+            .map(|(agent, verified, all)| {
+                json!({"agent_id": agent.agent_id, "owner": agent.owner, "uri": agent.uri,
+                       "wallet": agent.wallet,
+                       "verified": {"count": verified.count, "average": verified.average,
+                                    "paid_total_musd": format_amount(verified.paid_total, Token::Musd)},
+                       "all": {"count": all.count, "average": all.average}})
+            })
+            .collect();
+        answer(json!({"agents": agents, "total": list.total, "tag": tag}))
+    }
+
+    #[tool(
+        description = "One ERC-8004 agent: owner, verified wallet, registration URI, metadata, \
+                          feedback counts."
+    )]
+    async fn agent(&self, Parameters(a): Parameters<AgentArgs>) -> ToolResult {
+        self.node
+            .agent(a.agent_id)
+            .await
+            .map_or_else(node_refusal, answer)
+    }
+
+    #[tool(
+        description = "An agent's ERC-8004 registration file, fetched from its URI: its name, \
+                          description, services (endpoints), x402 support, registrations."
+    )]
+    async fn agent_registration(&self, Parameters(a): Parameters<AgentArgs>) -> ToolResult {
+        let agent = match self.node.agent(a.agent_id).await {
+            Ok(agent) => agent,
+            Err(e) => return node_refusal(e),
+        };
+        if agent.uri.is_empty() {
+            return refusal(
+                "no_uri",
+                format!("agent {} has no registration URI", a.agent_id),
+            );
+        }
+        let body = match self.fetch(&agent.uri).await {
+            Ok(b) => b,
+            Err(e) => return refusal("unreachable", e),
+        };
+        match serde_json::from_slice::<AgentRegistration>(&body) {
+            Ok(file) if file.kind == AGENT_REGISTRATION_TYPE => answer(file),
+            Ok(file) => refusal(
+                "not_a_registration_file",
+                format!("{} has type '{}'", agent.uri, file.kind),
+            ),
+            Err(e) => refusal("not_a_registration_file", format!("{}: {e}", agent.uri)),
+        }
+    }
+
+    #[tool(
+        description = "An agent's reputation (ERC-8004 getSummary): count and average of its \
+                          feedback, optionally only from named clients, with tags, or only \
+                          feedback citing verified payments (weighted by the amount paid)."
+    )]
+    async fn reputation(&self, Parameters(a): Parameters<ReputationArgs>) -> ToolResult {
+        let mut clients = Vec::new();
+        for c in a.clients.unwrap_or_default() {
+            match parse::<Address>("client", &c) {
+                Ok(c) => clients.push(c),
+                Err(e) => return Ok(e),
+            }
+        }
+        self.node
+            .reputation(
+                a.agent_id,
+                clients,
+                a.tag1.unwrap_or_default(),
+                a.tag2.unwrap_or_default(),
+                a.verified.unwrap_or(false),
+            )
+            .await
+            .map_or_else(node_refusal, answer)
+    }
+
+    #[tool(
+        description = "Jobs with escrow (ERC-8183), filtered by client, provider, evaluator and \
+                          status; a provider lists its funded work with status \"funded\"."
+    )]
+    async fn jobs(&self, Parameters(a): Parameters<JobsArgs>) -> ToolResult {
+        let party = |v: &Option<String>, what: &str| -> Result<Option<Address>, CallToolResult> {
+            v.as_deref().map(|t| parse(what, t)).transpose()
+        };
+        let filter = match (
+            party(&a.client, "client"),
+            party(&a.provider, "provider"),
+            party(&a.evaluator, "evaluator"),
+        ) {
+            (Ok(client), Ok(provider), Ok(evaluator)) => JobFilter {
+                client,
+                provider,
+                evaluator,
+                status: match a.status.as_deref().map(api::JobStatus::parse) {
+                    Some(Some(s)) => Some(s),
+                    Some(None) => {
+                        return refusal(
+                            "bad_argument",
+                            "status is open, funded, submitted, completed, rejected or expired",
+                        )
+                    }
+                    None => None,
+                },
+            },
+            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return Ok(e),
+        };
+        self.node
+            .jobs(filter, a.cursor)
+            .await
+            .map_or_else(node_refusal, answer)
+    }
+
+    #[tool(
+        description = "One job: client, provider, evaluator, budget and escrow in mUSD base \
+                          units, status, expiry, deliverable."
+    )]
+    async fn job(&self, Parameters(a): Parameters<JobArgs>) -> ToolResult {
+        self.node
+            .job(a.job_id)
+            .await
+            .map_or_else(node_refusal, answer)
+    }
+
+    #[tool(
+        description = "Check an inference receipt without running the model: it is signed by \
+                          the miner it names and binds the request it carries. Pass the miner's \
+                          completion JSON (with `receipt`). Re-running it: `mycel receipt verify \
+                          FILE --rerun`, or ask a subnet validator (ERC-8004 validation)."
+    )]
+    async fn verify_receipt(&self, Parameters(a): Parameters<ReceiptArgs>) -> ToolResult {
+        let receipt = a.answer.get("receipt").cloned().unwrap_or(a.answer);
+        let json: ReceiptJson = match serde_json::from_value(receipt) {
+            Ok(j) => j,
+            Err(e) => return refusal("bad_receipt", format!("not a receipt: {e}")),
+        };
+        let signed = match SignedReceipt::from_json(&json) {
+            Ok(s) => s,
+            Err(e) => return refusal("bad_receipt", e.to_string()),
+        };
+        let r = &signed.receipt;
+        match signed.recover_signer() {
+            Ok(signer) if signer == r.miner => answer(json!({
+                "valid": true,
+                "miner": r.miner,
+                "model_id": r.modelId,
+                "netuid": r.netuid,
+                "request_hash": r.requestHash,
+                "output_tokens": r.outputTokenCount,
+                "request_included": json.request.is_some(),
+            })),
+            Ok(signer) => refusal(
+                "bad_signature",
+                format!("signed by {signer}, not by the miner {} it names", r.miner),
+            ),
+            Err(e) => refusal("bad_signature", e.to_string()),
+        }
+    }
+
+    #[tool(
+        description = "Send MYC or mUSD (needs the server's key; amounts in whole tokens, e.g. \
+                          \"1.5\"). Waits until the transfer is final and returns its receipt. With \
+                          an agent key that has an allowance, it spends the owner's tokens within \
+                          the allowance's limits."
+    )]
+    async fn transfer(&self, Parameters(a): Parameters<TransferArgs>) -> ToolResult {
+        let to: Address = match parse("to", &a.to) {
+            Ok(v) => v,
+            Err(e) => return Ok(e),
+        };
+        let token: Token = match a.token.as_deref().unwrap_or("MYC").parse() {
+            Ok(t) => t,
+            Err(_) => return refusal("bad_argument", "token is MYC or mUSD"),
+        };
+        let amount = match parse_amount(&a.amount, token) {
+            Ok(v) => v,
+            Err(e) => return refusal("bad_argument", format!("amount '{}': {e}", a.amount)),
+        };
+        self.send(|f| {
+            TxKind::Transfer(Transfer {
+                from: f.from,
+                to,
+                token: token.address(),
+                amount: U256::from(amount),
+                memo: Default::default(),
+                nonce: f.nonce,
+                fee: f.fee,
+            })
+        })
+        .await
+    }
+
+    #[tool(
+        description = "Rate an ERC-8004 agent (needs the server's key; not for your own \
+                          agents). Cite an x402 payment you made to it with payment_nonce so the \
+                          review counts as verified."
+    )]
+    async fn give_feedback(&self, Parameters(a): Parameters<FeedbackArgs>) -> ToolResult {
+        let payment: B256 = match a
+            .payment_nonce
+            .as_deref()
+            .map(|n| parse("payment_nonce", n))
+        {
+            Some(Ok(n)) => n,
+            Some(Err(e)) => return Ok(e),
+            None => B256::ZERO,
+        };
+        self.send(|f| {
+            TxKind::GiveFeedback(GiveFeedback {
+                from: f.from,
+                agentId: U256::from(a.agent_id),
+                value: i128::from(a.value),
+                valueDecimals: a.value_decimals.unwrap_or(0),
+                tag1: a.tag1.unwrap_or_default(),
+                tag2: a.tag2.unwrap_or_default(),
+                endpoint: String::new(),
+                feedbackURI: String::new(),
+                feedbackHash: B256::ZERO,
+                paymentNonce: payment,
+                nonce: f.nonce,
+                fee: f.fee,
+            })
+        })
+        .await
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl rmcp::ServerHandler for Server {
+    fn get_info(&self) -> ServerConfig {
+        let mut config = ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_instructions(
+                "mycel: verifiable, pay-per-use AI on its own chain. Read the chain (status, \
+                 balance, block, transaction), the incentive layer (subnets, metagraph, \
+                 emission), find and check agents (find_agents, agent, agent_registration, \
+                 reputation), jobs, and inference receipts (verify_receipt). With a key: transfer \
+                 and give_feedback. Amounts are in whole tokens unless a field says base units \
+                 (MYC has 9 decimals, mUSD 6).",
+            );
+        config.server_info = Implementation::new("mycel", env!("CARGO_PKG_VERSION"));
+        config
+    }
+}
+
+/// Serves `server` over this process's stdin and stdout until the client closes them.
+pub async fn serve_stdio(server: Server) -> std::io::Result<()> {
+    let running = server
+        .serve(rmcp::transport::stdio())
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    running
+        .waiting()
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    Ok(())
+}
+
+/// The streamable HTTP endpoint at `/mcp`: Host must be one of `hosts`, a present Origin one of
+/// `origins` (others get 403).
+pub fn http_router(server: Server, hosts: Vec<String>, origins: Vec<String>) -> axum::Router {
+    let mut config = StreamableHttpServerConfig::default();
+    config.allowed_hosts = hosts;
+    config.allowed_origins = origins;
+    let config = config.enforce_origin_validation();
+    let service = StreamableHttpService::new(
+        move || Ok(server.clone()),
+        LocalSessionManager::default().into(),
+        config,
+    );
+    axum::Router::new().nest_service("/mcp", service)
+}
