@@ -23,6 +23,12 @@ pub struct McpArgs {
         default_value = "http://127.0.0.1:8545"
     )]
     pub rpc: String,
+    /// The x402 gateway the `chat` tool asks (and pays).
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8402")]
+    pub gateway: String,
+    /// The most one paid call may cost, in mUSD.
+    #[arg(long, value_name = "MUSD", default_value = "0.05")]
+    pub max: String,
     /// Serve streamable HTTP on this address (at /mcp) instead of stdio.
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
@@ -40,7 +46,9 @@ pub struct McpArgs {
 pub fn run(args: McpArgs) -> Result<()> {
     let signer = args.signer.load_if_given()?;
     let node = NodeClient::new(&args.rpc).map_err(|e| anyhow!("--rpc: {e}"))?;
-    let server = mycel_mcp::Server::new(node, signer);
+    let max = mycel_types::parse_amount(&args.max, mycel_types::Token::Musd)
+        .map_err(|e| anyhow!("--max {}: {e}", args.max))?;
+    let server = mycel_mcp::Server::new(node, signer).with_gateway(args.gateway.clone(), max);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

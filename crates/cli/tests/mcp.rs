@@ -11,11 +11,12 @@ use mycel_testkit::{dev_address, free_port, Devnet};
 use serde_json::{json, Value};
 use std::process::Command;
 
-const TOOLS: [&str; 16] = [
+const TOOLS: [&str; 17] = [
     "agent",
     "agent_registration",
     "balance",
     "block",
+    "chat",
     "emission",
     "find_agents",
     "give_feedback",
@@ -111,7 +112,11 @@ fn the_python_mcp_client_reads_and_transfers_over_stdio_and_http() {
     );
     // A schema violation: an error result that says which argument is wrong.
     assert_eq!(r[5]["is_error"], true, "{}", r[5]);
-    assert!(r[5]["text"].as_str().unwrap().contains("expected u16"), "{}", r[5]);
+    assert!(
+        r[5]["text"].as_str().unwrap().contains("expected u16"),
+        "{}",
+        r[5]
+    );
     assert_eq!(
         devnet.account(recipient.parse().unwrap())["musd"],
         "2500000",

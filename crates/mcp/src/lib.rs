@@ -21,8 +21,10 @@
 use alloy_primitives::{Address, B256, U256};
 use alloy_signer_local::PrivateKeySigner;
 use mycel_client::api::{self, AgentRegistration, AGENT_REGISTRATION_TYPE};
+use mycel_client::x402::{Payer, PaymentAsk};
 use mycel_client::{ClientError, JobFilter, NodeClient, Outcome, SendOptions};
 use mycel_types::tx::GiveFeedback;
+use mycel_types::x402;
 use mycel_types::{
     format_amount, parse_amount, ReceiptJson, SignedReceipt, Token, Transfer, TxKind,
 };
@@ -49,8 +51,16 @@ pub struct Server {
     node: NodeClient,
     signer: Option<Arc<PrivateKeySigner>>,
     http: reqwest::Client,
+    /// The x402 gateway `chat` asks, and the most one call may cost (mUSD base units).
+    gateway: Option<String>,
+    max_price: u128,
     tool_router: ToolRouter<Server>,
 }
+
+/// The default cap on one paid call: 0.05 mUSD.
+pub const DEFAULT_MAX_PRICE: u128 = 50_000;
+/// How long a paid chat may take (the answer is decoded by a miner).
+const CHAT_TIMEOUT: Duration = Duration::from_secs(120);
 
 type ToolResult = Result<CallToolResult, ErrorData>;
 
@@ -168,6 +178,18 @@ pub struct TransferArgs {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
+pub struct ChatArgs {
+    /// The question or instruction.
+    pub prompt: String,
+    /// Tokens to generate at most (default 64).
+    pub max_tokens: Option<u32>,
+    /// The model (default: the first the gateway lists).
+    pub model: Option<String>,
+    /// The most this call may cost, in mUSD (e.g. "0.01"); at most the server's cap.
+    pub max_price: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct FeedbackArgs {
     pub agent_id: u64,
     /// The rating: an integer (0–100 is usual); `value_decimals` gives it decimals.
@@ -190,8 +212,18 @@ impl Server {
                 .timeout(Duration::from_secs(5))
                 .build()
                 .unwrap_or_default(),
+            gateway: None,
+            max_price: DEFAULT_MAX_PRICE,
             tool_router: Self::tool_router(),
         }
+    }
+
+    /// Lets `chat` ask the x402 gateway at `url`, paying at most `max_price` mUSD base units a
+    /// call.
+    pub fn with_gateway(mut self, url: String, max_price: u128) -> Server {
+        self.gateway = Some(url.trim_end_matches('/').to_string());
+        self.max_price = max_price;
+        self
     }
 
     /// Signs `build`, submits it and waits until final; the tool's answer.
@@ -221,6 +253,22 @@ impl Server {
             }
             Err(e) => node_refusal(e),
         }
+    }
+
+    async fn first_model(&self, gateway: &str) -> Result<String, String> {
+        let models: Value = self
+            .http
+            .get(format!("{gateway}/v1/models"))
+            .send()
+            .await
+            .map_err(|e| format!("cannot reach {gateway}: {e}"))?
+            .json()
+            .await
+            .map_err(|e| format!("{gateway}/v1/models: {e}"))?;
+        models["data"][0]["id"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| format!("{gateway}/v1/models lists no model"))
     }
 
     async fn fetch(&self, url: &str) -> Result<Vec<u8>, String> {
@@ -500,30 +548,11 @@ impl Server {
     )]
     async fn verify_receipt(&self, Parameters(a): Parameters<ReceiptArgs>) -> ToolResult {
         let receipt = a.answer.get("receipt").cloned().unwrap_or(a.answer);
-        let json: ReceiptJson = match serde_json::from_value(receipt) {
-            Ok(j) => j,
-            Err(e) => return refusal("bad_receipt", format!("not a receipt: {e}")),
-        };
-        let signed = match SignedReceipt::from_json(&json) {
-            Ok(s) => s,
-            Err(e) => return refusal("bad_receipt", e.to_string()),
-        };
-        let r = &signed.receipt;
-        match signed.recover_signer() {
-            Ok(signer) if signer == r.miner => answer(json!({
-                "valid": true,
-                "miner": r.miner,
-                "model_id": r.modelId,
-                "netuid": r.netuid,
-                "request_hash": r.requestHash,
-                "output_tokens": r.outputTokenCount,
-                "request_included": json.request.is_some(),
-            })),
-            Ok(signer) => refusal(
-                "bad_signature",
-                format!("signed by {signer}, not by the miner {} it names", r.miner),
-            ),
-            Err(e) => refusal("bad_signature", e.to_string()),
+        let checked = check_receipt(receipt);
+        if checked["valid"] == true {
+            answer(checked)
+        } else {
+            Ok(CallToolResult::structured_error(checked))
         }
     }
 
@@ -561,6 +590,122 @@ impl Server {
     }
 
     #[tool(
+        description = "Ask the network's models through the x402 gateway, paying per call in \
+                          mUSD from the server's key (or its allowance), refused above the price \
+                          cap. Returns the answer, the price paid, the settlement transaction, \
+                          the authorization nonce (cite it in give_feedback) and the checked \
+                          receipt (signed by the miner that answered, binding this request)."
+    )]
+    async fn chat(&self, Parameters(a): Parameters<ChatArgs>) -> ToolResult {
+        let Some(gateway) = &self.gateway else {
+            return refusal(
+                "no_gateway",
+                "start `mycel mcp` with --gateway URL to use chat",
+            );
+        };
+        let Some(signer) = &self.signer else {
+            return refusal(
+                "no_key",
+                "chat pays per call: start `mycel mcp` with --key NAME or --dev-account N (an \
+                 agent key with an allowance keeps it within its owner's limits)",
+            );
+        };
+        let cap = match a.max_price.as_deref().map(|p| parse_amount(p, Token::Musd)) {
+            Some(Ok(p)) => p.min(self.max_price),
+            Some(Err(e)) => return refusal("bad_argument", format!("max_price: {e}")),
+            None => self.max_price,
+        };
+        let model = match a.model {
+            Some(m) => m,
+            None => match self.first_model(gateway).await {
+                Ok(m) => m,
+                Err(e) => return refusal("gateway_unreachable", e),
+            },
+        };
+        let body = json!({"model": model, "max_tokens": a.max_tokens.unwrap_or(64),
+                          "messages": [{"role": "user", "content": a.prompt}]});
+        let url = format!("{gateway}/v1/chat/completions");
+        let send = |header: Option<(&'static str, String)>| {
+            let mut request = self.http.post(&url).timeout(CHAT_TIMEOUT).json(&body);
+            if let Some((name, value)) = header {
+                request = request.header(name, value);
+            }
+            request.send()
+        };
+        let first = match send(None).await {
+            Ok(r) => r,
+            Err(e) => return refusal("gateway_unreachable", e.to_string()),
+        };
+        if first.status().as_u16() != 402 {
+            let status = first.status();
+            let text = first.text().await.unwrap_or_default();
+            return refusal("not_paywalled", format!("{url} answered {status}: {text}"));
+        }
+        let header = first
+            .headers()
+            .get(x402::PAYMENT_REQUIRED)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_string);
+        let asked = first.bytes().await.unwrap_or_default();
+        let ask = match PaymentAsk::from_402(header.as_deref(), &asked) {
+            Ok(a) => a,
+            Err(e) => return refusal("bad_price", e.to_string()),
+        };
+        let price = match ask.exact() {
+            Ok(p) => p,
+            Err(e) => return refusal("bad_price", e.to_string()),
+        };
+        if price.amount > cap {
+            return refusal(
+                "over_max_price",
+                format!(
+                    "the gateway asks {} mUSD, over the cap of {} mUSD: nothing was paid",
+                    format_amount(price.amount, Token::Musd),
+                    format_amount(cap, Token::Musd)
+                ),
+            );
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
+        let payment = match Payer::new((**signer).clone()).pay(&ask, now) {
+            Ok(p) => p,
+            Err(e) => return refusal("cannot_pay", e.to_string()),
+        };
+        let nonce = payment.authorization.nonce;
+        let paid = match send(Some((payment.header, payment.value))).await {
+            Ok(r) => r,
+            Err(e) => return refusal("gateway_unreachable", e.to_string()),
+        };
+        let status = paid.status();
+        let settlement = paid
+            .headers()
+            .get(x402::PAYMENT_RESPONSE)
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| x402::decode_header::<x402::SettleResponse>(h).ok());
+        let text = paid.text().await.unwrap_or_default();
+        if !status.is_success() {
+            return refusal("payment_refused", format!("{status}: {text}"));
+        }
+        let completion: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        let content = completion["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let receipt = check_receipt(completion.get("receipt").cloned().unwrap_or(Value::Null));
+        answer(json!({
+            "answer": content,
+            "model": model,
+            "price_musd": format_amount(price.amount, Token::Musd),
+            "paid_to": price.pay_to,
+            "settlement": settlement.map(|s| json!({"success": s.success, "transaction": s.transaction})),
+            "authorization_nonce": nonce,
+            "receipt": receipt,
+        }))
+    }
+
+    #[tool(
         description = "Rate an ERC-8004 agent (needs the server's key; not for your own \
                           agents). Cite an x402 payment you made to it with payment_nonce so the \
                           review counts as verified."
@@ -595,6 +740,38 @@ impl Server {
     }
 }
 
+/// What a receipt proves without the model: `{valid, miner, model_id, ...}`, or `{valid: false,
+/// code, message}`.
+fn check_receipt(receipt: Value) -> Value {
+    let invalid =
+        |code: &str, message: String| json!({"valid": false, "code": code, "message": message});
+    let json: ReceiptJson = match serde_json::from_value(receipt) {
+        Ok(j) => j,
+        Err(e) => return invalid("bad_receipt", format!("not a receipt: {e}")),
+    };
+    let signed = match SignedReceipt::from_json(&json) {
+        Ok(s) => s,
+        Err(e) => return invalid("bad_receipt", e.to_string()),
+    };
+    let r = &signed.receipt;
+    match signed.recover_signer() {
+        Ok(signer) if signer == r.miner => json!({
+            "valid": true,
+            "miner": r.miner,
+            "model_id": r.modelId,
+            "netuid": r.netuid,
+            "request_hash": r.requestHash,
+            "output_tokens": r.outputTokenCount,
+            "request_included": json.request.is_some(),
+        }),
+        Ok(signer) => invalid(
+            "bad_signature",
+            format!("signed by {signer}, not by the miner {} it names", r.miner),
+        ),
+        Err(e) => invalid("bad_signature", e.to_string()),
+    }
+}
+
 #[tool_handler(router = self.tool_router)]
 impl rmcp::ServerHandler for Server {
     fn get_info(&self) -> ServerConfig {
@@ -603,7 +780,8 @@ impl rmcp::ServerHandler for Server {
                 "mycel: verifiable, pay-per-use AI on its own chain. Read the chain (status, \
                  balance, block, transaction), the incentive layer (subnets, metagraph, \
                  emission), find and check agents (find_agents, agent, agent_registration, \
-                 reputation), jobs, and inference receipts (verify_receipt). With a key: transfer \
+                 reputation), jobs, and inference receipts (verify_receipt). With a key: chat \
+                 (ask the network's models, paid per call over x402, receipt checked), transfer \
                  and give_feedback. Amounts are in whole tokens unless a field says base units \
                  (MYC has 9 decimals, mUSD 6).",
             );
