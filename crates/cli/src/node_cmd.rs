@@ -420,6 +420,10 @@ fn print_devnet_banner(rpc_addr: SocketAddr, data_dir: &Path, node_key: &str, he
     out.push_str(&format!(
         "  mycel transfer --rpc http://{rpc_addr} --dev-account 0 --to 0x70997970C51812dc3A010C7d01b50e0d17dc79C8 --amount 1.5 --wait\n"
     ));
+    out.push_str(&format!(
+        "\nconnect an AI assistant over MCP (docs/mcp.md): its command line is\n  \
+         mycel mcp --rpc http://{rpc_addr} --dev-account 5\n"
+    ));
     out.push_str("\nCtrl-C stops the devnet; running `mycel up` again resumes the same chain.\n");
     print!("{out}");
     let _ = std::io::stdout().flush();

@@ -34,6 +34,7 @@ fn up_starts_an_inference_subnet_behind_a_paid_gateway() {
         "from openai import OpenAI",
         "mycel chat",
         "curl -s",
+        "mycel mcp --rpc http://127.0.0.1:",
     ] {
         assert!(
             banner.contains(needle),
