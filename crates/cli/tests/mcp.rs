@@ -208,5 +208,57 @@ fn the_python_mcp_client_reads_and_transfers_over_stdio_and_http() {
             .as_u16()
     });
     assert_eq!(status, 403);
+
+    // The npm SDK (@modelcontextprotocol/sdk, 2025-11-25) over HTTP and over stdio.
+    for server in [
+        vec!["--url".to_string(), url.clone()],
+        vec!["--stdio".to_string(), stdio.clone()],
+    ] {
+        let out = npm_client(&server, json!([["status", {}], ["no_such_tool", {}]]));
+        let names: Vec<&str> = out["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, TOOLS, "{server:?}");
+        assert_eq!(out["results"][0]["structured"]["chain_id"], 1337, "{out}");
+        assert!(
+            out["results"][1]["exception"]
+                .as_str()
+                .is_some_and(|e| e.contains("not found")),
+            "{out}"
+        );
+    }
+    if let Some(version) = out_http_version(&url) {
+        assert_eq!(version, "2025-11-25");
+    }
     let _ = proc.terminate(std::time::Duration::from_secs(5));
+}
+
+/// Runs interop/mcp-client/client.mjs (the npm MCP SDK) against `server`.
+fn npm_client(server: &[String], calls: Value) -> Value {
+    let dir = repo_root().join("interop/mcp-client");
+    let out = Command::new("node")
+        .current_dir(&dir)
+        .arg("client.mjs")
+        .args(server)
+        .args(["--calls", &calls.to_string()])
+        .output()
+        .expect("run node (and `npm ci` in interop/mcp-client)");
+    assert!(
+        out.status.success(),
+        "client.mjs failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}", String::from_utf8_lossy(&out.stdout));
+    })
+}
+
+/// The protocol version the npm client negotiated over HTTP.
+fn out_http_version(url: &str) -> Option<String> {
+    let out = npm_client(&["--url".to_string(), url.to_string()], json!([]));
+    out["protocol_version"].as_str().map(str::to_string)
 }

@@ -71,6 +71,12 @@ pub(super) fn number(
         .transpose()
 }
 
+/// The `cursor` of a list read by position (0 if absent).
+fn position(params: &BTreeMap<String, String>) -> Result<usize, ApiError> {
+    usize::try_from(number(params, "cursor")?.unwrap_or(0))
+        .map_err(|_| bad_query("cursor is too large"))
+}
+
 fn agent_answer(
     chain_id: u64,
     id: u64,
@@ -283,8 +289,7 @@ pub(super) async fn agent_events(
     let Query(params) = params?;
     let id = parse_agent_id(&id)?;
     let limit = limit(&params)?;
-    let from = number(&params, "cursor")?.unwrap_or(0);
-    let from = usize::try_from(from).map_err(|_| bad_query("cursor is too large"))?;
+    let from = position(&params)?;
     if api
         .node
         .with_finalized_state(|s| s.agents().agent(id).is_none())
@@ -373,8 +378,7 @@ pub(super) async fn validations_for(
         .and_then(|v| parse_address(v))?;
     let pending = flag(&params, "pending")?;
     let limit = limit(&params)?;
-    let from = usize::try_from(number(&params, "cursor")?.unwrap_or(0))
-        .map_err(|_| bad_query("cursor is too large"))?;
+    let from = position(&params)?;
     Ok(api.node.with_finalized_state(|s| {
         let hashes = s.agents().validator_requests(&validator);
         validation_page(s, hashes, from, limit, pending)
@@ -390,8 +394,7 @@ pub(super) async fn agent_validations(
     let Query(params) = params?;
     let id = parse_agent_id(&id)?;
     let limit = limit(&params)?;
-    let from = usize::try_from(number(&params, "cursor")?.unwrap_or(0))
-        .map_err(|_| bad_query("cursor is too large"))?;
+    let from = position(&params)?;
     api.node.with_finalized_state(|s| {
         s.agents().agent(id).ok_or_else(|| unknown_agent(id))?;
         Ok(validation_page(
@@ -518,8 +521,7 @@ pub(super) async fn agent_clients(
     let Query(params) = params?;
     let id = parse_agent_id(&id)?;
     let limit = limit(&params)?;
-    let from = usize::try_from(number(&params, "cursor")?.unwrap_or(0))
-        .map_err(|_| bad_query("cursor is too large"))?;
+    let from = position(&params)?;
     api.node.with_finalized_state(|s| {
         s.agents().agent(id).ok_or_else(|| unknown_agent(id))?;
         let all = s.agents().reputation(id).map_or(&[][..], |r| r.clients());
