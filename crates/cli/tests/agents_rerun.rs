@@ -11,6 +11,7 @@
 use alloy_primitives::{keccak256, Address};
 use mycel_testkit::http::{file_server, get_json};
 use mycel_testkit::{dev_address, Devnet, DevnetOptions};
+use mycel_types::keys::dev_signer;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -73,11 +74,29 @@ fn the_subnet_validator_answers_validations_and_evaluates_jobs_by_re_running_the
     tampered["choices"][0]["message"]["content"] = json!("Definitely not what the model said.");
     let dishonest = serde_json::to_vec(&tampered).expect("JSON");
     let (honest_hash, dishonest_hash) = (keccak256(&honest), keccak256(&dishonest));
+    // A stranger's receipt (signed by its own key, so its signature checks) for a request far
+    // larger than a validator re-runs for the price of one fee.
+    let mut huge: Value = serde_json::from_slice(&honest).expect("JSON");
+    let receipt: mycel_types::ReceiptJson =
+        serde_json::from_value(huge["receipt"].clone()).expect("receipt");
+    let signed = mycel_types::SignedReceipt::from_json(&receipt).expect("valid");
+    let mut request = receipt.request.clone().expect("the request");
+    request.max_tokens = 4096;
+    let stranger = dev_signer(9).unwrap();
+    let mut forged = signed.receipt.clone();
+    forged.requestHash = request.hash();
+    forged.miner = stranger.address();
+    let forged =
+        mycel_types::SignedReceipt::sign(forged, receipt.chain_id, &stranger).expect("sign");
+    huge["receipt"] = serde_json::to_value(forged.to_json(Some(&request))).expect("JSON");
+    let huge = serde_json::to_vec(&huge).expect("JSON");
+    let huge_hash = keccak256(&huge);
     let files = file_server(
         &runtime,
         vec![
             ("/honest.json", honest.clone()),
             ("/dishonest.json", dishonest.clone()),
+            ("/huge.json", huge.clone()),
         ],
     );
 
@@ -92,7 +111,7 @@ fn the_subnet_validator_answers_validations_and_evaluates_jobs_by_re_running_the
         .expect("the miner's agent")
         .to_string();
     let validator = dev_address(VALIDATOR).to_string();
-    for file in ["honest", "dishonest"] {
+    for file in ["honest", "dishonest", "huge"] {
         up.ok(&[
             "agent",
             "validate",
@@ -109,6 +128,7 @@ fn the_subnet_validator_answers_validations_and_evaluates_jobs_by_re_running_the
     for (hash, expected, verdict) in [
         (honest_hash, 100, "reproduced"),
         (dishonest_hash, 0, "wrong_output"),
+        (huge_hash, 0, "over_limit"),
     ] {
         let v = wait_for(Duration::from_secs(120), "the validator answers", || {
             let v = up.json(&["agent", "validation", &hash.to_string()]);
@@ -128,7 +148,7 @@ fn the_subnet_validator_answers_validations_and_evaluates_jobs_by_re_running_the
             summary["count"].as_u64(),
             summary["average_response"].as_str()
         ),
-        (Some(2), Some("50"))
+        (Some(3), Some("33.33"))
     );
 
     // Two jobs evaluated by the validator: the honest deliverable is paid, the other refunded.

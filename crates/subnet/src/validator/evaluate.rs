@@ -36,6 +36,11 @@ pub const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 pub const KEPT_REPORTS: usize = 256;
 /// The tag of this validator's validation responses.
 pub const TAG: &str = "inference-rerun";
+/// The largest request re-run for a stranger: output tokens asked for, and prompt tokens. A
+/// validation request costs its sender one chain fee, so what it may make the validator compute is
+/// bounded; larger requests are answered 0 with the verdict `over_limit`, without running them.
+pub const MAX_RERUN_OUTPUT_TOKENS: u32 = 512;
+pub const MAX_RERUN_PROMPT_TOKENS: u32 = 2048;
 
 /// The verdict on one payload.
 #[derive(Debug, Clone, Serialize)]
@@ -237,8 +242,17 @@ impl Evaluator {
         let model_id = B256::from(model.id().0);
         let checked =
             tokio::task::spawn_blocking(move || match check_standalone_answer(&body, model_id) {
-                Ok(answer) => (Some(answer.receipt.receipt.miner), rerun(&model, &answer)),
-                Err(fault) => (None, Err(fault)),
+                Ok(answer) => {
+                    let r = &answer.receipt.receipt;
+                    let miner = Some(r.miner);
+                    if answer.request.max_tokens > MAX_RERUN_OUTPUT_TOKENS
+                        || r.promptTokenCount > MAX_RERUN_PROMPT_TOKENS
+                    {
+                        return (miner, Err(None));
+                    }
+                    (miner, rerun(&model, &answer).map_err(Some))
+                }
+                Err(fault) => (None, Err(Some(fault))),
             })
             .await;
         match checked {
@@ -251,9 +265,16 @@ impl Evaluator {
                         report.detail =
                             "the re-run gives the same prompt and output tokens and text".into();
                     }
-                    Err(fault) => {
+                    Err(Some(fault)) => {
                         report.verdict = fault.kind().into();
                         report.detail = fault_detail(&fault);
+                    }
+                    Err(None) => {
+                        report.verdict = "over_limit".into();
+                        report.detail = format!(
+                            "this validator re-runs requests of at most {MAX_RERUN_PROMPT_TOKENS} \
+                             prompt tokens and max_tokens {MAX_RERUN_OUTPUT_TOKENS}"
+                        );
                     }
                 }
             }
