@@ -595,30 +595,17 @@ fn print_validation(v: &api::Validation) {
     }
 }
 
-/// The body at `url` (at most 1 MiB).
+/// The body at `url` (at most 1 MiB, within 10 s).
 fn fetch(url: &str) -> Result<Vec<u8>> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let body = runtime.block_on(async {
-        let response = reqwest::Client::new()
-            .get(url)
-            .timeout(std::time::Duration::from_secs(10))
-            .send()
-            .await
-            .with_context(|| format!("cannot fetch {url}"))?;
-        if !response.status().is_success() {
-            bail!("{url} answered {}", response.status());
-        }
-        response
-            .bytes()
-            .await
-            .with_context(|| format!("reading {url}"))
-    })?;
-    if body.len() > 1 << 20 {
-        bail!("{url} is over 1 MiB");
-    }
-    Ok(body.to_vec())
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()?;
+    runtime
+        .block_on(mycel_client::agents::fetch_bounded(&http, url, 1 << 20))
+        .map_err(|e| anyhow!(e))
 }
 
 /// The registration file at `url`, which must be ERC-8004 `registration-v1` JSON.

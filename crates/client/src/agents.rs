@@ -115,3 +115,36 @@ pub fn request_base(host: Option<&str>, fallback: &str) -> String {
         _ => fallback.to_string(),
     }
 }
+
+/// The body at `url` (http or https), read with `http` and refused once it passes `max_bytes`
+/// (never buffered beyond that): how payloads named on chain (registration files, answers to
+/// validate) are fetched.
+pub async fn fetch_bounded(
+    http: &reqwest::Client,
+    url: &str,
+    max_bytes: usize,
+) -> Result<Vec<u8>, String> {
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(format!("'{url}' is not an http(s) URL"));
+    }
+    let mut response = http
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| format!("cannot fetch {url}: {e}"))?;
+    if !response.status().is_success() {
+        return Err(format!("{url} answered {}", response.status()));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| format!("reading {url}: {e}"))?
+    {
+        if body.len() + chunk.len() > max_bytes {
+            return Err(format!("{url} is over {max_bytes} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}

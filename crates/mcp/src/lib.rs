@@ -20,6 +20,7 @@
 
 use alloy_primitives::{Address, B256, U256};
 use alloy_signer_local::PrivateKeySigner;
+use mycel_client::agents::fetch_bounded;
 use mycel_client::api::{self, AgentRegistration, AGENT_REGISTRATION_TYPE};
 use mycel_client::x402::{Payer, PaymentAsk};
 use mycel_client::{ClientError, JobFilter, NodeClient, Outcome, SendOptions};
@@ -270,29 +271,6 @@ impl Server {
             .map(str::to_string)
             .ok_or_else(|| format!("{gateway}/v1/models lists no model"))
     }
-
-    async fn fetch(&self, url: &str) -> Result<Vec<u8>, String> {
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(format!("'{url}' is not an http(s) URL"));
-        }
-        let mut response = self
-            .http
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| format!("cannot fetch {url}: {e}"))?;
-        if !response.status().is_success() {
-            return Err(format!("{url} answered {}", response.status()));
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
-            if body.len() + chunk.len() > MAX_FETCH_BYTES {
-                return Err(format!("{url} is over {MAX_FETCH_BYTES} bytes"));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(body)
-    }
 }
 
 #[tool_router]
@@ -454,7 +432,7 @@ impl Server {
                 format!("agent {} has no registration URI", a.agent_id),
             );
         }
-        let body = match self.fetch(&agent.uri).await {
+        let body = match fetch_bounded(&self.http, &agent.uri, MAX_FETCH_BYTES).await {
             Ok(b) => b,
             Err(e) => return refusal("unreachable", e),
         };

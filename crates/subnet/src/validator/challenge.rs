@@ -250,14 +250,17 @@ fn clip(text: &str) -> String {
     clipped
 }
 
-/// The checks that need no model: the body is a completion with a receipt that `expected.hotkey`
-/// signed, for this chain, subnet, model and profile, binding exactly `request`.
-pub fn check_answer(
-    body: &str,
-    request: &CanonicalRequest,
-    expected: &Expected,
-) -> Result<Answer, Fault> {
-    let value: serde_json::Value = serde_json::from_str(body)
+/// A completion with its receipt, read: the JSON, the answer's text, the receipt as sent and as
+/// signed (its request, if it carries one, checked against the signed request hash).
+struct ReadAnswer {
+    value: serde_json::Value,
+    text: String,
+    json: ReceiptJson,
+    signed: SignedReceipt,
+}
+
+fn read_answer(body: &[u8]) -> Result<ReadAnswer, Fault> {
+    let value: serde_json::Value = serde_json::from_slice(body)
         .map_err(|e| Fault::BadReceipt(format!("the answer is not JSON: {e}")))?;
     let text = value["choices"][0]["message"]["content"]
         .as_str()
@@ -276,6 +279,27 @@ pub fn check_answer(
         }
         Err(e) => return Err(Fault::BadReceipt(e.to_string())),
     };
+    Ok(ReadAnswer {
+        value,
+        text,
+        json,
+        signed,
+    })
+}
+
+/// The checks that need no model: the body is a completion with a receipt that `expected.hotkey`
+/// signed, for this chain, subnet, model and profile, binding exactly `request`.
+pub fn check_answer(
+    body: &str,
+    request: &CanonicalRequest,
+    expected: &Expected,
+) -> Result<Answer, Fault> {
+    let ReadAnswer {
+        value,
+        text,
+        json: _,
+        signed,
+    } = read_answer(body.as_bytes())?;
     signed
         .check_binding(&ReceiptBinding {
             miner: expected.hotkey,
@@ -325,29 +349,15 @@ pub fn check_answer(
 /// miner it names, for `model_id` and this determinism profile. The request the receipt binds is
 /// the one re-run.
 pub fn check_standalone_answer(body: &[u8], model_id: B256) -> Result<Answer, Fault> {
-    let value: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| Fault::BadReceipt(format!("the answer is not JSON: {e}")))?;
-    let text = value["choices"][0]["message"]["content"]
-        .as_str()
-        .ok_or_else(|| Fault::BadReceipt("the answer has no choices[0].message.content".into()))?
-        .to_string();
-    let receipt_value = value
-        .get("receipt")
-        .filter(|r| !r.is_null())
-        .ok_or_else(|| Fault::BadReceipt("the answer carries no receipt".into()))?;
-    let json: ReceiptJson = serde_json::from_value(receipt_value.clone())
-        .map_err(|e| Fault::BadReceipt(format!("the receipt cannot be read: {e}")))?;
+    let ReadAnswer {
+        value: _,
+        text,
+        json,
+        signed,
+    } = read_answer(body)?;
     let request = json
         .request
-        .clone()
         .ok_or_else(|| Fault::BadReceipt("the receipt carries no request to re-run".into()))?;
-    let signed = match SignedReceipt::from_json(&json) {
-        Ok(signed) => signed,
-        Err(e @ ReceiptError::RequestMismatch { .. }) => {
-            return Err(Fault::WrongRequest(e.to_string()))
-        }
-        Err(e) => return Err(Fault::BadReceipt(e.to_string())),
-    };
     let r = &signed.receipt;
     match signed.recover_signer() {
         Ok(signer) if signer == r.miner => {}

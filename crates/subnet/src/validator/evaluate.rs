@@ -18,6 +18,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use mycel_client::agents::fetch_bounded;
 use mycel_client::api::{self, JobStatus};
 use mycel_client::{JobFilter, NodeClient, SendOptions};
 use mycel_infer::Model;
@@ -224,7 +225,7 @@ impl Evaluator {
             detail: String::new(),
             miner: None,
         };
-        let body = match self.fetch(uri).await {
+        let body = match fetch_bounded(&self.http, uri, MAX_PAYLOAD_BYTES).await {
             Ok(body) => body,
             Err(detail) => {
                 report.verdict = "unreachable".into();
@@ -284,34 +285,6 @@ impl Evaluator {
             }
         }
         report
-    }
-
-    /// The body at `uri`, at most [`MAX_PAYLOAD_BYTES`].
-    async fn fetch(&self, uri: &str) -> Result<Vec<u8>, String> {
-        if !(uri.starts_with("http://") || uri.starts_with("https://")) {
-            return Err(format!("'{uri}' is not an http(s) URL"));
-        }
-        let mut response = self
-            .http
-            .get(uri)
-            .send()
-            .await
-            .map_err(|e| format!("cannot fetch {uri}: {e}"))?;
-        if !response.status().is_success() {
-            return Err(format!("{uri} answered {}", response.status()));
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| format!("reading {uri}: {e}"))?
-        {
-            if body.len() + chunk.len() > MAX_PAYLOAD_BYTES {
-                return Err(format!("{uri} is over {MAX_PAYLOAD_BYTES} bytes"));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(body)
     }
 
     /// Keeps `report` for `/reports/{hash}`; its URI (empty without a status server) and hash.
