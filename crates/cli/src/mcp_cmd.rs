@@ -11,7 +11,8 @@ use std::net::SocketAddr;
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
       mycel mcp --rpc http://127.0.0.1:8545                     # stdio: put this command line in the assistant's MCP config\n  \
-      mycel mcp --listen 127.0.0.1:8765 --dev-account 6         # streamable HTTP at http://127.0.0.1:8765/mcp, with a key\n\n\
+      mycel mcp --listen 127.0.0.1:8765 --dev-account 6         # streamable HTTP at http://127.0.0.1:8765/mcp, with a key\n  \
+      mycel mcp --listen 127.0.0.1:8766 --paid-tools prices.json --dev-account 7   # sell tools per call over x402\n\n\
       Without a key the write tools (transfer, give_feedback) refuse and say how to give one. An agent key\n\
       with an allowance (mycel allowance grant) spends its owner's tokens within the allowance's limits.")]
 pub struct McpArgs {
@@ -29,6 +30,11 @@ pub struct McpArgs {
     /// The most one paid call may cost, in mUSD.
     #[arg(long, value_name = "MUSD", default_value = "0.05")]
     pub max: String,
+    /// Sell tools per call over x402 (x402's MCP transport): a JSON file of prices, e.g.
+    /// {"tools": {"metagraph": "0.001"}, "pay_to": "0x…", "upstream": ["python3", "server.py"]}
+    /// (docs/mcp.md). Settled by the gateway's facilitator unless the file names another.
+    #[arg(long, value_name = "FILE")]
+    pub paid_tools: Option<std::path::PathBuf>,
     /// Serve streamable HTTP on this address (at /mcp) instead of stdio.
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
@@ -48,12 +54,25 @@ pub fn run(args: McpArgs) -> Result<()> {
     let node = NodeClient::new(&args.rpc).map_err(|e| anyhow!("--rpc: {e}"))?;
     let max = mycel_types::parse_amount(&args.max, mycel_types::Token::Musd)
         .map_err(|e| anyhow!("--max {}: {e}", args.max))?;
+    let paid = args
+        .paid_tools
+        .as_deref()
+        .map(mycel_mcp::paid::PaidToolsFile::read)
+        .transpose()
+        .map_err(|e| anyhow!("--paid-tools {e}"))?;
     let server = mycel_mcp::Server::new(node, signer).with_gateway(args.gateway.clone(), max);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
+        let server = match &paid {
+            Some(file) => server
+                .with_paid_tools(file)
+                .await
+                .map_err(|e| anyhow!("--paid-tools: {e}"))?,
+            None => server,
+        };
         let Some(listen) = args.listen else {
             return mycel_mcp::serve_stdio(server)
                 .await

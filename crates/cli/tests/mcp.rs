@@ -5,17 +5,17 @@
 //! from a foreign Origin, and for an agent key over its allowance, the client gets a clear error
 //! and nothing is spent.
 
-use mycel_testkit::interop::{python, repo_root};
+use mycel_testkit::interop::{mcp_npm, mcp_python};
 use mycel_testkit::process::start_mycel;
 use mycel_testkit::{dev_address, free_port, Devnet};
 use serde_json::{json, Value};
-use std::process::Command;
 
-const TOOLS: [&str; 17] = [
+const TOOLS: [&str; 21] = [
     "agent",
     "agent_registration",
     "balance",
     "block",
+    "call_paid_tool",
     "chat",
     "emission",
     "find_agents",
@@ -23,32 +23,19 @@ const TOOLS: [&str; 17] = [
     "job",
     "jobs",
     "metagraph",
+    "pools",
     "reputation",
+    "stake",
     "status",
     "subnets",
     "transaction",
     "transfer",
+    "unstake",
     "verify_receipt",
 ];
 
-/// Runs tests/interop/mcp_client.py against `server` (`--stdio JSON` or `--url URL`).
 fn client(server: &[&str], mode: &str, calls: Value) -> Value {
-    let script = repo_root().join("tests/interop/mcp_client.py");
-    let out = Command::new(python())
-        .arg(&script)
-        .args(server)
-        .args(["--mode", mode, "--calls", &calls.to_string()])
-        .output()
-        .expect("run python3 (pip install -r tests/interop/requirements.txt)");
-    assert!(
-        out.status.success(),
-        "mcp_client.py failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!("{e}: {}", String::from_utf8_lossy(&out.stdout));
-    })
+    mcp_python(server, mode, calls)
 }
 
 fn musd(devnet: &Devnet, who: u32) -> u128 {
@@ -236,25 +223,8 @@ fn the_python_mcp_client_reads_and_transfers_over_stdio_and_http() {
     let _ = proc.terminate(std::time::Duration::from_secs(5));
 }
 
-/// Runs interop/mcp-client/client.mjs (the npm MCP SDK) against `server`.
 fn npm_client(server: &[String], calls: Value) -> Value {
-    let dir = repo_root().join("interop/mcp-client");
-    let out = Command::new("node")
-        .current_dir(&dir)
-        .arg("client.mjs")
-        .args(server)
-        .args(["--calls", &calls.to_string()])
-        .output()
-        .expect("run node (and `npm ci` in interop/mcp-client)");
-    assert!(
-        out.status.success(),
-        "client.mjs failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!("{e}: {}", String::from_utf8_lossy(&out.stdout));
-    })
+    mcp_npm(server, calls)
 }
 
 /// The protocol version the npm client negotiated over HTTP.

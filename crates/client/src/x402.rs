@@ -165,12 +165,14 @@ impl ExactPrice {
 }
 
 /// A signed payment: the request header that carries it, and what it authorizes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Payment {
     /// `PAYMENT-SIGNATURE` (v2) or `X-PAYMENT` (v1).
     pub header: &'static str,
     /// Base64 of the payment's JSON.
     pub value: String,
+    /// The payment's JSON (what x402 over MCP sends in `_meta["x402/payment"]`).
+    pub json: serde_json::Value,
     pub authorization: eip3009::TransferWithAuthorization,
 }
 
@@ -235,10 +237,10 @@ impl Payer {
                 nonce: authorization.nonce.to_string(),
             },
         };
-        let (header, value) = match ask {
+        let (header, json) = match ask {
             PaymentAsk::V2(required) => (
                 x402::PAYMENT_SIGNATURE,
-                x402::encode_header(&PaymentPayload {
+                serde_json::to_value(PaymentPayload {
                     x402_version: 2,
                     resource: Some(required.resource.clone()),
                     accepted: price.requirements.clone(),
@@ -248,7 +250,7 @@ impl Payer {
             ),
             PaymentAsk::V1(_) => (
                 x402::X_PAYMENT,
-                x402::encode_header(&PaymentPayloadV1 {
+                serde_json::to_value(PaymentPayloadV1 {
                     x402_version: 1,
                     scheme: price.requirements.scheme.clone(),
                     network: price.requirements.network.clone(),
@@ -256,10 +258,106 @@ impl Payer {
                 }),
             ),
         };
+        let json = json.map_err(|e| PayError::Signing(e.to_string()))?;
         Ok(Payment {
             header,
-            value,
+            value: x402::encode_header(&json),
+            json,
             authorization,
+        })
+    }
+}
+
+/// A facilitator's HTTP API (`POST /verify`, `POST /settle`, `GET /supported`), as a resource
+/// server that does not settle itself calls it: mycel's gateway serves it.
+#[derive(Debug, Clone)]
+pub struct FacilitatorClient {
+    http: reqwest::Client,
+    base: String,
+}
+
+/// How long a settle may take: it waits for the transfer to be final.
+const SETTLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+impl FacilitatorClient {
+    /// The facilitator at `url` (e.g. `http://127.0.0.1:8402`).
+    pub fn new(url: &str) -> FacilitatorClient {
+        FacilitatorClient {
+            http: reqwest::Client::builder()
+                .timeout(SETTLE_TIMEOUT)
+                .build()
+                .unwrap_or_default(),
+            base: url.trim_end_matches('/').to_string(),
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.base
+    }
+
+    /// What it settles.
+    pub async fn supported(&self) -> Result<x402::SupportedResponse, String> {
+        self.read(self.http.get(format!("{}/supported", self.base)))
+            .await
+    }
+
+    /// Checks `payment` against `requirements` without moving money.
+    pub async fn verify(
+        &self,
+        payment: &serde_json::Value,
+        requirements: &PaymentRequirements,
+    ) -> Result<x402::VerifyResponse, String> {
+        self.post("verify", payment, requirements).await
+    }
+
+    /// Executes `payment` (once, however often it is asked).
+    pub async fn settle(
+        &self,
+        payment: &serde_json::Value,
+        requirements: &PaymentRequirements,
+    ) -> Result<x402::SettleResponse, String> {
+        self.post("settle", payment, requirements).await
+    }
+
+    async fn post<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        payment: &serde_json::Value,
+        requirements: &PaymentRequirements,
+    ) -> Result<T, String> {
+        let body = x402::FacilitatorRequest {
+            x402_version: payment
+                .get("x402Version")
+                .and_then(serde_json::Value::as_u64)
+                .and_then(|v| u8::try_from(v).ok())
+                .unwrap_or(2),
+            payment_payload: payment.clone(),
+            payment_requirements: serde_json::to_value(requirements)
+                .map_err(|e| e.to_string())?,
+        };
+        self.read(self.http.post(format!("{}/{path}", self.base)).json(&body))
+            .await
+    }
+
+    async fn read<T: serde::de::DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, String> {
+        let response = request
+            .send()
+            .await
+            .map_err(|e| format!("facilitator {}: {e}", self.base))?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| format!("facilitator {}: {e}", self.base))?;
+        serde_json::from_slice(&bytes).map_err(|e| {
+            format!(
+                "facilitator {} answered {status}: {e}: {}",
+                self.base,
+                String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
+            )
         })
     }
 }

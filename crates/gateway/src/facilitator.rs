@@ -137,15 +137,14 @@ impl Asset {
         pay_to: Address,
         max_timeout_seconds: u64,
     ) -> PaymentRequirements {
-        PaymentRequirements {
-            scheme: SCHEME_EXACT.to_string(),
-            network: self.network(),
-            amount: amount.to_string(),
-            asset: self.address.to_checksum(None),
-            pay_to: pay_to.to_checksum(None),
+        PaymentRequirements::exact(
+            self.chain_id,
+            self.address,
+            (&self.name, &self.version),
+            amount,
+            pay_to,
             max_timeout_seconds,
-            extra: Some(serde_json::json!({"name": self.name, "version": self.version})),
-        }
+        )
     }
 }
 

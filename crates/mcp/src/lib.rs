@@ -18,6 +18,12 @@
 //! - Over HTTP: loopback by default, Host and Origin checked (a foreign Origin gets 403), served
 //!   by mycel-http (connection cap, request deadlines).
 
+pub mod paid;
+mod paying;
+mod resources;
+mod trade;
+pub mod upstream;
+
 use alloy_primitives::{Address, B256, U256};
 use alloy_signer_local::PrivateKeySigner;
 use mycel_client::agents::fetch_bounded;
@@ -29,8 +35,17 @@ use mycel_types::x402;
 use mycel_types::{
     format_amount, parse_amount, ReceiptJson, SignedReceipt, Token, Transfer, TxKind,
 };
-use rmcp::handler::server::{router::tool::ToolRouter, wrapper::Parameters};
-use rmcp::model::{CallToolResult, Implementation, ServerCapabilities, ServerConfig};
+use paid::{PaidToolsFile, Paywall};
+use rmcp::handler::server::{
+    router::tool::ToolRouter, tool::ToolCallContext, wrapper::Parameters,
+};
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, ListToolsResult,
+    PaginatedRequestParams, ProgressNotificationParam, ProgressToken, ServerCapabilities,
+    ServerConfig,
+};
+use rmcp::service::RequestContext;
+use rmcp::{Peer, RoleServer};
 use rmcp::transport::streamable_http_server::{
     session::local::LocalSessionManager, StreamableHttpServerConfig, StreamableHttpService,
 };
@@ -40,6 +55,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
+use upstream::Upstream;
 
 /// The largest registration file or answer read for a tool.
 const MAX_FETCH_BYTES: usize = 256 * 1024;
@@ -55,7 +71,38 @@ pub struct Server {
     /// The x402 gateway `chat` asks, and the most one call may cost (mUSD base units).
     gateway: Option<String>,
     max_price: u128,
+    /// Prices of the tools sold per call (`--paid-tools`), and a third-party server sold.
+    paywall: Option<Arc<Paywall>>,
+    upstream: Option<Arc<Upstream>>,
     tool_router: ToolRouter<Server>,
+}
+
+/// Progress notifications of one tool call, sent when the client asked for them (a
+/// `progressToken` in the request's `_meta`).
+pub struct Progress {
+    to: Option<(Peer<RoleServer>, ProgressToken)>,
+}
+
+impl Progress {
+    pub fn of(context: &RequestContext<RoleServer>) -> Progress {
+        Progress {
+            to: context
+                .meta
+                .get_progress_token()
+                .map(|token| (context.peer.clone(), token)),
+        }
+    }
+
+    /// Step `n` of `total`, described by `message`.
+    pub async fn step(&self, n: u32, total: u32, message: &str) {
+        if let Some((peer, token)) = &self.to {
+            let note = ProgressNotificationParam::new(token.clone(), f64::from(n))
+                .with_total(f64::from(total))
+                .with_message(message);
+            // A client that went away misses its progress, not its answer.
+            let _ = peer.notify_progress(note).await;
+        }
+    }
 }
 
 /// The default cap on one paid call: 0.05 mUSD.
@@ -77,6 +124,16 @@ fn refusal(code: &str, message: impl Into<String>) -> ToolResult {
     Ok(CallToolResult::structured_error(
         json!({"code": code, "message": message.into()}),
     ))
+}
+
+/// The refusal of a write tool on a server without a key.
+fn no_key() -> ToolResult {
+    refusal(
+        "no_key",
+        "this tool signs a transaction: start `mycel mcp` with --key NAME (a keystore key) or \
+         --dev-account N (devnets); an agent key with an allowance (`mycel allowance grant`) \
+         keeps its spending within its owner's limits",
+    )
 }
 
 fn node_refusal(e: ClientError) -> ToolResult {
@@ -215,7 +272,9 @@ impl Server {
                 .unwrap_or_default(),
             gateway: None,
             max_price: DEFAULT_MAX_PRICE,
-            tool_router: Self::tool_router(),
+            paywall: None,
+            upstream: None,
+            tool_router: Self::tool_router() + Self::trade_router() + Self::paying_router(),
         }
     }
 
@@ -227,21 +286,51 @@ impl Server {
         self
     }
 
+    /// Sells the tools `file` prices (its own, or a third-party server's it launches), settled
+    /// by the facilitator it names (default: the gateway's).
+    pub async fn with_paid_tools(mut self, file: &PaidToolsFile) -> Result<Server, String> {
+        let gateway = self.gateway.clone().unwrap_or_default();
+        let key = self.signer.as_ref().map(|s| s.address());
+        let paywall = Paywall::connect(file, &self.node, key, &gateway).await?;
+        if let Some(command) = &file.upstream {
+            let own = self.tool_router.clone();
+            let upstream = Upstream::spawn(command, |name| {
+                paywall.price(name).is_some() && !own.has_route(name)
+            })
+            .await?;
+            self.upstream = Some(Arc::new(upstream));
+        }
+        for tool in paywall.tools() {
+            let upstream = self.upstream.as_ref().is_some_and(|u| u.has(tool));
+            if !upstream && !self.tool_router.has_route(tool) {
+                return Err(format!(
+                    "paid tool {tool}: no such tool here{}",
+                    if file.upstream.is_some() { " or upstream" } else { "" }
+                ));
+            }
+        }
+        self.paywall = Some(Arc::new(paywall));
+        Ok(self)
+    }
+
     /// Signs `build`, submits it and waits until final; the tool's answer.
-    async fn send(&self, build: impl FnOnce(mycel_client::TxFields) -> TxKind) -> ToolResult {
+    async fn send(
+        &self,
+        progress: &Progress,
+        build: impl FnOnce(mycel_client::TxFields) -> TxKind,
+    ) -> ToolResult {
         let Some(signer) = &self.signer else {
-            return refusal(
-                "no_key",
-                "this tool signs a transaction: start `mycel mcp` with --key NAME (a keystore key) \
-                 or --dev-account N (devnets); an agent key with an allowance (`mycel allowance \
-                 grant`) keeps its spending within its owner's limits",
-            );
+            return no_key();
         };
-        match self
+        progress
+            .step(1, 2, "signed and submitted; waiting until final")
+            .await;
+        let outcome = self
             .node
             .send_and_wait(signer, &SendOptions::default(), build)
-            .await
-        {
+            .await;
+        progress.step(2, 2, "done").await;
+        match outcome {
             Ok(Outcome::Applied(applied)) => answer(json!({
                 "status": "finalized",
                 "hash": applied.hash,
@@ -253,6 +342,33 @@ impl Server {
                 refusal(code, other.to_string())
             }
             Err(e) => node_refusal(e),
+        }
+    }
+
+    /// Agent `id`'s registration file, fetched from its URI (bounded); or a refusal's code and
+    /// message.
+    async fn registration(&self, id: u64) -> Result<AgentRegistration, (&'static str, String)> {
+        let agent = self.node.agent(id).await.map_err(|e| match e {
+            ClientError::Node {
+                status: 404,
+                message,
+                ..
+            } => ("unknown_agent", message),
+            other => ("node_unavailable", other.to_string()),
+        })?;
+        if agent.uri.is_empty() {
+            return Err(("no_uri", format!("agent {id} has no registration URI")));
+        }
+        let body = fetch_bounded(&self.http, &agent.uri, MAX_FETCH_BYTES)
+            .await
+            .map_err(|e| ("unreachable", e))?;
+        match serde_json::from_slice::<AgentRegistration>(&body) {
+            Ok(file) if file.kind == AGENT_REGISTRATION_TYPE => Ok(file),
+            Ok(file) => Err((
+                "not_a_registration_file",
+                format!("{} has type '{}'", agent.uri, file.kind),
+            )),
+            Err(e) => Err(("not_a_registration_file", format!("{}: {e}", agent.uri))),
         }
     }
 
@@ -422,27 +538,9 @@ impl Server {
                           description, services (endpoints), x402 support, registrations."
     )]
     async fn agent_registration(&self, Parameters(a): Parameters<AgentArgs>) -> ToolResult {
-        let agent = match self.node.agent(a.agent_id).await {
-            Ok(agent) => agent,
-            Err(e) => return node_refusal(e),
-        };
-        if agent.uri.is_empty() {
-            return refusal(
-                "no_uri",
-                format!("agent {} has no registration URI", a.agent_id),
-            );
-        }
-        let body = match fetch_bounded(&self.http, &agent.uri, MAX_FETCH_BYTES).await {
-            Ok(b) => b,
-            Err(e) => return refusal("unreachable", e),
-        };
-        match serde_json::from_slice::<AgentRegistration>(&body) {
-            Ok(file) if file.kind == AGENT_REGISTRATION_TYPE => answer(file),
-            Ok(file) => refusal(
-                "not_a_registration_file",
-                format!("{} has type '{}'", agent.uri, file.kind),
-            ),
-            Err(e) => refusal("not_a_registration_file", format!("{}: {e}", agent.uri)),
+        match self.registration(a.agent_id).await {
+            Ok(file) => answer(file),
+            Err((code, message)) => refusal(code, message),
         }
     }
 
@@ -540,7 +638,11 @@ impl Server {
                           an agent key that has an allowance, it spends the owner's tokens within \
                           the allowance's limits."
     )]
-    async fn transfer(&self, Parameters(a): Parameters<TransferArgs>) -> ToolResult {
+    async fn transfer(
+        &self,
+        Parameters(a): Parameters<TransferArgs>,
+        context: RequestContext<RoleServer>,
+    ) -> ToolResult {
         let to: Address = match parse("to", &a.to) {
             Ok(v) => v,
             Err(e) => return Ok(e),
@@ -553,7 +655,7 @@ impl Server {
             Ok(v) => v,
             Err(e) => return refusal("bad_argument", format!("amount '{}': {e}", a.amount)),
         };
-        self.send(|f| {
+        self.send(&Progress::of(&context), |f| {
             TxKind::Transfer(Transfer {
                 from: f.from,
                 to,
@@ -574,7 +676,12 @@ impl Server {
                           the authorization nonce (cite it in give_feedback) and the checked \
                           receipt (signed by the miner that answered, binding this request)."
     )]
-    async fn chat(&self, Parameters(a): Parameters<ChatArgs>) -> ToolResult {
+    async fn chat(
+        &self,
+        Parameters(a): Parameters<ChatArgs>,
+        context: RequestContext<RoleServer>,
+    ) -> ToolResult {
+        let progress = Progress::of(&context);
         let Some(gateway) = &self.gateway else {
             return refusal(
                 "no_gateway",
@@ -610,6 +717,7 @@ impl Server {
             }
             request.send()
         };
+        progress.step(1, 3, "asking the gateway's price").await;
         let first = match send(None).await {
             Ok(r) => r,
             Err(e) => return refusal("gateway_unreachable", e.to_string()),
@@ -652,6 +760,16 @@ impl Server {
             Err(e) => return refusal("cannot_pay", e.to_string()),
         };
         let nonce = payment.authorization.nonce;
+        progress
+            .step(
+                2,
+                3,
+                &format!(
+                    "paying {} mUSD; a miner is decoding the answer",
+                    format_amount(price.amount, Token::Musd)
+                ),
+            )
+            .await;
         let paid = match send(Some((payment.header, payment.value))).await {
             Ok(r) => r,
             Err(e) => return refusal("gateway_unreachable", e.to_string()),
@@ -671,6 +789,7 @@ impl Server {
             .as_str()
             .unwrap_or_default()
             .to_string();
+        progress.step(3, 3, "answered; checking the receipt").await;
         let receipt = check_receipt(completion.get("receipt").cloned().unwrap_or(Value::Null));
         answer(json!({
             "answer": content,
@@ -688,7 +807,11 @@ impl Server {
                           agents). Cite an x402 payment you made to it with payment_nonce so the \
                           review counts as verified."
     )]
-    async fn give_feedback(&self, Parameters(a): Parameters<FeedbackArgs>) -> ToolResult {
+    async fn give_feedback(
+        &self,
+        Parameters(a): Parameters<FeedbackArgs>,
+        context: RequestContext<RoleServer>,
+    ) -> ToolResult {
         let payment: B256 = match a
             .payment_nonce
             .as_deref()
@@ -698,7 +821,7 @@ impl Server {
             Some(Err(e)) => return Ok(e),
             None => B256::ZERO,
         };
-        self.send(|f| {
+        self.send(&Progress::of(&context), |f| {
             TxKind::GiveFeedback(GiveFeedback {
                 from: f.from,
                 agentId: U256::from(a.agent_id),
@@ -753,18 +876,109 @@ fn check_receipt(receipt: Value) -> Value {
 #[tool_handler(router = self.tool_router)]
 impl rmcp::ServerHandler for Server {
     fn get_info(&self) -> ServerConfig {
-        let mut config = ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_instructions(
-                "mycel: verifiable, pay-per-use AI on its own chain. Read the chain (status, \
-                 balance, block, transaction), the incentive layer (subnets, metagraph, \
-                 emission), find and check agents (find_agents, agent, agent_registration, \
-                 reputation), jobs, and inference receipts (verify_receipt). With a key: chat \
-                 (ask the network's models, paid per call over x402, receipt checked), transfer \
-                 and give_feedback. Amounts are in whole tokens unless a field says base units \
-                 (MYC has 9 decimals, mUSD 6).",
-            );
+        let capabilities = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_resources()
+            .build();
+        let mut config = ServerConfig::new(capabilities).with_instructions(
+            "mycel: verifiable, pay-per-use AI on its own chain. Read the chain (status, \
+             balance, block, transaction), the incentive layer (subnets, metagraph, emission, \
+             pools), find and check agents (find_agents, agent, agent_registration, \
+             reputation), jobs, and inference receipts (verify_receipt). With a key: chat (ask \
+             the network's models, paid per call over x402, receipt checked), call_paid_tool \
+             (another MCP server's tool, paid over x402), transfer, stake, unstake and \
+             give_feedback. Resources: mycel://subnets, mycel://metagraph/{netuid}, \
+             mycel://emission/latest, mycel://agents/{id}/registration. Amounts are in whole \
+             tokens unless a field says base units (MYC has 9 decimals, mUSD 6).",
+        );
         config.server_info = Implementation::new("mycel", env!("CARGO_PKG_VERSION"));
         config
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let mut tools = self.tool_router.list_all();
+        if let Some(upstream) = &self.upstream {
+            tools.extend(upstream.tools().iter().cloned());
+        }
+        if let Some(paywall) = &self.paywall {
+            for tool in &mut tools {
+                if let Some(price) = paywall.price(&tool.name).filter(|p| *p > 0) {
+                    let description = tool.description.as_deref().unwrap_or_default();
+                    tool.description =
+                        Some(format!("{description}{}", paywall.describe(price)).into());
+                    // Its result is either its output or a PaymentRequired: no one output
+                    // schema holds (clients check structured content against it, even errors).
+                    tool.output_schema = None;
+                }
+            }
+        }
+        Ok(ListToolsResult::with_all_items(tools))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let name = request.name.to_string();
+        let upstream = self.upstream.clone().filter(|u| u.has(&name));
+        let price = self
+            .paywall
+            .as_ref()
+            .and_then(|p| p.price(&name))
+            .filter(|p| *p > 0);
+        let payment = context
+            .meta
+            .get(paid::PAYMENT_META)
+            .cloned()
+            .or_else(|| request.meta.as_ref()?.get(paid::PAYMENT_META).cloned());
+        let progress = Progress::of(&context);
+        let run = async {
+            match &upstream {
+                Some(u) => u.call(&name, request.arguments.clone()).await.map(Into::into),
+                None => {
+                    self.tool_router
+                        .call(ToolCallContext::new(self, request, context))
+                        .await
+                }
+            }
+        };
+        match (price, &self.paywall) {
+            (Some(price), Some(paywall)) => {
+                paywall
+                    .call(&name, price, payment.as_ref(), &progress, run)
+                    .await
+            }
+            _ => run.await,
+        }
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ListResourcesResult, ErrorData> {
+        Ok(resources::list())
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ListResourceTemplatesResult, ErrorData> {
+        Ok(resources::templates())
+    }
+
+    async fn read_resource(
+        &self,
+        request: rmcp::model::ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ReadResourceResponse, ErrorData> {
+        resources::read(self, &request.uri).await.map(Into::into)
     }
 }
 

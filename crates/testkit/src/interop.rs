@@ -52,3 +52,41 @@ pub fn npm_ci() {
     );
     std::fs::write(&stamp, &lock).expect("stamp");
 }
+
+/// Runs tests/interop/mcp_client.py (the official Python MCP client, PyPI `mcp`) against
+/// `server` (`["--stdio", JSON]` or `["--url", URL]`, plus any other flags of the script) with
+/// `mode` (`auto`: 2026-07-28; `legacy`: 2025-11-25) and prints the script's JSON.
+pub fn mcp_python(server: &[&str], mode: &str, calls: serde_json::Value) -> serde_json::Value {
+    let mut command = Command::new(python());
+    command
+        .arg(interop_script("mcp_client.py"))
+        .args(server)
+        .args(["--mode", mode, "--calls", &calls.to_string()]);
+    json_output(command, "mcp_client.py (pip install -r tests/interop/requirements.txt)")
+}
+
+/// Runs interop/mcp-client/client.mjs (the npm MCP SDK, paying with the x402 SDK when
+/// `server` has `--pay KEY`) against `server`.
+pub fn mcp_npm(server: &[String], calls: serde_json::Value) -> serde_json::Value {
+    let mut command = Command::new("node");
+    command
+        .current_dir(repo_root().join("interop/mcp-client"))
+        .arg("client.mjs")
+        .args(server)
+        .args(["--calls", &calls.to_string()]);
+    json_output(command, "client.mjs (node, and `npm ci` in interop/mcp-client)")
+}
+
+fn json_output(mut command: Command, what: &str) -> serde_json::Value {
+    let out = command
+        .output()
+        .unwrap_or_else(|e| panic!("run {what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{what}: {e}: {}", String::from_utf8_lossy(&out.stdout)))
+}

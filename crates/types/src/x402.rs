@@ -59,6 +59,27 @@ pub struct PaymentRequirementsV1 {
 }
 
 impl PaymentRequirements {
+    /// The "exact" EIP-3009 requirements for `amount` base units of the token at `asset`
+    /// (EIP-712 domain `name`, `version`) on chain `chain_id`, paid to `pay_to`.
+    pub fn exact(
+        chain_id: u64,
+        asset: alloy_primitives::Address,
+        (name, version): (&str, &str),
+        amount: u128,
+        pay_to: alloy_primitives::Address,
+        max_timeout_seconds: u64,
+    ) -> PaymentRequirements {
+        PaymentRequirements {
+            scheme: SCHEME_EXACT.to_string(),
+            network: format!("eip155:{chain_id}"),
+            amount: amount.to_string(),
+            asset: asset.to_checksum(None),
+            pay_to: pay_to.to_checksum(None),
+            max_timeout_seconds,
+            extra: Some(serde_json::json!({"name": name, "version": version})),
+        }
+    }
+
     /// The v1 form of these requirements for the resource `url`.
     pub fn to_v1(&self, url: &str, description: &str, mime_type: &str) -> PaymentRequirementsV1 {
         PaymentRequirementsV1 {
