@@ -52,10 +52,21 @@ fn the_python_mcp_client_reads_and_transfers_over_stdio_and_http() {
     let mycel = mycel_testkit::mycel::bin().display().to_string();
     let recipient = "0x0000000000000000000000000000000000000abc";
 
+    // A subnet to stake in: dev 0 owns it, its hotkey dev 9 is UID 0.
+    devnet.ok(&[
+        "subnet",
+        "create",
+        "--dev-account",
+        "0",
+        "--hotkey-dev-account",
+        "9",
+    ]);
+    let hotkey = dev_address(9).to_string();
+
     // stdio, stateless 2026-07-28, with dev key 3.
     let stdio = json!([mycel, "mcp", "--rpc", devnet.rpc(), "--dev-account", "3"]).to_string();
     let out = client(
-        &["--stdio", &stdio],
+        &["--stdio", &stdio, "--resources"],
         "auto",
         json!([
             ["status", {}],
@@ -64,7 +75,23 @@ fn the_python_mcp_client_reads_and_transfers_over_stdio_and_http() {
             ["balance", {"address": "not an address"}],
             ["no_such_tool", {}],
             ["metagraph", {"netuid": "one"}],
+            ["pools", {}],
+            ["stake", {"netuid": 1, "hotkey": hotkey, "amount": "0.1"}],
+            ["stake", {"netuid": 1, "hotkey": hotkey, "amount": "0.1", "limit_price": "0.000000001"}],
+            ["unstake", {"netuid": 1, "hotkey": hotkey, "amount": "all"}],
+            {"read": "mycel://subnets"},
+            {"read": "mycel://metagraph/1"},
+            {"read": "mycel://emission/latest"},
+            {"read": "mycel://metagraph/99"},
         ]),
+    );
+    assert_eq!(
+        out["resources"],
+        json!(["mycel://subnets", "mycel://emission/latest"])
+    );
+    assert_eq!(
+        out["templates"],
+        json!(["mycel://metagraph/{netuid}", "mycel://agents/{id}/registration"])
     );
     assert_eq!(out["protocol_version"], "2026-07-28");
     let names: Vec<&str> = out["tools"]
@@ -108,6 +135,46 @@ fn the_python_mcp_client_reads_and_transfers_over_stdio_and_http() {
         devnet.account(recipient.parse().unwrap())["musd"],
         "2500000",
         "the transfer is on chain"
+    );
+    // Progress: submitted, then final.
+    let progress = r[2]["progress"].as_array().unwrap();
+    assert_eq!(progress.len(), 2, "{}", r[2]);
+    assert_eq!(progress[1][0], 2.0);
+    // Staking with slippage protection: the default limit fills, a limit below the price is
+    // refused by the chain, and "all" sells the whole position.
+    assert_eq!(r[6]["structured"]["pools"][0]["netuid"], 1, "{}", r[6]);
+    assert_eq!(r[7]["structured"]["status"], "finalized", "{}", r[7]);
+    assert_eq!(r[8]["is_error"], true, "{}", r[8]);
+    assert!(
+        r[8]["structured"]["code"].as_str().unwrap().contains("price"),
+        "{}",
+        r[8]
+    );
+    assert_eq!(r[9]["structured"]["status"], "finalized", "{}", r[9]);
+    let sold = &r[9]["structured"]["receipt"]["events"][0];
+    assert_eq!(
+        (&sold["side"], sold["amount"] != "0"),
+        (&json!("unstake"), true),
+        "{sold}"
+    );
+    let stakes = devnet.http_get(&format!("/v1/stakes/{}", dev_address(3)));
+    assert!(
+        stakes["stakes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["alpha"] == "0"),
+        "{stakes}"
+    );
+    // Resources.
+    assert_eq!(r[10]["json"]["subnets"][0]["netuid"], 1, "{}", r[10]);
+    assert_eq!(r[10]["mime_type"], "application/json");
+    assert_eq!(r[11]["json"]["netuid"], 1, "{}", r[11]);
+    assert!(r[12]["json"].is_object(), "{}", r[12]);
+    assert!(
+        r[13]["exception"].as_str().unwrap().contains("metagraph/99"),
+        "{}",
+        r[13]
     );
 
     // An agent key with an allowance spends within it through MCP.
