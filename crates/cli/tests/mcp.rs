@@ -10,23 +10,31 @@ use mycel_testkit::process::start_mycel;
 use mycel_testkit::{dev_address, free_port, Devnet};
 use serde_json::{json, Value};
 
-const TOOLS: [&str; 21] = [
+const TOOLS: [&str; 29] = [
     "agent",
     "agent_registration",
     "balance",
     "block",
     "call_paid_tool",
     "chat",
+    "close_session",
+    "complete_job",
+    "create_job",
     "emission",
     "find_agents",
+    "fund_job",
     "give_feedback",
     "job",
     "jobs",
     "metagraph",
+    "open_session",
     "pools",
+    "reject_job",
     "reputation",
+    "session",
     "stake",
     "status",
+    "submit_job",
     "subnets",
     "transaction",
     "transfer",
@@ -36,6 +44,13 @@ const TOOLS: [&str; 21] = [
 
 fn client(server: &[&str], mode: &str, calls: Value) -> Value {
     mcp_python(server, mode, calls)
+}
+
+fn r_status(out: &Value, i: usize) -> String {
+    out["results"][i]["structured"]["status"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn musd(devnet: &Devnet, who: u32) -> u128 {
@@ -83,6 +98,10 @@ fn the_python_mcp_client_reads_and_transfers_over_stdio_and_http() {
             {"read": "mycel://metagraph/1"},
             {"read": "mycel://emission/latest"},
             {"read": "mycel://metagraph/99"},
+            ["create_job", {"description": "summarise a paper", "evaluator": dev_address(3).to_string(),
+                            "provider": dev_address(7).to_string(), "budget": "1"}],
+            ["fund_job", {"job_id": 1, "budget": "2"}],
+            ["fund_job", {"job_id": 1, "budget": "1"}],
         ]),
     );
     assert_eq!(
@@ -91,7 +110,10 @@ fn the_python_mcp_client_reads_and_transfers_over_stdio_and_http() {
     );
     assert_eq!(
         out["templates"],
-        json!(["mycel://metagraph/{netuid}", "mycel://agents/{id}/registration"])
+        json!([
+            "mycel://metagraph/{netuid}",
+            "mycel://agents/{id}/registration"
+        ])
     );
     assert_eq!(out["protocol_version"], "2026-07-28");
     let names: Vec<&str> = out["tools"]
@@ -146,7 +168,10 @@ fn the_python_mcp_client_reads_and_transfers_over_stdio_and_http() {
     assert_eq!(r[7]["structured"]["status"], "finalized", "{}", r[7]);
     assert_eq!(r[8]["is_error"], true, "{}", r[8]);
     assert!(
-        r[8]["structured"]["code"].as_str().unwrap().contains("price"),
+        r[8]["structured"]["code"]
+            .as_str()
+            .unwrap()
+            .contains("price"),
         "{}",
         r[8]
     );
@@ -166,13 +191,24 @@ fn the_python_mcp_client_reads_and_transfers_over_stdio_and_http() {
             .all(|p| p["alpha"] == "0"),
         "{stakes}"
     );
+    // A job: created with its budget, funded only at the budget agreed.
+    assert_eq!(r[14]["structured"]["job_id"], 1, "{}", r[14]);
+    assert_eq!(
+        r[15]["structured"]["code"], "job_budget_changed",
+        "{}",
+        r[15]
+    );
+    assert_eq!(r[16]["structured"]["status"], "finalized", "{}", r[16]);
     // Resources.
     assert_eq!(r[10]["json"]["subnets"][0]["netuid"], 1, "{}", r[10]);
     assert_eq!(r[10]["mime_type"], "application/json");
     assert_eq!(r[11]["json"]["netuid"], 1, "{}", r[11]);
     assert!(r[12]["json"].is_object(), "{}", r[12]);
     assert!(
-        r[13]["exception"].as_str().unwrap().contains("metagraph/99"),
+        r[13]["exception"]
+            .as_str()
+            .unwrap()
+            .contains("metagraph/99"),
         "{}",
         r[13]
     );
@@ -198,8 +234,11 @@ fn the_python_mcp_client_reads_and_transfers_over_stdio_and_http() {
         json!([
             ["transfer", {"to": recipient, "amount": "0.75", "token": "mUSD"}],
             ["transfer", {"to": recipient, "amount": "0.5", "token": "mUSD"}],
+            ["submit_job", {"job_id": 1, "deliverable": format!("0x{}", "ab".repeat(32)),
+                            "deliverable_uri": "http://127.0.0.1:1/summary"}],
         ]),
     );
+
     let r = out["results"].as_array().unwrap();
     assert_eq!(r[0]["is_error"], false, "{}", r[0]);
     assert_eq!(
@@ -211,6 +250,27 @@ fn the_python_mcp_client_reads_and_transfers_over_stdio_and_http() {
         musd(&devnet, 1),
         owner_before - 750_000,
         "only the first one spent"
+    );
+    assert_eq!(
+        r_status(&out, 2),
+        "finalized",
+        "the provider delivers: {out}"
+    );
+    let provider_before = musd(&devnet, 7);
+    let done = client(
+        &["--stdio", &stdio],
+        "auto",
+        json!([["complete_job", {"job_id": 1}], ["job", {"job_id": 1}]]),
+    );
+    assert_eq!(r_status(&done, 0), "finalized", "{done}");
+    assert_eq!(
+        done["results"][1]["structured"]["status"], "completed",
+        "{done}"
+    );
+    assert_eq!(
+        musd(&devnet, 7),
+        provider_before + 1_000_000,
+        "the escrow paid the provider"
     );
 
     // Streamable HTTP, 2025-11-25 with initialize, no key.

@@ -107,12 +107,7 @@ fn paid_tools_over_mcp_are_paid_settled_once_and_refused_unpaid() {
 
     // The npm MCP SDK + the x402 SDK: unpaid, paid, replayed, paid upstream, free upstream.
     let out = mcp_npm(
-        &[
-            "--url".into(),
-            url.clone(),
-            "--pay".into(),
-            hex_key(payer),
-        ],
+        &["--url".into(), url.clone(), "--pay".into(), hex_key(payer)],
         json!([
             ["status", {}],
             ["status", {}, {"replay": true}],
@@ -126,8 +121,14 @@ fn paid_tools_over_mcp_are_paid_settled_once_and_refused_unpaid() {
         .iter()
         .map(|t| t["name"].as_str().unwrap())
         .collect();
-    assert!(names.contains(&"word_count") && names.contains(&"shout"), "{names:?}");
-    assert!(!names.contains(&"secret"), "unpriced upstream tools are not offered");
+    assert!(
+        names.contains(&"word_count") && names.contains(&"shout"),
+        "{names:?}"
+    );
+    assert!(
+        !names.contains(&"secret"),
+        "unpriced upstream tools are not offered"
+    );
     let status_tool = out["tools"]
         .as_array()
         .unwrap()
@@ -160,7 +161,10 @@ fn paid_tools_over_mcp_are_paid_settled_once_and_refused_unpaid() {
     assert_eq!(settled["success"], true, "{settled}");
     assert_eq!(settled["network"], "eip155:1337");
     let tx = settled["transaction"].as_str().unwrap();
-    assert_eq!(devnet.http_get(&format!("/v1/txs/{tx}"))["status"], "finalized");
+    assert_eq!(
+        devnet.http_get(&format!("/v1/txs/{tx}"))["status"],
+        "finalized"
+    );
     // Replayed: refused with the reason, not run, not charged.
     assert_eq!(r[1]["isError"], true, "{}", r[1]);
     assert!(
@@ -174,7 +178,11 @@ fn paid_tools_over_mcp_are_paid_settled_once_and_refused_unpaid() {
     assert_eq!(r[1]["paymentResponse"], Value::Null);
     // The upstream's tools: one paid, one free.
     assert_eq!(r[2]["isError"], false, "{}", r[2]);
-    assert!(r[2]["text"].as_str().unwrap().contains("3 words"), "{}", r[2]);
+    assert!(
+        r[2]["text"].as_str().unwrap().contains("3 words"),
+        "{}",
+        r[2]
+    );
     assert_eq!(r[2]["paymentResponse"]["success"], true, "{}", r[2]);
     assert_eq!(r[2]["asked"]["accepts"][0]["amount"], "2000");
     assert_eq!(r[3]["text"], "FREE", "{}", r[3]);

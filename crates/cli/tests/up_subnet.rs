@@ -131,6 +131,8 @@ fn up_starts_an_inference_subnet_behind_a_paid_gateway() {
         std::thread::sleep(Duration::from_millis(500));
     }
 
+    mcp_assistant(&up);
+
     // The roles run inside `mycel up` (no child processes), each logging to its own file; the
     // console keeps the node's lines and the banners.
     let pid = up.proc().id();
@@ -170,6 +172,89 @@ fn up_starts_an_inference_subnet_behind_a_paid_gateway() {
     // Restarted on new ports, the same agents point at the new addresses.
     assert_eq!(check_agents(&up), agents);
     eprintln!("up_subnet test took {:?}", started.elapsed());
+}
+
+/// An assistant over `mycel mcp` (tests/interop/mcp_assistant.py, the Python MCP client) with dev
+/// account 6's key: finds the miners, pays the gateway for an answer over x402, checks the
+/// receipt came from one of them, then pays a second answer from a payment session and closes it.
+fn mcp_assistant(up: &Devnet) {
+    let payer = 6;
+    let before = up.account(dev_address(payer));
+    let command = serde_json::json!([
+        mycel_testkit::mycel::bin().display().to_string(),
+        "mcp",
+        "--rpc",
+        up.rpc(),
+        "--gateway",
+        up.gateway(),
+        "--dev-account",
+        payer.to_string(),
+    ]);
+    let out = std::process::Command::new(mycel_testkit::interop::python())
+        .arg(mycel_testkit::interop::interop_script("mcp_assistant.py"))
+        .args(["--stdio", &command.to_string()])
+        .output()
+        .expect("python3 tests/interop/mcp_assistant.py");
+    assert!(
+        out.status.success(),
+        "mcp_assistant.py: {}\n{}\nup log:\n{}",
+        text(&out.stdout),
+        text(&out.stderr),
+        up.log_tail()
+    );
+    let steps: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(
+        steps["miners"].as_array().map(Vec::len),
+        Some(2),
+        "{steps:#}"
+    );
+    let chat = &steps["chat"]["structured"];
+    assert!(
+        !chat["answer"].as_str().unwrap_or_default().is_empty(),
+        "{chat:#}"
+    );
+    assert_eq!(chat["verification"]["valid"], true, "{chat:#}");
+    assert_eq!(chat["settlement"]["success"], true, "{chat:#}");
+    assert_eq!(steps["signed_by_a_miner"], true, "{steps:#}");
+    assert_eq!(steps["verify_receipt"]["structured"]["valid"], true);
+    // Progress: price asked, paying, answered.
+    assert_eq!(
+        steps["chat"]["progress"].as_array().map(Vec::len),
+        Some(3),
+        "{steps:#}"
+    );
+    let session = &steps["session_chat"]["structured"];
+    assert_eq!(
+        session["session"]["channel"], steps["open_session"]["structured"]["channel"],
+        "{session:#}"
+    );
+    assert_eq!(
+        session["authorization_nonce"],
+        Value::Null,
+        "paid by voucher"
+    );
+    assert_eq!(
+        session["session"]["total_musd"], session["price_musd"],
+        "the first voucher of the session is its price: {session:#}"
+    );
+    assert_eq!(steps["close_session"]["structured"]["status"], "finalized");
+    assert!(
+        steps["session"]["structured"]["withdraw_at_s"].is_null(),
+        "read before closing"
+    );
+    // The exact payment and the session's deposit left the payer.
+    let after = up.account(dev_address(payer));
+    let musd = |v: &Value| v["musd"].as_str().unwrap().parse::<u128>().unwrap();
+    let price: u128 = mycel_types::parse_amount(
+        chat["price_musd"].as_str().unwrap(),
+        mycel_types::Token::Musd,
+    )
+    .unwrap();
+    assert_eq!(
+        musd(&before) - musd(&after),
+        price + 500_000,
+        "{before} {after}"
+    );
 }
 
 /// The devnet's agents (the gateway's, then the miners'), after checking that each registration

@@ -332,8 +332,7 @@ impl FacilitatorClient {
                 .and_then(|v| u8::try_from(v).ok())
                 .unwrap_or(2),
             payment_payload: payment.clone(),
-            payment_requirements: serde_json::to_value(requirements)
-                .map_err(|e| e.to_string())?,
+            payment_requirements: serde_json::to_value(requirements).map_err(|e| e.to_string())?,
         };
         self.read(self.http.post(format!("{}/{path}", self.base)).json(&body))
             .await

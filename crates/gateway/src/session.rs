@@ -27,50 +27,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-/// The request header that carries a voucher.
-pub const SESSION_HEADER: &str = "x-mycel-session";
-/// The response header: `base64(JSON {"channel", "cumulative", "price"})` of the accepted voucher.
-pub const SESSION_RESPONSE_HEADER: &str = "x-mycel-session-response";
-
-/// The voucher a client sends, as JSON inside the header.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SessionVoucher {
-    /// The channel id, 0x + 32 bytes.
-    pub channel: B256,
-    /// Cumulative mUSD base units, a decimal string.
-    pub cumulative: String,
-    /// 0x + 65 bytes `r‖s‖v` over `ChannelVoucher(channel, cumulative)` under mUSD's domain.
-    pub signature: String,
-}
-
-impl SessionVoucher {
-    /// Signs the voucher `(channel, cumulative)` with the payer's key.
-    pub fn sign(
-        payer: &PrivateKeySigner,
-        chain_id: u64,
-        channel: B256,
-        cumulative: Amount,
-    ) -> SessionVoucher {
-        use alloy_signer::SignerSync;
-        let voucher = ChannelVoucher {
-            channel,
-            cumulative: U256::from(cumulative),
-        };
-        let signature = payer
-            .sign_hash_sync(&voucher.signing_hash(chain_id))
-            .expect("a local key signs");
-        SessionVoucher {
-            channel,
-            cumulative: cumulative.to_string(),
-            signature: format!("0x{}", hex::encode(signature.as_bytes())),
-        }
-    }
-
-    /// The header value.
-    pub fn to_header(&self) -> String {
-        crate::wire::encode_header(self)
-    }
-}
+pub use mycel_types::x402::{SessionVoucher, SESSION_HEADER, SESSION_RESPONSE_HEADER};
 
 /// Why a voucher was refused (a 402 with `code()`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -18,9 +18,11 @@
 //! - Over HTTP: loopback by default, Host and Origin checked (a foreign Origin gets 403), served
 //!   by mycel-http (connection cap, request deadlines).
 
+mod jobs;
 pub mod paid;
 mod paying;
 mod resources;
+mod sessions;
 mod trade;
 pub mod upstream;
 
@@ -28,7 +30,7 @@ use alloy_primitives::{Address, B256, U256};
 use alloy_signer_local::PrivateKeySigner;
 use mycel_client::agents::fetch_bounded;
 use mycel_client::api::{self, AgentRegistration, AGENT_REGISTRATION_TYPE};
-use mycel_client::x402::{Payer, PaymentAsk};
+use mycel_client::x402::Payer;
 use mycel_client::{ClientError, JobFilter, NodeClient, Outcome, SendOptions};
 use mycel_types::tx::GiveFeedback;
 use mycel_types::x402;
@@ -36,20 +38,18 @@ use mycel_types::{
     format_amount, parse_amount, ReceiptJson, SignedReceipt, Token, Transfer, TxKind,
 };
 use paid::{PaidToolsFile, Paywall};
-use rmcp::handler::server::{
-    router::tool::ToolRouter, tool::ToolCallContext, wrapper::Parameters,
-};
+use rmcp::handler::server::{router::tool::ToolRouter, tool::ToolCallContext, wrapper::Parameters};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, ListToolsResult,
     PaginatedRequestParams, ProgressNotificationParam, ProgressToken, ServerCapabilities,
     ServerConfig,
 };
 use rmcp::service::RequestContext;
-use rmcp::{Peer, RoleServer};
 use rmcp::transport::streamable_http_server::{
     session::local::LocalSessionManager, StreamableHttpServerConfig, StreamableHttpService,
 };
 use rmcp::{tool, tool_handler, tool_router, ErrorData, ServiceExt};
+use rmcp::{Peer, RoleServer};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -74,6 +74,8 @@ pub struct Server {
     /// Prices of the tools sold per call (`--paid-tools`), and a third-party server sold.
     paywall: Option<Arc<Paywall>>,
     upstream: Option<Arc<Upstream>>,
+    /// The highest voucher total this server had accepted per payment session.
+    sessions: Arc<std::sync::Mutex<std::collections::HashMap<B256, u128>>>,
     tool_router: ToolRouter<Server>,
 }
 
@@ -108,7 +110,7 @@ impl Progress {
 /// The default cap on one paid call: 0.05 mUSD.
 pub const DEFAULT_MAX_PRICE: u128 = 50_000;
 /// How long a paid chat may take (the answer is decoded by a miner).
-const CHAT_TIMEOUT: Duration = Duration::from_secs(120);
+pub(crate) const CHAT_TIMEOUT: Duration = Duration::from_secs(120);
 
 type ToolResult = Result<CallToolResult, ErrorData>;
 
@@ -124,6 +126,16 @@ fn refusal(code: &str, message: impl Into<String>) -> ToolResult {
     Ok(CallToolResult::structured_error(
         json!({"code": code, "message": message.into()}),
     ))
+}
+
+/// What a write tool answers for a final transaction.
+fn applied_json(applied: &mycel_client::Applied) -> Value {
+    json!({
+        "status": "finalized",
+        "hash": applied.hash,
+        "height": applied.height,
+        "receipt": applied.receipt,
+    })
 }
 
 /// The refusal of a write tool on a server without a key.
@@ -245,6 +257,9 @@ pub struct ChatArgs {
     pub model: Option<String>,
     /// The most this call may cost, in mUSD (e.g. "0.01"); at most the server's cap.
     pub max_price: Option<String>,
+    /// Pay from this payment session (a channel id from open_session) with a cumulative
+    /// voucher instead of one x402 payment.
+    pub session: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -274,7 +289,12 @@ impl Server {
             max_price: DEFAULT_MAX_PRICE,
             paywall: None,
             upstream: None,
-            tool_router: Self::tool_router() + Self::trade_router() + Self::paying_router(),
+            sessions: Default::default(),
+            tool_router: Self::tool_router()
+                + Self::trade_router()
+                + Self::paying_router()
+                + Self::session_router()
+                + Self::job_router(),
         }
     }
 
@@ -305,7 +325,11 @@ impl Server {
             if !upstream && !self.tool_router.has_route(tool) {
                 return Err(format!(
                     "paid tool {tool}: no such tool here{}",
-                    if file.upstream.is_some() { " or upstream" } else { "" }
+                    if file.upstream.is_some() {
+                        " or upstream"
+                    } else {
+                        ""
+                    }
                 ));
             }
         }
@@ -319,8 +343,20 @@ impl Server {
         progress: &Progress,
         build: impl FnOnce(mycel_client::TxFields) -> TxKind,
     ) -> ToolResult {
+        match self.send_applied(progress, build).await {
+            Ok(applied) => answer(applied_json(&applied)),
+            Err(refused) => refused,
+        }
+    }
+
+    /// [`Server::send`], keeping the applied transaction for a tool that goes on with it.
+    async fn send_applied(
+        &self,
+        progress: &Progress,
+        build: impl FnOnce(mycel_client::TxFields) -> TxKind,
+    ) -> Result<mycel_client::Applied, ToolResult> {
         let Some(signer) = &self.signer else {
-            return no_key();
+            return Err(no_key());
         };
         progress
             .step(1, 2, "signed and submitted; waiting until final")
@@ -331,17 +367,12 @@ impl Server {
             .await;
         progress.step(2, 2, "done").await;
         match outcome {
-            Ok(Outcome::Applied(applied)) => answer(json!({
-                "status": "finalized",
-                "hash": applied.hash,
-                "height": applied.height,
-                "receipt": applied.receipt,
-            })),
+            Ok(Outcome::Applied(applied)) => Ok(applied),
             Ok(other) => {
                 let code = other.error().map_or("not_applied", |e| e.code.as_str());
-                refusal(code, other.to_string())
+                Err(refusal(code, other.to_string()))
             }
-            Err(e) => node_refusal(e),
+            Err(e) => Err(node_refusal(e)),
         }
     }
 
@@ -673,8 +704,9 @@ impl Server {
         description = "Ask the network's models through the x402 gateway, paying per call in \
                           mUSD from the server's key (or its allowance), refused above the price \
                           cap. Returns the answer, the price paid, the settlement transaction, \
-                          the authorization nonce (cite it in give_feedback) and the checked \
-                          receipt (signed by the miner that answered, binding this request)."
+                          the authorization nonce (cite it in give_feedback), the miner's \
+                          receipt and its check (signed by the miner that answered, binding this \
+                          request). With `session` it pays from a payment session instead."
     )]
     async fn chat(
         &self,
@@ -718,28 +750,9 @@ impl Server {
             request.send()
         };
         progress.step(1, 3, "asking the gateway's price").await;
-        let first = match send(None).await {
-            Ok(r) => r,
-            Err(e) => return refusal("gateway_unreachable", e.to_string()),
-        };
-        if first.status().as_u16() != 402 {
-            let status = first.status();
-            let text = first.text().await.unwrap_or_default();
-            return refusal("not_paywalled", format!("{url} answered {status}: {text}"));
-        }
-        let header = first
-            .headers()
-            .get(x402::PAYMENT_REQUIRED)
-            .and_then(|h| h.to_str().ok())
-            .map(str::to_string);
-        let asked = first.bytes().await.unwrap_or_default();
-        let ask = match PaymentAsk::from_402(header.as_deref(), &asked) {
-            Ok(a) => a,
-            Err(e) => return refusal("bad_price", e.to_string()),
-        };
-        let price = match ask.exact() {
-            Ok(p) => p,
-            Err(e) => return refusal("bad_price", e.to_string()),
+        let (ask, price) = match self.quote(&url, &body).await {
+            Ok(quoted) => quoted,
+            Err(refused) => return Ok(refused),
         };
         if price.amount > cap {
             return refusal(
@@ -751,15 +764,26 @@ impl Server {
                 ),
             );
         }
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or_default();
-        let payment = match Payer::new((**signer).clone()).pay(&ask, now) {
-            Ok(p) => p,
-            Err(e) => return refusal("cannot_pay", e.to_string()),
+        let (header, nonce, session) = match a.session.as_deref() {
+            Some(channel) => match self.session_voucher(signer, channel, price.amount).await {
+                Ok((voucher, cumulative)) => (
+                    (x402::SESSION_HEADER, voucher.to_header()),
+                    None,
+                    Some((voucher.channel, cumulative)),
+                ),
+                Err(refused) => return Ok(refused),
+            },
+            None => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or_default();
+                match Payer::new((**signer).clone()).pay(&ask, now) {
+                    Ok(p) => ((p.header, p.value), Some(p.authorization.nonce), None),
+                    Err(e) => return refusal("cannot_pay", e.to_string()),
+                }
+            }
         };
-        let nonce = payment.authorization.nonce;
         progress
             .step(
                 2,
@@ -770,7 +794,7 @@ impl Server {
                 ),
             )
             .await;
-        let paid = match send(Some((payment.header, payment.value))).await {
+        let paid = match send(Some(header)).await {
             Ok(r) => r,
             Err(e) => return refusal("gateway_unreachable", e.to_string()),
         };
@@ -784,13 +808,20 @@ impl Server {
         if !status.is_success() {
             return refusal("payment_refused", format!("{status}: {text}"));
         }
+        if let Some((channel, cumulative)) = session {
+            self.sessions
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(channel, cumulative);
+        }
         let completion: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         let content = completion["choices"][0]["message"]["content"]
             .as_str()
             .unwrap_or_default()
             .to_string();
         progress.step(3, 3, "answered; checking the receipt").await;
-        let receipt = check_receipt(completion.get("receipt").cloned().unwrap_or(Value::Null));
+        let receipt = completion.get("receipt").cloned().unwrap_or(Value::Null);
+        let verification = check_receipt(receipt.clone());
         answer(json!({
             "answer": content,
             "model": model,
@@ -798,7 +829,10 @@ impl Server {
             "paid_to": price.pay_to,
             "settlement": settlement.map(|s| json!({"success": s.success, "transaction": s.transaction})),
             "authorization_nonce": nonce,
+            "session": session.map(|(channel, cumulative)| json!({
+                "channel": channel, "total_musd": format_amount(cumulative, Token::Musd)})),
             "receipt": receipt,
+            "verification": verification,
         }))
     }
 
@@ -939,7 +973,10 @@ impl rmcp::ServerHandler for Server {
         let progress = Progress::of(&context);
         let run = async {
             match &upstream {
-                Some(u) => u.call(&name, request.arguments.clone()).await.map(Into::into),
+                Some(u) => u
+                    .call(&name, request.arguments.clone())
+                    .await
+                    .map(Into::into),
                 None => {
                     self.tool_router
                         .call(ToolCallContext::new(self, request, context))

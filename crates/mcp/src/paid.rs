@@ -101,9 +101,11 @@ impl Paywall {
                 .map_err(|_| format!("pay_to '{a}' is not an address"))?,
             (None, Some(k)) => k,
             (None, None) => {
-                return Err("give pay_to in the paid-tools file or a key (--key, --dev-account) \
+                return Err(
+                    "give pay_to in the paid-tools file or a key (--key, --dev-account) \
                             to be paid to"
-                    .into())
+                        .into(),
+                )
             }
         };
         let facilitator = FacilitatorClient::new(file.facilitator.as_deref().unwrap_or(gateway));
@@ -218,7 +220,9 @@ impl Paywall {
                 return ask(format!(
                     "payment refused: {}{}",
                     v.invalid_reason.unwrap_or_default(),
-                    v.invalid_message.map(|m| format!(": {m}")).unwrap_or_default()
+                    v.invalid_message
+                        .map(|m| format!(": {m}"))
+                        .unwrap_or_default()
                 ))
             }
             Err(e) => return ask(format!("cannot verify the payment: {e}")),
@@ -255,7 +259,10 @@ impl Paywall {
                     .unwrap_or_default()
             ));
         }
-        let mut meta = result.meta.clone().unwrap_or_else(|| MetaObject(Default::default()));
+        let mut meta = result
+            .meta
+            .clone()
+            .unwrap_or_else(|| MetaObject(Default::default()));
         meta.0.insert(
             PAYMENT_RESPONSE_META.into(),
             serde_json::to_value(&settled).unwrap_or(Value::Null),

@@ -8,7 +8,7 @@
 
 use crate::{answer, refusal, Progress, Server, ToolResult};
 use alloy_primitives::Address;
-use mycel_client::x402::{PaymentAsk, Payer};
+use mycel_client::x402::{Payer, PaymentAsk};
 use mycel_types::x402::PaymentRequired;
 use mycel_types::{format_amount, parse_amount, Token};
 use rmcp::handler::server::wrapper::Parameters;

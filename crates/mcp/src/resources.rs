@@ -65,7 +65,13 @@ pub(crate) async fn read(server: &Server, uri: &str) -> Result<ReadResourceResul
         .ok_or_else(|| not_found(uri, "mycel's resources are mycel://…"))?;
     let parts: Vec<&str> = path.split('/').collect();
     let json = match parts.as_slice() {
-        ["subnets"] => to_json(server.node.subnets().await.map_err(|e| node_error(uri, e))?),
+        ["subnets"] => to_json(
+            server
+                .node
+                .subnets()
+                .await
+                .map_err(|e| node_error(uri, e))?,
+        ),
         ["emission", "latest"] => to_json(
             server
                 .node

@@ -37,10 +37,10 @@ impl Upstream {
         let (Some(stdout), Some(stdin)) = (child.stdout.take(), child.stdin.take()) else {
             return Err(format!("upstream {program}: no stdio"));
         };
-        let service = ()
-            .serve((stdout, stdin))
-            .await
-            .map_err(|e| format!("upstream {program}: {e}"))?;
+        let service =
+            ().serve((stdout, stdin))
+                .await
+                .map_err(|e| format!("upstream {program}: {e}"))?;
         let tools = service
             .peer()
             .list_all_tools()

@@ -62,7 +62,10 @@ pub fn mcp_python(server: &[&str], mode: &str, calls: serde_json::Value) -> serd
         .arg(interop_script("mcp_client.py"))
         .args(server)
         .args(["--mode", mode, "--calls", &calls.to_string()]);
-    json_output(command, "mcp_client.py (pip install -r tests/interop/requirements.txt)")
+    json_output(
+        command,
+        "mcp_client.py (pip install -r tests/interop/requirements.txt)",
+    )
 }
 
 /// Runs interop/mcp-client/client.mjs (the npm MCP SDK, paying with the x402 SDK when
@@ -74,7 +77,10 @@ pub fn mcp_npm(server: &[String], calls: serde_json::Value) -> serde_json::Value
         .arg("client.mjs")
         .args(server)
         .args(["--calls", &calls.to_string()]);
-    json_output(command, "client.mjs (node, and `npm ci` in interop/mcp-client)")
+    json_output(
+        command,
+        "client.mjs (node, and `npm ci` in interop/mcp-client)",
+    )
 }
 
 fn json_output(mut command: Command, what: &str) -> serde_json::Value {

@@ -21,6 +21,12 @@ pub const X_PAYMENT: &str = "x-payment";
 /// v1 response header: the settlement result.
 pub const X_PAYMENT_RESPONSE: &str = "x-payment-response";
 
+/// mycel's payment sessions: the request header that carries a cumulative voucher
+/// ([`SessionVoucher`]).
+pub const SESSION_HEADER: &str = "x-mycel-session";
+/// The response header: `base64(JSON {"channel", "cumulative", "price"})` of the accepted voucher.
+pub const SESSION_RESPONSE_HEADER: &str = "x-mycel-session-response";
+
 /// The only scheme mycel settles.
 pub const SCHEME_EXACT: &str = "exact";
 
@@ -379,5 +385,46 @@ mod tests {
         ));
         let v3 = serde_json::json!({"x402Version": 3});
         assert_eq!(AnyPayment::from_json(&v3), Err(WireError::Version(3)));
+    }
+}
+
+/// A payment session's voucher as a client sends it (base64 JSON in [`SESSION_HEADER`]): "the
+/// payee may take up to `cumulative` mUSD base units from `channel` in total".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionVoucher {
+    /// The channel id, 0x + 32 bytes.
+    pub channel: alloy_primitives::B256,
+    /// Cumulative mUSD base units, a decimal string.
+    pub cumulative: String,
+    /// 0x + 65 bytes `r‖s‖v` over `ChannelVoucher(channel, cumulative)` under mUSD's domain.
+    pub signature: String,
+}
+
+impl SessionVoucher {
+    /// Signs the voucher `(channel, cumulative)` with the payer's key.
+    pub fn sign(
+        payer: &alloy_signer_local::PrivateKeySigner,
+        chain_id: u64,
+        channel: alloy_primitives::B256,
+        cumulative: crate::Amount,
+    ) -> SessionVoucher {
+        use alloy_signer::SignerSync;
+        let voucher = crate::ChannelVoucher {
+            channel,
+            cumulative: alloy_primitives::U256::from(cumulative),
+        };
+        let signature = payer
+            .sign_hash_sync(&voucher.signing_hash(chain_id))
+            .expect("a local key signs");
+        SessionVoucher {
+            channel,
+            cumulative: cumulative.to_string(),
+            signature: format!("0x{}", hex::encode(signature.as_bytes())),
+        }
+    }
+
+    /// The header value.
+    pub fn to_header(&self) -> String {
+        encode_header(self)
     }
 }
