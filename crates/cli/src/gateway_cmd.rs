@@ -151,6 +151,9 @@ pub struct GatewayArgs {
     /// How long a client's payment authorization should stay valid (x402 maxTimeoutSeconds).
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub max_timeout: u64,
+    /// How often the catalogue at /discovery/resources re-reads the registered agents' services.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub agents_refresh: u64,
     /// How long settlement waits for finality before answering `settlement_pending`.
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     pub settle_timeout: u64,
@@ -511,11 +514,25 @@ pub async fn start(
     let agents = facilitator
         .as_ref()
         .map(|f| Arc::new(AgentDirectory::new(f.node().clone(), pay_to)));
+    // The catalogue at /discovery/resources: the completions, and (with a node) the agents'.
+    let catalogue = Arc::new(mycel_gateway::Catalogue::new());
+    if let Some(f) = &facilitator {
+        background.push(tokio::spawn(
+            catalogue
+                .clone()
+                .follow_agents(
+                    f.node().clone(),
+                    Duration::from_secs(args.agents_refresh.max(1)),
+                )
+                .in_current_span(),
+        ));
+    }
     let mut gateway = GatewayBuilder::new(config)
         .facilitator(facilitator.clone())
         .miners(miners.clone())
         .revenue(revenue.clone())
-        .agents(agents);
+        .agents(agents)
+        .catalogue(catalogue);
     if let Some(book) = &sessions {
         gateway = gateway.scheme(SessionScheme::new(book.clone()));
     }
@@ -597,6 +614,10 @@ pub async fn start(
                     .join(" ")
             );
             let _ = writeln!(banner, "  node       {}", args.rpc);
+            let _ = writeln!(
+                banner,
+                "  catalogue  http://{local}/discovery/resources  (x402 discovery: completions, agents' services)"
+            );
         }
         None => {
             let _ = writeln!(banner, "  payments   none (--free)");

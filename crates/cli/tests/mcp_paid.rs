@@ -52,6 +52,8 @@ fn paid_tools_over_mcp_are_paid_settled_once_and_refused_unpaid() {
                 FACILITATOR.to_string(),
                 "--pay-to".into(),
                 dev_address(FACILITATOR).to_string(),
+                "--agents-refresh".into(),
+                "1".into(),
             ]
         });
         let log = proc.log();
@@ -196,6 +198,91 @@ fn paid_tools_over_mcp_are_paid_settled_once_and_refused_unpaid() {
         ["word_count", "shout"],
         "the paid upstream tool ran once, after its payment"
     );
+
+    // Discovery: the seller lists its paid tools; registered as an agent with an MCP service,
+    // the gateway's catalogue lists them too, filtered on the server.
+    let own = mycel_testkit::http::get_json(&format!("http://{}/discovery/resources", args[6]));
+    let tools: Vec<&str> = own["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["metadata"]["tool"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        tools,
+        ["status", "word_count"],
+        "free tools are not sold: {own}"
+    );
+    assert_eq!(own["items"][0]["resource"], url);
+    assert_eq!(own["items"][0]["accepts"][0]["amount"], "1000");
+    let site = dir.join("site");
+    std::fs::create_dir_all(&site).unwrap();
+    std::fs::write(
+        site.join("words.json"),
+        json!({"type": mycel_types::api::AGENT_REGISTRATION_TYPE, "name": "words",
+               "description": "counts words, per call", "image": "",
+               "services": [{"name": "MCP", "endpoint": url}], "x402Support": true,
+               "active": true, "registrations": [], "supportedTrust": ["reputation"]})
+        .to_string(),
+    )
+    .unwrap();
+    let site_port = free_port();
+    let mut server = std::process::Command::new(python());
+    server.args([
+        "-m",
+        "http.server",
+        &site_port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--directory",
+        site.to_str().unwrap(),
+    ]);
+    let mut site_proc = mycel_testkit::Proc::spawn("site", server, &dir.join("site.log"));
+    site_proc.wait_for_log("Serving HTTP", std::time::Duration::from_secs(20));
+    devnet.ok(&[
+        "agent",
+        "register",
+        "--uri",
+        &format!("http://127.0.0.1:{site_port}/words.json"),
+        "--dev-account",
+        &SELLER.to_string(),
+    ]);
+    let gateway = facilitator.clone();
+    let catalogue = |query: &str| {
+        mycel_testkit::http::get_json(&format!("{gateway}/discovery/resources{query}"))
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while catalogue("?type=mcp")["pagination"]["total"] != 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the gateway's catalogue does not list the agent's MCP tools: {}",
+            catalogue("")
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    let all = catalogue("?type=mcp");
+    assert_eq!(all["x402Version"], 2);
+    assert_eq!(all["items"][0]["metadata"]["service"], "MCP", "{all}");
+    assert_eq!(all["items"][0]["metadata"]["agentId"], 1, "{all}");
+    let cheap = catalogue("?type=mcp&maxPrice=1500");
+    assert_eq!(cheap["pagination"]["total"], 1, "{cheap}");
+    assert_eq!(cheap["items"][0]["metadata"]["tool"], "status");
+    let seller_address = dev_address(SELLER).to_string().to_lowercase();
+    let found = catalogue(&format!("?payTo={seller_address}&q=words"));
+    assert_eq!(found["pagination"]["total"], 1, "{found}");
+    assert_eq!(found["items"][0]["metadata"]["tool"], "word_count");
+    let paged = catalogue("?type=mcp&limit=1&offset=2");
+    assert_eq!(paged["items"].as_array().unwrap().len(), 1);
+    assert_eq!(paged["pagination"]["total"], 3);
+    let refused = mycel_testkit::http::block_on(async {
+        reqwest::get(format!("{gateway}/discovery/resources?limit=1000"))
+            .await
+            .expect("GET")
+            .status()
+            .as_u16()
+    });
+    assert_eq!(refused, 400);
+    drop(site_proc);
 
     // mycel's client side: another mycel mcp pays with call_paid_tool, within its cap.
     let buyer_before = musd(&devnet, BUYER);

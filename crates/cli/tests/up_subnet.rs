@@ -133,6 +133,34 @@ fn up_starts_an_inference_subnet_behind_a_paid_gateway() {
 
     mcp_assistant(&up);
 
+    // The gateway's catalogue lists its completions per model, priced for the least a call
+    // costs, paid to the gateway.
+    let listed = get_json(&format!("{}/discovery/resources?type=http", up.gateway()));
+    let chat = listed["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|i| {
+            i["resource"]
+                .as_str()
+                .unwrap_or_default()
+                .ends_with("/v1/chat/completions")
+        })
+        .unwrap_or_else(|| panic!("no chat completions in the catalogue: {listed:#}"));
+    assert!(
+        !chat["metadata"]["model"]
+            .as_str()
+            .unwrap_or_default()
+            .is_empty(),
+        "{chat:#}"
+    );
+    assert_eq!(chat["accepts"][0]["scheme"], "exact", "{chat:#}");
+    assert_eq!(chat["accepts"][0]["network"], "eip155:1337", "{chat:#}");
+    assert!(
+        chat["metadata"]["pricing"]["per_1k_tokens"].is_string(),
+        "{chat:#}"
+    );
+
     // The roles run inside `mycel up` (no child processes), each logging to its own file; the
     // console keeps the node's lines and the banners.
     let pid = up.proc().id();

@@ -46,6 +46,7 @@
 
 pub mod admission;
 pub mod answers;
+pub mod discovery;
 pub mod facilitator;
 pub mod paywall;
 pub mod revenue;
@@ -57,6 +58,7 @@ pub mod wire;
 
 pub use admission::{Admission, WorkTimeout};
 pub use answers::PaidAnswers;
+pub use discovery::Catalogue;
 pub use facilitator::{
     Asset, Clock, Facilitator, FacilitatorConfig, FixedClock, SetupError, SystemClock,
 };

@@ -3,6 +3,7 @@
 //! subnet's miners or an upstream OpenAI-compatible server, and the facilitator's x402 API.
 
 use crate::admission::{admit, Admission, Terms, WorkTimeout};
+use crate::discovery::Catalogue;
 use crate::facilitator::Facilitator;
 use crate::paywall::{error, paywall, read_request_body, Paywall, Pricing};
 use crate::revenue::RevenueShare;
@@ -60,6 +61,7 @@ struct AppState {
     miners: Option<Arc<MinerRouter>>,
     revenue: Option<Arc<RevenueShare>>,
     agents: Option<Arc<AgentDirectory>>,
+    catalogue: Option<Arc<Catalogue>>,
     /// Takes x402 payments (not free, with a scheme).
     x402: bool,
 }
@@ -87,6 +89,7 @@ pub struct GatewayBuilder {
     miners: Option<Arc<MinerRouter>>,
     revenue: Option<Arc<RevenueShare>>,
     agents: Option<Arc<AgentDirectory>>,
+    catalogue: Option<Arc<Catalogue>>,
 }
 
 impl GatewayBuilder {
@@ -99,7 +102,15 @@ impl GatewayBuilder {
             miners: None,
             revenue: None,
             agents: None,
+            catalogue: None,
         }
+    }
+
+    /// Serves `catalogue` at `/discovery/resources` (its completions priced as this gateway
+    /// prices them); spawn [`Catalogue::follow_agents`] beside it for the agents' services.
+    pub fn catalogue(mut self, catalogue: impl Into<Option<Arc<Catalogue>>>) -> Self {
+        self.catalogue = catalogue.into();
+        self
     }
 
     /// Lists the agents `directory`'s owner (the gateway's operator) owns in the registration
@@ -162,6 +173,7 @@ impl GatewayBuilder {
             .route("/v1/miners", get(miners_status))
             .route(AGENT_REGISTRATION_PATH, get(registration))
             .route("/metrics", get(metrics))
+            .route("/discovery/resources", get(discovery))
             .route("/supported", get(supported))
             .route("/verify", post(verify))
             .route("/settle", post(settle))
@@ -219,15 +231,74 @@ impl GatewayBuilder {
             forwarded: AtomicU64::new(0),
             failed: AtomicU64::new(0),
         });
+        if let Some(c) = &self.catalogue {
+            let schemes = if self.config.free {
+                Vec::new()
+            } else {
+                self.schemes.clone()
+            };
+            c.set_terms(self.config.pricing.clone(), schemes);
+        }
         AppState {
             upstream,
             facilitator: self.facilitator,
             miners: self.miners,
             revenue: self.revenue,
             agents: self.agents,
+            catalogue: self.catalogue,
             x402: !self.config.free && !self.schemes.is_empty(),
         }
     }
+}
+
+/// `GET /discovery/resources`: what this gateway sells and the network's agents offer
+/// ([`Catalogue`]), filtered and paged by the query.
+async fn discovery(
+    State(app): State<AppState>,
+    headers: axum::http::HeaderMap,
+    axum::extract::Query(params): axum::extract::Query<std::collections::BTreeMap<String, String>>,
+) -> Response {
+    let query = match mycel_types::x402::discovery::Query::parse(&params) {
+        Ok(q) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "bad_query", e),
+    };
+    let Some(catalogue) = app.catalogue.clone() else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "no_catalogue",
+            "this gateway lists no catalogue",
+        );
+    };
+    let (models, updated) = catalogue.models(|| served_models(app.clone())).await;
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let base = request_base(host, "http://127.0.0.1");
+    Json(catalogue.page(&query, &base, &models, updated)).into_response()
+}
+
+/// The model names this gateway's `/v1/models` lists (empty if it cannot say).
+async fn served_models(app: AppState) -> Vec<String> {
+    let request = Request::builder()
+        .method("GET")
+        .uri("/v1/models")
+        .body(Body::empty())
+        .unwrap_or_default();
+    let response = forward(State(app), request).await;
+    if !response.status().is_success() {
+        return Vec::new();
+    }
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap_or_default();
+    serde_json::from_slice::<Value>(&bytes)
+        .ok()
+        .and_then(|v| {
+            v["data"].as_array().map(|d| {
+                d.iter()
+                    .filter_map(|m| m["id"].as_str().map(str::to_string))
+                    .collect()
+            })
+        })
+        .unwrap_or_default()
 }
 
 fn paid_routes() -> Router<AppState> {

@@ -1032,17 +1032,85 @@ pub async fn serve_stdio(server: Server) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The streamable HTTP endpoint at `/mcp`: Host must be one of `hosts`, a present Origin one of
-/// `origins` (others get 403).
+impl Server {
+    /// The tools sold per call, as x402 discovery items of the server at `endpoint` (its `/mcp`
+    /// URL): type "mcp", the tool's name, description and input schema in the metadata.
+    pub fn discovery_items(&self, endpoint: &str) -> Vec<mycel_types::x402::discovery::Item> {
+        let Some(paywall) = &self.paywall else {
+            return Vec::new();
+        };
+        let updated = mycel_types::x402::discovery::rfc3339(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or_default(),
+        );
+        let mut tools = self.tool_router.list_all();
+        if let Some(upstream) = &self.upstream {
+            tools.extend(upstream.tools().iter().cloned());
+        }
+        tools
+            .into_iter()
+            .filter_map(|tool| {
+                let price = paywall.price(&tool.name).filter(|p| *p > 0)?;
+                Some(mycel_types::x402::discovery::Item {
+                    resource: endpoint.to_string(),
+                    kind: "mcp".into(),
+                    x402_version: 2,
+                    accepts: vec![paywall.requirements(price)],
+                    last_updated: updated.clone(),
+                    metadata: json!({
+                        "tool": tool.name,
+                        "description": tool.description,
+                        "inputSchema": tool.input_schema,
+                        "payment": "x402 over MCP: _meta[\"x402/payment\"]",
+                    }),
+                })
+            })
+            .collect()
+    }
+}
+
+/// `GET /discovery/resources` of an MCP server: its paid tools, filtered and paged.
+async fn discovery(
+    axum::extract::State(server): axum::extract::State<Server>,
+    headers: axum::http::HeaderMap,
+    axum::extract::Query(params): axum::extract::Query<std::collections::BTreeMap<String, String>>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let query = match mycel_types::x402::discovery::Query::parse(&params) {
+        Ok(q) => q,
+        Err(e) => {
+            return (
+                axum::http::StatusCode::BAD_REQUEST,
+                axum::Json(json!({"error": "bad_query", "message": e})),
+            )
+                .into_response()
+        }
+    };
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok());
+    let base = mycel_client::agents::request_base(host, "http://127.0.0.1");
+    axum::Json(query.page(&server.discovery_items(&format!("{base}/mcp")))).into_response()
+}
+
+/// The streamable HTTP endpoint at `/mcp` (Host must be one of `hosts`, a present Origin one of
+/// `origins`: others get 403), and the paid tools' catalogue at `/discovery/resources`.
 pub fn http_router(server: Server, hosts: Vec<String>, origins: Vec<String>) -> axum::Router {
     let mut config = StreamableHttpServerConfig::default();
     config.allowed_hosts = hosts;
     config.allowed_origins = origins;
     let config = config.enforce_origin_validation();
+    let catalogue = axum::Router::new()
+        .route("/discovery/resources", axum::routing::get(discovery))
+        .with_state(server.clone());
     let service = StreamableHttpService::new(
         move || Ok(server.clone()),
         LocalSessionManager::default().into(),
         config,
     );
-    axum::Router::new().nest_service("/mcp", service)
+    axum::Router::new()
+        .nest_service("/mcp", service)
+        .merge(catalogue)
 }

@@ -151,7 +151,7 @@ impl Paywall {
         )
     }
 
-    fn requirements(&self, amount: Amount) -> PaymentRequirements {
+    pub(crate) fn requirements(&self, amount: Amount) -> PaymentRequirements {
         PaymentRequirements::exact(
             self.musd.chain_id,
             self.musd.asset,

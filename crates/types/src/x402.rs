@@ -428,3 +428,261 @@ impl SessionVoucher {
         encode_header(self)
     }
 }
+
+/// x402 discovery ("Bazaar"): `GET /discovery/resources` lists what a server sells, filtered
+/// and paged by the server (beyond the public catalogues, which filter by type only).
+pub mod discovery {
+    use super::PaymentRequirements;
+    use serde::{Deserialize, Serialize};
+    use serde_json::Value;
+    use std::collections::BTreeMap;
+
+    /// Items per page when the query does not say, and the most a page holds.
+    pub const DEFAULT_LIMIT: usize = 20;
+    pub const MAX_LIMIT: usize = 100;
+
+    /// One resource for sale.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct Item {
+        /// Where it is called: a URL (for an MCP tool, the server's endpoint; the tool's name is
+        /// in `metadata.tool`).
+        pub resource: String,
+        /// "http", "mcp" or "a2a".
+        #[serde(rename = "type")]
+        pub kind: String,
+        pub x402_version: u8,
+        /// What one call costs (empty when the price is asked per call).
+        pub accepts: Vec<PaymentRequirements>,
+        /// RFC 3339.
+        pub last_updated: String,
+        pub metadata: Value,
+    }
+
+    /// The answer.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct Page {
+        pub x402_version: u8,
+        pub items: Vec<Item>,
+        pub pagination: Pagination,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Pagination {
+        pub limit: usize,
+        pub offset: usize,
+        pub total: usize,
+    }
+
+    /// The query's filters: an item passes when it matches all given. Addresses compare
+    /// case-insensitively; `max_price` keeps items with an offer at or under it (in the asset's
+    /// base units); `q` looks for the words in the resource and the metadata, case-insensitively.
+    #[derive(Debug, Clone, Default, PartialEq, Eq)]
+    pub struct Query {
+        pub kind: Option<String>,
+        pub pay_to: Option<String>,
+        pub network: Option<String>,
+        pub asset: Option<String>,
+        pub max_price: Option<u128>,
+        pub q: Option<String>,
+        pub limit: usize,
+        pub offset: usize,
+    }
+
+    impl Query {
+        /// Reads `type`, `payTo`, `network`, `asset`, `maxPrice`, `q`, `limit` (1–100, default
+        /// 20) and `offset`; an unknown parameter or a bad value is refused with why.
+        pub fn parse(params: &BTreeMap<String, String>) -> Result<Query, String> {
+            let mut query = Query {
+                limit: DEFAULT_LIMIT,
+                ..Query::default()
+            };
+            for (key, value) in params {
+                let number = || {
+                    value
+                        .parse::<u128>()
+                        .map_err(|_| format!("{key} '{value}' is not a whole number"))
+                };
+                match key.as_str() {
+                    "type" => query.kind = Some(value.clone()),
+                    "payTo" => query.pay_to = Some(value.to_lowercase()),
+                    "network" => query.network = Some(value.clone()),
+                    "asset" => query.asset = Some(value.to_lowercase()),
+                    "maxPrice" => query.max_price = Some(number()?),
+                    "q" => query.q = Some(value.to_lowercase()),
+                    "limit" => {
+                        query.limit = usize::try_from(number()?)
+                            .ok()
+                            .filter(|l| (1..=MAX_LIMIT).contains(l))
+                            .ok_or_else(|| {
+                                format!("limit '{value}' is not between 1 and {MAX_LIMIT}")
+                            })?
+                    }
+                    "offset" => {
+                        query.offset = usize::try_from(number()?)
+                            .map_err(|_| format!("offset '{value}' is too large"))?
+                    }
+                    other => {
+                        return Err(format!(
+                            "unknown parameter '{other}' (type, payTo, network, asset, \
+                             maxPrice, q, limit, offset)"
+                        ))
+                    }
+                }
+            }
+            Ok(query)
+        }
+
+        fn offer_matches(&self, r: &PaymentRequirements) -> bool {
+            self.pay_to
+                .as_ref()
+                .is_none_or(|p| r.pay_to.to_lowercase() == *p)
+                && self.network.as_ref().is_none_or(|n| r.network == *n)
+                && self
+                    .asset
+                    .as_ref()
+                    .is_none_or(|a| r.asset.to_lowercase() == *a)
+                && self
+                    .max_price
+                    .is_none_or(|max| r.amount.parse::<u128>().is_ok_and(|amount| amount <= max))
+        }
+
+        /// Whether `item` passes the filters.
+        pub fn matches(&self, item: &Item) -> bool {
+            let offers = self.pay_to.is_some()
+                || self.network.is_some()
+                || self.asset.is_some()
+                || self.max_price.is_some();
+            self.kind.as_ref().is_none_or(|k| item.kind == *k)
+                && (!offers || item.accepts.iter().any(|r| self.offer_matches(r)))
+                && self.q.as_ref().is_none_or(|q| {
+                    let text = format!("{} {}", item.resource, item.metadata).to_lowercase();
+                    q.split_whitespace().all(|word| text.contains(word))
+                })
+        }
+
+        /// The page of `items` this query asks for.
+        pub fn page(&self, items: &[Item]) -> Page {
+            let matching: Vec<&Item> = items.iter().filter(|i| self.matches(i)).collect();
+            Page {
+                x402_version: 2,
+                items: matching
+                    .iter()
+                    .skip(self.offset)
+                    .take(self.limit)
+                    .map(|i| (*i).clone())
+                    .collect(),
+                pagination: Pagination {
+                    limit: self.limit,
+                    offset: self.offset,
+                    total: matching.len(),
+                },
+            }
+        }
+    }
+
+    /// `secs` (Unix time) as RFC 3339 in UTC, e.g. `2026-12-06T16:11:15Z`.
+    pub fn rfc3339(secs: u64) -> String {
+        // Days to a civil date (proleptic Gregorian), after Howard Hinnant's algorithm.
+        let days = (secs / 86_400) as i64;
+        let rem = secs % 86_400;
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        format!(
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+            rem / 3600,
+            rem % 3600 / 60,
+            rem % 60
+        )
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        fn item(kind: &str, amount: &str, pay_to: &str, text: &str) -> Item {
+            Item {
+                resource: format!("http://127.0.0.1:1/{text}"),
+                kind: kind.into(),
+                x402_version: 2,
+                accepts: vec![PaymentRequirements {
+                    scheme: "exact".into(),
+                    network: "eip155:1337".into(),
+                    amount: amount.into(),
+                    asset: "0x00000000000000000000000000000000006D5553".into(),
+                    pay_to: pay_to.into(),
+                    max_timeout_seconds: 60,
+                    extra: None,
+                }],
+                last_updated: rfc3339(0),
+                metadata: serde_json::json!({"description": text}),
+            }
+        }
+
+        fn query(pairs: &[(&str, &str)]) -> Result<Query, String> {
+            Query::parse(
+                &pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            )
+        }
+
+        #[test]
+        fn filters_on_the_server_and_pages() {
+            let items = vec![
+                item("http", "1000", "0xAA", "chat completions"),
+                item("mcp", "2000", "0xbb", "word count tool"),
+                item("http", "5000", "0xaa", "image"),
+            ];
+            let names = |q: &Query| -> Vec<String> {
+                q.page(&items)
+                    .items
+                    .iter()
+                    .map(|i| i.resource.clone())
+                    .collect()
+            };
+            assert_eq!(names(&query(&[]).unwrap()).len(), 3);
+            assert_eq!(
+                names(&query(&[("type", "mcp")]).unwrap()),
+                ["http://127.0.0.1:1/word count tool"]
+            );
+            assert_eq!(names(&query(&[("payTo", "0xaa")]).unwrap()).len(), 2);
+            assert_eq!(names(&query(&[("maxPrice", "2000")]).unwrap()).len(), 2);
+            assert_eq!(
+                names(&query(&[("maxPrice", "2000"), ("q", "COUNT tool")]).unwrap()),
+                ["http://127.0.0.1:1/word count tool"]
+            );
+            assert_eq!(names(&query(&[("network", "eip155:1")]).unwrap()).len(), 0);
+            let page = query(&[("limit", "1"), ("offset", "1")])
+                .unwrap()
+                .page(&items);
+            assert_eq!(page.items.len(), 1);
+            assert_eq!(page.pagination.total, 3);
+            assert_eq!(page.items[0].kind, "mcp");
+            for bad in [
+                [("limit", "0")],
+                [("limit", "101")],
+                [("maxPrice", "x")],
+                [("sort", "a")],
+            ] {
+                assert!(query(&bad).is_err(), "{bad:?}");
+            }
+        }
+
+        #[test]
+        fn rfc3339_of_known_instants() {
+            assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+            assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+            assert_eq!(rfc3339(1_796_573_415), "2026-12-06T16:10:15Z");
+        }
+    }
+}
