@@ -322,6 +322,23 @@ fn the_python_mcp_client_reads_and_transfers_over_stdio_and_http() {
             .as_u16()
     });
     assert_eq!(status, 403);
+    // An oversized call is refused before it is read whole (mycel-http's body cap: 413).
+    let huge = "x".repeat(mycel_http::ServeLimits::DEFAULT_MAX_BODY_BYTES + 1);
+    let status = mycel_testkit::http::block_on(async {
+        reqwest::Client::new()
+            .post(&url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(format!(
+                r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"chat","arguments":{{"prompt":"{huge}"}}}}}}"#
+            ))
+            .send()
+            .await
+            .expect("POST")
+            .status()
+            .as_u16()
+    });
+    assert_eq!(status, 413);
 
     // The npm SDK (@modelcontextprotocol/sdk, 2025-11-25) over HTTP and over stdio.
     for server in [

@@ -189,7 +189,7 @@ fn main() {
         let n = txs.len();
         feedback_times.push(chain.block(txs) / n as f64);
         given += n;
-        if given % 20_000 == 0 {
+        if given.is_multiple_of(20_000) {
             eprintln!("{given} feedback entries");
         }
     }
