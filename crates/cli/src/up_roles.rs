@@ -427,6 +427,10 @@ fn print_subnet_banner(
             .join(" "),
         plan.rpc
     ));
+    out.push_str(&format!(
+        "  catalogue  {gateway}/discovery/resources   (x402 discovery: what the network sells, \
+         filtered: ?type=mcp&maxPrice=2000&q=words)\n"
+    ));
     out.push_str(&format!("  logs       {}\n", plan.dir.display()));
     out.push_str(&format!(
         "\nmetagraph (emissions every {} blocks): mycel metagraph {netuid} --rpc {rpc}\n",

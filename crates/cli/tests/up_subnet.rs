@@ -35,6 +35,7 @@ fn up_starts_an_inference_subnet_behind_a_paid_gateway() {
         "mycel chat",
         "curl -s",
         "mycel mcp --rpc http://127.0.0.1:",
+        "/discovery/resources",
     ] {
         assert!(
             banner.contains(needle),
