@@ -404,6 +404,9 @@ fn print_devnet_banner(rpc_addr: SocketAddr, data_dir: &Path, node_key: &str, he
     let mut out = String::new();
     out.push_str("\nmycel devnet is running\n\n");
     out.push_str(&format!("  RPC        http://{rpc_addr}\n"));
+    out.push_str(&format!(
+        "  explorer   http://{rpc_addr}/explorer   (open it in a browser)\n"
+    ));
     out.push_str(&format!("  data dir   {}\n", data_dir.display()));
     out.push_str(&format!("  validator  {node_key}\n"));
     out.push_str(&format!("  height     {height}\n\n"));

@@ -36,6 +36,7 @@ fn up_starts_an_inference_subnet_behind_a_paid_gateway() {
         "curl -s",
         "mycel mcp --rpc http://127.0.0.1:",
         "/discovery/resources",
+        "/explorer   (open it in a browser)",
     ] {
         assert!(
             banner.contains(needle),

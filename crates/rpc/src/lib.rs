@@ -11,6 +11,7 @@
 //! transaction submission. It binds where it is told (loopback by default in the CLI).
 
 mod agents;
+mod explorer;
 mod jobs;
 
 use alloy_primitives::{Address, B256};
@@ -63,6 +64,7 @@ fn router_counting(node: Node, genesis: Genesis, http: ServerStats) -> Router {
         .route("/v1/genesis", get(genesis_doc))
         .route("/v1/txs", post(submit_tx))
         .route("/v1/txs/{hash}", get(tx_status))
+        .route("/v1/blocks", get(explorer::block_list))
         .route("/v1/blocks/latest", get(latest_block))
         .route("/v1/blocks/{height}", get(block))
         .route("/v1/accounts/{address}", get(account))
@@ -99,6 +101,10 @@ fn router_counting(node: Node, genesis: Genesis, http: ServerStats) -> Router {
         .route("/v1/allowances/{agent}", get(jobs::allowance))
         .route("/v1/jobs", get(jobs::job_list))
         .route("/v1/jobs/{id}", get(jobs::job))
+        .route("/explorer", get(explorer::index))
+        .route("/explorer/", get(explorer::index))
+        .route("/explorer/app.js", get(explorer::script))
+        .route("/explorer/app.css", get(explorer::style))
         .fallback(|| async {
             ApiError::not_found(code::NOT_FOUND, "no such endpoint; see docs/node-api.md")
         })

@@ -1,5 +1,5 @@
-//! Blocks: `GET /v1/blocks/{height}`, `GET /v1/blocks/latest`, and the server-sent events of
-//! `GET /v1/events/blocks`.
+//! Blocks: `GET /v1/blocks/{height}`, `GET /v1/blocks/latest`, the list `GET /v1/blocks`, and
+//! the server-sent events of `GET /v1/events/blocks`.
 
 use super::{ErrorDetail, TxReceipt};
 use crate::TxJson;
@@ -78,4 +78,27 @@ impl BlockEvent {
             _ => None,
         })
     }
+}
+
+/// A block without its transactions, as `GET /v1/blocks` lists them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockSummary {
+    pub height: u64,
+    pub hash: B256,
+    pub timestamp_ms: u64,
+    pub proposer: Option<String>,
+    pub tx_count: usize,
+    /// How many of its transactions failed in execution.
+    pub failed: usize,
+}
+
+/// `GET /v1/blocks?before=H&limit=N`: finalized blocks, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockList {
+    pub blocks: Vec<BlockSummary>,
+    /// Pass as `before` for the next (older) page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_before: Option<u64>,
+    /// The finalized height when the page was read.
+    pub height: u64,
 }

@@ -36,7 +36,7 @@ pub use agents::{
     AGENT_REGISTRATION_PATH, AGENT_REGISTRATION_TYPE,
 };
 pub use allowances::{Allowance, AllowanceEvent, TokenAllowance};
-pub use block::{Block, BlockEvent, BlockTx, BlockTxResult, Lagged};
+pub use block::{Block, BlockEvent, BlockList, BlockSummary, BlockTx, BlockTxResult, Lagged};
 pub use incentive::{
     EmissionReceipt, EmissionSchedule, Endpoint, EpochReceipt, HyperParams, Metagraph,
     MetagraphNeuron, NeuronPayout, PoolInfo, Pools, Side, StakePosition, Stakes, Subnet,

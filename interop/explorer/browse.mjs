@@ -1,0 +1,88 @@
+// Drives the explorer in Debian's chromium (playwright-core, no downloaded browser) and prints
+// one JSON object of what it saw, for crates/cli/tests/explorer.rs to check:
+//   {firstRenderMs, pages: {NAME: {text, missing[], consoleErrors[]}}, live: {before, after, ms},
+//    searches: {TERM: hash}, phone: {overflow}, consoleErrors: []}
+//
+//   node browse.mjs --url http://127.0.0.1:8545/explorer --shots DIR --plan '{"pages": [...], "searches": [...]}'
+// A page is {"name", "hash", "expect": [text, ...]}: shown at URL#hash, it must show every text
+// (10 s), then a screenshot DIR/NAME.png is written.
+import { chromium } from "playwright-core";
+import { mkdirSync } from "node:fs";
+
+function arg(name) {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? process.argv[i + 1] : undefined;
+}
+const url = arg("--url");
+const shots = arg("--shots");
+const plan = JSON.parse(arg("--plan") ?? "{}");
+mkdirSync(shots, { recursive: true });
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+  args: ["--headless", "--no-sandbox"],
+});
+const out = { pages: {}, searches: {}, consoleErrors: [] };
+let errors = out.consoleErrors; // where console errors go: the page being checked, else global
+try {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  page.on("console", (m) => {
+    if (m.type() === "error") errors.push(m.text());
+  });
+  page.on("pageerror", (e) => errors.push(String(e)));
+  // Requests that leave the node: none are allowed.
+  const origin = new URL(url).origin;
+  page.on("request", (r) => {
+    if (!r.url().startsWith(origin) && !r.url().startsWith("data:")) out.consoleErrors.push(`request left the node: ${r.url()}`);
+  });
+
+  // Home: first render, then the live view shows a new block.
+  const t0 = Date.now();
+  await page.goto(url);
+  await page.waitForSelector("#height a", { timeout: 10000 });
+  out.firstRenderMs = Date.now() - t0;
+  const before = await page.textContent("#height");
+  const t1 = Date.now();
+  await page.waitForFunction((b) => document.querySelector("#height")?.textContent !== b, before, { timeout: 10000 });
+  out.live = { before, after: await page.textContent("#height"), ms: Date.now() - t1 };
+  await page.screenshot({ path: `${shots}/home.png`, fullPage: true });
+
+  for (const p of plan.pages ?? []) {
+    const pageErrors = [];
+    errors = pageErrors;
+    await page.goto(`${url}#${p.hash}`);
+    // The page is drawn when the title names it (the router sets it after rendering).
+    const title = `mycel explorer · ${p.hash.replace(/^\/?/, "")}`;
+    await page.waitForFunction((t) => document.title === t || document.querySelector("#main .error"), title, { timeout: 10000 }).catch(() => {});
+    const missing = [];
+    for (const text of p.expect ?? []) {
+      try {
+        await page.waitForFunction((t) => document.getElementById("main")?.innerText.includes(t), text, { timeout: 10000 });
+      } catch {
+        missing.push(text);
+      }
+    }
+    out.pages[p.name] = { missing, consoleErrors: pageErrors, text: (await page.innerText("#main")).slice(0, 2000) };
+    await page.screenshot({ path: `${shots}/${p.name}.png`, fullPage: true });
+    errors = out.consoleErrors;
+  }
+
+  for (const term of plan.searches ?? []) {
+    await page.goto(url);
+    await page.waitForSelector("#height a", { timeout: 10000 });
+    await page.fill("#q", term);
+    await page.click("#search button");
+    await page.waitForFunction(() => location.hash.length > 2 || document.querySelector("#main .error"), null, { timeout: 10000 });
+    out.searches[term] = await page.evaluate(() => location.hash || document.querySelector("#main .error")?.textContent);
+  }
+
+  // At phone width the page fits (wide tables scroll inside their own box).
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.goto(url);
+  await page.waitForSelector("#height a", { timeout: 10000 });
+  out.phone = { overflow: await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth) };
+  await page.screenshot({ path: `${shots}/home-phone.png`, fullPage: true });
+} finally {
+  await browser.close();
+}
+console.log(JSON.stringify(out));
