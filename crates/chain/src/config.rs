@@ -89,6 +89,9 @@ pub struct NodeConfig {
     pub block_limits: BlockLimitsConfig,
     #[serde(default)]
     pub mempool: MempoolLimits,
+    /// How much emission history the node keeps for the API and the explorer.
+    #[serde(default)]
+    pub history: crate::HistoryConfig,
 }
 
 impl fmt::Debug for NodeConfig {
@@ -103,6 +106,7 @@ impl fmt::Debug for NodeConfig {
             .field("consensus", &self.consensus)
             .field("block_limits", &self.block_limits)
             .field("mempool", &self.mempool)
+            .field("history", &self.history)
             .finish()
     }
 }
@@ -126,6 +130,7 @@ impl NodeConfig {
             consensus: ConsensusConfig::default(),
             block_limits: BlockLimitsConfig::default(),
             mempool: MempoolLimits::default(),
+            history: crate::HistoryConfig::default(),
         }
     }
 

@@ -122,6 +122,8 @@ pub struct Ledger {
     pub tx_index: HashMap<B256, TxLocation>,
     /// Per agent, the finalized transactions that did something to it, oldest first.
     pub agent_index: BTreeMap<u64, Vec<B256>>,
+    /// Emission receipts and epoch payouts of recent blocks.
+    pub emission: crate::EmissionHistory,
 }
 
 impl Ledger {
@@ -132,12 +134,24 @@ impl Ledger {
             tip,
             tx_index: HashMap::new(),
             agent_index: BTreeMap::new(),
+            emission: crate::EmissionHistory::default(),
         }
     }
 
     /// The finalized transactions that did something to agent `id`, oldest first.
     pub fn agent_txs(&self, id: u64) -> &[B256] {
         self.agent_index.get(&id).map_or(&[], Vec::as_slice)
+    }
+
+    /// Keeps the emission receipt of the block just applied at `height` (if it made one).
+    pub fn record_emission(&mut self, height: u64) {
+        if let Some(receipt) = self
+            .state
+            .latest_emission_receipt()
+            .filter(|r| r.height == height)
+        {
+            self.emission.record(&receipt.into());
+        }
     }
 
     pub fn tx_location(&self, hash: &B256) -> Option<&TxLocation> {

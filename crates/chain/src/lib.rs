@@ -65,6 +65,7 @@
 
 mod config;
 mod engine;
+mod history;
 mod journal;
 mod ledger;
 mod mempool;
@@ -74,6 +75,7 @@ pub use config::{
     generate_validator_key, validator_public_key, BlockLimitsConfig, ConsensusConfig, NodeConfig,
     PeerConfig, ValidatorKey,
 };
+pub use history::{EmissionHistory, HistoryConfig, Page};
 pub use ledger::{BlockView, ChainStatus, TxLocation, TxOutcome, TxStatus, TxView};
 pub use mempool::{MempoolError, MempoolLimits, Rejection, NONCE_WINDOW};
 pub use mycel_state::Account;

@@ -319,6 +319,11 @@ impl Node {
         self.shared.ledger().state.account(&addr)
     }
 
+    /// Runs `f` on the emission history (receipts and epoch payouts of recent blocks).
+    pub fn with_emission_history<R>(&self, f: impl FnOnce(&crate::EmissionHistory) -> R) -> R {
+        f(&self.shared.ledger().emission)
+    }
+
     /// A copy of the latest finalized state.
     pub fn finalized_state(&self) -> State {
         self.shared.finalized_state()

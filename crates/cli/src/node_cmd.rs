@@ -40,6 +40,13 @@ pub struct UpArgs {
     /// log collectors).
     #[arg(long, value_enum, default_value = "text", env = "MYCEL_LOG_FORMAT")]
     pub log_format: crate::logging::LogFormat,
+    /// Blocks whose emission receipt the node keeps for the API and the explorer
+    /// [default: 10000, or what the devnet's node.json says].
+    #[arg(long, value_name = "N")]
+    pub history_blocks: Option<usize>,
+    /// Epochs per subnet whose payouts the node keeps [default: 1000, or node.json's].
+    #[arg(long, value_name = "N")]
+    pub history_epochs: Option<usize>,
     /// Limits of every HTTP server the devnet runs: the node API, and the miners, validator and
     /// gateway of the subnet.
     #[command(flatten)]
@@ -151,6 +158,12 @@ pub fn run_up(args: UpArgs) -> anyhow::Result<()> {
     file.rpc_addr = args.rpc_addr;
     file.node.p2p_listen = args.p2p_addr;
     file.node.data_dir = args.data_dir.clone();
+    if let Some(n) = args.history_blocks {
+        file.node.history.blocks = n;
+    }
+    if let Some(n) = args.history_epochs {
+        file.node.history.epochs = n;
+    }
     let subnet = (!args.chain_only).then(|| crate::up_roles::SubnetPlan {
         rpc: format!("http://{}", args.rpc_addr),
         dir: args.data_dir.join("subnet"),

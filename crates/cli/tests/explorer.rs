@@ -6,7 +6,7 @@
 //! target/explorer-screenshots. And the API route it pages blocks with, `GET /v1/blocks`.
 
 use mycel_testkit::interop::repo_root;
-use mycel_testkit::{dev_address, Devnet};
+use mycel_testkit::{dev_address, Devnet, DevnetOptions};
 use serde_json::{json, Value};
 use std::process::Command;
 
@@ -31,7 +31,8 @@ fn browse(url: &str, plan: Value) -> Value {
 
 #[test]
 fn the_explorer_shows_the_chain_in_chromium() {
-    let devnet = Devnet::start();
+    // A short emission history, to see the retention at work.
+    let devnet = Devnet::start_with(DevnetOptions::default().args(&["--history-blocks", "5"]));
     devnet.ok(&[
         "subnet",
         "create",
@@ -40,6 +41,8 @@ fn the_explorer_shows_the_chain_in_chromium() {
         "--hotkey-dev-account",
         "9",
     ]);
+    // Epochs every few blocks, so the history has some.
+    devnet.ok(&["subnet", "set", "1", "--tempo", "3", "--dev-account", "0"]);
     devnet.ok(&[
         "stake",
         "add",
@@ -107,6 +110,27 @@ fn the_explorer_shows_the_chain_in_chromium() {
         assert_eq!(status, 400, "{bad}");
     }
 
+    // The emission history keeps the last 5 blocks.
+    devnet.wait_for_height(height + 8, std::time::Duration::from_secs(30));
+    let kept = devnet.http_get("/v1/emission/receipts");
+    let receipts = kept["receipts"].as_array().unwrap();
+    assert_eq!(receipts.len(), 5, "{kept}");
+    let oldest = kept["oldest_height"].as_u64().unwrap();
+    assert_eq!(receipts[4]["height"], oldest);
+    assert!(kept["next_before"].is_null());
+    let status = mycel_testkit::http::block_on(async {
+        let r = reqwest::get(format!(
+            "{}/v1/emission/receipts/{}",
+            devnet.rpc(),
+            oldest - 1
+        ))
+        .await
+        .expect("GET");
+        (r.status().as_u16(), r.text().await.unwrap_or_default())
+    });
+    assert_eq!(status.0, 404);
+    assert!(status.1.contains("not_kept"), "{}", status.1);
+
     let url = format!("{}/explorer", devnet.rpc());
     let out = browse(
         &url,
@@ -116,12 +140,15 @@ fn the_explorer_shows_the_chain_in_chromium() {
                 {"name": "tx", "hash": format!("/tx/{tx}"), "expect": ["finalized", "Transfer", "fee_burned"]},
                 {"name": "account", "hash": format!("/account/{payer}"), "expect": ["Account", "999,998.49999", "1,000,000"]},
                 {"name": "staker", "hash": format!("/account/{}", dev_address(4)), "expect": ["Stake", "0xa0ee7a"]},
-                {"name": "subnets", "hash": "/subnets", "expect": ["Subnets", "360"]},
-                {"name": "subnet", "hash": "/subnet/1", "expect": ["Subnet 1", "Metagraph", "0xa0ee7a"]},
+                {"name": "subnets", "hash": "/subnets", "expect": ["Subnets", "flow EMA (MYC/block)"]},
+                {"name": "subnet", "hash": "/subnet/1", "expect": ["Subnet 1", "Metagraph", "0xa0ee7a", "Emission per epoch, by UID", "MYC injected"]},
                 {"name": "blocks", "hash": "/blocks", "expect": ["Blocks", &height.to_string()]},
                 {"name": "agents", "hash": "/agents", "expect": ["1 registered", "#1"]},
                 {"name": "agent", "hash": "/agent/1", "expect": ["Agent #1", "http://127.0.0.1:1/agent.json"]},
                 {"name": "jobs", "hash": "/jobs", "expect": ["Jobs"]},
+                {"name": "emission", "hash": "/emission", "expect": ["Emission", "from block"]},
+                {"name": "emission-receipt", "hash": "/emission/latest", "expect": ["Emission of block", "Subnets", "Stake swaps"]},
+                {"name": "neuron", "hash": "/subnet/1/uid/0", "expect": ["Subnet 1 · UID 0", "epoch block"]},
                 {"name": "missing", "hash": "/block/99999999", "expect": ["no finalized block"]},
             ],
             "searches": [height.to_string(), tx.clone(), payer.clone(), "#1", "nonsense"],

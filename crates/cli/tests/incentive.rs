@@ -701,6 +701,76 @@ fn subnet_neurons_stake_weights_and_emission_on_a_devnet() {
     }
     assert!(paid_by_uid[&m1] > 0 && paid_by_uid[&uid(4)] > 0);
 
+    // The history the node keeps: every epoch adds up, pages go back in time, and miner 1's
+    // payouts over all its epochs are its whole alpha (it never staked nor unstaked).
+    let epochs = net.http_get("/v1/subnets/1/epochs");
+    let list = epochs["epochs"].as_array().expect("epochs");
+    assert!(list.len() >= 3, "{epochs}");
+    for e in list {
+        let epoch = &e["epoch"];
+        assert_eq!(
+            units(&epoch["owner_cut"])
+                + sum(&epoch["neurons"], "incentive")
+                + sum(&epoch["neurons"], "dividends")
+                + units(&epoch["recycled"]),
+            units(&epoch["paid"]),
+            "{e}"
+        );
+        let h = e["height"].as_u64().unwrap();
+        assert_eq!(last_epoch_block(h, 1, TEMPO), h, "an epoch block: {h}");
+    }
+    let heights: Vec<u64> = list.iter().map(|e| e["height"].as_u64().unwrap()).collect();
+    assert!(
+        heights.windows(2).all(|w| w[0] > w[1]),
+        "newest first: {heights:?}"
+    );
+    let first = net.http_get("/v1/subnets/1/epochs?limit=1");
+    let next = first["next_before"].as_u64().expect("next_before");
+    assert_eq!(next, heights[0]);
+    let second = net.http_get(&format!("/v1/subnets/1/epochs?limit=1&before={next}"));
+    assert_eq!(second["epochs"][0]["height"], heights[1]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "no metagraph and history of one epoch"
+        );
+        let history = net.http_get(&format!("/v1/subnets/1/neurons/{m1}/emissions"));
+        let graph = net.json(&["metagraph", "1"]);
+        let last = last_epoch_block(graph["block"].as_u64().unwrap(), 1, TEMPO);
+        if history["epochs"][0]["height"].as_u64() == Some(last) {
+            let paid: u128 = history["epochs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| units(&e["incentive"]) + units(&e["dividends"]))
+                .sum();
+            assert!(history["next_before"].is_null(), "one page holds them all");
+            assert_eq!(
+                paid,
+                units(&neuron_by_hotkey(&graph, dev_address(miners[0]))["alpha"]),
+                "miner 1's payouts add up to its alpha: {history}"
+            );
+            assert!(paid > 0);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let receipts = net.http_get("/v1/emission/receipts?limit=3");
+    let r = receipts["receipts"].as_array().unwrap();
+    assert_eq!(r.len(), 3);
+    let top = r[0]["height"].as_u64().unwrap();
+    assert_eq!(r[2]["height"].as_u64().unwrap(), top - 2, "one a block");
+    assert_eq!(net.http_get(&format!("/v1/emission/receipts/{top}")), r[0]);
+    let status = mycel_testkit::http::block_on(async {
+        reqwest::get(format!("{}/v1/emission/receipts/0", net.rpc()))
+            .await
+            .expect("GET")
+            .status()
+            .as_u16()
+    });
+    assert_eq!(status, 404, "nothing before the first subnet");
+
     // The people's views.
     let table = net.ok(&["metagraph", "1"]);
     for needle in ["UID", "INCENT", "DIVS", "EMISSION", "http://127.0.0.1:9002"] {

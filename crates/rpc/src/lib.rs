@@ -12,6 +12,7 @@
 
 mod agents;
 mod explorer;
+mod history;
 mod jobs;
 
 use alloy_primitives::{Address, B256};
@@ -74,7 +75,14 @@ fn router_counting(node: Node, genesis: Genesis, http: ServerStats) -> Router {
         .route("/v1/subnets/{netuid}/metagraph", get(metagraph))
         .route("/v1/pools", get(pools))
         .route("/v1/emission", get(emission_schedule))
+        .route("/v1/emission/receipts", get(history::receipts))
         .route("/v1/emission/receipts/latest", get(latest_emission_receipt))
+        .route("/v1/emission/receipts/{height}", get(history::receipt))
+        .route("/v1/subnets/{netuid}/epochs", get(history::epochs))
+        .route(
+            "/v1/subnets/{netuid}/neurons/{uid}/emissions",
+            get(history::neuron),
+        )
         .route("/v1/stakes/{coldkey}", get(stakes_of))
         .route("/v1/musd", get(musd_info))
         .route(

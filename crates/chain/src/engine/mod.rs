@@ -115,6 +115,8 @@ pub(crate) struct EngineConfig {
     /// Freezer table size of the block archives (small in tests: the deterministic runtime keeps
     /// storage in memory).
     pub freezer_table_initial_size: u32,
+    /// How much emission history the ledger keeps.
+    pub history: crate::HistoryConfig,
 }
 
 /// The five p2p channels the engine uses.
@@ -345,6 +347,7 @@ where
         }
     };
     let mut ledger = Ledger::new(state, tip);
+    ledger.emission = crate::EmissionHistory::new(cfg.history);
     for receipts in &recovered.receipts {
         ledger.index_block(receipts);
     }
@@ -684,6 +687,7 @@ async fn apply_finalized<E: Storage + Clock + Metrics>(
         ledger.state = executed.state;
         ledger.tip = new_tip;
         ledger.index_block(&receipts);
+        ledger.record_emission(height);
         block_view(block_ref, &ledger)
     };
     {

@@ -105,6 +105,7 @@ pub(crate) async fn start(context: tokio::Context, config: NodeConfig) -> Result
         },
         limits,
         mempool: config.mempool,
+        history: config.history,
         timeouts: Timeouts {
             leader: Duration::from_millis(consensus.leader_timeout_ms),
             certification: Duration::from_millis(consensus.certification_timeout_ms),

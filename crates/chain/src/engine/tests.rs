@@ -56,6 +56,7 @@ fn engine_config(signer: ed25519::PrivateKey, genesis: &Genesis, index: usize) -
             max_tx_bytes: genesis.max_tx_bytes as usize,
         },
         mempool: MempoolLimits::default(),
+        history: crate::HistoryConfig::default(),
         timeouts: Timeouts {
             leader: Duration::from_secs(1),
             certification: Duration::from_secs(2),

@@ -85,6 +85,43 @@ function outcome(result) {
   return `<span class="bad" title="${esc(result.err?.message)}">${esc(result.err?.code || "failed")}</span>`;
 }
 
+// ---------- charts (SVG, drawn here: no library) ----------
+const COLORS = ["#1f6f43", "#0b5394", "#b45f06", "#741b47", "#38761d", "#990000", "#134f5c", "#7f6000"];
+
+// A line chart of `series` ([{name, points: [[x, y], ...]}]) with labelled axes: x is a block
+// height, y a number in `unit`. Readable without hovering: axis ends and midpoints are written.
+function lineChart(series, { xLabel = "block", yLabel = "", unit = "" } = {}) {
+  const all = series.flatMap((s) => s.points);
+  if (all.length < 2) return `<p class="muted">Not enough history yet for a chart (${all.length} point${all.length === 1 ? "" : "s"}).</p>`;
+  const W = 640, H = 220, L = 78, R = 12, T = 12, B = 42;
+  const xs = all.map((p) => p[0]), ys = all.map((p) => p[1]);
+  const x0 = Math.min(...xs), x1 = Math.max(...xs);
+  const y0 = Math.min(0, ...ys), y1 = Math.max(...ys) || 1;
+  const sx = (x) => L + ((x - x0) / (x1 - x0 || 1)) * (W - L - R);
+  const sy = (y) => T + (1 - (y - y0) / (y1 - y0 || 1)) * (H - T - B);
+  const fmt = (v) => (Math.abs(v) >= 1000 ? v.toLocaleString("en-US", { maximumFractionDigits: 0 }) : Number(v.toPrecision(4)).toString());
+  const yTicks = [y0, (y0 + y1) / 2, y1];
+  const xTicks = [x0, Math.round((x0 + x1) / 2), x1];
+  const lines = series
+    .map((s, i) => `<polyline fill="none" stroke="${COLORS[i % COLORS.length]}" stroke-width="2" points="${s.points.map((p) => `${sx(p[0]).toFixed(1)},${sy(p[1]).toFixed(1)}`).join(" ")}"/>`)
+    .join("");
+  const legend = series
+    .map((s, i) => `<span class="legend"><svg class="swatch" viewBox="0 0 10 10"><rect width="10" height="10" fill="${COLORS[i % COLORS.length]}"/></svg>${esc(s.name)}</span>`)
+    .join(" ");
+  return `<figure class="chart"><svg viewBox="0 0 ${W} ${H}" role="img" aria-label="${esc(yLabel)} by ${esc(xLabel)}">
+    <line x1="${L}" y1="${H - B}" x2="${W - R}" y2="${H - B}" stroke="#999"/><line x1="${L}" y1="${T}" x2="${L}" y2="${H - B}" stroke="#999"/>
+    ${yTicks.map((v) => `<text x="${L - 6}" y="${sy(v) + 4}" text-anchor="end" font-size="11">${fmt(v)}</text><line x1="${L}" x2="${W - R}" y1="${sy(v)}" y2="${sy(v)}" stroke="#eee"/>`).join("")}
+    ${xTicks.map((v) => `<text x="${sx(v)}" y="${H - B + 16}" text-anchor="middle" font-size="11">${v}</text>`).join("")}
+    <text x="${(L + W - R) / 2}" y="${H - 6}" text-anchor="middle" font-size="12">${esc(xLabel)}</text>
+    ${lines}</svg><figcaption><span class="axis">↑ ${esc(yLabel)}${unit ? ` (${esc(unit)})` : ""} · → ${esc(xLabel)}</span> ${legend}</figcaption></figure>`;
+}
+
+// A flow EMA (MYC base units per block, a decimal string) in MYC per block, 4 significant digits.
+const flow = (v) => Number((Number(v ?? 0) / 1e9).toPrecision(4)).toString();
+
+// A base-unit amount as a float of whole tokens, for charts only.
+const tokens = (amount, token) => Number(BigInt(amount ?? "0")) / 10 ** (DECIMALS[token] ?? 0);
+
 // ---------- pages ----------
 const SAMPLE = 20; // blocks the home page's rates are measured over
 
@@ -250,7 +287,7 @@ async function subnets() {
   const [list, pools] = await Promise.all([api("/v1/subnets"), api("/v1/pools")]);
   const pool = Object.fromEntries(pools.pools.map((p) => [p.netuid, p]));
   main().innerHTML = `<h1>Subnets</h1>${table(
-    ["netuid", "owner", "neurons", "tempo", "price (MYC/α)", "MYC reserve", "registration burn (MYC)", "flow EMA"],
+    ["netuid", "owner", "neurons", "tempo", "price (MYC/α)", "MYC reserve", "registration burn (MYC)", "flow EMA (MYC/block)"],
     list.subnets.map((s) => [
       `<a href="#/subnet/${s.netuid}">${s.netuid}</a>`,
       addrLink(s.owner),
@@ -259,7 +296,7 @@ async function subnets() {
       esc(units(s.price, "MYC")),
       esc(units(pool[s.netuid]?.myc_reserve ?? "0", "MYC")),
       esc(units(s.burn, "MYC")),
-      esc(s.flow_ema),
+      esc(flow(s.flow_ema)),
     ]),
     [2, 3, 4, 5, 6],
   )}`;
@@ -277,6 +314,8 @@ async function subnet(netuid) {
       ${card("pending alpha", units(s.pending_alpha, "alpha"), "α until the epoch")}
     </div>
     ${fields([["owner", addrLink(s.owner)], ["owner hotkey", addrLink(s.owner_hotkey)], ["registered at", blockLink(s.registered_at)], ["lock", `${esc(units(s.lock, "MYC"))} MYC`]])}
+    <h2>Over time</h2>
+    <div id="charts"><p class="muted">Loading history…</p></div>
     <h2>Metagraph</h2>
     ${table(
       ["uid", "hotkey", "coldkey", "stake (α)", "permit", "trust", "consensus", "incentive", "dividends", "emission (α)", "endpoint", "last update"],
@@ -293,9 +332,94 @@ async function subnet(netuid) {
         esc(units(n.emission, "alpha")),
         n.endpoint ? esc(`${n.endpoint.host}:${n.endpoint.port}`) : "—",
         blockLink(n.last_update),
-      ]),
+      ]).map((row, i) => {
+        const uid = graph.neurons[i].uid;
+        row[0] = `<a href="#/subnet/${esc(s.netuid)}/uid/${esc(uid)}">${esc(uid)}</a>`;
+        return row;
+      }),
       [0, 3, 5, 6, 7, 8, 9],
     )}`;
+  const [receipts, epochs] = await Promise.all([api("/v1/emission/receipts?limit=100"), api(`/v1/subnets/${encodeURIComponent(netuid)}/epochs?limit=50`)]);
+  const mine = receipts.receipts
+    .map((r) => [r.height, r.subnets.find((x) => x.netuid === Number(netuid))])
+    .filter(([, x]) => x)
+    .reverse();
+  const byUid = new Map();
+  for (const e of [...epochs.epochs].reverse()) {
+    for (const n of e.epoch.neurons) {
+      if (!byUid.has(n.uid)) byUid.set(n.uid, []);
+      byUid.get(n.uid).push([e.height, tokens(n.incentive, "alpha") + tokens(n.dividends, "alpha")]);
+    }
+  }
+  const top = [...byUid.entries()].sort((a, b) => b[1].reduce((t, p) => t + p[1], 0) - a[1].reduce((t, p) => t + p[1], 0)).slice(0, 8);
+  const charts = document.getElementById("charts");
+  if (charts) {
+    charts.innerHTML = `
+      <h3>Emission per epoch, by UID</h3>
+      ${lineChart(top.map(([uid, points]) => ({ name: `UID ${uid}`, points })), { xLabel: "epoch block", yLabel: "paid", unit: "α" })}
+      <h3>MYC injected into the pool, per block</h3>
+      ${lineChart([{ name: "MYC injected", points: mine.map(([h, x]) => [h, tokens(x.myc_injected, "MYC")]) }], { yLabel: "injected", unit: "MYC" })}
+      <h3>Flow EMA (Taoflow), per block</h3>
+      ${lineChart([{ name: "flow EMA", points: mine.map(([h, x]) => [h, Number(x.flow_ema) / 1e9]) }], { yLabel: "flow", unit: "MYC / block" })}`;
+  }
+}
+
+async function neuron(netuid, uid, before) {
+  const history = await api(`/v1/subnets/${encodeURIComponent(netuid)}/neurons/${encodeURIComponent(uid)}/emissions?limit=100${before ? `&before=${encodeURIComponent(before)}` : ""}`);
+  const rows = history.epochs;
+  main().innerHTML = `<h1>Subnet ${esc(netuid)} · UID ${esc(uid)}</h1>
+    <p class="muted">Payouts per epoch the node keeps (from block ${esc(history.oldest_height ?? "—")}).</p>
+    ${lineChart([
+      { name: "incentive", points: [...rows].reverse().map((e) => [e.height, tokens(e.incentive, "alpha")]) },
+      { name: "dividends", points: [...rows].reverse().map((e) => [e.height, tokens(e.dividends, "alpha")]) },
+    ], { xLabel: "epoch block", yLabel: "paid", unit: "α" })}
+    ${table(["epoch block", "hotkey", "incentive (α)", "dividends (α)", "take (α)", "to stakers (α)"], rows.map((e) => [blockLink(e.height), addrLink(e.hotkey), esc(units(e.incentive, "alpha")), esc(units(e.dividends, "alpha")), esc(units(e.take, "alpha")), esc(units(e.to_stakers, "alpha"))]), [2, 3, 4, 5])}
+    <div class="pager">${history.next_before ? `<a href="#/subnet/${esc(netuid)}/uid/${esc(uid)}/${history.next_before}">older →</a>` : ""}</div>`;
+}
+
+async function emissionPage(before) {
+  const list = await api(`/v1/emission/receipts?limit=50${before ? `&before=${encodeURIComponent(before)}` : ""}`);
+  main().innerHTML = `<h1>Emission</h1>
+    <p class="muted">Where every block's MYC emission went, as the node keeps it (from block ${esc(list.oldest_height ?? "—")} on; <a href="#/emission/latest">the latest</a>).</p>
+    ${table(
+      ["block", "emission (MYC)", "injected (MYC)", "recycled (MYC)", "unassigned (MYC)", "subnets", "epochs", "swaps"],
+      list.receipts.map((r) => [
+        `<a href="#/emission/${r.height}">${r.height}</a>`,
+        esc(units(r.block_emission, "MYC")),
+        esc(units(r.subnets.reduce((t, s) => t + BigInt(s.myc_injected), 0n).toString(), "MYC")),
+        esc(units(r.subnets.reduce((t, s) => t + BigInt(s.myc_recycled), 0n).toString(), "MYC")),
+        esc(units(r.myc_unassigned, "MYC")),
+        esc(r.subnets.length),
+        esc(r.subnets.filter((s) => s.epoch).length),
+        esc(r.swaps.length),
+      ]),
+      [1, 2, 3, 4, 5, 6, 7],
+    )}
+    <div class="pager">${list.next_before ? `<a href="#/emission/before/${list.next_before}">older →</a>` : ""}</div>`;
+}
+
+async function emissionReceipt(height) {
+  const r = await api(`/v1/emission/receipts/${encodeURIComponent(height)}`);
+  const epochs = r.subnets.filter((s) => s.epoch);
+  main().innerHTML = `<h1>Emission of block ${esc(r.height)}</h1>
+    <div class="cards">
+      ${card("block emission", units(r.block_emission, "MYC"), "MYC")}
+      ${card("unassigned", units(r.myc_unassigned, "MYC"), "MYC, never minted")}
+      ${card("issuance before", whole(r.issuance, "MYC"), "MYC")}
+    </div>
+    <h2>Subnets</h2>
+    ${table(
+      ["subnet", "share (MYC)", "injected (MYC)", "recycled (MYC)", "alpha injected", "alpha emission", "owner cut (α)", "pending added (α)", "flow EMA (MYC/block)"],
+      r.subnets.map((s) => [`<a href="#/subnet/${s.netuid}">${s.netuid}</a>`, esc(units(s.myc_share, "MYC")), esc(units(s.myc_injected, "MYC")), esc(units(s.myc_recycled, "MYC")), esc(units(s.alpha_injected, "alpha")), esc(units(s.alpha_emission, "alpha")), esc(units(s.owner_cut, "alpha")), esc(units(s.pending_added, "alpha")), esc(flow(s.flow_ema))]),
+      [1, 2, 3, 4, 5, 6, 7],
+    )}
+    ${epochs
+      .map((s) => `<h2>Epoch of subnet ${s.netuid}: ${esc(units(s.epoch.paid, "alpha"))} α paid</h2>
+        ${fields([["owner cut", `${esc(units(s.epoch.owner_cut, "alpha"))} α`], ["recycled", `${esc(units(s.epoch.recycled, "alpha"))} α`]])}
+        ${table(["uid", "hotkey", "incentive (α)", "dividends (α)", "take (α)", "to stakers (α)"], s.epoch.neurons.map((n) => [esc(n.uid), addrLink(n.hotkey), esc(units(n.incentive, "alpha")), esc(units(n.dividends, "alpha")), esc(units(n.take, "alpha")), esc(units(n.to_stakers, "alpha"))]), [0, 2, 3, 4, 5])}`)
+      .join("")}
+    <h2>Stake swaps</h2>
+    ${table(["subnet", "coldkey", "hotkey", "side", "in", "out", "price (MYC/α)"], r.swaps.map((w) => [esc(w.netuid), addrLink(w.coldkey), addrLink(w.hotkey), esc(w.side), esc(units(w.amount_in, w.side === "stake" ? "MYC" : "alpha")), esc(units(w.amount_out, w.side === "stake" ? "alpha" : "MYC")), esc(units(w.price, "MYC"))]), [4, 5, 6])}`;
 }
 
 async function agents(cursor) {
@@ -346,6 +470,10 @@ const routes = [
   [/^account\/(0x[0-9a-fA-F]{40})$/, account],
   [/^subnets$/, subnets],
   [/^subnet\/(\d+)$/, subnet],
+  [/^subnet\/(\d+)\/uid\/(\d+)(?:\/(\d+))?$/, neuron],
+  [/^emission$/, emissionPage],
+  [/^emission\/before\/(\d+)$/, emissionPage],
+  [/^emission\/(\d+|latest)$/, emissionReceipt],
   [/^agents(?:\/(\d+))?$/, agents],
   [/^agent\/(\d+)$/, agent],
   [/^jobs(?:\/(\d+))?$/, jobs],

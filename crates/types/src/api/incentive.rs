@@ -341,3 +341,62 @@ pub struct StakePosition {
     #[serde(with = "super::amount")]
     pub value: u128,
 }
+
+/// `GET /v1/emission/receipts?before=H&limit=N`: kept emission receipts, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmissionReceiptList {
+    pub receipts: Vec<EmissionReceipt>,
+    /// Pass as `before` for the next (older) page; absent on the last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_before: Option<u64>,
+    /// The oldest height the node still keeps (its retention).
+    pub oldest_height: Option<u64>,
+    pub height: u64,
+}
+
+/// One epoch of a subnet and the block it ran in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EpochAt {
+    pub height: u64,
+    pub epoch: EpochReceipt,
+}
+
+/// `GET /v1/subnets/{netuid}/epochs?before=H&limit=N`: a subnet's kept epochs, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EpochList {
+    pub netuid: u16,
+    pub epochs: Vec<EpochAt>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_before: Option<u64>,
+    pub oldest_height: Option<u64>,
+    pub height: u64,
+}
+
+/// What one UID got at one epoch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NeuronEpoch {
+    pub height: u64,
+    /// The hotkey holding the UID then (a UID can be re-registered).
+    pub hotkey: Address,
+    #[serde(with = "super::amount")]
+    pub incentive: u128,
+    #[serde(with = "super::amount")]
+    pub dividends: u128,
+    #[serde(with = "super::amount")]
+    pub take: u128,
+    #[serde(with = "super::amount")]
+    pub to_stakers: u128,
+}
+
+/// `GET /v1/subnets/{netuid}/neurons/{uid}/emissions?before=H&limit=N`: one UID's payouts per
+/// kept epoch whose payout lists it, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NeuronEmissions {
+    pub netuid: u16,
+    pub uid: u16,
+    pub epochs: Vec<NeuronEpoch>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_before: Option<u64>,
+    pub oldest_height: Option<u64>,
+    pub height: u64,
+}

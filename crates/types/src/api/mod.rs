@@ -38,9 +38,10 @@ pub use agents::{
 pub use allowances::{Allowance, AllowanceEvent, TokenAllowance};
 pub use block::{Block, BlockEvent, BlockList, BlockSummary, BlockTx, BlockTxResult, Lagged};
 pub use incentive::{
-    EmissionReceipt, EmissionSchedule, Endpoint, EpochReceipt, HyperParams, Metagraph,
-    MetagraphNeuron, NeuronPayout, PoolInfo, Pools, Side, StakePosition, Stakes, Subnet,
-    SubnetEmission, SubnetList, SubnetSummary, SwapFill,
+    EmissionReceipt, EmissionReceiptList, EmissionSchedule, Endpoint, EpochAt, EpochList,
+    EpochReceipt, HyperParams, Metagraph, MetagraphNeuron, NeuronEmissions, NeuronEpoch,
+    NeuronPayout, PoolInfo, Pools, Side, StakePosition, Stakes, Subnet, SubnetEmission, SubnetList,
+    SubnetSummary, SwapFill,
 };
 pub use jobs::{Job, JobEvent, JobList, JobStatus};
 pub use payments::{AuthorizationState, Channel, Musd};
@@ -122,6 +123,8 @@ pub mod code {
     pub const UNKNOWN_BLOCK: &str = "unknown_block";
     /// A subnet that does not exist (404).
     pub const UNKNOWN_SUBNET: &str = "unknown_subnet";
+    /// History older than the node's retention (or before the first subnet).
+    pub const NOT_KEPT: &str = "not_kept";
     /// A payment channel that does not exist (404).
     pub const UNKNOWN_CHANNEL: &str = "unknown_channel";
     /// No block has emitted to a subnet yet (404).

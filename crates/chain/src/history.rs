@@ -1,0 +1,203 @@
+//! The emission history a node keeps beside its ledger (not consensus state): every finalized
+//! block's emission receipt (where each base unit went) for the last `blocks` blocks, and each
+//! subnet's epoch payouts for its last `epochs` epochs, served paged by the API
+//! (`/v1/emission/receipts`, `/v1/subnets/{netuid}/epochs`, per neuron). Kept in memory and
+//! started afresh with the node: after a restart it holds what was finalized since.
+
+use mycel_types::api;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+/// How much history a node keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HistoryConfig {
+    /// Blocks whose emission receipt is kept (0: none).
+    pub blocks: usize,
+    /// Epochs kept per subnet (0: none).
+    pub epochs: usize,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        // About 3 hours of blocks at one a second (a receipt is ~0.5 KiB per subnet), and 1,000
+        // epochs per subnet (~40 KiB each with 256 neurons).
+        HistoryConfig {
+            blocks: 10_000,
+            epochs: 1_000,
+        }
+    }
+}
+
+/// One page of a history, newest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// The height to pass as `before` for the next (older) page.
+    pub next_before: Option<u64>,
+    /// The oldest height still kept.
+    pub oldest: Option<u64>,
+}
+
+/// The history itself.
+#[derive(Debug, Default)]
+pub struct EmissionHistory {
+    config: HistoryConfig,
+    /// In height order.
+    blocks: VecDeque<Arc<api::EmissionReceipt>>,
+    /// Per subnet, (height, payout) in height order.
+    epochs: BTreeMap<u16, VecDeque<(u64, Arc<api::EpochReceipt>)>>,
+}
+
+impl EmissionHistory {
+    pub fn new(config: HistoryConfig) -> EmissionHistory {
+        EmissionHistory {
+            config,
+            ..EmissionHistory::default()
+        }
+    }
+
+    pub fn config(&self) -> HistoryConfig {
+        self.config
+    }
+
+    /// Keeps `receipt` (a block's), dropping what falls out of the retention.
+    pub fn record(&mut self, receipt: &api::EmissionReceipt) {
+        if self
+            .blocks
+            .back()
+            .is_some_and(|last| last.height >= receipt.height)
+        {
+            return;
+        }
+        for s in &receipt.subnets {
+            if let (Some(epoch), true) = (&s.epoch, self.config.epochs > 0) {
+                let kept = self.epochs.entry(s.netuid).or_default();
+                kept.push_back((receipt.height, Arc::new(epoch.clone())));
+                while kept.len() > self.config.epochs {
+                    kept.pop_front();
+                }
+            }
+        }
+        if self.config.blocks > 0 {
+            self.blocks.push_back(Arc::new(receipt.clone()));
+            while self.blocks.len() > self.config.blocks {
+                self.blocks.pop_front();
+            }
+        }
+    }
+
+    /// The receipt of block `height`, if kept.
+    pub fn receipt(&self, height: u64) -> Option<Arc<api::EmissionReceipt>> {
+        let i = self
+            .blocks
+            .binary_search_by_key(&height, |r| r.height)
+            .ok()?;
+        self.blocks.get(i).cloned()
+    }
+
+    /// Receipts below height `before`, newest first, at most `limit`.
+    pub fn receipts(&self, before: u64, limit: usize) -> Page<Arc<api::EmissionReceipt>> {
+        let end = self.blocks.partition_point(|r| r.height < before);
+        let start = end.saturating_sub(limit);
+        let items: Vec<_> = self.blocks.range(start..end).rev().cloned().collect();
+        Page {
+            next_before: (start > 0)
+                .then(|| items.last().map(|r| r.height))
+                .flatten(),
+            items,
+            oldest: self.blocks.front().map(|r| r.height),
+        }
+    }
+
+    /// Subnet `netuid`'s epochs below height `before`, newest first, at most `limit`.
+    pub fn epochs(
+        &self,
+        netuid: u16,
+        before: u64,
+        limit: usize,
+    ) -> Page<(u64, Arc<api::EpochReceipt>)> {
+        let Some(kept) = self.epochs.get(&netuid) else {
+            return Page {
+                items: Vec::new(),
+                next_before: None,
+                oldest: None,
+            };
+        };
+        let end = kept.partition_point(|(h, _)| *h < before);
+        let start = end.saturating_sub(limit);
+        let items: Vec<_> = kept.range(start..end).rev().cloned().collect();
+        Page {
+            next_before: (start > 0).then(|| items.last().map(|(h, _)| *h)).flatten(),
+            items,
+            oldest: kept.front().map(|(h, _)| *h),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn receipt(height: u64, epoch_paid: Option<u128>) -> api::EmissionReceipt {
+        api::EmissionReceipt {
+            height,
+            issuance: 0,
+            block_emission: 1_000,
+            myc_unassigned: 0,
+            subnets: vec![api::SubnetEmission {
+                netuid: 1,
+                flow_ema: "0".into(),
+                myc_share: 1_000,
+                myc_injected: 1_000,
+                myc_recycled: 0,
+                alpha_injected: 1_000,
+                alpha_emission: 1_000,
+                owner_cut: 180,
+                pending_added: 820,
+                epoch: epoch_paid.map(|paid| api::EpochReceipt {
+                    paid,
+                    owner_cut: 0,
+                    neurons: vec![],
+                    recycled: paid,
+                }),
+            }],
+            swaps: vec![],
+        }
+    }
+
+    #[test]
+    fn keeps_what_the_retention_says_and_pages_newest_first() {
+        let mut h = EmissionHistory::new(HistoryConfig {
+            blocks: 5,
+            epochs: 2,
+        });
+        for height in 1..=10 {
+            h.record(&receipt(
+                height,
+                (height % 3 == 0).then_some(u128::from(height)),
+            ));
+        }
+        // Blocks 6..=10 kept; 3, 6, 9 had epochs, the last two kept.
+        assert_eq!(h.receipt(5), None);
+        assert_eq!(h.receipt(6).unwrap().height, 6);
+        let page = h.receipts(u64::MAX, 2);
+        let heights: Vec<u64> = page.items.iter().map(|r| r.height).collect();
+        assert_eq!(heights, [10, 9]);
+        assert_eq!(page.next_before, Some(9));
+        assert_eq!(page.oldest, Some(6));
+        let rest = h.receipts(9, 10);
+        let heights: Vec<u64> = rest.items.iter().map(|r| r.height).collect();
+        assert_eq!(heights, [8, 7, 6]);
+        assert_eq!(rest.next_before, None);
+        let epochs = h.epochs(1, u64::MAX, 10);
+        let at: Vec<u64> = epochs.items.iter().map(|(h, _)| *h).collect();
+        assert_eq!(at, [9, 6]);
+        assert_eq!(epochs.items[0].1.paid, 9);
+        assert!(h.epochs(2, u64::MAX, 10).items.is_empty());
+        // A block seen again (a replay) is not kept twice.
+        h.record(&receipt(10, None));
+        assert_eq!(h.receipts(u64::MAX, 100).items.len(), 5);
+    }
+}
