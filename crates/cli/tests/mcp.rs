@@ -10,7 +10,7 @@ use mycel_testkit::process::start_mycel;
 use mycel_testkit::{dev_address, free_port, Devnet};
 use serde_json::{json, Value};
 
-const TOOLS: [&str; 29] = [
+const TOOLS: [&str; 30] = [
     "agent",
     "agent_registration",
     "balance",
@@ -21,6 +21,7 @@ const TOOLS: [&str; 29] = [
     "complete_job",
     "create_job",
     "emission",
+    "epochs",
     "find_agents",
     "fund_job",
     "give_feedback",
@@ -102,6 +103,8 @@ fn the_python_mcp_client_reads_and_transfers_over_stdio_and_http() {
                             "provider": dev_address(7).to_string(), "budget": "1"}],
             ["fund_job", {"job_id": 1, "budget": "2"}],
             ["fund_job", {"job_id": 1, "budget": "1"}],
+            ["epochs", {"netuid": 1}],
+            ["epochs", {"netuid": 99}],
         ]),
     );
     assert_eq!(
@@ -199,6 +202,10 @@ fn the_python_mcp_client_reads_and_transfers_over_stdio_and_http() {
         r[15]
     );
     assert_eq!(r[16]["structured"]["status"], "finalized", "{}", r[16]);
+    // Emission per epoch (none yet at tempo 360), and a subnet that does not exist.
+    assert_eq!(r[17]["structured"]["netuid"], 1, "{}", r[17]);
+    assert!(r[17]["structured"]["epochs"].is_array(), "{}", r[17]);
+    assert_eq!(r[18]["structured"]["code"], "unknown_subnet", "{}", r[18]);
     // Resources.
     assert_eq!(r[10]["json"]["subnets"][0]["netuid"], 1, "{}", r[10]);
     assert_eq!(r[10]["mime_type"], "application/json");

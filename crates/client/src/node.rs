@@ -229,6 +229,23 @@ impl NodeClient {
         }
     }
 
+    /// `GET /v1/subnets/{netuid}/epochs` (newest first, below `before`), or with `uid`
+    /// `GET /v1/subnets/{netuid}/neurons/{uid}/emissions`, as JSON.
+    pub async fn epoch_history(
+        &self,
+        netuid: u16,
+        uid: Option<u16>,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<serde_json::Value, ClientError> {
+        let base = match uid {
+            Some(uid) => format!("/v1/subnets/{netuid}/neurons/{uid}/emissions"),
+            None => format!("/v1/subnets/{netuid}/epochs"),
+        };
+        let before = before.map(|b| format!("&before={b}")).unwrap_or_default();
+        self.get(&format!("{base}?limit={limit}{before}")).await
+    }
+
     /// `GET /v1/stakes/{coldkey}`.
     pub async fn stakes(&self, coldkey: Address) -> Result<api::Stakes, ClientError> {
         self.get(&format!("/v1/stakes/{coldkey}")).await

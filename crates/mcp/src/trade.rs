@@ -16,6 +16,18 @@ use serde_json::json;
 const DEFAULT_SLIPPAGE_BPS: u128 = 200;
 
 #[derive(Debug, Deserialize, JsonSchema)]
+pub struct EpochsArgs {
+    /// The subnet.
+    pub netuid: u16,
+    /// Only this UID's payouts.
+    pub uid: Option<u16>,
+    /// Only epochs before this block (a previous page's next_before).
+    pub before: Option<u64>,
+    /// How many epochs (1–100, default 10).
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct StakeArgs {
     /// The subnet to stake in.
     pub netuid: u16,
@@ -63,6 +75,23 @@ impl Server {
             })
             .collect();
         answer(json!({"height": pools.height, "pools": list}))
+    }
+
+    #[tool(
+        description = "Emission per epoch: a subnet's epoch payouts (alpha to each UID: \
+                          incentive, dividends, take, to stakers; owner cut; recycled), newest \
+                          first, or one UID's payouts per epoch. Base units (alpha has 9 \
+                          decimals); the node keeps its recent epochs."
+    )]
+    async fn epochs(&self, Parameters(a): Parameters<EpochsArgs>) -> ToolResult {
+        let limit = a.limit.unwrap_or(10);
+        if !(1..=100).contains(&limit) {
+            return refusal("bad_argument", "limit is 1 to 100");
+        }
+        self.node
+            .epoch_history(a.netuid, a.uid, a.before, limit)
+            .await
+            .map_or_else(node_refusal, answer)
     }
 
     #[tool(
