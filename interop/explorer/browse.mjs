@@ -1,7 +1,7 @@
 // Drives the explorer in Debian's chromium (playwright-core, no downloaded browser) and prints
 // one JSON object of what it saw, for crates/cli/tests/explorer.rs to check:
 //   {firstRenderMs, pages: {NAME: {text, missing[], consoleErrors[]}}, live: {before, after, ms},
-//    searches: {TERM: hash}, phone: {overflow}, consoleErrors: []}
+//    searches: {TERM: hash}, receipts: {NAME: verdict}, phone: {overflow}, consoleErrors: []}
 //
 //   node browse.mjs --url http://127.0.0.1:8545/explorer --shots DIR --plan '{"pages": [...], "searches": [...]}'
 // A page is {"name", "hash", "expect": [text, ...]}: shown at URL#hash, it must show every text
@@ -74,6 +74,18 @@ try {
     await page.click("#search button");
     await page.waitForFunction(() => location.hash.length > 2 || document.querySelector("#main .error"), null, { timeout: 10000 });
     out.searches[term] = await page.evaluate(() => location.hash || document.querySelector("#main .error")?.textContent);
+  }
+
+  // Receipts checked in the page: [{name, json}] → the verdict's text.
+  out.receipts = {};
+  for (const r of plan.receipts ?? []) {
+    await page.goto(`${url}#/receipt`);
+    await page.waitForSelector("#receipt-input", { timeout: 10000 });
+    await page.fill("#receipt-input", r.json);
+    await page.click("#receipt-check");
+    await page.waitForSelector("#verdict p", { timeout: 10000 });
+    out.receipts[r.name] = await page.textContent("#verdict p");
+    await page.screenshot({ path: `${shots}/receipt-${r.name}.png`, fullPage: true });
   }
 
   // At phone width the page fits (wide tables scroll inside their own box).

@@ -131,6 +131,20 @@ fn the_explorer_shows_the_chain_in_chromium() {
     assert_eq!(status.0, 404);
     assert!(status.1.contains("not_kept"), "{}", status.1);
 
+    // A real receipt (docs/receipts.md's worked example, signed by a miner), and two altered.
+    let docs = std::fs::read_to_string(repo_root().join("docs/receipts.md")).unwrap();
+    let example = docs
+        .split("## JSON form")
+        .nth(1)
+        .and_then(|s| s.split("```json").nth(1))
+        .and_then(|s| s.split("```").next())
+        .expect("the JSON form example in docs/receipts.md");
+    let good: Value = serde_json::from_str(example).unwrap();
+    let mut forged = good.clone();
+    forged["message"]["outputTokenCount"] = json!(13);
+    let mut other_request = good.clone();
+    other_request["request"]["max_tokens"] = json!(13);
+
     let url = format!("{}/explorer", devnet.rpc());
     let out = browse(
         &url,
@@ -152,6 +166,12 @@ fn the_explorer_shows_the_chain_in_chromium() {
                 {"name": "missing", "hash": "/block/99999999", "expect": ["no finalized block"]},
             ],
             "searches": [height.to_string(), tx.clone(), payer.clone(), "#1", "nonsense"],
+            "receipts": [
+                {"name": "good", "json": json!({"id": "chatcmpl-1", "receipt": good}).to_string()},
+                {"name": "forged", "json": forged.to_string()},
+                {"name": "other-request", "json": other_request.to_string()},
+                {"name": "not-json", "json": "{receipt"},
+            ],
         }),
     );
     for (name, page) in out["pages"].as_object().unwrap() {
@@ -186,6 +206,30 @@ fn the_explorer_shows_the_chain_in_chromium() {
         "{s}"
     );
     assert!(out["phone"]["overflow"].as_i64().unwrap() <= 0, "{out}");
+    let verdicts = &out["receipts"];
+    let verdict = |name: &str| verdicts[name].as_str().unwrap_or_default().to_string();
+    assert!(verdict("good").starts_with("✔ valid"), "{verdicts}");
+    assert!(
+        verdict("forged").contains("not by the miner 0x90F79bf6EB2c4f870365E785982E1f101E93b906"),
+        "{verdicts}"
+    );
+    assert!(
+        verdict("other-request").contains("not to its requestHash"),
+        "{verdicts}"
+    );
+    assert!(verdict("not-json").starts_with("Not JSON"), "{verdicts}");
+
+    // The committed bundle of the receipt checker is what its build makes.
+    let check = Command::new("node")
+        .current_dir(repo_root().join("interop/explorer"))
+        .args(["build.mjs", "--check"])
+        .output()
+        .expect("node build.mjs --check");
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
     eprintln!(
         "explorer: first render of the home page {} ms, live block after {live} ms",
         out["firstRenderMs"]

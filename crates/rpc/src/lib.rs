@@ -113,6 +113,7 @@ fn router_counting(node: Node, genesis: Genesis, http: ServerStats) -> Router {
         .route("/explorer/", get(explorer::index))
         .route("/explorer/app.js", get(explorer::script))
         .route("/explorer/app.css", get(explorer::style))
+        .route("/explorer/receipt.js", get(explorer::receipt_checker))
         .fallback(|| async {
             ApiError::not_found(code::NOT_FOUND, "no such endpoint; see docs/node-api.md")
         })

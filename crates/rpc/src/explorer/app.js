@@ -451,6 +451,52 @@ async function jobs(cursor) {
     <div class="pager">${list.next_cursor ? `<a href="#/jobs/${list.next_cursor}">next →</a>` : ""}</div>`;
 }
 
+// The receipt checker (viem's EIP-712, bundled: /explorer/receipt.js), loaded on first use.
+let checker = null;
+function loadChecker() {
+  checker ??= new Promise((resolve, reject) => {
+    const s = document.createElement("script");
+    s.src = "/explorer/receipt.js";
+    s.onload = () => resolve(globalThis.mycelReceipt);
+    s.onerror = () => reject(new Error("cannot load the receipt checker"));
+    document.head.appendChild(s);
+  });
+  return checker;
+}
+
+async function receiptPage() {
+  main().innerHTML = `<h1>Check an inference receipt</h1>
+    <p>Paste a miner's answer (the completion JSON with its <code>receipt</code>) or a receipt's JSON, or drop a file on the box.
+    It is checked here, in the browser: the EIP-712 signature must recover to the miner it names, and the request it carries must hash to its <code>requestHash</code> (docs/receipts.md).</p>
+    <textarea id="receipt-input" rows="12" spellcheck="false" placeholder='{"chainId": 1337, "type": "InferenceReceipt", "message": {…}, "signature": "0x…", "request": {…}}'></textarea>
+    <p><button id="receipt-check" type="button">Check</button></p>
+    <div id="verdict" aria-live="polite"></div>
+    <p class="muted">To re-run it bit for bit: <code>mycel receipt verify answer.json --rerun</code> (with the model), or ask a subnet validator (ERC-8004 validation request, docs/agents.md).</p>`;
+  const input = document.getElementById("receipt-input");
+  input.addEventListener("dragover", (ev) => ev.preventDefault());
+  input.addEventListener("drop", async (ev) => {
+    ev.preventDefault();
+    const file = ev.dataTransfer?.files?.[0];
+    if (file) input.value = await file.text();
+  });
+  document.getElementById("receipt-check").addEventListener("click", async () => {
+    const verdict = document.getElementById("verdict");
+    let parsed;
+    try {
+      parsed = JSON.parse(input.value);
+    } catch (e) {
+      verdict.innerHTML = `<p class="error">Not JSON: ${esc(e.message)}</p>`;
+      return;
+    }
+    const { checkReceipt } = await loadChecker();
+    const v = await checkReceipt(parsed);
+    const r = parsed.receipt ?? parsed;
+    verdict.innerHTML = v.valid
+      ? `<p class="ok verdict" id="verdict-text">✔ valid: ${esc(v.reason)}</p>${fields([["miner", addrLink(v.miner)], ["model", `<span class="hash">${esc(r.message.modelId)}</span>`], ["subnet", `<a href="#/subnet/${esc(r.message.netuid)}">${esc(r.message.netuid)}</a>`], ["tokens", `${esc(r.message.promptTokenCount)} in, ${esc(r.message.outputTokenCount)} out`], ["block seen", blockLink(r.message.blockHeight)]])}`
+      : `<p class="bad verdict" id="verdict-text">✘ rejected: ${esc(v.reason)}</p>`;
+  });
+}
+
 // What a search term names: a height, a transaction hash, an address or an agent.
 function searchTarget(raw) {
   const q = raw.trim();
@@ -477,6 +523,7 @@ const routes = [
   [/^agents(?:\/(\d+))?$/, agents],
   [/^agent\/(\d+)$/, agent],
   [/^jobs(?:\/(\d+))?$/, jobs],
+  [/^receipt$/, receiptPage],
 ];
 
 async function render() {
