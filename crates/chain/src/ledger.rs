@@ -2,7 +2,7 @@
 //! transactions, and the public views of them (no consensus types here).
 
 use mycel_state::{Event, State, TxError, TxReceipt};
-use mycel_types::{SignedTx, TxJson, B256};
+use mycel_types::{api, Address, SignedTx, TxJson, B256};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -124,6 +124,11 @@ pub struct Ledger {
     pub agent_index: BTreeMap<u64, Vec<B256>>,
     /// Emission receipts and epoch payouts of recent blocks.
     pub emission: crate::EmissionHistory,
+    /// Per address, the finalized transactions it sent or that paid it, oldest first.
+    pub account_index: HashMap<Address, Vec<B256>>,
+    /// Every mUSD payment (x402 settlements, channel deposits, claims and refunds, job payouts),
+    /// oldest first.
+    pub payments: Vec<api::Payment>,
 }
 
 impl Ledger {
@@ -135,6 +140,8 @@ impl Ledger {
             tx_index: HashMap::new(),
             agent_index: BTreeMap::new(),
             emission: crate::EmissionHistory::default(),
+            account_index: HashMap::new(),
+            payments: Vec::new(),
         }
     }
 
@@ -154,6 +161,90 @@ impl Ledger {
         }
     }
 
+    /// Indexes the addresses an applied transaction touched and the payments it made.
+    fn index_account_and_payments(&mut self, hash: B256, height: u64, receipt: &TxReceipt) {
+        use mycel_state::sessions::ChannelEvent as C;
+        let mut touched: BTreeSet<Address> = BTreeSet::from([receipt.from]);
+        let payment = |kind, payer, payee, amount| api::Payment {
+            hash,
+            height,
+            kind,
+            payer,
+            payee,
+            amount,
+            channel: None,
+            job_id: None,
+        };
+        let authorized = receipt
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::AuthorizationUsed { .. }));
+        for event in &receipt.events {
+            match event {
+                Event::Transfer {
+                    token,
+                    from,
+                    to,
+                    amount,
+                } => {
+                    touched.insert(*from);
+                    touched.insert(*to);
+                    if authorized && *token == mycel_types::Token::Musd {
+                        self.payments.push(payment(
+                            api::PaymentKind::X402,
+                            Some(*from),
+                            Some(*to),
+                            *amount,
+                        ));
+                    }
+                }
+                Event::Channel(c) => {
+                    let (kind, channel, amount) = match c {
+                        C::Opened {
+                            channel, deposit, ..
+                        } => (api::PaymentKind::SessionOpened, channel, *deposit),
+                        C::ToppedUp { channel, amount } => {
+                            (api::PaymentKind::SessionToppedUp, channel, *amount)
+                        }
+                        C::Claimed { channel, paid, .. } => {
+                            (api::PaymentKind::SessionClaimed, channel, *paid)
+                        }
+                        C::Withdrawn { channel, refunded } => {
+                            (api::PaymentKind::SessionRefunded, channel, *refunded)
+                        }
+                        C::WithdrawRequested { .. } => continue,
+                    };
+                    let parties = self.state.channel(channel);
+                    let (payer, payee) = match (kind, parties) {
+                        (api::PaymentKind::SessionRefunded, Some(c)) => {
+                            (Some(c.payee), Some(c.payer))
+                        }
+                        (_, Some(c)) => (Some(c.payer), Some(c.payee)),
+                        (_, None) => (None, None),
+                    };
+                    touched.extend(payer.into_iter().chain(payee));
+                    self.payments.push(api::Payment {
+                        channel: Some(*channel),
+                        ..payment(kind, payer, payee, amount)
+                    });
+                }
+                Event::Job(api::JobEvent::Completed { job_id, paid, .. }) => {
+                    let job = self.state.jobs().job(*job_id);
+                    let (payer, payee) = (job.map(|j| j.client), job.and_then(|j| j.provider));
+                    touched.extend(payee);
+                    self.payments.push(api::Payment {
+                        job_id: Some(*job_id),
+                        ..payment(api::PaymentKind::JobPaid, payer, payee, *paid)
+                    });
+                }
+                _ => {}
+            }
+        }
+        for address in touched {
+            self.account_index.entry(address).or_default().push(hash);
+        }
+    }
+
     pub fn tx_location(&self, hash: &B256) -> Option<&TxLocation> {
         self.tx_index.get(hash)
     }
@@ -161,6 +252,7 @@ impl Ledger {
     pub fn index_block(&mut self, receipts: &BlockReceipts) {
         for (hash, location) in &receipts.txs {
             if let TxOutcome::Success { receipt } = &location.result {
+                self.index_account_and_payments(*hash, receipts.height, receipt);
                 let agents: BTreeSet<u64> = receipt
                     .events
                     .iter()

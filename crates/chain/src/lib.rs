@@ -76,7 +76,7 @@ pub use config::{
     PeerConfig, ValidatorKey,
 };
 pub use history::{EmissionHistory, HistoryConfig, Page};
-pub use ledger::{BlockView, ChainStatus, TxLocation, TxOutcome, TxStatus, TxView};
+pub use ledger::{BlockView, ChainStatus, Ledger, TxLocation, TxOutcome, TxStatus, TxView};
 pub use mempool::{MempoolError, MempoolLimits, Rejection, NONCE_WINDOW};
 pub use mycel_state::Account;
 pub use node::{Node, SyncStatus};

@@ -319,6 +319,12 @@ impl Node {
         self.shared.ledger().state.account(&addr)
     }
 
+    /// Runs `f` on the finalized ledger's indexes (an account's transactions, the payments).
+    /// Keep `f` short: the finalizer waits for it.
+    pub fn with_ledger<R>(&self, f: impl FnOnce(&crate::Ledger) -> R) -> R {
+        f(&self.shared.ledger())
+    }
+
     /// Runs `f` on the emission history (receipts and epoch payouts of recent blocks).
     pub fn with_emission_history<R>(&self, f: impl FnOnce(&crate::EmissionHistory) -> R) -> R {
         f(&self.shared.ledger().emission)

@@ -74,6 +74,17 @@ fn the_explorer_shows_the_chain_in_chromium() {
         "--dev-account",
         "2",
     ]);
+    // A payment session: dev 5 deposits 2 mUSD for dev 8.
+    devnet.ok(&[
+        "session",
+        "open",
+        "--to",
+        &dev_address(8).to_string(),
+        "--amount",
+        "2",
+        "--dev-account",
+        "5",
+    ]);
     let height = devnet.http_get(&format!("/v1/txs/{tx}"))["height"]
         .as_u64()
         .unwrap();
@@ -152,7 +163,9 @@ fn the_explorer_shows_the_chain_in_chromium() {
             "pages": [
                 {"name": "block", "hash": format!("/block/{height}"), "expect": [format!("Block {height}"), "Transfer"]},
                 {"name": "tx", "hash": format!("/tx/{tx}"), "expect": ["finalized", "Transfer", "fee_burned"]},
-                {"name": "account", "hash": format!("/account/{payer}"), "expect": ["Account", "999,998.49999", "1,000,000"]},
+                {"name": "account", "hash": format!("/account/{payer}"), "expect": ["Account", "999,998.49999", "1,000,000", "Transactions (1)", "Transfer"]},
+                {"name": "payments", "hash": "/payments", "expect": ["Payments", "session opened", "2"]},
+                {"name": "session-payer", "hash": format!("/account/{}", dev_address(5)), "expect": ["Payments (1;", "session opened", "OpenChannel"]},
                 {"name": "staker", "hash": format!("/account/{}", dev_address(4)), "expect": ["Stake", "0xa0ee7a"]},
                 {"name": "subnets", "hash": "/subnets", "expect": ["Subnets", "flow EMA (MYC/block)"]},
                 {"name": "subnet", "hash": "/subnet/1", "expect": ["Subnet 1", "Metagraph", "0xa0ee7a", "Emission per epoch, by UID", "MYC injected"]},

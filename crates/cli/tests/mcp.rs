@@ -279,6 +279,24 @@ fn the_python_mcp_client_reads_and_transfers_over_stdio_and_http() {
         provider_before + 1_000_000,
         "the escrow paid the provider"
     );
+    // The node indexes the payout as a payment of the provider, and the history of both.
+    let paid = devnet.http_get("/v1/payments?kind=job_paid");
+    assert_eq!(paid["total"], 1, "{paid}");
+    let p = &paid["payments"][0];
+    assert_eq!(p["job_id"], 1);
+    assert_eq!(p["amount"], "1000000");
+    assert_eq!(p["payee"], dev_address(7).to_string().to_lowercase(), "{p}");
+    assert_eq!(p["payer"], dev_address(3).to_string().to_lowercase(), "{p}");
+    assert_eq!(paid["paid_total"], "1000000");
+    let history = devnet.http_get(&format!("/v1/accounts/{}/txs", dev_address(7)));
+    assert!(
+        history["txs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["type"] == "SubmitJob"),
+        "{history}"
+    );
 
     // Streamable HTTP, 2025-11-25 with initialize, no key.
     let dir = devnet.dir();

@@ -324,6 +324,27 @@ fn paid_tools_over_mcp_are_paid_settled_once_and_refused_unpaid() {
     assert_eq!(r[2]["structured"]["result"]["text"], "HI");
     assert_eq!(musd(&devnet, BUYER), buyer_before - 2_000);
     assert_eq!(musd(&devnet, SELLER), seller_before + 5_000);
+    // The node indexes each settlement as an x402 payment to the seller.
+    let seller_address = dev_address(SELLER).to_string();
+    let settled = devnet.http_get(&format!("/v1/payments?kind=x402&address={seller_address}"));
+    assert_eq!(settled["total"], 3, "{settled}");
+    assert_eq!(settled["paid_total"], "5000", "{settled}");
+    let amounts: Vec<&str> = settled["payments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["amount"].as_str().unwrap())
+        .collect();
+    assert_eq!(amounts, ["2000", "2000", "1000"], "newest first");
+    let page = devnet.http_get(&format!(
+        "/v1/payments?kind=x402&address={seller_address}&limit=2"
+    ));
+    let next = page["next_before"].as_u64().expect("a next page");
+    let rest = devnet.http_get(&format!(
+        "/v1/payments?kind=x402&address={seller_address}&limit=2&before={next}"
+    ));
+    assert_eq!(rest["payments"].as_array().unwrap().len(), 1, "{rest}");
+    assert!(rest["next_before"].is_null());
     let _ = seller.terminate(std::time::Duration::from_secs(5));
 
     // A price list naming a tool that is not there: refused at start, with the name.

@@ -161,3 +161,132 @@ fn known_subnet(api: &ApiState, netuid: u16) -> Result<(), ApiError> {
         ))
     }
 }
+
+/// A position in an index (`before`, exclusive; default: the end) and only the named parameters.
+fn position(params: &BTreeMap<String, String>, allowed: &[&str]) -> Result<usize, ApiError> {
+    for key in params.keys() {
+        if !allowed.contains(&key.as_str()) {
+            return Err(ApiError::bad_request(
+                code::BAD_QUERY,
+                format!("unknown parameter '{key}' ({})", allowed.join(", ")),
+            ));
+        }
+    }
+    match params.get("before") {
+        None => Ok(usize::MAX),
+        Some(text) => text.parse().map_err(|_| {
+            ApiError::bad_request(
+                code::BAD_QUERY,
+                format!("before '{text}' is not a position"),
+            )
+        }),
+    }
+}
+
+/// `GET /v1/accounts/{address}/txs`: the applied transactions an address sent or was paid by,
+/// newest first, paged by position.
+pub(super) async fn account_txs(
+    State(api): State<ApiState>,
+    Path(address): Path<String>,
+    Query(params): Query<BTreeMap<String, String>>,
+) -> Answered<api::AccountTxs> {
+    let address = super::parse_address(&address)?;
+    let before = position(&params, &["before", "limit"])?;
+    let limit = limit(&params)?;
+    let height = api.node.status().latest_height;
+    let (txs, next_before, total) = api.node.with_ledger(|l| {
+        let all = l.account_index.get(&address).map_or(&[][..], Vec::as_slice);
+        let end = before.min(all.len());
+        let start = end.saturating_sub(limit);
+        let txs: Vec<api::AccountTx> = all[start..end]
+            .iter()
+            .rev()
+            .filter_map(|hash| {
+                let at = l.tx_location(hash)?;
+                let (tx_type, error) = match &at.result {
+                    mycel_chain::TxOutcome::Success { receipt } => {
+                        (Some(receipt.tx_type.clone()), None)
+                    }
+                    mycel_chain::TxOutcome::Failed { code, .. } => (None, Some(code.clone())),
+                };
+                Some(api::AccountTx {
+                    hash: *hash,
+                    height: at.height,
+                    index: at.index,
+                    tx_type,
+                    error,
+                })
+            })
+            .collect();
+        (txs, (start > 0).then_some(start as u64), all.len() as u64)
+    });
+    Ok(ok(api::AccountTxs {
+        address,
+        txs,
+        next_before,
+        total,
+        height,
+    }))
+}
+
+/// `GET /v1/payments?address=&kind=&before=&limit=`: mUSD payments newest first, with the total
+/// paid.
+pub(super) async fn payments(
+    State(api): State<ApiState>,
+    Query(params): Query<BTreeMap<String, String>>,
+) -> Answered<api::PaymentList> {
+    let before = position(&params, &["before", "limit", "address", "kind"])?;
+    let limit = limit(&params)?;
+    let address = params
+        .get("address")
+        .map(|a| super::parse_address(a))
+        .transpose()?;
+    let kind = params
+        .get("kind")
+        .map(|k| {
+            serde_json::from_value::<api::PaymentKind>(serde_json::Value::String(k.clone()))
+                .map_err(|_| {
+                    ApiError::bad_request(
+                        code::BAD_QUERY,
+                        format!(
+                            "kind '{k}' is x402, session_opened, session_topped_up, \
+                             session_claimed, session_refunded or job_paid"
+                        ),
+                    )
+                })
+        })
+        .transpose()?;
+    let height = api.node.status().latest_height;
+    let list = api.node.with_ledger(|l| {
+        let matches = |p: &api::Payment| {
+            address.is_none_or(|a| p.payer == Some(a) || p.payee == Some(a))
+                && kind.is_none_or(|k| p.kind == k)
+        };
+        let mut paid_total: u128 = 0;
+        let mut total = 0u64;
+        for p in l.payments.iter().filter(|p| matches(p)) {
+            total += 1;
+            if p.kind.is_paid() {
+                paid_total = paid_total.saturating_add(p.amount);
+            }
+        }
+        let end = before.min(l.payments.len());
+        let mut payments = Vec::new();
+        let mut next = end;
+        while next > 0 && payments.len() < limit {
+            next -= 1;
+            if matches(&l.payments[next]) {
+                payments.push(l.payments[next].clone());
+            }
+        }
+        let more = l.payments[..next].iter().any(|p| matches(p));
+        api::PaymentList {
+            payments,
+            next_before: more.then_some(next as u64),
+            paid_total,
+            total,
+            height,
+        }
+    });
+    Ok(ok(list))
+}

@@ -69,6 +69,8 @@ fn router_counting(node: Node, genesis: Genesis, http: ServerStats) -> Router {
         .route("/v1/blocks/latest", get(latest_block))
         .route("/v1/blocks/{height}", get(block))
         .route("/v1/accounts/{address}", get(account))
+        .route("/v1/accounts/{address}/txs", get(history::account_txs))
+        .route("/v1/payments", get(history::payments))
         .route("/v1/events/blocks", get(block_events))
         .route("/v1/subnets", get(subnet_list))
         .route("/v1/subnets/{netuid}", get(subnet_info))

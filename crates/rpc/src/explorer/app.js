@@ -126,11 +126,12 @@ const tokens = (amount, token) => Number(BigInt(amount ?? "0")) / 10 ** (DECIMAL
 const SAMPLE = 20; // blocks the home page's rates are measured over
 
 async function home() {
-  const [status, emission, recent, subnets] = await Promise.all([
+  const [status, emission, recent, subnets, pays] = await Promise.all([
     api("/v1/status"),
     api("/v1/emission"),
     api(`/v1/blocks?limit=${SAMPLE}`),
     api("/v1/subnets"),
+    api("/v1/payments?limit=1"),
   ]);
   const blocks = recent.blocks;
   const span = blocks.length > 1 ? (blocks[0].timestamp_ms - blocks[blocks.length - 1].timestamp_ms) / 1000 : 0;
@@ -150,6 +151,7 @@ async function home() {
       ${card("MYC issued", whole(emission.issuance, "MYC"), `of ${whole(emission.total_supply, "MYC")} MYC`)}
       ${card("emission per block", units(emission.block_emission, "MYC"), "MYC")}
       ${card("next halving", blocksToHalving.toLocaleString("en-US"), `blocks (≈ ${(Number(blocksToHalving) * Number(blockTime === "—" ? 1 : blockTime) / 86400).toFixed(1)} days), halvings so far ${emission.halvings}`)}
+      ${card("mUSD paid", `<a href="#/payments">${units(pays.paid_total, "mUSD")}</a>`, "for inference (x402, sessions) and jobs")}
       ${card("subnets", subnets.subnets.length, "", "")}
       ${card("validators", status.validators.length, "", "")}
       ${card("mempool", status.mempool_size, "transactions waiting")}
@@ -265,11 +267,13 @@ async function tx(hash) {
   main().innerHTML = `<h1>Transaction</h1><p class="hash">${esc(t.hash)}</p>${body}`;
 }
 
-async function account(address) {
-  const [a, stakes, agents] = await Promise.all([
+async function account(address, before) {
+  const [a, stakes, agents, txs, pays] = await Promise.all([
     api(`/v1/accounts/${encodeURIComponent(address)}`),
     api(`/v1/stakes/${encodeURIComponent(address)}`).catch(() => ({ stakes: [] })),
     api(`/v1/agents?owner=${encodeURIComponent(address)}`).catch(() => ({ agents: [] })),
+    api(`/v1/accounts/${encodeURIComponent(address)}/txs?limit=25${before ? `&before=${encodeURIComponent(before)}` : ""}`),
+    api(`/v1/payments?limit=10&address=${encodeURIComponent(address)}`),
   ]);
   main().innerHTML = `<h1>Account</h1><p class="hash">${esc(a.address)}</p>
     <div class="cards">
@@ -280,7 +284,33 @@ async function account(address) {
     <h2>Stake</h2>
     ${table(["subnet", "hotkey", "alpha"], stakes.stakes.map((p) => [`<a href="#/subnet/${p.netuid}">${p.netuid}</a>`, addrLink(p.hotkey), esc(units(p.alpha, "alpha"))]), [2])}
     <h2>Agents owned</h2>
-    ${table(["agent", "URI"], agents.agents.map((g) => [agentLink(g.agent_id), esc(g.uri)]))}`;
+    ${table(["agent", "URI"], agents.agents.map((g) => [agentLink(g.agent_id), esc(g.uri)]))}
+    <h2>Transactions <span class="muted">(${esc(txs.total)})</span></h2>
+    ${table(["hash", "block", "type", "outcome"], txs.txs.map((t) => [txLink(t.hash), blockLink(t.height), esc(t.type ?? "—"), t.error ? `<span class="bad">${esc(t.error)}</span>` : '<span class="ok">ok</span>']))}
+    <div class="pager">${txs.next_before ? `<a href="#/account/${esc(a.address)}/${txs.next_before}">older →</a>` : ""}</div>
+    <h2>Payments <span class="muted">(${esc(pays.total)}; ${esc(units(pays.paid_total, "mUSD"))} mUSD paid)</span></h2>
+    ${paymentTable(pays.payments)}`;
+}
+
+const KINDS = { x402: "x402", session_opened: "session opened", session_topped_up: "session topped up", session_claimed: "session claimed", session_refunded: "session refunded", job_paid: "job paid" };
+
+function paymentTable(list) {
+  return table(
+    ["transaction", "block", "kind", "payer", "payee", "mUSD", "what"],
+    list.map((p) => [txLink(p.hash), blockLink(p.height), esc(KINDS[p.kind] ?? p.kind), addrLink(p.payer), addrLink(p.payee), esc(units(p.amount, "mUSD")), p.channel ? `channel <span class="hash">${esc(short(p.channel))}</span>` : p.job_id != null ? `job ${esc(p.job_id)}` : ""]),
+    [5],
+  );
+}
+
+async function paymentsPage(before) {
+  const list = await api(`/v1/payments?limit=50${before ? `&before=${encodeURIComponent(before)}` : ""}`);
+  main().innerHTML = `<h1>Payments</h1>
+    <div class="cards">
+      ${card("mUSD paid", units(list.paid_total, "mUSD"), "x402 settlements, session claims and job payouts")}
+      ${card("payments", esc(list.total), "including session deposits and refunds")}
+    </div>
+    ${paymentTable(list.payments)}
+    <div class="pager">${list.next_before ? `<a href="#/payments/${list.next_before}">older →</a>` : ""}</div>`;
 }
 
 async function subnets() {
@@ -513,7 +543,8 @@ const routes = [
   [/^blocks(?:\/(\d+))?$/, blocksPage],
   [/^block\/(\d+)$/, block],
   [/^tx\/(0x[0-9a-fA-F]{64})$/, tx],
-  [/^account\/(0x[0-9a-fA-F]{40})$/, account],
+  [/^account\/(0x[0-9a-fA-F]{40})(?:\/(\d+))?$/, account],
+  [/^payments(?:\/(\d+))?$/, paymentsPage],
   [/^subnets$/, subnets],
   [/^subnet\/(\d+)$/, subnet],
   [/^subnet\/(\d+)\/uid\/(\d+)(?:\/(\d+))?$/, neuron],

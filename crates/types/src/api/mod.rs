@@ -44,7 +44,9 @@ pub use incentive::{
     SubnetSummary, SwapFill,
 };
 pub use jobs::{Job, JobEvent, JobList, JobStatus};
-pub use payments::{AuthorizationState, Channel, Musd};
+pub use payments::{
+    AccountTx, AccountTxs, AuthorizationState, Channel, Musd, Payment, PaymentKind, PaymentList,
+};
 pub use receipt::{ChannelEvent, Event, IncentiveEvent, TxReceipt};
 pub use status::{Status, SyncHealth};
 pub use tx::{SubmitTx, TxResult, TxState, TxStatus};
