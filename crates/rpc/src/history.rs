@@ -279,7 +279,7 @@ pub(super) async fn payments(
                 payments.push(l.payments[next].clone());
             }
         }
-        let more = l.payments[..next].iter().any(|p| matches(p));
+        let more = l.payments[..next].iter().any(matches);
         api::PaymentList {
             payments,
             next_before: more.then_some(next as u64),
