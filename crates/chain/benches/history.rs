@@ -83,50 +83,21 @@ fn main() {
     let mut receipts_route = Vec::new();
     for _ in 0..50 {
         let started = Instant::now();
-        let page = history.epochs(1, u64::MAX, 50);
-        let list = api::EpochList {
-            netuid: 1,
-            epochs: page
-                .items
-                .iter()
-                .map(|(height, e)| api::EpochAt {
-                    height: *height,
-                    epoch: (**e).clone(),
-                })
-                .collect(),
-            next_before: page.next_before,
-            oldest_height: page.oldest,
-            height: EPOCHS * TEMPO,
-        };
-        let body = serde_json::to_vec(&list).unwrap();
+        let body =
+            serde_json::to_vec(&history.epoch_list(1, u64::MAX, 50, EPOCHS * TEMPO)).unwrap();
         epochs_route.push(started.elapsed().as_secs_f64() * 1e3);
         assert!(body.len() > 1_000);
 
         let started = Instant::now();
-        let page = history.epochs(1, u64::MAX, 100);
-        let epochs: Vec<api::NeuronEpoch> = page
-            .items
-            .iter()
-            .filter_map(|(height, e)| {
-                let n = e.neurons.iter().find(|n| n.uid == 200)?;
-                Some(api::NeuronEpoch {
-                    height: *height,
-                    hotkey: n.hotkey,
-                    incentive: n.incentive,
-                    dividends: n.dividends,
-                    take: n.take,
-                    to_stakers: n.to_stakers,
-                })
-            })
-            .collect();
-        let body = serde_json::to_vec(&epochs).unwrap();
+        let body =
+            serde_json::to_vec(&history.neuron_emissions(1, 200, u64::MAX, 100, EPOCHS * TEMPO))
+                .unwrap();
         neuron_route.push(started.elapsed().as_secs_f64() * 1e3);
         assert!(!body.is_empty());
 
         let started = Instant::now();
-        let page = history.receipts(u64::MAX, 100);
-        let list: Vec<api::EmissionReceipt> = page.items.iter().map(|r| (**r).clone()).collect();
-        let body = serde_json::to_vec(&list).unwrap();
+        let body =
+            serde_json::to_vec(&history.receipt_list(u64::MAX, 100, EPOCHS * TEMPO)).unwrap();
         receipts_route.push(started.elapsed().as_secs_f64() * 1e3);
         assert!(!body.is_empty());
     }

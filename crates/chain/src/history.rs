@@ -136,6 +136,81 @@ impl EmissionHistory {
     }
 }
 
+/// The API's answers, read from the history at finalized height `height`.
+impl EmissionHistory {
+    /// `GET /v1/emission/receipts`.
+    pub fn receipt_list(&self, before: u64, limit: usize, height: u64) -> api::EmissionReceiptList {
+        let page = self.receipts(before, limit);
+        api::EmissionReceiptList {
+            receipts: page.items.iter().map(|r| (**r).clone()).collect(),
+            next_before: page.next_before,
+            oldest_height: page.oldest,
+            height,
+        }
+    }
+
+    /// `GET /v1/subnets/{netuid}/epochs`.
+    pub fn epoch_list(
+        &self,
+        netuid: u16,
+        before: u64,
+        limit: usize,
+        height: u64,
+    ) -> api::EpochList {
+        let page = self.epochs(netuid, before, limit);
+        api::EpochList {
+            netuid,
+            epochs: page
+                .items
+                .iter()
+                .map(|(height, epoch)| api::EpochAt {
+                    height: *height,
+                    epoch: (**epoch).clone(),
+                })
+                .collect(),
+            next_before: page.next_before,
+            oldest_height: page.oldest,
+            height,
+        }
+    }
+
+    /// `GET /v1/subnets/{netuid}/neurons/{uid}/emissions`: the kept epochs (of the `limit`
+    /// below `before`) whose payout names `uid`.
+    pub fn neuron_emissions(
+        &self,
+        netuid: u16,
+        uid: u16,
+        before: u64,
+        limit: usize,
+        height: u64,
+    ) -> api::NeuronEmissions {
+        let page = self.epochs(netuid, before, limit);
+        let epochs = page
+            .items
+            .iter()
+            .filter_map(|(height, epoch)| {
+                let n = epoch.neurons.iter().find(|n| n.uid == uid)?;
+                Some(api::NeuronEpoch {
+                    height: *height,
+                    hotkey: n.hotkey,
+                    incentive: n.incentive,
+                    dividends: n.dividends,
+                    take: n.take,
+                    to_stakers: n.to_stakers,
+                })
+            })
+            .collect();
+        api::NeuronEmissions {
+            netuid,
+            uid,
+            epochs,
+            next_before: page.next_before,
+            oldest_height: page.oldest,
+            height,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,14 +13,6 @@ const AGENT: u32 = 7;
 const SHOP: u32 = 3;
 const PERIOD: u64 = 8;
 
-fn musd(devnet: &Devnet, who: u32) -> u128 {
-    devnet.account(dev_address(who))["musd"]
-        .as_str()
-        .expect("musd")
-        .parse()
-        .expect("amount")
-}
-
 fn pay(devnet: &Devnet, to: u32, amount: &str) -> std::process::Output {
     devnet.mycel(&[
         "transfer",
@@ -68,15 +60,11 @@ fn an_agent_key_spends_its_owners_budget_is_stopped_at_it_and_works_again_next_p
     // Wait for the start of a period, so the three payments below share one.
     let start = devnet.height();
     devnet.wait_for_height((start / PERIOD + 1) * PERIOD, Duration::from_secs(30));
-    let (owner, own, shop) = (
-        musd(&devnet, OWNER),
-        musd(&devnet, AGENT),
-        musd(&devnet, SHOP),
-    );
+    let (owner, own, shop) = (devnet.musd(OWNER), devnet.musd(AGENT), devnet.musd(SHOP));
     mycel_testkit::mycel::assert_ok(&pay(&devnet, SHOP, "0.6"));
-    assert_eq!(musd(&devnet, OWNER), owner - 600_000);
-    assert_eq!(musd(&devnet, AGENT), own, "the agent's own mUSD stays");
-    assert_eq!(musd(&devnet, SHOP), shop + 600_000);
+    assert_eq!(devnet.musd(OWNER), owner - 600_000);
+    assert_eq!(devnet.musd(AGENT), own, "the agent's own mUSD stays");
+    assert_eq!(devnet.musd(SHOP), shop + 600_000);
     assert_fails_with(&pay(&devnet, SHOP, "0.5"), "allowance_over_period_budget");
     assert_fails_with(
         &pay(&devnet, OWNER + 1, "0.1"),
@@ -86,7 +74,7 @@ fn an_agent_key_spends_its_owners_budget_is_stopped_at_it_and_works_again_next_p
     let now = devnet.height();
     devnet.wait_for_height((now / PERIOD + 1) * PERIOD, Duration::from_secs(30));
     mycel_testkit::mycel::assert_ok(&pay(&devnet, SHOP, "0.5"));
-    assert_eq!(musd(&devnet, OWNER), owner - 1_100_000);
+    assert_eq!(devnet.musd(OWNER), owner - 1_100_000);
 
     // Revoked: the key spends its own account again.
     devnet.ok(&[
@@ -98,8 +86,8 @@ fn an_agent_key_spends_its_owners_budget_is_stopped_at_it_and_works_again_next_p
         &OWNER.to_string(),
     ]);
     mycel_testkit::mycel::assert_ok(&pay(&devnet, SHOP, "0.25"));
-    assert_eq!(musd(&devnet, OWNER), owner - 1_100_000);
-    assert_eq!(musd(&devnet, AGENT), own - 250_000);
+    assert_eq!(devnet.musd(OWNER), owner - 1_100_000);
+    assert_eq!(devnet.musd(AGENT), own - 250_000);
     let out = devnet.mycel(&["allowance", "show", &agent]);
     assert_fails_with(&out, "no_allowance");
 }

@@ -13,14 +13,6 @@ const PROVIDER: u32 = 2;
 const EVALUATOR: u32 = 3;
 const STRANGER: u32 = 6;
 
-fn musd(devnet: &Devnet, who: u32) -> u128 {
-    devnet.account(dev_address(who))["musd"]
-        .as_str()
-        .expect("musd")
-        .parse()
-        .expect("amount")
-}
-
 #[test]
 fn a_job_is_funded_delivered_and_paid_and_an_unsettled_one_is_refunded() {
     let devnet = Devnet::start();
@@ -65,7 +57,7 @@ fn a_job_is_funded_delivered_and_paid_and_an_unsettled_one_is_refunded() {
         &client,
     ]);
     assert_fails_with(&out, "job_budget_changed");
-    let (client_start, provider_start) = (musd(&devnet, CLIENT), musd(&devnet, PROVIDER));
+    let (client_start, provider_start) = (devnet.musd(CLIENT), devnet.musd(PROVIDER));
     let job = devnet.json(&[
         "job",
         "fund",
@@ -78,7 +70,7 @@ fn a_job_is_funded_delivered_and_paid_and_an_unsettled_one_is_refunded() {
     ]);
     assert_eq!(job["status"], "funded");
     assert_eq!(job["escrowed"], "2500000");
-    assert_eq!(musd(&devnet, CLIENT), client_start - 2_500_000);
+    assert_eq!(devnet.musd(CLIENT), client_start - 2_500_000);
 
     // The provider's funded work, as it would list it after being offline.
     let work = devnet.json(&[
@@ -119,7 +111,7 @@ fn a_job_is_funded_delivered_and_paid_and_an_unsettled_one_is_refunded() {
     let job = devnet.json(&["job", "complete", "--job", "1", "--dev-account", &evaluator]);
     assert_eq!(job["status"], "completed");
     assert_eq!(job["escrowed"], "0");
-    assert_eq!(musd(&devnet, PROVIDER), provider_start + 2_500_000);
+    assert_eq!(devnet.musd(PROVIDER), provider_start + 2_500_000);
 
     // Job 2 expires unsettled: refunded to the client by a stranger, not before the expiry.
     devnet.ok(&[
@@ -144,7 +136,7 @@ fn a_job_is_funded_delivered_and_paid_and_an_unsettled_one_is_refunded() {
         "--dev-account",
         &client,
     ]);
-    let before = musd(&devnet, CLIENT);
+    let before = devnet.musd(CLIENT);
     devnet.ok(&[
         "job",
         "fund",
@@ -160,7 +152,7 @@ fn a_job_is_funded_delivered_and_paid_and_an_unsettled_one_is_refunded() {
     std::thread::sleep(Duration::from_secs(5));
     let job = devnet.json(&["job", "refund", "--job", "2", "--dev-account", &stranger]);
     assert_eq!(job["status"], "expired");
-    assert_eq!(musd(&devnet, CLIENT), before);
+    assert_eq!(devnet.musd(CLIENT), before);
     let all = devnet.json(&[
         "job",
         "list",

@@ -54,14 +54,6 @@ fn r_status(out: &Value, i: usize) -> String {
         .to_string()
 }
 
-fn musd(devnet: &Devnet, who: u32) -> u128 {
-    devnet.account(dev_address(who))["musd"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
 #[test]
 fn the_python_mcp_client_reads_and_transfers_over_stdio_and_http() {
     let devnet = Devnet::start();
@@ -233,7 +225,7 @@ fn the_python_mcp_client_reads_and_transfers_over_stdio_and_http() {
         "--dev-account",
         "1",
     ]);
-    let owner_before = musd(&devnet, 1);
+    let owner_before = devnet.musd(1);
     let stdio7 = json!([mycel, "mcp", "--rpc", devnet.rpc(), "--dev-account", "7"]).to_string();
     let out = client(
         &["--stdio", &stdio7],
@@ -254,7 +246,7 @@ fn the_python_mcp_client_reads_and_transfers_over_stdio_and_http() {
         r[1]
     );
     assert_eq!(
-        musd(&devnet, 1),
+        devnet.musd(1),
         owner_before - 750_000,
         "only the first one spent"
     );
@@ -263,7 +255,7 @@ fn the_python_mcp_client_reads_and_transfers_over_stdio_and_http() {
         "finalized",
         "the provider delivers: {out}"
     );
-    let provider_before = musd(&devnet, 7);
+    let provider_before = devnet.musd(7);
     let done = client(
         &["--stdio", &stdio],
         "auto",
@@ -275,7 +267,7 @@ fn the_python_mcp_client_reads_and_transfers_over_stdio_and_http() {
         "{done}"
     );
     assert_eq!(
-        musd(&devnet, 7),
+        devnet.musd(7),
         provider_before + 1_000_000,
         "the escrow paid the provider"
     );

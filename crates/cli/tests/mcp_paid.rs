@@ -19,14 +19,6 @@ const FACILITATOR: u32 = 9;
 const SELLER: u32 = 6;
 const BUYER: u32 = 3;
 
-fn musd(devnet: &Devnet, who: u32) -> u128 {
-    devnet.account(dev_address(who))["musd"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
 fn hex_key(index: u32) -> String {
     format!(
         "0x{}",
@@ -103,9 +95,9 @@ fn paid_tools_over_mcp_are_paid_settled_once_and_refused_unpaid() {
         },
     );
     let url = format!("http://{}/mcp", args[6]);
-    let seller_before = musd(&devnet, SELLER);
+    let seller_before = devnet.musd(SELLER);
     let payer = 2;
-    let payer_before = musd(&devnet, payer);
+    let payer_before = devnet.musd(payer);
 
     // The npm MCP SDK + the x402 SDK: unpaid, paid, replayed, paid upstream, free upstream.
     let out = mcp_npm(
@@ -190,8 +182,8 @@ fn paid_tools_over_mcp_are_paid_settled_once_and_refused_unpaid() {
     assert_eq!(r[3]["text"], "FREE", "{}", r[3]);
     assert_eq!(r[3]["asked"], Value::Null);
 
-    assert_eq!(musd(&devnet, SELLER), seller_before + 3_000);
-    assert_eq!(musd(&devnet, payer), payer_before - 3_000);
+    assert_eq!(devnet.musd(SELLER), seller_before + 3_000);
+    assert_eq!(devnet.musd(payer), payer_before - 3_000);
     let ran = std::fs::read_to_string(&calls_log).unwrap_or_default();
     assert_eq!(
         ran.lines().collect::<Vec<_>>(),
@@ -285,7 +277,7 @@ fn paid_tools_over_mcp_are_paid_settled_once_and_refused_unpaid() {
     drop(site_proc);
 
     // mycel's client side: another mycel mcp pays with call_paid_tool, within its cap.
-    let buyer_before = musd(&devnet, BUYER);
+    let buyer_before = devnet.musd(BUYER);
     let stdio = json!([
         mycel_testkit::mycel::bin().display().to_string(),
         "mcp",
@@ -322,8 +314,8 @@ fn paid_tools_over_mcp_are_paid_settled_once_and_refused_unpaid() {
     assert_eq!(r[1]["structured"]["code"], "over_max_price", "{}", r[1]);
     assert_eq!(r[2]["structured"]["paid"], false, "{}", r[2]);
     assert_eq!(r[2]["structured"]["result"]["text"], "HI");
-    assert_eq!(musd(&devnet, BUYER), buyer_before - 2_000);
-    assert_eq!(musd(&devnet, SELLER), seller_before + 5_000);
+    assert_eq!(devnet.musd(BUYER), buyer_before - 2_000);
+    assert_eq!(devnet.musd(SELLER), seller_before + 5_000);
     // The node indexes each settlement as an x402 payment to the seller.
     let seller_address = dev_address(SELLER).to_string();
     let settled = devnet.http_get(&format!("/v1/payments?kind=x402&address={seller_address}"));

@@ -224,19 +224,19 @@ impl Server {
         Parameters(a): Parameters<DecideJobArgs>,
         context: RequestContext<RoleServer>,
     ) -> ToolResult {
-        let reason = match reason(a.reason.as_deref()) {
-            Ok(v) => v,
-            Err(e) => return e,
-        };
-        self.send(&Progress::of(&context), |f| {
-            TxKind::CompleteJob(CompleteJob {
-                from: f.from,
-                jobId: a.job_id,
-                reason,
-                nonce: f.nonce,
-                fee: f.fee,
-            })
-        })
+        self.decide(
+            a,
+            &Progress::of(&context),
+            |from, job_id, reason, nonce, fee| {
+                TxKind::CompleteJob(CompleteJob {
+                    from,
+                    jobId: job_id,
+                    reason,
+                    nonce,
+                    fee,
+                })
+            },
+        )
         .await
     }
 
@@ -249,18 +249,37 @@ impl Server {
         Parameters(a): Parameters<DecideJobArgs>,
         context: RequestContext<RoleServer>,
     ) -> ToolResult {
+        self.decide(
+            a,
+            &Progress::of(&context),
+            |from, job_id, reason, nonce, fee| {
+                TxKind::RejectJob(RejectJob {
+                    from,
+                    jobId: job_id,
+                    reason,
+                    nonce,
+                    fee,
+                })
+            },
+        )
+        .await
+    }
+}
+
+impl Server {
+    /// Completes or rejects a job (`build` makes which) with the reason given.
+    async fn decide(
+        &self,
+        a: DecideJobArgs,
+        progress: &Progress,
+        build: impl FnOnce(Address, u64, B256, u64, U256) -> TxKind,
+    ) -> ToolResult {
         let reason = match reason(a.reason.as_deref()) {
             Ok(v) => v,
             Err(e) => return e,
         };
-        self.send(&Progress::of(&context), |f| {
-            TxKind::RejectJob(RejectJob {
-                from: f.from,
-                jobId: a.job_id,
-                reason,
-                nonce: f.nonce,
-                fee: f.fee,
-            })
+        self.send(progress, |f| {
+            build(f.from, a.job_id, reason, f.nonce, f.fee)
         })
         .await
     }

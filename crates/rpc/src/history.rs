@@ -38,15 +38,9 @@ pub(super) async fn receipts(
 ) -> Answered<api::EmissionReceiptList> {
     let (before, limit) = (before(&params)?, limit(&params)?);
     let height = api.node.status().latest_height;
-    let page = api
-        .node
-        .with_emission_history(|h| h.receipts(before, limit));
-    Ok(ok(api::EmissionReceiptList {
-        receipts: page.items.iter().map(|r| (**r).clone()).collect(),
-        next_before: page.next_before,
-        oldest_height: page.oldest,
-        height,
-    }))
+    Ok(ok(api.node.with_emission_history(|h| {
+        h.receipt_list(before, limit, height)
+    })))
 }
 
 /// `GET /v1/emission/receipts/{height}`.
@@ -88,23 +82,9 @@ pub(super) async fn epochs(
     let (before, limit) = (before(&params)?, limit(&params)?);
     known_subnet(&api, netuid)?;
     let height = api.node.status().latest_height;
-    let page = api
-        .node
-        .with_emission_history(|h| h.epochs(netuid, before, limit));
-    Ok(ok(api::EpochList {
-        netuid,
-        epochs: page
-            .items
-            .iter()
-            .map(|(height, epoch)| api::EpochAt {
-                height: *height,
-                epoch: (**epoch).clone(),
-            })
-            .collect(),
-        next_before: page.next_before,
-        oldest_height: page.oldest,
-        height,
-    }))
+    Ok(ok(api.node.with_emission_history(|h| {
+        h.epoch_list(netuid, before, limit, height)
+    })))
 }
 
 /// `GET /v1/subnets/{netuid}/neurons/{uid}/emissions`.
@@ -120,32 +100,9 @@ pub(super) async fn neuron(
     let (before, limit) = (before(&params)?, limit(&params)?);
     known_subnet(&api, netuid)?;
     let height = api.node.status().latest_height;
-    let page = api
-        .node
-        .with_emission_history(|h| h.epochs(netuid, before, limit));
-    let epochs = page
-        .items
-        .iter()
-        .filter_map(|(height, epoch)| {
-            let n = epoch.neurons.iter().find(|n| n.uid == uid)?;
-            Some(api::NeuronEpoch {
-                height: *height,
-                hotkey: n.hotkey,
-                incentive: n.incentive,
-                dividends: n.dividends,
-                take: n.take,
-                to_stakers: n.to_stakers,
-            })
-        })
-        .collect();
-    Ok(ok(api::NeuronEmissions {
-        netuid,
-        uid,
-        epochs,
-        next_before: page.next_before,
-        oldest_height: page.oldest,
-        height,
-    }))
+    Ok(ok(api.node.with_emission_history(|h| {
+        h.neuron_emissions(netuid, uid, before, limit, height)
+    })))
 }
 
 fn known_subnet(api: &ApiState, netuid: u16) -> Result<(), ApiError> {

@@ -204,6 +204,16 @@ impl Devnet {
         self.json(&["balance", &address.to_string()])
     }
 
+    /// Development account `who`'s mUSD, in base units.
+    #[track_caller]
+    pub fn musd(&self, who: u32) -> u128 {
+        self.account(crate::dev_address(who))["musd"]
+            .as_str()
+            .expect("musd")
+            .parse()
+            .expect("amount")
+    }
+
     /// The node's own answer to GET `path` (not through the CLI), which must be 200.
     #[track_caller]
     pub fn http_get(&self, path: &str) -> serde_json::Value {
