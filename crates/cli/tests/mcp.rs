@@ -339,9 +339,11 @@ fn the_python_mcp_client_reads_and_transfers_over_stdio_and_http() {
             .as_u16()
     });
     assert_eq!(status, 403);
-    // An oversized call is refused before it is read whole (mycel-http's body cap: 413).
+    // An oversized call is refused before it is read whole (mycel-http's body cap: 413). The
+    // server may close the connection while the client is still writing the body: then the
+    // client sees the connection end instead of the 413. Either way the server goes on serving.
     let huge = "x".repeat(mycel_http::ServeLimits::DEFAULT_MAX_BODY_BYTES + 1);
-    let status = mycel_testkit::http::block_on(async {
+    let answered = mycel_testkit::http::block_on(async {
         reqwest::Client::new()
             .post(&url)
             .header("content-type", "application/json")
@@ -351,11 +353,12 @@ fn the_python_mcp_client_reads_and_transfers_over_stdio_and_http() {
             ))
             .send()
             .await
-            .expect("POST")
-            .status()
-            .as_u16()
+            .map(|r| r.status().as_u16())
     });
-    assert_eq!(status, 413);
+    match answered {
+        Ok(status) => assert_eq!(status, 413),
+        Err(e) => assert!(e.is_request(), "not a refusal of the body: {e}"),
+    }
 
     // The npm SDK (@modelcontextprotocol/sdk, 2025-11-25) over HTTP and over stdio.
     for server in [
