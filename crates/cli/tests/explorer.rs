@@ -171,7 +171,7 @@ fn the_explorer_shows_the_chain_in_chromium() {
                 {"name": "subnet", "hash": "/subnet/1", "expect": ["Subnet 1", "Metagraph", "0xa0ee7a", "Emission per epoch, by UID", "MYC injected"]},
                 {"name": "blocks", "hash": "/blocks", "expect": ["Blocks", &height.to_string()]},
                 {"name": "agents", "hash": "/agents", "expect": ["1 registered", "#1"]},
-                {"name": "agent", "hash": "/agent/1", "expect": ["Agent #1", "http://127.0.0.1:1/agent.json"]},
+                {"name": "agent", "hash": "/agent/1", "expect": ["Agent #1", "http://127.0.0.1:1/agent.json", "Validations"]},
                 {"name": "jobs", "hash": "/jobs", "expect": ["Jobs"]},
                 {"name": "emission", "hash": "/emission", "expect": ["Emission", "from block"]},
                 {"name": "emission-receipt", "hash": "/emission/latest", "expect": ["Emission of block", "Subnets", "Stake swaps"]},

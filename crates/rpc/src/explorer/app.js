@@ -460,10 +460,11 @@ async function agents(cursor) {
 }
 
 async function agent(id) {
-  const [g, all, verified] = await Promise.all([
+  const [g, all, verified, validations] = await Promise.all([
     api(`/v1/agents/${encodeURIComponent(id)}`),
     api(`/v1/agents/${encodeURIComponent(id)}/reputation`),
     api(`/v1/agents/${encodeURIComponent(id)}/reputation?verified=true`).catch(() => null),
+    api(`/v1/agents/${encodeURIComponent(id)}/validations?limit=50`),
   ]);
   main().innerHTML = `<h1>Agent #${esc(g.agent_id)}</h1>
     ${fields([["owner", addrLink(g.owner)], ["wallet", addrLink(g.wallet)], ["registration", g.uri ? `<span class="hash">${esc(g.uri)}</span>` : "—"]])}
@@ -471,7 +472,12 @@ async function agent(id) {
       ${card("feedback", esc(all.count), `average ${esc(all.average ?? "—")}`)}
       ${card("verified (paid) feedback", esc(verified?.count ?? "—"), `average ${esc(verified?.average ?? "—")}`)}
     </div>
-    <h2>Metadata</h2>${table(["key", "value"], Object.entries(g.metadata ?? {}).map(([k, v]) => [esc(k), `<span class="hash">${esc(v)}</span>`]))}`;
+    <h2>Metadata</h2>${table(["key", "value"], Object.entries(g.metadata ?? {}).map(([k, v]) => [esc(k), `<span class="hash">${esc(v)}</span>`]))}
+    <h2>Validations</h2>${table(
+      ["request", "validator", "response (0–100)", "tag", "requested at", "answers"],
+      validations.validations.map((v) => [`<span class="hash" title="${esc(v.request_hash)}">${esc(short(v.request_hash))}</span>`, addrLink(v.validator), v.response == null ? '<span class="muted">pending</span>' : `<span class="${v.response >= 50 ? "ok" : "bad"}">${esc(v.response)}</span>`, esc(v.tag), blockLink(v.requested_height), esc(v.responses)]),
+      [2, 5],
+    )}`;
 }
 
 async function jobs(cursor) {
