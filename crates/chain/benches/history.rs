@@ -39,7 +39,7 @@ fn receipt(height: u64, epoch: bool) -> api::EmissionReceipt {
             alpha_emission: 1_000_000_000,
             owner_cut: 179_995_422,
             pending_added: 820_004_578,
-            epoch: epoch.then(|| api::EpochReceipt {
+            epoch: epoch.then_some(api::EpochReceipt {
                 paid: 8_200_045_780,
                 owner_cut: 1_799_954_220,
                 neurons,
