@@ -59,6 +59,7 @@ fn main() {
     let mut history = EmissionHistory::new(HistoryConfig {
         blocks: 10_000,
         epochs: EPOCHS as usize,
+        ..HistoryConfig::default()
     });
     // 1,000 epochs of 256 neurons (an epoch every 10 blocks).
     let mut plain = Vec::new();

@@ -17,6 +17,9 @@ pub struct HistoryConfig {
     pub blocks: usize,
     /// Epochs kept per subnet (0: none).
     pub epochs: usize,
+    /// Neuron payouts kept in all subnets' epochs together (~90 bytes each): past it the oldest
+    /// epochs go first, whatever their subnet, so memory stays bounded however many subnets.
+    pub payouts: usize,
 }
 
 impl Default for HistoryConfig {
@@ -26,6 +29,8 @@ impl Default for HistoryConfig {
         HistoryConfig {
             blocks: 10_000,
             epochs: 1_000,
+            // ~90 MB: 1,000 epochs of 256 neurons in four subnets.
+            payouts: 1_000_000,
         }
     }
 }
@@ -48,6 +53,8 @@ pub struct EmissionHistory {
     blocks: VecDeque<Arc<api::EmissionReceipt>>,
     /// Per subnet, (height, payout) in height order.
     epochs: BTreeMap<u16, VecDeque<(u64, Arc<api::EpochReceipt>)>>,
+    /// Neuron payouts in `epochs`.
+    payouts: usize,
 }
 
 impl EmissionHistory {
@@ -75,9 +82,31 @@ impl EmissionHistory {
             if let (Some(epoch), true) = (&s.epoch, self.config.epochs > 0) {
                 let kept = self.epochs.entry(s.netuid).or_default();
                 kept.push_back((receipt.height, Arc::new(epoch.clone())));
+                self.payouts += epoch.neurons.len();
                 while kept.len() > self.config.epochs {
-                    kept.pop_front();
+                    if let Some((_, old)) = kept.pop_front() {
+                        self.payouts -= old.neurons.len();
+                    }
                 }
+            }
+        }
+        // Over the budget: drop the oldest epochs of any subnet (never the one just kept alone).
+        while self.payouts > self.config.payouts {
+            let oldest = self
+                .epochs
+                .iter()
+                .filter(|(_, kept)| kept.len() > 1 || self.epochs.len() > 1)
+                .filter_map(|(netuid, kept)| kept.front().map(|(h, _)| (*h, *netuid)))
+                .min();
+            let Some((_, netuid)) = oldest else { break };
+            let Some(kept) = self.epochs.get_mut(&netuid) else {
+                break;
+            };
+            if let Some((_, old)) = kept.pop_front() {
+                self.payouts -= old.neurons.len();
+            }
+            if kept.is_empty() {
+                self.epochs.remove(&netuid);
             }
         }
         if self.config.blocks > 0 {
@@ -247,6 +276,7 @@ mod tests {
         let mut h = EmissionHistory::new(HistoryConfig {
             blocks: 5,
             epochs: 2,
+            payouts: 1_000,
         });
         for height in 1..=10 {
             h.record(&receipt(
@@ -274,5 +304,49 @@ mod tests {
         // A block seen again (a replay) is not kept twice.
         h.record(&receipt(10, None));
         assert_eq!(h.receipts(u64::MAX, 100).items.len(), 5);
+    }
+
+    #[test]
+    fn all_subnets_epochs_share_one_payout_budget() {
+        let mut h = EmissionHistory::new(HistoryConfig {
+            blocks: 0,
+            epochs: 100,
+            payouts: 10,
+        });
+        let epoch_of = |netuid: u16, height: u64, neurons: u16| {
+            let mut r = receipt(height, Some(1));
+            r.subnets[0].netuid = netuid;
+            if let Some(e) = &mut r.subnets[0].epoch {
+                e.neurons = (0..neurons)
+                    .map(|uid| api::NeuronPayout {
+                        uid,
+                        hotkey: alloy_primitives::Address::ZERO,
+                        incentive: 1,
+                        dividends: 0,
+                        take: 0,
+                        to_stakers: 0,
+                    })
+                    .collect();
+            }
+            r
+        };
+        // Subnet 1 at heights 1, 2; subnet 2 at 3; 4 payouts each: 12 > 10, so height 1 goes.
+        h.record(&epoch_of(1, 1, 4));
+        h.record(&epoch_of(1, 2, 4));
+        h.record(&epoch_of(2, 3, 4));
+        let heights = |h: &EmissionHistory, netuid| -> Vec<u64> {
+            h.epochs(netuid, u64::MAX, 100)
+                .items
+                .iter()
+                .map(|(h, _)| *h)
+                .collect()
+        };
+        assert_eq!(heights(&h, 1), [2]);
+        assert_eq!(heights(&h, 2), [3]);
+        assert_eq!(h.receipts(u64::MAX, 10).items.len(), 0, "no blocks kept");
+        // One epoch bigger than the budget is still kept (alone).
+        h.record(&epoch_of(3, 4, 50));
+        assert_eq!(heights(&h, 3), [4]);
+        assert!(heights(&h, 1).is_empty() && heights(&h, 2).is_empty());
     }
 }
