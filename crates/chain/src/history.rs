@@ -117,6 +117,11 @@ impl EmissionHistory {
         }
     }
 
+    /// The oldest block whose receipt is kept.
+    pub fn oldest(&self) -> Option<u64> {
+        self.blocks.front().map(|r| r.height)
+    }
+
     /// The receipt of block `height`, if kept.
     pub fn receipt(&self, height: u64) -> Option<Arc<api::EmissionReceipt>> {
         let i = self
@@ -136,7 +141,7 @@ impl EmissionHistory {
                 .then(|| items.last().map(|r| r.height))
                 .flatten(),
             items,
-            oldest: self.blocks.front().map(|r| r.height),
+            oldest: self.oldest(),
         }
     }
 

@@ -10,9 +10,7 @@ use alloy_primitives::{Address, Bytes, B256, U256};
 use alloy_signer::SignerSync;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
-use mycel_client::api::{
-    self, AgentEvent, Event, AGENT_REGISTRATION_PATH, AGENT_REGISTRATION_TYPE,
-};
+use mycel_client::api::{self, AgentEvent, Event, AGENT_REGISTRATION_PATH};
 use mycel_types::tx::{
     AgentWalletSet, AppendResponse, ApproveAgent, GiveFeedback, MetadataEntry, RegisterAgent,
     RevokeFeedback, SetAgentMetadata, SetAgentOperator, SetAgentURI, SetAgentWallet, TransferAgent,
@@ -600,26 +598,37 @@ fn fetch(url: &str) -> Result<Vec<u8>> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let http = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(10))
-        .build()?;
+    let http = fetch_client()?;
     runtime
         .block_on(mycel_client::agents::fetch_bounded(&http, url, 1 << 20))
         .map_err(|e| anyhow!(e))
 }
 
+/// How payloads named by agents are fetched: within 10 s.
+fn fetch_client() -> Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()?)
+}
+
 /// The registration file at `url`, which must be ERC-8004 `registration-v1` JSON.
 fn fetch_registration(url: &str) -> Result<api::AgentRegistration> {
-    let body = fetch(url).with_context(|| format!("is the service at {url} running?"))?;
-    let file: api::AgentRegistration = serde_json::from_slice(&body)
-        .with_context(|| format!("{url} is not an ERC-8004 registration file"))?;
-    if file.kind != AGENT_REGISTRATION_TYPE {
-        bail!(
-            "{url} has type '{}', not ERC-8004's {AGENT_REGISTRATION_TYPE}",
-            file.kind
-        );
-    }
-    Ok(file)
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let http = fetch_client()?;
+    runtime
+        .block_on(mycel_client::agents::fetch_registration(
+            &http,
+            url,
+            1 << 20,
+        ))
+        .map_err(|e| match e {
+            mycel_client::agents::RegistrationError::Unreachable(why) => {
+                anyhow!(why).context(format!("is the service at {url} running?"))
+            }
+            other => anyhow!(other),
+        })
 }
 
 fn show(client: &ClientArgs, id: u64) -> Result<()> {

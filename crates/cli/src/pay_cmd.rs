@@ -114,13 +114,7 @@ fn fetch_paying(
             }
             return Ok(Some(text));
         }
-        let payment_required = first
-            .headers()
-            .get(x402::PAYMENT_REQUIRED)
-            .and_then(|h| h.to_str().ok())
-            .map(str::to_string);
-        let asked = first.bytes().await.unwrap_or_default();
-        let ask = PaymentAsk::from_402(payment_required.as_deref(), &asked)?;
+        let ask = PaymentAsk::from_response(first).await?;
         let price = ask.exact()?;
         show_price(&price, max)?;
         match (signer, session) {

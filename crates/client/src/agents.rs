@@ -116,6 +116,43 @@ pub fn request_base(host: Option<&str>, fallback: &str) -> String {
     }
 }
 
+/// Why a registration file could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegistrationError {
+    /// Not fetched (bad URL, no answer, an error status, over the size limit).
+    #[error("{0}")]
+    Unreachable(String),
+    /// Fetched, but not registration JSON.
+    #[error("{url} is not an ERC-8004 registration file: {reason}")]
+    NotJson { url: String, reason: String },
+    /// Registration-shaped JSON of another `type`.
+    #[error("{url} has type '{kind}', not ERC-8004's {AGENT_REGISTRATION_TYPE}")]
+    WrongType { url: String, kind: String },
+}
+
+/// The ERC-8004 `registration-v1` file at `url`, fetched with [`fetch_bounded`].
+pub async fn fetch_registration(
+    http: &reqwest::Client,
+    url: &str,
+    max_bytes: usize,
+) -> Result<AgentRegistration, RegistrationError> {
+    let body = fetch_bounded(http, url, max_bytes)
+        .await
+        .map_err(RegistrationError::Unreachable)?;
+    let file: AgentRegistration =
+        serde_json::from_slice(&body).map_err(|e| RegistrationError::NotJson {
+            url: url.to_string(),
+            reason: e.to_string(),
+        })?;
+    if file.kind != AGENT_REGISTRATION_TYPE {
+        return Err(RegistrationError::WrongType {
+            url: url.to_string(),
+            kind: file.kind,
+        });
+    }
+    Ok(file)
+}
+
 /// The body at `url` (http or https), read with `http` and refused once it passes `max_bytes`
 /// (never buffered beyond that): how payloads named on chain (registration files, answers to
 /// validate) are fetched.

@@ -57,6 +57,17 @@ impl PaymentAsk {
             })
     }
 
+    /// Reads a 402 answer as it arrives: its `PAYMENT-REQUIRED` header, else its body.
+    pub async fn from_response(response: reqwest::Response) -> Result<PaymentAsk, PayError> {
+        let header = response
+            .headers()
+            .get(x402::PAYMENT_REQUIRED)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_string);
+        let body = response.bytes().await.unwrap_or_default();
+        PaymentAsk::from_402(header.as_deref(), &body)
+    }
+
     pub fn version(&self) -> u8 {
         match self {
             PaymentAsk::V2(_) => 2,

@@ -16,8 +16,7 @@
 
 use crate::paywall::Pricing;
 use crate::scheme::PaymentScheme;
-use mycel_client::agents::fetch_bounded;
-use mycel_client::api::{AgentRegistration, AGENT_REGISTRATION_TYPE};
+use mycel_client::agents::{fetch_bounded, fetch_registration};
 use mycel_client::NodeClient;
 use mycel_types::x402::discovery::{rfc3339, Item, Page};
 use serde_json::{json, Value};
@@ -187,9 +186,10 @@ impl Catalogue {
 
     /// The items of agent `id`, from its registration file at `uri`.
     async fn agent_items(&self, id: u64, uri: &str) -> Result<Vec<Item>, String> {
-        let body = fetch_bounded(&self.http, uri, MAX_REGISTRATION_BYTES).await?;
-        let file: AgentRegistration = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
-        if file.kind != AGENT_REGISTRATION_TYPE || !file.x402_support {
+        let file = fetch_registration(&self.http, uri, MAX_REGISTRATION_BYTES)
+            .await
+            .map_err(|e| e.to_string())?;
+        if !file.x402_support {
             return Ok(Vec::new());
         }
         let updated = rfc3339(now_secs());

@@ -28,8 +28,8 @@ pub mod upstream;
 
 use alloy_primitives::{Address, B256, U256};
 use alloy_signer_local::PrivateKeySigner;
-use mycel_client::agents::fetch_bounded;
-use mycel_client::api::{self, AgentRegistration, AGENT_REGISTRATION_TYPE};
+use mycel_client::agents::{fetch_registration, RegistrationError};
+use mycel_client::api::{self, AgentRegistration};
 use mycel_client::x402::Payer;
 use mycel_client::{ClientError, JobFilter, NodeClient, Outcome, SendOptions};
 use mycel_types::tx::GiveFeedback;
@@ -126,6 +126,14 @@ fn refusal(code: &str, message: impl Into<String>) -> ToolResult {
     Ok(CallToolResult::structured_error(
         json!({"code": code, "message": message.into()}),
     ))
+}
+
+/// Seconds since the Unix epoch (payments' validity windows, catalogue times).
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
 }
 
 /// What a write tool answers for a final transaction.
@@ -390,17 +398,18 @@ impl Server {
         if agent.uri.is_empty() {
             return Err(("no_uri", format!("agent {id} has no registration URI")));
         }
-        let body = fetch_bounded(&self.http, &agent.uri, MAX_FETCH_BYTES)
+        fetch_registration(&self.http, &agent.uri, MAX_FETCH_BYTES)
             .await
-            .map_err(|e| ("unreachable", e))?;
-        match serde_json::from_slice::<AgentRegistration>(&body) {
-            Ok(file) if file.kind == AGENT_REGISTRATION_TYPE => Ok(file),
-            Ok(file) => Err((
-                "not_a_registration_file",
-                format!("{} has type '{}'", agent.uri, file.kind),
-            )),
-            Err(e) => Err(("not_a_registration_file", format!("{}: {e}", agent.uri))),
-        }
+            .map_err(|e| match e {
+                RegistrationError::Unreachable(why) => ("unreachable", why),
+                RegistrationError::NotJson { url, reason } => {
+                    ("not_a_registration_file", format!("{url}: {reason}"))
+                }
+                RegistrationError::WrongType { url, kind } => (
+                    "not_a_registration_file",
+                    format!("{url} has type '{kind}'"),
+                ),
+            })
     }
 
     async fn first_model(&self, gateway: &str) -> Result<String, String> {
@@ -773,16 +782,10 @@ impl Server {
                 ),
                 Err(refused) => return Ok(refused),
             },
-            None => {
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or_default();
-                match Payer::new((**signer).clone()).pay(&ask, now) {
-                    Ok(p) => ((p.header, p.value), Some(p.authorization.nonce), None),
-                    Err(e) => return refusal("cannot_pay", e.to_string()),
-                }
-            }
+            None => match Payer::new((**signer).clone()).pay(&ask, unix_now()) {
+                Ok(p) => ((p.header, p.value), Some(p.authorization.nonce), None),
+                Err(e) => return refusal("cannot_pay", e.to_string()),
+            },
         };
         progress
             .step(
@@ -934,10 +937,7 @@ impl rmcp::ServerHandler for Server {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        let mut tools = self.tool_router.list_all();
-        if let Some(upstream) = &self.upstream {
-            tools.extend(upstream.tools().iter().cloned());
-        }
+        let mut tools = self.offered_tools();
         if let Some(paywall) = &self.paywall {
             for tool in &mut tools {
                 if let Some(price) = paywall.price(&tool.name).filter(|p| *p > 0) {
@@ -1033,22 +1033,23 @@ pub async fn serve_stdio(server: Server) -> std::io::Result<()> {
 }
 
 impl Server {
+    /// Every tool offered: this server's, then the upstream's that are priced.
+    fn offered_tools(&self) -> Vec<rmcp::model::Tool> {
+        let mut tools = self.tool_router.list_all();
+        if let Some(upstream) = &self.upstream {
+            tools.extend(upstream.tools().iter().cloned());
+        }
+        tools
+    }
+
     /// The tools sold per call, as x402 discovery items of the server at `endpoint` (its `/mcp`
     /// URL): type "mcp", the tool's name, description and input schema in the metadata.
     pub fn discovery_items(&self, endpoint: &str) -> Vec<mycel_types::x402::discovery::Item> {
         let Some(paywall) = &self.paywall else {
             return Vec::new();
         };
-        let updated = mycel_types::x402::discovery::rfc3339(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or_default(),
-        );
-        let mut tools = self.tool_router.list_all();
-        if let Some(upstream) = &self.upstream {
-            tools.extend(upstream.tools().iter().cloned());
-        }
+        let updated = mycel_types::x402::discovery::rfc3339(unix_now());
+        let tools = self.offered_tools();
         tools
             .into_iter()
             .filter_map(|tool| {

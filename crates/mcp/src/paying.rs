@@ -169,11 +169,7 @@ impl Server {
                 ),
             );
         }
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or_default();
-        let payment = match Payer::new((**signer).clone()).pay(&ask, now) {
+        let payment = match Payer::new((**signer).clone()).pay(&ask, crate::unix_now()) {
             Ok(p) => p,
             Err(e) => return refusal("cannot_pay", e.to_string()),
         };

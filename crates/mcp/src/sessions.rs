@@ -11,7 +11,7 @@ use crate::{answer, node_refusal, parse, refusal, Progress, Server, ToolResult};
 use alloy_primitives::{Address, B256, U256};
 use alloy_signer_local::PrivateKeySigner;
 use mycel_client::x402::{ExactPrice, PaymentAsk};
-use mycel_types::x402::{self, SessionVoucher};
+use mycel_types::x402::SessionVoucher;
 use mycel_types::{
     channel_id, format_amount, parse_amount, Amount, OpenChannel, RequestChannelWithdraw, Token,
     TxKind,
@@ -70,13 +70,8 @@ impl Server {
                 format!("{url} answered {status}: {text}"),
             ));
         }
-        let header = first
-            .headers()
-            .get(x402::PAYMENT_REQUIRED)
-            .and_then(|h| h.to_str().ok())
-            .map(str::to_string);
-        let asked = first.bytes().await.unwrap_or_default();
-        let ask = PaymentAsk::from_402(header.as_deref(), &asked)
+        let ask = PaymentAsk::from_response(first)
+            .await
             .map_err(|e| refused("bad_price", e.to_string()))?;
         let price = ask
             .exact()

@@ -56,7 +56,7 @@ pub(super) async fn receipt(
     })?;
     let (found, oldest) = api
         .node
-        .with_emission_history(|h| (h.receipt(height), h.receipts(u64::MAX, 1).oldest));
+        .with_emission_history(|h| (h.receipt(height), h.oldest()));
     match found {
         Some(r) => Ok(ok((*r).clone())),
         None => Err(ApiError::not_found(
