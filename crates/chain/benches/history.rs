@@ -39,6 +39,8 @@ fn receipt(height: u64, epoch: bool) -> api::EmissionReceipt {
             alpha_emission: 1_000_000_000,
             owner_cut: 179_995_422,
             pending_added: 820_004_578,
+            pool_myc: 2_000_000_000_000,
+            pool_alpha: 1_658_875_602_000,
             epoch: epoch.then_some(api::EpochReceipt {
                 paid: 8_200_045_780,
                 owner_cut: 1_799_954_220,

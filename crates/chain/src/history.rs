@@ -265,6 +265,8 @@ mod tests {
                 alpha_emission: 1_000,
                 owner_cut: 180,
                 pending_added: 820,
+                pool_myc: 1_000_000,
+                pool_alpha: 1_000_000,
                 epoch: epoch_paid.map(|paid| api::EpochReceipt {
                     paid,
                     owner_cut: 0,

@@ -100,6 +100,9 @@ pub struct TxLocation {
 pub struct BlockReceipts {
     pub height: u64,
     pub block_hash: B256,
+    /// The block's time (0 in receipts journaled before it was kept).
+    #[serde(default)]
+    pub timestamp_ms: u64,
     pub txs: Vec<(B256, TxLocation)>,
 }
 
@@ -162,12 +165,18 @@ impl Ledger {
     }
 
     /// Indexes the addresses an applied transaction touched and the payments it made.
-    fn index_account_and_payments(&mut self, hash: B256, height: u64, receipt: &TxReceipt) {
+    fn index_account_and_payments(
+        &mut self,
+        hash: B256,
+        (height, timestamp_ms): (u64, u64),
+        receipt: &TxReceipt,
+    ) {
         use mycel_state::sessions::ChannelEvent as C;
         let mut touched: BTreeSet<Address> = BTreeSet::from([receipt.from]);
         let payment = |kind, payer, payee, amount| api::Payment {
             hash,
             height,
+            timestamp_ms,
             kind,
             payer,
             payee,
@@ -252,7 +261,11 @@ impl Ledger {
     pub fn index_block(&mut self, receipts: &BlockReceipts) {
         for (hash, location) in &receipts.txs {
             if let TxOutcome::Success { receipt } = &location.result {
-                self.index_account_and_payments(*hash, receipts.height, receipt);
+                self.index_account_and_payments(
+                    *hash,
+                    (receipts.height, receipts.timestamp_ms),
+                    receipt,
+                );
                 let agents: BTreeSet<u64> = receipt
                     .events
                     .iter()

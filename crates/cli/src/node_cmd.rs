@@ -387,11 +387,12 @@ fn run(file: NodeFile, banner: Banner, limits: mycel_http::ServeLimits) -> anyho
         let listener = tokio::net::TcpListener::from_std(listener)?;
         let status = node.status();
         let mut subnet = None;
+        let attached = mycel_rpc::Attached::default();
         match banner {
             Banner::Devnet(plan) => {
                 print_devnet_banner(rpc_addr, &data_dir, &status.node_key, status.latest_height);
                 if let Some(plan) = plan {
-                    subnet = Some(crate::up_roles::start(plan)?);
+                    subnet = Some(crate::up_roles::start(plan, attached.clone())?);
                 }
             }
             Banner::Node => eprintln!(
@@ -399,7 +400,14 @@ fn run(file: NodeFile, banner: Banner, limits: mycel_http::ServeLimits) -> anyho
                 status.node_key, status.chain_id, status.latest_height
             ),
         }
-        mycel_rpc::serve(listener, node.clone(), genesis, limits, shutdown_signal())
+        mycel_rpc::serve(
+            listener,
+            node.clone(),
+            genesis,
+            limits,
+            attached,
+            shutdown_signal(),
+        )
             .await
             .context("the HTTP API stopped")?;
         if let Some(subnet) = subnet {

@@ -63,13 +63,14 @@ pub struct Subnet {
 
 /// Starts the subnet on a thread of its own and returns at once; the node goes on meanwhile.
 /// If it cannot start, it says why on the console and the chain keeps running.
-pub fn start(plan: SubnetPlan) -> Result<Subnet> {
+/// The validator's routes are lent to the node's API through `attached` once it is up.
+pub fn start(plan: SubnetPlan, attached: mycel_rpc::Attached) -> Result<Subnet> {
     let (stop, stopping) = watch::channel(false);
     let (finished, done) = std::sync::mpsc::channel();
     std::thread::Builder::new()
         .name("mycel-subnet".into())
         .spawn(move || {
-            if let Err(e) = run(&plan, stopping) {
+            if let Err(e) = run(&plan, stopping, &attached) {
                 eprintln!(
                     "error: the inference subnet did not start: {e:#}\n\
                      (the chain keeps running; logs are in {}; `mycel up --chain-only` starts the \
@@ -92,7 +93,11 @@ impl Subnet {
 }
 
 /// Sets the subnet up on chain, starts the roles, and runs them until `stopping`.
-fn run(plan: &SubnetPlan, stopping: watch::Receiver<bool>) -> Result<()> {
+fn run(
+    plan: &SubnetPlan,
+    stopping: watch::Receiver<bool>,
+    attached: &mycel_rpc::Attached,
+) -> Result<()> {
     fs::create_dir_all(&plan.dir)
         .with_context(|| format!("cannot create {}", plan.dir.display()))?;
     let rpc = plan.rpc.as_str();
@@ -125,12 +130,16 @@ fn run(plan: &SubnetPlan, stopping: watch::Receiver<bool>) -> Result<()> {
         .enable_all()
         .build()
         .context("cannot start the subnet's async runtime")?;
-    let result = runtime.block_on(run_roles(plan, stopping));
+    let result = runtime.block_on(run_roles(plan, stopping, attached));
     runtime.shutdown_timeout(Duration::from_secs(2));
     result
 }
 
-async fn run_roles(plan: &SubnetPlan, mut stopping: watch::Receiver<bool>) -> Result<()> {
+async fn run_roles(
+    plan: &SubnetPlan,
+    mut stopping: watch::Receiver<bool>,
+    attached: &mycel_rpc::Attached,
+) -> Result<()> {
     let rpc = plan.rpc.as_str();
     let netuid = SUBNET_NETUID.to_string();
     let http = plan.http.to_args();
@@ -199,7 +208,7 @@ async fn run_roles(plan: &SubnetPlan, mut stopping: watch::Receiver<bool>) -> Re
         &report.display().to_string(),
     ];
     let role = validator_cmd::plan(parse_flags("validator", &flags, &http)?)?;
-    let (status, validating) = validator_cmd::start(
+    let (serving, validating) = validator_cmd::start(
         role,
         Some(model.clone()),
         Say::Log(log.clone()),
@@ -208,7 +217,9 @@ async fn run_roles(plan: &SubnetPlan, mut stopping: watch::Receiver<bool>) -> Re
     .instrument(log.span())
     .await
     .with_context(|| format!("the validator (log {})", log.path().display()))?;
-    let validator_status = status
+    attached.attach_validator(serving.routes);
+    let validator_status = serving
+        .status
         .map(|addr| format!("http://{addr}/status"))
         .unwrap_or_default();
     running.push(spawn(

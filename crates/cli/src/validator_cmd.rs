@@ -2,6 +2,7 @@
 //! sample, and set weights (crates/subnet/src/validator, docs/validator.md).
 
 use mycel_subnet::validator::evaluate::Evaluator;
+use mycel_subnet::validator::rerun::Rerunner;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -81,8 +82,9 @@ pub struct ValidatorArgs {
     /// Stop after N rounds [default: run until interrupted].
     #[arg(long, value_name = "N")]
     pub rounds: Option<u64>,
-    /// Serve GET /status (the last round's findings as JSON), /metrics (Prometheus) and /health
-    /// on this address.
+    /// Serve GET /status (the last round's findings as JSON), /metrics (Prometheus), /health,
+    /// /reports/{hash} (verdicts put on chain) and POST /rerun (re-run an answer anyone sends:
+    /// registered miners' receipts only, one at a time) on this address.
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
     /// Limits of the --listen status server.
@@ -157,15 +159,23 @@ pub fn plan(args: ValidatorArgs) -> Result<ValidatorPlan> {
     })
 }
 
+/// What a started validator serves: the address of its status server (if it has one), and its
+/// routes (`/status`, `/metrics`, `/health`, `/reports/{hash}`, `POST /rerun`) for another server
+/// to serve too (`mycel up`'s node, under `/v1/validator/`).
+pub struct Serving {
+    pub status: Option<SocketAddr>,
+    pub routes: axum::Router,
+}
+
 /// Starts a validator: checks the subnet, loads `model` (or the one its flags name), serves its
-/// status if asked, and says so. Returns the status server's address and the future that
-/// validates until its rounds are done or `shutdown`.
+/// status if asked, and says so. Returns what it serves and the future that validates until its
+/// rounds are done or `shutdown`.
 pub async fn start(
     plan: ValidatorPlan,
     model: Option<Arc<Model>>,
     say: Say,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(Option<SocketAddr>, impl Future<Output = Result<()>> + Send)> {
+) -> Result<(Serving, impl Future<Output = Result<()>> + Send)> {
     let ValidatorPlan {
         args,
         hotkey,
@@ -200,18 +210,30 @@ pub async fn start(
     };
     let address = hotkey.address();
     let mut evaluator = Evaluator::new(node.clone(), hotkey.clone(), Arc::clone(&model));
+    let rerunner = Rerunner::new(node.clone(), Arc::clone(&model));
     let mut validator = Validator::new(config, node, hotkey, coldkey, Arc::clone(&model));
     let (stop_status, stopped) = tokio::sync::oneshot::channel::<()>();
     let mut status = None;
-    if let Some(listen) = args.listen {
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("cannot listen on {listen}"))?;
+    let listener = match args.listen {
+        Some(listen) => Some(
+            tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("cannot listen on {listen}"))?,
+        ),
+        None => None,
+    };
+    if let Some(bound) = listener.as_ref().and_then(|l| l.local_addr().ok()) {
+        evaluator = evaluator.serving_reports_at(format!("http://{bound}"));
+    }
+    let routes = validator
+        .router()
+        .merge(evaluator.router())
+        .merge(rerunner.router());
+    if let Some(listener) = listener {
         let bound = listener
             .local_addr()
             .context("cannot read the bound address")?;
-        evaluator = evaluator.serving_reports_at(format!("http://{bound}"));
-        let router = validator.router().merge(evaluator.router());
+        let router = routes.clone();
         tokio::spawn(
             async move {
                 let stop = async {
@@ -243,5 +265,5 @@ pub async fn start(
         let _ = stop_status.send(());
         result
     };
-    Ok((status, validating.in_current_span()))
+    Ok((Serving { status, routes }, validating.in_current_span()))
 }

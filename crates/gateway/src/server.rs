@@ -331,14 +331,18 @@ async fn registration(State(state): State<AppState>, headers: axum::http::Header
     } else {
         "mycel gateway: an OpenAI-compatible API paid per call in mUSD over x402"
     };
-    Json(registration_file(
-        "mycel gateway",
-        description,
-        &base,
-        state.x402,
-        registrations,
-    ))
-    .into_response()
+    // A public document: any page may read it (an explorer showing the agent).
+    (
+        [(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")],
+        Json(registration_file(
+            "mycel gateway",
+            description,
+            &base,
+            state.x402,
+            registrations,
+        )),
+    )
+        .into_response()
 }
 
 /// `GET /v1/miners`: the miners the gateway routes to, their health, and the revenue share.

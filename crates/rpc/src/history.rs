@@ -186,13 +186,25 @@ pub(super) async fn account_txs(
     }))
 }
 
-/// `GET /v1/payments?address=&kind=&before=&limit=`: mUSD payments newest first, with the total
-/// paid.
+/// `GET /v1/payments?address=&kind=&since_ms=&before=&limit=`: mUSD payments newest first, with
+/// the total paid.
 pub(super) async fn payments(
     State(api): State<ApiState>,
     Query(params): Query<BTreeMap<String, String>>,
 ) -> Answered<api::PaymentList> {
-    let before = position(&params, &["before", "limit", "address", "kind"])?;
+    let before = position(&params, &["before", "limit", "address", "kind", "since_ms"])?;
+    let since_ms = params
+        .get("since_ms")
+        .map(|t| {
+            t.parse::<u64>().map_err(|_| {
+                ApiError::bad_request(
+                    code::BAD_QUERY,
+                    format!("since_ms '{t}' is not a time in milliseconds since the Unix epoch"),
+                )
+            })
+        })
+        .transpose()?
+        .unwrap_or(0);
     let limit = limit(&params)?;
     let address = params
         .get("address")
@@ -218,6 +230,7 @@ pub(super) async fn payments(
         let matches = |p: &api::Payment| {
             address.is_none_or(|a| p.payer == Some(a) || p.payee == Some(a))
                 && kind.is_none_or(|k| p.kind == k)
+                && p.timestamp_ms >= since_ms
         };
         let mut paid_total: u128 = 0;
         let mut total = 0u64;

@@ -23,7 +23,7 @@ use axum::{
         sse::{Event, KeepAlive, Sse},
         IntoResponse, Response,
     },
-    routing::{get, post},
+    routing::{any, get, post},
     Json, Router,
 };
 use futures::Stream;
@@ -33,7 +33,10 @@ use mycel_types::api::{self, code};
 use mycel_types::{Genesis, SignedTx, Token, TxJson};
 use serde::Serialize;
 use serde_json::Value;
-use std::{convert::Infallible, sync::Arc};
+use std::{
+    convert::Infallible,
+    sync::{Arc, RwLock},
+};
 use tokio_stream::{wrappers::BroadcastStream, StreamExt};
 
 /// What the HTTP handlers share.
@@ -43,19 +46,44 @@ pub struct ApiState {
     genesis: Arc<Genesis>,
     /// The connection counts of the server this router runs in, reported by `/metrics`.
     http: ServerStats,
+    attached: Attached,
+}
+
+/// Routes of a role this process runs besides the node, lent to the node's API: a validator's
+/// (`mycel up`), served under `/v1/validator/` (its `/status`, `/reports/{hash}`, `POST /rerun`,
+/// …). Attached once the role is up; until then, and on a node that runs none, those paths answer
+/// 404 `no_validator`.
+#[derive(Clone, Default)]
+pub struct Attached {
+    validator: Arc<RwLock<Option<Router>>>,
+}
+
+impl Attached {
+    /// Serves `routes` under `/v1/validator/` from now on.
+    pub fn attach_validator(&self, routes: Router) {
+        *self.validator.write().unwrap_or_else(|p| p.into_inner()) = Some(routes);
+    }
+
+    fn validator(&self) -> Option<Router> {
+        self.validator
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
 }
 
 /// The API's routes over a running node.
 pub fn router(node: Node, genesis: Genesis) -> Router {
-    router_counting(node, genesis, ServerStats::new())
+    router_counting(node, genesis, ServerStats::new(), Attached::default())
 }
 
 /// The API's routes, reporting `http` (its server's counts) in `/metrics`.
-fn router_counting(node: Node, genesis: Genesis, http: ServerStats) -> Router {
+fn router_counting(node: Node, genesis: Genesis, http: ServerStats, attached: Attached) -> Router {
     let state = ApiState {
         node,
         genesis: Arc::new(genesis),
         http,
+        attached,
     };
     Router::new()
         .route("/health", get(|| async { "ok" }))
@@ -116,23 +144,62 @@ fn router_counting(node: Node, genesis: Genesis, http: ServerStats) -> Router {
         .route("/explorer/app.js", get(explorer::script))
         .route("/explorer/app.css", get(explorer::style))
         .route("/explorer/receipt.js", get(explorer::receipt_checker))
+        .route("/v1/validator", get(validator_presence))
+        .route("/v1/validator/{*rest}", any(validator_route))
         .fallback(|| async {
             ApiError::not_found(code::NOT_FOUND, "no such endpoint; see docs/node-api.md")
         })
         .with_state(state)
 }
 
+/// `GET /v1/validator`: whether this node runs a validator whose routes it serves.
+async fn validator_presence(State(api): State<ApiState>) -> Answer<Value> {
+    ok(serde_json::json!({ "running": api.attached.validator().is_some() }))
+}
+
+/// `/v1/validator/{rest}`: the attached validator's route `/{rest}`.
+async fn validator_route(
+    State(api): State<ApiState>,
+    Path(rest): Path<String>,
+    mut request: axum::extract::Request,
+) -> Response {
+    use tower::ServiceExt as _;
+    let Some(routes) = api.attached.validator() else {
+        return ApiError::not_found(
+            code::NO_VALIDATOR,
+            "this node runs no validator (`mycel up` runs one; a validator's own --listen \
+             server serves the same routes)",
+        )
+        .into_response();
+    };
+    let query = request
+        .uri()
+        .query()
+        .map(|q| format!("?{q}"))
+        .unwrap_or_default();
+    match format!("/{rest}{query}").parse() {
+        Ok(uri) => *request.uri_mut() = uri,
+        Err(_) => return ApiError::bad_request(code::BAD_QUERY, "not a valid path").into_response(),
+    }
+    match routes.oneshot(request).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    }
+}
+
 /// Serves the API on `listener` under `limits` (connection cap, header/body/write deadlines; see
-/// mycel-http and docs/node-api.md "Limits") until `shutdown` resolves.
+/// mycel-http and docs/node-api.md "Limits") until `shutdown` resolves; with the routes of the
+/// roles `attached` lends it.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     node: Node,
     genesis: Genesis,
     limits: mycel_http::ServeLimits,
+    attached: Attached,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let http = ServerStats::new();
-    let router = router_counting(node, genesis, http.clone());
+    let router = router_counting(node, genesis, http.clone(), attached);
     Server::new(listener, router, limits)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?
         .with_stats(http)

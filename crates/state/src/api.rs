@@ -283,6 +283,8 @@ impl From<&SubnetEmission> for api::SubnetEmission {
             alpha_emission,
             owner_cut,
             pending_added,
+            pool_myc,
+            pool_alpha,
             epoch,
         } = emission;
         api::SubnetEmission {
@@ -295,6 +297,8 @@ impl From<&SubnetEmission> for api::SubnetEmission {
             alpha_emission: *alpha_emission,
             owner_cut: *owner_cut,
             pending_added: *pending_added,
+            pool_myc: *pool_myc,
+            pool_alpha: *pool_alpha,
             epoch: epoch.as_ref().map(api::EpochReceipt::from),
         }
     }

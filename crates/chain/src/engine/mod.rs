@@ -650,6 +650,7 @@ async fn apply_finalized<E: Storage + Clock + Metrics>(
     let receipts = BlockReceipts {
         height,
         block_hash: hash,
+        timestamp_ms: block_ref.timestamp_ms,
         txs: hashes
             .iter()
             .zip(executed.results.iter())

@@ -126,12 +126,14 @@ const tokens = (amount, token) => Number(BigInt(amount ?? "0")) / 10 ** (DECIMAL
 const SAMPLE = 20; // blocks the home page's rates are measured over
 
 async function home() {
-  const [status, emission, recent, subnets, pays] = await Promise.all([
+  const [status, emission, recent, subnets, pays, today, jobsToday] = await Promise.all([
     api("/v1/status"),
     api("/v1/emission"),
     api(`/v1/blocks?limit=${SAMPLE}`),
     api("/v1/subnets"),
     api("/v1/payments?limit=1"),
+    api(`/v1/payments?limit=1&since_ms=${Date.now() - 86400000}`),
+    api(`/v1/payments?limit=1&kind=job_paid&since_ms=${Date.now() - 86400000}`),
   ]);
   const blocks = recent.blocks;
   const span = blocks.length > 1 ? (blocks[0].timestamp_ms - blocks[blocks.length - 1].timestamp_ms) / 1000 : 0;
@@ -151,7 +153,8 @@ async function home() {
       ${card("MYC issued", whole(emission.issuance, "MYC"), `of ${whole(emission.total_supply, "MYC")} MYC`)}
       ${card("emission per block", units(emission.block_emission, "MYC"), "MYC")}
       ${card("next halving", blocksToHalving.toLocaleString("en-US"), `blocks (≈ ${(Number(blocksToHalving) * Number(blockTime === "—" ? 1 : blockTime) / 86400).toFixed(1)} days), halvings so far ${emission.halvings}`)}
-      ${card("mUSD paid", `<a href="#/payments">${units(pays.paid_total, "mUSD")}</a>`, "for inference (x402, sessions) and jobs")}
+      ${card("mUSD paid, last 24 h", `<a href="#/payments">${units(today.paid_total, "mUSD")}</a>`, `for inference (x402, sessions) and jobs; ${units(pays.paid_total, "mUSD")} in all`, "paid-today")}
+      ${card("jobs paid, last 24 h", esc(jobsToday.total), `${units(jobsToday.paid_total, "mUSD")} mUSD to providers`)}
       ${card("subnets", subnets.subnets.length, "", "")}
       ${card("validators", status.validators.length, "", "")}
       ${card("mempool", status.mempool_size, "transactions waiting")}
@@ -346,6 +349,8 @@ async function subnet(netuid) {
     ${fields([["owner", addrLink(s.owner)], ["owner hotkey", addrLink(s.owner_hotkey)], ["registered at", blockLink(s.registered_at)], ["lock", `${esc(units(s.lock, "MYC"))} MYC`]])}
     <h2>Over time</h2>
     <div id="charts"><p class="muted">Loading history…</p></div>
+    <h2>What this node's validator found</h2>
+    <div id="findings"><p class="muted">Loading…</p></div>
     <h2>Metagraph</h2>
     ${table(
       ["uid", "hotkey", "coldkey", "stake (α)", "permit", "trust", "consensus", "incentive", "dividends", "emission (α)", "endpoint", "last update"],
@@ -369,6 +374,9 @@ async function subnet(netuid) {
       }),
       [0, 3, 5, 6, 7, 8, 9],
     )}`;
+  const findings = document.getElementById("findings");
+  const found = await validatorFindings(Number(netuid));
+  if (findings) findings.innerHTML = found;
   const [receipts, epochs] = await Promise.all([api("/v1/emission/receipts?limit=100"), api(`/v1/subnets/${encodeURIComponent(netuid)}/epochs?limit=50`)]);
   const mine = receipts.receipts
     .map((r) => [r.height, r.subnets.find((x) => x.netuid === Number(netuid))])
@@ -387,11 +395,30 @@ async function subnet(netuid) {
     charts.innerHTML = `
       <h3>Emission per epoch, by UID</h3>
       ${lineChart(top.map(([uid, points]) => ({ name: `UID ${uid}`, points })), { xLabel: "epoch block", yLabel: "paid", unit: "α" })}
+      <h3>Pool price, per block</h3>
+      ${lineChart([{ name: "price", points: mine.filter(([, x]) => x.pool_alpha !== "0").map(([h, x]) => [h, tokens(x.pool_myc, "MYC") / tokens(x.pool_alpha, "alpha")]) }], { yLabel: "price", unit: "MYC per α" })}
       <h3>MYC injected into the pool, per block</h3>
       ${lineChart([{ name: "MYC injected", points: mine.map(([h, x]) => [h, tokens(x.myc_injected, "MYC")]) }], { yLabel: "injected", unit: "MYC" })}
       <h3>Flow EMA (Taoflow), per block</h3>
       ${lineChart([{ name: "flow EMA", points: mine.map(([h, x]) => [h, Number(x.flow_ema) / 1e9]) }], { yLabel: "flow", unit: "MYC / block" })}`;
   }
+}
+
+// The last round of the validator this node runs (GET /v1/validator/status), for `netuid`:
+// each miner's score, weight, faults and speed.
+async function validatorFindings(netuid) {
+  if (!(await api("/v1/validator")).running) return '<p class="muted">This node runs no validator (<code>mycel up</code> runs one): scores, faults and latency are what a validator measures.</p>';
+  const st = await api("/v1/validator/status");
+  if (st.netuid !== netuid) return `<p class="muted">This node's validator works on subnet <a href="#/subnet/${esc(st.netuid)}">${esc(st.netuid)}</a>.</p>`;
+  const round = st.last_round;
+  if (!round) return `<p class="muted">Validator ${addrLink(st.hotkey)} has not finished a round yet.</p>`;
+  const faults = (m) => (m.faults.length ? m.faults.map((f) => `<span class="bad" title="${esc(f.detail)}">${esc(f.kind)}</span>`).join(" ") : '<span class="ok">none</span>');
+  return `<p>Validator ${addrLink(st.hotkey)} (UID ${esc(st.uid ?? "—")}), round ${esc(st.rounds)} at block ${blockLink(round.height)}: every miner challenged, a sample re-run bit for bit; ${esc(round.weights.kind)}${round.weights.tx ? ` in ${txLink(round.weights.tx)}` : ""}.</p>
+    ${table(
+      ["uid", "hotkey", "answered", "re-runs matched", "faults", "median tokens/s", "mean latency (ms)", "score", "weight (of 65535)", "verdict"],
+      round.miners.map((m) => [`<a href="#/subnet/${esc(netuid)}/uid/${esc(m.uid)}">${esc(m.uid)}</a>`, addrLink(m.hotkey), `${esc(m.answered)} / ${esc(m.challenges)}`, `${esc(m.reruns_matched)} / ${esc(m.reruns)}`, faults(m), esc(m.median_tokens_per_second == null ? "—" : m.median_tokens_per_second.toFixed(1)), esc(m.mean_latency_ms ?? "—"), esc(m.score.toFixed(3)), esc(m.weight), `<span class="${m.verdict === "ok" ? "ok" : "bad"}">${esc(m.verdict)}</span>`]),
+      [2, 3, 5, 6, 7, 8],
+    )}`;
 }
 
 async function neuron(netuid, uid, before) {
@@ -468,6 +495,7 @@ async function agent(id) {
   ]);
   main().innerHTML = `<h1>Agent #${esc(g.agent_id)}</h1>
     ${fields([["owner", addrLink(g.owner)], ["wallet", addrLink(g.wallet)], ["registration", g.uri ? `<span class="hash">${esc(g.uri)}</span>` : "—"]])}
+    ${/^https?:\/\//i.test(g.uri ?? "") ? '<p><button id="registration-load" type="button">Load the registration file</button> <span class="muted">(your browser fetches it from the agent\'s own address)</span></p><div id="registration"></div>' : ""}
     <div class="cards">
       ${card("feedback", esc(all.count), `average ${esc(all.average ?? "—")}`)}
       ${card("verified (paid) feedback", esc(verified?.count ?? "—"), `average ${esc(verified?.average ?? "—")}`)}
@@ -478,6 +506,32 @@ async function agent(id) {
       validations.validations.map((v) => [`<span class="hash" title="${esc(v.request_hash)}">${esc(short(v.request_hash))}</span>`, addrLink(v.validator), v.response == null ? '<span class="muted">pending</span>' : `<span class="${v.response >= 50 ? "ok" : "bad"}">${esc(v.response)}</span>`, esc(v.tag), blockLink(v.requested_height), esc(v.responses)]),
       [2, 5],
     )}`;
+  document.getElementById("registration-load")?.addEventListener("click", () => loadRegistration(g.uri));
+}
+
+// Fetches an agent's ERC-8004 registration file from where the agent says it is (a user's click:
+// the request leaves this node for the agent's server) and shows what it offers. Its links are
+// shown as text, never followed.
+async function loadRegistration(uri) {
+  const box = document.getElementById("registration");
+  if (!box) return;
+  box.innerHTML = '<p class="muted">Loading…</p>';
+  let file;
+  try {
+    const res = await fetch(uri, { headers: { accept: "application/json" }, credentials: "omit", referrerPolicy: "no-referrer" });
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    const text = await res.text();
+    if (text.length > 65536) throw new Error("larger than 64 KiB");
+    file = JSON.parse(text);
+  } catch (e) {
+    box.innerHTML = `<p class="error" id="registration-error">Cannot read the registration file: ${esc(e.message)} (the agent's server must answer with JSON and allow other pages to read it: CORS).</p>`;
+    return;
+  }
+  const services = Array.isArray(file.services) ? file.services : [];
+  box.innerHTML = `<h2>Registration file</h2>
+    ${fields([["name", esc(file.name)], ["description", esc(file.description)], ["takes x402 payments", file.x402Support ? "yes" : "no"], ["active", file.active ? "yes" : "no"], ["trust models", esc((file.supportedTrust ?? []).join(", "))]])}
+    ${table(["service", "endpoint", "version"], services.map((v) => [esc(v.name), `<span class="hash">${esc(v.endpoint)}</span>`, esc(v.version ?? "")]))}
+    <details><summary>The file as served</summary><pre class="hash">${esc(JSON.stringify(file, null, 2))}</pre></details>`;
 }
 
 async function jobs(cursor) {
@@ -507,7 +561,8 @@ async function receiptPage() {
     <textarea id="receipt-input" rows="12" spellcheck="false" placeholder='{"chainId": 1337, "type": "InferenceReceipt", "message": {…}, "signature": "0x…", "request": {…}}'></textarea>
     <p><button id="receipt-check" type="button">Check</button></p>
     <div id="verdict" aria-live="polite"></div>
-    <p class="muted">To re-run it bit for bit: <code>mycel receipt verify answer.json --rerun</code> (with the model), or ask a subnet validator (ERC-8004 validation request, docs/agents.md).</p>`;
+    <div id="rerun" aria-live="polite"></div>
+    <p class="muted">A valid answer can be re-run bit for bit by the validator this node runs (<code>POST /v1/validator/rerun</code>), by you (<code>mycel receipt verify answer.json --rerun</code>), or by any subnet validator (an ERC-8004 validation request, docs/agents.md).</p>`;
   const input = document.getElementById("receipt-input");
   input.addEventListener("dragover", (ev) => ev.preventDefault());
   input.addEventListener("drop", async (ev) => {
@@ -527,10 +582,44 @@ async function receiptPage() {
     const { checkReceipt } = await loadChecker();
     const v = await checkReceipt(parsed);
     const r = parsed.receipt ?? parsed;
+    const rerun = document.getElementById("rerun");
+    rerun.innerHTML = "";
     verdict.innerHTML = v.valid
       ? `<p class="ok verdict" id="verdict-text">✔ valid: ${esc(v.reason)}</p>${fields([["miner", addrLink(v.miner)], ["model", `<span class="hash">${esc(r.message.modelId)}</span>`], ["subnet", `<a href="#/subnet/${esc(r.message.netuid)}">${esc(r.message.netuid)}</a>`], ["tokens", `${esc(r.message.promptTokenCount)} in, ${esc(r.message.outputTokenCount)} out`], ["block seen", blockLink(r.message.blockHeight)]])}`
       : `<p class="bad verdict" id="verdict-text">✘ rejected: ${esc(v.reason)}</p>`;
+    if (!v.valid) return;
+    if (!parsed.choices) {
+      rerun.innerHTML = '<p class="muted">To re-run it, paste the whole answer (the completion with its text), not the receipt alone.</p>';
+      return;
+    }
+    if (!(await api("/v1/validator")).running) {
+      rerun.innerHTML = '<p class="muted" id="rerun-verdict">This node runs no validator to re-run it (<code>mycel up</code> runs one).</p>';
+      return;
+    }
+    rerun.innerHTML = '<p><button id="receipt-rerun" type="button">Re-run it on this node\'s validator</button></p>';
+    document.getElementById("receipt-rerun").addEventListener("click", () => rerunAnswer(input.value, rerun));
   });
+}
+
+// Asks the node's validator to re-run an answer; shows its verdict (or why it would not).
+async function rerunAnswer(text, box) {
+  box.innerHTML = '<p class="muted" id="rerun-verdict">Re-running on the validator… (a few seconds per hundred tokens)</p>';
+  let body = null;
+  let status = 0;
+  try {
+    const res = await fetch("/v1/validator/rerun", { method: "POST", headers: { "content-type": "application/json", accept: "application/json" }, body: text });
+    status = res.status;
+    body = await res.json();
+  } catch (e) {
+    box.innerHTML = `<p class="error" id="rerun-verdict">The re-run failed: ${esc(e.message)}</p>`;
+    return;
+  }
+  if (body?.error) {
+    box.innerHTML = `<p class="error" id="rerun-verdict">Not re-run (${esc(body.error.code)}, HTTP ${status}): ${esc(body.error.message)}</p>`;
+    return;
+  }
+  box.innerHTML = `<p class="${body.response === 100 ? "ok" : "bad"} verdict" id="rerun-verdict">${body.response === 100 ? "✔" : "✘"} ${esc(body.verdict)}: ${esc(body.detail)}</p>
+    ${fields([["request hash", `<span class="hash">${esc(body.hash)}</span>`], ["miner", addrLink(body.miner)], ["score", `${esc(body.response)} / 100`]])}`;
 }
 
 // What a search term names: a height, a transaction hash, an address or an agent.

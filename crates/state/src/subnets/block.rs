@@ -172,6 +172,8 @@ fn inject(s: &mut Subnet, share: u128) -> SubnetEmission {
         alpha_emission,
         owner_cut,
         pending_added: pending,
+        pool_myc: s.pool.myc,
+        pool_alpha: s.pool.alpha,
         epoch: None,
     }
 }

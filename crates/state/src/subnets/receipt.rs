@@ -76,6 +76,12 @@ pub struct SubnetEmission {
     pub owner_cut: u128,
     #[serde(with = "amount_string")]
     pub pending_added: u128,
+    /// The pool's reserves at the end of the block (after the injection): its price is
+    /// `pool_myc / pool_alpha` MYC per alpha.
+    #[serde(default, with = "amount_string")]
+    pub pool_myc: u128,
+    #[serde(default, with = "amount_string")]
+    pub pool_alpha: u128,
     /// The epoch that ran in this block, if any.
     pub epoch: Option<EpochReceipt>,
 }

@@ -742,14 +742,18 @@ async fn registration(State(miner): State<Miner>, headers: axum::http::HeaderMap
         "mycel miner of subnet {}: serves {} with a signed, re-runnable receipt for every answer",
         miner.shared.config.netuid, miner.shared.config.model_name
     );
-    axum::Json(registration_file(
-        &format!("mycel miner {}", miner.address()),
-        &description,
-        &base,
-        false,
-        registrations,
-    ))
-    .into_response()
+    // A public document: any page may read it (an explorer showing the agent).
+    (
+        [(axum::http::header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")],
+        axum::Json(registration_file(
+            &format!("mycel miner {}", miner.address()),
+            &description,
+            &base,
+            false,
+            registrations,
+        )),
+    )
+        .into_response()
 }
 
 async fn health() -> &'static str {

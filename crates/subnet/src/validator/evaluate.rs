@@ -239,51 +239,7 @@ impl Evaluator {
             report.detail = format!("the payload hashes to {got}, the chain holds {hash}");
             return report;
         }
-        let model = self.model.clone();
-        let model_id = B256::from(model.id().0);
-        let checked =
-            tokio::task::spawn_blocking(move || match check_standalone_answer(&body, model_id) {
-                Ok(answer) => {
-                    let r = &answer.receipt.receipt;
-                    let miner = Some(r.miner);
-                    if answer.request.max_tokens > MAX_RERUN_OUTPUT_TOKENS
-                        || r.promptTokenCount > MAX_RERUN_PROMPT_TOKENS
-                    {
-                        return (miner, Err(None));
-                    }
-                    (miner, rerun(&model, &answer).map_err(Some))
-                }
-                Err(fault) => (None, Err(Some(fault))),
-            })
-            .await;
-        match checked {
-            Ok((miner, result)) => {
-                report.miner = miner.map(|m| m.to_checksum(None));
-                match result {
-                    Ok(()) => {
-                        report.response = 100;
-                        report.verdict = "reproduced".into();
-                        report.detail =
-                            "the re-run gives the same prompt and output tokens and text".into();
-                    }
-                    Err(Some(fault)) => {
-                        report.verdict = fault.kind().into();
-                        report.detail = fault_detail(&fault);
-                    }
-                    Err(None) => {
-                        report.verdict = "over_limit".into();
-                        report.detail = format!(
-                            "this validator re-runs requests of at most {MAX_RERUN_PROMPT_TOKENS} \
-                             prompt tokens and max_tokens {MAX_RERUN_OUTPUT_TOKENS}"
-                        );
-                    }
-                }
-            }
-            Err(e) => {
-                report.verdict = "internal".into();
-                report.detail = format!("the re-run did not finish: {e}");
-            }
-        }
+        rerun_into(self.model.clone(), body, &mut report).await;
         report
     }
 
@@ -310,6 +266,66 @@ impl Evaluator {
             .unwrap_or_default();
         (uri, hash)
     }
+}
+
+/// Checks `body` (an answer with its receipt) and re-runs it on `model` (unless it is over the
+/// limits): fills `report`'s miner, response, verdict and detail.
+async fn rerun_into(model: Arc<Model>, body: Vec<u8>, report: &mut Report) {
+    let model_id = B256::from(model.id().0);
+    let checked =
+        tokio::task::spawn_blocking(move || match check_standalone_answer(&body, model_id) {
+            Ok(answer) => {
+                let miner = Some(answer.receipt.receipt.miner);
+                if over_limit(&answer) {
+                    return (miner, Err(None));
+                }
+                (miner, rerun(&model, &answer).map_err(Some))
+            }
+            Err(fault) => (None, Err(Some(fault))),
+        })
+        .await;
+    match checked {
+        Ok((miner, result)) => {
+            report.miner = miner.map(|m| m.to_checksum(None));
+            verdict_of(report, result);
+        }
+        Err(e) => {
+            report.verdict = "internal".into();
+            report.detail = format!("the re-run did not finish: {e}");
+        }
+    }
+}
+
+/// Writes a re-run's outcome into `report`: reproduced (100), a fault, or (`None`) over the limits.
+pub(super) fn verdict_of(report: &mut Report, result: Result<(), Option<Fault>>) {
+    match result {
+        Ok(()) => {
+            report.response = 100;
+            report.verdict = "reproduced".into();
+            report.detail = "the re-run gives the same prompt and output tokens and text".into();
+        }
+        Err(Some(fault)) => {
+            report.verdict = fault.kind().into();
+            report.detail = fault_detail(&fault);
+        }
+        Err(None) => {
+            report.verdict = "over_limit".into();
+            report.detail = over_limit_detail();
+        }
+    }
+}
+
+/// Whether `answer` asks for more than a stranger may make this validator compute.
+pub(super) fn over_limit(answer: &super::challenge::Answer) -> bool {
+    answer.request.max_tokens > MAX_RERUN_OUTPUT_TOKENS
+        || answer.receipt.receipt.promptTokenCount > MAX_RERUN_PROMPT_TOKENS
+}
+
+pub(super) fn over_limit_detail() -> String {
+    format!(
+        "this validator re-runs requests of at most {MAX_RERUN_PROMPT_TOKENS} prompt tokens and \
+         max_tokens {MAX_RERUN_OUTPUT_TOKENS}"
+    )
 }
 
 fn fault_detail(fault: &Fault) -> String {

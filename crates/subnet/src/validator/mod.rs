@@ -20,6 +20,7 @@ pub mod chain;
 pub mod challenge;
 pub mod evaluate;
 pub mod metrics;
+pub mod rerun;
 pub mod score;
 
 use std::path::PathBuf;

@@ -89,6 +89,8 @@ impl std::fmt::Display for ErrorDetail {
 pub mod code {
     /// A path the API does not serve (404).
     pub const NOT_FOUND: &str = "not_found";
+    /// `/v1/validator/…` on a node that runs no validator.
+    pub const NO_VALIDATOR: &str = "no_validator";
     /// `POST /v1/txs` with a body that is not JSON (400).
     pub const BAD_JSON: &str = "bad_json";
     /// `POST /v1/txs` with JSON that is not a transaction (400).

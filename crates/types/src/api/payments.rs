@@ -96,6 +96,9 @@ impl PaymentKind {
 pub struct Payment {
     pub hash: B256,
     pub height: u64,
+    /// The block's time (milliseconds since the Unix epoch).
+    #[serde(default)]
+    pub timestamp_ms: u64,
     pub kind: PaymentKind,
     /// Who paid (unknown for a channel the node no longer has).
     pub payer: Option<Address>,
