@@ -1,11 +1,14 @@
 // Drives the explorer in Debian's chromium (playwright-core, no downloaded browser) and prints
 // one JSON object of what it saw, for crates/cli/tests/explorer.rs to check:
 //   {firstRenderMs, pages: {NAME: {text, missing[], consoleErrors[]}}, live: {before, after, ms},
-//    searches: {TERM: hash}, receipts: {NAME: verdict}, phone: {overflow}, consoleErrors: []}
+//    searches: {TERM: hash}, receipts: {NAME: verdict}, reruns: {NAME: verdict},
+//    phone: {overflow}, consoleErrors: []}
 //
 //   node browse.mjs --url http://127.0.0.1:8545/explorer --shots DIR --plan '{"pages": [...], "searches": [...]}'
 // A page is {"name", "hash", "expect": [text, ...]}: shown at URL#hash, it must show every text
 // (10 s), then a screenshot DIR/NAME.png is written.
+// A receipt is {"name", "json", "rerun"?: true}: pasted into the receipt page and checked; with
+// "rerun", the re-run button is clicked and the validator's verdict read (2 min).
 import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
 
@@ -78,6 +81,7 @@ try {
 
   // Receipts checked in the page: [{name, json}] → the verdict's text.
   out.receipts = {};
+  out.reruns = {};
   for (const r of plan.receipts ?? []) {
     await page.goto(`${url}#/receipt`);
     await page.waitForSelector("#receipt-input", { timeout: 10000 });
@@ -85,6 +89,14 @@ try {
     await page.click("#receipt-check");
     await page.waitForSelector("#verdict p", { timeout: 10000 });
     out.receipts[r.name] = await page.textContent("#verdict p");
+    if (r.rerun) {
+      await page.click("#receipt-rerun", { timeout: 10000 });
+      await page.waitForFunction(() => {
+        const t = document.getElementById("rerun-verdict")?.textContent ?? "";
+        return t && !t.startsWith("Re-running");
+      }, null, { timeout: 120000 });
+      out.reruns[r.name] = await page.textContent("#rerun-verdict");
+    }
     await page.screenshot({ path: `${shots}/receipt-${r.name}.png`, fullPage: true });
   }
 

@@ -408,8 +408,8 @@ fn run(file: NodeFile, banner: Banner, limits: mycel_http::ServeLimits) -> anyho
             attached,
             shutdown_signal(),
         )
-            .await
-            .context("the HTTP API stopped")?;
+        .await
+        .context("the HTTP API stopped")?;
         if let Some(subnet) = subnet {
             subnet.stop();
         }

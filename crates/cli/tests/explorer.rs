@@ -11,7 +11,12 @@ use serde_json::{json, Value};
 use std::process::Command;
 
 fn browse(url: &str, plan: Value) -> Value {
-    let shots = repo_root().join("target/explorer-screenshots");
+    browse_into(url, "target/explorer-screenshots", plan)
+}
+
+/// Browses with screenshots written under `shots` (relative to the repository).
+fn browse_into(url: &str, shots: &str, plan: Value) -> Value {
+    let shots = repo_root().join(shots);
     let out = Command::new("node")
         .current_dir(repo_root().join("interop/explorer"))
         .args(["browse.mjs", "--url", url, "--shots"])
@@ -121,6 +126,25 @@ fn the_explorer_shows_the_chain_in_chromium() {
         assert_eq!(status, 400, "{bad}");
     }
 
+    // No validator runs in this node: its routes say so.
+    assert_eq!(devnet.http_get("/v1/validator")["running"], false);
+    let absent = mycel_testkit::http::block_on(async {
+        let r = reqwest::get(format!("{}/v1/validator/status", devnet.rpc()))
+            .await
+            .expect("GET");
+        (r.status().as_u16(), r.text().await.unwrap_or_default())
+    });
+    assert_eq!(absent.0, 404);
+    assert!(absent.1.contains("no_validator"), "{}", absent.1);
+    let bad_since = mycel_testkit::http::block_on(async {
+        reqwest::get(format!("{}/v1/payments?since_ms=yesterday", devnet.rpc()))
+            .await
+            .expect("GET")
+            .status()
+            .as_u16()
+    });
+    assert_eq!(bad_since, 400);
+
     // The emission history keeps the last 5 blocks.
     devnet.wait_for_height(height + 8, std::time::Duration::from_secs(30));
     let kept = devnet.http_get("/v1/emission/receipts");
@@ -168,7 +192,7 @@ fn the_explorer_shows_the_chain_in_chromium() {
                 {"name": "session-payer", "hash": format!("/account/{}", dev_address(5)), "expect": ["Payments (1;", "session opened", "OpenChannel"]},
                 {"name": "staker", "hash": format!("/account/{}", dev_address(4)), "expect": ["Stake", "0xa0ee7a"]},
                 {"name": "subnets", "hash": "/subnets", "expect": ["Subnets", "flow EMA (MYC/block)"]},
-                {"name": "subnet", "hash": "/subnet/1", "expect": ["Subnet 1", "Metagraph", "0xa0ee7a", "Emission per epoch, by UID", "MYC injected"]},
+                {"name": "subnet", "hash": "/subnet/1", "expect": ["Subnet 1", "Metagraph", "0xa0ee7a", "Emission per epoch, by UID", "MYC injected", "Pool price, per block", "This node runs no validator"]},
                 {"name": "blocks", "hash": "/blocks", "expect": ["Blocks", &height.to_string()]},
                 {"name": "agents", "hash": "/agents", "expect": ["1 registered", "#1"]},
                 {"name": "agent", "hash": "/agent/1", "expect": ["Agent #1", "http://127.0.0.1:1/agent.json", "Validations"]},
@@ -246,5 +270,247 @@ fn the_explorer_shows_the_chain_in_chromium() {
     eprintln!(
         "explorer: first render of the home page {} ms, live block after {live} ms",
         out["firstRenderMs"]
+    );
+}
+
+/// POSTs `body` to `url`: the status and the JSON answer.
+fn post(url: &str, body: Vec<u8>) -> (u16, Value) {
+    mycel_testkit::http::block_on(async {
+        let r = reqwest::Client::new()
+            .post(url)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("POST");
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    })
+}
+
+/// The explorer over a whole `mycel up` (chain, miners, validator, gateway) with traffic: paid
+/// chats over x402, a transfer, a stake. The validator's findings show per miner; a paid answer
+/// pasted into the receipt page verifies in the browser and reproduces when the node's validator
+/// re-runs it, and the same answer with another text is caught by the re-run; the gateway's
+/// registration file is linked; the home page shows the last 24 hours' payments. And the re-run
+/// route's refusals: an unregistered signer, an oversized body.
+#[test]
+fn the_explorer_shows_a_whole_devnet_with_paid_chats() {
+    let up = Devnet::start_with(DevnetOptions::with_subnet());
+    let rpc = up.rpc().to_string();
+    assert_eq!(up.http_get("/v1/validator")["running"], true);
+
+    // Traffic: three paid chats (dev 5 pays the gateway over x402), a transfer, a stake.
+    let chat = |prompt: &str, max_tokens: &str| -> Value {
+        let out = up.ok(&[
+            "chat",
+            prompt,
+            "--gateway",
+            up.gateway(),
+            "--max-tokens",
+            max_tokens,
+            "--json",
+            "--dev-account",
+            "5",
+        ]);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+    };
+    let answer = chat("Name a color.", "12");
+    let fruit = chat("Name a fruit.", "12");
+    let story = chat("Tell a story about a cat.", "64");
+    up.ok(&[
+        "transfer",
+        "--to",
+        "0x0000000000000000000000000000000000000abc",
+        "--amount",
+        "3",
+        "--dev-account",
+        "6",
+    ]);
+    up.ok(&[
+        "stake",
+        "add",
+        "--netuid",
+        "1",
+        "--hotkey-dev-account",
+        "4",
+        "--amount",
+        "5",
+        "--dev-account",
+        "6",
+    ]);
+    let mut tampered = answer.clone();
+    tampered["choices"][0]["message"]["content"] = json!("Definitely not what the model said.");
+
+    // The re-run route, as a script calls it.
+    let rerun_url = format!("{rpc}/v1/validator/rerun");
+    let honest = serde_json::to_vec(&answer).unwrap();
+    let (status, verdict) = post(&rerun_url, honest.clone());
+    assert_eq!(status, 200, "{verdict:#}");
+    assert_eq!(verdict["verdict"], "reproduced", "{verdict:#}");
+    assert_eq!(verdict["response"], 100);
+    assert_eq!(verdict["hash"], answer["receipt"]["message"]["requestHash"]);
+    let again = std::time::Instant::now();
+    assert_eq!(
+        post(&rerun_url, honest).1,
+        verdict,
+        "asked again: the verdict kept"
+    );
+    assert!(again.elapsed() < std::time::Duration::from_secs(2));
+    let (status, caught) = post(&rerun_url, serde_json::to_vec(&tampered).unwrap());
+    assert_eq!(
+        (status, caught["verdict"].as_str()),
+        (200, Some("wrong_output")),
+        "{caught:#}"
+    );
+    assert_eq!(caught["response"], 0);
+    // Signed by a key no subnet registered: refused before any run.
+    let receipt: mycel_types::ReceiptJson =
+        serde_json::from_value(answer["receipt"].clone()).unwrap();
+    let signed = mycel_types::SignedReceipt::from_json(&receipt).unwrap();
+    let stranger = mycel_types::keys::dev_signer(17).unwrap();
+    let mut forged = signed.receipt.clone();
+    forged.miner = stranger.address();
+    let forged = mycel_types::SignedReceipt::sign(forged, receipt.chain_id, &stranger).unwrap();
+    let mut unregistered = answer.clone();
+    unregistered["receipt"] =
+        serde_json::to_value(forged.to_json(receipt.request.as_ref())).unwrap();
+    let (status, refused) = post(&rerun_url, serde_json::to_vec(&unregistered).unwrap());
+    assert_eq!(status, 403, "{refused:#}");
+    assert_eq!(refused["error"]["code"], "unregistered_miner");
+    let (status, _) = post(&rerun_url, vec![b' '; 1536 * 1024]);
+    assert_eq!(status, 413);
+    // Two answers at once: one runs, the other is told to come back (one re-run at a time).
+    let both = mycel_testkit::http::block_on(async {
+        let ask = |answer: &Value| {
+            let body = serde_json::to_vec(answer).unwrap();
+            let url = rerun_url.clone();
+            async move {
+                let r = reqwest::Client::new()
+                    .post(url)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await
+                    .expect("POST");
+                let retry = r.headers().get("retry-after").cloned();
+                let status = r.status().as_u16();
+                (status, retry, r.json::<Value>().await.expect("JSON"))
+            }
+        };
+        futures::future::join(ask(&story), ask(&fruit)).await
+    });
+    let mut statuses = [both.0 .0, both.1 .0];
+    statuses.sort();
+    assert_eq!(statuses, [200, 503], "{both:?}");
+    let busy = if both.0 .0 == 503 { &both.0 } else { &both.1 };
+    assert_eq!(busy.2["error"]["code"], "busy", "{busy:?}");
+    assert_eq!(busy.1.as_ref().map(|v| v.to_str().unwrap()), Some("5"));
+    for later in [&story, &fruit] {
+        let (status, v) = post(&rerun_url, serde_json::to_vec(later).unwrap());
+        assert_eq!(
+            (status, v["verdict"].as_str()),
+            (200, Some("reproduced")),
+            "{v:#}"
+        );
+    }
+
+    // The validator has finished a round: its findings per miner.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    let status = loop {
+        let status = up.http_get("/v1/validator/status");
+        if !status["last_round"].is_null() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no validator round: {status:#}"
+        );
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    };
+    assert_eq!(status["netuid"], 1, "{status:#}");
+    assert_eq!(
+        status["last_round"]["miners"].as_array().unwrap().len(),
+        2,
+        "{status:#}"
+    );
+
+    // The last 24 hours' payments: the two chats; none in the future.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let day = up.http_get(&format!(
+        "/v1/payments?kind=x402&since_ms={}",
+        now_ms - 86_400_000
+    ));
+    assert_eq!(day["total"], 3, "{day:#}");
+    assert!(day["payments"][0]["timestamp_ms"].as_u64().unwrap() > now_ms - 600_000);
+    let future = up.http_get(&format!("/v1/payments?since_ms={}", now_ms + 86_400_000));
+    assert_eq!(future["total"], 0, "{future:#}");
+    // The pool's reserves in the emission receipts: the pool price's history.
+    let latest = up.http_get("/v1/emission/receipts/latest");
+    let line = &latest["subnets"][0];
+    assert!(
+        line["pool_myc"].as_str().unwrap().parse::<u128>().unwrap() > 0,
+        "{latest:#}"
+    );
+    assert!(
+        line["pool_alpha"]
+            .as_str()
+            .unwrap()
+            .parse::<u128>()
+            .unwrap()
+            > 0
+    );
+
+    let gateway_agent = up.http_get(&format!("/v1/agents?owner={}", dev_address(8)))["agents"][0]
+        ["agent_id"]
+        .as_u64()
+        .expect("the gateway's agent");
+    let shots = "target/explorer-screenshots/up";
+    let out = browse_into(
+        &format!("{rpc}/explorer"),
+        shots,
+        json!({
+            "pages": [
+                {"name": "home", "hash": "/", "expect": ["MUSD PAID, LAST 24 H", "for inference (x402, sessions) and jobs; 0.00", "JOBS PAID, LAST 24 H", "mUSD to providers"]},
+                {"name": "payments", "hash": "/payments", "expect": ["Payments", "x402", "session"]},
+                {"name": "subnet", "hash": "/subnet/1", "expect": ["What this node's validator found", "re-runs matched", "median tokens/s", "Pool price, per block", "MYC per α"]},
+                {"name": "payer", "hash": format!("/account/{}", dev_address(5)), "expect": ["Payments (", "x402"]},
+                {"name": "gateway-agent", "hash": format!("/agent/{gateway_agent}"), "expect": ["registration file", &format!("{}/.well-known/agent-registration.json ↗", up.gateway())]},
+            ],
+            "receipts": [
+                {"name": "paid-answer", "json": answer.to_string(), "rerun": true},
+                {"name": "paid-answer-other-text", "json": tampered.to_string(), "rerun": true},
+            ],
+        }),
+    );
+    for (name, page) in out["pages"].as_object().unwrap() {
+        assert_eq!(page["missing"], json!([]), "page {name}: {page:#}");
+        assert_eq!(page["consoleErrors"], json!([]), "page {name}: {page:#}");
+    }
+    assert_eq!(out["consoleErrors"], json!([]), "{out:#}");
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    assert!(
+        text(&out["receipts"]["paid-answer"]).starts_with("✔ valid"),
+        "{out:#}"
+    );
+    // The receipt does not sign the text: only the re-run tells the two apart.
+    assert!(
+        text(&out["receipts"]["paid-answer-other-text"]).starts_with("✔ valid"),
+        "{out:#}"
+    );
+    assert!(
+        text(&out["reruns"]["paid-answer"]).starts_with("✔ reproduced"),
+        "{out:#}"
+    );
+    assert!(
+        text(&out["reruns"]["paid-answer-other-text"]).starts_with("✘ wrong_output"),
+        "{out:#}"
     );
 }

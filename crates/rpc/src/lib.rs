@@ -179,7 +179,9 @@ async fn validator_route(
         .unwrap_or_default();
     match format!("/{rest}{query}").parse() {
         Ok(uri) => *request.uri_mut() = uri,
-        Err(_) => return ApiError::bad_request(code::BAD_QUERY, "not a valid path").into_response(),
+        Err(_) => {
+            return ApiError::bad_request(code::BAD_QUERY, "not a valid path").into_response()
+        }
     }
     match routes.oneshot(request).await {
         Ok(response) => response,

@@ -677,6 +677,7 @@ fn run_once() -> Result<String, OffTimeline> {
             node.clone(),
             genesis.clone(),
             mycel_http::ServeLimits::default(),
+            mycel_rpc::Attached::default(),
             std::future::pending(),
         ));
         let api = Api {

@@ -45,6 +45,7 @@ fn incentive_transactions_and_queries_over_http() {
             node.clone(),
             genesis,
             mycel_http::ServeLimits::default(),
+            mycel_rpc::Attached::default(),
             std::future::pending(),
         ));
         let http = reqwest::Client::new();

@@ -105,6 +105,11 @@ function lineChart(series, { xLabel = "block", yLabel = "", unit = "" } = {}) {
   const lines = series
     .map((s, i) => `<polyline fill="none" stroke="${COLORS[i % COLORS.length]}" stroke-width="2" points="${s.points.map((p) => `${sx(p[0]).toFixed(1)},${sy(p[1]).toFixed(1)}`).join(" ")}"/>`)
     .join("");
+  // Points as dots too while they are few, so a series of one point shows.
+  const dots = series
+    .filter((s) => s.points.length <= 60)
+    .map((s) => s.points.map((p) => `<circle cx="${sx(p[0]).toFixed(1)}" cy="${sy(p[1]).toFixed(1)}" r="3" fill="${COLORS[series.indexOf(s) % COLORS.length]}"/>`).join(""))
+    .join("");
   const legend = series
     .map((s, i) => `<span class="legend"><svg class="swatch" viewBox="0 0 10 10"><rect width="10" height="10" fill="${COLORS[i % COLORS.length]}"/></svg>${esc(s.name)}</span>`)
     .join(" ");
@@ -113,7 +118,7 @@ function lineChart(series, { xLabel = "block", yLabel = "", unit = "" } = {}) {
     ${yTicks.map((v) => `<text x="${L - 6}" y="${sy(v) + 4}" text-anchor="end" font-size="11">${fmt(v)}</text><line x1="${L}" x2="${W - R}" y1="${sy(v)}" y2="${sy(v)}" stroke="#eee"/>`).join("")}
     ${xTicks.map((v) => `<text x="${sx(v)}" y="${H - B + 16}" text-anchor="middle" font-size="11">${v}</text>`).join("")}
     <text x="${(L + W - R) / 2}" y="${H - 6}" text-anchor="middle" font-size="12">${esc(xLabel)}</text>
-    ${lines}</svg><figcaption><span class="axis">↑ ${esc(yLabel)}${unit ? ` (${esc(unit)})` : ""} · → ${esc(xLabel)}</span> ${legend}</figcaption></figure>`;
+    ${lines}${dots}</svg><figcaption><span class="axis">↑ ${esc(yLabel)}${unit ? ` (${esc(unit)})` : ""} · → ${esc(xLabel)}</span> ${legend}</figcaption></figure>`;
 }
 
 // A flow EMA (MYC base units per block, a decimal string) in MYC per block, 4 significant digits.
@@ -494,8 +499,8 @@ async function agent(id) {
     api(`/v1/agents/${encodeURIComponent(id)}/validations?limit=50`),
   ]);
   main().innerHTML = `<h1>Agent #${esc(g.agent_id)}</h1>
-    ${fields([["owner", addrLink(g.owner)], ["wallet", addrLink(g.wallet)], ["registration", g.uri ? `<span class="hash">${esc(g.uri)}</span>` : "—"]])}
-    ${/^https?:\/\//i.test(g.uri ?? "") ? '<p><button id="registration-load" type="button">Load the registration file</button> <span class="muted">(your browser fetches it from the agent\'s own address)</span></p><div id="registration"></div>' : ""}
+    ${fields([["owner", addrLink(g.owner)], ["wallet", addrLink(g.wallet)], ["registration file", registrationLink(g.uri)]])}
+
     <div class="cards">
       ${card("feedback", esc(all.count), `average ${esc(all.average ?? "—")}`)}
       ${card("verified (paid) feedback", esc(verified?.count ?? "—"), `average ${esc(verified?.average ?? "—")}`)}
@@ -506,32 +511,15 @@ async function agent(id) {
       validations.validations.map((v) => [`<span class="hash" title="${esc(v.request_hash)}">${esc(short(v.request_hash))}</span>`, addrLink(v.validator), v.response == null ? '<span class="muted">pending</span>' : `<span class="${v.response >= 50 ? "ok" : "bad"}">${esc(v.response)}</span>`, esc(v.tag), blockLink(v.requested_height), esc(v.responses)]),
       [2, 5],
     )}`;
-  document.getElementById("registration-load")?.addEventListener("click", () => loadRegistration(g.uri));
 }
 
-// Fetches an agent's ERC-8004 registration file from where the agent says it is (a user's click:
-// the request leaves this node for the agent's server) and shows what it offers. Its links are
-// shown as text, never followed.
-async function loadRegistration(uri) {
-  const box = document.getElementById("registration");
-  if (!box) return;
-  box.innerHTML = '<p class="muted">Loading…</p>';
-  let file;
-  try {
-    const res = await fetch(uri, { headers: { accept: "application/json" }, credentials: "omit", referrerPolicy: "no-referrer" });
-    if (!res.ok) throw new Error(`HTTP ${res.status}`);
-    const text = await res.text();
-    if (text.length > 65536) throw new Error("larger than 64 KiB");
-    file = JSON.parse(text);
-  } catch (e) {
-    box.innerHTML = `<p class="error" id="registration-error">Cannot read the registration file: ${esc(e.message)} (the agent's server must answer with JSON and allow other pages to read it: CORS).</p>`;
-    return;
-  }
-  const services = Array.isArray(file.services) ? file.services : [];
-  box.innerHTML = `<h2>Registration file</h2>
-    ${fields([["name", esc(file.name)], ["description", esc(file.description)], ["takes x402 payments", file.x402Support ? "yes" : "no"], ["active", file.active ? "yes" : "no"], ["trust models", esc((file.supportedTrust ?? []).join(", "))]])}
-    ${table(["service", "endpoint", "version"], services.map((v) => [esc(v.name), `<span class="hash">${esc(v.endpoint)}</span>`, esc(v.version ?? "")]))}
-    <details><summary>The file as served</summary><pre class="hash">${esc(JSON.stringify(file, null, 2))}</pre></details>`;
+// An agent's registration URI: a link that opens the file in a new tab when it is http(s) (this
+// page itself fetches nothing from elsewhere: its Content-Security-Policy is 'self'), text
+// otherwise (an ipfs: or data: URI, or anything else an owner wrote).
+function registrationLink(uri) {
+  if (!uri) return "—";
+  if (!/^https?:\/\/[^\s"'<>]+$/i.test(uri)) return `<span class="hash">${esc(uri)}</span>`;
+  return `<a class="hash" id="registration-link" href="${esc(uri)}" target="_blank" rel="noopener noreferrer nofollow">${esc(uri)} ↗</a>`;
 }
 
 async function jobs(cursor) {
@@ -588,6 +576,7 @@ async function receiptPage() {
       ? `<p class="ok verdict" id="verdict-text">✔ valid: ${esc(v.reason)}</p>${fields([["miner", addrLink(v.miner)], ["model", `<span class="hash">${esc(r.message.modelId)}</span>`], ["subnet", `<a href="#/subnet/${esc(r.message.netuid)}">${esc(r.message.netuid)}</a>`], ["tokens", `${esc(r.message.promptTokenCount)} in, ${esc(r.message.outputTokenCount)} out`], ["block seen", blockLink(r.message.blockHeight)]])}`
       : `<p class="bad verdict" id="verdict-text">✘ rejected: ${esc(v.reason)}</p>`;
     if (!v.valid) return;
+    if (parsed.choices) verdict.insertAdjacentHTML("beforeend", '<p class="muted">The receipt signs the prompt and output tokens\' hashes; the answer\'s text is checked only by re-running it.</p>');
     if (!parsed.choices) {
       rerun.innerHTML = '<p class="muted">To re-run it, paste the whole answer (the completion with its text), not the receipt alone.</p>';
       return;

@@ -757,6 +757,11 @@ fn epochs_pay_miners_validators_and_owner_exactly() {
     assert!(moving > 0 && moving < 1, "{moving}");
     let latest = c.state.latest_emission_receipt().unwrap();
     assert_eq!(latest.height, c.state.height());
+    // Its pool reserves are the pool's at the end of the block: the price history.
+    assert_eq!(
+        (latest.subnets[0].pool_myc, latest.subnets[0].pool_alpha),
+        (s.pool.myc, s.pool.alpha)
+    );
     let json = serde_json::to_value(&mg).unwrap();
     assert!(json["neurons"][0]["alpha"].is_string());
 }
