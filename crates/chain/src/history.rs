@@ -1,8 +1,9 @@
 //! The emission history a node keeps beside its ledger (not consensus state): every finalized
 //! block's emission receipt (where each base unit went) for the last `blocks` blocks, and each
 //! subnet's epoch payouts for its last `epochs` epochs, served paged by the API
-//! (`/v1/emission/receipts`, `/v1/subnets/{netuid}/epochs`, per neuron). Kept in memory and
-//! started afresh with the node: after a restart it holds what was finalized since.
+//! (`/v1/emission/receipts`, `/v1/subnets/{netuid}/epochs`, per neuron). Kept in memory, and
+//! journaled on disk by the node's store (every block's receipt for the block retention, epoch
+//! blocks' receipts while their epochs are kept), so a restarted node has it all again.
 
 use mycel_types::api;
 use serde::{Deserialize, Serialize};
@@ -115,6 +116,14 @@ impl EmissionHistory {
                 self.blocks.pop_front();
             }
         }
+    }
+
+    /// The oldest block whose epoch payouts are kept (of any subnet).
+    pub fn oldest_epoch(&self) -> Option<u64> {
+        self.epochs
+            .values()
+            .filter_map(|kept| kept.front().map(|(h, _)| *h))
+            .min()
     }
 
     /// The oldest block whose receipt is kept.

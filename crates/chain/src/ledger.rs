@@ -115,6 +115,12 @@ pub struct TipMeta {
     pub state_root: B256,
     /// Number of entries in the receipt journal that belong to blocks up to `height`.
     pub receipts_len: u64,
+    /// Entries in the emission journals (every block's emission receipt; epoch blocks' receipts)
+    /// up to `height`.
+    #[serde(default)]
+    pub emission_len: u64,
+    #[serde(default)]
+    pub epochs_len: u64,
 }
 
 /// The finalized ledger.
@@ -153,15 +159,12 @@ impl Ledger {
         self.agent_index.get(&id).map_or(&[], Vec::as_slice)
     }
 
-    /// Keeps the emission receipt of the block just applied at `height` (if it made one).
-    pub fn record_emission(&mut self, height: u64) {
-        if let Some(receipt) = self
-            .state
+    /// The emission receipt of the block just applied at `height`, if it made one.
+    pub fn emission_receipt(state: &State, height: u64) -> Option<api::EmissionReceipt> {
+        state
             .latest_emission_receipt()
             .filter(|r| r.height == height)
-        {
-            self.emission.record(&receipt.into());
-        }
+            .map(Into::into)
     }
 
     /// Indexes the addresses an applied transaction touched and the payments it made.

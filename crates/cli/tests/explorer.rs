@@ -514,3 +514,72 @@ fn the_explorer_shows_a_whole_devnet_with_paid_chats() {
         "{out:#}"
     );
 }
+
+/// The emission history is journaled: after a crash (kill -9) and a restart the node serves the
+/// same receipts and epochs it served before, and keeps to its retention (here 20 blocks, 3
+/// epochs per subnet) over what it replays.
+#[test]
+fn the_emission_history_survives_a_crash() {
+    let mut devnet = Devnet::start_with(DevnetOptions::default().args(&[
+        "--history-blocks",
+        "20",
+        "--history-epochs",
+        "3",
+    ]));
+    devnet.ok(&[
+        "subnet",
+        "create",
+        "--dev-account",
+        "0",
+        "--hotkey-dev-account",
+        "9",
+    ]);
+    devnet.ok(&["subnet", "set", "1", "--tempo", "2", "--dev-account", "0"]);
+    let start = devnet.height();
+    devnet.wait_for_height(start + 12, std::time::Duration::from_secs(60));
+    let before = devnet.http_get("/v1/emission/receipts?limit=100");
+    let epochs_before = devnet.http_get("/v1/subnets/1/epochs?limit=100");
+    let kept = before["receipts"].as_array().unwrap().clone();
+    assert!(!kept.is_empty(), "{before:#}");
+    let epochs = epochs_before["epochs"].as_array().unwrap().clone();
+    assert_eq!(epochs.len(), 3, "{epochs_before:#}");
+
+    devnet.kill_9();
+    devnet.restart();
+
+    // Every receipt and epoch served before is served again, byte for byte, as long as the
+    // retention keeps it.
+    let after = devnet.http_get("/v1/emission/receipts?limit=100");
+    let oldest = after["oldest_height"].as_u64().unwrap();
+    let again: Vec<Value> = after["receipts"].as_array().unwrap().clone();
+    assert!(again.len() <= 20, "{after:#}");
+    let mut checked = 0;
+    for receipt in &kept {
+        let height = receipt["height"].as_u64().unwrap();
+        if height >= oldest {
+            let served = devnet.http_get(&format!("/v1/emission/receipts/{height}"));
+            assert_eq!(&served, receipt, "receipt {height} after the restart");
+            checked += 1;
+        }
+    }
+    assert!(
+        checked > 0,
+        "no receipt from before the crash is kept: {after:#}"
+    );
+    let epochs_after = devnet.http_get("/v1/subnets/1/epochs?limit=100");
+    let newest_before = epochs[0]["height"].as_u64().unwrap();
+    let still: Vec<&Value> = epochs_after["epochs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["height"].as_u64().unwrap() <= newest_before)
+        .collect();
+    assert!(!still.is_empty(), "{epochs_after:#}");
+    for e in still {
+        assert!(
+            epochs.contains(e),
+            "epoch {e} was not served before the crash"
+        );
+    }
+    assert!(epochs_after["epochs"].as_array().unwrap().len() <= 3);
+}

@@ -410,6 +410,8 @@ mod tests {
             timestamp_ms: 0,
             state_root: state.state_root(),
             receipts_len: 0,
+            emission_len: 0,
+            epochs_len: 0,
         };
         let shared = Arc::new(Shared::new(
             genesis.chain_id,

@@ -325,8 +325,13 @@ where
     let page_cache = CacheRef::new(PAGE_CACHE_PAGE_SIZE, PAGE_CACHE_CAPACITY);
 
     // The finalized ledger: from the last snapshot, or from genesis.
-    let (store, recovered) =
-        store::Store::open(context.child("ledger"), &prefix, page_cache.clone()).await?;
+    let (store, recovered) = store::Store::open(
+        context.child("ledger"),
+        &prefix,
+        page_cache.clone(),
+        cfg.history,
+    )
+    .await?;
     let mut store = store;
     store.check_genesis(genesis.hash()).await?;
     let (state, tip) = match recovered.snapshot {
@@ -342,6 +347,8 @@ where
                 timestamp_ms: genesis_block.timestamp_ms,
                 state_root: state.state_root(),
                 receipts_len: 0,
+                emission_len: 0,
+                epochs_len: 0,
             };
             (state, tip)
         }
@@ -350,6 +357,9 @@ where
     ledger.emission = crate::EmissionHistory::new(cfg.history);
     for receipts in &recovered.receipts {
         ledger.index_block(receipts);
+    }
+    for emission in &recovered.emission {
+        ledger.emission.record(emission);
     }
     let shared = Arc::new(Shared::new(
         genesis.chain_id,
@@ -672,13 +682,16 @@ async fn apply_finalized<E: Storage + Clock + Metrics>(
         hash,
         timestamp_ms: block_ref.timestamp_ms,
         state_root: block_ref.state_root,
-        receipts_len: tip.receipts_len,
+        ..tip
     };
+    let emission = Ledger::emission_receipt(&executed.state, height);
+    let keep_epochs_from = shared.ledger().emission.oldest_epoch();
     let new_tip = store
         .save(
             &executed.state,
             new_tip,
             (!receipts.txs.is_empty()).then_some(&receipts),
+            emission.as_ref().map(|e| (e, keep_epochs_from)),
         )
         .await?;
 
@@ -688,7 +701,9 @@ async fn apply_finalized<E: Storage + Clock + Metrics>(
         ledger.state = executed.state;
         ledger.tip = new_tip;
         ledger.index_block(&receipts);
-        ledger.record_emission(height);
+        if let Some(emission) = &emission {
+            ledger.emission.record(emission);
+        }
         block_view(block_ref, &ledger)
     };
     {
