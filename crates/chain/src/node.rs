@@ -25,6 +25,8 @@ const SUBSCRIBER_BACKLOG: usize = 1024;
 /// Reads finalized blocks from the consensus block store.
 pub(crate) trait BlockSource: Send + Sync + 'static {
     fn block(&self, height: u64) -> BoxFuture<'static, Option<BlockView>>;
+    /// A block the store holds by its hash (finalized or not).
+    fn block_by_hash(&self, hash: B256) -> BoxFuture<'static, Option<BlockView>>;
 }
 
 /// Counters this crate adds to the runtime's metrics.
@@ -312,6 +314,15 @@ impl Node {
             return None;
         }
         self.blocks.block(height).await
+    }
+
+    /// The finalized block whose hash is `hash`, if this node has finalized it.
+    pub async fn block_by_hash(&self, hash: B256) -> Option<BlockView> {
+        let found = self.blocks.block_by_hash(hash).await?;
+        // The store also holds blocks that were proposed but not finalized: only the one
+        // finalized at its height counts.
+        let finalized = self.block(found.height).await?;
+        (finalized.hash == hash).then_some(finalized)
     }
 
     /// The account at `addr` in the latest finalized state.

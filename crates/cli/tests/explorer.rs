@@ -126,6 +126,34 @@ fn the_explorer_shows_the_chain_in_chromium() {
         assert_eq!(status, 400, "{bad}");
     }
 
+    // A block by its hash, and the search route.
+    let block_hash = devnet.http_get(&format!("/v1/blocks/{height}"))["hash"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        devnet.http_get(&format!("/v1/blocks/{block_hash}"))["height"],
+        height
+    );
+    for (q, kind, key, value) in [
+        (block_hash.clone(), "block", "height", json!(height)),
+        (height.to_string(), "block", "height", json!(height)),
+        (tx.clone(), "tx", "hash", json!(tx)),
+        ("%231".to_string(), "agent", "agent_id", json!(1)),
+        (
+            format!("0x{}", "ab".repeat(32)),
+            "none",
+            "kind",
+            json!("none"),
+        ),
+        ("99999999".to_string(), "none", "kind", json!("none")),
+        ("%2377".to_string(), "none", "kind", json!("none")),
+    ] {
+        let found = devnet.http_get(&format!("/v1/search?q={q}"));
+        assert_eq!(found["kind"], kind, "{q}: {found}");
+        assert_eq!(found[key], value, "{q}: {found}");
+    }
+
     // No validator runs in this node: its routes say so.
     assert_eq!(devnet.http_get("/v1/validator")["running"], false);
     let absent = mycel_testkit::http::block_on(async {
@@ -191,18 +219,19 @@ fn the_explorer_shows_the_chain_in_chromium() {
                 {"name": "payments", "hash": "/payments", "expect": ["Payments", "session opened", "2"]},
                 {"name": "session-payer", "hash": format!("/account/{}", dev_address(5)), "expect": ["Payments (1;", "session opened", "OpenChannel"]},
                 {"name": "staker", "hash": format!("/account/{}", dev_address(4)), "expect": ["Stake", "0xa0ee7a"]},
-                {"name": "subnets", "hash": "/subnets", "expect": ["Subnets", "flow EMA (MYC/block)"]},
+                {"name": "subnets", "hash": "/subnets", "expect": ["Subnets", "flow EMA (MYC/block)", "emission share", " %", "Emission share: each subnet's part"]},
                 {"name": "subnet", "hash": "/subnet/1", "expect": ["Subnet 1", "Metagraph", "0xa0ee7a", "Emission per epoch, by UID", "MYC injected", "Pool price, per block", "This node runs no validator"]},
                 {"name": "blocks", "hash": "/blocks", "expect": ["Blocks", &height.to_string()]},
                 {"name": "agents", "hash": "/agents", "expect": ["1 registered", "#1"]},
                 {"name": "agent", "hash": "/agent/1", "expect": ["Agent #1", "http://127.0.0.1:1/agent.json", "Validations"]},
-                {"name": "jobs", "hash": "/jobs", "expect": ["Jobs"]},
+                {"name": "jobs", "hash": "/jobs", "expect": ["Jobs", "all · open · funded"]},
+                {"name": "jobs-funded", "hash": "/jobs/state/funded", "expect": ["Jobs (funded)"]},
                 {"name": "emission", "hash": "/emission", "expect": ["Emission", "from block"]},
                 {"name": "emission-receipt", "hash": "/emission/latest", "expect": ["Emission of block", "Subnets", "Stake swaps"]},
                 {"name": "neuron", "hash": "/subnet/1/uid/0", "expect": ["Subnet 1 · UID 0", "epoch block"]},
                 {"name": "missing", "hash": "/block/99999999", "expect": ["no finalized block"]},
             ],
-            "searches": [height.to_string(), tx.clone(), payer.clone(), "#1", "nonsense"],
+            "searches": [height.to_string(), tx.clone(), payer.clone(), "#1", "nonsense", block_hash.clone()],
             "receipts": [
                 {"name": "good", "json": json!({"id": "chatcmpl-1", "receipt": good}).to_string()},
                 {"name": "forged", "json": forged.to_string()},
@@ -235,6 +264,7 @@ fn the_explorer_shows_the_chain_in_chromium() {
     assert_eq!(s[&tx], format!("#/tx/{tx}"));
     assert_eq!(s[&payer], format!("#/account/{payer}"));
     assert_eq!(s["#1"], "#/agent/1");
+    assert_eq!(s[&block_hash], format!("#/block/{height}"));
     assert!(
         s["nonsense"]
             .as_str()

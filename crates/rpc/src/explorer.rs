@@ -97,3 +97,67 @@ pub(super) async fn block_list(
         height,
     }))
 }
+
+/// `GET /v1/search?q=`: what a search term names, always 200: `{"query", "kind", …}` with `kind`
+/// `block` (`height`: a height, or the hash of a finalized block), `tx` (`hash`: a transaction
+/// this node knows), `account` (`address`), `agent` (`agent_id`: `#3` or `agent 3`), or `none`.
+pub(super) async fn search(
+    State(api): State<ApiState>,
+    Query(params): Query<BTreeMap<String, String>>,
+) -> Answered<serde_json::Value> {
+    use serde_json::json;
+    let raw = params.get("q").map(String::as_str).unwrap_or_default();
+    let q = raw.trim();
+    if q.len() > 128 {
+        return Err(ApiError::bad_request(
+            code::BAD_QUERY,
+            "a search term is at most 128 characters",
+        ));
+    }
+    let found = |kind: &str, key: &str, value: serde_json::Value| json!({"query": q, "kind": kind, key: value});
+    let tip = api.node.status().latest_height;
+    let agent_id = q
+        .strip_prefix('#')
+        .or_else(|| {
+            q.get(..6)
+                .filter(|p| p.eq_ignore_ascii_case("agent "))
+                .map(|_| q[6..].trim())
+        })
+        .and_then(|id| id.parse::<u64>().ok());
+    let answer = if let Ok(height) = q.parse::<u64>() {
+        if height <= tip {
+            found("block", "height", json!(height))
+        } else {
+            json!({"query": q, "kind": "none"})
+        }
+    } else if let Some(id) = agent_id {
+        match api
+            .node
+            .with_finalized_state(|s| s.agents().agent(id).is_some())
+        {
+            true => found("agent", "agent_id", json!(id)),
+            false => json!({"query": q, "kind": "none"}),
+        }
+    } else if let Some(address) = q
+        .parse::<alloy_primitives::Address>()
+        .ok()
+        .filter(|_| q.len() == 42)
+    {
+        found("account", "address", json!(address.to_checksum(None)))
+    } else if let Some(hash) = q
+        .parse::<alloy_primitives::B256>()
+        .ok()
+        .filter(|_| q.len() == 66)
+    {
+        if !matches!(api.node.tx_status(hash), mycel_chain::TxStatus::Unknown) {
+            found("tx", "hash", json!(hash))
+        } else if let Some(block) = api.node.block_by_hash(hash).await {
+            found("block", "height", json!(block.height))
+        } else {
+            json!({"query": q, "kind": "none"})
+        }
+    } else {
+        json!({"query": q, "kind": "none"})
+    };
+    Ok(ok(answer))
+}

@@ -94,6 +94,7 @@ fn router_counting(node: Node, genesis: Genesis, http: ServerStats, attached: At
         .route("/v1/txs", post(submit_tx))
         .route("/v1/txs/{hash}", get(tx_status))
         .route("/v1/blocks", get(explorer::block_list))
+        .route("/v1/search", get(explorer::search))
         .route("/v1/blocks/latest", get(latest_block))
         .route("/v1/blocks/{height}", get(block))
         .route("/v1/accounts/{address}", get(account))
@@ -450,11 +451,25 @@ fn block_answer(block: &BlockView) -> api::Block {
     }
 }
 
+/// `GET /v1/blocks/{height or 0x-hash}`.
 async fn block(State(api): State<ApiState>, Path(height): Path<String>) -> Answered<api::Block> {
+    if let Some(hash) = height
+        .strip_prefix("0x")
+        .filter(|h| h.len() == 64)
+        .and_then(|_| height.parse::<B256>().ok())
+    {
+        return match api.node.block_by_hash(hash).await {
+            Some(block) => Ok(ok(block_answer(&block))),
+            None => Err(ApiError::not_found(
+                code::UNKNOWN_BLOCK,
+                format!("no finalized block with hash {hash}"),
+            )),
+        };
+    }
     let height: u64 = height.parse().map_err(|_| {
         ApiError::bad_request(
             code::BAD_HEIGHT,
-            format!("'{height}' is not a block height (or use 'latest')"),
+            format!("'{height}' is not a block height or a 0x block hash (or use 'latest')"),
         )
     })?;
     find_block(&api, height).await

@@ -255,6 +255,17 @@ impl BlockSource for MarshalBlocks {
             Some(block_view(block.inner(), &ledger))
         })
     }
+
+    fn block_by_hash(&self, hash: B256) -> BoxFuture<'static, Option<BlockView>> {
+        let mailbox = self.mailbox.clone();
+        let shared = self.shared.clone();
+        Box::pin(async move {
+            let digest = commonware_cryptography::sha256::Digest(hash.0);
+            let block = mailbox.get_block(Identifier::Digest(digest)).await?;
+            let ledger = shared.ledger();
+            Some(block_view(block.inner(), &ledger))
+        })
+    }
 }
 
 fn immutable_config<C>(

@@ -324,8 +324,12 @@ async function paymentsPage(before) {
 async function subnets() {
   const [list, pools] = await Promise.all([api("/v1/subnets"), api("/v1/pools")]);
   const pool = Object.fromEntries(pools.pools.map((p) => [p.netuid, p]));
+  // Each subnet's share of the last block's emission (Taoflow: by flow).
+  const latest = list.subnets.length ? await api("/v1/emission/receipts/latest") : { subnets: [], block_emission: "0" };
+  const share = Object.fromEntries(latest.subnets.map((x) => [x.netuid, x.myc_share]));
+  const pct = (part) => (BigInt(latest.block_emission) > 0n ? `${(Number((BigInt(part ?? "0") * 1000000n) / BigInt(latest.block_emission)) / 10000).toFixed(2)} %` : "—");
   main().innerHTML = `<h1>Subnets</h1>${table(
-    ["netuid", "owner", "neurons", "tempo", "price (MYC/α)", "MYC reserve", "registration burn (MYC)", "flow EMA (MYC/block)"],
+    ["netuid", "owner", "neurons", "tempo", "price (MYC/α)", "MYC reserve", "emission share", "registration burn (MYC)", "flow EMA (MYC/block)"],
     list.subnets.map((s) => [
       `<a href="#/subnet/${s.netuid}">${s.netuid}</a>`,
       addrLink(s.owner),
@@ -333,11 +337,13 @@ async function subnets() {
       esc(s.tempo),
       esc(units(s.price, "MYC")),
       esc(units(pool[s.netuid]?.myc_reserve ?? "0", "MYC")),
+      esc(pct(share[s.netuid])),
       esc(units(s.burn, "MYC")),
       esc(flow(s.flow_ema)),
     ]),
-    [2, 3, 4, 5, 6],
-  )}`;
+    [2, 3, 4, 5, 6, 7, 8],
+  )}
+  <p class="muted">Emission share: each subnet's part of block ${esc(latest.height ?? "—")}'s MYC emission, set by its net stake flow (flow EMA).</p>`;
 }
 
 async function subnet(netuid) {
@@ -522,11 +528,15 @@ function registrationLink(uri) {
   return `<a class="hash" id="registration-link" href="${esc(uri)}" target="_blank" rel="noopener noreferrer nofollow">${esc(uri)} ↗</a>`;
 }
 
-async function jobs(cursor) {
-  const list = await api(`/v1/jobs?limit=50${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
-  main().innerHTML = `<h1>Jobs</h1>
+const JOB_STATES = ["open", "funded", "submitted", "completed", "rejected", "expired"];
+
+async function jobs(cursor, status) {
+  const list = await api(`/v1/jobs?limit=50${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}${status ? `&status=${encodeURIComponent(status)}` : ""}`);
+  const tabs = [`<a href="#/jobs"${status ? "" : ' class="current"'}>all</a>`, ...JOB_STATES.map((st) => `<a href="#/jobs/state/${st}"${st === status ? ' class="current"' : ""}>${st}</a>`)].join(" · ");
+  main().innerHTML = `<h1>Jobs${status ? ` <span class="muted">(${esc(status)})</span>` : ""}</h1>
+    <p class="tabs">${tabs}</p>
     ${table(["job", "status", "client", "provider", "evaluator", "budget (mUSD)", "escrow (mUSD)"], list.jobs.map((j) => [esc(j.job_id), esc(j.status), addrLink(j.client), addrLink(j.provider), addrLink(j.evaluator), esc(units(j.budget, "mUSD")), esc(units(j.escrowed, "mUSD"))]), [5, 6])}
-    <div class="pager">${list.next_cursor ? `<a href="#/jobs/${list.next_cursor}">next →</a>` : ""}</div>`;
+    <div class="pager">${list.next_cursor ? `<a href="#/jobs/${list.next_cursor}${status ? `/${esc(status)}` : ""}">next →</a>` : ""}</div>`;
 }
 
 // The receipt checker (viem's EIP-712, bundled: /explorer/receipt.js), loaded on first use.
@@ -611,14 +621,24 @@ async function rerunAnswer(text, box) {
     ${fields([["request hash", `<span class="hash">${esc(body.hash)}</span>`], ["miner", addrLink(body.miner)], ["score", `${esc(body.response)} / 100`]])}`;
 }
 
-// What a search term names: a height, a transaction hash, an address or an agent.
-function searchTarget(raw) {
+// What a search term names (the node answers: GET /v1/search): a block (height or hash), a
+// transaction, an address or an agent; null for nothing.
+async function searchTarget(raw) {
   const q = raw.trim();
-  if (/^\d+$/.test(q)) return `#/block/${q}`;
-  if (/^#\d+$/.test(q) || /^agent\s+\d+$/i.test(q)) return `#/agent/${q.replace(/\D/g, "")}`;
-  if (/^0x[0-9a-fA-F]{64}$/.test(q)) return `#/tx/${q}`;
-  if (/^0x[0-9a-fA-F]{40}$/.test(q)) return `#/account/${q}`;
-  return null;
+  if (!q) return null;
+  const found = await api(`/v1/search?q=${encodeURIComponent(q)}`);
+  switch (found.kind) {
+    case "block":
+      return `#/block/${found.height}`;
+    case "tx":
+      return `#/tx/${found.hash}`;
+    case "account":
+      return `#/account/${found.address}`;
+    case "agent":
+      return `#/agent/${found.agent_id}`;
+    default:
+      return null;
+  }
 }
 
 // ---------- router ----------
@@ -637,7 +657,8 @@ const routes = [
   [/^emission\/(\d+|latest)$/, emissionReceipt],
   [/^agents(?:\/(\d+))?$/, agents],
   [/^agent\/(\d+)$/, agent],
-  [/^jobs(?:\/(\d+))?$/, jobs],
+  [/^jobs(?:\/(\d+))?(?:\/(open|funded|submitted|completed|rejected|expired))?$/, jobs],
+  [/^jobs\/state\/(open|funded|submitted|completed|rejected|expired)$/, (st) => jobs(undefined, st)],
   [/^receipt$/, receiptPage],
 ];
 
@@ -667,12 +688,18 @@ async function render() {
 }
 
 document.addEventListener("DOMContentLoaded", () => {
-  document.getElementById("search").addEventListener("submit", (ev) => {
+  document.getElementById("search").addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const q = document.getElementById("q").value;
-    const target = searchTarget(q);
+    let target = null;
+    try {
+      target = await searchTarget(q);
+    } catch (e) {
+      main().innerHTML = `<p class="error">${esc(e.message)}</p>`;
+      return;
+    }
     if (target) location.hash = target;
-    else main().innerHTML = `<p class="error">"${esc(q)}" is not a block height, transaction hash, address or agent (#id).</p>`;
+    else main().innerHTML = `<p class="error">"${esc(q)}" is not a block height or hash, transaction hash, address or agent (#id) this node knows.</p>`;
   });
   window.addEventListener("hashchange", render);
   render();
