@@ -508,7 +508,7 @@ fn the_explorer_shows_a_whole_devnet_with_paid_chats() {
         shots,
         json!({
             "pages": [
-                {"name": "home", "hash": "/", "expect": ["MUSD PAID, LAST 24 H", "for inference (x402, sessions) and jobs; 0.00", "JOBS PAID, LAST 24 H", "mUSD to providers"]},
+                {"name": "home", "hash": "/", "expect": ["FINALITY", "MUSD PAID, LAST 24 H", "for inference (x402, sessions) and jobs; 0.00", "JOBS PAID, LAST 24 H", "mUSD to providers"]},
                 {"name": "payments", "hash": "/payments", "expect": ["Payments", "x402", "session"]},
                 {"name": "subnet", "hash": "/subnet/1", "expect": ["What this node's validator found", "re-runs matched", "median tokens/s", "Pool price, per block", "MYC per α"]},
                 {"name": "payer", "hash": format!("/account/{}", dev_address(5)), "expect": ["Payments (", "x402"]},

@@ -154,6 +154,7 @@ async function home() {
       ${card("finalized height", `<a href="#/block/${status.height}">${status.height}</a>`, "", "height")}
       ${card("last block", ago(status.timestamp_ms), "", "last-block")}
       ${card("block time", blockTime, `seconds, last ${blocks.length} blocks`)}
+      ${card("finality", "…", "seconds from a block's time to its finalized copy here (median of the blocks seen live)", "finality")}
       ${card("transactions / s", tps, `last ${blocks.length} blocks`)}
       ${card("MYC issued", whole(emission.issuance, "MYC"), `of ${whole(emission.total_supply, "MYC")} MYC`)}
       ${card("emission per block", units(emission.block_emission, "MYC"), "MYC")}
@@ -175,8 +176,13 @@ async function home() {
     if (el) el.textContent = ago(lastMs);
   }, 1000);
   live = new EventSource("/v1/events/blocks");
+  const lags = [];
   live.addEventListener("block", (ev) => {
     const b = JSON.parse(ev.data);
+    lags.push(Math.max(0, Date.now() - b.timestamp_ms) / 1000);
+    const sorted = [...lags.slice(-50)].sort((x, y) => x - y);
+    const fin = document.getElementById("finality");
+    if (fin) fin.textContent = sorted[Math.floor(sorted.length / 2)].toFixed(2);
     lastMs = b.timestamp_ms;
     const failed = b.txs.filter((t) => t.result && t.result.err).length;
     shown = [{ height: b.height, hash: b.hash, timestamp_ms: b.timestamp_ms, proposer: b.proposer, tx_count: b.tx_count, failed }, ...shown].slice(0, 10);
