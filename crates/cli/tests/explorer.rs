@@ -38,16 +38,8 @@ fn browse_into(url: &str, shots: &str, plan: Value) -> Value {
 fn the_explorer_shows_the_chain_in_chromium() {
     // A short emission history, to see the retention at work.
     let devnet = Devnet::start_with(DevnetOptions::default().args(&["--history-blocks", "5"]));
-    devnet.ok(&[
-        "subnet",
-        "create",
-        "--dev-account",
-        "0",
-        "--hotkey-dev-account",
-        "9",
-    ]);
     // Epochs every few blocks, so the history has some.
-    devnet.ok(&["subnet", "set", "1", "--tempo", "3", "--dev-account", "0"]);
+    devnet.create_subnet(0, 9, Some(3));
     devnet.ok(&[
         "stake",
         "add",
@@ -556,15 +548,7 @@ fn the_emission_history_survives_a_crash() {
         "--history-epochs",
         "3",
     ]));
-    devnet.ok(&[
-        "subnet",
-        "create",
-        "--dev-account",
-        "0",
-        "--hotkey-dev-account",
-        "9",
-    ]);
-    devnet.ok(&["subnet", "set", "1", "--tempo", "2", "--dev-account", "0"]);
+    devnet.create_subnet(0, 9, Some(2));
     let start = devnet.height();
     devnet.wait_for_height(start + 12, std::time::Duration::from_secs(60));
     let before = devnet.http_get("/v1/emission/receipts?limit=100");

@@ -61,14 +61,7 @@ fn the_python_mcp_client_reads_and_transfers_over_stdio_and_http() {
     let recipient = "0x0000000000000000000000000000000000000abc";
 
     // A subnet to stake in: dev 0 owns it, its hotkey dev 9 is UID 0.
-    devnet.ok(&[
-        "subnet",
-        "create",
-        "--dev-account",
-        "0",
-        "--hotkey-dev-account",
-        "9",
-    ]);
+    devnet.create_subnet(0, 9, None);
     let hotkey = dev_address(9).to_string();
 
     // stdio, stateless 2026-07-28, with dev key 3.

@@ -176,6 +176,39 @@ impl Devnet {
         crate::mycel::stdout(&out)
     }
 
+    /// Creates a subnet owned by dev account `owner` with dev account `hotkey` as its owner
+    /// hotkey (UID 0), and sets its tempo if asked; `mycel subnet create`'s output.
+    #[track_caller]
+    pub fn create_subnet(&self, owner: u32, hotkey: u32, tempo: Option<u64>) -> String {
+        let (owner, hotkey) = (owner.to_string(), hotkey.to_string());
+        let out = self.ok(&[
+            "subnet",
+            "create",
+            "--dev-account",
+            &owner,
+            "--hotkey-dev-account",
+            &hotkey,
+        ]);
+        if let Some(tempo) = tempo {
+            let netuid = out
+                .split("created subnet ")
+                .nth(1)
+                .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+                .unwrap_or_else(|| panic!("no netuid in {out}"))
+                .to_string();
+            self.ok(&[
+                "subnet",
+                "set",
+                &netuid,
+                "--tempo",
+                &tempo.to_string(),
+                "--dev-account",
+                &owner,
+            ]);
+        }
+        out
+    }
+
     /// The finalized height now.
     pub fn height(&self) -> u64 {
         self.client().status().expect("status").height
