@@ -82,6 +82,11 @@ pub struct MinerArgs {
     /// Threads that decode, one request at a time each.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub workers: usize,
+    /// Threads each product of the model is split over (the kernels' pool; a worker that finds it
+    /// busy with another request computes alone) [default: MYCEL_THREADS, else the CPUs]. The
+    /// answers are the same bits whatever the count.
+    #[arg(long, value_name = "N", env = "MYCEL_THREADS")]
+    pub threads: Option<usize>,
     /// Requests that may wait for a worker; one more gets 429 with Retry-After.
     #[arg(long, value_name = "N", default_value_t = 16)]
     pub queue: usize,
@@ -125,6 +130,14 @@ impl MinerPlan {
 pub fn plan(args: MinerArgs) -> Result<MinerPlan> {
     if args.workers == 0 {
         bail!("--workers must be at least 1");
+    }
+    if let Some(threads) = args.threads {
+        if threads == 0 {
+            bail!("--threads must be at least 1");
+        }
+        if let Err(existing) = mycel_infer::kernels::pool::Pool::init_global(threads) {
+            bail!("--threads {threads}: the kernels already run on {existing} threads in this process");
+        }
     }
     if args.max_tokens_limit == 0 {
         bail!("--max-tokens-limit must be at least 1");

@@ -4,6 +4,7 @@
 //! pool otherwise; run with RAYON_NUM_THREADS to compare).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use mycel_infer::kernels::pool::Pool;
 use mycel_infer::kernels::{self, QMatrix, QuantizedActivations, SimdLevel, WeightFormat, BLOCK};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -53,6 +54,28 @@ fn bench_products(c: &mut Criterion) {
         for &level in &levels {
             group.bench_with_input(BenchmarkId::new(name, level.name()), &level, |b, &level| {
                 b.iter(|| pool.install(|| m.matmul_with(level, &q, &mut out)))
+            });
+        }
+    }
+    group.finish();
+
+    // The same products split over the kernels' persistent pool of 1 and 2 threads.
+    let level = kernels::simd_level();
+    let pools = [(1, Pool::new(1)), (2, Pool::new(2))];
+    let mut group = c.benchmark_group("matmul_1_token_threads");
+    let mut rng = ChaCha20Rng::seed_from_u64(2);
+    for (name, format, rows, cols) in shapes {
+        let m = matrix(format, rows, cols, &mut rng);
+        let x: Vec<f32> = (0..cols)
+            .map(|_| (rng.next_u32() as i32) as f32 / 2e9)
+            .collect();
+        let mut q = QuantizedActivations::default();
+        q.quantize(&x, 1, cols);
+        let mut out = vec![0f32; rows];
+        group.throughput(Throughput::Elements((rows * cols) as u64));
+        for (threads, pool) in &pools {
+            group.bench_with_input(BenchmarkId::new(name, threads), threads, |b, &threads| {
+                b.iter(|| m.matmul_on(pool, threads, level, &q, &mut out))
             });
         }
     }

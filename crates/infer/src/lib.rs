@@ -36,8 +36,10 @@
 //!
 //! # What it assumes
 //! - The CPU, IEEE-754 single precision with round-to-nearest and no flush-to-zero (the Rust
-//!   default on every tier-1 target). Threads come from rayon's global pool (`RAYON_NUM_THREADS`,
-//!   read once per process); they split only independent output rows and attention heads.
+//!   default on every tier-1 target). The products run on the kernels' persistent pool
+//!   ([`kernels::pool::Pool`]: `--threads`, `MYCEL_THREADS`, `RAYON_NUM_THREADS`, or the CPUs;
+//!   fixed once per process), attention on rayon's global pool; threads split only independent
+//!   output rows and attention heads.
 //!   The products, the activation quantization and attention use AVX2 (with F16C for the
 //!   scales) when the CPU has them, else portable Rust (`MYCEL_INFER_SIMD=portable` forces it);
 //!   both give identical bits.

@@ -1,16 +1,17 @@
-//! The matrix–vector products ([`QMatrix::matmul`]): rows split over rayon's thread pool by groups
-//! of 8, each group's outputs computed by `avx2.rs` or by the formulas of `spec.rs`. A thread owns
-//! whole rows, so the split never changes a result.
+//! The matrix–vector products ([`QMatrix::matmul`]): rows split over the persistent workers of
+//! [`Pool`] by groups of 8, each group's outputs computed by `avx2.rs` or by the formulas of
+//! `spec.rs`. A thread owns whole rows, so the split never changes a result.
 
-use rayon::prelude::*;
-
+use super::pool::Pool;
 use super::{
     simd_level, spec, QMatrix, QuantizedActivations, SimdLevel, WeightFormat, GROUP, TOKEN_TILE,
 };
 
 impl QMatrix {
-    /// `out[t * rows + r] = row r · activation t` for every token `t` of `x`, on the calling
-    /// thread pool. The split over threads is by groups of rows and never changes a result.
+    /// `out[t * rows + r] = row r · activation t` for every token `t` of `x`, on [`Pool::global`]
+    /// (at most as many threads as the calling rayon pool has: inside a 1-thread pool it runs on
+    /// the calling thread). The split over threads is by groups of rows and never changes a
+    /// result.
     pub fn matmul(&self, x: &QuantizedActivations, out: &mut [f32]) {
         self.matmul_with(simd_level(), x, out)
     }
@@ -18,13 +19,27 @@ impl QMatrix {
     /// [`QMatrix::matmul`] with a given instruction set (the tests compare them); a level the CPU
     /// lacks runs the portable code.
     pub fn matmul_with(&self, level: SimdLevel, x: &QuantizedActivations, out: &mut [f32]) {
+        let pool = Pool::global();
+        let threads = pool.threads().min(rayon::current_num_threads());
+        self.matmul_on(pool, threads, level, x, out)
+    }
+
+    /// [`QMatrix::matmul_with`] on `pool`, split for `threads` threads (the tests vary both).
+    pub fn matmul_on(
+        &self,
+        pool: &Pool,
+        threads: usize,
+        level: SimdLevel,
+        x: &QuantizedActivations,
+        out: &mut [f32],
+    ) {
         assert_eq!(x.blocks, self.blocks, "activation width ≠ matrix width");
         assert_eq!(out.len(), x.tokens * self.rows);
         let level = level.available();
         let groups = self.rows.div_ceil(GROUP);
-        let threads = rayon::current_num_threads();
+        let threads = threads.max(1);
         // One chunk per thread for a small product (a decode step's 576×576 takes ~15 µs, so
-        // more chunks would cost more to schedule than they balance); up to 4 per thread for
+        // more chunks would cost more to hand out than they balance); up to 4 per thread for
         // large ones (the output head, a prompt) to even out the load.
         let work = groups * GROUP * self.blocks * x.tokens;
         let chunks = (work / (1 << 15)).clamp(threads, threads * 4);
@@ -53,14 +68,11 @@ impl QMatrix {
                 }
             }
         };
-        if chunk >= groups {
-            run(0);
+        let parts = groups.div_ceil(chunk);
+        if parts == 1 || threads == 1 {
+            (0..parts).for_each(|i| run(i * chunk));
         } else {
-            (0..groups)
-                .step_by(chunk)
-                .collect::<Vec<_>>()
-                .into_par_iter()
-                .for_each(run);
+            pool.run(parts, &|i| run(i * chunk));
         }
     }
 

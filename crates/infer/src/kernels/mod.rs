@@ -48,6 +48,7 @@ use std::sync::OnceLock;
 mod avx2;
 mod matmul;
 mod matrix;
+pub mod pool;
 mod quantize;
 mod reductions;
 mod spec;

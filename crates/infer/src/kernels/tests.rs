@@ -139,6 +139,51 @@ fn every_instruction_set_gives_the_reference_bits() {
     }
 }
 
+/// The persistent pool: the same bits whatever its size and the split, and two callers at once
+/// (one finds it busy and runs its parts itself) both get their products right.
+#[test]
+fn products_on_the_pool_do_not_depend_on_its_size_or_on_other_callers() {
+    use super::pool::Pool;
+    let m = random_matrix(WeightFormat::Q4_1, 300, 576, 11);
+    let mut x = QuantizedActivations::default();
+    x.quantize(&random_activations(3 * 576, 12), 3, 576);
+    let product = |pool: &Pool, threads: usize| {
+        let mut out = vec![0f32; 900];
+        m.matmul_on(pool, threads, simd_level(), &x, &mut out);
+        out.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+    };
+    let one = Pool::new(1);
+    let expected = product(&one, 1);
+    for threads in [2, 3, 4] {
+        let pool = Pool::new(threads);
+        for _ in 0..50 {
+            assert_eq!(product(&pool, threads), expected, "{threads} threads");
+        }
+    }
+    let shared = Pool::new(2);
+    std::thread::scope(|s| {
+        let callers: Vec<_> = (0..4)
+            .map(|_| s.spawn(|| (0..100).all(|_| product(&shared, 2) == expected)))
+            .collect();
+        for caller in callers {
+            assert!(
+                caller.join().unwrap(),
+                "a product differed under concurrent callers"
+            );
+        }
+    });
+    // Every part runs exactly once.
+    let counts: Vec<std::sync::atomic::AtomicUsize> = (0..37)
+        .map(|_| std::sync::atomic::AtomicUsize::new(0))
+        .collect();
+    shared.run(37, &|i| {
+        counts[i].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    });
+    assert!(counts
+        .iter()
+        .all(|c| c.load(std::sync::atomic::Ordering::Relaxed) == 1));
+}
+
 #[test]
 fn products_do_not_depend_on_the_thread_count() {
     let m = random_matrix(WeightFormat::Q4_1, 200, 576, 9);
