@@ -96,7 +96,15 @@ fn bad_command_lines_exit_one() {
         "use MYC or mUSD",
     );
     assert_fails_with(
-        &mycel(&["miner", "--netuid", "1", "--dev-account", "1", "--threads", "0"]),
+        &mycel(&[
+            "miner",
+            "--netuid",
+            "1",
+            "--dev-account",
+            "1",
+            "--threads",
+            "0",
+        ]),
         "--threads must be at least 1",
     );
 }
