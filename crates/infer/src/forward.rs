@@ -19,7 +19,6 @@ use std::io::{Read, Seek, SeekFrom};
 
 use candle_core::quantized::gguf_file::{Content, TensorInfo};
 use candle_core::quantized::GgmlDType;
-use rayon::prelude::*;
 
 use crate::error::InferError;
 use crate::gguf::Metadata;
@@ -297,18 +296,17 @@ impl Llama {
             kernels::softmax_with(level, &mut scores);
             kernels::weighted_sum(level, &scores, &kv.values, kv_dim, kv_offset, o);
         };
-        let n = qkv.len() / qkv_width;
-        // Small attention (a decode step over a short context) costs less than waking threads.
-        let work = n * c.heads * (start + n) * head_dim;
-        if work < 1 << 16 || rayon::current_num_threads() == 1 {
-            out.chunks_exact_mut(head_dim)
-                .enumerate()
-                .for_each(|(i, o)| one_head(i, o));
-        } else {
-            out.par_chunks_exact_mut(head_dim)
-                .enumerate()
-                .for_each(|(i, o)| one_head(i, o));
-        }
+        // One part per (token, head) on the kernels' pool (its workers are awake between the
+        // products around it): each writes its own slice of `out`.
+        let heads: Vec<std::sync::Mutex<&mut [f32]>> = out
+            .chunks_exact_mut(head_dim)
+            .map(std::sync::Mutex::new)
+            .collect();
+        let pool = kernels::pool::Pool::global();
+        pool.run(heads.len(), &|i| {
+            let mut o = heads[i].lock().unwrap_or_else(|p| p.into_inner());
+            one_head(i, &mut o);
+        });
     }
 }
 
