@@ -213,26 +213,28 @@ pub async fn start(
     let rerunner = Rerunner::new(node.clone(), Arc::clone(&model));
     let mut validator = Validator::new(config, node, hotkey, coldkey, Arc::clone(&model));
     let (stop_status, stopped) = tokio::sync::oneshot::channel::<()>();
-    let mut status = None;
+    // The status server's socket and address, bound before anything serves.
     let listener = match args.listen {
-        Some(listen) => Some(
-            tokio::net::TcpListener::bind(listen)
+        Some(listen) => {
+            let listener = tokio::net::TcpListener::bind(listen)
                 .await
-                .with_context(|| format!("cannot listen on {listen}"))?,
-        ),
+                .with_context(|| format!("cannot listen on {listen}"))?;
+            let bound = listener
+                .local_addr()
+                .context("cannot read the bound address")?;
+            Some((listener, bound))
+        }
         None => None,
     };
-    if let Some(bound) = listener.as_ref().and_then(|l| l.local_addr().ok()) {
+    if let Some((_, bound)) = &listener {
         evaluator = evaluator.serving_reports_at(format!("http://{bound}"));
     }
     let routes = validator
         .router()
         .merge(evaluator.router())
         .merge(rerunner.router());
-    if let Some(listener) = listener {
-        let bound = listener
-            .local_addr()
-            .context("cannot read the bound address")?;
+    let status = listener.as_ref().map(|(_, bound)| *bound);
+    if let Some((listener, bound)) = listener {
         let router = routes.clone();
         tokio::spawn(
             async move {
@@ -246,7 +248,6 @@ pub async fn start(
             .in_current_span(),
         );
         say.out(&format!("validator status on http://{bound}/status"));
-        status = Some(bound);
     }
     say.out(&format!(
         "mycel validator on subnet {} (hotkey {}, model 0x{}, node {})",

@@ -23,6 +23,22 @@ fn matrix(format: WeightFormat, rows: usize, cols: usize, rng: &mut ChaCha20Rng)
     QMatrix::from_gguf_bytes(format, rows, cols, &bytes).expect("a well-formed matrix")
 }
 
+/// A random matrix of the shape and one token's quantized activations for it.
+fn product(
+    format: WeightFormat,
+    rows: usize,
+    cols: usize,
+    rng: &mut ChaCha20Rng,
+) -> (QMatrix, QuantizedActivations) {
+    let m = matrix(format, rows, cols, rng);
+    let x: Vec<f32> = (0..cols)
+        .map(|_| (rng.next_u32() as i32) as f32 / 2e9)
+        .collect();
+    let mut q = QuantizedActivations::default();
+    q.quantize(&x, 1, cols);
+    (m, q)
+}
+
 fn bench_products(c: &mut Criterion) {
     let mut rng = ChaCha20Rng::seed_from_u64(1);
     // SmolLM2-135M: q/k/v stacked (960×576), ffn gate+up (3072×576), ffn down (576×1536), the
@@ -43,12 +59,7 @@ fn bench_products(c: &mut Criterion) {
         .expect("a pool");
     let mut group = c.benchmark_group("matmul_1_token");
     for (name, format, rows, cols) in shapes {
-        let m = matrix(format, rows, cols, &mut rng);
-        let x: Vec<f32> = (0..cols)
-            .map(|_| (rng.next_u32() as i32) as f32 / 2e9)
-            .collect();
-        let mut q = QuantizedActivations::default();
-        q.quantize(&x, 1, cols);
+        let (m, q) = product(format, rows, cols, &mut rng);
         let mut out = vec![0f32; rows];
         group.throughput(Throughput::Elements((rows * cols) as u64));
         for &level in &levels {
@@ -65,12 +76,7 @@ fn bench_products(c: &mut Criterion) {
     let mut group = c.benchmark_group("matmul_1_token_threads");
     let mut rng = ChaCha20Rng::seed_from_u64(2);
     for (name, format, rows, cols) in shapes {
-        let m = matrix(format, rows, cols, &mut rng);
-        let x: Vec<f32> = (0..cols)
-            .map(|_| (rng.next_u32() as i32) as f32 / 2e9)
-            .collect();
-        let mut q = QuantizedActivations::default();
-        q.quantize(&x, 1, cols);
+        let (m, q) = product(format, rows, cols, &mut rng);
         let mut out = vec![0f32; rows];
         group.throughput(Throughput::Elements((rows * cols) as u64));
         for (threads, pool) in &pools {

@@ -114,7 +114,6 @@ pub(super) async fn search(
             "a search term is at most 128 characters",
         ));
     }
-    let found = |kind: &str, key: &str, value: serde_json::Value| json!({"query": q, "kind": kind, key: value});
     let tip = api.node.status().latest_height;
     let agent_id = q
         .strip_prefix('#')
@@ -124,40 +123,36 @@ pub(super) async fn search(
                 .map(|_| q[6..].trim())
         })
         .and_then(|id| id.parse::<u64>().ok());
-    let answer = if let Ok(height) = q.parse::<u64>() {
-        if height <= tip {
-            found("block", "height", json!(height))
-        } else {
-            json!({"query": q, "kind": "none"})
-        }
-    } else if let Some(id) = agent_id {
-        match api
-            .node
-            .with_finalized_state(|s| s.agents().agent(id).is_some())
-        {
-            true => found("agent", "agent_id", json!(id)),
-            false => json!({"query": q, "kind": "none"}),
-        }
-    } else if let Some(address) = q
+    let address = q
         .parse::<alloy_primitives::Address>()
         .ok()
-        .filter(|_| q.len() == 42)
-    {
-        found("account", "address", json!(address.to_checksum(None)))
-    } else if let Some(hash) = q
+        .filter(|_| q.len() == 42);
+    let hash = q
         .parse::<alloy_primitives::B256>()
         .ok()
-        .filter(|_| q.len() == 66)
-    {
+        .filter(|_| q.len() == 66);
+    // (kind, the key that names it, its value), or nothing.
+    let found = if let Ok(height) = q.parse::<u64>() {
+        (height <= tip).then(|| ("block", "height", json!(height)))
+    } else if let Some(id) = agent_id {
+        api.node
+            .with_finalized_state(|s| s.agents().agent(id).is_some())
+            .then(|| ("agent", "agent_id", json!(id)))
+    } else if let Some(address) = address {
+        Some(("account", "address", json!(address.to_checksum(None))))
+    } else if let Some(hash) = hash {
         if !matches!(api.node.tx_status(hash), mycel_chain::TxStatus::Unknown) {
-            found("tx", "hash", json!(hash))
-        } else if let Some(block) = api.node.block_by_hash(hash).await {
-            found("block", "height", json!(block.height))
+            Some(("tx", "hash", json!(hash)))
         } else {
-            json!({"query": q, "kind": "none"})
+            let block = api.node.block_by_hash(hash).await;
+            block.map(|b| ("block", "height", json!(b.height)))
         }
     } else {
-        json!({"query": q, "kind": "none"})
+        None
+    };
+    let answer = match found {
+        Some((kind, key, value)) => json!({"query": q, "kind": kind, key: value}),
+        None => json!({"query": q, "kind": "none"}),
     };
     Ok(ok(answer))
 }

@@ -230,11 +230,13 @@ pub(super) async fn payments(
         let matches = |p: &api::Payment| {
             address.is_none_or(|a| p.payer == Some(a) || p.payee == Some(a))
                 && kind.is_none_or(|k| p.kind == k)
-                && p.timestamp_ms >= since_ms
         };
+        // Payments are indexed in block order, so their times only grow: those before
+        // `since_ms` are a prefix, skipped without reading them.
+        let first = l.payments.partition_point(|p| p.timestamp_ms < since_ms);
         let mut paid_total: u128 = 0;
         let mut total = 0u64;
-        for p in l.payments.iter().filter(|p| matches(p)) {
+        for p in l.payments[first..].iter().filter(|p| matches(p)) {
             total += 1;
             if p.kind.is_paid() {
                 paid_total = paid_total.saturating_add(p.amount);
@@ -242,14 +244,14 @@ pub(super) async fn payments(
         }
         let end = before.min(l.payments.len());
         let mut payments = Vec::new();
-        let mut next = end;
-        while next > 0 && payments.len() < limit {
+        let mut next = end.max(first);
+        while next > first && payments.len() < limit {
             next -= 1;
             if matches(&l.payments[next]) {
                 payments.push(l.payments[next].clone());
             }
         }
-        let more = l.payments[..next].iter().any(matches);
+        let more = l.payments[first..next].iter().any(matches);
         api::PaymentList {
             payments,
             next_before: more.then_some(next as u64),

@@ -61,11 +61,60 @@ pub struct Report {
     pub miner: Option<String>,
 }
 
-#[derive(Default)]
-struct Kept {
-    by_hash: BTreeMap<B256, Vec<u8>>,
-    order: VecDeque<B256>,
+impl Report {
+    /// A report with no verdict yet (response 0).
+    pub(super) fn pending(
+        kind: &'static str,
+        hash: B256,
+        job_id: Option<u64>,
+        uri: &str,
+    ) -> Report {
+        Report {
+            kind,
+            hash,
+            job_id,
+            uri: uri.to_string(),
+            response: 0,
+            verdict: String::new(),
+            detail: String::new(),
+            miner: None,
+        }
+    }
 }
+
+/// The latest `cap` values by their hash: inserting past the cap drops the oldest.
+pub(super) struct Recent<V> {
+    by_hash: BTreeMap<B256, V>,
+    order: VecDeque<B256>,
+    cap: usize,
+}
+
+impl<V: Clone> Recent<V> {
+    pub(super) fn new(cap: usize) -> Recent<V> {
+        Recent {
+            by_hash: BTreeMap::new(),
+            order: VecDeque::new(),
+            cap,
+        }
+    }
+
+    pub(super) fn get(&self, hash: &B256) -> Option<V> {
+        self.by_hash.get(hash).cloned()
+    }
+
+    pub(super) fn insert(&mut self, hash: B256, value: V) {
+        if self.by_hash.insert(hash, value).is_none() {
+            self.order.push_back(hash);
+        }
+        while self.order.len() > self.cap {
+            if let Some(old) = self.order.pop_front() {
+                self.by_hash.remove(&old);
+            }
+        }
+    }
+}
+
+type Kept = Recent<Vec<u8>>;
 
 /// Answers validation requests and evaluates jobs for the validator's hotkey.
 #[derive(Clone)]
@@ -89,7 +138,7 @@ impl Evaluator {
                 .timeout(FETCH_TIMEOUT)
                 .build()
                 .unwrap_or_default(),
-            kept: Arc::new(Mutex::new(Kept::default())),
+            kept: Arc::new(Mutex::new(Kept::new(KEPT_REPORTS))),
             base: None,
         }
     }
@@ -215,16 +264,7 @@ impl Evaluator {
         job_id: Option<u64>,
         uri: &str,
     ) -> Report {
-        let mut report = Report {
-            kind,
-            hash,
-            job_id,
-            uri: uri.to_string(),
-            response: 0,
-            verdict: String::new(),
-            detail: String::new(),
-            miner: None,
-        };
+        let mut report = Report::pending(kind, hash, job_id, uri);
         let body = match fetch_bounded(&self.http, uri, MAX_PAYLOAD_BYTES).await {
             Ok(body) => body,
             Err(detail) => {
@@ -247,18 +287,10 @@ impl Evaluator {
     fn keep(&self, report: &Report) -> (String, B256) {
         let bytes = serde_json::to_vec_pretty(report).unwrap_or_default();
         let hash = keccak256(&bytes);
-        let mut kept = match self.kept.lock() {
-            Ok(k) => k,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        if kept.by_hash.insert(hash, bytes).is_none() {
-            kept.order.push_back(hash);
-        }
-        while kept.order.len() > KEPT_REPORTS {
-            if let Some(old) = kept.order.pop_front() {
-                kept.by_hash.remove(&old);
-            }
-        }
+        self.kept
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(hash, bytes);
         let uri = self
             .base
             .as_ref()
@@ -342,10 +374,7 @@ async fn report(State(kept): State<Arc<Mutex<Kept>>>, Path(hash): Path<String>) 
     let Ok(hash) = hash.parse::<B256>() else {
         return (StatusCode::BAD_REQUEST, "not a 32-byte 0x-hex hash").into_response();
     };
-    let body = match kept.lock() {
-        Ok(k) => k.by_hash.get(&hash).cloned(),
-        Err(poisoned) => poisoned.into_inner().by_hash.get(&hash).cloned(),
-    };
+    let body = kept.lock().unwrap_or_else(|p| p.into_inner()).get(&hash);
     match body {
         Some(bytes) => (
             [(axum::http::header::CONTENT_TYPE, "application/json")],

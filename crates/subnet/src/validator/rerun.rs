@@ -15,8 +15,8 @@
 
 use super::challenge::{check_standalone_answer, rerun, Answer};
 use super::evaluate::{
-    over_limit, over_limit_detail, verdict_of, Report, MAX_PAYLOAD_BYTES, MAX_RERUN_OUTPUT_TOKENS,
-    MAX_RERUN_PROMPT_TOKENS,
+    over_limit, over_limit_detail, verdict_of, Recent, Report, MAX_PAYLOAD_BYTES,
+    MAX_RERUN_OUTPUT_TOKENS, MAX_RERUN_PROMPT_TOKENS,
 };
 use alloy_primitives::{keccak256, B256};
 use axum::body::Bytes;
@@ -28,7 +28,6 @@ use axum::{Json, Router};
 use mycel_client::NodeClient;
 use mycel_infer::Model;
 use serde_json::json;
-use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use tokio::sync::Semaphore;
 
@@ -37,19 +36,14 @@ pub const KEPT_VERDICTS: usize = 256;
 /// Seconds a busy answer asks the client to wait.
 const RETRY_AFTER_SECS: u64 = 5;
 
-#[derive(Default)]
-struct Verdicts {
-    by_body: BTreeMap<B256, Report>,
-    order: VecDeque<B256>,
-}
-
 /// Re-runs answers on request; see the module docs for what it refuses.
 #[derive(Clone)]
 pub struct Rerunner {
     model: Arc<Model>,
     node: NodeClient,
     running: Arc<Semaphore>,
-    verdicts: Arc<Mutex<Verdicts>>,
+    /// Verdicts by the keccak-256 of the answer re-run.
+    verdicts: Arc<Mutex<Recent<Report>>>,
 }
 
 /// Why a re-run was not done: an HTTP status, a code and a message.
@@ -78,7 +72,7 @@ impl Rerunner {
             model,
             node,
             running: Arc::new(Semaphore::new(1)),
-            verdicts: Arc::new(Mutex::new(Verdicts::default())),
+            verdicts: Arc::new(Mutex::new(Recent::new(KEPT_VERDICTS))),
         }
     }
 
@@ -107,16 +101,7 @@ impl Rerunner {
         let checked = tokio::task::spawn_blocking(move || check_standalone_answer(&body, model_id))
             .await
             .map_err(|e| internal(format!("the check did not finish: {e}")))?;
-        let mut report = Report {
-            kind: "rerun",
-            hash: B256::ZERO,
-            job_id: None,
-            uri: String::new(),
-            response: 0,
-            verdict: String::new(),
-            detail: String::new(),
-            miner: None,
-        };
+        let mut report = Report::pending("rerun", B256::ZERO, None, "");
         let answer = match checked {
             Ok(answer) => answer,
             Err(fault) => {
@@ -180,20 +165,17 @@ impl Rerunner {
     }
 
     fn remembered(&self, key: &B256) -> Option<Report> {
-        let verdicts = self.verdicts.lock().unwrap_or_else(|p| p.into_inner());
-        verdicts.by_body.get(key).cloned()
+        self.verdicts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
     }
 
     fn remember(&self, key: B256, report: &Report) {
-        let mut verdicts = self.verdicts.lock().unwrap_or_else(|p| p.into_inner());
-        if verdicts.by_body.insert(key, report.clone()).is_none() {
-            verdicts.order.push_back(key);
-        }
-        while verdicts.order.len() > KEPT_VERDICTS {
-            if let Some(old) = verdicts.order.pop_front() {
-                verdicts.by_body.remove(&old);
-            }
-        }
+        self.verdicts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, report.clone());
     }
 }
 
