@@ -24,8 +24,9 @@ mod layout;
 pub mod merkle;
 
 pub use codec::{Codec, ExtendedSegment};
-pub use layout::{
-    position_of, sliver_of, Axis, Layout, Metadata, Sliver, MAX_BLOB_BYTES, MAX_NODES,
+pub use layout::{Axis, Metadata, Sliver};
+pub use mycel_types::storage::{
+    position_of, quorum, sliver_of, Layout, LayoutError, MAX_BLOB_BYTES, MAX_NODES,
     MAX_SYMBOL_BYTES, MIN_NODES,
 };
 
@@ -34,10 +35,8 @@ use alloy_primitives::B256;
 /// Why encoding, checking or decoding failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BlobError {
-    #[error("a blob is spread over {MIN_NODES} to {MAX_NODES} storage nodes, not {0}")]
-    Nodes(u16),
-    #[error("a blob of {length} bytes is over the {MAX_BLOB_BYTES}-byte limit")]
-    TooLarge { length: u64 },
+    #[error("{0}")]
+    Layout(#[from] LayoutError),
     #[error("blob metadata is malformed: {0}")]
     Metadata(String),
     #[error("erasure coding failed: {0}")]

@@ -282,10 +282,8 @@ fn metadata_round_trips_and_refuses_garbage() {
 }
 
 #[test]
-fn storage_overhead_for_large_blobs_is_under_four_and_a_half() {
-    for nodes in [4u16, 7, 10] {
-        let layout = Layout::new(nodes, 64 << 20).unwrap();
-        let overhead = layout.stored_bytes() as f64 / (64u64 << 20) as f64;
-        assert!(overhead <= 4.5, "n = {nodes}: {overhead}");
-    }
+fn the_metadata_the_chain_prices_is_the_metadata_nodes_store() {
+    let (encoded, _) = encode(10, &bytes(5000, 2)).unwrap();
+    let layout = encoded.metadata.layout().unwrap();
+    assert_eq!(encoded.metadata.encode().len() as u64, layout.metadata_bytes());
 }

@@ -25,6 +25,7 @@ pub mod eip712;
 pub mod genesis;
 pub mod keys;
 pub mod receipt;
+pub mod storage;
 pub mod time;
 pub mod tx;
 pub mod x402;
