@@ -2,8 +2,8 @@
 //! encoding, [`Layout`], lives in `mycel-types` because the chain prices blobs by it.
 
 use crate::{merkle, BlobError};
-use mycel_types::storage::Layout;
 use alloy_primitives::B256;
+use mycel_types::storage::Layout;
 use serde::{Deserialize, Serialize};
 
 /// What every node and reader keeps about a blob: its length, its node count, and the root of each

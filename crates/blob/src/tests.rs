@@ -285,5 +285,8 @@ fn metadata_round_trips_and_refuses_garbage() {
 fn the_metadata_the_chain_prices_is_the_metadata_nodes_store() {
     let (encoded, _) = encode(10, &bytes(5000, 2)).unwrap();
     let layout = encoded.metadata.layout().unwrap();
-    assert_eq!(encoded.metadata.encode().len() as u64, layout.metadata_bytes());
+    assert_eq!(
+        encoded.metadata.encode().len() as u64,
+        layout.metadata_bytes()
+    );
 }

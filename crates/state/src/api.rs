@@ -59,6 +59,7 @@ impl From<&Event> for api::Event {
             Event::Agent(e) => api::Event::Agent(e.clone()),
             Event::Job(e) => api::Event::Job(e.clone()),
             Event::Allowance(e) => api::Event::Allowance(e.clone()),
+            Event::Storage(e) => api::Event::Storage(e.clone()),
         }
     }
 }

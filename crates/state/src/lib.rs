@@ -31,6 +31,7 @@ mod merkle;
 pub mod payments;
 pub mod pipeline;
 pub mod sessions;
+pub mod storage;
 pub mod subnets;
 
 pub use bank::Account;
@@ -51,6 +52,8 @@ pub struct Params {
     #[serde(with = "amount_string")]
     pub min_fee: Amount,
     pub max_tx_bytes: u32,
+    #[serde(default)]
+    pub storage: mycel_types::storage::StorageParams,
 }
 
 /// Where every unit of every token is accounted for.
@@ -118,6 +121,8 @@ pub enum TxError {
     Job(jobs::JobError),
     #[error("{0}")]
     Allowance(allowances::AllowanceError),
+    #[error("{0}")]
+    Storage(storage::StorageError),
 }
 
 impl TxError {
@@ -144,6 +149,7 @@ impl TxError {
             TxError::Agent(e) => e.code(),
             TxError::Job(e) => e.code(),
             TxError::Allowance(e) => e.code(),
+            TxError::Storage(e) => e.code(),
         }
     }
 }
@@ -186,6 +192,8 @@ pub enum Event {
     Job(mycel_types::api::JobEvent),
     /// An allowance was granted or revoked, or a delegated key spent ([`allowances`]).
     Allowance(mycel_types::api::AllowanceEvent),
+    /// A storage node or a blob was registered, certified, extended or deleted ([`storage`]).
+    Storage(storage::StorageEvent),
 }
 
 /// The outcome of an applied transaction.
@@ -219,6 +227,8 @@ pub struct State {
     jobs: jobs::Jobs,
     #[serde(default)]
     allowances: allowances::Allowances,
+    #[serde(default)]
+    storage: storage::Storage,
     #[serde(skip)]
     tree: merkle::LeafCache,
 }
@@ -245,6 +255,7 @@ impl State {
                 chain_id: genesis.chain_id,
                 min_fee: genesis.min_fee,
                 max_tx_bytes: genesis.max_tx_bytes,
+                storage: genesis.storage.clone(),
             },
             accounts,
             supply,
@@ -256,6 +267,7 @@ impl State {
             agents: agents::Agents::default(),
             jobs: jobs::Jobs::default(),
             allowances: allowances::Allowances::default(),
+            storage: storage::Storage::default(),
             tree: merkle::LeafCache::default(),
         };
         state.assert_books_balance();
@@ -317,6 +329,11 @@ impl State {
     /// The spend allowances of agent keys ([`allowances`]).
     pub fn allowances(&self) -> &allowances::Allowances {
         &self.allowances
+    }
+
+    /// Blob storage: nodes, committees, blobs and the fund ([`storage`]).
+    pub fn storage(&self) -> &storage::Storage {
+        &self.storage
     }
 
     /// The payment channel `id`, if it was ever opened.
@@ -439,6 +456,9 @@ impl State {
         if let Some((agent, allowance)) = plan.allowance {
             self.allowances.apply(agent, allowance, tx.hash);
         }
+        if let Some(write) = plan.storage {
+            self.storage.apply(write, tx.hash);
+        }
         Ok(TxReceipt {
             hash: tx.hash,
             from: tx.sender,
@@ -474,6 +494,7 @@ impl State {
         let root = self.agents.fold_root(root);
         let root = self.jobs.fold_root(root);
         let root = self.allowances.fold_root(root);
+        let root = self.storage.fold_root(root);
         self.subnets.fold_root(root)
     }
 
@@ -489,10 +510,12 @@ impl State {
         }
         assert_eq!(
             self.supply.myc_issued,
-            myc + self.supply.myc_burned + self.subnets.myc_held(),
-            "books do not balance: MYC issued != balances + burned at height {}",
+            myc + self.supply.myc_burned + self.subnets.myc_held() + self.storage.myc_held(),
+            "books do not balance: MYC issued != balances + burned + pools + storage at height {}",
             self.height
         );
+        self.storage
+            .assert_fund(storage::epoch_of(self.height, &self.params.storage));
         assert_eq!(
             self.supply.musd_issued,
             musd + self.sessions.escrowed() + self.jobs.escrowed(),
@@ -556,7 +579,18 @@ impl State {
         let mut agent = None;
         let mut job = None;
         let mut allowance = None;
+        let mut storage = None;
         match &tx.tx.kind {
+            kind @ (TxKind::RegisterStorageNode(_)
+            | TxKind::RegisterBlob(_)
+            | TxKind::CertifyBlob(_)
+            | TxKind::ExtendBlob(_)
+            | TxKind::DeleteBlob(_)) => {
+                let planned = storage::plan_tx(self, tx.sender, payer, kind)?;
+                writes.extend(planned.writes);
+                events.push(Event::Storage(planned.event));
+                storage = Some(planned.write);
+            }
             kind @ (TxKind::GrantAllowance(_) | TxKind::RevokeAllowance(_)) => {
                 let (agent, grant) = allowances::plan_tx(self, tx.sender, kind)?;
                 writes.push((tx.sender, payer));
@@ -721,6 +755,7 @@ impl State {
             agent,
             job,
             allowance,
+            storage,
         })
     }
 }
@@ -768,6 +803,8 @@ struct Plan {
     job: Option<(u64, jobs::Job)>,
     /// An agent key's grant to store or remove ([`allowances`]).
     allowance: Option<(Address, Option<allowances::Allowance>)>,
+    /// A storage node or blob to store ([`storage`]).
+    storage: Option<storage::StorageWrite>,
 }
 
 fn to_amount(value: U256) -> Result<Amount, TxError> {

@@ -42,6 +42,9 @@
 //!    `burn' = α·burn + (1−α)·burn·(regs + T)/(2T)`, α = 0.9, within the burn bounds.
 //! 9. **Emission receipt**: asserted to account for every base unit of E and of every epoch's
 //!    payout, then kept as the latest ([`BlockOutcome::emission`]).
+//!    Then **storage**: at the first block of a storage epoch the epoch before it is paid out
+//!    of the storage fund to the nodes, and blobs whose paid epochs are over are dropped
+//!    ([`crate::storage`]).
 //! 10. **Books** asserted ([`State::assert_books_balance`]): a violation stops the node rather
 //!     than let it diverge.
 //! 11. **State root** of the new state, into the [`BlockOutcome`].
@@ -96,6 +99,7 @@ pub(crate) fn apply_block(
     let (results, swaps) = apply_txs(state, txs);
     state.height = ctx.height;
     incentive_steps(state, swaps);
+    storage_step(state);
     state.assert_books_balance();
     Ok(BlockOutcome {
         height: ctx.height,
@@ -184,6 +188,19 @@ fn pay_unstaked(state: &mut State, unstaked: Vec<(Address, u128)>) {
             .expect("MYC balances stay below the supply");
         state.accounts.insert(coldkey, credited);
         state.tree.touch(coldkey);
+    }
+}
+
+/// Step 9b: at the first block of a storage epoch, the epoch before it is paid out of the storage
+/// fund to the nodes ([`crate::storage`]).
+fn storage_step(state: &mut State) {
+    let credits =
+        crate::storage::epoch_step(&mut state.storage, state.height, &state.params.storage);
+    for (node, myc) in credits {
+        let credited = bank::credit(state.account(&node), Token::Myc, myc)
+            .expect("MYC balances stay below the supply");
+        state.accounts.insert(node, credited);
+        state.tree.touch(node);
     }
 }
 

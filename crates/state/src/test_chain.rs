@@ -31,8 +31,13 @@ pub(crate) struct Chain {
 
 impl Chain {
     pub(crate) fn new() -> Chain {
+        Chain::with_genesis(&GENESIS)
+    }
+
+    /// A chain from the dev genesis changed by the test (same chain id and accounts).
+    pub(crate) fn with_genesis(genesis: &Genesis) -> Chain {
         Chain {
-            state: State::from_genesis(&GENESIS),
+            state: State::from_genesis(genesis),
             time_ms: GENESIS_MS,
         }
     }

@@ -32,6 +32,9 @@ pub struct Genesis {
     pub min_fee: Amount,
     /// The largest encoded transaction, in bytes.
     pub max_tx_bytes: u32,
+    /// Blob storage: epoch length, price, node stake.
+    #[serde(default)]
+    pub storage: crate::storage::StorageParams,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,6 +85,7 @@ impl Genesis {
             accounts,
             min_fee: DEFAULT_MIN_FEE,
             max_tx_bytes: DEFAULT_MAX_TX_BYTES,
+            storage: crate::storage::StorageParams::default(),
         };
         genesis.validate()?;
         Ok(genesis)

@@ -272,7 +272,9 @@ mod tests {
     fn rotation_is_a_permutation() {
         let id = B256::repeat_byte(0xab);
         for nodes in [4u16, 7, 10] {
-            let mut seen: Vec<usize> = (0..nodes as usize).map(|p| sliver_of(p, nodes, &id)).collect();
+            let mut seen: Vec<usize> = (0..nodes as usize)
+                .map(|p| sliver_of(p, nodes, &id))
+                .collect();
             for p in 0..nodes as usize {
                 assert_eq!(position_of(sliver_of(p, nodes, &id), nodes, &id), p);
             }
@@ -284,9 +286,16 @@ mod tests {
     #[test]
     fn a_confirmation_recovers_its_signer_and_only_on_its_chain() {
         use alloy_signer::SignerSync;
-        let signer = alloy_signer_local::PrivateKeySigner::from_bytes(&B256::repeat_byte(7)).unwrap();
-        let c = StorageConfirmation { blobId: B256::repeat_byte(1), committee: 3 };
-        let sig = signer.sign_hash_sync(&c.signing_hash_on(1337)).unwrap().as_bytes();
+        let signer =
+            alloy_signer_local::PrivateKeySigner::from_bytes(&B256::repeat_byte(7)).unwrap();
+        let c = StorageConfirmation {
+            blobId: B256::repeat_byte(1),
+            committee: 3,
+        };
+        let sig = signer
+            .sign_hash_sync(&c.signing_hash_on(1337))
+            .unwrap()
+            .as_bytes();
         assert_eq!(c.recover(1337, &sig), Some(signer.address()));
         assert_ne!(c.recover(1, &sig), Some(signer.address()));
         let other = StorageConfirmation { committee: 4, ..c };

@@ -42,6 +42,8 @@ pub use jobs::{
     ClaimJobRefund, CompleteJob, CreateJob, DisputeJob, FundJob, RejectJob, SetJobBudget,
     SetJobProvider, SubmitJob,
 };
+mod storage;
+pub use storage::{CertifyBlob, DeleteBlob, ExtendBlob, RegisterBlob, RegisterStorageNode};
 mod sessions;
 pub use sessions::{
     channel_id, ChannelVoucher, ClaimChannel, OpenChannel, RequestChannelWithdraw, TopUpChannel,
@@ -242,6 +244,11 @@ tx_kinds! {
     58 => DisputeJob,
     60 => GrantAllowance,
     61 => RevokeAllowance,
+    70 => RegisterStorageNode,
+    71 => RegisterBlob,
+    72 => CertifyBlob,
+    73 => ExtendBlob,
+    74 => DeleteBlob,
 }
 
 /// The EIP-712 domain of mycel transactions on the chain `chain_id`.

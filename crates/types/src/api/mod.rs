@@ -26,6 +26,7 @@ mod jobs;
 mod payments;
 mod receipt;
 mod status;
+mod storage;
 mod tx;
 
 pub use account::Account;
@@ -49,6 +50,7 @@ pub use payments::{
 };
 pub use receipt::{ChannelEvent, Event, IncentiveEvent, TxReceipt};
 pub use status::{Status, SyncHealth};
+pub use storage::{BlobInfo, BlobStatus, StorageEvent, StorageInfo, StorageMember, StoragePayout};
 pub use tx::{SubmitTx, TxResult, TxState, TxStatus};
 
 use serde::{Deserialize, Serialize};

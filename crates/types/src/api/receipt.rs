@@ -65,6 +65,8 @@ pub enum Event {
     Job(super::JobEvent),
     /// An allowance was granted or revoked, or a delegated key spent its owner's tokens.
     Allowance(super::AllowanceEvent),
+    /// A storage node or a blob was registered, certified, extended or deleted (`action`).
+    Storage(super::StorageEvent),
 }
 
 impl Event {

@@ -1,0 +1,619 @@
+//! Blob storage on chain: the storage nodes and their committee, blobs paid for by the epoch,
+//! availability certificates, and the storage fund that pays the nodes.
+//!
+//! Rules:
+//! - `RegisterStorageNode`: an endpoint (`http://` or `https://`, at most [`MAX_ENDPOINT_BYTES`])
+//!   and at least `min_node_stake` MYC, locked. The committee is every registered node in address
+//!   order (at most [`MAX_NODES`]); each registration makes a new committee, numbered 1, 2, ….
+//! - `RegisterBlob`: on the current committee (the writer encoded for its n, at least
+//!   [`MIN_NODES`]), a length within [`MAX_BLOB_BYTES`], 1 to `max_epochs` epochs, an id not
+//!   registered. The price is `epoch_price(layout) × epochs` ([`StorageParams::epoch_price`]:
+//!   encoded bytes, in MiB rounded up, × `price_per_mib_epoch`), at most `maxCost`; it moves from
+//!   the sender into the storage fund. The blob is paid for epochs `[current, current + epochs)`.
+//! - `CertifyBlob` (anyone): a registered, uncertified, unexpired blob; 65-byte signatures of
+//!   [`StorageConfirmation`] `{blobId, committee}` by distinct members of the blob's committee,
+//!   at least 2f + 1 of them. From this block the blob is available.
+//! - `ExtendBlob` (anyone): an unexpired, undeleted blob; paid at the same epoch price, the end
+//!   at most `max_epochs` past the current epoch.
+//! - `DeleteBlob` (the owner): the epochs after the current one are refunded from the fund; the
+//!   blob ends with the current epoch.
+//! - **Epochs**: epoch e is blocks `[e·E, (e+1)·E)`, E = `epoch_blocks`. At the first block of
+//!   epoch e + 1, every blob paid for epoch e pays its epoch price out of the fund to its
+//!   committee, split equally (the remainder one base unit each to the first members), and blobs
+//!   whose paid epochs are over are dropped.
+//!
+//! Books: MYC in the fund and MYC staked by nodes are in the MYC books (`issued = balances + burned
+//! + subnet pools + storage fund + node stakes`), asserted after every block. The fund always
+//! holds exactly the unpaid epochs of the blobs it holds (asserted too).
+//!
+//! State root: every applied storage transaction and every epoch payout extends a running
+//! digest, folded in as `keccak(0x0d ‖ root ‖ d)`.
+
+use crate::{bank, Account, State, TxError};
+use alloy_primitives::{Address, B256, U256};
+pub use mycel_types::api::StorageEvent;
+use mycel_types::genesis::amount_string;
+use mycel_types::storage::{
+    quorum, Layout, StorageConfirmation, StorageParams, MAX_BLOB_BYTES, MAX_NODES, MIN_NODES,
+};
+use mycel_types::{Amount, Token, TxKind};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The longest storage node endpoint in bytes.
+pub const MAX_ENDPOINT_BYTES: usize = 256;
+
+/// A registered storage node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StorageNode {
+    pub endpoint: String,
+    #[serde(with = "amount_string")]
+    pub stake: Amount,
+    pub registered_height: u64,
+}
+
+/// A registered blob.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Blob {
+    pub owner: Address,
+    pub length: u64,
+    pub committee: u64,
+    pub nodes: u16,
+    /// The first epoch paid for.
+    pub start_epoch: u64,
+    /// The first epoch not paid for.
+    pub end_epoch: u64,
+    #[serde(with = "amount_string")]
+    pub epoch_price: Amount,
+    pub registered_height: u64,
+    pub certified_height: Option<u64>,
+    pub deleted: bool,
+}
+
+impl Blob {
+    /// MYC the fund holds for this blob: its epochs from `epoch` on.
+    fn unpaid(&self, epoch: u64) -> Amount {
+        let epochs = self.end_epoch.saturating_sub(self.start_epoch.max(epoch));
+        self.epoch_price * u128::from(epochs)
+    }
+}
+
+/// What the last epoch payout paid.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EpochPayout {
+    pub epoch: u64,
+    pub height: u64,
+    pub blobs: u64,
+    pub expired: u64,
+    #[serde(with = "amount_string")]
+    pub total: Amount,
+    pub nodes: BTreeMap<Address, String>,
+}
+
+/// The storage registry.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Storage {
+    nodes: BTreeMap<Address, StorageNode>,
+    /// Committee k (1-based) is `committees[k - 1]`.
+    committees: Vec<Vec<Address>>,
+    blobs: BTreeMap<B256, Blob>,
+    #[serde(with = "amount_string")]
+    fund: Amount,
+    #[serde(default)]
+    last_payout: Option<EpochPayout>,
+    digest: crate::merkle::RunningDigest,
+}
+
+impl Storage {
+    pub fn nodes(&self) -> &BTreeMap<Address, StorageNode> {
+        &self.nodes
+    }
+
+    pub fn node(&self, address: &Address) -> Option<&StorageNode> {
+        self.nodes.get(address)
+    }
+
+    /// The current committee's number (0 before any node registered).
+    pub fn current_committee(&self) -> u64 {
+        self.committees.len() as u64
+    }
+
+    /// The members of committee `number`, in position order.
+    pub fn committee(&self, number: u64) -> Option<&[Address]> {
+        let index = usize::try_from(number.checked_sub(1)?).ok()?;
+        self.committees.get(index).map(Vec::as_slice)
+    }
+
+    pub fn blob(&self, id: &B256) -> Option<&Blob> {
+        self.blobs.get(id)
+    }
+
+    pub fn blobs(&self) -> impl Iterator<Item = (&B256, &Blob)> {
+        self.blobs.iter()
+    }
+
+    pub fn fund(&self) -> Amount {
+        self.fund
+    }
+
+    pub fn last_payout(&self) -> Option<&EpochPayout> {
+        self.last_payout.as_ref()
+    }
+
+    /// MYC held by storage: the fund and the nodes' stakes.
+    pub fn myc_held(&self) -> Amount {
+        self.nodes.values().fold(self.fund, |sum, n| {
+            sum.checked_add(n.stake).expect("storage MYC overflows")
+        })
+    }
+
+    /// The fund holds exactly what its blobs have not been paid yet.
+    pub(crate) fn assert_fund(&self, epoch: u64) {
+        let owed = self.blobs.values().fold(0u128, |sum, b| {
+            sum.checked_add(b.unpaid(epoch)).expect("owed overflows")
+        });
+        assert_eq!(
+            self.fund, owed,
+            "storage fund {} != unpaid epochs of its blobs {owed}",
+            self.fund
+        );
+    }
+
+    pub(crate) fn fold_root(&self, root: B256) -> B256 {
+        self.digest.fold(0x0d, root)
+    }
+
+    pub(crate) fn apply(&mut self, write: StorageWrite, tx_hash: B256) {
+        match write {
+            StorageWrite::Node { address, node } => {
+                self.nodes.insert(address, node);
+                self.committees.push(self.nodes.keys().copied().collect());
+            }
+            StorageWrite::Blob {
+                id,
+                blob,
+                fund_in,
+                fund_out,
+            } => {
+                self.fund = self.fund + fund_in - fund_out;
+                self.blobs.insert(id, blob);
+            }
+        }
+        self.digest.extend(0x0e, tx_hash);
+    }
+}
+
+/// Why a storage transaction was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum StorageError {
+    #[error("{address} is already a storage node")]
+    AlreadyNode { address: Address },
+    #[error("endpoint `{endpoint}` is not an http(s) URL of at most {MAX_ENDPOINT_BYTES} bytes")]
+    BadEndpoint { endpoint: String },
+    #[error("stake {stake} is below the minimum {min} to run a storage node (MYC base units)")]
+    StakeTooLow { stake: String, min: String },
+    #[error("the storage committee is full ({MAX_NODES} nodes)")]
+    CommitteeFull,
+    #[error(
+        "blob encoded for committee {got}; the current committee is {current}: encode again for it"
+    )]
+    WrongCommittee { got: u64, current: u64 },
+    #[error("the current storage committee has {nodes} nodes; blobs need at least {MIN_NODES}")]
+    CommitteeTooSmall { nodes: usize },
+    #[error("a blob of {length} bytes is over the {MAX_BLOB_BYTES}-byte limit")]
+    BlobTooLarge { length: u64 },
+    #[error("{epochs} epochs: a blob is paid for 1 to {max} epochs ahead")]
+    BadEpochs { epochs: u64, max: u32 },
+    #[error("blob {blob_id} is already registered")]
+    AlreadyRegistered { blob_id: B256 },
+    #[error("no blob {blob_id} (never registered, or expired)")]
+    UnknownBlob { blob_id: B256 },
+    #[error("storing costs {cost}, above the signed maximum {max_cost} (MYC base units)")]
+    CostAboveMax { cost: String, max_cost: String },
+    #[error("blob {blob_id} is already certified")]
+    AlreadyCertified { blob_id: B256 },
+    #[error("blob {blob_id} is expired or deleted")]
+    Expired { blob_id: B256 },
+    #[error("signatures must be 65 bytes each; got {bytes} bytes")]
+    MalformedSignatures { bytes: usize },
+    #[error("confirmation {index} is not signed by a member of the blob's committee {committee}")]
+    NotInCommittee { index: usize, committee: u64 },
+    #[error("confirmation {index} repeats the signer {signer}")]
+    DuplicateConfirmation { index: usize, signer: Address },
+    #[error("{got} confirmations; certifying needs {needed} (2f + 1 of {nodes} nodes)")]
+    TooFewConfirmations {
+        got: usize,
+        needed: usize,
+        nodes: usize,
+    },
+    #[error("{sender} is not the owner of blob {blob_id}")]
+    NotOwner { blob_id: B256, sender: Address },
+}
+
+impl StorageError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            StorageError::AlreadyNode { .. } => "storage_already_node",
+            StorageError::BadEndpoint { .. } => "storage_bad_endpoint",
+            StorageError::StakeTooLow { .. } => "storage_stake_too_low",
+            StorageError::CommitteeFull => "storage_committee_full",
+            StorageError::WrongCommittee { .. } => "storage_wrong_committee",
+            StorageError::CommitteeTooSmall { .. } => "storage_committee_too_small",
+            StorageError::BlobTooLarge { .. } => "blob_too_large",
+            StorageError::BadEpochs { .. } => "blob_bad_epochs",
+            StorageError::AlreadyRegistered { .. } => "blob_already_registered",
+            StorageError::UnknownBlob { .. } => "blob_unknown",
+            StorageError::CostAboveMax { .. } => "blob_cost_above_max",
+            StorageError::AlreadyCertified { .. } => "blob_already_certified",
+            StorageError::Expired { .. } => "blob_expired",
+            StorageError::MalformedSignatures { .. } => "blob_malformed_signatures",
+            StorageError::NotInCommittee { .. } => "blob_confirmation_not_in_committee",
+            StorageError::DuplicateConfirmation { .. } => "blob_duplicate_confirmation",
+            StorageError::TooFewConfirmations { .. } => "blob_too_few_confirmations",
+            StorageError::NotOwner { .. } => "blob_not_owner",
+        }
+    }
+}
+
+pub(crate) enum StorageWrite {
+    Node {
+        address: Address,
+        node: StorageNode,
+    },
+    Blob {
+        id: B256,
+        blob: Blob,
+        fund_in: Amount,
+        fund_out: Amount,
+    },
+}
+
+pub(crate) struct StoragePlan {
+    pub(crate) writes: Vec<(Address, Account)>,
+    pub(crate) event: StorageEvent,
+    pub(crate) write: StorageWrite,
+}
+
+fn err(e: StorageError) -> TxError {
+    TxError::Storage(e)
+}
+
+fn amount(value: U256) -> Result<Amount, TxError> {
+    u128::try_from(value).map_err(|_| TxError::AmountTooLarge(value.to_string()))
+}
+
+/// The storage epoch of the block being applied (the state's height + 1).
+pub fn epoch_of(height: u64, params: &StorageParams) -> u64 {
+    height / params.epoch_blocks.max(1)
+}
+
+/// Checks a storage transaction against `state` and works out what it writes; `payer` is the
+/// sender's account after its fee and nonce.
+pub(crate) fn plan_tx(
+    state: &State,
+    sender: Address,
+    payer: Account,
+    kind: &TxKind,
+) -> Result<StoragePlan, TxError> {
+    let params = &state.params().storage;
+    let storage = state.storage();
+    let height = state.height() + 1;
+    let epoch = epoch_of(height, params);
+    let mut accounts = bank::Touched::new(state, sender, payer);
+    let (event, write) = match kind {
+        TxKind::RegisterStorageNode(t) => {
+            if storage.nodes.contains_key(&sender) {
+                return Err(err(StorageError::AlreadyNode { address: sender }));
+            }
+            let url_ok = t.endpoint.starts_with("http://") || t.endpoint.starts_with("https://");
+            if !url_ok
+                || t.endpoint.len() > MAX_ENDPOINT_BYTES
+                || t.endpoint.chars().any(char::is_whitespace)
+            {
+                return Err(err(StorageError::BadEndpoint {
+                    endpoint: t.endpoint.chars().take(80).collect(),
+                }));
+            }
+            let stake = amount(t.stake)?;
+            if stake < params.min_node_stake {
+                return Err(err(StorageError::StakeTooLow {
+                    stake: stake.to_string(),
+                    min: params.min_node_stake.to_string(),
+                }));
+            }
+            if storage.nodes.len() >= usize::from(MAX_NODES) {
+                return Err(err(StorageError::CommitteeFull));
+            }
+            accounts.debit(sender, Token::Myc, stake)?;
+            let node = StorageNode {
+                endpoint: t.endpoint.clone(),
+                stake,
+                registered_height: height,
+            };
+            (
+                StorageEvent::NodeRegistered {
+                    node: sender,
+                    committee: storage.current_committee() + 1,
+                },
+                StorageWrite::Node {
+                    address: sender,
+                    node,
+                },
+            )
+        }
+        TxKind::RegisterBlob(t) => {
+            let current = storage.current_committee();
+            if t.committee != current {
+                return Err(err(StorageError::WrongCommittee {
+                    got: t.committee,
+                    current,
+                }));
+            }
+            let members = storage.committee(current).map_or(0, <[Address]>::len);
+            if members < usize::from(MIN_NODES) {
+                return Err(err(StorageError::CommitteeTooSmall { nodes: members }));
+            }
+            if storage.blobs.contains_key(&t.blobId) {
+                return Err(err(StorageError::AlreadyRegistered { blob_id: t.blobId }));
+            }
+            check_epochs(t.epochs, params)?;
+            let layout = Layout::new(members as u16, t.length)
+                .map_err(|_| err(StorageError::BlobTooLarge { length: t.length }))?;
+            let epoch_price = params
+                .epoch_price(&layout)
+                .ok_or_else(|| TxError::AmountTooLarge(t.length.to_string()))?;
+            let cost = checked_cost(epoch_price, t.epochs, t.maxCost)?;
+            accounts.debit(sender, Token::Myc, cost)?;
+            let blob = Blob {
+                owner: sender,
+                length: t.length,
+                committee: current,
+                nodes: members as u16,
+                start_epoch: epoch,
+                end_epoch: epoch + t.epochs,
+                epoch_price,
+                registered_height: height,
+                certified_height: None,
+                deleted: false,
+            };
+            (
+                StorageEvent::BlobRegistered {
+                    blob_id: t.blobId,
+                    end_epoch: blob.end_epoch,
+                    paid: cost,
+                },
+                StorageWrite::Blob {
+                    id: t.blobId,
+                    blob,
+                    fund_in: cost,
+                    fund_out: 0,
+                },
+            )
+        }
+        TxKind::CertifyBlob(t) => {
+            let blob = live_blob(storage, &t.blobId, epoch)?;
+            if blob.certified_height.is_some() {
+                return Err(err(StorageError::AlreadyCertified { blob_id: t.blobId }));
+            }
+            let confirmations = check_confirmations(
+                storage,
+                blob,
+                &t.blobId,
+                &t.signatures,
+                state.params().chain_id,
+            )?;
+            let blob = Blob {
+                certified_height: Some(height),
+                ..blob.clone()
+            };
+            (
+                StorageEvent::BlobCertified {
+                    blob_id: t.blobId,
+                    confirmations: confirmations as u64,
+                },
+                StorageWrite::Blob {
+                    id: t.blobId,
+                    blob,
+                    fund_in: 0,
+                    fund_out: 0,
+                },
+            )
+        }
+        TxKind::ExtendBlob(t) => {
+            let blob = live_blob(storage, &t.blobId, epoch)?;
+            let end_epoch = blob.end_epoch.saturating_add(t.epochs);
+            check_epochs(end_epoch - epoch, params)?;
+            if t.epochs == 0 {
+                return Err(err(StorageError::BadEpochs {
+                    epochs: 0,
+                    max: params.max_epochs,
+                }));
+            }
+            let cost = checked_cost(blob.epoch_price, t.epochs, t.maxCost)?;
+            accounts.debit(sender, Token::Myc, cost)?;
+            let blob = Blob {
+                end_epoch,
+                ..blob.clone()
+            };
+            (
+                StorageEvent::BlobExtended {
+                    blob_id: t.blobId,
+                    end_epoch,
+                    paid: cost,
+                },
+                StorageWrite::Blob {
+                    id: t.blobId,
+                    blob,
+                    fund_in: cost,
+                    fund_out: 0,
+                },
+            )
+        }
+        TxKind::DeleteBlob(t) => {
+            let blob = live_blob(storage, &t.blobId, epoch)?;
+            if blob.owner != sender {
+                return Err(err(StorageError::NotOwner {
+                    blob_id: t.blobId,
+                    sender,
+                }));
+            }
+            let ended = Blob {
+                end_epoch: blob.end_epoch.min(epoch + 1),
+                deleted: true,
+                ..blob.clone()
+            };
+            let refund = blob.unpaid(epoch) - ended.unpaid(epoch);
+            accounts.credit(blob.owner, Token::Myc, refund)?;
+            (
+                StorageEvent::BlobDeleted {
+                    blob_id: t.blobId,
+                    refunded: refund,
+                },
+                StorageWrite::Blob {
+                    id: t.blobId,
+                    blob: ended,
+                    fund_in: 0,
+                    fund_out: refund,
+                },
+            )
+        }
+        other => unreachable!("{} is not a storage transaction", other.type_name()),
+    };
+    Ok(StoragePlan {
+        writes: accounts.writes(),
+        event,
+        write,
+    })
+}
+
+fn check_epochs(epochs: u64, params: &StorageParams) -> Result<(), TxError> {
+    if epochs == 0 || epochs > u64::from(params.max_epochs) {
+        return Err(err(StorageError::BadEpochs {
+            epochs,
+            max: params.max_epochs,
+        }));
+    }
+    Ok(())
+}
+
+fn checked_cost(epoch_price: Amount, epochs: u64, max_cost: U256) -> Result<Amount, TxError> {
+    let cost = epoch_price
+        .checked_mul(u128::from(epochs))
+        .ok_or_else(|| TxError::AmountTooLarge(epochs.to_string()))?;
+    if U256::from(cost) > max_cost {
+        return Err(err(StorageError::CostAboveMax {
+            cost: cost.to_string(),
+            max_cost: max_cost.to_string(),
+        }));
+    }
+    Ok(cost)
+}
+
+fn live_blob<'a>(storage: &'a Storage, id: &B256, epoch: u64) -> Result<&'a Blob, TxError> {
+    let blob = storage
+        .blobs
+        .get(id)
+        .ok_or(err(StorageError::UnknownBlob { blob_id: *id }))?;
+    if blob.deleted || blob.end_epoch <= epoch {
+        return Err(err(StorageError::Expired { blob_id: *id }));
+    }
+    Ok(blob)
+}
+
+/// Counts distinct committee members among the signatures; refuses anything else.
+fn check_confirmations(
+    storage: &Storage,
+    blob: &Blob,
+    id: &B256,
+    signatures: &[u8],
+    chain_id: u64,
+) -> Result<usize, TxError> {
+    if signatures.is_empty() || signatures.len() % 65 != 0 {
+        return Err(err(StorageError::MalformedSignatures {
+            bytes: signatures.len(),
+        }));
+    }
+    let members = storage.committee(blob.committee).unwrap_or_default();
+    let confirmation = StorageConfirmation {
+        blobId: *id,
+        committee: blob.committee,
+    };
+    let mut signers = BTreeSet::new();
+    for (index, signature) in signatures.chunks_exact(65).enumerate() {
+        let signer = confirmation
+            .recover(chain_id, signature)
+            .filter(|s| members.contains(s))
+            .ok_or(err(StorageError::NotInCommittee {
+                index,
+                committee: blob.committee,
+            }))?;
+        if !signers.insert(signer) {
+            return Err(err(StorageError::DuplicateConfirmation { index, signer }));
+        }
+    }
+    let needed = quorum(members.len());
+    if signers.len() < needed {
+        return Err(err(StorageError::TooFewConfirmations {
+            got: signers.len(),
+            needed,
+            nodes: members.len(),
+        }));
+    }
+    Ok(signers.len())
+}
+
+/// The epoch step of a block at `height`: at the first block of an epoch, pays out the epoch
+/// before it. Returns the credits to make (node, MYC).
+pub(crate) fn epoch_step(
+    storage: &mut Storage,
+    height: u64,
+    params: &StorageParams,
+) -> Vec<(Address, Amount)> {
+    let length = params.epoch_blocks.max(1);
+    if height == 0 || height % length != 0 {
+        return Vec::new();
+    }
+    let epoch = height / length - 1;
+    let mut credits: BTreeMap<Address, Amount> = BTreeMap::new();
+    let mut payout = EpochPayout {
+        epoch,
+        height,
+        ..EpochPayout::default()
+    };
+    let mut expired = Vec::new();
+    for (id, blob) in &storage.blobs {
+        if blob.start_epoch <= epoch && epoch < blob.end_epoch {
+            let members = storage
+                .committee(blob.committee)
+                .expect("a blob's committee exists");
+            let n = members.len() as u128;
+            let (share, rest) = (blob.epoch_price / n, blob.epoch_price % n);
+            for (k, member) in members.iter().enumerate() {
+                let paid = share + u128::from((k as u128) < rest);
+                *credits.entry(*member).or_default() += paid;
+            }
+            payout.total += blob.epoch_price;
+            payout.blobs += 1;
+        }
+        if blob.end_epoch <= epoch + 1 {
+            expired.push(*id);
+        }
+    }
+    for id in &expired {
+        storage.blobs.remove(id);
+    }
+    storage.fund -= payout.total;
+    payout.expired = expired.len() as u64;
+    payout.nodes = credits.iter().map(|(a, v)| (*a, v.to_string())).collect();
+    let mut digest_input = [0u8; 32];
+    digest_input[..8].copy_from_slice(&epoch.to_be_bytes());
+    digest_input[16..].copy_from_slice(&payout.total.to_be_bytes());
+    storage.digest.extend(0x0f, B256::from(digest_input));
+    storage.last_payout = Some(payout);
+    credits.into_iter().collect()
+}
+
+#[cfg(test)]
+#[path = "storage_tests.rs"]
+mod tests;

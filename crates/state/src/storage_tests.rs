@@ -1,0 +1,346 @@
+use super::*;
+use crate::test_chain::{fee, key, Chain, GENESIS};
+use crate::Event;
+use alloy_signer::SignerSync;
+use alloy_signer_local::PrivateKeySigner;
+use mycel_types::tx::{CertifyBlob, DeleteBlob, ExtendBlob, RegisterBlob, RegisterStorageNode};
+use mycel_types::Genesis;
+
+const WRITER: usize = 1;
+const NODES: [usize; 4] = [4, 5, 6, 7];
+const STAKE: u128 = 100_000_000_000;
+const EPOCH: u64 = 10;
+
+fn genesis() -> Genesis {
+    let mut g = GENESIS.clone();
+    g.storage.epoch_blocks = EPOCH;
+    g
+}
+
+fn register_node(endpoint: &str, stake: u128) -> impl FnOnce(Address, u64) -> TxKind {
+    let endpoint = endpoint.to_string();
+    move |from, nonce| {
+        TxKind::RegisterStorageNode(RegisterStorageNode {
+            from,
+            endpoint,
+            stake: U256::from(stake),
+            nonce,
+            fee: fee(),
+        })
+    }
+}
+
+fn register_blob(
+    id: B256,
+    length: u64,
+    committee: u64,
+    epochs: u64,
+    max: u128,
+) -> impl FnOnce(Address, u64) -> TxKind {
+    move |from, nonce| {
+        TxKind::RegisterBlob(RegisterBlob {
+            from,
+            blobId: id,
+            length,
+            committee,
+            epochs,
+            maxCost: U256::from(max),
+            nonce,
+            fee: fee(),
+        })
+    }
+}
+
+fn certify(id: B256, signatures: Vec<u8>) -> impl FnOnce(Address, u64) -> TxKind {
+    move |from, nonce| {
+        TxKind::CertifyBlob(CertifyBlob {
+            from,
+            blobId: id,
+            signatures: signatures.into(),
+            nonce,
+            fee: fee(),
+        })
+    }
+}
+
+fn confirm(signers: &[&PrivateKeySigner], id: B256, committee: u64) -> Vec<u8> {
+    let c = StorageConfirmation {
+        blobId: id,
+        committee,
+    };
+    let hash = c.signing_hash_on(GENESIS.chain_id);
+    signers
+        .iter()
+        .flat_map(|s| s.sign_hash_sync(&hash).unwrap().as_bytes())
+        .collect()
+}
+
+/// A chain with four storage nodes registered (committee 4).
+fn chain_with_nodes() -> Chain {
+    let mut chain = Chain::with_genesis(&genesis());
+    for (k, node) in NODES.iter().enumerate() {
+        let receipt = chain
+            .run(
+                key(*node),
+                register_node(&format!("http://127.0.0.1:{}", 9000 + k), STAKE),
+            )
+            .unwrap();
+        assert!(receipt
+            .events
+            .contains(&Event::Storage(StorageEvent::NodeRegistered {
+                node: key(*node).address(),
+                committee: k as u64 + 1
+            })));
+    }
+    chain
+}
+
+fn myc(chain: &Chain, who: usize) -> u128 {
+    chain.state.account(&key(who).address()).myc
+}
+
+const ID: B256 = B256::repeat_byte(0x42);
+
+#[test]
+fn nodes_lock_stake_and_each_registration_is_a_new_committee() {
+    let mut chain = Chain::with_genesis(&genesis());
+    let before = myc(&chain, 4);
+    assert_eq!(
+        chain.refused(key(4), register_node("ftp://x", STAKE)),
+        "storage_bad_endpoint"
+    );
+    assert_eq!(
+        chain.refused(key(4), register_node("http://a b", STAKE)),
+        "storage_bad_endpoint"
+    );
+    assert_eq!(
+        chain.refused(key(4), register_node("http://x", STAKE - 1)),
+        "storage_stake_too_low"
+    );
+    chain
+        .run(key(4), register_node("http://127.0.0.1:9000", STAKE))
+        .unwrap();
+    assert_eq!(
+        myc(&chain, 4),
+        before - STAKE - crate::test_chain::fee().to::<u128>()
+    );
+    assert_eq!(
+        chain.refused(key(4), register_node("http://x", STAKE)),
+        "storage_already_node"
+    );
+    assert_eq!(chain.state.storage().current_committee(), 1);
+    // A blob needs four nodes.
+    assert_eq!(
+        chain.refused(key(WRITER), register_blob(ID, 10, 1, 1, u128::MAX)),
+        "storage_committee_too_small"
+    );
+    let chain = chain_with_nodes();
+    let members = chain.state.storage().committee(4).unwrap();
+    let mut sorted: Vec<Address> = NODES.iter().map(|n| key(*n).address()).collect();
+    sorted.sort();
+    assert_eq!(members, &sorted[..]);
+    assert_eq!(chain.state.storage().myc_held(), 4 * STAKE);
+}
+
+#[test]
+fn a_blob_is_paid_for_by_its_encoded_size_and_refused_for_every_wrong_field() {
+    let mut chain = chain_with_nodes();
+    let layout = Layout::new(4, 1 << 20).unwrap();
+    let price = chain.state.params().storage.epoch_price(&layout).unwrap();
+    assert!(price > 0);
+    let w = key(WRITER);
+    assert_eq!(
+        chain.refused(w, register_blob(ID, 1 << 20, 3, 2, u128::MAX)),
+        "storage_wrong_committee"
+    );
+    assert_eq!(
+        chain.refused(w, register_blob(ID, 1 << 20, 4, 0, u128::MAX)),
+        "blob_bad_epochs"
+    );
+    assert_eq!(
+        chain.refused(w, register_blob(ID, 1 << 20, 4, 105, u128::MAX)),
+        "blob_bad_epochs"
+    );
+    assert_eq!(
+        chain.refused(w, register_blob(ID, (64 << 30) + 1, 4, 1, u128::MAX)),
+        "blob_too_large"
+    );
+    assert_eq!(
+        chain.refused(w, register_blob(ID, 1 << 20, 4, 2, 2 * price - 1)),
+        "blob_cost_above_max"
+    );
+    let before = myc(&chain, WRITER);
+    let receipt = chain
+        .run(w, register_blob(ID, 1 << 20, 4, 2, 2 * price))
+        .unwrap();
+    assert!(
+        matches!(&receipt.events[0], Event::Storage(StorageEvent::BlobRegistered { paid, .. }) if *paid == 2 * price)
+    );
+    assert_eq!(myc(&chain, WRITER), before - 2 * price - fee().to::<u128>());
+    assert_eq!(chain.state.storage().fund(), 2 * price);
+    assert_eq!(
+        chain.refused(w, register_blob(ID, 1 << 20, 4, 2, u128::MAX)),
+        "blob_already_registered"
+    );
+}
+
+#[test]
+fn a_quorum_of_committee_confirmations_certifies_and_nothing_less_does() {
+    let mut chain = chain_with_nodes();
+    let w = key(WRITER);
+    chain
+        .run(w, register_blob(ID, 1000, 4, 1, u128::MAX))
+        .unwrap();
+    let nodes: Vec<&PrivateKeySigner> = NODES.iter().map(|n| key(*n)).collect();
+    assert_eq!(
+        chain.refused(w, certify(ID, confirm(&nodes[..2], ID, 4))),
+        "blob_too_few_confirmations"
+    );
+    let forged = confirm(&[nodes[0], nodes[1], key(2)], ID, 4);
+    assert_eq!(
+        chain.refused(w, certify(ID, forged)),
+        "blob_confirmation_not_in_committee"
+    );
+    let other_committee = confirm(&nodes[..3], ID, 3);
+    assert_eq!(
+        chain.refused(w, certify(ID, other_committee)),
+        "blob_confirmation_not_in_committee"
+    );
+    let repeated = confirm(&[nodes[0], nodes[1], nodes[0]], ID, 4);
+    assert_eq!(
+        chain.refused(w, certify(ID, repeated)),
+        "blob_duplicate_confirmation"
+    );
+    let mut short = confirm(&nodes[..3], ID, 4);
+    short.pop();
+    assert_eq!(
+        chain.refused(w, certify(ID, short)),
+        "blob_malformed_signatures"
+    );
+    assert_eq!(
+        chain.refused(w, certify(B256::ZERO, confirm(&nodes[..3], B256::ZERO, 4))),
+        "blob_unknown"
+    );
+    // Anyone may post the certificate.
+    let receipt = chain
+        .run(key(3), certify(ID, confirm(&nodes[..3], ID, 4)))
+        .unwrap();
+    assert!(receipt
+        .events
+        .contains(&Event::Storage(StorageEvent::BlobCertified {
+            blob_id: ID,
+            confirmations: 3
+        })));
+    assert!(chain
+        .state
+        .storage()
+        .blob(&ID)
+        .unwrap()
+        .certified_height
+        .is_some());
+    assert_eq!(
+        chain.refused(w, certify(ID, confirm(&nodes, ID, 4))),
+        "blob_already_certified"
+    );
+}
+
+#[test]
+fn each_epoch_pays_the_committee_exactly_and_the_blob_expires_when_its_epochs_are_over() {
+    let mut chain = chain_with_nodes();
+    let w = key(WRITER);
+    chain
+        .run(w, register_blob(ID, 3 << 20, 4, 2, u128::MAX))
+        .unwrap();
+    let blob = chain.state.storage().blob(&ID).unwrap().clone();
+    let price = blob.epoch_price;
+    let balances = |c: &Chain| NODES.map(|n| myc(c, n));
+    let start = balances(&chain);
+    // To the first block of the next epoch: one epoch paid.
+    while chain.state.height() % EPOCH != 0 || chain.state.height() <= blob.registered_height {
+        chain.advance_blocks(1);
+    }
+    let paid: u128 = balances(&chain).iter().zip(start).map(|(a, b)| a - b).sum();
+    assert_eq!(paid, price);
+    assert_eq!(chain.state.storage().fund(), price);
+    let payout = chain.state.storage().last_payout().unwrap();
+    assert_eq!((payout.blobs, payout.total), (1, price));
+    let shares: Vec<u128> = balances(&chain)
+        .iter()
+        .zip(start)
+        .map(|(a, b)| a - b)
+        .collect();
+    assert!(shares.iter().max().unwrap() - shares.iter().min().unwrap() <= 1);
+    chain.advance_blocks(EPOCH);
+    assert_eq!(chain.state.storage().fund(), 0);
+    assert!(
+        chain.state.storage().blob(&ID).is_none(),
+        "expired after its two epochs"
+    );
+    let total: u128 = balances(&chain).iter().zip(start).map(|(a, b)| a - b).sum();
+    assert_eq!(total, 2 * price);
+    let nodes: Vec<&PrivateKeySigner> = NODES.iter().map(|n| key(*n)).collect();
+    assert_eq!(
+        chain.refused(w, certify(ID, confirm(&nodes, ID, 4))),
+        "blob_unknown"
+    );
+}
+
+#[test]
+fn extend_pays_more_epochs_and_delete_refunds_those_not_begun() {
+    let mut chain = chain_with_nodes();
+    let w = key(WRITER);
+    chain
+        .run(w, register_blob(ID, 1 << 20, 4, 3, u128::MAX))
+        .unwrap();
+    let price = chain.state.storage().blob(&ID).unwrap().epoch_price;
+    let extend = |epochs: u64, max: u128| {
+        move |from, nonce| {
+            TxKind::ExtendBlob(ExtendBlob {
+                from,
+                blobId: ID,
+                epochs,
+                maxCost: U256::from(max),
+                nonce,
+                fee: fee(),
+            })
+        }
+    };
+    assert_eq!(
+        chain.refused(key(2), extend(2, 2 * price - 1)),
+        "blob_cost_above_max"
+    );
+    assert_eq!(
+        chain.refused(key(2), extend(102, u128::MAX)),
+        "blob_bad_epochs"
+    );
+    chain.run(key(2), extend(2, 2 * price)).unwrap();
+    assert_eq!(chain.state.storage().fund(), 5 * price);
+    let delete = |from, nonce| {
+        TxKind::DeleteBlob(DeleteBlob {
+            from,
+            blobId: ID,
+            nonce,
+            fee: fee(),
+        })
+    };
+    assert_eq!(chain.refused(key(2), delete), "blob_not_owner");
+    let before = myc(&chain, WRITER);
+    let receipt = chain.run(w, delete).unwrap();
+    assert!(receipt
+        .events
+        .contains(&Event::Storage(StorageEvent::BlobDeleted {
+            blob_id: ID,
+            refunded: 4 * price
+        })));
+    assert_eq!(myc(&chain, WRITER), before + 4 * price - fee().to::<u128>());
+    assert_eq!(
+        chain.state.storage().fund(),
+        price,
+        "the current epoch stays paid"
+    );
+    assert_eq!(chain.refused(w, delete), "blob_expired");
+    assert_eq!(chain.refused(key(2), extend(1, u128::MAX)), "blob_expired");
+    chain.advance_blocks(EPOCH);
+    assert_eq!(chain.state.storage().fund(), 0);
+    assert!(chain.state.storage().blob(&ID).is_none());
+}

@@ -1,0 +1,160 @@
+//! Transactions of blob storage (the rules are in `mycel_state::storage`).
+//!
+//! [`RegisterStorageNode`] locks stake and names the node's HTTP endpoint; the committee is the
+//! registered nodes in address order, and each change of it is a new committee number.
+//! [`RegisterBlob`] pays for `epochs` storage epochs of a blob on the current committee (the
+//! price is the chain's, at most `maxCost`); [`CertifyBlob`] posts 2f + 1 nodes' signed
+//! [`StorageConfirmation`](crate::storage::StorageConfirmation)s, from which block the blob is
+//! available; [`ExtendBlob`] pays for more epochs; [`DeleteBlob`] (the owner) ends it and refunds
+//! the epochs not yet begun.
+
+use super::incentive::{field_string, MessageJson};
+use super::{field_address, field_b256, field_bytes, field_u256, field_u64, DecodeError};
+use alloy_primitives::Address;
+use alloy_sol_types::sol;
+use serde_json::{json, Value};
+
+sol! {
+    /// `from` joins the storage committee with `stake` MYC locked, serving at `endpoint`.
+    #[derive(Debug, PartialEq, Eq)]
+    struct RegisterStorageNode {
+        address from;
+        string endpoint;
+        uint256 stake;
+        uint64 nonce;
+        uint256 fee;
+    }
+
+    /// `from` registers blob `blobId` of `length` bytes, encoded for committee `committee`, and
+    /// pays for `epochs` storage epochs from the current one, at most `maxCost` MYC.
+    #[derive(Debug, PartialEq, Eq)]
+    struct RegisterBlob {
+        address from;
+        bytes32 blobId;
+        uint64 length;
+        uint64 committee;
+        uint64 epochs;
+        uint256 maxCost;
+        uint64 nonce;
+        uint256 fee;
+    }
+
+    /// Certifies `blobId` with 65-byte confirmation signatures `r ‖ s ‖ v`, one after another.
+    #[derive(Debug, PartialEq, Eq)]
+    struct CertifyBlob {
+        address from;
+        bytes32 blobId;
+        bytes signatures;
+        uint64 nonce;
+        uint256 fee;
+    }
+
+    /// Pays for `epochs` more epochs of `blobId`, at most `maxCost` MYC.
+    #[derive(Debug, PartialEq, Eq)]
+    struct ExtendBlob {
+        address from;
+        bytes32 blobId;
+        uint64 epochs;
+        uint256 maxCost;
+        uint64 nonce;
+        uint256 fee;
+    }
+
+    /// The owner ends `blobId`; the epochs not yet begun are refunded.
+    #[derive(Debug, PartialEq, Eq)]
+    struct DeleteBlob {
+        address from;
+        bytes32 blobId;
+        uint64 nonce;
+        uint256 fee;
+    }
+}
+
+fn addr(a: &Address) -> Value {
+    Value::String(a.to_checksum(None))
+}
+
+impl MessageJson for RegisterStorageNode {
+    fn to_message(&self) -> Value {
+        json!({"from": addr(&self.from), "endpoint": self.endpoint, "stake": self.stake.to_string(),
+               "nonce": self.nonce, "fee": self.fee.to_string()})
+    }
+    fn from_message(m: &Value) -> Result<Self, DecodeError> {
+        Ok(RegisterStorageNode {
+            from: field_address(m, "from")?,
+            endpoint: field_string(m, "endpoint")?,
+            stake: field_u256(m, "stake")?,
+            nonce: field_u64(m, "nonce")?,
+            fee: field_u256(m, "fee")?,
+        })
+    }
+}
+
+impl MessageJson for RegisterBlob {
+    fn to_message(&self) -> Value {
+        json!({"from": addr(&self.from), "blobId": self.blobId.to_string(), "length": self.length,
+               "committee": self.committee, "epochs": self.epochs,
+               "maxCost": self.maxCost.to_string(), "nonce": self.nonce, "fee": self.fee.to_string()})
+    }
+    fn from_message(m: &Value) -> Result<Self, DecodeError> {
+        Ok(RegisterBlob {
+            from: field_address(m, "from")?,
+            blobId: field_b256(m, "blobId")?,
+            length: field_u64(m, "length")?,
+            committee: field_u64(m, "committee")?,
+            epochs: field_u64(m, "epochs")?,
+            maxCost: field_u256(m, "maxCost")?,
+            nonce: field_u64(m, "nonce")?,
+            fee: field_u256(m, "fee")?,
+        })
+    }
+}
+
+impl MessageJson for CertifyBlob {
+    fn to_message(&self) -> Value {
+        json!({"from": addr(&self.from), "blobId": self.blobId.to_string(),
+               "signatures": self.signatures.to_string(), "nonce": self.nonce,
+               "fee": self.fee.to_string()})
+    }
+    fn from_message(m: &Value) -> Result<Self, DecodeError> {
+        Ok(CertifyBlob {
+            from: field_address(m, "from")?,
+            blobId: field_b256(m, "blobId")?,
+            signatures: field_bytes(m, "signatures")?,
+            nonce: field_u64(m, "nonce")?,
+            fee: field_u256(m, "fee")?,
+        })
+    }
+}
+
+impl MessageJson for ExtendBlob {
+    fn to_message(&self) -> Value {
+        json!({"from": addr(&self.from), "blobId": self.blobId.to_string(), "epochs": self.epochs,
+               "maxCost": self.maxCost.to_string(), "nonce": self.nonce, "fee": self.fee.to_string()})
+    }
+    fn from_message(m: &Value) -> Result<Self, DecodeError> {
+        Ok(ExtendBlob {
+            from: field_address(m, "from")?,
+            blobId: field_b256(m, "blobId")?,
+            epochs: field_u64(m, "epochs")?,
+            maxCost: field_u256(m, "maxCost")?,
+            nonce: field_u64(m, "nonce")?,
+            fee: field_u256(m, "fee")?,
+        })
+    }
+}
+
+impl MessageJson for DeleteBlob {
+    fn to_message(&self) -> Value {
+        json!({"from": addr(&self.from), "blobId": self.blobId.to_string(), "nonce": self.nonce,
+               "fee": self.fee.to_string()})
+    }
+    fn from_message(m: &Value) -> Result<Self, DecodeError> {
+        Ok(DeleteBlob {
+            from: field_address(m, "from")?,
+            blobId: field_b256(m, "blobId")?,
+            nonce: field_u64(m, "nonce")?,
+            fee: field_u256(m, "fee")?,
+        })
+    }
+}
