@@ -16,12 +16,16 @@
 //! - **Streaming**: everything works one segment (at most n² × 64 KiB extended) at a time; only the
 //!   leaf hashes (32 bytes × n per segment per sliver) grow with the blob.
 //!
-//! Does not: talk to nodes, store slivers, or know about payment (that is `mycel-storage` and the
-//! chain's storage module).
+//! Around the encoding: [`node`] is the storage node (`mycel storage`) and [`store`] its disk;
+//! [`client`] talks to storage nodes, and [`publish`] writes a blob (encode, pay, upload, certify)
+//! and reads one back. The rules of payment and certification are the chain's
+//! (`mycel_state::storage`).
 
 mod codec;
 mod layout;
 pub mod merkle;
+pub mod node;
+pub mod store;
 
 pub use codec::{Codec, ExtendedSegment};
 pub use layout::{Axis, Metadata, Sliver};
@@ -88,6 +92,14 @@ impl BlobEncoder {
 
     /// Encodes the next segment: exactly the bytes of [`Layout::segment_range`].
     pub fn push(&mut self, data: &[u8]) -> Result<&ExtendedSegment, BlobError> {
+        self.stage(data)?;
+        self.commit();
+        Ok(&self.segment)
+    }
+
+    /// Encodes the next segment without counting it yet: [`commit`](Self::commit) counts it, or
+    /// the next `stage` replaces it.
+    fn stage(&mut self, data: &[u8]) -> Result<&ExtendedSegment, BlobError> {
         let layout = *self.codec.layout();
         if self.pushed >= layout.segments {
             return Err(BlobError::Coding(
@@ -102,13 +114,18 @@ impl BlobEncoder {
             });
         }
         self.codec.encode_segment(data, &mut self.segment)?;
+        Ok(&self.segment)
+    }
+
+    fn commit(&mut self) {
+        let layout = *self.codec.layout();
         for i in 0..layout.n() {
             self.primary_leaves[i].extend(self.segment.primary_leaves(i));
             self.secondary_leaves[i].extend(self.segment.secondary_leaves(i));
         }
+        let range = layout.segment_range(self.pushed);
         self.pushed += 1;
-        self.bytes += data.len() as u64;
-        Ok(&self.segment)
+        self.bytes += range.end - range.start;
     }
 
     pub fn finish(self) -> Result<Encoded, BlobError> {
@@ -255,6 +272,7 @@ impl BlobDecoder {
     }
 
     /// Decodes the next segment from exactly n − 2f primary slivers' parts; returns its blob bytes.
+    /// On an error nothing was consumed: the same segment can be pushed again from other slivers.
     pub fn push(&mut self, rows: &[(usize, &[u8])]) -> Result<Vec<u8>, BlobError> {
         let layout = *self.encoder.layout();
         let need = layout.primary_source();
@@ -279,7 +297,7 @@ impl BlobDecoder {
         let mut data = self.encoder.codec.decode_segment(rows)?;
         let range = layout.segment_range(segment);
         data.truncate((range.end - range.start) as usize);
-        let extended = self.encoder.push(&data)?;
+        let extended = self.encoder.stage(&data)?;
         let n = layout.n();
         let from = segment as usize * n;
         let known =
@@ -288,6 +306,7 @@ impl BlobDecoder {
             .iter()
             .all(|(i, _)| extended.primary_leaves(*i).eq(known(*i).iter().copied()))
         {
+            self.encoder.commit();
             return Ok(data);
         }
         // Something differs: a part that is not what its node committed to, or an encoding
@@ -300,6 +319,7 @@ impl BlobDecoder {
             }
         }
         self.inconsistent = true;
+        self.encoder.commit();
         Ok(data)
     }
 

@@ -395,6 +395,16 @@ impl NodeClient {
         self.get(&format!("/v1/allowances/{agent}")).await
     }
 
+    /// `GET /v1/storage`: the storage committee, epoch and prices.
+    pub async fn storage(&self) -> Result<api::StorageInfo, ClientError> {
+        self.get("/v1/storage").await
+    }
+
+    /// `GET /v1/storage/blobs/{id}`. No such blob (or expired): [`code::UNKNOWN_BLOB`].
+    pub async fn blob(&self, blob_id: B256) -> Result<api::BlobInfo, ClientError> {
+        self.get(&format!("/v1/storage/blobs/{blob_id}")).await
+    }
+
     /// `GET /v1/jobs/{id}`. No such job: [`code::UNKNOWN_JOB`].
     pub async fn job(&self, id: u64) -> Result<api::Job, ClientError> {
         self.get(&format!("/v1/jobs/{id}")).await

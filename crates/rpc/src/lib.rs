@@ -14,6 +14,7 @@ mod agents;
 mod explorer;
 mod history;
 mod jobs;
+mod storage;
 
 use alloy_primitives::{Address, B256};
 use axum::{
@@ -140,6 +141,8 @@ fn router_counting(node: Node, genesis: Genesis, http: ServerStats, attached: At
         .route("/v1/allowances/{agent}", get(jobs::allowance))
         .route("/v1/jobs", get(jobs::job_list))
         .route("/v1/jobs/{id}", get(jobs::job))
+        .route("/v1/storage", get(storage::info))
+        .route("/v1/storage/blobs/{id}", get(storage::blob))
         .route("/explorer", get(explorer::index))
         .route("/explorer/", get(explorer::index))
         .route("/explorer/app.js", get(explorer::script))

@@ -119,6 +119,10 @@ pub mod code {
     pub const UNKNOWN_VALIDATION: &str = "unknown_validation";
     /// A job that was never created (404).
     pub const UNKNOWN_JOB: &str = "unknown_job";
+    /// A malformed blob id in the path (400).
+    pub const BAD_BLOB_ID: &str = "bad_blob_id";
+    /// A blob never registered, or expired (404).
+    pub const UNKNOWN_BLOB: &str = "blob_unknown";
     /// A malformed job id in the path (400).
     pub const BAD_JOB_ID: &str = "bad_job_id";
     /// An agent that was never registered (404).

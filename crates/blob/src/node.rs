@@ -1,0 +1,396 @@
+//! The storage node (`mycel storage`): keeps its slivers of the blobs the chain says it must, and
+//! serves them back.
+//!
+//! Routes (docs/storage.md), all under `/v1/slivers/{blob_id}`:
+//! - `PUT …/metadata`: the blob's metadata (binary). Accepted only if the blob is registered on
+//!   chain, not deleted, on a committee this node is in, with the metadata's id, node count and
+//!   length — so nothing unpaid is ever stored, whoever sends it.
+//! - `PUT …/{primary|secondary}?from=S`: sliver parts from segment S (a whole number of parts,
+//!   at most [`MAX_UPLOAD_BYTES`]); `POST …/{axis}/seal` checks the whole sliver against its
+//!   root and keeps it. A sliver that does not match is refused and not kept.
+//! - `GET …/confirmation`: once both slivers are kept, this node's signed
+//!   [`StorageConfirmation`] — what a writer gathers 2f + 1 of to certify the blob.
+//! - `GET …/metadata`, `GET …/{axis}/leaves`, `GET …/{axis}?from=S&count=K` (at most
+//!   [`MAX_UPLOAD_BYTES`] per answer): what readers fetch.
+//! - `GET /v1/health`: the node's address and what it holds.
+//!
+//! Bounds: every request body goes through `mycel-http` (deadlines, a connection cap, a body cap);
+//! a check of a whole sliver runs on a blocking thread, at most [`CONCURRENT_SEALS`] at a time;
+//! a sweep drops blobs the chain no longer knows (expired).
+
+use crate::store::{Assignment, Store, StoreError};
+use crate::{Axis, Metadata};
+use alloy_primitives::{Address, B256};
+use alloy_signer::SignerSync;
+use alloy_signer_local::PrivateKeySigner;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use mycel_client::NodeClient;
+use mycel_types::api::{code, BlobStatus, ErrorBody, ErrorDetail};
+use mycel_types::storage::{sliver_of, StorageConfirmation};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// The largest sliver upload or download in one request.
+pub const MAX_UPLOAD_BYTES: usize = 16 << 20;
+/// Whole-sliver checks running at once.
+pub const CONCURRENT_SEALS: usize = 2;
+/// How often blobs the chain dropped are removed.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(30);
+
+/// `GET /v1/health`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    pub address: Address,
+    pub blobs: u64,
+    pub bytes: u64,
+}
+
+/// `GET /v1/slivers/{id}/confirmation`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confirmation {
+    pub node: Address,
+    pub committee: u64,
+    /// 65 bytes `r ‖ s ‖ v`, 0x-hex.
+    pub signature: alloy_primitives::Bytes,
+}
+
+struct NodeState {
+    store: Store,
+    signer: PrivateKeySigner,
+    chain: NodeClient,
+    seals: Semaphore,
+}
+
+/// A storage node's service: its routes and its sweep.
+#[derive(Clone)]
+pub struct StorageNode(Arc<NodeState>);
+
+impl StorageNode {
+    pub fn open(
+        dir: &std::path::Path,
+        signer: PrivateKeySigner,
+        chain: NodeClient,
+    ) -> std::io::Result<StorageNode> {
+        Ok(StorageNode(Arc::new(NodeState {
+            store: Store::open(dir)?,
+            signer,
+            chain,
+            seals: Semaphore::new(CONCURRENT_SEALS),
+        })))
+    }
+
+    pub fn address(&self) -> Address {
+        self.0.signer.address()
+    }
+
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/v1/health", get(health))
+            .route(
+                "/v1/slivers/{id}/metadata",
+                put(put_metadata).get(get_metadata),
+            )
+            .route("/v1/slivers/{id}/confirmation", get(confirmation))
+            .route("/v1/slivers/{id}/{axis}", put(put_parts).get(get_parts))
+            .route("/v1/slivers/{id}/{axis}/seal", post(seal))
+            .route("/v1/slivers/{id}/{axis}/leaves", get(get_leaves))
+            .with_state(self.clone())
+    }
+
+    /// Removes blobs the chain no longer has (their paid epochs are over); returns how many.
+    pub async fn sweep(&self) -> usize {
+        let Ok(ids) = self.0.store.blob_ids() else {
+            return 0;
+        };
+        let mut removed = 0;
+        for id in ids {
+            match self.0.chain.blob(id).await {
+                Err(e) if e.is_code(code::UNKNOWN_BLOB) => {
+                    if self.0.store.remove(&id).is_ok() {
+                        tracing::info!(blob = %id, "dropped: the chain no longer pays for it");
+                        removed += 1;
+                    }
+                }
+                _ => {}
+            }
+        }
+        removed
+    }
+
+    /// Sweeps every [`SWEEP_EVERY`] until `stop` resolves.
+    pub async fn sweep_forever(self) {
+        loop {
+            tokio::time::sleep(SWEEP_EVERY).await;
+            self.sweep().await;
+        }
+    }
+}
+
+/// A refusal: an HTTP status with `{"error": {"code", "message"}}`.
+pub struct Refusal(StatusCode, &'static str, String);
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail::new(self.1, self.2),
+        };
+        (self.0, Json(body)).into_response()
+    }
+}
+
+impl From<StoreError> for Refusal {
+    fn from(e: StoreError) -> Refusal {
+        match e {
+            StoreError::NoMetadata(_) | StoreError::Missing(_) => {
+                Refusal(StatusCode::NOT_FOUND, "not_stored", e.to_string())
+            }
+            StoreError::Io(_) => Refusal(StatusCode::INTERNAL_SERVER_ERROR, "disk", e.to_string()),
+            StoreError::Blob(crate::BlobError::WrongSliver(..)) => Refusal(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "sliver_mismatch",
+                e.to_string(),
+            ),
+            _ => Refusal(StatusCode::BAD_REQUEST, "bad_sliver_request", e.to_string()),
+        }
+    }
+}
+
+type Answer<T> = Result<T, Refusal>;
+
+fn blob_id(id: &str) -> Answer<B256> {
+    id.parse().map_err(|_| {
+        Refusal(
+            StatusCode::BAD_REQUEST,
+            code::BAD_BLOB_ID,
+            format!("`{id}` is not a blob id"),
+        )
+    })
+}
+
+fn axis(name: &str) -> Answer<Axis> {
+    name.parse().map_err(|e: crate::BlobError| {
+        Refusal(StatusCode::NOT_FOUND, code::NOT_FOUND, e.to_string())
+    })
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Answer<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Refusal(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
+        .map_err(Refusal::from)
+}
+
+async fn health(State(node): State<StorageNode>) -> Answer<Json<Health>> {
+    let n = node.clone();
+    let (blobs, bytes) =
+        blocking(move || Ok((n.0.store.blob_ids()?.len() as u64, n.0.store.bytes()?))).await?;
+    Ok(Json(Health {
+        address: node.address(),
+        blobs,
+        bytes,
+    }))
+}
+
+async fn put_metadata(
+    State(node): State<StorageNode>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Answer<StatusCode> {
+    let id = blob_id(&id)?;
+    let bad = |m: String| Refusal(StatusCode::BAD_REQUEST, "bad_metadata", m);
+    let metadata = Metadata::decode(&body).map_err(|e| bad(e.to_string()))?;
+    if metadata.blob_id() != id {
+        return Err(bad(format!(
+            "this metadata is of blob {}, not {id}",
+            metadata.blob_id()
+        )));
+    }
+    let info = node
+        .0
+        .chain
+        .blob(id)
+        .await
+        .map_err(|e| match e.is_code(code::UNKNOWN_BLOB) {
+            true => Refusal(
+                StatusCode::NOT_FOUND,
+                code::UNKNOWN_BLOB,
+                format!("blob {id} is not registered (paid for) on chain"),
+            ),
+            false => Refusal(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "chain_unreachable",
+                e.to_string(),
+            ),
+        })?;
+    if info.status == BlobStatus::Deleted {
+        return Err(Refusal(
+            StatusCode::GONE,
+            "blob_deleted",
+            format!("blob {id} was deleted"),
+        ));
+    }
+    let position = info
+        .members
+        .iter()
+        .position(|m| m.address == node.address())
+        .ok_or_else(|| {
+            Refusal(
+                StatusCode::FORBIDDEN,
+                "not_in_committee",
+                format!(
+                    "this node is not in committee {} of blob {id}",
+                    info.committee
+                ),
+            )
+        })?;
+    if usize::from(metadata.nodes) != info.members.len() || metadata.length != info.length {
+        return Err(bad(format!(
+            "the chain registered {id} as {} bytes on {} nodes; this metadata says {} bytes on {}",
+            info.length,
+            info.members.len(),
+            metadata.length,
+            metadata.nodes
+        )));
+    }
+    let assignment = Assignment {
+        committee: info.committee,
+        position,
+        sliver: sliver_of(position, metadata.nodes, &id),
+    };
+    let n = node.clone();
+    blocking(move || Ok(n.0.store.put_metadata(&metadata, assignment)?)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn get_metadata(State(node): State<StorageNode>, Path(id): Path<String>) -> Answer<Vec<u8>> {
+    let id = blob_id(&id)?;
+    let (metadata, _) = node.0.store.metadata(&id)?;
+    Ok(metadata.encode())
+}
+
+#[derive(Deserialize)]
+struct Window {
+    #[serde(default)]
+    from: u64,
+    count: Option<u64>,
+}
+
+async fn put_parts(
+    State(node): State<StorageNode>,
+    Path((id, ax)): Path<(String, String)>,
+    Query(window): Query<Window>,
+    body: Bytes,
+) -> Answer<StatusCode> {
+    let (id, ax) = (blob_id(&id)?, axis(&ax)?);
+    if body.len() > MAX_UPLOAD_BYTES {
+        return Err(Refusal(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request_too_large",
+            format!("at most {MAX_UPLOAD_BYTES} bytes per request"),
+        ));
+    }
+    if node.0.store.has(&id, ax) {
+        return Ok(StatusCode::NO_CONTENT);
+    }
+    let n = node.clone();
+    blocking(move || n.0.store.write_parts(&id, ax, window.from, &body)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn seal(
+    State(node): State<StorageNode>,
+    Path((id, ax)): Path<(String, String)>,
+) -> Answer<StatusCode> {
+    let (id, ax) = (blob_id(&id)?, axis(&ax)?);
+    if node.0.store.has(&id, ax) {
+        return Ok(StatusCode::NO_CONTENT);
+    }
+    let _permit = node.0.seals.acquire().await.map_err(|_| {
+        Refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "stopping",
+            "the node is stopping".into(),
+        )
+    })?;
+    let n = node.clone();
+    blocking(move || n.0.store.seal(&id, ax)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn confirmation(
+    State(node): State<StorageNode>,
+    Path(id): Path<String>,
+) -> Answer<Json<Confirmation>> {
+    let id = blob_id(&id)?;
+    let (_, assignment) = node.0.store.metadata(&id)?;
+    for ax in [Axis::Primary, Axis::Secondary] {
+        if !node.0.store.has(&id, ax) {
+            return Err(StoreError::Missing(ax.as_str()).into());
+        }
+    }
+    let chain_id = node
+        .0
+        .chain
+        .chain_params()
+        .await
+        .map_err(|e| {
+            Refusal(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "chain_unreachable",
+                e.to_string(),
+            )
+        })?
+        .chain_id;
+    let statement = StorageConfirmation {
+        blobId: id,
+        committee: assignment.committee,
+    };
+    let signature = node
+        .0
+        .signer
+        .sign_hash_sync(&statement.signing_hash_on(chain_id))
+        .map_err(|e| Refusal(StatusCode::INTERNAL_SERVER_ERROR, "signing", e.to_string()))?;
+    Ok(Json(Confirmation {
+        node: node.address(),
+        committee: assignment.committee,
+        signature: signature.as_bytes().to_vec().into(),
+    }))
+}
+
+async fn get_leaves(
+    State(node): State<StorageNode>,
+    Path((id, ax)): Path<(String, String)>,
+) -> Answer<Vec<u8>> {
+    let (id, ax) = (blob_id(&id)?, axis(&ax)?);
+    let n = node.clone();
+    blocking(move || n.0.store.leaves(&id, ax)).await
+}
+
+async fn get_parts(
+    State(node): State<StorageNode>,
+    Path((id, ax)): Path<(String, String)>,
+    Query(window): Query<Window>,
+) -> Answer<Vec<u8>> {
+    let (id, ax) = (blob_id(&id)?, axis(&ax)?);
+    let (metadata, _) = node.0.store.metadata(&id)?;
+    let layout = metadata
+        .layout()
+        .map_err(|e| Refusal::from(StoreError::Blob(e)))?;
+    let part = match ax {
+        Axis::Primary => layout.primary_segment_bytes(),
+        Axis::Secondary => layout.secondary_segment_bytes(),
+    };
+    let most = (MAX_UPLOAD_BYTES / part).max(1) as u64;
+    let count = window.count.unwrap_or(most).min(most);
+    let n = node.clone();
+    blocking(move || n.0.store.read_parts(&id, ax, window.from, count)).await
+}
