@@ -92,10 +92,14 @@ fn bench(c: &mut Criterion) {
                 .unwrap();
             parts.push(rows.iter().map(|i| ext.primary(*i).to_vec()).collect());
         }
-        let metadata = enc.finish().unwrap().metadata;
+        let encoded = enc.finish().unwrap();
+        let (metadata, leaves) = (encoded.metadata, encoded.primary_leaves);
         group.bench_with_input(BenchmarkId::new("decode/mycel", nodes), &layout, |b, _| {
             b.iter(|| {
                 let mut dec = BlobDecoder::new(metadata.clone()).unwrap();
+                for i in &rows {
+                    dec.trust_leaves(*i, leaves[*i].clone()).unwrap();
+                }
                 for seg in &parts {
                     let rows: Vec<(usize, &[u8])> =
                         rows.iter().zip(seg).map(|(i, p)| (*i, &p[..])).collect();

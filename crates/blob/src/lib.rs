@@ -21,10 +21,12 @@
 //! and reads one back. The rules of payment and certification are the chain's
 //! (`mycel_state::storage`).
 
+pub mod client;
 mod codec;
 mod layout;
 pub mod merkle;
 pub mod node;
+pub mod publish;
 pub mod store;
 
 pub use codec::{Codec, ExtendedSegment};

@@ -101,6 +101,9 @@ impl StorageNode {
             .route("/v1/slivers/{id}/{axis}", put(put_parts).get(get_parts))
             .route("/v1/slivers/{id}/{axis}/seal", post(seal))
             .route("/v1/slivers/{id}/{axis}/leaves", get(get_leaves))
+            .layer(axum::extract::DefaultBodyLimit::max(
+                MAX_UPLOAD_BYTES + 4096,
+            ))
             .with_state(self.clone())
     }
 
@@ -124,7 +127,7 @@ impl StorageNode {
         removed
     }
 
-    /// Sweeps every [`SWEEP_EVERY`] until `stop` resolves.
+    /// Sweeps every [`SWEEP_EVERY`], for as long as the task runs.
     pub async fn sweep_forever(self) {
         loop {
             tokio::time::sleep(SWEEP_EVERY).await;
@@ -393,4 +396,130 @@ async fn get_parts(
     let count = window.count.unwrap_or(most).min(most);
     let n = node.clone();
     blocking(move || n.0.store.read_parts(&id, ax, window.from, count)).await
+}
+
+/// How to run a storage node.
+pub struct NodeConfig {
+    /// Where slivers are kept.
+    pub dir: std::path::PathBuf,
+    pub signer: PrivateKeySigner,
+    pub chain: NodeClient,
+    pub listen: std::net::SocketAddr,
+    /// The URL other machines reach this node at [default: `http://` + the bound address].
+    pub endpoint: Option<String>,
+    /// MYC locked when registering [default: the chain's minimum].
+    pub stake: Option<u128>,
+    /// Connection limits; the body cap and deadline are raised to fit sliver uploads.
+    pub limits: mycel_http::ServeLimits,
+}
+
+/// Why a storage node did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot use {dir}: {source}")]
+    Dir {
+        dir: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Chain(#[from] mycel_client::ClientError),
+    #[error("{0}")]
+    Limits(#[from] mycel_http::LimitsError),
+}
+
+/// A storage node that is serving.
+pub struct Started {
+    pub addr: std::net::SocketAddr,
+    pub endpoint: String,
+    pub address: Address,
+    /// Whether this start registered the node on chain (false: it already was).
+    pub registered_now: bool,
+}
+
+/// Binds, registers on chain unless already registered (locking the stake), and returns the
+/// future that serves (and sweeps expired blobs) until `shutdown`.
+pub async fn start(
+    config: NodeConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<
+    (
+        Started,
+        impl std::future::Future<Output = std::io::Result<()>> + Send,
+    ),
+    StartError,
+> {
+    let node = StorageNode::open(&config.dir, config.signer.clone(), config.chain.clone())
+        .map_err(|source| StartError::Dir {
+            dir: config.dir.clone(),
+            source,
+        })?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let endpoint = config
+        .endpoint
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
+    let info = config.chain.storage().await?;
+    let registered_now = !info.members.iter().any(|m| m.address == node.address());
+    if registered_now {
+        let stake = config.stake.unwrap_or(info.params.min_node_stake);
+        let endpoint = endpoint.clone();
+        config
+            .chain
+            .send_and_wait(
+                &config.signer,
+                &mycel_client::SendOptions::timeout(Duration::from_secs(60)),
+                |f| {
+                    mycel_types::TxKind::RegisterStorageNode(mycel_types::tx::RegisterStorageNode {
+                        from: f.from,
+                        endpoint,
+                        stake: alloy_primitives::U256::from(stake),
+                        nonce: f.nonce,
+                        fee: f.fee,
+                    })
+                },
+            )
+            .await?
+            .applied()?;
+    } else if let Some(m) = info
+        .members
+        .iter()
+        .find(|m| m.address == node.address() && m.endpoint != endpoint)
+    {
+        tracing::warn!(registered = %m.endpoint, serving = %endpoint, "this node is registered with another endpoint; readers and writers use the registered one");
+    }
+    let limits = mycel_http::ServeLimits {
+        max_body_bytes: MAX_UPLOAD_BYTES + 4096,
+        body_timeout: Duration::from_secs(120),
+        ..config.limits
+    };
+    let server = mycel_http::Server::new(listener, node.router(), limits)?;
+    let sweeper = tokio::spawn(node.clone().sweep_forever());
+    let serving = async move {
+        let result = server.run(shutdown).await;
+        sweeper.abort();
+        result
+    };
+    Ok((
+        Started {
+            addr,
+            endpoint,
+            address: node.address(),
+            registered_now,
+        },
+        serving,
+    ))
 }

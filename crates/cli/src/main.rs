@@ -11,6 +11,7 @@
 
 mod agent_cmd;
 mod allowance_cmd;
+mod blob_cmd;
 mod client;
 mod epoch_cmd;
 mod gateway_cmd;
@@ -128,6 +129,9 @@ enum Command {
     Receipt(receipt_cmd::ReceiptCommand),
     /// Challenge a subnet's miners each tempo, check their receipts, re-run a sample, set weights.
     Validator(validator_cmd::ValidatorArgs),
+    Storage(Box<blob_cmd::StorageArgs>),
+    #[command(subcommand)]
+    Blob(blob_cmd::BlobCommand),
 }
 
 fn main() -> ExitCode {
@@ -183,6 +187,8 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Pay(args) => pay_cmd::run_pay(args),
         Command::Chat(args) => pay_cmd::run_chat(args),
         Command::Session(command) => session_cmd::run(command),
+        Command::Storage(args) => blob_cmd::run_storage(*args),
+        Command::Blob(command) => blob_cmd::run(command),
         Command::Agent(command) => agent_cmd::run(command),
         Command::Job(command) => job_cmd::run(command),
         Command::Allowance(command) => allowance_cmd::run(command),

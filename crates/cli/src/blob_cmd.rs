@@ -1,0 +1,372 @@
+//! `mycel storage` (run a storage node) and `mycel blob` (store and read blobs), docs/storage.md.
+//! The work is mycel-blob's ([`mycel_blob::node::start`], [`mycel_blob::publish`]); this parses
+//! flags, shows progress and prints.
+
+use crate::client::{print_json, ClientArgs};
+use crate::http_limits::HttpLimitsArgs;
+use crate::send::{self, SendArgs};
+use crate::signer::SignerArgs;
+use alloy_primitives::{B256, U256};
+use anyhow::{anyhow, bail, Context as _, Result};
+use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use mycel_blob::publish::{self, Progress};
+use mycel_client::api::{Event, StorageEvent};
+use mycel_client::NodeClient;
+use mycel_types::tx::{DeleteBlob, ExtendBlob};
+use mycel_types::{format_amount, parse_amount, Token, TxKind};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Run a storage node: keep this node's slivers of the blobs the chain pays for, and serve them.
+#[derive(Debug, Args)]
+pub struct StorageArgs {
+    /// Where slivers are kept.
+    #[arg(long, value_name = "DIR", default_value = "./mycel-storage")]
+    pub dir: PathBuf,
+    /// Address to serve on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7100")]
+    pub listen: SocketAddr,
+    /// The URL writers and readers reach this node at, registered on chain [default:
+    /// http://LISTEN].
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// MYC to lock when registering [default: the chain's minimum].
+    #[arg(long, value_name = "MYC")]
+    pub stake: Option<String>,
+    #[command(flatten)]
+    pub signer: SignerArgs,
+    #[command(flatten)]
+    pub http: HttpLimitsArgs,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BlobCommand {
+    /// Store a file: encode it, pay for its epochs, send every storage node its slivers, certify.
+    Put(PutArgs),
+    /// Read a blob back from the storage nodes into a file (checked against its id).
+    Get(GetArgs),
+    /// A blob's registration: status, size, paid epochs, committee.
+    Status(StatusArgs),
+    /// Pay for more epochs of a blob (anyone may).
+    Extend(ExtendArgs),
+    /// End your blob with the current epoch; the epochs not begun are refunded.
+    Delete(DeleteArgs),
+    /// The storage committee, the epoch and the price.
+    Committee(CommitteeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PutArgs {
+    pub file: PathBuf,
+    /// Storage epochs to pay for, from the current one.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub epochs: u64,
+    #[command(flatten)]
+    pub signer: SignerArgs,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    pub blob_id: B256,
+    /// Where to write the blob.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    pub blob_id: B256,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ExtendArgs {
+    pub blob_id: B256,
+    #[arg(long, value_name = "N")]
+    pub epochs: u64,
+    #[command(flatten)]
+    pub send: SendArgs,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    pub blob_id: B256,
+    #[command(flatten)]
+    pub send: SendArgs,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CommitteeArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn chain(client: &ClientArgs) -> Result<NodeClient> {
+    NodeClient::new(&client.rpc).map_err(|e| anyhow!("--rpc: {e}"))
+}
+
+pub fn run_storage(args: StorageArgs) -> Result<()> {
+    let signer = args.signer.load()?;
+    let stake = args
+        .stake
+        .as_deref()
+        .map(|s| parse_amount(s, Token::Myc).with_context(|| format!("bad --stake '{s}' (MYC)")))
+        .transpose()?;
+    let config = mycel_blob::node::NodeConfig {
+        dir: args.dir.clone(),
+        signer,
+        chain: chain(&args.client)?,
+        listen: args.listen,
+        endpoint: args.endpoint.clone(),
+        stake,
+        limits: args.http.limits()?,
+    };
+    crate::run_role(|interrupted| async move {
+        let (started, serving) = mycel_blob::node::start(config, interrupted).await?;
+        eprintln!(
+            "storage node {} serving {} on {} (slivers in {}){}",
+            started.address,
+            started.endpoint,
+            started.addr,
+            args.dir.display(),
+            if started.registered_now {
+                ", registered on chain"
+            } else {
+                ""
+            }
+        );
+        Ok((started.addr, async move {
+            serving.await.context("storage node stopped")
+        }))
+    })
+}
+
+pub fn run(command: BlobCommand) -> Result<()> {
+    match command {
+        BlobCommand::Put(args) => put(args),
+        BlobCommand::Get(args) => get(args),
+        BlobCommand::Status(args) => status(args),
+        BlobCommand::Extend(args) => extend(args),
+        BlobCommand::Delete(args) => delete(args),
+        BlobCommand::Committee(args) => committee(args),
+    }
+}
+
+/// A progress bar that follows [`Progress`] on stderr (hidden when stderr is not a terminal).
+fn progress_bar() -> ProgressBar {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{msg:>10} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+fn follow(bar: &ProgressBar, p: Progress) {
+    match p {
+        Progress::Encoding { done, total } => step(bar, "encoding", done, total),
+        Progress::Uploading { done, total } => step(bar, "uploading", done, total),
+        Progress::Reading { done, total } => step(bar, "reading", done, total),
+        Progress::Registered { height } => {
+            bar.println(format!("registered and paid in block {height}"))
+        }
+        Progress::Certifying => bar.set_message("certifying"),
+    }
+}
+
+fn step(bar: &ProgressBar, what: &'static str, done: u64, total: u64) {
+    bar.set_message(what);
+    bar.set_length(total);
+    bar.set_position(done);
+}
+
+fn put(args: PutArgs) -> Result<()> {
+    if args.epochs == 0 {
+        bail!("--epochs must be at least 1");
+    }
+    let signer = args.signer.load()?;
+    let node = chain(&args.client)?;
+    let bar = progress_bar();
+    let stored = runtime()?.block_on(publish::put_file(
+        &node,
+        &signer,
+        &args.file,
+        args.epochs,
+        &|p| follow(&bar, p),
+    ));
+    bar.finish_and_clear();
+    let stored = stored?;
+    if args.client.json {
+        return print_json(&serde_json::json!({
+            "blob_id": stored.blob_id, "length": stored.length, "paid": stored.paid.to_string(),
+            "end_epoch": stored.end_epoch, "certified_height": stored.certified_height,
+            "confirmed_by": stored.confirmed_by,
+        }));
+    }
+    println!("{}", stored.blob_id);
+    eprintln!(
+        "stored {} bytes, certified in block {} by {} storage nodes; paid {} MYC, stored until epoch {}",
+        stored.length,
+        stored.certified_height,
+        stored.confirmed_by.len(),
+        format_amount(stored.paid, Token::Myc),
+        stored.end_epoch
+    );
+    Ok(())
+}
+
+fn get(args: GetArgs) -> Result<()> {
+    let node = chain(&args.client)?;
+    let bar = progress_bar();
+    let read = runtime()?.block_on(publish::get_file(&node, args.blob_id, &args.output, &|p| {
+        follow(&bar, p)
+    }));
+    bar.finish_and_clear();
+    let read = read?;
+    for skipped in &read.skipped {
+        eprintln!("skipped a storage node: {skipped}");
+    }
+    eprintln!(
+        "wrote {} bytes to {} (checked against blob {})",
+        read.length,
+        args.output.display(),
+        read.blob_id
+    );
+    Ok(())
+}
+
+fn status(args: StatusArgs) -> Result<()> {
+    let info = runtime()?.block_on(chain(&args.client)?.blob(args.blob_id))?;
+    if args.client.json {
+        return print_json(&info);
+    }
+    println!("blob         {}", info.blob_id);
+    println!("status       {:?}", info.status);
+    println!("length       {} bytes", info.length);
+    println!("owner        {}", info.owner);
+    println!(
+        "epochs       {} .. {} (paid until the start of epoch {})",
+        info.start_epoch, info.end_epoch, info.end_epoch
+    );
+    println!(
+        "epoch price  {} MYC",
+        format_amount(info.epoch_price, Token::Myc)
+    );
+    println!(
+        "certified    {}",
+        info.certified_height
+            .map_or("not yet".into(), |h| format!("in block {h}"))
+    );
+    println!(
+        "committee    {} ({} nodes)",
+        info.committee,
+        info.members.len()
+    );
+    for m in &info.members {
+        println!("  {}  {}", m.address, m.endpoint);
+    }
+    Ok(())
+}
+
+fn extend(args: ExtendArgs) -> Result<()> {
+    let info = runtime()?.block_on(chain(&args.client)?.blob(args.blob_id))?;
+    let max = info.epoch_price.saturating_mul(u128::from(args.epochs));
+    let (id, epochs) = (args.blob_id, args.epochs);
+    let events = send::submit_for_events(&args.client, &args.send, move |from, nonce, fee| {
+        TxKind::ExtendBlob(ExtendBlob {
+            from,
+            blobId: id,
+            epochs,
+            maxCost: U256::from(max),
+            nonce,
+            fee,
+        })
+    })?;
+    for e in events {
+        if let Event::Storage(StorageEvent::BlobExtended {
+            end_epoch, paid, ..
+        }) = e
+        {
+            eprintln!(
+                "paid {} MYC: stored until epoch {end_epoch}",
+                format_amount(paid, Token::Myc)
+            );
+        }
+    }
+    Ok(())
+}
+
+fn delete(args: DeleteArgs) -> Result<()> {
+    let id = args.blob_id;
+    let events = send::submit_for_events(&args.client, &args.send, move |from, nonce, fee| {
+        TxKind::DeleteBlob(DeleteBlob {
+            from,
+            blobId: id,
+            nonce,
+            fee,
+        })
+    })?;
+    for e in events {
+        if let Event::Storage(StorageEvent::BlobDeleted { refunded, .. }) = e {
+            eprintln!(
+                "deleted: refunded {} MYC; the nodes drop it when this epoch ends",
+                format_amount(refunded, Token::Myc)
+            );
+        }
+    }
+    Ok(())
+}
+
+fn committee(args: CommitteeArgs) -> Result<()> {
+    let info = runtime()?.block_on(chain(&args.client)?.storage())?;
+    if args.client.json {
+        return print_json(&info);
+    }
+    println!(
+        "committee    {} ({} nodes)",
+        info.committee,
+        info.members.len()
+    );
+    for m in &info.members {
+        println!(
+            "  {}  {}  stake {} MYC",
+            m.address,
+            m.endpoint,
+            format_amount(m.stake, Token::Myc)
+        );
+    }
+    println!(
+        "epoch        {} (ends at block {})",
+        info.epoch, info.epoch_ends_at
+    );
+    println!(
+        "price        {} MYC per MiB stored per epoch",
+        format_amount(info.params.price_per_mib_epoch, Token::Myc)
+    );
+    println!(
+        "fund         {} MYC for {} blobs",
+        format_amount(info.fund, Token::Myc),
+        info.blobs
+    );
+    Ok(())
+}
