@@ -441,7 +441,8 @@ pub struct Started {
     pub registered_now: bool,
 }
 
-/// Binds, registers on chain unless already registered (locking the stake), and returns the
+/// Binds, registers on chain unless already registered (locking the stake; a registered node
+/// whose endpoint changed moves it), and returns the
 /// future that serves (and sweeps expired blobs) until `shutdown`.
 pub async fn start(
     config: NodeConfig,
@@ -473,33 +474,30 @@ pub async fn start(
         .clone()
         .unwrap_or_else(|| format!("http://{addr}"));
     let info = config.chain.storage().await?;
-    let registered_now = !info.members.iter().any(|m| m.address == node.address());
-    if registered_now {
-        let stake = config.stake.unwrap_or(info.params.min_node_stake);
+    let member = info.members.iter().find(|m| m.address == node.address());
+    let registered_now = member.is_none();
+    // Register (locking the stake), or move the registered endpoint to this one (no stake).
+    let stake = match member {
+        None => Some(config.stake.unwrap_or(info.params.min_node_stake)),
+        Some(m) if m.endpoint != endpoint => Some(0),
+        Some(_) => None,
+    };
+    if let Some(stake) = stake {
         let endpoint = endpoint.clone();
+        let options = mycel_client::SendOptions::timeout(Duration::from_secs(60));
         config
             .chain
-            .send_and_wait(
-                &config.signer,
-                &mycel_client::SendOptions::timeout(Duration::from_secs(60)),
-                |f| {
-                    mycel_types::TxKind::RegisterStorageNode(mycel_types::tx::RegisterStorageNode {
-                        from: f.from,
-                        endpoint,
-                        stake: alloy_primitives::U256::from(stake),
-                        nonce: f.nonce,
-                        fee: f.fee,
-                    })
-                },
-            )
+            .send_and_wait(&config.signer, &options, |f| {
+                mycel_types::TxKind::RegisterStorageNode(mycel_types::tx::RegisterStorageNode {
+                    from: f.from,
+                    endpoint,
+                    stake: alloy_primitives::U256::from(stake),
+                    nonce: f.nonce,
+                    fee: f.fee,
+                })
+            })
             .await?
             .applied()?;
-    } else if let Some(m) = info
-        .members
-        .iter()
-        .find(|m| m.address == node.address() && m.endpoint != endpoint)
-    {
-        tracing::warn!(registered = %m.endpoint, serving = %endpoint, "this node is registered with another endpoint; readers and writers use the registered one");
     }
     let limits = mycel_http::ServeLimits {
         max_body_bytes: MAX_UPLOAD_BYTES + 4096,

@@ -42,6 +42,8 @@ pub enum PublishError {
     File { path: PathBuf, reason: String },
     #[error("{0}")]
     Chain(#[from] ClientError),
+    #[error("--epochs {epochs}: a blob is paid for 1 to {max} epochs ahead")]
+    Epochs { epochs: u64, max: u64 },
     #[error("{0}")]
     Blob(#[from] BlobError),
     #[error("{0}")]
@@ -162,6 +164,13 @@ pub async fn put_file(
     let nodes = storage.members.len();
     if nodes < usize::from(MIN_NODES) {
         return Err(PublishError::NoCommittee { nodes });
+    }
+    let max_epochs = u64::from(storage.params.max_epochs);
+    if epochs == 0 || epochs > max_epochs {
+        return Err(PublishError::Epochs {
+            epochs,
+            max: max_epochs,
+        });
     }
     let (layout, metadata) = {
         let path = path.to_path_buf();

@@ -224,6 +224,13 @@ fn put(args: PutArgs) -> Result<()> {
         }));
     }
     println!("{}", stored.blob_id);
+    if stored.confirmed_by.is_empty() {
+        eprintln!(
+            "already stored: certified in block {}, paid until epoch {} (`mycel blob extend` pays for more)",
+            stored.certified_height, stored.end_epoch
+        );
+        return Ok(());
+    }
     eprintln!(
         "stored {} bytes, certified in block {} by {} storage nodes; paid {} MYC, stored until epoch {}",
         stored.length,

@@ -30,6 +30,7 @@ mod send;
 mod session_cmd;
 mod signer;
 mod up_roles;
+mod up_storage;
 mod up_subnet;
 mod validator_cmd;
 

@@ -47,6 +47,16 @@ pub struct UpArgs {
     /// Epochs per subnet whose payouts the node keeps [default: 1000, or node.json's].
     #[arg(long, value_name = "N")]
     pub history_epochs: Option<usize>,
+    /// Storage nodes to run (0: none). Blobs need at least 4.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub storage_nodes: u16,
+    /// Address of the first storage node; node K serves on its port + K.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7100")]
+    pub storage_addr: SocketAddr,
+    /// Blocks per storage epoch of a new devnet (blobs are paid for, and nodes paid, by the epoch)
+    /// [default: 600]. A resumed devnet keeps its genesis.
+    #[arg(long, value_name = "BLOCKS")]
+    pub storage_epoch_blocks: Option<u64>,
     /// Limits of every HTTP server the devnet runs: the node API, and the miners, validator and
     /// gateway of the subnet.
     #[command(flatten)]
@@ -137,7 +147,11 @@ pub fn run_up(args: UpArgs) -> anyhow::Result<()> {
             )
         })?;
         let key = generate_validator_key();
-        let genesis = Genesis::devnet(vec![key.public_key.clone()], now_ms())?;
+        let mut genesis = Genesis::devnet(vec![key.public_key.clone()], now_ms())?;
+        if let Some(blocks) = args.storage_epoch_blocks {
+            anyhow::ensure!(blocks > 0, "--storage-epoch-blocks must be at least 1");
+            genesis.storage.epoch_blocks = blocks;
+        }
         let node = NodeConfig::new(
             &args.data_dir,
             genesis,
@@ -170,7 +184,14 @@ pub fn run_up(args: UpArgs) -> anyhow::Result<()> {
         gateway_addr: args.gateway_addr,
         http: args.http.clone(),
     });
-    run(file, Banner::Devnet(subnet), limits)
+    let storage = (args.storage_nodes > 0).then(|| crate::up_storage::StoragePlan {
+        rpc: format!("http://{}", args.rpc_addr),
+        dir: args.data_dir.join("storage"),
+        nodes: args.storage_nodes,
+        first_addr: args.storage_addr,
+        http: args.http.clone(),
+    });
+    run(file, Banner::Devnet { subnet, storage }, limits)
 }
 
 pub fn run_node(args: NodeArgs) -> anyhow::Result<()> {
@@ -358,8 +379,11 @@ fn init(
 }
 
 enum Banner {
-    /// `mycel up`, with the inference subnet unless `--chain-only`.
-    Devnet(Option<crate::up_roles::SubnetPlan>),
+    /// `mycel up`, with the inference subnet unless `--chain-only`, and its storage nodes.
+    Devnet {
+        subnet: Option<crate::up_roles::SubnetPlan>,
+        storage: Option<crate::up_storage::StoragePlan>,
+    },
     Node,
 }
 
@@ -387,10 +411,17 @@ fn run(file: NodeFile, banner: Banner, limits: mycel_http::ServeLimits) -> anyho
         let listener = tokio::net::TcpListener::from_std(listener)?;
         let status = node.status();
         let mut subnet = None;
+        let mut storage = None;
         let attached = mycel_rpc::Attached::default();
         match banner {
-            Banner::Devnet(plan) => {
+            Banner::Devnet {
+                subnet: plan,
+                storage: storage_plan,
+            } => {
                 print_devnet_banner(rpc_addr, &data_dir, &status.node_key, status.latest_height);
+                if let Some(plan) = storage_plan {
+                    storage = Some(crate::up_storage::start(plan)?);
+                }
                 if let Some(plan) = plan {
                     subnet = Some(crate::up_roles::start(plan, attached.clone())?);
                 }
@@ -412,6 +443,9 @@ fn run(file: NodeFile, banner: Banner, limits: mycel_http::ServeLimits) -> anyho
         .context("the HTTP API stopped")?;
         if let Some(subnet) = subnet {
             subnet.stop();
+        }
+        if let Some(storage) = storage {
+            storage.stop();
         }
         eprintln!(
             "stopped at finalized height {}",
@@ -518,7 +552,7 @@ fn read_node_file(path: &Path) -> anyhow::Result<NodeFile> {
 }
 
 /// Writes JSON atomically (temp file, fsync, rename); `secret` files get mode 0600.
-fn write_json<T: Serialize>(path: &Path, value: &T, secret: bool) -> anyhow::Result<()> {
+pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T, secret: bool) -> anyhow::Result<()> {
     let tmp = path.with_extension("json.tmp");
     let mut options = fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);

@@ -89,6 +89,10 @@ blocking_calls! {
     fn health(&self) -> ();
     /// `GET /v1/status`.
     fn status(&self) -> api::Status;
+    /// `GET /v1/storage`.
+    fn storage(&self) -> api::StorageInfo;
+    /// `GET /v1/storage/blobs/{id}`.
+    fn blob(&self, blob_id: B256) -> api::BlobInfo;
     /// The chain id and minimum fee (read once).
     fn chain_params(&self) -> ChainParams;
     /// `GET /v1/genesis`.

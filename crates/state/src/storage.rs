@@ -5,6 +5,8 @@
 //! - `RegisterStorageNode`: an endpoint (`http://` or `https://`, at most [`MAX_ENDPOINT_BYTES`])
 //!   and at least `min_node_stake` MYC, locked. The committee is every registered node in address
 //!   order (at most [`MAX_NODES`]); each registration makes a new committee, numbered 1, 2, ….
+//!   A registered node sending it again moves its endpoint and adds `stake` (0 allowed) to its
+//!   stake; the committee does not change.
 //! - `RegisterBlob`: on the current committee (the writer encoded for its n, at least
 //!   [`MIN_NODES`]), a length within [`MAX_BLOB_BYTES`], 1 to `max_epochs` epochs, an id not
 //!   registered. The price is `epoch_price(layout) × epochs` ([`StorageParams::epoch_price`]:
@@ -165,9 +167,15 @@ impl Storage {
 
     pub(crate) fn apply(&mut self, write: StorageWrite, tx_hash: B256) {
         match write {
-            StorageWrite::Node { address, node } => {
+            StorageWrite::Node {
+                address,
+                node,
+                joins,
+            } => {
                 self.nodes.insert(address, node);
-                self.committees.push(self.nodes.keys().copied().collect());
+                if joins {
+                    self.committees.push(self.nodes.keys().copied().collect());
+                }
             }
             StorageWrite::Blob {
                 id,
@@ -187,8 +195,6 @@ impl Storage {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 #[serde(tag = "reason", rename_all = "snake_case")]
 pub enum StorageError {
-    #[error("{address} is already a storage node")]
-    AlreadyNode { address: Address },
     #[error("endpoint `{endpoint}` is not an http(s) URL of at most {MAX_ENDPOINT_BYTES} bytes")]
     BadEndpoint { endpoint: String },
     #[error("stake {stake} is below the minimum {min} to run a storage node (MYC base units)")]
@@ -234,7 +240,6 @@ pub enum StorageError {
 impl StorageError {
     pub fn code(&self) -> &'static str {
         match self {
-            StorageError::AlreadyNode { .. } => "storage_already_node",
             StorageError::BadEndpoint { .. } => "storage_bad_endpoint",
             StorageError::StakeTooLow { .. } => "storage_stake_too_low",
             StorageError::CommitteeFull => "storage_committee_full",
@@ -260,6 +265,8 @@ pub(crate) enum StorageWrite {
     Node {
         address: Address,
         node: StorageNode,
+        /// A new member (a new committee), or a registered node's new endpoint and stake.
+        joins: bool,
     },
     Blob {
         id: B256,
@@ -303,9 +310,6 @@ pub(crate) fn plan_tx(
     let mut accounts = bank::Touched::new(state, sender, payer);
     let (event, write) = match kind {
         TxKind::RegisterStorageNode(t) => {
-            if storage.nodes.contains_key(&sender) {
-                return Err(err(StorageError::AlreadyNode { address: sender }));
-            }
             let url_ok = t.endpoint.starts_with("http://") || t.endpoint.starts_with("https://");
             if !url_ok
                 || t.endpoint.len() > MAX_ENDPOINT_BYTES
@@ -316,31 +320,49 @@ pub(crate) fn plan_tx(
                 }));
             }
             let stake = amount(t.stake)?;
-            if stake < params.min_node_stake {
-                return Err(err(StorageError::StakeTooLow {
-                    stake: stake.to_string(),
-                    min: params.min_node_stake.to_string(),
-                }));
-            }
-            if storage.nodes.len() >= usize::from(MAX_NODES) {
-                return Err(err(StorageError::CommitteeFull));
-            }
             accounts.debit(sender, Token::Myc, stake)?;
-            let node = StorageNode {
-                endpoint: t.endpoint.clone(),
-                stake,
-                registered_height: height,
-            };
-            (
-                StorageEvent::NodeRegistered {
-                    node: sender,
-                    committee: storage.current_committee() + 1,
-                },
-                StorageWrite::Node {
-                    address: sender,
-                    node,
-                },
-            )
+            if let Some(existing) = storage.nodes.get(&sender) {
+                // A registered node moves its endpoint and may add stake; the committee stays.
+                let node = StorageNode {
+                    endpoint: t.endpoint.clone(),
+                    stake: existing.stake + stake,
+                    registered_height: existing.registered_height,
+                };
+                (
+                    StorageEvent::NodeUpdated { node: sender },
+                    StorageWrite::Node {
+                        address: sender,
+                        node,
+                        joins: false,
+                    },
+                )
+            } else {
+                if stake < params.min_node_stake {
+                    return Err(err(StorageError::StakeTooLow {
+                        stake: stake.to_string(),
+                        min: params.min_node_stake.to_string(),
+                    }));
+                }
+                if storage.nodes.len() >= usize::from(MAX_NODES) {
+                    return Err(err(StorageError::CommitteeFull));
+                }
+                let node = StorageNode {
+                    endpoint: t.endpoint.clone(),
+                    stake,
+                    registered_height: height,
+                };
+                (
+                    StorageEvent::NodeRegistered {
+                        node: sender,
+                        committee: storage.current_committee() + 1,
+                    },
+                    StorageWrite::Node {
+                        address: sender,
+                        node,
+                        joins: true,
+                    },
+                )
+            }
         }
         TxKind::RegisterBlob(t) => {
             let current = storage.current_committee();

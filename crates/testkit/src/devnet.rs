@@ -25,6 +25,9 @@ pub struct DevnetOptions {
     pub start_timeout: Duration,
     /// Wait until this height is finalized before handing the devnet to the test.
     pub min_height: u64,
+    /// Storage nodes `mycel up` runs (on free ports): none by default, the four of a real
+    /// `mycel up` with the subnet.
+    pub storage_nodes: u16,
 }
 
 impl Default for DevnetOptions {
@@ -35,6 +38,7 @@ impl Default for DevnetOptions {
             rust_log: "warn,mycel_chain=info".to_string(),
             start_timeout: Duration::from_secs(90),
             min_height: 1,
+            storage_nodes: 0,
         }
     }
 }
@@ -46,6 +50,7 @@ impl DevnetOptions {
             chain_only: false,
             rust_log: "warn".to_string(),
             start_timeout: Duration::from_secs(600),
+            storage_nodes: 4,
             ..DevnetOptions::default()
         }
     }
@@ -209,6 +214,33 @@ impl Devnet {
         out
     }
 
+    /// `mycel storage` signed by dev account `dev_account` on a free port, registered on this
+    /// devnet (its stake locked) once this returns; its slivers are kept in the returned
+    /// directory. Stopped when the [`Proc`] is dropped.
+    #[track_caller]
+    pub fn start_storage_node(&self, dev_account: u32) -> (Proc, PathBuf) {
+        let dir = self.dir.join(&format!("storage-{dev_account}"));
+        let listen = format!("127.0.0.1:{}", free_port());
+        let args: Vec<String> = [
+            "storage",
+            "--dev-account",
+            &dev_account.to_string(),
+            "--dir",
+            &dir.display().to_string(),
+            "--listen",
+            &listen,
+            "--rpc",
+            &self.rpc,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let log = self.dir.join(&format!("storage-{dev_account}.log"));
+        let mut proc = Proc::mycel(&format!("storage node {dev_account}"), &args, "info", &log);
+        proc.wait_for_log("storage node 0x", Duration::from_secs(60));
+        (proc, dir)
+    }
+
     /// The finalized height now.
     pub fn height(&self) -> u64 {
         self.client().status().expect("status").height
@@ -360,6 +392,11 @@ fn up_argv(options: &DevnetOptions, data: &Path) -> (Vec<String>, String, Option
         argv.extend(["--gateway-addr".into(), gateway_addr.clone()]);
         Some(format!("http://{gateway_addr}"))
     };
+    argv.extend(["--storage-nodes".into(), options.storage_nodes.to_string()]);
+    if options.storage_nodes > 0 {
+        let first = crate::free_port_range(options.storage_nodes);
+        argv.extend(["--storage-addr".into(), format!("127.0.0.1:{first}")]);
+    }
     argv.extend(options.args.iter().cloned());
     (argv, format!("http://{rpc_addr}"), gateway)
 }

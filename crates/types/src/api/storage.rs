@@ -16,6 +16,10 @@ pub enum StorageEvent {
         node: Address,
         committee: u64,
     },
+    /// A registered node moved its endpoint (and may have added stake).
+    NodeUpdated {
+        node: Address,
+    },
     BlobRegistered {
         blob_id: B256,
         end_epoch: u64,

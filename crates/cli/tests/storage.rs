@@ -1,0 +1,345 @@
+//! Blob storage with real processes (docs/storage.md): `mycel up`'s four storage nodes, and a
+//! localnet of seven `mycel storage` processes with nodes killed, wiped of a sliver or lying.
+
+use alloy_primitives::{B256, U256};
+use alloy_signer::SignerSync;
+use alloy_signer_local::PrivateKeySigner;
+use mycel_testkit::mycel::{assert_fails_with, stderr};
+use mycel_testkit::{dev_address, dev_signer, Devnet, DevnetOptions, TestDir};
+use mycel_types::storage::StorageConfirmation;
+use mycel_types::tx::{CertifyBlob, RegisterBlob};
+use mycel_types::TxKind;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+fn random_file(dir: &TestDir, name: &str, len: usize, seed: u64) -> PathBuf {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let bytes: Vec<u8> = (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect();
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+/// `mycel blob put FILE` signed by dev account 5; the blob id it prints.
+fn put(devnet: &Devnet, file: &Path, epochs: u64) -> B256 {
+    let out = devnet.ok(&[
+        "blob",
+        "put",
+        &file.display().to_string(),
+        "--epochs",
+        &epochs.to_string(),
+        "--dev-account",
+        "5",
+    ]);
+    out.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("no blob id in {out:?}"))
+}
+
+/// `mycel blob get ID -o OUT`; its stderr. The output must equal `original`.
+fn get_same(devnet: &Devnet, id: B256, original: &Path, dir: &TestDir) -> String {
+    let out_path = dir.join(&format!("{id}.out"));
+    let out = devnet.mycel(&[
+        "blob",
+        "get",
+        &id.to_string(),
+        "-o",
+        &out_path.display().to_string(),
+    ]);
+    assert!(out.status.success(), "get failed: {}", stderr(&out));
+    assert!(
+        std::fs::read(&out_path).unwrap() == std::fs::read(original).unwrap(),
+        "blob {id} read back different bytes"
+    );
+    std::fs::remove_file(&out_path).unwrap();
+    stderr(&out)
+}
+
+#[test]
+fn mycel_up_stores_blobs_from_empty_to_256_mib_and_pays_its_nodes_by_the_epoch() {
+    let devnet = Devnet::start_with(DevnetOptions {
+        storage_nodes: 4,
+        ..DevnetOptions::default().args(&["--storage-epoch-blocks", "15"])
+    });
+    let dir = TestDir::new();
+    // The four nodes register on their own; wait for the committee.
+    let client = devnet.client();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while client.storage().unwrap().members.len() < 4 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the storage nodes did not register:\n{}",
+            devnet.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for (name, len) in [
+        ("empty", 0usize),
+        ("one", 1),
+        ("odd", 65_537),
+        ("three-mib", 3 << 20),
+        ("big", 256 << 20),
+    ] {
+        let file = random_file(&dir, name, len, len as u64 + 1);
+        let id = put(&devnet, &file, 2);
+        let status = devnet.json(&["blob", "status", &id.to_string()]);
+        assert_eq!(status["status"], "certified", "{status}");
+        assert_eq!(status["length"], len as u64);
+        get_same(&devnet, id, &file, &dir);
+        if len == 256 << 20 {
+            std::fs::remove_file(&file).unwrap();
+        }
+    }
+    // Putting the same bytes again pays nothing and uploads nothing.
+    let again = random_file(&dir, "again", 1, 2);
+    let out = devnet.ok(&[
+        "blob",
+        "put",
+        &again.display().to_string(),
+        "--dev-account",
+        "5",
+        "--json",
+    ]);
+    let stored: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(stored["paid"], "0", "{stored}");
+
+    // Bad input: each a clear error.
+    let unknown = B256::repeat_byte(0x77).to_string();
+    let out = devnet.mycel(&[
+        "blob",
+        "get",
+        &unknown,
+        "-o",
+        &dir.join("x").display().to_string(),
+    ]);
+    assert_fails_with(&out, "never registered, or its paid epochs are over");
+    assert!(!dir.join("x").exists() && !dir.join("x.partial").exists());
+    let out = devnet.mycel(&["blob", "put", "/no/such/file", "--dev-account", "5"]);
+    assert_fails_with(&out, "/no/such/file");
+    let out = devnet.mycel(&[
+        "blob",
+        "put",
+        &again.display().to_string(),
+        "--epochs",
+        "0",
+        "--dev-account",
+        "5",
+    ]);
+    assert_fails_with(&out, "--epochs must be at least 1");
+    let out = devnet.mycel(&[
+        "blob",
+        "put",
+        &again.display().to_string(),
+        "--epochs",
+        "1000",
+        "--dev-account",
+        "5",
+    ]);
+    assert_fails_with(&out, "a blob is paid for 1 to 104 epochs");
+
+    // Extend, then delete: the refund is the epochs not begun.
+    let file = random_file(&dir, "short", 1000, 9);
+    let id = put(&devnet, &file, 1).to_string();
+    let before = devnet.json(&["blob", "status", &id]);
+    let out = devnet.mycel(&["blob", "extend", &id, "--epochs", "3", "--dev-account", "6"]);
+    assert!(
+        stderr(&out).contains("stored until epoch"),
+        "{}",
+        stderr(&out)
+    );
+    let after = devnet.json(&["blob", "status", &id]);
+    assert_eq!(
+        after["end_epoch"].as_u64().unwrap(),
+        before["end_epoch"].as_u64().unwrap() + 3
+    );
+    let out = devnet.mycel(&["blob", "delete", &id, "--dev-account", "6"]);
+    assert_fails_with(&out, "blob_not_owner");
+    let out = devnet.mycel(&["blob", "delete", &id, "--dev-account", "5"]);
+    assert!(stderr(&out).contains("refunded"), "{}", stderr(&out));
+    assert_eq!(devnet.json(&["blob", "status", &id])["status"], "deleted");
+
+    // The nodes are paid at each epoch's end; the deleted blob is gone after its epoch.
+    // (A fresh client: the first one's kept-alive connection has long been closed by the node.)
+    let info = devnet.client().storage().unwrap();
+    devnet.wait_for_height(info.epoch_ends_at + 1, Duration::from_secs(60));
+    let info = devnet.client().storage().unwrap();
+    let payout = info.last_payout.expect("an epoch was paid out");
+    assert!(payout.total > 0 && payout.blobs > 0, "{payout:?}");
+    let out = devnet.mycel(&["blob", "status", &id]);
+    assert_fails_with(&out, "no blob");
+}
+
+#[test]
+fn seven_storage_processes_serve_reads_with_two_killed_and_one_lying() {
+    let devnet = Devnet::start();
+    let dir = TestDir::new();
+    let mut nodes: Vec<(u32, mycel_testkit::Proc, PathBuf)> = (1..=7)
+        .map(|k| {
+            let (proc, node_dir) = devnet.start_storage_node(k);
+            (k, proc, node_dir)
+        })
+        .collect();
+    assert_eq!(devnet.client().storage().unwrap().members.len(), 7);
+
+    let file = random_file(&dir, "twenty", 20 << 20, 20);
+    let id = put(&devnet, &file, 1);
+    let blob = devnet.client().blob(id).unwrap();
+    // Which process holds which sliver pair (n = 7, f = 2: reads need 3 primary slivers).
+    let holder = |sliver: usize| {
+        let position = mycel_types::storage::position_of(sliver, 7, &id);
+        let address = blob.members[position].address;
+        nodes
+            .iter()
+            .position(|(k, _, _)| dev_address(*k) == address)
+            .expect("a node of ours")
+    };
+    let (first, second, third) = (holder(0), holder(1), holder(2));
+
+    // f = 2 nodes down, both holding systematic slivers: the read decodes from parity.
+    nodes[first].1.kill_9();
+    nodes[second].1.kill_9();
+    get_same(&devnet, id, &file, &dir);
+
+    // The third systematic holder lies: its sliver on disk no longer matches its commitment.
+    // The reader takes it (its leaves are right), catches the first bad part, skips it, and
+    // still returns the right bytes.
+    let sliver = nodes[third]
+        .2
+        .join("blobs")
+        .join(format!("{id:x}"))
+        .join("primary");
+    let mut bytes = std::fs::read(&sliver).unwrap();
+    bytes[1000] ^= 0xff;
+    std::fs::write(&sliver, bytes).unwrap();
+    let log = get_same(&devnet, id, &file, &dir);
+    assert!(
+        log.contains("do not match its commitment"),
+        "the lying node was not named: {log}"
+    );
+
+    // Strangers' input to a node: metadata of a blob nobody paid for is refused before anything
+    // is kept; an oversized body is refused before it is read.
+    let (live, _, _) = nodes
+        .iter()
+        .find(|(_, p, _)| p.name() != nodes[first].1.name())
+        .unwrap();
+    let endpoint = blob
+        .members
+        .iter()
+        .find(|m| m.address == dev_address(*live))
+        .unwrap()
+        .endpoint
+        .clone();
+    let (encoded, _) = mycel_blob::encode(7, b"nobody paid for this").unwrap();
+    let unpaid = encoded.metadata.blob_id();
+    let (status, body) = http_put(
+        &format!("{endpoint}/v1/slivers/{unpaid}/metadata"),
+        encoded.metadata.encode(),
+    );
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("blob_unknown"), "{body}");
+    let (status, body) = http_put(
+        &format!("{endpoint}/v1/slivers/{id}/primary?from=0"),
+        vec![0u8; 17 << 20],
+    );
+    assert!(status == 413 || status == 0, "{status} {body}");
+    let (status, body) = http_put(
+        &format!("{endpoint}/v1/slivers/{id}/primary?from=0"),
+        vec![0u8; 3],
+    );
+    assert!(
+        status == 204 || body.contains("bad_sliver_request"),
+        "{status} {body}"
+    );
+}
+
+fn http_put(url: &str, body: Vec<u8>) -> (u16, String) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        match reqwest::Client::new().put(url).body(body).send().await {
+            Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
+            // The server may answer 413 and close while the body is still being written.
+            Err(e) => (0, e.to_string()),
+        }
+    })
+}
+
+#[test]
+fn a_certificate_needs_a_quorum_of_real_committee_signatures() {
+    let devnet = Devnet::start();
+    let _nodes: Vec<_> = (1..=4).map(|k| devnet.start_storage_node(k)).collect();
+    let client = devnet.async_client();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let writer = dev_signer(8);
+    let id = B256::repeat_byte(0x5a);
+    rt.block_on(async {
+        let info = client.storage().await.unwrap();
+        client
+            .send_and_wait(&writer, &Default::default(), |f| {
+                TxKind::RegisterBlob(RegisterBlob {
+                    from: f.from,
+                    blobId: id,
+                    length: 1000,
+                    committee: info.committee,
+                    epochs: 1,
+                    maxCost: U256::MAX,
+                    nonce: f.nonce,
+                    fee: f.fee,
+                })
+            })
+            .await
+            .unwrap()
+            .applied()
+            .unwrap();
+        let chain_id = client.chain_params().await.unwrap().chain_id;
+        let statement = StorageConfirmation {
+            blobId: id,
+            committee: info.committee,
+        };
+        let forge = |k: &PrivateKeySigner| statement_sig(&statement, chain_id, k);
+        let strangers: Vec<PrivateKeySigner> = (0..3).map(|_| PrivateKeySigner::random()).collect();
+        let forged: Vec<u8> = strangers.iter().flat_map(forge).collect();
+        let outcome = client
+            .send_and_wait(&writer, &Default::default(), |f| {
+                TxKind::CertifyBlob(CertifyBlob {
+                    from: f.from,
+                    blobId: id,
+                    signatures: forged.clone().into(),
+                    nonce: f.nonce,
+                    fee: f.fee,
+                })
+            })
+            .await
+            .unwrap();
+        let error = outcome.applied().unwrap_err();
+        assert!(
+            error.is_code("blob_confirmation_not_in_committee"),
+            "{error}"
+        );
+        assert!(client.blob(id).await.unwrap().certified_height.is_none());
+    });
+}
+
+fn statement_sig(
+    statement: &StorageConfirmation,
+    chain_id: u64,
+    key: &PrivateKeySigner,
+) -> Vec<u8> {
+    key.sign_hash_sync(&statement.signing_hash_on(chain_id))
+        .unwrap()
+        .as_bytes()
+        .to_vec()
+}
