@@ -175,6 +175,26 @@ impl SliverClient {
         Ok(body.chunks_exact(32).map(B256::from_slice).collect())
     }
 
+    /// The symbols this node's `axis` sliver gives towards rebuilding sliver `target`
+    /// ([`crate::recover`]'s wire format).
+    pub async fn recovery(
+        &self,
+        id: &B256,
+        axis: Axis,
+        target: usize,
+        from: u64,
+        count: u64,
+    ) -> Result<Vec<u8>, NodeError> {
+        let url = self.url(
+            id,
+            &format!(
+                "/recovery/{}/{target}?from={from}&count={count}",
+                axis.as_str()
+            ),
+        );
+        self.bytes(self.http.get(url)).await
+    }
+
     pub async fn parts(
         &self,
         id: &B256,

@@ -27,6 +27,7 @@ mod layout;
 pub mod merkle;
 pub mod node;
 pub mod publish;
+pub mod recover;
 pub mod store;
 
 pub use codec::{Codec, ExtendedSegment};

@@ -16,7 +16,8 @@
 //!
 //! Bounds: every request body goes through `mycel-http` (deadlines, a connection cap, a body cap);
 //! a check of a whole sliver runs on a blocking thread, at most [`CONCURRENT_SEALS`] at a time;
-//! a sweep drops blobs the chain no longer knows (expired).
+//! a sweep drops blobs the chain no longer knows (expired) and rebuilds from the other nodes what
+//! this node lacks of its committees' certified blobs ([`crate::recover`]).
 
 use crate::store::{Assignment, Store, StoreError};
 use crate::{Axis, Metadata};
@@ -101,37 +102,62 @@ impl StorageNode {
             .route("/v1/slivers/{id}/{axis}", put(put_parts).get(get_parts))
             .route("/v1/slivers/{id}/{axis}/seal", post(seal))
             .route("/v1/slivers/{id}/{axis}/leaves", get(get_leaves))
+            .route("/v1/slivers/{id}/recovery/{axis}/{target}", get(recovery))
             .layer(axum::extract::DefaultBodyLimit::max(
                 MAX_UPLOAD_BYTES + 4096,
             ))
             .with_state(self.clone())
     }
 
-    /// Removes blobs the chain no longer has (their paid epochs are over); returns how many.
-    pub async fn sweep(&self) -> usize {
-        let Ok(ids) = self.0.store.blob_ids() else {
-            return 0;
-        };
+    /// Removes blobs the chain no longer has (their paid epochs are over), and rebuilds from the
+    /// other nodes what this node lacks of the certified blobs of its committees (a wiped disk, a
+    /// node that was down during a write). Returns (removed, recovered).
+    pub async fn maintain(&self) -> (usize, usize) {
         let mut removed = 0;
-        for id in ids {
-            match self.0.chain.blob(id).await {
-                Err(e) if e.is_code(code::UNKNOWN_BLOB) => {
-                    if self.0.store.remove(&id).is_ok() {
+        if let Ok(ids) = self.0.store.blob_ids() {
+            for id in ids {
+                if let Err(e) = self.0.chain.blob(id).await {
+                    if e.is_code(code::UNKNOWN_BLOB) && self.0.store.remove(&id).is_ok() {
                         tracing::info!(blob = %id, "dropped: the chain no longer pays for it");
                         removed += 1;
                     }
                 }
-                _ => {}
             }
         }
-        removed
+        let mut recovered = 0;
+        let mut after = None;
+        loop {
+            let Ok(page) = self.0.chain.blobs(after).await else {
+                break;
+            };
+            for info in &page.blobs {
+                let mine = info.members.iter().any(|m| m.address == self.address());
+                let whole = self.0.store.has(&info.blob_id, Axis::Primary)
+                    && self.0.store.has(&info.blob_id, Axis::Secondary);
+                if !mine || whole || info.status != BlobStatus::Certified {
+                    continue;
+                }
+                match crate::recover::recover_blob(&self.0.store, self.address(), info).await {
+                    Ok(r) => {
+                        tracing::info!(blob = %info.blob_id, fetched = r.fetched, rebuilt = r.rebuilt, "recovered this node's slivers from the other nodes");
+                        recovered += 1;
+                    }
+                    Err(e) => tracing::warn!(blob = %info.blob_id, "cannot recover yet: {e}"),
+                }
+            }
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        (removed, recovered)
     }
 
-    /// Sweeps every [`SWEEP_EVERY`], for as long as the task runs.
+    /// Maintains every [`SWEEP_EVERY`] (the first time at once), for as long as the task runs.
     pub async fn sweep_forever(self) {
         loop {
+            self.maintain().await;
             tokio::time::sleep(SWEEP_EVERY).await;
-            self.sweep().await;
         }
     }
 }
@@ -376,6 +402,20 @@ async fn get_leaves(
     let (id, ax) = (blob_id(&id)?, axis(&ax)?);
     let n = node.clone();
     blocking(move || n.0.store.leaves(&id, ax)).await
+}
+
+async fn recovery(
+    State(node): State<StorageNode>,
+    Path((id, ax, target)): Path<(String, String, usize)>,
+    Query(window): Query<Window>,
+) -> Answer<Vec<u8>> {
+    let (id, ax) = (blob_id(&id)?, axis(&ax)?);
+    let n = node.clone();
+    let count = window.count.unwrap_or(64);
+    blocking(move || {
+        crate::recover::helper_symbols(&n.0.store, &id, ax, target, window.from, count)
+    })
+    .await
 }
 
 async fn get_parts(

@@ -125,6 +125,7 @@ fn chain(client: &ClientArgs) -> Result<NodeClient> {
 }
 
 pub fn run_storage(args: StorageArgs) -> Result<()> {
+    crate::logging::init(crate::logging::STORAGE);
     let signer = args.signer.load()?;
     let stake = args
         .stake

@@ -29,6 +29,8 @@ pub const NODE: &str = "warn,mycel_chain=info";
 pub const GATEWAY: &str = "warn,mycel_gateway=info";
 /// The default filter of `mycel validator`.
 pub const SUBNET: &str = "warn,mycel_subnet=info";
+/// `mycel storage`: what it drops, recovers, and which nodes failed.
+pub const STORAGE: &str = "warn,mycel_blob=info";
 /// What a role of `mycel up` writes to its log file.
 pub const ROLE_FILES: &str = "warn,mycel_subnet=info,mycel_gateway=info";
 

@@ -130,7 +130,9 @@ enum Command {
     Receipt(receipt_cmd::ReceiptCommand),
     /// Challenge a subnet's miners each tempo, check their receipts, re-run a sample, set weights.
     Validator(validator_cmd::ValidatorArgs),
+    /// Run a storage node: keep slivers of the blobs the chain pays for, serve them (docs/storage.md).
     Storage(Box<blob_cmd::StorageArgs>),
+    /// Store files as erasure-coded blobs on the storage nodes, read them back, extend, delete.
     #[command(subcommand)]
     Blob(blob_cmd::BlobCommand),
 }

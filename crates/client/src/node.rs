@@ -405,6 +405,14 @@ impl NodeClient {
         self.get(&format!("/v1/storage/blobs/{blob_id}")).await
     }
 
+    /// `GET /v1/storage/blobs`: a page of registered blobs after `after`, in id order.
+    pub async fn blobs(&self, after: Option<B256>) -> Result<api::BlobList, ClientError> {
+        match after {
+            Some(a) => self.get(&format!("/v1/storage/blobs?after={a}")).await,
+            None => self.get("/v1/storage/blobs").await,
+        }
+    }
+
     /// `GET /v1/jobs/{id}`. No such job: [`code::UNKNOWN_JOB`].
     pub async fn job(&self, id: u64) -> Result<api::Job, ClientError> {
         self.get(&format!("/v1/jobs/{id}")).await

@@ -142,6 +142,7 @@ fn router_counting(node: Node, genesis: Genesis, http: ServerStats, attached: At
         .route("/v1/jobs", get(jobs::job_list))
         .route("/v1/jobs/{id}", get(jobs::job))
         .route("/v1/storage", get(storage::info))
+        .route("/v1/storage/blobs", get(storage::blob_list))
         .route("/v1/storage/blobs/{id}", get(storage::blob))
         .route("/explorer", get(explorer::index))
         .route("/explorer/", get(explorer::index))

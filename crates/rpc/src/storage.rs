@@ -4,7 +4,7 @@
 
 use super::{ok, Answered, ApiError, ApiState};
 use alloy_primitives::{Address, B256};
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use mycel_state::storage::{self, Storage};
 use mycel_types::api::{self, code};
 
@@ -65,23 +65,68 @@ pub(super) async fn blob(
                 format!("no blob {blob_id}: never registered, or its paid epochs are over"),
             )
         })?;
-        let status = match (b.deleted, b.certified_height) {
-            (true, _) => api::BlobStatus::Deleted,
-            (false, Some(_)) => api::BlobStatus::Certified,
-            (false, None) => api::BlobStatus::Registered,
-        };
-        Ok(ok(api::BlobInfo {
-            blob_id,
-            status,
-            owner: b.owner,
-            length: b.length,
-            committee: b.committee,
-            members: members(st, b.committee),
-            start_epoch: b.start_epoch,
-            end_epoch: b.end_epoch,
-            epoch_price: b.epoch_price,
-            registered_height: b.registered_height,
-            certified_height: b.certified_height,
+        Ok(ok(blob_info(st, blob_id, b)))
+    })
+}
+
+fn blob_info(st: &Storage, blob_id: B256, b: &storage::Blob) -> api::BlobInfo {
+    let status = match (b.deleted, b.certified_height) {
+        (true, _) => api::BlobStatus::Deleted,
+        (false, Some(_)) => api::BlobStatus::Certified,
+        (false, None) => api::BlobStatus::Registered,
+    };
+    api::BlobInfo {
+        blob_id,
+        status,
+        owner: b.owner,
+        length: b.length,
+        committee: b.committee,
+        members: members(st, b.committee),
+        start_epoch: b.start_epoch,
+        end_epoch: b.end_epoch,
+        epoch_price: b.epoch_price,
+        registered_height: b.registered_height,
+        certified_height: b.certified_height,
+    }
+}
+
+#[derive(serde::Deserialize)]
+pub(super) struct ListQuery {
+    after: Option<String>,
+    limit: Option<usize>,
+}
+
+/// The most blobs per page of `GET /v1/storage/blobs`.
+const MAX_PAGE: usize = 100;
+
+pub(super) async fn blob_list(
+    State(api): State<ApiState>,
+    Query(q): Query<ListQuery>,
+) -> Answered<api::BlobList> {
+    let after: Option<B256> = q
+        .after
+        .as_deref()
+        .map(|a| {
+            a.parse().map_err(|_| {
+                ApiError::bad_request(code::BAD_QUERY, format!("after=`{a}` is not a blob id"))
+            })
+        })
+        .transpose()?;
+    let limit = q.limit.unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE);
+    api.node.with_finalized_state(|s| {
+        let st = s.storage();
+        let mut blobs: Vec<api::BlobInfo> = st
+            .blobs_after(after)
+            .take(limit + 1)
+            .map(|(id, b)| blob_info(st, *id, b))
+            .collect();
+        let next = (blobs.len() > limit).then(|| {
+            blobs.pop();
+            blobs.last().map(|b| b.blob_id)
+        });
+        Ok(ok(api::BlobList {
+            blobs,
+            next: next.flatten(),
         }))
     })
 }

@@ -134,6 +134,13 @@ impl Storage {
         self.blobs.iter()
     }
 
+    /// Blobs with ids after `after` (all if `None`), in id order.
+    pub fn blobs_after(&self, after: Option<B256>) -> impl Iterator<Item = (&B256, &Blob)> {
+        use std::ops::Bound;
+        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+        self.blobs.range((start, Bound::Unbounded))
+    }
+
     pub fn fund(&self) -> Amount {
         self.fund
     }

@@ -50,7 +50,9 @@ pub use payments::{
 };
 pub use receipt::{ChannelEvent, Event, IncentiveEvent, TxReceipt};
 pub use status::{Status, SyncHealth};
-pub use storage::{BlobInfo, BlobStatus, StorageEvent, StorageInfo, StorageMember, StoragePayout};
+pub use storage::{
+    BlobInfo, BlobList, BlobStatus, StorageEvent, StorageInfo, StorageMember, StoragePayout,
+};
 pub use tx::{SubmitTx, TxResult, TxState, TxStatus};
 
 use serde::{Deserialize, Serialize};

@@ -110,3 +110,12 @@ pub struct BlobInfo {
     pub registered_height: u64,
     pub certified_height: Option<u64>,
 }
+
+/// `GET /v1/storage/blobs?after=ID&limit=N`: registered blobs in id order, for storage nodes that
+/// check they hold what they must.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobList {
+    pub blobs: Vec<BlobInfo>,
+    /// Pass as `after` for the next page; `None` at the end.
+    pub next: Option<B256>,
+}
