@@ -24,7 +24,7 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::EnvFilter;
 
 /// The default filter of `mycel node`, `mycel up` and `mycel localnet`.
-pub const NODE: &str = "warn,mycel_chain=info";
+pub const NODE: &str = "warn,mycel_chain=info,mycel_blob=info";
 /// The default filter of `mycel gateway`.
 pub const GATEWAY: &str = "warn,mycel_gateway=info";
 /// The default filter of `mycel validator`.

@@ -146,7 +146,7 @@ fn mycel_up_stores_blobs_from_empty_to_256_mib_and_pays_its_nodes_by_the_epoch()
 
     // Extend, then delete: the refund is the epochs not begun.
     let file = random_file(&dir, "short", 1000, 9);
-    let id = put(&devnet, &file, 1).to_string();
+    let id = put(&devnet, &file, 5).to_string();
     let before = devnet.json(&["blob", "status", &id]);
     let out = devnet.mycel(&["blob", "extend", &id, "--epochs", "3", "--dev-account", "6"]);
     assert!(

@@ -123,6 +123,9 @@ fn reads_back(request: &str, answer: &Answer) {
         ["v1", "musd"] => same::<api::Musd>(request, body),
         ["v1", "musd", "authorizations", _, _] => same::<api::AuthorizationState>(request, body),
         ["v1", "channels", _] => same::<api::Channel>(request, body),
+        ["v1", "storage"] => same::<api::StorageInfo>(request, body),
+        ["v1", "storage", "blobs"] => same::<api::BlobList>(request, body),
+        ["v1", "storage", "blobs", _] => same::<api::BlobInfo>(request, body),
         other => panic!("{request}: no wire type for {other:?}"),
     }
 }
@@ -604,6 +607,11 @@ async fn reads(api: &Api, transcript: &mut Transcript, scenario: &Scenario, heig
     for i in [0, 2, 8, 9] {
         paths.push(format!("/v1/accounts/{}", signer(i).address()));
     }
+    // Blob storage before any storage node: committee 0, no blobs; an unknown and a bad id.
+    paths.push("/v1/storage".into());
+    paths.push("/v1/storage/blobs".into());
+    paths.push(format!("/v1/storage/blobs/{}", B256::repeat_byte(0x44)));
+    paths.push("/v1/storage/blobs/0x1234".into());
     // Lowercase in, checksummed out.
     paths.push(format!(
         "/v1/stakes/{}",
