@@ -41,6 +41,8 @@ pub(super) async fn info(State(api): State<ApiState>) -> Answered<api::StorageIn
                 blobs: p.blobs,
                 expired: p.expired,
                 total: p.total,
+                slashed: p.slashed.clone(),
+                burned: p.burned,
             }),
             params,
         }))

@@ -585,7 +585,8 @@ impl State {
             | TxKind::RegisterBlob(_)
             | TxKind::CertifyBlob(_)
             | TxKind::ExtendBlob(_)
-            | TxKind::DeleteBlob(_)) => {
+            | TxKind::DeleteBlob(_)
+            | TxKind::ReportStorageFailure(_)) => {
                 let planned = storage::plan_tx(self, tx.sender, payer, kind)?;
                 writes.extend(planned.writes);
                 events.push(Event::Storage(planned.event));

@@ -194,8 +194,9 @@ fn pay_unstaked(state: &mut State, unstaked: Vec<(Address, u128)>) {
 /// Step 9b: at the first block of a storage epoch, the epoch before it is paid out of the storage
 /// fund to the nodes ([`crate::storage`]).
 fn storage_step(state: &mut State) {
-    let credits =
+    let (credits, burned) =
         crate::storage::epoch_step(&mut state.storage, state.height, &state.params.storage);
+    state.supply.myc_burned += burned;
     for (node, myc) in credits {
         let credited = bank::credit(state.account(&node), Token::Myc, myc)
             .expect("MYC balances stay below the supply");

@@ -24,6 +24,13 @@
 //!   committee, split equally (the remainder one base unit each to the first members), and blobs
 //!   whose paid epochs are over are dropped.
 //!
+//! - `ReportStorageFailure` (a registered node, about another): the node failed this epoch's
+//!   challenge (`mycel storage` challenges every other node each epoch: seeded positions of the
+//!   blobs both hold, answered with symbols and Merkle proofs). Once per reporter, node and epoch;
+//!   only the current epoch. At the epoch's payout a node reported by 2f + 1 of the registered
+//!   nodes (f of the registered count) is paid nothing for that epoch and loses `slash_bps` of its
+//!   stake; both are burned.
+//!
 //! Books: MYC in the fund and MYC staked by nodes are in the MYC books (`issued = balances + burned
 //! + subnet pools + storage fund + node stakes`), asserted after every block. The fund always
 //! holds exactly the unpaid epochs of the blobs it holds (asserted too).
@@ -90,6 +97,10 @@ pub struct EpochPayout {
     #[serde(with = "amount_string")]
     pub total: Amount,
     pub nodes: BTreeMap<Address, String>,
+    #[serde(default)]
+    pub slashed: Vec<Address>,
+    #[serde(default, with = "amount_string")]
+    pub burned: Amount,
 }
 
 /// The storage registry.
@@ -103,6 +114,9 @@ pub struct Storage {
     fund: Amount,
     #[serde(default)]
     last_payout: Option<EpochPayout>,
+    /// Per epoch, per reported node, the nodes that reported it failing the challenge.
+    #[serde(default)]
+    failures: BTreeMap<u64, BTreeMap<Address, BTreeSet<Address>>>,
     digest: crate::merkle::RunningDigest,
 }
 
@@ -184,6 +198,18 @@ impl Storage {
                     self.committees.push(self.nodes.keys().copied().collect());
                 }
             }
+            StorageWrite::Report {
+                epoch,
+                node,
+                reporter,
+            } => {
+                self.failures
+                    .entry(epoch)
+                    .or_default()
+                    .entry(node)
+                    .or_default()
+                    .insert(reporter);
+            }
             StorageWrite::Blob {
                 id,
                 blob,
@@ -242,6 +268,16 @@ pub enum StorageError {
     },
     #[error("{sender} is not the owner of blob {blob_id}")]
     NotOwner { blob_id: B256, sender: Address },
+    #[error("{address} is not a registered storage node")]
+    NotANode { address: Address },
+    #[error("reports are for the current storage epoch {current}, not {got}")]
+    WrongEpoch { got: u64, current: u64 },
+    #[error("{reporter} already reported {node} in epoch {epoch}")]
+    AlreadyReported {
+        reporter: Address,
+        node: Address,
+        epoch: u64,
+    },
 }
 
 impl StorageError {
@@ -264,11 +300,19 @@ impl StorageError {
             StorageError::DuplicateConfirmation { .. } => "blob_duplicate_confirmation",
             StorageError::TooFewConfirmations { .. } => "blob_too_few_confirmations",
             StorageError::NotOwner { .. } => "blob_not_owner",
+            StorageError::NotANode { .. } => "storage_not_a_node",
+            StorageError::WrongEpoch { .. } => "storage_wrong_epoch",
+            StorageError::AlreadyReported { .. } => "storage_already_reported",
         }
     }
 }
 
 pub(crate) enum StorageWrite {
+    Report {
+        epoch: u64,
+        node: Address,
+        reporter: Address,
+    },
     Node {
         address: Address,
         node: StorageNode,
@@ -507,6 +551,40 @@ pub(crate) fn plan_tx(
                 },
             )
         }
+        TxKind::ReportStorageFailure(t) => {
+            for address in [sender, t.node] {
+                if !storage.nodes.contains_key(&address) || sender == t.node {
+                    return Err(err(StorageError::NotANode { address }));
+                }
+            }
+            if t.epoch != epoch {
+                return Err(err(StorageError::WrongEpoch {
+                    got: t.epoch,
+                    current: epoch,
+                }));
+            }
+            let reporters = storage.failures.get(&epoch).and_then(|f| f.get(&t.node));
+            if reporters.is_some_and(|r| r.contains(&sender)) {
+                return Err(err(StorageError::AlreadyReported {
+                    reporter: sender,
+                    node: t.node,
+                    epoch,
+                }));
+            }
+            let reports = reporters.map_or(0, BTreeSet::len) as u64 + 1;
+            (
+                StorageEvent::FailureReported {
+                    node: t.node,
+                    epoch,
+                    reports,
+                },
+                StorageWrite::Report {
+                    epoch,
+                    node: t.node,
+                    reporter: sender,
+                },
+            )
+        }
         other => unreachable!("{} is not a storage transaction", other.type_name()),
     };
     Ok(StoragePlan {
@@ -593,15 +671,17 @@ fn check_confirmations(
 }
 
 /// The epoch step of a block at `height`: at the first block of an epoch, pays out the epoch
-/// before it. Returns the credits to make (node, MYC).
+/// before it, less the nodes 2f + 1 others reported failing its challenge (their pay and
+/// `slash_bps` of their stake are burned). Returns the credits to make (node, MYC) and the MYC
+/// burned.
 pub(crate) fn epoch_step(
     storage: &mut Storage,
     height: u64,
     params: &StorageParams,
-) -> Vec<(Address, Amount)> {
+) -> (Vec<(Address, Amount)>, Amount) {
     let length = params.epoch_blocks.max(1);
     if height == 0 || height % length != 0 {
-        return Vec::new();
+        return (Vec::new(), 0);
     }
     let epoch = height / length - 1;
     let mut credits: BTreeMap<Address, Amount> = BTreeMap::new();
@@ -633,14 +713,31 @@ pub(crate) fn epoch_step(
         storage.blobs.remove(id);
     }
     storage.fund -= payout.total;
+    let reports = storage.failures.remove(&(epoch)).unwrap_or_default();
+    let needed = quorum(storage.nodes.len());
+    for (node, reporters) in reports {
+        if reporters.len() < needed {
+            continue;
+        }
+        payout.burned += credits.remove(&node).unwrap_or(0);
+        if let Some(n) = storage.nodes.get_mut(&node) {
+            let cut = n.stake * u128::from(params.slash_bps.min(10_000)) / 10_000;
+            n.stake -= cut;
+            payout.burned += cut;
+        }
+        payout.slashed.push(node);
+    }
+    // Reports of epochs already paid can no longer count.
+    storage.failures.retain(|e, _| *e > epoch);
     payout.expired = expired.len() as u64;
     payout.nodes = credits.iter().map(|(a, v)| (*a, v.to_string())).collect();
     let mut digest_input = [0u8; 32];
     digest_input[..8].copy_from_slice(&epoch.to_be_bytes());
     digest_input[16..].copy_from_slice(&payout.total.to_be_bytes());
     storage.digest.extend(0x0f, B256::from(digest_input));
+    let burned = payout.burned;
     storage.last_payout = Some(payout);
-    credits.into_iter().collect()
+    (credits.into_iter().collect(), burned)
 }
 
 #[cfg(test)]

@@ -349,3 +349,94 @@ fn extend_pays_more_epochs_and_delete_refunds_those_not_begun() {
     assert_eq!(chain.state.storage().fund(), 0);
     assert!(chain.state.storage().blob(&ID).is_none());
 }
+
+fn report(node: usize, epoch: u64) -> impl FnOnce(Address, u64) -> TxKind {
+    move |from, nonce| {
+        TxKind::ReportStorageFailure(mycel_types::tx::ReportStorageFailure {
+            from,
+            node: key(node).address(),
+            epoch,
+            nonce,
+            fee: fee(),
+        })
+    }
+}
+
+#[test]
+fn a_node_reported_by_a_quorum_is_paid_nothing_and_loses_stake_and_fewer_reports_do_nothing() {
+    let mut chain = chain_with_nodes();
+    // Everything below happens within one epoch of 10 blocks.
+    while chain.state.height() % EPOCH != 0 {
+        chain.advance_blocks(1);
+    }
+    chain
+        .run(key(WRITER), register_blob(ID, 3 << 20, 4, 3, u128::MAX))
+        .unwrap();
+    let price = chain.state.storage().blob(&ID).unwrap().epoch_price;
+    let epoch = epoch_of(chain.state.height() + 1, &chain.state.params().storage);
+    // Refusals first.
+    assert_eq!(
+        chain.refused(key(WRITER), report(4, epoch)),
+        "storage_not_a_node"
+    );
+    assert_eq!(
+        chain.refused(key(4), report(4, epoch)),
+        "storage_not_a_node"
+    );
+    assert_eq!(
+        chain.refused(key(5), report(WRITER, epoch)),
+        "storage_not_a_node"
+    );
+    assert_eq!(
+        chain.refused(key(5), report(4, epoch + 1)),
+        "storage_wrong_epoch"
+    );
+    // Three of the four report node 4; two report node 5 (below 2f + 1 = 3).
+    for reporter in [5, 6, 7] {
+        let receipt = chain.run(key(reporter), report(4, epoch)).unwrap();
+        assert!(matches!(
+            &receipt.events[0],
+            Event::Storage(StorageEvent::FailureReported { .. })
+        ));
+    }
+    assert_eq!(
+        chain.refused(key(5), report(4, epoch)),
+        "storage_already_reported"
+    );
+    chain.run(key(6), report(5, epoch)).unwrap();
+    chain.run(key(7), report(5, epoch)).unwrap();
+    let balances = |c: &Chain| NODES.map(|n| myc(c, n));
+    let (start, burned_before) = (balances(&chain), chain.state.supply().myc_burned);
+    let stake = |c: &Chain, n: usize| c.state.storage().node(&key(n).address()).unwrap().stake;
+    while chain.state.height() % EPOCH != 0 {
+        chain.advance_blocks(1);
+    }
+    let payout = chain.state.storage().last_payout().unwrap().clone();
+    assert_eq!(payout.slashed, vec![key(4).address()]);
+    let paid: Vec<u128> = balances(&chain)
+        .iter()
+        .zip(start)
+        .map(|(a, b)| a - b)
+        .collect();
+    assert_eq!(paid[0], 0, "the slashed node is paid nothing");
+    assert!(paid[1] > 0 && paid[2] > 0 && paid[3] > 0);
+    assert_eq!(stake(&chain, 4), STAKE - STAKE / 10);
+    assert_eq!(
+        stake(&chain, 5),
+        STAKE,
+        "two reports of four nodes slash nothing"
+    );
+    let share: u128 = paid.iter().sum();
+    assert_eq!(payout.burned, price - share + STAKE / 10);
+    // Fees of the blocks in between are burned too; the slashing's part is exact.
+    assert!(chain.state.supply().myc_burned >= burned_before + payout.burned);
+    // The reports of a paid epoch are gone: nothing carries over.
+    chain.advance_blocks(EPOCH);
+    assert!(chain
+        .state
+        .storage()
+        .last_payout()
+        .unwrap()
+        .slashed
+        .is_empty());
+}

@@ -37,6 +37,13 @@ pub struct StorageParams {
     pub min_node_stake: Amount,
     /// The most epochs a blob may be paid ahead.
     pub max_epochs: u32,
+    /// The part of its stake a node that failed an epoch's challenge loses (basis points).
+    #[serde(default = "default_slash_bps")]
+    pub slash_bps: u16,
+}
+
+fn default_slash_bps() -> u16 {
+    1000
 }
 
 impl Default for StorageParams {
@@ -46,6 +53,7 @@ impl Default for StorageParams {
             price_per_mib_epoch: 1_000_000,
             min_node_stake: 100_000_000_000,
             max_epochs: 104,
+            slash_bps: default_slash_bps(),
         }
     }
 }

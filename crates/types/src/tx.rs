@@ -43,7 +43,9 @@ pub use jobs::{
     SetJobProvider, SubmitJob,
 };
 mod storage;
-pub use storage::{CertifyBlob, DeleteBlob, ExtendBlob, RegisterBlob, RegisterStorageNode};
+pub use storage::{
+    CertifyBlob, DeleteBlob, ExtendBlob, RegisterBlob, RegisterStorageNode, ReportStorageFailure,
+};
 mod sessions;
 pub use sessions::{
     channel_id, ChannelVoucher, ClaimChannel, OpenChannel, RequestChannelWithdraw, TopUpChannel,
@@ -249,6 +251,7 @@ tx_kinds! {
     72 => CertifyBlob,
     73 => ExtendBlob,
     74 => DeleteBlob,
+    75 => ReportStorageFailure,
 }
 
 /// The EIP-712 domain of mycel transactions on the chain `chain_id`.

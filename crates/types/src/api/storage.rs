@@ -41,6 +41,12 @@ pub enum StorageEvent {
         #[serde(with = "super::amount")]
         refunded: u128,
     },
+    /// A storage node reported another as failing this epoch's challenge.
+    FailureReported {
+        node: Address,
+        epoch: u64,
+        reports: u64,
+    },
 }
 
 /// A member of the storage committee.
@@ -61,6 +67,12 @@ pub struct StoragePayout {
     pub expired: u64,
     #[serde(with = "super::amount")]
     pub total: u128,
+    /// Nodes that 2f + 1 others reported failing the epoch's challenge: paid nothing, stake cut.
+    #[serde(default)]
+    pub slashed: Vec<Address>,
+    /// MYC burned: the slashed nodes' pay and the stake they lost.
+    #[serde(with = "super::amount", default)]
+    pub burned: u128,
 }
 
 /// `GET /v1/storage`: what a writer needs to encode and pay for a blob.

@@ -60,6 +60,19 @@ sol! {
         uint256 fee;
     }
 
+    /// Storage node `from` reports that storage node `node` failed this epoch's challenge
+    /// (`epoch` must be the current storage epoch). When 2f + 1 of the registered nodes report
+    /// the same node in one epoch, it is paid nothing for that epoch and part of its stake is
+    /// burned.
+    #[derive(Debug, PartialEq, Eq)]
+    struct ReportStorageFailure {
+        address from;
+        address node;
+        uint64 epoch;
+        uint64 nonce;
+        uint256 fee;
+    }
+
     /// The owner ends `blobId`; the epochs not yet begun are refunded.
     #[derive(Debug, PartialEq, Eq)]
     struct DeleteBlob {
@@ -138,6 +151,22 @@ impl MessageJson for ExtendBlob {
             blobId: field_b256(m, "blobId")?,
             epochs: field_u64(m, "epochs")?,
             maxCost: field_u256(m, "maxCost")?,
+            nonce: field_u64(m, "nonce")?,
+            fee: field_u256(m, "fee")?,
+        })
+    }
+}
+
+impl MessageJson for ReportStorageFailure {
+    fn to_message(&self) -> Value {
+        json!({"from": addr(&self.from), "node": addr(&self.node), "epoch": self.epoch,
+               "nonce": self.nonce, "fee": self.fee.to_string()})
+    }
+    fn from_message(m: &Value) -> Result<Self, DecodeError> {
+        Ok(ReportStorageFailure {
+            from: field_address(m, "from")?,
+            node: field_address(m, "node")?,
+            epoch: field_u64(m, "epoch")?,
             nonce: field_u64(m, "nonce")?,
             fee: field_u256(m, "fee")?,
         })
