@@ -195,6 +195,20 @@ impl SliverClient {
         self.bytes(self.http.get(url)).await
     }
 
+    /// This node's answer to challenge `(segment, symbol)` of blob `id` ([`crate::challenge`]).
+    pub async fn challenge(
+        &self,
+        id: &B256,
+        segment: u64,
+        symbol: usize,
+    ) -> Result<Vec<u8>, NodeError> {
+        self.bytes(
+            self.http
+                .get(self.url(id, &format!("/challenge/{segment}/{symbol}"))),
+        )
+        .await
+    }
+
     pub async fn parts(
         &self,
         id: &B256,

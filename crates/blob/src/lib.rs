@@ -21,6 +21,7 @@
 //! and reads one back. The rules of payment and certification are the chain's
 //! (`mycel_state::storage`).
 
+pub mod challenge;
 pub mod client;
 mod codec;
 mod layout;

@@ -67,6 +67,9 @@ struct NodeState {
     signer: PrivateKeySigner,
     chain: NodeClient,
     seals: Semaphore,
+    /// The last storage epoch this node challenged the others in.
+    challenged: std::sync::Mutex<Option<u64>>,
+    maintain_every: Duration,
 }
 
 /// A storage node's service: its routes and its sweep.
@@ -84,6 +87,8 @@ impl StorageNode {
             signer,
             chain,
             seals: Semaphore::new(CONCURRENT_SEALS),
+            challenged: std::sync::Mutex::new(None),
+            maintain_every: SWEEP_EVERY,
         })))
     }
 
@@ -103,6 +108,10 @@ impl StorageNode {
             .route("/v1/slivers/{id}/{axis}/seal", post(seal))
             .route("/v1/slivers/{id}/{axis}/leaves", get(get_leaves))
             .route("/v1/slivers/{id}/recovery/{axis}/{target}", get(recovery))
+            .route(
+                "/v1/slivers/{id}/challenge/{segment}/{symbol}",
+                get(challenge_answer),
+            )
             .layer(axum::extract::DefaultBodyLimit::max(
                 MAX_UPLOAD_BYTES + 4096,
             ))
@@ -153,11 +162,100 @@ impl StorageNode {
         (removed, recovered)
     }
 
-    /// Maintains every [`SWEEP_EVERY`] (the first time at once), for as long as the task runs.
+    /// Once per storage epoch (from its second block, when the seed block is final), challenges
+    /// every other node of the current committee on the certified blobs both hold and reports on
+    /// chain those that fail. Returns the nodes reported.
+    pub async fn challenge_others(&self) -> Vec<Address> {
+        let Ok(info) = self.0.chain.storage().await else {
+            return Vec::new();
+        };
+        let start = info.epoch * info.params.epoch_blocks.max(1);
+        let height = self.0.chain.status().await.map(|s| s.height).unwrap_or(0);
+        if height <= start || *self.0.challenged.lock().expect("not poisoned") >= Some(info.epoch) {
+            return Vec::new();
+        }
+        let Ok(seed) = self.0.chain.block(start).await.map(|b| b.hash) else {
+            return Vec::new();
+        };
+        let mut blobs = Vec::new();
+        let mut after = None;
+        while let Ok(page) = self.0.chain.blobs(after).await {
+            blobs.extend(
+                page.blobs
+                    .into_iter()
+                    .filter(|b| b.status == BlobStatus::Certified),
+            );
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        let http = crate::client::SliverClient::http();
+        let mut reported = Vec::new();
+        for member in info.members.iter().filter(|m| m.address != self.address()) {
+            // The blobs both hold, with what checks the answers: layout, metadata, its sliver.
+            let mut shared = Vec::new();
+            for b in blobs
+                .iter()
+                .filter(|b| b.members.iter().any(|m| m.address == member.address))
+            {
+                let Some(position) = b.members.iter().position(|m| m.address == member.address)
+                else {
+                    continue;
+                };
+                let Ok((metadata, _)) = self.0.store.metadata(&b.blob_id) else {
+                    continue;
+                };
+                let Ok(layout) = metadata.layout() else {
+                    continue;
+                };
+                let sliver = sliver_of(position, metadata.nodes, &b.blob_id);
+                shared.push((b.blob_id, layout, metadata, sliver));
+            }
+            if shared.is_empty() {
+                continue;
+            }
+            let client = crate::client::SliverClient::new(http.clone(), &member.endpoint);
+            if let Err(why) =
+                crate::challenge::challenge(&client, seed, member.address, &shared).await
+            {
+                tracing::warn!(node = %member.address, epoch = info.epoch, "failed its storage challenge: {why}");
+                let (node, epoch) = (member.address, info.epoch);
+                let options = mycel_client::SendOptions::timeout(Duration::from_secs(30));
+                let sent = self
+                    .0
+                    .chain
+                    .send_and_wait(&self.0.signer, &options, |f| {
+                        mycel_types::TxKind::ReportStorageFailure(
+                            mycel_types::tx::ReportStorageFailure {
+                                from: f.from,
+                                node,
+                                epoch,
+                                nonce: f.nonce,
+                                fee: f.fee,
+                            },
+                        )
+                    })
+                    .await;
+                match sent.map(|o| o.applied()) {
+                    Ok(Ok(_)) => reported.push(node),
+                    Ok(Err(e)) | Err(e) => {
+                        tracing::warn!(node = %node, "the failure report was not applied: {e}")
+                    }
+                }
+            }
+        }
+        *self.0.challenged.lock().expect("not poisoned") = Some(info.epoch);
+        reported
+    }
+
+    /// Maintains and challenges every `maintain_every` (the first time at once), for as long as
+    /// the task runs.
     pub async fn sweep_forever(self) {
         loop {
             self.maintain().await;
-            tokio::time::sleep(SWEEP_EVERY).await;
+            self.challenge_others().await;
+            tokio::time::sleep(self.0.maintain_every).await;
         }
     }
 }
@@ -418,6 +516,15 @@ async fn recovery(
     .await
 }
 
+async fn challenge_answer(
+    State(node): State<StorageNode>,
+    Path((id, segment, symbol)): Path<(String, u64, usize)>,
+) -> Answer<Vec<u8>> {
+    let id = blob_id(&id)?;
+    let n = node.clone();
+    blocking(move || crate::challenge::answer(&n.0.store, &id, segment, symbol)).await
+}
+
 async fn get_parts(
     State(node): State<StorageNode>,
     Path((id, ax)): Path<(String, String)>,
@@ -451,6 +558,8 @@ pub struct NodeConfig {
     pub stake: Option<u128>,
     /// Connection limits; the body cap and deadline are raised to fit sliver uploads.
     pub limits: mycel_http::ServeLimits,
+    /// How often the node sweeps, recovers and challenges [default: [`SWEEP_EVERY`]].
+    pub maintain_every: Option<Duration>,
 }
 
 /// Why a storage node did not start.
@@ -494,11 +603,16 @@ pub async fn start(
     ),
     StartError,
 > {
-    let node = StorageNode::open(&config.dir, config.signer.clone(), config.chain.clone())
+    let mut node = StorageNode::open(&config.dir, config.signer.clone(), config.chain.clone())
         .map_err(|source| StartError::Dir {
             dir: config.dir.clone(),
             source,
         })?;
+    if let Some(every) = config.maintain_every {
+        Arc::get_mut(&mut node.0)
+            .expect("not shared yet")
+            .maintain_every = every;
+    }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| StartError::Bind {

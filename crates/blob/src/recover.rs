@@ -13,7 +13,7 @@
 //! siblings, then the siblings (32 bytes each).
 
 use crate::client::{NodeError, SliverClient};
-use crate::merkle::{self, Proof};
+use crate::merkle::Proof;
 use crate::store::{Assignment, Store, StoreError};
 use crate::{Axis, BlobError, Codec, Layout, Metadata};
 use alloy_primitives::{Address, B256};
@@ -59,11 +59,7 @@ pub fn helper_symbols(
         let symbol = crate::recovery_symbol(&mut codec, helper, chunk, target)?;
         let leaf = (from as usize + k) * layout.n() + target;
         let proof = Proof::new(&leaves, leaf).ok_or(StoreError::Missing("leaves"))?;
-        out.extend_from_slice(&symbol);
-        out.push(proof.siblings.len() as u8);
-        for s in &proof.siblings {
-            out.extend_from_slice(s.as_slice());
-        }
+        crate::challenge::write_symbol(&mut out, &symbol, &proof);
     }
     Ok(out)
 }
@@ -77,31 +73,13 @@ fn read_symbols(
     from: u64,
     count: u64,
 ) -> Result<Vec<Vec<u8>>, String> {
-    let s = layout.symbol_bytes;
     let mut at = 0;
-    let mut symbols = Vec::new();
-    for k in 0..count {
-        let symbol = body.get(at..at + s).ok_or("the answer is short")?.to_vec();
-        at += s;
-        let siblings = *body.get(at).ok_or("the answer is short")? as usize;
-        at += 1;
-        let bytes = body
-            .get(at..at + 32 * siblings)
-            .ok_or("the answer is short")?;
-        at += 32 * siblings;
-        let proof = Proof {
-            index: (from + k) * layout.nodes as u64 + target as u64,
-            leaves: layout.leaves_per_sliver(),
-            siblings: bytes.chunks_exact(32).map(B256::from_slice).collect(),
-        };
-        if !proof.verifies(merkle::leaf(&symbol), root) {
-            return Err(format!(
-                "the symbol of segment {} does not prove against its sender's root",
-                from + k
-            ));
-        }
-        symbols.push(symbol);
-    }
+    let symbols = (0..count)
+        .map(|k| {
+            let index = (from + k) * layout.nodes as u64 + target as u64;
+            crate::challenge::read_symbol(body, &mut at, layout, index, root)
+        })
+        .collect::<Result<Vec<_>, String>>()?;
     if at != body.len() {
         return Err("the answer is longer than asked".into());
     }

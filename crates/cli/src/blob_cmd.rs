@@ -34,6 +34,10 @@ pub struct StorageArgs {
     /// MYC to lock when registering [default: the chain's minimum].
     #[arg(long, value_name = "MYC")]
     pub stake: Option<String>,
+    /// Seconds between the node's rounds of upkeep: dropping expired blobs, rebuilding missing
+    /// slivers, challenging the other nodes (once per storage epoch).
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub maintain_every: u64,
     #[command(flatten)]
     pub signer: SignerArgs,
     #[command(flatten)]
@@ -140,6 +144,7 @@ pub fn run_storage(args: StorageArgs) -> Result<()> {
         endpoint: args.endpoint.clone(),
         stake,
         limits: args.http.limits()?,
+        maintain_every: Some(std::time::Duration::from_secs(args.maintain_every.max(1))),
     };
     crate::run_role(|interrupted| async move {
         let (started, serving) = mycel_blob::node::start(config, interrupted).await?;

@@ -136,6 +136,7 @@ async fn run_nodes(plan: &StoragePlan, mut stopping: watch::Receiver<bool>) -> R
             endpoint: None,
             stake: None,
             limits,
+            maintain_every: None,
         };
         let shutdown = async move {
             let _ = stop.wait_for(|s| *s).await;

@@ -182,7 +182,7 @@ fn seven_storage_processes_serve_reads_with_two_killed_and_one_lying() {
     let dir = TestDir::new();
     let mut nodes: Vec<(u32, mycel_testkit::Proc, PathBuf)> = (1..=7)
         .map(|k| {
-            let (proc, node_dir) = devnet.start_storage_node(k);
+            let (proc, node_dir) = devnet.start_storage_node(k, &[]);
             (k, proc, node_dir)
         })
         .collect();
@@ -277,7 +277,7 @@ fn http_put(url: &str, body: Vec<u8>) -> (u16, String) {
 #[test]
 fn a_certificate_needs_a_quorum_of_real_committee_signatures() {
     let devnet = Devnet::start();
-    let _nodes: Vec<_> = (1..=4).map(|k| devnet.start_storage_node(k)).collect();
+    let _nodes: Vec<_> = (1..=4).map(|k| devnet.start_storage_node(k, &[])).collect();
     let client = devnet.async_client();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -350,7 +350,7 @@ fn a_wiped_node_rebuilds_its_slivers_from_the_others_and_serves_reads_again() {
     let dir = TestDir::new();
     let mut nodes: Vec<(u32, mycel_testkit::Proc, PathBuf)> = (1..=4)
         .map(|k| {
-            let (proc, node_dir) = devnet.start_storage_node(k);
+            let (proc, node_dir) = devnet.start_storage_node(k, &[]);
             (k, proc, node_dir)
         })
         .collect();
@@ -361,7 +361,7 @@ fn a_wiped_node_rebuilds_its_slivers_from_the_others_and_serves_reads_again() {
     // Node 1 loses its disk and comes back (on another port: it moves its registration).
     nodes[0].1.kill_9();
     std::fs::remove_dir_all(&nodes[0].2).unwrap();
-    let (mut proc, node_dir) = devnet.start_storage_node(1);
+    let (mut proc, node_dir) = devnet.start_storage_node(1, &[]);
     let line = proc.wait_for_log("recovered this node's slivers", Duration::from_secs(60));
     let fetched: u64 = line
         .split("fetched=")
@@ -386,4 +386,56 @@ fn a_wiped_node_rebuilds_its_slivers_from_the_others_and_serves_reads_again() {
     nodes[1].1.kill_9();
     nodes[2].1.kill_9();
     get_same(&devnet, id, &file, &dir);
+}
+
+#[test]
+fn a_node_that_cannot_answer_its_challenges_is_reported_slashed_and_unpaid() {
+    let devnet =
+        Devnet::start_with(DevnetOptions::default().args(&["--storage-epoch-blocks", "12"]));
+    let dir = TestDir::new();
+    let mut nodes: Vec<(u32, mycel_testkit::Proc, PathBuf)> = (1..=4)
+        .map(|k| {
+            let (proc, node_dir) = devnet.start_storage_node(k, &["--maintain-every", "1"]);
+            (k, proc, node_dir)
+        })
+        .collect();
+    let file = random_file(&dir, "challenged", 300_000, 3);
+    put(&devnet, &file, 10);
+    let stake_of = |k: u32| {
+        let info = devnet.client().storage().unwrap();
+        info.members
+            .iter()
+            .find(|m| m.address == dev_address(k))
+            .map(|m| m.stake)
+            .unwrap()
+    };
+    let stake = stake_of(4);
+    // Node 4 goes away: it answers no challenge.
+    nodes[3].1.kill_9();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let payout = loop {
+        let info = devnet.client().storage().unwrap();
+        if let Some(p) = info.last_payout.clone().filter(|p| !p.slashed.is_empty()) {
+            break p;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no node was slashed: {:?}\n{}",
+            info.last_payout,
+            nodes[0].1.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(
+        payout.slashed,
+        vec![dev_address(4)],
+        "only the silent node: {payout:?}"
+    );
+    assert!(payout.burned > 0);
+    assert_eq!(stake_of(4), stake - stake / 10);
+    for k in 1..=3 {
+        assert_eq!(stake_of(k), stake, "honest node {k} kept its stake");
+    }
+    let log = nodes[0].1.log();
+    assert!(log.contains("failed its storage challenge"), "{log}");
 }

@@ -214,11 +214,11 @@ impl Devnet {
         out
     }
 
-    /// `mycel storage` signed by dev account `dev_account` on a free port, registered on this
-    /// devnet (its stake locked) once this returns; its slivers are kept in the returned
-    /// directory. Stopped when the [`Proc`] is dropped.
+    /// `mycel storage` signed by dev account `dev_account` on a free port, with `extra` flags,
+    /// registered on this devnet (its stake locked) once this returns; its slivers are kept in the
+    /// returned directory. Stopped when the [`Proc`] is dropped.
     #[track_caller]
-    pub fn start_storage_node(&self, dev_account: u32) -> (Proc, PathBuf) {
+    pub fn start_storage_node(&self, dev_account: u32, extra: &[&str]) -> (Proc, PathBuf) {
         let dir = self.dir.join(&format!("storage-{dev_account}"));
         let listen = format!("127.0.0.1:{}", free_port());
         let args: Vec<String> = [
@@ -233,6 +233,7 @@ impl Devnet {
             &self.rpc,
         ]
         .iter()
+        .chain(extra)
         .map(|s| s.to_string())
         .collect();
         let log = self.dir.join(&format!("storage-{dev_account}.log"));
