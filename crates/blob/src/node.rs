@@ -12,6 +12,8 @@
 //!   [`StorageConfirmation`] — what a writer gathers 2f + 1 of to certify the blob.
 //! - `GET …/metadata`, `GET …/{axis}/leaves`, `GET …/{axis}?from=S&count=K` (at most
 //!   [`MAX_UPLOAD_BYTES`] per answer): what readers fetch.
+//! - `GET /v1/blobs/{id}`: the aggregator — the whole blob, read from its committee and streamed
+//!   (at most [`CONCURRENT_READS`] at once).
 //! - `GET /v1/health`: the node's address and what it holds.
 //!
 //! Bounds: every request body goes through `mycel-http` (deadlines, a connection cap, a body cap);
@@ -42,6 +44,8 @@ use tokio::sync::Semaphore;
 pub const MAX_UPLOAD_BYTES: usize = 16 << 20;
 /// Whole-sliver checks running at once.
 pub const CONCURRENT_SEALS: usize = 2;
+/// Whole blobs read for `GET /v1/blobs/{id}` at once; more get 503 with Retry-After.
+pub const CONCURRENT_READS: usize = 2;
 /// How often blobs the chain dropped are removed.
 pub const SWEEP_EVERY: Duration = Duration::from_secs(30);
 
@@ -67,6 +71,7 @@ struct NodeState {
     signer: PrivateKeySigner,
     chain: NodeClient,
     seals: Semaphore,
+    reads: Arc<Semaphore>,
     /// The last storage epoch this node challenged the others in.
     challenged: std::sync::Mutex<Option<u64>>,
     maintain_every: Duration,
@@ -87,6 +92,7 @@ impl StorageNode {
             signer,
             chain,
             seals: Semaphore::new(CONCURRENT_SEALS),
+            reads: Arc::new(Semaphore::new(CONCURRENT_READS)),
             challenged: std::sync::Mutex::new(None),
             maintain_every: SWEEP_EVERY,
         })))
@@ -99,6 +105,7 @@ impl StorageNode {
     pub fn router(&self) -> Router {
         Router::new()
             .route("/v1/health", get(health))
+            .route("/v1/blobs/{id}", get(read_whole_blob))
             .route(
                 "/v1/slivers/{id}/metadata",
                 put(put_metadata).get(get_metadata),
@@ -514,6 +521,54 @@ async fn recovery(
         crate::recover::helper_symbols(&n.0.store, &id, ax, target, window.from, count)
     })
     .await
+}
+
+/// The aggregator: the whole blob, read from its committee (this node included) and streamed as
+/// it is decoded (`application/octet-stream` with its length); the last window follows the
+/// whole-blob check, so an inconsistent blob is cut short, never delivered whole.
+async fn read_whole_blob(
+    State(node): State<StorageNode>,
+    Path(id): Path<String>,
+) -> Result<Response, Refusal> {
+    use crate::publish::{self, PublishError};
+    let id = blob_id(&id)?;
+    let info = publish::certified_blob(&node.0.chain, id)
+        .await
+        .map_err(|e| match e {
+            PublishError::NotAvailable { .. } => {
+                Refusal(StatusCode::NOT_FOUND, code::UNKNOWN_BLOB, e.to_string())
+            }
+            other => Refusal(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "chain_unreachable",
+                other.to_string(),
+            ),
+        })?;
+    let permit = node.0.reads.clone().try_acquire_owned().map_err(|_| {
+        Refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            format!("{CONCURRENT_READS} blobs are being read; try again in a few seconds"),
+        )
+    })?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(2);
+    let length = info.length;
+    tokio::spawn(async move {
+        let _permit = permit;
+        let mut sink = tx.clone();
+        if let Err(e) = publish::read_blob(&info, &mut sink, &|_| {}).await {
+            tracing::warn!(blob = %info.blob_id, "reading for a client failed: {e}");
+            let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+        }
+    });
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    Response::builder()
+        .header(axum::http::header::CONTENT_TYPE, "application/octet-stream")
+        .header(axum::http::header::CONTENT_LENGTH, length)
+        .body(axum::body::Body::from_stream(stream))
+        .map_err(|e| Refusal(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))
 }
 
 async fn challenge_answer(

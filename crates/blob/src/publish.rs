@@ -91,6 +91,32 @@ pub struct Fetched {
     pub skipped: Vec<String>,
 }
 
+/// Where the bytes of a blob being read go, in order, a window at a time.
+pub trait Sink: Send {
+    fn write(
+        &mut self,
+        bytes: Vec<u8>,
+    ) -> impl std::future::Future<Output = std::io::Result<()>> + Send;
+}
+
+/// Into a file (each window written at once: small, sequential writes).
+pub struct FileSink(pub File);
+
+impl Sink for FileSink {
+    async fn write(&mut self, bytes: Vec<u8>) -> std::io::Result<()> {
+        self.0.write_all(&bytes)
+    }
+}
+
+/// Into a bounded channel (an HTTP body): a slow reader holds the decoding back, not memory.
+impl Sink for tokio::sync::mpsc::Sender<std::io::Result<Vec<u8>>> {
+    async fn write(&mut self, bytes: Vec<u8>) -> std::io::Result<()> {
+        self.send(Ok(bytes)).await.map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the reader went away")
+        })
+    }
+}
+
 /// Where a long write or read is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Progress {
@@ -450,6 +476,28 @@ pub async fn get_file(
     out: &Path,
     progress: &(dyn Fn(Progress) + Send + Sync),
 ) -> Result<Fetched, PublishError> {
+    let info = certified_blob(chain, blob_id).await?;
+    let partial = out.with_extension(match out.extension() {
+        Some(e) => format!("{}.partial", e.to_string_lossy()),
+        None => "partial".into(),
+    });
+    let file = File::create(&partial).map_err(|e| file_error(&partial, e))?;
+    let mut sink = FileSink(file);
+    match read_blob(&info, &mut sink, progress).await {
+        Ok(fetched) => {
+            sink.0.sync_all().map_err(|e| file_error(&partial, e))?;
+            std::fs::rename(&partial, out).map_err(|e| file_error(out, e))?;
+            Ok(fetched)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&partial);
+            Err(e)
+        }
+    }
+}
+
+/// The chain's registration of `blob_id`, if it can be read (registered and certified).
+pub async fn certified_blob(chain: &NodeClient, blob_id: B256) -> Result<BlobInfo, PublishError> {
     let info = match chain.blob(blob_id).await {
         Ok(info) => info,
         Err(e) if e.is_code(code::UNKNOWN_BLOB) => {
@@ -466,35 +514,32 @@ pub async fn get_file(
             reason: "registered but not certified yet (the writer has not finished)".into(),
         });
     }
-    let mut members = members(&info);
+    Ok(info)
+}
+
+/// Reads the certified blob `info` from its committee into `sink`, window by window; the last
+/// write is followed by the whole-blob check, so a caller must not treat the bytes as the blob
+/// unless this returns `Ok`.
+pub async fn read_blob(
+    info: &BlobInfo,
+    sink: &mut impl Sink,
+    progress: &(dyn Fn(Progress) + Send + Sync),
+) -> Result<Fetched, PublishError> {
+    let blob_id = info.blob_id;
+    let mut members = members(info);
     let metadata = fetch_metadata(&mut members, &blob_id).await?;
     let layout = metadata.layout()?;
-    let partial = out.with_extension(match out.extension() {
-        Some(e) => format!("{}.partial", e.to_string_lossy()),
-        None => "partial".into(),
-    });
-    let mut file = File::create(&partial).map_err(|e| file_error(&partial, e))?;
-    let result = read_into(&mut members, &metadata, layout, &mut file, progress).await;
-    match result {
-        Ok(read_from) => {
-            file.sync_all().map_err(|e| file_error(&partial, e))?;
-            std::fs::rename(&partial, out).map_err(|e| file_error(out, e))?;
-            let skipped = members
-                .iter()
-                .filter_map(|m| m.failed.clone().map(|f| format!("{}: {f}", m.address)))
-                .collect();
-            Ok(Fetched {
-                blob_id,
-                length: layout.length,
-                read_from,
-                skipped,
-            })
-        }
-        Err(e) => {
-            let _ = std::fs::remove_file(&partial);
-            Err(e)
-        }
-    }
+    let read_from = read_into(&mut members, &metadata, layout, sink, progress).await?;
+    let skipped = members
+        .iter()
+        .filter_map(|m| m.failed.clone().map(|f| format!("{}: {f}", m.address)))
+        .collect();
+    Ok(Fetched {
+        blob_id,
+        length: layout.length,
+        read_from,
+        skipped,
+    })
 }
 
 async fn fetch_metadata(members: &mut [Member], id: &B256) -> Result<Metadata, PublishError> {
@@ -552,7 +597,7 @@ async fn read_into(
     members: &mut [Member],
     metadata: &Metadata,
     layout: Layout,
-    file: &mut File,
+    sink: &mut impl Sink,
     progress: &(dyn Fn(Progress) + Send + Sync),
 ) -> Result<Vec<Address>, PublishError> {
     let id = metadata.blob_id();
@@ -561,6 +606,13 @@ async fn read_into(
     let part = layout.primary_segment_bytes();
     let per_window = segments_per_window(part);
     let mut from = 0;
+    // The last window is held back until the whole blob checks out, so a stream reader (whose
+    // answer has a known length) never receives every byte of an inconsistent blob.
+    let mut held: Option<Vec<u8>> = None;
+    let sink_error = |e: std::io::Error| PublishError::File {
+        path: "output".into(),
+        reason: e.to_string(),
+    };
     while from < layout.segments {
         select(members, &mut selected, &mut decoder, &id).await?;
         let to = (from + per_window).min(layout.segments);
@@ -612,10 +664,9 @@ async fn read_into(
             }
             Ok(())
         })?;
-        file.write_all(&out).map_err(|e| PublishError::File {
-            path: "output".into(),
-            reason: e.to_string(),
-        })?;
+        if let Some(previous) = held.replace(out) {
+            sink.write(previous).await.map_err(sink_error)?;
+        }
         if let Some(i) = bad_sliver {
             let p = selected
                 .iter()
@@ -638,6 +689,9 @@ async fn read_into(
         from = done;
     }
     decoder.finish()?;
+    if let Some(last) = held {
+        sink.write(last).await.map_err(sink_error)?;
+    }
     Ok(selected.iter().map(|p| members[*p].address).collect())
 }
 

@@ -202,6 +202,32 @@ fn seven_storage_processes_serve_reads_with_two_killed_and_one_lying() {
     };
     let (first, second, third) = (holder(0), holder(1), holder(2));
 
+    // Any node is also an aggregator: the whole blob over plain HTTP, streamed.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let endpoint = blob.members[0].endpoint.clone();
+    let (status, bytes) = rt.block_on(async {
+        let r = reqwest::get(format!("{endpoint}/v1/blobs/{id}"))
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.bytes().await.unwrap())
+    });
+    assert_eq!(status, 200);
+    assert!(
+        bytes[..] == std::fs::read(&file).unwrap()[..],
+        "the aggregator served other bytes"
+    );
+    let status = rt.block_on(async {
+        reqwest::get(format!("{endpoint}/v1/blobs/{}", B256::repeat_byte(3)))
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    });
+    assert_eq!(status, 404);
+
     // f = 2 nodes down, both holding systematic slivers: the read decodes from parity.
     nodes[first].1.kill_9();
     nodes[second].1.kill_9();
