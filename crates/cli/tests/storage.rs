@@ -301,7 +301,7 @@ fn http_put(url: &str, body: Vec<u8>) -> (u16, String) {
 }
 
 #[test]
-fn a_certificate_needs_a_quorum_of_real_committee_signatures() {
+fn forged_confirmations_and_bad_uploads_are_refused_and_nothing_unchecked_is_kept() {
     let devnet = Devnet::start();
     let _nodes: Vec<_> = (1..=4).map(|k| devnet.start_storage_node(k, &[])).collect();
     let client = devnet.async_client();
@@ -310,7 +310,10 @@ fn a_certificate_needs_a_quorum_of_real_committee_signatures() {
         .build()
         .unwrap();
     let writer = dev_signer(8);
-    let id = B256::repeat_byte(0x5a);
+    // A real encoding, registered and paid, but never certified.
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let (encoded, segments) = mycel_blob::encode(4, &data).unwrap();
+    let id = encoded.metadata.blob_id();
     rt.block_on(async {
         let info = client.storage().await.unwrap();
         client
@@ -318,7 +321,7 @@ fn a_certificate_needs_a_quorum_of_real_committee_signatures() {
                 TxKind::RegisterBlob(RegisterBlob {
                     from: f.from,
                     blobId: id,
-                    length: 1000,
+                    length: data.len() as u64,
                     committee: info.committee,
                     epochs: 1,
                     maxCost: U256::MAX,
@@ -356,6 +359,28 @@ fn a_certificate_needs_a_quorum_of_real_committee_signatures() {
             "{error}"
         );
         assert!(client.blob(id).await.unwrap().certified_height.is_none());
+
+        // A writer's truncated or corrupted upload is refused at the seal and nothing is kept:
+        // the node gives no confirmation for it.
+        let blob = client.blob(id).await.unwrap();
+        let node = mycel_blob::client::SliverClient::new(reqwest::Client::new(), &blob.members[0].endpoint);
+        node.put_metadata(&id, &encoded.metadata).await.unwrap();
+        let sliver = mycel_types::storage::sliver_of(0, 4, &id);
+        let mut primary: Vec<u8> = segments.iter().flat_map(|s| s.primary(sliver).to_vec()).collect();
+        let part = primary.len() / segments.len();
+        let truncated = primary[..part].to_vec();
+        node.put_parts(&id, mycel_blob::Axis::Primary, 0, truncated).await.unwrap();
+        if segments.len() == 1 {
+            primary[7] ^= 1; // one segment: send it corrupted instead
+            node.put_parts(&id, mycel_blob::Axis::Primary, 0, primary).await.unwrap();
+        }
+        let sealed = node.seal(&id, mycel_blob::Axis::Primary).await.unwrap_err();
+        assert_eq!(sealed.code(), Some("sliver_mismatch"), "{sealed}");
+        let none = node.confirmation(&id).await.unwrap_err();
+        assert_eq!(none.code(), Some("not_stored"), "{none}");
+        // A body that is not whole parts is refused before it is written.
+        let odd = node.put_parts(&id, mycel_blob::Axis::Primary, 0, vec![0u8; part + 1]).await.unwrap_err();
+        assert_eq!(odd.code(), Some("bad_sliver_request"), "{odd}");
     });
 }
 
