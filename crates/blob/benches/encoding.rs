@@ -79,6 +79,21 @@ fn bench(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("encode/raw", nodes), &layout, |b, l| {
             b.iter(|| raw_encode(l, &data))
         });
+        // What the commitments alone cost: one BLAKE3 leaf per symbol of the n × n extension.
+        group.bench_with_input(
+            BenchmarkId::new("encode/leaf-hashes-only", nodes),
+            &layout,
+            |b, l| {
+                let symbols = vec![7u8; l.n() * l.n() * l.symbol_bytes];
+                b.iter(|| {
+                    for _ in 0..l.segments {
+                        for symbol in symbols.chunks_exact(l.symbol_bytes) {
+                            std::hint::black_box(mycel_blob::merkle::leaf(symbol));
+                        }
+                    }
+                })
+            },
+        );
 
         // Decoding from the parity rows only (no systematic row: every column is decoded).
         let mut enc = BlobEncoder::new(layout).unwrap();

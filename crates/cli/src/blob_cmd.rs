@@ -274,7 +274,12 @@ fn status(args: StatusArgs) -> Result<()> {
         return print_json(&info);
     }
     println!("blob         {}", info.blob_id);
-    println!("status       {:?}", info.status);
+    let status = match info.status {
+        mycel_client::api::BlobStatus::Registered => "registered (not certified yet)",
+        mycel_client::api::BlobStatus::Certified => "certified",
+        mycel_client::api::BlobStatus::Deleted => "deleted (kept until its epoch ends)",
+    };
+    println!("status       {status}");
     println!("length       {} bytes", info.length);
     println!("owner        {}", info.owner);
     println!(

@@ -363,23 +363,36 @@ fn forged_confirmations_and_bad_uploads_are_refused_and_nothing_unchecked_is_kep
         // A writer's truncated or corrupted upload is refused at the seal and nothing is kept:
         // the node gives no confirmation for it.
         let blob = client.blob(id).await.unwrap();
-        let node = mycel_blob::client::SliverClient::new(reqwest::Client::new(), &blob.members[0].endpoint);
+        let node = mycel_blob::client::SliverClient::new(
+            reqwest::Client::new(),
+            &blob.members[0].endpoint,
+        );
         node.put_metadata(&id, &encoded.metadata).await.unwrap();
         let sliver = mycel_types::storage::sliver_of(0, 4, &id);
-        let mut primary: Vec<u8> = segments.iter().flat_map(|s| s.primary(sliver).to_vec()).collect();
+        let mut primary: Vec<u8> = segments
+            .iter()
+            .flat_map(|s| s.primary(sliver).to_vec())
+            .collect();
         let part = primary.len() / segments.len();
         let truncated = primary[..part].to_vec();
-        node.put_parts(&id, mycel_blob::Axis::Primary, 0, truncated).await.unwrap();
+        node.put_parts(&id, mycel_blob::Axis::Primary, 0, truncated)
+            .await
+            .unwrap();
         if segments.len() == 1 {
             primary[7] ^= 1; // one segment: send it corrupted instead
-            node.put_parts(&id, mycel_blob::Axis::Primary, 0, primary).await.unwrap();
+            node.put_parts(&id, mycel_blob::Axis::Primary, 0, primary)
+                .await
+                .unwrap();
         }
         let sealed = node.seal(&id, mycel_blob::Axis::Primary).await.unwrap_err();
         assert_eq!(sealed.code(), Some("sliver_mismatch"), "{sealed}");
         let none = node.confirmation(&id).await.unwrap_err();
         assert_eq!(none.code(), Some("not_stored"), "{none}");
         // A body that is not whole parts is refused before it is written.
-        let odd = node.put_parts(&id, mycel_blob::Axis::Primary, 0, vec![0u8; part + 1]).await.unwrap_err();
+        let odd = node
+            .put_parts(&id, mycel_blob::Axis::Primary, 0, vec![0u8; part + 1])
+            .await
+            .unwrap_err();
         assert_eq!(odd.code(), Some("bad_sliver_request"), "{odd}");
     });
 }
