@@ -355,236 +355,24 @@ pub(crate) fn plan_tx(
     kind: &TxKind,
 ) -> Result<StoragePlan, TxError> {
     let params = &state.params().storage;
-    let storage = state.storage();
     let height = state.height() + 1;
     let epoch = epoch_of(height, params);
     let mut accounts = bank::Touched::new(state, sender, payer);
+    let c = Plan {
+        state,
+        storage: state.storage(),
+        params,
+        sender,
+        epoch,
+        height,
+    };
     let (event, write) = match kind {
-        TxKind::RegisterStorageNode(t) => {
-            let url_ok = t.endpoint.starts_with("http://") || t.endpoint.starts_with("https://");
-            if !url_ok
-                || t.endpoint.len() > MAX_ENDPOINT_BYTES
-                || t.endpoint.chars().any(char::is_whitespace)
-            {
-                return Err(err(StorageError::BadEndpoint {
-                    endpoint: t.endpoint.chars().take(80).collect(),
-                }));
-            }
-            let stake = amount(t.stake)?;
-            accounts.debit(sender, Token::Myc, stake)?;
-            if let Some(existing) = storage.nodes.get(&sender) {
-                // A registered node moves its endpoint and may add stake; the committee stays.
-                let node = StorageNode {
-                    endpoint: t.endpoint.clone(),
-                    stake: existing.stake + stake,
-                    registered_height: existing.registered_height,
-                };
-                (
-                    StorageEvent::NodeUpdated { node: sender },
-                    StorageWrite::Node {
-                        address: sender,
-                        node,
-                        joins: false,
-                    },
-                )
-            } else {
-                if stake < params.min_node_stake {
-                    return Err(err(StorageError::StakeTooLow {
-                        stake: stake.to_string(),
-                        min: params.min_node_stake.to_string(),
-                    }));
-                }
-                if storage.nodes.len() >= usize::from(MAX_NODES) {
-                    return Err(err(StorageError::CommitteeFull));
-                }
-                let node = StorageNode {
-                    endpoint: t.endpoint.clone(),
-                    stake,
-                    registered_height: height,
-                };
-                (
-                    StorageEvent::NodeRegistered {
-                        node: sender,
-                        committee: storage.current_committee() + 1,
-                    },
-                    StorageWrite::Node {
-                        address: sender,
-                        node,
-                        joins: true,
-                    },
-                )
-            }
-        }
-        TxKind::RegisterBlob(t) => {
-            let current = storage.current_committee();
-            if t.committee != current {
-                return Err(err(StorageError::WrongCommittee {
-                    got: t.committee,
-                    current,
-                }));
-            }
-            let members = storage.committee(current).map_or(0, <[Address]>::len);
-            if members < usize::from(MIN_NODES) {
-                return Err(err(StorageError::CommitteeTooSmall { nodes: members }));
-            }
-            if storage.blobs.contains_key(&t.blobId) {
-                return Err(err(StorageError::AlreadyRegistered { blob_id: t.blobId }));
-            }
-            check_epochs(t.epochs, params)?;
-            let layout = Layout::new(members as u16, t.length)
-                .map_err(|_| err(StorageError::BlobTooLarge { length: t.length }))?;
-            let epoch_price = params
-                .epoch_price(&layout)
-                .ok_or_else(|| TxError::AmountTooLarge(t.length.to_string()))?;
-            let cost = checked_cost(epoch_price, t.epochs, t.maxCost)?;
-            accounts.debit(sender, Token::Myc, cost)?;
-            let blob = Blob {
-                owner: sender,
-                length: t.length,
-                committee: current,
-                nodes: members as u16,
-                start_epoch: epoch,
-                end_epoch: epoch + t.epochs,
-                epoch_price,
-                registered_height: height,
-                certified_height: None,
-                deleted: false,
-            };
-            (
-                StorageEvent::BlobRegistered {
-                    blob_id: t.blobId,
-                    end_epoch: blob.end_epoch,
-                    paid: cost,
-                },
-                StorageWrite::Blob {
-                    id: t.blobId,
-                    blob,
-                    fund_in: cost,
-                    fund_out: 0,
-                },
-            )
-        }
-        TxKind::CertifyBlob(t) => {
-            let blob = live_blob(storage, &t.blobId, epoch)?;
-            if blob.certified_height.is_some() {
-                return Err(err(StorageError::AlreadyCertified { blob_id: t.blobId }));
-            }
-            let confirmations = check_confirmations(
-                storage,
-                blob,
-                &t.blobId,
-                &t.signatures,
-                state.params().chain_id,
-            )?;
-            let blob = Blob {
-                certified_height: Some(height),
-                ..blob.clone()
-            };
-            (
-                StorageEvent::BlobCertified {
-                    blob_id: t.blobId,
-                    confirmations: confirmations as u64,
-                },
-                StorageWrite::Blob {
-                    id: t.blobId,
-                    blob,
-                    fund_in: 0,
-                    fund_out: 0,
-                },
-            )
-        }
-        TxKind::ExtendBlob(t) => {
-            let blob = live_blob(storage, &t.blobId, epoch)?;
-            let end_epoch = blob.end_epoch.saturating_add(t.epochs);
-            check_epochs(end_epoch - epoch, params)?;
-            if t.epochs == 0 {
-                return Err(err(StorageError::BadEpochs {
-                    epochs: 0,
-                    max: params.max_epochs,
-                }));
-            }
-            let cost = checked_cost(blob.epoch_price, t.epochs, t.maxCost)?;
-            accounts.debit(sender, Token::Myc, cost)?;
-            let blob = Blob {
-                end_epoch,
-                ..blob.clone()
-            };
-            (
-                StorageEvent::BlobExtended {
-                    blob_id: t.blobId,
-                    end_epoch,
-                    paid: cost,
-                },
-                StorageWrite::Blob {
-                    id: t.blobId,
-                    blob,
-                    fund_in: cost,
-                    fund_out: 0,
-                },
-            )
-        }
-        TxKind::DeleteBlob(t) => {
-            let blob = live_blob(storage, &t.blobId, epoch)?;
-            if blob.owner != sender {
-                return Err(err(StorageError::NotOwner {
-                    blob_id: t.blobId,
-                    sender,
-                }));
-            }
-            let ended = Blob {
-                end_epoch: blob.end_epoch.min(epoch + 1),
-                deleted: true,
-                ..blob.clone()
-            };
-            let refund = blob.unpaid(epoch) - ended.unpaid(epoch);
-            accounts.credit(blob.owner, Token::Myc, refund)?;
-            (
-                StorageEvent::BlobDeleted {
-                    blob_id: t.blobId,
-                    refunded: refund,
-                },
-                StorageWrite::Blob {
-                    id: t.blobId,
-                    blob: ended,
-                    fund_in: 0,
-                    fund_out: refund,
-                },
-            )
-        }
-        TxKind::ReportStorageFailure(t) => {
-            for address in [sender, t.node] {
-                if !storage.nodes.contains_key(&address) || sender == t.node {
-                    return Err(err(StorageError::NotANode { address }));
-                }
-            }
-            if t.epoch != epoch {
-                return Err(err(StorageError::WrongEpoch {
-                    got: t.epoch,
-                    current: epoch,
-                }));
-            }
-            let reporters = storage.failures.get(&epoch).and_then(|f| f.get(&t.node));
-            if reporters.is_some_and(|r| r.contains(&sender)) {
-                return Err(err(StorageError::AlreadyReported {
-                    reporter: sender,
-                    node: t.node,
-                    epoch,
-                }));
-            }
-            let reports = reporters.map_or(0, BTreeSet::len) as u64 + 1;
-            (
-                StorageEvent::FailureReported {
-                    node: t.node,
-                    epoch,
-                    reports,
-                },
-                StorageWrite::Report {
-                    epoch,
-                    node: t.node,
-                    reporter: sender,
-                },
-            )
-        }
+        TxKind::RegisterStorageNode(t) => register_node(&c, &mut accounts, t)?,
+        TxKind::RegisterBlob(t) => register_blob(&c, &mut accounts, t)?,
+        TxKind::CertifyBlob(t) => certify_blob(&c, t)?,
+        TxKind::ExtendBlob(t) => extend_blob(&c, &mut accounts, t)?,
+        TxKind::DeleteBlob(t) => delete_blob(&c, &mut accounts, t)?,
+        TxKind::ReportStorageFailure(t) => report_failure(&c, t)?,
         other => unreachable!("{} is not a storage transaction", other.type_name()),
     };
     Ok(StoragePlan {
@@ -592,6 +380,315 @@ pub(crate) fn plan_tx(
         event,
         write,
     })
+}
+
+/// What every storage transaction's checks read.
+struct Plan<'a> {
+    state: &'a State,
+    storage: &'a Storage,
+    params: &'a StorageParams,
+    sender: Address,
+    epoch: u64,
+    height: u64,
+}
+
+/// `RegisterStorageNode`: checked against the state, what it writes.
+fn register_node(
+    c: &Plan<'_>,
+    accounts: &mut bank::Touched<'_>,
+    t: &mycel_types::tx::RegisterStorageNode,
+) -> Result<(StorageEvent, StorageWrite), TxError> {
+    let &Plan {
+        storage,
+        params,
+        sender,
+        height,
+        ..
+    } = c;
+    let url_ok = t.endpoint.starts_with("http://") || t.endpoint.starts_with("https://");
+    if !url_ok
+        || t.endpoint.len() > MAX_ENDPOINT_BYTES
+        || t.endpoint.chars().any(char::is_whitespace)
+    {
+        return Err(err(StorageError::BadEndpoint {
+            endpoint: t.endpoint.chars().take(80).collect(),
+        }));
+    }
+    let stake = amount(t.stake)?;
+    accounts.debit(sender, Token::Myc, stake)?;
+    if let Some(existing) = storage.nodes.get(&sender) {
+        // A registered node moves its endpoint and may add stake; the committee stays.
+        let node = StorageNode {
+            endpoint: t.endpoint.clone(),
+            stake: existing.stake + stake,
+            registered_height: existing.registered_height,
+        };
+        Ok((
+            StorageEvent::NodeUpdated { node: sender },
+            StorageWrite::Node {
+                address: sender,
+                node,
+                joins: false,
+            },
+        ))
+    } else {
+        if stake < params.min_node_stake {
+            return Err(err(StorageError::StakeTooLow {
+                stake: stake.to_string(),
+                min: params.min_node_stake.to_string(),
+            }));
+        }
+        if storage.nodes.len() >= usize::from(MAX_NODES) {
+            return Err(err(StorageError::CommitteeFull));
+        }
+        let node = StorageNode {
+            endpoint: t.endpoint.clone(),
+            stake,
+            registered_height: height,
+        };
+        Ok((
+            StorageEvent::NodeRegistered {
+                node: sender,
+                committee: storage.current_committee() + 1,
+            },
+            StorageWrite::Node {
+                address: sender,
+                node,
+                joins: true,
+            },
+        ))
+    }
+}
+
+/// `RegisterBlob`: checked against the state, what it writes.
+fn register_blob(
+    c: &Plan<'_>,
+    accounts: &mut bank::Touched<'_>,
+    t: &mycel_types::tx::RegisterBlob,
+) -> Result<(StorageEvent, StorageWrite), TxError> {
+    let &Plan {
+        storage,
+        params,
+        sender,
+        epoch,
+        height,
+        ..
+    } = c;
+    let current = storage.current_committee();
+    if t.committee != current {
+        return Err(err(StorageError::WrongCommittee {
+            got: t.committee,
+            current,
+        }));
+    }
+    let members = storage.committee(current).map_or(0, <[Address]>::len);
+    if members < usize::from(MIN_NODES) {
+        return Err(err(StorageError::CommitteeTooSmall { nodes: members }));
+    }
+    if storage.blobs.contains_key(&t.blobId) {
+        return Err(err(StorageError::AlreadyRegistered { blob_id: t.blobId }));
+    }
+    check_epochs(t.epochs, params)?;
+    let layout = Layout::new(members as u16, t.length)
+        .map_err(|_| err(StorageError::BlobTooLarge { length: t.length }))?;
+    let epoch_price = params
+        .epoch_price(&layout)
+        .ok_or_else(|| TxError::AmountTooLarge(t.length.to_string()))?;
+    let cost = checked_cost(epoch_price, t.epochs, t.maxCost)?;
+    accounts.debit(sender, Token::Myc, cost)?;
+    let blob = Blob {
+        owner: sender,
+        length: t.length,
+        committee: current,
+        nodes: members as u16,
+        start_epoch: epoch,
+        end_epoch: epoch + t.epochs,
+        epoch_price,
+        registered_height: height,
+        certified_height: None,
+        deleted: false,
+    };
+    Ok((
+        StorageEvent::BlobRegistered {
+            blob_id: t.blobId,
+            end_epoch: blob.end_epoch,
+            paid: cost,
+        },
+        StorageWrite::Blob {
+            id: t.blobId,
+            blob,
+            fund_in: cost,
+            fund_out: 0,
+        },
+    ))
+}
+
+/// `CertifyBlob`: checked against the state, what it writes.
+fn certify_blob(
+    c: &Plan<'_>,
+    t: &mycel_types::tx::CertifyBlob,
+) -> Result<(StorageEvent, StorageWrite), TxError> {
+    let &Plan {
+        storage,
+        epoch,
+        height,
+        ..
+    } = c;
+    let blob = live_blob(storage, &t.blobId, epoch)?;
+    if blob.certified_height.is_some() {
+        return Err(err(StorageError::AlreadyCertified { blob_id: t.blobId }));
+    }
+    let confirmations = check_confirmations(
+        storage,
+        blob,
+        &t.blobId,
+        &t.signatures,
+        c.state.params().chain_id,
+    )?;
+    let blob = Blob {
+        certified_height: Some(height),
+        ..blob.clone()
+    };
+    Ok((
+        StorageEvent::BlobCertified {
+            blob_id: t.blobId,
+            confirmations: confirmations as u64,
+        },
+        StorageWrite::Blob {
+            id: t.blobId,
+            blob,
+            fund_in: 0,
+            fund_out: 0,
+        },
+    ))
+}
+
+/// `ExtendBlob`: checked against the state, what it writes.
+fn extend_blob(
+    c: &Plan<'_>,
+    accounts: &mut bank::Touched<'_>,
+    t: &mycel_types::tx::ExtendBlob,
+) -> Result<(StorageEvent, StorageWrite), TxError> {
+    let &Plan {
+        storage,
+        params,
+        sender,
+        epoch,
+        ..
+    } = c;
+    let blob = live_blob(storage, &t.blobId, epoch)?;
+    let end_epoch = blob.end_epoch.saturating_add(t.epochs);
+    check_epochs(end_epoch - epoch, params)?;
+    if t.epochs == 0 {
+        return Err(err(StorageError::BadEpochs {
+            epochs: 0,
+            max: params.max_epochs,
+        }));
+    }
+    let cost = checked_cost(blob.epoch_price, t.epochs, t.maxCost)?;
+    accounts.debit(sender, Token::Myc, cost)?;
+    let blob = Blob {
+        end_epoch,
+        ..blob.clone()
+    };
+    Ok((
+        StorageEvent::BlobExtended {
+            blob_id: t.blobId,
+            end_epoch,
+            paid: cost,
+        },
+        StorageWrite::Blob {
+            id: t.blobId,
+            blob,
+            fund_in: cost,
+            fund_out: 0,
+        },
+    ))
+}
+
+/// `DeleteBlob`: checked against the state, what it writes.
+fn delete_blob(
+    c: &Plan<'_>,
+    accounts: &mut bank::Touched<'_>,
+    t: &mycel_types::tx::DeleteBlob,
+) -> Result<(StorageEvent, StorageWrite), TxError> {
+    let &Plan {
+        storage,
+        sender,
+        epoch,
+        ..
+    } = c;
+    let blob = live_blob(storage, &t.blobId, epoch)?;
+    if blob.owner != sender {
+        return Err(err(StorageError::NotOwner {
+            blob_id: t.blobId,
+            sender,
+        }));
+    }
+    let ended = Blob {
+        end_epoch: blob.end_epoch.min(epoch + 1),
+        deleted: true,
+        ..blob.clone()
+    };
+    let refund = blob.unpaid(epoch) - ended.unpaid(epoch);
+    accounts.credit(blob.owner, Token::Myc, refund)?;
+    Ok((
+        StorageEvent::BlobDeleted {
+            blob_id: t.blobId,
+            refunded: refund,
+        },
+        StorageWrite::Blob {
+            id: t.blobId,
+            blob: ended,
+            fund_in: 0,
+            fund_out: refund,
+        },
+    ))
+}
+
+/// `ReportStorageFailure`: checked against the state, what it writes.
+fn report_failure(
+    c: &Plan<'_>,
+    t: &mycel_types::tx::ReportStorageFailure,
+) -> Result<(StorageEvent, StorageWrite), TxError> {
+    let &Plan {
+        storage,
+        sender,
+        epoch,
+        ..
+    } = c;
+    for address in [sender, t.node] {
+        if !storage.nodes.contains_key(&address) || sender == t.node {
+            return Err(err(StorageError::NotANode { address }));
+        }
+    }
+    if t.epoch != epoch {
+        return Err(err(StorageError::WrongEpoch {
+            got: t.epoch,
+            current: epoch,
+        }));
+    }
+    let reporters = storage.failures.get(&epoch).and_then(|f| f.get(&t.node));
+    if reporters.is_some_and(|r| r.contains(&sender)) {
+        return Err(err(StorageError::AlreadyReported {
+            reporter: sender,
+            node: t.node,
+            epoch,
+        }));
+    }
+    let reports = reporters.map_or(0, BTreeSet::len) as u64 + 1;
+    Ok((
+        StorageEvent::FailureReported {
+            node: t.node,
+            epoch,
+            reports,
+        },
+        StorageWrite::Report {
+            epoch,
+            node: t.node,
+            reporter: sender,
+        },
+    ))
 }
 
 fn check_epochs(epochs: u64, params: &StorageParams) -> Result<(), TxError> {
