@@ -118,7 +118,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let (metadata, _) = self.metadata(id)?;
         let (part, segments) = Self::part_bytes(&metadata, axis)?;
-        if body.is_empty() || body.len() % part != 0 {
+        if body.is_empty() || !body.len().is_multiple_of(part) {
             return Err(StoreError::NotWholeParts {
                 got: body.len(),
                 part,

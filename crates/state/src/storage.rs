@@ -31,9 +31,9 @@
 //!   nodes (f of the registered count) is paid nothing for that epoch and loses `slash_bps` of its
 //!   stake; both are burned.
 //!
-//! Books: MYC in the fund and MYC staked by nodes are in the MYC books (`issued = balances + burned
-//! + subnet pools + storage fund + node stakes`), asserted after every block. The fund always
-//! holds exactly the unpaid epochs of the blobs it holds (asserted too).
+//! Books: MYC in the fund and MYC staked by nodes are in the MYC books (issued = balances, burned,
+//! subnet pools, storage fund and node stakes together), asserted after every block. The fund
+//! always holds exactly the unpaid epochs of the blobs it holds (asserted too).
 //!
 //! State root: every applied storage transaction and every epoch payout extends a running
 //! digest, folded in as `keccak(0x0d ‖ root ‖ d)`.
@@ -733,7 +733,7 @@ fn check_confirmations(
     signatures: &[u8],
     chain_id: u64,
 ) -> Result<usize, TxError> {
-    if signatures.is_empty() || signatures.len() % 65 != 0 {
+    if signatures.is_empty() || !signatures.len().is_multiple_of(65) {
         return Err(err(StorageError::MalformedSignatures {
             bytes: signatures.len(),
         }));
@@ -777,7 +777,7 @@ pub(crate) fn epoch_step(
     params: &StorageParams,
 ) -> (Vec<(Address, Amount)>, Amount) {
     let length = params.epoch_blocks.max(1);
-    if height == 0 || height % length != 0 {
+    if height == 0 || !height.is_multiple_of(length) {
         return (Vec::new(), 0);
     }
     let epoch = height / length - 1;

@@ -261,7 +261,9 @@ fn each_epoch_pays_the_committee_exactly_and_the_blob_expires_when_its_epochs_ar
     let balances = |c: &Chain| NODES.map(|n| myc(c, n));
     let start = balances(&chain);
     // To the first block of the next epoch: one epoch paid.
-    while chain.state.height() % EPOCH != 0 || chain.state.height() <= blob.registered_height {
+    while !chain.state.height().is_multiple_of(EPOCH)
+        || chain.state.height() <= blob.registered_height
+    {
         chain.advance_blocks(1);
     }
     let paid: u128 = balances(&chain).iter().zip(start).map(|(a, b)| a - b).sum();
@@ -366,7 +368,7 @@ fn report(node: usize, epoch: u64) -> impl FnOnce(Address, u64) -> TxKind {
 fn a_node_reported_by_a_quorum_is_paid_nothing_and_loses_stake_and_fewer_reports_do_nothing() {
     let mut chain = chain_with_nodes();
     // Everything below happens within one epoch of 10 blocks.
-    while chain.state.height() % EPOCH != 0 {
+    while !chain.state.height().is_multiple_of(EPOCH) {
         chain.advance_blocks(1);
     }
     chain
@@ -408,7 +410,7 @@ fn a_node_reported_by_a_quorum_is_paid_nothing_and_loses_stake_and_fewer_reports
     let balances = |c: &Chain| NODES.map(|n| myc(c, n));
     let (start, burned_before) = (balances(&chain), chain.state.supply().myc_burned);
     let stake = |c: &Chain, n: usize| c.state.storage().node(&key(n).address()).unwrap().stake;
-    while chain.state.height() % EPOCH != 0 {
+    while !chain.state.height().is_multiple_of(EPOCH) {
         chain.advance_blocks(1);
     }
     let payout = chain.state.storage().last_payout().unwrap().clone();
