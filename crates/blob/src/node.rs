@@ -682,7 +682,21 @@ pub async fn start(
         .endpoint
         .clone()
         .unwrap_or_else(|| format!("http://{addr}"));
-    let info = config.chain.storage().await?;
+    // The chain may still be starting (a localnet starts its nodes together): wait up to 60 s.
+    let mut waited = Duration::ZERO;
+    let info = loop {
+        match config.chain.storage().await {
+            Ok(info) => break info,
+            Err(e @ mycel_client::ClientError::Unreachable { .. })
+                if waited < Duration::from_secs(60) =>
+            {
+                tracing::debug!("waiting for the chain: {e}");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                waited += Duration::from_millis(500);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
     let member = info.members.iter().find(|m| m.address == node.address());
     let registered_now = member.is_none();
     // Register (locking the stake), or move the registered endpoint to this one (no stake).

@@ -117,6 +117,12 @@ pub struct LocalnetArgs {
     /// How each validator's log (validator-N/node.log) is written: `text` or `json`.
     #[arg(long, value_enum, default_value = "text", env = "MYCEL_LOG_FORMAT")]
     pub log_format: crate::logging::LogFormat,
+    /// Give every validator a storage node (`mycel storage`, signed by development account
+    /// 6 + N, on port --storage-port + N, its slivers in validator-N/storage). Up to 4 validators.
+    #[arg(long)]
+    pub storage: bool,
+    #[arg(long, default_value_t = 8745)]
+    pub storage_port: u16,
 }
 
 /// The file `mycel node --config` reads.
@@ -251,6 +257,9 @@ pub fn run_localnet(args: LocalnetArgs) -> anyhow::Result<()> {
     } else {
         eprintln!("resuming the localnet in {}", args.dir.display());
     }
+    if args.storage && args.validators > 4 {
+        bail!("--storage gives up to 4 validators a storage node (development accounts 6 to 9 sign them)");
+    }
     let exe = std::env::current_exe().context("cannot find the mycel executable")?;
     let mut children: Vec<(u32, Child)> = Vec::new();
     for i in 0..args.validators {
@@ -285,6 +294,36 @@ pub fn run_localnet(args: LocalnetArgs) -> anyhow::Result<()> {
             dir.join("node.log").display()
         );
         children.push((i, child));
+        if args.storage {
+            let port = args
+                .storage_port
+                .checked_add(i as u16)
+                .context("--storage-port runs past 65535")?;
+            let log = fs::File::create(dir.join("storage.log"))
+                .with_context(|| format!("cannot write {}", dir.join("storage.log").display()))?;
+            let child = Command::new(&exe)
+                .args([
+                    "storage",
+                    "--dev-account",
+                    &(6 + i).to_string(),
+                    "--rpc",
+                    &format!("http://{rpc}"),
+                ])
+                .arg("--dir")
+                .arg(dir.join("storage"))
+                .args(["--listen", &format!("127.0.0.1:{port}")])
+                .stdin(Stdio::null())
+                .stdout(log.try_clone()?)
+                .stderr(log)
+                .spawn()
+                .with_context(|| format!("cannot start storage node {i}"))?;
+            println!(
+                "storage node {i}: http://127.0.0.1:{port}  (log: {})",
+                dir.join("storage.log").display()
+            );
+            // Storage nodes are numbered after the validators in the supervisor's list.
+            children.push((args.validators + i, child));
+        }
     }
     println!("localnet running; Ctrl-C stops it");
     let stop = signal_flag()?;
@@ -296,12 +335,13 @@ pub fn run_localnet(args: LocalnetArgs) -> anyhow::Result<()> {
             .iter_mut()
             .find_map(|(i, c)| c.try_wait().ok().flatten().map(|s| (*i, s)))
         {
+            let (what, k, log) = match i.checked_sub(args.validators) {
+                Some(k) => ("storage node", k, "storage.log"),
+                None => ("validator", i, "node.log"),
+            };
             break Err(anyhow::anyhow!(
-                "validator {i} exited ({status}); see {}",
-                args.dir
-                    .join(format!("validator-{i}"))
-                    .join("node.log")
-                    .display()
+                "{what} {k} exited ({status}); see {}",
+                args.dir.join(format!("validator-{k}")).join(log).display()
             ));
         }
         std::thread::sleep(Duration::from_millis(200));

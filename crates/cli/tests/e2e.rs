@@ -340,6 +340,9 @@ fn four_process_localnet_finalizes_transfers_and_agrees() {
         p2p.to_string(),
         "--rpc-port".into(),
         rpc_base.to_string(),
+        "--storage".into(),
+        "--storage-port".into(),
+        free_port_range(4).to_string(),
     ];
     let localnet = Proc::mycel(
         "localnet",
@@ -395,6 +398,42 @@ fn four_process_localnet_finalizes_transfers_and_agrees() {
     for rpc in &rpcs {
         assert_eq!(balance_base_units(rpc, RECEIVER), 4 * 2_500_000_000);
     }
+    // Every validator has a storage node: a blob written through one validator's API is read
+    // back through another's.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while cli_json(&rpcs[0], &["blob", "committee"])
+        .is_none_or(|c| c["members"].as_array().map_or(0, Vec::len) < 4)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the localnet's storage nodes did not register"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let file = dir.join("blob.bin");
+    let bytes: Vec<u8> = (0..300_000u32).map(|i| (i * 31 % 251) as u8).collect();
+    std::fs::write(&file, &bytes).unwrap();
+    let put = cli(
+        &rpcs[1],
+        &["blob", "put", file.to_str().unwrap(), "--dev-account", "1"],
+    );
+    assert!(
+        put.status.success(),
+        "{}",
+        String::from_utf8_lossy(&put.stderr)
+    );
+    let id = String::from_utf8_lossy(&put.stdout).trim().to_string();
+    let copy = dir.join("copy.bin");
+    let get = cli(
+        &rpcs[3],
+        &["blob", "get", &id, "-o", copy.to_str().unwrap()],
+    );
+    assert!(
+        get.status.success(),
+        "{}",
+        String::from_utf8_lossy(&get.stderr)
+    );
+    assert!(std::fs::read(&copy).unwrap() == bytes);
     drop(localnet);
 }
 
