@@ -17,7 +17,9 @@
 //! - `GET /v1/health`: the node's address and what it holds.
 //!
 //! Bounds: every request body goes through `mycel-http` (deadlines, a connection cap, a body cap);
-//! a check of a whole sliver runs on a blocking thread, at most [`CONCURRENT_SEALS`] at a time;
+//! a check of a whole sliver runs on a blocking thread, at most [`CONCURRENT_SEALS`] at a time,
+//! recovery and challenge answers at most [`CONCURRENT_HELPS`], whole-blob reads
+//! [`CONCURRENT_READS`];
 //! a sweep drops blobs the chain no longer knows (expired) and rebuilds from the other nodes what
 //! this node lacks of its committees' certified blobs ([`crate::recover`]).
 
@@ -44,7 +46,9 @@ use tokio::sync::Semaphore;
 pub const MAX_UPLOAD_BYTES: usize = 16 << 20;
 /// Whole-sliver checks running at once.
 pub const CONCURRENT_SEALS: usize = 2;
-/// Whole blobs read for `GET /v1/blobs/{id}` at once; more get 503 with Retry-After.
+/// Recovery and challenge answers computed at once (each reads and extends up to 16 MiB).
+pub const CONCURRENT_HELPS: usize = 4;
+/// Whole blobs read for `GET /v1/blobs/{id}` at once; more get 503.
 pub const CONCURRENT_READS: usize = 2;
 /// How often blobs the chain dropped are removed.
 pub const SWEEP_EVERY: Duration = Duration::from_secs(30);
@@ -71,6 +75,7 @@ struct NodeState {
     signer: PrivateKeySigner,
     chain: NodeClient,
     seals: Semaphore,
+    helps: Semaphore,
     reads: Arc<Semaphore>,
     /// The last storage epoch this node challenged the others in.
     challenged: std::sync::Mutex<Option<u64>>,
@@ -92,6 +97,7 @@ impl StorageNode {
             signer,
             chain,
             seals: Semaphore::new(CONCURRENT_SEALS),
+            helps: Semaphore::new(CONCURRENT_HELPS),
             reads: Arc::new(Semaphore::new(CONCURRENT_READS)),
             challenged: std::sync::Mutex::new(None),
             maintain_every: SWEEP_EVERY,
@@ -298,6 +304,14 @@ impl From<StoreError> for Refusal {
 
 type Answer<T> = Result<T, Refusal>;
 
+fn stopping() -> Refusal {
+    Refusal(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "stopping",
+        "the node is stopping".into(),
+    )
+}
+
 fn blob_id(id: &str) -> Answer<B256> {
     id.parse().map_err(|_| {
         Refusal(
@@ -448,13 +462,7 @@ async fn seal(
     if node.0.store.has(&id, ax) {
         return Ok(StatusCode::NO_CONTENT);
     }
-    let _permit = node.0.seals.acquire().await.map_err(|_| {
-        Refusal(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "stopping",
-            "the node is stopping".into(),
-        )
-    })?;
+    let _permit = node.0.seals.acquire().await.map_err(|_| stopping())?;
     let n = node.clone();
     blocking(move || n.0.store.seal(&id, ax)).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -515,6 +523,7 @@ async fn recovery(
     Query(window): Query<Window>,
 ) -> Answer<Vec<u8>> {
     let (id, ax) = (blob_id(&id)?, axis(&ax)?);
+    let _permit = node.0.helps.acquire().await.map_err(|_| stopping())?;
     let n = node.clone();
     let count = window.count.unwrap_or(64);
     blocking(move || {
@@ -576,6 +585,7 @@ async fn challenge_answer(
     Path((id, segment, symbol)): Path<(String, u64, usize)>,
 ) -> Answer<Vec<u8>> {
     let id = blob_id(&id)?;
+    let _permit = node.0.helps.acquire().await.map_err(|_| stopping())?;
     let n = node.clone();
     blocking(move || crate::challenge::answer(&n.0.store, &id, segment, symbol)).await
 }

@@ -179,6 +179,7 @@ fn segments_per_window(part_bytes: usize) -> u64 {
 }
 
 /// Encodes, pays for, uploads and certifies the file at `path` for `epochs` storage epochs.
+/// Runs on a multi-threaded tokio runtime (the coding runs in place on a worker thread).
 pub async fn put_file(
     chain: &NodeClient,
     signer: &PrivateKeySigner,
@@ -470,6 +471,7 @@ async fn certify(
 }
 
 /// Reads blob `blob_id` into `out` (written as `out.partial`, renamed when whole and checked).
+/// Runs on a multi-threaded tokio runtime.
 pub async fn get_file(
     chain: &NodeClient,
     blob_id: B256,
