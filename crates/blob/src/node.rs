@@ -176,8 +176,8 @@ impl StorageNode {
     }
 
     /// Once per storage epoch (from its second block, when the seed block is final), challenges
-    /// every other node of the current committee on the certified blobs both hold and reports on
-    /// chain those that fail. Returns the nodes reported.
+    /// every other node of the current committee on the blobs both hold that were certified
+    /// before the epoch began, and reports on chain those that fail. Returns the nodes reported.
     pub async fn challenge_others(&self) -> Vec<Address> {
         let Ok(info) = self.0.chain.storage().await else {
             return Vec::new();
@@ -193,11 +193,11 @@ impl StorageNode {
         let mut blobs = Vec::new();
         let mut after = None;
         while let Ok(page) = self.0.chain.blobs(after).await {
-            blobs.extend(
-                page.blobs
-                    .into_iter()
-                    .filter(|b| b.status == BlobStatus::Certified),
-            );
+            // Only blobs certified before the epoch began: a node that missed a write has until
+            // then to rebuild its slivers (its upkeep does) before it can be held to them.
+            blobs.extend(page.blobs.into_iter().filter(|b| {
+                b.status == BlobStatus::Certified && b.certified_height.is_some_and(|h| h < start)
+            }));
             match page.next {
                 Some(next) => after = Some(next),
                 None => break,
