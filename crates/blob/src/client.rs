@@ -51,6 +51,7 @@ impl SliverClient {
     pub fn http() -> reqwest::Client {
         reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
+            .pool_idle_timeout(mycel_client::POOL_IDLE_TIMEOUT)
             .timeout(Duration::from_secs(120))
             .build()
             .expect("a reqwest client with timeouts builds")

@@ -67,7 +67,6 @@ pub struct BlobEncoder {
     primary_leaves: Vec<Vec<B256>>,
     secondary_leaves: Vec<Vec<B256>>,
     pushed: u64,
-    bytes: u64,
 }
 
 /// A finished encoding: the metadata and each sliver's leaf hashes.
@@ -86,7 +85,6 @@ impl BlobEncoder {
             primary_leaves: leaves(),
             secondary_leaves: leaves(),
             pushed: 0,
-            bytes: 0,
         })
     }
 
@@ -114,7 +112,7 @@ impl BlobEncoder {
         if data.len() as u64 != range.end - range.start {
             return Err(BlobError::Length {
                 expected: layout.length,
-                got: self.bytes + data.len() as u64,
+                got: range.start + data.len() as u64,
             });
         }
         self.codec.encode_segment(data, &mut self.segment)?;
@@ -127,9 +125,7 @@ impl BlobEncoder {
             self.primary_leaves[i].extend(self.segment.primary_leaves(i));
             self.secondary_leaves[i].extend(self.segment.secondary_leaves(i));
         }
-        let range = layout.segment_range(self.pushed);
         self.pushed += 1;
-        self.bytes += range.end - range.start;
     }
 
     pub fn finish(self) -> Result<Encoded, BlobError> {
@@ -137,7 +133,7 @@ impl BlobEncoder {
         if self.pushed != layout.segments {
             return Err(BlobError::Length {
                 expected: layout.length,
-                got: self.bytes,
+                got: layout.segment_range(self.pushed).start,
             });
         }
         let roots = |leaves: &[Vec<B256>]| leaves.iter().map(|l| merkle::root(l)).collect();
@@ -357,17 +353,18 @@ impl BlobDecoder {
     }
 }
 
-/// The symbol F[row][column] a helper gives towards rebuilding another node's sliver, with its
-/// proof in the helper's own tree: a primary sliver's holder (row) helps rebuild secondary
-/// sliver `column`; a secondary sliver's holder (column) helps rebuild primary sliver `row`.
+/// The symbol F[row][column] a helper gives towards rebuilding another node's sliver (proven by
+/// leaf `segment · n + target` of the helper's own tree): a primary sliver's holder (`helper` =
+/// primary, its row) helps rebuild secondary sliver `target`; a secondary sliver's holder helps
+/// rebuild primary sliver `target`.
 pub fn recovery_symbol(
     codec: &mut Codec,
-    helper: Sliver,
+    helper: Axis,
     part: &[u8],
     target: usize,
 ) -> Result<Vec<u8>, BlobError> {
     let s = codec.layout().symbol_bytes;
-    let line = match helper.axis {
+    let line = match helper {
         Axis::Primary => codec.extend_primary(part)?,
         Axis::Secondary => codec.extend_secondary(part)?,
     };

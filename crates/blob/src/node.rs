@@ -35,7 +35,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use mycel_client::NodeClient;
-use mycel_types::api::{code, BlobStatus, ErrorBody, ErrorDetail};
+use mycel_types::api::{code, BlobInfo, BlobStatus, ErrorBody, ErrorDetail};
 use mycel_types::storage::{sliver_of, StorageConfirmation};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -131,45 +131,54 @@ impl StorageNode {
             .with_state(self.clone())
     }
 
+    /// Every registered blob, in id order; `None` if a page could not be read (a round of upkeep
+    /// is then skipped: nothing is dropped on a partial list).
+    async fn chain_blobs(&self) -> Option<Vec<BlobInfo>> {
+        let mut blobs = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self.0.chain.blobs(after).await.ok()?;
+            blobs.extend(page.blobs);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Some(blobs),
+            }
+        }
+    }
+
     /// Removes blobs the chain no longer has (their paid epochs are over), and rebuilds from the
     /// other nodes what this node lacks of the certified blobs of its committees (a wiped disk, a
-    /// node that was down during a write). Returns (removed, recovered).
-    pub async fn maintain(&self) -> (usize, usize) {
+    /// node that was down during a write). `blobs` is the chain's list. Returns (removed,
+    /// recovered).
+    pub async fn maintain(&self, blobs: &[BlobInfo]) -> (usize, usize) {
         let mut removed = 0;
-        if let Ok(ids) = self.0.store.blob_ids() {
-            for id in ids {
-                if let Err(e) = self.0.chain.blob(id).await {
-                    if e.is_code(code::UNKNOWN_BLOB) && self.0.store.remove(&id).is_ok() {
-                        tracing::info!(blob = %id, "dropped: the chain no longer pays for it");
-                        removed += 1;
-                    }
+        let listed: std::collections::BTreeSet<B256> = blobs.iter().map(|b| b.blob_id).collect();
+        for id in self.0.store.blob_ids().unwrap_or_default() {
+            if listed.contains(&id) {
+                continue;
+            }
+            // Not in the list: expired, or registered after the list was read; the chain says.
+            if let Err(e) = self.0.chain.blob(id).await {
+                if e.is_code(code::UNKNOWN_BLOB) && self.0.store.remove(&id).is_ok() {
+                    tracing::info!(blob = %id, "dropped: the chain no longer pays for it");
+                    removed += 1;
                 }
             }
         }
         let mut recovered = 0;
-        let mut after = None;
-        loop {
-            let Ok(page) = self.0.chain.blobs(after).await else {
-                break;
-            };
-            for info in &page.blobs {
-                let mine = info.members.iter().any(|m| m.address == self.address());
-                let whole = self.0.store.has(&info.blob_id, Axis::Primary)
-                    && self.0.store.has(&info.blob_id, Axis::Secondary);
-                if !mine || whole || info.status != BlobStatus::Certified {
-                    continue;
-                }
-                match crate::recover::recover_blob(&self.0.store, self.address(), info).await {
-                    Ok(r) => {
-                        tracing::info!(blob = %info.blob_id, fetched = r.fetched, rebuilt = r.rebuilt, "recovered this node's slivers from the other nodes");
-                        recovered += 1;
-                    }
-                    Err(e) => tracing::warn!(blob = %info.blob_id, "cannot recover yet: {e}"),
-                }
+        for info in blobs {
+            let mine = info.members.iter().any(|m| m.address == self.address());
+            let whole = self.0.store.has(&info.blob_id, Axis::Primary)
+                && self.0.store.has(&info.blob_id, Axis::Secondary);
+            if !mine || whole || info.status != BlobStatus::Certified {
+                continue;
             }
-            match page.next {
-                Some(next) => after = Some(next),
-                None => break,
+            match crate::recover::recover_blob(&self.0.store, self.address(), info).await {
+                Ok(r) => {
+                    tracing::info!(blob = %info.blob_id, fetched = r.fetched, rebuilt = r.rebuilt, "recovered this node's slivers from the other nodes");
+                    recovered += 1;
+                }
+                Err(e) => tracing::warn!(blob = %info.blob_id, "cannot recover yet: {e}"),
             }
         }
         (removed, recovered)
@@ -177,8 +186,9 @@ impl StorageNode {
 
     /// Once per storage epoch (from its second block, when the seed block is final), challenges
     /// every other node of the current committee on the blobs both hold that were certified
-    /// before the epoch began, and reports on chain those that fail. Returns the nodes reported.
-    pub async fn challenge_others(&self) -> Vec<Address> {
+    /// before the epoch began (of `blobs`, the chain's list), and reports on chain those that
+    /// fail. Returns the nodes reported.
+    pub async fn challenge_others(&self, blobs: &[BlobInfo]) -> Vec<Address> {
         let Ok(info) = self.0.chain.storage().await else {
             return Vec::new();
         };
@@ -190,19 +200,14 @@ impl StorageNode {
         let Ok(seed) = self.0.chain.block(start).await.map(|b| b.hash) else {
             return Vec::new();
         };
-        let mut blobs = Vec::new();
-        let mut after = None;
-        while let Ok(page) = self.0.chain.blobs(after).await {
-            // Only blobs certified before the epoch began: a node that missed a write has until
-            // then to rebuild its slivers (its upkeep does) before it can be held to them.
-            blobs.extend(page.blobs.into_iter().filter(|b| {
+        // Only blobs certified before the epoch began: a node that missed a write has until then
+        // to rebuild its slivers (its upkeep does) before it can be held to them.
+        let blobs: Vec<&BlobInfo> = blobs
+            .iter()
+            .filter(|b| {
                 b.status == BlobStatus::Certified && b.certified_height.is_some_and(|h| h < start)
-            }));
-            match page.next {
-                Some(next) => after = Some(next),
-                None => break,
-            }
-        }
+            })
+            .collect();
         let http = crate::client::SliverClient::http();
         let mut reported = Vec::new();
         for member in info.members.iter().filter(|m| m.address != self.address()) {
@@ -266,8 +271,10 @@ impl StorageNode {
     /// the task runs.
     pub async fn sweep_forever(self) {
         loop {
-            self.maintain().await;
-            self.challenge_others().await;
+            if let Some(blobs) = self.chain_blobs().await {
+                self.maintain(&blobs).await;
+                self.challenge_others(&blobs).await;
+            }
             tokio::time::sleep(self.0.maintain_every).await;
         }
     }

@@ -55,8 +55,7 @@ pub fn helper_symbols(
     let part = parts.len() / count.max(1) as usize;
     let mut out = Vec::new();
     for (k, chunk) in parts.chunks_exact(part).enumerate() {
-        let helper = crate::Sliver { axis, index: 0 };
-        let symbol = crate::recovery_symbol(&mut codec, helper, chunk, target)?;
+        let symbol = crate::recovery_symbol(&mut codec, axis, chunk, target)?;
         let leaf = (from as usize + k) * layout.n() + target;
         let proof = Proof::new(&leaves, leaf).ok_or(StoreError::Missing("leaves"))?;
         crate::challenge::write_symbol(&mut out, &symbol, &proof);

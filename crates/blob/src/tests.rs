@@ -81,7 +81,7 @@ proptest! {
             // Secondary sliver `lost` from n − 2f holders of primary slivers.
             let mut from_rows = Vec::new();
             for helper in others.iter().take(layout.primary_source()) {
-                let sym = recovery_symbol(&mut codec, Sliver { axis: Axis::Primary, index: *helper }, segment.primary(*helper), lost).unwrap();
+                let sym = recovery_symbol(&mut codec, Axis::Primary, segment.primary(*helper), lost).unwrap();
                 let proof = merkle::Proof::new(&encoded.primary_leaves[*helper], s * n + lost).unwrap();
                 prop_assert!(proof.verifies(merkle::leaf(&sym), encoded.metadata.primary_roots[*helper]));
                 from_rows.push((*helper, sym));
@@ -90,7 +90,7 @@ proptest! {
             // Primary sliver `lost` from n − f holders of secondary slivers.
             let mut from_columns = Vec::new();
             for helper in others.iter().take(layout.secondary_source()) {
-                let sym = recovery_symbol(&mut codec, Sliver { axis: Axis::Secondary, index: *helper }, &segment.secondary(*helper), lost).unwrap();
+                let sym = recovery_symbol(&mut codec, Axis::Secondary, &segment.secondary(*helper), lost).unwrap();
                 let proof = merkle::Proof::new(&encoded.secondary_leaves[*helper], s * n + lost).unwrap();
                 prop_assert!(proof.verifies(merkle::leaf(&sym), encoded.metadata.secondary_roots[*helper]));
                 from_columns.push((*helper, sym));

@@ -166,10 +166,9 @@ fn mycel_up_stores_blobs_from_empty_to_256_mib_and_pays_its_nodes_by_the_epoch()
     assert_eq!(devnet.json(&["blob", "status", &id])["status"], "deleted");
 
     // The nodes are paid at each epoch's end; the deleted blob is gone after its epoch.
-    // (A fresh client: the first one's kept-alive connection has long been closed by the node.)
-    let info = devnet.client().storage().unwrap();
+    let info = client.storage().unwrap();
     devnet.wait_for_height(info.epoch_ends_at + 1, Duration::from_secs(60));
-    let info = devnet.client().storage().unwrap();
+    let info = client.storage().unwrap();
     let payout = info.last_payout.expect("an epoch was paid out");
     assert!(payout.total > 0 && payout.blobs > 0, "{payout:?}");
     let out = devnet.mycel(&["blob", "status", &id]);

@@ -30,6 +30,6 @@ pub mod x402;
 
 pub use error::ClientError;
 pub use mycel_types::api;
-pub use node::{JobFilter, NodeClient, PreparedTx};
+pub use node::{JobFilter, NodeClient, PreparedTx, POOL_IDLE_TIMEOUT};
 pub use send::{Applied, Nonces, Outcome, SendOptions, TxFields};
 pub use sse::BlockStream;

@@ -11,6 +11,10 @@ use std::time::Duration;
 
 /// How long a call may take by default (a connection, the request and the whole answer).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long an idle pooled connection is kept: below the 10 s after which a mycel server closes
+/// an idle kept-alive connection (mycel-http's header timeout), so a call is never sent on a
+/// connection the server is closing.
+pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What a chain fixes at genesis and a client needs to sign: read once per client.
@@ -48,6 +52,7 @@ impl NodeClient {
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .pool_max_idle_per_host(64)
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .build()
             .map_err(|e| ClientError::BadUrl {
                 url: url.to_string(),

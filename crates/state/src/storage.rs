@@ -359,7 +359,7 @@ pub(crate) fn plan_tx(
     let epoch = epoch_of(height, params);
     let mut accounts = bank::Touched::new(state, sender, payer);
     let c = Plan {
-        state,
+        chain_id: state.params().chain_id,
         storage: state.storage(),
         params,
         sender,
@@ -384,7 +384,7 @@ pub(crate) fn plan_tx(
 
 /// What every storage transaction's checks read.
 struct Plan<'a> {
-    state: &'a State,
+    chain_id: u64,
     storage: &'a Storage,
     params: &'a StorageParams,
     sender: Address,
@@ -538,13 +538,7 @@ fn certify_blob(
     if blob.certified_height.is_some() {
         return Err(err(StorageError::AlreadyCertified { blob_id: t.blobId }));
     }
-    let confirmations = check_confirmations(
-        storage,
-        blob,
-        &t.blobId,
-        &t.signatures,
-        c.state.params().chain_id,
-    )?;
+    let confirmations = check_confirmations(storage, blob, &t.blobId, &t.signatures, c.chain_id)?;
     let blob = Blob {
         certified_height: Some(height),
         ..blob.clone()
