@@ -89,6 +89,7 @@ fn blob_info(st: &Storage, blob_id: B256, b: &storage::Blob) -> api::BlobInfo {
         epoch_price: b.epoch_price,
         registered_height: b.registered_height,
         certified_height: b.certified_height,
+        items: b.items.clone(),
     }
 }
 

@@ -586,7 +586,10 @@ impl State {
             | TxKind::CertifyBlob(_)
             | TxKind::ExtendBlob(_)
             | TxKind::DeleteBlob(_)
-            | TxKind::ReportStorageFailure(_)) => {
+            | TxKind::ReportStorageFailure(_)
+            | TxKind::RegisterBatch(_)
+            | TxKind::ExtendBatchItem(_)
+            | TxKind::DeleteBatchItem(_)) => {
                 let planned = storage::plan_tx(self, tx.sender, payer, kind)?;
                 writes.extend(planned.writes);
                 events.push(Event::Storage(planned.event));

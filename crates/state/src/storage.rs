@@ -24,6 +24,16 @@
 //!   committee, split equally (the remainder one base unit each to the first members), and blobs
 //!   whose paid epochs are over are dropped.
 //!
+//! - **Batches** (`RegisterBatch`): one blob holding many small items, registered like a blob
+//!   (same layout price) with one end epoch per item (1 to [`MAX_BATCH_ITEMS`] items, each paid
+//!   for 1 to `max_epochs` epochs). The nodes hold the batch whole, so it is paid whole until its
+//!   last item ends: the blob's end is its latest item's. `ExtendBatchItem` (anyone) moves one
+//!   live item's end later and pays for the epochs it adds past the blob's end;
+//!   `DeleteBatchItem` (the owner) ends one live item with the current epoch and refunds the
+//!   epochs the blob no longer needs. `ExtendBlob` on a batch moves every live item (and the
+//!   blob) `epochs` later; `DeleteBlob` ends them all. An item is readable (aggregators,
+//!   `mycel blob get --item`) while it is live: not deleted and its end epoch not reached.
+//!
 //! - `ReportStorageFailure` (a registered node, about another): the node failed this epoch's
 //!   challenge (`mycel storage` challenges every other node each epoch: seeded positions of the
 //!   blobs both hold, answered with symbols and Merkle proofs). Once per reporter, node and epoch;
@@ -40,10 +50,11 @@
 
 use crate::{bank, Account, State, TxError};
 use alloy_primitives::{Address, B256, U256};
-pub use mycel_types::api::StorageEvent;
+pub use mycel_types::api::{BatchItem, StorageEvent};
 use mycel_types::genesis::amount_string;
 use mycel_types::storage::{
-    quorum, Layout, StorageConfirmation, StorageParams, MAX_BLOB_BYTES, MAX_NODES, MIN_NODES,
+    quorum, Layout, StorageConfirmation, StorageParams, MAX_BATCH_ITEMS, MAX_BLOB_BYTES, MAX_NODES,
+    MIN_NODES,
 };
 use mycel_types::{Amount, Token, TxKind};
 use serde::{Deserialize, Serialize};
@@ -77,6 +88,9 @@ pub struct Blob {
     pub registered_height: u64,
     pub certified_height: Option<u64>,
     pub deleted: bool,
+    /// A batch's items in index order (empty for a plain blob); `end_epoch` is their latest end.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub items: Vec<BatchItem>,
 }
 
 impl Blob {
@@ -278,6 +292,21 @@ pub enum StorageError {
         node: Address,
         epoch: u64,
     },
+    #[error(
+        "itemEpochs of {bytes} bytes: a batch has 1 to {MAX_BATCH_ITEMS} items, 4 bytes (epochs, \
+         big-endian) each"
+    )]
+    BadBatch { bytes: usize },
+    #[error("blob {blob_id} is not a batch")]
+    NotABatch { blob_id: B256 },
+    #[error("batch {blob_id} has {items} items; there is no item {item}")]
+    NoItem {
+        blob_id: B256,
+        item: u64,
+        items: usize,
+    },
+    #[error("item {item} of batch {blob_id} has ended (expired or deleted)")]
+    ItemEnded { blob_id: B256, item: u64 },
 }
 
 impl StorageError {
@@ -303,6 +332,10 @@ impl StorageError {
             StorageError::NotANode { .. } => "storage_not_a_node",
             StorageError::WrongEpoch { .. } => "storage_wrong_epoch",
             StorageError::AlreadyReported { .. } => "storage_already_reported",
+            StorageError::BadBatch { .. } => "batch_malformed",
+            StorageError::NotABatch { .. } => "blob_not_a_batch",
+            StorageError::NoItem { .. } => "batch_no_item",
+            StorageError::ItemEnded { .. } => "batch_item_ended",
         }
     }
 }
@@ -368,7 +401,10 @@ pub(crate) fn plan_tx(
     };
     let (event, write) = match kind {
         TxKind::RegisterStorageNode(t) => register_node(&c, &mut accounts, t)?,
-        TxKind::RegisterBlob(t) => register_blob(&c, &mut accounts, t)?,
+        TxKind::RegisterBlob(t) => register_blob(&c, &mut accounts, &Registration::blob(t))?,
+        TxKind::RegisterBatch(t) => register_batch(&c, &mut accounts, t)?,
+        TxKind::ExtendBatchItem(t) => extend_item(&c, &mut accounts, t)?,
+        TxKind::DeleteBatchItem(t) => delete_item(&c, &mut accounts, t)?,
         TxKind::CertifyBlob(t) => certify_blob(&c, t)?,
         TxKind::ExtendBlob(t) => extend_blob(&c, &mut accounts, t)?,
         TxKind::DeleteBlob(t) => delete_blob(&c, &mut accounts, t)?,
@@ -460,11 +496,65 @@ fn register_node(
     }
 }
 
-/// `RegisterBlob`: checked against the state, what it writes.
+/// What `RegisterBlob` and `RegisterBatch` have in common.
+struct Registration {
+    blob_id: B256,
+    length: u64,
+    committee: u64,
+    /// The epochs paid for: the blob's, or a batch's longest item's.
+    epochs: u64,
+    max_cost: U256,
+    /// A batch's items' epochs (empty for a plain blob).
+    items: Vec<u64>,
+}
+
+impl Registration {
+    fn blob(t: &mycel_types::tx::RegisterBlob) -> Self {
+        Registration {
+            blob_id: t.blobId,
+            length: t.length,
+            committee: t.committee,
+            epochs: t.epochs,
+            max_cost: t.maxCost,
+            items: Vec::new(),
+        }
+    }
+}
+
+/// `RegisterBatch`: its items read, then checked as a blob paid for its longest item.
+fn register_batch(
+    c: &Plan<'_>,
+    accounts: &mut bank::Touched<'_>,
+    t: &mycel_types::tx::RegisterBatch,
+) -> Result<(StorageEvent, StorageWrite), TxError> {
+    let bytes = t.itemEpochs.len();
+    if bytes == 0 || !bytes.is_multiple_of(4) || bytes / 4 > MAX_BATCH_ITEMS {
+        return Err(err(StorageError::BadBatch { bytes }));
+    }
+    let items: Vec<u64> = t
+        .itemEpochs
+        .chunks_exact(4)
+        .map(|e| u64::from(u32::from_be_bytes([e[0], e[1], e[2], e[3]])))
+        .collect();
+    for &epochs in &items {
+        check_epochs(epochs, c.params)?;
+    }
+    let registration = Registration {
+        blob_id: t.blobId,
+        length: t.length,
+        committee: t.committee,
+        epochs: items.iter().copied().max().unwrap_or(0),
+        max_cost: t.maxCost,
+        items,
+    };
+    register_blob(c, accounts, &registration)
+}
+
+/// `RegisterBlob` (and a batch): checked against the state, what it writes.
 fn register_blob(
     c: &Plan<'_>,
     accounts: &mut bank::Touched<'_>,
-    t: &mycel_types::tx::RegisterBlob,
+    t: &Registration,
 ) -> Result<(StorageEvent, StorageWrite), TxError> {
     let &Plan {
         storage,
@@ -485,8 +575,8 @@ fn register_blob(
     if members < usize::from(MIN_NODES) {
         return Err(err(StorageError::CommitteeTooSmall { nodes: members }));
     }
-    if storage.blobs.contains_key(&t.blobId) {
-        return Err(err(StorageError::AlreadyRegistered { blob_id: t.blobId }));
+    if storage.blobs.contains_key(&t.blob_id) {
+        return Err(err(StorageError::AlreadyRegistered { blob_id: t.blob_id }));
     }
     check_epochs(t.epochs, params)?;
     let layout = Layout::new(members as u16, t.length)
@@ -494,8 +584,16 @@ fn register_blob(
     let epoch_price = params
         .epoch_price(&layout)
         .ok_or_else(|| TxError::AmountTooLarge(t.length.to_string()))?;
-    let cost = checked_cost(epoch_price, t.epochs, t.maxCost)?;
+    let cost = checked_cost(epoch_price, t.epochs, t.max_cost)?;
     accounts.debit(sender, Token::Myc, cost)?;
+    let items = t
+        .items
+        .iter()
+        .map(|epochs| BatchItem {
+            end_epoch: epoch + epochs,
+            deleted: false,
+        })
+        .collect();
     let blob = Blob {
         owner: sender,
         length: t.length,
@@ -507,15 +605,16 @@ fn register_blob(
         registered_height: height,
         certified_height: None,
         deleted: false,
+        items,
     };
     Ok((
         StorageEvent::BlobRegistered {
-            blob_id: t.blobId,
+            blob_id: t.blob_id,
             end_epoch: blob.end_epoch,
             paid: cost,
         },
         StorageWrite::Blob {
-            id: t.blobId,
+            id: t.blob_id,
             blob,
             fund_in: cost,
             fund_out: 0,
@@ -581,8 +680,22 @@ fn extend_blob(
     }
     let cost = checked_cost(blob.epoch_price, t.epochs, t.maxCost)?;
     accounts.debit(sender, Token::Myc, cost)?;
+    // A batch's live items move with it.
+    let items = blob
+        .items
+        .iter()
+        .map(|item| BatchItem {
+            end_epoch: if item.live(epoch) {
+                item.end_epoch + t.epochs
+            } else {
+                item.end_epoch
+            },
+            ..*item
+        })
+        .collect();
     let blob = Blob {
         end_epoch,
+        items,
         ..blob.clone()
     };
     Ok((
@@ -622,6 +735,7 @@ fn delete_blob(
     let ended = Blob {
         end_epoch: blob.end_epoch.min(epoch + 1),
         deleted: true,
+        items: blob.items.iter().map(|i| end_item(i, epoch)).collect(),
         ..blob.clone()
     };
     let refund = blob.unpaid(epoch) - ended.unpaid(epoch);
@@ -634,6 +748,142 @@ fn delete_blob(
         StorageWrite::Blob {
             id: t.blobId,
             blob: ended,
+            fund_in: 0,
+            fund_out: refund,
+        },
+    ))
+}
+
+/// An item deleted in `epoch`: it ends with that epoch.
+fn end_item(item: &BatchItem, epoch: u64) -> BatchItem {
+    BatchItem {
+        end_epoch: item.end_epoch.min(epoch + 1),
+        deleted: true,
+    }
+}
+
+/// A live batch and the index of one of its live items.
+fn live_item<'a>(
+    storage: &'a Storage,
+    id: &B256,
+    item: u64,
+    epoch: u64,
+) -> Result<(&'a Blob, usize), TxError> {
+    let blob = live_blob(storage, id, epoch)?;
+    if blob.items.is_empty() {
+        return Err(err(StorageError::NotABatch { blob_id: *id }));
+    }
+    let index = usize::try_from(item)
+        .ok()
+        .filter(|&i| i < blob.items.len())
+        .ok_or(err(StorageError::NoItem {
+            blob_id: *id,
+            item,
+            items: blob.items.len(),
+        }))?;
+    if !blob.items[index].live(epoch) {
+        return Err(err(StorageError::ItemEnded { blob_id: *id, item }));
+    }
+    Ok((blob, index))
+}
+
+/// A batch whose items changed: its end is its latest item's (at least the current epoch's).
+fn with_items(blob: &Blob, items: Vec<BatchItem>, epoch: u64) -> Blob {
+    let latest = items.iter().map(|i| i.end_epoch).max().unwrap_or(0);
+    Blob {
+        end_epoch: latest.max(epoch + 1),
+        deleted: items.iter().all(|i| i.deleted),
+        items,
+        ..blob.clone()
+    }
+}
+
+/// `ExtendBatchItem`: checked against the state, what it writes.
+fn extend_item(
+    c: &Plan<'_>,
+    accounts: &mut bank::Touched<'_>,
+    t: &mycel_types::tx::ExtendBatchItem,
+) -> Result<(StorageEvent, StorageWrite), TxError> {
+    let &Plan {
+        storage,
+        params,
+        sender,
+        epoch,
+        ..
+    } = c;
+    let (blob, index) = live_item(storage, &t.blobId, t.item, epoch)?;
+    if t.epochs == 0 {
+        return Err(err(StorageError::BadEpochs {
+            epochs: 0,
+            max: params.max_epochs,
+        }));
+    }
+    let end_epoch = blob.items[index].end_epoch.saturating_add(t.epochs);
+    check_epochs(end_epoch - epoch, params)?;
+    let mut items = blob.items.clone();
+    items[index].end_epoch = end_epoch;
+    let extended = with_items(blob, items, epoch);
+    let cost = checked_cost(
+        blob.epoch_price,
+        extended.end_epoch - blob.end_epoch,
+        t.maxCost,
+    )?;
+    accounts.debit(sender, Token::Myc, cost)?;
+    Ok((
+        StorageEvent::BatchItemChanged {
+            blob_id: t.blobId,
+            item: t.item,
+            end_epoch,
+            deleted: false,
+            paid: cost,
+            refunded: 0,
+        },
+        StorageWrite::Blob {
+            id: t.blobId,
+            blob: extended,
+            fund_in: cost,
+            fund_out: 0,
+        },
+    ))
+}
+
+/// `DeleteBatchItem`: checked against the state, what it writes.
+fn delete_item(
+    c: &Plan<'_>,
+    accounts: &mut bank::Touched<'_>,
+    t: &mycel_types::tx::DeleteBatchItem,
+) -> Result<(StorageEvent, StorageWrite), TxError> {
+    let &Plan {
+        storage,
+        sender,
+        epoch,
+        ..
+    } = c;
+    let (blob, index) = live_item(storage, &t.blobId, t.item, epoch)?;
+    if blob.owner != sender {
+        return Err(err(StorageError::NotOwner {
+            blob_id: t.blobId,
+            sender,
+        }));
+    }
+    let mut items = blob.items.clone();
+    items[index] = end_item(&items[index], epoch);
+    let end_epoch = items[index].end_epoch;
+    let shortened = with_items(blob, items, epoch);
+    let refund = blob.unpaid(epoch) - shortened.unpaid(epoch);
+    accounts.credit(blob.owner, Token::Myc, refund)?;
+    Ok((
+        StorageEvent::BatchItemChanged {
+            blob_id: t.blobId,
+            item: t.item,
+            end_epoch,
+            deleted: true,
+            paid: 0,
+            refunded: refund,
+        },
+        StorageWrite::Blob {
+            id: t.blobId,
+            blob: shortened,
             fund_in: 0,
             fund_out: refund,
         },

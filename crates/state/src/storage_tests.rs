@@ -3,7 +3,10 @@ use crate::test_chain::{fee, key, Chain, GENESIS};
 use crate::Event;
 use alloy_signer::SignerSync;
 use alloy_signer_local::PrivateKeySigner;
-use mycel_types::tx::{CertifyBlob, DeleteBlob, ExtendBlob, RegisterBlob, RegisterStorageNode};
+use mycel_types::tx::{
+    CertifyBlob, DeleteBatchItem, DeleteBlob, ExtendBatchItem, ExtendBlob, RegisterBatch,
+    RegisterBlob, RegisterStorageNode,
+};
 use mycel_types::Genesis;
 
 const WRITER: usize = 1;
@@ -350,6 +353,173 @@ fn extend_pays_more_epochs_and_delete_refunds_those_not_begun() {
     chain.advance_blocks(EPOCH);
     assert_eq!(chain.state.storage().fund(), 0);
     assert!(chain.state.storage().blob(&ID).is_none());
+}
+
+fn register_batch(
+    id: B256,
+    length: u64,
+    item_epochs: &[u32],
+) -> impl FnOnce(Address, u64) -> TxKind {
+    let epochs: Vec<u8> = item_epochs.iter().flat_map(|e| e.to_be_bytes()).collect();
+    move |from, nonce| {
+        TxKind::RegisterBatch(RegisterBatch {
+            from,
+            blobId: id,
+            length,
+            committee: 4,
+            itemEpochs: epochs.into(),
+            maxCost: U256::MAX,
+            nonce,
+            fee: fee(),
+        })
+    }
+}
+
+fn extend_item(id: B256, item: u64, epochs: u64) -> impl FnOnce(Address, u64) -> TxKind {
+    move |from, nonce| {
+        TxKind::ExtendBatchItem(ExtendBatchItem {
+            from,
+            blobId: id,
+            item,
+            epochs,
+            maxCost: U256::MAX,
+            nonce,
+            fee: fee(),
+        })
+    }
+}
+
+fn delete_item(id: B256, item: u64) -> impl FnOnce(Address, u64) -> TxKind {
+    move |from, nonce| {
+        TxKind::DeleteBatchItem(DeleteBatchItem {
+            from,
+            blobId: id,
+            item,
+            nonce,
+            fee: fee(),
+        })
+    }
+}
+
+fn items(chain: &Chain, id: &B256) -> Vec<(u64, bool)> {
+    let blob = chain.state.storage().blob(id).unwrap();
+    blob.items
+        .iter()
+        .map(|i| (i.end_epoch, i.deleted))
+        .collect()
+}
+
+#[test]
+fn a_batch_is_paid_whole_until_its_last_item_ends_and_items_move_alone() {
+    let mut chain = chain_with_nodes();
+    let w = key(WRITER);
+    for bad in [
+        &[][..],
+        &[1u32; MAX_BATCH_ITEMS + 1][..],
+        &[0][..],
+        &[105][..],
+    ] {
+        let code = chain.refused(w, register_batch(ID, 4096, bad));
+        assert!(
+            ["batch_malformed", "blob_bad_epochs"].contains(&code),
+            "{code}"
+        );
+    }
+    let fund_before = chain.state.storage().fund();
+    chain.run(w, register_batch(ID, 4096, &[1, 3, 2])).unwrap();
+    let blob = chain.state.storage().blob(&ID).unwrap().clone();
+    let (e, price) = (blob.start_epoch, blob.epoch_price);
+    assert_eq!(blob.end_epoch, e + 3, "paid for its longest item");
+    assert_eq!(chain.state.storage().fund() - fund_before, 3 * price);
+    assert_eq!(
+        items(&chain, &ID),
+        [(e + 1, false), (e + 3, false), (e + 2, false)]
+    );
+    // Within the blob's paid life an item's extension is free; past it, paid.
+    let before = myc(&chain, 2);
+    chain.run(key(2), extend_item(ID, 0, 1)).unwrap();
+    assert_eq!(myc(&chain, 2), before - fee().to::<u128>());
+    let receipt = chain.run(key(2), extend_item(ID, 1, 2)).unwrap();
+    assert!(receipt
+        .events
+        .contains(&Event::Storage(StorageEvent::BatchItemChanged {
+            blob_id: ID,
+            item: 1,
+            end_epoch: e + 5,
+            deleted: false,
+            paid: 2 * price,
+            refunded: 0,
+        })));
+    assert_eq!(chain.state.storage().blob(&ID).unwrap().end_epoch, e + 5);
+    assert_eq!(
+        chain.refused(key(2), extend_item(ID, 3, 1)),
+        "batch_no_item"
+    );
+    assert_eq!(
+        chain.refused(key(2), extend_item(ID, 0, 0)),
+        "blob_bad_epochs"
+    );
+    // Deleting the longest item gives back the epochs no other item needs.
+    assert_eq!(chain.refused(key(2), delete_item(ID, 1)), "blob_not_owner");
+    let before = myc(&chain, WRITER);
+    chain.run(w, delete_item(ID, 1)).unwrap();
+    assert_eq!(myc(&chain, WRITER), before + 3 * price - fee().to::<u128>());
+    assert_eq!(
+        items(&chain, &ID),
+        [(e + 2, false), (e + 1, true), (e + 2, false)]
+    );
+    assert_eq!(chain.state.storage().blob(&ID).unwrap().end_epoch, e + 2);
+    assert_eq!(chain.refused(w, delete_item(ID, 1)), "batch_item_ended");
+    assert_eq!(
+        chain.refused(key(2), extend_item(ID, 1, 1)),
+        "batch_item_ended"
+    );
+    // Extending the whole batch moves its live items only.
+    chain
+        .run(key(2), |from, nonce| {
+            TxKind::ExtendBlob(ExtendBlob {
+                from,
+                blobId: ID,
+                epochs: 1,
+                maxCost: U256::MAX,
+                nonce,
+                fee: fee(),
+            })
+        })
+        .unwrap();
+    assert_eq!(
+        items(&chain, &ID),
+        [(e + 3, false), (e + 1, true), (e + 3, false)]
+    );
+    // Items are not for plain blobs.
+    let plain = B256::repeat_byte(7);
+    chain
+        .run(w, register_blob(plain, 10, 4, 1, u128::MAX))
+        .unwrap();
+    assert_eq!(chain.refused(w, delete_item(plain, 0)), "blob_not_a_batch");
+    // Paid whole each epoch while an item lives; deleting the last live items ends the blob.
+    let start = NODES.map(|n| myc(&chain, n));
+    chain.advance_blocks(EPOCH);
+    let paid: u128 = NODES
+        .iter()
+        .zip(start)
+        .map(|(n, b)| myc(&chain, *n) - b)
+        .sum();
+    assert!(paid >= price, "the batch's epoch was paid whole");
+    let epoch = epoch_of(chain.state.height() + 1, &chain.state.params().storage);
+    chain.run(w, delete_item(ID, 0)).unwrap();
+    let before = myc(&chain, WRITER);
+    chain.run(w, delete_item(ID, 2)).unwrap();
+    let blob = chain.state.storage().blob(&ID).unwrap();
+    assert!(blob.deleted, "every item deleted");
+    assert_eq!(blob.end_epoch, epoch + 1);
+    assert_eq!(
+        myc(&chain, WRITER),
+        before + (e + 3 - (epoch + 1)) as u128 * price - fee().to::<u128>()
+    );
+    chain.advance_blocks(EPOCH);
+    assert!(chain.state.storage().blob(&ID).is_none());
+    assert_eq!(chain.state.storage().fund(), 0);
 }
 
 fn report(node: usize, epoch: u64) -> impl FnOnce(Address, u64) -> TxKind {

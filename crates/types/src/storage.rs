@@ -23,6 +23,8 @@ pub const MAX_NODES: u16 = 256;
 pub const MAX_SYMBOL_BYTES: usize = 64 * 1024;
 /// The largest blob.
 pub const MAX_BLOB_BYTES: u64 = 64 << 30;
+/// The most items in one batch blob (each costs 4 bytes of its `RegisterBatch`).
+pub const MAX_BATCH_ITEMS: usize = 256;
 
 /// The chain's storage parameters, fixed at genesis.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

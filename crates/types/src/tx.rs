@@ -44,7 +44,8 @@ pub use jobs::{
 };
 mod storage;
 pub use storage::{
-    CertifyBlob, DeleteBlob, ExtendBlob, RegisterBlob, RegisterStorageNode, ReportStorageFailure,
+    CertifyBlob, DeleteBatchItem, DeleteBlob, ExtendBatchItem, ExtendBlob, RegisterBatch,
+    RegisterBlob, RegisterStorageNode, ReportStorageFailure,
 };
 mod sessions;
 pub use sessions::{
@@ -252,6 +253,9 @@ tx_kinds! {
     73 => ExtendBlob,
     74 => DeleteBlob,
     75 => ReportStorageFailure,
+    76 => RegisterBatch,
+    77 => ExtendBatchItem,
+    78 => DeleteBatchItem,
 }
 
 /// The EIP-712 domain of mycel transactions on the chain `chain_id`.

@@ -51,7 +51,8 @@ pub use payments::{
 pub use receipt::{ChannelEvent, Event, IncentiveEvent, TxReceipt};
 pub use status::{Status, SyncHealth};
 pub use storage::{
-    BlobInfo, BlobList, BlobStatus, StorageEvent, StorageInfo, StorageMember, StoragePayout,
+    BatchItem, BlobInfo, BlobList, BlobStatus, StorageEvent, StorageInfo, StorageMember,
+    StoragePayout,
 };
 pub use tx::{SubmitTx, TxResult, TxState, TxStatus};
 

@@ -41,6 +41,18 @@ pub enum StorageEvent {
         #[serde(with = "super::amount")]
         refunded: u128,
     },
+    /// A batch's item moved its end (extended, or deleted by the owner); `paid` is what the
+    /// blob's longer life cost, `refunded` what its shorter life gave back.
+    BatchItemChanged {
+        blob_id: B256,
+        item: u64,
+        end_epoch: u64,
+        deleted: bool,
+        #[serde(with = "super::amount")]
+        paid: u128,
+        #[serde(with = "super::amount")]
+        refunded: u128,
+    },
     /// A storage node reported another as failing this epoch's challenge.
     FailureReported {
         node: Address,
@@ -121,6 +133,25 @@ pub struct BlobInfo {
     pub epoch_price: u128,
     pub registered_height: u64,
     pub certified_height: Option<u64>,
+    /// A batch's items in index order (empty for a plain blob).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub items: Vec<BatchItem>,
+}
+
+/// One item of a batch blob: readable while `end_epoch` is after the current epoch and it is not
+/// deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchItem {
+    /// The first epoch the item is not paid for.
+    pub end_epoch: u64,
+    pub deleted: bool,
+}
+
+impl BatchItem {
+    /// Whether the item may be read in storage epoch `epoch`.
+    pub fn live(&self, epoch: u64) -> bool {
+        !self.deleted && epoch < self.end_epoch
+    }
 }
 
 /// `GET /v1/storage/blobs?after=ID&limit=N`: registered blobs in id order, for storage nodes that

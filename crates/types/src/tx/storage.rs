@@ -7,6 +7,10 @@
 //! [`StorageConfirmation`](crate::storage::StorageConfirmation)s, from which block the blob is
 //! available; [`ExtendBlob`] pays for more epochs; [`DeleteBlob`] (the owner) ends it and refunds
 //! the epochs not yet begun.
+//!
+//! A **batch** is one blob holding many small items ([`RegisterBatch`]): each item has its own end
+//! epoch; [`ExtendBatchItem`] and [`DeleteBatchItem`] move one item's end, and the blob is paid
+//! (whole, as its nodes hold it whole) until its last item ends.
 
 use super::incentive::{field_string, MessageJson};
 use super::{field_address, field_b256, field_bytes, field_u256, field_u64, DecodeError};
@@ -78,6 +82,45 @@ sol! {
     struct DeleteBlob {
         address from;
         bytes32 blobId;
+        uint64 nonce;
+        uint256 fee;
+    }
+
+    /// `from` registers batch blob `blobId` of `length` bytes (encoded for `committee`) holding
+    /// one item per 4 bytes of `itemEpochs`: item k is paid for the big-endian u32 number of
+    /// epochs at `itemEpochs[4k..4k+4]`. The blob is paid for its longest item, at most `maxCost`.
+    #[derive(Debug, PartialEq, Eq)]
+    struct RegisterBatch {
+        address from;
+        bytes32 blobId;
+        uint64 length;
+        uint64 committee;
+        bytes itemEpochs;
+        uint256 maxCost;
+        uint64 nonce;
+        uint256 fee;
+    }
+
+    /// Moves the end of item `item` of batch `blobId` `epochs` later; paying, at most `maxCost`,
+    /// for the epochs it adds past the blob's end.
+    #[derive(Debug, PartialEq, Eq)]
+    struct ExtendBatchItem {
+        address from;
+        bytes32 blobId;
+        uint64 item;
+        uint64 epochs;
+        uint256 maxCost;
+        uint64 nonce;
+        uint256 fee;
+    }
+
+    /// The owner ends item `item` of batch `blobId` with the current epoch; the epochs the blob
+    /// no longer needs (when no other item runs as long) are refunded.
+    #[derive(Debug, PartialEq, Eq)]
+    struct DeleteBatchItem {
+        address from;
+        bytes32 blobId;
+        uint64 item;
         uint64 nonce;
         uint256 fee;
     }
@@ -182,6 +225,61 @@ impl MessageJson for DeleteBlob {
         Ok(DeleteBlob {
             from: field_address(m, "from")?,
             blobId: field_b256(m, "blobId")?,
+            nonce: field_u64(m, "nonce")?,
+            fee: field_u256(m, "fee")?,
+        })
+    }
+}
+
+impl MessageJson for RegisterBatch {
+    fn to_message(&self) -> Value {
+        json!({"from": addr(&self.from), "blobId": self.blobId.to_string(), "length": self.length,
+               "committee": self.committee, "itemEpochs": self.itemEpochs.to_string(),
+               "maxCost": self.maxCost.to_string(), "nonce": self.nonce, "fee": self.fee.to_string()})
+    }
+    fn from_message(m: &Value) -> Result<Self, DecodeError> {
+        Ok(RegisterBatch {
+            from: field_address(m, "from")?,
+            blobId: field_b256(m, "blobId")?,
+            length: field_u64(m, "length")?,
+            committee: field_u64(m, "committee")?,
+            itemEpochs: field_bytes(m, "itemEpochs")?,
+            maxCost: field_u256(m, "maxCost")?,
+            nonce: field_u64(m, "nonce")?,
+            fee: field_u256(m, "fee")?,
+        })
+    }
+}
+
+impl MessageJson for ExtendBatchItem {
+    fn to_message(&self) -> Value {
+        json!({"from": addr(&self.from), "blobId": self.blobId.to_string(), "item": self.item,
+               "epochs": self.epochs, "maxCost": self.maxCost.to_string(), "nonce": self.nonce,
+               "fee": self.fee.to_string()})
+    }
+    fn from_message(m: &Value) -> Result<Self, DecodeError> {
+        Ok(ExtendBatchItem {
+            from: field_address(m, "from")?,
+            blobId: field_b256(m, "blobId")?,
+            item: field_u64(m, "item")?,
+            epochs: field_u64(m, "epochs")?,
+            maxCost: field_u256(m, "maxCost")?,
+            nonce: field_u64(m, "nonce")?,
+            fee: field_u256(m, "fee")?,
+        })
+    }
+}
+
+impl MessageJson for DeleteBatchItem {
+    fn to_message(&self) -> Value {
+        json!({"from": addr(&self.from), "blobId": self.blobId.to_string(), "item": self.item,
+               "nonce": self.nonce, "fee": self.fee.to_string()})
+    }
+    fn from_message(m: &Value) -> Result<Self, DecodeError> {
+        Ok(DeleteBatchItem {
+            from: field_address(m, "from")?,
+            blobId: field_b256(m, "blobId")?,
+            item: field_u64(m, "item")?,
             nonce: field_u64(m, "nonce")?,
             fee: field_u256(m, "fee")?,
         })
