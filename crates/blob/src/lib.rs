@@ -18,9 +18,10 @@
 //!
 //! Around the encoding: [`node`] is the storage node (`mycel storage`) and [`store`] its disk;
 //! [`client`] talks to storage nodes, and [`publish`] writes a blob (encode, pay, upload, certify)
-//! and reads one back. The rules of payment and certification are the chain's
+//! and reads one back; [`batch`] puts many small items in one blob. The rules of payment and certification are the chain's
 //! (`mycel_state::storage`).
 
+pub mod batch;
 pub mod challenge;
 pub mod client;
 mod codec;

@@ -25,7 +25,7 @@ use mycel_client::SendOptions;
 use mycel_client::{ClientError, NodeClient};
 use mycel_types::api::{code, BlobInfo, BlobStatus, Event, StorageEvent, StorageMember};
 use mycel_types::storage::{position_of, sliver_of, StorageConfirmation};
-use mycel_types::tx::{CertifyBlob, RegisterBlob};
+use mycel_types::tx::{CertifyBlob, RegisterBatch, RegisterBlob};
 use mycel_types::TxKind;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -46,6 +46,14 @@ pub enum PublishError {
     Epochs { epochs: u64, max: u64 },
     #[error("{0}")]
     Blob(#[from] BlobError),
+    #[error("{0}")]
+    Batch(#[from] crate::batch::BatchError),
+    #[error("blob {blob_id} has no item {name}: {reason}")]
+    NoItem {
+        blob_id: B256,
+        name: String,
+        reason: String,
+    },
     #[error("{0}")]
     Layout(#[from] mycel_types::storage::LayoutError),
     #[error("the storage committee has {nodes} nodes; a blob needs at least {MIN_NODES} (start storage nodes with `mycel storage`, or use `mycel up`)")]
@@ -134,37 +142,146 @@ fn file_error(path: &Path, e: impl ToString) -> PublishError {
     }
 }
 
-/// Reads segments `from..to` of the blob in `file`.
-fn read_segments(
-    file: &mut File,
-    layout: &Layout,
-    from: u64,
-    to: u64,
-) -> std::io::Result<Vec<Vec<u8>>> {
-    let start = layout.segment_range(from).start;
-    file.seek(SeekFrom::Start(start))?;
-    (from..to)
-        .map(|s| {
-            let r = layout.segment_range(s);
-            let mut buf = vec![0u8; (r.end - r.start) as usize];
-            file.read_exact(&mut buf)?;
-            Ok(buf)
-        })
-        .collect()
+/// The bytes of a blob being written: a file, or a batch (its index, then its items' files),
+/// read twice (once for the id, once to upload) and never whole into memory.
+pub struct Source {
+    parts: Vec<SourcePart>,
+    length: u64,
+    /// What the chain registers: the blob's epochs, or each item's.
+    epochs: Epochs,
 }
 
-/// The first pass: the metadata (so the id) of the file's blob on `nodes` nodes.
-fn encode_file(
-    path: &Path,
+enum SourcePart {
+    Bytes(Vec<u8>),
+    File { path: PathBuf, file: File, len: u64 },
+}
+
+/// How long a blob being written is paid for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Epochs {
+    Blob(u64),
+    /// A batch: each item's epochs, in index order (the blob is paid for the longest).
+    Batch(Vec<u64>),
+}
+
+impl Epochs {
+    fn longest(&self) -> u64 {
+        match self {
+            Epochs::Blob(e) => *e,
+            Epochs::Batch(items) => items.iter().copied().max().unwrap_or(0),
+        }
+    }
+}
+
+impl Source {
+    /// The file at `path`, paid for `epochs`.
+    pub fn file(path: &Path, epochs: u64) -> Result<Source, PublishError> {
+        let file = File::open(path).map_err(|e| file_error(path, e))?;
+        let len = file.metadata().map_err(|e| file_error(path, e))?.len();
+        Ok(Source {
+            length: len,
+            parts: vec![SourcePart::File {
+                path: path.to_path_buf(),
+                file,
+                len,
+            }],
+            epochs: Epochs::Blob(epochs),
+        })
+    }
+
+    /// A batch of the files `items` (name, path, epochs), in that order.
+    pub fn batch(items: &[(String, PathBuf, u64)]) -> Result<Source, PublishError> {
+        let mut parts = Vec::with_capacity(items.len() + 1);
+        let mut entries = Vec::with_capacity(items.len());
+        for (name, path, _) in items {
+            let file = File::open(path).map_err(|e| file_error(path, e))?;
+            let len = file.metadata().map_err(|e| file_error(path, e))?.len();
+            entries.push(crate::batch::Entry {
+                name: name.clone(),
+                length: len,
+            });
+            parts.push(SourcePart::File {
+                path: path.clone(),
+                file,
+                len,
+            });
+        }
+        let index = crate::batch::Index::new(entries)?;
+        parts.insert(0, SourcePart::Bytes(index.encode()));
+        Ok(Source {
+            length: index.blob_len(),
+            parts,
+            epochs: Epochs::Batch(items.iter().map(|(_, _, e)| *e).collect()),
+        })
+    }
+
+    pub fn len(&self) -> u64 {
+        self.length
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.length == 0
+    }
+
+    /// Fills `buf` with the blob's bytes from `offset`.
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), PublishError> {
+        let mut start = 0u64;
+        let end = offset + buf.len() as u64;
+        for part in &mut self.parts {
+            let len = match part {
+                SourcePart::Bytes(b) => b.len() as u64,
+                SourcePart::File { len, .. } => *len,
+            };
+            let (from, to) = (offset.max(start), end.min(start + len));
+            if from < to {
+                let out = &mut buf[(from - offset) as usize..(to - offset) as usize];
+                match part {
+                    SourcePart::Bytes(b) => {
+                        out.copy_from_slice(&b[(from - start) as usize..(to - start) as usize])
+                    }
+                    SourcePart::File { path, file, .. } => {
+                        file.seek(SeekFrom::Start(from - start))
+                            .and_then(|_| file.read_exact(out))
+                            .map_err(|e| {
+                                file_error(path, format!("{e} (did it change while being stored?)"))
+                            })?;
+                    }
+                }
+            }
+            start += len;
+        }
+        Ok(())
+    }
+
+    /// Segments `from..to` of the blob.
+    fn segments(
+        &mut self,
+        layout: &Layout,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<Vec<u8>>, PublishError> {
+        (from..to)
+            .map(|s| {
+                let r = layout.segment_range(s);
+                let mut buf = vec![0u8; (r.end - r.start) as usize];
+                self.read_at(r.start, &mut buf)?;
+                Ok(buf)
+            })
+            .collect()
+    }
+}
+
+/// The first pass: the metadata (so the id) of the source's blob on `nodes` nodes.
+fn encode_source(
+    source: &mut Source,
     nodes: u16,
     progress: &(dyn Fn(Progress) + Send + Sync),
 ) -> Result<(Layout, Metadata), PublishError> {
-    let mut file = File::open(path).map_err(|e| file_error(path, e))?;
-    let length = file.metadata().map_err(|e| file_error(path, e))?.len();
+    let length = source.len();
     let layout = Layout::new(nodes, length)?;
     let mut encoder = BlobEncoder::new(layout)?;
     for s in 0..layout.segments {
-        let data = read_segments(&mut file, &layout, s, s + 1).map_err(|e| file_error(path, e))?;
+        let data = source.segments(&layout, s, s + 1)?;
         encoder.push(&data[0])?;
         progress(Progress::Encoding {
             done: layout.segment_range(s).end,
@@ -187,24 +304,36 @@ pub async fn put_file(
     epochs: u64,
     progress: &(dyn Fn(Progress) + Send + Sync),
 ) -> Result<Stored, PublishError> {
+    put(chain, signer, Source::file(path, epochs)?, progress).await
+}
+
+/// Encodes, pays for, uploads and certifies `source`. Runs on a multi-threaded tokio runtime.
+pub async fn put(
+    chain: &NodeClient,
+    signer: &PrivateKeySigner,
+    mut source: Source,
+    progress: &(dyn Fn(Progress) + Send + Sync),
+) -> Result<Stored, PublishError> {
     let storage = chain.storage().await?;
     let nodes = storage.members.len();
     if nodes < usize::from(MIN_NODES) {
         return Err(PublishError::NoCommittee { nodes });
     }
     let max_epochs = u64::from(storage.params.max_epochs);
-    if epochs == 0 || epochs > max_epochs {
+    let all_epochs = match &source.epochs {
+        Epochs::Blob(e) => vec![*e],
+        Epochs::Batch(items) => items.clone(),
+    };
+    if let Some(&epochs) = all_epochs.iter().find(|e| **e == 0 || **e > max_epochs) {
         return Err(PublishError::Epochs {
             epochs,
             max: max_epochs,
         });
     }
-    let (layout, metadata) = {
-        let path = path.to_path_buf();
-        let progress: &(dyn Fn(Progress) + Send + Sync) = progress;
-        // The progress callback is borrowed; encode on this thread's blocking slot.
-        tokio::task::block_in_place(|| encode_file(&path, nodes as u16, progress))?
-    };
+    let epochs = source.epochs.longest();
+    // The progress callback is borrowed; encode on this thread's blocking slot.
+    let (layout, metadata) =
+        tokio::task::block_in_place(|| encode_source(&mut source, nodes as u16, progress))?;
     let blob_id = metadata.blob_id();
     let (mut paid, mut end_epoch) = (0, 0);
     let info = match chain.blob(blob_id).await {
@@ -236,8 +365,8 @@ pub async fn put_file(
                 .send_and_wait(
                     signer,
                     &SendOptions::timeout(Duration::from_secs(60)),
-                    |f| {
-                        TxKind::RegisterBlob(RegisterBlob {
+                    |f| match &source.epochs {
+                        Epochs::Blob(_) => TxKind::RegisterBlob(RegisterBlob {
                             from: f.from,
                             blobId: blob_id,
                             length: layout.length,
@@ -246,7 +375,21 @@ pub async fn put_file(
                             maxCost: U256::from(price),
                             nonce: f.nonce,
                             fee: f.fee,
-                        })
+                        }),
+                        Epochs::Batch(items) => TxKind::RegisterBatch(RegisterBatch {
+                            from: f.from,
+                            blobId: blob_id,
+                            length: layout.length,
+                            committee,
+                            itemEpochs: items
+                                .iter()
+                                .flat_map(|e| (*e as u32).to_be_bytes())
+                                .collect::<Vec<u8>>()
+                                .into(),
+                            maxCost: U256::from(price),
+                            nonce: f.nonce,
+                            fee: f.fee,
+                        }),
                     },
                 )
                 .await?;
@@ -271,7 +414,7 @@ pub async fn put_file(
     if end_epoch == 0 {
         end_epoch = info.end_epoch;
     }
-    let confirmations = upload(path, layout, &metadata, &info, progress).await?;
+    let confirmations = upload(&mut source, layout, &metadata, &info, progress).await?;
     progress(Progress::Certifying);
     let (confirmed_by, certified_height) = certify(chain, signer, &info, confirmations).await?;
     Ok(Stored {
@@ -325,7 +468,7 @@ fn failures(members: &[Member]) -> String {
 
 /// Sends every member its metadata and slivers and gathers their confirmations.
 async fn upload(
-    path: &Path,
+    source: &mut Source,
     layout: Layout,
     metadata: &Metadata,
     info: &BlobInfo,
@@ -338,13 +481,12 @@ async fn upload(
             .await;
     fail(&mut members, results);
     let per_window = segments_per_window(layout.primary_segment_bytes());
-    let mut file = File::open(path).map_err(|e| file_error(path, e))?;
     let mut codec = Codec::new(layout)?;
     let mut segment = ExtendedSegment::default();
     let mut from = 0;
     while from < layout.segments {
         let to = (from + per_window).min(layout.segments);
-        let data = read_segments(&mut file, &layout, from, to).map_err(|e| file_error(path, e))?;
+        let data = source.segments(&layout, from, to)?;
         let mut bodies: Vec<(Vec<u8>, Vec<u8>)> = vec![Default::default(); members.len()];
         tokio::task::block_in_place(|| -> Result<(), BlobError> {
             for chunk in &data {
@@ -479,20 +621,181 @@ pub async fn get_file(
     progress: &(dyn Fn(Progress) + Send + Sync),
 ) -> Result<Fetched, PublishError> {
     let info = certified_blob(chain, blob_id).await?;
-    let partial = out.with_extension(match out.extension() {
-        Some(e) => format!("{}.partial", e.to_string_lossy()),
-        None => "partial".into(),
-    });
+    let partial = partial_path(out);
     let file = File::create(&partial).map_err(|e| file_error(&partial, e))?;
     let mut sink = FileSink(file);
-    match read_blob(&info, &mut sink, progress).await {
-        Ok(fetched) => {
-            sink.0.sync_all().map_err(|e| file_error(&partial, e))?;
-            std::fs::rename(&partial, out).map_err(|e| file_error(out, e))?;
-            Ok(fetched)
+    let read = read_blob(&info, &mut sink, progress).await;
+    finish_partial(read, sink, &partial, out)
+}
+
+/// What reading an item did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemRead {
+    pub fetched: Fetched,
+    /// The item's position in the batch (its number on chain).
+    pub position: usize,
+    pub length: u64,
+}
+
+/// Discards what it is given (reading a batch's index only).
+struct Discard;
+
+impl Sink for Discard {
+    async fn write(&mut self, _bytes: Vec<u8>) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Whether item `position` of batch `info` (whose index has `count` items) may be read in storage
+/// epoch `epoch`.
+fn item_verdict(info: &BlobInfo, epoch: u64, count: usize, position: usize) -> Result<(), String> {
+    if count != info.items.len() {
+        return Err(format!(
+            "its index lists {count} items but the chain registered {}",
+            info.items.len()
+        ));
+    }
+    let item = info.items[position];
+    if item.deleted {
+        return Err(format!("item {position} was deleted by its owner"));
+    }
+    if !item.live(epoch) {
+        return Err(format!(
+            "item {position}'s paid epochs ended at epoch {}",
+            item.end_epoch
+        ));
+    }
+    Ok(())
+}
+
+/// Reads item `name` of the certified batch `info` into `sink`, refused if the chain says it has
+/// ended by storage epoch `epoch`. `told` hears the item's length (or why not) as soon as the
+/// batch's index is read, before any of its bytes. The item's last bytes follow the whole-blob
+/// check. Runs on a multi-threaded tokio runtime.
+pub async fn read_item(
+    info: &BlobInfo,
+    epoch: u64,
+    name: &str,
+    sink: &mut impl Sink,
+    mut told: impl FnMut(Result<u64, String>) + Send,
+    progress: &(dyn Fn(Progress) + Send + Sync),
+) -> Result<ItemRead, PublishError> {
+    use crate::batch::{Found, ItemSink};
+    let no_item = |reason: String| PublishError::NoItem {
+        blob_id: info.blob_id,
+        name: name.to_string(),
+        reason,
+    };
+    if info.items.is_empty() {
+        let reason = "it is not a batch".to_string();
+        told(Err(reason.clone()));
+        return Err(no_item(reason));
+    }
+    let on_index = Box::new(|found: &Found| {
+        let verdict = match found {
+            Found::Item {
+                index,
+                position,
+                range,
+            } => item_verdict(info, epoch, index.entries.len(), *position)
+                .map(|()| range.end - range.start),
+            Found::Missing { .. } => Err("its index has no item of that name".to_string()),
+            Found::Bad(e) => Err(format!("its bytes are not a batch ({e})")),
+            Found::Reading => Err("its index could not be read".to_string()),
+        };
+        told(verdict.clone());
+        verdict.map(|_| ())
+    });
+    let mut items = ItemSink::new(sink, Some(name), info.length, on_index);
+    let fetched = read_blob(info, &mut items, progress).await;
+    if let Some(why) = items.refused.take() {
+        return Err(no_item(why));
+    }
+    let fetched = fetched?;
+    items.finish().await.map_err(|e| PublishError::File {
+        path: "output".into(),
+        reason: e.to_string(),
+    })?;
+    if let Some(why) = items.refused.take() {
+        return Err(no_item(why));
+    }
+    match items.found {
+        Found::Item {
+            position, range, ..
+        } => Ok(ItemRead {
+            fetched,
+            position,
+            length: range.end - range.start,
+        }),
+        _ => Err(no_item("its index could not be read".into())),
+    }
+}
+
+/// The index of the certified batch `info` (read whole, so checked like any read).
+pub async fn read_index(
+    info: &BlobInfo,
+    progress: &(dyn Fn(Progress) + Send + Sync),
+) -> Result<crate::batch::Index, PublishError> {
+    use crate::batch::{Found, ItemSink};
+    let mut discard = Discard;
+    let mut items = ItemSink::new(
+        &mut discard,
+        None,
+        info.length,
+        Box::new(|_: &Found| Ok(())),
+    );
+    read_blob(info, &mut items, progress).await?;
+    items.finish().await.map_err(|e| PublishError::File {
+        path: "output".into(),
+        reason: e.to_string(),
+    })?;
+    match items.found {
+        Found::Missing { index } => Ok(index),
+        Found::Bad(e) => Err(e.into()),
+        _ => Err(crate::batch::BatchError::NotABatch.into()),
+    }
+}
+
+/// Reads item `name` of batch `blob_id` into `out` (as `out.partial`, renamed when whole and
+/// checked). Runs on a multi-threaded tokio runtime.
+pub async fn get_item(
+    chain: &NodeClient,
+    blob_id: B256,
+    name: &str,
+    out: &Path,
+    progress: &(dyn Fn(Progress) + Send + Sync),
+) -> Result<ItemRead, PublishError> {
+    let info = certified_blob(chain, blob_id).await?;
+    let epoch = chain.storage().await?.epoch;
+    let partial = partial_path(out);
+    let file = File::create(&partial).map_err(|e| file_error(&partial, e))?;
+    let mut sink = FileSink(file);
+    let read = read_item(&info, epoch, name, &mut sink, |_| {}, progress).await;
+    finish_partial(read, sink, &partial, out)
+}
+
+fn partial_path(out: &Path) -> PathBuf {
+    out.with_extension(match out.extension() {
+        Some(e) => format!("{}.partial", e.to_string_lossy()),
+        None => "partial".into(),
+    })
+}
+
+/// Renames the partial file to `out` if the read succeeded, removes it if not.
+fn finish_partial<T>(
+    read: Result<T, PublishError>,
+    sink: FileSink,
+    partial: &Path,
+    out: &Path,
+) -> Result<T, PublishError> {
+    match read {
+        Ok(done) => {
+            sink.0.sync_all().map_err(|e| file_error(partial, e))?;
+            std::fs::rename(partial, out).map_err(|e| file_error(out, e))?;
+            Ok(done)
         }
         Err(e) => {
-            let _ = std::fs::remove_file(&partial);
+            let _ = std::fs::remove_file(partial);
             Err(e)
         }
     }
