@@ -112,6 +112,7 @@ impl StorageNode {
         Router::new()
             .route("/v1/health", get(health))
             .route("/v1/blobs/{id}", get(read_whole_blob))
+            .route("/v1/blobs/{id}/items/{name}", get(read_batch_item))
             .route(
                 "/v1/slivers/{id}/metadata",
                 put(put_metadata).get(get_metadata),
@@ -546,37 +547,106 @@ async fn read_whole_blob(
     State(node): State<StorageNode>,
     Path(id): Path<String>,
 ) -> Result<Response, Refusal> {
-    use crate::publish::{self, PublishError};
-    let id = blob_id(&id)?;
-    let info = publish::certified_blob(&node.0.chain, id)
-        .await
-        .map_err(|e| match e {
-            PublishError::NotAvailable { .. } => {
-                Refusal(StatusCode::NOT_FOUND, code::UNKNOWN_BLOB, e.to_string())
-            }
-            other => Refusal(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "chain_unreachable",
-                other.to_string(),
-            ),
-        })?;
-    let permit = node.0.reads.clone().try_acquire_owned().map_err(|_| {
-        Refusal(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "busy",
-            format!("{CONCURRENT_READS} blobs are being read; try again in a few seconds"),
-        )
-    })?;
+    let info = readable_blob(&node, &id).await?;
+    let permit = read_permit(&node)?;
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(2);
     let length = info.length;
     tokio::spawn(async move {
         let _permit = permit;
         let mut sink = tx.clone();
-        if let Err(e) = publish::read_blob(&info, &mut sink, &|_| {}).await {
+        if let Err(e) = crate::publish::read_blob(&info, &mut sink, &|_| {}).await {
             tracing::warn!(blob = %info.blob_id, "reading for a client failed: {e}");
             let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
         }
     });
+    streamed(rx, length)
+}
+
+/// The aggregator's item of a batch: 404 `batch_no_item` (with why) when the batch has no such
+/// item or the chain says it ended (deleted, or its epochs over), decided from the batch's index
+/// before any byte is sent; then the item's bytes with their length, its last ones after the
+/// whole-batch check.
+async fn read_batch_item(
+    State(node): State<StorageNode>,
+    Path((id, name)): Path<(String, String)>,
+) -> Result<Response, Refusal> {
+    let info = readable_blob(&node, &id).await?;
+    let epoch = node
+        .0
+        .chain
+        .storage()
+        .await
+        .map_err(chain_unreachable)?
+        .epoch;
+    let permit = read_permit(&node)?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(2);
+    let (told_tx, told_rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let _permit = permit;
+        let mut sink = tx.clone();
+        let mut told_tx = Some(told_tx);
+        let told = move |verdict| {
+            if let Some(t) = told_tx.take() {
+                let _ = t.send(verdict);
+            }
+        };
+        let read = crate::publish::read_item(&info, epoch, &name, &mut sink, told, &|_| {});
+        if let Err(e) = read.await {
+            tracing::debug!(blob = %info.blob_id, item = %name, "reading an item for a client failed: {e}");
+            let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+        }
+    });
+    match told_rx.await {
+        Ok(Ok(length)) => streamed(rx, length),
+        Ok(Err(why)) => Err(Refusal(StatusCode::NOT_FOUND, "batch_no_item", why)),
+        Err(_) => Err(Refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unreadable",
+            "the batch could not be read from its storage nodes; try again".into(),
+        )),
+    }
+}
+
+fn chain_unreachable(e: impl std::fmt::Display) -> Refusal {
+    Refusal(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "chain_unreachable",
+        e.to_string(),
+    )
+}
+
+/// The chain's registration of a blob a client asked to read: certified, or 404.
+async fn readable_blob(
+    node: &StorageNode,
+    id: &str,
+) -> Result<mycel_types::api::BlobInfo, Refusal> {
+    use crate::publish::{self, PublishError};
+    let id = blob_id(id)?;
+    publish::certified_blob(&node.0.chain, id)
+        .await
+        .map_err(|e| match e {
+            PublishError::NotAvailable { .. } => {
+                Refusal(StatusCode::NOT_FOUND, code::UNKNOWN_BLOB, e.to_string())
+            }
+            other => chain_unreachable(other),
+        })
+}
+
+fn read_permit(node: &StorageNode) -> Result<tokio::sync::OwnedSemaphorePermit, Refusal> {
+    node.0.reads.clone().try_acquire_owned().map_err(|_| {
+        Refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            format!("{CONCURRENT_READS} blobs are being read; try again in a few seconds"),
+        )
+    })
+}
+
+/// An answer of `length` bytes streamed from `rx` (an error there cuts the body short).
+fn streamed(
+    rx: tokio::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
+    length: u64,
+) -> Result<Response, Refusal> {
     let stream = futures::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
     });

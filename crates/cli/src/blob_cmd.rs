@@ -13,7 +13,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use mycel_blob::publish::{self, Progress};
 use mycel_client::api::{Event, StorageEvent};
 use mycel_client::NodeClient;
-use mycel_types::tx::{DeleteBlob, ExtendBlob};
+use mycel_types::tx::{DeleteBatchItem, DeleteBlob, ExtendBatchItem, ExtendBlob};
 use mycel_types::{format_amount, parse_amount, Token, TxKind};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -49,14 +49,17 @@ pub struct StorageArgs {
 #[derive(Debug, Subcommand)]
 pub enum BlobCommand {
     /// Store a file: encode it, pay for its epochs, send every storage node its slivers, certify.
+    /// Several files (or --batch) are stored as one batch blob of items, each with its own end.
     Put(PutArgs),
-    /// Read a blob back from the storage nodes into a file (checked against its id).
+    /// Read a blob (or one item of a batch) back from the storage nodes into a file, checked
+    /// against its id.
     Get(GetArgs),
     /// A blob's registration: status, size, paid epochs, committee.
     Status(StatusArgs),
-    /// Pay for more epochs of a blob (anyone may).
+    /// Pay for more epochs of a blob, or of one item of a batch (anyone may).
     Extend(ExtendArgs),
-    /// End your blob with the current epoch; the epochs not begun are refunded.
+    /// End your blob (or one item of your batch) with the current epoch; the epochs no longer
+    /// needed are refunded.
     Delete(DeleteArgs),
     /// The storage committee, the epoch and the price.
     Committee(CommitteeArgs),
@@ -64,10 +67,15 @@ pub enum BlobCommand {
 
 #[derive(Debug, Args)]
 pub struct PutArgs {
-    pub file: PathBuf,
-    /// Storage epochs to pay for, from the current one.
+    /// The file to store; several are stored as one batch (items named by their file names).
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Storage epochs to pay for, from the current one (for a batch: every item's).
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub epochs: u64,
+    /// Store even a single file as a batch (so more items' ends can be managed alike).
+    #[arg(long)]
+    pub batch: bool,
     #[command(flatten)]
     pub signer: SignerArgs,
     #[command(flatten)]
@@ -77,9 +85,15 @@ pub struct PutArgs {
 #[derive(Debug, Args)]
 pub struct GetArgs {
     pub blob_id: B256,
-    /// Where to write the blob.
-    #[arg(short, long, value_name = "FILE")]
-    pub output: PathBuf,
+    /// Where to write the blob (or the item).
+    #[arg(short, long, value_name = "FILE", required_unless_present = "list")]
+    pub output: Option<PathBuf>,
+    /// Read only the item of this name from a batch (refused once the item has ended).
+    #[arg(long, value_name = "NAME", conflicts_with = "list")]
+    pub item: Option<String>,
+    /// List a batch's items (number, name, length, end epoch) instead of writing a file.
+    #[arg(long)]
+    pub list: bool,
     #[command(flatten)]
     pub client: ClientArgs,
 }
@@ -96,6 +110,10 @@ pub struct ExtendArgs {
     pub blob_id: B256,
     #[arg(long, value_name = "N")]
     pub epochs: u64,
+    /// Extend only item K of a batch (its number in `mycel blob get ID --list`); it pays only
+    /// for the epochs it adds past the batch's end.
+    #[arg(long, value_name = "K")]
+    pub item: Option<u64>,
     #[command(flatten)]
     pub send: SendArgs,
     #[command(flatten)]
@@ -105,6 +123,9 @@ pub struct ExtendArgs {
 #[derive(Debug, Args)]
 pub struct DeleteArgs {
     pub blob_id: B256,
+    /// Delete only item K of your batch; the batch is refunded the epochs no other item needs.
+    #[arg(long, value_name = "K")]
+    pub item: Option<u64>,
     #[command(flatten)]
     pub send: SendArgs,
     #[command(flatten)]
@@ -212,24 +233,44 @@ fn put(args: PutArgs) -> Result<()> {
     }
     let signer = args.signer.load()?;
     let node = chain(&args.client)?;
+    let items = if args.batch || args.files.len() > 1 {
+        let mut items = Vec::with_capacity(args.files.len());
+        for path in &args.files {
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .ok_or_else(|| anyhow!("{}: not a file name", path.display()))?;
+            items.push((name, path.clone(), args.epochs));
+        }
+        Some(items)
+    } else {
+        None
+    };
+    let source = match &items {
+        Some(items) => publish::Source::batch(items)?,
+        None => publish::Source::file(&args.files[0], args.epochs)?,
+    };
     let bar = progress_bar();
-    let stored = runtime()?.block_on(publish::put_file(
-        &node,
-        &signer,
-        &args.file,
-        args.epochs,
-        &|p| follow(&bar, p),
-    ));
+    let stored = runtime()?.block_on(publish::put(&node, &signer, source, &|p| follow(&bar, p)));
     bar.finish_and_clear();
     let stored = stored?;
+    let listed: Vec<serde_json::Value> = items
+        .iter()
+        .flatten()
+        .enumerate()
+        .map(|(k, (name, _, _))| serde_json::json!({"item": k, "name": name}))
+        .collect();
     if args.client.json {
         return print_json(&serde_json::json!({
             "blob_id": stored.blob_id, "length": stored.length, "paid": stored.paid.to_string(),
             "end_epoch": stored.end_epoch, "certified_height": stored.certified_height,
-            "confirmed_by": stored.confirmed_by,
+            "confirmed_by": stored.confirmed_by, "items": listed,
         }));
     }
     println!("{}", stored.blob_id);
+    for (k, (name, _, _)) in items.iter().flatten().enumerate() {
+        eprintln!("  item {k:>3}  {name}");
+    }
     if stored.confirmed_by.is_empty() {
         eprintln!(
             "already stored: certified in block {}, paid until epoch {} (`mycel blob extend` pays for more)",
@@ -251,7 +292,34 @@ fn put(args: PutArgs) -> Result<()> {
 fn get(args: GetArgs) -> Result<()> {
     let node = chain(&args.client)?;
     let bar = progress_bar();
-    let read = runtime()?.block_on(publish::get_file(&node, args.blob_id, &args.output, &|p| {
+    let rt = runtime()?;
+    if args.list {
+        let listed = rt.block_on(async {
+            let info = publish::certified_blob(&node, args.blob_id).await?;
+            let index = publish::read_index(&info, &|p| follow(&bar, p)).await?;
+            Ok::<_, publish::PublishError>((info, index))
+        });
+        bar.finish_and_clear();
+        let (info, index) = listed?;
+        return list_items(&info, &index, args.client.json);
+    }
+    let output = args.output.as_deref().context("--output FILE is needed")?;
+    if let Some(name) = &args.item {
+        let read = rt.block_on(publish::get_item(&node, args.blob_id, name, output, &|p| {
+            follow(&bar, p)
+        }));
+        bar.finish_and_clear();
+        let read = read?;
+        eprintln!(
+            "wrote item {} ({name}, {} bytes) of batch {} to {} (the batch checked against its id)",
+            read.position,
+            read.length,
+            args.blob_id,
+            output.display()
+        );
+        return Ok(());
+    }
+    let read = rt.block_on(publish::get_file(&node, args.blob_id, output, &|p| {
         follow(&bar, p)
     }));
     bar.finish_and_clear();
@@ -262,9 +330,41 @@ fn get(args: GetArgs) -> Result<()> {
     eprintln!(
         "wrote {} bytes to {} (checked against blob {})",
         read.length,
-        args.output.display(),
+        output.display(),
         read.blob_id
     );
+    Ok(())
+}
+
+fn list_items(
+    info: &mycel_client::api::BlobInfo,
+    index: &mycel_blob::batch::Index,
+    json: bool,
+) -> Result<()> {
+    let rows: Vec<serde_json::Value> = index
+        .entries
+        .iter()
+        .enumerate()
+        .map(|(k, e)| {
+            let chain = info.items.get(k);
+            serde_json::json!({
+                "item": k, "name": e.name, "length": e.length,
+                "end_epoch": chain.map(|i| i.end_epoch), "deleted": chain.map(|i| i.deleted),
+            })
+        })
+        .collect();
+    if json {
+        return print_json(&rows);
+    }
+    println!("{:>4}  {:>12}  {:>9}  name", "item", "bytes", "ends");
+    for (k, e) in index.entries.iter().enumerate() {
+        let ends = match info.items.get(k) {
+            Some(i) if i.deleted => "deleted".to_string(),
+            Some(i) => format!("epoch {}", i.end_epoch),
+            None => "?".into(),
+        };
+        println!("{k:>4}  {:>12}  {ends:>9}  {}", e.length, e.name);
+    }
     Ok(())
 }
 
@@ -303,53 +403,107 @@ fn status(args: StatusArgs) -> Result<()> {
     for m in &info.members {
         println!("  {}  {}", m.address, m.endpoint);
     }
+    if !info.items.is_empty() {
+        let live = info.items.iter().filter(|i| !i.deleted).count();
+        println!(
+            "batch        {} items ({live} not deleted; names: `mycel blob get {} --list`)",
+            info.items.len(),
+            info.blob_id
+        );
+        for (k, item) in info.items.iter().enumerate() {
+            let state = if item.deleted { ", deleted" } else { "" };
+            println!("  item {k:>3}  until epoch {}{state}", item.end_epoch);
+        }
+    }
     Ok(())
 }
 
 fn extend(args: ExtendArgs) -> Result<()> {
     let info = runtime()?.block_on(chain(&args.client)?.blob(args.blob_id))?;
     let max = info.epoch_price.saturating_mul(u128::from(args.epochs));
-    let (id, epochs) = (args.blob_id, args.epochs);
-    let events = send::submit_for_events(&args.client, &args.send, move |from, nonce, fee| {
-        TxKind::ExtendBlob(ExtendBlob {
-            from,
-            blobId: id,
-            epochs,
-            maxCost: U256::from(max),
-            nonce,
-            fee,
-        })
-    })?;
+    let (id, epochs, item) = (args.blob_id, args.epochs, args.item);
+    let events =
+        send::submit_for_events(
+            &args.client,
+            &args.send,
+            move |from, nonce, fee| match item {
+                None => TxKind::ExtendBlob(ExtendBlob {
+                    from,
+                    blobId: id,
+                    epochs,
+                    maxCost: U256::from(max),
+                    nonce,
+                    fee,
+                }),
+                Some(item) => TxKind::ExtendBatchItem(ExtendBatchItem {
+                    from,
+                    blobId: id,
+                    item,
+                    epochs,
+                    maxCost: U256::from(max),
+                    nonce,
+                    fee,
+                }),
+            },
+        )?;
     for e in events {
-        if let Event::Storage(StorageEvent::BlobExtended {
-            end_epoch, paid, ..
-        }) = e
-        {
-            eprintln!(
+        match e {
+            Event::Storage(StorageEvent::BlobExtended {
+                end_epoch, paid, ..
+            }) => eprintln!(
                 "paid {} MYC: stored until epoch {end_epoch}",
                 format_amount(paid, Token::Myc)
-            );
+            ),
+            Event::Storage(StorageEvent::BatchItemChanged {
+                item,
+                end_epoch,
+                paid,
+                ..
+            }) => eprintln!(
+                "paid {} MYC: item {item} stored until epoch {end_epoch}",
+                format_amount(paid, Token::Myc)
+            ),
+            _ => {}
         }
     }
     Ok(())
 }
 
 fn delete(args: DeleteArgs) -> Result<()> {
-    let id = args.blob_id;
-    let events = send::submit_for_events(&args.client, &args.send, move |from, nonce, fee| {
-        TxKind::DeleteBlob(DeleteBlob {
-            from,
-            blobId: id,
-            nonce,
-            fee,
-        })
-    })?;
+    let (id, item) = (args.blob_id, args.item);
+    let events =
+        send::submit_for_events(
+            &args.client,
+            &args.send,
+            move |from, nonce, fee| match item {
+                None => TxKind::DeleteBlob(DeleteBlob {
+                    from,
+                    blobId: id,
+                    nonce,
+                    fee,
+                }),
+                Some(item) => TxKind::DeleteBatchItem(DeleteBatchItem {
+                    from,
+                    blobId: id,
+                    item,
+                    nonce,
+                    fee,
+                }),
+            },
+        )?;
     for e in events {
-        if let Event::Storage(StorageEvent::BlobDeleted { refunded, .. }) = e {
-            eprintln!(
+        match e {
+            Event::Storage(StorageEvent::BlobDeleted { refunded, .. }) => eprintln!(
                 "deleted: refunded {} MYC; the nodes drop it when this epoch ends",
                 format_amount(refunded, Token::Myc)
-            );
+            ),
+            Event::Storage(StorageEvent::BatchItemChanged {
+                item, refunded, ..
+            }) => eprintln!(
+                "deleted item {item}: no longer readable; refunded {} MYC (the epochs no other item needs)",
+                format_amount(refunded, Token::Myc)
+            ),
+            _ => {}
         }
     }
     Ok(())

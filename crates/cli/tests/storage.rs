@@ -502,3 +502,192 @@ fn a_node_that_cannot_answer_its_challenges_is_reported_slashed_and_unpaid() {
     let log = nodes[0].1.log();
     assert!(log.contains("failed its storage challenge"), "{log}");
 }
+
+/// An HTTP GET's status and body.
+fn http_get(url: &str) -> (u16, Vec<u8>) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let r = reqwest::get(url).await.unwrap();
+        (r.status().as_u16(), r.bytes().await.unwrap().to_vec())
+    })
+}
+
+#[test]
+fn a_batch_of_small_files_costs_less_than_blobs_and_its_items_end_alone() {
+    let devnet = Devnet::start_with(DevnetOptions {
+        storage_nodes: 4,
+        ..DevnetOptions::default()
+    });
+    let dir = TestDir::new();
+    let client = devnet.client();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while client.storage().unwrap().members.len() < 4 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            devnet.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let files = [
+        random_file(&dir, "a.txt", 5, 1),
+        random_file(&dir, "b.bin", 100 << 10, 2),
+        random_file(&dir, "empty", 0, 3),
+    ];
+    let paths: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    let mut args = vec![
+        "blob",
+        "put",
+        "--epochs",
+        "3",
+        "--dev-account",
+        "5",
+        "--json",
+    ];
+    args.extend(paths.iter().map(String::as_str));
+    let stored: serde_json::Value = serde_json::from_str(&devnet.ok(&args)).unwrap();
+    let id: B256 = stored["blob_id"].as_str().unwrap().parse().unwrap();
+    assert_eq!(stored["items"][1]["name"], "b.bin", "{stored}");
+    let batch_paid: u128 = stored["paid"].as_str().unwrap().parse().unwrap();
+    // The same three files as blobs of their own each pay a whole blob's metadata.
+    let mut alone_paid = 0u128;
+    for (k, file) in files.iter().enumerate() {
+        let copy = random_file(&dir, &format!("alone-{k}"), 0, 0);
+        std::fs::copy(file, &copy).unwrap();
+        std::fs::write(
+            &copy,
+            [std::fs::read(file).unwrap(), vec![k as u8]].concat(),
+        )
+        .unwrap();
+        let out = devnet.ok(&[
+            "blob",
+            "put",
+            &copy.display().to_string(),
+            "--epochs",
+            "3",
+            "--dev-account",
+            "5",
+            "--json",
+        ]);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        alone_paid += v["paid"].as_str().unwrap().parse::<u128>().unwrap();
+    }
+    assert!(
+        batch_paid * 2 < alone_paid,
+        "a batch of three paid {batch_paid}, three blobs {alone_paid}"
+    );
+
+    // The index, each item, and the aggregator's item route.
+    let listed = devnet.json(&["blob", "get", &id.to_string(), "--list"]);
+    let names: Vec<&str> = (0..3)
+        .map(|k| listed[k]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["a.txt", "b.bin", "empty"]);
+    assert_eq!(listed[1]["length"], 100 << 10);
+    for (k, file) in files.iter().enumerate() {
+        let out = dir.join(&format!("item-{k}"));
+        devnet.ok(&[
+            "blob",
+            "get",
+            &id.to_string(),
+            "--item",
+            names[k],
+            "-o",
+            &out.display().to_string(),
+        ]);
+        assert!(
+            std::fs::read(&out).unwrap() == std::fs::read(file).unwrap(),
+            "item {k}"
+        );
+    }
+    let endpoint = client.blob(id).unwrap().members[2].endpoint.clone();
+    let (status, body) = http_get(&format!("{endpoint}/v1/blobs/{id}/items/b.bin"));
+    assert_eq!(status, 200);
+    assert!(
+        body == std::fs::read(&files[1]).unwrap(),
+        "the aggregator's item differs"
+    );
+    let (status, body) = http_get(&format!("{endpoint}/v1/blobs/{id}/items/nope"));
+    assert_eq!(status, 404);
+    assert!(String::from_utf8_lossy(&body).contains("batch_no_item"));
+
+    // Items end alone: a deleted item is refused (by the CLI and the aggregator), the others stay.
+    let out = devnet.mycel(&[
+        "blob",
+        "delete",
+        &id.to_string(),
+        "--item",
+        "0",
+        "--dev-account",
+        "6",
+    ]);
+    assert_fails_with(&out, "blob_not_owner");
+    let out = devnet.mycel(&[
+        "blob",
+        "delete",
+        &id.to_string(),
+        "--item",
+        "0",
+        "--dev-account",
+        "5",
+    ]);
+    assert!(stderr(&out).contains("deleted item 0"), "{}", stderr(&out));
+    let gone = dir.join("gone");
+    let out = devnet.mycel(&[
+        "blob",
+        "get",
+        &id.to_string(),
+        "--item",
+        "a.txt",
+        "-o",
+        &gone.display().to_string(),
+    ]);
+    assert_fails_with(&out, "was deleted by its owner");
+    assert!(!gone.exists());
+    let (status, body) = http_get(&format!("{endpoint}/v1/blobs/{id}/items/a.txt"));
+    assert_eq!(status, 404, "{}", String::from_utf8_lossy(&body));
+    let (status, _) = http_get(&format!("{endpoint}/v1/blobs/{id}/items/empty"));
+    assert_eq!(status, 200);
+    // One item extended past the batch's end pays for the epochs it adds; the rest keep theirs.
+    let before = devnet.json(&["blob", "status", &id.to_string()]);
+    let out = devnet.mycel(&[
+        "blob",
+        "extend",
+        &id.to_string(),
+        "--item",
+        "1",
+        "--epochs",
+        "2",
+        "--dev-account",
+        "6",
+    ]);
+    assert!(
+        stderr(&out).contains("item 1 stored until epoch"),
+        "{}",
+        stderr(&out)
+    );
+    let after = devnet.json(&["blob", "status", &id.to_string()]);
+    let end = |v: &serde_json::Value, k: usize| v["items"][k]["end_epoch"].as_u64().unwrap();
+    assert_eq!(end(&after, 1), end(&before, 1) + 2);
+    assert_eq!(end(&after, 2), end(&before, 2));
+    assert_eq!(after["end_epoch"].as_u64().unwrap(), end(&after, 1));
+    assert_eq!(after["items"][0]["deleted"], true);
+
+    // Bad input: an item of a plain blob, two items of one name, too many items.
+    let plain = put(&devnet, &files[1], 1);
+    let out = devnet.mycel(&[
+        "blob",
+        "get",
+        &plain.to_string(),
+        "--item",
+        "b.bin",
+        "-o",
+        &gone.display().to_string(),
+    ]);
+    assert_fails_with(&out, "it is not a batch");
+    let out = devnet.mycel(&["blob", "put", &paths[0], &paths[0], "--dev-account", "5"]);
+    assert_fails_with(&out, "two items are named `a.txt`");
+}
