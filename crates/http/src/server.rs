@@ -18,7 +18,7 @@ use tracing::Instrument as _;
 
 use crate::io::WriteDeadline;
 use crate::request::RequestService;
-use crate::{LimitsError, ServeLimits};
+use crate::{LimitsError, ServeLimits, StreamedBodies};
 
 /// A server bound to a listener, not yet running. [`crate::serve`] is `Server::new(..)?.run(..)`;
 /// build a `Server` yourself to read its [`ServerStats`] (tests, metrics).
@@ -26,6 +26,7 @@ pub struct Server {
     listener: TcpListener,
     router: Router,
     limits: ServeLimits,
+    streamed: Option<Arc<StreamedBodies>>,
     counters: Arc<Counters>,
 }
 
@@ -41,6 +42,7 @@ impl Server {
             listener,
             router,
             limits,
+            streamed: None,
             counters: Arc::new(Counters::default()),
         })
     }
@@ -62,12 +64,23 @@ impl Server {
         self
     }
 
+    /// Hands the request bodies of `bodies.routes` to their handlers as they arrive, under
+    /// `bodies`' cap and minimum rate instead of [`ServeLimits::max_body_bytes`] and one deadline
+    /// (see [`StreamedBodies`]); every other request is served as before. Replaces the streamed
+    /// routes of an earlier call. Errors if `bodies` could let a client hold a connection for ever.
+    pub fn stream_bodies(mut self, bodies: StreamedBodies) -> Result<Self, LimitsError> {
+        bodies.check()?;
+        self.streamed = Some(Arc::new(bodies));
+        Ok(self)
+    }
+
     /// Serves until `shutdown` resolves, then drains (see [`ServeLimits::shutdown_grace`]).
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
         let Server {
             listener,
             router,
             limits,
+            streamed,
             counters,
         } = self;
         let slots = Arc::new(Semaphore::new(limits.max_connections));
@@ -89,6 +102,7 @@ impl Server {
                         let connection = Connection {
                             router: router.clone(),
                             limits,
+                            streamed: streamed.clone(),
                             counters: counters.clone(),
                             draining: draining.clone(),
                             _slot: taken,
@@ -126,6 +140,7 @@ impl Server {
 struct Connection {
     router: Router,
     limits: ServeLimits,
+    streamed: Option<Arc<StreamedBodies>>,
     counters: Arc<Counters>,
     draining: watch::Receiver<()>,
     _slot: OwnedSemaphorePermit,
@@ -144,6 +159,7 @@ impl Connection {
         let service = RequestService {
             router: self.router.clone(),
             limits: self.limits,
+            streamed: self.streamed.clone(),
             counters: self.counters.clone(),
         };
         let mut builder = http1::Builder::new();
@@ -274,7 +290,8 @@ pub struct StatsSnapshot {
     pub accepted: u64,
     /// Connections closed for sending no complete request head in time.
     pub header_timeouts: u64,
-    /// Requests answered 408 because their body did not arrive in time.
+    /// Requests whose body did not arrive in time: a whole body answered 408, or a streamed body
+    /// cut as too slow.
     pub body_timeouts: u64,
     /// Connections cut because the client read none of the answer in time.
     pub write_timeouts: u64,
@@ -318,7 +335,7 @@ impl StatsSnapshot {
         metric(
             "body_timeouts_total",
             "counter",
-            "Requests answered 408 because their body did not arrive in time.",
+            "Requests whose body did not arrive in time (answered 408, or streamed and cut).",
             self.body_timeouts,
         );
         metric(

@@ -13,7 +13,7 @@ use std::time::Duration;
 use axum::Router;
 use mycel_http::{ServeLimits, Server, ServerStats, StatsSnapshot};
 use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
