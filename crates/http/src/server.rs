@@ -83,6 +83,12 @@ impl Server {
             streamed,
             counters,
         } = self;
+        let service = RequestService {
+            router,
+            limits,
+            streamed,
+            counters,
+        };
         let slots = Arc::new(Semaphore::new(limits.max_connections));
         let (drain, draining) = watch::channel(());
         let mut connections = JoinSet::new();
@@ -100,10 +106,7 @@ impl Server {
                     Ok((stream, remote)) => {
                         let Some(taken) = slot.take() else { continue };
                         let connection = Connection {
-                            router: router.clone(),
-                            limits,
-                            streamed: streamed.clone(),
-                            counters: counters.clone(),
+                            service: service.clone(),
                             draining: draining.clone(),
                             _slot: taken,
                         };
@@ -138,35 +141,29 @@ impl Server {
 
 /// One accepted connection and what it holds: a slot under the cap, freed when it ends.
 struct Connection {
-    router: Router,
-    limits: ServeLimits,
-    streamed: Option<Arc<StreamedBodies>>,
-    counters: Arc<Counters>,
+    /// Serves each request; its limits and counts are the connection's too.
+    service: RequestService,
     draining: watch::Receiver<()>,
     _slot: OwnedSemaphorePermit,
 }
 
 impl Connection {
     async fn serve(mut self, stream: TcpStream, remote: SocketAddr) {
-        let _open = self.counters.opened();
+        let limits = self.service.limits;
+        let counters = self.service.counters.clone();
+        let _open = counters.opened();
         // Answers are often small writes (an event, a token); do not hold them for Nagle.
         let _ = stream.set_nodelay(true);
         let io = TokioIo::new(WriteDeadline::new(
             stream,
-            self.limits.write_timeout,
-            self.counters.clone(),
+            limits.write_timeout,
+            counters.clone(),
         ));
-        let service = RequestService {
-            router: self.router.clone(),
-            limits: self.limits,
-            streamed: self.streamed.clone(),
-            counters: self.counters.clone(),
-        };
         let mut builder = http1::Builder::new();
         builder
             .timer(TokioTimer::new())
-            .header_read_timeout(self.limits.header_timeout);
-        let mut conn = pin!(builder.serve_connection(io, service));
+            .header_read_timeout(limits.header_timeout);
+        let mut conn = pin!(builder.serve_connection(io, self.service));
         let mut draining = false;
         let result = loop {
             tokio::select! {
@@ -179,7 +176,7 @@ impl Connection {
         };
         if let Err(e) = result {
             if e.is_timeout() {
-                self.counters.header_timed_out();
+                counters.header_timed_out();
                 tracing::debug!(%remote, "closed a connection that sent no complete request head in time");
             } else {
                 tracing::debug!(%remote, error = %e, "connection ended with an error");
