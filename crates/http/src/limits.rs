@@ -90,8 +90,9 @@ impl Default for ServeLimits {
 ///
 /// A streamed body is not bounded by [`ServeLimits::max_body_bytes`] and one total deadline but by
 /// its own cap and a minimum rate: the server waits [`ServeLimits::body_timeout`] (the grace) plus
-/// one second per `min_bytes_per_sec` bytes received, counting only time it spends waiting for the
-/// client's bytes (time a handler spends not reading is not the client's). A request declaring a
+/// one second per `min_bytes_per_sec` bytes received, counting only time spent waiting for the
+/// client's bytes — from the handler asking for more to their arrival — so time a handler spends
+/// not reading (writing to a slow disk) is not charged to the client. A request declaring a
 /// `Content-Length` over `max_bytes` gets `413` before its handler runs. Otherwise the handler
 /// reads an [`axum::body::Body`] that yields a [`BodyError`](crate::BodyError) (`TooLarge`,
 /// `TooSlow`) instead of more data once the client breaks either bound; the answer to such a

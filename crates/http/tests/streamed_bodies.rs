@@ -22,7 +22,7 @@ use mycel_http::{BodyError, ServeLimits, Server, StreamedBodies};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, Mutex, Notify};
+use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 
 /// The grace of a streamed body, and the whole-body deadline.
@@ -44,22 +44,13 @@ struct Seen {
 }
 
 /// What the handlers share with the test.
-#[derive(Default)]
 struct Observed {
     /// Streamed handlers that ran.
     runs: AtomicUsize,
     /// Notified when a streamed handler gets its first bytes.
     first_bytes: Notify,
     /// Each streamed body, once read to its end or cut.
-    seen: Mutex<Option<mpsc::UnboundedSender<Seen>>>,
-}
-
-impl Observed {
-    async fn report(&self, seen: Seen) {
-        if let Some(tx) = &*self.seen.lock().await {
-            let _ = tx.send(seen);
-        }
-    }
+    seen: mpsc::UnboundedSender<Seen>,
 }
 
 /// Reads a streamed body to its end, hashing it, and reports what it saw; `Err` if it was cut.
@@ -88,13 +79,13 @@ async fn read_streamed(observed: &Observed, body: Body) -> Result<(), BodyError>
                     .cloned()
                     .unwrap_or_else(|| panic!("a cut body says why: {e}"));
                 seen.cut = Some(refused.clone());
-                observed.report(seen).await;
+                let _ = observed.seen.send(seen);
                 return Err(refused);
             }
         }
     }
     seen.sha256 = hash.finalize().into();
-    observed.report(seen).await;
+    let _ = observed.seen.send(seen);
     Ok(())
 }
 
@@ -117,9 +108,12 @@ async fn put_part(State(observed): State<Arc<Observed>>, body: Body) -> Response
 /// A server streaming `PUT /v1/blobs` and `PUT /v1/parts/…` up to `max_bytes`, reading `/echo`
 /// whole; and what its handlers see.
 async fn start(max_bytes: u64) -> (Running, Arc<Observed>, mpsc::UnboundedReceiver<Seen>) {
-    let observed = Arc::new(Observed::default());
     let (tx, seen) = mpsc::unbounded_channel();
-    *observed.seen.lock().await = Some(tx);
+    let observed = Arc::new(Observed {
+        runs: AtomicUsize::new(0),
+        first_bytes: Notify::new(),
+        seen: tx,
+    });
     let router = Router::new()
         .route("/v1/blobs", put(put_blob))
         .route("/v1/parts/{n}", put(put_part))
