@@ -26,6 +26,21 @@
 //!   "message": …}}` and the connection is closed. A body over [`ServeLimits::max_body_bytes`]
 //!   gets `413` (`request_too_large`). Handlers receive the body already read, so their own,
 //!   smaller limits (the gateway's 1 MiB) still apply.
+//! - **Except on the routes given to [`Server::stream_bodies`]**, whose bodies reach the handler
+//!   as they arrive and never sit whole in memory (uploads of a GiB or more). There:
+//!   - a request declaring a `Content-Length` over [`StreamedBodies::max_bytes`] gets `413`
+//!     (`request_too_large`, `Connection: close`) before its handler runs;
+//!   - the body yields [`BodyError::TooLarge`] instead of the byte past `max_bytes`;
+//!   - the body yields [`BodyError::TooSlow`] once the server has waited for the client longer
+//!     than [`ServeLimits::body_timeout`] (a grace) plus one second per
+//!     [`StreamedBodies::min_bytes_per_sec`] bytes received — a dripping client is cut as soon
+//!     as it falls behind that average, and a silent one by a timer at its deadline, not when it
+//!     next sends. Only time spent waiting for the client's bytes counts: a handler pausing its
+//!     reads (a slow disk) does not use up the client's time. Each cut counts in
+//!     [`StatsSnapshot::body_timeouts`];
+//!   - a handler finds the error with [`BodyError::from_axum`] and can answer with it (`413`,
+//!     `408`, in the same JSON shape); whatever it answers, a request whose body was cut gets
+//!     `Connection: close`, so its connection ends with the answer.
 //! - **A client that reads none of an answer for [`ServeLimits::write_timeout`]** (the server's
 //!   writes make no progress for that long) is disconnected.
 //! - **Legitimate long work is not cut**: nothing bounds how long a handler takes to answer (a
@@ -47,14 +62,17 @@
 //! - Limit requests per client or per address (the miner's queue and the gateway's prices do
 //!   that), speak TLS (put a TLS terminator in front), or upgrade connections (websockets).
 //! - Bound the time between a request's body arriving and its answer starting: that is the
-//!   handler's work, and only the handler knows how long it may take.
+//!   handler's work, and only the handler knows how long it may take. Likewise a handler that
+//!   stops reading a streamed body holds its client for as long as it chooses.
 
+mod body;
 mod io;
 mod limits;
 mod request;
 mod server;
 
-pub use limits::{LimitsError, ServeLimits};
+pub use body::BodyError;
+pub use limits::{LimitsError, ServeLimits, StreamedBodies};
 pub use server::{Server, ServerStats, StatsSnapshot};
 
 /// Serves `router` on `listener` with `limits` until `shutdown` resolves (see the crate's

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use axum::http::Method;
+
 /// How many connections a server holds and how long it waits for each client.
 ///
 /// Start from [`ServeLimits::default`] and change what a server needs:
@@ -82,7 +84,68 @@ impl Default for ServeLimits {
     }
 }
 
-/// Limits that would serve no one.
+/// Routes whose request bodies reach their handler as they arrive instead of whole: uploads too
+/// large to hold in memory, such as a storage node's `PUT /v1/blobs`. Give them to
+/// [`Server::stream_bodies`](crate::Server::stream_bodies).
+///
+/// A streamed body is not bounded by [`ServeLimits::max_body_bytes`] and one total deadline but by
+/// its own cap and a minimum rate: the server waits [`ServeLimits::body_timeout`] (the grace) plus
+/// one second per `min_bytes_per_sec` bytes received, counting only time spent waiting for the
+/// client's bytes — from the handler asking for more to their arrival — so time a handler spends
+/// not reading (writing to a slow disk) is not charged to the client. A request declaring a
+/// `Content-Length` over `max_bytes` gets `413` before its handler runs. Otherwise the handler
+/// reads an [`axum::body::Body`] that yields a [`BodyError`](crate::BodyError) (`TooLarge`,
+/// `TooSlow`) instead of more data once the client breaks either bound; the answer to such a
+/// request closes its connection, whatever the handler answers.
+///
+/// ```
+/// use axum::http::Method;
+///
+/// let uploads = mycel_http::StreamedBodies {
+///     routes: vec![(Method::PUT, "/v1/blobs".into())],
+///     max_bytes: 2 << 30,
+///     min_bytes_per_sec: 64 * 1024,
+/// };
+/// assert!(uploads.check().is_ok());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamedBodies {
+    /// The requests streamed: a method and a path, either exact (`/v1/blobs`) or, ending in `/`, a
+    /// prefix (`/v1/blobs/` streams `/v1/blobs/{id}`). Paths are matched before any decoding, as
+    /// the router would see them.
+    pub routes: Vec<(Method, String)>,
+    /// The largest body streamed; a body that sends more is cut.
+    pub max_bytes: u64,
+    /// The slowest average rate, in bytes a second, a client may send at after the grace.
+    pub min_bytes_per_sec: u64,
+}
+
+impl StreamedBodies {
+    /// Whether these routes and bounds keep a slow client from holding a connection for ever.
+    pub fn check(&self) -> Result<(), LimitsError> {
+        if self.min_bytes_per_sec == 0 {
+            return Err(LimitsError::NoMinimumRate);
+        }
+        if let Some((_, path)) = self.routes.iter().find(|(_, path)| !path.starts_with('/')) {
+            return Err(LimitsError::NotAPath(path.clone()));
+        }
+        Ok(())
+    }
+
+    /// Whether a request for `method` and `path` is streamed.
+    pub(crate) fn streams(&self, method: &Method, path: &str) -> bool {
+        self.routes.iter().any(|(route_method, route)| {
+            let matches = if route.ends_with('/') {
+                path.starts_with(route.as_str())
+            } else {
+                path == route
+            };
+            route_method == method && matches
+        })
+    }
+}
+
+/// Limits that would serve no one, or would let a client hold a connection for ever.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LimitsError {
     #[error(
@@ -96,6 +159,13 @@ pub enum LimitsError {
     TooManyConnections(usize),
     #[error("the {0} is 0, which would close every connection at once: give it at least 1 s")]
     ZeroTimeout(&'static str),
+    #[error(
+        "streamed bodies have no minimum rate (0 bytes/s), so a silent client could hold its \
+         connection for ever: give at least 1 (an upload route might ask for 64 KiB/s)"
+    )]
+    NoMinimumRate,
+    #[error("the streamed route {0:?} is not a path: start it with '/' (\"/v1/blobs\")")]
+    NotAPath(String),
 }
 
 #[cfg(test)]
@@ -131,5 +201,42 @@ mod tests {
             huge.check(),
             Err(LimitsError::TooManyConnections(_))
         ));
+    }
+
+    fn uploads(routes: &[(Method, &str)]) -> StreamedBodies {
+        StreamedBodies {
+            routes: routes
+                .iter()
+                .map(|(m, p)| (m.clone(), p.to_string()))
+                .collect(),
+            max_bytes: 1 << 30,
+            min_bytes_per_sec: 64 * 1024,
+        }
+    }
+
+    #[test]
+    fn streamed_routes_match_exact_paths_and_prefixes_ending_in_a_slash() {
+        let bodies = uploads(&[(Method::PUT, "/v1/blobs"), (Method::POST, "/v1/parts/")]);
+        assert!(bodies.streams(&Method::PUT, "/v1/blobs"));
+        assert!(!bodies.streams(&Method::POST, "/v1/blobs"), "method too");
+        assert!(!bodies.streams(&Method::PUT, "/v1/blobs/x"), "exact");
+        assert!(!bodies.streams(&Method::PUT, "/v1/blobsx"));
+        assert!(bodies.streams(&Method::POST, "/v1/parts/7"));
+        assert!(bodies.streams(&Method::POST, "/v1/parts/"));
+        assert!(!bodies.streams(&Method::POST, "/v1/parts"));
+    }
+
+    #[test]
+    fn streamed_bodies_that_could_hold_a_connection_for_ever_are_refused() {
+        assert_eq!(uploads(&[(Method::PUT, "/v1/blobs")]).check(), Ok(()));
+        let no_rate = StreamedBodies {
+            min_bytes_per_sec: 0,
+            ..uploads(&[])
+        };
+        assert_eq!(no_rate.check(), Err(LimitsError::NoMinimumRate));
+        assert_eq!(
+            uploads(&[(Method::PUT, "v1/blobs")]).check(),
+            Err(LimitsError::NotAPath("v1/blobs".into()))
+        );
     }
 }

@@ -18,7 +18,7 @@ use tracing::Instrument as _;
 
 use crate::io::WriteDeadline;
 use crate::request::RequestService;
-use crate::{LimitsError, ServeLimits};
+use crate::{LimitsError, ServeLimits, StreamedBodies};
 
 /// A server bound to a listener, not yet running. [`crate::serve`] is `Server::new(..)?.run(..)`;
 /// build a `Server` yourself to read its [`ServerStats`] (tests, metrics).
@@ -26,6 +26,7 @@ pub struct Server {
     listener: TcpListener,
     router: Router,
     limits: ServeLimits,
+    streamed: Option<Arc<StreamedBodies>>,
     counters: Arc<Counters>,
 }
 
@@ -41,6 +42,7 @@ impl Server {
             listener,
             router,
             limits,
+            streamed: None,
             counters: Arc::new(Counters::default()),
         })
     }
@@ -62,14 +64,31 @@ impl Server {
         self
     }
 
+    /// Hands the request bodies of `bodies.routes` to their handlers as they arrive, under
+    /// `bodies`' cap and minimum rate instead of [`ServeLimits::max_body_bytes`] and one deadline
+    /// (see [`StreamedBodies`]); every other request is served as before. Replaces the streamed
+    /// routes of an earlier call. Errors if `bodies` could let a client hold a connection for ever.
+    pub fn stream_bodies(mut self, bodies: StreamedBodies) -> Result<Self, LimitsError> {
+        bodies.check()?;
+        self.streamed = Some(Arc::new(bodies));
+        Ok(self)
+    }
+
     /// Serves until `shutdown` resolves, then drains (see [`ServeLimits::shutdown_grace`]).
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
         let Server {
             listener,
             router,
             limits,
+            streamed,
             counters,
         } = self;
+        let service = RequestService {
+            router,
+            limits,
+            streamed,
+            counters,
+        };
         let slots = Arc::new(Semaphore::new(limits.max_connections));
         let (drain, draining) = watch::channel(());
         let mut connections = JoinSet::new();
@@ -87,9 +106,7 @@ impl Server {
                     Ok((stream, remote)) => {
                         let Some(taken) = slot.take() else { continue };
                         let connection = Connection {
-                            router: router.clone(),
-                            limits,
-                            counters: counters.clone(),
+                            service: service.clone(),
                             draining: draining.clone(),
                             _slot: taken,
                         };
@@ -124,33 +141,29 @@ impl Server {
 
 /// One accepted connection and what it holds: a slot under the cap, freed when it ends.
 struct Connection {
-    router: Router,
-    limits: ServeLimits,
-    counters: Arc<Counters>,
+    /// Serves each request; its limits and counts are the connection's too.
+    service: RequestService,
     draining: watch::Receiver<()>,
     _slot: OwnedSemaphorePermit,
 }
 
 impl Connection {
     async fn serve(mut self, stream: TcpStream, remote: SocketAddr) {
-        let _open = self.counters.opened();
+        let limits = self.service.limits;
+        let counters = self.service.counters.clone();
+        let _open = counters.opened();
         // Answers are often small writes (an event, a token); do not hold them for Nagle.
         let _ = stream.set_nodelay(true);
         let io = TokioIo::new(WriteDeadline::new(
             stream,
-            self.limits.write_timeout,
-            self.counters.clone(),
+            limits.write_timeout,
+            counters.clone(),
         ));
-        let service = RequestService {
-            router: self.router.clone(),
-            limits: self.limits,
-            counters: self.counters.clone(),
-        };
         let mut builder = http1::Builder::new();
         builder
             .timer(TokioTimer::new())
-            .header_read_timeout(self.limits.header_timeout);
-        let mut conn = pin!(builder.serve_connection(io, service));
+            .header_read_timeout(limits.header_timeout);
+        let mut conn = pin!(builder.serve_connection(io, self.service));
         let mut draining = false;
         let result = loop {
             tokio::select! {
@@ -163,7 +176,7 @@ impl Connection {
         };
         if let Err(e) = result {
             if e.is_timeout() {
-                self.counters.header_timed_out();
+                counters.header_timed_out();
                 tracing::debug!(%remote, "closed a connection that sent no complete request head in time");
             } else {
                 tracing::debug!(%remote, error = %e, "connection ended with an error");
@@ -274,7 +287,8 @@ pub struct StatsSnapshot {
     pub accepted: u64,
     /// Connections closed for sending no complete request head in time.
     pub header_timeouts: u64,
-    /// Requests answered 408 because their body did not arrive in time.
+    /// Requests whose body did not arrive in time: a whole body answered 408, or a streamed body
+    /// cut as too slow.
     pub body_timeouts: u64,
     /// Connections cut because the client read none of the answer in time.
     pub write_timeouts: u64,
@@ -318,7 +332,7 @@ impl StatsSnapshot {
         metric(
             "body_timeouts_total",
             "counter",
-            "Requests answered 408 because their body did not arrive in time.",
+            "Requests whose body did not arrive in time (answered 408, or streamed and cut).",
             self.body_timeouts,
         );
         metric(

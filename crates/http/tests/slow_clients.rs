@@ -2,25 +2,21 @@
 //! for the attacks: each test shows the connection is closed (or answered 408) within a bound, and
 //! that legitimate slow work — a slow handler, a long event stream — is not cut.
 //!
-//! No test sleeps to decide an outcome: each waits for the event it expects (EOF, a status line, a
-//! counter) under a generous deadline, and fails with what it saw if the deadline passes.
+//! No test sleeps to decide an outcome (see the harness in `common`).
 
-use std::net::SocketAddr;
+mod common;
+
 use std::time::Duration;
 
 use axum::response::sse::{Event, Sse};
 use axum::routing::{get, post};
 use axum::Router;
+use common::{until_closed, Running, GENEROUS};
 use futures::StreamExt as _;
-use mycel_http::{ServeLimits, Server, ServerStats, StatsSnapshot};
+use mycel_http::ServeLimits;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
-
-/// Far longer than any bound under test, so a slow CI machine does not fail a correct server.
-const GENEROUS: Duration = Duration::from_secs(30);
 
 /// A partial request: the request line and one header, never the blank line that ends the head.
 const PARTIAL_HEAD: &[u8] = b"GET /status HTTP/1.1\r\nHost: mycel\r\n";
@@ -78,63 +74,6 @@ fn app() -> Router {
         )
 }
 
-/// A running server and the means to stop it.
-struct Running {
-    addr: SocketAddr,
-    stats: ServerStats,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<std::io::Result<()>>,
-}
-
-impl Running {
-    async fn start(limits: ServeLimits) -> Running {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let server = Server::new(listener, app(), limits).unwrap();
-        let addr = server.local_addr().unwrap();
-        let stats = server.stats();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(server.run(async {
-            let _ = stopped.await;
-        }));
-        Running {
-            addr,
-            stats,
-            stop: Some(stop),
-            task,
-        }
-    }
-
-    fn stats(&self) -> StatsSnapshot {
-        self.stats.snapshot()
-    }
-
-    /// Waits (under [`GENEROUS`]) until the server's counts satisfy `what`.
-    async fn wait_for(&self, name: &str, what: impl Fn(&StatsSnapshot) -> bool) -> StatsSnapshot {
-        let deadline = Instant::now() + GENEROUS;
-        loop {
-            let now = self.stats();
-            if what(&now) {
-                return now;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "waited {GENEROUS:?} for {name}; stats: {now:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
 fn limits(header: Duration, body: Duration, write: Duration) -> ServeLimits {
     ServeLimits {
         header_timeout: header,
@@ -144,43 +83,10 @@ fn limits(header: Duration, body: Duration, write: Duration) -> ServeLimits {
     }
 }
 
-/// How a connection ended, as its client saw it.
-#[derive(Debug)]
-struct Closed {
-    /// Everything the server sent before closing.
-    received: Vec<u8>,
-    /// When the close (EOF or reset) was seen.
-    at: Instant,
-}
-
-/// Reads until the server closes the connection (EOF or reset), for at most [`GENEROUS`].
-async fn until_closed(stream: &mut TcpStream) -> Closed {
-    let mut received = Vec::new();
-    let read = async {
-        let mut buf = [0u8; 16 * 1024];
-        loop {
-            match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => received.extend_from_slice(&buf[..n]),
-            }
-        }
-    };
-    if tokio::time::timeout(GENEROUS, read).await.is_err() {
-        panic!(
-            "the server kept the connection open for {GENEROUS:?}; it sent {:?}",
-            String::from_utf8_lossy(&received)
-        );
-    }
-    Closed {
-        received,
-        at: Instant::now(),
-    }
-}
-
 #[tokio::test]
 async fn a_partial_request_head_is_closed_after_the_header_timeout() {
     let header = Duration::from_secs(1);
-    let server = Running::start(limits(header, GENEROUS, GENEROUS)).await;
+    let server = Running::serve(app(), limits(header, GENEROUS, GENEROUS)).await;
     let mut client = TcpStream::connect(server.addr).await.unwrap();
     let opened = Instant::now();
     client.write_all(PARTIAL_HEAD).await.unwrap();
@@ -212,7 +118,7 @@ async fn a_partial_request_head_is_closed_after_the_header_timeout() {
 #[tokio::test]
 async fn a_connection_that_sends_nothing_is_closed_after_the_header_timeout() {
     let header = Duration::from_secs(1);
-    let server = Running::start(limits(header, GENEROUS, GENEROUS)).await;
+    let server = Running::serve(app(), limits(header, GENEROUS, GENEROUS)).await;
     let mut client = TcpStream::connect(server.addr).await.unwrap();
     let opened = Instant::now();
     let closed = until_closed(&mut client).await;
@@ -232,7 +138,7 @@ async fn a_connection_that_sends_nothing_is_closed_after_the_header_timeout() {
 async fn a_request_head_dripped_byte_by_byte_is_closed_at_the_header_timeout() {
     // Every byte arrives well within the timeout; the head as a whole does not.
     let header = Duration::from_secs(1);
-    let server = Running::start(limits(header, GENEROUS, GENEROUS)).await;
+    let server = Running::serve(app(), limits(header, GENEROUS, GENEROUS)).await;
     let client = TcpStream::connect(server.addr).await.unwrap();
     let opened = Instant::now();
     let (mut read, mut write) = client.into_split();
@@ -267,7 +173,7 @@ async fn a_request_head_dripped_byte_by_byte_is_closed_at_the_header_timeout() {
 #[tokio::test]
 async fn an_idle_keep_alive_connection_is_closed_after_the_header_timeout() {
     let header = Duration::from_secs(1);
-    let server = Running::start(limits(header, GENEROUS, GENEROUS)).await;
+    let server = Running::serve(app(), limits(header, GENEROUS, GENEROUS)).await;
     let mut client = TcpStream::connect(server.addr).await.unwrap();
     client
         .write_all(b"GET /status HTTP/1.1\r\nHost: mycel\r\n\r\n")
@@ -310,7 +216,7 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_header_timeout() {
 #[tokio::test]
 async fn a_body_dripped_slowly_gets_408_and_the_connection_closes() {
     let body = Duration::from_secs(1);
-    let server = Running::start(limits(GENEROUS, body, GENEROUS)).await;
+    let server = Running::serve(app(), limits(GENEROUS, body, GENEROUS)).await;
     let client = TcpStream::connect(server.addr).await.unwrap();
     let (mut read, mut write) = client.into_split();
     let started = Instant::now();
@@ -348,10 +254,13 @@ async fn a_body_dripped_slowly_gets_408_and_the_connection_closes() {
 
 #[tokio::test]
 async fn a_body_over_the_cap_gets_413_before_it_is_sent() {
-    let server = Running::start(ServeLimits {
-        max_body_bytes: 1024,
-        ..Default::default()
-    })
+    let server = Running::serve(
+        app(),
+        ServeLimits {
+            max_body_bytes: 1024,
+            ..Default::default()
+        },
+    )
     .await;
     let mut client = TcpStream::connect(server.addr).await.unwrap();
     client
@@ -376,11 +285,14 @@ async fn a_body_over_the_cap_gets_413_before_it_is_sent() {
 #[tokio::test]
 async fn connections_beyond_the_cap_wait_and_are_served_once_others_close() {
     let cap = 4;
-    let server = Running::start(ServeLimits {
-        max_connections: cap,
-        header_timeout: GENEROUS * 4,
-        ..Default::default()
-    })
+    let server = Running::serve(
+        app(),
+        ServeLimits {
+            max_connections: cap,
+            header_timeout: GENEROUS * 4,
+            ..Default::default()
+        },
+    )
     .await;
     // Ten attackers, each holding a connection with half a request.
     let mut attackers = Vec::new();
@@ -412,7 +324,7 @@ async fn connections_beyond_the_cap_wait_and_are_served_once_others_close() {
 #[tokio::test]
 async fn a_handler_slower_than_every_timeout_still_answers() {
     let short = Duration::from_secs(1);
-    let server = Running::start(limits(short, short, short)).await;
+    let server = Running::serve(app(), limits(short, short, short)).await;
     let answer = reqwest::Client::new()
         .get(server.url("/slow"))
         .timeout(GENEROUS)
@@ -427,7 +339,7 @@ async fn a_handler_slower_than_every_timeout_still_answers() {
 #[tokio::test]
 async fn an_event_stream_outlasting_every_timeout_is_not_cut() {
     let short = Duration::from_millis(500);
-    let server = Running::start(limits(short, short, short)).await;
+    let server = Running::serve(app(), limits(short, short, short)).await;
     let answer = reqwest::Client::new()
         .get(server.url("/events"))
         .timeout(GENEROUS)
@@ -454,7 +366,7 @@ async fn an_event_stream_outlasting_every_timeout_is_not_cut() {
 #[tokio::test]
 async fn a_client_that_stops_reading_an_event_stream_is_disconnected() {
     let write = Duration::from_secs(1);
-    let server = Running::start(limits(GENEROUS, GENEROUS, write)).await;
+    let server = Running::serve(app(), limits(GENEROUS, GENEROUS, write)).await;
     let mut client = TcpStream::connect(server.addr).await.unwrap();
     client
         .write_all(b"GET /firehose HTTP/1.1\r\nHost: mycel\r\n\r\n")
@@ -473,10 +385,13 @@ async fn a_client_that_stops_reading_an_event_stream_is_disconnected() {
 
 #[tokio::test]
 async fn shutdown_ends_a_never_ending_stream_after_the_grace() {
-    let server = Running::start(ServeLimits {
-        shutdown_grace: Duration::from_millis(500),
-        ..Default::default()
-    })
+    let server = Running::serve(
+        app(),
+        ServeLimits {
+            shutdown_grace: Duration::from_millis(500),
+            ..Default::default()
+        },
+    )
     .await;
     let mut client = TcpStream::connect(server.addr).await.unwrap();
     client
