@@ -29,6 +29,7 @@ mod layout;
 pub mod merkle;
 pub mod node;
 pub mod publish;
+pub mod publisher;
 pub mod recover;
 pub mod store;
 

@@ -80,6 +80,9 @@ struct NodeState {
     /// The last storage epoch this node challenged the others in.
     challenged: std::sync::Mutex<Option<u64>>,
     maintain_every: Duration,
+    /// Publishing for HTTP clients (`PUT /v1/blobs`), and its spool directory.
+    publisher: Option<(crate::publisher::PublisherConfig, std::path::PathBuf)>,
+    publishing: Arc<Semaphore>,
 }
 
 /// A storage node's service: its routes and its sweep.
@@ -101,6 +104,8 @@ impl StorageNode {
             reads: Arc::new(Semaphore::new(CONCURRENT_READS)),
             challenged: std::sync::Mutex::new(None),
             maintain_every: SWEEP_EVERY,
+            publisher: None,
+            publishing: Arc::new(Semaphore::new(1)),
         })))
     }
 
@@ -108,9 +113,28 @@ impl StorageNode {
         self.0.signer.address()
     }
 
+    pub(crate) fn publisher(
+        &self,
+    ) -> Option<(&crate::publisher::PublisherConfig, &std::path::Path)> {
+        self.0.publisher.as_ref().map(|(c, d)| (c, d.as_path()))
+    }
+
+    pub(crate) fn publishing(&self) -> Arc<Semaphore> {
+        self.0.publishing.clone()
+    }
+
+    pub(crate) fn chain(&self) -> &NodeClient {
+        &self.0.chain
+    }
+
+    pub(crate) fn signer(&self) -> &PrivateKeySigner {
+        &self.0.signer
+    }
+
     pub fn router(&self) -> Router {
         Router::new()
             .route("/v1/health", get(health))
+            .route("/v1/blobs", put(crate::publisher::publish_blob))
             .route("/v1/blobs/{id}", get(read_whole_blob))
             .route("/v1/blobs/{id}/items/{name}", get(read_batch_item))
             .route(
@@ -282,7 +306,11 @@ impl StorageNode {
 }
 
 /// A refusal: an HTTP status with `{"error": {"code", "message"}}`.
-pub struct Refusal(StatusCode, &'static str, String);
+pub struct Refusal(
+    pub(crate) StatusCode,
+    pub(crate) &'static str,
+    pub(crate) String,
+);
 
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
@@ -702,6 +730,8 @@ pub struct NodeConfig {
     pub limits: mycel_http::ServeLimits,
     /// How often the node sweeps, recovers and challenges [default: [`SWEEP_EVERY`]].
     pub maintain_every: Option<Duration>,
+    /// Publish blobs for HTTP clients (`PUT /v1/blobs`), paid by this node's key.
+    pub publisher: Option<crate::publisher::PublisherConfig>,
 }
 
 /// Why a storage node did not start.
@@ -721,6 +751,8 @@ pub enum StartError {
     Chain(#[from] mycel_client::ClientError),
     #[error("{0}")]
     Limits(#[from] mycel_http::LimitsError),
+    #[error("a publisher without a token would spend this node's MYC for anyone who reaches {0}: listen on loopback, or give it a token")]
+    OpenPublisher(std::net::SocketAddr),
 }
 
 /// A storage node that is serving.
@@ -750,10 +782,24 @@ pub async fn start(
             dir: config.dir.clone(),
             source,
         })?;
-    if let Some(every) = config.maintain_every {
-        Arc::get_mut(&mut node.0)
-            .expect("not shared yet")
-            .maintain_every = every;
+    if let Some(publisher) = &config.publisher {
+        if publisher.token.is_none() && !config.listen.ip().is_loopback() {
+            return Err(StartError::OpenPublisher(config.listen));
+        }
+    }
+    {
+        let state = Arc::get_mut(&mut node.0).expect("not shared yet");
+        if let Some(every) = config.maintain_every {
+            state.maintain_every = every;
+        }
+        if let Some(publisher) = config.publisher.clone() {
+            let spool =
+                crate::publisher::spool_dir(&config.dir).map_err(|source| StartError::Dir {
+                    dir: config.dir.clone(),
+                    source,
+                })?;
+            state.publisher = Some((publisher, spool));
+        }
     }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -814,7 +860,15 @@ pub async fn start(
         body_timeout: Duration::from_secs(120),
         ..config.limits
     };
-    let server = mycel_http::Server::new(listener, node.router(), limits)?;
+    let mut server = mycel_http::Server::new(listener, node.router(), limits)?;
+    if let Some(publisher) = &config.publisher {
+        // The one route whose body is not read whole first: it streams to the spool file.
+        server = server.stream_bodies(mycel_http::StreamedBodies {
+            routes: vec![(axum::http::Method::PUT, "/v1/blobs".into())],
+            max_bytes: publisher.max_bytes,
+            min_bytes_per_sec: publisher.min_bytes_per_sec,
+        })?;
+    }
     let sweeper = tokio::spawn(node.clone().sweep_forever());
     let serving = async move {
         let result = server.run(shutdown).await;

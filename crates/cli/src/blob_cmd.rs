@@ -38,6 +38,20 @@ pub struct StorageArgs {
     /// slivers, challenging the other nodes (once per storage epoch).
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     pub maintain_every: u64,
+    /// Publish blobs for HTTP clients: `PUT /v1/blobs?epochs=N` stores the request body as a
+    /// blob paid by this node's key (`curl -T FILE URL/v1/blobs`). Needs --publish-token-file
+    /// unless --listen is a loopback address.
+    #[arg(long)]
+    pub publish: bool,
+    /// A file holding the bearer token publish callers must send (`Authorization: Bearer …`).
+    #[arg(long, value_name = "FILE", requires = "publish")]
+    pub publish_token_file: Option<PathBuf>,
+    /// The largest upload the publisher stores, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = mycel_blob::publisher::PublisherConfig::DEFAULT_MAX_BYTES)]
+    pub publish_max_bytes: u64,
+    /// The most epochs one upload may ask the publisher to pay for.
+    #[arg(long, value_name = "N", default_value_t = mycel_blob::publisher::PublisherConfig::DEFAULT_MAX_EPOCHS)]
+    pub publish_max_epochs: u64,
     #[command(flatten)]
     pub signer: SignerArgs,
     #[command(flatten)]
@@ -157,6 +171,31 @@ pub fn run_storage(args: StorageArgs) -> Result<()> {
         .as_deref()
         .map(|s| parse_amount(s, Token::Myc).with_context(|| format!("bad --stake '{s}' (MYC)")))
         .transpose()?;
+    let publisher = if args.publish {
+        let token = match &args.publish_token_file {
+            Some(path) => {
+                let token = std::fs::read_to_string(path)
+                    .with_context(|| format!("--publish-token-file {}", path.display()))?
+                    .trim()
+                    .to_string();
+                anyhow::ensure!(
+                    token.len() >= 16,
+                    "--publish-token-file {}: the token must be at least 16 characters",
+                    path.display()
+                );
+                Some(token)
+            }
+            None => None,
+        };
+        Some(mycel_blob::publisher::PublisherConfig {
+            max_bytes: args.publish_max_bytes,
+            max_epochs: args.publish_max_epochs,
+            token,
+            ..Default::default()
+        })
+    } else {
+        None
+    };
     let config = mycel_blob::node::NodeConfig {
         dir: args.dir.clone(),
         signer,
@@ -166,6 +205,7 @@ pub fn run_storage(args: StorageArgs) -> Result<()> {
         stake,
         limits: args.http.limits()?,
         maintain_every: Some(std::time::Duration::from_secs(args.maintain_every.max(1))),
+        publisher,
     };
     crate::run_role(|interrupted| async move {
         let (started, serving) = mycel_blob::node::start(config, interrupted).await?;
@@ -181,6 +221,12 @@ pub fn run_storage(args: StorageArgs) -> Result<()> {
                 ""
             }
         );
+        if args.publish {
+            eprintln!(
+                "publisher: curl -T FILE '{}/v1/blobs?epochs=1' (paid by {})",
+                started.endpoint, started.address
+            );
+        }
         Ok((started.addr, async move {
             serving.await.context("storage node stopped")
         }))

@@ -137,6 +137,9 @@ async fn run_nodes(plan: &StoragePlan, mut stopping: watch::Receiver<bool>) -> R
             stake: None,
             limits,
             maintain_every: None,
+            // Node 0 publishes for HTTP clients when it is reachable from this machine only.
+            publisher: (k == 0 && plan.first_addr.ip().is_loopback())
+                .then(mycel_blob::publisher::PublisherConfig::default),
         };
         let shutdown = async move {
             let _ = stop.wait_for(|s| *s).await;
@@ -151,11 +154,17 @@ async fn run_nodes(plan: &StoragePlan, mut stopping: watch::Receiver<bool>) -> R
         serving.push(tokio::spawn(run));
     }
     eprintln!(
-        "\nblob storage: {} storage nodes ({})\n  mycel blob put FILE --dev-account 5 --rpc {}\n",
+        "\nblob storage: {} storage nodes ({})\n  mycel blob put FILE --dev-account 5 --rpc {}",
         endpoints.len(),
         endpoints.join(", "),
         plan.rpc
     );
+    match endpoints.first() {
+        Some(first) if plan.first_addr.ip().is_loopback() => eprintln!(
+            "  publisher: curl -T FILE '{first}/v1/blobs?epochs=1'   (aggregator: GET {first}/v1/blobs/ID)\n"
+        ),
+        _ => eprintln!(),
+    }
     let _ = stopping.wait_for(|s| *s).await;
     for task in serving {
         let _ = task.await;

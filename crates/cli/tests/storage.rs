@@ -691,3 +691,125 @@ fn a_batch_of_small_files_costs_less_than_blobs_and_its_items_end_alone() {
     let out = devnet.mycel(&["blob", "put", &paths[0], &paths[0], "--dev-account", "5"]);
     assert_fails_with(&out, "two items are named `a.txt`");
 }
+
+#[test]
+fn the_publisher_streams_an_http_upload_into_a_blob_one_at_a_time() {
+    use std::io::{Read as _, Write as _};
+    let devnet = Devnet::start_with(DevnetOptions {
+        storage_nodes: 4,
+        ..DevnetOptions::default()
+    });
+    let dir = TestDir::new();
+    let client = devnet.client();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let publisher = loop {
+        let log = devnet.log();
+        if let Some(at) = log.find("publisher: curl -T FILE '") {
+            let rest = &log[at + "publisher: curl -T FILE '".len()..];
+            break rest[..rest.find("/v1/blobs").unwrap()].to_string();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            devnet.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+
+    // 40 MiB, more than any request body a node reads whole (16 MiB), sent chunked.
+    let file = random_file(&dir, "upload", 40 << 20, 40);
+    let bytes = std::fs::read(&file).unwrap();
+    let (status, body) = rt.block_on(async {
+        let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+            bytes.chunks(1 << 20).map(|c| Ok(c.to_vec())).collect();
+        let r = reqwest::Client::new()
+            .put(format!("{publisher}/v1/blobs?epochs=2"))
+            .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    });
+    assert_eq!(status, 200, "{body}");
+    let published: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let id: B256 = published["blob_id"].as_str().unwrap().parse().unwrap();
+    assert_eq!(published["length"], 40 << 20);
+    assert_ne!(published["paid"], "0");
+    let info = client.blob(id).unwrap();
+    assert!(
+        info.members.iter().any(|m| m.address == info.owner),
+        "paid by the publishing node itself"
+    );
+    get_same(&devnet, id, &file, &dir);
+
+    // One upload at a time: while a client holds one open, another is turned away.
+    let addr = publisher.trim_start_matches("http://").to_string();
+    let mut slow = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        slow,
+        "PUT /v1/blobs HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+        2 << 20
+    )
+    .unwrap();
+    slow.write_all(&bytes[..1 << 20]).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let put = |url: String, body: Vec<u8>| {
+        rt.block_on(async {
+            let r = reqwest::Client::new()
+                .put(url)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        })
+    };
+    let (status, body) = put(format!("{publisher}/v1/blobs"), b"second".to_vec());
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("busy"), "{body}");
+    slow.write_all(&bytes[1 << 20..2 << 20]).unwrap();
+    let mut answer = String::new();
+    slow.set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    while !answer.contains("blob_id") {
+        let n = slow.read(&mut buf).unwrap();
+        assert!(n > 0, "closed: {answer}");
+        answer.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    // Bad input: epochs out of range, a declared length over the cap (refused before it is
+    // read), and a node that does not publish.
+    for epochs in ["0", "1000"] {
+        let (status, body) = put(format!("{publisher}/v1/blobs?epochs={epochs}"), vec![1]);
+        assert_eq!(status, 400, "{body}");
+        assert!(body.contains("bad_epochs"), "{body}");
+    }
+    let mut huge = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        huge,
+        "PUT /v1/blobs HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+        2u64 << 30
+    )
+    .unwrap();
+    let mut answer = String::new();
+    huge.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let _ = huge.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    let other = info
+        .members
+        .iter()
+        .find(|m| m.endpoint != publisher)
+        .unwrap()
+        .endpoint
+        .clone();
+    let (status, body) = put(format!("{other}/v1/blobs"), vec![1]);
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("not_a_publisher"), "{body}");
+}
