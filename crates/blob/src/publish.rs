@@ -567,7 +567,9 @@ fn fail(members: &mut [Member], results: Vec<Result<(), NodeError>>) {
     }
 }
 
-/// Posts the certificate: the confirmations whose signatures recover to their nodes on this chain.
+/// Posts the certificate: the confirmations whose signatures recover to their nodes on this chain,
+/// less those the chain counted already (an earlier attempt), in as many transactions as the
+/// chain's `max_tx_bytes` needs (a large committee's 2f + 1 signatures do not fit one).
 async fn certify(
     chain: &NodeClient,
     signer: &PrivateKeySigner,
@@ -592,24 +594,51 @@ async fn certify(
             failures: "some confirmations were not signed by their nodes for this chain".into(),
         });
     }
-    let signatures: Vec<u8> = good.iter().flat_map(|(_, s)| s.iter().copied()).collect();
-    let outcome = chain
-        .send_and_wait(
-            signer,
-            &SendOptions::timeout(Duration::from_secs(60)),
-            |f| {
-                TxKind::CertifyBlob(CertifyBlob {
-                    from: f.from,
-                    blobId: info.blob_id,
-                    signatures: signatures.into(),
-                    nonce: f.nonce,
-                    fee: f.fee,
-                })
-            },
-        )
-        .await?;
-    let applied = outcome.applied()?;
-    Ok((good.into_iter().map(|(a, _)| a).collect(), applied.height))
+    let fresh: Vec<&(Address, Bytes)> = good
+        .iter()
+        .filter(|(node, _)| !info.confirmed_by.contains(node))
+        .collect();
+    let per_tx = signatures_per_tx(chain.status().await?.max_tx_bytes as usize);
+    let mut height = 0;
+    for part in fresh.chunks(per_tx) {
+        let signatures: Vec<u8> = part.iter().flat_map(|(_, s)| s.iter().copied()).collect();
+        let outcome = chain
+            .send_and_wait(
+                signer,
+                &SendOptions::timeout(Duration::from_secs(60)),
+                |f| {
+                    TxKind::CertifyBlob(CertifyBlob {
+                        from: f.from,
+                        blobId: info.blob_id,
+                        signatures: signatures.into(),
+                        nonce: f.nonce,
+                        fee: f.fee,
+                    })
+                },
+            )
+            .await?;
+        height = outcome.applied()?.height;
+    }
+    Ok((good.into_iter().map(|(a, _)| a).collect(), height))
+}
+
+/// How many 65-byte confirmations fit one `CertifyBlob` of at most `max_tx_bytes`.
+fn signatures_per_tx(max_tx_bytes: usize) -> usize {
+    let size = |k: usize| {
+        TxKind::CertifyBlob(CertifyBlob {
+            from: Address::ZERO,
+            blobId: B256::ZERO,
+            signatures: vec![0u8; 65 * k].into(),
+            nonce: u64::MAX,
+            fee: U256::MAX,
+        })
+        .signed_len()
+    };
+    let mut k = 1;
+    while size(k + 1) <= max_tx_bytes {
+        k += 1;
+    }
+    k
 }
 
 /// Reads blob `blob_id` into `out` (written as `out.partial`, renamed when whole and checked).
@@ -1010,4 +1039,15 @@ fn drop_member(
     members[position].failed = Some(why);
     selected.retain(|p| *p != position);
     true
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_certificate_is_cut_to_fit_the_chains_transactions() {
+        // The devnet's 2048 bytes: 26 signatures (a committee of up to 37 nodes) in one transaction.
+        assert_eq!(super::signatures_per_tx(2048), 26);
+        assert_eq!(super::signatures_per_tx(256), 1);
+        assert_eq!(super::signatures_per_tx(1 << 20), 16_127);
+    }
 }

@@ -90,6 +90,7 @@ fn blob_info(st: &Storage, blob_id: B256, b: &storage::Blob) -> api::BlobInfo {
         registered_height: b.registered_height,
         certified_height: b.certified_height,
         items: b.items.clone(),
+        confirmed_by: b.confirmed_by.iter().copied().collect(),
     }
 }
 

@@ -13,8 +13,10 @@
 //!   encoded bytes, in MiB rounded up, × `price_per_mib_epoch`), at most `maxCost`; it moves from
 //!   the sender into the storage fund. The blob is paid for epochs `[current, current + epochs)`.
 //! - `CertifyBlob` (anyone): a registered, uncertified, unexpired blob; 65-byte signatures of
-//!   [`StorageConfirmation`] `{blobId, committee}` by distinct members of the blob's committee,
-//!   at least 2f + 1 of them. From this block the blob is available.
+//!   [`StorageConfirmation`] `{blobId, committee}` by distinct members of the blob's committee
+//!   not counted before. The chain counts them across transactions (a large committee's
+//!   certificate does not fit one transaction); from the block in which 2f + 1 are counted the
+//!   blob is available.
 //! - `ExtendBlob` (anyone): an unexpired, undeleted blob; paid at the same epoch price, the end
 //!   at most `max_epochs` past the current epoch.
 //! - `DeleteBlob` (the owner): the epochs after the current one are refunded from the fund; the
@@ -91,6 +93,9 @@ pub struct Blob {
     /// A batch's items in index order (empty for a plain blob); `end_epoch` is their latest end.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub items: Vec<BatchItem>,
+    /// Committee members whose confirmations were counted, until the blob is certified.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub confirmed_by: BTreeSet<Address>,
 }
 
 impl Blob {
@@ -272,14 +277,10 @@ pub enum StorageError {
     MalformedSignatures { bytes: usize },
     #[error("confirmation {index} is not signed by a member of the blob's committee {committee}")]
     NotInCommittee { index: usize, committee: u64 },
-    #[error("confirmation {index} repeats the signer {signer}")]
+    #[error(
+        "confirmation {index} repeats the signer {signer} (in this transaction or counted before)"
+    )]
     DuplicateConfirmation { index: usize, signer: Address },
-    #[error("{got} confirmations; certifying needs {needed} (2f + 1 of {nodes} nodes)")]
-    TooFewConfirmations {
-        got: usize,
-        needed: usize,
-        nodes: usize,
-    },
     #[error("{sender} is not the owner of blob {blob_id}")]
     NotOwner { blob_id: B256, sender: Address },
     #[error("{address} is not a registered storage node")]
@@ -327,7 +328,6 @@ impl StorageError {
             StorageError::MalformedSignatures { .. } => "blob_malformed_signatures",
             StorageError::NotInCommittee { .. } => "blob_confirmation_not_in_committee",
             StorageError::DuplicateConfirmation { .. } => "blob_duplicate_confirmation",
-            StorageError::TooFewConfirmations { .. } => "blob_too_few_confirmations",
             StorageError::NotOwner { .. } => "blob_not_owner",
             StorageError::NotANode { .. } => "storage_not_a_node",
             StorageError::WrongEpoch { .. } => "storage_wrong_epoch",
@@ -606,6 +606,7 @@ fn register_blob(
         certified_height: None,
         deleted: false,
         items,
+        confirmed_by: BTreeSet::new(),
     };
     Ok((
         StorageEvent::BlobRegistered {
@@ -637,16 +638,41 @@ fn certify_blob(
     if blob.certified_height.is_some() {
         return Err(err(StorageError::AlreadyCertified { blob_id: t.blobId }));
     }
-    let confirmations = check_confirmations(storage, blob, &t.blobId, &t.signatures, c.chain_id)?;
-    let blob = Blob {
-        certified_height: Some(height),
-        ..blob.clone()
+    let mut confirmed_by = blob.confirmed_by.clone();
+    confirmed_by.extend(check_confirmations(
+        storage,
+        blob,
+        &t.blobId,
+        &t.signatures,
+        c.chain_id,
+    )?);
+    let confirmations = confirmed_by.len() as u64;
+    let needed = quorum(usize::from(blob.nodes)) as u64;
+    let (event, blob) = if confirmations >= needed {
+        let event = StorageEvent::BlobCertified {
+            blob_id: t.blobId,
+            confirmations,
+        };
+        let blob = Blob {
+            certified_height: Some(height),
+            confirmed_by: BTreeSet::new(),
+            ..blob.clone()
+        };
+        (event, blob)
+    } else {
+        let event = StorageEvent::BlobConfirmed {
+            blob_id: t.blobId,
+            confirmations,
+            needed,
+        };
+        let blob = Blob {
+            confirmed_by,
+            ..blob.clone()
+        };
+        (event, blob)
     };
     Ok((
-        StorageEvent::BlobCertified {
-            blob_id: t.blobId,
-            confirmations: confirmations as u64,
-        },
+        event,
         StorageWrite::Blob {
             id: t.blobId,
             blob,
@@ -969,14 +995,14 @@ fn live_blob<'a>(storage: &'a Storage, id: &B256, epoch: u64) -> Result<&'a Blob
     Ok(blob)
 }
 
-/// Counts distinct committee members among the signatures; refuses anything else.
+/// The committee members who signed, each once and not counted before; refuses anything else.
 fn check_confirmations(
     storage: &Storage,
     blob: &Blob,
     id: &B256,
     signatures: &[u8],
     chain_id: u64,
-) -> Result<usize, TxError> {
+) -> Result<BTreeSet<Address>, TxError> {
     if signatures.is_empty() || !signatures.len().is_multiple_of(65) {
         return Err(err(StorageError::MalformedSignatures {
             bytes: signatures.len(),
@@ -996,19 +1022,11 @@ fn check_confirmations(
                 index,
                 committee: blob.committee,
             }))?;
-        if !signers.insert(signer) {
+        if blob.confirmed_by.contains(&signer) || !signers.insert(signer) {
             return Err(err(StorageError::DuplicateConfirmation { index, signer }));
         }
     }
-    let needed = quorum(members.len());
-    if signers.len() < needed {
-        return Err(err(StorageError::TooFewConfirmations {
-            got: signers.len(),
-            needed,
-            nodes: members.len(),
-        }));
-    }
-    Ok(signers.len())
+    Ok(signers)
 }
 
 /// The epoch step of a block at `height`: at the first block of an epoch, pays out the epoch

@@ -193,17 +193,13 @@ fn a_blob_is_paid_for_by_its_encoded_size_and_refused_for_every_wrong_field() {
 }
 
 #[test]
-fn a_quorum_of_committee_confirmations_certifies_and_nothing_less_does() {
+fn a_quorum_of_committee_confirmations_certifies_counted_across_transactions() {
     let mut chain = chain_with_nodes();
     let w = key(WRITER);
     chain
         .run(w, register_blob(ID, 1000, 4, 1, u128::MAX))
         .unwrap();
     let nodes: Vec<&PrivateKeySigner> = NODES.iter().map(|n| key(*n)).collect();
-    assert_eq!(
-        chain.refused(w, certify(ID, confirm(&nodes[..2], ID, 4))),
-        "blob_too_few_confirmations"
-    );
     let forged = confirm(&[nodes[0], nodes[1], key(2)], ID, 4);
     assert_eq!(
         chain.refused(w, certify(ID, forged)),
@@ -229,9 +225,31 @@ fn a_quorum_of_committee_confirmations_certifies_and_nothing_less_does() {
         chain.refused(w, certify(B256::ZERO, confirm(&nodes[..3], B256::ZERO, 4))),
         "blob_unknown"
     );
-    // Anyone may post the certificate.
+    // Fewer than 2f + 1 are counted, not certified; a signer counted before is refused; the
+    // rest may come in another transaction, from anyone.
     let receipt = chain
-        .run(key(3), certify(ID, confirm(&nodes[..3], ID, 4)))
+        .run(w, certify(ID, confirm(&nodes[..2], ID, 4)))
+        .unwrap();
+    assert!(receipt
+        .events
+        .contains(&Event::Storage(StorageEvent::BlobConfirmed {
+            blob_id: ID,
+            confirmations: 2,
+            needed: 3
+        })));
+    assert!(chain
+        .state
+        .storage()
+        .blob(&ID)
+        .unwrap()
+        .certified_height
+        .is_none());
+    assert_eq!(
+        chain.refused(w, certify(ID, confirm(&nodes[1..3], ID, 4))),
+        "blob_duplicate_confirmation"
+    );
+    let receipt = chain
+        .run(key(3), certify(ID, confirm(&nodes[2..3], ID, 4)))
         .unwrap();
     assert!(receipt
         .events

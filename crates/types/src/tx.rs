@@ -258,6 +258,13 @@ tx_kinds! {
     78 => DeleteBatchItem,
 }
 
+impl TxKind {
+    /// The bytes of this transaction once signed (what the chain's `max_tx_bytes` bounds).
+    pub fn signed_len(&self) -> usize {
+        HEADER_LEN + self.abi_encode().len()
+    }
+}
+
 /// The EIP-712 domain of mycel transactions on the chain `chain_id`.
 pub fn domain(chain_id: u64) -> Eip712Domain {
     Eip712Domain {

@@ -30,6 +30,12 @@ pub enum StorageEvent {
         blob_id: B256,
         confirmations: u64,
     },
+    /// Confirmations counted towards a certificate still short of `needed` (2f + 1).
+    BlobConfirmed {
+        blob_id: B256,
+        confirmations: u64,
+        needed: u64,
+    },
     BlobExtended {
         blob_id: B256,
         end_epoch: u64,
@@ -136,6 +142,9 @@ pub struct BlobInfo {
     /// A batch's items in index order (empty for a plain blob).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub items: Vec<BatchItem>,
+    /// Before certification: the members whose confirmations the chain has counted so far.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub confirmed_by: Vec<Address>,
 }
 
 /// One item of a batch blob: readable while `end_epoch` is after the current epoch and it is not
