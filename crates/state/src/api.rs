@@ -60,6 +60,7 @@ impl From<&Event> for api::Event {
             Event::Job(e) => api::Event::Job(e.clone()),
             Event::Allowance(e) => api::Event::Allowance(e.clone()),
             Event::Storage(e) => api::Event::Storage(e.clone()),
+            Event::Market(e) => api::Event::Market(e.clone()),
         }
     }
 }

@@ -27,6 +27,7 @@ mod api;
 mod bank;
 pub mod incentive;
 pub mod jobs;
+pub mod market;
 mod merkle;
 pub mod payments;
 pub mod pipeline;
@@ -54,6 +55,8 @@ pub struct Params {
     pub max_tx_bytes: u32,
     #[serde(default)]
     pub storage: mycel_types::storage::StorageParams,
+    #[serde(default)]
+    pub market: mycel_types::market::MarketParams,
 }
 
 /// Where every unit of every token is accounted for.
@@ -123,6 +126,8 @@ pub enum TxError {
     Allowance(allowances::AllowanceError),
     #[error("{0}")]
     Storage(storage::StorageError),
+    #[error("{0}")]
+    Market(market::MarketError),
 }
 
 impl TxError {
@@ -150,6 +155,7 @@ impl TxError {
             TxError::Job(e) => e.code(),
             TxError::Allowance(e) => e.code(),
             TxError::Storage(e) => e.code(),
+            TxError::Market(e) => e.code(),
         }
     }
 }
@@ -194,6 +200,8 @@ pub enum Event {
     Allowance(mycel_types::api::AllowanceEvent),
     /// A storage node or a blob was registered, certified, extended or deleted ([`storage`]).
     Storage(storage::StorageEvent),
+    /// A provider, deployment, bid or lease changed ([`market`]).
+    Market(mycel_types::market::MarketEvent),
 }
 
 /// The outcome of an applied transaction.
@@ -229,6 +237,8 @@ pub struct State {
     allowances: allowances::Allowances,
     #[serde(default)]
     storage: storage::Storage,
+    #[serde(default)]
+    market: market::Market,
     #[serde(skip)]
     tree: merkle::LeafCache,
 }
@@ -256,6 +266,7 @@ impl State {
                 min_fee: genesis.min_fee,
                 max_tx_bytes: genesis.max_tx_bytes,
                 storage: genesis.storage.clone(),
+                market: genesis.market.clone(),
             },
             accounts,
             supply,
@@ -268,6 +279,7 @@ impl State {
             jobs: jobs::Jobs::default(),
             allowances: allowances::Allowances::default(),
             storage: storage::Storage::default(),
+            market: market::Market::default(),
             tree: merkle::LeafCache::default(),
         };
         state.assert_books_balance();
@@ -334,6 +346,19 @@ impl State {
     /// Blob storage: nodes, committees, blobs and the fund ([`storage`]).
     pub fn storage(&self) -> &storage::Storage {
         &self.storage
+    }
+
+    /// The compute market: providers, deployments, bids and leases ([`market`]).
+    pub fn market(&self) -> &market::Market {
+        &self.market
+    }
+
+    /// The id the next deployment gets.
+    pub(crate) fn market_next_id(&self) -> u64 {
+        self.market
+            .deployments_after(0)
+            .last()
+            .map_or(1, |d| d.id + 1)
     }
 
     /// The payment channel `id`, if it was ever opened.
@@ -459,6 +484,10 @@ impl State {
         if let Some(write) = plan.storage {
             self.storage.apply(write, tx.hash);
         }
+        if let Some(write) = plan.market {
+            self.market
+                .apply(write, tx.hash, self.height + 1, &self.params.market);
+        }
         Ok(TxReceipt {
             hash: tx.hash,
             from: tx.sender,
@@ -495,6 +524,7 @@ impl State {
         let root = self.jobs.fold_root(root);
         let root = self.allowances.fold_root(root);
         let root = self.storage.fold_root(root);
+        let root = self.market.fold_root(root);
         self.subnets.fold_root(root)
     }
 
@@ -510,16 +540,19 @@ impl State {
         }
         assert_eq!(
             self.supply.myc_issued,
-            myc + self.supply.myc_burned + self.subnets.myc_held() + self.storage.myc_held(),
-            "books do not balance: MYC issued != balances + burned + pools + storage at height {}",
+            myc + self.supply.myc_burned
+                + self.subnets.myc_held()
+                + self.storage.myc_held()
+                + self.market.deposits(),
+            "books do not balance: MYC issued != balances + burned + pools + storage + market deposits at height {}",
             self.height
         );
         self.storage
             .assert_fund(storage::epoch_of(self.height, &self.params.storage));
         assert_eq!(
             self.supply.musd_issued,
-            musd + self.sessions.escrowed() + self.jobs.escrowed(),
-            "books do not balance: mUSD issued != balances + channel escrow + job escrow at height {}",
+            musd + self.sessions.escrowed() + self.jobs.escrowed() + self.market.escrowed(),
+            "books do not balance: mUSD issued != balances + channel escrow + job escrow + market escrow at height {}",
             self.height
         );
     }
@@ -580,6 +613,7 @@ impl State {
         let mut job = None;
         let mut allowance = None;
         let mut storage = None;
+        let mut market = None;
         match &tx.tx.kind {
             kind @ (TxKind::RegisterStorageNode(_)
             | TxKind::RegisterBlob(_)
@@ -594,6 +628,20 @@ impl State {
                 writes.extend(planned.writes);
                 events.push(Event::Storage(planned.event));
                 storage = Some(planned.write);
+            }
+            kind @ (TxKind::RegisterProvider(_)
+            | TxKind::AttestProvider(_)
+            | TxKind::CreateDeployment(_)
+            | TxKind::PlaceBid(_)
+            | TxKind::AcceptBid(_)
+            | TxKind::TopUpDeployment(_)
+            | TxKind::WithdrawLease(_)
+            | TxKind::CloseDeployment(_)
+            | TxKind::CloseLease(_)) => {
+                let planned = market::plan_tx(self, tx.sender, payer, kind)?;
+                writes.extend(planned.writes);
+                events.push(Event::Market(planned.event));
+                market = Some(planned.write);
             }
             kind @ (TxKind::GrantAllowance(_) | TxKind::RevokeAllowance(_)) => {
                 let (agent, grant) = allowances::plan_tx(self, tx.sender, kind)?;
@@ -760,6 +808,7 @@ impl State {
             job,
             allowance,
             storage,
+            market,
         })
     }
 }
@@ -809,6 +858,8 @@ struct Plan {
     allowance: Option<(Address, Option<allowances::Allowance>)>,
     /// A storage node or blob to store ([`storage`]).
     storage: Option<storage::StorageWrite>,
+    /// A provider or deployment to store ([`market`]).
+    market: Option<market::MarketWrite>,
 }
 
 fn to_amount(value: U256) -> Result<Amount, TxError> {

@@ -44,7 +44,9 @@
 //!    payout, then kept as the latest ([`BlockOutcome::emission`]).
 //!    Then **storage**: at the first block of a storage epoch the epoch before it is paid out
 //!    of the storage fund to the nodes, and blobs whose paid epochs are over are dropped
-//!    ([`crate::storage`]).
+//!    ([`crate::storage`]). Then the **market**: leases whose escrow runs dry at this height
+//!    pause (paid up to it), low balances are noted, leases paused past their grace close
+//!    ([`crate::market`]).
 //! 10. **Books** asserted ([`State::assert_books_balance`]): a violation stops the node rather
 //!     than let it diverge.
 //! 11. **State root** of the new state, into the [`BlockOutcome`].
@@ -100,6 +102,7 @@ pub(crate) fn apply_block(
     state.height = ctx.height;
     incentive_steps(state, swaps);
     storage_step(state);
+    market_step(state);
     state.assert_books_balance();
     Ok(BlockOutcome {
         height: ctx.height,
@@ -202,6 +205,18 @@ fn storage_step(state: &mut State) {
             .expect("MYC balances stay below the supply");
         state.accounts.insert(node, credited);
         state.tree.touch(node);
+    }
+}
+
+/// Step 9c: leases whose escrow ran dry pause, low balances are noted, leases paused past their
+/// grace close ([`crate::market`]).
+fn market_step(state: &mut State) {
+    let credits = crate::market::block_step(&mut state.market, state.height, &state.params.market);
+    for (to, token, amount) in credits {
+        let credited = bank::credit(state.account(&to), token, amount)
+            .expect("balances stay below the supply");
+        state.accounts.insert(to, credited);
+        state.tree.touch(to);
     }
 }
 

@@ -698,12 +698,7 @@ fn extend_blob(
     let blob = live_blob(storage, &t.blobId, epoch)?;
     let end_epoch = blob.end_epoch.saturating_add(t.epochs);
     check_epochs(end_epoch - epoch, params)?;
-    if t.epochs == 0 {
-        return Err(err(StorageError::BadEpochs {
-            epochs: 0,
-            max: params.max_epochs,
-        }));
-    }
+    at_least_one_epoch(t.epochs, params)?;
     let cost = checked_cost(blob.epoch_price, t.epochs, t.maxCost)?;
     accounts.debit(sender, Token::Myc, cost)?;
     // A batch's live items move with it.
@@ -752,12 +747,7 @@ fn delete_blob(
         ..
     } = c;
     let blob = live_blob(storage, &t.blobId, epoch)?;
-    if blob.owner != sender {
-        return Err(err(StorageError::NotOwner {
-            blob_id: t.blobId,
-            sender,
-        }));
-    }
+    owner_only(blob, &t.blobId, sender)?;
     let ended = Blob {
         end_epoch: blob.end_epoch.min(epoch + 1),
         deleted: true,
@@ -838,12 +828,7 @@ fn extend_item(
         ..
     } = c;
     let (blob, index) = live_item(storage, &t.blobId, t.item, epoch)?;
-    if t.epochs == 0 {
-        return Err(err(StorageError::BadEpochs {
-            epochs: 0,
-            max: params.max_epochs,
-        }));
-    }
+    at_least_one_epoch(t.epochs, params)?;
     let end_epoch = blob.items[index].end_epoch.saturating_add(t.epochs);
     check_epochs(end_epoch - epoch, params)?;
     let mut items = blob.items.clone();
@@ -886,12 +871,7 @@ fn delete_item(
         ..
     } = c;
     let (blob, index) = live_item(storage, &t.blobId, t.item, epoch)?;
-    if blob.owner != sender {
-        return Err(err(StorageError::NotOwner {
-            blob_id: t.blobId,
-            sender,
-        }));
-    }
+    owner_only(blob, &t.blobId, sender)?;
     let mut items = blob.items.clone();
     items[index] = end_item(&items[index], epoch);
     let end_epoch = items[index].end_epoch;
@@ -959,6 +939,28 @@ fn report_failure(
             reporter: sender,
         },
     ))
+}
+
+/// Refuses anyone but the blob's owner.
+fn owner_only(blob: &Blob, id: &B256, sender: Address) -> Result<(), TxError> {
+    if blob.owner != sender {
+        return Err(err(StorageError::NotOwner {
+            blob_id: *id,
+            sender,
+        }));
+    }
+    Ok(())
+}
+
+/// Refuses an extension by 0 epochs.
+fn at_least_one_epoch(epochs: u64, params: &StorageParams) -> Result<(), TxError> {
+    if epochs == 0 {
+        return Err(err(StorageError::BadEpochs {
+            epochs,
+            max: params.max_epochs,
+        }));
+    }
+    Ok(())
 }
 
 fn check_epochs(epochs: u64, params: &StorageParams) -> Result<(), TxError> {

@@ -35,6 +35,9 @@ pub struct Genesis {
     /// Blob storage: epoch length, price, node stake.
     #[serde(default)]
     pub storage: crate::storage::StorageParams,
+    /// The compute market: bid deposits, bid limits, grace and low-balance periods.
+    #[serde(default)]
+    pub market: crate::market::MarketParams,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,6 +89,7 @@ impl Genesis {
             min_fee: DEFAULT_MIN_FEE,
             max_tx_bytes: DEFAULT_MAX_TX_BYTES,
             storage: crate::storage::StorageParams::default(),
+            market: crate::market::MarketParams::default(),
         };
         genesis.validate()?;
         Ok(genesis)

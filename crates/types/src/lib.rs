@@ -24,6 +24,7 @@ pub mod eip3009;
 pub mod eip712;
 pub mod genesis;
 pub mod keys;
+pub mod market;
 pub mod receipt;
 pub mod storage;
 pub mod time;

@@ -42,6 +42,11 @@ pub use jobs::{
     ClaimJobRefund, CompleteJob, CreateJob, DisputeJob, FundJob, RejectJob, SetJobBudget,
     SetJobProvider, SubmitJob,
 };
+mod market;
+pub use market::{
+    AcceptBid, AttestProvider, CloseDeployment, CloseLease, CreateDeployment, PlaceBid,
+    RegisterProvider, TopUpDeployment, WithdrawLease,
+};
 mod storage;
 pub use storage::{
     CertifyBlob, DeleteBatchItem, DeleteBlob, ExtendBatchItem, ExtendBlob, RegisterBatch,
@@ -256,6 +261,15 @@ tx_kinds! {
     76 => RegisterBatch,
     77 => ExtendBatchItem,
     78 => DeleteBatchItem,
+    80 => RegisterProvider,
+    81 => AttestProvider,
+    82 => CreateDeployment,
+    83 => PlaceBid,
+    84 => AcceptBid,
+    85 => TopUpDeployment,
+    86 => WithdrawLease,
+    87 => CloseDeployment,
+    88 => CloseLease,
 }
 
 impl TxKind {

@@ -67,6 +67,8 @@ pub enum Event {
     Allowance(super::AllowanceEvent),
     /// A storage node or a blob was registered, certified, extended or deleted (`action`).
     Storage(super::StorageEvent),
+    /// A provider, deployment, bid or lease of the compute market changed (`action`).
+    Market(crate::market::MarketEvent),
 }
 
 impl Event {

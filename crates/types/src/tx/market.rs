@@ -1,0 +1,258 @@
+//! Transactions of the compute market (the rules are in `mycel_state::market`).
+//!
+//! [`RegisterProvider`] offers a machine (again: new attributes, which clears its attestations);
+//! [`AttestProvider`] is an auditor vouching for a provider's attributes. [`CreateDeployment`]
+//! asks for resources, escrows `deposit` mUSD and opens an order; providers [`PlaceBid`] a price
+//! per block with a MYC deposit; the owner [`AcceptBid`]s one (a lease). [`TopUpDeployment`] adds
+//! escrow (and resumes a paused lease); [`WithdrawLease`] pays the provider what its lease earned;
+//! [`CloseDeployment`] (the owner) and [`CloseLease`] (the provider; the order reopens) end it.
+
+use super::incentive::{field_string, MessageJson};
+use super::{field_address, field_b256, field_bytes, field_u256, field_u64, DecodeError};
+use alloy_primitives::Address;
+use alloy_sol_types::sol;
+use serde_json::{json, Value};
+
+sol! {
+    /// `from` offers a machine: `cores`, `memoryMib`, `diskMib` in all, in `region`.
+    #[derive(Debug, PartialEq, Eq)]
+    struct RegisterProvider {
+        address from;
+        string endpoint;
+        string region;
+        string cpuModel;
+        uint64 cores;
+        uint64 memoryMib;
+        uint64 diskMib;
+        uint64 nonce;
+        uint256 fee;
+    }
+
+    /// `from` attests `provider`'s current attributes.
+    #[derive(Debug, PartialEq, Eq)]
+    struct AttestProvider {
+        address from;
+        address provider;
+        uint64 nonce;
+        uint256 fee;
+    }
+
+    /// `from` deploys `manifest` (its SHA-256; `model` a blob id or zero) on a provider with the
+    /// resources asked, in `region` (empty: any), attested by every one of `auditors` (20 bytes
+    /// each), paying at most `maxPrice` mUSD per block; `deposit` mUSD goes into its escrow.
+    #[derive(Debug, PartialEq, Eq)]
+    struct CreateDeployment {
+        address from;
+        bytes32 manifest;
+        bytes32 model;
+        uint64 cores;
+        uint64 memoryMib;
+        uint64 diskMib;
+        string region;
+        bytes auditors;
+        uint256 maxPrice;
+        uint256 deposit;
+        uint64 nonce;
+        uint256 fee;
+    }
+
+    /// Provider `from` bids `price` mUSD per block on `deployment`, locking `deposit` MYC, open
+    /// for `ttl` blocks. Bidding again replaces its bid.
+    #[derive(Debug, PartialEq, Eq)]
+    struct PlaceBid {
+        address from;
+        uint64 deployment;
+        uint256 price;
+        uint256 deposit;
+        uint64 ttl;
+        uint64 nonce;
+        uint256 fee;
+    }
+
+    /// The owner accepts `provider`'s open bid: a lease.
+    #[derive(Debug, PartialEq, Eq)]
+    struct AcceptBid {
+        address from;
+        uint64 deployment;
+        address provider;
+        uint64 nonce;
+        uint256 fee;
+    }
+
+    /// Anyone adds `amount` mUSD to `deployment`'s escrow.
+    #[derive(Debug, PartialEq, Eq)]
+    struct TopUpDeployment {
+        address from;
+        uint64 deployment;
+        uint256 amount;
+        uint64 nonce;
+        uint256 fee;
+    }
+
+    /// The lease's provider takes what it has earned so far.
+    #[derive(Debug, PartialEq, Eq)]
+    struct WithdrawLease {
+        address from;
+        uint64 deployment;
+        uint64 nonce;
+        uint256 fee;
+    }
+
+    /// The owner ends `deployment`: the lease is paid to now, the rest of the escrow refunded.
+    #[derive(Debug, PartialEq, Eq)]
+    struct CloseDeployment {
+        address from;
+        uint64 deployment;
+        uint64 nonce;
+        uint256 fee;
+    }
+
+    /// The lease's provider ends its lease (paid to now); the order reopens for bids.
+    #[derive(Debug, PartialEq, Eq)]
+    struct CloseLease {
+        address from;
+        uint64 deployment;
+        uint64 nonce;
+        uint256 fee;
+    }
+}
+
+fn addr(a: &Address) -> Value {
+    Value::String(a.to_checksum(None))
+}
+
+impl MessageJson for RegisterProvider {
+    fn to_message(&self) -> Value {
+        json!({"from": addr(&self.from), "endpoint": self.endpoint, "region": self.region,
+               "cpuModel": self.cpuModel, "cores": self.cores, "memoryMib": self.memoryMib,
+               "diskMib": self.diskMib, "nonce": self.nonce, "fee": self.fee.to_string()})
+    }
+    fn from_message(m: &Value) -> Result<Self, DecodeError> {
+        Ok(RegisterProvider {
+            from: field_address(m, "from")?,
+            endpoint: field_string(m, "endpoint")?,
+            region: field_string(m, "region")?,
+            cpuModel: field_string(m, "cpuModel")?,
+            cores: field_u64(m, "cores")?,
+            memoryMib: field_u64(m, "memoryMib")?,
+            diskMib: field_u64(m, "diskMib")?,
+            nonce: field_u64(m, "nonce")?,
+            fee: field_u256(m, "fee")?,
+        })
+    }
+}
+
+impl MessageJson for AttestProvider {
+    fn to_message(&self) -> Value {
+        json!({"from": addr(&self.from), "provider": addr(&self.provider), "nonce": self.nonce,
+               "fee": self.fee.to_string()})
+    }
+    fn from_message(m: &Value) -> Result<Self, DecodeError> {
+        Ok(AttestProvider {
+            from: field_address(m, "from")?,
+            provider: field_address(m, "provider")?,
+            nonce: field_u64(m, "nonce")?,
+            fee: field_u256(m, "fee")?,
+        })
+    }
+}
+
+impl MessageJson for CreateDeployment {
+    fn to_message(&self) -> Value {
+        json!({"from": addr(&self.from), "manifest": self.manifest.to_string(),
+               "model": self.model.to_string(), "cores": self.cores, "memoryMib": self.memoryMib,
+               "diskMib": self.diskMib, "region": self.region,
+               "auditors": self.auditors.to_string(), "maxPrice": self.maxPrice.to_string(),
+               "deposit": self.deposit.to_string(), "nonce": self.nonce,
+               "fee": self.fee.to_string()})
+    }
+    fn from_message(m: &Value) -> Result<Self, DecodeError> {
+        Ok(CreateDeployment {
+            from: field_address(m, "from")?,
+            manifest: field_b256(m, "manifest")?,
+            model: field_b256(m, "model")?,
+            cores: field_u64(m, "cores")?,
+            memoryMib: field_u64(m, "memoryMib")?,
+            diskMib: field_u64(m, "diskMib")?,
+            region: field_string(m, "region")?,
+            auditors: field_bytes(m, "auditors")?,
+            maxPrice: field_u256(m, "maxPrice")?,
+            deposit: field_u256(m, "deposit")?,
+            nonce: field_u64(m, "nonce")?,
+            fee: field_u256(m, "fee")?,
+        })
+    }
+}
+
+impl MessageJson for PlaceBid {
+    fn to_message(&self) -> Value {
+        json!({"from": addr(&self.from), "deployment": self.deployment,
+               "price": self.price.to_string(), "deposit": self.deposit.to_string(),
+               "ttl": self.ttl, "nonce": self.nonce, "fee": self.fee.to_string()})
+    }
+    fn from_message(m: &Value) -> Result<Self, DecodeError> {
+        Ok(PlaceBid {
+            from: field_address(m, "from")?,
+            deployment: field_u64(m, "deployment")?,
+            price: field_u256(m, "price")?,
+            deposit: field_u256(m, "deposit")?,
+            ttl: field_u64(m, "ttl")?,
+            nonce: field_u64(m, "nonce")?,
+            fee: field_u256(m, "fee")?,
+        })
+    }
+}
+
+impl MessageJson for AcceptBid {
+    fn to_message(&self) -> Value {
+        json!({"from": addr(&self.from), "deployment": self.deployment,
+               "provider": addr(&self.provider), "nonce": self.nonce, "fee": self.fee.to_string()})
+    }
+    fn from_message(m: &Value) -> Result<Self, DecodeError> {
+        Ok(AcceptBid {
+            from: field_address(m, "from")?,
+            deployment: field_u64(m, "deployment")?,
+            provider: field_address(m, "provider")?,
+            nonce: field_u64(m, "nonce")?,
+            fee: field_u256(m, "fee")?,
+        })
+    }
+}
+
+impl MessageJson for TopUpDeployment {
+    fn to_message(&self) -> Value {
+        json!({"from": addr(&self.from), "deployment": self.deployment,
+               "amount": self.amount.to_string(), "nonce": self.nonce, "fee": self.fee.to_string()})
+    }
+    fn from_message(m: &Value) -> Result<Self, DecodeError> {
+        Ok(TopUpDeployment {
+            from: field_address(m, "from")?,
+            deployment: field_u64(m, "deployment")?,
+            amount: field_u256(m, "amount")?,
+            nonce: field_u64(m, "nonce")?,
+            fee: field_u256(m, "fee")?,
+        })
+    }
+}
+
+/// The three market transactions that name only a deployment.
+macro_rules! deployment_only {
+    ($($kind:ident),+) => {$(
+        impl MessageJson for $kind {
+            fn to_message(&self) -> Value {
+                json!({"from": addr(&self.from), "deployment": self.deployment,
+                       "nonce": self.nonce, "fee": self.fee.to_string()})
+            }
+            fn from_message(m: &Value) -> Result<Self, DecodeError> {
+                Ok($kind {
+                    from: field_address(m, "from")?,
+                    deployment: field_u64(m, "deployment")?,
+                    nonce: field_u64(m, "nonce")?,
+                    fee: field_u256(m, "fee")?,
+                })
+            }
+        }
+    )+};
+}
+
+deployment_only!(WithdrawLease, CloseDeployment, CloseLease);
