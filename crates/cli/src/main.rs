@@ -20,6 +20,7 @@ mod incentive_cmd;
 mod job_cmd;
 mod keys;
 mod logging;
+mod market_cmd;
 mod mcp_cmd;
 mod miner_cmd;
 mod model_cmd;
@@ -135,6 +136,12 @@ enum Command {
     /// Store files as erasure-coded blobs on the storage nodes, read them back, extend, delete.
     #[command(subcommand)]
     Blob(blob_cmd::BlobCommand),
+    /// Rent a machine for a manifest: escrow mUSD, open an order, take the cheapest bid as a lease
+    /// paid per block; `status|watch|top-up|accept|close` (docs/compute.md).
+    Deploy(Box<market_cmd::DeployArgs>),
+    /// The compute market: providers, orders, deployments; register a provider, bid, withdraw.
+    #[command(subcommand)]
+    Market(market_cmd::MarketCommand),
 }
 
 fn main() -> ExitCode {
@@ -192,6 +199,8 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Session(command) => session_cmd::run(command),
         Command::Storage(args) => blob_cmd::run_storage(*args),
         Command::Blob(command) => blob_cmd::run(command),
+        Command::Deploy(args) => market_cmd::run_deploy(*args),
+        Command::Market(command) => market_cmd::run_market(command),
         Command::Agent(command) => agent_cmd::run(command),
         Command::Job(command) => job_cmd::run(command),
         Command::Allowance(command) => allowance_cmd::run(command),

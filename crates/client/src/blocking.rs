@@ -93,6 +93,14 @@ blocking_calls! {
     fn storage(&self) -> api::StorageInfo;
     /// `GET /v1/storage/blobs/{id}`.
     fn blob(&self, blob_id: B256) -> api::BlobInfo;
+    /// `GET /v1/market`.
+    fn market(&self) -> mycel_types::market::MarketInfo;
+    /// `GET /v1/market/providers`.
+    fn providers(&self, after: Option<Address>) -> mycel_types::market::ProviderList;
+    /// `GET /v1/market/deployments?…`.
+    fn deployments(&self, query: &str) -> mycel_types::market::DeploymentList;
+    /// `GET /v1/market/deployments/{id}`.
+    fn deployment(&self, id: u64) -> mycel_types::market::Deployment;
     /// The chain id and minimum fee (read once).
     fn chain_params(&self) -> ChainParams;
     /// `GET /v1/genesis`.

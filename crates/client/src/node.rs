@@ -418,6 +418,38 @@ impl NodeClient {
         }
     }
 
+    /// `GET /v1/market`: the market's parameters and size.
+    pub async fn market(&self) -> Result<mycel_types::market::MarketInfo, ClientError> {
+        self.get("/v1/market").await
+    }
+
+    /// `GET /v1/market/providers` after `after`.
+    pub async fn providers(
+        &self,
+        after: Option<Address>,
+    ) -> Result<mycel_types::market::ProviderList, ClientError> {
+        match after {
+            Some(a) => self.get(&format!("/v1/market/providers?after={a}")).await,
+            None => self.get("/v1/market/providers").await,
+        }
+    }
+
+    /// `GET /v1/market/deployments?…` (`query` without the `?`, e.g. `state=open`).
+    pub async fn deployments(
+        &self,
+        query: &str,
+    ) -> Result<mycel_types::market::DeploymentList, ClientError> {
+        self.get(&format!("/v1/market/deployments?{query}")).await
+    }
+
+    /// `GET /v1/market/deployments/{id}`. None such: [`code::UNKNOWN_DEPLOYMENT`].
+    pub async fn deployment(
+        &self,
+        id: u64,
+    ) -> Result<mycel_types::market::Deployment, ClientError> {
+        self.get(&format!("/v1/market/deployments/{id}")).await
+    }
+
     /// `GET /v1/jobs/{id}`. No such job: [`code::UNKNOWN_JOB`].
     pub async fn job(&self, id: u64) -> Result<api::Job, ClientError> {
         self.get(&format!("/v1/jobs/{id}")).await

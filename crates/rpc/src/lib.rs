@@ -14,6 +14,7 @@ mod agents;
 mod explorer;
 mod history;
 mod jobs;
+mod market;
 mod storage;
 
 use alloy_primitives::{Address, B256};
@@ -144,6 +145,10 @@ fn router_counting(node: Node, genesis: Genesis, http: ServerStats, attached: At
         .route("/v1/storage", get(storage::info))
         .route("/v1/storage/blobs", get(storage::blob_list))
         .route("/v1/storage/blobs/{id}", get(storage::blob))
+        .route("/v1/market", get(market::info))
+        .route("/v1/market/providers", get(market::providers))
+        .route("/v1/market/deployments", get(market::deployments))
+        .route("/v1/market/deployments/{id}", get(market::deployment))
         .route("/explorer", get(explorer::index))
         .route("/explorer/", get(explorer::index))
         .route("/explorer/app.js", get(explorer::script))

@@ -4,6 +4,7 @@
 
 use crate::genesis::amount_string;
 use crate::Amount;
+use alloy_primitives::{Address, B256};
 use serde::{Deserialize, Serialize};
 
 /// The chain's market parameters, fixed at genesis.
@@ -251,4 +252,49 @@ pub enum MarketEvent {
     },
 }
 
-use alloy_primitives::{Address, B256};
+/// `GET /v1/market`: the market's parameters and size.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MarketInfo {
+    pub params: MarketParams,
+    pub providers: u64,
+    pub deployments: u64,
+    /// The height the next transaction runs at.
+    pub height: u64,
+}
+
+/// `GET /v1/market/providers?after=ADDRESS`: providers in address order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderList {
+    pub providers: Vec<Provider>,
+    pub next: Option<Address>,
+}
+
+/// `GET /v1/market/deployments?after=ID&state=S&owner=A`: deployments in id order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeploymentList {
+    pub deployments: Vec<Deployment>,
+    /// Pass as `after` for the next page (also when a page ends early: the scan is bounded).
+    pub next: Option<u64>,
+}
+
+impl DeploymentState {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DeploymentState::Open => "open",
+            DeploymentState::Leased => "leased",
+            DeploymentState::Paused => "paused",
+            DeploymentState::Closed => "closed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<DeploymentState> {
+        [
+            DeploymentState::Open,
+            DeploymentState::Leased,
+            DeploymentState::Paused,
+            DeploymentState::Closed,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+}

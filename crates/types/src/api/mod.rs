@@ -126,6 +126,8 @@ pub mod code {
     pub const BAD_BLOB_ID: &str = "bad_blob_id";
     /// A blob never registered, or expired (404).
     pub const UNKNOWN_BLOB: &str = "blob_unknown";
+    /// `GET /v1/market/deployments/{id}` of a deployment that never existed.
+    pub const UNKNOWN_DEPLOYMENT: &str = "market_unknown_deployment";
     /// A malformed job id in the path (400).
     pub const BAD_JOB_ID: &str = "bad_job_id";
     /// An agent that was never registered (404).

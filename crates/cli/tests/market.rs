@@ -1,0 +1,200 @@
+//! The compute market with real processes (docs/compute.md): providers register and bid through
+//! `mycel market`, `mycel deploy` opens an order and takes the cheapest bid, the lease is paid per
+//! block from the escrow exactly, and closing refunds the rest.
+
+use mycel_testkit::mycel::{assert_fails_with, stderr};
+use mycel_testkit::{dev_address, Devnet, TestDir};
+use std::time::Duration;
+
+fn musd(devnet: &Devnet, who: u32) -> u128 {
+    devnet.account(dev_address(who))["musd"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn a_deployment_takes_the_cheapest_bid_and_its_lease_is_paid_per_block_exactly() {
+    let devnet = Devnet::start();
+    let dir = TestDir::new();
+    for (k, region) in [(6u32, "eu"), (7, "eu")] {
+        devnet.ok(&[
+            "market",
+            "register-provider",
+            "--endpoint",
+            &format!("http://127.0.0.1:{}", 9300 + k),
+            "--region",
+            region,
+            "--cores",
+            "4",
+            "--memory-mib",
+            "8192",
+            "--disk-mib",
+            "20000",
+            "--dev-account",
+            &k.to_string(),
+        ]);
+    }
+    let providers = devnet.json(&["market", "providers"]);
+    assert_eq!(providers["providers"].as_array().unwrap().len(), 2);
+
+    // Bad manifests are refused before anything is sent.
+    let bad = dir.join("bad.json");
+    std::fs::write(&bad, r#"{"resources": {"cores": 1}, "max_price": "0.001"}"#).unwrap();
+    let out = devnet.mycel(&[
+        "deploy",
+        &bad.display().to_string(),
+        "--deposit",
+        "1",
+        "--dev-account",
+        "5",
+    ]);
+    assert_fails_with(&out, "is not a deployment manifest");
+    std::fs::write(&bad, r#"{"resources": {"cores": 1, "memory_mib": 1, "disk_mib": 1}, "max_price": "0.001", "gpu": 1}"#).unwrap();
+    let out = devnet.mycel(&[
+        "deploy",
+        &bad.display().to_string(),
+        "--deposit",
+        "1",
+        "--dev-account",
+        "5",
+    ]);
+    assert_fails_with(&out, "unknown field `gpu`");
+
+    let manifest = dir.join("smollm2.json");
+    std::fs::write(
+        &manifest,
+        r#"{"name": "smollm2", "resources": {"cores": 2, "memory_mib": 2048, "disk_mib": 4096},
+            "max_price": "0.002", "region": "eu", "runtime": {"context": 2048}}"#,
+    )
+    .unwrap();
+    let owner_before = musd(&devnet, 5);
+    let (deployed, lease) = std::thread::scope(|s| {
+        let deploy = s.spawn(|| {
+            devnet.mycel(&[
+                "deploy",
+                &manifest.display().to_string(),
+                "--deposit",
+                "1",
+                "--wait-bids",
+                "60",
+                "--collect",
+                "3",
+                "--dev-account",
+                "5",
+            ])
+        });
+        // The order appears; both providers bid; the deploy takes the cheaper.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while devnet.json(&["market", "orders"])["deployments"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{}",
+                devnet.log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        let out = devnet.mycel(&[
+            "market",
+            "bid",
+            "1",
+            "--price",
+            "0.003",
+            "--dev-account",
+            "6",
+        ]);
+        assert_fails_with(&out, "market_price_out_of_range");
+        let out = devnet.mycel(&[
+            "market",
+            "bid",
+            "1",
+            "--price",
+            "0.001",
+            "--deposit",
+            "1",
+            "--dev-account",
+            "6",
+        ]);
+        assert_fails_with(&out, "market_bid_deposit_too_small");
+        devnet.ok(&[
+            "market",
+            "bid",
+            "1",
+            "--price",
+            "0.0015",
+            "--dev-account",
+            "6",
+        ]);
+        devnet.ok(&[
+            "market",
+            "bid",
+            "1",
+            "--price",
+            "0.001",
+            "--dev-account",
+            "7",
+        ]);
+        let out = deploy.join().unwrap();
+        (out, devnet.json(&["deploy", "status", "1"]))
+    });
+    assert!(deployed.status.success(), "{}", stderr(&deployed));
+    let log = stderr(&deployed);
+    assert!(log.contains("bid: 0.001 mUSD per block from"), "{log}");
+    assert!(
+        log.contains(&format!("leased to {}", dev_address(7))),
+        "{log}"
+    );
+    assert_eq!(lease["state"], "leased", "{lease}");
+    assert_eq!(
+        lease["lease"]["provider"].as_str().unwrap().to_lowercase(),
+        dev_address(7).to_string().to_lowercase()
+    );
+
+    // Some blocks later the provider withdraws exactly price × blocks.
+    devnet.wait_for_height(devnet.height() + 3, Duration::from_secs(30));
+    let provider_before = musd(&devnet, 7);
+    devnet.ok(&["market", "withdraw", "1", "--dev-account", "7"]);
+    let d = devnet.json(&["deploy", "status", "1"]);
+    let blocks =
+        d["lease"]["settled_to"].as_u64().unwrap() - d["lease"]["started_at"].as_u64().unwrap();
+    assert!(blocks >= 3);
+    assert_eq!(
+        musd(&devnet, 7),
+        provider_before + u128::from(blocks) * 1_000
+    );
+    let out = devnet.mycel(&["market", "withdraw", "1", "--dev-account", "6"]);
+    assert_fails_with(&out, "market_not_lease_provider");
+
+    // Top up, then close: paid to the block, the rest refunded; what the owner spent is exactly
+    // what the provider earned.
+    devnet.ok(&["deploy", "top-up", "1", "0.5", "--dev-account", "8"]);
+    let out = devnet.mycel(&["deploy", "close", "1", "--dev-account", "6"]);
+    assert_fails_with(&out, "market_not_owner");
+    let out = devnet.mycel(&["deploy", "close", "1", "--dev-account", "5"]);
+    assert!(
+        out.status.success() && stderr(&out).contains("refunded"),
+        "{}",
+        stderr(&out)
+    );
+    let d = devnet.json(&["deploy", "status", "1"]);
+    assert_eq!(d["state"], "closed");
+    let earned = musd(&devnet, 7) - provider_before;
+    // The refund goes to the owner, top-up included: the owner's change is the top-up less what
+    // the provider earned.
+    let owner_change = musd(&devnet, 5) as i128 - owner_before as i128;
+    assert_eq!(
+        owner_change,
+        500_000 - earned as i128,
+        "the owner's spend and the top-up are exactly the provider's pay"
+    );
+    assert_eq!(earned % 1_000, 0, "whole blocks only");
+    let notes = d["notes"].as_array().unwrap();
+    assert!(notes.iter().any(|n| n[1]["note"] == "closed"), "{d}");
+    let out = devnet.mycel(&["deploy", "status", "99"]);
+    assert_fails_with(&out, "no deployment 99");
+}
