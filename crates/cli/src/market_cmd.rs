@@ -451,7 +451,7 @@ fn print_deployment(d: &Deployment) {
     }
     println!("  max price  {} mUSD per block", m(d.max_price));
     println!("  escrow     {} mUSD", m(d.escrow));
-    if let Some(l) = d.lease {
+    if let Some(l) = &d.lease {
         println!(
             "  lease      {} at {} mUSD per block since block {}; paid {} mUSD to block {}{}",
             l.provider,
@@ -463,6 +463,9 @@ fn print_deployment(d: &Deployment) {
                 .map(|h| format!(", paused at {h}"))
                 .unwrap_or_default()
         );
+        if !l.endpoint.is_empty() {
+            println!("  endpoint   {}", l.endpoint);
+        }
     }
     for b in &d.bids {
         println!(

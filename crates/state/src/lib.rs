@@ -637,7 +637,8 @@ impl State {
             | TxKind::TopUpDeployment(_)
             | TxKind::WithdrawLease(_)
             | TxKind::CloseDeployment(_)
-            | TxKind::CloseLease(_)) => {
+            | TxKind::CloseLease(_)
+            | TxKind::SetLeaseEndpoint(_)) => {
                 let planned = market::plan_tx(self, tx.sender, payer, kind)?;
                 writes.extend(planned.writes);
                 events.push(Event::Market(planned.event));

@@ -34,6 +34,8 @@
 //!   bids returned, the rest of the escrow refunded; closed for good.
 //! - `CloseLease` (the lease's provider): paid to this block, deposit returned, capacity freed;
 //!   the order reopens for bids.
+//! - `SetLeaseEndpoint` (the lease's provider): where it serves the deployment (`http(s)`, or
+//!   empty while it does not).
 //!
 //! Books: the deployments' escrows are in the mUSD books and bid and lease deposits in the MYC
 //! books, asserted after every block. Every deployment keeps its last [`MAX_NOTES`] notes.
@@ -113,7 +115,7 @@ impl Market {
             .values()
             .map(|d| {
                 let bids: Amount = d.bids.iter().map(|b| b.deposit).sum();
-                bids + d.lease.map_or(0, |l| l.deposit)
+                bids + d.lease.as_ref().map_or(0, |l| l.deposit)
             })
             .sum()
     }
@@ -156,7 +158,7 @@ impl Market {
         due.dry = None;
         due.low = None;
         due.grace = None;
-        match (d.state, d.lease) {
+        match (d.state, d.lease.as_ref()) {
             (DeploymentState::Leased, Some(lease)) => {
                 let dry = dry_height(d.escrow, &lease);
                 if dry.saturating_sub(height) > p.low_balance_blocks {
@@ -370,6 +372,7 @@ pub(crate) fn plan_tx(
         TxKind::WithdrawLease(t) => withdraw(&c, &mut accounts, t.deployment)?,
         TxKind::CloseDeployment(t) => close_deployment(&c, &mut accounts, t.deployment)?,
         TxKind::CloseLease(t) => close_lease(&c, &mut accounts, t.deployment)?,
+        TxKind::SetLeaseEndpoint(t) => set_endpoint(&c, t)?,
         other => unreachable!("{} is not a market transaction", other.type_name()),
     };
     Ok(MarketPlan {
@@ -712,6 +715,7 @@ fn accept_bid(
         settled_to: c.height,
         paused_at: None,
         paid: 0,
+        endpoint: String::new(),
     });
     d.state = DeploymentState::Leased;
     note(
@@ -748,7 +752,7 @@ fn top_up(
     accounts.debit(c.sender, Token::Musd, value)?;
     // Pay the lease to now first: the new escrow pays from here on.
     let paid = settle(&mut d, c.height);
-    if let Some(lease) = d.lease {
+    if let Some(lease) = &d.lease {
         accounts.credit(lease.provider, Token::Musd, paid)?;
     }
     d.escrow = d
@@ -788,7 +792,7 @@ fn top_up(
 /// The deployment whose lease `sender` provides.
 fn lease_of(c: &Plan<'_>, id: u64) -> Result<Deployment, TxError> {
     let d = deployment(c.market, id)?;
-    match d.lease {
+    match &d.lease {
         Some(lease) if lease.provider == c.sender => Ok(d.clone()),
         _ => Err(err(MarketError::NotLeaseProvider {
             deployment: id,
@@ -902,6 +906,36 @@ fn close_lease(
     ))
 }
 
+fn set_endpoint(c: &Plan<'_>, t: &mycel_types::tx::SetLeaseEndpoint) -> Result<Planned, TxError> {
+    let mut d = lease_of(c, t.deployment)?;
+    let url_ok = t.endpoint.is_empty()
+        || t.endpoint.starts_with("http://")
+        || t.endpoint.starts_with("https://");
+    if !url_ok
+        || t.endpoint.len() > MAX_ENDPOINT_BYTES
+        || t.endpoint
+            .chars()
+            .any(|ch| ch.is_whitespace() || ch.is_control())
+    {
+        return Err(err(MarketError::BadEndpoint {
+            endpoint: t.endpoint.chars().take(80).collect(),
+        }));
+    }
+    if let Some(lease) = d.lease.as_mut() {
+        lease.endpoint = t.endpoint.clone();
+    }
+    Ok((
+        MarketEvent::EndpointSet {
+            deployment: t.deployment,
+            endpoint: t.endpoint.clone(),
+        },
+        MarketWrite {
+            provider: None,
+            deployment: Some(d),
+        },
+    ))
+}
+
 /// Credits the block step makes: (account, token, amount).
 pub(crate) type Credits = Vec<(Address, Token, Amount)>;
 
@@ -934,7 +968,7 @@ pub(crate) fn block_step(market: &mut Market, height: u64, p: &MarketParams) -> 
             .deployments
             .get_mut(&id)
             .expect("a scheduled deployment");
-        if let (DeploymentState::Leased, Some(lease)) = (d.state, d.lease) {
+        if let (DeploymentState::Leased, Some(lease)) = (d.state, d.lease.clone()) {
             let blocks_left = dry_height(d.escrow, &lease).saturating_sub(height);
             note(d, height, Note::LowBalance { blocks_left });
         }

@@ -342,8 +342,8 @@ fn a_lease_is_paid_per_block_exactly_pauses_when_dry_resumes_on_top_up_and_close
     chain.advance_blocks(1);
     let d = the(&chain, 1);
     assert_eq!(d.state, DeploymentState::Paused);
-    assert_eq!(d.lease.unwrap().paused_at, Some(dry));
-    assert_eq!(d.lease.unwrap().paid, 10 * PRICE);
+    assert_eq!(d.lease.as_ref().unwrap().paused_at, Some(dry));
+    assert_eq!(d.lease.as_ref().unwrap().paid, 10 * PRICE);
     assert_eq!(d.escrow, 7, "a fraction of a block is never paid");
     assert_eq!(musd(&chain, CHEAP), before + 10 * PRICE);
     // Paused blocks are not paid; a top-up resumes from its own block.
@@ -359,7 +359,7 @@ fn a_lease_is_paid_per_block_exactly_pauses_when_dry_resumes_on_top_up_and_close
     let resumed_at = chain.state.height();
     let d = the(&chain, 1);
     assert_eq!(
-        (d.state, d.lease.unwrap().settled_to),
+        (d.state, d.lease.as_ref().unwrap().settled_to),
         (DeploymentState::Leased, resumed_at)
     );
     // Three more blocks, then dry again; this time nobody tops up and the grace runs out.
@@ -440,7 +440,35 @@ fn closing_pays_to_the_block_and_refunds_the_rest_and_a_provider_leaving_reopens
     assert_eq!(the(&chain, 1).state, DeploymentState::Open);
     chain.run(key(DEAR), bid(1, 2 * PRICE, 10)).unwrap();
     chain.run(o, accept(1, DEAR)).unwrap();
-    chain.advance_blocks(2);
+    // The lease's provider publishes where it serves; nobody else can, and only a URL.
+    let endpoint = |url: &str| {
+        let url = url.to_string();
+        move |from, nonce| {
+            TxKind::SetLeaseEndpoint(mycel_types::tx::SetLeaseEndpoint {
+                from,
+                deployment: 1,
+                endpoint: url,
+                nonce,
+                fee: fee(),
+            })
+        }
+    };
+    assert_eq!(
+        chain.refused(key(CHEAP), endpoint("http://x")),
+        "market_not_lease_provider"
+    );
+    assert_eq!(
+        chain.refused(key(DEAR), endpoint("file:///etc")),
+        "market_bad_endpoint"
+    );
+    chain
+        .run(key(DEAR), endpoint("http://127.0.0.1:8000/v1"))
+        .unwrap();
+    assert_eq!(
+        the(&chain, 1).lease.unwrap().endpoint,
+        "http://127.0.0.1:8000/v1"
+    );
+    chain.advance_blocks(1);
     // The owner closes: paid to its block (three blocks), the rest refunded exactly.
     let (owner, dear) = (musd(&chain, OWNER), musd(&chain, DEAR));
     let close = |from, nonce| {

@@ -130,7 +130,7 @@ pub struct Bid {
 }
 
 /// The lease of a deployment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lease {
     pub provider: Address,
     #[serde(with = "amount_string")]
@@ -145,6 +145,9 @@ pub struct Lease {
     /// mUSD paid to the provider so far.
     #[serde(with = "amount_string")]
     pub paid: Amount,
+    /// Where the provider serves the deployment (set by the provider; empty until then).
+    #[serde(default)]
+    pub endpoint: String,
 }
 
 /// Something that happened to a deployment, kept with it (the last [`MAX_NOTES`]).
@@ -249,6 +252,10 @@ pub enum MarketEvent {
     DeploymentClosed {
         deployment: u64,
         refunded: String,
+    },
+    EndpointSet {
+        deployment: u64,
+        endpoint: String,
     },
 }
 

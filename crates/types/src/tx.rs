@@ -45,7 +45,7 @@ pub use jobs::{
 mod market;
 pub use market::{
     AcceptBid, AttestProvider, CloseDeployment, CloseLease, CreateDeployment, PlaceBid,
-    RegisterProvider, TopUpDeployment, WithdrawLease,
+    RegisterProvider, SetLeaseEndpoint, TopUpDeployment, WithdrawLease,
 };
 mod storage;
 pub use storage::{
@@ -270,6 +270,7 @@ tx_kinds! {
     86 => WithdrawLease,
     87 => CloseDeployment,
     88 => CloseLease,
+    89 => SetLeaseEndpoint,
 }
 
 impl TxKind {

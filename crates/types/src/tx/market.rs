@@ -5,7 +5,8 @@
 //! asks for resources, escrows `deposit` mUSD and opens an order; providers [`PlaceBid`] a price
 //! per block with a MYC deposit; the owner [`AcceptBid`]s one (a lease). [`TopUpDeployment`] adds
 //! escrow (and resumes a paused lease); [`WithdrawLease`] pays the provider what its lease earned;
-//! [`CloseDeployment`] (the owner) and [`CloseLease`] (the provider; the order reopens) end it.
+//! [`CloseDeployment`] (the owner) and [`CloseLease`] (the provider; the order reopens) end it;
+//! [`SetLeaseEndpoint`] is where the provider serves the deployment.
 
 use super::incentive::{field_string, MessageJson};
 use super::{field_address, field_b256, field_bytes, field_u256, field_u64, DecodeError};
@@ -112,6 +113,17 @@ sol! {
     struct CloseLease {
         address from;
         uint64 deployment;
+        uint64 nonce;
+        uint256 fee;
+    }
+
+    /// The lease's provider publishes where the deployment is served (an `http(s)` URL; empty:
+    /// not served now).
+    #[derive(Debug, PartialEq, Eq)]
+    struct SetLeaseEndpoint {
+        address from;
+        uint64 deployment;
+        string endpoint;
         uint64 nonce;
         uint256 fee;
     }
@@ -256,3 +268,19 @@ macro_rules! deployment_only {
 }
 
 deployment_only!(WithdrawLease, CloseDeployment, CloseLease);
+
+impl MessageJson for SetLeaseEndpoint {
+    fn to_message(&self) -> Value {
+        json!({"from": addr(&self.from), "deployment": self.deployment,
+               "endpoint": self.endpoint, "nonce": self.nonce, "fee": self.fee.to_string()})
+    }
+    fn from_message(m: &Value) -> Result<Self, DecodeError> {
+        Ok(SetLeaseEndpoint {
+            from: field_address(m, "from")?,
+            deployment: field_u64(m, "deployment")?,
+            endpoint: field_string(m, "endpoint")?,
+            nonce: field_u64(m, "nonce")?,
+            fee: field_u256(m, "fee")?,
+        })
+    }
+}
