@@ -26,6 +26,7 @@ mod miner_cmd;
 mod model_cmd;
 mod node_cmd;
 mod pay_cmd;
+mod provider_cmd;
 mod receipt_cmd;
 mod send;
 mod session_cmd;
@@ -142,6 +143,9 @@ enum Command {
     /// The compute market: providers, orders, deployments; register a provider, bid, withdraw.
     #[command(subcommand)]
     Market(market_cmd::MarketCommand),
+    /// Rent this machine out: register it, bid on orders, serve the leases won (their models
+    /// from blob storage, with `mycel miner`), withdraw earnings (docs/compute.md).
+    Provider(Box<provider_cmd::ProviderArgs>),
 }
 
 fn main() -> ExitCode {
@@ -201,6 +205,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Blob(command) => blob_cmd::run(command),
         Command::Deploy(args) => market_cmd::run_deploy(*args),
         Command::Market(command) => market_cmd::run_market(command),
+        Command::Provider(args) => provider_cmd::run(*args),
         Command::Agent(command) => agent_cmd::run(command),
         Command::Job(command) => job_cmd::run(command),
         Command::Allowance(command) => allowance_cmd::run(command),

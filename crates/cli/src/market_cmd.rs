@@ -662,7 +662,7 @@ fn list(args: ListArgs) -> Result<()> {
     Ok(())
 }
 
-fn this_cpu() -> (String, u64) {
+pub(crate) fn this_cpu() -> (String, u64) {
     let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = info
         .lines()

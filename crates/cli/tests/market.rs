@@ -198,3 +198,175 @@ fn a_deployment_takes_the_cheapest_bid_and_its_lease_is_paid_per_block_exactly()
     let out = devnet.mycel(&["deploy", "status", "99"]);
     assert_fails_with(&out, "no deployment 99");
 }
+
+/// Starts `mycel provider` for dev account `k` with `extra` flags; its miners from `first_port`.
+fn provider(devnet: &Devnet, k: u32, first_port: u16, extra: &[&str]) -> mycel_testkit::Proc {
+    let dir = devnet.dir().join(&format!("provider-{k}"));
+    let mut args: Vec<String> = [
+        "provider",
+        "--dev-account",
+        &k.to_string(),
+        "--dir",
+        &dir.display().to_string(),
+        "--first-port",
+        &first_port.to_string(),
+        "--region",
+        "eu",
+        "--cores",
+        "2",
+        "--every",
+        "1",
+        "--rpc",
+        devnet.rpc(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let log = devnet.dir().join(&format!("provider-{k}.log"));
+    let mut proc = mycel_testkit::Proc::mycel(&format!("provider {k}"), &args, "info", &log);
+    proc.wait_for_log("offered; bidding", Duration::from_secs(60));
+    proc
+}
+
+#[test]
+fn a_model_from_blob_storage_is_deployed_on_the_cheaper_provider_and_answers_with_receipts() {
+    let devnet = Devnet::start_with(mycel_testkit::DevnetOptions {
+        storage_nodes: 4,
+        ..mycel_testkit::DevnetOptions::default()
+    });
+    let dir = TestDir::new();
+    let client = devnet.client();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while client.storage().unwrap().members.len() < 4 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            devnet.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The model goes into blob storage; the deployment names it by its blob id.
+    let cache = mycel_infer::default_cache_dir().unwrap();
+    let model = mycel_infer::ensure_default_model(&cache, &mut |_| {}).unwrap();
+    let blob = devnet.ok(&[
+        "blob",
+        "put",
+        &model.display().to_string(),
+        "--epochs",
+        "2",
+        "--dev-account",
+        "5",
+    ]);
+    let blob = blob.trim();
+
+    // Two providers: one by its built-in rule (2 cores × 0.0006), one by a pricing hook (cheaper).
+    let ports = mycel_testkit::free_port_range(4);
+    let _dear = provider(&devnet, 6, ports, &["--price-per-core", "0.0006"]);
+    let _cheap = provider(
+        &devnet,
+        7,
+        ports + 2,
+        &["--pricing-hook", "cat > /dev/null; echo 0.0009"],
+    );
+    let manifest = dir.join("model.json");
+    std::fs::write(
+        &manifest,
+        format!(
+            r#"{{"name": "smollm2", "model": "{blob}", "region": "eu", "max_price": "0.002",
+                "resources": {{"cores": 2, "memory_mib": 1024, "disk_mib": 1024}}}}"#
+        ),
+    )
+    .unwrap();
+    let out = devnet.mycel(&[
+        "deploy",
+        &manifest.display().to_string(),
+        "--deposit",
+        "2",
+        "--collect",
+        "4",
+        "--dev-account",
+        "5",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("leased to {}", dev_address(7))),
+        "{}",
+        stderr(&out)
+    );
+    let id = mycel_testkit::mycel::stdout(&out).trim().to_string();
+
+    // The winner fetches the model, starts a miner and publishes it on the lease.
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    let endpoint = loop {
+        let d = devnet.json(&["deploy", "status", &id]);
+        if let Some(e) = d["lease"]["endpoint"].as_str().filter(|e| !e.is_empty()) {
+            break e.to_string();
+        }
+        assert!(std::time::Instant::now() < deadline, "no endpoint: {d}");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let body = rt.block_on(async {
+        let http = reqwest::Client::new();
+        let models: serde_json::Value = http
+            .get(format!("{endpoint}/models"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let name = models["data"][0]["id"].as_str().unwrap().to_string();
+        let r = http
+            .post(format!("{endpoint}/chat/completions"))
+            .json(&serde_json::json!({"model": name, "max_tokens": 8,
+                "messages": [{"role": "user", "content": "Say hi"}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.text().await.unwrap()
+    });
+    let answer = dir.join("answer.json");
+    std::fs::write(&answer, &body).unwrap();
+    let out = mycel_testkit::mycel::run(&[
+        "receipt",
+        "verify",
+        &answer.display().to_string(),
+        "--rerun",
+    ]);
+    assert!(
+        out.status.success() && mycel_testkit::mycel::stdout(&out).contains("VALID"),
+        "{}{}",
+        mycel_testkit::mycel::stdout(&out),
+        stderr(&out)
+    );
+    let receipt: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        receipt["receipt"]["message"]["miner"]
+            .as_str()
+            .unwrap()
+            .to_lowercase(),
+        dev_address(7).to_string().to_lowercase(),
+        "signed by the provider's key"
+    );
+
+    // Closed: the provider stops serving.
+    devnet.ok(&["deploy", "close", &id, "--dev-account", "5"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let up = rt.block_on(async { reqwest::get(format!("{endpoint}/models")).await.is_ok() });
+        if !up {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still serving after the close"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}

@@ -1,5 +1,6 @@
 //! The compute market in the latest finalized state (docs/compute.md): `GET /v1/market`,
-//! `GET /v1/market/providers`, `GET /v1/market/deployments` (by state and owner, paged) and
+//! `GET /v1/market/providers`, `GET /v1/market/deployments` (by state, owner and lease provider,
+//! paged) and
 //! `GET /v1/market/deployments/{id}` (its bids, lease, escrow and notes).
 
 use super::{ok, Answered, ApiError, ApiState};
@@ -58,6 +59,8 @@ pub(super) struct DeploymentQuery {
     after: Option<u64>,
     state: Option<String>,
     owner: Option<Address>,
+    /// Deployments whose lease (running or paused) this provider holds.
+    provider: Option<Address>,
     limit: Option<usize>,
 }
 
@@ -90,7 +93,13 @@ pub(super) async fn deployments(
                 next = Some(d.id - 1);
                 break;
             }
-            if state.is_none_or(|st| d.state == st) && q.owner.is_none_or(|o| d.owner == o) {
+            let provides = q
+                .provider
+                .is_none_or(|p| d.lease.as_ref().is_some_and(|l| l.provider == p));
+            if state.is_none_or(|st| d.state == st)
+                && q.owner.is_none_or(|o| d.owner == o)
+                && provides
+            {
                 deployments.push(d.clone());
             }
         }
