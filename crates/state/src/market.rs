@@ -160,7 +160,7 @@ impl Market {
         due.grace = None;
         match (d.state, d.lease.as_ref()) {
             (DeploymentState::Leased, Some(lease)) => {
-                let dry = dry_height(d.escrow, &lease);
+                let dry = dry_height(d.escrow, lease);
                 if dry.saturating_sub(height) > p.low_balance_blocks {
                     due.warned = false;
                 }
