@@ -31,6 +31,7 @@ mod receipt_cmd;
 mod send;
 mod session_cmd;
 mod signer;
+mod up_provider;
 mod up_roles;
 mod up_storage;
 mod up_subnet;

@@ -57,6 +57,13 @@ pub struct UpArgs {
     /// [default: 600]. A resumed devnet keeps its genesis.
     #[arg(long, value_name = "BLOCKS")]
     pub storage_epoch_blocks: Option<u64>,
+    /// Compute providers to run (0 to 2): `mycel provider` for development accounts 6 and 7, so
+    /// `mycel deploy` gets bids (docs/compute.md).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(0..=2))]
+    pub providers: u16,
+    /// The first port the providers' leases are served on (provider K from this + 10·K).
+    #[arg(long, value_name = "PORT", default_value_t = 8300)]
+    pub provider_port: u16,
     /// Limits of every HTTP server the devnet runs: the node API, and the miners, validator and
     /// gateway of the subnet.
     #[command(flatten)]
@@ -197,7 +204,21 @@ pub fn run_up(args: UpArgs) -> anyhow::Result<()> {
         first_addr: args.storage_addr,
         http: args.http.clone(),
     });
-    run(file, Banner::Devnet { subnet, storage }, limits)
+    let providers = crate::up_provider::ProviderPlan {
+        rpc: format!("http://{}", args.rpc_addr),
+        dir: args.data_dir.clone(),
+        providers: args.providers,
+        first_port: args.provider_port,
+    };
+    run(
+        file,
+        Banner::Devnet {
+            subnet,
+            storage,
+            providers,
+        },
+        limits,
+    )
 }
 
 pub fn run_node(args: NodeArgs) -> anyhow::Result<()> {
@@ -423,6 +444,7 @@ enum Banner {
     Devnet {
         subnet: Option<crate::up_roles::SubnetPlan>,
         storage: Option<crate::up_storage::StoragePlan>,
+        providers: crate::up_provider::ProviderPlan,
     },
     Node,
 }
@@ -452,16 +474,19 @@ fn run(file: NodeFile, banner: Banner, limits: mycel_http::ServeLimits) -> anyho
         let status = node.status();
         let mut subnet = None;
         let mut storage = None;
+        let mut providers = None;
         let attached = mycel_rpc::Attached::default();
         match banner {
             Banner::Devnet {
                 subnet: plan,
                 storage: storage_plan,
+                providers: provider_plan,
             } => {
                 print_devnet_banner(rpc_addr, &data_dir, &status.node_key, status.latest_height);
                 if let Some(plan) = storage_plan {
                     storage = Some(crate::up_storage::start(plan)?);
                 }
+                providers = Some(crate::up_provider::start(&provider_plan)?);
                 if let Some(plan) = plan {
                     subnet = Some(crate::up_roles::start(plan, attached.clone())?);
                 }
@@ -483,6 +508,9 @@ fn run(file: NodeFile, banner: Banner, limits: mycel_http::ServeLimits) -> anyho
         .context("the HTTP API stopped")?;
         if let Some(subnet) = subnet {
             subnet.stop();
+        }
+        if let Some(providers) = providers {
+            providers.stop();
         }
         if let Some(storage) = storage {
             storage.stop();
@@ -527,7 +555,7 @@ fn print_devnet_banner(rpc_addr: SocketAddr, data_dir: &Path, node_key: &str, he
     let _ = std::io::stdout().flush();
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -130,9 +130,10 @@ pub fn run(args: ProviderArgs) -> Result<()> {
         };
         p.register().await?;
         let every = Duration::from_secs(p.args.every.max(1));
+        let mut stop = std::pin::pin!(crate::node_cmd::shutdown_signal());
         loop {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => break,
+                _ = &mut stop => break,
                 _ = tokio::time::sleep(every) => {}
             }
             if let Err(e) = p.round().await {

@@ -230,9 +230,11 @@ fn provider(devnet: &Devnet, k: u32, first_port: u16, extra: &[&str]) -> mycel_t
 }
 
 #[test]
-fn a_model_from_blob_storage_is_deployed_on_the_cheaper_provider_and_answers_with_receipts() {
+fn a_model_from_blob_storage_is_deployed_on_the_cheapest_provider_and_answers_with_receipts() {
+    // `mycel up` with its two providers (dev accounts 6 and 7, 0.0005 and 0.0006 mUSD per core).
     let devnet = Devnet::start_with(mycel_testkit::DevnetOptions {
         storage_nodes: 4,
+        providers: 2,
         ..mycel_testkit::DevnetOptions::default()
     });
     let dir = TestDir::new();
@@ -260,20 +262,19 @@ fn a_model_from_blob_storage_is_deployed_on_the_cheaper_provider_and_answers_wit
     ]);
     let blob = blob.trim();
 
-    // Two providers: one by its built-in rule (2 cores × 0.0006), one by a pricing hook (cheaper).
-    let ports = mycel_testkit::free_port_range(4);
-    let _dear = provider(&devnet, 6, ports, &["--price-per-core", "0.0006"]);
+    // A third provider prices by a hook, below both.
+    let ports = mycel_testkit::free_port_range(2);
     let _cheap = provider(
         &devnet,
-        7,
-        ports + 2,
+        9,
+        ports,
         &["--pricing-hook", "cat > /dev/null; echo 0.0009"],
     );
     let manifest = dir.join("model.json");
     std::fs::write(
         &manifest,
         format!(
-            r#"{{"name": "smollm2", "model": "{blob}", "region": "eu", "max_price": "0.002",
+            r#"{{"name": "smollm2", "model": "{blob}", "max_price": "0.002",
                 "resources": {{"cores": 2, "memory_mib": 1024, "disk_mib": 1024}}}}"#
         ),
     )
@@ -289,10 +290,17 @@ fn a_model_from_blob_storage_is_deployed_on_the_cheaper_provider_and_answers_wit
         "5",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
+    let log = stderr(&out);
+    for bid in [
+        format!("bid: 0.001 mUSD per block from {}", dev_address(6)),
+        format!("bid: 0.0012 mUSD per block from {}", dev_address(7)),
+        format!("bid: 0.0009 mUSD per block from {}", dev_address(9)),
+    ] {
+        assert!(log.contains(&bid), "{bid} missing:\n{log}");
+    }
     assert!(
-        stderr(&out).contains(&format!("leased to {}", dev_address(7))),
-        "{}",
-        stderr(&out)
+        log.contains(&format!("leased to {}", dev_address(9))),
+        "{log}"
     );
     let id = mycel_testkit::mycel::stdout(&out).trim().to_string();
 
@@ -351,7 +359,7 @@ fn a_model_from_blob_storage_is_deployed_on_the_cheaper_provider_and_answers_wit
             .as_str()
             .unwrap()
             .to_lowercase(),
-        dev_address(7).to_string().to_lowercase(),
+        dev_address(9).to_string().to_lowercase(),
         "signed by the provider's key"
     );
 

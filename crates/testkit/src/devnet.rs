@@ -28,6 +28,9 @@ pub struct DevnetOptions {
     /// Storage nodes `mycel up` runs (on free ports): none by default, the four of a real
     /// `mycel up` with the subnet.
     pub storage_nodes: u16,
+    /// Compute providers `mycel up` runs (dev accounts 6 and 7, on free ports): none by default,
+    /// since tests sign with those accounts themselves.
+    pub providers: u16,
 }
 
 impl Default for DevnetOptions {
@@ -39,6 +42,7 @@ impl Default for DevnetOptions {
             start_timeout: Duration::from_secs(90),
             min_height: 1,
             storage_nodes: 0,
+            providers: 0,
         }
     }
 }
@@ -397,6 +401,11 @@ fn up_argv(options: &DevnetOptions, data: &Path) -> (Vec<String>, String, Option
     if options.storage_nodes > 0 {
         let first = crate::free_port_range(options.storage_nodes);
         argv.extend(["--storage-addr".into(), format!("127.0.0.1:{first}")]);
+    }
+    argv.extend(["--providers".into(), options.providers.to_string()]);
+    if options.providers > 0 {
+        let first = crate::free_port_range(10 * options.providers);
+        argv.extend(["--provider-port".into(), first.to_string()]);
     }
     argv.extend(options.args.iter().cloned());
     (argv, format!("http://{rpc_addr}"), gateway)
