@@ -65,6 +65,10 @@ pub struct CreateArgs {
     /// Only print the bids; do not accept one (`mycel deploy accept` later).
     #[arg(long)]
     pub no_accept: bool,
+    /// Seconds to wait, after the lease, for the provider to publish where it serves (0: do not
+    /// wait).
+    #[arg(long, value_name = "SECONDS", default_value_t = 180)]
+    pub serve_wait: u64,
     #[command(flatten)]
     pub send: SendArgs,
     #[command(flatten)]
@@ -376,17 +380,46 @@ fn create(args: CreateArgs) -> Result<()> {
             }
             // Bids come cheapest first.
             let provider = d.bids[0].provider;
-            return accept(AcceptArgs {
+            let client = args.client.clone();
+            accept(AcceptArgs {
                 deployment: id,
                 provider: Some(provider),
                 send: args.send,
                 client: args.client,
-            });
+            })?;
+            return wait_endpoint(&client, id, Duration::from_secs(args.serve_wait));
         }
         if Instant::now() >= deadline {
             eprintln!(
                 "no bid within {} s; the order stays open (`mycel deploy watch {id}`)",
                 args.wait_bids
+            );
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Waits until the lease's provider publishes where it serves deployment `id`, and says so.
+fn wait_endpoint(client: &ClientArgs, id: u64, wait: Duration) -> Result<()> {
+    if wait.is_zero() {
+        return Ok(());
+    }
+    let node = client.connect()?;
+    let deadline = Instant::now() + wait;
+    eprintln!("waiting for the provider to start serving (it fetches the model first)…");
+    loop {
+        let d = node.deployment(id)?;
+        if let Some(lease) = d.lease.as_ref().filter(|l| !l.endpoint.is_empty()) {
+            eprintln!(
+                "serving: {} (OpenAI-compatible; every answer carries a receipt signed by {})",
+                lease.endpoint, lease.provider
+            );
+            return Ok(());
+        }
+        if Instant::now() >= deadline || d.lease.is_none() {
+            eprintln!(
+                "the provider has not published an endpoint yet; `mycel deploy watch {id}` follows it"
             );
             return Ok(());
         }

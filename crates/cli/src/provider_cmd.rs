@@ -90,7 +90,6 @@ struct Provider {
     args: ProviderArgs,
     chain: NodeClient,
     signer: PrivateKeySigner,
-    chain_id: u64,
     price_per_core: u128,
     deposit: u128,
     /// Orders bid on, with the height the bid expires.
@@ -116,12 +115,10 @@ pub fn run(args: ProviderArgs) -> Result<()> {
         };
         std::fs::create_dir_all(args.dir.join("models"))
             .with_context(|| format!("cannot create {}", args.dir.display()))?;
-        let chain_id = chain.chain_params().await?.chain_id;
         let mut p = Provider {
             args,
             chain,
             signer,
-            chain_id,
             price_per_core,
             deposit,
             bid: BTreeMap::new(),
@@ -387,7 +384,9 @@ impl Provider {
         let mut command = tokio::process::Command::new(std::env::current_exe()?);
         command
             .args(["miner", "--netuid", "0", "--listen", &listen])
-            .args(["--chain-id", &self.chain_id.to_string()])
+            // The miner reads the chain (its id, the heights its receipts bind) but is no
+            // subnet's: it neither registers nor announces.
+            .args(["--rpc", &self.args.client.rpc, "--no-register"])
             .arg("--model")
             .arg(&path)
             .args(["--threads", &d.resources.cores.to_string()])

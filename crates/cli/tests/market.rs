@@ -81,6 +81,8 @@ fn a_deployment_takes_the_cheapest_bid_and_its_lease_is_paid_per_block_exactly()
                 "60",
                 "--collect",
                 "3",
+                "--serve-wait",
+                "0",
                 "--dev-account",
                 "5",
             ])
@@ -302,6 +304,7 @@ fn a_model_from_blob_storage_is_deployed_on_the_cheapest_provider_and_answers_wi
         log.contains(&format!("leased to {}", dev_address(9))),
         "{log}"
     );
+    assert!(log.contains("serving: http://"), "{log}");
     let id = mycel_testkit::mycel::stdout(&out).trim().to_string();
 
     // The winner fetches the model, starts a miner and publishes it on the lease.
