@@ -212,11 +212,11 @@ pub fn run_up(args: UpArgs) -> anyhow::Result<()> {
     };
     run(
         file,
-        Banner::Devnet {
+        Banner::Devnet(Box::new(DevnetRoles {
             subnet,
             storage,
             providers,
-        },
+        })),
         limits,
     )
 }
@@ -441,12 +441,15 @@ fn init(
 
 enum Banner {
     /// `mycel up`, with the inference subnet unless `--chain-only`, and its storage nodes.
-    Devnet {
-        subnet: Option<crate::up_roles::SubnetPlan>,
-        storage: Option<crate::up_storage::StoragePlan>,
-        providers: crate::up_provider::ProviderPlan,
-    },
+    Devnet(Box<DevnetRoles>),
     Node,
+}
+
+/// What `mycel up` runs next to the node.
+struct DevnetRoles {
+    subnet: Option<crate::up_roles::SubnetPlan>,
+    storage: Option<crate::up_storage::StoragePlan>,
+    providers: crate::up_provider::ProviderPlan,
 }
 
 /// Runs a node and its HTTP API until Ctrl-C or SIGTERM.
@@ -477,11 +480,12 @@ fn run(file: NodeFile, banner: Banner, limits: mycel_http::ServeLimits) -> anyho
         let mut providers = None;
         let attached = mycel_rpc::Attached::default();
         match banner {
-            Banner::Devnet {
-                subnet: plan,
-                storage: storage_plan,
-                providers: provider_plan,
-            } => {
+            Banner::Devnet(roles) => {
+                let DevnetRoles {
+                    subnet: plan,
+                    storage: storage_plan,
+                    providers: provider_plan,
+                } = *roles;
                 print_devnet_banner(rpc_addr, &data_dir, &status.node_key, status.latest_height);
                 if let Some(plan) = storage_plan {
                     storage = Some(crate::up_storage::start(plan)?);
