@@ -44,7 +44,8 @@ pub struct GrantArgs {
     /// Only these recipients (repeat) [default: anyone].
     #[arg(long = "to", value_name = "ADDRESS")]
     pub recipients: Vec<Address>,
-    /// Only these kinds (repeat): Transfer, TransferWithAuthorization [default: both].
+    /// Only these kinds (repeat): Transfer, TransferWithAuthorization, TopUpDeployment (the
+    /// owner's deployments only) [default: the first two].
     #[arg(long = "kind", value_name = "KIND")]
     pub kinds: Vec<String>,
     /// Stop working this many blocks from now [default: never].

@@ -88,6 +88,16 @@ pub struct WatchArgs {
     /// Seconds between looks at the chain.
     #[arg(long, value_name = "SECONDS", default_value_t = 1)]
     pub every: u64,
+    /// Top the escrow up by this much mUSD whenever it covers fewer than --below blocks, signed
+    /// by --key/--dev-account: the owner, or an agent key whose allowance allows
+    /// `TopUpDeployment` (it spends the owner's mUSD within its limits).
+    #[arg(long, value_name = "MUSD", requires = "below")]
+    pub top_up: Option<String>,
+    /// With --top-up: the fewest blocks of escrow to keep.
+    #[arg(long, value_name = "BLOCKS")]
+    pub below: Option<u64>,
+    #[command(flatten)]
+    pub send: SendArgs,
     #[command(flatten)]
     pub client: ClientArgs,
 }
@@ -546,9 +556,43 @@ fn status(client: &ClientArgs, id: u64) -> Result<()> {
 
 fn watch(args: WatchArgs) -> Result<()> {
     let node = args.client.connect()?;
+    let top_up = args
+        .top_up
+        .as_deref()
+        .map(|a| musd(a, "--top-up"))
+        .transpose()?;
     let mut seen = std::collections::BTreeSet::new();
     loop {
         let d = node.deployment(args.deployment)?;
+        if let (Some(amount), Some(below)) = (top_up, args.below) {
+            let short = match (&d.lease, d.state) {
+                (Some(l), mycel_types::market::DeploymentState::Leased) => {
+                    d.escrow / l.price.max(1) < u128::from(below)
+                }
+                (Some(_), mycel_types::market::DeploymentState::Paused) => true,
+                _ => false,
+            };
+            if short {
+                let id = args.deployment;
+                let topped = events(&args.client, &args.send, move |from, nonce, fee| {
+                    TxKind::TopUpDeployment(TopUpDeployment {
+                        from,
+                        deployment: id,
+                        amount: U256::from(amount),
+                        nonce,
+                        fee,
+                    })
+                });
+                match topped {
+                    Ok(_) => {
+                        println!("  top-up  {} mUSD sent", m(amount));
+                        continue;
+                    }
+                    // Refused (its allowance spent, say): said, and tried again next look.
+                    Err(e) => eprintln!("top-up failed: {e:#}"),
+                }
+            }
+        }
         // The deployment keeps its last notes, oldest first: print each once.
         for (height, n) in &d.notes {
             if seen.insert((*height, describe(n))) {

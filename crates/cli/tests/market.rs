@@ -172,6 +172,78 @@ fn a_deployment_takes_the_cheapest_bid_and_its_lease_is_paid_per_block_exactly()
     let out = devnet.mycel(&["market", "withdraw", "1", "--dev-account", "6"]);
     assert_fails_with(&out, "market_not_lease_provider");
 
+    // An agent key keeps the lease funded from the owner's account, within its grant:
+    // `mycel deploy watch --top-up` signed by the agent (dev account 9).
+    devnet.ok(&[
+        "allowance",
+        "grant",
+        "--agent",
+        &dev_address(9).to_string(),
+        "--musd-per-period",
+        "0.03",
+        "--kind",
+        "TopUpDeployment",
+        "--dev-account",
+        "5",
+    ]);
+    let escrow = |devnet: &Devnet| -> u128 {
+        devnet.json(&["deploy", "status", "1"])["escrow"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let (escrow_before, owner_mid, agent_mid) =
+        (escrow(&devnet), musd(&devnet, 5), musd(&devnet, 9));
+    let mut watcher = mycel_testkit::mycel::command(&[
+        "deploy",
+        "watch",
+        "1",
+        "--top-up",
+        "0.01",
+        "--below",
+        "100000",
+        "--dev-account",
+        "9",
+        "--rpc",
+        devnet.rpc(),
+    ])
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while musd(&devnet, 5) > owner_mid - 30_000 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the agent did not top up"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    // Its grant spent, the agent's top-ups are refused; nothing more leaves the owner.
+    std::thread::sleep(Duration::from_secs(3));
+    let _ = watcher.kill();
+    let _ = watcher.wait();
+    assert_eq!(
+        musd(&devnet, 5),
+        owner_mid - 30_000,
+        "exactly the grant's budget"
+    );
+    assert_eq!(
+        musd(&devnet, 9),
+        agent_mid,
+        "the agent's own mUSD untouched"
+    );
+    let d = devnet.json(&["deploy", "status", "1"]);
+    let topped = d["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n[1]["note"] == "topped_up")
+        .count();
+    assert_eq!(topped, 3, "{d}");
+    assert!(escrow(&devnet) > escrow_before, "the escrow grew");
+
     // Top up, then close: paid to the block, the rest refunded; what the owner spent is exactly
     // what the provider earned.
     devnet.ok(&["deploy", "top-up", "1", "0.5", "--dev-account", "8"]);

@@ -4,10 +4,13 @@
 //! - `GrantAllowance` (owner): makes `agent` a delegated key of the owner. Refused for the owner
 //!   itself, for a key another owner has a grant to (`allowance_agent_taken`: one owner per key,
 //!   so whose funds a payment moves is never ambiguous), for malformed limits (lists of unequal
-//!   length, a token twice, an unknown token, a period of 0 blocks, a kind other than `Transfer`
-//!   and `TransferWithAuthorization`, more than [`MAX_RECIPIENTS`] recipients). A new grant from
-//!   the same owner replaces the old one and starts from nothing spent.
+//!   length, a token twice, an unknown token, a period of 0 blocks, a kind other than `Transfer`,
+//!   `TransferWithAuthorization` and `TopUpDeployment`, more than [`MAX_RECIPIENTS`] recipients).
+//!   No kinds named means the first two. A new grant from the same owner replaces the old one and
+//!   starts from nothing spent.
 //! - `RevokeAllowance` (owner): ends it; the key spends its own account again from then on.
+//! - A delegated key allowed `TopUpDeployment` tops up its owner's deployments (only theirs) with
+//!   the owner's mUSD, within the same limits: an agent keeps its owner's leases running.
 //! - A delegated key's `Transfer`, and the EIP-3009 authorizations it signs (executed by
 //!   `TransferWithAuthorization`, x402's settlement), move the owner's tokens. Each is refused,
 //!   with the code of the limit, unless: the grant has not expired (`expiresAt` is a block
@@ -29,7 +32,9 @@ use std::collections::{BTreeMap, BTreeSet};
 /// The most recipients a grant may list.
 pub const MAX_RECIPIENTS: usize = 64;
 /// The kinds a grant may allow.
-pub const SPENDING_KINDS: [&str; 2] = ["Transfer", "TransferWithAuthorization"];
+pub const SPENDING_KINDS: [&str; 3] = ["Transfer", "TransferWithAuthorization", "TopUpDeployment"];
+/// The kinds a grant that names none allows (a top-up must be asked for).
+pub const DEFAULT_KINDS: [&str; 2] = ["Transfer", "TransferWithAuthorization"];
 
 /// The limits of one token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -237,13 +242,13 @@ pub(crate) fn plan_tx(
             for k in &t.kinds {
                 if !SPENDING_KINDS.contains(&k.as_str()) {
                     return Err(bad(format!(
-                        "kind '{k}' cannot spend an allowance (Transfer, TransferWithAuthorization)"
+                        "kind '{k}' cannot spend an allowance (Transfer, TransferWithAuthorization, TopUpDeployment)"
                     )));
                 }
                 kinds.insert(k.clone());
             }
             if kinds.is_empty() {
-                kinds = SPENDING_KINDS.iter().map(|k| k.to_string()).collect();
+                kinds = DEFAULT_KINDS.iter().map(|k| k.to_string()).collect();
             }
             Ok((
                 t.agent,
@@ -299,7 +304,8 @@ pub(crate) fn delegated_spend(
     if !a.kinds.contains(kind) {
         return Err(err(AllowanceError::KindNotAllowed { kind: kind.into() }));
     }
-    if !a.recipients.is_empty() && !a.recipients.contains(&to) {
+    // A top-up goes to the owner's own deployment (the market checks): no recipient to allow.
+    if kind != "TopUpDeployment" && !a.recipients.is_empty() && !a.recipients.contains(&to) {
         return Err(err(AllowanceError::RecipientNotAllowed { to }));
     }
     let limit = a

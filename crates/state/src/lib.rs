@@ -639,10 +639,40 @@ impl State {
             | TxKind::CloseDeployment(_)
             | TxKind::CloseLease(_)
             | TxKind::SetLeaseEndpoint(_)) => {
-                let planned = market::plan_tx(self, tx.sender, payer, kind)?;
+                // A delegated key's top-up moves its owner's mUSD, within the grant.
+                let delegated = match kind {
+                    TxKind::TopUpDeployment(t) => {
+                        let owner = self
+                            .market
+                            .deployment(t.deployment)
+                            .map_or(Address::ZERO, |d| d.owner);
+                        let value = to_amount(t.amount)?;
+                        allowances::delegated_spend(
+                            self,
+                            tx.sender,
+                            "TopUpDeployment",
+                            owner,
+                            Token::Musd,
+                            value,
+                        )?
+                        .map(|spend| (spend, value))
+                    }
+                    _ => None,
+                };
+                let owner = delegated.as_ref().map(|(spend, _)| spend.owner);
+                let planned = market::plan_tx(self, tx.sender, payer, kind, owner)?;
                 writes.extend(planned.writes);
                 events.push(Event::Market(planned.event));
                 market = Some(planned.write);
+                if let Some((spend, value)) = delegated {
+                    events.push(Event::Allowance(AllowanceEvent::Spent {
+                        owner: spend.owner,
+                        agent: tx.sender,
+                        token: Token::Musd,
+                        amount: value,
+                    }));
+                    allowance = Some((tx.sender, Some(spend.allowance)));
+                }
             }
             kind @ (TxKind::GrantAllowance(_) | TxKind::RevokeAllowance(_)) => {
                 let (agent, grant) = allowances::plan_tx(self, tx.sender, kind)?;

@@ -354,6 +354,7 @@ pub(crate) fn plan_tx(
     sender: Address,
     payer: Account,
     kind: &TxKind,
+    delegated_owner: Option<Address>,
 ) -> Result<MarketPlan, TxError> {
     let mut accounts = bank::Touched::new(state, sender, payer);
     let c = Plan {
@@ -368,7 +369,7 @@ pub(crate) fn plan_tx(
         TxKind::CreateDeployment(t) => create(&c, &mut accounts, t, state.market_next_id())?,
         TxKind::PlaceBid(t) => place_bid(&c, &mut accounts, t)?,
         TxKind::AcceptBid(t) => accept_bid(&c, &mut accounts, t)?,
-        TxKind::TopUpDeployment(t) => top_up(&c, &mut accounts, t)?,
+        TxKind::TopUpDeployment(t) => top_up(&c, &mut accounts, t, delegated_owner)?,
         TxKind::WithdrawLease(t) => withdraw(&c, &mut accounts, t.deployment)?,
         TxKind::CloseDeployment(t) => close_deployment(&c, &mut accounts, t.deployment)?,
         TxKind::CloseLease(t) => close_lease(&c, &mut accounts, t.deployment)?,
@@ -739,17 +740,23 @@ fn accept_bid(
     ))
 }
 
+/// `TopUpDeployment`; `delegated_owner` is whose mUSD a delegated key moves (its allowance
+/// checked by the caller), only into that owner's deployments.
 fn top_up(
     c: &Plan<'_>,
     accounts: &mut bank::Touched<'_>,
     t: &mycel_types::tx::TopUpDeployment,
+    delegated_owner: Option<Address>,
 ) -> Result<Planned, TxError> {
     let mut d = deployment(c.market, t.deployment)?.clone();
     if d.state == DeploymentState::Closed {
         return Err(wrong_state(&d, "a closed deployment takes no more escrow"));
     }
+    if let Some(owner) = delegated_owner {
+        owned(&d, owner)?;
+    }
     let value = amount(t.amount)?;
-    accounts.debit(c.sender, Token::Musd, value)?;
+    accounts.debit(delegated_owner.unwrap_or(c.sender), Token::Musd, value)?;
     // Pay the lease to now first: the new escrow pays from here on.
     let paid = settle(&mut d, c.height);
     if let Some(lease) = &d.lease {

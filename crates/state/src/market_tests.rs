@@ -488,3 +488,62 @@ fn closing_pays_to_the_block_and_refunds_the_rest_and_a_provider_leaving_reopens
     assert_eq!((d.state, d.escrow), (DeploymentState::Closed, 0));
     assert_eq!(chain.refused(o, close), "market_wrong_state");
 }
+
+fn allow(agent: usize, kinds: Vec<String>, budget: u128) -> impl FnOnce(Address, u64) -> TxKind {
+    move |from, nonce| {
+        TxKind::GrantAllowance(mycel_types::tx::GrantAllowance {
+            from,
+            agent: key(agent).address(),
+            tokens: vec![Token::Musd.address()],
+            periodBudgets: vec![U256::from(budget)],
+            maxPerTx: vec![U256::from(budget)],
+            periodBlocks: 1_000,
+            recipients: vec![],
+            kinds,
+            expiresAt: 0,
+            nonce,
+            fee: fee(),
+        })
+    }
+}
+
+#[test]
+fn an_agent_key_tops_up_its_owners_deployments_from_the_owners_account_within_its_grant() {
+    const AGENT: usize = 3;
+    let mut chain = Chain::with_genesis(&genesis());
+    let o = key(OWNER);
+    chain.run(key(CHEAP), provider("eu", 4)).unwrap();
+    chain.run(o, deploy(1, "", &[], 10 * PRICE)).unwrap();
+    chain.run(key(2), deploy(1, "", &[], 10 * PRICE)).unwrap();
+    // A grant that names no kinds does not cover top-ups.
+    chain.run(o, allow(AGENT, vec![], 5 * PRICE)).unwrap();
+    assert_eq!(
+        chain.refused(key(AGENT), top_up(1, PRICE)),
+        "allowance_kind_not_allowed"
+    );
+    chain
+        .run(o, allow(AGENT, vec!["TopUpDeployment".into()], 5 * PRICE))
+        .unwrap();
+    let (owner, agent) = (musd(&chain, OWNER), musd(&chain, AGENT));
+    let receipt = chain.run(key(AGENT), top_up(1, 3 * PRICE)).unwrap();
+    assert!(receipt
+        .events
+        .contains(&Event::Allowance(mycel_types::api::AllowanceEvent::Spent {
+            owner: o.address(),
+            agent: key(AGENT).address(),
+            token: Token::Musd,
+            amount: 3 * PRICE,
+        })));
+    assert_eq!(musd(&chain, OWNER), owner - 3 * PRICE, "the owner's mUSD");
+    assert_eq!(musd(&chain, AGENT), agent, "not the agent's");
+    assert_eq!(the(&chain, 1).escrow, 13 * PRICE);
+    // Within the budget only, and only the owner's own deployments.
+    assert_eq!(
+        chain.refused(key(AGENT), top_up(1, 3 * PRICE)),
+        "allowance_over_period_budget"
+    );
+    assert_eq!(
+        chain.refused(key(AGENT), top_up(2, PRICE)),
+        "market_not_owner"
+    );
+}
