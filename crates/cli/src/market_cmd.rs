@@ -640,12 +640,23 @@ fn top_up(args: TopUpArgs) -> Result<()> {
     Ok(())
 }
 
-fn close(args: TxIdArgs) -> Result<()> {
+/// Sends the transaction `kind` makes for `args.deployment` (sender, deployment, nonce, fee);
+/// its market events.
+fn deployment_tx(
+    args: TxIdArgs,
+    kind: fn(Address, u64, u64, U256) -> TxKind,
+) -> Result<Vec<MarketEvent>> {
     let id = args.deployment;
-    for e in events(&args.client, &args.send, move |from, nonce, fee| {
+    events(&args.client, &args.send, move |from, nonce, fee| {
+        kind(from, id, nonce, fee)
+    })
+}
+
+fn close(args: TxIdArgs) -> Result<()> {
+    for e in deployment_tx(args, |from, deployment, nonce, fee| {
         TxKind::CloseDeployment(CloseDeployment {
             from,
-            deployment: id,
+            deployment,
             nonce,
             fee,
         })
@@ -817,11 +828,10 @@ fn bid(args: BidArgs) -> Result<()> {
 }
 
 fn withdraw(args: TxIdArgs) -> Result<()> {
-    let id = args.deployment;
-    for e in events(&args.client, &args.send, move |from, nonce, fee| {
+    for e in deployment_tx(args, |from, deployment, nonce, fee| {
         TxKind::WithdrawLease(WithdrawLease {
             from,
-            deployment: id,
+            deployment,
             nonce,
             fee,
         })
@@ -834,11 +844,10 @@ fn withdraw(args: TxIdArgs) -> Result<()> {
 }
 
 fn close_lease(args: TxIdArgs) -> Result<()> {
-    let id = args.deployment;
-    for e in events(&args.client, &args.send, move |from, nonce, fee| {
+    for e in deployment_tx(args, |from, deployment, nonce, fee| {
         TxKind::CloseLease(CloseLease {
             from,
-            deployment: id,
+            deployment,
             nonce,
             fee,
         })

@@ -312,16 +312,7 @@ fn a_model_from_blob_storage_is_deployed_on_the_cheapest_provider_and_answers_wi
         ..mycel_testkit::DevnetOptions::default()
     });
     let dir = TestDir::new();
-    let client = devnet.client();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while client.storage().unwrap().members.len() < 4 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{}",
-            devnet.log_tail()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    devnet.wait_for_storage_committee(4);
     // The model goes into blob storage; the deployment names it by its blob id.
     let cache = mycel_infer::default_cache_dir().unwrap();
     let model = mycel_infer::ensure_default_model(&cache, &mut |_| {}).unwrap();

@@ -71,15 +71,7 @@ fn mycel_up_stores_blobs_from_empty_to_256_mib_and_pays_its_nodes_by_the_epoch()
     let dir = TestDir::new();
     // The four nodes register on their own; wait for the committee.
     let client = devnet.client();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while client.storage().unwrap().members.len() < 4 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the storage nodes did not register:\n{}",
-            devnet.log_tail()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    devnet.wait_for_storage_committee(4);
     for (name, len) in [
         ("empty", 0usize),
         ("one", 1),
@@ -523,15 +515,7 @@ fn a_batch_of_small_files_costs_less_than_blobs_and_its_items_end_alone() {
     });
     let dir = TestDir::new();
     let client = devnet.client();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while client.storage().unwrap().members.len() < 4 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{}",
-            devnet.log_tail()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    devnet.wait_for_storage_committee(4);
     let files = [
         random_file(&dir, "a.txt", 5, 1),
         random_file(&dir, "b.bin", 100 << 10, 2),

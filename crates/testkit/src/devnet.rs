@@ -246,6 +246,22 @@ impl Devnet {
         (proc, dir)
     }
 
+    /// Waits (at most 60 s) until `nodes` storage nodes have registered: `mycel up`'s storage
+    /// nodes register on their own after it starts.
+    #[track_caller]
+    pub fn wait_for_storage_committee(&self, nodes: usize) {
+        let client = self.client();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while client.storage().map_or(0, |s| s.members.len()) < nodes {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the storage nodes did not register:\n{}",
+                self.log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     /// The finalized height now.
     pub fn height(&self) -> u64 {
         self.client().status().expect("status").height
