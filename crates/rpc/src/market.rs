@@ -19,8 +19,8 @@ pub(super) async fn info(State(api): State<ApiState>) -> Answered<MarketInfo> {
         let m = s.market();
         Ok(ok(MarketInfo {
             params: s.params().market.clone(),
-            providers: m.providers().count() as u64,
-            deployments: m.deployments_after(0).count() as u64,
+            providers: m.provider_count() as u64,
+            deployments: m.deployment_count() as u64,
             height: s.height() + 1,
         }))
     })
@@ -38,8 +38,7 @@ pub(super) async fn providers(
     api.node.with_finalized_state(|s| {
         let mut providers: Vec<_> = s
             .market()
-            .providers()
-            .filter(|p| q.after.is_none_or(|a| p.address > a))
+            .providers_after(q.after)
             .take(MAX_PAGE + 1)
             .cloned()
             .collect();

@@ -353,14 +353,6 @@ impl State {
         &self.market
     }
 
-    /// The id the next deployment gets.
-    pub(crate) fn market_next_id(&self) -> u64 {
-        self.market
-            .deployments_after(0)
-            .last()
-            .map_or(1, |d| d.id + 1)
-    }
-
     /// The payment channel `id`, if it was ever opened.
     pub fn channel(&self, id: &B256) -> Option<sessions::Channel> {
         self.sessions.channel(id).copied()

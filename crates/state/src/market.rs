@@ -95,8 +95,33 @@ impl Market {
         self.providers.values()
     }
 
+    /// Providers with addresses after `after` (all if `None`), in address order.
+    pub fn providers_after(&self, after: Option<Address>) -> impl Iterator<Item = &Provider> {
+        use std::ops::Bound;
+        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+        self.providers
+            .range((start, Bound::Unbounded))
+            .map(|(_, p)| p)
+    }
+
+    pub fn provider_count(&self) -> usize {
+        self.providers.len()
+    }
+
     pub fn deployment(&self, id: u64) -> Option<&Deployment> {
         self.deployments.get(&id)
+    }
+
+    /// How many deployments the chain holds (closed ones included).
+    pub fn deployment_count(&self) -> usize {
+        self.deployments.len()
+    }
+
+    /// The id the next deployment gets (ids count from 1).
+    pub(crate) fn next_id(&self) -> u64 {
+        self.deployments
+            .last_key_value()
+            .map_or(1, |(id, _)| id + 1)
     }
 
     /// Deployments with ids after `after`, in id order.
@@ -366,7 +391,7 @@ pub(crate) fn plan_tx(
     let (event, write) = match kind {
         TxKind::RegisterProvider(t) => register_provider(&c, t)?,
         TxKind::AttestProvider(t) => attest(&c, t)?,
-        TxKind::CreateDeployment(t) => create(&c, &mut accounts, t, state.market_next_id())?,
+        TxKind::CreateDeployment(t) => create(&c, &mut accounts, t, c.market.next_id())?,
         TxKind::PlaceBid(t) => place_bid(&c, &mut accounts, t)?,
         TxKind::AcceptBid(t) => accept_bid(&c, &mut accounts, t)?,
         TxKind::TopUpDeployment(t) => top_up(&c, &mut accounts, t, delegated_owner)?,
