@@ -108,7 +108,19 @@ pub fn run(args: ProviderArgs) -> Result<()> {
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let price_per_core = crate::session_cmd::musd(&args.price_per_core, "--price-per-core")?;
-        let market = chain.market().await?;
+        // The node may still be starting (`mycel up` starts its providers with it): 60 s.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        let market = loop {
+            match chain.market().await {
+                Ok(market) => break market,
+                Err(mycel_client::ClientError::Unreachable { .. })
+                    if tokio::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
         let deposit = match &args.deposit {
             Some(d) => parse_amount(d, Token::Myc).map_err(|e| anyhow!("--deposit {d:?}: {e}"))?,
             None => market.params.min_bid_deposit,
