@@ -408,6 +408,22 @@ pub(crate) fn plan_tx(
     })
 }
 
+/// An `http(s)` URL of at most [`MAX_ENDPOINT_BYTES`], without whitespace or control characters.
+fn check_endpoint(endpoint: &str) -> Result<(), TxError> {
+    let url_ok = endpoint.starts_with("http://") || endpoint.starts_with("https://");
+    if !url_ok
+        || endpoint.len() > MAX_ENDPOINT_BYTES
+        || endpoint
+            .chars()
+            .any(|ch| ch.is_whitespace() || ch.is_control())
+    {
+        return Err(err(MarketError::BadEndpoint {
+            endpoint: endpoint.chars().take(80).collect(),
+        }));
+    }
+    Ok(())
+}
+
 fn check_label(field: &str, value: &str) -> Result<(), TxError> {
     if value.len() > MAX_LABEL_BYTES || value.chars().any(char::is_control) {
         return Err(err(MarketError::BadLabel {
@@ -435,17 +451,7 @@ fn register_provider(
     c: &Plan<'_>,
     t: &mycel_types::tx::RegisterProvider,
 ) -> Result<Planned, TxError> {
-    let url_ok = t.endpoint.starts_with("http://") || t.endpoint.starts_with("https://");
-    if !url_ok
-        || t.endpoint.len() > MAX_ENDPOINT_BYTES
-        || t.endpoint
-            .chars()
-            .any(|ch| ch.is_whitespace() || ch.is_control())
-    {
-        return Err(err(MarketError::BadEndpoint {
-            endpoint: t.endpoint.chars().take(80).collect(),
-        }));
-    }
+    check_endpoint(&t.endpoint)?;
     check_label("region", &t.region)?;
     check_label("cpuModel", &t.cpuModel)?;
     let capacity = resources(t.cores, t.memoryMib, t.diskMib)?;
@@ -940,18 +946,9 @@ fn close_lease(
 
 fn set_endpoint(c: &Plan<'_>, t: &mycel_types::tx::SetLeaseEndpoint) -> Result<Planned, TxError> {
     let mut d = lease_of(c, t.deployment)?;
-    let url_ok = t.endpoint.is_empty()
-        || t.endpoint.starts_with("http://")
-        || t.endpoint.starts_with("https://");
-    if !url_ok
-        || t.endpoint.len() > MAX_ENDPOINT_BYTES
-        || t.endpoint
-            .chars()
-            .any(|ch| ch.is_whitespace() || ch.is_control())
-    {
-        return Err(err(MarketError::BadEndpoint {
-            endpoint: t.endpoint.chars().take(80).collect(),
-        }));
+    // Empty: not served now.
+    if !t.endpoint.is_empty() {
+        check_endpoint(&t.endpoint)?;
     }
     if let Some(lease) = d.lease.as_mut() {
         lease.endpoint = t.endpoint.clone();
@@ -968,6 +965,14 @@ fn set_endpoint(c: &Plan<'_>, t: &mycel_types::tx::SetLeaseEndpoint) -> Result<P
     ))
 }
 
+/// Takes the earliest `(height, deployment)` of `set` due by `height`.
+fn due_by(set: &mut BTreeSet<(u64, u64)>, height: u64) -> Option<(u64, u64)> {
+    set.first()
+        .is_some_and(|(at, _)| *at <= height)
+        .then(|| set.pop_first())
+        .flatten()
+}
+
 /// Credits the block step makes: (account, token, amount).
 pub(crate) type Credits = Vec<(Address, Token, Amount)>;
 
@@ -976,8 +981,7 @@ pub(crate) type Credits = Vec<(Address, Token, Amount)>;
 pub(crate) fn block_step(market: &mut Market, height: u64, p: &MarketParams) -> Credits {
     let mut credits = Credits::new();
     let mut touched = BTreeSet::new();
-    while let Some(&(at, id)) = market.dry_at.first().filter(|(at, _)| *at <= height) {
-        market.dry_at.remove(&(at, id));
+    while let Some((at, id)) = due_by(&mut market.dry_at, height) {
         if let Some(due) = market.due.get_mut(&id) {
             due.dry = None;
         }
@@ -994,8 +998,7 @@ pub(crate) fn block_step(market: &mut Market, height: u64, p: &MarketParams) -> 
         }
         touched.insert(id);
     }
-    while let Some(&(at, id)) = market.low_at.first().filter(|(at, _)| *at <= height) {
-        market.low_at.remove(&(at, id));
+    while let Some((_, id)) = due_by(&mut market.low_at, height) {
         let d = market
             .deployments
             .get_mut(&id)
@@ -1010,8 +1013,7 @@ pub(crate) fn block_step(market: &mut Market, height: u64, p: &MarketParams) -> 
         }
         touched.insert(id);
     }
-    while let Some(&(at, id)) = market.grace_at.first().filter(|(at, _)| *at <= height) {
-        market.grace_at.remove(&(at, id));
+    while let Some((_, id)) = due_by(&mut market.grace_at, height) {
         if let Some(due) = market.due.get_mut(&id) {
             due.grace = None;
         }
