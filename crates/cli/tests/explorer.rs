@@ -224,6 +224,7 @@ fn the_explorer_shows_the_chain_in_chromium() {
                 {"name": "missing", "hash": "/block/99999999", "expect": ["no finalized block"]},
             ],
             "searches": [height.to_string(), tx.clone(), payer.clone(), "#1", "nonsense", block_hash.clone()],
+            "race": format!("#/block/{height}"),
             "receipts": [
                 {"name": "good", "json": json!({"id": "chatcmpl-1", "receipt": good}).to_string()},
                 {"name": "forged", "json": forged.to_string()},
@@ -251,6 +252,12 @@ fn the_explorer_shows_the_chain_in_chromium() {
         "the live view took {live} ms to show a new block"
     );
     assert_ne!(out["live"]["before"], out["live"]["after"]);
+    // Leaving a block's page before it was drawn: the receipt page stays.
+    assert_eq!(
+        out["race"],
+        json!({"title": "mycel explorer · receipt", "receiptShown": true}),
+        "{out:#}"
+    );
     let s = &out["searches"];
     assert_eq!(s[height.to_string()], format!("#/block/{height}"));
     assert_eq!(s[&tx], format!("#/tx/{tx}"));

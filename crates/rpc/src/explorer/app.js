@@ -12,8 +12,12 @@ function esc(v) {
   return String(v ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
 }
 
+// The page being drawn owns `pageRequests`; leaving it aborts its requests, so a slow page
+// never draws over the one the reader moved on to.
+let pageRequests = new AbortController();
+
 async function api(path) {
-  const res = await fetch(path, { headers: { accept: "application/json" } });
+  const res = await fetch(path, { headers: { accept: "application/json" }, signal: pageRequests.signal });
   let body = null;
   try {
     body = await res.json();
@@ -669,6 +673,8 @@ const routes = [
 ];
 
 async function render() {
+  pageRequests.abort();
+  const mine = (pageRequests = new AbortController());
   if (live) {
     live.close();
     live = null;
@@ -683,8 +689,9 @@ async function render() {
     if (m) {
       try {
         await page(...m.slice(1));
-        document.title = `mycel explorer · ${path || "home"}`;
+        if (mine === pageRequests) document.title = `mycel explorer · ${path || "home"}`;
       } catch (e) {
+        if (mine !== pageRequests) return; // left before it was drawn
         main().innerHTML = `<p class="error">${esc(e.message)}${e.code ? ` <span class="muted">(${esc(e.code)})</span>` : ""}</p>`;
       }
       return;
