@@ -40,7 +40,7 @@ every 100 vouchers or 30 s with the --pay-to key (here a facilitator key):\n  \
 )]
 pub struct GatewayArgs {
     /// Base URL of the one OpenAI-compatible server that answers the requests (a miner). Give
-    /// this or --netuid.
+    /// this, --netuid or --leases.
     #[arg(long, value_name = "URL")]
     pub upstream: Option<String>,
     /// Route to the miners of subnet N instead: read its metagraph from --rpc, choose a miner by
@@ -48,7 +48,13 @@ pub struct GatewayArgs {
     /// (docs/payments.md, "Routing to miners").
     #[arg(long, value_name = "N", conflicts_with = "upstream")]
     pub netuid: Option<u16>,
-    /// With --netuid: how often the metagraph is read again.
+    /// Route to the compute market's leases serving this model blob instead (a deployment's
+    /// `model`, docs/compute.md): every leased deployment of it whose provider published an
+    /// endpoint, chosen by health and latency, failing over, every receipt checked against the
+    /// provider's key. Read again every --metagraph-refresh.
+    #[arg(long, value_name = "BLOB_ID", conflicts_with_all = ["upstream", "netuid"])]
+    pub leases: Option<alloy_primitives::B256>,
+    /// With --netuid or --leases: how often the metagraph (or the leases) is read again.
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     pub metagraph_refresh: u64,
     /// How long a miner (or --upstream) may take for a request before the next is tried: this
@@ -64,10 +70,11 @@ pub struct GatewayArgs {
     /// default model (SmolLM2-135M-Instruct Q4_1, fetched on first use).
     #[arg(long, value_name = "FILE")]
     pub model: Option<std::path::PathBuf>,
-    /// With --netuid: most miners tried for one request.
+    /// With --netuid or --leases: most miners tried for one request.
     #[arg(long, value_name = "N", default_value_t = 3)]
     pub max_attempts: usize,
-    /// With --netuid: the model receipts must name (SHA-256 of the GGUF, hex), or `any`.
+    /// With --netuid or --leases: the model receipts must name (SHA-256 of the GGUF, hex), or
+    /// `any`.
     /// Default: the pinned default model (SmolLM2-135M-Instruct Q4_1).
     #[arg(long, value_name = "HEX|any")]
     pub model_id: Option<String>,
@@ -227,10 +234,10 @@ pub fn plan(args: GatewayArgs, say: &Say) -> Result<GatewayPlan> {
         .unwrap_or("")
         .trim_end_matches('/')
         .to_string();
-    if args.upstream.is_none() && args.netuid.is_none() {
-        bail!("say where requests go: --upstream URL (one OpenAI-compatible server) or --netuid N (the subnet's miners)");
+    if args.upstream.is_none() && args.netuid.is_none() && args.leases.is_none() {
+        bail!("say where requests go: --upstream URL (one OpenAI-compatible server), --netuid N (the subnet's miners) or --leases BLOB_ID (the market's leases of a model)");
     }
-    if args.netuid.is_none()
+    if args.upstream.is_some()
         && !(upstream.starts_with("http://") || upstream.starts_with("https://"))
     {
         bail!("--upstream '{upstream}' is not an http:// or https:// URL");
@@ -437,20 +444,25 @@ pub async fn start(
             (Some(Arc::new(facilitator)), pay_to)
         }
     };
-    let miners = match args.netuid {
-        None => None,
-        Some(netuid) => {
+    let miners = match (args.netuid, args.leases) {
+        (None, None) => None,
+        (netuid, leases) => {
             let routing = RoutingConfig {
                 rpc: args.rpc.clone(),
-                netuid,
+                // The market's providers serve as no subnet's miners: their receipts name 0.
+                netuid: netuid.unwrap_or(0),
                 refresh: Duration::from_secs(args.metagraph_refresh),
                 timeout,
                 max_attempts: args.max_attempts,
                 model_id,
+                leases,
             };
-            let miners = MinerRouter::connect(routing).await.map_err(|e| {
-                    anyhow!("{e}: is the node running (`mycel up`), --rpc right, and subnet {netuid} created?")
-                })?;
+            let miners = MinerRouter::connect(routing).await.map_err(|e| match netuid {
+                Some(netuid) => anyhow!(
+                    "{e}: is the node running (`mycel up`), --rpc right, and subnet {netuid} created?"
+                ),
+                None => anyhow!("{e}: is the node running (`mycel up`) and --rpc right?"),
+            })?;
             let miners = Arc::new(miners);
             background.push(tokio::spawn(
                 miners.clone().follow_metagraph().in_current_span(),
@@ -552,8 +564,8 @@ pub async fn start(
     let _ = match &miners {
         Some(m) => writeln!(
             banner,
-            "  miners     subnet {} ({} with an endpoint now), status at http://{local}/v1/miners",
-            m.config().netuid,
+            "  miners     {} ({} with an endpoint now), status at http://{local}/v1/miners",
+            m.source(),
             m.miners().len()
         ),
         None => writeln!(banner, "  upstream   {upstream}"),

@@ -13,7 +13,7 @@ use mycel_client::api::Event;
 use mycel_types::market::{Deployment, MarketEvent, Note};
 use mycel_types::tx::{
     AcceptBid, AttestProvider, CloseDeployment, CloseLease, CreateDeployment, PlaceBid,
-    RegisterProvider, TopUpDeployment, WithdrawLease,
+    RegisterProvider, ReportLeaseHealth, TopUpDeployment, WithdrawLease,
 };
 use mycel_types::{format_amount, parse_amount, Token, TxKind};
 use std::path::PathBuf;
@@ -96,6 +96,16 @@ pub struct WatchArgs {
     /// With --top-up: the fewest blocks of escrow to keep.
     #[arg(long, value_name = "BLOCKS")]
     pub below: Option<u64>,
+    /// Check the lease's endpoint (`GET ENDPOINT/models`, 3 s) at every look and report it on
+    /// chain, signed by the owner's --key/--dev-account: a lease reported down for the
+    /// market's failure period ends for provider failure (it loses part of its deposit) and
+    /// the order reopens.
+    #[arg(long)]
+    pub health: bool,
+    /// While the order is open (new, or reopened after a lease ended), accept the cheapest bid
+    /// this many seconds after the first one comes.
+    #[arg(long, value_name = "SECONDS")]
+    pub accept_after: Option<u64>,
     #[command(flatten)]
     pub send: SendArgs,
     #[command(flatten)]
@@ -143,6 +153,10 @@ pub enum MarketCommand {
     Orders(InfoArgs),
     /// Deployments, by owner and state.
     Deployments(ListArgs),
+    /// Open bids on the open orders, by order (cheapest first).
+    Bids(ListArgs),
+    /// Leases: leased and paused deployments, with their provider, price, pay and endpoint.
+    Leases(ListArgs),
     /// Offer this key's machine: endpoint, region, CPU model, capacity. Again: new attributes
     /// (which clears its attestations).
     RegisterProvider(RegisterArgs),
@@ -166,6 +180,9 @@ pub struct InfoArgs {
 pub struct ListArgs {
     #[arg(long, value_name = "ADDRESS")]
     pub owner: Option<Address>,
+    /// Only deployments whose lease this provider holds.
+    #[arg(long, value_name = "ADDRESS")]
+    pub provider: Option<Address>,
     /// open, leased, paused or closed.
     #[arg(long, value_name = "STATE")]
     pub state: Option<String>,
@@ -273,11 +290,14 @@ pub fn run_market(command: MarketCommand) -> Result<()> {
         MarketCommand::Providers(a) => providers(a),
         MarketCommand::Orders(a) => list(ListArgs {
             owner: None,
+            provider: None,
             state: Some("open".into()),
             after: None,
             client: a.client,
         }),
         MarketCommand::Deployments(a) => list(a),
+        MarketCommand::Bids(a) => bids(a),
+        MarketCommand::Leases(a) => leases(a),
         MarketCommand::RegisterProvider(a) => register(a),
         MarketCommand::Attest(a) => attest(a),
         MarketCommand::Bid(a) => bid(a),
@@ -438,9 +458,18 @@ fn wait_endpoint(client: &ClientArgs, id: u64, wait: Duration) -> Result<()> {
 }
 
 fn accept(args: AcceptArgs) -> Result<()> {
-    let id = args.deployment;
-    let node = args.client.connect()?;
-    let provider = match args.provider {
+    accept_bid(&args.client, &args.send, args.deployment, args.provider)
+}
+
+/// Accepts `provider`'s bid on deployment `id` (the cheapest if `None`) and says so.
+fn accept_bid(
+    client: &ClientArgs,
+    send: &SendArgs,
+    id: u64,
+    provider: Option<Address>,
+) -> Result<()> {
+    let node = client.connect()?;
+    let provider = match provider {
         Some(p) => p,
         None => {
             let d = node.deployment(id)?;
@@ -450,7 +479,7 @@ fn accept(args: AcceptArgs) -> Result<()> {
                 .ok_or_else(|| anyhow!("deployment {id} has no open bid"))?
         }
     };
-    let leased = events(&args.client, &args.send, move |from, nonce, fee| {
+    let leased = events(client, send, move |from, nonce, fee| {
         TxKind::AcceptBid(AcceptBid {
             from,
             deployment: id,
@@ -535,12 +564,20 @@ fn describe(n: &Note) -> String {
         ),
         Note::Paused => "paused: the escrow ran dry (a top-up resumes it)".into(),
         Note::Resumed => "resumed".into(),
+        Note::LeaseDown { provider } => {
+            format!("the owner's health check found the lease of {provider} not serving")
+        }
+        Note::LeaseUp { provider } => format!("the lease of {provider} serves again"),
         Note::ToppedUp { amount: a } => format!("topped up {} mUSD", amount(a)),
         Note::LeaseClosed { provider, reason } => {
-            format!("lease of {provider} closed ({reason:?})")
+            format!("lease of {provider} closed ({})", reason.as_str())
         }
         Note::Closed { reason, refunded } => {
-            format!("closed ({reason:?}); refunded {} mUSD", amount(refunded))
+            format!(
+                "closed ({}); refunded {} mUSD",
+                reason.as_str(),
+                amount(refunded)
+            )
         }
     }
 }
@@ -555,25 +592,27 @@ fn status(client: &ClientArgs, id: u64) -> Result<()> {
 }
 
 fn watch(args: WatchArgs) -> Result<()> {
+    use mycel_types::market::DeploymentState;
     let node = args.client.connect()?;
     let top_up = args
         .top_up
         .as_deref()
         .map(|a| musd(a, "--top-up"))
         .transpose()?;
+    let failure_blocks = node.market()?.params.failure_blocks;
+    let probe = args.health.then(HealthProbe::new).transpose()?;
+    let id = args.deployment;
     let mut seen = std::collections::BTreeSet::new();
+    let mut first_bid: Option<Instant> = None;
     loop {
-        let d = node.deployment(args.deployment)?;
+        let d = node.deployment(id)?;
         if let (Some(amount), Some(below)) = (top_up, args.below) {
             let short = match (&d.lease, d.state) {
-                (Some(l), mycel_types::market::DeploymentState::Leased) => {
-                    d.escrow / l.price.max(1) < u128::from(below)
-                }
-                (Some(_), mycel_types::market::DeploymentState::Paused) => true,
+                (Some(l), DeploymentState::Leased) => d.escrow / l.price.max(1) < u128::from(below),
+                (Some(_), DeploymentState::Paused) => true,
                 _ => false,
             };
             if short {
-                let id = args.deployment;
                 let topped = events(&args.client, &args.send, move |from, nonce, fee| {
                     TxKind::TopUpDeployment(TopUpDeployment {
                         from,
@@ -593,6 +632,28 @@ fn watch(args: WatchArgs) -> Result<()> {
                 }
             }
         }
+        if let (Some(probe), DeploymentState::Leased, Some(lease)) =
+            (&probe, d.state, d.lease.as_ref())
+        {
+            // Only a published endpoint is checked: before it the provider is still starting.
+            if !lease.endpoint.is_empty() {
+                let serving = probe.serving(&lease.endpoint);
+                let height = node.market()?.height;
+                let report = match (serving, lease.down_since) {
+                    (true, Some(_)) => true,
+                    (false, None) => true,
+                    // Down already: report again once the failure period has passed.
+                    (false, Some(since)) => height >= since.saturating_add(failure_blocks),
+                    (true, None) => false,
+                };
+                if report {
+                    match report_health(&args, id, serving) {
+                        Ok(()) => continue,
+                        Err(e) => eprintln!("health report failed: {e:#}"),
+                    }
+                }
+            }
+        }
         // The deployment keeps its last notes, oldest first: print each once.
         for (height, n) in &d.notes {
             if seen.insert((*height, describe(n))) {
@@ -608,10 +669,87 @@ fn watch(args: WatchArgs) -> Result<()> {
                 );
             }
         }
-        if d.state == mycel_types::market::DeploymentState::Closed {
+        match (d.state, args.accept_after) {
+            (DeploymentState::Open, Some(wait)) if !d.bids.is_empty() => {
+                let since = *first_bid.get_or_insert_with(Instant::now);
+                if since.elapsed() >= Duration::from_secs(wait) {
+                    first_bid = None;
+                    if let Err(e) = accept_bid(&args.client, &args.send, id, None) {
+                        eprintln!("accepting a bid failed: {e:#}");
+                    }
+                    continue;
+                }
+            }
+            _ => first_bid = None,
+        }
+        if d.state == DeploymentState::Closed {
             return Ok(());
         }
         std::thread::sleep(Duration::from_secs(args.every.max(1)));
+    }
+}
+
+/// Sends the owner's health report of deployment `id`'s lease and says what it did.
+fn report_health(args: &WatchArgs, id: u64, serving: bool) -> Result<()> {
+    let sent = events(&args.client, &args.send, move |from, nonce, fee| {
+        TxKind::ReportLeaseHealth(ReportLeaseHealth {
+            from,
+            deployment: id,
+            serving,
+            nonce,
+            fee,
+        })
+    })?;
+    for e in sent {
+        match e {
+            MarketEvent::LeaseHealth {
+                serving: false,
+                down_since: Some(since),
+                ..
+            } => println!("  health  not serving (reported down since block {since})"),
+            MarketEvent::LeaseHealth { serving: true, .. } => {
+                println!("  health  serving again")
+            }
+            MarketEvent::LeaseFailed {
+                provider, burned, ..
+            } => println!(
+                "  health  the lease of {provider} failed: it is ended, {} MYC of its deposit burned; the order reopens",
+                format_amount(burned.parse().unwrap_or(0), Token::Myc)
+            ),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Checks whether a lease's OpenAI-compatible endpoint answers.
+struct HealthProbe {
+    runtime: tokio::runtime::Runtime,
+    http: reqwest::Client,
+}
+
+impl HealthProbe {
+    fn new() -> Result<HealthProbe> {
+        Ok(HealthProbe {
+            runtime: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(3))
+                .build()?,
+        })
+    }
+
+    /// `GET ENDPOINT/models` answers with a success.
+    fn serving(&self, endpoint: &str) -> bool {
+        let url = format!("{}/models", endpoint.trim_end_matches('/'));
+        self.runtime.block_on(async {
+            self.http
+                .get(url)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        })
     }
 }
 
@@ -712,18 +850,99 @@ fn providers(args: InfoArgs) -> Result<()> {
     Ok(())
 }
 
-fn list(args: ListArgs) -> Result<()> {
+/// The page of deployments `args` asks for (`state` if it names none).
+fn page(args: &ListArgs, state: Option<&str>) -> Result<mycel_types::market::DeploymentList> {
     let mut query = Vec::new();
     if let Some(o) = args.owner {
         query.push(format!("owner={o}"));
     }
-    if let Some(s) = &args.state {
+    if let Some(p) = args.provider {
+        query.push(format!("provider={p}"));
+    }
+    if let Some(s) = args.state.as_deref().or(state) {
         query.push(format!("state={s}"));
     }
     if let Some(a) = args.after {
         query.push(format!("after={a}"));
     }
-    let page = args.client.connect()?.deployments(&query.join("&"))?;
+    Ok(args.client.connect()?.deployments(&query.join("&"))?)
+}
+
+fn bids(args: ListArgs) -> Result<()> {
+    let page = page(&args, Some("open"))?;
+    let bids: Vec<(u64, &mycel_types::market::Bid)> = page
+        .deployments
+        .iter()
+        .flat_map(|d| d.bids.iter().map(move |b| (d.id, b)))
+        .collect();
+    if args.client.json {
+        let rows: Vec<_> = bids
+            .iter()
+            .map(|(id, b)| serde_json::json!({"deployment": id, "bid": b}))
+            .collect();
+        return print_json(&serde_json::json!({"bids": rows, "next": page.next}));
+    }
+    for (id, b) in &bids {
+        println!(
+            "{id:>5}  {}  {} mUSD/block  deposit {}  open to block {}",
+            b.provider,
+            m(b.price),
+            format_amount(b.deposit, Token::Myc),
+            b.expires_at
+        );
+    }
+    if let Some(next) = page.next {
+        eprintln!("more: add --after {next}");
+    }
+    Ok(())
+}
+
+fn leases(args: ListArgs) -> Result<()> {
+    // Leased and paused deployments: two listings unless a state is asked for.
+    let states: Vec<Option<&str>> = match args.state {
+        Some(_) => vec![None],
+        None => vec![Some("leased"), Some("paused")],
+    };
+    let mut all = Vec::new();
+    let mut more = None;
+    for state in states {
+        let page = page(&args, state)?;
+        all.extend(page.deployments.into_iter().filter(|d| d.lease.is_some()));
+        more = more.or(page.next);
+    }
+    all.sort_by_key(|d| d.id);
+    if args.client.json {
+        return print_json(&serde_json::json!({"deployments": all, "next": more}));
+    }
+    for d in &all {
+        let Some(l) = &d.lease else { continue };
+        println!(
+            "{:>5}  {:<7}  {}  {} mUSD/block  paid {} to block {}  escrow {}  {}{}",
+            d.id,
+            d.state.as_str(),
+            l.provider,
+            m(l.price),
+            m(l.paid),
+            l.settled_to,
+            m(d.escrow),
+            if l.endpoint.is_empty() {
+                "(no endpoint yet)"
+            } else {
+                &l.endpoint
+            },
+            l.down_since
+                .map(|h| format!("  reported down since block {h}"))
+                .unwrap_or_default()
+        );
+    }
+    if let Some(next) = more {
+        eprintln!("more: add --after {next}");
+    }
+    Ok(())
+}
+
+fn list(args: ListArgs) -> Result<()> {
+    let page = page(&args, None)?;
     if args.client.json {
         return print_json(&page);
     }

@@ -30,6 +30,10 @@ use std::time::Duration;
 
 /// How long a pricing hook may take.
 const HOOK_TIMEOUT: Duration = Duration::from_secs(5);
+/// Blocks a bid just placed is remembered before the order on chain is trusted to show it.
+const BID_SHOWS_BLOCKS: u64 = 3;
+/// The most pages of deployments read in one look (a page is up to the node's limit).
+const MAX_PAGES: usize = 100;
 
 #[derive(Debug, Args)]
 pub struct ProviderArgs {
@@ -228,9 +232,10 @@ impl Provider {
     async fn round(&mut self) -> Result<()> {
         let me = self.signer.address();
         let height = self.chain.market().await?.height;
-        let open = self.chain.deployments("state=open").await?.deployments;
+        let open = self.all_deployments("state=open").await?;
         self.bid.retain(|_, expires| *expires > height);
         for d in &open {
+            // An order reopened (its lease ended) has lost every earlier bid: bid again.
             if self.bid.contains_key(&d.id) || d.bids.iter().any(|b| b.provider == me) {
                 continue;
             }
@@ -242,7 +247,8 @@ impl Provider {
                             format_amount(price, Token::Musd),
                             d.id
                         );
-                        self.bid.insert(d.id, height + self.args.bid_ttl);
+                        // From now the order itself shows the bid (while it is open).
+                        self.bid.insert(d.id, height + BID_SHOWS_BLOCKS);
                     }
                     // Refused (over capacity, wrong region, …): not again until it expires.
                     Err(e) => {
@@ -256,11 +262,7 @@ impl Provider {
                 Err(e) => tracing::warn!(deployment = d.id, "pricing failed: {e:#}"),
             }
         }
-        let mine: Vec<Deployment> = self
-            .chain
-            .deployments(&format!("provider={me}"))
-            .await?
-            .deployments;
+        let mine: Vec<Deployment> = self.all_deployments(&format!("provider={me}")).await?;
         let active: BTreeSet<u64> = mine
             .iter()
             .filter(|d| d.state == DeploymentState::Leased)
@@ -304,6 +306,25 @@ impl Provider {
             }
         }
         Ok(())
+    }
+
+    /// Every deployment the query matches, page by page (at most [`MAX_PAGES`]).
+    async fn all_deployments(&self, query: &str) -> Result<Vec<Deployment>> {
+        let mut all = Vec::new();
+        let mut after = None;
+        for _ in 0..MAX_PAGES {
+            let q = match after {
+                Some(id) => format!("{query}&after={id}"),
+                None => query.to_string(),
+            };
+            let page = self.chain.deployments(&q).await?;
+            all.extend(page.deployments);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        Ok(all)
     }
 
     async fn place_bid(&self, id: u64, price: u128) -> Result<()> {

@@ -492,6 +492,11 @@ fn gateway_routing_command_line_errors_are_clear() {
     );
     let err = run(&["gateway", "--netuid", "1", "--upstream", "http://x"]);
     assert!(err.contains("cannot be used with"), "{err}");
+    let blob = format!("0x{}", "ab".repeat(32));
+    let err = run(&["gateway", "--leases", &blob, "--netuid", "1", "--free"]);
+    assert!(err.contains("cannot be used with"), "{err}");
+    let err = run(&["gateway", "--leases", "0x12", "--free"]);
+    assert!(err.contains("--leases"), "{err}");
     let err = run(&["gateway", "--netuid", "1", "--free", "--miner-share", "1.5"]);
     assert!(err.contains("--miner-share '1.5'"), "{err}");
     let err = run(&["gateway", "--netuid", "1", "--free", "--model-id", "xyz"]);

@@ -132,6 +132,11 @@ fn a_deployment_takes_the_cheapest_bid_and_its_lease_is_paid_per_block_exactly()
             "--dev-account",
             "6",
         ]);
+        let bids = devnet.ok(&["market", "bids"]);
+        assert!(
+            bids.contains(&format!("{}  0.0015 mUSD/block", dev_address(6))),
+            "{bids}"
+        );
         devnet.ok(&[
             "market",
             "bid",
@@ -155,6 +160,17 @@ fn a_deployment_takes_the_cheapest_bid_and_its_lease_is_paid_per_block_exactly()
     assert_eq!(
         lease["lease"]["provider"].as_str().unwrap().to_lowercase(),
         dev_address(7).to_string().to_lowercase()
+    );
+
+    let leases = devnet.ok(&[
+        "market",
+        "leases",
+        "--provider",
+        &dev_address(7).to_string(),
+    ]);
+    assert!(
+        leases.contains(&format!("1  leased   {}  0.001 mUSD/block", dev_address(7))),
+        "{leases}"
     );
 
     // Some blocks later the provider withdraws exactly price × blocks.
@@ -329,7 +345,7 @@ fn a_model_from_blob_storage_is_deployed_on_the_cheapest_provider_and_answers_wi
 
     // A third provider prices by a hook, below both.
     let ports = mycel_testkit::free_port_range(2);
-    let _cheap = provider(
+    let mut cheap = provider(
         &devnet,
         9,
         ports,
@@ -384,27 +400,7 @@ fn a_model_from_blob_storage_is_deployed_on_the_cheapest_provider_and_answers_wi
         .enable_all()
         .build()
         .unwrap();
-    let body = rt.block_on(async {
-        let http = reqwest::Client::new();
-        let models: serde_json::Value = http
-            .get(format!("{endpoint}/models"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let name = models["data"][0]["id"].as_str().unwrap().to_string();
-        let r = http
-            .post(format!("{endpoint}/chat/completions"))
-            .json(&serde_json::json!({"model": name, "max_tokens": 8,
-                "messages": [{"role": "user", "content": "Say hi"}]}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-        r.text().await.unwrap()
-    });
+    let body = chat(&rt, &endpoint);
     let answer = dir.join("answer.json");
     std::fs::write(&answer, &body).unwrap();
     let out = mycel_testkit::mycel::run(&[
@@ -429,6 +425,141 @@ fn a_model_from_blob_storage_is_deployed_on_the_cheapest_provider_and_answers_wi
         "signed by the provider's key"
     );
 
+    // The cheapest provider's machine dies (its daemon and its miner). The owner's watcher finds
+    // the lease down and reports it; a report the failure period later ends it: half its
+    // deposit burned, the order reopened, and the watcher accepts the next cheapest bid.
+    let before = devnet.json(&["deploy", "status", &id]);
+    let deposit: u128 = before["lease"]["deposit"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let myc9 = myc(&devnet, 9);
+    let watch_log = devnet.dir().join("watch.log");
+    let mut watcher = mycel_testkit::Proc::mycel(
+        "deploy watch",
+        &[
+            "deploy",
+            "watch",
+            &id,
+            "--health",
+            "--accept-after",
+            "2",
+            "--dev-account",
+            "5",
+            "--rpc",
+            devnet.rpc(),
+        ]
+        .map(String::from),
+        "warn",
+        &watch_log,
+    );
+    cheap.kill_9();
+    kill_listener(&endpoint);
+    watcher.wait_for_log(
+        "not serving (reported down since block",
+        Duration::from_secs(30),
+    );
+    watcher.wait_for_log(
+        &format!("the lease of {} failed", dev_address(9)),
+        Duration::from_secs(60),
+    );
+    assert_eq!(
+        myc(&devnet, 9),
+        myc9 + deposit - deposit / 2,
+        "half the deposit back"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    let endpoint = loop {
+        let d = devnet.json(&["deploy", "status", &id]);
+        let lease = &d["lease"];
+        if lease["provider"].as_str().map(str::to_lowercase)
+            == Some(dev_address(6).to_string().to_lowercase())
+        {
+            if let Some(e) = lease["endpoint"].as_str().filter(|e| !e.is_empty()) {
+                let notes = d["notes"].to_string();
+                assert!(notes.contains("provider_failure"), "{notes}");
+                assert!(notes.contains("lease_down"), "{notes}");
+                break e.to_string();
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not served again: {d}\n{}",
+            watcher.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let body = chat(&rt, &endpoint);
+    let receipt: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        receipt["receipt"]["message"]["miner"]
+            .as_str()
+            .unwrap()
+            .to_lowercase(),
+        dev_address(6).to_string().to_lowercase(),
+        "served by the next cheapest provider"
+    );
+
+    // A gateway routes the model to the leases serving it and checks every receipt against the
+    // lease's provider.
+    let port = mycel_testkit::free_port();
+    let mut gateway = mycel_testkit::Proc::mycel(
+        "gateway",
+        &[
+            "gateway",
+            "--leases",
+            blob,
+            "--free",
+            "--rpc",
+            devnet.rpc(),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--metagraph-refresh",
+            "1",
+        ]
+        .map(String::from),
+        "warn",
+        &devnet.dir().join("gateway.log"),
+    );
+    gateway.wait_for_log("mycel gateway is running", Duration::from_secs(60));
+    assert!(
+        gateway
+            .log()
+            .contains(&format!("the leases of model {blob}")),
+        "{}",
+        gateway.log()
+    );
+    let via = rt.block_on(async {
+        let r = reqwest::Client::new()
+            .post(format!("http://127.0.0.1:{port}/v1/chat/completions"))
+            .json(
+                &serde_json::json!({"model": mycel_infer::DEFAULT_MODEL.sha256, "max_tokens": 8,
+                "messages": [{"role": "user", "content": "Say hi"}]}),
+            )
+            .send()
+            .await
+            .unwrap();
+        let miner = r
+            .headers()
+            .get("x-mycel-miner")
+            .map(|v| v.to_str().unwrap().to_lowercase())
+            .unwrap_or_default();
+        (r.status(), miner, r.text().await.unwrap())
+    });
+    assert_eq!(via.0, 200, "{}", via.2);
+    assert_eq!(via.1, dev_address(6).to_string().to_lowercase());
+    std::fs::write(&answer, &via.2).unwrap();
+    let out = mycel_testkit::mycel::run(&["receipt", "verify", &answer.display().to_string()]);
+    assert!(
+        mycel_testkit::mycel::stdout(&out).contains("VALID"),
+        "{}{}",
+        mycel_testkit::mycel::stdout(&out),
+        stderr(&out)
+    );
+    gateway.kill_9();
+    watcher.kill_9();
+
     // Closed: the provider stops serving.
     devnet.ok(&["deploy", "close", &id, "--dev-account", "5"]);
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -443,4 +574,67 @@ fn a_model_from_blob_storage_is_deployed_on_the_cheapest_provider_and_answers_wi
         );
         std::thread::sleep(Duration::from_millis(500));
     }
+}
+
+/// A chat completion from the OpenAI-compatible `endpoint` (its first model): the body.
+fn chat(rt: &tokio::runtime::Runtime, endpoint: &str) -> String {
+    rt.block_on(async {
+        let http = reqwest::Client::new();
+        let models: serde_json::Value = http
+            .get(format!("{endpoint}/models"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let name = models["data"][0]["id"].as_str().unwrap().to_string();
+        let r = http
+            .post(format!("{endpoint}/chat/completions"))
+            .json(&serde_json::json!({"model": name, "max_tokens": 8,
+                "messages": [{"role": "user", "content": "Say hi"}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.text().await.unwrap()
+    })
+}
+
+fn myc(devnet: &Devnet, who: u32) -> u128 {
+    devnet.account(dev_address(who))["myc"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// SIGKILLs the `mycel miner` listening where `endpoint` (`http://HOST:PORT/v1`) points, as a
+/// dead machine would stop it.
+fn kill_listener(endpoint: &str) {
+    let listen = endpoint
+        .trim_start_matches("http://")
+        .trim_end_matches("/v1")
+        .to_string();
+    let mut killed = 0;
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        let serves = args
+            .windows(2)
+            .any(|w| w[0] == b"--listen" && w[1] == listen.as_bytes());
+        if serves && args.iter().any(|a| *a == b"miner") {
+            // SAFETY: kill(2) on a process id read from /proc; no memory is shared.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+            killed += 1;
+        }
+    }
+    assert_eq!(killed, 1, "one miner listens on {listen}");
 }

@@ -2,6 +2,12 @@
 //! keeps the miners that announced an endpoint, and sends each request to one of them, failing
 //! over to the next within the same request when a miner errs.
 //!
+//! Or between the **leases** of the compute market that serve a model (`leases`: its blob id,
+//! docs/compute.md): every leased deployment of that model whose provider published an
+//! OpenAI-compatible endpoint (`…/v1`) is a miner here, its provider's key the one its receipts
+//! must be signed with (providers' miners are no subnet's: receipts name subnet 0). A lease
+//! that ends or pauses leaves the list at the next read.
+//!
 //! The rule (docs/payments.md, "Routing"):
 //! - A miner's **score** is `(incentive + 1) / (latency_ms + 50)`: `incentive` is its share of
 //!   the last epoch from the metagraph (`u16`, out of 65535), `latency_ms` the EWMA (α = 0.3) of
@@ -51,6 +57,8 @@ pub const ATTEMPTS_HEADER: &str = "x-mycel-attempts";
 const EWMA_ALPHA: f64 = 0.3;
 const UNKNOWN_LATENCY_MS: f64 = 1000.0;
 const MAX_REST_SECS: u64 = 60;
+/// The most pages of leased deployments read at one refresh.
+const MAX_LEASE_PAGES: usize = 100;
 
 /// How the router reads the chain and talks to miners.
 #[derive(Debug, Clone)]
@@ -66,6 +74,9 @@ pub struct RoutingConfig {
     pub max_attempts: usize,
     /// The model receipts must name (`None`: any model).
     pub model_id: Option<B256>,
+    /// Route to the market's leases serving this model blob instead of the subnet's miners
+    /// (`netuid` is then 0, the subnet providers' receipts name).
+    pub leases: Option<B256>,
 }
 
 /// A miner as the metagraph lists it, with an endpoint.
@@ -77,6 +88,8 @@ pub struct MinerInfo {
     pub incentive: u64,
     /// Base URL, e.g. `http://127.0.0.1:8080`.
     pub url: String,
+    /// The deployment whose lease this is (lease routing).
+    pub lease: Option<u64>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -201,17 +214,38 @@ impl MinerRouter {
         self.miners().into_iter().find(|m| m.hotkey == hotkey)
     }
 
-    /// Reads the metagraph and replaces the miner list.
+    /// Reads the metagraph (or the leases) and replaces the miner list.
     pub async fn refresh(&self) -> Result<usize, String> {
         let node = self
             .node
             .as_ref()
             .ok_or_else(|| format!("'{}' is not a node URL", self.config.rpc))?;
-        let graph = node
-            .metagraph(self.config.netuid)
-            .await
-            .map_err(|e| e.to_string())?;
-        let miners = miners_of(&graph);
+        let miners = match self.config.leases {
+            Some(model) => {
+                let mut leases = Vec::new();
+                let mut after = None;
+                for _ in 0..MAX_LEASE_PAGES {
+                    let query = match after {
+                        Some(id) => format!("state=leased&after={id}"),
+                        None => "state=leased".to_string(),
+                    };
+                    let page = node.deployments(&query).await.map_err(|e| e.to_string())?;
+                    leases.extend(page.deployments);
+                    match page.next {
+                        Some(next) => after = Some(next),
+                        None => break,
+                    }
+                }
+                leases_serving(&leases, model)
+            }
+            None => {
+                let graph = node
+                    .metagraph(self.config.netuid)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                miners_of(&graph)
+            }
+        };
         let n = miners.len();
         *self.miners.write().unwrap_or_else(|e| e.into_inner()) = miners;
         Ok(n)
@@ -487,6 +521,7 @@ impl MinerRouter {
                     "coldkey": m.coldkey.to_checksum(None),
                     "incentive": m.incentive,
                     "url": m.url,
+                    "lease": m.lease,
                     "healthy": !h.resting(now),
                     "latency_ms": h.latency_ms.map(|l| l.round() as u64),
                     "served": h.served,
@@ -496,8 +531,47 @@ impl MinerRouter {
                 })
             })
             .collect();
-        serde_json::json!({"netuid": self.config.netuid, "miners": miners})
+        match self.config.leases {
+            Some(model) => serde_json::json!({"leases_of_model": model, "miners": miners}),
+            None => serde_json::json!({"netuid": self.config.netuid, "miners": miners}),
+        }
     }
+
+    /// Where the miners come from, for messages: "subnet N" or "the leases of model BLOB".
+    pub fn source(&self) -> String {
+        match self.config.leases {
+            Some(model) => format!("the leases of model {model}"),
+            None => format!("subnet {}", self.config.netuid),
+        }
+    }
+}
+
+/// The leases among `deployments` that serve the model blob `model` and published an
+/// OpenAI-compatible endpoint (`http(s)://…/v1`): each as a miner whose key is its provider's.
+pub fn leases_serving(
+    deployments: &[mycel_types::market::Deployment],
+    model: B256,
+) -> Vec<MinerInfo> {
+    use mycel_types::market::DeploymentState;
+    deployments
+        .iter()
+        .filter(|d| d.model == model && d.state == DeploymentState::Leased)
+        .filter_map(|d| {
+            let lease = d.lease.as_ref()?;
+            let base = lease.endpoint.trim_end_matches('/').strip_suffix("/v1")?;
+            if !(base.starts_with("http://") || base.starts_with("https://")) {
+                return None;
+            }
+            Some(MinerInfo {
+                uid: 0,
+                hotkey: lease.provider,
+                coldkey: lease.provider,
+                incentive: 0,
+                url: base.to_string(),
+                lease: Some(d.id),
+            })
+        })
+        .collect()
 }
 
 /// The miners with an http(s) endpoint in a metagraph.
@@ -516,6 +590,7 @@ pub fn miners_of(graph: &Metagraph) -> Vec<MinerInfo> {
                 coldkey: n.coldkey,
                 incentive: u64::from(n.incentive),
                 url: endpoint.url(),
+                lease: None,
             })
         })
         .collect()
@@ -552,6 +627,7 @@ mod tests {
             timeout: WorkTimeout::default(),
             max_attempts: 3,
             model_id: Some(MODEL),
+            leases: None,
         }
     }
 
@@ -562,6 +638,7 @@ mod tests {
             coldkey: Address::repeat_byte(uid as u8),
             incentive,
             url: format!("http://127.0.0.1:{}", 9000 + uid),
+            lease: None,
         }
     }
 
@@ -732,5 +809,69 @@ mod tests {
         assert_eq!(miners[0].url, "http://127.0.0.1:8080");
         assert_eq!(miners[0].incentive, 7);
         assert_eq!(miners[1].url, "https://[::1]:9");
+    }
+
+    #[test]
+    fn leases_serving_a_model_with_an_openai_endpoint_are_its_miners() {
+        use mycel_types::market::{Deployment, DeploymentState, Lease, Resources};
+        let model = B256::repeat_byte(5);
+        let deployment = |id: u64, blob: B256, state, endpoint: &str| Deployment {
+            id,
+            owner: Address::repeat_byte(1),
+            manifest: B256::ZERO,
+            model: blob,
+            resources: Resources::default(),
+            region: String::new(),
+            auditors: vec![],
+            max_price: 10,
+            escrow: 100,
+            state,
+            bids: vec![],
+            lease: Some(Lease {
+                provider: Address::repeat_byte(id as u8),
+                price: 1,
+                deposit: 1,
+                started_at: 1,
+                settled_to: 1,
+                paused_at: None,
+                paid: 0,
+                endpoint: endpoint.into(),
+                down_since: None,
+            }),
+            created_at: 1,
+            notes: vec![],
+        };
+        let all = [
+            deployment(
+                1,
+                model,
+                DeploymentState::Leased,
+                "http://127.0.0.1:8301/v1",
+            ),
+            deployment(2, model, DeploymentState::Leased, "https://gpu.example/v1/"),
+            // Not this model, paused, no endpoint yet, not an OpenAI base URL.
+            deployment(
+                3,
+                B256::repeat_byte(6),
+                DeploymentState::Leased,
+                "http://a/v1",
+            ),
+            deployment(4, model, DeploymentState::Paused, "http://b/v1"),
+            deployment(5, model, DeploymentState::Leased, ""),
+            deployment(6, model, DeploymentState::Leased, "ftp://c/v1"),
+            deployment(7, model, DeploymentState::Leased, "http://d/api"),
+        ];
+        let miners = leases_serving(&all, model);
+        let got: Vec<(Option<u64>, Address, &str)> = miners
+            .iter()
+            .map(|m| (m.lease, m.hotkey, m.url.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (Some(1), Address::repeat_byte(1), "http://127.0.0.1:8301"),
+                (Some(2), Address::repeat_byte(2), "https://gpu.example"),
+            ]
+        );
     }
 }

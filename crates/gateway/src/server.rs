@@ -405,8 +405,8 @@ async fn route_to_miners(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "no_miners",
                 format!(
-                    "no miner of subnet {} has announced an endpoint yet; you were not charged",
-                    miners.config().netuid
+                    "no miner of {} has an endpoint yet; you were not charged",
+                    miners.source()
                 ),
             )
         }

@@ -477,6 +477,7 @@ impl State {
             self.storage.apply(write, tx.hash);
         }
         if let Some(write) = plan.market {
+            self.supply.myc_burned += write.burned;
             self.market
                 .apply(write, tx.hash, self.height + 1, &self.params.market);
         }
@@ -556,8 +557,9 @@ impl State {
 
     /// Reads bytes written by [`to_snapshot_bytes`](Self::to_snapshot_bytes), checking the books.
     pub fn from_snapshot_bytes(bytes: &[u8]) -> Result<State, SnapshotError> {
-        let state: State =
+        let mut state: State =
             serde_json::from_slice(bytes).map_err(|e| SnapshotError(e.to_string()))?;
+        state.market.recount();
         state.assert_books_balance();
         Ok(state)
     }
@@ -630,7 +632,8 @@ impl State {
             | TxKind::WithdrawLease(_)
             | TxKind::CloseDeployment(_)
             | TxKind::CloseLease(_)
-            | TxKind::SetLeaseEndpoint(_)) => {
+            | TxKind::SetLeaseEndpoint(_)
+            | TxKind::ReportLeaseHealth(_)) => {
                 // A delegated key's top-up moves its owner's mUSD, within the grant.
                 let delegated = match kind {
                     TxKind::TopUpDeployment(t) => {

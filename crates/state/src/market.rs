@@ -36,9 +36,20 @@
 //!   the order reopens for bids.
 //! - `SetLeaseEndpoint` (the lease's provider): where it serves the deployment (`http(s)`, or
 //!   empty while it does not).
+//! - `ReportLeaseHealth` (the owner, on a lease that is not paused): its health check. A report
+//!   of it down marks the lease down from that block; a report of it down again
+//!   `failure_blocks` or more later (with no report of it serving in between) ends the lease for
+//!   **provider failure**: it is paid to this block (so an owner gains nothing by a false
+//!   report), `failure_slash_bps` of its deposit is burned and the rest returned, its capacity
+//!   freed, and the order reopens for bids. A report of it serving clears the mark.
+//!
+//! A closed deployment stays readable for `closed_retention_blocks`, then the chain forgets it
+//! (ids are never reused). What the deployments hold in all is kept as they change, not summed
+//! per block.
 //!
 //! Books: the deployments' escrows are in the mUSD books and bid and lease deposits in the MYC
-//! books, asserted after every block. Every deployment keeps its last [`MAX_NOTES`] notes.
+//! books (what a failure burns moves to the burned MYC), asserted after every block. Every
+//! deployment keeps its last [`MAX_NOTES`] notes.
 //!
 //! State root: every applied market transaction and every block step that changed something
 //! extends a running digest, folded in as `keccak(0x11 ‖ root ‖ d)`.
@@ -83,7 +94,41 @@ pub struct Market {
     dry_at: BTreeSet<(u64, u64)>,
     low_at: BTreeSet<(u64, u64)>,
     grace_at: BTreeSet<(u64, u64)>,
+    /// `(height, deployment)`: closed deployments to forget at that height.
+    #[serde(default)]
+    prune_at: BTreeSet<(u64, u64)>,
+    /// The id the next deployment gets (ids are never reused, also after pruning).
+    #[serde(default)]
+    next_id: u64,
     digest: crate::merkle::RunningDigest,
+    /// mUSD in escrows and MYC in deposits, kept as deployments change (recounted on load).
+    #[serde(skip)]
+    held: Held,
+}
+
+/// What the deployments hold, in all.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Held {
+    escrow: Amount,
+    deposits: Amount,
+}
+
+impl Held {
+    fn of(d: &Deployment) -> Held {
+        let bids: Amount = d.bids.iter().map(|b| b.deposit).sum();
+        Held {
+            escrow: d.escrow,
+            deposits: bids + d.lease.as_ref().map_or(0, |l| l.deposit),
+        }
+    }
+
+    /// `self − before + after`.
+    fn changed(self, before: Held, after: Held) -> Held {
+        Held {
+            escrow: self.escrow - before.escrow + after.escrow,
+            deposits: self.deposits - before.deposits + after.deposits,
+        }
+    }
 }
 
 impl Market {
@@ -112,16 +157,14 @@ impl Market {
         self.deployments.get(&id)
     }
 
-    /// How many deployments the chain holds (closed ones included).
+    /// How many deployments the chain holds (closed ones until their retention ends).
     pub fn deployment_count(&self) -> usize {
         self.deployments.len()
     }
 
     /// The id the next deployment gets (ids count from 1).
     pub(crate) fn next_id(&self) -> u64 {
-        self.deployments
-            .last_key_value()
-            .map_or(1, |(id, _)| id + 1)
+        self.next_id.max(1)
     }
 
     /// Deployments with ids after `after`, in id order.
@@ -131,18 +174,23 @@ impl Market {
 
     /// mUSD held in escrow.
     pub fn escrowed(&self) -> Amount {
-        self.deployments.values().map(|d| d.escrow).sum()
+        self.held.escrow
     }
 
     /// MYC locked by bids and leases.
     pub fn deposits(&self) -> Amount {
-        self.deployments
-            .values()
-            .map(|d| {
-                let bids: Amount = d.bids.iter().map(|b| b.deposit).sum();
-                bids + d.lease.as_ref().map_or(0, |l| l.deposit)
-            })
-            .sum()
+        self.held.deposits
+    }
+
+    /// Counts what the deployments hold again (after loading a snapshot, which does not store
+    /// it), and the next id of a snapshot written before ids were counted apart.
+    pub(crate) fn recount(&mut self) {
+        self.held = self.deployments.values().fold(Held::default(), |all, d| {
+            all.changed(Held::default(), Held::of(d))
+        });
+        if let Some((last, _)) = self.deployments.last_key_value() {
+            self.next_id = self.next_id.max(last + 1);
+        }
     }
 
     pub(crate) fn fold_root(&self, root: B256) -> B256 {
@@ -161,7 +209,13 @@ impl Market {
         }
         if let Some(deployment) = write.deployment {
             let id = deployment.id;
-            self.deployments.insert(id, deployment);
+            let after = Held::of(&deployment);
+            let before = self
+                .deployments
+                .insert(id, deployment)
+                .map_or(Held::default(), |d| Held::of(&d));
+            self.held = self.held.changed(before, after);
+            self.next_id = self.next_id.max(id + 1);
             self.reschedule(id, height, p);
         }
         self.digest.extend(0x12, tx_hash);
@@ -196,6 +250,10 @@ impl Market {
             }
             (DeploymentState::Paused, Some(lease)) => {
                 due.grace = lease.paused_at.map(|at| at.saturating_add(p.grace_blocks));
+            }
+            (DeploymentState::Closed, _) => {
+                self.prune_at
+                    .insert((height.saturating_add(p.closed_retention_blocks), id));
             }
             _ => {}
         }
@@ -348,6 +406,8 @@ impl MarketError {
 pub(crate) struct MarketWrite {
     provider: Option<Provider>,
     deployment: Option<Deployment>,
+    /// MYC burned (a failed lease's deposit cut).
+    pub(crate) burned: Amount,
 }
 
 pub(crate) struct MarketPlan {
@@ -399,6 +459,7 @@ pub(crate) fn plan_tx(
         TxKind::CloseDeployment(t) => close_deployment(&c, &mut accounts, t.deployment)?,
         TxKind::CloseLease(t) => close_lease(&c, &mut accounts, t.deployment)?,
         TxKind::SetLeaseEndpoint(t) => set_endpoint(&c, t)?,
+        TxKind::ReportLeaseHealth(t) => report_health(&c, &mut accounts, t)?,
         other => unreachable!("{} is not a market transaction", other.type_name()),
     };
     Ok(MarketPlan {
@@ -481,6 +542,7 @@ fn register_provider(
         MarketWrite {
             provider: Some(provider),
             deployment: None,
+            burned: 0,
         },
     ))
 }
@@ -509,6 +571,7 @@ fn attest(c: &Plan<'_>, t: &mycel_types::tx::AttestProvider) -> Result<Planned, 
         MarketWrite {
             provider: Some(provider),
             deployment: None,
+            burned: 0,
         },
     ))
 }
@@ -566,6 +629,7 @@ fn create(
         MarketWrite {
             provider: None,
             deployment: Some(deployment),
+            burned: 0,
         },
     ))
 }
@@ -681,6 +745,7 @@ fn place_bid(
         MarketWrite {
             provider: None,
             deployment: Some(d),
+            burned: 0,
         },
     ))
 }
@@ -748,6 +813,7 @@ fn accept_bid(
         paused_at: None,
         paid: 0,
         endpoint: String::new(),
+        down_since: None,
     });
     d.state = DeploymentState::Leased;
     note(
@@ -767,6 +833,7 @@ fn accept_bid(
         MarketWrite {
             provider: Some(provider),
             deployment: Some(d),
+            burned: 0,
         },
     ))
 }
@@ -823,6 +890,7 @@ fn top_up(
         MarketWrite {
             provider: None,
             deployment: Some(d),
+            burned: 0,
         },
     ))
 }
@@ -852,17 +920,19 @@ fn withdraw(c: &Plan<'_>, accounts: &mut bank::Touched<'_>, id: u64) -> Result<P
         MarketWrite {
             provider: None,
             deployment: Some(d),
+            burned: 0,
         },
     ))
 }
 
-/// Ends `d`'s lease (paid to `height`, deposit back, capacity freed); the provider as it is
-/// after, and what the lease was paid now.
+/// Ends `d`'s lease (paid to `height`, its deposit back but `cut`, capacity freed); the provider
+/// as it is after, and what the lease was paid now.
 fn end_lease(
     market: &Market,
     d: &mut Deployment,
     height: u64,
     reason: CloseReason,
+    cut: Amount,
     accounts: &mut bank::Touched<'_>,
 ) -> Result<(Option<Provider>, Amount), TxError> {
     let paid = settle(d, height);
@@ -870,7 +940,7 @@ fn end_lease(
         return Ok((None, 0));
     };
     accounts.credit(lease.provider, Token::Musd, paid)?;
-    accounts.credit(lease.provider, Token::Myc, lease.deposit)?;
+    accounts.credit(lease.provider, Token::Myc, lease.deposit - cut)?;
     let provider = market.providers.get(&lease.provider).map(|p| Provider {
         used: p.used.minus(&d.resources),
         ..p.clone()
@@ -896,7 +966,7 @@ fn close_deployment(
     if d.state == DeploymentState::Closed {
         return Err(wrong_state(&d, "it is closed already"));
     }
-    let (provider, _) = end_lease(c.market, &mut d, c.height, CloseReason::Owner, accounts)?;
+    let (provider, _) = end_lease(c.market, &mut d, c.height, CloseReason::Owner, 0, accounts)?;
     let bids = std::mem::take(&mut d.bids);
     return_bids(accounts, &bids)?;
     let refunded = std::mem::take(&mut d.escrow);
@@ -918,6 +988,7 @@ fn close_deployment(
         MarketWrite {
             provider,
             deployment: Some(d),
+            burned: 0,
         },
     ))
 }
@@ -928,7 +999,14 @@ fn close_lease(
     id: u64,
 ) -> Result<Planned, TxError> {
     let mut d = lease_of(c, id)?;
-    let (provider, paid) = end_lease(c.market, &mut d, c.height, CloseReason::Provider, accounts)?;
+    let (provider, paid) = end_lease(
+        c.market,
+        &mut d,
+        c.height,
+        CloseReason::Provider,
+        0,
+        accounts,
+    )?;
     d.state = DeploymentState::Open;
     Ok((
         MarketEvent::LeaseClosed {
@@ -940,6 +1018,7 @@ fn close_lease(
         MarketWrite {
             provider,
             deployment: Some(d),
+            burned: 0,
         },
     ))
 }
@@ -961,6 +1040,78 @@ fn set_endpoint(c: &Plan<'_>, t: &mycel_types::tx::SetLeaseEndpoint) -> Result<P
         MarketWrite {
             provider: None,
             deployment: Some(d),
+            burned: 0,
+        },
+    ))
+}
+
+fn report_health(
+    c: &Plan<'_>,
+    accounts: &mut bank::Touched<'_>,
+    t: &mycel_types::tx::ReportLeaseHealth,
+) -> Result<Planned, TxError> {
+    let mut d = deployment(c.market, t.deployment)?.clone();
+    owned(&d, c.sender)?;
+    if d.state != DeploymentState::Leased {
+        return Err(wrong_state(
+            &d,
+            "only a lease that is not paused is checked",
+        ));
+    }
+    let lease = d.lease.as_mut().expect("a leased deployment has a lease");
+    let provider = lease.provider;
+    let failed = match (t.serving, lease.down_since) {
+        (true, None) => false,
+        (true, Some(_)) => {
+            lease.down_since = None;
+            note(&mut d, c.height, Note::LeaseUp { provider });
+            false
+        }
+        (false, None) => {
+            lease.down_since = Some(c.height);
+            note(&mut d, c.height, Note::LeaseDown { provider });
+            false
+        }
+        (false, Some(since)) => c.height.saturating_sub(since) >= c.params.failure_blocks,
+    };
+    if !failed {
+        let down_since = d.lease.as_ref().and_then(|l| l.down_since);
+        return Ok((
+            MarketEvent::LeaseHealth {
+                deployment: d.id,
+                provider,
+                serving: t.serving,
+                down_since,
+            },
+            MarketWrite {
+                provider: None,
+                deployment: Some(d),
+                burned: 0,
+            },
+        ));
+    }
+    let deposit = d.lease.as_ref().map_or(0, |l| l.deposit);
+    let burned = deposit * u128::from(c.params.failure_slash_bps.min(10_000)) / 10_000;
+    let (provider_after, paid) = end_lease(
+        c.market,
+        &mut d,
+        c.height,
+        CloseReason::ProviderFailure,
+        burned,
+        accounts,
+    )?;
+    d.state = DeploymentState::Open;
+    Ok((
+        MarketEvent::LeaseFailed {
+            deployment: d.id,
+            provider,
+            paid: paid.to_string(),
+            burned: burned.to_string(),
+        },
+        MarketWrite {
+            provider: provider_after,
+            deployment: Some(d),
+            burned,
         },
     ))
 }
@@ -985,28 +1136,24 @@ pub(crate) fn block_step(market: &mut Market, height: u64, p: &MarketParams) -> 
         if let Some(due) = market.due.get_mut(&id) {
             due.dry = None;
         }
-        let d = market
-            .deployments
-            .get_mut(&id)
-            .expect("a scheduled deployment");
-        let paid = settle(d, at);
-        if let Some(lease) = d.lease.as_mut() {
-            credits.push((lease.provider, Token::Musd, paid));
-            lease.paused_at = Some(at);
-            d.state = DeploymentState::Paused;
-            note(d, at, Note::Paused);
-        }
+        market.change(id, |d| {
+            let paid = settle(d, at);
+            if let Some(lease) = d.lease.as_mut() {
+                credits.push((lease.provider, Token::Musd, paid));
+                lease.paused_at = Some(at);
+                d.state = DeploymentState::Paused;
+                note(d, at, Note::Paused);
+            }
+        });
         touched.insert(id);
     }
     while let Some((_, id)) = due_by(&mut market.low_at, height) {
-        let d = market
-            .deployments
-            .get_mut(&id)
-            .expect("a scheduled deployment");
-        if let (DeploymentState::Leased, Some(lease)) = (d.state, d.lease.clone()) {
-            let blocks_left = dry_height(d.escrow, &lease).saturating_sub(height);
-            note(d, height, Note::LowBalance { blocks_left });
-        }
+        market.change(id, |d| {
+            if let (DeploymentState::Leased, Some(lease)) = (d.state, d.lease.clone()) {
+                let blocks_left = dry_height(d.escrow, &lease).saturating_sub(height);
+                note(d, height, Note::LowBalance { blocks_left });
+            }
+        });
         if let Some(due) = market.due.get_mut(&id) {
             due.low = None;
             due.warned = true;
@@ -1017,49 +1164,81 @@ pub(crate) fn block_step(market: &mut Market, height: u64, p: &MarketParams) -> 
         if let Some(due) = market.due.get_mut(&id) {
             due.grace = None;
         }
-        let d = market
-            .deployments
-            .get_mut(&id)
-            .expect("a scheduled deployment");
-        if d.state != DeploymentState::Paused {
-            continue;
-        }
-        if let Some(lease) = d.lease.take() {
-            credits.push((lease.provider, Token::Myc, lease.deposit));
-            if let Some(provider) = market.providers.get_mut(&lease.provider) {
-                provider.used = provider.used.minus(&d.resources);
+        let mut freed = None;
+        market.change(id, |d| {
+            if d.state != DeploymentState::Paused {
+                return;
             }
+            if let Some(lease) = d.lease.take() {
+                credits.push((lease.provider, Token::Myc, lease.deposit));
+                freed = Some((lease.provider, d.resources));
+                note(
+                    d,
+                    height,
+                    Note::LeaseClosed {
+                        provider: lease.provider,
+                        reason: CloseReason::InsufficientFunds,
+                    },
+                );
+            }
+            let refunded = std::mem::take(&mut d.escrow);
+            credits.push((d.owner, Token::Musd, refunded));
+            d.state = DeploymentState::Closed;
             note(
                 d,
                 height,
-                Note::LeaseClosed {
-                    provider: lease.provider,
+                Note::Closed {
                     reason: CloseReason::InsufficientFunds,
+                    refunded: refunded.to_string(),
                 },
             );
+        });
+        if let Some((address, resources)) = freed {
+            if let Some(provider) = market.providers.get_mut(&address) {
+                provider.used = provider.used.minus(&resources);
+            }
         }
-        let refunded = std::mem::take(&mut d.escrow);
-        credits.push((d.owner, Token::Musd, refunded));
-        d.state = DeploymentState::Closed;
-        note(
-            d,
-            height,
-            Note::Closed {
-                reason: CloseReason::InsufficientFunds,
-                refunded: refunded.to_string(),
-            },
-        );
         touched.insert(id);
+    }
+    // Closed deployments past their retention are forgotten (they hold nothing).
+    let mut pruned = Vec::new();
+    while let Some((_, id)) = due_by(&mut market.prune_at, height) {
+        if let Some(d) = market.deployments.remove(&id) {
+            debug_assert_eq!(
+                Held::of(&d),
+                Held::default(),
+                "a closed deployment holds nothing"
+            );
+            market.due.remove(&id);
+            pruned.push(id);
+        }
     }
     for id in &touched {
         market.reschedule(*id, height + 1, p);
-        let mut input = [0u8; 32];
-        input[..8].copy_from_slice(&height.to_be_bytes());
-        input[8..16].copy_from_slice(&id.to_be_bytes());
-        market.digest.extend(0x13, B256::from(input));
+    }
+    for (tag, ids) in [(0x13, touched.into_iter().collect()), (0x14, pruned)] {
+        for id in ids {
+            let mut input = [0u8; 32];
+            input[..8].copy_from_slice(&height.to_be_bytes());
+            input[8..16].copy_from_slice(&id.to_be_bytes());
+            market.digest.extend(tag, B256::from(input));
+        }
     }
     credits.retain(|(_, _, amount)| *amount > 0);
     credits
+}
+
+impl Market {
+    /// Changes deployment `id` in place (the block step), keeping the totals it holds.
+    fn change(&mut self, id: u64, f: impl FnOnce(&mut Deployment)) {
+        let d = self
+            .deployments
+            .get_mut(&id)
+            .expect("a scheduled deployment");
+        let before = Held::of(d);
+        f(d);
+        self.held = self.held.changed(before, Held::of(d));
+    }
 }
 
 #[cfg(test)]

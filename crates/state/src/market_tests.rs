@@ -22,6 +22,9 @@ fn genesis() -> Genesis {
         max_bid_ttl: 50,
         grace_blocks: 5,
         low_balance_blocks: 3,
+        failure_blocks: 3,
+        failure_slash_bps: 2_500,
+        closed_retention_blocks: 4,
     };
     g
 }
@@ -487,6 +490,113 @@ fn closing_pays_to_the_block_and_refunds_the_rest_and_a_provider_leaving_reopens
     let d = the(&chain, 1);
     assert_eq!((d.state, d.escrow), (DeploymentState::Closed, 0));
     assert_eq!(chain.refused(o, close), "market_wrong_state");
+    // Past its retention the chain forgets it; ids are not reused.
+    chain.advance_blocks(4);
+    assert!(chain.state.market().deployment(1).is_none());
+    assert_eq!(chain.refused(o, close), "market_unknown_deployment");
+    chain.run(o, deploy(1, "", &[], 10 * PRICE)).unwrap();
+    assert_eq!(chain.state.market().deployment_count(), 1);
+    assert_eq!(the(&chain, 2).state, DeploymentState::Open);
+}
+
+fn health(deployment: u64, serving: bool) -> impl FnOnce(Address, u64) -> TxKind {
+    move |from, nonce| {
+        TxKind::ReportLeaseHealth(mycel_types::tx::ReportLeaseHealth {
+            from,
+            deployment,
+            serving,
+            nonce,
+            fee: fee(),
+        })
+    }
+}
+
+#[test]
+fn a_lease_reported_down_for_the_failure_period_is_lost_with_part_of_its_deposit_and_the_order_reopens(
+) {
+    let mut chain = Chain::with_genesis(&genesis());
+    let o = key(OWNER);
+    chain.run(key(CHEAP), provider("eu", 2)).unwrap();
+    chain.run(key(DEAR), provider("eu", 2)).unwrap();
+    chain.run(o, deploy(2, "", &[], 100 * PRICE)).unwrap();
+    // Nothing to check before a lease.
+    assert_eq!(chain.refused(o, health(1, false)), "market_wrong_state");
+    chain.run(key(CHEAP), bid(1, PRICE, 20)).unwrap();
+    chain.run(o, accept(1, CHEAP)).unwrap();
+    let started = the(&chain, 1).lease.unwrap().started_at;
+    // Only the owner reports.
+    assert_eq!(
+        chain.refused(key(DEAR), health(1, false)),
+        "market_not_owner"
+    );
+    // Down, then serving again: the mark is cleared, nothing else changes.
+    chain.run(o, health(1, false)).unwrap();
+    let first_down = chain.state.height();
+    assert_eq!(the(&chain, 1).lease.unwrap().down_since, Some(first_down));
+    let up = chain.run(o, health(1, true)).unwrap();
+    assert!(up.events.contains(&Event::Market(MarketEvent::LeaseHealth {
+        deployment: 1,
+        provider: key(CHEAP).address(),
+        serving: true,
+        down_since: None,
+    })));
+    let notes: Vec<Note> = the(&chain, 1).notes.into_iter().map(|(_, n)| n).collect();
+    assert!(notes.ends_with(&[
+        Note::LeaseDown {
+            provider: key(CHEAP).address()
+        },
+        Note::LeaseUp {
+            provider: key(CHEAP).address()
+        }
+    ]));
+    // Down again: reports within the failure period only keep the mark where it was.
+    chain.run(o, health(1, false)).unwrap();
+    let down = chain.state.height();
+    chain.run(o, health(1, false)).unwrap();
+    let lease = the(&chain, 1).lease.unwrap();
+    assert_eq!(lease.down_since, Some(down));
+    assert_eq!(the(&chain, 1).state, DeploymentState::Leased);
+    chain.advance_blocks(1);
+    // Three blocks after the first report of this outage: the lease fails. It is paid to this
+    // block, a quarter of its deposit burned, the rest returned, its capacity freed.
+    let (p_musd, p_myc) = (musd(&chain, CHEAP), myc(&chain, CHEAP));
+    let burned_before = chain.state.supply().myc_burned;
+    let failed = chain.run(o, health(1, false)).unwrap();
+    let height = chain.state.height();
+    assert_eq!(height, down + 3);
+    let paid = PRICE * u128::from(height - started);
+    assert!(failed
+        .events
+        .contains(&Event::Market(MarketEvent::LeaseFailed {
+            deployment: 1,
+            provider: key(CHEAP).address(),
+            paid: paid.to_string(),
+            burned: (DEPOSIT / 4).to_string(),
+        })));
+    assert_eq!(musd(&chain, CHEAP), p_musd + paid);
+    assert_eq!(myc(&chain, CHEAP), p_myc + DEPOSIT - DEPOSIT / 4);
+    assert_eq!(
+        chain.state.supply().myc_burned,
+        burned_before + DEPOSIT / 4 + fee_myc()
+    );
+    let d = the(&chain, 1);
+    assert_eq!((d.state, d.lease.is_none()), (DeploymentState::Open, true));
+    assert_eq!(d.escrow, 100 * PRICE - paid);
+    assert!(d.notes.iter().any(|(_, n)| *n
+        == Note::LeaseClosed {
+            provider: key(CHEAP).address(),
+            reason: CloseReason::ProviderFailure
+        }));
+    let cheap = chain
+        .state
+        .market()
+        .provider(&key(CHEAP).address())
+        .unwrap();
+    assert!(cheap.used.is_zero());
+    // The order takes bids again and another provider's lease serves it.
+    chain.run(key(DEAR), bid(1, 2 * PRICE, 20)).unwrap();
+    chain.run(o, accept(1, DEAR)).unwrap();
+    assert_eq!(the(&chain, 1).lease.unwrap().provider, key(DEAR).address());
 }
 
 fn allow(agent: usize, kinds: Vec<String>, budget: u128) -> impl FnOnce(Address, u64) -> TxKind {

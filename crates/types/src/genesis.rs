@@ -89,7 +89,11 @@ impl Genesis {
             min_fee: DEFAULT_MIN_FEE,
             max_tx_bytes: DEFAULT_MAX_TX_BYTES,
             storage: crate::storage::StorageParams::default(),
-            market: crate::market::MarketParams::default(),
+            // A development chain (a block a second) notices a dead provider within 10 s.
+            market: crate::market::MarketParams {
+                failure_blocks: 10,
+                ..crate::market::MarketParams::default()
+            },
         };
         genesis.validate()?;
         Ok(genesis)

@@ -21,6 +21,29 @@ pub struct MarketParams {
     pub grace_blocks: u64,
     /// A lease notes a low balance when its escrow covers fewer blocks than this.
     pub low_balance_blocks: u64,
+    /// A lease its owner reported down ends for provider failure when reported down again this
+    /// many blocks (or more) later with no report of it serving in between.
+    #[serde(default = "default_failure_blocks")]
+    pub failure_blocks: u64,
+    /// The part of a failed lease's deposit that is burned, in basis points (the rest goes back
+    /// to the provider).
+    #[serde(default = "default_failure_slash_bps")]
+    pub failure_slash_bps: u16,
+    /// Blocks a closed deployment stays readable before the chain forgets it.
+    #[serde(default = "default_closed_retention_blocks")]
+    pub closed_retention_blocks: u64,
+}
+
+fn default_closed_retention_blocks() -> u64 {
+    MarketParams::default().closed_retention_blocks
+}
+
+fn default_failure_blocks() -> u64 {
+    MarketParams::default().failure_blocks
+}
+
+fn default_failure_slash_bps() -> u16 {
+    MarketParams::default().failure_slash_bps
 }
 
 impl Default for MarketParams {
@@ -31,6 +54,9 @@ impl Default for MarketParams {
             max_bid_ttl: 3_600,
             grace_blocks: 600,
             low_balance_blocks: 600,
+            failure_blocks: 20,
+            failure_slash_bps: 5_000,
+            closed_retention_blocks: 100_000,
         }
     }
 }
@@ -83,6 +109,20 @@ pub enum CloseReason {
     Provider,
     /// The escrow ran dry and was not topped up within the grace period.
     InsufficientFunds,
+    /// The owner's health checks found the lease down for `failure_blocks` (the order reopens).
+    ProviderFailure,
+}
+
+impl CloseReason {
+    /// Its name in JSON.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            CloseReason::Owner => "owner",
+            CloseReason::Provider => "provider",
+            CloseReason::InsufficientFunds => "insufficient_funds",
+            CloseReason::ProviderFailure => "provider_failure",
+        }
+    }
 }
 
 /// A registered provider (`GET /v1/market/providers`).
@@ -148,6 +188,9 @@ pub struct Lease {
     /// Where the provider serves the deployment (set by the provider; empty until then).
     #[serde(default)]
     pub endpoint: String,
+    /// Set while its owner reports it down: the height of the first such report.
+    #[serde(default)]
+    pub down_since: Option<u64>,
 }
 
 /// Something that happened to a deployment, kept with it (the last [`MAX_NOTES`]).
@@ -165,6 +208,14 @@ pub enum Note {
     },
     Paused,
     Resumed,
+    /// The owner's health check found the lease not serving.
+    LeaseDown {
+        provider: Address,
+    },
+    /// Serving again after a report of it down.
+    LeaseUp {
+        provider: Address,
+    },
     ToppedUp {
         amount: String,
     },
@@ -249,6 +300,13 @@ pub enum MarketEvent {
         paid: String,
         reason: CloseReason,
     },
+    /// A lease ended for provider failure: `burned` MYC of its deposit were burned.
+    LeaseFailed {
+        deployment: u64,
+        provider: Address,
+        paid: String,
+        burned: String,
+    },
     DeploymentClosed {
         deployment: u64,
         refunded: String,
@@ -256,6 +314,13 @@ pub enum MarketEvent {
     EndpointSet {
         deployment: u64,
         endpoint: String,
+    },
+    /// The owner's health report; `down_since` is set while it is reported down.
+    LeaseHealth {
+        deployment: u64,
+        provider: Address,
+        serving: bool,
+        down_since: Option<u64>,
     },
 }
 

@@ -45,7 +45,7 @@ pub use jobs::{
 mod market;
 pub use market::{
     AcceptBid, AttestProvider, CloseDeployment, CloseLease, CreateDeployment, PlaceBid,
-    RegisterProvider, SetLeaseEndpoint, TopUpDeployment, WithdrawLease,
+    RegisterProvider, ReportLeaseHealth, SetLeaseEndpoint, TopUpDeployment, WithdrawLease,
 };
 mod storage;
 pub use storage::{
@@ -271,6 +271,7 @@ tx_kinds! {
     87 => CloseDeployment,
     88 => CloseLease,
     89 => SetLeaseEndpoint,
+    90 => ReportLeaseHealth,
 }
 
 impl TxKind {

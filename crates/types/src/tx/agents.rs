@@ -273,7 +273,7 @@ fn hex_bytes(b: &[u8]) -> Value {
     Value::String(format!("0x{}", hex::encode(b)))
 }
 
-fn field_bool(m: &Value, name: &'static str) -> Result<bool, DecodeError> {
+pub(super) fn field_bool(m: &Value, name: &'static str) -> Result<bool, DecodeError> {
     field(m, name)?.as_bool().ok_or(DecodeError::Field {
         field: name,
         reason: "expected true or false".into(),

@@ -6,8 +6,10 @@
 //! per block with a MYC deposit; the owner [`AcceptBid`]s one (a lease). [`TopUpDeployment`] adds
 //! escrow (and resumes a paused lease); [`WithdrawLease`] pays the provider what its lease earned;
 //! [`CloseDeployment`] (the owner) and [`CloseLease`] (the provider; the order reopens) end it;
-//! [`SetLeaseEndpoint`] is where the provider serves the deployment.
+//! [`SetLeaseEndpoint`] is where the provider serves the deployment; [`ReportLeaseHealth`] is the
+//! owner's health check of it (a lease reported down for long enough ends for provider failure).
 
+use super::agents::field_bool;
 use super::incentive::{field_string, MessageJson};
 use super::{field_address, field_b256, field_bytes, field_u256, field_u64, DecodeError};
 use alloy_primitives::Address;
@@ -124,6 +126,17 @@ sol! {
         address from;
         uint64 deployment;
         string endpoint;
+        uint64 nonce;
+        uint256 fee;
+    }
+
+    /// The owner's health check of its lease: `serving` false reports it down (a second report
+    /// `failure_blocks` or more later ends the lease for provider failure), true clears that.
+    #[derive(Debug, PartialEq, Eq)]
+    struct ReportLeaseHealth {
+        address from;
+        uint64 deployment;
+        bool serving;
         uint64 nonce;
         uint256 fee;
     }
@@ -282,5 +295,159 @@ impl MessageJson for SetLeaseEndpoint {
             nonce: field_u64(m, "nonce")?,
             fee: field_u256(m, "fee")?,
         })
+    }
+}
+
+impl MessageJson for ReportLeaseHealth {
+    fn to_message(&self) -> Value {
+        json!({"from": addr(&self.from), "deployment": self.deployment,
+               "serving": self.serving, "nonce": self.nonce, "fee": self.fee.to_string()})
+    }
+    fn from_message(m: &Value) -> Result<Self, DecodeError> {
+        Ok(ReportLeaseHealth {
+            from: field_address(m, "from")?,
+            deployment: field_u64(m, "deployment")?,
+            serving: field_bool(m, "serving")?,
+            nonce: field_u64(m, "nonce")?,
+            fee: field_u256(m, "fee")?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::dev_signer;
+    use crate::tx::{SignedTx, TxJson, TxKind};
+    use alloy_primitives::{B256, U256};
+
+    fn every_kind(from: Address) -> Vec<TxKind> {
+        let fee = U256::from(1_000u64);
+        let (deployment, nonce) = (7u64, 3u64);
+        vec![
+            TxKind::RegisterProvider(RegisterProvider {
+                from,
+                endpoint: "http://127.0.0.1:8300".into(),
+                region: "eu".into(),
+                cpuModel: "Xeon".into(),
+                cores: 2,
+                memoryMib: 4096,
+                diskMib: 10_000,
+                nonce,
+                fee,
+            }),
+            TxKind::AttestProvider(AttestProvider {
+                from,
+                provider: Address::repeat_byte(9),
+                nonce,
+                fee,
+            }),
+            TxKind::CreateDeployment(CreateDeployment {
+                from,
+                manifest: B256::repeat_byte(1),
+                model: B256::repeat_byte(2),
+                cores: 1,
+                memoryMib: 512,
+                diskMib: 300,
+                region: String::new(),
+                auditors: vec![7u8; 20].into(),
+                maxPrice: U256::from(5u64),
+                deposit: U256::from(500u64),
+                nonce,
+                fee,
+            }),
+            TxKind::PlaceBid(PlaceBid {
+                from,
+                deployment,
+                price: U256::from(4u64),
+                deposit: U256::from(10u64),
+                ttl: 300,
+                nonce,
+                fee,
+            }),
+            TxKind::AcceptBid(AcceptBid {
+                from,
+                deployment,
+                provider: Address::repeat_byte(9),
+                nonce,
+                fee,
+            }),
+            TxKind::TopUpDeployment(TopUpDeployment {
+                from,
+                deployment,
+                amount: U256::from(100u64),
+                nonce,
+                fee,
+            }),
+            TxKind::WithdrawLease(WithdrawLease {
+                from,
+                deployment,
+                nonce,
+                fee,
+            }),
+            TxKind::CloseDeployment(CloseDeployment {
+                from,
+                deployment,
+                nonce,
+                fee,
+            }),
+            TxKind::CloseLease(CloseLease {
+                from,
+                deployment,
+                nonce,
+                fee,
+            }),
+            TxKind::SetLeaseEndpoint(SetLeaseEndpoint {
+                from,
+                deployment,
+                endpoint: "http://127.0.0.1:8301".into(),
+                nonce,
+                fee,
+            }),
+            TxKind::ReportLeaseHealth(ReportLeaseHealth {
+                from,
+                deployment,
+                serving: false,
+                nonce,
+                fee,
+            }),
+        ]
+    }
+
+    #[test]
+    fn every_market_kind_round_trips_through_bytes_json_and_typed_data() {
+        let signer = dev_signer(2).unwrap();
+        let kinds = every_kind(signer.address());
+        let tags: std::collections::BTreeSet<u8> = kinds.iter().map(|k| k.tag()).collect();
+        assert_eq!(
+            tags,
+            (80..=90).collect(),
+            "market tags are 80 to 90, each once"
+        );
+        for kind in kinds {
+            let tx = SignedTx::sign(kind.clone(), 1337, &signer).unwrap();
+            let back = SignedTx::decode(&tx.encode()).unwrap();
+            assert_eq!(back, tx);
+            assert_eq!(back.recover_signer(), Some(signer.address()));
+            let json = serde_json::to_string(&tx.to_json()).unwrap();
+            let parsed: TxJson = serde_json::from_str(&json).unwrap();
+            assert_eq!(SignedTx::from_json(&parsed).unwrap(), tx, "{json}");
+            let td = SignedTx::typed_data(&kind, 1337);
+            assert_eq!(td["primaryType"], kind.type_name());
+            for f in td["types"][kind.type_name()].as_array().unwrap() {
+                let name = f["name"].as_str().unwrap();
+                assert!(td["message"].get(name).is_some(), "{name} missing");
+            }
+        }
+    }
+
+    #[test]
+    fn a_health_report_needs_a_boolean() {
+        let signer = dev_signer(2).unwrap();
+        let kind = every_kind(signer.address()).pop().unwrap();
+        let mut json = SignedTx::sign(kind, 1337, &signer).unwrap().to_json();
+        json.message["serving"] = json!("no");
+        let err = SignedTx::from_json(&json).unwrap_err();
+        assert!(err.to_string().contains("serving"), "{err}");
     }
 }
