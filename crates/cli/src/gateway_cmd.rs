@@ -74,8 +74,7 @@ pub struct GatewayArgs {
     #[arg(long, value_name = "N", default_value_t = 3)]
     pub max_attempts: usize,
     /// With --netuid or --leases: the model receipts must name (SHA-256 of the GGUF, hex), or
-    /// `any`.
-    /// Default: the pinned default model (SmolLM2-135M-Instruct Q4_1).
+    /// `any`. Default: the --model file's (the pinned default model without --model).
     #[arg(long, value_name = "HEX|any")]
     pub model_id: Option<String>,
     /// With --netuid, paid: the serving miner's share of each settled price, 0 to 1, paid in mUSD
@@ -251,18 +250,19 @@ pub fn plan(args: GatewayArgs, say: &Say) -> Result<GatewayPlan> {
             "--miner-timeout, --metagraph-refresh and --payout-interval must be at least 1 second"
         );
     }
-    let model_id = match args.model_id.as_deref() {
-        None => Some(alloy_primitives::B256::from(
-            mycel_infer::DEFAULT_MODEL.id().0,
-        )),
-        Some("any") => None,
-        Some(hex) => Some(
+    // `None`: --model's (or the default model's) id; `Some(None)`: any model.
+    let model_id: Option<Option<alloy_primitives::B256>> = match args.model_id.as_deref() {
+        None => None,
+        Some("any") => Some(None),
+        Some(hex) => Some(Some(
             hex.trim_start_matches("0x")
                 .parse::<alloy_primitives::B256>()
                 .map_err(|_| anyhow!("--model-id '{hex}' is not 64 hex digits or `any`"))?,
-        ),
+        )),
     };
     let format = Arc::new(load_prompt_format(args.model.as_ref(), say)?);
+    let model_id =
+        model_id.unwrap_or_else(|| Some(alloy_primitives::B256::from(format.model_id().0)));
     if let Some(id) = model_id {
         if id.0 != format.model_id().0 {
             bail!(
