@@ -251,6 +251,7 @@ fn fetch_into(
     progress: &mut dyn FnMut(FetchProgress),
 ) -> Result<(), TokenizerError> {
     let python = std::env::var("MYCEL_PYTHON").unwrap_or_else(|_| "python3".into());
+    std::fs::create_dir_all(work).map_err(|e| TokenizerError::io("create", work, e))?;
     let assembled = work.join(model.file_name);
     let mut out = std::fs::File::create(&assembled)
         .map_err(|e| TokenizerError::io("create", &assembled, e))?;
