@@ -189,6 +189,21 @@ fn tokenizing_is_bounded_by_the_limit_not_the_text() {
         ));
         eprintln!("{} bytes refused in {:?}", text.len(), started.elapsed());
     }
+    // Just under the length bound, the worst case for the special-token split: a run of
+    // newlines, where every position starts 31 nested user-defined tokens.
+    let newlines = "\n".repeat(8000 * 31);
+    let started = Instant::now();
+    let tokens = format.completion_tokens(&newlines, 8192).expect("fits");
+    eprintln!(
+        "{} newlines, {} tokens in {:?}",
+        newlines.len(),
+        tokens.len(),
+        started.elapsed()
+    );
+    assert_eq!(
+        tokens[1..].iter().filter(|&&t| t == 137).count(),
+        newlines.len() / 31
+    );
     // A long text that fits is tokenized the same as without a limit, and fast.
     let long = sentence.repeat(600);
     let started = Instant::now();
