@@ -1,12 +1,12 @@
 //! A GGUF file's own tokenizer, matching llama.cpp: GPT-2 style byte-level BPE
 //! (`tokenizer.ggml.model = gpt2`, SmolLM2) or SentencePiece-style BPE (`llama`, Gemma; see
-//! [`crate::spm`]). Other tokenizer models are refused with a message naming them.
+//! `spm.rs`). Other tokenizer models are refused with a message naming them.
 //!
 //! Encoding, in llama.cpp's order:
 //! 1. If special tokens are parsed, the text is cut at every occurrence of a control,
 //!    user-defined or unknown token's text, longest tokens first; each such piece becomes its id.
-//!    (User-defined tokens are always parsed.) See [`crate::special`].
-//! 2. SentencePiece: each remaining piece is merged by token scores ([`crate::spm`]).
+//!    (User-defined tokens are always parsed.) See `special.rs`.
+//! 2. SentencePiece: each remaining piece is merged by token scores (`spm.rs`).
 //!    Byte-level BPE: each remaining piece is pre-tokenized. `smollm` (and the other StarCoder-family names) first
 //!    isolates every `\p{N}` character, then applies the GPT-2 split
 //!    `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`.
