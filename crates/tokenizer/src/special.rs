@@ -77,7 +77,7 @@ impl SpecialTokens {
         &self,
         bytes: &[u8],
         parse_special: bool,
-        mut found: impl FnMut(u32, u32),
+        mut found: impl FnMut(u32, usize),
     ) {
         if self.count == 0 {
             return;
@@ -91,7 +91,7 @@ impl SpecialTokens {
                 node = next;
                 if let Some(&(priority, _, ty)) = self.ends.get(&node) {
                     if parse_special || ty == TokenType::UserDefined {
-                        found(priority, start as u32);
+                        found(priority, start);
                     }
                 }
             }
@@ -103,8 +103,8 @@ impl SpecialTokens {
     pub(crate) fn split<'t>(&self, text: &'t str, parse_special: bool) -> Vec<Fragment<'t>> {
         let bytes = text.as_bytes();
         // Occurrences bucketed by token priority (a counting sort: one pass counts, a second
-        // fills), each bucket in text order: 4 bytes per occurrence, no comparison sort.
-        let mut counts = vec![0u32; self.count + 1];
+        // fills), each bucket in text order: one word per occurrence, no comparison sort.
+        let mut counts = vec![0usize; self.count + 1];
         self.for_each_occurrence(bytes, parse_special, |priority, _| {
             counts[priority as usize + 1] += 1
         });
@@ -118,19 +118,19 @@ impl SpecialTokens {
         for i in 1..counts.len() {
             counts[i] += counts[i - 1];
         }
-        let mut starts = vec![0u32; counts[self.count] as usize];
+        let mut starts = vec![0usize; counts[self.count]];
         let mut fill = counts.clone();
         self.for_each_occurrence(bytes, parse_special, |priority, start| {
-            starts[fill[priority as usize] as usize] = start;
+            starts[fill[priority as usize]] = start;
             fill[priority as usize] += 1;
         });
         let mut claimed = vec![false; bytes.len()];
         // (start, end, id) of the accepted occurrences.
         let mut accepted: Vec<(usize, usize, u32)> = Vec::new();
         for (priority, &(len, id)) in self.by_priority.iter().enumerate() {
-            let bucket = &starts[counts[priority] as usize..counts[priority + 1] as usize];
+            let bucket = &starts[counts[priority]..counts[priority + 1]];
             for &start in bucket {
-                let (start, end) = (start as usize, start as usize + len as usize);
+                let end = start + len as usize;
                 if claimed[start] || claimed[end - 1] {
                     continue;
                 }
