@@ -250,7 +250,8 @@ impl Tokenizer {
         self.eos
     }
 
-    /// Whether the model asks for a BOS token before the prompt (`tokenizer.ggml.add_bos_token`).
+    /// Whether the model asks for a BOS token before the prompt (`tokenizer.ggml.add_bos_token`;
+    /// without the key: yes for SentencePiece, as in llama.cpp, and no for byte-level BPE).
     pub fn add_bos(&self) -> bool {
         self.add_bos
     }
@@ -260,7 +261,8 @@ impl Tokenizer {
         self.token_to_id.get(text).copied()
     }
 
-    /// The token's text as stored in the vocabulary (byte-level alphabet for normal tokens).
+    /// The token's text as stored in the vocabulary (byte-level alphabet for byte-level BPE's
+    /// normal tokens, `▁` for a space in SentencePiece's; decode to get the bytes).
     pub fn token_text(&self, id: u32) -> Option<&str> {
         self.tokens.get(id as usize).map(String::as_str)
     }
