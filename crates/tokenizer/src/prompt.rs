@@ -3,7 +3,7 @@
 //! it, without loading the weights.
 //!
 //! The rule, part of mycel's inference protocol (docs/receipts.md):
-//! - chat: BOS if the model asks for it, then the chat template's pieces
+//! - chat: BOS if the model asks for it (Gemma does), then the chat template's pieces
 //!   ([`ChatTemplate::pieces`]): its markup as special tokens, every other piece — roles and
 //!   message contents — tokenized as text (special-token text in a message stays text);
 //! - completions: BOS if the model asks for it, then the prompt tokenized as text.
@@ -15,10 +15,13 @@ use std::path::Path;
 
 use mycel_types::receipt::{CanonicalRequest, ChatMessage, Endpoint};
 
-use crate::chat::{ChatPiece, ChatTemplate};
+use crate::chat::{ChatPiece, ChatTemplate, END_OF_TURN, START_OF_TURN};
 use crate::error::TokenizerError;
 use crate::gguf::{read_header_file, sha256_file, Metadata, ModelId};
 use crate::tokenizer::{Tokenizer, TooManyTokens};
+
+/// `general.architecture` values whose prompts this crate can build.
+pub const SUPPORTED_ARCHITECTURES: [&str; 2] = ["llama", "gemma3"];
 
 /// What turns messages or a prompt into the tokens a model is fed.
 #[derive(Debug, Clone)]
@@ -33,12 +36,13 @@ impl PromptFormat {
     /// Builds the format from a GGUF file's metadata, and `id` (the file's SHA-256).
     pub fn from_metadata(id: ModelId, md: &Metadata) -> Result<Self, TokenizerError> {
         let architecture = md.field("general.architecture").string()?;
-        if architecture != "llama" {
+        if !SUPPORTED_ARCHITECTURES.contains(&architecture) {
             return Err(TokenizerError::UnsupportedArchitecture(
                 architecture.to_string(),
             ));
         }
         let tokenizer = Tokenizer::from_gguf_metadata(md)?;
+        let has = |text: &str| tokenizer.token_id(text).is_some();
         let chat_template = match md.field("tokenizer.chat_template").opt_string()? {
             Some(jinja) => match ChatTemplate::from_jinja(jinja) {
                 Ok(template) => Some(template),
@@ -47,7 +51,9 @@ impl PromptFormat {
                     None
                 }
             },
-            None if tokenizer.token_id("<|im_start|>").is_some() => Some(ChatTemplate::chatml()),
+            None if has("<|im_start|>") => Some(ChatTemplate::chatml()),
+            // Gemma 3 GGUF files carry no template; their turn tokens say which it is.
+            None if has(START_OF_TURN) && has(END_OF_TURN) => Some(ChatTemplate::gemma()),
             None => None,
         };
         let context_length =

@@ -1,17 +1,21 @@
-//! GPT-2 style byte-level BPE built from a GGUF file's own vocabulary, matching llama.cpp.
+//! A GGUF file's own tokenizer, matching llama.cpp: GPT-2 style byte-level BPE
+//! (`tokenizer.ggml.model = gpt2`, SmolLM2) or SentencePiece-style BPE (`llama`, Gemma; see
+//! [`crate::spm`]). Other tokenizer models are refused with a message naming them.
 //!
 //! Encoding, in llama.cpp's order:
 //! 1. If special tokens are parsed, the text is cut at every occurrence of a control,
 //!    user-defined or unknown token's text, longest tokens first; each such piece becomes its id.
-//!    (User-defined tokens are always parsed.)
-//! 2. Each remaining piece is pre-tokenized. `smollm` (and the other StarCoder-family names) first
+//!    (User-defined tokens are always parsed.) See [`crate::special`].
+//! 2. SentencePiece: each remaining piece is merged by token scores ([`crate::spm`]).
+//!    Byte-level BPE: each remaining piece is pre-tokenized. `smollm` (and the other StarCoder-family names) first
 //!    isolates every `\p{N}` character, then applies the GPT-2 split
 //!    `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`.
 //!    `gpt2`/`default` apply the GPT-2 split alone. No prefix space is ever added.
 //! 3. Each word's UTF-8 bytes are mapped to GPT-2's printable byte alphabet and merged by BPE:
 //!    repeatedly merge the adjacent pair with the lowest merge rank, leftmost first.
 //!
-//! Decoding maps normal tokens back through the byte alphabet and writes control and
+//! Decoding maps normal tokens back through the byte alphabet (byte-level BPE) or turns `▁` into
+//! spaces and `<0xNN>` tokens into their bytes (SentencePiece), and writes control and
 //! user-defined tokens as their text.
 
 use std::collections::HashMap;
@@ -19,7 +23,9 @@ use std::collections::HashMap;
 use unicode_general_category::{get_general_category, GeneralCategory};
 
 use crate::error::TokenizerError;
-use crate::gguf::Metadata;
+use crate::gguf::{Metadata, Value};
+use crate::special::{Fragment, SpecialTokens};
+use crate::spm::{byte_of_token, SpmVocab};
 
 /// llama.cpp's token types (`tokenizer.ggml.token_type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -59,19 +65,42 @@ enum PreTokenizer {
     DigitsThenGpt2,
 }
 
-/// A byte-level BPE tokenizer read from GGUF metadata.
+/// Which of llama.cpp's tokenizers a vocabulary uses (`tokenizer.ggml.model`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenizerKind {
+    /// `gpt2`: GPT-2 style byte-level BPE with ranked merges (SmolLM2).
+    ByteLevelBpe,
+    /// `llama`: SentencePiece-style BPE with token scores and byte fallback (Gemma).
+    SentencePiece,
+}
+
+/// The merge step of one of the two tokenizers.
+#[derive(Debug, Clone)]
+enum Algorithm {
+    Bpe(Box<BpeVocab>),
+    Spm(Box<SpmVocab>),
+}
+
+/// What byte-level BPE needs besides the vocabulary's text → id map.
+#[derive(Debug, Clone)]
+struct BpeVocab {
+    /// (left id, right id) -> (rank, merged id)
+    merges: HashMap<(u32, u32), (u32, u32)>,
+    pre: PreTokenizer,
+    byte_to_char: [char; 256],
+    char_to_byte: HashMap<char, u8>,
+}
+
+/// A tokenizer read from GGUF metadata.
 #[derive(Debug, Clone)]
 pub struct Tokenizer {
     tokens: Vec<String>,
     token_types: Vec<TokenType>,
     token_to_id: HashMap<String, u32>,
-    /// (left id, right id) -> (rank, merged id)
-    merges: HashMap<(u32, u32), (u32, u32)>,
-    /// Special tokens, longest text first (ties by id), with whether they are user-defined.
-    specials: Vec<(String, u32, TokenType)>,
-    pre: PreTokenizer,
-    byte_to_char: [char; 256],
-    char_to_byte: HashMap<char, u8>,
+    /// Control, user-defined and unknown tokens, matched in the input.
+    specials: SpecialTokens,
+    algorithm: Algorithm,
     bos: Option<u32>,
     eos: Option<u32>,
     eot: Option<u32>,
@@ -90,21 +119,13 @@ pub struct TooManyTokens {
 }
 
 impl Tokenizer {
-    /// Builds the tokenizer from GGUF metadata.
+    /// Builds the tokenizer from GGUF metadata: byte-level BPE for `tokenizer.ggml.model =
+    /// gpt2`, SentencePiece for `llama`; any other model is refused.
     pub fn from_gguf_metadata(md: &Metadata) -> Result<Self, TokenizerError> {
-        let model = md.field("tokenizer.ggml.model").string()?;
-        if model != "gpt2" {
-            return Err(TokenizerError::UnsupportedTokenizer(model.to_string()));
-        }
-        let pre_name = md
-            .field("tokenizer.ggml.pre")
-            .opt_string()?
-            .unwrap_or("default");
-        let pre = match pre_name {
-            "default" | "gpt-2" | "gpt2" => PreTokenizer::Gpt2,
-            "smollm" | "starcoder" | "refact" | "command-r" | "codeshell" | "exaone"
-            | "minerva-7b" => PreTokenizer::DigitsThenGpt2,
-            other => return Err(TokenizerError::UnsupportedPreTokenizer(other.to_string())),
+        let kind = match md.field("tokenizer.ggml.model").string()? {
+            "gpt2" => TokenizerKind::ByteLevelBpe,
+            "llama" => TokenizerKind::SentencePiece,
+            other => return Err(TokenizerError::UnsupportedTokenizer(other.to_string())),
         };
         let tokens: Vec<String> = md
             .field("tokenizer.ggml.tokens")
@@ -140,52 +161,23 @@ impl Tokenizer {
             // On duplicates llama.cpp keeps the last id; do the same.
             token_to_id.insert(text.clone(), id as u32);
         }
+        let algorithm = match kind {
+            TokenizerKind::ByteLevelBpe => {
+                Algorithm::Bpe(Box::new(BpeVocab::from_gguf_metadata(md, &token_to_id)?))
+            }
+            TokenizerKind::SentencePiece => {
+                Algorithm::Spm(Box::new(spm_vocab(md, &tokens, &token_to_id)?))
+            }
+        };
+        let specials = SpecialTokens::new(
+            tokens
+                .iter()
+                .zip(&token_types)
+                .enumerate()
+                .filter(|(_, (_, ty))| ty.is_special())
+                .map(|(id, (text, ty))| (text.as_str(), id as u32, *ty)),
+        );
 
-        let mut merges = HashMap::new();
-        for (rank, line) in md
-            .field("tokenizer.ggml.merges")
-            .string_array()?
-            .into_iter()
-            .enumerate()
-        {
-            // A merge is "left right"; the split is at the first space after the first character
-            // (llama.cpp: `word.find(' ', 1)`).
-            let Some((left, right)) = split_merge(line) else {
-                return Err(TokenizerError::BadMetadata {
-                    key: "tokenizer.ggml.merges".into(),
-                    reason: format!("merge {rank} ({line:?}) has no space"),
-                });
-            };
-            let (Some(&l), Some(&r), Some(&m)) = (
-                token_to_id.get(left),
-                token_to_id.get(right),
-                token_to_id.get(&format!("{left}{right}")),
-            ) else {
-                tracing::debug!(
-                    rank,
-                    line,
-                    "merge refers to tokens outside the vocabulary; ignored"
-                );
-                continue;
-            };
-            merges.entry((l, r)).or_insert((rank as u32, m));
-        }
-
-        let mut specials: Vec<(String, u32, TokenType)> = tokens
-            .iter()
-            .zip(&token_types)
-            .enumerate()
-            .filter(|(_, (text, ty))| ty.is_special() && !text.is_empty())
-            .map(|(id, (text, ty))| (text.clone(), id as u32, *ty))
-            .collect();
-        specials.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.1.cmp(&b.1)));
-
-        let byte_to_char = gpt2_byte_alphabet();
-        let char_to_byte = byte_to_char
-            .iter()
-            .enumerate()
-            .map(|(b, &c)| (c, b as u8))
-            .collect();
         let check = |key: &str, id: Option<u32>| -> Result<Option<u32>, TokenizerError> {
             match id {
                 Some(id) if id >= vocab_size => Err(TokenizerError::BadMetadata {
@@ -207,11 +199,14 @@ impl Tokenizer {
             "tokenizer.ggml.eot_token_id",
             md.field("tokenizer.ggml.eot_token_id").opt_u32()?,
         )?;
+        // llama.cpp's default: SentencePiece vocabularies add BOS unless told not to.
         let add_bos = md
             .field("tokenizer.ggml.add_bos_token")
             .opt_bool()?
-            .unwrap_or(false);
-        // Normal tokens are stored one char per byte, special ones as their UTF-8 text.
+            .unwrap_or(kind == TokenizerKind::SentencePiece);
+        // Normal tokens are stored one char per byte (byte-level BPE) or as UTF-8 with a 3-byte
+        // `▁` per space (SentencePiece), special ones as their UTF-8 text: either way a token
+        // stands for at most this many bytes of input.
         let longest_token_bytes = tokens
             .iter()
             .map(|text| text.chars().count().max(text.len()))
@@ -220,20 +215,16 @@ impl Tokenizer {
             .max(1);
         tracing::debug!(
             vocab = tokens.len(),
-            merges = merges.len(),
+            ?kind,
             specials = specials.len(),
-            pre = pre_name,
             "tokenizer built from GGUF metadata"
         );
         Ok(Self {
             tokens,
             token_types,
             token_to_id,
-            merges,
             specials,
-            pre,
-            byte_to_char,
-            char_to_byte,
+            algorithm,
             bos,
             eos,
             eot,
@@ -278,11 +269,26 @@ impl Tokenizer {
         self.token_types.get(id as usize).copied()
     }
 
-    /// Tokens that end a generation: EOS, EOT and, for chat models, `<|im_end|>`/`<|endoftext|>`
-    /// when they are control tokens. Sorted, no duplicates.
+    /// Which tokenizer the vocabulary uses.
+    pub fn kind(&self) -> TokenizerKind {
+        match self.algorithm {
+            Algorithm::Bpe(_) => TokenizerKind::ByteLevelBpe,
+            Algorithm::Spm(_) => TokenizerKind::SentencePiece,
+        }
+    }
+
+    /// Tokens that end a generation: EOS, EOT and, for chat models, the end-of-turn tokens
+    /// llama.cpp also stops at (`<|im_end|>`, `<|endoftext|>`, `<|eot_id|>`, Gemma's
+    /// `<end_of_turn>`, `<eos>`) when they are control tokens. Sorted, no duplicates.
     pub fn end_of_generation_ids(&self) -> Vec<u32> {
         let mut ids: Vec<u32> = [self.eos, self.eot].into_iter().flatten().collect();
-        for text in ["<|im_end|>", "<|endoftext|>", "<|eot_id|>"] {
+        for text in [
+            "<|im_end|>",
+            "<|endoftext|>",
+            "<|eot_id|>",
+            "<end_of_turn>",
+            "<eos>",
+        ] {
             if let Some(id) = self.token_id(text) {
                 if self.token_type(id) == Some(TokenType::Control) {
                     ids.push(id);
@@ -321,11 +327,14 @@ impl Tokenizer {
         if text.len().div_ceil(self.longest_token_bytes) > room(out) {
             return Err(too_many);
         }
-        for fragment in self.split_special(text, parse_special) {
+        // SentencePiece puts its space prefix (if any) at the start and after special tokens.
+        let mut after_special = true;
+        for fragment in self.specials.split(text, parse_special) {
             match fragment {
                 Fragment::Special(id) => out.push(id),
-                Fragment::Text(piece) => self.encode_text(piece, out, limit)?,
+                Fragment::Text(piece) => self.encode_text(piece, after_special, out, limit)?,
             }
+            after_special = matches!(fragment, Fragment::Special(_));
             if out.len() > limit {
                 return Err(too_many);
             }
@@ -333,7 +342,8 @@ impl Tokenizer {
         Ok(())
     }
 
-    /// Decodes ids to bytes: normal tokens through the byte alphabet, others as their text.
+    /// Decodes ids to bytes: normal tokens through the byte alphabet (byte-level BPE) or with
+    /// `▁` as a space (SentencePiece), `<0xNN>` byte tokens as their byte, others as their text.
     /// With `skip_special`, control tokens are left out.
     pub fn decode_bytes(&self, ids: &[u32], skip_special: bool) -> Result<Vec<u8>, TokenizerError> {
         let mut out = Vec::new();
@@ -358,11 +368,18 @@ impl Tokenizer {
         let text = self
             .token_text(id)
             .ok_or(TokenizerError::UnknownTokenId(id))?;
+        let bpe = match &self.algorithm {
+            Algorithm::Bpe(bpe) => bpe,
+            Algorithm::Spm(_) => {
+                append_spm_token_bytes(text, self.token_types[id as usize], skip_special, out);
+                return Ok(());
+            }
+        };
         match self.token_types[id as usize] {
             TokenType::Control | TokenType::Unknown if skip_special => {}
             TokenType::Normal | TokenType::Byte | TokenType::Unused => {
                 for c in text.chars() {
-                    match self.char_to_byte.get(&c) {
+                    match bpe.char_to_byte.get(&c) {
                         Some(&b) => out.push(b),
                         None => {
                             let mut buf = [0u8; 4];
@@ -376,43 +393,42 @@ impl Tokenizer {
         Ok(())
     }
 
-    fn split_special<'t>(&self, text: &'t str, parse_special: bool) -> Vec<Fragment<'t>> {
-        let mut fragments = vec![Fragment::Text(text)];
-        for (special, id, ty) in &self.specials {
-            if !parse_special && *ty != TokenType::UserDefined {
-                continue;
-            }
-            let mut next = Vec::with_capacity(fragments.len());
-            for fragment in fragments {
-                let Fragment::Text(mut rest) = fragment else {
-                    next.push(fragment);
-                    continue;
-                };
-                while let Some(at) = rest.find(special.as_str()) {
-                    if at > 0 {
-                        next.push(Fragment::Text(&rest[..at]));
-                    }
-                    next.push(Fragment::Special(*id));
-                    rest = &rest[at + special.len()..];
-                }
-                if !rest.is_empty() {
-                    next.push(Fragment::Text(rest));
-                }
-            }
-            fragments = next;
-        }
-        fragments
-    }
-
+    /// Appends the tokens of a piece of text without special tokens, refusing before the merge
+    /// when the piece cannot fit.
     fn encode_text(
         &self,
+        text: &str,
+        after_special: bool,
+        out: &mut Vec<u32>,
+        limit: usize,
+    ) -> Result<(), TooManyTokens> {
+        match &self.algorithm {
+            Algorithm::Bpe(bpe) => self.encode_bpe_text(bpe, text, out, limit),
+            Algorithm::Spm(spm) => {
+                // SentencePiece merges the whole piece at once: refuse first if it cannot fit.
+                let at_least = text.len().div_ceil(self.longest_token_bytes);
+                if out.len().saturating_add(at_least) > limit {
+                    return Err(TooManyTokens { limit });
+                }
+                spm.encode_fragment(&self.token_to_id, text, after_special, out);
+                match out.len() > limit {
+                    true => Err(TooManyTokens { limit }),
+                    false => Ok(()),
+                }
+            }
+        }
+    }
+
+    fn encode_bpe_text(
+        &self,
+        bpe: &BpeVocab,
         text: &str,
         out: &mut Vec<u32>,
         limit: usize,
     ) -> Result<(), TooManyTokens> {
         let chars: Vec<char> = text.chars().collect();
         let mut words: Vec<(usize, usize)> = Vec::new();
-        match self.pre {
+        match bpe.pre {
             PreTokenizer::Gpt2 => gpt2_split(&chars, 0, chars.len(), &mut words),
             PreTokenizer::DigitsThenGpt2 => {
                 let mut start = 0;
@@ -432,7 +448,7 @@ impl Tokenizer {
             let mut buf = [0u8; 4];
             for c in &chars[start..end] {
                 for b in c.encode_utf8(&mut buf).bytes() {
-                    word.push(self.byte_to_char[b as usize]);
+                    word.push(bpe.byte_to_char[b as usize]);
                 }
             }
             // Each char of `word` stands for one byte; this word alone needs at least this many.
@@ -440,7 +456,7 @@ impl Tokenizer {
             if out.len().saturating_add(at_least) > limit {
                 return Err(TooManyTokens { limit });
             }
-            self.bpe_word(&word, out);
+            self.bpe_word(bpe, &word, out);
             if out.len() > limit {
                 return Err(TooManyTokens { limit });
             }
@@ -452,7 +468,7 @@ impl Tokenizer {
     /// leftmost first (llama.cpp's order). A heap of candidate pairs over a linked list of
     /// symbols keeps it O(n log n) in the word's length; a pair whose symbols changed since it
     /// was queued is skipped when it comes up.
-    fn bpe_word(&self, word: &str, out: &mut Vec<u32>) {
+    fn bpe_word(&self, bpe: &BpeVocab, word: &str, out: &mut Vec<u32>) {
         use std::cmp::Reverse;
         use std::collections::BinaryHeap;
 
@@ -477,7 +493,7 @@ impl Tokenizer {
         // (rank, left position, left id, right id); positions keep their order as symbols merge.
         let mut queue: BinaryHeap<Reverse<(u32, usize, u32, u32)>> = BinaryHeap::new();
         let pair = |symbols: &[u32], left: usize, right: usize| {
-            self.merges
+            bpe.merges
                 .get(&(symbols[left], symbols[right]))
                 .map(|&(rank, _)| Reverse((rank, left, symbols[left], symbols[right])))
         };
@@ -493,7 +509,7 @@ impl Tokenizer {
             {
                 continue;
             }
-            let Some(&(_, merged)) = self.merges.get(&(left_id, right_id)) else {
+            let Some(&(_, merged)) = bpe.merges.get(&(left_id, right_id)) else {
                 continue;
             };
             symbols[left] = merged;
@@ -517,9 +533,135 @@ impl Tokenizer {
     }
 }
 
-enum Fragment<'t> {
-    Text(&'t str),
-    Special(u32),
+impl BpeVocab {
+    /// The pre-tokenizer (`tokenizer.ggml.pre`) and ranked merges (`tokenizer.ggml.merges`).
+    fn from_gguf_metadata(
+        md: &Metadata,
+        token_to_id: &HashMap<String, u32>,
+    ) -> Result<Self, TokenizerError> {
+        let pre_name = md
+            .field("tokenizer.ggml.pre")
+            .opt_string()?
+            .unwrap_or("default");
+        let pre = match pre_name {
+            "default" | "gpt-2" | "gpt2" => PreTokenizer::Gpt2,
+            "smollm" | "starcoder" | "refact" | "command-r" | "codeshell" | "exaone"
+            | "minerva-7b" => PreTokenizer::DigitsThenGpt2,
+            other => return Err(TokenizerError::UnsupportedPreTokenizer(other.to_string())),
+        };
+        let mut merges = HashMap::new();
+        for (rank, line) in md
+            .field("tokenizer.ggml.merges")
+            .string_array()?
+            .into_iter()
+            .enumerate()
+        {
+            // A merge is "left right"; the split is at the first space after the first character
+            // (llama.cpp: `word.find(' ', 1)`).
+            let Some((left, right)) = split_merge(line) else {
+                return Err(TokenizerError::BadMetadata {
+                    key: "tokenizer.ggml.merges".into(),
+                    reason: format!("merge {rank} ({line:?}) has no space"),
+                });
+            };
+            let (Some(&l), Some(&r), Some(&m)) = (
+                token_to_id.get(left),
+                token_to_id.get(right),
+                token_to_id.get(&format!("{left}{right}")),
+            ) else {
+                tracing::debug!(
+                    rank,
+                    line,
+                    "merge refers to tokens outside the vocabulary; ignored"
+                );
+                continue;
+            };
+            merges.entry((l, r)).or_insert((rank as u32, m));
+        }
+        let byte_to_char = gpt2_byte_alphabet();
+        let char_to_byte = byte_to_char
+            .iter()
+            .enumerate()
+            .map(|(b, &c)| (c, b as u8))
+            .collect();
+        tracing::debug!(merges = merges.len(), pre = pre_name, "byte-level BPE");
+        Ok(Self {
+            merges,
+            pre,
+            byte_to_char,
+            char_to_byte,
+        })
+    }
+}
+
+/// The scores (`tokenizer.ggml.scores`), byte tokens and space-prefix flag of a SentencePiece
+/// vocabulary.
+fn spm_vocab(
+    md: &Metadata,
+    tokens: &[String],
+    token_to_id: &HashMap<String, u32>,
+) -> Result<SpmVocab, TokenizerError> {
+    let key = "tokenizer.ggml.scores";
+    let scores = md
+        .field(key)
+        .array()?
+        .iter()
+        .map(|v| match v {
+            Value::F32(score) => Some(*score),
+            Value::F64(score) => Some(*score as f32),
+            _ => None,
+        })
+        .collect::<Option<Vec<f32>>>()
+        .ok_or_else(|| TokenizerError::BadMetadata {
+            key: key.into(),
+            reason: "not a float array".into(),
+        })?;
+    if scores.len() != tokens.len() {
+        return Err(TokenizerError::BadMetadata {
+            key: key.into(),
+            reason: format!("{} scores for {} tokens", scores.len(), tokens.len()),
+        });
+    }
+    let mut byte_tokens = [None; 256];
+    for (byte, slot) in byte_tokens.iter_mut().enumerate() {
+        // llama.cpp's `byte_to_token`: `<0xNN>`, else the token of the byte itself.
+        *slot = token_to_id
+            .get(&format!("<0x{byte:02X}>"))
+            .or_else(|| {
+                char::from_u32(byte as u32)
+                    .filter(|c| c.is_ascii())
+                    .and_then(|c| token_to_id.get(&c.to_string()))
+            })
+            .copied();
+    }
+    let unknown = md.field("tokenizer.ggml.unknown_token_id").opt_u32()?;
+    Ok(SpmVocab {
+        scores,
+        byte_tokens,
+        // llama.cpp's default for SentencePiece vocabularies is to add the prefix.
+        add_space_prefix: md
+            .field("tokenizer.ggml.add_space_prefix")
+            .opt_bool()?
+            .unwrap_or(true),
+        unknown: unknown.filter(|&id| (id as usize) < tokens.len()),
+    })
+}
+
+/// One SentencePiece token's bytes, as llama.cpp's `token_to_piece` writes them: `▁` is a space,
+/// a byte token its byte, control and user-defined tokens their text, unused tokens nothing.
+fn append_spm_token_bytes(text: &str, ty: TokenType, skip_special: bool, out: &mut Vec<u8>) {
+    match ty {
+        TokenType::Control | TokenType::Unknown if skip_special => {}
+        TokenType::Normal => out.extend_from_slice(text.replace('▁', " ").as_bytes()),
+        TokenType::Byte => match byte_of_token(text) {
+            Some(byte) => out.push(byte),
+            None => out.extend_from_slice(text.as_bytes()),
+        },
+        TokenType::Unused => {}
+        TokenType::Control | TokenType::Unknown | TokenType::UserDefined => {
+            out.extend_from_slice(text.as_bytes())
+        }
+    }
 }
 
 fn split_merge(line: &str) -> Option<(&str, &str)> {
@@ -734,6 +876,13 @@ mod tests {
         Tokenizer::from_gguf_metadata(&metadata).expect("tiny tokenizer")
     }
 
+    fn bpe(tokenizer: &Tokenizer) -> &BpeVocab {
+        match &tokenizer.algorithm {
+            Algorithm::Bpe(bpe) => bpe,
+            Algorithm::Spm(_) => panic!("not byte-level BPE"),
+        }
+    }
+
     /// The textbook quadratic BPE: merge the lowest-ranked adjacent pair, leftmost first.
     fn reference_bpe(tokenizer: &Tokenizer, word: &str) -> Vec<u32> {
         let mut symbols: Vec<u32> = word
@@ -743,7 +892,9 @@ mod tests {
         loop {
             let mut best: Option<(u32, usize, u32)> = None;
             for i in 0..symbols.len().saturating_sub(1) {
-                if let Some(&(rank, merged)) = tokenizer.merges.get(&(symbols[i], symbols[i + 1])) {
+                if let Some(&(rank, merged)) =
+                    bpe(tokenizer).merges.get(&(symbols[i], symbols[i + 1]))
+                {
                     if best.is_none_or(|(r, _, _)| rank < r) {
                         best = Some((rank, i, merged));
                     }
@@ -774,7 +925,7 @@ mod tests {
         words.push("cab".repeat(333) + "aab");
         for word in &words {
             let mut heap = Vec::new();
-            tokenizer.bpe_word(word, &mut heap);
+            tokenizer.bpe_word(bpe(&tokenizer), word, &mut heap);
             assert_eq!(heap, reference_bpe(&tokenizer, word), "{word}");
         }
     }
