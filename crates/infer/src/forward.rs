@@ -16,7 +16,6 @@
 //! a time. (The decode schedule is still fixed by the protocol, see the crate docs.)
 
 use std::io::{Read, Seek, SeekFrom};
-use std::path::Path;
 
 use candle_core::quantized::gguf_file::{Content, TensorInfo};
 use candle_core::quantized::GgmlDType;
@@ -27,7 +26,7 @@ use crate::kernels::{self, QMatrix, QuantizedActivations, WeightFormat, SUPER_BL
 
 /// The model architectures the forward pass runs (`general.architecture`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Architecture {
+pub(crate) enum Architecture {
     /// llama (SmolLM2 and the like): SiLU-gated FFN, RoPE over consecutive pairs.
     Llama,
     /// Gemma 3: embeddings scaled by √d, RMSNorm of each query and key head, NEOX RoPE (pairs
@@ -201,7 +200,7 @@ struct Layer {
 
 /// The weights of a model in the kernels' layout, and its forward pass.
 #[derive(Debug)]
-pub struct Transformer {
+pub(crate) struct Transformer {
     pub(crate) config: Config,
     embedding: QMatrix,
     /// `None`: the embedding doubles as the output head.
@@ -215,30 +214,6 @@ pub struct Transformer {
 const PREFILL_CHUNK: usize = 128;
 
 impl Transformer {
-    /// Loads the weights of a GGUF file alone (no tokenizer): for running token ids, as the
-    /// tests and benchmarks of a model whose tokenizer mycel does not read yet do.
-    pub fn load_file(path: &Path) -> Result<Self, InferError> {
-        let file = std::fs::File::open(path).map_err(|e| InferError::io("open", path, e))?;
-        let mut reader = std::io::BufReader::new(file);
-        let content = crate::gguf::read_content(path, &mut reader)?;
-        Self::load(&content, &mut reader)
-    }
-
-    /// Entries of the vocabulary (rows of the embedding).
-    pub fn vocab(&self) -> usize {
-        self.config.vocab
-    }
-
-    /// The architecture of the file.
-    pub fn architecture(&self) -> Architecture {
-        self.config.arch
-    }
-
-    /// An empty KV cache for this model.
-    pub fn cache(&self) -> KvCache {
-        KvCache::new(&self.config)
-    }
-
     pub fn load<R: Read + Seek>(content: &Content, reader: &mut R) -> Result<Self, InferError> {
         let md = Metadata(&content.metadata);
         let arch_name =
@@ -657,7 +632,7 @@ fn stack(name: &str, mut parts: Vec<QMatrix>) -> Result<QMatrix, InferError> {
 
 /// The keys and values of one generation, per layer, for positions `0..len`.
 #[derive(Debug)]
-pub struct KvCache {
+pub(crate) struct KvCache {
     len: usize,
     layers: Vec<LayerCache>,
 }
