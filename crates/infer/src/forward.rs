@@ -22,11 +22,45 @@ use candle_core::quantized::GgmlDType;
 
 use crate::error::InferError;
 use crate::gguf::Metadata;
-use crate::kernels::{self, QMatrix, QuantizedActivations, WeightFormat};
+use crate::kernels::{self, QMatrix, QuantizedActivations, WeightFormat, SUPER_BLOCK};
+
+/// The model architectures the forward pass runs (`general.architecture`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Architecture {
+    /// llama (SmolLM2 and the like): SiLU-gated FFN, RoPE over consecutive pairs.
+    Llama,
+    /// Gemma 3: embeddings scaled by √d, RMSNorm of each query and key head, NEOX RoPE (pairs
+    /// `i`, `i + head/2`) with base 10 000 on sliding-window layers and the file's base on the
+    /// global ones (every 6th), norms after attention and after the FFN, GELU-tanh-gated FFN.
+    Gemma3,
+}
+
+impl Architecture {
+    fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "llama" => Some(Self::Llama),
+            "gemma3" => Some(Self::Gemma3),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Llama => "llama",
+            Self::Gemma3 => "gemma3",
+        }
+    }
+}
+
+/// Gemma 3's local/global pattern: layer `i` is global (full attention, the file's RoPE base)
+/// when `i % 6 == 5`, else local (sliding window, base 10 000), as llama.cpp's gemma3 graph.
+const GEMMA3_GLOBAL_EVERY: usize = 6;
+const GEMMA3_LOCAL_ROPE_BASE: f32 = 10_000.0;
 
 /// Hyper-parameters read from the GGUF metadata.
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
+    pub arch: Architecture,
     pub dim: usize,
     pub layers: usize,
     pub heads: usize,
@@ -35,31 +69,139 @@ pub(crate) struct Config {
     pub ffn: usize,
     pub vocab: usize,
     pub rms_eps: f32,
+    /// RoPE base of full-attention layers (every layer of a llama model).
     pub rope_base: f32,
+    /// Gemma 3: the attention window of local layers and their RoPE base.
+    pub sliding_window: Option<(usize, f32)>,
+    /// `c` of the final logits' soft cap `c · tanh(l / c)`, when the file asks for one.
+    pub final_softcap: Option<f32>,
 }
 
 impl Config {
     fn kv_dim(&self) -> usize {
         self.kv_heads * self.head_dim
     }
+
+    fn q_dim(&self) -> usize {
+        self.heads * self.head_dim
+    }
+
+    /// The window (positions `p − window < j ≤ p`) and RoPE base of layer `layer`.
+    fn attention_of(&self, layer: usize) -> (Option<usize>, f32) {
+        match self.sliding_window {
+            Some((window, base)) if layer % GEMMA3_GLOBAL_EVERY != GEMMA3_GLOBAL_EVERY - 1 => {
+                (Some(window), base)
+            }
+            _ => (None, self.rope_base),
+        }
+    }
+}
+
+/// A product whose weights may be of several formats (a Gemma file mixes them within one
+/// layer): row ranges of one format each, stacked where adjacent ones share a format, writing
+/// side by side into one output table.
+#[derive(Debug)]
+struct Linear {
+    parts: Vec<QMatrix>,
+    rows: usize,
+}
+
+impl Linear {
+    fn new(name: &str, matrices: Vec<QMatrix>) -> Result<Self, InferError> {
+        let rows = matrices.iter().map(QMatrix::rows).sum();
+        let mut parts: Vec<QMatrix> = Vec::new();
+        let mut run: Vec<QMatrix> = Vec::new();
+        for m in matrices {
+            if run.last().is_some_and(|r| r.format() != m.format()) {
+                parts.push(stack(name, std::mem::take(&mut run))?);
+            }
+            run.push(m);
+        }
+        if !run.is_empty() {
+            parts.push(stack(name, run)?);
+        }
+        Ok(Self { parts, rows })
+    }
+
+    /// `out[t * rows + r]` for every token of `input`.
+    fn matmul(&self, input: &mut Input<'_>, out: &mut [f32]) {
+        assert_eq!(out.len(), input.tokens * self.rows);
+        let mut offset = 0;
+        for part in &self.parts {
+            let x = input.quantized(part.format());
+            part.matmul_columns(kernels::simd_level(), x, out, self.rows, offset);
+            offset += part.rows();
+        }
+    }
+}
+
+/// Reusable buffers for the quantized activations of one product input, in blocks of 32 and of
+/// 256 (made on demand: only the formats of the product's weights are needed).
+#[derive(Debug, Default)]
+struct Activations {
+    blocks: QuantizedActivations,
+    superblocks: QuantizedActivations,
+}
+
+impl Activations {
+    fn input<'a>(&'a mut self, x: &'a [f32], tokens: usize, width: usize) -> Input<'a> {
+        Input {
+            x,
+            tokens,
+            width,
+            buffers: self,
+            fresh: [false; 2],
+        }
+    }
+}
+
+/// `tokens × width` activations about to be multiplied.
+struct Input<'a> {
+    x: &'a [f32],
+    tokens: usize,
+    width: usize,
+    buffers: &'a mut Activations,
+    fresh: [bool; 2],
+}
+
+impl Input<'_> {
+    fn quantized(&mut self, format: WeightFormat) -> &QuantizedActivations {
+        let superblock = format.block_len() == SUPER_BLOCK;
+        let buffer = match superblock {
+            true => &mut self.buffers.superblocks,
+            false => &mut self.buffers.blocks,
+        };
+        if !self.fresh[usize::from(superblock)] {
+            buffer.quantize_for(format, self.x, self.tokens, self.width);
+            self.fresh[usize::from(superblock)] = true;
+        }
+        buffer
+    }
 }
 
 #[derive(Debug)]
 struct Layer {
     attn_norm: Vec<f32>,
-    /// `attn_q`, `attn_k`, `attn_v` stacked: one product per token.
-    qkv: QMatrix,
-    attn_output: QMatrix,
+    /// `attn_q`, `attn_k`, `attn_v` side by side: one product per token.
+    qkv: Linear,
+    /// Gemma 3: RMSNorm weights of every query and key head.
+    q_norm: Option<Vec<f32>>,
+    k_norm: Option<Vec<f32>>,
+    attn_output: Linear,
+    /// Gemma 3: RMSNorm of the attention's output before the residual add.
+    post_attention_norm: Option<Vec<f32>>,
     ffn_norm: Vec<f32>,
-    /// `ffn_gate` and `ffn_up` stacked.
-    gate_up: QMatrix,
-    down: QMatrix,
+    /// `ffn_gate` and `ffn_up` side by side.
+    gate_up: Linear,
+    down: Linear,
+    /// Gemma 3: RMSNorm of the FFN's output before the residual add.
+    post_ffw_norm: Option<Vec<f32>>,
 }
 
-/// The weights of a llama model in the kernels' layout.
+/// The weights of a model in the kernels' layout, and its forward pass.
 #[derive(Debug)]
-pub(crate) struct Llama {
-    pub config: Config,
+pub(crate) struct Transformer {
+    pub(crate) config: Config,
     embedding: QMatrix,
     /// `None`: the embedding doubles as the output head.
     output: Option<QMatrix>,
@@ -71,10 +213,23 @@ pub(crate) struct Llama {
 /// not depend on it).
 const PREFILL_CHUNK: usize = 128;
 
-impl Llama {
+impl Transformer {
     pub fn load<R: Read + Seek>(content: &Content, reader: &mut R) -> Result<Self, InferError> {
         let md = Metadata(&content.metadata);
-        let key = |name: &str| format!("llama.{name}");
+        let arch_name =
+            md.opt_string("general.architecture")?
+                .ok_or_else(|| InferError::MissingMetadata {
+                    key: "general.architecture".into(),
+                })?;
+        let arch = Architecture::from_name(&arch_name).ok_or_else(|| InferError::BadMetadata {
+            key: "general.architecture".into(),
+            reason: format!(
+                "the `{arch_name}` architecture is not supported by mycel's forward pass; \
+                 use a llama or gemma3 GGUF"
+            ),
+        })?;
+        let prefix = arch.name();
+        let key = |name: &str| format!("{prefix}.{name}");
         let usize_of =
             |name: &str| -> Result<usize, InferError> { Ok(md.u64(&key(name))? as usize) };
         let dim = usize_of("embedding_length")?;
@@ -83,7 +238,17 @@ impl Llama {
         let kv_heads = md
             .opt_u64(&key("attention.head_count_kv"))?
             .map_or(heads, |v| v as usize);
-        if heads == 0 || kv_heads == 0 || dim % heads != 0 || heads % kv_heads != 0 {
+        let key_length = md
+            .opt_u64(&key("attention.key_length"))?
+            .map(|v| v as usize);
+        let value_length = md
+            .opt_u64(&key("attention.value_length"))?
+            .map(|v| v as usize);
+        if heads == 0
+            || kv_heads == 0
+            || heads % kv_heads != 0
+            || (key_length.is_none() && dim % heads != 0)
+        {
             return Err(InferError::BadMetadata {
                 key: key("attention.head_count"),
                 reason: format!(
@@ -91,11 +256,19 @@ impl Llama {
                 ),
             });
         }
-        let head_dim = dim / heads;
-        if head_dim % 2 != 0 {
+        let head_dim = key_length.unwrap_or(dim / heads);
+        if value_length.is_some_and(|v| v != head_dim) {
             return Err(InferError::BadMetadata {
-                key: key("embedding_length"),
-                reason: format!("the head size {head_dim} is odd; RoPE needs pairs"),
+                key: key("attention.value_length"),
+                reason: format!(
+                    "{value_length:?}, but mycel needs values as long as keys ({head_dim})"
+                ),
+            });
+        }
+        if head_dim % 8 != 0 {
+            return Err(InferError::BadMetadata {
+                key: key("attention.key_length"),
+                reason: format!("the head size {head_dim} is not a multiple of 8"),
             });
         }
         if let Some(rope_dim) = md.opt_u64(&key("rope.dimension_count"))? {
@@ -119,15 +292,40 @@ impl Llama {
         if md.opt_u64(&key("expert_count"))?.unwrap_or(0) > 0 {
             return Err(InferError::BadMetadata {
                 key: key("expert_count"),
-                reason: "mixture-of-experts llama models are not supported".into(),
+                reason: "mixture-of-experts models are not supported".into(),
             });
         }
+        if md
+            .opt_f32(&key("attn_logit_softcapping"))?
+            .is_some_and(|c| c != 0.0)
+        {
+            return Err(InferError::BadMetadata {
+                key: key("attn_logit_softcapping"),
+                reason: "soft-capped attention scores are not supported".into(),
+            });
+        }
+        let final_softcap = md
+            .opt_f32(&key("final_logit_softcapping"))?
+            .filter(|&c| c != 0.0);
         let rms_eps = md
             .opt_f32(&key("attention.layer_norm_rms_epsilon"))?
             .ok_or_else(|| InferError::MissingMetadata {
                 key: key("attention.layer_norm_rms_epsilon"),
             })?;
         let rope_base = md.opt_f32(&key("rope.freq_base"))?.unwrap_or(10_000.0);
+        let sliding_window = match arch {
+            Architecture::Llama => None,
+            Architecture::Gemma3 => match md.opt_u64(&key("attention.sliding_window"))? {
+                Some(window) if window > 0 => {
+                    let base = md
+                        .opt_f32(&key("rope.freq_base_swa"))?
+                        .unwrap_or(GEMMA3_LOCAL_ROPE_BASE);
+                    Some((window as usize, base))
+                }
+                _ => None,
+            },
+        };
+        let gemma = arch == Architecture::Gemma3;
 
         let mut tensors = TensorReader { content, reader };
         let embedding = tensors.matrix("token_embd.weight", None, Some(dim))?;
@@ -137,28 +335,47 @@ impl Llama {
             false => None,
         };
         let output_norm = tensors.vector("output_norm.weight", dim)?;
-        let kv_dim = kv_heads * head_dim;
+        let (q_dim, kv_dim) = (heads * head_dim, kv_heads * head_dim);
         let mut ffn = 0;
         let mut blocks = Vec::with_capacity(layers);
         for i in 0..layers {
             let name = |t: &str| format!("blk.{i}.{t}.weight");
-            let q = tensors.matrix(&name("attn_q"), Some(dim), Some(dim))?;
+            let q = tensors.matrix(&name("attn_q"), Some(q_dim), Some(dim))?;
             let k = tensors.matrix(&name("attn_k"), Some(kv_dim), Some(dim))?;
             let v = tensors.matrix(&name("attn_v"), Some(kv_dim), Some(dim))?;
             let gate = tensors.matrix(&name("ffn_gate"), None, Some(dim))?;
             ffn = gate.rows();
             let up = tensors.matrix(&name("ffn_up"), Some(ffn), Some(dim))?;
+            let mut optional = |t: &str, len: usize| match gemma {
+                true => tensors.vector(&name(t), len).map(Some),
+                false => Ok(None),
+            };
+            let q_norm = optional("attn_q_norm", head_dim)?;
+            let k_norm = optional("attn_k_norm", head_dim)?;
+            let post_attention_norm = optional("post_attention_norm", dim)?;
+            let post_ffw_norm = optional("post_ffw_norm", dim)?;
             blocks.push(Layer {
                 attn_norm: tensors.vector(&name("attn_norm"), dim)?,
-                qkv: stack(&name("attn_qkv"), &[q, k, v])?,
-                attn_output: tensors.matrix(&name("attn_output"), Some(dim), Some(dim))?,
+                qkv: Linear::new(&name("attn_qkv"), vec![q, k, v])?,
+                q_norm,
+                k_norm,
+                attn_output: Linear::new(
+                    &name("attn_output"),
+                    vec![tensors.matrix(&name("attn_output"), Some(dim), Some(q_dim))?],
+                )?,
+                post_attention_norm,
                 ffn_norm: tensors.vector(&name("ffn_norm"), dim)?,
-                gate_up: stack(&name("ffn_gate_up"), &[gate, up])?,
-                down: tensors.matrix(&name("ffn_down"), Some(dim), Some(ffn))?,
+                gate_up: Linear::new(&name("ffn_gate_up"), vec![gate, up])?,
+                down: Linear::new(
+                    &name("ffn_down"),
+                    vec![tensors.matrix(&name("ffn_down"), Some(dim), Some(ffn))?],
+                )?,
+                post_ffw_norm,
             });
         }
         Ok(Self {
             config: Config {
+                arch,
                 dim,
                 layers,
                 heads,
@@ -168,6 +385,8 @@ impl Llama {
                 vocab,
                 rms_eps,
                 rope_base,
+                sliding_window,
+                final_softcap,
             },
             embedding,
             output,
@@ -200,89 +419,132 @@ impl Llama {
     ) -> Option<Vec<f32>> {
         let c = &self.config;
         let n = tokens.len();
-        let (dim, kv_dim, head_dim) = (c.dim, c.kv_dim(), c.head_dim);
-        let qkv_width = dim + 2 * kv_dim;
+        let (dim, q_dim, kv_dim) = (c.dim, c.q_dim(), c.kv_dim());
+        let qkv_width = q_dim + 2 * kv_dim;
         let start = cache.len;
         let mut x = vec![0f32; n * dim];
         for (row, &token) in x.chunks_exact_mut(dim).zip(tokens) {
             self.embedding.dequantize_row(token as usize, row);
         }
+        if c.arch == Architecture::Gemma3 {
+            // llama.cpp's `ggml_scale(x, sqrtf(n_embd))`: one f32 product per value.
+            let scale = (dim as f32).sqrt();
+            x.iter_mut().for_each(|v| *v *= scale);
+        }
         let mut h = vec![0f32; n * dim];
         let mut qkv = vec![0f32; n * qkv_width];
-        let mut attn = vec![0f32; n * dim];
+        let mut attn = vec![0f32; n * q_dim];
         let mut projected = vec![0f32; n * dim];
         let mut gate_up = vec![0f32; n * 2 * c.ffn];
         let mut act = vec![0f32; n * c.ffn];
-        let mut qa = QuantizedActivations::default();
-        let half = head_dim / 2;
-        // The RoPE angles of each position, the same in every layer: computed once per pass.
-        let (mut cos, mut sin) = (vec![0f32; n * half], vec![0f32; n * half]);
-        for (t, (cos, sin)) in cos
-            .chunks_exact_mut(half)
-            .zip(sin.chunks_exact_mut(half))
-            .enumerate()
-        {
-            kernels::rope_angles(start + t, half, c.rope_base, cos, sin);
-        }
+        let mut buffers = Activations::default();
+        let rope = RopeTables::new(c, start, n);
 
-        for (layer, kv) in self.layers.iter().zip(cache.layers.iter_mut()) {
+        for (index, (layer, kv)) in self.layers.iter().zip(cache.layers.iter_mut()).enumerate() {
             if cancelled() {
                 return None;
             }
+            let (window, base) = c.attention_of(index);
             for (xt, ht) in x.chunks_exact(dim).zip(h.chunks_exact_mut(dim)) {
                 kernels::rms_norm(xt, &layer.attn_norm, c.rms_eps, ht);
             }
-            qa.quantize(&h, n, dim);
-            layer.qkv.matmul(&qa, &mut qkv);
+            layer.qkv.matmul(&mut buffers.input(&h, n, dim), &mut qkv);
             for (t, row) in qkv.chunks_exact_mut(qkv_width).enumerate() {
-                let (cos, sin) = (&cos[t * half..][..half], &sin[t * half..][..half]);
-                for head in row[..dim + kv_dim].chunks_exact_mut(head_dim) {
-                    kernels::rope_rotate(head, cos, sin);
-                }
-                kv.keys.extend_from_slice(&row[dim..dim + kv_dim]);
-                kv.values.extend_from_slice(&row[dim + kv_dim..]);
+                let (cos, sin) = rope.angles(base, t);
+                let (q, kv_row) = row.split_at_mut(q_dim);
+                self.position_heads(q, layer.q_norm.as_deref(), cos, sin);
+                self.position_heads(&mut kv_row[..kv_dim], layer.k_norm.as_deref(), cos, sin);
+                kv.keys.extend_from_slice(&kv_row[..kv_dim]);
+                kv.values.extend_from_slice(&kv_row[kv_dim..]);
             }
-            self.attention(kv, &qkv, start, &mut attn);
-            qa.quantize(&attn, n, dim);
-            layer.attn_output.matmul(&qa, &mut projected);
-            for (a, &b) in x.iter_mut().zip(&projected) {
-                *a += b;
-            }
+            self.attention(kv, &qkv, start, window, &mut attn);
+            layer
+                .attn_output
+                .matmul(&mut buffers.input(&attn, n, q_dim), &mut projected);
+            self.residual_add(&mut x, &mut projected, layer.post_attention_norm.as_deref());
 
             for (xt, ht) in x.chunks_exact(dim).zip(h.chunks_exact_mut(dim)) {
                 kernels::rms_norm(xt, &layer.ffn_norm, c.rms_eps, ht);
             }
-            qa.quantize(&h, n, dim);
-            layer.gate_up.matmul(&qa, &mut gate_up);
+            layer
+                .gate_up
+                .matmul(&mut buffers.input(&h, n, dim), &mut gate_up);
             for (gu, out) in gate_up
                 .chunks_exact(2 * c.ffn)
                 .zip(act.chunks_exact_mut(c.ffn))
             {
-                kernels::silu_mul(&gu[..c.ffn], &gu[c.ffn..], out);
+                let (gate, up) = gu.split_at(c.ffn);
+                match c.arch {
+                    Architecture::Llama => kernels::silu_mul(gate, up, out),
+                    Architecture::Gemma3 => kernels::gelu_tanh_mul(gate, up, out),
+                }
             }
-            qa.quantize(&act, n, c.ffn);
-            layer.down.matmul(&qa, &mut projected);
-            for (a, &b) in x.iter_mut().zip(&projected) {
-                *a += b;
-            }
+            layer
+                .down
+                .matmul(&mut buffers.input(&act, n, c.ffn), &mut projected);
+            self.residual_add(&mut x, &mut projected, layer.post_ffw_norm.as_deref());
         }
         cache.len += n;
 
         let last = &x[(n - 1) * dim..];
         let mut normed = vec![0f32; dim];
         kernels::rms_norm(last, &self.output_norm, c.rms_eps, &mut normed);
-        qa.quantize(&normed, 1, dim);
         let head = self.output.as_ref().unwrap_or(&self.embedding);
         let mut logits = vec![0f32; c.vocab];
-        head.matmul(&qa, &mut logits);
+        let mut input = buffers.input(&normed, 1, dim);
+        head.matmul(input.quantized(head.format()), &mut logits);
+        if let Some(cap) = c.final_softcap {
+            for l in &mut logits {
+                *l = libm::tanhf(*l / cap) * cap;
+            }
+        }
         Some(logits)
     }
 
-    /// Causal attention of the `n` new tokens (their q in `qkv`) over the cache.
-    fn attention(&self, kv: &LayerCache, qkv: &[f32], start: usize, out: &mut [f32]) {
+    /// Per head of `heads` (query or key heads of one token): Gemma's RMSNorm, then RoPE.
+    fn position_heads(&self, heads: &mut [f32], norm: Option<&[f32]>, cos: &[f32], sin: &[f32]) {
         let c = &self.config;
-        let (dim, kv_dim, head_dim) = (c.dim, c.kv_dim(), c.head_dim);
-        let qkv_width = dim + 2 * kv_dim;
+        let mut normed = vec![0f32; if norm.is_some() { c.head_dim } else { 0 }];
+        for head in heads.chunks_exact_mut(c.head_dim) {
+            if let Some(weight) = norm {
+                kernels::rms_norm(head, weight, c.rms_eps, &mut normed);
+                head.copy_from_slice(&normed);
+            }
+            match c.arch {
+                Architecture::Llama => kernels::rope_rotate(head, cos, sin),
+                Architecture::Gemma3 => kernels::rope_rotate_halves(head, cos, sin),
+            }
+        }
+    }
+
+    /// `x += out`, after Gemma's RMSNorm of `out` when `norm` is given.
+    fn residual_add(&self, x: &mut [f32], out: &mut [f32], norm: Option<&[f32]>) {
+        let c = &self.config;
+        if let Some(weight) = norm {
+            let mut normed = vec![0f32; c.dim];
+            for row in out.chunks_exact_mut(c.dim) {
+                kernels::rms_norm(row, weight, c.rms_eps, &mut normed);
+                row.copy_from_slice(&normed);
+            }
+        }
+        for (a, &b) in x.iter_mut().zip(out.iter()) {
+            *a += b;
+        }
+    }
+
+    /// Causal attention of the `n` new tokens (their q in `qkv`) over the cache, over the last
+    /// `window` positions only when given.
+    fn attention(
+        &self,
+        kv: &LayerCache,
+        qkv: &[f32],
+        start: usize,
+        window: Option<usize>,
+        out: &mut [f32],
+    ) {
+        let c = &self.config;
+        let (q_dim, kv_dim, head_dim) = (c.q_dim(), c.kv_dim(), c.head_dim);
+        let qkv_width = q_dim + 2 * kv_dim;
         let group = c.heads / c.kv_heads;
         let scale = 1.0 / (head_dim as f32).sqrt();
         let level = kernels::simd_level();
@@ -290,11 +552,14 @@ impl Llama {
             let (t, head) = (index / c.heads, index % c.heads);
             let q = &qkv[t * qkv_width + head * head_dim..][..head_dim];
             let kv_offset = (head / group) * head_dim;
-            let positions = start + t + 1;
-            let mut scores = vec![0f32; positions];
-            kernels::attention_scores(level, q, &kv.keys, kv_dim, kv_offset, scale, &mut scores);
+            let end = start + t + 1;
+            let first = window.map_or(0, |w| end.saturating_sub(w));
+            let keys = &kv.keys[first * kv_dim..];
+            let values = &kv.values[first * kv_dim..];
+            let mut scores = vec![0f32; end - first];
+            kernels::attention_scores(level, q, keys, kv_dim, kv_offset, scale, &mut scores);
             kernels::softmax_with(level, &mut scores);
-            kernels::weighted_sum(level, &scores, &kv.values, kv_dim, kv_offset, o);
+            kernels::weighted_sum(level, &scores, values, kv_dim, kv_offset, o);
         };
         // One part per (token, head) on the kernels' pool (its workers are awake between the
         // products around it): each writes its own slice of `out`.
@@ -310,8 +575,56 @@ impl Llama {
     }
 }
 
-fn stack(name: &str, parts: &[QMatrix]) -> Result<QMatrix, InferError> {
-    QMatrix::stack(parts).map_err(|reason| InferError::BadMetadata {
+/// The RoPE angles of the positions of one pass, per RoPE base in use: computed once per pass,
+/// the same in every layer with that base.
+struct RopeTables {
+    half: usize,
+    /// `(base, cos, sin)`, `n × half` values each.
+    tables: Vec<(f32, Vec<f32>, Vec<f32>)>,
+}
+
+impl RopeTables {
+    fn new(c: &Config, start: usize, n: usize) -> Self {
+        let half = c.head_dim / 2;
+        let mut bases = vec![c.rope_base];
+        if let Some((_, local)) = c.sliding_window {
+            bases.push(local);
+        }
+        let tables = bases
+            .into_iter()
+            .map(|base| {
+                let (mut cos, mut sin) = (vec![0f32; n * half], vec![0f32; n * half]);
+                for (t, (cos, sin)) in cos
+                    .chunks_exact_mut(half)
+                    .zip(sin.chunks_exact_mut(half))
+                    .enumerate()
+                {
+                    kernels::rope_angles(start + t, half, base, cos, sin);
+                }
+                (base, cos, sin)
+            })
+            .collect();
+        Self { half, tables }
+    }
+
+    fn angles(&self, base: f32, t: usize) -> (&[f32], &[f32]) {
+        let (_, cos, sin) = self
+            .tables
+            .iter()
+            .find(|(b, _, _)| b.to_bits() == base.to_bits())
+            .expect("a table per base in use");
+        (
+            &cos[t * self.half..][..self.half],
+            &sin[t * self.half..][..self.half],
+        )
+    }
+}
+
+fn stack(name: &str, mut parts: Vec<QMatrix>) -> Result<QMatrix, InferError> {
+    if parts.len() == 1 {
+        return Ok(parts.remove(0));
+    }
+    QMatrix::stack(&parts).map_err(|reason| InferError::BadMetadata {
         key: name.into(),
         reason,
     })
@@ -332,7 +645,7 @@ struct LayerCache {
 }
 
 impl KvCache {
-    pub fn new(config: &Config) -> Self {
+    pub(crate) fn new(config: &Config) -> Self {
         Self {
             len: 0,
             layers: (0..config.layers).map(|_| LayerCache::default()).collect(),
@@ -403,18 +716,26 @@ impl<R: Read + Seek> TensorReader<'_, R> {
         let format = match self.info(name)?.ggml_dtype {
             GgmlDType::Q4_0 => WeightFormat::Q4_0,
             GgmlDType::Q4_1 => WeightFormat::Q4_1,
+            GgmlDType::Q5_0 => WeightFormat::Q5_0,
             GgmlDType::Q8_0 => WeightFormat::Q8_0,
+            GgmlDType::Q4K => WeightFormat::Q4_K,
+            GgmlDType::Q6K => WeightFormat::Q6_K,
             other => {
+                let other = format!("{other:?}").replace('K', "_K");
                 return Err(bad(format!(
-                    "weights of type {other:?} are not supported by mycel's deterministic \
-                     kernels; use a GGUF quantized to Q4_0, Q4_1 or Q8_0"
-                )))
+                    "weights of type {other} are not supported by mycel's deterministic \
+                     kernels; use a GGUF quantized to Q4_0, Q4_1, Q5_0, Q8_0, Q4_K or Q6_K"
+                )));
             }
         };
-        if !k.is_multiple_of(kernels::BLOCK) {
-            return Err(bad(format!("{k} columns is not a multiple of 32")));
+        let block_len = format.block_len();
+        if !k.is_multiple_of(block_len) {
+            return Err(bad(format!(
+                "{k} columns is not a multiple of {block_len} ({})",
+                format.name()
+            )));
         }
-        let bytes = self.bytes(name, r * k / kernels::BLOCK * format.block_bytes())?;
+        let bytes = self.bytes(name, r * k / block_len * format.block_bytes())?;
         QMatrix::from_gguf_bytes(format, r, k, &bytes).map_err(bad)
     }
 

@@ -74,8 +74,9 @@ pub use error::InferError;
 pub use gguf::ModelInfo;
 pub use model::{Decoder, FinishReason, Generation, Model, TokenEvent};
 pub use mycel_tokenizer::{
-    default_cache_dir, ensure_default_model, ChatMessage, ChatPiece, ChatTemplate, FetchProgress,
-    ModelId, PromptFormat, TokenType, Tokenizer, TokenizerError, TooManyTokens, DEFAULT_MODEL,
+    default_cache_dir, ensure_default_model, ensure_model, ChatMessage, ChatPiece, ChatTemplate,
+    FetchProgress, ModelId, PinnedSplitModel, PromptFormat, TokenType, Tokenizer, TokenizerError,
+    TooManyTokens, DEFAULT_MODEL, GEMMA3_270M,
 };
 pub use receipt::{
     receipt_for_generation, BindingError, CanonicalRequest, Endpoint, InferenceReceipt,

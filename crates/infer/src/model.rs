@@ -16,7 +16,7 @@ use mycel_tokenizer::{
 use mycel_types::receipt::{CanonicalRequest, ChatMessage};
 
 use crate::error::InferError;
-use crate::forward::{KvCache, Llama};
+use crate::forward::{KvCache, Transformer};
 use crate::gguf::{model_info, ModelInfo};
 use crate::sampling::{Sampler, SamplingParams};
 
@@ -24,7 +24,7 @@ use crate::sampling::{Sampler, SamplingParams};
 /// each one starts from an empty KV cache.
 #[derive(Debug)]
 pub struct Model {
-    llama: Llama,
+    llama: Transformer,
     format: PromptFormat,
     info: ModelInfo,
     end_of_generation: Vec<u32>,
@@ -133,7 +133,7 @@ impl Generation {
 }
 
 impl Model {
-    /// Loads any llama-architecture GGUF file. Hashes the whole file to compute the model id.
+    /// Loads a llama or gemma3 GGUF file. Hashes the whole file to compute the model id.
     pub fn load(path: &Path) -> Result<Self, InferError> {
         let started = Instant::now();
         let digest = sha256_file(path, &mut |_, _| {})?;
@@ -165,7 +165,7 @@ impl Model {
             tokenizer.vocab_size(),
         )?;
         let context_limit = usize::try_from(info.context_length).unwrap_or(usize::MAX);
-        let llama = Llama::load(&content, &mut reader)?;
+        let llama = Transformer::load(&content, &mut reader)?;
         if llama.config.vocab < tokenizer.vocab_size() {
             return Err(InferError::BadMetadata {
                 key: "token_embd.weight".into(),

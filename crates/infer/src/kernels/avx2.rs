@@ -10,7 +10,7 @@
 
 use std::arch::x86_64::*;
 
-use super::{spec, QMatrix, QuantizedActivations, WeightFormat, BLOCK, GROUP};
+use super::{spec, QMatrix, QuantizedActivations, WeightFormat, BLOCK, GROUP, SUPER_BLOCK};
 
 /// Sums each of 8 vectors of 8 i32 into lane `i` of the result (exact integer adds).
 #[inline]
@@ -258,7 +258,21 @@ pub(super) unsafe fn quantize_block(values: &[f32], q: &mut [i8; BLOCK]) -> Opti
         // A subnormal scale: products may be infinite or NaN, left to the portable code.
         return None;
     }
-    let inverse = _mm256_set1_ps(inverse);
+    // SAFETY: `q` holds 32 bytes.
+    unsafe { round_32(&v, _mm256_set1_ps(inverse), q.as_mut_ptr()) };
+    let sum = q.iter().map(|&v| i32::from(v)).sum();
+    Some((d, sum))
+}
+
+/// `q_i = clamp(round(v_i * inverse), ±127)` (halves away from zero) for 32 finite values, stored
+/// as bytes at `q`: the rounding of [`quantize_block`].
+///
+/// # Safety
+/// The CPU has AVX2; `q` points to 32 writable bytes.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn round_32(v: &[__m256; 4], inverse: __m256, q: *mut i8) {
+    let sign_bit = _mm256_set1_ps(-0.0);
     let half = _mm256_set1_ps(0.5);
     let one = _mm256_set1_ps(1.0);
     let limit = _mm256_set1_ps(127.0);
@@ -282,8 +296,53 @@ pub(super) unsafe fn quantize_block(values: &[f32], q: &mut [i8; BLOCK]) -> Opti
     let w23 = _mm256_packs_epi32(ints[2], ints[3]);
     let bytes = _mm256_packs_epi16(w01, w23);
     let ordered = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-    // SAFETY: `q` holds 32 bytes, one 256-bit store.
-    unsafe { _mm256_storeu_si256(q.as_mut_ptr().cast(), ordered) };
+    // SAFETY: `q` points to 32 writable bytes (the caller's contract).
+    unsafe { _mm256_storeu_si256(q.cast(), ordered) };
+}
+
+/// [`quantize_block`] for a superblock ([`SUPER_BLOCK`] values, one scale): the same operations
+/// as `spec::quantize_block` over 256 values. `None` in the same cases.
+///
+/// # Safety
+/// The CPU has AVX2. (`values` and `q` must hold [`SUPER_BLOCK`] values, which is asserted.)
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn quantize_span(values: &[f32], q: &mut [i8]) -> Option<(f32, i32)> {
+    assert!(values.len() == SUPER_BLOCK && q.len() == SUPER_BLOCK);
+    let sign_bit = _mm256_set1_ps(-0.0);
+    let infinity = _mm256_set1_ps(f32::INFINITY);
+    let mut m = _mm256_setzero_ps();
+    let mut finite = 0xff;
+    for c in 0..SUPER_BLOCK / 8 {
+        // SAFETY: chunk `c < 32` of the 256 values (asserted above).
+        let a = _mm256_andnot_ps(sign_bit, unsafe {
+            _mm256_loadu_ps(values.as_ptr().add(8 * c))
+        });
+        finite &= _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_LT_OQ>(a, infinity));
+        m = _mm256_max_ps(m, a);
+    }
+    if finite != 0xff {
+        return None;
+    }
+    let mut lanes = [0f32; 8];
+    // SAFETY: `lanes` holds 8 f32.
+    unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), m) };
+    // The maximum of finite non-negative values does not depend on the order.
+    let amax = lanes.iter().fold(0f32, |m, &v| m.max(v));
+    let d = amax / 127.0;
+    let inverse = if d != 0.0 { 1.0 / d } else { 0.0 };
+    if !inverse.is_finite() {
+        return None;
+    }
+    let inverse = _mm256_set1_ps(inverse);
+    for c in 0..SUPER_BLOCK / 32 {
+        // SAFETY: values `32c..32c + 32` are inside `values`, and bytes `32c..32c + 32` inside
+        // `q` (asserted above).
+        unsafe {
+            let v: [__m256; 4] =
+                std::array::from_fn(|k| _mm256_loadu_ps(values.as_ptr().add(32 * c + 8 * k)));
+            round_32(&v, inverse, q.as_mut_ptr().add(32 * c));
+        }
+    }
     let sum = q.iter().map(|&v| i32::from(v)).sum();
     Some((d, sum))
 }
@@ -353,7 +412,10 @@ pub(super) unsafe fn group_dot<const T: usize>(
         match m.format {
             WeightFormat::Q4_0 => group_dot_q4::<T, false>(m, group, x, token, lanes),
             WeightFormat::Q4_1 => group_dot_q4::<T, true>(m, group, x, token, lanes),
-            WeightFormat::Q8_0 => group_dot_q8::<T>(m, group, x, token, lanes),
+            WeightFormat::Q8_0 => group_dot_q8::<T, false>(m, group, x, token, lanes),
+            WeightFormat::Q5_0 => group_dot_q8::<T, true>(m, group, x, token, lanes),
+            WeightFormat::Q4_K => group_dot_q4_k::<T>(m, group, x, token, lanes),
+            WeightFormat::Q6_K => group_dot_q6_k::<T>(m, group, x, token, lanes),
         }
     }
 }
@@ -435,14 +497,56 @@ unsafe fn group_dot_q4<const T: usize, const MIN: bool>(
     }
 }
 
-/// [`group_dot`] for Q8_0: per row, its block is loaded once and multiplied with every token's
-/// block; the integer sums of the 8 rows are then reduced together ([`reduce8`]). The f32
-/// operations per (row, token) are those of `spec::block_term`, in the same order.
+/// The 32 signed weights `(nibble | high << 4) − 16` of a Q5_0 block whose 20 bytes (4 of high
+/// bits, 16 of nibbles) start at `q` (llama.cpp's `bytes_from_bits_32` trick: a byte becomes
+/// `0xF0 | nibble`, i.e. `nibble − 16`, where its high bit is clear).
 ///
 /// # Safety
-/// As for [`group_dot`], with `m.format` Q8_0 (32 quantized bytes per block).
+/// The CPU has AVX2; `q` points to 20 readable bytes.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn q5_0_weights(q: *const u8) -> __m256i {
+    // SAFETY: 20 readable bytes at `q` (the caller's contract).
+    let (high, packed) = unsafe {
+        (
+            (q as *const u32).read_unaligned(),
+            _mm_loadu_si128(q.add(4).cast()),
+        )
+    };
+    let low_nibbles = _mm_set1_epi8(0x0f);
+    let nibbles = _mm256_set_m128i(
+        _mm_and_si128(_mm_srli_epi16(packed, 4), low_nibbles),
+        _mm_and_si128(packed, low_nibbles),
+    );
+    let spread = _mm256_shuffle_epi8(
+        _mm256_set1_epi32(high as i32),
+        _mm256_set_epi64x(
+            0x0303_0303_0303_0303,
+            0x0202_0202_0202_0202,
+            0x0101_0101_0101_0101,
+            0,
+        ),
+    );
+    let set = _mm256_cmpeq_epi8(
+        _mm256_or_si256(spread, _mm256_set1_epi64x(0x7fbf_dfef_f7fb_fdfe)),
+        _mm256_set1_epi64x(-1),
+    );
+    // 0xF0 where the high bit is clear: nibble − 16 as a signed byte; nibble where it is set.
+    _mm256_or_si256(
+        nibbles,
+        _mm256_andnot_si256(set, _mm256_set1_epi8(0xf0u8 as i8)),
+    )
+}
+
+/// [`group_dot`] for Q8_0 (`Q5 = false`) and Q5_0 (`Q5 = true`, its weights unpacked to signed
+/// bytes first): per row, its block is loaded once and multiplied with every token's block; the
+/// integer sums of the 8 rows are then reduced together ([`reduce8`]). The f32 operations per
+/// (row, token) are those of `spec::block_term`, in the same order.
+///
+/// # Safety
+/// As for [`group_dot`], with `m.format` Q8_0 (32 quantized bytes per block) or Q5_0 (20).
 #[target_feature(enable = "avx2,f16c")]
-unsafe fn group_dot_q8<const T: usize>(
+unsafe fn group_dot_q8<const T: usize, const Q5: bool>(
     m: &QMatrix,
     group: usize,
     x: &QuantizedActivations,
@@ -453,10 +557,11 @@ unsafe fn group_dot_q8<const T: usize>(
     let mut acc = [_mm256_setzero_ps(); T];
     for block in 0..m.blocks {
         // Slots `base..base + 8` are this block of the group's 8 rows: `base + 8 <=
-        // scales.len()`, `(base + 8) * 32 <= quants.len()`.
+        // scales.len()`, `(base + 8) * quant_bytes <= quants.len()`.
+        let quant_bytes = if Q5 { 20 } else { 32 };
         let base = (group * m.blocks + block) * GROUP;
-        // SAFETY: `base * 32 < quants.len()` (above).
-        let q = unsafe { m.quants.as_ptr().add(base * 32) };
+        // SAFETY: `base * quant_bytes < quants.len()` (above).
+        let q = unsafe { m.quants.as_ptr().add(base * quant_bytes) };
         let mut activations = [_mm256_setzero_si256(); T];
         for (t, a) in activations.iter_mut().enumerate() {
             let at = (token + t) * x.blocks + block;
@@ -466,8 +571,14 @@ unsafe fn group_dot_q8<const T: usize>(
         }
         let mut sums = [[_mm256_setzero_si256(); GROUP]; T];
         for lane in 0..GROUP {
-            // SAFETY: the 32 bytes of slot `base + lane`, inside `quants` (above).
-            let w = unsafe { _mm256_loadu_si256(q.add(lane * 32).cast()) };
+            // SAFETY: the bytes of slot `base + lane`, inside `quants` (above).
+            let w = unsafe {
+                if Q5 {
+                    q5_0_weights(q.add(lane * 20))
+                } else {
+                    _mm256_loadu_si256(q.add(lane * 32).cast())
+                }
+            };
             // |w| · (a · sign w): unsigned × signed, pairs at most 2·128·127.
             let magnitude = _mm256_sign_epi8(w, w);
             for (sums, &a) in sums.iter_mut().zip(&activations) {
@@ -482,6 +593,199 @@ unsafe fn group_dot_q8<const T: usize>(
         for (t, (acc, sums)) in acc.iter_mut().zip(sums).enumerate() {
             let at = (token + t) * x.blocks + block;
             let isum = _mm256_cvtepi32_ps(reduce8(sums));
+            let scale = _mm256_mul_ps(dw, _mm256_set1_ps(x.d[at]));
+            *acc = _mm256_add_ps(*acc, _mm256_mul_ps(scale, isum));
+        }
+    }
+    for (lanes, acc) in lanes.iter_mut().zip(acc) {
+        // SAFETY: each row of `lanes` holds exactly 8 f32.
+        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), acc) };
+    }
+}
+
+/// Loads the 256 quantized activations of block `at` of `x` into 8 registers.
+///
+/// # Safety
+/// The CPU has AVX2; `x` is quantized in superblocks and `at < x.tokens * x.blocks`.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn superblock_activations(x: &QuantizedActivations, at: usize) -> [__m256i; 8] {
+    // SAFETY: block `at` holds 256 values inside `x.q` (the caller's contract).
+    std::array::from_fn(|c| unsafe {
+        _mm256_loadu_si256(x.q.as_ptr().add(at * SUPER_BLOCK + 32 * c).cast())
+    })
+}
+
+/// [`group_dot`] for Q4_K: per (row, token), `isum` by 8-bit products of the nibbles and the
+/// activations, weighted per sub-block by its scale (`madd` with the scale as the second 16-bit
+/// factor; every intermediate fits its integer type), and `msum` in scalar integers; both exact,
+/// so they equal `spec::superblock_isums`. The f32 operations are those of
+/// `spec::superblock_term`, in the same order.
+///
+/// # Safety
+/// As for [`group_dot`], with `m.format` Q4_K (140 quantized bytes per superblock) and `x`
+/// quantized in superblocks.
+#[target_feature(enable = "avx2,f16c")]
+unsafe fn group_dot_q4_k<const T: usize>(
+    m: &QMatrix,
+    group: usize,
+    x: &QuantizedActivations,
+    token: usize,
+    lanes: &mut [[f32; GROUP]],
+) {
+    const QB: usize = 140;
+    let low_nibbles = _mm256_set1_epi8(0x0f);
+    let mut acc = [_mm256_setzero_ps(); T];
+    for block in 0..m.blocks {
+        // Slots `base..base + 8` are this superblock of the group's 8 rows: `base + 8 <=
+        // scales.len() = mins.len()`, `(base + 8) * 140 <= quants.len()`.
+        let base = (group * m.blocks + block) * GROUP;
+        let slot = |lane: usize| &m.quants[(base + lane) * QB..][..QB];
+        let decoded: [([u8; 8], [u8; 8]); GROUP] =
+            std::array::from_fn(|lane| spec::q4_k_scales(&slot(lane)[..12]));
+        // SAFETY: the 8 scales and minimums of slots `base..base + 8` (above).
+        let (dw, mw) = unsafe {
+            (
+                _mm256_cvtph_ps(_mm_loadu_si128(m.scales.as_ptr().add(base).cast())),
+                _mm256_cvtph_ps(_mm_loadu_si128(m.mins.as_ptr().add(base).cast())),
+            )
+        };
+        for (t, acc) in acc.iter_mut().enumerate() {
+            let at = (token + t) * x.blocks + block;
+            // SAFETY: `token + t < x.tokens`, `block < x.blocks` (the caller's contract).
+            let a = unsafe { superblock_activations(x, at) };
+            let sums16 = x.block_sums16(token + t, block);
+            let mut sums = [_mm256_setzero_si256(); GROUP];
+            let mut msums = [0i32; GROUP];
+            for (lane, sum) in sums.iter_mut().enumerate() {
+                let (scales, mins) = &decoded[lane];
+                let qs = slot(lane)[12..].as_ptr();
+                for j in 0..4 {
+                    // SAFETY: bytes `32j..32j + 32` of the slot's 128 bytes of nibbles.
+                    let bits = unsafe { _mm256_loadu_si256(qs.add(32 * j).cast()) };
+                    let low = _mm256_and_si256(bits, low_nibbles);
+                    let high = _mm256_and_si256(_mm256_srli_epi16(bits, 4), low_nibbles);
+                    let p_low = _mm256_madd_epi16(
+                        _mm256_maddubs_epi16(low, a[2 * j]),
+                        _mm256_set1_epi16(i16::from(scales[2 * j])),
+                    );
+                    let p_high = _mm256_madd_epi16(
+                        _mm256_maddubs_epi16(high, a[2 * j + 1]),
+                        _mm256_set1_epi16(i16::from(scales[2 * j + 1])),
+                    );
+                    *sum = _mm256_add_epi32(*sum, _mm256_add_epi32(p_low, p_high));
+                }
+                msums[lane] = (0..8)
+                    .map(|s| i32::from(mins[s]) * (sums16[2 * s] + sums16[2 * s + 1]))
+                    .sum();
+            }
+            let isum = _mm256_cvtepi32_ps(reduce8(sums));
+            // SAFETY: `msums` holds 8 i32.
+            let msum = _mm256_cvtepi32_ps(unsafe { _mm256_loadu_si256(msums.as_ptr().cast()) });
+            let da = _mm256_set1_ps(x.d[at]);
+            let term = _mm256_sub_ps(
+                _mm256_mul_ps(_mm256_mul_ps(dw, da), isum),
+                _mm256_mul_ps(_mm256_mul_ps(mw, da), msum),
+            );
+            *acc = _mm256_add_ps(*acc, term);
+        }
+    }
+    for (lanes, acc) in lanes.iter_mut().zip(acc) {
+        // SAFETY: each row of `lanes` holds exactly 8 f32.
+        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), acc) };
+    }
+}
+
+/// [`group_dot`] for Q6_K: per (row, token), the unsigned 6-bit values `q` are rebuilt in
+/// registers from their low nibbles and high bit pairs, multiplied with the activations
+/// (`maddubs`, pairs at most 2·63·127), weighted by each 16-value sub-block's signed scale
+/// (`madd`), and `32 · Σ_s sc_s Σ a_i` is subtracted in scalar integers: exactly
+/// `Σ_s sc_s Σ (q_i − 32) a_i`, `spec::superblock_isums`'s integer. The f32 operations are those
+/// of `spec::superblock_term`.
+///
+/// # Safety
+/// As for [`group_dot`], with `m.format` Q6_K (208 quantized bytes per superblock) and `x`
+/// quantized in superblocks.
+#[target_feature(enable = "avx2,f16c")]
+unsafe fn group_dot_q6_k<const T: usize>(
+    m: &QMatrix,
+    group: usize,
+    x: &QuantizedActivations,
+    token: usize,
+    lanes: &mut [[f32; GROUP]],
+) {
+    const QB: usize = 208;
+    let low_nibbles = _mm256_set1_epi8(0x0f);
+    let pair = _mm256_set1_epi8(0x03);
+    let mut acc = [_mm256_setzero_ps(); T];
+    for block in 0..m.blocks {
+        // Slots `base..base + 8` are this superblock of the group's 8 rows: `base + 8 <=
+        // scales.len()`, `(base + 8) * 208 <= quants.len()`.
+        let base = (group * m.blocks + block) * GROUP;
+        let slot = |lane: usize| &m.quants[(base + lane) * QB..][..QB];
+        // SAFETY: the 8 scales of slots `base..base + 8` (above).
+        let dw = _mm256_cvtph_ps(unsafe { _mm_loadu_si128(m.scales.as_ptr().add(base).cast()) });
+        for (t, acc) in acc.iter_mut().enumerate() {
+            let at = (token + t) * x.blocks + block;
+            // SAFETY: `token + t < x.tokens`, `block < x.blocks` (the caller's contract).
+            let a = unsafe { superblock_activations(x, at) };
+            let sums16 = x.block_sums16(token + t, block);
+            let mut sums = [_mm256_setzero_si256(); GROUP];
+            let mut offsets = [0i32; GROUP];
+            for (lane, sum) in sums.iter_mut().enumerate() {
+                let q = slot(lane);
+                let scales = &q[192..208];
+                let scale_pair = |s: usize| {
+                    _mm256_set_m128i(
+                        _mm_set1_epi16(i16::from(scales[s + 1] as i8)),
+                        _mm_set1_epi16(i16::from(scales[s] as i8)),
+                    )
+                };
+                for half in 0..2 {
+                    // SAFETY: bytes `64·half..64·half + 64` of `ql` (the slot's first 128) and
+                    // `128 + 32·half..+32` of `qh` (the next 64): inside the slot.
+                    let (l0, l1, h) = unsafe {
+                        (
+                            _mm256_loadu_si256(q.as_ptr().add(64 * half).cast()),
+                            _mm256_loadu_si256(q.as_ptr().add(64 * half + 32).cast()),
+                            _mm256_loadu_si256(q.as_ptr().add(128 + 32 * half).cast()),
+                        )
+                    };
+                    let high = |shift: i32| {
+                        let bits = match shift {
+                            0 => h,
+                            2 => _mm256_srli_epi16(h, 2),
+                            4 => _mm256_srli_epi16(h, 4),
+                            _ => _mm256_srli_epi16(h, 6),
+                        };
+                        _mm256_slli_epi16(_mm256_and_si256(bits, pair), 4)
+                    };
+                    let values = [
+                        _mm256_or_si256(_mm256_and_si256(l0, low_nibbles), high(0)),
+                        _mm256_or_si256(_mm256_and_si256(l1, low_nibbles), high(2)),
+                        _mm256_or_si256(
+                            _mm256_and_si256(_mm256_srli_epi16(l0, 4), low_nibbles),
+                            high(4),
+                        ),
+                        _mm256_or_si256(
+                            _mm256_and_si256(_mm256_srli_epi16(l1, 4), low_nibbles),
+                            high(6),
+                        ),
+                    ];
+                    for (k, &v) in values.iter().enumerate() {
+                        let products = _mm256_maddubs_epi16(v, a[4 * half + k]);
+                        let s = 8 * half + 2 * k;
+                        *sum = _mm256_add_epi32(*sum, _mm256_madd_epi16(products, scale_pair(s)));
+                    }
+                }
+                offsets[lane] = 32
+                    * (0..16)
+                        .map(|s| i32::from(scales[s] as i8) * sums16[s])
+                        .sum::<i32>();
+            }
+            // SAFETY: `offsets` holds 8 i32.
+            let offsets = unsafe { _mm256_loadu_si256(offsets.as_ptr().cast()) };
+            let isum = _mm256_cvtepi32_ps(_mm256_sub_epi32(reduce8(sums), offsets));
             let scale = _mm256_mul_ps(dw, _mm256_set1_ps(x.d[at]));
             *acc = _mm256_add_ps(*acc, _mm256_mul_ps(scale, isum));
         }

@@ -4,7 +4,7 @@
 
 use super::pool::Pool;
 use super::{
-    simd_level, spec, QMatrix, QuantizedActivations, SimdLevel, WeightFormat, GROUP, TOKEN_TILE,
+    simd_level, spec, QMatrix, QuantizedActivations, SimdLevel, GROUP, SUPER_BLOCK, TOKEN_TILE,
 };
 
 impl QMatrix {
@@ -19,9 +19,24 @@ impl QMatrix {
     /// [`QMatrix::matmul`] with a given instruction set (the tests compare them); a level the CPU
     /// lacks runs the portable code.
     pub fn matmul_with(&self, level: SimdLevel, x: &QuantizedActivations, out: &mut [f32]) {
+        assert_eq!(out.len(), x.tokens * self.rows);
+        self.matmul_columns(level, x, out, self.rows, 0)
+    }
+
+    /// [`QMatrix::matmul_with`] into columns `offset..offset + rows` of `out`, a row-major
+    /// `tokens × stride` table: products of different formats sharing an input (Gemma's q, k and
+    /// v) fill one table.
+    pub fn matmul_columns(
+        &self,
+        level: SimdLevel,
+        x: &QuantizedActivations,
+        out: &mut [f32],
+        stride: usize,
+        offset: usize,
+    ) {
         let pool = Pool::global();
         let threads = pool.threads().min(rayon::current_num_threads());
-        self.matmul_on(pool, threads, level, x, out)
+        self.matmul_strided(pool, threads, level, x, out, stride, offset)
     }
 
     /// [`QMatrix::matmul_with`] on `pool`, split for `threads` threads (the tests vary both).
@@ -33,15 +48,36 @@ impl QMatrix {
         x: &QuantizedActivations,
         out: &mut [f32],
     ) {
-        assert_eq!(x.blocks, self.blocks, "activation width ≠ matrix width");
         assert_eq!(out.len(), x.tokens * self.rows);
+        self.matmul_strided(pool, threads, level, x, out, self.rows, 0)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn matmul_strided(
+        &self,
+        pool: &Pool,
+        threads: usize,
+        level: SimdLevel,
+        x: &QuantizedActivations,
+        out: &mut [f32],
+        stride: usize,
+        offset: usize,
+    ) {
+        assert_eq!(
+            x.block_len,
+            self.format.block_len(),
+            "activations quantized for another format"
+        );
+        assert_eq!(x.blocks, self.blocks, "activation width ≠ matrix width");
+        assert!(offset + self.rows <= stride);
+        assert!(x.tokens == 0 || out.len() >= (x.tokens - 1) * stride + offset + self.rows);
         let level = level.available();
         let groups = self.rows.div_ceil(GROUP);
         let threads = threads.max(1);
         // One chunk per thread for a small product (a decode step's 576×576 takes ~15 µs, so
         // more chunks would cost more to hand out than they balance); up to 4 per thread for
         // large ones (the output head, a prompt) to even out the load.
-        let work = groups * GROUP * self.blocks * x.tokens;
+        let work = groups * GROUP * self.cols / 32 * x.tokens;
         let chunks = (work / (1 << 15)).clamp(threads, threads * 4);
         let chunk = groups.div_ceil(chunks).max(1);
         let out_ptr = SharedOut(out.as_mut_ptr());
@@ -57,11 +93,13 @@ impl QMatrix {
                     let n = GROUP.min(self.rows - row0);
                     for (t, lanes) in lanes[..tile].iter().enumerate() {
                         for (lane, &value) in lanes[..n].iter().enumerate() {
-                            // SAFETY: `(token + t) * rows + row0 + lane < tokens * rows =
-                            // out.len()` (asserted above); each (token, row) is written by
-                            // exactly one chunk, as the rows of different chunks are disjoint,
-                            // and `out` outlives the parallel loop.
-                            unsafe { out_ptr.write((token + t) * self.rows + row0 + lane, value) };
+                            // SAFETY: `(token + t) * stride + offset + row0 + lane <
+                            // (tokens − 1) * stride + offset + rows <= out.len()` (asserted
+                            // above); each (token, row) is written by exactly one chunk, as the
+                            // rows of different chunks are disjoint, and `out` outlives the
+                            // parallel loop.
+                            let at = (token + t) * stride + offset + row0 + lane;
+                            unsafe { out_ptr.write(at, value) };
                         }
                     }
                     token += tile;
@@ -131,6 +169,7 @@ impl QMatrix {
         lanes: &mut [f32; GROUP],
     ) {
         let quant_bytes = self.format.quant_bytes();
+        let superblocks = self.format.block_len() == SUPER_BLOCK;
         *lanes = [0.0; GROUP];
         for block in 0..self.blocks {
             let at = token * x.blocks + block;
@@ -141,15 +180,16 @@ impl QMatrix {
                 let slot = base + lane;
                 let q = &self.quants[slot * quant_bytes..][..quant_bytes];
                 let dw = spec::f16_to_f32(self.scales[slot]);
-                let isum = spec::block_isum(self.format, q, a, qsum);
-                let term = match self.format {
-                    WeightFormat::Q4_1 => {
-                        let mw = spec::f16_to_f32(self.mins[slot]);
-                        spec::block_term(self.format, dw, mw, da, sa, isum)
-                    }
-                    WeightFormat::Q4_0 | WeightFormat::Q8_0 => {
-                        spec::block_term(self.format, dw, 0.0, da, sa, isum)
-                    }
+                let mw = match self.format.has_min() {
+                    true => spec::f16_to_f32(self.mins[slot]),
+                    false => 0.0,
+                };
+                let term = if superblocks {
+                    let sums16 = x.block_sums16(token, block);
+                    spec::superblock_term(self.format, dw, mw, da, q, a, sums16)
+                } else {
+                    let isum = spec::block_isum(self.format, q, a, qsum);
+                    spec::block_term(self.format, dw, mw, da, sa, isum)
                 };
                 *acc += term;
             }

@@ -1,15 +1,29 @@
 //! Quantized weight matrices: the weight formats the kernels multiply, and a matrix's GGUF blocks
 //! repacked so that 8 consecutive rows sit side by side (one SIMD register holds the same block of
 //! 8 rows). The products over them are in `matmul.rs`.
+//!
+//! A block is 32 values (Q4_0, Q4_1, Q5_0, Q8_0) or a 256-value "superblock" (the k-quants Q4_K
+//! and Q6_K). A repacked slot keeps the GGUF block's bytes, in the file's order, without its f16
+//! scales (`d`, and `m` / `dmin` for Q4_1 / Q4_K), which sit in their own arrays.
 
-use super::{spec, BLOCK, GROUP};
+use super::{spec, BLOCK, GROUP, SUPER_BLOCK};
 
-/// The quantized weight formats the kernels multiply.
+/// The quantized weight formats the kernels multiply (GGUF/ggml block layouts, named as ggml
+/// names them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(non_camel_case_types)]
 pub enum WeightFormat {
     Q4_0,
     Q4_1,
+    /// `d`, 32 high bits, 16 bytes of nibbles: `w = (nibble | high << 4) − 16`.
+    Q5_0,
     Q8_0,
+    /// 256 values: `d`, `dmin`, 12 bytes of 6-bit scales and mins (8 sub-blocks of 32), 128
+    /// bytes of nibbles: `w = d·sc·q − dmin·m`.
+    Q4_K,
+    /// 256 values: 128 bytes of low nibbles, 64 of high 2-bit pairs, 16 signed 8-bit scales
+    /// (16 sub-blocks of 16), `d`: `w = d·sc·(q − 32)`.
+    Q6_K,
 }
 
 impl WeightFormat {
@@ -18,16 +32,46 @@ impl WeightFormat {
         match self {
             Self::Q4_0 => 18,
             Self::Q4_1 => 20,
+            Self::Q5_0 => 22,
             Self::Q8_0 => 34,
+            Self::Q4_K => 144,
+            Self::Q6_K => 210,
         }
     }
 
-    /// Bytes of quantized values per block (after the scales).
+    /// Values per block: 32, or 256 for the k-quants. The activations multiplied with a matrix
+    /// are quantized in blocks of the same length.
+    pub fn block_len(self) -> usize {
+        match self {
+            Self::Q4_K | Self::Q6_K => SUPER_BLOCK,
+            Self::Q4_0 | Self::Q4_1 | Self::Q5_0 | Self::Q8_0 => BLOCK,
+        }
+    }
+
+    /// Bytes of quantized values per block (the block without its f16 scales).
     #[inline]
     pub(super) fn quant_bytes(self) -> usize {
         match self {
             Self::Q4_0 | Self::Q4_1 => 16,
+            Self::Q5_0 => 20,
             Self::Q8_0 => 32,
+            Self::Q4_K => 140,
+            Self::Q6_K => 208,
+        }
+    }
+
+    /// Whether the block carries a second f16 (Q4_1's `m`, Q4_K's `dmin`).
+    #[inline]
+    pub(super) fn has_min(self) -> bool {
+        matches!(self, Self::Q4_1 | Self::Q4_K)
+    }
+
+    /// Offsets in a GGUF block of `d`, of the second f16 if any, and of the quantized bytes.
+    fn layout(self) -> (usize, usize, usize) {
+        match self {
+            Self::Q4_0 | Self::Q5_0 | Self::Q8_0 => (0, 0, 2),
+            Self::Q4_1 | Self::Q4_K => (0, 2, 4),
+            Self::Q6_K => (208, 0, 0),
         }
     }
 
@@ -35,7 +79,10 @@ impl WeightFormat {
         match self {
             Self::Q4_0 => "Q4_0",
             Self::Q4_1 => "Q4_1",
+            Self::Q5_0 => "Q5_0",
             Self::Q8_0 => "Q8_0",
+            Self::Q4_K => "Q4_K",
+            Self::Q6_K => "Q6_K",
         }
     }
 }
@@ -50,7 +97,7 @@ pub struct QMatrix {
     pub(super) blocks: usize,
     /// `d` per (group, block, lane): the file's f16 bits (widened to f32 when used).
     pub(super) scales: Vec<u16>,
-    /// `m` per (group, block, lane) for Q4_1; empty otherwise.
+    /// `m` (Q4_1) or `dmin` (Q4_K) per (group, block, lane); empty for the other formats.
     pub(super) mins: Vec<u16>,
     /// Quantized values per (group, block, lane), in the file's byte order.
     pub(super) quants: Vec<u8>,
@@ -64,12 +111,14 @@ impl QMatrix {
         cols: usize,
         bytes: &[u8],
     ) -> Result<Self, String> {
-        if !cols.is_multiple_of(BLOCK) {
+        let block_len = format.block_len();
+        if !cols.is_multiple_of(block_len) {
             return Err(format!(
-                "a row has {cols} values, not a multiple of {BLOCK}"
+                "a {} row has {cols} values, not a multiple of {block_len}",
+                format.name()
             ));
         }
-        let blocks = cols / BLOCK;
+        let blocks = cols / block_len;
         let block_bytes = format.block_bytes();
         if bytes.len() != rows * blocks * block_bytes {
             return Err(format!(
@@ -83,7 +132,7 @@ impl QMatrix {
         let slots = groups * blocks * GROUP;
         let quant_bytes = format.quant_bytes();
         let mut scales = vec![0u16; slots];
-        let mut mins = if format == WeightFormat::Q4_1 {
+        let mut mins = if format.has_min() {
             vec![0u16; slots]
         } else {
             Vec::new()
@@ -96,15 +145,13 @@ impl QMatrix {
                 let src = &bytes[(row * blocks + block) * block_bytes..][..block_bytes];
                 let slot = (group * blocks + block) * GROUP + lane;
                 let half = |at: usize| u16::from_le_bytes([src[at], src[at + 1]]);
-                scales[slot] = half(0);
-                let values = match format {
-                    WeightFormat::Q4_1 => {
-                        mins[slot] = half(2);
-                        &src[4..]
-                    }
-                    WeightFormat::Q4_0 | WeightFormat::Q8_0 => &src[2..],
-                };
-                quants[slot * quant_bytes..][..quant_bytes].copy_from_slice(values);
+                let (d_at, m_at, q_at) = format.layout();
+                scales[slot] = half(d_at);
+                if format.has_min() {
+                    mins[slot] = half(m_at);
+                }
+                quants[slot * quant_bytes..][..quant_bytes]
+                    .copy_from_slice(&src[q_at..][..quant_bytes]);
             }
         }
         Ok(Self {
@@ -160,11 +207,17 @@ impl QMatrix {
         let quant_bytes = self.format.quant_bytes();
         for block in 0..self.blocks {
             let slot = self.slot(row, block);
+            let quants = &self.quants[slot * quant_bytes..][..quant_bytes];
+            if self.format == WeightFormat::Q6_K {
+                out.extend_from_slice(quants);
+                out.extend_from_slice(&self.scales[slot].to_le_bytes());
+                continue;
+            }
             out.extend_from_slice(&self.scales[slot].to_le_bytes());
-            if self.format == WeightFormat::Q4_1 {
+            if self.format.has_min() {
                 out.extend_from_slice(&self.mins[slot].to_le_bytes());
             }
-            out.extend_from_slice(&self.quants[slot * quant_bytes..][..quant_bytes]);
+            out.extend_from_slice(quants);
         }
     }
 
@@ -176,15 +229,17 @@ impl QMatrix {
     pub fn dequantize_row(&self, row: usize, out: &mut [f32]) {
         assert!(row < self.rows && out.len() == self.cols);
         let quant_bytes = self.format.quant_bytes();
+        let block_len = self.format.block_len();
         for block in 0..self.blocks {
             let slot = self.slot(row, block);
             let d = spec::f16_to_f32(self.scales[slot]);
-            let m = match self.format {
-                WeightFormat::Q4_1 => spec::f16_to_f32(self.mins[slot]),
-                WeightFormat::Q4_0 | WeightFormat::Q8_0 => 0.0,
+            let m = match self.format.has_min() {
+                true => spec::f16_to_f32(self.mins[slot]),
+                false => 0.0,
             };
             let q = &self.quants[slot * quant_bytes..][..quant_bytes];
-            spec::dequantize_block(self.format, d, m, q, &mut out[block * BLOCK..][..BLOCK]);
+            let out = &mut out[block * block_len..][..block_len];
+            spec::dequantize_block(self.format, d, m, q, out);
         }
     }
 }

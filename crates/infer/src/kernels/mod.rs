@@ -15,6 +15,18 @@
 //!   - Q4_0 (`w_i = nibble − 8`): `(d_w * d) * isum`
 //!   - Q4_1 (`w_i = nibble`, value `d_w·nibble + m_w`): `(d_w * d) * isum + m_w * s`
 //!   - Q8_0 (`w_i` the signed byte): `(d_w * d) * isum`
+//!   - Q5_0 (`w_i = (nibble | high bit << 4) − 16`): `(d_w * d) * isum`
+//!
+//!   The k-quants (Q4_K, Q6_K) have 256-value superblocks, and their activations are quantized
+//!   by the same rule in blocks of 256 (one `d` per 256 values, like llama.cpp's Q8_K). Per
+//!   superblock the integer sums of the sub-blocks are weighted by their integer scales, exactly:
+//!   - Q4_K (8 sub-blocks of 32, 6-bit scale `sc_s` and minimum `m_s`):
+//!     `(d_w * d) * isum − (dmin_w * d) * msum`, `isum = Σ_s sc_s Σ q_i a_i`,
+//!     `msum = Σ_s m_s Σ a_i`
+//!   - Q6_K (16 sub-blocks of 16, signed 8-bit scale `sc_s`, `w_i = q_i − 32`):
+//!     `(d_w * d) * isum`, `isum = Σ_s sc_s Σ w_i a_i`
+//!
+//!   (these integers may exceed 2²⁴; they convert to f32 with one round-to-nearest).
 //!
 //!   and the row's output is `((0 + t_0) + t_1) + …`, block by block from the left. Weight scales
 //!   are the file's f16 values widened to f32 (exact).
@@ -22,7 +34,7 @@
 //!   lane `i mod 8` in index order, then the lanes are combined as
 //!   `((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))`.
 //! - **Transcendentals** come from the `libm` crate (a portable software implementation): `expf`
-//!   for softmax and SiLU; RoPE angles in f64 with `libm::pow`, `libm::cos`, `libm::sin`.
+//!   for softmax and SiLU, `tanhf` for GELU; RoPE angles in f64 with `libm::pow`, `libm::cos`, `libm::sin`.
 //! - **Threads split only independent outputs** (rows of a product, heads of attention); no sum is
 //!   ever split between threads.
 //!
@@ -58,10 +70,15 @@ mod tests;
 pub use matrix::{QMatrix, WeightFormat};
 pub use quantize::QuantizedActivations;
 pub use reductions::{attention_scores, softmax_with, weighted_sum};
-pub use spec::{dot, f16_to_f32, rms_norm, rope_angles, rope_rotate, silu_mul, softmax, sum_lanes};
+pub use spec::{
+    dot, f16_to_f32, gelu_tanh_mul, rms_norm, rope_angles, rope_rotate, rope_rotate_halves,
+    silu_mul, softmax, sum_lanes,
+};
 
 /// Elements per quantization block (weights and activations).
 pub const BLOCK: usize = 32;
+/// Elements per superblock of the k-quant weights (Q4_K, Q6_K) and of their activations.
+pub const SUPER_BLOCK: usize = 256;
 /// Weight rows stored interleaved, so that one SIMD register holds the same block of 8 rows.
 const GROUP: usize = 8;
 /// Tokens of a prompt multiplied together against each unpacked weight block.

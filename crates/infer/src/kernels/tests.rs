@@ -18,16 +18,141 @@ fn random_f16_scale(rng: &mut ChaCha20Rng) -> [u8; 2] {
 fn random_matrix(format: WeightFormat, rows: usize, cols: usize, seed: u64) -> QMatrix {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
     let mut bytes = Vec::new();
-    for _ in 0..rows * cols / BLOCK {
+    for _ in 0..rows * cols / format.block_len() {
+        let quants: Vec<u8> = (0..format.quant_bytes())
+            .map(|_| rng.next_u32() as u8)
+            .collect();
+        if format == WeightFormat::Q6_K {
+            bytes.extend(&quants);
+            bytes.extend(random_f16_scale(&mut rng));
+            continue;
+        }
         bytes.extend(random_f16_scale(&mut rng));
-        if format == WeightFormat::Q4_1 {
+        if format == WeightFormat::Q4_1 || format == WeightFormat::Q4_K {
             bytes.extend(random_f16_scale(&mut rng));
         }
-        for _ in 0..format.quant_bytes() {
-            bytes.push(rng.next_u32() as u8);
-        }
+        bytes.extend(quants);
     }
     QMatrix::from_gguf_bytes(format, rows, cols, &bytes).unwrap()
+}
+
+const ALL_FORMATS: [WeightFormat; 6] = [
+    WeightFormat::Q4_0,
+    WeightFormat::Q4_1,
+    WeightFormat::Q5_0,
+    WeightFormat::Q8_0,
+    WeightFormat::Q4_K,
+    WeightFormat::Q6_K,
+];
+
+fn half_at(b: &[u8], at: usize) -> f32 {
+    f16_to_f32(u16::from_le_bytes([b[at], b[at + 1]]))
+}
+
+/// ggml's dequantization of one GGUF block (`dequantize_row_*` in ggml-quants.c), transcribed
+/// independently of the kernels, as integers: per value its quantized weight, the integer scale
+/// and minimum of its sub-block (1 and 0 for the 32-value formats), and the block's `d`, `dmin`.
+struct GgmlBlock {
+    weights: Vec<i32>,
+    scales: Vec<i32>,
+    mins: Vec<i32>,
+    d: f32,
+    dmin: f32,
+}
+
+fn ggml_block(format: WeightFormat, b: &[u8]) -> GgmlBlock {
+    let n = format.block_len();
+    let (mut weights, mut scales, mut mins) = (vec![0i32; n], vec![1i32; n], vec![0i32; n]);
+    let (mut d, mut dmin) = (half_at(b, 0), 0.0);
+    match format {
+        WeightFormat::Q4_0 | WeightFormat::Q4_1 => {
+            let qs = &b[b.len() - 16..];
+            let offset = if format == WeightFormat::Q4_0 { 8 } else { 0 };
+            for j in 0..16 {
+                weights[j] = i32::from(qs[j] & 15) - offset;
+                weights[j + 16] = i32::from(qs[j] >> 4) - offset;
+            }
+            if format == WeightFormat::Q4_1 {
+                dmin = half_at(b, 2);
+            }
+        }
+        WeightFormat::Q5_0 => {
+            let qh = u32::from_le_bytes([b[2], b[3], b[4], b[5]]);
+            let qs = &b[6..22];
+            for j in 0..16 {
+                let xh_0 = ((qh >> j) << 4) & 0x10;
+                let xh_1 = (qh >> (j + 12)) & 0x10;
+                weights[j] = ((u32::from(qs[j]) & 0x0f) | xh_0) as i32 - 16;
+                weights[j + 16] = ((u32::from(qs[j]) >> 4) | xh_1) as i32 - 16;
+            }
+        }
+        WeightFormat::Q8_0 => {
+            for j in 0..32 {
+                weights[j] = i32::from(b[2 + j] as i8);
+            }
+        }
+        WeightFormat::Q4_K => {
+            dmin = half_at(b, 2);
+            let sc = &b[4..16];
+            let get_scale_min_k4 = |j: usize| -> (i32, i32) {
+                if j < 4 {
+                    (i32::from(sc[j] & 63), i32::from(sc[j + 4] & 63))
+                } else {
+                    (
+                        i32::from((sc[j + 4] & 0xF) | ((sc[j - 4] >> 6) << 4)),
+                        i32::from((sc[j + 4] >> 4) | ((sc[j] >> 6) << 4)),
+                    )
+                }
+            };
+            let mut q = &b[16..144];
+            let mut y = 0;
+            let mut is = 0;
+            for _ in (0..256).step_by(64) {
+                let (sc1, m1) = get_scale_min_k4(is);
+                let (sc2, m2) = get_scale_min_k4(is + 1);
+                for l in 0..32 {
+                    weights[y + l] = i32::from(q[l] & 0xF);
+                    (scales[y + l], mins[y + l]) = (sc1, m1);
+                }
+                for l in 0..32 {
+                    weights[y + 32 + l] = i32::from(q[l] >> 4);
+                    (scales[y + 32 + l], mins[y + 32 + l]) = (sc2, m2);
+                }
+                q = &q[32..];
+                is += 2;
+                y += 64;
+            }
+        }
+        WeightFormat::Q6_K => {
+            d = half_at(b, 208);
+            let (mut ql, mut qh, mut sc) = (&b[..128], &b[128..192], &b[192..208]);
+            let mut y = 0;
+            for _ in (0..256).step_by(128) {
+                for l in 0..32 {
+                    let is = l / 16;
+                    let q1 = ((ql[l] & 0xF) | ((qh[l] & 3) << 4)) as i32 - 32;
+                    let q2 = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) as i32 - 32;
+                    let q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) as i32 - 32;
+                    let q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) as i32 - 32;
+                    for (k, q) in [q1, q2, q3, q4].into_iter().enumerate() {
+                        weights[y + l + 32 * k] = q;
+                        scales[y + l + 32 * k] = i32::from(sc[is + 2 * k] as i8);
+                    }
+                }
+                y += 128;
+                ql = &ql[64..];
+                qh = &qh[32..];
+                sc = &sc[8..];
+            }
+        }
+    }
+    GgmlBlock {
+        weights,
+        scales,
+        mins,
+        d,
+        dmin,
+    }
 }
 
 fn random_activations(n: usize, seed: u64) -> Vec<f32> {
@@ -67,38 +192,47 @@ fn f16_conversion_is_exact() {
     }
 }
 
-/// The reference: the block formula of the module docs, written out per row.
+/// The reference: the block formulas of the module docs, written out per row over ggml's
+/// decoding of the row's GGUF bytes.
 fn reference_row(m: &QMatrix, row: usize, x: &QuantizedActivations, token: usize) -> f32 {
     let mut acc = 0f32;
     let mut bytes = Vec::new();
     m.append_row_gguf_bytes(row, &mut bytes);
-    for block in 0..m.blocks {
-        let src = &bytes[block * m.format.block_bytes()..][..m.format.block_bytes()];
-        let dw = f16_to_f32(u16::from_le_bytes([src[0], src[1]]));
+    let block_bytes = m.format.block_bytes();
+    for (block, src) in bytes.chunks_exact(block_bytes).enumerate() {
+        let g = ggml_block(m.format, src);
         let at = token * x.blocks + block;
         let a = x.block(token, block);
-        let mut weights = [0i32; BLOCK];
-        match m.format {
-            WeightFormat::Q8_0 => {
-                for j in 0..BLOCK {
-                    weights[j] = i32::from(src[2 + j] as i8);
+        let term = match m.format {
+            WeightFormat::Q4_K | WeightFormat::Q6_K => {
+                let step = if m.format == WeightFormat::Q4_K {
+                    32
+                } else {
+                    16
+                };
+                let (mut isum, mut msum) = (0i32, 0i32);
+                for s in (0..256).step_by(step) {
+                    let sub: i32 = (s..s + step).map(|j| g.weights[j] * i32::from(a[j])).sum();
+                    let asum: i32 = (s..s + step).map(|j| i32::from(a[j])).sum();
+                    isum += g.scales[s] * sub;
+                    msum += g.mins[s] * asum;
+                }
+                let term = (g.d * x.d[at]) * isum as f32;
+                if m.format == WeightFormat::Q4_K {
+                    term - (g.dmin * x.d[at]) * msum as f32
+                } else {
+                    term
                 }
             }
-            WeightFormat::Q4_0 | WeightFormat::Q4_1 => {
-                let q = &src[src.len() - 16..];
-                let offset = if m.format == WeightFormat::Q4_0 { 8 } else { 0 };
-                for j in 0..16 {
-                    weights[j] = i32::from(q[j] & 15) - offset;
-                    weights[j + 16] = i32::from(q[j] >> 4) - offset;
+            _ => {
+                let isum: i32 = (0..BLOCK).map(|j| g.weights[j] * i32::from(a[j])).sum();
+                let mut term = (g.d * x.d[at]) * isum as f32;
+                if m.format == WeightFormat::Q4_1 {
+                    term += g.dmin * x.s[at];
                 }
+                term
             }
-        }
-        let isum: i32 = (0..BLOCK).map(|j| weights[j] * i32::from(a[j])).sum();
-        let mut term = (dw * x.d[at]) * isum as f32;
-        if m.format == WeightFormat::Q4_1 {
-            let mw = f16_to_f32(u16::from_le_bytes([src[2], src[3]]));
-            term += mw * x.s[at];
-        }
+        };
         acc += term;
     }
     acc
@@ -110,15 +244,18 @@ fn every_instruction_set_gives_the_reference_bits() {
     if detected_level() != SimdLevel::Portable {
         levels.push(detected_level());
     }
-    for (i, format) in [WeightFormat::Q4_0, WeightFormat::Q4_1, WeightFormat::Q8_0]
-        .into_iter()
-        .enumerate()
-    {
-        // 21 rows: two whole groups and a partial one; 7 tokens: a whole tile and 3 more.
-        let (rows, cols, tokens) = (21, 7 * BLOCK, 7);
+    for (i, format) in ALL_FORMATS.into_iter().enumerate() {
+        // 21 rows: two whole groups and a partial one; 11 tokens: a whole tile and 3 more.
+        let (rows, cols, tokens) = (21, 3 * format.block_len(), 11);
+        let cols = if format.block_len() == BLOCK {
+            7 * BLOCK
+        } else {
+            cols
+        };
         let m = random_matrix(format, rows, cols, i as u64);
         let mut x = QuantizedActivations::default();
-        x.quantize(
+        x.quantize_for(
+            format,
             &random_activations(tokens * cols, 100 + i as u64),
             tokens,
             cols,
@@ -409,4 +546,82 @@ fn reductions_use_the_documented_order() {
     let mut p = vec![1.0f32, 2.0, 3.0];
     softmax(&mut p);
     assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-6 && p[2] > p[1]);
+}
+
+/// The products approximate the exact dot product of the dequantized weights (ggml's formulas,
+/// in f64) with the dequantized activations: catches a layout read wrongly by both the kernels
+/// and the reference. And `dequantize_row` gives ggml's values.
+#[test]
+fn products_approximate_the_dequantized_dot_product() {
+    for (i, format) in ALL_FORMATS.into_iter().enumerate() {
+        let (rows, cols, tokens) = (13, 4 * SUPER_BLOCK, 2);
+        let m = random_matrix(format, rows, cols, 40 + i as u64);
+        let values = random_activations(tokens * cols, 60 + i as u64);
+        let mut x = QuantizedActivations::default();
+        x.quantize_for(format, &values, tokens, cols);
+        let mut out = vec![0f32; tokens * rows];
+        m.matmul(&x, &mut out);
+        for row in 0..rows {
+            let mut bytes = Vec::new();
+            m.append_row_gguf_bytes(row, &mut bytes);
+            let (mut weights, mut magnitudes) = (Vec::new(), Vec::new());
+            for src in bytes.chunks_exact(format.block_bytes()) {
+                let g = ggml_block(format, src);
+                for j in 0..format.block_len() {
+                    let (scaled, min) = match format {
+                        WeightFormat::Q4_1 => {
+                            (f64::from(g.d) * f64::from(g.weights[j]), -f64::from(g.dmin))
+                        }
+                        _ => (
+                            f64::from(g.d) * f64::from(g.scales[j]) * f64::from(g.weights[j]),
+                            f64::from(g.dmin) * f64::from(g.mins[j]),
+                        ),
+                    };
+                    weights.push(scaled - min);
+                    magnitudes.push(scaled.abs() + min.abs());
+                }
+            }
+            let mut dequantized = vec![0f32; cols];
+            m.dequantize_row(row, &mut dequantized);
+            for ((a, b), magnitude) in dequantized.iter().zip(&weights).zip(&magnitudes) {
+                let error = (f64::from(*a) - b).abs();
+                assert!(error <= 3e-7 * magnitude, "{format:?}: {a} vs {b}");
+            }
+            for token in 0..tokens {
+                let a = &values[token * cols..][..cols];
+                let exact: f64 = weights.iter().zip(a).map(|(w, &a)| w * f64::from(a)).sum();
+                let scale: f64 = weights
+                    .iter()
+                    .zip(a)
+                    .map(|(w, &a)| (w * f64::from(a)).abs())
+                    .sum();
+                let got = f64::from(out[token * rows + row]);
+                assert!(
+                    (got - exact).abs() <= 0.02 * scale,
+                    "{format:?} row {row}: {got} vs {exact} (scale {scale})"
+                );
+            }
+        }
+    }
+}
+
+/// The superblock quantization of activations: the same rule over 256 values at every
+/// instruction set, and the 16-value sums.
+#[test]
+fn superblock_quantization_follows_the_definition() {
+    let values = random_activations(3 * SUPER_BLOCK, 77);
+    let mut x = QuantizedActivations::default();
+    x.quantize_for(WeightFormat::Q6_K, &values, 1, 3 * SUPER_BLOCK);
+    for (b, chunk) in values.chunks_exact(SUPER_BLOCK).enumerate() {
+        let mut q = [0i8; SUPER_BLOCK];
+        let (d, sum) = spec::quantize_block(chunk, &mut q);
+        assert_eq!(x.d[b].to_bits(), d.to_bits());
+        assert_eq!(x.qsum[b], sum);
+        assert_eq!(x.block(0, b), &q[..]);
+        let sums: Vec<i32> = q
+            .chunks(16)
+            .map(|c| c.iter().map(|&v| i32::from(v)).sum())
+            .collect();
+        assert_eq!(x.block_sums16(0, b), &sums[..]);
+    }
 }
