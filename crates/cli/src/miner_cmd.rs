@@ -367,7 +367,10 @@ pub fn pinned_model_file(id: alloy_primitives::B256, say: &Say) -> Result<Option
         }
     };
     if id.0 == mycel_infer::DEFAULT_MODEL.id().0 {
-        return Ok(Some(mycel_infer::ensure_default_model(&cache, &mut progress)?));
+        return Ok(Some(mycel_infer::ensure_default_model(
+            &cache,
+            &mut progress,
+        )?));
     }
     if id.0 == GEMMA3_270M.id().0 {
         return Ok(Some(ensure_model(&GEMMA3_270M, &cache, &mut progress)?));

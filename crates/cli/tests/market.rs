@@ -320,7 +320,8 @@ fn provider(devnet: &Devnet, k: u32, first_port: u16, extra: &[&str]) -> mycel_t
 }
 
 #[test]
-fn a_model_from_blob_storage_is_deployed_on_the_cheapest_provider_and_answers_with_receipts() {
+fn gemma_from_blob_storage_is_deployed_on_the_cheapest_provider_fails_over_and_answers_through_a_gateway(
+) {
     // `mycel up` with its two providers (dev accounts 6 and 7, 0.0005 and 0.0006 mUSD per core).
     let devnet = Devnet::start_with(mycel_testkit::DevnetOptions {
         storage_nodes: 4,
@@ -329,9 +330,10 @@ fn a_model_from_blob_storage_is_deployed_on_the_cheapest_provider_and_answers_wi
     });
     let dir = TestDir::new();
     devnet.wait_for_storage_committee(4);
-    // The model goes into blob storage; the deployment names it by its blob id.
+    // Gemma 3 270M (Q4_K_M) goes into blob storage; the deployment names it by its blob id.
     let cache = mycel_infer::default_cache_dir().unwrap();
-    let model = mycel_infer::ensure_default_model(&cache, &mut |_| {}).unwrap();
+    let gemma = mycel_infer::fetch::GEMMA3_270M;
+    let model = mycel_infer::fetch::ensure_model(&gemma, &cache, &mut |_| {}).unwrap();
     let blob = devnet.ok(&[
         "blob",
         "put",
@@ -355,7 +357,7 @@ fn a_model_from_blob_storage_is_deployed_on_the_cheapest_provider_and_answers_wi
     std::fs::write(
         &manifest,
         format!(
-            r#"{{"name": "smollm2", "model": "{blob}", "max_price": "0.002",
+            r#"{{"name": "gemma3", "model": "{blob}", "max_price": "0.002",
                 "resources": {{"cores": 2, "memory_mib": 1024, "disk_mib": 1024}}}}"#
         ),
     )
@@ -510,6 +512,8 @@ fn a_model_from_blob_storage_is_deployed_on_the_cheapest_provider_and_answers_wi
             "gateway",
             "--leases",
             blob,
+            "--model",
+            &model.display().to_string(),
             "--free",
             "--rpc",
             devnet.rpc(),
@@ -533,10 +537,8 @@ fn a_model_from_blob_storage_is_deployed_on_the_cheapest_provider_and_answers_wi
     let via = rt.block_on(async {
         let r = reqwest::Client::new()
             .post(format!("http://127.0.0.1:{port}/v1/chat/completions"))
-            .json(
-                &serde_json::json!({"model": mycel_infer::DEFAULT_MODEL.sha256, "max_tokens": 8,
-                "messages": [{"role": "user", "content": "Say hi"}]}),
-            )
+            .json(&serde_json::json!({"model": gemma.sha256, "max_tokens": 8,
+                "messages": [{"role": "user", "content": "Say hi"}]}))
             .send()
             .await
             .unwrap();

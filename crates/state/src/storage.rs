@@ -444,7 +444,9 @@ fn register_node(
     let url_ok = t.endpoint.starts_with("http://") || t.endpoint.starts_with("https://");
     if !url_ok
         || t.endpoint.len() > MAX_ENDPOINT_BYTES
-        || t.endpoint.chars().any(|ch| ch.is_whitespace() || ch.is_control())
+        || t.endpoint
+            .chars()
+            .any(|ch| ch.is_whitespace() || ch.is_control())
     {
         return Err(err(StorageError::BadEndpoint {
             endpoint: t.endpoint.chars().take(80).collect(),
