@@ -221,6 +221,51 @@ pub(super) unsafe fn softmax(x: &mut [f32]) {
     }
 }
 
+/// [`super::gelu_mul_with`]: per lane the operations of `spec::gelu_tanh_mul`, 8 at a time.
+///
+/// # Safety
+/// The CPU has AVX2; `gate`, `up` and `out` have the same length.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn gelu_mul(gate: &[f32], up: &[f32], out: &mut [f32]) {
+    let whole = out.len() / 8 * 8;
+    let c = _mm256_set1_ps(spec::GELU_TWO_SQRT_2_OVER_PI);
+    let a = _mm256_set1_ps(spec::GELU_COEF_A);
+    let one = _mm256_set1_ps(1.0);
+    let limit = _mm256_set1_ps(80.0);
+    for i in (0..whole).step_by(8) {
+        // SAFETY: `i + 8 <= whole <= len` for all three slices (the caller's contract).
+        let (g, u) = unsafe {
+            (
+                _mm256_loadu_ps(gate.as_ptr().add(i)),
+                _mm256_loadu_ps(up.as_ptr().add(i)),
+            )
+        };
+        let exponent = _mm256_mul_ps(
+            _mm256_mul_ps(c, g),
+            _mm256_add_ps(one, _mm256_mul_ps(_mm256_mul_ps(a, g), g)),
+        );
+        let minus = _mm256_sub_ps(_mm256_setzero_ps(), exponent);
+        let in_range =
+            _mm256_cmp_ps::<_CMP_LT_OQ>(_mm256_andnot_ps(_mm256_set1_ps(-0.0), minus), limit);
+        let e = if _mm256_movemask_ps(in_range) == 0xff {
+            expf_in_range(minus)
+        } else {
+            let mut lanes = [0f32; 8];
+            // SAFETY: `lanes` holds 8 f32.
+            unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), minus) };
+            for v in &mut lanes {
+                *v = libm::expf(*v);
+            }
+            // SAFETY: `lanes` holds 8 f32.
+            unsafe { _mm256_loadu_ps(lanes.as_ptr()) }
+        };
+        let value = _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(one, e)), u);
+        // SAFETY: `i + 8 <= out.len()`.
+        unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(i), value) };
+    }
+    spec::gelu_tanh_mul(&gate[whole..], &up[whole..], &mut out[whole..]);
+}
+
 /// One block of [`super::QuantizedActivations::quantize`] with the same operations, 8 values
 /// per instruction: `amax`, `d = amax / 127`, `q_i = clamp(round(x_i * (1/d)), ±127)` with
 /// halves rounded away from zero (`t = trunc(y)`, plus `±1` where `|y − t| ≥ 0.5`; `y − t`
@@ -555,6 +600,8 @@ unsafe fn group_dot_q8<const T: usize, const Q5: bool>(
 ) {
     let ones = _mm256_set1_epi16(1);
     let mut acc = [_mm256_setzero_ps(); T];
+    // Every entry is written for each block before it is read.
+    let mut sums = [[_mm256_setzero_si256(); GROUP]; T];
     for block in 0..m.blocks {
         // Slots `base..base + 8` are this block of the group's 8 rows: `base + 8 <=
         // scales.len()`, `(base + 8) * quant_bytes <= quants.len()`.
@@ -569,7 +616,6 @@ unsafe fn group_dot_q8<const T: usize, const Q5: bool>(
             // inside `x.q`.
             *a = unsafe { _mm256_loadu_si256(x.q.as_ptr().add(at * BLOCK).cast()) };
         }
-        let mut sums = [[_mm256_setzero_si256(); GROUP]; T];
         for lane in 0..GROUP {
             // SAFETY: the bytes of slot `base + lane`, inside `quants` (above).
             let w = unsafe {
