@@ -433,7 +433,7 @@ pub(super) fn gelu_exponent(g: f32) -> f32 {
     (GELU_TWO_SQRT_2_OVER_PI * g) * (1.0 + (GELU_COEF_A * g) * g)
 }
 
-pub(super) const GELU_TWO_SQRT_2_OVER_PI: f32 = 1.595_769_1;
+pub(super) const GELU_TWO_SQRT_2_OVER_PI: f32 = 1.595_769;
 pub(super) const GELU_COEF_A: f32 = 0.044_715;
 
 /// Cosines and sines of the RoPE angles at `position` for `half_dim` frequency pairs:
