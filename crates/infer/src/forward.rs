@@ -1,13 +1,19 @@
-//! The llama forward pass of determinism profile `mycel-det-v1`, built on [`crate::kernels`].
+//! The forward passes (llama and Gemma 3) of determinism profile `mycel-det-v1`, built on
+//! [`crate::kernels`].
 //!
 //! Per token, at position `p` (counted from 0 in the generation):
-//! 1. `x` = row `token` of `token_embd`, dequantized.
-//! 2. Per layer: `h = rms_norm(x, attn_norm)`; `q, k, v` = products of `h`; RoPE on every head of
-//!    `q` and `k` with the angles of position `p`; `k, v` appended to the layer's cache;
-//!    per query head `i` (key/value head `i / (heads / kv_heads)`):
-//!    `s_j = dot(q_i, k_j) * (1 / sqrt(head_dim))` for every cached position `j ≤ p`, softmax,
-//!    `o = ((0 + a_0·v_0) + a_1·v_1) + …` over positions in order; `x = x + attn_output(o)`;
-//!    then `h = rms_norm(x, ffn_norm)`, `x = x + ffn_down(silu(ffn_gate(h)) · ffn_up(h))`.
+//! 1. `x` = row `token` of `token_embd`, dequantized (Gemma: times `sqrtf(dim)`).
+//! 2. Per layer: `h = rms_norm(x, attn_norm)`; `q, k, v` = products of `h`; (Gemma: RMSNorm of
+//!    every query and key head with `attn_q_norm` / `attn_k_norm`); RoPE on every head of `q`
+//!    and `k` with the angles of position `p` (llama: consecutive pairs; Gemma: pairs `i`,
+//!    `i + head/2`, base 10 000 on local layers, the file's base on global ones, every 6th);
+//!    `k, v` appended to the layer's cache; per query head `i` (key/value head
+//!    `i / (heads / kv_heads)`): `s_j = dot(q_i, k_j) * (1 / sqrt(head_dim))` for every cached
+//!    position `j ≤ p` (Gemma's local layers: `p − 512 < j ≤ p`), softmax,
+//!    `o = ((0 + a_0·v_0) + a_1·v_1) + …` over positions in order; `x = x + attn_output(o)`
+//!    (Gemma: `x + rms_norm(attn_output(o), post_attention_norm)`);
+//!    then `h = rms_norm(x, ffn_norm)`, `x = x + ffn_down(silu(ffn_gate(h)) · ffn_up(h))`
+//!    (Gemma: GELU-tanh instead of SiLU, and `post_ffw_norm` on the FFN's output).
 //! 3. `logits = output(rms_norm(x, output_norm))`, with `token_embd` as the output matrix when the
 //!    file has no `output.weight`.
 //!
