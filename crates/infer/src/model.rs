@@ -165,7 +165,13 @@ impl Model {
             tokenizer.vocab_size(),
         )?;
         let context_limit = usize::try_from(info.context_length).unwrap_or(usize::MAX);
+        // The metadata's copies (262,144 vocabulary strings for Gemma) are not kept while the
+        // weights are read: peak memory is the weights and the tokenizer.
+        drop(header);
+        let mut content = content;
+        content.metadata.retain(|key, _| !key.starts_with("tokenizer."));
         let llama = Transformer::load(&content, &mut reader)?;
+        drop(content);
         if llama.config.vocab < tokenizer.vocab_size() {
             return Err(InferError::BadMetadata {
                 key: "token_embd.weight".into(),
