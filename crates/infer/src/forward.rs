@@ -493,6 +493,11 @@ impl Transformer {
             self.residual_add(&mut x, &mut projected, layer.post_ffw_norm.as_deref());
         }
         cache.len += n;
+        for (index, kv) in cache.layers.iter_mut().enumerate() {
+            if let (Some(window), _) = c.attention_of(index) {
+                kv.trim(cache.len, window, kv_dim);
+            }
+        }
 
         let last = &x[(n - 1) * dim..];
         let mut normed = vec![0f32; dim];
@@ -562,8 +567,11 @@ impl Transformer {
             let kv_offset = (head / group) * head_dim;
             let end = start + t + 1;
             let first = window.map_or(0, |w| end.saturating_sub(w));
-            let keys = &kv.keys[first * kv_dim..];
-            let values = &kv.values[first * kv_dim..];
+            // Rows before `kv.start` were dropped; a window never reaches them.
+            debug_assert!(first >= kv.start);
+            let row = first - kv.start;
+            let keys = &kv.keys[row * kv_dim..];
+            let values = &kv.values[row * kv_dim..];
             let mut scores = vec![0f32; end - first];
             kernels::attention_scores(level, q, keys, kv_dim, kv_offset, scale, &mut scores);
             kernels::softmax_with(level, &mut scores);
@@ -647,9 +655,29 @@ pub(crate) struct KvCache {
 
 #[derive(Debug, Default)]
 struct LayerCache {
-    /// `len × kv_dim`, RoPE applied.
+    /// Position of the first row kept: a sliding-window layer drops the rows no later token can
+    /// attend to (positions before `len − (window − 1)`), a few hundred at a time.
+    start: usize,
+    /// `(len − start) × kv_dim`, RoPE applied.
     keys: Vec<f32>,
     values: Vec<f32>,
+}
+
+/// Rows a sliding-window layer lets go stale before dropping them (one move of the rest per this
+/// many tokens).
+const TRIM_ROWS: usize = 256;
+
+impl LayerCache {
+    /// Drops the rows before position `len − (window − 1)` once there are [`TRIM_ROWS`] of them.
+    fn trim(&mut self, len: usize, window: usize, kv_dim: usize) {
+        let keep_from = len.saturating_sub(window.saturating_sub(1));
+        let stale = keep_from.saturating_sub(self.start);
+        if stale >= TRIM_ROWS {
+            self.keys.drain(..stale * kv_dim);
+            self.values.drain(..stale * kv_dim);
+            self.start = keep_from;
+        }
+    }
 }
 
 impl KvCache {

@@ -169,7 +169,9 @@ impl Model {
         // weights are read: peak memory is the weights and the tokenizer.
         drop(header);
         let mut content = content;
-        content.metadata.retain(|key, _| !key.starts_with("tokenizer."));
+        content
+            .metadata
+            .retain(|key, _| !key.starts_with("tokenizer."));
         let llama = Transformer::load(&content, &mut reader)?;
         drop(content);
         if llama.config.vocab < tokenizer.vocab_size() {
