@@ -33,7 +33,7 @@ use candle_core::quantized::gguf_file::Content;
 use candle_core::{Device, Tensor};
 use candle_transformers::models::quantized_llama::ModelWeights;
 use mycel_infer::{
-    default_cache_dir, ensure_model, kernels, ChatMessage, Model, DETERMINISM_PROFILE, GEMMA3_270M,
+    default_cache_dir, kernels, ChatMessage, Model, DETERMINISM_PROFILE, GEMMA3_270M,
 };
 
 const QUESTION: &str = "Write a long story about a dragon who learns to bake bread.";
@@ -133,11 +133,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = parse_args()?;
     let model = match args.model.as_str() {
         "default" => Model::load_default(&default_cache_dir()?, &mut |_| {})?,
-        "gemma3" => Model::load(&ensure_model(
-            &GEMMA3_270M,
-            &default_cache_dir()?,
-            &mut |_| {},
-        )?)?,
+        "gemma3" => Model::load_pinned(&GEMMA3_270M, &default_cache_dir()?, &mut |_| {})?,
         path => Model::load(std::path::Path::new(path))?,
     };
     if args.engine == "candle" && args.model != "default" {

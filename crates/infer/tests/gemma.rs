@@ -19,9 +19,9 @@ fn gemma_loads_with_its_facts() {
     );
     for (kind, count) in [
         ("Q5_0", 81),
-        ("Q4K", 27),
+        ("Q4_K", 27),
         ("Q8_0", 10),
-        ("Q6K", 9),
+        ("Q6_K", 9),
         ("F32", 109),
     ] {
         assert_eq!(info.tensor_types.get(kind), Some(&count), "{kind}");
