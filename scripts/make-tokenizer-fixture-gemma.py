@@ -16,12 +16,15 @@ $LLAMA_CPP_BIN, else ~/.cache/mycel/llama.cpp/build/bin.
 Every string is tokenized twice without BOS: with special-token parsing (llama-tokenize's default)
 and without (--no-parse-special), from a file (-f, --no-escape) so that the bytes are exact. The
 chats are rendered by llama-server's /apply-template (--chat-template gemma, --no-jinja), then
-tokenized with BOS and special parsing, as llama.cpp feeds a chat to the model.
+tokenized with BOS and special parsing, as llama.cpp feeds a chat to the model. Seeded random
+strings, mixing scripts, whitespace runs and pieces of special tokens, are tokenized both ways by
+llama-server's /tokenize (the same call; checked against llama-tokenize on the fixed cases).
 """
 import hashlib
 import json
 import os
 import pathlib
+import random
 import socket
 import subprocess
 import sys
@@ -32,6 +35,7 @@ import urllib.request
 SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
 FILE_NAME = "gemma-3-270m-q4_k_m.gguf"
 OUT = pathlib.Path("tests/fixtures/tokenizer/gemma3-llama-cpp.json")
+RANDOM_CASES = 300
 
 CASES = [
     # ASCII, spaces
@@ -175,41 +179,71 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def apply_template(model: pathlib.Path, chats: list) -> list:
-    """Renders each chat with llama-server's built-in gemma template."""
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            str(tools_dir() / "llama-server"), "-m", str(model), "--port", str(port),
-            "--host", "127.0.0.1", "--no-jinja", "--chat-template", "gemma", "-c", "512",
-            "--log-disable",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
+# Pieces the random strings are made of: scripts, whitespace runs, digits, byte-fallback
+# characters and (parts of) special and user-defined tokens' text.
+PIECES = [
+    "a", "e", "the", " the", "ing", "Hello", "world", "X", "Zq", "lorem", "ipsum",
+    " ", "  ", "   ", "\n", "\n\n", "\t", "\r\n", "\u00a0", "\u3000",
+    "0", "7", "42", "2024", "3.14", "-", ".", ",", "!", "?", "'", "\"", "(", ")", "{", "}", "#",
+    "é", "ñ", "ü", "ø", "ß", "Ω", "я", "Ж", "日本", "語", "中", "한", "ع", "ש", "क", "ก",
+    "😀", "👍🏽", "🇫🇷", "👨‍👩‍👧", "∑", "≤", "½",
+    "\x01", "\x7f", "\ue000", "\U000f0000", "𠀀", "𐌰",
+    "<start_of_turn>", "<end_of_turn>", "<eos>", "<bos>", "<start_of", "_turn>", "<", ">",
+    "<b>", "</b>", "<table>", "<td>", "[multimodal]", "<unused1>", "<0x41>", "▁",
+]
+
+
+def random_strings(count: int) -> list:
+    rng = random.Random(20261207)
+    return ["".join(rng.choice(PIECES) for _ in range(rng.randint(1, 24))) for _ in range(count)]
+
+
+class Server:
+    """llama-server on a free loopback port, with llama.cpp's built-in gemma template."""
+
+    def __init__(self, model: pathlib.Path):
+        self.model = model
+
+    def __enter__(self):
+        port = free_port()
+        self.process = subprocess.Popen(
+            [
+                str(tools_dir() / "llama-server"), "-m", str(self.model), "--port", str(port),
+                "--host", "127.0.0.1", "--no-jinja", "--chat-template", "gemma", "-c", "512",
+                "--log-disable",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.base = f"http://127.0.0.1:{port}"
         for _ in range(240):
             try:
-                with urllib.request.urlopen(base + "/health", timeout=2) as r:
+                with urllib.request.urlopen(self.base + "/health", timeout=2) as r:
                     if r.status == 200:
-                        break
+                        return self
             except Exception:
                 time.sleep(0.5)
-        else:
-            sys.exit("llama-server did not become healthy")
-        prompts = []
-        for messages in chats:
-            body = json.dumps({"messages": messages}).encode()
-            request = urllib.request.Request(
-                base + "/apply-template", data=body, headers={"Content-Type": "application/json"}
-            )
-            with urllib.request.urlopen(request, timeout=30) as r:
-                prompts.append(json.loads(r.read())["prompt"])
-        return prompts
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+        self.process.terminate()
+        sys.exit("llama-server did not become healthy")
+
+    def __exit__(self, *exc):
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+    def post(self, route: str, body: dict) -> dict:
+        request = urllib.request.Request(
+            self.base + route,
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as r:
+            return json.loads(r.read())
+
+    def tokenize(self, text: str, special: bool) -> list:
+        answer = self.post(
+            "/tokenize", {"content": text, "add_special": False, "parse_special": special}
+        )
+        return answer["tokens"]
 
 
 def build_info() -> str:
@@ -235,14 +269,31 @@ def main() -> None:
         )
     with_bos = [{"text": t, "ids": tokenize(path, t, bos=True, special=True)} for t in CASES[:3]]
     chats = []
-    for messages, prompt in zip(CHATS, apply_template(path, CHATS)):
-        ids = tokenize(path, prompt, bos=True, special=True)
-        chats.append({"messages": messages, "prompt": prompt, "ids": ids})
+    random_cases = []
+    with Server(path) as server:
+        # The server's /tokenize is llama-tokenize's call; check it on the fixed cases first.
+        for case in cases:
+            for key, special in [("special", True), ("text_only", False)]:
+                if server.tokenize(case["text"], special) != case[key]:
+                    sys.exit(f"llama-server and llama-tokenize disagree on {case['text']!r}")
+        for messages in CHATS:
+            prompt = server.post("/apply-template", {"messages": messages})["prompt"]
+            ids = tokenize(path, prompt, bos=True, special=True)
+            chats.append({"messages": messages, "prompt": prompt, "ids": ids})
+        for text in random_strings(RANDOM_CASES):
+            random_cases.append(
+                {
+                    "text": text,
+                    "special": server.tokenize(text, True),
+                    "text_only": server.tokenize(text, False),
+                }
+            )
     fixture = {
         "about": "llama.cpp token ids made by scripts/make-tokenizer-fixture-gemma.py: per case, "
         "`special` = llama-tokenize --no-bos (special tokens parsed), `text_only` = with "
         "--no-parse-special; `with_bos` = BOS added as the model asks; `chats` = llama-server "
-        "/apply-template (built-in gemma template) tokenized with BOS and special parsing",
+        "/apply-template (built-in gemma template) tokenized with BOS and special parsing; "
+        "`random` = seeded random strings tokenized by llama-server's /tokenize (both ways)",
         "model_sha256": SHA256,
         "llama_cpp": build_info(),
     }
@@ -252,12 +303,18 @@ def main() -> None:
         head
         + ', "cases": [\n' + ",\n".join(lines) + "\n]"
         + ', "with_bos": [\n' + ",\n".join(json.dumps(c, ensure_ascii=False) for c in with_bos) + "\n]"
-        + ', "chats": [\n' + ",\n".join(json.dumps(c, ensure_ascii=False) for c in chats) + "\n]}\n"
+        + ', "chats": [\n' + ",\n".join(json.dumps(c, ensure_ascii=False) for c in chats) + "\n]"
+        + ', "random": [\n'
+        + ",\n".join(json.dumps(c, ensure_ascii=False) for c in random_cases)
+        + "\n]}\n"
     )
     json.loads(body)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(body, encoding="utf-8")
-    print(f"wrote {len(cases)} cases, {len(with_bos)} with BOS and {len(chats)} chats to {OUT}")
+    print(
+        f"wrote {len(cases)} cases, {len(with_bos)} with BOS, {len(chats)} chats and "
+        f"{len(random_cases)} random strings to {OUT}"
+    )
 
 
 if __name__ == "__main__":

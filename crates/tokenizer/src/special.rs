@@ -32,6 +32,8 @@ pub(crate) struct SpecialTokens {
     ends: HashMap<u32, (u32, u32, TokenType)>,
     nodes: u32,
     count: usize,
+    /// (text length, id) of each token, by priority.
+    by_priority: Vec<(u32, u32)>,
 }
 
 impl SpecialTokens {
@@ -46,6 +48,10 @@ impl SpecialTokens {
             count: sorted.len(),
             ..Self::default()
         };
+        trie.by_priority = sorted
+            .iter()
+            .map(|&(text, id, _)| (text.len() as u32, id))
+            .collect();
         for (priority, (text, id, ty)) in sorted.into_iter().enumerate() {
             let mut node = 0u32;
             for &byte in text.as_bytes() {
@@ -65,46 +71,72 @@ impl SpecialTokens {
         self.count
     }
 
-    /// Cuts `text` at the special tokens written in it. Without `parse_special`, only
-    /// user-defined tokens are cut out (llama.cpp's rule); control and unknown tokens stay text.
-    pub(crate) fn split<'t>(&self, text: &'t str, parse_special: bool) -> Vec<Fragment<'t>> {
-        let bytes = text.as_bytes();
-        // (priority, start, length, id) of every occurrence of an eligible token.
-        let mut found: Vec<(u32, u32, u32, u32)> = Vec::new();
-        if self.count > 0 {
-            for start in 0..bytes.len() {
-                let mut node = 0u32;
-                for (offset, byte) in bytes[start..].iter().enumerate() {
-                    let Some(&next) = self.edges.get(&(node, *byte)) else {
-                        break;
-                    };
-                    node = next;
-                    if let Some(&(priority, id, ty)) = self.ends.get(&node) {
-                        if parse_special || ty == TokenType::UserDefined {
-                            found.push((priority, start as u32, offset as u32 + 1, id));
-                        }
+    /// Calls `found(priority, start)` for every occurrence of an eligible token in `bytes`, in
+    /// text order: at most the trie's depth per position.
+    fn for_each_occurrence(
+        &self,
+        bytes: &[u8],
+        parse_special: bool,
+        mut found: impl FnMut(u32, usize),
+    ) {
+        if self.count == 0 {
+            return;
+        }
+        for start in 0..bytes.len() {
+            let mut node = 0u32;
+            for byte in &bytes[start..] {
+                let Some(&next) = self.edges.get(&(node, *byte)) else {
+                    break;
+                };
+                node = next;
+                if let Some(&(priority, _, ty)) = self.ends.get(&node) {
+                    if parse_special || ty == TokenType::UserDefined {
+                        found(priority, start);
                     }
                 }
             }
         }
-        if found.is_empty() {
+    }
+
+    /// Cuts `text` at the special tokens written in it. Without `parse_special`, only
+    /// user-defined tokens are cut out (llama.cpp's rule); control and unknown tokens stay text.
+    pub(crate) fn split<'t>(&self, text: &'t str, parse_special: bool) -> Vec<Fragment<'t>> {
+        let bytes = text.as_bytes();
+        // Occurrences bucketed by token priority (a counting sort: one pass counts, a second
+        // fills), each bucket in text order: one word per occurrence, no comparison sort.
+        let mut counts = vec![0usize; self.count + 1];
+        self.for_each_occurrence(bytes, parse_special, |priority, _| {
+            counts[priority as usize + 1] += 1
+        });
+        if counts.iter().all(|&c| c == 0) {
             return if text.is_empty() {
                 Vec::new()
             } else {
                 vec![Fragment::Text(text)]
             };
         }
-        found.sort_unstable();
+        for i in 1..counts.len() {
+            counts[i] += counts[i - 1];
+        }
+        let mut starts = vec![0usize; counts[self.count]];
+        let mut fill = counts.clone();
+        self.for_each_occurrence(bytes, parse_special, |priority, start| {
+            starts[fill[priority as usize]] = start;
+            fill[priority as usize] += 1;
+        });
         let mut claimed = vec![false; bytes.len()];
         // (start, end, id) of the accepted occurrences.
         let mut accepted: Vec<(usize, usize, u32)> = Vec::new();
-        for (_, start, len, id) in found {
-            let (start, end) = (start as usize, (start + len) as usize);
-            if claimed[start] || claimed[end - 1] {
-                continue;
+        for (priority, &(len, id)) in self.by_priority.iter().enumerate() {
+            let bucket = &starts[counts[priority]..counts[priority + 1]];
+            for &start in bucket {
+                let end = start + len as usize;
+                if claimed[start] || claimed[end - 1] {
+                    continue;
+                }
+                claimed[start..end].iter_mut().for_each(|c| *c = true);
+                accepted.push((start, end, id));
             }
-            claimed[start..end].iter_mut().for_each(|c| *c = true);
-            accepted.push((start, end, id));
         }
         accepted.sort_unstable();
         let mut fragments = Vec::with_capacity(accepted.len() * 2 + 1);

@@ -1,12 +1,12 @@
 //! A GGUF file's own tokenizer, matching llama.cpp: GPT-2 style byte-level BPE
 //! (`tokenizer.ggml.model = gpt2`, SmolLM2) or SentencePiece-style BPE (`llama`, Gemma; see
-//! [`crate::spm`]). Other tokenizer models are refused with a message naming them.
+//! `spm.rs`). Other tokenizer models are refused with a message naming them.
 //!
 //! Encoding, in llama.cpp's order:
 //! 1. If special tokens are parsed, the text is cut at every occurrence of a control,
 //!    user-defined or unknown token's text, longest tokens first; each such piece becomes its id.
-//!    (User-defined tokens are always parsed.) See [`crate::special`].
-//! 2. SentencePiece: each remaining piece is merged by token scores ([`crate::spm`]).
+//!    (User-defined tokens are always parsed.) See `special.rs`.
+//! 2. SentencePiece: each remaining piece is merged by token scores (`spm.rs`).
 //!    Byte-level BPE: each remaining piece is pre-tokenized. `smollm` (and the other StarCoder-family names) first
 //!    isolates every `\p{N}` character, then applies the GPT-2 split
 //!    `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`.
@@ -250,7 +250,8 @@ impl Tokenizer {
         self.eos
     }
 
-    /// Whether the model asks for a BOS token before the prompt (`tokenizer.ggml.add_bos_token`).
+    /// Whether the model asks for a BOS token before the prompt (`tokenizer.ggml.add_bos_token`;
+    /// without the key: yes for SentencePiece, as in llama.cpp, and no for byte-level BPE).
     pub fn add_bos(&self) -> bool {
         self.add_bos
     }
@@ -260,7 +261,8 @@ impl Tokenizer {
         self.token_to_id.get(text).copied()
     }
 
-    /// The token's text as stored in the vocabulary (byte-level alphabet for normal tokens).
+    /// The token's text as stored in the vocabulary (byte-level alphabet for byte-level BPE's
+    /// normal tokens, `▁` for a space in SentencePiece's; decode to get the bytes).
     pub fn token_text(&self, id: u32) -> Option<&str> {
         self.tokens.get(id as usize).map(String::as_str)
     }
@@ -928,6 +930,112 @@ mod tests {
             tokenizer.bpe_word(bpe(&tokenizer), word, &mut heap);
             assert_eq!(heap, reference_bpe(&tokenizer, word), "{word}");
         }
+    }
+
+    #[test]
+    fn other_tokenizer_models_are_refused_by_name() {
+        let metadata = Metadata::from_iter([(
+            "tokenizer.ggml.model".to_string(),
+            Value::String("bert".into()),
+        )]);
+        let error = Tokenizer::from_gguf_metadata(&metadata).unwrap_err();
+        assert!(matches!(&error, TokenizerError::UnsupportedTokenizer(m) if m == "bert"));
+        assert!(error.to_string().contains("`bert`"), "{error}");
+    }
+
+    /// A SentencePiece vocabulary: byte tokens, a control token, a user-defined one, pieces.
+    fn tiny_spm(add_space_prefix: Option<bool>) -> Tokenizer {
+        let mut tokens: Vec<(String, f32, i32)> = vec![
+            ("<unk>".into(), 0.0, 2),
+            ("<s>".into(), 0.0, 3),
+            ("</s>".into(), 0.0, 3),
+            ("<end_of_turn>".into(), 0.0, 3),
+            ("\n".into(), 0.0, 4),
+        ];
+        tokens.extend((0..=255u8).map(|b| (format!("<0x{b:02X}>"), 0.0, 6)));
+        for (text, score) in [
+            ("▁", -1.0),
+            ("a", -2.0),
+            ("b", -2.0),
+            ("▁a", -1.5),
+            ("ab", -3.0),
+        ] {
+            tokens.push((text.into(), score, 1));
+        }
+        let mut entries = vec![
+            (
+                "tokenizer.ggml.model".to_string(),
+                Value::String("llama".into()),
+            ),
+            (
+                "tokenizer.ggml.tokens".to_string(),
+                Value::Array(tokens.iter().map(|t| Value::String(t.0.clone())).collect()),
+            ),
+            (
+                "tokenizer.ggml.scores".to_string(),
+                Value::Array(tokens.iter().map(|t| Value::F32(t.1)).collect()),
+            ),
+            (
+                "tokenizer.ggml.token_type".to_string(),
+                Value::Array(tokens.iter().map(|t| Value::I32(t.2)).collect()),
+            ),
+            ("tokenizer.ggml.bos_token_id".to_string(), Value::U32(1)),
+            ("tokenizer.ggml.eos_token_id".to_string(), Value::U32(2)),
+        ];
+        if let Some(prefix) = add_space_prefix {
+            entries.push((
+                "tokenizer.ggml.add_space_prefix".to_string(),
+                Value::Bool(prefix),
+            ));
+        }
+        Tokenizer::from_gguf_metadata(&Metadata::from_iter(entries)).expect("tiny SentencePiece")
+    }
+
+    #[test]
+    fn sentencepiece_prefixes_a_space_at_the_start_and_after_special_tokens() {
+        // llama.cpp's default for `llama` vocabularies: space prefix and BOS.
+        let tokenizer = tiny_spm(None);
+        assert_eq!(tokenizer.kind(), TokenizerKind::SentencePiece);
+        assert!(tokenizer.add_bos());
+        let id = |text: &str| tokenizer.token_id(text).unwrap();
+        assert_eq!(
+            tokenizer.encode("a</s>a b", true),
+            [id("▁a"), id("</s>"), id("▁a"), id("▁"), id("b")]
+        );
+        // The user-defined newline is cut out even without special parsing, and counts as a
+        // special token for the prefix (llama.cpp: any token fragment); `</s>` stays text.
+        assert_eq!(
+            tokenizer.encode("a\na</s>", false),
+            [id("▁a"), id("\n"), id("▁a"), id("<0x3C>"), id("<0x2F>")]
+                .into_iter()
+                .chain("s>".bytes().map(|b| id(&format!("<0x{b:02X}>"))))
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(tokenizer.end_of_generation_ids(), [2, 3]);
+
+        let tokenizer = tiny_spm(Some(false));
+        let id = |text: &str| tokenizer.token_id(text).unwrap();
+        assert_eq!(tokenizer.encode("ab", true), [id("ab")]);
+        assert_eq!(tokenizer.encode(" ab", true), [id("▁a"), id("b")]);
+    }
+
+    #[test]
+    fn sentencepiece_decodes_spaces_bytes_and_special_tokens() {
+        let tokenizer = tiny_spm(Some(false));
+        let text = " ab\né</s>\u{0}";
+        let ids = tokenizer.encode(text, true);
+        assert_eq!(tokenizer.decode(&ids, false).unwrap(), text);
+        assert_eq!(
+            tokenizer.decode(&ids, true).unwrap(),
+            " ab\né\u{0}",
+            "control tokens skipped"
+        );
+        // A byte token alone is one byte: half a character decodes to U+FFFD.
+        let first_half = tokenizer.token_id("<0xC3>").unwrap();
+        assert_eq!(
+            tokenizer.decode_bytes(&[first_half], false).unwrap(),
+            [0xC3]
+        );
     }
 
     #[test]

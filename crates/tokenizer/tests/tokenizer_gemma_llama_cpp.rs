@@ -40,13 +40,16 @@ fn tokenizer_matches_llama_cpp_fixture() {
     let format = format();
     let tokenizer = format.tokenizer();
     let fixture = fixture();
-    let cases = fixture["cases"].as_array().expect("cases");
+    let fixed = fixture["cases"].as_array().expect("cases");
+    let random = fixture["random"].as_array().expect("random strings");
     assert!(
-        cases.len() >= 60,
+        fixed.len() >= 60,
         "the fixture should cover at least 60 strings"
     );
+    assert!(random.len() >= 300, "and at least 300 random ones");
+    let cases: Vec<&Value> = fixed.iter().chain(random).collect();
     let mut mismatches = Vec::new();
-    for case in cases {
+    for case in &cases {
         let text = case["text"].as_str().expect("text");
         for (parse_special, key) in [(true, "special"), (false, "text_only")] {
             let expected = ids(&case[key]);
@@ -111,8 +114,17 @@ fn chat_prompts_match_llama_cpps_gemma_template() {
 #[test]
 fn decoding_the_fixture_ids_gives_back_the_text() {
     let format = format();
-    for case in fixture()["cases"].as_array().expect("cases") {
+    let fixture = fixture();
+    let random = fixture["random"].as_array().expect("random strings");
+    for case in fixture["cases"]
+        .as_array()
+        .expect("cases")
+        .iter()
+        .chain(random)
+    {
         let text = case["text"].as_str().expect("text");
+        // A `▁` written in the text is a space once tokenized (llama.cpp decodes it so too).
+        let text = text.replace('▁', " ");
         for key in ["special", "text_only"] {
             assert_eq!(
                 format.tokenizer().decode(&ids(&case[key]), false).unwrap(),
@@ -189,6 +201,21 @@ fn tokenizing_is_bounded_by_the_limit_not_the_text() {
         ));
         eprintln!("{} bytes refused in {:?}", text.len(), started.elapsed());
     }
+    // Just under the length bound, the worst case for the special-token split: a run of
+    // newlines, where every position starts 31 nested user-defined tokens.
+    let newlines = "\n".repeat(8000 * 31);
+    let started = Instant::now();
+    let tokens = format.completion_tokens(&newlines, 8192).expect("fits");
+    eprintln!(
+        "{} newlines, {} tokens in {:?}",
+        newlines.len(),
+        tokens.len(),
+        started.elapsed()
+    );
+    assert_eq!(
+        tokens[1..].iter().filter(|&&t| t == 137).count(),
+        newlines.len() / 31
+    );
     // A long text that fits is tokenized the same as without a limit, and fast.
     let long = sentence.repeat(600);
     let started = Instant::now();
