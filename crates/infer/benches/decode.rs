@@ -8,7 +8,17 @@
 //! ```
 //!
 //! `--repeat N` asks the question N times in one user message (separated by spaces), for a long
-//! prompt: 17 gives ~250 prompt tokens, 75 ~1,000, so TTFT measures prefill.
+//! prompt: 17 gives ~250 prompt tokens, 75 ~1,000, so TTFT measures prefill. `--prompt-tokens N`
+//! cuts (or repeats) the chat prompt to exactly N tokens, as `llama-bench -p N` measures.
+//!
+//! `--model default|gemma3|PATH`: the default model (SmolLM2-135M Q4_1), Gemma 3 270M Q4_K_M
+//! (fetched on first use), or any GGUF file mycel runs. Compare with llama.cpp:
+//!
+//! ```sh
+//! RAYON_NUM_THREADS=1 cargo bench -p mycel-infer --bench decode -- --model gemma3 \
+//!     --prompt-tokens 251 --tokens 129
+//! llama-bench -m ~/.cache/mycel/models/gemma-3-270m-q4_k_m.gguf -p 251 -n 128 -t 1 -r 1 -o json
+//! ```
 //!
 //! Engines: `mycel` (this crate's bit-reproducible kernels, profile `mycel-det-v1`) and `candle`
 //! (candle 0.11's quantized llama, the fastest path candle offers on CPU, with run-time SIMD
@@ -22,12 +32,16 @@ use std::time::Instant;
 use candle_core::quantized::gguf_file::Content;
 use candle_core::{Device, Tensor};
 use candle_transformers::models::quantized_llama::ModelWeights;
-use mycel_infer::{default_cache_dir, kernels, ChatMessage, Model, DETERMINISM_PROFILE};
+use mycel_infer::{
+    default_cache_dir, kernels, ChatMessage, Model, DETERMINISM_PROFILE, GEMMA3_270M,
+};
 
 const QUESTION: &str = "Write a long story about a dragon who learns to bake bread.";
 
 struct Args {
     engine: String,
+    model: String,
+    prompt_tokens: Option<usize>,
     tokens: usize,
     runs: usize,
     repeat: usize,
@@ -36,6 +50,8 @@ struct Args {
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         engine: "mycel".into(),
+        model: "default".into(),
+        prompt_tokens: None,
         tokens: 128,
         runs: 1,
         repeat: 1,
@@ -45,6 +61,13 @@ fn parse_args() -> Result<Args, String> {
         let mut value = || it.next().ok_or(format!("{flag} needs a value"));
         match flag.as_str() {
             "--engine" => args.engine = value()?,
+            "--model" => args.model = value()?,
+            "--prompt-tokens" => {
+                let n = value()?
+                    .parse()
+                    .map_err(|e| format!("--prompt-tokens: {e}"))?;
+                args.prompt_tokens = Some(n);
+            }
             "--tokens" => args.tokens = value()?.parse().map_err(|e| format!("--tokens: {e}"))?,
             "--runs" => args.runs = value()?.parse().map_err(|e| format!("--runs: {e}"))?,
             "--repeat" => args.repeat = value()?.parse().map_err(|e| format!("--repeat: {e}"))?,
@@ -52,7 +75,8 @@ fn parse_args() -> Result<Args, String> {
             "--bench" => {}
             "--help" | "-h" => {
                 return Err(
-                    "usage: decode [--engine mycel|candle] [--tokens N] [--runs N] [--repeat N]"
+                    "usage: decode [--engine mycel|candle] [--model default|gemma3|PATH] \
+                     [--tokens N] [--runs N] [--repeat N] [--prompt-tokens N]"
                         .into(),
                 )
             }
@@ -107,9 +131,19 @@ fn process_cpu_seconds() -> f64 {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = parse_args()?;
-    let model = Model::load_default(&default_cache_dir()?, &mut |_| {})?;
+    let model = match args.model.as_str() {
+        "default" => Model::load_default(&default_cache_dir()?, &mut |_| {})?,
+        "gemma3" => Model::load_pinned(&GEMMA3_270M, &default_cache_dir()?, &mut |_| {})?,
+        path => Model::load(std::path::Path::new(path))?,
+    };
+    if args.engine == "candle" && args.model != "default" {
+        return Err("--engine candle runs only the default model".into());
+    }
     let question = vec![QUESTION; args.repeat].join(" ");
-    let prompt = model.chat_prompt_tokens(&[ChatMessage::user(&question)])?;
+    let mut prompt = model.chat_prompt_tokens(&[ChatMessage::user(&question)])?;
+    if let Some(n) = args.prompt_tokens {
+        prompt = prompt.iter().copied().cycle().take(n.max(1)).collect();
+    }
     let threads = candle_core::utils::get_num_threads();
     // candle's weights, loaded only when measuring candle (so mycel's peak memory is its own).
     let candle = if args.engine == "candle" {
@@ -163,6 +197,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let decode_tokens = tokens.len() - 1;
         let report = serde_json::json!({
             "engine": args.engine,
+            "model": model.info().name,
             "profile": if candle.is_none() { DETERMINISM_PROFILE } else { "none" },
             "simd": if candle.is_none() { kernels::simd_level().name() } else { "candle-runtime" },
             "threads": threads,

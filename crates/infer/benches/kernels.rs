@@ -5,20 +5,30 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use mycel_infer::kernels::pool::Pool;
-use mycel_infer::kernels::{self, QMatrix, QuantizedActivations, SimdLevel, WeightFormat, BLOCK};
+use mycel_infer::kernels::{self, QMatrix, QuantizedActivations, SimdLevel, WeightFormat};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 
 fn matrix(format: WeightFormat, rows: usize, cols: usize, rng: &mut ChaCha20Rng) -> QMatrix {
-    let mut bytes = Vec::with_capacity(rows * cols / BLOCK * format.block_bytes());
-    for _ in 0..rows * cols / BLOCK {
-        let scales = if format == WeightFormat::Q4_1 { 2 } else { 1 };
+    let mut bytes = Vec::with_capacity(rows * cols / format.block_len() * format.block_bytes());
+    for _ in 0..rows * cols / format.block_len() {
+        let scales = if matches!(format, WeightFormat::Q4_1 | WeightFormat::Q4_K) {
+            2
+        } else {
+            1
+        };
+        let quant_bytes = format.block_bytes() - 2 * scales;
+        let quants: Vec<u8> = (0..quant_bytes).map(|_| rng.next_u32() as u8).collect();
+        if format == WeightFormat::Q6_K {
+            bytes.extend_from_slice(&quants);
+        }
         for _ in 0..scales {
             // A small normal f16 scale.
             bytes.extend_from_slice(&(0x2000u16 | (rng.next_u32() as u16 & 0x3ff)).to_le_bytes());
         }
-        let quant_bytes = format.block_bytes() - 2 * scales;
-        bytes.extend((0..quant_bytes).map(|_| rng.next_u32() as u8));
+        if format != WeightFormat::Q6_K {
+            bytes.extend_from_slice(&quants);
+        }
     }
     QMatrix::from_gguf_bytes(format, rows, cols, &bytes).expect("a well-formed matrix")
 }
@@ -35,7 +45,7 @@ fn product(
         .map(|_| (rng.next_u32() as i32) as f32 / 2e9)
         .collect();
     let mut q = QuantizedActivations::default();
-    q.quantize(&x, 1, cols);
+    q.quantize_for(format, &x, 1, cols);
     (m, q)
 }
 
@@ -48,6 +58,14 @@ fn bench_products(c: &mut Criterion) {
         ("gate_up_q4_1", WeightFormat::Q4_1, 3072, 576),
         ("down_q4_1", WeightFormat::Q4_1, 576, 1536),
         ("head_q8_0", WeightFormat::Q8_0, 49152, 576),
+        // Gemma 3 270M Q4_K_M: q+k (Q5_0), ffn gate+up (Q5_0), attention output (Q4_K), ffn
+        // down (Q6_K, or Q4_K on half the layers), the tied Q8_0 head (262144×640).
+        ("gemma_qk_q5_0", WeightFormat::Q5_0, 1280, 640),
+        ("gemma_gate_up_q5_0", WeightFormat::Q5_0, 4096, 640),
+        ("gemma_attn_output_q4_k", WeightFormat::Q4_K, 640, 1024),
+        ("gemma_down_q6_k", WeightFormat::Q6_K, 640, 2048),
+        ("gemma_down_q4_k", WeightFormat::Q4_K, 640, 2048),
+        ("gemma_head_q8_0", WeightFormat::Q8_0, 262_144, 640),
     ];
     let mut levels = vec![SimdLevel::Portable];
     if kernels::simd_level() != SimdLevel::Portable {

@@ -1,13 +1,19 @@
-//! The llama forward pass of determinism profile `mycel-det-v1`, built on [`crate::kernels`].
+//! The forward passes (llama and Gemma 3) of determinism profile `mycel-det-v1`, built on
+//! [`crate::kernels`].
 //!
 //! Per token, at position `p` (counted from 0 in the generation):
-//! 1. `x` = row `token` of `token_embd`, dequantized.
-//! 2. Per layer: `h = rms_norm(x, attn_norm)`; `q, k, v` = products of `h`; RoPE on every head of
-//!    `q` and `k` with the angles of position `p`; `k, v` appended to the layer's cache;
-//!    per query head `i` (key/value head `i / (heads / kv_heads)`):
-//!    `s_j = dot(q_i, k_j) * (1 / sqrt(head_dim))` for every cached position `j ≤ p`, softmax,
-//!    `o = ((0 + a_0·v_0) + a_1·v_1) + …` over positions in order; `x = x + attn_output(o)`;
-//!    then `h = rms_norm(x, ffn_norm)`, `x = x + ffn_down(silu(ffn_gate(h)) · ffn_up(h))`.
+//! 1. `x` = row `token` of `token_embd`, dequantized (Gemma: times `sqrtf(dim)`).
+//! 2. Per layer: `h = rms_norm(x, attn_norm)`; `q, k, v` = products of `h`; (Gemma: RMSNorm of
+//!    every query and key head with `attn_q_norm` / `attn_k_norm`); RoPE on every head of `q`
+//!    and `k` with the angles of position `p` (llama: consecutive pairs; Gemma: pairs `i`,
+//!    `i + head/2`, base 10 000 on local layers, the file's base on global ones, every 6th);
+//!    `k, v` appended to the layer's cache; per query head `i` (key/value head
+//!    `i / (heads / kv_heads)`): `s_j = dot(q_i, k_j) * (1 / sqrt(head_dim))` for every cached
+//!    position `j ≤ p` (Gemma's local layers: `p − 512 < j ≤ p`), softmax,
+//!    `o = ((0 + a_0·v_0) + a_1·v_1) + …` over positions in order; `x = x + attn_output(o)`
+//!    (Gemma: `x + rms_norm(attn_output(o), post_attention_norm)`);
+//!    then `h = rms_norm(x, ffn_norm)`, `x = x + ffn_down(silu(ffn_gate(h)) · ffn_up(h))`
+//!    (Gemma: GELU-tanh instead of SiLU, and `post_ffw_norm` on the FFN's output).
 //! 3. `logits = output(rms_norm(x, output_norm))`, with `token_embd` as the output matrix when the
 //!    file has no `output.weight`.
 //!
@@ -476,7 +482,9 @@ impl Transformer {
                 let (gate, up) = gu.split_at(c.ffn);
                 match c.arch {
                     Architecture::Llama => kernels::silu_mul(gate, up, out),
-                    Architecture::Gemma3 => kernels::gelu_tanh_mul(gate, up, out),
+                    Architecture::Gemma3 => {
+                        kernels::gelu_mul_with(kernels::simd_level(), gate, up, out)
+                    }
                 }
             }
             layer
@@ -485,6 +493,11 @@ impl Transformer {
             self.residual_add(&mut x, &mut projected, layer.post_ffw_norm.as_deref());
         }
         cache.len += n;
+        for (index, kv) in cache.layers.iter_mut().enumerate() {
+            if let (Some(window), _) = c.attention_of(index) {
+                kv.trim(cache.len, window, kv_dim);
+            }
+        }
 
         let last = &x[(n - 1) * dim..];
         let mut normed = vec![0f32; dim];
@@ -554,8 +567,11 @@ impl Transformer {
             let kv_offset = (head / group) * head_dim;
             let end = start + t + 1;
             let first = window.map_or(0, |w| end.saturating_sub(w));
-            let keys = &kv.keys[first * kv_dim..];
-            let values = &kv.values[first * kv_dim..];
+            // Rows before `kv.start` were dropped; a window never reaches them.
+            debug_assert!(first >= kv.start);
+            let row = first - kv.start;
+            let keys = &kv.keys[row * kv_dim..];
+            let values = &kv.values[row * kv_dim..];
             let mut scores = vec![0f32; end - first];
             kernels::attention_scores(level, q, keys, kv_dim, kv_offset, scale, &mut scores);
             kernels::softmax_with(level, &mut scores);
@@ -639,9 +655,29 @@ pub(crate) struct KvCache {
 
 #[derive(Debug, Default)]
 struct LayerCache {
-    /// `len × kv_dim`, RoPE applied.
+    /// Position of the first row kept: a sliding-window layer drops the rows no later token can
+    /// attend to (positions before `len − (window − 1)`), a few hundred at a time.
+    start: usize,
+    /// `(len − start) × kv_dim`, RoPE applied.
     keys: Vec<f32>,
     values: Vec<f32>,
+}
+
+/// Rows a sliding-window layer lets go stale before dropping them (one move of the rest per this
+/// many tokens).
+const TRIM_ROWS: usize = 256;
+
+impl LayerCache {
+    /// Drops the rows before position `len − (window − 1)` once there are [`TRIM_ROWS`] of them.
+    fn trim(&mut self, len: usize, window: usize, kv_dim: usize) {
+        let keep_from = len.saturating_sub(window.saturating_sub(1));
+        let stale = keep_from.saturating_sub(self.start);
+        if stale >= TRIM_ROWS {
+            self.keys.drain(..stale * kv_dim);
+            self.values.drain(..stale * kv_dim);
+            self.start = keep_from;
+        }
+    }
 }
 
 impl KvCache {
@@ -721,7 +757,7 @@ impl<R: Read + Seek> TensorReader<'_, R> {
             GgmlDType::Q4K => WeightFormat::Q4_K,
             GgmlDType::Q6K => WeightFormat::Q6_K,
             other => {
-                let other = format!("{other:?}").replace('K', "_K");
+                let other = crate::gguf::ggml_type_name(other);
                 return Err(bad(format!(
                     "weights of type {other} are not supported by mycel's deterministic \
                      kernels; use a GGUF quantized to Q4_0, Q4_1, Q5_0, Q8_0, Q4_K or Q6_K"
@@ -735,8 +771,30 @@ impl<R: Read + Seek> TensorReader<'_, R> {
                 format.name()
             )));
         }
-        let bytes = self.bytes(name, r * k / block_len * format.block_bytes())?;
-        QMatrix::from_gguf_bytes(format, r, k, &bytes).map_err(bad)
+        // Read and repacked a few MiB at a time: the file's bytes and the repacked matrix are
+        // never both in memory whole (the output head alone is 178 MB in Gemma 3 270M).
+        let mut matrix = QMatrix::zeroed(format, r, k).map_err(bad)?;
+        let rows_per_read = (4 << 20) / matrix.row_bytes().max(1) + 1;
+        let info = self.info(name)?;
+        let at = self.content.tensor_data_offset + info.offset;
+        self.reader
+            .seek(SeekFrom::Start(at))
+            .map_err(|e| bad(format!("cannot seek to the tensor at offset {at}: {e}")))?;
+        let mut buffer = Vec::new();
+        let mut row = 0;
+        while row < r {
+            let n = rows_per_read.min(r - row);
+            buffer.resize(n * matrix.row_bytes(), 0);
+            self.reader.read_exact(&mut buffer).map_err(|e| {
+                bad(format!(
+                    "cannot read the tensor's rows {row}..{} at offset {at}: {e}",
+                    row + n
+                ))
+            })?;
+            matrix.fill_rows(row, &buffer);
+            row += n;
+        }
+        Ok(matrix)
     }
 
     /// A norm weight vector of `len` values (F32, or F16 widened exactly).

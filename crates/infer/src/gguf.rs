@@ -34,7 +34,8 @@ pub struct ModelInfo {
     pub eos_token_id: Option<u32>,
     pub add_bos_token: bool,
     pub tensor_count: usize,
-    /// Number of tensors per GGML storage type, e.g. `{"Q4_1": 210, "Q8_0": 1, "F32": 61}`.
+    /// Number of tensors per GGML storage type, e.g. `{"Q4_1": 210, "Q8_0": 1, "F32": 61}` or
+    /// `{"Q4_K": 27, "Q6_K": 9, ...}`.
     pub tensor_types: BTreeMap<String, usize>,
     pub chat_template: Option<String>,
 }
@@ -104,7 +105,7 @@ pub(crate) fn model_info(
     let mut tensor_types = BTreeMap::new();
     for info in content.tensor_infos.values() {
         *tensor_types
-            .entry(format!("{:?}", info.ggml_dtype))
+            .entry(ggml_type_name(info.ggml_dtype))
             .or_insert(0) += 1;
     }
     Ok(ModelInfo {
@@ -143,6 +144,11 @@ pub(crate) fn model_info(
             .opt_string()?
             .map(str::to_string),
     })
+}
+
+/// A tensor type as ggml names it (`Q4_K`, where candle says `Q4K`).
+pub(crate) fn ggml_type_name(dtype: candle_core::quantized::GgmlDType) -> String {
+    format!("{dtype:?}").replace('K', "_K")
 }
 
 /// Reads the header of a GGUF file (metadata and tensor descriptions, not the tensors) with

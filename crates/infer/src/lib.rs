@@ -1,4 +1,4 @@
-//! mycel's model runtime: load a GGUF llama-architecture model (its metadata with
+//! mycel's model runtime: load a GGUF llama or gemma3 model (its metadata with
 //! mycel-tokenizer's bounded header reader, its tensors with candle's GGUF reader), decode with its
 //! own bit-reproducible kernels ([`kernels`], [`forward`]), and re-run the request of a receipt
 //! ([`Model::execute`]) to check it.
@@ -14,8 +14,9 @@
 //!   (`mycel-det-v1`): the same model and tokens give the same logits, bit for bit, on every
 //!   CPU, with or without AVX2/AVX-512, with any thread count (tested on x86-64; nothing but the
 //!   optional AVX2 path is specific to an architecture). Products are exact
-//!   integer block sums of 8-bit-quantized activations against the Q4_0/Q4_1/Q8_0 weights,
-//!   combined in one fixed f32 order; RMSNorm, softmax and attention sum in a fixed eight-lane
+//!   integer block sums of 8-bit-quantized activations against the Q4_0/Q4_1/Q5_0/Q8_0 weights
+//!   (blocks of 32) and the Q4_K/Q6_K weights (superblocks of 256), combined in one fixed f32
+//!   order; RMSNorm, softmax and attention sum in a fixed eight-lane
 //!   order; `exp`, `cos`, `sin`, `pow` come from the portable `libm` crate (the [`kernels`]
 //!   module's `spec.rs` is the specification). The tests compare SHA-256 digests of the logits
 //!   between AVX2 and portable code and under `qemu-x86_64 -cpu Nehalem`. A token's logits do
@@ -43,8 +44,10 @@
 //!   The products, the activation quantization and attention use AVX2 (with F16C for the
 //!   scales) when the CPU has them, else portable Rust (`MYCEL_INFER_SIMD=portable` forces it);
 //!   both give identical bits.
-//! - Weights quantized as Q4_0, Q4_1 or Q8_0 (norms F32 or F16), plain RoPE over whole heads, no
-//!   mixture of experts; other llama GGUFs are refused with a message naming the tensor.
+//! - A llama or gemma3 GGUF (Gemma 3 270M Q4_K_M is pinned as `GEMMA3_270M`) with weights
+//!   quantized as Q4_0, Q4_1, Q5_0, Q8_0, Q4_K or Q6_K (norms F32 or F16), RoPE over whole heads,
+//!   no mixture of experts; other files are refused with a message naming the tensor type or the
+//!   architecture.
 //! - `python3` with `pip` on the PATH (or `MYCEL_PYTHON`) to fetch the default model on first use.
 //!
 //! # What it does not do

@@ -10,8 +10,8 @@ use serde::Serialize;
 
 use mycel_tokenizer::gguf::{read_header, sha256_file};
 use mycel_tokenizer::{
-    ensure_default_model, ChatTemplate, FetchProgress, ModelId, PromptFormat, TokenType, Tokenizer,
-    TokenizerError, DEFAULT_MODEL,
+    ensure_default_model, ensure_model, ChatTemplate, FetchProgress, ModelId, PinnedSplitModel,
+    PromptFormat, TokenType, Tokenizer, TokenizerError, DEFAULT_MODEL,
 };
 use mycel_types::receipt::{CanonicalRequest, ChatMessage};
 
@@ -165,7 +165,15 @@ impl Model {
             tokenizer.vocab_size(),
         )?;
         let context_limit = usize::try_from(info.context_length).unwrap_or(usize::MAX);
+        // The metadata's copies (262,144 vocabulary strings for Gemma) are not kept while the
+        // weights are read: peak memory is the weights and the tokenizer.
+        drop(header);
+        let mut content = content;
+        content
+            .metadata
+            .retain(|key, _| !key.starts_with("tokenizer."));
         let llama = Transformer::load(&content, &mut reader)?;
+        drop(content);
         if llama.config.vocab < tokenizer.vocab_size() {
             return Err(InferError::BadMetadata {
                 key: "token_embd.weight".into(),
@@ -204,6 +212,26 @@ impl Model {
             return Err(TokenizerError::ChecksumMismatch {
                 path,
                 expected: DEFAULT_MODEL.sha256.into(),
+                actual: model.id().to_hex(),
+            }
+            .into());
+        }
+        Ok(model)
+    }
+
+    /// Loads a pinned split model (e.g. [`mycel_tokenizer::GEMMA3_270M`]) from `cache_dir`,
+    /// fetching it on first use, and checks that the file's hash is the pinned one.
+    pub fn load_pinned(
+        pinned: &PinnedSplitModel,
+        cache_dir: &Path,
+        progress: &mut dyn FnMut(FetchProgress),
+    ) -> Result<Self, InferError> {
+        let path = ensure_model(pinned, cache_dir, progress)?;
+        let model = Self::load(&path)?;
+        if model.id() != pinned.id() {
+            return Err(TokenizerError::ChecksumMismatch {
+                path,
+                expected: pinned.sha256.into(),
                 actual: model.id().to_hex(),
             }
             .into());

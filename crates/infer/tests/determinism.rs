@@ -63,13 +63,16 @@ fn decoder_rejects_what_the_model_cannot_run() {
 
 /// The child half of the cross-CPU tests: prefill a short chat, decode 3 greedy tokens, print
 /// the kernels it used, the tokens and the SHA-256 of all logits. Does nothing unless started by
-/// `child_run`.
+/// `child_run`; `MYCEL_INFER_DIGEST_CHILD=gemma` runs Gemma 3 270M instead of the default model.
 #[test]
 fn child_logit_digest() {
-    if std::env::var_os("MYCEL_INFER_DIGEST_CHILD").is_none() {
+    let Some(which) = std::env::var_os("MYCEL_INFER_DIGEST_CHILD") else {
         return;
-    }
-    let model = common::default_model();
+    };
+    let model = match which.to_str() {
+        Some("gemma") => common::gemma_model(),
+        _ => common::default_model(),
+    };
     let mut decoder = model.decoder();
     let mut hasher = Sha256::new();
     let mut logits = decoder.feed(&prompt(model)).unwrap();
@@ -101,8 +104,14 @@ struct ChildRun {
     digest: String,
 }
 
-/// Runs `child_logit_digest` in a new process, optionally through a wrapper such as qemu.
+/// Runs `child_logit_digest` on the default model in a new process, optionally through a
+/// wrapper such as qemu.
 fn child_run(wrapper: &[&str], envs: &[(&str, &str)]) -> ChildRun {
+    child_run_model("default", wrapper, envs)
+}
+
+/// [`child_run`] on `model` (`default` or `gemma`).
+fn child_run_model(model: &str, wrapper: &[&str], envs: &[(&str, &str)]) -> ChildRun {
     let exe = std::env::current_exe().expect("test binary path");
     let mut command = match wrapper.split_first() {
         Some((program, args)) => {
@@ -119,7 +128,7 @@ fn child_run(wrapper: &[&str], envs: &[(&str, &str)]) -> ChildRun {
             "--nocapture",
             "--test-threads=1",
         ])
-        .env("MYCEL_INFER_DIGEST_CHILD", "1")
+        .env("MYCEL_INFER_DIGEST_CHILD", model)
         .envs(envs.iter().copied());
     let output = command.output().unwrap_or_else(|e| {
         panic!(
@@ -194,6 +203,50 @@ fn same_logits_on_a_cpu_without_avx2() {
     assert_eq!(native.tokens, emulated.tokens);
     assert_eq!(native.digest, emulated.digest);
 }
+
+/// Gemma 3 270M (Q5_0, Q8_0, Q4_K and Q6_K products, GELU, two RoPE tables): AVX2 on 2
+/// threads and portable code on 1 give the same logits.
+#[test]
+fn gemma_portable_kernels_give_the_same_logits_as_simd_ones() {
+    common::gemma_model_path();
+    let native = child_run_model("gemma", &[], &[("RAYON_NUM_THREADS", "2")]);
+    let portable = child_run_model(
+        "gemma",
+        &[],
+        &[("RAYON_NUM_THREADS", "1"), ("MYCEL_INFER_SIMD", "portable")],
+    );
+    assert_eq!(portable.simd, "portable");
+    eprintln!(
+        "{DETERMINISM_PROFILE} gemma3: {} (2 threads) and portable (1 thread) both give tokens {} \
+         and logits digest {}",
+        native.simd, native.tokens, native.digest
+    );
+    assert_eq!(native.tokens, portable.tokens);
+    assert_eq!(native.digest, portable.digest);
+    assert_eq!(native.digest, GEMMA_DIGEST, "the pinned Gemma logits");
+}
+
+/// Gemma 3 270M on an emulated Nehalem (no AVX): the same logits as natively.
+#[test]
+#[cfg(target_arch = "x86_64")]
+fn gemma_same_logits_on_a_cpu_without_avx2() {
+    common::gemma_model_path();
+    let emulated = child_run_model(
+        "gemma",
+        &["qemu-x86_64", "-cpu", "Nehalem"],
+        &[("RAYON_NUM_THREADS", "1")],
+    );
+    assert_eq!(emulated.simd, "portable");
+    eprintln!(
+        "qemu Nehalem gemma3: tokens {}, logits digest {}",
+        emulated.tokens, emulated.digest
+    );
+    assert_eq!(emulated.digest, GEMMA_DIGEST, "the pinned Gemma logits");
+}
+
+/// The SHA-256 of the logits of `child_logit_digest` on Gemma 3 270M (a short chat, then 2
+/// greedy tokens), as computed natively with AVX2.
+const GEMMA_DIGEST: &str = "35762105b20df003942282e5d5e116cc0af46a6fe950a153a578eebe02077ead";
 
 /// A long chat prompt (~300 tokens): several paragraphs of varied text, so that prefill runs in
 /// more than one chunk of the forward pass and attention spans hundreds of positions.

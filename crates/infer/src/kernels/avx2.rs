@@ -221,6 +221,51 @@ pub(super) unsafe fn softmax(x: &mut [f32]) {
     }
 }
 
+/// [`super::gelu_mul_with`]: per lane the operations of `spec::gelu_tanh_mul`, 8 at a time.
+///
+/// # Safety
+/// The CPU has AVX2; `gate`, `up` and `out` have the same length.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn gelu_mul(gate: &[f32], up: &[f32], out: &mut [f32]) {
+    let whole = out.len() / 8 * 8;
+    let c = _mm256_set1_ps(spec::GELU_TWO_SQRT_2_OVER_PI);
+    let a = _mm256_set1_ps(spec::GELU_COEF_A);
+    let one = _mm256_set1_ps(1.0);
+    let limit = _mm256_set1_ps(80.0);
+    for i in (0..whole).step_by(8) {
+        // SAFETY: `i + 8 <= whole <= len` for all three slices (the caller's contract).
+        let (g, u) = unsafe {
+            (
+                _mm256_loadu_ps(gate.as_ptr().add(i)),
+                _mm256_loadu_ps(up.as_ptr().add(i)),
+            )
+        };
+        let exponent = _mm256_mul_ps(
+            _mm256_mul_ps(c, g),
+            _mm256_add_ps(one, _mm256_mul_ps(_mm256_mul_ps(a, g), g)),
+        );
+        let minus = _mm256_sub_ps(_mm256_setzero_ps(), exponent);
+        let in_range =
+            _mm256_cmp_ps::<_CMP_LT_OQ>(_mm256_andnot_ps(_mm256_set1_ps(-0.0), minus), limit);
+        let e = if _mm256_movemask_ps(in_range) == 0xff {
+            expf_in_range(minus)
+        } else {
+            let mut lanes = [0f32; 8];
+            // SAFETY: `lanes` holds 8 f32.
+            unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), minus) };
+            for v in &mut lanes {
+                *v = libm::expf(*v);
+            }
+            // SAFETY: `lanes` holds 8 f32.
+            unsafe { _mm256_loadu_ps(lanes.as_ptr()) }
+        };
+        let value = _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(one, e)), u);
+        // SAFETY: `i + 8 <= out.len()`.
+        unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(i), value) };
+    }
+    spec::gelu_tanh_mul(&gate[whole..], &up[whole..], &mut out[whole..]);
+}
+
 /// One block of [`super::QuantizedActivations::quantize`] with the same operations, 8 values
 /// per instruction: `amax`, `d = amax / 127`, `q_i = clamp(round(x_i * (1/d)), ±127)` with
 /// halves rounded away from zero (`t = trunc(y)`, plus `±1` where `|y − t| ≥ 0.5`; `y − t`
@@ -555,6 +600,8 @@ unsafe fn group_dot_q8<const T: usize, const Q5: bool>(
 ) {
     let ones = _mm256_set1_epi16(1);
     let mut acc = [_mm256_setzero_ps(); T];
+    // Every entry is written for each block before it is read.
+    let mut sums = [[_mm256_setzero_si256(); GROUP]; T];
     for block in 0..m.blocks {
         // Slots `base..base + 8` are this block of the group's 8 rows: `base + 8 <=
         // scales.len()`, `(base + 8) * quant_bytes <= quants.len()`.
@@ -569,7 +616,6 @@ unsafe fn group_dot_q8<const T: usize, const Q5: bool>(
             // inside `x.q`.
             *a = unsafe { _mm256_loadu_si256(x.q.as_ptr().add(at * BLOCK).cast()) };
         }
-        let mut sums = [[_mm256_setzero_si256(); GROUP]; T];
         for lane in 0..GROUP {
             // SAFETY: the bytes of slot `base + lane`, inside `quants` (above).
             let w = unsafe {
@@ -590,9 +636,9 @@ unsafe fn group_dot_q8<const T: usize, const Q5: bool>(
         // F16C widening is exact, like `spec::f16_to_f32`.
         // SAFETY: the 8 scales of slots `base..base + 8`, inside `scales` (above).
         let dw = _mm256_cvtph_ps(unsafe { _mm_loadu_si128(m.scales.as_ptr().add(base).cast()) });
-        for (t, (acc, sums)) in acc.iter_mut().zip(sums).enumerate() {
+        for (t, (acc, sums)) in acc.iter_mut().zip(&sums).enumerate() {
             let at = (token + t) * x.blocks + block;
-            let isum = _mm256_cvtepi32_ps(reduce8(sums));
+            let isum = _mm256_cvtepi32_ps(reduce8(*sums));
             let scale = _mm256_mul_ps(dw, _mm256_set1_ps(x.d[at]));
             *acc = _mm256_add_ps(*acc, _mm256_mul_ps(scale, isum));
         }
@@ -603,23 +649,11 @@ unsafe fn group_dot_q8<const T: usize, const Q5: bool>(
     }
 }
 
-/// Loads the 256 quantized activations of block `at` of `x` into 8 registers.
-///
-/// # Safety
-/// The CPU has AVX2; `x` is quantized in superblocks and `at < x.tokens * x.blocks`.
-#[inline]
-#[target_feature(enable = "avx2")]
-unsafe fn superblock_activations(x: &QuantizedActivations, at: usize) -> [__m256i; 8] {
-    // SAFETY: block `at` holds 256 values inside `x.q` (the caller's contract).
-    std::array::from_fn(|c| unsafe {
-        _mm256_loadu_si256(x.q.as_ptr().add(at * SUPER_BLOCK + 32 * c).cast())
-    })
-}
-
-/// [`group_dot`] for Q4_K: per (row, token), `isum` by 8-bit products of the nibbles and the
-/// activations, weighted per sub-block by its scale (`madd` with the scale as the second 16-bit
-/// factor; every intermediate fits its integer type), and `msum` in scalar integers; both exact,
-/// so they equal `spec::superblock_isums`. The f32 operations are those of
+/// [`group_dot`] for Q4_K: per row, its superblock's nibbles are unpacked into registers once
+/// and multiplied with every token's activations (`maddubs`, pairs at most 2·15·127), weighted
+/// per sub-block by its scale (`madd` with the scale as the second 16-bit factor; every
+/// intermediate fits its integer type); `msum` is summed in scalar integers. Both are exact, so
+/// they equal `spec::superblock_isums`; the f32 operations are those of
 /// `spec::superblock_term`, in the same order.
 ///
 /// # Safety
@@ -636,13 +670,43 @@ unsafe fn group_dot_q4_k<const T: usize>(
     const QB: usize = 140;
     let low_nibbles = _mm256_set1_epi8(0x0f);
     let mut acc = [_mm256_setzero_ps(); T];
+    let mut sums = [[_mm256_setzero_si256(); GROUP]; T];
+    let mut msums = [[0i32; GROUP]; T];
     for block in 0..m.blocks {
         // Slots `base..base + 8` are this superblock of the group's 8 rows: `base + 8 <=
         // scales.len() = mins.len()`, `(base + 8) * 140 <= quants.len()`.
         let base = (group * m.blocks + block) * GROUP;
-        let slot = |lane: usize| &m.quants[(base + lane) * QB..][..QB];
-        let decoded: [([u8; 8], [u8; 8]); GROUP] =
-            std::array::from_fn(|lane| spec::q4_k_scales(&slot(lane)[..12]));
+        for lane in 0..GROUP {
+            let slot = &m.quants[(base + lane) * QB..][..QB];
+            let (scales, mins) = spec::q4_k_scales(&slot[..12]);
+            let qs = slot[12..].as_ptr();
+            let mut w = [_mm256_setzero_si256(); 8];
+            for j in 0..4 {
+                // SAFETY: bytes `32j..32j + 32` of the slot's 128 bytes of nibbles.
+                let bits = unsafe { _mm256_loadu_si256(qs.add(32 * j).cast()) };
+                w[2 * j] = _mm256_and_si256(bits, low_nibbles);
+                w[2 * j + 1] = _mm256_and_si256(_mm256_srli_epi16(bits, 4), low_nibbles);
+            }
+            let sc: [__m256i; 8] = std::array::from_fn(|s| _mm256_set1_epi16(i16::from(scales[s])));
+            for t in 0..T {
+                let at = (token + t) * x.blocks + block;
+                // SAFETY: `token + t < x.tokens`, `block < x.blocks` (the caller's contract):
+                // the superblock's 256 values are inside `x.q`.
+                let a = unsafe { x.q.as_ptr().add(at * SUPER_BLOCK) };
+                let mut sum = _mm256_setzero_si256();
+                for s in 0..8 {
+                    // SAFETY: values `32s..32s + 32` of the superblock (above).
+                    let av = unsafe { _mm256_loadu_si256(a.add(32 * s).cast()) };
+                    let p = _mm256_madd_epi16(_mm256_maddubs_epi16(w[s], av), sc[s]);
+                    sum = _mm256_add_epi32(sum, p);
+                }
+                sums[t][lane] = sum;
+                let sums16 = x.block_sums16(token + t, block);
+                msums[t][lane] = (0..8)
+                    .map(|s| i32::from(mins[s]) * (sums16[2 * s] + sums16[2 * s + 1]))
+                    .sum();
+            }
+        }
         // SAFETY: the 8 scales and minimums of slots `base..base + 8` (above).
         let (dw, mw) = unsafe {
             (
@@ -652,36 +716,9 @@ unsafe fn group_dot_q4_k<const T: usize>(
         };
         for (t, acc) in acc.iter_mut().enumerate() {
             let at = (token + t) * x.blocks + block;
-            // SAFETY: `token + t < x.tokens`, `block < x.blocks` (the caller's contract).
-            let a = unsafe { superblock_activations(x, at) };
-            let sums16 = x.block_sums16(token + t, block);
-            let mut sums = [_mm256_setzero_si256(); GROUP];
-            let mut msums = [0i32; GROUP];
-            for (lane, sum) in sums.iter_mut().enumerate() {
-                let (scales, mins) = &decoded[lane];
-                let qs = slot(lane)[12..].as_ptr();
-                for j in 0..4 {
-                    // SAFETY: bytes `32j..32j + 32` of the slot's 128 bytes of nibbles.
-                    let bits = unsafe { _mm256_loadu_si256(qs.add(32 * j).cast()) };
-                    let low = _mm256_and_si256(bits, low_nibbles);
-                    let high = _mm256_and_si256(_mm256_srli_epi16(bits, 4), low_nibbles);
-                    let p_low = _mm256_madd_epi16(
-                        _mm256_maddubs_epi16(low, a[2 * j]),
-                        _mm256_set1_epi16(i16::from(scales[2 * j])),
-                    );
-                    let p_high = _mm256_madd_epi16(
-                        _mm256_maddubs_epi16(high, a[2 * j + 1]),
-                        _mm256_set1_epi16(i16::from(scales[2 * j + 1])),
-                    );
-                    *sum = _mm256_add_epi32(*sum, _mm256_add_epi32(p_low, p_high));
-                }
-                msums[lane] = (0..8)
-                    .map(|s| i32::from(mins[s]) * (sums16[2 * s] + sums16[2 * s + 1]))
-                    .sum();
-            }
-            let isum = _mm256_cvtepi32_ps(reduce8(sums));
-            // SAFETY: `msums` holds 8 i32.
-            let msum = _mm256_cvtepi32_ps(unsafe { _mm256_loadu_si256(msums.as_ptr().cast()) });
+            let isum = _mm256_cvtepi32_ps(reduce8(sums[t]));
+            // SAFETY: `msums[t]` holds 8 i32.
+            let msum = _mm256_cvtepi32_ps(unsafe { _mm256_loadu_si256(msums[t].as_ptr().cast()) });
             let da = _mm256_set1_ps(x.d[at]);
             let term = _mm256_sub_ps(
                 _mm256_mul_ps(_mm256_mul_ps(dw, da), isum),
@@ -696,12 +733,12 @@ unsafe fn group_dot_q4_k<const T: usize>(
     }
 }
 
-/// [`group_dot`] for Q6_K: per (row, token), the unsigned 6-bit values `q` are rebuilt in
-/// registers from their low nibbles and high bit pairs, multiplied with the activations
-/// (`maddubs`, pairs at most 2·63·127), weighted by each 16-value sub-block's signed scale
-/// (`madd`), and `32 · Σ_s sc_s Σ a_i` is subtracted in scalar integers: exactly
-/// `Σ_s sc_s Σ (q_i − 32) a_i`, `spec::superblock_isums`'s integer. The f32 operations are those
-/// of `spec::superblock_term`.
+/// [`group_dot`] for Q6_K: per row, the unsigned 6-bit values `q` of its superblock are rebuilt
+/// in registers once from their low nibbles and high bit pairs, then multiplied with every
+/// token's activations (`maddubs`, pairs at most 2·63·127), weighted by each 16-value
+/// sub-block's signed scale (`madd`); `32 · Σ_s sc_s Σ a_i` is subtracted in scalar integers:
+/// exactly `Σ_s sc_s Σ (q_i − 32) a_i`, `spec::superblock_isums`'s integer. The f32 operations
+/// are those of `spec::superblock_term`.
 ///
 /// # Safety
 /// As for [`group_dot`], with `m.format` Q6_K (208 quantized bytes per superblock) and `x`
@@ -718,74 +755,76 @@ unsafe fn group_dot_q6_k<const T: usize>(
     let low_nibbles = _mm256_set1_epi8(0x0f);
     let pair = _mm256_set1_epi8(0x03);
     let mut acc = [_mm256_setzero_ps(); T];
+    let mut sums = [[_mm256_setzero_si256(); GROUP]; T];
+    let mut offsets = [[0i32; GROUP]; T];
     for block in 0..m.blocks {
         // Slots `base..base + 8` are this superblock of the group's 8 rows: `base + 8 <=
         // scales.len()`, `(base + 8) * 208 <= quants.len()`.
         let base = (group * m.blocks + block) * GROUP;
-        let slot = |lane: usize| &m.quants[(base + lane) * QB..][..QB];
-        // SAFETY: the 8 scales of slots `base..base + 8` (above).
-        let dw = _mm256_cvtph_ps(unsafe { _mm_loadu_si128(m.scales.as_ptr().add(base).cast()) });
-        for (t, acc) in acc.iter_mut().enumerate() {
-            let at = (token + t) * x.blocks + block;
-            // SAFETY: `token + t < x.tokens`, `block < x.blocks` (the caller's contract).
-            let a = unsafe { superblock_activations(x, at) };
-            let sums16 = x.block_sums16(token + t, block);
-            let mut sums = [_mm256_setzero_si256(); GROUP];
-            let mut offsets = [0i32; GROUP];
-            for (lane, sum) in sums.iter_mut().enumerate() {
-                let q = slot(lane);
-                let scales = &q[192..208];
-                let scale_pair = |s: usize| {
-                    _mm256_set_m128i(
-                        _mm_set1_epi16(i16::from(scales[s + 1] as i8)),
-                        _mm_set1_epi16(i16::from(scales[s] as i8)),
+        for lane in 0..GROUP {
+            let q = &m.quants[(base + lane) * QB..][..QB];
+            let scales = &q[192..208];
+            let mut values = [_mm256_setzero_si256(); 8];
+            for half in 0..2 {
+                // SAFETY: bytes `64·half..64·half + 64` of `ql` (the slot's first 128) and
+                // `128 + 32·half..+32` of `qh` (the next 64): inside the slot.
+                let (l0, l1, h) = unsafe {
+                    (
+                        _mm256_loadu_si256(q.as_ptr().add(64 * half).cast()),
+                        _mm256_loadu_si256(q.as_ptr().add(64 * half + 32).cast()),
+                        _mm256_loadu_si256(q.as_ptr().add(128 + 32 * half).cast()),
                     )
                 };
-                for half in 0..2 {
-                    // SAFETY: bytes `64·half..64·half + 64` of `ql` (the slot's first 128) and
-                    // `128 + 32·half..+32` of `qh` (the next 64): inside the slot.
-                    let (l0, l1, h) = unsafe {
-                        (
-                            _mm256_loadu_si256(q.as_ptr().add(64 * half).cast()),
-                            _mm256_loadu_si256(q.as_ptr().add(64 * half + 32).cast()),
-                            _mm256_loadu_si256(q.as_ptr().add(128 + 32 * half).cast()),
-                        )
-                    };
-                    let high = |shift: i32| {
-                        let bits = match shift {
-                            0 => h,
-                            2 => _mm256_srli_epi16(h, 2),
-                            4 => _mm256_srli_epi16(h, 4),
-                            _ => _mm256_srli_epi16(h, 6),
-                        };
-                        _mm256_slli_epi16(_mm256_and_si256(bits, pair), 4)
-                    };
-                    let values = [
-                        _mm256_or_si256(_mm256_and_si256(l0, low_nibbles), high(0)),
-                        _mm256_or_si256(_mm256_and_si256(l1, low_nibbles), high(2)),
-                        _mm256_or_si256(
-                            _mm256_and_si256(_mm256_srli_epi16(l0, 4), low_nibbles),
-                            high(4),
-                        ),
-                        _mm256_or_si256(
-                            _mm256_and_si256(_mm256_srli_epi16(l1, 4), low_nibbles),
-                            high(6),
-                        ),
-                    ];
-                    for (k, &v) in values.iter().enumerate() {
-                        let products = _mm256_maddubs_epi16(v, a[4 * half + k]);
-                        let s = 8 * half + 2 * k;
-                        *sum = _mm256_add_epi32(*sum, _mm256_madd_epi16(products, scale_pair(s)));
-                    }
+                let high = |bits: __m256i| _mm256_slli_epi16(_mm256_and_si256(bits, pair), 4);
+                let v = &mut values[4 * half..4 * half + 4];
+                v[0] = _mm256_or_si256(_mm256_and_si256(l0, low_nibbles), high(h));
+                v[1] = _mm256_or_si256(
+                    _mm256_and_si256(l1, low_nibbles),
+                    high(_mm256_srli_epi16(h, 2)),
+                );
+                v[2] = _mm256_or_si256(
+                    _mm256_and_si256(_mm256_srli_epi16(l0, 4), low_nibbles),
+                    high(_mm256_srli_epi16(h, 4)),
+                );
+                v[3] = _mm256_or_si256(
+                    _mm256_and_si256(_mm256_srli_epi16(l1, 4), low_nibbles),
+                    high(_mm256_srli_epi16(h, 6)),
+                );
+            }
+            // Vector `k` holds sub-blocks `2k` (low 128 bits) and `2k + 1` (high).
+            let sc: [__m256i; 8] = std::array::from_fn(|k| {
+                _mm256_set_m128i(
+                    _mm_set1_epi16(i16::from(scales[2 * k + 1] as i8)),
+                    _mm_set1_epi16(i16::from(scales[2 * k] as i8)),
+                )
+            });
+            for t in 0..T {
+                let at = (token + t) * x.blocks + block;
+                // SAFETY: `token + t < x.tokens`, `block < x.blocks` (the caller's contract):
+                // the superblock's 256 values are inside `x.q`.
+                let a = unsafe { x.q.as_ptr().add(at * SUPER_BLOCK) };
+                let mut sum = _mm256_setzero_si256();
+                for k in 0..8 {
+                    // SAFETY: values `32k..32k + 32` of the superblock (above).
+                    let av = unsafe { _mm256_loadu_si256(a.add(32 * k).cast()) };
+                    let p = _mm256_madd_epi16(_mm256_maddubs_epi16(values[k], av), sc[k]);
+                    sum = _mm256_add_epi32(sum, p);
                 }
-                offsets[lane] = 32
+                sums[t][lane] = sum;
+                let sums16 = x.block_sums16(token + t, block);
+                offsets[t][lane] = 32
                     * (0..16)
                         .map(|s| i32::from(scales[s] as i8) * sums16[s])
                         .sum::<i32>();
             }
-            // SAFETY: `offsets` holds 8 i32.
-            let offsets = unsafe { _mm256_loadu_si256(offsets.as_ptr().cast()) };
-            let isum = _mm256_cvtepi32_ps(_mm256_sub_epi32(reduce8(sums), offsets));
+        }
+        // SAFETY: the 8 scales of slots `base..base + 8` (above).
+        let dw = _mm256_cvtph_ps(unsafe { _mm_loadu_si128(m.scales.as_ptr().add(base).cast()) });
+        for (t, acc) in acc.iter_mut().enumerate() {
+            let at = (token + t) * x.blocks + block;
+            // SAFETY: `offsets[t]` holds 8 i32.
+            let offset = unsafe { _mm256_loadu_si256(offsets[t].as_ptr().cast()) };
+            let isum = _mm256_cvtepi32_ps(_mm256_sub_epi32(reduce8(sums[t]), offset));
             let scale = _mm256_mul_ps(dw, _mm256_set1_ps(x.d[at]));
             *acc = _mm256_add_ps(*acc, _mm256_mul_ps(scale, isum));
         }

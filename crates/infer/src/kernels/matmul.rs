@@ -93,12 +93,11 @@ impl QMatrix {
                     let n = GROUP.min(self.rows - row0);
                     for (t, lanes) in lanes[..tile].iter().enumerate() {
                         for (lane, &value) in lanes[..n].iter().enumerate() {
-                            // SAFETY: `(token + t) * stride + offset + row0 + lane <
-                            // (tokens − 1) * stride + offset + rows <= out.len()` (asserted
-                            // above); each (token, row) is written by exactly one chunk, as the
-                            // rows of different chunks are disjoint, and `out` outlives the
-                            // parallel loop.
                             let at = (token + t) * stride + offset + row0 + lane;
+                            // SAFETY: `at < (tokens − 1) * stride + offset + rows <= out.len()`
+                            // (asserted above); each (token, row) is written by exactly one
+                            // chunk, as the rows of different chunks are disjoint, and `out`
+                            // outlives the parallel loop.
                             unsafe { out_ptr.write(at, value) };
                         }
                     }

@@ -111,6 +111,22 @@ impl QMatrix {
         cols: usize,
         bytes: &[u8],
     ) -> Result<Self, String> {
+        let mut matrix = Self::zeroed(format, rows, cols)?;
+        let expected = rows * matrix.row_bytes();
+        if bytes.len() != expected {
+            return Err(format!(
+                "{} bytes of {} data for a {rows}×{cols} matrix, expected {expected}",
+                bytes.len(),
+                format.name(),
+            ));
+        }
+        matrix.fill_rows(0, bytes);
+        Ok(matrix)
+    }
+
+    /// A matrix of zero blocks, to be filled with [`QMatrix::fill_rows`] (so that a large
+    /// tensor can be read and repacked a few rows at a time).
+    pub fn zeroed(format: WeightFormat, rows: usize, cols: usize) -> Result<Self, String> {
         let block_len = format.block_len();
         if !cols.is_multiple_of(block_len) {
             return Err(format!(
@@ -119,50 +135,51 @@ impl QMatrix {
             ));
         }
         let blocks = cols / block_len;
-        let block_bytes = format.block_bytes();
-        if bytes.len() != rows * blocks * block_bytes {
-            return Err(format!(
-                "{} bytes of {} data for a {rows}×{cols} matrix, expected {}",
-                bytes.len(),
-                format.name(),
-                rows * blocks * block_bytes
-            ));
-        }
-        let groups = rows.div_ceil(GROUP);
-        let slots = groups * blocks * GROUP;
-        let quant_bytes = format.quant_bytes();
-        let mut scales = vec![0u16; slots];
-        let mut mins = if format.has_min() {
-            vec![0u16; slots]
-        } else {
-            Vec::new()
-        };
+        let slots = rows.div_ceil(GROUP) * blocks * GROUP;
         // Padding rows (past `rows`) stay zero: their outputs are computed and never read.
-        let mut quants = vec![0u8; slots * quant_bytes];
-        for row in 0..rows {
-            let (group, lane) = (row / GROUP, row % GROUP);
-            for block in 0..blocks {
-                let src = &bytes[(row * blocks + block) * block_bytes..][..block_bytes];
-                let slot = (group * blocks + block) * GROUP + lane;
-                let half = |at: usize| u16::from_le_bytes([src[at], src[at + 1]]);
-                let (d_at, m_at, q_at) = format.layout();
-                scales[slot] = half(d_at);
-                if format.has_min() {
-                    mins[slot] = half(m_at);
-                }
-                quants[slot * quant_bytes..][..quant_bytes]
-                    .copy_from_slice(&src[q_at..][..quant_bytes]);
-            }
-        }
         Ok(Self {
             format,
             rows,
             cols,
             blocks,
-            scales,
-            mins,
-            quants,
+            scales: vec![0u16; slots],
+            mins: if format.has_min() {
+                vec![0u16; slots]
+            } else {
+                Vec::new()
+            },
+            quants: vec![0u8; slots * format.quant_bytes()],
         })
+    }
+
+    /// GGUF bytes of one row.
+    pub fn row_bytes(&self) -> usize {
+        self.blocks * self.format.block_bytes()
+    }
+
+    /// Repacks whole rows from `first_row` on from their GGUF bytes (a multiple of
+    /// [`QMatrix::row_bytes`], within the matrix).
+    pub fn fill_rows(&mut self, first_row: usize, bytes: &[u8]) {
+        let (format, blocks) = (self.format, self.blocks);
+        let block_bytes = format.block_bytes();
+        let quant_bytes = format.quant_bytes();
+        let (d_at, m_at, q_at) = format.layout();
+        assert!(bytes.len().is_multiple_of(self.row_bytes()));
+        let rows = bytes.len() / self.row_bytes();
+        assert!(first_row + rows <= self.rows, "rows past the matrix");
+        for (r, row_bytes) in bytes.chunks_exact(blocks * block_bytes).enumerate() {
+            let row = first_row + r;
+            for (block, src) in row_bytes.chunks_exact(block_bytes).enumerate() {
+                let slot = self.slot(row, block);
+                let half = |at: usize| u16::from_le_bytes([src[at], src[at + 1]]);
+                self.scales[slot] = half(d_at);
+                if format.has_min() {
+                    self.mins[slot] = half(m_at);
+                }
+                self.quants[slot * quant_bytes..][..quant_bytes]
+                    .copy_from_slice(&src[q_at..][..quant_bytes]);
+            }
+        }
     }
 
     pub fn rows(&self) -> usize {

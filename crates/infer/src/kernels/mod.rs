@@ -34,12 +34,12 @@
 //!   lane `i mod 8` in index order, then the lanes are combined as
 //!   `((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))`.
 //! - **Transcendentals** come from the `libm` crate (a portable software implementation): `expf`
-//!   for softmax and SiLU, `tanhf` for GELU; RoPE angles in f64 with `libm::pow`, `libm::cos`, `libm::sin`.
+//!   for softmax, SiLU and GELU (as `g / (1 + e^(−2z))`, the same function as `0.5·g·(1 + tanh z)`); RoPE angles in f64 with `libm::pow`, `libm::cos`, `libm::sin`.
 //! - **Threads split only independent outputs** (rows of a product, heads of attention); no sum is
 //!   ever split between threads.
 //!
 //! The only run-time choice is the instruction set ([`SimdLevel`]: AVX2 or portable Rust) of the
-//! products, the activation quantization and attention (scores, softmax, weighted sum); both
+//! products, the activation quantization, attention (scores, softmax, weighted sum) and GELU; both
 //! produce identical bits, which the tests check on random data and, end to end, with the whole
 //! model on an emulated CPU without AVX2.
 //!
@@ -69,7 +69,7 @@ mod tests;
 
 pub use matrix::{QMatrix, WeightFormat};
 pub use quantize::QuantizedActivations;
-pub use reductions::{attention_scores, softmax_with, weighted_sum};
+pub use reductions::{attention_scores, gelu_mul_with, softmax_with, weighted_sum};
 pub use spec::{
     dot, f16_to_f32, gelu_tanh_mul, rms_norm, rope_angles, rope_rotate, rope_rotate_halves,
     silu_mul, softmax, sum_lanes,

@@ -82,3 +82,19 @@ pub fn softmax_with(level: SimdLevel, x: &mut [f32]) {
     let _ = level;
     spec::softmax(x)
 }
+
+/// [`super::gelu_tanh_mul`] with a given instruction set: the same bits. The AVX2 path evaluates
+/// 8 values per instruction with the exponential of [`softmax_with`] (libm's algorithm, lane
+/// by lane), a group of 8 with an exponent outside (−80, 80) calling `libm::expf` itself.
+pub fn gelu_mul_with(level: SimdLevel, gate: &[f32], up: &[f32], out: &mut [f32]) {
+    assert!(gate.len() == out.len() && up.len() == out.len());
+    #[cfg(target_arch = "x86_64")]
+    if level.available() == SimdLevel::Avx2 {
+        // SAFETY: the CPU reports AVX2 (`available`); the three slices have the same length
+        // (asserted above), which is all the AVX2 function reads and writes.
+        unsafe { super::avx2::gelu_mul(gate, up, out) };
+        return;
+    }
+    let _ = level;
+    spec::gelu_tanh_mul(gate, up, out)
+}

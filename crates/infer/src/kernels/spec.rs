@@ -417,17 +417,24 @@ pub fn silu_mul(gate: &[f32], up: &[f32], out: &mut [f32]) {
     }
 }
 
-/// GELU(g) · u with GELU's tanh approximation, elementwise, in ggml's order of operations
-/// (`ggml_gelu_f32`, without its f16 lookup table): `((0.5 * g) * (1 + tanhf((√(2/π) * g) *
-/// (1 + (0.044715 * g) * g)))) * u`, `tanhf` from libm.
+/// GELU(g) · u with GELU's tanh approximation, elementwise. `0.5·(1 + tanh(z)) = 1 / (1 +
+/// e^(−2z))`, so with `z = √(2/π)·g·(1 + 0.044715·g²)` it is computed, like SiLU, as
+/// `(g / (1 + expf(−u))) * up` with `u = (2√(2/π) * g) * (1 + (0.044715 * g) * g)`, `expf` from
+/// libm (one exponential, which the AVX2 path evaluates 8 lanes at a time).
 pub fn gelu_tanh_mul(gate: &[f32], up: &[f32], out: &mut [f32]) {
-    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
-    const COEF_A: f32 = 0.044_715;
     for ((o, &g), &u) in out.iter_mut().zip(gate).zip(up) {
-        let inner = (SQRT_2_OVER_PI * g) * (1.0 + (COEF_A * g) * g);
-        *o = ((0.5 * g) * (1.0 + libm::tanhf(inner))) * u;
+        *o = (g / (1.0 + libm::expf(-gelu_exponent(g)))) * u;
     }
 }
+
+/// Twice the tanh argument of GELU: `(2√(2/π) * g) * (1 + (0.044715 * g) * g)`.
+#[inline]
+pub(super) fn gelu_exponent(g: f32) -> f32 {
+    (GELU_TWO_SQRT_2_OVER_PI * g) * (1.0 + (GELU_COEF_A * g) * g)
+}
+
+pub(super) const GELU_TWO_SQRT_2_OVER_PI: f32 = 1.595_769;
+pub(super) const GELU_COEF_A: f32 = 0.044_715;
 
 /// Cosines and sines of the RoPE angles at `position` for `half_dim` frequency pairs:
 /// `θ_i = position · base^(−2i/dim)`, computed in f64 with libm and rounded to f32.

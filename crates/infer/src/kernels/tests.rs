@@ -625,3 +625,42 @@ fn superblock_quantization_follows_the_definition() {
         assert_eq!(x.block_sums16(0, b), &sums[..]);
     }
 }
+
+/// GELU at every instruction set gives the bits of the specification, across the range where
+/// the exponential is vectorised and outside it (a group of 8 with a large input).
+#[test]
+fn gelu_gives_the_reference_bits() {
+    let mut gate: Vec<f32> = random_activations(4099, 901)
+        .iter()
+        .map(|v| v * 6.0)
+        .collect();
+    gate[17] = 40.0;
+    gate[18] = -45.0;
+    gate[100] = 0.0;
+    gate[101] = -0.0;
+    let up = random_activations(4099, 902);
+    let mut expected = vec![0f32; gate.len()];
+    for ((e, &g), &u) in expected.iter_mut().zip(&gate).zip(&up) {
+        let z = (spec::GELU_TWO_SQRT_2_OVER_PI * g) * (1.0 + (spec::GELU_COEF_A * g) * g);
+        *e = (g / (1.0 + libm::expf(-z))) * u;
+    }
+    for level in [SimdLevel::Portable, detected_level()] {
+        let mut out = vec![0f32; gate.len()];
+        gelu_mul_with(level, &gate, &up, &mut out);
+        for (i, (o, e)) in out.iter().zip(&expected).enumerate() {
+            assert_eq!(
+                o.to_bits(),
+                e.to_bits(),
+                "{level:?} at {i}: gate {}",
+                gate[i]
+            );
+        }
+    }
+    // It is GELU's tanh form.
+    for g in [-3.0f32, -0.5, 0.0, 0.7, 2.5] {
+        let tanh_form = 0.5 * g * (1.0 + (0.797_884_6 * g * (1.0 + 0.044_715 * g * g)).tanh());
+        let mut out = [0f32];
+        gelu_tanh_mul(&[g], &[1.0], &mut out);
+        assert!((out[0] - tanh_form).abs() <= 1e-6 * (1.0 + g.abs()), "{g}");
+    }
+}

@@ -50,8 +50,8 @@ pub fn gemma_model_path() -> PathBuf {
 pub fn gemma_model() -> &'static Model {
     static MODEL: OnceLock<Model> = OnceLock::new();
     MODEL.get_or_init(|| {
-        let model = Model::load(&gemma_model_path()).expect("the Gemma model loads");
-        assert_eq!(model.id(), GEMMA3_270M.id(), "the Gemma model's hash");
-        model
+        let cache = default_cache_dir().expect("a model cache directory");
+        Model::load_pinned(&GEMMA3_270M, &cache, &mut print_progress)
+            .expect("the Gemma model loads")
     })
 }
