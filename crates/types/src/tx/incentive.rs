@@ -370,7 +370,7 @@ impl MessageJson for RemoveStake {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{SignedTx, TxJson, TxKind};
+    use super::super::{SignedTx, TxKind};
     use super::*;
     use crate::keys::dev_signer;
     use alloy_primitives::U256;
@@ -465,22 +465,7 @@ mod tests {
         for kind in every_kind(signer.address()) {
             assert!((2..20).contains(&kind.tag()), "{} tag", kind.type_name());
             assert!(tags.insert(kind.tag()), "tag {} reused", kind.tag());
-            let tx = SignedTx::sign(kind.clone(), 1337, &signer).unwrap();
-            let back = SignedTx::decode(&tx.encode()).unwrap();
-            assert_eq!(back, tx);
-            assert_eq!(back.recover_signer(), Some(signer.address()));
-            let json = serde_json::to_string(&tx.to_json()).unwrap();
-            let parsed: TxJson = serde_json::from_str(&json).unwrap();
-            assert_eq!(SignedTx::from_json(&parsed).unwrap(), tx, "{json}");
-            let td = SignedTx::typed_data(&kind, 1337);
-            assert_eq!(td["primaryType"], kind.type_name());
-            let fields = td["types"][kind.type_name()].as_array().unwrap();
-            assert_eq!(fields[0], json!({"name": "from", "type": "address"}));
-            // Every field of the struct is in the message, under the same name.
-            for f in fields {
-                let name = f["name"].as_str().unwrap();
-                assert!(td["message"].get(name).is_some(), "{name} missing");
-            }
+            super::super::assert_kind_round_trips(&kind, &signer);
         }
     }
 
