@@ -556,16 +556,95 @@ fn gemma_from_blob_storage_is_deployed_on_the_cheapest_provider_fails_over_and_a
 
     // Closed: the provider stops serving.
     devnet.ok(&["deploy", "close", &id, "--dev-account", "5"]);
+    wait_not_serving(&rt, &endpoint, "after the close");
+
+    // A deployment with twelve blocks of escrow: a low balance is noted, the lease pauses when
+    // the escrow runs dry (the provider stops serving, nothing is closed), a top-up resumes it
+    // and it serves again; closing refunds the rest, and what the owner spent is exactly what
+    // the provider was paid.
+    let (owner_before, provider_before) = (musd(&devnet, 5), musd(&devnet, 6));
+    let out = devnet.mycel(&[
+        "deploy",
+        &manifest.display().to_string(),
+        "--deposit",
+        "0.012",
+        "--collect",
+        "2",
+        "--serve-wait",
+        "0",
+        "--dev-account",
+        "5",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let short = mycel_testkit::mycel::stdout(&out).trim().to_string();
+    assert!(
+        stderr(&out).contains(&format!("leased to {}", dev_address(6))),
+        "{}",
+        stderr(&out)
+    );
+    let status = |devnet: &Devnet| devnet.json(&["deploy", "status", &short]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let paused = loop {
+        let d = status(&devnet);
+        if d["state"] == "paused" {
+            break d;
+        }
+        assert!(std::time::Instant::now() < deadline, "not paused: {d}");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let notes = paused["notes"].to_string();
+    assert!(
+        notes.contains("low_balance") && notes.contains("paused"),
+        "{notes}"
+    );
+    let served = paused["lease"]["paid"].as_str().unwrap().to_string();
+    assert_eq!(served, "12000", "twelve blocks paid at 0.001: {paused}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !status(&devnet)["lease"]["endpoint"]
+        .as_str()
+        .unwrap_or("")
+        .is_empty()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the provider still publishes an endpoint while paused"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    devnet.ok(&["deploy", "top-up", &short, "0.5", "--dev-account", "5"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let again = loop {
+        let d = status(&devnet);
+        if let Some(e) = d["lease"]["endpoint"].as_str().filter(|e| !e.is_empty()) {
+            assert_eq!(d["state"], "leased", "{d}");
+            break e.to_string();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not served again: {d}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(signer_of(&chat(&rt, &again)), dev_address(6));
+    devnet.ok(&["deploy", "close", &short, "--dev-account", "5"]);
+    wait_not_serving(&rt, &again, "after the second close");
+    let closed = status(&devnet);
+    assert_eq!(closed["state"], "closed", "{closed}");
+    // The provider's earnings reach it at the close (settled) or by its withdrawals.
+    let spent = owner_before - musd(&devnet, 5);
+    assert_eq!(spent, musd(&devnet, 6) - provider_before, "{closed}");
+    assert!(spent > 12_000 && spent < 512_000, "{spent}");
+}
+
+/// Waits until nothing answers at `endpoint` (30 s at most).
+fn wait_not_serving(rt: &tokio::runtime::Runtime, endpoint: &str, when: &str) {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
         let up = rt.block_on(async { reqwest::get(format!("{endpoint}/models")).await.is_ok() });
         if !up {
             break;
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "still serving after the close"
-        );
+        assert!(std::time::Instant::now() < deadline, "still serving {when}");
         std::thread::sleep(Duration::from_millis(500));
     }
 }
