@@ -882,6 +882,9 @@ fn bids(args: ListArgs) -> Result<()> {
             .collect();
         return print_json(&serde_json::json!({"bids": rows, "next": page.next}));
     }
+    if bids.is_empty() {
+        eprintln!("no open bids");
+    }
     for (id, b) in &bids {
         println!(
             "{id:>5}  {}  {} mUSD/block  deposit {}  open to block {}",
@@ -913,6 +916,9 @@ fn leases(args: ListArgs) -> Result<()> {
     all.sort_by_key(|d| d.id);
     if args.client.json {
         return print_json(&serde_json::json!({"deployments": all, "next": more}));
+    }
+    if all.is_empty() {
+        eprintln!("no leases");
     }
     for d in &all {
         let Some(l) = &d.lease else { continue };
