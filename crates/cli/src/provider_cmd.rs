@@ -232,7 +232,7 @@ impl Provider {
     async fn round(&mut self) -> Result<()> {
         let me = self.signer.address();
         let height = self.chain.market().await?.height;
-        let open = self.all_deployments("state=open").await?;
+        let open = self.chain.all_deployments("state=open", MAX_PAGES).await?;
         self.bid.retain(|_, expires| *expires > height);
         for d in &open {
             // An order reopened (its lease ended) has lost every earlier bid: bid again.
@@ -262,7 +262,10 @@ impl Provider {
                 Err(e) => tracing::warn!(deployment = d.id, "pricing failed: {e:#}"),
             }
         }
-        let mine: Vec<Deployment> = self.all_deployments(&format!("provider={me}")).await?;
+        let mine: Vec<Deployment> = self
+            .chain
+            .all_deployments(&format!("provider={me}"), MAX_PAGES)
+            .await?;
         let active: BTreeSet<u64> = mine
             .iter()
             .filter(|d| d.state == DeploymentState::Leased)
@@ -306,25 +309,6 @@ impl Provider {
             }
         }
         Ok(())
-    }
-
-    /// Every deployment the query matches, page by page (at most [`MAX_PAGES`]).
-    async fn all_deployments(&self, query: &str) -> Result<Vec<Deployment>> {
-        let mut all = Vec::new();
-        let mut after = None;
-        for _ in 0..MAX_PAGES {
-            let q = match after {
-                Some(id) => format!("{query}&after={id}"),
-                None => query.to_string(),
-            };
-            let page = self.chain.deployments(&q).await?;
-            all.extend(page.deployments);
-            match page.next {
-                Some(next) => after = Some(next),
-                None => break,
-            }
-        }
-        Ok(all)
     }
 
     async fn place_bid(&self, id: u64, price: u128) -> Result<()> {

@@ -442,6 +442,28 @@ impl NodeClient {
         self.get(&format!("/v1/market/deployments?{query}")).await
     }
 
+    /// Every deployment `query` matches, following `next` page by page (at most `max_pages`).
+    pub async fn all_deployments(
+        &self,
+        query: &str,
+        max_pages: usize,
+    ) -> Result<Vec<mycel_types::market::Deployment>, ClientError> {
+        let mut all = Vec::new();
+        let mut after = None;
+        for _ in 0..max_pages {
+            let page = match after {
+                Some(id) => self.deployments(&format!("{query}&after={id}")).await?,
+                None => self.deployments(query).await?,
+            };
+            all.extend(page.deployments);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        Ok(all)
+    }
+
     /// `GET /v1/market/deployments/{id}`. None such: [`code::UNKNOWN_DEPLOYMENT`].
     pub async fn deployment(
         &self,

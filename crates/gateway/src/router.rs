@@ -222,20 +222,10 @@ impl MinerRouter {
             .ok_or_else(|| format!("'{}' is not a node URL", self.config.rpc))?;
         let miners = match self.config.leases {
             Some(model) => {
-                let mut leases = Vec::new();
-                let mut after = None;
-                for _ in 0..MAX_LEASE_PAGES {
-                    let query = match after {
-                        Some(id) => format!("state=leased&after={id}"),
-                        None => "state=leased".to_string(),
-                    };
-                    let page = node.deployments(&query).await.map_err(|e| e.to_string())?;
-                    leases.extend(page.deployments);
-                    match page.next {
-                        Some(next) => after = Some(next),
-                        None => break,
-                    }
-                }
+                let leases = node
+                    .all_deployments("state=leased", MAX_LEASE_PAGES)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 leases_serving(&leases, model)
             }
             None => {
