@@ -21,6 +21,11 @@ use crate::keys::{KeystoreArgs, PasswordArgs};
 use crate::logging::Say;
 use tracing::Instrument as _;
 
+/// Requests a worker decodes together unless told otherwise (see docs/miner.md for how it was
+/// chosen), and the most it may be given (a batch's scratch memory grows with it).
+pub const DEFAULT_BATCH: usize = 16;
+const MAX_BATCH: usize = 64;
+
 /// The chain id of a devnet (`mycel up`), used when no node is given.
 const DEVNET_CHAIN_ID: u64 = 1337;
 
@@ -79,15 +84,21 @@ pub struct MinerArgs {
     /// (its SHA-256, hex) is always accepted too.
     #[arg(long, value_name = "NAME")]
     pub model_name: Option<String>,
-    /// Threads that decode, one request at a time each.
+    /// Threads that decode, each a batch of up to --batch requests together. One worker uses
+    /// every core (its products run on the kernels' pool); more workers only help when a batch
+    /// cannot fill the cores.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub workers: usize,
+    /// Requests one worker decodes together (continuous batching: one forward pass per step for
+    /// all of them, each weight read once). Answers are the same bits at any batch size.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_BATCH)]
+    pub batch: usize,
     /// Threads each product of the model is split over (the kernels' pool; a worker that finds it
     /// busy with another request computes alone) [default: MYCEL_THREADS, else the CPUs]. The
     /// answers are the same bits whatever the count.
     #[arg(long, value_name = "N", env = "MYCEL_THREADS")]
     pub threads: Option<usize>,
-    /// Requests that may wait for a worker; one more gets 429 with Retry-After.
+    /// Requests that may wait for a place in a batch; one more gets 429 with Retry-After.
     #[arg(long, value_name = "N", default_value_t = 16)]
     pub queue: usize,
     /// The largest max_tokens a request may ask for.
@@ -130,6 +141,9 @@ impl MinerPlan {
 pub fn plan(args: MinerArgs) -> Result<MinerPlan> {
     if args.workers == 0 {
         bail!("--workers must be at least 1");
+    }
+    if args.batch == 0 || args.batch > MAX_BATCH {
+        bail!("--batch must be between 1 and {MAX_BATCH}");
     }
     if let Some(threads) = args.threads {
         if threads == 0 {
@@ -234,6 +248,7 @@ pub async fn start(
         netuid: args.netuid,
         model_name: model_name.clone(),
         workers: args.workers,
+        batch: args.batch,
         queue_size: args.queue,
         limits: Limits {
             max_tokens: args.max_tokens_limit,

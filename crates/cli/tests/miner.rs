@@ -141,7 +141,16 @@ fn metric(text: &str, name: &str) -> f64 {
 /// Bad requests get OpenAI-style 4xx errors, and a full queue gets 429 with Retry-After.
 #[test]
 fn http_api_errors_queue_and_metrics() {
-    let miner = MinerProc::start(&["--workers", "1", "--queue", "1", "--max-tokens-limit", "32"]);
+    let miner = MinerProc::start(&[
+        "--workers",
+        "1",
+        "--batch",
+        "1",
+        "--queue",
+        "1",
+        "--max-tokens-limit",
+        "32",
+    ]);
     let url = miner.url.clone();
     let model = miner.model.clone();
     runtime().block_on(async {
@@ -300,7 +309,8 @@ fn http_api_errors_queue_and_metrics() {
             "context_length_exceeded",
         );
 
-        // One worker and a queue of one: a request decoding, one waiting, the third is refused.
+        // One worker with batches of one and a queue of one: a request decoding, one waiting, the
+        // third is refused.
         // The first has a long prompt, so that it is still being computed when the others arrive,
         // even on a fast machine.
         let long_prompt = format!("Repeat after me: {}", "mycel ".repeat(100));
@@ -534,6 +544,88 @@ fn write_json(dir: &Path, name: &str, value: &Value) -> String {
     let path = dir.join(name);
     std::fs::write(&path, serde_json::to_vec_pretty(value).expect("json")).expect("write");
     path.display().to_string()
+}
+
+/// Batching never changes a bit: eight concurrent requests (chat and completion, greedy and
+/// seeded, one streamed) are decoded together in one batch, and every answer's receipt verifies
+/// with `mycel receipt verify --rerun`, which re-runs the request alone on this idle machine and
+/// compares the output token hashes.
+#[test]
+fn a_loaded_miners_answers_rerun_alone_to_the_same_bits() {
+    let miner = MinerProc::start(&["--batch", "8"]);
+    let url = miner.url.clone();
+    let model = miner.model.clone();
+    let answers: Vec<Value> = runtime().block_on(async {
+        let tasks: Vec<_> = (0..8)
+            .map(|i| {
+                let (url, model) = (url.clone(), model.clone());
+                tokio::spawn(async move {
+                    let max_tokens = 10 + 2 * i;
+                    let temperature = if i % 2 == 0 { 0.0 } else { 0.8 };
+                    let (path, body) = match i {
+                        5 => (
+                            "/v1/completions",
+                            json!({"model": model, "prompt": "Once upon a time, a mycelium",
+                                   "max_tokens": max_tokens, "temperature": temperature,
+                                   "seed": 50 + i}),
+                        ),
+                        _ => (
+                            "/v1/chat/completions",
+                            json!({"model": model, "max_tokens": max_tokens,
+                                   "temperature": temperature, "seed": 50 + i,
+                                   "stream": i == 3, "stream_options": {"include_usage": true},
+                                   "messages": [{"role": "user",
+                                                 "content": format!("Tell me fact number {i} about fungi.")}]}),
+                        ),
+                    };
+                    let (status, _, text) = post_raw(&url, path, &body.to_string()).await;
+                    assert_eq!(status, 200, "request {i}: {text}");
+                    if i != 3 {
+                        return serde_json::from_str::<Value>(&text).expect("json")["receipt"]
+                            .clone();
+                    }
+                    // The streamed answer's receipt is in the chunk with the finish reason.
+                    text.lines()
+                        .filter_map(|l| l.strip_prefix("data: "))
+                        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                        .find_map(|chunk| chunk.get("receipt").cloned())
+                        .expect("a receipt in the stream")
+                })
+            })
+            .collect();
+        let mut answers = Vec::new();
+        for task in tasks {
+            answers.push(task.await.expect("request task"));
+        }
+        let (_, metrics) = get_text(&url, "/metrics").await;
+        let (sum, count) = (
+            metric(&metrics, "mycel_miner_batch_size_sum"),
+            metric(&metrics, "mycel_miner_batch_size_count"),
+        );
+        assert!(
+            count > 0.0 && sum / count >= 3.0,
+            "the requests were not decoded together: {sum} requests over {count} steps"
+        );
+        answers
+    });
+    drop(miner);
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (i, receipt) in answers.iter().enumerate() {
+        assert!(receipt["message"].is_object(), "request {i}: {receipt}");
+        let file = write_json(dir.path(), &format!("answer-{i}.json"), receipt);
+        let out = mycel(&["receipt", "verify", &file, "--rerun", "--json"]);
+        let report: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|_| panic!("--json: {}{}", text(&out.stdout), text(&out.stderr)));
+        assert!(out.status.success(), "request {i}: {report}");
+        assert!(
+            report["checks"]
+                .as_array()
+                .expect("checks")
+                .iter()
+                .any(|c| c["name"] == "output tokens" && c["ok"] == true),
+            "request {i}: {report}"
+        );
+    }
 }
 
 /// The official openai client gets the same answer streamed and not, every receipt recovers to the

@@ -217,7 +217,7 @@ pub(crate) struct Transformer {
 
 /// Tokens processed together in one pass of a long prompt (bounds scratch memory; results do
 /// not depend on it).
-const PREFILL_CHUNK: usize = 128;
+pub(crate) const PREFILL_CHUNK: usize = 128;
 
 impl Transformer {
     pub fn load<R: Read + Seek>(content: &Content, reader: &mut R) -> Result<Self, InferError> {
@@ -410,25 +410,45 @@ impl Transformer {
         tokens: &[u32],
         cancelled: &dyn Fn() -> bool,
     ) -> Option<Vec<f32>> {
+        let chunks = tokens.len().div_ceil(PREFILL_CHUNK);
         let mut logits = Vec::new();
-        for chunk in tokens.chunks(PREFILL_CHUNK) {
-            logits = self.forward_chunk(cache, chunk, cancelled)?;
+        for (i, chunk) in tokens.chunks(PREFILL_CHUNK).enumerate() {
+            let mut segment = [Segment {
+                cache: &mut *cache,
+                tokens: chunk,
+                logits: i + 1 == chunks,
+            }];
+            let mut out = self.forward_batch(&mut segment, cancelled)?;
+            logits = out.pop().flatten().unwrap_or_default();
         }
         Some(logits)
     }
 
-    fn forward_chunk(
+    /// One forward pass over the tokens of several sequences at once (batched decoding): each
+    /// segment's tokens run at its cache's next positions, over its own cache. The products read
+    /// every weight block once for all the pass's tokens; everything else is per token. Returns,
+    /// per segment, the logits after its last token when it asked for them, or `None` for the
+    /// whole pass if `cancelled` answered true between two layers.
+    ///
+    /// A token's values depend only on its own inputs and its sequence's cache: the same bits as
+    /// running each segment alone (or one token at a time), whatever else shares the pass.
+    pub(crate) fn forward_batch(
         &self,
-        cache: &mut KvCache,
-        tokens: &[u32],
+        segments: &mut [Segment<'_>],
         cancelled: &dyn Fn() -> bool,
-    ) -> Option<Vec<f32>> {
+    ) -> Option<Vec<Option<Vec<f32>>>> {
         let c = &self.config;
-        let n = tokens.len();
+        // Per token of the pass: its segment and its position in that segment's sequence.
+        let rows: Vec<(usize, usize)> = segments
+            .iter()
+            .enumerate()
+            .flat_map(|(s, seg)| (0..seg.tokens.len()).map(move |t| (s, seg.cache.len + t)))
+            .collect();
+        let n = rows.len();
         let (dim, q_dim, kv_dim) = (c.dim, c.q_dim(), c.kv_dim());
         let qkv_width = q_dim + 2 * kv_dim;
-        let start = cache.len;
         let mut x = vec![0f32; n * dim];
+        let tokens = segments.iter().flat_map(|seg| seg.tokens.iter());
         for (row, &token) in x.chunks_exact_mut(dim).zip(tokens) {
             self.embedding.dequantize_row(token as usize, row);
         }
@@ -444,9 +464,10 @@ impl Transformer {
         let mut gate_up = vec![0f32; n * 2 * c.ffn];
         let mut act = vec![0f32; n * c.ffn];
         let mut buffers = Activations::default();
-        let rope = RopeTables::new(c, start, n);
+        let positions: Vec<usize> = rows.iter().map(|&(_, p)| p).collect();
+        let rope = RopeTables::new(c, &positions);
 
-        for (index, (layer, kv)) in self.layers.iter().zip(cache.layers.iter_mut()).enumerate() {
+        for (index, layer) in self.layers.iter().enumerate() {
             if cancelled() {
                 return None;
             }
@@ -460,10 +481,15 @@ impl Transformer {
                 let (q, kv_row) = row.split_at_mut(q_dim);
                 self.position_heads(q, layer.q_norm.as_deref(), cos, sin);
                 self.position_heads(&mut kv_row[..kv_dim], layer.k_norm.as_deref(), cos, sin);
+                let kv = &mut segments[rows[t].0].cache.layers[index];
                 kv.keys.extend_from_slice(&kv_row[..kv_dim]);
                 kv.values.extend_from_slice(&kv_row[kv_dim..]);
             }
-            self.attention(kv, &qkv, start, window, &mut attn);
+            let caches: Vec<&LayerCache> = segments
+                .iter()
+                .map(|seg| &seg.cache.layers[index])
+                .collect();
+            self.attention(&caches, &rows, &qkv, window, &mut attn);
             layer
                 .attn_output
                 .matmul(&mut buffers.input(&attn, n, q_dim), &mut projected);
@@ -492,26 +518,51 @@ impl Transformer {
                 .matmul(&mut buffers.input(&act, n, c.ffn), &mut projected);
             self.residual_add(&mut x, &mut projected, layer.post_ffw_norm.as_deref());
         }
-        cache.len += n;
-        for (index, kv) in cache.layers.iter_mut().enumerate() {
-            if let (Some(window), _) = c.attention_of(index) {
-                kv.trim(cache.len, window, kv_dim);
+        for seg in segments.iter_mut() {
+            let cache = &mut *seg.cache;
+            cache.len += seg.tokens.len();
+            for (index, kv) in cache.layers.iter_mut().enumerate() {
+                if let (Some(window), _) = c.attention_of(index) {
+                    kv.trim(cache.len, window, kv_dim);
+                }
             }
         }
 
-        let last = &x[(n - 1) * dim..];
-        let mut normed = vec![0f32; dim];
-        kernels::rms_norm(last, &self.output_norm, c.rms_eps, &mut normed);
+        // The output head, for the last token of every segment that asked: one product.
+        let mut last = 0;
+        let mut wanted = Vec::new();
+        for seg in segments.iter() {
+            last += seg.tokens.len();
+            if seg.logits && !seg.tokens.is_empty() {
+                wanted.push(last - 1);
+            }
+        }
+        let mut normed = vec![0f32; wanted.len() * dim];
+        for (&t, out) in wanted.iter().zip(normed.chunks_exact_mut(dim)) {
+            kernels::rms_norm(&x[t * dim..][..dim], &self.output_norm, c.rms_eps, out);
+        }
         let head = self.output.as_ref().unwrap_or(&self.embedding);
-        let mut logits = vec![0f32; c.vocab];
-        let mut input = buffers.input(&normed, 1, dim);
-        head.matmul(input.quantized(head.format()), &mut logits);
+        let mut logits = vec![0f32; wanted.len() * c.vocab];
+        if !wanted.is_empty() {
+            let mut input = buffers.input(&normed, wanted.len(), dim);
+            head.matmul(input.quantized(head.format()), &mut logits);
+        }
         if let Some(cap) = c.final_softcap {
             for l in &mut logits {
                 *l = libm::tanhf(*l / cap) * cap;
             }
         }
-        Some(logits)
+        let mut rows_of_logits = logits.chunks_exact(c.vocab);
+        Some(
+            segments
+                .iter()
+                .map(|seg| {
+                    (seg.logits && !seg.tokens.is_empty())
+                        .then(|| rows_of_logits.next().map(<[f32]>::to_vec))
+                        .flatten()
+                })
+                .collect(),
+        )
     }
 
     /// Per head of `heads` (query or key heads of one token): Gemma's RMSNorm, then RoPE.
@@ -545,13 +596,14 @@ impl Transformer {
         }
     }
 
-    /// Causal attention of the `n` new tokens (their q in `qkv`) over the cache, over the last
+    /// Causal attention of a pass's tokens (their q in `qkv`; token `t` is at position
+    /// `rows[t].1` of sequence `rows[t].0`, whose cache is `caches[rows[t].0]`), over the last
     /// `window` positions only when given.
     fn attention(
         &self,
-        kv: &LayerCache,
+        caches: &[&LayerCache],
+        rows: &[(usize, usize)],
         qkv: &[f32],
-        start: usize,
         window: Option<usize>,
         out: &mut [f32],
     ) {
@@ -563,9 +615,11 @@ impl Transformer {
         let level = kernels::simd_level();
         let one_head = |index: usize, o: &mut [f32]| {
             let (t, head) = (index / c.heads, index % c.heads);
+            let (sequence, position) = rows[t];
+            let kv = caches[sequence];
             let q = &qkv[t * qkv_width + head * head_dim..][..head_dim];
             let kv_offset = (head / group) * head_dim;
-            let end = start + t + 1;
+            let end = position + 1;
             let first = window.map_or(0, |w| end.saturating_sub(w));
             // Rows before `kv.start` were dropped; a window never reaches them.
             debug_assert!(first >= kv.start);
@@ -600,8 +654,9 @@ struct RopeTables {
 }
 
 impl RopeTables {
-    fn new(c: &Config, start: usize, n: usize) -> Self {
-        let half = c.head_dim / 2;
+    /// The angles of every token of a pass, at `positions` (one per token).
+    fn new(c: &Config, positions: &[usize]) -> Self {
+        let (half, n) = (c.head_dim / 2, positions.len());
         let mut bases = vec![c.rope_base];
         if let Some((_, local)) = c.sliding_window {
             bases.push(local);
@@ -610,12 +665,12 @@ impl RopeTables {
             .into_iter()
             .map(|base| {
                 let (mut cos, mut sin) = (vec![0f32; n * half], vec![0f32; n * half]);
-                for (t, (cos, sin)) in cos
+                for ((cos, sin), &position) in cos
                     .chunks_exact_mut(half)
                     .zip(sin.chunks_exact_mut(half))
-                    .enumerate()
+                    .zip(positions)
                 {
-                    kernels::rope_angles(start + t, half, base, cos, sin);
+                    kernels::rope_angles(position, half, base, cos, sin);
                 }
                 (base, cos, sin)
             })
@@ -644,6 +699,15 @@ fn stack(name: &str, mut parts: Vec<QMatrix>) -> Result<QMatrix, InferError> {
         key: name.into(),
         reason,
     })
+}
+
+/// One sequence's share of a batched forward pass ([`Transformer::forward_batch`]).
+pub(crate) struct Segment<'a> {
+    pub cache: &'a mut KvCache,
+    /// Run at positions `cache.len()..`.
+    pub tokens: &'a [u32],
+    /// Whether to compute the logits after the last of `tokens`.
+    pub logits: bool,
 }
 
 /// The keys and values of one generation, per layer, for positions `0..len`.
@@ -686,6 +750,27 @@ impl KvCache {
             len: 0,
             layers: (0..config.layers).map(|_| LayerCache::default()).collect(),
         }
+    }
+
+    /// An empty cache with room for `positions` tokens (a generation's prompt and most output
+    /// tokens), so that it never grows by copying; a sliding-window layer needs room for its
+    /// window and the rows it lets go stale only.
+    pub(crate) fn with_capacity(config: &Config, positions: usize) -> Self {
+        let kv_dim = config.kv_dim();
+        let layers = (0..config.layers)
+            .map(|index| {
+                let rows = match config.attention_of(index) {
+                    (Some(window), _) => positions.min(window + TRIM_ROWS),
+                    (None, _) => positions,
+                };
+                LayerCache {
+                    start: 0,
+                    keys: Vec::with_capacity(rows * kv_dim),
+                    values: Vec::with_capacity(rows * kv_dim),
+                }
+            })
+            .collect();
+        Self { len: 0, layers }
     }
 
     pub fn len(&self) -> usize {

@@ -20,12 +20,14 @@
 //!   order; `exp`, `cos`, `sin`, `pow` come from the portable `libm` crate (the [`kernels`]
 //!   module's `spec.rs` is the specification). The tests compare SHA-256 digests of the logits
 //!   between AVX2 and portable code and under `qemu-x86_64 -cpu Nehalem`. A token's logits do
-//!   not even depend on how the tokens were grouped into forward passes ([`Decoder`]).
+//!   not even depend on how the tokens were grouped into forward passes ([`Decoder`]), nor on the
+//!   other requests decoded in the same passes ([`Model::step`]: batched decoding is
+//!   batch-invariant).
 //! - **A fixed decode schedule**, part of mycel's inference protocol (other engines' logits do
-//!   depend on it): the whole prompt is prefilled in one forward pass at position 0, then every sampled
-//!   token is fed back alone, at the next position, until a stop condition. No batching across
-//!   requests, no speculative decoding, no prompt cache reuse; every generation starts from an empty
-//!   KV cache.
+//!   depend on it): the prompt from position 0, then every sampled token fed back at the next
+//!   position, until a stop condition. No speculative decoding, no prompt cache reuse; every
+//!   generation starts from an empty KV cache. Prompt pieces and batches are free: they change no
+//!   bit.
 //! - **Exact sampling** ([`sampling`]): greedy is the arg-max with ties broken by the lowest token id;
 //!   seeded sampling orders candidates by (logit descending, id ascending), applies top-k, then
 //!   temperature, softmax in `f64` with `libm::exp` summed in that order, then top-p, and draws
@@ -75,7 +77,7 @@ pub use mycel_types::receipt::DETERMINISM_PROFILE;
 
 pub use error::InferError;
 pub use gguf::ModelInfo;
-pub use model::{Decoder, FinishReason, Generation, Model, TokenEvent};
+pub use model::{Decoder, FinishReason, Generation, Model, Sequence, TokenEvent};
 pub use mycel_tokenizer::{
     default_cache_dir, ensure_default_model, ensure_model, ChatMessage, ChatPiece, ChatTemplate,
     FetchProgress, ModelId, PinnedSplitModel, PromptFormat, TokenType, Tokenizer, TokenizerError,

@@ -16,7 +16,7 @@ use mycel_tokenizer::{
 use mycel_types::receipt::{CanonicalRequest, ChatMessage};
 
 use crate::error::InferError;
-use crate::forward::{KvCache, Transformer};
+use crate::forward::{KvCache, Segment, Transformer, PREFILL_CHUNK};
 use crate::gguf::{model_info, ModelInfo};
 use crate::sampling::{Sampler, SamplingParams};
 
@@ -308,9 +308,10 @@ impl Model {
         self.generate(&prompt, &request.sampling(), on_token)
     }
 
-    /// Generates from prompt token ids with mycel's fixed decode schedule: one forward pass over
-    /// the whole prompt at position 0, then one pass per sampled token at the next position.
-    /// `on_token` is called after every sampled token; returning `Break` ends the generation.
+    /// Generates from prompt token ids with mycel's fixed decode schedule: the prompt from
+    /// position 0 (in passes of at most 128 tokens), then one pass per sampled token at the next
+    /// position. `on_token` is called after every sampled token; returning `Break` ends the
+    /// generation.
     pub fn generate(
         &self,
         prompt: &[u32],
@@ -330,6 +331,23 @@ impl Model {
         cancelled: &dyn Fn() -> bool,
         on_token: &mut dyn FnMut(&TokenEvent) -> ControlFlow<()>,
     ) -> Result<Generation, InferError> {
+        let mut batch = [self.start(prompt, params)?];
+        while batch[0].finish_reason().is_none() {
+            self.step(&mut batch, PREFILL_CHUNK, cancelled, &mut |_, event| {
+                on_token(event)
+            })?;
+        }
+        let [sequence] = batch;
+        Ok(sequence.into_generation(on_token))
+    }
+
+    /// Starts a generation to be run by [`Model::step`], alone or batched with others. Checks the
+    /// prompt (not empty, within the context, known token ids) and the sampling settings.
+    pub fn start(
+        &self,
+        prompt: &[u32],
+        params: &SamplingParams,
+    ) -> Result<Sequence<'_>, InferError> {
         if prompt.is_empty() {
             return Err(InferError::EmptyPrompt);
         }
@@ -345,23 +363,172 @@ impl Model {
         {
             return Err(TokenizerError::UnknownTokenId(bad).into());
         }
-        let mut sampler = Sampler::new(params.clone())?;
-        let mut decoder = self.decoder();
-        let mut text = TextAssembler::new(&params.stop);
-        let mut output: Vec<u32> = Vec::new();
+        let positions = (prompt.len() + params.max_tokens as usize).min(self.context_limit);
+        Ok(Sequence {
+            model: self,
+            cache: KvCache::with_capacity(&self.llama.config, positions),
+            prompt: prompt.to_vec(),
+            fed: 0,
+            sampler: Sampler::new(params.clone())?,
+            text: TextAssembler::new(params.stop.clone()),
+            max_tokens: params.max_tokens as usize,
+            output: Vec::new(),
+            finish: None,
+            started: None,
+            prefill_time: Duration::ZERO,
+            decode_started: None,
+            decode_time: Duration::ZERO,
+            observer: None,
+        })
+    }
 
-        let started = Instant::now();
-        let mut logits = decoder.feed_cancellable(prompt, cancelled)?;
-        let prefill_time = started.elapsed();
-        let decode_started = Instant::now();
-        let finish_reason = loop {
-            let token = sampler.sample(&logits);
-            output.push(token);
-            let index = output.len() - 1;
-            if self.end_of_generation.contains(&token) {
-                break FinishReason::EndOfGeneration;
+    /// One forward pass for the unfinished sequences of `batch` together (continuous batching:
+    /// a caller adds sequences between steps and takes finished ones out). A decoding sequence
+    /// runs its last sampled token; sequences still in their prompt run its next tokens, at most
+    /// `prefill_budget` prompt tokens in all, in the order of `batch` (a sequence left without
+    /// budget waits for the next step). Every sequence whose pass ended its prompt, or that
+    /// decoded, then samples its next token and calls `on_token(index in batch, event)`.
+    ///
+    /// Batching never changes a bit: every sequence samples from the same logits as when it runs
+    /// alone ([`crate::forward`]). `cancelled` is asked between layers; when it answers true the
+    /// step ends with [`InferError::Cancelled`] and every sequence of the pass is unusable.
+    pub fn step(
+        &self,
+        batch: &mut [Sequence<'_>],
+        prefill_budget: usize,
+        cancelled: &dyn Fn() -> bool,
+        on_token: &mut dyn FnMut(usize, &TokenEvent) -> ControlFlow<()>,
+    ) -> Result<(), InferError> {
+        let mut budget = prefill_budget;
+        let mut members = Vec::new();
+        let mut segments = Vec::new();
+        for (index, sequence) in batch.iter_mut().enumerate() {
+            let Sequence {
+                cache,
+                prompt,
+                fed,
+                output,
+                finish,
+                started,
+                ..
+            } = sequence;
+            if finish.is_some() {
+                continue;
             }
-            let (delta, stopped) = text.push_token(self.format.tokenizer(), token)?;
+            let tokens = match output.last() {
+                Some(last) => std::slice::from_ref(last),
+                None => {
+                    let take = (prompt.len() - *fed).min(budget);
+                    if take == 0 {
+                        continue;
+                    }
+                    budget -= take;
+                    &prompt[*fed..*fed + take]
+                }
+            };
+            started.get_or_insert_with(Instant::now);
+            members.push(index);
+            segments.push(Segment {
+                logits: !output.is_empty() || *fed + tokens.len() == prompt.len(),
+                cache,
+                tokens,
+            });
+        }
+        if segments.is_empty() {
+            return Ok(());
+        }
+        let ran: Vec<usize> = segments.iter().map(|s| s.tokens.len()).collect();
+        let logits = self
+            .llama
+            .forward_batch(&mut segments, cancelled)
+            .ok_or(InferError::Cancelled)?;
+        drop(segments);
+        for ((index, ran), logits) in members.into_iter().zip(ran).zip(logits) {
+            let sequence = &mut batch[index];
+            if sequence.output.is_empty() {
+                sequence.fed += ran;
+            }
+            if let Some(logits) = logits {
+                sequence.sample(&logits, &mut |event| on_token(index, event))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+type LogitsObserver<'m> = Box<dyn FnMut(&[f32]) + Send + 'm>;
+
+/// One generation in progress ([`Model::start`]), run by [`Model::step`] alone or together with
+/// others; [`Sequence::into_generation`] gives its result once it has finished.
+pub struct Sequence<'m> {
+    model: &'m Model,
+    cache: KvCache,
+    prompt: Vec<u32>,
+    /// Prompt tokens run so far.
+    fed: usize,
+    sampler: Sampler,
+    text: TextAssembler,
+    max_tokens: usize,
+    output: Vec<u32>,
+    finish: Option<FinishReason>,
+    /// When its first pass started, when its first token was sampled.
+    started: Option<Instant>,
+    prefill_time: Duration,
+    decode_started: Option<Instant>,
+    decode_time: Duration,
+    /// Shown every logits vector the sequence samples from ([`Sequence::observe_logits`]).
+    observer: Option<LogitsObserver<'m>>,
+}
+
+impl<'m> Sequence<'m> {
+    /// Shows `observer` every logits vector this sequence samples from, in order (tests and
+    /// benchmarks hash them to show that batching does not change a bit).
+    pub fn observe_logits(&mut self, observer: impl FnMut(&[f32]) + Send + 'm) {
+        self.observer = Some(Box::new(observer));
+    }
+
+    /// Why it ended; `None` while it runs.
+    pub fn finish_reason(&self) -> Option<FinishReason> {
+        self.finish
+    }
+
+    pub fn prompt_len(&self) -> usize {
+        self.prompt.len()
+    }
+
+    /// Prompt tokens not run yet.
+    pub fn prompt_left(&self) -> usize {
+        self.prompt.len() - self.fed
+    }
+
+    /// Tokens sampled so far.
+    pub fn output_len(&self) -> usize {
+        self.output.len()
+    }
+
+    /// Samples the next token from the logits after the last token run, and decides whether the
+    /// generation ends there (the protocol's stop conditions, in their order).
+    fn sample(
+        &mut self,
+        logits: &[f32],
+        on_token: &mut dyn FnMut(&TokenEvent) -> ControlFlow<()>,
+    ) -> Result<(), InferError> {
+        let now = Instant::now();
+        if self.output.is_empty() {
+            self.prefill_time = self.started.map_or(Duration::ZERO, |s| now - s);
+            self.decode_started = Some(now);
+        }
+        if let Some(observer) = &mut self.observer {
+            observer(logits);
+        }
+        let token = self.sampler.sample(logits);
+        self.output.push(token);
+        let index = self.output.len() - 1;
+        let model = self.model;
+        let finish = if model.end_of_generation.contains(&token) {
+            Some(FinishReason::EndOfGeneration)
+        } else {
+            let (delta, stopped) = self.text.push_token(model.format.tokenizer(), token)?;
             let event = TokenEvent {
                 index,
                 token,
@@ -369,58 +536,66 @@ impl Model {
             };
             let flow = on_token(&event);
             if stopped {
-                break FinishReason::StopSequence;
+                Some(FinishReason::StopSequence)
+            } else if flow.is_break() {
+                Some(FinishReason::Cancelled)
+            } else if self.output.len() >= self.max_tokens {
+                Some(FinishReason::MaxTokens)
+            } else if self.prompt.len() + index + 1 >= model.context_limit {
+                Some(FinishReason::ContextFull)
+            } else {
+                None
             }
-            if flow.is_break() {
-                break FinishReason::Cancelled;
-            }
-            if output.len() >= params.max_tokens as usize {
-                break FinishReason::MaxTokens;
-            }
-            let position = prompt.len() + index;
-            if position + 1 >= self.context_limit {
-                break FinishReason::ContextFull;
-            }
-            logits = decoder.feed_cancellable(&[token], cancelled)?;
         };
-        let decode_time = if output.len() > 1 {
-            decode_started.elapsed()
-        } else {
-            Duration::ZERO
-        };
-        let tail = text.finish();
+        if finish.is_some() {
+            self.finish = finish;
+            if self.output.len() > 1 {
+                self.decode_time = self.decode_started.map_or(Duration::ZERO, |s| s.elapsed());
+            }
+        }
+        Ok(())
+    }
+
+    /// The result of a finished generation. Text held back as a possible stop sequence that never
+    /// completed is released to `on_token` first.
+    pub fn into_generation(
+        mut self,
+        on_token: &mut dyn FnMut(&TokenEvent) -> ControlFlow<()>,
+    ) -> Generation {
+        let finish_reason = self.finish.unwrap_or(FinishReason::Cancelled);
+        let tail = self.text.finish();
         if !tail.is_empty() && finish_reason != FinishReason::StopSequence {
             // The held-back tail of a stop-sequence prefix that never completed.
             let event = TokenEvent {
-                index: output.len().saturating_sub(1),
-                token: *output.last().unwrap_or(&0),
-                text: tail.clone(),
+                index: self.output.len().saturating_sub(1),
+                token: *self.output.last().unwrap_or(&0),
+                text: tail,
             };
             let _ = on_token(&event);
         }
-        Ok(Generation {
-            prompt_tokens: prompt.to_vec(),
-            output_tokens: output,
-            text: text.text,
+        Generation {
+            prompt_tokens: self.prompt,
+            output_tokens: self.output,
+            text: self.text.text,
             finish_reason,
-            prefill_time,
-            decode_time,
-        })
+            prefill_time: self.prefill_time,
+            decode_time: self.decode_time,
+        }
     }
 }
 
 /// Turns sampled tokens into text: completes multi-byte characters across tokens, watches for stop
 /// sequences, and holds back any tail that could still become one.
-struct TextAssembler<'s> {
-    stop: &'s [String],
+struct TextAssembler {
+    stop: Vec<String>,
     text: String,
     pending: Vec<u8>,
     released: usize,
     stopped: bool,
 }
 
-impl<'s> TextAssembler<'s> {
-    fn new(stop: &'s [String]) -> Self {
+impl TextAssembler {
+    fn new(stop: Vec<String>) -> Self {
         Self {
             stop,
             text: String::new(),
@@ -508,7 +683,7 @@ impl<'s> TextAssembler<'s> {
     fn held_tail(&self) -> usize {
         let unreleased = &self.text[self.released..];
         let mut hold = 0;
-        for stop in self.stop {
+        for stop in &self.stop {
             for k in (1..stop.len()).rev() {
                 if k <= hold {
                     break;
@@ -539,7 +714,7 @@ mod tests {
 
     fn stream(stop: &[&str], pieces: &[&[u8]]) -> (Vec<String>, bool, String) {
         let stop: Vec<String> = stop.iter().map(|s| s.to_string()).collect();
-        let mut text = TextAssembler::new(&stop);
+        let mut text = TextAssembler::new(stop);
         let mut deltas = Vec::new();
         let mut stopped = false;
         for piece in pieces {

@@ -41,6 +41,8 @@ pub struct MinerMetrics {
     /// From admission to the first sampled token.
     pub time_to_first_token: Histogram,
     pub receipts_signed: Counter,
+    /// Requests in a worker's batch at each decode step.
+    pub batch_size: Histogram,
 }
 
 impl MinerMetrics {
@@ -57,6 +59,7 @@ impl MinerMetrics {
             queue_wait: seconds(),
             time_to_first_token: seconds(),
             receipts_signed: Counter::default(),
+            batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 7)),
         }
     }
 
@@ -131,6 +134,11 @@ impl MinerMetrics {
             "receipts_signed",
             "Receipts signed",
             self.receipts_signed.clone(),
+        );
+        registry.register(
+            "batch_size",
+            "Requests in a worker's batch at each decode step (continuous batching)",
+            self.batch_size.clone(),
         );
         let mut out = String::new();
         // Writing to a String cannot fail.

@@ -14,11 +14,14 @@
 //! Requests are read by [`mycel_openai`] (the same reading a gateway prices them by): the prompt
 //! is tokenized — message text as text — and a request whose prompt and `max_tokens` do not fit
 //! the context is refused with 400 before it takes a queue slot. Admitted requests are decoded by
-//! `workers` threads, one at a time each, in arrival order. At most `queue_size` admitted
-//! requests wait for a worker; one more is refused with 429 and a `Retry-After` of the time until
-//! the first running request is expected to end (from its token counts and the measured speed).
-//! A request whose client goes away stops within one layer of the model's work, prompt prefill
-//! included, and frees its worker.
+//! `workers` threads, each decoding up to `batch` requests together (continuous batching: one
+//! forward pass per step for all of them, a request joins at the next step and leaves when it is
+//! done; a joining prompt is prefilled in pieces between steps). Batching never changes a bit of
+//! an answer: each one's logits are those of decoding it alone. At most `queue_size` admitted
+//! requests wait for a place in a batch; one more is refused with 429 and a `Retry-After` of the
+//! time until the first running request is expected to end (from its token counts and the
+//! measured speed). A request whose client goes away leaves the batch at the next step (within
+//! one layer of the model's work when it was alone, prompt prefill included).
 
 pub mod chain;
 pub mod metrics;
@@ -26,6 +29,7 @@ pub mod metrics;
 use mycel_client::agents::{registration_file, request_base, AgentDirectory};
 use mycel_client::api::AGENT_REGISTRATION_PATH;
 use mycel_client::NodeClient;
+use std::cell::Cell;
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -44,7 +48,7 @@ use base64::Engine;
 use futures::{Stream, StreamExt};
 use mycel_infer::{
     receipt_for_generation, CanonicalRequest, Endpoint, FinishReason, Generation, InferError,
-    Model, SignedReceipt, TokenEvent, TokenizerError,
+    Model, Sequence, SignedReceipt, TokenEvent, TokenizerError,
 };
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
@@ -62,8 +66,10 @@ pub struct MinerConfig {
     pub netuid: u16,
     /// The name `/v1/models` lists and requests use. The model's id (SHA-256 hex) is accepted too.
     pub model_name: String,
-    /// Threads that decode, one request at a time each.
+    /// Threads that decode, each a batch of up to `batch` requests together.
     pub workers: usize,
+    /// Requests one worker decodes together (continuous batching).
+    pub batch: usize,
     /// Admitted requests that may wait for a worker.
     pub queue_size: usize,
     pub limits: Limits,
@@ -151,7 +157,8 @@ struct Shared {
     /// Requests admitted and not finished (queued + decoding).
     admitted: AtomicUsize,
     speed: Speed,
-    /// Per worker, the request it runs: when it started and how long it is expected to take.
+    /// Per place in the workers' batches, the request it runs: when it started and how long it
+    /// is expected to take.
     running: Mutex<Vec<Option<(Instant, Duration)>>>,
     jobs: Mutex<mpsc::Sender<Job>>,
     /// The agents the miner's hotkey owns, for its registration file (set once, with a node).
@@ -175,6 +182,7 @@ impl Miner {
         let (sender, receiver) = mpsc::channel::<Job>();
         let receiver = Arc::new(Mutex::new(receiver));
         let workers = config.workers.max(1);
+        let config_batch = config.batch.max(1);
         let shared = Arc::new(Shared {
             config,
             model,
@@ -187,7 +195,7 @@ impl Miner {
                 prefill_ns: AtomicU64::new(5_000_000),
                 decode_ns: AtomicU64::new(20_000_000),
             },
-            running: Mutex::new(vec![None; workers]),
+            running: Mutex::new(vec![None; workers * config_batch]),
             jobs: Mutex::new(sender),
             agents: std::sync::OnceLock::new(),
         });
@@ -240,7 +248,8 @@ impl Miner {
         prompt: Vec<u32>,
     ) -> Result<UnboundedReceiver<JobEvent>, ApiError> {
         let shared = &self.shared;
-        let capacity = shared.config.workers.max(1) + shared.config.queue_size;
+        let capacity =
+            shared.config.workers.max(1) * shared.config.batch.max(1) + shared.config.queue_size;
         let admitted = shared
             .admitted
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
@@ -298,72 +307,184 @@ impl Miner {
     }
 }
 
+/// A request in a worker's batch.
+struct Active {
+    job: Job,
+    /// Its slot in [`Shared::running`].
+    slot: usize,
+    started: Instant,
+    block_height: u64,
+    /// No token sent yet (for the time-to-first-token metric).
+    first: Cell<bool>,
+}
+
+/// Prompt tokens a worker prefills per step, over all the requests joining its batch: a joining
+/// prompt is run in pieces of at most this many tokens between the decode steps of the others,
+/// so that it does not stall them for long. (Batching and pieces never change a bit.)
+const PREFILL_PER_STEP: usize = 128;
+
+/// A worker: decodes up to `batch` admitted requests together, one forward pass per step
+/// (continuous batching: a request joins at the next step and leaves when it is done).
 fn worker_loop(shared: &Shared, receiver: &Mutex<mpsc::Receiver<Job>>, index: usize) {
+    let model = Arc::clone(&shared.model);
+    let batch = shared.config.batch.max(1);
+    let mut free_slots: Vec<usize> = (index * batch..(index + 1) * batch).rev().collect();
+    let mut active: Vec<Active> = Vec::new();
+    let mut sequences: Vec<Sequence<'_>> = Vec::new();
     loop {
-        let job = match receiver.lock() {
-            Ok(guard) => guard.recv(),
-            Err(_) => return,
-        };
-        let Ok(job) = job else { return };
-        shared.metrics.queue_depth.dec();
-        shared.metrics.in_flight.inc();
-        shared
-            .metrics
-            .queue_wait
-            .observe(job.admitted.elapsed().as_secs_f64());
-        let expected = shared
-            .speed
-            .expected(job.prompt.len(), job.request.max_tokens);
-        set_running(shared, index, Some((Instant::now(), expected)));
-        let result = run_job(shared, &job);
-        set_running(shared, index, None);
-        shared.metrics.in_flight.dec();
-        shared.admitted.fetch_sub(1, Ordering::AcqRel);
-        let _ = job.events.send(JobEvent::Done(Box::new(result)));
-    }
-}
-
-fn set_running(shared: &Shared, worker: usize, job: Option<(Instant, Duration)>) {
-    let mut running = shared.running.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(slot) = running.get_mut(worker) {
-        *slot = job;
-    }
-}
-
-fn run_job(shared: &Shared, job: &Job) -> Result<Served, ApiError> {
-    let started = Instant::now();
-    let block_height = shared.height.get();
-    let mut first = true;
-    // A client that went away dropped its receiver: stop within one layer, prefill included.
-    let gone = || job.events.is_closed();
-    if gone() {
-        shared.metrics.cancelled.inc();
-        return Err(ApiError::internal(
-            "the client went away before decoding started",
-        ));
-    }
-    let generation = shared
-        .model
-        .generate_cancellable(&job.prompt, &job.request.sampling(), &gone, &mut |event| {
-            if first {
-                first = false;
-                shared
-                    .metrics
-                    .time_to_first_token
-                    .observe(job.admitted.elapsed().as_secs_f64());
-            }
-            // A closed channel means the client went away: stop decoding for it.
-            match job.events.send(JobEvent::Token(event.clone())) {
-                Ok(()) => ControlFlow::Continue(()),
-                Err(_) => ControlFlow::Break(()),
-            }
-        })
-        .map_err(|error| {
-            if matches!(error, InferError::Cancelled) {
+        // Take the requests that wait: block when idle, else only those already queued (and
+        // only when no idle worker is blocked on the queue).
+        while active.len() < batch {
+            let job = if active.is_empty() {
+                match receiver.lock() {
+                    Ok(guard) => match guard.recv() {
+                        Ok(job) => job,
+                        Err(_) => return,
+                    },
+                    Err(_) => return,
+                }
+            } else {
+                match receiver.try_lock() {
+                    Ok(guard) => match guard.try_recv() {
+                        Ok(job) => job,
+                        Err(_) => break,
+                    },
+                    Err(_) => break,
+                }
+            };
+            shared.metrics.queue_depth.dec();
+            shared
+                .metrics
+                .queue_wait
+                .observe(job.admitted.elapsed().as_secs_f64());
+            if job.events.is_closed() {
                 shared.metrics.cancelled.inc();
+                shared.admitted.fetch_sub(1, Ordering::AcqRel);
+                continue;
             }
-            infer_error(error)
-        })?;
+            match model.start(&job.prompt, &job.request.sampling()) {
+                Ok(sequence) => {
+                    let slot = free_slots
+                        .pop()
+                        .expect("a free slot per place in the batch");
+                    let expected = shared
+                        .speed
+                        .expected(job.prompt.len(), job.request.max_tokens);
+                    set_running(shared, slot, Some((Instant::now(), expected)));
+                    shared.metrics.in_flight.inc();
+                    sequences.push(sequence);
+                    active.push(Active {
+                        job,
+                        slot,
+                        started: Instant::now(),
+                        block_height: shared.height.get(),
+                        first: Cell::new(true),
+                    });
+                }
+                Err(error) => {
+                    shared.admitted.fetch_sub(1, Ordering::AcqRel);
+                    let _ = job
+                        .events
+                        .send(JobEvent::Done(Box::new(Err(infer_error(error)))));
+                }
+            }
+        }
+
+        // One forward pass for the batch. Gone clients' requests leave first; when every
+        // client of the pass goes away during it, it stops within one layer.
+        let mut i = 0;
+        while i < active.len() {
+            if active[i].job.events.is_closed() {
+                shared.metrics.cancelled.inc();
+                let done = active.swap_remove(i);
+                sequences.swap_remove(i);
+                release(shared, &mut free_slots, done.slot);
+            } else {
+                i += 1;
+            }
+        }
+        if active.is_empty() {
+            continue;
+        }
+        shared.metrics.batch_size.observe(active.len() as f64);
+        let all_gone = || active.iter().all(|a| a.job.events.is_closed());
+        let stepped = model.step(
+            &mut sequences,
+            PREFILL_PER_STEP,
+            &all_gone,
+            &mut |i, event| {
+                let a = &active[i];
+                if a.first.replace(false) {
+                    shared
+                        .metrics
+                        .time_to_first_token
+                        .observe(a.job.admitted.elapsed().as_secs_f64());
+                }
+                // A closed channel means the client went away: stop decoding for it.
+                match a.job.events.send(JobEvent::Token(event.clone())) {
+                    Ok(()) => ControlFlow::Continue(()),
+                    Err(_) => ControlFlow::Break(()),
+                }
+            },
+        );
+        if let Err(error) = stepped {
+            // The pass was cancelled (every client left) or failed: its sequences are unusable.
+            let cancelled = matches!(error, InferError::Cancelled);
+            let message = format!("{error}");
+            sequences.clear();
+            for done in active.drain(..) {
+                if cancelled {
+                    shared.metrics.cancelled.inc();
+                }
+                release(shared, &mut free_slots, done.slot);
+                let error = match cancelled {
+                    true => infer_error(InferError::Cancelled),
+                    false => ApiError::internal(format!("the model failed: {message}")),
+                };
+                let _ = done.job.events.send(JobEvent::Done(Box::new(Err(error))));
+            }
+            continue;
+        }
+        let mut i = 0;
+        while i < active.len() {
+            if sequences[i].finish_reason().is_none() {
+                i += 1;
+                continue;
+            }
+            let done = active.swap_remove(i);
+            let generation = sequences.swap_remove(i).into_generation(&mut |event| {
+                let _ = done.job.events.send(JobEvent::Token(event.clone()));
+                ControlFlow::Continue(())
+            });
+            release(shared, &mut free_slots, done.slot);
+            let result = serve_generation(shared, &done, generation);
+            let _ = done.job.events.send(JobEvent::Done(Box::new(result)));
+        }
+    }
+}
+
+/// A request left the batch: its slot and its place in the admission count are free.
+fn release(shared: &Shared, free_slots: &mut Vec<usize>, slot: usize) {
+    set_running(shared, slot, None);
+    free_slots.push(slot);
+    shared.metrics.in_flight.dec();
+    shared.admitted.fetch_sub(1, Ordering::AcqRel);
+}
+
+fn set_running(shared: &Shared, slot: usize, job: Option<(Instant, Duration)>) {
+    let mut running = shared.running.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(place) = running.get_mut(slot) {
+        *place = job;
+    }
+}
+
+/// Signs the receipt of a finished generation.
+fn serve_generation(
+    shared: &Shared,
+    done: &Active,
+    generation: Generation,
+) -> Result<Served, ApiError> {
+    let job = &done.job;
     shared
         .metrics
         .request_latency
@@ -379,7 +500,7 @@ fn run_job(shared: &Shared, job: &Job) -> Result<Served, ApiError> {
         &shared.model,
         &job.request,
         &generation,
-        block_height,
+        done.block_height,
     );
     let receipt = SignedReceipt::sign(receipt, shared.config.chain_id, &shared.signer)
         .map_err(|e| ApiError::internal(format!("cannot sign the receipt: {e}")))?;
@@ -387,7 +508,7 @@ fn run_job(shared: &Shared, job: &Job) -> Result<Served, ApiError> {
     Ok(Served {
         generation,
         receipt,
-        started,
+        started: done.started,
     })
 }
 
