@@ -45,6 +45,7 @@ struct Args {
     tokens: usize,
     runs: usize,
     repeat: usize,
+    batch: usize,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -55,6 +56,7 @@ fn parse_args() -> Result<Args, String> {
         tokens: 128,
         runs: 1,
         repeat: 1,
+        batch: 1,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -71,12 +73,13 @@ fn parse_args() -> Result<Args, String> {
             "--tokens" => args.tokens = value()?.parse().map_err(|e| format!("--tokens: {e}"))?,
             "--runs" => args.runs = value()?.parse().map_err(|e| format!("--runs: {e}"))?,
             "--repeat" => args.repeat = value()?.parse().map_err(|e| format!("--repeat: {e}"))?,
+            "--batch" => args.batch = value()?.parse().map_err(|e| format!("--batch: {e}"))?,
             // cargo bench passes --bench to harness-less targets.
             "--bench" => {}
             "--help" | "-h" => {
                 return Err(
                     "usage: decode [--engine mycel|candle] [--model default|gemma3|PATH] \
-                     [--tokens N] [--runs N] [--repeat N] [--prompt-tokens N]"
+                     [--tokens N] [--runs N] [--repeat N] [--prompt-tokens N] [--batch N]"
                         .into(),
                 )
             }
@@ -85,6 +88,9 @@ fn parse_args() -> Result<Args, String> {
     }
     if args.repeat == 0 {
         return Err("--repeat must be at least 1".into());
+    }
+    if args.batch == 0 {
+        return Err("--batch must be at least 1".into());
     }
     if args.tokens < 2 {
         return Err("--tokens must be at least 2".into());
@@ -156,6 +162,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     } else {
         return Err(format!("unknown engine {}; use mycel or candle", args.engine).into());
     };
+    if args.batch > 1 {
+        if args.engine != "mycel" {
+            return Err("--batch runs the mycel engine only".into());
+        }
+        return batched(&model, &prompt, &args);
+    }
     for run in 0..args.runs {
         let started = Instant::now();
         let mut tokens = Vec::with_capacity(args.tokens);
@@ -209,6 +221,53 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "decode_cpu_ms_per_token": decode_cpu_s * 1e3 / decode_tokens as f64,
             "peak_rss_mib": peak_rss_kib() as f64 / 1024.0,
             "tokens": &tokens,
+        });
+        println!("{report}");
+    }
+    Ok(())
+}
+
+/// `--batch N`: N greedy sequences of the same prompt decoded together ([`Model::step`], the
+/// miner's continuous batching; the work per step does not depend on the tokens, and equal
+/// sequences all run to the same length). Prefills them all, then times the decode steps:
+/// aggregate tokens/s over the batch.
+fn batched(model: &Model, prompt: &[u32], args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    use mycel_infer::SamplingParams;
+    use std::ops::ControlFlow;
+    let threads = candle_core::utils::get_num_threads();
+    for run in 0..args.runs {
+        let mut batch = (0..args.batch)
+            .map(|_| model.start(prompt, &SamplingParams::greedy(args.tokens as u32)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let started = Instant::now();
+        let step = |batch: &mut [mycel_infer::Sequence<'_>]| {
+            model.step(batch, usize::MAX, &|| false, &mut |_, _| {
+                ControlFlow::Continue(())
+            })
+        };
+        step(&mut batch)?;
+        let first = started.elapsed().as_secs_f64();
+        let cpu_started = process_cpu_seconds();
+        let decode_started = Instant::now();
+        while batch.iter().any(|s| s.finish_reason().is_none()) {
+            step(&mut batch)?;
+        }
+        let decode_s = decode_started.elapsed().as_secs_f64();
+        let decoded: usize = batch.iter().map(|s| s.output_len() - 1).sum();
+        let report = serde_json::json!({
+            "engine": "mycel",
+            "model": model.info().name,
+            "profile": DETERMINISM_PROFILE,
+            "simd": kernels::simd_level().name(),
+            "threads": threads,
+            "run": run,
+            "batch": args.batch,
+            "prompt_tokens": prompt.len(),
+            "ttft_ms": first * 1e3,
+            "generated_tokens": batch.iter().map(|s| s.output_len()).max(),
+            "decode_tok_s": decoded as f64 / decode_s,
+            "decode_cpu_ms_per_token": (process_cpu_seconds() - cpu_started) * 1e3 / decoded as f64,
+            "peak_rss_mib": peak_rss_kib() as f64 / 1024.0,
         });
         println!("{report}");
     }

@@ -104,6 +104,28 @@ fn bench_products(c: &mut Criterion) {
         }
     }
     group.finish();
+
+    // Batched decoding: the same products for 1, 8 and 16 tokens at once (one weight read for all
+    // of them), 1 thread. Throughput is per weight per token, so equal figures mean batching
+    // saves nothing.
+    let mut group = c.benchmark_group("matmul_tokens");
+    let mut rng = ChaCha20Rng::seed_from_u64(3);
+    for (name, format, rows, cols) in &shapes[..4] {
+        let m = matrix(*format, *rows, *cols, &mut rng);
+        for tokens in [1usize, 8, 16] {
+            let x: Vec<f32> = (0..cols * tokens)
+                .map(|_| (rng.next_u32() as i32) as f32 / 2e9)
+                .collect();
+            let mut q = QuantizedActivations::default();
+            q.quantize_for(*format, &x, tokens, *cols);
+            let mut out = vec![0f32; rows * tokens];
+            group.throughput(Throughput::Elements((rows * cols * tokens) as u64));
+            group.bench_with_input(BenchmarkId::new(*name, tokens), &tokens, |b, _| {
+                b.iter(|| m.matmul_on(&pools[0].1, 1, level, &q, &mut out))
+            });
+        }
+    }
+    group.finish();
 }
 
 criterion_group!(benches, bench_products);

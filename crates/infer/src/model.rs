@@ -18,6 +18,7 @@ use mycel_types::receipt::{CanonicalRequest, ChatMessage};
 use crate::error::InferError;
 use crate::forward::{KvCache, Segment, Transformer, PREFILL_CHUNK};
 use crate::gguf::{model_info, ModelInfo};
+use crate::kernels;
 use crate::sampling::{Sampler, SamplingParams};
 
 /// A GGUF llama model ready to generate. Generations share the weights and never share state:
@@ -338,7 +339,7 @@ impl Model {
             })?;
         }
         let [sequence] = batch;
-        Ok(sequence.into_generation(on_token))
+        sequence.into_generation(on_token)
     }
 
     /// Starts a generation to be run by [`Model::step`], alone or batched with others. Checks the
@@ -379,6 +380,7 @@ impl Model {
             decode_started: None,
             decode_time: Duration::ZERO,
             observer: None,
+            error: None,
         })
     }
 
@@ -443,13 +445,38 @@ impl Model {
             .forward_batch(&mut segments, cancelled)
             .ok_or(InferError::Cancelled)?;
         drop(segments);
-        for ((index, ran), logits) in members.into_iter().zip(ran).zip(logits) {
-            let sequence = &mut batch[index];
+        // Draw the sampled tokens on the kernels' pool (each sequence has its own sampler and
+        // random stream: which thread draws changes nothing), then take them in batch order.
+        let mut drawing = Vec::new();
+        let mut results = members.into_iter().zip(ran).zip(logits).peekable();
+        for (index, sequence) in batch.iter_mut().enumerate() {
+            if results
+                .peek()
+                .is_none_or(|((member, _), _)| *member != index)
+            {
+                continue;
+            }
+            let Some(((_, ran), logits)) = results.next() else {
+                break;
+            };
             if sequence.output.is_empty() {
                 sequence.fed += ran;
             }
             if let Some(logits) = logits {
-                sequence.sample(&logits, &mut |event| on_token(index, event))?;
+                drawing.push(std::sync::Mutex::new((index, sequence, logits, 0u32)));
+            }
+        }
+        kernels::pool::Pool::global().run(drawing.len(), &|i| {
+            let mut guard = drawing[i].lock().unwrap_or_else(|p| p.into_inner());
+            let (_, sequence, logits, token) = &mut *guard;
+            *token = sequence.draw(logits);
+        });
+        for drawn in drawing {
+            let (index, sequence, _, token) = drawn.into_inner().unwrap_or_else(|p| p.into_inner());
+            if let Err(error) = sequence.accept(token, &mut |event| on_token(index, event)) {
+                // This sequence ends with its error; the others go on.
+                sequence.finish = Some(FinishReason::Cancelled);
+                sequence.error = Some(error);
             }
         }
         Ok(())
@@ -478,6 +505,8 @@ pub struct Sequence<'m> {
     decode_time: Duration,
     /// Shown every logits vector the sequence samples from ([`Sequence::observe_logits`]).
     observer: Option<LogitsObserver<'m>>,
+    /// Why it ended when it failed (reported by [`Sequence::into_generation`]).
+    error: Option<InferError>,
 }
 
 impl<'m> Sequence<'m> {
@@ -506,13 +535,8 @@ impl<'m> Sequence<'m> {
         self.output.len()
     }
 
-    /// Samples the next token from the logits after the last token run, and decides whether the
-    /// generation ends there (the protocol's stop conditions, in their order).
-    fn sample(
-        &mut self,
-        logits: &[f32],
-        on_token: &mut dyn FnMut(&TokenEvent) -> ControlFlow<()>,
-    ) -> Result<(), InferError> {
+    /// Samples the next token from the logits after the last token run.
+    fn draw(&mut self, logits: &[f32]) -> u32 {
         let now = Instant::now();
         if self.output.is_empty() {
             self.prefill_time = self.started.map_or(Duration::ZERO, |s| now - s);
@@ -521,7 +545,16 @@ impl<'m> Sequence<'m> {
         if let Some(observer) = &mut self.observer {
             observer(logits);
         }
-        let token = self.sampler.sample(logits);
+        self.sampler.sample(logits)
+    }
+
+    /// Takes a sampled token, streams its text and decides whether the generation ends there
+    /// (the protocol's stop conditions, in their order).
+    fn accept(
+        &mut self,
+        token: u32,
+        on_token: &mut dyn FnMut(&TokenEvent) -> ControlFlow<()>,
+    ) -> Result<(), InferError> {
         self.output.push(token);
         let index = self.output.len() - 1;
         let model = self.model;
@@ -556,12 +589,15 @@ impl<'m> Sequence<'m> {
         Ok(())
     }
 
-    /// The result of a finished generation. Text held back as a possible stop sequence that never
-    /// completed is released to `on_token` first.
+    /// The result of a finished generation (or the error it failed with). Text held back as a
+    /// possible stop sequence that never completed is released to `on_token` first.
     pub fn into_generation(
         mut self,
         on_token: &mut dyn FnMut(&TokenEvent) -> ControlFlow<()>,
-    ) -> Generation {
+    ) -> Result<Generation, InferError> {
+        if let Some(error) = self.error {
+            return Err(error);
+        }
         let finish_reason = self.finish.unwrap_or(FinishReason::Cancelled);
         let tail = self.text.finish();
         if !tail.is_empty() && finish_reason != FinishReason::StopSequence {
@@ -573,14 +609,14 @@ impl<'m> Sequence<'m> {
             };
             let _ = on_token(&event);
         }
-        Generation {
+        Ok(Generation {
             prompt_tokens: self.prompt,
             output_tokens: self.output,
             text: self.text.text,
             finish_reason,
             prefill_time: self.prefill_time,
             decode_time: self.decode_time,
-        }
+        })
     }
 }
 

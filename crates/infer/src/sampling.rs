@@ -47,12 +47,8 @@ impl Sampler {
         if self.params.temperature == 0.0 {
             return argmax(logits);
         }
-        let mut order: Vec<u32> = (0..logits.len() as u32).collect();
+        let order = candidates(logits, self.params.top_k as usize);
         let key = |id: u32| clean(logits[id as usize]);
-        order.sort_unstable_by(|&a, &b| key(b).total_cmp(&key(a)).then(a.cmp(&b)));
-        if self.params.top_k > 0 {
-            order.truncate(self.params.top_k as usize);
-        }
         let Some(&best) = order.first() else { return 0 };
         let max = f64::from(key(best));
         let temperature = f64::from(self.params.temperature);
@@ -95,6 +91,65 @@ impl Sampler {
     }
 }
 
+/// The candidates of a sampled token: every id ordered by (logit descending, id ascending), NaN
+/// as −∞, the first `top_k` of them (all when 0). Equal to sorting the ids with that comparison
+/// (`sorted_by_comparison` in the tests), faster: each id's logit becomes a 32-bit key whose
+/// ascending order is the descending `total_cmp` order, then a stable radix sort over ids in
+/// ascending order (ties keep the lower id first), or for a small `top_k` a selection of the `k`
+/// smallest (key, id) pairs and a sort of those.
+fn candidates(logits: &[f32], top_k: usize) -> Vec<u32> {
+    // `total_cmp`'s order on the bits: flip the sign bit of non-negatives, every bit of
+    // negatives; then complement for descending.
+    let descending = |logit: f32| {
+        let bits = clean(logit).to_bits();
+        let ascending = if bits >> 31 == 1 {
+            !bits
+        } else {
+            bits | 1 << 31
+        };
+        !ascending
+    };
+    let n = logits.len();
+    if top_k > 0 && top_k < n / 16 {
+        let mut pairs: Vec<u64> = logits
+            .iter()
+            .enumerate()
+            .map(|(id, &l)| (u64::from(descending(l)) << 32) | id as u64)
+            .collect();
+        pairs.select_nth_unstable(top_k - 1);
+        pairs.truncate(top_k);
+        pairs.sort_unstable();
+        return pairs.into_iter().map(|p| p as u32).collect();
+    }
+    // LSD radix sort of (key, id) by key, 8 bits a pass: stable, so equal keys keep id order.
+    let mut from: Vec<(u32, u32)> = logits
+        .iter()
+        .enumerate()
+        .map(|(id, &l)| (descending(l), id as u32))
+        .collect();
+    let mut to = vec![(0u32, 0u32); n];
+    for shift in [0, 8, 16, 24] {
+        let mut counts = [0usize; 257];
+        for &(key, _) in &from {
+            counts[((key >> shift) & 0xff) as usize + 1] += 1;
+        }
+        if counts.contains(&n) {
+            continue; // every key has the same byte here: the pass would not move anything
+        }
+        for i in 1..257 {
+            counts[i] += counts[i - 1];
+        }
+        for &pair in &from {
+            let digit = ((pair.0 >> shift) & 0xff) as usize;
+            to[counts[digit]] = pair;
+            counts[digit] += 1;
+        }
+        std::mem::swap(&mut from, &mut to);
+    }
+    let keep = if top_k > 0 { top_k.min(n) } else { n };
+    from.into_iter().take(keep).map(|(_, id)| id).collect()
+}
+
 fn clean(logit: f32) -> f32 {
     if logit.is_nan() {
         f32::NEG_INFINITY
@@ -120,6 +175,56 @@ pub fn argmax(logits: &[f32]) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The specification's ordering, by comparison.
+    fn sorted_by_comparison(logits: &[f32], top_k: usize) -> Vec<u32> {
+        let mut order: Vec<u32> = (0..logits.len() as u32).collect();
+        let key = |id: u32| clean(logits[id as usize]);
+        order.sort_unstable_by(|&a, &b| key(b).total_cmp(&key(a)).then(a.cmp(&b)));
+        if top_k > 0 {
+            order.truncate(top_k);
+        }
+        order
+    }
+
+    #[test]
+    fn candidates_are_ordered_as_the_comparison_orders_them() {
+        use rand_core::SeedableRng;
+        let mut rng = ChaCha20Rng::seed_from_u64(11);
+        let specials = [
+            0.0,
+            -0.0,
+            f32::NAN,
+            -f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::MIN_POSITIVE,
+            -f32::MIN_POSITIVE,
+            1e-45,
+            -1e-45,
+            f32::MAX,
+            f32::MIN,
+        ];
+        for round in 0..40 {
+            let n = [1, 2, 7, 300, 5000, 49152][round % 6];
+            let logits: Vec<f32> = (0..n)
+                .map(|_| match rng.next_u32() % 8 {
+                    // Many ties: a few distinct values.
+                    0 => (rng.next_u32() % 4) as f32 - 1.5,
+                    1 => specials[(rng.next_u32() as usize) % specials.len()],
+                    2 => f32::from_bits(rng.next_u32()),
+                    _ => (rng.next_u32() as i32) as f32 / 1e8,
+                })
+                .collect();
+            for top_k in [0, 1, 3, 40, n / 2, n, n + 5] {
+                assert_eq!(
+                    candidates(&logits, top_k),
+                    sorted_by_comparison(&logits, top_k),
+                    "n {n}, top_k {top_k}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn greedy_breaks_ties_by_lowest_id() {

@@ -145,10 +145,13 @@ fn run(
                 continue;
             }
             let mut slot = slots.remove(i);
-            let generation = sequences.remove(i).into_generation(&mut |event| {
-                slot.streamed.push_str(&event.text);
-                ControlFlow::Continue(())
-            });
+            let generation = sequences
+                .remove(i)
+                .into_generation(&mut |event| {
+                    slot.streamed.push_str(&event.text);
+                    ControlFlow::Continue(())
+                })
+                .expect("a generation");
             let (hasher, seen) = std::mem::take(&mut *slot.hasher.lock().unwrap());
             outcomes[slot.index] = Some(Outcome {
                 tokens: generation.output_tokens,
@@ -185,10 +188,12 @@ fn alone(model: &Model, requests: &[Request]) -> Vec<Outcome> {
                     .expect("a step");
             }
             let [sequence] = batch;
-            let generation = sequence.into_generation(&mut |event| {
-                streamed.push_str(&event.text);
-                ControlFlow::Continue(())
-            });
+            let generation = sequence
+                .into_generation(&mut |event| {
+                    streamed.push_str(&event.text);
+                    ControlFlow::Continue(())
+                })
+                .expect("a generation");
             if i < 3 {
                 let plain = model
                     .generate(&request.prompt, &request.params, &mut |_| {

@@ -457,7 +457,9 @@ fn worker_loop(shared: &Shared, receiver: &Mutex<mpsc::Receiver<Job>>, index: us
                 ControlFlow::Continue(())
             });
             release(shared, &mut free_slots, done.slot);
-            let result = serve_generation(shared, &done, generation);
+            let result = generation
+                .map_err(infer_error)
+                .and_then(|generation| serve_generation(shared, &done, generation));
             let _ = done.job.events.send(JobEvent::Done(Box::new(result)));
         }
     }
