@@ -466,13 +466,17 @@ pub(super) unsafe fn group_dot<const T: usize>(
 }
 
 /// [`group_dot`] for Q4_0 (`MIN = false`) and Q4_1 (`MIN = true`), the format fixed at compile
-/// time: the block's 8 rows are unpacked into registers once, then each token's integer sums
-/// are reduced right away (integer sums are exact, so their grouping is free), which keeps
-/// the live registers within the 16 AVX2 has. The f32 operations per (row, token) are those of
-/// `spec::block_term`, in the same order.
+/// time. The group-block's bytes are interleaved in 4-byte pieces (`matrix.rs`): one 32-byte
+/// load holds piece `c` of all 8 rows, whose low nibbles are values `4c..4c + 4` and high
+/// nibbles values `16 + 4c..` of each row. Against the token's 4 matching activation bytes,
+/// broadcast, `maddubs` gives each row's pair sums in its own 4 bytes; 8 of them add up in 16
+/// bits without overflow (|2 · 15 · 128| · 8 = 30,720), and one `madd` leaves row `i`'s integer
+/// sum in 32-bit lane `i` — no horizontal adds. Integer sums are exact, so their grouping is
+/// free; the f32 operations per (row, token) are those of `spec::block_term`, in the same order.
 ///
 /// # Safety
-/// As for [`group_dot`], with `m.format` Q4_0 or Q4_1 (16 quantized bytes per block).
+/// As for [`group_dot`], with `m.format` Q4_0 or Q4_1 (16 quantized bytes per block,
+/// interleaved).
 #[target_feature(enable = "avx2,f16c")]
 unsafe fn group_dot_q4<const T: usize, const MIN: bool>(
     m: &QMatrix,
@@ -482,21 +486,21 @@ unsafe fn group_dot_q4<const T: usize, const MIN: bool>(
     lanes: &mut [[f32; GROUP]],
 ) {
     let ones = _mm256_set1_epi16(1);
-    let low_nibbles = _mm_set1_epi8(0x0f);
+    let low_nibbles = _mm256_set1_epi8(0x0f);
     let mut acc = [_mm256_setzero_ps(); T];
     for block in 0..m.blocks {
         // Slots `base..base + 8` are this block of the group's 8 rows: `base + 8 <=
         // scales.len()` (and `mins.len()` for Q4_1), `(base + 8) * 16 <= quants.len()`.
         let base = (group * m.blocks + block) * GROUP;
-        // SAFETY: `base * 16 < quants.len()` (above).
+        // SAFETY: `base * 16 + 128 <= quants.len()` (above).
         let q = unsafe { m.quants.as_ptr().add(base * 16) };
-        let mut w = [_mm256_setzero_si256(); GROUP];
-        for (lane, w) in w.iter_mut().enumerate() {
-            // SAFETY: the 16 bytes of slot `base + lane`, inside `quants` (above).
-            let packed = unsafe { _mm_loadu_si128(q.add(lane * 16).cast()) };
-            let low = _mm_and_si128(packed, low_nibbles);
-            let high = _mm_and_si128(_mm_srli_epi16(packed, 4), low_nibbles);
-            *w = _mm256_set_m128i(high, low);
+        let mut low = [_mm256_setzero_si256(); 4];
+        let mut high = [_mm256_setzero_si256(); 4];
+        for piece in 0..4 {
+            // SAFETY: piece `piece` of the 8 rows: 32 bytes inside the 128 above.
+            let packed = unsafe { _mm256_loadu_si256(q.add(piece * 32).cast()) };
+            low[piece] = _mm256_and_si256(packed, low_nibbles);
+            high[piece] = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low_nibbles);
         }
         // F16C widening is exact, like `spec::f16_to_f32`.
         // SAFETY: the 8 scales of slots `base..base + 8`, inside `scales` (above).
@@ -510,21 +514,21 @@ unsafe fn group_dot_q4<const T: usize, const MIN: bool>(
         for (t, acc) in acc.iter_mut().enumerate() {
             let at = (token + t) * x.blocks + block;
             // SAFETY: `token + t < x.tokens` and `block < x.blocks`: the block's 32 bytes are
-            // inside `x.q`.
-            let a = unsafe { _mm256_loadu_si256(x.q.as_ptr().add(at * BLOCK).cast()) };
-            let dot = |lane: usize| _mm256_madd_epi16(_mm256_maddubs_epi16(w[lane], a), ones);
-            let t0 = _mm256_hadd_epi32(
-                _mm256_hadd_epi32(dot(0), dot(1)),
-                _mm256_hadd_epi32(dot(2), dot(3)),
-            );
-            let t1 = _mm256_hadd_epi32(
-                _mm256_hadd_epi32(dot(4), dot(5)),
-                _mm256_hadd_epi32(dot(6), dot(7)),
-            );
-            let mut isum = _mm256_add_epi32(
-                _mm256_permute2x128_si256(t0, t1, 0x20),
-                _mm256_permute2x128_si256(t0, t1, 0x31),
-            );
+            // inside `x.q`; they are read as 8 unaligned 4-byte pieces.
+            let a = unsafe { x.q.as_ptr().add(at * BLOCK) } as *const i32;
+            let mut sums = _mm256_setzero_si256();
+            for piece in 0..4 {
+                // SAFETY: pieces `piece` and `4 + piece` of the block's 32 bytes (above).
+                let (a_low, a_high) = unsafe {
+                    (
+                        _mm256_set1_epi32(a.add(piece).read_unaligned()),
+                        _mm256_set1_epi32(a.add(4 + piece).read_unaligned()),
+                    )
+                };
+                sums = _mm256_add_epi16(sums, _mm256_maddubs_epi16(low[piece], a_low));
+                sums = _mm256_add_epi16(sums, _mm256_maddubs_epi16(high[piece], a_high));
+            }
+            let mut isum = _mm256_madd_epi16(sums, ones);
             if !MIN {
                 isum = _mm256_sub_epi32(isum, _mm256_set1_epi32(8 * x.qsum[at]));
             }

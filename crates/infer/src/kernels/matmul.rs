@@ -167,7 +167,6 @@ impl QMatrix {
         token: usize,
         lanes: &mut [f32; GROUP],
     ) {
-        let quant_bytes = self.format.quant_bytes();
         let superblocks = self.format.block_len() == SUPER_BLOCK;
         *lanes = [0.0; GROUP];
         for block in 0..self.blocks {
@@ -177,7 +176,8 @@ impl QMatrix {
             let base = (group * self.blocks + block) * GROUP;
             for (lane, acc) in lanes.iter_mut().enumerate() {
                 let slot = base + lane;
-                let q = &self.quants[slot * quant_bytes..][..quant_bytes];
+                let mut buffer = [0u8; super::matrix::MAX_QUANT_BYTES];
+                let q = self.slot_quants(slot, &mut buffer);
                 let dw = spec::f16_to_f32(self.scales[slot]);
                 let mw = match self.format.has_min() {
                     true => spec::f16_to_f32(self.mins[slot]),

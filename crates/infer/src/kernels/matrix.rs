@@ -8,6 +8,9 @@
 
 use super::{spec, BLOCK, GROUP, SUPER_BLOCK};
 
+/// The most quantized bytes a block has (Q6_K's).
+pub(super) const MAX_QUANT_BYTES: usize = 208;
+
 /// The quantized weight formats the kernels multiply (GGUF/ggml block layouts, named as ggml
 /// names them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +63,14 @@ impl WeightFormat {
         }
     }
 
+    /// Whether a group's 8 blocks of quantized bytes are stored interleaved in 4-byte pieces
+    /// (Q4_0, Q4_1: piece `c` of the 8 rows side by side, so that one 32-byte register holds
+    /// bytes `4c..4c + 4` of every row) rather than one block after another.
+    #[inline]
+    pub(super) fn interleaved(self) -> bool {
+        matches!(self, Self::Q4_0 | Self::Q4_1)
+    }
+
     /// Whether the block carries a second f16 (Q4_1's `m`, Q4_K's `dmin`).
     #[inline]
     pub(super) fn has_min(self) -> bool {
@@ -88,7 +99,9 @@ impl WeightFormat {
 }
 
 /// A quantized weight matrix (`rows` outputs × `cols` inputs), its blocks repacked so that 8
-/// consecutive rows sit side by side: block `b` of rows `8g..8g+8` is contiguous.
+/// consecutive rows sit side by side: block `b` of rows `8g..8g+8` is contiguous. For the
+/// interleaved formats ([`WeightFormat::interleaved`]) the 8 blocks' bytes are further laid out
+/// in 4-byte pieces: piece `c` of lane 0, of lane 1, …, of lane 7, then piece `c + 1`.
 #[derive(Debug)]
 pub struct QMatrix {
     pub(super) format: WeightFormat,
@@ -99,7 +112,8 @@ pub struct QMatrix {
     pub(super) scales: Vec<u16>,
     /// `m` (Q4_1) or `dmin` (Q4_K) per (group, block, lane); empty for the other formats.
     pub(super) mins: Vec<u16>,
-    /// Quantized values per (group, block, lane), in the file's byte order.
+    /// Quantized values per (group, block, lane), in the file's byte order (interleaved by 4-byte
+    /// pieces across the lanes for Q4_0 and Q4_1; read them with [`QMatrix::slot_quants`]).
     pub(super) quants: Vec<u8>,
 }
 
@@ -176,8 +190,14 @@ impl QMatrix {
                 if format.has_min() {
                     self.mins[slot] = half(m_at);
                 }
-                self.quants[slot * quant_bytes..][..quant_bytes]
-                    .copy_from_slice(&src[q_at..][..quant_bytes]);
+                let quants = &src[q_at..][..quant_bytes];
+                if format.interleaved() {
+                    for (byte, &value) in quants.iter().enumerate() {
+                        self.quants[Self::interleaved_at(slot, byte, quant_bytes)] = value;
+                    }
+                } else {
+                    self.quants[slot * quant_bytes..][..quant_bytes].copy_from_slice(quants);
+                }
             }
         }
     }
@@ -221,10 +241,10 @@ impl QMatrix {
     /// The GGUF bytes of one row (the inverse of the repacking;
     /// convert back exactly).
     pub(super) fn append_row_gguf_bytes(&self, row: usize, out: &mut Vec<u8>) {
-        let quant_bytes = self.format.quant_bytes();
         for block in 0..self.blocks {
             let slot = self.slot(row, block);
-            let quants = &self.quants[slot * quant_bytes..][..quant_bytes];
+            let mut buffer = [0u8; MAX_QUANT_BYTES];
+            let quants = self.slot_quants(slot, &mut buffer);
             if self.format == WeightFormat::Q6_K {
                 out.extend_from_slice(quants);
                 out.extend_from_slice(&self.scales[slot].to_le_bytes());
@@ -238,14 +258,38 @@ impl QMatrix {
         }
     }
 
-    fn slot(&self, row: usize, block: usize) -> usize {
+    pub(super) fn slot(&self, row: usize, block: usize) -> usize {
         ((row / GROUP) * self.blocks + block) * GROUP + row % GROUP
+    }
+
+    /// Where byte `byte` of slot `slot`'s quantized bytes sits in an interleaved format: in its
+    /// group-block's `8 × quant_bytes` bytes, piece `byte / 4` of every lane, lane by lane.
+    #[inline]
+    fn interleaved_at(slot: usize, byte: usize, quant_bytes: usize) -> usize {
+        let (first, lane) = (slot - slot % GROUP, slot % GROUP);
+        first * quant_bytes + (byte / 4) * (4 * GROUP) + lane * 4 + byte % 4
+    }
+
+    /// The quantized bytes of one slot in the file's order (gathered into `buffer` for an
+    /// interleaved format).
+    pub(super) fn slot_quants<'a>(
+        &'a self,
+        slot: usize,
+        buffer: &'a mut [u8; MAX_QUANT_BYTES],
+    ) -> &'a [u8] {
+        let quant_bytes = self.format.quant_bytes();
+        if !self.format.interleaved() {
+            return &self.quants[slot * quant_bytes..][..quant_bytes];
+        }
+        for (byte, out) in buffer[..quant_bytes].iter_mut().enumerate() {
+            *out = self.quants[Self::interleaved_at(slot, byte, quant_bytes)];
+        }
+        &buffer[..quant_bytes]
     }
 
     /// Writes row `row`, dequantized, into `out` (`cols` values): the embedding lookup.
     pub fn dequantize_row(&self, row: usize, out: &mut [f32]) {
         assert!(row < self.rows && out.len() == self.cols);
-        let quant_bytes = self.format.quant_bytes();
         let block_len = self.format.block_len();
         for block in 0..self.blocks {
             let slot = self.slot(row, block);
@@ -254,7 +298,8 @@ impl QMatrix {
                 true => spec::f16_to_f32(self.mins[slot]),
                 false => 0.0,
             };
-            let q = &self.quants[slot * quant_bytes..][..quant_bytes];
+            let mut buffer = [0u8; MAX_QUANT_BYTES];
+            let q = self.slot_quants(slot, &mut buffer);
             let out = &mut out[block * block_len..][..block_len];
             spec::dequantize_block(self.format, d, m, q, out);
         }
