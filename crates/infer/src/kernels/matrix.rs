@@ -192,8 +192,9 @@ impl QMatrix {
                 }
                 let quants = &src[q_at..][..quant_bytes];
                 if format.interleaved() {
-                    for (byte, &value) in quants.iter().enumerate() {
-                        self.quants[Self::interleaved_at(slot, byte, quant_bytes)] = value;
+                    for (piece, bytes) in quants.chunks_exact(4).enumerate() {
+                        let at = Self::interleaved_at(slot, 4 * piece, quant_bytes);
+                        self.quants[at..at + 4].copy_from_slice(bytes);
                     }
                 } else {
                     self.quants[slot * quant_bytes..][..quant_bytes].copy_from_slice(quants);
