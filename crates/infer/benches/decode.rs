@@ -11,6 +11,9 @@
 //! prompt: 17 gives ~250 prompt tokens, 75 ~1,000, so TTFT measures prefill. `--prompt-tokens N`
 //! cuts (or repeats) the chat prompt to exactly N tokens, as `llama-bench -p N` measures.
 //!
+//! `--batch N` decodes N sequences of the prompt together (the miner's continuous batching,
+//! `Model::step`) and reports the aggregate decode tokens/s.
+//!
 //! `--model default|gemma3|PATH`: the default model (SmolLM2-135M Q4_1), Gemma 3 270M Q4_K_M
 //! (fetched on first use), or any GGUF file mycel runs. Compare with llama.cpp:
 //!
