@@ -34,7 +34,7 @@ const DEVNET_CHAIN_ID: u64 = 1337;
     group(clap::ArgGroup::new("hotkey_source").required(true).args(["hotkey", "dev_account"])),
     after_help = "Examples:\n  \
       mycel miner --netuid 1 --dev-account 2 --rpc http://127.0.0.1:8545\n  \
-      mycel miner --netuid 1 --hotkey my-hotkey --listen 0.0.0.0:8000 --workers 2 --queue 32\n\n\
+      mycel miner --netuid 1 --hotkey my-hotkey --listen 0.0.0.0:8000 --batch 16 --queue 32\n\n\
       Then use any OpenAI client with base URL http://ADDR/v1, e.g.\n  \
       curl http://127.0.0.1:8000/v1/chat/completions -H 'content-type: application/json' \\\n    \
       -d '{\"model\": \"SmolLM2-135M-Instruct.Q4_1\", \"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"max_tokens\": 16}'\n\n\

@@ -390,14 +390,15 @@ fn worker_loop(shared: &Shared, receiver: &Mutex<mpsc::Receiver<Job>>, index: us
             }
         }
 
-        // One forward pass for the batch. Gone clients' requests leave first; when every
-        // client of the pass goes away during it, it stops within one layer.
+        // One forward pass for the batch, kept in arrival order (joining prompts are prefilled
+        // first come, first served). Gone clients' requests leave first; when every client of
+        // the pass goes away during it, it stops within one layer.
         let mut i = 0;
         while i < active.len() {
             if active[i].job.events.is_closed() {
                 shared.metrics.cancelled.inc();
-                let done = active.swap_remove(i);
-                sequences.swap_remove(i);
+                let done = active.remove(i);
+                sequences.remove(i);
                 release(shared, &mut free_slots, done.slot);
             } else {
                 i += 1;
@@ -451,8 +452,8 @@ fn worker_loop(shared: &Shared, receiver: &Mutex<mpsc::Receiver<Job>>, index: us
                 i += 1;
                 continue;
             }
-            let done = active.swap_remove(i);
-            let generation = sequences.swap_remove(i).into_generation(&mut |event| {
+            let done = active.remove(i);
+            let generation = sequences.remove(i).into_generation(&mut |event| {
                 let _ = done.job.events.send(JobEvent::Token(event.clone()));
                 ControlFlow::Continue(())
             });
