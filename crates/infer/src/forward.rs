@@ -507,7 +507,9 @@ impl Transformer {
             {
                 let (gate, up) = gu.split_at(c.ffn);
                 match c.arch {
-                    Architecture::Llama => kernels::silu_mul(gate, up, out),
+                    Architecture::Llama => {
+                        kernels::silu_mul_with(kernels::simd_level(), gate, up, out)
+                    }
                     Architecture::Gemma3 => {
                         kernels::gelu_mul_with(kernels::simd_level(), gate, up, out)
                     }

@@ -221,12 +221,13 @@ pub(super) unsafe fn softmax(x: &mut [f32]) {
     }
 }
 
-/// [`super::gelu_mul_with`]: per lane the operations of `spec::gelu_tanh_mul`, 8 at a time.
+/// [`super::gelu_mul_with`] (`GELU`) and [`super::silu_mul_with`]: per lane the operations of
+/// `spec::gelu_tanh_mul` or `spec::silu_mul`, 8 at a time.
 ///
 /// # Safety
 /// The CPU has AVX2; `gate`, `up` and `out` have the same length.
 #[target_feature(enable = "avx2")]
-pub(super) unsafe fn gelu_mul(gate: &[f32], up: &[f32], out: &mut [f32]) {
+pub(super) unsafe fn gated_mul<const GELU: bool>(gate: &[f32], up: &[f32], out: &mut [f32]) {
     let whole = out.len() / 8 * 8;
     let c = _mm256_set1_ps(spec::GELU_TWO_SQRT_2_OVER_PI);
     let a = _mm256_set1_ps(spec::GELU_COEF_A);
@@ -240,11 +241,16 @@ pub(super) unsafe fn gelu_mul(gate: &[f32], up: &[f32], out: &mut [f32]) {
                 _mm256_loadu_ps(up.as_ptr().add(i)),
             )
         };
-        let exponent = _mm256_mul_ps(
-            _mm256_mul_ps(c, g),
-            _mm256_add_ps(one, _mm256_mul_ps(_mm256_mul_ps(a, g), g)),
-        );
-        let minus = _mm256_sub_ps(_mm256_setzero_ps(), exponent);
+        let minus = if GELU {
+            let exponent = _mm256_mul_ps(
+                _mm256_mul_ps(c, g),
+                _mm256_add_ps(one, _mm256_mul_ps(_mm256_mul_ps(a, g), g)),
+            );
+            _mm256_sub_ps(_mm256_setzero_ps(), exponent)
+        } else {
+            // −g exactly: the sign bit flipped.
+            _mm256_xor_ps(g, _mm256_set1_ps(-0.0))
+        };
         let in_range =
             _mm256_cmp_ps::<_CMP_LT_OQ>(_mm256_andnot_ps(_mm256_set1_ps(-0.0), minus), limit);
         let e = if _mm256_movemask_ps(in_range) == 0xff {
@@ -263,7 +269,10 @@ pub(super) unsafe fn gelu_mul(gate: &[f32], up: &[f32], out: &mut [f32]) {
         // SAFETY: `i + 8 <= out.len()`.
         unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(i), value) };
     }
-    spec::gelu_tanh_mul(&gate[whole..], &up[whole..], &mut out[whole..]);
+    match GELU {
+        true => spec::gelu_tanh_mul(&gate[whole..], &up[whole..], &mut out[whole..]),
+        false => spec::silu_mul(&gate[whole..], &up[whole..], &mut out[whole..]),
+    }
 }
 
 /// One block of [`super::QuantizedActivations::quantize`] with the same operations, 8 values

@@ -69,7 +69,7 @@ mod tests;
 
 pub use matrix::{QMatrix, WeightFormat};
 pub use quantize::QuantizedActivations;
-pub use reductions::{attention_scores, gelu_mul_with, softmax_with, weighted_sum};
+pub use reductions::{attention_scores, gelu_mul_with, silu_mul_with, softmax_with, weighted_sum};
 pub use spec::{
     dot, f16_to_f32, gelu_tanh_mul, rms_norm, rope_angles, rope_rotate, rope_rotate_halves,
     silu_mul, softmax, sum_lanes,

@@ -92,9 +92,25 @@ pub fn gelu_mul_with(level: SimdLevel, gate: &[f32], up: &[f32], out: &mut [f32]
     if level.available() == SimdLevel::Avx2 {
         // SAFETY: the CPU reports AVX2 (`available`); the three slices have the same length
         // (asserted above), which is all the AVX2 function reads and writes.
-        unsafe { super::avx2::gelu_mul(gate, up, out) };
+        unsafe { super::avx2::gated_mul::<true>(gate, up, out) };
         return;
     }
     let _ = level;
     spec::gelu_tanh_mul(gate, up, out)
+}
+
+/// SiLU(g) · u elementwise (`spec::silu_mul`: `(g / (1 + expf(−g))) * u`, `expf` from libm), on
+/// the instruction set `level` (the AVX2 path evaluates libm's `expf` 8 lanes at a time, with the
+/// same bits; lanes out of its range use libm itself).
+pub fn silu_mul_with(level: SimdLevel, gate: &[f32], up: &[f32], out: &mut [f32]) {
+    assert!(gate.len() == out.len() && up.len() == out.len());
+    #[cfg(target_arch = "x86_64")]
+    if level.available() == SimdLevel::Avx2 {
+        // SAFETY: the CPU reports AVX2 (`available`); the three slices have the same length
+        // (asserted above), which is all the AVX2 function reads and writes.
+        unsafe { super::avx2::gated_mul::<false>(gate, up, out) };
+        return;
+    }
+    let _ = level;
+    spec::silu_mul(gate, up, out)
 }

@@ -664,3 +664,47 @@ fn gelu_gives_the_reference_bits() {
         assert!((out[0] - tanh_form).abs() <= 1e-6 * (1.0 + g.abs()), "{g}");
     }
 }
+
+#[test]
+fn silu_gives_the_reference_bits() {
+    let mut gate: Vec<f32> = random_activations(4099, 903)
+        .iter()
+        .map(|v| v * 12.0)
+        .collect();
+    // Out of the vector expf's range (both signs), zeros of both signs, a NaN, infinities,
+    // subnormals.
+    for (i, v) in [
+        90.0,
+        -95.0,
+        0.0,
+        -0.0,
+        f32::NAN,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        1e-40,
+        -1e-40,
+        79.9,
+        -79.9,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        gate[16 + 9 * i] = v;
+    }
+    let up = random_activations(4099, 904);
+    let mut expected = vec![0f32; gate.len()];
+    for ((e, &g), &u) in expected.iter_mut().zip(&gate).zip(&up) {
+        *e = (g / (1.0 + libm::expf(-g))) * u;
+    }
+    for level in [SimdLevel::Portable, detected_level()] {
+        let mut out = vec![0f32; gate.len()];
+        silu_mul_with(level, &gate, &up, &mut out);
+        for (i, (o, e)) in out.iter().zip(&expected).enumerate() {
+            assert!(
+                o.to_bits() == e.to_bits() || (o.is_nan() && e.is_nan()),
+                "{level:?} at {i}: gate {}: {o} vs {e}",
+                gate[i]
+            );
+        }
+    }
+}
