@@ -402,7 +402,8 @@ impl Model {
         on_token: &mut dyn FnMut(usize, &TokenEvent) -> ControlFlow<()>,
     ) -> Result<(), InferError> {
         let mut budget = prefill_budget;
-        let mut members = Vec::new();
+        // Per sequence in the pass: its index in `batch` and how many tokens it runs.
+        let mut plan = Vec::new();
         let mut segments = Vec::new();
         for (index, sequence) in batch.iter_mut().enumerate() {
             let Sequence {
@@ -429,7 +430,7 @@ impl Model {
                 }
             };
             started.get_or_insert_with(Instant::now);
-            members.push(index);
+            plan.push((index, tokens.len()));
             segments.push(Segment {
                 logits: !output.is_empty() || *fed + tokens.len() == prompt.len(),
                 cache,
@@ -439,7 +440,6 @@ impl Model {
         if segments.is_empty() {
             return Ok(());
         }
-        let ran: Vec<usize> = segments.iter().map(|s| s.tokens.len()).collect();
         let logits = self
             .llama
             .forward_batch(&mut segments, cancelled)
@@ -448,16 +448,11 @@ impl Model {
         // Draw the sampled tokens on the kernels' pool (each sequence has its own sampler and
         // random stream: which thread draws changes nothing), then take them in batch order.
         let mut drawing = Vec::new();
-        let mut results = members.into_iter().zip(ran).zip(logits).peekable();
+        let mut results = plan.into_iter().zip(logits).peekable();
         for (index, sequence) in batch.iter_mut().enumerate() {
-            if results
-                .peek()
-                .is_none_or(|((member, _), _)| *member != index)
-            {
+            let Some(((_, ran), logits)) = results.next_if(|((member, _), _)| *member == index)
+            else {
                 continue;
-            }
-            let Some(((_, ran), logits)) = results.next() else {
-                break;
             };
             if sequence.output.is_empty() {
                 sequence.fed += ran;

@@ -87,30 +87,29 @@ pub fn softmax_with(level: SimdLevel, x: &mut [f32]) {
 /// 8 values per instruction with the exponential of [`softmax_with`] (libm's algorithm, lane
 /// by lane), a group of 8 with an exponent outside (−80, 80) calling `libm::expf` itself.
 pub fn gelu_mul_with(level: SimdLevel, gate: &[f32], up: &[f32], out: &mut [f32]) {
-    assert!(gate.len() == out.len() && up.len() == out.len());
-    #[cfg(target_arch = "x86_64")]
-    if level.available() == SimdLevel::Avx2 {
-        // SAFETY: the CPU reports AVX2 (`available`); the three slices have the same length
-        // (asserted above), which is all the AVX2 function reads and writes.
-        unsafe { super::avx2::gated_mul::<true>(gate, up, out) };
-        return;
-    }
-    let _ = level;
-    spec::gelu_tanh_mul(gate, up, out)
+    gated_mul_with::<true>(level, gate, up, out)
 }
 
 /// SiLU(g) · u elementwise (`spec::silu_mul`: `(g / (1 + expf(−g))) * u`, `expf` from libm), on
 /// the instruction set `level` (the AVX2 path evaluates libm's `expf` 8 lanes at a time, with the
 /// same bits; lanes out of its range use libm itself).
 pub fn silu_mul_with(level: SimdLevel, gate: &[f32], up: &[f32], out: &mut [f32]) {
+    gated_mul_with::<false>(level, gate, up, out)
+}
+
+/// GELU (`GELU`) or SiLU of `gate` times `up`, on `level` or the portable specification.
+fn gated_mul_with<const GELU: bool>(level: SimdLevel, gate: &[f32], up: &[f32], out: &mut [f32]) {
     assert!(gate.len() == out.len() && up.len() == out.len());
     #[cfg(target_arch = "x86_64")]
     if level.available() == SimdLevel::Avx2 {
         // SAFETY: the CPU reports AVX2 (`available`); the three slices have the same length
         // (asserted above), which is all the AVX2 function reads and writes.
-        unsafe { super::avx2::gated_mul::<false>(gate, up, out) };
+        unsafe { super::avx2::gated_mul::<GELU>(gate, up, out) };
         return;
     }
     let _ = level;
-    spec::silu_mul(gate, up, out)
+    match GELU {
+        true => spec::gelu_tanh_mul(gate, up, out),
+        false => spec::silu_mul(gate, up, out),
+    }
 }
