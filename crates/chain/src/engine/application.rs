@@ -50,11 +50,36 @@ pub(crate) struct Executed {
     pub results: Vec<Result<TxReceipt, TxError>>,
 }
 
+/// How a validator proposes. Production builds know only [`Proposer::Honest`]; the Byzantine
+/// simulations (engine/tests.rs) make one validator propose invalid blocks through the real
+/// engine, to check that honest validators refuse them and the chain moves on.
+#[derive(Clone, Debug, Default)]
+pub(crate) enum Proposer {
+    #[default]
+    Honest,
+    /// Proposes blocks with `fault`, counting them in the counter.
+    #[cfg(test)]
+    Byzantine(ProposalFault, Arc<std::sync::atomic::AtomicU64>),
+}
+
+/// What a Byzantine proposer gets wrong.
+#[cfg(test)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ProposalFault {
+    /// The block commits to a state root its transactions do not produce.
+    WrongStateRoot,
+    /// The block carries a well-signed transfer its sender cannot pay (it fails on execution).
+    UnpayableTransfer,
+    /// The block carries bytes that are not a transaction.
+    GarbageTransaction,
+}
+
 #[derive(Clone)]
 pub(crate) struct Application {
     shared: Arc<Shared>,
     rules: BlockRules,
     finalized: mpsc::UnboundedSender<Finalized>,
+    proposer: Proposer,
 }
 
 impl Application {
@@ -62,11 +87,46 @@ impl Application {
         shared: Arc<Shared>,
         rules: BlockRules,
         finalized: mpsc::UnboundedSender<Finalized>,
+        proposer: Proposer,
     ) -> Self {
         Self {
             shared,
             rules,
             finalized,
+            proposer,
+        }
+    }
+
+    /// Spoils a proposal as the Byzantine proposer is told to (a no-op for an honest one).
+    #[cfg_attr(not(test), allow(unused_mut, unused_variables))]
+    fn spoil(&self, txs: &mut Vec<Bytes>, state_root: &mut mycel_types::B256) -> bool {
+        match &self.proposer {
+            Proposer::Honest => false,
+            #[cfg(test)]
+            Proposer::Byzantine(fault, count) => {
+                match fault {
+                    ProposalFault::WrongStateRoot => state_root.0[0] ^= 1,
+                    ProposalFault::UnpayableTransfer => {
+                        let signer = mycel_types::keys::dev_signer(0).expect("dev key");
+                        let kind = mycel_types::TxKind::Transfer(mycel_types::Transfer {
+                            from: signer.address(),
+                            to: alloy_primitives::Address::repeat_byte(0xbb),
+                            token: alloy_primitives::Address::ZERO,
+                            amount: alloy_primitives::U256::MAX,
+                            memo: Default::default(),
+                            nonce: u64::MAX,
+                            fee: alloy_primitives::U256::from(10_000u64),
+                        });
+                        let tx = SignedTx::sign(kind, self.shared.chain_id, &signer).expect("sign");
+                        txs.push(Bytes::from(tx.encode()));
+                    }
+                    ProposalFault::GarbageTransaction => {
+                        txs.push(Bytes::from_static(b"not a transaction"))
+                    }
+                }
+                count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                true
+            }
         }
     }
 
@@ -87,10 +147,25 @@ impl Application {
         let mut pending = vec![parent.clone()];
         let mut base = loop {
             let ancestor = ancestry.next().await?;
-            if let Some(state) = self.known_state(&ancestor.digest(), ancestor.height().get()) {
-                break state?;
+            match self.known_state(&ancestor.digest(), ancestor.height().get()) {
+                Some(Some(state)) => break state,
+                // Below the finalized tip but not on it: either a fork, or the finalizer applied
+                // blocks of this very walk meanwhile (they are the tip now, or cached). Only the
+                // fork is hopeless; calling the other one a fork made an honest validator abstain
+                // from a valid block forever, which stalled the chain in the Byzantine
+                // simulations (an equivocator blocked, one honest validator abstaining).
+                Some(None) => {
+                    let (known, state) = pending.iter().enumerate().find_map(|(i, block)| {
+                        match self.known_state(&block.digest(), block.height().get()) {
+                            Some(Some(state)) => Some((i, state)),
+                            _ => None,
+                        }
+                    })?;
+                    pending.truncate(known);
+                    break state;
+                }
+                None => pending.push(ancestor),
             }
-            pending.push(ancestor);
         };
         for block in pending.iter().rev() {
             let txs = decode_txs(&self.shared, block.inner(), &base).ok()?;
@@ -263,17 +338,22 @@ where
             txs = keep;
         };
 
-        let encoded: Vec<Bytes> = txs.iter().map(|tx| Bytes::from(tx.tx.encode())).collect();
+        let mut encoded: Vec<Bytes> = txs.iter().map(|tx| Bytes::from(tx.tx.encode())).collect();
+        let mut state_root = outcome.state_root;
+        let spoiled = self.spoil(&mut encoded, &mut state_root);
         let block = Block::new(
             context,
             parent.digest(),
             height,
             timestamp_ms,
-            outcome.state_root,
+            state_root,
             encoded,
         );
         let digest = block.digest();
         debug!(height = height.get(), txs = txs.len(), "proposed block");
+        if spoiled {
+            return Some(Digested::precomputed(block, digest));
+        }
         self.shared.cache_executed(
             digest,
             Executed {
@@ -425,7 +505,7 @@ mod tests {
         let (finalized, _) = mpsc::unbounded();
         let digest = block.digest();
         (
-            Application::new(shared, RULES, finalized),
+            Application::new(shared, RULES, finalized, Proposer::Honest),
             genesis,
             Digested::precomputed(block, digest),
         )

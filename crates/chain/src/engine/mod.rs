@@ -12,6 +12,8 @@ pub(crate) mod p2p;
 mod store;
 
 #[cfg(test)]
+mod byzantine;
+#[cfg(test)]
 mod tests;
 
 use crate::{
@@ -20,8 +22,8 @@ use crate::{
     node::{BlockSource, Node, Shared},
     ChainError,
 };
-pub(crate) use application::Executed;
 use application::{Application, BlockRules, Finalized};
+pub(crate) use application::{Executed, Proposer};
 use block::{digest_to_b256, Block, BlockLimits};
 use commonware_broadcast::buffered;
 use commonware_consensus::{
@@ -117,6 +119,8 @@ pub(crate) struct EngineConfig {
     pub freezer_table_initial_size: u32,
     /// How much emission history the ledger keeps.
     pub history: crate::HistoryConfig,
+    /// Honest, except in the Byzantine simulations.
+    pub proposer: Proposer,
 }
 
 /// The five p2p channels the engine uses.
@@ -453,7 +457,7 @@ where
 
     // Application, wrapped by marshal's deferred verification.
     let (finalized_tx, finalized_rx) = mpsc::unbounded();
-    let app = Application::new(shared.clone(), cfg.rules, finalized_tx);
+    let app = Application::new(shared.clone(), cfg.rules, finalized_tx, cfg.proposer);
     let marshaled = Deferred::new(
         context.child("marshaled"),
         app.clone(),

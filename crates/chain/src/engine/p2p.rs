@@ -115,6 +115,7 @@ pub(crate) async fn start(context: tokio::Context, config: NodeConfig) -> Result
         },
         mailbox_size: NZUsize!(1024),
         freezer_table_initial_size: 2u32.pow(16),
+        proposer: super::Proposer::Honest,
     };
     let mut node = launch(
         context.child("node"),

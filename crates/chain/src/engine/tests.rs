@@ -22,17 +22,17 @@ use commonware_utils::{ordered::Set, NZUsize, NZU32};
 use mycel_types::{keys::dev_signer, Genesis, SignedTx, Transfer, TxKind, B256};
 use std::{collections::HashMap, time::Duration};
 
-type PublicKey = ed25519::PublicKey;
-type Registration =
+pub(super) type PublicKey = ed25519::PublicKey;
+pub(super) type Registration =
     Channels<simulated::Sender<PublicKey, deterministic::Context>, simulated::Receiver<PublicKey>>;
 
 const FEE: u128 = 10_000;
 
-fn keys(n: u64) -> Vec<ed25519::PrivateKey> {
+pub(super) fn keys(n: u64) -> Vec<ed25519::PrivateKey> {
     (0..n).map(ed25519::PrivateKey::from_seed).collect()
 }
 
-fn genesis_for(keys: &[ed25519::PrivateKey]) -> Genesis {
+pub(super) fn genesis_for(keys: &[ed25519::PrivateKey]) -> Genesis {
     let validators = keys
         .iter()
         .map(|k| super::public_key_hex(&k.public_key()))
@@ -40,7 +40,11 @@ fn genesis_for(keys: &[ed25519::PrivateKey]) -> Genesis {
     Genesis::devnet(validators, 0).expect("devnet genesis")
 }
 
-fn engine_config(signer: ed25519::PrivateKey, genesis: &Genesis, index: usize) -> EngineConfig {
+pub(super) fn engine_config(
+    signer: ed25519::PrivateKey,
+    genesis: &Genesis,
+    index: usize,
+) -> EngineConfig {
     EngineConfig {
         signer,
         genesis: genesis.clone(),
@@ -66,10 +70,11 @@ fn engine_config(signer: ed25519::PrivateKey, genesis: &Genesis, index: usize) -
         },
         mailbox_size: NZUsize!(1024),
         freezer_table_initial_size: 2u32.pow(10),
+        proposer: super::Proposer::Honest,
     }
 }
 
-fn network(
+pub(super) fn network(
     context: &deterministic::Context,
     n: usize,
 ) -> Oracle<PublicKey, deterministic::Context> {
@@ -86,7 +91,7 @@ fn network(
     oracle
 }
 
-async fn register(
+pub(super) async fn register(
     oracle: &mut Oracle<PublicKey, deterministic::Context>,
     validators: &[PublicKey],
 ) -> HashMap<PublicKey, Registration> {
@@ -128,7 +133,7 @@ async fn register(
     registrations
 }
 
-async fn link(
+pub(super) async fn link(
     oracle: &mut Oracle<PublicKey, deterministic::Context>,
     validators: &[PublicKey],
     link: Link,
@@ -146,7 +151,7 @@ async fn link(
     }
 }
 
-async fn unlink(
+pub(super) async fn unlink(
     oracle: &mut Oracle<PublicKey, deterministic::Context>,
     validators: &[PublicKey],
     cut: impl Fn(usize, usize) -> bool,
@@ -180,7 +185,11 @@ async fn start(
     .expect("node starts")
 }
 
-async fn wait_for_height(context: &deterministic::Context, nodes: &[&Node], height: u64) {
+pub(super) async fn wait_for_height(
+    context: &deterministic::Context,
+    nodes: &[&Node],
+    height: u64,
+) {
     loop {
         if nodes.iter().all(|n| n.status().latest_height >= height) {
             return;
@@ -189,7 +198,11 @@ async fn wait_for_height(context: &deterministic::Context, nodes: &[&Node], heig
     }
 }
 
-async fn wait_finalized(context: &deterministic::Context, nodes: &[&Node], hashes: &[B256]) {
+pub(super) async fn wait_finalized(
+    context: &deterministic::Context,
+    nodes: &[&Node],
+    hashes: &[B256],
+) {
     loop {
         let done = nodes.iter().all(|n| {
             hashes
@@ -204,7 +217,7 @@ async fn wait_finalized(context: &deterministic::Context, nodes: &[&Node], hashe
 }
 
 /// All nodes hold the same blocks (hash, state root, transactions) up to `height`.
-async fn assert_same_chain(nodes: &[&Node], height: u64) {
+pub(super) async fn assert_same_chain(nodes: &[&Node], height: u64) {
     for h in 0..=height {
         let reference = nodes[0]
             .block(h)
@@ -240,7 +253,7 @@ async fn assert_same_chain(nodes: &[&Node], height: u64) {
     }
 }
 
-fn transfer(
+pub(super) fn transfer(
     signer: &PrivateKeySigner,
     chain_id: u64,
     to: Address,
@@ -261,7 +274,7 @@ fn transfer(
 
 /// Submits `count` transfers from dev account `from` (nonces `first..`) to every node, as a client
 /// that broadcasts would. Returns their hashes.
-fn submit_transfers(
+pub(super) fn submit_transfers(
     nodes: &[&Node],
     chain_id: u64,
     from: u32,
@@ -285,7 +298,7 @@ fn submit_transfers(
         .collect()
 }
 
-fn lossy() -> Link {
+pub(super) fn lossy() -> Link {
     Link {
         latency: Duration::from_millis(50),
         jitter: Duration::from_millis(30),
@@ -293,7 +306,7 @@ fn lossy() -> Link {
     }
 }
 
-fn good() -> Link {
+pub(super) fn good() -> Link {
     Link {
         latency: Duration::from_millis(10),
         jitter: Duration::from_millis(2),
