@@ -85,6 +85,10 @@ const MAX_PENDING_ACKS: NonZero<usize> = NZUsize!(16);
 const DEQUE_SIZE: usize = 10;
 /// Executed-but-unfinalized states kept for building and verifying children.
 const MAX_EXECUTED: usize = 1_024;
+/// The finalized state is written whole every this many blocks (and each block's receipts as it
+/// is finalized). A restart replays the blocks after the last snapshot from marshal's archive, so
+/// this trades bytes written per block against blocks replayed on start.
+pub(crate) const SNAPSHOT_EVERY_BLOCKS: u64 = 32;
 
 /// p2p channel numbers.
 pub(crate) const CHANNEL_VOTES: u64 = 0;
@@ -428,7 +432,7 @@ where
 
     // Marshal.
     let epocher = FixedEpocher::new(EPOCH_LENGTH);
-    let (marshal_actor, marshal_mailbox, _floor) = MarshalActor::init(
+    let (marshal_actor, marshal_mailbox, floor) = MarshalActor::init(
         context.child("marshal"),
         finalizations_by_height,
         finalized_blocks,
@@ -515,14 +519,26 @@ where
         channels.backfill,
     );
 
-    // Start: the finalizer and marshal before consensus, so replayed consensus events find them.
+    // Start: marshal, then the finalizer, before consensus, so replayed consensus events find
+    // them.
+    buffer.start(channels.broadcast);
+    marshal_actor.start(app, buffer_mailbox, marshal_resolver);
+    // Blocks finalized after the last state snapshot are applied again from marshal's archive
+    // before the node serves anything, so a restarted node answers from where it stopped.
+    if let Some(processed) = floor.processed() {
+        fill_gap(
+            &mut store,
+            &shared,
+            &marshal_mailbox,
+            processed.height().get() + 1,
+        )
+        .await?;
+    }
     let finalizer_shared = shared.clone();
     let finalizer_marshal = marshal_mailbox.clone();
     context
         .child("finalizer")
         .spawn(move |_| run_finalizer(store, finalizer_shared, finalizer_marshal, finalized_rx));
-    buffer.start(channels.broadcast);
-    marshal_actor.start(app, buffer_mailbox, marshal_resolver);
     consensus.start(channels.votes, channels.certificates, channels.resolver);
     info!(validator = %public_key_hex(&me), validators = validators.len(), "consensus started");
 
@@ -603,10 +619,10 @@ async fn fill_gap<E: Storage + Clock + Metrics>(
 ) -> Result<(), ChainError> {
     let mut next = shared.finalized_tip().height + 1;
     if next < height {
-        warn!(
+        info!(
             from = next,
             to = height - 1,
-            "ledger behind marshal; replaying finalized blocks from the archive"
+            "applying finalized blocks after the last state snapshot, from the block archive"
         );
     }
     while next < height {
@@ -707,6 +723,7 @@ async fn apply_finalized<E: Storage + Clock + Metrics>(
             new_tip,
             (!receipts.txs.is_empty()).then_some(&receipts),
             emission.as_ref().map(|e| (e, keep_epochs_from)),
+            height % SNAPSHOT_EVERY_BLOCKS == 0,
         )
         .await?;
 

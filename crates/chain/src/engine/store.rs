@@ -253,16 +253,20 @@ impl<E: Storage + Clock + Metrics> Store<E> {
         Ok(())
     }
 
-    /// Durably records the finalized `state` at `tip` (and the block's receipts, if it had
-    /// transactions, and its emission receipt, if it made one, with the height of the oldest
-    /// epoch the history still keeps). Returns the tip as stored. After an error the store is
-    /// unusable.
+    /// Durably records the block at `tip`: its receipts, if it had transactions, and its emission
+    /// receipt, if it made one (with the height of the oldest epoch the history still keeps) and,
+    /// if `snapshot`, the finalized `state` and `tip` themselves. Returns the tip as stored. After
+    /// an error the store is unusable.
+    ///
+    /// Without a snapshot the journals move past the stored tip; a restart cuts them back to it
+    /// and the finalizer replays the blocks after it from marshal's archive.
     pub async fn save(
         &mut self,
         state: &State,
         mut tip: TipMeta,
         receipts: Option<&BlockReceipts>,
         emission: Option<(&EmissionReceipt, Option<u64>)>,
+        snapshot: bool,
     ) -> Result<TipMeta, ChainError> {
         let failed = |what: &str| ChainError::Storage(format!("the {what} journal failed earlier"));
         let mut journal = self.receipts.take().ok_or_else(|| failed("receipts"))?;
@@ -306,6 +310,9 @@ impl<E: Storage + Clock + Metrics> Store<E> {
         tip.epochs_len = epochs.size();
         self.emission = Some(blocks);
         self.epochs = Some(epochs);
+        if !snapshot {
+            return Ok(tip);
+        }
 
         let mut metadata = self
             .metadata

@@ -604,6 +604,59 @@ fn lost_ledger_snapshot_is_rebuilt_from_the_block_archive() {
     });
 }
 
+/// The state is written whole only every `SNAPSHOT_EVERY_BLOCKS` blocks: a node killed between
+/// snapshots comes back, before it serves anything, at the height it had finalized, with the
+/// transactions of the blocks after the snapshot applied again and indexed.
+#[test]
+fn a_restart_applies_the_blocks_after_the_last_snapshot() {
+    let keys = keys(1);
+    let genesis = genesis_for(&keys);
+    let validators = vec![keys[0].public_key()];
+    let recipient = dev_signer(6).expect("dev key").address();
+    let every = super::SNAPSHOT_EVERY_BLOCKS;
+
+    let ((hashes, height, balance), checkpoint) = {
+        let (keys, genesis, validators) = (keys.clone(), genesis.clone(), validators.clone());
+        Runner::from(
+            deterministic::Config::default()
+                .with_seed(9)
+                .with_timeout(Some(Duration::from_secs(300))),
+        )
+        .start_and_recover(|context| async move {
+            let mut oracle = network(&context, 1);
+            let mut registrations = register(&mut oracle, &validators).await;
+            let registration = registrations.remove(&validators[0]).expect("registered");
+            let node = start(&context, &oracle, &keys[0], &genesis, 0, registration).await;
+            wait_for_height(&context, &[&node], every + 1).await;
+            let hashes = submit_transfers(&[&node], genesis.chain_id, 4, recipient, 0, 3);
+            wait_finalized(&context, &[&node], &hashes).await;
+            let status = node.status();
+            assert!(
+                status.latest_height % every != 0,
+                "the crash comes between snapshots"
+            );
+            (hashes, status.latest_height, node.account(recipient).myc)
+        })
+    };
+
+    Runner::from(checkpoint).start(|context| async move {
+        let mut oracle = network(&context, 1);
+        let mut registrations = register(&mut oracle, &validators).await;
+        let registration = registrations.remove(&validators[0]).expect("registered");
+        let node = start(&context, &oracle, &keys[0], &genesis, 0, registration).await;
+        // No wait: the node is back where it was as soon as it starts.
+        assert!(node.status().latest_height >= height);
+        assert_eq!(node.account(recipient).myc, balance);
+        for hash in &hashes {
+            match node.tx_status(*hash) {
+                TxStatus::Finalized { height: at, .. } => assert!(at > every),
+                other => panic!("transaction after the snapshot not indexed: {other:?}"),
+            }
+        }
+        wait_for_height(&context, &[&node], height + 2).await;
+    });
+}
+
 /// The whole network dies at random instants, again and again, while transfers flow. After every
 /// restart each node holds at least what it had finalized before the crash (nothing finalized is
 /// lost), and in the end all nodes agree.
