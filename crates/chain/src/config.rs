@@ -92,6 +92,15 @@ pub struct NodeConfig {
     /// How much emission history the node keeps for the API and the explorer.
     #[serde(default)]
     pub history: crate::HistoryConfig,
+    /// The finalized state is written whole every this many blocks (each block's receipts are
+    /// written as it is finalized); a restart applies the blocks after the last snapshot again
+    /// from the block archive. 1 writes the whole state after every block.
+    #[serde(default = "default_snapshot_every_blocks")]
+    pub snapshot_every_blocks: u64,
+}
+
+fn default_snapshot_every_blocks() -> u64 {
+    32
 }
 
 impl fmt::Debug for NodeConfig {
@@ -107,6 +116,7 @@ impl fmt::Debug for NodeConfig {
             .field("block_limits", &self.block_limits)
             .field("mempool", &self.mempool)
             .field("history", &self.history)
+            .field("snapshot_every_blocks", &self.snapshot_every_blocks)
             .finish()
     }
 }
@@ -131,6 +141,7 @@ impl NodeConfig {
             block_limits: BlockLimitsConfig::default(),
             mempool: MempoolLimits::default(),
             history: crate::HistoryConfig::default(),
+            snapshot_every_blocks: default_snapshot_every_blocks(),
         }
     }
 
@@ -163,6 +174,11 @@ impl NodeConfig {
             return Err(ChainError::Config(
                 "consensus.timeout_retry_ms, fetch_timeout_ms and view_retention must be above zero"
                     .into(),
+            ));
+        }
+        if self.snapshot_every_blocks == 0 {
+            return Err(ChainError::Config(
+                "snapshot_every_blocks must be at least 1 (1: after every block)".into(),
             ));
         }
         let b = &self.block_limits;

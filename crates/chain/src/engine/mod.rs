@@ -85,10 +85,6 @@ const MAX_PENDING_ACKS: NonZero<usize> = NZUsize!(16);
 const DEQUE_SIZE: usize = 10;
 /// Executed-but-unfinalized states kept for building and verifying children.
 const MAX_EXECUTED: usize = 1_024;
-/// The finalized state is written whole every this many blocks (and each block's receipts as it
-/// is finalized). A restart replays the blocks after the last snapshot from marshal's archive, so
-/// this trades bytes written per block against blocks replayed on start.
-pub(crate) const SNAPSHOT_EVERY_BLOCKS: u64 = 32;
 
 /// p2p channel numbers.
 pub(crate) const CHANNEL_VOTES: u64 = 0;
@@ -123,6 +119,8 @@ pub(crate) struct EngineConfig {
     pub freezer_table_initial_size: u32,
     /// How much emission history the ledger keeps.
     pub history: crate::HistoryConfig,
+    /// The finalized state is written whole every this many blocks.
+    pub snapshot_every: NonZero<u64>,
     /// Honest, except in the Byzantine simulations.
     pub proposer: Proposer,
 }
@@ -349,6 +347,7 @@ where
         &prefix,
         page_cache.clone(),
         cfg.history,
+        cfg.snapshot_every,
     )
     .await?;
     let mut store = store;
@@ -723,7 +722,6 @@ async fn apply_finalized<E: Storage + Clock + Metrics>(
             new_tip,
             (!receipts.txs.is_empty()).then_some(&receipts),
             emission.as_ref().map(|e| (e, keep_epochs_from)),
-            height % SNAPSHOT_EVERY_BLOCKS == 0,
         )
         .await?;
 

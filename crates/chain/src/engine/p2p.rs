@@ -115,6 +115,8 @@ pub(crate) async fn start(context: tokio::Context, config: NodeConfig) -> Result
         },
         mailbox_size: NZUsize!(1024),
         freezer_table_initial_size: 2u32.pow(16),
+        snapshot_every: std::num::NonZeroU64::new(config.snapshot_every_blocks)
+            .ok_or_else(|| ChainError::Config("snapshot_every_blocks must be at least 1".into()))?,
         proposer: super::Proposer::Honest,
     };
     let mut node = launch(

@@ -24,7 +24,7 @@ use commonware_utils::{sequence::U64, NZUsize, NZU64};
 use mycel_state::State;
 use mycel_types::api::EmissionReceipt;
 use serde::de::DeserializeOwned;
-use std::collections::VecDeque;
+use std::{collections::VecDeque, num::NonZeroU64};
 
 const KEY_STATE: u64 = 0;
 const KEY_TIP: u64 = 1;
@@ -41,6 +41,8 @@ pub(crate) struct Store<E: Storage + Clock + Metrics> {
     epochs: Option<Journal<E>>,
     epoch_positions: VecDeque<(u64, u64)>,
     history: HistoryConfig,
+    /// The state is written whole at heights that are multiples of this.
+    snapshot_every: NonZeroU64,
 }
 
 /// What a previous run left on disk.
@@ -140,6 +142,7 @@ impl<E: Storage + Clock + Metrics> Store<E> {
         partition_prefix: &str,
         page_cache: CacheRef,
         history: HistoryConfig,
+        snapshot_every: NonZeroU64,
     ) -> Result<(Self, Recovered), ChainError> {
         let metadata: Metadata<E, U64, Vec<u8>> = Metadata::init(
             context.child("ledger_metadata"),
@@ -212,6 +215,7 @@ impl<E: Storage + Clock + Metrics> Store<E> {
                 epochs: Some(epochs),
                 epoch_positions,
                 history,
+                snapshot_every,
             },
             Recovered {
                 snapshot,
@@ -255,18 +259,17 @@ impl<E: Storage + Clock + Metrics> Store<E> {
 
     /// Durably records the block at `tip`: its receipts, if it had transactions, and its emission
     /// receipt, if it made one (with the height of the oldest epoch the history still keeps) and,
-    /// if `snapshot`, the finalized `state` and `tip` themselves. Returns the tip as stored. After
-    /// an error the store is unusable.
+    /// every `snapshot_every` blocks, the finalized `state` and `tip` themselves. Returns the tip
+    /// as stored. After an error the store is unusable.
     ///
-    /// Without a snapshot the journals move past the stored tip; a restart cuts them back to it
-    /// and the finalizer replays the blocks after it from marshal's archive.
+    /// Between snapshots the journals move past the stored tip; a restart cuts them back to it and
+    /// the node applies the blocks after it again from marshal's archive.
     pub async fn save(
         &mut self,
         state: &State,
         mut tip: TipMeta,
         receipts: Option<&BlockReceipts>,
         emission: Option<(&EmissionReceipt, Option<u64>)>,
-        snapshot: bool,
     ) -> Result<TipMeta, ChainError> {
         let failed = |what: &str| ChainError::Storage(format!("the {what} journal failed earlier"));
         let mut journal = self.receipts.take().ok_or_else(|| failed("receipts"))?;
@@ -310,7 +313,7 @@ impl<E: Storage + Clock + Metrics> Store<E> {
         tip.epochs_len = epochs.size();
         self.emission = Some(blocks);
         self.epochs = Some(epochs);
-        if !snapshot {
+        if tip.height % self.snapshot_every.get() != 0 {
             return Ok(tip);
         }
 

@@ -18,7 +18,7 @@ use commonware_runtime::{
     deterministic::{self, Runner},
     Clock, Quota, Runner as _, Supervisor as _,
 };
-use commonware_utils::{ordered::Set, NZUsize, NZU32};
+use commonware_utils::{ordered::Set, NZUsize, NZU32, NZU64};
 use mycel_types::{keys::dev_signer, Genesis, SignedTx, Transfer, TxKind, B256};
 use std::{collections::HashMap, time::Duration};
 
@@ -27,6 +27,8 @@ pub(super) type Registration =
     Channels<simulated::Sender<PublicKey, deterministic::Context>, simulated::Receiver<PublicKey>>;
 
 const FEE: u128 = 10_000;
+/// The simulations' state snapshot interval (blocks): a restart usually lands between two.
+const SNAPSHOT_EVERY: u64 = 8;
 
 pub(super) fn keys(n: u64) -> Vec<ed25519::PrivateKey> {
     (0..n).map(ed25519::PrivateKey::from_seed).collect()
@@ -70,6 +72,7 @@ pub(super) fn engine_config(
         },
         mailbox_size: NZUsize!(1024),
         freezer_table_initial_size: 2u32.pow(10),
+        snapshot_every: NZU64!(SNAPSHOT_EVERY),
         proposer: super::Proposer::Honest,
     }
 }
@@ -604,7 +607,7 @@ fn lost_ledger_snapshot_is_rebuilt_from_the_block_archive() {
     });
 }
 
-/// The state is written whole only every `SNAPSHOT_EVERY_BLOCKS` blocks: a node killed between
+/// The state is written whole only every `snapshot_every` blocks: a node killed between
 /// snapshots comes back, before it serves anything, at the height it had finalized, with the
 /// transactions of the blocks after the snapshot applied again and indexed.
 #[test]
@@ -613,7 +616,7 @@ fn a_restart_applies_the_blocks_after_the_last_snapshot() {
     let genesis = genesis_for(&keys);
     let validators = vec![keys[0].public_key()];
     let recipient = dev_signer(6).expect("dev key").address();
-    let every = super::SNAPSHOT_EVERY_BLOCKS;
+    let every = SNAPSHOT_EVERY;
 
     let ((hashes, height, balance), checkpoint) = {
         let (keys, genesis, validators) = (keys.clone(), genesis.clone(), validators.clone());
