@@ -461,7 +461,9 @@ async fn fund(
     while !todo.is_empty() {
         let mut pending: Vec<B256> = Vec::new();
         for (f, funder) in funders.iter().enumerate() {
-            let first_nonce = node.account(funder.address()).await?.nonce;
+            // After the node's own pending transactions (`mycel up` sends some from the dev
+            // accounts as it starts its storage nodes).
+            let first_nonce = node.account(funder.address()).await?.next_nonce;
             let mine = todo.iter().skip(f).step_by(funders.len()).take(60).copied();
             for (nonce, to) in (first_nonce..).zip(mine) {
                 let tx = transfer(funder, to, amount, fee, nonce, chain_id)?;
