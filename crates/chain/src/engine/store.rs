@@ -8,7 +8,9 @@
 //! - append-only journals: per-block receipts (the transaction index); every block's emission
 //!   receipt, pruned to the emission history's block retention; and the emission receipts of
 //!   epoch blocks, pruned once the history no longer keeps their epochs. Entries past the
-//!   snapshot's recorded lengths (a crash between the syncs) are discarded on open.
+//!   snapshot's recorded lengths (the blocks finalized after the last snapshot, which is written
+//!   every `snapshot_every` blocks) are discarded on open; the node applies those blocks again
+//!   from marshal's archive, which appends them again.
 
 use crate::{
     ledger::{BlockReceipts, TipMeta},
