@@ -594,7 +594,7 @@ async fn run_finalizer<E: Storage + Clock + Metrics>(
     while let Some((block, ack)) = blocks.next().await {
         let height = block.height().get();
         let result = match fill_gap(&mut store, &shared, &marshal, height).await {
-            Ok(()) => apply_finalized(&mut store, &shared, &block).await,
+            Ok(()) => apply_finalized(&mut store, &shared, &block, false).await,
             Err(err) => Err(err),
         };
         match result {
@@ -633,16 +633,19 @@ async fn fill_gap<E: Storage + Clock + Metrics>(
                     "finalized block {next} is missing from the archive"
                 ))
             })?;
-        apply_finalized(store, shared, &block).await?;
+        apply_finalized(store, shared, &block, true).await?;
         next += 1;
     }
     Ok(())
 }
 
+/// Applies one finalized block; `replayed` ones (from the archive, after a restart or a lost
+/// snapshot) were logged when first finalized and are logged again only at debug.
 async fn apply_finalized<E: Storage + Clock + Metrics>(
     store: &mut store::Store<E>,
     shared: &Shared,
     block: &Digested<Block>,
+    replayed: bool,
 ) -> Result<(), ChainError> {
     let block_ref: &Block = block.inner();
     let height = block_ref.height.get();
@@ -753,7 +756,9 @@ async fn apply_finalized<E: Storage + Clock + Metrics>(
     shared.set_consensus_tip(height);
     // Empty blocks (one a second on an idle devnet) only at debug, so the console shows what
     // happened rather than the clock.
-    if hashes.is_empty() {
+    if replayed {
+        debug!(height, hash = %hash, txs = hashes.len(), "applied finalized block again");
+    } else if hashes.is_empty() {
         debug!(height, hash = %hash, "finalized empty block");
     } else {
         info!(height, hash = %hash, txs = hashes.len(), "finalized block");
