@@ -595,6 +595,17 @@ fn byzantine_seeds_7() {
     sweep(7)
 }
 
+/// Seeds beyond the default range that found bugs, kept as regression tests: 1733 and 2578 crashed
+/// the network between two snapshots just after a validator applied a block marshal had not yet
+/// recorded as processed, and the restarted validator served a lower height than before.
+/// (501 and 740, in the default range, found the abstaining validator: see `state_after`.)
+#[test]
+fn seeds_that_found_bugs() {
+    for seed in [1733, 2578] {
+        run_seed(seed);
+    }
+}
+
 /// A seed replays exactly: same plan, same execution, same audit digest.
 #[test]
 fn a_byzantine_seed_replays_exactly() {

@@ -431,7 +431,7 @@ where
 
     // Marshal.
     let epocher = FixedEpocher::new(EPOCH_LENGTH);
-    let (marshal_actor, marshal_mailbox, floor) = MarshalActor::init(
+    let (marshal_actor, marshal_mailbox, _floor) = MarshalActor::init(
         context.child("marshal"),
         finalizations_by_height,
         finalized_blocks,
@@ -524,15 +524,7 @@ where
     marshal_actor.start(app, buffer_mailbox, marshal_resolver);
     // Blocks finalized after the last state snapshot are applied again from marshal's archive
     // before the node serves anything, so a restarted node answers from where it stopped.
-    if let Some(processed) = floor.processed() {
-        fill_gap(
-            &mut store,
-            &shared,
-            &marshal_mailbox,
-            processed.height().get() + 1,
-        )
-        .await?;
-    }
+    apply_archived(&mut store, &shared, &marshal_mailbox).await?;
     let finalizer_shared = shared.clone();
     let finalizer_marshal = marshal_mailbox.clone();
     context
@@ -608,6 +600,34 @@ async fn run_finalizer<E: Storage + Clock + Metrics>(
     warn!("finalizer stopped");
 }
 
+/// Applies every finalized block marshal's archive holds past the ledger's tip, in order: the
+/// blocks finalized after the last state snapshot. Marshal hands a block to the finalizer only
+/// once its archive holds it durably, so this reaches every height the node served before it
+/// stopped, even those whose delivery marshal had not yet recorded as processed.
+async fn apply_archived<E: Storage + Clock + Metrics>(
+    store: &mut store::Store<E>,
+    shared: &Shared,
+    marshal: &MarshalMailbox<Scheme, Standard<Block>>,
+) -> Result<(), ChainError> {
+    let from = shared.finalized_tip().height + 1;
+    let mut next = from;
+    while let Some(block) = marshal
+        .get_block(Identifier::Height(Height::new(next)))
+        .await
+    {
+        apply_finalized(store, shared, &block, true).await?;
+        next += 1;
+    }
+    if next > from {
+        info!(
+            from,
+            to = next - 1,
+            "applied the finalized blocks after the last state snapshot, from the block archive"
+        );
+    }
+    Ok(())
+}
+
 /// If the ledger is behind the block marshal delivers (its snapshot was lost or is older than
 /// marshal's progress), replays the missing finalized blocks from marshal's archive.
 async fn fill_gap<E: Storage + Clock + Metrics>(
@@ -618,10 +638,10 @@ async fn fill_gap<E: Storage + Clock + Metrics>(
 ) -> Result<(), ChainError> {
     let mut next = shared.finalized_tip().height + 1;
     if next < height {
-        info!(
+        warn!(
             from = next,
             to = height - 1,
-            "applying finalized blocks after the last state snapshot, from the block archive"
+            "ledger behind marshal; applying finalized blocks from the archive"
         );
     }
     while next < height {
