@@ -51,7 +51,7 @@ pub(crate) struct Executed {
 }
 
 /// How a validator proposes. Production builds know only [`Proposer::Honest`]; the Byzantine
-/// simulations (engine/tests.rs) make one validator propose invalid blocks through the real
+/// simulations (engine/byzantine.rs) make one validator propose invalid blocks through the real
 /// engine, to check that honest validators refuse them and the chain moves on.
 #[derive(Clone, Debug, Default)]
 pub(crate) enum Proposer {
