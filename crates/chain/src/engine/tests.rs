@@ -188,6 +188,20 @@ async fn start(
     .expect("node starts")
 }
 
+/// A one-validator network: `key` alone on a fresh simulated network (keep the oracle alive).
+async fn start_alone(
+    context: &deterministic::Context,
+    key: &ed25519::PrivateKey,
+    genesis: &Genesis,
+) -> (Oracle<PublicKey, deterministic::Context>, Node) {
+    let mut oracle = network(context, 1);
+    let validators = vec![key.public_key()];
+    let mut registrations = register(&mut oracle, &validators).await;
+    let registration = registrations.remove(&validators[0]).expect("registered");
+    let node = start(context, &oracle, key, genesis, 0, registration).await;
+    (oracle, node)
+}
+
 pub(super) async fn wait_for_height(
     context: &deterministic::Context,
     nodes: &[&Node],
@@ -564,21 +578,17 @@ fn crashed_validator_restarts_and_catches_up() {
 fn lost_ledger_snapshot_is_rebuilt_from_the_block_archive() {
     let keys = keys(1);
     let genesis = genesis_for(&keys);
-    let validators = vec![keys[0].public_key()];
     let recipient = dev_signer(6).expect("dev key").address();
 
     let ((hashes, height, balance), checkpoint) = {
-        let (keys, genesis, validators) = (keys.clone(), genesis.clone(), validators.clone());
+        let (keys, genesis) = (keys.clone(), genesis.clone());
         Runner::from(
             deterministic::Config::default()
                 .with_seed(5)
                 .with_timeout(Some(Duration::from_secs(120))),
         )
         .start_and_recover(|context| async move {
-            let mut oracle = network(&context, 1);
-            let mut registrations = register(&mut oracle, &validators).await;
-            let registration = registrations.remove(&validators[0]).expect("registered");
-            let node = start(&context, &oracle, &keys[0], &genesis, 0, registration).await;
+            let (_oracle, node) = start_alone(&context, &keys[0], &genesis).await;
             let hashes = submit_transfers(&[&node], genesis.chain_id, 4, recipient, 0, 3);
             wait_finalized(&context, &[&node], &hashes).await;
             wait_for_height(&context, &[&node], 6).await;
@@ -592,10 +602,7 @@ fn lost_ledger_snapshot_is_rebuilt_from_the_block_archive() {
         commonware_runtime::Storage::remove(&context, "validator-0-ledger", None)
             .await
             .expect("remove snapshot");
-        let mut oracle = network(&context, 1);
-        let mut registrations = register(&mut oracle, &validators).await;
-        let registration = registrations.remove(&validators[0]).expect("registered");
-        let node = start(&context, &oracle, &keys[0], &genesis, 0, registration).await;
+        let (_oracle, node) = start_alone(&context, &keys[0], &genesis).await;
         wait_for_height(&context, &[&node], height + 2).await;
         assert_eq!(node.account(recipient).myc, balance);
         for hash in &hashes {
@@ -614,22 +621,18 @@ fn lost_ledger_snapshot_is_rebuilt_from_the_block_archive() {
 fn a_restart_applies_the_blocks_after_the_last_snapshot() {
     let keys = keys(1);
     let genesis = genesis_for(&keys);
-    let validators = vec![keys[0].public_key()];
     let recipient = dev_signer(6).expect("dev key").address();
     let every = SNAPSHOT_EVERY;
 
     let ((hashes, height, balance), checkpoint) = {
-        let (keys, genesis, validators) = (keys.clone(), genesis.clone(), validators.clone());
+        let (keys, genesis) = (keys.clone(), genesis.clone());
         Runner::from(
             deterministic::Config::default()
                 .with_seed(9)
                 .with_timeout(Some(Duration::from_secs(300))),
         )
         .start_and_recover(|context| async move {
-            let mut oracle = network(&context, 1);
-            let mut registrations = register(&mut oracle, &validators).await;
-            let registration = registrations.remove(&validators[0]).expect("registered");
-            let node = start(&context, &oracle, &keys[0], &genesis, 0, registration).await;
+            let (_oracle, node) = start_alone(&context, &keys[0], &genesis).await;
             wait_for_height(&context, &[&node], every + 1).await;
             let hashes = submit_transfers(&[&node], genesis.chain_id, 4, recipient, 0, 3);
             wait_finalized(&context, &[&node], &hashes).await;
@@ -643,10 +646,7 @@ fn a_restart_applies_the_blocks_after_the_last_snapshot() {
     };
 
     Runner::from(checkpoint).start(|context| async move {
-        let mut oracle = network(&context, 1);
-        let mut registrations = register(&mut oracle, &validators).await;
-        let registration = registrations.remove(&validators[0]).expect("registered");
-        let node = start(&context, &oracle, &keys[0], &genesis, 0, registration).await;
+        let (_oracle, node) = start_alone(&context, &keys[0], &genesis).await;
         // No wait: the node is back where it was as soon as it starts.
         assert!(node.status().latest_height >= height);
         assert_eq!(node.account(recipient).myc, balance);
