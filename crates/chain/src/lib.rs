@@ -79,7 +79,8 @@ pub use history::{EmissionHistory, HistoryConfig, Page};
 pub use ledger::{BlockView, ChainStatus, Ledger, TxLocation, TxOutcome, TxStatus, TxView};
 pub use mempool::{MempoolError, MempoolLimits, Rejection, NONCE_WINDOW};
 pub use mycel_state::Account;
-pub use node::{Node, SyncStatus};
+pub use engine::follow::{FollowerConfig, SubmitRefusal, Upstream};
+pub use node::{Node, SnapshotError, SyncStatus};
 
 /// Why the node could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -112,4 +113,17 @@ pub async fn start_node(
     config: NodeConfig,
 ) -> Result<Node, ChainError> {
     engine::p2p::start(context, config).await
+}
+
+/// Starts a follower on commonware's tokio runtime: a node without a validator key that syncs
+/// finalized blocks from `config.upstreams` over their HTTP API, checks each batch's certificate
+/// against the genesis validators and each block's state root by executing it, serves the whole
+/// node API and forwards the transactions submitted to it. Returns once it runs.
+///
+/// Run it inside a runner made from [`FollowerConfig::runtime_config`].
+pub async fn start_follower(
+    context: commonware_runtime::tokio::Context,
+    config: FollowerConfig,
+) -> Result<Node, ChainError> {
+    engine::follow::launch_follower(context, config).await
 }

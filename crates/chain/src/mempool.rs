@@ -576,6 +576,17 @@ impl Mempool {
     /// the same sender queued behind it. Without this the sender's queue would wait forever: the
     /// transaction would be picked, refused and left out of every block.
     pub fn reject_in_block(&mut self, hash: &B256, err: &TxError) {
+        self.drop_with_followers(hash, err.code(), &format!("refused in block: {err}"));
+    }
+
+    /// Drops a transaction a follower accepted but the validators it forwards to refused (or
+    /// none could be reached), with every transaction of the same sender queued behind it.
+    pub fn refused_upstream(&mut self, hash: &B256, reason: &str) {
+        self.drop_with_followers(hash, "refused_upstream", reason);
+    }
+
+    /// Drops `hash` (saying `reason`) and the transactions its sender queued behind it.
+    fn drop_with_followers(&mut self, hash: &B256, code: &'static str, reason: &str) {
         let Some((sender, nonce)) = self.by_hash.get(hash).copied() else {
             return;
         };
@@ -588,11 +599,11 @@ impl Mempool {
             .into_iter()
             .map(|(n, t)| {
                 let reason = if n == nonce {
-                    format!("refused in block: {err}")
+                    reason.to_string()
                 } else {
-                    format!("dropped: nonce {nonce} before it was refused in block: {err}")
+                    format!("dropped: nonce {nonce} before it was {reason}")
                 };
-                (t.tx.hash, Rejection::new(err.code(), reason))
+                (t.tx.hash, Rejection::new(code, reason))
             })
             .collect();
         self.forget(drops);

@@ -27,6 +27,9 @@ pub(crate) trait BlockSource: Send + Sync + 'static {
     fn block(&self, height: u64) -> BoxFuture<'static, Option<BlockView>>;
     /// A block the store holds by its hash (finalized or not).
     fn block_by_hash(&self, hash: B256) -> BoxFuture<'static, Option<BlockView>>;
+    /// The encoded sync batch from `from` (at most `max` blocks, up to `tip`), if the node holds
+    /// block `from`.
+    fn sync_batch(&self, from: u64, max: u64, tip: u64) -> BoxFuture<'static, Option<Vec<u8>>>;
 }
 
 /// Counters this crate adds to the runtime's metrics.
@@ -201,6 +204,15 @@ pub struct Node {
     pub(crate) gossip: Arc<dyn Fn(&SignedTx) + Send + Sync>,
     /// The node's data directory (for its disk use in the metrics), if it has one on disk.
     pub(crate) data_dir: Option<Arc<DataDir>>,
+    /// The last state snapshot served to a follower: (height, encoded answer).
+    pub(crate) snapshots: Arc<tokio::sync::Mutex<Option<(u64, Arc<Vec<u8>>)>>>,
+}
+
+/// Why a node serves no state snapshot.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("this node holds no certificate for its finalized state yet; try again in a few blocks")]
+    NotCertified,
 }
 
 /// A node's data directory and its last measured size.
@@ -378,6 +390,58 @@ impl Node {
         let finalized = self.shared.ledger().state.next_nonce(&addr);
         self.shared.mempool().next_nonce(&addr, finalized)
     }
+
+    /// The sync batch from `from` (`GET /v1/sync/blocks`): finalized blocks `from..=E` and the
+    /// certificate of block `E`, at most `max` blocks (up to [`Node::SYNC_MAX_BATCH`]) unless the
+    /// next certificate is further. Waits up to `wait` for block `from`; `None` if it did not come.
+    pub async fn sync_blocks(&self, from: u64, max: u64, wait: std::time::Duration) -> Option<Vec<u8>> {
+        let mut blocks = self.subscribe();
+        let deadline = tokio::time::Instant::now() + wait;
+        while self.shared.finalized_tip().height < from {
+            match tokio::time::timeout_at(deadline, blocks.recv()).await {
+                Ok(Ok(_)) | Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
+                Ok(Err(broadcast::error::RecvError::Closed)) | Err(_) => return None,
+            }
+        }
+        let tip = self.shared.finalized_tip().height;
+        self.blocks.sync_batch(from, max, tip).await
+    }
+
+    /// Most blocks one sync batch carries.
+    pub const SYNC_MAX_BATCH: u64 = crate::engine::follow::MAX_BATCH;
+
+    /// The finalized state and the batch that proves its root (`GET /v1/sync/snapshot`). One is
+    /// made at a time and reused while the tip is within [`Node::SNAPSHOT_REUSE_BLOCKS`] of it, so
+    /// many followers asking at once cost one.
+    pub async fn sync_snapshot(&self) -> Result<Arc<Vec<u8>>, SnapshotError> {
+        let mut cached = self.snapshots.lock().await;
+        let tip = self.shared.finalized_tip().height;
+        if let Some((height, bytes)) = cached.as_ref() {
+            if height.saturating_add(Self::SNAPSHOT_REUSE_BLOCKS) >= tip {
+                return Ok(bytes.clone());
+            }
+        }
+        let (state, tip) = {
+            let ledger = self.shared.ledger();
+            (ledger.state.clone(), ledger.tip)
+        };
+        let batch = self
+            .blocks
+            .sync_batch(tip.height, Self::SYNC_MAX_BATCH, tip.height.max(1))
+            .await
+            .ok_or(SnapshotError::NotCertified)?;
+        let encoded = tokio::task::spawn_blocking(move || {
+            crate::engine::follow::encode_snapshot(&state.to_snapshot_bytes(), batch)
+        })
+        .await
+        .expect("encoding a snapshot does not panic");
+        let encoded = Arc::new(encoded);
+        *cached = Some((tip.height, encoded.clone()));
+        Ok(encoded)
+    }
+
+    /// How many blocks old a served snapshot may be before a new one is made.
+    pub const SNAPSHOT_REUSE_BLOCKS: u64 = 64;
 
     /// Chain and node summary.
     pub fn status(&self) -> ChainStatus {

@@ -14,6 +14,7 @@ mod allowance_cmd;
 mod blob_cmd;
 mod client;
 mod epoch_cmd;
+mod follow_cmd;
 mod gateway_cmd;
 mod http_limits;
 mod incentive_cmd;
@@ -66,7 +67,8 @@ enum Command {
     /// Start a whole devnet on this machine (one validator and its HTTP API) and, unless
     /// --chain-only, an inference subnet: two miners, a validator and the x402 gateway. Prints URLs.
     Up(node_cmd::UpArgs),
-    /// Run one validator node from a config file written by `mycel init` or `mycel localnet`.
+    /// Run one validator node from a config file written by `mycel init` or `mycel localnet`, or
+    /// with --follow URL a follower that syncs from other nodes and serves the node API.
     Node(node_cmd::NodeArgs),
     /// Write a genesis and node configs for a new network.
     Init(node_cmd::InitArgs),

@@ -70,12 +70,20 @@ pub struct UpArgs {
     pub http: HttpLimitsArgs,
 }
 
-/// `mycel node`: one validator from a config file written by `mycel init` or `mycel localnet`.
+/// `mycel node`: one validator from a config file written by `mycel init` or `mycel localnet`,
+/// or (`--follow URL`) a follower: a node without a validator key that syncs finalized blocks from
+/// other nodes, checks every block's certificate and state root, and serves the whole node API.
 #[derive(Debug, Clone, clap::Args)]
 pub struct NodeArgs {
-    /// The node's config file.
-    #[arg(long)]
-    pub config: PathBuf,
+    /// The validator's config file.
+    #[arg(long, required_unless_present = "follow", conflicts_with = "follow")]
+    pub config: Option<PathBuf>,
+    /// Run a follower of the node at URL (its HTTP API); repeat or separate with commas for more,
+    /// tried in turn. Transactions sent to the follower are checked and forwarded to them.
+    #[arg(long, value_name = "URL", value_delimiter = ',')]
+    pub follow: Vec<String>,
+    #[command(flatten)]
+    pub follower: crate::follow_cmd::FollowerArgs,
     /// How the console log is written: `text` (for people) or `json` (one object per line, for
     /// log collectors).
     #[arg(long, value_enum, default_value = "text", env = "MYCEL_LOG_FORMAT")]
@@ -224,7 +232,10 @@ pub fn run_up(args: UpArgs) -> anyhow::Result<()> {
 pub fn run_node(args: NodeArgs) -> anyhow::Result<()> {
     init_logging(args.log_format);
     let limits = args.http.limits()?;
-    let file = read_node_file(&args.config)?;
+    let Some(config) = args.config else {
+        return crate::follow_cmd::run(&args.follow, args.follower, limits);
+    };
+    let file = read_node_file(&config)?;
     run(file, Banner::Node, limits)
 }
 
@@ -650,6 +661,6 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-fn init_logging(format: crate::logging::LogFormat) {
+pub(crate) fn init_logging(format: crate::logging::LogFormat) {
     crate::logging::init_with(crate::logging::NODE, format);
 }

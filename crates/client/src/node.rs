@@ -88,6 +88,19 @@ impl NodeClient {
         }
     }
 
+    /// `GET /health/sync`: whether the node keeps up with its chain (the body comes with a 503
+    /// too, when it does not).
+    pub async fn sync_health(&self) -> Result<api::SyncHealth, ClientError> {
+        let path = "/health/sync";
+        let (status, bytes) = self.call(self.http.get(self.url(path)), path).await?;
+        if status.is_success() || status == reqwest::StatusCode::SERVICE_UNAVAILABLE {
+            if let Ok(health) = serde_json::from_slice(&bytes) {
+                return Ok(health);
+            }
+        }
+        Err(self.refusal(path, status, &bytes))
+    }
+
     /// `GET /v1/status`.
     pub async fn status(&self) -> Result<api::Status, ClientError> {
         let status: api::Status = self.get("/v1/status").await?;
@@ -153,6 +166,44 @@ impl NodeClient {
             ));
         }
         Ok(accepted.hash)
+    }
+
+    /// `GET /v1/sync/blocks?from&max&wait_ms`: an encoded batch of certified finalized blocks
+    /// from `from` (what followers read), or `None` if the node had no block `from` within
+    /// `wait_ms`.
+    pub async fn sync_blocks(
+        &self,
+        from: u64,
+        max: u64,
+        wait_ms: u64,
+    ) -> Result<Option<Vec<u8>>, ClientError> {
+        let path = "/v1/sync/blocks";
+        let request = self.http.get(format!(
+            "{}?from={from}&max={max}&wait_ms={wait_ms}",
+            self.url(path)
+        ));
+        let timeout = self.timeout + Duration::from_millis(wait_ms);
+        let (status, bytes) = self.call_within(request, path, timeout).await?;
+        match status {
+            reqwest::StatusCode::NO_CONTENT => Ok(None),
+            s if s.is_success() => Ok(Some(bytes)),
+            s => Err(self.refusal(path, s, &bytes)),
+        }
+    }
+
+    /// `GET /v1/sync/snapshot`: the node's encoded finalized state and the batch proving its
+    /// root (what a follower starting with `--state-sync` reads). Waits up to ten minutes: a
+    /// large state takes a while to send.
+    pub async fn sync_snapshot(&self) -> Result<Vec<u8>, ClientError> {
+        let path = "/v1/sync/snapshot";
+        let request = self.http.get(self.url(path));
+        let (status, bytes) = self
+            .call_within(request, path, Duration::from_secs(600))
+            .await?;
+        if !status.is_success() {
+            return Err(self.refusal(path, status, &bytes));
+        }
+        Ok(bytes)
     }
 
     /// `GET /v1/txs/{hash}`. A transaction the node never saw is [`code::UNKNOWN_TX`].
@@ -551,8 +602,17 @@ impl NodeClient {
         request: reqwest::RequestBuilder,
         path: &str,
     ) -> Result<(reqwest::StatusCode, Vec<u8>), ClientError> {
+        self.call_within(request, path, self.timeout).await
+    }
+
+    async fn call_within(
+        &self,
+        request: reqwest::RequestBuilder,
+        path: &str,
+        timeout: Duration,
+    ) -> Result<(reqwest::StatusCode, Vec<u8>), ClientError> {
         let response = request
-            .timeout(self.timeout)
+            .timeout(timeout)
             .send()
             .await
             .map_err(|e| self.unreachable(path, &e))?;

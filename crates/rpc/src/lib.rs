@@ -16,6 +16,7 @@ mod history;
 mod jobs;
 mod market;
 mod storage;
+mod sync;
 
 use alloy_primitives::{Address, B256};
 use axum::{
@@ -103,6 +104,8 @@ fn router_counting(node: Node, genesis: Genesis, http: ServerStats, attached: At
         .route("/v1/accounts/{address}/txs", get(history::account_txs))
         .route("/v1/payments", get(history::payments))
         .route("/v1/events/blocks", get(block_events))
+        .route("/v1/sync/blocks", get(sync::blocks))
+        .route("/v1/sync/snapshot", get(sync::snapshot))
         .route("/v1/subnets", get(subnet_list))
         .route("/v1/subnets/{netuid}", get(subnet_info))
         .route("/v1/subnets/{netuid}/metagraph", get(metagraph))

@@ -564,6 +564,23 @@ impl State {
         Ok(state)
     }
 
+    /// Reads a snapshot that came from a peer, which may lie: it is accepted only if its state
+    /// root is `root` (a finalized block's), and only then are the books checked (they balance in
+    /// every state the validators finalized).
+    pub fn from_peer_snapshot(bytes: &[u8], root: B256) -> Result<State, SnapshotError> {
+        let mut state: State =
+            serde_json::from_slice(bytes).map_err(|e| SnapshotError(e.to_string()))?;
+        state.market.recount();
+        let got = state.state_root();
+        if got != root {
+            return Err(SnapshotError(format!(
+                "its state root is {got}, not the finalized block's {root}"
+            )));
+        }
+        state.assert_books_balance();
+        Ok(state)
+    }
+
     /// Works out what `tx` would write, without writing it.
     fn plan(&self, tx: &VerifiedTx) -> Result<Plan, TxError> {
         let sender = self.account(&tx.sender);

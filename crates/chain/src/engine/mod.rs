@@ -8,6 +8,7 @@
 
 pub(crate) mod application;
 pub(crate) mod block;
+pub(crate) mod follow;
 pub(crate) mod p2p;
 mod store;
 
@@ -272,6 +273,30 @@ impl BlockSource for MarshalBlocks {
             Some(block_view(block.inner(), &ledger))
         })
     }
+
+    fn sync_batch(&self, from: u64, max: u64, tip: u64) -> BoxFuture<'static, Option<Vec<u8>>> {
+        let certified = MarshalCertified(self.mailbox.clone());
+        Box::pin(async move { follow::serve_batch(&certified, from, max, tip).await })
+    }
+}
+
+/// Marshal's archives, read through its mailbox.
+struct MarshalCertified(MarshalMailbox<Scheme, Standard<Block>>);
+
+impl follow::Certified for MarshalCertified {
+    fn certified_block(&self, height: u64) -> BoxFuture<'_, Option<Block>> {
+        Box::pin(async move {
+            let block = self
+                .0
+                .get_block(Identifier::Height(Height::new(height)))
+                .await?;
+            Some(block.inner().clone())
+        })
+    }
+
+    fn finalization(&self, height: u64) -> BoxFuture<'_, Option<Finalization>> {
+        Box::pin(self.0.get_finalization(Height::new(height)))
+    }
 }
 
 fn immutable_config<C>(
@@ -300,6 +325,116 @@ fn immutable_config<C>(
         codec_config,
         replay_buffer: REPLAY_BUFFER,
     }
+}
+
+/// A finalization certificate: a quorum of the validators' signatures on a block's digest.
+pub(crate) type Finalization = simplex::types::Finalization<Scheme, Digest>;
+/// The archive of finalizations by height, as marshal keeps it.
+pub(crate) type FinalizationArchive<E> = immutable::Archive<E, Digest, Finalization>;
+/// The archive of finalized blocks by height, as marshal keeps it.
+pub(crate) type BlockArchive<E> = immutable::Archive<E, Digest, Arc<Block>>;
+
+/// What [`open_ledger`] needs of a node's configuration.
+#[derive(Clone, Copy)]
+struct LedgerConfig {
+    history: crate::HistoryConfig,
+    snapshot_every: NonZero<u64>,
+    mempool: MempoolLimits,
+    block_time_ms: u64,
+}
+
+/// Opens the finalized ledger a node starts from (its last snapshot, or genesis), with the
+/// receipts and emission history stored since, and the state the node shares between its tasks.
+async fn open_ledger<E: Storage + Clock + Metrics>(
+    context: &E,
+    prefix: &str,
+    page_cache: &CacheRef,
+    cfg: LedgerConfig,
+    genesis: &Genesis,
+    node_key: String,
+) -> Result<(store::Store<E>, Arc<Shared>), ChainError> {
+    let (genesis_block, genesis_state) = genesis_block(genesis)?;
+    let (mut store, recovered) = store::Store::open(
+        context.child("ledger"),
+        prefix,
+        page_cache.clone(),
+        cfg.history,
+        cfg.snapshot_every,
+    )
+    .await?;
+    store.check_genesis(genesis.hash()).await?;
+    let (state, tip) = match recovered.snapshot {
+        Some((state, tip)) => {
+            info!(height = tip.height, hash = %tip.hash, "restored finalized state");
+            (state, tip)
+        }
+        None => {
+            let mut state = genesis_state;
+            let tip = TipMeta {
+                height: 0,
+                hash: digest_to_b256(&genesis_block.digest()),
+                timestamp_ms: genesis_block.timestamp_ms,
+                state_root: state.state_root(),
+                receipts_len: 0,
+                emission_len: 0,
+                epochs_len: 0,
+            };
+            (state, tip)
+        }
+    };
+    let mut ledger = Ledger::new(state, tip);
+    ledger.emission = crate::EmissionHistory::new(cfg.history);
+    for receipts in &recovered.receipts {
+        ledger.index_block(receipts);
+    }
+    for emission in &recovered.emission {
+        ledger.emission.record(emission);
+    }
+    let shared = Arc::new(Shared::new(
+        genesis.chain_id,
+        genesis.hash(),
+        genesis.validators.clone(),
+        node_key,
+        cfg.block_time_ms,
+        ledger,
+        Mempool::new(cfg.mempool),
+    ));
+    Ok((store, shared))
+}
+
+/// Opens the archives of finalized blocks and their finalizations (marshal's, on a validator).
+async fn open_archives<E: Storage + Clock + Metrics>(
+    context: &E,
+    prefix: &str,
+    freezer_table_initial_size: u32,
+    page_cache: &CacheRef,
+    limits: BlockLimits,
+) -> Result<(FinalizationArchive<E>, BlockArchive<E>), ChainError> {
+    let finalizations = immutable::Archive::init(
+        context.child("finalizations_by_height"),
+        immutable_config(
+            prefix,
+            "finalizations-by-height",
+            freezer_table_initial_size,
+            page_cache,
+            <Scheme as commonware_cryptography::certificate::Verifier>::certificate_codec_config_unbounded(),
+        ),
+    )
+    .await
+    .map_err(|e| ChainError::Storage(format!("opening the finalization archive: {e}")))?;
+    let blocks = immutable::Archive::init(
+        context.child("finalized_blocks"),
+        immutable_config(
+            prefix,
+            "finalized-blocks",
+            freezer_table_initial_size,
+            page_cache,
+            limits,
+        ),
+    )
+    .await
+    .map_err(|e| ChainError::Storage(format!("opening the block archive: {e}")))?;
+    Ok((finalizations, blocks))
 }
 
 /// The largest p2p message the engine sends, for sizing the network.
@@ -335,59 +470,27 @@ where
     let namespace = namespace(&genesis);
     let scheme = Scheme::signer(&namespace, participants, cfg.signer.clone())
         .ok_or_else(|| ChainError::NotAValidator(public_key_hex(&me)))?;
-    let (genesis_block, genesis_state) = genesis_block(&genesis)?;
+    let (genesis_block, _) = genesis_block(&genesis)?;
     let genesis_digest = genesis_block.digest();
     let prefix = cfg.partition_prefix;
 
     let page_cache = CacheRef::new(PAGE_CACHE_PAGE_SIZE, PAGE_CACHE_CAPACITY);
-
-    // The finalized ledger: from the last snapshot, or from genesis.
-    let (store, recovered) = store::Store::open(
-        context.child("ledger"),
+    let ledger_config = LedgerConfig {
+        history: cfg.history,
+        snapshot_every: cfg.snapshot_every,
+        mempool: cfg.mempool,
+        block_time_ms: cfg.rules.block_time_ms,
+    };
+    let (store, shared) = open_ledger(
+        &context,
         &prefix,
-        page_cache.clone(),
-        cfg.history,
-        cfg.snapshot_every,
+        &page_cache,
+        ledger_config,
+        &genesis,
+        public_key_hex(&me),
     )
     .await?;
     let mut store = store;
-    store.check_genesis(genesis.hash()).await?;
-    let (state, tip) = match recovered.snapshot {
-        Some((state, tip)) => {
-            info!(height = tip.height, hash = %tip.hash, "restored finalized state");
-            (state, tip)
-        }
-        None => {
-            let mut state = genesis_state;
-            let tip = TipMeta {
-                height: 0,
-                hash: digest_to_b256(&genesis_digest),
-                timestamp_ms: genesis_block.timestamp_ms,
-                state_root: state.state_root(),
-                receipts_len: 0,
-                emission_len: 0,
-                epochs_len: 0,
-            };
-            (state, tip)
-        }
-    };
-    let mut ledger = Ledger::new(state, tip);
-    ledger.emission = crate::EmissionHistory::new(cfg.history);
-    for receipts in &recovered.receipts {
-        ledger.index_block(receipts);
-    }
-    for emission in &recovered.emission {
-        ledger.emission.record(emission);
-    }
-    let shared = Arc::new(Shared::new(
-        genesis.chain_id,
-        genesis.hash(),
-        genesis.validators.clone(),
-        public_key_hex(&me),
-        cfg.rules.block_time_ms,
-        ledger,
-        Mempool::new(cfg.mempool),
-    ));
 
     // Block dissemination.
     let (buffer, buffer_mailbox) = buffered::Engine::new(
@@ -403,31 +506,14 @@ where
         },
     );
 
-    // Finalized history.
-    let finalizations_by_height = immutable::Archive::init(
-        context.child("finalizations_by_height"),
-        immutable_config(
-            &prefix,
-            "finalizations-by-height",
-            cfg.freezer_table_initial_size,
-            &page_cache,
-            <Scheme as commonware_cryptography::certificate::Verifier>::certificate_codec_config_unbounded(),
-        ),
+    let (finalizations_by_height, finalized_blocks) = open_archives(
+        &context,
+        &prefix,
+        cfg.freezer_table_initial_size,
+        &page_cache,
+        cfg.limits,
     )
-    .await
-    .map_err(|e| ChainError::Storage(format!("opening the finalization archive: {e}")))?;
-    let finalized_blocks = immutable::Archive::init(
-        context.child("finalized_blocks"),
-        immutable_config(
-            &prefix,
-            "finalized-blocks",
-            cfg.freezer_table_initial_size,
-            &page_cache,
-            cfg.limits,
-        ),
-    )
-    .await
-    .map_err(|e| ChainError::Storage(format!("opening the block archive: {e}")))?;
+    .await?;
 
     // Marshal.
     let epocher = FixedEpocher::new(EPOCH_LENGTH);
@@ -571,6 +657,7 @@ where
         runtime_metrics: Arc::new(move || metrics_context.encode()),
         gossip: Arc::new(gossip),
         data_dir: None,
+        snapshots: Default::default(),
     })
 }
 

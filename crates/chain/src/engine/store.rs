@@ -318,7 +318,16 @@ impl<E: Storage + Clock + Metrics> Store<E> {
         if tip.height % self.snapshot_every.get() != 0 {
             return Ok(tip);
         }
+        self.write_snapshot(state, tip).await
+    }
 
+    /// Durably writes `state` and `tip` as the snapshot a restart starts from (a follower's state
+    /// fetched from a peer is written at once, whatever its height).
+    pub async fn write_snapshot(
+        &mut self,
+        state: &State,
+        tip: TipMeta,
+    ) -> Result<TipMeta, ChainError> {
         let mut metadata = self
             .metadata
             .take()

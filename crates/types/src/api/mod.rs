@@ -116,6 +116,8 @@ pub mod code {
     pub const BAD_AGENT_ID: &str = "bad_agent_id";
     /// A query parameter that does not parse or is over its limit (400).
     pub const BAD_QUERY: &str = "bad_query";
+    /// A node that cannot serve a state snapshot yet (`/v1/sync/snapshot`).
+    pub const NO_SNAPSHOT: &str = "no_snapshot";
     /// An address that is not a delegated key (404).
     pub const NO_ALLOWANCE: &str = "no_allowance";
     /// A validation request that was never made (404).
