@@ -31,9 +31,14 @@
 //! clocks are roughly synchronized (block timestamps); more than two thirds of validators are
 //! honest and online for liveness.
 //!
-//! Does not: persist the mempool (a restart empties it), relay a transaction again to a validator
-//! that missed it (it reaches a block when a validator that has it proposes), prune block history,
-//! or run non-validator (follower) nodes.
+//! - **Followers** ([`start_follower`]) take finalized blocks from other nodes' sync API, accept a
+//!   batch only if its finalization certificate carries a quorum of the genesis validators'
+//!   signatures and its blocks link by parent hash, and apply each block only if executing it
+//!   gives its state root; a new follower may start from a state snapshot whose root is a
+//!   certified block's. They check submitted transactions like a validator and forward them.
+//!
+//! Does not: relay a transaction again to a validator that missed it (it reaches a block when a
+//! validator that has it proposes), or prune block history.
 //!
 //! Every commonware type stays inside the `engine` module, so a commonware upgrade touches one
 //! place.

@@ -87,6 +87,7 @@ macro_rules! blocking_calls {
 blocking_calls! {
     /// `GET /health`.
     fn health(&self) -> ();
+    fn sync_health(&self) -> api::SyncHealth;
     /// `GET /v1/status`.
     fn status(&self) -> api::Status;
     /// `GET /v1/storage`.

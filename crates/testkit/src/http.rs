@@ -147,3 +147,57 @@ pub fn file_server(
         url
     })
 }
+
+/// A proxy on loopback, run on `runtime`, in front of the node API at `upstream`: it forwards
+/// every request and hands each answer's body to `tamper` with the request's path before sending
+/// it on (a node that lies to whoever asks it). Its base URL.
+pub fn tampering_proxy(
+    runtime: &tokio::runtime::Runtime,
+    upstream: &str,
+    tamper: fn(&str, Vec<u8>) -> Vec<u8>,
+) -> String {
+    use axum::{body::Bytes, extract::Request, http::StatusCode, response::IntoResponse, Router};
+    let upstream = upstream.trim_end_matches('/').to_string();
+    let client = reqwest::Client::new();
+    runtime.block_on(async {
+        let app = Router::new().fallback(move |request: Request| {
+            let (client, upstream) = (client.clone(), upstream.clone());
+            async move {
+                let method = request.method().clone();
+                let path = request.uri().path().to_string();
+                let target = format!(
+                    "{upstream}{}",
+                    request.uri().path_and_query().map_or("/", |p| p.as_str())
+                );
+                let content_type = request.headers().get("content-type").cloned();
+                let body = axum::body::to_bytes(request.into_body(), 16 << 20)
+                    .await
+                    .unwrap_or_default();
+                let mut forward = client.request(method, target).body(body);
+                if let Some(ct) = content_type {
+                    forward = forward.header("content-type", ct);
+                }
+                let Ok(answer) = forward.send().await else {
+                    return StatusCode::BAD_GATEWAY.into_response();
+                };
+                let status = StatusCode::from_u16(answer.status().as_u16())
+                    .unwrap_or(StatusCode::BAD_GATEWAY);
+                let content_type = answer
+                    .headers()
+                    .get("content-type")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("application/octet-stream")
+                    .to_string();
+                let body = answer.bytes().await.unwrap_or_default().to_vec();
+                let body = Bytes::from(tamper(&path, body));
+                (status, [("content-type", content_type)], body).into_response()
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        let url = format!("http://{}", listener.local_addr().expect("address"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        url
+    })
+}

@@ -26,6 +26,7 @@
 //! panics with the process's log tail.
 
 pub mod devnet;
+pub mod follower;
 pub mod http;
 pub mod interop;
 pub mod mycel;
@@ -37,6 +38,7 @@ mod dir;
 
 pub use devnet::{Devnet, DevnetOptions};
 pub use dir::TestDir;
+pub use follower::Follower;
 pub use payer::{dev_address, dev_signer, now_secs, units};
 pub use ports::{free_port, free_port_range};
 pub use process::Proc;
