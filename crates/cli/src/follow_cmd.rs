@@ -19,10 +19,20 @@ use std::sync::Arc;
 pub struct FollowerArgs {
     /// Where the follower keeps its copy of the chain. A second run with the same directory
     /// resumes where it stopped.
-    #[arg(long, value_name = "DIR", default_value = ".mycel/follower", requires = "follow")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = ".mycel/follower",
+        requires = "follow"
+    )]
     pub data_dir: PathBuf,
     /// Address of the follower's HTTP API.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8555", requires = "follow")]
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "127.0.0.1:8555",
+        requires = "follow"
+    )]
     pub rpc_addr: SocketAddr,
     /// The chain's genesis file: its validators are who must sign every block. Without it the
     /// genesis is read from the first node followed (and its hash printed, to compare) and kept
@@ -86,10 +96,7 @@ impl Upstream for HttpUpstream {
 
 /// The genesis to follow: `--genesis`, else the one kept from the first run, else the first
 /// followed node's (kept for the next run). Every followed node must be on it.
-async fn genesis(
-    args: &FollowerArgs,
-    clients: &[NodeClient],
-) -> anyhow::Result<Genesis> {
+async fn genesis(args: &FollowerArgs, clients: &[NodeClient]) -> anyhow::Result<Genesis> {
     let kept = args.data_dir.join("genesis.json");
     let read = |path: &Path| -> anyhow::Result<Genesis> {
         let text = std::fs::read_to_string(path)
@@ -212,7 +219,10 @@ pub fn run(
         )
         .await
         .context("the HTTP API stopped")?;
-        eprintln!("stopped at finalized height {}", node.status().latest_height);
+        eprintln!(
+            "stopped at finalized height {}",
+            node.status().latest_height
+        );
         anyhow::Ok(())
     })
 }

@@ -36,8 +36,9 @@ pub(super) async fn blocks(
     State(api): State<ApiState>,
     Query(params): Query<BTreeMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    let from = number(&params, "from")?
-        .ok_or_else(|| ApiError::bad_request(code::BAD_QUERY, "from (a block height) is required"))?;
+    let from = number(&params, "from")?.ok_or_else(|| {
+        ApiError::bad_request(code::BAD_QUERY, "from (a block height) is required")
+    })?;
     if from == 0 {
         return Err(ApiError::bad_request(
             code::BAD_HEIGHT,

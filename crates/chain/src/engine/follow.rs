@@ -15,10 +15,9 @@
 //! the snapshot format of `mycel_state::State`.
 
 use super::{
-    block::digest_to_b256, block::Block, block::BlockLimits, block_view,
-    genesis_block, namespace, open_archives, open_ledger, store::Store,
-    validator_keys, BlockArchive, Finalization, FinalizationArchive, LedgerConfig, Scheme,
-    PAGE_CACHE_CAPACITY, PAGE_CACHE_PAGE_SIZE,
+    block::digest_to_b256, block::Block, block::BlockLimits, block_view, genesis_block, namespace,
+    open_archives, open_ledger, store::Store, validator_keys, BlockArchive, Finalization,
+    FinalizationArchive, LedgerConfig, Scheme, PAGE_CACHE_CAPACITY, PAGE_CACHE_PAGE_SIZE,
 };
 use crate::{
     ledger::{BlockView, TipMeta},
@@ -26,9 +25,7 @@ use crate::{
     ChainError, HistoryConfig, MempoolLimits,
 };
 use commonware_codec::{Decode, Encode, RangeCfg};
-use commonware_cryptography::{
-    certificate::Verifier as _, sha256::Digest, Digested, Digestible,
-};
+use commonware_cryptography::{certificate::Verifier as _, sha256::Digest, Digested, Digestible};
 use commonware_parallel::Sequential;
 use commonware_runtime::{buffer::paged::CacheRef, Clock, Metrics, Spawner, Storage};
 use commonware_storage::archive::{Archive as _, Identifier};
@@ -195,14 +192,19 @@ impl BatchVerifier {
         let cfg = (
             (),
             (),
-            (RangeCfg::from(1..=MAX_BATCH as usize + MAX_CERTIFICATE_SCAN as usize), self.limits),
+            (
+                RangeCfg::from(1..=MAX_BATCH as usize + MAX_CERTIFICATE_SCAN as usize),
+                self.limits,
+            ),
             self.scheme.certificate_codec_config(),
         );
         let (version, tip, blocks, finalization) =
             <(u8, u64, Vec<Block>, Finalization)>::decode_cfg(bytes, &cfg)
                 .map_err(|e| format!("the batch does not decode: {e}"))?;
         if version != VERSION {
-            return Err(format!("batch version {version}, this node reads {VERSION}"));
+            return Err(format!(
+                "batch version {version}, this node reads {VERSION}"
+            ));
         }
         let blocks: Vec<Digested<Block>> = blocks
             .into_iter()
@@ -220,7 +222,10 @@ impl BatchVerifier {
             ));
         }
         if !finalization.verify(rng, &self.scheme, &Sequential) {
-            return Err("the finalization certificate does not verify against the genesis validators".into());
+            return Err(
+                "the finalization certificate does not verify against the genesis validators"
+                    .into(),
+            );
         }
         for pair in blocks.windows(2) {
             let (parent, child) = (&pair[0], &pair[1]);
@@ -287,13 +292,21 @@ impl<E: Storage + Clock + Metrics> Archives<E> {
             .ok_or_else(|| ChainError::Storage("the block archive failed earlier".into()))?;
         for block in &batch.blocks {
             blocks = blocks
-                .put(block.inner().height.get(), block.digest(), &Arc::new(block.inner().clone()))
+                .put(
+                    block.inner().height.get(),
+                    block.digest(),
+                    &Arc::new(block.inner().clone()),
+                )
                 .await
                 .map_err(failed)?;
         }
         let last = batch.blocks.last().expect("a verified batch has blocks");
         finalizations = finalizations
-            .put(last.inner().height.get(), last.digest(), &batch.finalization)
+            .put(
+                last.inner().height.get(),
+                last.digest(),
+                &batch.finalization,
+            )
             .await
             .map_err(failed)?;
         let blocks = blocks.sync().await.map_err(failed)?;
@@ -399,8 +412,15 @@ where
     };
     // A follower has no validator key; it is named by the hash of its chain and data directory
     // only in logs. Its status reports no node key.
-    let (mut store, shared) =
-        open_ledger(&context, prefix, &page_cache, ledger_config, &genesis, String::new()).await?;
+    let (mut store, shared) = open_ledger(
+        &context,
+        prefix,
+        &page_cache,
+        ledger_config,
+        &genesis,
+        String::new(),
+    )
+    .await?;
     let (genesis_block, _) = genesis_block(&genesis)?;
     let (finalizations, blocks) =
         open_archives(&context, prefix, 2u32.pow(16), &page_cache, limits).await?;
@@ -410,7 +430,15 @@ where
     let mut rng = context.child("state_sync");
 
     if cfg.state_sync && shared.finalized_tip().height == 0 {
-        state_sync(&mut store, &shared, &archives, &verifier, &cfg.upstreams, &mut rng).await?;
+        state_sync(
+            &mut store,
+            &shared,
+            &archives,
+            &verifier,
+            &cfg.upstreams,
+            &mut rng,
+        )
+        .await?;
     }
     // Blocks archived after the last snapshot (a restart between snapshots).
     let from = shared.finalized_tip().height + 1;
@@ -418,12 +446,21 @@ where
     while let Some(block) = archives.get_block(Identifier::Index(next)).await {
         let digest = block.digest();
         let block = block.as_ref().clone();
-        super::apply_finalized(&mut store, &shared, &Digested::precomputed(block, digest), true)
-            .await?;
+        super::apply_finalized(
+            &mut store,
+            &shared,
+            &Digested::precomputed(block, digest),
+            true,
+        )
+        .await?;
         next += 1;
     }
     if next > from {
-        info!(from, to = next - 1, "applied the archived blocks after the last state snapshot");
+        info!(
+            from,
+            to = next - 1,
+            "applied the archived blocks after the last state snapshot"
+        );
     }
     shared.set_consensus_tip(shared.finalized_tip().height);
 
@@ -552,7 +589,9 @@ fn verify_snapshot(
     let (version, state, batch) = <(u8, Vec<u8>, Vec<u8>)>::decode_cfg(bytes, &cfg)
         .map_err(|e| format!("the snapshot does not decode: {e}"))?;
     if version != VERSION {
-        return Err(format!("snapshot version {version}, this node reads {VERSION}"));
+        return Err(format!(
+            "snapshot version {version}, this node reads {VERSION}"
+        ));
     }
     let batch = verifier.verify(batch, None, rng)?;
     let root = batch.blocks[0].inner().state_root;
@@ -583,10 +622,11 @@ impl<E: Storage + Clock + Metrics> Syncer<E> {
             let problem = match answer {
                 Ok(None) => None,
                 Ok(Some(bytes)) => {
-                    match self
-                        .verifier
-                        .verify(bytes, Some((tip.height + 1, tip.hash)), &mut context)
-                    {
+                    match self.verifier.verify(
+                        bytes,
+                        Some((tip.height + 1, tip.hash)),
+                        &mut context,
+                    ) {
                         Ok(batch) => match self.apply(batch).await {
                             Ok(()) => None,
                             Err(e) => {
@@ -664,12 +704,17 @@ async fn forward(tx: SignedTx, shared: Arc<Shared>, upstreams: Vec<Arc<dyn Upstr
                     .refused_upstream(&hash, &format!("refused by {}: {message}", upstream.name()));
                 return;
             }
-            Err(SubmitRefusal::Unreachable(e)) => unreachable.push(format!("{}: {e}", upstream.name())),
+            Err(SubmitRefusal::Unreachable(e)) => {
+                unreachable.push(format!("{}: {e}", upstream.name()))
+            }
         }
     }
     warn!(%hash, "no upstream took the transaction: {}", unreachable.join("; "));
     shared.mempool().refused_upstream(
         &hash,
-        &format!("not forwarded: no validator could be reached ({})", unreachable.join("; ")),
+        &format!(
+            "not forwarded: no validator could be reached ({})",
+            unreachable.join("; ")
+        ),
     );
 }
