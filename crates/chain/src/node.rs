@@ -63,6 +63,9 @@ pub(crate) struct Shared {
     pub executed: Mutex<HashMap<B256, Executed>>,
     pub blocks: broadcast::Sender<Arc<BlockView>>,
     pub counters: Counters,
+    /// The lowest block height this node holds past genesis: 1, or the height of the state
+    /// snapshot a follower started from.
+    pub first_block: AtomicU64,
 }
 
 impl Shared {
@@ -92,6 +95,7 @@ impl Shared {
             executed: Mutex::new(HashMap::new()),
             blocks,
             counters,
+            first_block: AtomicU64::new(1),
         }
     }
 
@@ -211,7 +215,9 @@ pub struct Node {
 /// Why a node serves no state snapshot.
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
-    #[error("this node holds no certificate for its finalized state yet; try again in a few blocks")]
+    #[error(
+        "this node holds no certificate for its finalized state yet; try again in a few blocks"
+    )]
     NotCertified,
 }
 
@@ -328,6 +334,12 @@ impl Node {
         self.blocks.block(height).await
     }
 
+    /// The lowest height past genesis whose block this node serves: 1, or for a follower started
+    /// from a state snapshot, the snapshot's height.
+    pub fn first_block(&self) -> u64 {
+        self.shared.first_block.load(Ordering::Relaxed)
+    }
+
     /// The finalized block whose hash is `hash`, if this node has finalized it.
     pub async fn block_by_hash(&self, hash: B256) -> Option<BlockView> {
         let found = self.blocks.block_by_hash(hash).await?;
@@ -394,7 +406,12 @@ impl Node {
     /// The sync batch from `from` (`GET /v1/sync/blocks`): finalized blocks `from..=E` and the
     /// certificate of block `E`, at most `max` blocks (up to [`Node::SYNC_MAX_BATCH`]) unless the
     /// next certificate is further. Waits up to `wait` for block `from`; `None` if it did not come.
-    pub async fn sync_blocks(&self, from: u64, max: u64, wait: std::time::Duration) -> Option<Vec<u8>> {
+    pub async fn sync_blocks(
+        &self,
+        from: u64,
+        max: u64,
+        wait: std::time::Duration,
+    ) -> Option<Vec<u8>> {
         let mut blocks = self.subscribe();
         let deadline = tokio::time::Instant::now() + wait;
         while self.shared.finalized_tip().height < from {

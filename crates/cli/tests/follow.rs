@@ -175,7 +175,11 @@ fn a_follower_syncs_checks_and_serves_the_chain_and_forwards_transactions() {
         node.account(dead).unwrap().myc
     );
     // Blocks before the snapshot are not here, and it says so.
-    assert!(synced.client().block(1).is_err());
+    let refused = synced.client().block(1).unwrap_err().to_string();
+    assert!(
+        refused.contains(&format!("started from a state snapshot at height {start}")),
+        "{refused}"
+    );
 
     // A follower of the liar alone takes nothing from it.
     let fooled = Follower::start(&dir, "fooled", &[&liar], &[]);

@@ -493,6 +493,16 @@ async fn latest_block(State(api): State<ApiState>) -> Answered<api::Block> {
 }
 
 async fn find_block(api: &ApiState, height: u64) -> Answered<api::Block> {
+    let first = api.node.first_block();
+    if height > 0 && height < first {
+        return Err(ApiError::not_found(
+            code::UNKNOWN_BLOCK,
+            format!(
+                "this node started from a state snapshot at height {first} and holds the blocks \
+                 from there on; ask a node that synced from genesis for block {height}"
+            ),
+        ));
+    }
     match api.node.block(height).await {
         Some(block) => Ok(ok(block_answer(&block))),
         None => Err(ApiError::not_found(

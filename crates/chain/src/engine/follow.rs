@@ -281,6 +281,13 @@ impl<E: Storage + Clock + Metrics> Archives<E> {
         blocks.get(id).await.ok().flatten()
     }
 
+    /// The lowest height archived.
+    async fn first_index(&self) -> Option<u64> {
+        let inner = self.inner.lock().await;
+        let (_, blocks) = inner.as_ref()?;
+        blocks.first_index()
+    }
+
     /// Durably stores the blocks of a batch and its certificate.
     async fn put(&self, batch: &VerifiedBatch) -> Result<(), ChainError> {
         let failed = |e: commonware_storage::archive::Error| {
@@ -440,6 +447,11 @@ where
         )
         .await?;
     }
+    if let Some(first) = archives.first_index().await {
+        shared
+            .first_block
+            .store(first.max(1), std::sync::atomic::Ordering::Relaxed);
+    }
     // Blocks archived after the last snapshot (a restart between snapshots).
     let from = shared.finalized_tip().height + 1;
     let mut next = from;
@@ -552,6 +564,7 @@ async fn state_sync<E: Storage + Clock + Metrics>(
                     ledger.state = state;
                     ledger.tip = tip;
                 }
+                shared.first_block.store(tip.height, std::sync::atomic::Ordering::Relaxed);
                 info!(
                     upstream = %upstream.name(),
                     height = tip.height,
