@@ -80,11 +80,11 @@ pub use config::{
     generate_validator_key, validator_public_key, BlockLimitsConfig, ConsensusConfig, NodeConfig,
     PeerConfig, ValidatorKey,
 };
+pub use engine::follow::{FollowerConfig, SubmitRefusal, Upstream};
 pub use history::{EmissionHistory, HistoryConfig, Page};
 pub use ledger::{BlockView, ChainStatus, Ledger, TxLocation, TxOutcome, TxStatus, TxView};
 pub use mempool::{MempoolError, MempoolLimits, Rejection, NONCE_WINDOW};
 pub use mycel_state::Account;
-pub use engine::follow::{FollowerConfig, SubmitRefusal, Upstream};
 pub use node::{Node, SnapshotError, SyncStatus};
 
 /// Why the node could not start or stopped.
