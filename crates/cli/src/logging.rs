@@ -48,6 +48,16 @@ pub enum LogFormat {
     Json,
 }
 
+impl LogFormat {
+    /// The value of `--log-format` that selects it (for the processes a supervisor starts).
+    pub fn as_flag(self) -> &'static str {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }
+    }
+}
+
 /// Logs to stderr with `RUST_LOG`, else `default_filter`, and a role's events to its file. Does
 /// nothing if logging is set up.
 pub fn init(default_filter: &str) {

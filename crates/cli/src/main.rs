@@ -32,6 +32,7 @@ mod receipt_cmd;
 mod send;
 mod session_cmd;
 mod signer;
+mod up_follower;
 mod up_provider;
 mod up_roles;
 mod up_storage;
@@ -72,7 +73,8 @@ enum Command {
     Node(node_cmd::NodeArgs),
     /// Write a genesis and node configs for a new network.
     Init(node_cmd::InitArgs),
-    /// Write (if needed) and start an N-validator network on loopback.
+    /// Write (if needed) and start an N-validator network on loopback, with --followers N
+    /// followers of it.
     Localnet(node_cmd::LocalnetArgs),
     /// Create, import and list keys (encrypted Ethereum JSON keystores).
     #[command(subcommand)]

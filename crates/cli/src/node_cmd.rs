@@ -64,6 +64,13 @@ pub struct UpArgs {
     /// The first port the providers' leases are served on (provider K from this + 10·K).
     #[arg(long, value_name = "PORT", default_value_t = 8300)]
     pub provider_port: u16,
+    /// Followers to run (`mycel node --follow` this devnet): nodes without a validator key that
+    /// sync its certified blocks and serve the whole node API, each in DATA_DIR/follower-K.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub followers: u16,
+    /// The port of follower 0's node API on 127.0.0.1; follower K serves on this + K.
+    #[arg(long, value_name = "PORT", default_value_t = 8555)]
+    pub follower_port: u16,
     /// Limits of every HTTP server the devnet runs: the node API, and the miners, validator and
     /// gateway of the subnet.
     #[command(flatten)]
@@ -118,7 +125,8 @@ pub struct InitArgs {
     pub force: bool,
 }
 
-/// `mycel localnet`: write (if needed) and start an N-validator network on loopback.
+/// `mycel localnet`: write (if needed) and start an N-validator network on loopback, and followers
+/// of it if asked.
 #[derive(Debug, Clone, clap::Args)]
 pub struct LocalnetArgs {
     #[arg(long, default_value_t = 4)]
@@ -138,6 +146,13 @@ pub struct LocalnetArgs {
     pub storage: bool,
     #[arg(long, default_value_t = 8745)]
     pub storage_port: u16,
+    /// Followers to run (`mycel node --follow` every validator): nodes without a validator key
+    /// that sync the certified blocks and serve the whole node API, each in DIR/follower-K.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub followers: u16,
+    /// The port of follower 0's node API on 127.0.0.1; follower K serves on this + K.
+    #[arg(long, value_name = "PORT", default_value_t = 8845)]
+    pub follower_port: u16,
 }
 
 /// The file `mycel node --config` reads.
@@ -218,12 +233,23 @@ pub fn run_up(args: UpArgs) -> anyhow::Result<()> {
         providers: args.providers,
         first_port: args.provider_port,
     };
+    let genesis = args.data_dir.join(GENESIS_FILE);
+    let followers = crate::up_follower::FollowerPlan {
+        follow: vec![format!("http://{}", args.rpc_addr)],
+        genesis: genesis.exists().then_some(genesis),
+        dir: args.data_dir.clone(),
+        followers: args.followers,
+        first_port: args.follower_port,
+        log_format: args.log_format,
+    };
+    followers.check()?;
     run(
         file,
         Banner::Devnet(Box::new(DevnetRoles {
             subnet,
             storage,
             providers,
+            followers: (args.followers > 0).then_some(followers),
         })),
         limits,
     )
@@ -292,8 +318,35 @@ pub fn run_localnet(args: LocalnetArgs) -> anyhow::Result<()> {
     if args.storage && args.validators > 4 {
         bail!("--storage gives up to 4 validators a storage node (development accounts 6 to 9 sign them)");
     }
+    let mut followers = crate::up_follower::FollowerPlan {
+        follow: Vec::new(),
+        genesis: Some(args.dir.join(GENESIS_FILE)),
+        dir: args.dir.clone(),
+        followers: args.followers,
+        first_port: args.follower_port,
+        log_format: args.log_format,
+    };
+    followers.check()?;
     let exe = std::env::current_exe().context("cannot find the mycel executable")?;
-    let mut children: Vec<(u32, Child)> = Vec::new();
+    let mut children: Vec<Supervised> = Vec::new();
+    let started = start_localnet(&args, &exe, &mut followers, &mut children);
+    let result = started.and_then(|()| {
+        println!("localnet running; Ctrl-C stops it");
+        supervise_localnet(&mut children)
+    });
+    stop_all(&mut children);
+    eprintln!("localnet stopped");
+    result
+}
+
+/// Starts the localnet's validators, their storage nodes and the followers, adding each to
+/// `children` as it starts (so a failure part way stops the ones started).
+fn start_localnet(
+    args: &LocalnetArgs,
+    exe: &Path,
+    followers: &mut crate::up_follower::FollowerPlan,
+    children: &mut Vec<Supervised>,
+) -> anyhow::Result<()> {
     for i in 0..args.validators {
         let dir = args.dir.join(format!("validator-{i}"));
         let config = dir.join(NODE_FILE);
@@ -304,36 +357,36 @@ pub fn run_localnet(args: LocalnetArgs) -> anyhow::Result<()> {
                 args.dir.display()
             );
         }
-        let log = fs::File::create(dir.join("node.log"))
-            .with_context(|| format!("cannot write {}", dir.join("node.log").display()))?;
-        let child = Command::new(&exe)
+        let log_path = dir.join("node.log");
+        let log = fs::File::create(&log_path)
+            .with_context(|| format!("cannot write {}", log_path.display()))?;
+        let child = Command::new(exe)
             .arg("node")
             .arg("--config")
             .arg(&config)
-            .arg("--log-format")
-            .arg(match args.log_format {
-                crate::logging::LogFormat::Text => "text",
-                crate::logging::LogFormat::Json => "json",
-            })
+            .args(["--log-format", args.log_format.as_flag()])
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()
             .with_context(|| format!("cannot start validator {i}"))?;
         let rpc = read_node_file(&config)?.rpc_addr;
-        println!(
-            "validator {i}: http://{rpc}  (log: {})",
-            dir.join("node.log").display()
-        );
-        children.push((i, child));
+        println!("validator {i}: http://{rpc}  (log: {})", log_path.display());
+        children.push(Supervised {
+            label: format!("validator {i}"),
+            log: log_path,
+            child,
+        });
+        followers.follow.push(format!("http://{rpc}"));
         if args.storage {
             let port = args
                 .storage_port
                 .checked_add(i as u16)
                 .context("--storage-port runs past 65535")?;
-            let log = fs::File::create(dir.join("storage.log"))
-                .with_context(|| format!("cannot write {}", dir.join("storage.log").display()))?;
-            let child = Command::new(&exe)
+            let log_path = dir.join("storage.log");
+            let log = fs::File::create(&log_path)
+                .with_context(|| format!("cannot write {}", log_path.display()))?;
+            let child = Command::new(exe)
                 .args([
                     "storage",
                     "--dev-account",
@@ -351,41 +404,47 @@ pub fn run_localnet(args: LocalnetArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("cannot start storage node {i}"))?;
             println!(
                 "storage node {i}: http://127.0.0.1:{port}  (log: {})",
-                dir.join("storage.log").display()
+                log_path.display()
             );
-            // Storage nodes are numbered after the validators in the supervisor's list.
-            children.push((args.validators + i, child));
+            children.push(Supervised {
+                label: format!("storage node {i}"),
+                log: log_path,
+                child,
+            });
         }
     }
-    println!("localnet running; Ctrl-C stops it");
+    for k in 0..followers.followers {
+        let addr = followers.addr(k)?;
+        let child = followers.spawn(exe, k)?;
+        println!(
+            "follower {k}: http://{addr}  (log: {})",
+            child.log.display()
+        );
+        children.push(child);
+    }
+    Ok(())
+}
+
+/// Waits for Ctrl-C or SIGTERM (`Ok`), or for a child to exit (an error naming it and its log).
+fn supervise_localnet(children: &mut [Supervised]) -> anyhow::Result<()> {
     let stop = signal_flag()?;
-    let result = loop {
+    loop {
         if stop.load(std::sync::atomic::Ordering::Relaxed) {
-            break Ok(());
+            eprintln!("stopping…");
+            return Ok(());
         }
-        if let Some((i, status)) = children
+        if let Some((child, status)) = children
             .iter_mut()
-            .find_map(|(i, c)| c.try_wait().ok().flatten().map(|s| (*i, s)))
+            .find_map(|c| c.exited().map(|status| (c, status)))
         {
-            let (what, k, log) = match i.checked_sub(args.validators) {
-                Some(k) => ("storage node", k, "storage.log"),
-                None => ("validator", i, "node.log"),
-            };
-            break Err(anyhow::anyhow!(
-                "{what} {k} exited ({status}); see {}",
-                args.dir.join(format!("validator-{k}")).join(log).display()
-            ));
+            bail!(
+                "{} exited ({status}); see {}",
+                child.label,
+                child.log.display()
+            );
         }
         std::thread::sleep(Duration::from_millis(200));
-    };
-    for (_, child) in &mut children {
-        terminate(child);
     }
-    for (_, child) in &mut children {
-        let _ = child.wait();
-    }
-    eprintln!("localnet stopped");
-    result
 }
 
 /// Writes genesis.json and one validator-i/node.json per validator into `dir`.
@@ -461,6 +520,7 @@ struct DevnetRoles {
     subnet: Option<crate::up_roles::SubnetPlan>,
     storage: Option<crate::up_storage::StoragePlan>,
     providers: crate::up_provider::ProviderPlan,
+    followers: Option<crate::up_follower::FollowerPlan>,
 }
 
 /// Runs a node and its HTTP API until Ctrl-C or SIGTERM.
@@ -489,6 +549,7 @@ fn run(file: NodeFile, banner: Banner, limits: mycel_http::ServeLimits) -> anyho
         let mut subnet = None;
         let mut storage = None;
         let mut providers = None;
+        let mut followers = None;
         let attached = mycel_rpc::Attached::default();
         match banner {
             Banner::Devnet(roles) => {
@@ -496,12 +557,16 @@ fn run(file: NodeFile, banner: Banner, limits: mycel_http::ServeLimits) -> anyho
                     subnet: plan,
                     storage: storage_plan,
                     providers: provider_plan,
+                    followers: follower_plan,
                 } = *roles;
                 print_devnet_banner(rpc_addr, &data_dir, &status.node_key, status.latest_height);
                 if let Some(plan) = storage_plan {
                     storage = Some(crate::up_storage::start(plan)?);
                 }
                 providers = Some(crate::up_provider::start(&provider_plan)?);
+                if let Some(plan) = follower_plan {
+                    followers = Some(crate::up_follower::start(&plan)?);
+                }
                 if let Some(plan) = plan {
                     subnet = Some(crate::up_roles::start(plan, attached.clone())?);
                 }
@@ -526,6 +591,9 @@ fn run(file: NodeFile, banner: Banner, limits: mycel_http::ServeLimits) -> anyho
         }
         if let Some(providers) = providers {
             providers.stop();
+        }
+        if let Some(followers) = followers {
+            followers.stop();
         }
         if let Some(storage) = storage {
             storage.stop();
@@ -570,7 +638,14 @@ fn print_devnet_banner(rpc_addr: SocketAddr, data_dir: &Path, node_key: &str, he
     let _ = std::io::stdout().flush();
 }
 
+/// Returns on Ctrl-C or SIGTERM, once it has said so on the console.
 pub(crate) async fn shutdown_signal() {
+    stop_requested().await;
+    eprintln!("stopping…");
+}
+
+/// Returns on Ctrl-C or SIGTERM.
+async fn stop_requested() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -589,11 +664,10 @@ pub(crate) async fn shutdown_signal() {
         _ = ctrl_c => {},
         _ = term => {},
     }
-    eprintln!("stopping…");
 }
 
-/// A flag set on Ctrl-C or SIGTERM (for the blocking localnet supervisor).
-fn signal_flag() -> anyhow::Result<std::sync::Arc<std::sync::atomic::AtomicBool>> {
+/// A flag set on Ctrl-C or SIGTERM, for a blocking supervisor (it says nothing itself).
+pub(crate) fn signal_flag() -> anyhow::Result<std::sync::Arc<std::sync::atomic::AtomicBool>> {
     let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let set = flag.clone();
     std::thread::spawn(move || {
@@ -603,28 +677,48 @@ fn signal_flag() -> anyhow::Result<std::sync::Arc<std::sync::atomic::AtomicBool>
         else {
             return;
         };
-        rt.block_on(shutdown_signal());
+        rt.block_on(stop_requested());
         set.store(true, std::sync::atomic::Ordering::Relaxed);
     });
     Ok(flag)
 }
 
-fn terminate(child: &mut Child) {
-    #[cfg(unix)]
-    {
-        // SIGTERM lets the node stop its API cleanly; finalized data is durable either way.
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(child.id().to_string())
-            .status();
-        for _ in 0..50 {
-            if matches!(child.try_wait(), Ok(Some(_))) {
-                return;
+/// A child process a supervisor runs, named for what it says about it.
+pub(crate) struct Supervised {
+    /// What it is, for people: `validator 2`, `follower 0`.
+    pub label: String,
+    /// Where its output goes.
+    pub log: PathBuf,
+    pub child: Child,
+}
+
+impl Supervised {
+    /// Its exit status, once it has exited.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+}
+
+/// SIGTERM to every child still running (a node then stops its API cleanly; finalized data is
+/// durable either way), then waits for them all, at most 10 s, and kills the ones left.
+pub(crate) fn stop_all(children: &mut [Supervised]) {
+    for supervised in children.iter_mut() {
+        #[cfg(unix)]
+        if supervised.exited().is_none() {
+            // SAFETY: kill(2) on a child this process started and has not reaped.
+            unsafe {
+                libc::kill(supervised.child.id() as libc::pid_t, libc::SIGTERM);
             }
-            std::thread::sleep(Duration::from_millis(100));
         }
     }
-    let _ = child.kill();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    for supervised in children.iter_mut() {
+        while std::time::Instant::now() < deadline && supervised.exited().is_none() {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = supervised.child.kill();
+        let _ = supervised.child.wait();
+    }
 }
 
 fn read_node_file(path: &Path) -> anyhow::Result<NodeFile> {
