@@ -208,9 +208,12 @@ pub struct Node {
     pub(crate) gossip: Arc<dyn Fn(&SignedTx) + Send + Sync>,
     /// The node's data directory (for its disk use in the metrics), if it has one on disk.
     pub(crate) data_dir: Option<Arc<DataDir>>,
-    /// The last state snapshot served to a follower: (height, encoded answer).
-    pub(crate) snapshots: Arc<tokio::sync::Mutex<Option<(u64, Arc<Vec<u8>>)>>>,
+    /// The last state snapshot served to a follower.
+    pub(crate) snapshots: Arc<tokio::sync::Mutex<Option<ServedSnapshot>>>,
 }
+
+/// A state snapshot as served: the height of its state and the encoded answer.
+pub(crate) type ServedSnapshot = (u64, Arc<Vec<u8>>);
 
 /// Why a node serves no state snapshot.
 #[derive(Debug, thiserror::Error)]

@@ -98,7 +98,7 @@ impl Application {
     }
 
     /// Spoils a proposal as the Byzantine proposer is told to (a no-op for an honest one).
-    #[cfg_attr(not(test), allow(unused_mut, unused_variables))]
+    #[cfg_attr(not(test), allow(unused_mut, unused_variables, clippy::ptr_arg))]
     fn spoil(&self, txs: &mut Vec<Bytes>, state_root: &mut mycel_types::B256) -> bool {
         match &self.proposer {
             Proposer::Honest => false,

@@ -315,7 +315,7 @@ impl<E: Storage + Clock + Metrics> Store<E> {
         tip.epochs_len = epochs.size();
         self.emission = Some(blocks);
         self.epochs = Some(epochs);
-        if tip.height % self.snapshot_every.get() != 0 {
+        if !tip.height.is_multiple_of(self.snapshot_every.get()) {
             return Ok(tip);
         }
         self.write_snapshot(state, tip).await
