@@ -11,6 +11,10 @@ use std::time::Duration;
 
 /// How long a call may take by default (a connection, the request and the whole answer).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// The largest answer this client reads (a sync batch of 256 full blocks fits).
+pub const MAX_ANSWER_BYTES: usize = 1 << 30;
+/// The largest state snapshot this client reads.
+pub const MAX_SNAPSHOT_BYTES: usize = 4 << 30;
 /// How long an idle pooled connection is kept: below the 10 s after which a mycel server closes
 /// an idle kept-alive connection (mycel-http's header timeout), so a call is never sent on a
 /// connection the server is closing.
@@ -198,7 +202,7 @@ impl NodeClient {
         let path = "/v1/sync/snapshot";
         let request = self.http.get(self.url(path));
         let (status, bytes) = self
-            .call_within(request, path, Duration::from_secs(600))
+            .call_capped(request, path, Duration::from_secs(600), MAX_SNAPSHOT_BYTES)
             .await?;
         if !status.is_success() {
             return Err(self.refusal(path, status, &bytes));
@@ -611,17 +615,49 @@ impl NodeClient {
         path: &str,
         timeout: Duration,
     ) -> Result<(reqwest::StatusCode, Vec<u8>), ClientError> {
-        let response = request
+        self.call_capped(request, path, timeout, MAX_ANSWER_BYTES)
+            .await
+    }
+
+    /// Sends `request` and reads at most `max_bytes` of its answer: a node that sends more is
+    /// cut off, not read into memory.
+    async fn call_capped(
+        &self,
+        request: reqwest::RequestBuilder,
+        path: &str,
+        timeout: Duration,
+        max_bytes: usize,
+    ) -> Result<(reqwest::StatusCode, Vec<u8>), ClientError> {
+        let mut response = request
             .timeout(timeout)
             .send()
             .await
             .map_err(|e| self.unreachable(path, &e))?;
         let status = response.status();
-        let bytes = response
-            .bytes()
+        let too_large = || {
+            self.unexpected(
+                path,
+                &format!("an answer larger than the {max_bytes} bytes this client reads"),
+            )
+        };
+        if response
+            .content_length()
+            .is_some_and(|n| n > max_bytes as u64)
+        {
+            return Err(too_large());
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
             .await
-            .map_err(|e| self.unreachable(path, &e))?;
-        Ok((status, bytes.to_vec()))
+            .map_err(|e| self.unreachable(path, &e))?
+        {
+            if bytes.len() + chunk.len() > max_bytes {
+                return Err(too_large());
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok((status, bytes))
     }
 
     fn unreachable(&self, path: &str, e: &reqwest::Error) -> ClientError {
@@ -708,4 +744,51 @@ pub struct JobFilter {
     pub provider: Option<Address>,
     pub evaluator: Option<Address>,
     pub status: Option<api::JobStatus>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::{body::Body, routing::get, Router};
+
+    /// A server that answers `len` bytes or more, with a Content-Length (`/sized`) or streamed.
+    async fn serve(len: usize) -> String {
+        let app = Router::new()
+            .route("/sized", get(move || async move { vec![7u8; len] }))
+            .route(
+                "/streamed",
+                get(move || async move {
+                    let chunks =
+                        (0..len / 1024 + 1).map(|_| Ok::<_, std::io::Error>(vec![7u8; 1024]));
+                    Body::from_stream(futures::stream::iter(chunks))
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        url
+    }
+
+    #[tokio::test]
+    async fn answers_over_the_cap_are_cut_off_not_read() {
+        let url = serve(64 * 1024).await;
+        let client = NodeClient::new(&url).unwrap();
+        for path in ["/sized", "/streamed"] {
+            let request = client.http.get(client.url(path));
+            let err = client
+                .call_capped(request, path, DEFAULT_TIMEOUT, 16 * 1024)
+                .await
+                .unwrap_err();
+            assert!(
+                err.to_string().contains("larger than the 16384 bytes"),
+                "{err}"
+            );
+            let request = client.http.get(client.url(path));
+            let (status, bytes) = client
+                .call_capped(request, path, DEFAULT_TIMEOUT, 1 << 20)
+                .await
+                .unwrap();
+            assert!(status.is_success() && bytes.len() >= 64 * 1024);
+        }
+    }
 }

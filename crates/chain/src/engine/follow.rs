@@ -48,7 +48,7 @@ pub(crate) const MAX_BATCH: u64 = 256;
 /// How far past the requested range a server looks for a certificate to end the batch at.
 const MAX_CERTIFICATE_SCAN: u64 = 1_024;
 /// Largest state a follower accepts from a peer.
-const MAX_SNAPSHOT_BYTES: usize = 1 << 30;
+const MAX_SNAPSHOT_BYTES: usize = 4 << 30;
 /// Blocks a follower asks for at once.
 const FOLLOW_BATCH: u64 = 128;
 /// How long a follower's request waits for the next block at the upstream.
