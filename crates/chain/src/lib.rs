@@ -85,7 +85,7 @@ pub use history::{EmissionHistory, HistoryConfig, Page};
 pub use ledger::{BlockView, ChainStatus, Ledger, TxLocation, TxOutcome, TxStatus, TxView};
 pub use mempool::{MempoolError, MempoolLimits, Rejection, NONCE_WINDOW};
 pub use mycel_state::Account;
-pub use node::{Node, SnapshotError, SyncStatus};
+pub use node::{Node, SnapshotError, SyncError, SyncStatus};
 
 /// Why the node could not start or stopped.
 #[derive(Debug, thiserror::Error)]

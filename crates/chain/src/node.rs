@@ -215,6 +215,13 @@ pub struct Node {
 /// A state snapshot as served: the height of its state and the encoded answer.
 pub(crate) type ServedSnapshot = (u64, Arc<Vec<u8>>);
 
+/// Why a node serves no sync batch.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("this node holds blocks from height {first} on (it started from a state snapshot), not block {from}; sync from a node that holds them")]
+    NotHeld { from: u64, first: u64 },
+}
+
 /// Why a node serves no state snapshot.
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
@@ -414,17 +421,21 @@ impl Node {
         from: u64,
         max: u64,
         wait: std::time::Duration,
-    ) -> Option<Vec<u8>> {
+    ) -> Result<Option<Vec<u8>>, SyncError> {
+        let first = self.first_block();
+        if from < first {
+            return Err(SyncError::NotHeld { from, first });
+        }
         let mut blocks = self.subscribe();
         let deadline = tokio::time::Instant::now() + wait;
         while self.shared.finalized_tip().height < from {
             match tokio::time::timeout_at(deadline, blocks.recv()).await {
                 Ok(Ok(_)) | Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
-                Ok(Err(broadcast::error::RecvError::Closed)) | Err(_) => return None,
+                Ok(Err(broadcast::error::RecvError::Closed)) | Err(_) => return Ok(None),
             }
         }
         let tip = self.shared.finalized_tip().height;
-        self.blocks.sync_batch(from, max, tip).await
+        Ok(self.blocks.sync_batch(from, max, tip).await)
     }
 
     /// Most blocks one sync batch carries.

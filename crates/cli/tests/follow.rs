@@ -181,6 +181,17 @@ fn a_follower_syncs_checks_and_serves_the_chain_and_forwards_transactions() {
         "{refused}"
     );
 
+    // A follower from genesis that asks the state-synced one first is told it holds no such
+    // blocks, and takes them from the next.
+    let late = Follower::start(&dir, "late", &[synced.rpc(), follower.rpc()], &[]);
+    let height = late.wait_for_height(devnet.height(), Duration::from_secs(60));
+    same_blocks(&node, &late.client(), 0, height);
+    assert!(
+        late.log().contains(&format!("holds blocks from height {start} on")),
+        "{}",
+        late.log()
+    );
+
     // A follower of the liar alone takes nothing from it.
     let fooled = Follower::start(&dir, "fooled", &[&liar], &[]);
     let deadline = Instant::now() + Duration::from_secs(8);

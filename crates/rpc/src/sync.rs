@@ -47,10 +47,11 @@ pub(super) async fn blocks(
     }
     let max = number(&params, "max")?.unwrap_or(Node::SYNC_MAX_BATCH);
     let wait = Duration::from_millis(number(&params, "wait_ms")?.unwrap_or(0).min(MAX_WAIT_MS));
-    Ok(match api.node.sync_blocks(from, max, wait).await {
-        Some(bytes) => binary(Body::from(bytes)),
-        None => StatusCode::NO_CONTENT.into_response(),
-    })
+    match api.node.sync_blocks(from, max, wait).await {
+        Ok(Some(bytes)) => Ok(binary(Body::from(bytes))),
+        Ok(None) => Ok(StatusCode::NO_CONTENT.into_response()),
+        Err(e) => Err(ApiError::not_found(code::NOT_KEPT, e.to_string())),
+    }
 }
 
 /// The encoded snapshot, shared by every answer that serves it.
