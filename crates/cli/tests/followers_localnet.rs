@@ -11,7 +11,7 @@ use mycel_testkit::{dev_signer, free_port, free_port_range, Devnet, DevnetOption
 use mycel_types::{Token, Transfer, TxKind};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const DEAD: Address = alloy_primitives::address!("000000000000000000000000000000000000dEaD");
 /// One MYC in base units.
@@ -21,21 +21,14 @@ const ONE_MYC: u128 = 1_000_000_000;
 /// `timeout` (the follower logs to its own file, not the supervisor's).
 #[track_caller]
 fn wait_follower(client: &NodeClient, height: u64, log: &Path, timeout: Duration) -> u64 {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Ok(status) = client.status() {
-            if status.height >= height {
-                return status.height;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the follower at {} did not reach height {height} in {timeout:?}; its log:\n{}",
+    mycel_testkit::devnet::wait_for_height_or(client.base(), height, timeout, || {
+        let log = std::fs::read_to_string(log).unwrap_or_default();
+        format!(
+            "the follower at {}; its log:\n{}",
             client.base(),
-            mycel_testkit::process::tail(&std::fs::read_to_string(log).unwrap_or_default(), 40)
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+            mycel_testkit::process::tail(&log, 40)
+        )
+    })
 }
 
 /// Whether anything still accepts connections on `addr`.

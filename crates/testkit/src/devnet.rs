@@ -364,6 +364,20 @@ impl Devnet {
 /// `proc`'s log (the node's, or the process that started it) after `timeout`.
 #[track_caller]
 pub fn wait_for_height(rpc: &str, height: u64, proc: &Proc, timeout: Duration) -> u64 {
+    wait_for_height_or(rpc, height, timeout, || {
+        format!("{} at {rpc}; log:\n{}", proc.name(), proc.log_tail())
+    })
+}
+
+/// The finalized height of the node at `rpc`, once it is at least `height`; after `timeout`
+/// panics with what `describe` says (the node and its log).
+#[track_caller]
+pub fn wait_for_height_or(
+    rpc: &str,
+    height: u64,
+    timeout: Duration,
+    describe: impl Fn() -> String,
+) -> u64 {
     let client = NodeClient::new(rpc)
         .expect("client of the node")
         .with_timeout(Duration::from_secs(5));
@@ -376,9 +390,8 @@ pub fn wait_for_height(rpc: &str, height: u64, proc: &Proc, timeout: Duration) -
         }
         assert!(
             Instant::now() < deadline,
-            "{} at {rpc} did not reach height {height} in {timeout:?}; log:\n{}",
-            proc.name(),
-            proc.log_tail()
+            "did not reach height {height} in {timeout:?}: {}",
+            describe()
         );
         std::thread::sleep(Duration::from_millis(200));
     }

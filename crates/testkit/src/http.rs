@@ -102,12 +102,7 @@ pub fn fixed_chat_server(runtime: &tokio::runtime::Runtime, content: &'static st
                                  "message": {"role": "assistant", "content": content}}]}))
             }),
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind 127.0.0.1:0");
-        let url = format!("http://{}", listener.local_addr().expect("address"));
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        url
+        serve(app).await
     })
 }
 
@@ -139,12 +134,7 @@ pub fn file_server(
                 }
             }),
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind 127.0.0.1:0");
-        let url = format!("http://{}", listener.local_addr().expect("address"));
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        url
+        serve(app).await
     })
 }
 
@@ -193,11 +183,16 @@ pub fn tampering_proxy(
                 (status, [("content-type", content_type)], body).into_response()
             }
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind 127.0.0.1:0");
-        let url = format!("http://{}", listener.local_addr().expect("address"));
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        url
+        serve(app).await
     })
+}
+
+/// Serves `app` on a free loopback port of the current runtime; its base URL.
+async fn serve(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1:0");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
 }
