@@ -55,6 +55,8 @@ const FOLLOW_BATCH: u64 = 128;
 const FOLLOW_WAIT_MS: u64 = 10_000;
 /// Pause after an upstream failed before the next one is asked.
 const RETRY_PAUSE: Duration = Duration::from_secs(1);
+/// Pause after an upstream had nothing new, before asking again.
+const IDLE_PAUSE: Duration = Duration::from_millis(50);
 /// Transactions forwarded to the validators at once.
 const FORWARD_CONCURRENCY: usize = 32;
 /// Transactions waiting to be forwarded; beyond this a submission is refused locally.
@@ -633,7 +635,12 @@ impl<E: Storage + Clock + Metrics> Syncer<E> {
                 .blocks(tip.height + 1, FOLLOW_BATCH, FOLLOW_WAIT_MS)
                 .await;
             let problem = match answer {
-                Ok(None) => None,
+                Ok(None) => {
+                    // Nothing new. A pause, so a node that answers at once cannot make this loop
+                    // spin.
+                    context.sleep(IDLE_PAUSE).await;
+                    None
+                }
                 Ok(Some(bytes)) => {
                     match self.verifier.verify(
                         bytes,
