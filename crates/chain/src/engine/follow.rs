@@ -421,16 +421,18 @@ where
     };
     // A follower has no validator key; it is named by the hash of its chain and data directory
     // only in logs. Its status reports no node key.
+    // Built once: with a large genesis the state and its root take seconds.
+    let (genesis_block, genesis_state) = genesis_block(&genesis)?;
     let (mut store, shared) = open_ledger(
         &context,
         prefix,
         &page_cache,
         ledger_config,
         &genesis,
+        (&genesis_block, genesis_state),
         String::new(),
     )
     .await?;
-    let (genesis_block, _) = genesis_block(&genesis)?;
     let (finalizations, blocks) =
         open_archives(&context, prefix, 2u32.pow(16), &page_cache, limits).await?;
     let archives = Arc::new(Archives {

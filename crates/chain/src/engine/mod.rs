@@ -351,9 +351,9 @@ async fn open_ledger<E: Storage + Clock + Metrics>(
     page_cache: &CacheRef,
     cfg: LedgerConfig,
     genesis: &Genesis,
+    (genesis_block, genesis_state): (&Block, State),
     node_key: String,
 ) -> Result<(store::Store<E>, Arc<Shared>), ChainError> {
-    let (genesis_block, genesis_state) = genesis_block(genesis)?;
     let (mut store, recovered) = store::Store::open(
         context.child("ledger"),
         prefix,
@@ -470,7 +470,8 @@ where
     let namespace = namespace(&genesis);
     let scheme = Scheme::signer(&namespace, participants, cfg.signer.clone())
         .ok_or_else(|| ChainError::NotAValidator(public_key_hex(&me)))?;
-    let (genesis_block, _) = genesis_block(&genesis)?;
+    // Built once: with a large genesis the state and its root take seconds.
+    let (genesis_block, genesis_state) = genesis_block(&genesis)?;
     let genesis_digest = genesis_block.digest();
     let prefix = cfg.partition_prefix;
 
@@ -487,6 +488,7 @@ where
         &page_cache,
         ledger_config,
         &genesis,
+        (&genesis_block, genesis_state),
         public_key_hex(&me),
     )
     .await?;
