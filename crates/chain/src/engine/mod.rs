@@ -787,10 +787,12 @@ async fn apply_finalized<E: Storage + Clock + Metrics>(
     let executed = match cached {
         Some(executed) => executed,
         None => {
-            let parent_state = shared.finalized_state();
-            let txs = application::decode_txs(shared, block_ref, &parent_state)
+            // Executed on a copy of the finalized state, read in place (only this task writes
+            // it), rather than on a copy of a copy.
+            let ledger = shared.ledger();
+            let txs = application::decode_txs(shared, block_ref, &ledger.state)
                 .map_err(ChainError::Divergence)?;
-            application::execute(&parent_state, block_ref, &txs).map_err(ChainError::Divergence)?
+            application::execute(&ledger.state, block_ref, &txs).map_err(ChainError::Divergence)?
         }
     };
 
