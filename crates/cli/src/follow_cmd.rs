@@ -136,14 +136,16 @@ async fn genesis(args: &FollowerArgs, clients: &[NodeClient]) -> anyhow::Result<
     if !kept.exists() {
         crate::node_cmd::write_json(&kept, &genesis, false)?;
     }
+    // Compared by hash (their status), not by fetching a genesis that may hold millions of
+    // accounts again.
+    let hash = genesis.hash();
     for client in clients {
-        if let Ok(theirs) = client.genesis().await {
-            if theirs.hash() != genesis.hash() {
+        if let Ok(status) = client.status().await {
+            if status.genesis_hash != hash {
                 bail!(
-                    "{} runs the chain with genesis {}, not {}: follow nodes of one chain",
+                    "{} runs the chain with genesis {}, not {hash}: follow nodes of one chain",
                     client.base(),
-                    theirs.hash(),
-                    genesis.hash()
+                    status.genesis_hash,
                 );
             }
         }
