@@ -419,9 +419,8 @@ where
         mempool: cfg.mempool,
         block_time_ms: cfg.block_time_ms,
     };
-    // A follower has no validator key; it is named by the hash of its chain and data directory
-    // only in logs. Its status reports no node key.
-    // Built once: with a large genesis the state and its root take seconds.
+    // Built once: with a large genesis the state and its root take seconds. A follower has no
+    // validator key: its status reports an empty node key.
     let (genesis_block, genesis_state) = genesis_block(&genesis)?;
     let (mut store, shared) = open_ledger(
         &context,
