@@ -205,8 +205,14 @@ impl NodeConfig {
 
     /// The tokio runtime configuration for this node: chain storage under `data_dir/chain`.
     pub fn runtime_config(&self) -> commonware_runtime::tokio::Config {
-        commonware_runtime::tokio::Config::new().with_storage_directory(self.data_dir.join("chain"))
+        runtime_config(&self.data_dir)
     }
+}
+
+/// The tokio runtime configuration of a node (validator or follower) whose data directory is
+/// `data_dir`: chain storage under `data_dir/chain`.
+pub fn runtime_config(data_dir: &std::path::Path) -> commonware_runtime::tokio::Config {
+    commonware_runtime::tokio::Config::new().with_storage_directory(data_dir.join("chain"))
 }
 
 /// A freshly generated validator key pair (hex).

@@ -77,8 +77,8 @@ mod mempool;
 mod node;
 
 pub use config::{
-    generate_validator_key, validator_public_key, BlockLimitsConfig, ConsensusConfig, NodeConfig,
-    PeerConfig, ValidatorKey,
+    generate_validator_key, runtime_config, validator_public_key, BlockLimitsConfig,
+    ConsensusConfig, NodeConfig, PeerConfig, ValidatorKey,
 };
 pub use engine::follow::{FollowerConfig, SubmitRefusal, Upstream};
 pub use history::{EmissionHistory, HistoryConfig, Page};

@@ -174,9 +174,8 @@ pub fn run(
         format!("cannot listen on {rpc_addr} for the HTTP API: is another mycel running? pick another with --rpc-addr")
     })?;
     listener.set_nonblocking(true)?;
-    let runtime = commonware_runtime::tokio::Config::new()
-        .with_storage_directory(args.data_dir.join("chain"));
-    let runner = commonware_runtime::tokio::Runner::new(runtime);
+    let runner =
+        commonware_runtime::tokio::Runner::new(mycel_chain::runtime_config(&args.data_dir));
     runner.start(|context| async move {
         let genesis = genesis(&args, &clients).await?;
         let mut block_time_ms = None;

@@ -702,22 +702,28 @@ impl Supervised {
 /// SIGTERM to every child still running (a node then stops its API cleanly; finalized data is
 /// durable either way), then waits for them all, at most 10 s, and kills the ones left.
 pub(crate) fn stop_all(children: &mut [Supervised]) {
-    for supervised in children.iter_mut() {
+    stop_processes(children.iter_mut().map(|s| &mut s.child).collect());
+}
+
+/// SIGTERM to every child still running, then waits for them all, at most 10 s, and kills the
+/// ones left.
+pub(crate) fn stop_processes(mut children: Vec<&mut Child>) {
+    for child in children.iter_mut() {
         #[cfg(unix)]
-        if supervised.exited().is_none() {
+        if matches!(child.try_wait(), Ok(None)) {
             // SAFETY: kill(2) on a child this process started and has not reaped.
             unsafe {
-                libc::kill(supervised.child.id() as libc::pid_t, libc::SIGTERM);
+                libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
             }
         }
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    for supervised in children.iter_mut() {
-        while std::time::Instant::now() < deadline && supervised.exited().is_none() {
+    for child in children.iter_mut() {
+        while std::time::Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
             std::thread::sleep(Duration::from_millis(100));
         }
-        let _ = supervised.child.kill();
-        let _ = supervised.child.wait();
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }
 

@@ -6,7 +6,6 @@
 use anyhow::{Context as _, Result};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 /// The development accounts `mycel up`'s providers sign with.
 const PROVIDER_ACCOUNTS: [u32; 2] = [6, 7];
@@ -70,20 +69,6 @@ pub fn start(plan: &ProviderPlan) -> Result<Providers> {
 impl Providers {
     /// Asks each provider to stop (it stops its miners), then makes sure.
     pub fn stop(mut self) {
-        for child in &self.0 {
-            #[cfg(unix)]
-            // SAFETY: sending a signal to a child process we started.
-            unsafe {
-                libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
-            }
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        for child in &mut self.0 {
-            while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        crate::node_cmd::stop_processes(self.0.iter_mut().collect());
     }
 }

@@ -19,7 +19,9 @@ fn candidate(count: u16) -> u16 {
         .map_or(0, |d| d.as_nanos() as u64);
     let mut x = nanos
         ^ (u64::from(std::process::id()) << 32)
-        ^ CALLS.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        ^ CALLS
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
     // splitmix64's finaliser.
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);

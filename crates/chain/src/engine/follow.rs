@@ -113,13 +113,13 @@ pub struct FollowerConfig {
 impl FollowerConfig {
     /// The tokio runtime configuration for this follower: chain storage under `data_dir/chain`.
     pub fn runtime_config(&self) -> commonware_runtime::tokio::Config {
-        commonware_runtime::tokio::Config::new().with_storage_directory(self.data_dir.join("chain"))
+        crate::runtime_config(&self.data_dir)
     }
 }
 
 /// Finalized blocks and their certificates, by height.
 pub(crate) trait Certified: Send + Sync {
-    fn certified_block(&self, height: u64) -> BoxFuture<'_, Option<Block>>;
+    fn certified_block(&self, height: u64) -> BoxFuture<'_, Option<Arc<Block>>>;
     fn finalization(&self, height: u64) -> BoxFuture<'_, Option<Finalization>>;
 }
 
@@ -134,20 +134,16 @@ pub(crate) async fn serve_batch(
         return None;
     }
     let wanted = tip.min(from.saturating_add(max.clamp(1, MAX_BATCH) - 1));
+    // The highest certified height in range, else the next one above it: blocks finalized only as
+    // ancestors of a later block have no certificate of their own.
+    let candidates = (from..=wanted)
+        .rev()
+        .chain(wanted + 1..=tip.min(wanted + MAX_CERTIFICATE_SCAN));
     let mut end = None;
-    for height in (from..=wanted).rev() {
+    for height in candidates {
         if let Some(f) = source.finalization(height).await {
             end = Some((height, f));
             break;
-        }
-    }
-    if end.is_none() {
-        // Blocks finalized only as ancestors of a later block have no certificate of their own.
-        for height in wanted + 1..=tip.min(wanted + MAX_CERTIFICATE_SCAN) {
-            if let Some(f) = source.finalization(height).await {
-                end = Some((height, f));
-                break;
-            }
         }
     }
     let (end, finalization) = end?;
@@ -304,7 +300,7 @@ impl<E: Storage + Clock + Metrics> Archives<E> {
                 .put(
                     block.inner().height.get(),
                     block.digest(),
-                    &Arc::new(block.inner().clone()),
+                    &block.inner_shared(),
                 )
                 .await
                 .map_err(failed)?;
@@ -326,11 +322,8 @@ impl<E: Storage + Clock + Metrics> Archives<E> {
 }
 
 impl<E: Storage + Clock + Metrics> Certified for Archives<E> {
-    fn certified_block(&self, height: u64) -> BoxFuture<'_, Option<Block>> {
-        Box::pin(async move {
-            let block = self.get_block(Identifier::Index(height)).await?;
-            Some(block.as_ref().clone())
-        })
+    fn certified_block(&self, height: u64) -> BoxFuture<'_, Option<Arc<Block>>> {
+        Box::pin(self.get_block(Identifier::Index(height)))
     }
 
     fn finalization(&self, height: u64) -> BoxFuture<'_, Option<Finalization>> {
@@ -460,7 +453,6 @@ where
     let mut next = from;
     while let Some(block) = archives.get_block(Identifier::Index(next)).await {
         let digest = block.digest();
-        let block = block.as_ref().clone();
         super::apply_finalized(
             &mut store,
             &shared,
@@ -567,7 +559,6 @@ async fn state_sync<E: Storage + Clock + Metrics>(
                     ledger.state = state;
                     ledger.tip = tip;
                 }
-                shared.first_block.store(tip.height, std::sync::atomic::Ordering::Relaxed);
                 info!(
                     upstream = %upstream.name(),
                     height = tip.height,

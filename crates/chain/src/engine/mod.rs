@@ -284,13 +284,13 @@ impl BlockSource for MarshalBlocks {
 struct MarshalCertified(MarshalMailbox<Scheme, Standard<Block>>);
 
 impl follow::Certified for MarshalCertified {
-    fn certified_block(&self, height: u64) -> BoxFuture<'_, Option<Block>> {
+    fn certified_block(&self, height: u64) -> BoxFuture<'_, Option<Arc<Block>>> {
         Box::pin(async move {
             let block = self
                 .0
                 .get_block(Identifier::Height(Height::new(height)))
                 .await?;
-            Some(block.inner().clone())
+            Some(block.inner_shared())
         })
     }
 
