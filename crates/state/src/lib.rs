@@ -44,7 +44,6 @@ use mycel_types::{
     genesis::amount_string, Amount, Genesis, SignedTx, Token, TxKind, MAX_MEMO_BYTES,
 };
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 /// Chain-wide parameters, fixed at genesis.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -219,7 +218,7 @@ pub struct TxReceipt {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
     params: Params,
-    accounts: BTreeMap<Address, Account>,
+    accounts: imbl::OrdMap<Address, Account>,
     supply: Supply,
     height: u64,
     last_block_time_ms: u64,
@@ -240,13 +239,38 @@ pub struct State {
     #[serde(default)]
     market: market::Market,
     #[serde(skip)]
-    tree: merkle::LeafCache,
+    tree: merkle::AccountsTree,
+    /// The sum of all accounts' balances, kept as accounts are written (derived: recounted when a
+    /// snapshot is read), so the books are checked after every block without a walk over every
+    /// account.
+    #[serde(skip)]
+    balances: Balances,
+}
+
+/// Sums of the accounts' balances.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Balances {
+    myc: u128,
+    musd: u128,
+}
+
+impl Balances {
+    /// The sums over `accounts`; `None` if they overflow (no valid state's do: they are at most
+    /// the supply).
+    fn count<'a>(accounts: impl Iterator<Item = &'a Account>) -> Option<Balances> {
+        let mut sums = Balances::default();
+        for account in accounts {
+            sums.myc = sums.myc.checked_add(account.myc)?;
+            sums.musd = sums.musd.checked_add(account.musd)?;
+        }
+        Some(sums)
+    }
 }
 
 impl State {
     /// The state before the first block. The genesis must already be valid.
     pub fn from_genesis(genesis: &Genesis) -> State {
-        let mut accounts = BTreeMap::new();
+        let mut accounts = imbl::OrdMap::new();
         let mut supply = Supply::default();
         for a in &genesis.accounts {
             accounts.insert(
@@ -260,6 +284,8 @@ impl State {
             supply.myc_issued = supply.myc_issued.saturating_add(a.myc);
             supply.musd_issued = supply.musd_issued.saturating_add(a.musd);
         }
+        let balances =
+            Balances::count(accounts.values()).expect("a valid genesis's balances add up");
         let state = State {
             params: Params {
                 chain_id: genesis.chain_id,
@@ -280,7 +306,8 @@ impl State {
             allowances: allowances::Allowances::default(),
             storage: storage::Storage::default(),
             market: market::Market::default(),
-            tree: merkle::LeafCache::default(),
+            tree: merkle::AccountsTree::default(),
+            balances,
         };
         state.assert_books_balance();
         state
@@ -440,6 +467,19 @@ impl State {
         })
     }
 
+    /// Writes an account (and marks its part of the state root for recomputing).
+    pub(crate) fn put_account(&mut self, address: Address, account: Account) {
+        let old = self.accounts.insert(address, account).unwrap_or_default();
+        let sums = &mut self.balances;
+        sums.myc = (sums.myc - old.myc)
+            .checked_add(account.myc)
+            .expect("MYC balances overflow");
+        sums.musd = (sums.musd - old.musd)
+            .checked_add(account.musd)
+            .expect("mUSD balances overflow");
+        self.tree.touch(address);
+    }
+
     /// Validates and applies one transaction; an error changes nothing.
     pub fn apply_tx(&mut self, tx: &SignedTx) -> Result<TxReceipt, TxError> {
         let verified = self.verify_stateless(tx.clone())?;
@@ -451,8 +491,7 @@ impl State {
         let plan = self.plan(tx)?;
         // Nothing below can fail: every amount was checked by `plan`.
         for (address, account) in &plan.writes {
-            self.accounts.insert(*address, *account);
-            self.tree.touch(*address);
+            self.put_account(*address, *account);
         }
         self.supply.myc_burned += plan.fee;
         if let Some(write) = plan.incentive {
@@ -501,8 +540,9 @@ impl State {
         pipeline::apply_block(self, ctx, txs)
     }
 
-    /// The authenticated root of the whole state: a binary keccak Merkle tree whose leaves are the
-    /// chain parameters and supply (first) and then every account in address order.
+    /// The authenticated root of the whole state: the accounts' tree ([`merkle`]: the chain
+    /// parameters and supply, then every account, bucketed by address) with each other part
+    /// folded in.
     pub fn state_root(&mut self) -> B256 {
         let header = merkle::header_leaf(
             &self.params,
@@ -524,13 +564,14 @@ impl State {
     /// Panics unless every unit is accounted for. Runs after every block.
     pub fn assert_books_balance(&self) {
         self.subnets.assert_alpha_books(self.height);
-        let (mut myc, mut musd) = (0u128, 0u128);
-        for account in self.accounts.values() {
-            myc = myc.checked_add(account.myc).expect("MYC balances overflow");
-            musd = musd
-                .checked_add(account.musd)
-                .expect("mUSD balances overflow");
-        }
+        // Debug builds (the tests) also walk every account: the running sums must be the sums.
+        #[cfg(debug_assertions)]
+        assert_eq!(
+            Balances::count(self.accounts.values()),
+            Some(self.balances),
+            "the running balance sums drifted from the accounts"
+        );
+        let Balances { myc, musd } = self.balances;
         assert_eq!(
             self.supply.myc_issued,
             myc + self.supply.myc_burned
@@ -560,8 +601,15 @@ impl State {
         let mut state: State =
             serde_json::from_slice(bytes).map_err(|e| SnapshotError(e.to_string()))?;
         state.market.recount();
+        state.recount_balances()?;
         state.assert_books_balance();
         Ok(state)
+    }
+
+    fn recount_balances(&mut self) -> Result<(), SnapshotError> {
+        self.balances = Balances::count(self.accounts.values())
+            .ok_or_else(|| SnapshotError("its balances add up to more than 2^128".into()))?;
+        Ok(())
     }
 
     /// Reads a snapshot that came from a peer, which may lie: it is accepted only if its state
@@ -577,6 +625,7 @@ impl State {
                 "its state root is {got}, not the finalized block's {root}"
             )));
         }
+        state.recount_balances()?;
         state.assert_books_balance();
         Ok(state)
     }

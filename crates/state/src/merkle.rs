@@ -1,58 +1,153 @@
-//! The state root: a binary keccak-256 Merkle tree over the header leaf and the accounts in
-//! address order. Leaf hashes are cached and only recomputed for accounts a block touched.
+//! The state root's accounts part: a keccak-256 Merkle tree whose cost per block follows what
+//! the block touched, not how many accounts there are.
+//!
+//! Accounts fall into 65,536 buckets by the first two bytes of their address. A bucket's root is
+//! the binary tree over its accounts' leaves in address order (an odd node at the end of a level
+//! moves up unchanged; the zero hash if the bucket is empty); the 65,536 bucket roots are the
+//! leaves of a complete binary tree of depth 16 in which two zero children give the zero hash.
+//! The accounts' root is `node(header, top)`.
 //!
 //! leaf(account) = keccak(0x00 ‖ address ‖ myc:u128 ‖ musd:u128 ‖ nonce:u64)
 //! leaf(header)  = keccak(0x02 ‖ chain_id:u64 ‖ min_fee:u128 ‖ max_tx_bytes:u32 ‖ myc_issued:u128
 //!                        ‖ myc_burned:u128 ‖ musd_issued:u128 ‖ height:u64 ‖ last_block_time_ms:u64)
-//! node(l, r)    = keccak(0x01 ‖ l ‖ r); an odd node at the end of a level moves up unchanged.
+//! node(l, r)    = keccak(0x01 ‖ l ‖ r), except node(0, 0) = 0 in the tree over buckets.
 //! All integers big-endian.
+//!
+//! A block that touches k accounts rehashes k buckets (about n / 65,536 leaves each) and at most
+//! 16·k nodes above them. The cached nodes are shared between copies of the state until one of
+//! them changes (copy on write), so copying the state for a block costs nothing here.
 
 use crate::{Account, Params, Supply};
 use alloy_primitives::{keccak256, Address, B256};
-use std::collections::{BTreeMap, BTreeSet};
+use imbl::OrdMap;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+/// Bits of the address that choose the bucket.
+const BUCKET_BITS: u32 = 16;
+const BUCKETS: usize = 1 << BUCKET_BITS;
+
+/// Nodes per chunk of the cached tree: a chunk is copied when a copy of the state changes a
+/// node in it, and an all-zero chunk takes no memory (a small state's tree is mostly zero).
+const CHUNK: usize = 256;
 
 #[derive(Debug, Clone, Default)]
-pub(crate) struct LeafCache {
-    built: bool,
-    leaves: BTreeMap<Address, B256>,
-    dirty: BTreeSet<Address>,
+pub(crate) struct AccountsTree {
+    /// Heap layout: node `i` has children `2i` and `2i + 1`; the root is at 1, bucket `b`'s root
+    /// at `BUCKETS + b`. Split in chunks shared between copies of the state (`None`: all zero).
+    /// Empty until the first root is asked for.
+    chunks: Vec<Option<Arc<[B256; CHUNK]>>>,
+    dirty: BTreeSet<u16>,
 }
 
-// The cache is derived data: two states are equal whatever their caches hold.
-impl PartialEq for LeafCache {
+// The tree is derived data: two states are equal whatever their caches hold.
+impl PartialEq for AccountsTree {
     fn eq(&self, _: &Self) -> bool {
         true
     }
 }
-impl Eq for LeafCache {}
+impl Eq for AccountsTree {}
 
-impl LeafCache {
+fn bucket_of(address: &Address) -> u16 {
+    u16::from_be_bytes([address[0], address[1]])
+}
+
+impl AccountsTree {
     pub(crate) fn touch(&mut self, address: Address) {
-        if self.built {
-            self.dirty.insert(address);
+        if !self.chunks.is_empty() {
+            self.dirty.insert(bucket_of(&address));
         }
     }
 
-    pub(crate) fn root(&mut self, header: B256, accounts: &BTreeMap<Address, Account>) -> B256 {
-        if !self.built {
-            self.leaves = accounts
-                .iter()
-                .map(|(a, acc)| (*a, account_leaf(a, acc)))
-                .collect();
-            self.built = true;
-        } else {
-            for address in std::mem::take(&mut self.dirty) {
-                match accounts.get(&address) {
-                    Some(acc) => self.leaves.insert(address, account_leaf(&address, acc)),
-                    None => self.leaves.remove(&address),
-                };
-            }
+    fn get(&self, i: usize) -> B256 {
+        match &self.chunks[i / CHUNK] {
+            Some(chunk) => chunk[i % CHUNK],
+            None => B256::ZERO,
         }
-        let mut level: Vec<B256> = Vec::with_capacity(self.leaves.len() + 1);
-        level.push(header);
-        level.extend(self.leaves.values().copied());
-        merkle_root(level)
     }
+
+    fn set(&mut self, i: usize, value: B256) {
+        let slot = &mut self.chunks[i / CHUNK];
+        if slot.is_none() && value == B256::ZERO {
+            return;
+        }
+        let chunk = slot.get_or_insert_with(|| Arc::new([B256::ZERO; CHUNK]));
+        Arc::make_mut(chunk)[i % CHUNK] = value;
+    }
+
+    /// Recomputes node `i` from its children.
+    fn update(&mut self, i: usize) {
+        let value = top_node(self.get(2 * i), self.get(2 * i + 1));
+        self.set(i, value);
+    }
+
+    pub(crate) fn root(&mut self, header: B256, accounts: &OrdMap<Address, Account>) -> B256 {
+        if self.chunks.is_empty() {
+            self.build(accounts);
+        } else if !self.dirty.is_empty() {
+            let dirty = std::mem::take(&mut self.dirty);
+            for &bucket in &dirty {
+                self.set(BUCKETS + bucket as usize, bucket_root(bucket, accounts));
+            }
+            self.rehash_above(dirty.into_iter());
+        }
+        node(header, self.get(1))
+    }
+
+    fn build(&mut self, accounts: &OrdMap<Address, Account>) {
+        self.chunks = vec![None; 2 * BUCKETS / CHUNK];
+        self.dirty.clear();
+        let mut leaves: Vec<B256> = Vec::new();
+        let mut current: Option<u16> = None;
+        let mut filled = Vec::new();
+        for (address, account) in accounts.iter() {
+            let bucket = bucket_of(address);
+            if current != Some(bucket) {
+                if let Some(done) = current {
+                    self.set(
+                        BUCKETS + done as usize,
+                        merkle_root(std::mem::take(&mut leaves)),
+                    );
+                    filled.push(done);
+                }
+                current = Some(bucket);
+            }
+            leaves.push(account_leaf(address, account));
+        }
+        if let Some(done) = current {
+            self.set(BUCKETS + done as usize, merkle_root(leaves));
+            filled.push(done);
+        }
+        // Only the nodes above a filled bucket can be other than zero.
+        self.rehash_above(filled.into_iter());
+    }
+
+    /// Recomputes every node above `buckets`, level by level, each once.
+    fn rehash_above(&mut self, buckets: impl Iterator<Item = u16>) {
+        let mut changed: BTreeSet<usize> = buckets.map(|b| (BUCKETS + b as usize) / 2).collect();
+        while !changed.is_empty() {
+            let mut parents = BTreeSet::new();
+            for &i in &changed {
+                self.update(i);
+                if i > 1 {
+                    parents.insert(i / 2);
+                }
+            }
+            changed = parents;
+        }
+    }
+}
+
+fn bucket_root(bucket: u16, accounts: &OrdMap<Address, Account>) -> B256 {
+    let mut low = [0u8; 20];
+    low[..2].copy_from_slice(&bucket.to_be_bytes());
+    let mut high = [0xffu8; 20];
+    high[..2].copy_from_slice(&bucket.to_be_bytes());
+    let leaves: Vec<B256> = accounts
+        .range(Address::from(low)..=Address::from(high))
+        .map(|(address, account)| account_leaf(address, account))
+        .collect();
+    merkle_root(leaves)
 }
 
 fn account_leaf(address: &Address, account: &Account) -> B256 {
@@ -79,18 +174,26 @@ pub(crate) fn header_leaf(params: &Params, supply: &Supply, height: u64, time_ms
     keccak256(buf)
 }
 
+fn node(l: B256, r: B256) -> B256 {
+    tagged_pair(0x01, l, r)
+}
+
+/// A node of the tree over buckets: empty subtrees stay zero.
+fn top_node(l: B256, r: B256) -> B256 {
+    if l == B256::ZERO && r == B256::ZERO {
+        B256::ZERO
+    } else {
+        node(l, r)
+    }
+}
+
+/// The root of the binary tree over `level` (the zero hash if empty).
 fn merkle_root(mut level: Vec<B256>) -> B256 {
     while level.len() > 1 {
         let next = level
             .chunks(2)
             .map(|pair| match pair {
-                [l, r] => {
-                    let mut buf = [0u8; 65];
-                    buf[0] = 0x01;
-                    buf[1..33].copy_from_slice(l.as_slice());
-                    buf[33..].copy_from_slice(r.as_slice());
-                    keccak256(buf)
-                }
+                [l, r] => node(*l, *r),
                 [single] => *single,
                 _ => unreachable!("chunks(2) yields one or two"),
             })
@@ -104,11 +207,20 @@ fn merkle_root(mut level: Vec<B256>) -> B256 {
 mod tests {
     use super::*;
 
+    fn account(myc: u128, nonce: u64) -> Account {
+        Account {
+            myc,
+            musd: 0,
+            nonce,
+        }
+    }
+
     #[test]
     fn root_of_known_levels() {
         let a = B256::repeat_byte(1);
         let b = B256::repeat_byte(2);
         let c = B256::repeat_byte(3);
+        assert_eq!(merkle_root(vec![]), B256::ZERO);
         assert_eq!(merkle_root(vec![a]), a);
         let mut ab = [0u8; 65];
         ab[0] = 1;
@@ -123,42 +235,94 @@ mod tests {
         assert_eq!(merkle_root(vec![a, b, c]), keccak256(abc));
     }
 
+    /// The definition written out the slow way: every bucket, every level of the 16-level tree.
+    fn root_by_definition(header: B256, accounts: &OrdMap<Address, Account>) -> B256 {
+        let mut level: Vec<B256> = (0..BUCKETS)
+            .map(|b| {
+                let leaves = accounts
+                    .iter()
+                    .filter(|(a, _)| bucket_of(a) as usize == b)
+                    .map(|(a, acc)| account_leaf(a, acc))
+                    .collect();
+                merkle_root(leaves)
+            })
+            .collect();
+        for _ in 0..BUCKET_BITS {
+            level = level.chunks(2).map(|p| top_node(p[0], p[1])).collect();
+        }
+        assert_eq!(level.len(), 1);
+        node(header, level[0])
+    }
+
+    #[test]
+    fn the_root_of_two_accounts_in_one_bucket_and_one_in_another() {
+        // Worked by hand: a and b share bucket 0x0102, c sits in bucket 0x8000.
+        let a = Address::from([1u8, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        let b = Address::from([1u8, 2, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        let c = Address::from([
+            0x80u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ]);
+        let accounts: OrdMap<Address, Account> =
+            [(a, account(1, 0)), (b, account(2, 1)), (c, account(3, 2))]
+                .into_iter()
+                .collect();
+        let header = B256::repeat_byte(9);
+        // Bucket 0x0102 (index 258) holds node(leaf a, leaf b); bucket 0x8000 holds leaf c.
+        let mut x = node(
+            account_leaf(&a, &account(1, 0)),
+            account_leaf(&b, &account(2, 1)),
+        );
+        let mut index = 0x0102usize;
+        let mut y = account_leaf(&c, &account(3, 2));
+        let mut other = 0x8000usize;
+        // Their paths meet only at the top: 0x0102 is in the left half, 0x8000 in the right.
+        for _ in 0..15 {
+            x = if index % 2 == 0 {
+                node(x, B256::ZERO)
+            } else {
+                node(B256::ZERO, x)
+            };
+            y = if other % 2 == 0 {
+                node(y, B256::ZERO)
+            } else {
+                node(B256::ZERO, y)
+            };
+            index /= 2;
+            other /= 2;
+        }
+        let expected = node(header, node(x, y));
+        assert_eq!(root_by_definition(header, &accounts), expected);
+        assert_eq!(AccountsTree::default().root(header, &accounts), expected);
+    }
+
     #[test]
     fn cached_root_equals_fresh_root() {
-        let mut accounts = BTreeMap::new();
+        let mut accounts = OrdMap::new();
         for i in 0..37u8 {
-            accounts.insert(
-                Address::repeat_byte(i),
-                Account {
-                    myc: i as u128,
-                    musd: 0,
-                    nonce: 0,
-                },
-            );
+            // Several accounts per bucket: the second byte repeats.
+            let mut address = [i; 20];
+            address[1] = i % 3;
+            accounts.insert(Address::from(address), account(i as u128, 0));
         }
         let header = B256::repeat_byte(9);
-        let mut cache = LeafCache::default();
-        cache.root(header, &accounts);
-        accounts.insert(
-            Address::repeat_byte(5),
-            Account {
-                myc: 999,
-                musd: 1,
-                nonce: 3,
-            },
-        );
-        cache.touch(Address::repeat_byte(5));
-        accounts.insert(
-            Address::repeat_byte(200),
-            Account {
-                myc: 1,
-                musd: 1,
-                nonce: 1,
-            },
-        );
-        cache.touch(Address::repeat_byte(200));
-        let cached = cache.root(header, &accounts);
-        assert_eq!(cached, LeafCache::default().root(header, &accounts));
+        let mut cache = AccountsTree::default();
+        let first = cache.root(header, &accounts);
+        assert_eq!(first, root_by_definition(header, &accounts));
+
+        // A copy shares the nodes; changing the copy leaves the original's root alone.
+        let mut copy = cache.clone();
+        let mut changed = accounts.clone();
+        let mut five = [5u8; 20];
+        five[1] = 2;
+        changed.insert(Address::from(five), account(999, 3));
+        copy.touch(Address::from(five));
+        changed.insert(Address::repeat_byte(200), account(1, 1));
+        copy.touch(Address::repeat_byte(200));
+        let cached = copy.root(header, &changed);
+        assert_eq!(cached, root_by_definition(header, &changed));
+        assert_eq!(cached, AccountsTree::default().root(header, &changed));
+        assert_ne!(cached, first);
+        assert_eq!(cache.root(header, &accounts), first);
     }
 }
 

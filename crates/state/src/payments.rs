@@ -29,16 +29,17 @@ use mycel_types::{
     Amount, Token, TransferWithAuthorization,
 };
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 /// Every EIP-3009 authorization ever executed, whom it paid, and their digest.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Payments {
-    used: BTreeSet<(Address, B256)>,
+    /// Persistent collections (they grow with every payment; a copy of the state shares them).
+    used: imbl::OrdSet<(Address, B256)>,
     /// Whom each executed authorization paid and how much, by [`authorization_id`] (a feedback
     /// that cites a payment is checked against it).
     #[serde(default)]
-    paid: BTreeMap<B256, Paid>,
+    paid: imbl::OrdMap<B256, Paid>,
     digest: B256,
 }
 
@@ -93,7 +94,7 @@ impl Payments {
             nonce,
             paid,
         } = used;
-        let inserted = self.used.insert((authorizer, nonce));
+        let inserted = self.used.insert((authorizer, nonce)).is_none();
         assert!(
             inserted,
             "authorization ({authorizer}, {nonce}) recorded twice: plan must refuse a used nonce"

@@ -189,8 +189,7 @@ fn pay_unstaked(state: &mut State, unstaked: Vec<(Address, u128)>) {
     for (coldkey, myc) in unstaked {
         let credited = bank::credit(state.account(&coldkey), Token::Myc, myc)
             .expect("MYC balances stay below the supply");
-        state.accounts.insert(coldkey, credited);
-        state.tree.touch(coldkey);
+        state.put_account(coldkey, credited);
     }
 }
 
@@ -203,8 +202,7 @@ fn storage_step(state: &mut State) {
     for (node, myc) in credits {
         let credited = bank::credit(state.account(&node), Token::Myc, myc)
             .expect("MYC balances stay below the supply");
-        state.accounts.insert(node, credited);
-        state.tree.touch(node);
+        state.put_account(node, credited);
     }
 }
 
@@ -215,8 +213,7 @@ fn market_step(state: &mut State) {
     for (to, token, amount) in credits {
         let credited = bank::credit(state.account(&to), token, amount)
             .expect("balances stay below the supply");
-        state.accounts.insert(to, credited);
-        state.tree.touch(to);
+        state.put_account(to, credited);
     }
 }
 
