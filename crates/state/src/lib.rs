@@ -501,7 +501,7 @@ impl State {
             self.payments.record(used);
         }
         if let Some((id, channel)) = plan.channel {
-            self.sessions.put(id, channel);
+            self.sessions.put(id, channel, tx.hash);
         }
         if let Some(write) = plan.agent {
             self.agents.apply(write, tx.hash);
@@ -600,13 +600,15 @@ impl State {
     pub fn from_snapshot_bytes(bytes: &[u8]) -> Result<State, SnapshotError> {
         let mut state: State =
             serde_json::from_slice(bytes).map_err(|e| SnapshotError(e.to_string()))?;
-        state.market.recount();
-        state.recount_balances()?;
+        state.recount_derived()?;
         state.assert_books_balance();
         Ok(state)
     }
 
-    fn recount_balances(&mut self) -> Result<(), SnapshotError> {
+    /// Counts again what a snapshot does not store.
+    fn recount_derived(&mut self) -> Result<(), SnapshotError> {
+        self.market.recount();
+        self.sessions.recount();
         self.balances = Balances::count(self.accounts.values())
             .ok_or_else(|| SnapshotError("its balances add up to more than 2^128".into()))?;
         Ok(())
@@ -618,14 +620,13 @@ impl State {
     pub fn from_peer_snapshot(bytes: &[u8], root: B256) -> Result<State, SnapshotError> {
         let mut state: State =
             serde_json::from_slice(bytes).map_err(|e| SnapshotError(e.to_string()))?;
-        state.market.recount();
         let got = state.state_root();
         if got != root {
             return Err(SnapshotError(format!(
                 "its state root is {got}, not the finalized block's {root}"
             )));
         }
-        state.recount_balances()?;
+        state.recount_derived()?;
         state.assert_books_balance();
         Ok(state)
     }

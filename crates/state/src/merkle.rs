@@ -4,17 +4,17 @@
 //! Accounts fall into 65,536 buckets by the first two bytes of their address. A bucket's root is
 //! the binary tree over its accounts' leaves in address order (an odd node at the end of a level
 //! moves up unchanged; the zero hash if the bucket is empty); the 65,536 bucket roots are the
-//! leaves of a complete binary tree of depth 16 in which two zero children give the zero hash.
-//! The accounts' root is `node(header, top)`.
+//! leaves of a complete binary tree of depth 16 in which a node with a zero child is its other
+//! child (so two zero children give zero). The accounts' root is `node(header, top)`.
 //!
 //! leaf(account) = keccak(0x00 ‖ address ‖ myc:u128 ‖ musd:u128 ‖ nonce:u64)
 //! leaf(header)  = keccak(0x02 ‖ chain_id:u64 ‖ min_fee:u128 ‖ max_tx_bytes:u32 ‖ myc_issued:u128
 //!                        ‖ myc_burned:u128 ‖ musd_issued:u128 ‖ height:u64 ‖ last_block_time_ms:u64)
-//! node(l, r)    = keccak(0x01 ‖ l ‖ r), except node(0, 0) = 0 in the tree over buckets.
+//! node(l, r)    = keccak(0x01 ‖ l ‖ r); in the tree over buckets node(x, 0) = node(0, x) = x.
 //! All integers big-endian.
 //!
 //! A block that touches k accounts rehashes k buckets (about n / 65,536 leaves each) and at most
-//! 16·k nodes above them. The cached nodes are shared between copies of the state until one of
+//! 16·k nodes above them (fewer while the tree is sparse: a lone filled subtree moves up as is). The cached nodes are shared between copies of the state until one of
 //! them changes (copy on write), so copying the state for a block costs nothing here.
 
 use crate::{Account, Params, Supply};
@@ -124,16 +124,17 @@ impl AccountsTree {
 
     /// Recomputes every node above `buckets`, level by level, each once.
     fn rehash_above(&mut self, buckets: impl Iterator<Item = u16>) {
-        let mut changed: BTreeSet<usize> = buckets.map(|b| (BUCKETS + b as usize) / 2).collect();
+        let mut changed: Vec<usize> = buckets.map(|b| (BUCKETS + b as usize) / 2).collect();
         while !changed.is_empty() {
-            let mut parents = BTreeSet::new();
+            changed.sort_unstable();
+            changed.dedup();
             for &i in &changed {
                 self.update(i);
-                if i > 1 {
-                    parents.insert(i / 2);
-                }
             }
-            changed = parents;
+            changed.retain(|&i| i > 1);
+            for i in changed.iter_mut() {
+                *i /= 2;
+            }
         }
     }
 }
@@ -178,10 +179,14 @@ fn node(l: B256, r: B256) -> B256 {
     tagged_pair(0x01, l, r)
 }
 
-/// A node of the tree over buckets: empty subtrees stay zero.
+/// A node of the tree over buckets: next to an empty subtree (zero), the other one moves up
+/// unchanged, so a sparse tree costs one hash per pair of filled subtrees that meet, not one per
+/// level.
 fn top_node(l: B256, r: B256) -> B256 {
-    if l == B256::ZERO && r == B256::ZERO {
-        B256::ZERO
+    if l == B256::ZERO {
+        r
+    } else if r == B256::ZERO {
+        l
     } else {
         node(l, r)
     }
@@ -267,29 +272,14 @@ mod tests {
                 .into_iter()
                 .collect();
         let header = B256::repeat_byte(9);
-        // Bucket 0x0102 (index 258) holds node(leaf a, leaf b); bucket 0x8000 holds leaf c.
-        let mut x = node(
+        // Bucket 0x0102 holds node(leaf a, leaf b), bucket 0x8000 leaf c; every other bucket is
+        // empty, so both move up unchanged until they meet at the top (0x0102 is in the left
+        // half, 0x8000 in the right).
+        let x = node(
             account_leaf(&a, &account(1, 0)),
             account_leaf(&b, &account(2, 1)),
         );
-        let mut index = 0x0102usize;
-        let mut y = account_leaf(&c, &account(3, 2));
-        let mut other = 0x8000usize;
-        // Their paths meet only at the top: 0x0102 is in the left half, 0x8000 in the right.
-        for _ in 0..15 {
-            x = if index % 2 == 0 {
-                node(x, B256::ZERO)
-            } else {
-                node(B256::ZERO, x)
-            };
-            y = if other % 2 == 0 {
-                node(y, B256::ZERO)
-            } else {
-                node(B256::ZERO, y)
-            };
-            index /= 2;
-            other /= 2;
-        }
+        let y = account_leaf(&c, &account(3, 2));
         let expected = node(header, node(x, y));
         assert_eq!(root_by_definition(header, &accounts), expected);
         assert_eq!(AccountsTree::default().root(header, &accounts), expected);

@@ -27,10 +27,9 @@
 //! claimed ‖ delay ‖ withdraw_at ‖ closed)`.
 
 use crate::{bank, Account, State, TxError};
-use alloy_primitives::{keccak256, Address, B256, U256};
+use alloy_primitives::{Address, B256, U256};
 use mycel_types::{channel_id, genesis::amount_string, Amount, ClaimChannel, Token, TxKind};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 /// The longest withdraw delay a channel may have: 30 days.
 pub const MAX_WITHDRAW_DELAY_S: u64 = 30 * 24 * 3600;
@@ -157,7 +156,16 @@ pub enum ChannelEvent {
 /// Every channel ever opened.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sessions {
-    channels: BTreeMap<B256, Channel>,
+    /// A persistent map: a copy of the state shares it.
+    channels: imbl::OrdMap<B256, Channel>,
+    /// The digest of every transaction that opened or changed a channel (its part of the state
+    /// root costs the same per block however many channels there are).
+    #[serde(default)]
+    digest: crate::merkle::RunningDigest,
+    /// mUSD escrowed by all channels, kept as they change (derived: [`recount`](Self::recount)
+    /// after reading a snapshot).
+    #[serde(skip)]
+    escrowed: Amount,
 }
 
 impl Sessions {
@@ -171,46 +179,41 @@ impl Sessions {
 
     /// mUSD held in escrow by all open channels.
     pub fn escrowed(&self) -> Amount {
-        self.channels
+        debug_assert_eq!(
+            self.escrowed,
+            Self::count(&self.channels),
+            "channel escrow drifted"
+        );
+        self.escrowed
+    }
+
+    fn count(channels: &imbl::OrdMap<B256, Channel>) -> Amount {
+        channels
             .values()
             .map(Channel::escrowed)
             .fold(0u128, |a, b| a.checked_add(b).expect("escrow overflows"))
     }
 
-    pub(crate) fn put(&mut self, id: B256, channel: Channel) {
+    /// Counts the escrow again (after loading a snapshot, which does not store it).
+    pub(crate) fn recount(&mut self) {
+        self.escrowed = Self::count(&self.channels);
+    }
+
+    pub(crate) fn put(&mut self, id: B256, channel: Channel, tx_hash: B256) {
         assert!(
             channel.claimed <= channel.deposit,
             "channel {id} over-claimed"
         );
+        let before = self.channels.get(&id).map_or(0, Channel::escrowed);
+        self.escrowed = (self.escrowed - before)
+            .checked_add(channel.escrowed())
+            .expect("escrow overflows");
         self.channels.insert(id, channel);
+        self.digest.extend(0x13, tx_hash);
     }
 
     pub(crate) fn fold_root(&self, root: B256) -> B256 {
-        if self.channels.is_empty() {
-            return root;
-        }
-        let mut all = Vec::with_capacity(self.channels.len() * 130);
-        for (id, c) in &self.channels {
-            all.extend_from_slice(id.as_slice());
-            all.extend_from_slice(c.payer.as_slice());
-            all.extend_from_slice(c.payee.as_slice());
-            all.extend_from_slice(&c.deposit.to_be_bytes());
-            all.extend_from_slice(&c.claimed.to_be_bytes());
-            all.extend_from_slice(&c.withdraw_delay_s.to_be_bytes());
-            match c.withdraw_at_s {
-                Some(at) => {
-                    all.push(1);
-                    all.extend_from_slice(&at.to_be_bytes());
-                }
-                None => all.push(0),
-            }
-            all.push(c.closed as u8);
-        }
-        let mut buf = [0u8; 65];
-        buf[0] = 0x06;
-        buf[1..33].copy_from_slice(root.as_slice());
-        buf[33..].copy_from_slice(keccak256(&all).as_slice());
-        keccak256(buf)
+        self.digest.fold(0x06, root)
     }
 }
 
