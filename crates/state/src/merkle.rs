@@ -14,8 +14,9 @@
 //! All integers big-endian.
 //!
 //! A block that touches k accounts rehashes k buckets (about n / 65,536 leaves each) and at most
-//! 16·k nodes above them (fewer while the tree is sparse: a lone filled subtree moves up as is). The cached nodes are shared between copies of the state until one of
-//! them changes (copy on write), so copying the state for a block costs nothing here.
+//! 16·k nodes above them (fewer while the tree is sparse: a lone filled subtree moves up as is).
+//! The cached nodes are shared between copies of the state until one of them changes (copy on
+//! write), so copying the state for a block costs nothing here.
 
 use crate::{Account, Params, Supply};
 use alloy_primitives::{keccak256, Address, B256};

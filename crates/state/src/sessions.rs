@@ -22,9 +22,9 @@
 //! Each refusal has its own code; a refused transaction changes nothing. mUSD in open channels
 //! (deposit − claimed) is escrow: the books check `mUSD issued = balances + escrow`.
 //!
-//! State root: `keccak(0x06 ‖ root ‖ channels_hash)` once a channel exists, where
-//! `channels_hash = keccak(concat over channels in id order of id ‖ payer ‖ payee ‖ deposit ‖
-//! claimed ‖ delay ‖ withdraw_at ‖ closed)`.
+//! State root: `keccak(0x06 ‖ root ‖ d)` once a channel exists, where `d` is the running digest
+//! of the transactions that opened or changed a channel, in execution order: `d' = keccak(0x13 ‖ d
+//! ‖ tx hash)` (its cost per block does not grow with the number of channels).
 
 use crate::{bank, Account, State, TxError};
 use alloy_primitives::{Address, B256, U256};
