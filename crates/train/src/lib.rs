@@ -31,6 +31,7 @@ pub mod inner;
 pub mod model;
 pub mod outer;
 mod rng;
+pub mod round;
 pub mod score;
 pub mod sparseloco;
 

@@ -80,8 +80,8 @@ impl ModelConfig {
             && self.layers > 0
             && self.heads > 0
             && self.context > 0
-            && self.dim % self.heads == 0
-            && self.head_dim() % 2 == 0
+            && self.dim.is_multiple_of(self.heads)
+            && self.head_dim().is_multiple_of(2)
             && self.vocab <= u32::MAX as usize;
         if ok {
             Ok(())

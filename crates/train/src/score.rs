@@ -1,4 +1,4 @@
-//! Scoring an update by the loss it removes (Templar's Gauntlet, made exact).
+//! Scoring an update by the loss it removes (after Templar's Gauntlet).
 //!
 //! A validator applies one miner's decoded update alone to the round's checkpoint
 //! (θ' = θ − Δ, the outer step at learning rate 1 without momentum) and measures mean
@@ -9,8 +9,9 @@
 //!
 //! Training on its own shard lowers the loss there more than on random windows of the same
 //! text; an update copied from another miner, or made without training, does not. The score is
-//! the relative held-out drop when the own-data drop beats the random-data drop by
-//! [`ScoringRule::own_margin`], else zero; an update that raises the held-out loss scores zero.
+//! the relative held-out drop when at least [`ScoringRule::own_advantage`] of the own-data drop is
+//! the shard's advantage over random data, else zero; an update that raises the held-out loss
+//! scores zero.
 //! Scores are fixed point (millionths) so the weights a validator sets are integers.
 
 use serde::{Deserialize, Serialize};
@@ -22,13 +23,17 @@ use crate::TrainError;
 /// How an update's measurements become a score.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ScoringRule {
-    /// The own-shard loss drop must exceed the random-window drop by this (absolute, in nats).
-    pub own_margin: f32,
+    /// The own-shard loss drop must be positive, and at least this fraction of it must be the
+    /// shard's own advantage (own drop − random drop). Measured on the tiny model, 8 inner steps,
+    /// 32 own and 32 random windows (tests/round.rs): honest updates 0.19–0.63; an update
+    /// trained on another miner's shard 0.01–0.14. A statistical filter: a verbatim copy is
+    /// refused exactly by [`crate::round::aggregate`].
+    pub own_advantage: f32,
 }
 
 impl Default for ScoringRule {
     fn default() -> Self {
-        ScoringRule { own_margin: 0.002 }
+        ScoringRule { own_advantage: 0.1 }
     }
 }
 
@@ -96,7 +101,9 @@ pub fn score_update(
     let random_after = evaluate(model, &applied, sets.random, sets.batch)?;
     let own_drop = own_before - own_after;
     let random_drop = base.random - random_after;
-    let trained_on_shard = own_drop.is_finite() && own_drop > random_drop + rule.own_margin;
+    let trained_on_shard = own_drop.is_finite()
+        && own_drop > 0.0
+        && own_drop - random_drop > rule.own_advantage * own_drop;
     let relative = (base.held_out - held_out_after) / base.held_out;
     let score_micros = if trained_on_shard && relative.is_finite() && relative > 0.0 {
         (relative as f64 * 1e6) as u64
