@@ -110,5 +110,5 @@ fn the_first_checkpoint_is_fixed_by_the_seed() {
     assert_eq!(digest(&a), digest(&b));
     assert_ne!(digest(&a), digest(&c));
     assert_eq!(a.len(), MODEL.parameter_count());
-    assert_eq!(ModelConfig::SUBNET.parameter_count(), 15_747_328);
+    assert_eq!(ModelConfig::SUBNET.parameter_count(), 15_796_480);
 }
