@@ -1,6 +1,7 @@
 //! Training speed and update size of a miner's round: inner-step tokens per second at 1 and 2
-//! threads for the tiny and the subnet model, and the bytes a round's compressed update takes
-//! against plain data-parallel training's fp32 gradients every step.
+//! threads for the tiny and the subnet model, on mycel's fixed-order kernels and on candle's
+//! (alternated, same process), and the bytes a round's compressed update takes against plain
+//! data-parallel training's fp32 gradients every step.
 //!
 //! `cargo bench -p mycel-train --bench inner` (env: `BENCH_STEPS`, default 4; `BENCH_MODELS`,
 //! default `tiny,subnet`). Prints a table and one JSON line per row.
@@ -8,8 +9,8 @@
 use std::time::Instant;
 
 use mycel_train::corpus::{default_corpus_dir, ensure_corpus_text, Corpus, STATE_OF_THE_UNION};
-use mycel_train::inner::{train_inner, InnerConfig};
-use mycel_train::model::{ModelConfig, Params};
+use mycel_train::inner::{train_inner_with, InnerConfig};
+use mycel_train::model::{Kernels, ModelConfig, Params};
 use mycel_train::sparseloco::{ErrorFeedback, SparseLocoConfig};
 
 fn main() {
@@ -25,17 +26,24 @@ fn main() {
         ensure_corpus_text(&STATE_OF_THE_UNION, &default_corpus_dir().unwrap()).expect("corpus");
     let corpus =
         Corpus::load(&text, &tokenizer, mycel_tokenizer::DEFAULT_MODEL.sha256).expect("tokens");
-    println!("| model | params | threads | batch × tokens | s/step (median of {steps}) | tokens/s | bytes/round (SparseLoCo) | fp32 bytes/round (data-parallel, H=30) | ratio |");
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("| model | params | threads | kernels | batch × tokens | s/step (median of {steps}) | tokens/s | bytes/round (SparseLoCo) | fp32 bytes/round (data-parallel, H=30) | ratio |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for name in models.split(',') {
         let model = match name {
             "tiny" => ModelConfig::TINY,
             "subnet" => ModelConfig::SUBNET,
             other => panic!("unknown model {other}: tiny or subnet"),
         };
-        for threads in ["1", "2"] {
-            std::env::set_var("RAYON_NUM_THREADS", threads);
-            row(name, model, threads, steps, &corpus);
+        for threads in [1usize, 2] {
+            // candle's products read the variable; the exact kernels run on the pool installed
+            std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            for kernels in [Kernels::Exact, Kernels::Candle] {
+                pool.install(|| row(name, model, threads, kernels, steps, &corpus));
+            }
         }
     }
     // SAFETY: getrusage fills the struct it is given; all-zero is a valid rusage.
@@ -47,7 +55,14 @@ fn main() {
     );
 }
 
-fn row(name: &str, model: ModelConfig, threads: &str, steps: usize, corpus: &Corpus) {
+fn row(
+    name: &str,
+    model: ModelConfig,
+    threads: usize,
+    kernels: Kernels,
+    steps: usize,
+    corpus: &Corpus,
+) {
     let inner = InnerConfig {
         steps: 1,
         ..InnerConfig::default()
@@ -63,7 +78,7 @@ fn row(name: &str, model: ModelConfig, threads: &str, steps: usize, corpus: &Cor
             model.context + 1,
         );
         let t = Instant::now();
-        let o = train_inner(model, &start, &inner, &windows, &mut |_, _| {}).unwrap();
+        let o = train_inner_with(model, &start, &inner, &windows, kernels, &mut |_, _| {}).unwrap();
         if step > 0 {
             times.push(t.elapsed().as_secs_f64());
         }
@@ -81,7 +96,7 @@ fn row(name: &str, model: ModelConfig, threads: &str, steps: usize, corpus: &Cor
         .len();
     let dense = 30 * 4 * pseudo.len();
     println!(
-        "| {name} | {} | {threads} | {} × {} | {per_step:.3} | {:.0} | {sent} | {dense} | {:.0}× |",
+        "| {name} | {} | {threads} | {kernels:?} | {} × {} | {per_step:.3} | {:.0} | {sent} | {dense} | {:.0}× |",
         model.parameter_count(),
         inner.batch,
         model.context,
@@ -89,7 +104,7 @@ fn row(name: &str, model: ModelConfig, threads: &str, steps: usize, corpus: &Cor
         dense as f64 / sent as f64
     );
     println!(
-        "{{\"model\":\"{name}\",\"threads\":{threads},\"s_per_step\":{per_step:.4},\"tokens_per_s\":{:.1},\"update_bytes\":{sent},\"dense_bytes_per_round\":{dense}}}",
+        "{{\"model\":\"{name}\",\"threads\":{threads},\"kernels\":\"{kernels:?}\",\"s_per_step\":{per_step:.4},\"tokens_per_s\":{:.1},\"update_bytes\":{sent},\"dense_bytes_per_round\":{dense}}}",
         tokens as f64 / per_step
     );
 }

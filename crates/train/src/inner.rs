@@ -10,7 +10,7 @@ use candle_core::Tensor;
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use serde::{Deserialize, Serialize};
 
-use crate::model::{windows_tensor, Model, ModelConfig, Params};
+use crate::model::{windows_tensor, Kernels, Model, ModelConfig, Params};
 use crate::TrainError;
 
 /// The inner optimizer's settings and a round's size.
@@ -84,6 +84,18 @@ pub fn train_inner(
     windows: &[Vec<u32>],
     on_step: &mut dyn FnMut(usize, f32),
 ) -> Result<InnerOutcome, TrainError> {
+    train_inner_with(model, start, config, windows, Kernels::Exact, on_step)
+}
+
+/// [`train_inner`] on the chosen kernels (candle's only to compare speed with).
+pub fn train_inner_with(
+    model: ModelConfig,
+    start: &[f32],
+    config: &InnerConfig,
+    windows: &[Vec<u32>],
+    kernels: Kernels,
+    on_step: &mut dyn FnMut(usize, f32),
+) -> Result<InnerOutcome, TrainError> {
     if windows.len() != config.windows_per_round() || config.batch == 0 {
         return Err(TrainError::Config(format!(
             "{} windows for {} steps of {}",
@@ -104,7 +116,7 @@ pub fn train_inner(
             weight_decay: config.weight_decay,
         },
     )?;
-    let forward = Model::new(&params)?;
+    let forward = Model::with_kernels(&params, kernels)?;
     let mut losses = Vec::with_capacity(config.steps);
     for (step, batch) in windows.chunks(config.batch).enumerate() {
         let loss = forward.loss(&windows_tensor(batch)?)?;

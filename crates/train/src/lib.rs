@@ -26,6 +26,7 @@
 //! Talk to the chain or to blob storage, parse flags or print: the roles that do are built on it.
 
 pub mod corpus;
+pub mod exact;
 pub mod export;
 
 pub mod inner;

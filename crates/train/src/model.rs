@@ -12,10 +12,14 @@
 //! - **llama.cpp's rotary convention** (pairs of adjacent dimensions), so a checkpoint exports to a
 //!   GGUF llama without permuting the query and key weights.
 //!
+//! - **The same bits on every CPU and thread count**: the matrix products, softmaxes and SiLU run
+//!   on mycel's fixed-order kernels ([`crate::exact`]); the rest (element-wise operations, row
+//!   sums, gathers, the embedding's scatter-add) are candle's sequential CPU loops.
+//!   [`Kernels::Candle`] runs the same model on candle's own kernels instead (not reproducible
+//!   across CPUs), for comparison.
+//!
 //! # Assumes
-//! - CPU, `f32`. candle's matrix products (the `gemm` crate) split work across threads by output
-//!   block, so the thread count does not change a result; they pick SIMD kernels and cache
-//!   blocking at run time, so two different CPUs may differ in the last bits.
+//! - CPU, `f32`.
 //!
 //! # Does not
 //! Sample, serve or quantize: a trained checkpoint is exported and served by mycel-infer.
@@ -241,16 +245,33 @@ impl Rotary {
     }
 }
 
+/// Which kernels run the matrix products, softmaxes and SiLU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernels {
+    /// mycel's fixed-order kernels ([`crate::exact`]): the same bits on every CPU.
+    Exact,
+    /// candle's (`gemm`, glibc's `expf`): for comparison.
+    Candle,
+}
+
 /// The forward pass over parameters, with what does not change between steps precomputed.
 pub struct Model<'p> {
     params: &'p Params,
+    /// Fixed-order kernels ([`crate::exact`]) or candle's.
+    exact: bool,
     rotary: Rotary,
     /// 0 on and below the diagonal, −∞ above: added to the attention scores.
     causal_mask: Tensor,
 }
 
 impl<'p> Model<'p> {
+    /// The model on the fixed-order kernels.
     pub fn new(params: &'p Params) -> Result<Self, TrainError> {
+        Self::with_kernels(params, Kernels::Exact)
+    }
+
+    pub fn with_kernels(params: &'p Params, kernels: Kernels) -> Result<Self, TrainError> {
+        let exact = kernels == Kernels::Exact;
         let t = params.config.context;
         let mask: Vec<f32> = (0..t * t)
             .map(|i| {
@@ -263,6 +284,7 @@ impl<'p> Model<'p> {
             .collect();
         Ok(Model {
             params,
+            exact,
             rotary: Rotary::new(&params.config)?,
             causal_mask: Tensor::from_vec(mask, (t, t), &Device::Cpu)?,
         })
@@ -285,8 +307,8 @@ impl<'p> Model<'p> {
         for l in 0..p.config.layers {
             x = self.block(&x, l)?;
         }
-        let x = rms_norm(&x, p.get("norm")?)?;
-        Ok(x.broadcast_matmul(&embed.t()?)?)
+        let x = self.rms_norm(&x, p.get("norm")?)?;
+        self.linear(&x, embed)
     }
 
     /// Mean next-token cross-entropy of windows (batch, context + 1): each window's first
@@ -299,18 +321,25 @@ impl<'p> Model<'p> {
         let logits = self
             .logits(&inputs)?
             .reshape((b * t, self.params.config.vocab))?;
-        Ok(candle_nn::loss::cross_entropy(&logits, &targets)?)
+        Ok(match self.exact {
+            true => crate::exact::cross_entropy(&logits, &targets)?,
+            false => candle_nn::loss::cross_entropy(&logits, &targets)?,
+        })
     }
 
     fn block(&self, x: &Tensor, layer: usize) -> Result<Tensor, TrainError> {
         let p = self.params;
         let name = |w: &str| format!("layers.{layer:02}.{w}");
-        let h = rms_norm(x, p.get(&name("attn_norm"))?)?;
+        let h = self.rms_norm(x, p.get(&name("attn_norm"))?)?;
         let x = (x + self.attention(&h, layer)?)?;
-        let h = rms_norm(&x, p.get(&name("mlp_norm"))?)?;
-        let gate = linear(&h, p.get(&name("w_gate"))?)?;
-        let up = linear(&h, p.get(&name("w_up"))?)?;
-        let mlp = linear(&(gate.silu()? * up)?, p.get(&name("w_down"))?)?;
+        let h = self.rms_norm(&x, p.get(&name("mlp_norm"))?)?;
+        let gate = self.linear(&h, p.get(&name("w_gate"))?)?;
+        let up = self.linear(&h, p.get(&name("w_up"))?)?;
+        let gate = match self.exact {
+            true => crate::exact::silu(&gate)?,
+            false => gate.silu()?,
+        };
+        let mlp = self.linear(&(gate * up)?, p.get(&name("w_down"))?)?;
         Ok((x + mlp)?)
     }
 
@@ -326,33 +355,50 @@ impl<'p> Model<'p> {
         };
         let q = self
             .rotary
-            .apply(&heads(linear(h, p.get(&name("wq"))?)?)?)?;
+            .apply(&heads(self.linear(h, p.get(&name("wq"))?)?)?)?;
         let k = self
             .rotary
-            .apply(&heads(linear(h, p.get(&name("wk"))?)?)?)?;
-        let v = heads(linear(h, p.get(&name("wv"))?)?)?;
+            .apply(&heads(self.linear(h, p.get(&name("wk"))?)?)?)?;
+        let v = heads(self.linear(h, p.get(&name("wv"))?)?)?;
         let scale = 1.0 / (c.head_dim() as f64).sqrt();
-        let scores = (q.matmul(&k.t()?.contiguous()?)? * scale)?;
+        let scores = (self.matmul(&q, &k.t()?.contiguous()?)? * scale)?;
         let mask = self.causal_mask.narrow(0, 0, t)?.narrow(1, 0, t)?;
-        let weights = candle_nn::ops::softmax(&scores.broadcast_add(&mask)?, D::Minus1)?;
-        let out = weights
-            .matmul(&v)?
+        let masked = scores.broadcast_add(&mask)?;
+        let weights = match self.exact {
+            true => crate::exact::softmax_last_dim(&masked)?,
+            false => candle_nn::ops::softmax(&masked, D::Minus1)?,
+        };
+        let out = self
+            .matmul(&weights, &v)?
             .transpose(1, 2)?
             .reshape((b, t, c.dim))?;
-        linear(&out, p.get(&name("wo"))?)
+        self.linear(&out, p.get(&name("wo"))?)
     }
-}
 
-/// x · wᵀ for x (batch, time, in) and w (out, in).
-fn linear(x: &Tensor, w: &Tensor) -> Result<Tensor, TrainError> {
-    Ok(x.broadcast_matmul(&w.t()?)?)
-}
+    /// x · wᵀ for x (…, in) and w (out, in).
+    fn linear(&self, x: &Tensor, w: &Tensor) -> Result<Tensor, TrainError> {
+        Ok(match self.exact {
+            true => crate::exact::linear(x, w)?,
+            false => x.broadcast_matmul(&w.t()?)?,
+        })
+    }
 
-/// RMSNorm over the last dimension, from differentiable ops.
-fn rms_norm(x: &Tensor, weight: &Tensor) -> Result<Tensor, TrainError> {
-    let mean_square = x.sqr()?.mean_keepdim(D::Minus1)?;
-    let normed = x.broadcast_div(&(mean_square + RMS_EPS)?.sqrt()?)?;
-    Ok(normed.broadcast_mul(weight)?)
+    /// RMSNorm over the last dimension.
+    fn rms_norm(&self, x: &Tensor, weight: &Tensor) -> Result<Tensor, TrainError> {
+        if self.exact {
+            return Ok(crate::exact::rms_norm(x, weight, RMS_EPS as f32)?);
+        }
+        let mean_square = x.sqr()?.mean_keepdim(D::Minus1)?;
+        let normed = x.broadcast_div(&(mean_square + RMS_EPS)?.sqrt()?)?;
+        Ok(normed.broadcast_mul(weight)?)
+    }
+
+    fn matmul(&self, a: &Tensor, b: &Tensor) -> Result<Tensor, TrainError> {
+        Ok(match self.exact {
+            true => crate::exact::matmul(a, b)?,
+            false => a.matmul(b)?,
+        })
+    }
 }
 
 /// Windows of token ids as the (batch, len) tensor the model takes.

@@ -25,15 +25,21 @@ use crate::TrainError;
 pub struct ScoringRule {
     /// The own-shard loss drop must be positive, and at least this fraction of it must be the
     /// shard's own advantage (own drop − random drop). Measured on the tiny model, 8 inner steps,
-    /// 32 own and 32 random windows (tests/round.rs): honest updates 0.19–0.63; an update
-    /// trained on another miner's shard 0.01–0.14. A statistical filter: a verbatim copy is
+    /// 32 own and 32 random windows (tests/round.rs): honest updates 0.19–0.51; an update
+    /// trained on another miner's shard −0.11–0.10. A statistical filter: a verbatim copy is
     /// refused exactly by [`crate::round::aggregate`].
     pub own_advantage: f32,
+    /// The least relative held-out drop (millionths) that counts: below it an update is noise
+    /// (a shuffled honest update measured 7; honest updates 916 and up).
+    pub min_score_micros: u64,
 }
 
 impl Default for ScoringRule {
     fn default() -> Self {
-        ScoringRule { own_advantage: 0.1 }
+        ScoringRule {
+            own_advantage: 0.1,
+            min_score_micros: 100,
+        }
     }
 }
 
@@ -105,8 +111,13 @@ pub fn score_update(
         && own_drop > 0.0
         && own_drop - random_drop > rule.own_advantage * own_drop;
     let relative = (base.held_out - held_out_after) / base.held_out;
-    let score_micros = if trained_on_shard && relative.is_finite() && relative > 0.0 {
+    let micros = if relative.is_finite() && relative > 0.0 {
         (relative as f64 * 1e6) as u64
+    } else {
+        0
+    };
+    let score_micros = if trained_on_shard && micros >= rule.min_score_micros {
+        micros
     } else {
         0
     };

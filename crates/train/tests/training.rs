@@ -81,25 +81,94 @@ fn inner_steps_lower_the_loss_on_the_shard_and_on_held_out_text() {
     assert!(last < first - 1.0, "training loss {first} → {last}");
 }
 
-#[test]
-fn inner_steps_give_the_same_bits_at_one_and_two_threads() {
+/// The digest of a short round's pseudo-gradient (3 steps of 2 windows).
+fn short_round_digest() -> String {
     let (corpus, _) = corpus();
     let inner = InnerConfig {
         steps: 3,
-        batch: 4,
+        batch: 2,
         ..InnerConfig::default()
     };
     let start = Params::init(MODEL, [2; 32]).unwrap().to_flat().unwrap();
     let windows = corpus.shard(b"miner-2", 5, inner.windows_per_round(), MODEL.context + 1);
+    let outcome = train_inner(MODEL, &start, &inner, &windows, &mut |_, _| {}).unwrap();
+    digest(&outcome.pseudo_gradient)
+}
+
+#[test]
+fn inner_steps_give_the_same_bits_at_one_and_two_threads() {
     let mut runs = Vec::new();
-    for threads in ["1", "2", "1"] {
-        // candle reads this for every matrix product (nextest runs each test in its own process)
-        std::env::set_var("RAYON_NUM_THREADS", threads);
-        let outcome = train_inner(MODEL, &start, &inner, &windows, &mut |_, _| {}).unwrap();
-        runs.push(digest(&outcome.pseudo_gradient));
+    for threads in [1, 2, 1] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        runs.push(pool.install(short_round_digest));
     }
     assert_eq!(runs[0], runs[1], "1 thread vs 2 threads");
     assert_eq!(runs[0], runs[2], "a second run");
+}
+
+/// Not a test on its own: prints the short round's digest when the parent below asks for it.
+#[test]
+fn child_short_round_digest() {
+    if std::env::var_os("MYCEL_TRAIN_DIGEST_CHILD").is_none() {
+        return;
+    }
+    println!("AVX {}", std::arch::is_x86_feature_detected!("avx"));
+    println!("DIGEST {}", short_round_digest());
+}
+
+fn child_digest(wrapper: &[&str]) -> (String, String) {
+    let exe = std::env::current_exe().unwrap();
+    let mut command = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut c = std::process::Command::new(program);
+            c.args(args).arg(&exe);
+            c
+        }
+        None => std::process::Command::new(&exe),
+    };
+    command
+        .args([
+            "child_short_round_digest",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("MYCEL_TRAIN_DIGEST_CHILD", "1");
+    let output = command.output().unwrap_or_else(|e| {
+        panic!(
+            "cannot start {:?}: {e} (qemu-x86_64 comes with Debian's qemu-user)",
+            command.get_program()
+        )
+    });
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "child failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let line = |prefix: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.split_once(prefix).map(|(_, v)| v.trim().to_string()))
+            .unwrap_or_else(|| panic!("child printed no {prefix}: {stdout}"))
+    };
+    (line("AVX "), line("DIGEST "))
+}
+
+/// The same round on this CPU (AVX) and on an emulated one without AVX, AVX2 or FMA, where every
+/// instruction runs in qemu's software floating point: the same pseudo-gradient, bit for bit.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn inner_steps_give_the_same_bits_on_a_cpu_without_avx() {
+    corpus();
+    let (native_avx, native) = child_digest(&[]);
+    let (emulated_avx, emulated) = child_digest(&["qemu-x86_64", "-cpu", "Nehalem"]);
+    assert_eq!(emulated_avx, "false", "qemu's Nehalem should have no AVX");
+    eprintln!("native (AVX {native_avx}) and Nehalem: {native} / {emulated}");
+    assert_eq!(native, emulated);
 }
 
 #[test]
