@@ -265,7 +265,7 @@ impl CustomOp1 for LogSoftmax {
     }
 
     fn bwd(&self, _x: &Tensor, y: &Tensor, grad: &Tensor) -> CResult<Option<Tensor>> {
-        let softmax = y.contiguous()?.apply_op1_no_bwd(&Exp)?;
+        let softmax = y.contiguous()?.apply_op1_no_bwd(&EXP)?;
         let total = row_sums(grad)?;
         Ok(Some((grad - softmax.broadcast_mul(&total)?)?))
     }
@@ -276,33 +276,31 @@ pub fn log_softmax_last_dim(x: &Tensor) -> CResult<Tensor> {
     x.contiguous()?.apply_op1(LogSoftmax)
 }
 
-struct Exp;
-
-impl CustomOp1 for Exp {
-    fn name(&self) -> &'static str {
-        "exact-exp"
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> CResult<(CpuStorage, Shape)> {
-        map_rows(s, l, |row, out| {
-            for (o, x) in out.iter_mut().zip(row) {
-                *o = libm::expf(*x);
-            }
-        })
-    }
+/// A function applied to every value (no gradient: used inside other operations).
+struct Elementwise {
+    name: &'static str,
+    f: fn(f32) -> f32,
 }
 
-struct Sigmoid;
+const EXP: Elementwise = Elementwise {
+    name: "exact-exp",
+    f: libm::expf,
+};
 
-impl CustomOp1 for Sigmoid {
+const SIGMOID: Elementwise = Elementwise {
+    name: "exact-sigmoid",
+    f: |x| 1.0 / (1.0 + libm::expf(-x)),
+};
+
+impl CustomOp1 for Elementwise {
     fn name(&self) -> &'static str {
-        "exact-sigmoid"
+        self.name
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> CResult<(CpuStorage, Shape)> {
         map_rows(s, l, |row, out| {
             for (o, x) in out.iter_mut().zip(row) {
-                *o = 1.0 / (1.0 + libm::expf(-x));
+                *o = (self.f)(*x);
             }
         })
     }
@@ -311,7 +309,7 @@ impl CustomOp1 for Sigmoid {
 /// x·σ(x), differentiable: d/dx = σ(x)·(1 + x·(1 − σ(x))).
 pub fn silu(x: &Tensor) -> CResult<Tensor> {
     let x = x.contiguous()?;
-    let s = x.detach().apply_op1_no_bwd(&Sigmoid)?;
+    let s = x.detach().apply_op1_no_bwd(&SIGMOID)?;
     // x·s with s held constant would lose σ's own derivative; add it back as a term whose value
     // is zero and whose gradient is x·σ'(x) = x·s·(1 − s).
     let s_prime = (&s * (1.0 - &s)?)?;
