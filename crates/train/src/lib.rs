@@ -18,9 +18,9 @@
 //! # Guarantees
 //! - Every step above is a function of its inputs: the corpus and its split are pinned by hash,
 //!   shards and the first checkpoint come from ChaCha20 seeds, parameters have one order, the
-//!   codec and the outer step use fixed-order scalar arithmetic. The inner steps run on candle,
-//!   whose results do not depend on the thread count (tested) but may differ in the last bits
-//!   between CPUs with different SIMD (see [`model`]).
+//!   codec and the outer step use fixed-order scalar arithmetic, and the inner steps run on
+//!   fixed-order kernels ([`exact`]): the same bits at any thread count and on CPUs with or
+//!   without AVX (tested under qemu).
 //!
 //! # Does not
 //! Talk to the chain or to blob storage, parse flags or print: the roles that do are built on it.
