@@ -115,7 +115,7 @@ fn child_short_round_digest() {
     if std::env::var_os("MYCEL_TRAIN_DIGEST_CHILD").is_none() {
         return;
     }
-    println!("AVX {}", std::arch::is_x86_feature_detected!("avx"));
+    println!("AVX {}", mycel_train::exact::uses_avx());
     println!("DIGEST {}", short_round_digest());
 }
 
