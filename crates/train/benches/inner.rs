@@ -8,7 +8,7 @@
 
 use std::time::Instant;
 
-use mycel_train::corpus::{default_corpus_dir, ensure_corpus_text, Corpus, STATE_OF_THE_UNION};
+use mycel_train::corpus::{load_default, Corpus};
 use mycel_train::inner::{train_inner_with, InnerConfig};
 use mycel_train::model::{Kernels, ModelConfig, Params};
 use mycel_train::sparseloco::{ErrorFeedback, SparseLocoConfig};
@@ -19,13 +19,7 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(4);
     let models = std::env::var("BENCH_MODELS").unwrap_or_else(|_| "tiny,subnet".into());
-    let cache = mycel_tokenizer::default_cache_dir().expect("model cache");
-    let gguf = mycel_tokenizer::ensure_default_model(&cache, &mut |_| {}).expect("model");
-    let tokenizer = mycel_tokenizer::Tokenizer::from_gguf_file(&gguf).expect("tokenizer");
-    let text =
-        ensure_corpus_text(&STATE_OF_THE_UNION, &default_corpus_dir().unwrap()).expect("corpus");
-    let corpus =
-        Corpus::load(&text, &tokenizer, mycel_tokenizer::DEFAULT_MODEL.sha256).expect("tokens");
+    let corpus = load_default().expect("corpus").corpus;
     println!("| model | params | threads | kernels | batch × tokens | s/step (median of {steps}) | tokens/s | bytes/round (SparseLoCo) | fp32 bytes/round (data-parallel, H=30) | ratio |");
     println!("|---|---|---|---|---|---|---|---|---|---|");
     for name in models.split(',') {

@@ -182,6 +182,29 @@ fn join_documents(dir: &Path, corpus: &PinnedCorpus) -> Result<Vec<u8>, TrainErr
     Ok(text)
 }
 
+/// The State of the Union corpus tokenized with the default model's tokenizer, the model and the
+/// corpus each fetched on first use into their default caches.
+pub struct DefaultCorpus {
+    pub corpus: Corpus,
+    pub tokenizer: mycel_tokenizer::Tokenizer,
+    /// The default model's GGUF (its tokenizer keys are what an export copies).
+    pub tokenizer_gguf: PathBuf,
+}
+
+/// Loads [`DefaultCorpus`].
+pub fn load_default() -> Result<DefaultCorpus, TrainError> {
+    let models = mycel_tokenizer::default_cache_dir()?;
+    let tokenizer_gguf = mycel_tokenizer::ensure_default_model(&models, &mut |_| {})?;
+    let tokenizer = mycel_tokenizer::Tokenizer::from_gguf_file(&tokenizer_gguf)?;
+    let text = ensure_corpus_text(&STATE_OF_THE_UNION, &default_corpus_dir()?)?;
+    let corpus = Corpus::load(&text, &tokenizer, mycel_tokenizer::DEFAULT_MODEL.sha256)?;
+    Ok(DefaultCorpus {
+        corpus,
+        tokenizer,
+        tokenizer_gguf,
+    })
+}
+
 /// The tokenized corpus: training tokens (documents joined by end-of-text) and held-out
 /// documents.
 #[derive(Debug, Clone)]

@@ -10,7 +10,7 @@ use mycel_infer::receipt::{
 };
 use mycel_infer::Model as Served;
 use mycel_subnet::validator::challenge::{rerun, Answer};
-use mycel_train::corpus::{default_corpus_dir, ensure_corpus_text, Corpus, STATE_OF_THE_UNION};
+use mycel_train::corpus::{load_default, DefaultCorpus};
 use mycel_train::export::export_gguf;
 use mycel_train::inner::{train_inner, InnerConfig};
 use mycel_train::model::{Model, ModelConfig, Params};
@@ -19,11 +19,11 @@ const MODEL: ModelConfig = ModelConfig::TINY;
 
 #[test]
 fn an_exported_checkpoint_is_served_with_receipts_that_verify_by_re_running() {
-    let cache = mycel_tokenizer::default_cache_dir().unwrap();
-    let smollm = mycel_tokenizer::ensure_default_model(&cache, &mut |_| {}).unwrap();
-    let tokenizer = mycel_tokenizer::Tokenizer::from_gguf_file(&smollm).unwrap();
-    let text = ensure_corpus_text(&STATE_OF_THE_UNION, &default_corpus_dir().unwrap()).unwrap();
-    let corpus = Corpus::load(&text, &tokenizer, mycel_tokenizer::DEFAULT_MODEL.sha256).unwrap();
+    let DefaultCorpus {
+        corpus,
+        tokenizer,
+        tokenizer_gguf: smollm,
+    } = load_default().unwrap();
 
     // a few inner steps, so the logits have shape worth comparing
     let inner = InnerConfig {

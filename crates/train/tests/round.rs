@@ -3,9 +3,7 @@
 //! round; the noise scores zero, the copy shows less of an own-shard advantage than any honest
 //! update and is refused as a copy; only the honest updates are averaged.
 
-use mycel_train::corpus::{
-    default_corpus_dir, ensure_corpus_text, shard_seed, Corpus, STATE_OF_THE_UNION,
-};
+use mycel_train::corpus::{load_default, shard_seed, Corpus};
 use mycel_train::inner::{evaluate, train_inner, InnerConfig};
 use mycel_train::model::{ModelConfig, Params};
 use mycel_train::outer::OuterOptimizer;
@@ -19,12 +17,7 @@ const NOISE: &[u8] = b"miner-noise";
 const COPIER: &[u8] = b"miner-copier";
 
 fn load_corpus() -> Corpus {
-    let models = mycel_tokenizer::default_cache_dir().expect("model cache");
-    let model = mycel_tokenizer::ensure_default_model(&models, &mut |_| {}).expect("model");
-    let tokenizer = mycel_tokenizer::Tokenizer::from_gguf_file(&model).expect("tokenizer");
-    let text =
-        ensure_corpus_text(&STATE_OF_THE_UNION, &default_corpus_dir().unwrap()).expect("corpus");
-    Corpus::load(&text, &tokenizer, mycel_tokenizer::DEFAULT_MODEL.sha256).expect("tokens")
+    load_default().expect("corpus").corpus
 }
 
 /// Noise as large as an honest update: the same values at shuffled positions, signs flipped.

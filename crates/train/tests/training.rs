@@ -4,7 +4,7 @@
 
 use std::sync::OnceLock;
 
-use mycel_train::corpus::{default_corpus_dir, ensure_corpus_text, Corpus, STATE_OF_THE_UNION};
+use mycel_train::corpus::{load_default, Corpus, STATE_OF_THE_UNION};
 use mycel_train::inner::{evaluate, train_inner, InnerConfig};
 use mycel_train::model::{ModelConfig, Params};
 use sha2::{Digest, Sha256};
@@ -14,14 +14,8 @@ const MODEL: ModelConfig = ModelConfig::TINY;
 fn corpus() -> &'static (Corpus, mycel_tokenizer::Tokenizer) {
     static CORPUS: OnceLock<(Corpus, mycel_tokenizer::Tokenizer)> = OnceLock::new();
     CORPUS.get_or_init(|| {
-        let models = mycel_tokenizer::default_cache_dir().expect("model cache");
-        let model = mycel_tokenizer::ensure_default_model(&models, &mut |_| {}).expect("model");
-        let tokenizer = mycel_tokenizer::Tokenizer::from_gguf_file(&model).expect("tokenizer");
-        let dir = default_corpus_dir().expect("corpus cache");
-        let text = ensure_corpus_text(&STATE_OF_THE_UNION, &dir).expect("corpus");
-        let corpus =
-            Corpus::load(&text, &tokenizer, mycel_tokenizer::DEFAULT_MODEL.sha256).expect("tokens");
-        (corpus, tokenizer)
+        let loaded = load_default().expect("corpus");
+        (loaded.corpus, loaded.tokenizer)
     })
 }
 
