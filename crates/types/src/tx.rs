@@ -52,6 +52,10 @@ pub use storage::{
     CertifyBlob, DeleteBatchItem, DeleteBlob, ExtendBatchItem, ExtendBlob, RegisterBatch,
     RegisterBlob, RegisterStorageNode, ReportStorageFailure,
 };
+mod training;
+pub use training::{
+    CommitTrainingUpdate, PublishTrainingCheckpoint, RevealTrainingUpdate, StartTrainingRun,
+};
 mod sessions;
 pub use sessions::{
     channel_id, ChannelVoucher, ClaimChannel, OpenChannel, RequestChannelWithdraw, TopUpChannel,
@@ -272,6 +276,10 @@ tx_kinds! {
     88 => CloseLease,
     89 => SetLeaseEndpoint,
     90 => ReportLeaseHealth,
+    100 => StartTrainingRun,
+    101 => CommitTrainingUpdate,
+    102 => RevealTrainingUpdate,
+    103 => PublishTrainingCheckpoint,
 }
 
 impl TxKind {

@@ -27,6 +27,7 @@ mod payments;
 mod receipt;
 mod status;
 mod storage;
+mod training;
 mod tx;
 
 pub use account::Account;
@@ -54,6 +55,7 @@ pub use storage::{
     BatchItem, BlobInfo, BlobList, BlobStatus, StorageEvent, StorageInfo, StorageMember,
     StoragePayout,
 };
+pub use training::{TrainingCheckpoint, TrainingEvent, TrainingRun, TrainingUpdate};
 pub use tx::{SubmitTx, TxResult, TxState, TxStatus};
 
 use serde::{Deserialize, Serialize};
@@ -138,6 +140,8 @@ pub mod code {
     pub const UNKNOWN_TX: &str = "unknown_tx";
     /// A block above the finalized height (404).
     pub const UNKNOWN_BLOCK: &str = "unknown_block";
+    /// A subnet without a training run (404).
+    pub const NO_TRAINING_RUN: &str = "no_training_run";
     /// A subnet that does not exist (404).
     pub const UNKNOWN_SUBNET: &str = "unknown_subnet";
     /// History older than the node's retention (or before the first subnet).

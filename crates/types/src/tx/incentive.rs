@@ -166,7 +166,7 @@ fn addr(a: &Address) -> Value {
     Value::String(a.to_checksum(None))
 }
 
-fn field_u16(message: &Value, name: &'static str) -> Result<u16, DecodeError> {
+pub(super) fn field_u16(message: &Value, name: &'static str) -> Result<u16, DecodeError> {
     let v = field_u64(message, name)?;
     u16::try_from(v).map_err(|_| DecodeError::Field {
         field: name,
