@@ -132,6 +132,8 @@ blocking_calls! {
     fn subnet(&self, netuid: u16) -> api::Subnet;
     /// `GET /v1/subnets/{netuid}/metagraph`.
     fn metagraph(&self, netuid: u16) -> api::Metagraph;
+    /// `GET /v1/subnets/{netuid}/training`.
+    fn training_run(&self, netuid: u16) -> api::TrainingRun;
     /// `GET /v1/pools`.
     fn pools(&self) -> api::Pools;
     /// `GET /v1/emission`.

@@ -267,6 +267,12 @@ impl NodeClient {
         self.get(&format!("/v1/subnets/{netuid}/metagraph")).await
     }
 
+    /// `GET /v1/subnets/{netuid}/training`: the subnet's training run. None started:
+    /// [`code::NO_TRAINING_RUN`]; no such subnet: [`code::UNKNOWN_SUBNET`].
+    pub async fn training_run(&self, netuid: u16) -> Result<api::TrainingRun, ClientError> {
+        self.get(&format!("/v1/subnets/{netuid}/training")).await
+    }
+
     /// `GET /v1/pools`.
     pub async fn pools(&self) -> Result<api::Pools, ClientError> {
         self.get("/v1/pools").await

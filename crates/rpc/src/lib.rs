@@ -17,6 +17,7 @@ mod jobs;
 mod market;
 mod storage;
 mod sync;
+mod training;
 
 use alloy_primitives::{Address, B256};
 use axum::{
@@ -109,6 +110,7 @@ fn router_counting(node: Node, genesis: Genesis, http: ServerStats, attached: At
         .route("/v1/subnets", get(subnet_list))
         .route("/v1/subnets/{netuid}", get(subnet_info))
         .route("/v1/subnets/{netuid}/metagraph", get(metagraph))
+        .route("/v1/subnets/{netuid}/training", get(training::run))
         .route("/v1/pools", get(pools))
         .route("/v1/emission", get(emission_schedule))
         .route("/v1/emission/receipts", get(history::receipts))

@@ -61,6 +61,7 @@ impl From<&Event> for api::Event {
             Event::Allowance(e) => api::Event::Allowance(e.clone()),
             Event::Storage(e) => api::Event::Storage(e.clone()),
             Event::Market(e) => api::Event::Market(e.clone()),
+            Event::Training(e) => api::Event::Training(e.clone()),
         }
     }
 }

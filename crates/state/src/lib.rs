@@ -34,6 +34,7 @@ pub mod pipeline;
 pub mod sessions;
 pub mod storage;
 pub mod subnets;
+pub mod training;
 
 pub use bank::Account;
 pub use pipeline::{BlockContext, BlockError, BlockOutcome};
@@ -127,6 +128,8 @@ pub enum TxError {
     Storage(storage::StorageError),
     #[error("{0}")]
     Market(market::MarketError),
+    #[error("{0}")]
+    Training(training::TrainingError),
 }
 
 impl TxError {
@@ -155,6 +158,7 @@ impl TxError {
             TxError::Allowance(e) => e.code(),
             TxError::Storage(e) => e.code(),
             TxError::Market(e) => e.code(),
+            TxError::Training(e) => e.code(),
         }
     }
 }
@@ -201,6 +205,9 @@ pub enum Event {
     Storage(storage::StorageEvent),
     /// A provider, deployment, bid or lease changed ([`market`]).
     Market(mycel_types::market::MarketEvent),
+    /// A training run was started, or an update committed or revealed, or a checkpoint
+    /// published ([`training`]).
+    Training(mycel_types::api::TrainingEvent),
 }
 
 /// The outcome of an applied transaction.
@@ -238,6 +245,8 @@ pub struct State {
     storage: storage::Storage,
     #[serde(default)]
     market: market::Market,
+    #[serde(default)]
+    training: training::Training,
     #[serde(skip)]
     tree: merkle::AccountsTree,
     /// The sum of all accounts' balances, kept as accounts are written (derived: recounted when a
@@ -310,6 +319,7 @@ impl State {
             allowances: allowances::Allowances::default(),
             storage: storage::Storage::default(),
             market: market::Market::default(),
+            training: training::Training::default(),
             tree: merkle::AccountsTree::default(),
             balances,
         };
@@ -382,6 +392,16 @@ impl State {
     /// The compute market: providers, deployments, bids and leases ([`market`]).
     pub fn market(&self) -> &market::Market {
         &self.market
+    }
+
+    /// The training runs of subnets ([`training`]).
+    pub fn training(&self) -> &training::Training {
+        &self.training
+    }
+
+    /// Subnet `netuid`'s training run, if one was started.
+    pub fn training_run(&self, netuid: u16) -> Option<mycel_types::api::TrainingRun> {
+        self.training.run(netuid).cloned()
     }
 
     /// The payment channel `id`, if it was ever opened.
@@ -524,6 +544,9 @@ impl State {
             self.market
                 .apply(write, tx.hash, self.height + 1, &self.params.market);
         }
+        if let Some(write) = plan.training {
+            self.training.apply(write, tx.hash);
+        }
         Ok(TxReceipt {
             hash: tx.hash,
             from: tx.sender,
@@ -562,6 +585,7 @@ impl State {
         let root = self.allowances.fold_root(root);
         let root = self.storage.fold_root(root);
         let root = self.market.fold_root(root);
+        let root = self.training.fold_root(root);
         self.subnets.fold_root(root)
     }
 
@@ -679,6 +703,7 @@ impl State {
         let mut allowance = None;
         let mut storage = None;
         let mut market = None;
+        let mut training = None;
         match &tx.tx.kind {
             kind @ (TxKind::RegisterStorageNode(_)
             | TxKind::RegisterBlob(_)
@@ -739,6 +764,15 @@ impl State {
                     }));
                     allowance = Some((tx.sender, Some(spend.allowance)));
                 }
+            }
+            kind @ (TxKind::StartTrainingRun(_)
+            | TxKind::CommitTrainingUpdate(_)
+            | TxKind::RevealTrainingUpdate(_)
+            | TxKind::PublishTrainingCheckpoint(_)) => {
+                let planned = training::plan_tx(self, tx.sender, kind)?;
+                writes.push((tx.sender, payer));
+                events.push(Event::Training(planned.event));
+                training = Some(planned.write);
             }
             kind @ (TxKind::GrantAllowance(_) | TxKind::RevokeAllowance(_)) => {
                 let (agent, grant) = allowances::plan_tx(self, tx.sender, kind)?;
@@ -906,6 +940,7 @@ impl State {
             allowance,
             storage,
             market,
+            training,
         })
     }
 }
@@ -957,6 +992,8 @@ struct Plan {
     storage: Option<storage::StorageWrite>,
     /// A provider or deployment to store ([`market`]).
     market: Option<market::MarketWrite>,
+    /// A subnet's training run to store ([`training`]).
+    training: Option<training::TrainingWrite>,
 }
 
 fn to_amount(value: U256) -> Result<Amount, TxError> {

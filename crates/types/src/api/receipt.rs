@@ -69,6 +69,9 @@ pub enum Event {
     Storage(super::StorageEvent),
     /// A provider, deployment, bid or lease of the compute market changed (`action`).
     Market(crate::market::MarketEvent),
+    /// A training run was started, an update committed or revealed, or a checkpoint published
+    /// (`action`).
+    Training(super::TrainingEvent),
 }
 
 impl Event {
