@@ -31,12 +31,14 @@ mod provider_cmd;
 mod receipt_cmd;
 mod send;
 mod session_cmd;
+mod train_cmd;
 mod signer;
 mod up_follower;
 mod up_provider;
 mod up_roles;
 mod up_storage;
 mod up_subnet;
+mod up_train;
 mod validator_cmd;
 
 use clap::{Parser, Subcommand};
@@ -137,6 +139,10 @@ enum Command {
     Receipt(receipt_cmd::ReceiptCommand),
     /// Challenge a subnet's miners each tempo, check their receipts, re-run a sample, set weights.
     Validator(validator_cmd::ValidatorArgs),
+    /// The training subnet: start a run, mine, validate, show its status, export a checkpoint as
+    /// a GGUF (docs/training.md).
+    #[command(subcommand)]
+    Train(train_cmd::TrainCommand),
     /// Run a storage node: keep slivers of the blobs the chain pays for, serve them (docs/storage.md).
     Storage(Box<blob_cmd::StorageArgs>),
     /// Store files as erasure-coded blobs on the storage nodes, read them back, extend, delete.
@@ -218,6 +224,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Miner(args) => miner_cmd::run(args),
         Command::Receipt(command) => receipt_cmd::run(command),
         Command::Validator(args) => validator_cmd::run(args),
+        Command::Train(command) => train_cmd::run(command),
     }
 }
 

@@ -64,6 +64,13 @@ pub struct UpArgs {
     /// The first port the providers' leases are served on (provider K from this + 10·K).
     #[arg(long, value_name = "PORT", default_value_t = 8300)]
     pub provider_port: u16,
+    /// Also run a training subnet (docs/training.md): a run of the tiny model with one validator
+    /// and --train-miners miners, owned by development account 9. Needs the storage nodes.
+    #[arg(long)]
+    pub train: bool,
+    /// Miners of the --train subnet.
+    #[arg(long, value_name = "N", default_value_t = 2, requires = "train")]
+    pub train_miners: u16,
     /// Followers to run (`mycel node --follow` this devnet): nodes without a validator key that
     /// sync its certified blocks and serve the whole node API, each in DATA_DIR/follower-K.
     #[arg(long, value_name = "N", default_value_t = 0)]
@@ -227,6 +234,15 @@ pub fn run_up(args: UpArgs) -> anyhow::Result<()> {
         first_addr: args.storage_addr,
         http: args.http.clone(),
     });
+    if args.train && args.storage_nodes == 0 {
+        anyhow::bail!("--train stores checkpoints and updates as blobs: it needs --storage-nodes 4 or more");
+    }
+    let train = args.train.then(|| crate::up_train::TrainPlan {
+        rpc: format!("http://{}", args.rpc_addr),
+        dir: args.data_dir.join("train"),
+        miners: args.train_miners,
+        after_subnet: (!args.chain_only).then_some(crate::up_roles::SUBNET_NETUID),
+    });
     let providers = crate::up_provider::ProviderPlan {
         rpc: format!("http://{}", args.rpc_addr),
         dir: args.data_dir.clone(),
@@ -248,6 +264,7 @@ pub fn run_up(args: UpArgs) -> anyhow::Result<()> {
         Banner::Devnet(Box::new(DevnetRoles {
             subnet,
             storage,
+            train,
             providers,
             followers: (args.followers > 0).then_some(followers),
         })),
@@ -519,6 +536,7 @@ enum Banner {
 struct DevnetRoles {
     subnet: Option<crate::up_roles::SubnetPlan>,
     storage: Option<crate::up_storage::StoragePlan>,
+    train: Option<crate::up_train::TrainPlan>,
     providers: crate::up_provider::ProviderPlan,
     followers: Option<crate::up_follower::FollowerPlan>,
 }
@@ -549,6 +567,7 @@ fn run(file: NodeFile, banner: Banner, limits: mycel_http::ServeLimits) -> anyho
         let mut subnet = None;
         let mut storage = None;
         let mut providers = None;
+        let mut training = None;
         let mut followers = None;
         let attached = mycel_rpc::Attached::default();
         match banner {
@@ -556,6 +575,7 @@ fn run(file: NodeFile, banner: Banner, limits: mycel_http::ServeLimits) -> anyho
                 let DevnetRoles {
                     subnet: plan,
                     storage: storage_plan,
+                    train: train_plan,
                     providers: provider_plan,
                     followers: follower_plan,
                 } = *roles;
@@ -564,6 +584,9 @@ fn run(file: NodeFile, banner: Banner, limits: mycel_http::ServeLimits) -> anyho
                     storage = Some(crate::up_storage::start(plan)?);
                 }
                 providers = Some(crate::up_provider::start(&provider_plan)?);
+                if let Some(plan) = train_plan {
+                    training = Some(crate::up_train::start(plan)?);
+                }
                 if let Some(plan) = follower_plan {
                     followers = Some(crate::up_follower::start(&plan)?);
                 }
@@ -588,6 +611,9 @@ fn run(file: NodeFile, banner: Banner, limits: mycel_http::ServeLimits) -> anyho
         .context("the HTTP API stopped")?;
         if let Some(subnet) = subnet {
             subnet.stop();
+        }
+        if let Some(training) = training {
+            training.stop();
         }
         if let Some(providers) = providers {
             providers.stop();

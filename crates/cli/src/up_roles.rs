@@ -26,7 +26,7 @@ use tracing::Instrument as _;
 
 /// The subnet `mycel up` creates: its netuid on a fresh devnet, and its tempo (short, so emissions
 /// show within a minute).
-const SUBNET_NETUID: u16 = 1;
+pub const SUBNET_NETUID: u16 = 1;
 const SUBNET_TEMPO: u64 = 20;
 /// Dev accounts of the subnet: the owner's coldkey and hotkey, two miners, the validator, the
 /// gateway's facilitator (also the account paid, which pays the miners' shares), and the example

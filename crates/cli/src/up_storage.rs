@@ -61,16 +61,20 @@ struct NodeKey {
 
 /// Node K's key, made on the first start.
 fn node_key(dir: &Path, k: u16) -> Result<PrivateKeySigner> {
-    let path = dir.join(format!("node-{k}.json"));
-    if let Ok(text) = std::fs::read_to_string(&path) {
+    devnet_key(&dir.join(format!("node-{k}.json")))
+}
+
+/// The key kept in `path` (mode 0600), made on the first start: a devnet role's own key.
+pub(crate) fn devnet_key(path: &Path) -> Result<PrivateKeySigner> {
+    if let Ok(text) = std::fs::read_to_string(path) {
         let key: NodeKey = serde_json::from_str(&text)
-            .with_context(|| format!("{} is not a storage node key", path.display()))?;
+            .with_context(|| format!("{} is not a key file", path.display()))?;
         return PrivateKeySigner::from_bytes(&key.private_key)
             .with_context(|| format!("{} holds an invalid key", path.display()));
     }
     let signer = PrivateKeySigner::random();
     crate::node_cmd::write_json(
-        &path,
+        path,
         &NodeKey {
             private_key: signer.to_bytes(),
         },

@@ -22,8 +22,9 @@
 //!   fixed-order kernels ([`exact`]): the same bits at any thread count and on CPUs with or
 //!   without AVX (tested under qemu).
 //!
-//! # Does not
-//! Talk to the chain or to blob storage, parse flags or print: the roles that do are built on it.
+//! # Roles
+//! [`roles`] runs the miner and the validator against a node and blob storage; [`run`] is a
+//! run's specification and its checkpoints as bytes. Nothing here parses flags or prints.
 
 pub mod corpus;
 pub mod exact;
@@ -33,7 +34,9 @@ pub mod inner;
 pub mod model;
 pub mod outer;
 mod rng;
+pub mod roles;
 pub mod round;
+pub mod run;
 pub mod score;
 pub mod sparseloco;
 

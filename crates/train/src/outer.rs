@@ -88,6 +88,13 @@ impl OuterOptimizer {
         })
     }
 
+    /// An optimizer resuming with `velocity` (a checkpoint's), same checks as [`new`](Self::new).
+    pub fn resume(lr: f32, momentum: f32, velocity: Vec<f32>) -> Result<Self, OuterError> {
+        let mut optimizer = Self::new(0, lr, momentum)?;
+        optimizer.velocity = velocity;
+        Ok(optimizer)
+    }
+
     /// DiLoCo's outer optimizer: lr 0.7, Nesterov momentum 0.9.
     pub fn diloco(len: usize) -> Self {
         Self {

@@ -78,7 +78,7 @@ const CODE_LARGE: u8 = 0b01;
 const CODE_NEGATIVE: u8 = 0b10;
 
 /// How updates are compressed.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SparseLocoConfig {
     /// Values per chunk, 1..=4096 (default 4096 = one 64×64 tile).
     pub chunk: usize,
@@ -495,8 +495,9 @@ fn chunk_wire_len(k: u64) -> u128 {
     SCALE_BYTES as u128 + (u128::from(k) * u128::from(INDEX_BITS + CODE_BITS)).div_ceil(8)
 }
 
-/// Exact encoded length; u128 so a hostile header cannot overflow it.
-fn wire_len(len: u64, chunk: usize, top_k: usize) -> u128 {
+/// Exact encoded length of an update of `len` values; u128 so a hostile header cannot overflow
+/// it.
+pub fn wire_len(len: u64, chunk: usize, top_k: usize) -> u128 {
     let (chunk64, top_k64) = (chunk as u64, top_k as u64);
     let full = u128::from(len / chunk64) * chunk_wire_len(top_k64);
     let rest = len % chunk64;

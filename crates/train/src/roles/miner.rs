@@ -1,0 +1,184 @@
+//! The training miner: each round it trains the run's checkpoint on its own shard, commits the
+//! hash of its compressed update before the deadline, stores the update as a blob after it and
+//! reveals the blob's id.
+//!
+//! The error-feedback residual lives in memory: a restarted miner starts it from zero (its
+//! updates are valid, only less accurate for a round or two).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use alloy_primitives::{keccak256, B256};
+use alloy_signer_local::PrivateKeySigner;
+use mycel_client::NodeClient;
+use mycel_types::tx::{CommitTrainingUpdate, RevealTrainingUpdate};
+use mycel_types::TxKind;
+
+use super::{height, load_checkpoint, send, store_blob, training_run, RoleError, Say, POLL};
+use crate::corpus::Corpus;
+use crate::inner::train_inner;
+use crate::sparseloco::ErrorFeedback;
+
+/// What a miner is told.
+pub struct MinerConfig {
+    pub netuid: u16,
+    pub hotkey: PrivateKeySigner,
+    /// Checkpoints are kept here, and updates written while they are stored.
+    pub cache: PathBuf,
+    /// Storage epochs an update is paid for (it is read once, in the round after it).
+    pub update_epochs: u64,
+    /// Stop after this many rounds with an update revealed [default: run until stopped].
+    pub rounds: Option<u64>,
+}
+
+/// An update committed and not yet revealed.
+struct Pending {
+    round: u64,
+    bytes: Vec<u8>,
+}
+
+/// Mines until `config.rounds` are done; the caller stops it earlier by dropping the future.
+pub async fn run(
+    node: NodeClient,
+    config: MinerConfig,
+    corpus: Arc<Corpus>,
+    say: Say,
+) -> Result<(), RoleError> {
+    let me = config.hotkey.address();
+    let mut feedback: Option<ErrorFeedback> = None;
+    let mut pending: Option<Pending> = None;
+    let mut done = 0u64;
+    let mut waiting_said = false;
+    let mut skipped_round = None;
+    loop {
+        tokio::time::sleep(POLL).await;
+        let Some(run) = training_run(&node, config.netuid).await? else {
+            if !waiting_said {
+                say(format!(
+                    "subnet {} has no training run yet; waiting for its owner to start one",
+                    config.netuid
+                ));
+                waiting_said = true;
+            }
+            continue;
+        };
+        let now = height(&node).await?;
+        let mine = run.updates.iter().find(|u| u.hotkey == me);
+        // Reveal: after the deadline, within the window.
+        if let Some(p) = pending.as_ref().filter(|p| p.round == run.round) {
+            if now > run.deadline {
+                if now > run.reveal_end || mine.is_some_and(|u| u.blob_id.is_some()) {
+                    pending = None;
+                    continue;
+                }
+                let blob_id =
+                    store_blob(&node, &config.hotkey, &p.bytes, &config.cache, config.update_epochs)
+                        .await?;
+                let round = p.round;
+                let netuid = config.netuid;
+                match send(&node, &config.hotkey, |f| {
+                    TxKind::RevealTrainingUpdate(RevealTrainingUpdate {
+                        from: f.from,
+                        netuid,
+                        round,
+                        blobId: blob_id,
+                        nonce: f.nonce,
+                        fee: f.fee,
+                    })
+                })
+                .await
+                {
+                    Ok(_) => {
+                        say(format!(
+                            "round {round}: revealed update blob {blob_id} ({} bytes sent)",
+                            p.bytes.len()
+                        ));
+                        done += 1;
+                    }
+                    Err(e) => say(format!("round {round}: the reveal was refused: {e}")),
+                }
+                pending = None;
+                if config.rounds.is_some_and(|r| done >= r) {
+                    return Ok(());
+                }
+            }
+            continue;
+        }
+        // Train: a round this miner has not committed to, before its deadline.
+        if mine.is_some() || now > run.deadline || skipped_round == Some(run.round) {
+            continue;
+        }
+        let checkpoint = load_checkpoint(
+            &node,
+            run.checkpoint,
+            run.checkpoint_hash,
+            super::MAX_CHECKPOINT_BYTES,
+            &config.cache,
+        )
+        .await?;
+        let spec = checkpoint.spec;
+        let round = run.round;
+        say(format!(
+            "round {round}: training {} steps of {} windows from checkpoint {} (deadline block {})",
+            spec.inner.steps, spec.inner.batch, run.checkpoint, run.deadline
+        ));
+        let windows = corpus.shard(
+            me.as_slice(),
+            round,
+            spec.inner.windows_per_round(),
+            spec.window(),
+        );
+        let n = checkpoint.params.len();
+        let mut residual = match feedback.take() {
+            Some(f) if f.residual().len() == n => f,
+            _ => ErrorFeedback::new(n),
+        };
+        let started = std::time::Instant::now();
+        let trained = tokio::task::spawn_blocking(move || {
+            let outcome = train_inner(
+                spec.model,
+                &checkpoint.params,
+                &spec.inner,
+                &windows,
+                &mut |_, _| {},
+            )?;
+            let update = residual
+                .compress(&outcome.pseudo_gradient, &spec.codec)
+                .map_err(|e| crate::TrainError::Config(e.to_string()))?;
+            Ok::<_, crate::TrainError>((outcome.losses, update.to_bytes(), residual))
+        })
+        .await
+        .map_err(|e| RoleError::Run(format!("training panicked: {e}")))??;
+        let (losses, bytes, residual) = trained;
+        feedback = Some(residual);
+        let first = losses.first().copied().unwrap_or(f32::NAN);
+        let last = losses.last().copied().unwrap_or(f32::NAN);
+        let update_hash: B256 = keccak256(&bytes);
+        let netuid = config.netuid;
+        match send(&node, &config.hotkey, |f| {
+            TxKind::CommitTrainingUpdate(CommitTrainingUpdate {
+                from: f.from,
+                netuid,
+                round,
+                updateHash: update_hash,
+                nonce: f.nonce,
+                fee: f.fee,
+            })
+        })
+        .await
+        {
+            Ok(_) => {
+                say(format!(
+                    "round {round}: training loss {first:.3} → {last:.3} in {:.1} s; committed update {update_hash} ({} bytes)",
+                    started.elapsed().as_secs_f32(),
+                    bytes.len()
+                ));
+                pending = Some(Pending { round, bytes });
+            }
+            Err(e) => {
+                say(format!("round {round}: the commit was refused, skipping the round: {e}"));
+                skipped_round = Some(round);
+            }
+        }
+    }
+}
