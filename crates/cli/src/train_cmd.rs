@@ -117,6 +117,10 @@ pub struct ValidatorArgs {
     /// Write every round's verdicts, scores and losses as JSON to FILE after each round.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// Miners whose inner steps are re-run every round and compared byte for byte (each costs
+    /// one miner's round of compute). 0 scores without re-running.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub rerun: usize,
 }
 
 #[derive(Debug, Args)]
@@ -278,6 +282,7 @@ async fn run_validator(args: ValidatorArgs) -> Result<()> {
         checkpoint_epochs: role.epochs,
         rounds: role.rounds,
         report: args.report,
+        rerun: args.rerun,
     };
     validator::run(node, config, corpus, say()).await?;
     Ok(())

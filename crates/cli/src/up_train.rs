@@ -133,6 +133,7 @@ async fn run(plan: &TrainPlan, mut stopping: watch::Receiver<bool>) -> Result<()
             checkpoint_epochs: 8,
             rounds: None,
             report: Some(plan.dir.join("validator-report.json")),
+            rerun: 1,
         },
         corpus.clone(),
         say.clone(),

@@ -26,6 +26,7 @@
 //! [`roles`] runs the miner and the validator against a node and blob storage; [`run`] is a
 //! run's specification and its checkpoints as bytes. Nothing here parses flags or prints.
 
+pub mod baseline;
 pub mod corpus;
 pub mod exact;
 pub mod export;

@@ -203,6 +203,27 @@ impl ErrorFeedback {
         }
     }
 
+    /// Resumes from a residual kept earlier ([`residual`](Self::residual)).
+    pub fn from_residual(residual: Vec<f32>) -> Self {
+        Self { residual }
+    }
+
+    /// The residual as little-endian `f32`s, to keep on disk.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        self.residual.iter().flat_map(|v| v.to_le_bytes()).collect()
+    }
+
+    /// Reads [`to_bytes`](Self::to_bytes) of a residual of `len` values; `None` if the length
+    /// differs.
+    pub fn from_bytes(bytes: &[u8], len: usize) -> Option<Self> {
+        (bytes.len() == 4 * len).then(|| Self {
+            residual: bytes
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
+                .collect(),
+        })
+    }
+
     /// What has been accumulated and not yet sent.
     pub fn residual(&self) -> &[f32] {
         &self.residual

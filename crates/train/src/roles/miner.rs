@@ -2,8 +2,10 @@
 //! hash of its compressed update before the deadline, stores the update as a blob after it and
 //! reveals the blob's id.
 //!
-//! The error-feedback residual lives in memory: a restarted miner starts it from zero (its
-//! updates are valid, only less accurate for a round or two).
+//! The error-feedback residual follows the run's rule, so a validator can re-run a miner and
+//! get its update bit for bit ([`super::validator`]): round r starts from the residual left by
+//! round r − 1's update if that update was revealed, from zero otherwise. It is kept on disk
+//! after each reveal (`residual-ADDRESS.bin` in the cache), so a restarted miner keeps it.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -31,10 +33,11 @@ pub struct MinerConfig {
     pub rounds: Option<u64>,
 }
 
-/// An update committed and not yet revealed.
+/// An update committed and not yet revealed, and the residual it leaves.
 struct Pending {
     round: u64,
     bytes: Vec<u8>,
+    residual: ErrorFeedback,
 }
 
 /// Mines until `config.rounds` are done; the caller stops it earlier by dropping the future.
@@ -45,7 +48,6 @@ pub async fn run(
     say: Say,
 ) -> Result<(), RoleError> {
     let me = config.hotkey.address();
-    let mut feedback: Option<ErrorFeedback> = None;
     let mut pending: Option<Pending> = None;
     let mut done = 0u64;
     let mut waiting_said = false;
@@ -93,6 +95,7 @@ pub async fn run(
                             "round {round}: revealed update blob {blob_id} ({} bytes sent)",
                             p.bytes.len()
                         ));
+                        save_residual(&config.cache, &me, round, &p.residual)?;
                         done += 1;
                     }
                     Err(e) => say(format!("round {round}: the reveal was refused: {e}")),
@@ -129,10 +132,7 @@ pub async fn run(
             spec.window(),
         );
         let n = checkpoint.params.len();
-        let mut residual = match feedback.take() {
-            Some(f) if f.residual().len() == n => f,
-            _ => ErrorFeedback::new(n),
-        };
+        let mut residual = load_residual(&config.cache, &me, round, n);
         let started = std::time::Instant::now();
         let trained = tokio::task::spawn_blocking(move || {
             let outcome = train_inner(
@@ -150,7 +150,6 @@ pub async fn run(
         .await
         .map_err(|e| RoleError::Run(format!("training panicked: {e}")))??;
         let (losses, bytes, residual) = trained;
-        feedback = Some(residual);
         let first = losses.first().copied().unwrap_or(f32::NAN);
         let last = losses.last().copied().unwrap_or(f32::NAN);
         let update_hash: B256 = keccak256(&bytes);
@@ -173,7 +172,11 @@ pub async fn run(
                     started.elapsed().as_secs_f32(),
                     bytes.len()
                 ));
-                pending = Some(Pending { round, bytes });
+                pending = Some(Pending {
+                    round,
+                    bytes,
+                    residual,
+                });
             }
             Err(e) => {
                 say(format!("round {round}: the commit was refused, skipping the round: {e}"));
@@ -181,4 +184,43 @@ pub async fn run(
             }
         }
     }
+}
+
+fn residual_path(cache: &std::path::Path, hotkey: &alloy_primitives::Address) -> PathBuf {
+    cache.join(format!("residual-{hotkey}.bin"))
+}
+
+/// Keeps the residual round `round`'s revealed update left: `round` (u64 LE) then the values.
+fn save_residual(
+    cache: &std::path::Path,
+    hotkey: &alloy_primitives::Address,
+    round: u64,
+    residual: &ErrorFeedback,
+) -> Result<(), RoleError> {
+    let path = residual_path(cache, hotkey);
+    let mut bytes = round.to_le_bytes().to_vec();
+    bytes.extend(residual.to_bytes());
+    let partial = path.with_extension("partial");
+    std::fs::create_dir_all(cache).map_err(|e| crate::TrainError::io("create", cache, e))?;
+    std::fs::write(&partial, bytes).map_err(|e| crate::TrainError::io("write", &partial, e))?;
+    std::fs::rename(&partial, &path).map_err(|e| crate::TrainError::io("rename", &path, e))?;
+    Ok(())
+}
+
+/// The residual round `round` starts from: the one round `round − 1`'s revealed update left,
+/// else zero.
+fn load_residual(
+    cache: &std::path::Path,
+    hotkey: &alloy_primitives::Address,
+    round: u64,
+    len: usize,
+) -> ErrorFeedback {
+    let kept = std::fs::read(residual_path(cache, hotkey)).ok().and_then(|bytes| {
+        let (head, values) = bytes.split_at_checked(8)?;
+        let kept_round = u64::from_le_bytes(head.try_into().ok()?);
+        (round > 0 && kept_round == round - 1)
+            .then(|| ErrorFeedback::from_bytes(values, len))
+            .flatten()
+    });
+    kept.unwrap_or_else(|| ErrorFeedback::new(len))
 }

@@ -4,6 +4,13 @@
 //! the checkpoint and publishes it, every other validator compares the published hash with its
 //! own.
 //!
+//! **Re-running** (`rerun` miners a round): the inner steps give the same bits on every CPU, and a
+//! miner's residual follows the run's rule (zero unless its previous round's update was revealed,
+//! see [`super::miner`]), so a validator that has followed a miner since its residual was last
+//! zero re-runs its round — same checkpoint, same shard, same residual — and compares bytes. A
+//! different result proves the update was not made the way the run says (`fake`), whatever it
+//! scores. The validator keeps re-running the miners it follows, so their residuals stay known.
+//!
 //! A verdict for every commit: `accepted`, `copy` (bytes equal to an earlier commit's),
 //! `zero` (scored 0: noise, or not trained on its shard), `not revealed`, `unreadable`,
 //! `hash mismatch` (the blob is not what was committed), `malformed` (not an update of this
@@ -24,7 +31,8 @@ use super::{
     POLL, TX_TIMEOUT,
 };
 use crate::corpus::{shard_seed, Corpus};
-use crate::inner::evaluate;
+use crate::inner::{evaluate, train_inner};
+use crate::sparseloco::ErrorFeedback;
 use crate::round::{aggregate, ScoredUpdate};
 use crate::run::Checkpoint;
 use crate::score::{baseline, score_update, ScoringSets, UpdateScore};
@@ -42,6 +50,33 @@ pub struct ValidatorConfig {
     pub rounds: Option<u64>,
     /// Write the report (every round so far) as JSON here after each round.
     pub report: Option<PathBuf>,
+    /// Miners whose inner steps are re-run each round.
+    pub rerun: usize,
+}
+
+/// What a validator remembers between rounds to re-run miners: who revealed in the last round
+/// it validated, and the residuals of the miners it re-ran then.
+#[derive(Debug, Default)]
+struct Followed {
+    round: Option<u64>,
+    revealed: Vec<Address>,
+    residuals: std::collections::BTreeMap<Address, Vec<f32>>,
+}
+
+impl Followed {
+    /// The residual `hotkey` starts round `round` from, if this validator knows it.
+    fn residual(&self, hotkey: &Address, round: u64, len: usize) -> Option<Vec<f32>> {
+        if round == 0 {
+            return Some(vec![0.0; len]);
+        }
+        if self.round != Some(round - 1) {
+            return None;
+        }
+        if !self.revealed.contains(hotkey) {
+            return Some(vec![0.0; len]);
+        }
+        self.residuals.get(hotkey).cloned()
+    }
 }
 
 /// One commit's verdict.
@@ -54,6 +89,8 @@ pub struct UpdateReport {
     pub score_micros: u64,
     pub bytes: u64,
     pub measured: Option<UpdateScore>,
+    /// Re-run this round: `true` if its inner steps gave its bytes exactly, `false` if not.
+    pub rerun: Option<bool>,
 }
 
 /// One round as this validator saw it.
@@ -83,6 +120,7 @@ pub async fn run(
 ) -> Result<Vec<RoundReport>, RoleError> {
     let me = config.hotkey.address();
     let mut reports: Vec<RoundReport> = Vec::new();
+    let mut followed = Followed::default();
     let mut waiting_said = false;
     loop {
         tokio::time::sleep(POLL).await;
@@ -117,29 +155,34 @@ pub async fn run(
         if now <= run.reveal_end || reports.last().is_some_and(|r| r.round >= run.round) {
             continue;
         }
-        let report = validate_round(&node, &config, &run, &corpus, &say).await?;
+        let (report, next) =
+            validate_round(&node, &config, &run, &corpus, &mut followed, &say).await?;
         let aggregator = run.aggregator == me;
         reports.push(report);
+        // The report is written before the checkpoint is published: whoever sees the next round
+        // begin finds this one's verdicts.
+        write_report(&config, &reports)?;
         if aggregator {
             let last = reports.last_mut().expect("just pushed");
+            last.published = Some(publish(&node, &config, last, &next, &say).await?);
             last.verified = Some(true);
+            write_report(&config, &reports)?;
         }
-        write_report(&config, &reports)?;
         if aggregator && config.rounds.is_some_and(|r| reports.len() as u64 >= r) {
             return Ok(reports);
         }
     }
 }
 
-/// Scores round `run.round`, sets weights, and publishes the next checkpoint if this validator
-/// is the aggregator.
+/// Scores round `run.round` and sets weights; the report and the next checkpoint's bytes.
 async fn validate_round(
     node: &NodeClient,
     config: &ValidatorConfig,
     run: &api::TrainingRun,
     corpus: &Arc<Corpus>,
+    followed: &mut Followed,
     say: &Say,
-) -> Result<RoundReport, RoleError> {
+) -> Result<(RoundReport, Vec<u8>), RoleError> {
     let round = run.round;
     let checkpoint = load_checkpoint(
         node,
@@ -163,7 +206,7 @@ async fn validate_round(
     let uid_of = |hotkey: &Address| graph.neurons.iter().find(|n| n.hotkey == *hotkey).map(|n| n.uid);
     // Read every revealed update (bounded by the run's largest update before reading).
     let mut reports = Vec::new();
-    let mut readable: Vec<(usize, CompressedUpdate)> = Vec::new();
+    let mut readable: Vec<(usize, CompressedUpdate, Vec<u8>)> = Vec::new();
     for u in &run.updates {
         let mut report = UpdateReport {
             hotkey: u.hotkey,
@@ -173,6 +216,7 @@ async fn validate_round(
             score_micros: 0,
             bytes: 0,
             measured: None,
+            rerun: None,
         };
         report.verdict = match u.blob_id {
             None => "not revealed".into(),
@@ -186,7 +230,7 @@ async fn validate_round(
                         match decode(&bytes, &spec) {
                             Err(why) => format!("malformed: {why}"),
                             Ok(update) => {
-                                readable.push((reports.len(), update));
+                                readable.push((reports.len(), update, bytes));
                                 String::new()
                             }
                         }
@@ -196,7 +240,24 @@ async fn validate_round(
         };
         reports.push(report);
     }
-    // Score each readable update alone, then aggregate (CPU work, off the async threads).
+    // Which miners to re-run: those followed already, then others in an order of this
+    // validator's own (keccak of its hotkey and theirs), as long as their residual is known.
+    let n = checkpoint.params.len();
+    let me = config.hotkey.address();
+    let mut candidates: Vec<(bool, B256, usize, Vec<f32>)> = readable
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (at, _, _))| {
+            let hotkey = run.updates[*at].hotkey;
+            let residual = followed.residual(&hotkey, round, n)?;
+            let order = keccak256([me.as_slice(), hotkey.as_slice()].concat());
+            Some((!followed.residuals.contains_key(&hotkey), order, i, residual))
+        })
+        .collect();
+    candidates.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    candidates.truncate(config.rerun);
+    let reruns: Vec<(usize, Vec<f32>)> = candidates.into_iter().map(|c| (c.2, c.3)).collect();
+    // Re-run, score each readable update alone, then aggregate (CPU work, off the async threads).
     let hotkeys: Vec<Address> = run.updates.iter().map(|u| u.hotkey).collect();
     let commit_index: Vec<u32> = run.updates.iter().map(|u| u.commit_index).collect();
     let corpus = corpus.clone();
@@ -209,11 +270,25 @@ async fn validate_round(
             spec.random_windows,
             window,
         );
-        let n = checkpoint.params.len();
+        // Re-runs: the miner's round again, compared byte for byte.
+        let mut rerun_results = Vec::new();
+        for (i, residual) in reruns {
+            let (at, _, bytes) = &readable[i];
+            let hotkey = hotkeys[*at];
+            let windows = corpus.shard(hotkey.as_slice(), round, spec.inner.windows_per_round(), window);
+            let outcome = train_inner(spec.model, &checkpoint.params, &spec.inner, &windows, &mut |_, _| {})?;
+            let mut feedback = ErrorFeedback::from_residual(residual);
+            let again = feedback
+                .compress(&outcome.pseudo_gradient, &spec.codec)
+                .map_err(|e| crate::TrainError::Config(e.to_string()))?;
+            let same = again.to_bytes() == *bytes;
+            rerun_results.push((*at, same, feedback.residual().to_vec()));
+        }
+        let fake: Vec<usize> = rerun_results.iter().filter(|r| !r.1).map(|r| r.0).collect();
         let mut scores = Vec::new();
         let mut base = None;
         let mut dense = vec![0.0f32; n];
-        for (at, update) in &readable {
+        for (at, update, _) in readable.iter().filter(|(at, _, _)| !fake.contains(at)) {
             let own = corpus.shard(
                 hotkeys[*at].as_slice(),
                 round,
@@ -242,8 +317,9 @@ async fn validate_round(
         };
         let scored: Vec<ScoredUpdate<'_>> = readable
             .iter()
+            .filter(|(at, _, _)| !fake.contains(at))
             .zip(&scores)
-            .map(|((at, update), (_, score))| ScoredUpdate {
+            .map(|((at, update, _), (_, score))| ScoredUpdate {
                 hotkey: hotkeys[*at].as_slice(),
                 commit_index: u64::from(commit_index[*at]),
                 update,
@@ -262,11 +338,23 @@ async fn validate_round(
         let held_out_after = evaluate(spec.model, &next.params, &held_out, spec.eval_batch)?;
         let accepted: Vec<Address> = outcome.accepted.iter().map(|h| Address::from_slice(h)).collect();
         let copies: Vec<Address> = outcome.copies.iter().map(|h| Address::from_slice(h)).collect();
-        Ok::<_, crate::TrainError>((scores, accepted, copies, next, held_out_before, held_out_after))
+        Ok::<_, crate::TrainError>((scores, accepted, copies, next, held_out_before, held_out_after, rerun_results))
     })
     .await
     .map_err(|e| RoleError::Run(format!("scoring panicked: {e}")))??;
-    let (scores, accepted, copies, next, held_out_before, held_out_after) = computed;
+    let (scores, accepted, copies, next, held_out_before, held_out_after, rerun_results) = computed;
+    // What the next round's re-runs start from.
+    followed.round = Some(round);
+    followed.revealed = run.updates.iter().filter(|u| u.blob_id.is_some()).map(|u| u.hotkey).collect();
+    followed.residuals.clear();
+    for (at, same, residual) in rerun_results {
+        reports[at].rerun = Some(same);
+        if same {
+            followed.residuals.insert(run.updates[at].hotkey, residual);
+        } else {
+            reports[at].verdict = "fake: re-running its inner steps gives other bytes".into();
+        }
+    }
     for (at, score) in scores {
         let r = &mut reports[at];
         r.measured = Some(score);
@@ -280,8 +368,13 @@ async fn validate_round(
         };
     }
     for r in &reports {
+        let rerun = match r.rerun {
+            Some(true) => ", re-run: same bytes",
+            Some(false) => ", re-run: different bytes",
+            None => "",
+        };
         say(format!(
-            "round {round}: {} (uid {}) {}: {} bytes, score {}",
+            "round {round}: {} (uid {}) {}: {} bytes, score {}{rerun}",
             r.hotkey,
             r.uid.map_or("-".into(), |u| u.to_string()),
             r.verdict,
@@ -314,38 +407,47 @@ async fn validate_round(
         }
     }
     let bytes = next.to_bytes();
-    let next_hash = b256(sha256(&bytes));
-    let mut published = None;
-    if run.aggregator == config.hotkey.address() {
-        let blob = store_blob(node, &config.hotkey, &bytes, &config.cache, config.checkpoint_epochs).await?;
-        let (netuid, count) = (config.netuid, accepted.len() as u64);
-        send(node, &config.hotkey, |f| {
-            TxKind::PublishTrainingCheckpoint(PublishTrainingCheckpoint {
-                from: f.from,
-                netuid,
-                round,
-                checkpoint: blob,
-                checkpointHash: next_hash,
-                accepted: count,
-                nonce: f.nonce,
-                fee: f.fee,
-            })
-        })
-        .await?;
-        say(format!("round {round}: published checkpoint {blob} for round {}", round + 1));
-        published = Some(blob);
-    }
-    Ok(RoundReport {
+    let report = RoundReport {
         round,
         checkpoint: run.checkpoint,
         held_out_before,
         held_out_after,
         updates: reports,
-        next_checkpoint_hash: next_hash,
-        published,
+        next_checkpoint_hash: b256(sha256(&bytes)),
+        published: None,
         verified: None,
         weights,
+    };
+    Ok((report, bytes))
+}
+
+/// Stores the next checkpoint `bytes` as a blob and publishes it (the aggregator's part of
+/// round `report.round`); its blob.
+async fn publish(
+    node: &NodeClient,
+    config: &ValidatorConfig,
+    report: &RoundReport,
+    bytes: &[u8],
+    say: &Say,
+) -> Result<B256, RoleError> {
+    let blob = store_blob(node, &config.hotkey, bytes, &config.cache, config.checkpoint_epochs).await?;
+    let accepted = report.updates.iter().filter(|u| u.verdict == "accepted").count() as u64;
+    let (netuid, round, hash) = (config.netuid, report.round, report.next_checkpoint_hash);
+    send(node, &config.hotkey, |f| {
+        TxKind::PublishTrainingCheckpoint(PublishTrainingCheckpoint {
+            from: f.from,
+            netuid,
+            round,
+            checkpoint: blob,
+            checkpointHash: hash,
+            accepted,
+            nonce: f.nonce,
+            fee: f.fee,
+        })
     })
+    .await?;
+    say(format!("round {round}: published checkpoint {blob} for round {}", round + 1));
+    Ok(blob)
 }
 
 /// An update of this run's model and codec, or why not.
