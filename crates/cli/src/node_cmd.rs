@@ -235,7 +235,9 @@ pub fn run_up(args: UpArgs) -> anyhow::Result<()> {
         http: args.http.clone(),
     });
     if args.train && args.storage_nodes == 0 {
-        anyhow::bail!("--train stores checkpoints and updates as blobs: it needs --storage-nodes 4 or more");
+        anyhow::bail!(
+            "--train stores checkpoints and updates as blobs: it needs --storage-nodes 4 or more"
+        );
     }
     let train = args.train.then(|| crate::up_train::TrainPlan {
         rpc: format!("http://{}", args.rpc_addr),

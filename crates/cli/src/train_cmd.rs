@@ -16,8 +16,10 @@ use crate::keys::{KeystoreArgs, PasswordArgs};
 pub enum TrainCommand {
     /// Start a training run on a subnet you own: store its first checkpoint as a blob and put
     /// the run on chain.
-    #[command(after_help = "Example:\n  mycel train start --netuid 2 --dev-account 0 \
-        --aggregator-dev-account 4 --run tiny --round-blocks 40 --reveal-blocks 10")]
+    #[command(
+        after_help = "Example:\n  mycel train start --netuid 2 --dev-account 0 \
+        --aggregator-dev-account 4 --run tiny --round-blocks 40 --reveal-blocks 10"
+    )]
     Start(StartArgs),
     /// Train the run's checkpoint each round on this hotkey's shard and send compressed updates.
     Miner(RoleArgs),
@@ -40,7 +42,12 @@ pub struct Target {
     #[arg(long, value_name = "N")]
     pub netuid: u16,
     /// A node's HTTP API.
-    #[arg(long, value_name = "URL", env = "MYCEL_RPC", default_value = "http://127.0.0.1:8545")]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "MYCEL_RPC",
+        default_value = "http://127.0.0.1:8545"
+    )]
     pub rpc: String,
     /// Checkpoints are cached here [default: $MYCEL_TRAIN_CACHE or ~/.cache/mycel/train].
     #[arg(long, value_name = "DIR", env = "MYCEL_TRAIN_CACHE")]
@@ -76,7 +83,11 @@ pub struct StartArgs {
     #[arg(long, value_name = "HEX")]
     pub seed: Option<String>,
     /// Who publishes the checkpoints (a validator's hotkey).
-    #[arg(long, value_name = "ADDRESS", conflicts_with = "aggregator_dev_account")]
+    #[arg(
+        long,
+        value_name = "ADDRESS",
+        conflicts_with = "aggregator_dev_account"
+    )]
     pub aggregator: Option<Address>,
     /// Use development account N as the aggregator.
     #[arg(long, value_name = "N")]
@@ -220,10 +231,18 @@ async fn start(args: StartArgs) -> Result<()> {
     let owner = signer(&args.key, "the subnet owner")?;
     let aggregator = match (args.aggregator, args.aggregator_dev_account) {
         (Some(a), _) => a,
-        (None, Some(n)) => crate::signer::resolve(None, Some(n), "--aggregator-dev-account", &args.key.keystore, &args.key.password)?
-            .expect("a dev account")
-            .address(),
-        (None, None) => bail!("say who publishes the checkpoints: --aggregator ADDRESS or --aggregator-dev-account N"),
+        (None, Some(n)) => crate::signer::resolve(
+            None,
+            Some(n),
+            "--aggregator-dev-account",
+            &args.key.keystore,
+            &args.key.password,
+        )?
+        .expect("a dev account")
+        .address(),
+        (None, None) => bail!(
+            "say who publishes the checkpoints: --aggregator ADDRESS or --aggregator-dev-account N"
+        ),
     };
     let mut spec = RunSpec::named(&args.run)?;
     if let Some(seed) = &args.seed {
@@ -242,8 +261,20 @@ async fn start(args: StartArgs) -> Result<()> {
         reveal_blocks: args.reveal_blocks,
         epochs: args.epochs,
     };
-    let blob = roles::start_run(&node, &owner, netuid, spec, aggregator, timing, &cache(&args.target)?, &say()).await?;
-    println!("training run started on subnet {netuid}: checkpoint blob {blob}, aggregator {aggregator}");
+    let blob = roles::start_run(
+        &node,
+        &owner,
+        netuid,
+        spec,
+        aggregator,
+        timing,
+        &cache(&args.target)?,
+        &say(),
+    )
+    .await?;
+    println!(
+        "training run started on subnet {netuid}: checkpoint blob {blob}, aggregator {aggregator}"
+    );
     Ok(())
 }
 
@@ -289,7 +320,11 @@ async fn run_validator(args: ValidatorArgs) -> Result<()> {
 }
 
 /// Registers `hotkey` on the subnet (it pays its own burn) unless it is registered.
-async fn register(node: &NodeClient, netuid: u16, hotkey: &alloy_signer_local::PrivateKeySigner) -> Result<()> {
+async fn register(
+    node: &NodeClient,
+    netuid: u16,
+    hotkey: &alloy_signer_local::PrivateKeySigner,
+) -> Result<()> {
     let (uid, new) = mycel_subnet::validator::chain::ensure_registered(
         node,
         netuid,
@@ -299,7 +334,10 @@ async fn register(node: &NodeClient, netuid: u16, hotkey: &alloy_signer_local::P
     )
     .await?;
     if new {
-        eprintln!("registered hotkey {} on subnet {netuid} as uid {uid}", hotkey.address());
+        eprintln!(
+            "registered hotkey {} on subnet {netuid} as uid {uid}",
+            hotkey.address()
+        );
     }
     Ok(())
 }
@@ -313,7 +351,10 @@ async fn load_corpus() -> Result<Arc<mycel_train::corpus::Corpus>> {
 async fn status(args: StatusArgs) -> Result<()> {
     let node = node(&args.target)?;
     let Some(run) = roles::training_run(&node, args.target.netuid).await? else {
-        bail!("subnet {} has no training run (start one with `mycel train start`)", args.target.netuid);
+        bail!(
+            "subnet {} has no training run (start one with `mycel train start`)",
+            args.target.netuid
+        );
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&run)?);
@@ -322,18 +363,26 @@ async fn status(args: StatusArgs) -> Result<()> {
     let height = roles::height(&node).await?;
     println!("subnet {} training run (spec {})", run.netuid, run.spec);
     println!("  aggregator   {}", run.aggregator);
-    println!("  round        {} (began at block {}, now {height})", run.round, run.round_start);
+    println!(
+        "  round        {} (began at block {}, now {height})",
+        run.round, run.round_start
+    );
     println!("  commits      until block {}", run.deadline);
     println!("  reveals      until block {}", run.reveal_end);
     println!("  checkpoint   {}", run.checkpoint);
     println!("  updates      {}", run.updates.len());
     for u in &run.updates {
-        let blob = u.blob_id.map_or("not revealed".to_string(), |b| b.to_string());
+        let blob = u
+            .blob_id
+            .map_or("not revealed".to_string(), |b| b.to_string());
         println!("    #{} {} {}", u.commit_index, u.hotkey, blob);
     }
     println!("  checkpoints");
     for c in &run.history {
-        println!("    round {:>4}  block {:>8}  {} updates  {}", c.round, c.height, c.accepted, c.checkpoint);
+        println!(
+            "    round {:>4}  block {:>8}  {} updates  {}",
+            c.round, c.height, c.accepted, c.checkpoint
+        );
     }
     Ok(())
 }
@@ -361,10 +410,14 @@ async fn export(args: ExportArgs) -> Result<()> {
     )
     .await?;
     let out = args.output.clone();
-    let name = format!("mycel-train subnet {} round {}", args.target.netuid, args.round);
+    let name = format!(
+        "mycel-train subnet {} round {}",
+        args.target.netuid, args.round
+    );
     tokio::task::spawn_blocking(move || {
         let loaded = mycel_train::corpus::load_default()?;
-        let params = mycel_train::model::Params::from_flat(checkpoint.spec.model, &checkpoint.params)?;
+        let params =
+            mycel_train::model::Params::from_flat(checkpoint.spec.model, &checkpoint.params)?;
         mycel_train::export::export_gguf(&params, &loaded.tokenizer_gguf, &name, &out)
     })
     .await??;

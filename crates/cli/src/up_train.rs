@@ -22,9 +22,10 @@ use tokio::sync::watch;
 const TRAIN_OWNER: u32 = 9;
 /// MYC sent to each role's key: registration burns and fees for a long devnet.
 const KEY_FUNDING_MYC: u128 = 1_000;
-/// Blocks of commits and of reveals per round (1 s blocks): a round of the tiny model.
-const ROUND_BLOCKS: u64 = 20;
-const REVEAL_BLOCKS: u64 = 8;
+/// Blocks of commits and of reveals per round (1 s blocks): the tiny model's 8 inner steps take
+/// 10–40 s on two shared cores, the validator's scoring and re-run about as long again.
+const ROUND_BLOCKS: u64 = 60;
+const REVEAL_BLOCKS: u64 = 10;
 
 /// What `mycel up --train` starts.
 #[derive(Debug, Clone)]
@@ -71,7 +72,9 @@ pub fn start(plan: TrainPlan) -> Result<Training> {
                 Err(e) => Err(e.into()),
             };
             if let Err(e) = result {
-                eprintln!("error: the training subnet did not start: {e:#}\n(the chain keeps running)");
+                eprintln!(
+                    "error: the training subnet did not start: {e:#}\n(the chain keeps running)"
+                );
             }
             let _ = finished.send(());
         })
@@ -80,7 +83,8 @@ pub fn start(plan: TrainPlan) -> Result<Training> {
 }
 
 async fn run(plan: &TrainPlan, mut stopping: watch::Receiver<bool>) -> Result<()> {
-    std::fs::create_dir_all(&plan.dir).with_context(|| format!("cannot create {}", plan.dir.display()))?;
+    std::fs::create_dir_all(&plan.dir)
+        .with_context(|| format!("cannot create {}", plan.dir.display()))?;
     let say: Say = Arc::new(|line| eprintln!("[train] {line}"));
     let node = NodeClient::new(&plan.rpc)?;
     let setup = async {
@@ -97,20 +101,41 @@ async fn run(plan: &TrainPlan, mut stopping: watch::Receiver<bool>) -> Result<()
             fund(&node, &owner, key).await?;
         }
         let netuid = ensure_subnet(&node, &owner, &validator_key).await?;
+        for key in &miner_keys {
+            mycel_subnet::validator::chain::ensure_registered(
+                &node,
+                netuid,
+                key,
+                key,
+                roles::TX_TIMEOUT,
+            )
+            .await?;
+        }
+        say("loading the training corpus (fetched and tokenized on first use)…".into());
+        let corpus = Arc::new(
+            tokio::task::spawn_blocking(mycel_train::corpus::load_default)
+                .await??
+                .corpus,
+        );
+        // The roles are ready before the first round's clock starts.
         if roles::training_run(&node, netuid).await?.is_none() {
             let timing = RunTiming {
                 round_blocks: ROUND_BLOCKS,
                 reveal_blocks: REVEAL_BLOCKS,
                 epochs: 8,
             };
-            roles::start_run(&node, &owner, netuid, RunSpec::tiny(), validator_key.address(), timing, &plan.dir, &say)
-                .await?;
+            roles::start_run(
+                &node,
+                &owner,
+                netuid,
+                RunSpec::tiny(),
+                validator_key.address(),
+                timing,
+                &plan.dir,
+                &say,
+            )
+            .await?;
         }
-        for key in &miner_keys {
-            mycel_subnet::validator::chain::ensure_registered(&node, netuid, key, key, roles::TX_TIMEOUT).await?;
-        }
-        say("loading the training corpus (fetched and tokenized on first use)…".into());
-        let corpus = Arc::new(tokio::task::spawn_blocking(mycel_train::corpus::load_default).await??.corpus);
         anyhow::Ok((netuid, validator_key, miner_keys, corpus))
     };
     let (netuid, validator_key, miner_keys, corpus) = tokio::select! {
@@ -149,7 +174,9 @@ async fn run(plan: &TrainPlan, mut stopping: watch::Receiver<bool>) -> Result<()
         };
         roles_running.spawn(async move {
             let prefix: Say = Arc::new(move |line| say(format!("miner {k}: {line}")));
-            miner::run(node, config, corpus, prefix).await.map(|()| Vec::new())
+            miner::run(node, config, corpus, prefix)
+                .await
+                .map(|()| Vec::new())
         });
     }
     tokio::select! {
@@ -216,7 +243,11 @@ async fn fund(node: &NodeClient, owner: &PrivateKeySigner, key: &PrivateKeySigne
 
 /// The subnet the owner runs for training (its owner hotkey is the validator's key), created
 /// with weights settable every round if there is none.
-async fn ensure_subnet(node: &NodeClient, owner: &PrivateKeySigner, validator: &PrivateKeySigner) -> Result<u16> {
+async fn ensure_subnet(
+    node: &NodeClient,
+    owner: &PrivateKeySigner,
+    validator: &PrivateKeySigner,
+) -> Result<u16> {
     let find = |list: &mycel_client::api::SubnetList| {
         list.subnets
             .iter()
@@ -238,7 +269,8 @@ async fn ensure_subnet(node: &NodeClient, owner: &PrivateKeySigner, validator: &
         })
     })
     .await?;
-    let netuid = find(&node.subnets().await?).context("the training subnet was created but is not listed")?;
+    let netuid = find(&node.subnets().await?)
+        .context("the training subnet was created but is not listed")?;
     roles::send(node, owner, |f| {
         TxKind::SetSubnetParams(SetSubnetParams {
             from: f.from,

@@ -49,7 +49,13 @@ impl Net {
 
     /// Waits until `done` holds for the run (at most `secs`), showing `procs`' logs if not.
     #[track_caller]
-    fn wait(&self, what: &str, secs: u64, procs: &[&Proc], done: impl Fn(&api::TrainingRun) -> bool) -> api::TrainingRun {
+    fn wait(
+        &self,
+        what: &str,
+        secs: u64,
+        procs: &[&Proc],
+        done: impl Fn(&api::TrainingRun) -> bool,
+    ) -> api::TrainingRun {
         let deadline = Instant::now() + Duration::from_secs(secs);
         loop {
             let run = self.run();
@@ -57,8 +63,14 @@ impl Net {
                 return run;
             }
             if Instant::now() > deadline {
-                let logs: Vec<String> = procs.iter().map(|p| format!("--- {}:\n{}", p.name(), p.log_tail())).collect();
-                panic!("timed out waiting for {what}: {run:#?}\n{}", logs.join("\n"));
+                let logs: Vec<String> = procs
+                    .iter()
+                    .map(|p| format!("--- {}:\n{}", p.name(), p.log_tail()))
+                    .collect();
+                panic!(
+                    "timed out waiting for {what}: {run:#?}\n{}",
+                    logs.join("\n")
+                );
             }
             std::thread::sleep(Duration::from_millis(300));
         }
@@ -87,7 +99,11 @@ impl Net {
         Proc::mycel(&format!("train {role} {dev}"), &args, "warn", &log)
     }
 
-    fn send(&self, signer: &PrivateKeySigner, kind: impl FnOnce(mycel_client::TxFields) -> TxKind) -> Result<B256, RoleError> {
+    fn send(
+        &self,
+        signer: &PrivateKeySigner,
+        kind: impl FnOnce(mycel_client::TxFields) -> TxKind,
+    ) -> Result<B256, RoleError> {
         self.runtime.block_on(roles::send(&self.node, signer, kind))
     }
 
@@ -122,7 +138,13 @@ impl Net {
 
     fn store(&self, signer: &PrivateKeySigner, bytes: &[u8]) -> B256 {
         self.runtime
-            .block_on(roles::store_blob(&self.node, signer, bytes, &self.dir.join("hostile"), 2))
+            .block_on(roles::store_blob(
+                &self.node,
+                signer,
+                bytes,
+                &self.dir.join("hostile"),
+                2,
+            ))
             .expect("store a blob")
     }
 }
@@ -148,7 +170,10 @@ fn noise_update(spec: &RunSpec, round: u64) -> Vec<u8> {
             ((x >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.02
         })
         .collect();
-    ErrorFeedback::new(n).compress(&noise, &spec.codec).unwrap().to_bytes()
+    ErrorFeedback::new(n)
+        .compress(&noise, &spec.codec)
+        .unwrap()
+        .to_bytes()
 }
 
 #[test]
@@ -166,9 +191,26 @@ fn three_miners_and_a_validator_train_through_bad_updates_a_leaving_miner_and_a_
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no netuid in {out}"));
     let n = netuid.to_string();
-    devnet.ok(&["subnet", "set", &n, "--weights-rate-limit", "0", "--dev-account", "0"]);
+    devnet.ok(&[
+        "subnet",
+        "set",
+        &n,
+        "--weights-rate-limit",
+        "0",
+        "--dev-account",
+        "0",
+    ]);
     for dev in [HOSTILE, COPIER] {
-        devnet.ok(&["neuron", "register", "--netuid", &n, "--dev-account", &dev.to_string(), "--hotkey-dev-account", &dev.to_string()]);
+        devnet.ok(&[
+            "neuron",
+            "register",
+            "--netuid",
+            &n,
+            "--dev-account",
+            &dev.to_string(),
+            "--hotkey-dev-account",
+            &dev.to_string(),
+        ]);
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -190,36 +232,85 @@ fn three_miners_and_a_validator_train_through_bad_updates_a_leaving_miner_and_a_
     assert_eq!(code(net.commit(&hostile, 0, B256::ZERO)), "training_no_run");
 
     let report = net.dir.join("validator-report.json");
-    let validator_args = vec!["--report".to_string(), report.display().to_string(), "--rerun".to_string(), "8".to_string()];
+    let validator_args = vec![
+        "--report".to_string(),
+        report.display().to_string(),
+        "--rerun".to_string(),
+        "8".to_string(),
+    ];
     let mut validator = net.role("validator", VALIDATOR, &validator_args);
-    let mut miners: Vec<Proc> = MINERS.iter().map(|&dev| net.role("miner", dev, &[])).collect();
+    let mut miners: Vec<Proc> = MINERS
+        .iter()
+        .map(|&dev| net.role("miner", dev, &[]))
+        .collect();
     // The roles register and load the corpus, then wait for the run.
     for proc in miners.iter_mut().chain(std::iter::once(&mut validator)) {
         proc.wait_for_log("waiting", Duration::from_secs(120));
     }
     net.devnet.ok(&[
-        "train", "start", "--netuid", &n, "--dev-account", &OWNER.to_string(),
-        "--aggregator-dev-account", &VALIDATOR.to_string(), "--run", "tiny",
-        "--round-blocks", &ROUND_BLOCKS.to_string(), "--reveal-blocks", &REVEAL_BLOCKS.to_string(),
+        "train",
+        "start",
+        "--netuid",
+        &n,
+        "--dev-account",
+        &OWNER.to_string(),
+        "--aggregator-dev-account",
+        &VALIDATOR.to_string(),
+        "--run",
+        "tiny",
+        "--round-blocks",
+        &ROUND_BLOCKS.to_string(),
+        "--reveal-blocks",
+        &REVEAL_BLOCKS.to_string(),
     ]);
     let spec = RunSpec::tiny();
 
     // Round 0: noise from the hostile hotkey, and a copy of the first honest commit.
     let run = net.run();
     assert_eq!(run.round, 0);
-    assert_eq!(code(net.commit(&hostile, 1, B256::ZERO)), "training_wrong_round");
+    assert_eq!(
+        code(net.commit(&hostile, 1, B256::ZERO)),
+        "training_wrong_round"
+    );
     let noise = noise_update(&spec, 0);
-    net.commit(&hostile, 0, keccak256(&noise)).expect("noise commit (before the deadline)");
-    let run = net.wait("an honest commit in round 0", 240, &[&validator, &miners[0]], |r| {
-        r.round == 0 && r.updates.iter().any(|u| MINERS.iter().any(|&m| dev_address(m) == u.hotkey))
-    });
-    let first = run.updates.iter().find(|u| MINERS.iter().any(|&m| dev_address(m) == u.hotkey)).unwrap().clone();
-    net.commit(&copier, 0, first.update_hash).expect("the copier commits the same hash");
+    net.commit(&hostile, 0, keccak256(&noise))
+        .expect("noise commit (before the deadline)");
+    let run = net.wait(
+        "an honest commit in round 0",
+        240,
+        &[&validator, &miners[0]],
+        |r| {
+            r.round == 0
+                && r.updates
+                    .iter()
+                    .any(|u| MINERS.iter().any(|&m| dev_address(m) == u.hotkey))
+        },
+    );
+    let first = run
+        .updates
+        .iter()
+        .find(|u| MINERS.iter().any(|&m| dev_address(m) == u.hotkey))
+        .unwrap()
+        .clone();
+    net.commit(&copier, 0, first.update_hash)
+        .expect("the copier commits the same hash");
     let run = net.wait("round 0's reveals", 120, &[&validator], |r| {
-        net.height() > r.deadline && r.updates.iter().any(|u| u.hotkey == first.hotkey && u.blob_id.is_some())
+        net.height() > r.deadline
+            && r.updates
+                .iter()
+                .any(|u| u.hotkey == first.hotkey && u.blob_id.is_some())
     });
-    assert_eq!(code(net.commit(&hostile, 0, B256::repeat_byte(1))), "training_commit_closed");
-    let honest_blob = run.updates.iter().find(|u| u.hotkey == first.hotkey).unwrap().blob_id.unwrap();
+    assert_eq!(
+        code(net.commit(&hostile, 0, B256::repeat_byte(1))),
+        "training_commit_closed"
+    );
+    let honest_blob = run
+        .updates
+        .iter()
+        .find(|u| u.hotkey == first.hotkey)
+        .unwrap()
+        .blob_id
+        .unwrap();
     net.reveal(&copier, 0, honest_blob);
     let noise_blob = net.store(&hostile, &noise);
     net.reveal(&hostile, 0, noise_blob);
@@ -229,8 +320,11 @@ fn three_miners_and_a_validator_train_through_bad_updates_a_leaving_miner_and_a_
     miners[2].kill_9();
     let mut malformed = noise.clone();
     malformed[0] ^= 0xff;
-    net.commit(&hostile, 1, keccak256(&malformed)).expect("malformed commit");
-    net.wait("round 1's deadline", 120, &[&validator], |r| net.height() > r.deadline);
+    net.commit(&hostile, 1, keccak256(&malformed))
+        .expect("malformed commit");
+    net.wait("round 1's deadline", 120, &[&validator], |r| {
+        net.height() > r.deadline
+    });
     let blob = net.store(&hostile, &malformed);
     net.reveal(&hostile, 1, blob);
 
@@ -242,16 +336,26 @@ fn three_miners_and_a_validator_train_through_bad_updates_a_leaving_miner_and_a_
     let mut validator = net.role(
         "validator",
         VALIDATOR,
-        &["--report".to_string(), report_after.display().to_string(), "--rerun".to_string(), "8".to_string()],
+        &[
+            "--report".to_string(),
+            report_after.display().to_string(),
+            "--rerun".to_string(),
+            "8".to_string(),
+        ],
     );
     let mut oversized = noise.clone();
     oversized.extend_from_slice(&[0u8; 4096]);
     assert!(oversized.len() as u64 > spec.max_update_bytes());
-    net.commit(&hostile, 2, keccak256(&oversized)).expect("oversized commit");
-    net.wait("round 2's deadline", 120, &[&validator], |r| net.height() > r.deadline);
+    net.commit(&hostile, 2, keccak256(&oversized))
+        .expect("oversized commit");
+    net.wait("round 2's deadline", 120, &[&validator], |r| {
+        net.height() > r.deadline
+    });
     let blob = net.store(&hostile, &oversized);
     net.reveal(&hostile, 2, blob);
-    let run = net.wait("round 3", 300, &[&validator, &miners[0], &miners[1]], |r| r.round == ROUNDS);
+    let run = net.wait("round 3", 300, &[&validator, &miners[0], &miners[1]], |r| {
+        r.round == ROUNDS
+    });
     assert_eq!(run.history.len() as u64, ROUNDS + 1);
 
     // What the validator decided, round by round.
@@ -268,61 +372,144 @@ fn three_miners_and_a_validator_train_through_bad_updates_a_leaving_miner_and_a_
             .as_array()
             .unwrap()
             .iter()
-            .find(|u| u["hotkey"].as_str().unwrap().eq_ignore_ascii_case(&dev_address(dev).to_string()))
+            .find(|u| {
+                u["hotkey"]
+                    .as_str()
+                    .unwrap()
+                    .eq_ignore_ascii_case(&dev_address(dev).to_string())
+            })
             .cloned()
     };
     let verdict = |round: usize, dev: u32| -> String {
-        update(round, dev).map_or("absent".to_string(), |u| u["verdict"].as_str().unwrap().to_string())
+        update(round, dev).map_or("absent".to_string(), |u| {
+            u["verdict"].as_str().unwrap().to_string()
+        })
     };
     // Honest miners: accepted, and re-run to the same bytes (round 1's re-run starts from the
     // residual round 0 left: the residual rule holds end to end).
     for dev in MINERS {
         assert_eq!(verdict(0, dev), "accepted", "round 0, miner {dev}");
-        assert_eq!(update(0, dev).unwrap()["rerun"], true, "round 0, miner {dev}");
+        assert_eq!(
+            update(0, dev).unwrap()["rerun"],
+            true,
+            "round 0, miner {dev}"
+        );
     }
     for dev in &MINERS[..2] {
         assert_eq!(verdict(1, *dev), "accepted", "round 1, miner {dev}");
-        assert_eq!(update(1, *dev).unwrap()["rerun"], true, "round 1, miner {dev}");
-        assert_eq!(verdict(2, *dev), "accepted", "round 2 (restarted validator), miner {dev}");
+        assert_eq!(
+            update(1, *dev).unwrap()["rerun"],
+            true,
+            "round 1, miner {dev}"
+        );
+        assert_eq!(
+            verdict(2, *dev),
+            "accepted",
+            "round 2 (restarted validator), miner {dev}"
+        );
     }
     // Noise and the copy are proved fake by re-running them (a validator that re-runs no one
     // gives them `zero` and `copy`: tests/round.rs in mycel-train).
-    assert!(verdict(0, HOSTILE).starts_with("fake"), "noise: {}", verdict(0, HOSTILE));
-    assert!(verdict(0, COPIER).starts_with("fake"), "copy: {}", verdict(0, COPIER));
-    assert!(verdict(1, HOSTILE).starts_with("malformed"), "{}", verdict(1, HOSTILE));
+    assert!(
+        verdict(0, HOSTILE).starts_with("fake"),
+        "noise: {}",
+        verdict(0, HOSTILE)
+    );
+    assert!(
+        verdict(0, COPIER).starts_with("fake"),
+        "copy: {}",
+        verdict(0, COPIER)
+    );
+    assert!(
+        verdict(1, HOSTILE).starts_with("malformed"),
+        "{}",
+        verdict(1, HOSTILE)
+    );
     assert_eq!(verdict(1, MINERS[2]), "absent", "the miner that left");
-    assert!(verdict(2, HOSTILE).starts_with("unreadable") && verdict(2, HOSTILE).contains("over"), "{}", verdict(2, HOSTILE));
+    assert!(
+        verdict(2, HOSTILE).starts_with("unreadable") && verdict(2, HOSTILE).contains("over"),
+        "{}",
+        verdict(2, HOSTILE)
+    );
     // Weights go to accepted updates only.
     let uid = |dev: u32| {
-        reports[0]["updates"].as_array().unwrap().iter()
-            .find(|u| u["hotkey"].as_str().unwrap().eq_ignore_ascii_case(&dev_address(dev).to_string()))
+        reports[0]["updates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| {
+                u["hotkey"]
+                    .as_str()
+                    .unwrap()
+                    .eq_ignore_ascii_case(&dev_address(dev).to_string())
+            })
             .and_then(|u| u["uid"].as_u64())
             .unwrap()
     };
-    let weighted: Vec<u64> = reports[0]["weights"].as_array().unwrap().iter().map(|w| w[0].as_u64().unwrap()).collect();
-    assert!(!weighted.contains(&uid(HOSTILE)) && !weighted.contains(&uid(COPIER)), "{weighted:?}");
+    let weighted: Vec<u64> = reports[0]["weights"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w[0].as_u64().unwrap())
+        .collect();
+    assert!(
+        !weighted.contains(&uid(HOSTILE)) && !weighted.contains(&uid(COPIER)),
+        "{weighted:?}"
+    );
     assert_eq!(weighted.len(), 3, "{weighted:?}");
     // The held-out loss falls every round, and by at least 0.05 nat over the three.
     let loss = |r: &serde_json::Value, k: &str| r[k].as_f64().unwrap();
     for r in &reports {
-        assert!(loss(r, "held_out_after") < loss(r, "held_out_before"), "{r}");
+        assert!(
+            loss(r, "held_out_after") < loss(r, "held_out_before"),
+            "{r}"
+        );
     }
-    let (start, end) = (loss(&reports[0], "held_out_before"), loss(&reports[2], "held_out_after"));
+    let (start, end) = (
+        loss(&reports[0], "held_out_before"),
+        loss(&reports[2], "held_out_after"),
+    );
     eprintln!("held-out loss {start:.4} -> {end:.4} over {ROUNDS} rounds");
     assert!(end < start - 0.05, "held-out loss {start} -> {end}");
 
     // The last checkpoint exports as a GGUF that mycel's inference loads and runs.
     let gguf = net.dir.join("trained.gguf");
     net.devnet.ok(&[
-        "train", "export", &ROUNDS.to_string(), "--netuid", &n, "-o", &gguf.display().to_string(),
-        "--cache", &net.dir.join("cache-export").display().to_string(),
+        "train",
+        "export",
+        &ROUNDS.to_string(),
+        "--netuid",
+        &n,
+        "-o",
+        &gguf.display().to_string(),
+        "--cache",
+        &net.dir.join("cache-export").display().to_string(),
     ]);
     let model = gguf.display().to_string();
     let info = mycel_testkit::mycel::run(&["model", "info", "--model", &model]);
-    assert!(info.status.success(), "{}", mycel_testkit::mycel::stderr(&info));
-    assert!(mycel_testkit::mycel::stdout(&info).contains("llama"), "{info:?}");
-    let generated = mycel_testkit::mycel::run(&["model", "generate", "--model", &model, "--max-tokens", "4", "The Congress"]);
-    assert!(generated.status.success(), "{}", mycel_testkit::mycel::stderr(&generated));
+    assert!(
+        info.status.success(),
+        "{}",
+        mycel_testkit::mycel::stderr(&info)
+    );
+    assert!(
+        mycel_testkit::mycel::stdout(&info).contains("llama"),
+        "{info:?}"
+    );
+    let generated = mycel_testkit::mycel::run(&[
+        "model",
+        "generate",
+        "--model",
+        &model,
+        "--max-tokens",
+        "4",
+        "The Congress",
+    ]);
+    assert!(
+        generated.status.success(),
+        "{}",
+        mycel_testkit::mycel::stderr(&generated)
+    );
     validator.terminate(Duration::from_secs(10));
     for m in &mut miners {
         m.terminate(Duration::from_secs(10));

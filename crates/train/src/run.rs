@@ -100,7 +100,9 @@ impl RunSpec {
         OuterOptimizer::new(0, self.outer_lr, self.outer_momentum)
             .map_err(|e| TrainError::Config(e.to_string()))?;
         if self.inner.steps == 0 || self.inner.batch == 0 {
-            return Err(TrainError::Config("a round needs at least one step of one window".into()));
+            return Err(TrainError::Config(
+                "a round needs at least one step of one window".into(),
+            ));
         }
         if self.held_out_windows == 0 || self.random_windows == 0 || self.eval_batch == 0 {
             return Err(TrainError::Config(
@@ -196,7 +198,9 @@ impl Checkpoint {
         }
         let version = take(1)?[0];
         if version != VERSION {
-            return Err(bad(format!("version {version}, this build reads {VERSION}")));
+            return Err(bad(format!(
+                "version {version}, this build reads {VERSION}"
+            )));
         }
         let spec_len = u32::from_le_bytes(take(4)?.try_into().expect("4 bytes")) as usize;
         if spec_len > MAX_SPEC_BYTES {

@@ -73,9 +73,14 @@ pub async fn run(
                     pending = None;
                     continue;
                 }
-                let blob_id =
-                    store_blob(&node, &config.hotkey, &p.bytes, &config.cache, config.update_epochs)
-                        .await?;
+                let blob_id = store_blob(
+                    &node,
+                    &config.hotkey,
+                    &p.bytes,
+                    &config.cache,
+                    config.update_epochs,
+                )
+                .await?;
                 let round = p.round;
                 let netuid = config.netuid;
                 match send(&node, &config.hotkey, |f| {
@@ -179,7 +184,9 @@ pub async fn run(
                 });
             }
             Err(e) => {
-                say(format!("round {round}: the commit was refused, skipping the round: {e}"));
+                say(format!(
+                    "round {round}: the commit was refused, skipping the round: {e}"
+                ));
                 skipped_round = Some(round);
             }
         }
@@ -215,12 +222,14 @@ fn load_residual(
     round: u64,
     len: usize,
 ) -> ErrorFeedback {
-    let kept = std::fs::read(residual_path(cache, hotkey)).ok().and_then(|bytes| {
-        let (head, values) = bytes.split_at_checked(8)?;
-        let kept_round = u64::from_le_bytes(head.try_into().ok()?);
-        (round > 0 && kept_round == round - 1)
-            .then(|| ErrorFeedback::from_bytes(values, len))
-            .flatten()
-    });
+    let kept = std::fs::read(residual_path(cache, hotkey))
+        .ok()
+        .and_then(|bytes| {
+            let (head, values) = bytes.split_at_checked(8)?;
+            let kept_round = u64::from_le_bytes(head.try_into().ok()?);
+            (round > 0 && kept_round == round - 1)
+                .then(|| ErrorFeedback::from_bytes(values, len))
+                .flatten()
+        });
     kept.unwrap_or_else(|| ErrorFeedback::new(len))
 }

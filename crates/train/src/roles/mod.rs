@@ -125,7 +125,10 @@ pub async fn store_blob(
     epochs: u64,
 ) -> Result<B256, RoleError> {
     std::fs::create_dir_all(dir).map_err(|e| TrainError::io("create", dir, e))?;
-    let path = dir.join(format!("upload-{}.bin", hex::encode(&Sha256::digest(bytes)[..8])));
+    let path = dir.join(format!(
+        "upload-{}.bin",
+        hex::encode(&Sha256::digest(bytes)[..8])
+    ));
     std::fs::write(&path, bytes).map_err(|e| TrainError::io("write", &path, e))?;
     let stored = publish::put_file(node, signer, &path, epochs, &|_| {}).await;
     let _ = std::fs::remove_file(&path);
@@ -159,9 +162,11 @@ pub async fn load_checkpoint(
             bytes
         }
     };
-    Ok(tokio::task::spawn_blocking(move || Checkpoint::from_bytes(&bytes))
-        .await
-        .map_err(|e| RoleError::Run(format!("reading the checkpoint panicked: {e}")))??)
+    Ok(
+        tokio::task::spawn_blocking(move || Checkpoint::from_bytes(&bytes))
+            .await
+            .map_err(|e| RoleError::Run(format!("reading the checkpoint panicked: {e}")))??,
+    )
 }
 
 fn checkpoint_path(cache: &Path, blob_id: B256) -> PathBuf {

@@ -32,11 +32,11 @@ use super::{
 };
 use crate::corpus::{shard_seed, Corpus};
 use crate::inner::{evaluate, train_inner};
-use crate::sparseloco::ErrorFeedback;
 use crate::round::{aggregate, ScoredUpdate};
 use crate::run::Checkpoint;
 use crate::score::{baseline, score_update, ScoringSets, UpdateScore};
 use crate::sparseloco::CompressedUpdate;
+use crate::sparseloco::ErrorFeedback;
 
 /// What a validator is told.
 pub struct ValidatorConfig {
@@ -126,7 +126,10 @@ pub async fn run(
         tokio::time::sleep(POLL).await;
         let Some(run) = training_run(&node, config.netuid).await? else {
             if !waiting_said {
-                say(format!("subnet {} has no training run yet; waiting", config.netuid));
+                say(format!(
+                    "subnet {} has no training run yet; waiting",
+                    config.netuid
+                ));
                 waiting_said = true;
             }
             continue;
@@ -138,7 +141,10 @@ pub async fn run(
                 let same = entry.checkpoint_hash == last.next_checkpoint_hash;
                 last.verified = Some(same);
                 if same {
-                    say(format!("round {}: the published checkpoint is the one computed here", last.round));
+                    say(format!(
+                        "round {}: the published checkpoint is the one computed here",
+                        last.round
+                    ));
                 } else {
                     say(format!(
                         "round {}: the published checkpoint {} differs from the one computed here ({})",
@@ -203,7 +209,13 @@ async fn validate_round(
     }
     let spec = checkpoint.spec;
     let graph = node.metagraph(config.netuid).await?;
-    let uid_of = |hotkey: &Address| graph.neurons.iter().find(|n| n.hotkey == *hotkey).map(|n| n.uid);
+    let uid_of = |hotkey: &Address| {
+        graph
+            .neurons
+            .iter()
+            .find(|n| n.hotkey == *hotkey)
+            .map(|n| n.uid)
+    };
     // Read every revealed update (bounded by the run's largest update before reading).
     let mut reports = Vec::new();
     let mut readable: Vec<(usize, CompressedUpdate, Vec<u8>)> = Vec::new();
@@ -251,7 +263,12 @@ async fn validate_round(
             let hotkey = run.updates[*at].hotkey;
             let residual = followed.residual(&hotkey, round, n)?;
             let order = keccak256([me.as_slice(), hotkey.as_slice()].concat());
-            Some((!followed.residuals.contains_key(&hotkey), order, i, residual))
+            Some((
+                !followed.residuals.contains_key(&hotkey),
+                order,
+                i,
+                residual,
+            ))
         })
         .collect();
     candidates.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
@@ -275,8 +292,19 @@ async fn validate_round(
         for (i, residual) in reruns {
             let (at, _, bytes) = &readable[i];
             let hotkey = hotkeys[*at];
-            let windows = corpus.shard(hotkey.as_slice(), round, spec.inner.windows_per_round(), window);
-            let outcome = train_inner(spec.model, &checkpoint.params, &spec.inner, &windows, &mut |_, _| {})?;
+            let windows = corpus.shard(
+                hotkey.as_slice(),
+                round,
+                spec.inner.windows_per_round(),
+                window,
+            );
+            let outcome = train_inner(
+                spec.model,
+                &checkpoint.params,
+                &spec.inner,
+                &windows,
+                &mut |_, _| {},
+            )?;
             let mut feedback = ErrorFeedback::from_residual(residual);
             let again = feedback
                 .compress(&outcome.pseudo_gradient, &spec.codec)
@@ -308,7 +336,14 @@ async fn validate_round(
             update
                 .decode_into(&mut dense)
                 .map_err(|e| crate::TrainError::Config(e.to_string()))?;
-            let score = score_update(spec.model, &checkpoint.params, &dense, &b, &sets, &spec.scoring)?;
+            let score = score_update(
+                spec.model,
+                &checkpoint.params,
+                &dense,
+                &b,
+                &sets,
+                &spec.scoring,
+            )?;
             scores.push((*at, score));
         }
         let held_out_before = match base {
@@ -336,16 +371,37 @@ async fn validate_round(
             params: outcome.checkpoint,
         };
         let held_out_after = evaluate(spec.model, &next.params, &held_out, spec.eval_batch)?;
-        let accepted: Vec<Address> = outcome.accepted.iter().map(|h| Address::from_slice(h)).collect();
-        let copies: Vec<Address> = outcome.copies.iter().map(|h| Address::from_slice(h)).collect();
-        Ok::<_, crate::TrainError>((scores, accepted, copies, next, held_out_before, held_out_after, rerun_results))
+        let accepted: Vec<Address> = outcome
+            .accepted
+            .iter()
+            .map(|h| Address::from_slice(h))
+            .collect();
+        let copies: Vec<Address> = outcome
+            .copies
+            .iter()
+            .map(|h| Address::from_slice(h))
+            .collect();
+        Ok::<_, crate::TrainError>((
+            scores,
+            accepted,
+            copies,
+            next,
+            held_out_before,
+            held_out_after,
+            rerun_results,
+        ))
     })
     .await
     .map_err(|e| RoleError::Run(format!("scoring panicked: {e}")))??;
     let (scores, accepted, copies, next, held_out_before, held_out_after, rerun_results) = computed;
     // What the next round's re-runs start from.
     followed.round = Some(round);
-    followed.revealed = run.updates.iter().filter(|u| u.blob_id.is_some()).map(|u| u.hotkey).collect();
+    followed.revealed = run
+        .updates
+        .iter()
+        .filter(|u| u.blob_id.is_some())
+        .map(|u| u.hotkey)
+        .collect();
     followed.residuals.clear();
     for (at, same, residual) in rerun_results {
         reports[at].rerun = Some(same);
@@ -430,8 +486,19 @@ async fn publish(
     bytes: &[u8],
     say: &Say,
 ) -> Result<B256, RoleError> {
-    let blob = store_blob(node, &config.hotkey, bytes, &config.cache, config.checkpoint_epochs).await?;
-    let accepted = report.updates.iter().filter(|u| u.verdict == "accepted").count() as u64;
+    let blob = store_blob(
+        node,
+        &config.hotkey,
+        bytes,
+        &config.cache,
+        config.checkpoint_epochs,
+    )
+    .await?;
+    let accepted = report
+        .updates
+        .iter()
+        .filter(|u| u.verdict == "accepted")
+        .count() as u64;
     let (netuid, round, hash) = (config.netuid, report.round, report.next_checkpoint_hash);
     send(node, &config.hotkey, |f| {
         TxKind::PublishTrainingCheckpoint(PublishTrainingCheckpoint {
@@ -446,7 +513,10 @@ async fn publish(
         })
     })
     .await?;
-    say(format!("round {round}: published checkpoint {blob} for round {}", round + 1));
+    say(format!(
+        "round {round}: published checkpoint {blob} for round {}",
+        round + 1
+    ));
     Ok(blob)
 }
 
@@ -454,7 +524,8 @@ async fn publish(
 fn decode(bytes: &[u8], spec: &crate::run::RunSpec) -> Result<CompressedUpdate, String> {
     let n = spec.model.parameter_count() as u64;
     let update = CompressedUpdate::from_bytes(bytes, n).map_err(|e| e.to_string())?;
-    if update.len() != n || update.chunk() != spec.codec.chunk || update.top_k() != spec.codec.top_k {
+    if update.len() != n || update.chunk() != spec.codec.chunk || update.top_k() != spec.codec.top_k
+    {
         return Err(format!(
             "{} values in chunks of {} keeping {}; the run's model has {n} in chunks of {} keeping {}",
             update.len(),
