@@ -256,7 +256,8 @@ async fn start(args: StartArgs) -> Result<()> {
         .await
         .map_err(|e| anyhow!("{e} (is the node at {} running?)", args.target.rpc))?;
     let netuid = args.target.netuid;
-    let timing = roles::RunTiming {
+    let setup = roles::RunSetup {
+        aggregator,
         round_blocks: args.round_blocks,
         reveal_blocks: args.reveal_blocks,
         epochs: args.epochs,
@@ -266,8 +267,7 @@ async fn start(args: StartArgs) -> Result<()> {
         &owner,
         netuid,
         spec,
-        aggregator,
-        timing,
+        setup,
         &cache(&args.target)?,
         &say(),
     )

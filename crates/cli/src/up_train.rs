@@ -12,7 +12,7 @@ use alloy_primitives::U256;
 use alloy_signer_local::PrivateKeySigner;
 use anyhow::{bail, Context as _, Result};
 use mycel_client::NodeClient;
-use mycel_train::roles::{self, miner, validator, RunTiming, Say};
+use mycel_train::roles::{self, miner, validator, RunSetup, Say};
 use mycel_train::run::RunSpec;
 use mycel_types::tx::{RegisterSubnet, SetSubnetParams};
 use mycel_types::{Token, Transfer, TxKind};
@@ -119,7 +119,8 @@ async fn run(plan: &TrainPlan, mut stopping: watch::Receiver<bool>) -> Result<()
         );
         // The roles are ready before the first round's clock starts.
         if roles::training_run(&node, netuid).await?.is_none() {
-            let timing = RunTiming {
+            let setup = RunSetup {
+                aggregator: validator_key.address(),
                 round_blocks: ROUND_BLOCKS,
                 reveal_blocks: REVEAL_BLOCKS,
                 epochs: 8,
@@ -129,8 +130,7 @@ async fn run(plan: &TrainPlan, mut stopping: watch::Receiver<bool>) -> Result<()
                 &owner,
                 netuid,
                 RunSpec::tiny(),
-                validator_key.address(),
-                timing,
+                setup,
                 &plan.dir,
                 &say,
             )

@@ -182,9 +182,11 @@ pub fn b256(hash: [u8; 32]) -> B256 {
     B256::from(hash)
 }
 
-/// How a run is timed, and how long its first checkpoint is stored.
+/// Who publishes a run's checkpoints, how its rounds are timed, and how long its first
+/// checkpoint is stored.
 #[derive(Debug, Clone, Copy)]
-pub struct RunTiming {
+pub struct RunSetup {
+    pub aggregator: alloy_primitives::Address,
     pub round_blocks: u64,
     pub reveal_blocks: u64,
     /// Storage epochs the first checkpoint is paid for.
@@ -198,8 +200,7 @@ pub async fn start_run(
     owner: &PrivateKeySigner,
     netuid: u16,
     spec: crate::run::RunSpec,
-    aggregator: alloy_primitives::Address,
-    timing: RunTiming,
+    setup: RunSetup,
     dir: &Path,
     say: &Say,
 ) -> Result<B256, RoleError> {
@@ -213,7 +214,7 @@ pub async fn start_run(
     .await
     .map_err(|e| RoleError::Run(format!("building the checkpoint panicked: {e}")))??;
     say(format!("storing it as a blob ({} bytes)…", bytes.len()));
-    let blob = store_blob(node, owner, &bytes, dir, timing.epochs).await?;
+    let blob = store_blob(node, owner, &bytes, dir, setup.epochs).await?;
     send(node, owner, |f| {
         TxKind::StartTrainingRun(mycel_types::tx::StartTrainingRun {
             from: f.from,
@@ -221,9 +222,9 @@ pub async fn start_run(
             checkpoint: blob,
             checkpointHash: b256(hash),
             spec: b256(spec.hash()),
-            aggregator,
-            roundBlocks: timing.round_blocks,
-            revealBlocks: timing.reveal_blocks,
+            aggregator: setup.aggregator,
+            roundBlocks: setup.round_blocks,
+            revealBlocks: setup.reveal_blocks,
             nonce: f.nonce,
             fee: f.fee,
         })

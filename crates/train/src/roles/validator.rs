@@ -271,7 +271,7 @@ async fn validate_round(
             ))
         })
         .collect();
-    candidates.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    candidates.sort_by_key(|c| (c.0, c.1));
     candidates.truncate(config.rerun);
     let reruns: Vec<(usize, Vec<f32>)> = candidates.into_iter().map(|c| (c.2, c.3)).collect();
     // Re-run, score each readable update alone, then aggregate (CPU work, off the async threads).
