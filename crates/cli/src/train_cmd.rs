@@ -10,7 +10,7 @@ use mycel_client::NodeClient;
 use mycel_train::roles::{self, miner, validator, Say};
 use mycel_train::run::RunSpec;
 
-use crate::keys::{KeystoreArgs, PasswordArgs};
+use crate::signer::SignerArgs;
 
 #[derive(Debug, Subcommand)]
 pub enum TrainCommand {
@@ -54,28 +54,12 @@ pub struct Target {
     pub cache: Option<PathBuf>,
 }
 
-/// The key that signs.
-#[derive(Debug, Args)]
-pub struct KeyArgs {
-    /// The signing key (a hotkey for the roles, the subnet owner's coldkey for `start`): a key
-    /// name in the keystore or a keystore file.
-    #[arg(long, value_name = "FILE|NAME")]
-    pub key: Option<String>,
-    /// Use development account N (0-9) of the public devnet mnemonic. Devnets only.
-    #[arg(long, value_name = "N")]
-    pub dev_account: Option<u32>,
-    #[command(flatten)]
-    pub keystore: KeystoreArgs,
-    #[command(flatten)]
-    pub password: PasswordArgs,
-}
-
 #[derive(Debug, Args)]
 pub struct StartArgs {
     #[command(flatten)]
     pub target: Target,
     #[command(flatten)]
-    pub key: KeyArgs,
+    pub key: SignerArgs,
     /// The run: `tiny` (3.3M parameters, seconds a round) or `subnet` (15.8M).
     #[arg(long, default_value = "tiny")]
     pub run: String,
@@ -108,7 +92,7 @@ pub struct RoleArgs {
     #[command(flatten)]
     pub target: Target,
     #[command(flatten)]
-    pub key: KeyArgs,
+    pub key: SignerArgs,
     /// Stop after N rounds [default: run until interrupted].
     #[arg(long, value_name = "N")]
     pub rounds: Option<u64>,
@@ -212,15 +196,9 @@ fn cache(target: &Target) -> Result<PathBuf> {
     Ok(base.join(format!("subnet-{}", target.netuid)))
 }
 
-fn signer(key: &KeyArgs, what: &str) -> Result<alloy_signer_local::PrivateKeySigner> {
-    crate::signer::resolve(
-        key.key.as_deref(),
-        key.dev_account,
-        "--dev-account",
-        &key.keystore,
-        &key.password,
-    )?
-    .ok_or_else(|| anyhow!("say which key signs as {what}: --key FILE|NAME or --dev-account N"))
+fn signer(key: &SignerArgs, what: &str) -> Result<alloy_signer_local::PrivateKeySigner> {
+    key.load_if_given()?
+        .ok_or_else(|| anyhow!("say which key signs as {what}: --key FILE|NAME or --dev-account N"))
 }
 
 fn say() -> Say {

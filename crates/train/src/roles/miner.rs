@@ -16,7 +16,7 @@ use mycel_client::NodeClient;
 use mycel_types::tx::{CommitTrainingUpdate, RevealTrainingUpdate};
 use mycel_types::TxKind;
 
-use super::{height, load_checkpoint, send, store_blob, training_run, RoleError, Say, POLL};
+use super::{height, load_checkpoint, send, store_blob, wait_for_run, RoleError, Say};
 use crate::corpus::Corpus;
 use crate::inner::train_inner;
 use crate::sparseloco::ErrorFeedback;
@@ -53,15 +53,7 @@ pub async fn run(
     let mut waiting_said = false;
     let mut skipped_round = None;
     loop {
-        tokio::time::sleep(POLL).await;
-        let Some(run) = training_run(&node, config.netuid).await? else {
-            if !waiting_said {
-                say(format!(
-                    "subnet {} has no training run yet; waiting for its owner to start one",
-                    config.netuid
-                ));
-                waiting_said = true;
-            }
+        let Some(run) = wait_for_run(&node, config.netuid, &mut waiting_said, &say).await? else {
             continue;
         };
         let now = height(&node).await?;

@@ -69,6 +69,24 @@ pub fn use_threads(threads: usize) -> Result<(), RoleError> {
         .map_err(|e| RoleError::Run(format!("cannot set up {threads} compute threads: {e}")))
 }
 
+/// Waits for the subnet's run, saying once that there is none yet.
+pub async fn wait_for_run(
+    node: &NodeClient,
+    netuid: u16,
+    said: &mut bool,
+    say: &Say,
+) -> Result<Option<api::TrainingRun>, RoleError> {
+    tokio::time::sleep(POLL).await;
+    let run = training_run(node, netuid).await?;
+    if run.is_none() && !*said {
+        say(format!(
+            "subnet {netuid} has no training run yet; waiting for its owner to start one"
+        ));
+        *said = true;
+    }
+    Ok(run)
+}
+
 /// The latest finalized height.
 pub async fn height(node: &NodeClient) -> Result<u64, RoleError> {
     Ok(node.status().await?.height)

@@ -27,8 +27,8 @@ use mycel_types::TxKind;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    b256, fetch_blob, height, load_checkpoint, send, store_blob, training_run, RoleError, Say,
-    POLL, TX_TIMEOUT,
+    b256, fetch_blob, height, load_checkpoint, send, store_blob, wait_for_run, RoleError, Say,
+    TX_TIMEOUT,
 };
 use crate::corpus::{shard_seed, Corpus};
 use crate::inner::{evaluate, train_inner};
@@ -123,15 +123,7 @@ pub async fn run(
     let mut followed = Followed::default();
     let mut waiting_said = false;
     loop {
-        tokio::time::sleep(POLL).await;
-        let Some(run) = training_run(&node, config.netuid).await? else {
-            if !waiting_said {
-                say(format!(
-                    "subnet {} has no training run yet; waiting",
-                    config.netuid
-                ));
-                waiting_said = true;
-            }
+        let Some(run) = wait_for_run(&node, config.netuid, &mut waiting_said, &say).await? else {
             continue;
         };
         // A round this validator computed and someone else publishes: compare.
