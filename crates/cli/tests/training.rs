@@ -515,3 +515,51 @@ fn three_miners_and_a_validator_train_through_bad_updates_a_leaving_miner_and_a_
         m.terminate(Duration::from_secs(10));
     }
 }
+
+/// `mycel up --train`: the devnet's own training subnet runs rounds by itself, its validator
+/// accepting both miners' updates and re-running one of them to the same bytes.
+#[test]
+fn mycel_up_train_runs_rounds_on_its_own() {
+    let devnet = Devnet::start_with(DevnetOptions {
+        storage_nodes: 4,
+        start_timeout: Duration::from_secs(180),
+        ..DevnetOptions::default().args(&["--train"])
+    });
+    let report = devnet.data_dir().join("train/validator-report.json");
+    let deadline = Instant::now() + Duration::from_secs(400);
+    let round0 = loop {
+        let reports: Vec<serde_json::Value> = std::fs::read(&report)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default();
+        if let Some(r) = reports
+            .into_iter()
+            .find(|r| r["round"] == 0 && r["published"].is_string())
+        {
+            break r;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no round published:\n{}",
+            devnet.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let updates = round0["updates"].as_array().unwrap();
+    assert_eq!(updates.len(), 2, "{round0}");
+    assert!(
+        updates.iter().all(|u| u["verdict"] == "accepted"),
+        "{round0}"
+    );
+    assert_eq!(
+        updates.iter().filter(|u| u["rerun"] == true).count(),
+        1,
+        "{round0}"
+    );
+    assert!(
+        round0["held_out_after"].as_f64() < round0["held_out_before"].as_f64(),
+        "{round0}"
+    );
+    let status = devnet.ok(&["train", "status", "--netuid", "1"]);
+    assert!(status.contains("round        1"), "{status}");
+}
