@@ -23,9 +23,24 @@ use rayon::prelude::*;
 
 type CResult<T> = candle_core::Result<T>;
 
+mod product;
+
+use product::Rows;
+
 /// A·B for A (…, m, k) and B (…, k, n) with the same leading dimensions, in fixed order.
 pub fn matmul(a: &Tensor, b: &Tensor) -> CResult<Tensor> {
-    a.contiguous()?.apply_op2(&b.contiguous()?, MatMul)
+    rows_or_columns(a)?.apply_op2(&rows_or_columns(b)?, MatMul)
+}
+
+/// `t` itself if its last two dimensions are stored row- or column-major over a contiguous
+/// buffer (the kernels read both), otherwise a contiguous copy.
+fn rows_or_columns(t: &Tensor) -> CResult<Tensor> {
+    let r = t.rank();
+    if t.is_contiguous() || (r >= 2 && t.transpose(r - 2, r - 1)?.is_contiguous()) {
+        Ok(t.clone())
+    } else {
+        t.contiguous()
+    }
 }
 
 /// x·wᵀ for x (…, in) and w (out, in): a linear layer.
@@ -53,6 +68,20 @@ fn f32_slice<'a>(storage: &'a CpuStorage, layout: &Layout) -> CResult<&'a [f32]>
     }
 }
 
+/// A product's operand: its values, and whether its last two dimensions are stored
+/// column-major (the transpose of a contiguous tensor) rather than row-major.
+fn operand<'a>(storage: &'a CpuStorage, layout: &Layout) -> CResult<(&'a [f32], bool)> {
+    if layout.is_contiguous() {
+        return Ok((f32_slice(storage, layout)?, false));
+    }
+    let r = layout.dims().len();
+    let swapped = match r >= 2 {
+        true => layout.transpose(r - 2, r - 1)?,
+        false => candle_core::bail!("exact matmul of a tensor of rank {r}"),
+    };
+    Ok((f32_slice(storage, &swapped)?, true))
+}
+
 impl CustomOp2 for MatMul {
     fn name(&self) -> &'static str {
         "exact-matmul"
@@ -65,25 +94,38 @@ impl CustomOp2 for MatMul {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> CResult<(CpuStorage, Shape)> {
-        let (a, b) = (f32_slice(s1, l1)?, f32_slice(s2, l2)?);
         let (da, db) = (l1.dims(), l2.dims());
         let r = da.len();
         if r < 2 || db.len() != r || da[..r - 2] != db[..r - 2] || da[r - 1] != db[r - 2] {
             candle_core::bail!("exact matmul of shapes {da:?} and {db:?}");
         }
+        let ((a, a_columns), (b, b_columns)) = (operand(s1, l1)?, operand(s2, l2)?);
         let (m, k, n) = (da[r - 2], da[r - 1], db[r - 1]);
         let batch: usize = da[..r - 2].iter().product();
         let mut out = vec![0f32; batch * m * n];
-        let mut bt = vec![0f32; n * k];
         for i in 0..batch {
-            transpose(&b[i * k * n..(i + 1) * k * n], k, n, &mut bt);
-            product_nt(
-                &a[i * m * k..(i + 1) * m * k],
-                &bt,
+            let a = &a[i * m * k..(i + 1) * m * k];
+            let b = &b[i * k * n..(i + 1) * k * n];
+            // A's rows are its rows when stored row-major; Bᵀ's rows are B's columns, which
+            // are rows of the buffer when B is stored column-major
+            let a = if a_columns {
+                Rows::Transposed(a)
+            } else {
+                Rows::Direct(a)
+            };
+            let bt = if b_columns {
+                Rows::Direct(b)
+            } else {
+                Rows::Transposed(b)
+            };
+            product::product(
+                a,
+                bt,
                 &mut out[i * m * n..(i + 1) * m * n],
                 m,
                 n,
                 k,
+                uses_avx(),
             );
         }
         let mut shape = da.to_vec();
@@ -100,36 +142,11 @@ impl CustomOp2 for MatMul {
     ) -> CResult<(Option<Tensor>, Option<Tensor>)> {
         let r = a.rank();
         let grad_a = matmul(grad, &b.transpose(r - 2, r - 1)?)?;
-        let grad_b = matmul(&a.transpose(r - 2, r - 1)?, grad)?;
+        // (gradᵀ·a)ᵀ rather than aᵀ·grad: the same products (x·y = y·x) summed in the same
+        // order, computed with the long dimension as rows, which the threads split
+        let grad_b = matmul(&grad.transpose(r - 2, r - 1)?, a)?.transpose(r - 2, r - 1)?;
         Ok((Some(grad_a), Some(grad_b)))
     }
-}
-
-/// `src` (rows × cols) into `dst` (cols × rows).
-fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
-    for r in 0..rows {
-        for c in 0..cols {
-            dst[c * rows + r] = src[r * cols + c];
-        }
-    }
-}
-
-/// Rows of B at a time that stay in cache while every row of A passes over them.
-const COLUMN_BLOCK: usize = 32;
-
-/// c (m × n) = a (m × k) · btᵀ, bt (n × k) row-major; rows of c split across threads.
-fn product_nt(a: &[f32], bt: &[f32], c: &mut [f32], m: usize, n: usize, k: usize) {
-    if m == 0 || n == 0 {
-        return;
-    }
-    let rows_per_task = (m / (4 * rayon::current_num_threads().max(1))).clamp(1, 64);
-    c.par_chunks_mut(rows_per_task * n)
-        .enumerate()
-        .for_each(|(task, rows)| {
-            let first = task * rows_per_task;
-            let a_rows = &a[first * k..(first + rows.len() / n) * k];
-            rows_nt(a_rows, bt, rows, n, k);
-        });
 }
 
 /// Whether the products use AVX: where the CPU has it, unless `MYCEL_TRAIN_SIMD=portable` (read
@@ -147,38 +164,9 @@ pub fn uses_avx() -> bool {
     })
 }
 
-fn rows_nt(a: &[f32], bt: &[f32], c: &mut [f32], n: usize, k: usize) {
-    #[cfg(target_arch = "x86_64")]
-    if uses_avx() {
-        // SAFETY: the CPU has AVX (checked above); the function is the same code compiled for it.
-        unsafe { rows_nt_avx(a, bt, c, n, k) };
-        return;
-    }
-    rows_nt_portable(a, bt, c, n, k);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx")]
-unsafe fn rows_nt_avx(a: &[f32], bt: &[f32], c: &mut [f32], n: usize, k: usize) {
-    rows_nt_portable(a, bt, c, n, k)
-}
-
-#[inline(always)]
-fn rows_nt_portable(a: &[f32], bt: &[f32], c: &mut [f32], n: usize, k: usize) {
-    let m = c.len() / n;
-    for j0 in (0..n).step_by(COLUMN_BLOCK) {
-        let j1 = (j0 + COLUMN_BLOCK).min(n);
-        for i in 0..m {
-            let a_row = &a[i * k..(i + 1) * k];
-            for j in j0..j1 {
-                c[i * n + j] = dot(a_row, &bt[j * k..(j + 1) * k]);
-            }
-        }
-    }
-}
-
-/// The fixed-order dot product (see the module's doc).
-#[inline(always)]
+/// The fixed-order dot product (see the module's doc): the specification the tiled kernels of
+/// [`product`] are tested against.
+#[cfg(test)]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut lanes = [0f32; 8];
     let whole = a.len() / 8 * 8;
