@@ -2,8 +2,8 @@
 //! nodes, a subnet whose owner starts a run of the tiny model, three `mycel train miner`s and one
 //! `mycel train validator` (the aggregator), and a hostile participant signing its own
 //! transactions: noise, a copy of another miner's commit, a malformed and an oversized update, a
-//! commit for the wrong round and one after the deadline. One miner leaves mid-run, the validator
-//! is killed and restarted; the held-out loss still falls round after round, and the last
+//! commit for the wrong round and one after the deadline. One miner leaves mid-run and another
+//! joins, the validator is killed and restarted; the held-out loss still falls round after round, and the last
 //! checkpoint exports as a GGUF that `mycel model` loads.
 
 use alloy_primitives::{keccak256, B256};
@@ -23,6 +23,8 @@ const HOSTILE: u32 = 2;
 const VALIDATOR: u32 = 4;
 const COPIER: u32 = 5;
 const MINERS: [u32; 3] = [6, 7, 8];
+/// A miner that joins in round 1.
+const LATE_MINER: u32 = 9;
 const ROUND_BLOCKS: u64 = 60;
 const REVEAL_BLOCKS: u64 = 10;
 const ROUNDS: u64 = 3;
@@ -318,6 +320,7 @@ fn three_miners_and_a_validator_train_through_bad_updates_a_leaving_miner_and_a_
     // Round 1: a malformed update (the right size, garbage inside), and one miner leaves.
     net.wait("round 1", 300, &[&validator], |r| r.round == 1);
     miners[2].kill_9();
+    miners.push(net.role("miner", LATE_MINER, &[]));
     let mut malformed = noise.clone();
     malformed[0] ^= 0xff;
     net.commit(&hostile, 1, keccak256(&malformed))
@@ -426,6 +429,10 @@ fn three_miners_and_a_validator_train_through_bad_updates_a_leaving_miner_and_a_
         verdict(1, HOSTILE)
     );
     assert_eq!(verdict(1, MINERS[2]), "absent", "the miner that left");
+    // A miner joining in round 1 starts from a zero residual: accepted, and re-run to its bytes.
+    assert_eq!(verdict(1, LATE_MINER), "accepted", "the miner that joined");
+    assert_eq!(update(1, LATE_MINER).unwrap()["rerun"], true);
+    assert_eq!(verdict(2, LATE_MINER), "accepted");
     assert!(
         verdict(2, HOSTILE).starts_with("unreadable") && verdict(2, HOSTILE).contains("over"),
         "{}",
@@ -525,6 +532,45 @@ fn mycel_up_train_runs_rounds_on_its_own() {
         start_timeout: Duration::from_secs(180),
         ..DevnetOptions::default().args(&["--train"])
     });
+    // A second validator, not the aggregator: it computes every checkpoint itself and compares
+    // it with the published one. It joins once the run exists.
+    let dir = TestDir::new();
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while !devnet
+        .mycel(&["train", "status", "--netuid", "1"])
+        .status
+        .success()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no training run:\n{}",
+            devnet.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let checker_report = dir.join("checker.json");
+    let args: Vec<String> = [
+        "train",
+        "validator",
+        "--netuid",
+        "1",
+        "--dev-account",
+        "8",
+        "--rpc",
+        devnet.rpc(),
+        "--threads",
+        "1",
+        "--rerun",
+        "0",
+        "--report",
+        &checker_report.display().to_string(),
+        "--cache",
+        &dir.join("cache").display().to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut checker = Proc::mycel("train validator 8", &args, "warn", &dir.join("checker.log"));
     let report = devnet.data_dir().join("train/validator-report.json");
     let deadline = Instant::now() + Duration::from_secs(400);
     let round0 = loop {
@@ -562,4 +608,30 @@ fn mycel_up_train_runs_rounds_on_its_own() {
     );
     let status = devnet.ok(&["train", "status", "--netuid", "1"]);
     assert!(status.contains("round        1"), "{status}");
+    // The second validator's checkpoint for round 0 is the published one, bit for bit.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let checked = loop {
+        let reports: Vec<serde_json::Value> = std::fs::read(&checker_report)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default();
+        if let Some(r) = reports
+            .into_iter()
+            .find(|r| r["round"] == 0 && !r["verified"].is_null())
+        {
+            break r;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the second validator did not check round 0:\n{}",
+            checker.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(checked["verified"], true, "{checked}");
+    assert_eq!(
+        checked["next_checkpoint_hash"],
+        round0["next_checkpoint_hash"]
+    );
+    checker.terminate(Duration::from_secs(10));
 }
