@@ -40,33 +40,76 @@ struct Pending {
     residual: ErrorFeedback,
 }
 
-/// Mines until `config.rounds` are done; the caller stops it earlier by dropping the future.
+/// What a miner carries from one look at the chain to the next.
+#[derive(Default)]
+struct State {
+    pending: Option<Pending>,
+    done: u64,
+    waiting_said: bool,
+    skipped_round: Option<u64>,
+}
+
+/// Mines until `config.rounds` are done; the caller stops it earlier by dropping the future. A
+/// node or storage failure is said and tried again; the update in hand is kept.
 pub async fn run(
     node: NodeClient,
     config: MinerConfig,
     corpus: Arc<Corpus>,
     say: Say,
 ) -> Result<(), RoleError> {
-    let me = config.hotkey.address();
-    let mut pending: Option<Pending> = None;
-    let mut done = 0u64;
-    let mut waiting_said = false;
-    let mut skipped_round = None;
+    let mut state = State::default();
     loop {
-        let Some(run) = wait_for_run(&node, config.netuid, &mut waiting_said, &say).await? else {
+        match mine(&node, &config, &corpus, &say, &mut state).await {
+            Ok(()) => return Ok(()),
+            Err(e) => super::after_error(&say, e).await?,
+        }
+    }
+}
+
+async fn mine(
+    node: &NodeClient,
+    config: &MinerConfig,
+    corpus: &Arc<Corpus>,
+    say: &Say,
+    state: &mut State,
+) -> Result<(), RoleError> {
+    let me = config.hotkey.address();
+    let State {
+        pending,
+        done,
+        waiting_said,
+        skipped_round,
+    } = state;
+    loop {
+        let Some(run) = wait_for_run(node, config.netuid, waiting_said, say).await? else {
             continue;
         };
-        let now = height(&node).await?;
+        let now = height(node).await?;
         let mine = run.updates.iter().find(|u| u.hotkey == me);
+        if pending.as_ref().is_some_and(|p| p.round != run.round) {
+            say("the round ended before this miner's update was revealed".into());
+            *pending = None;
+        }
         // Reveal: after the deadline, within the window.
-        if let Some(p) = pending.as_ref().filter(|p| p.round == run.round) {
+        if let Some(p) = pending.as_ref() {
+            if mine.is_some_and(|u| u.blob_id.is_some()) {
+                // Revealed by an attempt whose answer was lost: the residual carries on.
+                save_residual(&config.cache, &me, p.round, &p.residual)?;
+                *done += 1;
+                *pending = None;
+                if config.rounds.is_some_and(|r| *done >= r) {
+                    return Ok(());
+                }
+                continue;
+            }
             if now > run.deadline {
-                if now > run.reveal_end || mine.is_some_and(|u| u.blob_id.is_some()) {
-                    pending = None;
+                if now > run.reveal_end {
+                    say(format!("round {}: the reveal window closed first", p.round));
+                    *pending = None;
                     continue;
                 }
                 let blob_id = store_blob(
-                    &node,
+                    node,
                     &config.hotkey,
                     &p.bytes,
                     &config.cache,
@@ -75,7 +118,7 @@ pub async fn run(
                 .await?;
                 let round = p.round;
                 let netuid = config.netuid;
-                match send(&node, &config.hotkey, |f| {
+                match send(node, &config.hotkey, |f| {
                     TxKind::RevealTrainingUpdate(RevealTrainingUpdate {
                         from: f.from,
                         netuid,
@@ -93,23 +136,24 @@ pub async fn run(
                             p.bytes.len()
                         ));
                         save_residual(&config.cache, &me, round, &p.residual)?;
-                        done += 1;
+                        *done += 1;
+                        *pending = None;
+                        if config.rounds.is_some_and(|r| *done >= r) {
+                            return Ok(());
+                        }
                     }
-                    Err(e) => say(format!("round {round}: the reveal was refused: {e}")),
-                }
-                pending = None;
-                if config.rounds.is_some_and(|r| done >= r) {
-                    return Ok(());
+                    // Refused or not heard back: the next look at the chain tells which.
+                    Err(e) => say(format!("round {round}: revealing: {e}")),
                 }
             }
             continue;
         }
         // Train: a round this miner has not committed to, before its deadline.
-        if mine.is_some() || now > run.deadline || skipped_round == Some(run.round) {
+        if mine.is_some() || now > run.deadline || *skipped_round == Some(run.round) {
             continue;
         }
         let checkpoint = load_checkpoint(
-            &node,
+            node,
             run.checkpoint,
             run.checkpoint_hash,
             super::MAX_CHECKPOINT_BYTES,
@@ -151,7 +195,7 @@ pub async fn run(
         let last = losses.last().copied().unwrap_or(f32::NAN);
         let update_hash: B256 = keccak256(&bytes);
         let netuid = config.netuid;
-        match send(&node, &config.hotkey, |f| {
+        match send(node, &config.hotkey, |f| {
             TxKind::CommitTrainingUpdate(CommitTrainingUpdate {
                 from: f.from,
                 netuid,
@@ -169,7 +213,7 @@ pub async fn run(
                     started.elapsed().as_secs_f32(),
                     bytes.len()
                 ));
-                pending = Some(Pending {
+                *pending = Some(Pending {
                     round,
                     bytes,
                     residual,
@@ -179,7 +223,7 @@ pub async fn run(
                 say(format!(
                     "round {round}: the commit was refused, skipping the round: {e}"
                 ));
-                skipped_round = Some(round);
+                *skipped_round = Some(round);
             }
         }
     }

@@ -48,6 +48,31 @@ pub enum RoleError {
     Run(String),
 }
 
+impl RoleError {
+    /// The node or blob storage failed or said no: worth trying again later (a role says so
+    /// and goes on, keeping what it holds). Anything else stops the role.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            RoleError::Node(_) | RoleError::Blob(_) | RoleError::Chain(_)
+        )
+    }
+}
+
+/// How long a role waits after a transient error before trying again.
+pub const RETRY: Duration = Duration::from_secs(2);
+
+/// After a role's error: a transient one is said and waited out ([`RETRY`]) so the role can
+/// go on; any other is returned.
+pub async fn after_error(say: &Say, error: RoleError) -> Result<(), RoleError> {
+    if !error.is_transient() {
+        return Err(error);
+    }
+    say(format!("{error}; trying again in {} s", RETRY.as_secs()));
+    tokio::time::sleep(RETRY).await;
+    Ok(())
+}
+
 /// The subnet's training run, or `None` if it has none yet.
 pub async fn training_run(
     node: &NodeClient,

@@ -118,12 +118,58 @@ pub async fn run(
     corpus: Arc<Corpus>,
     say: Say,
 ) -> Result<Vec<RoundReport>, RoleError> {
-    let me = config.hotkey.address();
-    let mut reports: Vec<RoundReport> = Vec::new();
-    let mut followed = Followed::default();
-    let mut waiting_said = false;
+    let mut state = State::default();
     loop {
-        let Some(run) = wait_for_run(&node, config.netuid, &mut waiting_said, &say).await? else {
+        match validate(&node, &config, &corpus, &say, &mut state).await {
+            Ok(()) => return Ok(state.reports),
+            Err(e) => super::after_error(&say, e).await?,
+        }
+    }
+}
+
+/// What a validator carries from one look at the chain to the next.
+#[derive(Default)]
+struct State {
+    reports: Vec<RoundReport>,
+    followed: Followed,
+    waiting_said: bool,
+    /// The aggregator's next checkpoint until it is published.
+    unpublished: Option<Vec<u8>>,
+}
+
+/// Publishes the aggregator's pending checkpoint for the last reported round.
+async fn publish_pending(
+    node: &NodeClient,
+    config: &ValidatorConfig,
+    reports: &mut [RoundReport],
+    unpublished: &mut Option<Vec<u8>>,
+    say: &Say,
+) -> Result<(), RoleError> {
+    let (Some(last), Some(bytes)) = (reports.last_mut(), unpublished.as_ref()) else {
+        return Ok(());
+    };
+    last.published = Some(publish(node, config, last, bytes, say).await?);
+    last.verified = Some(true);
+    *unpublished = None;
+    write_report(config, reports)
+}
+
+async fn validate(
+    node: &NodeClient,
+    config: &ValidatorConfig,
+    corpus: &Arc<Corpus>,
+    say: &Say,
+    state: &mut State,
+) -> Result<(), RoleError> {
+    let me = config.hotkey.address();
+    let State {
+        reports,
+        followed,
+        waiting_said,
+        unpublished,
+    } = state;
+    loop {
+        let Some(run) = wait_for_run(node, config.netuid, waiting_said, say).await? else {
             continue;
         };
         // A round this validator computed and someone else publishes: compare.
@@ -143,31 +189,33 @@ pub async fn run(
                         last.round, entry.checkpoint_hash, last.next_checkpoint_hash
                     ));
                 }
-                write_report(&config, &reports)?;
+                write_report(config, reports)?;
                 if config.rounds.is_some_and(|r| reports.len() as u64 >= r) {
-                    return Ok(reports);
+                    return Ok(());
                 }
             }
         }
-        let now = height(&node).await?;
+        // A checkpoint computed here and not yet published (the last attempt failed).
+        if unpublished.is_some() && reports.last().is_some_and(|r| r.round == run.round) {
+            publish_pending(node, config, reports, unpublished, say).await?;
+            continue;
+        }
+        let now = height(node).await?;
         if now <= run.reveal_end || reports.last().is_some_and(|r| r.round >= run.round) {
             continue;
         }
-        let (report, next) =
-            validate_round(&node, &config, &run, &corpus, &mut followed, &say).await?;
+        let (report, next) = validate_round(node, config, &run, corpus, followed, say).await?;
         let aggregator = run.aggregator == me;
         reports.push(report);
         // The report is written before the checkpoint is published: whoever sees the next round
         // begin finds this one's verdicts.
-        write_report(&config, &reports)?;
+        write_report(config, reports)?;
         if aggregator {
-            let last = reports.last_mut().expect("just pushed");
-            last.published = Some(publish(&node, &config, last, &next, &say).await?);
-            last.verified = Some(true);
-            write_report(&config, &reports)?;
+            *unpublished = Some(next);
+            publish_pending(node, config, reports, unpublished, say).await?;
         }
         if aggregator && config.rounds.is_some_and(|r| reports.len() as u64 >= r) {
-            return Ok(reports);
+            return Ok(());
         }
     }
 }
