@@ -439,20 +439,7 @@ fn three_miners_and_a_validator_train_through_bad_updates_a_leaving_miner_and_a_
         verdict(2, HOSTILE)
     );
     // Weights go to accepted updates only.
-    let uid = |dev: u32| {
-        reports[0]["updates"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|u| {
-                u["hotkey"]
-                    .as_str()
-                    .unwrap()
-                    .eq_ignore_ascii_case(&dev_address(dev).to_string())
-            })
-            .and_then(|u| u["uid"].as_u64())
-            .unwrap()
-    };
+    let uid = |dev: u32| update(0, dev).and_then(|u| u["uid"].as_u64()).unwrap();
     let weighted: Vec<u64> = reports[0]["weights"]
         .as_array()
         .unwrap()

@@ -22,7 +22,7 @@ use std::ops::ControlFlow;
 
 use candle_core::backprop::GradStore;
 use candle_core::{Device, Tensor};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use candle_nn::{AdamW, Optimizer};
 
 use crate::inner::{keep_freed_memory, InnerConfig};
 use crate::model::{windows_tensor, Model, ModelConfig, Params};
@@ -74,16 +74,7 @@ impl DataParallel {
         }
         keep_freed_memory();
         let params = Params::from_flat(model, start)?;
-        let optimizer = AdamW::new(
-            params.vars(),
-            ParamsAdamW {
-                lr: config.lr,
-                beta1: config.beta1,
-                beta2: config.beta2,
-                eps: config.eps,
-                weight_decay: config.weight_decay,
-            },
-        )?;
+        let optimizer = AdamW::new(params.vars(), config.adamw())?;
         Ok(DataParallel {
             params,
             optimizer,

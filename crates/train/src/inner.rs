@@ -42,6 +42,17 @@ impl Default for InnerConfig {
 }
 
 impl InnerConfig {
+    /// candle's AdamW settings for these.
+    pub fn adamw(&self) -> ParamsAdamW {
+        ParamsAdamW {
+            lr: self.lr,
+            beta1: self.beta1,
+            beta2: self.beta2,
+            eps: self.eps,
+            weight_decay: self.weight_decay,
+        }
+    }
+
     /// Windows a miner trains on in a round.
     pub fn windows_per_round(&self) -> usize {
         self.steps * self.batch
@@ -106,16 +117,7 @@ pub fn train_inner_with(
     }
     keep_freed_memory();
     let params = Params::from_flat(model, start)?;
-    let mut optimizer = AdamW::new(
-        params.vars(),
-        ParamsAdamW {
-            lr: config.lr,
-            beta1: config.beta1,
-            beta2: config.beta2,
-            eps: config.eps,
-            weight_decay: config.weight_decay,
-        },
-    )?;
+    let mut optimizer = AdamW::new(params.vars(), config.adamw())?;
     let forward = Model::with_kernels(&params, kernels)?;
     let mut losses = Vec::with_capacity(config.steps);
     for (step, batch) in windows.chunks(config.batch).enumerate() {
